@@ -1,0 +1,284 @@
+//! The engine: one store, its app schema and its observers. Every write validates, updates the
+//! record and its outbox entry in one transaction, then tells observers. Nothing here knows about
+//! UniFFI; `ffi` wraps it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Transaction;
+use serde_json::{Map, Value};
+use tandem_protocol::{is_valid_id, Schema, ValidationError, ValidationReason};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle};
+use crate::outbox::{self, AfterDelete, OutboxEntry};
+use crate::query::{CompiledQuery, Query};
+use crate::records::{self, RecordRow, RecordState};
+use crate::schema;
+use crate::store::Store;
+
+/// The database file inside the data directory for data written while signed out.
+pub const GUEST_DB: &str = "guest.db";
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Creates or replaces a whole document; a missing id is generated (UUID v7).
+    Put { collection: String, id: Option<String>, doc: Value },
+    /// Applies an RFC 7386 JSON merge patch to an existing record.
+    Patch { collection: String, id: String, patch: Value },
+    /// Deletes a record and, through the schema's parents, everything below it.
+    Delete { collection: String, id: String },
+}
+
+pub struct Engine {
+    store: Arc<Store>,
+    schema: Schema,
+    notifier: Notifier,
+}
+
+impl Engine {
+    /// Opens (creating when missing) the store in `data_dir` for `schema_json`.
+    pub fn open(data_dir: &Path, schema_json: &str) -> Result<Self> {
+        let schema = Schema::from_json(schema_json)?;
+        std::fs::create_dir_all(data_dir)?;
+        let store = Arc::new(Store::open(&data_dir.join(GUEST_DB))?);
+        store.write(|tx| schema::install(tx, &schema))?;
+        let notifier = Notifier::start(Arc::clone(&store))?;
+        Ok(Self { store, schema, notifier })
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Applies `ops` in one transaction: all of them or, on the first error, none. Returns the
+    /// written record of every put and patch, in order.
+    pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
+        let now = now_ms();
+        let (written, changed) = self.store.write(|tx| {
+            let mut batch = Batch { tx, schema: &self.schema, now, changed: BTreeSet::new() };
+            let mut written = Vec::with_capacity(ops.len());
+            for op in ops {
+                if let Some(row) = batch.apply(op)? {
+                    written.push(row);
+                }
+            }
+            Ok((written, batch.changed))
+        })?;
+        self.notifier.committed(changed);
+        Ok(written)
+    }
+
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
+        self.known_collection(collection)?;
+        self.store.read(|conn| records::load_live(conn, collection, id))
+    }
+
+    pub fn compile(&self, collection: &str, query: &Query) -> Result<CompiledQuery> {
+        CompiledQuery::compile(&self.schema, collection, query)
+    }
+
+    pub fn query(&self, collection: &str, query: &Query) -> Result<Vec<RecordRow>> {
+        let compiled = self.compile(collection, query)?;
+        self.store.read(|conn| compiled.rows(conn))
+    }
+
+    pub fn count(&self, collection: &str, query: &Query) -> Result<u64> {
+        let compiled = self.compile(collection, query)?;
+        self.store.read(|conn| compiled.count(conn))
+    }
+
+    /// SQLite's query plan, to check that a query uses an index.
+    pub fn explain(&self, collection: &str, query: &Query) -> Result<String> {
+        let compiled = self.compile(collection, query)?;
+        self.store.read(|conn| compiled.explain(conn))
+    }
+
+    pub fn observe(&self, collection: &str, query: &Query, callback: QueryCallback) -> Result<SubscriptionHandle> {
+        let compiled = self.compile(collection, query)?;
+        Ok(self.notifier.observe(collection, compiled, callback))
+    }
+
+    pub fn listen(&self, callback: ChangeCallback) -> SubscriptionHandle {
+        self.notifier.listen(callback)
+    }
+
+    /// Outbox entries the server has yet to confirm.
+    pub fn pending_count(&self) -> Result<u64> {
+        self.store.read(outbox::unsent_count)
+    }
+
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.store.read(outbox::list)
+    }
+
+    fn known_collection(&self, collection: &str) -> Result<()> {
+        match self.schema.collection(collection) {
+            Some(_) => Ok(()),
+            None => Err(ValidationError::new(collection, None, ValidationReason::UnknownCollection).into()),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.notifier.stop();
+    }
+}
+
+/// The writes of one transaction and the collections they touched.
+struct Batch<'a, 'tx> {
+    tx: &'a Transaction<'tx>,
+    schema: &'a Schema,
+    now: i64,
+    changed: BTreeSet<String>,
+}
+
+impl Batch<'_, '_> {
+    fn apply(&mut self, op: WriteOp) -> Result<Option<RecordRow>> {
+        match op {
+            WriteOp::Put { collection, id, doc } => {
+                let id = match id {
+                    Some(id) => id,
+                    None => Uuid::now_v7().to_string(),
+                };
+                self.put(&collection, &id, doc).map(Some)
+            }
+            WriteOp::Patch { collection, id, patch } => self.patch(&collection, &id, &patch).map(Some),
+            WriteOp::Delete { collection, id } => self.delete(&collection, &id).map(|()| None),
+        }
+    }
+
+    fn put(&mut self, collection: &str, id: &str, doc: Value) -> Result<RecordRow> {
+        let declared = self.collection(collection)?;
+        check_id(id)?;
+        let doc = without_nulls(doc);
+        declared.validate_document(collection, &doc)?;
+        let depends_on = self.check_parent(collection, &doc)?;
+        let before = records::load(self.tx, collection, id)?;
+        let json = serde_json::to_string(&doc).map_err(|e| Error::invalid(e.to_string()))?;
+        let row = RecordRow {
+            collection: collection.to_string(),
+            id: id.to_string(),
+            doc: Some(json),
+            server_doc: before.as_ref().and_then(|b| b.server_doc.clone()),
+            server_version: before.as_ref().map_or(0, |b| b.server_version),
+            deleted: false,
+            state: RecordState::Pending,
+            created_at: before.as_ref().map_or(self.now, |b| b.created_at),
+            updated_at: self.now,
+        };
+        records::save(self.tx, &row)?;
+        let depends_on = depends_on.as_ref().map(|(c, i)| (c.as_str(), i.as_str()));
+        let doc_json = row.doc.as_deref().unwrap_or_default();
+        outbox::record_upsert(self.tx, collection, id, before.as_ref(), doc_json, depends_on, self.now)?;
+        self.changed.insert(collection.to_string());
+        Ok(row)
+    }
+
+    fn patch(&mut self, collection: &str, id: &str, patch: &Value) -> Result<RecordRow> {
+        self.collection(collection)?;
+        if !patch.is_object() {
+            return Err(Error::invalid("a merge patch must be a JSON object"));
+        }
+        let before = records::load_live(self.tx, collection, id)?
+            .ok_or_else(|| Error::not_found(collection, id))?;
+        let mut doc = parse_stored(before.doc.as_deref())?;
+        json_patch::merge(&mut doc, patch);
+        self.put(collection, id, doc)
+    }
+
+    fn delete(&mut self, collection: &str, id: &str) -> Result<()> {
+        self.collection(collection)?;
+        let target = records::load_live(self.tx, collection, id)?
+            .ok_or_else(|| Error::not_found(collection, id))?;
+        let mut doomed = Vec::new();
+        self.collect_descendants(collection, id, &mut doomed)?;
+        for (child_collection, child_id) in doomed {
+            if let Some(child) = records::load_live(self.tx, &child_collection, &child_id)? {
+                self.delete_one(child)?;
+            }
+        }
+        self.delete_one(target)
+    }
+
+    /// Every live record below `collection/id`, deepest first, so children go before parents.
+    fn collect_descendants(&self, collection: &str, id: &str, out: &mut Vec<(String, String)>) -> Result<()> {
+        for (child, field) in self.schema.children_of(collection) {
+            for child_id in records::live_children(self.tx, child, field, id)? {
+                self.collect_descendants(child, &child_id, out)?;
+                out.push((child.to_string(), child_id));
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_one(&mut self, before: RecordRow) -> Result<()> {
+        match outbox::record_delete(self.tx, &before, self.now)? {
+            AfterDelete::Forget => records::remove(self.tx, &before.collection, &before.id)?,
+            AfterDelete::KeepTombstone => records::save(
+                self.tx,
+                &RecordRow { doc: None, deleted: true, state: RecordState::Pending, updated_at: self.now, ..before.clone() },
+            )?,
+        }
+        self.changed.insert(before.collection);
+        Ok(())
+    }
+
+    /// Checks that the parent a document names exists. Returns it when the server has not seen it
+    /// yet, because then the child's outbox entry must stay behind the parent's.
+    fn check_parent(&self, collection: &str, doc: &Value) -> Result<Option<(String, String)>> {
+        let declared = self.collection(collection)?;
+        let (Some(parent), Value::Object(map)) = (&declared.parent, doc) else { return Ok(None) };
+        let Some(parent_id) = declared.parent_id(map) else { return Ok(None) };
+        match records::load_live(self.tx, &parent.collection, parent_id)? {
+            None => Err(ValidationError::new(
+                collection,
+                Some(&parent.field),
+                ValidationReason::ParentMissing {
+                    parent_collection: parent.collection.clone(),
+                    parent_id: parent_id.to_string(),
+                },
+            )
+            .into()),
+            Some(row) if row.server_version == 0 => Ok(Some((row.collection, row.id))),
+            Some(_) => Ok(None),
+        }
+    }
+
+    fn collection(&self, name: &str) -> Result<&tandem_protocol::Collection> {
+        self.schema
+            .collection(name)
+            .ok_or_else(|| ValidationError::new(name, None, ValidationReason::UnknownCollection).into())
+    }
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(Error::invalid("ids are 1 to 128 characters from [A-Za-z0-9_.:-]"))
+    }
+}
+
+/// Null in a field means absent; dropping such keys keeps stored documents canonical, so a put
+/// and a merge patch that say the same thing store the same thing.
+fn without_nulls(doc: Value) -> Value {
+    match doc {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect::<Map<_, _>>()),
+        other => other,
+    }
+}
+
+fn parse_stored(doc: Option<&str>) -> Result<Value> {
+    let text = doc.ok_or_else(|| Error::Corrupt("live record without a document".into()))?;
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("stored document: {e}")))
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

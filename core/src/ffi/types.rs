@@ -1,0 +1,236 @@
+//! The records and enums of the exported API, and their conversions to the engine's types.
+//! Documents cross the boundary as JSON text, which Swift's `Codable`, Kotlin's serialization and
+//! Python's `json` all read directly.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::error::TandemError;
+use crate::engine::WriteOp as EngineWriteOp;
+use crate::outbox::{EntryState, OpKind, OutboxEntry as EngineOutboxEntry};
+use crate::query::{Filter as EngineFilter, FilterOp as EngineFilterOp, Order, Query as EngineQuery};
+use crate::records::{RecordRow, RecordState as EngineRecordState};
+
+/// How `Tandem.open` finds its data and schema.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct TandemConfig {
+    /// A directory the engine owns (created when missing); it holds the SQLite database.
+    pub data_dir: String,
+    /// The schema document (JSON), the same file the server loads.
+    pub schema_json: String,
+}
+
+/// A record as the app sees it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Record {
+    pub collection: String,
+    pub id: String,
+    /// The document as JSON text.
+    pub document: String,
+    /// The server version the record is based on; 0 when the server has never seen it.
+    pub version: u64,
+    pub state: RecordState,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+}
+
+/// Where a record stands relative to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RecordState {
+    /// Identical to what the server confirmed.
+    Synced,
+    /// Local changes wait to be sent.
+    Pending,
+    /// Local and server changes collided; resolve it.
+    Conflicted,
+    /// The server refused the last change.
+    Rejected,
+}
+
+/// A query over one collection. Every filter must hold; results are ordered by `order_by`, then
+/// by id.
+#[derive(Debug, Clone, Default, uniffi::Record)]
+pub struct Query {
+    #[uniffi(default)]
+    pub filters: Vec<Filter>,
+    #[uniffi(default)]
+    pub order_by: Vec<OrderBy>,
+    #[uniffi(default)]
+    pub limit: Option<u64>,
+    #[uniffi(default)]
+    pub offset: Option<u64>,
+}
+
+/// `field <op> value`, with the value as JSON (`"\"abc\""`, `"3"`, `"true"`, `"null"`; for
+/// `In`, an array such as `"[1, 2]"`).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Filter {
+    pub field: String,
+    pub op: FilterOp,
+    pub value_json: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum FilterOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+}
+
+/// Sort by a field.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct OrderBy {
+    pub field: String,
+    #[uniffi(default)]
+    pub descending: bool,
+}
+
+/// One write of an atomic batch (`Tandem.write`).
+#[derive(Debug, Clone, uniffi::Enum)]
+pub enum WriteOp {
+    /// Creates or replaces a whole document; `id` is generated when absent.
+    Put { collection: String, id: Option<String>, json: String },
+    /// Applies an RFC 7386 JSON merge patch to an existing record.
+    Patch { collection: String, id: String, patch_json: String },
+    /// Deletes a record and its descendants.
+    Delete { collection: String, id: String },
+}
+
+/// An outbox entry, for debugging screens.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct OutboxEntry {
+    pub op_id: String,
+    pub collection: String,
+    pub id: String,
+    pub kind: ChangeKind,
+    /// The server version the change started from; absent when the server never saw the record.
+    pub base_version: Option<u64>,
+    /// The document to send (JSON); absent for deletes.
+    pub document: Option<String>,
+    pub attempts: u64,
+    pub state: OutboxState,
+    pub last_error: Option<String>,
+    pub created_at: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChangeKind {
+    Upsert,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum OutboxState {
+    Pending,
+    Inflight,
+    Rejected,
+}
+
+pub(crate) fn parse_json(what: &str, text: &str) -> Result<Value, TandemError> {
+    serde_json::from_str(text).map_err(|e| TandemError::InvalidArgument {
+        // serde_json's syntax errors give a position, never the text itself.
+        detail: format!("{what} is not valid JSON: {e}"),
+    })
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+impl From<RecordRow> for Record {
+    fn from(row: RecordRow) -> Self {
+        Self {
+            collection: row.collection,
+            id: row.id,
+            document: row.doc.unwrap_or_else(|| "null".to_string()),
+            version: row.server_version.max(0) as u64,
+            state: row.state.into(),
+            created_at: time(row.created_at),
+            updated_at: time(row.updated_at),
+        }
+    }
+}
+
+impl From<EngineRecordState> for RecordState {
+    fn from(state: EngineRecordState) -> Self {
+        match state {
+            EngineRecordState::Synced => Self::Synced,
+            EngineRecordState::Pending => Self::Pending,
+            EngineRecordState::Conflicted => Self::Conflicted,
+            EngineRecordState::Rejected => Self::Rejected,
+        }
+    }
+}
+
+impl From<EngineOutboxEntry> for OutboxEntry {
+    fn from(e: EngineOutboxEntry) -> Self {
+        Self {
+            op_id: e.op_id,
+            collection: e.collection,
+            id: e.entity_id,
+            kind: match e.op {
+                OpKind::Upsert => ChangeKind::Upsert,
+                OpKind::Delete => ChangeKind::Delete,
+            },
+            base_version: e.base_version.map(|v| v.max(0) as u64),
+            document: e.doc,
+            attempts: e.attempts.max(0) as u64,
+            state: match e.state {
+                EntryState::Pending => OutboxState::Pending,
+                EntryState::Inflight => OutboxState::Inflight,
+                EntryState::Rejected => OutboxState::Rejected,
+            },
+            last_error: e.last_error,
+            created_at: time(e.created_at),
+        }
+    }
+}
+
+impl TryFrom<Query> for EngineQuery {
+    type Error = TandemError;
+
+    fn try_from(q: Query) -> Result<Self, TandemError> {
+        let filters = q
+            .filters
+            .into_iter()
+            .map(|f| {
+                Ok(EngineFilter {
+                    value: parse_json(&format!("the filter value for {}", f.field), &f.value_json)?,
+                    field: f.field,
+                    op: match f.op {
+                        FilterOp::Eq => EngineFilterOp::Eq,
+                        FilterOp::Ne => EngineFilterOp::Ne,
+                        FilterOp::Lt => EngineFilterOp::Lt,
+                        FilterOp::Le => EngineFilterOp::Le,
+                        FilterOp::Gt => EngineFilterOp::Gt,
+                        FilterOp::Ge => EngineFilterOp::Ge,
+                        FilterOp::In => EngineFilterOp::In,
+                    },
+                })
+            })
+            .collect::<Result<_, TandemError>>()?;
+        let order = q.order_by.into_iter().map(|o| Order { field: o.field, descending: o.descending }).collect();
+        Ok(Self { filters, order, limit: q.limit, offset: q.offset })
+    }
+}
+
+impl TryFrom<WriteOp> for EngineWriteOp {
+    type Error = TandemError;
+
+    fn try_from(op: WriteOp) -> Result<Self, TandemError> {
+        Ok(match op {
+            WriteOp::Put { collection, id, json } => {
+                Self::Put { doc: parse_json("the document", &json)?, collection, id }
+            }
+            WriteOp::Patch { collection, id, patch_json } => {
+                Self::Patch { patch: parse_json("the merge patch", &patch_json)?, collection, id }
+            }
+            WriteOp::Delete { collection, id } => Self::Delete { collection, id },
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! Tandem: an offline-first sync engine for mobile apps.
+//!
+//! Layers, from the bottom:
+//! - [`store`]: the SQLite file (one writer, pooled readers, migrations);
+//! - `schema`: the app schema installed into the store (evolution checks, expression indexes);
+//! - `records` and `outbox`: the rows of records and of pending changes, and how changes coalesce;
+//! - `query`: filters and ordering compiled to index-friendly SQL;
+//! - `observe`: query observers and change listeners on a notification thread;
+//! - [`engine`]: the operations, each one transaction;
+//! - `ffi`: the UniFFI-exported API (`Tandem`, `Record`, `TandemError` …), a thin wrapper.
+
+pub mod engine;
+mod error;
+mod ffi;
+mod observe;
+mod outbox;
+pub mod query;
+mod records;
+mod schema;
+pub mod store;
+
+pub use error::Error;
+pub use ffi::*;
+
+uniffi::setup_scaffolding!("tandem");

@@ -1,0 +1,182 @@
+//! Observation: query observers and change listeners, called on one notification thread per
+//! engine after every commit. Callbacks never run inside a write, so an observer may write to the
+//! engine itself without deadlocking, and a slow observer never holds up a writer.
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::{self, JoinHandle};
+
+use crate::query::CompiledQuery;
+use crate::records::RecordRow;
+use crate::store::{lock, Store};
+
+/// Receives the current results of an observed query.
+pub type QueryCallback = Box<dyn Fn(Vec<RecordRow>) + Send + Sync>;
+/// Receives the collections one commit changed.
+pub type ChangeCallback = Box<dyn Fn(Vec<String>) + Send + Sync>;
+
+enum Event {
+    Committed(BTreeSet<String>),
+    Subscribed(u64),
+    Stop,
+}
+
+struct QuerySubscription {
+    collection: String,
+    query: CompiledQuery,
+    callback: QueryCallback,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: AtomicU64,
+    queries: Mutex<HashMap<u64, Arc<QuerySubscription>>>,
+    listeners: Mutex<HashMap<u64, Arc<ChangeCallback>>>,
+}
+
+impl Registry {
+    fn remove(&self, id: u64) {
+        lock(&self.queries).remove(&id);
+        lock(&self.listeners).remove(&id);
+    }
+}
+
+/// Ends a subscription when cancelled or dropped. Once `cancel` returns no new delivery starts;
+/// one already running on the notification thread finishes.
+pub struct SubscriptionHandle {
+    registry: Weak<Registry>,
+    id: u64,
+}
+
+impl SubscriptionHandle {
+    pub fn cancel(&self) {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.remove(self.id);
+        }
+    }
+}
+
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// The notification thread of one engine and what is subscribed to it.
+pub struct Notifier {
+    registry: Arc<Registry>,
+    events: Mutex<Sender<Event>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Notifier {
+    pub fn start(store: Arc<Store>) -> std::io::Result<Self> {
+        let registry = Arc::new(Registry::default());
+        let (events, receiver) = mpsc::channel();
+        let worker_registry = Arc::clone(&registry);
+        let thread = thread::Builder::new()
+            .name("tandem-notify".into())
+            .spawn(move || run(&store, &worker_registry, &receiver))?;
+        Ok(Self { registry, events: Mutex::new(events), thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Tells observers that a commit changed `collections`.
+    pub fn committed(&self, collections: BTreeSet<String>) {
+        if !collections.is_empty() {
+            self.send(Event::Committed(collections));
+        }
+    }
+
+    /// Calls `callback` with the query's results now and after every commit to `collection`.
+    pub fn observe(&self, collection: &str, query: CompiledQuery, callback: QueryCallback) -> SubscriptionHandle {
+        let id = self.next_id();
+        let subscription = QuerySubscription { collection: collection.to_string(), query, callback };
+        lock(&self.registry.queries).insert(id, Arc::new(subscription));
+        self.send(Event::Subscribed(id));
+        self.handle(id)
+    }
+
+    /// Calls `callback` with the changed collections after every commit.
+    pub fn listen(&self, callback: ChangeCallback) -> SubscriptionHandle {
+        let id = self.next_id();
+        lock(&self.registry.listeners).insert(id, Arc::new(callback));
+        self.handle(id)
+    }
+
+    /// Stops the thread after what is queued, waiting for it unless called from it.
+    pub fn stop(&self) {
+        self.send(Event::Stop);
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            if thread.thread().id() != thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+        lock(&self.registry.queries).clear();
+        lock(&self.registry.listeners).clear();
+    }
+
+    fn send(&self, event: Event) {
+        // The thread is gone only after `stop`; late events have no one left to tell.
+        let _ = lock(&self.events).send(event);
+    }
+
+    fn next_id(&self) -> u64 {
+        self.registry.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn handle(&self, id: u64) -> SubscriptionHandle {
+        SubscriptionHandle { registry: Arc::downgrade(&self.registry), id }
+    }
+}
+
+fn run(store: &Store, registry: &Registry, events: &Receiver<Event>) {
+    while let Ok(first) = events.recv() {
+        // Drain what queued up meanwhile: listeners hear every commit, while each query is
+        // evaluated once for the whole burst.
+        let mut changed = BTreeSet::new();
+        let mut fresh = BTreeSet::new();
+        let mut stop = false;
+        for event in std::iter::once(first).chain(events.try_iter()) {
+            match event {
+                Event::Committed(collections) => {
+                    tell_listeners(registry, &collections);
+                    changed.extend(collections);
+                }
+                Event::Subscribed(id) => {
+                    fresh.insert(id);
+                }
+                Event::Stop => stop = true,
+            }
+        }
+        if stop {
+            return;
+        }
+        let due: Vec<(u64, Arc<QuerySubscription>)> = lock(&registry.queries)
+            .iter()
+            .filter(|(id, s)| fresh.contains(id) || changed.contains(&s.collection))
+            .map(|(id, s)| (*id, Arc::clone(s)))
+            .collect();
+        for (id, subscription) in due {
+            if !lock(&registry.queries).contains_key(&id) {
+                continue; // cancelled by an earlier callback of this round
+            }
+            // A failed read leaves the observer with its previous results; the next commit retries.
+            if let Ok(rows) = store.read(|conn| subscription.query.rows(conn)) {
+                let _ = catch_unwind(AssertUnwindSafe(|| (subscription.callback)(rows)));
+            }
+        }
+    }
+}
+
+fn tell_listeners(registry: &Registry, collections: &BTreeSet<String>) {
+    let listeners: Vec<Arc<ChangeCallback>> = lock(&registry.listeners).values().cloned().collect();
+    let names: Vec<String> = collections.iter().cloned().collect();
+    for listener in listeners {
+        // A foreign callback that throws must not end the thread for every other observer.
+        let _ = catch_unwind(AssertUnwindSafe(|| listener(names.clone())));
+    }
+}

@@ -1,0 +1,270 @@
+//! The outbox: every local change waiting to be sent, written in the same transaction as the
+//! record it changes. Entries that have not left yet coalesce per record, so a record edited a
+//! hundred times offline is sent once; entries leave in commit order, so a parent created before
+//! its child reaches the server first.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::records::RecordRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Upsert,
+    Delete,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upsert => "upsert",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// Waiting to be sent; may still coalesce with newer writes.
+    Pending,
+    /// Sent and not yet answered; never changed again (a newer write gets a new entry).
+    Inflight,
+    /// Refused by the server; kept in the dead-letter list.
+    Rejected,
+}
+
+impl EntryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Inflight => "inflight",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// One outbox entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    pub op_id: String,
+    pub collection: String,
+    pub entity_id: String,
+    pub op: OpKind,
+    /// The server version the change started from; `None` when the server has never seen it.
+    pub base_version: Option<i64>,
+    /// The server document the change started from (for three-way merges).
+    pub base_doc: Option<String>,
+    /// The desired document; `None` for deletes.
+    pub doc: Option<String>,
+    pub attempts: i64,
+    pub state: EntryState,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What the caller should do with a record after its delete was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterDelete {
+    /// Keep a tombstone: a delete is waiting to be sent (or something else refers to the record).
+    KeepTombstone,
+    /// The server never saw the record and nothing is left to send: forget it entirely.
+    Forget,
+}
+
+/// The newest entry of a record, as far as coalescing needs it.
+struct Head {
+    seq: i64,
+    state: EntryState,
+    base_version: Option<i64>,
+}
+
+/// Records an upsert of `doc` for the record `before` describes (`None`: a new record).
+/// `depends_on` names a parent the server has not seen yet; the change must not be moved ahead of
+/// that parent's own entry.
+pub fn record_upsert(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    before: Option<&RecordRow>,
+    doc: &str,
+    depends_on: Option<(&str, &str)>,
+    now: i64,
+) -> Result<()> {
+    if let Some(head) = head(tx, collection, id)? {
+        let blocked = match depends_on {
+            Some((pc, pid)) => has_unsent_entry_after(tx, pc, pid, head.seq)?,
+            None => false,
+        };
+        if head.state == EntryState::Pending && !blocked {
+            // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
+            tx.prepare_cached("UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2 WHERE seq = ?3")?
+                .execute(rusqlite::params![doc, now, head.seq])?;
+            return Ok(());
+        }
+    }
+    insert(tx, collection, id, OpKind::Upsert, before, Some(doc), now)
+}
+
+/// Records the delete of `before` (a live record).
+pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Result<AfterDelete> {
+    let (collection, id) = (before.collection.as_str(), before.id.as_str());
+    match head(tx, collection, id)? {
+        Some(head) if head.state == EntryState::Pending => {
+            let never_sent = head.base_version.is_none()
+                && before.server_version == 0
+                && unsent_entries(tx, collection, id)? == 1;
+            if never_sent {
+                // create (+ updates) + delete of a record the server never saw: nothing to send.
+                tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute([head.seq])?;
+                return Ok(if any_entries(tx, collection, id)? {
+                    AfterDelete::KeepTombstone
+                } else {
+                    AfterDelete::Forget
+                });
+            }
+            // upsert+delete becomes a delete with the oldest base.
+            tx.prepare_cached("UPDATE outbox SET op = 'delete', doc = NULL, updated_at = ?1 WHERE seq = ?2")?
+                .execute(rusqlite::params![now, head.seq])?;
+        }
+        _ => insert(tx, collection, id, OpKind::Delete, Some(before), None, now)?,
+    }
+    Ok(AfterDelete::KeepTombstone)
+}
+
+/// Entries still to be confirmed by the server (pending or in flight).
+pub fn unsent_count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM outbox WHERE state IN ('pending', 'inflight')")?
+        .query_row([], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Every entry, in the order they will leave (dead letters included, marked as such).
+pub fn list(conn: &Connection) -> Result<Vec<OutboxEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
+                last_error, created_at, updated_at
+         FROM outbox ORDER BY seq",
+    )?;
+    let entries = stmt.query_map([], entry_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(entries)
+}
+
+fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    let op: String = row.get(4)?;
+    let state: String = row.get(9)?;
+    let corrupt = |what: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            Box::new(Error::Corrupt(what)),
+        )
+    };
+    Ok(OutboxEntry {
+        seq: row.get(0)?,
+        op_id: row.get(1)?,
+        collection: row.get(2)?,
+        entity_id: row.get(3)?,
+        op: parse_op(&op).ok_or_else(|| corrupt(format!("unknown outbox op {op:?}")))?,
+        base_version: row.get(5)?,
+        base_doc: row.get(6)?,
+        doc: row.get(7)?,
+        attempts: row.get(8)?,
+        state: parse_state(&state).ok_or_else(|| corrupt(format!("unknown outbox state {state:?}")))?,
+        last_error: row.get(10)?,
+        created_at: row.get(11)?,
+        updated_at: row.get(12)?,
+    })
+}
+
+fn parse_op(s: &str) -> Option<OpKind> {
+    match s {
+        "upsert" => Some(OpKind::Upsert),
+        "delete" => Some(OpKind::Delete),
+        _ => None,
+    }
+}
+
+fn parse_state(s: &str) -> Option<EntryState> {
+    match s {
+        "pending" => Some(EntryState::Pending),
+        "inflight" => Some(EntryState::Inflight),
+        "rejected" => Some(EntryState::Rejected),
+        _ => None,
+    }
+}
+
+fn head(conn: &Connection, collection: &str, id: &str) -> Result<Option<Head>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, state, base_version FROM outbox
+         WHERE collection = ?1 AND entity_id = ?2 ORDER BY seq DESC LIMIT 1",
+    )?;
+    let head = stmt
+        .query_row([collection, id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((seq, state, base_version)) = head else { return Ok(None) };
+    Ok(Some(Head {
+        seq,
+        state: parse_state(&state)
+            .ok_or_else(|| Error::Corrupt(format!("unknown outbox state {state:?}")))?,
+        base_version,
+    }))
+}
+
+fn has_unsent_entry_after(conn: &Connection, collection: &str, id: &str, seq: i64) -> Result<bool> {
+    let found: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE collection = ?1 AND entity_id = ?2
+                            AND state IN ('pending', 'inflight') AND seq > ?3)",
+        )?
+        .query_row(rusqlite::params![collection, id, seq], |r| r.get(0))?;
+    Ok(found)
+}
+
+fn unsent_entries(conn: &Connection, collection: &str, id: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM outbox WHERE collection = ?1 AND entity_id = ?2
+             AND state IN ('pending', 'inflight')",
+        )?
+        .query_row([collection, id], |r| r.get(0))?)
+}
+
+fn any_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE collection = ?1 AND entity_id = ?2)")?
+        .query_row([collection, id], |r| r.get(0))?)
+}
+
+fn insert(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    op: OpKind,
+    before: Option<&RecordRow>,
+    doc: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let base_version = before.map(|r| r.server_version).filter(|v| *v > 0);
+    let base_doc = before.and_then(|r| r.server_doc.as_deref());
+    tx.prepare_cached(
+        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+    )?
+    .execute(rusqlite::params![
+        Uuid::now_v7().to_string(),
+        collection,
+        id,
+        op.as_str(),
+        base_version,
+        base_doc,
+        doc,
+        now,
+    ])?;
+    Ok(())
+}

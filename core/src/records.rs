@@ -1,0 +1,137 @@
+//! Rows of the `records` table: what the app sees (`doc`), what the server last confirmed
+//! (`server_doc`, `server_version`) and where the record stands (`state`).
+
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::error::{Error, Result};
+use crate::schema::field_expr;
+
+/// Where a record stands relative to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    /// Identical to what the server confirmed.
+    Synced,
+    /// Local changes wait in the outbox.
+    Pending,
+    /// Local and server changes collided; the app must resolve it.
+    Conflicted,
+    /// The server refused the last change; it sits in the dead-letter list.
+    Rejected,
+}
+
+impl RecordState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "synced",
+            Self::Pending => "pending",
+            Self::Conflicted => "conflicted",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "synced" => Self::Synced,
+            "pending" => Self::Pending,
+            "conflicted" => Self::Conflicted,
+            "rejected" => Self::Rejected,
+            other => return Err(Error::Corrupt(format!("unknown record state {other:?}"))),
+        })
+    }
+}
+
+/// One row of `records`. Documents stay JSON text: they are handed to the app as text anyway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRow {
+    pub collection: String,
+    pub id: String,
+    pub doc: Option<String>,
+    pub server_doc: Option<String>,
+    pub server_version: i64,
+    pub deleted: bool,
+    pub state: RecordState,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The column list every `SELECT` of whole rows uses, in [`from_row`]'s order.
+pub const COLUMNS: &str =
+    "collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at";
+
+pub fn from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
+    let state: String = row.get(6)?;
+    Ok(RecordRow {
+        collection: row.get(0)?,
+        id: row.get(1)?,
+        doc: row.get(2)?,
+        server_doc: row.get(3)?,
+        server_version: row.get(4)?,
+        deleted: row.get(5)?,
+        state: RecordState::parse(&state).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
+    })
+}
+
+/// The row for `collection/id`, deleted or not.
+pub fn load(conn: &Connection, collection: &str, id: &str) -> Result<Option<RecordRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM records WHERE collection = ?1 AND id = ?2"
+    ))?;
+    Ok(stmt.query_row([collection, id], from_row).optional()?)
+}
+
+/// The row for `collection/id` when it exists and is not deleted.
+pub fn load_live(conn: &Connection, collection: &str, id: &str) -> Result<Option<RecordRow>> {
+    Ok(load(conn, collection, id)?.filter(|r| !r.deleted))
+}
+
+/// Inserts or replaces the row.
+pub fn save(conn: &Connection, row: &RecordRow) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (collection, id) DO UPDATE SET
+           doc = excluded.doc, server_doc = excluded.server_doc,
+           server_version = excluded.server_version, deleted = excluded.deleted,
+           state = excluded.state, updated_at = excluded.updated_at",
+    )?;
+    stmt.execute(rusqlite::params![
+        row.collection,
+        row.id,
+        row.doc,
+        row.server_doc,
+        row.server_version,
+        row.deleted,
+        row.state.as_str(),
+        row.created_at,
+        row.updated_at,
+    ])?;
+    Ok(())
+}
+
+/// Forgets the row entirely (a record the server never saw and nothing will be sent for).
+pub fn remove(conn: &Connection, collection: &str, id: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM records WHERE collection = ?1 AND id = ?2")?
+        .execute([collection, id])?;
+    Ok(())
+}
+
+/// Ids of the live records of `collection` whose `field` holds `parent_id`. Uses the parent-field
+/// index the schema module creates, so a cascade never scans.
+pub fn live_children(
+    conn: &Connection,
+    collection: &str,
+    field: &str,
+    parent_id: &str,
+) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT id FROM records WHERE collection = '{collection}' AND {} = ?1 AND deleted = 0 ORDER BY id",
+        field_expr(field)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let ids = stmt.query_map([parent_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
+}

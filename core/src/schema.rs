@@ -1,0 +1,107 @@
+//! The app's schema as the store sees it: checked against the schema the store was last opened
+//! with, and turned into real SQLite expression indexes (so indexed queries never scan).
+
+use std::collections::BTreeSet;
+
+use rusqlite::{OptionalExtension, Transaction};
+use tandem_protocol::{Collection, Schema};
+
+use crate::error::{Error, Result};
+
+const SCHEMA_KEY: &str = "app_schema";
+/// Every index the engine manages starts with this; others in the file are left alone.
+const INDEX_PREFIX: &str = "tdx_";
+
+/// Accepts `schema` for the store inside `tx`: refuses a change stored data cannot follow, records
+/// the new schema and brings the SQLite indexes in line with it.
+pub fn install(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
+    let stored: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", [SCHEMA_KEY], |r| r.get(0))
+        .optional()?;
+    if let Some(stored) = stored {
+        let previous = Schema::from_json(&stored)
+            .map_err(|e| Error::Corrupt(format!("stored app schema: {e}")))?;
+        if previous == *schema {
+            return Ok(());
+        }
+        schema.check_evolution_from(&previous).map_err(Error::SchemaChange)?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [SCHEMA_KEY, &schema.to_json()],
+    )?;
+    sync_indexes(tx, schema)
+}
+
+/// The SQL expression for a document field. Queries must spell it exactly like this for SQLite
+/// to match them to the indexes below. Field names are restricted by the protocol to
+/// `[A-Za-z_][A-Za-z0-9_]*`, so inlining them is safe.
+pub fn field_expr(field: &str) -> String {
+    format!("json_extract(doc, '$.{field}')")
+}
+
+struct IndexDef {
+    name: String,
+    sql: String,
+}
+
+fn sync_indexes(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
+    let wanted: Vec<IndexDef> = schema
+        .collections
+        .iter()
+        .flat_map(|(name, c)| index_columns(c).into_iter().map(move |cols| index_def(name, &cols)))
+        .collect();
+    let wanted_names: BTreeSet<&str> = wanted.iter().map(|d| d.name.as_str()).collect();
+    let existing: Vec<String> = tx
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND substr(name, 1, 4) = ?1")?
+        .query_map([INDEX_PREFIX], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for name in &existing {
+        if !wanted_names.contains(name.as_str()) {
+            tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+        }
+    }
+    for def in &wanted {
+        if !existing.contains(&def.name) {
+            tx.execute_batch(&def.sql)?;
+        }
+    }
+    Ok(())
+}
+
+/// The declared indexes, plus one on the parent field when no declared index starts with it, so
+/// cascading deletes and parent checks find children without a scan.
+fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
+    let mut columns = collection.indexes.clone();
+    if let Some(parent) = &collection.parent {
+        if !columns.iter().any(|c| c.first() == Some(&parent.field)) {
+            columns.push(vec![parent.field.clone()]);
+        }
+    }
+    columns
+}
+
+fn index_def(collection: &str, fields: &[String]) -> IndexDef {
+    let name = format!("{INDEX_PREFIX}{collection}_{:016x}", fnv1a(collection, fields));
+    let exprs: Vec<String> = fields.iter().map(|f| field_expr(f)).collect();
+    let sql = format!(
+        "CREATE INDEX \"{name}\" ON records ({}) WHERE collection = '{collection}'",
+        exprs.join(", ")
+    );
+    IndexDef { name, sql }
+}
+
+/// A stable name for an index from its collection and fields (names alone could collide once
+/// joined, and may be too long).
+fn fnv1a(collection: &str, fields: &[String]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = std::iter::once(collection).chain(fields.iter().map(String::as_str));
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}

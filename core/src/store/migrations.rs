@@ -1,0 +1,63 @@
+//! The store's own tables, versioned with `PRAGMA user_version`. Each migration runs in the open
+//! transaction together with the version bump, so a crash leaves either the old or the new layout.
+
+use rusqlite::Transaction;
+
+use crate::error::{Error, Result};
+
+/// Migration `i` brings the store from version `i` to `i + 1`. Append only; never edit a shipped one.
+const MIGRATIONS: &[&str] = &[
+    // v1: records, the outbox and a key/value table for engine state (app schema, later cursors).
+    "CREATE TABLE records (
+        collection     TEXT    NOT NULL,
+        id             TEXT    NOT NULL,
+        doc            TEXT,                      -- visible document; NULL when deleted
+        server_doc     TEXT,                      -- last document the server confirmed
+        server_version INTEGER NOT NULL DEFAULT 0, -- 0 = the server has never seen it
+        deleted        INTEGER NOT NULL DEFAULT 0,
+        state          TEXT    NOT NULL CHECK (state IN ('synced','pending','conflicted','rejected')),
+        created_at     INTEGER NOT NULL,          -- unix milliseconds
+        updated_at     INTEGER NOT NULL,
+        PRIMARY KEY (collection, id)
+     );
+     CREATE TABLE outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order; entries leave in it
+        op_id        TEXT    NOT NULL UNIQUE,
+        collection   TEXT    NOT NULL,
+        entity_id    TEXT    NOT NULL,
+        op           TEXT    NOT NULL CHECK (op IN ('upsert','delete')),
+        base_version INTEGER,                          -- NULL: the server has never seen the record
+        base_doc     TEXT,
+        doc          TEXT,                             -- desired document; NULL for deletes
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        state        TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','inflight','rejected')),
+        last_error   TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+     );
+     CREATE INDEX outbox_by_record ON outbox(collection, entity_id, seq);
+     CREATE INDEX outbox_by_state ON outbox(state, seq);
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+];
+
+/// The newest store version this engine writes.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Fails, before anything is written, when the file comes from a newer engine.
+pub fn refuse_newer(version: i64) -> Result<()> {
+    if version > LATEST {
+        return Err(Error::StoreTooNew { found: version, supported: LATEST });
+    }
+    Ok(())
+}
+
+/// Brings the store to [`LATEST`] inside `tx`.
+pub fn migrate(tx: &Transaction<'_>) -> Result<()> {
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    refuse_newer(current)?;
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1)?;
+    }
+    Ok(())
+}

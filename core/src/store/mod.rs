@@ -1,0 +1,139 @@
+//! The SQLite file: one writer connection and a small pool of readers. In WAL mode readers never
+//! wait for a running write, so queries stay fast while a long sync transaction is open.
+
+mod migrations;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+pub use migrations::LATEST as STORE_VERSION;
+
+/// Pragmas every connection gets. Public so the benchmark floor runs raw SQLite with exactly these.
+pub const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+     PRAGMA synchronous = NORMAL;
+     PRAGMA temp_store = MEMORY;
+     PRAGMA cache_size = -16000;";
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const STATEMENT_CACHE: usize = 64;
+const MAX_IDLE_READERS: usize = 4;
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    _claim: DirectoryClaim,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store at `path` and migrates it. A file written by a newer
+    /// engine is refused before anything is written to it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let claim = DirectoryClaim::take(path)?;
+        let writer = Connection::open(path)?;
+        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        migrations::refuse_newer(version)?;
+        configure(&writer)?;
+        let mut store = Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            _claim: claim,
+        };
+        store.write(|tx| migrations::migrate(tx))?;
+        let first_reader = store.open_reader()?;
+        store.readers.get_mut().unwrap_or_else(PoisonError::into_inner).push(first_reader);
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in an immediate write transaction and commits when it returns `Ok`; an error (or a
+    /// panic) rolls everything back.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` on a reader connection inside one read transaction (a consistent snapshot).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match lock(&self.readers).pop() {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let result = read_in_snapshot(&conn, f);
+        let mut idle = lock(&self.readers);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(CONNECTION_PRAGMAS)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+fn read_in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let result = f(conn);
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+/// A poisoned lock only means another call panicked; SQLite rolled its transaction back when the
+/// guard unwound, so the connection is still good to use.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Ensures one writer per database file in this process: a second `open` of the same file fails
+/// clearly instead of racing the first instance.
+struct DirectoryClaim(PathBuf);
+
+fn claimed() -> &'static Mutex<HashSet<PathBuf>> {
+    static CLAIMED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    CLAIMED.get_or_init(Default::default)
+}
+
+impl DirectoryClaim {
+    fn take(path: &Path) -> Result<Self> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let dir = dir.canonicalize()?;
+        let key = dir.join(path.file_name().unwrap_or_default());
+        if !lock(claimed()).insert(key.clone()) {
+            return Err(Error::AlreadyOpen(dir));
+        }
+        Ok(Self(key))
+    }
+}
+
+impl Drop for DirectoryClaim {
+    fn drop(&mut self) {
+        lock(claimed()).remove(&self.0);
+    }
+}

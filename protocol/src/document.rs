@@ -1,0 +1,223 @@
+//! Judging a document against its collection: declared fields only, JSON types, required fields,
+//! `maxLength` in Unicode code points and the size limit. Errors name the collection and field but
+//! never quote the document's values, so they are safe to log.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::schema::{Collection, FieldType};
+
+/// Largest document accepted, measured as compact JSON (the server answers `too_large` above it).
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// Why a document (or a write) was refused, with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub collection: String,
+    /// The field at fault; `None` when the document as a whole is.
+    pub field: Option<String>,
+    pub reason: ValidationReason,
+}
+
+/// What is wrong. The protocol's rejection code for each is [`ValidationReason::code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationReason {
+    UnknownCollection,
+    NotAnObject,
+    UnknownField,
+    Required,
+    WrongType { expected: FieldType },
+    TooLong { max: u64 },
+    TooLarge { bytes: usize },
+    ParentMissing { parent_collection: String, parent_id: String },
+}
+
+impl ValidationReason {
+    /// The protocol's `reason` code for a rejected mutation.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownCollection => "unknown_entity",
+            Self::TooLarge { .. } => "too_large",
+            Self::ParentMissing { .. } => "invalid_parent",
+            Self::NotAnObject
+            | Self::UnknownField
+            | Self::Required
+            | Self::WrongType { .. }
+            | Self::TooLong { .. } => "invalid_payload",
+        }
+    }
+}
+
+impl fmt::Display for ValidationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownCollection => f.write_str("collection is not declared in the schema"),
+            Self::NotAnObject => f.write_str("document must be a JSON object"),
+            Self::UnknownField => f.write_str("field is not declared in the schema"),
+            Self::Required => f.write_str("required"),
+            Self::WrongType { expected } => write!(f, "must be of type {expected}"),
+            Self::TooLong { max } => write!(f, "longer than {max} characters"),
+            Self::TooLarge { bytes } => {
+                write!(f, "document is {bytes} bytes, over the limit of {MAX_DOCUMENT_BYTES}")
+            }
+            Self::ParentMissing { parent_collection, parent_id } => {
+                write!(f, "parent {parent_collection}/{parent_id} does not exist")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}.{}: {}", self.collection, field, self.reason),
+            None => write!(f, "{}: {}", self.collection, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+impl ValidationError {
+    pub fn new(collection: &str, field: Option<&str>, reason: ValidationReason) -> Self {
+        Self { collection: collection.to_string(), field: field.map(str::to_string), reason }
+    }
+}
+
+impl Collection {
+    /// Checks `doc` against this collection (named `name` in errors). Parent existence needs the
+    /// data and is checked by the caller; see [`Collection::parent_id`].
+    pub fn validate_document(&self, name: &str, doc: &Value) -> Result<(), ValidationError> {
+        let fail = |field: Option<&str>, reason| Err(ValidationError::new(name, field, reason));
+        let Value::Object(map) = doc else { return fail(None, ValidationReason::NotAnObject) };
+        for (key, value) in map {
+            let Some(field) = self.fields.get(key) else {
+                return fail(Some(key), ValidationReason::UnknownField);
+            };
+            if value.is_null() {
+                continue; // null in a field counts as absent
+            }
+            if !type_matches(field.kind, value) {
+                return fail(Some(key), ValidationReason::WrongType { expected: field.kind });
+            }
+            if let (Some(max), Value::String(s)) = (field.max_length, value) {
+                if s.chars().count() as u64 > max {
+                    return fail(Some(key), ValidationReason::TooLong { max });
+                }
+            }
+        }
+        for (key, field) in &self.fields {
+            if field.required && map.get(key).is_none_or(Value::is_null) {
+                return fail(Some(key), ValidationReason::Required);
+            }
+        }
+        let bytes = compact_len(doc);
+        if bytes > crate::MAX_DOCUMENT_BYTES {
+            return fail(None, ValidationReason::TooLarge { bytes });
+        }
+        Ok(())
+    }
+
+    /// The parent id a document names, when the collection has a parent and the field is set.
+    pub fn parent_id<'a>(&self, doc: &'a Map<String, Value>) -> Option<&'a str> {
+        let parent = self.parent.as_ref()?;
+        doc.get(&parent.field).and_then(Value::as_str)
+    }
+}
+
+fn type_matches(kind: FieldType, value: &Value) -> bool {
+    match kind {
+        FieldType::String => value.is_string(),
+        FieldType::Integer => value.is_i64() || value.is_u64(),
+        FieldType::Number => value.is_number(),
+        FieldType::Boolean => value.is_boolean(),
+        FieldType::Array => value.is_array(),
+        FieldType::Object => value.is_object(),
+    }
+}
+
+fn compact_len(doc: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, doc).expect("writing to a counter cannot fail");
+    counter.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Schema;
+    use serde_json::json;
+
+    fn schema() -> Schema {
+        Schema::from_json(crate::schema::tests_sample()).unwrap()
+    }
+
+    fn check(collection: &str, doc: Value) -> Result<(), String> {
+        let s = schema();
+        s.collection(collection).unwrap().validate_document(collection, &doc).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepts_valid_documents() {
+        check("plans", json!({"name": "Push", "notes": null, "archived": false})).unwrap();
+        check("plan_days", json!({"planId": "p1", "dayIndex": 3, "exerciseIds": ["a"]})).unwrap();
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        assert_eq!(check("plans", json!({})).unwrap_err(), "plans.name: required");
+        assert_eq!(check("plans", json!({"name": null})).unwrap_err(), "plans.name: required");
+        assert_eq!(
+            check("plans", json!({"name": "x", "colour": "red"})).unwrap_err(),
+            "plans.colour: field is not declared in the schema"
+        );
+        assert_eq!(
+            check("plans", json!({"name": 5})).unwrap_err(),
+            "plans.name: must be of type string"
+        );
+        assert_eq!(
+            check("plan_days", json!({"planId": "p", "dayIndex": 1.5})).unwrap_err(),
+            "plan_days.dayIndex: must be of type integer"
+        );
+        assert_eq!(check("plans", json!([1])).unwrap_err(), "plans: document must be a JSON object");
+    }
+
+    #[test]
+    fn max_length_counts_code_points() {
+        check("plans", json!({"name": "é".repeat(200)})).unwrap();
+        assert_eq!(
+            check("plans", json!({"name": "é".repeat(201)})).unwrap_err(),
+            "plans.name: longer than 200 characters"
+        );
+    }
+
+    #[test]
+    fn size_limit() {
+        let e = check("plans", json!({"name": "x", "notes": "n".repeat(MAX_DOCUMENT_BYTES)})).unwrap_err();
+        assert!(e.starts_with("plans: document is"), "{e}");
+    }
+
+    #[test]
+    fn errors_never_quote_values() {
+        let e = check("plans", json!({"name": 12345678})).unwrap_err();
+        assert!(!e.contains("12345678"));
+    }
+
+    #[test]
+    fn reason_codes() {
+        assert_eq!(ValidationReason::Required.code(), "invalid_payload");
+        assert_eq!(ValidationReason::TooLarge { bytes: 1 }.code(), "too_large");
+        assert_eq!(ValidationReason::UnknownCollection.code(), "unknown_entity");
+    }
+}

@@ -1,0 +1,12 @@
+//! Types shared by the Tandem engine and the Tandem server: the schema document, document
+//! validation and identifier rules. Pure data and logic, no I/O, so both sides judge a document
+//! exactly the same way.
+
+mod document;
+mod evolution;
+mod ids;
+mod schema;
+
+pub use document::{ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
+pub use ids::{is_valid_collection_name, is_valid_field_name, is_valid_id, MAX_ID_LEN};
+pub use schema::{Collection, Field, FieldType, ParentRef, Schema, SchemaError};

@@ -1,0 +1,453 @@
+//! The schema document: which collections exist, their fields, parents and indexes.
+//!
+//! Parsing walks the JSON by hand rather than through serde's derive so that every error names
+//! its place (`collections.plans.fields.name.type: unknown type "strin"`), which is what a
+//! developer editing the file needs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::ids::{is_valid_collection_name, is_valid_field_name};
+
+/// A schema document that parsed and passed every structural check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schema {
+    pub version: u64,
+    pub collections: BTreeMap<String, Collection>,
+}
+
+/// One collection: its declared fields, optional parent and indexes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Collection {
+    pub fields: BTreeMap<String, Field>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<Vec<String>>,
+}
+
+/// A declared field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Field {
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    #[serde(rename = "maxLength", skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u64>,
+}
+
+/// The JSON type a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Array,
+    Object,
+}
+
+/// `parent`: the collection a record belongs to and the string field holding the parent's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParentRef {
+    pub collection: String,
+    pub field: String,
+}
+
+/// A schema document that cannot be used, with the place (a dotted path) that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> SchemaError {
+    SchemaError { path: path.into(), message: message.into() }
+}
+
+impl FieldType {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "string" => Self::String,
+            "integer" => Self::Integer,
+            "number" => Self::Number,
+            "boolean" => Self::Boolean,
+            "array" => Self::Array,
+            "object" => Self::Object,
+            _ => return None,
+        })
+    }
+
+    /// The name used in the schema document.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Integer => "integer",
+            Self::Number => "number",
+            Self::Boolean => "boolean",
+            Self::Array => "array",
+            Self::Object => "object",
+        }
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Schema {
+    /// Parses and checks a schema document.
+    pub fn from_json(text: &str) -> Result<Self, SchemaError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+        Self::from_value(&value)
+    }
+
+    /// Checks an already parsed schema document.
+    pub fn from_value(value: &Value) -> Result<Self, SchemaError> {
+        let root = as_object(value, "")?;
+        reject_unknown_keys(root, "", &["version", "collections"])?;
+        let version = match root.get("version") {
+            None => return Err(err("version", "missing")),
+            Some(v) => v.as_u64().ok_or_else(|| err("version", "must be a non-negative integer"))?,
+        };
+        let collections_value =
+            root.get("collections").ok_or_else(|| err("collections", "missing"))?;
+        let mut collections = BTreeMap::new();
+        for (name, value) in as_object(collections_value, "collections")? {
+            let path = format!("collections.{name}");
+            if !is_valid_collection_name(name) {
+                return Err(err(path, "collection names must match ^[a-z][a-z0-9_]{0,62}$"));
+            }
+            collections.insert(name.clone(), parse_collection(value, &path)?);
+        }
+        let schema = Schema { version, collections };
+        schema.check_parents()?;
+        Ok(schema)
+    }
+
+    /// The canonical JSON form (sorted keys), used to store and compare schemas.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a schema always serializes")
+    }
+
+    /// The collection called `name`, if declared.
+    pub fn collection(&self, name: &str) -> Option<&Collection> {
+        self.collections.get(name)
+    }
+
+    /// The collections whose parent is `name`, with their parent field, in name order.
+    pub fn children_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.collections.iter().filter_map(move |(child, c)| match &c.parent {
+            Some(p) if p.collection == name => Some((child.as_str(), p.field.as_str())),
+            _ => None,
+        })
+    }
+
+    fn check_parents(&self) -> Result<(), SchemaError> {
+        for (name, collection) in &self.collections {
+            let Some(parent) = &collection.parent else { continue };
+            let path = format!("collections.{name}.parent");
+            if !self.collections.contains_key(&parent.collection) {
+                return Err(err(
+                    format!("{path}.collection"),
+                    format!("collection \"{}\" is not declared", parent.collection),
+                ));
+            }
+            match collection.fields.get(&parent.field) {
+                None => {
+                    return Err(err(
+                        format!("{path}.field"),
+                        format!("field \"{}\" is not declared in {name}", parent.field),
+                    ))
+                }
+                Some(f) if f.kind != FieldType::String => {
+                    return Err(err(
+                        format!("{path}.field"),
+                        format!("field \"{}\" must be of type string, not {}", parent.field, f.kind),
+                    ))
+                }
+                Some(_) => {}
+            }
+            self.check_no_cycle_from(name, &path)?;
+        }
+        Ok(())
+    }
+
+    fn check_no_cycle_from(&self, start: &str, path: &str) -> Result<(), SchemaError> {
+        let mut chain = vec![start.to_string()];
+        let mut current = start;
+        while let Some(parent) = self.collections.get(current).and_then(|c| c.parent.as_ref()) {
+            chain.push(parent.collection.clone());
+            if parent.collection == start {
+                return Err(err(path, format!("parent cycle: {}", chain.join(" -> "))));
+            }
+            if chain.len() > self.collections.len() + 1 {
+                break; // a cycle that does not pass through `start`; reported from its own members
+            }
+            current = &parent.collection;
+        }
+        Ok(())
+    }
+}
+
+fn parse_collection(value: &Value, path: &str) -> Result<Collection, SchemaError> {
+    let obj = as_object(value, path)?;
+    reject_unknown_keys(obj, path, &["fields", "parent", "indexes"])?;
+    let fields_path = format!("{path}.fields");
+    let fields_value = obj.get("fields").ok_or_else(|| err(&fields_path, "missing"))?;
+    let mut fields = BTreeMap::new();
+    for (name, value) in as_object(fields_value, &fields_path)? {
+        let field_path = format!("{fields_path}.{name}");
+        if !is_valid_field_name(name) {
+            return Err(err(field_path, "field names must match ^[A-Za-z_][A-Za-z0-9_]{0,63}$"));
+        }
+        fields.insert(name.clone(), parse_field(value, &field_path)?);
+    }
+    let parent = match obj.get("parent") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_parent(v, &format!("{path}.parent"))?),
+    };
+    let indexes = match obj.get("indexes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => parse_indexes(v, &format!("{path}.indexes"), &fields)?,
+    };
+    Ok(Collection { fields, parent, indexes })
+}
+
+fn parse_field(value: &Value, path: &str) -> Result<Field, SchemaError> {
+    let obj = as_object(value, path)?;
+    reject_unknown_keys(obj, path, &["type", "required", "maxLength"])?;
+    let type_path = format!("{path}.type");
+    let kind = match obj.get("type") {
+        None => return Err(err(type_path, "missing")),
+        Some(Value::String(s)) => FieldType::parse(s).ok_or_else(|| {
+            err(
+                &type_path,
+                format!(
+                    "unknown type \"{s}\" (expected string, integer, number, boolean, array or object)"
+                ),
+            )
+        })?,
+        Some(_) => return Err(err(type_path, "must be a string")),
+    };
+    let required = match obj.get("required") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(err(format!("{path}.required"), "must be true or false")),
+    };
+    let max_length = match obj.get("maxLength") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let n = v
+                .as_u64()
+                .ok_or_else(|| err(format!("{path}.maxLength"), "must be a non-negative integer"))?;
+            if kind != FieldType::String {
+                return Err(err(format!("{path}.maxLength"), "applies to string fields only"));
+            }
+            Some(n)
+        }
+    };
+    Ok(Field { kind, required, max_length })
+}
+
+fn parse_parent(value: &Value, path: &str) -> Result<ParentRef, SchemaError> {
+    let obj = as_object(value, path)?;
+    reject_unknown_keys(obj, path, &["collection", "field"])?;
+    let get = |key: &str| -> Result<String, SchemaError> {
+        match obj.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(err(format!("{path}.{key}"), "must be a string")),
+            None => Err(err(format!("{path}.{key}"), "missing")),
+        }
+    };
+    Ok(ParentRef { collection: get("collection")?, field: get("field")? })
+}
+
+fn parse_indexes(
+    value: &Value,
+    path: &str,
+    fields: &BTreeMap<String, Field>,
+) -> Result<Vec<Vec<String>>, SchemaError> {
+    let Value::Array(list) = value else {
+        return Err(err(path, "must be an array of arrays of field names"));
+    };
+    let mut indexes = Vec::with_capacity(list.len());
+    for (i, index) in list.iter().enumerate() {
+        let index_path = format!("{path}[{i}]");
+        let Value::Array(names) = index else {
+            return Err(err(index_path, "must be an array of field names"));
+        };
+        if names.is_empty() {
+            return Err(err(index_path, "must name at least one field"));
+        }
+        let mut columns = Vec::with_capacity(names.len());
+        for (j, name) in names.iter().enumerate() {
+            let Value::String(name) = name else {
+                return Err(err(format!("{index_path}[{j}]"), "must be a field name"));
+            };
+            if !fields.contains_key(name) {
+                return Err(err(
+                    format!("{index_path}[{j}]"),
+                    format!("field \"{name}\" is not declared"),
+                ));
+            }
+            columns.push(name.clone());
+        }
+        indexes.push(columns);
+    }
+    Ok(indexes)
+}
+
+fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, SchemaError> {
+    value.as_object().ok_or_else(|| err(path, "must be a JSON object"))
+}
+
+fn reject_unknown_keys(obj: &Map<String, Value>, path: &str, known: &[&str]) -> Result<(), SchemaError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(key) => {
+            let place = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            Err(err(place, format!("unknown key (expected one of: {})", known.join(", "))))
+        }
+    }
+}
+
+/// The sample schema of the issue tracker's examples, for tests across the crate.
+#[cfg(test)]
+pub(crate) fn tests_sample() -> &'static str {
+    tests::SAMPLE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const SAMPLE: &str = r#"{"version": 1,
+     "collections": {
+       "plans":     {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
+                                "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
+       "plan_days": {"parent": {"collection": "plans", "field": "planId"},
+                     "fields": {"planId": {"type": "string", "required": true},
+                                "dayIndex": {"type": "integer", "required": true},
+                                "exerciseIds": {"type": "array"}},
+                     "indexes": [["planId", "dayIndex"]]}}}"#;
+
+    fn error_of(text: &str) -> String {
+        Schema::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_the_sample() {
+        let s = Schema::from_json(SAMPLE).unwrap();
+        assert_eq!(s.version, 1);
+        let days = s.collection("plan_days").unwrap();
+        assert_eq!(days.parent.as_ref().unwrap().collection, "plans");
+        assert_eq!(days.indexes, vec![vec!["planId".to_string(), "dayIndex".to_string()]]);
+        assert_eq!(s.collection("plans").unwrap().fields["name"].max_length, Some(200));
+        assert_eq!(s.children_of("plans").collect::<Vec<_>>(), vec![("plan_days", "planId")]);
+        // canonical JSON round-trips
+        assert_eq!(Schema::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn unknown_type_names_the_place() {
+        let e = error_of(r#"{"version":1,"collections":{"a":{"fields":{"x":{"type":"strin"}}}}}"#);
+        assert!(e.starts_with("collections.a.fields.x.type: unknown type \"strin\""), "{e}");
+    }
+
+    #[test]
+    fn bad_collection_name() {
+        let e = error_of(r#"{"version":1,"collections":{"Bad-Name":{"fields":{}}}}"#);
+        assert!(e.starts_with("collections.Bad-Name: collection names must match"), "{e}");
+    }
+
+    #[test]
+    fn bad_field_name() {
+        let e = error_of(r#"{"version":1,"collections":{"a":{"fields":{"x.y":{"type":"string"}}}}}"#);
+        assert!(e.starts_with("collections.a.fields.x.y: field names"), "{e}");
+    }
+
+    #[test]
+    fn parent_field_missing() {
+        let e = error_of(
+            r#"{"version":1,"collections":{"a":{"fields":{}},
+                "b":{"parent":{"collection":"a","field":"aId"},"fields":{}}}}"#,
+        );
+        assert_eq!(e, "collections.b.parent.field: field \"aId\" is not declared in b");
+    }
+
+    #[test]
+    fn parent_field_not_string() {
+        let e = error_of(
+            r#"{"version":1,"collections":{"a":{"fields":{}},
+                "b":{"parent":{"collection":"a","field":"aId"},"fields":{"aId":{"type":"integer"}}}}}"#,
+        );
+        assert_eq!(e, "collections.b.parent.field: field \"aId\" must be of type string, not integer");
+    }
+
+    #[test]
+    fn parent_collection_missing() {
+        let e = error_of(
+            r#"{"version":1,"collections":{"b":{"parent":{"collection":"zz","field":"x"},"fields":{"x":{"type":"string"}}}}}"#,
+        );
+        assert_eq!(e, "collections.b.parent.collection: collection \"zz\" is not declared");
+    }
+
+    #[test]
+    fn parent_cycle() {
+        let e = error_of(
+            r#"{"version":1,"collections":{
+                "a":{"parent":{"collection":"b","field":"b"},"fields":{"b":{"type":"string"}}},
+                "b":{"parent":{"collection":"a","field":"a"},"fields":{"a":{"type":"string"}}}}}"#,
+        );
+        assert_eq!(e, "collections.a.parent: parent cycle: a -> b -> a");
+        let e = error_of(
+            r#"{"version":1,"collections":{"a":{"parent":{"collection":"a","field":"p"},"fields":{"p":{"type":"string"}}}}}"#,
+        );
+        assert_eq!(e, "collections.a.parent: parent cycle: a -> a");
+    }
+
+    #[test]
+    fn index_on_undeclared_field() {
+        let e = error_of(r#"{"version":1,"collections":{"a":{"fields":{},"indexes":[["nope"]]}}}"#);
+        assert_eq!(e, "collections.a.indexes[0][0]: field \"nope\" is not declared");
+    }
+
+    #[test]
+    fn max_length_only_on_strings() {
+        let e = error_of(
+            r#"{"version":1,"collections":{"a":{"fields":{"n":{"type":"integer","maxLength":3}}}}}"#,
+        );
+        assert_eq!(e, "collections.a.fields.n.maxLength: applies to string fields only");
+    }
+
+    #[test]
+    fn unknown_keys_and_shapes() {
+        assert!(error_of("[]").contains("must be a JSON object"));
+        assert!(error_of("{").starts_with("not valid JSON"));
+        assert_eq!(error_of(r#"{"collections":{}}"#), "version: missing");
+        assert!(error_of(r#"{"version":1,"collections":{},"extra":1}"#).starts_with("extra: unknown key"));
+        assert!(error_of(r#"{"version":1,"collections":{"a":{"fields":{"x":{"type":"string","requird":true}}}}}"#)
+            .starts_with("collections.a.fields.x.requird: unknown key"));
+    }
+}
