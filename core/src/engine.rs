@@ -51,6 +51,11 @@ impl Engine {
         Ok(Self { store, schema, notifier })
     }
 
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn schema(&self) -> &Schema {
         &self.schema
     }

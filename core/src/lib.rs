@@ -10,6 +10,8 @@
 //! - `ffi`: the UniFFI-exported API (`Tandem`, `Record`, `TandemError` …), a thin wrapper.
 
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod error;
 mod ffi;
 mod observe;

@@ -44,6 +44,7 @@ pub fn field_expr(field: &str) -> String {
 struct IndexDef {
     name: String,
     sql: String,
+    columns: usize,
 }
 
 fn sync_indexes(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
@@ -67,6 +68,29 @@ fn sync_indexes(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
             tx.execute_batch(&def.sql)?;
         }
     }
+    seed_planner_stats(tx, &wanted)
+}
+
+/// Without statistics SQLite prefers the primary key for `collection = 'x'` over a field index,
+/// which scans the whole collection. Seeding `sqlite_stat1` with the shape we know (many rows per
+/// collection, few per indexed value) fixes the choice from the first query. Statistics a real
+/// `ANALYZE` wrote are left alone.
+fn seed_planner_stats(tx: &Transaction<'_>, indexes: &[IndexDef]) -> Result<()> {
+    tx.execute_batch("ANALYZE sqlite_schema")?; // creates sqlite_stat1 when missing
+    let mut seeds = vec![("sqlite_autoindex_records_1".to_string(), "1000000 100000 1".to_string())];
+    for def in indexes {
+        let per_value: Vec<&str> = (0..def.columns).map(|i| if i == 0 { "10" } else { "2" }).collect();
+        seeds.push((def.name.clone(), format!("100000 {}", per_value.join(" "))));
+    }
+    let mut insert = tx.prepare(
+        "INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT 'records', ?1, ?2
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE tbl = 'records' AND idx = ?1)",
+    )?;
+    for (index, stat) in &seeds {
+        insert.execute([index, stat])?;
+    }
+    drop(insert);
+    tx.execute_batch("ANALYZE sqlite_schema")?; // reload, so this connection plans with them
     Ok(())
 }
 
@@ -89,7 +113,7 @@ fn index_def(collection: &str, fields: &[String]) -> IndexDef {
         "CREATE INDEX \"{name}\" ON records ({}) WHERE collection = '{collection}'",
         exprs.join(", ")
     );
-    IndexDef { name, sql }
+    IndexDef { name, sql, columns: fields.len() }
 }
 
 /// A stable name for an index from its collection and fields (names alone could collide once
