@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Transaction;
 use serde_json::{Map, Value};
-use tandem_protocol::{is_valid_id, Schema, ValidationError, ValidationReason};
+use tandem_protocol::{check_size, is_valid_id, Schema, ValidationError, ValidationReason};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -162,10 +162,11 @@ impl Batch<'_, '_> {
         let declared = self.collection(collection)?;
         check_id(id)?;
         let doc = without_nulls(doc);
-        declared.validate_document(collection, &doc)?;
+        declared.validate_fields(collection, &doc)?;
+        let json = serde_json::to_string(&doc).map_err(|e| Error::invalid(e.to_string()))?;
+        check_size(collection, json.len())?;
         let depends_on = self.check_parent(collection, &doc)?;
         let before = records::load(self.tx, collection, id)?;
-        let json = serde_json::to_string(&doc).map_err(|e| Error::invalid(e.to_string()))?;
         let row = RecordRow {
             collection: collection.to_string(),
             id: id.to_string(),

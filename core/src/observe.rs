@@ -85,7 +85,9 @@ impl Notifier {
 
     /// Tells observers that a commit changed `collections`.
     pub fn committed(&self, collections: BTreeSet<String>) {
-        if !collections.is_empty() {
+        // With nobody subscribed there is no one to wake the thread for; a later subscriber
+        // starts from fresh results anyway.
+        if !collections.is_empty() && self.has_subscribers() {
             self.send(Event::Committed(collections));
         }
     }
@@ -117,6 +119,10 @@ impl Notifier {
         }
         lock(&self.registry.queries).clear();
         lock(&self.registry.listeners).clear();
+    }
+
+    fn has_subscribers(&self) -> bool {
+        !lock(&self.registry.queries).is_empty() || !lock(&self.registry.listeners).is_empty()
     }
 
     fn send(&self, event: Event) {

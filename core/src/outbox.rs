@@ -93,7 +93,12 @@ pub fn record_upsert(
     depends_on: Option<(&str, &str)>,
     now: i64,
 ) -> Result<()> {
-    if let Some(head) = head(tx, collection, id)? {
+    // A record without a row has no entries (rows are forgotten only once none are left).
+    let head = match before {
+        Some(_) => head(tx, collection, id)?,
+        None => None,
+    };
+    if let Some(head) = head {
         let blocked = match depends_on {
             Some((pc, pid)) => has_unsent_entry_after(tx, pc, pid, head.seq)?,
             None => false,

@@ -89,6 +89,13 @@ impl Collection {
     /// Checks `doc` against this collection (named `name` in errors). Parent existence needs the
     /// data and is checked by the caller; see [`Collection::parent_id`].
     pub fn validate_document(&self, name: &str, doc: &Value) -> Result<(), ValidationError> {
+        self.validate_fields(name, doc)?;
+        check_size(name, compact_len(doc))
+    }
+
+    /// [`Collection::validate_document`] without the size limit, for callers that serialize the
+    /// document anyway and check its length with [`check_size`].
+    pub fn validate_fields(&self, name: &str, doc: &Value) -> Result<(), ValidationError> {
         let fail = |field: Option<&str>, reason| Err(ValidationError::new(name, field, reason));
         let Value::Object(map) = doc else { return fail(None, ValidationReason::NotAnObject) };
         for (key, value) in map {
@@ -112,10 +119,6 @@ impl Collection {
                 return fail(Some(key), ValidationReason::Required);
             }
         }
-        let bytes = compact_len(doc);
-        if bytes > crate::MAX_DOCUMENT_BYTES {
-            return fail(None, ValidationReason::TooLarge { bytes });
-        }
         Ok(())
     }
 
@@ -124,6 +127,14 @@ impl Collection {
         let parent = self.parent.as_ref()?;
         doc.get(&parent.field).and_then(Value::as_str)
     }
+}
+
+/// Refuses a document whose compact JSON form is `bytes` long when that is over the limit.
+pub fn check_size(collection: &str, bytes: usize) -> Result<(), ValidationError> {
+    if bytes > MAX_DOCUMENT_BYTES {
+        return Err(ValidationError::new(collection, None, ValidationReason::TooLarge { bytes }));
+    }
+    Ok(())
 }
 
 fn type_matches(kind: FieldType, value: &Value) -> bool {

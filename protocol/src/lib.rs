@@ -7,6 +7,6 @@ mod evolution;
 mod ids;
 mod schema;
 
-pub use document::{ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
+pub use document::{check_size, ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
 pub use ids::{is_valid_collection_name, is_valid_field_name, is_valid_id, MAX_ID_LEN};
 pub use schema::{Collection, Field, FieldType, ParentRef, Schema, SchemaError};

@@ -6,6 +6,11 @@ use rusqlite::Transaction;
 use crate::error::{Error, Result};
 
 /// Migration `i` brings the store from version `i` to `i + 1`. Append only; never edit a shipped one.
+///
+/// Every b-tree costs a page write per commit, so the layout keeps them few: `records` is one
+/// b-tree (WITHOUT ROWID, keyed by collection and id); `outbox` is its rowid table (no
+/// AUTOINCREMENT, which would rewrite `sqlite_sequence` on every insert) and one index to find a
+/// record's newest entry.
 const MIGRATIONS: &[&str] = &[
     // v1: records, the outbox and a key/value table for engine state (app schema, later cursors).
     "CREATE TABLE records (
@@ -19,10 +24,10 @@ const MIGRATIONS: &[&str] = &[
         created_at     INTEGER NOT NULL,          -- unix milliseconds
         updated_at     INTEGER NOT NULL,
         PRIMARY KEY (collection, id)
-     );
+     ) WITHOUT ROWID;
      CREATE TABLE outbox (
-        seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order; entries leave in it
-        op_id        TEXT    NOT NULL UNIQUE,
+        seq          INTEGER PRIMARY KEY,             -- commit order; entries leave in it
+        op_id        TEXT    NOT NULL,                -- UUID v7, unique by construction
         collection   TEXT    NOT NULL,
         entity_id    TEXT    NOT NULL,
         op           TEXT    NOT NULL CHECK (op IN ('upsert','delete')),
@@ -36,7 +41,6 @@ const MIGRATIONS: &[&str] = &[
         updated_at   INTEGER NOT NULL
      );
      CREATE INDEX outbox_by_record ON outbox(collection, entity_id, seq);
-     CREATE INDEX outbox_by_state ON outbox(state, seq);
      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
 ];
 

@@ -1,0 +1,218 @@
+//! The `local` suite: the store's write and read paths against raw SQLite with the same pragmas.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tandem::{Filter, FilterOp, Query, Tandem, TandemConfig, WriteOp};
+use tempfile::TempDir;
+
+use crate::report::{Measurement, Target};
+use crate::stats::{median, micros, millis, percentile, time};
+
+const SCHEMA: &str = r#"{"version": 1, "collections": {
+  "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
+                       "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
+  "plan_days": {"parent": {"collection": "plans", "field": "planId"},
+                "fields": {"planId": {"type": "string", "required": true},
+                           "dayIndex": {"type": "integer", "required": true},
+                           "exerciseIds": {"type": "array"}},
+                "indexes": [["planId", "dayIndex"]]}}}"#;
+
+/// Sizes of one run.
+struct Sizes {
+    put_rounds: usize,
+    puts_per_round: usize,
+    batch: usize,
+    batch_rounds: usize,
+    plans: usize,
+    days_per_plan: usize,
+    samples: usize,
+}
+
+const FULL: Sizes = Sizes {
+    put_rounds: 7,
+    puts_per_round: 500,
+    batch: 10_000,
+    batch_rounds: 5,
+    plans: 10_000,
+    days_per_plan: 9,
+    samples: 20_000,
+};
+
+const QUICK: Sizes =
+    Sizes { put_rounds: 2, puts_per_round: 50, batch: 500, batch_rounds: 1, plans: 200, days_per_plan: 9, samples: 200 };
+
+pub fn run(quick: bool) -> Vec<Measurement> {
+    let sizes = if quick { &QUICK } else { &FULL };
+    let mut results = put_single(sizes);
+    results.push(write_batch(sizes));
+    results.extend(reads_and_open(sizes));
+    results
+}
+
+fn plan_json(i: usize) -> String {
+    format!(
+        r#"{{"name": "Plan {i}", "notes": "Warm up for ten minutes, then three rounds of the main lifts with long rests in between; finish with mobility work.", "archived": false}}"#
+    )
+}
+
+fn open_engine(dir: &TempDir) -> Arc<Tandem> {
+    let config = TandemConfig { data_dir: dir.path().to_string_lossy().into_owned(), schema_json: SCHEMA.into() };
+    Tandem::open(config).expect("open the engine")
+}
+
+/// Raw SQLite as the floor: the same pragmas and a table of the same shape, without the engine.
+fn open_floor(dir: &TempDir) -> Connection {
+    let conn = Connection::open(dir.path().join("floor.db")).expect("open raw SQLite");
+    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS).expect("pragmas");
+    conn.execute_batch(
+        "CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, doc TEXT,
+                               PRIMARY KEY (collection, id))",
+    )
+    .expect("floor table");
+    conn
+}
+
+fn floor_insert(conn: &Connection, id: &str, doc: &str) {
+    conn.prepare_cached("INSERT INTO records (collection, id, doc) VALUES ('plans', ?1, ?2)")
+        .and_then(|mut s| s.execute([id, doc]))
+        .expect("raw insert");
+}
+
+/// One record and its outbox entry per transaction, against one raw INSERT per transaction.
+/// Rounds alternate between the two so that machine noise hits both alike.
+fn put_single(sizes: &Sizes) -> Vec<Measurement> {
+    let dir = TempDir::new().expect("temp dir");
+    let engine = open_engine(&dir);
+    let mut floor_db = open_floor(&dir);
+    let (mut engine_us, mut floor_us) = (Vec::new(), Vec::new());
+    for round in 0..sizes.put_rounds {
+        let ids: Vec<(String, String)> = (0..sizes.puts_per_round)
+            .map(|i| (format!("r{round}-{i}"), plan_json(i)))
+            .collect();
+        let (floor, ()) = time(|| {
+            for (id, doc) in &ids {
+                let tx = floor_db.transaction().expect("begin");
+                floor_insert(&tx, id, doc);
+                tx.commit().expect("commit");
+            }
+        });
+        let (spent, ()) = time(|| {
+            for (id, doc) in &ids {
+                engine.put("plans".into(), Some(id.clone()), doc.clone()).expect("put");
+            }
+        });
+        floor_us.push(micros(floor) / ids.len() as f64);
+        engine_us.push(micros(spent) / ids.len() as f64);
+    }
+    vec![Measurement::new("put_single", median(&mut engine_us), "us")
+        .floor(median(&mut floor_us))
+        .target(Target::RatioAtMost(3.0))]
+}
+
+/// 10,000 puts in one `write`, against 10,000 raw INSERTs in one transaction; fresh files each round.
+fn write_batch(sizes: &Sizes) -> Measurement {
+    let (mut engine_ms, mut floor_ms) = (Vec::new(), Vec::new());
+    for _ in 0..sizes.batch_rounds {
+        let docs: Vec<(String, String)> = (0..sizes.batch).map(|i| (format!("b{i}"), plan_json(i))).collect();
+        let dir = TempDir::new().expect("temp dir");
+        let mut floor_db = open_floor(&dir);
+        let (floor, ()) = time(|| {
+            let tx = floor_db.transaction().expect("begin");
+            for (id, doc) in &docs {
+                floor_insert(&tx, id, doc);
+            }
+            tx.commit().expect("commit");
+        });
+        let engine = open_engine(&dir);
+        let ops: Vec<WriteOp> = docs
+            .into_iter()
+            .map(|(id, json)| WriteOp::Put { collection: "plans".into(), id: Some(id), json })
+            .collect();
+        let (spent, written) = time(|| engine.write(ops).expect("write"));
+        assert_eq!(written.len(), sizes.batch);
+        floor_ms.push(millis(floor));
+        engine_ms.push(millis(spent));
+    }
+    Measurement::new("write_batch_10k", median(&mut engine_ms), "ms")
+        .floor(median(&mut floor_ms))
+        .target(Target::RatioAtMost(3.0))
+}
+
+/// Fills a store with plans and their days (about 100k records), then measures point reads, an
+/// indexed query and reopening.
+fn reads_and_open(sizes: &Sizes) -> Vec<Measurement> {
+    let dir = TempDir::new().expect("temp dir");
+    let engine = open_engine(&dir);
+    populate(&engine, sizes);
+    let mut rng = Lcg(7);
+
+    let mut get_us: Vec<f64> = (0..sizes.samples)
+        .map(|_| {
+            let id = format!("d{}-{}", rng.below(sizes.plans), rng.below(sizes.days_per_plan));
+            let (spent, found) = time(|| engine.get("plan_days".into(), id).expect("get"));
+            assert!(found.is_some());
+            micros(spent)
+        })
+        .collect();
+
+    let mut query_us: Vec<f64> = (0..sizes.samples / 4)
+        .map(|_| {
+            let plan = format!("\"p{}\"", rng.below(sizes.plans));
+            let query = Query {
+                filters: vec![Filter { field: "planId".into(), op: FilterOp::Eq, value_json: plan }],
+                ..Query::default()
+            };
+            let (spent, hits) = time(|| engine.query("plan_days".into(), query).expect("query"));
+            assert_eq!(hits.len(), sizes.days_per_plan);
+            micros(spent)
+        })
+        .collect();
+
+    engine.shutdown();
+    drop(engine);
+    let mut open_ms: Vec<f64> = (0..5)
+        .map(|_| {
+            let (spent, engine) = time(|| open_engine(&dir));
+            engine.shutdown();
+            millis(spent)
+        })
+        .collect();
+
+    vec![
+        Measurement::new("get", percentile(&mut get_us, 50.0), "us").target(Target::AtMost(20.0)),
+        Measurement::new("query_indexed", percentile(&mut query_us, 50.0), "us").target(Target::AtMost(300.0)),
+        Measurement::new("open_100k", median(&mut open_ms), "ms").target(Target::AtMost(100.0)),
+    ]
+}
+
+fn populate(engine: &Tandem, sizes: &Sizes) {
+    let plans: Vec<WriteOp> = (0..sizes.plans)
+        .map(|p| WriteOp::Put { collection: "plans".into(), id: Some(format!("p{p}")), json: plan_json(p) })
+        .collect();
+    for chunk in plans.chunks(10_000) {
+        engine.write(chunk.to_vec()).expect("populate plans");
+    }
+    let days: Vec<WriteOp> = (0..sizes.plans)
+        .flat_map(|p| {
+            (0..sizes.days_per_plan).map(move |d| WriteOp::Put {
+                collection: "plan_days".into(),
+                id: Some(format!("d{p}-{d}")),
+                json: format!(r#"{{"planId": "p{p}", "dayIndex": {d}, "exerciseIds": ["squat", "bench", "row"]}}"#),
+            })
+        })
+        .collect();
+    for chunk in days.chunks(10_000) {
+        engine.write(chunk.to_vec()).expect("populate days");
+    }
+}
+
+/// A tiny deterministic generator: the same ids are read in every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Rust (unit, integration, crash), the generated bindings' tests,
+# the README's commands and a smoke run of the benchmarks. On a Debian-like machine it installs
+# what is missing; elsewhere it says what is missing and stops.
+#
+# Usage: scripts/test.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+# Outside the clone, so a fresh clone on the same machine reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tandem/target}"
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_install() {
+  if ! have apt-get; then
+    echo "missing: $* (install it with your package manager)" >&2
+    exit 1
+  fi
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_tools() {
+  have cargo || { echo "missing: cargo (install Rust from https://rustup.rs)" >&2; exit 1; }
+  have python3 || apt_install python3 python3-pip
+  python3 -c 'import pytest' 2>/dev/null || python3 -m pip install --quiet pytest \
+    || apt_install python3-pytest
+  have shellcheck || apt_install shellcheck
+}
+
+step "tools"
+ensure_tools
+cargo --version
+python3 --version
+
+step "shellcheck"
+shellcheck scripts/*.sh .ci/run
+
+step "build"
+cargo build --workspace --all-targets
+
+step "rust tests"
+cargo test --workspace --no-fail-fast
+
+step "bindings: generate Kotlin, Swift and Python"
+scripts/generate-bindings.sh
+
+step "bindings: Python tests"
+python3 -m pytest -q bindings/python/tests
+
+step "README: quickstart example"
+cargo run -p tandem-core --example quickstart
+
+step "benchmarks: smoke run of the local suite (figures mean nothing here)"
+cargo run -p tandem-bench -- local --quick >/dev/null
+
+echo
+echo "all tests passed"
