@@ -6,7 +6,9 @@ mod document;
 mod evolution;
 mod ids;
 mod schema;
+mod wire;
 
 pub use document::{check_size, ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
 pub use ids::{is_valid_collection_name, is_valid_field_name, is_valid_id, MAX_ID_LEN};
 pub use schema::{Collection, Field, FieldType, ParentRef, Schema, SchemaError};
+pub use wire::*;

@@ -1,0 +1,289 @@
+//! The wire types of sync protocol v1: the JSON bodies of the auth and sync routes, shared by the
+//! client engine and the reference server so the two cannot drift. Field names follow the protocol
+//! (camelCase for sync, snake_case for auth, as GoTrue does). `docs/protocol.md` is the prose.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// Default page size of a pull when `limit` is not given.
+pub const DEFAULT_PULL_LIMIT: u32 = 500;
+/// Largest page size of a pull; larger limits are clamped to it.
+pub const MAX_PULL_LIMIT: u32 = 1000;
+/// Server default for the number of mutations one push may carry.
+pub const DEFAULT_MAX_BATCH: usize = 500;
+/// Name of the SSE event that tells a client to pull.
+pub const POKE_EVENT: &str = "poke";
+
+/// A signed-in session, as answered by sign-up and both token grants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub access_token: String,
+    /// Always `"bearer"`.
+    pub token_type: String,
+    /// Seconds the access token stays valid.
+    pub expires_in: u64,
+    /// Unix seconds at which the access token expires.
+    pub expires_at: i64,
+    pub refresh_token: String,
+    pub user: User,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// A UUID.
+    pub id: String,
+    pub email: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// Body of `POST /auth/v1/signup` and of `POST /auth/v1/token?grant_type=password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordCredentials {
+    pub email: String,
+    pub password: String,
+}
+
+/// Body of `POST /auth/v1/token?grant_type=refresh_token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshTokenRequest {
+    pub refresh_token: String,
+}
+
+/// The claims of an access token (a JWT signed with HS256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user id.
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    /// Always `"authenticated"`.
+    pub role: String,
+    /// Always `"authenticated"`.
+    pub aud: String,
+    pub email: String,
+    /// The sign-in this token belongs to; logout revokes its refresh tokens.
+    pub session_id: String,
+}
+
+/// Every error body: `{"error": "<code>", "error_description": "<text>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub error_description: String,
+}
+
+/// Whether a mutation writes a document or deletes the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MutationType {
+    Upsert,
+    Delete,
+}
+
+/// One change a client asks the server to apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mutation {
+    pub op_id: String,
+    pub entity: String,
+    pub entity_id: String,
+    #[serde(rename = "type")]
+    pub kind: MutationType,
+    /// `None` (JSON `null`) creates; `Some(n)` changes the record at version `n`.
+    #[serde(default)]
+    pub base_version: Option<i64>,
+    /// The whole document; upserts only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Map<String, Value>>,
+    /// When the client made the change, RFC 3339.
+    pub client_time: String,
+}
+
+/// Body of `POST /sync/v1/push`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushRequest {
+    pub client_id: String,
+    pub mutations: Vec<Mutation>,
+}
+
+/// Answer to a push: one result per mutation, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub results: Vec<MutationResult>,
+}
+
+/// What became of one mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    Applied,
+    Duplicate,
+    Conflict,
+    Rejected,
+}
+
+/// Why a mutation was answered `conflict`.
+pub mod conflict {
+    /// `upsert` with `baseVersion: null` while a live record exists.
+    pub const ALREADY_EXISTS: &str = "already_exists";
+    /// `upsert` with `baseVersion: null` while a deleted record exists.
+    pub const DELETED: &str = "deleted";
+    /// `baseVersion` is not the record's version.
+    pub const VERSION_MISMATCH: &str = "version_mismatch";
+    /// `baseVersion: n` (or a delete) for a record that does not exist.
+    pub const NOT_FOUND: &str = "not_found";
+}
+
+/// One entry of [`PushResponse::results`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationResult {
+    pub op_id: String,
+    pub status: ResultStatus,
+    /// The record's version after the op (applied, duplicate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// A conflict reason (see [`conflict`]) or a rejection code (`unknown_entity`,
+    /// `invalid_payload`, `invalid_parent`, `too_large`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Conflicts only: the record's version, `Some(None)` (JSON null) when there is no record.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<Option<i64>>,
+    /// Conflicts only: the live document, `Some(None)` (JSON null) when deleted or missing.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub server_doc: Option<Option<Map<String, Value>>>,
+}
+
+impl MutationResult {
+    /// An `applied` result at `version`.
+    pub fn applied(op_id: &str, version: i64) -> Self {
+        Self::bare(op_id, ResultStatus::Applied, Some(version), None)
+    }
+
+    /// A `duplicate` result carrying the version the op produced the first time.
+    pub fn duplicate(op_id: &str, version: i64) -> Self {
+        Self::bare(op_id, ResultStatus::Duplicate, Some(version), None)
+    }
+
+    /// A `rejected` result with a rejection code.
+    pub fn rejected(op_id: &str, reason: &str) -> Self {
+        Self::bare(op_id, ResultStatus::Rejected, None, Some(reason))
+    }
+
+    /// A `conflict` result with the server's state of the record.
+    pub fn conflict(
+        op_id: &str,
+        reason: &str,
+        server_version: Option<i64>,
+        server_doc: Option<Map<String, Value>>,
+    ) -> Self {
+        Self {
+            server_version: Some(server_version),
+            server_doc: Some(server_doc),
+            ..Self::bare(op_id, ResultStatus::Conflict, None, Some(reason))
+        }
+    }
+
+    fn bare(op_id: &str, status: ResultStatus, version: Option<i64>, reason: Option<&str>) -> Self {
+        Self {
+            op_id: op_id.to_string(),
+            status,
+            version,
+            reason: reason.map(str::to_string),
+            server_version: None,
+            server_doc: None,
+        }
+    }
+}
+
+/// A key that is present deserializes to `Some`, even when its value is `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Body of `POST /sync/v1/pull`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// `None` pulls from the beginning.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// 1..=1000, default 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// One record in its latest state, as pulled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub entity: String,
+    pub entity_id: String,
+    pub version: i64,
+    pub deleted: bool,
+    /// `None` (JSON null) when deleted.
+    pub doc: Option<Map<String, Value>>,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+}
+
+/// Answer to a pull.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullResponse {
+    pub changes: Vec<Change>,
+    /// Pull again with this to get what changed after this page.
+    pub cursor: String,
+    pub has_more: bool,
+    /// Changes still to fetch after this page.
+    pub remaining: u64,
+}
+
+/// The `data` of an SSE `poke` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Poke {
+    /// The user's latest cursor.
+    pub cursor: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn mutation_round_trips_in_protocol_names() {
+        let m: Mutation = serde_json::from_value(json!({
+            "opId": "o1", "entity": "plans", "entityId": "p1", "type": "upsert",
+            "baseVersion": null, "payload": {"name": "A"}, "clientTime": "2025-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(m.kind, MutationType::Upsert);
+        assert_eq!(m.base_version, None);
+        let back = serde_json::to_value(&m).unwrap();
+        assert_eq!(back["entityId"], "p1");
+        assert_eq!(back["baseVersion"], Value::Null);
+    }
+
+    #[test]
+    fn conflict_results_carry_explicit_nulls() {
+        let r = MutationResult::conflict("o1", conflict::NOT_FOUND, None, None);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            json!({"opId": "o1", "status": "conflict", "reason": "not_found",
+                   "serverVersion": null, "serverDoc": null})
+        );
+        let back: MutationResult = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let applied = serde_json::to_value(MutationResult::applied("o2", 3)).unwrap();
+        assert_eq!(applied, json!({"opId": "o2", "status": "applied", "version": 3}));
+    }
+}

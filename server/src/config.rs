@@ -1,0 +1,85 @@
+//! Command-line flags and their `TANDEM_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The sample schema shipped in the repo, used when no `--schema` is given.
+pub const SAMPLE_SCHEMA: &str = include_str!("../../schemas/sample.json");
+
+/// How the server runs. Every flag also reads `TANDEM_<NAME>` from the environment; prefer the
+/// environment for `--jwt-secret` so the secret never shows in the process list.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tandem-server", version, about = "Tandem's reference sync server")]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "TANDEM_ADDR", default_value = "127.0.0.1:8787")]
+    pub addr: SocketAddr,
+
+    /// Database: `sqlite://PATH` or `postgres://…`.
+    #[arg(long, env = "TANDEM_DB", default_value = "sqlite://tandem-server.db")]
+    pub db: String,
+
+    /// Schema document; the sample schema shipped in the repo when absent.
+    #[arg(long, env = "TANDEM_SCHEMA")]
+    pub schema: Option<PathBuf>,
+
+    /// HS256 secret for access tokens (and cursors). When absent, one is generated once and kept
+    /// in the database.
+    #[arg(long, env = "TANDEM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "TANDEM_ACCESS_TOKEN_TTL", default_value_t = 3600)]
+    pub access_token_ttl: u64,
+
+    /// Largest request body, in bytes.
+    #[arg(long, env = "TANDEM_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most mutations one push may carry.
+    #[arg(long, env = "TANDEM_MAX_BATCH", default_value_t = tandem_protocol::DEFAULT_MAX_BATCH)]
+    pub max_batch: usize,
+
+    /// Days tombstones are kept before they are purged.
+    #[arg(long, env = "TANDEM_TOMBSTONE_RETENTION_DAYS", default_value_t = 30)]
+    pub tombstone_retention_days: u32,
+
+    /// Seconds between purges of old tombstones and old op ids.
+    #[arg(long, env = "TANDEM_PURGE_INTERVAL_SECS", default_value_t = 3600)]
+    pub purge_interval_secs: u64,
+
+    /// Kill switch: sync routes answer 503 `sync_paused`; auth keeps working.
+    #[arg(long, env = "TANDEM_SYNC_PAUSED")]
+    pub sync_paused: bool,
+}
+
+impl Default for Config {
+    /// The defaults of the flags, ignoring the environment.
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            db: "sqlite://tandem-server.db".into(),
+            schema: None,
+            jwt_secret: None,
+            access_token_ttl: 3600,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_batch: tandem_protocol::DEFAULT_MAX_BATCH,
+            tombstone_retention_days: 30,
+            purge_interval_secs: 3600,
+            sync_paused: false,
+        }
+    }
+}
+
+impl Config {
+    /// The schema document's text: the file given, or the shipped sample.
+    pub fn schema_text(&self) -> anyhow::Result<String> {
+        match &self.schema {
+            None => Ok(SAMPLE_SCHEMA.to_string()),
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read schema {}: {e}", path.display())),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Tandem's reference sync server: sync protocol v1 (see `docs/protocol.md`) over HTTP with axum,
+//! on SQLite (one file, for development) or PostgreSQL (any number of stateless instances).
+//!
+//! Use it as a binary (`tandem-server`) or as a library: [`run`] starts a server from a
+//! [`Config`] and returns a [`ServerHandle`] with the address it listens on.
+
+mod auth;
+mod clock;
+pub mod config;
+mod cursor;
+mod error;
+mod events;
+mod jwt;
+mod push;
+mod routes;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::RngCore;
+use tandem_protocol::Schema;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+use crate::auth::sign_in_limit::SignInLimit;
+use crate::cursor::CursorCodec;
+use crate::events::ChangeHub;
+use crate::jwt::JwtKeys;
+use crate::routes::AppState;
+use crate::storage::Storage;
+
+/// How long op ids are remembered for idempotency (the protocol asks for at least 7 days).
+const OP_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// A running server.
+pub struct ServerHandle {
+    /// The address it listens on (the real port when port 0 was asked).
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// The base URL, `http://HOST:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, ends event streams, and waits for requests in flight.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("server task failed")?.context("server failed")
+    }
+
+    /// Waits until the server stops (after [`ServerHandle::shutdown`] from elsewhere, or a failure).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task failed")?.context("server failed")
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Opens the database, loads the schema, binds `config.addr` and starts serving in the background.
+pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
+    let schema_text = config.schema_text()?;
+    let schema = Schema::from_json(&schema_text).map_err(|e| anyhow::anyhow!("invalid schema: {e}"))?;
+    let storage = Storage::open(&config.db).await.with_context(|| "cannot open the database")?;
+    let secret = resolve_jwt_secret(&config, &storage).await?;
+    let shutdown = CancellationToken::new();
+    let hub = ChangeHub::new();
+    if let Storage::Postgres(pg) = &storage {
+        let hub = hub.clone();
+        pg.spawn_change_listener(move |user_id, seq| hub.publish(user_id, seq), shutdown.clone());
+    }
+    let state = Arc::new(AppState {
+        storage: storage.clone(),
+        schema: Arc::new(schema),
+        jwt: JwtKeys::new(secret.as_bytes(), config.access_token_ttl),
+        cursors: CursorCodec::new(secret.as_bytes()),
+        hub,
+        sign_in_limit: SignInLimit::protocol_default(),
+        max_body_bytes: config.max_body_bytes,
+        max_batch: config.max_batch,
+        sync_paused: config.sync_paused,
+        shutdown: shutdown.clone(),
+    });
+    spawn_purger(storage, &config, shutdown.clone());
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let app = routes::router(state);
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+    });
+    if config.sync_paused {
+        tracing::warn!("sync is paused (--sync-paused): sync routes answer 503");
+    }
+    Ok(ServerHandle { addr, shutdown, task })
+}
+
+/// The secret from the flag, or the one kept in the database (generated on first start).
+async fn resolve_jwt_secret(config: &Config, storage: &Storage) -> anyhow::Result<String> {
+    if let Some(secret) = &config.jwt_secret {
+        anyhow::ensure!(secret.len() >= 16, "--jwt-secret must have at least 16 characters");
+        return Ok(secret.clone());
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let generated: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let (secret, created) = storage.jwt_secret_or_store(generated).await?;
+    if created {
+        tracing::warn!("no --jwt-secret given: generated one and stored it in the database");
+    } else {
+        tracing::warn!("no --jwt-secret given: using the one stored in the database");
+    }
+    Ok(secret)
+}
+
+/// Purges old tombstones and op ids at start and then every `purge_interval_secs`.
+fn spawn_purger(storage: Storage, config: &Config, shutdown: CancellationToken) {
+    let retention_ms = i64::from(config.tombstone_retention_days) * 24 * 3600 * 1000;
+    let mut interval = tokio::time::interval(Duration::from_secs(config.purge_interval_secs.max(1)));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let now = clock::now_ms();
+            match storage.purge(now - retention_ms, now - OP_RETENTION_MS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tombstones = n, "purged old tombstones"),
+                Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+            }
+        }
+    });
+}

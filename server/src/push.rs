@@ -1,0 +1,299 @@
+//! Judging a push batch: the protocol's rules 1–7 applied in memory, in order, to the records the
+//! batch touches. Storage backends load those records in a few batched queries
+//! ([`keys_to_load`], then descendants when the batch deletes), call [`plan_push`], and write the
+//! resulting [`PushPlan`] in one transaction with multi-row statements. Keeping the rules here, free
+//! of I/O, makes both backends judge a batch exactly alike.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+use tandem_protocol::{conflict, is_valid_id, Mutation, MutationResult, MutationType, Schema};
+
+/// A record's identity within one user: (entity, entityId).
+pub type RecordKey = (String, String);
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub key: RecordKey,
+    pub version: i64,
+    pub deleted: bool,
+    /// Compact JSON of the document; `None` when deleted.
+    pub doc: Option<String>,
+    /// The parent record the document names, for cascading deletes.
+    pub parent: Option<RecordKey>,
+}
+
+/// A record's new state to write, stamped with the change sequence number it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    pub record: StoredRecord,
+    pub seq: i64,
+}
+
+/// The outcome of judging a batch: the answers, and what to write.
+#[derive(Debug, Default)]
+pub struct PushPlan {
+    pub results: Vec<MutationResult>,
+    /// Final state of every record the batch changed, one per record, in sequence order.
+    pub writes: Vec<RecordWrite>,
+    /// `(opId, version)` of every op applied by this batch, to remember for idempotency.
+    pub applied_ops: Vec<(String, i64)>,
+    /// The user's change sequence after the batch.
+    pub last_seq: i64,
+}
+
+/// The records a batch needs loaded: each mutation's target and each parent a payload names.
+pub fn keys_to_load(schema: &Schema, mutations: &[Mutation]) -> Vec<RecordKey> {
+    let mut seen = HashSet::new();
+    let mut keys = Vec::new();
+    for m in mutations {
+        let Some(collection) = schema.collection(&m.entity) else { continue };
+        let key = (m.entity.clone(), m.entity_id.clone());
+        if seen.insert(key.clone()) {
+            keys.push(key);
+        }
+        let (Some(parent), Some(payload)) = (&collection.parent, &m.payload) else { continue };
+        if let Some(parent_id) = collection.parent_id(payload).filter(|id| is_valid_id(id)) {
+            let key = (parent.collection.clone(), parent_id.to_string());
+            if seen.insert(key.clone()) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// Whether the batch can cascade, so that live descendants of its records must be loaded too.
+pub fn has_deletes(mutations: &[Mutation]) -> bool {
+    mutations.iter().any(|m| m.kind == MutationType::Delete)
+}
+
+/// Of `keys`, those whose collection has child collections (the next level to load descendants of).
+pub fn keys_with_children<'a>(schema: &Schema, keys: impl Iterator<Item = &'a RecordKey>) -> Vec<RecordKey> {
+    keys.filter(|(entity, _)| schema.children_of(entity).next().is_some()).cloned().collect()
+}
+
+/// Applies `mutations` in order to `records` (everything [`keys_to_load`] named, plus live
+/// descendants when the batch deletes). `known_ops` maps opIds applied earlier to their version.
+pub fn plan_push(
+    schema: &Schema,
+    mutations: Vec<Mutation>,
+    known_ops: HashMap<String, i64>,
+    records: HashMap<RecordKey, StoredRecord>,
+    current_seq: i64,
+) -> PushPlan {
+    let mut batch = Batch {
+        schema,
+        known_ops,
+        records: records.into_iter().map(|(k, r)| (k, Slot { record: r, changed_at: None })).collect(),
+        seq: current_seq,
+        applied_ops: Vec::new(),
+    };
+    let results = mutations.into_iter().map(|m| batch.judge(m)).collect();
+    batch.into_plan(results)
+}
+
+struct Slot {
+    record: StoredRecord,
+    /// The sequence number of the batch's last change to this record, if it changed.
+    changed_at: Option<i64>,
+}
+
+struct Batch<'a> {
+    schema: &'a Schema,
+    known_ops: HashMap<String, i64>,
+    records: HashMap<RecordKey, Slot>,
+    seq: i64,
+    applied_ops: Vec<(String, i64)>,
+}
+
+impl Batch<'_> {
+    fn judge(&mut self, m: Mutation) -> MutationResult {
+        if let Some(&version) = self.known_ops.get(&m.op_id) {
+            return MutationResult::duplicate(&m.op_id, version);
+        }
+        if self.schema.collection(&m.entity).is_none() {
+            return MutationResult::rejected(&m.op_id, "unknown_entity");
+        }
+        let result = match m.kind {
+            MutationType::Upsert => self.upsert(&m.op_id, (m.entity, m.entity_id), m.base_version, m.payload),
+            MutationType::Delete => self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version),
+        };
+        if let Some(version) = result.version.filter(|_| result.status == tandem_protocol::ResultStatus::Applied) {
+            self.known_ops.insert(result.op_id.clone(), version);
+            self.applied_ops.push((result.op_id.clone(), version));
+        }
+        result
+    }
+
+    fn upsert(
+        &mut self,
+        op_id: &str,
+        key: RecordKey,
+        base_version: Option<i64>,
+        payload: Option<Map<String, Value>>,
+    ) -> MutationResult {
+        let collection = self.schema.collection(&key.0).expect("checked by judge");
+        // The request's shape check guarantees a payload on upserts.
+        let doc = Value::Object(payload.unwrap_or_default());
+        if let Err(e) = collection.validate_document(&key.0, &doc) {
+            return MutationResult::rejected(op_id, e.reason.code());
+        }
+        let Value::Object(map) = &doc else { unreachable!("built as an object") };
+        let parent = match (&collection.parent, collection.parent_id(map)) {
+            (Some(p), Some(id)) => {
+                let parent_key = (p.collection.clone(), id.to_string());
+                if !self.is_live(&parent_key) {
+                    return MutationResult::rejected(op_id, "invalid_parent");
+                }
+                Some(parent_key)
+            }
+            _ => None,
+        };
+        let existing = self.records.get(&key).map(|s| &s.record);
+        let new_version = match (base_version, existing) {
+            (None, None) => 1,
+            (None, Some(r)) if r.deleted => return conflict_with(op_id, conflict::DELETED, r),
+            (None, Some(r)) => return conflict_with(op_id, conflict::ALREADY_EXISTS, r),
+            (Some(_), None) => return MutationResult::conflict(op_id, conflict::NOT_FOUND, None, None),
+            (Some(n), Some(r)) if r.version == n => n + 1,
+            (Some(_), Some(r)) => return conflict_with(op_id, conflict::VERSION_MISMATCH, r),
+        };
+        let doc = serde_json::to_string(&doc).expect("a JSON value always serializes");
+        let record = StoredRecord { key, version: new_version, deleted: false, doc: Some(doc), parent };
+        self.put(record);
+        MutationResult::applied(op_id, new_version)
+    }
+
+    fn delete(&mut self, op_id: &str, key: RecordKey, base_version: Option<i64>) -> MutationResult {
+        let Some(existing) = self.records.get(&key).map(|s| &s.record) else {
+            return MutationResult::conflict(op_id, conflict::NOT_FOUND, None, None);
+        };
+        if existing.deleted {
+            return MutationResult::applied(op_id, existing.version); // deletes are idempotent
+        }
+        if base_version != Some(existing.version) {
+            return conflict_with(op_id, conflict::VERSION_MISMATCH, existing);
+        }
+        let version = self.tombstone(&key);
+        self.cascade_from(key);
+        MutationResult::applied(op_id, version)
+    }
+
+    /// Deletes every live record whose parent chain leads to `root`.
+    fn cascade_from(&mut self, root: RecordKey) {
+        let mut pending = vec![root];
+        while let Some(parent) = pending.pop() {
+            let child_collections: Vec<&str> = self.schema.children_of(&parent.0).map(|(c, _)| c).collect();
+            if child_collections.is_empty() {
+                continue;
+            }
+            let mut children: Vec<RecordKey> = self
+                .records
+                .values()
+                .map(|s| &s.record)
+                .filter(|r| !r.deleted && r.parent.as_ref() == Some(&parent))
+                .filter(|r| child_collections.contains(&r.key.0.as_str()))
+                .map(|r| r.key.clone())
+                .collect();
+            children.sort(); // deterministic sequence numbers
+            for child in children {
+                self.tombstone(&child);
+                pending.push(child);
+            }
+        }
+    }
+
+    /// Marks a live record deleted with the next version; returns that version.
+    fn tombstone(&mut self, key: &RecordKey) -> i64 {
+        let slot = self.records.get(key).expect("tombstoned records are loaded");
+        let record = StoredRecord {
+            key: key.clone(),
+            version: slot.record.version + 1,
+            deleted: true,
+            doc: None,
+            parent: slot.record.parent.clone(),
+        };
+        let version = record.version;
+        self.put(record);
+        version
+    }
+
+    fn put(&mut self, record: StoredRecord) {
+        self.seq += 1;
+        let slot = Slot { changed_at: Some(self.seq), record };
+        self.records.insert(slot.record.key.clone(), slot);
+    }
+
+    fn is_live(&self, key: &RecordKey) -> bool {
+        self.records.get(key).is_some_and(|s| !s.record.deleted)
+    }
+
+    fn into_plan(self, results: Vec<MutationResult>) -> PushPlan {
+        let mut writes: Vec<RecordWrite> = self
+            .records
+            .into_values()
+            .filter_map(|s| s.changed_at.map(|seq| RecordWrite { record: s.record, seq }))
+            .collect();
+        writes.sort_by_key(|w| w.seq);
+        PushPlan { results, writes, applied_ops: self.applied_ops, last_seq: self.seq }
+    }
+}
+
+fn conflict_with(op_id: &str, reason: &str, record: &StoredRecord) -> MutationResult {
+    let doc = record.doc.as_deref().filter(|_| !record.deleted).and_then(|d| serde_json::from_str(d).ok());
+    MutationResult::conflict(op_id, reason, Some(record.version), doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tandem_protocol::ResultStatus;
+
+    fn schema() -> Schema {
+        Schema::from_json(crate::config::SAMPLE_SCHEMA).unwrap()
+    }
+
+    fn m(op: &str, entity: &str, id: &str, base: Option<i64>, payload: Option<Value>) -> Mutation {
+        Mutation {
+            op_id: op.into(),
+            entity: entity.into(),
+            entity_id: id.into(),
+            kind: if payload.is_some() { MutationType::Upsert } else { MutationType::Delete },
+            base_version: base,
+            payload: payload.map(|p| p.as_object().unwrap().clone()),
+            client_time: "2025-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn creates_children_and_cascades_within_one_batch() {
+        let s = schema();
+        let batch = vec![
+            m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
+            m("o2", "plan_days", "d", None, Some(json!({"planId": "p", "dayIndex": 0}))),
+            m("o3", "plan_days", "x", None, Some(json!({"planId": "nope", "dayIndex": 0}))),
+            m("o4", "plans", "p", Some(1), None),
+            m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
+        ];
+        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10);
+        let statuses: Vec<_> = plan.results.iter().map(|r| (r.status, r.version, r.reason.clone())).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (ResultStatus::Applied, Some(1), None),
+                (ResultStatus::Applied, Some(1), None),
+                (ResultStatus::Rejected, None, Some("invalid_parent".into())),
+                (ResultStatus::Applied, Some(2), None),
+                (ResultStatus::Duplicate, Some(1), None),
+            ]
+        );
+        assert_eq!(plan.last_seq, 14);
+        let day = plan.writes.iter().find(|w| w.record.key.1 == "d").unwrap();
+        assert!(day.record.deleted);
+        assert_eq!(day.record.version, 2);
+        assert_eq!(plan.applied_ops.len(), 3);
+    }
+}

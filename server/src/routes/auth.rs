@@ -1,0 +1,143 @@
+//! `/auth/v1`: sign-up, the password and refresh-token grants, logout and the current user.
+//! Shapes follow Supabase Auth (GoTrue) so a client works against either.
+
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use tandem_protocol::{PasswordCredentials, RefreshTokenRequest, Session, User};
+
+use super::{AuthUser, JsonBody, SharedState};
+use crate::auth::passwords::{hash_password, verify_against_dummy, verify_password};
+use crate::auth::refresh_tokens::{hash_refresh_token, new_refresh_token, REUSE_GRACE_MS};
+use crate::auth::{is_plausible_email, normalize_email, MIN_PASSWORD_CHARS};
+use crate::clock::{now_ms, rfc3339_from_ms};
+use crate::error::ApiError;
+use crate::storage::{RefreshOutcome, UserRow};
+
+/// `POST /auth/v1/signup`: creates a confirmed account and signs it in.
+pub async fn signup(
+    State(state): State<SharedState>,
+    JsonBody(body): JsonBody<PasswordCredentials>,
+) -> Result<Json<Session>, ApiError> {
+    let email = normalize_email(&body.email);
+    if !is_plausible_email(&email) {
+        return Err(ApiError::validation_failed("the email must be of the form local@domain"));
+    }
+    if body.password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::weak_password());
+    }
+    let password = body.password;
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let user = UserRow { id: uuid::Uuid::now_v7().to_string(), email, password_hash, created_at_ms: now_ms() };
+    if !state.storage.create_user(user.clone()).await? {
+        return Err(ApiError::user_already_exists());
+    }
+    tracing::info!(user_id = %user.id, "signed up");
+    start_session(&state, &user).await.map(Json)
+}
+
+#[derive(Deserialize)]
+pub struct GrantQuery {
+    grant_type: Option<String>,
+}
+
+/// `POST /auth/v1/token?grant_type=password|refresh_token`.
+pub async fn token(
+    State(state): State<SharedState>,
+    query: Result<Query<GrantQuery>, axum::extract::rejection::QueryRejection>,
+    request: axum::extract::Request,
+) -> Result<Json<Session>, ApiError> {
+    use axum::extract::FromRequest;
+    let grant_type = query.ok().and_then(|Query(q)| q.grant_type);
+    match grant_type.as_deref() {
+        Some("password") => {
+            let JsonBody(body) = JsonBody::<PasswordCredentials>::from_request(request, &state).await?;
+            password_grant(&state, body).await.map(Json)
+        }
+        Some("refresh_token") => {
+            let JsonBody(body) = JsonBody::<RefreshTokenRequest>::from_request(request, &state).await?;
+            refresh_grant(&state, body).await.map(Json)
+        }
+        _ => Err(ApiError::unsupported_grant_type()),
+    }
+}
+
+async fn password_grant(state: &SharedState, body: PasswordCredentials) -> Result<Session, ApiError> {
+    let email = normalize_email(&body.email);
+    state.sign_in_limit.check(&email, Instant::now()).map_err(ApiError::rate_limited)?;
+    let user = state.storage.user_by_email(&email).await?;
+    let password = body.password;
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matches = tokio::task::spawn_blocking(move || match stored_hash {
+        Some(hash) => verify_password(&password, &hash),
+        None => {
+            verify_against_dummy(&password);
+            false
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    match user.filter(|_| matches) {
+        Some(user) => start_session(state, &user).await,
+        None => {
+            state.sign_in_limit.record_failure(&email, Instant::now());
+            Err(ApiError::invalid_grant("invalid email or password"))
+        }
+    }
+}
+
+async fn refresh_grant(state: &SharedState, body: RefreshTokenRequest) -> Result<Session, ApiError> {
+    let next_token = new_refresh_token();
+    let outcome = state
+        .storage
+        .exchange_refresh_token(&hash_refresh_token(&body.refresh_token), &hash_refresh_token(&next_token), now_ms(), REUSE_GRACE_MS)
+        .await?;
+    match outcome {
+        RefreshOutcome::Exchanged { user, session_id } => Ok(session_body(state, &user, &session_id, next_token)),
+        RefreshOutcome::Refused => Err(ApiError::invalid_grant("the refresh token is invalid, revoked or already used")),
+    }
+}
+
+/// `POST /auth/v1/logout`: revokes this sign-in's refresh tokens. The access token stays valid
+/// until it expires (JWTs are stateless).
+pub async fn logout(State(state): State<SharedState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    state.storage.revoke_session(&user.user_id, &user.session_id, now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /auth/v1/user`.
+pub async fn user(State(state): State<SharedState>, user: AuthUser) -> Result<Json<User>, ApiError> {
+    match state.storage.user_by_id(&user.user_id).await? {
+        Some(row) => Ok(Json(user_body(&row))),
+        None => Err(ApiError::unauthorized("the account no longer exists")),
+    }
+}
+
+/// A new sign-in: a session row with its first refresh token, and the Session answer.
+async fn start_session(state: &SharedState, user: &UserRow) -> Result<Session, ApiError> {
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let refresh_token = new_refresh_token();
+    state.storage.create_session(&user.id, &session_id, &hash_refresh_token(&refresh_token), now_ms()).await?;
+    Ok(session_body(state, user, &session_id, refresh_token))
+}
+
+fn session_body(state: &SharedState, user: &UserRow, session_id: &str, refresh_token: String) -> Session {
+    let issued = state.jwt.issue(&user.id, &user.email, session_id, now_ms() / 1000);
+    Session {
+        access_token: issued.token,
+        token_type: "bearer".into(),
+        expires_in: issued.expires_in,
+        expires_at: issued.expires_at,
+        refresh_token,
+        user: user_body(user),
+    }
+}
+
+fn user_body(user: &UserRow) -> User {
+    User { id: user.id.clone(), email: user.email.clone(), created_at: rfc3339_from_ms(user.created_at_ms) }
+}

@@ -1,0 +1,46 @@
+//! `GET /sync/v1/events`: a server-sent event stream that pokes the client to pull after any
+//! change to its user's data commits, on whichever instance.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream, StreamExt};
+use tandem_protocol::{Poke, POKE_EVENT};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::{AuthUser, SharedState, KEEP_ALIVE};
+
+/// The event stream of the authenticated user; ends when the server shuts down.
+pub async fn events(
+    State(state): State<SharedState>,
+    user: AuthUser,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Subscribe before answering, so no change committed after the response starts is missed.
+    let notices = BroadcastStream::new(state.hub.subscribe());
+    let user_id = user.user_id;
+    let greeting = stream::once(async { Ok(Event::default().comment("connected")) });
+    let stream_state = state.clone();
+    let pokes = notices
+        .filter_map(move |notice| {
+            let state = stream_state.clone();
+            let user_id = user_id.clone();
+            async move {
+                let seq = match notice {
+                    Ok(n) if *n.user_id == *user_id => n.seq,
+                    Ok(_) => return None,
+                    // Missed notices: poke with the latest sequence rather than risk missing ours.
+                    Err(BroadcastStreamRecvError::Lagged(_)) => state.storage.latest_seq(&user_id).await.ok()?,
+                };
+                Some(Ok(poke_event(&state, &user_id, seq)))
+            }
+        });
+    let stream = greeting.chain(pokes).take_until(state.shutdown.clone().cancelled_owned());
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+fn poke_event(state: &SharedState, user_id: &str, seq: i64) -> Event {
+    let poke = Poke { cursor: state.cursors.encode(user_id, seq) };
+    Event::default().event(POKE_EVENT).json_data(poke).expect("a poke always serializes")
+}

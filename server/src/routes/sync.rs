@@ -1,0 +1,156 @@
+//! `/sync/v1/push` and `/sync/v1/pull`. The request's shape is checked here (a bad shape refuses
+//! the whole request); the per-mutation rules are in `crate::push`, the storage in `crate::storage`.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tandem_protocol::{
+    is_valid_id, MutationType, PullRequest, PushRequest, PushResponse, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT,
+};
+
+use super::{AuthUser, JsonBody, SharedState};
+use crate::clock::{is_rfc3339, now_ms, rfc3339_from_ms};
+use crate::error::ApiError;
+use crate::storage::{ChangeRow, PushJob};
+
+/// `POST /sync/v1/push`.
+pub async fn push(
+    State(state): State<SharedState>,
+    user: AuthUser,
+    JsonBody(request): JsonBody<PushRequest>,
+) -> Result<Json<PushResponse>, ApiError> {
+    check_push_shape(&request, state.max_batch)?;
+    let count = request.mutations.len();
+    let job = PushJob {
+        user_id: user.user_id.clone(),
+        mutations: request.mutations,
+        schema: state.schema.clone(),
+        now_ms: now_ms(),
+    };
+    let outcome = state
+        .storage
+        .push(job)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    if let Some(seq) = outcome.new_seq {
+        // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
+        if !state.storage.notifies_changes() {
+            state.hub.publish(&user.user_id, seq);
+        }
+    }
+    tracing::info!(user_id = %user.user_id, mutations = count, "push");
+    Ok(Json(PushResponse { results: outcome.results }))
+}
+
+/// What serde cannot see: batch size, id syntax, `clientTime`, and a payload on every upsert.
+fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiError> {
+    if request.mutations.len() > max_batch {
+        return Err(ApiError::batch_too_large(max_batch));
+    }
+    if !is_valid_id(&request.client_id) {
+        return Err(ApiError::invalid_request("clientId must be 1..128 characters of [A-Za-z0-9_.:-]"));
+    }
+    for (i, m) in request.mutations.iter().enumerate() {
+        let bad = |what: &str| Err(ApiError::invalid_request(format!("mutations[{i}].{what}")));
+        if !is_valid_id(&m.op_id) {
+            return bad("opId must be 1..128 characters of [A-Za-z0-9_.:-]");
+        }
+        if !is_valid_id(&m.entity_id) {
+            return bad("entityId must be 1..128 characters of [A-Za-z0-9_.:-]");
+        }
+        if !is_rfc3339(&m.client_time) {
+            return bad("clientTime must be an RFC 3339 time");
+        }
+        if m.kind == MutationType::Upsert && m.payload.is_none() {
+            return bad("payload is required for an upsert");
+        }
+    }
+    Ok(())
+}
+
+/// `POST /sync/v1/pull`.
+pub async fn pull(
+    State(state): State<SharedState>,
+    user: AuthUser,
+    JsonBody(request): JsonBody<PullRequest>,
+) -> Result<Json<PullOut>, ApiError> {
+    let limit = page_limit(request.limit)?;
+    let after_seq = match &request.cursor {
+        None => 0,
+        Some(cursor) => state
+            .cursors
+            .decode(&user.user_id, cursor)
+            .ok_or_else(|| ApiError::invalid_request("the cursor was not issued to this user by this server"))?,
+    };
+    let page = state
+        .storage
+        .pull(&user.user_id, after_seq, limit)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    if after_seq > page.user_seq {
+        return Err(ApiError::invalid_request("the cursor is ahead of this user's changes"));
+    }
+    // A null cursor is a full pull and never expires.
+    if request.cursor.is_some() && after_seq < page.purged_seq {
+        return Err(ApiError::cursor_expired());
+    }
+    let has_more = page.remaining > 0;
+    // On the last page the cursor may move to the snapshot's sequence: nothing up to it is unseen.
+    let next_seq = match page.changes.last() {
+        Some(last) if has_more => last.seq,
+        _ => page.user_seq.max(after_seq),
+    };
+    let changes = page.changes.into_iter().map(change_out).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(PullOut {
+        changes,
+        cursor: state.cursors.encode(&user.user_id, next_seq),
+        has_more,
+        remaining: page.remaining,
+    }))
+}
+
+fn page_limit(limit: Option<i64>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PULL_LIMIT),
+        Some(n) if n < 1 => Err(ApiError::invalid_request("limit must be between 1 and 1000")),
+        Some(n) => Ok(n.min(i64::from(MAX_PULL_LIMIT)) as u32),
+    }
+}
+
+/// A pull response that embeds stored documents as they are, without re-parsing them into values
+/// (the wire shape is `tandem_protocol::PullResponse`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullOut {
+    changes: Vec<ChangeOut>,
+    cursor: String,
+    has_more: bool,
+    remaining: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeOut {
+    entity: String,
+    entity_id: String,
+    version: i64,
+    deleted: bool,
+    doc: Option<Box<RawValue>>,
+    updated_at: String,
+}
+
+fn change_out(row: ChangeRow) -> Result<ChangeOut, ApiError> {
+    let doc = match row.doc.filter(|_| !row.deleted) {
+        Some(text) => Some(RawValue::from_string(text).map_err(|e| ApiError::internal(&e))?),
+        None => None,
+    };
+    Ok(ChangeOut {
+        entity: row.entity,
+        entity_id: row.entity_id,
+        version: row.version,
+        deleted: row.deleted,
+        doc,
+        updated_at: rfc3339_from_ms(row.updated_at_ms),
+    })
+}

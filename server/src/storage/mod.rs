@@ -1,0 +1,232 @@
+//! Where accounts, sessions and records live: SQLite (one file, one writer) or PostgreSQL (shared
+//! by any number of server instances). Both keep the same tables:
+//!
+//! - `users`: the account, plus `change_seq` (the user's change sequence, advanced only while the
+//!   user's row is locked, so per user the sequence order is the commit order and a cursor never
+//!   skips a change committed later) and `purged_seq` (highest sequence number of a purged
+//!   tombstone; older cursors answer 410);
+//! - `sessions` and `refresh_tokens` (hashed, single-use);
+//! - `records`: the latest state of each (user, entity, entityId) with the `seq` of its last change,
+//!   so a pull is one index range scan on (user_id, seq);
+//! - `ops`: applied opIds for idempotency;
+//! - `meta`: the generated JWT secret.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tandem_protocol::{Mutation, MutationResult, Schema};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::push::StoredRecord;
+
+/// A storage failure: the server's fault, never the client's.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<tokio::task::JoinError> for StorageError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Other(format!("storage task failed: {e}"))
+    }
+}
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at_ms: i64,
+}
+
+/// What exchanging a refresh token came to.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// The token was live; the new one is stored in the same sign-in.
+    Exchanged { user: UserRow, session_id: String },
+    /// Unknown, revoked, or already exchanged.
+    Refused,
+}
+
+/// One pulled record, in its latest state.
+#[derive(Debug, Clone)]
+pub struct ChangeRow {
+    pub entity: String,
+    pub entity_id: String,
+    pub version: i64,
+    pub deleted: bool,
+    pub doc: Option<String>,
+    pub seq: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One page of a pull, read from one snapshot.
+#[derive(Debug)]
+pub struct PullPage {
+    pub changes: Vec<ChangeRow>,
+    /// Changes after this page.
+    pub remaining: u64,
+    /// The user's change sequence in the snapshot.
+    pub user_seq: i64,
+    /// Highest purged tombstone sequence number; cursors below it are expired.
+    pub purged_seq: i64,
+}
+
+/// What a push did.
+#[derive(Debug)]
+pub struct PushOutcome {
+    pub results: Vec<MutationResult>,
+    /// The user's change sequence after the push, when it changed anything.
+    pub new_seq: Option<i64>,
+}
+
+/// Inputs of a push that both backends need.
+pub struct PushJob {
+    pub user_id: String,
+    pub mutations: Vec<Mutation>,
+    pub schema: Arc<Schema>,
+    pub now_ms: i64,
+}
+
+/// The storage backend chosen by `--db`.
+#[derive(Clone)]
+pub enum Storage {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// The `(op_id → version)` and `(key → record)` maps a push judges against.
+pub(crate) type LoadedState = (HashMap<String, i64>, HashMap<crate::push::RecordKey, StoredRecord>);
+
+impl Storage {
+    /// Opens (and migrates) the database named by `url`: `sqlite://PATH` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Self, StorageError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite(SqliteStore::open(path).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(PostgresStore::open(url).await?))
+        } else {
+            Err(StorageError::Other("--db must start with sqlite:// or postgres://".into()))
+        }
+    }
+
+    /// Whether change notifications come back from the database (PostgreSQL LISTEN/NOTIFY) rather
+    /// than from this process.
+    pub fn notifies_changes(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    /// The secret stored in the database, or `generated` after storing it (first start).
+    /// Returns the secret and whether it was just stored.
+    pub async fn jwt_secret_or_store(&self, generated: String) -> Result<(String, bool), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.jwt_secret_or_store(generated).await,
+            Self::Postgres(s) => s.jwt_secret_or_store(generated).await,
+        }
+    }
+
+    /// Creates an account; `Ok(false)` when the email is taken.
+    pub async fn create_user(&self, user: UserRow) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.create_user(user).await,
+            Self::Postgres(s) => s.create_user(user).await,
+        }
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.user_by_email(email).await,
+            Self::Postgres(s) => s.user_by_email(email).await,
+        }
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.user_by_id(id).await,
+            Self::Postgres(s) => s.user_by_id(id).await,
+        }
+    }
+
+    /// Starts a sign-in with its first refresh token (stored as `token_hash`).
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.create_session(user_id, session_id, token_hash, now_ms).await,
+            Self::Postgres(s) => s.create_session(user_id, session_id, token_hash, now_ms).await,
+        }
+    }
+
+    /// Exchanges the refresh token `old_hash` for `new_hash`. A token already exchanged is refused;
+    /// when that reuse comes more than `grace_ms` after the exchange, the whole sign-in is revoked.
+    pub async fn exchange_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<RefreshOutcome, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.exchange_refresh_token(old_hash, new_hash, now_ms, grace_ms).await,
+            Self::Postgres(s) => s.exchange_refresh_token(old_hash, new_hash, now_ms, grace_ms).await,
+        }
+    }
+
+    /// Revokes sign-in `session_id` of `user_id` (its refresh tokens stop working).
+    pub async fn revoke_session(&self, user_id: &str, session_id: &str, now_ms: i64) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.revoke_session(user_id, session_id, now_ms).await,
+            Self::Postgres(s) => s.revoke_session(user_id, session_id, now_ms).await,
+        }
+    }
+
+    /// Judges and applies a batch in one transaction; `None` when the user does not exist.
+    pub async fn push(&self, job: PushJob) -> Result<Option<PushOutcome>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.push(job).await,
+            Self::Postgres(s) => s.push(job).await,
+        }
+    }
+
+    /// Up to `limit` changes after `after_seq`; `None` when the user does not exist.
+    pub async fn pull(&self, user_id: &str, after_seq: i64, limit: u32) -> Result<Option<PullPage>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.pull(user_id, after_seq, limit).await,
+            Self::Postgres(s) => s.pull(user_id, after_seq, limit).await,
+        }
+    }
+
+    /// The user's current change sequence (0 for a user with no changes or no row).
+    pub async fn latest_seq(&self, user_id: &str) -> Result<i64, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.latest_seq(user_id).await,
+            Self::Postgres(s) => s.latest_seq(user_id).await,
+        }
+    }
+
+    /// Deletes tombstones last changed before `tombstones_before_ms` (raising each user's
+    /// `purged_seq`) and op ids older than `ops_before_ms`. Returns the tombstones purged.
+    pub async fn purge(&self, tombstones_before_ms: i64, ops_before_ms: i64) -> Result<u64, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
+            Self::Postgres(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! PostgreSQL: shared by any number of server instances. A push locks the user's row
+//! (`SELECT … FOR UPDATE`), so pushes of one user are serialized across instances and the user's
+//! change sequence grows in commit order; loads and writes are a handful of multi-row statements
+//! over `UNNEST` arrays, pipelined on one connection. `pg_notify` inside the push transaction is
+//! delivered on commit to every instance's LISTEN connection, which pokes its SSE clients.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::{stream, StreamExt};
+use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::{ChangeRow, LoadedState, PullPage, PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow};
+use crate::push::{self, RecordKey, StoredRecord};
+
+/// The NOTIFY channel; payload `<user id>:<seq>`.
+pub const CHANGES_CHANNEL: &str = "tandem_changes";
+
+const POOL_SIZE: usize = 16;
+
+/// Any instance may start first; the advisory lock keeps concurrent migrations from colliding.
+const MIGRATION: &str = "
+SELECT pg_advisory_xact_lock(7283746501);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    change_seq BIGINT NOT NULL DEFAULT 0,
+    purged_seq BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_session ON refresh_tokens (session_id);
+CREATE TABLE IF NOT EXISTS records (
+    user_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    deleted BOOLEAN NOT NULL,
+    doc TEXT,
+    parent_entity TEXT,
+    parent_id TEXT,
+    seq BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (user_id, seq);
+CREATE INDEX IF NOT EXISTS records_by_parent ON records (user_id, parent_entity, parent_id)
+    WHERE parent_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tombstones_by_age ON records (updated_at) WHERE deleted;
+CREATE TABLE IF NOT EXISTS ops (
+    user_id TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, op_id)
+);
+CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
+";
+
+const SELECT_RECORDS: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id
+     FROM records r JOIN UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
+       ON r.entity = k.entity AND r.entity_id = k.entity_id
+     WHERE r.user_id = $1";
+const SELECT_LIVE_CHILDREN: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id
+     FROM records r JOIN UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
+       ON r.parent_entity = k.entity AND r.parent_id = k.entity_id
+     WHERE r.user_id = $1 AND NOT r.deleted";
+const UPSERT_RECORDS: &str = "INSERT INTO records
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
+     SELECT $1, e, i, v, d, doc, pe, pi, s, $10
+     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[])
+       AS w(e, i, v, d, doc, pe, pi, s)
+     ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
+       deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
+       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at";
+const INSERT_OPS: &str = "INSERT INTO ops (user_id, op_id, version, created_at)
+     SELECT $1, o, v, $4 FROM UNNEST($2::text[], $3::int8[]) AS x(o, v)
+     ON CONFLICT DO NOTHING";
+
+/// The PostgreSQL backend.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and brings the tables up to date.
+    pub async fn open(url: &str) -> Result<Self, StorageError> {
+        let config = tokio_postgres::Config::from_str(url)?;
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| StorageError::Other(format!("postgres pool: {e}")))?;
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(MIGRATION).await?;
+        tx.commit().await?;
+        Ok(Self { pool, config })
+    }
+
+    /// Forwards every change notification (from any instance) to `on_change(user_id, seq)` until
+    /// `cancel` fires, reconnecting after failures.
+    pub fn spawn_change_listener(
+        &self,
+        on_change: impl Fn(&str, i64) + Send + Sync + 'static,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let config = self.config.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    result = listen_once(&config, &on_change) => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "change listener lost its connection; reconnecting");
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    }
+
+    pub async fn jwt_secret_or_store(&self, generated: String) -> Result<(String, bool), StorageError> {
+        let client = self.pool.get().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('jwt_secret', $1) ON CONFLICT (key) DO NOTHING",
+                &[&generated],
+            )
+            .await?;
+        let row = client.query_one("SELECT value FROM meta WHERE key = 'jwt_secret'", &[]).await?;
+        Ok((row.get(0), inserted == 1))
+    }
+
+    pub async fn create_user(&self, user: UserRow) -> Result<bool, StorageError> {
+        let client = self.pool.get().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (email) DO NOTHING",
+                &[&user.id, &user.email, &user.password_hash, &user.created_at_ms],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
+        let client = self.pool.get().await?;
+        user_where(&client, "email = $1", email).await
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StorageError> {
+        let client = self.pool.get().await?;
+        user_where(&client, "id = $1", id).await
+    }
+
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)", &[&session_id, &user_id, &now_ms])
+            .await?;
+        insert_refresh_token(&tx, token_hash, session_id, user_id, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn exchange_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<RefreshOutcome, StorageError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // The row lock makes two concurrent exchanges of one token (two instances) take turns.
+        let found = tx
+            .query_opt(
+                "SELECT t.session_id, t.user_id, t.used_at, s.revoked_at
+                 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+                 WHERE t.token_hash = $1 FOR UPDATE OF t",
+                &[&old_hash],
+            )
+            .await?;
+        let Some(row) = found else { return Ok(RefreshOutcome::Refused) };
+        let (session_id, user_id): (String, String) = (row.get(0), row.get(1));
+        let (used_at, revoked_at): (Option<i64>, Option<i64>) = (row.get(2), row.get(3));
+        if revoked_at.is_some() {
+            return Ok(RefreshOutcome::Refused);
+        }
+        if let Some(used_at) = used_at {
+            if now_ms - used_at > grace_ms {
+                tx.execute("UPDATE sessions SET revoked_at = $2 WHERE id = $1", &[&session_id, &now_ms]).await?;
+                tx.commit().await?;
+            }
+            return Ok(RefreshOutcome::Refused);
+        }
+        tx.execute("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1", &[&old_hash, &now_ms]).await?;
+        insert_refresh_token(&tx, new_hash, &session_id, &user_id, now_ms).await?;
+        let user = user_where(&tx, "id = $1", &user_id).await?;
+        tx.commit().await?;
+        Ok(match user {
+            Some(user) => RefreshOutcome::Exchanged { user, session_id },
+            None => RefreshOutcome::Refused,
+        })
+    }
+
+    pub async fn revoke_session(&self, user_id: &str, session_id: &str, now_ms: i64) -> Result<(), StorageError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                &[&session_id, &user_id, &now_ms],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn push(&self, job: PushJob) -> Result<Option<PushOutcome>, StorageError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let lock = tx.prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE").await?;
+        let Some(row) = tx.query_opt(&lock, &[&job.user_id]).await? else { return Ok(None) };
+        let current_seq: i64 = row.get(0);
+        let (known_ops, records) = load_push_state(&tx, &job).await?;
+        let plan = push::plan_push(&job.schema, job.mutations, known_ops, records, current_seq);
+        if plan.writes.is_empty() && plan.applied_ops.is_empty() {
+            return Ok(Some(PushOutcome { results: plan.results, new_seq: None }));
+        }
+        let upsert = tx.prepare_cached(UPSERT_RECORDS).await?;
+        let insert_ops = tx.prepare_cached(INSERT_OPS).await?;
+        let set_seq = tx.prepare_cached("UPDATE users SET change_seq = $2 WHERE id = $1").await?;
+        let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+
+        let w = WriteColumns::from(&plan.writes);
+        let (op_ids, op_versions): (Vec<&str>, Vec<i64>) =
+            plan.applied_ops.iter().map(|(o, v)| (o.as_str(), *v)).unzip();
+        let payload = format!("{}:{}", job.user_id, plan.last_seq);
+        // Pipelined: the statements go out together and run in order on the server.
+        let write_records = async {
+            if !w.entity.is_empty() {
+                tx.execute(
+                    &upsert,
+                    &[&job.user_id, &w.entity, &w.entity_id, &w.version, &w.deleted, &w.doc, &w.parent_entity,
+                      &w.parent_id, &w.seq, &job.now_ms],
+                )
+                .await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        };
+        let write_ops = async {
+            if !op_ids.is_empty() {
+                tx.execute(&insert_ops, &[&job.user_id, &op_ids, &op_versions, &job.now_ms]).await?;
+            }
+            Ok(())
+        };
+        let seq_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&job.user_id, &plan.last_seq];
+        let write_seq = tx.execute(&set_seq, &seq_params);
+        let send_poke = async {
+            if !plan.writes.is_empty() {
+                tx.query(&notify, &[&CHANGES_CHANNEL, &payload]).await?;
+            }
+            Ok(())
+        };
+        futures_util::try_join!(write_records, write_ops, write_seq, send_poke)?;
+        tx.commit().await?;
+        let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
+        Ok(Some(PushOutcome { results: plan.results, new_seq }))
+    }
+
+    pub async fn pull(&self, user_id: &str, after_seq: i64, limit: u32) -> Result<Option<PullPage>, StorageError> {
+        let mut client = self.pool.get().await?;
+        // Repeatable read: the page, the count and the user's sequence share one snapshot.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let seqs = tx.prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = $1").await?;
+        let page = tx
+            .prepare_cached(
+                "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
+                 WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .await?;
+        let limit = i64::from(limit);
+        let seq_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&user_id];
+        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&user_id, &after_seq, &limit];
+        let (seq_row, rows) =
+            futures_util::try_join!(tx.query_opt(&seqs, &seq_params), tx.query(&page, &page_params))?;
+        let Some(seq_row) = seq_row else { return Ok(None) };
+        let changes: Vec<ChangeRow> = rows
+            .iter()
+            .map(|r| ChangeRow {
+                entity: r.get(0),
+                entity_id: r.get(1),
+                version: r.get(2),
+                deleted: r.get(3),
+                doc: r.get(4),
+                seq: r.get(5),
+                updated_at_ms: r.get(6),
+            })
+            .collect();
+        let remaining = match changes.last() {
+            Some(last) if changes.len() as i64 == limit => {
+                let count = tx.prepare_cached("SELECT count(*) FROM records WHERE user_id = $1 AND seq > $2").await?;
+                tx.query_one(&count, &[&user_id, &last.seq]).await?.get::<_, i64>(0) as u64
+            }
+            _ => 0,
+        };
+        tx.commit().await?;
+        Ok(Some(PullPage { changes, remaining, user_seq: seq_row.get(0), purged_seq: seq_row.get(1) }))
+    }
+
+    pub async fn latest_seq(&self, user_id: &str) -> Result<i64, StorageError> {
+        let client = self.pool.get().await?;
+        let row = client.query_opt("SELECT change_seq FROM users WHERE id = $1", &[&user_id]).await?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    pub async fn purge(&self, tombstones_before_ms: i64, ops_before_ms: i64) -> Result<u64, StorageError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Lock the users first, in id order, as pushes do (user row, then records): no deadlock.
+        let rows = tx
+            .query(
+                "WITH doomed AS (
+                     SELECT user_id, max(seq) AS seq FROM records
+                     WHERE deleted AND updated_at < $1 GROUP BY user_id)
+                 UPDATE users u SET purged_seq = GREATEST(u.purged_seq, d.seq)
+                 FROM doomed d WHERE u.id = d.user_id RETURNING u.id",
+                &[&tombstones_before_ms],
+            )
+            .await?;
+        let user_ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let purged = tx
+            .execute(
+                // Only up to the purged_seq just set: a tombstone committed meanwhile stays.
+                "DELETE FROM records r USING users u
+                 WHERE u.id = r.user_id AND u.id = ANY($1) AND r.deleted AND r.updated_at < $2
+                   AND r.seq <= u.purged_seq",
+                &[&user_ids, &tombstones_before_ms],
+            )
+            .await?;
+        tx.execute("DELETE FROM ops WHERE created_at < $1", &[&ops_before_ms]).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+}
+
+/// Column arrays of a batch of record writes, for one `UNNEST` upsert.
+#[derive(Default)]
+struct WriteColumns<'a> {
+    entity: Vec<&'a str>,
+    entity_id: Vec<&'a str>,
+    version: Vec<i64>,
+    deleted: Vec<bool>,
+    doc: Vec<Option<&'a str>>,
+    parent_entity: Vec<Option<&'a str>>,
+    parent_id: Vec<Option<&'a str>>,
+    seq: Vec<i64>,
+}
+
+impl<'a> From<&'a Vec<push::RecordWrite>> for WriteColumns<'a> {
+    fn from(writes: &'a Vec<push::RecordWrite>) -> Self {
+        let mut c = WriteColumns::default();
+        for w in writes {
+            let r = &w.record;
+            c.entity.push(&r.key.0);
+            c.entity_id.push(&r.key.1);
+            c.version.push(r.version);
+            c.deleted.push(r.deleted);
+            c.doc.push(r.doc.as_deref());
+            c.parent_entity.push(r.parent.as_ref().map(|p| p.0.as_str()));
+            c.parent_id.push(r.parent.as_ref().map(|p| p.1.as_str()));
+            c.seq.push(w.seq);
+        }
+        c
+    }
+}
+
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    on_change: &(impl Fn(&str, i64) + Send + Sync),
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
+    let listen_sql = format!("LISTEN {CHANGES_CHANNEL}");
+    let listen = client.batch_execute(&listen_sql);
+    tokio::pin!(listen);
+    let mut listening = false;
+    loop {
+        tokio::select! {
+            result = &mut listen, if !listening => { result?; listening = true; }
+            message = messages.next() => match message {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if let Some((user_id, seq)) = parse_notification(n.payload()) {
+                        on_change(user_id, seq);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+fn parse_notification(payload: &str) -> Option<(&str, i64)> {
+    let (user_id, seq) = payload.rsplit_once(':')?;
+    Some((user_id, seq.parse().ok()?))
+}
+
+async fn user_where(client: &impl GenericClient, condition: &str, value: &str) -> Result<Option<UserRow>, StorageError> {
+    let sql = format!("SELECT id, email, password_hash, created_at FROM users WHERE {condition}");
+    let statement = client.prepare_cached(&sql).await?;
+    let row = client.query_opt(&statement, &[&value]).await?;
+    Ok(row.map(|r| UserRow { id: r.get(0), email: r.get(1), password_hash: r.get(2), created_at_ms: r.get(3) }))
+}
+
+async fn insert_refresh_token(
+    client: &impl GenericClient,
+    token_hash: &str,
+    session_id: &str,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    client
+        .execute(
+            "INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at) VALUES ($1, $2, $3, $4)",
+            &[&token_hash, &session_id, &user_id, &now_ms],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
+/// when it deletes, their live descendants level by level (one statement per level).
+async fn load_push_state(client: &impl GenericClient, job: &PushJob) -> Result<LoadedState, StorageError> {
+    let select_ops = client.prepare_cached("SELECT op_id, version FROM ops WHERE user_id = $1 AND op_id = ANY($2)").await?;
+    let select_records = client.prepare_cached(SELECT_RECORDS).await?;
+    let op_ids: Vec<&str> = job.mutations.iter().map(|m| m.op_id.as_str()).collect();
+    let keys = push::keys_to_load(&job.schema, &job.mutations);
+    let (entities, ids) = key_columns(&keys);
+    let op_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&job.user_id, &op_ids];
+    let record_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&job.user_id, &entities, &ids];
+    let (op_rows, record_rows) = futures_util::try_join!(
+        client.query(&select_ops, &op_params),
+        client.query(&select_records, &record_params),
+    )?;
+    let known_ops: HashMap<String, i64> = op_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut records: HashMap<RecordKey, StoredRecord> =
+        record_rows.iter().map(record_from_row).map(|r| (r.key.clone(), r)).collect();
+    if push::has_deletes(&job.mutations) {
+        let select_children = client.prepare_cached(SELECT_LIVE_CHILDREN).await?;
+        let mut frontier = push::keys_with_children(&job.schema, keys.iter());
+        while !frontier.is_empty() {
+            let (entities, ids) = key_columns(&frontier);
+            let rows = client.query(&select_children, &[&job.user_id, &entities, &ids]).await?;
+            let mut found = Vec::new();
+            for record in rows.iter().map(record_from_row) {
+                if !records.contains_key(&record.key) {
+                    found.push(record.key.clone());
+                    records.insert(record.key.clone(), record);
+                }
+            }
+            frontier = push::keys_with_children(&job.schema, found.iter());
+        }
+    }
+    Ok((known_ops, records))
+}
+
+fn key_columns(keys: &[RecordKey]) -> (Vec<&str>, Vec<&str>) {
+    keys.iter().map(|(e, i)| (e.as_str(), i.as_str())).unzip()
+}
+
+fn record_from_row(r: &tokio_postgres::Row) -> StoredRecord {
+    StoredRecord {
+        key: (r.get(0), r.get(1)),
+        version: r.get(2),
+        deleted: r.get(3),
+        doc: r.get(4),
+        parent: r.get::<_, Option<String>>(5).zip(r.get::<_, Option<String>>(6)),
+    }
+}

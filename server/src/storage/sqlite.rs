@@ -1,0 +1,439 @@
+//! SQLite: one file in WAL mode, one writer connection (SQLite allows one writer at a time anyway,
+//! so a mutex around it is the user row lock of the design, for every user at once) and a few
+//! reader connections, all used on tokio's blocking pool. A push is one `BEGIN IMMEDIATE`
+//! transaction of cached prepared statements, which in-process is as fast as multi-row SQL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{ChangeRow, LoadedState, PullPage, PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow};
+use crate::push::{self, RecordKey, StoredRecord};
+
+const READERS: usize = 4;
+
+const MIGRATION: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    change_seq INTEGER NOT NULL DEFAULT 0,
+    purged_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_session ON refresh_tokens (session_id);
+CREATE TABLE IF NOT EXISTS records (
+    user_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    doc TEXT,
+    parent_entity TEXT,
+    parent_id TEXT,
+    seq INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_by_seq ON records (user_id, seq);
+CREATE INDEX IF NOT EXISTS records_by_parent ON records (user_id, parent_entity, parent_id)
+    WHERE parent_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tombstones_by_age ON records (updated_at) WHERE deleted = 1;
+CREATE TABLE IF NOT EXISTS ops (
+    user_id TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, op_id)
+);
+CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
+";
+
+const SELECT_RECORD: &str = "SELECT version, deleted, doc, parent_entity, parent_id FROM records
+     WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3";
+const SELECT_LIVE_CHILDREN: &str = "SELECT entity, entity_id, version, doc, parent_entity, parent_id
+     FROM records WHERE user_id = ?1 AND parent_entity = ?2 AND parent_id = ?3 AND deleted = 0";
+const UPSERT_RECORD: &str = "INSERT INTO records
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
+       deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
+       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at";
+
+/// The SQLite backend.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: deadpool::unmanaged::Pool<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens or creates the database file at `path` and brings its tables up to date.
+    pub async fn open(path: &str) -> Result<Self, StorageError> {
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path)).await?
+    }
+
+    fn open_blocking(path: &str) -> Result<Self, StorageError> {
+        let writer = open_connection(path)?;
+        writer.execute_batch(MIGRATION)?;
+        let readers = (0..READERS).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { writer: Arc::new(Mutex::new(writer)), readers: deadpool::unmanaged::Pool::from(readers) })
+    }
+
+    /// Runs `f` on the writer connection on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await?
+    }
+
+    /// Runs `f` on a reader connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let mut conn = self.readers.get().await.map_err(|e| StorageError::Other(format!("sqlite readers: {e:?}")))?;
+        tokio::task::spawn_blocking(move || f(&mut conn)).await?
+    }
+
+    pub async fn jwt_secret_or_store(&self, generated: String) -> Result<(String, bool), StorageError> {
+        self.write(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('jwt_secret', ?1) ON CONFLICT (key) DO NOTHING",
+                [&generated],
+            )?;
+            let secret: String =
+                conn.query_row("SELECT value FROM meta WHERE key = 'jwt_secret'", [], |r| r.get(0))?;
+            Ok((secret, inserted == 1))
+        })
+        .await
+    }
+
+    pub async fn create_user(&self, user: UserRow) -> Result<bool, StorageError> {
+        self.write(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (email) DO NOTHING",
+                params![user.id, user.email, user.password_hash, user.created_at_ms],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
+        let email = email.to_string();
+        self.read(move |conn| user_where(conn, "email = ?1", &email)).await
+    }
+
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StorageError> {
+        let id = id.to_string();
+        self.read(move |conn| user_where(conn, "id = ?1", &id)).await
+    }
+
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let (user_id, session_id, token_hash) = (user_id.to_string(), session_id.to_string(), token_hash.to_string());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO sessions (id, user_id, created_at) VALUES (?1, ?2, ?3)",
+                params![session_id, user_id, now_ms],
+            )?;
+            insert_refresh_token(&tx, &token_hash, &session_id, &user_id, now_ms)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn exchange_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<RefreshOutcome, StorageError> {
+        let (old_hash, new_hash) = (old_hash.to_string(), new_hash.to_string());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found = tx
+                .query_row(
+                    "SELECT t.session_id, t.user_id, t.used_at, s.revoked_at
+                     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = ?1",
+                    [&old_hash],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<i64>>(3)?)),
+                )
+                .optional()?;
+            let Some((session_id, user_id, used_at, revoked_at)) = found else {
+                return Ok(RefreshOutcome::Refused);
+            };
+            if revoked_at.is_some() {
+                return Ok(RefreshOutcome::Refused);
+            }
+            if let Some(used_at) = used_at {
+                if now_ms - used_at > grace_ms {
+                    tx.execute("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1", params![session_id, now_ms])?;
+                    tx.commit()?;
+                }
+                return Ok(RefreshOutcome::Refused);
+            }
+            tx.execute("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1", params![old_hash, now_ms])?;
+            insert_refresh_token(&tx, &new_hash, &session_id, &user_id, now_ms)?;
+            let user = user_where(&tx, "id = ?1", &user_id)?;
+            tx.commit()?;
+            Ok(match user {
+                Some(user) => RefreshOutcome::Exchanged { user, session_id },
+                None => RefreshOutcome::Refused,
+            })
+        })
+        .await
+    }
+
+    pub async fn revoke_session(&self, user_id: &str, session_id: &str, now_ms: i64) -> Result<(), StorageError> {
+        let (user_id, session_id) = (user_id.to_string(), session_id.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+                params![session_id, user_id, now_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn push(&self, job: PushJob) -> Result<Option<PushOutcome>, StorageError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current_seq: Option<i64> = tx
+                .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
+                .query_row([&job.user_id], |r| r.get(0))
+                .optional()?;
+            let Some(current_seq) = current_seq else { return Ok(None) };
+            let (known_ops, records) = load_push_state(&tx, &job)?;
+            let plan = push::plan_push(&job.schema, job.mutations, known_ops, records, current_seq);
+            if plan.writes.is_empty() && plan.applied_ops.is_empty() {
+                return Ok(Some(PushOutcome { results: plan.results, new_seq: None }));
+            }
+            {
+                let mut upsert = tx.prepare_cached(UPSERT_RECORD)?;
+                for w in &plan.writes {
+                    let r = &w.record;
+                    let (parent_entity, parent_id) = r.parent.clone().unzip();
+                    upsert.execute(params![
+                        job.user_id, r.key.0, r.key.1, r.version, r.deleted, r.doc, parent_entity, parent_id, w.seq,
+                        job.now_ms
+                    ])?;
+                }
+                let mut insert_op = tx.prepare_cached(
+                    "INSERT INTO ops (user_id, op_id, version, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO NOTHING",
+                )?;
+                for (op_id, version) in &plan.applied_ops {
+                    insert_op.execute(params![job.user_id, op_id, version, job.now_ms])?;
+                }
+                tx.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
+                    .execute(params![job.user_id, plan.last_seq])?;
+            }
+            tx.commit()?;
+            let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
+            Ok(Some(PushOutcome { results: plan.results, new_seq }))
+        })
+        .await
+    }
+
+    pub async fn pull(&self, user_id: &str, after_seq: i64, limit: u32) -> Result<Option<PullPage>, StorageError> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| {
+            // One read transaction: the page, the count and the user's sequence share a snapshot.
+            let tx = conn.transaction()?;
+            let seqs: Option<(i64, i64)> = tx
+                .prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = ?1")?
+                .query_row([&user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((user_seq, purged_seq)) = seqs else { return Ok(None) };
+            let changes = tx
+                .prepare_cached(
+                    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
+                     WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )?
+                .query_map(params![user_id, after_seq, limit], |r| {
+                    Ok(ChangeRow {
+                        entity: r.get(0)?,
+                        entity_id: r.get(1)?,
+                        version: r.get(2)?,
+                        deleted: r.get(3)?,
+                        doc: r.get(4)?,
+                        seq: r.get(5)?,
+                        updated_at_ms: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let remaining = match changes.last() {
+                Some(last) if changes.len() as u32 == limit => tx
+                    .prepare_cached("SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2")?
+                    .query_row(params![user_id, last.seq], |r| r.get::<_, i64>(0))?
+                    as u64,
+                _ => 0,
+            };
+            Ok(Some(PullPage { changes, remaining, user_seq, purged_seq }))
+        })
+        .await
+    }
+
+    pub async fn latest_seq(&self, user_id: &str) -> Result<i64, StorageError> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
+                .query_row([&user_id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn purge(&self, tombstones_before_ms: i64, ops_before_ms: i64) -> Result<u64, StorageError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE users SET purged_seq = max(purged_seq, (SELECT max(seq) FROM records r
+                     WHERE r.user_id = users.id AND r.deleted = 1 AND r.updated_at < ?1))
+                 WHERE id IN (SELECT user_id FROM records WHERE deleted = 1 AND updated_at < ?1)",
+                [tombstones_before_ms],
+            )?;
+            let purged = tx.execute("DELETE FROM records WHERE deleted = 1 AND updated_at < ?1", [tombstones_before_ms])?;
+            tx.execute("DELETE FROM ops WHERE created_at < ?1", [ops_before_ms])?;
+            tx.commit()?;
+            Ok(purged as u64)
+        })
+        .await
+    }
+}
+
+fn open_connection(path: &str) -> Result<Connection, StorageError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL lets readers work while the writer commits; NORMAL sync is durable across process
+    // crashes, which is what a local development server needs.
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn user_where(conn: &Connection, condition: &str, value: &str) -> Result<Option<UserRow>, StorageError> {
+    let sql = format!("SELECT id, email, password_hash, created_at FROM users WHERE {condition}");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([value], |r| {
+            Ok(UserRow { id: r.get(0)?, email: r.get(1)?, password_hash: r.get(2)?, created_at_ms: r.get(3)? })
+        })
+        .optional()?)
+}
+
+fn insert_refresh_token(
+    conn: &Connection,
+    token_hash: &str,
+    session_id: &str,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash, session_id, user_id, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
+/// when it deletes, their live descendants level by level.
+fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, StorageError> {
+    let mut known_ops = HashMap::new();
+    {
+        let mut select_op = conn.prepare_cached("SELECT version FROM ops WHERE user_id = ?1 AND op_id = ?2")?;
+        for m in &job.mutations {
+            if let Some(version) = select_op.query_row(params![job.user_id, m.op_id], |r| r.get(0)).optional()? {
+                known_ops.insert(m.op_id.clone(), version);
+            }
+        }
+    }
+    let keys = push::keys_to_load(&job.schema, &job.mutations);
+    let mut records = HashMap::with_capacity(keys.len());
+    {
+        let mut select = conn.prepare_cached(SELECT_RECORD)?;
+        for key in &keys {
+            let found = select
+                .query_row(params![job.user_id, key.0, key.1], |r| {
+                    Ok(StoredRecord {
+                        key: key.clone(),
+                        version: r.get(0)?,
+                        deleted: r.get(1)?,
+                        doc: r.get(2)?,
+                        parent: parent_of(r.get(3)?, r.get(4)?),
+                    })
+                })
+                .optional()?;
+            if let Some(record) = found {
+                records.insert(key.clone(), record);
+            }
+        }
+    }
+    if push::has_deletes(&job.mutations) {
+        let mut frontier = push::keys_with_children(&job.schema, keys.iter());
+        let mut select = conn.prepare_cached(SELECT_LIVE_CHILDREN)?;
+        while !frontier.is_empty() {
+            let mut found = Vec::new();
+            for parent in &frontier {
+                let rows = select.query_map(params![job.user_id, parent.0, parent.1], |r| {
+                    Ok(StoredRecord {
+                        key: (r.get(0)?, r.get(1)?),
+                        version: r.get(2)?,
+                        deleted: false,
+                        doc: r.get(3)?,
+                        parent: parent_of(r.get(4)?, r.get(5)?),
+                    })
+                })?;
+                for row in rows {
+                    let record = row?;
+                    if !records.contains_key(&record.key) {
+                        found.push(record.key.clone());
+                        records.insert(record.key.clone(), record);
+                    }
+                }
+            }
+            frontier = push::keys_with_children(&job.schema, found.iter());
+        }
+    }
+    Ok((known_ops, records))
+}
+
+fn parent_of(entity: Option<String>, id: Option<String>) -> Option<RecordKey> {
+    entity.zip(id)
+}

@@ -1,0 +1,287 @@
+//! Test harness: runs the real `tandem-server` binary against a fresh database (a temp SQLite file,
+//! or a new database in the PostgreSQL cluster named by `TANDEM_TEST_POSTGRES_URL`) and talks to it
+//! over HTTP. Set `TANDEM_TEST_SERVER_LOGS=1` to see the servers' logs.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// The secret the harness gives servers (through the environment, never argv).
+pub const SECRET: &str = "conformance-test-secret-0123456789";
+
+/// Which storage backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A new database, or `None` for PostgreSQL when `TANDEM_TEST_POSTGRES_URL` is not set.
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("tandem.db").display());
+                Some(TestDb { backend, url, _dir: Some(dir) })
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("TANDEM_TEST_POSTGRES_URL").ok()?;
+                let name = format!("tandem_test_{}", uuid::Uuid::now_v7().simple());
+                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                Some(TestDb { backend, url: url.to_string(), _dir: None })
+            }
+        }
+    }
+}
+
+/// A running server process; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub db_url: String,
+}
+
+impl Server {
+    /// Starts a server on `db` with the test secret and `extra` flags.
+    pub fn start(db: &TestDb, extra: &[&str]) -> Server {
+        Self::start_with_env(db, extra, &[("TANDEM_JWT_SECRET", SECRET)])
+    }
+
+    /// Starts a server on `db` with `extra` flags and exactly the `TANDEM_*` variables in `env`.
+    pub fn start_with_env(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tandem-server"));
+        command.args(["--addr", "127.0.0.1:0", "--db", &db.url]).args(extra);
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TANDEM_")) {
+            command.env_remove(key);
+        }
+        command.envs(env.iter().copied());
+        command.stdin(Stdio::null()).stdout(Stdio::piped());
+        if std::env::var_os("TANDEM_TEST_SERVER_LOGS").is_some() {
+            command.stderr(Stdio::inherit());
+        } else {
+            command.stderr(Stdio::null());
+        }
+        let mut child = command.spawn().expect("spawning tandem-server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {} // keep the pipe drained
+        });
+        let first = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start in time");
+        let line = first.expect("server printed nothing").expect("reading server stdout");
+        let base = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server { child, base: base.to_string(), db_url: db.url.clone() }
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client { http: reqwest::Client::new(), base: self.base.clone() }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A thin HTTP client for the protocol.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// A response: status, headers and the JSON body (`Value::Null` when empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts an error answer with `status` and `code`, JSON typed.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["error"], code, "body: {}", self.body);
+        assert!(self.body["error_description"].is_string(), "body: {}", self.body);
+        let content_type = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(content_type.starts_with("application/json"), "content-type {content_type}");
+    }
+
+    pub fn assert_ok(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.body);
+        &self.body
+    }
+}
+
+impl Client {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request failed");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert_ne!(status.as_u16(), 500, "the server answered 500: {body}");
+        Reply { status, headers, body }
+    }
+
+    /// POSTs `body` as JSON, with a bearer token when given.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Reply {
+        let mut request = self.http.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Reply {
+        self.post("/auth/v1/signup", None, &json!({"email": email, "password": password})).await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Reply {
+        self.post("/auth/v1/token?grant_type=password", None, &json!({"email": email, "password": password})).await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post("/auth/v1/token?grant_type=refresh_token", None, &json!({"refresh_token": refresh_token})).await
+    }
+
+    /// Signs up a new random user; returns (access token, session JSON).
+    pub async fn new_user(&self) -> (String, Value) {
+        let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
+        let session = self.signup(&email, "password123").await.assert_ok().clone();
+        (session["access_token"].as_str().unwrap().to_string(), session)
+    }
+
+    pub async fn push(&self, token: &str, mutations: Vec<Value>) -> Reply {
+        self.post("/sync/v1/push", Some(token), &json!({"clientId": "client-1", "mutations": mutations})).await
+    }
+
+    /// Pushes and returns the results array, asserting 200.
+    pub async fn push_ok(&self, token: &str, mutations: Vec<Value>) -> Vec<Value> {
+        self.push(token, mutations).await.assert_ok()["results"].as_array().unwrap().clone()
+    }
+
+    pub async fn pull(&self, token: &str, cursor: Option<&str>, limit: Option<i64>) -> Reply {
+        let mut body = json!({"cursor": cursor});
+        if let Some(limit) = limit {
+            body["limit"] = json!(limit);
+        }
+        self.post("/sync/v1/pull", Some(token), &body).await
+    }
+
+    /// Pulls every page from `cursor`; returns the changes and the final cursor.
+    pub async fn pull_all(&self, token: &str, cursor: Option<&str>) -> (Vec<Value>, String) {
+        let mut cursor = cursor.map(str::to_string);
+        let mut changes = Vec::new();
+        loop {
+            let page = self.pull(token, cursor.as_deref(), Some(1000)).await.assert_ok().clone();
+            changes.extend(page["changes"].as_array().unwrap().iter().cloned());
+            cursor = Some(page["cursor"].as_str().unwrap().to_string());
+            if !page["hasMore"].as_bool().unwrap() {
+                return (changes, cursor.unwrap());
+            }
+        }
+    }
+}
+
+/// An upsert mutation.
+pub fn upsert(op: &str, entity: &str, id: &str, base: Option<i64>, payload: Value) -> Value {
+    json!({"opId": op, "entity": entity, "entityId": id, "type": "upsert", "baseVersion": base,
+           "payload": payload, "clientTime": "2025-01-01T00:00:00Z"})
+}
+
+/// A delete mutation.
+pub fn delete(op: &str, entity: &str, id: &str, base: Option<i64>) -> Value {
+    json!({"opId": op, "entity": entity, "entityId": id, "type": "delete", "baseVersion": base,
+           "clientTime": "2025-01-01T00:00:00Z"})
+}
+
+/// A fresh op id.
+pub fn op() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Runs each listed `async fn name(db: TestDb)` as `sqlite::name` and `postgres::name`; the
+/// PostgreSQL variants pass trivially (with a note) when `TANDEM_TEST_POSTGRES_URL` is unset.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::common::TestDb::new($crate::common::Backend::Sqlite).await.unwrap();
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    match $crate::common::TestDb::new($crate::common::Backend::Postgres).await {
+                        Some(db) => super::$name(db).await,
+                        None => eprintln!("skipped: TANDEM_TEST_POSTGRES_URL is not set"),
+                    }
+                }
+            )*
+        }
+    };
+}
