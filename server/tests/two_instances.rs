@@ -1,0 +1,71 @@
+//! Two server instances sharing one PostgreSQL database: tokens, pokes and idempotency work
+//! across them. Runs only when `TANDEM_TEST_POSTGRES_URL` is set.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{op, upsert, Backend, Server, TestDb};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_pokes_idempotency_and_sessions() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        eprintln!("skipped: TANDEM_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    // No secret given: the first instance generates it, the second reads the same from the database.
+    let a = Server::start_with_env(&db, &[], &[]);
+    let b = Server::start_with_env(&db, &[], &[]);
+    let (ca, cb) = (a.client(), b.client());
+    let (token, session) = ca.new_user().await;
+    cb.get("/auth/v1/user", Some(&token)).await.assert_ok();
+
+    // A push to A pokes an SSE client of B.
+    let response = cb.http.get(cb.url("/sync/v1/events")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let applied = ca.push_ok(&token, vec![upsert("op-1", "plans", "p1", None, json!({"name": "A"}))]).await;
+    assert_eq!(applied[0], json!({"opId": "op-1", "status": "applied", "version": 1}));
+    let poke_cursor = loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if frame.lines().any(|l| l == "event: poke") {
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+                break serde_json::from_str::<Value>(data).unwrap()["cursor"].as_str().unwrap().to_string();
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("instance B sent no poke within 10 s")
+            .unwrap()
+            .unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    };
+    // Cursors work on either instance.
+    let (changes, cursor) = cb.pull_all(&token, None).await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(poke_cursor, cursor);
+
+    // A replay sent to the other instance is a duplicate.
+    let replay = cb.push_ok(&token, vec![upsert("op-1", "plans", "p1", None, json!({"name": "A"}))]).await;
+    assert_eq!(replay[0], json!({"opId": "op-1", "status": "duplicate", "version": 1}));
+    assert_eq!(ca.pull(&token, Some(&cursor), None).await.assert_ok()["changes"], json!([]));
+
+    // Concurrent pushes through both instances keep versions consistent.
+    let mut version = 1;
+    for i in 0..10 {
+        let client = if i % 2 == 0 { &ca } else { &cb };
+        let r = client.push_ok(&token, vec![upsert(&op(), "plans", "p1", Some(version), json!({"name": format!("v{i}")}))]).await;
+        version = r[0]["version"].as_i64().unwrap();
+    }
+    assert_eq!(version, 11);
+
+    // A refresh token from A is single-use across instances.
+    let refresh = session["refresh_token"].as_str().unwrap();
+    cb.refresh(refresh).await.assert_ok();
+    ca.refresh(refresh).await.assert_error(400, "invalid_grant");
+}
