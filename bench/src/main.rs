@@ -1,6 +1,6 @@
-//! `tandem-bench <suite> [--quick]`: runs a benchmark suite and prints one JSON object.
-//! Suites: `local` (the store). `--quick` shrinks every size for a smoke run in tests; its figures
-//! mean nothing.
+//! `tandem-bench <suite> [--quick] [--only NAME]`: runs a benchmark suite and prints one JSON
+//! object. Suites: `local` (the store). `--quick` shrinks every size for a smoke run in tests (its
+//! figures mean nothing); `--only NAME` runs just the measurements named so, for profiling.
 
 mod local;
 mod report;
@@ -11,14 +11,15 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let suite = args.iter().find(|a| !a.starts_with("--")).map(String::as_str);
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
+    let suite = args.first().filter(|a| !a.starts_with("--")).map(String::as_str);
     match suite {
         Some("local") => {
-            report::print("local", &local::run(quick));
+            report::print("local", &local::run(quick, only));
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: tandem-bench local [--quick]");
+            eprintln!("usage: tandem-bench local [--quick] [--only NAME]");
             ExitCode::from(2)
         }
     }

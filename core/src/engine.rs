@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Transaction;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tandem_protocol::{check_size, is_valid_id, Schema, ValidationError, ValidationReason};
 use uuid::Uuid;
 
@@ -166,23 +166,32 @@ impl Batch<'_, '_> {
         let json = serde_json::to_string(&doc).map_err(|e| Error::invalid(e.to_string()))?;
         check_size(collection, json.len())?;
         let depends_on = self.check_parent(collection, &doc)?;
-        let before = records::load(self.tx, collection, id)?;
-        let row = RecordRow {
+        let mut row = RecordRow {
             collection: collection.to_string(),
             id: id.to_string(),
             doc: Some(json),
-            server_doc: before.as_ref().and_then(|b| b.server_doc.clone()),
-            server_version: before.as_ref().map_or(0, |b| b.server_version),
+            server_doc: None,
+            server_version: 0,
             deleted: false,
             state: RecordState::Pending,
-            created_at: before.as_ref().map_or(self.now, |b| b.created_at),
+            created_at: self.now,
             updated_at: self.now,
         };
-        records::save(self.tx, &row)?;
+        let before = if records::insert_new(self.tx, &row)? {
+            None
+        } else {
+            let before = records::load(self.tx, collection, id)?
+                .ok_or_else(|| Error::Corrupt(format!("{collection}/{id} vanished mid-write")))?;
+            row.server_doc.clone_from(&before.server_doc);
+            row.server_version = before.server_version;
+            row.created_at = before.created_at;
+            records::save(self.tx, &row)?;
+            Some(before)
+        };
         let depends_on = depends_on.as_ref().map(|(c, i)| (c.as_str(), i.as_str()));
         let doc_json = row.doc.as_deref().unwrap_or_default();
         outbox::record_upsert(self.tx, collection, id, before.as_ref(), doc_json, depends_on, self.now)?;
-        self.changed.insert(collection.to_string());
+        self.touch(collection);
         Ok(row)
     }
 
@@ -231,7 +240,7 @@ impl Batch<'_, '_> {
                 &RecordRow { doc: None, deleted: true, state: RecordState::Pending, updated_at: self.now, ..before.clone() },
             )?,
         }
-        self.changed.insert(before.collection);
+        self.touch(&before.collection);
         Ok(())
     }
 
@@ -256,6 +265,13 @@ impl Batch<'_, '_> {
         }
     }
 
+    /// Notes that the transaction changed `collection` (allocating only the first time).
+    fn touch(&mut self, collection: &str) {
+        if !self.changed.contains(collection) {
+            self.changed.insert(collection.to_string());
+        }
+    }
+
     fn collection(&self, name: &str) -> Result<&tandem_protocol::Collection> {
         self.schema
             .collection(name)
@@ -273,11 +289,11 @@ fn check_id(id: &str) -> Result<()> {
 
 /// Null in a field means absent; dropping such keys keeps stored documents canonical, so a put
 /// and a merge patch that say the same thing store the same thing.
-fn without_nulls(doc: Value) -> Value {
-    match doc {
-        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect::<Map<_, _>>()),
-        other => other,
+fn without_nulls(mut doc: Value) -> Value {
+    if let Value::Object(map) = &mut doc {
+        map.retain(|_, v| !v.is_null());
     }
+    doc
 }
 
 fn parse_stored(doc: Option<&str>) -> Result<Value> {

@@ -254,3 +254,36 @@ fn indexed_queries_use_the_expression_index_and_cascades_use_the_parent_index() 
     let plan = f.engine.explain("sets", &by_parent).unwrap();
     assert!(plan.contains("USING INDEX tdx_sets_"), "implicit parent index: {plan}");
 }
+
+#[test]
+fn reads_do_not_wait_for_a_running_write() {
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    let f = fixture();
+    f.put("plans", "p", json!({"name": "before"}));
+    let (write_open, wait_for_write) = channel();
+    let (read_done, wait_for_read) = channel();
+    let f = &f;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            f.engine
+                .store()
+                .write(|tx| {
+                    tx.execute("UPDATE records SET doc = '{\"name\":\"during\"}' WHERE id = 'p'", [])?;
+                    write_open.send(()).unwrap();
+                    // Hold the write open until the reader is done; if reads waited for writes,
+                    // this would time out instead.
+                    wait_for_read.recv_timeout(Duration::from_secs(10)).expect("the read finished during the write");
+                    Ok(())
+                })
+                .unwrap();
+        });
+        wait_for_write.recv().unwrap();
+        let seen = f.engine.get("plans", "p").unwrap().unwrap();
+        assert_eq!(seen.doc.as_deref(), Some(r#"{"name":"before"}"#), "readers see the last commit");
+        read_done.send(()).unwrap();
+    });
+    let after = f.engine.get("plans", "p").unwrap().unwrap();
+    assert_eq!(after.doc.as_deref(), Some(r#"{"name":"during"}"#));
+}

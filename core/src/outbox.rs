@@ -257,12 +257,14 @@ fn insert(
 ) -> Result<()> {
     let base_version = before.map(|r| r.server_version).filter(|v| *v > 0);
     let base_doc = before.and_then(|r| r.server_doc.as_deref());
+    let mut op_id = Uuid::encode_buffer();
+    let op_id: &str = Uuid::now_v7().hyphenated().encode_lower(&mut op_id);
     tx.prepare_cached(
         "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )?
     .execute(rusqlite::params![
-        Uuid::now_v7().to_string(),
+        op_id,
         collection,
         id,
         op.as_str(),

@@ -54,9 +54,14 @@ pub struct RecordRow {
     pub updated_at: i64,
 }
 
-/// The column list every `SELECT` of whole rows uses, in [`from_row`]'s order.
-pub const COLUMNS: &str =
-    "collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at";
+/// The column list every `SELECT` of whole rows uses, in [`from_row`]'s order. A macro so that
+/// statements built from it stay `&'static str` (no formatting on the hot path).
+macro_rules! columns {
+    () => {
+        "collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at"
+    };
+}
+pub const COLUMNS: &str = columns!();
 
 pub fn from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
     let state: String = row.get(6)?;
@@ -77,15 +82,36 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
 
 /// The row for `collection/id`, deleted or not.
 pub fn load(conn: &Connection, collection: &str, id: &str) -> Result<Option<RecordRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM records WHERE collection = ?1 AND id = ?2"
-    ))?;
+    let mut stmt =
+        conn.prepare_cached(concat!("SELECT ", columns!(), " FROM records WHERE collection = ?1 AND id = ?2"))?;
     Ok(stmt.query_row([collection, id], from_row).optional()?)
 }
 
 /// The row for `collection/id` when it exists and is not deleted.
 pub fn load_live(conn: &Connection, collection: &str, id: &str) -> Result<Option<RecordRow>> {
     Ok(load(conn, collection, id)?.filter(|r| !r.deleted))
+}
+
+/// Inserts the row unless one with its key exists; returns whether it did. Lets a write to a new
+/// record skip looking for a previous state it cannot have.
+pub fn insert_new(conn: &Connection, row: &RecordRow) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (collection, id) DO NOTHING",
+    )?;
+    let inserted = stmt.execute(rusqlite::params![
+        row.collection,
+        row.id,
+        row.doc,
+        row.server_doc,
+        row.server_version,
+        row.deleted,
+        row.state.as_str(),
+        row.created_at,
+        row.updated_at,
+    ])?;
+    Ok(inserted == 1)
 }
 
 /// Inserts or replaces the row.

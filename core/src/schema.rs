@@ -77,8 +77,7 @@ fn sync_indexes(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
 /// `ANALYZE` wrote are left alone.
 fn seed_planner_stats(tx: &Transaction<'_>, indexes: &[IndexDef]) -> Result<()> {
     tx.execute_batch("ANALYZE sqlite_schema")?; // creates sqlite_stat1 when missing
-    // A WITHOUT ROWID table's primary key is listed under the table's own name.
-    let mut seeds = vec![("records".to_string(), "1000000 100000 1".to_string())];
+    let mut seeds = vec![("sqlite_autoindex_records_1".to_string(), "1000000 100000 1".to_string())];
     for def in indexes {
         let per_value: Vec<&str> = (0..def.columns).map(|i| if i == 0 { "10" } else { "2" }).collect();
         seeds.push((def.name.clone(), format!("100000 {}", per_value.join(" "))));

@@ -1,6 +1,7 @@
 //! The SQLite file: one writer connection and a small pool of readers. In WAL mode readers never
 //! wait for a running write, so queries stay fast while a long sync transaction is open.
 
+mod checkpoint;
 mod migrations;
 
 use std::collections::HashSet;
@@ -11,10 +12,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
+use checkpoint::{Checkpointer, CHECKPOINT_PAGES};
 
 pub use migrations::LATEST as STORE_VERSION;
 
-/// Pragmas every connection gets. Public so the benchmark floor runs raw SQLite with exactly these.
+/// Pragmas every connection gets. Public so the benchmark floor runs raw SQLite with exactly these
+/// (the floor also turns automatic checkpoints off, as the engine moves them to a background thread).
 pub const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = NORMAL;
      PRAGMA temp_store = MEMORY;
@@ -24,10 +27,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
 const MAX_IDLE_READERS: usize = 4;
 
+// Fields drop in order: connections first, then the checkpointer (whose thread ends once the
+// writer's hook is gone), and the directory claim last.
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    _checkpointer: Checkpointer,
     _claim: DirectoryClaim,
 }
 
@@ -39,11 +45,22 @@ impl Store {
         let writer = Connection::open(path)?;
         let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         migrations::refuse_newer(version)?;
+        let mut writer = writer;
         configure(&writer)?;
+        let checkpointer = Checkpointer::start(path)?;
+        let wake = checkpointer.waker();
+        // Replaces SQLite's automatic checkpoint (a WAL hook and autocheckpoint exclude each other).
+        writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+            if pages >= CHECKPOINT_PAGES {
+                let _ = wake.send(());
+            }
+            Ok(())
+        }))?;
         let mut store = Self {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            _checkpointer: checkpointer,
             _claim: claim,
         };
         store.write(|tx| migrations::migrate(tx))?;
@@ -99,9 +116,10 @@ fn configure(conn: &Connection) -> Result<()> {
 }
 
 fn read_in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("BEGIN DEFERRED")?;
+    // Cached statements: parsing BEGIN/COMMIT anew would cost more than a point read itself.
+    conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
     let result = f(conn);
-    conn.execute_batch("COMMIT")?;
+    conn.prepare_cached("COMMIT")?.execute([])?;
     result
 }
 

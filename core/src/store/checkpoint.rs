@@ -1,0 +1,56 @@
+//! WAL checkpoints off the writer's path. SQLite's automatic checkpoint runs inside the commit that
+//! crosses the threshold, so one unlucky write (perhaps on the UI thread) pays for copying the
+//! whole log back into the database. Instead the writer's WAL hook wakes this thread, which runs a
+//! passive checkpoint on its own connection: it never blocks the writer or the readers.
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use rusqlite::wal::CheckpointMode;
+use rusqlite::Connection;
+
+use crate::error::Result;
+
+/// WAL size, in pages, past which a commit asks for a checkpoint (SQLite's default threshold).
+pub const CHECKPOINT_PAGES: i32 = 1000;
+
+pub struct Checkpointer {
+    wake: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub fn start(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let (wake, requests) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("tandem-checkpoint".into())
+            .spawn(move || run(&conn, &requests))?;
+        Ok(Self { wake: Some(wake), thread: Some(thread) })
+    }
+
+    /// A handle for the writer's WAL hook.
+    pub fn waker(&self) -> Sender<()> {
+        self.wake.clone().expect("present until drop")
+    }
+}
+
+fn run(conn: &Connection, requests: &Receiver<()>) {
+    while requests.recv().is_ok() {
+        while requests.try_recv().is_ok() {} // one checkpoint covers every request queued so far
+        // A busy or failed checkpoint is simply retried after the next commit that asks.
+        let _ = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.wake.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
