@@ -42,6 +42,9 @@ pub enum Error {
 
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+
+    #[error("the server's answer is malformed: {0}")]
+    Protocol(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

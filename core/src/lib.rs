@@ -20,6 +20,9 @@ pub mod query;
 mod records;
 mod schema;
 pub mod store;
+mod sync;
+#[cfg(test)]
+mod sync_tests;
 
 pub use error::Error;
 pub use ffi::*;

@@ -275,3 +275,126 @@ fn insert(
     ])?;
     Ok(())
 }
+
+// ---- Sync side: what the push loop takes from the outbox and how answers change it. ----
+
+const ENTRY_COLUMNS: &str = "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
+                             last_error, created_at, updated_at";
+
+/// The next entries to push, in commit order: those in flight from an interrupted push first (they
+/// are sent again with the same op id, which the server answers `duplicate` if it had applied
+/// them), then pending ones, marked in flight. The batch stops before a second entry of a record
+/// already in it: that entry's base is only known once the first one is answered.
+pub fn take_batch(tx: &Transaction<'_>, limit: usize) -> Result<Vec<OutboxEntry>> {
+    let candidates: Vec<OutboxEntry> = tx
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE state IN ('pending', 'inflight') ORDER BY seq LIMIT ?1"
+        ))?
+        .query_map([limit as i64], entry_from_row)?
+        .collect::<Result<_, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut batch = Vec::with_capacity(candidates.len());
+    for mut entry in candidates {
+        if !seen.insert((entry.collection.clone(), entry.entity_id.clone())) {
+            break;
+        }
+        tx.prepare_cached(
+            "UPDATE outbox SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
+        )?
+        .execute([entry.seq])?;
+        entry.state = EntryState::Inflight;
+        entry.attempts += 1;
+        batch.push(entry);
+    }
+    Ok(batch)
+}
+
+/// Puts entries left in flight back to pending, e.g. when a push failed before any answer.
+pub fn release_inflight(tx: &Transaction<'_>, seqs: &[i64]) -> Result<()> {
+    let mut stmt = tx.prepare_cached("UPDATE outbox SET state = 'pending' WHERE seq = ?1 AND state = 'inflight'")?;
+    for seq in seqs {
+        stmt.execute([seq])?;
+    }
+    Ok(())
+}
+
+pub fn remove(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute([seq])?;
+    Ok(())
+}
+
+/// The record's unsent entries (pending or in flight), oldest first.
+pub fn unsent_for_record(conn: &Connection, collection: &str, id: &str) -> Result<Vec<OutboxEntry>> {
+    let entries = conn
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE collection = ?1 AND entity_id = ?2
+             AND state IN ('pending', 'inflight') ORDER BY seq"
+        ))?
+        .query_map([collection, id], entry_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(entries)
+}
+
+/// Drops every unsent entry of a record (its changes were superseded or resolved).
+pub fn drop_unsent(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM outbox WHERE collection = ?1 AND entity_id = ?2 AND state IN ('pending', 'inflight')",
+    )?
+    .execute([collection, id])?;
+    Ok(())
+}
+
+/// Moves an entry onto a new base (the server's current state), with the document to send, and
+/// makes it pending again.
+pub fn rebase(
+    tx: &Transaction<'_>,
+    seq: i64,
+    base_version: Option<i64>,
+    base_doc: Option<&str>,
+    doc: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let op = if doc.is_some() { OpKind::Upsert } else { OpKind::Delete };
+    tx.prepare_cached(
+        "UPDATE outbox SET state = 'pending', base_version = ?2, base_doc = ?3, op = ?4, doc = ?5, updated_at = ?6
+         WHERE seq = ?1",
+    )?
+    .execute(rusqlite::params![seq, base_version, base_doc, op.as_str(), doc, now])?;
+    Ok(())
+}
+
+/// Moves an entry to the dead-letter list with the server's reason.
+pub fn reject(tx: &Transaction<'_>, seq: i64, reason: &str, now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE outbox SET state = 'rejected', last_error = ?2, updated_at = ?3 WHERE seq = ?1")?
+        .execute(rusqlite::params![seq, reason, now])?;
+    Ok(())
+}
+
+/// The dead-letter list, oldest first.
+pub fn rejected(conn: &Connection) -> Result<Vec<OutboxEntry>> {
+    let entries = conn
+        .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM outbox WHERE state = 'rejected' ORDER BY seq"))?
+        .query_map([], entry_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(entries)
+}
+
+/// One dead letter by op id.
+pub fn rejected_by_op_id(conn: &Connection, op_id: &str) -> Result<Option<OutboxEntry>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM outbox WHERE state = 'rejected' AND op_id = ?1"))?
+        .query_row([op_id], entry_from_row)
+        .optional()?)
+}
+
+pub fn rejected_count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM outbox WHERE state = 'rejected'")?
+        .query_row([], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Whether the record has any outbox entry left (dead letters included).
+pub fn has_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
+    any_entries(conn, collection, id)
+}

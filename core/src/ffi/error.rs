@@ -59,6 +59,7 @@ impl From<Error> for TandemError {
             Error::AlreadyOpen(_) => Self::AlreadyOpen { detail },
             Error::Closed => Self::Closed,
             Error::Sqlite(_) | Error::Io(_) | Error::Corrupt(_) => Self::Storage { detail },
+            Error::Protocol(_) => Self::Internal { detail },
         }
     }
 }

@@ -43,6 +43,20 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX outbox_by_record ON outbox(collection, entity_id, seq);
      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    // v2: conflicts waiting for the app. The outbox entry that collided is parked here with both
+    // sides, so nothing of the user's change is lost while the app decides.
+    "CREATE TABLE conflicts (
+        collection     TEXT    NOT NULL,
+        id             TEXT    NOT NULL,
+        reason         TEXT    NOT NULL,  -- both_changed | local_edit_server_delete | local_delete_server_edit | manual
+        fields         TEXT,              -- JSON array of the fields changed on both sides
+        local_doc      TEXT,              -- NULL: deleted locally
+        server_doc     TEXT,              -- NULL: deleted (or missing) on the server
+        server_version INTEGER NOT NULL,  -- 0: the server has no such record
+        base_doc       TEXT,
+        created_at     INTEGER NOT NULL,
+        PRIMARY KEY (collection, id)
+     );",
 ];
 
 /// The newest store version this engine writes.

@@ -1,0 +1,223 @@
+//! Conflicts: how a policy decides what happens when a local change meets a different server
+//! state, and the `conflicts` rows that hold what the app must decide itself.
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction};
+
+use super::merge::{three_way, Doc, Merge};
+use crate::error::{Error, Result};
+
+/// How conflicts are settled. `Merge` is the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictPolicy {
+    /// Three-way merge per field; a field changed on both sides, or an edit against a delete,
+    /// goes to the app.
+    #[default]
+    Merge,
+    /// The server's state replaces the local change.
+    ServerWins,
+    /// The local change is rebased on the server's version and sent again.
+    ClientWins,
+    /// Every conflict goes to the app.
+    Manual,
+}
+
+/// Why a conflict went to the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictReason {
+    /// The same fields changed on both sides (see the conflict's fields).
+    BothChanged,
+    /// Edited here, deleted on the server.
+    LocalEditServerDelete,
+    /// Deleted here, edited on the server.
+    LocalDeleteServerEdit,
+    /// The policy is `Manual` (or a resolver left it to the app).
+    Manual,
+}
+
+impl ConflictReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BothChanged => "both_changed",
+            Self::LocalEditServerDelete => "local_edit_server_delete",
+            Self::LocalDeleteServerEdit => "local_delete_server_edit",
+            Self::Manual => "manual",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "both_changed" => Self::BothChanged,
+            "local_edit_server_delete" => Self::LocalEditServerDelete,
+            "local_delete_server_edit" => Self::LocalDeleteServerEdit,
+            "manual" => Self::Manual,
+            other => return Err(Error::Corrupt(format!("unknown conflict reason {other:?}"))),
+        })
+    }
+}
+
+/// What to do with a record whose local change (`None`: a delete) met the server's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Take the server's state; drop the local change.
+    AdoptServer,
+    /// Send this (`None`: a delete) again, based on the server's version.
+    Rebase(Option<Doc>),
+    /// Leave it to the app.
+    Park { reason: ConflictReason, fields: Vec<String> },
+}
+
+pub fn decide(policy: ConflictPolicy, base: Option<&Doc>, local: Option<&Doc>, server: Option<&Doc>) -> Decision {
+    match policy {
+        ConflictPolicy::ServerWins => Decision::AdoptServer,
+        ConflictPolicy::ClientWins => Decision::Rebase(local.cloned()),
+        ConflictPolicy::Manual if local.is_none() && server.is_none() => Decision::AdoptServer,
+        ConflictPolicy::Manual => Decision::Park { reason: ConflictReason::Manual, fields: Vec::new() },
+        ConflictPolicy::Merge => merge_decision(base, local, server),
+    }
+}
+
+fn merge_decision(base: Option<&Doc>, local: Option<&Doc>, server: Option<&Doc>) -> Decision {
+    match (local, server) {
+        (None, None) => Decision::AdoptServer, // both deleted it
+        (Some(_), None) => Decision::Park { reason: ConflictReason::LocalEditServerDelete, fields: Vec::new() },
+        (None, Some(_)) => Decision::Park { reason: ConflictReason::LocalDeleteServerEdit, fields: Vec::new() },
+        (Some(local), Some(server)) => {
+            let empty = Doc::new();
+            match three_way(base.unwrap_or(&empty), local, server) {
+                Merge::Clean(merged) => Decision::Rebase(Some(merged)),
+                Merge::Conflict(fields) => Decision::Park { reason: ConflictReason::BothChanged, fields },
+            }
+        }
+    }
+}
+
+/// A conflict waiting for the app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictRow {
+    pub collection: String,
+    pub id: String,
+    pub reason: ConflictReason,
+    pub fields: Vec<String>,
+    pub local_doc: Option<String>,
+    pub server_doc: Option<String>,
+    pub server_version: i64,
+    pub base_doc: Option<String>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str =
+    "collection, id, reason, fields, local_doc, server_doc, server_version, base_doc, created_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<ConflictRow> {
+    let reason: String = row.get(2)?;
+    let fields: Option<String> = row.get(3)?;
+    let corrupt = |e: Error| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e));
+    Ok(ConflictRow {
+        collection: row.get(0)?,
+        id: row.get(1)?,
+        reason: ConflictReason::parse(&reason).map_err(corrupt)?,
+        fields: fields.and_then(|f| serde_json::from_str(&f).ok()).unwrap_or_default(),
+        local_doc: row.get(4)?,
+        server_doc: row.get(5)?,
+        server_version: row.get(6)?,
+        base_doc: row.get(7)?,
+        created_at: row.get(8)?,
+    })
+}
+
+/// Records (or replaces) the conflict of a record.
+pub fn park(tx: &Transaction<'_>, conflict: &ConflictRow) -> Result<()> {
+    let fields = serde_json::to_string(&conflict.fields).map_err(|e| Error::Corrupt(e.to_string()))?;
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO conflicts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))?
+    .execute(rusqlite::params![
+        conflict.collection,
+        conflict.id,
+        conflict.reason.as_str(),
+        fields,
+        conflict.local_doc,
+        conflict.server_doc,
+        conflict.server_version,
+        conflict.base_doc,
+        conflict.created_at,
+    ])?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, collection: &str, id: &str) -> Result<Option<ConflictRow>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM conflicts WHERE collection = ?1 AND id = ?2"))?
+        .query_row([collection, id], from_row)
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<ConflictRow>> {
+    let rows = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM conflicts ORDER BY created_at, collection, id"))?
+        .query_map([], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.prepare_cached("SELECT count(*) FROM conflicts")?.query_row([], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+pub fn remove(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND id = ?2")?.execute([collection, id])?;
+    Ok(())
+}
+
+/// The server side of an open conflict moved on (a later pull): keep the conflict current.
+pub fn update_server_side(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    server_doc: Option<&str>,
+    server_version: i64,
+) -> Result<()> {
+    tx.prepare_cached("UPDATE conflicts SET server_doc = ?3, server_version = ?4 WHERE collection = ?1 AND id = ?2")?
+        .execute(rusqlite::params![collection, id, server_doc, server_version])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(v: serde_json::Value) -> Doc {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn policies() {
+        let base = doc(json!({"name": "a"}));
+        let local = doc(json!({"name": "l"}));
+        let server = doc(json!({"name": "s"}));
+        let d = |p| decide(p, Some(&base), Some(&local), Some(&server));
+        assert_eq!(d(ConflictPolicy::ServerWins), Decision::AdoptServer);
+        assert_eq!(d(ConflictPolicy::ClientWins), Decision::Rebase(Some(local.clone())));
+        assert_eq!(d(ConflictPolicy::Manual), Decision::Park { reason: ConflictReason::Manual, fields: vec![] });
+        assert_eq!(
+            d(ConflictPolicy::Merge),
+            Decision::Park { reason: ConflictReason::BothChanged, fields: vec!["name".into()] }
+        );
+        assert_eq!(
+            decide(ConflictPolicy::Merge, Some(&base), Some(&local), None),
+            Decision::Park { reason: ConflictReason::LocalEditServerDelete, fields: vec![] }
+        );
+        assert_eq!(
+            decide(ConflictPolicy::Merge, Some(&base), None, Some(&server)),
+            Decision::Park { reason: ConflictReason::LocalDeleteServerEdit, fields: vec![] }
+        );
+        assert_eq!(decide(ConflictPolicy::Merge, Some(&base), None, None), Decision::AdoptServer);
+        let other_field = doc(json!({"name": "a", "notes": "s"}));
+        assert_eq!(
+            decide(ConflictPolicy::Merge, Some(&base), Some(&local), Some(&other_field)),
+            Decision::Rebase(Some(doc(json!({"name": "l", "notes": "s"}))))
+        );
+    }
+}

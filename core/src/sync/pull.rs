@@ -1,0 +1,163 @@
+//! The pull half of a sync run: each page of changes is applied with its cursor in one
+//! transaction, so a crash between pages resumes from the last applied one.
+
+use std::collections::{BTreeSet, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde_json::Value;
+use tandem_protocol::{is_valid_id, Change, Schema};
+
+use super::conflict::{decide, ConflictPolicy, Decision};
+use super::reconcile::{adopt_server, apply_decision, parse_doc, ServerState};
+use super::conflict;
+use crate::error::{Error, Result};
+use crate::outbox::{self, EntryState};
+use crate::records::{self, RecordRow, RecordState};
+
+const CURSOR_KEY: &str = "sync_cursor";
+
+/// What one page did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PullTally {
+    pub applied: u64,
+    pub skipped: u64,
+    pub conflicts: u64,
+    pub parked: Vec<(String, String)>,
+    pub changed: BTreeSet<String>,
+}
+
+/// The cursor of the last applied page; `None` before the first pull.
+pub fn cursor(conn: &Connection) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([CURSOR_KEY], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn forget_cursor(tx: &Transaction<'_>) -> Result<()> {
+    tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?.execute([CURSOR_KEY])?;
+    Ok(())
+}
+
+/// Applies one page and stores its cursor. `seen` collects the records a full re-pull delivered.
+pub fn apply_page(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    changes: &[Change],
+    next_cursor: &str,
+    policy: ConflictPolicy,
+    now: i64,
+    mut seen: Option<&mut HashSet<(String, String)>>,
+) -> Result<PullTally> {
+    let mut tally = PullTally::default();
+    for change in changes {
+        if let Some(seen) = seen.as_deref_mut() {
+            seen.insert((change.entity.clone(), change.entity_id.clone()));
+        }
+        apply_change(tx, schema, change, policy, now, &mut tally)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([CURSOR_KEY, next_cursor])?;
+    Ok(tally)
+}
+
+fn apply_change(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    change: &Change,
+    policy: ConflictPolicy,
+    now: i64,
+    tally: &mut PullTally,
+) -> Result<()> {
+    if schema.collection(&change.entity).is_none() {
+        tally.skipped += 1; // a collection this app version does not know yet
+        return Ok(());
+    }
+    if !is_valid_id(&change.entity_id) || change.version < 1 {
+        return Err(Error::Protocol(format!("a pulled change of {} is malformed", change.entity)));
+    }
+    let server = ServerState {
+        version: change.version,
+        doc: match (&change.doc, change.deleted) {
+            (Some(doc), false) => Some(Value::Object(doc.clone()).to_string()),
+            (None, false) => return Err(Error::Protocol("a pulled live record has no document".into())),
+            (_, true) => None,
+        },
+    };
+    let (collection, id) = (change.entity.as_str(), change.entity_id.as_str());
+    let Some(row) = records::load(tx, collection, id)? else {
+        if server.doc.is_some() {
+            adopt_server(tx, schema, collection, id, &server, now)?;
+            tally.applied += 1;
+            tally.changed.insert(collection.to_string());
+        }
+        return Ok(());
+    };
+    if row.server_version >= change.version {
+        tally.skipped += 1; // an echo of our own push, or older than what we hold
+        return Ok(());
+    }
+    tally.applied += 1;
+    tally.changed.insert(collection.to_string());
+    if row.state == RecordState::Conflicted && conflict::get(tx, collection, id)?.is_some() {
+        return follow_server_in_conflict(tx, row, &server, now);
+    }
+    let unsent = outbox::unsent_for_record(tx, collection, id)?;
+    if unsent.is_empty() {
+        return adopt_server(tx, schema, collection, id, &server, now);
+    }
+    if unsent.iter().any(|e| e.state == EntryState::Inflight) {
+        // The answer to that push settles it; meanwhile only the server side moves.
+        return records::save(tx, &RecordRow { server_doc: server.doc, server_version: server.version, ..row });
+    }
+    // Local changes wait: rebase them on the new server state instead of overwriting them.
+    let local = if row.deleted { None } else { parse_doc(row.doc.as_deref())? };
+    let base_text = unsent[0].base_doc.clone().or_else(|| row.server_doc.clone());
+    let base = parse_doc(base_text.as_deref())?;
+    let decision = decide(policy, base.as_ref(), local.as_ref(), parse_doc(server.doc.as_deref())?.as_ref());
+    if let Decision::Park { .. } = decision {
+        tally.conflicts += 1;
+        tally.parked.push((collection.to_string(), id.to_string()));
+    }
+    apply_decision(tx, schema, decision, &row, &server, base_text.as_deref(), now)
+}
+
+fn follow_server_in_conflict(tx: &Transaction<'_>, row: RecordRow, server: &ServerState, _now: i64) -> Result<()> {
+    conflict::update_server_side(tx, &row.collection, &row.id, server.doc.as_deref(), server.version)?;
+    records::save(tx, &RecordRow { server_doc: server.doc.clone(), server_version: server.version, ..row })
+}
+
+/// Records that are synced and have nothing pending: after a full re-pull, those the server did
+/// not deliver no longer exist there.
+pub fn synced_records(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let rows = conn
+        .prepare(
+            "SELECT collection, id FROM records r WHERE state = 'synced' AND deleted = 0
+             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.collection = r.collection AND o.entity_id = r.id)",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Removes the synced records a full re-pull did not deliver (and their local descendants).
+pub fn sweep_missing(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    candidates: &[(String, String)],
+    seen: &HashSet<(String, String)>,
+    now: i64,
+) -> Result<BTreeSet<String>> {
+    let mut changed = BTreeSet::new();
+    for key in candidates.iter().filter(|k| !seen.contains(*k)) {
+        let Some(row) = records::load(tx, &key.0, &key.1)? else { continue };
+        if row.state != RecordState::Synced {
+            continue; // changed locally since the re-pull started
+        }
+        adopt_server(tx, schema, &key.0, &key.1, &ServerState { version: row.server_version, doc: None }, now)?;
+        changed.insert(key.0.clone());
+    }
+    Ok(changed)
+}

@@ -1,0 +1,155 @@
+//! The push half of a sync run: outbox entries become protocol mutations, and the server's
+//! answers are applied to records and the outbox in one transaction.
+
+use std::collections::BTreeSet;
+
+use rusqlite::Transaction;
+use serde_json::Value;
+use tandem_protocol::{Mutation, MutationResult, MutationType, ResultStatus, Schema};
+
+use super::conflict::{decide, ConflictPolicy, Decision};
+use super::reconcile::{apply_decision, parse_doc, ServerState};
+use crate::error::{Error, Result};
+use crate::outbox::{self, OpKind, OutboxEntry};
+use crate::records::{self, RecordState};
+
+/// What one batch's answers did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PushTally {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    /// Conflicts left to the app by this batch (collection, id).
+    pub parked: Vec<(String, String)>,
+    pub changed: BTreeSet<String>,
+}
+
+/// The mutation that sends `entry`.
+pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
+    let payload = match (&entry.op, &entry.doc) {
+        (OpKind::Upsert, Some(doc)) => match serde_json::from_str(doc) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => return Err(Error::Corrupt(format!("outbox entry {} has no object document", entry.op_id))),
+        },
+        (OpKind::Upsert, None) => {
+            return Err(Error::Corrupt(format!("outbox entry {} is an upsert without a document", entry.op_id)))
+        }
+        (OpKind::Delete, _) => None,
+    };
+    Ok(Mutation {
+        op_id: entry.op_id.clone(),
+        entity: entry.collection.clone(),
+        entity_id: entry.entity_id.clone(),
+        kind: match entry.op {
+            OpKind::Upsert => MutationType::Upsert,
+            OpKind::Delete => MutationType::Delete,
+        },
+        base_version: entry.base_version,
+        payload,
+        client_time: super::rfc3339(entry.created_at),
+    })
+}
+
+/// Applies the server's `results` for `batch` (same order, one each). A malformed answer changes
+/// nothing: the entries stay in flight and are sent again, which op-id idempotency makes safe.
+pub fn apply_results(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    batch: &[OutboxEntry],
+    results: &[MutationResult],
+    policy: ConflictPolicy,
+    now: i64,
+) -> Result<PushTally> {
+    check_answers_match(batch, results)?;
+    let mut tally = PushTally::default();
+    for (entry, result) in batch.iter().zip(results) {
+        match result.status {
+            ResultStatus::Applied | ResultStatus::Duplicate => {
+                let version = result
+                    .version
+                    .ok_or_else(|| Error::Protocol(format!("result {} has no version", result.op_id)))?;
+                confirm(tx, entry, version)?;
+                if result.status == ResultStatus::Applied {
+                    tally.applied += 1;
+                } else {
+                    tally.duplicates += 1;
+                }
+            }
+            ResultStatus::Conflict => {
+                let server = ServerState {
+                    version: result.server_version.flatten().unwrap_or(0),
+                    doc: result.server_doc.clone().flatten().map(|d| Value::Object(d).to_string()),
+                };
+                if settle_conflict(tx, schema, entry, &server, policy, now)? {
+                    tally.parked.push((entry.collection.clone(), entry.entity_id.clone()));
+                }
+                tally.conflicts += 1;
+            }
+            ResultStatus::Rejected => {
+                let reason = result.reason.as_deref().unwrap_or("rejected");
+                outbox::reject(tx, entry.seq, reason, now)?;
+                if let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? {
+                    row.state = RecordState::Rejected;
+                    records::save(tx, &row)?;
+                }
+                tally.rejected += 1;
+            }
+        }
+        tally.changed.insert(entry.collection.clone());
+    }
+    Ok(tally)
+}
+
+fn check_answers_match(batch: &[OutboxEntry], results: &[MutationResult]) -> Result<()> {
+    if batch.len() != results.len() {
+        return Err(Error::Protocol(format!("{} results for {} mutations", results.len(), batch.len())));
+    }
+    match batch.iter().zip(results).find(|(e, r)| e.op_id != r.op_id) {
+        Some((e, r)) => Err(Error::Protocol(format!("result {} answers mutation {}", r.op_id, e.op_id))),
+        None => Ok(()),
+    }
+}
+
+/// The server applied `entry` at `version`: the record is synced unless newer local changes wait,
+/// in which case the next of them now builds on this version.
+fn confirm(tx: &Transaction<'_>, entry: &OutboxEntry, version: i64) -> Result<()> {
+    outbox::remove(tx, entry.seq)?;
+    let later = outbox::unsent_for_record(tx, &entry.collection, &entry.entity_id)?;
+    if let Some(next) = later.first() {
+        outbox::rebase(tx, next.seq, Some(version), entry.doc.as_deref(), next.doc.as_deref(), next.updated_at)?;
+    }
+    let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? else { return Ok(()) };
+    row.server_version = version;
+    row.server_doc.clone_from(&entry.doc);
+    let settled = later.is_empty() && row.state != RecordState::Conflicted;
+    if settled && row.deleted && !outbox::has_entries(tx, &row.collection, &row.id)? {
+        return records::remove(tx, &row.collection, &row.id);
+    }
+    if settled {
+        row.state = RecordState::Synced;
+    }
+    records::save(tx, &row)
+}
+
+/// Settles a conflict answer by policy; returns whether it was left to the app.
+fn settle_conflict(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    entry: &OutboxEntry,
+    server: &ServerState,
+    policy: ConflictPolicy,
+    now: i64,
+) -> Result<bool> {
+    let Some(row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
+        outbox::remove(tx, entry.seq)?;
+        return Ok(false);
+    };
+    // What the user wants now is the record as it stands, whatever entries led there.
+    let local = if row.deleted { None } else { parse_doc(row.doc.as_deref())? };
+    let base = parse_doc(entry.base_doc.as_deref())?;
+    let decision = decide(policy, base.as_ref(), local.as_ref(), parse_doc(server.doc.as_deref())?.as_ref());
+    let parked = matches!(decision, Decision::Park { .. });
+    apply_decision(tx, schema, decision, &row, server, entry.base_doc.as_deref(), now)?;
+    Ok(parked)
+}
