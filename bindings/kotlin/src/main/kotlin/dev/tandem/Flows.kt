@@ -1,0 +1,75 @@
+// Hand-written coroutine layer over the generated bindings (tandem.kt). The same file is compiled
+// into the JVM jar (bindings/kotlin/pom.xml) and the Android AAR (bindings/android), so it uses
+// only kotlinx.coroutines and the generated API, nothing JVM- or Android-specific.
+
+package dev.tandem
+
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.buffer
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.flow.conflate
+
+/**
+ * Live results of a query, as a cold [Flow]: each collector registers its own observation,
+ * receives the current results right away and then the new results after every commit that
+ * touches [collection]. When the collector stops (cancelled, `first()`, `take(n)` …) the
+ * underlying [Subscription] is cancelled and released.
+ *
+ * Results are conflated: a slow collector skips intermediate result sets and always sees the
+ * newest one, which is what a screen showing the query needs.
+ *
+ * Errors of the registration itself (an unknown collection, a bad filter) are thrown to the
+ * collector as [TandemException].
+ */
+public fun Tandem.observeAsFlow(collection: String, query: Query = Query()): Flow<List<Record>> =
+    subscriptionFlow<List<Record>> { emit ->
+        observe(collection, query, object : QueryObserver {
+            override fun onResults(records: List<Record>) = emit(records)
+        })
+    }.conflate()
+
+/**
+ * The names of the collections each commit changed, one emission per commit, as a cold [Flow].
+ * Closing the flow cancels and releases the underlying [Subscription].
+ *
+ * Unlike [observeAsFlow] nothing is conflated: every commit is an event of its own. The buffer is
+ * unbounded so that Tandem's notification thread never blocks on a slow collector; each element
+ * is a short list of names.
+ */
+public fun Tandem.changesAsFlow(): Flow<List<String>> =
+    subscriptionFlow<List<String>> { emit ->
+        addChangeListener(object : ChangeListener {
+            override fun onChange(collections: List<String>) = emit(collections)
+        })
+    }.buffer(Channel.UNLIMITED)
+
+/**
+ * The one way every Tandem observation becomes a Flow: [register] installs a callback (the `emit`
+ * it is given) with the engine and returns the [Subscription] that ends it. Observers added to the
+ * core later (sync status, auth state) get their `…AsFlow()` function the same way:
+ *
+ * ```
+ * public fun Tandem.syncStatusAsFlow(): Flow<SyncStatus> =
+ *     subscriptionFlow<SyncStatus> { emit ->
+ *         observeSyncStatus(object : SyncStatusObserver {
+ *             override fun onStatus(status: SyncStatus) = emit(status)
+ *         })
+ *     }.conflate()
+ * ```
+ *
+ * The callback runs on Tandem's notification thread and must not block it, hence `trySend`: the
+ * operator applied after this (conflate or an unlimited buffer) fuses into the channel and decides
+ * what happens when the collector is behind. A value sent after the flow closed is dropped.
+ */
+internal fun <T> subscriptionFlow(register: (emit: (T) -> Unit) -> Subscription): Flow<T> =
+    callbackFlow {
+        val subscription = register { value -> trySend(value) }
+        awaitClose {
+            // cancel() stops deliveries at once; close() frees the Rust object now rather than
+            // whenever the garbage collector gets to it, which releases the Kotlin callback too.
+            subscription.cancel()
+            subscription.close()
+        }
+    }
