@@ -78,7 +78,7 @@ class TandemTest {
         val orphan = assertFailsWith<TandemException.Validation> {
             tandem.put("plan_days", null, """{"planId": "123", "dayIndex": 0}""")
         }
-        assertEquals("invalid_parent", orphan.reason)
+        assertEquals("planId" to "invalid_parent", orphan.field to orphan.reason)
         assertEquals("plan_days.planId: parent plans/123 does not exist", orphan.detail)
 
         val notFound = assertFailsWith<TandemException.NotFound> { tandem.delete("plans", "nope") }

@@ -1,0 +1,126 @@
+// Hand-written AsyncStream adapters over the generated bindings (Tandem.swift): live query results
+// and change notifications as `AsyncSequence`s, for `for await` loops and SwiftUI `.task { }`.
+
+import Foundation
+
+extension Tandem {
+    /// Live results of a query: the current results right away, then the new results after every
+    /// commit that touches `collection`.
+    ///
+    /// The observation is registered when this is called, so a bad query throws `TandemError`
+    /// here rather than ending the stream. It ends (and the underlying `Subscription` is
+    /// cancelled) when the loop consuming it exits, when its task is cancelled, or when the stream
+    /// is released.
+    ///
+    /// Only the newest result set is buffered: a slow consumer skips intermediate results and
+    /// always sees the current ones, which is what a screen showing the query needs.
+    public func observeAsStream(collection: String, query: Query = Query()) throws -> AsyncStream<[Record]> {
+        try subscriptionStream(bufferingPolicy: .bufferingNewest(1)) { yield in
+            try observe(collection: collection, query: query, observer: StreamQueryObserver(yield))
+        }
+    }
+
+    /// The names of the collections each commit changed, one element per commit. Ends (and
+    /// cancels the underlying `Subscription`) like `observeAsStream`.
+    ///
+    /// Nothing is dropped: every commit is an event of its own. The buffer is unbounded so that
+    /// Tandem's notification thread never waits for a slow consumer; each element is a short list
+    /// of names.
+    public func changesAsStream() throws -> AsyncStream<[String]> {
+        try subscriptionStream(bufferingPolicy: .unbounded) { yield in
+            try addChangeListener(listener: StreamChangeListener(yield))
+        }
+    }
+}
+
+/// The one way every Tandem observation becomes an `AsyncStream`: `register` installs a callback
+/// (the `yield` it is given) with the engine and returns the `Subscription` that ends it.
+/// Observers added to the core later (sync status, auth state) get their `…AsStream()` function the
+/// same way:
+///
+/// ```swift
+/// public func syncStatusAsStream() throws -> AsyncStream<SyncStatus> {
+///     try subscriptionStream(bufferingPolicy: .bufferingNewest(1)) { yield in
+///         try observeSyncStatus(observer: StreamSyncStatusObserver(yield))
+///     }
+/// }
+/// ```
+///
+/// Callbacks run on Tandem's notification thread; `yield` never blocks it, the buffering policy
+/// decides what happens when the consumer is behind, and a value yielded after the stream ended
+/// is dropped.
+func subscriptionStream<Element: Sendable>(
+    bufferingPolicy: AsyncStream<Element>.Continuation.BufferingPolicy,
+    register: (@escaping @Sendable (Element) -> Void) throws -> Subscription
+) throws -> AsyncStream<Element> {
+    let (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: bufferingPolicy)
+    let subscription: Subscription
+    do {
+        subscription = try register { value in continuation.yield(value) }
+    } catch {
+        continuation.finish()
+        throw error
+    }
+    continuation.onTermination = { _ in
+        // Stops deliveries at once; releasing the closure then frees the Rust object, which drops
+        // Rust's reference to the observer.
+        subscription.cancel()
+    }
+    return stream
+}
+
+/// Counts the stream observers that Rust still holds, so tests can check that ending a stream
+/// releases its observer (the generated handle maps are private to Tandem.swift).
+enum StreamObservers {
+    private static let lock = NSLock()
+    private static var count = 0
+
+    /// How many stream observers are alive.
+    static var live: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return count
+    }
+
+    static func add(_ delta: Int) {
+        lock.lock()
+        count += delta
+        lock.unlock()
+    }
+}
+
+/// Forwards query results to a stream.
+final class StreamQueryObserver: QueryObserver {
+    private let yield: @Sendable ([Record]) -> Void
+
+    init(_ yield: @escaping @Sendable ([Record]) -> Void) {
+        self.yield = yield
+        StreamObservers.add(1)
+    }
+
+    deinit {
+        StreamObservers.add(-1)
+    }
+
+    func onResults(records: [Record]) {
+        yield(records)
+    }
+}
+
+/// Forwards changed collection names to a stream.
+final class StreamChangeListener: ChangeListener {
+    private let yield: @Sendable ([String]) -> Void
+
+    init(_ yield: @escaping @Sendable ([String]) -> Void) {
+        self.yield = yield
+        StreamObservers.add(1)
+    }
+
+    deinit {
+        StreamObservers.add(-1)
+    }
+
+    func onChange(collections: [String]) {
+        yield(collections)
+    }
+}

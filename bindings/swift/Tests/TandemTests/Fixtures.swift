@@ -1,0 +1,141 @@
+// Shared helpers of the Swift tests, which mirror the Kotlin JVM tests (bindings/kotlin/src/test).
+
+import Darwin
+import Foundation
+import XCTest
+@testable import Tandem
+
+/// The schema of the Python and Kotlin tests: plans and their days, a cascade.
+let schema = #"""
+{
+  "version": 1,
+  "collections": {
+    "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
+                         "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
+    "plan_days": {"parent": {"collection": "plans", "field": "planId"},
+                  "fields": {"planId": {"type": "string", "required": true},
+                             "dayIndex": {"type": "integer", "required": true},
+                             "exerciseIds": {"type": "array"}},
+                  "indexes": [["planId", "dayIndex"]]}
+  }
+}
+"""#
+
+extension XCTestCase {
+    /// A fresh directory, removed when the test ends.
+    func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+}
+
+func openTandem(_ dir: URL, schema: String = schema) throws -> Tandem {
+    try Tandem.open(config: TandemConfig(dataDir: dir.path, schemaJson: schema))
+}
+
+func ids(_ records: [Record]) -> [String] {
+    records.map(\.id).sorted()
+}
+
+/// Polls `condition` for up to `timeout` seconds of real time; the engine delivers on its own thread.
+func eventually(
+    timeout: TimeInterval = 5, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+    _ condition: () -> Bool
+) {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !condition() {
+        if Date() > deadline {
+            XCTFail("timed out after \(timeout) s waiting for: \(what)", file: file, line: line)
+            return
+        }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+}
+
+/// A thread-safe queue that callbacks fill and tests drain with a timeout.
+final class Inbox<Element>: @unchecked Sendable {
+    // @unchecked: every access to `items` holds `condition`.
+    private let condition = NSCondition()
+    private var items: [Element] = []
+
+    func put(_ item: Element) {
+        condition.lock()
+        items.append(item)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The oldest item, waiting up to `timeout` seconds; nil if none came.
+    func take(timeout: TimeInterval = 5) -> Element? {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty {
+            if !condition.wait(until: deadline) { break }
+        }
+        return items.isEmpty ? nil : items.removeFirst()
+    }
+}
+
+/// Records what a query observer or change listener receives.
+final class Collector: QueryObserver, ChangeListener {
+    let inbox = Inbox<[String]>()
+
+    func onResults(records: [Record]) {
+        inbox.put(ids(records))
+    }
+
+    func onChange(collections: [String]) {
+        inbox.put(collections)
+    }
+}
+
+/// Runs `body`, failing with `TimedOut` if it takes longer than `seconds`; cancelling it then
+/// ends any stream it is iterating.
+struct TimedOut: Error {}
+
+func withTimeout<T: Sendable>(
+    _ seconds: Double, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(nanoseconds: UInt64(seconds * 1_000_000_000))
+            throw TimedOut()
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next() else { throw TimedOut() }
+        return first
+    }
+}
+
+/// The threads of this process that Tandem started (`tandem-notify`, `tandem-checkpoint`),
+/// found by name through Mach, since Rust threads are invisible to Foundation's Thread API.
+func tandemThreads() -> Int {
+    var threads: thread_act_array_t?
+    var count: mach_msg_type_number_t = 0
+    guard task_threads(mach_task_self_, &threads, &count) == KERN_SUCCESS, let threads else {
+        XCTFail("task_threads failed")
+        return -1
+    }
+    defer {
+        for i in 0..<Int(count) {
+            mach_port_deallocate(mach_task_self_, threads[i])
+        }
+        vm_deallocate(
+            mach_task_self_, vm_address_t(UInt(bitPattern: threads)),
+            vm_size_t(Int(count) * MemoryLayout<thread_act_t>.stride))
+    }
+    var named = 0
+    for i in 0..<Int(count) {
+        guard let pthread = pthread_from_mach_thread_np(threads[i]) else { continue }
+        var name = [CChar](repeating: 0, count: 64)
+        guard pthread_getname_np(pthread, &name, name.count) == 0 else { continue }
+        if String(cString: name).hasPrefix("tandem-") {
+            named += 1
+        }
+    }
+    return named
+}
