@@ -74,14 +74,20 @@ CREATE TABLE IF NOT EXISTS ops (
 CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
 ";
 
+// Each key is looked up through a LATERAL subquery with LIMIT 1 (or OFFSET 0 for children), which
+// the planner cannot flatten into a hash join: right after a bulk load the statistics lag behind and
+// a hash join would scan all of the user's rows on every push. These stay one index probe per key.
+const SELECT_OPS: &str = "SELECT o.op_id, o.version FROM UNNEST($2::text[]) AS k(op_id)
+     CROSS JOIN LATERAL (SELECT op_id, version FROM ops WHERE user_id = $1 AND op_id = k.op_id LIMIT 1) o";
 const SELECT_RECORDS: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id
-     FROM records r JOIN UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
-       ON r.entity = k.entity AND r.entity_id = k.entity_id
-     WHERE r.user_id = $1";
+     FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
+     CROSS JOIN LATERAL (SELECT * FROM records
+                         WHERE user_id = $1 AND entity = k.entity AND entity_id = k.entity_id LIMIT 1) r";
 const SELECT_LIVE_CHILDREN: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id
-     FROM records r JOIN UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
-       ON r.parent_entity = k.entity AND r.parent_id = k.entity_id
-     WHERE r.user_id = $1 AND NOT r.deleted";
+     FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
+     CROSS JOIN LATERAL (SELECT * FROM records
+                         WHERE user_id = $1 AND parent_entity = k.entity AND parent_id = k.entity_id
+                           AND NOT deleted OFFSET 0) r";
 const UPSERT_RECORDS: &str = "INSERT INTO records
      (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
      SELECT $1, e, i, v, d, doc, pe, pi, s, $10
@@ -307,6 +313,10 @@ impl PostgresStore {
             .read_only(true)
             .start()
             .await?;
+        // Right after a bulk load the table statistics lag behind (estimates of a few rows), and
+        // the planner then prefers a bitmap scan of *every* row after the cursor plus a sort over
+        // walking the (user_id, seq) index and stopping at the limit. Pages must cost O(limit).
+        tx.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off").await?;
         let seqs = tx.prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = $1").await?;
         let page = tx
             .prepare_cached(
@@ -468,7 +478,7 @@ async fn insert_refresh_token(
 /// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
 /// when it deletes, their live descendants level by level (one statement per level).
 async fn load_push_state(client: &impl GenericClient, job: &PushJob) -> Result<LoadedState, StorageError> {
-    let select_ops = client.prepare_cached("SELECT op_id, version FROM ops WHERE user_id = $1 AND op_id = ANY($2)").await?;
+    let select_ops = client.prepare_cached(SELECT_OPS).await?;
     let select_records = client.prepare_cached(SELECT_RECORDS).await?;
     let op_ids: Vec<&str> = job.mutations.iter().map(|m| m.op_id.as_str()).collect();
     let keys = push::keys_to_load(&job.schema, &job.mutations);
