@@ -9,15 +9,18 @@
 //! - [`engine`]: the operations, each one transaction;
 //! - `ffi`: the UniFFI-exported API (`Tandem`, `Record`, `TandemError` …), a thin wrapper.
 
+mod auth;
 pub mod engine;
 #[cfg(test)]
 mod engine_tests;
 mod error;
 mod ffi;
+mod http;
 mod observe;
 mod outbox;
 pub mod query;
 mod records;
+pub mod runtime;
 mod schema;
 pub mod store;
 mod sync;

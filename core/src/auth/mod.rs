@@ -1,0 +1,31 @@
+//! Auth: the session of a data directory against a GoTrue-compatible auth server
+//! (`docs/protocol.md`, or Supabase Auth).
+//!
+//! - [`AuthSession`]: sign-up, sign-in, sign-out, the auth state and its observers, and access
+//!   tokens refreshed before they expire (single-flight), restored from the secret store at open.
+//! - [`SecretStore`]: where tokens live; [`KeyringStore`] is the platform keyring.
+//! - [`AuthError`]: one typed error for both error body shapes.
+//!
+//! Tokens and passwords never reach logs, errors, `Debug` output or the database.
+
+// Parts of this module are used only once the FFI and sync layers are wired in.
+#![allow(dead_code, unused_imports)]
+
+mod client;
+mod error;
+mod secret_store;
+mod session;
+mod tokens;
+
+use std::sync::{Mutex, MutexGuard};
+
+pub(crate) use error::AuthError;
+pub(crate) use secret_store::{secret_namespace, KeyringStore, MemorySecretStore, SecretStore, SecretStoreError};
+pub(crate) use session::{AuthSession, AuthState, AuthStateCallback, AuthSubscription};
+pub(crate) use tokens::AccessToken;
+
+/// Locks `mutex`, recovering from poisoning: every critical section here leaves the data whole
+/// (single assignments), so a panic elsewhere must not wedge auth forever.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

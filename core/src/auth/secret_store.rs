@@ -1,0 +1,230 @@
+//! Where tokens live: a small key-value store of secrets, by default the platform's keyring.
+//!
+//! The default, [`KeyringStore`], uses the keyring ecosystem (`keyring-core` with one credential
+//! store per platform, as the `keyring` 4.x crate recommends for applications):
+//!
+//! - **iOS / macOS**: the Keychain (`apple-native-keyring-store`, generic passwords). Nothing to
+//!   initialise.
+//! - **Android**: `android-native-keyring-store`, values encrypted with a key held in the Android
+//!   Keystore and kept in SharedPreferences. It reaches the app's `Context` through
+//!   `ndk-context`, which the app initialises once, before the engine opens, with the JNI function
+//!   that crate exports (it is linked into `libtandem.so`):
+//!
+//!   ```kotlin
+//!   // package io.crates.keyring; class Keyring { companion object {
+//!   //     init { System.loadLibrary("tandem") }
+//!   //     external fun initializeNdkContext(context: Context) } }
+//!   Keyring.initializeNdkContext(applicationContext)   // the one line, in Application.onCreate
+//!   ```
+//! - **Linux**: the kernel key-retention service (keyutils, session keyring, linked to the
+//!   user's persistent keyring), which needs neither D-Bus nor a desktop session. Its keys live
+//!   in kernel memory: they survive the process, not a reboot.
+//! - elsewhere: no default; the app supplies its own [`SecretStore`].
+//!
+//! Keys are namespaced by the data directory ([`secret_namespace`]) so two apps or two data
+//! directories on one machine never read each other's tokens.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+/// Why the secret store failed. Messages never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SecretStoreError {
+    /// There is no secure store on this platform, or it cannot be reached (locked, refused).
+    #[error("no secure store available: {0}")]
+    Unavailable(String),
+    /// The store failed reading or writing.
+    #[error("secure store failed: {0}")]
+    Failed(String),
+}
+
+/// A store of string secrets by key. Implementations must be safe to call from any thread;
+/// calls are short and may block briefly (a keychain round trip).
+pub(crate) trait SecretStore: Send + Sync {
+    /// The secret under `key`, or `None` when there is none.
+    fn get(&self, key: &str) -> Result<Option<String>, SecretStoreError>;
+    /// Stores `value` under `key`, replacing what was there.
+    fn set(&self, key: &str, value: &str) -> Result<(), SecretStoreError>;
+    /// Removes `key`; removing a missing key succeeds.
+    fn delete(&self, key: &str) -> Result<(), SecretStoreError>;
+}
+
+/// The namespace of the secrets belonging to `data_dir`: `tandem.` and 32 hex digits of the
+/// SHA-256 of its absolute (canonical when it exists) path, so keys stay short and free of
+/// characters a keyring might refuse, while two directories never share one.
+pub(crate) fn secret_namespace(data_dir: &Path) -> String {
+    let absolute = data_dir
+        .canonicalize()
+        .or_else(|_| std::env::current_dir().map(|cwd| cwd.join(data_dir)))
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = Sha256::digest(absolute.to_string_lossy().as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("tandem.{hex}")
+}
+
+/// The platform keyring (see the module documentation for what that is on each platform).
+pub(crate) struct KeyringStore {
+    store: Arc<keyring_core::CredentialStore>,
+    service: String,
+}
+
+impl fmt::Debug for KeyringStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyringStore").field("service", &self.service).finish_non_exhaustive()
+    }
+}
+
+impl KeyringStore {
+    /// The service name entries are filed under.
+    pub const SERVICE: &'static str = "dev.tandem";
+
+    /// The platform's default keyring.
+    pub fn new() -> Result<Self, SecretStoreError> {
+        Ok(Self { store: platform_store()?, service: Self::SERVICE.to_string() })
+    }
+
+    fn entry(&self, key: &str) -> Result<keyring_core::Entry, SecretStoreError> {
+        self.store.build(&self.service, key, None).map_err(store_error)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreError> {
+    let store = linux_keyutils_keyring_store::Store::new().map_err(store_error)?;
+    Ok(store)
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreError> {
+    let store = apple_native_keyring_store::keychain::Store::new().map_err(store_error)?;
+    Ok(store)
+}
+
+#[cfg(target_os = "android")]
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreError> {
+    let store = android_native_keyring_store::Store::new().map_err(store_error)?;
+    Ok(store)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "ios", target_os = "android")))]
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreError> {
+    Err(SecretStoreError::Unavailable("no default secure store on this platform; provide one".into()))
+}
+
+/// Maps a keyring error without its payload: some variants carry the secret's bytes.
+fn store_error(e: keyring_core::Error) -> SecretStoreError {
+    use keyring_core::Error as K;
+    match e {
+        K::NoStorageAccess(inner) => SecretStoreError::Unavailable(inner.to_string()),
+        K::PlatformFailure(inner) => SecretStoreError::Failed(inner.to_string()),
+        K::NoDefaultStore => SecretStoreError::Unavailable("no credential store".into()),
+        K::NotSupportedByStore(what) => SecretStoreError::Failed(format!("not supported by the store: {what}")),
+        K::BadEncoding(_) => SecretStoreError::Failed("a stored secret is not UTF-8".into()),
+        K::BadDataFormat(_, _) => SecretStoreError::Failed("a stored secret is not in the expected format".into()),
+        K::BadStoreFormat(what) => SecretStoreError::Failed(format!("the store is damaged: {what}")),
+        K::TooLong(name, limit) => SecretStoreError::Failed(format!("{name} is longer than the store allows ({limit})")),
+        K::Invalid(name, why) => SecretStoreError::Failed(format!("invalid {name}: {why}")),
+        K::Ambiguous(_) => SecretStoreError::Failed("more than one stored credential matches".into()),
+        K::NoEntry => SecretStoreError::Failed("no entry".into()),
+        _ => SecretStoreError::Failed("unknown keyring error".into()),
+    }
+}
+
+impl SecretStore for KeyringStore {
+    fn get(&self, key: &str) -> Result<Option<String>, SecretStoreError> {
+        match self.entry(key)?.get_password() {
+            Ok(value) => Ok(Some(value)),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<(), SecretStoreError> {
+        self.entry(key)?.set_password(value).map_err(store_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), SecretStoreError> {
+        match self.entry(key)?.delete_credential() {
+            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+}
+
+/// An in-memory store: **not secure and not persistent** beyond the value itself. For tests,
+/// and for platforms without a keyring where the app accepts that sessions end with the process.
+#[derive(Default)]
+pub(crate) struct MemorySecretStore {
+    values: Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl fmt::Debug for MemorySecretStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self.values.lock().map(|v| v.len()).unwrap_or(0);
+        write!(f, "MemorySecretStore(in-memory, not secure; {keys} keys)")
+    }
+}
+
+impl MemorySecretStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn values(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        // A panic while holding this lock cannot leave the map half-updated.
+        self.values.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl SecretStore for MemorySecretStore {
+    fn get(&self, key: &str) -> Result<Option<String>, SecretStoreError> {
+        Ok(self.values().get(key).cloned())
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<(), SecretStoreError> {
+        self.values().insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), SecretStoreError> {
+        self.values().remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_differ_per_directory_and_are_stable() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let na = secret_namespace(a.path());
+        assert_eq!(na, secret_namespace(a.path()));
+        assert_ne!(na, secret_namespace(b.path()));
+        assert!(na.starts_with("tandem.") && na.len() == "tandem.".len() + 32, "{na}");
+        // A relative spelling of the same directory is the same namespace.
+        let nested = a.path().join("x");
+        std::fs::create_dir(&nested).unwrap();
+        assert_eq!(secret_namespace(&nested.join("..")), na);
+    }
+
+    #[test]
+    fn memory_store_round_trip_and_says_what_it_is() {
+        let store = MemorySecretStore::new();
+        assert_eq!(store.get("k").unwrap(), None);
+        store.set("k", "v").unwrap();
+        assert_eq!(store.get("k").unwrap().as_deref(), Some("v"));
+        store.delete("k").unwrap();
+        store.delete("k").unwrap();
+        assert_eq!(store.get("k").unwrap(), None);
+        store.set("k", "secret-value").unwrap();
+        let debug = format!("{store:?}");
+        assert!(debug.contains("in-memory, not secure") && !debug.contains("secret-value"));
+    }
+}

@@ -1,0 +1,296 @@
+//! The auth session of one data directory: who is signed in, their tokens (kept in the secret
+//! store, restored at open), refreshing, and observers of the auth state.
+//!
+//! Every change of the session (sign-in, sign-up, refresh, expiry, sign-out) runs behind one
+//! async gate, so a refresh finishing late can never overwrite a newer sign-in, and concurrent
+//! callers needing a fresh token share a single refresh: whoever gets the gate second sees the
+//! token already changed and takes the new one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use tandem_protocol::User;
+
+use crate::auth::client::AuthClient;
+use crate::auth::error::AuthError;
+use crate::auth::lock;
+use crate::auth::secret_store::SecretStore;
+use crate::auth::tokens::{unix_now, AccessToken, SignedInSession, StoredSession, Tokens};
+use crate::http::HttpClient;
+
+/// Who is signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthState {
+    /// Nobody.
+    SignedOut,
+    /// `User` is signed in and has a live session.
+    SignedIn(User),
+    /// `User`'s session ended (the refresh token was refused); their local data stays and goes
+    /// up once the same user signs in again.
+    SessionExpired(User),
+}
+
+/// Receives the new auth state after every change.
+pub(crate) type AuthStateCallback = Box<dyn Fn(AuthState) + Send + Sync>;
+
+/// The session as held in memory.
+enum Current {
+    SignedOut,
+    SignedIn(SignedInSession),
+    Expired(User),
+}
+
+impl Current {
+    fn state(&self) -> AuthState {
+        match self {
+            Self::SignedOut => AuthState::SignedOut,
+            Self::SignedIn(session) => AuthState::SignedIn(session.user.clone()),
+            Self::Expired(user) => AuthState::SessionExpired(user.clone()),
+        }
+    }
+
+    fn tokens(&self) -> Result<&Tokens, AuthError> {
+        match self {
+            Self::SignedIn(session) => Ok(&session.tokens),
+            Self::Expired(_) => Err(AuthError::SessionExpired),
+            Self::SignedOut => Err(AuthError::NotSignedIn),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: AtomicU64,
+    callbacks: Mutex<HashMap<u64, Arc<AuthStateCallback>>>,
+}
+
+/// Ends an auth-state subscription when cancelled or dropped. Once `cancel` returns no new
+/// delivery starts; one already running finishes.
+pub(crate) struct AuthSubscription {
+    registry: Weak<Registry>,
+    id: u64,
+}
+
+impl AuthSubscription {
+    /// Stops deliveries to this subscription's callback.
+    pub fn cancel(&self) {
+        if let Some(registry) = self.registry.upgrade() {
+            lock(&registry.callbacks).remove(&self.id);
+        }
+    }
+}
+
+impl Drop for AuthSubscription {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// The auth session of one data directory.
+pub(crate) struct AuthSession {
+    client: AuthClient,
+    store: Arc<dyn SecretStore>,
+    /// The secret store key of this directory's session record.
+    key: String,
+    current: Mutex<Current>,
+    /// Serialises every change of the session (see the module documentation).
+    gate: tokio::sync::Mutex<()>,
+    registry: Arc<Registry>,
+    /// The state last delivered to observers; held while delivering, so they see changes in order.
+    delivered: Mutex<AuthState>,
+    refreshes: AtomicU64,
+}
+
+impl fmt::Debug for AuthSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSession").field("key", &self.key).field("state", &self.state()).finish_non_exhaustive()
+    }
+}
+
+impl AuthSession {
+    /// Opens the session of the directory whose secrets live under `namespace` (see
+    /// `secret_namespace`), restoring it from `store`: a stored live session is signed in again,
+    /// an expired one stays expired, a damaged record counts as signed out.
+    pub fn open(http: HttpClient, store: Arc<dyn SecretStore>, namespace: &str) -> Result<Self, AuthError> {
+        let key = format!("{namespace}/session");
+        let current = match store.get(&key)?.as_deref().and_then(StoredSession::decode) {
+            None => Current::SignedOut,
+            Some(StoredSession { user, tokens: Some(tokens), .. }) => Current::SignedIn(SignedInSession { user, tokens }),
+            Some(StoredSession { user, tokens: None, .. }) => Current::Expired(user),
+        };
+        let state = current.state();
+        Ok(Self {
+            client: AuthClient::new(http),
+            store,
+            key,
+            current: Mutex::new(current),
+            gate: tokio::sync::Mutex::new(()),
+            registry: Arc::new(Registry::default()),
+            delivered: Mutex::new(state),
+            refreshes: AtomicU64::new(0),
+        })
+    }
+
+    /// Who is signed in now.
+    pub fn state(&self) -> AuthState {
+        lock(&self.current).state()
+    }
+
+    /// The user whose data is open: the signed-in user, or the one whose session expired.
+    pub fn current_user(&self) -> Option<User> {
+        match self.state() {
+            AuthState::SignedIn(user) | AuthState::SessionExpired(user) => Some(user),
+            AuthState::SignedOut => None,
+        }
+    }
+
+    /// Calls `callback` with the new state after every change (not with the current one: read
+    /// [`state`](Self::state) for that). Callbacks run on the thread that made the change, one
+    /// at a time and in order; they should return quickly and must not block on this session.
+    pub fn subscribe(&self, callback: AuthStateCallback) -> AuthSubscription {
+        let id = self.registry.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.registry.callbacks).insert(id, Arc::new(callback));
+        AuthSubscription { registry: Arc::downgrade(&self.registry), id }
+    }
+
+    /// How many refresh-token exchanges succeeded since open (for metrics and tests).
+    pub fn refresh_count(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<User, AuthError> {
+        let _gate = self.gate.lock().await;
+        let session = self.client.sign_up(email, password).await?;
+        self.adopt(session)
+    }
+
+    /// Signs in with email and password, replacing any current session.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<User, AuthError> {
+        let _gate = self.gate.lock().await;
+        let session = self.client.sign_in(email, password).await?;
+        self.adopt(session)
+    }
+
+    /// Signs out: asks the server to revoke the session (best effort: offline, it is skipped),
+    /// then forgets it and deletes its secrets. The state is `SignedOut` even when deleting the
+    /// secrets fails (that failure is returned).
+    pub async fn sign_out(&self) -> Result<(), AuthError> {
+        let _gate = self.gate.lock().await;
+        self.revoke_on_server().await;
+        let deleted = self.store.delete(&self.key);
+        *lock(&self.current) = Current::SignedOut;
+        self.publish();
+        deleted.map_err(AuthError::from)
+    }
+
+    /// A valid access token, refreshed first when it is within 60 s of expiry (half its
+    /// lifetime for very short-lived tokens). If that refresh fails for a passing reason
+    /// (offline, server error) while the token has not expired yet, the token is returned.
+    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
+        let tokens = lock(&self.current).tokens()?.clone();
+        if !tokens.needs_refresh(unix_now()) {
+            return Ok(tokens.access_token);
+        }
+        self.refresh(&tokens.access_token, false).await
+    }
+
+    /// After a request with `stale` was answered 401 `token_expired`: a refreshed token, or the
+    /// current one if it already changed since `stale` was handed out.
+    pub async fn refresh_after_expired(&self, stale: &AccessToken) -> Result<AccessToken, AuthError> {
+        self.refresh(stale, true).await
+    }
+
+    /// Exchanges the refresh token unless the access token changed since `seen` (someone else
+    /// refreshed, or signed in) or, when not `forced`, no longer needs refreshing.
+    async fn refresh(&self, seen: &AccessToken, forced: bool) -> Result<AccessToken, AuthError> {
+        let _gate = self.gate.lock().await;
+        let tokens = lock(&self.current).tokens()?.clone();
+        if tokens.access_token != *seen || (!forced && !tokens.needs_refresh(unix_now())) {
+            return Ok(tokens.access_token);
+        }
+        match self.client.refresh(&tokens.refresh_token).await {
+            Ok(answer) => {
+                let session = answer?;
+                self.refreshes.fetch_add(1, Ordering::Relaxed);
+                self.store_refreshed(session)
+            }
+            Err(e) if AuthError::refresh_token_refused(&e) => {
+                self.expire();
+                Err(AuthError::SessionExpired)
+            }
+            Err(_) if !forced && !tokens.expired(unix_now()) => Ok(tokens.access_token),
+            Err(e) => Err(AuthError::from_http(e)),
+        }
+    }
+
+    /// Makes `session` the current one: stored first, so a keyring failure leaves the previous
+    /// state untouched instead of a session that would not survive a restart.
+    fn adopt(&self, session: SignedInSession) -> Result<User, AuthError> {
+        self.persist(&session.user, Some(&session.tokens))?;
+        let user = session.user.clone();
+        *lock(&self.current) = Current::SignedIn(session);
+        self.publish();
+        Ok(user)
+    }
+
+    /// Keeps refreshed tokens. The old refresh token is already spent, so memory takes the new
+    /// ones even if storing them fails (the session then works until the process ends).
+    fn store_refreshed(&self, session: SignedInSession) -> Result<AccessToken, AuthError> {
+        let access = session.tokens.access_token.clone();
+        let stored = self.persist(&session.user, Some(&session.tokens));
+        *lock(&self.current) = Current::SignedIn(session);
+        self.publish();
+        stored.map(|()| access)
+    }
+
+    /// Ends the session after its refresh token was refused, keeping the user.
+    fn expire(&self) {
+        let user = match &*lock(&self.current) {
+            Current::SignedIn(session) => session.user.clone(),
+            _ => return,
+        };
+        // If this write fails, the dead tokens are found dead again after a restart.
+        let _ = self.persist(&user, None);
+        *lock(&self.current) = Current::Expired(user);
+        self.publish();
+    }
+
+    /// Best-effort `POST /logout` so the server revokes the refresh tokens too. An expired access
+    /// token is refreshed first, since logout needs a valid one.
+    async fn revoke_on_server(&self) {
+        let Ok(mut tokens) = lock(&self.current).tokens().cloned() else {
+            return;
+        };
+        if tokens.expired(unix_now()) {
+            match self.client.refresh(&tokens.refresh_token).await {
+                Ok(Ok(session)) => tokens = session.tokens,
+                _ => return, // a refused refresh token is revoked already; offline, nothing to do
+            }
+        }
+        let _ = self.client.logout(&tokens.access_token).await;
+    }
+
+    fn persist(&self, user: &User, tokens: Option<&Tokens>) -> Result<(), AuthError> {
+        let record = StoredSession { v: StoredSession::VERSION, user: user.clone(), tokens: tokens.cloned() };
+        self.store.set(&self.key, &record.encode()).map_err(AuthError::from)
+    }
+
+    /// Tells observers the current state if it differs from the one they last heard.
+    fn publish(&self) {
+        let mut delivered = lock(&self.delivered);
+        let state = self.state();
+        if *delivered == state {
+            return;
+        }
+        *delivered = state.clone();
+        let callbacks: Vec<Arc<AuthStateCallback>> = lock(&self.registry.callbacks).values().cloned().collect();
+        for callback in callbacks {
+            // A callback that panics (or a foreign one that throws) must not stop the others.
+            let _ = catch_unwind(AssertUnwindSafe(|| callback(state.clone())));
+        }
+    }
+}
