@@ -1,0 +1,105 @@
+//! `swift-parse-check`: parses Swift with tree-sitter and checks the Swift package layout.
+//!
+//! Usage: swift-parse-check [PATH...]
+//!
+//! Without paths it checks this repository: every Swift file of `bindings/swift` (hand-written
+//! sources, tests, Package.swift) and of `bindings/generated/swift` (UniFFI's output; run
+//! scripts/generate-bindings.sh first), then the package layout of `bindings/swift`. With paths,
+//! it parses the Swift files under them only. Exits 1 on any parse error or layout problem.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use swift_parse_check::{check_package_layout, check_source, swift_files, KNOWN_GAPS};
+
+fn main() -> ExitCode {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let whole_repository = arguments.is_empty();
+    let paths = if whole_repository {
+        vec![root.join("bindings/swift"), root.join("bindings/generated/swift")]
+    } else {
+        arguments
+    };
+
+    let mut failed = false;
+    let mut checked = 0;
+    let mut gap_totals = vec![0usize; KNOWN_GAPS.len()];
+    for path in &paths {
+        let (files, left_out) = match swift_files(path) {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                if path.ends_with("generated/swift") {
+                    eprintln!("       the generated bindings are missing: run scripts/generate-bindings.sh first");
+                }
+                failed = true;
+                continue;
+            }
+        };
+        for dir in left_out {
+            println!("not checked (SwiftPM build output): {}", dir.display());
+        }
+        if files.is_empty() {
+            eprintln!("error: no Swift file under {}", path.display());
+            failed = true;
+        }
+        for file in files {
+            checked += 1;
+            let source = match std::fs::read_to_string(&file) {
+                Ok(source) => source,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    failed = true;
+                    continue;
+                }
+            };
+            let report = check_source(&source);
+            let shown = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+            let workarounds: Vec<String> =
+                report.workarounds.iter().map(|(name, count)| format!("{name} x{count}")).collect();
+            for (name, count) in &report.workarounds {
+                let index = KNOWN_GAPS.iter().position(|g| g.name == *name).expect("reported gaps are known");
+                gap_totals[index] += count;
+            }
+            if report.errors.is_empty() {
+                if workarounds.is_empty() {
+                    println!("ok    {shown}");
+                } else {
+                    println!("ok    {shown} (known grammar gaps worked around: {})", workarounds.join(", "));
+                }
+            } else {
+                failed = true;
+                println!("FAIL  {shown}");
+                for error in &report.errors {
+                    println!("      {shown}:{error}");
+                }
+            }
+        }
+    }
+
+    for (gap, total) in KNOWN_GAPS.iter().zip(&gap_totals) {
+        if *total > 0 {
+            println!("known grammar gap {}: {} (rewritten {total} times)", gap.name, gap.description);
+        }
+    }
+
+    if whole_repository {
+        let problems = check_package_layout(&root, &root.join("bindings/swift"));
+        if problems.is_empty() {
+            println!("ok    bindings/swift package layout");
+        } else {
+            failed = true;
+            for problem in problems {
+                println!("FAIL  bindings/swift package layout: {problem}");
+            }
+        }
+    }
+
+    println!("swift-parse-check: {checked} Swift files parsed{}", if failed { ", FAILED" } else { ", all ok" });
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
