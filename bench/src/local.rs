@@ -66,7 +66,7 @@ fn plan_json(i: usize) -> String {
 }
 
 fn open_engine(dir: &TempDir) -> Arc<Tandem> {
-    let config = TandemConfig { data_dir: dir.path().to_string_lossy().into_owned(), schema_json: SCHEMA.into() };
+    let config = TandemConfig::local(dir.path().to_string_lossy(), SCHEMA);
     Tandem::open(config).expect("open the engine")
 }
 

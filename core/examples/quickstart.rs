@@ -23,7 +23,7 @@ impl QueryObserver for PrintDays {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temp = tempfile::TempDir::new()?;
     let data_dir = std::env::args().nth(1).unwrap_or_else(|| temp.path().to_string_lossy().into_owned());
-    let tandem = Tandem::open(TandemConfig { data_dir: data_dir.clone(), schema_json: SCHEMA.into() })?;
+    let tandem = Tandem::open(TandemConfig::local(data_dir.clone(), SCHEMA))?;
     println!("opened a Tandem store in {data_dir}");
 
     let plan = tandem.put("plans".into(), None, r#"{"name": "Strength A", "notes": "3x5"}"#.into())?;

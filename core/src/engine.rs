@@ -18,7 +18,7 @@ use crate::outbox::{self, AfterDelete, OutboxEntry};
 use crate::query::{CompiledQuery, Query};
 use crate::records::{self, RecordRow, RecordState};
 use crate::schema;
-use crate::store::Store;
+use crate::store::{CurrentStore, Store};
 
 /// The database file inside the data directory for data written while signed out.
 pub const GUEST_DB: &str = "guest.db";
@@ -37,23 +37,37 @@ pub enum WriteOp {
 pub struct Engine {
     store: Arc<Store>,
     schema: Schema,
-    notifier: Notifier,
+    notifier: Arc<Notifier>,
 }
 
 impl Engine {
-    /// Opens (creating when missing) the store in `data_dir` for `schema_json`.
+    /// Opens (creating when missing) the guest store in `data_dir` for `schema_json`, with
+    /// observers of its own.
     pub fn open(data_dir: &Path, schema_json: &str) -> Result<Self> {
         let schema = Schema::from_json(schema_json)?;
         std::fs::create_dir_all(data_dir)?;
-        let store = Arc::new(Store::open(&data_dir.join(GUEST_DB))?);
+        let current = Arc::new(CurrentStore::default());
+        let notifier = Arc::new(Notifier::start(Arc::clone(&current))?);
+        let engine = Self::open_file(&data_dir.join(GUEST_DB), schema, notifier)?;
+        current.set(Some(engine.store()));
+        Ok(engine)
+    }
+
+    /// Opens (creating when missing) the store file `path`, telling `notifier` about commits.
+    pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
+        let store = Arc::new(Store::open(path)?);
         store.write(|tx| schema::install(tx, &schema))?;
-        let notifier = Notifier::start(Arc::clone(&store))?;
         Ok(Self { store, schema, notifier })
     }
 
-    #[cfg(test)]
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
+    /// The store, for sync and account management.
+    pub(crate) fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Tells observers about changes committed outside `write` (sync).
+    pub(crate) fn committed(&self, collections: BTreeSet<String>) {
+        self.notifier.committed(collections);
     }
 
     pub fn schema(&self) -> &Schema {
@@ -126,12 +140,6 @@ impl Engine {
             Some(_) => Ok(()),
             None => Err(ValidationError::new(collection, None, ValidationReason::UnknownCollection).into()),
         }
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.notifier.stop();
     }
 }
 

@@ -45,6 +45,12 @@ pub enum Error {
 
     #[error("the server's answer is malformed: {0}")]
     Protocol(String),
+
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+
+    #[error(transparent)]
+    Sync(#[from] crate::sync::error::SyncError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

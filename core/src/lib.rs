@@ -10,6 +10,7 @@
 //! - `ffi`: the UniFFI-exported API (`Tandem`, `Record`, `TandemError` …), a thin wrapper.
 
 mod auth;
+mod client;
 pub mod engine;
 #[cfg(test)]
 mod engine_tests;

@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 
 use crate::query::CompiledQuery;
 use crate::records::RecordRow;
-use crate::store::{lock, Store};
+use crate::store::{lock, CurrentStore};
 
 /// Receives the current results of an observed query.
 pub type QueryCallback = Box<dyn Fn(Vec<RecordRow>) + Send + Sync>;
@@ -20,6 +20,8 @@ pub type ChangeCallback = Box<dyn Fn(Vec<String>) + Send + Sync>;
 
 enum Event {
     Committed(BTreeSet<String>),
+    /// The store behind the engine changed (another account): everything may differ.
+    Switched(BTreeSet<String>),
     Subscribed(u64),
     Stop,
 }
@@ -65,7 +67,8 @@ impl Drop for SubscriptionHandle {
     }
 }
 
-/// The notification thread of one engine and what is subscribed to it.
+/// The notification thread and what is subscribed to it. Subscriptions outlive account switches:
+/// queries run against whichever store is current. The thread stops when the last owner drops it.
 pub struct Notifier {
     registry: Arc<Registry>,
     events: Mutex<Sender<Event>>,
@@ -73,7 +76,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn start(store: Arc<Store>) -> std::io::Result<Self> {
+    pub fn start(store: Arc<CurrentStore>) -> std::io::Result<Self> {
         let registry = Arc::new(Registry::default());
         let (events, receiver) = mpsc::channel();
         let worker_registry = Arc::clone(&registry);
@@ -90,6 +93,11 @@ impl Notifier {
         if !collections.is_empty() && self.has_subscribers() {
             self.send(Event::Committed(collections));
         }
+    }
+
+    /// Tells observers that the current store was replaced; `collections` are all of the schema's.
+    pub fn switched(&self, collections: BTreeSet<String>) {
+        self.send(Event::Switched(collections));
     }
 
     /// Calls `callback` with the query's results now and after every commit to `collection`.
@@ -139,18 +147,23 @@ impl Notifier {
     }
 }
 
-fn run(store: &Store, registry: &Registry, events: &Receiver<Event>) {
+fn run(store: &CurrentStore, registry: &Registry, events: &Receiver<Event>) {
     while let Ok(first) = events.recv() {
         // Drain what queued up meanwhile: listeners hear every commit, while each query is
         // evaluated once for the whole burst.
         let mut changed = BTreeSet::new();
         let mut fresh = BTreeSet::new();
         let mut stop = false;
+        let mut everything = false;
         for event in std::iter::once(first).chain(events.try_iter()) {
             match event {
                 Event::Committed(collections) => {
                     tell_listeners(registry, &collections);
                     changed.extend(collections);
+                }
+                Event::Switched(collections) => {
+                    tell_listeners(registry, &collections);
+                    everything = true;
                 }
                 Event::Subscribed(id) => {
                     fresh.insert(id);
@@ -163,7 +176,7 @@ fn run(store: &Store, registry: &Registry, events: &Receiver<Event>) {
         }
         let due: Vec<(u64, Arc<QuerySubscription>)> = lock(&registry.queries)
             .iter()
-            .filter(|(id, s)| fresh.contains(id) || changed.contains(&s.collection))
+            .filter(|(id, s)| everything || fresh.contains(id) || changed.contains(&s.collection))
             .map(|(id, s)| (*id, Arc::clone(s)))
             .collect();
         for (id, subscription) in due {
@@ -171,10 +184,17 @@ fn run(store: &Store, registry: &Registry, events: &Receiver<Event>) {
                 continue; // cancelled by an earlier callback of this round
             }
             // A failed read leaves the observer with its previous results; the next commit retries.
+            let Some(store) = store.get() else { continue };
             if let Ok(rows) = store.read(|conn| subscription.query.rows(conn)) {
                 let _ = catch_unwind(AssertUnwindSafe(|| (subscription.callback)(rows)));
             }
         }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

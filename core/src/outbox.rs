@@ -309,15 +309,6 @@ pub fn take_batch(tx: &Transaction<'_>, limit: usize) -> Result<Vec<OutboxEntry>
     Ok(batch)
 }
 
-/// Puts entries left in flight back to pending, e.g. when a push failed before any answer.
-pub fn release_inflight(tx: &Transaction<'_>, seqs: &[i64]) -> Result<()> {
-    let mut stmt = tx.prepare_cached("UPDATE outbox SET state = 'pending' WHERE seq = ?1 AND state = 'inflight'")?;
-    for seq in seqs {
-        stmt.execute([seq])?;
-    }
-    Ok(())
-}
-
 pub fn remove(tx: &Transaction<'_>, seq: i64) -> Result<()> {
     tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute([seq])?;
     Ok(())

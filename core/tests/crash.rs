@@ -21,7 +21,7 @@ const ROUNDS: u64 = 15;
 fn crash_child_writer() {
     let dir = std::env::var(CHILD_DIR).expect("started by the crash test");
     let run: u64 = std::env::var(CHILD_RUN).unwrap().parse().unwrap();
-    let t = Tandem::open(TandemConfig { data_dir: dir, schema_json: SCHEMA.into() }).unwrap();
+    let t = Tandem::open(TandemConfig::local(dir, SCHEMA)).unwrap();
     println!("ready");
     for j in 0.. {
         let k = format!("{run}x{j}");
@@ -92,7 +92,7 @@ fn pseudo_random(seed: u64) -> u64 {
 
 fn check_store(dir: &std::path::Path, run: u64) {
     // Opening through the engine recovers the WAL exactly as an app restart would.
-    let t = Tandem::open(TandemConfig { data_dir: dir.to_string_lossy().into(), schema_json: SCHEMA.into() })
+    let t = Tandem::open(TandemConfig::local(dir.to_string_lossy(), SCHEMA))
         .expect("the store opens after a crash");
     let conn = rusqlite::Connection::open(dir.join("guest.db")).unwrap();
     let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();

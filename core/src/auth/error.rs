@@ -6,7 +6,7 @@ use crate::http::HttpError;
 
 /// Why an auth operation failed. Messages never contain a token or a password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum AuthError {
+pub enum AuthError {
     /// Wrong email or password (the server does not say which).
     #[error("invalid email or password")]
     InvalidCredentials,

@@ -1,13 +1,15 @@
 //! The public error: a small, stable set of cases that Swift, Kotlin and Python code can match on,
 //! mapped from the engine's internal error.
 
+use crate::auth::AuthError;
 use crate::error::Error;
+use crate::sync::error::SyncError;
 
 /// Every failure the Tandem API reports. Messages name collections, fields and ids, never
-/// document contents.
+/// document contents, tokens or passwords.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum TandemError {
-    /// An argument is malformed: bad JSON, a bad id, a query on an undeclared field.
+    /// An argument is malformed: bad JSON, a bad id, a query on an undeclared field, a bad URL.
     #[error("invalid argument: {detail}")]
     InvalidArgument { detail: String },
 
@@ -38,9 +40,54 @@ pub enum TandemError {
     #[error("this Tandem instance was shut down")]
     Closed,
 
+    /// Signing up, in or out failed; `kind` says why. `retry_after_secs` is set when rate limited.
+    #[error("auth: {detail}")]
+    Auth { kind: AuthFailure, detail: String, retry_after_secs: Option<u64> },
+
+    /// A sync run failed; `kind` says why. Local data is untouched and nothing is lost.
+    #[error("sync: {detail}")]
+    Sync { kind: SyncFailure, detail: String, retry_after_secs: Option<u64> },
+
     /// A bug in Tandem; please report it.
     #[error("internal error: {detail}")]
     Internal { detail: String },
+}
+
+/// Why an auth operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AuthFailure {
+    InvalidCredentials,
+    UserExists,
+    WeakPassword,
+    InvalidEmail,
+    RateLimited,
+    Network,
+    Server,
+    SessionExpired,
+    NotSignedIn,
+    SecureStore,
+}
+
+/// Why a sync run failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncFailure {
+    /// The server could not be reached.
+    Offline,
+    /// The server's operator paused sync.
+    Paused,
+    RateLimited,
+    SessionExpired,
+    NotSignedIn,
+    /// Sync is disabled in the configuration (the kill switch).
+    Disabled,
+    /// Another process is syncing this account right now.
+    Busy,
+    /// `sync_once`'s deadline passed; what was sent is safe to send again.
+    DeadlineExceeded,
+    /// The server failed or answered something malformed.
+    Server,
+    /// The local store failed.
+    Local,
 }
 
 impl From<Error> for TandemError {
@@ -59,7 +106,48 @@ impl From<Error> for TandemError {
             Error::AlreadyOpen(_) => Self::AlreadyOpen { detail },
             Error::Closed => Self::Closed,
             Error::Sqlite(_) | Error::Io(_) | Error::Corrupt(_) => Self::Storage { detail },
-            Error::Protocol(_) => Self::Internal { detail },
+            Error::Protocol(_) => Self::Sync { kind: SyncFailure::Server, detail, retry_after_secs: None },
+            Error::Auth(e) => e.into(),
+            Error::Sync(e) => e.into(),
         }
+    }
+}
+
+impl From<AuthError> for TandemError {
+    fn from(error: AuthError) -> Self {
+        let detail = error.to_string();
+        let (kind, retry_after_secs) = match error {
+            AuthError::InvalidCredentials => (AuthFailure::InvalidCredentials, None),
+            AuthError::UserExists => (AuthFailure::UserExists, None),
+            AuthError::WeakPassword(_) => (AuthFailure::WeakPassword, None),
+            AuthError::InvalidEmail(_) => (AuthFailure::InvalidEmail, None),
+            AuthError::RateLimited { retry_after_secs } => (AuthFailure::RateLimited, retry_after_secs),
+            AuthError::Network { .. } => (AuthFailure::Network, None),
+            AuthError::Server { .. } => (AuthFailure::Server, None),
+            AuthError::SessionExpired => (AuthFailure::SessionExpired, None),
+            AuthError::NotSignedIn => (AuthFailure::NotSignedIn, None),
+            AuthError::SecureStore(_) => (AuthFailure::SecureStore, None),
+        };
+        Self::Auth { kind, detail, retry_after_secs }
+    }
+}
+
+impl From<SyncError> for TandemError {
+    fn from(error: SyncError) -> Self {
+        let detail = error.to_string();
+        let retry_after_secs = error.retry_after_secs();
+        let kind = match error {
+            SyncError::Offline(_) => SyncFailure::Offline,
+            SyncError::Paused { .. } => SyncFailure::Paused,
+            SyncError::RateLimited { .. } => SyncFailure::RateLimited,
+            SyncError::SessionExpired => SyncFailure::SessionExpired,
+            SyncError::NotSignedIn => SyncFailure::NotSignedIn,
+            SyncError::Disabled => SyncFailure::Disabled,
+            SyncError::Busy => SyncFailure::Busy,
+            SyncError::CursorExpired | SyncError::Server { .. } => SyncFailure::Server,
+            SyncError::DeadlineExceeded => SyncFailure::DeadlineExceeded,
+            SyncError::Local(_) => SyncFailure::Local,
+        };
+        Self::Sync { kind, detail, retry_after_secs }
     }
 }

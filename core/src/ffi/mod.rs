@@ -1,43 +1,75 @@
-//! The exported API: a thin layer over [`Engine`] that converts types, maps errors and keeps
-//! panics from crossing into Swift, Kotlin or Python. No engine logic lives here.
+//! The exported API: a thin layer over [`Client`] and its engine that converts types, maps errors
+//! and keeps panics from crossing into Swift, Kotlin or Python. No engine logic lives here.
+//! `session.rs` holds the auth and sync half of `Tandem`.
 
 mod error;
+mod foreign;
+mod session;
+mod sync_types;
 mod types;
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-pub use error::TandemError;
+pub use error::{AuthFailure, SyncFailure, TandemError};
+pub use foreign::{
+    AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, SecureStore, SecureStoreError,
+    SyncStatusListener,
+};
+pub use sync_types::{
+    AuthState, Conflict, ConflictPolicy, ConflictReason, RejectedChange, Resolution, SyncConfig, SyncMetrics,
+    SyncPhase, SyncReport, SyncStatus, TriggerCount, User,
+};
 pub use types::{
-    ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,
-    TandemConfig, WriteOp,
+    ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState, TandemConfig,
+    WriteOp,
 };
 
+use crate::client::{Client, ClientConfig};
 use crate::engine::{Engine, WriteOp as EngineWriteOp};
 use crate::error::Error;
-use crate::observe::SubscriptionHandle;
+use crate::http::HttpConfig;
 use crate::query::Query as EngineQuery;
+use crate::runtime::runtime;
+use crate::sync::orchestrator::SyncOptions;
 use types::parse_json;
 
-/// Receives the results of an observed query: once right after `observe`, then after every
-/// commit that touches the collection. Called on Tandem's notification thread.
-#[uniffi::export(with_foreign)]
-pub trait QueryObserver: Send + Sync {
-    fn on_results(&self, records: Vec<Record>);
+/// Something a `Subscription` can end.
+pub(crate) trait Cancel: Send + Sync {
+    fn cancel(&self);
 }
 
-/// Receives the names of the collections each commit changed. Called on Tandem's notification
-/// thread.
-#[uniffi::export(with_foreign)]
-pub trait ChangeListener: Send + Sync {
-    fn on_change(&self, collections: Vec<String>);
+impl Cancel for crate::observe::SubscriptionHandle {
+    fn cancel(&self) {
+        crate::observe::SubscriptionHandle::cancel(self);
+    }
 }
 
-/// A running observation. `cancel()` ends it; so does dropping the last reference.
+impl Cancel for crate::auth::AuthSubscription {
+    fn cancel(&self) {
+        crate::auth::AuthSubscription::cancel(self);
+    }
+}
+
+impl Cancel for crate::sync::orchestrator::StatusSubscription {
+    fn cancel(&self) {
+        crate::sync::orchestrator::StatusSubscription::cancel(self);
+    }
+}
+
+/// A running observation or listener. `cancel()` ends it; so does dropping the last reference.
 #[derive(uniffi::Object)]
 pub struct Subscription {
-    handle: SubscriptionHandle,
+    handle: Box<dyn Cancel>,
+}
+
+impl Subscription {
+    pub(crate) fn new(handle: impl Cancel + 'static) -> Arc<Self> {
+        Arc::new(Self { handle: Box::new(handle) })
+    }
 }
 
 #[uniffi::export]
@@ -48,30 +80,32 @@ impl Subscription {
     }
 }
 
-/// An open Tandem store: local records, their outbox and observers.
+/// An open Tandem store: local records, their outbox, observers, and (with a server) the auth
+/// session and sync.
 #[derive(uniffi::Object)]
 pub struct Tandem {
-    engine: RwLock<Option<Arc<Engine>>>,
+    client: RwLock<Option<Arc<Client>>>,
 }
 
 #[uniffi::export]
 impl Tandem {
-    /// Opens the store in `config.data_dir` (creating it when missing) for `config.schema_json`.
-    /// Fails with `Schema` for a bad schema, or one the stored data cannot follow, and with
-    /// `AlreadyOpen` when this process already has the directory open.
+    /// Opens the store in `config.data_dir` (creating it when missing) for `config.schema_json`,
+    /// restoring the signed-in session, if any, from the secure store. Fails with `Schema` for a
+    /// bad schema (or one the stored data cannot follow), `AlreadyOpen` when this process already
+    /// has the directory open, and `InvalidArgument` for a bad server URL.
     #[uniffi::constructor]
     pub fn open(config: TandemConfig) -> Result<Arc<Self>, TandemError> {
         guard(|| {
-            let engine = Engine::open(Path::new(&config.data_dir), &config.schema_json)?;
-            Ok(Arc::new(Self { engine: RwLock::new(Some(Arc::new(engine))) }))
+            let client = Client::open(client_config(config))?;
+            Ok(Arc::new(Self { client: RwLock::new(Some(Arc::new(client))) }))
         })
     }
 
-    /// Closes the store and stops observers. Later calls fail with `Closed`. (Kotlin's `close()`
-    /// from `AutoCloseable` releases the object and does this too.)
+    /// Closes the store and stops sync and observers. Later calls fail with `Closed`. (Kotlin's
+    /// `close()` from `AutoCloseable` releases the object and does this too.)
     pub fn shutdown(&self) {
-        let engine = self.engine.write().unwrap_or_else(|e| e.into_inner()).take();
-        drop(engine);
+        let client = self.client.write().unwrap_or_else(|e| e.into_inner()).take();
+        drop(client);
     }
 
     /// Creates or replaces a whole document; generates a UUID v7 id when `id` is absent.
@@ -88,35 +122,36 @@ impl Tandem {
 
     /// Deletes a record and, through the schema's parents, all its descendants.
     pub fn delete(&self, collection: String, id: String) -> Result<(), TandemError> {
-        self.call(|engine| engine.write(vec![EngineWriteOp::Delete { collection, id }]).map(drop))
+        self.call(|client| client.write(vec![EngineWriteOp::Delete { collection, id }]).map(drop))
     }
 
     /// The record, or nothing when it does not exist or was deleted.
     pub fn get(&self, collection: String, id: String) -> Result<Option<Record>, TandemError> {
-        self.call(|engine| Ok(engine.get(&collection, &id)?.map(Record::from)))
+        self.call(|client| Ok(client.engine().get(&collection, &id)?.map(Record::from)))
     }
 
     /// The records of `collection` matching `query`.
     pub fn query(&self, collection: String, query: Query) -> Result<Vec<Record>, TandemError> {
         let query = EngineQuery::try_from(query)?;
-        self.call(|engine| Ok(engine.query(&collection, &query)?.into_iter().map(Record::from).collect()))
+        self.call(|client| Ok(client.engine().query(&collection, &query)?.into_iter().map(Record::from).collect()))
     }
 
     /// How many records of `collection` match `query` (its limit and offset are ignored).
     pub fn count(&self, collection: String, query: Query) -> Result<u64, TandemError> {
         let query = EngineQuery::try_from(query)?;
-        self.call(|engine| engine.count(&collection, &query))
+        self.call(|client| client.engine().count(&collection, &query))
     }
 
     /// Applies puts, patches and deletes in one transaction: all or nothing. Returns the written
     /// record of each put and patch, in order.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Record>, TandemError> {
         let ops = ops.into_iter().map(EngineWriteOp::try_from).collect::<Result<Vec<_>, _>>()?;
-        self.call(|engine| Ok(engine.write(ops)?.into_iter().map(Record::from).collect()))
+        self.call(|client| Ok(client.write(ops)?.into_iter().map(Record::from).collect()))
     }
 
     /// Observes a query: `observer` gets the results right away and after every commit that
-    /// touches `collection`, until the subscription is cancelled or dropped.
+    /// touches `collection` (local or synced, and after an account switch), until the
+    /// subscription is cancelled or dropped.
     pub fn observe(
         &self,
         collection: String,
@@ -124,49 +159,87 @@ impl Tandem {
         observer: Arc<dyn QueryObserver>,
     ) -> Result<Arc<Subscription>, TandemError> {
         let query = EngineQuery::try_from(query)?;
-        self.call(|engine| {
+        self.call(|client| {
             let callback = Box::new(move |rows: Vec<crate::records::RecordRow>| {
                 observer.on_results(rows.into_iter().map(Record::from).collect());
             });
-            let handle = engine.observe(&collection, &query, callback)?;
-            Ok(Arc::new(Subscription { handle }))
+            Ok(Subscription::new(client.engine().observe(&collection, &query, callback)?))
         })
     }
 
     /// Tells `listener` which collections every commit changed.
     pub fn add_change_listener(&self, listener: Arc<dyn ChangeListener>) -> Result<Arc<Subscription>, TandemError> {
-        self.call(|engine| {
-            let handle = engine.listen(Box::new(move |collections| listener.on_change(collections)));
-            Ok(Arc::new(Subscription { handle }))
+        self.call(|client| {
+            let handle = client.engine().listen(Box::new(move |collections| listener.on_change(collections)));
+            Ok(Subscription::new(handle))
         })
     }
 
     /// How many local changes wait for the server.
     pub fn pending_count(&self) -> Result<u64, TandemError> {
-        self.call(|engine| engine.pending_count())
+        self.call(|client| client.engine().pending_count())
     }
 
     /// The outbox in sending order, for debugging screens.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, TandemError> {
-        self.call(|engine| Ok(engine.outbox()?.into_iter().map(OutboxEntry::from).collect()))
+        self.call(|client| Ok(client.engine().outbox()?.into_iter().map(OutboxEntry::from).collect()))
     }
 }
 
 impl Tandem {
-    /// The engine underneath, for Rust callers (tests, benchmarks, the CLI).
+    /// The current account's engine, for Rust callers (tests, benchmarks, the CLI).
     pub fn engine(&self) -> Result<Arc<Engine>, TandemError> {
-        self.engine.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or(TandemError::Closed)
+        Ok(self.client()?.engine())
     }
 
-    fn call<T>(&self, f: impl FnOnce(&Engine) -> Result<T, Error>) -> Result<T, TandemError> {
-        let engine = self.engine()?;
-        guard(|| f(&engine).map_err(TandemError::from))
+    fn client(&self) -> Result<Arc<Client>, TandemError> {
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or(TandemError::Closed)
+    }
+
+    fn call<T>(&self, f: impl FnOnce(&Client) -> Result<T, Error>) -> Result<T, TandemError> {
+        let client = self.client()?;
+        guard(|| f(&client).map_err(TandemError::from))
+    }
+
+    /// Runs `f` on the shared runtime (never on the caller's executor, which may not be tokio),
+    /// turning a panic into `TandemError::Internal`.
+    async fn on_runtime<T, F, Fut>(&self, f: F) -> Result<T, TandemError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<T, TandemError>> + Send + 'static,
+    {
+        let task = f(self.client()?);
+        match runtime().spawn(task).await {
+            Ok(result) => result,
+            Err(e) => Err(TandemError::Internal { detail: format!("a background task failed: {e}") }),
+        }
     }
 
     fn write_one(&self, op: impl FnOnce() -> Result<EngineWriteOp, TandemError>) -> Result<Record, TandemError> {
         let op = op()?;
-        self.call(|engine| Ok(engine.write(vec![op])?.into_iter().next().map(Record::from)))?
+        self.call(|client| Ok(client.write(vec![op])?.into_iter().next().map(Record::from)))?
             .ok_or_else(|| TandemError::Internal { detail: "a put wrote no record".into() })
+    }
+}
+
+fn client_config(config: TandemConfig) -> ClientConfig {
+    let server = config.server_url.map(|url| {
+        let mut http = HttpConfig::new(url);
+        http.auth_url = config.auth_url;
+        http.sync_url = config.sync_url;
+        http.api_key = config.api_key;
+        http.allow_insecure_http = config.allow_insecure_http;
+        http.request_timeout = Duration::from_millis(config.sync.request_timeout_ms.max(1));
+        http
+    });
+    ClientConfig {
+        data_dir: PathBuf::from(config.data_dir),
+        schema_json: config.schema_json,
+        server,
+        sync: SyncOptions::from(&config.sync),
+        secret_store: config.secure_store.map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
+        resolver: config.conflict_resolver.map(foreign::resolver),
     }
 }
 

@@ -6,19 +6,87 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::error::TandemError;
+use super::foreign::{ConflictResolver, SecureStore};
+use super::sync_types::SyncConfig;
 use crate::engine::WriteOp as EngineWriteOp;
 use crate::outbox::{EntryState, OpKind, OutboxEntry as EngineOutboxEntry};
 use crate::query::{Filter as EngineFilter, FilterOp as EngineFilterOp, Order, Query as EngineQuery};
 use crate::records::{RecordRow, RecordState as EngineRecordState};
 
-/// How `Tandem.open` finds its data and schema.
-#[derive(Debug, Clone, uniffi::Record)]
+/// How `Tandem.open` finds its data, schema and server. Only `data_dir` and `schema_json` are
+/// required; without `server_url` the store is local-only.
+#[derive(Clone, uniffi::Record)]
 pub struct TandemConfig {
-    /// A directory the engine owns (created when missing); it holds the SQLite database.
+    /// A directory the engine owns (created when missing); it holds one database per account.
     pub data_dir: String,
     /// The schema document (JSON), the same file the server loads.
     pub schema_json: String,
+    /// The Tandem server: auth at `{server_url}/auth/v1`, sync at `{server_url}/sync/v1`.
+    /// Plain `http://` is refused for any host but loopback unless `allow_insecure_http`.
+    #[uniffi(default)]
+    pub server_url: Option<String>,
+    /// Overrides the auth base (e.g. Supabase Auth at `https://<project>.supabase.co/auth/v1`).
+    #[uniffi(default)]
+    pub auth_url: Option<String>,
+    /// Overrides the sync base (e.g. a sync function hosted elsewhere).
+    #[uniffi(default)]
+    pub sync_url: Option<String>,
+    /// Sent as the `apikey` header (Supabase needs it).
+    #[uniffi(default)]
+    pub api_key: Option<String>,
+    /// Development only: allows plain `http://` to hosts other than loopback (e.g. an emulator's
+    /// `10.0.2.2`). Never set it in release builds.
+    #[uniffi(default)]
+    pub allow_insecure_http: bool,
+    #[uniffi(default)]
+    pub sync: SyncConfig,
+    /// Where tokens are kept; the platform keyring (Keychain, Android keystore, Linux kernel
+    /// keyring) when absent.
+    #[uniffi(default)]
+    pub secure_store: Option<Arc<dyn SecureStore>>,
+    /// Decides conflicts as they happen, instead of the policy.
+    #[uniffi(default)]
+    pub conflict_resolver: Option<Arc<dyn ConflictResolver>>,
+}
+
+impl TandemConfig {
+    /// A local-only store (no server) in `data_dir`.
+    pub fn local(data_dir: impl Into<String>, schema_json: impl Into<String>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            schema_json: schema_json.into(),
+            server_url: None,
+            auth_url: None,
+            sync_url: None,
+            api_key: None,
+            allow_insecure_http: false,
+            sync: SyncConfig::default(),
+            secure_store: None,
+            conflict_resolver: None,
+        }
+    }
+
+    /// A store syncing with the server at `server_url`.
+    pub fn with_server(data_dir: impl Into<String>, schema_json: impl Into<String>, server_url: impl Into<String>) -> Self {
+        Self { server_url: Some(server_url.into()), ..Self::local(data_dir, schema_json) }
+    }
+}
+
+impl std::fmt::Debug for TandemConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TandemConfig")
+            .field("data_dir", &self.data_dir)
+            .field("server_url", &self.server_url)
+            .field("auth_url", &self.auth_url)
+            .field("sync_url", &self.sync_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A record as the app sees it.

@@ -6,7 +6,7 @@ mod migrations;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -83,6 +83,26 @@ impl Store {
         Ok(value)
     }
 
+    /// Like [`Store::write`], with the database file `other` attached as `alias` for the length of
+    /// the transaction (SQLite cannot attach or detach inside one, so this brackets it).
+    pub fn write_attached<T>(
+        &self,
+        other: &Path,
+        alias: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        conn.execute("ATTACH DATABASE ?1 AS ?2", rusqlite::params![other.to_string_lossy(), alias])?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        conn.execute("DETACH DATABASE ?1", [alias])?;
+        result
+    }
+
     /// Runs `f` on a reader connection inside one read transaction (a consistent snapshot).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = match lock(&self.readers).pop() {
@@ -121,6 +141,25 @@ fn read_in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
     let result = f(conn);
     conn.prepare_cached("COMMIT")?.execute([])?;
     result
+}
+
+/// The store an engine currently works on; replaced when the signed-in account changes, so that
+/// long-lived readers (observers) follow the switch.
+#[derive(Default)]
+pub struct CurrentStore(RwLock<Option<Arc<Store>>>);
+
+impl CurrentStore {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self(RwLock::new(Some(store)))
+    }
+
+    pub fn get(&self) -> Option<Arc<Store>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn set(&self, store: Option<Arc<Store>>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = store;
+    }
 }
 
 /// A poisoned lock only means another call panicked; SQLite rolled its transaction back when the

@@ -1,12 +1,20 @@
 //! Sync: pushing the outbox and pulling the server's changes, conflicts and their resolution.
 //! `merge`, `conflict`, `reconcile`, `push` and `pull` are pure store logic (no network), so they
-//! are tested without a server; the network loop builds on them.
+//! are tested without a server; `api` speaks HTTP, `run` is one push-then-pull run, and the
+//! orchestrator decides when runs happen.
 
+pub mod api;
 pub mod conflict;
+pub mod error;
+pub mod lock;
 pub mod merge;
+pub mod orchestrator;
 pub mod pull;
 pub mod push;
 pub mod reconcile;
+pub mod resolve;
+pub mod run;
+pub mod status;
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

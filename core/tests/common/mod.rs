@@ -17,7 +17,7 @@ pub const SCHEMA: &str = r#"{"version": 1, "collections": {
                 "indexes": [["planId", "dayIndex"]]}}}"#;
 
 pub fn config(dir: &TempDir, schema: &str) -> TandemConfig {
-    TandemConfig { data_dir: dir.path().to_string_lossy().into_owned(), schema_json: schema.to_string() }
+    TandemConfig::local(dir.path().to_string_lossy(), schema)
 }
 
 pub fn open() -> (TempDir, Arc<Tandem>) {

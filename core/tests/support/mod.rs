@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +23,7 @@ pub const JWT_SECRET: &str = "tandem-core-test-secret-0123456789abcdef";
 pub struct TestServer {
     child: Child,
     url: String,
+    extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,9 +36,37 @@ impl TestServer {
     /// Starts a server with `extra` flags (e.g. `["--access-token-ttl", "2"]`).
     pub fn start_with(extra: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("creating a temp dir for the server database");
-        let db = format!("sqlite://{}", dir.path().join("s.db").display());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn(dir.path(), "127.0.0.1:0", &extra);
+        TestServer { child, url, extra, _dir: dir }
+    }
+
+    /// Kills the server and starts it again on the same database and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let (child, url) = spawn(self._dir.path(), &addr, &self.extra);
+        self.child = child;
+        self.url = url;
+    }
+
+    /// Kills the server (until `restart`).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+fn spawn(dir: &Path, addr: &str, extra: &[String]) -> (Child, String) {
+    {
+        let db = format!("sqlite://{}", dir.join("s.db").display());
         let mut command = Command::new(server_binary());
-        command.args(["--addr", "127.0.0.1:0", "--db", &db]).args(extra);
+        command.args(["--addr", addr, "--db", &db]).args(extra);
         // Only the variables given here: a developer's TANDEM_* settings must not leak in.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TANDEM_")) {
             command.env_remove(key);
@@ -45,19 +76,13 @@ impl TestServer {
         command.stderr(if std::env::var_os("TANDEM_TEST_SERVER_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() });
         let mut child = command.spawn().expect("spawning tandem-server");
         let url = read_listening_line(&mut child);
-        TestServer { child, url, _dir: dir }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> &str {
-        &self.url
+        (child, url)
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -1,0 +1,287 @@
+//! The client: everything one data directory holds — the engine of the current account, the auth
+//! session and the syncer — and the account switches between them. Each user's data lives in its
+//! own database file (`users/<user id>.db`); data written while signed out lives in `guest.db`,
+//! which the first sign-in on the device adopts.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tandem_protocol::{is_valid_id, Schema, User};
+
+use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, AuthStateCallback, AuthSubscription, KeyringStore, SecretStore};
+use crate::engine::{Engine, WriteOp, GUEST_DB};
+use crate::error::{Error, Result};
+use crate::http::{HttpClient, HttpConfig};
+use crate::observe::Notifier;
+use crate::records::RecordRow;
+use crate::store::{lock, CurrentStore};
+use crate::sync::api::SyncApi;
+use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
+
+const USERS_DIR: &str = "users";
+const CLIENT_ID_FILE: &str = "client-id";
+/// How long an account switch waits for calls still using the previous database to finish.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// What `Client::open` needs.
+pub struct ClientConfig {
+    pub data_dir: PathBuf,
+    pub schema_json: String,
+    /// The server; `None` keeps the client local-only (no auth, no sync).
+    pub server: Option<HttpConfig>,
+    pub sync: SyncOptions,
+    /// Where tokens live; the platform keyring when `None`.
+    pub secret_store: Option<Arc<dyn SecretStore>>,
+    pub resolver: Option<Resolver>,
+}
+
+pub struct Client {
+    data_dir: PathBuf,
+    schema: Schema,
+    notifier: Arc<Notifier>,
+    current_store: Arc<CurrentStore>,
+    engines: Arc<EngineSlot>,
+    auth: Option<Arc<AuthSession>>,
+    syncer: Option<Arc<Syncer>>,
+    /// Serialises account switches.
+    switching: tokio::sync::Mutex<()>,
+    _auth_watch: Mutex<Option<AuthSubscription>>,
+}
+
+impl Client {
+    pub fn open(config: ClientConfig) -> Result<Self> {
+        let schema = Schema::from_json(&config.schema_json)?;
+        std::fs::create_dir_all(config.data_dir.join(USERS_DIR))?;
+        let data_dir = config.data_dir.canonicalize()?;
+        let current_store = Arc::new(CurrentStore::default());
+        let notifier = Arc::new(Notifier::start(Arc::clone(&current_store))?);
+        let (auth, http) = match &config.server {
+            Some(server) => {
+                let http = HttpClient::new(server).map_err(|e| Error::invalid(e.to_string()))?;
+                let store: Arc<dyn SecretStore> = match config.secret_store {
+                    Some(store) => store,
+                    None => Arc::new(KeyringStore::new().map_err(AuthError::from)?),
+                };
+                let session = AuthSession::open(http.clone(), store, &secret_namespace(&data_dir))?;
+                (Some(Arc::new(session)), Some((http, server.request_timeout)))
+            }
+            None => (None, None),
+        };
+        let state = auth.as_ref().map_or(AuthState::SignedOut, |a| a.state());
+        let engine = Engine::open_file(&db_path(&data_dir, &state)?, schema.clone(), Arc::clone(&notifier))?;
+        current_store.set(Some(engine.store()));
+        let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
+        let syncer = match (&auth, http) {
+            (Some(auth), Some((http, timeout))) => {
+                let api = SyncApi::new(http, Arc::clone(auth), client_id(&data_dir)?, timeout);
+                let lock_dir = data_dir.join(USERS_DIR);
+                Some(Syncer::new(Arc::clone(&engines), Arc::clone(auth), api, config.sync, lock_dir, config.resolver))
+            }
+            _ => None,
+        };
+        let client = Self {
+            data_dir,
+            schema,
+            notifier,
+            current_store,
+            engines,
+            auth,
+            syncer,
+            switching: tokio::sync::Mutex::new(()),
+            _auth_watch: Mutex::new(None),
+        };
+        client.watch_session();
+        Ok(client)
+    }
+
+    /// The engine of the current account.
+    pub fn engine(&self) -> Arc<Engine> {
+        Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Writes through the current engine and tells the syncer.
+    pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
+        let rows = self.engine().write(ops)?;
+        if let Some(syncer) = &self.syncer {
+            syncer.local_write();
+        }
+        Ok(rows)
+    }
+
+    pub fn syncer(&self) -> Result<&Arc<Syncer>> {
+        self.syncer.as_ref().ok_or_else(|| Error::invalid("no server is configured"))
+    }
+
+    pub fn auth(&self) -> Result<&Arc<AuthSession>> {
+        self.auth.as_ref().ok_or_else(|| Error::invalid("no server is configured"))
+    }
+
+    pub fn auth_state(&self) -> AuthState {
+        self.auth.as_ref().map_or(AuthState::SignedOut, |a| a.state())
+    }
+
+    pub fn subscribe_auth(&self, callback: AuthStateCallback) -> Result<AuthSubscription> {
+        Ok(self.auth()?.subscribe(callback))
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<User> {
+        let user = self.auth()?.sign_up(email, password).await?;
+        self.switch_to(Some(&user)).await?;
+        Ok(user)
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<User> {
+        let user = self.auth()?.sign_in(email, password).await?;
+        self.switch_to(Some(&user)).await?;
+        Ok(user)
+    }
+
+    /// Signs out and goes back to the guest data. `wipe_local_data` deletes the user's database
+    /// (pending changes included) and secrets; otherwise they stay for the next sign-in.
+    pub async fn sign_out(&self, wipe_local_data: bool) -> Result<()> {
+        let auth = self.auth()?;
+        let user = auth.current_user();
+        auth.sign_out().await?;
+        let previous = self.switch_to(None).await?;
+        if let (true, Some(user), Some(previous)) = (wipe_local_data, user, previous) {
+            wait_until_unused(previous).await;
+            delete_database(&db_path(&self.data_dir, &AuthState::SignedIn(user))?)?;
+        }
+        Ok(())
+    }
+
+    /// Makes `user`'s database (the guest database for `None`) the current one. Returns the
+    /// engine it replaced, if it did.
+    async fn switch_to(&self, user: Option<&User>) -> Result<Option<Arc<Engine>>> {
+        let _switching = self.switching.lock().await;
+        let _no_run = match &self.syncer {
+            Some(syncer) => Some(syncer.hold_runs().await),
+            None => None,
+        };
+        let state = user.map_or(AuthState::SignedOut, |u| AuthState::SignedIn(u.clone()));
+        let target = db_path(&self.data_dir, &state)?;
+        let current = self.engine();
+        if current.store().path() == target {
+            self.after_switch();
+            return Ok(None);
+        }
+        let adopt_guest = user.is_some() && is_guest(&current) && !any_user_database(&self.data_dir)?;
+        let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
+        let guest_path = current.store().path().to_path_buf();
+        let next = tokio::task::spawn_blocking(move || -> Result<Engine> {
+            let engine = Engine::open_file(&target, schema, notifier)?;
+            if adopt_guest {
+                adopt(&engine, &guest_path)?;
+            }
+            Ok(engine)
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("opening the account's database failed: {e}")))??;
+        let next = Arc::new(next);
+        self.current_store.set(Some(next.store()));
+        let previous = std::mem::replace(&mut *self.engines.write().unwrap_or_else(|e| e.into_inner()), next);
+        self.notifier.switched(self.schema.collections.keys().cloned().collect::<BTreeSet<_>>());
+        self.after_switch();
+        Ok(Some(previous))
+    }
+
+    fn after_switch(&self) {
+        if let Some(syncer) = &self.syncer {
+            syncer.account_changed();
+        }
+    }
+
+    /// Reflects session expiry (seen by any refresh) in the sync status at once.
+    fn watch_session(&self) {
+        let (Some(auth), Some(syncer)) = (&self.auth, &self.syncer) else { return };
+        let syncer = Arc::downgrade(syncer);
+        let subscription = auth.subscribe(Box::new(move |state| {
+            if let (AuthState::SessionExpired(_), Some(syncer)) = (state, syncer.upgrade()) {
+                syncer.account_changed();
+            }
+        }));
+        *lock(&self._auth_watch) = Some(subscription);
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(syncer) = &self.syncer {
+            syncer.stop();
+        }
+    }
+}
+
+/// The database file of an account state.
+fn db_path(data_dir: &Path, state: &AuthState) -> Result<PathBuf> {
+    match state {
+        AuthState::SignedOut => Ok(data_dir.join(GUEST_DB)),
+        AuthState::SignedIn(user) | AuthState::SessionExpired(user) => {
+            if !is_valid_id(&user.id) || user.id.starts_with('.') {
+                return Err(Error::Protocol("the server sent a user id unfit for a file name".into()));
+            }
+            Ok(data_dir.join(USERS_DIR).join(format!("{}.db", user.id)))
+        }
+    }
+}
+
+fn is_guest(engine: &Engine) -> bool {
+    engine.store().path().file_name().is_some_and(|n| n == GUEST_DB)
+}
+
+fn any_user_database(data_dir: &Path) -> Result<bool> {
+    for entry in std::fs::read_dir(data_dir.join(USERS_DIR))? {
+        if entry?.path().extension().is_some_and(|e| e == "db") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Moves the guest data into the first account's (new, empty) database in one transaction, so
+/// its pending changes are pushed to that account and the guest database is left empty.
+fn adopt(engine: &Engine, guest: &Path) -> Result<()> {
+    engine.store().write_attached(guest, "guest", |tx| {
+        Ok(tx.execute_batch(
+            "INSERT INTO main.records SELECT * FROM guest.records;
+             INSERT INTO main.outbox SELECT * FROM guest.outbox;
+             INSERT INTO main.conflicts SELECT * FROM guest.conflicts;
+             DELETE FROM guest.records; DELETE FROM guest.outbox; DELETE FROM guest.conflicts;",
+        )?)
+    })
+}
+
+/// Waits until no call holds the engine any more, so its files can be deleted.
+async fn wait_until_unused(engine: Arc<Engine>) {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while Arc::strong_count(&engine) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn delete_database(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", ".sync-lock"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(PathBuf::from(file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// This installation's client id (sent with pushes), created once per data directory.
+fn client_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(CLIENT_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if is_valid_id(id.trim()) => Ok(id.trim().to_string()),
+        _ => {
+            let id = uuid::Uuid::now_v7().to_string();
+            std::fs::write(&path, &id)?;
+            Ok(id)
+        }
+    }
+}

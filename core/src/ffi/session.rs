@@ -1,0 +1,166 @@
+//! The auth and sync half of `Tandem`: async functions (Swift `async`, Kotlin `suspend`) that run
+//! on Tandem's own runtime, status and listeners, conflicts and dead letters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::TandemError;
+use super::foreign::{AuthStateListener, SyncStatusListener};
+use super::sync_types::{AuthState, Conflict, RejectedChange, Resolution, SyncMetrics, SyncReport, SyncStatus, User};
+use super::types::Record;
+use super::{Subscription, Tandem};
+use crate::error::Error;
+use crate::outbox;
+use crate::sync::resolve::{self, Resolution as EngineResolution};
+use crate::sync::status::Trigger;
+
+#[uniffi::export]
+impl Tandem {
+    /// Creates an account and signs in. The first sign-in on a device adopts the data written
+    /// while signed out; its pending changes go up to the new account.
+    pub async fn sign_up(&self, email: String, password: String) -> Result<User, TandemError> {
+        self.on_runtime(|client| async move { Ok(client.sign_up(&email, &password).await?.into()) }).await
+    }
+
+    /// Signs in. Each account's data lives in its own database; signing in as another user never
+    /// shows this user's data.
+    pub async fn sign_in(&self, email: String, password: String) -> Result<User, TandemError> {
+        self.on_runtime(|client| async move { Ok(client.sign_in(&email, &password).await?.into()) }).await
+    }
+
+    /// Signs out. With `wipe_local_data` the user's database (pending changes included) and
+    /// secrets are deleted; otherwise they wait for the next sign-in.
+    pub async fn sign_out(&self, wipe_local_data: bool) -> Result<(), TandemError> {
+        self.on_runtime(|client| async move { Ok(client.sign_out(wipe_local_data).await?) }).await
+    }
+
+    /// The signed-in user (also while the session is expired), or nothing.
+    pub fn current_user(&self) -> Result<Option<User>, TandemError> {
+        self.call(|client| {
+            Ok(match client.auth_state() {
+                crate::auth::AuthState::SignedIn(user) | crate::auth::AuthState::SessionExpired(user) => Some(user.into()),
+                crate::auth::AuthState::SignedOut => None,
+            })
+        })
+    }
+
+    /// Who is signed in.
+    pub fn auth_state(&self) -> Result<AuthState, TandemError> {
+        self.call(|client| Ok(client.auth_state().into()))
+    }
+
+    /// Tells `listener` about every change of the auth state (sign-in, sign-out, expiry).
+    pub fn observe_auth_state(&self, listener: Arc<dyn AuthStateListener>) -> Result<Arc<Subscription>, TandemError> {
+        self.call(|client| {
+            let handle = client.subscribe_auth(Box::new(move |state| listener.on_auth_state(state.into())))?;
+            Ok(Subscription::new(handle))
+        })
+    }
+
+    /// Runs one sync now (push, then pull) and reports what it did. Runs never overlap: this
+    /// waits for a running one first.
+    pub async fn sync_now(&self) -> Result<SyncReport, TandemError> {
+        self.on_runtime(|client| async move {
+            let syncer = Arc::clone(client.syncer()?);
+            Ok(syncer.sync_now(Trigger::Manual).await.map_err(Error::from)?.into())
+        })
+        .await
+    }
+
+    /// One run bounded by `deadline_ms`, for iOS `BGTaskScheduler` and Android WorkManager.
+    pub async fn sync_once(&self, deadline_ms: u64) -> Result<SyncReport, TandemError> {
+        self.on_runtime(|client| async move {
+            let syncer = Arc::clone(client.syncer()?);
+            Ok(syncer.sync_once(Duration::from_millis(deadline_ms)).await.map_err(Error::from)?.into())
+        })
+        .await
+    }
+
+    /// Starts background sync: debounced runs after local writes, a periodic run, realtime pokes
+    /// from the server, retries with backoff.
+    pub fn start_sync(&self) -> Result<(), TandemError> {
+        self.call(|client| {
+            client.syncer()?.start();
+            Ok(())
+        })
+    }
+
+    /// Stops background sync (a run under way finishes).
+    pub fn stop_sync(&self) -> Result<(), TandemError> {
+        self.call(|client| {
+            client.syncer()?.stop();
+            Ok(())
+        })
+    }
+
+    /// The app came to the foreground: sync now (when started).
+    pub fn notify_foreground(&self) -> Result<(), TandemError> {
+        self.call(|client| {
+            client.syncer()?.trigger(Trigger::Foreground);
+            Ok(())
+        })
+    }
+
+    /// Connectivity changed; going online retries at once.
+    pub fn notify_connectivity(&self, online: bool) -> Result<(), TandemError> {
+        self.call(|client| {
+            client.syncer()?.connectivity(online);
+            Ok(())
+        })
+    }
+
+    /// The sync status now.
+    pub fn sync_status(&self) -> Result<SyncStatus, TandemError> {
+        self.call(|client| Ok(client.syncer()?.status().into()))
+    }
+
+    /// Tells `listener` the sync status on every change.
+    pub fn observe_sync_status(&self, listener: Arc<dyn SyncStatusListener>) -> Result<Arc<Subscription>, TandemError> {
+        self.call(|client| {
+            let handle = client.syncer()?.subscribe(Box::new(move |status| listener.on_sync_status(status.into())));
+            Ok(Subscription::new(handle))
+        })
+    }
+
+    /// Counters for diagnostics screens.
+    pub fn sync_metrics(&self) -> Result<SyncMetrics, TandemError> {
+        self.call(|client| Ok(client.syncer()?.metrics().into()))
+    }
+
+    /// Conflicts waiting for the app, oldest first.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, TandemError> {
+        self.call(|client| Ok(resolve::conflicts(&client.engine())?.into_iter().map(Conflict::from).collect()))
+    }
+
+    /// Settles a conflict; the result goes up with the next sync. Returns the record afterwards
+    /// (nothing when it ends up deleted).
+    pub fn resolve(&self, collection: String, id: String, resolution: Resolution) -> Result<Option<Record>, TandemError> {
+        let resolution = EngineResolution::try_from(resolution)?;
+        self.call(|client| {
+            let row = resolve::resolve(&client.engine(), &collection, &id, resolution)?;
+            if let Ok(syncer) = client.syncer() {
+                syncer.local_write();
+            }
+            Ok(row.map(Record::from))
+        })
+    }
+
+    /// Changes the server refused (dead letters), oldest first.
+    pub fn rejected(&self) -> Result<Vec<RejectedChange>, TandemError> {
+        self.call(|client| {
+            Ok(client.engine().store().read(outbox::rejected)?.into_iter().map(RejectedChange::from).collect())
+        })
+    }
+
+    /// Drops a dead letter: the record goes back to the server's state (or disappears when the
+    /// server never had it). Editing the record instead makes a fresh change.
+    pub fn discard_rejected(&self, op_id: String) -> Result<(), TandemError> {
+        self.call(|client| {
+            resolve::discard_rejected(&client.engine(), &op_id)?;
+            if let Ok(syncer) = client.syncer() {
+                syncer.local_write();
+            }
+            Ok(())
+        })
+    }
+}

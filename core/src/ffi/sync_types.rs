@@ -1,0 +1,344 @@
+//! Records and enums of the auth and sync API, and their conversions from the engine's types.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::auth::AuthState as EngineAuthState;
+use crate::sync::conflict::{ConflictPolicy as EnginePolicy, ConflictReason as EngineReason, ConflictRow};
+use crate::sync::orchestrator::SyncOptions;
+use crate::sync::resolve::Resolution as EngineResolution;
+use crate::sync::run::SyncReport as EngineReport;
+use crate::sync::status::{Metrics, Phase, Status};
+use crate::outbox::{OpKind, OutboxEntry as EngineOutboxEntry};
+
+use super::error::TandemError;
+use super::types::{parse_json, ChangeKind};
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// Who is signed in.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum AuthState {
+    SignedOut,
+    SignedIn { user: User },
+    /// The session ended (its refresh token was refused). Local data and pending changes stay
+    /// and go up once the same user signs in again.
+    SessionExpired { user: User },
+}
+
+/// How sync behaves. Every field has a default.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncConfig {
+    /// Mutations per push request.
+    #[uniffi(default = 200)]
+    pub push_batch_size: u32,
+    /// Changes per pull page.
+    #[uniffi(default = 500)]
+    pub pull_page_size: u32,
+    /// A local write starts a run after this quiet period.
+    #[uniffi(default = 300)]
+    pub debounce_ms: u64,
+    /// Background runs happen at least this often.
+    #[uniffi(default = 900)]
+    pub periodic_interval_secs: u64,
+    /// Listen to the server's event stream and pull on every poke.
+    #[uniffi(default = true)]
+    pub realtime: bool,
+    /// `None` means `Merge`.
+    #[uniffi(default)]
+    pub conflict_policy: Option<ConflictPolicy>,
+    /// The kill switch: `false` disables sync entirely, local data untouched.
+    #[uniffi(default = true)]
+    pub enabled: bool,
+    /// Longest one HTTP exchange may take.
+    #[uniffi(default = 30000)]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        let options = SyncOptions::default();
+        Self {
+            push_batch_size: options.push_batch_size as u32,
+            pull_page_size: options.pull_page_size,
+            debounce_ms: options.debounce.as_millis() as u64,
+            periodic_interval_secs: options.periodic_interval.as_secs(),
+            realtime: options.realtime,
+            conflict_policy: None,
+            enabled: options.enabled,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl From<&SyncConfig> for SyncOptions {
+    fn from(c: &SyncConfig) -> Self {
+        Self {
+            push_batch_size: c.push_batch_size.max(1) as usize,
+            pull_page_size: c.pull_page_size.clamp(1, tandem_protocol::MAX_PULL_LIMIT),
+            debounce: Duration::from_millis(c.debounce_ms),
+            periodic_interval: Duration::from_secs(c.periodic_interval_secs.max(1)),
+            realtime: c.realtime,
+            policy: c.conflict_policy.map_or(EnginePolicy::Merge, EnginePolicy::from),
+            enabled: c.enabled,
+        }
+    }
+}
+
+/// How conflicts are settled (unless a `ConflictResolver` is configured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConflictPolicy {
+    /// Three-way merge per field; a field changed on both sides, or an edit against a delete,
+    /// becomes a conflict for the app.
+    Merge,
+    ServerWins,
+    /// Rebase the local change on the server's version and send it again.
+    ClientWins,
+    /// Every conflict goes to the app.
+    Manual,
+}
+
+impl From<ConflictPolicy> for EnginePolicy {
+    fn from(p: ConflictPolicy) -> Self {
+        match p {
+            ConflictPolicy::Merge => Self::Merge,
+            ConflictPolicy::ServerWins => Self::ServerWins,
+            ConflictPolicy::ClientWins => Self::ClientWins,
+            ConflictPolicy::Manual => Self::Manual,
+        }
+    }
+}
+
+/// What sync is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncPhase {
+    Idle,
+    Pushing,
+    Pulling,
+    Offline,
+    Paused,
+    SignedOut,
+    Error,
+}
+
+/// Everything a sync indicator shows.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SyncStatus {
+    pub phase: SyncPhase,
+    /// Local changes waiting for the server.
+    pub pending: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    pub last_synced_at: Option<SystemTime>,
+    pub last_error: Option<String>,
+    /// During a pull: changes received in this run, and still to come.
+    pub pulled: u64,
+    pub remaining: u64,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    pub pushed: u64,
+    pub applied: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    pub pulled: u64,
+    pub duration_ms: u64,
+}
+
+/// How often a run was asked for, by reason (`local_write`, `foreground`, `connectivity`,
+/// `periodic`, `realtime`, `manual`, `retry`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TriggerCount {
+    pub reason: String,
+    pub count: u64,
+}
+
+/// Counters since the store was opened.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncMetrics {
+    pub triggers: Vec<TriggerCount>,
+    pub runs: u64,
+    pub failures: u64,
+    pub ops_pushed: u64,
+    pub changes_pulled: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub last_run_duration_ms: u64,
+}
+
+/// Why a conflict needs the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConflictReason {
+    /// The same fields changed on both sides (see `fields`).
+    BothChanged,
+    LocalEditServerDelete,
+    LocalDeleteServerEdit,
+    /// The policy is `Manual`, or the resolver left it to the app.
+    Manual,
+}
+
+/// A conflict waiting for `resolve`. Documents are JSON; `None` means deleted (or, for the base,
+/// that the record was new).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Conflict {
+    pub collection: String,
+    pub id: String,
+    pub reason: ConflictReason,
+    pub fields: Vec<String>,
+    pub local_document: Option<String>,
+    pub server_document: Option<String>,
+    pub base_document: Option<String>,
+    pub server_version: u64,
+}
+
+/// The app's answer to a conflict.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum Resolution {
+    KeepMine,
+    KeepServer,
+    /// A merged document (JSON), validated like a put.
+    Merged { json: String },
+}
+
+/// A change the server refused (a dead letter).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RejectedChange {
+    pub op_id: String,
+    pub collection: String,
+    pub id: String,
+    pub kind: ChangeKind,
+    /// The server's reason (`invalid_payload`, `invalid_parent`, `too_large`, `unknown_entity`).
+    pub reason: String,
+    pub document: Option<String>,
+    pub created_at: SystemTime,
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+impl From<tandem_protocol::User> for User {
+    fn from(u: tandem_protocol::User) -> Self {
+        Self { id: u.id, email: u.email, created_at: u.created_at }
+    }
+}
+
+impl From<EngineAuthState> for AuthState {
+    fn from(s: EngineAuthState) -> Self {
+        match s {
+            EngineAuthState::SignedOut => Self::SignedOut,
+            EngineAuthState::SignedIn(user) => Self::SignedIn { user: user.into() },
+            EngineAuthState::SessionExpired(user) => Self::SessionExpired { user: user.into() },
+        }
+    }
+}
+
+impl From<Status> for SyncStatus {
+    fn from(s: Status) -> Self {
+        Self {
+            phase: match s.phase {
+                Phase::Idle => SyncPhase::Idle,
+                Phase::Pushing => SyncPhase::Pushing,
+                Phase::Pulling => SyncPhase::Pulling,
+                Phase::Offline => SyncPhase::Offline,
+                Phase::Paused => SyncPhase::Paused,
+                Phase::SignedOut => SyncPhase::SignedOut,
+                Phase::Error => SyncPhase::Error,
+            },
+            pending: s.pending,
+            conflicts: s.conflicts,
+            rejected: s.rejected,
+            last_synced_at: s.last_synced_at.map(time),
+            last_error: s.last_error,
+            pulled: s.pulled,
+            remaining: s.remaining,
+        }
+    }
+}
+
+impl From<EngineReport> for SyncReport {
+    fn from(r: EngineReport) -> Self {
+        Self {
+            pushed: r.pushed,
+            applied: r.applied,
+            duplicates: r.duplicates,
+            conflicts: r.conflicts,
+            rejected: r.rejected,
+            pulled: r.pulled,
+            duration_ms: r.duration_ms,
+        }
+    }
+}
+
+impl From<Metrics> for SyncMetrics {
+    fn from(m: Metrics) -> Self {
+        Self {
+            triggers: m.triggers.into_iter().map(|(t, count)| TriggerCount { reason: t.name().into(), count }).collect(),
+            runs: m.runs,
+            failures: m.failures,
+            ops_pushed: m.ops_pushed,
+            changes_pulled: m.changes_pulled,
+            bytes_sent: m.bytes_sent,
+            bytes_received: m.bytes_received,
+            last_run_duration_ms: m.last_run_duration_ms,
+        }
+    }
+}
+
+impl From<ConflictRow> for Conflict {
+    fn from(c: ConflictRow) -> Self {
+        Self {
+            collection: c.collection,
+            id: c.id,
+            reason: match c.reason {
+                EngineReason::BothChanged => ConflictReason::BothChanged,
+                EngineReason::LocalEditServerDelete => ConflictReason::LocalEditServerDelete,
+                EngineReason::LocalDeleteServerEdit => ConflictReason::LocalDeleteServerEdit,
+                EngineReason::Manual => ConflictReason::Manual,
+            },
+            fields: c.fields,
+            local_document: c.local_doc,
+            server_document: c.server_doc,
+            base_document: c.base_doc,
+            server_version: c.server_version.max(0) as u64,
+        }
+    }
+}
+
+impl TryFrom<Resolution> for EngineResolution {
+    type Error = TandemError;
+
+    fn try_from(r: Resolution) -> Result<Self, TandemError> {
+        Ok(match r {
+            Resolution::KeepMine => Self::KeepMine,
+            Resolution::KeepServer => Self::KeepServer,
+            Resolution::Merged { json } => Self::Merged(parse_json("the merged document", &json)?),
+        })
+    }
+}
+
+impl From<EngineOutboxEntry> for RejectedChange {
+    fn from(e: EngineOutboxEntry) -> Self {
+        Self {
+            op_id: e.op_id,
+            collection: e.collection,
+            id: e.entity_id,
+            kind: match e.op {
+                OpKind::Upsert => ChangeKind::Upsert,
+                OpKind::Delete => ChangeKind::Delete,
+            },
+            reason: e.last_error.unwrap_or_default(),
+            document: e.doc,
+            created_at: time(e.created_at),
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! When sync runs: on demand (`sync_now`, `sync_once` with a deadline) and, once started, in the
+//! background on triggers — local writes (debounced), foreground, connectivity, a periodic timer,
+//! realtime pokes from the server's event stream, and retries with exponential backoff and full
+//! jitter. Runs never overlap: a trigger during a run schedules exactly one more run after it.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::api::SyncApi;
+use super::conflict::{self, ConflictPolicy, ConflictRow};
+use super::error::SyncError;
+use super::lock::ProcessLock;
+use super::resolve::{self, Resolution};
+use super::run::{self, RunSettings, SyncReport};
+use super::status::{Metrics, Phase, Status, Trigger};
+use crate::auth::{AuthSession, AuthState};
+use crate::engine::{now_ms, Engine};
+use crate::outbox;
+use crate::runtime::runtime;
+use crate::store::lock;
+
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// Status counts are refreshed at most this often after local writes.
+const COUNTS_THROTTLE: Duration = Duration::from_millis(50);
+
+/// How sync behaves; every field has a sensible default.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub push_batch_size: usize,
+    pub pull_page_size: u32,
+    pub debounce: Duration,
+    pub periodic_interval: Duration,
+    pub realtime: bool,
+    pub policy: ConflictPolicy,
+    /// The kill switch: `false` disables sync without touching local data.
+    pub enabled: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            push_batch_size: 200,
+            pull_page_size: 500,
+            debounce: Duration::from_millis(300),
+            periodic_interval: Duration::from_secs(15 * 60),
+            realtime: true,
+            policy: ConflictPolicy::Merge,
+            enabled: true,
+        }
+    }
+}
+
+/// The app's conflict resolver: `None` leaves the conflict to `resolve` later.
+pub type Resolver = Arc<dyn Fn(&ConflictRow) -> Option<Resolution> + Send + Sync>;
+pub type StatusCallback = Box<dyn Fn(Status) + Send + Sync>;
+
+/// The engine sync works on: replaced when the signed-in account changes.
+pub type EngineSlot = RwLock<Arc<Engine>>;
+
+#[derive(Default)]
+struct Schedule {
+    /// A run is wanted.
+    pending: bool,
+    /// Not before this (debounce, backoff).
+    not_before: Option<Instant>,
+    backoff_attempt: u32,
+}
+
+pub struct Syncer {
+    engines: Arc<EngineSlot>,
+    auth: Arc<AuthSession>,
+    api: SyncApi,
+    options: SyncOptions,
+    lock_dir: PathBuf,
+    resolver: Option<Resolver>,
+    status: Mutex<Status>,
+    metrics: Mutex<Metrics>,
+    schedule: Mutex<Schedule>,
+    run_gate: tokio::sync::Mutex<()>,
+    wake: Notify,
+    background: Mutex<Vec<JoinHandle<()>>>,
+    listeners: Mutex<HashMap<u64, Arc<StatusCallback>>>,
+    next_listener: AtomicU64,
+    counts_scheduled: AtomicBool,
+}
+
+/// Ends a status subscription when cancelled or dropped.
+pub struct StatusSubscription {
+    syncer: std::sync::Weak<Syncer>,
+    id: u64,
+}
+
+impl StatusSubscription {
+    pub fn cancel(&self) {
+        if let Some(syncer) = self.syncer.upgrade() {
+            lock(&syncer.listeners).remove(&self.id);
+        }
+    }
+}
+
+impl Drop for StatusSubscription {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl Syncer {
+    pub fn new(
+        engines: Arc<EngineSlot>,
+        auth: Arc<AuthSession>,
+        api: SyncApi,
+        options: SyncOptions,
+        lock_dir: PathBuf,
+        resolver: Option<Resolver>,
+    ) -> Arc<Self> {
+        let syncer = Arc::new(Self {
+            engines,
+            auth,
+            api,
+            options,
+            lock_dir,
+            resolver,
+            status: Mutex::new(Status::default()),
+            metrics: Mutex::new(Metrics::default()),
+            schedule: Mutex::new(Schedule::default()),
+            run_gate: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            background: Mutex::new(Vec::new()),
+            listeners: Mutex::new(HashMap::new()),
+            next_listener: AtomicU64::new(0),
+            counts_scheduled: AtomicBool::new(false),
+        });
+        let initial = syncer.idle_phase();
+        lock(&syncer.status).phase = initial;
+        syncer
+    }
+
+    pub fn status(&self) -> Status {
+        lock(&self.status).clone()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        lock(&self.metrics).clone()
+    }
+
+    pub fn subscribe(self: &Arc<Self>, callback: StatusCallback) -> StatusSubscription {
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        lock(&self.listeners).insert(id, Arc::new(callback));
+        StatusSubscription { syncer: Arc::downgrade(self), id }
+    }
+
+    /// One run now (waiting for a running one to finish first).
+    pub async fn sync_now(self: &Arc<Self>, trigger: Trigger) -> Result<SyncReport, SyncError> {
+        self.count_trigger(trigger);
+        let _gate = self.run_gate.lock().await;
+        self.run_and_record().await
+    }
+
+    /// One run bounded by `deadline` (for iOS background tasks and Android WorkManager).
+    pub async fn sync_once(self: &Arc<Self>, deadline: Duration) -> Result<SyncReport, SyncError> {
+        match tokio::time::timeout(deadline, self.sync_now(Trigger::Manual)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // Entries left in flight are sent again next time with the same op ids.
+                self.finish_failed(&SyncError::DeadlineExceeded);
+                Err(SyncError::DeadlineExceeded)
+            }
+        }
+    }
+
+    /// Keeps runs from starting while the guard lives (an account switch is under way); waits for
+    /// a running one to finish.
+    pub async fn hold_runs(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.run_gate.lock().await
+    }
+
+    /// Starts background sync: the trigger loop and, when realtime is on, the event stream.
+    pub fn start(self: &Arc<Self>) {
+        let mut background = lock(&self.background);
+        if !background.is_empty() {
+            return;
+        }
+        background.push(runtime().spawn(Arc::clone(self).trigger_loop()));
+        if self.options.realtime {
+            background.push(runtime().spawn(Arc::clone(self).event_loop()));
+        }
+    }
+
+    /// Stops background sync; a run under way finishes.
+    pub fn stop(&self) {
+        for task in lock(&self.background).drain(..) {
+            task.abort();
+        }
+    }
+
+    pub fn is_started(&self) -> bool {
+        !lock(&self.background).is_empty()
+    }
+
+    /// Asks for a run (when started) for `trigger`.
+    pub fn trigger(&self, trigger: Trigger) {
+        self.count_trigger(trigger);
+        {
+            let mut schedule = lock(&self.schedule);
+            schedule.pending = true;
+            match trigger {
+                Trigger::LocalWrite => schedule.not_before = Some(Instant::now() + self.options.debounce),
+                // The user or the OS says "now": skip any backoff wait.
+                Trigger::Foreground | Trigger::Connectivity | Trigger::Manual => schedule.not_before = None,
+                _ => {}
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// A local write happened: refresh the counts and, when started, schedule a debounced run.
+    pub fn local_write(self: &Arc<Self>) {
+        if self.is_started() {
+            self.trigger(Trigger::LocalWrite);
+        }
+        self.refresh_counts_soon();
+    }
+
+    /// The device went online (retry at once) or offline.
+    pub fn connectivity(&self, online: bool) {
+        if online {
+            self.trigger(Trigger::Connectivity);
+        } else {
+            self.set_phase(Phase::Offline);
+        }
+    }
+
+    /// The signed-in account (or its session) changed.
+    pub fn account_changed(self: &Arc<Self>) {
+        let phase = self.idle_phase();
+        {
+            let mut status = lock(&self.status);
+            status.phase = phase;
+            status.last_error = None;
+            status.last_synced_at = None;
+        }
+        lock(&self.schedule).backoff_attempt = 0;
+        self.refresh_counts_soon();
+        if phase == Phase::Idle && self.is_started() {
+            self.trigger(Trigger::Foreground);
+        }
+    }
+
+    fn idle_phase(&self) -> Phase {
+        if !self.options.enabled {
+            return Phase::Paused;
+        }
+        match self.auth.state() {
+            AuthState::SignedIn(_) => Phase::Idle,
+            _ => Phase::SignedOut,
+        }
+    }
+
+    async fn trigger_loop(self: Arc<Self>) {
+        let mut next_periodic = Instant::now(); // a first run right away
+        loop {
+            let now = Instant::now();
+            if now >= next_periodic {
+                next_periodic = now + self.options.periodic_interval;
+                self.trigger(Trigger::Periodic);
+            }
+            let (pending, not_before) = {
+                let s = lock(&self.schedule);
+                (s.pending, s.not_before)
+            };
+            if pending && not_before.is_none_or(|t| now >= t) {
+                lock(&self.schedule).pending = false;
+                let result = {
+                    let _gate = self.run_gate.lock().await;
+                    self.run_and_record().await
+                };
+                if let Err(e) = result {
+                    self.schedule_retry(&e);
+                }
+                continue;
+            }
+            let wake_at = match (pending, not_before) {
+                (true, Some(t)) => t.min(next_periodic),
+                _ => next_periodic,
+            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+        }
+    }
+
+    fn schedule_retry(&self, error: &SyncError) {
+        if matches!(error, SyncError::SessionExpired | SyncError::NotSignedIn | SyncError::Disabled) {
+            return; // nothing a retry could fix; sign-in or configuration restarts sync
+        }
+        let delay = {
+            let mut schedule = lock(&self.schedule);
+            schedule.backoff_attempt = schedule.backoff_attempt.saturating_add(1);
+            let jittered = full_jitter(schedule.backoff_attempt);
+            let asked = Duration::from_secs(error.retry_after_secs().unwrap_or(0));
+            let delay = jittered.max(asked);
+            schedule.not_before = Some(Instant::now() + delay);
+            delay
+        };
+        let _ = delay;
+        self.trigger_retry();
+    }
+
+    fn trigger_retry(&self) {
+        self.count_trigger(Trigger::Retry);
+        lock(&self.schedule).pending = true;
+        self.wake.notify_one();
+    }
+
+    async fn event_loop(self: Arc<Self>) {
+        let mut attempt = 0u32;
+        loop {
+            if matches!(self.auth.state(), AuthState::SignedIn(_)) && self.options.enabled {
+                match self.api.events().await {
+                    Ok(response) => {
+                        attempt = 0;
+                        let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+                        while let Some(Ok(event)) = events.next().await {
+                            if event.event == tandem_protocol::POKE_EVENT {
+                                self.trigger(Trigger::Realtime);
+                            }
+                        }
+                    }
+                    Err(_) => attempt = attempt.saturating_add(1),
+                }
+            } else {
+                attempt = attempt.saturating_add(1);
+            }
+            tokio::time::sleep(full_jitter(attempt.max(1))).await;
+        }
+    }
+
+    /// One run with status, metrics and the resolver around it. Callers hold the run gate.
+    async fn run_and_record(self: &Arc<Self>) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        let result = self.run_guarded().await;
+        {
+            let mut metrics = lock(&self.metrics);
+            metrics.runs += 1;
+            metrics.last_run_duration_ms = started.elapsed().as_millis() as u64;
+            match &result {
+                Ok(report) => {
+                    metrics.ops_pushed += report.pushed;
+                    metrics.changes_pulled += report.pulled;
+                    metrics.bytes_sent += report.bytes_sent;
+                    metrics.bytes_received += report.bytes_received;
+                }
+                Err(_) => metrics.failures += 1,
+            }
+        }
+        match &result {
+            Ok(_) => self.finish_ok().await,
+            Err(e) => self.finish_failed(e),
+        }
+        result
+    }
+
+    async fn run_guarded(self: &Arc<Self>) -> Result<SyncReport, SyncError> {
+        if !self.options.enabled {
+            return Err(SyncError::Disabled);
+        }
+        match self.auth.state() {
+            AuthState::SignedIn(_) => {}
+            AuthState::SessionExpired(_) => return Err(SyncError::SessionExpired),
+            AuthState::SignedOut => return Err(SyncError::NotSignedIn),
+        }
+        let engine = Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()));
+        let lock_path = self.lock_dir.join(lock_file_name(&engine));
+        let Some(_process_lock) = ProcessLock::try_acquire(&lock_path).map_err(|e| SyncError::Local(e.to_string()))? else {
+            return Err(SyncError::Busy);
+        };
+        self.set_phase(Phase::Pushing);
+        let settings = RunSettings {
+            push_batch_size: self.options.push_batch_size,
+            pull_page_size: self.options.pull_page_size,
+            policy: if self.resolver.is_some() { ConflictPolicy::Manual } else { self.options.policy },
+        };
+        let progress = |pulled: u64, remaining: u64| self.set_progress(pulled, remaining);
+        let report = run::run(&engine, &self.api, settings, &progress).await?;
+        if let Some(resolver) = &self.resolver {
+            self.apply_resolver(&engine, resolver, &report.parked).await;
+        }
+        Ok(report)
+    }
+
+    /// Hands conflicts of this run to the app's resolver; its answers go up with the next run.
+    async fn apply_resolver(self: &Arc<Self>, engine: &Arc<Engine>, resolver: &Resolver, parked: &[(String, String)]) {
+        let mut resolved_any = false;
+        for (collection, id) in parked {
+            let (engine, resolver) = (Arc::clone(engine), Arc::clone(resolver));
+            let (collection, id) = (collection.clone(), id.clone());
+            let outcome = tokio::task::spawn_blocking(move || -> bool {
+                let Ok(Some(open)) = engine.store().read(|c| conflict::get(c, &collection, &id)) else { return false };
+                // The resolver is the app's code; a failure there leaves the conflict to the app.
+                let Ok(Some(answer)) = catch_unwind(AssertUnwindSafe(|| resolver(&open))) else { return false };
+                resolve::resolve(&engine, &collection, &id, answer).is_ok()
+            })
+            .await;
+            resolved_any |= outcome.unwrap_or(false);
+        }
+        if resolved_any {
+            lock(&self.schedule).pending = true;
+            self.wake.notify_one();
+        }
+    }
+
+    async fn finish_ok(&self) {
+        lock(&self.schedule).backoff_attempt = 0;
+        {
+            let mut status = lock(&self.status);
+            status.phase = Phase::Idle;
+            status.last_error = None;
+            status.last_synced_at = Some(now_ms());
+            status.pulled = 0;
+            status.remaining = 0;
+        }
+        self.refresh_counts().await;
+    }
+
+    fn finish_failed(&self, error: &SyncError) {
+        let phase = match error {
+            SyncError::Offline(_) => Phase::Offline,
+            SyncError::Paused { .. } | SyncError::Disabled => Phase::Paused,
+            SyncError::SessionExpired | SyncError::NotSignedIn => Phase::SignedOut,
+            SyncError::Busy => Phase::Idle,
+            _ => Phase::Error,
+        };
+        {
+            let mut status = lock(&self.status);
+            status.phase = phase;
+            status.last_error = (error != &SyncError::Busy).then(|| error.to_string());
+            status.pulled = 0;
+            status.remaining = 0;
+        }
+        self.notify();
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        let changed = {
+            let mut status = lock(&self.status);
+            let changed = status.phase != phase;
+            status.phase = phase;
+            changed
+        };
+        if changed {
+            self.notify();
+        }
+    }
+
+    fn set_progress(&self, pulled: u64, remaining: u64) {
+        {
+            let mut status = lock(&self.status);
+            status.phase = Phase::Pulling;
+            status.pulled = pulled;
+            status.remaining = remaining;
+        }
+        self.notify();
+    }
+
+    fn refresh_counts_soon(self: &Arc<Self>) {
+        if self.counts_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let syncer = Arc::clone(self);
+        runtime().spawn(async move {
+            tokio::time::sleep(COUNTS_THROTTLE).await;
+            syncer.counts_scheduled.store(false, Ordering::Release);
+            syncer.refresh_counts().await;
+        });
+    }
+
+    async fn refresh_counts(&self) {
+        let engine = Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()));
+        let counts = tokio::task::spawn_blocking(move || {
+            engine.store().read(|c| Ok((outbox::unsent_count(c)?, conflict::count(c)?, outbox::rejected_count(c)?)))
+        })
+        .await;
+        if let Ok(Ok((pending, conflicts, rejected))) = counts {
+            {
+                let mut status = lock(&self.status);
+                status.pending = pending;
+                status.conflicts = conflicts;
+                status.rejected = rejected;
+            }
+            self.notify();
+        }
+    }
+
+    fn notify(&self) {
+        let status = self.status();
+        let listeners: Vec<Arc<StatusCallback>> = lock(&self.listeners).values().cloned().collect();
+        for listener in listeners {
+            let _ = catch_unwind(AssertUnwindSafe(|| listener(status.clone())));
+        }
+    }
+
+    fn count_trigger(&self, trigger: Trigger) {
+        *lock(&self.metrics).triggers.entry(trigger).or_insert(0) += 1;
+    }
+}
+
+/// One lock file per database, next to it.
+fn lock_file_name(engine: &Engine) -> String {
+    let db = engine.store().path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{db}.sync-lock")
+}
+
+/// Exponential backoff with full jitter: a random delay in [0, min(cap, base · 2^attempt)].
+fn full_jitter(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_CAP);
+    ceiling.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_under_the_cap() {
+        for attempt in 0..40 {
+            let d = full_jitter(attempt);
+            assert!(d <= BACKOFF_CAP);
+            assert!(d <= BACKOFF_BASE.saturating_mul(1 << attempt.min(16)));
+        }
+    }
+}

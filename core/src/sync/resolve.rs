@@ -1,0 +1,97 @@
+//! What the app does about conflicts and dead letters: `resolve` a conflict (keep mine, keep the
+//! server's, or a merged document) and `discard` a rejected change.
+
+use serde_json::Value;
+use tandem_protocol::{check_size, ValidationError, ValidationReason};
+
+use super::conflict::{self, ConflictRow};
+use super::reconcile::{self, ServerState};
+use crate::engine::{now_ms, Engine};
+use crate::error::{Error, Result};
+use crate::outbox;
+use crate::records::{self, RecordRow, RecordState};
+
+/// The app's answer to a conflict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// Send the local change again, based on the server's version.
+    KeepMine,
+    /// Take the server's state.
+    KeepServer,
+    /// Send this document (validated against the schema), based on the server's version.
+    Merged(Value),
+}
+
+/// Settles the open conflict of `collection/id`. Returns the record afterwards (`None` when it
+/// ends up deleted).
+pub fn resolve(engine: &Engine, collection: &str, id: &str, resolution: Resolution) -> Result<Option<RecordRow>> {
+    let schema = engine.schema().clone();
+    let merged = match &resolution {
+        Resolution::Merged(doc) => Some(validated(engine, collection, doc)?),
+        _ => None,
+    };
+    let now = now_ms();
+    let row = engine.store().write(|tx| {
+        let open = conflict::get(tx, collection, id)?.ok_or_else(|| no_conflict(collection, id))?;
+        let row = records::load(tx, collection, id)?.ok_or_else(|| Error::not_found(collection, id))?;
+        let server = ServerState { version: open.server_version, doc: open.server_doc.clone() };
+        match resolution {
+            Resolution::KeepServer => reconcile::adopt_server(tx, &schema, collection, id, &server, now)?,
+            Resolution::KeepMine => reconcile::rebase_local(tx, &row, &server, open.local_doc.as_deref(), now)?,
+            Resolution::Merged(_) => reconcile::rebase_local(tx, &row, &server, merged.as_deref(), now)?,
+        }
+        records::load_live(tx, collection, id)
+    })?;
+    engine.committed([collection.to_string()].into());
+    Ok(row)
+}
+
+fn no_conflict(collection: &str, id: &str) -> Error {
+    Error::invalid(format!("{collection}/{id} has no open conflict"))
+}
+
+/// Checks a merged document like a put would, returning its stored form.
+fn validated(engine: &Engine, collection: &str, doc: &Value) -> Result<String> {
+    let declared = engine
+        .schema()
+        .collection(collection)
+        .ok_or_else(|| ValidationError::new(collection, None, ValidationReason::UnknownCollection))?;
+    let mut doc = doc.clone();
+    if let Value::Object(map) = &mut doc {
+        map.retain(|_, v| !v.is_null());
+    }
+    declared.validate_fields(collection, &doc)?;
+    let text = doc.to_string();
+    check_size(collection, text.len())?;
+    Ok(text)
+}
+
+/// Open conflicts, oldest first.
+pub fn conflicts(engine: &Engine) -> Result<Vec<ConflictRow>> {
+    engine.store().read(conflict::list)
+}
+
+/// Drops the dead letter `op_id`. The record goes back to the server's state (or disappears when
+/// the server never had it), unless newer local changes of it wait to be sent.
+pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
+    let schema = engine.schema().clone();
+    let now = now_ms();
+    let collection = engine.store().write(|tx| {
+        let entry = outbox::rejected_by_op_id(tx, op_id)?
+            .ok_or_else(|| Error::invalid(format!("no rejected change has op id {op_id}")))?;
+        outbox::remove(tx, entry.seq)?;
+        let (collection, id) = (entry.collection.as_str(), entry.entity_id.as_str());
+        let Some(row) = records::load(tx, collection, id)? else { return Ok(entry.collection) };
+        if !outbox::unsent_for_record(tx, collection, id)?.is_empty() {
+            if row.state == RecordState::Rejected {
+                records::save(tx, &RecordRow { state: RecordState::Pending, ..row })?;
+            }
+            return Ok(entry.collection);
+        }
+        let server = ServerState { version: row.server_version, doc: row.server_doc.clone() };
+        reconcile::adopt_server(tx, &schema, collection, id, &server, now)?;
+        Ok(entry.collection)
+    })?;
+    engine.committed([collection].into());
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! One sync run: push the outbox in batches, then pull every page. Store work runs on tokio's
+//! blocking pool so the runtime's two worker threads only ever wait on the network.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tandem_protocol::PullResponse;
+
+use super::api::{SyncApi, Traffic};
+use super::conflict::ConflictPolicy;
+use super::error::SyncError;
+use super::{pull, push};
+use crate::engine::{now_ms, Engine};
+use crate::error::Result;
+use crate::outbox;
+
+/// Settings of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    pub push_batch_size: usize,
+    pub pull_page_size: u32,
+    pub policy: ConflictPolicy,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SyncReport {
+    /// Mutations sent.
+    pub pushed: u64,
+    pub applied: u64,
+    pub duplicates: u64,
+    /// Conflicts met (on push or pull), whether settled by policy or left to the app.
+    pub conflicts: u64,
+    pub rejected: u64,
+    /// Changes received.
+    pub pulled: u64,
+    pub duration_ms: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Conflicts left to the app by this run (collection, id).
+    pub parked: Vec<(String, String)>,
+}
+
+impl SyncReport {
+    fn count(&mut self, traffic: Traffic) {
+        self.bytes_sent += traffic.sent;
+        self.bytes_received += traffic.received;
+    }
+}
+
+/// Progress of a pull: changes received so far and still to come.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
+
+/// Pushes, then pulls, until both are done.
+pub async fn run(
+    engine: &Arc<Engine>,
+    api: &SyncApi,
+    settings: RunSettings,
+    on_pull_progress: Progress<'_>,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let mut report = SyncReport::default();
+    push_all(engine, api, settings, &mut report).await?;
+    match pull_all(engine, api, settings, &mut report, on_pull_progress, false).await {
+        Err(SyncError::CursorExpired) => {
+            pull_all(engine, api, settings, &mut report, on_pull_progress, true).await?;
+        }
+        other => other?,
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+async fn push_all(engine: &Arc<Engine>, api: &SyncApi, settings: RunSettings, report: &mut SyncReport) -> Result<(), SyncError> {
+    loop {
+        let limit = settings.push_batch_size.max(1);
+        let batch = blocking(engine, move |e| e.store().write(|tx| outbox::take_batch(tx, limit))).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mutations = batch.iter().map(push::to_mutation).collect::<Result<Vec<_>>>()?;
+        let (answer, traffic) = api.push(mutations).await?;
+        report.count(traffic);
+        report.pushed += batch.len() as u64;
+        let policy = settings.policy;
+        let tally = blocking(engine, move |e| {
+            let schema = e.schema().clone();
+            let tally = e.store().write(|tx| push::apply_results(tx, &schema, &batch, &answer.results, policy, now_ms()))?;
+            e.committed(tally.changed.clone());
+            Ok(tally)
+        })
+        .await?;
+        report.applied += tally.applied;
+        report.duplicates += tally.duplicates;
+        report.conflicts += tally.conflicts;
+        report.rejected += tally.rejected;
+        report.parked.extend(tally.parked);
+    }
+}
+
+/// Pulls every page from the stored cursor; `from_scratch` pulls everything again (after
+/// `cursor_expired`) and then removes local synced records the server no longer has.
+async fn pull_all(
+    engine: &Arc<Engine>,
+    api: &SyncApi,
+    settings: RunSettings,
+    report: &mut SyncReport,
+    on_progress: Progress<'_>,
+    from_scratch: bool,
+) -> Result<(), SyncError> {
+    let (mut cursor, candidates) = if from_scratch {
+        let candidates = blocking(engine, |e| {
+            e.store().write(pull::forget_cursor)?;
+            e.store().read(pull::synced_records)
+        })
+        .await?;
+        (None, Some(candidates))
+    } else {
+        (blocking(engine, |e| e.store().read(pull::cursor)).await?, None)
+    };
+    let mut seen = candidates.as_ref().map(|_| HashSet::new());
+    let mut received = 0;
+    loop {
+        let (page, traffic) = api.pull(cursor.clone(), settings.pull_page_size).await?;
+        report.count(traffic);
+        received += page.changes.len() as u64;
+        let PullResponse { changes, cursor: next, has_more, remaining } = page;
+        let policy = settings.policy;
+        let (tally, returned_seen) = {
+            let next = next.clone();
+            let mut seen_page = seen.take();
+            blocking(engine, move |e| {
+                let schema = e.schema().clone();
+                let tally = e.store().write(|tx| {
+                    pull::apply_page(tx, &schema, &changes, &next, policy, now_ms(), seen_page.as_mut())
+                })?;
+                e.committed(tally.changed.clone());
+                Ok((tally, seen_page))
+            })
+            .await?
+        };
+        seen = returned_seen;
+        report.pulled += tally.applied + tally.skipped;
+        report.conflicts += tally.conflicts;
+        report.parked.extend(tally.parked);
+        on_progress(received, if has_more { remaining } else { 0 });
+        cursor = Some(next);
+        if !has_more {
+            break;
+        }
+    }
+    if let (Some(candidates), Some(seen)) = (candidates, seen) {
+        blocking(engine, move |e| {
+            let schema = e.schema().clone();
+            let changed = e.store().write(|tx| pull::sweep_missing(tx, &schema, &candidates, &seen, now_ms()))?;
+            e.committed(changed);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs store work on the blocking pool.
+async fn blocking<T, F>(engine: &Arc<Engine>, work: F) -> Result<T, SyncError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Engine) -> Result<T> + Send + 'static,
+{
+    let engine = Arc::clone(engine);
+    match tokio::task::spawn_blocking(move || work(&engine)).await {
+        Ok(result) => result.map_err(SyncError::from),
+        Err(e) => Err(SyncError::Local(format!("a store task failed: {e}"))),
+    }
+}

@@ -1,0 +1,87 @@
+//! What the app shows about sync: the status (phase, counts, last sync, progress) and metrics.
+
+use std::collections::BTreeMap;
+
+/// What sync is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    Pushing,
+    Pulling,
+    /// The server could not be reached; the next connectivity trigger retries at once.
+    Offline,
+    /// Paused by the server (503 `sync_paused`) or disabled in the configuration.
+    Paused,
+    /// Nobody is signed in, or the session expired.
+    SignedOut,
+    /// The last run failed for another reason (see `last_error`); it is retried with backoff.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub phase: Phase,
+    pub pending: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    /// Unix milliseconds of the last successful run.
+    pub last_synced_at: Option<i64>,
+    pub last_error: Option<String>,
+    /// During a pull: changes received so far in this run, and still to come.
+    pub pulled: u64,
+    pub remaining: u64,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self {
+            phase: Phase::Idle,
+            pending: 0,
+            conflicts: 0,
+            rejected: 0,
+            last_synced_at: None,
+            last_error: None,
+            pulled: 0,
+            remaining: 0,
+        }
+    }
+}
+
+/// Why a run was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Trigger {
+    LocalWrite,
+    Foreground,
+    Connectivity,
+    Periodic,
+    Realtime,
+    Manual,
+    Retry,
+}
+
+impl Trigger {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LocalWrite => "local_write",
+            Self::Foreground => "foreground",
+            Self::Connectivity => "connectivity",
+            Self::Periodic => "periodic",
+            Self::Realtime => "realtime",
+            Self::Manual => "manual",
+            Self::Retry => "retry",
+        }
+    }
+}
+
+/// Counters since the engine was opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub triggers: BTreeMap<Trigger, u64>,
+    pub runs: u64,
+    pub failures: u64,
+    pub ops_pushed: u64,
+    pub changes_pulled: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub last_run_duration_ms: u64,
+}

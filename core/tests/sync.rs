@@ -1,0 +1,624 @@
+//! Engines syncing through the real `tandem-server` binary: convergence, merges and conflicts
+//! under each policy, deletes and cascades, lost answers, restarts, token expiry and revocation,
+//! accounts, cursor expiry, dead letters, the kill switches, malformed answers and realtime.
+
+mod support;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::proxy::{Fault, Proxy};
+use support::{email, TestServer};
+use tandem::{
+    AuthFailure, AuthState, ConflictPolicy, ConflictReason, ConflictResolver, Query, QueryObserver, Record,
+    RecordState, Resolution, SecureStore, SecureStoreError, SyncFailure, SyncPhase, SyncReport, Tandem,
+    TandemConfig, TandemError,
+};
+use tempfile::TempDir;
+
+const SCHEMA: &str = include_str!("../../schemas/sample.json");
+const PASSWORD: &str = "correct horse battery staple";
+
+fn block<F: Future>(future: F) -> F::Output {
+    tandem::runtime::runtime().block_on(future)
+}
+
+/// An in-memory secure store (not secure: for tests), readable by the test.
+#[derive(Default)]
+struct Secrets(Mutex<HashMap<String, String>>);
+
+impl SecureStore for Secrets {
+    fn get(&self, key: String) -> Result<Option<String>, SecureStoreError> {
+        Ok(self.0.lock().unwrap().get(&key).cloned())
+    }
+    fn set(&self, key: String, value: String) -> Result<(), SecureStoreError> {
+        self.0.lock().unwrap().insert(key, value);
+        Ok(())
+    }
+    fn delete(&self, key: String) -> Result<(), SecureStoreError> {
+        self.0.lock().unwrap().remove(&key);
+        Ok(())
+    }
+}
+
+struct Device {
+    dir: TempDir,
+    secrets: Arc<Secrets>,
+    t: Arc<Tandem>,
+}
+
+fn device(url: &str) -> Device {
+    device_with(url, |_| {})
+}
+
+fn device_with(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Device {
+    let dir = TempDir::new().unwrap();
+    let secrets = Arc::new(Secrets::default());
+    let t = open(&dir, url, &secrets, adjust);
+    Device { dir, secrets, t }
+}
+
+fn open(dir: &TempDir, url: &str, secrets: &Arc<Secrets>, adjust: impl FnOnce(&mut TandemConfig)) -> Arc<Tandem> {
+    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
+    config.sync.realtime = false;
+    config.secure_store = Some(Arc::clone(secrets) as Arc<dyn SecureStore>);
+    adjust(&mut config);
+    Tandem::open(config).unwrap()
+}
+
+impl Device {
+    fn sign_up(&self, email: &str) {
+        block(self.t.sign_up(email.into(), PASSWORD.into())).unwrap();
+    }
+
+    fn sign_in(&self, email: &str) {
+        block(self.t.sign_in(email.into(), PASSWORD.into())).unwrap();
+    }
+
+    fn sync(&self) -> SyncReport {
+        block(self.t.sync_now()).unwrap()
+    }
+
+    fn try_sync(&self) -> Result<SyncReport, TandemError> {
+        block(self.t.sync_now())
+    }
+
+    fn put(&self, collection: &str, id: &str, doc: Value) {
+        self.t.put(collection.into(), Some(id.into()), doc.to_string()).unwrap();
+    }
+
+    fn patch(&self, collection: &str, id: &str, patch: Value) {
+        self.t.patch(collection.into(), id.into(), patch.to_string()).unwrap();
+    }
+
+    fn delete(&self, collection: &str, id: &str) {
+        self.t.delete(collection.into(), id.into()).unwrap();
+    }
+
+    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
+        self.t.get(collection.into(), id.into()).unwrap().map(|r| serde_json::from_str(&r.document).unwrap())
+    }
+
+    fn record(&self, collection: &str, id: &str) -> Record {
+        self.t.get(collection.into(), id.into()).unwrap().unwrap()
+    }
+
+    /// Every live record as (collection, id, document).
+    fn snapshot(&self) -> Vec<(String, String, Value)> {
+        let mut all = Vec::new();
+        for collection in ["exercises", "plans", "plan_days"] {
+            for r in self.t.query(collection.into(), Query::default()).unwrap() {
+                all.push((r.collection, r.id, serde_json::from_str(&r.document).unwrap()));
+            }
+        }
+        all
+    }
+
+    fn pending(&self) -> u64 {
+        self.t.pending_count().unwrap()
+    }
+}
+
+/// A server and two devices signed in to one new account.
+fn pair(server: &TestServer) -> (Device, Device) {
+    pair_with(server, |_| {})
+}
+
+fn pair_with(server: &TestServer, adjust: impl Fn(&mut TandemConfig)) -> (Device, Device) {
+    let account = email();
+    let a = device_with(server.url(), &adjust);
+    let b = device_with(server.url(), &adjust);
+    a.sign_up(&account);
+    b.sign_in(&account);
+    (a, b)
+}
+
+fn sync_failure(result: Result<SyncReport, TandemError>) -> SyncFailure {
+    match result {
+        Err(TandemError::Sync { kind, .. }) => kind,
+        other => panic!("expected a sync error, got {other:?}"),
+    }
+}
+
+#[test]
+fn offline_edits_on_three_devices_converge() {
+    let server = TestServer::start();
+    let (a, b) = pair(&server);
+    let c = device(server.url());
+    c.sign_in(&block(async { a.t.current_user().unwrap().unwrap().email }));
+    a.put("plans", "p1", json!({"name": "Push", "notes": "from a"}));
+    a.put("plan_days", "d1", json!({"planId": "p1", "dayIndex": 0}));
+    b.put("plans", "p2", json!({"name": "Pull"}));
+    c.put("exercises", "e1", json!({"name": "Squat", "category": "legs"}));
+    for d in [&a, &b, &c, &a, &b] {
+        d.sync();
+    }
+    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(a.snapshot(), c.snapshot());
+    assert_eq!(a.snapshot().len(), 4);
+    assert!(a.snapshot().iter().all(|(c, id, _)| a.record(c, id).state == RecordState::Synced));
+    assert_eq!(a.record("plans", "p1").version, 1);
+    assert_eq!(a.pending() + b.pending() + c.pending(), 0);
+}
+
+#[test]
+fn different_fields_merge_and_echoes_are_skipped() {
+    let server = TestServer::start();
+    let (a, b) = pair(&server);
+    a.put("plans", "p", json!({"name": "Plan", "notes": "n"}));
+    a.sync();
+    b.sync();
+    a.patch("plans", "p", json!({"name": "Renamed"}));
+    b.patch("plans", "p", json!({"notes": "Heavier"}));
+    a.sync();
+    let report = b.sync();
+    assert_eq!(report.conflicts, 1, "b's push met a's change and merged it");
+    a.sync();
+    let merged = json!({"name": "Renamed", "notes": "Heavier"});
+    assert_eq!(a.doc("plans", "p"), Some(merged.clone()));
+    assert_eq!(b.doc("plans", "p"), Some(merged));
+    assert!(b.t.conflicts().unwrap().is_empty());
+    let again = a.sync();
+    assert_eq!((again.pushed, again.pulled), (0, 0), "nothing echoes back");
+}
+
+fn same_field_edit(policy: ConflictPolicy) -> (TestServer, Device, Device) {
+    let server = TestServer::start();
+    let (a, b) = pair_with(&server, |c| c.sync.conflict_policy = Some(policy));
+    a.put("plans", "p", json!({"name": "Plan"}));
+    a.sync();
+    b.sync();
+    a.patch("plans", "p", json!({"name": "A's name"}));
+    b.patch("plans", "p", json!({"name": "B's name"}));
+    a.sync();
+    b.sync();
+    (server, a, b)
+}
+
+#[test]
+fn same_field_under_merge_becomes_a_conflict_resolved_without_restart() {
+    let (_server, a, b) = same_field_edit(ConflictPolicy::Merge);
+    let conflicts = b.t.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    let c = &conflicts[0];
+    assert_eq!((c.reason, c.fields.clone()), (ConflictReason::BothChanged, vec!["name".to_string()]));
+    assert_eq!(c.local_document.as_deref(), Some(r#"{"name":"B's name"}"#));
+    assert_eq!(c.server_document.as_deref(), Some(r#"{"name":"A's name"}"#));
+    assert_eq!(c.base_document.as_deref(), Some(r#"{"name":"Plan"}"#));
+    assert_eq!(b.record("plans", "p").state, RecordState::Conflicted);
+    assert_eq!(b.t.sync_status().unwrap().conflicts, 1);
+
+    b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine).unwrap();
+    b.sync();
+    a.sync();
+    assert_eq!(a.doc("plans", "p"), Some(json!({"name": "B's name"})));
+    assert_eq!(b.record("plans", "p").state, RecordState::Synced);
+    assert!(b.t.conflicts().unwrap().is_empty());
+}
+
+#[test]
+fn same_field_under_server_wins_and_client_wins() {
+    let (_server, a, b) = same_field_edit(ConflictPolicy::ServerWins);
+    assert_eq!(b.doc("plans", "p"), Some(json!({"name": "A's name"})));
+    assert!(b.t.conflicts().unwrap().is_empty());
+
+    let (_server, a2, b2) = same_field_edit(ConflictPolicy::ClientWins);
+    a2.sync();
+    assert_eq!(a2.doc("plans", "p"), Some(json!({"name": "B's name"})), "the last writer's change won");
+    assert_eq!(b2.doc("plans", "p"), Some(json!({"name": "B's name"})));
+    drop(a);
+}
+
+#[test]
+fn same_field_under_manual_and_keep_server_or_merged() {
+    let (_server, a, b) = same_field_edit(ConflictPolicy::Manual);
+    assert_eq!(b.t.conflicts().unwrap()[0].reason, ConflictReason::Manual);
+    b.t.resolve("plans".into(), "p".into(), Resolution::Merged { json: r#"{"name": "Both"}"#.into() }).unwrap();
+    b.sync();
+    a.sync();
+    assert_eq!(a.doc("plans", "p"), Some(json!({"name": "Both"})));
+
+    let (_server, _a, b) = same_field_edit(ConflictPolicy::Manual);
+    let kept = b.t.resolve("plans".into(), "p".into(), Resolution::KeepServer).unwrap().unwrap();
+    assert_eq!(kept.state, RecordState::Synced);
+    assert_eq!(b.doc("plans", "p"), Some(json!({"name": "A's name"})));
+    let missing = b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine);
+    assert!(matches!(missing, Err(TandemError::InvalidArgument { .. })), "no open conflict any more");
+}
+
+/// Merges by concatenating names: the app's own rule.
+struct Concatenate;
+
+impl ConflictResolver for Concatenate {
+    fn resolve(&self, conflict: tandem::Conflict) -> Option<Resolution> {
+        let name = |doc: &Option<String>| -> String {
+            doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).map_or(String::new(), |v| v["name"].as_str().unwrap_or("").to_string())
+        };
+        let merged = format!("{} + {}", name(&conflict.server_document), name(&conflict.local_document));
+        Some(Resolution::Merged { json: json!({"name": merged}).to_string() })
+    }
+}
+
+#[test]
+fn a_conflict_resolver_implemented_by_the_app_decides() {
+    let server = TestServer::start();
+    let (a, b) = pair_with(&server, |c| c.conflict_resolver = Some(Arc::new(Concatenate)));
+    a.put("plans", "p", json!({"name": "Plan"}));
+    a.sync();
+    b.sync();
+    a.patch("plans", "p", json!({"name": "A"}));
+    b.patch("plans", "p", json!({"name": "B"}));
+    a.sync();
+    b.sync(); // conflict, resolved by the app, pushed by the follow-up run
+    b.sync();
+    a.sync();
+    assert_eq!(a.doc("plans", "p"), Some(json!({"name": "A + B"})));
+    assert!(b.t.conflicts().unwrap().is_empty());
+}
+
+#[test]
+fn an_edit_against_a_delete_is_a_conflict_for_the_app() {
+    let server = TestServer::start();
+    let (a, b) = pair(&server);
+    a.put("plans", "p", json!({"name": "Plan"}));
+    a.sync();
+    b.sync();
+    a.delete("plans", "p");
+    b.patch("plans", "p", json!({"notes": "still using it"}));
+    a.sync();
+    b.sync();
+    let conflicts = b.t.conflicts().unwrap();
+    assert_eq!(conflicts[0].reason, ConflictReason::LocalEditServerDelete);
+    assert_eq!(conflicts[0].server_document, None);
+    b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine).unwrap();
+    b.sync();
+    a.sync();
+    assert_eq!(a.doc("plans", "p"), Some(json!({"name": "Plan", "notes": "still using it"})), "brought back");
+}
+
+#[test]
+fn a_cascaded_delete_meeting_a_concurrent_child_insert_orphans_nothing() {
+    let server = TestServer::start();
+    let (a, b) = pair(&server);
+    a.put("plans", "p", json!({"name": "Plan"}));
+    a.put("plan_days", "d0", json!({"planId": "p", "dayIndex": 0}));
+    a.sync();
+    b.sync();
+    a.delete("plans", "p"); // cascades to d0
+    b.put("plan_days", "d1", json!({"planId": "p", "dayIndex": 1})); // offline insert under it
+    a.sync();
+    let report = b.sync();
+    assert_eq!(report.rejected, 1, "the child is rejected invalid_parent on the server");
+    let dead = b.t.rejected().unwrap();
+    assert_eq!((dead[0].id.as_str(), dead[0].reason.as_str()), ("d1", "invalid_parent"));
+    for d in [&a, &b] {
+        assert_eq!(d.doc("plans", "p"), None);
+        assert_eq!(d.doc("plan_days", "d0"), None);
+        assert_eq!(d.doc("plan_days", "d1"), None, "deleted on the other side by the cascade");
+    }
+    b.t.discard_rejected(dead[0].op_id.clone()).unwrap();
+    assert!(b.t.rejected().unwrap().is_empty());
+    assert_eq!(a.snapshot(), b.snapshot());
+}
+
+#[test]
+fn a_lost_push_response_causes_no_duplicate() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.url());
+    let (a, b) = pair(&server);
+    let lossy = device(proxy.url());
+    lossy.sign_in(&a.t.current_user().unwrap().unwrap().email);
+    lossy.put("plans", "p", json!({"name": "once"}));
+    proxy.fail_next("/sync/v1/push", Fault::DropResponse);
+    assert_eq!(sync_failure(lossy.try_sync()), SyncFailure::Offline);
+    assert_eq!(lossy.pending(), 1, "nothing lost");
+    let report = lossy.sync();
+    assert_eq!(report.duplicates, 1, "the server recognised the op id");
+    assert_eq!(lossy.record("plans", "p").version, 1, "applied exactly once");
+    b.sync();
+    assert_eq!(b.record("plans", "p").version, 1);
+}
+
+#[test]
+fn malformed_answers_give_errors_and_lose_nothing() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.url());
+    let d = device(proxy.url());
+    d.sign_up(&email());
+    d.put("plans", "p", json!({"name": "safe"}));
+    let garbage = [
+        Fault::Replace("this is not json".into()),
+        Fault::Replace(r#"{"results": "wrong type"}"#.into()),
+        Fault::Replace(r#"{"results": [{"opId": "someone-else", "status": "applied", "version": 1}]}"#.into()),
+        Fault::Truncate,
+    ];
+    for fault in garbage {
+        proxy.fail_next("/sync/v1/push", fault.clone());
+        let failure = sync_failure(d.try_sync());
+        assert!(matches!(failure, SyncFailure::Server | SyncFailure::Offline), "{fault:?} gave {failure:?}");
+        assert_eq!(d.pending(), 1, "{fault:?} lost the change");
+        assert_eq!(d.doc("plans", "p"), Some(json!({"name": "safe"})));
+    }
+    proxy.fail_next("/sync/v1/pull", Fault::Replace(r#"{"changes": [{"entity": 5}], "cursor": 1}"#.into()));
+    assert_eq!(sync_failure(d.try_sync()), SyncFailure::Server);
+    d.sync();
+    assert_eq!(d.record("plans", "p").state, RecordState::Synced);
+}
+
+#[test]
+fn a_server_restart_mid_session_loses_nothing() {
+    let mut server = TestServer::start();
+    let d = device(server.url());
+    d.sign_up(&email());
+    d.put("plans", "p", json!({"name": "before"}));
+    d.sync();
+    server.stop();
+    d.put("plans", "q", json!({"name": "while down"}));
+    assert_eq!(sync_failure(d.try_sync()), SyncFailure::Offline);
+    assert_eq!(d.t.sync_status().unwrap().phase, SyncPhase::Offline);
+    server.restart();
+    d.sync();
+    assert_eq!(d.pending(), 0);
+    assert_eq!(d.t.sync_status().unwrap().phase, SyncPhase::Idle);
+    let other = device(server.url());
+    other.sign_in(&d.t.current_user().unwrap().unwrap().email);
+    other.sync();
+    assert_eq!(other.snapshot().len(), 2, "data survived the restart");
+}
+
+#[test]
+fn an_access_token_expiring_mid_session_is_refreshed() {
+    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
+    let d = device(server.url());
+    d.sign_up(&email());
+    d.put("plans", "p", json!({"name": "x"}));
+    d.sync();
+    std::thread::sleep(Duration::from_millis(2500));
+    d.put("plans", "q", json!({"name": "y"}));
+    let report = d.sync();
+    assert_eq!(report.applied, 1);
+}
+
+#[test]
+fn a_revoked_session_expires_and_keeps_pending_changes() {
+    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
+    let d = device(server.url());
+    let account = email();
+    d.sign_up(&account);
+    d.put("plans", "p", json!({"name": "pending"}));
+    // Revoke this sign-in's refresh tokens on the server, as a logout elsewhere would.
+    let session: Value = serde_json::from_str(d.secrets.0.lock().unwrap().values().next().unwrap()).unwrap();
+    let access = find_string(&session, "access_token").expect("the stored session holds the access token");
+    let logout = reqwest_blocking_logout(server.url(), &access);
+    assert_eq!(logout, 204);
+    std::thread::sleep(Duration::from_millis(2500)); // the access token expires too
+    let failure = sync_failure(d.try_sync());
+    assert_eq!(failure, SyncFailure::SessionExpired);
+    assert!(matches!(d.t.auth_state().unwrap(), AuthState::SessionExpired { .. }));
+    assert_eq!(d.t.sync_status().unwrap().phase, SyncPhase::SignedOut);
+    assert_eq!(d.pending(), 1, "pending changes stay");
+    d.sign_in(&account);
+    d.sync();
+    assert_eq!(d.pending(), 0, "and go up after signing in again");
+}
+
+fn find_string(value: &Value, key: &str) -> Option<String> {
+    match value {
+        Value::Object(map) => map
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| map.values().find_map(|v| find_string(v, key))),
+        _ => None,
+    }
+}
+
+/// POST /auth/v1/logout with a raw socket: the test needs no HTTP client of its own.
+fn reqwest_blocking_logout(url: &str, access_token: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /auth/v1/logout HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {access_token}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn guest_data_is_adopted_by_the_first_sign_in_and_accounts_never_mix() {
+    let server = TestServer::start();
+    let d = device(server.url());
+    d.put("plans", "guest", json!({"name": "written signed out"}));
+    assert_eq!(sync_failure(d.try_sync()), SyncFailure::NotSignedIn);
+    let first = email();
+    d.sign_up(&first);
+    assert!(d.doc("plans", "guest").is_some(), "adopted");
+    d.sync();
+    assert_eq!(d.pending(), 0, "its pending change went to the account");
+
+    block(d.t.sign_out(false)).unwrap();
+    assert!(d.snapshot().is_empty(), "signed out: the (empty) guest data");
+    d.put("plans", "guest2", json!({"name": "second guest"}));
+    let second = email();
+    d.sign_up(&second);
+    assert!(d.doc("plans", "guest").is_none(), "another account never sees the first one's data");
+    assert!(d.doc("plans", "guest2").is_none(), "only the first sign-in adopts guest data");
+    d.put("plans", "mine", json!({"name": "second's"}));
+    d.sync();
+
+    block(d.t.sign_out(false)).unwrap();
+    assert!(d.doc("plans", "guest2").is_some(), "guest data stays out of other accounts");
+    d.sign_in(&first);
+    assert!(d.doc("plans", "guest").is_some());
+    assert!(d.doc("plans", "mine").is_none());
+
+    let data_dir = d.dir.path().join("users");
+    let files_before = std::fs::read_dir(&data_dir).unwrap().count();
+    block(d.t.sign_out(true)).unwrap();
+    let files_after = std::fs::read_dir(&data_dir).unwrap().count();
+    assert!(files_after < files_before, "wiping deletes the user's database");
+    assert!(d.secrets.0.lock().unwrap().is_empty(), "and its secrets");
+    d.sign_in(&first);
+    assert!(d.doc("plans", "guest").is_none(), "wiped locally…");
+    d.sync();
+    assert!(d.doc("plans", "guest").is_some(), "…and back from the server");
+}
+
+#[test]
+fn an_expired_cursor_re_pulls_everything_and_keeps_pending_changes() {
+    let server = TestServer::start_with(&["--tombstone-retention-days", "0", "--purge-interval-secs", "1"]);
+    let (a, b) = pair(&server);
+    a.put("plans", "kept", json!({"name": "k"}));
+    a.put("plans", "gone", json!({"name": "g"}));
+    a.sync();
+    b.sync();
+    a.delete("plans", "gone");
+    a.sync();
+    std::thread::sleep(Duration::from_millis(2500)); // the tombstone is purged
+    b.put("plans", "local", json!({"name": "pending"}));
+    b.sync();
+    assert!(b.doc("plans", "gone").is_none(), "removed although its tombstone was purged");
+    assert!(b.doc("plans", "kept").is_some());
+    a.sync();
+    assert_eq!(a.snapshot(), b.snapshot(), "the pending change went up too");
+}
+
+#[test]
+fn a_change_the_server_rejects_goes_to_dead_letters_and_the_queue_goes_on() {
+    let strict = TempDir::new().unwrap();
+    let schema_path = strict.path().join("schema.json");
+    std::fs::write(&schema_path, SCHEMA.replacen(r#""notes": {"type": "string"}"#, r#""notes": {"type": "string", "maxLength": 5}"#, 1)).unwrap();
+    let server = TestServer::start_with(&["--schema", schema_path.to_str().unwrap()]);
+    let d = device(server.url());
+    d.sign_up(&email());
+    d.put("exercises", "bad", json!({"name": "Squat", "notes": "far too long for the server"}));
+    d.put("exercises", "good", json!({"name": "Row"}));
+    let report = d.sync();
+    assert_eq!((report.rejected, report.applied), (1, 1));
+    assert_eq!(d.record("exercises", "bad").state, RecordState::Rejected);
+    assert_eq!(d.record("exercises", "good").state, RecordState::Synced);
+    let status = d.t.sync_status().unwrap();
+    assert_eq!((status.rejected, status.pending), (1, 0));
+    d.patch("exercises", "bad", json!({"notes": "ok"}));
+    let report = d.sync();
+    assert_eq!(report.applied, 1, "editing it again makes a fresh op");
+    let dead = d.t.rejected().unwrap();
+    d.t.discard_rejected(dead[0].op_id.clone()).unwrap();
+    assert_eq!(d.doc("exercises", "bad"), Some(json!({"name": "Squat", "notes": "ok"})), "the newer edit stands");
+}
+
+#[test]
+fn the_servers_kill_switch_and_the_configs_pause_sync_without_touching_data() {
+    let server = TestServer::start_with(&["--sync-paused"]);
+    let d = device(server.url());
+    d.sign_up(&email()); // auth keeps working
+    d.put("plans", "p", json!({"name": "x"}));
+    match d.try_sync() {
+        Err(TandemError::Sync { kind: SyncFailure::Paused, retry_after_secs, .. }) => assert!(retry_after_secs.is_some()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.t.sync_status().unwrap().phase, SyncPhase::Paused);
+    assert_eq!(d.pending(), 1);
+
+    let server = TestServer::start();
+    let off = device_with(server.url(), |c| c.sync.enabled = false);
+    off.sign_up(&email());
+    off.put("plans", "p", json!({"name": "x"}));
+    assert_eq!(sync_failure(off.try_sync()), SyncFailure::Disabled);
+    assert_eq!(off.pending(), 1);
+    assert_eq!(off.doc("plans", "p"), Some(json!({"name": "x"})));
+}
+
+#[test]
+fn only_one_process_syncs_an_account_at_a_time() {
+    let server = TestServer::start();
+    let d = device(server.url());
+    d.sign_up(&email());
+    let user = d.t.current_user().unwrap().unwrap();
+    let lock_path = d.dir.path().join("users").join(format!("{}.db.sync-lock", user.id));
+    let other_process = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    other_process.try_lock().unwrap();
+    d.put("plans", "p", json!({"name": "x"}));
+    assert_eq!(sync_failure(d.try_sync()), SyncFailure::Busy);
+    drop(other_process);
+    d.sync();
+    assert_eq!(d.pending(), 0);
+}
+
+#[test]
+fn bad_credentials_and_insecure_urls_are_typed_errors() {
+    let server = TestServer::start();
+    let d = device(server.url());
+    match block(d.t.sign_in(email(), PASSWORD.into())) {
+        Err(TandemError::Auth { kind, .. }) => assert_eq!(kind, AuthFailure::InvalidCredentials),
+        other => panic!("{other:?}"),
+    }
+    let dir = TempDir::new().unwrap();
+    let insecure = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, "http://sync.example.com");
+    assert!(matches!(Tandem::open(insecure), Err(TandemError::InvalidArgument { .. })));
+}
+
+struct Seen(Mutex<Sender<Vec<String>>>);
+
+impl QueryObserver for Seen {
+    fn on_results(&self, records: Vec<Record>) {
+        let _ = self.0.lock().unwrap().send(records.into_iter().map(|r| r.id).collect());
+    }
+}
+
+#[test]
+fn realtime_pokes_carry_a_put_to_the_other_devices_observer() {
+    let server = TestServer::start();
+    let (a, b) = pair_with(&server, |c| {
+        c.sync.realtime = true;
+        c.sync.debounce_ms = 20;
+    });
+    a.t.start_sync().unwrap();
+    b.t.start_sync().unwrap();
+    let (tx, seen) = channel();
+    let _subscription = b.t.observe("plans".into(), Query::default(), Arc::new(Seen(Mutex::new(tx)))).unwrap();
+    assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), Vec::<String>::new());
+    std::thread::sleep(Duration::from_millis(500)); // both event streams connected
+    a.put("plans", "live", json!({"name": "realtime"}));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ids = seen.recv_timeout(deadline - std::time::Instant::now()).expect("b saw a's put");
+        if ids == ["live"] {
+            break;
+        }
+    }
+    let metrics = b.t.sync_metrics().unwrap();
+    assert!(metrics.triggers.iter().any(|t| t.reason == "realtime" && t.count > 0), "{metrics:?}");
+    let a_metrics = a.t.sync_metrics().unwrap();
+    assert!(a_metrics.triggers.iter().any(|t| t.reason == "local_write"), "{a_metrics:?}");
+    a.t.stop_sync().unwrap();
+    b.t.stop_sync().unwrap();
+}
