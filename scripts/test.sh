@@ -33,6 +33,16 @@ ensure_tools() {
   python3 -c 'import pytest' 2>/dev/null || python3 -m pip install --quiet pytest \
     || apt_install python3-pytest
   have shellcheck || apt_install shellcheck
+  have mvn || apt_install maven
+  have java || apt_install default-jdk-headless
+}
+
+# A throwaway PostgreSQL cluster (scripts/postgres.sh installs Debian's package when missing) for
+# the server's tests on its production backend; stopped however this script ends.
+start_postgres() {
+  TANDEM_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
+  export TANDEM_TEST_POSTGRES_URL
+  trap 'scripts/postgres.sh stop "$TANDEM_TEST_POSTGRES_URL" >/dev/null 2>&1 || true' EXIT
 }
 
 step "tools"
@@ -46,7 +56,11 @@ shellcheck scripts/*.sh .ci/run
 step "build"
 cargo build --workspace --all-targets
 
-step "rust tests"
+step "PostgreSQL (throwaway cluster)"
+start_postgres
+echo "$TANDEM_TEST_POSTGRES_URL"
+
+step "rust tests (server conformance on SQLite and PostgreSQL, engine, sync end to end)"
 cargo test --workspace --no-fail-fast
 
 step "bindings: generate Kotlin, Swift and Python"
@@ -55,10 +69,16 @@ scripts/generate-bindings.sh
 step "bindings: Python tests"
 python3 -m pytest -q bindings/python/tests
 
+step "bindings: Kotlin tests on the JVM"
+mvn -B -ntp -f bindings/kotlin/pom.xml test
+
+step "bindings: Swift parse and package layout checks"
+cargo test --manifest-path tools/swift-parse-check/Cargo.toml
+
 step "README: quickstart example"
 cargo run -p tandem-core --example quickstart
 
-step "benchmarks: smoke run of the local suite (figures mean nothing here)"
+step "benchmarks: smoke run of every suite (figures mean nothing here)"
 cargo run -p tandem-bench -- local --quick >/dev/null
 
 echo

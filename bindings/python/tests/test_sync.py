@@ -1,0 +1,110 @@
+"""Two engines syncing through the real tandem-server binary, driven from Python (async API)."""
+import asyncio
+import json
+import os
+import pathlib
+import subprocess
+import uuid
+
+import pytest
+
+import tandem
+from tandem import ConflictReason, Query, Resolution, SyncFailure, Tandem, TandemConfig, TandemError
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+SCHEMA = (ROOT / "schemas" / "sample.json").read_text()
+PASSWORD = "correct horse battery staple"
+
+
+def server_binary():
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", pathlib.Path.home() / ".cache" / "tandem" / "target"))
+    binary = target / "debug" / "tandem-server"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-p", "tandem-server"], cwd=ROOT, check=True)
+    return binary
+
+
+@pytest.fixture
+def server(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
+    env["TANDEM_JWT_SECRET"] = "python-binding-tests-secret-0123456789"
+    process = subprocess.Popen(
+        [server_binary(), "--addr", "127.0.0.1:0", "--db", f"sqlite://{tmp_path / 'server.db'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+    )
+    line = process.stdout.readline()
+    assert line.startswith("listening on "), line
+    yield line.removeprefix("listening on ").strip()
+    process.kill()
+    process.wait()
+
+
+class Secrets(tandem.SecureStore):
+    """An in-memory secure store (not secure: for tests)."""
+
+    def __init__(self):
+        self.values = {}
+
+    def get(self, key):
+        return self.values.get(key)
+
+    def set(self, key, value):
+        self.values[key] = value
+
+    def delete(self, key):
+        self.values.pop(key, None)
+
+
+def device(tmp_path, url, name):
+    config = TandemConfig(data_dir=str(tmp_path / name), schema_json=SCHEMA, server_url=url,
+                          secure_store=Secrets())
+    config.sync.realtime = False
+    return Tandem.open(config)
+
+
+def test_two_devices_converge_and_a_conflict_is_resolved(tmp_path, server):
+    email = f"py-{uuid.uuid4().hex}@example.com"
+    a, b = device(tmp_path, server, "a"), device(tmp_path, server, "b")
+
+    async def story():
+        user = await a.sign_up(email, PASSWORD)
+        assert user.email == email
+        await b.sign_in(email, PASSWORD)
+        a.put("plans", "p", json.dumps({"name": "Plan"}))
+        report = await a.sync_now()
+        assert (report.pushed, report.applied) == (1, 1)
+        await b.sync_now()
+        assert json.loads(b.get("plans", "p").document) == {"name": "Plan"}
+
+        a.patch("plans", "p", json.dumps({"name": "A"}))
+        b.patch("plans", "p", json.dumps({"name": "B"}))
+        await a.sync_now()
+        await b.sync_now()
+        [conflict] = b.conflicts()
+        assert conflict.reason == ConflictReason.BOTH_CHANGED
+        assert conflict.fields == ["name"]
+        assert json.loads(conflict.server_document) == {"name": "A"}
+        b.resolve("plans", "p", Resolution.KEEP_MINE())
+        await b.sync_now()
+        await a.sync_now()
+        assert json.loads(a.get("plans", "p").document) == {"name": "B"}
+        assert a.sync_status().pending == 0
+
+    asyncio.run(story())
+    a.shutdown()
+    b.shutdown()
+
+
+def test_sync_errors_are_exceptions_with_fields(tmp_path, server):
+    d = device(tmp_path, server, "d")
+
+    async def story():
+        with pytest.raises(TandemError.Sync) as caught:
+            await d.sync_now()
+        assert caught.value.kind == SyncFailure.NOT_SIGNED_IN
+        with pytest.raises(TandemError.Auth) as caught:
+            await d.sign_in(f"nobody-{uuid.uuid4().hex}@example.com", PASSWORD)
+        assert caught.value.kind == tandem.AuthFailure.INVALID_CREDENTIALS
+
+    asyncio.run(story())
+    d.shutdown()
