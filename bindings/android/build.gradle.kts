@@ -43,7 +43,7 @@ android {
 
     sourceSets {
         getByName("main") {
-            kotlin.srcDirs("../kotlin/src/main/kotlin", generatedKotlin)
+            kotlin.srcDirs("src/main/kotlin", "../kotlin/src/main/kotlin", generatedKotlin)
             jniLibs.srcDirs(generatedJniLibs)
         }
     }
@@ -55,7 +55,38 @@ kotlin {
     }
 }
 
+// rustls-platform-verifier (the TLS verifier of the native library) has a Kotlin component that
+// must match the crate's version exactly: read it from the workspace's Cargo.lock.
+abstract class RustlsVerifierVersion : ValueSource<String, RustlsVerifierVersion.Params> {
+    interface Params : ValueSourceParameters {
+        val lockFile: RegularFileProperty
+    }
+
+    override fun obtain(): String {
+        val lines = parameters.lockFile.get().asFile.readLines()
+        val at = lines.indexOfFirst { it.trim() == "name = \"rustls-platform-verifier-android\"" }
+        check(at >= 0) { "rustls-platform-verifier-android is not in Cargo.lock" }
+        return lines.drop(at + 1).first { it.trimStart().startsWith("version = ") }
+            .substringAfter('"').substringBefore('"')
+    }
+}
+
+val rustlsVerifierVersion = providers.of(RustlsVerifierVersion::class.java) {
+    parameters.lockFile.set(layout.projectDirectory.file("../../Cargo.lock"))
+}
+
+configurations.configureEach {
+    resolutionStrategy.eachDependency {
+        if (requested.group == "rustls" && requested.name == "rustls-platform-verifier") {
+            useVersion(rustlsVerifierVersion.get())
+            because("the Kotlin component must match the rustls-platform-verifier-android crate")
+        }
+    }
+}
+
 dependencies {
+    // Unversioned on purpose: the rule above pins it to the crate's version.
+    implementation("rustls:rustls-platform-verifier")
     // JNA's AAR carries libjnidispatch.so for every Android ABI; the plain jar would carry desktop
     // libraries only. `@aar` makes the dependency non-transitive, so apps add it themselves too.
     api("net.java.dev.jna:jna:5.18.1@aar")

@@ -9,6 +9,8 @@
 //! - [`engine`]: the operations, each one transaction;
 //! - `ffi`: the UniFFI-exported API (`Tandem`, `Record`, `TandemError` …), a thin wrapper.
 
+#[cfg(any(target_os = "android", test))]
+mod android;
 mod auth;
 mod client;
 pub mod engine;
