@@ -250,8 +250,11 @@ impl Syncer {
         }
         lock(&self.schedule).backoff_attempt = 0;
         self.refresh_counts_soon();
-        if phase == Phase::Idle && self.is_started() {
-            self.trigger(Trigger::Foreground);
+        if self.is_started() {
+            // The event stream belongs to the previous account's token: reconnect as this one.
+            // Restarting the loops also runs a first sync for the new account right away.
+            self.stop();
+            self.start();
         }
     }
 
