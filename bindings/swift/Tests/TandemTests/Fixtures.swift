@@ -54,6 +54,22 @@ func eventually(
     }
 }
 
+/// `eventually` for async tests: polls with `Task.sleep` instead of blocking a thread of the
+/// cooperative pool.
+func eventuallyAsync(
+    timeout: TimeInterval = 5, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+    _ condition: () -> Bool
+) async {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !condition() {
+        if Date() > deadline {
+            XCTFail("timed out after \(timeout) s waiting for: \(what)", file: file, line: line)
+            return
+        }
+        try? await Task.sleep(nanoseconds: 10_000_000)
+    }
+}
+
 /// A thread-safe queue that callbacks fill and tests drain with a timeout.
 final class Inbox<Element>: @unchecked Sendable {
     // @unchecked: every access to `items` holds `condition`.
@@ -76,6 +92,23 @@ final class Inbox<Element>: @unchecked Sendable {
             if !condition.wait(until: deadline) { break }
         }
         return items.isEmpty ? nil : items.removeFirst()
+    }
+
+    /// The next item matching `predicate` (earlier ones are dropped), waiting up to `timeout`
+    /// seconds; nil if none came. For async tests: it polls with `Task.sleep` instead of blocking
+    /// a thread of the cooperative pool, which the consumer tasks filling the inbox need.
+    func next(timeout: TimeInterval = 10, where predicate: (Element) -> Bool = { _ in true }) async -> Element? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let item = take(timeout: 0) {
+                if predicate(item) {
+                    return item
+                }
+                continue
+            }
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        return nil
     }
 }
 
@@ -111,8 +144,13 @@ func withTimeout<T: Sendable>(
     }
 }
 
-/// The threads of this process that Tandem started (`tandem-notify`, `tandem-checkpoint`),
+/// The threads of this process that engines started (`tandem-notify`, `tandem-checkpoint`),
 /// found by name through Mach, since Rust threads are invisible to Foundation's Thread API.
+///
+/// `tandem-rt` is left out: that is the process-wide tokio runtime, started by the first sync or
+/// auth call and alive until the process ends by design. Its blocking-pool threads carry the same
+/// name and come and go on tokio's own keep-alive timer, so counting them would measure timing,
+/// not leaks.
 func tandemThreads() -> Int {
     var threads: thread_act_array_t?
     var count: mach_msg_type_number_t = 0
@@ -133,7 +171,8 @@ func tandemThreads() -> Int {
         guard let pthread = pthread_from_mach_thread_np(threads[i]) else { continue }
         var name = [CChar](repeating: 0, count: 64)
         guard pthread_getname_np(pthread, &name, name.count) == 0 else { continue }
-        if String(cString: name).hasPrefix("tandem-") {
+        let threadName = String(cString: name)
+        if threadName.hasPrefix("tandem-") && threadName != "tandem-rt" {
             named += 1
         }
     }

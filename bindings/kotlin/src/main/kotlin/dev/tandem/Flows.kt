@@ -46,20 +46,43 @@ public fun Tandem.changesAsFlow(): Flow<List<String>> =
     }.buffer(Channel.UNLIMITED)
 
 /**
+ * The sync status as a cold [Flow]: the current status first, then the status after every change
+ * (a run starting or ending, pull progress, pending/conflict/rejected counts changing, sign-in
+ * and sign-out). For a sync indicator.
+ *
+ * Conflated: a slow collector skips intermediate statuses and always sees the newest one (pull
+ * progress can change many times a second). Stopping the collection cancels and releases the
+ * underlying [Subscription]. Without a configured server the collector gets
+ * [TandemException.InvalidArgument].
+ */
+public fun Tandem.syncStatusAsFlow(): Flow<SyncStatus> =
+    currentThenChanges(current = ::syncStatus) { emit ->
+        observeSyncStatus(object : SyncStatusListener {
+            override fun onSyncStatus(status: SyncStatus) = emit(status)
+        })
+    }.conflate()
+
+/**
+ * The auth state as a cold [Flow]: the current state first, then every change (sign-in, sign-out,
+ * an expired session). Stopping the collection cancels and releases the underlying
+ * [Subscription]. Without a configured server the collector gets
+ * [TandemException.InvalidArgument].
+ *
+ * Not conflated: changes are rare and each one matters (a sign-in followed at once by a
+ * sign-out must show both), so every state is kept in an unbounded buffer.
+ */
+public fun Tandem.authStateAsFlow(): Flow<AuthState> =
+    currentThenChanges(current = ::authState) { emit ->
+        observeAuthState(object : AuthStateListener {
+            override fun onAuthState(state: AuthState) = emit(state)
+        })
+    }.buffer(Channel.UNLIMITED)
+
+/**
  * The one way every Tandem observation becomes a Flow: [register] installs a callback (the `emit`
- * it is given) with the engine and returns the [Subscription] that ends it. Observers added to the
- * core later (sync status, auth state) get their `…AsFlow()` function the same way:
+ * it is given) with the engine and returns the [Subscription] that ends it.
  *
- * ```
- * public fun Tandem.syncStatusAsFlow(): Flow<SyncStatus> =
- *     subscriptionFlow<SyncStatus> { emit ->
- *         observeSyncStatus(object : SyncStatusObserver {
- *             override fun onStatus(status: SyncStatus) = emit(status)
- *         })
- *     }.conflate()
- * ```
- *
- * The callback runs on Tandem's notification thread and must not block it, hence `trySend`: the
+ * The callback runs on one of Tandem's threads and must not block it, hence `trySend`: the
  * operator applied after this (conflate or an unlimited buffer) fuses into the channel and decides
  * what happens when the collector is behind. A value sent after the flow closed is dropped.
  */
@@ -72,4 +95,32 @@ internal fun <T> subscriptionFlow(register: (emit: (T) -> Unit) -> Subscription)
             subscription.cancel()
             subscription.close()
         }
+    }
+
+/**
+ * [subscriptionFlow] for listeners that only report changes (sync status, auth state): emits
+ * [current] first, then what the listener reports.
+ *
+ * The listener is registered before [current] is read, so no change can fall between the two.
+ * A lock orders the snapshot against deliveries: a delivery that arrives before the snapshot was
+ * emitted is dropped, because the snapshot was read after it and is at least as new, so the
+ * first element is always the snapshot and never older than one already emitted.
+ */
+internal fun <T> currentThenChanges(current: () -> T, register: (emit: (T) -> Unit) -> Subscription): Flow<T> =
+    subscriptionFlow { emit ->
+        val lock = Any()
+        var snapshotSent = false
+        val subscription = register { value -> synchronized(lock) { if (snapshotSent) emit(value) } }
+        try {
+            synchronized(lock) {
+                emit(current())
+                snapshotSent = true
+            }
+        } catch (e: Throwable) {
+            // subscriptionFlow never sees this subscription, so end it here.
+            subscription.cancel()
+            subscription.close()
+            throw e
+        }
+        subscription
     }

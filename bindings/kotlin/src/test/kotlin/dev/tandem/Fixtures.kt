@@ -32,18 +32,25 @@ fun eventually(millis: Long = 5_000, what: String, condition: () -> Boolean) {
     }
 }
 
-/** Query observers and change listeners that Rust still holds (UniFFI's foreign handle maps). */
+/** Observers and listeners that Rust still holds (UniFFI's foreign handle maps). */
 fun liveCallbacks(): Int =
-    FfiConverterTypeQueryObserver.handleMap.size + FfiConverterTypeChangeListener.handleMap.size
+    FfiConverterTypeQueryObserver.handleMap.size + FfiConverterTypeChangeListener.handleMap.size +
+        FfiConverterTypeSyncStatusListener.handleMap.size + FfiConverterTypeAuthStateListener.handleMap.size
 
 /**
- * The OS threads of this process that Tandem started (`tandem-notify`, `tandem-checkpoint`; the
+ * The OS threads of this process that engines started (`tandem-notify`, `tandem-checkpoint`; the
  * kernel keeps 15 characters of a name). Rust threads never show up in the JVM's thread list
  * unless they call back into Kotlin, so this reads /proc; null where there is none (macOS).
+ *
+ * `tandem-rt` is left out: that is the process-wide tokio runtime, started by the first sync or
+ * auth call and alive until the process ends by design. Its blocking-pool threads carry the same
+ * name and come and go on tokio's own keep-alive timer, so counting them would measure timing
+ * (which test class ran first, how long ago), not leaks.
  */
 fun tandemThreads(): Int? {
     val tasks = File("/proc/self/task").listFiles() ?: return null
     return tasks.count { task ->
-        runCatching { File(task, "comm").readText().trim() }.getOrDefault("").startsWith("tandem-")
+        val name = runCatching { File(task, "comm").readText().trim() }.getOrDefault("")
+        name.startsWith("tandem-") && name != "tandem-rt"
     }
 }

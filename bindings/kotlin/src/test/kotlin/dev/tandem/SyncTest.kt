@@ -1,0 +1,218 @@
+package dev.tandem
+
+import java.nio.file.Path
+import java.util.UUID
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertNotNull
+import kotlin.test.assertNull
+import kotlin.test.assertTrue
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.async
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.withTimeoutOrNull
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.Timeout
+import org.junit.jupiter.api.extension.RegisterExtension
+import org.junit.jupiter.api.io.TempDir
+
+/**
+ * Auth and sync through the generated suspend functions, against a real `tandem-server` started
+ * for this class. Everything runs in runBlocking on real dispatchers: the waits are for the server
+ * and Tandem's threads, which a virtual clock (runTest) would skip past.
+ */
+@Timeout(120)
+class SyncTest {
+    companion object {
+        @JvmField
+        @RegisterExtension
+        val server = TandemServer()
+
+        const val PASSWORD = "correct horse battery staple"
+    }
+
+    @TempDir
+    lateinit var dir: Path
+    private val devices = mutableListOf<Tandem>()
+
+    @AfterEach
+    fun closeDevices() {
+        devices.forEach(Tandem::close)
+    }
+
+    private fun device(name: String): Tandem = server.device(dir.resolve(name)).also(devices::add)
+
+    private fun email(): String = "kt-${UUID.randomUUID()}@example.com"
+
+    @Test
+    fun `two devices converge through the server and a conflict is resolved`() = runBlocking {
+        val email = email()
+        val a = device("a")
+        val b = device("b")
+        assertEquals(email, a.signUp(email, PASSWORD).email)
+        assertEquals(email, b.signIn(email, PASSWORD).email)
+
+        a.put("plans", "p", """{"name": "Plan"}""")
+        val report = a.syncNow()
+        assertEquals(1UL to 1UL, report.pushed to report.applied)
+
+        // B's observer sees the pulled record; registering before or after the sync both work,
+        // since the flow starts with the current results.
+        val seen = async(Dispatchers.Default) { b.observeAsFlow("plans").first { records -> records.any { it.id == "p" } } }
+        b.syncNow()
+        val plan = withTimeout(10_000) { seen.await() }.single()
+        assertEquals("""{"name":"Plan"}""", plan.document)
+        assertEquals(RecordState.SYNCED, plan.state)
+        assertTrue(plan.version > 0UL)
+
+        // The same field edited on both devices: A's edit reaches the server first.
+        a.patch("plans", "p", """{"name": "A"}""")
+        b.patch("plans", "p", """{"name": "B"}""")
+        a.syncNow()
+        assertEquals(1UL, b.syncNow().conflicts)
+        val conflict = b.conflicts().single()
+        assertEquals("plans" to "p", conflict.collection to conflict.id)
+        assertEquals(ConflictReason.BOTH_CHANGED, conflict.reason)
+        assertEquals(listOf("name"), conflict.fields)
+        assertEquals("""{"name":"B"}""", conflict.localDocument)
+        assertEquals("""{"name":"A"}""", conflict.serverDocument)
+        assertEquals("""{"name":"Plan"}""", conflict.baseDocument)
+
+        assertEquals("""{"name":"B"}""", b.resolve("plans", "p", Resolution.KeepMine)?.document)
+        b.syncNow()
+        a.syncNow()
+        assertEquals("""{"name":"B"}""", a.get("plans", "p")?.document)
+        assertEquals(emptyList(), b.conflicts())
+        assertEquals(0UL, a.pendingCount())
+        assertEquals(0UL, b.pendingCount())
+    }
+
+    @Test
+    fun `auth and sync failures are typed exceptions with their kind`() = runBlocking {
+        val d = device("d")
+        val notSignedIn = assertFailsWith<TandemException.Sync> { d.syncNow() }
+        assertEquals(SyncFailure.NOT_SIGNED_IN, notSignedIn.kind)
+        assertNull(notSignedIn.retryAfterSecs)
+
+        val unknown = assertFailsWith<TandemException.Auth> { d.signIn("nobody-${UUID.randomUUID()}@example.com", PASSWORD) }
+        assertEquals(AuthFailure.INVALID_CREDENTIALS, unknown.kind)
+        assertTrue(PASSWORD !in unknown.detail, "messages never carry the password")
+
+        val email = email()
+        d.signUp(email, PASSWORD)
+        d.signOut(wipeLocalData = true)
+        assertEquals(AuthFailure.INVALID_CREDENTIALS, assertFailsWith<TandemException.Auth> { d.signIn(email, "wrong $PASSWORD") }.kind)
+        // Apps branch on the sealed class, then on the kind.
+        val error = assertFailsWith<TandemException> { d.signUp(email, PASSWORD) }
+        val described = when (error) {
+            is TandemException.Auth -> when (error.kind) {
+                AuthFailure.USER_EXISTS -> "taken"
+                else -> "auth: ${error.kind}"
+            }
+            else -> "other: $error"
+        }
+        assertEquals("taken", described)
+    }
+
+    @Test
+    fun `syncStatusAsFlow starts with the current status and sees pending go to 0 after a sync`() = runBlocking {
+        val a = device("a")
+        a.signUp(email(), PASSWORD)
+        val statuses = collectInto(a.syncStatusAsFlow())
+        try {
+            val first = statuses.await("the current status") { true }
+            assertEquals(SyncPhase.IDLE, first.phase)
+            assertEquals(0UL, first.pending)
+
+            a.write(listOf(WriteOp.Put("plans", "p1", """{"name": "1"}"""), WriteOp.Put("plans", "p2", """{"name": "2"}""")))
+            statuses.await("2 pending changes") { it.pending == 2UL }
+            assertEquals(2UL, a.syncNow().pushed)
+            val synced = statuses.await("nothing pending after the sync") { it.pending == 0UL && it.lastSyncedAt != null }
+            assertEquals(SyncPhase.IDLE, synced.phase)
+            assertNull(synced.lastError)
+        } finally {
+            statuses.job.cancel()
+        }
+    }
+
+    @Test
+    fun `authStateAsFlow sees SignedOut, SignedIn, then SignedOut`() = runBlocking {
+        val a = device("a")
+        val states = collectInto(a.authStateAsFlow())
+        try {
+            assertEquals(AuthState.SignedOut, states.await("the current state") { true })
+            val email = email()
+            val user = a.signUp(email, PASSWORD)
+            val signedIn = states.await("signed in") { true }
+            assertEquals(AuthState.SignedIn(user), signedIn)
+            assertEquals(email, (signedIn as AuthState.SignedIn).user.email)
+            a.signOut(wipeLocalData = true)
+            assertEquals(AuthState.SignedOut, states.await("signed out") { true })
+        } finally {
+            states.job.cancel()
+        }
+    }
+
+    @Test
+    fun `cancelling the collection cancels the status and auth subscriptions`() = runBlocking {
+        val a = device("a")
+        a.signUp(email(), PASSWORD)
+        val before = liveCallbacks()
+        val statuses = collectInto(a.syncStatusAsFlow())
+        val states = collectInto(a.authStateAsFlow())
+        statuses.await("the current status") { true }
+        states.await("the current state") { true }
+        assertEquals(before + 2, liveCallbacks(), "one listener registered per collector")
+
+        statuses.job.cancel()
+        states.job.cancel()
+        statuses.job.join()
+        states.job.join()
+        // Cancelling drops Rust's reference to each listener, which frees Kotlin's handle.
+        eventually(what = "both listeners to be released") { liveCallbacks() == before }
+
+        // Changes of both kinds now reach nobody. (What arrived before the cancellation, such
+        // as the count refresh that follows a sign-up, is drained first.)
+        while (statuses.channel.tryReceive().isSuccess) continue
+        while (states.channel.tryReceive().isSuccess) continue
+        a.put("plans", "p", """{"name": "P"}""")
+        a.signOut(wipeLocalData = false)
+        assertNull(withTimeoutOrNull(300) { statuses.channel.receive() }, "no status after cancellation")
+        assertNull(withTimeoutOrNull(300) { states.channel.receive() }, "no auth state after cancellation")
+    }
+
+    @Test
+    fun `without a server the status flow fails with InvalidArgument`() = runBlocking {
+        openTandem(dir.resolve("local")).use { local ->
+            val error = runCatching { local.syncStatusAsFlow().first() }.exceptionOrNull()
+            assertTrue(error is TandemException.InvalidArgument, "got $error")
+            val authError = runCatching { local.authStateAsFlow().first() }.exceptionOrNull()
+            assertTrue(authError is TandemException.InvalidArgument, "got $authError")
+        }
+    }
+
+    /** A flow collected on a real-time dispatcher into a channel the test reads from. */
+    private class Collected<T>(val channel: Channel<T>, val job: Job) {
+        /** The next element matching [predicate] (earlier ones are skipped), within 10 s. */
+        suspend fun await(what: String, predicate: (T) -> Boolean): T =
+            withTimeoutOrNull(10_000) {
+                var value = channel.receive()
+                while (!predicate(value)) value = channel.receive()
+                value
+            } ?: throw AssertionError("timed out waiting for $what")
+    }
+
+    private fun <T> CoroutineScope.collectInto(flow: Flow<T>): Collected<T> {
+        val channel = Channel<T>(Channel.UNLIMITED)
+        val job = launch(Dispatchers.Default) { flow.collect { channel.send(it) } }
+        return Collected(channel, job)
+    }
+}

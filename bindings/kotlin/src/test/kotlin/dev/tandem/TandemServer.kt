@@ -1,0 +1,120 @@
+package dev.tandem
+
+import java.io.File
+import java.nio.file.Files
+import java.nio.file.Path
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.TimeUnit
+import org.junit.jupiter.api.extension.AfterAllCallback
+import org.junit.jupiter.api.extension.BeforeAllCallback
+import org.junit.jupiter.api.extension.ExtensionContext
+
+/**
+ * A real `tandem-server` (the workspace's binary, SQLite backend, the tests' [SCHEMA]) for one
+ * test class. Register it as a static extension, so one server serves the whole class (each test
+ * signs up its own account, so tests do not see each other's data):
+ *
+ * ```
+ * companion object {
+ *     @JvmField @RegisterExtension val server = TandemServer()
+ * }
+ * ```
+ *
+ * The binary is `-Dtandem.server.bin` (set by the pom to `$CARGO_TARGET_DIR/debug/tandem-server`);
+ * when it is missing it is built with `cargo build -p tandem-server`, as the Python tests do.
+ */
+class TandemServer : BeforeAllCallback, AfterAllCallback {
+    /** The server's base URL (`http://127.0.0.1:PORT`), known once the class's tests start. */
+    lateinit var url: String
+        private set
+    private var process: Process? = null
+    private var dir: Path? = null
+
+    override fun beforeAll(context: ExtensionContext) {
+        val dir = Files.createTempDirectory("tandem-server-").also { dir = it }
+        val schema = dir.resolve("schema.json").also { Files.writeString(it, SCHEMA) }
+        // stdout and stderr go to a file rather than a pipe: nobody has to keep draining a pipe
+        // (a full one would stall the server), and no reader thread skews the thread counts of
+        // LifecycleTest. The file is also what a failure message shows.
+        val log = dir.resolve("server.log").toFile()
+        val builder = ProcessBuilder(
+            binary().toString(), "--addr", "127.0.0.1:0", "--db", "sqlite://${dir.resolve("server.db")}",
+            "--schema", schema.toString(),
+        ).redirectErrorStream(true).redirectOutput(log)
+        // The server reads its whole configuration from TANDEM_* too: none may leak in from the
+        // developer's shell.
+        builder.environment().keys.removeIf { it.startsWith("TANDEM_") }
+        builder.environment()["TANDEM_JWT_SECRET"] = "kotlin-binding-tests-secret-0123456789"
+        val process = builder.start().also { process = it }
+        url = awaitUrl(process, log)
+    }
+
+    override fun afterAll(context: ExtensionContext) {
+        process?.let { process ->
+            process.destroy()
+            if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly().waitFor()
+        }
+        dir?.toFile()?.deleteRecursively()
+    }
+
+    /**
+     * A device: an engine in [dataDir] syncing with this server. Tokens go to an
+     * [InMemorySecureStore] (never the machine's keyring); realtime pokes are off so that only
+     * the tests' explicit `syncNow` calls move data, which keeps every assertion deterministic.
+     */
+    fun device(dataDir: Path, secureStore: SecureStore = InMemorySecureStore()): Tandem =
+        Tandem.open(
+            TandemConfig(
+                dataDir = dataDir.toString(),
+                schemaJson = SCHEMA,
+                serverUrl = url,
+                sync = SyncConfig(realtime = false),
+                secureStore = secureStore,
+            ),
+        )
+
+    private fun awaitUrl(process: Process, log: File): String {
+        val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
+        while (System.nanoTime() < deadline) {
+            val line = log.takeIf { it.exists() }?.readLines()?.firstOrNull { it.startsWith("listening on ") }
+            if (line != null) return line.removePrefix("listening on ").trim()
+            if (!process.isAlive) break
+            Thread.sleep(20)
+        }
+        process.destroyForcibly()
+        error("tandem-server did not start (exit ${runCatching { process.exitValue() }.getOrNull()}):\n${log.readText()}")
+    }
+
+    private fun binary(): Path {
+        val binary = Path.of(
+            System.getProperty("tandem.server.bin")
+                ?: "${System.getProperty("user.home")}/.cache/tandem/target/debug/tandem-server",
+        )
+        if (Files.isExecutable(binary)) return binary
+        val root = File(System.getProperty("tandem.repo.root") ?: error("-Dtandem.repo.root is not set"))
+        val build = ProcessBuilder("cargo", "build", "-p", "tandem-server").directory(root).inheritIO()
+        // Build where the tests look: <target>/debug/tandem-server.
+        build.environment()["CARGO_TARGET_DIR"] = binary.parent.parent.toString()
+        check(build.start().waitFor() == 0) { "cargo build -p tandem-server failed" }
+        return binary
+    }
+}
+
+/**
+ * A [SecureStore] that keeps tokens in memory, for tests only: it is not secure, and a device
+ * using it forgets its session when the process ends. It keeps the tests away from the machine's
+ * keyring (which CI machines may not have, and which developers' sessions must not see).
+ */
+class InMemorySecureStore : SecureStore {
+    private val values = ConcurrentHashMap<String, String>()
+
+    override fun get(key: String): String? = values[key]
+
+    override fun set(key: String, value: String) {
+        values[key] = value
+    }
+
+    override fun delete(key: String) {
+        values.remove(key)
+    }
+}
