@@ -7,13 +7,16 @@
 //! scripts/generate-bindings.sh first), then the package layout of `bindings/swift`. With paths,
 //! it parses the Swift files under them only. Exits 1 on any parse error or layout problem.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use swift_parse_check::{check_package_layout, check_source, swift_files, KNOWN_GAPS};
 
 fn main() -> ExitCode {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read at run time, not baked in with env!: a build shared between checkouts (one cargo
+    // target directory) must check the checkout it runs in. `cargo run` sets it.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("tools/swift-parse-check"), PathBuf::from);
+    let root = manifest_dir.join("../..");
     let arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let whole_repository = arguments.is_empty();
     let paths = if whole_repository {
