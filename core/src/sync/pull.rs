@@ -81,17 +81,20 @@ fn apply_change(
     let server = ServerState {
         version: change.version,
         doc: match (&change.doc, change.deleted) {
-            (Some(doc), false) => Some(Value::Object(doc.clone()).to_string()),
+            (Some(doc), false) => Some(compact(doc)),
             (None, false) => return Err(Error::Protocol("a pulled live record has no document".into())),
             (_, true) => None,
         },
     };
     let (collection, id) = (change.entity.as_str(), change.entity_id.as_str());
     let Some(row) = records::load(tx, collection, id)? else {
-        if server.doc.is_some() {
-            adopt_server(tx, schema, collection, id, &server, now)?;
+        // New here (the bulk of a first sync): no row means no outbox entry and no conflict.
+        if let Some(doc) = server.doc {
+            records::save(tx, &synced_row(collection, id, doc, server.version, now))?;
             tally.applied += 1;
-            tally.changed.insert(collection.to_string());
+            if !tally.changed.contains(collection) {
+                tally.changed.insert(collection.to_string());
+            }
         }
         return Ok(());
     };
@@ -122,6 +125,25 @@ fn apply_change(
         tally.parked.push((collection.to_string(), id.to_string()));
     }
     apply_decision(tx, schema, decision, &row, &server, base_text.as_deref(), now)
+}
+
+/// A pulled document as stored: compact JSON, serialised straight from the parsed map.
+fn compact(doc: &serde_json::Map<String, Value>) -> String {
+    serde_json::to_string(doc).unwrap_or_else(|_| "{}".to_string())
+}
+
+fn synced_row(collection: &str, id: &str, doc: String, version: i64, now: i64) -> RecordRow {
+    RecordRow {
+        collection: collection.to_string(),
+        id: id.to_string(),
+        server_doc: Some(doc.clone()),
+        doc: Some(doc),
+        server_version: version,
+        deleted: false,
+        state: RecordState::Synced,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 fn follow_server_in_conflict(tx: &Transaction<'_>, row: RecordRow, server: &ServerState, _now: i64) -> Result<()> {

@@ -109,7 +109,7 @@ async fn pull_all(
     on_progress: Progress<'_>,
     from_scratch: bool,
 ) -> Result<(), SyncError> {
-    let (mut cursor, candidates) = if from_scratch {
+    let (cursor, candidates) = if from_scratch {
         let candidates = blocking(engine, |e| {
             e.store().write(pull::forget_cursor)?;
             e.store().read(pull::synced_records)
@@ -121,33 +121,41 @@ async fn pull_all(
     };
     let mut seen = candidates.as_ref().map(|_| HashSet::new());
     let mut received = 0;
+    let mut fetched = api.pull(cursor, settings.pull_page_size).await?;
     loop {
-        let (page, traffic) = api.pull(cursor.clone(), settings.pull_page_size).await?;
+        let (page, traffic) = fetched;
         report.count(traffic);
         received += page.changes.len() as u64;
         let PullResponse { changes, cursor: next, has_more, remaining } = page;
         let policy = settings.policy;
-        let (tally, returned_seen) = {
-            let next = next.clone();
-            let mut seen_page = seen.take();
-            blocking(engine, move |e| {
-                let schema = e.schema().clone();
-                let tally = e.store().write(|tx| {
-                    pull::apply_page(tx, &schema, &changes, &next, policy, now_ms(), seen_page.as_mut())
-                })?;
-                e.committed(tally.changed.clone());
-                Ok((tally, seen_page))
-            })
-            .await?
+        let mut seen_page = seen.take();
+        let page_cursor = next.clone();
+        let apply = blocking(engine, move |e| {
+            let schema = e.schema().clone();
+            let tally = e.store().write(|tx| {
+                pull::apply_page(tx, &schema, &changes, &page_cursor, policy, now_ms(), seen_page.as_mut())
+            })?;
+            e.committed(tally.changed.clone());
+            Ok((tally, seen_page))
+        });
+        // While this page is written, the next one is already on its way: the server and the
+        // client each work instead of waiting for the other. A failed write drops the prefetched
+        // page unapplied, so the stored cursor never runs ahead of the data.
+        let (applied, prefetched) = if has_more {
+            let (applied, prefetched) = tokio::join!(apply, api.pull(Some(next), settings.pull_page_size));
+            (applied?, Some(prefetched))
+        } else {
+            (apply.await?, None)
         };
+        let (tally, returned_seen) = applied;
         seen = returned_seen;
         report.pulled += tally.applied + tally.skipped;
         report.conflicts += tally.conflicts;
         report.parked.extend(tally.parked);
         on_progress(received, if has_more { remaining } else { 0 });
-        cursor = Some(next);
-        if !has_more {
-            break;
+        match prefetched {
+            Some(page) => fetched = page?,
+            None => break,
         }
     }
     if let (Some(candidates), Some(seen)) = (candidates, seen) {
