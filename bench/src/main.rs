@@ -1,9 +1,11 @@
 //! `tandem-bench <suite> [--quick] [--only NAME]`: runs a benchmark suite and prints one JSON
-//! object. Suites: `local` (the store). `--quick` shrinks every size for a smoke run in tests (its
-//! figures mean nothing); `--only NAME` runs just the measurements named so, for profiling.
+//! object. Suites: `local` (the store), `server` (the sync server over HTTP, on SQLite and
+//! PostgreSQL). `--quick` shrinks every size for a smoke run in tests (its figures mean nothing);
+//! `--only NAME` runs just the measurements named so, for profiling.
 
 mod local;
 mod report;
+mod server;
 mod stats;
 
 use std::process::ExitCode;
@@ -18,8 +20,18 @@ fn main() -> ExitCode {
             report::print("local", &local::run(quick, only));
             ExitCode::SUCCESS
         }
+        Some("server") => match server::run(quick, only) {
+            Ok(results) => {
+                report::print("server", &results);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("server suite failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
-            eprintln!("usage: tandem-bench local [--quick] [--only NAME]");
+            eprintln!("usage: tandem-bench local|server [--quick] [--only NAME]");
             ExitCode::from(2)
         }
     }

@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 pub struct Measurement {
-    name: &'static str,
+    name: String,
     value: f64,
     unit: &'static str,
     floor: Option<f64>,
@@ -16,11 +16,12 @@ pub struct Measurement {
 pub enum Target {
     RatioAtMost(f64),
     AtMost(f64),
+    AtLeast(f64),
 }
 
 impl Measurement {
-    pub fn new(name: &'static str, value: f64, unit: &'static str) -> Self {
-        Self { name, value, unit, floor: None, target: None }
+    pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        Self { name: name.into(), value, unit, floor: None, target: None }
     }
 
     pub fn floor(mut self, floor: f64) -> Self {
@@ -39,7 +40,7 @@ impl Measurement {
 
     fn to_json(&self) -> Value {
         let mut out = Map::new();
-        out.insert("name".into(), json!(self.name));
+        out.insert("name".into(), json!(&self.name));
         out.insert("value".into(), json!(round(self.value)));
         out.insert("unit".into(), json!(self.unit));
         if let Some(floor) = self.floor {
@@ -52,6 +53,7 @@ impl Measurement {
             let (text, met) = match *target {
                 Target::RatioAtMost(t) => (format!("ratio <= {t}"), self.ratio().is_some_and(|r| r <= t)),
                 Target::AtMost(t) => (format!("<= {t} {}", self.unit), self.value <= t),
+                Target::AtLeast(t) => (format!(">= {t} {}", self.unit), self.value >= t),
             };
             out.insert("target".into(), json!(text));
             out.insert("met".into(), json!(met));

@@ -8,13 +8,17 @@
 //! - `sessions` and `refresh_tokens` (hashed, single-use);
 //! - `records`: the latest state of each (user, entity, entityId) with the `seq` of its last change,
 //!   so a pull is one index range scan on (user_id, seq);
+//! - `seq_blocks`: per user, how many `records` rows have a `seq` in each block of
+//!   [`SEQ_BLOCK`] sequence numbers, kept exact in the transaction that changes `records`. It makes
+//!   a pull's `remaining` cost one partial block plus one small row per later block, where a
+//!   `count(*)` of everything after the cursor walked every remaining row on every page;
 //! - `ops`: applied opIds for idempotency;
 //! - `meta`: the generated JWT secret.
 
 mod postgres;
 mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use tandem_protocol::{Mutation, MutationResult, Schema};
@@ -22,7 +26,7 @@ use tandem_protocol::{Mutation, MutationResult, Schema};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-use crate::push::StoredRecord;
+use crate::push::{RecordKey, RecordWrite, StoredRecord};
 
 /// A storage failure: the server's fault, never the client's.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +89,16 @@ pub struct PullPage {
     pub purged_seq: i64,
 }
 
+/// `remaining` of a page read in the same snapshot as `rows_after_cursor` (the count of the
+/// user's rows with a `seq` after the cursor): the page holds the first of those rows in `seq`
+/// order, so the rest is the difference. A page shorter than `limit` holds them all.
+pub fn remaining_after_page(rows_after_cursor: i64, page_len: usize, limit: u32) -> u64 {
+    if page_len < limit as usize {
+        return 0;
+    }
+    (rows_after_cursor.max(0) as u64).saturating_sub(page_len as u64)
+}
+
 /// What a push did.
 #[derive(Debug)]
 pub struct PushOutcome {
@@ -108,8 +122,39 @@ pub enum Storage {
     Postgres(PostgresStore),
 }
 
-/// The `(op_id → version)` and `(key → record)` maps a push judges against.
-pub(crate) type LoadedState = (HashMap<String, i64>, HashMap<crate::push::RecordKey, StoredRecord>);
+/// What a push judges against, as loaded from the database.
+pub(crate) struct LoadedState {
+    /// opId → version, for the batch's opIds that were applied before.
+    pub known_ops: HashMap<String, i64>,
+    /// The stored records the batch names, and their live descendants when it deletes.
+    pub records: HashMap<RecordKey, StoredRecord>,
+    /// The `seq` of each loaded record's row: the row a write replaces leaves its block.
+    pub stored_seqs: HashMap<RecordKey, i64>,
+}
+
+/// Sequence numbers per `seq_blocks` row. A pull's `remaining` reads at most this many index
+/// entries of the cursor's own block plus one row per later block; 1024 keeps both small up to
+/// millions of changes per user.
+pub const SEQ_BLOCK: i64 = 1024;
+
+/// The block of sequence number `seq`.
+pub fn seq_block(seq: i64) -> i64 {
+    seq.div_euclid(SEQ_BLOCK)
+}
+
+/// How a push changes the live row count of each block: +1 where each written row lands, -1 where
+/// the row it replaces was. Returns (block, delta) pairs without zero deltas, sorted by block so
+/// that concurrent transactions lock block rows in one order.
+pub fn block_deltas(writes: &[RecordWrite], stored_seqs: &HashMap<RecordKey, i64>) -> (Vec<i64>, Vec<i64>) {
+    let mut deltas: BTreeMap<i64, i64> = BTreeMap::new();
+    for w in writes {
+        *deltas.entry(seq_block(w.seq)).or_default() += 1;
+        if let Some(&old) = stored_seqs.get(&w.record.key) {
+            *deltas.entry(seq_block(old)).or_default() -= 1;
+        }
+    }
+    deltas.into_iter().filter(|(_, d)| *d != 0).unzip()
+}
 
 impl Storage {
     /// Opens (and migrates) the database named by `url`: `sqlite://PATH` or `postgres://…`.

@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{ChangeRow, LoadedState, PullPage, PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow};
-use crate::push::{self, RecordKey, StoredRecord};
+use super::{
+    block_deltas, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage, PushJob, PushOutcome,
+    RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
+};
+use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 
 const READERS: usize = 4;
 
@@ -64,10 +67,23 @@ CREATE TABLE IF NOT EXISTS ops (
 CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
 ";
 
-const SELECT_RECORD: &str = "SELECT version, deleted, doc, parent_entity, parent_id FROM records
+const CREATE_SEQ_BLOCKS: &str = "CREATE TABLE seq_blocks (
+    user_id TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    live INTEGER NOT NULL,
+    PRIMARY KEY (user_id, block)
+)";
+
+const SELECT_RECORD: &str = "SELECT version, deleted, doc, parent_entity, parent_id, seq FROM records
      WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3";
-const SELECT_LIVE_CHILDREN: &str = "SELECT entity, entity_id, version, doc, parent_entity, parent_id
+const SELECT_LIVE_CHILDREN: &str = "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq
      FROM records WHERE user_id = ?1 AND parent_entity = ?2 AND parent_id = ?3 AND deleted = 0";
+const ADD_BLOCK_DELTA: &str = "INSERT INTO seq_blocks (user_id, block, live) VALUES (?1, ?2, ?3)
+     ON CONFLICT (user_id, block) DO UPDATE SET live = live + excluded.live";
+/// The user's rows after sequence number ?2: those in ?2's own block by index, then the later
+/// blocks' counts (?3 = first seq of the next block, ?4 = that block).
+const ROWS_AFTER: &str = "SELECT (SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2 AND seq < ?3)
+     + (SELECT coalesce(sum(live), 0) FROM seq_blocks WHERE user_id = ?1 AND block >= ?4)";
 const UPSERT_RECORD: &str = "INSERT INTO records
      (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -90,8 +106,8 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: &str) -> Result<Self, StorageError> {
-        let writer = open_connection(path)?;
-        writer.execute_batch(MIGRATION)?;
+        let mut writer = open_connection(path)?;
+        migrate(&mut writer)?;
         let readers = (0..READERS).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
         Ok(Self { writer: Arc::new(Mutex::new(writer)), readers: deadpool::unmanaged::Pool::from(readers) })
     }
@@ -237,31 +253,12 @@ impl SqliteStore {
                 .query_row([&job.user_id], |r| r.get(0))
                 .optional()?;
             let Some(current_seq) = current_seq else { return Ok(None) };
-            let (known_ops, records) = load_push_state(&tx, &job)?;
+            let LoadedState { known_ops, records, stored_seqs } = load_push_state(&tx, &job)?;
             let plan = push::plan_push(&job.schema, job.mutations, known_ops, records, current_seq);
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
                 return Ok(Some(PushOutcome { results: plan.results, new_seq: None }));
             }
-            {
-                let mut upsert = tx.prepare_cached(UPSERT_RECORD)?;
-                for w in &plan.writes {
-                    let r = &w.record;
-                    let (parent_entity, parent_id) = r.parent.clone().unzip();
-                    upsert.execute(params![
-                        job.user_id, r.key.0, r.key.1, r.version, r.deleted, r.doc, parent_entity, parent_id, w.seq,
-                        job.now_ms
-                    ])?;
-                }
-                let mut insert_op = tx.prepare_cached(
-                    "INSERT INTO ops (user_id, op_id, version, created_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT DO NOTHING",
-                )?;
-                for (op_id, version) in &plan.applied_ops {
-                    insert_op.execute(params![job.user_id, op_id, version, job.now_ms])?;
-                }
-                tx.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
-                    .execute(params![job.user_id, plan.last_seq])?;
-            }
+            write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms)?;
             tx.commit()?;
             let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
             Ok(Some(PushOutcome { results: plan.results, new_seq }))
@@ -296,13 +293,9 @@ impl SqliteStore {
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let remaining = match changes.last() {
-                Some(last) if changes.len() as u32 == limit => tx
-                    .prepare_cached("SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2")?
-                    .query_row(params![user_id, last.seq], |r| r.get::<_, i64>(0))?
-                    as u64,
-                _ => 0,
-            };
+            // Only a full page can leave changes behind; a short one needs no count.
+            let rows_after = if changes.len() == limit as usize { rows_after(&tx, &user_id, after_seq)? } else { 0 };
+            let remaining = remaining_after_page(rows_after, changes.len(), limit);
             Ok(Some(PullPage { changes, remaining, user_seq, purged_seq }))
         })
         .await
@@ -329,13 +322,87 @@ impl SqliteStore {
                  WHERE id IN (SELECT user_id FROM records WHERE deleted = 1 AND updated_at < ?1)",
                 [tombstones_before_ms],
             )?;
+            uncount_doomed_tombstones(&tx, tombstones_before_ms)?;
             let purged = tx.execute("DELETE FROM records WHERE deleted = 1 AND updated_at < ?1", [tombstones_before_ms])?;
+            tx.execute("DELETE FROM seq_blocks WHERE live = 0", [])?;
             tx.execute("DELETE FROM ops WHERE created_at < ?1", [ops_before_ms])?;
             tx.commit()?;
             Ok(purged as u64)
         })
         .await
     }
+}
+
+/// Brings the tables up to date. `seq_blocks` came after the first release: when it is missing,
+/// it is created and filled from the records already there, in one transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+    conn.execute_batch(MIGRATION)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_blocks: i64 =
+        tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'seq_blocks'", [], |r| r.get(0))?;
+    if has_blocks == 0 {
+        tx.execute_batch(CREATE_SEQ_BLOCKS)?;
+        tx.execute(
+            "INSERT INTO seq_blocks (user_id, block, live) SELECT user_id, seq / ?1, count(*) FROM records GROUP BY 1, 2",
+            [SEQ_BLOCK],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Takes the tombstones about to be purged out of their blocks' counts.
+fn uncount_doomed_tombstones(conn: &Connection, tombstones_before_ms: i64) -> Result<(), StorageError> {
+    let doomed: Vec<(String, i64, i64)> = conn
+        .prepare(
+            "SELECT user_id, seq / ?2, count(*) FROM records WHERE deleted = 1 AND updated_at < ?1 GROUP BY 1, 2",
+        )?
+        .query_map(params![tombstones_before_ms, SEQ_BLOCK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut add = conn.prepare_cached(ADD_BLOCK_DELTA)?;
+    for (user_id, block, count) in doomed {
+        add.execute(params![user_id, block, -count])?;
+    }
+    Ok(())
+}
+
+/// How many of the user's rows have a `seq` after `after_seq`, from the block counts.
+fn rows_after(conn: &Connection, user_id: &str, after_seq: i64) -> Result<i64, StorageError> {
+    let next_block = seq_block(after_seq) + 1;
+    Ok(conn
+        .prepare_cached(ROWS_AFTER)?
+        .query_row(params![user_id, after_seq, next_block * SEQ_BLOCK, next_block], |r| r.get(0))?)
+}
+
+/// Writes a judged batch: records, block counts, op ids and the user's sequence.
+fn write_plan(
+    conn: &Connection,
+    user_id: &str,
+    plan: &PushPlan,
+    stored_seqs: &HashMap<RecordKey, i64>,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    let mut upsert = conn.prepare_cached(UPSERT_RECORD)?;
+    for w in &plan.writes {
+        let r = &w.record;
+        let (parent_entity, parent_id) = r.parent.clone().unzip();
+        upsert.execute(params![
+            user_id, r.key.0, r.key.1, r.version, r.deleted, r.doc, parent_entity, parent_id, w.seq, now_ms
+        ])?;
+    }
+    let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
+    let mut add_block = conn.prepare_cached(ADD_BLOCK_DELTA)?;
+    for (block, delta) in blocks.iter().zip(&deltas) {
+        add_block.execute(params![user_id, block, delta])?;
+    }
+    let mut insert_op = conn.prepare_cached(
+        "INSERT INTO ops (user_id, op_id, version, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    )?;
+    for (op_id, version) in &plan.applied_ops {
+        insert_op.execute(params![user_id, op_id, version, now_ms])?;
+    }
+    conn.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?.execute(params![user_id, plan.last_seq])?;
+    Ok(())
 }
 
 fn open_connection(path: &str) -> Result<Connection, StorageError> {
@@ -375,63 +442,88 @@ fn insert_refresh_token(
 /// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
 /// when it deletes, their live descendants level by level.
 fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, StorageError> {
-    let mut known_ops = HashMap::new();
-    {
-        let mut select_op = conn.prepare_cached("SELECT version FROM ops WHERE user_id = ?1 AND op_id = ?2")?;
-        for m in &job.mutations {
-            if let Some(version) = select_op.query_row(params![job.user_id, m.op_id], |r| r.get(0)).optional()? {
-                known_ops.insert(m.op_id.clone(), version);
-            }
-        }
-    }
+    let mut loaded = LoadedState {
+        known_ops: load_known_ops(conn, job)?,
+        records: HashMap::new(),
+        stored_seqs: HashMap::new(),
+    };
     let keys = push::keys_to_load(&job.schema, &job.mutations);
-    let mut records = HashMap::with_capacity(keys.len());
-    {
-        let mut select = conn.prepare_cached(SELECT_RECORD)?;
-        for key in &keys {
-            let found = select
-                .query_row(params![job.user_id, key.0, key.1], |r| {
-                    Ok(StoredRecord {
-                        key: key.clone(),
-                        version: r.get(0)?,
-                        deleted: r.get(1)?,
-                        doc: r.get(2)?,
-                        parent: parent_of(r.get(3)?, r.get(4)?),
-                    })
-                })
-                .optional()?;
-            if let Some(record) = found {
-                records.insert(key.clone(), record);
-            }
+    let mut select = conn.prepare_cached(SELECT_RECORD)?;
+    for key in &keys {
+        let found = select
+            .query_row(params![job.user_id, key.0, key.1], |r| {
+                let record = StoredRecord {
+                    key: key.clone(),
+                    version: r.get(0)?,
+                    deleted: r.get(1)?,
+                    doc: r.get(2)?,
+                    parent: parent_of(r.get(3)?, r.get(4)?),
+                };
+                Ok((record, r.get(5)?))
+            })
+            .optional()?;
+        if let Some((record, seq)) = found {
+            add_loaded_record(&mut loaded, record, seq);
         }
     }
     if push::has_deletes(&job.mutations) {
-        let mut frontier = push::keys_with_children(&job.schema, keys.iter());
-        let mut select = conn.prepare_cached(SELECT_LIVE_CHILDREN)?;
-        while !frontier.is_empty() {
-            let mut found = Vec::new();
-            for parent in &frontier {
-                let rows = select.query_map(params![job.user_id, parent.0, parent.1], |r| {
-                    Ok(StoredRecord {
-                        key: (r.get(0)?, r.get(1)?),
-                        version: r.get(2)?,
-                        deleted: false,
-                        doc: r.get(3)?,
-                        parent: parent_of(r.get(4)?, r.get(5)?),
-                    })
-                })?;
-                for row in rows {
-                    let record = row?;
-                    if !records.contains_key(&record.key) {
-                        found.push(record.key.clone());
-                        records.insert(record.key.clone(), record);
-                    }
-                }
-            }
-            frontier = push::keys_with_children(&job.schema, found.iter());
+        load_live_descendants(conn, job, &keys, &mut loaded)?;
+    }
+    Ok(loaded)
+}
+
+fn load_known_ops(conn: &Connection, job: &PushJob) -> Result<HashMap<String, i64>, StorageError> {
+    let mut known_ops = HashMap::new();
+    let mut select_op = conn.prepare_cached("SELECT version FROM ops WHERE user_id = ?1 AND op_id = ?2")?;
+    for m in &job.mutations {
+        if let Some(version) = select_op.query_row(params![job.user_id, m.op_id], |r| r.get(0)).optional()? {
+            known_ops.insert(m.op_id.clone(), version);
         }
     }
-    Ok((known_ops, records))
+    Ok(known_ops)
+}
+
+/// Adds the live descendants of `keys`, level by level, to what a push deleting them judges against.
+fn load_live_descendants(
+    conn: &Connection,
+    job: &PushJob,
+    keys: &[RecordKey],
+    loaded: &mut LoadedState,
+) -> Result<(), StorageError> {
+    let mut frontier = push::keys_with_children(&job.schema, keys.iter());
+    let mut select = conn.prepare_cached(SELECT_LIVE_CHILDREN)?;
+    while !frontier.is_empty() {
+        let mut found = Vec::new();
+        for parent in &frontier {
+            let rows = select.query_map(params![job.user_id, parent.0, parent.1], |r| {
+                let record = StoredRecord {
+                    key: (r.get(0)?, r.get(1)?),
+                    version: r.get(2)?,
+                    deleted: false,
+                    doc: r.get(3)?,
+                    parent: parent_of(r.get(4)?, r.get(5)?),
+                };
+                Ok((record, r.get(6)?))
+            })?;
+            for row in rows {
+                let (record, seq) = row?;
+                found.extend(add_loaded_record(loaded, record, seq));
+            }
+        }
+        frontier = push::keys_with_children(&job.schema, found.iter());
+    }
+    Ok(())
+}
+
+/// Adds a loaded record and the `seq` of its row; returns its key when it was new.
+fn add_loaded_record(loaded: &mut LoadedState, record: StoredRecord, seq: i64) -> Option<RecordKey> {
+    if loaded.records.contains_key(&record.key) {
+        return None;
+    }
+    let key = record.key.clone();
+    loaded.stored_seqs.insert(key.clone(), seq);
+    loaded.records.insert(key.clone(), record);
+    Some(key)
 }
 
 fn parent_of(entity: Option<String>, id: Option<String>) -> Option<RecordKey> {
