@@ -1,12 +1,13 @@
 //! `tandem-bench <suite> [--quick] [--only NAME]`: runs a benchmark suite and prints one JSON
-//! object. Suites: `local` (the store), `server` (the sync server over HTTP, on SQLite and
-//! PostgreSQL). `--quick` shrinks every size for a smoke run in tests (its figures mean nothing);
-//! `--only NAME` runs just the measurements named so, for profiling.
+//! object. Suites: `local` (the store), `sync` (engines syncing through a local server), `server`
+//! (the sync server over HTTP, on SQLite and PostgreSQL). `--quick` shrinks every size for a smoke
+//! run in tests (its figures mean nothing); `--only NAME` runs just the measurements named so.
 
 mod local;
 mod report;
 mod server;
 mod stats;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -30,8 +31,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("sync") => {
+            report::print("sync", &sync::run(quick, only));
+            ExitCode::SUCCESS
+        }
+        // Child processes of the sync suite: the server, and the client whose memory is measured.
+        Some("__serve") => {
+            sync::serve_child(args.get(1).map_or("", String::as_str));
+            ExitCode::SUCCESS
+        }
+        Some("__bootstrap") => {
+            let count = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
+            sync::bootstrap_child(args.get(1).map_or("", String::as_str), args.get(2).map_or("", String::as_str), count);
+            ExitCode::SUCCESS
+        }
         _ => {
-            eprintln!("usage: tandem-bench local|server [--quick] [--only NAME]");
+            eprintln!("usage: tandem-bench local|sync|server [--quick] [--only NAME]");
             ExitCode::from(2)
         }
     }

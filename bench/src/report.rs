@@ -10,6 +10,8 @@ pub struct Measurement {
     unit: &'static str,
     floor: Option<f64>,
     target: Option<Target>,
+    /// The value is a rate (see [`Measurement::inverse_ratio`]).
+    rate: bool,
 }
 
 /// What a figure must reach: a ratio to the floor, or an absolute bound on the value.
@@ -21,7 +23,7 @@ pub enum Target {
 
 impl Measurement {
     pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
-        Self { name: name.into(), value, unit, floor: None, target: None }
+        Self { name: name.into(), value, unit, floor: None, target: None, rate: false }
     }
 
     pub fn floor(mut self, floor: f64) -> Self {
@@ -34,8 +36,20 @@ impl Measurement {
         self
     }
 
+    /// For a rate (higher is better): the ratio then compares costs, floor rate / engine rate, so
+    /// 1.0 still means "as fast as the floor" and larger is slower.
+    pub fn inverse_ratio(mut self) -> Self {
+        self.rate = true;
+        self
+    }
+
     fn ratio(&self) -> Option<f64> {
-        self.floor.filter(|f| *f > 0.0).map(|f| self.value / f)
+        let floor = self.floor.filter(|f| *f > 0.0)?;
+        if self.rate {
+            (self.value > 0.0).then(|| floor / self.value)
+        } else {
+            Some(self.value / floor)
+        }
     }
 
     fn to_json(&self) -> Value {

@@ -298,13 +298,17 @@ pub fn take_batch(tx: &Transaction<'_>, limit: usize) -> Result<Vec<OutboxEntry>
         if !seen.insert((entry.collection.clone(), entry.entity_id.clone())) {
             break;
         }
-        tx.prepare_cached(
-            "UPDATE outbox SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
-        )?
-        .execute([entry.seq])?;
         entry.state = EntryState::Inflight;
         entry.attempts += 1;
         batch.push(entry);
+    }
+    // The batch is exactly the unsent entries from its first seq to its last: one statement.
+    if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+        tx.prepare_cached(
+            "UPDATE outbox SET state = 'inflight', attempts = attempts + 1
+             WHERE state IN ('pending', 'inflight') AND seq BETWEEN ?1 AND ?2",
+        )?
+        .execute([first.seq, last.seq])?;
     }
     Ok(batch)
 }

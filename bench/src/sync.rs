@@ -1,0 +1,321 @@
+//! The `sync` suite: engines syncing with a real server on loopback. The server runs in a child
+//! process (this binary with `__serve`), and the measured bootstrap client in another (`__bootstrap`),
+//! so the reported memory is the client's alone.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tandem::{Query, QueryObserver, Record, SecureStore, SecureStoreError, Tandem, TandemConfig, WriteOp};
+use tempfile::TempDir;
+
+use crate::report::{Measurement, Target};
+use crate::stats::{median, millis, percentile};
+
+const SCHEMA: &str = include_str!("../../schemas/sample.json");
+/// Passed to children in the environment, never in argv.
+const PASSWORD_ENV: &str = "TANDEM_BENCH_PASSWORD";
+const PASSWORD: &str = "bench password 0123456789";
+
+struct Sizes {
+    bootstrap: usize,
+    push: usize,
+    noop_runs: usize,
+    realtime_rounds: usize,
+}
+
+const FULL: Sizes = Sizes { bootstrap: 100_000, push: 10_000, noop_runs: 200, realtime_rounds: 30 };
+const QUICK: Sizes = Sizes { bootstrap: 2_000, push: 500, noop_runs: 10, realtime_rounds: 3 };
+
+pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
+    let sizes = if quick { &QUICK } else { &FULL };
+    let wanted = |group: &str| only.is_none_or(|o| group.contains(o));
+    let server = BenchServer::start();
+    let mut results = Vec::new();
+    if wanted("bootstrap_100k bootstrap_100k_rss") {
+        results.extend(bootstrap(&server, sizes));
+    }
+    if wanted("push_10k") {
+        results.push(push(&server, sizes));
+    }
+    if wanted("noop_sync") {
+        results.push(noop(&server, sizes));
+    }
+    if wanted("realtime_propagation") {
+        results.push(realtime(&server, sizes));
+    }
+    results
+}
+
+/// An in-memory secure store: benchmarks must not touch the user's keyring.
+#[derive(Default)]
+struct Secrets(Mutex<HashMap<String, String>>);
+
+impl SecureStore for Secrets {
+    fn get(&self, key: String) -> Result<Option<String>, SecureStoreError> {
+        Ok(self.0.lock().unwrap().get(&key).cloned())
+    }
+    fn set(&self, key: String, value: String) -> Result<(), SecureStoreError> {
+        self.0.lock().unwrap().insert(key, value);
+        Ok(())
+    }
+    fn delete(&self, key: String) -> Result<(), SecureStoreError> {
+        self.0.lock().unwrap().remove(&key);
+        Ok(())
+    }
+}
+
+fn block<F: std::future::Future>(future: F) -> F::Output {
+    tandem::runtime::runtime().block_on(future)
+}
+
+/// A device: an engine in its own directory, signed in (or up) to `email`.
+struct Device {
+    _dir: TempDir,
+    t: Arc<Tandem>,
+}
+
+impl Device {
+    fn new(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
+        config.sync.realtime = false;
+        config.secure_store = Some(Arc::new(Secrets::default()));
+        adjust(&mut config);
+        let t = Tandem::open(config).expect("open");
+        Self { _dir: dir, t }
+    }
+
+    fn sign_up(url: &str, email: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
+        let device = Self::new(url, adjust);
+        block(device.t.sign_up(email.into(), PASSWORD.into())).expect("sign up");
+        device
+    }
+
+    fn sign_in(url: &str, email: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
+        let device = Self::new(url, adjust);
+        block(device.t.sign_in(email.into(), PASSWORD.into())).expect("sign in");
+        device
+    }
+}
+
+fn email(tag: &str) -> String {
+    format!("bench-{tag}-{}@example.com", uuid::Uuid::now_v7().simple())
+}
+
+/// About 300 bytes of JSON, like a real plan.
+fn plan_json(i: usize) -> String {
+    format!(
+        r#"{{"name": "Plan {i}", "notes": "Warm up for ten minutes, then three rounds of the main lifts with long rests in between; finish with mobility work and a short walk. Keep a log of the weights.", "archived": false}}"#
+    )
+}
+
+fn seed(url: &str, account: &str, count: usize) {
+    let seeder = Device::sign_up(url, account, |c| c.sync.push_batch_size = 500);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
+        let ops = chunk
+            .iter()
+            .map(|i| WriteOp::Put { collection: "plans".into(), id: Some(format!("p{i}")), json: plan_json(*i) })
+            .collect();
+        seeder.t.write(ops).expect("seed");
+    }
+    block(seeder.t.sync_now()).expect("seed push");
+}
+
+/// 100k records pulled into an empty client, against raw SQLite inserting the same documents in
+/// one transaction; and the client's peak memory.
+fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
+    let account = email("bootstrap");
+    seed(&server.url, &account, sizes.bootstrap);
+    let floor_secs = floor_insert(sizes.bootstrap);
+    let child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["__bootstrap", &server.url, &account, &sizes.bootstrap.to_string()])
+        .env(PASSWORD_ENV, PASSWORD)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the bootstrap client");
+    let answer: serde_json::Value = serde_json::from_slice(&child.stdout).expect("the bootstrap client's JSON");
+    let secs = answer["secs"].as_f64().expect("secs");
+    let rss = answer["rss_mb"].as_f64().expect("rss");
+    let per_sec = |secs: f64| sizes.bootstrap as f64 / secs;
+    vec![
+        // The ratio compares costs: floor records/s over engine records/s.
+        Measurement::new("bootstrap_100k", per_sec(secs), "ops/s")
+            .floor(per_sec(floor_secs))
+            .inverse_ratio()
+            .target(Target::RatioAtMost(5.0)),
+        Measurement::new("bootstrap_100k_rss", rss, "MB").target(Target::AtMost(150.0)),
+    ]
+}
+
+fn floor_insert(count: usize) -> f64 {
+    let dir = TempDir::new().expect("temp dir");
+    let mut conn = Connection::open(dir.path().join("floor.db")).expect("raw SQLite");
+    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS).expect("pragmas");
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, doc TEXT, PRIMARY KEY (collection, id))")
+        .expect("floor table");
+    let docs: Vec<(String, String)> = (0..count).map(|i| (format!("p{i}"), plan_json(i))).collect();
+    let started = Instant::now();
+    let tx = conn.transaction().expect("begin");
+    {
+        let mut insert = tx.prepare("INSERT INTO records (collection, id, doc) VALUES ('plans', ?1, ?2)").expect("prepare");
+        for (id, doc) in &docs {
+            insert.execute([id, doc]).expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+    started.elapsed().as_secs_f64()
+}
+
+/// The child side of `bootstrap`: sign in on an empty device, pull everything, report.
+pub fn bootstrap_child(url: &str, account: &str, expected: usize) {
+    let password = std::env::var(PASSWORD_ENV).expect("password in the environment");
+    let device = Device::new(url, |c| c.sync.pull_page_size = 1000);
+    block(device.t.sign_in(account.into(), password)).expect("sign in");
+    let started = Instant::now();
+    block(device.t.sync_now()).expect("bootstrap");
+    let secs = started.elapsed().as_secs_f64();
+    let count = device.t.count("plans".into(), Query::default()).expect("count");
+    assert_eq!(count as usize, expected, "every record arrived");
+    println!("{}", serde_json::json!({"secs": secs, "rss_mb": peak_rss_mb()}));
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// 10,000 pending local changes pushed in one run.
+fn push(server: &BenchServer, sizes: &Sizes) -> Measurement {
+    let device = Device::sign_up(&server.url, &email("push"), |_| {});
+    let ops = (0..sizes.push)
+        .map(|i| WriteOp::Put { collection: "plans".into(), id: Some(format!("q{i}")), json: plan_json(i) })
+        .collect();
+    device.t.write(ops).expect("pending changes");
+    let started = Instant::now();
+    let report = block(device.t.sync_now()).expect("push");
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(report.applied as usize, sizes.push);
+    Measurement::new("push_10k", sizes.push as f64 / secs, "ops/s").target(Target::AtLeast(10_000.0))
+}
+
+/// A whole run with nothing to push or pull.
+fn noop(server: &BenchServer, sizes: &Sizes) -> Measurement {
+    let device = Device::sign_up(&server.url, &email("noop"), |_| {});
+    device.t.put("plans".into(), None, plan_json(0)).expect("put");
+    block(device.t.sync_now()).expect("first sync");
+    let mut runs: Vec<f64> = (0..sizes.noop_runs)
+        .map(|_| {
+            let started = Instant::now();
+            block(device.t.sync_now()).expect("noop sync");
+            millis(started.elapsed())
+        })
+        .collect();
+    Measurement::new("noop_sync", percentile(&mut runs, 50.0), "ms").target(Target::AtMost(5.0))
+}
+
+struct Seen(Mutex<Sender<(Instant, Vec<String>)>>);
+
+impl QueryObserver for Seen {
+    fn on_results(&self, records: Vec<Record>) {
+        let _ = self.0.lock().unwrap().send((Instant::now(), records.into_iter().map(|r| r.id).collect()));
+    }
+}
+
+/// A put on A until B's observer sees it, both running background sync with realtime pokes. The
+/// write debounce is 0 here: with the default 300 ms it alone would dominate the figure.
+fn realtime(server: &BenchServer, sizes: &Sizes) -> Measurement {
+    let account = email("realtime");
+    let live = |c: &mut TandemConfig| {
+        c.sync.realtime = true;
+        c.sync.debounce_ms = 0;
+    };
+    let a = Device::sign_up(&server.url, &account, live);
+    let b = Device::sign_in(&server.url, &account, live);
+    a.t.start_sync().expect("start a");
+    b.t.start_sync().expect("start b");
+    let (tx, seen) = channel();
+    let _subscription = b.t.observe("plans".into(), Query::default(), Arc::new(Seen(Mutex::new(tx)))).expect("observe");
+    std::thread::sleep(Duration::from_millis(1000)); // event streams connected, first runs done
+    while seen.try_recv().is_ok() {}
+    let mut latencies: Vec<f64> = (0..sizes.realtime_rounds)
+        .map(|i| {
+            let id = format!("live{i}");
+            let started = Instant::now();
+            a.t.put("plans".into(), Some(id.clone()), plan_json(i)).expect("put");
+            loop {
+                let (at, ids) = seen.recv_timeout(Duration::from_secs(10)).expect("b saw the put");
+                if ids.contains(&id) {
+                    return millis(at - started);
+                }
+            }
+        })
+        .collect();
+    a.t.stop_sync().ok();
+    b.t.stop_sync().ok();
+    Measurement::new("realtime_propagation", median(&mut latencies), "ms").target(Target::AtMost(100.0))
+}
+
+/// A `tandem-server` on a temporary SQLite database in a child process.
+struct BenchServer {
+    child: Child,
+    url: String,
+    _dir: TempDir,
+}
+
+impl BenchServer {
+    fn start() -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let db = format!("sqlite://{}", dir.path().join("server.db").display());
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args(["__serve", &db])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server process");
+        let line = BufReader::new(child.stdout.take().expect("stdout")).lines().next();
+        let url = match line {
+            Some(Ok(line)) => line.trim_start_matches("listening on ").trim().to_string(),
+            other => panic!("the bench server did not start: {other:?}"),
+        };
+        Self { child, url, _dir: dir }
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = self.child.stdin.take().map(|mut s| s.flush());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The child side of `BenchServer`: serves until the parent goes away (stdin closes).
+pub fn serve_child(db: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut config = tandem_server::Config::default();
+        config.addr = "127.0.0.1:0".parse().expect("addr");
+        config.db = db.to_string();
+        config.jwt_secret = Some(uuid::Uuid::now_v7().simple().to_string());
+        let handle = tandem_server::run(config).await.expect("server");
+        println!("listening on {}", handle.url());
+        tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .ok();
+        handle.shutdown().await.ok();
+    });
+}
