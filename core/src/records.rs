@@ -92,39 +92,38 @@ pub fn load_live(conn: &Connection, collection: &str, id: &str) -> Result<Option
     Ok(load(conn, collection, id)?.filter(|r| !r.deleted))
 }
 
+/// The INSERT of a whole row, parameters in [`execute_with_row`]'s order.
+macro_rules! insert_row {
+    () => {
+        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    };
+}
 /// Inserts the row unless one with its key exists; returns whether it did. Lets a write to a new
 /// record skip looking for a previous state it cannot have.
 pub fn insert_new(conn: &Connection, row: &RecordRow) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (collection, id) DO NOTHING",
-    )?;
-    let inserted = stmt.execute(rusqlite::params![
-        row.collection,
-        row.id,
-        row.doc,
-        row.server_doc,
-        row.server_version,
-        row.deleted,
-        row.state.as_str(),
-        row.created_at,
-        row.updated_at,
-    ])?;
+    let inserted = execute_with_row(conn, concat!(insert_row!(), " ON CONFLICT (collection, id) DO NOTHING"), row)?;
     Ok(inserted == 1)
 }
 
 /// Inserts or replaces the row.
 pub fn save(conn: &Connection, row: &RecordRow) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (collection, id) DO UPDATE SET
-           doc = excluded.doc, server_doc = excluded.server_doc,
-           server_version = excluded.server_version, deleted = excluded.deleted,
-           state = excluded.state, updated_at = excluded.updated_at",
+    execute_with_row(
+        conn,
+        concat!(
+            insert_row!(),
+            " ON CONFLICT (collection, id) DO UPDATE SET
+               doc = excluded.doc, server_doc = excluded.server_doc,
+               server_version = excluded.server_version, deleted = excluded.deleted,
+               state = excluded.state, updated_at = excluded.updated_at"
+        ),
+        row,
     )?;
-    stmt.execute(rusqlite::params![
+    Ok(())
+}
+
+fn execute_with_row(conn: &Connection, sql: &'static str, row: &RecordRow) -> Result<usize> {
+    Ok(conn.prepare_cached(sql)?.execute(rusqlite::params![
         row.collection,
         row.id,
         row.doc,
@@ -134,8 +133,7 @@ pub fn save(conn: &Connection, row: &RecordRow) -> Result<()> {
         row.state.as_str(),
         row.created_at,
         row.updated_at,
-    ])?;
-    Ok(())
+    ])?)
 }
 
 /// Forgets the row entirely (a record the server never saw and nothing will be sent for).
