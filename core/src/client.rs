@@ -199,7 +199,7 @@ impl Client {
         let syncer = Arc::downgrade(syncer);
         let subscription = auth.subscribe(Box::new(move |state| {
             if let (AuthState::SessionExpired(_), Some(syncer)) = (state, syncer.upgrade()) {
-                syncer.account_changed();
+                syncer.session_expired();
             }
         }));
         *lock(&self._auth_watch) = Some(subscription);

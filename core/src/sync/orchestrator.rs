@@ -258,6 +258,12 @@ impl Syncer {
         }
     }
 
+    /// The session expired (a refresh was refused): show it at once; runs stop by themselves
+    /// until someone signs in.
+    pub fn session_expired(&self) {
+        self.set_phase(Phase::SignedOut);
+    }
+
     fn idle_phase(&self) -> Phase {
         if !self.options.enabled {
             return Phase::Paused;
