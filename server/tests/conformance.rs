@@ -32,6 +32,7 @@ on_both_backends!(
     kill_switch,
     data_survives_restart,
     purged_tombstones_expire_cursors,
+    full_pulls_complete_after_a_purge,
 );
 
 fn jwt_payload(token: &str) -> Value {
@@ -481,7 +482,8 @@ async fn pagination_and_cursors(db: TestDb) {
     // Cursors the server never issued.
     c.post("/sync/v1/pull", Some(&t), &json!({"cursor": 42})).await.assert_error(400, "invalid_request");
     c.pull(&t, Some("garbage"), None).await.assert_error(400, "invalid_request");
-    let forged = p3["cursor"].as_str().unwrap().replacen("c1.", "c1.9", 1);
+    let real = p3["cursor"].as_str().unwrap();
+    let forged = format!("{}9{}", &real[..3], &real[3..]);
     c.pull(&t, Some(&forged), None).await.assert_error(400, "invalid_request");
     // An empty body object pulls from the start.
     let from_start = c.post("/sync/v1/pull", Some(&t), &json!({})).await.assert_ok().clone();
@@ -695,4 +697,116 @@ async fn purged_tombstones_expire_cursors(db: TestDb) {
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0]["entityId"], "kept");
     assert_eq!(c.pull(&t, Some(&after), None).await.assert_ok()["changes"], json!([]));
+}
+
+/// The expiry rule: a cursor answers 410 when a purge that happened after it was issued took a
+/// tombstone beyond its position (one its holder had not pulled). A purge from before it was
+/// issued never expires it, so a full pull from `null` after a purge always completes, even
+/// though its first pages end below the purged sequence.
+async fn full_pulls_complete_after_a_purge(db: TestDb) {
+    let server = Server::start(&db, &["--tombstone-retention-days", "0", "--purge-interval-secs", "1"]);
+    let c = server.client();
+    let (t, session) = c.new_user().await;
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    // p00..p09 at seqs 1..10; then five of them deleted (tombstones at 11..15), two more created.
+    let creates = (0..10).map(|i| upsert(&op(), "plans", &format!("p{i:02}"), None, json!({"name": "P"}))).collect();
+    c.push_ok(&t, creates).await;
+    let before_mid = c.pull(&t, None, Some(3)).await.assert_ok()["cursor"].as_str().unwrap().to_string();
+    let (_, before) = c.pull_all(&t, None).await;
+    let v1_before = v1_cursor(&user_id, 10);
+    let deletes = [1, 3, 5, 7, 9].map(|i| delete(&op(), "plans", &format!("p{i:02}"), Some(1)));
+    c.push_ok(&t, deletes.to_vec()).await;
+    c.push_ok(&t, (10..12).map(|i| upsert(&op(), "plans", &format!("p{i:02}"), None, json!({"name": "P"}))).collect()).await;
+    wait_until_expired(&c, &t, &before).await;
+    // Cursors from before the purge, with purged deletions after them: 410, old format included.
+    c.pull(&t, Some(&before_mid), Some(3)).await.assert_error(410, "cursor_expired");
+    c.pull(&t, Some(&v1_before), None).await.assert_error(410, "cursor_expired");
+    // An old-format cursor past everything purged keeps working, as before.
+    assert_eq!(c.pull(&t, Some(&v1_cursor(&user_id, 17)), None).await.assert_ok()["changes"], json!([]));
+
+    // Pages of 2 from null: the first ones end below the purged sequence (15) and still go on.
+    let live = ["p00", "p02", "p04", "p06", "p08", "p10", "p11"];
+    let (pages, after) = pull_pages_of(&c, &t, None, 2).await;
+    assert_eq!(ids_of(&pages), live);
+    let mid = pages[0]["cursor"].as_str().unwrap().to_string();
+    // Later purges that take nothing keep both working.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(ids_of(&pull_pages_of(&c, &t, Some(&mid), 2).await.0), live[2..]);
+    assert_eq!(c.pull(&t, Some(&after), None).await.assert_ok()["changes"], json!([]));
+
+    // A later purge of a tombstone the cursor's holder already pulled keeps the cursor working.
+    let caught_up = pull_a_tombstone_before_its_purge(&c, &t, &after, "p11").await;
+    wait_until_expired(&c, &t, &after).await;
+    assert_eq!(c.pull(&t, Some(&caught_up), None).await.assert_ok()["changes"], json!([]));
+    // The same purge took a tombstone beyond the mid-pull cursor: that one now answers 410.
+    c.pull(&t, Some(&mid), Some(2)).await.assert_error(410, "cursor_expired");
+    let (pages, _) = pull_pages_of(&c, &t, None, 2).await;
+    assert_eq!(ids_of(&pages), live[..6]);
+}
+
+/// A cursor in the format servers issued before cursors recorded the purge state.
+fn v1_cursor(user_id: &str, seq: i64) -> String {
+    use hmac::Mac;
+    let key = format!("tandem-cursor-v1:{SECRET}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{user_id}:{seq}").as_bytes());
+    format!("c1.{seq}.{}", URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16]))
+}
+
+/// Deletes `id` (v1) and pulls from `cursor` at once, before the purger (every second) takes the
+/// tombstone; returns the cursor after the pulled tombstone. Should the purger win the race,
+/// `cursor` answers 410 and the attempt is repeated with a fresh record.
+async fn pull_a_tombstone_before_its_purge(c: &common::Client, t: &str, cursor: &str, id: &str) -> String {
+    let mut cursor = cursor.to_string();
+    let mut id = id.to_string();
+    for attempt in 0..10 {
+        c.push_ok(t, vec![delete(&op(), "plans", &id, Some(1))]).await;
+        let reply = c.pull(t, Some(&cursor), None).await;
+        if reply.status.as_u16() == 200 {
+            let page = reply.assert_ok();
+            assert_eq!(page["changes"][0]["entityId"], json!(id));
+            assert_eq!(page["changes"][0]["deleted"], json!(true));
+            return page["cursor"].as_str().unwrap().to_string();
+        }
+        reply.assert_error(410, "cursor_expired");
+        id = format!("retry{attempt}");
+        c.push_ok(t, vec![upsert(&op(), "plans", &id, None, json!({"name": "R"}))]).await;
+        cursor = c.pull_all(t, None).await.1;
+    }
+    panic!("the purger took the tombstone before every pull");
+}
+
+/// Waits until `cursor` answers 410 (a purge past it has run).
+async fn wait_until_expired(c: &common::Client, t: &str, cursor: &str) {
+    for _ in 0..50 {
+        let reply = c.pull(t, Some(cursor), None).await;
+        if reply.status.as_u16() == 410 {
+            return reply.assert_error(410, "cursor_expired");
+        }
+        reply.assert_ok();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the cursor never expired");
+}
+
+/// Every page from `cursor` with `limit`, asserting 200; returns the pages and the last cursor.
+async fn pull_pages_of(c: &common::Client, t: &str, cursor: Option<&str>, limit: i64) -> (Vec<Value>, String) {
+    let mut cursor = cursor.map(str::to_string);
+    let mut pages = Vec::new();
+    for _ in 0..1000 {
+        let page = c.pull(t, cursor.as_deref(), Some(limit)).await.assert_ok().clone();
+        cursor = Some(page["cursor"].as_str().unwrap().to_string());
+        let more = page["hasMore"].as_bool().unwrap();
+        pages.push(page);
+        if !more {
+            return (pages, cursor.unwrap());
+        }
+    }
+    panic!("pull did not end");
+}
+
+/// The entity ids of every change of `pages`, in order.
+fn ids_of(pages: &[Value]) -> Vec<String> {
+    let changes = pages.iter().flat_map(|p| p["changes"].as_array().unwrap().iter());
+    changes.map(|c| c["entityId"].as_str().unwrap().to_string()).collect()
 }

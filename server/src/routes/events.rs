@@ -11,6 +11,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{AuthUser, SharedState, KEEP_ALIVE};
+use crate::cursor::Cursor;
 
 /// The event stream of the authenticated user; ends when the server shuts down.
 pub async fn events(
@@ -41,6 +42,8 @@ pub async fn events(
 }
 
 fn poke_event(state: &SharedState, user_id: &str, seq: i64) -> Event {
-    let poke = Poke { cursor: state.cursors.encode(user_id, seq) };
+    // The latest sequence is at or past every purge, so the recorded purge state changes nothing
+    // for this cursor (see `Cursor::expired`); 0 needs no read.
+    let poke = Poke { cursor: state.cursors.encode(user_id, Cursor { seq, purged_seq: 0 }) };
     Event::default().event(POKE_EVENT).json_data(poke).expect("a poke always serializes")
 }

@@ -11,6 +11,7 @@ use tandem_protocol::{
 
 use super::{AuthUser, JsonBody, SharedState};
 use crate::clock::{is_rfc3339, now_ms, rfc3339_from_ms};
+use crate::cursor::Cursor;
 use crate::error::ApiError;
 use crate::storage::{ChangeRow, PushJob};
 
@@ -76,13 +77,16 @@ pub async fn pull(
     JsonBody(request): JsonBody<PullRequest>,
 ) -> Result<Json<PullOut>, ApiError> {
     let limit = page_limit(request.limit)?;
-    let after_seq = match &request.cursor {
-        None => 0,
-        Some(cursor) => state
-            .cursors
-            .decode(&user.user_id, cursor)
-            .ok_or_else(|| ApiError::invalid_request("the cursor was not issued to this user by this server"))?,
+    let cursor = match &request.cursor {
+        None => None,
+        Some(text) => Some(
+            state
+                .cursors
+                .decode(&user.user_id, text)
+                .ok_or_else(|| ApiError::invalid_request("the cursor was not issued to this user by this server"))?,
+        ),
     };
+    let after_seq = cursor.map_or(0, |c| c.seq);
     let page = state
         .storage
         .pull(&user.user_id, after_seq, limit)
@@ -92,7 +96,7 @@ pub async fn pull(
         return Err(ApiError::invalid_request("the cursor is ahead of this user's changes"));
     }
     // A null cursor is a full pull and never expires.
-    if request.cursor.is_some() && after_seq < page.purged_seq {
+    if cursor.is_some_and(|c| c.expired(page.purged_seq)) {
         return Err(ApiError::cursor_expired());
     }
     let has_more = page.remaining > 0;
@@ -101,10 +105,13 @@ pub async fn pull(
         Some(last) if has_more => last.seq,
         _ => page.user_seq.max(after_seq),
     };
+    // The purge state read in the page's own snapshot: every tombstone purged by then was gone
+    // before this page was read, so only later purges can take one this holder has not pulled.
+    let next = Cursor { seq: next_seq, purged_seq: page.purged_seq };
     let changes = page.changes.into_iter().map(change_out).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(PullOut {
         changes,
-        cursor: state.cursors.encode(&user.user_id, next_seq),
+        cursor: state.cursors.encode(&user.user_id, next),
         has_more,
         remaining: page.remaining,
     }))

@@ -4,7 +4,7 @@
 //! - `users`: the account, plus `change_seq` (the user's change sequence, advanced only while the
 //!   user's row is locked, so per user the sequence order is the commit order and a cursor never
 //!   skips a change committed later) and `purged_seq` (highest sequence number of a purged
-//!   tombstone; older cursors answer 410);
+//!   tombstone; a cursor below it answers 410 when it was raised after the cursor was issued);
 //! - `sessions` and `refresh_tokens` (hashed, single-use);
 //! - `records`: the latest state of each (user, entity, entityId) with the `seq` of its last change,
 //!   so a pull is one index range scan on (user_id, seq);
@@ -85,7 +85,8 @@ pub struct PullPage {
     pub remaining: u64,
     /// The user's change sequence in the snapshot.
     pub user_seq: i64,
-    /// Highest purged tombstone sequence number; cursors below it are expired.
+    /// Highest purged tombstone sequence number, in the page's snapshot: cursors issued before it
+    /// rose are expired below it, and the next cursor records it.
     pub purged_seq: i64,
 }
 
