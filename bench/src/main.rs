@@ -1,8 +1,10 @@
 //! `tandem-bench <suite> [--quick] [--only NAME]`: runs a benchmark suite and prints one JSON
 //! object. Suites: `local` (the store), `sync` (engines syncing through a local server), `server`
-//! (the sync server over HTTP, on SQLite and PostgreSQL). `--quick` shrinks every size for a smoke
-//! run in tests (its figures mean nothing); `--only NAME` runs just the measurements named so.
+//! (the sync server over HTTP, on SQLite and PostgreSQL), `ffi` (library size and the cost of a
+//! call from Kotlin and Python). `--quick` shrinks every size for a smoke run in tests (its
+//! figures mean nothing); `--only NAME` runs just the measurements named so.
 
+mod ffi;
 mod local;
 mod report;
 mod server;
@@ -17,6 +19,16 @@ fn main() -> ExitCode {
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
     let suite = args.first().filter(|a| !a.starts_with("--")).map(String::as_str);
     match suite {
+        Some("ffi") => match ffi::run(quick, only) {
+            Ok(results) => {
+                report::print("ffi", &results);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ffi suite failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("local") => {
             report::print("local", &local::run(quick, only));
             ExitCode::SUCCESS
@@ -46,7 +58,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: tandem-bench local|sync|server [--quick] [--only NAME]");
+            eprintln!("usage: tandem-bench local|sync|server|ffi [--quick] [--only NAME]");
             ExitCode::from(2)
         }
     }
