@@ -71,7 +71,9 @@ ensure_tools
 cargo --version
 python3 --version
 
-step "shellcheck"
+step "lint: rustfmt, shellcheck"
+cargo fmt --all -- --check
+cargo fmt --manifest-path tools/swift-parse-check/Cargo.toml -- --check
 shellcheck scripts/*.sh .ci/run
 
 step "build"

@@ -40,10 +40,24 @@ struct Sizes {
     calls: usize,
 }
 
-const FULL: Sizes = Sizes { records: 5_000, warmup: 100_000, loops: 15, calls: 20_000 };
-const QUICK: Sizes = Sizes { records: 200, warmup: 1_000, loops: 3, calls: 1_000 };
+const FULL: Sizes = Sizes {
+    records: 5_000,
+    warmup: 100_000,
+    loops: 15,
+    calls: 20_000,
+};
+const QUICK: Sizes = Sizes {
+    records: 200,
+    warmup: 1_000,
+    loops: 3,
+    calls: 1_000,
+};
 
-const LIB: &str = if cfg!(target_os = "macos") { "libtandem.dylib" } else { "libtandem.so" };
+const LIB: &str = if cfg!(target_os = "macos") {
+    "libtandem.dylib"
+} else {
+    "libtandem.so"
+};
 
 /// Runs the suite; `only` keeps the measurements whose name contains it.
 pub fn run(quick: bool, only: Option<&str>) -> Result<Vec<Measurement>, String> {
@@ -63,14 +77,19 @@ pub fn run(quick: bool, only: Option<&str>) -> Result<Vec<Measurement>, String> 
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
 }
 
 /// The same default as scripts/generate-bindings.sh, so both look at the same libraries.
 fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tandem/target"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tandem/target")
+        }
     }
 }
 
@@ -97,7 +116,9 @@ fn cdylib_size(root: &Path, target_dir: &Path) -> Result<Measurement, String> {
             .current_dir(root),
     )?;
     let lib = target_dir.join("mobile").join(LIB);
-    let bytes = std::fs::metadata(&lib).map_err(|e| format!("{}: {e}", lib.display()))?.len();
+    let bytes = std::fs::metadata(&lib)
+        .map_err(|e| format!("{}: {e}", lib.display()))?
+        .len();
     Ok(Measurement::new("cdylib_size", bytes as f64 / 1e6, "MB").target(Target::AtMost(6.0)))
 }
 
@@ -113,7 +134,12 @@ fn ffi_get(
     if release {
         generate.arg("--release");
     }
-    step("scripts/generate-bindings.sh", generate.env("CARGO_TARGET_DIR", target_dir).current_dir(root))?;
+    step(
+        "scripts/generate-bindings.sh",
+        generate
+            .env("CARGO_TARGET_DIR", target_dir)
+            .current_dir(root),
+    )?;
 
     // A private copy of the Python module and the library it was generated from: another
     // checkout's generate-bindings.sh (debug or release) may rewrite bindings/generated while we
@@ -121,10 +147,17 @@ fn ffi_get(
     let generated = root.join("bindings/generated");
     let private = TempDir::new().map_err(|e| format!("temp dir: {e}"))?;
     for file in ["tandem.py", LIB] {
-        std::fs::copy(generated.join("python").join(file), private.path().join(file))
-            .map_err(|e| format!("copy {file} from bindings/generated/python: {e}"))?;
+        std::fs::copy(
+            generated.join("python").join(file),
+            private.path().join(file),
+        )
+        .map_err(|e| format!("copy {file} from bindings/generated/python: {e}"))?;
     }
-    let classpath = if kotlin { Some(build_kotlin(root)?) } else { None };
+    let classpath = if kotlin {
+        Some(build_kotlin(root)?)
+    } else {
+        None
+    };
 
     let schema = root.join("schemas/sample.json");
     let args = |s: &Sizes| {
@@ -136,7 +169,8 @@ fn ffi_get(
             s.calls.to_string(),
         ]
     };
-    let schema_json = std::fs::read_to_string(&schema).map_err(|e| format!("{}: {e}", schema.display()))?;
+    let schema_json =
+        std::fs::read_to_string(&schema).map_err(|e| format!("{}: {e}", schema.display()))?;
 
     // Rust before and after the foreign runs, pooled: drift in the machine's load over the run
     // then weighs on the floor as it does on the foreign figures.
@@ -167,7 +201,9 @@ fn ffi_get(
     let mut results = Vec::new();
     if let Some(mut us) = kotlin_us {
         results.push(
-            Measurement::new("ffi_get_kotlin", median(&mut us), "us").floor(floor).target(Target::RatioAtMost(3.0)),
+            Measurement::new("ffi_get_kotlin", median(&mut us), "us")
+                .floor(floor)
+                .target(Target::RatioAtMost(3.0)),
         );
     }
     // No target for Python: the issue sets none (an interpreter's own call overhead dominates).
@@ -190,41 +226,56 @@ fn build_kotlin(root: &Path) -> Result<String, String> {
     ];
     let mut hasher = DefaultHasher::new();
     for input in &inputs {
-        std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?.hash(&mut hasher);
+        std::fs::read(input)
+            .map_err(|e| format!("{}: {e}", input.display()))?
+            .hash(&mut hasher);
     }
     let stamp = format!("{:016x}", hasher.finish());
     let stamp_file = out.join("ffi-bench.stamp");
     let jar = out.join("tandem-ffi-bench-0.1.0.jar");
     let deps_file = out.join("classpath.txt");
-    let fresh = std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp) && jar.exists() && deps_file.exists();
+    let fresh = std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)
+        && jar.exists()
+        && deps_file.exists();
     if !fresh {
         step(
             "mvn package (Kotlin harness + generated bindings)",
-            Command::new("mvn").args(["-q", "-f"]).arg(module.join("pom.xml")).arg("package"),
+            Command::new("mvn")
+                .args(["-q", "-f"])
+                .arg(module.join("pom.xml"))
+                .arg("package"),
         )?;
-        std::fs::write(&stamp_file, &stamp).map_err(|e| format!("{}: {e}", stamp_file.display()))?;
+        std::fs::write(&stamp_file, &stamp)
+            .map_err(|e| format!("{}: {e}", stamp_file.display()))?;
     }
-    let deps = std::fs::read_to_string(&deps_file).map_err(|e| format!("{}: {e}", deps_file.display()))?;
+    let deps =
+        std::fs::read_to_string(&deps_file).map_err(|e| format!("{}: {e}", deps_file.display()))?;
     Ok(format!("{}:{}", jar.display(), deps.trim()))
 }
 
 /// Runs a foreign harness and returns its µs per call, one figure per timed loop.
 fn harness(name: &str, command: &mut Command) -> Result<Vec<f64>, String> {
     eprintln!("ffi: {name} harness");
-    let output = command
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("{name} harness: cannot start {:?}: {e}", command.get_program()))?;
+    let output = command.stderr(Stdio::inherit()).output().map_err(|e| {
+        format!(
+            "{name} harness: cannot start {:?}: {e}",
+            command.get_program()
+        )
+    })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        return Err(format!("{name} harness failed ({}): {stdout}", output.status));
+        return Err(format!(
+            "{name} harness failed ({}): {stdout}",
+            output.status
+        ));
     }
     let line = stdout
         .lines()
         .rev()
         .find(|l| l.trim_start().starts_with('{'))
         .ok_or_else(|| format!("{name} harness printed no JSON: {stdout}"))?;
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("{name} harness JSON: {e}: {line}"))?;
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| format!("{name} harness JSON: {e}: {line}"))?;
     let us: Vec<f64> = value["us_per_call"]
         .as_array()
         .ok_or_else(|| format!("{name} harness JSON has no us_per_call: {line}"))?
@@ -240,8 +291,13 @@ fn harness(name: &str, command: &mut Command) -> Result<Vec<f64>, String> {
 
 /// The spread of the loops, on stderr: the JSON keeps the median only.
 fn summary(name: &str, us: &[f64]) {
-    let (min, max) = us.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    eprintln!("ffi: {name}: {} loops, {min:.3}..{max:.3} us/call", us.len());
+    let (min, max) = us
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    eprintln!(
+        "ffi: {name}: {} loops, {min:.3}..{max:.3} us/call",
+        us.len()
+    );
 }
 
 /// Must match planJson in GetBench.kt and plan_json in get_bench.py.
@@ -256,13 +312,20 @@ fn plan_json(i: usize) -> String {
 /// here too (the foreign side pays for lowering its strings).
 fn rust_get(schema_json: &str, sizes: &Sizes) -> Vec<f64> {
     let dir = TempDir::new().expect("temp dir");
-    let tandem: Arc<Tandem> =
-        Tandem::open(TandemConfig::local(dir.path().to_string_lossy(), schema_json)).expect("open the store");
+    let tandem: Arc<Tandem> = Tandem::open(TandemConfig::local(
+        dir.path().to_string_lossy(),
+        schema_json,
+    ))
+    .expect("open the store");
     let ids: Vec<String> = (0..sizes.records).map(|i| format!("plan-{i}")).collect();
     let ops = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| WriteOp::Put { collection: "plans".into(), id: Some(id.clone()), json: plan_json(i) })
+        .map(|(i, id)| WriteOp::Put {
+            collection: "plans".into(),
+            id: Some(id.clone()),
+            json: plan_json(i),
+        })
         .collect();
     tandem.write(ops).expect("write the records");
     let run = |n: usize| {

@@ -39,8 +39,15 @@ const FULL: Sizes = Sizes {
     samples: 20_000,
 };
 
-const QUICK: Sizes =
-    Sizes { put_rounds: 2, puts_per_round: 50, batch: 500, batch_rounds: 1, plans: 200, days_per_plan: 9, samples: 200 };
+const QUICK: Sizes = Sizes {
+    put_rounds: 2,
+    puts_per_round: 50,
+    batch: 500,
+    batch_rounds: 1,
+    plans: 200,
+    days_per_plan: 9,
+    samples: 200,
+};
 
 /// Runs the suite; `only` keeps the groups whose name contains it (for profiling one of them).
 pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
@@ -73,9 +80,11 @@ fn open_engine(dir: &TempDir) -> Arc<Tandem> {
 /// Raw SQLite as the floor: the same pragmas and a table of the same shape, without the engine.
 fn open_floor(dir: &TempDir) -> Connection {
     let conn = Connection::open(dir.path().join("floor.db")).expect("open raw SQLite");
-    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS).expect("pragmas");
+    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS)
+        .expect("pragmas");
     // The engine checkpoints on a background thread; the floor skips checkpoints altogether.
-    conn.execute_batch("PRAGMA wal_autocheckpoint = 0").expect("pragmas");
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+        .expect("pragmas");
     conn.execute_batch(
         "CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, doc TEXT,
                                PRIMARY KEY (collection, id))",
@@ -110,7 +119,9 @@ fn put_single(sizes: &Sizes) -> Vec<Measurement> {
         });
         let (spent, ()) = time(|| {
             for (id, doc) in &ids {
-                engine.put("plans".into(), Some(id.clone()), doc.clone()).expect("put");
+                engine
+                    .put("plans".into(), Some(id.clone()), doc.clone())
+                    .expect("put");
             }
         });
         floor_us.push(micros(floor) / ids.len() as f64);
@@ -125,7 +136,9 @@ fn put_single(sizes: &Sizes) -> Vec<Measurement> {
 fn write_batch(sizes: &Sizes) -> Measurement {
     let (mut engine_ms, mut floor_ms) = (Vec::new(), Vec::new());
     for _ in 0..sizes.batch_rounds {
-        let docs: Vec<(String, String)> = (0..sizes.batch).map(|i| (format!("b{i}"), plan_json(i))).collect();
+        let docs: Vec<(String, String)> = (0..sizes.batch)
+            .map(|i| (format!("b{i}"), plan_json(i)))
+            .collect();
         let dir = TempDir::new().expect("temp dir");
         let mut floor_db = open_floor(&dir);
         let (floor, ()) = time(|| {
@@ -138,7 +151,11 @@ fn write_batch(sizes: &Sizes) -> Measurement {
         let engine = open_engine(&dir);
         let ops: Vec<WriteOp> = docs
             .into_iter()
-            .map(|(id, json)| WriteOp::Put { collection: "plans".into(), id: Some(id), json })
+            .map(|(id, json)| WriteOp::Put {
+                collection: "plans".into(),
+                id: Some(id),
+                json,
+            })
             .collect();
         let (spent, written) = time(|| engine.write(ops).expect("write"));
         assert_eq!(written.len(), sizes.batch);
@@ -160,7 +177,11 @@ fn reads_and_open(sizes: &Sizes) -> Vec<Measurement> {
 
     let mut get_us: Vec<f64> = (0..sizes.samples)
         .map(|_| {
-            let id = format!("d{}-{}", rng.below(sizes.plans), rng.below(sizes.days_per_plan));
+            let id = format!(
+                "d{}-{}",
+                rng.below(sizes.plans),
+                rng.below(sizes.days_per_plan)
+            );
             let (spent, found) = time(|| engine.get("plan_days".into(), id).expect("get"));
             assert!(found.is_some());
             micros(spent)
@@ -171,7 +192,11 @@ fn reads_and_open(sizes: &Sizes) -> Vec<Measurement> {
         .map(|_| {
             let plan = format!("\"p{}\"", rng.below(sizes.plans));
             let query = Query {
-                filters: vec![Filter { field: "planId".into(), op: FilterOp::Eq, value_json: plan }],
+                filters: vec![Filter {
+                    field: "planId".into(),
+                    op: FilterOp::Eq,
+                    value_json: plan,
+                }],
                 ..Query::default()
             };
             let (spent, hits) = time(|| engine.query("plan_days".into(), query).expect("query"));
@@ -192,14 +217,19 @@ fn reads_and_open(sizes: &Sizes) -> Vec<Measurement> {
 
     vec![
         Measurement::new("get", percentile(&mut get_us, 50.0), "us").target(Target::AtMost(20.0)),
-        Measurement::new("query_indexed", percentile(&mut query_us, 50.0), "us").target(Target::AtMost(300.0)),
+        Measurement::new("query_indexed", percentile(&mut query_us, 50.0), "us")
+            .target(Target::AtMost(300.0)),
         Measurement::new("open_100k", median(&mut open_ms), "ms").target(Target::AtMost(100.0)),
     ]
 }
 
 fn populate(engine: &Tandem, sizes: &Sizes) {
     let plans: Vec<WriteOp> = (0..sizes.plans)
-        .map(|p| WriteOp::Put { collection: "plans".into(), id: Some(format!("p{p}")), json: plan_json(p) })
+        .map(|p| WriteOp::Put {
+            collection: "plans".into(),
+            id: Some(format!("p{p}")),
+            json: plan_json(p),
+        })
         .collect();
     for chunk in plans.chunks(10_000) {
         engine.write(chunk.to_vec()).expect("populate plans");
@@ -223,7 +253,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((self.0 >> 33) % n as u64) as usize
     }
 }

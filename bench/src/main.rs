@@ -16,8 +16,15 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
-    let suite = args.first().filter(|a| !a.starts_with("--")).map(String::as_str);
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    let suite = args
+        .first()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str);
     match suite {
         Some("ffi") => match ffi::run(quick, only) {
             Ok(results) => {
@@ -54,7 +61,11 @@ fn main() -> ExitCode {
         }
         Some("__bootstrap") => {
             let count = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
-            sync::bootstrap_child(args.get(1).map_or("", String::as_str), args.get(2).map_or("", String::as_str), count);
+            sync::bootstrap_child(
+                args.get(1).map_or("", String::as_str),
+                args.get(2).map_or("", String::as_str),
+                count,
+            );
             ExitCode::SUCCESS
         }
         _ => {

@@ -23,7 +23,14 @@ pub enum Target {
 
 impl Measurement {
     pub fn new(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
-        Self { name: name.into(), value, unit, floor: None, target: None, rate: false }
+        Self {
+            name: name.into(),
+            value,
+            unit,
+            floor: None,
+            target: None,
+            rate: false,
+        }
     }
 
     pub fn floor(mut self, floor: f64) -> Self {
@@ -65,7 +72,10 @@ impl Measurement {
         }
         if let Some(target) = &self.target {
             let (text, met) = match *target {
-                Target::RatioAtMost(t) => (format!("ratio <= {t}"), self.ratio().is_some_and(|r| r <= t)),
+                Target::RatioAtMost(t) => (
+                    format!("ratio <= {t}"),
+                    self.ratio().is_some_and(|r| r <= t),
+                ),
                 Target::AtMost(t) => (format!("<= {t} {}", self.unit), self.value <= t),
                 Target::AtLeast(t) => (format!(">= {t} {}", self.unit), self.value >= t),
             };
@@ -82,5 +92,8 @@ fn round(x: f64) -> f64 {
 
 pub fn print(suite: &str, results: &[Measurement]) {
     let results: Vec<Value> = results.iter().map(Measurement::to_json).collect();
-    println!("{}", serde_json::to_string_pretty(&json!({"suite": suite, "results": results})).expect("JSON"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"suite": suite, "results": results})).expect("JSON")
+    );
 }

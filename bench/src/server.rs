@@ -94,18 +94,23 @@ const GROUPS: [&str; 3] = ["push_throughput", "pull_throughput", "push_p99_32_cl
 pub fn run(quick: bool, only: Option<&str>) -> anyhow::Result<Vec<Measurement>> {
     let sizes = if quick { &QUICK } else { &FULL };
     // Default worker count: one per core, as a server would run.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let mut cluster: Option<ThrowawayCluster> = None;
     let mut results = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let wanted: Vec<&str> =
-            GROUPS.into_iter().filter(|g| only.is_none_or(|o| format!("{g}_{}", backend.suffix()).contains(o))).collect();
+        let wanted: Vec<&str> = GROUPS
+            .into_iter()
+            .filter(|g| only.is_none_or(|o| format!("{g}_{}", backend.suffix()).contains(o)))
+            .collect();
         if wanted.is_empty() {
             continue;
         }
         eprintln!("server suite: {} …", backend.suffix());
         let db = runtime.block_on(BenchDb::create(backend, &mut cluster))?;
-        let measured = runtime.block_on(until_interrupted(measure(backend, &db.url, sizes, &wanted)));
+        let measured =
+            runtime.block_on(until_interrupted(measure(backend, &db.url, sizes, &wanted)));
         runtime.block_on(db.drop_database())?;
         results.extend(measured?);
     }
@@ -116,7 +121,9 @@ pub fn run(quick: bool, only: Option<&str>) -> anyhow::Result<Vec<Measurement>> 
 
 /// Runs `work`, or stops it with an error on Ctrl-C, so that the database and the cluster this run
 /// made are still dropped and stopped.
-async fn until_interrupted<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::select! {
         result = work => result,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
@@ -124,14 +131,24 @@ async fn until_interrupted<T>(work: impl std::future::Future<Output = anyhow::Re
 }
 
 /// Starts a server on `db_url` and takes the wanted measurements of one backend.
-async fn measure(backend: Backend, db_url: &str, sizes: &Sizes, wanted: &[&str]) -> anyhow::Result<Vec<Measurement>> {
+async fn measure(
+    backend: Backend,
+    db_url: &str,
+    sizes: &Sizes,
+    wanted: &[&str],
+) -> anyhow::Result<Vec<Measurement>> {
     let server = start_server(db_url).await?;
     let outcome = measure_on(backend, &server.url(), sizes, wanted).await;
     server.shutdown().await?;
     outcome
 }
 
-async fn measure_on(backend: Backend, base: &str, sizes: &Sizes, wanted: &[&str]) -> anyhow::Result<Vec<Measurement>> {
+async fn measure_on(
+    backend: Backend,
+    base: &str,
+    sizes: &Sizes,
+    wanted: &[&str],
+) -> anyhow::Result<Vec<Measurement>> {
     let name = |group: &str| format!("{group}_{}", backend.suffix());
     let mut results = Vec::new();
     if wanted.contains(&"push_throughput") || wanted.contains(&"pull_throughput") {
@@ -147,7 +164,10 @@ async fn measure_on(backend: Backend, base: &str, sizes: &Sizes, wanted: &[&str]
         if wanted.contains(&"pull_throughput") {
             let total = sizes.push_rounds * sizes.batches_per_round * sizes.batch;
             let pulled = pull_throughput(&client, total, sizes).await?;
-            results.push(Measurement::new(name("pull_throughput"), pulled, "records/s").target(Target::AtLeast(PULL_TARGET)));
+            results.push(
+                Measurement::new(name("pull_throughput"), pulled, "records/s")
+                    .target(Target::AtLeast(PULL_TARGET)),
+            );
         }
     }
     if wanted.contains(&"push_p99_32_clients") {
@@ -164,7 +184,9 @@ async fn start_server(db_url: &str) -> anyhow::Result<ServerHandle> {
         jwt_secret: Some(SECRET.into()),
         ..Config::default()
     };
-    tandem_server::run(config).await.context("starting tandem-server")
+    tandem_server::run(config)
+        .await
+        .context("starting tandem-server")
 }
 
 /// Pushes `push_rounds × batches_per_round` batches of new records, one at a time as one client
@@ -174,8 +196,9 @@ async fn push_throughput(client: &Client, sizes: &Sizes) -> anyhow::Result<f64> 
     for round in 0..sizes.push_rounds {
         // Bodies are built before the clock starts: the load generator should cost the server as
         // little CPU as it can.
-        let bodies: Vec<Vec<u8>> =
-            (0..sizes.batches_per_round).map(|b| push_body(&format!("r{round}b{b}"), sizes.batch)).collect();
+        let bodies: Vec<Vec<u8>> = (0..sizes.batches_per_round)
+            .map(|b| push_body(&format!("r{round}b{b}"), sizes.batch))
+            .collect();
         let start = Instant::now();
         for body in bodies {
             client.push_all_applied(body, sizes.batch).await?;
@@ -210,7 +233,14 @@ async fn push_p99_concurrent(base: &str, sizes: &Sizes) -> anyhow::Result<f64> {
     let start_line = Arc::new(tokio::sync::Barrier::new(sizes.clients));
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|client| tokio::spawn(client_pushes(client, start_line.clone(), sizes.pushes_per_client, sizes.concurrent_batch)))
+        .map(|client| {
+            tokio::spawn(client_pushes(
+                client,
+                start_line.clone(),
+                sizes.pushes_per_client,
+                sizes.concurrent_batch,
+            ))
+        })
         .collect();
     let mut latencies = Vec::new();
     for task in tasks {
@@ -226,9 +256,13 @@ async fn client_pushes(
     pushes: usize,
     batch: usize,
 ) -> anyhow::Result<Vec<f64>> {
-    let bodies: Vec<Vec<u8>> = (0..=pushes).map(|p| push_body(&format!("c{p}"), batch)).collect();
+    let bodies: Vec<Vec<u8>> = (0..=pushes)
+        .map(|p| push_body(&format!("c{p}"), batch))
+        .collect();
     let mut bodies = bodies.into_iter();
-    client.push_all_applied(bodies.next().expect("warm-up body"), batch).await?;
+    client
+        .push_all_applied(bodies.next().expect("warm-up body"), batch)
+        .await?;
     start_line.wait().await;
     let mut latencies = Vec::with_capacity(pushes);
     for body in bodies {
@@ -288,7 +322,9 @@ struct PullAnswer {
 
 impl Client {
     async fn sign_up(base: &str, email: &str) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
         let session: Value = http
             .post(format!("{base}/auth/v1/signup"))
             .json(&json!({"email": email, "password": PASSWORD}))
@@ -298,15 +334,28 @@ impl Client {
             .context("sign-up")?
             .json()
             .await?;
-        let token = session["access_token"].as_str().context("no access_token in the session")?;
-        Ok(Client { http, base: base.to_string(), auth: format!("Bearer {token}") })
+        let token = session["access_token"]
+            .as_str()
+            .context("no access_token in the session")?;
+        Ok(Client {
+            http,
+            base: base.to_string(),
+            auth: format!("Bearer {token}"),
+        })
     }
 
     /// Pushes `body` and checks that all `expected` mutations were applied.
     async fn push_all_applied(&self, body: Vec<u8>, expected: usize) -> anyhow::Result<()> {
         let answer: PushAnswer = self.post_json("/sync/v1/push", body).await?;
-        let applied = answer.results.iter().filter(|r| r.status == "applied").count();
-        ensure!(applied == expected, "{applied} of {expected} mutations applied");
+        let applied = answer
+            .results
+            .iter()
+            .filter(|r| r.status == "applied")
+            .count();
+        ensure!(
+            applied == expected,
+            "{applied} of {expected} mutations applied"
+        );
         Ok(())
     }
 
@@ -327,7 +376,11 @@ impl Client {
         anyhow::bail!("pull did not end")
     }
 
-    async fn post_json<T: serde::de::DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> anyhow::Result<T> {
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<T> {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -338,7 +391,11 @@ impl Client {
             .await?;
         let status = response.status();
         let bytes = response.bytes().await?;
-        ensure!(status.is_success(), "{path} answered {status}: {}", String::from_utf8_lossy(&bytes));
+        ensure!(
+            status.is_success(),
+            "{path} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
         Ok(serde_json::from_slice(&bytes)?)
     }
 }
@@ -352,26 +409,41 @@ struct BenchDb {
 }
 
 impl BenchDb {
-    async fn create(backend: Backend, cluster: &mut Option<ThrowawayCluster>) -> anyhow::Result<BenchDb> {
+    async fn create(
+        backend: Backend,
+        cluster: &mut Option<ThrowawayCluster>,
+    ) -> anyhow::Result<BenchDb> {
         match backend {
             Backend::Sqlite => {
                 let dir = TempDir::new()?;
                 let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-                Ok(BenchDb { url, postgres: None, _dir: Some(dir) })
+                Ok(BenchDb {
+                    url,
+                    postgres: None,
+                    _dir: Some(dir),
+                })
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url(cluster)?;
                 let name = format!("tandem_bench_{}", uuid::Uuid::now_v7().simple());
                 admin_execute(&admin, &format!("CREATE DATABASE {name}")).await?;
                 let url = with_database(&admin, &name);
-                Ok(BenchDb { url, postgres: Some((admin, name)), _dir: None })
+                Ok(BenchDb {
+                    url,
+                    postgres: Some((admin, name)),
+                    _dir: None,
+                })
             }
         }
     }
 
     async fn drop_database(&self) -> anyhow::Result<()> {
         if let Some((admin, name)) = &self.postgres {
-            admin_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+            admin_execute(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -393,7 +465,10 @@ async fn admin_execute(admin_url: &str, sql: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to {admin_url}"))?;
     let connection = tokio::spawn(connection);
-    client.batch_execute(sql).await.with_context(|| sql.to_string())?;
+    client
+        .batch_execute(sql)
+        .await
+        .with_context(|| sql.to_string())?;
     drop(client);
     let _ = connection.await;
     Ok(())
@@ -401,7 +476,9 @@ async fn admin_execute(admin_url: &str, sql: &str) -> anyhow::Result<()> {
 
 /// `url` with its database (the path) replaced by `name`, query string kept.
 fn with_database(url: &str, name: &str) -> String {
-    let (main, query) = url.split_once('?').map_or((url, None), |(m, q)| (m, Some(q)));
+    let (main, query) = url
+        .split_once('?')
+        .map_or((url, None), |(m, q)| (m, Some(q)));
     let authority_start = main.find("://").map_or(0, |i| i + 3);
     let base = match main[authority_start..].find('/') {
         Some(slash) => &main[..authority_start + slash],
@@ -432,16 +509,25 @@ impl ThrowawayCluster {
             .context("running scripts/postgres.sh start")?;
         ensure!(output.status.success(), "scripts/postgres.sh start failed");
         let url = String::from_utf8(output.stdout)?.trim().to_string();
-        ensure!(url.starts_with("postgres://"), "scripts/postgres.sh printed {url:?}");
+        ensure!(
+            url.starts_with("postgres://"),
+            "scripts/postgres.sh printed {url:?}"
+        );
         Ok(ThrowawayCluster { url })
     }
 }
 
 impl Drop for ThrowawayCluster {
     fn drop(&mut self) {
-        let stopped = Command::new(POSTGRES_SCRIPT).args(["stop", &self.url]).stdin(Stdio::null()).status();
+        let stopped = Command::new(POSTGRES_SCRIPT)
+            .args(["stop", &self.url])
+            .stdin(Stdio::null())
+            .status();
         if !stopped.is_ok_and(|s| s.success()) {
-            eprintln!("server suite: could not stop the cluster at {}; run scripts/postgres.sh stop", self.url);
+            eprintln!(
+                "server suite: could not stop the cluster at {}; run scripts/postgres.sh stop",
+                self.url
+            );
         }
     }
 }
@@ -452,8 +538,14 @@ mod tests {
 
     #[test]
     fn replaces_the_database_of_a_url() {
-        assert_eq!(with_database("postgres://u@h:5/postgres", "x"), "postgres://u@h:5/x");
+        assert_eq!(
+            with_database("postgres://u@h:5/postgres", "x"),
+            "postgres://u@h:5/x"
+        );
         assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
-        assert_eq!(with_database("postgres://u@h:5/db?sslmode=disable", "x"), "postgres://u@h:5/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:5/db?sslmode=disable", "x"),
+            "postgres://u@h:5/x?sslmode=disable"
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tandem::{Query, QueryObserver, Record, SecureStore, SecureStoreError, Tandem, TandemConfig, WriteOp};
+use tandem::{
+    Query, QueryObserver, Record, SecureStore, SecureStoreError, Tandem, TandemConfig, WriteOp,
+};
 use tempfile::TempDir;
 
 use crate::report::{Measurement, Target};
@@ -28,8 +30,18 @@ struct Sizes {
     realtime_rounds: usize,
 }
 
-const FULL: Sizes = Sizes { bootstrap: 100_000, push: 10_000, noop_runs: 200, realtime_rounds: 30 };
-const QUICK: Sizes = Sizes { bootstrap: 2_000, push: 500, noop_runs: 10, realtime_rounds: 3 };
+const FULL: Sizes = Sizes {
+    bootstrap: 100_000,
+    push: 10_000,
+    noop_runs: 200,
+    realtime_rounds: 30,
+};
+const QUICK: Sizes = Sizes {
+    bootstrap: 2_000,
+    push: 500,
+    noop_runs: 10,
+    realtime_rounds: 3,
+};
 
 pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
     let sizes = if quick { &QUICK } else { &FULL };
@@ -119,7 +131,11 @@ fn seed(url: &str, account: &str, count: usize) {
     for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
         let ops = chunk
             .iter()
-            .map(|i| WriteOp::Put { collection: "plans".into(), id: Some(format!("p{i}")), json: plan_json(*i) })
+            .map(|i| WriteOp::Put {
+                collection: "plans".into(),
+                id: Some(format!("p{i}")),
+                json: plan_json(*i),
+            })
             .collect();
         seeder.t.write(ops).expect("seed");
     }
@@ -133,12 +149,18 @@ fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
     seed(&server.url, &account, sizes.bootstrap);
     let floor_secs = floor_insert(sizes.bootstrap);
     let child = Command::new(std::env::current_exe().expect("own path"))
-        .args(["__bootstrap", &server.url, &account, &sizes.bootstrap.to_string()])
+        .args([
+            "__bootstrap",
+            &server.url,
+            &account,
+            &sizes.bootstrap.to_string(),
+        ])
         .env(PASSWORD_ENV, PASSWORD)
         .stderr(Stdio::inherit())
         .output()
         .expect("run the bootstrap client");
-    let answer: serde_json::Value = serde_json::from_slice(&child.stdout).expect("the bootstrap client's JSON");
+    let answer: serde_json::Value =
+        serde_json::from_slice(&child.stdout).expect("the bootstrap client's JSON");
     let secs = answer["secs"].as_f64().expect("secs");
     let rss = answer["rss_mb"].as_f64().expect("rss");
     let per_sec = |secs: f64| sizes.bootstrap as f64 / secs;
@@ -155,14 +177,19 @@ fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
 fn floor_insert(count: usize) -> f64 {
     let dir = TempDir::new().expect("temp dir");
     let mut conn = Connection::open(dir.path().join("floor.db")).expect("raw SQLite");
-    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS).expect("pragmas");
+    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS)
+        .expect("pragmas");
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, doc TEXT, PRIMARY KEY (collection, id))")
         .expect("floor table");
-    let docs: Vec<(String, String)> = (0..count).map(|i| (format!("p{i}"), plan_json(i))).collect();
+    let docs: Vec<(String, String)> = (0..count)
+        .map(|i| (format!("p{i}"), plan_json(i)))
+        .collect();
     let started = Instant::now();
     let tx = conn.transaction().expect("begin");
     {
-        let mut insert = tx.prepare("INSERT INTO records (collection, id, doc) VALUES ('plans', ?1, ?2)").expect("prepare");
+        let mut insert = tx
+            .prepare("INSERT INTO records (collection, id, doc) VALUES ('plans', ?1, ?2)")
+            .expect("prepare");
         for (id, doc) in &docs {
             insert.execute([id, doc]).expect("insert");
         }
@@ -179,9 +206,15 @@ pub fn bootstrap_child(url: &str, account: &str, expected: usize) {
     let started = Instant::now();
     block(device.t.sync_now()).expect("bootstrap");
     let secs = started.elapsed().as_secs_f64();
-    let count = device.t.count("plans".into(), Query::default()).expect("count");
+    let count = device
+        .t
+        .count("plans".into(), Query::default())
+        .expect("count");
     assert_eq!(count as usize, expected, "every record arrived");
-    println!("{}", serde_json::json!({"secs": secs, "rss_mb": peak_rss_mb()}));
+    println!(
+        "{}",
+        serde_json::json!({"secs": secs, "rss_mb": peak_rss_mb()})
+    );
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), in MB.
@@ -198,20 +231,28 @@ fn peak_rss_mb() -> f64 {
 fn push(server: &BenchServer, sizes: &Sizes) -> Measurement {
     let device = Device::sign_up(&server.url, &email("push"), |_| {});
     let ops = (0..sizes.push)
-        .map(|i| WriteOp::Put { collection: "plans".into(), id: Some(format!("q{i}")), json: plan_json(i) })
+        .map(|i| WriteOp::Put {
+            collection: "plans".into(),
+            id: Some(format!("q{i}")),
+            json: plan_json(i),
+        })
         .collect();
     device.t.write(ops).expect("pending changes");
     let started = Instant::now();
     let report = block(device.t.sync_now()).expect("push");
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(report.applied as usize, sizes.push);
-    Measurement::new("push_10k", sizes.push as f64 / secs, "ops/s").target(Target::AtLeast(10_000.0))
+    Measurement::new("push_10k", sizes.push as f64 / secs, "ops/s")
+        .target(Target::AtLeast(10_000.0))
 }
 
 /// A whole run with nothing to push or pull.
 fn noop(server: &BenchServer, sizes: &Sizes) -> Measurement {
     let device = Device::sign_up(&server.url, &email("noop"), |_| {});
-    device.t.put("plans".into(), None, plan_json(0)).expect("put");
+    device
+        .t
+        .put("plans".into(), None, plan_json(0))
+        .expect("put");
     block(device.t.sync_now()).expect("first sync");
     let mut runs: Vec<f64> = (0..sizes.noop_runs)
         .map(|_| {
@@ -227,7 +268,11 @@ struct Seen(Mutex<Sender<(Instant, Vec<String>)>>);
 
 impl QueryObserver for Seen {
     fn on_results(&self, records: Vec<Record>) {
-        let _ = self.0.lock().unwrap().send((Instant::now(), records.into_iter().map(|r| r.id).collect()));
+        let _ = self
+            .0
+            .lock()
+            .unwrap()
+            .send((Instant::now(), records.into_iter().map(|r| r.id).collect()));
     }
 }
 
@@ -244,16 +289,25 @@ fn realtime(server: &BenchServer, sizes: &Sizes) -> Measurement {
     a.t.start_sync().expect("start a");
     b.t.start_sync().expect("start b");
     let (tx, seen) = channel();
-    let _subscription = b.t.observe("plans".into(), Query::default(), Arc::new(Seen(Mutex::new(tx)))).expect("observe");
+    let _subscription =
+        b.t.observe(
+            "plans".into(),
+            Query::default(),
+            Arc::new(Seen(Mutex::new(tx))),
+        )
+        .expect("observe");
     std::thread::sleep(Duration::from_millis(1000)); // event streams connected, first runs done
     while seen.try_recv().is_ok() {}
     let mut latencies: Vec<f64> = (0..sizes.realtime_rounds)
         .map(|i| {
             let id = format!("live{i}");
             let started = Instant::now();
-            a.t.put("plans".into(), Some(id.clone()), plan_json(i)).expect("put");
+            a.t.put("plans".into(), Some(id.clone()), plan_json(i))
+                .expect("put");
             loop {
-                let (at, ids) = seen.recv_timeout(Duration::from_secs(10)).expect("b saw the put");
+                let (at, ids) = seen
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("b saw the put");
                 if ids.contains(&id) {
                     return millis(at - started);
                 }
@@ -262,7 +316,8 @@ fn realtime(server: &BenchServer, sizes: &Sizes) -> Measurement {
         .collect();
     a.t.stop_sync().ok();
     b.t.stop_sync().ok();
-    Measurement::new("realtime_propagation", median(&mut latencies), "ms").target(Target::AtMost(100.0))
+    Measurement::new("realtime_propagation", median(&mut latencies), "ms")
+        .target(Target::AtMost(100.0))
 }
 
 /// A `tandem-server` on a temporary SQLite database in a child process.
@@ -283,12 +338,18 @@ impl BenchServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server process");
-        let line = BufReader::new(child.stdout.take().expect("stdout")).lines().next();
+        let line = BufReader::new(child.stdout.take().expect("stdout"))
+            .lines()
+            .next();
         let url = match line {
             Some(Ok(line)) => line.trim_start_matches("listening on ").trim().to_string(),
             other => panic!("the bench server did not start: {other:?}"),
         };
-        Self { child, url, _dir: dir }
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
     }
 }
 
@@ -302,7 +363,11 @@ impl Drop for BenchServer {
 
 /// The child side of `BenchServer`: serves until the parent goes away (stdin closes).
 pub fn serve_child(db: &str) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let mut config = tandem_server::Config::default();
         config.addr = "127.0.0.1:0".parse().expect("addr");

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use tandem_protocol::{is_valid_id, Schema, User};
 
-use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, AuthStateCallback, AuthSubscription, KeyringStore, SecretStore};
+use crate::auth::{
+    secret_namespace, AuthError, AuthSession, AuthState, AuthStateCallback, AuthSubscription,
+    KeyringStore, SecretStore,
+};
 use crate::engine::{Engine, WriteOp, GUEST_DB};
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpConfig};
@@ -65,19 +68,33 @@ impl Client {
                     None => Arc::new(KeyringStore::new().map_err(AuthError::from)?),
                 };
                 let session = AuthSession::open(http.clone(), store, &secret_namespace(&data_dir))?;
-                (Some(Arc::new(session)), Some((http, server.request_timeout)))
+                (
+                    Some(Arc::new(session)),
+                    Some((http, server.request_timeout)),
+                )
             }
             None => (None, None),
         };
         let state = auth.as_ref().map_or(AuthState::SignedOut, |a| a.state());
-        let engine = Engine::open_file(&db_path(&data_dir, &state)?, schema.clone(), Arc::clone(&notifier))?;
+        let engine = Engine::open_file(
+            &db_path(&data_dir, &state)?,
+            schema.clone(),
+            Arc::clone(&notifier),
+        )?;
         current_store.set(Some(engine.store()));
         let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
         let syncer = match (&auth, http) {
             (Some(auth), Some((http, timeout))) => {
                 let api = SyncApi::new(http, Arc::clone(auth), client_id(&data_dir)?, timeout);
                 let lock_dir = data_dir.join(USERS_DIR);
-                Some(Syncer::new(Arc::clone(&engines), Arc::clone(auth), api, config.sync, lock_dir, config.resolver))
+                Some(Syncer::new(
+                    Arc::clone(&engines),
+                    Arc::clone(auth),
+                    api,
+                    config.sync,
+                    lock_dir,
+                    config.resolver,
+                ))
             }
             _ => None,
         };
@@ -111,15 +128,21 @@ impl Client {
     }
 
     pub fn syncer(&self) -> Result<&Arc<Syncer>> {
-        self.syncer.as_ref().ok_or_else(|| Error::invalid("no server is configured"))
+        self.syncer
+            .as_ref()
+            .ok_or_else(|| Error::invalid("no server is configured"))
     }
 
     pub fn auth(&self) -> Result<&Arc<AuthSession>> {
-        self.auth.as_ref().ok_or_else(|| Error::invalid("no server is configured"))
+        self.auth
+            .as_ref()
+            .ok_or_else(|| Error::invalid("no server is configured"))
     }
 
     pub fn auth_state(&self) -> AuthState {
-        self.auth.as_ref().map_or(AuthState::SignedOut, |a| a.state())
+        self.auth
+            .as_ref()
+            .map_or(AuthState::SignedOut, |a| a.state())
     }
 
     pub fn subscribe_auth(&self, callback: AuthStateCallback) -> Result<AuthSubscription> {
@@ -167,7 +190,8 @@ impl Client {
             self.after_switch();
             return Ok(None);
         }
-        let adopt_guest = user.is_some() && is_guest(&current) && !any_user_database(&self.data_dir)?;
+        let adopt_guest =
+            user.is_some() && is_guest(&current) && !any_user_database(&self.data_dir)?;
         let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
         let guest_path = current.store().path().to_path_buf();
         let next = tokio::task::spawn_blocking(move || -> Result<Engine> {
@@ -181,8 +205,17 @@ impl Client {
         .map_err(|e| Error::Corrupt(format!("opening the account's database failed: {e}")))??;
         let next = Arc::new(next);
         self.current_store.set(Some(next.store()));
-        let previous = std::mem::replace(&mut *self.engines.write().unwrap_or_else(|e| e.into_inner()), next);
-        self.notifier.switched(self.schema.collections.keys().cloned().collect::<BTreeSet<_>>());
+        let previous = std::mem::replace(
+            &mut *self.engines.write().unwrap_or_else(|e| e.into_inner()),
+            next,
+        );
+        self.notifier.switched(
+            self.schema
+                .collections
+                .keys()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+        );
         self.after_switch();
         Ok(Some(previous))
     }
@@ -195,7 +228,9 @@ impl Client {
 
     /// Reflects session expiry (seen by any refresh) in the sync status at once.
     fn watch_session(&self) {
-        let (Some(auth), Some(syncer)) = (&self.auth, &self.syncer) else { return };
+        let (Some(auth), Some(syncer)) = (&self.auth, &self.syncer) else {
+            return;
+        };
         let syncer = Arc::downgrade(syncer);
         let subscription = auth.subscribe(Box::new(move |state| {
             if let (AuthState::SessionExpired(_), Some(syncer)) = (state, syncer.upgrade()) {
@@ -220,7 +255,9 @@ fn db_path(data_dir: &Path, state: &AuthState) -> Result<PathBuf> {
         AuthState::SignedOut => Ok(data_dir.join(GUEST_DB)),
         AuthState::SignedIn(user) | AuthState::SessionExpired(user) => {
             if !is_valid_id(&user.id) || user.id.starts_with('.') {
-                return Err(Error::Protocol("the server sent a user id unfit for a file name".into()));
+                return Err(Error::Protocol(
+                    "the server sent a user id unfit for a file name".into(),
+                ));
             }
             Ok(data_dir.join(USERS_DIR).join(format!("{}.db", user.id)))
         }
@@ -228,7 +265,11 @@ fn db_path(data_dir: &Path, state: &AuthState) -> Result<PathBuf> {
 }
 
 fn is_guest(engine: &Engine) -> bool {
-    engine.store().path().file_name().is_some_and(|n| n == GUEST_DB)
+    engine
+        .store()
+        .path()
+        .file_name()
+        .is_some_and(|n| n == GUEST_DB)
 }
 
 fn any_user_database(data_dir: &Path) -> Result<bool> {

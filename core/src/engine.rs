@@ -27,9 +27,17 @@ pub const GUEST_DB: &str = "guest.db";
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     /// Creates or replaces a whole document; a missing id is generated (UUID v7).
-    Put { collection: String, id: Option<String>, doc: Value },
+    Put {
+        collection: String,
+        id: Option<String>,
+        doc: Value,
+    },
     /// Applies an RFC 7386 JSON merge patch to an existing record.
-    Patch { collection: String, id: String, patch: Value },
+    Patch {
+        collection: String,
+        id: String,
+        patch: Value,
+    },
     /// Deletes a record and, through the schema's parents, everything below it.
     Delete { collection: String, id: String },
 }
@@ -57,7 +65,11 @@ impl Engine {
     pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
         let store = Arc::new(Store::open(path)?);
         store.write(|tx| schema::install(tx, &schema))?;
-        Ok(Self { store, schema, notifier })
+        Ok(Self {
+            store,
+            schema,
+            notifier,
+        })
     }
 
     /// The store, for sync and account management.
@@ -79,7 +91,12 @@ impl Engine {
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
         let now = now_ms();
         let (written, changed) = self.store.write(|tx| {
-            let mut batch = Batch { tx, schema: &self.schema, now, changed: BTreeSet::new() };
+            let mut batch = Batch {
+                tx,
+                schema: &self.schema,
+                now,
+                changed: BTreeSet::new(),
+            };
             let mut written = Vec::with_capacity(ops.len());
             for op in ops {
                 if let Some(row) = batch.apply(op)? {
@@ -94,7 +111,8 @@ impl Engine {
 
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
         self.known_collection(collection)?;
-        self.store.read(|conn| records::load_live(conn, collection, id))
+        self.store
+            .read(|conn| records::load_live(conn, collection, id))
     }
 
     pub fn compile(&self, collection: &str, query: &Query) -> Result<CompiledQuery> {
@@ -117,7 +135,12 @@ impl Engine {
         self.store.read(|conn| compiled.explain(conn))
     }
 
-    pub fn observe(&self, collection: &str, query: &Query, callback: QueryCallback) -> Result<SubscriptionHandle> {
+    pub fn observe(
+        &self,
+        collection: &str,
+        query: &Query,
+        callback: QueryCallback,
+    ) -> Result<SubscriptionHandle> {
         let compiled = self.compile(collection, query)?;
         Ok(self.notifier.observe(collection, compiled, callback))
     }
@@ -138,7 +161,12 @@ impl Engine {
     fn known_collection(&self, collection: &str) -> Result<()> {
         match self.schema.collection(collection) {
             Some(_) => Ok(()),
-            None => Err(ValidationError::new(collection, None, ValidationReason::UnknownCollection).into()),
+            None => {
+                Err(
+                    ValidationError::new(collection, None, ValidationReason::UnknownCollection)
+                        .into(),
+                )
+            }
         }
     }
 }
@@ -154,14 +182,22 @@ struct Batch<'a, 'tx> {
 impl Batch<'_, '_> {
     fn apply(&mut self, op: WriteOp) -> Result<Option<RecordRow>> {
         match op {
-            WriteOp::Put { collection, id, doc } => {
+            WriteOp::Put {
+                collection,
+                id,
+                doc,
+            } => {
                 let id = match id {
                     Some(id) => id,
                     None => Uuid::now_v7().to_string(),
                 };
                 self.put(&collection, &id, doc).map(Some)
             }
-            WriteOp::Patch { collection, id, patch } => self.patch(&collection, &id, &patch).map(Some),
+            WriteOp::Patch {
+                collection,
+                id,
+                patch,
+            } => self.patch(&collection, &id, &patch).map(Some),
             WriteOp::Delete { collection, id } => self.delete(&collection, &id).map(|()| None),
         }
     }
@@ -198,7 +234,15 @@ impl Batch<'_, '_> {
         };
         let depends_on = depends_on.as_ref().map(|(c, i)| (c.as_str(), i.as_str()));
         let doc_json = row.doc.as_deref().unwrap_or_default();
-        outbox::record_upsert(self.tx, collection, id, before.as_ref(), doc_json, depends_on, self.now)?;
+        outbox::record_upsert(
+            self.tx,
+            collection,
+            id,
+            before.as_ref(),
+            doc_json,
+            depends_on,
+            self.now,
+        )?;
         self.touch(collection);
         Ok(row)
     }
@@ -230,7 +274,12 @@ impl Batch<'_, '_> {
     }
 
     /// Every live record below `collection/id`, deepest first, so children go before parents.
-    fn collect_descendants(&self, collection: &str, id: &str, out: &mut Vec<(String, String)>) -> Result<()> {
+    fn collect_descendants(
+        &self,
+        collection: &str,
+        id: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<()> {
         for (child, field) in self.schema.children_of(collection) {
             for child_id in records::live_children(self.tx, child, field, id)? {
                 self.collect_descendants(child, &child_id, out)?;
@@ -245,7 +294,13 @@ impl Batch<'_, '_> {
             AfterDelete::Forget => records::remove(self.tx, &before.collection, &before.id)?,
             AfterDelete::KeepTombstone => records::save(
                 self.tx,
-                &RecordRow { doc: None, deleted: true, state: RecordState::Pending, updated_at: self.now, ..before.clone() },
+                &RecordRow {
+                    doc: None,
+                    deleted: true,
+                    state: RecordState::Pending,
+                    updated_at: self.now,
+                    ..before.clone()
+                },
             )?,
         }
         self.touch(&before.collection);
@@ -256,8 +311,12 @@ impl Batch<'_, '_> {
     /// yet, because then the child's outbox entry must stay behind the parent's.
     fn check_parent(&self, collection: &str, doc: &Value) -> Result<Option<(String, String)>> {
         let declared = self.collection(collection)?;
-        let (Some(parent), Value::Object(map)) = (&declared.parent, doc) else { return Ok(None) };
-        let Some(parent_id) = declared.parent_id(map) else { return Ok(None) };
+        let (Some(parent), Value::Object(map)) = (&declared.parent, doc) else {
+            return Ok(None);
+        };
+        let Some(parent_id) = declared.parent_id(map) else {
+            return Ok(None);
+        };
         match records::load_live(self.tx, &parent.collection, parent_id)? {
             None => Err(ValidationError::new(
                 collection,
@@ -281,9 +340,9 @@ impl Batch<'_, '_> {
     }
 
     fn collection(&self, name: &str) -> Result<&tandem_protocol::Collection> {
-        self.schema
-            .collection(name)
-            .ok_or_else(|| ValidationError::new(name, None, ValidationReason::UnknownCollection).into())
+        self.schema.collection(name).ok_or_else(|| {
+            ValidationError::new(name, None, ValidationReason::UnknownCollection).into()
+        })
     }
 }
 
@@ -291,7 +350,9 @@ fn check_id(id: &str) -> Result<()> {
     if is_valid_id(id) {
         Ok(())
     } else {
-        Err(Error::invalid("ids are 1 to 128 characters from [A-Za-z0-9_.:-]"))
+        Err(Error::invalid(
+            "ids are 1 to 128 characters from [A-Za-z0-9_.:-]",
+        ))
     }
 }
 
@@ -310,5 +371,7 @@ fn parse_stored(doc: Option<&str>) -> Result<Value> {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -32,12 +32,21 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn put(&self, collection: &str, id: &str, doc: serde_json::Value) {
         self.engine
-            .write(vec![WriteOp::Put { collection: collection.into(), id: Some(id.into()), doc }])
+            .write(vec![WriteOp::Put {
+                collection: collection.into(),
+                id: Some(id.into()),
+                doc,
+            }])
             .unwrap();
     }
 
     fn delete(&self, collection: &str, id: &str) {
-        self.engine.write(vec![WriteOp::Delete { collection: collection.into(), id: id.into() }]).unwrap();
+        self.engine
+            .write(vec![WriteOp::Delete {
+                collection: collection.into(),
+                id: id.into(),
+            }])
+            .unwrap();
     }
 
     fn outbox(&self) -> Vec<OutboxEntry> {
@@ -45,7 +54,10 @@ impl Fixture {
     }
 
     fn sql(&self, sql: &str) {
-        self.engine.store().write(|tx| Ok(tx.execute_batch(sql)?)).unwrap();
+        self.engine
+            .store()
+            .write(|tx| Ok(tx.execute_batch(sql)?))
+            .unwrap();
     }
 
     /// What a successful sync leaves behind: the record confirmed at `version`, no outbox entry.
@@ -58,16 +70,24 @@ impl Fixture {
     }
 
     fn set_entry_state(&self, seq: i64, state: &str) {
-        self.sql(&format!("UPDATE outbox SET state = '{state}' WHERE seq = {seq}"));
+        self.sql(&format!(
+            "UPDATE outbox SET state = '{state}' WHERE seq = {seq}"
+        ));
     }
 
     fn record_count(&self) -> i64 {
-        self.engine.store().read(|c| Ok(c.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?)).unwrap()
+        self.engine
+            .store()
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?))
+            .unwrap()
     }
 }
 
 fn summary(entries: &[OutboxEntry]) -> Vec<(String, OpKind, Option<i64>)> {
-    entries.iter().map(|e| (e.entity_id.clone(), e.op, e.base_version)).collect()
+    entries
+        .iter()
+        .map(|e| (e.entity_id.clone(), e.op, e.base_version))
+        .collect()
 }
 
 #[test]
@@ -78,8 +98,14 @@ fn upsert_then_upsert_keeps_one_entry_with_newest_doc_and_oldest_base() {
     f.put("plans", "p", json!({"name": "v2"}));
     f.put("plans", "p", json!({"name": "v3", "notes": "n"}));
     let entries = f.outbox();
-    assert_eq!(summary(&entries), vec![("p".into(), OpKind::Upsert, Some(3))]);
-    assert_eq!(entries[0].doc.as_deref(), Some(r#"{"name":"v3","notes":"n"}"#));
+    assert_eq!(
+        summary(&entries),
+        vec![("p".into(), OpKind::Upsert, Some(3))]
+    );
+    assert_eq!(
+        entries[0].doc.as_deref(),
+        Some(r#"{"name":"v3","notes":"n"}"#)
+    );
     assert_eq!(entries[0].base_doc.as_deref(), Some(r#"{"name":"v1"}"#));
 }
 
@@ -90,7 +116,11 @@ fn create_then_delete_of_a_never_synced_record_leaves_nothing() {
     f.put("plans", "p", json!({"name": "y"}));
     f.delete("plans", "p");
     assert!(f.outbox().is_empty());
-    assert_eq!(f.record_count(), 0, "the record is forgotten, not tombstoned");
+    assert_eq!(
+        f.record_count(),
+        0,
+        "the record is forgotten, not tombstoned"
+    );
     assert_eq!(f.engine.pending_count().unwrap(), 0);
 }
 
@@ -102,7 +132,10 @@ fn upsert_then_delete_becomes_a_delete_on_the_oldest_base() {
     f.put("plans", "p", json!({"name": "y"}));
     f.delete("plans", "p");
     let entries = f.outbox();
-    assert_eq!(summary(&entries), vec![("p".into(), OpKind::Delete, Some(5))]);
+    assert_eq!(
+        summary(&entries),
+        vec![("p".into(), OpKind::Delete, Some(5))]
+    );
     assert_eq!(entries[0].doc, None);
     assert!(f.engine.get("plans", "p").unwrap().is_none());
 }
@@ -115,7 +148,10 @@ fn delete_then_upsert_becomes_an_upsert_on_the_same_base() {
     f.delete("plans", "p");
     f.put("plans", "p", json!({"name": "back"}));
     let entries = f.outbox();
-    assert_eq!(summary(&entries), vec![("p".into(), OpKind::Upsert, Some(2))]);
+    assert_eq!(
+        summary(&entries),
+        vec![("p".into(), OpKind::Upsert, Some(2))]
+    );
     let record = f.engine.get("plans", "p").unwrap().unwrap();
     assert_eq!(record.doc.as_deref(), Some(r#"{"name":"back"}"#));
     assert_eq!(record.server_version, 2);
@@ -150,7 +186,11 @@ fn a_rejected_entry_stays_and_a_new_edit_makes_a_fresh_op() {
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0].state, EntryState::Rejected);
     assert_ne!(entries[1].op_id, rejected.op_id);
-    assert_eq!(f.engine.pending_count().unwrap(), 1, "dead letters are not pending");
+    assert_eq!(
+        f.engine.pending_count().unwrap(),
+        1,
+        "dead letters are not pending"
+    );
 }
 
 #[test]
@@ -160,7 +200,11 @@ fn entries_leave_in_commit_order() {
     f.put("plan_days", "d", json!({"planId": "p", "dayIndex": 0}));
     f.put("plans", "p", json!({"name": "renamed"}));
     let ids: Vec<String> = f.outbox().into_iter().map(|e| e.entity_id).collect();
-    assert_eq!(ids, ["p", "d"], "the parent's coalesced entry stays ahead of its child");
+    assert_eq!(
+        ids,
+        ["p", "d"],
+        "the parent's coalesced entry stays ahead of its child"
+    );
     let seqs: Vec<i64> = f.outbox().into_iter().map(|e| e.seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
 }
@@ -191,7 +235,14 @@ fn delete_cascades_to_descendants_children_first() {
     f.put("sets", "s1", json!({"dayId": "d1", "reps": 5}));
     f.put("plans", "other", json!({"name": "keep"}));
     f.put("plan_days", "d3", json!({"planId": "other", "dayIndex": 0}));
-    for (c, id) in [("plans", "p"), ("plan_days", "d1"), ("plan_days", "d2"), ("sets", "s1"), ("plans", "other"), ("plan_days", "d3")] {
+    for (c, id) in [
+        ("plans", "p"),
+        ("plan_days", "d1"),
+        ("plan_days", "d2"),
+        ("sets", "s1"),
+        ("plans", "other"),
+        ("plan_days", "d3"),
+    ] {
         f.mark_synced(c, id, 1);
     }
     f.delete("plans", "p");
@@ -207,7 +258,10 @@ fn delete_cascades_to_descendants_children_first() {
     );
     assert!(f.engine.get("plan_days", "d1").unwrap().is_none());
     assert!(f.engine.get("sets", "s1").unwrap().is_none());
-    assert!(f.engine.get("plan_days", "d3").unwrap().is_some(), "other plans' days are untouched");
+    assert!(
+        f.engine.get("plan_days", "d3").unwrap().is_some(),
+        "other plans' days are untouched"
+    );
 }
 
 #[test]
@@ -227,9 +281,20 @@ fn a_failed_batch_changes_nothing() {
     f.put("plans", "keep", json!({"name": "x"}));
     let before = f.outbox();
     let result = f.engine.write(vec![
-        WriteOp::Put { collection: "plans".into(), id: Some("new".into()), doc: json!({"name": "a"}) },
-        WriteOp::Delete { collection: "plans".into(), id: "keep".into() },
-        WriteOp::Put { collection: "plans".into(), id: Some("bad".into()), doc: json!({"nme": "typo"}) },
+        WriteOp::Put {
+            collection: "plans".into(),
+            id: Some("new".into()),
+            doc: json!({"name": "a"}),
+        },
+        WriteOp::Delete {
+            collection: "plans".into(),
+            id: "keep".into(),
+        },
+        WriteOp::Put {
+            collection: "plans".into(),
+            id: Some("bad".into()),
+            doc: json!({"nme": "typo"}),
+        },
     ]);
     assert!(result.is_err());
     assert_eq!(f.outbox(), before);
@@ -242,17 +307,28 @@ fn indexed_queries_use_the_expression_index_and_cascades_use_the_parent_index() 
     use crate::query::{Filter, FilterOp, Query};
     let f = fixture();
     let by_plan = Query {
-        filters: vec![Filter { field: "planId".into(), op: FilterOp::Eq, value: json!("p") }],
+        filters: vec![Filter {
+            field: "planId".into(),
+            op: FilterOp::Eq,
+            value: json!("p"),
+        }],
         ..Query::default()
     };
     let plan = f.engine.explain("plan_days", &by_plan).unwrap();
     assert!(plan.contains("USING INDEX tdx_plan_days_"), "{plan}");
     let by_parent = Query {
-        filters: vec![Filter { field: "dayId".into(), op: FilterOp::Eq, value: json!("d") }],
+        filters: vec![Filter {
+            field: "dayId".into(),
+            op: FilterOp::Eq,
+            value: json!("d"),
+        }],
         ..Query::default()
     };
     let plan = f.engine.explain("sets", &by_parent).unwrap();
-    assert!(plan.contains("USING INDEX tdx_sets_"), "implicit parent index: {plan}");
+    assert!(
+        plan.contains("USING INDEX tdx_sets_"),
+        "implicit parent index: {plan}"
+    );
 }
 
 #[test]
@@ -270,18 +346,27 @@ fn reads_do_not_wait_for_a_running_write() {
             f.engine
                 .store()
                 .write(|tx| {
-                    tx.execute("UPDATE records SET doc = '{\"name\":\"during\"}' WHERE id = 'p'", [])?;
+                    tx.execute(
+                        "UPDATE records SET doc = '{\"name\":\"during\"}' WHERE id = 'p'",
+                        [],
+                    )?;
                     write_open.send(()).unwrap();
                     // Hold the write open until the reader is done; if reads waited for writes,
                     // this would time out instead.
-                    wait_for_read.recv_timeout(Duration::from_secs(10)).expect("the read finished during the write");
+                    wait_for_read
+                        .recv_timeout(Duration::from_secs(10))
+                        .expect("the read finished during the write");
                     Ok(())
                 })
                 .unwrap();
         });
         wait_for_write.recv().unwrap();
         let seen = f.engine.get("plans", "p").unwrap().unwrap();
-        assert_eq!(seen.doc.as_deref(), Some(r#"{"name":"before"}"#), "readers see the last commit");
+        assert_eq!(
+            seen.doc.as_deref(),
+            Some(r#"{"name":"before"}"#),
+            "readers see the last commit"
+        );
         read_done.send(()).unwrap();
     });
     let after = f.engine.get("plans", "p").unwrap().unwrap();

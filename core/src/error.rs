@@ -61,6 +61,9 @@ impl Error {
     }
 
     pub(crate) fn not_found(collection: &str, id: &str) -> Self {
-        Self::NotFound { collection: collection.to_string(), id: id.to_string() }
+        Self::NotFound {
+            collection: collection.to_string(),
+            id: id.to_string(),
+        }
     }
 }

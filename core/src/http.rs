@@ -123,7 +123,10 @@ pub(crate) enum HttpError {
 
     /// The server could not be reached or the connection failed.
     #[error("network ({kind:?}): {message}")]
-    Network { kind: NetworkErrorKind, message: String },
+    Network {
+        kind: NetworkErrorKind,
+        message: String,
+    },
 
     /// The server answered with an error status.
     #[error("HTTP {status}{}", status_suffix(.code, .description))]
@@ -181,7 +184,9 @@ impl HttpError {
     /// `Retry-After` of a `Status` error, in seconds.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::Status { retry_after_secs, .. } => *retry_after_secs,
+            Self::Status {
+                retry_after_secs, ..
+            } => *retry_after_secs,
             _ => None,
         }
     }
@@ -225,12 +230,17 @@ impl Endpoints {
 /// Refuses a base that is not an absolute `https://` URL, or `http://` to loopback (or to any
 /// host when `allow_insecure` is set). Tokens and passwords must never cross a network in clear.
 fn check_base(base: &str, allow_insecure: bool) -> Result<(), HttpError> {
-    let url = Url::parse(base).map_err(|e| HttpError::Config(format!("invalid server URL {base:?}: {e}")))?;
+    let url = Url::parse(base)
+        .map_err(|e| HttpError::Config(format!("invalid server URL {base:?}: {e}")))?;
     if url.cannot_be_a_base() || url.host_str().is_none_or(str::is_empty) {
-        return Err(HttpError::Config(format!("invalid server URL {base:?}: no host")));
+        return Err(HttpError::Config(format!(
+            "invalid server URL {base:?}: no host"
+        )));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(HttpError::Config(format!("invalid server URL {base:?}: no query or fragment allowed")));
+        return Err(HttpError::Config(format!(
+            "invalid server URL {base:?}: no query or fragment allowed"
+        )));
     }
     match url.scheme() {
         "https" => Ok(()),
@@ -280,8 +290,9 @@ impl HttpClient {
         let endpoints = Endpoints::resolve(config)?;
         let api_key = match &config.api_key {
             Some(key) => {
-                let mut value = HeaderValue::from_str(key)
-                    .map_err(|_| HttpError::Config("the API key has characters not allowed in a header".into()))?;
+                let mut value = HeaderValue::from_str(key).map_err(|_| {
+                    HttpError::Config("the API key has characters not allowed in a header".into())
+                })?;
                 value.set_sensitive(true);
                 Some(value)
             }
@@ -292,8 +303,15 @@ impl HttpClient {
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| HttpError::Config(format!("building the HTTP client: {}", error_chain(&e))))?;
-        Ok(Self { client, endpoints: Arc::new(endpoints), api_key, request_timeout: config.request_timeout })
+            .map_err(|e| {
+                HttpError::Config(format!("building the HTTP client: {}", error_chain(&e)))
+            })?;
+        Ok(Self {
+            client,
+            endpoints: Arc::new(endpoints),
+            api_key,
+            request_timeout: config.request_timeout,
+        })
     }
 
     /// The resolved auth and sync bases.
@@ -326,7 +344,12 @@ impl HttpClient {
     }
 
     /// POSTs `body` as JSON and decodes a JSON answer.
-    pub async fn post_json<B, T>(&self, url: &str, bearer: Option<&str>, body: &B) -> Result<T, HttpError>
+    pub async fn post_json<B, T>(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &B,
+    ) -> Result<T, HttpError>
     where
         B: Serialize + ?Sized,
         T: DeserializeOwned,
@@ -337,15 +360,23 @@ impl HttpClient {
     }
 
     /// GETs and decodes a JSON answer.
-    pub async fn get_json<T: DeserializeOwned>(&self, url: &str, bearer: Option<&str>) -> Result<T, HttpError> {
-        let request = self.request(Method::GET, url, bearer).timeout(self.request_timeout);
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<T, HttpError> {
+        let request = self
+            .request(Method::GET, url, bearer)
+            .timeout(self.request_timeout);
         let (status, bytes) = self.exchange(request).await?;
         decode_json(status, &bytes)
     }
 
     /// POSTs without a body and ignores the answer's body (e.g. logout's `204`).
     pub async fn post_empty(&self, url: &str, bearer: Option<&str>) -> Result<(), HttpError> {
-        let request = self.request(Method::POST, url, bearer).timeout(self.request_timeout);
+        let request = self
+            .request(Method::POST, url, bearer)
+            .timeout(self.request_timeout);
         self.exchange(request).await.map(|_| ())
     }
 
@@ -357,8 +388,9 @@ impl HttpClient {
         body: &B,
     ) -> Result<RequestBuilder, HttpError> {
         // Serialising ourselves keeps reqwest's `json` feature (and its error texts) out.
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| HttpError::Config(format!("encoding the request body: {}", describe_serde(&e))))?;
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            HttpError::Config(format!("encoding the request body: {}", describe_serde(&e)))
+        })?;
         Ok(self
             .request(method, url, bearer)
             .timeout(self.request_timeout)
@@ -367,7 +399,10 @@ impl HttpClient {
     }
 
     /// Sends `request` and reads the whole body; an error status becomes [`HttpError::Status`].
-    pub async fn exchange(&self, request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), HttpError> {
+    pub async fn exchange(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), HttpError> {
         let response = request.send().await.map_err(network_error)?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -400,7 +435,10 @@ async fn read_body(response: Response) -> Result<Vec<u8>, HttpError> {
     match response.bytes().await {
         Ok(bytes) => Ok(bytes.to_vec()),
         Err(e) if e.is_timeout() => Err(network_error(e)),
-        Err(e) => Err(HttpError::Body { status, message: format!("truncated or unreadable body: {}", error_chain(&e)) }),
+        Err(e) => Err(HttpError::Body {
+            status,
+            message: format!("truncated or unreadable body: {}", error_chain(&e)),
+        }),
     }
 }
 
@@ -413,7 +451,10 @@ fn network_error(e: reqwest::Error) -> HttpError {
     } else {
         NetworkErrorKind::Io
     };
-    HttpError::Network { kind, message: error_chain(&e) }
+    HttpError::Network {
+        kind,
+        message: error_chain(&e),
+    }
 }
 
 /// An error and its sources, `: `-joined (reqwest's own text hides the useful part, e.g.
@@ -433,9 +474,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Decodes a successful answer's JSON body.
-pub(crate) fn decode_json<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T, HttpError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| HttpError::Body { status: status.as_u16(), message: describe_serde(&e) })
+pub(crate) fn decode_json<T: DeserializeOwned>(
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<T, HttpError> {
+    serde_json::from_slice(bytes).map_err(|e| HttpError::Body {
+        status: status.as_u16(),
+        message: describe_serde(&e),
+    })
 }
 
 /// What went wrong decoding, without serde's text: that can quote a value from the body, and a
@@ -454,7 +500,12 @@ fn describe_serde(e: &serde_json::Error) -> String {
 /// Builds the error for a non-success answer from its headers and body.
 pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> HttpError {
     let (code, description) = parse_error_body(body);
-    HttpError::Status { status: status.as_u16(), code, description, retry_after_secs: retry_after(headers) }
+    HttpError::Status {
+        status: status.as_u16(),
+        code,
+        description,
+        retry_after_secs: retry_after(headers),
+    }
 }
 
 /// The code and description of an error body in either shape: the protocol's
@@ -464,8 +515,16 @@ pub(crate) fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) 
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
         return (None, None);
     };
-    let text = |key: &str| fields.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let code = text("error").or_else(|| text("error_code")).or_else(|| text("code")).map(str::to_string);
+    let text = |key: &str| {
+        fields
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let code = text("error")
+        .or_else(|| text("error_code"))
+        .or_else(|| text("code"))
+        .map(str::to_string);
     let description = text("error_description")
         .or_else(|| text("msg"))
         .or_else(|| text("message"))
@@ -480,7 +539,11 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<u64> {
         return Some(secs);
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).map(|d| d.as_secs()).unwrap_or(0))
+    Some(
+        when.duration_since(SystemTime::now())
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
 }
 
 #[cfg(test)]
@@ -506,12 +569,27 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback_unless_allowed() {
-        for ok in ["http://127.0.0.1:8787", "http://127.8.9.10", "http://localhost:1", "http://[::1]:80", "http://LOCALHOST"] {
+        for ok in [
+            "http://127.0.0.1:8787",
+            "http://127.8.9.10",
+            "http://localhost:1",
+            "http://[::1]:80",
+            "http://LOCALHOST",
+        ] {
             assert!(Endpoints::resolve(&config(ok)).is_ok(), "{ok}");
         }
-        for refused in ["http://example.com", "http://10.0.0.1", "http://192.168.1.2:8787", "http://localhost.evil.com", "http://[::2]"] {
+        for refused in [
+            "http://example.com",
+            "http://10.0.0.1",
+            "http://192.168.1.2:8787",
+            "http://localhost.evil.com",
+            "http://[::2]",
+        ] {
             let err = Endpoints::resolve(&config(refused)).unwrap_err();
-            assert!(matches!(err, HttpError::Config(ref m) if m.contains("http://")), "{refused}: {err}");
+            assert!(
+                matches!(err, HttpError::Config(ref m) if m.contains("http://")),
+                "{refused}: {err}"
+            );
         }
         let mut allowed = config("http://example.com");
         allowed.allow_insecure_http = true;
@@ -520,8 +598,17 @@ mod tests {
         let mut sneaky = config("https://example.com");
         sneaky.sync_url = Some("http://example.com/sync".into());
         assert!(Endpoints::resolve(&sneaky).is_err());
-        for bad in ["", "example.com", "ftp://example.com", "https://", "https://x.com/?a=1"] {
-            assert!(matches!(Endpoints::resolve(&config(bad)), Err(HttpError::Config(_))), "{bad:?}");
+        for bad in [
+            "",
+            "example.com",
+            "ftp://example.com",
+            "https://",
+            "https://x.com/?a=1",
+        ] {
+            assert!(
+                matches!(Endpoints::resolve(&config(bad)), Err(HttpError::Config(_))),
+                "{bad:?}"
+            );
         }
     }
 
@@ -530,22 +617,45 @@ mod tests {
         let ours = br#"{"error":"invalid_grant","error_description":"invalid email or password"}"#;
         assert_eq!(
             parse_error_body(ours),
-            (Some("invalid_grant".into()), Some("invalid email or password".into()))
+            (
+                Some("invalid_grant".into()),
+                Some("invalid email or password".into())
+            )
         );
         // GoTrue (Supabase Auth): numeric `code`, string `error_code`, `msg`.
-        let gotrue = br#"{"code":400,"error_code":"invalid_credentials","msg":"Invalid login credentials"}"#;
+        let gotrue =
+            br#"{"code":400,"error_code":"invalid_credentials","msg":"Invalid login credentials"}"#;
         assert_eq!(
             parse_error_body(gotrue),
-            (Some("invalid_credentials".into()), Some("Invalid login credentials".into()))
+            (
+                Some("invalid_credentials".into()),
+                Some("Invalid login credentials".into())
+            )
         );
-        let older_gotrue = br#"{"code":"weak_password","msg":"Password should be at least 6 characters"}"#;
-        assert_eq!(parse_error_body(older_gotrue).0.as_deref(), Some("weak_password"));
-        for junk in [&b"<html>502</html>"[..], b"", b"[1,2]", b"{\"error\":42}", b"{\"error\":\"x"] {
+        let older_gotrue =
+            br#"{"code":"weak_password","msg":"Password should be at least 6 characters"}"#;
+        assert_eq!(
+            parse_error_body(older_gotrue).0.as_deref(),
+            Some("weak_password")
+        );
+        for junk in [
+            &b"<html>502</html>"[..],
+            b"",
+            b"[1,2]",
+            b"{\"error\":42}",
+            b"{\"error\":\"x",
+        ] {
             let (code, _) = parse_error_body(junk);
             assert!(code.is_none(), "{:?}", String::from_utf8_lossy(junk));
         }
-        let long = format!(r#"{{"error":"x","error_description":"{}"}}"#, "a".repeat(5000));
-        assert_eq!(parse_error_body(long.as_bytes()).1.unwrap().len(), MAX_DESCRIPTION_CHARS);
+        let long = format!(
+            r#"{{"error":"x","error_description":"{}"}}"#,
+            "a".repeat(5000)
+        );
+        assert_eq!(
+            parse_error_body(long.as_bytes()).1.unwrap().len(),
+            MAX_DESCRIPTION_CHARS
+        );
     }
 
     #[test]
@@ -555,7 +665,10 @@ mod tests {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("42"));
         assert_eq!(retry_after(&headers), Some(42));
         let later = SystemTime::now() + Duration::from_secs(120);
-        headers.insert(RETRY_AFTER, HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap());
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
         let secs = retry_after(&headers).unwrap();
         assert!((115..=120).contains(&secs), "{secs}");
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
@@ -576,7 +689,10 @@ mod tests {
             let err = decode_json::<Session>(StatusCode::OK, body).unwrap_err();
             assert!(matches!(err, HttpError::Body { status: 200, .. }));
             let text = err.to_string();
-            assert!(!text.contains("secret-tok") && !text.contains("12345678"), "{text}");
+            assert!(
+                !text.contains("secret-tok") && !text.contains("12345678"),
+                "{text}"
+            );
         }
         let err = decode_json::<Session>(StatusCode::OK, truncated).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
@@ -594,7 +710,11 @@ mod tests {
     #[test]
     fn connection_refused_is_offline() {
         // Bind then drop a listener so the port is (almost certainly) closed.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let client = HttpClient::new(&config(&format!("http://127.0.0.1:{port}"))).unwrap();
         let err = crate::runtime::runtime()
             .block_on(client.get_json::<Value>(&client.auth_url("/user"), None))

@@ -83,7 +83,11 @@ impl Notifier {
         let thread = thread::Builder::new()
             .name("tandem-notify".into())
             .spawn(move || run(&store, &worker_registry, &receiver))?;
-        Ok(Self { registry, events: Mutex::new(events), thread: Mutex::new(Some(thread)) })
+        Ok(Self {
+            registry,
+            events: Mutex::new(events),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Tells observers that a commit changed `collections`.
@@ -101,9 +105,18 @@ impl Notifier {
     }
 
     /// Calls `callback` with the query's results now and after every commit to `collection`.
-    pub fn observe(&self, collection: &str, query: CompiledQuery, callback: QueryCallback) -> SubscriptionHandle {
+    pub fn observe(
+        &self,
+        collection: &str,
+        query: CompiledQuery,
+        callback: QueryCallback,
+    ) -> SubscriptionHandle {
         let id = self.next_id();
-        let subscription = QuerySubscription { collection: collection.to_string(), query, callback };
+        let subscription = QuerySubscription {
+            collection: collection.to_string(),
+            query,
+            callback,
+        };
         lock(&self.registry.queries).insert(id, Arc::new(subscription));
         self.send(Event::Subscribed(id));
         self.handle(id)
@@ -143,7 +156,10 @@ impl Notifier {
     }
 
     fn handle(&self, id: u64) -> SubscriptionHandle {
-        SubscriptionHandle { registry: Arc::downgrade(&self.registry), id }
+        SubscriptionHandle {
+            registry: Arc::downgrade(&self.registry),
+            id,
+        }
     }
 }
 

@@ -105,8 +105,10 @@ pub fn record_upsert(
         };
         if head.state == EntryState::Pending && !blocked {
             // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
-            tx.prepare_cached("UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2 WHERE seq = ?3")?
-                .execute(rusqlite::params![doc, now, head.seq])?;
+            tx.prepare_cached(
+                "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2 WHERE seq = ?3",
+            )?
+            .execute(rusqlite::params![doc, now, head.seq])?;
             return Ok(());
         }
     }
@@ -123,7 +125,8 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
                 && unsent_entries(tx, collection, id)? == 1;
             if never_sent {
                 // create (+ updates) + delete of a record the server never saw: nothing to send.
-                tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute([head.seq])?;
+                tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+                    .execute([head.seq])?;
                 return Ok(if any_entries(tx, collection, id)? {
                     AfterDelete::KeepTombstone
                 } else {
@@ -131,8 +134,10 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
                 });
             }
             // upsert+delete becomes a delete with the oldest base.
-            tx.prepare_cached("UPDATE outbox SET op = 'delete', doc = NULL, updated_at = ?1 WHERE seq = ?2")?
-                .execute(rusqlite::params![now, head.seq])?;
+            tx.prepare_cached(
+                "UPDATE outbox SET op = 'delete', doc = NULL, updated_at = ?1 WHERE seq = ?2",
+            )?
+            .execute(rusqlite::params![now, head.seq])?;
         }
         _ => insert(tx, collection, id, OpKind::Delete, Some(before), None, now)?,
     }
@@ -154,7 +159,9 @@ pub fn list(conn: &Connection) -> Result<Vec<OutboxEntry>> {
                 last_error, created_at, updated_at
          FROM outbox ORDER BY seq",
     )?;
-    let entries = stmt.query_map([], entry_from_row)?.collect::<Result<Vec<_>, _>>()?;
+    let entries = stmt
+        .query_map([], entry_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(entries)
 }
 
@@ -178,7 +185,8 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         base_doc: row.get(6)?,
         doc: row.get(7)?,
         attempts: row.get(8)?,
-        state: parse_state(&state).ok_or_else(|| corrupt(format!("unknown outbox state {state:?}")))?,
+        state: parse_state(&state)
+            .ok_or_else(|| corrupt(format!("unknown outbox state {state:?}")))?,
         last_error: row.get(10)?,
         created_at: row.get(11)?,
         updated_at: row.get(12)?,
@@ -212,7 +220,9 @@ fn head(conn: &Connection, collection: &str, id: &str) -> Result<Option<Head>> {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((seq, state, base_version)) = head else { return Ok(None) };
+    let Some((seq, state, base_version)) = head else {
+        return Ok(None);
+    };
     Ok(Some(Head {
         seq,
         state: parse_state(&state)
@@ -242,7 +252,9 @@ fn unsent_entries(conn: &Connection, collection: &str, id: &str) -> Result<i64> 
 
 fn any_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE collection = ?1 AND entity_id = ?2)")?
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE collection = ?1 AND entity_id = ?2)",
+        )?
         .query_row([collection, id], |r| r.get(0))?)
 }
 
@@ -278,7 +290,8 @@ fn insert(
 
 // ---- Sync side: what the push loop takes from the outbox and how answers change it. ----
 
-const ENTRY_COLUMNS: &str = "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
+const ENTRY_COLUMNS: &str =
+    "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
                              last_error, created_at, updated_at";
 
 /// The next entries to push, in commit order: those in flight from an interrupted push first (they
@@ -314,12 +327,17 @@ pub fn take_batch(tx: &Transaction<'_>, limit: usize) -> Result<Vec<OutboxEntry>
 }
 
 pub fn remove(tx: &Transaction<'_>, seq: i64) -> Result<()> {
-    tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?.execute([seq])?;
+    tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
+        .execute([seq])?;
     Ok(())
 }
 
 /// The record's unsent entries (pending or in flight), oldest first.
-pub fn unsent_for_record(conn: &Connection, collection: &str, id: &str) -> Result<Vec<OutboxEntry>> {
+pub fn unsent_for_record(
+    conn: &Connection,
+    collection: &str,
+    id: &str,
+) -> Result<Vec<OutboxEntry>> {
     let entries = conn
         .prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM outbox WHERE collection = ?1 AND entity_id = ?2
@@ -349,7 +367,11 @@ pub fn rebase(
     doc: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    let op = if doc.is_some() { OpKind::Upsert } else { OpKind::Delete };
+    let op = if doc.is_some() {
+        OpKind::Upsert
+    } else {
+        OpKind::Delete
+    };
     tx.prepare_cached(
         "UPDATE outbox SET state = 'pending', base_version = ?2, base_doc = ?3, op = ?4, doc = ?5, updated_at = ?6
          WHERE seq = ?1",
@@ -360,15 +382,19 @@ pub fn rebase(
 
 /// Moves an entry to the dead-letter list with the server's reason.
 pub fn reject(tx: &Transaction<'_>, seq: i64, reason: &str, now: i64) -> Result<()> {
-    tx.prepare_cached("UPDATE outbox SET state = 'rejected', last_error = ?2, updated_at = ?3 WHERE seq = ?1")?
-        .execute(rusqlite::params![seq, reason, now])?;
+    tx.prepare_cached(
+        "UPDATE outbox SET state = 'rejected', last_error = ?2, updated_at = ?3 WHERE seq = ?1",
+    )?
+    .execute(rusqlite::params![seq, reason, now])?;
     Ok(())
 }
 
 /// The dead-letter list, oldest first.
 pub fn rejected(conn: &Connection) -> Result<Vec<OutboxEntry>> {
     let entries = conn
-        .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM outbox WHERE state = 'rejected' ORDER BY seq"))?
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE state = 'rejected' ORDER BY seq"
+        ))?
         .query_map([], entry_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(entries)
@@ -377,7 +403,9 @@ pub fn rejected(conn: &Connection) -> Result<Vec<OutboxEntry>> {
 /// One dead letter by op id.
 pub fn rejected_by_op_id(conn: &Connection, op_id: &str) -> Result<Option<OutboxEntry>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM outbox WHERE state = 'rejected' AND op_id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE state = 'rejected' AND op_id = ?1"
+        ))?
         .query_row([op_id], entry_from_row)
         .optional()?)
 }

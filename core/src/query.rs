@@ -57,7 +57,10 @@ impl CompiledQuery {
         schema.collection(collection).ok_or_else(|| {
             ValidationError::new(collection, None, ValidationReason::UnknownCollection)
         })?;
-        let mut conditions = vec![format!("collection = '{collection}'"), "deleted = 0".to_string()];
+        let mut conditions = vec![
+            format!("collection = '{collection}'"),
+            "deleted = 0".to_string(),
+        ];
         let mut params = Vec::new();
         for filter in &query.filters {
             let kind = field_type(schema, collection, &filter.field)?;
@@ -71,8 +74,10 @@ impl CompiledQuery {
         }
         order_terms.push("id ASC".to_string());
         let where_sql = conditions.join(" AND ");
-        let mut select_sql =
-            format!("SELECT {COLUMNS} FROM records WHERE {where_sql} ORDER BY {}", order_terms.join(", "));
+        let mut select_sql = format!(
+            "SELECT {COLUMNS} FROM records WHERE {where_sql} ORDER BY {}",
+            order_terms.join(", ")
+        );
         match (query.limit, query.offset) {
             (None, None) => {}
             (limit, offset) => {
@@ -82,7 +87,11 @@ impl CompiledQuery {
             }
         }
         let count_sql = format!("SELECT count(*) FROM records WHERE {where_sql}");
-        Ok(Self { select_sql, count_sql, params })
+        Ok(Self {
+            select_sql,
+            count_sql,
+            params,
+        })
     }
 
     pub fn rows(&self, conn: &Connection) -> Result<Vec<RecordRow>> {
@@ -103,7 +112,9 @@ impl CompiledQuery {
     pub fn explain(&self, conn: &Connection) -> Result<String> {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", self.select_sql))?;
         let lines = stmt
-            .query_map(rusqlite::params_from_iter(&self.params), |r| r.get::<_, String>(3))?
+            .query_map(rusqlite::params_from_iter(&self.params), |r| {
+                r.get::<_, String>(3)
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(lines.join("\n"))
     }
@@ -126,11 +137,15 @@ fn condition(
     let expr = field_expr(&filter.field);
     let place = format!("{collection}.{}", filter.field);
     if matches!(kind, FieldType::Array | FieldType::Object) {
-        return Err(Error::invalid(format!("{place}: {kind} fields cannot be filtered on")));
+        return Err(Error::invalid(format!(
+            "{place}: {kind} fields cannot be filtered on"
+        )));
     }
     if filter.op == FilterOp::In {
         let Value::Array(values) = &filter.value else {
-            return Err(Error::invalid(format!("{place}: `in` takes a JSON array of values")));
+            return Err(Error::invalid(format!(
+                "{place}: `in` takes a JSON array of values"
+            )));
         };
         if values.is_empty() {
             return Ok("0".to_string()); // nothing is in an empty set
@@ -145,7 +160,9 @@ fn condition(
         return match filter.op {
             FilterOp::Eq => Ok(format!("{expr} IS NULL")),
             FilterOp::Ne => Ok(format!("{expr} IS NOT NULL")),
-            _ => Err(Error::invalid(format!("{place}: null can only be compared with = or !="))),
+            _ => Err(Error::invalid(format!(
+                "{place}: null can only be compared with = or !="
+            ))),
         };
     }
     params.push(bind(&place, kind, &filter.value)?);
@@ -168,7 +185,9 @@ fn bind(place: &str, kind: FieldType, value: &Value) -> Result<SqlValue> {
     Ok(match (kind, value) {
         (FieldType::String, Value::String(s)) => SqlValue::Text(s.clone()),
         (FieldType::Boolean, Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
-        (FieldType::Integer, Value::Number(n)) if n.is_i64() => SqlValue::Integer(n.as_i64().unwrap_or_default()),
+        (FieldType::Integer, Value::Number(n)) if n.is_i64() => {
+            SqlValue::Integer(n.as_i64().unwrap_or_default())
+        }
         (FieldType::Number, Value::Number(n)) => match n.as_i64() {
             Some(i) => SqlValue::Integer(i),
             None => SqlValue::Real(n.as_f64().ok_or_else(mismatch)?),

@@ -82,8 +82,11 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
 
 /// The row for `collection/id`, deleted or not.
 pub fn load(conn: &Connection, collection: &str, id: &str) -> Result<Option<RecordRow>> {
-    let mut stmt =
-        conn.prepare_cached(concat!("SELECT ", columns!(), " FROM records WHERE collection = ?1 AND id = ?2"))?;
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM records WHERE collection = ?1 AND id = ?2"
+    ))?;
     Ok(stmt.query_row([collection, id], from_row).optional()?)
 }
 
@@ -102,7 +105,11 @@ macro_rules! insert_row {
 /// Inserts the row unless one with its key exists; returns whether it did. Lets a write to a new
 /// record skip looking for a previous state it cannot have.
 pub fn insert_new(conn: &Connection, row: &RecordRow) -> Result<bool> {
-    let inserted = execute_with_row(conn, concat!(insert_row!(), " ON CONFLICT (collection, id) DO NOTHING"), row)?;
+    let inserted = execute_with_row(
+        conn,
+        concat!(insert_row!(), " ON CONFLICT (collection, id) DO NOTHING"),
+        row,
+    )?;
     Ok(inserted == 1)
 }
 
@@ -156,6 +163,8 @@ pub fn live_children(
         field_expr(field)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let ids = stmt.query_map([parent_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let ids = stmt
+        .query_map([parent_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     Ok(ids)
 }

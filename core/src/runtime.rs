@@ -36,7 +36,9 @@ mod tests {
     fn one_runtime_with_named_threads() {
         assert!(std::ptr::eq(runtime(), runtime()));
         let name = runtime().block_on(async {
-            tokio::spawn(async { std::thread::current().name().map(str::to_string) }).await.unwrap()
+            tokio::spawn(async { std::thread::current().name().map(str::to_string) })
+                .await
+                .unwrap()
         });
         assert_eq!(name.as_deref(), Some("tandem-rt"));
     }

@@ -16,7 +16,9 @@ const INDEX_PREFIX: &str = "tdx_";
 /// the new schema and brings the SQLite indexes in line with it.
 pub fn install(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
     let stored: Option<String> = tx
-        .query_row("SELECT value FROM meta WHERE key = ?1", [SCHEMA_KEY], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = ?1", [SCHEMA_KEY], |r| {
+            r.get(0)
+        })
         .optional()?;
     if let Some(stored) = stored {
         let previous = Schema::from_json(&stored)
@@ -24,7 +26,9 @@ pub fn install(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
         if previous == *schema {
             return Ok(());
         }
-        schema.check_evolution_from(&previous).map_err(Error::SchemaChange)?;
+        schema
+            .check_evolution_from(&previous)
+            .map_err(Error::SchemaChange)?;
     }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -51,7 +55,11 @@ fn sync_indexes(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
     let wanted: Vec<IndexDef> = schema
         .collections
         .iter()
-        .flat_map(|(name, c)| index_columns(c).into_iter().map(move |cols| index_def(name, &cols)))
+        .flat_map(|(name, c)| {
+            index_columns(c)
+                .into_iter()
+                .map(move |cols| index_def(name, &cols))
+        })
         .collect();
     let wanted_names: BTreeSet<&str> = wanted.iter().map(|d| d.name.as_str()).collect();
     let existing: Vec<String> = tx
@@ -77,9 +85,14 @@ fn sync_indexes(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
 /// `ANALYZE` wrote are left alone.
 fn seed_planner_stats(tx: &Transaction<'_>, indexes: &[IndexDef]) -> Result<()> {
     tx.execute_batch("ANALYZE sqlite_schema")?; // creates sqlite_stat1 when missing
-    let mut seeds = vec![("sqlite_autoindex_records_1".to_string(), "1000000 100000 1".to_string())];
+    let mut seeds = vec![(
+        "sqlite_autoindex_records_1".to_string(),
+        "1000000 100000 1".to_string(),
+    )];
     for def in indexes {
-        let per_value: Vec<&str> = (0..def.columns).map(|i| if i == 0 { "10" } else { "2" }).collect();
+        let per_value: Vec<&str> = (0..def.columns)
+            .map(|i| if i == 0 { "10" } else { "2" })
+            .collect();
         seeds.push((def.name.clone(), format!("100000 {}", per_value.join(" "))));
     }
     let mut insert = tx.prepare(
@@ -107,13 +120,20 @@ fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
 }
 
 fn index_def(collection: &str, fields: &[String]) -> IndexDef {
-    let name = format!("{INDEX_PREFIX}{collection}_{:016x}", fnv1a(collection, fields));
+    let name = format!(
+        "{INDEX_PREFIX}{collection}_{:016x}",
+        fnv1a(collection, fields)
+    );
     let exprs: Vec<String> = fields.iter().map(|f| field_expr(f)).collect();
     let sql = format!(
         "CREATE INDEX \"{name}\" ON records ({}) WHERE collection = '{collection}'",
         exprs.join(", ")
     );
-    IndexDef { name, sql, columns: fields.len() }
+    IndexDef {
+        name,
+        sql,
+        columns: fields.len(),
+    }
 }
 
 /// A stable name for an index from its collection and fields (names alone could collide once

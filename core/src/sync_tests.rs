@@ -27,7 +27,11 @@ struct Device {
 fn device(policy: ConflictPolicy) -> Device {
     let dir = TempDir::new().unwrap();
     let engine = Engine::open(dir.path(), SCHEMA).unwrap();
-    Device { _dir: dir, engine, policy }
+    Device {
+        _dir: dir,
+        engine,
+        policy,
+    }
 }
 
 fn obj(v: Value) -> serde_json::Map<String, Value> {
@@ -47,15 +51,29 @@ fn change(entity: &str, id: &str, version: i64, doc: Option<Value>) -> Change {
 
 impl Device {
     fn put(&self, collection: &str, id: &str, doc: Value) {
-        self.engine.write(vec![WriteOp::Put { collection: collection.into(), id: Some(id.into()), doc }]).unwrap();
+        self.engine
+            .write(vec![WriteOp::Put {
+                collection: collection.into(),
+                id: Some(id.into()),
+                doc,
+            }])
+            .unwrap();
     }
 
     fn delete(&self, collection: &str, id: &str) {
-        self.engine.write(vec![WriteOp::Delete { collection: collection.into(), id: id.into() }]).unwrap();
+        self.engine
+            .write(vec![WriteOp::Delete {
+                collection: collection.into(),
+                id: id.into(),
+            }])
+            .unwrap();
     }
 
     fn take(&self) -> Vec<OutboxEntry> {
-        self.engine.store().write(|tx| outbox::take_batch(tx, 100)).unwrap()
+        self.engine
+            .store()
+            .write(|tx| outbox::take_batch(tx, 100))
+            .unwrap()
     }
 
     /// Pushes what is pending and answers with `answer(entry)`.
@@ -83,19 +101,37 @@ impl Device {
     }
 
     fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.engine.get(collection, id).unwrap().map(|r| serde_json::from_str(r.doc.as_deref().unwrap()).unwrap())
+        self.engine
+            .get(collection, id)
+            .unwrap()
+            .map(|r| serde_json::from_str(r.doc.as_deref().unwrap()).unwrap())
     }
 
     fn state(&self, collection: &str, id: &str) -> RecordState {
-        self.engine.store().read(|c| crate::records::load(c, collection, id)).unwrap().unwrap().state
+        self.engine
+            .store()
+            .read(|c| crate::records::load(c, collection, id))
+            .unwrap()
+            .unwrap()
+            .state
     }
 
     fn version(&self, collection: &str, id: &str) -> i64 {
-        self.engine.store().read(|c| crate::records::load(c, collection, id)).unwrap().unwrap().server_version
+        self.engine
+            .store()
+            .read(|c| crate::records::load(c, collection, id))
+            .unwrap()
+            .unwrap()
+            .server_version
     }
 
     fn unsent(&self) -> Vec<OutboxEntry> {
-        self.engine.outbox().unwrap().into_iter().filter(|e| e.state != EntryState::Rejected).collect()
+        self.engine
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.state != EntryState::Rejected)
+            .collect()
     }
 
     fn conflicts(&self) -> Vec<conflict::ConflictRow> {
@@ -113,8 +149,15 @@ fn take_batch_marks_in_flight_and_stops_at_a_second_entry_of_a_record() {
     d.put("plans", "b", json!({"name": "b"}));
     let batch = d.take();
     let ids: Vec<&str> = batch.iter().map(|e| e.entity_id.as_str()).collect();
-    assert_eq!(ids, ["a"], "the interrupted entry is sent again, alone for its record");
-    assert_eq!(batch[0].op_id, first[0].op_id, "same op id: the server's idempotency makes it safe");
+    assert_eq!(
+        ids,
+        ["a"],
+        "the interrupted entry is sent again, alone for its record"
+    );
+    assert_eq!(
+        batch[0].op_id, first[0].op_id,
+        "same op id: the server's idempotency makes it safe"
+    );
     assert_eq!(batch[0].attempts, 2);
 }
 
@@ -127,12 +170,25 @@ fn applied_marks_synced_and_chains_the_next_entry() {
     let schema = d.engine.schema().clone();
     d.engine
         .store()
-        .write(|tx| push::apply_results(tx, &schema, &sent, &[MutationResult::applied(&sent[0].op_id, 1)], d.policy, 0))
+        .write(|tx| {
+            push::apply_results(
+                tx,
+                &schema,
+                &sent,
+                &[MutationResult::applied(&sent[0].op_id, 1)],
+                d.policy,
+                0,
+            )
+        })
         .unwrap();
     assert_eq!(d.state("plans", "a"), RecordState::Pending);
     let next = d.unsent();
     assert_eq!(next.len(), 1);
-    assert_eq!(next[0].base_version, Some(1), "the next change builds on the applied version");
+    assert_eq!(
+        next[0].base_version,
+        Some(1),
+        "the next change builds on the applied version"
+    );
     d.push_applied(2);
     assert_eq!(d.state("plans", "a"), RecordState::Synced);
     assert_eq!(d.version("plans", "a"), 2);
@@ -155,7 +211,13 @@ fn a_confirmed_delete_forgets_the_record() {
     d.push_applied(1);
     d.delete("plans", "a");
     d.push_applied(2);
-    assert_eq!(d.engine.store().read(|c| crate::records::load(c, "plans", "a")).unwrap(), None);
+    assert_eq!(
+        d.engine
+            .store()
+            .read(|c| crate::records::load(c, "plans", "a"))
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -186,10 +248,20 @@ fn malformed_answers_change_nothing() {
     let batch = d.take();
     let schema = d.engine.schema().clone();
     let wrong_id = d.engine.store().write(|tx| {
-        push::apply_results(tx, &schema, &batch, &[MutationResult::applied("other", 1)], d.policy, 0)
+        push::apply_results(
+            tx,
+            &schema,
+            &batch,
+            &[MutationResult::applied("other", 1)],
+            d.policy,
+            0,
+        )
     });
     assert!(matches!(wrong_id, Err(crate::Error::Protocol(_))));
-    let too_few = d.engine.store().write(|tx| push::apply_results(tx, &schema, &batch, &[], d.policy, 0));
+    let too_few = d
+        .engine
+        .store()
+        .write(|tx| push::apply_results(tx, &schema, &batch, &[], d.policy, 0));
     assert!(too_few.is_err());
     assert_eq!(d.unsent().len(), 1);
     assert_eq!(d.state("plans", "a"), RecordState::Pending);
@@ -208,7 +280,10 @@ fn merge_policy_merges_different_fields_and_resends() {
     let tally = d.push(|e| conflict_answer(e, 2, Some(json!({"name": "a", "notes": "server"}))));
     assert_eq!(tally.conflicts, 1);
     assert!(tally.parked.is_empty());
-    assert_eq!(d.doc("plans", "a"), Some(json!({"name": "local", "notes": "server"})));
+    assert_eq!(
+        d.doc("plans", "a"),
+        Some(json!({"name": "local", "notes": "server"}))
+    );
     let resend = d.unsent();
     assert_eq!(resend.len(), 1);
     assert_eq!(resend[0].base_version, Some(2));
@@ -224,7 +299,11 @@ fn merge_policy_parks_a_field_changed_on_both_sides() {
     let tally = d.push(|e| conflict_answer(e, 2, Some(json!({"name": "server"}))));
     assert_eq!(tally.parked, vec![("plans".to_string(), "a".to_string())]);
     assert_eq!(d.state("plans", "a"), RecordState::Conflicted);
-    assert_eq!(d.doc("plans", "a"), Some(json!({"name": "local"})), "the user's change stays visible");
+    assert_eq!(
+        d.doc("plans", "a"),
+        Some(json!({"name": "local"})),
+        "the user's change stays visible"
+    );
     assert!(d.unsent().is_empty());
     let c = &d.conflicts()[0];
     assert_eq!(c.reason, ConflictReason::BothChanged);
@@ -251,7 +330,11 @@ fn server_wins_and_client_wins() {
     d.put("plans", "a", json!({"name": "local"}));
     d.push(|e| conflict_answer(e, 2, Some(json!({"name": "server"}))));
     assert_eq!(d.doc("plans", "a"), Some(json!({"name": "local"})));
-    assert_eq!(d.unsent()[0].base_version, Some(2), "rebased on the server version, sent again");
+    assert_eq!(
+        d.unsent()[0].base_version,
+        Some(2),
+        "rebased on the server version, sent again"
+    );
 }
 
 #[test]
@@ -261,15 +344,25 @@ fn an_edit_against_a_server_delete_is_a_conflict() {
     d.push_applied(1);
     d.put("plans", "a", json!({"name": "edited"}));
     d.push(|e| conflict_answer(e, 2, None));
-    assert_eq!(d.conflicts()[0].reason, ConflictReason::LocalEditServerDelete);
+    assert_eq!(
+        d.conflicts()[0].reason,
+        ConflictReason::LocalEditServerDelete
+    );
     assert_eq!(d.state("plans", "a"), RecordState::Conflicted);
 }
 
 #[test]
 fn pull_inserts_updates_skips_echoes_and_deletes() {
     let d = device(ConflictPolicy::Merge);
-    let tally = d.pull(vec![change("plans", "a", 1, Some(json!({"name": "a"}))), change("nope", "x", 1, Some(json!({})))]);
-    assert_eq!((tally.applied, tally.skipped), (1, 1), "unknown collections are skipped");
+    let tally = d.pull(vec![
+        change("plans", "a", 1, Some(json!({"name": "a"}))),
+        change("nope", "x", 1, Some(json!({}))),
+    ]);
+    assert_eq!(
+        (tally.applied, tally.skipped),
+        (1, 1),
+        "unknown collections are skipped"
+    );
     assert_eq!(d.state("plans", "a"), RecordState::Synced);
     d.pull(vec![change("plans", "a", 3, Some(json!({"name": "a3"})))]);
     assert_eq!(d.doc("plans", "a"), Some(json!({"name": "a3"})));
@@ -278,20 +371,43 @@ fn pull_inserts_updates_skips_echoes_and_deletes() {
     assert_eq!(d.doc("plans", "a"), Some(json!({"name": "a3"})));
     d.pull(vec![change("plans", "a", 4, None)]);
     assert_eq!(d.doc("plans", "a"), None);
-    assert_eq!(d.engine.store().read(|c| pull::cursor(c)).unwrap().as_deref(), Some("c1"));
+    assert_eq!(
+        d.engine
+            .store()
+            .read(|c| pull::cursor(c))
+            .unwrap()
+            .as_deref(),
+        Some("c1")
+    );
 }
 
 #[test]
 fn a_pulled_change_rebases_pending_local_changes() {
     let d = device(ConflictPolicy::Merge);
-    d.pull(vec![change("plans", "a", 1, Some(json!({"name": "a", "notes": "n"})))]);
+    d.pull(vec![change(
+        "plans",
+        "a",
+        1,
+        Some(json!({"name": "a", "notes": "n"})),
+    )]);
     d.put("plans", "a", json!({"name": "local", "notes": "n"}));
-    let tally = d.pull(vec![change("plans", "a", 2, Some(json!({"name": "a", "notes": "server"})))]);
+    let tally = d.pull(vec![change(
+        "plans",
+        "a",
+        2,
+        Some(json!({"name": "a", "notes": "server"})),
+    )]);
     assert!(tally.parked.is_empty());
-    assert_eq!(d.doc("plans", "a"), Some(json!({"name": "local", "notes": "server"})));
+    assert_eq!(
+        d.doc("plans", "a"),
+        Some(json!({"name": "local", "notes": "server"}))
+    );
     let entry = &d.unsent()[0];
     assert_eq!(entry.base_version, Some(2));
-    assert_eq!(entry.doc.as_deref(), Some(r#"{"name":"local","notes":"server"}"#));
+    assert_eq!(
+        entry.doc.as_deref(),
+        Some(r#"{"name":"local","notes":"server"}"#)
+    );
     assert_eq!(d.version("plans", "a"), 2);
 }
 
@@ -300,25 +416,50 @@ fn a_pulled_change_of_the_same_field_parks_a_conflict() {
     let d = device(ConflictPolicy::Merge);
     d.pull(vec![change("plans", "a", 1, Some(json!({"name": "a"})))]);
     d.put("plans", "a", json!({"name": "local"}));
-    let tally = d.pull(vec![change("plans", "a", 2, Some(json!({"name": "server"})))]);
+    let tally = d.pull(vec![change(
+        "plans",
+        "a",
+        2,
+        Some(json!({"name": "server"})),
+    )]);
     assert_eq!(tally.parked.len(), 1);
     assert_eq!(d.state("plans", "a"), RecordState::Conflicted);
     // A later server change keeps the open conflict current.
-    d.pull(vec![change("plans", "a", 3, Some(json!({"name": "server3"})))]);
+    d.pull(vec![change(
+        "plans",
+        "a",
+        3,
+        Some(json!({"name": "server3"})),
+    )]);
     let c = &d.conflicts()[0];
-    assert_eq!((c.server_version, c.server_doc.as_deref()), (3, Some(r#"{"name":"server3"}"#)));
+    assert_eq!(
+        (c.server_version, c.server_doc.as_deref()),
+        (3, Some(r#"{"name":"server3"}"#))
+    );
 }
 
 #[test]
 fn a_pulled_delete_cascades_to_local_descendants() {
     let d = device(ConflictPolicy::Merge);
     d.pull(vec![change("plans", "p", 1, Some(json!({"name": "p"})))]);
-    d.pull(vec![change("plan_days", "synced_day", 1, Some(json!({"planId": "p", "dayIndex": 0})))]);
-    d.put("plan_days", "new_day", json!({"planId": "p", "dayIndex": 1})); // offline insert
+    d.pull(vec![change(
+        "plan_days",
+        "synced_day",
+        1,
+        Some(json!({"planId": "p", "dayIndex": 0})),
+    )]);
+    d.put(
+        "plan_days",
+        "new_day",
+        json!({"planId": "p", "dayIndex": 1}),
+    ); // offline insert
     d.pull(vec![change("plans", "p", 2, None)]);
     assert_eq!(d.doc("plan_days", "synced_day"), None);
     assert_eq!(d.doc("plan_days", "new_day"), None, "nothing orphaned");
-    assert!(d.unsent().is_empty(), "the orphan's create is dropped, not sent");
+    assert!(
+        d.unsent().is_empty(),
+        "the orphan's create is dropped, not sent"
+    );
 }
 
 #[test]
@@ -335,13 +476,27 @@ fn full_re_pull_sweeps_records_the_server_no_longer_has() {
     d.engine
         .store()
         .write(|tx| {
-            pull::apply_page(tx, &schema, &[change("plans", "kept", 1, Some(json!({"name": "k"})))], "c2", d.policy, 0, Some(&mut seen))
+            pull::apply_page(
+                tx,
+                &schema,
+                &[change("plans", "kept", 1, Some(json!({"name": "k"})))],
+                "c2",
+                d.policy,
+                0,
+                Some(&mut seen),
+            )
         })
         .unwrap();
-    d.engine.store().write(|tx| pull::sweep_missing(tx, &schema, &candidates, &seen, 0)).unwrap();
+    d.engine
+        .store()
+        .write(|tx| pull::sweep_missing(tx, &schema, &candidates, &seen, 0))
+        .unwrap();
     assert!(d.doc("plans", "kept").is_some());
     assert!(d.doc("plans", "gone").is_none());
-    assert!(d.doc("plans", "local").is_some(), "pending changes are kept");
+    assert!(
+        d.doc("plans", "local").is_some(),
+        "pending changes are kept"
+    );
 }
 
 #[test]

@@ -12,32 +12,62 @@ fn s(v: &str) -> String {
 }
 
 fn filter(field: &str, op: FilterOp, value: serde_json::Value) -> Filter {
-    Filter { field: s(field), op, value_json: value.to_string() }
+    Filter {
+        field: s(field),
+        op,
+        value_json: value.to_string(),
+    }
 }
 
 fn by(filters: Vec<Filter>) -> Query {
-    Query { filters, ..Query::default() }
+    Query {
+        filters,
+        ..Query::default()
+    }
 }
 
 #[test]
 fn put_get_patch_delete() {
     let (_dir, t) = open();
-    let created = t.put(s("plans"), None, s(r#"{"name": "Push", "notes": null}"#)).unwrap();
+    let created = t
+        .put(s("plans"), None, s(r#"{"name": "Push", "notes": null}"#))
+        .unwrap();
     let id = uuid::Uuid::parse_str(&created.id).expect("generated ids are UUIDs");
     assert_eq!(id.get_version_num(), 7);
     assert_eq!(created.state, RecordState::Pending);
     assert_eq!(created.version, 0);
-    assert_eq!(doc(&created), json!({"name": "Push"}), "null fields are dropped");
+    assert_eq!(
+        doc(&created),
+        json!({"name": "Push"}),
+        "null fields are dropped"
+    );
 
     let got = t.get(s("plans"), created.id.clone()).unwrap().unwrap();
     assert_eq!(got, created);
 
     let patched = t
-        .patch(s("plans"), created.id.clone(), s(r#"{"notes": "heavy", "meta": {"a": 1, "b": 2}}"#))
+        .patch(
+            s("plans"),
+            created.id.clone(),
+            s(r#"{"notes": "heavy", "meta": {"a": 1, "b": 2}}"#),
+        )
         .unwrap();
-    assert_eq!(doc(&patched), json!({"name": "Push", "notes": "heavy", "meta": {"a": 1, "b": 2}}));
-    let patched = t.patch(s("plans"), created.id.clone(), s(r#"{"notes": null, "meta": {"a": null}}"#)).unwrap();
-    assert_eq!(doc(&patched), json!({"name": "Push", "meta": {"b": 2}}), "RFC 7386 removes nulls");
+    assert_eq!(
+        doc(&patched),
+        json!({"name": "Push", "notes": "heavy", "meta": {"a": 1, "b": 2}})
+    );
+    let patched = t
+        .patch(
+            s("plans"),
+            created.id.clone(),
+            s(r#"{"notes": null, "meta": {"a": null}}"#),
+        )
+        .unwrap();
+    assert_eq!(
+        doc(&patched),
+        json!({"name": "Push", "meta": {"b": 2}}),
+        "RFC 7386 removes nulls"
+    );
     assert_eq!(patched.created_at, created.created_at);
 
     t.delete(s("plans"), created.id.clone()).unwrap();
@@ -55,15 +85,33 @@ fn put_get_patch_delete() {
 #[test]
 fn put_with_an_id_replaces_the_whole_document() {
     let (_dir, t) = open();
-    t.put(s("plans"), Some(s("p1")), s(r#"{"name": "a", "notes": "x"}"#)).unwrap();
-    let replaced = t.put(s("plans"), Some(s("p1")), s(r#"{"name": "b"}"#)).unwrap();
+    t.put(
+        s("plans"),
+        Some(s("p1")),
+        s(r#"{"name": "a", "notes": "x"}"#),
+    )
+    .unwrap();
+    let replaced = t
+        .put(s("plans"), Some(s("p1")), s(r#"{"name": "b"}"#))
+        .unwrap();
     assert_eq!(doc(&replaced), json!({"name": "b"}));
-    assert_eq!(t.pending_count().unwrap(), 1, "one record, one coalesced entry");
+    assert_eq!(
+        t.pending_count().unwrap(),
+        1,
+        "one record, one coalesced entry"
+    );
 }
 
-fn validation(result: Result<tandem::Record, TandemError>) -> (String, Option<String>, String, String) {
+fn validation(
+    result: Result<tandem::Record, TandemError>,
+) -> (String, Option<String>, String, String) {
     match result {
-        Err(TandemError::Validation { collection, field, reason, detail }) => (collection, field, reason, detail),
+        Err(TandemError::Validation {
+            collection,
+            field,
+            reason,
+            detail,
+        }) => (collection, field, reason, detail),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -72,7 +120,10 @@ fn validation(result: Result<tandem::Record, TandemError>) -> (String, Option<St
 fn validation_errors_name_the_place() {
     let (_dir, t) = open();
     let (c, f, reason, detail) = validation(t.put(s("plans"), None, s("{}")));
-    assert_eq!((c.as_str(), f.as_deref(), reason.as_str()), ("plans", Some("name"), "invalid_payload"));
+    assert_eq!(
+        (c.as_str(), f.as_deref(), reason.as_str()),
+        ("plans", Some("name"), "invalid_payload")
+    );
     assert_eq!(detail, "plans.name: required");
 
     let (.., detail) = validation(t.put(s("plans"), None, s(r#"{"name": "x", "colour": 1}"#)));
@@ -83,15 +134,28 @@ fn validation_errors_name_the_place() {
     let (.., detail) = validation(t.put(s("plans"), None, format!(r#"{{"name": "{long}"}}"#)));
     assert_eq!(detail, "plans.name: longer than 200 characters");
 
-    let (c, f, reason, detail) =
-        validation(t.put(s("plan_days"), None, s(r#"{"planId": "123", "dayIndex": 0}"#)));
-    assert_eq!((c.as_str(), f.as_deref(), reason.as_str()), ("plan_days", Some("planId"), "invalid_parent"));
+    let (c, f, reason, detail) = validation(t.put(
+        s("plan_days"),
+        None,
+        s(r#"{"planId": "123", "dayIndex": 0}"#),
+    ));
+    assert_eq!(
+        (c.as_str(), f.as_deref(), reason.as_str()),
+        ("plan_days", Some("planId"), "invalid_parent")
+    );
     assert_eq!(detail, "plan_days.planId: parent plans/123 does not exist");
 
     let (c, f, reason, _) = validation(t.put(s("nope"), None, s("{}")));
-    assert_eq!((c.as_str(), f, reason.as_str()), ("nope", None, "unknown_entity"));
+    assert_eq!(
+        (c.as_str(), f, reason.as_str()),
+        ("nope", None, "unknown_entity")
+    );
     let big = "n".repeat(300 * 1024);
-    let (.., reason, _) = validation(t.put(s("plans"), None, format!(r#"{{"name": "x", "notes": "{big}"}}"#)));
+    let (.., reason, _) = validation(t.put(
+        s("plans"),
+        None,
+        format!(r#"{{"name": "x", "notes": "{big}"}}"#),
+    ));
     assert_eq!(reason, "too_large");
     assert_eq!(t.pending_count().unwrap(), 0, "nothing was written");
 }
@@ -100,13 +164,21 @@ fn validation_errors_name_the_place() {
 fn bad_input_is_a_typed_error_that_never_quotes_the_document() {
     let (_dir, t) = open();
     let secret = "hunter2-secret";
-    for json in [format!(r#"{{"name": "{secret}""#), format!(r#"["{secret}"]"#), format!(r#"{{"name": 1, "notes": "{secret}"}}"#)] {
+    for json in [
+        format!(r#"{{"name": "{secret}""#),
+        format!(r#"["{secret}"]"#),
+        format!(r#"{{"name": 1, "notes": "{secret}"}}"#),
+    ] {
         let err = t.put(s("plans"), None, json).unwrap_err();
         assert!(!err.to_string().contains(secret), "{err}");
         assert!(!format!("{err:?}").contains(secret), "{err:?}");
     }
     assert!(matches!(
-        t.put(s("plans"), Some(s("bad id/with slash")), s(r#"{"name": "x"}"#)),
+        t.put(
+            s("plans"),
+            Some(s("bad id/with slash")),
+            s(r#"{"name": "x"}"#)
+        ),
         Err(TandemError::InvalidArgument { .. })
     ));
     assert!(matches!(
@@ -117,7 +189,8 @@ fn bad_input_is_a_typed_error_that_never_quotes_the_document() {
         t.put(s("plans"), None, s("not json")),
         Err(TandemError::InvalidArgument { .. })
     ));
-    t.put(s("plans"), Some(s("p")), s(r#"{"name": "x"}"#)).unwrap();
+    t.put(s("plans"), Some(s("p")), s(r#"{"name": "x"}"#))
+        .unwrap();
     assert!(matches!(
         t.patch(s("plans"), s("p"), s("[1]")),
         Err(TandemError::InvalidArgument { .. })
@@ -126,7 +199,10 @@ fn bad_input_is_a_typed_error_that_never_quotes_the_document() {
         t.patch(s("plans"), s("p"), s(r#"{"name": null}"#)),
         Err(TandemError::Validation { .. })
     ));
-    assert_eq!(doc(&t.get(s("plans"), s("p")).unwrap().unwrap()), json!({"name": "x"}));
+    assert_eq!(
+        doc(&t.get(s("plans"), s("p")).unwrap().unwrap()),
+        json!({"name": "x"})
+    );
 }
 
 #[test]
@@ -134,18 +210,40 @@ fn batch_write_is_all_or_nothing() {
     let (_dir, t) = open();
     let written = t
         .write(vec![
-            WriteOp::Put { collection: s("plans"), id: Some(s("p")), json: s(r#"{"name": "x"}"#) },
-            WriteOp::Put { collection: s("plan_days"), id: Some(s("d")), json: s(r#"{"planId": "p", "dayIndex": 0}"#) },
-            WriteOp::Patch { collection: s("plans"), id: s("p"), patch_json: s(r#"{"notes": "n"}"#) },
+            WriteOp::Put {
+                collection: s("plans"),
+                id: Some(s("p")),
+                json: s(r#"{"name": "x"}"#),
+            },
+            WriteOp::Put {
+                collection: s("plan_days"),
+                id: Some(s("d")),
+                json: s(r#"{"planId": "p", "dayIndex": 0}"#),
+            },
+            WriteOp::Patch {
+                collection: s("plans"),
+                id: s("p"),
+                patch_json: s(r#"{"notes": "n"}"#),
+            },
         ])
         .unwrap();
     assert_eq!(written.len(), 3);
     assert_eq!(doc(&written[2]), json!({"name": "x", "notes": "n"}));
 
     let failed = t.write(vec![
-        WriteOp::Put { collection: s("plans"), id: Some(s("q")), json: s(r#"{"name": "y"}"#) },
-        WriteOp::Delete { collection: s("plans"), id: s("p") },
-        WriteOp::Delete { collection: s("plans"), id: s("missing") },
+        WriteOp::Put {
+            collection: s("plans"),
+            id: Some(s("q")),
+            json: s(r#"{"name": "y"}"#),
+        },
+        WriteOp::Delete {
+            collection: s("plans"),
+            id: s("p"),
+        },
+        WriteOp::Delete {
+            collection: s("plans"),
+            id: s("missing"),
+        },
     ]);
     assert!(matches!(failed, Err(TandemError::NotFound { .. })));
     assert!(t.get(s("plans"), s("q")).unwrap().is_none());
@@ -153,17 +251,32 @@ fn batch_write_is_all_or_nothing() {
     assert_eq!(t.pending_count().unwrap(), 2);
 
     let bad_json = t.write(vec![
-        WriteOp::Put { collection: s("plans"), id: Some(s("r")), json: s(r#"{"name": "z"}"#) },
-        WriteOp::Put { collection: s("plans"), id: None, json: s("{") },
+        WriteOp::Put {
+            collection: s("plans"),
+            id: Some(s("r")),
+            json: s(r#"{"name": "z"}"#),
+        },
+        WriteOp::Put {
+            collection: s("plans"),
+            id: None,
+            json: s("{"),
+        },
     ]);
     assert!(matches!(bad_json, Err(TandemError::InvalidArgument { .. })));
     assert!(t.get(s("plans"), s("r")).unwrap().is_none());
 }
 
 fn seed_days(t: &Tandem) {
-    t.put(s("plans"), Some(s("a")), s(r#"{"name": "A", "rating": 4.5, "archived": true}"#)).unwrap();
-    t.put(s("plans"), Some(s("b")), s(r#"{"name": "B", "rating": 3}"#)).unwrap();
-    t.put(s("plans"), Some(s("c")), s(r#"{"name": "C"}"#)).unwrap();
+    t.put(
+        s("plans"),
+        Some(s("a")),
+        s(r#"{"name": "A", "rating": 4.5, "archived": true}"#),
+    )
+    .unwrap();
+    t.put(s("plans"), Some(s("b")), s(r#"{"name": "B", "rating": 3}"#))
+        .unwrap();
+    t.put(s("plans"), Some(s("c")), s(r#"{"name": "C"}"#))
+        .unwrap();
     let ops = (0..6)
         .map(|i| WriteOp::Put {
             collection: s("plan_days"),
@@ -183,35 +296,102 @@ fn queries_filter_order_and_page() {
     let (_dir, t) = open();
     seed_days(&t);
     let days = |q: Query| ids(t.query(s("plan_days"), q).unwrap());
-    assert_eq!(days(by(vec![filter("planId", FilterOp::Eq, json!("a"))])), ["d0", "d2", "d4"]);
-    assert_eq!(days(by(vec![filter("planId", FilterOp::Ne, json!("a"))])), ["d1", "d3", "d5"]);
-    assert_eq!(days(by(vec![filter("dayIndex", FilterOp::Lt, json!(2))])), ["d0", "d1"]);
-    assert_eq!(days(by(vec![filter("dayIndex", FilterOp::Le, json!(2))])), ["d0", "d1", "d2"]);
-    assert_eq!(days(by(vec![filter("dayIndex", FilterOp::Gt, json!(3))])), ["d4", "d5"]);
-    assert_eq!(days(by(vec![filter("dayIndex", FilterOp::Ge, json!(3)), filter("planId", FilterOp::Eq, json!("b"))])), ["d3", "d5"]);
-    assert_eq!(days(by(vec![filter("dayIndex", FilterOp::In, json!([1, 4, 9]))])), ["d1", "d4"]);
+    assert_eq!(
+        days(by(vec![filter("planId", FilterOp::Eq, json!("a"))])),
+        ["d0", "d2", "d4"]
+    );
+    assert_eq!(
+        days(by(vec![filter("planId", FilterOp::Ne, json!("a"))])),
+        ["d1", "d3", "d5"]
+    );
+    assert_eq!(
+        days(by(vec![filter("dayIndex", FilterOp::Lt, json!(2))])),
+        ["d0", "d1"]
+    );
+    assert_eq!(
+        days(by(vec![filter("dayIndex", FilterOp::Le, json!(2))])),
+        ["d0", "d1", "d2"]
+    );
+    assert_eq!(
+        days(by(vec![filter("dayIndex", FilterOp::Gt, json!(3))])),
+        ["d4", "d5"]
+    );
+    assert_eq!(
+        days(by(vec![
+            filter("dayIndex", FilterOp::Ge, json!(3)),
+            filter("planId", FilterOp::Eq, json!("b"))
+        ])),
+        ["d3", "d5"]
+    );
+    assert_eq!(
+        days(by(vec![filter("dayIndex", FilterOp::In, json!([1, 4, 9]))])),
+        ["d1", "d4"]
+    );
     assert!(days(by(vec![filter("dayIndex", FilterOp::In, json!([]))])).is_empty());
     let ordered = Query {
-        order_by: vec![OrderBy { field: s("dayIndex"), descending: true }],
+        order_by: vec![OrderBy {
+            field: s("dayIndex"),
+            descending: true,
+        }],
         limit: Some(2),
         offset: Some(1),
         ..Query::default()
     };
     assert_eq!(days(ordered.clone()), ["d4", "d3"]);
-    assert_eq!(t.count(s("plan_days"), ordered).unwrap(), 6, "count ignores paging");
-    assert_eq!(days(Query { offset: Some(5), ..Query::default() }), ["d5"]);
+    assert_eq!(
+        t.count(s("plan_days"), ordered).unwrap(),
+        6,
+        "count ignores paging"
+    );
+    assert_eq!(
+        days(Query {
+            offset: Some(5),
+            ..Query::default()
+        }),
+        ["d5"]
+    );
 
     let plans = |q: Query| ids(t.query(s("plans"), q).unwrap());
-    assert_eq!(plans(by(vec![filter("archived", FilterOp::Eq, json!(true))])), ["a"]);
-    assert_eq!(plans(by(vec![filter("archived", FilterOp::Ne, json!(true))])), ["b", "c"], "missing counts as not equal");
-    assert_eq!(plans(by(vec![filter("archived", FilterOp::Eq, json!(null))])), ["b", "c"]);
-    assert_eq!(plans(by(vec![filter("rating", FilterOp::Gt, json!(3.5))])), ["a"]);
-    assert_eq!(plans(by(vec![filter("rating", FilterOp::Ge, json!(3))])), ["a", "b"]);
-    let by_rating = Query { order_by: vec![OrderBy { field: s("rating"), descending: false }], ..Query::default() };
-    assert_eq!(plans(by_rating), ["c", "b", "a"], "missing sorts first, like SQL NULL");
+    assert_eq!(
+        plans(by(vec![filter("archived", FilterOp::Eq, json!(true))])),
+        ["a"]
+    );
+    assert_eq!(
+        plans(by(vec![filter("archived", FilterOp::Ne, json!(true))])),
+        ["b", "c"],
+        "missing counts as not equal"
+    );
+    assert_eq!(
+        plans(by(vec![filter("archived", FilterOp::Eq, json!(null))])),
+        ["b", "c"]
+    );
+    assert_eq!(
+        plans(by(vec![filter("rating", FilterOp::Gt, json!(3.5))])),
+        ["a"]
+    );
+    assert_eq!(
+        plans(by(vec![filter("rating", FilterOp::Ge, json!(3))])),
+        ["a", "b"]
+    );
+    let by_rating = Query {
+        order_by: vec![OrderBy {
+            field: s("rating"),
+            descending: false,
+        }],
+        ..Query::default()
+    };
+    assert_eq!(
+        plans(by_rating),
+        ["c", "b", "a"],
+        "missing sorts first, like SQL NULL"
+    );
 
     t.delete(s("plans"), s("a")).unwrap();
-    assert_eq!(t.count(s("plan_days"), Query::default()).unwrap(), 3, "the cascade removed a's days");
+    assert_eq!(
+        t.count(s("plan_days"), Query::default()).unwrap(),
+        3,
+        "the cascade removed a's days"
+    );
     assert_eq!(plans(Query::default()), ["b", "c"]);
 }
 
@@ -225,14 +405,30 @@ fn bad_queries_are_invalid_arguments() {
         by(vec![filter("exerciseIds", FilterOp::Eq, json!([]))]),
         by(vec![filter("dayIndex", FilterOp::In, json!(3))]),
         by(vec![filter("dayIndex", FilterOp::Lt, json!(null))]),
-        by(vec![Filter { field: s("dayIndex"), op: FilterOp::Eq, value_json: s("{oops") }]),
-        Query { order_by: vec![OrderBy { field: s("nope"), descending: false }], ..Query::default() },
+        by(vec![Filter {
+            field: s("dayIndex"),
+            op: FilterOp::Eq,
+            value_json: s("{oops"),
+        }]),
+        Query {
+            order_by: vec![OrderBy {
+                field: s("nope"),
+                descending: false,
+            }],
+            ..Query::default()
+        },
     ];
     for query in bad {
         let result = t.query(s("plan_days"), query.clone());
-        assert!(matches!(result, Err(TandemError::InvalidArgument { .. })), "{query:?} gave {result:?}");
+        assert!(
+            matches!(result, Err(TandemError::InvalidArgument { .. })),
+            "{query:?} gave {result:?}"
+        );
     }
-    assert!(matches!(t.query(s("nope"), Query::default()), Err(TandemError::Validation { .. })));
+    assert!(matches!(
+        t.query(s("nope"), Query::default()),
+        Err(TandemError::Validation { .. })
+    ));
 }
 
 #[test]
@@ -241,7 +437,11 @@ fn an_indexed_query_uses_its_index() {
     seed_days(&t);
     let engine = t.engine().unwrap();
     let q = tandem::query::Query {
-        filters: vec![tandem::query::Filter { field: s("planId"), op: tandem::query::FilterOp::Eq, value: json!("a") }],
+        filters: vec![tandem::query::Filter {
+            field: s("planId"),
+            op: tandem::query::FilterOp::Eq,
+            value: json!("a"),
+        }],
         ..Default::default()
     };
     let plan = engine.explain("plan_days", &q).unwrap();
@@ -251,14 +451,31 @@ fn an_indexed_query_uses_its_index() {
 #[test]
 fn opening_the_same_directory_twice_is_refused_until_shutdown() {
     let (dir, t) = open();
-    t.put(s("plans"), Some(s("p")), s(r#"{"name": "kept"}"#)).unwrap();
-    assert!(matches!(Tandem::open(config(&dir, SCHEMA)), Err(TandemError::AlreadyOpen { .. })));
+    t.put(s("plans"), Some(s("p")), s(r#"{"name": "kept"}"#))
+        .unwrap();
+    assert!(matches!(
+        Tandem::open(config(&dir, SCHEMA)),
+        Err(TandemError::AlreadyOpen { .. })
+    ));
     t.shutdown();
-    assert!(matches!(t.get(s("plans"), s("p")), Err(TandemError::Closed)));
-    assert!(matches!(t.put(s("plans"), None, s("{}")), Err(TandemError::Closed)));
+    assert!(matches!(
+        t.get(s("plans"), s("p")),
+        Err(TandemError::Closed)
+    ));
+    assert!(matches!(
+        t.put(s("plans"), None, s("{}")),
+        Err(TandemError::Closed)
+    ));
     let again = Tandem::open(config(&dir, SCHEMA)).unwrap();
-    assert_eq!(doc(&again.get(s("plans"), s("p")).unwrap().unwrap()), json!({"name": "kept"}));
-    assert_eq!(again.pending_count().unwrap(), 1, "the outbox survives a restart");
+    assert_eq!(
+        doc(&again.get(s("plans"), s("p")).unwrap().unwrap()),
+        json!({"name": "kept"})
+    );
+    assert_eq!(
+        again.pending_count().unwrap(),
+        1,
+        "the outbox survives a restart"
+    );
     drop(again);
     Tandem::open(config(&dir, SCHEMA)).expect("dropping the last reference closes too");
 }
@@ -268,7 +485,9 @@ fn a_bad_schema_is_refused_at_open_naming_the_place() {
     let dir = TempDir::new().unwrap();
     let bad = r#"{"version": 1, "collections": {"a": {"fields": {"x": {"type": "strin"}}}}}"#;
     match Tandem::open(config(&dir, bad)) {
-        Err(TandemError::Schema { detail }) => assert!(detail.contains("collections.a.fields.x.type"), "{detail}"),
+        Err(TandemError::Schema { detail }) => {
+            assert!(detail.contains("collections.a.fields.x.type"), "{detail}")
+        }
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
@@ -277,26 +496,40 @@ fn a_bad_schema_is_refused_at_open_naming_the_place() {
 fn the_schema_may_grow_but_not_change_types() {
     let dir = TempDir::new().unwrap();
     let t = Tandem::open(config(&dir, SCHEMA)).unwrap();
-    t.put(s("plans"), Some(s("p")), s(r#"{"name": "x"}"#)).unwrap();
+    t.put(s("plans"), Some(s("p")), s(r#"{"name": "x"}"#))
+        .unwrap();
     t.shutdown();
 
     let grown = SCHEMA
         .replace(r#""archived": {"type": "boolean"},"#, r#""archived": {"type": "boolean"}, "color": {"type": "string"},"#)
         .replace(r#""collections": {"#, r#""collections": {"exercises": {"fields": {"name": {"type": "string", "required": true}}, "indexes": [["name"]]},"#);
     let t = Tandem::open(config(&dir, &grown)).unwrap();
-    t.patch(s("plans"), s("p"), s(r#"{"color": "red"}"#)).unwrap();
-    t.put(s("exercises"), None, s(r#"{"name": "Squat"}"#)).unwrap();
+    t.patch(s("plans"), s("p"), s(r#"{"color": "red"}"#))
+        .unwrap();
+    t.put(s("exercises"), None, s(r#"{"name": "Squat"}"#))
+        .unwrap();
     t.shutdown();
 
-    let retyped = grown.replace(r#""color": {"type": "string"}"#, r#""color": {"type": "integer"}"#);
+    let retyped = grown.replace(
+        r#""color": {"type": "string"}"#,
+        r#""color": {"type": "integer"}"#,
+    );
     match Tandem::open(config(&dir, &retyped)) {
         Err(TandemError::Schema { detail }) => {
-            assert!(detail.contains("collections.plans.fields.color.type: changed from string to integer"), "{detail}")
+            assert!(
+                detail.contains(
+                    "collections.plans.fields.color.type: changed from string to integer"
+                ),
+                "{detail}"
+            )
         }
         other => panic!("{:?}", other.map(|_| ())),
     }
     let t = Tandem::open(config(&dir, &grown)).unwrap();
-    assert_eq!(doc(&t.get(s("plans"), s("p")).unwrap().unwrap()), json!({"name": "x", "color": "red"}));
+    assert_eq!(
+        doc(&t.get(s("plans"), s("p")).unwrap().unwrap()),
+        json!({"name": "x", "color": "red"})
+    );
 }
 
 #[test]
@@ -305,27 +538,46 @@ fn a_store_from_a_newer_engine_is_refused_and_left_untouched() {
     let path = dir.path().join("guest.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE future (x); INSERT INTO future VALUES (1); PRAGMA user_version = 99;")
-            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE future (x); INSERT INTO future VALUES (1); PRAGMA user_version = 99;",
+        )
+        .unwrap();
     }
     let before = std::fs::read(&path).unwrap();
     match Tandem::open(config(&dir, SCHEMA)) {
-        Err(TandemError::Schema { detail }) => assert!(detail.contains("newer version of Tandem"), "{detail}"),
+        Err(TandemError::Schema { detail }) => {
+            assert!(detail.contains("newer version of Tandem"), "{detail}")
+        }
         other => panic!("{:?}", other.map(|_| ())),
     }
     assert_eq!(std::fs::read(&path).unwrap(), before);
-    assert!(!dir.path().join("guest.db-wal").exists(), "not even switched to WAL");
+    assert!(
+        !dir.path().join("guest.db-wal").exists(),
+        "not even switched to WAL"
+    );
 }
 
 #[test]
 fn outbox_lists_entries_for_debugging() {
     let (_dir, t) = open();
-    t.put(s("plans"), Some(s("p")), s(r#"{"name": "x"}"#)).unwrap();
-    t.put(s("plan_days"), Some(s("d")), s(r#"{"planId": "p", "dayIndex": 1}"#)).unwrap();
+    t.put(s("plans"), Some(s("p")), s(r#"{"name": "x"}"#))
+        .unwrap();
+    t.put(
+        s("plan_days"),
+        Some(s("d")),
+        s(r#"{"planId": "p", "dayIndex": 1}"#),
+    )
+    .unwrap();
     let entries = t.outbox().unwrap();
-    assert_eq!(entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["p", "d"]);
+    assert_eq!(
+        entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["p", "d"]
+    );
     assert_eq!(entries[0].kind, tandem::ChangeKind::Upsert);
     assert_eq!(entries[0].base_version, None);
     assert_eq!(entries[0].state, tandem::OutboxState::Pending);
-    assert_eq!(entries[1].document.as_deref(), Some(r#"{"planId":"p","dayIndex":1}"#));
+    assert_eq!(
+        entries[1].document.as_deref(),
+        Some(r#"{"planId":"p","dayIndex":1}"#)
+    );
 }

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth::{
-    secret_namespace, AccessToken, AuthError, AuthSession, AuthState, KeyringStore, MemorySecretStore, SecretStore,
+    secret_namespace, AccessToken, AuthError, AuthSession, AuthState, KeyringStore,
+    MemorySecretStore, SecretStore,
 };
 use http::{HttpClient, HttpConfig, HttpError};
 use serde_json::Value;
@@ -50,17 +51,28 @@ fn fixture(server: &TestServer) -> Fixture {
     let namespace = secret_namespace(dir.path());
     let store = Arc::new(MemorySecretStore::new());
     let session = AuthSession::open(client(server), store.clone(), &namespace).unwrap();
-    Fixture { session, store, namespace, _dir: dir }
+    Fixture {
+        session,
+        store,
+        namespace,
+        _dir: dir,
+    }
 }
 
 impl Fixture {
     fn stored(&self) -> Option<Value> {
-        let text = self.store.get(&format!("{}/session", self.namespace)).unwrap()?;
+        let text = self
+            .store
+            .get(&format!("{}/session", self.namespace))
+            .unwrap()?;
         Some(serde_json::from_str(&text).unwrap())
     }
 
     fn stored_refresh_token(&self) -> String {
-        self.stored().unwrap()["tokens"]["refresh_token"].as_str().unwrap().to_string()
+        self.stored().unwrap()["tokens"]["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     fn reopen(&self, server: &TestServer) -> AuthSession {
@@ -79,7 +91,11 @@ fn whoami(server: &TestServer, token: &AccessToken) -> Result<String, HttpError>
 fn raw_refresh(server: &TestServer, refresh_token: &str) -> Result<Value, HttpError> {
     let http = client(server);
     let url = http.auth_url("/token?grant_type=refresh_token");
-    block_on(http.post_json(&url, None, &serde_json::json!({ "refresh_token": refresh_token })))
+    block_on(http.post_json(
+        &url,
+        None,
+        &serde_json::json!({ "refresh_token": refresh_token }),
+    ))
 }
 
 fn record_states(session: &AuthSession) -> (Arc<Mutex<Vec<AuthState>>>, auth::AuthSubscription) {
@@ -94,7 +110,10 @@ fn sign_up_signs_in_and_reports_the_user() {
     let server = TestServer::start();
     let f = fixture(&server);
     assert_eq!(f.session.state(), AuthState::SignedOut);
-    assert!(matches!(block_on(f.session.access_token()), Err(AuthError::NotSignedIn)));
+    assert!(matches!(
+        block_on(f.session.access_token()),
+        Err(AuthError::NotSignedIn)
+    ));
     let (seen, _handle) = record_states(&f.session);
 
     let address = email();
@@ -102,11 +121,17 @@ fn sign_up_signs_in_and_reports_the_user() {
     assert_eq!(user.email, address);
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
     assert_eq!(f.session.current_user(), Some(user.clone()));
-    assert_eq!(*seen.lock().unwrap(), vec![AuthState::SignedIn(user.clone())]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![AuthState::SignedIn(user.clone())]
+    );
 
     let token = block_on(f.session.access_token()).unwrap();
     assert_eq!(whoami(&server, &token).unwrap(), user.id);
-    assert!(!format!("{token:?} {:?}", f.session).contains(token.as_str()), "Debug must not show the token");
+    assert!(
+        !format!("{token:?} {:?}", f.session).contains(token.as_str()),
+        "Debug must not show the token"
+    );
 }
 
 #[test]
@@ -117,11 +142,26 @@ fn wrong_password_duplicate_account_weak_password_and_bad_email_are_typed() {
     block_on(f.session.sign_up(&address, PASSWORD)).unwrap();
 
     let other = fixture(&server);
-    assert_eq!(block_on(other.session.sign_in(&address, "wrong password")), Err(AuthError::InvalidCredentials));
-    assert_eq!(block_on(other.session.sign_in(&email(), PASSWORD)), Err(AuthError::InvalidCredentials));
-    assert_eq!(block_on(other.session.sign_up(&address, PASSWORD)), Err(AuthError::UserExists));
-    assert!(matches!(block_on(other.session.sign_up(&email(), "short")), Err(AuthError::WeakPassword(_))));
-    assert!(matches!(block_on(other.session.sign_up("not-an-email", PASSWORD)), Err(AuthError::InvalidEmail(_))));
+    assert_eq!(
+        block_on(other.session.sign_in(&address, "wrong password")),
+        Err(AuthError::InvalidCredentials)
+    );
+    assert_eq!(
+        block_on(other.session.sign_in(&email(), PASSWORD)),
+        Err(AuthError::InvalidCredentials)
+    );
+    assert_eq!(
+        block_on(other.session.sign_up(&address, PASSWORD)),
+        Err(AuthError::UserExists)
+    );
+    assert!(matches!(
+        block_on(other.session.sign_up(&email(), "short")),
+        Err(AuthError::WeakPassword(_))
+    ));
+    assert!(matches!(
+        block_on(other.session.sign_up("not-an-email", PASSWORD)),
+        Err(AuthError::InvalidEmail(_))
+    ));
     assert_eq!(other.session.state(), AuthState::SignedOut);
     assert!(other.stored().is_none(), "failed attempts store nothing");
 
@@ -137,10 +177,16 @@ fn repeated_failures_are_rate_limited_with_retry_after() {
     block_on(f.session.sign_up(&address, PASSWORD)).unwrap();
     for attempt in 1..=5 {
         let result = block_on(f.session.sign_in(&address, "wrong password"));
-        assert_eq!(result, Err(AuthError::InvalidCredentials), "attempt {attempt}");
+        assert_eq!(
+            result,
+            Err(AuthError::InvalidCredentials),
+            "attempt {attempt}"
+        );
     }
     match block_on(f.session.sign_in(&address, PASSWORD)) {
-        Err(AuthError::RateLimited { retry_after_secs: Some(secs) }) => assert!((1..=60).contains(&secs), "{secs}"),
+        Err(AuthError::RateLimited {
+            retry_after_secs: Some(secs),
+        }) => assert!((1..=60).contains(&secs), "{secs}"),
         other => panic!("expected rate limiting with Retry-After, got {other:?}"),
     }
     // The session signed in by sign-up is untouched by the failed attempts.
@@ -161,7 +207,12 @@ fn the_session_survives_a_restart_and_stays_in_its_namespace() {
 
     // Another data directory on the same store sees nothing.
     let elsewhere = tempfile::tempdir().unwrap();
-    let other = AuthSession::open(client(&server), f.store.clone(), &secret_namespace(elsewhere.path())).unwrap();
+    let other = AuthSession::open(
+        client(&server),
+        f.store.clone(),
+        &secret_namespace(elsewhere.path()),
+    )
+    .unwrap();
     assert_eq!(other.state(), AuthState::SignedOut);
 }
 
@@ -178,7 +229,11 @@ fn the_token_is_refreshed_before_it_expires() {
     let second = block_on(f.session.access_token()).unwrap();
     assert_ne!(second, first);
     assert_eq!(f.session.refresh_count(), 1);
-    assert_ne!(f.stored_refresh_token(), first_refresh_token, "the rotated refresh token is stored");
+    assert_ne!(
+        f.stored_refresh_token(),
+        first_refresh_token,
+        "the rotated refresh token is stored"
+    );
     assert_eq!(whoami(&server, &second).unwrap(), user.id);
 
     // A restart picks up the rotated tokens, not the spent ones.
@@ -211,11 +266,22 @@ fn concurrent_callers_share_one_refresh() {
         }
         tokens
     });
-    assert_eq!(session.refresh_count(), 1, "exactly one refresh for eight concurrent callers");
-    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "every caller got the same new token");
+    assert_eq!(
+        session.refresh_count(),
+        1,
+        "exactly one refresh for eight concurrent callers"
+    );
+    assert!(
+        tokens.windows(2).all(|w| w[0] == w[1]),
+        "every caller got the same new token"
+    );
     // Had two refreshes raced, the second would have reused a spent token and ended the session.
     assert!(matches!(session.state(), AuthState::SignedIn(_)));
-    let text = f.store.get(&format!("{}/session", f.namespace)).unwrap().unwrap();
+    let text = f
+        .store
+        .get(&format!("{}/session", f.namespace))
+        .unwrap()
+        .unwrap();
     let after: Value = serde_json::from_str(&text).unwrap();
     assert_ne!(after["tokens"]["refresh_token"].as_str().unwrap(), before);
 }
@@ -235,7 +301,10 @@ fn an_expired_token_is_refreshed_once_after_a_401() {
     let fresh = block_on(f.session.refresh_after_expired(&stale)).unwrap();
     assert_eq!(whoami(&server, &fresh).unwrap(), user.id);
     // A second caller holding the same stale token gets the new one without another exchange.
-    assert_eq!(block_on(f.session.refresh_after_expired(&stale)).unwrap(), fresh);
+    assert_eq!(
+        block_on(f.session.refresh_after_expired(&stale)).unwrap(),
+        fresh
+    );
     assert_eq!(f.session.refresh_count(), 1);
 }
 
@@ -251,27 +320,48 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
     // the sign-in's refresh tokens.
     let second_store = Arc::new(MemorySecretStore::new());
     let key = format!("{}/session", f.namespace);
-    second_store.set(&key, &f.store.get(&key).unwrap().unwrap()).unwrap();
+    second_store
+        .set(&key, &f.store.get(&key).unwrap().unwrap())
+        .unwrap();
     let second = AuthSession::open(client(&server), second_store.clone(), &f.namespace).unwrap();
     block_on(second.sign_out()).unwrap();
 
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(block_on(f.session.access_token()), Err(AuthError::SessionExpired));
+    assert_eq!(
+        block_on(f.session.access_token()),
+        Err(AuthError::SessionExpired)
+    );
     assert_eq!(f.session.state(), AuthState::SessionExpired(user.clone()));
-    assert_eq!(f.session.current_user(), Some(user.clone()), "the user is kept for their pending data");
-    assert_eq!(*seen.lock().unwrap(), vec![AuthState::SessionExpired(user.clone())]);
-    assert_eq!(block_on(f.session.access_token()), Err(AuthError::SessionExpired));
+    assert_eq!(
+        f.session.current_user(),
+        Some(user.clone()),
+        "the user is kept for their pending data"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![AuthState::SessionExpired(user.clone())]
+    );
+    assert_eq!(
+        block_on(f.session.access_token()),
+        Err(AuthError::SessionExpired)
+    );
 
     // The expiry survives a restart, with no tokens left in the store.
     let stored = f.stored().unwrap();
     assert!(stored["tokens"].is_null(), "{stored}");
-    assert_eq!(f.reopen(&server).state(), AuthState::SessionExpired(user.clone()));
+    assert_eq!(
+        f.reopen(&server).state(),
+        AuthState::SessionExpired(user.clone())
+    );
 
     // Signing in again as the same user starts a new session.
     let again = block_on(f.session.sign_in(&address, PASSWORD)).unwrap();
     assert_eq!(again.id, user.id);
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
-    assert_eq!(seen.lock().unwrap().last(), Some(&AuthState::SignedIn(user)));
+    assert_eq!(
+        seen.lock().unwrap().last(),
+        Some(&AuthState::SignedIn(user))
+    );
 }
 
 #[test]
@@ -288,7 +378,11 @@ fn sign_out_revokes_on_the_server_and_deletes_the_secrets() {
     assert!(f.stored().is_none(), "the secrets are deleted");
     assert_eq!(*seen.lock().unwrap(), vec![AuthState::SignedOut]);
     let refused = raw_refresh(&server, &refresh_token).unwrap_err();
-    assert_eq!(refused.code(), Some("invalid_grant"), "logout revoked the refresh token: {refused}");
+    assert_eq!(
+        refused.code(),
+        Some("invalid_grant"),
+        "logout revoked the refresh token: {refused}"
+    );
     assert_eq!(f.reopen(&server).state(), AuthState::SignedOut);
 
     // A cancelled subscription hears nothing more; signing out twice is fine.
@@ -301,16 +395,28 @@ fn sign_out_revokes_on_the_server_and_deletes_the_secrets() {
 
 #[test]
 fn an_unreachable_server_is_a_network_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let http = HttpClient::new(&HttpConfig::new(format!("http://127.0.0.1:{port}"))).unwrap();
-    let session = AuthSession::open(http, Arc::new(MemorySecretStore::new()), "tandem.test").unwrap();
-    assert!(matches!(block_on(session.sign_in(&email(), PASSWORD)), Err(AuthError::Network { .. })));
+    let session =
+        AuthSession::open(http, Arc::new(MemorySecretStore::new()), "tandem.test").unwrap();
+    assert!(matches!(
+        block_on(session.sign_in(&email(), PASSWORD)),
+        Err(AuthError::Network { .. })
+    ));
     assert_eq!(session.state(), AuthState::SignedOut);
 }
 
 #[test]
 fn insecure_http_to_a_remote_host_is_refused() {
-    for url in ["http://example.com", "http://10.1.2.3:8787", "http://192.168.0.10"] {
+    for url in [
+        "http://example.com",
+        "http://10.1.2.3:8787",
+        "http://192.168.0.10",
+    ] {
         let err = HttpClient::new(&HttpConfig::new(url)).unwrap_err();
         assert!(matches!(err, HttpError::Config(_)), "{url}: {err}");
     }
@@ -347,7 +453,10 @@ fn the_keyring_store_keeps_the_session_across_a_restart() {
     assert_eq!(restored.state(), AuthState::SignedIn(user.clone()));
     assert_eq!(block_on(restored.access_token()).unwrap(), token);
     block_on(restored.sign_out()).unwrap();
-    assert!(gone(store.as_ref(), &key), "sign-out deleted the keyring entry");
+    assert!(
+        gone(store.as_ref(), &key),
+        "sign-out deleted the keyring entry"
+    );
     println!("keyring: kernel keyutils store used for real ({:?})", store);
 }
 
@@ -374,7 +483,13 @@ fn ensure_session_keyring() {
     let mut buffer = [0u8; 256];
     // SAFETY: KEYCTL_DESCRIBE writes at most `buffer.len()` bytes into `buffer`.
     let len = unsafe {
-        libc::syscall(libc::SYS_keyctl, KEYCTL_DESCRIBE, KEY_SPEC_SESSION_KEYRING, buffer.as_mut_ptr(), buffer.len())
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_DESCRIBE,
+            KEY_SPEC_SESSION_KEYRING,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+        )
     };
     let end = usize::try_from(len).unwrap_or(0).min(buffer.len());
     let description = String::from_utf8_lossy(&buffer[..end]).to_string();
@@ -384,7 +499,13 @@ fn ensure_session_keyring() {
     }
     // SAFETY: with a null name, KEYCTL_JOIN_SESSION_KEYRING creates an anonymous session keyring
     // and subscribes the calling thread to it; no memory is passed.
-    let id = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) };
+    let id = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
     println!(
         "keyring: this process had no session keyring of its own ({}); joined a fresh one (id {id}), as a login would",
         description.trim_end_matches('\0')
@@ -399,7 +520,9 @@ fn probe(store: &KeyringStore) -> Result<(), auth::SecretStoreError> {
     store.delete(&key)?;
     match read.as_deref() {
         Some("probe") => Ok(()),
-        _ => Err(auth::SecretStoreError::Failed("the probe did not read back".into())),
+        _ => Err(auth::SecretStoreError::Failed(
+            "the probe did not read back".into(),
+        )),
     }
 }
 

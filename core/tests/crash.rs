@@ -39,7 +39,10 @@ fn crash_child_writer() {
         });
         if j > 0 {
             let previous = format!("{run}x{}", j - 1);
-            ops.push(WriteOp::Delete { collection: "plans".into(), id: format!("{previous}-2") });
+            ops.push(WriteOp::Delete {
+                collection: "plans".into(),
+                id: format!("{previous}-2"),
+            });
             ops.push(WriteOp::Patch {
                 collection: "plans".into(),
                 id: format!("{previous}-1"),
@@ -56,7 +59,13 @@ fn killed_writers_never_leave_half_a_write() {
     let exe = std::env::current_exe().unwrap();
     for run in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["crash_child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_writer",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR, dir.path())
             .env(CHILD_RUN, run.to_string())
             .stdout(Stdio::piped())
@@ -86,7 +95,10 @@ fn wait_until_ready(child: &mut std::process::Child) {
 }
 
 fn pseudo_random(seed: u64) -> u64 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     (nanos ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33
 }
 
@@ -95,7 +107,9 @@ fn check_store(dir: &std::path::Path, run: u64) {
     let t = Tandem::open(TandemConfig::local(dir.to_string_lossy(), SCHEMA))
         .expect("the store opens after a crash");
     let conn = rusqlite::Connection::open(dir.join("guest.db")).unwrap();
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok", "round {run}");
 
     let records: BTreeMap<(String, String), String> = conn
@@ -114,9 +128,17 @@ fn check_store(dir: &std::path::Path, run: u64) {
         .collect();
     // Nothing was ever synced: each live record has exactly one coalesced entry carrying its
     // document, and every deleted one vanished together with its entry.
-    assert_eq!(entries.len(), records.len(), "round {run}: one entry per record");
+    assert_eq!(
+        entries.len(),
+        records.len(),
+        "round {run}: one entry per record"
+    );
     for (key, doc) in &entries {
-        assert_eq!(records.get(key), Some(doc), "round {run}: entry and record agree for {key:?}");
+        assert_eq!(
+            records.get(key),
+            Some(doc),
+            "round {run}: entry and record agree for {key:?}"
+        );
     }
     assert_eq!(t.pending_count().unwrap(), entries.len() as u64);
 
@@ -128,11 +150,19 @@ fn check_store(dir: &std::path::Path, run: u64) {
         .collect();
     let has = |c: &str, id: String| records.contains_key(&(c.to_string(), id));
     for k in &batches {
-        assert!(has("plans", format!("{k}-0")) && has("plans", format!("{k}-1")) && has("plan_days", format!("{k}-d")),
-            "round {run}: batch {k} is partial");
+        assert!(
+            has("plans", format!("{k}-0"))
+                && has("plans", format!("{k}-1"))
+                && has("plan_days", format!("{k}-d")),
+            "round {run}: batch {k} is partial"
+        );
         let (r, j) = k.split_once('x').unwrap();
         let next = format!("{r}x{}", j.parse::<u64>().unwrap() + 1);
-        assert_eq!(has("plans", format!("{k}-2")), !batches.contains(&next), "round {run}: batch {next} is partial");
+        assert_eq!(
+            has("plans", format!("{k}-2")),
+            !batches.contains(&next),
+            "round {run}: batch {next} is partial"
+        );
     }
     assert!(!batches.is_empty());
     t.shutdown();

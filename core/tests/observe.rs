@@ -15,7 +15,11 @@ struct Collect(Mutex<Sender<Vec<String>>>);
 
 impl QueryObserver for Collect {
     fn on_results(&self, records: Vec<Record>) {
-        let _ = self.0.lock().unwrap().send(records.into_iter().map(|r| r.id).collect());
+        let _ = self
+            .0
+            .lock()
+            .unwrap()
+            .send(records.into_iter().map(|r| r.id).collect());
     }
 }
 
@@ -31,12 +35,17 @@ fn collector() -> (Arc<Collect>, Receiver<Vec<String>>) {
 }
 
 fn put(t: &Tandem, collection: &str, id: &str, json: &str) {
-    t.put(collection.into(), Some(id.into()), json.into()).unwrap();
+    t.put(collection.into(), Some(id.into()), json.into())
+        .unwrap();
 }
 
 fn days_of(plan: &str) -> Query {
     Query {
-        filters: vec![Filter { field: "planId".into(), op: FilterOp::Eq, value_json: format!("\"{plan}\"") }],
+        filters: vec![Filter {
+            field: "planId".into(),
+            op: FilterOp::Eq,
+            value_json: format!("\"{plan}\""),
+        }],
         ..Query::default()
     }
 }
@@ -47,13 +56,19 @@ fn an_observer_gets_results_at_once_and_after_every_commit() {
     put(&t, "plans", "p", r#"{"name": "x"}"#);
     put(&t, "plan_days", "d1", r#"{"planId": "p", "dayIndex": 0}"#);
     let (observer, results) = collector();
-    let subscription = t.observe("plan_days".into(), days_of("p"), observer).unwrap();
+    let subscription = t
+        .observe("plan_days".into(), days_of("p"), observer)
+        .unwrap();
     assert_eq!(results.recv_timeout(WAIT).unwrap(), ["d1"]);
 
     put(&t, "plan_days", "d2", r#"{"planId": "p", "dayIndex": 1}"#);
     assert_eq!(results.recv_timeout(WAIT).unwrap(), ["d1", "d2"]);
     t.delete("plans".into(), "p".into()).unwrap();
-    assert_eq!(results.recv_timeout(WAIT).unwrap(), Vec::<String>::new(), "cascaded deletes notify too");
+    assert_eq!(
+        results.recv_timeout(WAIT).unwrap(),
+        Vec::<String>::new(),
+        "cascaded deletes notify too"
+    );
 
     // Commits to other collections do not re-run the query.
     put(&t, "plans", "q", r#"{"name": "y"}"#);
@@ -62,14 +77,19 @@ fn an_observer_gets_results_at_once_and_after_every_commit() {
     subscription.cancel();
     put(&t, "plans", "p2", r#"{"name": "z"}"#);
     put(&t, "plan_days", "d3", r#"{"planId": "p2", "dayIndex": 0}"#);
-    assert!(results.recv_timeout(Duration::from_millis(300)).is_err(), "nothing after cancel");
+    assert!(
+        results.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing after cancel"
+    );
 }
 
 #[test]
 fn dropping_the_subscription_cancels_it() {
     let (_dir, t) = open();
     let (observer, results) = collector();
-    let subscription = t.observe("plans".into(), Query::default(), observer).unwrap();
+    let subscription = t
+        .observe("plans".into(), Query::default(), observer)
+        .unwrap();
     assert_eq!(results.recv_timeout(WAIT).unwrap(), Vec::<String>::new());
     drop(subscription);
     put(&t, "plans", "p", r#"{"name": "x"}"#);
@@ -103,7 +123,8 @@ impl QueryObserver for Reentrant {
         let count = records.len();
         if count < 3 {
             if let Some(t) = self.tandem.lock().unwrap().as_ref() {
-                t.put("plans".into(), None, r#"{"name": "from observer"}"#.into()).unwrap();
+                t.put("plans".into(), None, r#"{"name": "from observer"}"#.into())
+                    .unwrap();
             }
         }
         let _ = self.seen.lock().unwrap().send(count);
@@ -114,11 +135,18 @@ impl QueryObserver for Reentrant {
 fn observers_may_write_from_their_callback() {
     let (_dir, t) = open();
     let (tx, seen) = channel();
-    let observer = Arc::new(Reentrant { tandem: Mutex::new(Some(Arc::clone(&t))), seen: Mutex::new(tx) });
-    let _subscription = t.observe("plans".into(), Query::default(), observer.clone()).unwrap();
+    let observer = Arc::new(Reentrant {
+        tandem: Mutex::new(Some(Arc::clone(&t))),
+        seen: Mutex::new(tx),
+    });
+    let _subscription = t
+        .observe("plans".into(), Query::default(), observer.clone())
+        .unwrap();
     let mut last = 0;
     while last < 3 {
-        last = seen.recv_timeout(WAIT).expect("the observer kept being called");
+        last = seen
+            .recv_timeout(WAIT)
+            .expect("the observer kept being called");
     }
     observer.tandem.lock().unwrap().take(); // break the cycle
 }
@@ -135,9 +163,13 @@ impl QueryObserver for Panics {
 #[test]
 fn a_failing_observer_does_not_break_the_others() {
     let (_dir, t) = open();
-    let _bad = t.observe("plans".into(), Query::default(), Arc::new(Panics)).unwrap();
+    let _bad = t
+        .observe("plans".into(), Query::default(), Arc::new(Panics))
+        .unwrap();
     let (observer, results) = collector();
-    let _good = t.observe("plans".into(), Query::default(), observer).unwrap();
+    let _good = t
+        .observe("plans".into(), Query::default(), observer)
+        .unwrap();
     assert_eq!(results.recv_timeout(WAIT).unwrap(), Vec::<String>::new());
     put(&t, "plans", "p", r#"{"name": "x"}"#);
     assert_eq!(results.recv_timeout(WAIT).unwrap(), ["p"]);
@@ -147,7 +179,9 @@ fn a_failing_observer_does_not_break_the_others() {
 fn shutdown_stops_observers() {
     let (_dir, t) = open();
     let (observer, results) = collector();
-    let subscription = t.observe("plans".into(), Query::default(), observer).unwrap();
+    let subscription = t
+        .observe("plans".into(), Query::default(), observer)
+        .unwrap();
     assert_eq!(results.recv_timeout(WAIT).unwrap(), Vec::<String>::new());
     t.shutdown();
     subscription.cancel(); // harmless after shutdown

@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 use support::proxy::{Fault, Proxy};
 use support::{email, TestServer};
 use tandem::{
-    AuthFailure, AuthState, ConflictPolicy, ConflictReason, ConflictResolver, Query, QueryObserver, Record,
-    RecordState, Resolution, SecureStore, SecureStoreError, SyncFailure, SyncPhase, SyncReport, Tandem,
-    TandemConfig, TandemError,
+    AuthFailure, AuthState, ConflictPolicy, ConflictReason, ConflictResolver, Query, QueryObserver,
+    Record, RecordState, Resolution, SecureStore, SecureStoreError, SyncFailure, SyncPhase,
+    SyncReport, Tandem, TandemConfig, TandemError,
 };
 use tempfile::TempDir;
 
@@ -62,7 +62,12 @@ fn device_with(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Device {
     Device { dir, secrets, t }
 }
 
-fn open(dir: &TempDir, url: &str, secrets: &Arc<Secrets>, adjust: impl FnOnce(&mut TandemConfig)) -> Arc<Tandem> {
+fn open(
+    dir: &TempDir,
+    url: &str,
+    secrets: &Arc<Secrets>,
+    adjust: impl FnOnce(&mut TandemConfig),
+) -> Arc<Tandem> {
     let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
     config.sync.realtime = false;
     config.secure_store = Some(Arc::clone(secrets) as Arc<dyn SecureStore>);
@@ -88,11 +93,15 @@ impl Device {
     }
 
     fn put(&self, collection: &str, id: &str, doc: Value) {
-        self.t.put(collection.into(), Some(id.into()), doc.to_string()).unwrap();
+        self.t
+            .put(collection.into(), Some(id.into()), doc.to_string())
+            .unwrap();
     }
 
     fn patch(&self, collection: &str, id: &str, patch: Value) {
-        self.t.patch(collection.into(), id.into(), patch.to_string()).unwrap();
+        self.t
+            .patch(collection.into(), id.into(), patch.to_string())
+            .unwrap();
     }
 
     fn delete(&self, collection: &str, id: &str) {
@@ -100,7 +109,10 @@ impl Device {
     }
 
     fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.t.get(collection.into(), id.into()).unwrap().map(|r| serde_json::from_str(&r.document).unwrap())
+        self.t
+            .get(collection.into(), id.into())
+            .unwrap()
+            .map(|r| serde_json::from_str(&r.document).unwrap())
     }
 
     fn record(&self, collection: &str, id: &str) -> Record {
@@ -112,7 +124,11 @@ impl Device {
         let mut all = Vec::new();
         for collection in ["exercises", "plans", "plan_days"] {
             for r in self.t.query(collection.into(), Query::default()).unwrap() {
-                all.push((r.collection, r.id, serde_json::from_str(&r.document).unwrap()));
+                all.push((
+                    r.collection,
+                    r.id,
+                    serde_json::from_str(&r.document).unwrap(),
+                ));
             }
         }
         all
@@ -153,14 +169,21 @@ fn offline_edits_on_three_devices_converge() {
     a.put("plans", "p1", json!({"name": "Push", "notes": "from a"}));
     a.put("plan_days", "d1", json!({"planId": "p1", "dayIndex": 0}));
     b.put("plans", "p2", json!({"name": "Pull"}));
-    c.put("exercises", "e1", json!({"name": "Squat", "category": "legs"}));
+    c.put(
+        "exercises",
+        "e1",
+        json!({"name": "Squat", "category": "legs"}),
+    );
     for d in [&a, &b, &c, &a, &b] {
         d.sync();
     }
     assert_eq!(a.snapshot(), b.snapshot());
     assert_eq!(a.snapshot(), c.snapshot());
     assert_eq!(a.snapshot().len(), 4);
-    assert!(a.snapshot().iter().all(|(c, id, _)| a.record(c, id).state == RecordState::Synced));
+    assert!(a
+        .snapshot()
+        .iter()
+        .all(|(c, id, _)| a.record(c, id).state == RecordState::Synced));
     assert_eq!(a.record("plans", "p1").version, 1);
     assert_eq!(a.pending() + b.pending() + c.pending(), 0);
 }
@@ -205,14 +228,18 @@ fn same_field_under_merge_becomes_a_conflict_resolved_without_restart() {
     let conflicts = b.t.conflicts().unwrap();
     assert_eq!(conflicts.len(), 1);
     let c = &conflicts[0];
-    assert_eq!((c.reason, c.fields.clone()), (ConflictReason::BothChanged, vec!["name".to_string()]));
+    assert_eq!(
+        (c.reason, c.fields.clone()),
+        (ConflictReason::BothChanged, vec!["name".to_string()])
+    );
     assert_eq!(c.local_document.as_deref(), Some(r#"{"name":"B's name"}"#));
     assert_eq!(c.server_document.as_deref(), Some(r#"{"name":"A's name"}"#));
     assert_eq!(c.base_document.as_deref(), Some(r#"{"name":"Plan"}"#));
     assert_eq!(b.record("plans", "p").state, RecordState::Conflicted);
     assert_eq!(b.t.sync_status().unwrap().conflicts, 1);
 
-    b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine).unwrap();
+    b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine)
+        .unwrap();
     b.sync();
     a.sync();
     assert_eq!(a.doc("plans", "p"), Some(json!({"name": "B's name"})));
@@ -228,7 +255,11 @@ fn same_field_under_server_wins_and_client_wins() {
 
     let (_server, a2, b2) = same_field_edit(ConflictPolicy::ClientWins);
     a2.sync();
-    assert_eq!(a2.doc("plans", "p"), Some(json!({"name": "B's name"})), "the last writer's change won");
+    assert_eq!(
+        a2.doc("plans", "p"),
+        Some(json!({"name": "B's name"})),
+        "the last writer's change won"
+    );
     assert_eq!(b2.doc("plans", "p"), Some(json!({"name": "B's name"})));
     drop(a);
 }
@@ -237,17 +268,31 @@ fn same_field_under_server_wins_and_client_wins() {
 fn same_field_under_manual_and_keep_server_or_merged() {
     let (_server, a, b) = same_field_edit(ConflictPolicy::Manual);
     assert_eq!(b.t.conflicts().unwrap()[0].reason, ConflictReason::Manual);
-    b.t.resolve("plans".into(), "p".into(), Resolution::Merged { json: r#"{"name": "Both"}"#.into() }).unwrap();
+    b.t.resolve(
+        "plans".into(),
+        "p".into(),
+        Resolution::Merged {
+            json: r#"{"name": "Both"}"#.into(),
+        },
+    )
+    .unwrap();
     b.sync();
     a.sync();
     assert_eq!(a.doc("plans", "p"), Some(json!({"name": "Both"})));
 
     let (_server, _a, b) = same_field_edit(ConflictPolicy::Manual);
-    let kept = b.t.resolve("plans".into(), "p".into(), Resolution::KeepServer).unwrap().unwrap();
+    let kept =
+        b.t.resolve("plans".into(), "p".into(), Resolution::KeepServer)
+            .unwrap()
+            .unwrap();
     assert_eq!(kept.state, RecordState::Synced);
     assert_eq!(b.doc("plans", "p"), Some(json!({"name": "A's name"})));
-    let missing = b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine);
-    assert!(matches!(missing, Err(TandemError::InvalidArgument { .. })), "no open conflict any more");
+    let missing =
+        b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine);
+    assert!(
+        matches!(missing, Err(TandemError::InvalidArgument { .. })),
+        "no open conflict any more"
+    );
 }
 
 /// Merges by concatenating names: the app's own rule.
@@ -256,17 +301,29 @@ struct Concatenate;
 impl ConflictResolver for Concatenate {
     fn resolve(&self, conflict: tandem::Conflict) -> Option<Resolution> {
         let name = |doc: &Option<String>| -> String {
-            doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).map_or(String::new(), |v| v["name"].as_str().unwrap_or("").to_string())
+            doc.as_deref()
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                .map_or(String::new(), |v| {
+                    v["name"].as_str().unwrap_or("").to_string()
+                })
         };
-        let merged = format!("{} + {}", name(&conflict.server_document), name(&conflict.local_document));
-        Some(Resolution::Merged { json: json!({"name": merged}).to_string() })
+        let merged = format!(
+            "{} + {}",
+            name(&conflict.server_document),
+            name(&conflict.local_document)
+        );
+        Some(Resolution::Merged {
+            json: json!({"name": merged}).to_string(),
+        })
     }
 }
 
 #[test]
 fn a_conflict_resolver_implemented_by_the_app_decides() {
     let server = TestServer::start();
-    let (a, b) = pair_with(&server, |c| c.conflict_resolver = Some(Arc::new(Concatenate)));
+    let (a, b) = pair_with(&server, |c| {
+        c.conflict_resolver = Some(Arc::new(Concatenate))
+    });
     a.put("plans", "p", json!({"name": "Plan"}));
     a.sync();
     b.sync();
@@ -294,10 +351,15 @@ fn an_edit_against_a_delete_is_a_conflict_for_the_app() {
     let conflicts = b.t.conflicts().unwrap();
     assert_eq!(conflicts[0].reason, ConflictReason::LocalEditServerDelete);
     assert_eq!(conflicts[0].server_document, None);
-    b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine).unwrap();
+    b.t.resolve("plans".into(), "p".into(), Resolution::KeepMine)
+        .unwrap();
     b.sync();
     a.sync();
-    assert_eq!(a.doc("plans", "p"), Some(json!({"name": "Plan", "notes": "still using it"})), "brought back");
+    assert_eq!(
+        a.doc("plans", "p"),
+        Some(json!({"name": "Plan", "notes": "still using it"})),
+        "brought back"
+    );
 }
 
 #[test]
@@ -312,13 +374,23 @@ fn a_cascaded_delete_meeting_a_concurrent_child_insert_orphans_nothing() {
     b.put("plan_days", "d1", json!({"planId": "p", "dayIndex": 1})); // offline insert under it
     a.sync();
     let report = b.sync();
-    assert_eq!(report.rejected, 1, "the child is rejected invalid_parent on the server");
+    assert_eq!(
+        report.rejected, 1,
+        "the child is rejected invalid_parent on the server"
+    );
     let dead = b.t.rejected().unwrap();
-    assert_eq!((dead[0].id.as_str(), dead[0].reason.as_str()), ("d1", "invalid_parent"));
+    assert_eq!(
+        (dead[0].id.as_str(), dead[0].reason.as_str()),
+        ("d1", "invalid_parent")
+    );
     for d in [&a, &b] {
         assert_eq!(d.doc("plans", "p"), None);
         assert_eq!(d.doc("plan_days", "d0"), None);
-        assert_eq!(d.doc("plan_days", "d1"), None, "deleted on the other side by the cascade");
+        assert_eq!(
+            d.doc("plan_days", "d1"),
+            None,
+            "deleted on the other side by the cascade"
+        );
     }
     b.t.discard_rejected(dead[0].op_id.clone()).unwrap();
     assert!(b.t.rejected().unwrap().is_empty());
@@ -338,7 +410,11 @@ fn a_lost_push_response_causes_no_duplicate() {
     assert_eq!(lossy.pending(), 1, "nothing lost");
     let report = lossy.sync();
     assert_eq!(report.duplicates, 1, "the server recognised the op id");
-    assert_eq!(lossy.record("plans", "p").version, 1, "applied exactly once");
+    assert_eq!(
+        lossy.record("plans", "p").version,
+        1,
+        "applied exactly once"
+    );
     b.sync();
     assert_eq!(b.record("plans", "p").version, 1);
 }
@@ -353,17 +429,25 @@ fn malformed_answers_give_errors_and_lose_nothing() {
     let garbage = [
         Fault::Replace("this is not json".into()),
         Fault::Replace(r#"{"results": "wrong type"}"#.into()),
-        Fault::Replace(r#"{"results": [{"opId": "someone-else", "status": "applied", "version": 1}]}"#.into()),
+        Fault::Replace(
+            r#"{"results": [{"opId": "someone-else", "status": "applied", "version": 1}]}"#.into(),
+        ),
         Fault::Truncate,
     ];
     for fault in garbage {
         proxy.fail_next("/sync/v1/push", fault.clone());
         let failure = sync_failure(d.try_sync());
-        assert!(matches!(failure, SyncFailure::Server | SyncFailure::Offline), "{fault:?} gave {failure:?}");
+        assert!(
+            matches!(failure, SyncFailure::Server | SyncFailure::Offline),
+            "{fault:?} gave {failure:?}"
+        );
         assert_eq!(d.pending(), 1, "{fault:?} lost the change");
         assert_eq!(d.doc("plans", "p"), Some(json!({"name": "safe"})));
     }
-    proxy.fail_next("/sync/v1/pull", Fault::Replace(r#"{"changes": [{"entity": 5}], "cursor": 1}"#.into()));
+    proxy.fail_next(
+        "/sync/v1/pull",
+        Fault::Replace(r#"{"changes": [{"entity": 5}], "cursor": 1}"#.into()),
+    );
     assert_eq!(sync_failure(d.try_sync()), SyncFailure::Server);
     d.sync();
     assert_eq!(d.record("plans", "p").state, RecordState::Synced);
@@ -411,14 +495,19 @@ fn a_revoked_session_expires_and_keeps_pending_changes() {
     d.sign_up(&account);
     d.put("plans", "p", json!({"name": "pending"}));
     // Revoke this sign-in's refresh tokens on the server, as a logout elsewhere would.
-    let session: Value = serde_json::from_str(d.secrets.0.lock().unwrap().values().next().unwrap()).unwrap();
-    let access = find_string(&session, "access_token").expect("the stored session holds the access token");
+    let session: Value =
+        serde_json::from_str(d.secrets.0.lock().unwrap().values().next().unwrap()).unwrap();
+    let access =
+        find_string(&session, "access_token").expect("the stored session holds the access token");
     let logout = reqwest_blocking_logout(server.url(), &access);
     assert_eq!(logout, 204);
     std::thread::sleep(Duration::from_millis(2500)); // the access token expires too
     let failure = sync_failure(d.try_sync());
     assert_eq!(failure, SyncFailure::SessionExpired);
-    assert!(matches!(d.t.auth_state().unwrap(), AuthState::SessionExpired { .. }));
+    assert!(matches!(
+        d.t.auth_state().unwrap(),
+        AuthState::SessionExpired { .. }
+    ));
     assert_eq!(d.t.sync_status().unwrap().phase, SyncPhase::SignedOut);
     assert_eq!(d.pending(), 1, "pending changes stay");
     d.sign_in(&account);
@@ -465,17 +554,29 @@ fn guest_data_is_adopted_by_the_first_sign_in_and_accounts_never_mix() {
     assert_eq!(d.pending(), 0, "its pending change went to the account");
 
     block(d.t.sign_out(false)).unwrap();
-    assert!(d.snapshot().is_empty(), "signed out: the (empty) guest data");
+    assert!(
+        d.snapshot().is_empty(),
+        "signed out: the (empty) guest data"
+    );
     d.put("plans", "guest2", json!({"name": "second guest"}));
     let second = email();
     d.sign_up(&second);
-    assert!(d.doc("plans", "guest").is_none(), "another account never sees the first one's data");
-    assert!(d.doc("plans", "guest2").is_none(), "only the first sign-in adopts guest data");
+    assert!(
+        d.doc("plans", "guest").is_none(),
+        "another account never sees the first one's data"
+    );
+    assert!(
+        d.doc("plans", "guest2").is_none(),
+        "only the first sign-in adopts guest data"
+    );
     d.put("plans", "mine", json!({"name": "second's"}));
     d.sync();
 
     block(d.t.sign_out(false)).unwrap();
-    assert!(d.doc("plans", "guest2").is_some(), "guest data stays out of other accounts");
+    assert!(
+        d.doc("plans", "guest2").is_some(),
+        "guest data stays out of other accounts"
+    );
     d.sign_in(&first);
     assert!(d.doc("plans", "guest").is_some());
     assert!(d.doc("plans", "mine").is_none());
@@ -484,17 +585,28 @@ fn guest_data_is_adopted_by_the_first_sign_in_and_accounts_never_mix() {
     let files_before = std::fs::read_dir(&data_dir).unwrap().count();
     block(d.t.sign_out(true)).unwrap();
     let files_after = std::fs::read_dir(&data_dir).unwrap().count();
-    assert!(files_after < files_before, "wiping deletes the user's database");
+    assert!(
+        files_after < files_before,
+        "wiping deletes the user's database"
+    );
     assert!(d.secrets.0.lock().unwrap().is_empty(), "and its secrets");
     d.sign_in(&first);
     assert!(d.doc("plans", "guest").is_none(), "wiped locally…");
     d.sync();
-    assert!(d.doc("plans", "guest").is_some(), "…and back from the server");
+    assert!(
+        d.doc("plans", "guest").is_some(),
+        "…and back from the server"
+    );
 }
 
 #[test]
 fn an_expired_cursor_re_pulls_everything_and_keeps_pending_changes() {
-    let server = TestServer::start_with(&["--tombstone-retention-days", "0", "--purge-interval-secs", "1"]);
+    let server = TestServer::start_with(&[
+        "--tombstone-retention-days",
+        "0",
+        "--purge-interval-secs",
+        "1",
+    ]);
     let (a, b) = pair(&server);
     a.put("plans", "kept", json!({"name": "k"}));
     a.put("plans", "gone", json!({"name": "g"}));
@@ -505,7 +617,10 @@ fn an_expired_cursor_re_pulls_everything_and_keeps_pending_changes() {
     std::thread::sleep(Duration::from_millis(2500)); // the tombstone is purged
     b.put("plans", "local", json!({"name": "pending"}));
     b.sync();
-    assert!(b.doc("plans", "gone").is_none(), "removed although its tombstone was purged");
+    assert!(
+        b.doc("plans", "gone").is_none(),
+        "removed although its tombstone was purged"
+    );
     assert!(b.doc("plans", "kept").is_some());
     a.sync();
     assert_eq!(a.snapshot(), b.snapshot(), "the pending change went up too");
@@ -515,11 +630,23 @@ fn an_expired_cursor_re_pulls_everything_and_keeps_pending_changes() {
 fn a_change_the_server_rejects_goes_to_dead_letters_and_the_queue_goes_on() {
     let strict = TempDir::new().unwrap();
     let schema_path = strict.path().join("schema.json");
-    std::fs::write(&schema_path, SCHEMA.replacen(r#""notes": {"type": "string"}"#, r#""notes": {"type": "string", "maxLength": 5}"#, 1)).unwrap();
+    std::fs::write(
+        &schema_path,
+        SCHEMA.replacen(
+            r#""notes": {"type": "string"}"#,
+            r#""notes": {"type": "string", "maxLength": 5}"#,
+            1,
+        ),
+    )
+    .unwrap();
     let server = TestServer::start_with(&["--schema", schema_path.to_str().unwrap()]);
     let d = device(server.url());
     d.sign_up(&email());
-    d.put("exercises", "bad", json!({"name": "Squat", "notes": "far too long for the server"}));
+    d.put(
+        "exercises",
+        "bad",
+        json!({"name": "Squat", "notes": "far too long for the server"}),
+    );
     d.put("exercises", "good", json!({"name": "Row"}));
     let report = d.sync();
     assert_eq!((report.rejected, report.applied), (1, 1));
@@ -532,7 +659,11 @@ fn a_change_the_server_rejects_goes_to_dead_letters_and_the_queue_goes_on() {
     assert_eq!(report.applied, 1, "editing it again makes a fresh op");
     let dead = d.t.rejected().unwrap();
     d.t.discard_rejected(dead[0].op_id.clone()).unwrap();
-    assert_eq!(d.doc("exercises", "bad"), Some(json!({"name": "Squat", "notes": "ok"})), "the newer edit stands");
+    assert_eq!(
+        d.doc("exercises", "bad"),
+        Some(json!({"name": "Squat", "notes": "ok"})),
+        "the newer edit stands"
+    );
 }
 
 #[test]
@@ -542,7 +673,11 @@ fn the_servers_kill_switch_and_the_configs_pause_sync_without_touching_data() {
     d.sign_up(&email()); // auth keeps working
     d.put("plans", "p", json!({"name": "x"}));
     match d.try_sync() {
-        Err(TandemError::Sync { kind: SyncFailure::Paused, retry_after_secs, .. }) => assert!(retry_after_secs.is_some()),
+        Err(TandemError::Sync {
+            kind: SyncFailure::Paused,
+            retry_after_secs,
+            ..
+        }) => assert!(retry_after_secs.is_some()),
         other => panic!("{other:?}"),
     }
     assert_eq!(d.t.sync_status().unwrap().phase, SyncPhase::Paused);
@@ -563,8 +698,17 @@ fn only_one_process_syncs_an_account_at_a_time() {
     let d = device(server.url());
     d.sign_up(&email());
     let user = d.t.current_user().unwrap().unwrap();
-    let lock_path = d.dir.path().join("users").join(format!("{}.db.sync-lock", user.id));
-    let other_process = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    let lock_path = d
+        .dir
+        .path()
+        .join("users")
+        .join(format!("{}.db.sync-lock", user.id));
+    let other_process = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
     other_process.try_lock().unwrap();
     d.put("plans", "p", json!({"name": "x"}));
     assert_eq!(sync_failure(d.try_sync()), SyncFailure::Busy);
@@ -582,15 +726,26 @@ fn bad_credentials_and_insecure_urls_are_typed_errors() {
         other => panic!("{other:?}"),
     }
     let dir = TempDir::new().unwrap();
-    let insecure = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, "http://sync.example.com");
-    assert!(matches!(Tandem::open(insecure), Err(TandemError::InvalidArgument { .. })));
+    let insecure = TandemConfig::with_server(
+        dir.path().to_string_lossy(),
+        SCHEMA,
+        "http://sync.example.com",
+    );
+    assert!(matches!(
+        Tandem::open(insecure),
+        Err(TandemError::InvalidArgument { .. })
+    ));
 }
 
 struct Seen(Mutex<Sender<Vec<String>>>);
 
 impl QueryObserver for Seen {
     fn on_results(&self, records: Vec<Record>) {
-        let _ = self.0.lock().unwrap().send(records.into_iter().map(|r| r.id).collect());
+        let _ = self
+            .0
+            .lock()
+            .unwrap()
+            .send(records.into_iter().map(|r| r.id).collect());
     }
 }
 
@@ -604,21 +759,41 @@ fn realtime_pokes_carry_a_put_to_the_other_devices_observer() {
     a.t.start_sync().unwrap();
     b.t.start_sync().unwrap();
     let (tx, seen) = channel();
-    let _subscription = b.t.observe("plans".into(), Query::default(), Arc::new(Seen(Mutex::new(tx)))).unwrap();
-    assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), Vec::<String>::new());
+    let _subscription =
+        b.t.observe(
+            "plans".into(),
+            Query::default(),
+            Arc::new(Seen(Mutex::new(tx))),
+        )
+        .unwrap();
+    assert_eq!(
+        seen.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Vec::<String>::new()
+    );
     std::thread::sleep(Duration::from_millis(500)); // both event streams connected
     a.put("plans", "live", json!({"name": "realtime"}));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let ids = seen.recv_timeout(deadline - std::time::Instant::now()).expect("b saw a's put");
+        let ids = seen
+            .recv_timeout(deadline - std::time::Instant::now())
+            .expect("b saw a's put");
         if ids == ["live"] {
             break;
         }
     }
     let metrics = b.t.sync_metrics().unwrap();
-    assert!(metrics.triggers.iter().any(|t| t.reason == "realtime" && t.count > 0), "{metrics:?}");
+    assert!(
+        metrics
+            .triggers
+            .iter()
+            .any(|t| t.reason == "realtime" && t.count > 0),
+        "{metrics:?}"
+    );
     let a_metrics = a.t.sync_metrics().unwrap();
-    assert!(a_metrics.triggers.iter().any(|t| t.reason == "local_write"), "{a_metrics:?}");
+    assert!(
+        a_metrics.triggers.iter().any(|t| t.reason == "local_write"),
+        "{a_metrics:?}"
+    );
     a.t.stop_sync().unwrap();
     b.t.stop_sync().unwrap();
 }

@@ -27,10 +27,19 @@ pub enum ValidationReason {
     NotAnObject,
     UnknownField,
     Required,
-    WrongType { expected: FieldType },
-    TooLong { max: u64 },
-    TooLarge { bytes: usize },
-    ParentMissing { parent_collection: String, parent_id: String },
+    WrongType {
+        expected: FieldType,
+    },
+    TooLong {
+        max: u64,
+    },
+    TooLarge {
+        bytes: usize,
+    },
+    ParentMissing {
+        parent_collection: String,
+        parent_id: String,
+    },
 }
 
 impl ValidationReason {
@@ -59,9 +68,15 @@ impl fmt::Display for ValidationReason {
             Self::WrongType { expected } => write!(f, "must be of type {expected}"),
             Self::TooLong { max } => write!(f, "longer than {max} characters"),
             Self::TooLarge { bytes } => {
-                write!(f, "document is {bytes} bytes, over the limit of {MAX_DOCUMENT_BYTES}")
+                write!(
+                    f,
+                    "document is {bytes} bytes, over the limit of {MAX_DOCUMENT_BYTES}"
+                )
             }
-            Self::ParentMissing { parent_collection, parent_id } => {
+            Self::ParentMissing {
+                parent_collection,
+                parent_id,
+            } => {
                 write!(f, "parent {parent_collection}/{parent_id} does not exist")
             }
         }
@@ -81,7 +96,11 @@ impl std::error::Error for ValidationError {}
 
 impl ValidationError {
     pub fn new(collection: &str, field: Option<&str>, reason: ValidationReason) -> Self {
-        Self { collection: collection.to_string(), field: field.map(str::to_string), reason }
+        Self {
+            collection: collection.to_string(),
+            field: field.map(str::to_string),
+            reason,
+        }
     }
 }
 
@@ -97,7 +116,9 @@ impl Collection {
     /// document anyway and check its length with [`check_size`].
     pub fn validate_fields(&self, name: &str, doc: &Value) -> Result<(), ValidationError> {
         let fail = |field: Option<&str>, reason| Err(ValidationError::new(name, field, reason));
-        let Value::Object(map) = doc else { return fail(None, ValidationReason::NotAnObject) };
+        let Value::Object(map) = doc else {
+            return fail(None, ValidationReason::NotAnObject);
+        };
         for (key, value) in map {
             let Some(field) = self.fields.get(key) else {
                 return fail(Some(key), ValidationReason::UnknownField);
@@ -106,7 +127,12 @@ impl Collection {
                 continue; // null in a field counts as absent
             }
             if !type_matches(field.kind, value) {
-                return fail(Some(key), ValidationReason::WrongType { expected: field.kind });
+                return fail(
+                    Some(key),
+                    ValidationReason::WrongType {
+                        expected: field.kind,
+                    },
+                );
             }
             if let (Some(max), Value::String(s)) = (field.max_length, value) {
                 if s.chars().count() as u64 > max {
@@ -132,7 +158,11 @@ impl Collection {
 /// Refuses a document whose compact JSON form is `bytes` long when that is over the limit.
 pub fn check_size(collection: &str, bytes: usize) -> Result<(), ValidationError> {
     if bytes > MAX_DOCUMENT_BYTES {
-        return Err(ValidationError::new(collection, None, ValidationReason::TooLarge { bytes }));
+        return Err(ValidationError::new(
+            collection,
+            None,
+            ValidationReason::TooLarge { bytes },
+        ));
     }
     Ok(())
 }
@@ -176,19 +206,36 @@ mod tests {
 
     fn check(collection: &str, doc: Value) -> Result<(), String> {
         let s = schema();
-        s.collection(collection).unwrap().validate_document(collection, &doc).map_err(|e| e.to_string())
+        s.collection(collection)
+            .unwrap()
+            .validate_document(collection, &doc)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn accepts_valid_documents() {
-        check("plans", json!({"name": "Push", "notes": null, "archived": false})).unwrap();
-        check("plan_days", json!({"planId": "p1", "dayIndex": 3, "exerciseIds": ["a"]})).unwrap();
+        check(
+            "plans",
+            json!({"name": "Push", "notes": null, "archived": false}),
+        )
+        .unwrap();
+        check(
+            "plan_days",
+            json!({"planId": "p1", "dayIndex": 3, "exerciseIds": ["a"]}),
+        )
+        .unwrap();
     }
 
     #[test]
     fn names_what_is_wrong() {
-        assert_eq!(check("plans", json!({})).unwrap_err(), "plans.name: required");
-        assert_eq!(check("plans", json!({"name": null})).unwrap_err(), "plans.name: required");
+        assert_eq!(
+            check("plans", json!({})).unwrap_err(),
+            "plans.name: required"
+        );
+        assert_eq!(
+            check("plans", json!({"name": null})).unwrap_err(),
+            "plans.name: required"
+        );
         assert_eq!(
             check("plans", json!({"name": "x", "colour": "red"})).unwrap_err(),
             "plans.colour: field is not declared in the schema"
@@ -201,7 +248,10 @@ mod tests {
             check("plan_days", json!({"planId": "p", "dayIndex": 1.5})).unwrap_err(),
             "plan_days.dayIndex: must be of type integer"
         );
-        assert_eq!(check("plans", json!([1])).unwrap_err(), "plans: document must be a JSON object");
+        assert_eq!(
+            check("plans", json!([1])).unwrap_err(),
+            "plans: document must be a JSON object"
+        );
     }
 
     #[test]
@@ -215,7 +265,11 @@ mod tests {
 
     #[test]
     fn size_limit() {
-        let e = check("plans", json!({"name": "x", "notes": "n".repeat(MAX_DOCUMENT_BYTES)})).unwrap_err();
+        let e = check(
+            "plans",
+            json!({"name": "x", "notes": "n".repeat(MAX_DOCUMENT_BYTES)}),
+        )
+        .unwrap_err();
         assert!(e.starts_with("plans: document is"), "{e}");
     }
 

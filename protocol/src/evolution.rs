@@ -13,21 +13,33 @@ impl Schema {
                 return Err(refuse(path, "was removed; stored records may belong to it"));
             };
             if new_collection.parent != old_collection.parent {
-                return Err(refuse(format!("{path}.parent"), "changed; a collection's parent cannot change"));
+                return Err(refuse(
+                    format!("{path}.parent"),
+                    "changed; a collection's parent cannot change",
+                ));
             }
             for (field, old_field) in &old_collection.fields {
                 let field_path = format!("{path}.fields.{field}");
                 let Some(new_field) = new_collection.fields.get(field) else {
-                    return Err(refuse(field_path, "was removed; stored records may hold it"));
+                    return Err(refuse(
+                        field_path,
+                        "was removed; stored records may hold it",
+                    ));
                 };
                 if new_field.kind != old_field.kind {
                     return Err(refuse(
                         format!("{field_path}.type"),
-                        &format!("changed from {} to {}; a field's type cannot change", old_field.kind, new_field.kind),
+                        &format!(
+                            "changed from {} to {}; a field's type cannot change",
+                            old_field.kind, new_field.kind
+                        ),
                     ));
                 }
                 if new_field.required && !old_field.required {
-                    return Err(refuse(field_path, "became required; stored records may lack it"));
+                    return Err(refuse(
+                        field_path,
+                        "became required; stored records may lack it",
+                    ));
                 }
             }
             for (field, new_field) in &new_collection.fields {
@@ -44,7 +56,10 @@ impl Schema {
 }
 
 fn refuse(path: impl Into<String>, message: &str) -> SchemaError {
-    SchemaError { path: path.into(), message: message.to_string() }
+    SchemaError {
+        path: path.into(),
+        message: message.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -56,10 +71,13 @@ mod tests {
     }
 
     fn evolve(old: &str, new: &str) -> Result<(), String> {
-        schema(new).check_evolution_from(&schema(old)).map_err(|e| e.to_string())
+        schema(new)
+            .check_evolution_from(&schema(old))
+            .map_err(|e| e.to_string())
     }
 
-    const BASE: &str = r#"{"a":{"fields":{"x":{"type":"string","required":true},"y":{"type":"integer"}}}}"#;
+    const BASE: &str =
+        r#"{"a":{"fields":{"x":{"type":"string","required":true},"y":{"type":"integer"}}}}"#;
 
     #[test]
     fn growth_is_accepted() {
@@ -84,10 +102,15 @@ mod tests {
 
     #[test]
     fn removals_and_new_requirements_are_refused() {
-        assert!(evolve(BASE, r#"{"b":{"fields":{}}}"#).unwrap_err().starts_with("collections.a: was removed"));
-        assert!(evolve(BASE, r#"{"a":{"fields":{"x":{"type":"string","required":true}}}}"#)
+        assert!(evolve(BASE, r#"{"b":{"fields":{}}}"#)
             .unwrap_err()
-            .starts_with("collections.a.fields.y: was removed"));
+            .starts_with("collections.a: was removed"));
+        assert!(evolve(
+            BASE,
+            r#"{"a":{"fields":{"x":{"type":"string","required":true}}}}"#
+        )
+        .unwrap_err()
+        .starts_with("collections.a.fields.y: was removed"));
         assert!(evolve(BASE, r#"{"a":{"fields":{"x":{"type":"string","required":true},"y":{"type":"integer","required":true}}}}"#)
             .unwrap_err()
             .starts_with("collections.a.fields.y: became required"));

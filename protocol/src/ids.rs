@@ -28,7 +28,9 @@ pub fn is_valid_field_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (1..=64).contains(&bytes.len())
         && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
-        && bytes[1..].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && bytes[1..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
 #[cfg(test)]

@@ -79,7 +79,10 @@ impl fmt::Display for SchemaError {
 impl std::error::Error for SchemaError {}
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> SchemaError {
-    SchemaError { path: path.into(), message: message.into() }
+    SchemaError {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 impl FieldType {
@@ -128,19 +131,28 @@ impl Schema {
         reject_unknown_keys(root, "", &["version", "collections"])?;
         let version = match root.get("version") {
             None => return Err(err("version", "missing")),
-            Some(v) => v.as_u64().ok_or_else(|| err("version", "must be a non-negative integer"))?,
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| err("version", "must be a non-negative integer"))?,
         };
-        let collections_value =
-            root.get("collections").ok_or_else(|| err("collections", "missing"))?;
+        let collections_value = root
+            .get("collections")
+            .ok_or_else(|| err("collections", "missing"))?;
         let mut collections = BTreeMap::new();
         for (name, value) in as_object(collections_value, "collections")? {
             let path = format!("collections.{name}");
             if !is_valid_collection_name(name) {
-                return Err(err(path, "collection names must match ^[a-z][a-z0-9_]{0,62}$"));
+                return Err(err(
+                    path,
+                    "collection names must match ^[a-z][a-z0-9_]{0,62}$",
+                ));
             }
             collections.insert(name.clone(), parse_collection(value, &path)?);
         }
-        let schema = Schema { version, collections };
+        let schema = Schema {
+            version,
+            collections,
+        };
         schema.check_parents()?;
         Ok(schema)
     }
@@ -157,15 +169,19 @@ impl Schema {
 
     /// The collections whose parent is `name`, with their parent field, in name order.
     pub fn children_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
-        self.collections.iter().filter_map(move |(child, c)| match &c.parent {
-            Some(p) if p.collection == name => Some((child.as_str(), p.field.as_str())),
-            _ => None,
-        })
+        self.collections
+            .iter()
+            .filter_map(move |(child, c)| match &c.parent {
+                Some(p) if p.collection == name => Some((child.as_str(), p.field.as_str())),
+                _ => None,
+            })
     }
 
     fn check_parents(&self) -> Result<(), SchemaError> {
         for (name, collection) in &self.collections {
-            let Some(parent) = &collection.parent else { continue };
+            let Some(parent) = &collection.parent else {
+                continue;
+            };
             let path = format!("collections.{name}.parent");
             if !self.collections.contains_key(&parent.collection) {
                 return Err(err(
@@ -183,7 +199,10 @@ impl Schema {
                 Some(f) if f.kind != FieldType::String => {
                     return Err(err(
                         format!("{path}.field"),
-                        format!("field \"{}\" must be of type string, not {}", parent.field, f.kind),
+                        format!(
+                            "field \"{}\" must be of type string, not {}",
+                            parent.field, f.kind
+                        ),
                     ))
                 }
                 Some(_) => {}
@@ -196,7 +215,11 @@ impl Schema {
     fn check_no_cycle_from(&self, start: &str, path: &str) -> Result<(), SchemaError> {
         let mut chain = vec![start.to_string()];
         let mut current = start;
-        while let Some(parent) = self.collections.get(current).and_then(|c| c.parent.as_ref()) {
+        while let Some(parent) = self
+            .collections
+            .get(current)
+            .and_then(|c| c.parent.as_ref())
+        {
             chain.push(parent.collection.clone());
             if parent.collection == start {
                 return Err(err(path, format!("parent cycle: {}", chain.join(" -> "))));
@@ -214,12 +237,17 @@ fn parse_collection(value: &Value, path: &str) -> Result<Collection, SchemaError
     let obj = as_object(value, path)?;
     reject_unknown_keys(obj, path, &["fields", "parent", "indexes"])?;
     let fields_path = format!("{path}.fields");
-    let fields_value = obj.get("fields").ok_or_else(|| err(&fields_path, "missing"))?;
+    let fields_value = obj
+        .get("fields")
+        .ok_or_else(|| err(&fields_path, "missing"))?;
     let mut fields = BTreeMap::new();
     for (name, value) in as_object(fields_value, &fields_path)? {
         let field_path = format!("{fields_path}.{name}");
         if !is_valid_field_name(name) {
-            return Err(err(field_path, "field names must match ^[A-Za-z_][A-Za-z0-9_]{0,63}$"));
+            return Err(err(
+                field_path,
+                "field names must match ^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+            ));
         }
         fields.insert(name.clone(), parse_field(value, &field_path)?);
     }
@@ -231,7 +259,11 @@ fn parse_collection(value: &Value, path: &str) -> Result<Collection, SchemaError
         None | Some(Value::Null) => Vec::new(),
         Some(v) => parse_indexes(v, &format!("{path}.indexes"), &fields)?,
     };
-    Ok(Collection { fields, parent, indexes })
+    Ok(Collection {
+        fields,
+        parent,
+        indexes,
+    })
 }
 
 fn parse_field(value: &Value, path: &str) -> Result<Field, SchemaError> {
@@ -258,16 +290,26 @@ fn parse_field(value: &Value, path: &str) -> Result<Field, SchemaError> {
     let max_length = match obj.get("maxLength") {
         None | Some(Value::Null) => None,
         Some(v) => {
-            let n = v
-                .as_u64()
-                .ok_or_else(|| err(format!("{path}.maxLength"), "must be a non-negative integer"))?;
+            let n = v.as_u64().ok_or_else(|| {
+                err(
+                    format!("{path}.maxLength"),
+                    "must be a non-negative integer",
+                )
+            })?;
             if kind != FieldType::String {
-                return Err(err(format!("{path}.maxLength"), "applies to string fields only"));
+                return Err(err(
+                    format!("{path}.maxLength"),
+                    "applies to string fields only",
+                ));
             }
             Some(n)
         }
     };
-    Ok(Field { kind, required, max_length })
+    Ok(Field {
+        kind,
+        required,
+        max_length,
+    })
 }
 
 fn parse_parent(value: &Value, path: &str) -> Result<ParentRef, SchemaError> {
@@ -280,7 +322,10 @@ fn parse_parent(value: &Value, path: &str) -> Result<ParentRef, SchemaError> {
             None => Err(err(format!("{path}.{key}"), "missing")),
         }
     };
-    Ok(ParentRef { collection: get("collection")?, field: get("field")? })
+    Ok(ParentRef {
+        collection: get("collection")?,
+        field: get("field")?,
+    })
 }
 
 fn parse_indexes(
@@ -319,15 +364,28 @@ fn parse_indexes(
 }
 
 fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, SchemaError> {
-    value.as_object().ok_or_else(|| err(path, "must be a JSON object"))
+    value
+        .as_object()
+        .ok_or_else(|| err(path, "must be a JSON object"))
 }
 
-fn reject_unknown_keys(obj: &Map<String, Value>, path: &str, known: &[&str]) -> Result<(), SchemaError> {
+fn reject_unknown_keys(
+    obj: &Map<String, Value>,
+    path: &str,
+    known: &[&str],
+) -> Result<(), SchemaError> {
     match obj.keys().find(|k| !known.contains(&k.as_str())) {
         None => Ok(()),
         Some(key) => {
-            let place = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-            Err(err(place, format!("unknown key (expected one of: {})", known.join(", "))))
+            let place = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            Err(err(
+                place,
+                format!("unknown key (expected one of: {})", known.join(", ")),
+            ))
         }
     }
 }
@@ -362,9 +420,18 @@ mod tests {
         assert_eq!(s.version, 1);
         let days = s.collection("plan_days").unwrap();
         assert_eq!(days.parent.as_ref().unwrap().collection, "plans");
-        assert_eq!(days.indexes, vec![vec!["planId".to_string(), "dayIndex".to_string()]]);
-        assert_eq!(s.collection("plans").unwrap().fields["name"].max_length, Some(200));
-        assert_eq!(s.children_of("plans").collect::<Vec<_>>(), vec![("plan_days", "planId")]);
+        assert_eq!(
+            days.indexes,
+            vec![vec!["planId".to_string(), "dayIndex".to_string()]]
+        );
+        assert_eq!(
+            s.collection("plans").unwrap().fields["name"].max_length,
+            Some(200)
+        );
+        assert_eq!(
+            s.children_of("plans").collect::<Vec<_>>(),
+            vec![("plan_days", "planId")]
+        );
         // canonical JSON round-trips
         assert_eq!(Schema::from_json(&s.to_json()).unwrap(), s);
     }
@@ -372,19 +439,29 @@ mod tests {
     #[test]
     fn unknown_type_names_the_place() {
         let e = error_of(r#"{"version":1,"collections":{"a":{"fields":{"x":{"type":"strin"}}}}}"#);
-        assert!(e.starts_with("collections.a.fields.x.type: unknown type \"strin\""), "{e}");
+        assert!(
+            e.starts_with("collections.a.fields.x.type: unknown type \"strin\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_collection_name() {
         let e = error_of(r#"{"version":1,"collections":{"Bad-Name":{"fields":{}}}}"#);
-        assert!(e.starts_with("collections.Bad-Name: collection names must match"), "{e}");
+        assert!(
+            e.starts_with("collections.Bad-Name: collection names must match"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_field_name() {
-        let e = error_of(r#"{"version":1,"collections":{"a":{"fields":{"x.y":{"type":"string"}}}}}"#);
-        assert!(e.starts_with("collections.a.fields.x.y: field names"), "{e}");
+        let e =
+            error_of(r#"{"version":1,"collections":{"a":{"fields":{"x.y":{"type":"string"}}}}}"#);
+        assert!(
+            e.starts_with("collections.a.fields.x.y: field names"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -393,7 +470,10 @@ mod tests {
             r#"{"version":1,"collections":{"a":{"fields":{}},
                 "b":{"parent":{"collection":"a","field":"aId"},"fields":{}}}}"#,
         );
-        assert_eq!(e, "collections.b.parent.field: field \"aId\" is not declared in b");
+        assert_eq!(
+            e,
+            "collections.b.parent.field: field \"aId\" is not declared in b"
+        );
     }
 
     #[test]
@@ -402,7 +482,10 @@ mod tests {
             r#"{"version":1,"collections":{"a":{"fields":{}},
                 "b":{"parent":{"collection":"a","field":"aId"},"fields":{"aId":{"type":"integer"}}}}}"#,
         );
-        assert_eq!(e, "collections.b.parent.field: field \"aId\" must be of type string, not integer");
+        assert_eq!(
+            e,
+            "collections.b.parent.field: field \"aId\" must be of type string, not integer"
+        );
     }
 
     #[test]
@@ -410,7 +493,10 @@ mod tests {
         let e = error_of(
             r#"{"version":1,"collections":{"b":{"parent":{"collection":"zz","field":"x"},"fields":{"x":{"type":"string"}}}}}"#,
         );
-        assert_eq!(e, "collections.b.parent.collection: collection \"zz\" is not declared");
+        assert_eq!(
+            e,
+            "collections.b.parent.collection: collection \"zz\" is not declared"
+        );
     }
 
     #[test]
@@ -430,7 +516,10 @@ mod tests {
     #[test]
     fn index_on_undeclared_field() {
         let e = error_of(r#"{"version":1,"collections":{"a":{"fields":{},"indexes":[["nope"]]}}}"#);
-        assert_eq!(e, "collections.a.indexes[0][0]: field \"nope\" is not declared");
+        assert_eq!(
+            e,
+            "collections.a.indexes[0][0]: field \"nope\" is not declared"
+        );
     }
 
     #[test]
@@ -438,7 +527,10 @@ mod tests {
         let e = error_of(
             r#"{"version":1,"collections":{"a":{"fields":{"n":{"type":"integer","maxLength":3}}}}}"#,
         );
-        assert_eq!(e, "collections.a.fields.n.maxLength: applies to string fields only");
+        assert_eq!(
+            e,
+            "collections.a.fields.n.maxLength: applies to string fields only"
+        );
     }
 
     #[test]
@@ -446,8 +538,11 @@ mod tests {
         assert!(error_of("[]").contains("must be a JSON object"));
         assert!(error_of("{").starts_with("not valid JSON"));
         assert_eq!(error_of(r#"{"collections":{}}"#), "version: missing");
-        assert!(error_of(r#"{"version":1,"collections":{},"extra":1}"#).starts_with("extra: unknown key"));
-        assert!(error_of(r#"{"version":1,"collections":{"a":{"fields":{"x":{"type":"string","requird":true}}}}}"#)
-            .starts_with("collections.a.fields.x.requird: unknown key"));
+        assert!(error_of(r#"{"version":1,"collections":{},"extra":1}"#)
+            .starts_with("extra: unknown key"));
+        assert!(error_of(
+            r#"{"version":1,"collections":{"a":{"fields":{"x":{"type":"string","requird":true}}}}}"#
+        )
+        .starts_with("collections.a.fields.x.requird: unknown key"));
     }
 }

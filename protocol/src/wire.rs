@@ -151,10 +151,18 @@ pub struct MutationResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Conflicts only: the record's version, `Some(None)` (JSON null) when there is no record.
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub server_version: Option<Option<i64>>,
     /// Conflicts only: the live document, `Some(None)` (JSON null) when deleted or missing.
-    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub server_doc: Option<Option<Map<String, Value>>>,
 }
 
@@ -284,6 +292,9 @@ mod tests {
         let back: MutationResult = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
         let applied = serde_json::to_value(MutationResult::applied("o2", 3)).unwrap();
-        assert_eq!(applied, json!({"opId": "o2", "status": "applied", "version": 3}));
+        assert_eq!(
+            applied,
+            json!({"opId": "o2", "status": "applied", "version": 3})
+        );
     }
 }

@@ -12,8 +12,11 @@ pub fn now_ms() -> i64 {
 pub fn rfc3339_from_ms(ms: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let t = t.replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    let t = t
+        .replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000)
+        .unwrap_or(t);
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 /// Whether `text` is an RFC 3339 timestamp.
@@ -28,7 +31,10 @@ mod tests {
     #[test]
     fn formats_and_parses() {
         assert_eq!(rfc3339_from_ms(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_from_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            rfc3339_from_ms(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
         assert!(is_rfc3339("2025-01-01T10:00:00+02:00"));
         assert!(!is_rfc3339("yesterday"));
     }

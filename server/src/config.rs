@@ -11,7 +11,11 @@ pub const SAMPLE_SCHEMA: &str = include_str!("../../schemas/sample.json");
 /// How the server runs. Every flag also reads `TANDEM_<NAME>` from the environment; prefer the
 /// environment for `--jwt-secret` so the secret never shows in the process list.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tandem-server", version, about = "Tandem's reference sync server")]
+#[command(
+    name = "tandem-server",
+    version,
+    about = "Tandem's reference sync server"
+)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "TANDEM_ADDR", default_value = "127.0.0.1:8787")]

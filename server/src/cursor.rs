@@ -49,7 +49,10 @@ impl CursorCodec {
     /// The cursor for `cursor` of `user_id`'s changes.
     pub fn encode(&self, user_id: &str, cursor: Cursor) -> String {
         let Cursor { seq, purged_seq } = cursor;
-        format!("c2.{seq}.{purged_seq}.{}", self.mac(&[user_id, &seq.to_string(), &purged_seq.to_string()], V2))
+        format!(
+            "c2.{seq}.{purged_seq}.{}",
+            self.mac(&[user_id, &seq.to_string(), &purged_seq.to_string()], V2)
+        )
     }
 
     /// What a cursor issued to `user_id` says, or `None` when it was not issued to them.
@@ -70,13 +73,19 @@ impl CursorCodec {
             return None;
         }
         let (seq, purged_seq) = (parse_number(seq)?, parse_number(purged)?);
-        self.verify(&[user_id, &seq.to_string(), &purged_seq.to_string()], V2, mac)?;
+        self.verify(
+            &[user_id, &seq.to_string(), &purged_seq.to_string()],
+            V2,
+            mac,
+        )?;
         Some(Cursor { seq, purged_seq })
     }
 
     fn verify(&self, fields: &[&str], version: &[u8], mac: &str) -> Option<()> {
         let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
-        self.hmac(fields, version).verify_truncated_left(&given).ok()?;
+        self.hmac(fields, version)
+            .verify_truncated_left(&given)
+            .ok()?;
         (given.len() == MAC_BYTES).then_some(())
     }
 
@@ -113,7 +122,10 @@ const MAC_BYTES: usize = 16;
 mod tests {
     use super::*;
 
-    const AT_42: Cursor = Cursor { seq: 42, purged_seq: 7 };
+    const AT_42: Cursor = Cursor {
+        seq: 42,
+        purged_seq: 7,
+    };
 
     #[test]
     fn round_trips_and_refuses_foreign_cursors() {
@@ -138,7 +150,13 @@ mod tests {
     fn decodes_v1_cursors() {
         let codec = CursorCodec::new(b"secret");
         let v1 = format!("c1.42.{}", codec.mac(&["u1", "42"], V1));
-        assert_eq!(codec.decode("u1", &v1), Some(Cursor { seq: 42, purged_seq: 0 }));
+        assert_eq!(
+            codec.decode("u1", &v1),
+            Some(Cursor {
+                seq: 42,
+                purged_seq: 0
+            })
+        );
         assert_eq!(codec.decode("u2", &v1), None);
         assert_eq!(codec.decode("u1", &v1.replace("42", "43")), None);
         assert_eq!(codec.decode("u1", "c1.42."), None);
@@ -151,16 +169,25 @@ mod tests {
     #[test]
     fn expires_only_after_a_later_purge_past_its_position() {
         // Issued mid-way through a full pull, below the purge that had already happened.
-        let mid_pull = Cursor { seq: 5, purged_seq: 10 };
+        let mid_pull = Cursor {
+            seq: 5,
+            purged_seq: 10,
+        };
         assert!(!mid_pull.expired(10));
         assert!(mid_pull.expired(11));
         // Issued past every purge: a later purge expires it only when it reaches past it.
-        let caught_up = Cursor { seq: 20, purged_seq: 10 };
+        let caught_up = Cursor {
+            seq: 20,
+            purged_seq: 10,
+        };
         assert!(!caught_up.expired(15));
         assert!(!caught_up.expired(20));
         assert!(caught_up.expired(21));
         // v1 cursors (recorded state 0): below the purged sequence, as before.
-        let v1 = Cursor { seq: 5, purged_seq: 0 };
+        let v1 = Cursor {
+            seq: 5,
+            purged_seq: 0,
+        };
         assert!(!v1.expired(0) && !v1.expired(5) && v1.expired(6));
     }
 }

@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            description: description.into(),
+            retry_after: None,
+        }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -39,7 +44,11 @@ impl ApiError {
     }
 
     pub fn batch_too_large(max: usize) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "batch_too_large", format!("a push may carry at most {max} mutations"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "batch_too_large",
+            format!("a push may carry at most {max} mutations"),
+        )
     }
 
     pub fn unauthorized(description: impl Into<String>) -> Self {
@@ -47,7 +56,11 @@ impl ApiError {
     }
 
     pub fn token_expired() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "token_expired", "the access token has expired")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "the access token has expired",
+        )
     }
 
     pub fn not_found() -> Self {
@@ -55,7 +68,11 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take this method")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take this method",
+        )
     }
 
     pub fn cursor_expired() -> Self {
@@ -67,7 +84,11 @@ impl ApiError {
     }
 
     pub fn payload_too_large(max: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is over {max} bytes"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {max} bytes"),
+        )
     }
 
     pub fn unsupported_media_type() -> Self {
@@ -79,15 +100,27 @@ impl ApiError {
     }
 
     pub fn user_already_exists() -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "user_already_exists", "an account with this email exists")
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "user_already_exists",
+            "an account with this email exists",
+        )
     }
 
     pub fn weak_password() -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", "the password must have at least 8 characters")
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weak_password",
+            "the password must have at least 8 characters",
+        )
     }
 
     pub fn validation_failed(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", description)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            description,
+        )
     }
 
     pub fn rate_limited(retry_after: u64) -> Self {
@@ -104,14 +137,22 @@ impl ApiError {
     pub fn sync_paused() -> Self {
         Self {
             retry_after: Some(60),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "sync_paused", "sync is paused by the operator")
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sync_paused",
+                "sync is paused by the operator",
+            )
         }
     }
 
     /// The server itself failed. The cause goes to the log, not to the client.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server failed; try again")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the server failed; try again",
+        )
     }
 }
 
@@ -123,10 +164,15 @@ impl From<StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code.to_string(), error_description: self.description };
+        let body = ErrorBody {
+            error: self.code.to_string(),
+            error_description: self.description,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -21,13 +21,18 @@ pub struct ChangeHub {
 
 impl ChangeHub {
     pub fn new() -> Self {
-        Self { sender: broadcast::channel(4096).0 }
+        Self {
+            sender: broadcast::channel(4096).0,
+        }
     }
 
     /// Tells every stream of `user_id` that its data changed up to `seq`.
     pub fn publish(&self, user_id: &str, seq: i64) {
         // No subscribers is not an error: nobody is listening right now.
-        let _ = self.sender.send(ChangeNotice { user_id: user_id.into(), seq });
+        let _ = self.sender.send(ChangeNotice {
+            user_id: user_id.into(),
+            seq,
+        });
     }
 
     /// A receiver of all notices; streams filter for their user.

@@ -41,7 +41,13 @@ impl JwtKeys {
     }
 
     /// Signs an access token for `user_id` in sign-in `session_id`.
-    pub fn issue(&self, user_id: &str, email: &str, session_id: &str, now_secs: i64) -> IssuedToken {
+    pub fn issue(
+        &self,
+        user_id: &str,
+        email: &str,
+        session_id: &str,
+        now_secs: i64,
+    ) -> IssuedToken {
         let expires_at = now_secs + self.ttl_secs as i64;
         let claims = AccessClaims {
             sub: user_id.to_string(),
@@ -54,7 +60,11 @@ impl JwtKeys {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with a byte secret cannot fail");
-        IssuedToken { token, expires_in: self.ttl_secs, expires_at }
+        IssuedToken {
+            token,
+            expires_in: self.ttl_secs,
+            expires_at,
+        }
     }
 
     /// Checks signature, algorithm, audience and expiry; answers `token_expired` only for a
@@ -62,7 +72,9 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
         match jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation) {
             Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(ApiError::token_expired()),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+                Err(ApiError::token_expired())
+            }
             Err(_) => Err(ApiError::unauthorized("the access token is invalid")),
         }
     }

@@ -53,12 +53,18 @@ impl ServerHandle {
     /// Stops accepting requests, ends event streams, and waits for requests in flight.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.task.await.context("server task failed")?.context("server failed")
+        self.task
+            .await
+            .context("server task failed")?
+            .context("server failed")
     }
 
     /// Waits until the server stops (after [`ServerHandle::shutdown`] from elsewhere, or a failure).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task failed")?.context("server failed")
+        self.task
+            .await
+            .context("server task failed")?
+            .context("server failed")
     }
 
     /// A token that stops the server when cancelled.
@@ -70,14 +76,20 @@ impl ServerHandle {
 /// Opens the database, loads the schema, binds `config.addr` and starts serving in the background.
 pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
     let schema_text = config.schema_text()?;
-    let schema = Schema::from_json(&schema_text).map_err(|e| anyhow::anyhow!("invalid schema: {e}"))?;
-    let storage = Storage::open(&config.db).await.with_context(|| "cannot open the database")?;
+    let schema =
+        Schema::from_json(&schema_text).map_err(|e| anyhow::anyhow!("invalid schema: {e}"))?;
+    let storage = Storage::open(&config.db)
+        .await
+        .with_context(|| "cannot open the database")?;
     let secret = resolve_jwt_secret(&config, &storage).await?;
     let shutdown = CancellationToken::new();
     let hub = ChangeHub::new();
     if let Storage::Postgres(pg) = &storage {
         let hub = hub.clone();
-        pg.spawn_change_listener(move |user_id, seq| hub.publish(user_id, seq), shutdown.clone());
+        pg.spawn_change_listener(
+            move |user_id, seq| hub.publish(user_id, seq),
+            shutdown.clone(),
+        );
     }
     let state = Arc::new(AppState {
         storage: storage.clone(),
@@ -99,18 +111,27 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
     let app = routes::router(state);
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
     });
     if config.sync_paused {
         tracing::warn!("sync is paused (--sync-paused): sync routes answer 503");
     }
-    Ok(ServerHandle { addr, shutdown, task })
+    Ok(ServerHandle {
+        addr,
+        shutdown,
+        task,
+    })
 }
 
 /// The secret from the flag, or the one kept in the database (generated on first start).
 async fn resolve_jwt_secret(config: &Config, storage: &Storage) -> anyhow::Result<String> {
     if let Some(secret) = &config.jwt_secret {
-        anyhow::ensure!(secret.len() >= 16, "--jwt-secret must have at least 16 characters");
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "--jwt-secret must have at least 16 characters"
+        );
         return Ok(secret.clone());
     }
     let mut bytes = [0u8; 32];
@@ -128,7 +149,8 @@ async fn resolve_jwt_secret(config: &Config, storage: &Storage) -> anyhow::Resul
 /// Purges old tombstones and op ids at start and then every `purge_interval_secs`.
 fn spawn_purger(storage: Storage, config: &Config, shutdown: CancellationToken) {
     let retention_ms = i64::from(config.tombstone_retention_days) * 24 * 3600 * 1000;
-    let mut interval = tokio::time::interval(Duration::from_secs(config.purge_interval_secs.max(1)));
+    let mut interval =
+        tokio::time::interval(Duration::from_secs(config.purge_interval_secs.max(1)));
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -136,7 +158,10 @@ fn spawn_purger(storage: Storage, config: &Config, shutdown: CancellationToken) 
                 _ = interval.tick() => {}
             }
             let now = clock::now_ms();
-            match storage.purge(now - retention_ms, now - OP_RETENTION_MS).await {
+            match storage
+                .purge(now - retention_ms, now - OP_RETENTION_MS)
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(tombstones = n, "purged old tombstones"),
                 Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),

@@ -48,12 +48,16 @@ pub fn keys_to_load(schema: &Schema, mutations: &[Mutation]) -> Vec<RecordKey> {
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     for m in mutations {
-        let Some(collection) = schema.collection(&m.entity) else { continue };
+        let Some(collection) = schema.collection(&m.entity) else {
+            continue;
+        };
         let key = (m.entity.clone(), m.entity_id.clone());
         if seen.insert(key.clone()) {
             keys.push(key);
         }
-        let (Some(parent), Some(payload)) = (&collection.parent, &m.payload) else { continue };
+        let (Some(parent), Some(payload)) = (&collection.parent, &m.payload) else {
+            continue;
+        };
         if let Some(parent_id) = collection.parent_id(payload).filter(|id| is_valid_id(id)) {
             let key = (parent.collection.clone(), parent_id.to_string());
             if seen.insert(key.clone()) {
@@ -70,8 +74,13 @@ pub fn has_deletes(mutations: &[Mutation]) -> bool {
 }
 
 /// Of `keys`, those whose collection has child collections (the next level to load descendants of).
-pub fn keys_with_children<'a>(schema: &Schema, keys: impl Iterator<Item = &'a RecordKey>) -> Vec<RecordKey> {
-    keys.filter(|(entity, _)| schema.children_of(entity).next().is_some()).cloned().collect()
+pub fn keys_with_children<'a>(
+    schema: &Schema,
+    keys: impl Iterator<Item = &'a RecordKey>,
+) -> Vec<RecordKey> {
+    keys.filter(|(entity, _)| schema.children_of(entity).next().is_some())
+        .cloned()
+        .collect()
 }
 
 /// Applies `mutations` in order to `records` (everything [`keys_to_load`] named, plus live
@@ -86,7 +95,18 @@ pub fn plan_push(
     let mut batch = Batch {
         schema,
         known_ops,
-        records: records.into_iter().map(|(k, r)| (k, Slot { record: r, changed_at: None })).collect(),
+        records: records
+            .into_iter()
+            .map(|(k, r)| {
+                (
+                    k,
+                    Slot {
+                        record: r,
+                        changed_at: None,
+                    },
+                )
+            })
+            .collect(),
         seq: current_seq,
         applied_ops: Vec::new(),
     };
@@ -117,10 +137,15 @@ impl Batch<'_> {
             return MutationResult::rejected(&m.op_id, "unknown_entity");
         }
         let result = match m.kind {
-            MutationType::Upsert => self.upsert(&m.op_id, (m.entity, m.entity_id), m.base_version, m.payload),
+            MutationType::Upsert => {
+                self.upsert(&m.op_id, (m.entity, m.entity_id), m.base_version, m.payload)
+            }
             MutationType::Delete => self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version),
         };
-        if let Some(version) = result.version.filter(|_| result.status == tandem_protocol::ResultStatus::Applied) {
+        if let Some(version) = result
+            .version
+            .filter(|_| result.status == tandem_protocol::ResultStatus::Applied)
+        {
             self.known_ops.insert(result.op_id.clone(), version);
             self.applied_ops.push((result.op_id.clone(), version));
         }
@@ -140,7 +165,9 @@ impl Batch<'_> {
         if let Err(e) = collection.validate_document(&key.0, &doc) {
             return MutationResult::rejected(op_id, e.reason.code());
         }
-        let Value::Object(map) = &doc else { unreachable!("built as an object") };
+        let Value::Object(map) = &doc else {
+            unreachable!("built as an object")
+        };
         let parent = match (&collection.parent, collection.parent_id(map)) {
             (Some(p), Some(id)) => {
                 let parent_key = (p.collection.clone(), id.to_string());
@@ -156,12 +183,20 @@ impl Batch<'_> {
             (None, None) => 1,
             (None, Some(r)) if r.deleted => return conflict_with(op_id, conflict::DELETED, r),
             (None, Some(r)) => return conflict_with(op_id, conflict::ALREADY_EXISTS, r),
-            (Some(_), None) => return MutationResult::conflict(op_id, conflict::NOT_FOUND, None, None),
+            (Some(_), None) => {
+                return MutationResult::conflict(op_id, conflict::NOT_FOUND, None, None)
+            }
             (Some(n), Some(r)) if r.version == n => n + 1,
             (Some(_), Some(r)) => return conflict_with(op_id, conflict::VERSION_MISMATCH, r),
         };
         let doc = serde_json::to_string(&doc).expect("a JSON value always serializes");
-        let record = StoredRecord { key, version: new_version, deleted: false, doc: Some(doc), parent };
+        let record = StoredRecord {
+            key,
+            version: new_version,
+            deleted: false,
+            doc: Some(doc),
+            parent,
+        };
         self.put(record);
         MutationResult::applied(op_id, new_version)
     }
@@ -185,7 +220,8 @@ impl Batch<'_> {
     fn cascade_from(&mut self, root: RecordKey) {
         let mut pending = vec![root];
         while let Some(parent) = pending.pop() {
-            let child_collections: Vec<&str> = self.schema.children_of(&parent.0).map(|(c, _)| c).collect();
+            let child_collections: Vec<&str> =
+                self.schema.children_of(&parent.0).map(|(c, _)| c).collect();
             if child_collections.is_empty() {
                 continue;
             }
@@ -207,7 +243,10 @@ impl Batch<'_> {
 
     /// Marks a live record deleted with the next version; returns that version.
     fn tombstone(&mut self, key: &RecordKey) -> i64 {
-        let slot = self.records.get(key).expect("tombstoned records are loaded");
+        let slot = self
+            .records
+            .get(key)
+            .expect("tombstoned records are loaded");
         let record = StoredRecord {
             key: key.clone(),
             version: slot.record.version + 1,
@@ -222,7 +261,10 @@ impl Batch<'_> {
 
     fn put(&mut self, record: StoredRecord) {
         self.seq += 1;
-        let slot = Slot { changed_at: Some(self.seq), record };
+        let slot = Slot {
+            changed_at: Some(self.seq),
+            record,
+        };
         self.records.insert(slot.record.key.clone(), slot);
     }
 
@@ -234,15 +276,29 @@ impl Batch<'_> {
         let mut writes: Vec<RecordWrite> = self
             .records
             .into_values()
-            .filter_map(|s| s.changed_at.map(|seq| RecordWrite { record: s.record, seq }))
+            .filter_map(|s| {
+                s.changed_at.map(|seq| RecordWrite {
+                    record: s.record,
+                    seq,
+                })
+            })
             .collect();
         writes.sort_by_key(|w| w.seq);
-        PushPlan { results, writes, applied_ops: self.applied_ops, last_seq: self.seq }
+        PushPlan {
+            results,
+            writes,
+            applied_ops: self.applied_ops,
+            last_seq: self.seq,
+        }
     }
 }
 
 fn conflict_with(op_id: &str, reason: &str, record: &StoredRecord) -> MutationResult {
-    let doc = record.doc.as_deref().filter(|_| !record.deleted).and_then(|d| serde_json::from_str(d).ok());
+    let doc = record
+        .doc
+        .as_deref()
+        .filter(|_| !record.deleted)
+        .and_then(|d| serde_json::from_str(d).ok());
     MutationResult::conflict(op_id, reason, Some(record.version), doc)
 }
 
@@ -261,7 +317,11 @@ mod tests {
             op_id: op.into(),
             entity: entity.into(),
             entity_id: id.into(),
-            kind: if payload.is_some() { MutationType::Upsert } else { MutationType::Delete },
+            kind: if payload.is_some() {
+                MutationType::Upsert
+            } else {
+                MutationType::Delete
+            },
             base_version: base,
             payload: payload.map(|p| p.as_object().unwrap().clone()),
             client_time: "2025-01-01T00:00:00Z".into(),
@@ -273,13 +333,29 @@ mod tests {
         let s = schema();
         let batch = vec![
             m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
-            m("o2", "plan_days", "d", None, Some(json!({"planId": "p", "dayIndex": 0}))),
-            m("o3", "plan_days", "x", None, Some(json!({"planId": "nope", "dayIndex": 0}))),
+            m(
+                "o2",
+                "plan_days",
+                "d",
+                None,
+                Some(json!({"planId": "p", "dayIndex": 0})),
+            ),
+            m(
+                "o3",
+                "plan_days",
+                "x",
+                None,
+                Some(json!({"planId": "nope", "dayIndex": 0})),
+            ),
             m("o4", "plans", "p", Some(1), None),
             m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
         ];
         let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10);
-        let statuses: Vec<_> = plan.results.iter().map(|r| (r.status, r.version, r.reason.clone())).collect();
+        let statuses: Vec<_> = plan
+            .results
+            .iter()
+            .map(|r| (r.status, r.version, r.reason.clone()))
+            .collect();
         assert_eq!(
             statuses,
             vec![

@@ -34,7 +34,11 @@ async fn puller_never_misses_a_concurrent_change(db: TestDb) {
                 // Read the flag before pulling: a pull that starts after the writers finished
                 // and reaches the end has seen everything.
                 let writers_done = done.load(Ordering::SeqCst);
-                let page = c.pull(&token, cursor.as_deref(), Some(50)).await.assert_ok().clone();
+                let page = c
+                    .pull(&token, cursor.as_deref(), Some(50))
+                    .await
+                    .assert_ok()
+                    .clone();
                 for change in page["changes"].as_array().unwrap() {
                     apply(&mut view, change);
                 }
@@ -64,18 +68,33 @@ async fn puller_never_misses_a_concurrent_change(db: TestDb) {
     for change in &all {
         apply(&mut full, change);
     }
-    assert_eq!(full.len(), WRITERS * PUSHES_PER_WRITER * MUTATIONS_PER_PUSH / 2);
-    assert_eq!(followed, full, "the incremental view differs from a full pull");
-    assert_eq!(full, expected, "the server's state differs from what the writers were told");
+    assert_eq!(
+        full.len(),
+        WRITERS * PUSHES_PER_WRITER * MUTATIONS_PER_PUSH / 2
+    );
+    assert_eq!(
+        followed, full,
+        "the incremental view differs from a full pull"
+    );
+    assert_eq!(
+        full, expected,
+        "the server's state differs from what the writers were told"
+    );
 }
 
 /// Records a change, checking that a record never comes back at an older or equal version.
 fn apply(view: &mut View, change: &Value) {
-    let key = (change["entity"].as_str().unwrap().to_string(), change["entityId"].as_str().unwrap().to_string());
+    let key = (
+        change["entity"].as_str().unwrap().to_string(),
+        change["entityId"].as_str().unwrap().to_string(),
+    );
     let version = change["version"].as_i64().unwrap();
     let deleted = change["deleted"].as_bool().unwrap();
     if let Some((seen, _)) = view.get(&key) {
-        assert!(version > *seen, "{key:?} came again at version {version} after {seen}");
+        assert!(
+            version > *seen,
+            "{key:?} came again at version {version} after {seen}"
+        );
     }
     view.insert(key, (version, deleted));
 }
@@ -99,7 +118,13 @@ async fn write_load(c: &common::Client, token: &str, writer: usize) -> View {
             if (round + k) % 5 == 0 {
                 mutations.push(delete(&op(), "exercises", id, Some(*version)));
             } else {
-                mutations.push(upsert(&op(), "exercises", id, Some(*version), json!({"name": id, "notes": "r"})));
+                mutations.push(upsert(
+                    &op(),
+                    "exercises",
+                    id,
+                    Some(*version),
+                    json!({"name": id, "notes": "r"}),
+                ));
             }
             targets.push(Some(i));
         }
@@ -109,10 +134,17 @@ async fn write_load(c: &common::Client, token: &str, writer: usize) -> View {
             let version = result["version"].as_i64().unwrap();
             let deleted = mutation["type"] == "delete";
             match target {
-                None => versions.push((mutation["entityId"].as_str().unwrap().to_string(), version, false)),
+                None => versions.push((
+                    mutation["entityId"].as_str().unwrap().to_string(),
+                    version,
+                    false,
+                )),
                 Some(i) => versions[*i] = (versions[*i].0.clone(), version, deleted),
             }
         }
     }
-    versions.into_iter().map(|(id, v, d)| (("exercises".to_string(), id), (v, d))).collect()
+    versions
+        .into_iter()
+        .map(|(id, v, d)| (("exercises".to_string(), id), (v, d)))
+        .collect()
 }

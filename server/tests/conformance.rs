@@ -41,21 +41,35 @@ fn jwt_payload(token: &str) -> Value {
 }
 
 fn sign(claims: &Value, secret: &str, alg: jsonwebtoken::Algorithm) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
-        .unwrap()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 async fn health_and_routing(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
-    assert_eq!(c.get("/healthz", None).await.assert_ok(), &json!({"status": "ok"}));
+    assert_eq!(
+        c.get("/healthz", None).await.assert_ok(),
+        &json!({"status": "ok"})
+    );
     c.get("/nope", None).await.assert_error(404, "not_found");
-    c.get("/sync/v1/push", None).await.assert_error(405, "method_not_allowed");
-    c.get("/auth/v1/signup", None).await.assert_error(405, "method_not_allowed");
+    c.get("/sync/v1/push", None)
+        .await
+        .assert_error(405, "method_not_allowed");
+    c.get("/auth/v1/signup", None)
+        .await
+        .assert_error(405, "method_not_allowed");
     let reply = c.get("/healthz", None).await;
     assert!(reply.headers.contains_key("x-request-id"));
 }
@@ -63,12 +77,19 @@ async fn health_and_routing(db: TestDb) {
 async fn sign_up_and_sign_in(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
-    let session = c.signup("Alice@Example.com", "password123").await.assert_ok().clone();
+    let session = c
+        .signup("Alice@Example.com", "password123")
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(session["token_type"], "bearer");
     assert_eq!(session["expires_in"], 3600);
     assert_eq!(session["user"]["email"], "alice@example.com");
     assert!(uuid::Uuid::parse_str(session["user"]["id"].as_str().unwrap()).is_ok());
-    assert!(session["user"]["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(session["user"]["created_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     assert!(session["refresh_token"].as_str().unwrap().len() >= 32);
     let token = session["access_token"].as_str().unwrap();
     let claims = jwt_payload(token);
@@ -77,28 +98,70 @@ async fn sign_up_and_sign_in(db: TestDb) {
     assert_eq!(claims["aud"], "authenticated");
     assert_eq!(claims["email"], "alice@example.com");
     assert!(claims["session_id"].is_string());
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
     assert_eq!(session["expires_at"], claims["exp"]);
 
-    let user = c.get("/auth/v1/user", Some(token)).await.assert_ok().clone();
+    let user = c
+        .get("/auth/v1/user", Some(token))
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(user, session["user"]);
 
-    c.signup("alice@example.com", "password456").await.assert_error(422, "user_already_exists");
-    c.signup("bob@example.com", "short").await.assert_error(422, "weak_password");
-    c.signup("not-an-email", "password123").await.assert_error(422, "validation_failed");
-    c.signup("a@", "password123").await.assert_error(422, "validation_failed");
+    c.signup("alice@example.com", "password456")
+        .await
+        .assert_error(422, "user_already_exists");
+    c.signup("bob@example.com", "short")
+        .await
+        .assert_error(422, "weak_password");
+    c.signup("not-an-email", "password123")
+        .await
+        .assert_error(422, "validation_failed");
+    c.signup("a@", "password123")
+        .await
+        .assert_error(422, "validation_failed");
 
-    let again = c.sign_in("ALICE@example.com", "password123").await.assert_ok().clone();
+    let again = c
+        .sign_in("ALICE@example.com", "password123")
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(again["user"], session["user"]);
-    assert_ne!(jwt_payload(again["access_token"].as_str().unwrap())["session_id"], claims["session_id"]);
-    c.sign_in("alice@example.com", "wrong-password").await.assert_error(400, "invalid_grant");
-    c.sign_in("nobody@example.com", "password123").await.assert_error(400, "invalid_grant");
+    assert_ne!(
+        jwt_payload(again["access_token"].as_str().unwrap())["session_id"],
+        claims["session_id"]
+    );
+    c.sign_in("alice@example.com", "wrong-password")
+        .await
+        .assert_error(400, "invalid_grant");
+    c.sign_in("nobody@example.com", "password123")
+        .await
+        .assert_error(400, "invalid_grant");
 
     let body = json!({"email": "alice@example.com", "password": "password123"});
-    c.post("/auth/v1/token", None, &body).await.assert_error(400, "unsupported_grant_type");
-    c.post("/auth/v1/token?grant_type=client_credentials", None, &body).await.assert_error(400, "unsupported_grant_type");
-    c.post("/auth/v1/token?grant_type=password", None, &json!({"email": "a@b"})).await.assert_error(400, "invalid_request");
-    c.post("/auth/v1/signup", None, &json!({"email": 5, "password": "password123"})).await.assert_error(400, "invalid_request");
+    c.post("/auth/v1/token", None, &body)
+        .await
+        .assert_error(400, "unsupported_grant_type");
+    c.post("/auth/v1/token?grant_type=client_credentials", None, &body)
+        .await
+        .assert_error(400, "unsupported_grant_type");
+    c.post(
+        "/auth/v1/token?grant_type=password",
+        None,
+        &json!({"email": "a@b"}),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    c.post(
+        "/auth/v1/signup",
+        None,
+        &json!({"email": 5, "password": "password123"}),
+    )
+    .await
+    .assert_error(400, "invalid_request");
 }
 
 async fn token_tampering(db: TestDb) {
@@ -109,18 +172,39 @@ async fn token_tampering(db: TestDb) {
     let claims = jwt_payload(&token);
     let check = |t: String, code: &'static str| {
         let c = c.clone();
-        async move { c.get("/auth/v1/user", Some(&t)).await.assert_error(401, code) }
+        async move {
+            c.get("/auth/v1/user", Some(&t))
+                .await
+                .assert_error(401, code)
+        }
     };
     // Missing or malformed headers.
-    c.get("/auth/v1/user", None).await.assert_error(401, "unauthorized");
-    let basic = c.http.get(c.url("/auth/v1/user")).header("authorization", "Basic abc");
+    c.get("/auth/v1/user", None)
+        .await
+        .assert_error(401, "unauthorized");
+    let basic = c
+        .http
+        .get(c.url("/auth/v1/user"))
+        .header("authorization", "Basic abc");
     c.send(basic).await.assert_error(401, "unauthorized");
     check("garbage".into(), "unauthorized").await;
     check(String::new(), "unauthorized").await;
     // Wrong secret.
-    check(sign(&claims, "some-other-secret-0123456789", jsonwebtoken::Algorithm::HS256), "unauthorized").await;
+    check(
+        sign(
+            &claims,
+            "some-other-secret-0123456789",
+            jsonwebtoken::Algorithm::HS256,
+        ),
+        "unauthorized",
+    )
+    .await;
     // Another HMAC algorithm with the right secret.
-    check(sign(&claims, SECRET, jsonwebtoken::Algorithm::HS512), "unauthorized").await;
+    check(
+        sign(&claims, SECRET, jsonwebtoken::Algorithm::HS512),
+        "unauthorized",
+    )
+    .await;
     // alg: none.
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = token.split('.').nth(1).unwrap();
@@ -128,25 +212,53 @@ async fn token_tampering(db: TestDb) {
     // Swapped payload: the other user's claims under this token's signature.
     let parts: Vec<&str> = token.split('.').collect();
     let other_payload = other_token.split('.').nth(1).unwrap();
-    check(format!("{}.{}.{}", parts[0], other_payload, parts[2]), "unauthorized").await;
+    check(
+        format!("{}.{}.{}", parts[0], other_payload, parts[2]),
+        "unauthorized",
+    )
+    .await;
     // Edited claim.
     let mut edited = claims.clone();
     edited["sub"] = json!("someone-else");
     let edited_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&edited).unwrap());
-    check(format!("{}.{}.{}", parts[0], edited_payload, parts[2]), "unauthorized").await;
+    check(
+        format!("{}.{}.{}", parts[0], edited_payload, parts[2]),
+        "unauthorized",
+    )
+    .await;
     // Wrong audience, well signed.
     let mut wrong_aud = claims.clone();
     wrong_aud["aud"] = json!("anon");
-    check(sign(&wrong_aud, SECRET, jsonwebtoken::Algorithm::HS256), "unauthorized").await;
+    check(
+        sign(&wrong_aud, SECRET, jsonwebtoken::Algorithm::HS256),
+        "unauthorized",
+    )
+    .await;
     // Expired, well signed → token_expired; expired and badly signed → unauthorized.
     let mut expired = claims.clone();
     expired["exp"] = json!(now_secs() - 30);
-    check(sign(&expired, SECRET, jsonwebtoken::Algorithm::HS256), "token_expired").await;
-    check(sign(&expired, "some-other-secret-0123456789", jsonwebtoken::Algorithm::HS256), "unauthorized").await;
+    check(
+        sign(&expired, SECRET, jsonwebtoken::Algorithm::HS256),
+        "token_expired",
+    )
+    .await;
+    check(
+        sign(
+            &expired,
+            "some-other-secret-0123456789",
+            jsonwebtoken::Algorithm::HS256,
+        ),
+        "unauthorized",
+    )
+    .await;
     // The same answers on sync routes.
     let expired_token = sign(&expired, SECRET, jsonwebtoken::Algorithm::HS256);
-    c.pull(&expired_token, None, None).await.assert_error(401, "token_expired");
-    c.push("garbage", vec![]).await.assert_error(401, "unauthorized");
+    c.pull(&expired_token, None, None)
+        .await
+        .assert_error(401, "token_expired");
+    c.push("garbage", vec![])
+        .await
+        .assert_error(401, "unauthorized");
 }
 
 async fn access_token_expiry(db: TestDb) {
@@ -156,10 +268,18 @@ async fn access_token_expiry(db: TestDb) {
     assert_eq!(session["expires_in"], 1);
     c.get("/auth/v1/user", Some(&token)).await.assert_ok();
     tokio::time::sleep(Duration::from_millis(3200)).await; // past exp plus the 1 s leeway
-    c.get("/auth/v1/user", Some(&token)).await.assert_error(401, "token_expired");
+    c.get("/auth/v1/user", Some(&token))
+        .await
+        .assert_error(401, "token_expired");
     // A refresh still works and gives a fresh token.
-    let fresh = c.refresh(session["refresh_token"].as_str().unwrap()).await.assert_ok().clone();
-    c.get("/auth/v1/user", fresh["access_token"].as_str()).await.assert_ok();
+    let fresh = c
+        .refresh(session["refresh_token"].as_str().unwrap())
+        .await
+        .assert_ok()
+        .clone();
+    c.get("/auth/v1/user", fresh["access_token"].as_str())
+        .await
+        .assert_ok();
 }
 
 async fn refresh_rotation_and_reuse(db: TestDb) {
@@ -175,12 +295,21 @@ async fn refresh_rotation_and_reuse(db: TestDb) {
         jwt_payload(next["access_token"].as_str().unwrap())["session_id"],
         jwt_payload(session["access_token"].as_str().unwrap())["session_id"]
     );
-    c.get("/auth/v1/user", next["access_token"].as_str()).await.assert_ok();
+    c.get("/auth/v1/user", next["access_token"].as_str())
+        .await
+        .assert_ok();
     // Reuse within 10 s (a network retry): refused, but the family stays alive.
     c.refresh(first).await.assert_error(400, "invalid_grant");
-    let third = c.refresh(second).await.assert_ok()["refresh_token"].as_str().unwrap().to_string();
-    c.refresh("never-issued").await.assert_error(400, "invalid_grant");
-    c.post("/auth/v1/token?grant_type=refresh_token", None, &json!({})).await.assert_error(400, "invalid_request");
+    let third = c.refresh(second).await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.refresh("never-issued")
+        .await
+        .assert_error(400, "invalid_grant");
+    c.post("/auth/v1/token?grant_type=refresh_token", None, &json!({}))
+        .await
+        .assert_error(400, "invalid_request");
     c.refresh(&third).await.assert_ok();
 }
 
@@ -189,10 +318,16 @@ async fn refresh_reuse_after_grace_revokes_the_family(db: TestDb) {
     let c = server.client();
     let (_, session) = c.new_user().await;
     let first = session["refresh_token"].as_str().unwrap();
-    let second = c.refresh(first).await.assert_ok()["refresh_token"].as_str().unwrap().to_string();
+    let second = c.refresh(first).await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Another sign-in of the same user is a different family and must survive.
     let email = session["user"]["email"].as_str().unwrap();
-    let other = c.sign_in(email, "password123").await.assert_ok()["refresh_token"].as_str().unwrap().to_string();
+    let other = c.sign_in(email, "password123").await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     tokio::time::sleep(Duration::from_millis(10_500)).await;
     c.refresh(first).await.assert_error(400, "invalid_grant");
     c.refresh(&second).await.assert_error(400, "invalid_grant");
@@ -203,9 +338,13 @@ async fn logout_revokes_refresh_tokens(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
     let (token, session) = c.new_user().await;
-    let reply = c.send(c.http.post(c.url("/auth/v1/logout")).bearer_auth(&token)).await;
+    let reply = c
+        .send(c.http.post(c.url("/auth/v1/logout")).bearer_auth(&token))
+        .await;
     assert_eq!(reply.status.as_u16(), 204);
-    c.refresh(session["refresh_token"].as_str().unwrap()).await.assert_error(400, "invalid_grant");
+    c.refresh(session["refresh_token"].as_str().unwrap())
+        .await
+        .assert_error(400, "invalid_grant");
     // JWTs are stateless: the access token works until it expires.
     c.get("/auth/v1/user", Some(&token)).await.assert_ok();
     let reply = c.send(c.http.post(c.url("/auth/v1/logout"))).await;
@@ -215,67 +354,156 @@ async fn logout_revokes_refresh_tokens(db: TestDb) {
 async fn failed_sign_ins_are_rate_limited(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
-    c.signup("victim@example.com", "password123").await.assert_ok();
+    c.signup("victim@example.com", "password123")
+        .await
+        .assert_ok();
     for _ in 0..5 {
-        c.sign_in("victim@example.com", "wrong-password").await.assert_error(400, "invalid_grant");
+        c.sign_in("victim@example.com", "wrong-password")
+            .await
+            .assert_error(400, "invalid_grant");
     }
     let limited = c.sign_in("victim@example.com", "password123").await;
     limited.assert_error(429, "rate_limited");
-    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     // Other emails are not affected, and sign-up is not limited.
-    c.signup("bystander@example.com", "password123").await.assert_ok();
-    c.sign_in("bystander@example.com", "password123").await.assert_ok();
+    c.signup("bystander@example.com", "password123")
+        .await
+        .assert_ok();
+    c.sign_in("bystander@example.com", "password123")
+        .await
+        .assert_ok();
 }
 
 async fn versions_and_conflicts(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
     let (t, _) = c.new_user().await;
-    let r = c.push_ok(&t, vec![upsert("o1", "plans", "p1", None, json!({"name": "A"}))]).await;
-    assert_eq!(r[0], json!({"opId": "o1", "status": "applied", "version": 1}));
-    let r = c.push_ok(&t, vec![upsert("o2", "plans", "p1", Some(1), json!({"name": "B"}))]).await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert("o1", "plans", "p1", None, json!({"name": "A"}))],
+        )
+        .await;
+    assert_eq!(
+        r[0],
+        json!({"opId": "o1", "status": "applied", "version": 1})
+    );
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert("o2", "plans", "p1", Some(1), json!({"name": "B"}))],
+        )
+        .await;
     assert_eq!(r[0]["version"], 2);
-    let r = c.push_ok(&t, vec![
-        upsert("o3", "plans", "p1", Some(1), json!({"name": "C"})),
-        upsert("o4", "plans", "p1", None, json!({"name": "D"})),
-        upsert("o5", "plans", "zz", Some(1), json!({"name": "E"})),
-        delete("o6", "plans", "p1", Some(1)),
-        delete("o7", "plans", "zz", Some(1)),
-    ]).await;
-    assert_eq!(r[0], json!({"opId": "o3", "status": "conflict", "reason": "version_mismatch",
-                            "serverVersion": 2, "serverDoc": {"name": "B"}}));
-    assert_eq!(r[1], json!({"opId": "o4", "status": "conflict", "reason": "already_exists",
-                            "serverVersion": 2, "serverDoc": {"name": "B"}}));
-    assert_eq!(r[2], json!({"opId": "o5", "status": "conflict", "reason": "not_found",
-                            "serverVersion": null, "serverDoc": null}));
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("o3", "plans", "p1", Some(1), json!({"name": "C"})),
+                upsert("o4", "plans", "p1", None, json!({"name": "D"})),
+                upsert("o5", "plans", "zz", Some(1), json!({"name": "E"})),
+                delete("o6", "plans", "p1", Some(1)),
+                delete("o7", "plans", "zz", Some(1)),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r[0],
+        json!({"opId": "o3", "status": "conflict", "reason": "version_mismatch",
+                            "serverVersion": 2, "serverDoc": {"name": "B"}})
+    );
+    assert_eq!(
+        r[1],
+        json!({"opId": "o4", "status": "conflict", "reason": "already_exists",
+                            "serverVersion": 2, "serverDoc": {"name": "B"}})
+    );
+    assert_eq!(
+        r[2],
+        json!({"opId": "o5", "status": "conflict", "reason": "not_found",
+                            "serverVersion": null, "serverDoc": null})
+    );
     assert_eq!(r[3]["reason"], "version_mismatch");
-    assert_eq!(r[4], json!({"opId": "o7", "status": "conflict", "reason": "not_found",
-                            "serverVersion": null, "serverDoc": null}));
+    assert_eq!(
+        r[4],
+        json!({"opId": "o7", "status": "conflict", "reason": "not_found",
+                            "serverVersion": null, "serverDoc": null})
+    );
     // Replace is whole-document: fields not sent are gone.
-    let r = c.push_ok(&t, vec![upsert("o8", "plans", "p1", Some(2), json!({"name": "F", "notes": "n"}))]).await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert(
+                "o8",
+                "plans",
+                "p1",
+                Some(2),
+                json!({"name": "F", "notes": "n"}),
+            )],
+        )
+        .await;
     assert_eq!(r[0]["version"], 3);
-    let r = c.push_ok(&t, vec![upsert("o9", "plans", "p1", Some(3), json!({"name": "G"}))]).await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert("o9", "plans", "p1", Some(3), json!({"name": "G"}))],
+        )
+        .await;
     assert_eq!(r[0]["version"], 4);
     let (changes, _) = c.pull_all(&t, None).await;
     assert_eq!(changes[0]["doc"], json!({"name": "G"}));
     // Delete, then deletes are idempotent whatever baseVersion says.
-    let r = c.push_ok(&t, vec![delete("d1", "plans", "p1", Some(4)), delete("d2", "plans", "p1", Some(1)),
-                               delete("d3", "plans", "p1", None)]).await;
-    assert_eq!(r[0], json!({"opId": "d1", "status": "applied", "version": 5}));
-    assert_eq!(r[1], json!({"opId": "d2", "status": "applied", "version": 5}));
-    assert_eq!(r[2], json!({"opId": "d3", "status": "applied", "version": 5}));
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                delete("d1", "plans", "p1", Some(4)),
+                delete("d2", "plans", "p1", Some(1)),
+                delete("d3", "plans", "p1", None),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r[0],
+        json!({"opId": "d1", "status": "applied", "version": 5})
+    );
+    assert_eq!(
+        r[1],
+        json!({"opId": "d2", "status": "applied", "version": 5})
+    );
+    assert_eq!(
+        r[2],
+        json!({"opId": "d3", "status": "applied", "version": 5})
+    );
     // Creating over a tombstone conflicts; baseVersion = the tombstone's version brings it back.
-    let r = c.push_ok(&t, vec![
-        upsert("u1", "plans", "p1", None, json!({"name": "H"})),
-        upsert("u2", "plans", "p1", Some(4), json!({"name": "H"})),
-        upsert("u3", "plans", "p1", Some(5), json!({"name": "H"})),
-    ]).await;
-    assert_eq!(r[0], json!({"opId": "u1", "status": "conflict", "reason": "deleted",
-                            "serverVersion": 5, "serverDoc": null}));
-    assert_eq!(r[1], json!({"opId": "u2", "status": "conflict", "reason": "version_mismatch",
-                            "serverVersion": 5, "serverDoc": null}));
-    assert_eq!(r[2], json!({"opId": "u3", "status": "applied", "version": 6}));
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("u1", "plans", "p1", None, json!({"name": "H"})),
+                upsert("u2", "plans", "p1", Some(4), json!({"name": "H"})),
+                upsert("u3", "plans", "p1", Some(5), json!({"name": "H"})),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r[0],
+        json!({"opId": "u1", "status": "conflict", "reason": "deleted",
+                            "serverVersion": 5, "serverDoc": null})
+    );
+    assert_eq!(
+        r[1],
+        json!({"opId": "u2", "status": "conflict", "reason": "version_mismatch",
+                            "serverVersion": 5, "serverDoc": null})
+    );
+    assert_eq!(
+        r[2],
+        json!({"opId": "u3", "status": "applied", "version": 6})
+    );
     let (changes, _) = c.pull_all(&t, None).await;
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0]["version"], 6);
@@ -290,36 +518,81 @@ async fn idempotent_replay(db: TestDb) {
     let batch = vec![
         upsert("a1", "plans", "p1", None, json!({"name": "A"})),
         upsert("a2", "plans", "p1", Some(1), json!({"name": "B"})),
-        upsert("a3", "plan_days", "d1", None, json!({"planId": "missing", "dayIndex": 0})),
+        upsert(
+            "a3",
+            "plan_days",
+            "d1",
+            None,
+            json!({"planId": "missing", "dayIndex": 0}),
+        ),
     ];
     let first = c.push_ok(&t, batch.clone()).await;
     assert_eq!(first[0]["status"], "applied");
     assert_eq!(first[1]["version"], 2);
-    assert_eq!(first[2], json!({"opId": "a3", "status": "rejected", "reason": "invalid_parent"}));
+    assert_eq!(
+        first[2],
+        json!({"opId": "a3", "status": "rejected", "reason": "invalid_parent"})
+    );
     let (_, cursor) = c.pull_all(&t, None).await;
     let replay = c.push_ok(&t, batch.clone()).await;
-    assert_eq!(replay[0], json!({"opId": "a1", "status": "duplicate", "version": 1}));
-    assert_eq!(replay[1], json!({"opId": "a2", "status": "duplicate", "version": 2}));
+    assert_eq!(
+        replay[0],
+        json!({"opId": "a1", "status": "duplicate", "version": 1})
+    );
+    assert_eq!(
+        replay[1],
+        json!({"opId": "a2", "status": "duplicate", "version": 2})
+    );
     // A rejected op changed nothing and is judged afresh.
     assert_eq!(replay[2]["status"], "rejected");
     let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
-    assert!(changes.is_empty(), "a replay changed something: {changes:?}");
+    assert!(
+        changes.is_empty(),
+        "a replay changed something: {changes:?}"
+    );
     // Once the parent exists, the same op applies; a conflicted op too, once it fits.
-    let r = c.push_ok(&t, vec![
-        upsert("a4", "plans", "missing", None, json!({"name": "M"})),
-        upsert("a3", "plan_days", "d1", None, json!({"planId": "missing", "dayIndex": 0})),
-        upsert("a5", "plans", "p1", Some(1), json!({"name": "C"})),
-    ]).await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("a4", "plans", "missing", None, json!({"name": "M"})),
+                upsert(
+                    "a3",
+                    "plan_days",
+                    "d1",
+                    None,
+                    json!({"planId": "missing", "dayIndex": 0}),
+                ),
+                upsert("a5", "plans", "p1", Some(1), json!({"name": "C"})),
+            ],
+        )
+        .await;
     assert_eq!(r[1]["status"], "applied");
     assert_eq!(r[2]["reason"], "version_mismatch");
-    let r = c.push_ok(&t, vec![upsert("a5", "plans", "p1", Some(2), json!({"name": "C"}))]).await;
-    assert_eq!(r[0], json!({"opId": "a5", "status": "applied", "version": 3}));
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert("a5", "plans", "p1", Some(2), json!({"name": "C"}))],
+        )
+        .await;
+    assert_eq!(
+        r[0],
+        json!({"opId": "a5", "status": "applied", "version": 3})
+    );
     // The same opId twice in one batch: the second is a duplicate.
-    let r = c.push_ok(&t, vec![
-        upsert("a6", "exercises", "e1", None, json!({"name": "Squat"})),
-        upsert("a6", "exercises", "e1", None, json!({"name": "Squat"})),
-    ]).await;
-    assert_eq!(r[1], json!({"opId": "a6", "status": "duplicate", "version": 1}));
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("a6", "exercises", "e1", None, json!({"name": "Squat"})),
+                upsert("a6", "exercises", "e1", None, json!({"name": "Squat"})),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r[1],
+        json!({"opId": "a6", "status": "duplicate", "version": 1})
+    );
 }
 
 async fn schema_validation(db: TestDb) {
@@ -327,52 +600,132 @@ async fn schema_validation(db: TestDb) {
     let c = server.client();
     let (t, _) = c.new_user().await;
     let big = "x".repeat(300 * 1024);
-    let r = c.push_ok(&t, vec![
-        upsert("v1", "nope", "x", None, json!({"name": "A"})),
-        upsert("v2", "Bad-Name", "x", None, json!({"name": "A"})),
-        upsert("v3", "plans", "p", None, json!({"name": "A", "colour": "red"})),
-        upsert("v4", "plans", "p", None, json!({"name": 5})),
-        upsert("v5", "plans", "p", None, json!({"notes": "no name"})),
-        upsert("v6", "plans", "p", None, json!({"name": null})),
-        upsert("v7", "plans", "p", None, json!({"name": "é".repeat(201)})),
-        upsert("v8", "plan_days", "d", None, json!({"planId": "p", "dayIndex": 1.5})),
-        upsert("v9", "plans", "p", None, json!({"name": "A", "notes": big})),
-        upsert("v10", "plans", "p", None, json!({"name": "é".repeat(200), "notes": null, "archived": false})),
-        upsert("v11", "plan_days", "d", None, json!({"planId": "p", "dayIndex": 1, "exerciseIds": ["e"], "title": null})),
-        upsert("v12", "plan_days", "d2", None, json!({"planId": "p", "dayIndex": 2, "exerciseIds": "e"})),
-        upsert("v13", "plan_days", "d3", None, json!({"planId": "nope", "dayIndex": 3})),
-        upsert("v14", "plan_days", "d4", None, json!({"planId": 7, "dayIndex": 3})),
-        upsert("v15", "plan_days", "d5", None, json!({"planId": "bad id!", "dayIndex": 3})),
-        upsert("v16", "plans", "q", None, json!({"name": "Q", "archived": "yes"})),
-    ]).await;
-    let got: Vec<(&str, Option<&str>)> =
-        r.iter().map(|x| (x["status"].as_str().unwrap(), x["reason"].as_str())).collect();
-    assert_eq!(got, vec![
-        ("rejected", Some("unknown_entity")),
-        ("rejected", Some("unknown_entity")),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("too_large")),
-        ("applied", None),
-        ("applied", None),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("invalid_parent")),
-        ("rejected", Some("invalid_payload")),
-        ("rejected", Some("invalid_parent")),
-        ("rejected", Some("invalid_payload")),
-    ]);
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("v1", "nope", "x", None, json!({"name": "A"})),
+                upsert("v2", "Bad-Name", "x", None, json!({"name": "A"})),
+                upsert(
+                    "v3",
+                    "plans",
+                    "p",
+                    None,
+                    json!({"name": "A", "colour": "red"}),
+                ),
+                upsert("v4", "plans", "p", None, json!({"name": 5})),
+                upsert("v5", "plans", "p", None, json!({"notes": "no name"})),
+                upsert("v6", "plans", "p", None, json!({"name": null})),
+                upsert("v7", "plans", "p", None, json!({"name": "é".repeat(201)})),
+                upsert(
+                    "v8",
+                    "plan_days",
+                    "d",
+                    None,
+                    json!({"planId": "p", "dayIndex": 1.5}),
+                ),
+                upsert("v9", "plans", "p", None, json!({"name": "A", "notes": big})),
+                upsert(
+                    "v10",
+                    "plans",
+                    "p",
+                    None,
+                    json!({"name": "é".repeat(200), "notes": null, "archived": false}),
+                ),
+                upsert(
+                    "v11",
+                    "plan_days",
+                    "d",
+                    None,
+                    json!({"planId": "p", "dayIndex": 1, "exerciseIds": ["e"], "title": null}),
+                ),
+                upsert(
+                    "v12",
+                    "plan_days",
+                    "d2",
+                    None,
+                    json!({"planId": "p", "dayIndex": 2, "exerciseIds": "e"}),
+                ),
+                upsert(
+                    "v13",
+                    "plan_days",
+                    "d3",
+                    None,
+                    json!({"planId": "nope", "dayIndex": 3}),
+                ),
+                upsert(
+                    "v14",
+                    "plan_days",
+                    "d4",
+                    None,
+                    json!({"planId": 7, "dayIndex": 3}),
+                ),
+                upsert(
+                    "v15",
+                    "plan_days",
+                    "d5",
+                    None,
+                    json!({"planId": "bad id!", "dayIndex": 3}),
+                ),
+                upsert(
+                    "v16",
+                    "plans",
+                    "q",
+                    None,
+                    json!({"name": "Q", "archived": "yes"}),
+                ),
+            ],
+        )
+        .await;
+    let got: Vec<(&str, Option<&str>)> = r
+        .iter()
+        .map(|x| (x["status"].as_str().unwrap(), x["reason"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("rejected", Some("unknown_entity")),
+            ("rejected", Some("unknown_entity")),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("too_large")),
+            ("applied", None),
+            ("applied", None),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("invalid_parent")),
+            ("rejected", Some("invalid_payload")),
+            ("rejected", Some("invalid_parent")),
+            ("rejected", Some("invalid_payload")),
+        ]
+    );
     // Validation comes before version checks: an invalid payload on a missing record is rejected.
-    let r = c.push_ok(&t, vec![upsert("w1", "plans", "ghost", Some(3), json!({"bad": 1}))]).await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert("w1", "plans", "ghost", Some(3), json!({"bad": 1}))],
+        )
+        .await;
     assert_eq!(r[0]["status"], "rejected");
     // A child of a deleted parent is refused.
-    let r = c.push_ok(&t, vec![
-        delete("w2", "plans", "p", Some(1)),
-        upsert("w3", "plan_days", "d9", None, json!({"planId": "p", "dayIndex": 9})),
-    ]).await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                delete("w2", "plans", "p", Some(1)),
+                upsert(
+                    "w3",
+                    "plan_days",
+                    "d9",
+                    None,
+                    json!({"planId": "p", "dayIndex": 9}),
+                ),
+            ],
+        )
+        .await;
     assert_eq!(r[0]["status"], "applied");
     assert_eq!(r[1]["reason"], "invalid_parent");
 }
@@ -381,32 +734,78 @@ async fn deletes_cascade(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
     let (t, _) = c.new_user().await;
-    let r = c.push_ok(&t, vec![
-        upsert("c1", "plans", "p", None, json!({"name": "P"})),
-        upsert("c2", "plan_days", "d1", None, json!({"planId": "p", "dayIndex": 1})),
-        upsert("c3", "plans", "q", None, json!({"name": "Q"})),
-        upsert("c4", "plan_days", "d2", None, json!({"planId": "q", "dayIndex": 2})),
-    ]).await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("c1", "plans", "p", None, json!({"name": "P"})),
+                upsert(
+                    "c2",
+                    "plan_days",
+                    "d1",
+                    None,
+                    json!({"planId": "p", "dayIndex": 1}),
+                ),
+                upsert("c3", "plans", "q", None, json!({"name": "Q"})),
+                upsert(
+                    "c4",
+                    "plan_days",
+                    "d2",
+                    None,
+                    json!({"planId": "q", "dayIndex": 2}),
+                ),
+            ],
+        )
+        .await;
     assert!(r.iter().all(|x| x["status"] == "applied"), "{r:?}");
     let (_, cursor) = c.pull_all(&t, None).await;
     // Move d2 under p and delete p in one batch: both days go.
-    let r = c.push_ok(&t, vec![
-        upsert("c5", "plan_days", "d2", Some(1), json!({"planId": "p", "dayIndex": 2})),
-        upsert("c6", "plan_days", "d3", None, json!({"planId": "p", "dayIndex": 3})),
-        delete("c7", "plans", "p", Some(1)),
-    ]).await;
-    assert_eq!(r[2], json!({"opId": "c7", "status": "applied", "version": 2}));
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert(
+                    "c5",
+                    "plan_days",
+                    "d2",
+                    Some(1),
+                    json!({"planId": "p", "dayIndex": 2}),
+                ),
+                upsert(
+                    "c6",
+                    "plan_days",
+                    "d3",
+                    None,
+                    json!({"planId": "p", "dayIndex": 3}),
+                ),
+                delete("c7", "plans", "p", Some(1)),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r[2],
+        json!({"opId": "c7", "status": "applied", "version": 2})
+    );
     let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
     let view: Vec<(String, i64, bool)> = changes
         .iter()
-        .map(|x| (x["entityId"].as_str().unwrap().to_string(), x["version"].as_i64().unwrap(), x["deleted"].as_bool().unwrap()))
+        .map(|x| {
+            (
+                x["entityId"].as_str().unwrap().to_string(),
+                x["version"].as_i64().unwrap(),
+                x["deleted"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(view.len(), 4, "{view:?}");
     assert!(view.contains(&("p".into(), 2, true)));
     assert!(view.contains(&("d1".into(), 2, true)));
     assert!(view.contains(&("d2".into(), 3, true)));
     assert!(view.contains(&("d3".into(), 2, true)));
-    assert!(changes.iter().filter(|x| x["deleted"] == true).all(|x| x["doc"].is_null()));
+    assert!(changes
+        .iter()
+        .filter(|x| x["deleted"] == true)
+        .all(|x| x["doc"].is_null()));
     // q is untouched.
     let (all, _) = c.pull_all(&t, None).await;
     let q = all.iter().find(|x| x["entityId"] == "q").unwrap();
@@ -419,22 +818,48 @@ async fn cross_tenant_isolation(db: TestDb) {
     let c = server.client();
     let (alice, _) = c.new_user().await;
     let (bob, _) = c.new_user().await;
-    c.push_ok(&alice, vec![upsert("shared-op", "plans", "p1", None, json!({"name": "Alice's"}))]).await;
+    c.push_ok(
+        &alice,
+        vec![upsert(
+            "shared-op",
+            "plans",
+            "p1",
+            None,
+            json!({"name": "Alice's"}),
+        )],
+    )
+    .await;
     let (_, alice_cursor) = c.pull_all(&alice, None).await;
     let (bob_view, _) = c.pull_all(&bob, None).await;
     assert!(bob_view.is_empty());
-    let r = c.push_ok(&bob, vec![
-        upsert("b1", "plans", "p1", Some(1), json!({"name": "hijack"})),
-        delete("b2", "plans", "p1", Some(1)),
-        upsert("b3", "plan_days", "d1", None, json!({"planId": "p1", "dayIndex": 0})),
-        upsert("shared-op", "plans", "p1", None, json!({"name": "Bob's"})),
-    ]).await;
+    let r = c
+        .push_ok(
+            &bob,
+            vec![
+                upsert("b1", "plans", "p1", Some(1), json!({"name": "hijack"})),
+                delete("b2", "plans", "p1", Some(1)),
+                upsert(
+                    "b3",
+                    "plan_days",
+                    "d1",
+                    None,
+                    json!({"planId": "p1", "dayIndex": 0}),
+                ),
+                upsert("shared-op", "plans", "p1", None, json!({"name": "Bob's"})),
+            ],
+        )
+        .await;
     assert_eq!(r[0]["reason"], "not_found");
     assert_eq!(r[0]["serverDoc"], Value::Null);
     assert_eq!(r[1]["reason"], "not_found");
     assert_eq!(r[2]["reason"], "invalid_parent");
-    assert_eq!(r[3], json!({"opId": "shared-op", "status": "applied", "version": 1}));
-    c.pull(&bob, Some(&alice_cursor), None).await.assert_error(400, "invalid_request");
+    assert_eq!(
+        r[3],
+        json!({"opId": "shared-op", "status": "applied", "version": 1})
+    );
+    c.pull(&bob, Some(&alice_cursor), None)
+        .await
+        .assert_error(400, "invalid_request");
     let (alice_view, _) = c.pull_all(&alice, None).await;
     assert_eq!(alice_view.len(), 1);
     assert_eq!(alice_view[0]["doc"], json!({"name": "Alice's"}));
@@ -447,46 +872,131 @@ async fn pagination_and_cursors(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
     let (t, _) = c.new_user().await;
-    let creates = (0..25).map(|i| upsert(&op(), "exercises", &format!("e{i:02}"), None, json!({"name": format!("E{i}")}))).collect();
+    let creates = (0..25)
+        .map(|i| {
+            upsert(
+                &op(),
+                "exercises",
+                &format!("e{i:02}"),
+                None,
+                json!({"name": format!("E{i}")}),
+            )
+        })
+        .collect();
     c.push_ok(&t, creates).await;
     // e00 changes again: it must come once, in its latest state, in its new position.
-    c.push_ok(&t, vec![upsert(&op(), "exercises", "e00", Some(1), json!({"name": "E0 v2"}))]).await;
+    c.push_ok(
+        &t,
+        vec![upsert(
+            &op(),
+            "exercises",
+            "e00",
+            Some(1),
+            json!({"name": "E0 v2"}),
+        )],
+    )
+    .await;
     let p1 = c.pull(&t, None, Some(10)).await.assert_ok().clone();
     assert_eq!(p1["changes"].as_array().unwrap().len(), 10);
-    assert_eq!((p1["hasMore"].clone(), p1["remaining"].clone()), (json!(true), json!(15)));
+    assert_eq!(
+        (p1["hasMore"].clone(), p1["remaining"].clone()),
+        (json!(true), json!(15))
+    );
     assert_eq!(p1["changes"][0]["entityId"], "e01");
-    assert!(p1["changes"][0]["updatedAt"].as_str().unwrap().ends_with('Z'));
-    let p2 = c.pull(&t, p1["cursor"].as_str(), Some(10)).await.assert_ok().clone();
-    assert_eq!((p2["hasMore"].clone(), p2["remaining"].clone()), (json!(true), json!(5)));
-    let p3 = c.pull(&t, p2["cursor"].as_str(), Some(10)).await.assert_ok().clone();
+    assert!(p1["changes"][0]["updatedAt"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let p2 = c
+        .pull(&t, p1["cursor"].as_str(), Some(10))
+        .await
+        .assert_ok()
+        .clone();
+    assert_eq!(
+        (p2["hasMore"].clone(), p2["remaining"].clone()),
+        (json!(true), json!(5))
+    );
+    let p3 = c
+        .pull(&t, p2["cursor"].as_str(), Some(10))
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(p3["changes"].as_array().unwrap().len(), 5);
-    assert_eq!((p3["hasMore"].clone(), p3["remaining"].clone()), (json!(false), json!(0)));
+    assert_eq!(
+        (p3["hasMore"].clone(), p3["remaining"].clone()),
+        (json!(false), json!(0))
+    );
     let last = p3["changes"].as_array().unwrap().last().unwrap();
-    assert_eq!((last["entityId"].clone(), last["version"].clone(), last["doc"].clone()),
-               (json!("e00"), json!(2), json!({"name": "E0 v2"})));
-    let p4 = c.pull(&t, p3["cursor"].as_str(), None).await.assert_ok().clone();
+    assert_eq!(
+        (
+            last["entityId"].clone(),
+            last["version"].clone(),
+            last["doc"].clone()
+        ),
+        (json!("e00"), json!(2), json!({"name": "E0 v2"}))
+    );
+    let p4 = c
+        .pull(&t, p3["cursor"].as_str(), None)
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(p4["changes"], json!([]));
-    assert_eq!((p4["hasMore"].clone(), p4["remaining"].clone()), (json!(false), json!(0)));
+    assert_eq!(
+        (p4["hasMore"].clone(), p4["remaining"].clone()),
+        (json!(false), json!(0))
+    );
     // Exactly what changed after a cursor.
-    c.push_ok(&t, vec![upsert(&op(), "exercises", "e05", Some(1), json!({"name": "E5 v2"}))]).await;
-    let p5 = c.pull(&t, p4["cursor"].as_str(), None).await.assert_ok().clone();
+    c.push_ok(
+        &t,
+        vec![upsert(
+            &op(),
+            "exercises",
+            "e05",
+            Some(1),
+            json!({"name": "E5 v2"}),
+        )],
+    )
+    .await;
+    let p5 = c
+        .pull(&t, p4["cursor"].as_str(), None)
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(p5["changes"].as_array().unwrap().len(), 1);
     assert_eq!(p5["changes"][0]["entityId"], "e05");
     // Limits.
-    c.pull(&t, None, Some(0)).await.assert_error(400, "invalid_request");
-    c.pull(&t, None, Some(-3)).await.assert_error(400, "invalid_request");
+    c.pull(&t, None, Some(0))
+        .await
+        .assert_error(400, "invalid_request");
+    c.pull(&t, None, Some(-3))
+        .await
+        .assert_error(400, "invalid_request");
     let clamped = c.pull(&t, None, Some(5000)).await.assert_ok().clone();
     assert_eq!(clamped["changes"].as_array().unwrap().len(), 25);
-    c.post("/sync/v1/pull", Some(&t), &json!({"limit": "ten"})).await.assert_error(400, "invalid_request");
-    c.post("/sync/v1/pull", Some(&t), &json!({"limit": 1.5})).await.assert_error(400, "invalid_request");
+    c.post("/sync/v1/pull", Some(&t), &json!({"limit": "ten"}))
+        .await
+        .assert_error(400, "invalid_request");
+    c.post("/sync/v1/pull", Some(&t), &json!({"limit": 1.5}))
+        .await
+        .assert_error(400, "invalid_request");
     // Cursors the server never issued.
-    c.post("/sync/v1/pull", Some(&t), &json!({"cursor": 42})).await.assert_error(400, "invalid_request");
-    c.pull(&t, Some("garbage"), None).await.assert_error(400, "invalid_request");
+    c.post("/sync/v1/pull", Some(&t), &json!({"cursor": 42}))
+        .await
+        .assert_error(400, "invalid_request");
+    c.pull(&t, Some("garbage"), None)
+        .await
+        .assert_error(400, "invalid_request");
     let real = p3["cursor"].as_str().unwrap();
     let forged = format!("{}9{}", &real[..3], &real[3..]);
-    c.pull(&t, Some(&forged), None).await.assert_error(400, "invalid_request");
+    c.pull(&t, Some(&forged), None)
+        .await
+        .assert_error(400, "invalid_request");
     // An empty body object pulls from the start.
-    let from_start = c.post("/sync/v1/pull", Some(&t), &json!({})).await.assert_ok().clone();
+    let from_start = c
+        .post("/sync/v1/pull", Some(&t), &json!({}))
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(from_start["changes"].as_array().unwrap().len(), 25);
 }
 
@@ -540,18 +1050,61 @@ async fn malformed_input_answers_4xx(db: TestDb) {
     // A malformed id anywhere refuses the whole request: nothing was applied.
     let (changes, _) = c.pull_all(&t, None).await;
     assert!(changes.is_empty());
-    for raw in [&b"{"[..], b"not json", b"", b"{\"clientId\": \"c\", \"mutations\": [}", &[0xff, 0xfe]] {
-        c.post_raw("/sync/v1/push", Some(&t), Some("application/json"), raw.to_vec()).await.assert_error(400, "invalid_request");
-        c.post_raw("/sync/v1/pull", Some(&t), Some("application/json"), raw.to_vec()).await.assert_error(400, "invalid_request");
-        c.post_raw("/auth/v1/signup", None, Some("application/json"), raw.to_vec()).await.assert_error(400, "invalid_request");
+    for raw in [
+        &b"{"[..],
+        b"not json",
+        b"",
+        b"{\"clientId\": \"c\", \"mutations\": [}",
+        &[0xff, 0xfe],
+    ] {
+        c.post_raw(
+            "/sync/v1/push",
+            Some(&t),
+            Some("application/json"),
+            raw.to_vec(),
+        )
+        .await
+        .assert_error(400, "invalid_request");
+        c.post_raw(
+            "/sync/v1/pull",
+            Some(&t),
+            Some("application/json"),
+            raw.to_vec(),
+        )
+        .await
+        .assert_error(400, "invalid_request");
+        c.post_raw(
+            "/auth/v1/signup",
+            None,
+            Some("application/json"),
+            raw.to_vec(),
+        )
+        .await
+        .assert_error(400, "invalid_request");
     }
     let body = serde_json::to_vec(&json!({"clientId": "c", "mutations": []})).unwrap();
-    c.post_raw("/sync/v1/push", Some(&t), Some("text/plain"), body.clone()).await.assert_error(415, "unsupported_media_type");
-    c.post_raw("/sync/v1/push", Some(&t), None, body.clone()).await.assert_error(415, "unsupported_media_type");
-    c.post_raw("/auth/v1/signup", None, Some("application/x-www-form-urlencoded"), b"email=a".to_vec())
+    c.post_raw("/sync/v1/push", Some(&t), Some("text/plain"), body.clone())
         .await
         .assert_error(415, "unsupported_media_type");
-    let ok = c.post_raw("/sync/v1/push", Some(&t), Some("application/json; charset=utf-8"), body).await;
+    c.post_raw("/sync/v1/push", Some(&t), None, body.clone())
+        .await
+        .assert_error(415, "unsupported_media_type");
+    c.post_raw(
+        "/auth/v1/signup",
+        None,
+        Some("application/x-www-form-urlencoded"),
+        b"email=a".to_vec(),
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+    let ok = c
+        .post_raw(
+            "/sync/v1/push",
+            Some(&t),
+            Some("application/json; charset=utf-8"),
+            body,
+        )
+        .await;
     assert_eq!(ok.assert_ok(), &json!({"results": []}));
     // A delete needs no payload and ignores a missing baseVersion key (null).
     let mut d = delete("m1", "plans", "p", None);
@@ -564,18 +1117,39 @@ async fn body_and_batch_limits(db: TestDb) {
     let server = Server::start(&db, &["--max-body-bytes", "20000", "--max-batch", "10"]);
     let c = server.client();
     let (t, _) = c.new_user().await;
-    let many = (0..11).map(|i| upsert(&op(), "exercises", &format!("e{i}"), None, json!({"name": "x"}))).collect();
+    let many = (0..11)
+        .map(|i| {
+            upsert(
+                &op(),
+                "exercises",
+                &format!("e{i}"),
+                None,
+                json!({"name": "x"}),
+            )
+        })
+        .collect();
     c.push(&t, many).await.assert_error(400, "batch_too_large");
-    let huge = vec![upsert(&op(), "exercises", "e", None, json!({"name": "x", "notes": "n".repeat(30_000)}))];
-    c.push(&t, huge).await.assert_error(413, "payload_too_large");
+    let huge = vec![upsert(
+        &op(),
+        "exercises",
+        "e",
+        None,
+        json!({"name": "x", "notes": "n".repeat(30_000)}),
+    )];
+    c.push(&t, huge)
+        .await
+        .assert_error(413, "payload_too_large");
     // Chunked, without Content-Length, is limited too.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![b' '; 15_000]), Ok(vec![b' '; 15_000])];
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![b' '; 15_000]), Ok(vec![b' '; 15_000])];
     let request = c
         .http
         .post(c.url("/sync/v1/pull"))
         .bearer_auth(&t)
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)));
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )));
     // The server answers 413 without reading the rest and closes the connection, so the client may
     // see the connection drop before it has sent everything; if it sees an answer, it is 413.
     if let Ok(response) = request.send().await {
@@ -583,17 +1157,33 @@ async fn body_and_batch_limits(db: TestDb) {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "payload_too_large");
     }
-    let ten = (0..10).map(|i| upsert(&op(), "exercises", &format!("e{i}"), None, json!({"name": "x"}))).collect();
+    let ten = (0..10)
+        .map(|i| {
+            upsert(
+                &op(),
+                "exercises",
+                &format!("e{i}"),
+                None,
+                json!({"name": "x"}),
+            )
+        })
+        .collect();
     assert_eq!(c.push_ok(&t, ten).await.len(), 10);
 }
 
 /// Reads SSE frames until a `poke` arrives; returns its cursor.
-async fn next_poke(stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin), buffer: &mut String) -> String {
+async fn next_poke(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+) -> String {
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();
             if frame.lines().any(|l| l == "event: poke") {
-                let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).expect("poke without data");
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("poke without data");
                 let poke: Value = serde_json::from_str(data).unwrap();
                 return poke["cursor"].as_str().unwrap().to_string();
             }
@@ -613,23 +1203,54 @@ async fn sse_pokes(db: TestDb) {
     let c = server.client();
     let (alice, _) = c.new_user().await;
     let (bob, _) = c.new_user().await;
-    c.get("/sync/v1/events", None).await.assert_error(401, "unauthorized");
-    let response = c.http.get(c.url("/sync/v1/events")).bearer_auth(&alice).send().await.unwrap();
+    c.get("/sync/v1/events", None)
+        .await
+        .assert_error(401, "unauthorized");
+    let response = c
+        .http
+        .get(c.url("/sync/v1/events"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
     // Bob's change does not poke Alice; Alice's does, with her latest cursor.
-    c.push_ok(&bob, vec![upsert(&op(), "plans", "b", None, json!({"name": "B"}))]).await;
-    c.push_ok(&alice, vec![upsert(&op(), "plans", "a", None, json!({"name": "A"}))]).await;
+    c.push_ok(
+        &bob,
+        vec![upsert(&op(), "plans", "b", None, json!({"name": "B"}))],
+    )
+    .await;
+    c.push_ok(
+        &alice,
+        vec![upsert(&op(), "plans", "a", None, json!({"name": "A"}))],
+    )
+    .await;
     let cursor = next_poke(&mut stream, &mut buffer).await;
     let (_, latest) = c.pull_all(&alice, None).await;
     assert_eq!(cursor, latest);
-    let after = c.pull(&alice, Some(&cursor), None).await.assert_ok().clone();
+    let after = c
+        .pull(&alice, Some(&cursor), None)
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(after["changes"], json!([]));
-    c.push_ok(&alice, vec![upsert(&op(), "plans", "a", Some(1), json!({"name": "A2"}))]).await;
+    c.push_ok(
+        &alice,
+        vec![upsert(&op(), "plans", "a", Some(1), json!({"name": "A2"}))],
+    )
+    .await;
     let cursor2 = next_poke(&mut stream, &mut buffer).await;
-    let page = c.pull(&alice, Some(&cursor), None).await.assert_ok().clone();
+    let page = c
+        .pull(&alice, Some(&cursor), None)
+        .await
+        .assert_ok()
+        .clone();
     assert_eq!(page["changes"][0]["doc"], json!({"name": "A2"}));
     assert_eq!(page["cursor"].as_str().unwrap(), cursor2);
 }
@@ -641,14 +1262,29 @@ async fn kill_switch(db: TestDb) {
     let paused = c.push(&t, vec![]).await;
     paused.assert_error(503, "sync_paused");
     assert!(paused.headers.contains_key("retry-after"));
-    c.pull(&t, None, None).await.assert_error(503, "sync_paused");
-    c.get("/sync/v1/events", Some(&t)).await.assert_error(503, "sync_paused");
+    c.pull(&t, None, None)
+        .await
+        .assert_error(503, "sync_paused");
+    c.get("/sync/v1/events", Some(&t))
+        .await
+        .assert_error(503, "sync_paused");
     c.get("/auth/v1/user", Some(&t)).await.assert_ok();
     c.get("/healthz", None).await.assert_ok();
     drop(server);
     // The environment variable works too.
-    let server = Server::start_with_env(&db, &[], &[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_SYNC_PAUSED", "true")]);
-    server.client().pull(&t, None, None).await.assert_error(503, "sync_paused");
+    let server = Server::start_with_env(
+        &db,
+        &[],
+        &[
+            ("TANDEM_JWT_SECRET", SECRET),
+            ("TANDEM_SYNC_PAUSED", "true"),
+        ],
+    );
+    server
+        .client()
+        .pull(&t, None, None)
+        .await
+        .assert_error(503, "sync_paused");
 }
 
 async fn data_survives_restart(db: TestDb) {
@@ -656,32 +1292,60 @@ async fn data_survives_restart(db: TestDb) {
     let server = Server::start_with_env(&db, &[], &[]);
     let c = server.client();
     let (t, session) = c.new_user().await;
-    c.push_ok(&t, vec![upsert("r1", "plans", "p", None, json!({"name": "kept"}))]).await;
+    c.push_ok(
+        &t,
+        vec![upsert("r1", "plans", "p", None, json!({"name": "kept"}))],
+    )
+    .await;
     let (_, cursor) = c.pull_all(&t, None).await;
     server.stop();
     let server = Server::start_with_env(&db, &[], &[]);
     let c = server.client();
     c.get("/auth/v1/user", Some(&t)).await.assert_ok();
-    c.sign_in(session["user"]["email"].as_str().unwrap(), "password123").await.assert_ok();
-    c.refresh(session["refresh_token"].as_str().unwrap()).await.assert_ok();
+    c.sign_in(session["user"]["email"].as_str().unwrap(), "password123")
+        .await
+        .assert_ok();
+    c.refresh(session["refresh_token"].as_str().unwrap())
+        .await
+        .assert_ok();
     let (changes, _) = c.pull_all(&t, None).await;
     assert_eq!(changes[0]["doc"], json!({"name": "kept"}));
-    assert_eq!(c.pull(&t, Some(&cursor), None).await.assert_ok()["changes"], json!([]));
-    let r = c.push_ok(&t, vec![upsert("r1", "plans", "p", None, json!({"name": "kept"}))]).await;
+    assert_eq!(
+        c.pull(&t, Some(&cursor), None).await.assert_ok()["changes"],
+        json!([])
+    );
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert("r1", "plans", "p", None, json!({"name": "kept"}))],
+        )
+        .await;
     assert_eq!(r[0]["status"], "duplicate");
 }
 
 async fn purged_tombstones_expire_cursors(db: TestDb) {
-    let server = Server::start(&db, &["--tombstone-retention-days", "0", "--purge-interval-secs", "1"]);
+    let server = Server::start(
+        &db,
+        &[
+            "--tombstone-retention-days",
+            "0",
+            "--purge-interval-secs",
+            "1",
+        ],
+    );
     let c = server.client();
     let (t, _) = c.new_user().await;
-    c.push_ok(&t, vec![
-        upsert(&op(), "plans", "gone", None, json!({"name": "G"})),
-        upsert(&op(), "plans", "kept", None, json!({"name": "K"})),
-    ])
+    c.push_ok(
+        &t,
+        vec![
+            upsert(&op(), "plans", "gone", None, json!({"name": "G"})),
+            upsert(&op(), "plans", "kept", None, json!({"name": "K"})),
+        ],
+    )
     .await;
     let (_, before) = c.pull_all(&t, None).await;
-    c.push_ok(&t, vec![delete(&op(), "plans", "gone", Some(1))]).await;
+    c.push_ok(&t, vec![delete(&op(), "plans", "gone", Some(1))])
+        .await;
     let mut expired = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -696,7 +1360,10 @@ async fn purged_tombstones_expire_cursors(db: TestDb) {
     let (changes, after) = c.pull_all(&t, None).await;
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0]["entityId"], "kept");
-    assert_eq!(c.pull(&t, Some(&after), None).await.assert_ok()["changes"], json!([]));
+    assert_eq!(
+        c.pull(&t, Some(&after), None).await.assert_ok()["changes"],
+        json!([])
+    );
 }
 
 /// The expiry rule: a cursor answers 410 when a purge that happened after it was issued took a
@@ -704,25 +1371,69 @@ async fn purged_tombstones_expire_cursors(db: TestDb) {
 /// issued never expires it, so a full pull from `null` after a purge always completes, even
 /// though its first pages end below the purged sequence.
 async fn full_pulls_complete_after_a_purge(db: TestDb) {
-    let server = Server::start(&db, &["--tombstone-retention-days", "0", "--purge-interval-secs", "1"]);
+    let server = Server::start(
+        &db,
+        &[
+            "--tombstone-retention-days",
+            "0",
+            "--purge-interval-secs",
+            "1",
+        ],
+    );
     let c = server.client();
     let (t, session) = c.new_user().await;
     let user_id = session["user"]["id"].as_str().unwrap().to_string();
     // p00..p09 at seqs 1..10; then five of them deleted (tombstones at 11..15), two more created.
-    let creates = (0..10).map(|i| upsert(&op(), "plans", &format!("p{i:02}"), None, json!({"name": "P"}))).collect();
+    let creates = (0..10)
+        .map(|i| {
+            upsert(
+                &op(),
+                "plans",
+                &format!("p{i:02}"),
+                None,
+                json!({"name": "P"}),
+            )
+        })
+        .collect();
     c.push_ok(&t, creates).await;
-    let before_mid = c.pull(&t, None, Some(3)).await.assert_ok()["cursor"].as_str().unwrap().to_string();
+    let before_mid = c.pull(&t, None, Some(3)).await.assert_ok()["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, before) = c.pull_all(&t, None).await;
     let v1_before = v1_cursor(&user_id, 10);
     let deletes = [1, 3, 5, 7, 9].map(|i| delete(&op(), "plans", &format!("p{i:02}"), Some(1)));
     c.push_ok(&t, deletes.to_vec()).await;
-    c.push_ok(&t, (10..12).map(|i| upsert(&op(), "plans", &format!("p{i:02}"), None, json!({"name": "P"}))).collect()).await;
+    c.push_ok(
+        &t,
+        (10..12)
+            .map(|i| {
+                upsert(
+                    &op(),
+                    "plans",
+                    &format!("p{i:02}"),
+                    None,
+                    json!({"name": "P"}),
+                )
+            })
+            .collect(),
+    )
+    .await;
     wait_until_expired(&c, &t, &before).await;
     // Cursors from before the purge, with purged deletions after them: 410, old format included.
-    c.pull(&t, Some(&before_mid), Some(3)).await.assert_error(410, "cursor_expired");
-    c.pull(&t, Some(&v1_before), None).await.assert_error(410, "cursor_expired");
+    c.pull(&t, Some(&before_mid), Some(3))
+        .await
+        .assert_error(410, "cursor_expired");
+    c.pull(&t, Some(&v1_before), None)
+        .await
+        .assert_error(410, "cursor_expired");
     // An old-format cursor past everything purged keeps working, as before.
-    assert_eq!(c.pull(&t, Some(&v1_cursor(&user_id, 17)), None).await.assert_ok()["changes"], json!([]));
+    assert_eq!(
+        c.pull(&t, Some(&v1_cursor(&user_id, 17)), None)
+            .await
+            .assert_ok()["changes"],
+        json!([])
+    );
 
     // Pages of 2 from null: the first ones end below the purged sequence (15) and still go on.
     let live = ["p00", "p02", "p04", "p06", "p08", "p10", "p11"];
@@ -731,15 +1442,26 @@ async fn full_pulls_complete_after_a_purge(db: TestDb) {
     let mid = pages[0]["cursor"].as_str().unwrap().to_string();
     // Later purges that take nothing keep both working.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(ids_of(&pull_pages_of(&c, &t, Some(&mid), 2).await.0), live[2..]);
-    assert_eq!(c.pull(&t, Some(&after), None).await.assert_ok()["changes"], json!([]));
+    assert_eq!(
+        ids_of(&pull_pages_of(&c, &t, Some(&mid), 2).await.0),
+        live[2..]
+    );
+    assert_eq!(
+        c.pull(&t, Some(&after), None).await.assert_ok()["changes"],
+        json!([])
+    );
 
     // A later purge of a tombstone the cursor's holder already pulled keeps the cursor working.
     let caught_up = pull_a_tombstone_before_its_purge(&c, &t, &after, "p11").await;
     wait_until_expired(&c, &t, &after).await;
-    assert_eq!(c.pull(&t, Some(&caught_up), None).await.assert_ok()["changes"], json!([]));
+    assert_eq!(
+        c.pull(&t, Some(&caught_up), None).await.assert_ok()["changes"],
+        json!([])
+    );
     // The same purge took a tombstone beyond the mid-pull cursor: that one now answers 410.
-    c.pull(&t, Some(&mid), Some(2)).await.assert_error(410, "cursor_expired");
+    c.pull(&t, Some(&mid), Some(2))
+        .await
+        .assert_error(410, "cursor_expired");
     let (pages, _) = pull_pages_of(&c, &t, None, 2).await;
     assert_eq!(ids_of(&pages), live[..6]);
 }
@@ -750,17 +1472,26 @@ fn v1_cursor(user_id: &str, seq: i64) -> String {
     let key = format!("tandem-cursor-v1:{SECRET}");
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(format!("{user_id}:{seq}").as_bytes());
-    format!("c1.{seq}.{}", URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16]))
+    format!(
+        "c1.{seq}.{}",
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
+    )
 }
 
 /// Deletes `id` (v1) and pulls from `cursor` at once, before the purger (every second) takes the
 /// tombstone; returns the cursor after the pulled tombstone. Should the purger win the race,
 /// `cursor` answers 410 and the attempt is repeated with a fresh record.
-async fn pull_a_tombstone_before_its_purge(c: &common::Client, t: &str, cursor: &str, id: &str) -> String {
+async fn pull_a_tombstone_before_its_purge(
+    c: &common::Client,
+    t: &str,
+    cursor: &str,
+    id: &str,
+) -> String {
     let mut cursor = cursor.to_string();
     let mut id = id.to_string();
     for attempt in 0..10 {
-        c.push_ok(t, vec![delete(&op(), "plans", &id, Some(1))]).await;
+        c.push_ok(t, vec![delete(&op(), "plans", &id, Some(1))])
+            .await;
         let reply = c.pull(t, Some(&cursor), None).await;
         if reply.status.as_u16() == 200 {
             let page = reply.assert_ok();
@@ -770,7 +1501,11 @@ async fn pull_a_tombstone_before_its_purge(c: &common::Client, t: &str, cursor: 
         }
         reply.assert_error(410, "cursor_expired");
         id = format!("retry{attempt}");
-        c.push_ok(t, vec![upsert(&op(), "plans", &id, None, json!({"name": "R"}))]).await;
+        c.push_ok(
+            t,
+            vec![upsert(&op(), "plans", &id, None, json!({"name": "R"}))],
+        )
+        .await;
         cursor = c.pull_all(t, None).await.1;
     }
     panic!("the purger took the tombstone before every pull");
@@ -790,11 +1525,20 @@ async fn wait_until_expired(c: &common::Client, t: &str, cursor: &str) {
 }
 
 /// Every page from `cursor` with `limit`, asserting 200; returns the pages and the last cursor.
-async fn pull_pages_of(c: &common::Client, t: &str, cursor: Option<&str>, limit: i64) -> (Vec<Value>, String) {
+async fn pull_pages_of(
+    c: &common::Client,
+    t: &str,
+    cursor: Option<&str>,
+    limit: i64,
+) -> (Vec<Value>, String) {
     let mut cursor = cursor.map(str::to_string);
     let mut pages = Vec::new();
     for _ in 0..1000 {
-        let page = c.pull(t, cursor.as_deref(), Some(limit)).await.assert_ok().clone();
+        let page = c
+            .pull(t, cursor.as_deref(), Some(limit))
+            .await
+            .assert_ok()
+            .clone();
         cursor = Some(page["cursor"].as_str().unwrap().to_string());
         let more = page["hasMore"].as_bool().unwrap();
         pages.push(page);
@@ -807,6 +1551,10 @@ async fn pull_pages_of(c: &common::Client, t: &str, cursor: Option<&str>, limit:
 
 /// The entity ids of every change of `pages`, in order.
 fn ids_of(pages: &[Value]) -> Vec<String> {
-    let changes = pages.iter().flat_map(|p| p["changes"].as_array().unwrap().iter());
-    changes.map(|c| c["entityId"].as_str().unwrap().to_string()).collect()
+    let changes = pages
+        .iter()
+        .flat_map(|p| p["changes"].as_array().unwrap().iter());
+    changes
+        .map(|c| c["entityId"].as_str().unwrap().to_string())
+        .collect()
 }

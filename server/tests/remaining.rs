@@ -28,7 +28,15 @@ async fn remaining_is_exact_across_blocks(db: TestDb) {
     // all at once. Cursors from before the tombstones then answer 410; full pulls from null
     // started after the purge page through to the end (their early cursors lie below the purged
     // sequence but were issued after the purge), as do pulls from a cursor after the tombstones.
-    let purging = Server::start(&db, &["--tombstone-retention-days", "0", "--purge-interval-secs", "1"]);
+    let purging = Server::start(
+        &db,
+        &[
+            "--tombstone-retention-days",
+            "0",
+            "--purge-interval-secs",
+            "1",
+        ],
+    );
     let c = purging.client();
     wait_for_purge(&c, &t, first_page["cursor"].as_str().unwrap()).await;
     assert_remaining_exact(&c, &t, None, 3900).await;
@@ -42,7 +50,17 @@ async fn remaining_is_exact_across_blocks(db: TestDb) {
     assert_first_pages_exact(&c, &t, 3900).await;
     assert_remaining_exact(&c, &t, Some(&after_deletes), 1500).await;
     // Writes after the rebuild keep them exact (p3001's row moves from block 2 to block 3).
-    c.push_ok(&t, vec![upsert(&op(), "plans", "p3001", Some(1), json!({"name": "again"}))]).await;
+    c.push_ok(
+        &t,
+        vec![upsert(
+            &op(),
+            "plans",
+            "p3001",
+            Some(1),
+            json!({"name": "again"}),
+        )],
+    )
+    .await;
     assert_first_pages_exact(&c, &t, 3900).await;
     assert_remaining_exact(&c, &t, Some(&after_deletes), 1500).await;
 }
@@ -51,21 +69,49 @@ async fn remaining_is_exact_across_blocks(db: TestDb) {
 /// plan with 20 days deleted (21 tombstones by cascade), 100 plans deleted: 2,521 rows.
 async fn write_history(c: &common::Client, t: &str) {
     write_creates(c, t, 0..2500).await;
-    let updates = (0..300).map(|i| upsert(&op(), "plans", &format!("p{:04}", i * 8 + 1), Some(1), json!({"name": "P2"})));
+    let updates = (0..300).map(|i| {
+        upsert(
+            &op(),
+            "plans",
+            &format!("p{:04}", i * 8 + 1),
+            Some(1),
+            json!({"name": "P2"}),
+        )
+    });
     c.push_ok(t, updates.collect()).await;
     let mut family = vec![upsert(&op(), "plans", "parent", None, json!({"name": "P"}))];
-    family.extend((0..20).map(|d| upsert(&op(), "plan_days", &format!("d{d}"), None, json!({"planId": "parent", "dayIndex": d}))));
+    family.extend((0..20).map(|d| {
+        upsert(
+            &op(),
+            "plan_days",
+            &format!("d{d}"),
+            None,
+            json!({"planId": "parent", "dayIndex": d}),
+        )
+    }));
     c.push_ok(t, family).await;
-    c.push_ok(t, vec![delete(&op(), "plans", "parent", Some(1))]).await;
+    c.push_ok(t, vec![delete(&op(), "plans", "parent", Some(1))])
+        .await;
     let deletes = (0..100).map(|i| delete(&op(), "plans", &format!("p{:04}", i * 8 + 2), Some(1)));
     let results = c.push_ok(t, deletes.collect()).await;
-    assert!(results.iter().all(|r| r["status"] == "applied"), "{results:?}");
+    assert!(
+        results.iter().all(|r| r["status"] == "applied"),
+        "{results:?}"
+    );
 }
 
 async fn write_creates(c: &common::Client, t: &str, ids: std::ops::Range<usize>) {
     let all: Vec<usize> = ids.collect();
     for chunk in all.chunks(500) {
-        let creates = chunk.iter().map(|i| upsert(&op(), "plans", &format!("p{i:04}"), None, json!({"name": "P"})));
+        let creates = chunk.iter().map(|i| {
+            upsert(
+                &op(),
+                "plans",
+                &format!("p{i:04}"),
+                None,
+                json!({"name": "P"}),
+            )
+        });
         c.push_ok(t, creates.collect()).await;
     }
 }
@@ -75,7 +121,10 @@ async fn write_creates(c: &common::Client, t: &str, ids: std::ops::Range<usize>)
 async fn assert_remaining_exact(c: &common::Client, t: &str, cursor: Option<&str>, total: usize) {
     for limit in [1000, 333, 1024, 7] {
         let pages = pull_pages(c, t, cursor, limit).await;
-        let delivered: usize = pages.iter().map(|p| p["changes"].as_array().unwrap().len()).sum();
+        let delivered: usize = pages
+            .iter()
+            .map(|p| p["changes"].as_array().unwrap().len())
+            .sum();
         assert_eq!(delivered, total, "limit {limit}");
         let mut left = total;
         for page in &pages {
@@ -90,7 +139,11 @@ async fn assert_remaining_exact(c: &common::Client, t: &str, cursor: Option<&str
 async fn assert_first_pages_exact(c: &common::Client, t: &str, total: usize) {
     for limit in [1000, 333, 7] {
         let page = c.pull(t, None, Some(limit)).await.assert_ok().clone();
-        assert_eq!(page["remaining"], json!(total - limit as usize), "limit {limit}");
+        assert_eq!(
+            page["remaining"],
+            json!(total - limit as usize),
+            "limit {limit}"
+        );
     }
 }
 
@@ -98,7 +151,11 @@ async fn pull_pages(c: &common::Client, t: &str, from: Option<&str>, limit: i64)
     let mut pages: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = from.map(str::to_string);
     for _ in 0..10_000 {
-        let page = c.pull(t, cursor.as_deref(), Some(limit)).await.assert_ok().clone();
+        let page = c
+            .pull(t, cursor.as_deref(), Some(limit))
+            .await
+            .assert_ok()
+            .clone();
         let more = page["hasMore"].as_bool().unwrap();
         cursor = Some(page["cursor"].as_str().unwrap().to_string());
         pages.push(page);
@@ -139,13 +196,18 @@ async fn try_drop_seq_blocks(db: &TestDb) -> Result<(), String> {
         Backend::Sqlite => {
             let path = db.url.strip_prefix("sqlite://").unwrap();
             let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
-            conn.execute_batch("DROP TABLE seq_blocks").map_err(|e| e.to_string())
+            conn.execute_batch("DROP TABLE seq_blocks")
+                .map_err(|e| e.to_string())
         }
         Backend::Postgres => {
-            let (client, connection) =
-                tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+            let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
             let connection = tokio::spawn(connection);
-            let dropped = client.batch_execute("DROP TABLE seq_blocks").await.map_err(|e| format!("{e:?}"));
+            let dropped = client
+                .batch_execute("DROP TABLE seq_blocks")
+                .await
+                .map_err(|e| format!("{e:?}"));
             drop(client);
             let _ = connection.await;
             dropped

@@ -23,18 +23,38 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
     cb.get("/auth/v1/user", Some(&token)).await.assert_ok();
 
     // A push to A pokes an SSE client of B.
-    let response = cb.http.get(cb.url("/sync/v1/events")).bearer_auth(&token).send().await.unwrap();
+    let response = cb
+        .http
+        .get(cb.url("/sync/v1/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
-    let applied = ca.push_ok(&token, vec![upsert("op-1", "plans", "p1", None, json!({"name": "A"}))]).await;
-    assert_eq!(applied[0], json!({"opId": "op-1", "status": "applied", "version": 1}));
+    let applied = ca
+        .push_ok(
+            &token,
+            vec![upsert("op-1", "plans", "p1", None, json!({"name": "A"}))],
+        )
+        .await;
+    assert_eq!(
+        applied[0],
+        json!({"opId": "op-1", "status": "applied", "version": 1})
+    );
     let poke_cursor = loop {
         if let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();
             if frame.lines().any(|l| l == "event: poke") {
-                let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-                break serde_json::from_str::<Value>(data).unwrap()["cursor"].as_str().unwrap().to_string();
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap();
+                break serde_json::from_str::<Value>(data).unwrap()["cursor"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
             }
             continue;
         }
@@ -51,15 +71,37 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
     assert_eq!(poke_cursor, cursor);
 
     // A replay sent to the other instance is a duplicate.
-    let replay = cb.push_ok(&token, vec![upsert("op-1", "plans", "p1", None, json!({"name": "A"}))]).await;
-    assert_eq!(replay[0], json!({"opId": "op-1", "status": "duplicate", "version": 1}));
-    assert_eq!(ca.pull(&token, Some(&cursor), None).await.assert_ok()["changes"], json!([]));
+    let replay = cb
+        .push_ok(
+            &token,
+            vec![upsert("op-1", "plans", "p1", None, json!({"name": "A"}))],
+        )
+        .await;
+    assert_eq!(
+        replay[0],
+        json!({"opId": "op-1", "status": "duplicate", "version": 1})
+    );
+    assert_eq!(
+        ca.pull(&token, Some(&cursor), None).await.assert_ok()["changes"],
+        json!([])
+    );
 
     // Concurrent pushes through both instances keep versions consistent.
     let mut version = 1;
     for i in 0..10 {
         let client = if i % 2 == 0 { &ca } else { &cb };
-        let r = client.push_ok(&token, vec![upsert(&op(), "plans", "p1", Some(version), json!({"name": format!("v{i}")}))]).await;
+        let r = client
+            .push_ok(
+                &token,
+                vec![upsert(
+                    &op(),
+                    "plans",
+                    "p1",
+                    Some(version),
+                    json!({"name": format!("v{i}")}),
+                )],
+            )
+            .await;
         version = r[0]["version"].as_i64().unwrap();
     }
     assert_eq!(version, 11);

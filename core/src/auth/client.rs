@@ -52,7 +52,10 @@ struct UserBody {
 
 impl SessionBody {
     fn into_session(self) -> Result<SignedInSession, AuthError> {
-        let malformed = |what: &str| AuthError::Server { status: 200, message: format!("the session answered has {what}") };
+        let malformed = |what: &str| AuthError::Server {
+            status: 200,
+            message: format!("the session answered has {what}"),
+        };
         if self.access_token.is_empty() || self.refresh_token.is_empty() {
             return Err(malformed("an empty token"));
         }
@@ -63,7 +66,10 @@ impl SessionBody {
         let (expires_at, expires_in) = match (self.expires_at, self.expires_in) {
             (Some(at), Some(secs)) => (at, secs),
             (Some(at), None) => (at, u64::try_from(at - now).unwrap_or(0)),
-            (None, Some(secs)) => (now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)), secs),
+            (None, Some(secs)) => (
+                now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
+                secs,
+            ),
             (None, None) => return Err(malformed("no expiry")),
         };
         Ok(SignedInSession {
@@ -92,7 +98,11 @@ impl AuthClient {
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<SignedInSession, AuthError> {
         let url = self.http.auth_url("/signup");
         let body = Credentials { email, password };
-        let answer: serde_json::Value = self.http.post_json(&url, None, &body).await.map_err(AuthError::from_http)?;
+        let answer: serde_json::Value = self
+            .http
+            .post_json(&url, None, &body)
+            .await
+            .map_err(AuthError::from_http)?;
         session_from_value(answer)
     }
 
@@ -100,22 +110,33 @@ impl AuthClient {
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<SignedInSession, AuthError> {
         let url = self.http.auth_url("/token?grant_type=password");
         let body = Credentials { email, password };
-        let answer: serde_json::Value = self.http.post_json(&url, None, &body).await.map_err(AuthError::from_http)?;
+        let answer: serde_json::Value = self
+            .http
+            .post_json(&url, None, &body)
+            .await
+            .map_err(AuthError::from_http)?;
         session_from_value(answer)
     }
 
     /// `POST /token?grant_type=refresh_token`. The raw HTTP error is returned so the caller can
     /// tell a refused token (the session is over) from a failure worth retrying.
-    pub async fn refresh(&self, refresh_token: &RefreshToken) -> Result<Result<SignedInSession, AuthError>, HttpError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &RefreshToken,
+    ) -> Result<Result<SignedInSession, AuthError>, HttpError> {
         let url = self.http.auth_url("/token?grant_type=refresh_token");
-        let body = RefreshBody { refresh_token: refresh_token.as_str() };
+        let body = RefreshBody {
+            refresh_token: refresh_token.as_str(),
+        };
         let answer: serde_json::Value = self.http.post_json(&url, None, &body).await?;
         Ok(session_from_value(answer))
     }
 
     /// `POST /logout`: revokes the refresh tokens of the sign-in `access_token` belongs to.
     pub async fn logout(&self, access_token: &AccessToken) -> Result<(), HttpError> {
-        self.http.post_empty(&self.http.auth_url("/logout"), Some(access_token.as_str())).await
+        self.http
+            .post_empty(&self.http.auth_url("/logout"), Some(access_token.as_str()))
+            .await
     }
 }
 
@@ -144,7 +165,10 @@ mod tests {
         let ours = json!({"access_token": "a", "token_type": "bearer", "expires_in": 3600, "expires_at": 1_900_000_000,
                           "refresh_token": "r", "user": {"id": "u", "email": "e@x.y", "created_at": "2025-01-01T00:00:00Z"}});
         let s = session_from_value(ours).unwrap();
-        assert_eq!((s.user.id.as_str(), s.tokens.expires_at, s.tokens.expires_in), ("u", 1_900_000_000, 3600));
+        assert_eq!(
+            (s.user.id.as_str(), s.tokens.expires_at, s.tokens.expires_in),
+            ("u", 1_900_000_000, 3600)
+        );
         // GoTrue: extra fields, a phone user without email.
         let gotrue = json!({"access_token": "a", "token_type": "bearer", "expires_in": 3600, "refresh_token": "r",
                             "user": {"id": "u", "aud": "authenticated", "phone": "123", "app_metadata": {}}});
@@ -157,9 +181,18 @@ mod tests {
             json!({"access_token": "a", "refresh_token": "r", "user": {"id": "u"}}),
             json!([1, 2, 3]),
         ] {
-            assert!(matches!(session_from_value(bad.clone()), Err(AuthError::Server { .. })), "{bad}");
+            assert!(
+                matches!(
+                    session_from_value(bad.clone()),
+                    Err(AuthError::Server { .. })
+                ),
+                "{bad}"
+            );
         }
         let pending = session_from_value(json!({"id": "u", "email": "e@x.y"})).unwrap_err();
-        assert!(pending.to_string().contains("email confirmation"), "{pending}");
+        assert!(
+            pending.to_string().contains("email confirmation"),
+            "{pending}"
+        );
     }
 }

@@ -60,9 +60,17 @@ const INVALID_CREDENTIALS: &[&str] = &["invalid_grant", "invalid_credentials"];
 /// Codes meaning "this email has an account".
 const USER_EXISTS: &[&str] = &["user_already_exists", "email_exists", "phone_exists"];
 /// Codes meaning "bad email address".
-const INVALID_EMAIL: &[&str] = &["validation_failed", "email_address_invalid", "invalid_email"];
+const INVALID_EMAIL: &[&str] = &[
+    "validation_failed",
+    "email_address_invalid",
+    "invalid_email",
+];
 /// Codes of rate limiting (any 429 counts too).
-const RATE_LIMITED: &[&str] = &["rate_limited", "over_request_rate_limit", "over_email_send_rate_limit"];
+const RATE_LIMITED: &[&str] = &[
+    "rate_limited",
+    "over_request_rate_limit",
+    "over_email_send_rate_limit",
+];
 
 impl AuthError {
     /// Maps a failure of a sign-up or password sign-in.
@@ -71,20 +79,30 @@ impl AuthError {
             HttpError::Network { message, .. } => Self::Network { message },
             HttpError::Config(message) => Self::Server { status: 0, message },
             HttpError::Body { status, message } => Self::Server { status, message },
-            HttpError::Status { status, code, description, retry_after_secs } => {
-                Self::from_status(status, code.as_deref(), description, retry_after_secs)
-            }
+            HttpError::Status {
+                status,
+                code,
+                description,
+                retry_after_secs,
+            } => Self::from_status(status, code.as_deref(), description, retry_after_secs),
         }
     }
 
-    fn from_status(status: u16, code: Option<&str>, description: Option<String>, retry_after_secs: Option<u64>) -> Self {
+    fn from_status(
+        status: u16,
+        code: Option<&str>,
+        description: Option<String>,
+        retry_after_secs: Option<u64>,
+    ) -> Self {
         let is = |codes: &[&str]| code.is_some_and(|c| codes.contains(&c));
         let text = description.clone().unwrap_or_default();
         if status == 429 || is(RATE_LIMITED) {
             Self::RateLimited { retry_after_secs }
         } else if is(INVALID_CREDENTIALS) {
             Self::InvalidCredentials
-        } else if is(USER_EXISTS) || (status == 422 && text.to_lowercase().contains("already registered")) {
+        } else if is(USER_EXISTS)
+            || (status == 422 && text.to_lowercase().contains("already registered"))
+        {
             // Older GoTrue answers 422 "User already registered" without a code.
             Self::UserExists
         } else if is(&["weak_password"]) {
@@ -123,44 +141,114 @@ mod tests {
 
     fn status(status: u16, body: &str, retry: Option<u64>) -> AuthError {
         let (code, description) = parse_error_body(body.as_bytes());
-        AuthError::from_http(HttpError::Status { status, code, description, retry_after_secs: retry })
+        AuthError::from_http(HttpError::Status {
+            status,
+            code,
+            description,
+            retry_after_secs: retry,
+        })
     }
 
     #[test]
     fn protocol_codes_map_to_typed_errors() {
-        assert_eq!(status(400, r#"{"error":"invalid_grant","error_description":"x"}"#, None), AuthError::InvalidCredentials);
-        assert_eq!(status(422, r#"{"error":"user_already_exists","error_description":"x"}"#, None), AuthError::UserExists);
         assert_eq!(
-            status(422, r#"{"error":"weak_password","error_description":"at least 8"}"#, None),
+            status(
+                400,
+                r#"{"error":"invalid_grant","error_description":"x"}"#,
+                None
+            ),
+            AuthError::InvalidCredentials
+        );
+        assert_eq!(
+            status(
+                422,
+                r#"{"error":"user_already_exists","error_description":"x"}"#,
+                None
+            ),
+            AuthError::UserExists
+        );
+        assert_eq!(
+            status(
+                422,
+                r#"{"error":"weak_password","error_description":"at least 8"}"#,
+                None
+            ),
             AuthError::WeakPassword("at least 8".into())
         );
-        assert!(matches!(status(422, r#"{"error":"validation_failed","error_description":"e"}"#, None), AuthError::InvalidEmail(_)));
+        assert!(matches!(
+            status(
+                422,
+                r#"{"error":"validation_failed","error_description":"e"}"#,
+                None
+            ),
+            AuthError::InvalidEmail(_)
+        ));
         assert_eq!(
-            status(429, r#"{"error":"rate_limited","error_description":"x"}"#, Some(42)),
-            AuthError::RateLimited { retry_after_secs: Some(42) }
+            status(
+                429,
+                r#"{"error":"rate_limited","error_description":"x"}"#,
+                Some(42)
+            ),
+            AuthError::RateLimited {
+                retry_after_secs: Some(42)
+            }
         );
     }
 
     #[test]
     fn gotrue_shapes_map_to_the_same_errors() {
         assert_eq!(
-            status(400, r#"{"code":400,"error_code":"invalid_credentials","msg":"Invalid login credentials"}"#, None),
+            status(
+                400,
+                r#"{"code":400,"error_code":"invalid_credentials","msg":"Invalid login credentials"}"#,
+                None
+            ),
             AuthError::InvalidCredentials
         );
-        assert_eq!(status(422, r#"{"code":422,"error_code":"user_already_exists","msg":"User already registered"}"#, None), AuthError::UserExists);
-        assert_eq!(status(422, r#"{"code":422,"msg":"User already registered"}"#, None), AuthError::UserExists);
         assert_eq!(
-            status(422, r#"{"code":422,"error_code":"weak_password","msg":"Password should be at least 6 characters."}"#, None),
+            status(
+                422,
+                r#"{"code":422,"error_code":"user_already_exists","msg":"User already registered"}"#,
+                None
+            ),
+            AuthError::UserExists
+        );
+        assert_eq!(
+            status(422, r#"{"code":422,"msg":"User already registered"}"#, None),
+            AuthError::UserExists
+        );
+        assert_eq!(
+            status(
+                422,
+                r#"{"code":422,"error_code":"weak_password","msg":"Password should be at least 6 characters."}"#,
+                None
+            ),
             AuthError::WeakPassword("Password should be at least 6 characters.".into())
         );
-        assert!(matches!(status(400, r#"{"code":400,"error_code":"email_address_invalid","msg":"bad"}"#, None), AuthError::InvalidEmail(_)));
+        assert!(matches!(
+            status(
+                400,
+                r#"{"code":400,"error_code":"email_address_invalid","msg":"bad"}"#,
+                None
+            ),
+            AuthError::InvalidEmail(_)
+        ));
         assert_eq!(
-            status(429, r#"{"code":429,"error_code":"over_request_rate_limit","msg":"slow down"}"#, None),
-            AuthError::RateLimited { retry_after_secs: None }
+            status(
+                429,
+                r#"{"code":429,"error_code":"over_request_rate_limit","msg":"slow down"}"#,
+                None
+            ),
+            AuthError::RateLimited {
+                retry_after_secs: None
+            }
         );
         assert_eq!(
             status(500, "<html>bad gateway</html>", None),
-            AuthError::Server { status: 500, message: "no error details".into() }
+            AuthError::Server {
+                status: 500,
+                message: "no error details".into()
+            }
         );
     }
 

@@ -20,12 +20,16 @@ mod tokens;
 use std::sync::{Mutex, MutexGuard};
 
 pub(crate) use error::AuthError;
-pub(crate) use secret_store::{secret_namespace, KeyringStore, MemorySecretStore, SecretStore, SecretStoreError};
+pub(crate) use secret_store::{
+    secret_namespace, KeyringStore, MemorySecretStore, SecretStore, SecretStoreError,
+};
 pub(crate) use session::{AuthSession, AuthState, AuthStateCallback, AuthSubscription};
 pub(crate) use tokens::AccessToken;
 
 /// Locks `mutex`, recovering from poisoning: every critical section here leaves the data whole
 /// (single assignments), so a panic elsewhere must not wedge auth forever.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

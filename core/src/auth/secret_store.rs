@@ -73,7 +73,9 @@ pub(crate) struct KeyringStore {
 
 impl fmt::Debug for KeyringStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyringStore").field("service", &self.service).finish_non_exhaustive()
+        f.debug_struct("KeyringStore")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,11 +85,16 @@ impl KeyringStore {
 
     /// The platform's default keyring.
     pub fn new() -> Result<Self, SecretStoreError> {
-        Ok(Self { store: platform_store()?, service: Self::SERVICE.to_string() })
+        Ok(Self {
+            store: platform_store()?,
+            service: Self::SERVICE.to_string(),
+        })
     }
 
     fn entry(&self, key: &str) -> Result<keyring_core::Entry, SecretStoreError> {
-        self.store.build(&self.service, key, None).map_err(store_error)
+        self.store
+            .build(&self.service, key, None)
+            .map_err(store_error)
     }
 }
 
@@ -109,9 +116,16 @@ fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreErr
     Ok(store)
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "ios", target_os = "android")))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "android"
+)))]
 fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreError> {
-    Err(SecretStoreError::Unavailable("no default secure store on this platform; provide one".into()))
+    Err(SecretStoreError::Unavailable(
+        "no default secure store on this platform; provide one".into(),
+    ))
 }
 
 /// Maps a keyring error without its payload: some variants carry the secret's bytes.
@@ -121,13 +135,23 @@ fn store_error(e: keyring_core::Error) -> SecretStoreError {
         K::NoStorageAccess(inner) => SecretStoreError::Unavailable(inner.to_string()),
         K::PlatformFailure(inner) => SecretStoreError::Failed(inner.to_string()),
         K::NoDefaultStore => SecretStoreError::Unavailable("no credential store".into()),
-        K::NotSupportedByStore(what) => SecretStoreError::Failed(format!("not supported by the store: {what}")),
+        K::NotSupportedByStore(what) => {
+            SecretStoreError::Failed(format!("not supported by the store: {what}"))
+        }
         K::BadEncoding(_) => SecretStoreError::Failed("a stored secret is not UTF-8".into()),
-        K::BadDataFormat(_, _) => SecretStoreError::Failed("a stored secret is not in the expected format".into()),
-        K::BadStoreFormat(what) => SecretStoreError::Failed(format!("the store is damaged: {what}")),
-        K::TooLong(name, limit) => SecretStoreError::Failed(format!("{name} is longer than the store allows ({limit})")),
+        K::BadDataFormat(_, _) => {
+            SecretStoreError::Failed("a stored secret is not in the expected format".into())
+        }
+        K::BadStoreFormat(what) => {
+            SecretStoreError::Failed(format!("the store is damaged: {what}"))
+        }
+        K::TooLong(name, limit) => {
+            SecretStoreError::Failed(format!("{name} is longer than the store allows ({limit})"))
+        }
         K::Invalid(name, why) => SecretStoreError::Failed(format!("invalid {name}: {why}")),
-        K::Ambiguous(_) => SecretStoreError::Failed("more than one stored credential matches".into()),
+        K::Ambiguous(_) => {
+            SecretStoreError::Failed("more than one stored credential matches".into())
+        }
         K::NoEntry => SecretStoreError::Failed("no entry".into()),
         _ => SecretStoreError::Failed("unknown keyring error".into()),
     }
@@ -176,7 +200,9 @@ impl MemorySecretStore {
 
     fn values(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         // A panic while holding this lock cannot leave the map half-updated.
-        self.values.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.values
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -207,7 +233,10 @@ mod tests {
         let na = secret_namespace(a.path());
         assert_eq!(na, secret_namespace(a.path()));
         assert_ne!(na, secret_namespace(b.path()));
-        assert!(na.starts_with("tandem.") && na.len() == "tandem.".len() + 32, "{na}");
+        assert!(
+            na.starts_with("tandem.") && na.len() == "tandem.".len() + 32,
+            "{na}"
+        );
         // A relative spelling of the same directory is the same namespace.
         let nested = a.path().join("x");
         std::fs::create_dir(&nested).unwrap();

@@ -106,7 +106,10 @@ pub(crate) struct AuthSession {
 
 impl fmt::Debug for AuthSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthSession").field("key", &self.key).field("state", &self.state()).finish_non_exhaustive()
+        f.debug_struct("AuthSession")
+            .field("key", &self.key)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,12 +117,22 @@ impl AuthSession {
     /// Opens the session of the directory whose secrets live under `namespace` (see
     /// `secret_namespace`), restoring it from `store`: a stored live session is signed in again,
     /// an expired one stays expired, a damaged record counts as signed out.
-    pub fn open(http: HttpClient, store: Arc<dyn SecretStore>, namespace: &str) -> Result<Self, AuthError> {
+    pub fn open(
+        http: HttpClient,
+        store: Arc<dyn SecretStore>,
+        namespace: &str,
+    ) -> Result<Self, AuthError> {
         let key = format!("{namespace}/session");
         let current = match store.get(&key)?.as_deref().and_then(StoredSession::decode) {
             None => Current::SignedOut,
-            Some(StoredSession { user, tokens: Some(tokens), .. }) => Current::SignedIn(SignedInSession { user, tokens }),
-            Some(StoredSession { user, tokens: None, .. }) => Current::Expired(user),
+            Some(StoredSession {
+                user,
+                tokens: Some(tokens),
+                ..
+            }) => Current::SignedIn(SignedInSession { user, tokens }),
+            Some(StoredSession {
+                user, tokens: None, ..
+            }) => Current::Expired(user),
         };
         let state = current.state();
         Ok(Self {
@@ -153,7 +166,10 @@ impl AuthSession {
     pub fn subscribe(&self, callback: AuthStateCallback) -> AuthSubscription {
         let id = self.registry.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.registry.callbacks).insert(id, Arc::new(callback));
-        AuthSubscription { registry: Arc::downgrade(&self.registry), id }
+        AuthSubscription {
+            registry: Arc::downgrade(&self.registry),
+            id,
+        }
     }
 
     /// How many refresh-token exchanges succeeded since open (for metrics and tests).
@@ -200,7 +216,10 @@ impl AuthSession {
 
     /// After a request with `stale` was answered 401 `token_expired`: a refreshed token, or the
     /// current one if it already changed since `stale` was handed out.
-    pub async fn refresh_after_expired(&self, stale: &AccessToken) -> Result<AccessToken, AuthError> {
+    pub async fn refresh_after_expired(
+        &self,
+        stale: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
         self.refresh(stale, true).await
     }
 
@@ -275,8 +294,14 @@ impl AuthSession {
     }
 
     fn persist(&self, user: &User, tokens: Option<&Tokens>) -> Result<(), AuthError> {
-        let record = StoredSession { v: StoredSession::VERSION, user: user.clone(), tokens: tokens.cloned() };
-        self.store.set(&self.key, &record.encode()).map_err(AuthError::from)
+        let record = StoredSession {
+            v: StoredSession::VERSION,
+            user: user.clone(),
+            tokens: tokens.cloned(),
+        };
+        self.store
+            .set(&self.key, &record.encode())
+            .map_err(AuthError::from)
     }
 
     /// Tells observers the current state if it differs from the one they last heard.
@@ -287,7 +312,8 @@ impl AuthSession {
             return;
         }
         *delivered = state.clone();
-        let callbacks: Vec<Arc<AuthStateCallback>> = lock(&self.registry.callbacks).values().cloned().collect();
+        let callbacks: Vec<Arc<AuthStateCallback>> =
+            lock(&self.registry.callbacks).values().cloned().collect();
         for callback in callbacks {
             // A callback that panics (or a foreign one that throws) must not stop the others.
             let _ = catch_unwind(AssertUnwindSafe(|| callback(state.clone())));

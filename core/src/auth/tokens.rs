@@ -109,7 +109,10 @@ pub(crate) struct StoredSession {
 
 impl fmt::Debug for StoredSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredSession").field("user", &self.user).field("tokens", &self.tokens).finish()
+        f.debug_struct("StoredSession")
+            .field("user", &self.user)
+            .field("tokens", &self.tokens)
+            .finish()
     }
 }
 
@@ -124,13 +127,18 @@ impl StoredSession {
 
     /// Decodes a record; `None` when it is damaged or of an unknown version.
     pub fn decode(text: &str) -> Option<Self> {
-        serde_json::from_str::<Self>(text).ok().filter(|s| s.v == Self::VERSION)
+        serde_json::from_str::<Self>(text)
+            .ok()
+            .filter(|s| s.v == Self::VERSION)
     }
 }
 
 /// Now, in Unix seconds.
 pub(crate) fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -159,12 +167,29 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_never_print_tokens() {
-        let user = User { id: "u1".into(), email: "a@b.c".into(), created_at: "2025-01-01T00:00:00Z".into() };
-        let stored = StoredSession { v: StoredSession::VERSION, user, tokens: Some(tokens(5, 5)) };
-        assert_eq!(StoredSession::decode(&stored.encode()), Some(stored.clone()));
+        let user = User {
+            id: "u1".into(),
+            email: "a@b.c".into(),
+            created_at: "2025-01-01T00:00:00Z".into(),
+        };
+        let stored = StoredSession {
+            v: StoredSession::VERSION,
+            user,
+            tokens: Some(tokens(5, 5)),
+        };
+        assert_eq!(
+            StoredSession::decode(&stored.encode()),
+            Some(stored.clone())
+        );
         let debug = format!("{stored:?}");
-        assert!(!debug.contains("access-secret") && !debug.contains("refresh-secret"), "{debug}");
+        assert!(
+            !debug.contains("access-secret") && !debug.contains("refresh-secret"),
+            "{debug}"
+        );
         assert_eq!(StoredSession::decode("{not json"), None);
-        assert_eq!(StoredSession::decode(&stored.encode().replace("\"v\":1", "\"v\":99")), None);
+        assert_eq!(
+            StoredSession::decode(&stored.encode().replace("\"v\":1", "\"v\":99")),
+            None
+        );
     }
 }

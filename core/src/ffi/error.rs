@@ -17,7 +17,12 @@ pub enum TandemError {
     /// `invalid_parent`, `too_large`, `unknown_entity`); `field` is empty when the whole
     /// document is at fault.
     #[error("{detail}")]
-    Validation { collection: String, field: Option<String>, reason: String, detail: String },
+    Validation {
+        collection: String,
+        field: Option<String>,
+        reason: String,
+        detail: String,
+    },
 
     /// The record does not exist (or was deleted).
     #[error("{collection}/{id} does not exist")]
@@ -42,11 +47,19 @@ pub enum TandemError {
 
     /// Signing up, in or out failed; `kind` says why. `retry_after_secs` is set when rate limited.
     #[error("auth: {detail}")]
-    Auth { kind: AuthFailure, detail: String, retry_after_secs: Option<u64> },
+    Auth {
+        kind: AuthFailure,
+        detail: String,
+        retry_after_secs: Option<u64>,
+    },
 
     /// A sync run failed; `kind` says why. Local data is untouched and nothing is lost.
     #[error("sync: {detail}")]
-    Sync { kind: SyncFailure, detail: String, retry_after_secs: Option<u64> },
+    Sync {
+        kind: SyncFailure,
+        detail: String,
+        retry_after_secs: Option<u64>,
+    },
 
     /// A bug in Tandem; please report it.
     #[error("internal error: {detail}")]
@@ -102,11 +115,17 @@ impl From<Error> for TandemError {
                 detail,
             },
             Error::NotFound { collection, id } => Self::NotFound { collection, id },
-            Error::Schema(_) | Error::SchemaChange(_) | Error::StoreTooNew { .. } => Self::Schema { detail },
+            Error::Schema(_) | Error::SchemaChange(_) | Error::StoreTooNew { .. } => {
+                Self::Schema { detail }
+            }
             Error::AlreadyOpen(_) => Self::AlreadyOpen { detail },
             Error::Closed => Self::Closed,
             Error::Sqlite(_) | Error::Io(_) | Error::Corrupt(_) => Self::Storage { detail },
-            Error::Protocol(_) => Self::Sync { kind: SyncFailure::Server, detail, retry_after_secs: None },
+            Error::Protocol(_) => Self::Sync {
+                kind: SyncFailure::Server,
+                detail,
+                retry_after_secs: None,
+            },
             Error::Auth(e) => e.into(),
             Error::Sync(e) => e.into(),
         }
@@ -121,14 +140,20 @@ impl From<AuthError> for TandemError {
             AuthError::UserExists => (AuthFailure::UserExists, None),
             AuthError::WeakPassword(_) => (AuthFailure::WeakPassword, None),
             AuthError::InvalidEmail(_) => (AuthFailure::InvalidEmail, None),
-            AuthError::RateLimited { retry_after_secs } => (AuthFailure::RateLimited, retry_after_secs),
+            AuthError::RateLimited { retry_after_secs } => {
+                (AuthFailure::RateLimited, retry_after_secs)
+            }
             AuthError::Network { .. } => (AuthFailure::Network, None),
             AuthError::Server { .. } => (AuthFailure::Server, None),
             AuthError::SessionExpired => (AuthFailure::SessionExpired, None),
             AuthError::NotSignedIn => (AuthFailure::NotSignedIn, None),
             AuthError::SecureStore(_) => (AuthFailure::SecureStore, None),
         };
-        Self::Auth { kind, detail, retry_after_secs }
+        Self::Auth {
+            kind,
+            detail,
+            retry_after_secs,
+        }
     }
 }
 
@@ -148,6 +173,10 @@ impl From<SyncError> for TandemError {
             SyncError::DeadlineExceeded => SyncFailure::DeadlineExceeded,
             SyncError::Local(_) => SyncFailure::Local,
         };
-        Self::Sync { kind, detail, retry_after_secs }
+        Self::Sync {
+            kind,
+            detail,
+            retry_after_secs,
+        }
     }
 }

@@ -83,7 +83,9 @@ impl SecretStore for ForeignSecretStore {
     }
 
     fn set(&self, key: &str, value: &str) -> Result<(), SecretStoreError> {
-        self.0.set(key.to_string(), value.to_string()).map_err(failed)
+        self.0
+            .set(key.to_string(), value.to_string())
+            .map_err(failed)
     }
 
     fn delete(&self, key: &str) -> Result<(), SecretStoreError> {

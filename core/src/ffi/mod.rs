@@ -16,16 +16,16 @@ use std::time::Duration;
 
 pub use error::{AuthFailure, SyncFailure, TandemError};
 pub use foreign::{
-    AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, SecureStore, SecureStoreError,
-    SyncStatusListener,
+    AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, SecureStore,
+    SecureStoreError, SyncStatusListener,
 };
 pub use sync_types::{
-    AuthState, Conflict, ConflictPolicy, ConflictReason, RejectedChange, Resolution, SyncConfig, SyncMetrics,
-    SyncPhase, SyncReport, SyncStatus, TriggerCount, User,
+    AuthState, Conflict, ConflictPolicy, ConflictReason, RejectedChange, Resolution, SyncConfig,
+    SyncMetrics, SyncPhase, SyncReport, SyncStatus, TriggerCount, User,
 };
 pub use types::{
-    ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState, TandemConfig,
-    WriteOp,
+    ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,
+    TandemConfig, WriteOp,
 };
 
 use crate::client::{Client, ClientConfig};
@@ -68,7 +68,9 @@ pub struct Subscription {
 
 impl Subscription {
     pub(crate) fn new(handle: impl Cancel + 'static) -> Arc<Self> {
-        Arc::new(Self { handle: Box::new(handle) })
+        Arc::new(Self {
+            handle: Box::new(handle),
+        })
     }
 }
 
@@ -97,32 +99,62 @@ impl Tandem {
     pub fn open(config: TandemConfig) -> Result<Arc<Self>, TandemError> {
         guard(|| {
             let client = Client::open(client_config(config))?;
-            Ok(Arc::new(Self { client: RwLock::new(Some(Arc::new(client))) }))
+            Ok(Arc::new(Self {
+                client: RwLock::new(Some(Arc::new(client))),
+            }))
         })
     }
 
     /// Closes the store and stops sync and observers. Later calls fail with `Closed`. (Kotlin's
     /// `close()` from `AutoCloseable` releases the object and does this too.)
     pub fn shutdown(&self) {
-        let client = self.client.write().unwrap_or_else(|e| e.into_inner()).take();
+        let client = self
+            .client
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         drop(client);
     }
 
     /// Creates or replaces a whole document; generates a UUID v7 id when `id` is absent.
-    pub fn put(&self, collection: String, id: Option<String>, json: String) -> Result<Record, TandemError> {
-        self.write_one(|| Ok(EngineWriteOp::Put { doc: parse_json("the document", &json)?, collection, id }))
+    pub fn put(
+        &self,
+        collection: String,
+        id: Option<String>,
+        json: String,
+    ) -> Result<Record, TandemError> {
+        self.write_one(|| {
+            Ok(EngineWriteOp::Put {
+                doc: parse_json("the document", &json)?,
+                collection,
+                id,
+            })
+        })
     }
 
     /// Applies an RFC 7386 JSON merge patch (`null` removes a field) to an existing record.
-    pub fn patch(&self, collection: String, id: String, patch_json: String) -> Result<Record, TandemError> {
+    pub fn patch(
+        &self,
+        collection: String,
+        id: String,
+        patch_json: String,
+    ) -> Result<Record, TandemError> {
         self.write_one(|| {
-            Ok(EngineWriteOp::Patch { patch: parse_json("the merge patch", &patch_json)?, collection, id })
+            Ok(EngineWriteOp::Patch {
+                patch: parse_json("the merge patch", &patch_json)?,
+                collection,
+                id,
+            })
         })
     }
 
     /// Deletes a record and, through the schema's parents, all its descendants.
     pub fn delete(&self, collection: String, id: String) -> Result<(), TandemError> {
-        self.call(|client| client.write(vec![EngineWriteOp::Delete { collection, id }]).map(drop))
+        self.call(|client| {
+            client
+                .write(vec![EngineWriteOp::Delete { collection, id }])
+                .map(drop)
+        })
     }
 
     /// The record, or nothing when it does not exist or was deleted.
@@ -133,7 +165,14 @@ impl Tandem {
     /// The records of `collection` matching `query`.
     pub fn query(&self, collection: String, query: Query) -> Result<Vec<Record>, TandemError> {
         let query = EngineQuery::try_from(query)?;
-        self.call(|client| Ok(client.engine().query(&collection, &query)?.into_iter().map(Record::from).collect()))
+        self.call(|client| {
+            Ok(client
+                .engine()
+                .query(&collection, &query)?
+                .into_iter()
+                .map(Record::from)
+                .collect())
+        })
     }
 
     /// How many records of `collection` match `query` (its limit and offset are ignored).
@@ -145,7 +184,10 @@ impl Tandem {
     /// Applies puts, patches and deletes in one transaction: all or nothing. Returns the written
     /// record of each put and patch, in order.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Record>, TandemError> {
-        let ops = ops.into_iter().map(EngineWriteOp::try_from).collect::<Result<Vec<_>, _>>()?;
+        let ops = ops
+            .into_iter()
+            .map(EngineWriteOp::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
         self.call(|client| Ok(client.write(ops)?.into_iter().map(Record::from).collect()))
     }
 
@@ -163,14 +205,23 @@ impl Tandem {
             let callback = Box::new(move |rows: Vec<crate::records::RecordRow>| {
                 observer.on_results(rows.into_iter().map(Record::from).collect());
             });
-            Ok(Subscription::new(client.engine().observe(&collection, &query, callback)?))
+            Ok(Subscription::new(client.engine().observe(
+                &collection,
+                &query,
+                callback,
+            )?))
         })
     }
 
     /// Tells `listener` which collections every commit changed.
-    pub fn add_change_listener(&self, listener: Arc<dyn ChangeListener>) -> Result<Arc<Subscription>, TandemError> {
+    pub fn add_change_listener(
+        &self,
+        listener: Arc<dyn ChangeListener>,
+    ) -> Result<Arc<Subscription>, TandemError> {
         self.call(|client| {
-            let handle = client.engine().listen(Box::new(move |collections| listener.on_change(collections)));
+            let handle = client
+                .engine()
+                .listen(Box::new(move |collections| listener.on_change(collections)));
             Ok(Subscription::new(handle))
         })
     }
@@ -182,7 +233,14 @@ impl Tandem {
 
     /// The outbox in sending order, for debugging screens.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, TandemError> {
-        self.call(|client| Ok(client.engine().outbox()?.into_iter().map(OutboxEntry::from).collect()))
+        self.call(|client| {
+            Ok(client
+                .engine()
+                .outbox()?
+                .into_iter()
+                .map(OutboxEntry::from)
+                .collect())
+        })
     }
 }
 
@@ -193,7 +251,11 @@ impl Tandem {
     }
 
     fn client(&self) -> Result<Arc<Client>, TandemError> {
-        self.client.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or(TandemError::Closed)
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(TandemError::Closed)
     }
 
     fn call<T>(&self, f: impl FnOnce(&Client) -> Result<T, Error>) -> Result<T, TandemError> {
@@ -212,14 +274,21 @@ impl Tandem {
         let task = f(self.client()?);
         match runtime().spawn(task).await {
             Ok(result) => result,
-            Err(e) => Err(TandemError::Internal { detail: format!("a background task failed: {e}") }),
+            Err(e) => Err(TandemError::Internal {
+                detail: format!("a background task failed: {e}"),
+            }),
         }
     }
 
-    fn write_one(&self, op: impl FnOnce() -> Result<EngineWriteOp, TandemError>) -> Result<Record, TandemError> {
+    fn write_one(
+        &self,
+        op: impl FnOnce() -> Result<EngineWriteOp, TandemError>,
+    ) -> Result<Record, TandemError> {
         let op = op()?;
         self.call(|client| Ok(client.write(vec![op])?.into_iter().next().map(Record::from)))?
-            .ok_or_else(|| TandemError::Internal { detail: "a put wrote no record".into() })
+            .ok_or_else(|| TandemError::Internal {
+                detail: "a put wrote no record".into(),
+            })
     }
 }
 
@@ -238,7 +307,9 @@ fn client_config(config: TandemConfig) -> ClientConfig {
         schema_json: config.schema_json,
         server,
         sync: SyncOptions::from(&config.sync),
-        secret_store: config.secure_store.map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
+        secret_store: config
+            .secure_store
+            .map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
         resolver: config.conflict_resolver.map(foreign::resolver),
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::error::TandemError;
 use super::foreign::{AuthStateListener, SyncStatusListener};
-use super::sync_types::{AuthState, Conflict, RejectedChange, Resolution, SyncMetrics, SyncReport, SyncStatus, User};
+use super::sync_types::{
+    AuthState, Conflict, RejectedChange, Resolution, SyncMetrics, SyncReport, SyncStatus, User,
+};
 use super::types::Record;
 use super::{Subscription, Tandem};
 use crate::error::Error;
@@ -19,26 +21,30 @@ impl Tandem {
     /// Creates an account and signs in. The first sign-in on a device adopts the data written
     /// while signed out; its pending changes go up to the new account.
     pub async fn sign_up(&self, email: String, password: String) -> Result<User, TandemError> {
-        self.on_runtime(|client| async move { Ok(client.sign_up(&email, &password).await?.into()) }).await
+        self.on_runtime(|client| async move { Ok(client.sign_up(&email, &password).await?.into()) })
+            .await
     }
 
     /// Signs in. Each account's data lives in its own database; signing in as another user never
     /// shows this user's data.
     pub async fn sign_in(&self, email: String, password: String) -> Result<User, TandemError> {
-        self.on_runtime(|client| async move { Ok(client.sign_in(&email, &password).await?.into()) }).await
+        self.on_runtime(|client| async move { Ok(client.sign_in(&email, &password).await?.into()) })
+            .await
     }
 
     /// Signs out. With `wipe_local_data` the user's database (pending changes included) and
     /// secrets are deleted; otherwise they wait for the next sign-in.
     pub async fn sign_out(&self, wipe_local_data: bool) -> Result<(), TandemError> {
-        self.on_runtime(|client| async move { Ok(client.sign_out(wipe_local_data).await?) }).await
+        self.on_runtime(|client| async move { Ok(client.sign_out(wipe_local_data).await?) })
+            .await
     }
 
     /// The signed-in user (also while the session is expired), or nothing.
     pub fn current_user(&self) -> Result<Option<User>, TandemError> {
         self.call(|client| {
             Ok(match client.auth_state() {
-                crate::auth::AuthState::SignedIn(user) | crate::auth::AuthState::SessionExpired(user) => Some(user.into()),
+                crate::auth::AuthState::SignedIn(user)
+                | crate::auth::AuthState::SessionExpired(user) => Some(user.into()),
                 crate::auth::AuthState::SignedOut => None,
             })
         })
@@ -50,9 +56,13 @@ impl Tandem {
     }
 
     /// Tells `listener` about every change of the auth state (sign-in, sign-out, expiry).
-    pub fn observe_auth_state(&self, listener: Arc<dyn AuthStateListener>) -> Result<Arc<Subscription>, TandemError> {
+    pub fn observe_auth_state(
+        &self,
+        listener: Arc<dyn AuthStateListener>,
+    ) -> Result<Arc<Subscription>, TandemError> {
         self.call(|client| {
-            let handle = client.subscribe_auth(Box::new(move |state| listener.on_auth_state(state.into())))?;
+            let handle = client
+                .subscribe_auth(Box::new(move |state| listener.on_auth_state(state.into())))?;
             Ok(Subscription::new(handle))
         })
     }
@@ -62,7 +72,11 @@ impl Tandem {
     pub async fn sync_now(&self) -> Result<SyncReport, TandemError> {
         self.on_runtime(|client| async move {
             let syncer = Arc::clone(client.syncer()?);
-            Ok(syncer.sync_now(Trigger::Manual).await.map_err(Error::from)?.into())
+            Ok(syncer
+                .sync_now(Trigger::Manual)
+                .await
+                .map_err(Error::from)?
+                .into())
         })
         .await
     }
@@ -71,7 +85,11 @@ impl Tandem {
     pub async fn sync_once(&self, deadline_ms: u64) -> Result<SyncReport, TandemError> {
         self.on_runtime(|client| async move {
             let syncer = Arc::clone(client.syncer()?);
-            Ok(syncer.sync_once(Duration::from_millis(deadline_ms)).await.map_err(Error::from)?.into())
+            Ok(syncer
+                .sync_once(Duration::from_millis(deadline_ms))
+                .await
+                .map_err(Error::from)?
+                .into())
         })
         .await
     }
@@ -115,9 +133,14 @@ impl Tandem {
     }
 
     /// Tells `listener` the sync status on every change.
-    pub fn observe_sync_status(&self, listener: Arc<dyn SyncStatusListener>) -> Result<Arc<Subscription>, TandemError> {
+    pub fn observe_sync_status(
+        &self,
+        listener: Arc<dyn SyncStatusListener>,
+    ) -> Result<Arc<Subscription>, TandemError> {
         self.call(|client| {
-            let handle = client.syncer()?.subscribe(Box::new(move |status| listener.on_sync_status(status.into())));
+            let handle = client.syncer()?.subscribe(Box::new(move |status| {
+                listener.on_sync_status(status.into())
+            }));
             Ok(Subscription::new(handle))
         })
     }
@@ -129,12 +152,22 @@ impl Tandem {
 
     /// Conflicts waiting for the app, oldest first.
     pub fn conflicts(&self) -> Result<Vec<Conflict>, TandemError> {
-        self.call(|client| Ok(resolve::conflicts(&client.engine())?.into_iter().map(Conflict::from).collect()))
+        self.call(|client| {
+            Ok(resolve::conflicts(&client.engine())?
+                .into_iter()
+                .map(Conflict::from)
+                .collect())
+        })
     }
 
     /// Settles a conflict; the result goes up with the next sync. Returns the record afterwards
     /// (nothing when it ends up deleted).
-    pub fn resolve(&self, collection: String, id: String, resolution: Resolution) -> Result<Option<Record>, TandemError> {
+    pub fn resolve(
+        &self,
+        collection: String,
+        id: String,
+        resolution: Resolution,
+    ) -> Result<Option<Record>, TandemError> {
         let resolution = EngineResolution::try_from(resolution)?;
         self.call(|client| {
             let row = resolve::resolve(&client.engine(), &collection, &id, resolution)?;
@@ -148,7 +181,13 @@ impl Tandem {
     /// Changes the server refused (dead letters), oldest first.
     pub fn rejected(&self) -> Result<Vec<RejectedChange>, TandemError> {
         self.call(|client| {
-            Ok(client.engine().store().read(outbox::rejected)?.into_iter().map(RejectedChange::from).collect())
+            Ok(client
+                .engine()
+                .store()
+                .read(outbox::rejected)?
+                .into_iter()
+                .map(RejectedChange::from)
+                .collect())
         })
     }
 

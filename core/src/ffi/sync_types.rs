@@ -3,12 +3,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::auth::AuthState as EngineAuthState;
-use crate::sync::conflict::{ConflictPolicy as EnginePolicy, ConflictReason as EngineReason, ConflictRow};
+use crate::outbox::{OpKind, OutboxEntry as EngineOutboxEntry};
+use crate::sync::conflict::{
+    ConflictPolicy as EnginePolicy, ConflictReason as EngineReason, ConflictRow,
+};
 use crate::sync::orchestrator::SyncOptions;
 use crate::sync::resolve::Resolution as EngineResolution;
 use crate::sync::run::SyncReport as EngineReport;
 use crate::sync::status::{Metrics, Phase, Status};
-use crate::outbox::{OpKind, OutboxEntry as EngineOutboxEntry};
 
 use super::error::TandemError;
 use super::types::{parse_json, ChangeKind};
@@ -26,10 +28,14 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum AuthState {
     SignedOut,
-    SignedIn { user: User },
+    SignedIn {
+        user: User,
+    },
     /// The session ended (its refresh token was refused). Local data and pending changes stay
     /// and go up once the same user signs in again.
-    SessionExpired { user: User },
+    SessionExpired {
+        user: User,
+    },
 }
 
 /// How sync behaves. Every field has a default.
@@ -85,7 +91,9 @@ impl From<&SyncConfig> for SyncOptions {
             debounce: Duration::from_millis(c.debounce_ms),
             periodic_interval: Duration::from_secs(c.periodic_interval_secs.max(1)),
             realtime: c.realtime,
-            policy: c.conflict_policy.map_or(EnginePolicy::Merge, EnginePolicy::from),
+            policy: c
+                .conflict_policy
+                .map_or(EnginePolicy::Merge, EnginePolicy::from),
             enabled: c.enabled,
         }
     }
@@ -206,7 +214,9 @@ pub enum Resolution {
     KeepMine,
     KeepServer,
     /// A merged document (JSON), validated like a put.
-    Merged { json: String },
+    Merged {
+        json: String,
+    },
 }
 
 /// A change the server refused (a dead letter).
@@ -228,7 +238,11 @@ fn time(ms: i64) -> SystemTime {
 
 impl From<tandem_protocol::User> for User {
     fn from(u: tandem_protocol::User) -> Self {
-        Self { id: u.id, email: u.email, created_at: u.created_at }
+        Self {
+            id: u.id,
+            email: u.email,
+            created_at: u.created_at,
+        }
     }
 }
 
@@ -282,7 +296,14 @@ impl From<EngineReport> for SyncReport {
 impl From<Metrics> for SyncMetrics {
     fn from(m: Metrics) -> Self {
         Self {
-            triggers: m.triggers.into_iter().map(|(t, count)| TriggerCount { reason: t.name().into(), count }).collect(),
+            triggers: m
+                .triggers
+                .into_iter()
+                .map(|(t, count)| TriggerCount {
+                    reason: t.name().into(),
+                    count,
+                })
+                .collect(),
             runs: m.runs,
             failures: m.failures,
             ops_pushed: m.ops_pushed,

@@ -13,7 +13,9 @@ use super::foreign::{ConflictResolver, SecureStore};
 use super::sync_types::SyncConfig;
 use crate::engine::WriteOp as EngineWriteOp;
 use crate::outbox::{EntryState, OpKind, OutboxEntry as EngineOutboxEntry};
-use crate::query::{Filter as EngineFilter, FilterOp as EngineFilterOp, Order, Query as EngineQuery};
+use crate::query::{
+    Filter as EngineFilter, FilterOp as EngineFilterOp, Order, Query as EngineQuery,
+};
 use crate::records::{RecordRow, RecordState as EngineRecordState};
 
 /// How `Tandem.open` finds its data, schema and server. Only `data_dir` and `schema_json` are
@@ -70,8 +72,15 @@ impl TandemConfig {
     }
 
     /// A store syncing with the server at `server_url`.
-    pub fn with_server(data_dir: impl Into<String>, schema_json: impl Into<String>, server_url: impl Into<String>) -> Self {
-        Self { server_url: Some(server_url.into()), ..Self::local(data_dir, schema_json) }
+    pub fn with_server(
+        data_dir: impl Into<String>,
+        schema_json: impl Into<String>,
+        server_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            server_url: Some(server_url.into()),
+            ..Self::local(data_dir, schema_json)
+        }
     }
 }
 
@@ -162,9 +171,17 @@ pub struct OrderBy {
 #[derive(Debug, Clone, uniffi::Enum)]
 pub enum WriteOp {
     /// Creates or replaces a whole document; `id` is generated when absent.
-    Put { collection: String, id: Option<String>, json: String },
+    Put {
+        collection: String,
+        id: Option<String>,
+        json: String,
+    },
     /// Applies an RFC 7386 JSON merge patch to an existing record.
-    Patch { collection: String, id: String, patch_json: String },
+    Patch {
+        collection: String,
+        id: String,
+        patch_json: String,
+    },
     /// Deletes a record and its descendants.
     Delete { collection: String, id: String },
 }
@@ -282,8 +299,20 @@ impl TryFrom<Query> for EngineQuery {
                 })
             })
             .collect::<Result<_, TandemError>>()?;
-        let order = q.order_by.into_iter().map(|o| Order { field: o.field, descending: o.descending }).collect();
-        Ok(Self { filters, order, limit: q.limit, offset: q.offset })
+        let order = q
+            .order_by
+            .into_iter()
+            .map(|o| Order {
+                field: o.field,
+                descending: o.descending,
+            })
+            .collect();
+        Ok(Self {
+            filters,
+            order,
+            limit: q.limit,
+            offset: q.offset,
+        })
     }
 }
 
@@ -292,12 +321,24 @@ impl TryFrom<WriteOp> for EngineWriteOp {
 
     fn try_from(op: WriteOp) -> Result<Self, TandemError> {
         Ok(match op {
-            WriteOp::Put { collection, id, json } => {
-                Self::Put { doc: parse_json("the document", &json)?, collection, id }
-            }
-            WriteOp::Patch { collection, id, patch_json } => {
-                Self::Patch { patch: parse_json("the merge patch", &patch_json)?, collection, id }
-            }
+            WriteOp::Put {
+                collection,
+                id,
+                json,
+            } => Self::Put {
+                doc: parse_json("the document", &json)?,
+                collection,
+                id,
+            },
+            WriteOp::Patch {
+                collection,
+                id,
+                patch_json,
+            } => Self::Patch {
+                patch: parse_json("the merge patch", &patch_json)?,
+                collection,
+                id,
+            },
             WriteOp::Delete { collection, id } => Self::Delete { collection, id },
         })
     }

@@ -29,7 +29,10 @@ impl Checkpointer {
         let thread = thread::Builder::new()
             .name("tandem-checkpoint".into())
             .spawn(move || run(&conn, &requests))?;
-        Ok(Self { wake: Some(wake), thread: Some(thread) })
+        Ok(Self {
+            wake: Some(wake),
+            thread: Some(thread),
+        })
     }
 
     /// A handle for the writer's WAL hook.
@@ -41,7 +44,7 @@ impl Checkpointer {
 fn run(conn: &Connection, requests: &Receiver<()>) {
     while requests.recv().is_ok() {
         while requests.try_recv().is_ok() {} // one checkpoint covers every request queued so far
-        // A busy or failed checkpoint is simply retried after the next commit that asks.
+                                             // A busy or failed checkpoint is simply retried after the next commit that asks.
         let _ = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
     }
 }

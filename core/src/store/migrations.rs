@@ -65,7 +65,10 @@ pub const LATEST: i64 = MIGRATIONS.len() as i64;
 /// Fails, before anything is written, when the file comes from a newer engine.
 pub fn refuse_newer(version: i64) -> Result<()> {
     if version > LATEST {
-        return Err(Error::StoreTooNew { found: version, supported: LATEST });
+        return Err(Error::StoreTooNew {
+            found: version,
+            supported: LATEST,
+        });
     }
     Ok(())
 }

@@ -50,12 +50,14 @@ impl Store {
         let checkpointer = Checkpointer::start(path)?;
         let wake = checkpointer.waker();
         // Replaces SQLite's automatic checkpoint (a WAL hook and autocheckpoint exclude each other).
-        writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-            if pages >= CHECKPOINT_PAGES {
-                let _ = wake.send(());
-            }
-            Ok(())
-        }))?;
+        writer.wal_hook(Some(
+            move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+                if pages >= CHECKPOINT_PAGES {
+                    let _ = wake.send(());
+                }
+                Ok(())
+            },
+        ))?;
         let mut store = Self {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
@@ -65,7 +67,11 @@ impl Store {
         };
         store.write(|tx| migrations::migrate(tx))?;
         let first_reader = store.open_reader()?;
-        store.readers.get_mut().unwrap_or_else(PoisonError::into_inner).push(first_reader);
+        store
+            .readers
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(first_reader);
         Ok(store)
     }
 
@@ -92,7 +98,10 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = lock(&self.writer);
-        conn.execute("ATTACH DATABASE ?1 AS ?2", rusqlite::params![other.to_string_lossy(), alias])?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS ?2",
+            rusqlite::params![other.to_string_lossy(), alias],
+        )?;
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
@@ -154,7 +163,10 @@ impl CurrentStore {
     }
 
     pub fn get(&self) -> Option<Arc<Store>> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn set(&self, store: Option<Arc<Store>>) {

@@ -30,24 +30,54 @@ pub struct SyncApi {
 }
 
 impl SyncApi {
-    pub fn new(http: HttpClient, auth: Arc<AuthSession>, client_id: String, timeout: Duration) -> Self {
-        Self { http, auth, client_id, timeout }
+    pub fn new(
+        http: HttpClient,
+        auth: Arc<AuthSession>,
+        client_id: String,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            http,
+            auth,
+            client_id,
+            timeout,
+        }
     }
 
-    pub async fn push(&self, mutations: Vec<Mutation>) -> Result<(PushResponse, Traffic), SyncError> {
-        let body = PushRequest { client_id: self.client_id.clone(), mutations };
+    pub async fn push(
+        &self,
+        mutations: Vec<Mutation>,
+    ) -> Result<(PushResponse, Traffic), SyncError> {
+        let body = PushRequest {
+            client_id: self.client_id.clone(),
+            mutations,
+        };
         self.post("/push", &body).await
     }
 
-    pub async fn pull(&self, cursor: Option<String>, limit: u32) -> Result<(PullResponse, Traffic), SyncError> {
-        self.post("/pull", &PullRequest { cursor, limit: Some(i64::from(limit)) }).await
+    pub async fn pull(
+        &self,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<(PullResponse, Traffic), SyncError> {
+        self.post(
+            "/pull",
+            &PullRequest {
+                cursor,
+                limit: Some(i64::from(limit)),
+            },
+        )
+        .await
     }
 
     /// Opens the server-sent events stream (no overall timeout: it stays open).
     pub async fn events(&self) -> Result<reqwest::Response, SyncError> {
         let url = self.http.sync_url("/events");
         self.authorized(|token| {
-            let request = self.http.request(Method::GET, &url, Some(token.as_str())).header("accept", "text/event-stream");
+            let request = self
+                .http
+                .request(Method::GET, &url, Some(token.as_str()))
+                .header("accept", "text/event-stream");
             async move {
                 let response = request.send().await.map_err(|e| HttpError::Network {
                     kind: crate::http::NetworkErrorKind::Connect,
@@ -64,8 +94,13 @@ impl SyncApi {
         .await
     }
 
-    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<(T, Traffic), SyncError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| SyncError::Local(format!("encoding a request: {e}")))?;
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(T, Traffic), SyncError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| SyncError::Local(format!("encoding a request: {e}")))?;
         let url = self.http.sync_url(path);
         self.authorized(|token| {
             let request = self
@@ -77,7 +112,10 @@ impl SyncApi {
             let sent = bytes.len() as u64;
             async move {
                 let (status, answer) = self.http.exchange(request).await?;
-                let traffic = Traffic { sent, received: answer.len() as u64 };
+                let traffic = Traffic {
+                    sent,
+                    received: answer.len() as u64,
+                };
                 Ok((decode_json(status, &answer)?, traffic))
             }
         })

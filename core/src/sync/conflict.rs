@@ -63,15 +63,26 @@ pub enum Decision {
     /// Send this (`None`: a delete) again, based on the server's version.
     Rebase(Option<Doc>),
     /// Leave it to the app.
-    Park { reason: ConflictReason, fields: Vec<String> },
+    Park {
+        reason: ConflictReason,
+        fields: Vec<String>,
+    },
 }
 
-pub fn decide(policy: ConflictPolicy, base: Option<&Doc>, local: Option<&Doc>, server: Option<&Doc>) -> Decision {
+pub fn decide(
+    policy: ConflictPolicy,
+    base: Option<&Doc>,
+    local: Option<&Doc>,
+    server: Option<&Doc>,
+) -> Decision {
     match policy {
         ConflictPolicy::ServerWins => Decision::AdoptServer,
         ConflictPolicy::ClientWins => Decision::Rebase(local.cloned()),
         ConflictPolicy::Manual if local.is_none() && server.is_none() => Decision::AdoptServer,
-        ConflictPolicy::Manual => Decision::Park { reason: ConflictReason::Manual, fields: Vec::new() },
+        ConflictPolicy::Manual => Decision::Park {
+            reason: ConflictReason::Manual,
+            fields: Vec::new(),
+        },
         ConflictPolicy::Merge => merge_decision(base, local, server),
     }
 }
@@ -79,13 +90,22 @@ pub fn decide(policy: ConflictPolicy, base: Option<&Doc>, local: Option<&Doc>, s
 fn merge_decision(base: Option<&Doc>, local: Option<&Doc>, server: Option<&Doc>) -> Decision {
     match (local, server) {
         (None, None) => Decision::AdoptServer, // both deleted it
-        (Some(_), None) => Decision::Park { reason: ConflictReason::LocalEditServerDelete, fields: Vec::new() },
-        (None, Some(_)) => Decision::Park { reason: ConflictReason::LocalDeleteServerEdit, fields: Vec::new() },
+        (Some(_), None) => Decision::Park {
+            reason: ConflictReason::LocalEditServerDelete,
+            fields: Vec::new(),
+        },
+        (None, Some(_)) => Decision::Park {
+            reason: ConflictReason::LocalDeleteServerEdit,
+            fields: Vec::new(),
+        },
         (Some(local), Some(server)) => {
             let empty = Doc::new();
             match three_way(base.unwrap_or(&empty), local, server) {
                 Merge::Clean(merged) => Decision::Rebase(Some(merged)),
-                Merge::Conflict(fields) => Decision::Park { reason: ConflictReason::BothChanged, fields },
+                Merge::Conflict(fields) => Decision::Park {
+                    reason: ConflictReason::BothChanged,
+                    fields,
+                },
             }
         }
     }
@@ -111,12 +131,16 @@ const COLUMNS: &str =
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConflictRow> {
     let reason: String = row.get(2)?;
     let fields: Option<String> = row.get(3)?;
-    let corrupt = |e: Error| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e));
+    let corrupt = |e: Error| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    };
     Ok(ConflictRow {
         collection: row.get(0)?,
         id: row.get(1)?,
         reason: ConflictReason::parse(&reason).map_err(corrupt)?,
-        fields: fields.and_then(|f| serde_json::from_str(&f).ok()).unwrap_or_default(),
+        fields: fields
+            .and_then(|f| serde_json::from_str(&f).ok())
+            .unwrap_or_default(),
         local_doc: row.get(4)?,
         server_doc: row.get(5)?,
         server_version: row.get(6)?,
@@ -127,7 +151,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ConflictRow> {
 
 /// Records (or replaces) the conflict of a record.
 pub fn park(tx: &Transaction<'_>, conflict: &ConflictRow) -> Result<()> {
-    let fields = serde_json::to_string(&conflict.fields).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let fields =
+        serde_json::to_string(&conflict.fields).map_err(|e| Error::Corrupt(e.to_string()))?;
     tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO conflicts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
     ))?
@@ -147,26 +172,33 @@ pub fn park(tx: &Transaction<'_>, conflict: &ConflictRow) -> Result<()> {
 
 pub fn get(conn: &Connection, collection: &str, id: &str) -> Result<Option<ConflictRow>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM conflicts WHERE collection = ?1 AND id = ?2"))?
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM conflicts WHERE collection = ?1 AND id = ?2"
+        ))?
         .query_row([collection, id], from_row)
         .optional()?)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<ConflictRow>> {
     let rows = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM conflicts ORDER BY created_at, collection, id"))?
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM conflicts ORDER BY created_at, collection, id"
+        ))?
         .query_map([], from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
 pub fn count(conn: &Connection) -> Result<u64> {
-    let n: i64 = conn.prepare_cached("SELECT count(*) FROM conflicts")?.query_row([], |r| r.get(0))?;
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM conflicts")?
+        .query_row([], |r| r.get(0))?;
     Ok(n as u64)
 }
 
 pub fn remove(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
-    tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND id = ?2")?.execute([collection, id])?;
+    tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND id = ?2")?
+        .execute([collection, id])?;
     Ok(())
 }
 
@@ -199,24 +231,50 @@ mod tests {
         let server = doc(json!({"name": "s"}));
         let d = |p| decide(p, Some(&base), Some(&local), Some(&server));
         assert_eq!(d(ConflictPolicy::ServerWins), Decision::AdoptServer);
-        assert_eq!(d(ConflictPolicy::ClientWins), Decision::Rebase(Some(local.clone())));
-        assert_eq!(d(ConflictPolicy::Manual), Decision::Park { reason: ConflictReason::Manual, fields: vec![] });
+        assert_eq!(
+            d(ConflictPolicy::ClientWins),
+            Decision::Rebase(Some(local.clone()))
+        );
+        assert_eq!(
+            d(ConflictPolicy::Manual),
+            Decision::Park {
+                reason: ConflictReason::Manual,
+                fields: vec![]
+            }
+        );
         assert_eq!(
             d(ConflictPolicy::Merge),
-            Decision::Park { reason: ConflictReason::BothChanged, fields: vec!["name".into()] }
+            Decision::Park {
+                reason: ConflictReason::BothChanged,
+                fields: vec!["name".into()]
+            }
         );
         assert_eq!(
             decide(ConflictPolicy::Merge, Some(&base), Some(&local), None),
-            Decision::Park { reason: ConflictReason::LocalEditServerDelete, fields: vec![] }
+            Decision::Park {
+                reason: ConflictReason::LocalEditServerDelete,
+                fields: vec![]
+            }
         );
         assert_eq!(
             decide(ConflictPolicy::Merge, Some(&base), None, Some(&server)),
-            Decision::Park { reason: ConflictReason::LocalDeleteServerEdit, fields: vec![] }
+            Decision::Park {
+                reason: ConflictReason::LocalDeleteServerEdit,
+                fields: vec![]
+            }
         );
-        assert_eq!(decide(ConflictPolicy::Merge, Some(&base), None, None), Decision::AdoptServer);
+        assert_eq!(
+            decide(ConflictPolicy::Merge, Some(&base), None, None),
+            Decision::AdoptServer
+        );
         let other_field = doc(json!({"name": "a", "notes": "s"}));
         assert_eq!(
-            decide(ConflictPolicy::Merge, Some(&base), Some(&local), Some(&other_field)),
+            decide(
+                ConflictPolicy::Merge,
+                Some(&base),
+                Some(&local),
+                Some(&other_field)
+            ),
             Decision::Rebase(Some(doc(json!({"name": "l", "notes": "s"}))))
         );
     }

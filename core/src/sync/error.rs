@@ -43,14 +43,17 @@ pub enum SyncError {
 }
 
 fn retry_suffix(secs: &Option<u64>) -> String {
-    secs.map(|s| format!("; retry in {s} s")).unwrap_or_default()
+    secs.map(|s| format!("; retry in {s} s"))
+        .unwrap_or_default()
 }
 
 impl SyncError {
     /// Seconds the server asked us to wait, if it did.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::Paused { retry_after_secs } | Self::RateLimited { retry_after_secs } => *retry_after_secs,
+            Self::Paused { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
+                *retry_after_secs
+            }
             _ => None,
         }
     }
@@ -62,10 +65,17 @@ impl From<HttpError> for SyncError {
             return Self::Offline(e.to_string());
         }
         match (e.status(), e.code()) {
-            (Some(503), Some("sync_paused")) => Self::Paused { retry_after_secs: e.retry_after_secs() },
-            (Some(429), _) => Self::RateLimited { retry_after_secs: e.retry_after_secs() },
+            (Some(503), Some("sync_paused")) => Self::Paused {
+                retry_after_secs: e.retry_after_secs(),
+            },
+            (Some(429), _) => Self::RateLimited {
+                retry_after_secs: e.retry_after_secs(),
+            },
             (Some(410), _) => Self::CursorExpired,
-            (status, _) => Self::Server { status: status.unwrap_or(0), detail: e.to_string() },
+            (status, _) => Self::Server {
+                status: status.unwrap_or(0),
+                detail: e.to_string(),
+            },
         }
     }
 }
@@ -77,7 +87,10 @@ impl From<AuthError> for SyncError {
             AuthError::NotSignedIn => Self::NotSignedIn,
             AuthError::Network { message } => Self::Offline(message),
             AuthError::RateLimited { retry_after_secs } => Self::RateLimited { retry_after_secs },
-            other => Self::Server { status: 0, detail: other.to_string() },
+            other => Self::Server {
+                status: 0,
+                detail: other.to_string(),
+            },
         }
     }
 }
@@ -85,7 +98,10 @@ impl From<AuthError> for SyncError {
 impl From<Error> for SyncError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Protocol(detail) => Self::Server { status: 200, detail: format!("malformed answer: {detail}") },
+            Error::Protocol(detail) => Self::Server {
+                status: 200,
+                detail: format!("malformed answer: {detail}"),
+            },
             other => Self::Local(other.to_string()),
         }
     }

@@ -11,7 +11,11 @@ pub struct ProcessLock(#[allow(dead_code)] File);
 impl ProcessLock {
     /// Takes the lock at `path`, or `None` when another process (or engine) holds it.
     pub fn try_acquire(path: &Path) -> io::Result<Option<Self>> {
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Self(file))),
             Err(TryLockError::WouldBlock) => Ok(None),

@@ -59,7 +59,9 @@ mod tests {
         let server = doc(json!({"name": "a", "notes": "server", "archived": true}));
         assert_eq!(
             three_way(&base, &local, &server),
-            Merge::Clean(doc(json!({"name": "local", "notes": "server", "archived": true})))
+            Merge::Clean(doc(
+                json!({"name": "local", "notes": "server", "archived": true})
+            ))
         );
     }
 
@@ -67,7 +69,11 @@ mod tests {
     fn same_field_changed_differently_conflicts() {
         let base = doc(json!({"name": "a"}));
         assert_eq!(
-            three_way(&base, &doc(json!({"name": "b"})), &doc(json!({"name": "c"}))),
+            three_way(
+                &base,
+                &doc(json!({"name": "b"})),
+                &doc(json!({"name": "c"}))
+            ),
             Merge::Conflict(vec!["name".into()])
         );
     }
@@ -84,9 +90,15 @@ mod tests {
         let base = doc(json!({"name": "a", "notes": "n"}));
         let local = doc(json!({"name": "a"})); // removed notes
         let server = doc(json!({"name": "a", "notes": "n", "archived": true})); // added archived
-        assert_eq!(three_way(&base, &local, &server), Merge::Clean(doc(json!({"name": "a", "archived": true}))));
+        assert_eq!(
+            three_way(&base, &local, &server),
+            Merge::Clean(doc(json!({"name": "a", "archived": true})))
+        );
         // removed on one side, changed on the other: a conflict
         let server = doc(json!({"name": "a", "notes": "changed"}));
-        assert_eq!(three_way(&base, &local, &server), Merge::Conflict(vec!["notes".into()]));
+        assert_eq!(
+            three_way(&base, &local, &server),
+            Merge::Conflict(vec!["notes".into()])
+        );
     }
 }

@@ -155,7 +155,10 @@ impl Syncer {
     pub fn subscribe(self: &Arc<Self>, callback: StatusCallback) -> StatusSubscription {
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
         lock(&self.listeners).insert(id, Arc::new(callback));
-        StatusSubscription { syncer: Arc::downgrade(self), id }
+        StatusSubscription {
+            syncer: Arc::downgrade(self),
+            id,
+        }
     }
 
     /// One run now (waiting for a running one to finish first).
@@ -213,9 +216,13 @@ impl Syncer {
             let mut schedule = lock(&self.schedule);
             schedule.pending = true;
             match trigger {
-                Trigger::LocalWrite => schedule.not_before = Some(Instant::now() + self.options.debounce),
+                Trigger::LocalWrite => {
+                    schedule.not_before = Some(Instant::now() + self.options.debounce)
+                }
                 // The user or the OS says "now": skip any backoff wait.
-                Trigger::Foreground | Trigger::Connectivity | Trigger::Manual => schedule.not_before = None,
+                Trigger::Foreground | Trigger::Connectivity | Trigger::Manual => {
+                    schedule.not_before = None
+                }
                 _ => {}
             }
         }
@@ -309,7 +316,10 @@ impl Syncer {
     }
 
     fn schedule_retry(&self, error: &SyncError) {
-        if matches!(error, SyncError::SessionExpired | SyncError::NotSignedIn | SyncError::Disabled) {
+        if matches!(
+            error,
+            SyncError::SessionExpired | SyncError::NotSignedIn | SyncError::Disabled
+        ) {
             return; // nothing a retry could fix; sign-in or configuration restarts sync
         }
         let delay = {
@@ -338,7 +348,8 @@ impl Syncer {
                 match self.api.events().await {
                     Ok(response) => {
                         attempt = 0;
-                        let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+                        let mut events =
+                            eventsource_stream::Eventsource::eventsource(response.bytes_stream());
                         while let Some(Ok(event)) = events.next().await {
                             if event.event == tandem_protocol::POKE_EVENT {
                                 self.trigger(Trigger::Realtime);
@@ -390,14 +401,20 @@ impl Syncer {
         }
         let engine = Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()));
         let lock_path = self.lock_dir.join(lock_file_name(&engine));
-        let Some(_process_lock) = ProcessLock::try_acquire(&lock_path).map_err(|e| SyncError::Local(e.to_string()))? else {
+        let Some(_process_lock) =
+            ProcessLock::try_acquire(&lock_path).map_err(|e| SyncError::Local(e.to_string()))?
+        else {
             return Err(SyncError::Busy);
         };
         self.set_phase(Phase::Pushing);
         let settings = RunSettings {
             push_batch_size: self.options.push_batch_size,
             pull_page_size: self.options.pull_page_size,
-            policy: if self.resolver.is_some() { ConflictPolicy::Manual } else { self.options.policy },
+            policy: if self.resolver.is_some() {
+                ConflictPolicy::Manual
+            } else {
+                self.options.policy
+            },
         };
         let progress = |pulled: u64, remaining: u64| self.set_progress(pulled, remaining);
         let report = run::run(&engine, &self.api, settings, &progress).await?;
@@ -408,15 +425,25 @@ impl Syncer {
     }
 
     /// Hands conflicts of this run to the app's resolver; its answers go up with the next run.
-    async fn apply_resolver(self: &Arc<Self>, engine: &Arc<Engine>, resolver: &Resolver, parked: &[(String, String)]) {
+    async fn apply_resolver(
+        self: &Arc<Self>,
+        engine: &Arc<Engine>,
+        resolver: &Resolver,
+        parked: &[(String, String)],
+    ) {
         let mut resolved_any = false;
         for (collection, id) in parked {
             let (engine, resolver) = (Arc::clone(engine), Arc::clone(resolver));
             let (collection, id) = (collection.clone(), id.clone());
             let outcome = tokio::task::spawn_blocking(move || -> bool {
-                let Ok(Some(open)) = engine.store().read(|c| conflict::get(c, &collection, &id)) else { return false };
+                let Ok(Some(open)) = engine.store().read(|c| conflict::get(c, &collection, &id))
+                else {
+                    return false;
+                };
                 // The resolver is the app's code; a failure there leaves the conflict to the app.
-                let Ok(Some(answer)) = catch_unwind(AssertUnwindSafe(|| resolver(&open))) else { return false };
+                let Ok(Some(answer)) = catch_unwind(AssertUnwindSafe(|| resolver(&open))) else {
+                    return false;
+                };
                 resolve::resolve(&engine, &collection, &id, answer).is_ok()
             })
             .await;
@@ -496,7 +523,13 @@ impl Syncer {
     async fn refresh_counts(&self) {
         let engine = Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()));
         let counts = tokio::task::spawn_blocking(move || {
-            engine.store().read(|c| Ok((outbox::unsent_count(c)?, conflict::count(c)?, outbox::rejected_count(c)?)))
+            engine.store().read(|c| {
+                Ok((
+                    outbox::unsent_count(c)?,
+                    conflict::count(c)?,
+                    outbox::rejected_count(c)?,
+                ))
+            })
         })
         .await;
         if let Ok(Ok((pending, conflicts, rejected))) = counts {
@@ -525,13 +558,20 @@ impl Syncer {
 
 /// One lock file per database, next to it.
 fn lock_file_name(engine: &Engine) -> String {
-    let db = engine.store().path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let db = engine
+        .store()
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{db}.sync-lock")
 }
 
 /// Exponential backoff with full jitter: a random delay in [0, min(cap, base · 2^attempt)].
 fn full_jitter(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_CAP);
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
     ceiling.mul_f64(rand::random::<f64>())
 }
 

@@ -7,9 +7,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde_json::Value;
 use tandem_protocol::{is_valid_id, Change, Schema};
 
+use super::conflict;
 use super::conflict::{decide, ConflictPolicy, Decision};
 use super::reconcile::{adopt_server, apply_decision, parse_doc, ServerState};
-use super::conflict;
 use crate::error::{Error, Result};
 use crate::outbox::{self, EntryState};
 use crate::records::{self, RecordRow, RecordState};
@@ -35,7 +35,8 @@ pub fn cursor(conn: &Connection) -> Result<Option<String>> {
 }
 
 pub fn forget_cursor(tx: &Transaction<'_>) -> Result<()> {
-    tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?.execute([CURSOR_KEY])?;
+    tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+        .execute([CURSOR_KEY])?;
     Ok(())
 }
 
@@ -76,13 +77,20 @@ fn apply_change(
         return Ok(());
     }
     if !is_valid_id(&change.entity_id) || change.version < 1 {
-        return Err(Error::Protocol(format!("a pulled change of {} is malformed", change.entity)));
+        return Err(Error::Protocol(format!(
+            "a pulled change of {} is malformed",
+            change.entity
+        )));
     }
     let server = ServerState {
         version: change.version,
         doc: match (&change.doc, change.deleted) {
             (Some(doc), false) => Some(compact(doc)),
-            (None, false) => return Err(Error::Protocol("a pulled live record has no document".into())),
+            (None, false) => {
+                return Err(Error::Protocol(
+                    "a pulled live record has no document".into(),
+                ))
+            }
             (_, true) => None,
         },
     };
@@ -113,18 +121,45 @@ fn apply_change(
     }
     if unsent.iter().any(|e| e.state == EntryState::Inflight) {
         // The answer to that push settles it; meanwhile only the server side moves.
-        return records::save(tx, &RecordRow { server_doc: server.doc, server_version: server.version, ..row });
+        return records::save(
+            tx,
+            &RecordRow {
+                server_doc: server.doc,
+                server_version: server.version,
+                ..row
+            },
+        );
     }
     // Local changes wait: rebase them on the new server state instead of overwriting them.
-    let local = if row.deleted { None } else { parse_doc(row.doc.as_deref())? };
-    let base_text = unsent[0].base_doc.clone().or_else(|| row.server_doc.clone());
+    let local = if row.deleted {
+        None
+    } else {
+        parse_doc(row.doc.as_deref())?
+    };
+    let base_text = unsent[0]
+        .base_doc
+        .clone()
+        .or_else(|| row.server_doc.clone());
     let base = parse_doc(base_text.as_deref())?;
-    let decision = decide(policy, base.as_ref(), local.as_ref(), parse_doc(server.doc.as_deref())?.as_ref());
+    let decision = decide(
+        policy,
+        base.as_ref(),
+        local.as_ref(),
+        parse_doc(server.doc.as_deref())?.as_ref(),
+    );
     if let Decision::Park { .. } = decision {
         tally.conflicts += 1;
         tally.parked.push((collection.to_string(), id.to_string()));
     }
-    apply_decision(tx, schema, decision, &row, &server, base_text.as_deref(), now)
+    apply_decision(
+        tx,
+        schema,
+        decision,
+        &row,
+        &server,
+        base_text.as_deref(),
+        now,
+    )
 }
 
 /// A pulled document as stored: compact JSON, serialised straight from the parsed map.
@@ -146,9 +181,27 @@ fn synced_row(collection: &str, id: &str, doc: String, version: i64, now: i64) -
     }
 }
 
-fn follow_server_in_conflict(tx: &Transaction<'_>, row: RecordRow, server: &ServerState, _now: i64) -> Result<()> {
-    conflict::update_server_side(tx, &row.collection, &row.id, server.doc.as_deref(), server.version)?;
-    records::save(tx, &RecordRow { server_doc: server.doc.clone(), server_version: server.version, ..row })
+fn follow_server_in_conflict(
+    tx: &Transaction<'_>,
+    row: RecordRow,
+    server: &ServerState,
+    _now: i64,
+) -> Result<()> {
+    conflict::update_server_side(
+        tx,
+        &row.collection,
+        &row.id,
+        server.doc.as_deref(),
+        server.version,
+    )?;
+    records::save(
+        tx,
+        &RecordRow {
+            server_doc: server.doc.clone(),
+            server_version: server.version,
+            ..row
+        },
+    )
 }
 
 /// Records that are synced and have nothing pending: after a full re-pull, those the server did
@@ -174,11 +227,23 @@ pub fn sweep_missing(
 ) -> Result<BTreeSet<String>> {
     let mut changed = BTreeSet::new();
     for key in candidates.iter().filter(|k| !seen.contains(*k)) {
-        let Some(row) = records::load(tx, &key.0, &key.1)? else { continue };
+        let Some(row) = records::load(tx, &key.0, &key.1)? else {
+            continue;
+        };
         if row.state != RecordState::Synced {
             continue; // changed locally since the re-pull started
         }
-        adopt_server(tx, schema, &key.0, &key.1, &ServerState { version: row.server_version, doc: None }, now)?;
+        adopt_server(
+            tx,
+            schema,
+            &key.0,
+            &key.1,
+            &ServerState {
+                version: row.server_version,
+                doc: None,
+            },
+            now,
+        )?;
         changed.insert(key.0.clone());
     }
     Ok(changed)

@@ -30,10 +30,18 @@ pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
     let payload = match (&entry.op, &entry.doc) {
         (OpKind::Upsert, Some(doc)) => match serde_json::from_str(doc) {
             Ok(Value::Object(map)) => Some(map),
-            _ => return Err(Error::Corrupt(format!("outbox entry {} has no object document", entry.op_id))),
+            _ => {
+                return Err(Error::Corrupt(format!(
+                    "outbox entry {} has no object document",
+                    entry.op_id
+                )))
+            }
         },
         (OpKind::Upsert, None) => {
-            return Err(Error::Corrupt(format!("outbox entry {} is an upsert without a document", entry.op_id)))
+            return Err(Error::Corrupt(format!(
+                "outbox entry {} is an upsert without a document",
+                entry.op_id
+            )))
         }
         (OpKind::Delete, _) => None,
     };
@@ -66,9 +74,9 @@ pub fn apply_results(
     for (entry, result) in batch.iter().zip(results) {
         match result.status {
             ResultStatus::Applied | ResultStatus::Duplicate => {
-                let version = result
-                    .version
-                    .ok_or_else(|| Error::Protocol(format!("result {} has no version", result.op_id)))?;
+                let version = result.version.ok_or_else(|| {
+                    Error::Protocol(format!("result {} has no version", result.op_id))
+                })?;
                 confirm(tx, entry, version)?;
                 if result.status == ResultStatus::Applied {
                     tally.applied += 1;
@@ -79,10 +87,16 @@ pub fn apply_results(
             ResultStatus::Conflict => {
                 let server = ServerState {
                     version: result.server_version.flatten().unwrap_or(0),
-                    doc: result.server_doc.clone().flatten().map(|d| Value::Object(d).to_string()),
+                    doc: result
+                        .server_doc
+                        .clone()
+                        .flatten()
+                        .map(|d| Value::Object(d).to_string()),
                 };
                 if settle_conflict(tx, schema, entry, &server, policy, now)? {
-                    tally.parked.push((entry.collection.clone(), entry.entity_id.clone()));
+                    tally
+                        .parked
+                        .push((entry.collection.clone(), entry.entity_id.clone()));
                 }
                 tally.conflicts += 1;
             }
@@ -103,10 +117,17 @@ pub fn apply_results(
 
 fn check_answers_match(batch: &[OutboxEntry], results: &[MutationResult]) -> Result<()> {
     if batch.len() != results.len() {
-        return Err(Error::Protocol(format!("{} results for {} mutations", results.len(), batch.len())));
+        return Err(Error::Protocol(format!(
+            "{} results for {} mutations",
+            results.len(),
+            batch.len()
+        )));
     }
     match batch.iter().zip(results).find(|(e, r)| e.op_id != r.op_id) {
-        Some((e, r)) => Err(Error::Protocol(format!("result {} answers mutation {}", r.op_id, e.op_id))),
+        Some((e, r)) => Err(Error::Protocol(format!(
+            "result {} answers mutation {}",
+            r.op_id, e.op_id
+        ))),
         None => Ok(()),
     }
 }
@@ -117,9 +138,18 @@ fn confirm(tx: &Transaction<'_>, entry: &OutboxEntry, version: i64) -> Result<()
     outbox::remove(tx, entry.seq)?;
     let later = outbox::unsent_for_record(tx, &entry.collection, &entry.entity_id)?;
     if let Some(next) = later.first() {
-        outbox::rebase(tx, next.seq, Some(version), entry.doc.as_deref(), next.doc.as_deref(), next.updated_at)?;
+        outbox::rebase(
+            tx,
+            next.seq,
+            Some(version),
+            entry.doc.as_deref(),
+            next.doc.as_deref(),
+            next.updated_at,
+        )?;
     }
-    let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? else { return Ok(()) };
+    let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
+        return Ok(());
+    };
     row.server_version = version;
     row.server_doc.clone_from(&entry.doc);
     let settled = later.is_empty() && row.state != RecordState::Conflicted;
@@ -146,10 +176,27 @@ fn settle_conflict(
         return Ok(false);
     };
     // What the user wants now is the record as it stands, whatever entries led there.
-    let local = if row.deleted { None } else { parse_doc(row.doc.as_deref())? };
+    let local = if row.deleted {
+        None
+    } else {
+        parse_doc(row.doc.as_deref())?
+    };
     let base = parse_doc(entry.base_doc.as_deref())?;
-    let decision = decide(policy, base.as_ref(), local.as_ref(), parse_doc(server.doc.as_deref())?.as_ref());
+    let decision = decide(
+        policy,
+        base.as_ref(),
+        local.as_ref(),
+        parse_doc(server.doc.as_deref())?.as_ref(),
+    );
     let parked = matches!(decision, Decision::Park { .. });
-    apply_decision(tx, schema, decision, &row, server, entry.base_doc.as_deref(), now)?;
+    apply_decision(
+        tx,
+        schema,
+        decision,
+        &row,
+        server,
+        entry.base_doc.as_deref(),
+        now,
+    )?;
     Ok(parked)
 }

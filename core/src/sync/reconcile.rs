@@ -98,14 +98,19 @@ pub fn rebase_local(
     };
     records::save(tx, &rebased)?;
     match desired {
-        Some(doc) => outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now),
+        Some(doc) => {
+            outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)
+        }
         None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop),
     }
 }
 
 /// A delete is recorded from the live record it removes.
 fn rebased_for_delete(row: &RecordRow) -> RecordRow {
-    RecordRow { deleted: false, ..row.clone() }
+    RecordRow {
+        deleted: false,
+        ..row.clone()
+    }
 }
 
 /// Leaves the collision to the app: the local change moves into a conflict row (nothing of it is
@@ -148,7 +153,12 @@ fn park(
 
 /// Removes, locally only, every record below `collection/id` (the server already deleted them
 /// with their parent): their unsent changes could never land.
-pub fn remove_descendants(tx: &Transaction<'_>, schema: &Schema, collection: &str, id: &str) -> Result<()> {
+pub fn remove_descendants(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    collection: &str,
+    id: &str,
+) -> Result<()> {
     for (child, field) in schema.children_of(collection) {
         for child_id in records::live_children(tx, child, field, id)? {
             remove_descendants(tx, schema, child, &child_id)?;
@@ -156,7 +166,14 @@ pub fn remove_descendants(tx: &Transaction<'_>, schema: &Schema, collection: &st
             conflict::remove(tx, child, &child_id)?;
             let before = records::load(tx, child, &child_id)?;
             let version = before.as_ref().map_or(0, |b| b.server_version);
-            forget_or_tombstone(tx, child, &child_id, before, version, crate::engine::now_ms())?;
+            forget_or_tombstone(
+                tx,
+                child,
+                &child_id,
+                before,
+                version,
+                crate::engine::now_ms(),
+            )?;
         }
     }
     Ok(())
@@ -193,7 +210,9 @@ fn forget_or_tombstone(
 pub fn parse_doc(text: Option<&str>) -> Result<Option<Doc>> {
     text.map(|t| match serde_json::from_str(t) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
-        _ => Err(Error::Corrupt("a stored document is not a JSON object".into())),
+        _ => Err(Error::Corrupt(
+            "a stored document is not a JSON object".into(),
+        )),
     })
     .transpose()
 }

@@ -24,7 +24,12 @@ pub enum Resolution {
 
 /// Settles the open conflict of `collection/id`. Returns the record afterwards (`None` when it
 /// ends up deleted).
-pub fn resolve(engine: &Engine, collection: &str, id: &str, resolution: Resolution) -> Result<Option<RecordRow>> {
+pub fn resolve(
+    engine: &Engine,
+    collection: &str,
+    id: &str,
+    resolution: Resolution,
+) -> Result<Option<RecordRow>> {
     let schema = engine.schema().clone();
     let merged = match &resolution {
         Resolution::Merged(doc) => Some(validated(engine, collection, doc)?),
@@ -33,12 +38,22 @@ pub fn resolve(engine: &Engine, collection: &str, id: &str, resolution: Resoluti
     let now = now_ms();
     let row = engine.store().write(|tx| {
         let open = conflict::get(tx, collection, id)?.ok_or_else(|| no_conflict(collection, id))?;
-        let row = records::load(tx, collection, id)?.ok_or_else(|| Error::not_found(collection, id))?;
-        let server = ServerState { version: open.server_version, doc: open.server_doc.clone() };
+        let row =
+            records::load(tx, collection, id)?.ok_or_else(|| Error::not_found(collection, id))?;
+        let server = ServerState {
+            version: open.server_version,
+            doc: open.server_doc.clone(),
+        };
         match resolution {
-            Resolution::KeepServer => reconcile::adopt_server(tx, &schema, collection, id, &server, now)?,
-            Resolution::KeepMine => reconcile::rebase_local(tx, &row, &server, open.local_doc.as_deref(), now)?,
-            Resolution::Merged(_) => reconcile::rebase_local(tx, &row, &server, merged.as_deref(), now)?,
+            Resolution::KeepServer => {
+                reconcile::adopt_server(tx, &schema, collection, id, &server, now)?
+            }
+            Resolution::KeepMine => {
+                reconcile::rebase_local(tx, &row, &server, open.local_doc.as_deref(), now)?
+            }
+            Resolution::Merged(_) => {
+                reconcile::rebase_local(tx, &row, &server, merged.as_deref(), now)?
+            }
         }
         records::load_live(tx, collection, id)
     })?;
@@ -52,10 +67,9 @@ fn no_conflict(collection: &str, id: &str) -> Error {
 
 /// Checks a merged document like a put would, returning its stored form.
 fn validated(engine: &Engine, collection: &str, doc: &Value) -> Result<String> {
-    let declared = engine
-        .schema()
-        .collection(collection)
-        .ok_or_else(|| ValidationError::new(collection, None, ValidationReason::UnknownCollection))?;
+    let declared = engine.schema().collection(collection).ok_or_else(|| {
+        ValidationError::new(collection, None, ValidationReason::UnknownCollection)
+    })?;
     let mut doc = doc.clone();
     if let Value::Object(map) = &mut doc {
         map.retain(|_, v| !v.is_null());
@@ -81,14 +95,25 @@ pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
             .ok_or_else(|| Error::invalid(format!("no rejected change has op id {op_id}")))?;
         outbox::remove(tx, entry.seq)?;
         let (collection, id) = (entry.collection.as_str(), entry.entity_id.as_str());
-        let Some(row) = records::load(tx, collection, id)? else { return Ok(entry.collection) };
+        let Some(row) = records::load(tx, collection, id)? else {
+            return Ok(entry.collection);
+        };
         if !outbox::unsent_for_record(tx, collection, id)?.is_empty() {
             if row.state == RecordState::Rejected {
-                records::save(tx, &RecordRow { state: RecordState::Pending, ..row })?;
+                records::save(
+                    tx,
+                    &RecordRow {
+                        state: RecordState::Pending,
+                        ..row
+                    },
+                )?;
             }
             return Ok(entry.collection);
         }
-        let server = ServerState { version: row.server_version, doc: row.server_doc.clone() };
+        let server = ServerState {
+            version: row.server_version,
+            doc: row.server_doc.clone(),
+        };
         reconcile::adopt_server(tx, &schema, collection, id, &server, now)?;
         Ok(entry.collection)
     })?;

@@ -72,21 +72,34 @@ pub async fn run(
     Ok(report)
 }
 
-async fn push_all(engine: &Arc<Engine>, api: &SyncApi, settings: RunSettings, report: &mut SyncReport) -> Result<(), SyncError> {
+async fn push_all(
+    engine: &Arc<Engine>,
+    api: &SyncApi,
+    settings: RunSettings,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
     loop {
         let limit = settings.push_batch_size.max(1);
-        let batch = blocking(engine, move |e| e.store().write(|tx| outbox::take_batch(tx, limit))).await?;
+        let batch = blocking(engine, move |e| {
+            e.store().write(|tx| outbox::take_batch(tx, limit))
+        })
+        .await?;
         if batch.is_empty() {
             return Ok(());
         }
-        let mutations = batch.iter().map(push::to_mutation).collect::<Result<Vec<_>>>()?;
+        let mutations = batch
+            .iter()
+            .map(push::to_mutation)
+            .collect::<Result<Vec<_>>>()?;
         let (answer, traffic) = api.push(mutations).await?;
         report.count(traffic);
         report.pushed += batch.len() as u64;
         let policy = settings.policy;
         let tally = blocking(engine, move |e| {
             let schema = e.schema().clone();
-            let tally = e.store().write(|tx| push::apply_results(tx, &schema, &batch, &answer.results, policy, now_ms()))?;
+            let tally = e.store().write(|tx| {
+                push::apply_results(tx, &schema, &batch, &answer.results, policy, now_ms())
+            })?;
             e.committed(tally.changed.clone());
             Ok(tally)
         })
@@ -117,7 +130,10 @@ async fn pull_all(
         .await?;
         (None, Some(candidates))
     } else {
-        (blocking(engine, |e| e.store().read(pull::cursor)).await?, None)
+        (
+            blocking(engine, |e| e.store().read(pull::cursor)).await?,
+            None,
+        )
     };
     let mut seen = candidates.as_ref().map(|_| HashSet::new());
     let mut received = 0;
@@ -126,14 +142,27 @@ async fn pull_all(
         let (page, traffic) = fetched;
         report.count(traffic);
         received += page.changes.len() as u64;
-        let PullResponse { changes, cursor: next, has_more, remaining } = page;
+        let PullResponse {
+            changes,
+            cursor: next,
+            has_more,
+            remaining,
+        } = page;
         let policy = settings.policy;
         let mut seen_page = seen.take();
         let page_cursor = next.clone();
         let apply = blocking(engine, move |e| {
             let schema = e.schema().clone();
             let tally = e.store().write(|tx| {
-                pull::apply_page(tx, &schema, &changes, &page_cursor, policy, now_ms(), seen_page.as_mut())
+                pull::apply_page(
+                    tx,
+                    &schema,
+                    &changes,
+                    &page_cursor,
+                    policy,
+                    now_ms(),
+                    seen_page.as_mut(),
+                )
             })?;
             e.committed(tally.changed.clone());
             Ok((tally, seen_page))
@@ -142,7 +171,8 @@ async fn pull_all(
         // client each work instead of waiting for the other. A failed write drops the prefetched
         // page unapplied, so the stored cursor never runs ahead of the data.
         let (applied, prefetched) = if has_more {
-            let (applied, prefetched) = tokio::join!(apply, api.pull(Some(next), settings.pull_page_size));
+            let (applied, prefetched) =
+                tokio::join!(apply, api.pull(Some(next), settings.pull_page_size));
             (applied?, Some(prefetched))
         } else {
             (apply.await?, None)
@@ -161,7 +191,9 @@ async fn pull_all(
     if let (Some(candidates), Some(seen)) = (candidates, seen) {
         blocking(engine, move |e| {
             let schema = e.schema().clone();
-            let changed = e.store().write(|tx| pull::sweep_missing(tx, &schema, &candidates, &seen, now_ms()))?;
+            let changed = e
+                .store()
+                .write(|tx| pull::sweep_missing(tx, &schema, &candidates, &seen, now_ms()))?;
             e.committed(changed);
             Ok(())
         })

@@ -38,7 +38,12 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("creating a temp dir for the server database");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, url) = spawn(dir.path(), "127.0.0.1:0", &extra);
-        TestServer { child, url, extra, _dir: dir }
+        TestServer {
+            child,
+            url,
+            extra,
+            _dir: dir,
+        }
     }
 
     /// Kills the server and starts it again on the same database and port.
@@ -73,7 +78,11 @@ fn spawn(dir: &Path, addr: &str, extra: &[String]) -> (Child, String) {
         }
         command.env("TANDEM_JWT_SECRET", JWT_SECRET);
         command.stdin(Stdio::null()).stdout(Stdio::piped());
-        command.stderr(if std::env::var_os("TANDEM_TEST_SERVER_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() });
+        command.stderr(if std::env::var_os("TANDEM_TEST_SERVER_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
         let mut child = command.spawn().expect("spawning tandem-server");
         let url = read_listening_line(&mut child);
         (child, url)
@@ -99,7 +108,9 @@ fn read_listening_line(child: &mut Child) -> String {
         Ok(Some(Ok(line))) => line,
         other => {
             let _ = child.kill();
-            panic!("tandem-server did not start: {other:?} (set TANDEM_TEST_SERVER_LOGS=1 to see why)");
+            panic!(
+                "tandem-server did not start: {other:?} (set TANDEM_TEST_SERVER_LOGS=1 to see why)"
+            );
         }
     };
     match line.strip_prefix("listening on ") {
@@ -126,22 +137,33 @@ fn locate_or_build() -> PathBuf {
     if binary.is_file() {
         return binary;
     }
-    let target_dir = profile_dir.parent().expect("the profile directory has a parent").to_path_buf();
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile directory has a parent")
+        .to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     if cargo_build(&target_dir, release, true) {
         return binary;
     }
     // The build directory is locked (by the `cargo test` running us): build beside it.
     let side = target_dir.join("tandem-core-test-server");
-    assert!(cargo_build(&side, release, false), "cargo build -p tandem-server failed");
-    side.join(profile_dir.file_name().unwrap()).join(format!("tandem-server{}", std::env::consts::EXE_SUFFIX))
+    assert!(
+        cargo_build(&side, release, false),
+        "cargo build -p tandem-server failed"
+    );
+    side.join(profile_dir.file_name().unwrap())
+        .join(format!("tandem-server{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// `target/<profile>`: the test executable lives in `target/<profile>/deps`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let deps = exe.parent().expect("the test executable has a directory");
-    let dir = if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().unwrap() } else { deps };
+    let dir = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().unwrap()
+    } else {
+        deps
+    };
     dir.to_path_buf()
 }
 
@@ -151,12 +173,24 @@ fn cargo_build(target_dir: &Path, release: bool, give_up_if_locked: bool) -> boo
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut command = Command::new(cargo);
-    command.args(["build", "-p", "tandem-server", "--bin", "tandem-server", "--manifest-path"]).arg(&manifest);
+    command
+        .args([
+            "build",
+            "-p",
+            "tandem-server",
+            "--bin",
+            "tandem-server",
+            "--manifest-path",
+        ])
+        .arg(&manifest);
     command.arg("--target-dir").arg(target_dir);
     if release {
         command.arg("--release");
     }
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     eprintln!("building tandem-server into {} …", target_dir.display());
     let mut child = command.spawn().expect("spawning cargo");
     let stderr = BufReader::new(child.stderr.take().unwrap());
@@ -177,6 +211,12 @@ fn cargo_build(target_dir: &Path, release: bool, give_up_if_locked: bool) -> boo
 pub fn email() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("user-{nanos}-{}@example.com", N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "user-{nanos}-{}@example.com",
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

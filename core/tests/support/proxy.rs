@@ -59,15 +59,28 @@ struct Message {
 fn serve(client: TcpStream, upstream: &str, faults: &Mutex<Vec<(String, Fault)>>) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut client = client;
-    let Ok(mut server) = TcpStream::connect(upstream) else { return };
+    let Ok(mut server) = TcpStream::connect(upstream) else {
+        return;
+    };
     let mut server_reader = BufReader::new(server.try_clone().unwrap());
     while let Some(request) = read_message(&mut reader) {
-        let path = request.head.split_whitespace().nth(1).unwrap_or("").to_string();
+        let path = request
+            .head
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
         let fault = take_fault(faults, &path);
-        if server.write_all(request.head.as_bytes()).and_then(|()| server.write_all(&request.body)).is_err() {
+        if server
+            .write_all(request.head.as_bytes())
+            .and_then(|()| server.write_all(&request.body))
+            .is_err()
+        {
             return;
         }
-        let Some(answer) = read_message(&mut server_reader) else { return };
+        let Some(answer) = read_message(&mut server_reader) else {
+            return;
+        };
         let written = match fault {
             None => client.write_all(answer.head.as_bytes()).and_then(|()| client.write_all(&answer.body)),
             Some(Fault::DropResponse) => return,
@@ -92,7 +105,9 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<Vec<(String, Fault)>>
 
 fn take_fault(faults: &Mutex<Vec<(String, Fault)>>, path: &str) -> Option<Fault> {
     let mut faults = faults.lock().unwrap();
-    let index = faults.iter().position(|(route, _)| path.ends_with(route.as_str()))?;
+    let index = faults
+        .iter()
+        .position(|(route, _)| path.ends_with(route.as_str()))?;
     Some(faults.remove(index).1)
 }
 
@@ -111,7 +126,11 @@ fn read_message(reader: &mut BufReader<TcpStream>) -> Option<Message> {
     }
     let length = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>())
+        })
         .and_then(Result::ok)
         .unwrap_or(0);
     let mut body = vec![0; length];

@@ -15,7 +15,9 @@ pub fn normalize_email(email: &str) -> String {
 
 /// `local@domain`: one `@`, something on both sides, no whitespace or control characters.
 pub fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')

@@ -22,8 +22,12 @@ pub fn hash_password(password: &str) -> String {
 
 /// Whether `password` matches the PHC string `hash`; a malformed hash never matches.
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(hash) else { return false };
-    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
 }
 
 /// Spends the time of one verification, for unknown emails.

@@ -22,13 +22,19 @@ impl SignInLimit {
     }
 
     pub fn new(max_failures: usize, window: Duration) -> Self {
-        Self { max_failures, window, failures: Mutex::new(HashMap::new()) }
+        Self {
+            max_failures,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Err(seconds to wait)` when `email` has used up its failures.
     pub fn check(&self, email: &str, now: Instant) -> Result<(), u64> {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(times) = failures.get_mut(email) else { return Ok(()) };
+        let Some(times) = failures.get_mut(email) else {
+            return Ok(());
+        };
         self.forget_old(times, now);
         if times.is_empty() {
             failures.remove(email);
@@ -47,7 +53,11 @@ impl SignInLimit {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() > 100_000 {
             // Bound memory under a spray of emails: drop entries whose window has passed.
-            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            failures.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
         let times = failures.entry(email.to_string()).or_default();
         self.forget_old(times, now);
@@ -55,7 +65,10 @@ impl SignInLimit {
     }
 
     fn forget_old(&self, times: &mut VecDeque<Instant>, now: Instant) {
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             times.pop_front();
         }
     }

@@ -24,7 +24,9 @@ pub async fn signup(
 ) -> Result<Json<Session>, ApiError> {
     let email = normalize_email(&body.email);
     if !is_plausible_email(&email) {
-        return Err(ApiError::validation_failed("the email must be of the form local@domain"));
+        return Err(ApiError::validation_failed(
+            "the email must be of the form local@domain",
+        ));
     }
     if body.password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::weak_password());
@@ -33,7 +35,12 @@ pub async fn signup(
     let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let user = UserRow { id: uuid::Uuid::now_v7().to_string(), email, password_hash, created_at_ms: now_ms() };
+    let user = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        email,
+        password_hash,
+        created_at_ms: now_ms(),
+    };
     if !state.storage.create_user(user.clone()).await? {
         return Err(ApiError::user_already_exists());
     }
@@ -56,20 +63,28 @@ pub async fn token(
     let grant_type = query.ok().and_then(|Query(q)| q.grant_type);
     match grant_type.as_deref() {
         Some("password") => {
-            let JsonBody(body) = JsonBody::<PasswordCredentials>::from_request(request, &state).await?;
+            let JsonBody(body) =
+                JsonBody::<PasswordCredentials>::from_request(request, &state).await?;
             password_grant(&state, body).await.map(Json)
         }
         Some("refresh_token") => {
-            let JsonBody(body) = JsonBody::<RefreshTokenRequest>::from_request(request, &state).await?;
+            let JsonBody(body) =
+                JsonBody::<RefreshTokenRequest>::from_request(request, &state).await?;
             refresh_grant(&state, body).await.map(Json)
         }
         _ => Err(ApiError::unsupported_grant_type()),
     }
 }
 
-async fn password_grant(state: &SharedState, body: PasswordCredentials) -> Result<Session, ApiError> {
+async fn password_grant(
+    state: &SharedState,
+    body: PasswordCredentials,
+) -> Result<Session, ApiError> {
     let email = normalize_email(&body.email);
-    state.sign_in_limit.check(&email, Instant::now()).map_err(ApiError::rate_limited)?;
+    state
+        .sign_in_limit
+        .check(&email, Instant::now())
+        .map_err(ApiError::rate_limited)?;
     let user = state.storage.user_by_email(&email).await?;
     let password = body.password;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -91,27 +106,48 @@ async fn password_grant(state: &SharedState, body: PasswordCredentials) -> Resul
     }
 }
 
-async fn refresh_grant(state: &SharedState, body: RefreshTokenRequest) -> Result<Session, ApiError> {
+async fn refresh_grant(
+    state: &SharedState,
+    body: RefreshTokenRequest,
+) -> Result<Session, ApiError> {
     let next_token = new_refresh_token();
     let outcome = state
         .storage
-        .exchange_refresh_token(&hash_refresh_token(&body.refresh_token), &hash_refresh_token(&next_token), now_ms(), REUSE_GRACE_MS)
+        .exchange_refresh_token(
+            &hash_refresh_token(&body.refresh_token),
+            &hash_refresh_token(&next_token),
+            now_ms(),
+            REUSE_GRACE_MS,
+        )
         .await?;
     match outcome {
-        RefreshOutcome::Exchanged { user, session_id } => Ok(session_body(state, &user, &session_id, next_token)),
-        RefreshOutcome::Refused => Err(ApiError::invalid_grant("the refresh token is invalid, revoked or already used")),
+        RefreshOutcome::Exchanged { user, session_id } => {
+            Ok(session_body(state, &user, &session_id, next_token))
+        }
+        RefreshOutcome::Refused => Err(ApiError::invalid_grant(
+            "the refresh token is invalid, revoked or already used",
+        )),
     }
 }
 
 /// `POST /auth/v1/logout`: revokes this sign-in's refresh tokens. The access token stays valid
 /// until it expires (JWTs are stateless).
-pub async fn logout(State(state): State<SharedState>, user: AuthUser) -> Result<StatusCode, ApiError> {
-    state.storage.revoke_session(&user.user_id, &user.session_id, now_ms()).await?;
+pub async fn logout(
+    State(state): State<SharedState>,
+    user: AuthUser,
+) -> Result<StatusCode, ApiError> {
+    state
+        .storage
+        .revoke_session(&user.user_id, &user.session_id, now_ms())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /auth/v1/user`.
-pub async fn user(State(state): State<SharedState>, user: AuthUser) -> Result<Json<User>, ApiError> {
+pub async fn user(
+    State(state): State<SharedState>,
+    user: AuthUser,
+) -> Result<Json<User>, ApiError> {
     match state.storage.user_by_id(&user.user_id).await? {
         Some(row) => Ok(Json(user_body(&row))),
         None => Err(ApiError::unauthorized("the account no longer exists")),
@@ -122,12 +158,27 @@ pub async fn user(State(state): State<SharedState>, user: AuthUser) -> Result<Js
 async fn start_session(state: &SharedState, user: &UserRow) -> Result<Session, ApiError> {
     let session_id = uuid::Uuid::now_v7().to_string();
     let refresh_token = new_refresh_token();
-    state.storage.create_session(&user.id, &session_id, &hash_refresh_token(&refresh_token), now_ms()).await?;
+    state
+        .storage
+        .create_session(
+            &user.id,
+            &session_id,
+            &hash_refresh_token(&refresh_token),
+            now_ms(),
+        )
+        .await?;
     Ok(session_body(state, user, &session_id, refresh_token))
 }
 
-fn session_body(state: &SharedState, user: &UserRow, session_id: &str, refresh_token: String) -> Session {
-    let issued = state.jwt.issue(&user.id, &user.email, session_id, now_ms() / 1000);
+fn session_body(
+    state: &SharedState,
+    user: &UserRow,
+    session_id: &str,
+    refresh_token: String,
+) -> Session {
+    let issued = state
+        .jwt
+        .issue(&user.id, &user.email, session_id, now_ms() / 1000);
     Session {
         access_token: issued.token,
         token_type: "bearer".into(),
@@ -139,5 +190,9 @@ fn session_body(state: &SharedState, user: &UserRow, session_id: &str, refresh_t
 }
 
 fn user_body(user: &UserRow) -> User {
-    User { id: user.id.clone(), email: user.email.clone(), created_at: rfc3339_from_ms(user.created_at_ms) }
+    User {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        created_at: rfc3339_from_ms(user.created_at_ms),
+    }
 }

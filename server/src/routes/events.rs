@@ -23,27 +23,35 @@ pub async fn events(
     let user_id = user.user_id;
     let greeting = stream::once(async { Ok(Event::default().comment("connected")) });
     let stream_state = state.clone();
-    let pokes = notices
-        .filter_map(move |notice| {
-            let state = stream_state.clone();
-            let user_id = user_id.clone();
-            async move {
-                let seq = match notice {
-                    Ok(n) if *n.user_id == *user_id => n.seq,
-                    Ok(_) => return None,
-                    // Missed notices: poke with the latest sequence rather than risk missing ours.
-                    Err(BroadcastStreamRecvError::Lagged(_)) => state.storage.latest_seq(&user_id).await.ok()?,
-                };
-                Some(Ok(poke_event(&state, &user_id, seq)))
-            }
-        });
-    let stream = greeting.chain(pokes).take_until(state.shutdown.clone().cancelled_owned());
+    let pokes = notices.filter_map(move |notice| {
+        let state = stream_state.clone();
+        let user_id = user_id.clone();
+        async move {
+            let seq = match notice {
+                Ok(n) if *n.user_id == *user_id => n.seq,
+                Ok(_) => return None,
+                // Missed notices: poke with the latest sequence rather than risk missing ours.
+                Err(BroadcastStreamRecvError::Lagged(_)) => {
+                    state.storage.latest_seq(&user_id).await.ok()?
+                }
+            };
+            Some(Ok(poke_event(&state, &user_id, seq)))
+        }
+    });
+    let stream = greeting
+        .chain(pokes)
+        .take_until(state.shutdown.clone().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
 fn poke_event(state: &SharedState, user_id: &str, seq: i64) -> Event {
     // The latest sequence is at or past every purge, so the recorded purge state changes nothing
     // for this cursor (see `Cursor::expired`); 0 needs no read.
-    let poke = Poke { cursor: state.cursors.encode(user_id, Cursor { seq, purged_seq: 0 }) };
-    Event::default().event(POKE_EVENT).json_data(poke).expect("a poke always serializes")
+    let poke = Poke {
+        cursor: state.cursors.encode(user_id, Cursor { seq, purged_seq: 0 }),
+    };
+    Event::default()
+        .event(POKE_EVENT)
+        .json_data(poke)
+        .expect("a poke always serializes")
 }

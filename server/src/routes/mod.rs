@@ -55,7 +55,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/sync/v1/push", post(sync::push))
         .route("/sync/v1/pull", post(sync::pull))
         .route("/sync/v1/events", get(events::events))
-        .route_layer(middleware::from_fn_with_state(state.clone(), refuse_when_paused));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_when_paused,
+        ));
     Router::new()
         .route("/healthz", get(health))
         .route("/auth/v1/signup", post(auth::signup))
@@ -86,7 +89,11 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// The kill switch: sync routes answer 503 while auth keeps working.
-async fn refuse_when_paused(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+async fn refuse_when_paused(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if state.sync_paused {
         return ApiError::sync_paused().into_response();
     }
@@ -117,13 +124,19 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 fn is_json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
     let media_type = value.split(';').next().unwrap_or("").trim();
     media_type.eq_ignore_ascii_case("application/json")
 }
 
 /// Reads at most `max` bytes of `body`; a declared or actual length over it answers 413.
-async fn read_body(body: Body, declared: Option<u64>, max: usize) -> Result<axum::body::Bytes, ApiError> {
+async fn read_body(
+    body: Body,
+    declared: Option<u64>,
+    max: usize,
+) -> Result<axum::body::Bytes, ApiError> {
     if declared.is_some_and(|n| n > max as u64) {
         return Err(ApiError::payload_too_large(max));
     }
@@ -148,19 +161,23 @@ impl FromRequestParts<SharedState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <access token>"))?;
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("missing Authorization: Bearer <access token>")
+        })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer <access token>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be Bearer <access token>")
+            })?;
         let claims = state.jwt.verify(token)?;
-        Ok(AuthUser { user_id: claims.sub, session_id: claims.session_id })
+        Ok(AuthUser {
+            user_id: claims.sub,
+            session_id: claims.session_id,
+        })
     }
 }
 

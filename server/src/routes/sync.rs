@@ -6,7 +6,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tandem_protocol::{
-    is_valid_id, MutationType, PullRequest, PushRequest, PushResponse, DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT,
+    is_valid_id, MutationType, PullRequest, PushRequest, PushResponse, DEFAULT_PULL_LIMIT,
+    MAX_PULL_LIMIT,
 };
 
 use super::{AuthUser, JsonBody, SharedState};
@@ -41,7 +42,9 @@ pub async fn push(
         }
     }
     tracing::info!(user_id = %user.user_id, mutations = count, "push");
-    Ok(Json(PushResponse { results: outcome.results }))
+    Ok(Json(PushResponse {
+        results: outcome.results,
+    }))
 }
 
 /// What serde cannot see: batch size, id syntax, `clientTime`, and a payload on every upsert.
@@ -50,7 +53,9 @@ fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiEr
         return Err(ApiError::batch_too_large(max_batch));
     }
     if !is_valid_id(&request.client_id) {
-        return Err(ApiError::invalid_request("clientId must be 1..128 characters of [A-Za-z0-9_.:-]"));
+        return Err(ApiError::invalid_request(
+            "clientId must be 1..128 characters of [A-Za-z0-9_.:-]",
+        ));
     }
     for (i, m) in request.mutations.iter().enumerate() {
         let bad = |what: &str| Err(ApiError::invalid_request(format!("mutations[{i}].{what}")));
@@ -79,12 +84,9 @@ pub async fn pull(
     let limit = page_limit(request.limit)?;
     let cursor = match &request.cursor {
         None => None,
-        Some(text) => Some(
-            state
-                .cursors
-                .decode(&user.user_id, text)
-                .ok_or_else(|| ApiError::invalid_request("the cursor was not issued to this user by this server"))?,
-        ),
+        Some(text) => Some(state.cursors.decode(&user.user_id, text).ok_or_else(|| {
+            ApiError::invalid_request("the cursor was not issued to this user by this server")
+        })?),
     };
     let after_seq = cursor.map_or(0, |c| c.seq);
     let page = state
@@ -93,7 +95,9 @@ pub async fn pull(
         .await?
         .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
     if after_seq > page.user_seq {
-        return Err(ApiError::invalid_request("the cursor is ahead of this user's changes"));
+        return Err(ApiError::invalid_request(
+            "the cursor is ahead of this user's changes",
+        ));
     }
     // A null cursor is a full pull and never expires.
     if cursor.is_some_and(|c| c.expired(page.purged_seq)) {
@@ -107,8 +111,15 @@ pub async fn pull(
     };
     // The purge state read in the page's own snapshot: every tombstone purged by then was gone
     // before this page was read, so only later purges can take one this holder has not pulled.
-    let next = Cursor { seq: next_seq, purged_seq: page.purged_seq };
-    let changes = page.changes.into_iter().map(change_out).collect::<Result<Vec<_>, _>>()?;
+    let next = Cursor {
+        seq: next_seq,
+        purged_seq: page.purged_seq,
+    };
+    let changes = page
+        .changes
+        .into_iter()
+        .map(change_out)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(PullOut {
         changes,
         cursor: state.cursors.encode(&user.user_id, next),
@@ -120,7 +131,9 @@ pub async fn pull(
 fn page_limit(limit: Option<i64>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_PULL_LIMIT),
-        Some(n) if n < 1 => Err(ApiError::invalid_request("limit must be between 1 and 1000")),
+        Some(n) if n < 1 => Err(ApiError::invalid_request(
+            "limit must be between 1 and 1000",
+        )),
         Some(n) => Ok(n.min(i64::from(MAX_PULL_LIMIT)) as u32),
     }
 }

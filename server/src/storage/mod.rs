@@ -146,7 +146,10 @@ pub fn seq_block(seq: i64) -> i64 {
 /// How a push changes the live row count of each block: +1 where each written row lands, -1 where
 /// the row it replaces was. Returns (block, delta) pairs without zero deltas, sorted by block so
 /// that concurrent transactions lock block rows in one order.
-pub fn block_deltas(writes: &[RecordWrite], stored_seqs: &HashMap<RecordKey, i64>) -> (Vec<i64>, Vec<i64>) {
+pub fn block_deltas(
+    writes: &[RecordWrite],
+    stored_seqs: &HashMap<RecordKey, i64>,
+) -> (Vec<i64>, Vec<i64>) {
     let mut deltas: BTreeMap<i64, i64> = BTreeMap::new();
     for w in writes {
         *deltas.entry(seq_block(w.seq)).or_default() += 1;
@@ -165,7 +168,9 @@ impl Storage {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres(PostgresStore::open(url).await?))
         } else {
-            Err(StorageError::Other("--db must start with sqlite:// or postgres://".into()))
+            Err(StorageError::Other(
+                "--db must start with sqlite:// or postgres://".into(),
+            ))
         }
     }
 
@@ -177,7 +182,10 @@ impl Storage {
 
     /// The secret stored in the database, or `generated` after storing it (first start).
     /// Returns the secret and whether it was just stored.
-    pub async fn jwt_secret_or_store(&self, generated: String) -> Result<(String, bool), StorageError> {
+    pub async fn jwt_secret_or_store(
+        &self,
+        generated: String,
+    ) -> Result<(String, bool), StorageError> {
         match self {
             Self::Sqlite(s) => s.jwt_secret_or_store(generated).await,
             Self::Postgres(s) => s.jwt_secret_or_store(generated).await,
@@ -215,8 +223,14 @@ impl Storage {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         match self {
-            Self::Sqlite(s) => s.create_session(user_id, session_id, token_hash, now_ms).await,
-            Self::Postgres(s) => s.create_session(user_id, session_id, token_hash, now_ms).await,
+            Self::Sqlite(s) => {
+                s.create_session(user_id, session_id, token_hash, now_ms)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.create_session(user_id, session_id, token_hash, now_ms)
+                    .await
+            }
         }
     }
 
@@ -230,13 +244,24 @@ impl Storage {
         grace_ms: i64,
     ) -> Result<RefreshOutcome, StorageError> {
         match self {
-            Self::Sqlite(s) => s.exchange_refresh_token(old_hash, new_hash, now_ms, grace_ms).await,
-            Self::Postgres(s) => s.exchange_refresh_token(old_hash, new_hash, now_ms, grace_ms).await,
+            Self::Sqlite(s) => {
+                s.exchange_refresh_token(old_hash, new_hash, now_ms, grace_ms)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.exchange_refresh_token(old_hash, new_hash, now_ms, grace_ms)
+                    .await
+            }
         }
     }
 
     /// Revokes sign-in `session_id` of `user_id` (its refresh tokens stop working).
-    pub async fn revoke_session(&self, user_id: &str, session_id: &str, now_ms: i64) -> Result<(), StorageError> {
+    pub async fn revoke_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         match self {
             Self::Sqlite(s) => s.revoke_session(user_id, session_id, now_ms).await,
             Self::Postgres(s) => s.revoke_session(user_id, session_id, now_ms).await,
@@ -252,7 +277,12 @@ impl Storage {
     }
 
     /// Up to `limit` changes after `after_seq`; `None` when the user does not exist.
-    pub async fn pull(&self, user_id: &str, after_seq: i64, limit: u32) -> Result<Option<PullPage>, StorageError> {
+    pub async fn pull(
+        &self,
+        user_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Option<PullPage>, StorageError> {
         match self {
             Self::Sqlite(s) => s.pull(user_id, after_seq, limit).await,
             Self::Postgres(s) => s.pull(user_id, after_seq, limit).await,
@@ -269,7 +299,11 @@ impl Storage {
 
     /// Deletes tombstones last changed before `tombstones_before_ms` (raising each user's
     /// `purged_seq`) and op ids older than `ops_before_ms`. Returns the tombstones purged.
-    pub async fn purge(&self, tombstones_before_ms: i64, ops_before_ms: i64) -> Result<u64, StorageError> {
+    pub async fn purge(
+        &self,
+        tombstones_before_ms: i64,
+        ops_before_ms: i64,
+    ) -> Result<u64, StorageError> {
         match self {
             Self::Sqlite(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
             Self::Postgres(s) => s.purge(tombstones_before_ms, ops_before_ms).await,

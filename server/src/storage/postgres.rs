@@ -14,8 +14,8 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    block_deltas, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage, PushJob, PushOutcome,
-    RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
+    block_deltas, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage, PushJob,
+    PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 
@@ -106,7 +106,8 @@ const SELECT_RECORDS: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted
      FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
      CROSS JOIN LATERAL (SELECT * FROM records
                          WHERE user_id = $1 AND entity = k.entity AND entity_id = k.entity_id LIMIT 1) r";
-const SELECT_LIVE_CHILDREN: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq
+const SELECT_LIVE_CHILDREN: &str =
+    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq
      FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
      CROSS JOIN LATERAL (SELECT * FROM records
                          WHERE user_id = $1 AND parent_entity = k.entity AND parent_id = k.entity_id
@@ -131,11 +132,13 @@ const UPSERT_RECORDS: &str = "INSERT INTO records
 const ADD_BLOCK_DELTAS: &str = "INSERT INTO seq_blocks (user_id, block, live)
      SELECT $1, b, d FROM UNNEST($2::int8[], $3::int8[]) AS x(b, d)
      ON CONFLICT (user_id, block) DO UPDATE SET live = seq_blocks.live + excluded.live";
-const SELECT_PAGE: &str = "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
+const SELECT_PAGE: &str =
+    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
      WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 /// The user's rows after sequence number $2: those in $2's own block by index, then the later
 /// blocks' counts ($3 = first seq of the next block, $4 = that block).
-const ROWS_AFTER: &str = "SELECT (SELECT count(*) FROM records WHERE user_id = $1 AND seq > $2 AND seq < $3)
+const ROWS_AFTER: &str =
+    "SELECT (SELECT count(*) FROM records WHERE user_id = $1 AND seq > $2 AND seq < $3)
      + (SELECT coalesce(sum(live), 0)::int8 FROM seq_blocks WHERE user_id = $1 AND block >= $4)";
 // A plain INSERT for the same reason: the batch's opIds were looked up under the user's lock and
 // only pushes holding it add the user's ops, so none of them can exist.
@@ -153,8 +156,13 @@ impl PostgresStore {
     /// Connects to `url` and brings the tables up to date.
     pub async fn open(url: &str) -> Result<Self, StorageError> {
         let config = tokio_postgres::Config::from_str(url)?;
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
@@ -192,7 +200,10 @@ impl PostgresStore {
         })
     }
 
-    pub async fn jwt_secret_or_store(&self, generated: String) -> Result<(String, bool), StorageError> {
+    pub async fn jwt_secret_or_store(
+        &self,
+        generated: String,
+    ) -> Result<(String, bool), StorageError> {
         let client = self.pool.get().await?;
         let inserted = client
             .execute(
@@ -200,7 +211,9 @@ impl PostgresStore {
                 &[&generated],
             )
             .await?;
-        let row = client.query_one("SELECT value FROM meta WHERE key = 'jwt_secret'", &[]).await?;
+        let row = client
+            .query_one("SELECT value FROM meta WHERE key = 'jwt_secret'", &[])
+            .await?;
         Ok((row.get(0), inserted == 1))
     }
 
@@ -210,7 +223,12 @@ impl PostgresStore {
             .execute(
                 "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (email) DO NOTHING",
-                &[&user.id, &user.email, &user.password_hash, &user.created_at_ms],
+                &[
+                    &user.id,
+                    &user.email,
+                    &user.password_hash,
+                    &user.created_at_ms,
+                ],
             )
             .await?;
         Ok(inserted == 1)
@@ -235,8 +253,11 @@ impl PostgresStore {
     ) -> Result<(), StorageError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute("INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)", &[&session_id, &user_id, &now_ms])
-            .await?;
+        tx.execute(
+            "INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)",
+            &[&session_id, &user_id, &now_ms],
+        )
+        .await?;
         insert_refresh_token(&tx, token_hash, session_id, user_id, now_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -260,7 +281,9 @@ impl PostgresStore {
                 &[&old_hash],
             )
             .await?;
-        let Some(row) = found else { return Ok(RefreshOutcome::Refused) };
+        let Some(row) = found else {
+            return Ok(RefreshOutcome::Refused);
+        };
         let (session_id, user_id): (String, String) = (row.get(0), row.get(1));
         let (used_at, revoked_at): (Option<i64>, Option<i64>) = (row.get(2), row.get(3));
         if revoked_at.is_some() {
@@ -268,12 +291,20 @@ impl PostgresStore {
         }
         if let Some(used_at) = used_at {
             if now_ms - used_at > grace_ms {
-                tx.execute("UPDATE sessions SET revoked_at = $2 WHERE id = $1", &[&session_id, &now_ms]).await?;
+                tx.execute(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id = $1",
+                    &[&session_id, &now_ms],
+                )
+                .await?;
                 tx.commit().await?;
             }
             return Ok(RefreshOutcome::Refused);
         }
-        tx.execute("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1", &[&old_hash, &now_ms]).await?;
+        tx.execute(
+            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1",
+            &[&old_hash, &now_ms],
+        )
+        .await?;
         insert_refresh_token(&tx, new_hash, &session_id, &user_id, now_ms).await?;
         let user = user_where(&tx, "id = $1", &user_id).await?;
         tx.commit().await?;
@@ -283,7 +314,12 @@ impl PostgresStore {
         })
     }
 
-    pub async fn revoke_session(&self, user_id: &str, session_id: &str, now_ms: i64) -> Result<(), StorageError> {
+    pub async fn revoke_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         let client = self.pool.get().await?;
         client
             .execute(
@@ -297,28 +333,49 @@ impl PostgresStore {
     pub async fn push(&self, job: PushJob) -> Result<Option<PushOutcome>, StorageError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let lock = tx.prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE").await?;
+        let lock = tx
+            .prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE")
+            .await?;
         let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&job.user_id];
         // Pipelined with the lock: the server runs the loads only once the lock is granted, and in
         // READ COMMITTED each of them then sees every push of this user committed before.
         let (row, loaded) = futures_util::try_join!(
-            async { tx.query_opt(&lock, &lock_params).await.map_err(StorageError::from) },
+            async {
+                tx.query_opt(&lock, &lock_params)
+                    .await
+                    .map_err(StorageError::from)
+            },
             load_push_state(&tx, &job),
         )?;
         let Some(row) = row else { return Ok(None) };
         let current_seq: i64 = row.get(0);
-        let LoadedState { known_ops, records, stored_seqs } = loaded;
+        let LoadedState {
+            known_ops,
+            records,
+            stored_seqs,
+        } = loaded;
         let plan = push::plan_push(&job.schema, job.mutations, known_ops, records, current_seq);
         if plan.writes.is_empty() && plan.applied_ops.is_empty() {
-            return Ok(Some(PushOutcome { results: plan.results, new_seq: None }));
+            return Ok(Some(PushOutcome {
+                results: plan.results,
+                new_seq: None,
+            }));
         }
         write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms).await?;
         tx.commit().await?;
         let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
-        Ok(Some(PushOutcome { results: plan.results, new_seq }))
+        Ok(Some(PushOutcome {
+            results: plan.results,
+            new_seq,
+        }))
     }
 
-    pub async fn pull(&self, user_id: &str, after_seq: i64, limit: u32) -> Result<Option<PullPage>, StorageError> {
+    pub async fn pull(
+        &self,
+        user_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Option<PullPage>, StorageError> {
         let mut client = self.pool.get().await?;
         // Repeatable read: the page, the count and the user's sequence share one snapshot.
         let tx = client
@@ -330,15 +387,19 @@ impl PostgresStore {
         // Right after a bulk load the table statistics lag behind (estimates of a few rows), and
         // the planner then prefers a bitmap scan of *every* row after the cursor plus a sort over
         // walking the (user_id, seq) index and stopping at the limit. Pages must cost O(limit).
-        tx.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off").await?;
-        let seqs = tx.prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = $1").await?;
+        tx.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+            .await?;
+        let seqs = tx
+            .prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = $1")
+            .await?;
         let page = tx.prepare_cached(SELECT_PAGE).await?;
         let rows_after = tx.prepare_cached(ROWS_AFTER).await?;
         let limit_param = i64::from(limit);
         let next_block = seq_block(after_seq) + 1;
         let next_block_start = next_block * SEQ_BLOCK;
         let seq_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&user_id];
-        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&user_id, &after_seq, &limit_param];
+        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&user_id, &after_seq, &limit_param];
         let count_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&user_id, &after_seq, &next_block_start, &next_block];
         // One round trip: the count does not depend on the page (see `remaining_after_page`).
@@ -348,19 +409,32 @@ impl PostgresStore {
             tx.query_one(&rows_after, &count_params),
         )?;
         tx.commit().await?;
-        let Some(seq_row) = seq_row else { return Ok(None) };
+        let Some(seq_row) = seq_row else {
+            return Ok(None);
+        };
         let changes: Vec<ChangeRow> = rows.iter().map(change_from_row).collect();
         let remaining = remaining_after_page(count.get(0), changes.len(), limit);
-        Ok(Some(PullPage { changes, remaining, user_seq: seq_row.get(0), purged_seq: seq_row.get(1) }))
+        Ok(Some(PullPage {
+            changes,
+            remaining,
+            user_seq: seq_row.get(0),
+            purged_seq: seq_row.get(1),
+        }))
     }
 
     pub async fn latest_seq(&self, user_id: &str) -> Result<i64, StorageError> {
         let client = self.pool.get().await?;
-        let row = client.query_opt("SELECT change_seq FROM users WHERE id = $1", &[&user_id]).await?;
+        let row = client
+            .query_opt("SELECT change_seq FROM users WHERE id = $1", &[&user_id])
+            .await?;
         Ok(row.map_or(0, |r| r.get(0)))
     }
 
-    pub async fn purge(&self, tombstones_before_ms: i64, ops_before_ms: i64) -> Result<u64, StorageError> {
+    pub async fn purge(
+        &self,
+        tombstones_before_ms: i64,
+        ops_before_ms: i64,
+    ) -> Result<u64, StorageError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Lock the users first, in id order, as pushes do (user row, then records): no deadlock.
@@ -394,8 +468,13 @@ impl PostgresStore {
             )
             .await?
             .get(0);
-        tx.execute("DELETE FROM seq_blocks WHERE user_id = ANY($1) AND live = 0", &[&user_ids]).await?;
-        tx.execute("DELETE FROM ops WHERE created_at < $1", &[&ops_before_ms]).await?;
+        tx.execute(
+            "DELETE FROM seq_blocks WHERE user_id = ANY($1) AND live = 0",
+            &[&user_ids],
+        )
+        .await?;
+        tx.execute("DELETE FROM ops WHERE created_at < $1", &[&ops_before_ms])
+            .await?;
         tx.commit().await?;
         Ok(purged as u64)
     }
@@ -424,7 +503,8 @@ impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
             c.version.push(r.version);
             c.deleted.push(r.deleted);
             c.doc.push(r.doc.as_deref());
-            c.parent_entity.push(r.parent.as_ref().map(|p| p.0.as_str()));
+            c.parent_entity
+                .push(r.parent.as_ref().map(|p| p.0.as_str()));
             c.parent_id.push(r.parent.as_ref().map(|p| p.1.as_str()));
             c.seq.push(w.seq);
         }
@@ -445,8 +525,16 @@ impl WriteColumns<'_> {
             return Ok(());
         }
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
-            &user_id, &self.entity, &self.entity_id, &self.version, &self.deleted, &self.doc, &self.parent_entity,
-            &self.parent_id, &self.seq, &now_ms,
+            &user_id,
+            &self.entity,
+            &self.entity_id,
+            &self.version,
+            &self.deleted,
+            &self.doc,
+            &self.parent_entity,
+            &self.parent_id,
+            &self.seq,
+            &now_ms,
         ];
         tx.execute(statement, &params).await?;
         Ok(())
@@ -485,11 +573,20 @@ fn parse_notification(payload: &str) -> Option<(&str, i64)> {
     Some((user_id, seq.parse().ok()?))
 }
 
-async fn user_where(client: &impl GenericClient, condition: &str, value: &str) -> Result<Option<UserRow>, StorageError> {
+async fn user_where(
+    client: &impl GenericClient,
+    condition: &str,
+    value: &str,
+) -> Result<Option<UserRow>, StorageError> {
     let sql = format!("SELECT id, email, password_hash, created_at FROM users WHERE {condition}");
     let statement = client.prepare_cached(&sql).await?;
     let row = client.query_opt(&statement, &[&value]).await?;
-    Ok(row.map(|r| UserRow { id: r.get(0), email: r.get(1), password_hash: r.get(2), created_at_ms: r.get(3) }))
+    Ok(row.map(|r| UserRow {
+        id: r.get(0),
+        email: r.get(1),
+        password_hash: r.get(2),
+        created_at_ms: r.get(3),
+    }))
 }
 
 async fn insert_refresh_token(
@@ -510,14 +607,18 @@ async fn insert_refresh_token(
 
 /// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
 /// when it deletes, their live descendants level by level (one statement per level).
-async fn load_push_state(client: &impl GenericClient, job: &PushJob) -> Result<LoadedState, StorageError> {
+async fn load_push_state(
+    client: &impl GenericClient,
+    job: &PushJob,
+) -> Result<LoadedState, StorageError> {
     let select_ops = client.prepare_cached(SELECT_OPS).await?;
     let select_records = client.prepare_cached(SELECT_RECORDS).await?;
     let op_ids: Vec<&str> = job.mutations.iter().map(|m| m.op_id.as_str()).collect();
     let keys = push::keys_to_load(&job.schema, &job.mutations);
     let (entities, ids) = key_columns(&keys);
     let op_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&job.user_id, &op_ids];
-    let record_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&job.user_id, &entities, &ids];
+    let record_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&job.user_id, &entities, &ids];
     let (op_rows, record_rows) = futures_util::try_join!(
         client.query(&select_ops, &op_params),
         client.query(&select_records, &record_params),
@@ -535,8 +636,13 @@ async fn load_push_state(client: &impl GenericClient, job: &PushJob) -> Result<L
         let mut frontier = push::keys_with_children(&job.schema, keys.iter());
         while !frontier.is_empty() {
             let (entities, ids) = key_columns(&frontier);
-            let rows = client.query(&select_children, &[&job.user_id, &entities, &ids]).await?;
-            let found: Vec<RecordKey> = rows.iter().filter_map(|row| add_loaded_record(&mut loaded, row)).collect();
+            let rows = client
+                .query(&select_children, &[&job.user_id, &entities, &ids])
+                .await?;
+            let found: Vec<RecordKey> = rows
+                .iter()
+                .filter_map(|row| add_loaded_record(&mut loaded, row))
+                .collect();
             frontier = push::keys_with_children(&job.schema, found.iter());
         }
     }
@@ -550,7 +656,9 @@ fn add_loaded_record(loaded: &mut LoadedState, r: &tokio_postgres::Row) -> Optio
         version: r.get(2),
         deleted: r.get(3),
         doc: r.get(4),
-        parent: r.get::<_, Option<String>>(5).zip(r.get::<_, Option<String>>(6)),
+        parent: r
+            .get::<_, Option<String>>(5)
+            .zip(r.get::<_, Option<String>>(6)),
     };
     if loaded.records.contains_key(&record.key) {
         return None;
@@ -575,26 +683,36 @@ async fn write_plan(
     let upsert = tx.prepare_cached(UPSERT_RECORDS).await?;
     let add_blocks = tx.prepare_cached(ADD_BLOCK_DELTAS).await?;
     let insert_ops = tx.prepare_cached(INSERT_OPS).await?;
-    let set_seq = tx.prepare_cached("UPDATE users SET change_seq = $2 WHERE id = $1").await?;
+    let set_seq = tx
+        .prepare_cached("UPDATE users SET change_seq = $2 WHERE id = $1")
+        .await?;
     let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
 
-    let (replacing, new): (Vec<&push::RecordWrite>, Vec<&push::RecordWrite>) =
-        plan.writes.iter().partition(|w| stored_seqs.contains_key(&w.record.key));
+    let (replacing, new): (Vec<&push::RecordWrite>, Vec<&push::RecordWrite>) = plan
+        .writes
+        .iter()
+        .partition(|w| stored_seqs.contains_key(&w.record.key));
     let (new, replacing) = (WriteColumns::from(new), WriteColumns::from(replacing));
     let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
-    let (op_ids, op_versions): (Vec<&str>, Vec<i64>) = plan.applied_ops.iter().map(|(o, v)| (o.as_str(), *v)).unzip();
+    let (op_ids, op_versions): (Vec<&str>, Vec<i64>) = plan
+        .applied_ops
+        .iter()
+        .map(|(o, v)| (o.as_str(), *v))
+        .unzip();
     let payload = format!("{user_id}:{}", plan.last_seq);
     let insert_records = new.write(tx, &insert, user_id, now_ms);
     let update_records = replacing.write(tx, &upsert, user_id, now_ms);
     let write_blocks = async {
         if !blocks.is_empty() {
-            tx.execute(&add_blocks, &[&user_id, &blocks, &deltas]).await?;
+            tx.execute(&add_blocks, &[&user_id, &blocks, &deltas])
+                .await?;
         }
         Ok(())
     };
     let write_ops = async {
         if !op_ids.is_empty() {
-            tx.execute(&insert_ops, &[&user_id, &op_ids, &op_versions, &now_ms]).await?;
+            tx.execute(&insert_ops, &[&user_id, &op_ids, &op_versions, &now_ms])
+                .await?;
         }
         Ok(())
     };
@@ -609,7 +727,14 @@ async fn write_plan(
         }
         Ok(())
     };
-    futures_util::try_join!(insert_records, update_records, write_blocks, write_ops, write_seq, send_poke)?;
+    futures_util::try_join!(
+        insert_records,
+        update_records,
+        write_blocks,
+        write_ops,
+        write_seq,
+        send_poke
+    )?;
     Ok(())
 }
 

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    block_deltas, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage, PushJob, PushOutcome,
-    RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
+    block_deltas, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage, PushJob,
+    PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 
@@ -74,15 +74,18 @@ const CREATE_SEQ_BLOCKS: &str = "CREATE TABLE seq_blocks (
     PRIMARY KEY (user_id, block)
 )";
 
-const SELECT_RECORD: &str = "SELECT version, deleted, doc, parent_entity, parent_id, seq FROM records
+const SELECT_RECORD: &str =
+    "SELECT version, deleted, doc, parent_entity, parent_id, seq FROM records
      WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3";
-const SELECT_LIVE_CHILDREN: &str = "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq
+const SELECT_LIVE_CHILDREN: &str =
+    "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq
      FROM records WHERE user_id = ?1 AND parent_entity = ?2 AND parent_id = ?3 AND deleted = 0";
 const ADD_BLOCK_DELTA: &str = "INSERT INTO seq_blocks (user_id, block, live) VALUES (?1, ?2, ?3)
      ON CONFLICT (user_id, block) DO UPDATE SET live = live + excluded.live";
 /// The user's rows after sequence number ?2: those in ?2's own block by index, then the later
 /// blocks' counts (?3 = first seq of the next block, ?4 = that block).
-const ROWS_AFTER: &str = "SELECT (SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2 AND seq < ?3)
+const ROWS_AFTER: &str =
+    "SELECT (SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2 AND seq < ?3)
      + (SELECT coalesce(sum(live), 0) FROM seq_blocks WHERE user_id = ?1 AND block >= ?4)";
 const UPSERT_RECORD: &str = "INSERT INTO records
      (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
@@ -108,8 +111,13 @@ impl SqliteStore {
     fn open_blocking(path: &str) -> Result<Self, StorageError> {
         let mut writer = open_connection(path)?;
         migrate(&mut writer)?;
-        let readers = (0..READERS).map(|_| open_connection(path)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { writer: Arc::new(Mutex::new(writer)), readers: deadpool::unmanaged::Pool::from(readers) })
+        let readers = (0..READERS)
+            .map(|_| open_connection(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: deadpool::unmanaged::Pool::from(readers),
+        })
     }
 
     /// Runs `f` on the writer connection on the blocking pool.
@@ -130,11 +138,18 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let mut conn = self.readers.get().await.map_err(|e| StorageError::Other(format!("sqlite readers: {e:?}")))?;
+        let mut conn = self
+            .readers
+            .get()
+            .await
+            .map_err(|e| StorageError::Other(format!("sqlite readers: {e:?}")))?;
         tokio::task::spawn_blocking(move || f(&mut conn)).await?
     }
 
-    pub async fn jwt_secret_or_store(&self, generated: String) -> Result<(String, bool), StorageError> {
+    pub async fn jwt_secret_or_store(
+        &self,
+        generated: String,
+    ) -> Result<(String, bool), StorageError> {
         self.write(move |conn| {
             let inserted = conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('jwt_secret', ?1) ON CONFLICT (key) DO NOTHING",
@@ -161,12 +176,14 @@ impl SqliteStore {
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
         let email = email.to_string();
-        self.read(move |conn| user_where(conn, "email = ?1", &email)).await
+        self.read(move |conn| user_where(conn, "email = ?1", &email))
+            .await
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, StorageError> {
         let id = id.to_string();
-        self.read(move |conn| user_where(conn, "id = ?1", &id)).await
+        self.read(move |conn| user_where(conn, "id = ?1", &id))
+            .await
     }
 
     pub async fn create_session(
@@ -176,7 +193,11 @@ impl SqliteStore {
         token_hash: &str,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        let (user_id, session_id, token_hash) = (user_id.to_string(), session_id.to_string(), token_hash.to_string());
+        let (user_id, session_id, token_hash) = (
+            user_id.to_string(),
+            session_id.to_string(),
+            token_hash.to_string(),
+        );
         self.write(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
@@ -233,7 +254,12 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn revoke_session(&self, user_id: &str, session_id: &str, now_ms: i64) -> Result<(), StorageError> {
+    pub async fn revoke_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         let (user_id, session_id) = (user_id.to_string(), session_id.to_string());
         self.write(move |conn| {
             conn.execute(
@@ -252,21 +278,38 @@ impl SqliteStore {
                 .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
                 .query_row([&job.user_id], |r| r.get(0))
                 .optional()?;
-            let Some(current_seq) = current_seq else { return Ok(None) };
-            let LoadedState { known_ops, records, stored_seqs } = load_push_state(&tx, &job)?;
+            let Some(current_seq) = current_seq else {
+                return Ok(None);
+            };
+            let LoadedState {
+                known_ops,
+                records,
+                stored_seqs,
+            } = load_push_state(&tx, &job)?;
             let plan = push::plan_push(&job.schema, job.mutations, known_ops, records, current_seq);
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
-                return Ok(Some(PushOutcome { results: plan.results, new_seq: None }));
+                return Ok(Some(PushOutcome {
+                    results: plan.results,
+                    new_seq: None,
+                }));
             }
             write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms)?;
             tx.commit()?;
             let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
-            Ok(Some(PushOutcome { results: plan.results, new_seq }))
+            Ok(Some(PushOutcome {
+                results: plan.results,
+                new_seq,
+            }))
         })
         .await
     }
 
-    pub async fn pull(&self, user_id: &str, after_seq: i64, limit: u32) -> Result<Option<PullPage>, StorageError> {
+    pub async fn pull(
+        &self,
+        user_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Option<PullPage>, StorageError> {
         let user_id = user_id.to_string();
         self.read(move |conn| {
             // One read transaction: the page, the count and the user's sequence share a snapshot.
@@ -275,7 +318,9 @@ impl SqliteStore {
                 .prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = ?1")?
                 .query_row([&user_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let Some((user_seq, purged_seq)) = seqs else { return Ok(None) };
+            let Some((user_seq, purged_seq)) = seqs else {
+                return Ok(None);
+            };
             let changes = tx
                 .prepare_cached(
                     "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
@@ -294,9 +339,18 @@ impl SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             // Only a full page can leave changes behind; a short one needs no count.
-            let rows_after = if changes.len() == limit as usize { rows_after(&tx, &user_id, after_seq)? } else { 0 };
+            let rows_after = if changes.len() == limit as usize {
+                rows_after(&tx, &user_id, after_seq)?
+            } else {
+                0
+            };
             let remaining = remaining_after_page(rows_after, changes.len(), limit);
-            Ok(Some(PullPage { changes, remaining, user_seq, purged_seq }))
+            Ok(Some(PullPage {
+                changes,
+                remaining,
+                user_seq,
+                purged_seq,
+            }))
         })
         .await
     }
@@ -313,7 +367,11 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn purge(&self, tombstones_before_ms: i64, ops_before_ms: i64) -> Result<u64, StorageError> {
+    pub async fn purge(
+        &self,
+        tombstones_before_ms: i64,
+        ops_before_ms: i64,
+    ) -> Result<u64, StorageError> {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
@@ -323,7 +381,10 @@ impl SqliteStore {
                 [tombstones_before_ms],
             )?;
             uncount_doomed_tombstones(&tx, tombstones_before_ms)?;
-            let purged = tx.execute("DELETE FROM records WHERE deleted = 1 AND updated_at < ?1", [tombstones_before_ms])?;
+            let purged = tx.execute(
+                "DELETE FROM records WHERE deleted = 1 AND updated_at < ?1",
+                [tombstones_before_ms],
+            )?;
             tx.execute("DELETE FROM seq_blocks WHERE live = 0", [])?;
             tx.execute("DELETE FROM ops WHERE created_at < ?1", [ops_before_ms])?;
             tx.commit()?;
@@ -338,8 +399,11 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     conn.execute_batch(MIGRATION)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let has_blocks: i64 =
-        tx.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'seq_blocks'", [], |r| r.get(0))?;
+    let has_blocks: i64 = tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'seq_blocks'",
+        [],
+        |r| r.get(0),
+    )?;
     if has_blocks == 0 {
         tx.execute_batch(CREATE_SEQ_BLOCKS)?;
         tx.execute(
@@ -352,7 +416,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
 }
 
 /// Takes the tombstones about to be purged out of their blocks' counts.
-fn uncount_doomed_tombstones(conn: &Connection, tombstones_before_ms: i64) -> Result<(), StorageError> {
+fn uncount_doomed_tombstones(
+    conn: &Connection,
+    tombstones_before_ms: i64,
+) -> Result<(), StorageError> {
     let doomed: Vec<(String, i64, i64)> = conn
         .prepare(
             "SELECT user_id, seq / ?2, count(*) FROM records WHERE deleted = 1 AND updated_at < ?1 GROUP BY 1, 2",
@@ -369,9 +436,10 @@ fn uncount_doomed_tombstones(conn: &Connection, tombstones_before_ms: i64) -> Re
 /// How many of the user's rows have a `seq` after `after_seq`, from the block counts.
 fn rows_after(conn: &Connection, user_id: &str, after_seq: i64) -> Result<i64, StorageError> {
     let next_block = seq_block(after_seq) + 1;
-    Ok(conn
-        .prepare_cached(ROWS_AFTER)?
-        .query_row(params![user_id, after_seq, next_block * SEQ_BLOCK, next_block], |r| r.get(0))?)
+    Ok(conn.prepare_cached(ROWS_AFTER)?.query_row(
+        params![user_id, after_seq, next_block * SEQ_BLOCK, next_block],
+        |r| r.get(0),
+    )?)
 }
 
 /// Writes a judged batch: records, block counts, op ids and the user's sequence.
@@ -387,7 +455,16 @@ fn write_plan(
         let r = &w.record;
         let (parent_entity, parent_id) = r.parent.clone().unzip();
         upsert.execute(params![
-            user_id, r.key.0, r.key.1, r.version, r.deleted, r.doc, parent_entity, parent_id, w.seq, now_ms
+            user_id,
+            r.key.0,
+            r.key.1,
+            r.version,
+            r.deleted,
+            r.doc,
+            parent_entity,
+            parent_id,
+            w.seq,
+            now_ms
         ])?;
     }
     let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
@@ -401,7 +478,8 @@ fn write_plan(
     for (op_id, version) in &plan.applied_ops {
         insert_op.execute(params![user_id, op_id, version, now_ms])?;
     }
-    conn.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?.execute(params![user_id, plan.last_seq])?;
+    conn.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
+        .execute(params![user_id, plan.last_seq])?;
     Ok(())
 }
 
@@ -415,12 +493,21 @@ fn open_connection(path: &str) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
-fn user_where(conn: &Connection, condition: &str, value: &str) -> Result<Option<UserRow>, StorageError> {
+fn user_where(
+    conn: &Connection,
+    condition: &str,
+    value: &str,
+) -> Result<Option<UserRow>, StorageError> {
     let sql = format!("SELECT id, email, password_hash, created_at FROM users WHERE {condition}");
     Ok(conn
         .prepare_cached(&sql)?
         .query_row([value], |r| {
-            Ok(UserRow { id: r.get(0)?, email: r.get(1)?, password_hash: r.get(2)?, created_at_ms: r.get(3)? })
+            Ok(UserRow {
+                id: r.get(0)?,
+                email: r.get(1)?,
+                password_hash: r.get(2)?,
+                created_at_ms: r.get(3)?,
+            })
         })
         .optional()?)
 }
@@ -474,9 +561,13 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
 
 fn load_known_ops(conn: &Connection, job: &PushJob) -> Result<HashMap<String, i64>, StorageError> {
     let mut known_ops = HashMap::new();
-    let mut select_op = conn.prepare_cached("SELECT version FROM ops WHERE user_id = ?1 AND op_id = ?2")?;
+    let mut select_op =
+        conn.prepare_cached("SELECT version FROM ops WHERE user_id = ?1 AND op_id = ?2")?;
     for m in &job.mutations {
-        if let Some(version) = select_op.query_row(params![job.user_id, m.op_id], |r| r.get(0)).optional()? {
+        if let Some(version) = select_op
+            .query_row(params![job.user_id, m.op_id], |r| r.get(0))
+            .optional()?
+        {
             known_ops.insert(m.op_id.clone(), version);
         }
     }
@@ -516,7 +607,11 @@ fn load_live_descendants(
 }
 
 /// Adds a loaded record and the `seq` of its row; returns its key when it was new.
-fn add_loaded_record(loaded: &mut LoadedState, record: StoredRecord, seq: i64) -> Option<RecordKey> {
+fn add_loaded_record(
+    loaded: &mut LoadedState,
+    record: StoredRecord,
+    seq: i64,
+) -> Option<RecordKey> {
     if loaded.records.contains_key(&record.key) {
         return None;
     }

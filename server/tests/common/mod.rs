@@ -36,17 +36,31 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("tandem.db").display());
-                Some(TestDb { backend, url, _dir: Some(dir) })
+                Some(TestDb {
+                    backend,
+                    url,
+                    _dir: Some(dir),
+                })
             }
             Backend::Postgres => {
                 let admin_url = std::env::var("TANDEM_TEST_POSTGRES_URL").ok()?;
                 let name = format!("tandem_test_{}", uuid::Uuid::now_v7().simple());
-                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+                let (client, connection) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
                 tokio::spawn(connection);
-                client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+                client
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
                 let mut url = url::Url::parse(&admin_url).unwrap();
                 url.set_path(&name);
-                Some(TestDb { backend, url: url.to_string(), _dir: None })
+                Some(TestDb {
+                    backend,
+                    url: url.to_string(),
+                    _dir: None,
+                })
             }
         }
     }
@@ -68,7 +82,9 @@ impl Server {
     /// Starts a server on `db` with `extra` flags and exactly the `TANDEM_*` variables in `env`.
     pub fn start_with_env(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tandem-server"));
-        command.args(["--addr", "127.0.0.1:0", "--db", &db.url]).args(extra);
+        command
+            .args(["--addr", "127.0.0.1:0", "--db", &db.url])
+            .args(extra);
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TANDEM_")) {
             command.env_remove(key);
         }
@@ -87,15 +103,27 @@ impl Server {
             let _ = tx.send(lines.next());
             for _ in lines {} // keep the pipe drained
         });
-        let first = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start in time");
-        let line = first.expect("server printed nothing").expect("reading server stdout");
-        let base = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Server { child, base: base.to_string(), db_url: db.url.clone() }
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not start in time");
+        let line = first
+            .expect("server printed nothing")
+            .expect("reading server stdout");
+        let base = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server {
+            child,
+            base: base.to_string(),
+            db_url: db.url.clone(),
+        }
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..100 {
             if self.child.try_wait().ok().flatten().is_some() {
                 return;
@@ -105,7 +133,10 @@ impl Server {
     }
 
     pub fn client(&self) -> Client {
-        Client { http: reqwest::Client::new(), base: self.base.clone() }
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+        }
     }
 }
 
@@ -135,9 +166,20 @@ impl Reply {
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
         assert_eq!(self.body["error"], code, "body: {}", self.body);
-        assert!(self.body["error_description"].is_string(), "body: {}", self.body);
-        let content_type = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-        assert!(content_type.starts_with("application/json"), "content-type {content_type}");
+        assert!(
+            self.body["error_description"].is_string(),
+            "body: {}",
+            self.body
+        );
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            content_type.starts_with("application/json"),
+            "content-type {content_type}"
+        );
     }
 
     pub fn assert_ok(&self) -> &Value {
@@ -158,7 +200,11 @@ impl Client {
         let bytes = response.bytes().await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         assert_ne!(status.as_u16(), 500, "the server answered 500: {body}");
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// POSTs `body` as JSON, with a bearer token when given.
@@ -171,7 +217,13 @@ impl Client {
     }
 
     /// POSTs raw bytes with a content type.
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Reply {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut request = self.http.post(self.url(path)).body(body);
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
@@ -191,31 +243,57 @@ impl Client {
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> Reply {
-        self.post("/auth/v1/signup", None, &json!({"email": email, "password": password})).await
+        self.post(
+            "/auth/v1/signup",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> Reply {
-        self.post("/auth/v1/token?grant_type=password", None, &json!({"email": email, "password": password})).await
+        self.post(
+            "/auth/v1/token?grant_type=password",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
-        self.post("/auth/v1/token?grant_type=refresh_token", None, &json!({"refresh_token": refresh_token})).await
+        self.post(
+            "/auth/v1/token?grant_type=refresh_token",
+            None,
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
     }
 
     /// Signs up a new random user; returns (access token, session JSON).
     pub async fn new_user(&self) -> (String, Value) {
         let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
         let session = self.signup(&email, "password123").await.assert_ok().clone();
-        (session["access_token"].as_str().unwrap().to_string(), session)
+        (
+            session["access_token"].as_str().unwrap().to_string(),
+            session,
+        )
     }
 
     pub async fn push(&self, token: &str, mutations: Vec<Value>) -> Reply {
-        self.post("/sync/v1/push", Some(token), &json!({"clientId": "client-1", "mutations": mutations})).await
+        self.post(
+            "/sync/v1/push",
+            Some(token),
+            &json!({"clientId": "client-1", "mutations": mutations}),
+        )
+        .await
     }
 
     /// Pushes and returns the results array, asserting 200.
     pub async fn push_ok(&self, token: &str, mutations: Vec<Value>) -> Vec<Value> {
-        self.push(token, mutations).await.assert_ok()["results"].as_array().unwrap().clone()
+        self.push(token, mutations).await.assert_ok()["results"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub async fn pull(&self, token: &str, cursor: Option<&str>, limit: Option<i64>) -> Reply {
@@ -231,7 +309,11 @@ impl Client {
         let mut cursor = cursor.map(str::to_string);
         let mut changes = Vec::new();
         loop {
-            let page = self.pull(token, cursor.as_deref(), Some(1000)).await.assert_ok().clone();
+            let page = self
+                .pull(token, cursor.as_deref(), Some(1000))
+                .await
+                .assert_ok()
+                .clone();
             changes.extend(page["changes"].as_array().unwrap().iter().cloned());
             cursor = Some(page["cursor"].as_str().unwrap().to_string());
             if !page["hasMore"].as_bool().unwrap() {

@@ -56,7 +56,9 @@ pub fn blank_documentation_attributes(source: &mut String) -> usize {
     let lines: Vec<(usize, &str)> = line_spans(source);
     let mut spans = Vec::new();
     for window in lines.windows(3) {
-        let [(_, open), (offset, attribute), (_, close)] = window else { continue };
+        let [(_, open), (offset, attribute), (_, close)] = window else {
+            continue;
+        };
         let trimmed = attribute.trim();
         if open.trim_start().starts_with("#if swift(")
             && close.trim() == "#endif"
@@ -116,7 +118,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: cannot parse `{}`", self.line, self.column, self.snippet)
+        write!(
+            f,
+            "{}:{}: cannot parse `{}`",
+            self.line, self.column, self.snippet
+        )
     }
 }
 
@@ -135,7 +141,9 @@ pub fn parse(source: &str) -> Tree {
     parser
         .set_language(&tree_sitter_swift::LANGUAGE.into())
         .expect("the tree-sitter-swift grammar matches the tree-sitter library");
-    parser.parse(source, None).expect("parsing without a timeout or cancellation returns a tree")
+    parser
+        .parse(source, None)
+        .expect("parsing without a timeout or cancellation returns a tree")
 }
 
 /// Applies the known-gap workarounds to `source`, parses it and lists what failed.
@@ -162,9 +170,20 @@ fn collect_errors(node: Node, text: &str, errors: &mut Vec<ParseError>) {
         let snippet = if node.is_missing() {
             format!("missing {}", node.kind())
         } else {
-            text[node.byte_range()].lines().next().unwrap_or("").trim().chars().take(80).collect()
+            text[node.byte_range()]
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(80)
+                .collect()
         };
-        errors.push(ParseError { line: position.row + 1, column: position.column + 1, snippet });
+        errors.push(ParseError {
+            line: position.row + 1,
+            column: position.column + 1,
+            snippet,
+        });
         return; // one report per broken region
     }
     let mut cursor = node.walk();
@@ -241,13 +260,22 @@ fn visit_calls(node: Node, source: &str, manifest: &mut Manifest) {
         if let Some(callee) = node.child(0) {
             let callee_text = &source[callee.byte_range()];
             let kind = callee_text.trim_start_matches('.');
-            if callee_text.starts_with('.') && matches!(kind, "binaryTarget" | "target" | "testTarget" | "library") {
+            if callee_text.starts_with('.')
+                && matches!(kind, "binaryTarget" | "target" | "testTarget" | "library")
+            {
                 let arguments = labeled_arguments(node, source);
                 let string = |label: &str| {
-                    arguments.iter().find(|(l, _)| l == label).and_then(|(_, v)| string_literal(*v, source))
+                    arguments
+                        .iter()
+                        .find(|(l, _)| l == label)
+                        .and_then(|(_, v)| string_literal(*v, source))
                 };
                 let strings = |label: &str| {
-                    arguments.iter().find(|(l, _)| l == label).map(|(_, v)| string_elements(*v, source)).unwrap_or_default()
+                    arguments
+                        .iter()
+                        .find(|(l, _)| l == label)
+                        .map(|(_, v)| string_elements(*v, source))
+                        .unwrap_or_default()
                 };
                 if let Some(name) = string("name") {
                     if kind == "library" {
@@ -274,14 +302,24 @@ fn visit_calls(node: Node, source: &str, manifest: &mut Manifest) {
 fn labeled_arguments<'t>(call: Node<'t>, source: &str) -> Vec<(String, Node<'t>)> {
     let mut out = Vec::new();
     let mut cursor = call.walk();
-    for suffix in call.children(&mut cursor).filter(|n| n.kind() == "call_suffix") {
+    for suffix in call
+        .children(&mut cursor)
+        .filter(|n| n.kind() == "call_suffix")
+    {
         let mut c2 = suffix.walk();
-        for arguments in suffix.children(&mut c2).filter(|n| n.kind() == "value_arguments") {
+        for arguments in suffix
+            .children(&mut c2)
+            .filter(|n| n.kind() == "value_arguments")
+        {
             let mut c3 = arguments.walk();
-            for argument in arguments.children(&mut c3).filter(|n| n.kind() == "value_argument") {
-                if let (Some(label), Some(value)) =
-                    (argument.child_by_field_name("name"), argument.child_by_field_name("value"))
-                {
+            for argument in arguments
+                .children(&mut c3)
+                .filter(|n| n.kind() == "value_argument")
+            {
+                if let (Some(label), Some(value)) = (
+                    argument.child_by_field_name("name"),
+                    argument.child_by_field_name("value"),
+                ) {
                     out.push((source[label.byte_range()].to_string(), value));
                 }
             }
@@ -301,7 +339,9 @@ fn string_literal(node: Node, source: &str) -> Option<String> {
 
 fn string_elements(node: Node, source: &str) -> Vec<String> {
     let mut cursor = node.walk();
-    node.children(&mut cursor).filter_map(|n| string_literal(n, source)).collect()
+    node.children(&mut cursor)
+        .filter_map(|n| string_literal(n, source))
+        .collect()
 }
 
 /// Checks the Swift package in `package_dir` against the repository it lives in (`root`):
@@ -315,7 +355,9 @@ fn string_elements(node: Node, source: &str) -> Vec<String> {
 /// - both build outputs are ignored by git, so they are never committed.
 pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    let read = |path: &Path| fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let read = |path: &Path| {
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
     let (manifest_text, uniffi, script, ignore) = match (
         read(&package_dir.join("Package.swift")),
         read(&root.join("uniffi.toml")),
@@ -324,7 +366,10 @@ pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
     ) {
         (Ok(m), Ok(u), Ok(s), Ok(i)) => (m, u, s, i),
         (m, u, s, i) => {
-            return [m.err(), u.err(), s.err(), i.err()].into_iter().flatten().collect();
+            return [m.err(), u.err(), s.err(), i.err()]
+                .into_iter()
+                .flatten()
+                .collect();
         }
     };
     let manifest = match read_manifest(&manifest_text) {
@@ -336,7 +381,10 @@ pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
     for target in &manifest.targets {
         for dependency in &target.dependencies {
             if !names.contains(&dependency.as_str()) {
-                problems.push(format!("target {} depends on undeclared target {dependency}", target.name));
+                problems.push(format!(
+                    "target {} depends on undeclared target {dependency}",
+                    target.name
+                ));
             }
         }
         if target.kind == "binaryTarget" {
@@ -349,7 +397,11 @@ pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
         let dir = package_dir.join(path);
         match swift_files(&dir) {
             Ok((files, _)) if !files.is_empty() => {}
-            Ok(_) => problems.push(format!("target {}: {} holds no Swift file", target.name, dir.display())),
+            Ok(_) => problems.push(format!(
+                "target {}: {} holds no Swift file",
+                target.name,
+                dir.display()
+            )),
             Err(e) => problems.push(format!("target {}: {}: {e}", target.name, dir.display())),
         }
     }
@@ -359,7 +411,9 @@ pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
         }
         for target in targets {
             if !names.contains(&target.as_str()) {
-                problems.push(format!("library {product} names undeclared target {target}"));
+                problems.push(format!(
+                    "library {product} names undeclared target {target}"
+                ));
             }
         }
     }
@@ -370,7 +424,11 @@ pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
             (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
         })
     };
-    let binaries: Vec<&Target> = manifest.targets.iter().filter(|t| t.kind == "binaryTarget").collect();
+    let binaries: Vec<&Target> = manifest
+        .targets
+        .iter()
+        .filter(|t| t.kind == "binaryTarget")
+        .collect();
     match (binaries.as_slice(), setting("ffi_module_name")) {
         ([binary], Some(ffi_module)) => {
             if binary.name != ffi_module {
@@ -394,8 +452,16 @@ pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
         )),
     }
     match setting("module_name") {
-        Some(module) => match manifest.targets.iter().find(|t| t.name == module && t.kind == "target") {
-            Some(Target { path: Some(path), dependencies, .. }) => {
+        Some(module) => match manifest
+            .targets
+            .iter()
+            .find(|t| t.name == module && t.kind == "target")
+        {
+            Some(Target {
+                path: Some(path),
+                dependencies,
+                ..
+            }) => {
                 let generated = format!("{path}/{module}.swift");
                 if !script.contains(&format!("\"$package/{generated}\"")) {
                     problems.push(format!("scripts/build-xcframework.sh does not copy the bindings to $package/{generated}"));
@@ -404,10 +470,14 @@ pub fn check_package_layout(root: &Path, package_dir: &Path) -> Vec<String> {
                     problems.push(format!("{generated} is not in bindings/swift/.gitignore"));
                 }
                 if !binaries.iter().any(|b| dependencies.contains(&b.name)) {
-                    problems.push(format!("target {module} does not depend on the binary target"));
+                    problems.push(format!(
+                        "target {module} does not depend on the binary target"
+                    ));
                 }
             }
-            _ => problems.push(format!("no target named {module} (uniffi.toml's module_name) with a path")),
+            _ => problems.push(format!(
+                "no target named {module} (uniffi.toml's module_name) with a path"
+            )),
         },
         None => problems.push("uniffi.toml has no module_name".to_string()),
     }
@@ -432,7 +502,13 @@ mod tests {
         let before = text.len();
         assert_eq!(blank_documentation_attributes(&mut text), 1);
         assert_eq!(text.len(), before, "positions of later errors stay right");
-        assert_eq!(text, format!("#if swift(>=5.8)\n{}\n#endif\npublic func f() {{}}\n", " ".repeat(40)));
+        assert_eq!(
+            text,
+            format!(
+                "#if swift(>=5.8)\n{}\n#endif\npublic func f() {{}}\n",
+                " ".repeat(40)
+            )
+        );
     }
 
     #[test]
@@ -447,27 +523,40 @@ mod tests {
             assert_eq!(text, source);
         }
         // Next to its declaration the grammar reads it; malformed, it still fails.
-        assert_eq!(check_source("@_documentation(visibility: private)\npublic func f() {}\n"), SourceReport::default());
-        assert!(!check_source("#if swift(>=5.8)\n@_documentation(visibility: private\n#endif\nfunc f() {}\n").errors.is_empty());
+        assert_eq!(
+            check_source("@_documentation(visibility: private)\npublic func f() {}\n"),
+            SourceReport::default()
+        );
+        assert!(!check_source(
+            "#if swift(>=5.8)\n@_documentation(visibility: private\n#endif\nfunc f() {}\n"
+        )
+        .errors
+        .is_empty());
     }
 
     #[test]
     fn the_gaps_are_real_and_the_workarounds_close_them() {
         // Without the rewrites the grammar fails on these; if a grammar update fixes them, this
         // test says so and the workaround can go.
-        let documented = "#if swift(>=5.8)\n@_documentation(visibility: private)\n#endif\npublic struct S {}\n";
+        let documented =
+            "#if swift(>=5.8)\n@_documentation(visibility: private)\n#endif\npublic struct S {}\n";
         assert!(parse(documented).root_node().has_error());
         let closure = "let writeReturn = { () }\n";
         assert!(parse(closure).root_node().has_error());
 
         let report = check_source(&format!("{documented}{closure}"));
         assert_eq!(report.errors, vec![]);
-        assert_eq!(report.workarounds, vec![("documentation-attribute", 1), ("empty-tuple-closure", 1)]);
+        assert_eq!(
+            report.workarounds,
+            vec![("documentation-attribute", 1), ("empty-tuple-closure", 1)]
+        );
     }
 
     #[test]
     fn other_errors_still_fail_next_to_a_workaround() {
-        let report = check_source("#if swift(>=5.8)\n@_documentation(visibility: private)\n#endif\nfunc f( {\n}\n");
+        let report = check_source(
+            "#if swift(>=5.8)\n@_documentation(visibility: private)\n#endif\nfunc f( {\n}\n",
+        );
         assert_eq!(report.workarounds, vec![("documentation-attribute", 1)]);
         assert!(!report.errors.is_empty());
         assert_eq!(report.errors[0].line, 4, "{:?}", report.errors);
@@ -475,7 +564,8 @@ mod tests {
 
     #[test]
     fn valid_swift_parses_without_workarounds() {
-        let report = check_source("import Foundation\nfinal class A: Sendable { let x = [1, 2] }\n");
+        let report =
+            check_source("import Foundation\nfinal class A: Sendable { let x = [1, 2] }\n");
         assert_eq!(report, SourceReport::default());
     }
 
@@ -487,12 +577,25 @@ mod tests {
                          .target(name: "A", dependencies: ["B"], path: "Sources/A")])"#,
         )
         .unwrap();
-        assert_eq!(manifest.libraries, vec![("L".to_string(), vec!["A".to_string()])]);
+        assert_eq!(
+            manifest.libraries,
+            vec![("L".to_string(), vec!["A".to_string()])]
+        );
         assert_eq!(
             manifest.targets,
             vec![
-                Target { kind: "binaryTarget".into(), name: "B".into(), path: Some("B.xcframework".into()), dependencies: vec![] },
-                Target { kind: "target".into(), name: "A".into(), path: Some("Sources/A".into()), dependencies: vec!["B".into()] },
+                Target {
+                    kind: "binaryTarget".into(),
+                    name: "B".into(),
+                    path: Some("B.xcframework".into()),
+                    dependencies: vec![]
+                },
+                Target {
+                    kind: "target".into(),
+                    name: "A".into(),
+                    path: Some("Sources/A".into()),
+                    dependencies: vec!["B".into()]
+                },
             ]
         );
     }

@@ -15,12 +15,16 @@ use swift_parse_check::{check_package_layout, check_source, swift_files, KNOWN_G
 fn main() -> ExitCode {
     // Read at run time, not baked in with env!: a build shared between checkouts (one cargo
     // target directory) must check the checkout it runs in. `cargo run` sets it.
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("tools/swift-parse-check"), PathBuf::from);
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from("tools/swift-parse-check"), PathBuf::from);
     let root = manifest_dir.join("../..");
     let arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let whole_repository = arguments.is_empty();
     let paths = if whole_repository {
-        vec![root.join("bindings/swift"), root.join("bindings/generated/swift")]
+        vec![
+            root.join("bindings/swift"),
+            root.join("bindings/generated/swift"),
+        ]
     } else {
         arguments
     };
@@ -58,18 +62,31 @@ fn main() -> ExitCode {
                 }
             };
             let report = check_source(&source);
-            let shown = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
-            let workarounds: Vec<String> =
-                report.workarounds.iter().map(|(name, count)| format!("{name} x{count}")).collect();
+            let shown = file
+                .strip_prefix(&root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let workarounds: Vec<String> = report
+                .workarounds
+                .iter()
+                .map(|(name, count)| format!("{name} x{count}"))
+                .collect();
             for (name, count) in &report.workarounds {
-                let index = KNOWN_GAPS.iter().position(|g| g.name == *name).expect("reported gaps are known");
+                let index = KNOWN_GAPS
+                    .iter()
+                    .position(|g| g.name == *name)
+                    .expect("reported gaps are known");
                 gap_totals[index] += count;
             }
             if report.errors.is_empty() {
                 if workarounds.is_empty() {
                     println!("ok    {shown}");
                 } else {
-                    println!("ok    {shown} (known grammar gaps worked around: {})", workarounds.join(", "));
+                    println!(
+                        "ok    {shown} (known grammar gaps worked around: {})",
+                        workarounds.join(", ")
+                    );
                 }
             } else {
                 failed = true;
@@ -83,7 +100,10 @@ fn main() -> ExitCode {
 
     for (gap, total) in KNOWN_GAPS.iter().zip(&gap_totals) {
         if *total > 0 {
-            println!("known grammar gap {}: {} (rewritten {total} times)", gap.name, gap.description);
+            println!(
+                "known grammar gap {}: {} (rewritten {total} times)",
+                gap.name, gap.description
+            );
         }
     }
 
@@ -99,7 +119,10 @@ fn main() -> ExitCode {
         }
     }
 
-    println!("swift-parse-check: {checked} Swift files parsed{}", if failed { ", FAILED" } else { ", all ok" });
+    println!(
+        "swift-parse-check: {checked} Swift files parsed{}",
+        if failed { ", FAILED" } else { ", all ok" }
+    );
     if failed {
         ExitCode::FAILURE
     } else {

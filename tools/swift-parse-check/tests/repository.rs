@@ -18,7 +18,12 @@ fn assert_all_parse(dir: &Path) -> usize {
     assert!(!files.is_empty(), "no Swift under {}", dir.display());
     for file in &files {
         let report = check_source(&fs::read_to_string(file).unwrap());
-        assert!(report.errors.is_empty(), "{}: {:?}", file.display(), report.errors);
+        assert!(
+            report.errors.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            report.errors
+        );
     }
     files.len()
 }
@@ -26,23 +31,45 @@ fn assert_all_parse(dir: &Path) -> usize {
 #[test]
 fn hand_written_swift_parses_without_workarounds() {
     let (files, _) = swift_files(&root().join("bindings/swift")).unwrap();
-    assert!(files.len() >= 8, "Package.swift, sources and tests: {files:?}");
-    for file in files.iter().filter(|f| !f.ends_with("Sources/Tandem/Tandem.swift")) {
+    assert!(
+        files.len() >= 8,
+        "Package.swift, sources and tests: {files:?}"
+    );
+    for file in files
+        .iter()
+        .filter(|f| !f.ends_with("Sources/Tandem/Tandem.swift"))
+    {
         let report = check_source(&fs::read_to_string(file).unwrap());
-        assert!(report.errors.is_empty(), "{}: {:?}", file.display(), report.errors);
+        assert!(
+            report.errors.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            report.errors
+        );
         // The workarounds exist for UniFFI's output; our own Swift needs none.
-        assert!(report.workarounds.is_empty(), "{}: {:?}", file.display(), report.workarounds);
+        assert!(
+            report.workarounds.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            report.workarounds
+        );
     }
 }
 
 #[test]
 fn generated_swift_parses_with_the_known_gaps_worked_around() {
     let dir = root().join("bindings/generated/swift");
-    assert!(dir.join("Tandem.swift").is_file(), "run scripts/generate-bindings.sh first");
+    assert!(
+        dir.join("Tandem.swift").is_file(),
+        "run scripts/generate-bindings.sh first"
+    );
     assert_eq!(assert_all_parse(&dir), 1);
     let report = check_source(&fs::read_to_string(dir.join("Tandem.swift")).unwrap());
     assert!(
-        report.workarounds.iter().any(|(name, n)| *name == "documentation-attribute" && *n > 0),
+        report
+            .workarounds
+            .iter()
+            .any(|(name, n)| *name == "documentation-attribute" && *n > 0),
         "UniFFI's output is expected to use @_documentation: {:?}",
         report.workarounds
     );
@@ -64,17 +91,36 @@ fn a_broken_layout_is_reported() {
     fs::create_dir_all(copy.join("scripts")).unwrap();
     fs::write(package.join("Sources/Tandem/A.swift"), "let a = 1\n").unwrap();
     fs::copy(root().join("uniffi.toml"), copy.join("uniffi.toml")).unwrap();
-    fs::copy(root().join("scripts/build-xcframework.sh"), copy.join("scripts/build-xcframework.sh")).unwrap();
-    fs::copy(root().join("bindings/swift/.gitignore"), package.join(".gitignore")).unwrap();
+    fs::copy(
+        root().join("scripts/build-xcframework.sh"),
+        copy.join("scripts/build-xcframework.sh"),
+    )
+    .unwrap();
+    fs::copy(
+        root().join("bindings/swift/.gitignore"),
+        package.join(".gitignore"),
+    )
+    .unwrap();
     let manifest = fs::read_to_string(root().join("bindings/swift/Package.swift"))
         .unwrap()
         .replace(r#"path: "Tests/TandemTests""#, r#"path: "Tests/Missing""#)
-        .replace(r#"dependencies: ["Tandem"]"#, r#"dependencies: ["Tandem", "Ghost"]"#);
+        .replace(
+            r#"dependencies: ["Tandem"]"#,
+            r#"dependencies: ["Tandem", "Ghost"]"#,
+        );
     fs::write(package.join("Package.swift"), manifest).unwrap();
 
     let problems = check_package_layout(&copy, &package);
-    assert!(problems.iter().any(|p| p.contains("Tests/Missing")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.contains("undeclared target Ghost")), "{problems:#?}");
+    assert!(
+        problems.iter().any(|p| p.contains("Tests/Missing")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("undeclared target Ghost")),
+        "{problems:#?}"
+    );
     fs::remove_dir_all(copy).unwrap();
 }
 
