@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tandem_protocol::{is_valid_id, Schema, User};
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpConfig};
 use crate::observe::Notifier;
 use crate::records::RecordRow;
-use crate::store::{lock, CurrentStore};
+use crate::store::CurrentStore;
 use crate::sync::api::SyncApi;
 use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
 
@@ -50,7 +50,7 @@ pub struct Client {
     syncer: Option<Arc<Syncer>>,
     /// Serialises account switches.
     switching: tokio::sync::Mutex<()>,
-    _auth_watch: Mutex<Option<AuthSubscription>>,
+    _auth_watch: Option<AuthSubscription>,
 }
 
 impl Client {
@@ -98,7 +98,8 @@ impl Client {
             }
             _ => None,
         };
-        let client = Self {
+        let auth_watch = watch_session(auth.as_ref(), syncer.as_ref());
+        Ok(Self {
             data_dir,
             schema,
             notifier,
@@ -107,10 +108,8 @@ impl Client {
             auth,
             syncer,
             switching: tokio::sync::Mutex::new(()),
-            _auth_watch: Mutex::new(None),
-        };
-        client.watch_session();
-        Ok(client)
+            _auth_watch: auth_watch,
+        })
     }
 
     /// The engine of the current account.
@@ -225,20 +224,19 @@ impl Client {
             syncer.account_changed();
         }
     }
+}
 
-    /// Reflects session expiry (seen by any refresh) in the sync status at once.
-    fn watch_session(&self) {
-        let (Some(auth), Some(syncer)) = (&self.auth, &self.syncer) else {
-            return;
-        };
-        let syncer = Arc::downgrade(syncer);
-        let subscription = auth.subscribe(Box::new(move |state| {
-            if let (AuthState::SessionExpired(_), Some(syncer)) = (state, syncer.upgrade()) {
-                syncer.session_expired();
-            }
-        }));
-        *lock(&self._auth_watch) = Some(subscription);
-    }
+/// Reflects session expiry (seen by any refresh) in the sync status at once.
+fn watch_session(
+    auth: Option<&Arc<AuthSession>>,
+    syncer: Option<&Arc<Syncer>>,
+) -> Option<AuthSubscription> {
+    let (auth, syncer) = (auth?, Arc::downgrade(syncer?));
+    Some(auth.subscribe(Box::new(move |state| {
+        if let (AuthState::SessionExpired(_), Some(syncer)) = (state, syncer.upgrade()) {
+            syncer.session_expired();
+        }
+    })))
 }
 
 impl Drop for Client {

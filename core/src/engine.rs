@@ -9,7 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Transaction;
 use serde_json::Value;
-use tandem_protocol::{check_size, is_valid_id, Schema, ValidationError, ValidationReason};
+use tandem_protocol::{
+    check_size, is_valid_id, Collection, Schema, ValidationError, ValidationReason,
+};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -209,7 +211,7 @@ impl Batch<'_, '_> {
         declared.validate_fields(collection, &doc)?;
         let json = serde_json::to_string(&doc).map_err(|e| Error::invalid(e.to_string()))?;
         check_size(collection, json.len())?;
-        let depends_on = self.check_parent(collection, &doc)?;
+        let depends_on = self.check_parent(declared, collection, &doc)?;
         let mut row = RecordRow {
             collection: collection.to_string(),
             id: id.to_string(),
@@ -309,8 +311,12 @@ impl Batch<'_, '_> {
 
     /// Checks that the parent a document names exists. Returns it when the server has not seen it
     /// yet, because then the child's outbox entry must stay behind the parent's.
-    fn check_parent(&self, collection: &str, doc: &Value) -> Result<Option<(String, String)>> {
-        let declared = self.collection(collection)?;
+    fn check_parent(
+        &self,
+        declared: &Collection,
+        collection: &str,
+        doc: &Value,
+    ) -> Result<Option<(String, String)>> {
         let (Some(parent), Value::Object(map)) = (&declared.parent, doc) else {
             return Ok(None);
         };
@@ -339,7 +345,7 @@ impl Batch<'_, '_> {
         }
     }
 
-    fn collection(&self, name: &str) -> Result<&tandem_protocol::Collection> {
+    fn collection(&self, name: &str) -> Result<&Collection> {
         self.schema.collection(name).ok_or_else(|| {
             ValidationError::new(name, None, ValidationReason::UnknownCollection).into()
         })

@@ -443,7 +443,7 @@ async fn read_body(response: Response) -> Result<Vec<u8>, HttpError> {
 }
 
 /// Classifies a reqwest failure to send or receive.
-fn network_error(e: reqwest::Error) -> HttpError {
+pub(crate) fn network_error(e: reqwest::Error) -> HttpError {
     let kind = if e.is_timeout() {
         NetworkErrorKind::Timeout
     } else if e.is_connect() {

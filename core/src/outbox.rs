@@ -127,7 +127,7 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
                 // create (+ updates) + delete of a record the server never saw: nothing to send.
                 tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
                     .execute([head.seq])?;
-                return Ok(if any_entries(tx, collection, id)? {
+                return Ok(if has_entries(tx, collection, id)? {
                     AfterDelete::KeepTombstone
                 } else {
                     AfterDelete::Forget
@@ -250,7 +250,8 @@ fn unsent_entries(conn: &Connection, collection: &str, id: &str) -> Result<i64> 
         .query_row([collection, id], |r| r.get(0))?)
 }
 
-fn any_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
+/// Whether the record has any outbox entry left (dead letters included).
+pub fn has_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE collection = ?1 AND entity_id = ?2)",
@@ -415,9 +416,4 @@ pub fn rejected_count(conn: &Connection) -> Result<u64> {
         .prepare_cached("SELECT count(*) FROM outbox WHERE state = 'rejected'")?
         .query_row([], |r| r.get(0))?;
     Ok(n as u64)
-}
-
-/// Whether the record has any outbox entry left (dead letters included).
-pub fn has_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool> {
-    any_entries(conn, collection, id)
 }

@@ -1,6 +1,6 @@
 //! Records and enums of the auth and sync API, and their conversions from the engine's types.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::auth::AuthState as EngineAuthState;
 use crate::outbox::{OpKind, OutboxEntry as EngineOutboxEntry};
@@ -13,7 +13,7 @@ use crate::sync::run::SyncReport as EngineReport;
 use crate::sync::status::{Metrics, Phase, Status};
 
 use super::error::TandemError;
-use super::types::{parse_json, ChangeKind};
+use super::types::{parse_json, time, ChangeKind};
 
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -230,10 +230,6 @@ pub struct RejectedChange {
     pub reason: String,
     pub document: Option<String>,
     pub created_at: SystemTime,
-}
-
-fn time(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
 impl From<tandem_protocol::User> for User {

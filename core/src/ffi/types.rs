@@ -223,7 +223,8 @@ pub(crate) fn parse_json(what: &str, text: &str) -> Result<Value, TandemError> {
     })
 }
 
-fn time(ms: i64) -> SystemTime {
+/// Unix milliseconds as the timestamp type every binding maps natively.
+pub(crate) fn time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 

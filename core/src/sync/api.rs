@@ -13,7 +13,7 @@ use tandem_protocol::{Mutation, PullRequest, PullResponse, PushRequest, PushResp
 
 use super::error::SyncError;
 use crate::auth::{AccessToken, AuthSession};
-use crate::http::{decode_json, HttpClient, HttpError};
+use crate::http::{decode_json, network_error, HttpClient, HttpError};
 
 /// What one exchange moved over the wire, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -79,10 +79,7 @@ impl SyncApi {
                 .request(Method::GET, &url, Some(token.as_str()))
                 .header("accept", "text/event-stream");
             async move {
-                let response = request.send().await.map_err(|e| HttpError::Network {
-                    kind: crate::http::NetworkErrorKind::Connect,
-                    message: e.to_string(),
-                })?;
+                let response = request.send().await.map_err(network_error)?;
                 if response.status().is_success() {
                     return Ok(response);
                 }

@@ -322,16 +322,13 @@ impl Syncer {
         ) {
             return; // nothing a retry could fix; sign-in or configuration restarts sync
         }
-        let delay = {
+        {
             let mut schedule = lock(&self.schedule);
             schedule.backoff_attempt = schedule.backoff_attempt.saturating_add(1);
             let jittered = full_jitter(schedule.backoff_attempt);
             let asked = Duration::from_secs(error.retry_after_secs().unwrap_or(0));
-            let delay = jittered.max(asked);
-            schedule.not_before = Some(Instant::now() + delay);
-            delay
-        };
-        let _ = delay;
+            schedule.not_before = Some(Instant::now() + jittered.max(asked));
+        }
         self.trigger_retry();
     }
 

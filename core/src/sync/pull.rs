@@ -113,7 +113,7 @@ fn apply_change(
     tally.applied += 1;
     tally.changed.insert(collection.to_string());
     if row.state == RecordState::Conflicted && conflict::get(tx, collection, id)?.is_some() {
-        return follow_server_in_conflict(tx, row, &server, now);
+        return follow_server_in_conflict(tx, row, &server);
     }
     let unsent = outbox::unsent_for_record(tx, collection, id)?;
     if unsent.is_empty() {
@@ -185,7 +185,6 @@ fn follow_server_in_conflict(
     tx: &Transaction<'_>,
     row: RecordRow,
     server: &ServerState,
-    _now: i64,
 ) -> Result<()> {
     conflict::update_server_side(
         tx,
