@@ -73,7 +73,7 @@ python3 --version
 
 step "lint: rustfmt, shellcheck"
 cargo fmt --all -- --check
-cargo fmt --manifest-path tools/swift-parse-check/Cargo.toml -- --check
+cargo fmt --manifest-path tools/parse-check/Cargo.toml -- --check
 shellcheck scripts/*.sh .ci/run
 
 step "build"
@@ -96,7 +96,7 @@ step "bindings: Kotlin tests on the JVM"
 mvn -B -ntp -f bindings/kotlin/pom.xml test
 
 step "bindings: Swift parse and package layout checks"
-cargo test --manifest-path tools/swift-parse-check/Cargo.toml
+cargo test --manifest-path tools/parse-check/Cargo.toml
 
 step "README: quickstart example"
 cargo run -p tandem-core --example quickstart

@@ -1,6 +1,6 @@
-//! `swift-parse-check`: parses Swift with tree-sitter and checks the Swift package layout.
+//! `parse-check`: parses Swift with tree-sitter and checks the Swift package layout.
 //!
-//! Usage: swift-parse-check [PATH...]
+//! Usage: parse-check [PATH...]
 //!
 //! Without paths it checks this repository: every Swift file of `bindings/swift` (hand-written
 //! sources, tests, Package.swift) and of `bindings/generated/swift` (UniFFI's output; run
@@ -10,13 +10,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use swift_parse_check::{check_package_layout, check_source, swift_files, KNOWN_GAPS};
+use parse_check::{check_package_layout, check_source, swift_files, KNOWN_GAPS};
 
 fn main() -> ExitCode {
     // Read at run time, not baked in with env!: a build shared between checkouts (one cargo
     // target directory) must check the checkout it runs in. `cargo run` sets it.
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from("tools/swift-parse-check"), PathBuf::from);
+        .map_or_else(|| PathBuf::from("tools/parse-check"), PathBuf::from);
     let root = manifest_dir.join("../..");
     let arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let whole_repository = arguments.is_empty();
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
     }
 
     println!(
-        "swift-parse-check: {checked} Swift files parsed{}",
+        "parse-check: {checked} Swift files parsed{}",
         if failed { ", FAILED" } else { ", all ok" }
     );
     if failed {

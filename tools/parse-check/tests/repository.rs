@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use swift_parse_check::{check_package_layout, check_source, swift_files};
+use parse_check::{check_package_layout, check_source, swift_files};
 
 /// The checkout under test. Read at run time (`cargo test` sets it), not baked in with env!: a
 /// test binary shared between checkouts through one cargo target directory must check the one
@@ -125,7 +125,7 @@ fn a_broken_layout_is_reported() {
 }
 
 fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("swift-parse-check-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("parse-check-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
