@@ -1,15 +1,18 @@
-//! `parse-check`: parses Swift with tree-sitter and checks the Swift package layout.
+//! `parse-check`: parses Swift and Kotlin with tree-sitter and checks the Swift package layout.
 //!
 //! Usage: parse-check [PATH...]
 //!
 //! Without paths it checks this repository: every Swift file of `bindings/swift` (hand-written
 //! sources, tests, Package.swift) and of `bindings/generated/swift` (UniFFI's output; run
-//! scripts/generate-bindings.sh first), then the package layout of `bindings/swift`. With paths,
-//! it parses the Swift files under them only. Exits 1 on any parse error or layout problem.
+//! scripts/generate-bindings.sh first), then the package layout of `bindings/swift`, then every
+//! Kotlin file (`.kt`, `.kts`) of `android-sample`, `bindings/android` and `bindings/kotlin/src`.
+//! With paths, it parses the Swift and Kotlin files under them only. Exits 1 on any parse error
+//! or layout problem.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use parse_check::kotlin::{check_kotlin_source, kotlin_files};
 use parse_check::{check_package_layout, check_source, swift_files, KNOWN_GAPS};
 
 fn main() -> ExitCode {
@@ -20,13 +23,20 @@ fn main() -> ExitCode {
     let root = manifest_dir.join("../..");
     let arguments: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let whole_repository = arguments.is_empty();
-    let paths = if whole_repository {
-        vec![
-            root.join("bindings/swift"),
-            root.join("bindings/generated/swift"),
-        ]
+    let (paths, kotlin_paths) = if whole_repository {
+        (
+            vec![
+                root.join("bindings/swift"),
+                root.join("bindings/generated/swift"),
+            ],
+            vec![
+                root.join("android-sample"),
+                root.join("bindings/android"),
+                root.join("bindings/kotlin/src"),
+            ],
+        )
     } else {
-        arguments
+        (arguments.clone(), arguments)
     };
 
     let mut failed = false;
@@ -47,7 +57,8 @@ fn main() -> ExitCode {
         for dir in left_out {
             println!("not checked (SwiftPM build output): {}", dir.display());
         }
-        if files.is_empty() {
+        // Paths given on the command line may hold only Kotlin; the total is checked below.
+        if files.is_empty() && whole_repository {
             eprintln!("error: no Swift file under {}", path.display());
             failed = true;
         }
@@ -119,8 +130,57 @@ fn main() -> ExitCode {
         }
     }
 
+    let mut kotlin_checked = 0;
+    for path in &kotlin_paths {
+        let (files, left_out) = match kotlin_files(path) {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        for dir in left_out {
+            println!("not checked (build output or IDE state): {}", dir.display());
+        }
+        if files.is_empty() && whole_repository {
+            eprintln!("error: no Kotlin file under {}", path.display());
+            failed = true;
+        }
+        for file in files {
+            kotlin_checked += 1;
+            let shown = file
+                .strip_prefix(&root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            match std::fs::read_to_string(&file) {
+                Ok(source) => {
+                    let errors = check_kotlin_source(&source);
+                    if errors.is_empty() {
+                        println!("ok    {shown}");
+                    } else {
+                        failed = true;
+                        println!("FAIL  {shown}");
+                        for error in &errors {
+                            println!("      {shown}:{error}");
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    failed = true;
+                }
+            }
+        }
+    }
+    if !whole_repository && checked + kotlin_checked == 0 {
+        eprintln!("error: no Swift or Kotlin file under the given paths");
+        failed = true;
+    }
+
     println!(
-        "parse-check: {checked} Swift files parsed{}",
+        "parse-check: {checked} Swift and {kotlin_checked} Kotlin files parsed{}",
         if failed { ", FAILED" } else { ", all ok" }
     );
     if failed {
