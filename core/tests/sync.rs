@@ -770,7 +770,7 @@ fn realtime_pokes_carry_a_put_to_the_other_devices_observer() {
         seen.recv_timeout(Duration::from_secs(5)).unwrap(),
         Vec::<String>::new()
     );
-    std::thread::sleep(Duration::from_millis(500)); // both event streams connected
+    wait_until_realtime(&b.t);
     a.put("plans", "live", json!({"name": "realtime"}));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -796,4 +796,20 @@ fn realtime_pokes_carry_a_put_to_the_other_devices_observer() {
     );
     a.t.stop_sync().unwrap();
     b.t.stop_sync().unwrap();
+    assert!(
+        !b.t.sync_status().unwrap().realtime,
+        "stopping closes the stream"
+    );
+}
+
+/// Waits until `device`'s event stream is connected (the status says so).
+fn wait_until_realtime(device: &Tandem) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !device.sync_status().unwrap().realtime {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event stream never connected"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -148,6 +148,9 @@ pub struct SyncStatus {
     /// During a pull: changes received in this run, and still to come.
     pub pulled: u64,
     pub remaining: u64,
+    /// Connected to the server's event stream (background sync with `realtime` on): changes
+    /// from other devices arrive within moments instead of at the next periodic run.
+    pub realtime: bool,
 }
 
 /// What one run did.
@@ -271,6 +274,7 @@ impl From<Status> for SyncStatus {
             last_error: s.last_error,
             pulled: s.pulled,
             remaining: s.remaining,
+            realtime: s.realtime,
         }
     }
 }

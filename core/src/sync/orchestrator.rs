@@ -203,6 +203,8 @@ impl Syncer {
         for task in lock(&self.background).drain(..) {
             task.abort();
         }
+        // The event loop was aborted mid-stream, so it never cleared the flag itself.
+        self.set_realtime(false);
     }
 
     pub fn is_started(&self) -> bool {
@@ -345,6 +347,10 @@ impl Syncer {
                 match self.api.events().await {
                     Ok(response) => {
                         attempt = 0;
+                        // The server subscribed before answering; a run now catches up with
+                        // anything committed while the stream was down.
+                        self.set_realtime(true);
+                        self.trigger(Trigger::Realtime);
                         let mut events =
                             eventsource_stream::Eventsource::eventsource(response.bytes_stream());
                         while let Some(Ok(event)) = events.next().await {
@@ -352,6 +358,7 @@ impl Syncer {
                                 self.trigger(Trigger::Realtime);
                             }
                         }
+                        self.set_realtime(false);
                     }
                     Err(_) => attempt = attempt.saturating_add(1),
                 }
@@ -484,11 +491,20 @@ impl Syncer {
     }
 
     fn set_phase(&self, phase: Phase) {
+        self.change_status(|status| status.phase = phase);
+    }
+
+    fn set_realtime(&self, connected: bool) {
+        self.change_status(|status| status.realtime = connected);
+    }
+
+    /// Applies `change`; listeners hear of it only when something actually changed.
+    fn change_status(&self, change: impl FnOnce(&mut Status)) {
         let changed = {
             let mut status = lock(&self.status);
-            let changed = status.phase != phase;
-            status.phase = phase;
-            changed
+            let before = status.clone();
+            change(&mut status);
+            *status != before
         };
         if changed {
             self.notify();

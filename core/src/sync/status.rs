@@ -30,6 +30,8 @@ pub struct Status {
     /// During a pull: changes received so far in this run, and still to come.
     pub pulled: u64,
     pub remaining: u64,
+    /// Connected to the server's event stream: other devices' changes arrive within moments.
+    pub realtime: bool,
 }
 
 impl Default for Status {
@@ -43,6 +45,7 @@ impl Default for Status {
             last_error: None,
             pulled: 0,
             remaining: 0,
+            realtime: false,
         }
     }
 }

@@ -1,0 +1,199 @@
+//! The command line: global options and one subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+/// A Tandem device in a terminal: local records, sync with a Tandem server, conflicts and the
+/// outbox; and `tandem demo`, two devices syncing through an in-process server.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The device's data directory [default: the platform's user data directory + `tandem`]
+    #[arg(long, env = "TANDEM_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The Tandem server [default: the one the device signed in to, else http://127.0.0.1:8787]
+    #[arg(long, env = "TANDEM_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// The schema document [default: the sample schema, schemas/sample.json]
+    #[arg(long, env = "TANDEM_SCHEMA", global = true, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+
+    /// Machine-readable output: one JSON value on stdout (`watch`: one per line); errors as
+    /// {"error":{"code","message"}} on stderr
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Creates an account on the server and signs this device in. The password comes from
+    /// TANDEM_PASSWORD, else --password-stdin, else a prompt
+    Signup(Credentials),
+    /// Signs this device in; records written while signed out move to the account
+    Login(Credentials),
+    /// Signs this device out; its data waits for the next login unless --wipe
+    Logout {
+        /// Also delete this account's local database (pending changes included) and tokens
+        #[arg(long)]
+        wipe: bool,
+    },
+    /// Who is signed in, and to which server
+    Whoami,
+    /// Creates or replaces a record with a whole JSON document
+    Put {
+        collection: String,
+        /// The document, e.g. '{"name":"Legs"}'
+        json: String,
+        /// The record's id [default: a new UUID v7]
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Changes fields of a record with a JSON merge patch (RFC 7386; null removes a field)
+    Patch {
+        collection: String,
+        id: String,
+        json: String,
+    },
+    /// Deletes a record and its children
+    Delete { collection: String, id: String },
+    /// Prints one record
+    Get { collection: String, id: String },
+    /// Prints the records of a collection
+    List(ListArgs),
+    /// Runs one sync (push, then pull) and prints what it did
+    Sync,
+    /// The device's sync status: account, pending changes, conflicts, rejected changes
+    Status,
+    /// Conflicts waiting for a decision, with both sides of each field
+    Conflicts,
+    /// Settles a conflict; the result goes up with the next sync
+    Resolve {
+        collection: String,
+        id: String,
+        #[arg(value_enum)]
+        choice: Choice,
+    },
+    /// Changes the server refused, with its reasons
+    Rejected,
+    /// Drops a refused change; the record goes back to the server's state
+    Discard {
+        /// The change's op id, as `tandem rejected` prints it
+        op_id: String,
+    },
+    /// Local changes waiting for the server, in sending order
+    Outbox,
+    /// Syncs in the background (realtime on) and prints status changes and changed records as
+    /// they happen, until interrupted
+    Watch,
+    /// Two devices of one account through a scripted story, on a server started in this process
+    Demo {
+        /// Keep the server running afterwards (for the sample apps), until interrupted
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+/// How `signup` and `login` get the account.
+#[derive(Debug, Args)]
+pub struct Credentials {
+    pub email: String,
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    pub collection: String,
+    /// Only records whose FIELD equals the JSON value, e.g. --where 'archived=false'
+    #[arg(long = "where", value_name = "FIELD=JSONVALUE", value_parser = parse_filter)]
+    pub filters: Vec<(String, Value)>,
+    /// Sort by FIELD, ascending, or descending with `:desc`
+    #[arg(long, value_name = "FIELD[:desc]", value_parser = parse_order)]
+    pub order: Option<(String, bool)>,
+    /// At most N records
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+/// Which side of a conflict wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Choice {
+    KeepMine,
+    KeepServer,
+}
+
+fn parse_filter(text: &str) -> Result<(String, Value), String> {
+    let (field, value) = text
+        .split_once('=')
+        .ok_or_else(|| "expected FIELD=JSONVALUE".to_string())?;
+    if field.is_empty() {
+        return Err("the field name is empty".into());
+    }
+    let value = serde_json::from_str(value).map_err(|e| {
+        format!("the value is not JSON ({e}); quote strings, e.g. {field}='\"text\"'")
+    })?;
+    Ok((field.to_string(), value))
+}
+
+fn parse_order(text: &str) -> Result<(String, bool), String> {
+    let (field, descending) = match text.rsplit_once(':') {
+        Some((field, "desc")) => (field, true),
+        Some((field, "asc")) => (field, false),
+        Some((_, other)) => return Err(format!("unknown direction `{other}`; use :asc or :desc")),
+        None => (text, false),
+    };
+    if field.is_empty() {
+        return Err("the field name is empty".into());
+    }
+    Ok((field.to_string(), descending))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_take_a_json_value() {
+        assert_eq!(
+            parse_filter("planId=\"p1\"").unwrap(),
+            ("planId".into(), Value::from("p1"))
+        );
+        assert_eq!(
+            parse_filter("dayIndex=2").unwrap(),
+            ("dayIndex".into(), Value::from(2))
+        );
+        assert!(parse_filter("planId=p1").unwrap_err().contains("not JSON"));
+        assert!(parse_filter("nothing").is_err());
+        assert!(parse_filter("=1").is_err());
+    }
+
+    #[test]
+    fn order_takes_an_optional_direction() {
+        assert_eq!(parse_order("name").unwrap(), ("name".into(), false));
+        assert_eq!(parse_order("name:desc").unwrap(), ("name".into(), true));
+        assert_eq!(parse_order("name:asc").unwrap(), ("name".into(), false));
+        assert!(parse_order("name:down").is_err());
+        assert!(parse_order(":desc").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,246 @@
+//! The one-shot commands: each opens the device, does one thing and returns what to print.
+
+use serde_json::{json, Value};
+use tandem::{AuthState, Filter, FilterOp, OrderBy, Query, Resolution, TandemError};
+use tokio::runtime::Runtime;
+
+use crate::args::{Choice, Command, Credentials, Global, ListArgs};
+use crate::device::{one_shot_sync, Device};
+use crate::error::CliError;
+use crate::{password, render};
+
+/// What a command prints: `json` with `--json`, else `text` (nothing when empty).
+pub struct Reply {
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    fn new(json: Value, text: impl Into<String>) -> Self {
+        Self {
+            json,
+            text: text.into(),
+        }
+    }
+
+    /// One line per item, or `(none)`.
+    fn list<T>(items: &[T], json: impl Fn(&T) -> Value, line: impl Fn(&T) -> String) -> Self {
+        let text = if items.is_empty() {
+            "(none)".to_string()
+        } else {
+            items.iter().map(line).collect::<Vec<_>>().join("\n")
+        };
+        Self::new(Value::Array(items.iter().map(json).collect()), text)
+    }
+}
+
+/// Runs a one-shot command (everything but `watch` and `demo`).
+pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, CliError> {
+    let device = Device::open(global, one_shot_sync())?;
+    let tandem = &device.tandem;
+    match command {
+        Command::Signup(credentials) => sign_in(rt, &device, credentials, true),
+        Command::Login(credentials) => sign_in(rt, &device, credentials, false),
+        Command::Logout { wipe } => {
+            let email = tandem.current_user()?.map(|u| u.email);
+            rt.block_on(tandem.sign_out(wipe))?;
+            let text = match (email, wipe) {
+                (Some(email), true) => format!("signed out {email}; its local data is wiped"),
+                (Some(email), false) => {
+                    format!("signed out {email}; its data waits on this device for the next login")
+                }
+                (None, _) => "not signed in".to_string(),
+            };
+            Ok(Reply::new(
+                json!({ "signedOut": true, "wiped": wipe }),
+                text,
+            ))
+        }
+        Command::Whoami => whoami(&device),
+        Command::Put {
+            collection,
+            json,
+            id,
+        } => record(tandem.put(collection, id, json)?),
+        Command::Patch {
+            collection,
+            id,
+            json,
+        } => record(tandem.patch(collection, id, json)?),
+        Command::Delete { collection, id } => {
+            tandem.delete(collection.clone(), id.clone())?;
+            Ok(Reply::new(
+                json!({ "deleted": { "collection": collection, "id": id } }),
+                format!("deleted {collection}/{id} and its children"),
+            ))
+        }
+        Command::Get { collection, id } => match tandem.get(collection.clone(), id.clone())? {
+            Some(found) => record(found),
+            None => Err(TandemError::NotFound { collection, id }.into()),
+        },
+        Command::List(args) => list(&device, args),
+        Command::Sync => {
+            let report = rt.block_on(tandem.sync_now())?;
+            let mut text = render::report_line(&report);
+            let status = tandem.sync_status()?;
+            if status.conflicts > 0 {
+                text += &format!(
+                    "\n{} conflicts wait for a decision: tandem conflicts",
+                    status.conflicts
+                );
+            }
+            if status.rejected > 0 {
+                text += &format!(
+                    "\n{} changes were refused: tandem rejected",
+                    status.rejected
+                );
+            }
+            Ok(Reply::new(render::report_json(&report), text))
+        }
+        Command::Status => status(&device),
+        Command::Conflicts => Ok(Reply::list(
+            &tandem.conflicts()?,
+            render::conflict_json,
+            render::conflict_lines,
+        )),
+        Command::Resolve {
+            collection,
+            id,
+            choice,
+        } => {
+            let resolution = match choice {
+                Choice::KeepMine => Resolution::KeepMine,
+                Choice::KeepServer => Resolution::KeepServer,
+            };
+            match tandem.resolve(collection.clone(), id.clone(), resolution)? {
+                Some(resolved) => Ok(Reply::new(
+                    json!({ "record": render::record_json(&resolved) }),
+                    render::record_line(&resolved),
+                )),
+                None => Ok(Reply::new(
+                    json!({ "record": null }),
+                    format!("{collection}/{id} is deleted"),
+                )),
+            }
+        }
+        Command::Rejected => Ok(Reply::list(
+            &tandem.rejected()?,
+            render::rejected_json,
+            render::rejected_line,
+        )),
+        Command::Discard { op_id } => {
+            tandem.discard_rejected(op_id.clone())?;
+            Ok(Reply::new(
+                json!({ "discarded": op_id }),
+                format!("discarded {op_id}"),
+            ))
+        }
+        Command::Outbox => Ok(Reply::list(
+            &tandem.outbox()?,
+            render::outbox_json,
+            render::outbox_line,
+        )),
+        Command::Watch | Command::Demo { .. } => {
+            unreachable!("watch and demo run on their own")
+        }
+    }
+}
+
+fn sign_in(
+    rt: &Runtime,
+    device: &Device,
+    credentials: Credentials,
+    sign_up: bool,
+) -> Result<Reply, CliError> {
+    let password = password::read(&credentials.email, credentials.password_stdin, sign_up)?;
+    let user = if sign_up {
+        rt.block_on(device.tandem.sign_up(credentials.email, password))?
+    } else {
+        rt.block_on(device.tandem.sign_in(credentials.email, password))?
+    };
+    device.remember_server()?;
+    let verb = if sign_up { "signed up" } else { "logged in" };
+    Ok(Reply::new(
+        json!({ "user": render::user_json(&user), "server": device.server }),
+        format!(
+            "{verb} as {} ({}) at {}",
+            user.email, user.id, device.server
+        ),
+    ))
+}
+
+fn whoami(device: &Device) -> Result<Reply, CliError> {
+    let (user, expired) = match device.tandem.auth_state()? {
+        AuthState::SignedIn { user } => (Some(user), false),
+        AuthState::SessionExpired { user } => (Some(user), true),
+        AuthState::SignedOut => (None, false),
+    };
+    let text = match &user {
+        Some(user) if expired => format!(
+            "{} ({}) at {}; the session expired: tandem login {}",
+            user.email, user.id, device.server, user.email
+        ),
+        Some(user) => format!("{} ({}) at {}", user.email, user.id, device.server),
+        None => "not signed in (records written now stay on this device until a login)".into(),
+    };
+    Ok(Reply::new(
+        json!({
+            "user": user.as_ref().map(render::user_json),
+            "sessionExpired": expired,
+            "server": device.server,
+            "dataDir": device.data_dir,
+        }),
+        text,
+    ))
+}
+
+fn record(record: tandem::Record) -> Result<Reply, CliError> {
+    Ok(Reply::new(
+        render::record_json(&record),
+        render::record_line(&record),
+    ))
+}
+
+fn list(device: &Device, args: ListArgs) -> Result<Reply, CliError> {
+    let query = Query {
+        filters: args
+            .filters
+            .into_iter()
+            .map(|(field, value)| Filter {
+                field,
+                op: FilterOp::Eq,
+                value_json: value.to_string(),
+            })
+            .collect(),
+        order_by: args
+            .order
+            .into_iter()
+            .map(|(field, descending)| OrderBy { field, descending })
+            .collect(),
+        limit: args.limit,
+        offset: None,
+    };
+    let records = device.tandem.query(args.collection, query)?;
+    Ok(Reply::list(
+        &records,
+        render::record_json,
+        render::record_line,
+    ))
+}
+
+fn status(device: &Device) -> Result<Reply, CliError> {
+    let tandem = &device.tandem;
+    let user = tandem.current_user()?;
+    let status = tandem.sync_status()?;
+    let mut json = render::status_json(&status);
+    json["user"] = user.as_ref().map_or(Value::Null, render::user_json);
+    json["server"] = json!(device.server);
+    let account = user.map_or_else(
+        || "not signed in".to_string(),
+        |u| format!("{} at {}", u.email, device.server),
+    );
+    Ok(Reply::new(
+        json,
+        format!("{account}\n{}", render::status_line(&status)),
+    ))
+}

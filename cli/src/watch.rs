@@ -1,0 +1,137 @@
+//! `tandem watch`: background sync with realtime on, printing status changes and changed records
+//! as they happen until Ctrl-C (or SIGTERM).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use tandem::{Query, QueryObserver, Record, SyncConfig, SyncStatus, SyncStatusListener};
+use tokio::runtime::Runtime;
+
+use crate::args::Global;
+use crate::device::Device;
+use crate::error::CliError;
+use crate::render;
+
+pub fn run(rt: &Runtime, global: &Global) -> Result<(), CliError> {
+    let device = Device::open(global, SyncConfig::default())?;
+    let out = Printer { json: global.json };
+    let _status = device.tandem.observe_sync_status(Arc::new(StatusPrinter {
+        out,
+        last: Mutex::new(None),
+    }))?;
+    let mut observations = Vec::new();
+    for collection in device.collections() {
+        observations.push(device.tandem.observe(
+            collection.clone(),
+            Query::default(),
+            Arc::new(CollectionPrinter {
+                collection,
+                out,
+                seen: Mutex::new(None),
+            }),
+        )?);
+    }
+    device.tandem.start_sync()?;
+    if !global.json {
+        let who = device
+            .tandem
+            .current_user()?
+            .map_or_else(|| "not signed in".to_string(), |u| u.email);
+        eprintln!(
+            "watching {} ({who} at {}); Ctrl-C to stop",
+            device.data_dir.display(),
+            device.server
+        );
+    }
+    rt.block_on(crate::interrupted());
+    device.tandem.stop_sync()?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    fn emit(&self, json: Value, text: String) {
+        let mut out = std::io::stdout().lock();
+        let _ = if self.json {
+            writeln!(out, "{json}")
+        } else {
+            writeln!(out, "{text}")
+        };
+        let _ = out.flush();
+    }
+}
+
+struct StatusPrinter {
+    out: Printer,
+    // The engine reports every change of any field; repeats of the same line are dropped.
+    last: Mutex<Option<String>>,
+}
+
+impl SyncStatusListener for StatusPrinter {
+    fn on_sync_status(&self, status: SyncStatus) {
+        let line = render::status_line(&status);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() == Some(line.as_str()) {
+            return;
+        }
+        *last = Some(line.clone());
+        self.out.emit(
+            json!({ "event": "status", "status": render::status_json(&status) }),
+            format!("status  {line}"),
+        );
+    }
+}
+
+/// Prints what changed in one collection between two deliveries of its records.
+struct CollectionPrinter {
+    collection: String,
+    out: Printer,
+    /// The records last seen; `None` until the first delivery, which is the starting point and
+    /// prints nothing.
+    seen: Mutex<Option<HashMap<String, Record>>>,
+}
+
+impl QueryObserver for CollectionPrinter {
+    fn on_results(&self, records: Vec<Record>) {
+        let now: HashMap<String, Record> = records.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(before) = seen.as_ref() {
+            for (id, record) in &now {
+                match before.get(id) {
+                    None => self.record_event("added", '+', record),
+                    Some(old) if old != record => self.record_event("changed", '~', record),
+                    Some(_) => {}
+                }
+            }
+            for id in before.keys().filter(|id| !now.contains_key(*id)) {
+                self.out.emit(
+                    json!({
+                        "event": "record", "change": "removed",
+                        "collection": self.collection, "id": id, "record": null,
+                    }),
+                    format!("- {}/{id}", self.collection),
+                );
+            }
+        }
+        *seen = Some(now);
+    }
+}
+
+impl CollectionPrinter {
+    fn record_event(&self, change: &str, mark: char, record: &Record) {
+        self.out.emit(
+            json!({
+                "event": "record", "change": change,
+                "collection": record.collection, "id": record.id,
+                "record": render::record_json(record),
+            }),
+            format!("{mark} {}", render::record_line(record)),
+        );
+    }
+}
