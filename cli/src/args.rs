@@ -57,7 +57,8 @@ pub enum Command {
     Put {
         collection: String,
         /// The document, e.g. '{"name":"Legs"}'
-        json: String,
+        #[arg(value_name = "JSON")]
+        document: String,
         /// The record's id [default: a new UUID v7]
         #[arg(long)]
         id: Option<String>,
@@ -66,7 +67,9 @@ pub enum Command {
     Patch {
         collection: String,
         id: String,
-        json: String,
+        /// The fields to change, e.g. '{"notes":"Warm up first"}'
+        #[arg(value_name = "JSON")]
+        patch: String,
     },
     /// Deletes a record and its children
     Delete { collection: String, id: String },

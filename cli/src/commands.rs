@@ -59,14 +59,14 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
         Command::Whoami => whoami(&device),
         Command::Put {
             collection,
-            json,
+            document,
             id,
-        } => record(tandem.put(collection, id, json)?),
+        } => record(tandem.put(collection, id, document)?),
         Command::Patch {
             collection,
             id,
-            json,
-        } => record(tandem.patch(collection, id, json)?),
+            patch,
+        } => record(tandem.patch(collection, id, patch)?),
         Command::Delete { collection, id } => {
             tandem.delete(collection.clone(), id.clone())?;
             Ok(Reply::new(
@@ -231,7 +231,11 @@ fn list(device: &Device, args: ListArgs) -> Result<Reply, CliError> {
 fn status(device: &Device) -> Result<Reply, CliError> {
     let tandem = &device.tandem;
     let user = tandem.current_user()?;
-    let status = tandem.sync_status()?;
+    let mut status = tandem.sync_status()?;
+    // A syncer just opened counts in the background; this process reads the store now.
+    status.pending = tandem.pending_count()?;
+    status.conflicts = tandem.conflicts()?.len() as u64;
+    status.rejected = tandem.rejected()?.len() as u64;
     let mut json = render::status_json(&status);
     json["user"] = user.as_ref().map_or(Value::Null, render::user_json);
     json["server"] = json!(device.server);

@@ -7,16 +7,16 @@ use tandem::{
     ChangeKind, Conflict, ConflictReason, OutboxEntry, OutboxState, Record, RecordState,
     RejectedChange, SyncPhase, SyncReport, SyncStatus, User,
 };
-use time::format_description::well_known::Rfc3339;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 use time::OffsetDateTime;
 
-/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-22T03:44:16.123Z`.
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-22T03:44:16.120Z` (always three digits, so
+/// the strings sort as the times do).
 pub fn timestamp(at: SystemTime) -> String {
-    let at = OffsetDateTime::from(at);
-    let at = at
-        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
-        .unwrap_or(at);
-    at.format(&Rfc3339).unwrap_or_default()
+    const FORMAT: &[BorrowedFormatItem<'_>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from(at).format(FORMAT).unwrap_or_default()
 }
 
 /// A document's JSON text as a value (the engine only ever hands out valid JSON).
@@ -111,6 +111,7 @@ pub fn status_json(status: &SyncStatus) -> Value {
         "lastError": status.last_error,
         "pulled": status.pulled,
         "remaining": status.remaining,
+        "realtime": status.realtime,
     })
 }
 
@@ -123,6 +124,9 @@ pub fn status_line(status: &SyncStatus) -> String {
         status.conflicts,
         status.rejected
     );
+    if status.realtime {
+        line += " · realtime";
+    }
     if status.remaining > 0 {
         line += &format!(" · pulled {}, {} to go", status.pulled, status.remaining);
     }
@@ -276,6 +280,8 @@ mod tests {
     fn timestamps_are_rfc3339_utc_with_milliseconds() {
         let at = UNIX_EPOCH + Duration::from_micros(1_795_312_228_123_456);
         assert_eq!(timestamp(at), "2026-11-22T01:50:28.123Z");
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_312_228_100);
+        assert_eq!(timestamp(at), "2026-11-22T01:50:28.100Z");
     }
 
     #[test]

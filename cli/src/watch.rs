@@ -1,7 +1,7 @@
 //! `tandem watch`: background sync with realtime on, printing status changes and changed records
 //! as they happen until Ctrl-C (or SIGTERM).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -99,17 +99,22 @@ struct CollectionPrinter {
 
 impl QueryObserver for CollectionPrinter {
     fn on_results(&self, records: Vec<Record>) {
-        let now: HashMap<String, Record> = records.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(before) = seen.as_ref() {
-            for (id, record) in &now {
-                match before.get(id) {
+            for record in &records {
+                match before.get(&record.id) {
                     None => self.record_event("added", '+', record),
                     Some(old) if old != record => self.record_event("changed", '~', record),
                     Some(_) => {}
                 }
             }
-            for id in before.keys().filter(|id| !now.contains_key(*id)) {
+            let ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            let mut removed: Vec<&String> = before
+                .keys()
+                .filter(|id| !ids.contains(id.as_str()))
+                .collect();
+            removed.sort();
+            for id in removed {
                 self.out.emit(
                     json!({
                         "event": "record", "change": "removed",
@@ -119,7 +124,7 @@ impl QueryObserver for CollectionPrinter {
                 );
             }
         }
-        *seen = Some(now);
+        *seen = Some(records.into_iter().map(|r| (r.id.clone(), r)).collect());
     }
 }
 

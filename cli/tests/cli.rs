@@ -1,0 +1,888 @@
+//! The `tandem` binary against a real server (`tandem_server::run` on a temporary SQLite
+//! database and a free port, in this test process): every command, the `--json` shapes, exit
+//! statuses, where passwords may and may not appear, `watch` and the demo.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A server of its own for each test.
+struct Server {
+    url: String,
+    handle: Option<tandem_server::ServerHandle>,
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        Self::start_with_schema(None)
+    }
+
+    fn start_with_schema(schema: Option<PathBuf>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = tandem_server::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            db: format!("sqlite://{}", dir.path().join("server.db").display()),
+            schema,
+            ..tandem_server::Config::default()
+        };
+        let handle = rt.block_on(tandem_server::run(config)).unwrap();
+        Self {
+            url: handle.url(),
+            handle: Some(handle),
+            rt,
+            _dir: dir,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            self.rt.block_on(handle.shutdown()).unwrap();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One device: a data directory the `tandem` binary runs on, against one server.
+struct Device {
+    dir: tempfile::TempDir,
+    server: String,
+}
+
+fn email() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "cli-{}-{}@example.com",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Device {
+    fn new(server: &Server) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            server: server.url.clone(),
+        }
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `tandem --data-dir … --server … ARGS`, with no inherited TANDEM_* settings.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = tandem();
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--server", &self.server])
+            .args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run(self.command(args))
+    }
+
+    /// Runs with `--json` and expects success: the single JSON value on stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = self.run(&all);
+        assert!(
+            output.status.success(),
+            "tandem {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)
+    }
+
+    /// Runs with `--json` and expects failure with `status`: the error's code.
+    fn error(&self, args: &[&str], status: i32) -> String {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = self.run(&all);
+        assert_eq!(
+            output.status.code(),
+            Some(status),
+            "tandem {args:?}: {output:?}"
+        );
+        assert!(output.stdout.is_empty(), "errors print nothing on stdout");
+        let error: Value = serde_json::from_slice(&output.stderr).unwrap_or_else(|e| {
+            panic!(
+                "stderr is not JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(error["error"]["message"].as_str().is_some(), "{error}");
+        error["error"]["code"].as_str().unwrap().to_string()
+    }
+
+    fn signup(&self, email: &str) -> Value {
+        let mut command = self.command(&["--json", "signup", email]);
+        command.env("TANDEM_PASSWORD", PASSWORD);
+        let output = run(command);
+        assert!(output.status.success(), "{output:?}");
+        stdout_json(&output)
+    }
+
+    fn login(&self, email: &str) -> Value {
+        let mut command = self.command(&["--json", "login", email, "--password-stdin"]);
+        let output = run_with_stdin(command.stdin(Stdio::piped()), &format!("{PASSWORD}\n"));
+        assert!(output.status.success(), "{output:?}");
+        stdout_json(&output)
+    }
+}
+
+fn tandem() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    for var in [
+        "TANDEM_DATA_DIR",
+        "TANDEM_SERVER",
+        "TANDEM_SCHEMA",
+        "TANDEM_PASSWORD",
+    ] {
+        command.env_remove(var);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+fn run(mut command: Command) -> Output {
+    command.output().expect("running tandem")
+}
+
+fn run_with_stdin(command: &mut Command, input: &str) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON value ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+const RECORD_KEYS: [&str; 6] = ["collection", "doc", "id", "state", "updatedAt", "version"];
+
+#[test]
+fn accounts_sign_up_log_in_and_out() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+    let email = email();
+
+    let signed_up = phone.signup(&email);
+    assert_eq!(signed_up["user"]["email"], email.as_str());
+    assert_eq!(signed_up["server"], server.url.as_str());
+    let whoami = phone.json(&["whoami"]);
+    assert_eq!(whoami["user"]["email"], email.as_str());
+    assert_eq!(whoami["user"]["id"], signed_up["user"]["id"]);
+    assert_eq!(whoami["sessionExpired"], false);
+
+    // The server is remembered for the data directory: no --server needed any more.
+    let mut command = tandem();
+    command
+        .arg("--data-dir")
+        .arg(phone.data_dir())
+        .args(["--json", "whoami"]);
+    let remembered = stdout_json(&run(command));
+    assert_eq!(remembered["server"], server.url.as_str());
+
+    assert_eq!(
+        phone.error(&["signup", &email], 2),
+        "usage",
+        "no password source"
+    );
+    let mut again = phone.command(&["--json", "signup", &email]);
+    again.env("TANDEM_PASSWORD", PASSWORD);
+    let output = run(again);
+    assert_eq!(output.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["error"]["code"], "user_exists");
+
+    phone.put_plan("kept", "Kept across logout");
+    assert_eq!(
+        phone.json(&["logout"]),
+        json!({ "signedOut": true, "wiped": false })
+    );
+    assert_eq!(phone.json(&["whoami"])["user"], Value::Null);
+    let tablet = Device::new(&server);
+    let mut wrong = tablet.command(&["--json", "login", &email]);
+    wrong.env("TANDEM_PASSWORD", "not the password");
+    let output = run(wrong);
+    assert_eq!(output.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_credentials");
+
+    phone.login(&email);
+    assert_eq!(
+        phone.json(&["get", "plans", "kept"])["doc"]["name"],
+        "Kept across logout"
+    );
+    phone.json(&["logout", "--wipe"]);
+    phone.login(&email);
+    assert_eq!(
+        phone.error(&["get", "plans", "kept"], 1),
+        "not_found",
+        "--wipe deleted the unsynced record"
+    );
+}
+
+impl Device {
+    fn put_plan(&self, id: &str, name: &str) -> Value {
+        self.json(&[
+            "put",
+            "plans",
+            &json!({ "name": name }).to_string(),
+            "--id",
+            id,
+        ])
+    }
+}
+
+#[test]
+fn the_password_never_shows_in_arguments_output_or_files() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+    let email = email();
+    let mut outputs = Vec::new();
+
+    let mut signup = phone.command(&["signup", &email]);
+    signup.env("TANDEM_PASSWORD", PASSWORD);
+    outputs.push(run(signup));
+
+    // While `login --password-stdin` waits for its input, its arguments hold no password.
+    let mut login = phone.command(&["login", &email, "--password-stdin"]);
+    let mut child = login
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let arguments = process_arguments(&child, &login);
+    assert!(arguments.contains(&email), "{arguments}");
+    assert!(!arguments.contains(PASSWORD));
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{PASSWORD}").unwrap();
+    drop(stdin);
+    outputs.push(child.wait_with_output().unwrap());
+
+    for args in [
+        &["whoami"][..],
+        &["status"],
+        &["sync"],
+        &["outbox"],
+        &["--json", "whoami"],
+        &["--json", "status"],
+    ] {
+        outputs.push(phone.run(args));
+    }
+    let mut wrong = phone.command(&["--json", "login", &email]);
+    wrong.env("TANDEM_PASSWORD", format!("{PASSWORD}!"));
+    outputs.push(run(wrong));
+    for output in &outputs {
+        for stream in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(!text.contains(PASSWORD), "the password was printed: {text}");
+        }
+    }
+    assert!(outputs[..outputs.len() - 1]
+        .iter()
+        .all(|o| o.status.success()));
+
+    // There is no flag to pass it as an argument.
+    let output = phone.run(&["login", &email, "--password", PASSWORD]);
+    assert_eq!(output.status.code(), Some(2));
+
+    for file in files_under(phone.data_dir()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(PASSWORD),
+            "{} holds the password",
+            file.display()
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(phone.data_dir().join("credentials.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "tokens are readable by their owner only");
+    }
+}
+
+/// The command line of a running `tandem` process, as every user of the machine can read it
+/// (Linux; elsewhere the arguments the test gave it).
+fn process_arguments(child: &Child, given: &Command) -> String {
+    let path = format!("/proc/{}/cmdline", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match std::fs::read(&path) {
+            // Until the child has exec'd, its command line is still this test's.
+            Ok(bytes) if String::from_utf8_lossy(&bytes).contains("login") => {
+                return String::from_utf8_lossy(&bytes).replace('\0', " ");
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break,
+        }
+    }
+    given
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn records_are_written_read_listed_and_deleted_with_their_children() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+
+    let plan = phone.put_plan("p1", "Legs");
+    assert_eq!(keys(&plan), RECORD_KEYS);
+    assert_eq!(plan["collection"], "plans");
+    assert_eq!(plan["id"], "p1");
+    assert_eq!(plan["doc"], json!({ "name": "Legs" }));
+    assert_eq!(plan["version"], 0);
+    assert_eq!(plan["state"], "pending");
+    let updated_at = plan["updatedAt"].as_str().unwrap();
+    assert!(
+        updated_at.ends_with('Z') && updated_at.len() == 24,
+        "{updated_at}"
+    );
+
+    let generated = phone.json(&["put", "exercises", r#"{"name":"Squat"}"#]);
+    assert_eq!(generated["id"].as_str().unwrap().len(), 36, "a UUID");
+    for (id, index) in [("d2", 2), ("d1", 1), ("d3", 3)] {
+        let day = json!({ "planId": "p1", "dayIndex": index, "title": format!("Day {index}") });
+        phone.json(&["put", "plan_days", &day.to_string(), "--id", id]);
+    }
+    let patched = phone.json(&["patch", "plans", "p1", r#"{"notes":"Slow"}"#]);
+    assert_eq!(patched["doc"], json!({ "name": "Legs", "notes": "Slow" }));
+    assert_eq!(phone.json(&["get", "plans", "p1"]), patched);
+
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = phone.json(&[
+        "list",
+        "plan_days",
+        "--where",
+        r#"planId="p1""#,
+        "--order",
+        "dayIndex",
+    ]);
+    assert_eq!(ids(&all), ["d1", "d2", "d3"]);
+    assert!(all
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| keys(r) == RECORD_KEYS));
+    let top = phone.json(&[
+        "list",
+        "plan_days",
+        "--order",
+        "dayIndex:desc",
+        "--limit",
+        "2",
+    ]);
+    assert_eq!(ids(&top), ["d3", "d2"]);
+    let one = phone.json(&["list", "plan_days", "--where", "dayIndex=2"]);
+    assert_eq!(ids(&one), ["d2"]);
+    assert_eq!(
+        phone.json(&["list", "plans", "--where", "archived=true"]),
+        json!([])
+    );
+
+    let text = phone.run(&["list", "plan_days", "--order", "dayIndex"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.starts_with("plan_days/d1  v0 pending  {"), "{text}");
+
+    assert_eq!(
+        phone.json(&["delete", "plans", "p1"]),
+        json!({ "deleted": { "collection": "plans", "id": "p1" } })
+    );
+    assert_eq!(
+        phone.json(&["list", "plan_days"]),
+        json!([]),
+        "the days went with the plan"
+    );
+    assert_eq!(phone.error(&["get", "plans", "p1"], 1), "not_found");
+}
+
+#[test]
+fn bad_input_is_refused_with_a_typed_error_and_nothing_stored_changes() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+    phone.put_plan("p1", "Legs");
+    let before = phone.json(&["list", "plans"]);
+
+    assert_eq!(
+        phone.error(&["put", "plans", "{not json"], 1),
+        "invalid_argument"
+    );
+    assert_eq!(
+        phone.error(&["put", "plans", r#"{"name":5}"#], 1),
+        "validation"
+    );
+    assert_eq!(
+        phone.error(&["put", "plans", r#"{"notes":"no name"}"#], 1),
+        "validation"
+    );
+    assert_eq!(
+        phone.error(
+            &["put", "plan_days", r#"{"planId":"missing","dayIndex":1}"#],
+            1
+        ),
+        "validation",
+        "a child of a plan that does not exist"
+    );
+    assert_eq!(
+        phone.error(&["patch", "plans", "p1", r#"{"name":null}"#], 1),
+        "validation"
+    );
+    assert_eq!(
+        phone.error(&["patch", "plans", "nope", "{}"], 1),
+        "not_found"
+    );
+    assert_eq!(phone.error(&["put", "nothing", "{}"], 1), "validation");
+    assert_eq!(
+        phone.error(&["list", "plans", "--where", "name=Legs"], 2),
+        "usage"
+    );
+    assert_eq!(
+        phone.error(&["list", "plans", "--order", "name:up"], 2),
+        "usage"
+    );
+    assert_eq!(
+        phone.error(&["list", "plans", "--limit", "many"], 2),
+        "usage"
+    );
+    assert_eq!(phone.error(&["frobnicate"], 2), "usage");
+    assert_eq!(
+        phone.error(&["resolve", "plans", "p1", "keep-both"], 2),
+        "usage"
+    );
+    assert_eq!(
+        phone.error(&["discard", "no-such-op"], 1),
+        "invalid_argument"
+    );
+
+    let output = phone.run(&["put", "plans", "{not json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        message.starts_with("tandem: invalid argument: the document is not valid JSON"),
+        "{message}"
+    );
+    let output = phone.run(&["list"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a missing argument is a usage error"
+    );
+
+    assert_eq!(phone.json(&["list", "plans"]), before);
+    assert_eq!(phone.json(&["outbox"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn two_devices_sync_through_the_server() {
+    let server = Server::start();
+    let (phone, tablet) = (Device::new(&server), Device::new(&server));
+    let email = email();
+    phone.signup(&email);
+    tablet.login(&email);
+
+    phone.put_plan("p1", "Legs");
+    let outbox = phone.json(&["outbox"]);
+    let entry = &outbox[0];
+    assert_eq!(
+        keys(entry),
+        [
+            "attempts",
+            "baseVersion",
+            "collection",
+            "createdAt",
+            "doc",
+            "id",
+            "kind",
+            "lastError",
+            "opId",
+            "state"
+        ]
+    );
+    assert_eq!(entry["kind"], "upsert");
+    assert_eq!(entry["doc"], json!({ "name": "Legs" }));
+    assert_eq!(entry["baseVersion"], Value::Null);
+    let status = phone.json(&["status"]);
+    assert_eq!(status["pending"], 1);
+    assert_eq!(status["user"]["email"], email.as_str());
+
+    let report = phone.json(&["sync"]);
+    assert_eq!(
+        keys(&report),
+        [
+            "applied",
+            "conflicts",
+            "duplicates",
+            "durationMs",
+            "pulled",
+            "pushed",
+            "rejected"
+        ]
+    );
+    assert_eq!(
+        (report["pushed"].as_u64(), report["applied"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(phone.json(&["outbox"]), json!([]));
+    let status = phone.json(&["status"]);
+    assert_eq!(
+        keys(&status),
+        [
+            "conflicts",
+            "lastError",
+            "lastSyncedAt",
+            "pending",
+            "phase",
+            "pulled",
+            "realtime",
+            "rejected",
+            "remaining",
+            "server",
+            "user"
+        ]
+    );
+    assert_eq!(
+        (status["pending"].as_u64(), status["phase"].as_str()),
+        (Some(0), Some("idle"))
+    );
+
+    let pulled = tablet.json(&["sync"]);
+    assert_eq!(pulled["pulled"], 1);
+    let plan = tablet.json(&["get", "plans", "p1"]);
+    assert_eq!(
+        (plan["version"].as_u64(), plan["state"].as_str()),
+        (Some(1), Some("synced"))
+    );
+
+    let text = String::from_utf8(tablet.run(&["sync"]).stdout).unwrap();
+    assert!(text.starts_with("pushed 0 (applied 0"), "{text}");
+}
+
+#[test]
+fn sync_fails_offline_and_keeps_the_changes() {
+    let mut server = Server::start();
+    let phone = Device::new(&server);
+    phone.signup(&email());
+    phone.put_plan("p1", "Legs");
+    server.stop();
+    assert_eq!(phone.error(&["sync"], 1), "offline");
+    assert_eq!(phone.json(&["outbox"]).as_array().unwrap().len(), 1);
+    assert_eq!(phone.json(&["get", "plans", "p1"])["state"], "pending");
+
+    let guest = Device::new(&server);
+    assert_eq!(guest.error(&["sync"], 1), "not_signed_in");
+}
+
+#[test]
+fn conflicts_are_listed_and_resolved() {
+    let server = Server::start();
+    let (phone, tablet) = (Device::new(&server), Device::new(&server));
+    let email = email();
+    phone.signup(&email);
+    tablet.login(&email);
+    phone.put_plan("p1", "Legs");
+    phone.json(&["sync"]);
+    tablet.json(&["sync"]);
+
+    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
+    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+    phone.json(&["sync"]);
+    assert_eq!(tablet.json(&["sync"])["conflicts"], 1);
+
+    let conflicts = tablet.json(&["conflicts"]);
+    let conflict = &conflicts[0];
+    assert_eq!(
+        keys(conflict),
+        [
+            "base",
+            "collection",
+            "fields",
+            "id",
+            "local",
+            "reason",
+            "server",
+            "serverVersion"
+        ]
+    );
+    assert_eq!(conflict["reason"], "both_changed");
+    assert_eq!(conflict["fields"], json!(["name"]));
+    assert_eq!(conflict["local"]["name"], "Tablet legs");
+    assert_eq!(conflict["server"]["name"], "Phone legs");
+    assert_eq!(conflict["base"]["name"], "Legs");
+    let text = String::from_utf8(tablet.run(&["conflicts"]).stdout).unwrap();
+    assert!(
+        text.contains(r#"name: mine "Tablet legs"  |  server "Phone legs""#),
+        "{text}"
+    );
+    assert_eq!(tablet.json(&["get", "plans", "p1"])["state"], "conflicted");
+
+    let resolved = tablet.json(&["resolve", "plans", "p1", "keep-server"]);
+    assert_eq!(resolved["record"]["doc"]["name"], "Phone legs");
+    assert_eq!(tablet.json(&["conflicts"]), json!([]));
+    assert_eq!(
+        tablet.error(&["resolve", "plans", "p1", "keep-mine"], 1),
+        "invalid_argument",
+        "no open conflict any more"
+    );
+    tablet.json(&["sync"]);
+    assert_eq!(tablet.json(&["get", "plans", "p1"])["state"], "synced");
+}
+
+#[test]
+fn refused_changes_are_listed_and_discarded() {
+    // The device's schema lets a plan's name be longer than the server's allows, so the server
+    // refuses what the device accepted.
+    let dir = tempfile::tempdir().unwrap();
+    let mut lenient: Value = serde_json::from_str(tandem_server::config::SAMPLE_SCHEMA).unwrap();
+    lenient["collections"]["plans"]["fields"]["name"]["maxLength"] = json!(10_000);
+    let schema = dir.path().join("lenient.json");
+    std::fs::write(&schema, lenient.to_string()).unwrap();
+
+    let server = Server::start();
+    let phone = Device::new(&server);
+    phone.signup(&email());
+    let long_name = "x".repeat(300);
+    phone.json(&[
+        "--schema",
+        schema.to_str().unwrap(),
+        "put",
+        "plans",
+        &json!({ "name": long_name }).to_string(),
+        "--id",
+        "long",
+    ]);
+    let report = phone.json(&["--schema", schema.to_str().unwrap(), "sync"]);
+    assert_eq!(report["rejected"], 1);
+
+    let rejected = phone.json(&["--schema", schema.to_str().unwrap(), "rejected"]);
+    let change = &rejected[0];
+    assert_eq!(
+        keys(change),
+        [
+            "collection",
+            "createdAt",
+            "doc",
+            "id",
+            "kind",
+            "opId",
+            "reason"
+        ]
+    );
+    assert_eq!(
+        (change["collection"].as_str(), change["id"].as_str()),
+        (Some("plans"), Some("long"))
+    );
+    assert!(!change["reason"].as_str().unwrap().is_empty());
+    let op_id = change["opId"].as_str().unwrap();
+    assert_eq!(
+        phone.json(&["--schema", schema.to_str().unwrap(), "discard", op_id]),
+        json!({ "discarded": op_id })
+    );
+    assert_eq!(
+        phone.json(&["--schema", schema.to_str().unwrap(), "rejected"]),
+        json!([])
+    );
+    assert_eq!(
+        phone.error(
+            &["--schema", schema.to_str().unwrap(), "get", "plans", "long"],
+            1
+        ),
+        "not_found",
+        "the server never had it, so discarding removes it"
+    );
+}
+
+#[test]
+fn watch_prints_status_and_records_as_they_change_until_interrupted() {
+    let server = Server::start();
+    let (phone, tablet) = (Device::new(&server), Device::new(&server));
+    let email = email();
+    phone.signup(&email);
+    tablet.login(&email);
+
+    let mut watch = tablet
+        .command(&["--json", "watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, events) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_event = |what: &str, matches: &dyn Fn(&Value) -> bool| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("watch never printed {what}"));
+            let event: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            if matches(&event) {
+                return event;
+            }
+        }
+    };
+    next_event("a connected status", &|e| {
+        e["event"] == "status" && e["status"]["realtime"] == true
+    });
+
+    phone.put_plan("live", "Realtime");
+    phone.json(&["sync"]);
+    let added = next_event("the phone's plan", &|e| e["event"] == "record");
+    assert_eq!(added["change"], "added");
+    assert_eq!(added["record"]["id"], "live");
+    assert_eq!(added["record"]["doc"]["name"], "Realtime");
+    assert_eq!(keys(&added["record"]), RECORD_KEYS);
+
+    phone.json(&["delete", "plans", "live"]);
+    phone.json(&["sync"]);
+    let removed = next_event("the delete", &|e| e["event"] == "record");
+    assert_eq!(
+        (removed["change"].as_str(), removed["id"].as_str()),
+        (Some("removed"), Some("live"))
+    );
+
+    let interrupt = Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "watch did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_demo_tells_its_story_and_exits_0_in_well_under_a_minute() {
+    let started = Instant::now();
+    let output = run({
+        let mut command = tandem();
+        command.args(["--json", "demo"]);
+        command
+    });
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let summary = stdout_json(&output);
+    let steps = summary["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8, "{summary}");
+    for step in steps {
+        assert_eq!(keys(step), ["details", "ms", "title"]);
+    }
+    let titles: Vec<&str> = steps.iter().map(|s| s["title"].as_str().unwrap()).collect();
+    for part in [
+        "offline",
+        "merge",
+        "conflict",
+        "days go with it",
+        "Realtime",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.contains(part)),
+            "{part}: {titles:?}"
+        );
+    }
+    assert_eq!(summary["kept"], false);
+
+    let output = run({
+        let mut command = tandem();
+        command.arg("demo");
+        command
+    });
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("8. Realtime"), "{text}");
+    assert!(text.contains("Done in "), "{text}");
+}
