@@ -1,0 +1,114 @@
+// User-facing sentences for the engine's typed errors.
+
+import Foundation
+import Tandem
+
+/// Turns errors into sentences for alerts and inline messages. `TandemError`'s own description
+/// is the Swift reflection of the enum, which is for logs, not people.
+enum ErrorText {
+    static func describe(_ error: Error) -> String {
+        guard let error = error as? TandemError else {
+            return error.localizedDescription
+        }
+        switch error {
+        case let .InvalidArgument(detail):
+            return "Invalid input: \(detail)"
+        case let .Validation(_, field, _, detail):
+            if let field, !field.isEmpty {
+                return "“\(field)” is not valid: \(detail)"
+            }
+            return detail
+        case .NotFound:
+            return "This item no longer exists; it may have been deleted on another device."
+        case let .Schema(detail):
+            return "The data on this device does not fit the app's schema: \(detail)"
+        case let .Storage(detail):
+            return "The local database failed: \(detail)"
+        case .AlreadyOpen:
+            return "The local database is still in use; try again in a moment."
+        case .Closed:
+            return "The local database was closed; try again."
+        case let .Auth(kind, detail, retryAfterSecs):
+            return describe(kind, detail: detail, retryAfterSecs: retryAfterSecs)
+        case let .Sync(kind, detail, retryAfterSecs):
+            return describe(kind, detail: detail, retryAfterSecs: retryAfterSecs)
+        case let .Internal(detail):
+            return "Something went wrong inside Tandem: \(detail)"
+        }
+    }
+
+    private static func describe(_ kind: AuthFailure, detail: String, retryAfterSecs: UInt64?) -> String {
+        switch kind {
+        case .invalidCredentials:
+            return "Wrong email or password."
+        case .userExists:
+            return "An account with this email exists already; sign in instead."
+        case .weakPassword:
+            return "Choose a stronger password. \(detail)"
+        case .invalidEmail:
+            return "That email address is not valid."
+        case .rateLimited:
+            return "Too many attempts." + retryHint(retryAfterSecs)
+        case .network:
+            return "Cannot reach the server. Check the address and that the server is running."
+        case .server:
+            return "The server failed: \(detail)"
+        case .sessionExpired:
+            return "Your session expired; sign in again."
+        case .notSignedIn:
+            return "You are not signed in."
+        case .secureStore:
+            return "The Keychain refused to store the session: \(detail)"
+        }
+    }
+
+    private static func describe(_ kind: SyncFailure, detail: String, retryAfterSecs: UInt64?) -> String {
+        switch kind {
+        case .offline:
+            return "Offline: the server cannot be reached. Changes stay on this device until it can."
+        case .paused:
+            return "The server paused sync." + retryHint(retryAfterSecs)
+        case .rateLimited:
+            return "The server asked to slow down." + retryHint(retryAfterSecs)
+        case .sessionExpired:
+            return "Your session expired; sign in again to sync."
+        case .notSignedIn:
+            return "Sign in to sync."
+        case .disabled:
+            return "Sync is disabled."
+        case .busy:
+            return "Another process is syncing this account right now."
+        case .deadlineExceeded:
+            return "Sync ran out of time; it continues next time."
+        case .server:
+            return "The server failed: \(detail)"
+        case .local:
+            return "The local database failed during sync: \(detail)"
+        }
+    }
+
+    private static func retryHint(_ seconds: UInt64?) -> String {
+        guard let seconds else {
+            return ""
+        }
+        return " Try again in \(seconds) s."
+    }
+
+    /// The protocol's reason codes for a refused change, in words.
+    static func rejectionReason(_ code: String) -> String {
+        switch code {
+        case "invalid_payload":
+            return "The server found the document invalid."
+        case "invalid_parent":
+            return "Its parent does not exist on the server (it may have been deleted)."
+        case "too_large":
+            return "The document is too large."
+        case "unknown_entity":
+            return "The server does not know this collection."
+        case "":
+            return "The server refused the change."
+        default:
+            return "The server refused the change (\(code))."
+        }
+    }
+}
