@@ -53,9 +53,9 @@ final class AppModelTests: XCTestCase {
         let (model, defaults) = try makeModel(serverURL: "http://127.0.0.1:9")
         model.start()
         defer { model.tandem?.shutdown() }
-        let first = try XCTUnwrap(model.tandem)
+        let firstEngine = try XCTUnwrap(model.tandem)
         // Written while signed out: lives in the guest database, which stays across servers.
-        _ = try first.put(collection: "plans", id: "p", json: #"{"name":"Legs"}"#)
+        _ = try firstEngine.put(collection: "plans", id: "p", json: #"{"name":"Legs"}"#)
 
         do {
             try await model.authenticate(
@@ -71,9 +71,9 @@ final class AppModelTests: XCTestCase {
         }
         XCTAssertEqual(model.serverURL, "http://127.0.0.1:7")
         XCTAssertEqual(defaults.string(forKey: "serverURL"), "http://127.0.0.1:7")
-        let second = try XCTUnwrap(model.tandem)
-        XCTAssertFalse(first === second)
-        XCTAssertEqual(try second.get(collection: "plans", id: "p")?.id, "p")
+        let secondEngine = try XCTUnwrap(model.tandem)
+        XCTAssertFalse(firstEngine === secondEngine)
+        XCTAssertEqual(try secondEngine.get(collection: "plans", id: "p")?.id, "p")
         XCTAssertEqual(model.session, .signedOut)
     }
 

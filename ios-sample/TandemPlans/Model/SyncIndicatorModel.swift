@@ -79,6 +79,8 @@ final class SyncIndicatorModel {
     /// Local changes waiting for the server.
     var pending: UInt64 { status?.pending ?? 0 }
     var lastSyncedAt: Date? { status?.lastSyncedAt }
+    /// Connected to the server's event stream: other devices' changes arrive within moments.
+    var isRealtime: Bool { status?.realtime ?? false }
     /// "3 pending", or nil when nothing waits.
     var pendingText: String? { pending > 0 ? "\(pending) pending" : nil }
     /// Conflicts and refused changes waiting for the user (the Sync tab's badge).

@@ -34,6 +34,7 @@ struct SettingsView: View {
                 .disabled(model.app.syncIndicator.isSyncingNow)
                 LabeledContent("Status", value: model.app.syncIndicator.display.title)
                 LabeledContent("Waiting to sync", value: "\(model.app.syncIndicator.pending)")
+                LabeledContent("Live updates", value: model.app.syncIndicator.isRealtime ? "Connected" : "Not connected")
                 if let last = model.app.syncIndicator.lastSyncedAt {
                     LabeledContent("Last sync", value: last.formatted(date: .abbreviated, time: .standard))
                 }
