@@ -23,7 +23,7 @@ enum BackgroundSync {
         // Handlers run on the main queue, where the app model lives.
         let registered = BGTaskScheduler.shared.register(forTaskWithIdentifier: refreshTaskIdentifier, using: .main) { task in
             MainActor.assumeIsolated {
-                run(task, model: model)
+                BackgroundSync.run(task, model: model)
             }
         }
         if !registered {
@@ -49,7 +49,7 @@ enum BackgroundSync {
         schedule()
         let completion = TaskCompletion(task)
         let work = Task { @MainActor in
-            let success = await model.backgroundSync(deadlineMs: deadlineMs)
+            let success = await model.backgroundSync(deadlineMs: BackgroundSync.deadlineMs)
             completion.finish(success: success)
         }
         task.expirationHandler = {

@@ -148,7 +148,8 @@ final class DayEditorModel {
         let exercise = form.applied(to: Exercise(id: UUID().uuidString.lowercased(), name: form.trimmedName))
         var changed = day
         changed.exerciseIds = (day.exerciseIds ?? []) + [exercise.id]
-        var ops = [try WriteOp.put(collection: Exercise.collection, id: exercise.id, document: exercise)]
+        let create = try WriteOp.put(collection: Exercise.collection, id: exercise.id, document: exercise)
+        var ops = [create]
         if let patch = try MergePatch.between(day, changed) {
             ops.append(.patch(collection: PlanDay.collection, id: dayId, patchJson: patch))
         }

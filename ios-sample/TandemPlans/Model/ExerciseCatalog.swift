@@ -112,9 +112,8 @@ final class ExerciseCatalog {
     /// (`exerciseIds` is a plain array, not a parent link, so the engine has nothing to cascade.)
     func delete(_ exercise: Exercise) {
         do {
-            let days = DocumentDecoding.decode(
-                try tandem.query(collection: PlanDay.collection, query: Query()), as: PlanDay.self
-            ).items
+            let records = try tandem.query(collection: PlanDay.collection, query: Query())
+            let days = DocumentDecoding.decode(records, as: PlanDay.self).items
             var ops = [WriteOp.delete(collection: Exercise.collection, id: exercise.id)]
             for day in days where day.exerciseIds?.contains(exercise.id) == true {
                 var changed = day

@@ -68,10 +68,8 @@ final class PlanDetailModel {
 
     private func observeDays() async {
         do {
-            let query = Query(
-                filters: [try Filter(field: "planId", op: .eq, value: planId)],
-                orderBy: [OrderBy(field: "dayIndex")]
-            )
+            let ofThisPlan = try Filter(field: "planId", op: .eq, value: planId)
+            let query = Query(filters: [ofThisPlan], orderBy: [OrderBy(field: "dayIndex")])
             for await records in try tandem.observeAsStream(collection: PlanDay.collection, query: query) {
                 days = DocumentDecoding.decode(records, as: PlanDay.self).items
             }
