@@ -54,7 +54,7 @@ struct SignInView: View {
                         .onSubmit(submit)
                 } footer: {
                     if model.mode == .signUp {
-                        Text("Plans you made on this device before signing in move into the new account.")
+                        Text("Use at least 8 characters; the server refuses shorter passwords.")
                     }
                 }
 
