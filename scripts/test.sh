@@ -45,27 +45,6 @@ start_postgres() {
   trap 'scripts/postgres.sh stop "$TANDEM_TEST_POSTGRES_URL" >/dev/null 2>&1 || true' EXIT
 }
 
-# `cargo run -p tandem-server` exactly as the README says (port 8787, ./tandem-server.db), then a
-# health check and a clean stop; the database it created is removed again.
-check_dev_server() {
-  local out pid url
-  out="$(mktemp)"
-  cargo run -q -p tandem-server >"$out" 2>/dev/null &
-  pid=$!
-  for _ in $(seq 1 120); do
-    grep -q '^listening on ' "$out" && break
-    kill -0 "$pid" 2>/dev/null || { echo "the dev server exited" >&2; exit 1; }
-    sleep 0.5
-  done
-  url="$(sed -n 's/^listening on //p' "$out" | head -n 1)"
-  [[ "$url" == "http://127.0.0.1:8787" ]] || { echo "unexpected first line: $(head -n 1 "$out")" >&2; exit 1; }
-  python3 -c 'import json, sys, urllib.request; body = json.load(urllib.request.urlopen(sys.argv[1] + "/healthz")); assert body == {"status": "ok"}, body' "$url"
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  rm -f "$out" tandem-server.db tandem-server.db-wal tandem-server.db-shm
-  echo "dev server answered at $url"
-}
-
 step "tools"
 ensure_tools
 cargo --version
@@ -98,11 +77,8 @@ mvn -B -ntp -f bindings/kotlin/pom.xml test
 step "bindings: Swift parse and package layout checks"
 cargo test --manifest-path tools/parse-check/Cargo.toml
 
-step "README: quickstart example"
-cargo run -p tandem-core --example quickstart
-
-step "README: the dev server starts as written and answers /healthz"
-check_dev_server
+step "README: every command of its sh blocks, exactly as written"
+TANDEM_README_CHECK=test.sh python3 scripts/check-readme.py
 
 step "benchmarks: smoke run of every suite (figures mean nothing here)"
 cargo run -p tandem-bench -- local --quick >/dev/null
