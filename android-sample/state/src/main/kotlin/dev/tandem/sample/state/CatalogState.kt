@@ -1,0 +1,49 @@
+package dev.tandem.sample.state
+
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.SharingStarted
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.stateIn
+
+/** The exercise catalog screen. */
+data class CatalogState(
+    /** The exercises shown (in [category] when one is chosen), by name. */
+    val exercises: List<Exercise> = emptyList(),
+    /** Every category in use, sorted, for the filter chips. */
+    val categories: List<String> = emptyList(),
+    val category: String? = null,
+    val loaded: Boolean = false,
+)
+
+/** The exercise catalog: live list, category filter, create, edit, delete. */
+class CatalogStateHolder(private val exercises: ExerciseRepository, scope: CoroutineScope) : StateHolder(scope) {
+    private val category = MutableStateFlow<String?>(null)
+
+    val state: StateFlow<CatalogState> = combine(exercises.exercises(), category) { all, chosen ->
+        val categories = all.map { it.category }.filter { it.isNotBlank() }.distinct().sorted()
+        // A category that no exercise has any more (renamed elsewhere) stops filtering.
+        val active = chosen?.takeIf { it in categories }
+        CatalogState(
+            exercises = if (active == null) all else all.filter { it.category == active },
+            categories = categories,
+            category = active,
+            loaded = true,
+        )
+    }.stateIn(scope, SharingStarted.Eagerly, CatalogState())
+
+    /** Shows one category only, or all with null. */
+    fun setCategory(chosen: String?) {
+        category.value = chosen
+    }
+
+    suspend fun create(name: String, category: String, notes: String): Exercise? =
+        attempt { exercises.create(name, category, notes) }
+
+    suspend fun update(id: String, name: String, category: String, notes: String) =
+        attempt { exercises.update(id, name, category, notes) } != null
+
+    /** Deletes the exercise and removes it from every day that lists it. */
+    suspend fun delete(id: String) = attempt { exercises.delete(id) } != null
+}

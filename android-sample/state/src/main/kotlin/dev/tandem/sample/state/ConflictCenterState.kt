@@ -1,0 +1,163 @@
+package dev.tandem.sample.state
+
+import dev.tandem.ChangeKind
+import dev.tandem.Conflict
+import dev.tandem.ConflictReason
+import dev.tandem.RejectedChange
+import dev.tandem.Resolution
+import dev.tandem.Tandem
+import dev.tandem.changesAsFlow
+import dev.tandem.syncStatusAsFlow
+import java.time.Instant
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableSharedFlow
+import kotlinx.coroutines.flow.SharingStarted
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.conflate
+import kotlinx.coroutines.flow.distinctUntilChanged
+import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.merge
+import kotlinx.coroutines.flow.onStart
+import kotlinx.coroutines.flow.stateIn
+import kotlinx.coroutines.withContext
+
+/** One field of a conflicted record, both sides next to each other. Null means "not set". */
+data class FieldComparison(
+    val field: String,
+    val mine: String?,
+    val server: String?,
+    /** Changed on both sides (the engine's `fields`), or the whole record for a delete conflict. */
+    val conflicting: Boolean,
+)
+
+/** A conflict as the conflict center shows it. */
+data class ConflictItem(
+    val collection: String,
+    val id: String,
+    /** The record's name or title (from whichever side has one), else its id. */
+    val title: String,
+    val reason: ConflictReason,
+    val reasonText: String,
+    val fields: List<FieldComparison>,
+    /** This device deleted the record (Keep Mine deletes it everywhere). */
+    val mineDeleted: Boolean,
+    /** Another device deleted it (Keep Server deletes it here). */
+    val serverDeleted: Boolean,
+)
+
+/** A change the server refused, with the reason in words. */
+data class RejectedItem(
+    val opId: String,
+    val collection: String,
+    val id: String,
+    val title: String,
+    val kind: ChangeKind,
+    val reason: String,
+    val reasonText: String,
+    val createdAt: Instant,
+)
+
+/** The conflict center screen. */
+data class ConflictCenterState(
+    val conflicts: List<ConflictItem> = emptyList(),
+    val rejected: List<RejectedItem> = emptyList(),
+    val loaded: Boolean = false,
+)
+
+/**
+ * Conflicts waiting for the user and changes the server refused. The lists reload whenever the
+ * engine's counts change or a commit lands (a sync bringing a new conflict, a resolve on this
+ * device), so resolving one needs no restart and no manual refresh.
+ */
+class ConflictCenterStateHolder(
+    private val host: TandemHost,
+    scope: CoroutineScope,
+    private val io: CoroutineDispatcher = Dispatchers.IO,
+) : StateHolder(scope) {
+    private val reload = MutableSharedFlow<Unit>(extraBufferCapacity = 1)
+
+    val state: StateFlow<ConflictCenterState> = host.live { engine -> triggers(engine).map { withContext(io) { load(engine) } } }
+        .stateIn(scope, SharingStarted.Eagerly, ConflictCenterState())
+
+    /** Keeps this device's version; it goes up with the next sync and wins there. */
+    suspend fun keepMine(item: ConflictItem) = settle(item, Resolution.KeepMine)
+
+    /** Takes the server's version and drops this device's change. */
+    suspend fun keepServer(item: ConflictItem) = settle(item, Resolution.KeepServer)
+
+    /**
+     * Drops a refused change: the record goes back to the server's version (or away, if the
+     * server never had it).
+     */
+    suspend fun discard(item: RejectedItem): Boolean {
+        val done = attempt { withContext(io) { host.engine.discardRejected(item.opId) } } != null
+        reload.tryEmit(Unit)
+        return done
+    }
+
+    private suspend fun settle(item: ConflictItem, resolution: Resolution): Boolean {
+        val done = attempt { withContext(io) { host.engine.resolve(item.collection, item.id, resolution) } } != null
+        reload.tryEmit(Unit)
+        return done
+    }
+
+    /** When to read the lists again: at once, on count changes, on commits, after an action. */
+    private fun triggers(engine: Tandem): Flow<Unit> = merge(
+        engine.syncStatusAsFlow().map { it.conflicts to it.rejected }.distinctUntilChanged().map { },
+        engine.changesAsFlow().map { },
+        reload,
+    ).onStart { emit(Unit) }.conflate()
+
+    private fun load(engine: Tandem) = ConflictCenterState(
+        conflicts = engine.conflicts().map(::item),
+        rejected = engine.rejected().map(::item),
+        loaded = true,
+    )
+
+    companion object {
+        /** How a conflict looks on screen: both documents field by field. */
+        fun item(conflict: Conflict): ConflictItem {
+            val mine = Documents.displayFields(conflict.localDocument)
+            val server = Documents.displayFields(conflict.serverDocument)
+            val whole = conflict.localDocument == null || conflict.serverDocument == null
+            val names = (mine.keys + server.keys).distinct()
+            // The contested fields first: they are what the user decides about.
+            val ordered = names.sortedBy { if (it in conflict.fields) 0 else 1 }
+            return ConflictItem(
+                collection = conflict.collection,
+                id = conflict.id,
+                title = Documents.displayName(conflict.localDocument)
+                    ?: Documents.displayName(conflict.serverDocument)
+                    ?: Documents.displayName(conflict.baseDocument)
+                    ?: conflict.id,
+                reason = conflict.reason,
+                reasonText = when (conflict.reason) {
+                    ConflictReason.BOTH_CHANGED -> "Changed here and on another device"
+                    ConflictReason.LOCAL_EDIT_SERVER_DELETE -> "Edited here, deleted on another device"
+                    ConflictReason.LOCAL_DELETE_SERVER_EDIT -> "Deleted here, edited on another device"
+                    ConflictReason.MANUAL -> "Needs your decision"
+                },
+                fields = ordered.map { field ->
+                    FieldComparison(field, mine[field], server[field], whole || field in conflict.fields)
+                },
+                mineDeleted = conflict.localDocument == null,
+                serverDeleted = conflict.serverDocument == null,
+            )
+        }
+
+        /** How a refused change looks on screen. */
+        fun item(change: RejectedChange): RejectedItem = RejectedItem(
+            opId = change.opId,
+            collection = change.collection,
+            id = change.id,
+            title = Documents.displayName(change.document) ?: change.id,
+            kind = change.kind,
+            reason = change.reason,
+            reasonText = Messages.rejection(change.reason),
+            createdAt = change.createdAt,
+        )
+    }
+}

@@ -1,0 +1,77 @@
+package dev.tandem.sample.state
+
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.flow.SharingStarted
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.stateIn
+
+/** One exercise in a day, at [position] (0-based) of its order. */
+data class DayEntry(val position: Int, val exerciseId: String, val name: String, val category: String)
+
+/** The day editor screen. */
+data class DayEditorState(
+    val day: PlanDay? = null,
+    /** The day's exercises in order, names resolved from the catalog. */
+    val entries: List<DayEntry> = emptyList(),
+    /** The whole catalog, to pick from. */
+    val catalog: List<Exercise> = emptyList(),
+    val loaded: Boolean = false,
+) {
+    /** The day was there and is gone (its plan deleted here or on another device). */
+    val gone: Boolean get() = loaded && day == null
+}
+
+/**
+ * Editing one day: its title, and its ordered exercises (pick from the catalog, remove, move up
+ * or down). Every change is written at once; there is no save button, and another device sees
+ * the new order after its next sync.
+ *
+ * Each change is computed from the day as stored when it is applied, not from [state], so quick
+ * taps never work from a list an earlier tap already changed.
+ */
+class DayEditorStateHolder(
+    private val planId: String,
+    private val dayId: String,
+    private val plans: PlanRepository,
+    exercises: ExerciseRepository,
+    scope: CoroutineScope,
+) : StateHolder(scope) {
+    val state: StateFlow<DayEditorState> =
+        combine(plans.day(planId, dayId), exercises.exercises()) { day, catalog ->
+            val byId = catalog.associateBy { it.id }
+            DayEditorState(
+                day = day,
+                entries = day?.exerciseIds?.mapIndexed { i, id ->
+                    val exercise = byId[id]
+                    DayEntry(i, id, exercise?.name ?: PlanDetailStateHolder.DELETED_EXERCISE, exercise?.category ?: "")
+                } ?: emptyList(),
+                catalog = catalog,
+                loaded = true,
+            )
+        }.stateIn(scope, SharingStarted.Eagerly, DayEditorState())
+
+    suspend fun rename(title: String) = attempt { plans.renameDay(dayId, title) } != null
+
+    /** Appends an exercise (the same one may appear twice, e.g. a superset done again). */
+    suspend fun add(exerciseId: String) = edit { it + exerciseId }
+
+    suspend fun removeAt(position: Int) = edit { ids ->
+        if (position in ids.indices) ids.filterIndexed { i, _ -> i != position } else ids
+    }
+
+    /** Moves the exercise at [from] to [to], shifting the ones between. */
+    suspend fun move(from: Int, to: Int) = edit { ids ->
+        if (from !in ids.indices || to !in ids.indices || from == to) {
+            ids
+        } else {
+            ids.toMutableList().apply { add(to, removeAt(from)) }
+        }
+    }
+
+    suspend fun moveUp(position: Int) = move(position, position - 1)
+
+    suspend fun moveDown(position: Int) = move(position, position + 1)
+
+    private suspend fun edit(change: (List<String>) -> List<String>) = attempt { plans.editExercises(dayId, change) } != null
+}

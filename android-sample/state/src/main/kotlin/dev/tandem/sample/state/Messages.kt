@@ -1,0 +1,55 @@
+package dev.tandem.sample.state
+
+import dev.tandem.AuthFailure
+import dev.tandem.SyncFailure
+import dev.tandem.TandemException
+
+/**
+ * What to tell the user about a failure. The engine's errors are typed (a sealed class, then a
+ * kind), so the text is chosen from the type, never parsed out of a message; the engine's own
+ * detail is added where it says something the user can act on (which field is wrong).
+ */
+object Messages {
+    fun of(error: Throwable): String = when (error) {
+        is TandemException.Auth -> when (error.kind) {
+            AuthFailure.INVALID_CREDENTIALS -> "Wrong email or password."
+            AuthFailure.USER_EXISTS -> "An account with this email already exists. Sign in instead."
+            AuthFailure.WEAK_PASSWORD -> "Choose a longer password."
+            AuthFailure.INVALID_EMAIL -> "That email address does not look right."
+            AuthFailure.RATE_LIMITED -> "Too many attempts. Try again" +
+                (error.retryAfterSecs?.let { " in $it s." } ?: " later.")
+            AuthFailure.NETWORK -> "Cannot reach the server. Check the server URL and your connection."
+            AuthFailure.SERVER -> "The server failed. Try again later."
+            AuthFailure.SESSION_EXPIRED -> "Your session ended. Sign in again."
+            AuthFailure.NOT_SIGNED_IN -> "You are not signed in."
+            AuthFailure.SECURE_STORE -> "The device's secure storage failed."
+        }
+        is TandemException.Sync -> when (error.kind) {
+            SyncFailure.OFFLINE -> "Offline: changes are kept and sync when the server is reachable."
+            SyncFailure.PAUSED -> "The server paused sync for now."
+            SyncFailure.RATE_LIMITED -> "The server asked to slow down; sync retries by itself."
+            SyncFailure.SESSION_EXPIRED -> "Your session ended. Sign in again to sync."
+            SyncFailure.NOT_SIGNED_IN -> "Sign in to sync."
+            SyncFailure.DISABLED -> "Sync is disabled."
+            SyncFailure.BUSY -> "Another process is syncing this account right now."
+            SyncFailure.DEADLINE_EXCEEDED -> "Sync ran out of time; it continues next time."
+            SyncFailure.SERVER -> "The server failed: ${error.detail}"
+            SyncFailure.LOCAL -> "The local store failed: ${error.detail}"
+        }
+        is TandemException.Validation -> error.field?.let { "$it: ${error.detail}" } ?: error.detail
+        is TandemException.InvalidArgument -> error.detail
+        is TandemException.NotFound -> "It was deleted in the meantime."
+        is TandemException.Closed -> "The app is switching servers; try again."
+        is TandemException -> error.message ?: error.toString()
+        else -> error.message ?: error.toString()
+    }
+
+    /** The server's reason for refusing a change, in words. */
+    fun rejection(reason: String): String = when (reason) {
+        "invalid_payload" -> "The server found the data invalid."
+        "invalid_parent" -> "What it belonged to was deleted on another device."
+        "too_large" -> "It is too large for the server."
+        "unknown_entity" -> "The server does not know this kind of record."
+        else -> "Refused by the server ($reason)."
+    }
+}

@@ -1,0 +1,132 @@
+package dev.tandem.sample.state
+
+import dev.tandem.SecureStore
+import dev.tandem.SyncConfig
+import dev.tandem.Tandem
+import dev.tandem.TandemConfig
+import dev.tandem.TandemException
+import kotlinx.coroutines.ExperimentalCoroutinesApi
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.catch
+import kotlinx.coroutines.flow.flatMapLatest
+
+/**
+ * How the app opens its engine. Everything platform-specific comes in from outside: the Android
+ * app passes its files directory, the schema from its assets, `allowInsecureHttp =
+ * BuildConfig.DEBUG` and no [secureStore] (the engine's default, the Android Keystore); the JVM
+ * tests pass a temporary directory and an in-memory store.
+ */
+data class EngineOptions(
+    /** The directory the engine owns (one database per account inside). */
+    val dataDir: String,
+    /** `schemas/sample.json`, the same document the server loads. */
+    val schemaJson: String,
+    /** Plain `http://` to a non-loopback host (the emulator's 10.0.2.2); debug builds only. */
+    val allowInsecureHttp: Boolean = false,
+    /** Where tokens go; null means the platform's secure storage. */
+    val secureStore: SecureStore? = null,
+    /** Realtime pokes from the server (SSE); the tests turn it off to move data explicitly. */
+    val realtime: Boolean = true,
+    /** Quiet period after a local write before a background run. */
+    val debounceMs: Long = 300,
+)
+
+/**
+ * Owns the app's one [Tandem] engine. The engine's server URL is fixed when it opens, so
+ * changing the server (from the sign-in screen) shuts the engine down and opens it again on the
+ * same data; [tandem] then emits the new instance, and every live query built with [live]
+ * re-subscribes to it on its own.
+ *
+ * Automatic sync follows [AppSettings.syncEnabled]: started on open when on, stopped when off.
+ */
+class TandemHost(private val options: EngineOptions, private val settings: SettingsStore) : AutoCloseable {
+    private val current = MutableStateFlow(open(settings.settings.value.serverUrl))
+
+    /** The engine now; a new instance after [changeServer]. */
+    val tandem: StateFlow<Tandem> = current.asStateFlow()
+
+    /** Shorthand for the engine now. */
+    val engine: Tandem get() = current.value
+
+    /**
+     * Points the app at another server: a no-op for the current URL, else the engine reopens.
+     * Only meant while signed out (sessions belong to a server). A URL the engine refuses
+     * (malformed, or plain HTTP to a remote host in a release build) fails with
+     * [TandemException.InvalidArgument] and the engine stays on the old server.
+     */
+    @Synchronized
+    fun changeServer(url: String) {
+        val trimmed = url.trim().trimEnd('/')
+        if (trimmed == settings.settings.value.serverUrl) return
+        val old = current.value
+        // shutdown() rather than close(): calls still under way on the old instance (a screen's
+        // query mid-flight) then fail with TandemException.Closed, which the callers handle,
+        // instead of touching a freed object.
+        old.shutdown()
+        val next = try {
+            open(trimmed)
+        } catch (e: TandemException) {
+            current.value = open(settings.settings.value.serverUrl)
+            throw e
+        }
+        settings.update { it.copy(serverUrl = trimmed) }
+        current.value = next
+    }
+
+    /** Turns automatic sync on or off, now and for later launches. */
+    fun setSyncEnabled(enabled: Boolean) {
+        settings.update { it.copy(syncEnabled = enabled) }
+        if (enabled) engine.startSync() else engine.stopSync()
+    }
+
+    /**
+     * A flow over whichever engine is current: [block] runs again for each new instance, and
+     * the previous instance's flow is cancelled. A flow that fails because its engine was shut
+     * down under it (a server switch racing the cancellation) ends quietly, since the next
+     * instance brings a fresh one; any other failure is a bug and goes on to the collector.
+     */
+    @OptIn(ExperimentalCoroutinesApi::class)
+    fun <T> live(block: (Tandem) -> Flow<T>): Flow<T> =
+        tandem.flatMapLatest { engine ->
+            block(engine).catch { e -> if (e !is TandemException.Closed) throw e }
+        }
+
+    override fun close() {
+        current.value.shutdown()
+    }
+
+    private fun open(url: String): Tandem {
+        val engine = openWithRetry(
+            TandemConfig(
+                dataDir = options.dataDir,
+                schemaJson = options.schemaJson,
+                serverUrl = url,
+                allowInsecureHttp = options.allowInsecureHttp,
+                sync = SyncConfig(realtime = options.realtime, debounceMs = options.debounceMs.toULong()),
+                secureStore = options.secureStore,
+            ),
+        )
+        if (settings.settings.value.syncEnabled) engine.startSync()
+        return engine
+    }
+
+    /**
+     * A call still running on a shut-down instance keeps its store open until it returns, and
+     * the engine refuses a second open of the same directory meanwhile (AlreadyOpen); such calls
+     * are short, so wait for them rather than fail the switch.
+     */
+    private fun openWithRetry(config: TandemConfig): Tandem {
+        val deadline = System.nanoTime() + 5_000_000_000L
+        while (true) {
+            try {
+                return Tandem.open(config)
+            } catch (e: TandemException.AlreadyOpen) {
+                if (System.nanoTime() > deadline) throw e
+                Thread.sleep(20)
+            }
+        }
+    }
+}
