@@ -58,6 +58,7 @@ impl Client {
         let schema = Schema::from_json(&config.schema_json)?;
         std::fs::create_dir_all(config.data_dir.join(USERS_DIR))?;
         let data_dir = config.data_dir.canonicalize()?;
+        let installation_id = client_id(&data_dir)?;
         let current_store = Arc::new(CurrentStore::default());
         let notifier = Arc::new(Notifier::start(Arc::clone(&current_store))?);
         let (auth, http) = match &config.server {
@@ -67,7 +68,8 @@ impl Client {
                     Some(store) => store,
                     None => Arc::new(KeyringStore::new().map_err(AuthError::from)?),
                 };
-                let session = AuthSession::open(http.clone(), store, &secret_namespace(&data_dir))?;
+                let session =
+                    AuthSession::open(http.clone(), store, &secret_namespace(&installation_id))?;
                 (
                     Some(Arc::new(session)),
                     Some((http, server.request_timeout)),
@@ -85,7 +87,7 @@ impl Client {
         let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
         let syncer = match (&auth, http) {
             (Some(auth), Some((http, timeout))) => {
-                let api = SyncApi::new(http, Arc::clone(auth), client_id(&data_dir)?, timeout);
+                let api = SyncApi::new(http, Arc::clone(auth), installation_id, timeout);
                 let lock_dir = data_dir.join(USERS_DIR);
                 Some(Syncer::new(
                     Arc::clone(&engines),

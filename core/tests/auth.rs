@@ -46,9 +46,14 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+/// A fresh data directory's installation id (what `client-id` holds).
+fn installation_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn fixture(server: &TestServer) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let namespace = secret_namespace(dir.path());
+    let namespace = secret_namespace(&installation_id());
     let store = Arc::new(MemorySecretStore::new());
     let session = AuthSession::open(client(server), store.clone(), &namespace).unwrap();
     Fixture {
@@ -206,11 +211,10 @@ fn the_session_survives_a_restart_and_stays_in_its_namespace() {
     assert_eq!(whoami(&server, &token).unwrap(), user.id);
 
     // Another data directory on the same store sees nothing.
-    let elsewhere = tempfile::tempdir().unwrap();
     let other = AuthSession::open(
         client(&server),
         f.store.clone(),
-        &secret_namespace(elsewhere.path()),
+        &secret_namespace(&installation_id()),
     )
     .unwrap();
     assert_eq!(other.state(), AuthState::SignedOut);
@@ -442,7 +446,7 @@ fn the_keyring_store_keeps_the_session_across_a_restart() {
     };
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let namespace = secret_namespace(dir.path());
+    let namespace = secret_namespace(&installation_id());
     let key = format!("{namespace}/session");
     let session = AuthSession::open(client(&server), store.clone(), &namespace).unwrap();
     let user = block_on(session.sign_up(&email(), PASSWORD)).unwrap();

@@ -813,3 +813,63 @@ fn wait_until_realtime(device: &Tandem) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn the_session_survives_moving_the_data_directory() {
+    // An iOS app's container path changes across app updates; the tokens must still be found.
+    let server = TestServer::start();
+    let parent = TempDir::new().unwrap();
+    let secrets = Arc::new(Secrets::default());
+    let open_at = |dir: &std::path::Path| {
+        let mut config = TandemConfig::with_server(dir.to_string_lossy(), SCHEMA, server.url());
+        config.sync.realtime = false;
+        config.secure_store = Some(Arc::clone(&secrets) as Arc<dyn SecureStore>);
+        Tandem::open(config).unwrap()
+    };
+    let before = parent.path().join("before-update");
+    let t = open_at(&before);
+    let user = block(t.sign_up(email(), PASSWORD.into())).unwrap();
+    t.put(
+        "plans".into(),
+        Some("p".into()),
+        json!({"name": "moved"}).to_string(),
+    )
+    .unwrap();
+    t.shutdown();
+
+    let after = parent.path().join("after-update");
+    std::fs::rename(&before, &after).unwrap();
+    let t = open_at(&after);
+    assert_eq!(t.auth_state().unwrap(), AuthState::SignedIn { user });
+    assert_eq!(block(t.sync_now()).unwrap().pushed, 1);
+    t.shutdown();
+}
+
+#[test]
+fn a_shut_down_directory_opens_again_at_once_even_while_syncing() {
+    let server = TestServer::start();
+    let d = device_with(server.url(), |c| {
+        c.sync.realtime = true;
+        c.sync.debounce_ms = 0;
+    });
+    d.sign_up(&email());
+    d.t.shutdown();
+    for round in 0..10 {
+        let t = open(&d.dir, server.url(), &d.secrets, |c| {
+            c.sync.realtime = true;
+            c.sync.debounce_ms = 0;
+        });
+        t.start_sync().unwrap();
+        t.put(
+            "plans".into(),
+            Some(format!("p{round}")),
+            json!({"name": "again"}).to_string(),
+        )
+        .unwrap();
+        t.shutdown();
+    }
+    let t = open(&d.dir, server.url(), &d.secrets, |_| {});
+    block(t.sync_now()).unwrap();
+    assert_eq!(t.pending_count().unwrap(), 0);
+    assert_eq!(t.count("plans".into(), Query::default()).unwrap(), 10);
+}

@@ -21,14 +21,12 @@
 //!   in kernel memory: they survive the process, not a reboot.
 //! - elsewhere: no default; the app supplies its own [`SecretStore`].
 //!
-//! Keys are namespaced by the data directory ([`secret_namespace`]) so two apps or two data
-//! directories on one machine never read each other's tokens.
+//! Keys are namespaced by the data directory's installation id ([`secret_namespace`]) so two
+//! apps or two data directories on one machine never read each other's tokens.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-use sha2::{Digest, Sha256};
 
 /// Why the secret store failed. Messages never contain a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,17 +50,12 @@ pub(crate) trait SecretStore: Send + Sync {
     fn delete(&self, key: &str) -> Result<(), SecretStoreError>;
 }
 
-/// The namespace of the secrets belonging to `data_dir`: `tandem.` and 32 hex digits of the
-/// SHA-256 of its absolute (canonical when it exists) path, so keys stay short and free of
-/// characters a keyring might refuse, while two directories never share one.
-pub(crate) fn secret_namespace(data_dir: &Path) -> String {
-    let absolute = data_dir
-        .canonicalize()
-        .or_else(|_| std::env::current_dir().map(|cwd| cwd.join(data_dir)))
-        .unwrap_or_else(|_| data_dir.to_path_buf());
-    let digest = Sha256::digest(absolute.to_string_lossy().as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("tandem.{hex}")
+/// The namespace of the secrets of one data directory: `tandem.` and the directory's
+/// installation id (the `client-id` file inside it). Not the directory's path: an iOS app's
+/// container path changes across app updates, and the session must survive those; two
+/// directories still never share a namespace.
+pub(crate) fn secret_namespace(installation_id: &str) -> String {
+    format!("tandem.{installation_id}")
 }
 
 /// The platform keyring (see the module documentation for what that is on each platform).
@@ -225,23 +218,6 @@ impl SecretStore for MemorySecretStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn namespaces_differ_per_directory_and_are_stable() {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        let na = secret_namespace(a.path());
-        assert_eq!(na, secret_namespace(a.path()));
-        assert_ne!(na, secret_namespace(b.path()));
-        assert!(
-            na.starts_with("tandem.") && na.len() == "tandem.".len() + 32,
-            "{na}"
-        );
-        // A relative spelling of the same directory is the same namespace.
-        let nested = a.path().join("x");
-        std::fs::create_dir(&nested).unwrap();
-        assert_eq!(secret_namespace(&nested.join("..")), na);
-    }
 
     #[test]
     fn memory_store_round_trip_and_says_what_it_is() {

@@ -105,15 +105,19 @@ impl Tandem {
         })
     }
 
-    /// Closes the store and stops sync and observers. Later calls fail with `Closed`. (Kotlin's
-    /// `close()` from `AutoCloseable` releases the object and does this too.)
+    /// Closes the store and stops sync and observers. Later calls fail with `Closed`. The same
+    /// directory can be opened again at once (e.g. with another server): `open` waits for a run
+    /// under way here to let go of the database. (Kotlin's `close()` from `AutoCloseable`
+    /// releases the object and does this too.)
     pub fn shutdown(&self) {
         let client = self
             .client
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        drop(client);
+        if let Some(client) = client {
+            client.engine().store().mark_closing();
+        }
     }
 
     /// Creates or replaces a whole document; generates a UUID v7 id when `id` is absent.
@@ -241,6 +245,14 @@ impl Tandem {
                 .map(OutboxEntry::from)
                 .collect())
         })
+    }
+}
+
+impl Drop for Tandem {
+    /// Dropping the last reference (Kotlin's `close()`, Swift's deinit) shuts down as `shutdown`
+    /// does, so the directory opens again at once.
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

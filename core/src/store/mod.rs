@@ -6,8 +6,8 @@ mod migrations;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -34,7 +34,7 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     _checkpointer: Checkpointer,
-    _claim: DirectoryClaim,
+    claim: DirectoryClaim,
 }
 
 impl Store {
@@ -63,7 +63,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             _checkpointer: checkpointer,
-            _claim: claim,
+            claim: claim,
         };
         store.write(|tx| migrations::migrate(tx))?;
         let first_reader = store.open_reader()?;
@@ -73,6 +73,12 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
             .push(first_reader);
         Ok(store)
+    }
+
+    /// Says its owner is shutting down: an `open` of the same file waits for this store to be
+    /// dropped (by whichever task holds it last) instead of failing with `AlreadyOpen`.
+    pub fn mark_closing(&self) {
+        self.claim.mark_closing();
     }
 
     pub fn path(&self) -> &Path {
@@ -181,28 +187,58 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Ensures one writer per database file in this process: a second `open` of the same file fails
-/// clearly instead of racing the first instance.
+/// clearly instead of racing the first instance, unless that instance is closing (see
+/// [`Store::mark_closing`]), in which case it waits for it to let go.
 struct DirectoryClaim(PathBuf);
 
-fn claimed() -> &'static Mutex<HashSet<PathBuf>> {
-    static CLAIMED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
-    CLAIMED.get_or_init(Default::default)
+/// The files claimed in this process, and those of them whose instance is closing.
+#[derive(Default)]
+struct Claims {
+    held: HashSet<PathBuf>,
+    closing: HashSet<PathBuf>,
 }
+
+fn claims() -> &'static (Mutex<Claims>, Condvar) {
+    static CLAIMS: OnceLock<(Mutex<Claims>, Condvar)> = OnceLock::new();
+    CLAIMS.get_or_init(Default::default)
+}
+
+/// How long an `open` waits for a closing instance of the same file (a sync run finishing).
+const CLOSING_WAIT: Duration = Duration::from_secs(10);
 
 impl DirectoryClaim {
     fn take(path: &Path) -> Result<Self> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let dir = dir.canonicalize()?;
         let key = dir.join(path.file_name().unwrap_or_default());
-        if !lock(claimed()).insert(key.clone()) {
-            return Err(Error::AlreadyOpen(dir));
+        let (mutex, released) = claims();
+        let deadline = Instant::now() + CLOSING_WAIT;
+        let mut claims = lock(mutex);
+        while claims.held.contains(&key) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !claims.closing.contains(&key) || left.is_zero() {
+                return Err(Error::AlreadyOpen(dir));
+            }
+            claims = released
+                .wait_timeout(claims, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+        claims.held.insert(key.clone());
         Ok(Self(key))
+    }
+
+    fn mark_closing(&self) {
+        lock(&claims().0).closing.insert(self.0.clone());
     }
 }
 
 impl Drop for DirectoryClaim {
     fn drop(&mut self) {
-        lock(claimed()).remove(&self.0);
+        let (mutex, released) = claims();
+        let mut claims = lock(mutex);
+        claims.held.remove(&self.0);
+        claims.closing.remove(&self.0);
+        released.notify_all();
     }
 }

@@ -525,9 +525,13 @@ impl Syncer {
         if self.counts_scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
-        let syncer = Arc::clone(self);
+        // Weak while it waits: a closed engine must not stay open for a pending count.
+        let syncer = Arc::downgrade(self);
         runtime().spawn(async move {
             tokio::time::sleep(COUNTS_THROTTLE).await;
+            let Some(syncer) = syncer.upgrade() else {
+                return;
+            };
             syncer.counts_scheduled.store(false, Ordering::Release);
             syncer.refresh_counts().await;
         });
