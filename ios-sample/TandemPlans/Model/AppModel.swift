@@ -281,34 +281,16 @@ final class AppModel {
         let previous = serverURL
         close()
         do {
-            try await openRetrying(serverURL: address)
+            try open(serverURL: address)
             serverURL = address
             defaults.set(address, forKey: Key.serverURL)
         } catch {
             do {
-                try await openRetrying(serverURL: previous)
+                try open(serverURL: previous)
             } catch {
                 session = .unavailable(ErrorText.describe(error))
             }
             throw error
-        }
-    }
-
-    /// `open`, retrying while the previous instance still holds the database: `shutdown()`
-    /// returns at once, and the engine's background tasks let go of the files a moment later.
-    private func openRetrying(serverURL address: String) async throws {
-        var attempts = 0
-        while true {
-            do {
-                try open(serverURL: address)
-                return
-            } catch let error as TandemError {
-                guard case .AlreadyOpen = error, attempts < 30 else {
-                    throw error
-                }
-                attempts += 1
-                try await Task.sleep(nanoseconds: 100_000_000)
-            }
         }
     }
 }
