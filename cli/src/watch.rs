@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tandem::{Query, QueryObserver, Record, SyncConfig, SyncStatus, SyncStatusListener};
+use tandem::{Query, QueryObserver, Record, SyncConfig, SyncPhase, SyncStatus, SyncStatusListener};
 use tokio::runtime::Runtime;
 
 use crate::args::Global;
@@ -75,6 +75,11 @@ struct StatusPrinter {
 
 impl SyncStatusListener for StatusPrinter {
     fn on_sync_status(&self, status: SyncStatus) {
+        // People get one line per run (its outcome) and pull progress; JSON gets every change.
+        let in_run = matches!(status.phase, SyncPhase::Pushing | SyncPhase::Pulling);
+        if !self.out.json && in_run && status.remaining == 0 {
+            return;
+        }
         let line = render::status_line(&status);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.as_deref() == Some(line.as_str()) {
