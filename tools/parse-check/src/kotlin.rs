@@ -36,15 +36,18 @@ pub fn check_kotlin_source(source: &str) -> Vec<ParseError> {
     errors
 }
 
-/// Runs of non-blank text outside every leaf of the tree (comments are leaves too).
+/// Runs of non-blank text outside every node without named children (leaf tokens, comments,
+/// literals): text the parser skipped between the declarations or statements of a node.
 fn uncovered_text(tree: &Tree, source: &str) -> Vec<ParseError> {
     let mut covered = vec![false; source.len()];
     let mut cursor = tree.walk();
     let mut descending = true;
     loop {
         if descending {
+            // A node without named children covers its whole range: its text is tokens the
+            // grammar read (a character literal like '"' has only its quotes as children).
             let node = cursor.node();
-            if node.child_count() == 0 {
+            if node.named_child_count() == 0 {
                 covered[node.byte_range()].fill(true);
             }
             if cursor.goto_first_child() {
@@ -167,6 +170,11 @@ android {
 dependencies { implementation(project(":state")) }
 "#;
         assert_eq!(check_kotlin_source(script), vec![]);
+        // Character literals whose character is a quote or a slash are read whole.
+        assert_eq!(
+            check_kotlin_source("val a = s.substringAfter('\"').trimEnd('/')\nval b = '\\''\n"),
+            vec![]
+        );
     }
 
     #[test]

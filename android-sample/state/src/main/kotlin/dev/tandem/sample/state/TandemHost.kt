@@ -43,7 +43,7 @@ data class EngineOptions(
  * Automatic sync follows [AppSettings.syncEnabled]: started on open when on, stopped when off.
  */
 class TandemHost(private val options: EngineOptions, private val settings: SettingsStore) : AutoCloseable {
-    private val current = MutableStateFlow(open(settings.settings.value.serverUrl))
+    private val current = MutableStateFlow(openEngine(settings.settings.value.serverUrl))
 
     /** The engine now; a new instance after [changeServer]. */
     val tandem: StateFlow<Tandem> = current.asStateFlow()
@@ -67,9 +67,9 @@ class TandemHost(private val options: EngineOptions, private val settings: Setti
         // instead of touching a freed object.
         old.shutdown()
         val next = try {
-            open(trimmed)
+            openEngine(trimmed)
         } catch (e: TandemException) {
-            current.value = open(settings.settings.value.serverUrl)
+            current.value = openEngine(settings.settings.value.serverUrl)
             throw e
         }
         settings.update { it.copy(serverUrl = trimmed) }
@@ -98,7 +98,7 @@ class TandemHost(private val options: EngineOptions, private val settings: Setti
         current.value.shutdown()
     }
 
-    private fun open(url: String): Tandem {
+    private fun openEngine(url: String): Tandem {
         val engine = openWithRetry(
             TandemConfig(
                 dataDir = options.dataDir,
