@@ -142,8 +142,6 @@ struct ExerciseEditorView: View {
     let categories: [String]
     let onSave: (ExerciseForm) throws -> Void
     @State private var form: ExerciseForm
-    @State private var saveError: String?
-    @Environment(\.dismiss) private var dismiss
 
     init(title: String, form: ExerciseForm, categories: [String], onSave: @escaping (ExerciseForm) throws -> Void) {
         self.title = title
@@ -153,58 +151,32 @@ struct ExerciseEditorView: View {
     }
 
     var body: some View {
-        NavigationStack {
-            Form {
-                Section {
-                    TextField("Name", text: $form.name)
-                } footer: {
-                    if let problem = form.problem, !form.name.isEmpty {
-                        Text(problem).foregroundStyle(.red)
-                    }
+        EditorSheet(title: title, canSave: form.problem == nil, save: { try onSave(form) }) {
+            Section {
+                TextField("Name", text: $form.name)
+            } footer: {
+                if let problem = form.problem, !form.name.isEmpty {
+                    Text(problem).foregroundStyle(.red)
                 }
-                Section("Category") {
-                    HStack {
-                        TextField("e.g. Legs", text: $form.category)
-                        if !categories.isEmpty {
-                            Menu {
-                                ForEach(categories, id: \.self) { category in
-                                    Button(category) { form.category = category }
-                                }
-                            } label: {
-                                Image(systemName: "chevron.up.chevron.down")
+            }
+            Section("Category") {
+                HStack {
+                    TextField("e.g. Legs", text: $form.category)
+                    if !categories.isEmpty {
+                        Menu {
+                            ForEach(categories, id: \.self) { category in
+                                Button(category) { form.category = category }
                             }
-                            .accessibilityLabel("Choose a category")
+                        } label: {
+                            Image(systemName: "chevron.up.chevron.down")
                         }
-                    }
-                }
-                Section("Notes") {
-                    TextField("Cues, tempo, equipment", text: $form.notes, axis: .vertical)
-                        .lineLimit(3...8)
-                }
-                if let saveError {
-                    Section {
-                        Label(saveError, systemImage: "exclamationmark.triangle.fill")
-                            .foregroundStyle(.red)
+                        .accessibilityLabel("Choose a category")
                     }
                 }
             }
-            .navigationTitle(title)
-            .navigationBarTitleDisplayMode(.inline)
-            .toolbar {
-                ToolbarItem(placement: .cancellationAction) {
-                    Button("Cancel") { dismiss() }
-                }
-                ToolbarItem(placement: .confirmationAction) {
-                    Button("Save") {
-                        do {
-                            try onSave(form)
-                            dismiss()
-                        } catch {
-                            saveError = ErrorText.describe(error)
-                        }
-                    }
-                    .disabled(form.problem != nil)
-                }
+            Section("Notes") {
+                TextField("Cues, tempo, equipment", text: $form.notes, axis: .vertical)
+                    .lineLimit(3...8)
             }
         }
     }

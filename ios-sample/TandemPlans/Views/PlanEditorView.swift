@@ -7,8 +7,6 @@ struct PlanEditorView: View {
     let title: String
     let onSave: (PlanForm) throws -> Void
     @State private var form: PlanForm
-    @State private var saveError: String?
-    @Environment(\.dismiss) private var dismiss
     @FocusState private var nameFocused: Bool
 
     init(title: String, form: PlanForm, onSave: @escaping (PlanForm) throws -> Void) {
@@ -18,47 +16,21 @@ struct PlanEditorView: View {
     }
 
     var body: some View {
-        NavigationStack {
-            Form {
-                Section {
-                    TextField("Name", text: $form.name)
-                        .focused($nameFocused)
-                        .submitLabel(.done)
-                } footer: {
-                    if let problem = form.problem, !form.name.isEmpty {
-                        Text(problem).foregroundStyle(.red)
-                    }
-                }
-                Section("Notes") {
-                    TextField("e.g. 3 sessions a week", text: $form.notes, axis: .vertical)
-                        .lineLimit(3...8)
-                }
-                if let saveError {
-                    Section {
-                        Label(saveError, systemImage: "exclamationmark.triangle.fill")
-                            .foregroundStyle(.red)
-                    }
+        EditorSheet(title: title, canSave: form.problem == nil, save: { try onSave(form) }) {
+            Section {
+                TextField("Name", text: $form.name)
+                    .focused($nameFocused)
+                    .submitLabel(.done)
+            } footer: {
+                if let problem = form.problem, !form.name.isEmpty {
+                    Text(problem).foregroundStyle(.red)
                 }
             }
-            .navigationTitle(title)
-            .navigationBarTitleDisplayMode(.inline)
-            .toolbar {
-                ToolbarItem(placement: .cancellationAction) {
-                    Button("Cancel") { dismiss() }
-                }
-                ToolbarItem(placement: .confirmationAction) {
-                    Button("Save") {
-                        do {
-                            try onSave(form)
-                            dismiss()
-                        } catch {
-                            saveError = ErrorText.describe(error)
-                        }
-                    }
-                    .disabled(form.problem != nil)
-                }
+            Section("Notes") {
+                TextField("e.g. 3 sessions a week", text: $form.notes, axis: .vertical)
+                    .lineLimit(3...8)
             }
-            .onAppear { nameFocused = form.name.isEmpty }
         }
+        .onAppear { nameFocused = form.name.isEmpty }
     }
 }
