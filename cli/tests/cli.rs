@@ -152,6 +152,15 @@ impl Device {
     }
 }
 
+/// A phone that signed up and a tablet signed in to the same new account.
+fn two_devices(server: &Server) -> (Device, Device, String) {
+    let (phone, tablet) = (Device::new(server), Device::new(server));
+    let email = email();
+    phone.signup(&email);
+    tablet.login(&email);
+    (phone, tablet, email)
+}
+
 fn tandem() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
     for var in [
@@ -551,10 +560,7 @@ fn bad_input_is_refused_with_a_typed_error_and_nothing_stored_changes() {
 #[test]
 fn two_devices_sync_through_the_server() {
     let server = Server::start();
-    let (phone, tablet) = (Device::new(&server), Device::new(&server));
-    let email = email();
-    phone.signup(&email);
-    tablet.login(&email);
+    let (phone, tablet, email) = two_devices(&server);
 
     phone.put_plan("p1", "Legs");
     let outbox = phone.json(&["outbox"]);
@@ -651,10 +657,7 @@ fn sync_fails_offline_and_keeps_the_changes() {
 #[test]
 fn conflicts_are_listed_and_resolved() {
     let server = Server::start();
-    let (phone, tablet) = (Device::new(&server), Device::new(&server));
-    let email = email();
-    phone.signup(&email);
-    tablet.login(&email);
+    let (phone, tablet, _) = two_devices(&server);
     phone.put_plan("p1", "Legs");
     phone.json(&["sync"]);
     tablet.json(&["sync"]);
@@ -770,10 +773,7 @@ fn refused_changes_are_listed_and_discarded() {
 #[test]
 fn watch_prints_status_and_records_as_they_change_until_interrupted() {
     let server = Server::start();
-    let (phone, tablet) = (Device::new(&server), Device::new(&server));
-    let email = email();
-    phone.signup(&email);
-    tablet.login(&email);
+    let (phone, tablet, _) = two_devices(&server);
 
     let mut watch = tablet
         .command(&["--json", "watch"])
