@@ -51,13 +51,13 @@ class PlansViewModel(graph: SampleGraph) :
 /** The plan's id comes from the navigation route (`plan/{planId}`). */
 class PlanDetailViewModel(graph: SampleGraph, handle: SavedStateHandle) :
     HolderViewModel<PlanDetailStateHolder>({
-        PlanDetailStateHolder(checkNotNull(handle["planId"]), graph.plans, graph.exercises, it)
+        PlanDetailStateHolder(checkNotNull(handle.get<String>("planId")), graph.plans, graph.exercises, it)
     })
 
 /** Both ids come from the navigation route (`plan/{planId}/day/{dayId}`). */
 class DayEditorViewModel(graph: SampleGraph, handle: SavedStateHandle) :
     HolderViewModel<DayEditorStateHolder>({
-        DayEditorStateHolder(checkNotNull(handle["planId"]), checkNotNull(handle["dayId"]), graph.plans, graph.exercises, it)
+        DayEditorStateHolder(checkNotNull(handle.get<String>("planId")), checkNotNull(handle.get<String>("dayId")), graph.plans, graph.exercises, it)
     })
 
 class CatalogViewModel(graph: SampleGraph) :

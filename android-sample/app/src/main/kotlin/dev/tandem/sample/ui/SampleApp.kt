@@ -2,6 +2,7 @@ package dev.tandem.sample.ui
 
 import androidx.compose.foundation.layout.Box
 import androidx.compose.foundation.layout.PaddingValues
+import androidx.compose.foundation.layout.WindowInsets
 import androidx.compose.foundation.layout.fillMaxSize
 import androidx.compose.foundation.layout.padding
 import androidx.compose.material.icons.Icons
@@ -185,6 +186,9 @@ fun SampleScaffold(
         },
         snackbarHost = { SnackbarHost(snackbar) },
         floatingActionButton = floatingActionButton,
+        // The top bar takes the status bar's inset itself and the app's navigation bar the
+        // bottom one; insetting the content again would leave gaps.
+        contentWindowInsets = WindowInsets(0, 0, 0, 0),
         content = content,
     )
 }

@@ -39,10 +39,10 @@ val LocalSyncIndicator = staticCompositionLocalOf<SyncIndicatorViewModel> {
 fun SyncIndicatorChip() {
     val viewModel = LocalSyncIndicator.current
     val state by viewModel.holder.state.collectAsStateWithLifecycle()
-    val label = label(state)
+    val text = syncLabel(state)
     AssistChip(
         onClick = { if (!state.manualSyncRunning) viewModel.act { syncNow() } },
-        label = { Text(label, style = MaterialTheme.typography.labelMedium) },
+        label = { Text(text, style = MaterialTheme.typography.labelMedium) },
         leadingIcon = {
             if (state.kind == SyncKind.SYNCING || state.manualSyncRunning) {
                 CircularProgressIndicator(modifier = Modifier.size(14.dp), strokeWidth = 2.dp)
@@ -52,12 +52,12 @@ fun SyncIndicatorChip() {
         },
         modifier = Modifier
             .padding(end = 8.dp)
-            .semantics { contentDescription = "Sync status: $label. Tap to sync now." },
+            .semantics { contentDescription = "Sync status: $text. Tap to sync now." },
     )
 }
 
 /** The indicator's words; the pending count is always shown when something waits. */
-fun label(state: SyncIndicator): String {
+fun syncLabel(state: SyncIndicator): String {
     val pending = if (state.pending > 0) " · ${state.pending} pending" else ""
     return when (state.kind) {
         SyncKind.SYNCED -> state.lastSyncedAt?.let { "Synced ${relative(it.toEpochMilli())}" } ?: "Synced"
@@ -86,7 +86,7 @@ private fun color(kind: SyncKind): Color = when (kind) {
 fun SyncDetails(state: SyncIndicator) {
     Row(horizontalArrangement = Arrangement.spacedBy(8.dp), verticalAlignment = Alignment.CenterVertically) {
         Box(Modifier.size(10.dp).background(color(state.kind), CircleShape))
-        Text(label(state), style = MaterialTheme.typography.bodyMedium)
+        Text(syncLabel(state), style = MaterialTheme.typography.bodyMedium)
     }
     state.lastSyncedAt?.let { Text("Last sync: ${relative(it.toEpochMilli())}", style = MaterialTheme.typography.bodySmall) }
     state.lastError?.let { Text("Last error: $it", style = MaterialTheme.typography.bodySmall, color = MaterialTheme.colorScheme.error) }
