@@ -13,7 +13,7 @@
 #
 # Usage: scripts/build-aar.sh
 # Environment: TANDEM_ANDROID_PROFILE (Cargo profile; default `mobile` when the workspace defines
-# it, else `release`), TANDEM_ANDROID_API (minimum API level the .so files link against; 24).
+# it, else `release`), TANDEM_ANDROID_API (minimum API level the .so files link against; 26).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +24,7 @@ android="$root/bindings/android"
 generated="$android/build/generated"
 abis=(arm64-v8a armeabi-v7a x86_64)
 rust_targets=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android)
-api="${TANDEM_ANDROID_API:-24}"
+api="${TANDEM_ANDROID_API:-26}"
 gradle="${GRADLE:-gradle}"
 
 if [[ -n "${TANDEM_ANDROID_PROFILE:-}" ]]; then

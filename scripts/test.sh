@@ -71,10 +71,13 @@ scripts/generate-bindings.sh
 step "bindings: Python tests"
 python3 -m pytest -q bindings/python/tests
 
-step "bindings: Kotlin tests on the JVM"
-mvn -B -ntp -f bindings/kotlin/pom.xml test
+step "bindings: Kotlin tests on the JVM (then installed for the Android sample's state layer)"
+mvn -B -ntp -f bindings/kotlin/pom.xml install
 
-step "bindings: Swift parse and package layout checks"
+step "android-sample: the state layer's JVM tests against a real server"
+mvn -B -ntp -f android-sample/state/pom.xml test
+
+step "Swift and Kotlin parse checks (bindings, sample apps), Swift package and sample app layout"
 cargo test --manifest-path tools/parse-check/Cargo.toml
 
 step "README: every command of its sh blocks, exactly as written"

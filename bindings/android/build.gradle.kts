@@ -24,8 +24,9 @@ android {
     compileSdk = 36
 
     defaultConfig {
-        // JNA 5 and the generated code's Cleaner fallback both work from API 24 (Android 7.0).
-        minSdk = 24
+        // The generated Kotlin maps timestamps to java.time (API 26, Android 8.0); JNA 5 and the
+        // generated code's Cleaner fallback would work from 24.
+        minSdk = 26
         consumerProguardFiles("consumer-rules.pro")
     }
 

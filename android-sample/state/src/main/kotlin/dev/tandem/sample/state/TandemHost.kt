@@ -99,7 +99,9 @@ class TandemHost(private val options: EngineOptions, private val settings: Setti
     }
 
     private fun openEngine(url: String): Tandem {
-        val engine = openWithRetry(
+        // A call still running on the old, shut-down instance holds its database a moment
+        // longer; open waits for it to let go.
+        val engine = Tandem.open(
             TandemConfig(
                 dataDir = options.dataDir,
                 schemaJson = options.schemaJson,
@@ -111,22 +113,5 @@ class TandemHost(private val options: EngineOptions, private val settings: Setti
         )
         if (settings.settings.value.syncEnabled) engine.startSync()
         return engine
-    }
-
-    /**
-     * A call still running on a shut-down instance keeps its store open until it returns, and
-     * the engine refuses a second open of the same directory meanwhile (AlreadyOpen); such calls
-     * are short, so wait for them rather than fail the switch.
-     */
-    private fun openWithRetry(config: TandemConfig): Tandem {
-        val deadline = System.nanoTime() + 5_000_000_000L
-        while (true) {
-            try {
-                return Tandem.open(config)
-            } catch (e: TandemException.AlreadyOpen) {
-                if (System.nanoTime() > deadline) throw e
-                Thread.sleep(20)
-            }
-        }
     }
 }
