@@ -10,9 +10,10 @@ import org.junit.jupiter.api.extension.BeforeAllCallback
 import org.junit.jupiter.api.extension.ExtensionContext
 
 /**
- * A real `tandem-server` (the workspace's binary, SQLite backend, the tests' [SCHEMA]) for one
- * test class. Register it as a static extension, so one server serves the whole class (each test
- * signs up its own account, so tests do not see each other's data):
+ * A real `tandem-server` (the workspace's binary, SQLite backend) for one test class, with
+ * [schema] (the tests' [SCHEMA] by default; `null` for the server's built-in sample schema,
+ * `schemas/sample.json`). Register it as a static extension, so one server serves the whole class
+ * (each test signs up its own account, so tests do not see each other's data):
  *
  * ```
  * companion object {
@@ -20,41 +21,63 @@ import org.junit.jupiter.api.extension.ExtensionContext
  * }
  * ```
  *
- * The binary is `-Dtandem.server.bin` (set by the pom to `$CARGO_TARGET_DIR/debug/tandem-server`);
- * when it is missing it is built with `cargo build -p tandem-server`, as the Python tests do.
+ * A test can [stop] it and [start] it again on the same address and database, to take its
+ * devices offline and back. The binary is `-Dtandem.server.bin` (set by the pom to
+ * `$CARGO_TARGET_DIR/debug/tandem-server`); when it is missing it is built with
+ * `cargo build -p tandem-server`, as the Python tests do. The bindings publish this fixture in
+ * their test-jar; the Android sample's state tests use it too.
  */
-class TandemServer : BeforeAllCallback, AfterAllCallback {
+class TandemServer(private val schema: String? = SCHEMA) : BeforeAllCallback, AfterAllCallback {
     /** The server's base URL (`http://127.0.0.1:PORT`), known once the class's tests start. */
     lateinit var url: String
         private set
     private var process: Process? = null
-    private var dir: Path? = null
+    private lateinit var dir: Path
 
     override fun beforeAll(context: ExtensionContext) {
-        val dir = Files.createTempDirectory("tandem-server-").also { dir = it }
-        val schema = dir.resolve("schema.json").also { Files.writeString(it, SCHEMA) }
-        // stdout and stderr go to a file rather than a pipe: nobody has to keep draining a pipe
-        // (a full one would stall the server), and no reader thread skews the thread counts of
-        // LifecycleTest. The file is also what a failure message shows.
-        val log = dir.resolve("server.log").toFile()
-        val builder = ProcessBuilder(
-            binary().toString(), "--addr", "127.0.0.1:0", "--db", "sqlite://${dir.resolve("server.db")}",
-            "--schema", schema.toString(),
-        ).redirectErrorStream(true).redirectOutput(log)
-        // The server reads its whole configuration from TANDEM_* too: none may leak in from the
-        // developer's shell.
-        builder.environment().keys.removeIf { it.startsWith("TANDEM_") }
-        builder.environment()["TANDEM_JWT_SECRET"] = "kotlin-binding-tests-secret-0123456789"
-        val process = builder.start().also { process = it }
-        url = awaitUrl(process, log)
+        dir = Files.createTempDirectory("tandem-server-")
+        url = launch("127.0.0.1:0")
     }
 
     override fun afterAll(context: ExtensionContext) {
+        stop()
+        dir.toFile().deleteRecursively()
+    }
+
+    /** Stops the server; its devices now find it unreachable. */
+    fun stop() {
         process?.let { process ->
             process.destroy()
             if (!process.waitFor(10, TimeUnit.SECONDS)) process.destroyForcibly().waitFor()
         }
-        dir?.toFile()?.deleteRecursively()
+        process = null
+    }
+
+    /** Starts it again where it was, with the same accounts and data. */
+    fun start() {
+        check(process == null) { "already running" }
+        check(launch(url.removePrefix("http://")) == url) { "the server came back on another address" }
+    }
+
+    private fun launch(address: String): String {
+        val command = mutableListOf(
+            binary().toString(), "--addr", address, "--db", "sqlite://${dir.resolve("server.db")}",
+        )
+        if (schema != null) {
+            val file = dir.resolve("schema.json").also { Files.writeString(it, schema) }
+            command += listOf("--schema", file.toString())
+        }
+        // stdout and stderr go to a file rather than a pipe: nobody has to keep draining a pipe
+        // (a full one would stall the server), and no reader thread skews the thread counts of
+        // LifecycleTest. The file is also what a failure message shows.
+        val log = dir.resolve("server-${System.nanoTime()}.log").toFile()
+        val builder = ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log)
+        // The server reads its whole configuration from TANDEM_* too: none may leak in from the
+        // developer's shell. The JWT secret is fixed so that sessions outlive a restart.
+        builder.environment().keys.removeIf { it.startsWith("TANDEM_") }
+        builder.environment()["TANDEM_JWT_SECRET"] = "kotlin-binding-tests-secret-0123456789"
+        val started = builder.start().also { process = it }
+        return awaitUrl(started, log)
     }
 
     /**
@@ -66,7 +89,7 @@ class TandemServer : BeforeAllCallback, AfterAllCallback {
         Tandem.open(
             TandemConfig(
                 dataDir = dataDir.toString(),
-                schemaJson = SCHEMA,
+                schemaJson = schema ?: error("device() needs the schema's text; pass it to TandemServer"),
                 serverUrl = url,
                 sync = SyncConfig(realtime = false),
                 secureStore = secureStore,
@@ -82,6 +105,7 @@ class TandemServer : BeforeAllCallback, AfterAllCallback {
             Thread.sleep(20)
         }
         process.destroyForcibly()
+        this.process = null
         error("tandem-server did not start (exit ${runCatching { process.exitValue() }.getOrNull()}):\n${log.readText()}")
     }
 

@@ -5,6 +5,7 @@ import dev.tandem.ConflictReason
 import dev.tandem.RecordState
 import dev.tandem.SyncFailure
 import dev.tandem.TandemException
+import dev.tandem.TandemServer
 import java.nio.file.Path
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -29,7 +30,8 @@ class SampleStateTest {
     companion object {
         @JvmField
         @RegisterExtension
-        val server = SampleServer()
+        // The server's built-in schema: the sample app's, schemas/sample.json.
+        val server = TandemServer(schema = null)
     }
 
     @TempDir
