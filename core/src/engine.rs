@@ -147,6 +147,19 @@ impl Engine {
         Ok(self.notifier.observe(collection, compiled, callback))
     }
 
+    /// Observes one record: `callback` gets it (an empty list when it does not exist) now and
+    /// after every commit to its collection.
+    pub fn observe_record(
+        &self,
+        collection: &str,
+        id: &str,
+        callback: QueryCallback,
+    ) -> Result<SubscriptionHandle> {
+        check_id(id)?;
+        let compiled = CompiledQuery::record(&self.schema, collection, id)?;
+        Ok(self.notifier.observe(collection, compiled, callback))
+    }
+
     pub fn listen(&self, callback: ChangeCallback) -> SubscriptionHandle {
         self.notifier.listen(callback)
     }

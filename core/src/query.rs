@@ -94,6 +94,19 @@ impl CompiledQuery {
         })
     }
 
+    /// The live record `collection/id`: at most one row, found by the primary key.
+    pub fn record(schema: &Schema, collection: &str, id: &str) -> Result<Self> {
+        schema.collection(collection).ok_or_else(|| {
+            ValidationError::new(collection, None, ValidationReason::UnknownCollection)
+        })?;
+        let where_sql = format!("collection = '{collection}' AND id = ?1 AND deleted = 0");
+        Ok(Self {
+            select_sql: format!("SELECT {COLUMNS} FROM records WHERE {where_sql}"),
+            count_sql: format!("SELECT count(*) FROM records WHERE {where_sql}"),
+            params: vec![SqlValue::Text(id.to_string())],
+        })
+    }
+
     pub fn rows(&self, conn: &Connection) -> Result<Vec<RecordRow>> {
         let mut stmt = conn.prepare_cached(&self.select_sql)?;
         let rows = stmt

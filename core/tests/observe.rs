@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::open;
-use tandem::{ChangeListener, Filter, FilterOp, Query, QueryObserver, Record, Tandem};
+use tandem::{
+    ChangeListener, Filter, FilterOp, Query, QueryObserver, Record, RecordObserver, Tandem,
+    TandemError,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -186,4 +189,63 @@ fn shutdown_stops_observers() {
     t.shutdown();
     subscription.cancel(); // harmless after shutdown
     assert!(results.recv_timeout(Duration::from_millis(200)).is_err());
+}
+
+/// Sends each delivered record's document (`None` while it does not exist).
+struct Follow(Mutex<Sender<Option<String>>>);
+
+impl RecordObserver for Follow {
+    fn on_record(&self, record: Option<Record>) {
+        let _ = self.0.lock().unwrap().send(record.map(|r| r.document));
+    }
+}
+
+#[test]
+fn a_record_observer_follows_one_record_through_its_life() {
+    let (_dir, t) = open();
+    let (tx, seen) = channel();
+    let follow = Arc::new(Follow(Mutex::new(tx)));
+    let subscription = t
+        .observe_record("plans".into(), "p".into(), follow)
+        .unwrap();
+    assert_eq!(seen.recv_timeout(WAIT).unwrap(), None, "not there yet");
+
+    put(&t, "plans", "p", r#"{"name":"one"}"#);
+    assert_eq!(
+        seen.recv_timeout(WAIT).unwrap().as_deref(),
+        Some(r#"{"name":"one"}"#)
+    );
+    // Another record of the same collection changes nothing for this observer.
+    put(&t, "plans", "q", r#"{"name":"other"}"#);
+    assert!(seen.recv_timeout(Duration::from_millis(200)).is_err());
+    t.patch("plans".into(), "p".into(), r#"{"notes":"n"}"#.into())
+        .unwrap();
+    assert_eq!(
+        seen.recv_timeout(WAIT).unwrap().as_deref(),
+        Some(r#"{"name":"one","notes":"n"}"#)
+    );
+    t.delete("plans".into(), "p".into()).unwrap();
+    assert_eq!(seen.recv_timeout(WAIT).unwrap(), None, "deleted");
+
+    subscription.cancel();
+    put(&t, "plans", "p", r#"{"name":"again"}"#);
+    assert!(
+        seen.recv_timeout(Duration::from_millis(200)).is_err(),
+        "cancelled"
+    );
+}
+
+#[test]
+fn a_record_observer_refuses_bad_arguments_at_once() {
+    let (_dir, t) = open();
+    let (tx, _seen) = channel();
+    let follow = Arc::new(Follow(Mutex::new(tx)));
+    assert!(matches!(
+        t.observe_record("nothing".into(), "p".into(), follow.clone()),
+        Err(TandemError::Validation { .. })
+    ));
+    assert!(matches!(
+        t.observe_record("plans".into(), "not an id!".into(), follow),
+        Err(TandemError::InvalidArgument { .. })
+    ));
 }

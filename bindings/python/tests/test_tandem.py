@@ -123,6 +123,31 @@ def test_observe_through_a_python_observer(engine):
         observer.results.get(timeout=0.3)
 
 
+class Follower(tandem.RecordObserver):
+    def __init__(self):
+        self.documents = queue.Queue()
+
+    def on_record(self, record):
+        self.documents.put(None if record is None else json.loads(record.document))
+
+
+def test_observe_record_follows_one_record(engine):
+    follower = Follower()
+    subscription = engine.observe_record("plans", "p", follower)
+    assert follower.documents.get(timeout=5) is None
+    engine.put("plans", "p", json.dumps({"name": "P"}))
+    assert follower.documents.get(timeout=5) == {"name": "P"}
+    engine.put("plans", "other", json.dumps({"name": "O"}))
+    engine.patch("plans", "p", json.dumps({"notes": "n"}))
+    assert follower.documents.get(timeout=5) == {"name": "P", "notes": "n"}
+    engine.delete("plans", "p")
+    assert follower.documents.get(timeout=5) is None
+    subscription.cancel()
+    engine.put("plans", "p", json.dumps({"name": "again"}))
+    with pytest.raises(queue.Empty):
+        follower.documents.get(timeout=0.3)
+
+
 def test_change_listener_and_writes_from_another_thread(engine):
     listener = Collector()
     subscription = engine.add_change_listener(listener)

@@ -20,6 +20,13 @@ pub trait QueryObserver: Send + Sync {
 
 /// Receives the names of the collections each commit changed. Called on Tandem's notification
 /// thread.
+/// Receives one observed record: the record, or nothing while it does not exist.
+#[uniffi::export(with_foreign)]
+pub trait RecordObserver: Send + Sync {
+    /// Called on Tandem's notification thread; hand the record to your UI thread.
+    fn on_record(&self, record: Option<Record>);
+}
+
 #[uniffi::export(with_foreign)]
 pub trait ChangeListener: Send + Sync {
     fn on_change(&self, collections: Vec<String>);

@@ -11,13 +11,13 @@ mod types;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 pub use error::{AuthFailure, SyncFailure, TandemError};
 pub use foreign::{
-    AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, SecureStore,
-    SecureStoreError, SyncStatusListener,
+    AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,
+    SecureStore, SecureStoreError, SyncStatusListener,
 };
 pub use sync_types::{
     AuthState, Conflict, ConflictPolicy, ConflictReason, RejectedChange, Resolution, SyncConfig,
@@ -212,6 +212,37 @@ impl Tandem {
             Ok(Subscription::new(client.engine().observe(
                 &collection,
                 &query,
+                callback,
+            )?))
+        })
+    }
+
+    /// Observes one record (a detail screen): `observer` gets it right away (nothing when it does
+    /// not exist) and again each time it changes, appears or disappears, whether by a local
+    /// write, a sync or an account switch, until the subscription is cancelled or dropped.
+    /// Commits that leave it as it was are not delivered.
+    pub fn observe_record(
+        &self,
+        collection: String,
+        id: String,
+        observer: Arc<dyn RecordObserver>,
+    ) -> Result<Arc<Subscription>, TandemError> {
+        self.call(|client| {
+            let last: Mutex<Option<Option<Record>>> = Mutex::new(None);
+            let callback = Box::new(move |rows: Vec<crate::records::RecordRow>| {
+                let record = rows.into_iter().next().map(Record::from);
+                {
+                    let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                    if last.as_ref() == Some(&record) {
+                        return;
+                    }
+                    *last = Some(record.clone());
+                }
+                observer.on_record(record);
+            });
+            Ok(Subscription::new(client.engine().observe_record(
+                &collection,
+                &id,
                 callback,
             )?))
         })

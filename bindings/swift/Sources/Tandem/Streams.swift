@@ -20,6 +20,16 @@ extension Tandem {
         }
     }
 
+    /// One record, for a detail screen: the record right away (`nil` while it does not exist),
+    /// then again each time it changes, appears or disappears (a local write, a sync, an account
+    /// switch); commits that leave it as it was yield nothing. Ends (and cancels the underlying
+    /// `Subscription`) like `observeAsStream`, and keeps only the newest value like it.
+    public func observeRecordAsStream(collection: String, id: String) throws -> AsyncStream<Record?> {
+        try subscriptionStream(bufferingPolicy: .bufferingNewest(1)) { yield in
+            try observeRecord(collection: collection, id: id, observer: StreamRecordObserver(yield))
+        }
+    }
+
     /// The names of the collections each commit changed, one element per commit. Ends (and
     /// cancels the underlying `Subscription`) like `observeAsStream`.
     ///
@@ -173,6 +183,24 @@ final class StreamQueryObserver: QueryObserver {
 
     func onResults(records: [Record]) {
         yield(records)
+    }
+}
+
+/// Forwards one observed record to a stream.
+final class StreamRecordObserver: RecordObserver {
+    private let yield: @Sendable (Record?) -> Void
+
+    init(_ yield: @escaping @Sendable (Record?) -> Void) {
+        self.yield = yield
+        StreamObservers.add(1)
+    }
+
+    deinit {
+        StreamObservers.add(-1)
+    }
+
+    func onRecord(record: Record?) {
+        yield(record)
     }
 }
 

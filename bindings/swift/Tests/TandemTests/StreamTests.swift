@@ -39,6 +39,28 @@ final class StreamTests: XCTestCase {
         eventually("the stream's observer to be released") { StreamObservers.live == before }
     }
 
+    func testObserveRecordAsStreamFollowsOneRecord() async throws {
+        let tandem = self.tandem!
+        // Each element triggers the next write, so nothing can be skipped by the buffer.
+        let seen = try await withTimeout(10) {
+            var seen: [String?] = []
+            for await record in try tandem.observeRecordAsStream(collection: "plans", id: "p") {
+                seen.append(record?.document)
+                switch seen.count {
+                case 1: _ = try tandem.put(collection: "plans", id: "p", json: #"{"name": "P"}"#)
+                case 2:
+                    _ = try tandem.put(collection: "plans", id: "other", json: #"{"name": "O"}"#)
+                    _ = try tandem.patch(collection: "plans", id: "p", patchJson: #"{"notes": "n"}"#)
+                case 3: try tandem.delete(collection: "plans", id: "p")
+                default: break
+                }
+                if seen.count == 4 { break }
+            }
+            return seen
+        }
+        XCTAssertEqual(seen, [nil, #"{"name":"P"}"#, #"{"name":"P","notes":"n"}"#, nil])
+    }
+
     func testObserveAsStreamAppliesTheQuery() async throws {
         let tandem = self.tandem!
         _ = try tandem.put(collection: "plans", id: "p", json: #"{"name": "P"}"#)

@@ -31,6 +31,19 @@ public fun Tandem.observeAsFlow(collection: String, query: Query = Query()): Flo
     }.conflate()
 
 /**
+ * One record as a cold [Flow], for a detail screen: the record right away (`null` while it does
+ * not exist), then again each time it changes, appears or disappears (a local write, a sync, an
+ * account switch). Commits that leave it as it was emit nothing. Conflated, like
+ * [observeAsFlow]; stopping the collection cancels and releases the underlying [Subscription].
+ */
+public fun Tandem.observeRecordAsFlow(collection: String, id: String): Flow<Record?> =
+    subscriptionFlow<Record?> { emit ->
+        observeRecord(collection, id, object : RecordObserver {
+            override fun onRecord(record: Record?) = emit(record)
+        })
+    }.conflate()
+
+/**
  * The names of the collections each commit changed, one emission per commit, as a cold [Flow].
  * Closing the flow cancels and releases the underlying [Subscription].
  *

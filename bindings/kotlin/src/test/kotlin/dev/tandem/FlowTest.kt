@@ -77,6 +77,21 @@ class FlowTest {
     }
 
     @Test
+    fun `observeRecordAsFlow follows one record`() = runTest(timeout = 30.seconds) {
+        val seen = Channel<String?>(Channel.UNLIMITED)
+        val job = launch { tandem.observeRecordAsFlow("plans", "p").collect { seen.send(it?.document) } }
+        assertEquals(null, seen.receive(), "absent at first")
+        tandem.put("plans", "p", """{"name": "P"}""")
+        assertEquals("""{"name":"P"}""", seen.receive())
+        tandem.put("plans", "other", """{"name": "O"}""")
+        tandem.patch("plans", "p", """{"notes": "n"}""")
+        assertEquals("""{"name":"P","notes":"n"}""", seen.receive(), "another record's write emits nothing")
+        tandem.delete("plans", "p")
+        assertEquals(null, seen.receive())
+        job.cancel()
+    }
+
+    @Test
     fun `cancelling the collector cancels the subscription`() = runTest(timeout = 30.seconds) {
         val before = liveCallbacks()
         val received = Channel<List<String>>(Channel.UNLIMITED)
