@@ -1,20 +1,16 @@
-// Following one record live: the engine observes queries, and a query cannot select a record by
-// id, so a single record is re-read after each commit that touches its collection.
+// Following records live: one record (a detail screen) and the exercise catalog as a lookup.
 
 import Foundation
 import Tandem
 
-/// Calls `deliver` with the record now (nil when missing or deleted) and again after every
-/// commit that touches `collection`, local or pulled, until the calling task is cancelled.
+/// Calls `deliver` with the record now (nil when missing or deleted) and again each time it
+/// changes, local or pulled, until the calling task is cancelled.
 @MainActor
 func followRecord(
     _ tandem: Tandem, collection: String, id: String, deliver: (Record?) -> Void
 ) async throws {
-    // Registered before the first read, so no commit can fall between the read and the stream.
-    let changes = try tandem.changesAsStream()
-    deliver(try tandem.get(collection: collection, id: id))
-    for await collections in changes where collections.contains(collection) {
-        deliver(try tandem.get(collection: collection, id: id))
+    for await record in try tandem.observeRecordAsStream(collection: collection, id: id) {
+        deliver(record)
     }
 }
 

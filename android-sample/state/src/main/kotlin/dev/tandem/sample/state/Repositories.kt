@@ -4,6 +4,7 @@ import dev.tandem.OrderBy
 import dev.tandem.Query
 import dev.tandem.WriteOp
 import dev.tandem.observeAsFlow
+import dev.tandem.observeRecordAsFlow
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.flow.Flow
@@ -23,11 +24,9 @@ class PlanRepository(private val host: TandemHost, private val io: CoroutineDisp
         host.live { it.observeAsFlow(Collections.PLANS, Query(orderBy = listOf(OrderBy("name")))) }
             .map { records -> records.map(Documents::plan) }
 
-    /**
-     * One plan, or null once it is deleted (here or on another device). Queries cannot filter
-     * on the record id, so this watches the plans and picks one (a user's plans are few).
-     */
-    fun plan(id: String): Flow<Plan?> = plans().map { plans -> plans.firstOrNull { it.id == id } }
+    /** One plan, or null once it is deleted (here or on another device). */
+    fun plan(id: String): Flow<Plan?> =
+        host.live { it.observeRecordAsFlow(Collections.PLANS, id) }.map { record -> record?.let(Documents::plan) }
 
     /** The days of a plan in day order (the schema's `[planId, dayIndex]` index serves this). */
     fun days(planId: String): Flow<List<PlanDay>> =
@@ -38,8 +37,10 @@ class PlanRepository(private val host: TandemHost, private val io: CoroutineDisp
             )
         }.map { records -> records.map(Documents::planDay) }
 
-    /** One day of [planId], or null once it (or its plan) is deleted; see [plan] for why. */
-    fun day(planId: String, id: String): Flow<PlanDay?> = days(planId).map { days -> days.firstOrNull { it.id == id } }
+    /** One day of [planId], or null once it (or its plan) is deleted. */
+    fun day(planId: String, id: String): Flow<PlanDay?> =
+        host.live { it.observeRecordAsFlow(Collections.PLAN_DAYS, id) }
+            .map { record -> record?.let(Documents::planDay)?.takeIf { it.planId == planId } }
 
     suspend fun createPlan(name: String, notes: String = ""): Plan = withContext(io) {
         Documents.plan(host.engine.put(Collections.PLANS, null, Documents.document("name" to name.trim(), "notes" to notes)))
