@@ -807,7 +807,7 @@ fn the_app_calls_the_tandem_api_as_declared() {
         "notifyForeground",
         "notifyConnectivity",
         "observeAsStream",
-        "changesAsStream",
+        "observeRecordAsStream",
         "syncStatusStream",
         "authStateStream",
         "conflicts",
