@@ -140,9 +140,10 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             render::outbox_json,
             render::outbox_line,
         )),
-        Command::Watch | Command::Demo { .. } => {
-            unreachable!("watch and demo run on their own")
-        }
+        Command::Watch | Command::Demo { .. } => Err(CliError::new(
+            "internal",
+            "watch and demo are not one-shot commands",
+        )),
     }
 }
 
