@@ -445,7 +445,6 @@ fn the_keyring_store_keeps_the_session_across_a_restart() {
         }
     };
     let server = TestServer::start();
-    let dir = tempfile::tempdir().unwrap();
     let namespace = secret_namespace(&installation_id());
     let key = format!("{namespace}/session");
     let session = AuthSession::open(client(&server), store.clone(), &namespace).unwrap();

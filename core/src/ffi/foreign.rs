@@ -18,8 +18,6 @@ pub trait QueryObserver: Send + Sync {
     fn on_results(&self, records: Vec<Record>);
 }
 
-/// Receives the names of the collections each commit changed. Called on Tandem's notification
-/// thread.
 /// Receives one observed record: the record, or nothing while it does not exist.
 #[uniffi::export(with_foreign)]
 pub trait RecordObserver: Send + Sync {
@@ -27,6 +25,8 @@ pub trait RecordObserver: Send + Sync {
     fn on_record(&self, record: Option<Record>);
 }
 
+/// Receives the names of the collections each commit changed. Called on Tandem's notification
+/// thread.
 #[uniffi::export(with_foreign)]
 pub trait ChangeListener: Send + Sync {
     fn on_change(&self, collections: Vec<String>);

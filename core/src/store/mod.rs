@@ -63,7 +63,7 @@ impl Store {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             _checkpointer: checkpointer,
-            claim: claim,
+            claim,
         };
         store.write(|tx| migrations::migrate(tx))?;
         let first_reader = store.open_reader()?;
