@@ -232,11 +232,7 @@ fn list(device: &Device, args: ListArgs) -> Result<Reply, CliError> {
 fn status(device: &Device) -> Result<Reply, CliError> {
     let tandem = &device.tandem;
     let user = tandem.current_user()?;
-    let mut status = tandem.sync_status()?;
-    // A syncer just opened counts in the background; this process reads the store now.
-    status.pending = tandem.pending_count()?;
-    status.conflicts = tandem.conflicts()?.len() as u64;
-    status.rejected = tandem.rejected()?.len() as u64;
+    let status = tandem.sync_status()?;
     let mut json = render::status_json(&status);
     json["user"] = user.as_ref().map_or(Value::Null, render::user_json);
     json["server"] = json!(device.server);

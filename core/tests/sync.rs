@@ -873,3 +873,25 @@ fn a_shut_down_directory_opens_again_at_once_even_while_syncing() {
     assert_eq!(t.pending_count().unwrap(), 0);
     assert_eq!(t.count("plans".into(), Query::default()).unwrap(), 10);
 }
+
+#[test]
+fn a_reopened_device_shows_its_counts_and_last_sync_at_once() {
+    let server = TestServer::start();
+    let d = device(server.url());
+    d.sign_up(&email());
+    assert_eq!(d.t.sync_status().unwrap().last_synced_at, None);
+    d.put("plans", "synced", json!({"name": "up"}));
+    d.sync();
+    let synced_at =
+        d.t.sync_status()
+            .unwrap()
+            .last_synced_at
+            .expect("a last sync");
+    d.put("plans", "waiting", json!({"name": "not yet"}));
+    d.t.shutdown();
+
+    let t = open(&d.dir, server.url(), &d.secrets, |_| {});
+    let status = t.sync_status().unwrap();
+    assert_eq!(status.last_synced_at, Some(synced_at), "kept in the store");
+    assert_eq!(status.pending, 1, "counted at open, not after a refresh");
+}

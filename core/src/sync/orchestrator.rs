@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use rusqlite::OptionalExtension;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -141,6 +142,11 @@ impl Syncer {
         });
         let initial = syncer.idle_phase();
         lock(&syncer.status).phase = initial;
+        // Right from the start, not after a first refresh: a sync indicator (or `tandem status`)
+        // shows the counts and the last sync of the previous session at once.
+        if let Ok(stored) = stored_status(&syncer.engine()) {
+            stored.apply(&mut lock(&syncer.status));
+        }
         syncer
     }
 
@@ -403,7 +409,7 @@ impl Syncer {
             AuthState::SessionExpired(_) => return Err(SyncError::SessionExpired),
             AuthState::SignedOut => return Err(SyncError::NotSignedIn),
         }
-        let engine = Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()));
+        let engine = self.engine();
         let lock_path = self.lock_dir.join(lock_file_name(&engine));
         let Some(_process_lock) =
             ProcessLock::try_acquire(&lock_path).map_err(|e| SyncError::Local(e.to_string()))?
@@ -461,14 +467,20 @@ impl Syncer {
 
     async fn finish_ok(&self) {
         lock(&self.schedule).backoff_attempt = 0;
+        let now = now_ms();
         {
             let mut status = lock(&self.status);
             status.phase = Phase::Idle;
             status.last_error = None;
-            status.last_synced_at = Some(now_ms());
+            status.last_synced_at = Some(now);
             status.pulled = 0;
             status.remaining = 0;
         }
+        // Kept in the account's store, so the next session's status starts with it.
+        let engine = self.engine();
+        let _ =
+            tokio::task::spawn_blocking(move || engine.store().write(|tx| save_last_sync(tx, now)))
+                .await;
         self.refresh_counts().await;
     }
 
@@ -537,27 +549,18 @@ impl Syncer {
         });
     }
 
+    /// Reads the counts and the last sync of the current account's store into the status.
     async fn refresh_counts(&self) {
-        let engine = Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()));
-        let counts = tokio::task::spawn_blocking(move || {
-            engine.store().read(|c| {
-                Ok((
-                    outbox::unsent_count(c)?,
-                    conflict::count(c)?,
-                    outbox::rejected_count(c)?,
-                ))
-            })
-        })
-        .await;
-        if let Ok(Ok((pending, conflicts, rejected))) = counts {
-            {
-                let mut status = lock(&self.status);
-                status.pending = pending;
-                status.conflicts = conflicts;
-                status.rejected = rejected;
-            }
+        let engine = self.engine();
+        let stored = tokio::task::spawn_blocking(move || stored_status(&engine)).await;
+        if let Ok(Ok(stored)) = stored {
+            stored.apply(&mut lock(&self.status));
             self.notify();
         }
+    }
+
+    fn engine(&self) -> Arc<Engine> {
+        Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn notify(&self) {
@@ -571,6 +574,49 @@ impl Syncer {
     fn count_trigger(&self, trigger: Trigger) {
         *lock(&self.metrics).triggers.entry(trigger).or_insert(0) += 1;
     }
+}
+
+/// Where the time of the last successful run is kept, in the account store's `meta` table.
+const LAST_SYNC_KEY: &str = "last_synced_at";
+
+/// What the status shows that the store knows: the counts and the last successful run.
+struct StoredStatus {
+    pending: u64,
+    conflicts: u64,
+    rejected: u64,
+    last_synced_at: Option<i64>,
+}
+
+impl StoredStatus {
+    fn apply(self, status: &mut Status) {
+        status.pending = self.pending;
+        status.conflicts = self.conflicts;
+        status.rejected = self.rejected;
+        status.last_synced_at = self.last_synced_at;
+    }
+}
+
+fn stored_status(engine: &Engine) -> crate::error::Result<StoredStatus> {
+    engine.store().read(|c| {
+        Ok(StoredStatus {
+            pending: outbox::unsent_count(c)?,
+            conflicts: conflict::count(c)?,
+            rejected: outbox::rejected_count(c)?,
+            last_synced_at: c
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([LAST_SYNC_KEY], |r| r.get::<_, String>(0))
+                .optional()?
+                .and_then(|ms| ms.parse().ok()),
+        })
+    })
+}
+
+fn save_last_sync(tx: &rusqlite::Transaction<'_>, at_ms: i64) -> crate::error::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([LAST_SYNC_KEY, &at_ms.to_string()])?;
+    Ok(())
 }
 
 /// One lock file per database, next to it.
