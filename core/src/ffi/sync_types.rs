@@ -143,6 +143,7 @@ pub struct SyncStatus {
     pub pending: u64,
     pub conflicts: u64,
     pub rejected: u64,
+    /// The end of the account's last successful run, kept across restarts of the app.
     pub last_synced_at: Option<SystemTime>,
     pub last_error: Option<String>,
     /// During a pull: changes received in this run, and still to come.
