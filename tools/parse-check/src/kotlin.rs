@@ -3,12 +3,11 @@
 //! tree-sitter Kotlin grammar (`tree-sitter-kotlin-ng`). Unlike the Swift check there are no
 //! workarounds: every construct the repository's Kotlin uses must parse as it is written.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use tree_sitter::{Parser, Tree};
 
-use crate::{collect_errors, ParseError};
+use crate::{collect_errors, source_files, ParseError};
 
 /// Parses Kotlin source text (a `.kt` file or a `.kts` script; the grammar reads both).
 pub fn parse_kotlin(source: &str) -> Tree {
@@ -100,33 +99,7 @@ const NOT_SOURCES: &[&str] = &["build", ".gradle", ".idea", "target", ".kotlin"]
 /// directories that were left out (Gradle's `build/`, Maven's `target/`, `.gradle`, `.idea`,
 /// `.kotlin`), so the caller can say which.
 pub fn kotlin_files(path: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let mut files = Vec::new();
-    let mut left_out = Vec::new();
-    if path.is_file() {
-        files.push(path.to_path_buf());
-    } else {
-        walk(path, &mut files, &mut left_out)?;
-    }
-    files.sort();
-    left_out.sort();
-    Ok((files, left_out))
-}
-
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, left_out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if path.is_dir() {
-            if NOT_SOURCES.contains(&name) {
-                left_out.push(path);
-            } else {
-                walk(&path, files, left_out)?;
-            }
-        } else if is_kotlin(name) {
-            files.push(path);
-        }
-    }
-    Ok(())
+    source_files(path, is_kotlin, NOT_SOURCES)
 }
 
 /// Whether a file name is Kotlin source (`.kt`) or a Kotlin script (`.kts`).
@@ -137,6 +110,7 @@ pub fn is_kotlin(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn valid_kotlin_and_gradle_scripts_parse() {

@@ -201,28 +201,49 @@ pub(crate) fn collect_errors(node: Node, text: &str, errors: &mut Vec<ParseError
 /// directories (`.build`, `.swiftpm`) hold no sources of ours and are left out; the caller is
 /// told which were.
 pub fn swift_files(path: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    source_files(
+        path,
+        |name| name.ends_with(".swift"),
+        &[".build", ".swiftpm"],
+    )
+}
+
+/// Every file under `path` (or `path` itself) whose name `is_source` accepts, sorted, and the
+/// directories left out because their name is in `skip` (build output, tool state), sorted.
+pub fn source_files(
+    path: &Path,
+    is_source: fn(&str) -> bool,
+    skip: &[&str],
+) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut files = Vec::new();
     let mut left_out = Vec::new();
     if path.is_file() {
         files.push(path.to_path_buf());
     } else {
-        walk(path, &mut files, &mut left_out)?;
+        walk(path, is_source, skip, &mut files, &mut left_out)?;
     }
     files.sort();
+    left_out.sort();
     Ok((files, left_out))
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, left_out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn walk(
+    dir: &Path,
+    is_source: fn(&str) -> bool,
+    skip: &[&str],
+    files: &mut Vec<PathBuf>,
+    left_out: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.is_dir() {
-            if name == ".build" || name == ".swiftpm" {
+            if skip.contains(&name) {
                 left_out.push(path);
             } else {
-                walk(&path, files, left_out)?;
+                walk(&path, is_source, skip, files, left_out)?;
             }
-        } else if name.ends_with(".swift") {
+        } else if is_source(name) {
             files.push(path);
         }
     }
