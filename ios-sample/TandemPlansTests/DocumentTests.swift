@@ -7,7 +7,7 @@ import XCTest
 
 final class DocumentTests: XCTestCase {
     func testRecordIdAndStateAreAttachedButNeverWrittenIntoTheDocument() throws {
-        let plan = try Plan(record: record("plans", "p1", #"{"name":"Legs","archived":true}"#, state: .pending))
+        let plan = try Plan(record: makeRecord("plans", "p1", #"{"name":"Legs","archived":true}"#, state: .pending))
         XCTAssertEqual(plan.id, "p1")
         XCTAssertEqual(plan.recordState, .pending)
         XCTAssertEqual(plan.name, "Legs")
@@ -18,17 +18,17 @@ final class DocumentTests: XCTestCase {
     }
 
     func testAMissingArchivedFlagMeansActive() throws {
-        let plan = try Plan(record: record("plans", "p1", #"{"name":"Legs"}"#))
+        let plan = try Plan(record: makeRecord("plans", "p1", #"{"name":"Legs"}"#))
         XCTAssertFalse(plan.isArchived)
     }
 
     func testUndecodableRecordsAreCountedNotFatal() {
         let decoded = DocumentDecoding.decode(
             [
-                record("plan_days", "d1", #"{"planId":"p","dayIndex":0,"exerciseIds":["e1"]}"#),
+                makeRecord("plan_days", "d1", #"{"planId":"p","dayIndex":0,"exerciseIds":["e1"]}"#),
                 // Another client put numbers in exerciseIds: valid for the schema's untyped
                 // array, unreadable as [String].
-                record("plan_days", "d2", #"{"planId":"p","dayIndex":1,"exerciseIds":[1,2]}"#),
+                makeRecord("plan_days", "d2", #"{"planId":"p","dayIndex":1,"exerciseIds":[1,2]}"#),
             ],
             as: PlanDay.self
         )

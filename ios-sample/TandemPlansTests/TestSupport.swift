@@ -57,8 +57,9 @@ func waitUntil(
     }
 }
 
-/// A record as the engine would deliver it, for the pure-function tests.
-func record(_ collection: String, _ id: String, _ document: String, state: RecordState = .synced) -> Record {
+/// A record as the engine would deliver it, for the pure-function tests. (Not named `record`:
+/// inside an XCTestCase that name is `XCTestCase.record(_:)`, which shadows a global function.)
+func makeRecord(_ collection: String, _ id: String, _ document: String, state: RecordState = .synced) -> Record {
     Record(
         collection: collection, id: id, document: document, version: 1, state: state,
         createdAt: Date(), updatedAt: Date()

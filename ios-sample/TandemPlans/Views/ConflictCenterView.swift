@@ -76,7 +76,8 @@ struct ConflictCenterView: View {
         }
         .navigationTitle("Sync")
         .refreshable {
-            model.reload()
+            // The action is a @Sendable closure, not main-actor isolated: the hop needs `await`.
+            await model.reload()
         }
         .confirmationDialog(
             "Discard this change?",

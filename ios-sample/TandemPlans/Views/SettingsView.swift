@@ -131,7 +131,8 @@ struct DiagnosticsView: View {
         }
         .navigationTitle("Diagnostics")
         .refreshable {
-            model.refreshDiagnostics()
+            // The action is a @Sendable closure, not main-actor isolated: the hop needs `await`.
+            await model.refreshDiagnostics()
         }
         .task {
             await model.watchDiagnostics()
