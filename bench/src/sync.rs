@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tandem::{
-    Query, QueryObserver, Record, SecureStore, SecureStoreError, Tandem, TandemConfig, WriteOp,
+    Query, QueryObserver, Record, SecureStore, SecureStoreError, SyncPhase, Tandem, TandemConfig,
+    WriteOp,
 };
 use tempfile::TempDir;
 
@@ -278,6 +279,22 @@ impl QueryObserver for Seen {
 
 /// A put on A until B's observer sees it, both running background sync with realtime pokes. The
 /// write debounce is 0 here: with the default 300 ms it alone would dominate the figure.
+/// Waits until `device`'s event stream is connected and its catch-up run is over.
+fn wait_until_live(device: &Tandem) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = device.sync_status().expect("status");
+        if status.realtime && status.phase == SyncPhase::Idle {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event stream never connected"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn realtime(server: &BenchServer, sizes: &Sizes) -> Measurement {
     let account = email("realtime");
     let live = |c: &mut TandemConfig| {
@@ -296,7 +313,8 @@ fn realtime(server: &BenchServer, sizes: &Sizes) -> Measurement {
             Arc::new(Seen(Mutex::new(tx))),
         )
         .expect("observe");
-    std::thread::sleep(Duration::from_millis(1000)); // event streams connected, first runs done
+    wait_until_live(&a.t);
+    wait_until_live(&b.t);
     while seen.try_recv().is_ok() {}
     let mut latencies: Vec<f64> = (0..sizes.realtime_rounds)
         .map(|i| {
