@@ -117,7 +117,7 @@ fn apply_change(
     }
     let unsent = outbox::unsent_for_record(tx, collection, id)?;
     if unsent.is_empty() {
-        return adopt_server(tx, schema, collection, id, &server, now);
+        return adopt_server(tx, schema, &row, &server, now);
     }
     if unsent.iter().any(|e| e.state == EntryState::Inflight) {
         // The answer to that push settles it; meanwhile only the server side moves.
@@ -235,8 +235,7 @@ pub fn sweep_missing(
         adopt_server(
             tx,
             schema,
-            &key.0,
-            &key.1,
+            &row,
             &ServerState {
                 version: row.server_version,
                 doc: None,

@@ -33,7 +33,7 @@ pub fn apply_decision(
     now: i64,
 ) -> Result<()> {
     match decision {
-        Decision::AdoptServer => adopt_server(tx, schema, &row.collection, &row.id, server, now),
+        Decision::AdoptServer => adopt_server(tx, schema, row, server, now),
         Decision::Rebase(doc) => {
             let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
             rebase_local(tx, row, server, doc.as_deref(), now)
@@ -42,37 +42,34 @@ pub fn apply_decision(
     }
 }
 
-/// Makes the record what the server says, dropping local changes and any open conflict. A
-/// record the server deleted is removed with its local descendants.
+/// Makes the record of `row` what the server says, dropping local changes and any open
+/// conflict. A record the server deleted is removed with its local descendants.
 pub fn adopt_server(
     tx: &Transaction<'_>,
     schema: &Schema,
-    collection: &str,
-    id: &str,
+    row: &RecordRow,
     server: &ServerState,
     now: i64,
 ) -> Result<()> {
+    let (collection, id) = (row.collection.as_str(), row.id.as_str());
     outbox::drop_unsent(tx, collection, id)?;
     conflict::remove(tx, collection, id)?;
-    let before = records::load(tx, collection, id)?;
     match &server.doc {
         Some(doc) => records::save(
             tx,
             &RecordRow {
-                collection: collection.to_string(),
-                id: id.to_string(),
                 doc: Some(doc.clone()),
                 server_doc: Some(doc.clone()),
                 server_version: server.version,
                 deleted: false,
                 state: RecordState::Synced,
-                created_at: before.as_ref().map_or(now, |b| b.created_at),
                 updated_at: now,
+                ..row.clone()
             },
         ),
         None => {
             remove_descendants(tx, schema, collection, id)?;
-            forget_or_tombstone(tx, collection, id, before, server.version, now)
+            forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)
         }
     }
 }

@@ -45,9 +45,7 @@ pub fn resolve(
             doc: open.server_doc.clone(),
         };
         match resolution {
-            Resolution::KeepServer => {
-                reconcile::adopt_server(tx, &schema, collection, id, &server, now)?
-            }
+            Resolution::KeepServer => reconcile::adopt_server(tx, &schema, &row, &server, now)?,
             Resolution::KeepMine => {
                 reconcile::rebase_local(tx, &row, &server, open.local_doc.as_deref(), now)?
             }
@@ -114,7 +112,7 @@ pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
             version: row.server_version,
             doc: row.server_doc.clone(),
         };
-        reconcile::adopt_server(tx, &schema, collection, id, &server, now)?;
+        reconcile::adopt_server(tx, &schema, &row, &server, now)?;
         Ok(entry.collection)
     })?;
     engine.committed([collection].into());
