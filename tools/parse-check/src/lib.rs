@@ -139,6 +139,14 @@ pub struct SourceReport {
     pub errors: Vec<ParseError>,
 }
 
+impl SourceReport {
+    /// Parsed with no error and no workaround: what hand-written Swift must be (the
+    /// workarounds exist for UniFFI's output only).
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.workarounds.is_empty()
+    }
+}
+
 /// Parses Swift source text (tree-sitter Swift grammar).
 pub fn parse(source: &str) -> Tree {
     let mut parser = Parser::new();
