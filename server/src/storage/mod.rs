@@ -133,6 +133,19 @@ pub(crate) struct LoadedState {
     pub stored_seqs: HashMap<RecordKey, i64>,
 }
 
+impl LoadedState {
+    /// Adds a loaded record and the `seq` of its row; returns its key when it was new.
+    pub fn add(&mut self, record: StoredRecord, seq: i64) -> Option<RecordKey> {
+        if self.records.contains_key(&record.key) {
+            return None;
+        }
+        let key = record.key.clone();
+        self.stored_seqs.insert(key.clone(), seq);
+        self.records.insert(key.clone(), record);
+        Some(key)
+    }
+}
+
 /// Sequence numbers per `seq_blocks` row. A pull's `remaining` reads at most this many index
 /// entries of the cursor's own block plus one row per later block; 1024 keeps both small up to
 /// millions of changes per user.

@@ -660,13 +660,7 @@ fn add_loaded_record(loaded: &mut LoadedState, r: &tokio_postgres::Row) -> Optio
             .get::<_, Option<String>>(5)
             .zip(r.get::<_, Option<String>>(6)),
     };
-    if loaded.records.contains_key(&record.key) {
-        return None;
-    }
-    let key = record.key.clone();
-    loaded.stored_seqs.insert(key.clone(), r.get(7));
-    loaded.records.insert(key.clone(), record);
-    Some(key)
+    loaded.add(record, r.get(7))
 }
 
 /// Writes a judged batch: records, block counts, op ids, the user's sequence and the poke, as

@@ -550,7 +550,7 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
             })
             .optional()?;
         if let Some((record, seq)) = found {
-            add_loaded_record(&mut loaded, record, seq);
+            loaded.add(record, seq);
         }
     }
     if push::has_deletes(&job.mutations) {
@@ -598,27 +598,12 @@ fn load_live_descendants(
             })?;
             for row in rows {
                 let (record, seq) = row?;
-                found.extend(add_loaded_record(loaded, record, seq));
+                found.extend(loaded.add(record, seq));
             }
         }
         frontier = push::keys_with_children(&job.schema, found.iter());
     }
     Ok(())
-}
-
-/// Adds a loaded record and the `seq` of its row; returns its key when it was new.
-fn add_loaded_record(
-    loaded: &mut LoadedState,
-    record: StoredRecord,
-    seq: i64,
-) -> Option<RecordKey> {
-    if loaded.records.contains_key(&record.key) {
-        return None;
-    }
-    let key = record.key.clone();
-    loaded.stored_seqs.insert(key.clone(), seq);
-    loaded.records.insert(key.clone(), record);
-    Some(key)
 }
 
 fn parent_of(entity: Option<String>, id: Option<String>) -> Option<RecordKey> {
