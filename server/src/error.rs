@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tandem_protocol::ErrorBody;
 
+use crate::auth::MIN_PASSWORD_CHARS;
 use crate::storage::StorageError;
 
 /// An error answer. Descriptions are written for the client and never quote secrets or documents.
@@ -53,6 +54,11 @@ impl ApiError {
 
     pub fn unauthorized(description: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", description)
+    }
+
+    /// A valid token of an account that has since been deleted.
+    pub fn account_gone() -> Self {
+        Self::unauthorized("the account no longer exists")
     }
 
     pub fn token_expired() -> Self {
@@ -111,7 +117,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "weak_password",
-            "the password must have at least 8 characters",
+            format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
         )
     }
 

@@ -150,7 +150,7 @@ pub async fn user(
 ) -> Result<Json<User>, ApiError> {
     match state.storage.user_by_id(&user.user_id).await? {
         Some(row) => Ok(Json(user_body(&row))),
-        None => Err(ApiError::unauthorized("the account no longer exists")),
+        None => Err(ApiError::account_gone()),
     }
 }
 

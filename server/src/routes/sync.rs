@@ -34,7 +34,7 @@ pub async fn push(
         .storage
         .push(job)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+        .ok_or_else(ApiError::account_gone)?;
     if let Some(seq) = outcome.new_seq {
         // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
         if !state.storage.notifies_changes() {
@@ -93,7 +93,7 @@ pub async fn pull(
         .storage
         .pull(&user.user_id, after_seq, limit)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+        .ok_or_else(ApiError::account_gone)?;
     if after_seq > page.user_seq {
         return Err(ApiError::invalid_request(
             "the cursor is ahead of this user's changes",
