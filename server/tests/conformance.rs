@@ -1324,15 +1324,7 @@ async fn data_survives_restart(db: TestDb) {
 }
 
 async fn purged_tombstones_expire_cursors(db: TestDb) {
-    let server = Server::start(
-        &db,
-        &[
-            "--tombstone-retention-days",
-            "0",
-            "--purge-interval-secs",
-            "1",
-        ],
-    );
+    let server = Server::start_purging(&db);
     let c = server.client();
     let (t, _) = c.new_user().await;
     c.push_ok(
@@ -1371,15 +1363,7 @@ async fn purged_tombstones_expire_cursors(db: TestDb) {
 /// issued never expires it, so a full pull from `null` after a purge always completes, even
 /// though its first pages end below the purged sequence.
 async fn full_pulls_complete_after_a_purge(db: TestDb) {
-    let server = Server::start(
-        &db,
-        &[
-            "--tombstone-retention-days",
-            "0",
-            "--purge-interval-secs",
-            "1",
-        ],
-    );
+    let server = Server::start_purging(&db);
     let c = server.client();
     let (t, session) = c.new_user().await;
     let user_id = session["user"]["id"].as_str().unwrap().to_string();
@@ -1437,15 +1421,12 @@ async fn full_pulls_complete_after_a_purge(db: TestDb) {
 
     // Pages of 2 from null: the first ones end below the purged sequence (15) and still go on.
     let live = ["p00", "p02", "p04", "p06", "p08", "p10", "p11"];
-    let (pages, after) = pull_pages_of(&c, &t, None, 2).await;
+    let (pages, after) = c.pull_pages(&t, None, 2).await;
     assert_eq!(ids_of(&pages), live);
     let mid = pages[0]["cursor"].as_str().unwrap().to_string();
     // Later purges that take nothing keep both working.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        ids_of(&pull_pages_of(&c, &t, Some(&mid), 2).await.0),
-        live[2..]
-    );
+    assert_eq!(ids_of(&c.pull_pages(&t, Some(&mid), 2).await.0), live[2..]);
     assert_eq!(
         c.pull(&t, Some(&after), None).await.assert_ok()["changes"],
         json!([])
@@ -1462,7 +1443,7 @@ async fn full_pulls_complete_after_a_purge(db: TestDb) {
     c.pull(&t, Some(&mid), Some(2))
         .await
         .assert_error(410, "cursor_expired");
-    let (pages, _) = pull_pages_of(&c, &t, None, 2).await;
+    let (pages, _) = c.pull_pages(&t, None, 2).await;
     assert_eq!(ids_of(&pages), live[..6]);
 }
 
@@ -1522,31 +1503,6 @@ async fn wait_until_expired(c: &common::Client, t: &str, cursor: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("the cursor never expired");
-}
-
-/// Every page from `cursor` with `limit`, asserting 200; returns the pages and the last cursor.
-async fn pull_pages_of(
-    c: &common::Client,
-    t: &str,
-    cursor: Option<&str>,
-    limit: i64,
-) -> (Vec<Value>, String) {
-    let mut cursor = cursor.map(str::to_string);
-    let mut pages = Vec::new();
-    for _ in 0..1000 {
-        let page = c
-            .pull(t, cursor.as_deref(), Some(limit))
-            .await
-            .assert_ok()
-            .clone();
-        cursor = Some(page["cursor"].as_str().unwrap().to_string());
-        let more = page["hasMore"].as_bool().unwrap();
-        pages.push(page);
-        if !more {
-            return (pages, cursor.unwrap());
-        }
-    }
-    panic!("pull did not end");
 }
 
 /// The entity ids of every change of `pages`, in order.

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{delete, op, upsert, Backend, Server, TestDb};
-use serde_json::{json, Value};
+use serde_json::json;
 
 on_both_backends!(remaining_is_exact_across_blocks);
 
@@ -28,15 +28,7 @@ async fn remaining_is_exact_across_blocks(db: TestDb) {
     // all at once. Cursors from before the tombstones then answer 410; full pulls from null
     // started after the purge page through to the end (their early cursors lie below the purged
     // sequence but were issued after the purge), as do pulls from a cursor after the tombstones.
-    let purging = Server::start(
-        &db,
-        &[
-            "--tombstone-retention-days",
-            "0",
-            "--purge-interval-secs",
-            "1",
-        ],
-    );
+    let purging = Server::start_purging(&db);
     let c = purging.client();
     wait_for_purge(&c, &t, first_page["cursor"].as_str().unwrap()).await;
     assert_remaining_exact(&c, &t, None, 3900).await;
@@ -120,7 +112,7 @@ async fn write_creates(c: &common::Client, t: &str, ids: std::ops::Range<usize>)
 /// `remaining` is the number of changes the later pages then deliver.
 async fn assert_remaining_exact(c: &common::Client, t: &str, cursor: Option<&str>, total: usize) {
     for limit in [1000, 333, 1024, 7] {
-        let pages = pull_pages(c, t, cursor, limit).await;
+        let (pages, _) = c.pull_pages(t, cursor, limit).await;
         let delivered: usize = pages
             .iter()
             .map(|p| p["changes"].as_array().unwrap().len())
@@ -145,25 +137,6 @@ async fn assert_first_pages_exact(c: &common::Client, t: &str, total: usize) {
             "limit {limit}"
         );
     }
-}
-
-async fn pull_pages(c: &common::Client, t: &str, from: Option<&str>, limit: i64) -> Vec<Value> {
-    let mut pages: Vec<Value> = Vec::new();
-    let mut cursor: Option<String> = from.map(str::to_string);
-    for _ in 0..10_000 {
-        let page = c
-            .pull(t, cursor.as_deref(), Some(limit))
-            .await
-            .assert_ok()
-            .clone();
-        let more = page["hasMore"].as_bool().unwrap();
-        cursor = Some(page["cursor"].as_str().unwrap().to_string());
-        pages.push(page);
-        if !more {
-            return pages;
-        }
-    }
-    panic!("pull did not end");
 }
 
 /// Waits until `old_cursor` (from before the tombstones) answers 410: the purge has run.

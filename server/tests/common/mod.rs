@@ -79,6 +79,20 @@ impl Server {
         Self::start_with_env(db, extra, &[("TANDEM_JWT_SECRET", SECRET)])
     }
 
+    /// Starts a server on `db` that purges every tombstone within a second or two (retention 0,
+    /// a purge every second).
+    pub fn start_purging(db: &TestDb) -> Server {
+        Self::start(
+            db,
+            &[
+                "--tombstone-retention-days",
+                "0",
+                "--purge-interval-secs",
+                "1",
+            ],
+        )
+    }
+
     /// Starts a server on `db` with `extra` flags and exactly the `TANDEM_*` variables in `env`.
     pub fn start_with_env(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tandem-server"));
@@ -304,22 +318,39 @@ impl Client {
         self.post("/sync/v1/pull", Some(token), &body).await
     }
 
-    /// Pulls every page from `cursor`; returns the changes and the final cursor.
-    pub async fn pull_all(&self, token: &str, cursor: Option<&str>) -> (Vec<Value>, String) {
+    /// Every page from `cursor` with `limit`, asserting 200; returns the pages and the last cursor.
+    pub async fn pull_pages(
+        &self,
+        token: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> (Vec<Value>, String) {
         let mut cursor = cursor.map(str::to_string);
-        let mut changes = Vec::new();
-        loop {
+        let mut pages = Vec::new();
+        for _ in 0..10_000 {
             let page = self
-                .pull(token, cursor.as_deref(), Some(1000))
+                .pull(token, cursor.as_deref(), Some(limit))
                 .await
                 .assert_ok()
                 .clone();
-            changes.extend(page["changes"].as_array().unwrap().iter().cloned());
             cursor = Some(page["cursor"].as_str().unwrap().to_string());
-            if !page["hasMore"].as_bool().unwrap() {
-                return (changes, cursor.unwrap());
+            let more = page["hasMore"].as_bool().unwrap();
+            pages.push(page);
+            if !more {
+                return (pages, cursor.unwrap());
             }
         }
+        panic!("pull did not end");
+    }
+
+    /// Pulls every page from `cursor`; returns the changes and the final cursor.
+    pub async fn pull_all(&self, token: &str, cursor: Option<&str>) -> (Vec<Value>, String) {
+        let (pages, cursor) = self.pull_pages(token, cursor, 1000).await;
+        let changes = pages
+            .iter()
+            .flat_map(|p| p["changes"].as_array().unwrap().iter().cloned())
+            .collect();
+        (changes, cursor)
     }
 }
 
