@@ -96,19 +96,23 @@ impl AuthClient {
 
     /// `POST /signup`: creates the account and signs it in.
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<SignedInSession, AuthError> {
-        let url = self.http.auth_url("/signup");
-        let body = Credentials { email, password };
-        let answer: serde_json::Value = self
-            .http
-            .post_json(&url, None, &body)
-            .await
-            .map_err(AuthError::from_http)?;
-        session_from_value(answer)
+        self.post_credentials("/signup", email, password).await
     }
 
     /// `POST /token?grant_type=password`.
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<SignedInSession, AuthError> {
-        let url = self.http.auth_url("/token?grant_type=password");
+        self.post_credentials("/token?grant_type=password", email, password)
+            .await
+    }
+
+    /// Posts the credentials to the auth route `path` and decodes the session answered.
+    async fn post_credentials(
+        &self,
+        path: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<SignedInSession, AuthError> {
+        let url = self.http.auth_url(path);
         let body = Credentials { email, password };
         let answer: serde_json::Value = self
             .http
