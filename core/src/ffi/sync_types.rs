@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::auth::AuthState as EngineAuthState;
-use crate::outbox::{OpKind, OutboxEntry as EngineOutboxEntry};
+use crate::outbox::OutboxEntry as EngineOutboxEntry;
 use crate::sync::conflict::{
     ConflictPolicy as EnginePolicy, ConflictReason as EngineReason, ConflictRow,
 };
@@ -354,10 +354,7 @@ impl From<EngineOutboxEntry> for RejectedChange {
             op_id: e.op_id,
             collection: e.collection,
             id: e.entity_id,
-            kind: match e.op {
-                OpKind::Upsert => ChangeKind::Upsert,
-                OpKind::Delete => ChangeKind::Delete,
-            },
+            kind: e.op.into(),
             reason: e.last_error.unwrap_or_default(),
             document: e.doc,
             created_at: time(e.created_at),

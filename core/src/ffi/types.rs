@@ -253,16 +253,22 @@ impl From<EngineRecordState> for RecordState {
     }
 }
 
+impl From<OpKind> for ChangeKind {
+    fn from(op: OpKind) -> Self {
+        match op {
+            OpKind::Upsert => Self::Upsert,
+            OpKind::Delete => Self::Delete,
+        }
+    }
+}
+
 impl From<EngineOutboxEntry> for OutboxEntry {
     fn from(e: EngineOutboxEntry) -> Self {
         Self {
             op_id: e.op_id,
             collection: e.collection,
             id: e.entity_id,
-            kind: match e.op {
-                OpKind::Upsert => ChangeKind::Upsert,
-                OpKind::Delete => ChangeKind::Delete,
-            },
+            kind: e.op.into(),
             base_version: e.base_version.map(|v| v.max(0) as u64),
             document: e.doc,
             attempts: e.attempts.max(0) as u64,
