@@ -35,7 +35,6 @@ use crate::http::HttpConfig;
 use crate::query::Query as EngineQuery;
 use crate::runtime::runtime;
 use crate::sync::orchestrator::SyncOptions;
-use types::parse_json;
 
 /// Something a `Subscription` can end.
 pub(crate) trait Cancel: Send + Sync {
@@ -127,12 +126,10 @@ impl Tandem {
         id: Option<String>,
         json: String,
     ) -> Result<Record, TandemError> {
-        self.write_one(|| {
-            Ok(EngineWriteOp::Put {
-                doc: parse_json("the document", &json)?,
-                collection,
-                id,
-            })
+        self.write_one(WriteOp::Put {
+            collection,
+            id,
+            json,
         })
     }
 
@@ -143,12 +140,10 @@ impl Tandem {
         id: String,
         patch_json: String,
     ) -> Result<Record, TandemError> {
-        self.write_one(|| {
-            Ok(EngineWriteOp::Patch {
-                patch: parse_json("the merge patch", &patch_json)?,
-                collection,
-                id,
-            })
+        self.write_one(WriteOp::Patch {
+            collection,
+            id,
+            patch_json,
         })
     }
 
@@ -323,11 +318,9 @@ impl Tandem {
         }
     }
 
-    fn write_one(
-        &self,
-        op: impl FnOnce() -> Result<EngineWriteOp, TandemError>,
-    ) -> Result<Record, TandemError> {
-        let op = op()?;
+    /// Writes one put or patch (converted as `write` converts its ops) and returns its record.
+    fn write_one(&self, op: WriteOp) -> Result<Record, TandemError> {
+        let op = EngineWriteOp::try_from(op)?;
         self.call(|client| Ok(client.write(vec![op])?.into_iter().next().map(Record::from)))?
             .ok_or_else(|| TandemError::Internal {
                 detail: "a put wrote no record".into(),
