@@ -9,7 +9,7 @@ use tandem_protocol::{is_valid_id, Change, Schema};
 
 use super::conflict;
 use super::conflict::{decide, ConflictPolicy, Decision};
-use super::reconcile::{adopt_server, apply_decision, parse_doc, ServerState};
+use super::reconcile::{adopt_server, apply_decision, parse_doc, with_server_side, ServerState};
 use crate::error::{Error, Result};
 use crate::outbox::{self, EntryState};
 use crate::records::{self, RecordRow, RecordState};
@@ -121,14 +121,7 @@ fn apply_change(
     }
     if unsent.iter().any(|e| e.state == EntryState::Inflight) {
         // The answer to that push settles it; meanwhile only the server side moves.
-        return records::save(
-            tx,
-            &RecordRow {
-                server_doc: server.doc,
-                server_version: server.version,
-                ..row
-            },
-        );
+        return records::save(tx, &with_server_side(row, &server));
     }
     // Local changes wait: rebase them on the new server state instead of overwriting them.
     let local = if row.deleted {
@@ -193,14 +186,7 @@ fn follow_server_in_conflict(
         server.doc.as_deref(),
         server.version,
     )?;
-    records::save(
-        tx,
-        &RecordRow {
-            server_doc: server.doc.clone(),
-            server_version: server.version,
-            ..row
-        },
-    )
+    records::save(tx, &with_server_side(row, server))
 }
 
 /// Records that are synced and have nothing pending: after a full re-pull, those the server did

@@ -21,6 +21,15 @@ pub struct ServerState {
     pub doc: Option<String>,
 }
 
+/// `row` with its server side moved to `server`, its local side untouched.
+pub fn with_server_side(row: RecordRow, server: &ServerState) -> RecordRow {
+    RecordRow {
+        server_doc: server.doc.clone(),
+        server_version: server.version,
+        ..row
+    }
+}
+
 /// Applies a conflict decision to `row`, whose local change met `server`. `base` is the server
 /// document the local change started from.
 pub fn apply_decision(
@@ -87,11 +96,9 @@ pub fn rebase_local(
     let rebased = RecordRow {
         doc: desired.map(str::to_string),
         deleted: desired.is_none(),
-        server_doc: server.doc.clone(),
-        server_version: server.version,
         state: RecordState::Pending,
         updated_at: now,
-        ..row.clone()
+        ..with_server_side(row.clone(), server)
     };
     records::save(tx, &rebased)?;
     match desired {
@@ -139,11 +146,9 @@ fn park(
     records::save(
         tx,
         &RecordRow {
-            server_doc: server.doc.clone(),
-            server_version: server.version,
             state: RecordState::Conflicted,
             updated_at: now,
-            ..row.clone()
+            ..with_server_side(row.clone(), server)
         },
     )
 }
