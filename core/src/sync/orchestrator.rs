@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use rusqlite::OptionalExtension;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -602,21 +601,13 @@ fn stored_status(engine: &Engine) -> crate::error::Result<StoredStatus> {
             pending: outbox::unsent_count(c)?,
             conflicts: conflict::count(c)?,
             rejected: outbox::rejected_count(c)?,
-            last_synced_at: c
-                .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-                .query_row([LAST_SYNC_KEY], |r| r.get::<_, String>(0))
-                .optional()?
-                .and_then(|ms| ms.parse().ok()),
+            last_synced_at: super::meta_get(c, LAST_SYNC_KEY)?.and_then(|ms| ms.parse().ok()),
         })
     })
 }
 
 fn save_last_sync(tx: &rusqlite::Transaction<'_>, at_ms: i64) -> crate::error::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute([LAST_SYNC_KEY, &at_ms.to_string()])?;
-    Ok(())
+    super::meta_set(tx, LAST_SYNC_KEY, &at_ms.to_string())
 }
 
 /// One lock file per database, next to it.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, Transaction};
 use serde_json::Value;
 use tandem_protocol::{is_valid_id, Change, Schema};
 
@@ -28,10 +28,7 @@ pub struct PullTally {
 
 /// The cursor of the last applied page; `None` before the first pull.
 pub fn cursor(conn: &Connection) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-        .query_row([CURSOR_KEY], |r| r.get(0))
-        .optional()?)
+    super::meta_get(conn, CURSOR_KEY)
 }
 
 pub fn forget_cursor(tx: &Transaction<'_>) -> Result<()> {
@@ -57,10 +54,7 @@ pub fn apply_page(
         }
         apply_change(tx, schema, change, policy, now, &mut tally)?;
     }
-    tx.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute([CURSOR_KEY, next_cursor])?;
+    super::meta_set(tx, CURSOR_KEY, next_cursor)?;
     Ok(tally)
 }
 
