@@ -61,8 +61,7 @@ pub fn adopt_server(
     now: i64,
 ) -> Result<()> {
     let (collection, id) = (row.collection.as_str(), row.id.as_str());
-    outbox::drop_unsent(tx, collection, id)?;
-    conflict::remove(tx, collection, id)?;
+    drop_local_change(tx, collection, id)?;
     match &server.doc {
         Some(doc) => records::save(
             tx,
@@ -91,8 +90,7 @@ pub fn rebase_local(
     desired: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    outbox::drop_unsent(tx, &row.collection, &row.id)?;
-    conflict::remove(tx, &row.collection, &row.id)?;
+    drop_local_change(tx, &row.collection, &row.id)?;
     let rebased = RecordRow {
         doc: desired.map(str::to_string),
         deleted: desired.is_none(),
@@ -164,8 +162,7 @@ pub fn remove_descendants(
     for (child, field) in schema.children_of(collection) {
         for child_id in records::live_children(tx, child, field, id)? {
             remove_descendants(tx, schema, child, &child_id)?;
-            outbox::drop_unsent(tx, child, &child_id)?;
-            conflict::remove(tx, child, &child_id)?;
+            drop_local_change(tx, child, &child_id)?;
             let before = records::load(tx, child, &child_id)?;
             let version = before.as_ref().map_or(0, |b| b.server_version);
             forget_or_tombstone(
@@ -179,6 +176,12 @@ pub fn remove_descendants(
         }
     }
     Ok(())
+}
+
+/// Drops the record's unsent changes and its open conflict: what the server says replaces them.
+fn drop_local_change(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    outbox::drop_unsent(tx, collection, id)?;
+    conflict::remove(tx, collection, id)
 }
 
 /// A deleted record keeps a row only while dead letters still refer to it.
