@@ -7,7 +7,9 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
-use tandem_protocol::{conflict, is_valid_id, Mutation, MutationResult, MutationType, Schema};
+use tandem_protocol::{
+    check_size, conflict, is_valid_id, Mutation, MutationResult, MutationType, Schema,
+};
 
 /// A record's identity within one user: (entity, entityId).
 pub type RecordKey = (String, String);
@@ -162,7 +164,13 @@ impl Batch<'_> {
         let collection = self.schema.collection(&key.0).expect("checked by judge");
         // The request's shape check guarantees a payload on upserts.
         let doc = Value::Object(payload.unwrap_or_default());
-        if let Err(e) = collection.validate_document(&key.0, &doc) {
+        // The document is serialized once, to store it, and its length checked from that text
+        // (`validate_document` would serialize it a second time just to count the bytes).
+        if let Err(e) = collection.validate_fields(&key.0, &doc) {
+            return MutationResult::rejected(op_id, e.reason.code());
+        }
+        let text = serde_json::to_string(&doc).expect("a JSON value always serializes");
+        if let Err(e) = check_size(&key.0, text.len()) {
             return MutationResult::rejected(op_id, e.reason.code());
         }
         let Value::Object(map) = &doc else {
@@ -189,12 +197,11 @@ impl Batch<'_> {
             (Some(n), Some(r)) if r.version == n => n + 1,
             (Some(_), Some(r)) => return conflict_with(op_id, conflict::VERSION_MISMATCH, r),
         };
-        let doc = serde_json::to_string(&doc).expect("a JSON value always serializes");
         let record = StoredRecord {
             key,
             version: new_version,
             deleted: false,
-            doc: Some(doc),
+            doc: Some(text),
             parent,
         };
         self.put(record);
