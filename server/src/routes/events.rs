@@ -2,6 +2,7 @@
 //! change to its user's data commits, on whichever instance.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -20,7 +21,8 @@ pub async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribe before answering, so no change committed after the response starts is missed.
     let notices = BroadcastStream::new(state.hub.subscribe());
-    let user_id = user.user_id;
+    // Shared, so that judging each notice of any user costs this stream no allocation.
+    let user_id: Arc<str> = user.user_id.into();
     let greeting = stream::once(async { Ok(Event::default().comment("connected")) });
     let stream_state = state.clone();
     let pokes = notices.filter_map(move |notice| {
