@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tandem_protocol::{
     is_valid_id, MutationType, PullRequest, PushRequest, PushResponse, DEFAULT_PULL_LIMIT,
-    MAX_PULL_LIMIT,
+    MAX_ID_LEN, MAX_PULL_LIMIT,
 };
 
 use super::{AuthUser, JsonBody, SharedState};
@@ -53,17 +53,15 @@ fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiEr
         return Err(ApiError::batch_too_large(max_batch));
     }
     if !is_valid_id(&request.client_id) {
-        return Err(ApiError::invalid_request(
-            "clientId must be 1..128 characters of [A-Za-z0-9_.:-]",
-        ));
+        return Err(ApiError::invalid_request(id_rule("clientId")));
     }
     for (i, m) in request.mutations.iter().enumerate() {
         let bad = |what: &str| Err(ApiError::invalid_request(format!("mutations[{i}].{what}")));
         if !is_valid_id(&m.op_id) {
-            return bad("opId must be 1..128 characters of [A-Za-z0-9_.:-]");
+            return bad(&id_rule("opId"));
         }
         if !is_valid_id(&m.entity_id) {
-            return bad("entityId must be 1..128 characters of [A-Za-z0-9_.:-]");
+            return bad(&id_rule("entityId"));
         }
         if !is_rfc3339(&m.client_time) {
             return bad("clientTime must be an RFC 3339 time");
@@ -73,6 +71,11 @@ fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiEr
         }
     }
     Ok(())
+}
+
+/// The id rule of `is_valid_id`, as an error text about `field`.
+fn id_rule(field: &str) -> String {
+    format!("{field} must be 1..{MAX_ID_LEN} characters of [A-Za-z0-9_.:-]")
 }
 
 /// `POST /sync/v1/pull`.
@@ -131,9 +134,9 @@ pub async fn pull(
 fn page_limit(limit: Option<i64>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_PULL_LIMIT),
-        Some(n) if n < 1 => Err(ApiError::invalid_request(
-            "limit must be between 1 and 1000",
-        )),
+        Some(n) if n < 1 => Err(ApiError::invalid_request(format!(
+            "limit must be between 1 and {MAX_PULL_LIMIT}"
+        ))),
         Some(n) => Ok(n.min(i64::from(MAX_PULL_LIMIT)) as u32),
     }
 }
