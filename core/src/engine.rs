@@ -112,7 +112,7 @@ impl Engine {
     }
 
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
-        self.known_collection(collection)?;
+        schema::declared(&self.schema, collection)?;
         self.store
             .read(|conn| records::load_live(conn, collection, id))
     }
@@ -171,18 +171,6 @@ impl Engine {
 
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
         self.store.read(outbox::list)
-    }
-
-    fn known_collection(&self, collection: &str) -> Result<()> {
-        match self.schema.collection(collection) {
-            Some(_) => Ok(()),
-            None => {
-                Err(
-                    ValidationError::new(collection, None, ValidationReason::UnknownCollection)
-                        .into(),
-                )
-            }
-        }
     }
 }
 
@@ -359,9 +347,7 @@ impl Batch<'_, '_> {
     }
 
     fn collection(&self, name: &str) -> Result<&Collection> {
-        self.schema.collection(name).ok_or_else(|| {
-            ValidationError::new(name, None, ValidationReason::UnknownCollection).into()
-        })
+        schema::declared(self.schema, name)
     }
 }
 

@@ -4,11 +4,11 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 use serde_json::Value;
-use tandem_protocol::{FieldType, Schema, ValidationError, ValidationReason};
+use tandem_protocol::{Collection, FieldType, Schema};
 
 use crate::error::{Error, Result};
 use crate::records::{self, RecordRow, COLUMNS};
-use crate::schema::field_expr;
+use crate::schema::{self, field_expr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterOp {
@@ -54,21 +54,19 @@ pub struct CompiledQuery {
 
 impl CompiledQuery {
     pub fn compile(schema: &Schema, collection: &str, query: &Query) -> Result<Self> {
-        schema.collection(collection).ok_or_else(|| {
-            ValidationError::new(collection, None, ValidationReason::UnknownCollection)
-        })?;
+        let declared = schema::declared(schema, collection)?;
         let mut conditions = vec![
             format!("collection = '{collection}'"),
             "deleted = 0".to_string(),
         ];
         let mut params = Vec::new();
         for filter in &query.filters {
-            let kind = field_type(schema, collection, &filter.field)?;
+            let kind = field_type(declared, collection, &filter.field)?;
             conditions.push(condition(collection, kind, filter, &mut params)?);
         }
         let mut order_terms = Vec::new();
         for order in &query.order {
-            field_type(schema, collection, &order.field)?;
+            field_type(declared, collection, &order.field)?;
             let direction = if order.descending { "DESC" } else { "ASC" };
             order_terms.push(format!("{} {direction}", field_expr(&order.field)));
         }
@@ -96,9 +94,7 @@ impl CompiledQuery {
 
     /// The live record `collection/id`: at most one row, found by the primary key.
     pub fn record(schema: &Schema, collection: &str, id: &str) -> Result<Self> {
-        schema.collection(collection).ok_or_else(|| {
-            ValidationError::new(collection, None, ValidationReason::UnknownCollection)
-        })?;
+        schema::declared(schema, collection)?;
         let where_sql = format!("collection = '{collection}' AND id = ?1 AND deleted = 0");
         Ok(Self {
             select_sql: format!("SELECT {COLUMNS} FROM records WHERE {where_sql}"),
@@ -133,10 +129,10 @@ impl CompiledQuery {
     }
 }
 
-fn field_type(schema: &Schema, collection: &str, field: &str) -> Result<FieldType> {
-    schema
-        .collection(collection)
-        .and_then(|c| c.fields.get(field))
+fn field_type(declared: &Collection, collection: &str, field: &str) -> Result<FieldType> {
+    declared
+        .fields
+        .get(field)
         .map(|f| f.kind)
         .ok_or_else(|| Error::invalid(format!("{collection}.{field}: not declared in the schema")))
 }

@@ -4,13 +4,20 @@
 use std::collections::BTreeSet;
 
 use rusqlite::{OptionalExtension, Transaction};
-use tandem_protocol::{Collection, Schema};
+use tandem_protocol::{Collection, Schema, ValidationError, ValidationReason};
 
 use crate::error::{Error, Result};
 
 const SCHEMA_KEY: &str = "app_schema";
 /// Every index the engine manages starts with this; others in the file are left alone.
 const INDEX_PREFIX: &str = "tdx_";
+
+/// The schema's declaration of `collection`; an unknown one is a validation error.
+pub fn declared<'s>(schema: &'s Schema, collection: &str) -> Result<&'s Collection> {
+    schema.collection(collection).ok_or_else(|| {
+        ValidationError::new(collection, None, ValidationReason::UnknownCollection).into()
+    })
+}
 
 /// Accepts `schema` for the store inside `tx`: refuses a change stored data cannot follow, records
 /// the new schema and brings the SQLite indexes in line with it.
