@@ -7,9 +7,8 @@ use rusqlite::{Connection, Transaction};
 use serde_json::Value;
 use tandem_protocol::{is_valid_id, Change, Schema};
 
-use super::conflict;
-use super::conflict::{decide, ConflictPolicy, Decision};
-use super::reconcile::{adopt_server, apply_decision, parse_doc, with_server_side, ServerState};
+use super::conflict::{self, ConflictPolicy};
+use super::reconcile::{adopt_server, settle, with_server_side, ServerState};
 use crate::error::{Error, Result};
 use crate::outbox::{self, EntryState};
 use crate::records::{self, RecordRow, RecordState};
@@ -118,35 +117,15 @@ fn apply_change(
         return records::save(tx, &with_server_side(row, &server));
     }
     // Local changes wait: rebase them on the new server state instead of overwriting them.
-    let local = if row.deleted {
-        None
-    } else {
-        parse_doc(row.doc.as_deref())?
-    };
-    let base_text = unsent[0]
+    let base = unsent[0]
         .base_doc
         .clone()
         .or_else(|| row.server_doc.clone());
-    let base = parse_doc(base_text.as_deref())?;
-    let decision = decide(
-        policy,
-        base.as_ref(),
-        local.as_ref(),
-        parse_doc(server.doc.as_deref())?.as_ref(),
-    );
-    if let Decision::Park { .. } = decision {
+    if settle(tx, schema, policy, &row, &server, base.as_deref(), now)? {
         tally.conflicts += 1;
         tally.parked.push((collection.to_string(), id.to_string()));
     }
-    apply_decision(
-        tx,
-        schema,
-        decision,
-        &row,
-        &server,
-        base_text.as_deref(),
-        now,
-    )
+    Ok(())
 }
 
 /// A pulled document as stored: compact JSON, serialised straight from the parsed map.

@@ -7,8 +7,8 @@ use rusqlite::Transaction;
 use serde_json::Value;
 use tandem_protocol::{Mutation, MutationResult, MutationType, ResultStatus, Schema};
 
-use super::conflict::{decide, ConflictPolicy, Decision};
-use super::reconcile::{apply_decision, parse_doc, ServerState};
+use super::conflict::ConflictPolicy;
+use super::reconcile::{self, ServerState};
 use crate::error::{Error, Result};
 use crate::outbox::{self, OpKind, OutboxEntry};
 use crate::records::{self, RecordState};
@@ -175,28 +175,13 @@ fn settle_conflict(
         outbox::remove(tx, entry.seq)?;
         return Ok(false);
     };
-    // What the user wants now is the record as it stands, whatever entries led there.
-    let local = if row.deleted {
-        None
-    } else {
-        parse_doc(row.doc.as_deref())?
-    };
-    let base = parse_doc(entry.base_doc.as_deref())?;
-    let decision = decide(
-        policy,
-        base.as_ref(),
-        local.as_ref(),
-        parse_doc(server.doc.as_deref())?.as_ref(),
-    );
-    let parked = matches!(decision, Decision::Park { .. });
-    apply_decision(
+    reconcile::settle(
         tx,
         schema,
-        decision,
+        policy,
         &row,
         server,
         entry.base_doc.as_deref(),
         now,
-    )?;
-    Ok(parked)
+    )
 }

@@ -6,7 +6,7 @@
 use rusqlite::Transaction;
 use tandem_protocol::Schema;
 
-use super::conflict::{self, ConflictReason, ConflictRow, Decision};
+use super::conflict::{self, ConflictPolicy, ConflictReason, ConflictRow, Decision};
 use super::merge::Doc;
 use crate::error::{Error, Result};
 use crate::outbox;
@@ -30,9 +30,37 @@ pub fn with_server_side(row: RecordRow, server: &ServerState) -> RecordRow {
     }
 }
 
+/// Settles by `policy` the local change of `row` that met `server`; `base` is the server document
+/// the local change started from. Returns whether the conflict was left to the app.
+pub fn settle(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    policy: ConflictPolicy,
+    row: &RecordRow,
+    server: &ServerState,
+    base: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    // What the user wants now is the record as it stands, whatever entries led there.
+    let local = if row.deleted {
+        None
+    } else {
+        parse_doc(row.doc.as_deref())?
+    };
+    let decision = conflict::decide(
+        policy,
+        parse_doc(base)?.as_ref(),
+        local.as_ref(),
+        parse_doc(server.doc.as_deref())?.as_ref(),
+    );
+    let parked = matches!(decision, Decision::Park { .. });
+    apply_decision(tx, schema, decision, row, server, base, now)?;
+    Ok(parked)
+}
+
 /// Applies a conflict decision to `row`, whose local change met `server`. `base` is the server
 /// document the local change started from.
-pub fn apply_decision(
+fn apply_decision(
     tx: &Transaction<'_>,
     schema: &Schema,
     decision: Decision,
@@ -212,7 +240,7 @@ fn forget_or_tombstone(
 }
 
 /// Parses a stored document for merging.
-pub fn parse_doc(text: Option<&str>) -> Result<Option<Doc>> {
+fn parse_doc(text: Option<&str>) -> Result<Option<Doc>> {
     text.map(|t| match serde_json::from_str(t) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
         _ => Err(Error::Corrupt(
