@@ -7,7 +7,7 @@ use tempfile::TempDir;
 
 use crate::engine::{now_ms, Engine, WriteOp};
 use crate::outbox::{self, EntryState, OpKind, OutboxEntry};
-use crate::records::RecordState;
+use crate::records::{RecordRow, RecordState};
 use crate::sync::conflict::{self, ConflictPolicy, ConflictReason};
 use crate::sync::{pull, push};
 
@@ -107,22 +107,20 @@ impl Device {
             .map(|r| serde_json::from_str(r.doc.as_deref().unwrap()).unwrap())
     }
 
-    fn state(&self, collection: &str, id: &str) -> RecordState {
+    /// The stored row, deleted or not.
+    fn row(&self, collection: &str, id: &str) -> Option<RecordRow> {
         self.engine
             .store()
             .read(|c| crate::records::load(c, collection, id))
             .unwrap()
-            .unwrap()
-            .state
+    }
+
+    fn state(&self, collection: &str, id: &str) -> RecordState {
+        self.row(collection, id).unwrap().state
     }
 
     fn version(&self, collection: &str, id: &str) -> i64 {
-        self.engine
-            .store()
-            .read(|c| crate::records::load(c, collection, id))
-            .unwrap()
-            .unwrap()
-            .server_version
+        self.row(collection, id).unwrap().server_version
     }
 
     fn unsent(&self) -> Vec<OutboxEntry> {
@@ -211,13 +209,7 @@ fn a_confirmed_delete_forgets_the_record() {
     d.push_applied(1);
     d.delete("plans", "a");
     d.push_applied(2);
-    assert_eq!(
-        d.engine
-            .store()
-            .read(|c| crate::records::load(c, "plans", "a"))
-            .unwrap(),
-        None
-    );
+    assert_eq!(d.row("plans", "a"), None);
 }
 
 #[test]
