@@ -125,8 +125,7 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
                 && unsent_entries(tx, collection, id)? == 1;
             if never_sent {
                 // create (+ updates) + delete of a record the server never saw: nothing to send.
-                tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
-                    .execute([head.seq])?;
+                remove(tx, head.seq)?;
                 return Ok(if has_entries(tx, collection, id)? {
                     AfterDelete::KeepTombstone
                 } else {
@@ -154,11 +153,8 @@ pub fn unsent_count(conn: &Connection) -> Result<u64> {
 
 /// Every entry, in the order they will leave (dead letters included, marked as such).
 pub fn list(conn: &Connection) -> Result<Vec<OutboxEntry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
-                last_error, created_at, updated_at
-         FROM outbox ORDER BY seq",
-    )?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM outbox ORDER BY seq"))?;
     let entries = stmt
         .query_map([], entry_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
