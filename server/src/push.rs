@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tandem_protocol::{
-    check_size, conflict, is_valid_id, Mutation, MutationResult, MutationType, Schema,
+    check_size, conflict, is_valid_id, Collection, Mutation, MutationResult, MutationType, Schema,
 };
 
 /// A record's identity within one user: (entity, entityId).
@@ -135,13 +135,18 @@ impl Batch<'_> {
         if let Some(&version) = self.known_ops.get(&m.op_id) {
             return MutationResult::duplicate(&m.op_id, version);
         }
-        if self.schema.collection(&m.entity).is_none() {
+        let schema = self.schema;
+        let Some(collection) = schema.collection(&m.entity) else {
             return MutationResult::rejected(&m.op_id, "unknown_entity");
-        }
+        };
         let result = match m.kind {
-            MutationType::Upsert => {
-                self.upsert(&m.op_id, (m.entity, m.entity_id), m.base_version, m.payload)
-            }
+            MutationType::Upsert => self.upsert(
+                &m.op_id,
+                collection,
+                (m.entity, m.entity_id),
+                m.base_version,
+                m.payload,
+            ),
             MutationType::Delete => self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version),
         };
         if let Some(version) = result
@@ -157,11 +162,11 @@ impl Batch<'_> {
     fn upsert(
         &mut self,
         op_id: &str,
+        collection: &Collection,
         key: RecordKey,
         base_version: Option<i64>,
         payload: Option<Map<String, Value>>,
     ) -> MutationResult {
-        let collection = self.schema.collection(&key.0).expect("checked by judge");
         // The request's shape check guarantees a payload on upserts.
         let doc = Value::Object(payload.unwrap_or_default());
         // The document is serialized once, to store it, and its length checked from that text
