@@ -30,7 +30,7 @@ pub fn resolve(
     id: &str,
     resolution: Resolution,
 ) -> Result<Option<RecordRow>> {
-    let schema = engine.schema().clone();
+    let schema = engine.schema();
     let merged = match &resolution {
         Resolution::Merged(doc) => Some(validated(engine, collection, doc)?),
         _ => None,
@@ -45,7 +45,7 @@ pub fn resolve(
             doc: open.server_doc.clone(),
         };
         match resolution {
-            Resolution::KeepServer => reconcile::adopt_server(tx, &schema, &row, &server, now)?,
+            Resolution::KeepServer => reconcile::adopt_server(tx, schema, &row, &server, now)?,
             Resolution::KeepMine => {
                 reconcile::rebase_local(tx, &row, &server, open.local_doc.as_deref(), now)?
             }
@@ -86,7 +86,7 @@ pub fn conflicts(engine: &Engine) -> Result<Vec<ConflictRow>> {
 /// Drops the dead letter `op_id`. The record goes back to the server's state (or disappears when
 /// the server never had it), unless newer local changes of it wait to be sent.
 pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
-    let schema = engine.schema().clone();
+    let schema = engine.schema();
     let now = now_ms();
     let collection = engine.store().write(|tx| {
         let entry = outbox::rejected_by_op_id(tx, op_id)?
@@ -112,7 +112,7 @@ pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
             version: row.server_version,
             doc: row.server_doc.clone(),
         };
-        reconcile::adopt_server(tx, &schema, &row, &server, now)?;
+        reconcile::adopt_server(tx, schema, &row, &server, now)?;
         Ok(entry.collection)
     })?;
     engine.committed([collection].into());

@@ -96,9 +96,9 @@ async fn push_all(
         report.pushed += batch.len() as u64;
         let policy = settings.policy;
         let tally = blocking(engine, move |e| {
-            let schema = e.schema().clone();
+            let schema = e.schema();
             let tally = e.store().write(|tx| {
-                push::apply_results(tx, &schema, &batch, &answer.results, policy, now_ms())
+                push::apply_results(tx, schema, &batch, &answer.results, policy, now_ms())
             })?;
             e.committed(tally.changed.clone());
             Ok(tally)
@@ -152,11 +152,11 @@ async fn pull_all(
         let mut seen_page = seen.take();
         let page_cursor = next.clone();
         let apply = blocking(engine, move |e| {
-            let schema = e.schema().clone();
+            let schema = e.schema();
             let tally = e.store().write(|tx| {
                 pull::apply_page(
                     tx,
-                    &schema,
+                    schema,
                     &changes,
                     &page_cursor,
                     policy,
@@ -190,10 +190,10 @@ async fn pull_all(
     }
     if let (Some(candidates), Some(seen)) = (candidates, seen) {
         blocking(engine, move |e| {
-            let schema = e.schema().clone();
+            let schema = e.schema();
             let changed = e
                 .store()
-                .write(|tx| pull::sweep_missing(tx, &schema, &candidates, &seen, now_ms()))?;
+                .write(|tx| pull::sweep_missing(tx, schema, &candidates, &seen, now_ms()))?;
             e.committed(changed);
             Ok(())
         })
