@@ -146,6 +146,12 @@ impl Client {
             .map_or(AuthState::SignedOut, |a| a.state())
     }
 
+    /// The user whose data is open (also while the session is expired); none when signed out or
+    /// local-only.
+    pub fn current_user(&self) -> Option<User> {
+        self.auth.as_ref().and_then(|a| a.current_user())
+    }
+
     pub fn subscribe_auth(&self, callback: AuthStateCallback) -> Result<AuthSubscription> {
         Ok(self.auth()?.subscribe(callback))
     }

@@ -41,13 +41,7 @@ impl Tandem {
 
     /// The signed-in user (also while the session is expired), or nothing.
     pub fn current_user(&self) -> Result<Option<User>, TandemError> {
-        self.call(|client| {
-            Ok(match client.auth_state() {
-                crate::auth::AuthState::SignedIn(user)
-                | crate::auth::AuthState::SessionExpired(user) => Some(user.into()),
-                crate::auth::AuthState::SignedOut => None,
-            })
-        })
+        self.call(|client| Ok(client.current_user().map(User::from)))
     }
 
     /// Who is signed in.
