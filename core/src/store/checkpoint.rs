@@ -6,11 +6,11 @@
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use rusqlite::wal::CheckpointMode;
 use rusqlite::Connection;
 
+use super::BUSY_TIMEOUT;
 use crate::error::Result;
 
 /// WAL size, in pages, past which a commit asks for a checkpoint (SQLite's default threshold).
@@ -24,7 +24,7 @@ pub struct Checkpointer {
 impl Checkpointer {
     pub fn start(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let (wake, requests) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("tandem-checkpoint".into())
@@ -43,8 +43,9 @@ impl Checkpointer {
 
 fn run(conn: &Connection, requests: &Receiver<()>) {
     while requests.recv().is_ok() {
-        while requests.try_recv().is_ok() {} // one checkpoint covers every request queued so far
-                                             // A busy or failed checkpoint is simply retried after the next commit that asks.
+        // One checkpoint covers every request queued so far.
+        while requests.try_recv().is_ok() {}
+        // A busy or failed checkpoint is simply retried after the next commit that asks.
         let _ = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
     }
 }
