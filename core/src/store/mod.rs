@@ -88,11 +88,7 @@ impl Store {
     /// Runs `f` in an immediate write transaction and commits when it returns `Ok`; an error (or a
     /// panic) rolls everything back.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
+        in_transaction(&mut lock(&self.writer), f)
     }
 
     /// Like [`Store::write`], with the database file `other` attached as `alias` for the length of
@@ -108,12 +104,7 @@ impl Store {
             "ATTACH DATABASE ?1 AS ?2",
             rusqlite::params![other.to_string_lossy(), alias],
         )?;
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })();
+        let result = in_transaction(&mut conn, f);
         conn.execute("DETACH DATABASE ?1", [alias])?;
         result
     }
@@ -148,6 +139,17 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.execute_batch(CONNECTION_PRAGMAS)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
+}
+
+/// Runs `f` in an immediate transaction on `conn`, committing when it returns `Ok`.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
 }
 
 fn read_in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
