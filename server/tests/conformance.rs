@@ -8,7 +8,6 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{delete, op, upsert, Server, TestDb, SECRET};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 on_both_backends!(
@@ -1171,33 +1170,6 @@ async fn body_and_batch_limits(db: TestDb) {
     assert_eq!(c.push_ok(&t, ten).await.len(), 10);
 }
 
-/// Reads SSE frames until a `poke` arrives; returns its cursor.
-async fn next_poke(
-    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    buffer: &mut String,
-) -> String {
-    loop {
-        if let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            if frame.lines().any(|l| l == "event: poke") {
-                let data = frame
-                    .lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .expect("poke without data");
-                let poke: Value = serde_json::from_str(data).unwrap();
-                return poke["cursor"].as_str().unwrap().to_string();
-            }
-            continue;
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("no poke within 10 s")
-            .expect("stream ended")
-            .unwrap();
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
-}
-
 async fn sse_pokes(db: TestDb) {
     let server = Server::start(&db, &[]);
     let c = server.client();
@@ -1231,7 +1203,7 @@ async fn sse_pokes(db: TestDb) {
         vec![upsert(&op(), "plans", "a", None, json!({"name": "A"}))],
     )
     .await;
-    let cursor = next_poke(&mut stream, &mut buffer).await;
+    let cursor = common::next_poke(&mut stream, &mut buffer).await;
     let (_, latest) = c.pull_all(&alice, None).await;
     assert_eq!(cursor, latest);
     let after = c
@@ -1245,7 +1217,7 @@ async fn sse_pokes(db: TestDb) {
         vec![upsert(&op(), "plans", "a", Some(1), json!({"name": "A2"}))],
     )
     .await;
-    let cursor2 = next_poke(&mut stream, &mut buffer).await;
+    let cursor2 = common::next_poke(&mut stream, &mut buffer).await;
     let page = c
         .pull(&alice, Some(&cursor), None)
         .await

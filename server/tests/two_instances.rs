@@ -3,11 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{op, upsert, Backend, Server, TestDb};
-use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_pokes_idempotency_and_sessions() {
@@ -43,28 +40,7 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
         applied[0],
         json!({"opId": "op-1", "status": "applied", "version": 1})
     );
-    let poke_cursor = loop {
-        if let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            if frame.lines().any(|l| l == "event: poke") {
-                let data = frame
-                    .lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .unwrap();
-                break serde_json::from_str::<Value>(data).unwrap()["cursor"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-            }
-            continue;
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("instance B sent no poke within 10 s")
-            .unwrap()
-            .unwrap();
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-    };
+    let poke_cursor = common::next_poke(&mut stream, &mut buffer).await;
     // Cursors work on either instance.
     let (changes, cursor) = cb.pull_all(&token, None).await;
     assert_eq!(changes.len(), 1);

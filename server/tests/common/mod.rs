@@ -371,6 +371,36 @@ pub fn op() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// Reads SSE frames until a `poke` arrives; returns its cursor.
+pub async fn next_poke(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+) -> String {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if frame.lines().any(|l| l == "event: poke") {
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("poke without data");
+                let poke: Value = serde_json::from_str(data).unwrap();
+                return poke["cursor"].as_str().unwrap().to_string();
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(stream),
+        )
+        .await
+        .expect("no poke within 10 s")
+        .expect("stream ended")
+        .unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
 /// Runs each listed `async fn name(db: TestDb)` as `sqlite::name` and `postgres::name`; the
 /// PostgreSQL variants pass trivially (with a note) when `TANDEM_TEST_POSTGRES_URL` is unset.
 #[macro_export]
