@@ -208,10 +208,7 @@ impl Batch<'_, '_> {
     fn put(&mut self, collection: &str, id: &str, doc: Value) -> Result<RecordRow> {
         let declared = self.collection(collection)?;
         check_id(id)?;
-        let doc = without_nulls(doc);
-        declared.validate_fields(collection, &doc)?;
-        let json = serde_json::to_string(&doc).map_err(|e| Error::invalid(e.to_string()))?;
-        check_size(collection, json.len())?;
+        let (doc, json) = stored_form(declared, collection, doc)?;
         let depends_on = self.check_parent(declared, collection, &doc)?;
         let mut row = RecordRow {
             collection: collection.to_string(),
@@ -363,11 +360,21 @@ fn check_id(id: &str) -> Result<()> {
 
 /// Null in a field means absent; dropping such keys keeps stored documents canonical, so a put
 /// and a merge patch that say the same thing store the same thing.
-fn without_nulls(mut doc: Value) -> Value {
+/// A document as a put stores it: top-level nulls dropped (they mean "absent"), the fields
+/// validated against `declared`, then serialised and size-checked. Returns the document and its
+/// stored text.
+pub(crate) fn stored_form(
+    declared: &Collection,
+    collection: &str,
+    mut doc: Value,
+) -> Result<(Value, String)> {
     if let Value::Object(map) = &mut doc {
         map.retain(|_, v| !v.is_null());
     }
-    doc
+    declared.validate_fields(collection, &doc)?;
+    let json = doc.to_string();
+    check_size(collection, json.len())?;
+    Ok((doc, json))
 }
 
 fn parse_stored(doc: Option<&str>) -> Result<Value> {

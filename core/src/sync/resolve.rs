@@ -2,14 +2,14 @@
 //! server's, or a merged document) and `discard` a rejected change.
 
 use serde_json::Value;
-use tandem_protocol::{check_size, ValidationError, ValidationReason};
 
 use super::conflict::{self, ConflictRow};
 use super::reconcile::{self, ServerState};
-use crate::engine::{now_ms, Engine};
+use crate::engine::{now_ms, stored_form, Engine};
 use crate::error::{Error, Result};
 use crate::outbox;
 use crate::records::{self, RecordRow, RecordState};
+use crate::schema;
 
 /// The app's answer to a conflict.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,17 +65,8 @@ fn no_conflict(collection: &str, id: &str) -> Error {
 
 /// Checks a merged document like a put would, returning its stored form.
 fn validated(engine: &Engine, collection: &str, doc: &Value) -> Result<String> {
-    let declared = engine.schema().collection(collection).ok_or_else(|| {
-        ValidationError::new(collection, None, ValidationReason::UnknownCollection)
-    })?;
-    let mut doc = doc.clone();
-    if let Value::Object(map) = &mut doc {
-        map.retain(|_, v| !v.is_null());
-    }
-    declared.validate_fields(collection, &doc)?;
-    let text = doc.to_string();
-    check_size(collection, text.len())?;
-    Ok(text)
+    let declared = schema::declared(engine.schema(), collection)?;
+    Ok(stored_form(declared, collection, doc.clone())?.1)
 }
 
 /// Open conflicts, oldest first.
