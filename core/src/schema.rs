@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::Transaction;
 use tandem_protocol::{Collection, Schema, ValidationError, ValidationReason};
 
 use crate::error::{Error, Result};
+use crate::store::{meta_get, meta_set};
 
 const SCHEMA_KEY: &str = "app_schema";
 /// Every index the engine manages starts with this; others in the file are left alone.
@@ -22,11 +23,7 @@ pub fn declared<'s>(schema: &'s Schema, collection: &str) -> Result<&'s Collecti
 /// Accepts `schema` for the store inside `tx`: refuses a change stored data cannot follow, records
 /// the new schema and brings the SQLite indexes in line with it.
 pub fn install(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
-    let stored: Option<String> = tx
-        .query_row("SELECT value FROM meta WHERE key = ?1", [SCHEMA_KEY], |r| {
-            r.get(0)
-        })
-        .optional()?;
+    let stored = meta_get(tx, SCHEMA_KEY)?;
     if let Some(stored) = stored {
         let previous = Schema::from_json(&stored)
             .map_err(|e| Error::Corrupt(format!("stored app schema: {e}")))?;
@@ -37,11 +34,7 @@ pub fn install(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
             .check_evolution_from(&previous)
             .map_err(Error::SchemaChange)?;
     }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [SCHEMA_KEY, &schema.to_json()],
-    )?;
+    meta_set(tx, SCHEMA_KEY, &schema.to_json())?;
     sync_indexes(tx, schema)
 }
 

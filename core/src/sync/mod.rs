@@ -16,7 +16,6 @@ pub mod resolve;
 pub mod run;
 pub mod status;
 
-use rusqlite::{Connection, OptionalExtension};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -26,20 +25,4 @@ pub fn rfc3339(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
-}
-
-/// A value sync keeps in the account store's `meta` table.
-fn meta_get(conn: &Connection, key: &str) -> crate::error::Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
-}
-
-fn meta_set(conn: &Connection, key: &str, value: &str) -> crate::error::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute([key, value])?;
-    Ok(())
 }

@@ -25,7 +25,7 @@ use crate::auth::{AuthSession, AuthState};
 use crate::engine::{now_ms, Engine};
 use crate::outbox;
 use crate::runtime::runtime;
-use crate::store::lock;
+use crate::store::{lock, meta_get, meta_set};
 
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -601,13 +601,13 @@ fn stored_status(engine: &Engine) -> crate::error::Result<StoredStatus> {
             pending: outbox::unsent_count(c)?,
             conflicts: conflict::count(c)?,
             rejected: outbox::rejected_count(c)?,
-            last_synced_at: super::meta_get(c, LAST_SYNC_KEY)?.and_then(|ms| ms.parse().ok()),
+            last_synced_at: meta_get(c, LAST_SYNC_KEY)?.and_then(|ms| ms.parse().ok()),
         })
     })
 }
 
 fn save_last_sync(tx: &rusqlite::Transaction<'_>, at_ms: i64) -> crate::error::Result<()> {
-    super::meta_set(tx, LAST_SYNC_KEY, &at_ms.to_string())
+    meta_set(tx, LAST_SYNC_KEY, &at_ms.to_string())
 }
 
 /// One lock file per database, next to it.

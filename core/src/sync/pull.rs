@@ -12,6 +12,7 @@ use super::reconcile::{adopt_server, settle, with_server_side, ServerState};
 use crate::error::{Error, Result};
 use crate::outbox::{self, EntryState};
 use crate::records::{self, RecordRow, RecordState};
+use crate::store::{meta_delete, meta_get, meta_set};
 
 const CURSOR_KEY: &str = "sync_cursor";
 
@@ -27,13 +28,11 @@ pub struct PullTally {
 
 /// The cursor of the last applied page; `None` before the first pull.
 pub fn cursor(conn: &Connection) -> Result<Option<String>> {
-    super::meta_get(conn, CURSOR_KEY)
+    meta_get(conn, CURSOR_KEY)
 }
 
 pub fn forget_cursor(tx: &Transaction<'_>) -> Result<()> {
-    tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
-        .execute([CURSOR_KEY])?;
-    Ok(())
+    meta_delete(tx, CURSOR_KEY)
 }
 
 /// Applies one page and stores its cursor. `seen` collects the records a full re-pull delivered.
@@ -53,7 +52,7 @@ pub fn apply_page(
         }
         apply_change(tx, schema, change, policy, now, &mut tally)?;
     }
-    super::meta_set(tx, CURSOR_KEY, next_cursor)?;
+    meta_set(tx, CURSOR_KEY, next_cursor)?;
     Ok(tally)
 }
 
