@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpConfig};
 use crate::observe::Notifier;
 use crate::records::RecordRow;
-use crate::store::CurrentStore;
+use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
 use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
 
@@ -56,7 +56,8 @@ pub struct Client {
 impl Client {
     pub fn open(config: ClientConfig) -> Result<Self> {
         let schema = Schema::from_json(&config.schema_json)?;
-        std::fs::create_dir_all(config.data_dir.join(USERS_DIR))?;
+        files::create_private_dir(&config.data_dir)?;
+        files::create_private_dir(&config.data_dir.join(USERS_DIR))?;
         let data_dir = config.data_dir.canonicalize()?;
         let installation_id = client_id(&data_dir)?;
         let current_store = Arc::new(CurrentStore::default());
@@ -327,7 +328,14 @@ fn client_id(data_dir: &Path) -> Result<String> {
         Ok(id) if is_valid_id(id.trim()) => Ok(id.trim().to_string()),
         _ => {
             let id = uuid::Uuid::now_v7().to_string();
-            std::fs::write(&path, &id)?;
+            let mut file = files::open_private(
+                &path,
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+            )?;
+            std::io::Write::write_all(&mut file, id.as_bytes())?;
             Ok(id)
         }
     }

@@ -16,11 +16,13 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle};
-use crate::outbox::{self, AfterDelete, OutboxEntry};
+use crate::outbox::{self, OutboxEntry};
 use crate::query::{CompiledQuery, Query};
 use crate::records::{self, RecordRow, RecordState};
 use crate::schema;
 use crate::store::{CurrentStore, Store};
+use crate::sync::conflict::{self, ConflictRow};
+use crate::sync::reconcile;
 
 /// The database file inside the data directory for data written while signed out.
 pub const GUEST_DB: &str = "guest.db";
@@ -55,7 +57,7 @@ impl Engine {
     /// observers of its own.
     pub fn open(data_dir: &Path, schema_json: &str) -> Result<Self> {
         let schema = Schema::from_json(schema_json)?;
-        std::fs::create_dir_all(data_dir)?;
+        crate::store::files::create_private_dir(data_dir)?;
         let current = Arc::new(CurrentStore::default());
         let notifier = Arc::new(Notifier::start(Arc::clone(&current))?);
         let engine = Self::open_file(&data_dir.join(GUEST_DB), schema, notifier)?;
@@ -79,9 +81,11 @@ impl Engine {
         Arc::clone(&self.store)
     }
 
-    /// Tells observers about changes committed outside `write` (sync).
+    /// Tells observers about changes committed outside `write` (sync). A synced change to a parent
+    /// can show, hide or remove its children, so the collections below it are told too.
     pub(crate) fn committed(&self, collections: BTreeSet<String>) {
-        self.notifier.committed(collections);
+        self.notifier
+            .committed(with_descendants(&self.schema, collections));
     }
 
     pub fn schema(&self) -> &Schema {
@@ -226,6 +230,17 @@ impl Batch<'_, '_> {
         } else {
             let before = records::load(self.tx, collection, id)?
                 .ok_or_else(|| Error::Corrupt(format!("{collection}/{id} vanished mid-write")))?;
+            if let Some(open) = self.open_conflict(&before)? {
+                self.touch(collection);
+                return reconcile::write_in_conflict(
+                    self.tx,
+                    self.schema,
+                    &before,
+                    &open,
+                    row.doc.as_deref(),
+                    self.now,
+                );
+            }
             row.server_doc.clone_from(&before.server_doc);
             row.server_version = before.server_version;
             row.created_at = before.created_at;
@@ -259,52 +274,30 @@ impl Batch<'_, '_> {
         self.put(collection, id, doc)
     }
 
+    /// Deletes the record with an outbox entry of its own; what lies below it goes with it (see
+    /// `reconcile::cascade_local_delete` for which of them get entries of their own).
     fn delete(&mut self, collection: &str, id: &str) -> Result<()> {
         self.collection(collection)?;
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
-        let mut doomed = Vec::new();
-        self.collect_descendants(collection, id, &mut doomed)?;
-        for (child_collection, child_id) in doomed {
-            if let Some(child) = records::load_live(self.tx, &child_collection, &child_id)? {
-                self.delete_one(child)?;
-            }
-        }
-        self.delete_one(target)
+        reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
+        self.touch(collection);
+        reconcile::cascade_local_delete(
+            self.tx,
+            self.schema,
+            collection,
+            id,
+            self.now,
+            &mut self.changed,
+        )
     }
 
-    /// Every live record below `collection/id`, deepest first, so children go before parents.
-    fn collect_descendants(
-        &self,
-        collection: &str,
-        id: &str,
-        out: &mut Vec<(String, String)>,
-    ) -> Result<()> {
-        for (child, field) in self.schema.children_of(collection) {
-            for child_id in records::live_children(self.tx, child, field, id)? {
-                self.collect_descendants(child, &child_id, out)?;
-                out.push((child.to_string(), child_id));
-            }
+    /// The open conflict of a record that is conflicted: writes to it go through the conflict.
+    fn open_conflict(&self, row: &RecordRow) -> Result<Option<ConflictRow>> {
+        if row.state != RecordState::Conflicted {
+            return Ok(None);
         }
-        Ok(())
-    }
-
-    fn delete_one(&mut self, before: RecordRow) -> Result<()> {
-        match outbox::record_delete(self.tx, &before, self.now)? {
-            AfterDelete::Forget => records::remove(self.tx, &before.collection, &before.id)?,
-            AfterDelete::KeepTombstone => records::save(
-                self.tx,
-                &RecordRow {
-                    doc: None,
-                    deleted: true,
-                    state: RecordState::Pending,
-                    updated_at: self.now,
-                    ..before.clone()
-                },
-            )?,
-        }
-        self.touch(&before.collection);
-        Ok(())
+        conflict::get(self.tx, &row.collection, &row.id)
     }
 
     /// Checks that the parent a document names exists. Returns it when the server has not seen it
@@ -346,6 +339,20 @@ impl Batch<'_, '_> {
     fn collection(&self, name: &str) -> Result<&Collection> {
         schema::declared(self.schema, name)
     }
+}
+
+/// `collections` and every collection below them: a change to a parent can show, hide or remove
+/// its children, so their observers must look again.
+fn with_descendants(schema: &Schema, mut collections: BTreeSet<String>) -> BTreeSet<String> {
+    let mut stack: Vec<String> = collections.iter().cloned().collect();
+    while let Some(parent) = stack.pop() {
+        for (child, _) in schema.children_of(&parent) {
+            if collections.insert(child.to_string()) {
+                stack.push(child.to_string());
+            }
+        }
+    }
+    collections
 }
 
 fn check_id(id: &str) -> Result<()> {

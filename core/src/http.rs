@@ -430,16 +430,15 @@ fn tls_config() -> Result<rustls::ClientConfig, HttpError> {
     Ok(config)
 }
 
+/// Reads the whole body. A body cut off by the connection (a reset, an early close, a timeout)
+/// is a network failure like one before the answer: the device retries, it is not the server's
+/// fault. Only a body that arrived whole and is not what was expected is `Body`.
 async fn read_body(response: Response) -> Result<Vec<u8>, HttpError> {
-    let status = response.status().as_u16();
-    match response.bytes().await {
-        Ok(bytes) => Ok(bytes.to_vec()),
-        Err(e) if e.is_timeout() => Err(network_error(e)),
-        Err(e) => Err(HttpError::Body {
-            status,
-            message: format!("truncated or unreadable body: {}", error_chain(&e)),
-        }),
-    }
+    response
+        .bytes()
+        .await
+        .map(|bytes| bytes.to_vec())
+        .map_err(network_error)
 }
 
 /// Classifies a reqwest failure to send or receive.

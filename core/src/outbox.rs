@@ -354,6 +354,15 @@ pub fn drop_unsent(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<(
     Ok(())
 }
 
+/// Drops the record's pending entries, keeping those in flight (their answers settle them).
+pub fn drop_pending(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM outbox WHERE collection = ?1 AND entity_id = ?2 AND state = 'pending'",
+    )?
+    .execute([collection, id])?;
+    Ok(())
+}
+
 /// Moves an entry onto a new base (the server's current state), with the document to send, and
 /// makes it pending again.
 pub fn rebase(

@@ -168,3 +168,43 @@ pub fn live_children(
         .collect::<Result<_, _>>()?;
     Ok(ids)
 }
+
+/// Ids of the records of `collection` whose document names `parent_id` in `field`: live ones and
+/// hidden ones (see [`hidden_children`]); a deleted record keeps no document.
+pub fn children(
+    conn: &Connection,
+    collection: &str,
+    field: &str,
+    parent_id: &str,
+) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT id FROM records WHERE collection = '{collection}' AND {} = ?1 ORDER BY id",
+        field_expr(field)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let ids = stmt
+        .query_map([parent_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// The hidden records of `collection` below `parent_id`: rows the server has live whose parent
+/// does not show here. They keep the server's document (so the parent-field index finds them)
+/// and `deleted` set, which keeps them out of every read, until the parent shows again.
+pub fn hidden_children(
+    conn: &Connection,
+    collection: &str,
+    field: &str,
+    parent_id: &str,
+) -> Result<Vec<RecordRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM records WHERE collection = '{collection}' AND {} = ?1
+         AND deleted = 1 AND doc IS NOT NULL ORDER BY id",
+        field_expr(field)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map([parent_id], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

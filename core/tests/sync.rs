@@ -895,3 +895,311 @@ fn a_reopened_device_shows_its_counts_and_last_sync_at_once() {
     assert_eq!(status.last_synced_at, Some(synced_at), "kept in the store");
     assert_eq!(status.pending, 1, "counted at open, not after a refresh");
 }
+
+// ---- Conflicts and pulls that never diverge: each reproduces a bug found by porting apps'
+// ---- stories and by randomized multi-device runs (see docs/architecture.md, "Conflicts").
+
+/// `a` and `c` hold plan p `{"name": "Base", "notes": "n0"}`; then `a` renames it and syncs
+/// and `c` renames it too and syncs: a conflict on `name` only, parked on `c`.
+fn conflict_on_name(server: &TestServer, a_patch: Value, c_patch: Value) -> (Device, Device) {
+    let (a, c) = pair(server);
+    a.put("plans", "p", json!({"name": "Base", "notes": "n0"}));
+    a.sync();
+    c.sync();
+    a.patch("plans", "p", a_patch);
+    a.sync();
+    c.patch("plans", "p", c_patch);
+    c.sync();
+    let conflicts = c.t.conflicts().unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].fields, ["name"]);
+    (a, c)
+}
+
+fn settled_everywhere(a: &Device, c: &Device) {
+    c.sync();
+    a.sync();
+    c.sync();
+    assert_eq!(a.snapshot(), c.snapshot());
+    for d in [a, c] {
+        assert!(d.t.conflicts().unwrap().is_empty());
+        assert_eq!(d.pending(), 0);
+        assert_eq!(d.t.sync_status().unwrap().conflicts, 0);
+    }
+}
+
+#[test]
+fn keep_mine_and_keep_server_settle_only_the_contested_fields() {
+    let server = TestServer::start();
+    let (a, c) = conflict_on_name(
+        &server,
+        json!({"name": "A", "notes": "A notes"}),
+        json!({"name": "C", "archived": true}),
+    );
+    c.t.resolve("plans".into(), "p".into(), Resolution::KeepMine)
+        .unwrap();
+    settled_everywhere(&a, &c);
+    assert_eq!(
+        a.doc("plans", "p"),
+        Some(json!({"name": "C", "notes": "A notes", "archived": true})),
+        "a's notes and c's archived both survive keep-mine"
+    );
+
+    a.patch("plans", "p", json!({"name": "A2"}));
+    a.sync();
+    c.patch("plans", "p", json!({"name": "C2", "notes": "C notes"}));
+    c.sync();
+    c.t.resolve("plans".into(), "p".into(), Resolution::KeepServer)
+        .unwrap();
+    assert_eq!(
+        c.doc("plans", "p"),
+        Some(json!({"name": "A2", "notes": "C notes", "archived": true})),
+        "keep-server keeps c's own uncontested notes"
+    );
+    settled_everywhere(&a, &c);
+}
+
+#[test]
+fn an_edit_of_a_conflicted_record_waits_in_the_conflict_until_it_is_resolved() {
+    let server = TestServer::start();
+    let (a, c) = conflict_on_name(&server, json!({"name": "A"}), json!({"name": "C"}));
+    c.patch("plans", "p", json!({"notes": "n"}));
+    assert_eq!(c.record("plans", "p").state, RecordState::Conflicted);
+    let report = c.sync();
+    assert_eq!(
+        report.pushed, 0,
+        "nothing is sent while the conflict is open"
+    );
+    let open = &c.t.conflicts().unwrap()[0];
+    assert_eq!(
+        open.local_document.as_deref(),
+        Some(r#"{"name":"C","notes":"n"}"#)
+    );
+    a.sync();
+    assert_eq!(
+        a.doc("plans", "p"),
+        Some(json!({"name": "A", "notes": "n0"}))
+    );
+
+    c.t.resolve("plans".into(), "p".into(), Resolution::KeepServer)
+        .unwrap();
+    settled_everywhere(&a, &c);
+    assert_eq!(
+        a.doc("plans", "p"),
+        Some(json!({"name": "A", "notes": "n"}))
+    );
+    assert_eq!(c.record("plans", "p").state, RecordState::Synced);
+}
+
+#[test]
+fn deleting_a_conflicted_record_is_the_users_resolution() {
+    let server = TestServer::start();
+    let (a, c) = conflict_on_name(&server, json!({"name": "A"}), json!({"name": "C"}));
+    c.delete("plans", "p");
+    assert!(c.t.conflicts().unwrap().is_empty());
+    assert_eq!(c.doc("plans", "p"), None);
+    settled_everywhere(&a, &c);
+    assert_eq!(a.doc("plans", "p"), None, "the delete went up");
+}
+
+#[test]
+fn a_cascade_follows_the_servers_current_parent() {
+    let server = TestServer::start();
+    let (a, c) = pair(&server);
+    a.put("plans", "x", json!({"name": "X"}));
+    a.put("plans", "y", json!({"name": "Y"}));
+    a.put("plan_days", "d", json!({"planId": "x", "dayIndex": 0}));
+    a.put("plan_days", "e", json!({"planId": "x", "dayIndex": 1}));
+    a.sync();
+    c.sync();
+    a.patch("plan_days", "d", json!({"planId": "y"}));
+    a.sync();
+    c.delete("plans", "x"); // c has not seen d move to y
+    assert_eq!(c.doc("plan_days", "d"), None, "hidden with x at once");
+    let report = c.sync();
+    assert_eq!(
+        report.conflicts, 0,
+        "a delete of x sends no stale child deletes"
+    );
+    assert!(c.t.conflicts().unwrap().is_empty());
+    assert_eq!(
+        c.doc("plan_days", "d"),
+        Some(json!({"planId": "y", "dayIndex": 0})),
+        "d lives on under y"
+    );
+    assert_eq!(c.doc("plan_days", "e"), None, "e went with x");
+    settled_everywhere(&a, &c);
+    assert_eq!(a.doc("plans", "x"), None);
+}
+
+#[test]
+fn a_child_moved_under_a_record_here_goes_when_it_is_deleted() {
+    let server = TestServer::start();
+    let (a, c) = pair(&server);
+    a.put("plans", "x", json!({"name": "X"}));
+    a.put("plans", "y", json!({"name": "Y"}));
+    a.put("plan_days", "d", json!({"planId": "y", "dayIndex": 0}));
+    a.sync();
+    c.sync();
+    c.patch("plan_days", "d", json!({"planId": "x"}));
+    c.delete("plans", "x");
+    settled_everywhere(&a, &c);
+    assert_eq!(a.doc("plan_days", "d"), None, "the user saw d go with x");
+    assert!(a.doc("plans", "y").is_some());
+}
+
+#[test]
+fn a_new_process_shows_that_the_last_sync_failed() {
+    let mut server = TestServer::start();
+    let d = device(server.url());
+    d.sign_up(&email());
+    d.sync();
+    server.stop();
+    d.put("plans", "p", json!({"name": "offline"}));
+    assert_eq!(sync_failure(d.try_sync()), SyncFailure::Offline);
+    d.t.shutdown();
+
+    let t = open(&d.dir, server.url(), &d.secrets, |_| {});
+    let status = t.sync_status().unwrap();
+    assert_eq!(status.phase, SyncPhase::Offline);
+    assert!(status.last_error.is_some());
+    assert_eq!(status.pending, 1);
+
+    server.restart();
+    block(t.sync_now()).unwrap();
+    t.shutdown();
+    let t = open(&d.dir, server.url(), &d.secrets, |_| {});
+    let status = t.sync_status().unwrap();
+    assert_eq!((status.phase, status.last_error), (SyncPhase::Idle, None));
+}
+
+#[test]
+fn a_child_never_shows_without_its_parent() {
+    let server = TestServer::start();
+    let (a, c) = pair(&server);
+    a.put("plans", "n", json!({"name": "N"}));
+    a.sync();
+    c.sync();
+    c.patch("plans", "n", json!({"notes": "edited"}));
+    c.sync();
+    a.delete("plans", "n");
+    a.sync(); // a's delete meets c's edit: parked
+    assert_eq!(
+        a.t.conflicts().unwrap()[0].reason,
+        ConflictReason::LocalDeleteServerEdit
+    );
+    c.put("plan_days", "d", json!({"planId": "n", "dayIndex": 0}));
+    c.sync();
+    a.sync();
+    assert_eq!(a.doc("plans", "n"), None);
+    assert_eq!(a.doc("plan_days", "d"), None, "hidden with its parent");
+    assert!(a
+        .t
+        .query("plan_days".into(), Query::default())
+        .unwrap()
+        .is_empty());
+
+    a.t.resolve("plans".into(), "n".into(), Resolution::KeepServer)
+        .unwrap();
+    assert_eq!(
+        a.doc("plan_days", "d"),
+        Some(json!({"planId": "n", "dayIndex": 0})),
+        "back with its parent"
+    );
+    settled_everywhere(&a, &c);
+
+    a.delete("plans", "n");
+    settled_everywhere(&a, &c);
+    assert_eq!(c.doc("plan_days", "d"), None, "gone with n everywhere");
+}
+
+#[test]
+fn an_edit_after_an_edit_delete_conflict_waits_in_the_conflict() {
+    let server = TestServer::start();
+    let (a, c) = pair(&server);
+    a.put("plans", "r", json!({"name": "R"}));
+    a.sync();
+    c.sync();
+    a.delete("plans", "r");
+    a.sync();
+    c.patch("plans", "r", json!({"notes": "x"}));
+    c.sync();
+    assert_eq!(
+        c.t.conflicts().unwrap()[0].reason,
+        ConflictReason::LocalEditServerDelete
+    );
+    c.patch("plans", "r", json!({"notes": "y"}));
+    assert_eq!(c.sync().pushed, 0);
+    a.sync();
+    assert_eq!(a.doc("plans", "r"), None, "the edit did not bring r back");
+    c.t.resolve("plans".into(), "r".into(), Resolution::KeepServer)
+        .unwrap();
+    settled_everywhere(&a, &c);
+    assert_eq!(c.doc("plans", "r"), None);
+}
+
+#[test]
+fn a_conflict_below_a_deleted_parent_goes_with_it() {
+    let server = TestServer::start();
+    let (a, c) = pair(&server);
+    a.put("plans", "n", json!({"name": "N"}));
+    a.put("plan_days", "n1", json!({"planId": "n", "dayIndex": 0}));
+    a.sync();
+    c.sync();
+    c.delete("plan_days", "n1");
+    c.sync();
+    a.patch("plan_days", "n1", json!({"title": "edited"}));
+    a.sync();
+    assert_eq!(a.t.conflicts().unwrap().len(), 1);
+    a.delete("plans", "n");
+    assert!(a.t.conflicts().unwrap().is_empty());
+    settled_everywhere(&a, &c);
+    assert!(a.snapshot().is_empty());
+}
+
+#[test]
+fn a_full_re_pull_cut_off_is_finished_with_its_sweep_by_a_later_sync() {
+    let server = TestServer::start_with(&[
+        "--tombstone-retention-days",
+        "0",
+        "--purge-interval-secs",
+        "1",
+    ]);
+    let proxy = Proxy::start(server.url());
+    let (a, _b) = pair(&server);
+    let c = device(proxy.url());
+    c.sign_in(&a.t.current_user().unwrap().unwrap().email);
+    a.put("plans", "kept", json!({"name": "k"}));
+    a.put("plans", "gone", json!({"name": "g"}));
+    a.sync();
+    c.sync();
+    a.delete("plans", "gone");
+    a.sync();
+    std::thread::sleep(Duration::from_millis(2500)); // the tombstone is purged
+    proxy.fail_next("/sync/v1/pull", Fault::Pass); // answers 410 cursor_expired
+    proxy.fail_next("/sync/v1/pull", Fault::DropResponse); // the re-pull is cut off
+    assert_eq!(sync_failure(c.try_sync()), SyncFailure::Offline);
+    let report = c.sync();
+    assert!(
+        report.full_repull,
+        "the re-pull owed is done again from the start"
+    );
+    assert_eq!(c.doc("plans", "gone"), None, "and its sweep ran");
+    assert!(c.doc("plans", "kept").is_some());
+    assert!(!c.sync().full_repull, "once");
+}
+
+#[test]
+fn a_connection_cut_mid_body_is_offline_and_retried() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.url());
+    let d = device(proxy.url());
+    d.sign_up(&email());
+    d.put("plans", "p", json!({"name": "safe"}));
+    for route in ["/sync/v1/push", "/sync/v1/pull"] {
+        proxy.fail_next(route, Fault::Truncate);
+        assert_eq!(sync_failure(d.try_sync()), SyncFailure::Offline, "{route}");
+    }
+    d.sync();
+    assert_eq!(d.pending(), 0);
+}

@@ -164,6 +164,9 @@ pub struct SyncReport {
     pub rejected: u64,
     pub pulled: u64,
     pub duration_ms: u64,
+    /// Whether this run pulled everything again (the server answered `cursor_expired`, or an
+    /// earlier such re-pull was cut off), removing what the server no longer has.
+    pub full_repull: bool,
 }
 
 /// How often a run was asked for, by reason (`local_write`, `foreground`, `connectivity`,
@@ -290,6 +293,7 @@ impl From<EngineReport> for SyncReport {
             rejected: r.rejected,
             pulled: r.pulled,
             duration_ms: r.duration_ms,
+            full_repull: r.full_repull,
         }
     }
 }

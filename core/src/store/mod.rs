@@ -2,6 +2,7 @@
 //! wait for a running write, so queries stay fast while a long sync transaction is open.
 
 mod checkpoint;
+pub mod files;
 mod migrations;
 
 use std::collections::HashSet;
@@ -42,6 +43,7 @@ impl Store {
     /// engine is refused before anything is written to it.
     pub fn open(path: &Path) -> Result<Self> {
         let claim = DirectoryClaim::take(path)?;
+        files::ensure_private_file(path)?;
         let writer = Connection::open(path)?;
         let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         migrations::refuse_newer(version)?;

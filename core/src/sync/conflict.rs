@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction};
 
-use super::merge::{three_way, Doc, Merge};
+use super::merge::{merge_preferring, parse_doc, three_way, Doc, Merge, Side};
 use crate::error::{Error, Result};
 
 /// How conflicts are settled. `Merge` is the default.
@@ -125,6 +125,80 @@ pub struct ConflictRow {
     pub created_at: i64,
 }
 
+impl ConflictRow {
+    /// This conflict after a new local write (`None`: a delete); `None` when the two sides no
+    /// longer differ, so nothing is left to decide.
+    pub fn with_local(&self, local: Option<&str>) -> Result<Option<ConflictRow>> {
+        self.with_sides(
+            local.map(str::to_string),
+            self.server_doc.clone(),
+            self.server_version,
+        )
+    }
+
+    /// This conflict after the server's side moved on (a later pull); `None` when the two sides
+    /// no longer differ.
+    pub fn with_server(&self, server: Option<&str>, version: i64) -> Result<Option<ConflictRow>> {
+        self.with_sides(self.local_doc.clone(), server.map(str::to_string), version)
+    }
+
+    /// The reason and contested fields follow the sides; a `Manual` conflict stays manual.
+    fn with_sides(
+        &self,
+        local_doc: Option<String>,
+        server_doc: Option<String>,
+        server_version: i64,
+    ) -> Result<Option<ConflictRow>> {
+        let local = parse_doc(local_doc.as_deref())?;
+        let server = parse_doc(server_doc.as_deref())?;
+        let (reason, fields) = match (&local, &server) {
+            _ if local == server => return Ok(None),
+            (Some(l), Some(s)) => {
+                let base = parse_doc(self.base_doc.as_deref())?.unwrap_or_default();
+                let fields = match three_way(&base, l, s) {
+                    Merge::Clean(_) => Vec::new(),
+                    Merge::Conflict(fields) => fields,
+                };
+                (ConflictReason::BothChanged, fields)
+            }
+            (Some(_), None) => (ConflictReason::LocalEditServerDelete, Vec::new()),
+            (None, _) => (ConflictReason::LocalDeleteServerEdit, Vec::new()),
+        };
+        let (reason, fields) = if self.reason == ConflictReason::Manual {
+            (ConflictReason::Manual, self.fields.clone())
+        } else {
+            (reason, fields)
+        };
+        Ok(Some(ConflictRow {
+            reason,
+            fields,
+            local_doc,
+            server_doc,
+            server_version,
+            ..self.clone()
+        }))
+    }
+
+    /// The document that settles this conflict taking `side` for what both sides changed and
+    /// keeping every change only one side made (`None`: the record is deleted). Between an edit
+    /// and a delete, the side taken decides whether the record stays.
+    pub fn settled(&self, side: Side) -> Result<Option<String>> {
+        let local = parse_doc(self.local_doc.as_deref())?;
+        let server = parse_doc(self.server_doc.as_deref())?;
+        Ok(match (local, server) {
+            (Some(local), Some(server)) => {
+                let base = parse_doc(self.base_doc.as_deref())?.unwrap_or_default();
+                let merged = merge_preferring(&base, &local, &server, side);
+                Some(serde_json::Value::Object(merged).to_string())
+            }
+            (local, server) => match side {
+                Side::Local => local.map(|d| serde_json::Value::Object(d).to_string()),
+                Side::Server => server.map(|d| serde_json::Value::Object(d).to_string()),
+            },
+        })
+    }
+}
+
 const COLUMNS: &str =
     "collection, id, reason, fields, local_doc, server_doc, server_version, base_doc, created_at";
 
@@ -199,19 +273,6 @@ pub fn count(conn: &Connection) -> Result<u64> {
 pub fn remove(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND id = ?2")?
         .execute([collection, id])?;
-    Ok(())
-}
-
-/// The server side of an open conflict moved on (a later pull): keep the conflict current.
-pub fn update_server_side(
-    tx: &Transaction<'_>,
-    collection: &str,
-    id: &str,
-    server_doc: Option<&str>,
-    server_version: i64,
-) -> Result<()> {
-    tx.prepare_cached("UPDATE conflicts SET server_doc = ?3, server_version = ?4 WHERE collection = ?1 AND id = ?2")?
-        .execute(rusqlite::params![collection, id, server_doc, server_version])?;
     Ok(())
 }
 

@@ -11,11 +11,10 @@ pub struct ProcessLock(#[allow(dead_code)] File);
 impl ProcessLock {
     /// Takes the lock at `path`, or `None` when another process (or engine) holds it.
     pub fn try_acquire(path: &Path) -> io::Result<Option<Self>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
+        let file = crate::store::files::open_private(
+            path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Self(file))),
             Err(TryLockError::WouldBlock) => Ok(None),

@@ -3,7 +3,24 @@
 
 use serde_json::{Map, Value};
 
+use crate::error::{Error, Result};
+
 pub type Doc = Map<String, Value>;
+
+/// Parses a stored document (`None`: deleted) for merging.
+pub fn parse_doc(text: Option<&str>) -> Result<Option<Doc>> {
+    text.map(parse_object).transpose()
+}
+
+/// Parses a stored document, which is always a JSON object.
+pub fn parse_object(text: &str) -> Result<Doc> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Error::Corrupt(
+            "a stored document is not a JSON object".into(),
+        )),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Merge {
@@ -24,11 +41,7 @@ pub fn three_way(base: &Doc, local: &Doc, server: &Doc) -> Merge {
             continue;
         }
         let (b, l, s) = (base.get(key), local.get(key), server.get(key));
-        let chosen = if l == s || s == b {
-            l
-        } else if l == b {
-            s
-        } else {
+        let Some(chosen) = pick(b, l, s) else {
             conflicts.push(key.clone());
             continue;
         };
@@ -40,6 +53,51 @@ pub fn three_way(base: &Doc, local: &Doc, server: &Doc) -> Merge {
         Merge::Clean(merged)
     } else {
         Merge::Conflict(conflicts)
+    }
+}
+
+/// Which side a resolution takes for the fields both sides changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Local,
+    Server,
+}
+
+/// The three-way merge where a field changed on both sides takes `prefer`'s value: every field
+/// only one side changed keeps that side's change, whichever side is preferred.
+pub fn merge_preferring(base: &Doc, local: &Doc, server: &Doc, prefer: Side) -> Doc {
+    let mut merged = Doc::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for key in local.keys().chain(server.keys()).chain(base.keys()) {
+        if !seen.insert(key.as_str()) {
+            continue;
+        }
+        let (b, l, s) = (base.get(key), local.get(key), server.get(key));
+        let chosen = match pick(b, l, s) {
+            Some(value) => value,
+            None if prefer == Side::Local => l,
+            None => s,
+        };
+        if let Some(value) = chosen {
+            merged.insert(key.clone(), value.clone());
+        }
+    }
+    merged
+}
+
+/// The value a field takes when at most one side changed it; `None` when both changed it to
+/// different values.
+fn pick<'a>(
+    base: Option<&'a Value>,
+    local: Option<&'a Value>,
+    server: Option<&'a Value>,
+) -> Option<Option<&'a Value>> {
+    if local == server || server == base {
+        Some(local)
+    } else if local == base {
+        Some(server)
+    } else {
+        None
     }
 }
 
@@ -99,6 +157,21 @@ mod tests {
         assert_eq!(
             three_way(&base, &local, &server),
             Merge::Conflict(vec!["notes".into()])
+        );
+    }
+
+    #[test]
+    fn a_preferred_side_settles_only_the_fields_both_changed() {
+        let base = doc(json!({"name": "Base", "notes": "n0", "archived": false}));
+        let local = doc(json!({"name": "C", "notes": "n0", "archived": true}));
+        let server = doc(json!({"name": "A", "notes": "A notes", "archived": false}));
+        assert_eq!(
+            merge_preferring(&base, &local, &server, Side::Local),
+            doc(json!({"name": "C", "notes": "A notes", "archived": true}))
+        );
+        assert_eq!(
+            merge_preferring(&base, &local, &server, Side::Server),
+            doc(json!({"name": "A", "notes": "A notes", "archived": true}))
         );
     }
 }

@@ -25,7 +25,7 @@ use crate::auth::{AuthSession, AuthState};
 use crate::engine::{now_ms, Engine};
 use crate::outbox;
 use crate::runtime::runtime;
-use crate::store::{lock, meta_get, meta_set};
+use crate::store::{lock, meta_delete, meta_get, meta_set};
 
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -146,6 +146,11 @@ impl Syncer {
         if let Ok(stored) = stored_status(&syncer.engine()) {
             stored.apply(&mut lock(&syncer.status));
         }
+        if initial == Phase::Idle {
+            if let Ok(Some(failure)) = syncer.engine().store().read(StoredFailure::load) {
+                failure.apply(&mut lock(&syncer.status));
+            }
+        }
         syncer
     }
 
@@ -179,7 +184,7 @@ impl Syncer {
             Ok(result) => result,
             Err(_) => {
                 // Entries left in flight are sent again next time with the same op ids.
-                self.finish_failed(&SyncError::DeadlineExceeded);
+                self.finish_failed(&SyncError::DeadlineExceeded).await;
                 Err(SyncError::DeadlineExceeded)
             }
         }
@@ -394,7 +399,7 @@ impl Syncer {
         }
         match &result {
             Ok(_) => self.finish_ok().await,
-            Err(e) => self.finish_failed(e),
+            Err(e) => self.finish_failed(e).await,
         }
         result
     }
@@ -483,7 +488,7 @@ impl Syncer {
         self.refresh_counts().await;
     }
 
-    fn finish_failed(&self, error: &SyncError) {
+    async fn finish_failed(&self, error: &SyncError) {
         let phase = match error {
             SyncError::Offline(_) => Phase::Offline,
             SyncError::Paused { .. } | SyncError::Disabled => Phase::Paused,
@@ -499,6 +504,14 @@ impl Syncer {
             status.remaining = 0;
         }
         self.notify();
+        // Kept like the last success, so a new process (`tandem status`, an app's next launch)
+        // shows that the last run failed and why instead of a blank `idle`.
+        if let Some(failure) = StoredFailure::of(phase, error) {
+            let engine = self.engine();
+            let _ =
+                tokio::task::spawn_blocking(move || engine.store().write(|tx| failure.save(tx)))
+                    .await;
+        }
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -606,8 +619,59 @@ fn stored_status(engine: &Engine) -> crate::error::Result<StoredStatus> {
     })
 }
 
+/// A success also clears the failure kept before it.
 fn save_last_sync(tx: &rusqlite::Transaction<'_>, at_ms: i64) -> crate::error::Result<()> {
-    meta_set(tx, LAST_SYNC_KEY, &at_ms.to_string())
+    meta_set(tx, LAST_SYNC_KEY, &at_ms.to_string())?;
+    meta_delete(tx, LAST_FAILURE_KEY)
+}
+
+/// Where the outcome of a failed last run is kept: `<phase> <error text>`.
+const LAST_FAILURE_KEY: &str = "last_sync_failure";
+
+/// The last run's failure as the next session's status starts with it. Only failures that say
+/// something about the device or the server are kept: offline and other errors. A busy lock,
+/// a pause or a signed-out state is re-established by the new session itself.
+struct StoredFailure {
+    phase: Phase,
+    error: String,
+}
+
+impl StoredFailure {
+    fn of(phase: Phase, error: &SyncError) -> Option<Self> {
+        matches!(phase, Phase::Offline | Phase::Error).then(|| Self {
+            phase,
+            error: error.to_string(),
+        })
+    }
+
+    fn save(&self, tx: &rusqlite::Transaction<'_>) -> crate::error::Result<()> {
+        let phase = if self.phase == Phase::Offline {
+            "offline"
+        } else {
+            "error"
+        };
+        meta_set(tx, LAST_FAILURE_KEY, &format!("{phase} {}", self.error))
+    }
+
+    fn load(conn: &rusqlite::Connection) -> crate::error::Result<Option<Self>> {
+        Ok(meta_get(conn, LAST_FAILURE_KEY)?.and_then(|text| {
+            let (phase, error) = text.split_once(' ')?;
+            let phase = match phase {
+                "offline" => Phase::Offline,
+                "error" => Phase::Error,
+                _ => return None,
+            };
+            Some(Self {
+                phase,
+                error: error.to_string(),
+            })
+        }))
+    }
+
+    fn apply(self, status: &mut Status) {
+        status.phase = self.phase;
+        status.last_error = Some(self.error);
+    }
 }
 
 /// One lock file per database, next to it.

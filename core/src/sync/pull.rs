@@ -8,7 +8,9 @@ use serde_json::Value;
 use tandem_protocol::{is_valid_id, Change, Schema};
 
 use super::conflict::{self, ConflictPolicy};
-use super::reconcile::{adopt_server, settle, with_server_side, ServerState};
+use super::reconcile::{
+    adopt_server, parent_shown, reveal_descendants, settle, with_server_side, ServerState,
+};
 use crate::error::{Error, Result};
 use crate::outbox::{self, EntryState};
 use crate::records::{self, RecordRow, RecordState};
@@ -31,8 +33,20 @@ pub fn cursor(conn: &Connection) -> Result<Option<String>> {
     meta_get(conn, CURSOR_KEY)
 }
 
-pub fn forget_cursor(tx: &Transaction<'_>) -> Result<()> {
-    meta_delete(tx, CURSOR_KEY)
+/// Set from the moment the server answers `cursor_expired` until a full re-pull and its sweep
+/// complete: a re-pull cut off part way must start again, sweep included, however many runs that
+/// takes, or records deleted on the server while this device was away would stay for ever.
+const REPULL_OWED_KEY: &str = "full_repull_owed";
+
+/// Whether a full re-pull (and its sweep) is owed.
+pub fn repull_owed(conn: &Connection) -> Result<bool> {
+    Ok(meta_get(conn, REPULL_OWED_KEY)?.is_some())
+}
+
+/// Starts a full re-pull: the cursor is forgotten and the re-pull owed, in one transaction.
+pub fn begin_repull(tx: &Transaction<'_>) -> Result<()> {
+    meta_delete(tx, CURSOR_KEY)?;
+    meta_set(tx, REPULL_OWED_KEY, "1")
 }
 
 /// Applies one page and stores its cursor. `seen` collects the records a full re-pull delivered.
@@ -89,8 +103,17 @@ fn apply_change(
     let (collection, id) = (change.entity.as_str(), change.entity_id.as_str());
     let Some(row) = records::load(tx, collection, id)? else {
         // New here (the bulk of a first sync): no row means no outbox entry and no conflict.
-        if let Some(doc) = server.doc {
-            records::save(tx, &synced_row(collection, id, doc, server.version, now))?;
+        if let (Some(doc), Some(map)) = (server.doc, &change.doc) {
+            // Hidden while its parent does not show here (deleted locally, or further on in a
+            // full pull); it shows with the parent.
+            let shown = parent_shown(tx, schema, collection, map)?;
+            records::save(
+                tx,
+                &synced_row(collection, id, doc, server.version, !shown, now),
+            )?;
+            if shown {
+                reveal_descendants(tx, schema, collection, id)?;
+            }
             tally.applied += 1;
             if !tally.changed.contains(collection) {
                 tally.changed.insert(collection.to_string());
@@ -104,8 +127,10 @@ fn apply_change(
     }
     tally.applied += 1;
     tally.changed.insert(collection.to_string());
-    if row.state == RecordState::Conflicted && conflict::get(tx, collection, id)?.is_some() {
-        return follow_server_in_conflict(tx, row, &server);
+    if row.state == RecordState::Conflicted {
+        if let Some(open) = conflict::get(tx, collection, id)? {
+            return follow_server_in_conflict(tx, schema, row, &open, &server, now);
+        }
     }
     let unsent = outbox::unsent_for_record(tx, collection, id)?;
     if unsent.is_empty() {
@@ -132,41 +157,52 @@ fn compact(doc: &serde_json::Map<String, Value>) -> String {
     serde_json::to_string(doc).unwrap_or_else(|_| "{}".to_string())
 }
 
-fn synced_row(collection: &str, id: &str, doc: String, version: i64, now: i64) -> RecordRow {
+fn synced_row(
+    collection: &str,
+    id: &str,
+    doc: String,
+    version: i64,
+    hidden: bool,
+    now: i64,
+) -> RecordRow {
     RecordRow {
         collection: collection.to_string(),
         id: id.to_string(),
         server_doc: Some(doc.clone()),
         doc: Some(doc),
         server_version: version,
-        deleted: false,
+        deleted: hidden,
         state: RecordState::Synced,
         created_at: now,
         updated_at: now,
     }
 }
 
+/// The server side of an open conflict moved on: the conflict follows it (its reason and fields
+/// too), and ends when the server now has what the user has.
 fn follow_server_in_conflict(
     tx: &Transaction<'_>,
+    schema: &Schema,
     row: RecordRow,
+    open: &conflict::ConflictRow,
     server: &ServerState,
+    now: i64,
 ) -> Result<()> {
-    conflict::update_server_side(
-        tx,
-        &row.collection,
-        &row.id,
-        server.doc.as_deref(),
-        server.version,
-    )?;
-    records::save(tx, &with_server_side(row, server))
+    match open.with_server(server.doc.as_deref(), server.version)? {
+        Some(moved) => {
+            conflict::park(tx, &moved)?;
+            records::save(tx, &with_server_side(row, server))
+        }
+        None => adopt_server(tx, schema, &row, server, now),
+    }
 }
 
-/// Records that are synced and have nothing pending: after a full re-pull, those the server did
-/// not deliver no longer exist there.
+/// Records that are synced (shown, or hidden under a parent deleted here) and have nothing
+/// pending: after a full re-pull, those the server did not deliver no longer exist there.
 pub fn synced_records(conn: &Connection) -> Result<Vec<(String, String)>> {
     let rows = conn
         .prepare(
-            "SELECT collection, id FROM records r WHERE state = 'synced' AND deleted = 0
+            "SELECT collection, id FROM records r WHERE state = 'synced' AND doc IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.collection = r.collection AND o.entity_id = r.id)",
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -174,7 +210,8 @@ pub fn synced_records(conn: &Connection) -> Result<Vec<(String, String)>> {
     Ok(rows)
 }
 
-/// Removes the synced records a full re-pull did not deliver (and their local descendants).
+/// Removes the synced records a full re-pull did not deliver (and their local descendants), and
+/// with that settles the re-pull owed.
 pub fn sweep_missing(
     tx: &Transaction<'_>,
     schema: &Schema,
@@ -182,6 +219,7 @@ pub fn sweep_missing(
     seen: &HashSet<(String, String)>,
     now: i64,
 ) -> Result<BTreeSet<String>> {
+    meta_delete(tx, REPULL_OWED_KEY)?;
     let mut changed = BTreeSet::new();
     for key in candidates.iter().filter(|k| !seen.contains(*k)) {
         let Some(row) = records::load(tx, &key.0, &key.1)? else {

@@ -77,7 +77,7 @@ pub fn apply_results(
                 let version = result.version.ok_or_else(|| {
                     Error::Protocol(format!("result {} has no version", result.op_id))
                 })?;
-                confirm(tx, entry, version)?;
+                confirm(tx, schema, entry, version, now)?;
                 if result.status == ResultStatus::Applied {
                     tally.applied += 1;
                 } else {
@@ -134,7 +134,13 @@ fn check_answers_match(batch: &[OutboxEntry], results: &[MutationResult]) -> Res
 
 /// The server applied `entry` at `version`: the record is synced unless newer local changes wait,
 /// in which case the next of them now builds on this version.
-fn confirm(tx: &Transaction<'_>, entry: &OutboxEntry, version: i64) -> Result<()> {
+fn confirm(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    entry: &OutboxEntry,
+    version: i64,
+    now: i64,
+) -> Result<()> {
     outbox::remove(tx, entry.seq)?;
     let later = outbox::unsent_for_record(tx, &entry.collection, &entry.entity_id)?;
     if let Some(next) = later.first() {
@@ -150,9 +156,14 @@ fn confirm(tx: &Transaction<'_>, entry: &OutboxEntry, version: i64) -> Result<()
     let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
         return Ok(());
     };
+    let settled = later.is_empty() && row.state != RecordState::Conflicted;
+    if let (true, true, Some(doc)) = (settled, row.deleted, entry.doc.as_deref()) {
+        // An upsert that landed for a record hidden since it left (a parent deleted here): it
+        // stays hidden while that parent is gone, and shows if the server has it elsewhere.
+        return reconcile::show_server_doc(tx, schema, &row, doc, version, now);
+    }
     row.server_version = version;
     row.server_doc.clone_from(&entry.doc);
-    let settled = later.is_empty() && row.state != RecordState::Conflicted;
     if settled && row.deleted && !outbox::has_entries(tx, &row.collection, &row.id)? {
         return records::remove(tx, &row.collection, &row.id);
     }

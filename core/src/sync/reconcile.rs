@@ -3,13 +3,15 @@
 //! the caller's transaction and keeps the record row, its outbox entries and its conflict row
 //! consistent with each other.
 
+use std::collections::BTreeSet;
+
 use rusqlite::Transaction;
 use tandem_protocol::Schema;
 
 use super::conflict::{self, ConflictPolicy, ConflictReason, ConflictRow, Decision};
-use super::merge::Doc;
-use crate::error::{Error, Result};
-use crate::outbox;
+use super::merge::{parse_doc, parse_object, Doc};
+use crate::error::Result;
+use crate::outbox::{self, AfterDelete};
 use crate::records::{self, RecordRow, RecordState};
 
 /// The server's view of one record.
@@ -91,22 +93,139 @@ pub fn adopt_server(
     let (collection, id) = (row.collection.as_str(), row.id.as_str());
     drop_local_change(tx, collection, id)?;
     match &server.doc {
-        Some(doc) => records::save(
-            tx,
-            &RecordRow {
-                doc: Some(doc.clone()),
-                server_doc: Some(doc.clone()),
-                server_version: server.version,
-                deleted: false,
-                state: RecordState::Synced,
-                updated_at: now,
-                ..row.clone()
-            },
-        ),
+        Some(doc) => show_server_doc(tx, schema, row, doc, server.version, now),
         None => {
             remove_descendants(tx, schema, collection, id)?;
             forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)
         }
+    }
+}
+
+/// Saves the server's live document `doc` as the record's synced state. The record shows only
+/// while its parent shows here: under a parent deleted locally (or not pulled yet) it waits
+/// hidden, and shows again with the parent. A record that shows brings back its hidden
+/// descendants.
+pub fn show_server_doc(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    row: &RecordRow,
+    doc: &str,
+    version: i64,
+    now: i64,
+) -> Result<()> {
+    let shown = parent_shown(tx, schema, &row.collection, &parse_object(doc)?)?;
+    records::save(
+        tx,
+        &RecordRow {
+            doc: Some(doc.to_string()),
+            server_doc: Some(doc.to_string()),
+            server_version: version,
+            deleted: !shown,
+            state: RecordState::Synced,
+            updated_at: now,
+            ..row.clone()
+        },
+    )?;
+    if shown {
+        reveal_descendants(tx, schema, &row.collection, &row.id)?;
+    }
+    Ok(())
+}
+
+/// Whether the parent `doc` names (if its collection has one) is a live record here.
+pub fn parent_shown(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    collection: &str,
+    doc: &Doc,
+) -> Result<bool> {
+    let Some(declared) = schema.collection(collection) else {
+        return Ok(true);
+    };
+    let (Some(parent), Some(parent_id)) = (&declared.parent, declared.parent_id(doc)) else {
+        return Ok(true);
+    };
+    Ok(records::load_live(tx, &parent.collection, parent_id)?.is_some())
+}
+
+/// Shows again every hidden record below `collection/id`, which now shows.
+pub fn reveal_descendants(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    collection: &str,
+    id: &str,
+) -> Result<()> {
+    for (child, field) in schema.children_of(collection) {
+        for row in records::hidden_children(tx, child, field, id)? {
+            let state = if outbox::unsent_for_record(tx, child, &row.id)?.is_empty() {
+                RecordState::Synced
+            } else {
+                RecordState::Pending
+            };
+            records::save(
+                tx,
+                &RecordRow {
+                    deleted: false,
+                    state,
+                    ..row.clone()
+                },
+            )?;
+            reveal_descendants(tx, schema, child, &row.id)?;
+        }
+    }
+    Ok(())
+}
+
+/// A local write of a record with an open conflict. A new document (`desired`) becomes "mine"
+/// in the conflict and waits, unsent, for the resolution; the conflict's reason and fields follow
+/// it, and it ends when the new document equals the server's. A delete (`None`) is the user's
+/// resolution: the record goes, based on the server's side of the conflict. Returns the row.
+pub fn write_in_conflict(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    row: &RecordRow,
+    open: &ConflictRow,
+    desired: Option<&str>,
+    now: i64,
+) -> Result<RecordRow> {
+    let server = ServerState {
+        version: open.server_version,
+        doc: open.server_doc.clone(),
+    };
+    let Some(doc) = desired else {
+        settle_to(tx, schema, row, &server, None, now)?;
+        return Ok(records::load(tx, &row.collection, &row.id)?.unwrap_or_else(|| row.clone()));
+    };
+    let Some(moved) = open.with_local(Some(doc))? else {
+        settle_to(tx, schema, row, &server, Some(doc), now)?;
+        return Ok(records::load(tx, &row.collection, &row.id)?.unwrap_or_else(|| row.clone()));
+    };
+    conflict::park(tx, &moved)?;
+    let conflicted = RecordRow {
+        doc: Some(doc.to_string()),
+        deleted: false,
+        state: RecordState::Conflicted,
+        updated_at: now,
+        ..row.clone()
+    };
+    records::save(tx, &conflicted)?;
+    Ok(conflicted)
+}
+
+/// Settles the record of `row` on `desired` (`None`: deleted) against `server`: when that is the
+/// server's state, the record is synced at it; otherwise `desired` is sent, based on it.
+pub fn settle_to(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    row: &RecordRow,
+    server: &ServerState,
+    desired: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    if parse_doc(desired)? == parse_doc(server.doc.as_deref())? {
+        adopt_server(tx, schema, row, server, now)
+    } else {
+        rebase_local(tx, row, server, desired, now)
     }
 }
 
@@ -179,8 +298,10 @@ fn park(
     )
 }
 
-/// Removes, locally only, every record below `collection/id` (the server already deleted them
-/// with their parent): their unsent changes could never land.
+/// Removes, locally only, every record below `collection/id`, which the server deleted (and with
+/// it, by its cascade, every record it had below). A child moved here locally onto that parent
+/// is not below it on the server: its move can never land, and it goes back to the server's
+/// state instead.
 pub fn remove_descendants(
     tx: &Transaction<'_>,
     schema: &Schema,
@@ -188,22 +309,120 @@ pub fn remove_descendants(
     id: &str,
 ) -> Result<()> {
     for (child, field) in schema.children_of(collection) {
-        for child_id in records::live_children(tx, child, field, id)? {
+        for child_id in records::children(tx, child, field, id)? {
+            let Some(before) = records::load(tx, child, &child_id)? else {
+                continue;
+            };
+            let now = crate::engine::now_ms();
+            if let Some(doc) = server_doc_elsewhere(&before, field, id)? {
+                drop_local_change(tx, child, &child_id)?;
+                show_server_doc(tx, schema, &before, &doc, before.server_version, now)?;
+                continue;
+            }
             remove_descendants(tx, schema, child, &child_id)?;
             drop_local_change(tx, child, &child_id)?;
-            let before = records::load(tx, child, &child_id)?;
-            let version = before.as_ref().map_or(0, |b| b.server_version);
-            forget_or_tombstone(
-                tx,
-                child,
-                &child_id,
-                before,
-                version,
-                crate::engine::now_ms(),
-            )?;
+            let version = before.server_version;
+            forget_or_tombstone(tx, child, &child_id, Some(before), version, now)?;
         }
     }
     Ok(())
+}
+
+/// The server document of `row` when it names a parent other than `parent_id` in `field`.
+fn server_doc_elsewhere(row: &RecordRow, field: &str, parent_id: &str) -> Result<Option<String>> {
+    let Some(doc) = row.server_doc.as_deref() else {
+        return Ok(None);
+    };
+    let named = parse_object(doc)?
+        .get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    Ok((named.as_deref() != Some(parent_id)).then(|| doc.to_string()))
+}
+
+/// What a local delete of `collection/id` does to the records below it. Those the server also
+/// has below it are hidden at once and their unsent changes dropped: the server's cascade deletes
+/// them with their parent, following its own current parent links, so a child another device
+/// moved elsewhere meanwhile is not deleted but shows again once pulled. Those the user moved
+/// below it here, which the server has elsewhere, get a delete of their own, since the user saw
+/// them go. Collections changed are added to `changed`.
+pub fn cascade_local_delete(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    collection: &str,
+    id: &str,
+    now: i64,
+    changed: &mut BTreeSet<String>,
+) -> Result<()> {
+    for (child, field) in schema.children_of(collection) {
+        for child_id in records::live_children(tx, child, field, id)? {
+            let Some(row) = records::load(tx, child, &child_id)? else {
+                continue;
+            };
+            changed.insert(child.to_string());
+            match server_copy(tx, &row)? {
+                Some(doc) if server_doc_elsewhere(&row, field, id)?.is_none() => {
+                    hide(tx, &row, doc, now)?
+                }
+                _ => delete_own(tx, schema, &row, now)?,
+            }
+            cascade_local_delete(tx, schema, child, &child_id, now, changed)?;
+        }
+    }
+    Ok(())
+}
+
+/// What the server has (or will have, once a change in flight lands) of the record: the document
+/// of its in-flight upsert, else its server document.
+fn server_copy(tx: &Transaction<'_>, row: &RecordRow) -> Result<Option<String>> {
+    let inflight = outbox::unsent_for_record(tx, &row.collection, &row.id)?
+        .into_iter()
+        .rev()
+        .find(|e| e.state == outbox::EntryState::Inflight);
+    Ok(match inflight {
+        Some(entry) => entry.doc,
+        None => row.server_doc.clone(),
+    })
+}
+
+/// Hides a record whose server copy `doc` goes with its parent's delete: its pending changes and
+/// open conflict are dropped (changes in flight stay; their answers settle them).
+fn hide(tx: &Transaction<'_>, row: &RecordRow, doc: String, now: i64) -> Result<()> {
+    outbox::drop_pending(tx, &row.collection, &row.id)?;
+    conflict::remove(tx, &row.collection, &row.id)?;
+    records::save(
+        tx,
+        &RecordRow {
+            doc: Some(doc),
+            deleted: true,
+            state: RecordState::Synced,
+            updated_at: now,
+            ..row.clone()
+        },
+    )
+}
+
+/// Deletes one live record locally with an outbox entry of its own (a conflicted one through its
+/// conflict, as the user's resolution).
+pub fn delete_own(tx: &Transaction<'_>, schema: &Schema, row: &RecordRow, now: i64) -> Result<()> {
+    if row.state == RecordState::Conflicted {
+        if let Some(open) = conflict::get(tx, &row.collection, &row.id)? {
+            return write_in_conflict(tx, schema, row, &open, None, now).map(drop);
+        }
+    }
+    match outbox::record_delete(tx, row, now)? {
+        AfterDelete::Forget => records::remove(tx, &row.collection, &row.id),
+        AfterDelete::KeepTombstone => records::save(
+            tx,
+            &RecordRow {
+                doc: None,
+                deleted: true,
+                state: RecordState::Pending,
+                updated_at: now,
+                ..row.clone()
+            },
+        ),
+    }
 }
 
 /// Drops the record's unsent changes and its open conflict: what the server says replaces them.
@@ -237,15 +456,4 @@ fn forget_or_tombstone(
             ..before
         },
     )
-}
-
-/// Parses a stored document for merging.
-fn parse_doc(text: Option<&str>) -> Result<Option<Doc>> {
-    text.map(|t| match serde_json::from_str(t) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        _ => Err(Error::Corrupt(
-            "a stored document is not a JSON object".into(),
-        )),
-    })
-    .transpose()
 }

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::conflict::{self, ConflictRow};
+use super::merge::Side;
 use super::reconcile::{self, ServerState};
 use crate::engine::{now_ms, stored_form, Engine};
 use crate::error::{Error, Result};
@@ -11,12 +12,14 @@ use crate::outbox;
 use crate::records::{self, RecordRow, RecordState};
 use crate::schema;
 
-/// The app's answer to a conflict.
+/// The app's answer to a conflict. Keep-mine and keep-server settle only what both sides
+/// changed: every change only one side made stays, whichever side is kept.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolution {
-    /// Send the local change again, based on the server's version.
+    /// Take the local side for what both sides changed (or the local edit or delete against the
+    /// server's delete or edit), based on the server's version.
     KeepMine,
-    /// Take the server's state.
+    /// Take the server's side for what both sides changed (or its edit or delete).
     KeepServer,
     /// Send this document (validated against the schema), based on the server's version.
     Merged(Value),
@@ -44,15 +47,12 @@ pub fn resolve(
             version: open.server_version,
             doc: open.server_doc.clone(),
         };
-        match resolution {
-            Resolution::KeepServer => reconcile::adopt_server(tx, schema, &row, &server, now)?,
-            Resolution::KeepMine => {
-                reconcile::rebase_local(tx, &row, &server, open.local_doc.as_deref(), now)?
-            }
-            Resolution::Merged(_) => {
-                reconcile::rebase_local(tx, &row, &server, merged.as_deref(), now)?
-            }
-        }
+        let desired = match resolution {
+            Resolution::KeepServer => open.settled(Side::Server)?,
+            Resolution::KeepMine => open.settled(Side::Local)?,
+            Resolution::Merged(_) => merged,
+        };
+        reconcile::settle_to(tx, schema, &row, &server, desired.as_deref(), now)?;
         records::load_live(tx, collection, id)
     })?;
     engine.committed([collection.to_string()].into());

@@ -40,6 +40,9 @@ pub struct SyncReport {
     pub bytes_received: u64,
     /// Conflicts left to the app by this run (collection, id).
     pub parked: Vec<(String, String)>,
+    /// Whether this run pulled everything again (after `cursor_expired`, or to finish such a
+    /// re-pull cut off before), removing what the server no longer has.
+    pub full_repull: bool,
 }
 
 impl SyncReport {
@@ -62,11 +65,16 @@ pub async fn run(
     let started = Instant::now();
     let mut report = SyncReport::default();
     push_all(engine, api, settings, &mut report).await?;
-    match pull_all(engine, api, settings, &mut report, on_pull_progress, false).await {
-        Err(SyncError::CursorExpired) => {
-            pull_all(engine, api, settings, &mut report, on_pull_progress, true).await?;
+    let mut from_scratch = blocking(engine, |e| e.store().read(pull::repull_owed)).await?;
+    if !from_scratch {
+        match pull_all(engine, api, settings, &mut report, on_pull_progress, false).await {
+            Err(SyncError::CursorExpired) => from_scratch = true,
+            other => other?,
         }
-        other => other?,
+    }
+    if from_scratch {
+        report.full_repull = true;
+        pull_all(engine, api, settings, &mut report, on_pull_progress, true).await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -123,8 +131,10 @@ async fn pull_all(
     from_scratch: bool,
 ) -> Result<(), SyncError> {
     let (cursor, candidates) = if from_scratch {
+        // From the start every time, even when an earlier re-pull stored the cursor of a page:
+        // the sweep needs every record delivered by this one.
         let candidates = blocking(engine, |e| {
-            e.store().write(pull::forget_cursor)?;
+            e.store().write(pull::begin_repull)?;
             e.store().read(pull::synced_records)
         })
         .await?;

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 /// What to do to the next answer of a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
+    /// Forward as usual: lets a later fault of the same route hit a later request.
+    Pass,
     /// Forward the request, then close the connection without answering.
     DropResponse,
     /// Answer 200 with this body instead of the server's.
@@ -82,7 +84,7 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<Vec<(String, Fault)>>
             return;
         };
         let written = match fault {
-            None => client.write_all(answer.head.as_bytes()).and_then(|()| client.write_all(&answer.body)),
+            None | Some(Fault::Pass) => client.write_all(answer.head.as_bytes()).and_then(|()| client.write_all(&answer.body)),
             Some(Fault::DropResponse) => return,
             Some(Fault::Replace(body)) => client.write_all(
                 format!(
