@@ -1203,3 +1203,37 @@ fn a_connection_cut_mid_body_is_offline_and_retried() {
     d.sync();
     assert_eq!(d.pending(), 0);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_its_databases_are_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask only changes the mode of files created later; 022 is the usual default.
+    unsafe { libc::umask(0o022) };
+    let server = TestServer::start();
+    let d = device(server.url());
+    d.put("plans", "guest", json!({"name": "before sign-up"}));
+    d.sign_up(&email());
+    d.put("plans", "p", json!({"name": "x"}));
+    d.sync();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mut checked = 0;
+    let mut dirs = vec![d.dir.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 4,
+        "guest.db, a user's db with its -wal and -shm, client-id: {checked}"
+    );
+}
