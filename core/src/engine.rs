@@ -281,15 +281,12 @@ impl Batch<'_, '_> {
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
         reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
-        self.touch(collection);
-        reconcile::cascade_local_delete(
-            self.tx,
-            self.schema,
-            collection,
-            id,
-            self.now,
-            &mut self.changed,
-        )
+        reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
+        // Settling a conflict by the delete may remove what lay below without the cascade seeing
+        // it: observers of every collection below are told.
+        let family = with_descendants(self.schema, [collection.to_string()].into());
+        self.changed.extend(family);
+        Ok(())
     }
 
     /// The open conflict of a record that is conflicted: writes to it go through the conflict.

@@ -3,8 +3,6 @@
 //! the caller's transaction and keeps the record row, its outbox entries and its conflict row
 //! consistent with each other.
 
-use std::collections::BTreeSet;
-
 use rusqlite::Transaction;
 use tandem_protocol::Schema;
 
@@ -345,28 +343,26 @@ fn server_doc_elsewhere(row: &RecordRow, field: &str, parent_id: &str) -> Result
 /// them with their parent, following its own current parent links, so a child another device
 /// moved elsewhere meanwhile is not deleted but shows again once pulled. Those the user moved
 /// below it here, which the server has elsewhere, get a delete of their own, since the user saw
-/// them go. Collections changed are added to `changed`.
+/// them go.
 pub fn cascade_local_delete(
     tx: &Transaction<'_>,
     schema: &Schema,
     collection: &str,
     id: &str,
     now: i64,
-    changed: &mut BTreeSet<String>,
 ) -> Result<()> {
     for (child, field) in schema.children_of(collection) {
         for child_id in records::live_children(tx, child, field, id)? {
             let Some(row) = records::load(tx, child, &child_id)? else {
                 continue;
             };
-            changed.insert(child.to_string());
             match server_copy(tx, &row)? {
                 Some(doc) if server_doc_elsewhere(&row, field, id)?.is_none() => {
                     hide(tx, &row, doc, now)?
                 }
                 _ => delete_own(tx, schema, &row, now)?,
             }
-            cascade_local_delete(tx, schema, child, &child_id, now, changed)?;
+            cascade_local_delete(tx, schema, child, &child_id, now)?;
         }
     }
     Ok(())
