@@ -190,12 +190,12 @@ pub fn write_in_conflict(
         version: open.server_version,
         doc: open.server_doc.clone(),
     };
-    let Some(doc) = desired else {
-        settle_to(tx, schema, row, &server, None, now)?;
-        return Ok(records::load(tx, &row.collection, &row.id)?.unwrap_or_else(|| row.clone()));
+    let still_open = match desired {
+        Some(doc) => open.with_local(Some(doc))?.map(|moved| (doc, moved)),
+        None => None,
     };
-    let Some(moved) = open.with_local(Some(doc))? else {
-        settle_to(tx, schema, row, &server, Some(doc), now)?;
+    let Some((doc, moved)) = still_open else {
+        settle_to(tx, schema, row, &server, desired, now)?;
         return Ok(records::load(tx, &row.collection, &row.id)?.unwrap_or_else(|| row.clone()));
     };
     conflict::park(tx, &moved)?;
@@ -312,10 +312,12 @@ pub fn remove_descendants(
                 continue;
             };
             let now = crate::engine::now_ms();
-            if let Some(doc) = server_doc_elsewhere(&before, field, id)? {
-                drop_local_change(tx, child, &child_id)?;
-                show_server_doc(tx, schema, &before, &doc, before.server_version, now)?;
-                continue;
+            if let Some(doc) = before.server_doc.clone() {
+                if !names_parent(&doc, field, id)? {
+                    drop_local_change(tx, child, &child_id)?;
+                    show_server_doc(tx, schema, &before, &doc, before.server_version, now)?;
+                    continue;
+                }
             }
             remove_descendants(tx, schema, child, &child_id)?;
             drop_local_change(tx, child, &child_id)?;
@@ -326,16 +328,10 @@ pub fn remove_descendants(
     Ok(())
 }
 
-/// The server document of `row` when it names a parent other than `parent_id` in `field`.
-fn server_doc_elsewhere(row: &RecordRow, field: &str, parent_id: &str) -> Result<Option<String>> {
-    let Some(doc) = row.server_doc.as_deref() else {
-        return Ok(None);
-    };
-    let named = parse_object(doc)?
-        .get(field)
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_string);
-    Ok((named.as_deref() != Some(parent_id)).then(|| doc.to_string()))
+/// Whether the stored document `doc` names `parent_id` as its parent in `field`.
+fn names_parent(doc: &str, field: &str, parent_id: &str) -> Result<bool> {
+    let doc = parse_object(doc)?;
+    Ok(doc.get(field).and_then(serde_json::Value::as_str) == Some(parent_id))
 }
 
 /// What a local delete of `collection/id` does to the records below it. Those the server also
@@ -357,9 +353,7 @@ pub fn cascade_local_delete(
                 continue;
             };
             match server_copy(tx, &row)? {
-                Some(doc) if server_doc_elsewhere(&row, field, id)?.is_none() => {
-                    hide(tx, &row, doc, now)?
-                }
+                Some(doc) if names_parent(&doc, field, id)? => hide(tx, &row, doc, now)?,
                 _ => delete_own(tx, schema, &row, now)?,
             }
             cascade_local_delete(tx, schema, child, &child_id, now)?;
