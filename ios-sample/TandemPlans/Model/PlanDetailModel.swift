@@ -160,7 +160,7 @@ final class PlanDetailModel {
     }
 
     /// Deletes the plan. Its days go with it: the engine cascades through the schema's parent
-    /// (each child gets its own outbox entry), so the app deletes only the plan.
+    /// (here at once, on the server with the plan's delete), so the app deletes only the plan.
     func deletePlan() {
         do {
             try tandem.delete(collection: Plan.collection, id: planId)

@@ -100,8 +100,8 @@ final class PlansStore {
         }
     }
 
-    /// Deletes the plan; the engine deletes its days with it (plan_days declares plans as its
-    /// parent), each with its own outbox entry.
+    /// Deletes the plan; its days go with it (plan_days declares plans as its parent): the engine
+    /// hides them at once and the server's cascade deletes them.
     func delete(_ plan: Plan) {
         do {
             try tandem.delete(collection: Plan.collection, id: plan.id)
