@@ -506,3 +506,84 @@ fn mutations_carry_the_protocol_fields() {
     assert!(wire.get("payload").is_none());
     assert!(wire["clientTime"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn a_full_pull_holds_a_child_hidden_until_its_parent_arrives() {
+    let d = device(ConflictPolicy::Merge);
+    // The parent changed after the child was created, so the server sends it later.
+    d.pull(vec![change(
+        "plan_days",
+        "d",
+        1,
+        Some(json!({"planId": "p", "dayIndex": 0})),
+    )]);
+    assert_eq!(
+        d.doc("plan_days", "d"),
+        None,
+        "never a child without its parent"
+    );
+    d.pull(vec![change("plans", "p", 2, Some(json!({"name": "P"})))]);
+    assert_eq!(
+        d.doc("plan_days", "d"),
+        Some(json!({"planId": "p", "dayIndex": 0}))
+    );
+    assert_eq!(d.state("plan_days", "d"), RecordState::Synced);
+}
+
+#[test]
+fn a_day_the_server_moves_under_a_plan_deleted_here_hides_with_it() {
+    let d = device(ConflictPolicy::Merge);
+    d.pull(vec![
+        change("plans", "x", 1, Some(json!({"name": "X"}))),
+        change("plans", "y", 1, Some(json!({"name": "Y"}))),
+        change(
+            "plan_days",
+            "d",
+            1,
+            Some(json!({"planId": "y", "dayIndex": 0})),
+        ),
+    ]);
+    d.delete("plans", "x");
+    d.pull(vec![change(
+        "plan_days",
+        "d",
+        2,
+        Some(json!({"planId": "x", "dayIndex": 0})),
+    )]);
+    assert_eq!(
+        d.doc("plan_days", "d"),
+        None,
+        "hidden: its new parent is gone here"
+    );
+    assert!(
+        d.row("plan_days", "d").is_some(),
+        "kept for the parent's fate"
+    );
+    // The delete of x met an edit: the server's x comes back, and d with it.
+    d.push(|e| {
+        MutationResult::conflict(
+            &e.op_id,
+            "version_mismatch",
+            Some(2),
+            Some(obj(json!({"name": "X2"}))),
+        )
+    });
+    let open = d.engine.store().read(conflict::list).unwrap();
+    assert_eq!(open[0].reason, ConflictReason::LocalDeleteServerEdit);
+    crate::sync::resolve::resolve(
+        &d.engine,
+        "plans",
+        "x",
+        crate::sync::resolve::Resolution::KeepServer,
+    )
+    .unwrap();
+    assert_eq!(d.doc("plans", "x"), Some(json!({"name": "X2"})));
+    assert_eq!(
+        d.doc("plan_days", "d"),
+        Some(json!({"planId": "x", "dayIndex": 0}))
+    );
+    assert!(
+        d.take().is_empty(),
+        "nothing to send: all of it is the server's"
+    );
+}

@@ -126,6 +126,9 @@ pub fn show_server_doc(
     )?;
     if shown {
         reveal_descendants(tx, schema, &row.collection, &row.id)?;
+    } else if !row.deleted {
+        // Moved by the server under a parent deleted here: what showed below it goes with it.
+        cascade_local_delete(tx, schema, &row.collection, &row.id, now)?;
     }
     Ok(())
 }
