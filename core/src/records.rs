@@ -188,6 +188,15 @@ pub fn children(
     Ok(ids)
 }
 
+/// Whether any record is hidden (one probe of the `records_hidden` partial index).
+pub fn any_hidden(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE deleted = 1 AND doc IS NOT NULL)",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// The hidden records of `collection` below `parent_id`: rows the server has live whose parent
 /// does not show here. They keep the server's document (so the parent-field index finds them)
 /// and `deleted` set, which keeps them out of every read, until the parent shows again.

@@ -57,6 +57,10 @@ const MIGRATIONS: &[&str] = &[
         created_at     INTEGER NOT NULL,
         PRIMARY KEY (collection, id)
      );",
+    // v3: hidden records (live on the server, kept out of reads while their parent does not show
+    // here). Almost always empty, so asking whether there are any is one probe of this index, and
+    // a pull skips looking for hidden children when there are none.
+    "CREATE INDEX records_hidden ON records(collection, id) WHERE deleted = 1 AND doc IS NOT NULL;",
 ];
 
 /// The newest store version this engine writes.
