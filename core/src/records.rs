@@ -158,15 +158,7 @@ pub fn live_children(
     field: &str,
     parent_id: &str,
 ) -> Result<Vec<String>> {
-    let sql = format!(
-        "SELECT id FROM records WHERE collection = '{collection}' AND {} = ?1 AND deleted = 0 ORDER BY id",
-        field_expr(field)
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let ids = stmt
-        .query_map([parent_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(ids)
+    child_ids(conn, collection, field, parent_id, "AND deleted = 0")
 }
 
 /// Ids of the records of `collection` whose document names `parent_id` in `field`: live ones and
@@ -177,8 +169,19 @@ pub fn children(
     field: &str,
     parent_id: &str,
 ) -> Result<Vec<String>> {
+    child_ids(conn, collection, field, parent_id, "")
+}
+
+/// Ids of the records of `collection` whose `field` holds `parent_id` and that match `also`.
+fn child_ids(
+    conn: &Connection,
+    collection: &str,
+    field: &str,
+    parent_id: &str,
+    also: &str,
+) -> Result<Vec<String>> {
     let sql = format!(
-        "SELECT id FROM records WHERE collection = '{collection}' AND {} = ?1 ORDER BY id",
+        "SELECT id FROM records WHERE collection = '{collection}' AND {} = ?1 {also} ORDER BY id",
         field_expr(field)
     );
     let mut stmt = conn.prepare_cached(&sql)?;

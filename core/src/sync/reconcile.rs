@@ -21,6 +21,16 @@ pub struct ServerState {
     pub doc: Option<String>,
 }
 
+impl ServerState {
+    /// The server side an open conflict holds.
+    pub fn of(open: &ConflictRow) -> Self {
+        Self {
+            version: open.server_version,
+            doc: open.server_doc.clone(),
+        }
+    }
+}
+
 /// `row` with its server side moved to `server`, its local side untouched.
 pub fn with_server_side(row: RecordRow, server: &ServerState) -> RecordRow {
     RecordRow {
@@ -159,6 +169,16 @@ pub fn reveal_descendants(
     if schema.children_of(collection).next().is_none() || !records::any_hidden(tx)? {
         return Ok(()); // the common case, and a first sync's every record: nothing to look for
     }
+    reveal_hidden_below(tx, schema, collection, id)
+}
+
+/// [`reveal_descendants`] once it is known that hidden records exist: asked once, not per level.
+fn reveal_hidden_below(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    collection: &str,
+    id: &str,
+) -> Result<()> {
     for (child, field) in schema.children_of(collection) {
         for row in records::hidden_children(tx, child, field, id)? {
             let state = if outbox::unsent_for_record(tx, child, &row.id)?.is_empty() {
@@ -174,7 +194,7 @@ pub fn reveal_descendants(
                     ..row.clone()
                 },
             )?;
-            reveal_descendants(tx, schema, child, &row.id)?;
+            reveal_hidden_below(tx, schema, child, &row.id)?;
         }
     }
     Ok(())
@@ -192,10 +212,7 @@ pub fn write_in_conflict(
     desired: Option<&str>,
     now: i64,
 ) -> Result<RecordRow> {
-    let server = ServerState {
-        version: open.server_version,
-        doc: open.server_doc.clone(),
-    };
+    let server = ServerState::of(open);
     let still_open = match desired {
         Some(doc) => open.with_local(Some(doc))?.map(|moved| (doc, moved)),
         None => None,

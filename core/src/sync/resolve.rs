@@ -43,10 +43,7 @@ pub fn resolve(
         let open = conflict::get(tx, collection, id)?.ok_or_else(|| no_conflict(collection, id))?;
         let row =
             records::load(tx, collection, id)?.ok_or_else(|| Error::not_found(collection, id))?;
-        let server = ServerState {
-            version: open.server_version,
-            doc: open.server_doc.clone(),
-        };
+        let server = ServerState::of(&open);
         let desired = match resolution {
             Resolution::KeepServer => open.settled(Side::Server)?,
             Resolution::KeepMine => open.settled(Side::Local)?,
