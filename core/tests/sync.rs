@@ -487,6 +487,32 @@ fn an_access_token_expiring_mid_session_is_refreshed() {
     assert_eq!(report.applied, 1);
 }
 
+/// Bug 10 of issue 11: the server rotated the refresh token but its answer was lost. The device
+/// must not be signed out: the failure is a network one, and the old token, presented again
+/// within the server's reuse grace, gets a working session.
+#[test]
+fn a_lost_refresh_answer_does_not_sign_the_device_out() {
+    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
+    let proxy = Proxy::start(server.url());
+    let d = device(proxy.url());
+    d.sign_up(&email());
+    d.put("plans", "p", json!({"name": "x"}));
+    d.sync();
+    std::thread::sleep(Duration::from_millis(2100)); // the access token expires
+    proxy.fail_next("grant_type=refresh_token", Fault::DropResponse);
+    d.put("plans", "q", json!({"name": "y"}));
+    if let Err(e) = d.try_sync() {
+        assert_eq!(sync_failure(Err(e)), SyncFailure::Offline);
+    }
+    assert!(
+        matches!(d.t.auth_state().unwrap(), AuthState::SignedIn { .. }),
+        "still signed in"
+    );
+    d.sync();
+    assert_eq!(d.pending(), 0);
+    assert_eq!(d.doc("plans", "q"), Some(json!({"name": "y"})));
+}
+
 #[test]
 fn a_revoked_session_expires_and_keeps_pending_changes() {
     let server = TestServer::start_with(&["--access-token-ttl", "2"]);

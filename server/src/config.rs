@@ -38,6 +38,12 @@ pub struct Config {
     #[arg(long, env = "TANDEM_ACCESS_TOKEN_TTL", default_value_t = 3600)]
     pub access_token_ttl: u64,
 
+    /// Seconds after a refresh token's exchange during which presenting it again (a client whose
+    /// answer was lost) yields a new session instead of an error, as long as the token that
+    /// exchange handed out is unused.
+    #[arg(long, env = "TANDEM_REFRESH_REUSE_GRACE_SECS", default_value_t = 10)]
+    pub refresh_reuse_grace_secs: u64,
+
     /// Largest request body, in bytes.
     #[arg(long, env = "TANDEM_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -68,6 +74,7 @@ impl Default for Config {
             schema: None,
             jwt_secret: None,
             access_token_ttl: 3600,
+            refresh_reuse_grace_secs: 10,
             max_body_bytes: 4 * 1024 * 1024,
             max_batch: tandem_protocol::DEFAULT_MAX_BATCH,
             tombstone_retention_days: 30,

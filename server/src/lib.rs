@@ -98,6 +98,8 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         cursors: CursorCodec::new(secret.as_bytes()),
         hub,
         sign_in_limit: SignInLimit::protocol_default(),
+        refresh_reuse_grace_ms: i64::try_from(config.refresh_reuse_grace_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
         max_body_bytes: config.max_body_bytes,
         max_batch: config.max_batch,
         sync_paused: config.sync_paused,

@@ -17,6 +17,7 @@ on_both_backends!(
     access_token_expiry,
     refresh_rotation_and_reuse,
     refresh_reuse_after_grace_revokes_the_family,
+    refresh_retry_after_a_lost_answer_gets_a_session,
     logout_revokes_refresh_tokens,
     failed_sign_ins_are_rate_limited,
     versions_and_conflicts,
@@ -297,12 +298,13 @@ async fn refresh_rotation_and_reuse(db: TestDb) {
     c.get("/auth/v1/user", next["access_token"].as_str())
         .await
         .assert_ok();
-    // Reuse within 10 s (a network retry): refused, but the family stays alive.
-    c.refresh(first).await.assert_error(400, "invalid_grant");
+    // `second` has been used, so presenting `first` again is no lost answer: refused, and the
+    // family stays alive within the grace.
     let third = c.refresh(second).await.assert_ok()["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
+    c.refresh(first).await.assert_error(400, "invalid_grant");
     c.refresh("never-issued")
         .await
         .assert_error(400, "invalid_grant");
@@ -313,7 +315,7 @@ async fn refresh_rotation_and_reuse(db: TestDb) {
 }
 
 async fn refresh_reuse_after_grace_revokes_the_family(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = Server::start(&db, &["--refresh-reuse-grace-secs", "1"]);
     let c = server.client();
     let (_, session) = c.new_user().await;
     let first = session["refresh_token"].as_str().unwrap();
@@ -327,10 +329,47 @@ async fn refresh_reuse_after_grace_revokes_the_family(db: TestDb) {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     c.refresh(first).await.assert_error(400, "invalid_grant");
     c.refresh(&second).await.assert_error(400, "invalid_grant");
     c.refresh(&other).await.assert_ok();
+}
+
+/// Bug 10 of issue 11: the server exchanged a refresh token but its answer never arrived. The
+/// client presents the old token again within the grace and must get a working session; the
+/// token of the lost answer stops working, and the family lives on.
+async fn refresh_retry_after_a_lost_answer_gets_a_session(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let c = server.client();
+    let (_, session) = c.new_user().await;
+    let first = session["refresh_token"].as_str().unwrap();
+    let lost = c.refresh(first).await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let retried = c.refresh(first).await.assert_ok().clone();
+    let retried_token = retried["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(retried_token, lost);
+    assert_eq!(retried["user"], session["user"]);
+    c.get("/auth/v1/user", retried["access_token"].as_str())
+        .await
+        .assert_ok();
+    // A second retry (the second answer lost too) works the same way.
+    let again = c.refresh(first).await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.refresh(&lost).await.assert_error(400, "invalid_grant");
+    c.refresh(&retried_token)
+        .await
+        .assert_error(400, "invalid_grant");
+    let next = c.refresh(&again).await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Once the newest token has been used, the old one is a replay, not a retry.
+    c.refresh(first).await.assert_error(400, "invalid_grant");
+    c.refresh(&next).await.assert_ok();
 }
 
 async fn logout_revokes_refresh_tokens(db: TestDb) {

@@ -82,8 +82,18 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
     }
     assert_eq!(version, 11);
 
-    // A refresh token from A is single-use across instances.
+    // A refresh token from A is single-use across instances: presented again on A it is a
+    // retry after a lost answer, which replaces the token B handed out.
     let refresh = session["refresh_token"].as_str().unwrap();
-    cb.refresh(refresh).await.assert_ok();
+    let from_b = cb.refresh(refresh).await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let from_a = ca.refresh(refresh).await.assert_ok()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ca.refresh(&from_b).await.assert_error(400, "invalid_grant");
+    cb.refresh(&from_a).await.assert_ok();
     ca.refresh(refresh).await.assert_error(400, "invalid_grant");
 }

@@ -6,10 +6,6 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// A reuse of an exchanged token within this many milliseconds of its exchange is taken for a
-/// network retry and only refused; a later reuse revokes the whole sign-in.
-pub const REUSE_GRACE_MS: i64 = 10_000;
-
 /// A new random refresh token (43 URL-safe characters).
 pub fn new_refresh_token() -> String {
     let mut bytes = [0u8; 32];

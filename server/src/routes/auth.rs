@@ -11,7 +11,7 @@ use tandem_protocol::{PasswordCredentials, RefreshTokenRequest, Session, User};
 
 use super::{AuthUser, JsonBody, SharedState};
 use crate::auth::passwords::{hash_password, verify_against_dummy, verify_password};
-use crate::auth::refresh_tokens::{hash_refresh_token, new_refresh_token, REUSE_GRACE_MS};
+use crate::auth::refresh_tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{is_plausible_email, normalize_email, MIN_PASSWORD_CHARS};
 use crate::clock::{now_ms, rfc3339_from_ms};
 use crate::error::ApiError;
@@ -117,7 +117,7 @@ async fn refresh_grant(
             &hash_refresh_token(&body.refresh_token),
             &hash_refresh_token(&next_token),
             now_ms(),
-            REUSE_GRACE_MS,
+            state.refresh_reuse_grace_ms,
         )
         .await?;
     match outcome {

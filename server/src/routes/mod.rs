@@ -40,6 +40,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     pub hub: ChangeHub,
     pub sign_in_limit: SignInLimit,
+    /// How long an exchanged refresh token may be presented again by a client whose answer was lost.
+    pub refresh_reuse_grace_ms: i64,
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub sync_paused: bool,

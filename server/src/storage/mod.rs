@@ -247,8 +247,10 @@ impl Storage {
         }
     }
 
-    /// Exchanges the refresh token `old_hash` for `new_hash`. A token already exchanged is refused;
-    /// when that reuse comes more than `grace_ms` after the exchange, the whole sign-in is revoked.
+    /// Exchanges the refresh token `old_hash` for `new_hash`. A token already exchanged is taken
+    /// for a retry after a lost answer while it is within `grace_ms` of its exchange and the token
+    /// that exchange handed out is still unused: that one is replaced by `new_hash`. Otherwise a
+    /// reuse is refused, and one after `grace_ms` revokes the whole sign-in.
     pub async fn exchange_refresh_token(
         &self,
         old_hash: &str,

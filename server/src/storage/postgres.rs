@@ -297,15 +297,29 @@ impl PostgresStore {
                 )
                 .await?;
                 tx.commit().await?;
+                return Ok(RefreshOutcome::Refused);
             }
-            return Ok(RefreshOutcome::Refused);
+            // A retry of an exchange whose answer was lost: the token it handed out replaces
+            // nothing yet (still unused, created by that exchange), so it gives way to a new one.
+            let replaced = tx
+                .execute(
+                    "DELETE FROM refresh_tokens
+                     WHERE session_id = $1 AND used_at IS NULL AND created_at = $2",
+                    &[&session_id, &used_at],
+                )
+                .await?;
+            if replaced == 0 {
+                return Ok(RefreshOutcome::Refused);
+            }
+        } else {
+            tx.execute(
+                "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1",
+                &[&old_hash, &now_ms],
+            )
+            .await?;
         }
-        tx.execute(
-            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1",
-            &[&old_hash, &now_ms],
-        )
-        .await?;
-        insert_refresh_token(&tx, new_hash, &session_id, &user_id, now_ms).await?;
+        let created_at = used_at.unwrap_or(now_ms);
+        insert_refresh_token(&tx, new_hash, &session_id, &user_id, created_at).await?;
         let user = user_where(&tx, "id = $1", &user_id).await?;
         tx.commit().await?;
         Ok(match user {

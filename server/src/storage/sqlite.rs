@@ -239,11 +239,21 @@ impl SqliteStore {
                 if now_ms - used_at > grace_ms {
                     tx.execute("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1", params![session_id, now_ms])?;
                     tx.commit()?;
+                    return Ok(RefreshOutcome::Refused);
                 }
-                return Ok(RefreshOutcome::Refused);
+                // A retry of an exchange whose answer was lost: the token it handed out replaces
+                // nothing yet (still unused, created by that exchange), so it gives way to a new one.
+                let replaced = tx.execute(
+                    "DELETE FROM refresh_tokens WHERE session_id = ?1 AND used_at IS NULL AND created_at = ?2",
+                    params![session_id, used_at],
+                )?;
+                if replaced == 0 {
+                    return Ok(RefreshOutcome::Refused);
+                }
+            } else {
+                tx.execute("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1", params![old_hash, now_ms])?;
             }
-            tx.execute("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1", params![old_hash, now_ms])?;
-            insert_refresh_token(&tx, &new_hash, &session_id, &user_id, now_ms)?;
+            insert_refresh_token(&tx, &new_hash, &session_id, &user_id, used_at.unwrap_or(now_ms))?;
             let user = user_where(&tx, "id = ?1", &user_id)?;
             tx.commit()?;
             Ok(match user {
