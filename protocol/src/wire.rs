@@ -38,6 +38,9 @@ pub struct User {
     pub created_at: String,
 }
 
+/// Longest email accepted, in bytes (RFC 5321's limit on a forward path, less the brackets).
+pub const MAX_EMAIL_LEN: usize = 254;
+
 /// Body of `POST /auth/v1/signup` and of `POST /auth/v1/token?grant_type=password`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordCredentials {

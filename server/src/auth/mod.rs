@@ -21,7 +21,6 @@ pub fn is_plausible_email(email: &str) -> bool {
     !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')
-        && email.len() <= 320
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 

@@ -1,67 +1,95 @@
-//! The one rate limit on by default: after `max_failures` failed password sign-ins for an email
-//! within `window`, further attempts for that email are refused until the oldest failure leaves
-//! the window. Kept in memory, per server instance: a sliding window of failure times per email is
-//! a few lines, and the refusal must not depend on successful attempts (which GCRA-style limiters
-//! count too).
+//! The one rate limit on by default: `max_attempts` password sign-ins for an email within
+//! `window`, counted when they start and given back when they succeed. Counting before the slow
+//! hash is what makes the limit hold under parallel guesses: the 6th of 40 concurrent attempts is
+//! refused before any of the first five has been verified. Kept in memory, per server instance,
+//! with a fixed ceiling on the number of emails it remembers, so a spray of made-up emails cannot
+//! grow the server's memory.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failed sign-ins per email within a sliding window.
+/// Emails remembered at most; with emails capped at `MAX_EMAIL_LEN`, about 4 MiB.
+const MAX_TRACKED_EMAILS: usize = 10_000;
+
+/// Password sign-ins per email within a sliding window.
 pub struct SignInLimit {
-    max_failures: usize,
+    max_attempts: usize,
     window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    max_tracked: usize,
+    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl SignInLimit {
-    /// The protocol's default: 5 failures within 60 s.
+    /// The protocol's default: 5 unsuccessful sign-ins within 60 s.
     pub fn protocol_default() -> Self {
-        Self::new(5, Duration::from_secs(60))
+        Self::new(5, Duration::from_secs(60), MAX_TRACKED_EMAILS)
     }
 
-    pub fn new(max_failures: usize, window: Duration) -> Self {
+    pub fn new(max_attempts: usize, window: Duration, max_tracked: usize) -> Self {
         Self {
-            max_failures,
+            max_attempts,
             window,
-            failures: Mutex::new(HashMap::new()),
+            max_tracked,
+            attempts: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Err(seconds to wait)` when `email` has used up its failures.
-    pub fn check(&self, email: &str, now: Instant) -> Result<(), u64> {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(times) = failures.get_mut(email) else {
-            return Ok(());
-        };
-        self.forget_old(times, now);
-        if times.is_empty() {
-            failures.remove(email);
+    /// Counts a sign-in attempt for `email` before its password is checked. `Err(seconds to
+    /// wait)` when `email` has used up its attempts; the attempt is then not counted.
+    pub fn reserve(&self, email: &str, now: Instant) -> Result<(), u64> {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = attempts.get_mut(email) {
+            self.forget_old(times, now);
+            if times.len() >= self.max_attempts {
+                let wait = (times[0] + self.window).saturating_duration_since(now);
+                return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+            }
+            times.push_back(now);
             return Ok(());
         }
-        if times.len() < self.max_failures {
-            return Ok(());
+        if attempts.len() >= self.max_tracked {
+            self.make_room(&mut attempts, now);
         }
-        let oldest = times[0];
-        let wait = (oldest + self.window).saturating_duration_since(now);
-        Err(wait.as_secs_f64().ceil() as u64)
+        attempts.insert(email.to_string(), VecDeque::from([now]));
+        Ok(())
     }
 
-    /// Counts one failed sign-in for `email`.
-    pub fn record_failure(&self, email: &str, now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > 100_000 {
-            // Bound memory under a spray of emails: drop entries whose window has passed.
-            failures.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
+    /// Gives back the attempt of a sign-in that succeeded: only failures use up the limit.
+    pub fn release(&self, email: &str) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = attempts.get_mut(email) {
+            times.pop_back();
+            if times.is_empty() {
+                attempts.remove(email);
+            }
         }
-        let times = failures.entry(email.to_string()).or_default();
-        self.forget_old(times, now);
-        times.push_back(now);
+    }
+
+    /// How many emails are remembered now.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.attempts.lock().unwrap().len()
+    }
+
+    /// Drops every email whose attempts have all left the window; when none has, the one whose
+    /// latest attempt is oldest, so the map never grows past `max_tracked`.
+    fn make_room(&self, attempts: &mut HashMap<String, VecDeque<Instant>>, now: Instant) {
+        attempts.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < self.window)
+        });
+        if attempts.len() < self.max_tracked {
+            return;
+        }
+        let stalest = attempts
+            .iter()
+            .min_by_key(|(_, times)| times.back().copied())
+            .map(|(email, _)| email.clone());
+        if let Some(email) = stalest {
+            attempts.remove(&email);
+        }
     }
 
     fn forget_old(&self, times: &mut VecDeque<Instant>, now: Instant) {
@@ -79,15 +107,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_after_max_failures_until_the_window_passes() {
-        let limit = SignInLimit::new(5, Duration::from_secs(60));
+    fn refuses_after_max_attempts_until_the_window_passes() {
+        let limit = SignInLimit::new(5, Duration::from_secs(60), 100);
         let t0 = Instant::now();
         for i in 0..5 {
-            assert!(limit.check("a@b", t0 + Duration::from_secs(i)).is_ok());
-            limit.record_failure("a@b", t0 + Duration::from_secs(i));
+            assert!(limit.reserve("a@b", t0 + Duration::from_secs(i)).is_ok());
         }
-        assert_eq!(limit.check("a@b", t0 + Duration::from_secs(10)), Err(50));
-        assert!(limit.check("other@b", t0).is_ok());
-        assert!(limit.check("a@b", t0 + Duration::from_secs(60)).is_ok());
+        assert_eq!(limit.reserve("a@b", t0 + Duration::from_secs(10)), Err(50));
+        assert!(limit.reserve("other@b", t0).is_ok());
+        assert!(limit.reserve("a@b", t0 + Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn a_successful_sign_in_gives_its_attempt_back() {
+        let limit = SignInLimit::new(2, Duration::from_secs(60), 100);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            limit.reserve("a@b", t0).unwrap();
+            limit.release("a@b");
+        }
+        assert!(limit.reserve("a@b", t0).is_ok());
+        assert!(limit.reserve("a@b", t0).is_ok());
+        assert!(limit.reserve("a@b", t0).is_err());
+        assert_eq!(limit.tracked(), 1);
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_spray_of_emails() {
+        let limit = SignInLimit::new(5, Duration::from_secs(60), 50);
+        let t0 = Instant::now();
+        for i in 0..1_000u64 {
+            limit
+                .reserve(&format!("spray{i}@b"), t0 + Duration::from_millis(i))
+                .unwrap();
+            assert!(limit.tracked() <= 50);
+        }
+        // The newest emails are the ones kept: the latest still counts.
+        for _ in 0..4 {
+            limit
+                .reserve("spray999@b", t0 + Duration::from_secs(2))
+                .unwrap();
+        }
+        assert!(limit
+            .reserve("spray999@b", t0 + Duration::from_secs(2))
+            .is_err());
+    }
+
+    #[test]
+    fn emails_whose_window_has_passed_are_pruned_first() {
+        let limit = SignInLimit::new(5, Duration::from_secs(60), 3);
+        let t0 = Instant::now();
+        limit.reserve("old@b", t0).unwrap();
+        for _ in 0..5 {
+            limit
+                .reserve("victim@b", t0 + Duration::from_secs(30))
+                .unwrap();
+        }
+        limit.reserve("c@b", t0 + Duration::from_secs(30)).unwrap();
+        // Full: the one whose window has passed goes, the victim's count stays.
+        limit.reserve("d@b", t0 + Duration::from_secs(61)).unwrap();
+        assert_eq!(limit.tracked(), 3);
+        assert!(limit
+            .reserve("victim@b", t0 + Duration::from_secs(62))
+            .is_err());
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use tandem_protocol::{PasswordCredentials, RefreshTokenRequest, Session, User};
+use tandem_protocol::{PasswordCredentials, RefreshTokenRequest, Session, User, MAX_EMAIL_LEN};
 
 use super::{AuthUser, JsonBody, SharedState};
 use crate::auth::passwords::{hash_password, verify_against_dummy, verify_password};
@@ -23,6 +23,7 @@ pub async fn signup(
     JsonBody(body): JsonBody<PasswordCredentials>,
 ) -> Result<Json<Session>, ApiError> {
     let email = normalize_email(&body.email);
+    check_email(&email)?;
     if !is_plausible_email(&email) {
         return Err(ApiError::validation_failed(
             "the email must be of the form local@domain",
@@ -81,9 +82,10 @@ async fn password_grant(
     body: PasswordCredentials,
 ) -> Result<Session, ApiError> {
     let email = normalize_email(&body.email);
+    check_email(&email)?;
     state
         .sign_in_limit
-        .check(&email, Instant::now())
+        .reserve(&email, Instant::now())
         .map_err(ApiError::rate_limited)?;
     let user = state.storage.user_by_email(&email).await?;
     let password = body.password;
@@ -98,12 +100,22 @@ async fn password_grant(
     .await
     .map_err(|e| ApiError::internal(&e))?;
     match user.filter(|_| matches) {
-        Some(user) => start_session(state, &user).await,
-        None => {
-            state.sign_in_limit.record_failure(&email, Instant::now());
-            Err(ApiError::invalid_grant("invalid email or password"))
+        Some(user) => {
+            state.sign_in_limit.release(&email);
+            start_session(state, &user).await
         }
+        None => Err(ApiError::invalid_grant("invalid email or password")),
     }
+}
+
+/// Emails longer than the protocol allows are refused before they are looked up or remembered.
+fn check_email(email: &str) -> Result<(), ApiError> {
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(ApiError::validation_failed(format!(
+            "the email must have at most {MAX_EMAIL_LEN} bytes"
+        )));
+    }
+    Ok(())
 }
 
 async fn refresh_grant(
