@@ -52,6 +52,10 @@ pub struct Config {
     #[arg(long, env = "TANDEM_MAX_BATCH", default_value_t = tandem_protocol::DEFAULT_MAX_BATCH)]
     pub max_batch: usize,
 
+    /// Event streams one user may hold open at once (each device keeps one).
+    #[arg(long, env = "TANDEM_MAX_EVENT_STREAMS_PER_USER", default_value_t = 8)]
+    pub max_event_streams_per_user: usize,
+
     /// Days tombstones are kept before they are purged.
     #[arg(long, env = "TANDEM_TOMBSTONE_RETENTION_DAYS", default_value_t = 30)]
     pub tombstone_retention_days: u32,
@@ -77,6 +81,7 @@ impl Default for Config {
             refresh_reuse_grace_secs: 10,
             max_body_bytes: 4 * 1024 * 1024,
             max_batch: tandem_protocol::DEFAULT_MAX_BATCH,
+            max_event_streams_per_user: 8,
             tombstone_retention_days: 30,
             purge_interval_secs: 3600,
             sync_paused: false,

@@ -140,6 +140,18 @@ impl ApiError {
         }
     }
 
+    /// The user already has the most event streams a user may hold open.
+    pub fn too_many_streams() -> Self {
+        Self {
+            retry_after: Some(30),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many open event streams for this account; close one first",
+            )
+        }
+    }
+
     pub fn sync_paused() -> Self {
         Self {
             retry_after: Some(60),

@@ -46,3 +46,67 @@ impl Default for ChangeHub {
         Self::new()
     }
 }
+
+/// The cap on open event streams per user: each stream holds a connection for as long as the
+/// app runs, so one account must not be able to take them all.
+pub struct StreamSlots {
+    max_per_user: usize,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open stream's place; given back when the stream ends (it is dropped).
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    user_id: String,
+}
+
+impl StreamSlots {
+    pub fn new(max_per_user: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_per_user,
+            open: Default::default(),
+        })
+    }
+
+    /// A place for one more stream of `user_id`, or `None` when it has `max_per_user` open.
+    pub fn take(self: &Arc<Self>, user_id: &str) -> Option<StreamSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(user_id.to_string()).or_default();
+        if *count >= self.max_per_user {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            slots: Arc::clone(self),
+            user_id: user_id.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.user_id) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_capped_per_user_and_given_back_on_drop() {
+        let slots = StreamSlots::new(2);
+        let a1 = slots.take("a").unwrap();
+        let _a2 = slots.take("a").unwrap();
+        assert!(slots.take("a").is_none());
+        assert!(slots.take("b").is_some());
+        drop(a1);
+        assert!(slots.take("a").is_some());
+    }
+}

@@ -28,7 +28,7 @@ pub use config::Config;
 
 use crate::auth::sign_in_limit::SignInLimit;
 use crate::cursor::CursorCodec;
-use crate::events::ChangeHub;
+use crate::events::{ChangeHub, StreamSlots};
 use crate::jwt::JwtKeys;
 use crate::routes::AppState;
 use crate::storage::Storage;
@@ -97,6 +97,7 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         jwt: JwtKeys::new(secret.as_bytes(), config.access_token_ttl),
         cursors: CursorCodec::new(secret.as_bytes()),
         hub,
+        stream_slots: StreamSlots::new(config.max_event_streams_per_user),
         sign_in_limit: SignInLimit::protocol_default(),
         refresh_reuse_grace_ms: i64::try_from(config.refresh_reuse_grace_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),

@@ -3,11 +3,14 @@
 
 mod common;
 
-use common::{Server, TestDb};
+use common::{Server, TestDb, SECRET};
+use serde_json::json;
 
 on_both_backends!(
     parallel_guesses_cannot_outrun_the_sign_in_limit,
     oversized_emails_are_refused_before_they_are_remembered,
+    the_event_stream_refuses_a_token_of_a_missing_account,
+    event_streams_are_capped_per_user,
 );
 
 async fn parallel_guesses_cannot_outrun_the_sign_in_limit(db: TestDb) {
@@ -69,4 +72,78 @@ async fn oversized_emails_are_refused_before_they_are_remembered(db: TestDb) {
     // At the limit it is an ordinary email.
     let longest = format!("{}@example.com", "a".repeat(254 - "@example.com".len()));
     c.signup(&longest, "password123").await.assert_ok();
+}
+
+/// A valid token whose account is gone (signed with the server's secret for a user id it never
+/// had, which is what a deleted account's token looks like).
+fn token_of_a_missing_account() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({
+        "sub": uuid::Uuid::now_v7().to_string(), "exp": now + 600, "iat": now,
+        "role": "authenticated", "aud": "authenticated", "email": "gone@example.com",
+        "session_id": uuid::Uuid::now_v7().to_string(),
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn the_event_stream_refuses_a_token_of_a_missing_account(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let c = server.client();
+    let token = token_of_a_missing_account();
+    c.get("/sync/v1/events", Some(&token))
+        .await
+        .assert_error(401, "unauthorized");
+    // The same token is refused by the other sync routes too.
+    c.post("/sync/v1/pull", Some(&token), &json!({}))
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+async fn event_streams_are_capped_per_user(db: TestDb) {
+    let server = Server::start(&db, &["--max-event-streams-per-user", "2"]);
+    let c = server.client();
+    let (alice, _) = c.new_user().await;
+    let (bob, _) = c.new_user().await;
+    let open = |token: String| {
+        let c = c.clone();
+        async move {
+            c.http
+                .get(c.url("/sync/v1/events"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = open(alice.clone()).await;
+    let second = open(alice.clone()).await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    c.get("/sync/v1/events", Some(&alice))
+        .await
+        .assert_error(429, "rate_limited");
+    // Another user is not affected, and closing a stream gives its place back.
+    assert_eq!(open(bob).await.status().as_u16(), 200);
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        let response = open(alice.clone()).await;
+        if response.status().as_u16() == 200 {
+            reopened = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(reopened.is_some(), "a closed stream's place is given back");
+    drop(second);
 }

@@ -13,12 +13,21 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::{AuthUser, SharedState, KEEP_ALIVE};
 use crate::cursor::Cursor;
+use crate::error::ApiError;
 
-/// The event stream of the authenticated user; ends when the server shuts down.
+/// The event stream of the authenticated user; ends when the server shuts down. A token of an
+/// account that no longer exists is refused, and so is a stream past the per-user cap.
 pub async fn events(
     State(state): State<SharedState>,
     user: AuthUser,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    if state.storage.user_by_id(&user.user_id).await?.is_none() {
+        return Err(ApiError::account_gone());
+    }
+    let slot = state
+        .stream_slots
+        .take(&user.user_id)
+        .ok_or_else(ApiError::too_many_streams)?;
     // Subscribe before answering, so no change committed after the response starts is missed.
     let notices = BroadcastStream::new(state.hub.subscribe());
     // Shared, so that judging each notice of any user costs this stream no allocation.
@@ -42,8 +51,13 @@ pub async fn events(
     });
     let stream = greeting
         .chain(pokes)
-        .take_until(state.shutdown.clone().cancelled_owned());
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .take_until(state.shutdown.clone().cancelled_owned())
+        // The slot lives as long as the stream: dropping the stream gives it back.
+        .map(move |event| {
+            let _ = &slot;
+            event
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 fn poke_event(state: &SharedState, user_id: &str, seq: i64) -> Event {

@@ -28,7 +28,7 @@ use tracing::Level;
 use crate::auth::sign_in_limit::SignInLimit;
 use crate::cursor::CursorCodec;
 use crate::error::ApiError;
-use crate::events::ChangeHub;
+use crate::events::{ChangeHub, StreamSlots};
 use crate::jwt::JwtKeys;
 use crate::storage::Storage;
 
@@ -39,6 +39,7 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub cursors: CursorCodec,
     pub hub: ChangeHub,
+    pub stream_slots: Arc<StreamSlots>,
     pub sign_in_limit: SignInLimit,
     /// How long an exchanged refresh token may be presented again by a client whose answer was lost.
     pub refresh_reuse_grace_ms: i64,
