@@ -48,6 +48,24 @@ pub struct Config {
     #[arg(long, env = "TANDEM_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a client has to send a request's head (line and headers); also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "TANDEM_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's whole body.
+    #[arg(long, env = "TANDEM_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+
+    /// Largest request head (request line and headers), in bytes; larger ones answer 431.
+    #[arg(long, env = "TANDEM_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Open connections at most; connections beyond answer 503 at once. Keep it below the
+    /// process's descriptor limit (`ulimit -n`) less what the database needs.
+    #[arg(long, env = "TANDEM_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
     /// Most mutations one push may carry.
     #[arg(long, env = "TANDEM_MAX_BATCH", default_value_t = tandem_protocol::DEFAULT_MAX_BATCH)]
     pub max_batch: usize,
@@ -80,6 +98,10 @@ impl Default for Config {
             access_token_ttl: 3600,
             refresh_reuse_grace_secs: 10,
             max_body_bytes: 4 * 1024 * 1024,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            max_header_bytes: 16 * 1024,
+            max_connections: 1024,
             max_batch: tandem_protocol::DEFAULT_MAX_BATCH,
             max_event_streams_per_user: 8,
             tombstone_retention_days: 30,

@@ -13,6 +13,7 @@ mod events;
 mod jwt;
 mod push;
 mod routes;
+mod serve;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -102,6 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         refresh_reuse_grace_ms: i64::try_from(config.refresh_reuse_grace_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),
         max_body_bytes: config.max_body_bytes,
+        body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
         max_batch: config.max_batch,
         sync_paused: config.sync_paused,
         shutdown: shutdown.clone(),
@@ -113,11 +115,12 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let app = routes::router(state);
     let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
+    let limits = serve::ConnectionLimits {
+        max_connections: config.max_connections,
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+        max_header_bytes: config.max_header_bytes,
+    };
+    let task = tokio::spawn(serve::serve(listener, app, limits, stop));
     if config.sync_paused {
         tracing::warn!("sync is paused (--sync-paused): sync routes answer 503");
     }

@@ -4,13 +4,20 @@
 mod common;
 
 use common::{Server, TestDb, SECRET};
-use serde_json::json;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 on_both_backends!(
     parallel_guesses_cannot_outrun_the_sign_in_limit,
     oversized_emails_are_refused_before_they_are_remembered,
     the_event_stream_refuses_a_token_of_a_missing_account,
     event_streams_are_capped_per_user,
+    a_half_sent_request_head_is_cut_off,
+    connections_over_the_cap_get_json_503_and_healthz_recovers,
+    a_slow_body_gets_json_408,
+    errors_hyper_answers_itself_are_json,
 );
 
 async fn parallel_guesses_cannot_outrun_the_sign_in_limit(db: TestDb) {
@@ -146,4 +153,111 @@ async fn event_streams_are_capped_per_user(db: TestDb) {
     }
     assert!(reopened.is_some(), "a closed stream's place is given back");
     drop(second);
+}
+
+fn addr(server: &Server) -> String {
+    server
+        .client()
+        .base
+        .trim_start_matches("http://")
+        .to_string()
+}
+
+/// Reads until the server closes the connection (or `limit` passes): what it sent.
+async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
+    read.ok()
+        .map(|_| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The JSON body of a raw HTTP answer.
+fn json_body(answer: &str) -> Value {
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+async fn a_half_sent_request_head_is_cut_off(db: TestDb) {
+    let server = Server::start(&db, &["--header-read-timeout-secs", "1"]);
+    let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
+    stream.write_all(b"GET /heal").await.unwrap();
+    let started = Instant::now();
+    assert!(
+        read_to_close(&mut stream, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the connection stays open"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // An idle keep-alive connection is closed by the same deadline.
+    let mut idle = TcpStream::connect(addr(&server)).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut idle, Duration::from_secs(5)).await;
+    assert!(answer.unwrap().starts_with("HTTP/1.1 200"));
+}
+
+async fn connections_over_the_cap_get_json_503_and_healthz_recovers(db: TestDb) {
+    let server = Server::start(
+        &db,
+        &["--max-connections", "3", "--header-read-timeout-secs", "1"],
+    );
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(addr(&server)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = server.client();
+    let busy = c.get("/healthz", None).await;
+    busy.assert_error(503, "server_busy");
+    assert!(busy.headers.contains_key("retry-after"));
+    // The silent clients are cut off by the header deadline, and the server answers again.
+    let mut healthy = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reply = c.send(c.http.get(c.url("/healthz"))).await;
+        if reply.status.as_u16() == 200 {
+            healthy = true;
+            break;
+        }
+    }
+    assert!(healthy, "/healthz answers once the slow sockets are gone");
+    drop(silent);
+}
+
+async fn a_slow_body_gets_json_408(db: TestDb) {
+    let server = Server::start(&db, &["--body-read-timeout-secs", "1"]);
+    let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
+    stream
+        .write_all(
+            b"POST /auth/v1/signup HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the server answers and closes");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(json_body(&answer)["error"], "request_timeout");
+}
+
+async fn errors_hyper_answers_itself_are_json(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let c = server.client();
+    let big = "x".repeat(32 * 1024);
+    c.send(c.http.get(c.url("/healthz")).header("x-big", big))
+        .await
+        .assert_error(431, "headers_too_large");
+    let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
+    stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+    let answer = read_to_close(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(json_body(&answer)["error"], "invalid_request");
+    assert!(answer
+        .to_ascii_lowercase()
+        .contains("content-type: application/json"));
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     /// How long an exchanged refresh token may be presented again by a client whose answer was lost.
     pub refresh_reuse_grace_ms: i64,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive in full.
+    pub body_read_timeout: Duration,
     pub max_batch: usize,
     pub sync_paused: bool,
     /// Fires on shutdown so that open SSE streams end and graceful shutdown can finish.
@@ -115,7 +117,12 @@ impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
             return Err(ApiError::unsupported_media_type());
         }
         let declared = declared_length(request.headers());
-        let bytes = read_body(request.into_body(), declared, state.max_body_bytes).await?;
+        let bytes = tokio::time::timeout(
+            state.body_read_timeout,
+            read_body(request.into_body(), declared, state.max_body_bytes),
+        )
+        .await
+        .map_err(|_| ApiError::body_timeout())??;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::invalid_request(format!("malformed request body: {e}")))
