@@ -185,6 +185,9 @@ impl ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        if e.is_unstorable_text() {
+            return Self::invalid_request("the request holds a character that cannot be stored");
+        }
         Self::internal(&e)
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, TestDb, SECRET};
+use common::{op, upsert, Server, TestDb, SECRET};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +18,7 @@ on_both_backends!(
     connections_over_the_cap_get_json_503_and_healthz_recovers,
     a_slow_body_gets_json_408,
     errors_hyper_answers_itself_are_json,
+    nul_and_control_characters_are_bad_input_on_every_backend,
 );
 
 async fn parallel_guesses_cannot_outrun_the_sign_in_limit(db: TestDb) {
@@ -260,4 +261,54 @@ async fn errors_hyper_answers_itself_are_json(db: TestDb) {
     assert!(answer
         .to_ascii_lowercase()
         .contains("content-type: application/json"));
+}
+
+async fn nul_and_control_characters_are_bad_input_on_every_backend(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let c = server.client();
+    c.sign_in("a\u{0}@b.c", "password123")
+        .await
+        .assert_error(400, "invalid_grant");
+    c.signup("a\u{0}@b.c", "password123")
+        .await
+        .assert_error(422, "validation_failed");
+    c.refresh("tok\u{0}en")
+        .await
+        .assert_error(400, "invalid_grant");
+    let (token, _) = c.new_user().await;
+    // In ids, op ids and collection names: refused (the whole push or the one mutation), never
+    // a 500 (`send` asserts that); in a cursor, a malformed request.
+    for mutation in [
+        upsert(&op(), "plans", "p\u{0}", None, json!({"name": "x"})),
+        upsert("op\u{0}", "plans", "p", None, json!({"name": "x"})),
+        upsert(&op(), "pl\u{0}ans", "p", None, json!({"name": "x"})),
+    ] {
+        let reply = c.push(&token, vec![mutation]).await;
+        let refused = match reply.status.as_u16() {
+            200 => reply.body["results"][0]["status"] == "rejected",
+            status => status / 100 == 4,
+        };
+        assert!(refused, "{} {}", reply.status, reply.body);
+    }
+    c.pull(&token, Some("cur\u{0}sor"), None)
+        .await
+        .assert_error(400, "invalid_request");
+    // In a document, NUL is a character like any other and comes back as written.
+    let stored = c
+        .push_ok(
+            &token,
+            vec![upsert(
+                &op(),
+                "plans",
+                "nul",
+                None,
+                json!({"name": "a\u{0}b"}),
+            )],
+        )
+        .await;
+    assert_eq!(stored[0]["status"], "applied", "{stored:?}");
+    let (changes, _) = c.pull_all(&token, None).await;
+    assert!(changes
+        .iter()
+        .any(|ch| ch["entityId"] == "nul" && ch["doc"]["name"] == "a\u{0}b"));
 }

@@ -83,6 +83,10 @@ async fn password_grant(
 ) -> Result<Session, ApiError> {
     let email = normalize_email(&body.email);
     check_email(&email)?;
+    if !is_plausible_email(&email) {
+        // No account has such an email, so answering at once reveals nothing.
+        return Err(ApiError::invalid_grant("invalid email or password"));
+    }
     state
         .sign_in_limit
         .reserve(&email, Instant::now())

@@ -41,6 +41,21 @@ pub enum StorageError {
     Other(String),
 }
 
+impl StorageError {
+    /// A text the database cannot store (PostgreSQL refuses NUL and characters outside its
+    /// encoding): bad input that got past the route's checks, not a failure of the server.
+    pub fn is_unstorable_text(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        let Self::Postgres(e) = self else {
+            return false;
+        };
+        e.code().is_some_and(|code| {
+            *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+                || *code == SqlState::UNTRANSLATABLE_CHARACTER
+        })
+    }
+}
+
 impl From<tokio::task::JoinError> for StorageError {
     fn from(e: tokio::task::JoinError) -> Self {
         Self::Other(format!("storage task failed: {e}"))
