@@ -74,6 +74,21 @@ pub struct Config {
     #[arg(long, env = "TANDEM_MAX_EVENT_STREAMS_PER_USER", default_value_t = 8)]
     pub max_event_streams_per_user: usize,
 
+    /// Sign-ups per client address per hour.
+    #[arg(long, env = "TANDEM_SIGN_UPS_PER_HOUR", default_value_t = 100)]
+    pub sign_ups_per_hour: usize,
+
+    /// Password hashes computed at once (each takes 19 MiB); the number of cores when absent.
+    /// Sixteen times as many wait their turn; beyond that sign-ins answer 503 `server_busy`.
+    #[arg(long, env = "TANDEM_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// The header a reverse proxy in front of the server puts the client's address in (e.g.
+    /// `x-forwarded-for`; its last value is used). Without it, the connection's peer is the
+    /// client, which behind a proxy is the proxy: set it there, or every sign-up shares one limit.
+    #[arg(long, env = "TANDEM_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<axum::http::HeaderName>,
+
     /// Days tombstones are kept before they are purged.
     #[arg(long, env = "TANDEM_TOMBSTONE_RETENTION_DAYS", default_value_t = 30)]
     pub tombstone_retention_days: u32,
@@ -104,6 +119,9 @@ impl Default for Config {
             max_connections: 1024,
             max_batch: tandem_protocol::DEFAULT_MAX_BATCH,
             max_event_streams_per_user: 8,
+            sign_ups_per_hour: 100,
+            hash_concurrency: None,
+            client_ip_header: None,
             tombstone_retention_days: 30,
             purge_interval_secs: 3600,
             sync_paused: false,

@@ -149,6 +149,30 @@ impl ApiError {
         }
     }
 
+    /// Sign-ups from one client address used up for now.
+    pub fn too_many_sign_ups(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many sign-ups from this address; try again later",
+            )
+        }
+    }
+
+    /// The server has more work of this kind (password hashing) queued than it takes.
+    pub fn server_busy() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                "the server is busy; try again shortly",
+            )
+        }
+    }
+
     /// The user already has the most event streams a user may hold open.
     pub fn too_many_streams() -> Self {
         Self {

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-use crate::auth::sign_in_limit::SignInLimit;
+use crate::auth::attempt_limit::AttemptLimit;
+use crate::auth::passwords::HashPool;
 use crate::cursor::CursorCodec;
 use crate::events::{ChangeHub, StreamSlots};
 use crate::jwt::JwtKeys;
@@ -99,7 +100,14 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         cursors: CursorCodec::new(secret.as_bytes()),
         hub,
         stream_slots: StreamSlots::new(config.max_event_streams_per_user),
-        sign_in_limit: SignInLimit::protocol_default(),
+        sign_in_limit: AttemptLimit::protocol_default(),
+        sign_up_limit: AttemptLimit::sign_ups(config.sign_ups_per_hour),
+        hashing: HashPool::new(
+            config
+                .hash_concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        ),
+        client_ip_header: config.client_ip_header.clone(),
         refresh_reuse_grace_ms: i64::try_from(config.refresh_reuse_grace_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),
         max_body_bytes: config.max_body_bytes,

@@ -19,6 +19,8 @@ on_both_backends!(
     a_slow_body_gets_json_408,
     errors_hyper_answers_itself_are_json,
     nul_and_control_characters_are_bad_input_on_every_backend,
+    sign_ups_are_limited_per_client_address,
+    password_hashing_is_capped_and_sheds_load_with_503,
 );
 
 async fn parallel_guesses_cannot_outrun_the_sign_in_limit(db: TestDb) {
@@ -311,4 +313,77 @@ async fn nul_and_control_characters_are_bad_input_on_every_backend(db: TestDb) {
     assert!(changes
         .iter()
         .any(|ch| ch["entityId"] == "nul" && ch["doc"]["name"] == "a\u{0}b"));
+}
+
+async fn sign_ups_are_limited_per_client_address(db: TestDb) {
+    let server = Server::start(&db, &["--sign-ups-per-hour", "3"]);
+    let c = server.client();
+    for i in 0..3 {
+        c.signup(&format!("u{i}@example.com"), "password123")
+            .await
+            .assert_ok();
+    }
+    let limited = c.signup("u3@example.com", "password123").await;
+    limited.assert_error(429, "rate_limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    // Behind a proxy that names the client, each address has its own limit, and a client
+    // cannot pick its address by sending the header itself: the proxy's value comes last.
+    let behind = Server::start(
+        &db,
+        &[
+            "--sign-ups-per-hour",
+            "1",
+            "--client-ip-header",
+            "x-forwarded-for",
+        ],
+    );
+    let c = behind.client();
+    let signup = |email: &str, forwarded: &str| {
+        c.send(
+            c.http
+                .post(c.url("/auth/v1/signup"))
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({"email": email, "password": "password123"})),
+        )
+    };
+    signup("p1@example.com", "10.0.0.1").await.assert_ok();
+    signup("p2@example.com", "10.0.0.2").await.assert_ok();
+    signup("p3@example.com", "10.0.0.9, 10.0.0.1")
+        .await
+        .assert_error(429, "rate_limited");
+    c.signup("p4@example.com", "password123")
+        .await
+        .assert_error(400, "invalid_request");
+}
+
+async fn password_hashing_is_capped_and_sheds_load_with_503(db: TestDb) {
+    let server = Server::start(&db, &["--hash-concurrency", "1"]);
+    let c = server.client();
+    // 60 sign-ins of unknown emails at once: one hash at a time, 17 in flight at most; the
+    // rest are told the server is busy, none fails.
+    let attempts: Vec<_> = (0..60)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.sign_in(&format!("nobody{i}@example.com"), "password123")
+                    .await
+            })
+        })
+        .collect();
+    let (mut busy, mut refused) = (0, 0);
+    for attempt in attempts {
+        let reply = attempt.await.unwrap();
+        match reply.status.as_u16() {
+            503 => {
+                reply.assert_error(503, "server_busy");
+                busy += 1;
+            }
+            _ => {
+                reply.assert_error(400, "invalid_grant");
+                refused += 1;
+            }
+        }
+    }
+    assert!(busy > 0, "some are shed");
+    assert!(refused >= 17, "{refused} were verified");
 }

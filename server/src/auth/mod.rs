@@ -1,9 +1,9 @@
 //! Accounts and credentials: password hashing, refresh tokens, email rules and the limit on
 //! failed sign-ins. The HTTP side is in `routes::auth`.
 
+pub mod attempt_limit;
 pub mod passwords;
 pub mod refresh_tokens;
-pub mod sign_in_limit;
 
 /// Shortest password accepted, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;

@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use tandem_protocol::{PasswordCredentials, RefreshTokenRequest, Session, User, MAX_EMAIL_LEN};
 
-use super::{AuthUser, JsonBody, SharedState};
+use super::{AuthUser, ClientAddr, JsonBody, SharedState};
 use crate::auth::passwords::{hash_password, verify_against_dummy, verify_password};
 use crate::auth::refresh_tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{is_plausible_email, normalize_email, MIN_PASSWORD_CHARS};
@@ -20,6 +20,7 @@ use crate::storage::{RefreshOutcome, UserRow};
 /// `POST /auth/v1/signup`: creates a confirmed account and signs it in.
 pub async fn signup(
     State(state): State<SharedState>,
+    ClientAddr(client): ClientAddr,
     JsonBody(body): JsonBody<PasswordCredentials>,
 ) -> Result<Json<Session>, ApiError> {
     let email = normalize_email(&body.email);
@@ -32,10 +33,16 @@ pub async fn signup(
     if body.password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::weak_password());
     }
+    state
+        .sign_up_limit
+        .reserve(&client.to_string(), Instant::now())
+        .map_err(ApiError::too_many_sign_ups)?;
     let password = body.password;
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+    let password_hash = state
+        .hashing
+        .run(move || hash_password(&password))
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|_| ApiError::server_busy())?;
     let user = UserRow {
         id: uuid::Uuid::now_v7().to_string(),
         email,
@@ -94,15 +101,17 @@ async fn password_grant(
     let user = state.storage.user_by_email(&email).await?;
     let password = body.password;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || match stored_hash {
-        Some(hash) => verify_password(&password, &hash),
-        None => {
-            verify_against_dummy(&password);
-            false
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
+    let matches = state
+        .hashing
+        .run(move || match stored_hash {
+            Some(hash) => verify_password(&password, &hash),
+            None => {
+                verify_against_dummy(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| ApiError::server_busy())?;
     match user.filter(|_| matches) {
         Some(user) => {
             state.sign_in_limit.release(&email);

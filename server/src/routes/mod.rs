@@ -25,7 +25,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::sign_in_limit::SignInLimit;
+use crate::auth::attempt_limit::AttemptLimit;
+use crate::auth::passwords::HashPool;
 use crate::cursor::CursorCodec;
 use crate::error::ApiError;
 use crate::events::{ChangeHub, StreamSlots};
@@ -40,7 +41,11 @@ pub struct AppState {
     pub cursors: CursorCodec,
     pub hub: ChangeHub,
     pub stream_slots: Arc<StreamSlots>,
-    pub sign_in_limit: SignInLimit,
+    pub sign_in_limit: AttemptLimit,
+    pub sign_up_limit: AttemptLimit,
+    pub hashing: HashPool,
+    /// The header the operator's reverse proxy puts the client's address in, if any.
+    pub client_ip_header: Option<axum::http::HeaderName>,
     /// How long an exchanged refresh token may be presented again by a client whose answer was lost.
     pub refresh_reuse_grace_ms: i64,
     pub max_body_bytes: usize,
@@ -159,6 +164,36 @@ async fn read_body(
             ApiError::invalid_request("the request body could not be read")
         }
     })
+}
+
+/// The client's address: the last value of the operator's `--client-ip-header` when one is set
+/// (the one their own proxy added), else the peer of the connection.
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl FromRequestParts<SharedState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        if let Some(name) = &state.client_ip_header {
+            let forwarded = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+                .and_then(|ip| ip.trim().parse().ok());
+            return forwarded.map(ClientAddr).ok_or_else(|| {
+                ApiError::invalid_request(format!("missing or malformed {name} header"))
+            });
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip())
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        Ok(ClientAddr(peer))
+    }
 }
 
 /// The user of a sync or account route, from `Authorization: Bearer <access token>`.

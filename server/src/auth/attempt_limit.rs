@@ -1,29 +1,34 @@
-//! The one rate limit on by default: `max_attempts` password sign-ins for an email within
-//! `window`, counted when they start and given back when they succeed. Counting before the slow
-//! hash is what makes the limit hold under parallel guesses: the 6th of 40 concurrent attempts is
-//! refused before any of the first five has been verified. Kept in memory, per server instance,
-//! with a fixed ceiling on the number of emails it remembers, so a spray of made-up emails cannot
-//! grow the server's memory.
+//! Attempts per key within a sliding window, counted when they start: password sign-ins per
+//! email (given back when they succeed, so only failures use the limit up) and sign-ups per
+//! client address. Counting before the slow hash is what makes the limit hold under parallel
+//! guesses: the 6th of 40 concurrent attempts is refused before any of the first five has been
+//! verified. Kept in memory, per server instance, with a fixed ceiling on the number of keys it
+//! remembers, so a spray of made-up emails cannot grow the server's memory.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Emails remembered at most; with emails capped at `MAX_EMAIL_LEN`, about 4 MiB.
+/// Keys remembered at most; with emails capped at `MAX_EMAIL_LEN`, about 4 MiB.
 const MAX_TRACKED_EMAILS: usize = 10_000;
 
-/// Password sign-ins per email within a sliding window.
-pub struct SignInLimit {
+/// Attempts per key within a sliding window.
+pub struct AttemptLimit {
     max_attempts: usize,
     window: Duration,
     max_tracked: usize,
     attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
-impl SignInLimit {
+impl AttemptLimit {
     /// The protocol's default: 5 unsuccessful sign-ins within 60 s.
     pub fn protocol_default() -> Self {
         Self::new(5, Duration::from_secs(60), MAX_TRACKED_EMAILS)
+    }
+
+    /// `per_hour` sign-ups per client address.
+    pub fn sign_ups(per_hour: usize) -> Self {
+        Self::new(per_hour, Duration::from_secs(3600), MAX_TRACKED_EMAILS)
     }
 
     pub fn new(max_attempts: usize, window: Duration, max_tracked: usize) -> Self {
@@ -35,8 +40,8 @@ impl SignInLimit {
         }
     }
 
-    /// Counts a sign-in attempt for `email` before its password is checked. `Err(seconds to
-    /// wait)` when `email` has used up its attempts; the attempt is then not counted.
+    /// Counts an attempt for `email` (or another key) before its password is checked.
+    /// `Err(seconds to wait)` when it has used up its attempts; the attempt is then not counted.
     pub fn reserve(&self, email: &str, now: Instant) -> Result<(), u64> {
         let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(times) = attempts.get_mut(email) {
@@ -108,7 +113,7 @@ mod tests {
 
     #[test]
     fn refuses_after_max_attempts_until_the_window_passes() {
-        let limit = SignInLimit::new(5, Duration::from_secs(60), 100);
+        let limit = AttemptLimit::new(5, Duration::from_secs(60), 100);
         let t0 = Instant::now();
         for i in 0..5 {
             assert!(limit.reserve("a@b", t0 + Duration::from_secs(i)).is_ok());
@@ -120,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_successful_sign_in_gives_its_attempt_back() {
-        let limit = SignInLimit::new(2, Duration::from_secs(60), 100);
+        let limit = AttemptLimit::new(2, Duration::from_secs(60), 100);
         let t0 = Instant::now();
         for _ in 0..10 {
             limit.reserve("a@b", t0).unwrap();
@@ -134,7 +139,7 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded_under_a_spray_of_emails() {
-        let limit = SignInLimit::new(5, Duration::from_secs(60), 50);
+        let limit = AttemptLimit::new(5, Duration::from_secs(60), 50);
         let t0 = Instant::now();
         for i in 0..1_000u64 {
             limit
@@ -155,7 +160,7 @@ mod tests {
 
     #[test]
     fn emails_whose_window_has_passed_are_pruned_first() {
-        let limit = SignInLimit::new(5, Duration::from_secs(60), 3);
+        let limit = AttemptLimit::new(5, Duration::from_secs(60), 3);
         let t0 = Instant::now();
         limit.reserve("old@b", t0).unwrap();
         for _ in 0..5 {
