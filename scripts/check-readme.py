@@ -32,7 +32,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The first build of a command may compile the workspace in release mode on a small machine.
 BUILD_TIMEOUT = 45 * 60
-DEV_DB = ["tandem-server.db", "tandem-server.db-wal", "tandem-server.db-shm"]
+DEV_DB = [
+    "tandem-server.db",
+    "tandem-server.db-wal",
+    "tandem-server.db-shm",
+    "tandem-server.db.jwt-secret",
+]
 
 
 def readme_commands(text):

@@ -29,10 +29,16 @@ pub struct Config {
     #[arg(long, env = "TANDEM_SCHEMA")]
     pub schema: Option<PathBuf>,
 
-    /// HS256 secret for access tokens (and cursors). When absent, one is generated once and kept
-    /// in the database.
+    /// HS256 secret for access tokens (and cursors), at least 16 bytes. Give it in the
+    /// environment or with `--jwt-secret-file`: a flag's value shows in every process list.
+    /// Without either, a server on loopback with SQLite generates one into
+    /// `<database>.jwt-secret` (mode 0600); anywhere else it refuses to start.
     #[arg(long, env = "TANDEM_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// A file holding the JWT secret (surrounding whitespace ignored).
+    #[arg(long, env = "TANDEM_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
 
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "TANDEM_ACCESS_TOKEN_TTL", default_value_t = 3600)]
@@ -110,6 +116,7 @@ impl Default for Config {
             db: "sqlite://tandem-server.db".into(),
             schema: None,
             jwt_secret: None,
+            jwt_secret_file: None,
             access_token_ttl: 3600,
             refresh_reuse_grace_secs: 10,
             max_body_bytes: 4 * 1024 * 1024,

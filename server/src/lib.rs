@@ -13,6 +13,7 @@ mod events;
 mod jwt;
 mod push;
 mod routes;
+mod secret;
 mod serve;
 pub mod storage;
 
@@ -21,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rand::RngCore;
 use tandem_protocol::Schema;
 use tokio_util::sync::CancellationToken;
 
@@ -83,7 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
     let storage = Storage::open(&config.db)
         .await
         .with_context(|| "cannot open the database")?;
-    let secret = resolve_jwt_secret(&config, &storage).await?;
+    let secret = secret::resolve(&config, &storage).await?;
     let shutdown = CancellationToken::new();
     let hub = ChangeHub::new();
     if let Storage::Postgres(pg) = &storage {
@@ -137,27 +137,6 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         shutdown,
         task,
     })
-}
-
-/// The secret from the flag, or the one kept in the database (generated on first start).
-async fn resolve_jwt_secret(config: &Config, storage: &Storage) -> anyhow::Result<String> {
-    if let Some(secret) = &config.jwt_secret {
-        anyhow::ensure!(
-            secret.len() >= 16,
-            "--jwt-secret must have at least 16 characters"
-        );
-        return Ok(secret.clone());
-    }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let generated: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let (secret, created) = storage.jwt_secret_or_store(generated).await?;
-    if created {
-        tracing::warn!("no --jwt-secret given: generated one and stored it in the database");
-    } else {
-        tracing::warn!("no --jwt-secret given: using the one stored in the database");
-    }
-    Ok(secret)
 }
 
 /// Purges old tombstones and op ids at start and then every `purge_interval_secs`.

@@ -1299,8 +1299,13 @@ async fn kill_switch(db: TestDb) {
 }
 
 async fn data_survives_restart(db: TestDb) {
-    // No secret given: the server generates one and keeps it in the database.
-    let server = Server::start_with_env(&db, &[], &[]);
+    // On SQLite, no secret given: the server generates one into a file beside the database and
+    // finds it again. PostgreSQL always needs one.
+    let env: &[(&str, &str)] = match db.backend {
+        common::Backend::Sqlite => &[],
+        common::Backend::Postgres => &[("TANDEM_JWT_SECRET", SECRET)],
+    };
+    let server = Server::start_with_env(&db, &[], env);
     let c = server.client();
     let (t, session) = c.new_user().await;
     c.push_ok(
@@ -1310,7 +1315,7 @@ async fn data_survives_restart(db: TestDb) {
     .await;
     let (_, cursor) = c.pull_all(&t, None).await;
     server.stop();
-    let server = Server::start_with_env(&db, &[], &[]);
+    let server = Server::start_with_env(&db, &[], env);
     let c = server.client();
     c.get("/auth/v1/user", Some(&t)).await.assert_ok();
     c.sign_in(session["user"]["email"].as_str().unwrap(), "password123")

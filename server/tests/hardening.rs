@@ -387,3 +387,95 @@ async fn password_hashing_is_capped_and_sheds_load_with_503(db: TestDb) {
     assert!(busy > 0, "some are shed");
     assert!(refused >= 17, "{refused} were verified");
 }
+
+/// Runs the server binary with `args` and exactly the `TANDEM_*` variables in `env`, expecting
+/// it to refuse to start; returns what it said.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tandem-server"));
+    command.args(args);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TANDEM_")) {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "the server started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn sqlite_path(db: &TestDb) -> std::path::PathBuf {
+    db.url.strip_prefix("sqlite://").unwrap().into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_secret_lives_owner_only_beside_the_database_not_in_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
+    let server = Server::start_with_env(&db, &[], &[]);
+    let (token, _) = server.client().new_user().await;
+    server.stop();
+    let file = std::path::PathBuf::from(format!("{}.jwt-secret", sqlite_path(&db).display()));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let conn = rusqlite::Connection::open(sqlite_path(&db)).unwrap();
+    let stored: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM meta WHERE key = 'jwt_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 0, "the secret is not in the database");
+    // A secret an earlier version kept in the database moves into the file.
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('jwt_secret', ?1)",
+        [SECRET],
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::remove_file(&file).unwrap();
+    let server = Server::start_with_env(&db, &[], &[]);
+    server
+        .client()
+        .get("/auth/v1/user", Some(&token))
+        .await
+        .assert_error(401, "unauthorized");
+    server.stop();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), SECRET);
+    let conn = rusqlite::Connection::open(sqlite_path(&db)).unwrap();
+    let stored: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM meta WHERE key = 'jwt_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 0, "moved, not copied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_or_on_postgresql_the_secret_is_required() {
+    let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
+    let said = refused_start(&["--addr", "0.0.0.0:0", "--db", &db.url], &[]);
+    assert!(said.contains("TANDEM_JWT_SECRET"), "{said}");
+    let file = format!("{}.jwt-secret", sqlite_path(&db).display());
+    assert!(!std::path::Path::new(&file).exists());
+    if let Some(pg) = TestDb::new(common::Backend::Postgres).await {
+        let said = refused_start(&["--addr", "127.0.0.1:0", "--db", &pg.url], &[]);
+        assert!(said.contains("PostgreSQL needs the JWT secret"), "{said}");
+    }
+    let said = refused_start(
+        &["--addr", "127.0.0.1:0", "--db", &db.url],
+        &[("TANDEM_JWT_SECRET", "short")],
+    );
+    assert!(said.contains("at least 16 bytes"), "{said}");
+    // From a file, off loopback, it starts.
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let server = Server::start_with_env(
+        &db,
+        &["--jwt-secret-file", secret_file.to_str().unwrap()],
+        &[],
+    );
+    server.client().new_user().await;
+}

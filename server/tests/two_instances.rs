@@ -12,9 +12,9 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
         eprintln!("skipped: TANDEM_TEST_POSTGRES_URL is not set");
         return;
     };
-    // No secret given: the first instance generates it, the second reads the same from the database.
-    let a = Server::start_with_env(&db, &[], &[]);
-    let b = Server::start_with_env(&db, &[], &[]);
+    // Instances of one deployment share the secret (PostgreSQL requires one).
+    let a = Server::start(&db, &[]);
+    let b = Server::start(&db, &[]);
     let (ca, cb) = (a.client(), b.client());
     let (token, session) = ca.new_user().await;
     cb.get("/auth/v1/user", Some(&token)).await.assert_ok();

@@ -208,15 +208,19 @@ impl Storage {
         matches!(self, Self::Postgres(_))
     }
 
-    /// The secret stored in the database, or `generated` after storing it (first start).
-    /// Returns the secret and whether it was just stored.
-    pub async fn jwt_secret_or_store(
-        &self,
-        generated: String,
-    ) -> Result<(String, bool), StorageError> {
+    /// A JWT secret an earlier version kept in a SQLite database's `meta` table, if any.
+    pub async fn legacy_jwt_secret(&self) -> Result<Option<String>, StorageError> {
         match self {
-            Self::Sqlite(s) => s.jwt_secret_or_store(generated).await,
-            Self::Postgres(s) => s.jwt_secret_or_store(generated).await,
+            Self::Sqlite(s) => s.legacy_jwt_secret().await,
+            Self::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Deletes that secret, once it has been moved out of the database.
+    pub async fn delete_legacy_jwt_secret(&self) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.delete_legacy_jwt_secret().await,
+            Self::Postgres(_) => Ok(()),
         }
     }
 

@@ -200,23 +200,6 @@ impl PostgresStore {
         })
     }
 
-    pub async fn jwt_secret_or_store(
-        &self,
-        generated: String,
-    ) -> Result<(String, bool), StorageError> {
-        let client = self.pool.get().await?;
-        let inserted = client
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('jwt_secret', $1) ON CONFLICT (key) DO NOTHING",
-                &[&generated],
-            )
-            .await?;
-        let row = client
-            .query_one("SELECT value FROM meta WHERE key = 'jwt_secret'", &[])
-            .await?;
-        Ok((row.get(0), inserted == 1))
-    }
-
     pub async fn create_user(&self, user: UserRow) -> Result<bool, StorageError> {
         let client = self.pool.get().await?;
         let inserted = client

@@ -146,18 +146,21 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || f(&mut conn)).await?
     }
 
-    pub async fn jwt_secret_or_store(
-        &self,
-        generated: String,
-    ) -> Result<(String, bool), StorageError> {
-        self.write(move |conn| {
-            let inserted = conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('jwt_secret', ?1) ON CONFLICT (key) DO NOTHING",
-                [&generated],
-            )?;
-            let secret: String =
-                conn.query_row("SELECT value FROM meta WHERE key = 'jwt_secret'", [], |r| r.get(0))?;
-            Ok((secret, inserted == 1))
+    pub async fn legacy_jwt_secret(&self) -> Result<Option<String>, StorageError> {
+        self.write(|conn| {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = 'jwt_secret'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn delete_legacy_jwt_secret(&self) -> Result<(), StorageError> {
+        self.write(|conn| {
+            conn.execute("DELETE FROM meta WHERE key = 'jwt_secret'", [])?;
+            Ok(())
         })
         .await
     }
