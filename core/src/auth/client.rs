@@ -146,7 +146,7 @@ impl AuthClient {
 
 /// Decodes a session; a sign-up answered with a bare user (GoTrue with email confirmation on)
 /// gets an error that says so.
-fn session_from_value(answer: serde_json::Value) -> Result<SignedInSession, AuthError> {
+pub(crate) fn session_from_value(answer: serde_json::Value) -> Result<SignedInSession, AuthError> {
     let confirmation_pending = answer.get("access_token").is_none() && answer.get("id").is_some();
     match serde_json::from_value::<SessionBody>(answer) {
         Ok(body) => body.into_session(),
