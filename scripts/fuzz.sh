@@ -26,7 +26,7 @@ max_len=65536
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
-cargo +nightly fuzz build -O "${targets[@]}"
+cargo +nightly fuzz build -O
 
 failed=()
 for target in "${targets[@]}"; do
