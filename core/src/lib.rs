@@ -18,6 +18,9 @@ pub mod engine;
 mod engine_tests;
 mod error;
 mod ffi;
+/// Entry points for the fuzz targets (`fuzz/`); see `docs/fuzzing.md`.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod http;
 mod observe;
 mod outbox;

@@ -110,7 +110,13 @@ fn seed_planner_stats(tx: &Transaction<'_>, indexes: &[IndexDef]) -> Result<()> 
 /// The declared indexes, plus one on the parent field when no declared index starts with it, so
 /// cascading deletes and parent checks find children without a scan.
 fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
-    let mut columns = collection.indexes.clone();
+    let mut columns: Vec<Vec<String>> = Vec::with_capacity(collection.indexes.len() + 1);
+    for index in &collection.indexes {
+        // A schema built in code may repeat an index; it is created once.
+        if !columns.contains(index) {
+            columns.push(index.clone());
+        }
+    }
     if let Some(parent) = &collection.parent {
         if !columns.iter().any(|c| c.first() == Some(&parent.field)) {
             columns.push(vec![parent.field.clone()]);

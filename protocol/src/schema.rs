@@ -358,6 +358,9 @@ fn parse_indexes(
             }
             columns.push(name.clone());
         }
+        if indexes.contains(&columns) {
+            return Err(err(index_path, "repeats an index declared before it"));
+        }
         indexes.push(columns);
     }
     Ok(indexes)
@@ -412,6 +415,17 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         Schema::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn refuses_a_duplicate_index() {
+        let e = error_of(
+            r#"{"version":1,"collections":{"a":{"fields":{"x":{"type":"string"}},"indexes":[["x"],["x"]]}}}"#,
+        );
+        assert_eq!(
+            e,
+            "collections.a.indexes[1]: repeats an index declared before it"
+        );
     }
 
     #[test]

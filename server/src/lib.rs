@@ -10,6 +10,8 @@ pub mod config;
 mod cursor;
 mod error;
 mod events;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod jwt;
 mod push;
 mod routes;

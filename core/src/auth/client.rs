@@ -65,7 +65,7 @@ impl SessionBody {
         let now = unix_now();
         let (expires_at, expires_in) = match (self.expires_at, self.expires_in) {
             (Some(at), Some(secs)) => (at, secs),
-            (Some(at), None) => (at, u64::try_from(at - now).unwrap_or(0)),
+            (Some(at), None) => (at, u64::try_from(at.saturating_sub(now)).unwrap_or(0)),
             (None, Some(secs)) => (
                 now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
                 secs,
@@ -146,7 +146,7 @@ impl AuthClient {
 
 /// Decodes a session; a sign-up answered with a bare user (GoTrue with email confirmation on)
 /// gets an error that says so.
-fn session_from_value(answer: serde_json::Value) -> Result<SignedInSession, AuthError> {
+pub(crate) fn session_from_value(answer: serde_json::Value) -> Result<SignedInSession, AuthError> {
     let confirmation_pending = answer.get("access_token").is_none() && answer.get("id").is_some();
     match serde_json::from_value::<SessionBody>(answer) {
         Ok(body) => body.into_session(),
@@ -163,6 +163,27 @@ fn session_from_value(answer: serde_json::Value) -> Result<SignedInSession, Auth
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn huge_expiries_saturate_instead_of_overflowing() {
+        let user = json!({"id": "u"});
+        for (at, secs) in [
+            (json!(i64::MIN), serde_json::Value::Null),
+            (json!(i64::MAX), serde_json::Value::Null),
+            (serde_json::Value::Null, json!(u64::MAX)),
+        ] {
+            let mut v = json!({"access_token": "a", "refresh_token": "r", "user": user});
+            if !at.is_null() {
+                v["expires_at"] = at;
+            }
+            if !secs.is_null() {
+                v["expires_in"] = secs;
+            }
+            let s = session_from_value(v.clone()).unwrap();
+            let _ = s.tokens.needs_refresh(unix_now());
+            let _ = s.tokens.expired(unix_now());
+        }
+    }
 
     #[test]
     fn sessions_decode_in_both_shapes_and_refuse_partial_ones() {

@@ -19,11 +19,15 @@ mod tokens;
 
 use std::sync::{Mutex, MutexGuard};
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use client::session_from_value;
 pub(crate) use error::AuthError;
 pub(crate) use secret_store::{
     secret_namespace, KeyringStore, MemorySecretStore, SecretStore, SecretStoreError,
 };
 pub(crate) use session::{AuthSession, AuthState, AuthStateCallback, AuthSubscription};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use tokens::unix_now as tokens_unix_now;
 pub(crate) use tokens::AccessToken;
 
 /// Locks `mutex`, recovering from poisoning: every critical section here leaves the data whole

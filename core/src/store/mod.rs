@@ -4,6 +4,8 @@
 mod checkpoint;
 pub mod files;
 mod migrations;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use migrations::migrate;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
