@@ -95,29 +95,14 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
             shutdown.clone(),
         );
     }
-    let state = Arc::new(AppState {
-        storage: storage.clone(),
-        schema: Arc::new(schema),
-        jwt: JwtKeys::new(secret.as_bytes(), config.access_token_ttl),
-        cursors: CursorCodec::new(secret.as_bytes()),
+    let state = app_state(
+        &config,
+        storage.clone(),
+        schema,
+        &secret,
         hub,
-        stream_slots: StreamSlots::new(config.max_event_streams_per_user),
-        sign_in_limit: AttemptLimit::protocol_default(),
-        sign_up_limit: AttemptLimit::sign_ups(config.sign_ups_per_hour),
-        hashing: HashPool::new(
-            config
-                .hash_concurrency
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        ),
-        client_ip_header: config.client_ip_header.clone(),
-        refresh_reuse_grace_ms: i64::try_from(config.refresh_reuse_grace_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX),
-        max_body_bytes: config.max_body_bytes,
-        body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
-        max_batch: config.max_batch,
-        sync_paused: config.sync_paused,
-        shutdown: shutdown.clone(),
-    });
+        shutdown.clone(),
+    );
     spawn_purger(storage, &config, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -138,6 +123,39 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         addr,
         shutdown,
         task,
+    })
+}
+
+/// What every request handler shares, for `config`.
+fn app_state(
+    config: &Config,
+    storage: Storage,
+    schema: Schema,
+    secret: &str,
+    hub: ChangeHub,
+    shutdown: CancellationToken,
+) -> Arc<AppState> {
+    let hash_concurrency = config
+        .hash_concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    Arc::new(AppState {
+        storage,
+        schema: Arc::new(schema),
+        jwt: JwtKeys::new(secret.as_bytes(), config.access_token_ttl),
+        cursors: CursorCodec::new(secret.as_bytes()),
+        hub,
+        stream_slots: StreamSlots::new(config.max_event_streams_per_user),
+        sign_in_limit: AttemptLimit::protocol_default(),
+        sign_up_limit: AttemptLimit::sign_ups(config.sign_ups_per_hour),
+        hashing: HashPool::new(hash_concurrency),
+        client_ip_header: config.client_ip_header.clone(),
+        refresh_reuse_grace_ms: i64::try_from(config.refresh_reuse_grace_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        max_body_bytes: config.max_body_bytes,
+        body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
+        max_batch: config.max_batch,
+        sync_paused: config.sync_paused,
+        shutdown,
     })
 }
 
