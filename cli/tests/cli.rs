@@ -689,6 +689,33 @@ fn a_device_killed_between_the_servers_commit_and_its_apply_finishes_on_the_next
 }
 
 #[test]
+fn a_device_killed_between_pull_pages_resumes_from_the_last_applied_page() {
+    let server = Server::start();
+    let (phone, tablet, _) = two_devices(&server);
+    for (id, name) in [("p1", "Legs"), ("p2", "Arms"), ("p3", "Core")] {
+        phone.put_plan(id, name);
+    }
+    assert_eq!(phone.json(&["sync"])["applied"], 3);
+
+    let mut command = tablet.command(&["--json", "sync", "--pull-page", "1"]);
+    command.env("TANDEM_CRASH_POINT", "pull_between_pages");
+    let crashed = run(command);
+    assert!(!crashed.status.success(), "{crashed:?}");
+    // The first page and its cursor were committed before the process died.
+    assert_eq!(tablet.json(&["list", "plans"]).as_array().unwrap().len(), 1);
+
+    let report = tablet.json(&["sync", "--pull-page", "1"]);
+    assert_eq!(report["pulled"], 2, "{report}");
+    assert_eq!(report["fullRepull"], false);
+    assert_eq!(tablet.json(&["list", "plans"]).as_array().unwrap().len(), 3);
+
+    for bad in ["0", "-1", "many"] {
+        assert_eq!(tablet.error(&["sync", "--push-batch", bad], 2), "usage");
+        assert_eq!(tablet.error(&["sync", "--pull-page", bad], 2), "usage");
+    }
+}
+
+#[test]
 fn sync_fails_offline_and_keeps_the_changes() {
     let mut server = Server::start();
     let phone = Device::new(&server);
