@@ -77,8 +77,16 @@ pub enum Command {
     Get { collection: String, id: String },
     /// Prints the records of a collection
     List(ListArgs),
-    /// Runs one sync (push, then pull) and prints what it did
-    Sync,
+    /// Runs one sync (push, then pull) and prints what it did (`--json`: the counts, whether it
+    /// pulled everything again, the conflicts it left to you and what became of each pushed change)
+    Sync {
+        /// Mutations per push request [default: 200]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        push_batch: Option<u32>,
+        /// Changes per pull page [default: 500; the server caps it]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        pull_page: Option<u32>,
+    },
     /// The device's sync status: account, pending changes, conflicts, rejected changes
     Status,
     /// Conflicts waiting for a decision, with both sides of each field

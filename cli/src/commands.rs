@@ -36,7 +36,20 @@ impl Reply {
 
 /// Runs a one-shot command (everything but `watch` and `demo`).
 pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, CliError> {
-    let device = Device::open(global, one_shot_sync())?;
+    let mut sync = one_shot_sync();
+    if let Command::Sync {
+        push_batch,
+        pull_page,
+    } = &command
+    {
+        if let Some(n) = push_batch {
+            sync.push_batch_size = *n;
+        }
+        if let Some(n) = pull_page {
+            sync.pull_page_size = *n;
+        }
+    }
+    let device = Device::open(global, sync)?;
     let tandem = &device.tandem;
     match command {
         Command::Signup(credentials) => sign_in(rt, &device, credentials, true),
@@ -79,7 +92,7 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             None => Err(TandemError::NotFound { collection, id }.into()),
         },
         Command::List(args) => list(&device, args),
-        Command::Sync => {
+        Command::Sync { .. } => {
             let report = rt.block_on(tandem.sync_now())?;
             let mut text = render::report_line(&report);
             let status = tandem.sync_status()?;

@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 use tandem::{
-    ChangeKind, Conflict, ConflictReason, OutboxEntry, OutboxState, Record, RecordState,
-    RejectedChange, SyncPhase, SyncReport, SyncStatus, User,
+    ChangeKind, Conflict, ConflictReason, OutboxEntry, OutboxState, OutcomeKind, PushOutcome,
+    Record, RecordState, RejectedChange, SyncPhase, SyncReport, SyncStatus, User,
 };
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -73,6 +73,30 @@ pub fn report_json(report: &SyncReport) -> Value {
         "rejected": report.rejected,
         "pulled": report.pulled,
         "durationMs": report.duration_ms,
+        "fullRepull": report.full_repull,
+        "parked": report
+            .parked
+            .iter()
+            .map(|p| json!({ "collection": p.collection, "id": p.id }))
+            .collect::<Vec<_>>(),
+        "outcomes": report.outcomes.iter().map(outcome_json).collect::<Vec<_>>(),
+    })
+}
+
+fn outcome_json(o: &PushOutcome) -> Value {
+    let outcome = match o.kind {
+        OutcomeKind::Applied => "applied",
+        OutcomeKind::Duplicate => "duplicate",
+        OutcomeKind::ConflictSettled => "conflictSettled",
+        OutcomeKind::ConflictParked => "conflictParked",
+        OutcomeKind::Rejected => "rejected",
+    };
+    json!({
+        "opId": o.op_id,
+        "collection": o.collection,
+        "id": o.id,
+        "outcome": outcome,
+        "reason": o.reason,
     })
 }
 

@@ -595,6 +595,9 @@ fn two_devices_sync_through_the_server() {
             "conflicts",
             "duplicates",
             "durationMs",
+            "fullRepull",
+            "outcomes",
+            "parked",
             "pulled",
             "pushed",
             "rejected"
@@ -604,6 +607,10 @@ fn two_devices_sync_through_the_server() {
         (report["pushed"].as_u64(), report["applied"].as_u64()),
         (Some(1), Some(1))
     );
+    assert_eq!(report["fullRepull"], false);
+    assert_eq!(report["parked"], json!([]));
+    assert_eq!(report["outcomes"][0]["outcome"], "applied");
+    assert_eq!(report["outcomes"][0]["id"], "p1");
     assert_eq!(phone.json(&["outbox"]), json!([]));
     let status = phone.json(&["status"]);
     assert_eq!(
@@ -637,6 +644,75 @@ fn two_devices_sync_through_the_server() {
 
     let text = String::from_utf8(tablet.run(&["sync"]).stdout).unwrap();
     assert!(text.starts_with("pushed 0 (applied 0"), "{text}");
+}
+
+#[test]
+fn a_device_killed_between_the_servers_commit_and_its_apply_finishes_on_the_next_sync() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+    let email = email();
+    phone.signup(&email);
+    phone.put_plan("p1", "Legs");
+    phone.put_plan("p2", "Arms");
+
+    let mut command = phone.command(&["--json", "sync", "--push-batch", "1"]);
+    command.env("TANDEM_CRASH_POINT", "push_answered");
+    let crashed = run(command);
+    assert!(!crashed.status.success(), "{crashed:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(crashed.status.signal(), Some(6), "aborted: {crashed:?}");
+    }
+    // The server has p1; the device never applied the answer, so both changes still wait.
+    assert_eq!(phone.json(&["outbox"]).as_array().unwrap().len(), 2);
+
+    let report = phone.json(&["sync", "--push-batch", "1", "--pull-page", "1"]);
+    let outcomes: Vec<(&str, &str)> = report["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["id"].as_str().unwrap(), o["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes, [("p1", "duplicate"), ("p2", "applied")]);
+    assert_eq!(
+        (report["duplicates"].as_u64(), report["applied"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(phone.json(&["outbox"]), json!([]));
+
+    let tablet = Device::new(&server);
+    tablet.login(&email);
+    let pulled = tablet.json(&["sync", "--pull-page", "1"]);
+    assert_eq!(pulled["pulled"], 2);
+    assert_eq!(tablet.json(&["list", "plans"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_device_killed_between_pull_pages_resumes_from_the_last_applied_page() {
+    let server = Server::start();
+    let (phone, tablet, _) = two_devices(&server);
+    for (id, name) in [("p1", "Legs"), ("p2", "Arms"), ("p3", "Core")] {
+        phone.put_plan(id, name);
+    }
+    assert_eq!(phone.json(&["sync"])["applied"], 3);
+
+    let mut command = tablet.command(&["--json", "sync", "--pull-page", "1"]);
+    command.env("TANDEM_CRASH_POINT", "pull_between_pages");
+    let crashed = run(command);
+    assert!(!crashed.status.success(), "{crashed:?}");
+    // The first page and its cursor were committed before the process died.
+    assert_eq!(tablet.json(&["list", "plans"]).as_array().unwrap().len(), 1);
+
+    let report = tablet.json(&["sync", "--pull-page", "1"]);
+    assert_eq!(report["pulled"], 2, "{report}");
+    assert_eq!(report["fullRepull"], false);
+    assert_eq!(tablet.json(&["list", "plans"]).as_array().unwrap().len(), 3);
+
+    for bad in ["0", "-1", "many"] {
+        assert_eq!(tablet.error(&["sync", "--push-batch", bad], 2), "usage");
+        assert_eq!(tablet.error(&["sync", "--pull-page", bad], 2), "usage");
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@
 mod android;
 mod auth;
 mod client;
+pub mod crash;
 pub mod engine;
 #[cfg(test)]
 mod engine_tests;

@@ -199,6 +199,7 @@ fn duplicates_count_as_applied() {
     d.put("plans", "a", json!({"name": "a"}));
     let tally = d.push(|e| MutationResult::duplicate(&e.op_id, 1));
     assert_eq!(tally.duplicates, 1);
+    assert_eq!(outcomes(&tally), [("a", push::Outcome::Duplicate)]);
     assert_eq!(d.state("plans", "a"), RecordState::Synced);
 }
 
@@ -225,6 +226,13 @@ fn a_rejected_change_goes_to_dead_letters_and_the_queue_goes_on() {
         }
     });
     assert_eq!((tally.rejected, tally.applied), (1, 1));
+    assert_eq!(
+        outcomes(&tally),
+        [
+            ("bad", push::Outcome::Rejected("invalid_payload".into())),
+            ("good", push::Outcome::Applied)
+        ]
+    );
     assert_eq!(d.state("plans", "bad"), RecordState::Rejected);
     assert_eq!(d.state("plans", "good"), RecordState::Synced);
     let dead = d.engine.store().read(outbox::rejected).unwrap();
@@ -259,6 +267,15 @@ fn malformed_answers_change_nothing() {
     assert_eq!(d.state("plans", "a"), RecordState::Pending);
 }
 
+/// Each pushed mutation's outcome, by record id, in the batch's order.
+fn outcomes(tally: &push::PushTally) -> Vec<(&str, push::Outcome)> {
+    tally
+        .outcomes
+        .iter()
+        .map(|o| (o.id.as_str(), o.outcome.clone()))
+        .collect()
+}
+
 fn conflict_answer(e: &OutboxEntry, version: i64, doc: Option<Value>) -> MutationResult {
     MutationResult::conflict(&e.op_id, "version_mismatch", Some(version), doc.map(obj))
 }
@@ -272,6 +289,7 @@ fn merge_policy_merges_different_fields_and_resends() {
     let tally = d.push(|e| conflict_answer(e, 2, Some(json!({"name": "a", "notes": "server"}))));
     assert_eq!(tally.conflicts, 1);
     assert!(tally.parked.is_empty());
+    assert_eq!(outcomes(&tally), [("a", push::Outcome::ConflictSettled)]);
     assert_eq!(
         d.doc("plans", "a"),
         Some(json!({"name": "local", "notes": "server"}))
@@ -290,6 +308,7 @@ fn merge_policy_parks_a_field_changed_on_both_sides() {
     d.put("plans", "a", json!({"name": "local"}));
     let tally = d.push(|e| conflict_answer(e, 2, Some(json!({"name": "server"}))));
     assert_eq!(tally.parked, vec![("plans".to_string(), "a".to_string())]);
+    assert_eq!(outcomes(&tally), [("a", push::Outcome::ConflictParked)]);
     assert_eq!(d.state("plans", "a"), RecordState::Conflicted);
     assert_eq!(
         d.doc("plans", "a"),

@@ -20,8 +20,9 @@ pub use foreign::{
     SecureStore, SecureStoreError, SyncStatusListener,
 };
 pub use sync_types::{
-    AuthState, Conflict, ConflictPolicy, ConflictReason, RejectedChange, Resolution, SyncConfig,
-    SyncMetrics, SyncPhase, SyncReport, SyncStatus, TriggerCount, User,
+    AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind, ParkedConflict, PushOutcome,
+    RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase, SyncReport, SyncStatus,
+    TriggerCount, User,
 };
 pub use types::{
     ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,

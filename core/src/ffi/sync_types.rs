@@ -167,6 +167,40 @@ pub struct SyncReport {
     /// Whether this run pulled everything again (the server answered `cursor_expired`, or an
     /// earlier such re-pull was cut off), removing what the server no longer has.
     pub full_repull: bool,
+    /// Conflicts this run left to the app.
+    pub parked: Vec<ParkedConflict>,
+    /// What became of each pushed mutation, in the order sent.
+    pub outcomes: Vec<PushOutcome>,
+}
+
+/// A record whose conflict a run left to the app.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ParkedConflict {
+    pub collection: String,
+    pub id: String,
+}
+
+/// What became of one pushed mutation.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PushOutcome {
+    pub op_id: String,
+    pub collection: String,
+    pub id: String,
+    pub kind: OutcomeKind,
+    /// The server's reason, for `Rejected`.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum OutcomeKind {
+    Applied,
+    /// The server had applied this op before (a retried request).
+    Duplicate,
+    /// A conflict the policy settled.
+    ConflictSettled,
+    /// A conflict left to the app.
+    ConflictParked,
+    Rejected,
 }
 
 /// How often a run was asked for, by reason (`local_write`, `foreground`, `connectivity`,
@@ -294,6 +328,32 @@ impl From<EngineReport> for SyncReport {
             pulled: r.pulled,
             duration_ms: r.duration_ms,
             full_repull: r.full_repull,
+            parked: r
+                .parked
+                .into_iter()
+                .map(|(collection, id)| ParkedConflict { collection, id })
+                .collect(),
+            outcomes: r
+                .outcomes
+                .into_iter()
+                .map(|o| {
+                    use crate::sync::push::Outcome;
+                    let (kind, reason) = match o.outcome {
+                        Outcome::Applied => (OutcomeKind::Applied, None),
+                        Outcome::Duplicate => (OutcomeKind::Duplicate, None),
+                        Outcome::ConflictSettled => (OutcomeKind::ConflictSettled, None),
+                        Outcome::ConflictParked => (OutcomeKind::ConflictParked, None),
+                        Outcome::Rejected(reason) => (OutcomeKind::Rejected, Some(reason)),
+                    };
+                    PushOutcome {
+                        op_id: o.op_id,
+                        collection: o.collection,
+                        id: o.id,
+                        kind,
+                        reason,
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -23,6 +23,31 @@ pub struct PushTally {
     /// Conflicts left to the app by this batch (collection, id).
     pub parked: Vec<(String, String)>,
     pub changed: BTreeSet<String>,
+    /// What became of each mutation, in the batch's order.
+    pub outcomes: Vec<PushOutcome>,
+}
+
+/// What became of one pushed mutation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub op_id: String,
+    pub collection: String,
+    pub id: String,
+    pub outcome: Outcome,
+}
+
+/// The server's answer to one mutation, and what the client made of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// The server had applied this op id before (a retried request).
+    Duplicate,
+    /// A conflict the policy settled.
+    ConflictSettled,
+    /// A conflict left to the app.
+    ConflictParked,
+    /// Refused by the server, with its reason.
+    Rejected(String),
 }
 
 /// The mutation that sends `entry`.
@@ -72,7 +97,7 @@ pub fn apply_results(
     check_answers_match(batch, results)?;
     let mut tally = PushTally::default();
     for (entry, result) in batch.iter().zip(results) {
-        match result.status {
+        let outcome = match result.status {
             ResultStatus::Applied | ResultStatus::Duplicate => {
                 let version = result.version.ok_or_else(|| {
                     Error::Protocol(format!("result {} has no version", result.op_id))
@@ -80,8 +105,10 @@ pub fn apply_results(
                 confirm(tx, schema, entry, version, now)?;
                 if result.status == ResultStatus::Applied {
                     tally.applied += 1;
+                    Outcome::Applied
                 } else {
                     tally.duplicates += 1;
+                    Outcome::Duplicate
                 }
             }
             ResultStatus::Conflict => {
@@ -93,12 +120,15 @@ pub fn apply_results(
                         .flatten()
                         .map(|d| Value::Object(d).to_string()),
                 };
+                tally.conflicts += 1;
                 if settle_conflict(tx, schema, entry, &server, policy, now)? {
                     tally
                         .parked
                         .push((entry.collection.clone(), entry.entity_id.clone()));
+                    Outcome::ConflictParked
+                } else {
+                    Outcome::ConflictSettled
                 }
-                tally.conflicts += 1;
             }
             ResultStatus::Rejected => {
                 let reason = result.reason.as_deref().unwrap_or("rejected");
@@ -108,8 +138,15 @@ pub fn apply_results(
                     records::save(tx, &row)?;
                 }
                 tally.rejected += 1;
+                Outcome::Rejected(reason.to_string())
             }
-        }
+        };
+        tally.outcomes.push(PushOutcome {
+            op_id: entry.op_id.clone(),
+            collection: entry.collection.clone(),
+            id: entry.entity_id.clone(),
+            outcome,
+        });
         tally.changed.insert(entry.collection.clone());
     }
     Ok(tally)

@@ -10,7 +10,9 @@ use tandem_protocol::PullResponse;
 use super::api::{SyncApi, Traffic};
 use super::conflict::ConflictPolicy;
 use super::error::SyncError;
+use super::push::PushOutcome;
 use super::{pull, push};
+use crate::crash::{self, Point};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
 use crate::outbox;
@@ -43,6 +45,8 @@ pub struct SyncReport {
     /// Whether this run pulled everything again (after `cursor_expired`, or to finish such a
     /// re-pull cut off before), removing what the server no longer has.
     pub full_repull: bool,
+    /// What became of each pushed mutation, in the order sent.
+    pub outcomes: Vec<PushOutcome>,
 }
 
 impl SyncReport {
@@ -100,6 +104,7 @@ async fn push_all(
             .map(push::to_mutation)
             .collect::<Result<Vec<_>>>()?;
         let (answer, traffic) = api.push(mutations).await?;
+        crash::reached(Point::PushAnswered);
         report.count(traffic);
         report.pushed += batch.len() as u64;
         let policy = settings.policy;
@@ -112,11 +117,13 @@ async fn push_all(
             Ok(tally)
         })
         .await?;
+        crash::reached(Point::PushApplied);
         report.applied += tally.applied;
         report.duplicates += tally.duplicates;
         report.conflicts += tally.conflicts;
         report.rejected += tally.rejected;
         report.parked.extend(tally.parked);
+        report.outcomes.extend(tally.outcomes);
     }
 }
 
@@ -138,6 +145,7 @@ async fn pull_all(
             e.store().read(pull::synced_records)
         })
         .await?;
+        crash::reached(Point::RepullStarted);
         (None, Some(candidates))
     } else {
         (
@@ -150,6 +158,7 @@ async fn pull_all(
     let mut fetched = api.pull(cursor, settings.pull_page_size).await?;
     loop {
         let (page, traffic) = fetched;
+        crash::reached(Point::PullFetched);
         report.count(traffic);
         received += page.changes.len() as u64;
         let PullResponse {
@@ -188,6 +197,9 @@ async fn pull_all(
             (apply.await?, None)
         };
         let (tally, returned_seen) = applied;
+        if has_more {
+            crash::reached(Point::PullBetweenPages);
+        }
         seen = returned_seen;
         report.pulled += tally.applied + tally.skipped;
         report.conflicts += tally.conflicts;
@@ -199,6 +211,7 @@ async fn pull_all(
         }
     }
     if let (Some(candidates), Some(seen)) = (candidates, seen) {
+        crash::reached(Point::RepullBeforeSweep);
         blocking(engine, move |e| {
             let schema = e.schema();
             let changed = e

@@ -1,0 +1,673 @@
+//! Randomized multi-device convergence: a seeded generator drives three engines of one account
+//! and one of another against the real server through the fault proxy, restarting the server
+//! on the same database now and then. Once faults stop and every device has synced until
+//! nothing changes, the oracle checks that:
+//! - every device of an account holds exactly what a fresh device of that account pulls;
+//! - every locally successful put or patch is reflected (the record exists) unless a later
+//!   delete of it or of its parent, or a later `KeepServer`/merged resolution, superseded it;
+//! - nothing is left pending and no conflict is left open (the final round resolves each
+//!   conflict `KeepMine`, the user's last word);
+//! - `PRAGMA integrity_check` is `ok` in every device's database;
+//! - the other account sees none of the first account's records;
+//! - no device shows a day without its plan.
+//!
+//! [`shrink`] reduces a failing op list by delta debugging.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tandem::{Query, Resolution, SecureStore, SecureStoreError, SyncReport, Tandem, TandemConfig};
+use tempfile::TempDir;
+
+use crate::proxy::{Chaos, Proxy};
+use crate::server::{email, TestServer};
+
+/// The schema of the runs: plans and their days (a cascade parent), as in the sample app.
+pub const SCHEMA: &str = r#"{"version": 1, "collections": {
+  "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
+                       "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
+  "plan_days": {"parent": {"collection": "plans", "field": "planId"},
+                "fields": {"planId": {"type": "string", "required": true},
+                           "dayIndex": {"type": "integer", "required": true},
+                           "title": {"type": "string"}},
+                "indexes": [["planId", "dayIndex"]]}}}"#;
+
+const PASSWORD: &str = "correct horse battery staple";
+/// Devices 0..3 belong to account A, device 3 to account B.
+const DEVICES: usize = 4;
+const PLANS: usize = 4;
+const DAYS: usize = 6;
+
+/// How a conflict is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveKind {
+    KeepMine,
+    KeepServer,
+    Merged,
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    PutPlan {
+        dev: usize,
+        plan: usize,
+        name: String,
+    },
+    PutDay {
+        dev: usize,
+        day: usize,
+        index: i64,
+    },
+    Patch {
+        dev: usize,
+        plan: usize,
+        field: &'static str,
+        value: Value,
+    },
+    PatchDay {
+        dev: usize,
+        day: usize,
+        title: String,
+    },
+    DeletePlan {
+        dev: usize,
+        plan: usize,
+    },
+    DeleteDay {
+        dev: usize,
+        day: usize,
+    },
+    Sync {
+        dev: usize,
+    },
+    Resolve {
+        dev: usize,
+        kind: ResolveKind,
+    },
+    RestartServer,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// The day `day` always belongs to plan `day % PLANS` (days never move).
+fn plan_of(day: usize) -> usize {
+    day % PLANS
+}
+
+fn ids(dev: usize) -> &'static str {
+    if dev == DEVICES - 1 {
+        "b"
+    } else {
+        "a"
+    }
+}
+
+fn plan_id(dev: usize, plan: usize) -> String {
+    format!("{}-plan-{plan}", ids(dev))
+}
+
+fn day_id(dev: usize, day: usize) -> String {
+    format!("{}-day-{day}", ids(dev))
+}
+
+/// The op list of `seed`: `count` ops.
+pub fn generate(seed: u64, count: usize) -> Vec<Op> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ops = Vec::with_capacity(count);
+    for n in 0..count {
+        let dev = if rng.random_bool(0.15) {
+            DEVICES - 1
+        } else {
+            rng.random_range(0..DEVICES - 1)
+        };
+        let op = match rng.random_range(0..100) {
+            0..=17 => Op::PutPlan {
+                dev,
+                plan: rng.random_range(0..PLANS),
+                name: format!("plan {n}"),
+            },
+            18..=31 => Op::PutDay {
+                dev,
+                day: rng.random_range(0..DAYS),
+                index: rng.random_range(0..7),
+            },
+            32..=45 => {
+                let (field, value) = match rng.random_range(0..3) {
+                    0 => ("name", json!(format!("renamed {n}"))),
+                    1 => ("notes", json!(format!("notes {n}"))),
+                    _ => ("archived", json!(rng.random_bool(0.5))),
+                };
+                Op::Patch {
+                    dev,
+                    plan: rng.random_range(0..PLANS),
+                    field,
+                    value,
+                }
+            }
+            46..=52 => Op::PatchDay {
+                dev,
+                day: rng.random_range(0..DAYS),
+                title: format!("title {n}"),
+            },
+            53..=57 => Op::DeletePlan {
+                dev,
+                plan: rng.random_range(0..PLANS),
+            },
+            58..=62 => Op::DeleteDay {
+                dev,
+                day: rng.random_range(0..DAYS),
+            },
+            63..=89 => Op::Sync { dev },
+            90..=97 => Op::Resolve {
+                dev,
+                kind: match rng.random_range(0..3) {
+                    0 => ResolveKind::KeepMine,
+                    1 => ResolveKind::KeepServer,
+                    _ => ResolveKind::Merged,
+                },
+            },
+            _ => Op::RestartServer,
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// What a run covered.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub ops: u64,
+    pub syncs: u64,
+    pub conflicts_made: u64,
+    pub conflicts_resolved: u64,
+    pub restarts: u64,
+    pub full_repulls: u64,
+    pub faults: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    pub fn add(&mut self, other: &Stats) {
+        self.ops += other.ops;
+        self.syncs += other.syncs;
+        self.conflicts_made += other.conflicts_made;
+        self.conflicts_resolved += other.conflicts_resolved;
+        self.restarts += other.restarts;
+        self.full_repulls += other.full_repulls;
+        for (kind, n) in &other.faults {
+            *self.faults.entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// How a run is set up.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The server's database (`None`: a fresh SQLite file; else e.g. a PostgreSQL URL of an
+    /// empty database).
+    pub db: Option<String>,
+    /// The probability that a sync request meets a fault.
+    pub fault_rate: f64,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            db: None,
+            fault_rate: 0.25,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Secrets(Mutex<HashMap<String, String>>);
+
+impl SecureStore for Secrets {
+    fn get(&self, key: String) -> Result<Option<String>, SecureStoreError> {
+        Ok(self.0.lock().unwrap().get(&key).cloned())
+    }
+    fn set(&self, key: String, value: String) -> Result<(), SecureStoreError> {
+        self.0.lock().unwrap().insert(key, value);
+        Ok(())
+    }
+    fn delete(&self, key: String) -> Result<(), SecureStoreError> {
+        self.0.lock().unwrap().remove(&key);
+        Ok(())
+    }
+}
+
+struct Device {
+    dir: TempDir,
+    t: Arc<Tandem>,
+}
+
+fn block<F: std::future::Future>(future: F) -> F::Output {
+    tandem::runtime::runtime().block_on(future)
+}
+
+fn open_device(url: &str, batch: u32, page: u32) -> Result<Device, String> {
+    let dir = TempDir::new().map_err(|e| e.to_string())?;
+    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
+    config.sync.realtime = false;
+    config.sync.push_batch_size = batch;
+    config.sync.pull_page_size = page;
+    config.secure_store = Some(Arc::new(Secrets::default()) as Arc<dyn SecureStore>);
+    let t = Tandem::open(config).map_err(|e| format!("open: {e}"))?;
+    Ok(Device { dir, t })
+}
+
+type Snapshot = BTreeMap<(String, String), Value>;
+
+fn snapshot(t: &Tandem) -> Result<Snapshot, String> {
+    let mut all = BTreeMap::new();
+    for collection in ["plans", "plan_days"] {
+        let records = t
+            .query(collection.into(), Query::default())
+            .map_err(|e| format!("query {collection}: {e}"))?;
+        for record in records {
+            let doc: Value = serde_json::from_str(&record.document)
+                .map_err(|e| format!("document of {}: {e}", record.id))?;
+            all.insert((collection.to_string(), record.id.clone()), doc);
+        }
+    }
+    Ok(all)
+}
+
+fn integrity(dir: &Path) -> Result<(), String> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let entries = std::fs::read_dir(&path).map_err(|e| e.to_string())?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "db") {
+                let conn = rusqlite::Connection::open_with_flags(
+                    &p,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+                let ok: String = conn
+                    .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                if ok != "ok" {
+                    return Err(format!("integrity_check of {}: {ok}", p.display()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `ops` of `seed` and checks the oracle. `Err` says what diverged.
+pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
+    let mut stats = Stats::default();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_fa017);
+    let mut server = match &setup.db {
+        None => TestServer::start(),
+        Some(db) => TestServer::start_on(db, &[]),
+    };
+    let proxy = Proxy::start(server.url());
+    let batch = rng.random_range(1..=4);
+    let page = rng.random_range(1..=4);
+    let devices: Vec<Device> = (0..DEVICES)
+        .map(|_| open_device(proxy.url(), batch, page))
+        .collect::<Result<_, _>>()?;
+    let (a, b) = (email(), email());
+    block(devices[0].t.sign_up(a.clone(), PASSWORD.into())).map_err(|e| format!("sign up: {e}"))?;
+    for d in &devices[1..DEVICES - 1] {
+        block(d.t.sign_in(a.clone(), PASSWORD.into())).map_err(|e| format!("sign in: {e}"))?;
+    }
+    block(devices[DEVICES - 1].t.sign_up(b.clone(), PASSWORD.into()))
+        .map_err(|e| format!("sign up: {e}"))?;
+
+    proxy.set_chaos(Some(Chaos::new(seed, setup.fault_rate)));
+    // Per account: (collection, id) → index of the last locally successful write, and the
+    // indexes of the events that may supersede it.
+    let mut written: HashMap<(String, String), usize> = HashMap::new();
+    let mut supersede: Vec<(usize, &'static str, Option<(String, String)>)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        stats.ops += 1;
+        match op {
+            Op::PutPlan { dev, plan, name } => {
+                let id = plan_id(*dev, *plan);
+                if devices[*dev]
+                    .t
+                    .put(
+                        "plans".into(),
+                        Some(id.clone()),
+                        json!({ "name": name }).to_string(),
+                    )
+                    .is_ok()
+                {
+                    written.insert(("plans".into(), id), i);
+                }
+            }
+            Op::PutDay { dev, day, index } => {
+                let id = day_id(*dev, *day);
+                let doc = json!({"planId": plan_id(*dev, plan_of(*day)), "dayIndex": index});
+                if devices[*dev]
+                    .t
+                    .put("plan_days".into(), Some(id.clone()), doc.to_string())
+                    .is_ok()
+                {
+                    written.insert(("plan_days".into(), id), i);
+                }
+            }
+            Op::Patch {
+                dev,
+                plan,
+                field,
+                value,
+            } => {
+                let id = plan_id(*dev, *plan);
+                let patch = json!({ *field: value });
+                if devices[*dev]
+                    .t
+                    .patch("plans".into(), id.clone(), patch.to_string())
+                    .is_ok()
+                {
+                    written.insert(("plans".into(), id), i);
+                }
+            }
+            Op::PatchDay { dev, day, title } => {
+                let id = day_id(*dev, *day);
+                if devices[*dev]
+                    .t
+                    .patch(
+                        "plan_days".into(),
+                        id.clone(),
+                        json!({ "title": title }).to_string(),
+                    )
+                    .is_ok()
+                {
+                    written.insert(("plan_days".into(), id), i);
+                }
+            }
+            Op::DeletePlan { dev, plan } => {
+                let id = plan_id(*dev, *plan);
+                let _ = devices[*dev].t.delete("plans".into(), id.clone());
+                // Attempted deletes count: another device's delete may reach the server.
+                supersede.push((i, "delete", Some(("plans".into(), id))));
+            }
+            Op::DeleteDay { dev, day } => {
+                let id = day_id(*dev, *day);
+                let _ = devices[*dev].t.delete("plan_days".into(), id.clone());
+                supersede.push((i, "delete", Some(("plan_days".into(), id))));
+            }
+            Op::Sync { dev } => {
+                stats.syncs += 1;
+                if let Ok(report) = block(devices[*dev].t.sync_now()) {
+                    count(&mut stats, &report);
+                }
+            }
+            Op::Resolve { dev, kind } => {
+                let t = &devices[*dev].t;
+                let conflicts = t.conflicts().map_err(|e| format!("conflicts: {e}"))?;
+                for c in conflicts {
+                    let resolution = match kind {
+                        ResolveKind::KeepMine => Resolution::KeepMine,
+                        ResolveKind::KeepServer => Resolution::KeepServer,
+                        ResolveKind::Merged => {
+                            match merged(&c.local_document, &c.server_document) {
+                                Some(json) => Resolution::Merged { json },
+                                None => Resolution::KeepServer,
+                            }
+                        }
+                    };
+                    match t.resolve(c.collection.clone(), c.id.clone(), resolution) {
+                        Ok(_) => stats.conflicts_resolved += 1,
+                        Err(e) => {
+                            return Err(format!("op {i}: resolve {}/{}: {e}", c.collection, c.id))
+                        }
+                    }
+                    if *kind != ResolveKind::KeepMine {
+                        supersede.push((i, "resolve", Some((c.collection, c.id))));
+                    }
+                }
+            }
+            Op::RestartServer => {
+                stats.restarts += 1;
+                server.restart();
+            }
+        }
+    }
+
+    // Faults stop; every device syncs (resolving what is open as its own) until nothing moves.
+    proxy.set_chaos(None);
+    let mut quiet = false;
+    let mut last_error = String::new();
+    for _round in 0..12 {
+        let mut moved = false;
+        for (n, d) in devices.iter().enumerate() {
+            for c in d.t.conflicts().map_err(|e| format!("conflicts: {e}"))? {
+                d.t.resolve(c.collection.clone(), c.id.clone(), Resolution::KeepMine)
+                    .map_err(|e| format!("final resolve on device {n}: {e}"))?;
+                stats.conflicts_resolved += 1;
+                moved = true;
+            }
+            // A sync on a connection the restarted server closed fails like any network
+            // error; the device syncs again next round.
+            match block(d.t.sync_now()) {
+                Ok(report) => {
+                    count(&mut stats, &report);
+                    if report.pushed + report.pulled + report.conflicts > 0 {
+                        moved = true;
+                    }
+                }
+                Err(e) => {
+                    last_error = format!("final sync of device {n}: {e}");
+                    moved = true;
+                }
+            }
+        }
+        if !moved {
+            quiet = true;
+            break;
+        }
+    }
+    if !quiet {
+        return Err(format!(
+            "the devices did not settle in 12 rounds (last error: {last_error})"
+        ));
+    }
+    stats.faults = proxy.fault_counts();
+
+    // Fresh devices of both accounts.
+    let fresh_a = open_device(proxy.url(), 100, 100)?;
+    block(fresh_a.t.sign_in(a, PASSWORD.into())).map_err(|e| format!("fresh sign in: {e}"))?;
+    settle(&fresh_a.t)?;
+    let fresh_b = open_device(proxy.url(), 100, 100)?;
+    block(fresh_b.t.sign_in(b, PASSWORD.into())).map_err(|e| format!("fresh sign in: {e}"))?;
+    settle(&fresh_b.t)?;
+    let truth_a = snapshot(&fresh_a.t)?;
+    let truth_b = snapshot(&fresh_b.t)?;
+
+    for (n, d) in devices.iter().enumerate() {
+        let truth = if n == DEVICES - 1 { &truth_b } else { &truth_a };
+        let mine = snapshot(&d.t)?;
+        if &mine != truth {
+            return Err(format!(
+                "device {n} differs from a fresh device: {}",
+                diff(&mine, truth)
+            ));
+        }
+        let open = d.t.conflicts().map_err(|e| e.to_string())?;
+        if !open.is_empty() {
+            return Err(format!("device {n} has {} open conflicts", open.len()));
+        }
+        let pending = d.t.pending_count().map_err(|e| e.to_string())?;
+        if pending != 0 {
+            return Err(format!("device {n} still has {pending} pending changes"));
+        }
+        orphans(n, &mine)?;
+        integrity(d.dir.path()).map_err(|e| format!("device {n}: {e}"))?;
+    }
+    orphans(DEVICES, &truth_a)?;
+    if let Some(key) = truth_b.keys().find(|(_, id)| id.starts_with("a-")) {
+        return Err(format!("account B sees account A's {key:?}"));
+    }
+    if let Some(key) = truth_a.keys().find(|(_, id)| id.starts_with("b-")) {
+        return Err(format!("account A sees account B's {key:?}"));
+    }
+
+    // Every locally successful write is reflected unless superseded.
+    for ((collection, id), at) in &written {
+        let truth = if id.starts_with("b-") {
+            &truth_b
+        } else {
+            &truth_a
+        };
+        let parent = (collection == "plan_days").then(|| {
+            let day: usize = id
+                .rsplit('-')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            (
+                "plans".to_string(),
+                format!("{}-plan-{}", &id[..1], plan_of(day)),
+            )
+        });
+        let superseded = supersede.iter().any(|(i, what, key)| {
+            let Some(key) = key else { return false };
+            let on_self = key.0 == *collection && key.1 == *id;
+            let on_parent = parent.as_ref() == Some(key);
+            // A parent's delete anywhere in the run may cascade over a later child write
+            // (the child write is then refused as an orphan or hidden: the documented rule).
+            (on_self && i > at) || (on_parent && *what == "delete")
+        });
+        if !superseded && !truth.contains_key(&(collection.clone(), id.clone())) {
+            return Err(format!(
+                "{collection}/{id}, written by op {at}, is missing and nothing superseded it"
+            ));
+        }
+    }
+    Ok(stats)
+}
+
+/// Syncs a fresh device, retrying network errors a few times.
+fn settle(t: &Tandem) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..4 {
+        match block(t.sync_now()) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("fresh sync: {last}"))
+}
+
+fn count(stats: &mut Stats, report: &SyncReport) {
+    stats.conflicts_made += report.conflicts;
+    if report.full_repull {
+        stats.full_repulls += 1;
+    }
+}
+
+/// A merge of two documents: the server's with the local fields on top.
+fn merged(local: &Option<String>, server: &Option<String>) -> Option<String> {
+    let local: Value = serde_json::from_str(local.as_deref()?).ok()?;
+    let mut server: Value = serde_json::from_str(server.as_deref()?).ok()?;
+    let (Value::Object(l), Value::Object(s)) = (local, &mut server) else {
+        return None;
+    };
+    for (k, v) in l {
+        s.insert(k, v);
+    }
+    Some(server.to_string())
+}
+
+fn orphans(n: usize, snapshot: &Snapshot) -> Result<(), String> {
+    for ((collection, id), doc) in snapshot {
+        if collection != "plan_days" {
+            continue;
+        }
+        let parent = doc.get("planId").and_then(Value::as_str).unwrap_or("");
+        if !snapshot.contains_key(&("plans".to_string(), parent.to_string())) {
+            return Err(format!(
+                "device {n} shows day {id} without its plan {parent}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn diff(mine: &Snapshot, truth: &Snapshot) -> String {
+    let keys: BTreeSet<_> = mine.keys().chain(truth.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys {
+        match (mine.get(key), truth.get(key)) {
+            (Some(m), Some(t)) if m != t => out.push(format!("{key:?}: here {m}, fresh {t}")),
+            (Some(_), None) => out.push(format!("{key:?}: only here")),
+            (None, Some(_)) => out.push(format!("{key:?}: only on the fresh device")),
+            _ => {}
+        }
+    }
+    out.join("; ")
+}
+
+/// Delta debugging: the shortest sublist of `ops` (within `budget` runs) that still fails.
+pub fn shrink(seed: u64, ops: &[Op], setup: &Setup, budget: usize) -> Vec<Op> {
+    let mut current = ops.to_vec();
+    let mut runs = 0;
+    let mut chunks = 2;
+    while current.len() > 1 && runs < budget {
+        let size = current.len().div_ceil(chunks);
+        let mut reduced = false;
+        for start in (0..current.len()).step_by(size.max(1)) {
+            if runs >= budget {
+                break;
+            }
+            let mut candidate = current.clone();
+            candidate.drain(start..(start + size).min(current.len()));
+            runs += 1;
+            if run(seed, &candidate, setup).is_err() {
+                current = candidate;
+                chunks = (chunks - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if size <= 1 {
+                break;
+            }
+            chunks = (chunks * 2).min(current.len());
+        }
+    }
+    current
+}
+
+/// Runs `seed` with `count` ops; on a failure, shrinks and describes it.
+pub fn check_seed(seed: u64, count: usize, setup: &Setup, budget: usize) -> Result<Stats, String> {
+    let ops = generate(seed, count);
+    match run(seed, &ops, setup) {
+        Ok(stats) => Ok(stats),
+        Err(first) => {
+            let shortest = shrink(seed, &ops, setup, budget);
+            let again = run(seed, &shortest, setup)
+                .err()
+                .unwrap_or_else(|| first.clone());
+            let listing: Vec<String> = shortest
+                .iter()
+                .enumerate()
+                .map(|(i, op)| format!("  {i}: {op}"))
+                .collect();
+            Err(format!(
+                "seed {seed} failed: {first}\nshortest reproduction ({} of {count} ops): {again}\n{}",
+                shortest.len(),
+                listing.join("\n")
+            ))
+        }
+    }
+}
