@@ -91,6 +91,11 @@ pub enum Op {
         kind: ResolveKind,
     },
     RestartServer,
+    /// A sync of `dev` in a child process killed at `CRASH_POINTS[point]`.
+    KillSync {
+        dev: usize,
+        point: usize,
+    },
 }
 
 impl fmt::Display for Op {
@@ -167,7 +172,11 @@ pub fn generate(seed: u64, count: usize) -> Vec<Op> {
                 dev,
                 day: rng.random_range(0..DAYS),
             },
-            63..=89 => Op::Sync { dev },
+            63..=85 => Op::Sync { dev },
+            86..=89 => Op::KillSync {
+                dev,
+                point: rng.random_range(0..CRASH_POINTS.len()),
+            },
             90..=97 => Op::Resolve {
                 dev,
                 kind: match rng.random_range(0..3) {
@@ -191,6 +200,7 @@ pub struct Stats {
     pub conflicts_made: u64,
     pub conflicts_resolved: u64,
     pub restarts: u64,
+    pub kills: u64,
     pub full_repulls: u64,
     pub faults: BTreeMap<&'static str, u64>,
 }
@@ -202,6 +212,7 @@ impl Stats {
         self.conflicts_made += other.conflicts_made;
         self.conflicts_resolved += other.conflicts_resolved;
         self.restarts += other.restarts;
+        self.kills += other.kills;
         self.full_repulls += other.full_repulls;
         for (kind, n) in &other.faults {
             *self.faults.entry(kind).or_default() += n;
@@ -217,6 +228,8 @@ pub struct Setup {
     pub db: Option<String>,
     /// The probability that a sync request meets a fault.
     pub fault_rate: f64,
+    /// The `tandem-testkit` binary, for `KillSync` ops (`None`: they only sync in-process).
+    pub crash_child: Option<std::path::PathBuf>,
 }
 
 impl Default for Setup {
@@ -224,45 +237,126 @@ impl Default for Setup {
         Setup {
             db: None,
             fault_rate: 0.25,
+            crash_child: None,
         }
     }
 }
 
-#[derive(Default)]
-struct Secrets(Mutex<HashMap<String, String>>);
+/// Tokens in a JSON file of the device's directory (not secure: for tests), so the
+/// `crash-sync` child process can act as the same signed-in device.
+struct FileSecrets(std::path::PathBuf, Mutex<()>);
 
-impl SecureStore for Secrets {
+impl FileSecrets {
+    fn load(&self) -> HashMap<String, String> {
+        std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    fn store(&self, map: &HashMap<String, String>) -> Result<(), SecureStoreError> {
+        let text = serde_json::to_string(map).map_err(|e| SecureStoreError::Failed {
+            detail: e.to_string(),
+        })?;
+        std::fs::write(&self.0, text).map_err(|e| SecureStoreError::Failed {
+            detail: e.to_string(),
+        })
+    }
+}
+
+impl SecureStore for FileSecrets {
     fn get(&self, key: String) -> Result<Option<String>, SecureStoreError> {
-        Ok(self.0.lock().unwrap().get(&key).cloned())
+        let _guard = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.load().get(&key).cloned())
     }
     fn set(&self, key: String, value: String) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().insert(key, value);
-        Ok(())
+        let _guard = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.load();
+        map.insert(key, value);
+        self.store(&map)
     }
     fn delete(&self, key: String) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().remove(&key);
-        Ok(())
+        let _guard = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.load();
+        map.remove(&key);
+        self.store(&map)
     }
 }
 
 struct Device {
     dir: TempDir,
     t: Arc<Tandem>,
+    batch: u32,
+    page: u32,
 }
 
 fn block<F: std::future::Future>(future: F) -> F::Output {
     tandem::runtime::runtime().block_on(future)
 }
 
-fn open_device(url: &str, batch: u32, page: u32) -> Result<Device, String> {
-    let dir = TempDir::new().map_err(|e| e.to_string())?;
-    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
+/// Opens the engine of the device directory `dir` (tokens in `dir/../<name>.secrets.json`).
+pub fn open_engine(dir: &Path, url: &str, batch: u32, page: u32) -> Result<Arc<Tandem>, String> {
+    let mut config = TandemConfig::with_server(dir.to_string_lossy(), SCHEMA, url);
     config.sync.realtime = false;
     config.sync.push_batch_size = batch;
     config.sync.pull_page_size = page;
-    config.secure_store = Some(Arc::new(Secrets::default()) as Arc<dyn SecureStore>);
-    let t = Tandem::open(config).map_err(|e| format!("open: {e}"))?;
-    Ok(Device { dir, t })
+    let secrets = dir.with_extension("secrets.json");
+    config.secure_store =
+        Some(Arc::new(FileSecrets(secrets, Mutex::new(()))) as Arc<dyn SecureStore>);
+    Tandem::open(config).map_err(|e| format!("open: {e}"))
+}
+
+fn open_device(url: &str, batch: u32, page: u32) -> Result<Device, String> {
+    let dir = TempDir::new().map_err(|e| e.to_string())?;
+    let data = dir.path().join("device");
+    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    let t = open_engine(&data, url, batch, page)?;
+    Ok(Device {
+        dir,
+        t,
+        batch,
+        page,
+    })
+}
+
+/// The crash points a killed sync may stop at (`TANDEM_CRASH_POINT`).
+pub const CRASH_POINTS: [&str; 6] = [
+    "push_answered",
+    "push_applied",
+    "pull_fetched",
+    "pull_between_pages",
+    "repull_started",
+    "repull_before_sweep",
+];
+
+/// The `crash-sync` child: one sync of the device in `dir`; the armed crash point (if the run
+/// reaches it) aborts the process.
+pub fn crash_sync(dir: &Path, url: &str, batch: u32, page: u32) -> Result<(), String> {
+    let t = open_engine(dir, url, batch, page)?;
+    let result = block(t.sync_now()).map(|_| ()).map_err(|e| e.to_string());
+    t.shutdown();
+    result
+}
+
+/// Kills a sync of `device` in a child process at `point`, then opens the engine again.
+fn kill_sync(device: &mut Device, binary: &Path, url: &str, point: &str) -> Result<bool, String> {
+    let data = device.dir.path().join("device");
+    device.t.shutdown();
+    let status = std::process::Command::new(binary)
+        .arg("crash-sync")
+        .arg("--dir")
+        .arg(&data)
+        .args(["--url", url])
+        .args(["--batch", &device.batch.to_string()])
+        .args(["--page", &device.page.to_string()])
+        .env("TANDEM_CRASH_POINT", point)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("spawning crash-sync: {e}"))?;
+    device.t = open_engine(&data, url, device.batch, device.page)?;
+    Ok(!status.success())
 }
 
 type Snapshot = BTreeMap<(String, String), Value>;
@@ -319,7 +413,7 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
     let proxy = Proxy::start(server.url());
     let batch = rng.random_range(1..=4);
     let page = rng.random_range(1..=4);
-    let devices: Vec<Device> = (0..DEVICES)
+    let mut devices: Vec<Device> = (0..DEVICES)
         .map(|_| open_device(proxy.url(), batch, page))
         .collect::<Result<_, _>>()?;
     let (a, b) = (email(), email());
@@ -432,6 +526,22 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
                     }
                     if *kind != ResolveKind::KeepMine {
                         supersede.push((i, "resolve", Some((c.collection, c.id))));
+                    }
+                }
+            }
+            Op::KillSync { dev, point } => {
+                stats.syncs += 1;
+                match &setup.crash_child {
+                    Some(binary) => {
+                        let url = proxy.url().to_string();
+                        if kill_sync(&mut devices[*dev], binary, &url, CRASH_POINTS[*point])? {
+                            stats.kills += 1;
+                        }
+                    }
+                    None => {
+                        if let Ok(report) = block(devices[*dev].t.sync_now()) {
+                            count(&mut stats, &report);
+                        }
                     }
                 }
             }

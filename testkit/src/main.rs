@@ -5,11 +5,12 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tandem_testkit::converge::{check_seed, Setup, Stats};
+use tandem_testkit::converge::{check_seed, crash_sync, Setup, Stats};
 
 const USAGE: &str =
     "usage: tandem-testkit soak --minutes N [--seeds N] [--ops N] [--first S] [--postgres URL]
-       tandem-testkit run --seed S [--ops N] [--postgres URL]";
+       tandem-testkit run --seed S [--ops N] [--postgres URL]
+       tandem-testkit crash-sync --dir D --url U [--batch N] [--page N]";
 
 struct Args {
     minutes: Option<u64>,
@@ -18,6 +19,10 @@ struct Args {
     first: u64,
     ops: usize,
     postgres: Option<String>,
+    dir: Option<String>,
+    url: Option<String>,
+    batch: u32,
+    page: u32,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -28,6 +33,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
         first: 1,
         ops: 60,
         postgres: None,
+        dir: None,
+        url: None,
+        batch: 200,
+        page: 500,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -47,6 +56,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--first" => out.first = number(value()?)?,
             "--ops" => out.ops = number(value()?)? as usize,
             "--postgres" => out.postgres = Some(value()?),
+            "--dir" => out.dir = Some(value()?),
+            "--url" => out.url = Some(value()?),
+            "--batch" => out.batch = number(value()?)? as u32,
+            "--page" => out.page = number(value()?)? as u32,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -58,6 +71,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
 fn setup(args: &Args) -> Setup {
     Setup {
         db: args.postgres.clone(),
+        crash_child: std::env::current_exe().ok(),
         ..Setup::default()
     }
 }
@@ -70,8 +84,8 @@ fn print_stats(stats: &Stats, seeds: u64, elapsed: Duration) {
         stats.conflicts_made, stats.conflicts_resolved
     );
     println!(
-        "server restarts: {}, full re-pulls: {}",
-        stats.restarts, stats.full_repulls
+        "server restarts: {}, device kills: {}, full re-pulls: {}",
+        stats.restarts, stats.kills, stats.full_repulls
     );
     let faults: Vec<String> = stats
         .faults
@@ -138,6 +152,19 @@ fn main() -> ExitCode {
             }
             print_stats(&total, passed, started.elapsed());
             ExitCode::SUCCESS
+        }
+        "crash-sync" => {
+            let (Some(dir), Some(url)) = (&args.dir, &args.url) else {
+                eprintln!("crash-sync needs --dir and --url\n{USAGE}");
+                return ExitCode::from(2);
+            };
+            match crash_sync(std::path::Path::new(dir), url, args.batch, args.page) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         other => {
             eprintln!("unknown command {other}\n{USAGE}");

@@ -6,10 +6,17 @@ use tandem_testkit::converge::{check_seed, Setup};
 const SEEDS: [u64; 3] = [1, 2, 3];
 const OPS: usize = 50;
 
+fn setup() -> Setup {
+    Setup {
+        crash_child: Some(env!("CARGO_BIN_EXE_tandem-testkit").into()),
+        ..Setup::default()
+    }
+}
+
 #[test]
 fn fixed_seeds_converge_on_sqlite() {
     for seed in SEEDS {
-        if let Err(failure) = check_seed(seed, OPS, &Setup::default(), 30) {
+        if let Err(failure) = check_seed(seed, OPS, &setup(), 30) {
             panic!("{failure}");
         }
     }
@@ -23,7 +30,7 @@ fn one_seed_converges_on_postgres() {
     };
     let setup = Setup {
         db: Some(url),
-        ..Setup::default()
+        ..setup()
     };
     if let Err(failure) = check_seed(7, OPS, &setup, 30) {
         panic!("{failure}");
