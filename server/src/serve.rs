@@ -80,7 +80,12 @@ async fn serve_connection(
     limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
-    let service = TowerToHyperService::new(app.layer(axum::Extension(ConnectInfo(peer))));
+    // The peer goes into each request's extensions, where `ConnectInfo` extractors find it.
+    let app = tower::util::MapRequest::new(app, move |mut request: axum::http::Request<_>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let service = TowerToHyperService::new(app);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
