@@ -111,7 +111,11 @@ async fn password_grant(
             }
         })
         .await
-        .map_err(|_| ApiError::server_busy())?;
+        .map_err(|_| {
+            // Not checked, so not a failure: a busy server must not use up the user's attempts.
+            state.sign_in_limit.release(&email);
+            ApiError::server_busy()
+        })?;
     match user.filter(|_| matches) {
         Some(user) => {
             state.sign_in_limit.release(&email);
