@@ -406,6 +406,18 @@ fn sqlite_path(db: &TestDb) -> std::path::PathBuf {
     db.url.strip_prefix("sqlite://").unwrap().into()
 }
 
+/// How many JWT secrets the SQLite database at `db` keeps in its `meta` table.
+fn secrets_in_database(db: &TestDb) -> i64 {
+    rusqlite::Connection::open(sqlite_path(db))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM meta WHERE key = 'jwt_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_secret_lives_owner_only_beside_the_database_not_in_it() {
     use std::os::unix::fs::PermissionsExt;
@@ -416,15 +428,12 @@ async fn a_generated_secret_lives_owner_only_beside_the_database_not_in_it() {
     let file = std::path::PathBuf::from(format!("{}.jwt-secret", sqlite_path(&db).display()));
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    assert_eq!(
+        secrets_in_database(&db),
+        0,
+        "the secret is not in the database"
+    );
     let conn = rusqlite::Connection::open(sqlite_path(&db)).unwrap();
-    let stored: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM meta WHERE key = 'jwt_secret'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(stored, 0, "the secret is not in the database");
     // A secret an earlier version kept in the database moves into the file.
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('jwt_secret', ?1)",
@@ -441,15 +450,7 @@ async fn a_generated_secret_lives_owner_only_beside_the_database_not_in_it() {
         .assert_error(401, "unauthorized");
     server.stop();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), SECRET);
-    let conn = rusqlite::Connection::open(sqlite_path(&db)).unwrap();
-    let stored: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM meta WHERE key = 'jwt_secret'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(stored, 0, "moved, not copied");
+    assert_eq!(secrets_in_database(&db), 0, "moved, not copied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
