@@ -90,6 +90,7 @@ fn outcome_json(o: &PushOutcome) -> Value {
         OutcomeKind::ConflictSettled => "conflictSettled",
         OutcomeKind::ConflictParked => "conflictParked",
         OutcomeKind::Rejected => "rejected",
+        OutcomeKind::WaitsForParent => "waitsForParent",
     };
     json!({
         "opId": o.op_id,

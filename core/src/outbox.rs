@@ -294,33 +294,78 @@ const ENTRY_COLUMNS: &str =
 /// The next entries to push, in commit order: those in flight from an interrupted push first (they
 /// are sent again with the same op id, which the server answers `duplicate` if it had applied
 /// them), then pending ones, marked in flight. The batch stops before a second entry of a record
-/// already in it: that entry's base is only known once the first one is answered.
-pub fn take_batch(tx: &Transaction<'_>, limit: usize) -> Result<Vec<OutboxEntry>> {
-    let candidates: Vec<OutboxEntry> = tx
-        .prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE state IN ('pending', 'inflight') ORDER BY seq LIMIT ?1"
-        ))?
-        .query_map([limit as i64], entry_from_row)?
-        .collect::<Result<_, _>>()?;
-    let mut seen = std::collections::HashSet::new();
-    let mut batch = Vec::with_capacity(candidates.len());
-    for mut entry in candidates {
-        if !seen.insert((entry.collection.clone(), entry.entity_id.clone())) {
+/// already in it: that entry's base is only known once the first one is answered. A pending
+/// entry that `waits` says must wait stays pending, and so do the later entries of its record.
+pub fn take_batch(
+    tx: &Transaction<'_>,
+    limit: usize,
+    mut waits: impl FnMut(&OutboxEntry) -> Result<bool>,
+) -> Result<Vec<OutboxEntry>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM outbox WHERE state IN ('pending', 'inflight') ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut in_batch = std::collections::HashSet::new();
+    let mut waiting = std::collections::HashSet::new();
+    let mut batch = Vec::with_capacity(limit.min(256));
+    while batch.len() < limit {
+        let Some(row) = rows.next()? else { break };
+        let mut entry = entry_from_row(row)?;
+        let key = (entry.collection.clone(), entry.entity_id.clone());
+        if waiting.contains(&key) {
+            continue;
+        }
+        if in_batch.contains(&key) {
             break;
         }
+        if entry.state == EntryState::Pending && waits(&entry)? {
+            waiting.insert(key);
+            continue;
+        }
+        in_batch.insert(key);
         entry.state = EntryState::Inflight;
         entry.attempts += 1;
         batch.push(entry);
     }
-    // The batch is exactly the unsent entries from its first seq to its last: one statement.
-    if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+    drop(rows);
+    mark_inflight(tx, &batch, waiting.is_empty())?;
+    Ok(batch)
+}
+
+/// Marks the taken `batch` in flight; when nothing was left waiting between its entries it is
+/// exactly the unsent entries from its first seq to its last, and one statement does it.
+fn mark_inflight(tx: &Transaction<'_>, batch: &[OutboxEntry], contiguous: bool) -> Result<()> {
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(());
+    };
+    if contiguous {
         tx.prepare_cached(
             "UPDATE outbox SET state = 'inflight', attempts = attempts + 1
              WHERE state IN ('pending', 'inflight') AND seq BETWEEN ?1 AND ?2",
         )?
         .execute([first.seq, last.seq])?;
+        return Ok(());
     }
-    Ok(batch)
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET state = 'inflight', attempts = attempts + 1 WHERE seq = ?1",
+    )?;
+    for entry in batch {
+        stmt.execute([entry.seq])?;
+    }
+    Ok(())
+}
+
+/// Moves the record's unsent entries, in their order, behind every other entry, pending again:
+/// the server refused them for a parent whose own change has not landed yet, and they go after it.
+pub fn send_after_the_rest(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET seq = (SELECT max(seq) FROM outbox) + 1, state = 'pending'
+         WHERE seq = ?1",
+    )?;
+    for entry in unsent_for_record(tx, collection, id)? {
+        stmt.execute([entry.seq])?;
+    }
+    Ok(())
 }
 
 pub fn remove(tx: &Transaction<'_>, seq: i64) -> Result<()> {

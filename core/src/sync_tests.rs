@@ -72,7 +72,7 @@ impl Device {
     fn take(&self) -> Vec<OutboxEntry> {
         self.engine
             .store()
-            .write(|tx| outbox::take_batch(tx, 100))
+            .write(|tx| outbox::take_batch(tx, 100, |_| Ok(false)))
             .unwrap()
     }
 
@@ -157,6 +157,64 @@ fn take_batch_marks_in_flight_and_stops_at_a_second_entry_of_a_record() {
         "same op id: the server's idempotency makes it safe"
     );
     assert_eq!(batch[0].attempts, 2);
+}
+
+#[test]
+fn take_batch_leaves_a_waiting_record_pending_and_takes_what_follows() {
+    let d = device(ConflictPolicy::Merge);
+    d.put("plans", "a", json!({"name": "a"}));
+    d.put("plans", "held", json!({"name": "h"}));
+    d.put("plans", "held", json!({"name": "h2"}));
+    d.put("plans", "b", json!({"name": "b"}));
+    let batch = d
+        .engine
+        .store()
+        .write(|tx| outbox::take_batch(tx, 100, |e| Ok(e.entity_id == "held")))
+        .unwrap();
+    let ids: Vec<&str> = batch.iter().map(|e| e.entity_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    let states: Vec<(String, EntryState)> = d
+        .engine
+        .store()
+        .read(outbox::list)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.entity_id, e.state))
+        .collect();
+    assert!(states.contains(&("held".into(), EntryState::Pending)));
+    assert!(!states.contains(&("held".into(), EntryState::Inflight)));
+}
+
+#[test]
+fn send_after_the_rest_moves_a_records_entries_behind_the_others_in_order() {
+    let d = device(ConflictPolicy::Merge);
+    d.put("plans", "a", json!({"name": "a"}));
+    let first = d.take(); // in flight, so the next write gets an entry of its own
+    d.put("plans", "a", json!({"name": "a2"}));
+    d.put("plans", "b", json!({"name": "b"}));
+    d.engine
+        .store()
+        .write(|tx| outbox::send_after_the_rest(tx, "plans", "a"))
+        .unwrap();
+    let order: Vec<(String, EntryState)> = d
+        .engine
+        .store()
+        .read(outbox::list)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.entity_id, e.state))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("b".into(), EntryState::Pending),
+            ("a".into(), EntryState::Pending),
+            ("a".into(), EntryState::Pending),
+        ]
+    );
+    let again = d.take();
+    assert_eq!(again[0].entity_id, "b");
+    assert_eq!(again[1].op_id, first[0].op_id, "the same op, sent again");
 }
 
 #[test]

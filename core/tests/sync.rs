@@ -1263,3 +1263,103 @@ fn the_data_directory_and_its_databases_are_owner_only_whatever_the_umask() {
         "guest.db, a user's db with its -wal and -shm, client-id: {checked}"
     );
 }
+
+/// C edits plan `p` while A deletes it, and C puts day `d` under it in the same offline spell:
+/// C's sync (push batches of `batch`) meets the delete, and what becomes of `d`?
+fn a_day_under_a_plan_deleted_elsewhere(server: &TestServer, batch: u32) -> (Device, Device) {
+    let account = email();
+    let a = device(server.url());
+    let c = device_with(server.url(), |config| config.sync.push_batch_size = batch);
+    a.sign_up(&account);
+    c.sign_in(&account);
+    a.put("plans", "p", json!({"name": "P"}));
+    a.sync();
+    c.sync();
+    a.delete("plans", "p");
+    a.sync();
+    c.patch("plans", "p", json!({"notes": "still planning"}));
+    c.put("plan_days", "d", json!({"planId": "p", "dayIndex": 0}));
+    let report = c.sync();
+    assert_eq!(
+        report.rejected, 0,
+        "batch {batch}: the day is no dead letter"
+    );
+    assert_eq!(report.parked.len(), 1, "batch {batch}");
+    assert!(c.t.rejected().unwrap().is_empty(), "batch {batch}");
+    assert_eq!(c.record("plan_days", "d").state, RecordState::Pending);
+    (a, c)
+}
+
+#[test]
+fn a_child_under_a_conflicted_parent_waits_for_the_resolution() {
+    let server = TestServer::start();
+    for batch in [1, 100] {
+        let (a, c) = a_day_under_a_plan_deleted_elsewhere(&server, batch);
+        assert_eq!(
+            c.sync().pushed,
+            0,
+            "batch {batch}: the day waits for its plan"
+        );
+        c.t.resolve("plans".into(), "p".into(), Resolution::KeepMine)
+            .unwrap();
+        settled_everywhere(&a, &c);
+        assert_eq!(
+            a.doc("plan_days", "d"),
+            Some(json!({"planId": "p", "dayIndex": 0})),
+            "batch {batch}: kept plan, its day follows"
+        );
+        assert!(c.t.rejected().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_child_waiting_for_a_parent_whose_delete_is_accepted_goes_with_it() {
+    let server = TestServer::start();
+    let (a, c) = a_day_under_a_plan_deleted_elsewhere(&server, 100);
+    c.t.resolve("plans".into(), "p".into(), Resolution::KeepServer)
+        .unwrap();
+    settled_everywhere(&a, &c);
+    assert_eq!(c.doc("plans", "p"), None);
+    assert_eq!(c.doc("plan_days", "d"), None, "the day went with its plan");
+    assert!(c.t.rejected().unwrap().is_empty());
+}
+
+#[test]
+fn a_grandchild_waits_with_its_parent_and_the_push_ends() {
+    let dir = TempDir::new().unwrap();
+    let schema = SCHEMA.replacen(
+        r#""plan_days": {"#,
+        r#""sets": {
+      "parent": {"collection": "plan_days", "field": "dayId"},
+      "fields": {"dayId": {"type": "string", "required": true}, "reps": {"type": "integer"}}
+    },
+    "plan_days": {"#,
+        1,
+    );
+    let schema_path = dir.path().join("schema.json");
+    std::fs::write(&schema_path, &schema).unwrap();
+    let server = TestServer::start_with(&["--schema", schema_path.to_str().unwrap()]);
+    let account = email();
+    let with_sets = |config: &mut TandemConfig| config.schema_json = schema.clone();
+    let a = device_with(server.url(), with_sets);
+    let c = device_with(server.url(), with_sets);
+    a.sign_up(&account);
+    c.sign_in(&account);
+    a.put("plans", "p", json!({"name": "P"}));
+    a.sync();
+    c.sync();
+    a.delete("plans", "p");
+    a.sync();
+    c.patch("plans", "p", json!({"notes": "still planning"}));
+    c.put("plan_days", "d", json!({"planId": "p", "dayIndex": 0}));
+    c.put("sets", "s", json!({"dayId": "d", "reps": 5}));
+    let report = c.sync();
+    assert_eq!((report.rejected, report.parked.len()), (0, 1));
+    assert_eq!(c.sync().pushed, 0, "day and set wait for the plan");
+    c.t.resolve("plans".into(), "p".into(), Resolution::KeepMine)
+        .unwrap();
+    c.sync();
+    a.sync();
+    assert_eq!(a.doc("sets", "s"), Some(json!({"dayId": "d", "reps": 5})));
+    assert_eq!(c.pending() + a.pending(), 0);
+}

@@ -4,7 +4,8 @@
 //! nothing changes, the oracle checks that:
 //! - every device of an account holds exactly what a fresh device of that account pulls;
 //! - every locally successful put or patch is reflected (the record exists) unless a later
-//!   delete of it or of its parent, or a later `KeepServer`/merged resolution, superseded it;
+//!   delete of it or of its parent (keeping a local delete in a conflict is one), or a later
+//!   `KeepServer`/merged resolution, superseded it;
 //! - nothing is left pending and no conflict is left open (the final round resolves each
 //!   conflict `KeepMine`, the user's last word);
 //! - `PRAGMA integrity_check` is `ok` in every device's database;
@@ -402,13 +403,30 @@ fn integrity(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Server flags that purge every tombstone within a second of the delete.
+pub const PURGING: [&str; 4] = [
+    "--tombstone-retention-days",
+    "0",
+    "--purge-interval-secs",
+    "1",
+];
+
+/// Whether the server of `seed`'s run purges tombstones at once.
+pub fn is_purging(seed: u64) -> bool {
+    seed % 3 == 0
+}
+
 /// Runs `ops` of `seed` and checks the oracle. `Err` says what diverged.
 pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
     let mut stats = Stats::default();
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_fa017);
+    // A third of the seeds run a server that purges every tombstone each second, so devices
+    // that were away find their cursor expired and pull everything again.
+    let purging = is_purging(seed);
+    let flags: &[&str] = if purging { &PURGING } else { &[] };
     let mut server = match &setup.db {
-        None => TestServer::start(),
-        Some(db) => TestServer::start_on(db, &[]),
+        None => TestServer::start_with(flags),
+        Some(db) => TestServer::start_on(db, flags),
     };
     let proxy = Proxy::start(server.url());
     let batch = rng.random_range(1..=4);
@@ -526,6 +544,9 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
                     }
                     if *kind != ResolveKind::KeepMine {
                         supersede.push((i, "resolve", Some((c.collection, c.id))));
+                    } else if c.local_document.is_none() {
+                        // Keeping a local delete is a delete.
+                        supersede.push((i, "delete", Some((c.collection, c.id))));
                     }
                 }
             }
@@ -563,6 +584,9 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
                 d.t.resolve(c.collection.clone(), c.id.clone(), Resolution::KeepMine)
                     .map_err(|e| format!("final resolve on device {n}: {e}"))?;
                 stats.conflicts_resolved += 1;
+                if c.local_document.is_none() {
+                    supersede.push((ops.len(), "delete", Some((c.collection, c.id))));
+                }
                 moved = true;
             }
             // A sync on a connection the restarted server closed fails like any network
@@ -607,8 +631,9 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
         let mine = snapshot(&d.t)?;
         if &mine != truth {
             return Err(format!(
-                "device {n} differs from a fresh device: {}",
-                diff(&mine, truth)
+                "device {n} differs from a fresh device{}: {}",
+                if purging { " (purging server)" } else { "" },
+                diff(&mine, truth, &d.t)
             ));
         }
         let open = d.t.conflicts().map_err(|e| e.to_string())?;
@@ -712,18 +737,40 @@ fn orphans(n: usize, snapshot: &Snapshot) -> Result<(), String> {
     Ok(())
 }
 
-fn diff(mine: &Snapshot, truth: &Snapshot) -> String {
+/// The records where `mine` and `truth` differ, each with what device `t` holds of it.
+fn diff(mine: &Snapshot, truth: &Snapshot, t: &Tandem) -> String {
     let keys: BTreeSet<_> = mine.keys().chain(truth.keys()).collect();
     let mut out = Vec::new();
     for key in keys {
-        match (mine.get(key), truth.get(key)) {
-            (Some(m), Some(t)) if m != t => out.push(format!("{key:?}: here {m}, fresh {t}")),
-            (Some(_), None) => out.push(format!("{key:?}: only here")),
-            (None, Some(_)) => out.push(format!("{key:?}: only on the fresh device")),
-            _ => {}
-        }
+        let what = match (mine.get(key), truth.get(key)) {
+            (Some(m), Some(f)) if m != f => format!("here {m}, fresh {f}"),
+            (Some(_), None) => "only here".to_string(),
+            (None, Some(_)) => "only on the fresh device".to_string(),
+            _ => continue,
+        };
+        out.push(format!(
+            "{key:?}: {what} [{}]",
+            local_account(t, &key.0, &key.1)
+        ));
     }
     out.join("; ")
+}
+
+/// The device's row and outbox entries of one record, for a failure report.
+fn local_account(t: &Tandem, collection: &str, id: &str) -> String {
+    let row = match t.get(collection.into(), id.into()) {
+        Ok(Some(r)) => format!("{:?} at version {}", r.state, r.version),
+        Ok(None) => "no live row".to_string(),
+        Err(e) => format!("get failed: {e}"),
+    };
+    let entries: Vec<String> = t
+        .outbox()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.collection == collection && e.id == id)
+        .map(|e| format!("{:?} {:?} base {:?}", e.kind, e.state, e.base_version))
+        .collect();
+    format!("{row}; outbox: [{}]", entries.join(", "))
 }
 
 /// Delta debugging: the shortest sublist of `ops` (within `budget` runs) that still fails.

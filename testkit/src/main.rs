@@ -1,14 +1,15 @@
 //! `tandem-testkit soak --minutes N [--seeds N] [--ops N] [--first S] [--postgres URL]` runs
-//! seeds until the time or the seed count is used up and prints what they covered;
+//! seeds until the time or the seed count is used up and prints what they covered (it stops at
+//! the first failure and shrinks it; `--keep-going` lists every failing seed unshrunk instead);
 //! `tandem-testkit run --seed S [--ops N] [--postgres URL]` replays one seed.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tandem_testkit::converge::{check_seed, crash_sync, Setup, Stats};
+use tandem_testkit::converge::{check_seed, crash_sync, generate, run, Setup, Stats};
 
 const USAGE: &str =
-    "usage: tandem-testkit soak --minutes N [--seeds N] [--ops N] [--first S] [--postgres URL]
+    "usage: tandem-testkit soak --minutes N [--seeds N] [--ops N] [--first S] [--postgres URL] [--keep-going]
        tandem-testkit run --seed S [--ops N] [--postgres URL]
        tandem-testkit crash-sync --dir D --url U [--batch N] [--page N]";
 
@@ -23,6 +24,7 @@ struct Args {
     url: Option<String>,
     batch: u32,
     page: u32,
+    keep_going: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -37,6 +39,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         url: None,
         batch: 200,
         page: 500,
+        keep_going: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -60,6 +63,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--url" => out.url = Some(value()?),
             "--batch" => out.batch = number(value()?)? as u32,
             "--page" => out.page = number(value()?)? as u32,
+            "--keep-going" => out.keep_going = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -136,22 +140,40 @@ fn main() -> ExitCode {
             let mut total = Stats::default();
             let mut passed = 0;
             let mut seed = args.first;
-            while Instant::now() < deadline && args.seeds.is_none_or(|n| passed < n) {
-                match check_seed(seed, args.ops, &setup(&args), 60) {
+            let mut failed = Vec::new();
+            while Instant::now() < deadline
+                && args
+                    .seeds
+                    .is_none_or(|n| passed + (failed.len() as u64) < n)
+            {
+                let outcome = if args.keep_going {
+                    run(seed, &generate(seed, args.ops), &setup(&args))
+                        .map_err(|e| format!("seed {seed} failed: {e}"))
+                } else {
+                    check_seed(seed, args.ops, &setup(&args), 60)
+                };
+                match outcome {
                     Ok(stats) => {
                         total.add(&stats);
                         passed += 1;
                     }
                     Err(e) => {
                         eprintln!("{e}");
-                        print_stats(&total, passed, started.elapsed());
-                        return ExitCode::FAILURE;
+                        failed.push(seed);
+                        if !args.keep_going {
+                            break;
+                        }
                     }
                 }
                 seed += 1;
             }
             print_stats(&total, passed, started.elapsed());
-            ExitCode::SUCCESS
+            if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                println!("seeds failed: {failed:?}");
+                ExitCode::FAILURE
+            }
         }
         "crash-sync" => {
             let (Some(dir), Some(url)) = (&args.dir, &args.url) else {

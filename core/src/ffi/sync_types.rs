@@ -201,6 +201,8 @@ pub enum OutcomeKind {
     /// A conflict left to the app.
     ConflictParked,
     Rejected,
+    /// Refused for a parent whose own change has not landed yet; sent again after it.
+    WaitsForParent,
 }
 
 /// How often a run was asked for, by reason (`local_write`, `foreground`, `connectivity`,
@@ -344,6 +346,7 @@ impl From<EngineReport> for SyncReport {
                         Outcome::ConflictSettled => (OutcomeKind::ConflictSettled, None),
                         Outcome::ConflictParked => (OutcomeKind::ConflictParked, None),
                         Outcome::Rejected(reason) => (OutcomeKind::Rejected, Some(reason)),
+                        Outcome::WaitsForParent => (OutcomeKind::WaitsForParent, None),
                     };
                     PushOutcome {
                         op_id: o.op_id,

@@ -7,7 +7,8 @@ use rusqlite::Transaction;
 use serde_json::Value;
 use tandem_protocol::{Mutation, MutationResult, MutationType, ResultStatus, Schema};
 
-use super::conflict::ConflictPolicy;
+use super::conflict::{self, ConflictPolicy};
+use super::merge::parse_object;
 use super::reconcile::{self, ServerState};
 use crate::error::{Error, Result};
 use crate::outbox::{self, OpKind, OutboxEntry};
@@ -48,6 +49,9 @@ pub enum Outcome {
     ConflictParked,
     /// Refused by the server, with its reason.
     Rejected(String),
+    /// Refused for a parent whose own change has not landed yet (its put met a conflict, or is
+    /// still to be sent): the change waits, unsent, behind it instead of becoming a dead letter.
+    WaitsForParent,
 }
 
 /// The mutation that sends `entry`.
@@ -130,6 +134,13 @@ pub fn apply_results(
                     Outcome::ConflictSettled
                 }
             }
+            ResultStatus::Rejected
+                if result.reason.as_deref() == Some("invalid_parent")
+                    && parent_unsettled(tx, schema, entry)? =>
+            {
+                outbox::send_after_the_rest(tx, &entry.collection, &entry.entity_id)?;
+                Outcome::WaitsForParent
+            }
             ResultStatus::Rejected => {
                 let reason = result.reason.as_deref().unwrap_or("rejected");
                 outbox::reject(tx, entry.seq, reason, now)?;
@@ -151,6 +162,57 @@ pub fn apply_results(
     }
     Ok(tally)
 }
+
+/// The parent (collection, id) an upsert's document names, if its collection has one.
+fn parent_named(schema: &Schema, collection: &str, doc: Option<&str>) -> Option<(String, String)> {
+    let declared = schema.collection(collection)?;
+    let parent = declared.parent.as_ref()?;
+    let doc = parse_object(doc?).ok()?;
+    let id = declared.parent_id(&doc)?;
+    Some((parent.collection.clone(), id.to_string()))
+}
+
+/// Whether the parent of `entry` has a change of its own that has not landed: unsent entries,
+/// or an open conflict the user has not settled yet.
+fn parent_unsettled(tx: &Transaction<'_>, schema: &Schema, entry: &OutboxEntry) -> Result<bool> {
+    let Some((collection, id)) = parent_named(schema, &entry.collection, entry.doc.as_deref())
+    else {
+        return Ok(false);
+    };
+    Ok(conflict::get(tx, &collection, &id)?.is_some()
+        || !outbox::unsent_for_record(tx, &collection, &id)?.is_empty())
+}
+
+/// Whether the pending `entry` waits for a conflict of one of its ancestors: until the user
+/// settles it, the server may not have that ancestor (its put met the server's delete), and the
+/// change would be refused. Keeping the ancestor sends it afterwards; taking the server's delete
+/// takes it with the ancestor.
+pub fn waits_for_ancestor(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    entry: &OutboxEntry,
+) -> Result<bool> {
+    let mut parent = parent_named(schema, &entry.collection, entry.doc.as_deref());
+    // A schema's parent links form a tree, so the walk ends; the bound guards a corrupt store.
+    for _ in 0..MAX_DEPTH {
+        let Some((collection, id)) = parent else {
+            return Ok(false);
+        };
+        if conflict::get(tx, &collection, &id)?.is_some() {
+            return Ok(true);
+        }
+        let row = records::load(tx, &collection, &id)?;
+        parent = parent_named(
+            schema,
+            &collection,
+            row.as_ref().and_then(|r| r.doc.as_deref()),
+        );
+    }
+    Ok(false)
+}
+
+/// How many ancestors up [`waits_for_ancestor`] looks.
+const MAX_DEPTH: usize = 64;
 
 fn check_answers_match(batch: &[OutboxEntry], results: &[MutationResult]) -> Result<()> {
     if batch.len() != results.len() {

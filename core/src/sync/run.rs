@@ -8,7 +8,7 @@ use std::time::Instant;
 use tandem_protocol::PullResponse;
 
 use super::api::{SyncApi, Traffic};
-use super::conflict::ConflictPolicy;
+use super::conflict::{self, ConflictPolicy};
 use super::error::SyncError;
 use super::push::PushOutcome;
 use super::{pull, push};
@@ -90,10 +90,19 @@ async fn push_all(
     settings: RunSettings,
     report: &mut SyncReport,
 ) -> Result<(), SyncError> {
+    // Changes refused for a parent that has not landed, in this run: once a batch holds only
+    // changes that already waited, nothing they wait for can land in this run.
+    let mut waited = HashSet::new();
     loop {
         let limit = settings.push_batch_size.max(1);
         let batch = blocking(engine, move |e| {
-            e.store().write(|tx| outbox::take_batch(tx, limit))
+            let schema = e.schema();
+            e.store().write(|tx| {
+                let any_conflict = conflict::count(tx)? > 0;
+                outbox::take_batch(tx, limit, |entry| {
+                    Ok(any_conflict && push::waits_for_ancestor(tx, schema, entry)?)
+                })
+            })
         })
         .await?;
         if batch.is_empty() {
@@ -123,7 +132,18 @@ async fn push_all(
         report.conflicts += tally.conflicts;
         report.rejected += tally.rejected;
         report.parked.extend(tally.parked);
+        let waits: Vec<String> = tally
+            .outcomes
+            .iter()
+            .filter(|o| o.outcome == push::Outcome::WaitsForParent)
+            .map(|o| o.op_id.clone())
+            .collect();
+        let stuck = waits.len() == tally.outcomes.len() && waits.iter().all(|w| waited.contains(w));
         report.outcomes.extend(tally.outcomes);
+        if stuck {
+            return Ok(());
+        }
+        waited.extend(waits);
     }
 }
 
