@@ -50,6 +50,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use tandem_protocol::ErrorCode;
 
 /// Longest server error description kept in an error, in characters.
 const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -181,6 +182,11 @@ impl HttpError {
         }
     }
 
+    /// [`code`](Self::code), typed.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.code().map(ErrorCode::from)
+    }
+
     /// `Retry-After` of a `Status` error, in seconds.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
@@ -193,7 +199,7 @@ impl HttpError {
 
     /// Whether this is a 401 `token_expired`, after which one refresh and retry is due.
     pub fn is_token_expired(&self) -> bool {
-        self.status() == Some(401) && self.code() == Some("token_expired")
+        self.status() == Some(401) && self.error_code() == Some(ErrorCode::TokenExpired)
     }
 }
 

@@ -27,6 +27,7 @@ use auth::{
 use http::{HttpClient, HttpConfig, HttpError};
 use serde_json::Value;
 use support::{email, TestServer};
+use tandem_protocol::clock::{Clock, SystemClock};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -55,7 +56,7 @@ fn fixture(server: &TestServer) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let namespace = secret_namespace(&installation_id());
     let store = Arc::new(MemorySecretStore::new());
-    let session = AuthSession::open(client(server), store.clone(), &namespace).unwrap();
+    let session = open_session(server, store.clone(), &namespace);
     Fixture {
         session,
         store,
@@ -81,8 +82,18 @@ impl Fixture {
     }
 
     fn reopen(&self, server: &TestServer) -> AuthSession {
-        AuthSession::open(client(server), self.store.clone(), &self.namespace).unwrap()
+        open_session(server, self.store.clone(), &self.namespace)
     }
+}
+
+/// A session judging token expiry by the server's clock: an in-process server's manual clock,
+/// which the test moves instead of sleeping, or the system's.
+fn open_session(server: &TestServer, store: Arc<dyn SecretStore>, namespace: &str) -> AuthSession {
+    let clock: Arc<dyn Clock> = match server.clock() {
+        Some(clock) => Arc::new(clock.clone()),
+        None => Arc::new(SystemClock),
+    };
+    AuthSession::open_with_clock(client(server), store, namespace, clock).unwrap()
 }
 
 /// `GET /auth/v1/user` with `token`: the user's id, or the HTTP error.
@@ -222,14 +233,17 @@ fn the_session_survives_a_restart_and_stays_in_its_namespace() {
 
 #[test]
 fn the_token_is_refreshed_before_it_expires() {
-    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
+    let server = TestServer::builder()
+        .args(&["--access-token-ttl", "2"])
+        .in_process()
+        .start();
     let f = fixture(&server);
     let user = block_on(f.session.sign_up(&email(), PASSWORD)).unwrap();
     let first = block_on(f.session.access_token()).unwrap();
     let first_refresh_token = f.stored_refresh_token();
     assert_eq!(f.session.refresh_count(), 0);
 
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance(Duration::from_millis(1100));
     let second = block_on(f.session.access_token()).unwrap();
     assert_ne!(second, first);
     assert_eq!(f.session.refresh_count(), 1);
@@ -242,7 +256,7 @@ fn the_token_is_refreshed_before_it_expires() {
 
     // A restart picks up the rotated tokens, not the spent ones.
     let restored = f.reopen(&server);
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance(Duration::from_millis(1100));
     let third = block_on(restored.access_token()).unwrap();
     assert_eq!(restored.refresh_count(), 1);
     assert_eq!(whoami(&server, &third).unwrap(), user.id);
@@ -250,11 +264,14 @@ fn the_token_is_refreshed_before_it_expires() {
 
 #[test]
 fn concurrent_callers_share_one_refresh() {
-    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
+    let server = TestServer::builder()
+        .args(&["--access-token-ttl", "2"])
+        .in_process()
+        .start();
     let f = fixture(&server);
     block_on(f.session.sign_up(&email(), PASSWORD)).unwrap();
     let before = f.stored_refresh_token();
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance(Duration::from_millis(1100));
 
     let session = Arc::new(f.session);
     let tokens: Vec<AccessToken> = block_on(async {
@@ -292,13 +309,16 @@ fn concurrent_callers_share_one_refresh() {
 
 #[test]
 fn an_expired_token_is_refreshed_once_after_a_401() {
-    let server = TestServer::start_with(&["--access-token-ttl", "1"]);
+    let server = TestServer::builder()
+        .args(&["--access-token-ttl", "1"])
+        .in_process()
+        .start();
     let f = fixture(&server);
     let user = block_on(f.session.sign_up(&email(), PASSWORD)).unwrap();
     let stale = block_on(f.session.access_token()).unwrap();
     // JWT times are whole seconds and the server allows 1 s of leeway: a 1 s token issued just
     // after a second boundary is still accepted up to 3 s later.
-    std::thread::sleep(Duration::from_millis(3200));
+    server.advance(Duration::from_millis(3200));
     let err = whoami(&server, &stale).unwrap_err();
     assert!(err.is_token_expired(), "{err}");
 
@@ -314,7 +334,10 @@ fn an_expired_token_is_refreshed_once_after_a_401() {
 
 #[test]
 fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
-    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
+    let server = TestServer::builder()
+        .args(&["--access-token-ttl", "2"])
+        .in_process()
+        .start();
     let f = fixture(&server);
     let address = email();
     let user = block_on(f.session.sign_up(&address, PASSWORD)).unwrap();
@@ -327,10 +350,10 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
     second_store
         .set(&key, &f.store.get(&key).unwrap().unwrap())
         .unwrap();
-    let second = AuthSession::open(client(&server), second_store.clone(), &f.namespace).unwrap();
+    let second = open_session(&server, second_store.clone(), &f.namespace);
     block_on(second.sign_out()).unwrap();
 
-    std::thread::sleep(Duration::from_millis(1100));
+    server.advance(Duration::from_millis(1100));
     assert_eq!(
         block_on(f.session.access_token()),
         Err(AuthError::SessionExpired)

@@ -627,12 +627,7 @@ fn guest_data_is_adopted_by_the_first_sign_in_and_accounts_never_mix() {
 
 #[test]
 fn an_expired_cursor_re_pulls_everything_and_keeps_pending_changes() {
-    let server = TestServer::start_with(&[
-        "--tombstone-retention-days",
-        "0",
-        "--purge-interval-secs",
-        "1",
-    ]);
+    let server = TestServer::builder().purging().in_process().start();
     let (a, b) = pair(&server);
     a.put("plans", "kept", json!({"name": "k"}));
     a.put("plans", "gone", json!({"name": "g"}));
@@ -640,7 +635,7 @@ fn an_expired_cursor_re_pulls_everything_and_keeps_pending_changes() {
     b.sync();
     a.delete("plans", "gone");
     a.sync();
-    std::thread::sleep(Duration::from_millis(2500)); // the tombstone is purged
+    server.advance(Duration::from_millis(2500)); // the tombstone is purged
     b.put("plans", "local", json!({"name": "pending"}));
     b.sync();
     assert!(
@@ -1185,12 +1180,7 @@ fn a_conflict_below_a_deleted_parent_goes_with_it() {
 
 #[test]
 fn a_full_re_pull_cut_off_is_finished_with_its_sweep_by_a_later_sync() {
-    let server = TestServer::start_with(&[
-        "--tombstone-retention-days",
-        "0",
-        "--purge-interval-secs",
-        "1",
-    ]);
+    let server = TestServer::builder().purging().in_process().start();
     let proxy = Proxy::start(server.url());
     let (a, _b) = pair(&server);
     let c = device(proxy.url());
@@ -1201,7 +1191,7 @@ fn a_full_re_pull_cut_off_is_finished_with_its_sweep_by_a_later_sync() {
     c.sync();
     a.delete("plans", "gone");
     a.sync();
-    std::thread::sleep(Duration::from_millis(2500)); // the tombstone is purged
+    server.advance(Duration::from_millis(2500)); // the tombstone is purged
     proxy.fail_next("/sync/v1/pull", Fault::Pass); // answers 410 cursor_expired
     proxy.fail_next("/sync/v1/pull", Fault::DropResponse); // the re-pull is cut off
     assert_eq!(sync_failure(c.try_sync()), SyncFailure::Offline);

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::codes::RejectionCode;
 use crate::schema::{Collection, FieldType};
 
 /// Largest document accepted, measured as compact JSON (the server answers `too_large` above it).
@@ -44,17 +45,24 @@ pub enum ValidationReason {
 
 impl ValidationReason {
     /// The protocol's `reason` code for a rejected mutation.
-    pub fn code(&self) -> &'static str {
+    pub fn rejection_code(&self) -> RejectionCode {
         match self {
-            Self::UnknownCollection => "unknown_entity",
-            Self::TooLarge { .. } => "too_large",
-            Self::ParentMissing { .. } => "invalid_parent",
+            Self::UnknownCollection => RejectionCode::UnknownEntity,
+            Self::TooLarge { .. } => RejectionCode::TooLarge,
+            Self::ParentMissing { .. } => RejectionCode::InvalidParent,
             Self::NotAnObject
             | Self::UnknownField
             | Self::Required
             | Self::WrongType { .. }
-            | Self::TooLong { .. } => "invalid_payload",
+            | Self::TooLong { .. } => RejectionCode::InvalidPayload,
         }
+    }
+
+    /// [`rejection_code`](Self::rejection_code) as its wire string.
+    pub fn code(&self) -> &'static str {
+        self.rejection_code()
+            .known_str()
+            .expect("every validation reason maps to a known code")
     }
 }
 

@@ -1,13 +1,17 @@
 //! Types shared by the Tandem engine and the Tandem server: the schema document, document
-//! validation and identifier rules. Pure data and logic, no I/O, so both sides judge a document
-//! exactly the same way.
+//! validation, identifier rules, the wire types and codes, and the clock both read. Pure data and
+//! logic, no I/O, so both sides judge a document exactly the same way.
 
+pub mod clock;
+mod codes;
 mod document;
 mod evolution;
 mod ids;
 mod schema;
 mod wire;
 
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use codes::{ConflictCode, ErrorCode, RejectionCode};
 pub use document::{check_size, ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
 pub use ids::{is_valid_collection_name, is_valid_field_name, is_valid_id, MAX_ID_LEN};
 pub use schema::{Collection, Field, FieldType, ParentRef, Schema, SchemaError};

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::codes::{ConflictCode, ErrorCode, RejectionCode};
+
 /// Default page size of a pull when `limit` is not given.
 pub const DEFAULT_PULL_LIMIT: u32 = 500;
 /// Largest page size of a pull; larger limits are clamped to it.
@@ -73,7 +75,7 @@ pub struct AccessClaims {
 /// Every error body: `{"error": "<code>", "error_description": "<text>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    pub error: String,
+    pub error: ErrorCode,
     pub error_description: String,
 }
 
@@ -128,18 +130,6 @@ pub enum ResultStatus {
     Rejected,
 }
 
-/// Why a mutation was answered `conflict`.
-pub mod conflict {
-    /// `upsert` with `baseVersion: null` while a live record exists.
-    pub const ALREADY_EXISTS: &str = "already_exists";
-    /// `upsert` with `baseVersion: null` while a deleted record exists.
-    pub const DELETED: &str = "deleted";
-    /// `baseVersion` is not the record's version.
-    pub const VERSION_MISMATCH: &str = "version_mismatch";
-    /// `baseVersion: n` (or a delete) for a record that does not exist.
-    pub const NOT_FOUND: &str = "not_found";
-}
-
 /// One entry of [`PushResponse::results`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,8 +139,8 @@ pub struct MutationResult {
     /// The record's version after the op (applied, duplicate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
-    /// A conflict reason (see [`conflict`]) or a rejection code (`unknown_entity`,
-    /// `invalid_payload`, `invalid_parent`, `too_large`).
+    /// A [`ConflictCode`] or a [`RejectionCode`], by `status` (see [`MutationResult::conflict_code`]
+    /// and [`MutationResult::rejection_code`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Conflicts only: the record's version, `Some(None)` (JSON null) when there is no record.
@@ -181,22 +171,46 @@ impl MutationResult {
     }
 
     /// A `rejected` result with a rejection code.
-    pub fn rejected(op_id: &str, reason: &str) -> Self {
-        Self::bare(op_id, ResultStatus::Rejected, None, Some(reason))
+    pub fn rejected(op_id: &str, reason: impl Into<RejectionCode>) -> Self {
+        Self::bare(
+            op_id,
+            ResultStatus::Rejected,
+            None,
+            Some(reason.into().as_str()),
+        )
     }
 
     /// A `conflict` result with the server's state of the record.
     pub fn conflict(
         op_id: &str,
-        reason: &str,
+        reason: impl Into<ConflictCode>,
         server_version: Option<i64>,
         server_doc: Option<Map<String, Value>>,
     ) -> Self {
         Self {
             server_version: Some(server_version),
             server_doc: Some(server_doc),
-            ..Self::bare(op_id, ResultStatus::Conflict, None, Some(reason))
+            ..Self::bare(
+                op_id,
+                ResultStatus::Conflict,
+                None,
+                Some(reason.into().as_str()),
+            )
         }
+    }
+
+    /// The reason of a `conflict` result, typed.
+    pub fn conflict_code(&self) -> Option<ConflictCode> {
+        (self.status == ResultStatus::Conflict)
+            .then(|| self.reason.as_deref().map(ConflictCode::from))
+            .flatten()
+    }
+
+    /// The reason of a `rejected` result, typed.
+    pub fn rejection_code(&self) -> Option<RejectionCode> {
+        (self.status == ResultStatus::Rejected)
+            .then(|| self.reason.as_deref().map(RejectionCode::from))
+            .flatten()
     }
 
     fn bare(op_id: &str, status: ResultStatus, version: Option<i64>, reason: Option<&str>) -> Self {
@@ -285,7 +299,7 @@ mod tests {
 
     #[test]
     fn conflict_results_carry_explicit_nulls() {
-        let r = MutationResult::conflict("o1", conflict::NOT_FOUND, None, None);
+        let r = MutationResult::conflict("o1", ConflictCode::NotFound, None, None);
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(
             v,

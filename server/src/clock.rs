@@ -1,12 +1,11 @@
 //! Time as the server stores it (unix milliseconds) and as the protocol shows it (RFC 3339 UTC).
+//! "Now" always comes from the server's [`Clock`] (`AppState::clock`): the system clock, or a
+//! [`ManualClock`] a test moves.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub use tandem_protocol::clock::Clock;
 
 /// `ms` as an RFC 3339 UTC string with millisecond precision.
 pub fn rfc3339_from_ms(ms: i64) -> String {

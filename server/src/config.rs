@@ -106,6 +106,21 @@ pub struct Config {
     /// Kill switch: sync routes answer 503 `sync_paused`; auth keeps working.
     #[arg(long, env = "TANDEM_SYNC_PAUSED")]
     pub sync_paused: bool,
+
+    /// Log lines on stderr: `text` (human-readable) or `json` (one object per line). Levels
+    /// come from `RUST_LOG` (default `info`).
+    #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 impl Default for Config {
@@ -132,6 +147,7 @@ impl Default for Config {
             tombstone_retention_days: 30,
             purge_interval_secs: 3600,
             sync_paused: false,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -3,7 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tandem_protocol::ErrorBody;
+use tandem_protocol::{ErrorBody, ErrorCode};
 
 use crate::auth::MIN_PASSWORD_CHARS;
 use crate::storage::StorageError;
@@ -12,14 +12,14 @@ use crate::storage::StorageError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub description: String,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, description: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -29,17 +29,25 @@ impl ApiError {
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            description,
+        )
     }
 
     pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidGrant,
+            description,
+        )
     }
 
     pub fn unsupported_grant_type() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
+            ErrorCode::UnsupportedGrantType,
             "grant_type must be \"password\" or \"refresh_token\"",
         )
     }
@@ -47,13 +55,17 @@ impl ApiError {
     pub fn batch_too_large(max: usize) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!("a push may carry at most {max} mutations"),
         )
     }
 
     pub fn unauthorized(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", description)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            description,
+        )
     }
 
     /// A valid token of an account that has since been deleted.
@@ -64,19 +76,19 @@ impl ApiError {
     pub fn token_expired() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "token_expired",
+            ErrorCode::TokenExpired,
             "the access token has expired",
         )
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
     }
 
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this route does not take this method",
         )
     }
@@ -84,7 +96,7 @@ impl ApiError {
     pub fn cursor_expired() -> Self {
         Self::new(
             StatusCode::GONE,
-            "cursor_expired",
+            ErrorCode::CursorExpired,
             "the cursor predates purged tombstones; pull again from null",
         )
     }
@@ -92,7 +104,7 @@ impl ApiError {
     pub fn payload_too_large(max: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the body is over {max} bytes"),
         )
     }
@@ -101,7 +113,7 @@ impl ApiError {
     pub fn body_timeout() -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "the request body took too long to arrive",
         )
     }
@@ -109,7 +121,7 @@ impl ApiError {
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the body must be application/json",
         )
     }
@@ -117,7 +129,7 @@ impl ApiError {
     pub fn user_already_exists() -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "user_already_exists",
+            ErrorCode::UserAlreadyExists,
             "an account with this email exists",
         )
     }
@@ -125,7 +137,7 @@ impl ApiError {
     pub fn weak_password() -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "weak_password",
+            ErrorCode::WeakPassword,
             format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
         )
     }
@@ -133,7 +145,7 @@ impl ApiError {
     pub fn validation_failed(description: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             description,
         )
     }
@@ -143,7 +155,7 @@ impl ApiError {
             retry_after: Some(retry_after.max(1)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many failed sign-ins for this email; try again later",
             )
         }
@@ -155,7 +167,7 @@ impl ApiError {
             retry_after: Some(retry_after.max(1)),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many sign-ups from this address; try again later",
             )
         }
@@ -167,7 +179,7 @@ impl ApiError {
             retry_after: Some(1),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "server_busy",
+                ErrorCode::ServerBusy,
                 "the server is busy; try again shortly",
             )
         }
@@ -179,7 +191,7 @@ impl ApiError {
             retry_after: Some(30),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many open event streams for this account; close one first",
             )
         }
@@ -190,18 +202,19 @@ impl ApiError {
             retry_after: Some(60),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "sync_paused",
+                ErrorCode::SyncPaused,
                 "sync is paused by the operator",
             )
         }
     }
 
-    /// The server itself failed. The cause goes to the log, not to the client.
+    /// The server itself failed. The cause goes to the log (never a secret or a document: the
+    /// causes are storage and task failures), not to the client.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
+            ErrorCode::ServerError,
             "the server failed; try again",
         )
     }
@@ -219,7 +232,7 @@ impl From<StorageError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: self.code.to_string(),
+            error: self.code.clone(),
             error_description: self.description,
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -228,6 +241,18 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
+            // The body was left unread, so the connection cannot carry another request: say so,
+            // or a client may send its next request on a connection the server is closing.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        // For the request log line.
+        response.extensions_mut().insert(self.code);
         response
     }
 }

@@ -24,6 +24,7 @@ pub async fn router(config: &Config) -> anyhow::Result<axum::Router> {
         &secret,
         ChangeHub::new(),
         CancellationToken::new(),
+        std::sync::Arc::new(crate::SystemClock),
     );
     Ok(crate::routes::router(state))
 }

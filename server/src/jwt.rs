@@ -9,6 +9,8 @@ use tandem_protocol::AccessClaims;
 use crate::error::ApiError;
 
 const AUDIENCE: &str = "authenticated";
+/// Seconds past `exp` a token is still accepted (clock skew between instances).
+const EXP_LEEWAY_SECS: i64 = 1;
 
 /// Signs and verifies access tokens with the server secret.
 pub struct JwtKeys {
@@ -29,7 +31,9 @@ impl JwtKeys {
     /// Keys for `secret`, issuing tokens valid for `ttl_secs`.
     pub fn new(secret: &[u8], ttl_secs: u64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 1;
+        // `exp` is checked below against the server's clock, not the system's.
+        validation.validate_exp = false;
+        validation.leeway = 0;
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         Self {
@@ -67,10 +71,13 @@ impl JwtKeys {
         }
     }
 
-    /// Checks signature, algorithm, audience and expiry; answers `token_expired` only for a
-    /// well-signed token whose `exp` has passed.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+    /// Checks signature, algorithm, audience and expiry at `now_secs`; answers `token_expired`
+    /// only for a well-signed token whose `exp` has passed (with one second of leeway).
+    pub fn verify(&self, token: &str, now_secs: i64) -> Result<AccessClaims, ApiError> {
         match jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation) {
+            Ok(data) if data.claims.exp.saturating_add(EXP_LEEWAY_SECS) < now_secs => {
+                Err(ApiError::token_expired())
+            }
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
                 Err(ApiError::token_expired())

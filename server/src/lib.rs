@@ -2,7 +2,8 @@
 //! on SQLite (one file, for development) or PostgreSQL (any number of stateless instances).
 //!
 //! Use it as a binary (`tandem-server`) or as a library: [`run`] starts a server from a
-//! [`Config`] and returns a [`ServerHandle`] with the address it listens on.
+//! [`Config`] and returns a [`ServerHandle`] with the address it listens on; [`run_with_clock`]
+//! does the same on a [`Clock`] of the caller's (tests pass a [`ManualClock`] and move it).
 
 mod auth;
 mod clock;
@@ -13,6 +14,7 @@ mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod jwt;
+pub mod logging;
 mod push;
 mod routes;
 mod secret;
@@ -27,7 +29,8 @@ use anyhow::Context;
 use tandem_protocol::Schema;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Config, LogFormat};
+pub use tandem_protocol::clock::{Clock, ManualClock, SystemClock};
 
 use crate::auth::attempt_limit::AttemptLimit;
 use crate::auth::passwords::HashPool;
@@ -46,6 +49,7 @@ pub struct ServerHandle {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    purger: Purger,
 }
 
 impl ServerHandle {
@@ -75,10 +79,23 @@ impl ServerHandle {
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
+
+    /// Runs one purge of old tombstones and op ids now, as the periodic purger does, against
+    /// the server's clock; returns how many tombstones went. For tests that move a
+    /// [`ManualClock`] and want the purge that time would have brought.
+    pub async fn purge_now(&self) -> anyhow::Result<u64> {
+        self.purger.run_once().await
+    }
 }
 
 /// Opens the database, loads the schema, binds `config.addr` and starts serving in the background.
 pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
+    run_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`run`], reading the time from `clock` wherever the server needs "now": token issue and
+/// expiry, the refresh-reuse grace, tombstone purges and rate-limit windows.
+pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<ServerHandle> {
     let schema_text = config.schema_text()?;
     let schema =
         Schema::from_json(&schema_text).map_err(|e| anyhow::anyhow!("invalid schema: {e}"))?;
@@ -102,8 +119,17 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         &secret,
         hub,
         shutdown.clone(),
+        clock.clone(),
     );
-    spawn_purger(storage, &config, shutdown.clone());
+    let purger = Purger {
+        storage,
+        retention_ms: i64::from(config.tombstone_retention_days) * 24 * 3600 * 1000,
+        clock,
+    };
+    purger.spawn(
+        Duration::from_secs(config.purge_interval_secs.max(1)),
+        shutdown.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -123,6 +149,7 @@ pub async fn run(config: Config) -> anyhow::Result<ServerHandle> {
         addr,
         shutdown,
         task,
+        purger,
     })
 }
 
@@ -134,6 +161,7 @@ fn app_state(
     secret: &str,
     hub: ChangeHub,
     shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
 ) -> Arc<AppState> {
     let hash_concurrency = config
         .hash_concurrency
@@ -156,29 +184,45 @@ fn app_state(
         max_batch: config.max_batch,
         sync_paused: config.sync_paused,
         shutdown,
+        clock,
     })
 }
 
-/// Purges old tombstones and op ids at start and then every `purge_interval_secs`.
-fn spawn_purger(storage: Storage, config: &Config, shutdown: CancellationToken) {
-    let retention_ms = i64::from(config.tombstone_retention_days) * 24 * 3600 * 1000;
-    let mut interval =
-        tokio::time::interval(Duration::from_secs(config.purge_interval_secs.max(1)));
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = interval.tick() => {}
+/// Purges tombstones older than the retention and op ids older than `OP_RETENTION_MS`.
+#[derive(Clone)]
+struct Purger {
+    storage: Storage,
+    retention_ms: i64,
+    clock: Arc<dyn Clock>,
+}
+
+impl Purger {
+    /// Purges at start and then every `interval`, until `shutdown`.
+    fn spawn(&self, interval: Duration, shutdown: CancellationToken) {
+        let purger = self.clone();
+        let mut interval = tokio::time::interval(interval);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = interval.tick() => {}
+                }
+                if let Err(e) = purger.run_once().await {
+                    tracing::warn!(error = %e, "purge failed; will retry");
+                }
             }
-            let now = clock::now_ms();
-            match storage
-                .purge(now - retention_ms, now - OP_RETENTION_MS)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(tombstones = n, "purged old tombstones"),
-                Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
-            }
+        });
+    }
+
+    async fn run_once(&self) -> anyhow::Result<u64> {
+        let now = self.clock.now_ms();
+        let purged = self
+            .storage
+            .purge(now - self.retention_ms, now - OP_RETENTION_MS)
+            .await?;
+        if purged > 0 {
+            tracing::info!(tombstones = purged, "purged old tombstones");
         }
-    });
+        Ok(purged)
+    }
 }

@@ -1,22 +1,15 @@
-//! `tandem-server`: parses flags, logs to stderr, prints `listening on http://HOST:PORT` on stdout
+//! `tandem-server`: parses flags, logs to stderr (text or JSON, `--log-format`), prints `listening on http://HOST:PORT` on stdout
 //! once ready, and shuts down gracefully on Ctrl-C or SIGTERM.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use clap::Parser;
 use tandem_server::Config;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let config = Config::parse();
+    tandem_server::logging::init(config.log_format);
     let handle = match tandem_server::run(config).await {
         Ok(handle) => handle,
         Err(e) => {

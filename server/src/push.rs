@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tandem_protocol::{
-    check_size, conflict, is_valid_id, Collection, Mutation, MutationResult, MutationType, Schema,
+    check_size, is_valid_id, Collection, ConflictCode, Mutation, MutationResult, MutationType,
+    RejectionCode, Schema,
 };
 
 /// A record's identity within one user: (entity, entityId).
@@ -137,7 +138,7 @@ impl Batch<'_> {
         }
         let schema = self.schema;
         let Some(collection) = schema.collection(&m.entity) else {
-            return MutationResult::rejected(&m.op_id, "unknown_entity");
+            return MutationResult::rejected(&m.op_id, RejectionCode::UnknownEntity);
         };
         let result = match m.kind {
             MutationType::Upsert => self.upsert(
@@ -172,11 +173,11 @@ impl Batch<'_> {
         // The document is serialized once, to store it, and its length checked from that text
         // (`validate_document` would serialize it a second time just to count the bytes).
         if let Err(e) = collection.validate_fields(&key.0, &doc) {
-            return MutationResult::rejected(op_id, e.reason.code());
+            return MutationResult::rejected(op_id, e.reason.rejection_code());
         }
         let text = serde_json::to_string(&doc).expect("a JSON value always serializes");
         if let Err(e) = check_size(&key.0, text.len()) {
-            return MutationResult::rejected(op_id, e.reason.code());
+            return MutationResult::rejected(op_id, e.reason.rejection_code());
         }
         let Value::Object(map) = &doc else {
             unreachable!("built as an object")
@@ -185,7 +186,7 @@ impl Batch<'_> {
             (Some(p), Some(id)) => {
                 let parent_key = (p.collection.clone(), id.to_string());
                 if !self.is_live(&parent_key) {
-                    return MutationResult::rejected(op_id, "invalid_parent");
+                    return MutationResult::rejected(op_id, RejectionCode::InvalidParent);
                 }
                 Some(parent_key)
             }
@@ -194,13 +195,13 @@ impl Batch<'_> {
         let existing = self.records.get(&key).map(|s| &s.record);
         let new_version = match (base_version, existing) {
             (None, None) => 1,
-            (None, Some(r)) if r.deleted => return conflict_with(op_id, conflict::DELETED, r),
-            (None, Some(r)) => return conflict_with(op_id, conflict::ALREADY_EXISTS, r),
+            (None, Some(r)) if r.deleted => return conflict_with(op_id, ConflictCode::Deleted, r),
+            (None, Some(r)) => return conflict_with(op_id, ConflictCode::AlreadyExists, r),
             (Some(_), None) => {
-                return MutationResult::conflict(op_id, conflict::NOT_FOUND, None, None)
+                return MutationResult::conflict(op_id, ConflictCode::NotFound, None, None)
             }
             (Some(n), Some(r)) if r.version == n => n + 1,
-            (Some(_), Some(r)) => return conflict_with(op_id, conflict::VERSION_MISMATCH, r),
+            (Some(_), Some(r)) => return conflict_with(op_id, ConflictCode::VersionMismatch, r),
         };
         let record = StoredRecord {
             key,
@@ -215,13 +216,13 @@ impl Batch<'_> {
 
     fn delete(&mut self, op_id: &str, key: RecordKey, base_version: Option<i64>) -> MutationResult {
         let Some(existing) = self.records.get(&key).map(|s| &s.record) else {
-            return MutationResult::conflict(op_id, conflict::NOT_FOUND, None, None);
+            return MutationResult::conflict(op_id, ConflictCode::NotFound, None, None);
         };
         if existing.deleted {
             return MutationResult::applied(op_id, existing.version); // deletes are idempotent
         }
         if base_version != Some(existing.version) {
-            return conflict_with(op_id, conflict::VERSION_MISMATCH, existing);
+            return conflict_with(op_id, ConflictCode::VersionMismatch, existing);
         }
         let version = self.tombstone(&key);
         self.cascade_from(key);
@@ -305,7 +306,7 @@ impl Batch<'_> {
     }
 }
 
-fn conflict_with(op_id: &str, reason: &str, record: &StoredRecord) -> MutationResult {
+fn conflict_with(op_id: &str, reason: ConflictCode, record: &StoredRecord) -> MutationResult {
     let doc = record
         .doc
         .as_deref()

@@ -16,6 +16,7 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tandem_protocol::ErrorCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -125,7 +126,7 @@ async fn refuse(mut stream: TcpStream) {
     .await;
     let answer = canned(
         503,
-        "server_busy",
+        ErrorCode::ServerBusy,
         "too many open connections; try again shortly",
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&answer)).await;
@@ -133,9 +134,9 @@ async fn refuse(mut stream: TcpStream) {
 }
 
 /// A complete HTTP/1.1 error answer with the protocol's JSON body, closing the connection.
-fn canned(status: u16, code: &str, description: &str) -> Vec<u8> {
+fn canned(status: u16, code: ErrorCode, description: &str) -> Vec<u8> {
     let body = serde_json::to_string(&tandem_protocol::ErrorBody {
-        error: code.into(),
+        error: code,
         error_description: description.into(),
     })
     .expect("an error body always serializes");
@@ -170,10 +171,14 @@ fn json_for_hyper_error(head: &[u8]) -> Option<Vec<u8>> {
     Some(match status {
         431 => canned(
             431,
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             "the request's headers are too large",
         ),
-        _ => canned(status, "invalid_request", "the HTTP request is malformed"),
+        _ => canned(
+            status,
+            ErrorCode::InvalidRequest,
+            "the HTTP request is malformed",
+        ),
     })
 }
 

@@ -3,11 +3,13 @@
 
 mod common;
 
+use tandem_testkit::on_both_backends;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{delete, op, upsert, Server, TestDb};
+use common::{delete, op, upsert, TestDb, TestServer};
 use serde_json::{json, Value};
 
 on_both_backends!(puller_never_misses_a_concurrent_change);
@@ -20,7 +22,7 @@ const MUTATIONS_PER_PUSH: usize = 20;
 type View = HashMap<(String, String), (i64, bool)>;
 
 async fn puller_never_misses_a_concurrent_change(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (token, _) = c.new_user().await;
     let done = Arc::new(AtomicBool::new(false));

@@ -3,11 +3,13 @@
 
 mod common;
 
+use tandem_testkit::on_both_backends;
+
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{delete, op, upsert, Server, TestDb, SECRET};
+use common::{delete, op, upsert, TestDb, TestServer, SECRET};
 use serde_json::{json, Value};
 
 on_both_backends!(
@@ -57,7 +59,7 @@ fn now_secs() -> i64 {
 }
 
 async fn health_and_routing(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     assert_eq!(
         c.get("/healthz", None).await.assert_ok(),
@@ -75,7 +77,7 @@ async fn health_and_routing(db: TestDb) {
 }
 
 async fn sign_up_and_sign_in(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let session = c
         .signup("Alice@Example.com", "password123")
@@ -165,7 +167,7 @@ async fn sign_up_and_sign_in(db: TestDb) {
 }
 
 async fn token_tampering(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (token, _) = c.new_user().await;
     let (other_token, _) = c.new_user().await;
@@ -262,12 +264,16 @@ async fn token_tampering(db: TestDb) {
 }
 
 async fn access_token_expiry(db: TestDb) {
-    let server = Server::start(&db, &["--access-token-ttl", "1"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--access-token-ttl", "1"])
+        .in_process()
+        .start();
     let c = server.client();
     let (token, session) = c.new_user().await;
     assert_eq!(session["expires_in"], 1);
     c.get("/auth/v1/user", Some(&token)).await.assert_ok();
-    tokio::time::sleep(Duration::from_millis(3200)).await; // past exp plus the 1 s leeway
+    server.advance(Duration::from_millis(3200)); // past exp plus the 1 s leeway
     c.get("/auth/v1/user", Some(&token))
         .await
         .assert_error(401, "token_expired");
@@ -283,7 +289,7 @@ async fn access_token_expiry(db: TestDb) {
 }
 
 async fn refresh_rotation_and_reuse(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (_, session) = c.new_user().await;
     let first = session["refresh_token"].as_str().unwrap();
@@ -315,7 +321,11 @@ async fn refresh_rotation_and_reuse(db: TestDb) {
 }
 
 async fn refresh_reuse_after_grace_revokes_the_family(db: TestDb) {
-    let server = Server::start(&db, &["--refresh-reuse-grace-secs", "1"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--refresh-reuse-grace-secs", "1"])
+        .in_process()
+        .start();
     let c = server.client();
     let (_, session) = c.new_user().await;
     let first = session["refresh_token"].as_str().unwrap();
@@ -329,7 +339,7 @@ async fn refresh_reuse_after_grace_revokes_the_family(db: TestDb) {
         .as_str()
         .unwrap()
         .to_string();
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    server.advance(Duration::from_millis(1_100));
     c.refresh(first).await.assert_error(400, "invalid_grant");
     c.refresh(&second).await.assert_error(400, "invalid_grant");
     c.refresh(&other).await.assert_ok();
@@ -339,7 +349,7 @@ async fn refresh_reuse_after_grace_revokes_the_family(db: TestDb) {
 /// client presents the old token again within the grace and must get a working session; the
 /// token of the lost answer stops working, and the family lives on.
 async fn refresh_retry_after_a_lost_answer_gets_a_session(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (_, session) = c.new_user().await;
     let first = session["refresh_token"].as_str().unwrap();
@@ -373,7 +383,7 @@ async fn refresh_retry_after_a_lost_answer_gets_a_session(db: TestDb) {
 }
 
 async fn logout_revokes_refresh_tokens(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (token, session) = c.new_user().await;
     let reply = c
@@ -390,7 +400,7 @@ async fn logout_revokes_refresh_tokens(db: TestDb) {
 }
 
 async fn failed_sign_ins_are_rate_limited(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     c.signup("victim@example.com", "password123")
         .await
@@ -418,7 +428,7 @@ async fn failed_sign_ins_are_rate_limited(db: TestDb) {
 }
 
 async fn versions_and_conflicts(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let r = c
@@ -550,7 +560,7 @@ async fn versions_and_conflicts(db: TestDb) {
 }
 
 async fn idempotent_replay(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let batch = vec![
@@ -634,7 +644,7 @@ async fn idempotent_replay(db: TestDb) {
 }
 
 async fn schema_validation(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let big = "x".repeat(300 * 1024);
@@ -769,7 +779,7 @@ async fn schema_validation(db: TestDb) {
 }
 
 async fn deletes_cascade(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let r = c
@@ -852,7 +862,7 @@ async fn deletes_cascade(db: TestDb) {
 }
 
 async fn cross_tenant_isolation(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (alice, _) = c.new_user().await;
     let (bob, _) = c.new_user().await;
@@ -907,7 +917,7 @@ async fn cross_tenant_isolation(db: TestDb) {
 }
 
 async fn pagination_and_cursors(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let creates = (0..25)
@@ -1039,7 +1049,7 @@ async fn pagination_and_cursors(db: TestDb) {
 }
 
 async fn malformed_input_answers_4xx(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let good = upsert("m0", "plans", "p", None, json!({"name": "A"}));
@@ -1152,7 +1162,10 @@ async fn malformed_input_answers_4xx(db: TestDb) {
 }
 
 async fn body_and_batch_limits(db: TestDb) {
-    let server = Server::start(&db, &["--max-body-bytes", "20000", "--max-batch", "10"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--max-body-bytes", "20000", "--max-batch", "10"])
+        .start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let many = (0..11)
@@ -1186,6 +1199,7 @@ async fn body_and_batch_limits(db: TestDb) {
         }));
     if let Ok(response) = request.send().await {
         assert_eq!(response.status().as_u16(), 413);
+        assert_closes(&response);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "payload_too_large");
     }
@@ -1204,6 +1218,7 @@ async fn body_and_batch_limits(db: TestDb) {
     // see the connection drop before it has sent everything; if it sees an answer, it is 413.
     if let Ok(response) = request.send().await {
         assert_eq!(response.status().as_u16(), 413);
+        assert_closes(&response);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "payload_too_large");
     }
@@ -1221,8 +1236,18 @@ async fn body_and_batch_limits(db: TestDb) {
     assert_eq!(c.push_ok(&t, ten).await.len(), 10);
 }
 
+/// The answer says `Connection: close`: the body was left unread, so the connection must not
+/// carry another request.
+fn assert_closes(response: &reqwest::Response) {
+    let connection = response
+        .headers()
+        .get("connection")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(connection, Some("close"), "{:?}", response.headers());
+}
+
 async fn sse_pokes(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (alice, _) = c.new_user().await;
     let (bob, _) = c.new_user().await;
@@ -1279,7 +1304,10 @@ async fn sse_pokes(db: TestDb) {
 }
 
 async fn kill_switch(db: TestDb) {
-    let server = Server::start(&db, &["--sync-paused"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--sync-paused"])
+        .start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     let paused = c.push(&t, vec![]).await;
@@ -1295,14 +1323,13 @@ async fn kill_switch(db: TestDb) {
     c.get("/healthz", None).await.assert_ok();
     drop(server);
     // The environment variable works too.
-    let server = Server::start_with_env(
-        &db,
-        &[],
-        &[
+    let server = TestServer::builder()
+        .db(&db)
+        .env(&[
             ("TANDEM_JWT_SECRET", SECRET),
             ("TANDEM_SYNC_PAUSED", "true"),
-        ],
-    );
+        ])
+        .start();
     server
         .client()
         .pull(&t, None, None)
@@ -1317,7 +1344,7 @@ async fn data_survives_restart(db: TestDb) {
         common::Backend::Sqlite => &[],
         common::Backend::Postgres => &[("TANDEM_JWT_SECRET", SECRET)],
     };
-    let server = Server::start_with_env(&db, &[], env);
+    let server = TestServer::builder().db(&db).env(env).start();
     let c = server.client();
     let (t, session) = c.new_user().await;
     c.push_ok(
@@ -1326,8 +1353,8 @@ async fn data_survives_restart(db: TestDb) {
     )
     .await;
     let (_, cursor) = c.pull_all(&t, None).await;
-    server.stop();
-    let server = Server::start_with_env(&db, &[], env);
+    server.shutdown();
+    let server = TestServer::builder().db(&db).env(env).start();
     let c = server.client();
     c.get("/auth/v1/user", Some(&t)).await.assert_ok();
     c.sign_in(session["user"]["email"].as_str().unwrap(), "password123")
@@ -1352,7 +1379,7 @@ async fn data_survives_restart(db: TestDb) {
 }
 
 async fn purged_tombstones_expire_cursors(db: TestDb) {
-    let server = Server::start_purging(&db);
+    let server = TestServer::builder().db(&db).purging().in_process().start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     c.push_ok(
@@ -1368,7 +1395,7 @@ async fn purged_tombstones_expire_cursors(db: TestDb) {
         .await;
     let mut expired = false;
     for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.advance(Duration::from_millis(200));
         let reply = c.pull(&t, Some(&before), None).await;
         if reply.status.as_u16() == 410 {
             reply.assert_error(410, "cursor_expired");
@@ -1391,7 +1418,7 @@ async fn purged_tombstones_expire_cursors(db: TestDb) {
 /// issued never expires it, so a full pull from `null` after a purge always completes, even
 /// though its first pages end below the purged sequence.
 async fn full_pulls_complete_after_a_purge(db: TestDb) {
-    let server = Server::start_purging(&db);
+    let server = TestServer::builder().db(&db).purging().in_process().start();
     let c = server.client();
     let (t, session) = c.new_user().await;
     let user_id = session["user"]["id"].as_str().unwrap().to_string();
@@ -1431,7 +1458,7 @@ async fn full_pulls_complete_after_a_purge(db: TestDb) {
             .collect(),
     )
     .await;
-    wait_until_expired(&c, &t, &before).await;
+    wait_until_expired(&server, &c, &t, &before).await;
     // Cursors from before the purge, with purged deletions after them: 410, old format included.
     c.pull(&t, Some(&before_mid), Some(3))
         .await
@@ -1453,7 +1480,7 @@ async fn full_pulls_complete_after_a_purge(db: TestDb) {
     assert_eq!(ids_of(&pages), live);
     let mid = pages[0]["cursor"].as_str().unwrap().to_string();
     // Later purges that take nothing keep both working.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.advance(Duration::from_millis(2500));
     assert_eq!(ids_of(&c.pull_pages(&t, Some(&mid), 2).await.0), live[2..]);
     assert_eq!(
         c.pull(&t, Some(&after), None).await.assert_ok()["changes"],
@@ -1462,7 +1489,7 @@ async fn full_pulls_complete_after_a_purge(db: TestDb) {
 
     // A later purge of a tombstone the cursor's holder already pulled keeps the cursor working.
     let caught_up = pull_a_tombstone_before_its_purge(&c, &t, &after, "p11").await;
-    wait_until_expired(&c, &t, &after).await;
+    wait_until_expired(&server, &c, &t, &after).await;
     assert_eq!(
         c.pull(&t, Some(&caught_up), None).await.assert_ok()["changes"],
         json!([])
@@ -1520,15 +1547,15 @@ async fn pull_a_tombstone_before_its_purge(
     panic!("the purger took the tombstone before every pull");
 }
 
-/// Waits until `cursor` answers 410 (a purge past it has run).
-async fn wait_until_expired(c: &common::Client, t: &str, cursor: &str) {
+/// Moves the clock until `cursor` answers 410 (a purge past it has run).
+async fn wait_until_expired(server: &TestServer, c: &common::Client, t: &str, cursor: &str) {
     for _ in 0..50 {
         let reply = c.pull(t, Some(cursor), None).await;
         if reply.status.as_u16() == 410 {
             return reply.assert_error(410, "cursor_expired");
         }
         reply.assert_ok();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.advance(Duration::from_millis(200));
     }
     panic!("the cursor never expired");
 }

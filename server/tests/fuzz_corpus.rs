@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Backend, Server, TestDb};
+use common::{Backend, TestDb, TestServer};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,7 +30,7 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_fuzz_corpus_replays_without_a_500() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (token, _) = c.new_user().await;
     for (target, path) in [
@@ -52,5 +52,5 @@ async fn server_fuzz_corpus_replays_without_a_500() {
             }
         }
     }
-    server.stop();
+    server.shutdown();
 }

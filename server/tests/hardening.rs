@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{op, upsert, Server, TestDb, SECRET};
+use tandem_testkit::on_both_backends;
+
+use common::{op, upsert, TestDb, TestServer, SECRET};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,7 +26,7 @@ on_both_backends!(
 );
 
 async fn parallel_guesses_cannot_outrun_the_sign_in_limit(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     c.signup("target@example.com", "password123")
         .await
@@ -66,7 +68,7 @@ async fn parallel_guesses_cannot_outrun_the_sign_in_limit(db: TestDb) {
 }
 
 async fn oversized_emails_are_refused_before_they_are_remembered(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let long = format!("{}@example.com", "a".repeat(300));
     c.signup(&long, "password123")
@@ -105,7 +107,7 @@ fn token_of_a_missing_account() -> String {
 }
 
 async fn the_event_stream_refuses_a_token_of_a_missing_account(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let token = token_of_a_missing_account();
     c.get("/sync/v1/events", Some(&token))
@@ -118,7 +120,10 @@ async fn the_event_stream_refuses_a_token_of_a_missing_account(db: TestDb) {
 }
 
 async fn event_streams_are_capped_per_user(db: TestDb) {
-    let server = Server::start(&db, &["--max-event-streams-per-user", "2"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--max-event-streams-per-user", "2"])
+        .start();
     let c = server.client();
     let (alice, _) = c.new_user().await;
     let (bob, _) = c.new_user().await;
@@ -158,12 +163,8 @@ async fn event_streams_are_capped_per_user(db: TestDb) {
     drop(second);
 }
 
-fn addr(server: &Server) -> String {
-    server
-        .client()
-        .base
-        .trim_start_matches("http://")
-        .to_string()
+fn addr(server: &TestServer) -> String {
+    server.url().trim_start_matches("http://").to_string()
 }
 
 /// Reads until the server closes the connection (or `limit` passes): what it sent.
@@ -181,7 +182,10 @@ fn json_body(answer: &str) -> Value {
 }
 
 async fn a_half_sent_request_head_is_cut_off(db: TestDb) {
-    let server = Server::start(&db, &["--header-read-timeout-secs", "1"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--header-read-timeout-secs", "1"])
+        .start();
     let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
     stream.write_all(b"GET /heal").await.unwrap();
     let started = Instant::now();
@@ -202,10 +206,10 @@ async fn a_half_sent_request_head_is_cut_off(db: TestDb) {
 }
 
 async fn connections_over_the_cap_get_json_503_and_healthz_recovers(db: TestDb) {
-    let server = Server::start(
-        &db,
-        &["--max-connections", "3", "--header-read-timeout-secs", "1"],
-    );
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--max-connections", "3", "--header-read-timeout-secs", "1"])
+        .start();
     let mut silent = Vec::new();
     for _ in 0..3 {
         silent.push(TcpStream::connect(addr(&server)).await.unwrap());
@@ -230,7 +234,10 @@ async fn connections_over_the_cap_get_json_503_and_healthz_recovers(db: TestDb) 
 }
 
 async fn a_slow_body_gets_json_408(db: TestDb) {
-    let server = Server::start(&db, &["--body-read-timeout-secs", "1"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--body-read-timeout-secs", "1"])
+        .start();
     let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
     stream
         .write_all(
@@ -243,11 +250,17 @@ async fn a_slow_body_gets_json_408(db: TestDb) {
         .await
         .expect("the server answers and closes");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
     assert_eq!(json_body(&answer)["error"], "request_timeout");
 }
 
 async fn errors_hyper_answers_itself_are_json(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let big = "x".repeat(32 * 1024);
     c.send(c.http.get(c.url("/healthz")).header("x-big", big))
@@ -266,7 +279,7 @@ async fn errors_hyper_answers_itself_are_json(db: TestDb) {
 }
 
 async fn nul_and_control_characters_are_bad_input_on_every_backend(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     c.sign_in("a\u{0}@b.c", "password123")
         .await
@@ -316,7 +329,10 @@ async fn nul_and_control_characters_are_bad_input_on_every_backend(db: TestDb) {
 }
 
 async fn sign_ups_are_limited_per_client_address(db: TestDb) {
-    let server = Server::start(&db, &["--sign-ups-per-hour", "3"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--sign-ups-per-hour", "3"])
+        .start();
     let c = server.client();
     for i in 0..3 {
         c.signup(&format!("u{i}@example.com"), "password123")
@@ -328,15 +344,15 @@ async fn sign_ups_are_limited_per_client_address(db: TestDb) {
     assert!(limited.headers.contains_key("retry-after"));
     // Behind a proxy that names the client, each address has its own limit, and a client
     // cannot pick its address by sending the header itself: the proxy's value comes last.
-    let behind = Server::start(
-        &db,
-        &[
+    let behind = TestServer::builder()
+        .db(&db)
+        .args(&[
             "--sign-ups-per-hour",
             "1",
             "--client-ip-header",
             "x-forwarded-for",
-        ],
-    );
+        ])
+        .start();
     let c = behind.client();
     let signup = |email: &str, forwarded: &str| {
         c.send(
@@ -357,7 +373,10 @@ async fn sign_ups_are_limited_per_client_address(db: TestDb) {
 }
 
 async fn password_hashing_is_capped_and_sheds_load_with_503(db: TestDb) {
-    let server = Server::start(&db, &["--hash-concurrency", "1"]);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--hash-concurrency", "1"])
+        .start();
     let c = server.client();
     // 60 sign-ins of unknown emails at once: one hash at a time, 17 in flight at most; the
     // rest are told the server is busy, none fails.
@@ -422,9 +441,9 @@ fn secrets_in_database(db: &TestDb) -> i64 {
 async fn a_generated_secret_lives_owner_only_beside_the_database_not_in_it() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new(common::Backend::Sqlite).await.unwrap();
-    let server = Server::start_with_env(&db, &[], &[]);
+    let server = TestServer::builder().db(&db).env(&[]).start();
     let (token, _) = server.client().new_user().await;
-    server.stop();
+    server.shutdown();
     let file = std::path::PathBuf::from(format!("{}.jwt-secret", sqlite_path(&db).display()));
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -442,13 +461,13 @@ async fn a_generated_secret_lives_owner_only_beside_the_database_not_in_it() {
     .unwrap();
     drop(conn);
     std::fs::remove_file(&file).unwrap();
-    let server = Server::start_with_env(&db, &[], &[]);
+    let server = TestServer::builder().db(&db).env(&[]).start();
     server
         .client()
         .get("/auth/v1/user", Some(&token))
         .await
         .assert_error(401, "unauthorized");
-    server.stop();
+    server.shutdown();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), SECRET);
     assert_eq!(secrets_in_database(&db), 0, "moved, not copied");
 }
@@ -473,10 +492,10 @@ async fn off_loopback_or_on_postgresql_the_secret_is_required() {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let server = Server::start_with_env(
-        &db,
-        &["--jwt-secret-file", secret_file.to_str().unwrap()],
-        &[],
-    );
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--jwt-secret-file", secret_file.to_str().unwrap()])
+        .env(&[])
+        .start();
     server.client().new_user().await;
 }

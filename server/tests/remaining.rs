@@ -5,15 +5,17 @@
 
 mod common;
 
+use tandem_testkit::on_both_backends;
+
 use std::time::Duration;
 
-use common::{delete, op, upsert, Backend, Server, TestDb};
+use common::{delete, op, upsert, Backend, TestDb, TestServer};
 use serde_json::json;
 
 on_both_backends!(remaining_is_exact_across_blocks);
 
 async fn remaining_is_exact_across_blocks(db: TestDb) {
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
     write_history(&c, &t).await;
@@ -22,22 +24,23 @@ async fn remaining_is_exact_across_blocks(db: TestDb) {
     write_creates(&c, &t, 2500..4000).await;
     assert_remaining_exact(&c, &t, None, 4021).await;
     assert_remaining_exact(&c, &t, Some(&after_deletes), 1500).await;
-    server.stop();
+    server.shutdown();
 
     // Retention 0: every tombstone (100 deletes, 21 cascaded) is purged within a second or two,
     // all at once. Cursors from before the tombstones then answer 410; full pulls from null
     // started after the purge page through to the end (their early cursors lie below the purged
     // sequence but were issued after the purge), as do pulls from a cursor after the tombstones.
-    let purging = Server::start_purging(&db);
+    let purging = TestServer::builder().db(&db).purging().in_process().start();
     let c = purging.client();
+    purging.advance(Duration::from_secs(1));
     wait_for_purge(&c, &t, first_page["cursor"].as_str().unwrap()).await;
     assert_remaining_exact(&c, &t, None, 3900).await;
     assert_remaining_exact(&c, &t, Some(&after_deletes), 1500).await;
-    purging.stop();
+    purging.shutdown();
 
     // A database from before `seq_blocks`: the server rebuilds the counts when it starts.
     drop_seq_blocks(&db).await;
-    let server = Server::start(&db, &[]);
+    let server = TestServer::builder().db(&db).start();
     let c = server.client();
     assert_first_pages_exact(&c, &t, 3900).await;
     assert_remaining_exact(&c, &t, Some(&after_deletes), 1500).await;

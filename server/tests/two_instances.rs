@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{op, upsert, Backend, Server, TestDb};
+use common::{op, upsert, Backend, TestDb, TestServer};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,8 +13,8 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
         return;
     };
     // Instances of one deployment share the secret (PostgreSQL requires one).
-    let a = Server::start(&db, &[]);
-    let b = Server::start(&db, &[]);
+    let a = TestServer::builder().db(&db).start();
+    let b = TestServer::builder().db(&db).start();
     let (ca, cb) = (a.client(), b.client());
     let (token, session) = ca.new_user().await;
     cb.get("/auth/v1/user", Some(&token)).await.assert_ok();

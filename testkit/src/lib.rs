@@ -1,6 +1,19 @@
-//! Test kit for Tandem: the real-server harness ([`server`]), the fault proxy ([`proxy`]) and
-//! randomized multi-device convergence runs with an oracle and a shrinker ([`converge`]).
+//! Test kit for Tandem, the one harness of the Rust test suites (a dev-dependency):
+//! - [`server`]: [`TestServer::builder`](server::TestServer::builder) starts the real server binary
+//!   or an in-process server on a [`ManualClock`] the test moves;
+//! - [`db`]: fresh SQLite and PostgreSQL databases and [`on_both_backends!`];
+//! - [`protocol`]: a thin client of the sync protocol for the server suites;
+//! - [`fixtures`]: the one test schema (`schemas/test.json`) and fresh emails;
+//! - [`proxy`]: the fault-injecting proxy;
+//! - [`converge`]: randomized multi-device convergence runs with an oracle and a shrinker.
 
 pub mod converge;
+pub mod db;
+pub mod fixtures;
+pub mod protocol;
 pub mod proxy;
 pub mod server;
+
+pub use fixtures::TEST_SCHEMA;
+pub use server::{TestServer, TestServerBuilder};
+pub use tandem_server::ManualClock;

@@ -3,6 +3,7 @@
 
 use crate::auth::secret_store::SecretStoreError;
 use crate::http::HttpError;
+use tandem_protocol::ErrorCode;
 
 /// Why an auth operation failed. Messages never contain a token or a password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,22 +56,33 @@ impl From<SecretStoreError> for AuthError {
     }
 }
 
-/// Codes meaning "wrong email or password": ours, and GoTrue's newer one.
-const INVALID_CREDENTIALS: &[&str] = &["invalid_grant", "invalid_credentials"];
-/// Codes meaning "this email has an account".
-const USER_EXISTS: &[&str] = &["user_already_exists", "email_exists", "phone_exists"];
-/// Codes meaning "bad email address".
-const INVALID_EMAIL: &[&str] = &[
-    "validation_failed",
-    "email_address_invalid",
-    "invalid_email",
+// Our protocol's codes are `ErrorCode`s; GoTrue (Supabase Auth) answers with codes of its own,
+// which arrive as `ErrorCode::Other` and are listed here by meaning.
+
+/// GoTrue's code for "wrong email or password" (ours: `invalid_grant`).
+const GOTRUE_INVALID_CREDENTIALS: &[&str] = &["invalid_credentials"];
+/// GoTrue's codes for "this email has an account" (ours: `user_already_exists`).
+const GOTRUE_USER_EXISTS: &[&str] = &["email_exists", "phone_exists"];
+/// GoTrue's codes for "bad email address" (ours: `validation_failed`).
+const GOTRUE_INVALID_EMAIL: &[&str] = &["email_address_invalid", "invalid_email"];
+/// GoTrue's codes of rate limiting (ours: `rate_limited`; any 429 counts too).
+const GOTRUE_RATE_LIMITED: &[&str] = &["over_request_rate_limit", "over_email_send_rate_limit"];
+/// GoTrue's codes for a dead refresh token (ours: `invalid_grant`).
+const GOTRUE_DEAD_REFRESH_TOKEN: &[&str] = &[
+    "refresh_token_not_found",
+    "refresh_token_already_used",
+    "session_not_found",
+    "session_expired",
 ];
-/// Codes of rate limiting (any 429 counts too).
-const RATE_LIMITED: &[&str] = &[
-    "rate_limited",
-    "over_request_rate_limit",
-    "over_email_send_rate_limit",
-];
+
+/// Whether `code` is `ours`, or one of GoTrue's codes of the same meaning.
+fn means(code: Option<&ErrorCode>, ours: ErrorCode, gotrue: &[&str]) -> bool {
+    match code {
+        Some(ErrorCode::Other(text)) => gotrue.contains(&text.as_str()),
+        Some(code) => *code == ours,
+        None => false,
+    }
+}
 
 impl AuthError {
     /// Maps a failure of a sign-up or password sign-in.
@@ -94,20 +106,21 @@ impl AuthError {
         description: Option<String>,
         retry_after_secs: Option<u64>,
     ) -> Self {
-        let is = |codes: &[&str]| code.is_some_and(|c| codes.contains(&c));
+        let typed = code.map(ErrorCode::from);
+        let is = |ours: ErrorCode, gotrue: &[&str]| means(typed.as_ref(), ours, gotrue);
         let text = description.clone().unwrap_or_default();
-        if status == 429 || is(RATE_LIMITED) {
+        if status == 429 || is(ErrorCode::RateLimited, GOTRUE_RATE_LIMITED) {
             Self::RateLimited { retry_after_secs }
-        } else if is(INVALID_CREDENTIALS) {
+        } else if is(ErrorCode::InvalidGrant, GOTRUE_INVALID_CREDENTIALS) {
             Self::InvalidCredentials
-        } else if is(USER_EXISTS)
+        } else if is(ErrorCode::UserAlreadyExists, GOTRUE_USER_EXISTS)
             || (status == 422 && text.to_lowercase().contains("already registered"))
         {
             // Older GoTrue answers 422 "User already registered" without a code.
             Self::UserExists
-        } else if is(&["weak_password"]) {
+        } else if is(ErrorCode::WeakPassword, &[]) {
             Self::WeakPassword(text)
-        } else if is(INVALID_EMAIL) {
+        } else if is(ErrorCode::ValidationFailed, GOTRUE_INVALID_EMAIL) {
             Self::InvalidEmail(text)
         } else {
             let message = match (code, description) {
@@ -123,14 +136,17 @@ impl AuthError {
     /// Whether a refresh failure means the refresh token is dead (unknown, revoked, reused), as
     /// opposed to a failure worth retrying.
     pub(crate) fn refresh_token_refused(e: &HttpError) -> bool {
-        const DEAD: &[&str] = &[
-            "invalid_grant",
-            "refresh_token_not_found",
-            "refresh_token_already_used",
-            "session_not_found",
-            "session_expired",
-        ];
-        matches!(e, HttpError::Status { status: 400 | 401 | 403 | 404, code: Some(code), .. } if DEAD.contains(&code.as_str()))
+        matches!(
+            e,
+            HttpError::Status {
+                status: 400 | 401 | 403 | 404,
+                ..
+            }
+        ) && means(
+            e.error_code().as_ref(),
+            ErrorCode::InvalidGrant,
+            GOTRUE_DEAD_REFRESH_TOKEN,
+        )
     }
 }
 

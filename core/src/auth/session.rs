@@ -12,13 +12,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use tandem_protocol::clock::{Clock, SystemClock};
 use tandem_protocol::User;
 
 use crate::auth::client::AuthClient;
 use crate::auth::error::AuthError;
 use crate::auth::lock;
 use crate::auth::secret_store::SecretStore;
-use crate::auth::tokens::{unix_now, AccessToken, SignedInSession, StoredSession, Tokens};
+use crate::auth::tokens::{AccessToken, SignedInSession, StoredSession, Tokens};
 use crate::http::HttpClient;
 
 /// Who is signed in.
@@ -102,6 +103,8 @@ pub(crate) struct AuthSession {
     /// The state last delivered to observers; held while delivering, so they see changes in order.
     delivered: Mutex<AuthState>,
     refreshes: AtomicU64,
+    /// Where "now" comes from when judging token expiry.
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for AuthSession {
@@ -121,6 +124,17 @@ impl AuthSession {
         http: HttpClient,
         store: Arc<dyn SecretStore>,
         namespace: &str,
+    ) -> Result<Self, AuthError> {
+        Self::open_with_clock(http, store, namespace, Arc::new(SystemClock))
+    }
+
+    /// [`open`](Self::open), judging token expiry by `clock` (tests share a manual clock with
+    /// their server and move it instead of waiting for tokens to expire).
+    pub fn open_with_clock(
+        http: HttpClient,
+        store: Arc<dyn SecretStore>,
+        namespace: &str,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         let key = format!("{namespace}/session");
         let current = match store.get(&key)?.as_deref().and_then(StoredSession::decode) {
@@ -144,6 +158,7 @@ impl AuthSession {
             registry: Arc::new(Registry::default()),
             delivered: Mutex::new(state),
             refreshes: AtomicU64::new(0),
+            clock,
         })
     }
 
@@ -208,7 +223,7 @@ impl AuthSession {
     /// (offline, server error) while the token has not expired yet, the token is returned.
     pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
         let tokens = lock(&self.current).tokens()?.clone();
-        if !tokens.needs_refresh(unix_now()) {
+        if !tokens.needs_refresh(self.clock.now_secs()) {
             return Ok(tokens.access_token);
         }
         self.refresh(&tokens.access_token, false).await
@@ -228,7 +243,8 @@ impl AuthSession {
     async fn refresh(&self, seen: &AccessToken, forced: bool) -> Result<AccessToken, AuthError> {
         let _gate = self.gate.lock().await;
         let tokens = lock(&self.current).tokens()?.clone();
-        if tokens.access_token != *seen || (!forced && !tokens.needs_refresh(unix_now())) {
+        if tokens.access_token != *seen || (!forced && !tokens.needs_refresh(self.clock.now_secs()))
+        {
             return Ok(tokens.access_token);
         }
         match self.client.refresh(&tokens.refresh_token).await {
@@ -241,7 +257,7 @@ impl AuthSession {
                 self.expire();
                 Err(AuthError::SessionExpired)
             }
-            Err(_) if !forced && !tokens.expired(unix_now()) => Ok(tokens.access_token),
+            Err(_) if !forced && !tokens.expired(self.clock.now_secs()) => Ok(tokens.access_token),
             Err(e) => Err(AuthError::from_http(e)),
         }
     }
@@ -284,7 +300,7 @@ impl AuthSession {
         let Ok(mut tokens) = lock(&self.current).tokens().cloned() else {
             return;
         };
-        if tokens.expired(unix_now()) {
+        if tokens.expired(self.clock.now_secs()) {
             match self.client.refresh(&tokens.refresh_token).await {
                 Ok(Ok(session)) => tokens = session.tokens,
                 _ => return, // a refused refresh token is revoked already; offline, nothing to do

@@ -4,6 +4,7 @@
 use crate::auth::AuthError;
 use crate::error::Error;
 use crate::http::HttpError;
+use tandem_protocol::ErrorCode;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
@@ -64,8 +65,8 @@ impl From<HttpError> for SyncError {
         if e.is_offline() {
             return Self::Offline(e.to_string());
         }
-        match (e.status(), e.code()) {
-            (Some(503), Some("sync_paused")) => Self::Paused {
+        match (e.status(), e.error_code()) {
+            (Some(503), Some(ErrorCode::SyncPaused)) => Self::Paused {
                 retry_after_secs: e.retry_after_secs(),
             },
             (Some(429), _) => Self::RateLimited {

@@ -3,11 +3,12 @@
 //! client address. Counting before the slow hash is what makes the limit hold under parallel
 //! guesses: the 6th of 40 concurrent attempts is refused before any of the first five has been
 //! verified. Kept in memory, per server instance, with a fixed ceiling on the number of keys it
-//! remembers, so a spray of made-up emails cannot grow the server's memory.
+//! remembers, so a spray of made-up emails cannot grow the server's memory. Times are unix
+//! milliseconds from the server's clock.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Keys remembered at most; with emails capped at `MAX_EMAIL_LEN`, about 4 MiB.
 const MAX_TRACKED_EMAILS: usize = 10_000;
@@ -15,9 +16,9 @@ const MAX_TRACKED_EMAILS: usize = 10_000;
 /// Attempts per key within a sliding window.
 pub struct AttemptLimit {
     max_attempts: usize,
-    window: Duration,
+    window_ms: i64,
     max_tracked: usize,
-    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, VecDeque<i64>>>,
 }
 
 impl AttemptLimit {
@@ -34,7 +35,7 @@ impl AttemptLimit {
     pub fn new(max_attempts: usize, window: Duration, max_tracked: usize) -> Self {
         Self {
             max_attempts,
-            window,
+            window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
             max_tracked,
             attempts: Mutex::new(HashMap::new()),
         }
@@ -42,13 +43,16 @@ impl AttemptLimit {
 
     /// Counts an attempt for `email` (or another key) before its password is checked.
     /// `Err(seconds to wait)` when it has used up its attempts; the attempt is then not counted.
-    pub fn reserve(&self, email: &str, now: Instant) -> Result<(), u64> {
+    pub fn reserve(&self, email: &str, now: i64) -> Result<(), u64> {
         let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(times) = attempts.get_mut(email) {
             self.forget_old(times, now);
             if times.len() >= self.max_attempts {
-                let wait = (times[0] + self.window).saturating_duration_since(now);
-                return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+                let wait_ms = times[0].saturating_add(self.window_ms).saturating_sub(now);
+                return Err(u64::try_from(wait_ms.max(0))
+                    .unwrap_or(0)
+                    .div_ceil(1000)
+                    .max(1));
             }
             times.push_back(now);
             return Ok(());
@@ -79,11 +83,11 @@ impl AttemptLimit {
 
     /// Drops every email whose attempts have all left the window; when none has, the one whose
     /// latest attempt is oldest, so the map never grows past `max_tracked`.
-    fn make_room(&self, attempts: &mut HashMap<String, VecDeque<Instant>>, now: Instant) {
+    fn make_room(&self, attempts: &mut HashMap<String, VecDeque<i64>>, now: i64) {
         attempts.retain(|_, times| {
             times
                 .back()
-                .is_some_and(|t| now.duration_since(*t) < self.window)
+                .is_some_and(|t| now.saturating_sub(*t) < self.window_ms)
         });
         if attempts.len() < self.max_tracked {
             return;
@@ -97,10 +101,10 @@ impl AttemptLimit {
         }
     }
 
-    fn forget_old(&self, times: &mut VecDeque<Instant>, now: Instant) {
+    fn forget_old(&self, times: &mut VecDeque<i64>, now: i64) {
         while times
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
+            .is_some_and(|t| now.saturating_sub(*t) >= self.window_ms)
         {
             times.pop_front();
         }
@@ -114,19 +118,19 @@ mod tests {
     #[test]
     fn refuses_after_max_attempts_until_the_window_passes() {
         let limit = AttemptLimit::new(5, Duration::from_secs(60), 100);
-        let t0 = Instant::now();
+        let t0 = 1_700_000_000_000_i64;
         for i in 0..5 {
-            assert!(limit.reserve("a@b", t0 + Duration::from_secs(i)).is_ok());
+            assert!(limit.reserve("a@b", t0 + i * 1000).is_ok());
         }
-        assert_eq!(limit.reserve("a@b", t0 + Duration::from_secs(10)), Err(50));
+        assert_eq!(limit.reserve("a@b", t0 + 10 * 1000), Err(50));
         assert!(limit.reserve("other@b", t0).is_ok());
-        assert!(limit.reserve("a@b", t0 + Duration::from_secs(60)).is_ok());
+        assert!(limit.reserve("a@b", t0 + 60 * 1000).is_ok());
     }
 
     #[test]
     fn a_successful_sign_in_gives_its_attempt_back() {
         let limit = AttemptLimit::new(2, Duration::from_secs(60), 100);
-        let t0 = Instant::now();
+        let t0 = 1_700_000_000_000_i64;
         for _ in 0..10 {
             limit.reserve("a@b", t0).unwrap();
             limit.release("a@b");
@@ -140,40 +144,32 @@ mod tests {
     #[test]
     fn memory_stays_bounded_under_a_spray_of_emails() {
         let limit = AttemptLimit::new(5, Duration::from_secs(60), 50);
-        let t0 = Instant::now();
+        let t0 = 1_700_000_000_000_i64;
         for i in 0..1_000u64 {
             limit
-                .reserve(&format!("spray{i}@b"), t0 + Duration::from_millis(i))
+                .reserve(&format!("spray{i}@b"), t0 + i as i64)
                 .unwrap();
             assert!(limit.tracked() <= 50);
         }
         // The newest emails are the ones kept: the latest still counts.
         for _ in 0..4 {
-            limit
-                .reserve("spray999@b", t0 + Duration::from_secs(2))
-                .unwrap();
+            limit.reserve("spray999@b", t0 + 2 * 1000).unwrap();
         }
-        assert!(limit
-            .reserve("spray999@b", t0 + Duration::from_secs(2))
-            .is_err());
+        assert!(limit.reserve("spray999@b", t0 + 2 * 1000).is_err());
     }
 
     #[test]
     fn emails_whose_window_has_passed_are_pruned_first() {
         let limit = AttemptLimit::new(5, Duration::from_secs(60), 3);
-        let t0 = Instant::now();
+        let t0 = 1_700_000_000_000_i64;
         limit.reserve("old@b", t0).unwrap();
         for _ in 0..5 {
-            limit
-                .reserve("victim@b", t0 + Duration::from_secs(30))
-                .unwrap();
+            limit.reserve("victim@b", t0 + 30 * 1000).unwrap();
         }
-        limit.reserve("c@b", t0 + Duration::from_secs(30)).unwrap();
+        limit.reserve("c@b", t0 + 30 * 1000).unwrap();
         // Full: the one whose window has passed goes, the victim's count stays.
-        limit.reserve("d@b", t0 + Duration::from_secs(61)).unwrap();
+        limit.reserve("d@b", t0 + 61 * 1000).unwrap();
         assert_eq!(limit.tracked(), 3);
-        assert!(limit
-            .reserve("victim@b", t0 + Duration::from_secs(62))
-            .is_err());
+        assert!(limit.reserve("victim@b", t0 + 62 * 1000).is_err());
     }
 }

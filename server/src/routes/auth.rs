@@ -1,8 +1,6 @@
 //! `/auth/v1`: sign-up, the password and refresh-token grants, logout and the current user.
 //! Shapes follow Supabase Auth (GoTrue) so a client works against either.
 
-use std::time::Instant;
-
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,7 +11,7 @@ use super::{AuthUser, ClientAddr, JsonBody, SharedState};
 use crate::auth::passwords::{hash_password, verify_against_dummy, verify_password};
 use crate::auth::refresh_tokens::{hash_refresh_token, new_refresh_token};
 use crate::auth::{is_plausible_email, normalize_email, MIN_PASSWORD_CHARS};
-use crate::clock::{now_ms, rfc3339_from_ms};
+use crate::clock::rfc3339_from_ms;
 use crate::error::ApiError;
 use crate::storage::{RefreshOutcome, UserRow};
 
@@ -35,7 +33,7 @@ pub async fn signup(
     }
     state
         .sign_up_limit
-        .reserve(&client.to_string(), Instant::now())
+        .reserve(&client.to_string(), state.clock.now_ms())
         .map_err(ApiError::too_many_sign_ups)?;
     let password = body.password;
     let password_hash = state
@@ -47,7 +45,7 @@ pub async fn signup(
         id: uuid::Uuid::now_v7().to_string(),
         email,
         password_hash,
-        created_at_ms: now_ms(),
+        created_at_ms: state.clock.now_ms(),
     };
     if !state.storage.create_user(user.clone()).await? {
         return Err(ApiError::user_already_exists());
@@ -96,7 +94,7 @@ async fn password_grant(
     }
     state
         .sign_in_limit
-        .reserve(&email, Instant::now())
+        .reserve(&email, state.clock.now_ms())
         .map_err(ApiError::rate_limited)?;
     let user = state.storage.user_by_email(&email).await?;
     let password = body.password;
@@ -145,7 +143,7 @@ async fn refresh_grant(
         .exchange_refresh_token(
             &hash_refresh_token(&body.refresh_token),
             &hash_refresh_token(&next_token),
-            now_ms(),
+            state.clock.now_ms(),
             state.refresh_reuse_grace_ms,
         )
         .await?;
@@ -167,7 +165,7 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     state
         .storage
-        .revoke_session(&user.user_id, &user.session_id, now_ms())
+        .revoke_session(&user.user_id, &user.session_id, state.clock.now_ms())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -193,7 +191,7 @@ async fn start_session(state: &SharedState, user: &UserRow) -> Result<Session, A
             &user.id,
             &session_id,
             &hash_refresh_token(&refresh_token),
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(session_body(state, user, &session_id, refresh_token))
@@ -207,7 +205,7 @@ fn session_body(
 ) -> Session {
     let issued = state
         .jwt
-        .issue(&user.id, &user.email, session_id, now_ms() / 1000);
+        .issue(&user.id, &user.email, session_id, state.clock.now_secs());
     Session {
         access_token: issued.token,
         token_type: "bearer".into(),

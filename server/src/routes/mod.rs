@@ -5,28 +5,28 @@ pub mod auth;
 pub mod events;
 pub mod sync;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use tandem_protocol::ErrorCode;
 use tandem_protocol::Schema;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tracing::Instrument;
 
 use crate::auth::attempt_limit::AttemptLimit;
 use crate::auth::passwords::HashPool;
+use crate::clock::Clock;
 use crate::cursor::CursorCodec;
 use crate::error::ApiError;
 use crate::events::{ChangeHub, StreamSlots};
@@ -55,6 +55,8 @@ pub struct AppState {
     pub sync_paused: bool,
     /// Fires on shutdown so that open SSE streams end and graceful shutdown can finish.
     pub shutdown: CancellationToken,
+    /// Where "now" comes from (the system clock, or a test's manual one).
+    pub clock: Arc<dyn Clock>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -78,20 +80,85 @@ pub fn router(state: SharedState) -> Router {
         .merge(sync_routes)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .route_layer(middleware::from_fn(note_route))
         .with_state(state)
-        .layer(CatchPanicLayer::custom(|_| ApiError::internal(&"a handler panicked").into_response()))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            // Spans carry method, path (never the query or headers) and the request id.
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let request_id =
-                        req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path())
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
-        )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal(&"a handler panicked").into_response()
+        }))
+        .layer(middleware::from_fn(log_request))
+}
+
+/// What the request log line of one request learns on the way: filled in by `note_route` and
+/// the `AuthUser` extractor, read by `log_request` once the answer is ready.
+#[derive(Debug, Default)]
+struct RequestNotes {
+    route: Option<String>,
+    user_id: Option<String>,
+}
+
+#[derive(Clone, Default)]
+struct Notes(Arc<Mutex<RequestNotes>>);
+
+impl Notes {
+    fn with<R>(&self, f: impl FnOnce(&mut RequestNotes) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// One line per request: request id (also answered as `x-request-id`), method, matched route
+/// (never the raw path's query, nor any header or body), user id once authenticated, status,
+/// error code and duration. Everything the handler logs runs inside the request's span, so it
+/// carries the same id. 500s log at `error`, other 5xx at `warn`, the rest at `info`.
+async fn log_request(mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let request_id = uuid::Uuid::now_v7().simple().to_string();
+    let notes = Notes::default();
+    request.extensions_mut().insert(notes.clone());
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", id = %request_id);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|c| c.as_str().to_string());
+    let (route, user_id) = notes.with(|n| (n.route.take(), n.user_id.take()));
+    let route = route.as_deref().unwrap_or("-");
+    let user_id = user_id.as_deref().unwrap_or("-");
+    let code = code.as_deref().unwrap_or("-");
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ms = (ms * 10.0).round() / 10.0;
+    let _entered = span.enter();
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "tandem_server::request",
+                %method, route, user_id, status, code, ms,
+                "request"
+            )
+        };
+    }
+    match status {
+        500 => line!(error),
+        501.. => line!(warn),
+        _ => line!(info),
+    }
+    response
+}
+
+/// Records the matched route (`/sync/v1/push`, not the raw path) for the request log line.
+async fn note_route(request: Request, next: Next) -> Response {
+    if let (Some(path), Some(notes)) = (
+        request.extensions().get::<MatchedPath>(),
+        request.extensions().get::<Notes>(),
+    ) {
+        let route = path.as_str().to_string();
+        notes.with(|n| n.route = Some(route));
+    }
+    next.run(request).await
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -218,13 +285,19 @@ impl FromRequestParts<SharedState> for AuthUser {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be Bearer <access token>")
             })?;
-        let claims = state.jwt.verify(token)?;
+        let claims = state.jwt.verify(token, state.clock.now_secs())?;
+        if let Some(notes) = parts.extensions.get::<Notes>() {
+            notes.with(|n| n.user_id = Some(claims.sub.clone()));
+        }
         Ok(AuthUser {
             user_id: claims.sub,
             session_id: claims.session_id,
         })
     }
 }
+
+/// The response header carrying the request's id, as in the server's log line.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// How long SSE streams wait between keep-alive comments (the protocol asks for ≤ 20 s).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -11,7 +11,7 @@ use tandem_protocol::{
 };
 
 use super::{AuthUser, JsonBody, SharedState};
-use crate::clock::{is_rfc3339, now_ms, rfc3339_from_ms};
+use crate::clock::{is_rfc3339, rfc3339_from_ms};
 use crate::cursor::Cursor;
 use crate::error::ApiError;
 use crate::storage::{ChangeRow, PushJob};
@@ -28,7 +28,7 @@ pub async fn push(
         user_id: user.user_id.clone(),
         mutations: request.mutations,
         schema: state.schema.clone(),
-        now_ms: now_ms(),
+        now_ms: state.clock.now_ms(),
     };
     let outcome = state
         .storage

@@ -1,0 +1,206 @@
+//! The protocol's codes as types: the `error` of every error body ([`ErrorCode`]), the `reason`
+//! of a `rejected` push result ([`RejectionCode`]) and of a `conflict` one ([`ConflictCode`]).
+//!
+//! On the wire each is the same lowercase string as always (`docs/protocol.md`). A code this
+//! version does not know (a newer server, or a GoTrue-compatible auth server's own codes) reads
+//! as `Other` with the text kept, so a client never fails on a code it has not heard of.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Defines a string-coded enum with an `Other(String)` case: `as_str`, `From<&str>`,
+/// `From<String>`, `Display`, and serde as the bare string.
+macro_rules! string_codes {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+            /// A code this version does not know, as received.
+            Other(String),
+        }
+
+        impl $name {
+            /// Every code this version knows (not `Other`).
+            pub const KNOWN: &'static [$name] = &[$($name::$variant),*];
+
+            /// The wire string of a known code; `None` for `Other`.
+            pub fn known_str(&self) -> Option<&'static str> {
+                match self {
+                    $( Self::$variant => Some($text), )*
+                    Self::Other(_) => None,
+                }
+            }
+
+            /// The code as it goes on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( Self::$variant => $text, )*
+                    Self::Other(text) => text,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                match text {
+                    $( $text => Self::$variant, )*
+                    other => Self::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> Self {
+                match Self::from(text.as_str()) {
+                    Self::Other(_) => Self::Other(text),
+                    known => known,
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::convert::Infallible;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Ok(Self::from(text))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                String::deserialize(deserializer).map(Self::from)
+            }
+        }
+    };
+}
+
+string_codes! {
+    /// The `error` of an error body (`{"error": …, "error_description": …}`).
+    pub enum ErrorCode {
+        /// 400: malformed JSON or HTTP, wrong field types, bad ids, a foreign cursor …
+        InvalidRequest => "invalid_request",
+        /// 400: wrong email or password; unknown, revoked or reused refresh token.
+        InvalidGrant => "invalid_grant",
+        /// 400: `grant_type` missing or unknown.
+        UnsupportedGrantType => "unsupported_grant_type",
+        /// 400: more mutations in one push than the server takes.
+        BatchTooLarge => "batch_too_large",
+        /// 401: missing, malformed or wrongly signed access token, or a deleted account's.
+        Unauthorized => "unauthorized",
+        /// 401: a well-signed access token whose `exp` has passed.
+        TokenExpired => "token_expired",
+        /// 404: unknown route.
+        NotFound => "not_found",
+        /// 405: known route, wrong method.
+        MethodNotAllowed => "method_not_allowed",
+        /// 408: the body did not arrive in time.
+        RequestTimeout => "request_timeout",
+        /// 410: the pull cursor predates purged tombstones.
+        CursorExpired => "cursor_expired",
+        /// 413: body over the server's limit.
+        PayloadTooLarge => "payload_too_large",
+        /// 415: a JSON route called with another content type.
+        UnsupportedMediaType => "unsupported_media_type",
+        /// 422: sign-up with an email that has an account.
+        UserAlreadyExists => "user_already_exists",
+        /// 422: password too short.
+        WeakPassword => "weak_password",
+        /// 422: email not of the form `local@domain`, or too long.
+        ValidationFailed => "validation_failed",
+        /// 429: too many attempts; `Retry-After` set.
+        RateLimited => "rate_limited",
+        /// 431: request head over the server's limit.
+        HeadersTooLarge => "headers_too_large",
+        /// 500: the server failed.
+        ServerError => "server_error",
+        /// 503: sync paused by the operator.
+        SyncPaused => "sync_paused",
+        /// 503: too many connections or password hashes queued.
+        ServerBusy => "server_busy",
+    }
+}
+
+string_codes! {
+    /// The `reason` of a `rejected` push result: the mutation can never apply as sent.
+    pub enum RejectionCode {
+        /// The collection is not in the server's schema.
+        UnknownEntity => "unknown_entity",
+        /// The document does not match its collection's schema.
+        InvalidPayload => "invalid_payload",
+        /// A child whose parent does not exist (or is deleted).
+        InvalidParent => "invalid_parent",
+        /// The document is over the size limit.
+        TooLarge => "too_large",
+    }
+}
+
+string_codes! {
+    /// The `reason` of a `conflict` push result: the record is not where the client thought.
+    pub enum ConflictCode {
+        /// `upsert` with `baseVersion: null` while a live record exists.
+        AlreadyExists => "already_exists",
+        /// `upsert` with `baseVersion: null` while a deleted record exists.
+        Deleted => "deleted",
+        /// `baseVersion` is not the record's version.
+        VersionMismatch => "version_mismatch",
+        /// `baseVersion: n` (or a delete) for a record that does not exist.
+        NotFound => "not_found",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_keep_their_wire_strings_and_unknown_ones_survive() {
+        for code in ErrorCode::KNOWN {
+            assert_eq!(ErrorCode::from(code.as_str()), *code);
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), *code);
+        }
+        assert_eq!(ErrorCode::TokenExpired.as_str(), "token_expired");
+        assert_eq!(RejectionCode::InvalidParent.as_str(), "invalid_parent");
+        assert_eq!(ConflictCode::VersionMismatch.as_str(), "version_mismatch");
+        let newer: ErrorCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
+        assert_eq!(newer, ErrorCode::Other("quota_exceeded".into()));
+        assert_eq!(serde_json::to_string(&newer).unwrap(), "\"quota_exceeded\"");
+        assert_eq!(
+            ConflictCode::from("nope"),
+            ConflictCode::Other("nope".into())
+        );
+        assert!(RejectionCode::TooLarge == "too_large");
+    }
+}

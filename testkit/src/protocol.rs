@@ -1,0 +1,255 @@
+//! A thin client of the sync protocol for the server suites: JSON in, [`Reply`] out, plus the
+//! mutation builders and an SSE poke reader.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// A thin HTTP client for the protocol.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// A response: status, headers and the JSON body (`Value::Null` when empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts an error answer with `status` and `code`, JSON typed.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["error"], code, "body: {}", self.body);
+        assert!(
+            self.body["error_description"].is_string(),
+            "body: {}",
+            self.body
+        );
+        let content_type = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            content_type.starts_with("application/json"),
+            "content-type {content_type}"
+        );
+    }
+
+    pub fn assert_ok(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.body);
+        &self.body
+    }
+}
+
+impl Client {
+    /// A client of the server at `base` (`http://HOST:PORT`).
+    pub fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request failed");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert_ne!(status.as_u16(), 500, "the server answered 500: {body}");
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// POSTs `body` as JSON, with a bearer token when given.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self.http.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/auth/v1/signup",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/auth/v1/token?grant_type=password",
+            None,
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/auth/v1/token?grant_type=refresh_token",
+            None,
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// Signs up a new random user; returns (access token, session JSON).
+    pub async fn new_user(&self) -> (String, Value) {
+        let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
+        let session = self.signup(&email, "password123").await.assert_ok().clone();
+        (
+            session["access_token"].as_str().unwrap().to_string(),
+            session,
+        )
+    }
+
+    pub async fn push(&self, token: &str, mutations: Vec<Value>) -> Reply {
+        self.post(
+            "/sync/v1/push",
+            Some(token),
+            &json!({"clientId": "client-1", "mutations": mutations}),
+        )
+        .await
+    }
+
+    /// Pushes and returns the results array, asserting 200.
+    pub async fn push_ok(&self, token: &str, mutations: Vec<Value>) -> Vec<Value> {
+        self.push(token, mutations).await.assert_ok()["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    pub async fn pull(&self, token: &str, cursor: Option<&str>, limit: Option<i64>) -> Reply {
+        let mut body = json!({"cursor": cursor});
+        if let Some(limit) = limit {
+            body["limit"] = json!(limit);
+        }
+        self.post("/sync/v1/pull", Some(token), &body).await
+    }
+
+    /// Every page from `cursor` with `limit`, asserting 200; returns the pages and the last cursor.
+    pub async fn pull_pages(
+        &self,
+        token: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> (Vec<Value>, String) {
+        let mut cursor = cursor.map(str::to_string);
+        let mut pages = Vec::new();
+        for _ in 0..10_000 {
+            let page = self
+                .pull(token, cursor.as_deref(), Some(limit))
+                .await
+                .assert_ok()
+                .clone();
+            cursor = Some(page["cursor"].as_str().unwrap().to_string());
+            let more = page["hasMore"].as_bool().unwrap();
+            pages.push(page);
+            if !more {
+                return (pages, cursor.unwrap());
+            }
+        }
+        panic!("pull did not end");
+    }
+
+    /// Pulls every page from `cursor`; returns the changes and the final cursor.
+    pub async fn pull_all(&self, token: &str, cursor: Option<&str>) -> (Vec<Value>, String) {
+        let (pages, cursor) = self.pull_pages(token, cursor, 1000).await;
+        let changes = pages
+            .iter()
+            .flat_map(|p| p["changes"].as_array().unwrap().iter().cloned())
+            .collect();
+        (changes, cursor)
+    }
+}
+
+/// An upsert mutation.
+pub fn upsert(op: &str, entity: &str, id: &str, base: Option<i64>, payload: Value) -> Value {
+    json!({"opId": op, "entity": entity, "entityId": id, "type": "upsert", "baseVersion": base,
+           "payload": payload, "clientTime": "2025-01-01T00:00:00Z"})
+}
+
+/// A delete mutation.
+pub fn delete(op: &str, entity: &str, id: &str, base: Option<i64>) -> Value {
+    json!({"opId": op, "entity": entity, "entityId": id, "type": "delete", "baseVersion": base,
+           "clientTime": "2025-01-01T00:00:00Z"})
+}
+
+/// A fresh op id.
+pub fn op() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Reads SSE frames until a `poke` arrives; returns its cursor.
+pub async fn next_poke(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+) -> String {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if frame.lines().any(|l| l == "event: poke") {
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("poke without data");
+                let poke: Value = serde_json::from_str(data).unwrap();
+                return poke["cursor"].as_str().unwrap().to_string();
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::StreamExt::next(stream),
+        )
+        .await
+        .expect("no poke within 10 s")
+        .expect("stream ended")
+        .unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
