@@ -17,11 +17,19 @@ use crate::auth::{
 use crate::engine::{Engine, WriteOp, GUEST_DB};
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpConfig};
-use crate::observe::Notifier;
+use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle};
+use crate::outbox::{self, OutboxEntry};
+use crate::query::Query;
 use crate::records::RecordRow;
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
-use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
+use crate::sync::conflict::ConflictRow;
+use crate::sync::orchestrator::{
+    EngineSlot, Resolver, StatusCallback, StatusSubscription, SyncOptions, Syncer,
+};
+use crate::sync::resolve::{self, Resolution};
+use crate::sync::run::SyncReport;
+use crate::sync::status::{Metrics, Status, Trigger};
 
 const USERS_DIR: &str = "users";
 const CLIENT_ID_FILE: &str = "client-id";
@@ -116,29 +124,190 @@ impl Client {
     }
 
     /// The engine of the current account.
-    pub fn engine(&self) -> Arc<Engine> {
+    fn engine(&self) -> Arc<Engine> {
         Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Writes through the current engine and tells the syncer.
+    /// Marks the current store as closing, so the same directory can be opened again at once
+    /// (a run under way lets go of the database).
+    pub fn close(&self) {
+        self.engine().store().mark_closing();
+    }
+
+    /// Applies puts, patches and deletes in one transaction (all or nothing) through the current
+    /// engine and tells the syncer. Returns the written record of each put and patch, in order.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
         let rows = self.engine().write(ops)?;
-        if let Some(syncer) = &self.syncer {
-            syncer.local_write();
-        }
+        self.tell_syncer();
         Ok(rows)
     }
 
-    pub fn syncer(&self) -> Result<&Arc<Syncer>> {
+    /// The record, or `None` when it does not exist or was deleted.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
+        self.engine().get(collection, id)
+    }
+
+    /// The records of `collection` matching `query`.
+    pub fn query(&self, collection: &str, query: &Query) -> Result<Vec<RecordRow>> {
+        self.engine().query(collection, query)
+    }
+
+    /// How many records of `collection` match `query` (its limit and offset are ignored).
+    pub fn count(&self, collection: &str, query: &Query) -> Result<u64> {
+        self.engine().count(collection, query)
+    }
+
+    /// SQLite's query plan for `query`, to check that it uses an index.
+    pub fn explain(&self, collection: &str, query: &Query) -> Result<String> {
+        self.engine().explain(collection, query)
+    }
+
+    /// Calls `callback` with the query's results now and after every commit that touches
+    /// `collection` (local or synced, and after an account switch), until the handle is dropped.
+    pub fn observe(
+        &self,
+        collection: &str,
+        query: &Query,
+        callback: QueryCallback,
+    ) -> Result<SubscriptionHandle> {
+        self.engine().observe(collection, query, callback)
+    }
+
+    /// Calls `callback` with one record (`None` while it does not exist) now and each time it
+    /// changes, appears or disappears. Commits that leave it as it was are not delivered.
+    pub fn observe_record(
+        &self,
+        collection: &str,
+        id: &str,
+        callback: Box<dyn Fn(Option<RecordRow>) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        let last: std::sync::Mutex<Option<Option<RecordRow>>> = std::sync::Mutex::new(None);
+        let deliver = Box::new(move |rows: Vec<RecordRow>| {
+            let record = rows.into_iter().next();
+            {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_ref() == Some(&record) {
+                    return;
+                }
+                *last = Some(record.clone());
+            }
+            callback(record);
+        });
+        self.engine().observe_record(collection, id, deliver)
+    }
+
+    /// Calls `callback` with the collections every commit changed.
+    pub fn listen(&self, callback: ChangeCallback) -> SubscriptionHandle {
+        self.engine().listen(callback)
+    }
+
+    /// How many local changes wait for the server.
+    pub fn pending_count(&self) -> Result<u64> {
+        self.engine().pending_count()
+    }
+
+    /// The outbox in sending order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.engine().outbox()
+    }
+
+    /// Open conflicts, oldest first.
+    pub fn conflicts(&self) -> Result<Vec<ConflictRow>> {
+        resolve::conflicts(&self.engine())
+    }
+
+    /// Settles a conflict and tells the syncer; the result goes up with the next run. Returns
+    /// the record afterwards (`None` when it ends up deleted).
+    pub fn resolve(
+        &self,
+        collection: &str,
+        id: &str,
+        resolution: Resolution,
+    ) -> Result<Option<RecordRow>> {
+        let row = resolve::resolve(&self.engine(), collection, id, resolution)?;
+        self.tell_syncer();
+        Ok(row)
+    }
+
+    /// Changes the server refused (dead letters), oldest first.
+    pub fn rejected(&self) -> Result<Vec<OutboxEntry>> {
+        self.engine().store().read(outbox::rejected)
+    }
+
+    /// Drops a dead letter (the record goes back to the server's state) and tells the syncer.
+    pub fn discard_rejected(&self, op_id: &str) -> Result<()> {
+        resolve::discard_rejected(&self.engine(), op_id)?;
+        self.tell_syncer();
+        Ok(())
+    }
+
+    /// Refreshes the sync status's counts and, when started, schedules a debounced run.
+    fn tell_syncer(&self) {
+        if let Some(syncer) = &self.syncer {
+            syncer.local_write();
+        }
+    }
+
+    fn syncer(&self) -> Result<&Arc<Syncer>> {
         self.syncer
             .as_ref()
             .ok_or_else(|| Error::invalid("no server is configured"))
     }
 
-    pub fn auth(&self) -> Result<&Arc<AuthSession>> {
+    fn auth(&self) -> Result<&Arc<AuthSession>> {
         self.auth
             .as_ref()
             .ok_or_else(|| Error::invalid("no server is configured"))
+    }
+
+    /// Runs one sync now (push, then pull); waits for a running one first.
+    pub async fn sync_now(&self) -> Result<SyncReport> {
+        Ok(self.syncer()?.sync_now(Trigger::Manual).await?)
+    }
+
+    /// One run bounded by `deadline` (iOS background tasks, Android WorkManager).
+    pub async fn sync_once(&self, deadline: Duration) -> Result<SyncReport> {
+        Ok(self.syncer()?.sync_once(deadline).await?)
+    }
+
+    /// Starts background sync: debounced runs after local writes, a periodic run, realtime pokes,
+    /// retries with backoff.
+    pub fn start_sync(&self) -> Result<()> {
+        self.syncer()?.start();
+        Ok(())
+    }
+
+    /// Stops background sync (a run under way finishes).
+    pub fn stop_sync(&self) -> Result<()> {
+        self.syncer()?.stop();
+        Ok(())
+    }
+
+    /// The app came to the foreground: sync now (when started).
+    pub fn notify_foreground(&self) -> Result<()> {
+        self.syncer()?.trigger(Trigger::Foreground);
+        Ok(())
+    }
+
+    /// Connectivity changed; going online retries at once.
+    pub fn notify_connectivity(&self, online: bool) -> Result<()> {
+        self.syncer()?.connectivity(online);
+        Ok(())
+    }
+
+    /// The sync status now.
+    pub fn sync_status(&self) -> Result<Status> {
+        Ok(self.syncer()?.status())
+    }
+
+    /// Calls `callback` with the sync status on every change.
+    pub fn observe_sync_status(&self, callback: StatusCallback) -> Result<StatusSubscription> {
+        Ok(self.syncer()?.subscribe(callback))
+    }
+
+    /// Sync counters for diagnostics screens.
+    pub fn sync_metrics(&self) -> Result<Metrics> {
+        Ok(self.syncer()?.metrics())
     }
 
     pub fn auth_state(&self) -> AuthState {
@@ -153,7 +322,8 @@ impl Client {
         self.auth.as_ref().and_then(|a| a.current_user())
     }
 
-    pub fn subscribe_auth(&self, callback: AuthStateCallback) -> Result<AuthSubscription> {
+    /// Calls `callback` with every change of the auth state.
+    pub fn observe_auth_state(&self, callback: AuthStateCallback) -> Result<AuthSubscription> {
         Ok(self.auth()?.subscribe(callback))
     }
 

@@ -1,32 +1,23 @@
 //! The auth session against the real `tandem-server` binary (no mock of the server).
 //!
-//! The auth module is internal to the crate (the exported API wraps it), so this test crate
-//! compiles the same source files in: `runtime`, `http` and `auth` depend on nothing else in the
-//! crate. Each test starts its own server on a fresh SQLite database.
+//! Uses the public `tandem_core::auth` and `tandem_core::http` API. Each test starts its own
+//! server on a fresh SQLite database.
 //!
 //! Run: `cargo test -p tandem-core --test auth`.
 
-#[allow(dead_code, unused_imports)]
-#[path = "../src/auth/mod.rs"]
-mod auth;
-#[allow(dead_code)]
-#[path = "../src/http.rs"]
-mod http;
-#[allow(dead_code)]
-#[path = "../src/runtime.rs"]
-mod runtime;
 mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth::{
+use serde_json::Value;
+use support::{email, TestServer};
+use tandem_core::auth::{
     secret_namespace, AccessToken, AuthError, AuthSession, AuthState, KeyringStore,
     MemorySecretStore, SecretStore,
 };
-use http::{HttpClient, HttpConfig, HttpError};
-use serde_json::Value;
-use support::{email, TestServer};
+use tandem_core::http::{HttpClient, HttpConfig, HttpError};
+use tandem_core::runtime;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -103,7 +94,12 @@ fn raw_refresh(server: &TestServer, refresh_token: &str) -> Result<Value, HttpEr
     ))
 }
 
-fn record_states(session: &AuthSession) -> (Arc<Mutex<Vec<AuthState>>>, auth::AuthSubscription) {
+fn record_states(
+    session: &AuthSession,
+) -> (
+    Arc<Mutex<Vec<AuthState>>>,
+    tandem_core::auth::AuthSubscription,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let handle = session.subscribe(Box::new(move |state| sink.lock().unwrap().push(state)));
@@ -471,7 +467,7 @@ fn the_keyring_store_keeps_the_session_across_a_restart() {
 /// read, linked or removed. The test thread then first joins a fresh session keyring — what
 /// `pam_keyinit` does at every login, or `keyctl session -` in a shell — and says so; the store
 /// itself is used unchanged.
-fn usable_keyring() -> Result<KeyringStore, auth::SecretStoreError> {
+fn usable_keyring() -> Result<KeyringStore, tandem_core::auth::SecretStoreError> {
     #[cfg(target_os = "linux")]
     ensure_session_keyring();
     let store = KeyringStore::new()?;
@@ -516,14 +512,14 @@ fn ensure_session_keyring() {
 }
 
 /// Writes, reads back and deletes a probe entry.
-fn probe(store: &KeyringStore) -> Result<(), auth::SecretStoreError> {
+fn probe(store: &KeyringStore) -> Result<(), tandem_core::auth::SecretStoreError> {
     let key = format!("tandem.probe.{}", std::process::id());
     store.set(&key, "probe")?;
     let read = store.get(&key)?;
     store.delete(&key)?;
     match read.as_deref() {
         Some("probe") => Ok(()),
-        _ => Err(auth::SecretStoreError::Failed(
+        _ => Err(tandem_core::auth::SecretStoreError::Failed(
             "the probe did not read back".into(),
         )),
     }

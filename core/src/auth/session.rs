@@ -23,7 +23,7 @@ use crate::http::HttpClient;
 
 /// Who is signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AuthState {
+pub enum AuthState {
     /// Nobody.
     SignedOut,
     /// `User` is signed in and has a live session.
@@ -34,7 +34,7 @@ pub(crate) enum AuthState {
 }
 
 /// Receives the new auth state after every change.
-pub(crate) type AuthStateCallback = Box<dyn Fn(AuthState) + Send + Sync>;
+pub type AuthStateCallback = Box<dyn Fn(AuthState) + Send + Sync>;
 
 /// The session as held in memory.
 enum Current {
@@ -69,7 +69,7 @@ struct Registry {
 
 /// Ends an auth-state subscription when cancelled or dropped. Once `cancel` returns no new
 /// delivery starts; one already running finishes.
-pub(crate) struct AuthSubscription {
+pub struct AuthSubscription {
     registry: Weak<Registry>,
     id: u64,
 }
@@ -90,7 +90,7 @@ impl Drop for AuthSubscription {
 }
 
 /// The auth session of one data directory.
-pub(crate) struct AuthSession {
+pub struct AuthSession {
     client: AuthClient,
     store: Arc<dyn SecretStore>,
     /// The secret store key of this directory's session record.

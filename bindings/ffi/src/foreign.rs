@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use super::sync_types::{AuthState, Conflict, Resolution, SyncStatus};
 use super::types::Record;
-use crate::auth::{SecretStore, SecretStoreError};
-use crate::sync::conflict::ConflictRow;
-use crate::sync::orchestrator::Resolver;
-use crate::sync::resolve::Resolution as EngineResolution;
+use tandem_core::auth::{SecretStore, SecretStoreError};
+use tandem_core::{ConflictRow, Resolution as EngineResolution, Resolver};
 
 /// Receives the results of an observed query: once right after `observe`, then after every
 /// commit that touches the collection (local writes and synced changes). Called on Tandem's
