@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use tandem_protocol::{is_valid_id, Schema, User};
 
-use crate::auth::{
-    secret_namespace, AuthError, AuthSession, AuthState, AuthStateCallback, AuthSubscription,
-    KeyringStore, SecretStore,
-};
+use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, KeyringStore, SecretStore};
 use crate::engine::{Engine, WriteOp, GUEST_DB};
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpConfig};
@@ -24,9 +21,8 @@ use crate::records::RecordRow;
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
-use crate::sync::orchestrator::{
-    EngineSlot, Resolver, StatusCallback, StatusSubscription, SyncOptions, Syncer,
-};
+use crate::runtime::runtime;
+use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
 use crate::sync::resolve::{self, Resolution};
 use crate::sync::run::SyncReport;
 use crate::sync::status::{Metrics, Status, Trigger};
@@ -58,7 +54,8 @@ pub struct Client {
     syncer: Option<Arc<Syncer>>,
     /// Serialises account switches.
     switching: tokio::sync::Mutex<()>,
-    _auth_watch: Option<AuthSubscription>,
+    /// Tells the syncer when the session expires.
+    expiry_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Client {
@@ -109,7 +106,7 @@ impl Client {
             }
             _ => None,
         };
-        let auth_watch = watch_session(auth.as_ref(), syncer.as_ref());
+        let expiry_watch = watch_session(auth.as_ref(), syncer.as_ref());
         Ok(Self {
             data_dir,
             schema,
@@ -119,7 +116,7 @@ impl Client {
             auth,
             syncer,
             switching: tokio::sync::Mutex::new(()),
-            _auth_watch: auth_watch,
+            expiry_watch,
         })
     }
 
@@ -300,9 +297,14 @@ impl Client {
         Ok(self.syncer()?.status())
     }
 
-    /// Calls `callback` with the sync status on every change.
-    pub fn observe_sync_status(&self, callback: StatusCallback) -> Result<StatusSubscription> {
-        Ok(self.syncer()?.subscribe(callback))
+    /// Calls `callback` with the sync status now and after every change (on the notification
+    /// thread; changes in quick succession may arrive as the newest status only).
+    pub fn observe_sync_status(
+        &self,
+        callback: Box<dyn Fn(Status) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        let status = self.syncer()?.watch_status();
+        Ok(self.notifier.watch(status, callback))
     }
 
     /// Sync counters for diagnostics screens.
@@ -322,9 +324,14 @@ impl Client {
         self.auth.as_ref().and_then(|a| a.current_user())
     }
 
-    /// Calls `callback` with every change of the auth state.
-    pub fn observe_auth_state(&self, callback: AuthStateCallback) -> Result<AuthSubscription> {
-        Ok(self.auth()?.subscribe(callback))
+    /// Calls `callback` with the auth state now and after every change (sign-in, sign-out,
+    /// expiry), on the notification thread.
+    pub fn observe_auth_state(
+        &self,
+        callback: Box<dyn Fn(AuthState) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        let state = self.auth()?.watch_state();
+        Ok(self.notifier.watch(state, callback))
     }
 
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<User> {
@@ -409,17 +416,25 @@ impl Client {
 fn watch_session(
     auth: Option<&Arc<AuthSession>>,
     syncer: Option<&Arc<Syncer>>,
-) -> Option<AuthSubscription> {
-    let (auth, syncer) = (auth?, Arc::downgrade(syncer?));
-    Some(auth.subscribe(Box::new(move |state| {
-        if let (AuthState::SessionExpired(_), Some(syncer)) = (state, syncer.upgrade()) {
-            syncer.session_expired();
+) -> Option<tokio::task::JoinHandle<()>> {
+    let (mut states, syncer) = (auth?.watch_state(), Arc::downgrade(syncer?));
+    Some(runtime().spawn(async move {
+        while states.changed().await.is_ok() {
+            let expired = matches!(*states.borrow_and_update(), AuthState::SessionExpired(_));
+            match syncer.upgrade() {
+                Some(syncer) if expired => syncer.session_expired(),
+                Some(_) => {}
+                None => return,
+            }
         }
-    })))
+    }))
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
+        if let Some(task) = &self.expiry_watch {
+            task.abort();
+        }
         if let Some(syncer) = &self.syncer {
             syncer.stop();
         }

@@ -9,7 +9,8 @@
 //! - `schema`: the app schema installed into the store (evolution checks, expression indexes);
 //! - `records` and `outbox`: the rows of records and of pending changes, and how changes coalesce;
 //! - `query`: filters and ordering compiled to index-friendly SQL;
-//! - `observe`: the notification thread that delivers every observer;
+//! - `observe`: the one registry and notification thread that deliver every observer (queries,
+//!   records, change listeners, and the watched sync status and auth state);
 //! - `engine`: the local operations, each one transaction;
 //! - [`auth`] and [`http`]: the session against the auth server and the HTTP client;
 //! - `sync`: push, pull, conflicts and the orchestrator that decides when runs happen;
@@ -47,7 +48,7 @@ pub use records::{RecordRow, RecordState};
 pub use store::CONNECTION_PRAGMAS;
 pub use sync::conflict::{ConflictPolicy, ConflictReason, ConflictRow};
 pub use sync::error::SyncError;
-pub use sync::orchestrator::{Resolver, StatusCallback, StatusSubscription, SyncOptions};
+pub use sync::orchestrator::{Resolver, SyncOptions};
 pub use sync::push::Outcome;
 pub use sync::resolve::Resolution;
 pub use sync::run::SyncReport;

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -94,16 +94,18 @@ fn raw_refresh(server: &TestServer, refresh_token: &str) -> Result<Value, HttpEr
     ))
 }
 
-fn record_states(
-    session: &AuthSession,
-) -> (
-    Arc<Mutex<Vec<AuthState>>>,
-    tandem_core::auth::AuthSubscription,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    let handle = session.subscribe(Box::new(move |state| sink.lock().unwrap().push(state)));
-    (seen, handle)
+/// Records the auth state's changes from now on: each call returns the states seen so far. Every
+/// step of these tests makes at most one change, so polling the watched value after each step
+/// sees every state.
+fn record_states(session: &AuthSession) -> impl FnMut() -> Vec<AuthState> {
+    let mut states = session.watch_state();
+    let mut seen = Vec::new();
+    move || {
+        if states.has_changed().unwrap_or(false) {
+            seen.push(states.borrow_and_update().clone());
+        }
+        seen.clone()
+    }
 }
 
 #[test]
@@ -115,7 +117,7 @@ fn sign_up_signs_in_and_reports_the_user() {
         block_on(f.session.access_token()),
         Err(AuthError::NotSignedIn)
     ));
-    let (seen, _handle) = record_states(&f.session);
+    let mut seen = record_states(&f.session);
 
     let address = email();
     let user = block_on(f.session.sign_up(&address, PASSWORD)).unwrap();
@@ -123,7 +125,7 @@ fn sign_up_signs_in_and_reports_the_user() {
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
     assert_eq!(f.session.current_user(), Some(user.clone()));
     assert_eq!(
-        *seen.lock().unwrap(),
+        seen(),
         vec![AuthState::SignedIn(user.clone())]
     );
 
@@ -314,7 +316,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
     let f = fixture(&server);
     let address = email();
     let user = block_on(f.session.sign_up(&address, PASSWORD)).unwrap();
-    let (seen, _handle) = record_states(&f.session);
+    let mut seen = record_states(&f.session);
 
     // A second process sharing this sign-in (same stored tokens) signs out: the server revokes
     // the sign-in's refresh tokens.
@@ -338,7 +340,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
         "the user is kept for their pending data"
     );
     assert_eq!(
-        *seen.lock().unwrap(),
+        seen(),
         vec![AuthState::SessionExpired(user.clone())]
     );
     assert_eq!(
@@ -359,7 +361,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
     assert_eq!(again.id, user.id);
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
     assert_eq!(
-        seen.lock().unwrap().last(),
+        seen().last(),
         Some(&AuthState::SignedIn(user))
     );
 }
@@ -370,13 +372,13 @@ fn sign_out_revokes_on_the_server_and_deletes_the_secrets() {
     let f = fixture(&server);
     let user = block_on(f.session.sign_up(&email(), PASSWORD)).unwrap();
     let refresh_token = f.stored_refresh_token();
-    let (seen, handle) = record_states(&f.session);
+    let mut seen = record_states(&f.session);
 
     block_on(f.session.sign_out()).unwrap();
     assert_eq!(f.session.state(), AuthState::SignedOut);
     assert_eq!(f.session.current_user(), None);
     assert!(f.stored().is_none(), "the secrets are deleted");
-    assert_eq!(*seen.lock().unwrap(), vec![AuthState::SignedOut]);
+    assert_eq!(seen(), vec![AuthState::SignedOut]);
     let refused = raw_refresh(&server, &refresh_token).unwrap_err();
     assert_eq!(
         refused.code(),
@@ -385,10 +387,11 @@ fn sign_out_revokes_on_the_server_and_deletes_the_secrets() {
     );
     assert_eq!(f.reopen(&server).state(), AuthState::SignedOut);
 
-    // A cancelled subscription hears nothing more; signing out twice is fine.
-    drop(handle);
+    // A dropped watch hears nothing more; signing out twice is fine.
+    let heard = seen();
+    drop(seen);
     block_on(f.session.sign_in(&user.email, PASSWORD)).unwrap();
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(heard.len(), 1);
     block_on(f.session.sign_out()).unwrap();
     block_on(f.session.sign_out()).unwrap();
 }

@@ -30,13 +30,15 @@ pub trait ChangeListener: Send + Sync {
     fn on_change(&self, collections: Vec<String>);
 }
 
-/// Receives every change of the auth state.
+/// Receives the auth state: the current one first, then every change. Called on Tandem's
+/// notification thread.
 #[uniffi::export(with_foreign)]
 pub trait AuthStateListener: Send + Sync {
     fn on_auth_state(&self, state: AuthState);
 }
 
-/// Receives the sync status on every change.
+/// Receives the sync status: the current one first, then every change. Called on Tandem's
+/// notification thread.
 #[uniffi::export(with_foreign)]
 pub trait SyncStatusListener: Send + Sync {
     fn on_sync_status(&self, status: SyncStatus);

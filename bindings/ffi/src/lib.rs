@@ -37,7 +37,7 @@ pub use types::{
 use tandem_core::http::HttpConfig;
 use tandem_core::runtime::runtime;
 use tandem_core::{
-    Client, ClientConfig, Error, Query as EngineQuery, RecordRow, SyncOptions,
+    Client, ClientConfig, Error, Query as EngineQuery, RecordRow, SubscriptionHandle, SyncOptions,
     WriteOp as EngineWriteOp,
 };
 
@@ -46,40 +46,15 @@ pub use tandem_core::runtime;
 
 uniffi::setup_scaffolding!("tandem");
 
-/// Something a `Subscription` can end.
-pub(crate) trait Cancel: Send + Sync {
-    fn cancel(&self);
-}
-
-impl Cancel for tandem_core::SubscriptionHandle {
-    fn cancel(&self) {
-        tandem_core::SubscriptionHandle::cancel(self);
-    }
-}
-
-impl Cancel for tandem_core::auth::AuthSubscription {
-    fn cancel(&self) {
-        tandem_core::auth::AuthSubscription::cancel(self);
-    }
-}
-
-impl Cancel for tandem_core::StatusSubscription {
-    fn cancel(&self) {
-        tandem_core::StatusSubscription::cancel(self);
-    }
-}
-
 /// A running observation or listener. `cancel()` ends it; so does dropping the last reference.
 #[derive(uniffi::Object)]
 pub struct Subscription {
-    handle: Box<dyn Cancel>,
+    handle: SubscriptionHandle,
 }
 
 impl Subscription {
-    pub(crate) fn new(handle: impl Cancel + 'static) -> Arc<Self> {
-        Arc::new(Self {
-            handle: Box::new(handle),
-        })
+    pub(crate) fn new(handle: SubscriptionHandle) -> Arc<Self> {
+        Arc::new(Self { handle })
     }
 }
 

@@ -46,7 +46,8 @@ impl Tandem {
         self.call(|client| Ok(client.auth_state().into()))
     }
 
-    /// Tells `listener` about every change of the auth state (sign-in, sign-out, expiry).
+    /// Tells `listener` the auth state right away, then every change (sign-in, sign-out, expiry),
+    /// on Tandem's notification thread.
     pub fn observe_auth_state(
         &self,
         listener: Arc<dyn AuthStateListener>,
@@ -102,7 +103,8 @@ impl Tandem {
         self.call(|client| Ok(client.sync_status()?.into()))
     }
 
-    /// Tells `listener` the sync status on every change.
+    /// Tells `listener` the sync status right away, then after every change, on Tandem's
+    /// notification thread. Changes in quick succession may arrive as the newest status only.
     pub fn observe_sync_status(
         &self,
         listener: Arc<dyn SyncStatusListener>,

@@ -1,7 +1,7 @@
 //! Auth: the session of a data directory against a GoTrue-compatible auth server
 //! (`docs/protocol.md`, or Supabase Auth).
 //!
-//! - [`AuthSession`]: sign-up, sign-in, sign-out, the auth state and its observers, and access
+//! - [`AuthSession`]: sign-up, sign-in, sign-out, the auth state as a watched value, and access
 //!   tokens refreshed before they expire (single-flight), restored from the secret store at open.
 //! - [`SecretStore`]: where tokens live; [`KeyringStore`] is the platform keyring.
 //! - [`AuthError`]: one typed error for both error body shapes.
@@ -22,7 +22,7 @@ pub use error::AuthError;
 pub use secret_store::{
     secret_namespace, KeyringStore, MemorySecretStore, SecretStore, SecretStoreError,
 };
-pub use session::{AuthSession, AuthState, AuthStateCallback, AuthSubscription};
+pub use session::{AuthSession, AuthState};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use tokens::unix_now as tokens_unix_now;
 pub use tokens::AccessToken;
