@@ -18,10 +18,10 @@ use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle
 use crate::outbox::{self, OutboxEntry};
 use crate::query::Query;
 use crate::records::RecordRow;
+use crate::runtime::runtime;
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
-use crate::runtime::runtime;
 use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
 use crate::sync::resolve::{self, Resolution};
 use crate::sync::run::SyncReport;

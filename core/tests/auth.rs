@@ -124,10 +124,7 @@ fn sign_up_signs_in_and_reports_the_user() {
     assert_eq!(user.email, address);
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
     assert_eq!(f.session.current_user(), Some(user.clone()));
-    assert_eq!(
-        seen(),
-        vec![AuthState::SignedIn(user.clone())]
-    );
+    assert_eq!(seen(), vec![AuthState::SignedIn(user.clone())]);
 
     let token = block_on(f.session.access_token()).unwrap();
     assert_eq!(whoami(&server, &token).unwrap(), user.id);
@@ -339,10 +336,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
         Some(user.clone()),
         "the user is kept for their pending data"
     );
-    assert_eq!(
-        seen(),
-        vec![AuthState::SessionExpired(user.clone())]
-    );
+    assert_eq!(seen(), vec![AuthState::SessionExpired(user.clone())]);
     assert_eq!(
         block_on(f.session.access_token()),
         Err(AuthError::SessionExpired)
@@ -360,10 +354,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
     let again = block_on(f.session.sign_in(&address, PASSWORD)).unwrap();
     assert_eq!(again.id, user.id);
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
-    assert_eq!(
-        seen().last(),
-        Some(&AuthState::SignedIn(user))
-    );
+    assert_eq!(seen().last(), Some(&AuthState::SignedIn(user)));
 }
 
 #[test]
