@@ -56,7 +56,7 @@ for abi in "${abis[@]}"; do
   ndk_targets+=(--target "$abi")
 done
 cargo ndk "${ndk_targets[@]}" --platform "$api" --output-dir "$generated/jniLibs" \
-  build --profile "$profile" -p tandem-core
+  build --profile "$profile" -p tandem-ffi
 
 echo "==> Kotlin bindings (android = true)"
 # Library mode reads the exported API from a built library. The host debug build has the same
@@ -66,7 +66,7 @@ case "$(uname -s)" in
   Darwin) host_lib="libtandem.dylib" ;;
   *) host_lib="libtandem.so" ;;
 esac
-cargo build -p tandem-core -p uniffi-bindgen
+cargo build -p tandem-ffi -p uniffi-bindgen
 rm -rf "$generated/uniffi"
 "$CARGO_TARGET_DIR/debug/uniffi-bindgen" generate --config "$android/uniffi-android.toml" \
   --language kotlin --no-format --out-dir "$generated/uniffi/kotlin" "$CARGO_TARGET_DIR/debug/$host_lib"

@@ -48,7 +48,7 @@ fi
 
 echo "==> libtandem.a for $ios ${simulator[*]} ${macos[*]} (profile $profile)"
 for target in "$ios" "${simulator[@]}" "${macos[@]}"; do
-  cargo build --profile "$profile" -p tandem-core --target "$target"
+  cargo build --profile "$profile" -p tandem-ffi --target "$target"
 done
 # Cargo's directory for a profile: `dev` builds to debug/, every other profile to its own name.
 lib() { echo "$CARGO_TARGET_DIR/$1/$profile/libtandem.a"; }
@@ -64,7 +64,7 @@ lipo -create "$(lib "${macos[0]}")" "$(lib "${macos[1]}")" -output "$work/macos/
 echo "==> Swift bindings, header and module map"
 # Library mode reads the exported API from the host debug build of this checkout: the same
 # metadata as the static libraries above, with symbols a stripped release build lacks.
-cargo build -p tandem-core -p uniffi-bindgen
+cargo build -p tandem-ffi -p uniffi-bindgen
 generated="$work/swift"
 "$CARGO_TARGET_DIR/debug/uniffi-bindgen" generate --config "$root/uniffi.toml" --language swift \
   --no-format --out-dir "$generated" "$CARGO_TARGET_DIR/debug/libtandem.dylib"

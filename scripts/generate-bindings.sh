@@ -22,7 +22,7 @@ case "$(uname -s)" in
   *) lib="libtandem.so" ;;
 esac
 
-cargo build "${cargo_flags[@]}" -p tandem-core -p uniffi-bindgen
+cargo build "${cargo_flags[@]}" -p tandem-ffi -p uniffi-bindgen
 library="$CARGO_TARGET_DIR/$profile/$lib"
 bindgen="$CARGO_TARGET_DIR/$profile/uniffi-bindgen"
 out="$root/bindings/generated"

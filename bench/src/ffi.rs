@@ -109,9 +109,9 @@ fn step(what: &str, command: &mut Command) -> Result<(), String> {
 
 fn cdylib_size(root: &Path, target_dir: &Path) -> Result<Measurement, String> {
     step(
-        "cargo build --profile mobile -p tandem-core",
+        "cargo build --profile mobile -p tandem-ffi",
         Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["build", "--profile", "mobile", "-p", "tandem-core"])
+            .args(["build", "--profile", "mobile", "-p", "tandem-ffi"])
             .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(root),
     )?;

@@ -80,7 +80,7 @@ fn open_engine(dir: &TempDir) -> Arc<Tandem> {
 /// Raw SQLite as the floor: the same pragmas and a table of the same shape, without the engine.
 fn open_floor(dir: &TempDir) -> Connection {
     let conn = Connection::open(dir.path().join("floor.db")).expect("open raw SQLite");
-    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS)
+    conn.execute_batch(tandem_core::CONNECTION_PRAGMAS)
         .expect("pragmas");
     // The engine checkpoints on a background thread; the floor skips checkpoints altogether.
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0")

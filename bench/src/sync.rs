@@ -83,7 +83,7 @@ impl SecureStore for Secrets {
 }
 
 fn block<F: std::future::Future>(future: F) -> F::Output {
-    tandem::runtime::runtime().block_on(future)
+    tandem_core::runtime::runtime().block_on(future)
 }
 
 /// A device: an engine in its own directory, signed in (or up) to `email`.
@@ -178,7 +178,7 @@ fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
 fn floor_insert(count: usize) -> f64 {
     let dir = TempDir::new().expect("temp dir");
     let mut conn = Connection::open(dir.path().join("floor.db")).expect("raw SQLite");
-    conn.execute_batch(tandem::store::CONNECTION_PRAGMAS)
+    conn.execute_batch(tandem_core::CONNECTION_PRAGMAS)
         .expect("pragmas");
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE records (collection TEXT NOT NULL, id TEXT NOT NULL, doc TEXT, PRIMARY KEY (collection, id))")
         .expect("floor table");

@@ -1,62 +1,65 @@
-//! Opens a store, writes a training plan with its days, queries and observes them, and shows the
-//! outbox of changes waiting for the server.
+//! Opens a store with `tandem_core::Client`, writes a training plan with its days, queries and
+//! observes them, and shows the outbox of changes waiting for the server.
 //!
 //! `cargo run -p tandem-core --example quickstart [DATA_DIR]` (a temporary directory by default).
 
-use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::channel;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tandem::{
-    Filter, FilterOp, OrderBy, Query, QueryObserver, Record, Tandem, TandemConfig, WriteOp,
-};
+use serde_json::json;
+use tandem_core::{Client, ClientConfig, Filter, FilterOp, Order, Query, SyncOptions, WriteOp};
 
 const SCHEMA: &str = include_str!("../../schemas/sample.json");
-
-struct PrintDays(Mutex<Sender<usize>>);
-
-impl QueryObserver for PrintDays {
-    fn on_results(&self, records: Vec<Record>) {
-        println!("  observer: the plan now has {} day(s)", records.len());
-        let _ = self.0.lock().unwrap().send(records.len());
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let temp = tempfile::TempDir::new()?;
     let data_dir = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| temp.path().to_string_lossy().into_owned());
-    let tandem = Tandem::open(TandemConfig::local(data_dir.clone(), SCHEMA))?;
-    println!("opened a Tandem store in {data_dir}");
+        .map_or_else(|| temp.path().to_path_buf(), Into::into);
+    let client = Client::open(ClientConfig {
+        data_dir: data_dir.clone(),
+        schema_json: SCHEMA.to_string(),
+        server: None,
+        sync: SyncOptions::default(),
+        secret_store: None,
+        resolver: None,
+    })?;
+    println!("opened a Tandem store in {}", data_dir.display());
 
-    let plan = tandem.put(
-        "plans".into(),
-        None,
-        r#"{"name": "Strength A", "notes": "3x5"}"#.into(),
-    )?;
+    let plan = client
+        .write(vec![WriteOp::Put {
+            collection: "plans".into(),
+            id: None,
+            doc: json!({"name": "Strength A", "notes": "3x5"}),
+        }])?
+        .remove(0);
     println!(
         "put plans/{} -> version {}, state {:?}",
-        plan.id, plan.version, plan.state
+        plan.id, plan.server_version, plan.state
     );
 
     let by_plan = Query {
         filters: vec![Filter {
             field: "planId".into(),
             op: FilterOp::Eq,
-            value_json: format!("\"{}\"", plan.id),
+            value: json!(plan.id),
         }],
-        order_by: vec![OrderBy {
+        order: vec![Order {
             field: "dayIndex".into(),
             descending: false,
         }],
         ..Query::default()
     };
     let (seen, counts) = channel();
-    let subscription = tandem.observe(
-        "plan_days".into(),
-        by_plan.clone(),
-        Arc::new(PrintDays(Mutex::new(seen))),
+    let seen = Mutex::new(seen);
+    let subscription = client.observe(
+        "plan_days",
+        &by_plan,
+        Box::new(move |records| {
+            println!("  observer: the plan now has {} day(s)", records.len());
+            let _ = seen.lock().unwrap().send(records.len());
+        }),
     )?;
     counts.recv_timeout(Duration::from_secs(5))?;
 
@@ -64,37 +67,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| WriteOp::Put {
             collection: "plan_days".into(),
             id: None,
-            json: format!(
-                r#"{{"planId": "{}", "dayIndex": {i}, "title": "Day {}"}}"#,
-                plan.id,
-                i + 1
-            ),
+            doc: json!({"planId": plan.id, "dayIndex": i, "title": format!("Day {}", i + 1)}),
         })
         .collect();
-    tandem.write(days)?;
+    client.write(days)?;
     while counts.recv_timeout(Duration::from_secs(5))? < 3 {}
 
-    for day in tandem.query("plan_days".into(), by_plan)? {
-        println!("query: plan_days/{} {}", day.id, day.document);
+    for day in client.query("plan_days", &by_plan)? {
+        println!(
+            "query: plan_days/{} {}",
+            day.id,
+            day.doc.unwrap_or_default()
+        );
     }
-    match tandem.put(
-        "plan_days".into(),
-        None,
-        r#"{"planId": "nope", "dayIndex": 0}"#.into(),
-    ) {
+    match client.write(vec![WriteOp::Put {
+        collection: "plan_days".into(),
+        id: None,
+        doc: json!({"planId": "nope", "dayIndex": 0}),
+    }]) {
         Err(e) => println!("refused as expected: {e}"),
         Ok(_) => return Err("an orphan day was accepted".into()),
     }
     println!(
         "outbox: {} change(s) waiting for the server",
-        tandem.pending_count()?
+        client.pending_count()?
     );
-    tandem.delete("plans".into(), plan.id.clone())?;
+    client.write(vec![WriteOp::Delete {
+        collection: "plans".into(),
+        id: plan.id.clone(),
+    }])?;
     println!(
         "deleted the plan; its days went with it: {} left",
-        tandem.count("plan_days".into(), Query::default())?
+        client.count("plan_days", &Query::default())?
     );
-    subscription.cancel();
-    tandem.shutdown();
+    drop(subscription);
+    client.close();
     Ok(())
 }

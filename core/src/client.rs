@@ -10,18 +10,22 @@ use std::time::{Duration, Instant};
 
 use tandem_protocol::{is_valid_id, Schema, User};
 
-use crate::auth::{
-    secret_namespace, AuthError, AuthSession, AuthState, AuthStateCallback, AuthSubscription,
-    KeyringStore, SecretStore,
-};
+use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, KeyringStore, SecretStore};
 use crate::engine::{Engine, WriteOp, GUEST_DB};
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, HttpConfig};
-use crate::observe::Notifier;
+use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle};
+use crate::outbox::{self, OutboxEntry};
+use crate::query::Query;
 use crate::records::RecordRow;
+use crate::runtime::runtime;
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
+use crate::sync::conflict::ConflictRow;
 use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
+use crate::sync::resolve::{self, Resolution};
+use crate::sync::run::SyncReport;
+use crate::sync::status::{Metrics, Status, Trigger};
 
 const USERS_DIR: &str = "users";
 const CLIENT_ID_FILE: &str = "client-id";
@@ -50,7 +54,8 @@ pub struct Client {
     syncer: Option<Arc<Syncer>>,
     /// Serialises account switches.
     switching: tokio::sync::Mutex<()>,
-    _auth_watch: Option<AuthSubscription>,
+    /// Tells the syncer when the session expires.
+    expiry_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Client {
@@ -101,7 +106,7 @@ impl Client {
             }
             _ => None,
         };
-        let auth_watch = watch_session(auth.as_ref(), syncer.as_ref());
+        let expiry_watch = watch_session(auth.as_ref(), syncer.as_ref());
         Ok(Self {
             data_dir,
             schema,
@@ -111,34 +116,200 @@ impl Client {
             auth,
             syncer,
             switching: tokio::sync::Mutex::new(()),
-            _auth_watch: auth_watch,
+            expiry_watch,
         })
     }
 
     /// The engine of the current account.
-    pub fn engine(&self) -> Arc<Engine> {
+    fn engine(&self) -> Arc<Engine> {
         Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Writes through the current engine and tells the syncer.
+    /// Marks the current store as closing, so the same directory can be opened again at once
+    /// (a run under way lets go of the database).
+    pub fn close(&self) {
+        self.engine().store().mark_closing();
+    }
+
+    /// Applies puts, patches and deletes in one transaction (all or nothing) through the current
+    /// engine and tells the syncer. Returns the written record of each put and patch, in order.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
         let rows = self.engine().write(ops)?;
-        if let Some(syncer) = &self.syncer {
-            syncer.local_write();
-        }
+        self.tell_syncer();
         Ok(rows)
     }
 
-    pub fn syncer(&self) -> Result<&Arc<Syncer>> {
+    /// The record, or `None` when it does not exist or was deleted.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
+        self.engine().get(collection, id)
+    }
+
+    /// The records of `collection` matching `query`.
+    pub fn query(&self, collection: &str, query: &Query) -> Result<Vec<RecordRow>> {
+        self.engine().query(collection, query)
+    }
+
+    /// How many records of `collection` match `query` (its limit and offset are ignored).
+    pub fn count(&self, collection: &str, query: &Query) -> Result<u64> {
+        self.engine().count(collection, query)
+    }
+
+    /// SQLite's query plan for `query`, to check that it uses an index.
+    pub fn explain(&self, collection: &str, query: &Query) -> Result<String> {
+        self.engine().explain(collection, query)
+    }
+
+    /// Calls `callback` with the query's results now and after every commit that touches
+    /// `collection` (local or synced, and after an account switch), until the handle is dropped.
+    pub fn observe(
+        &self,
+        collection: &str,
+        query: &Query,
+        callback: QueryCallback,
+    ) -> Result<SubscriptionHandle> {
+        self.engine().observe(collection, query, callback)
+    }
+
+    /// Calls `callback` with one record (`None` while it does not exist) now and each time it
+    /// changes, appears or disappears. Commits that leave it as it was are not delivered.
+    pub fn observe_record(
+        &self,
+        collection: &str,
+        id: &str,
+        callback: Box<dyn Fn(Option<RecordRow>) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        let last: std::sync::Mutex<Option<Option<RecordRow>>> = std::sync::Mutex::new(None);
+        let deliver = Box::new(move |rows: Vec<RecordRow>| {
+            let record = rows.into_iter().next();
+            {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_ref() == Some(&record) {
+                    return;
+                }
+                *last = Some(record.clone());
+            }
+            callback(record);
+        });
+        self.engine().observe_record(collection, id, deliver)
+    }
+
+    /// Calls `callback` with the collections every commit changed.
+    pub fn listen(&self, callback: ChangeCallback) -> SubscriptionHandle {
+        self.engine().listen(callback)
+    }
+
+    /// How many local changes wait for the server.
+    pub fn pending_count(&self) -> Result<u64> {
+        self.engine().pending_count()
+    }
+
+    /// The outbox in sending order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.engine().outbox()
+    }
+
+    /// Open conflicts, oldest first.
+    pub fn conflicts(&self) -> Result<Vec<ConflictRow>> {
+        resolve::conflicts(&self.engine())
+    }
+
+    /// Settles a conflict and tells the syncer; the result goes up with the next run. Returns
+    /// the record afterwards (`None` when it ends up deleted).
+    pub fn resolve(
+        &self,
+        collection: &str,
+        id: &str,
+        resolution: Resolution,
+    ) -> Result<Option<RecordRow>> {
+        let row = resolve::resolve(&self.engine(), collection, id, resolution)?;
+        self.tell_syncer();
+        Ok(row)
+    }
+
+    /// Changes the server refused (dead letters), oldest first.
+    pub fn rejected(&self) -> Result<Vec<OutboxEntry>> {
+        self.engine().store().read(outbox::rejected)
+    }
+
+    /// Drops a dead letter (the record goes back to the server's state) and tells the syncer.
+    pub fn discard_rejected(&self, op_id: &str) -> Result<()> {
+        resolve::discard_rejected(&self.engine(), op_id)?;
+        self.tell_syncer();
+        Ok(())
+    }
+
+    /// Refreshes the sync status's counts and, when started, schedules a debounced run.
+    fn tell_syncer(&self) {
+        if let Some(syncer) = &self.syncer {
+            syncer.local_write();
+        }
+    }
+
+    fn syncer(&self) -> Result<&Arc<Syncer>> {
         self.syncer
             .as_ref()
             .ok_or_else(|| Error::invalid("no server is configured"))
     }
 
-    pub fn auth(&self) -> Result<&Arc<AuthSession>> {
+    fn auth(&self) -> Result<&Arc<AuthSession>> {
         self.auth
             .as_ref()
             .ok_or_else(|| Error::invalid("no server is configured"))
+    }
+
+    /// Runs one sync now (push, then pull); waits for a running one first.
+    pub async fn sync_now(&self) -> Result<SyncReport> {
+        Ok(self.syncer()?.sync_now(Trigger::Manual).await?)
+    }
+
+    /// One run bounded by `deadline` (iOS background tasks, Android WorkManager).
+    pub async fn sync_once(&self, deadline: Duration) -> Result<SyncReport> {
+        Ok(self.syncer()?.sync_once(deadline).await?)
+    }
+
+    /// Starts background sync: debounced runs after local writes, a periodic run, realtime pokes,
+    /// retries with backoff.
+    pub fn start_sync(&self) -> Result<()> {
+        self.syncer()?.start();
+        Ok(())
+    }
+
+    /// Stops background sync (a run under way finishes).
+    pub fn stop_sync(&self) -> Result<()> {
+        self.syncer()?.stop();
+        Ok(())
+    }
+
+    /// The app came to the foreground: sync now (when started).
+    pub fn notify_foreground(&self) -> Result<()> {
+        self.syncer()?.trigger(Trigger::Foreground);
+        Ok(())
+    }
+
+    /// Connectivity changed; going online retries at once.
+    pub fn notify_connectivity(&self, online: bool) -> Result<()> {
+        self.syncer()?.connectivity(online);
+        Ok(())
+    }
+
+    /// The sync status now.
+    pub fn sync_status(&self) -> Result<Status> {
+        Ok(self.syncer()?.status())
+    }
+
+    /// Calls `callback` with the sync status now and after every change (on the notification
+    /// thread; changes in quick succession may arrive as the newest status only).
+    pub fn observe_sync_status(
+        &self,
+        callback: Box<dyn Fn(Status) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        let status = self.syncer()?.watch_status();
+        Ok(self.notifier.watch(status, callback))
+    }
+
+    /// Sync counters for diagnostics screens.
+    pub fn sync_metrics(&self) -> Result<Metrics> {
+        Ok(self.syncer()?.metrics())
     }
 
     pub fn auth_state(&self) -> AuthState {
@@ -153,8 +324,14 @@ impl Client {
         self.auth.as_ref().and_then(|a| a.current_user())
     }
 
-    pub fn subscribe_auth(&self, callback: AuthStateCallback) -> Result<AuthSubscription> {
-        Ok(self.auth()?.subscribe(callback))
+    /// Calls `callback` with the auth state now and after every change (sign-in, sign-out,
+    /// expiry), on the notification thread.
+    pub fn observe_auth_state(
+        &self,
+        callback: Box<dyn Fn(AuthState) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        let state = self.auth()?.watch_state();
+        Ok(self.notifier.watch(state, callback))
     }
 
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<User> {
@@ -239,17 +416,25 @@ impl Client {
 fn watch_session(
     auth: Option<&Arc<AuthSession>>,
     syncer: Option<&Arc<Syncer>>,
-) -> Option<AuthSubscription> {
-    let (auth, syncer) = (auth?, Arc::downgrade(syncer?));
-    Some(auth.subscribe(Box::new(move |state| {
-        if let (AuthState::SessionExpired(_), Some(syncer)) = (state, syncer.upgrade()) {
-            syncer.session_expired();
+) -> Option<tokio::task::JoinHandle<()>> {
+    let (mut states, syncer) = (auth?.watch_state(), Arc::downgrade(syncer?));
+    Some(runtime().spawn(async move {
+        while states.changed().await.is_ok() {
+            let expired = matches!(*states.borrow_and_update(), AuthState::SessionExpired(_));
+            match syncer.upgrade() {
+                Some(syncer) if expired => syncer.session_expired(),
+                Some(_) => {}
+                None => return,
+            }
         }
-    })))
+    }))
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
+        if let Some(task) = &self.expiry_watch {
+            task.abort();
+        }
         if let Some(syncer) = &self.syncer {
             syncer.stop();
         }

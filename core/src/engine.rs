@@ -20,7 +20,7 @@ use crate::outbox::{self, OutboxEntry};
 use crate::query::{CompiledQuery, Query};
 use crate::records::{self, RecordRow, RecordState};
 use crate::schema;
-use crate::store::{CurrentStore, Store};
+use crate::store::Store;
 use crate::sync::conflict::{self, ConflictRow};
 use crate::sync::reconcile;
 
@@ -54,11 +54,12 @@ pub struct Engine {
 
 impl Engine {
     /// Opens (creating when missing) the guest store in `data_dir` for `schema_json`, with
-    /// observers of its own.
+    /// observers of its own (the engine's unit tests).
+    #[cfg(test)]
     pub fn open(data_dir: &Path, schema_json: &str) -> Result<Self> {
         let schema = Schema::from_json(schema_json)?;
         crate::store::files::create_private_dir(data_dir)?;
-        let current = Arc::new(CurrentStore::default());
+        let current = Arc::new(crate::store::CurrentStore::default());
         let notifier = Arc::new(Notifier::start(Arc::clone(&current))?);
         let engine = Self::open_file(&data_dir.join(GUEST_DB), schema, notifier)?;
         current.set(Some(engine.store()));

@@ -57,7 +57,7 @@ const MAX_DESCRIPTION_CHARS: usize = 500;
 
 /// Where the servers are and how to reach them.
 #[derive(Clone)]
-pub(crate) struct HttpConfig {
+pub struct HttpConfig {
     /// Base URL of the server; auth lives at `{server_url}/auth/v1`, sync at `{server_url}/sync/v1`.
     pub server_url: String,
     /// Overrides the auth base (e.g. a Supabase project's `https://x.supabase.co/auth/v1`).
@@ -106,7 +106,7 @@ impl fmt::Debug for HttpConfig {
 
 /// What kind of network failure happened; all of them mean "offline or unreachable".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NetworkErrorKind {
+pub enum NetworkErrorKind {
     /// No connection could be made (DNS, refused, unreachable, TLS handshake).
     Connect,
     /// Connecting or the exchange took longer than its timeout.
@@ -117,7 +117,7 @@ pub(crate) enum NetworkErrorKind {
 
 /// A failed HTTP exchange.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum HttpError {
+pub enum HttpError {
     /// The configuration cannot be used (bad URL, insecure HTTP refused, TLS setup failed).
     #[error("configuration: {0}")]
     Config(String),
@@ -205,7 +205,7 @@ impl HttpError {
 
 /// The auth and sync bases, checked and without trailing slashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Endpoints {
+pub struct Endpoints {
     pub auth: String,
     pub sync: String,
 }
@@ -273,7 +273,7 @@ fn is_loopback(url: &Url) -> bool {
 
 /// A configured client. Cheap to clone: clones share the connection pool.
 #[derive(Clone)]
-pub(crate) struct HttpClient {
+pub struct HttpClient {
     client: reqwest::Client,
     endpoints: Arc<Endpoints>,
     api_key: Option<HeaderValue>,

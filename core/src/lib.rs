@@ -1,40 +1,56 @@
-//! Tandem: an offline-first sync engine for mobile apps.
+//! Tandem: an offline-first sync engine for mobile apps, as a plain Rust library.
 //!
-//! Layers, from the bottom:
-//! - [`store`]: the SQLite file (one writer, pooled readers, migrations);
+//! [`Client`] is the one façade: it opens a data directory and offers every read, write,
+//! observer, conflict, dead-letter, auth and sync call. The UniFFI-exported API (crate
+//! `tandem-ffi`, `bindings/ffi`) is a thin layer over it; Rust programs can use it directly.
+//!
+//! Layers, from the bottom (all private but the types re-exported here):
+//! - `store`: the SQLite file (one writer, pooled readers, migrations);
 //! - `schema`: the app schema installed into the store (evolution checks, expression indexes);
 //! - `records` and `outbox`: the rows of records and of pending changes, and how changes coalesce;
 //! - `query`: filters and ordering compiled to index-friendly SQL;
-//! - `observe`: query observers and change listeners on a notification thread;
-//! - [`engine`]: the operations, each one transaction;
-//! - `ffi`: the UniFFI-exported API (`Tandem`, `Record`, `TandemError` …), a thin wrapper.
+//! - `observe`: the one registry and notification thread that deliver every observer (queries,
+//!   records, change listeners, and the watched sync status and auth state);
+//! - `engine`: the local operations, each one transaction;
+//! - [`auth`] and [`http`]: the session against the auth server and the HTTP client;
+//! - `sync`: push, pull, conflicts and the orchestrator that decides when runs happen;
+//! - `client`: the data directory: the current account's engine, the session, the syncer.
 
-#[cfg(any(target_os = "android", test))]
-mod android;
-mod auth;
+pub mod auth;
 mod client;
-pub mod crash;
-pub mod engine;
+mod crash;
+mod engine;
 #[cfg(test)]
 mod engine_tests;
 mod error;
-mod ffi;
 /// Entry points for the fuzz targets (`fuzz/`); see `docs/fuzzing.md`.
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
-mod http;
+pub mod http;
 mod observe;
 mod outbox;
-pub mod query;
+mod query;
 mod records;
 pub mod runtime;
 mod schema;
-pub mod store;
+mod store;
 mod sync;
 #[cfg(test)]
 mod sync_tests;
 
-pub use error::Error;
-pub use ffi::*;
-
-uniffi::setup_scaffolding!("tandem");
+pub use client::{Client, ClientConfig};
+pub use engine::WriteOp;
+pub use error::{Error, Result};
+pub use observe::SubscriptionHandle;
+pub use outbox::{EntryState, OpKind, OutboxEntry};
+pub use query::{Filter, FilterOp, Order, Query};
+pub use records::{RecordRow, RecordState};
+pub use store::CONNECTION_PRAGMAS;
+pub use sync::conflict::{ConflictPolicy, ConflictReason, ConflictRow};
+pub use sync::error::SyncError;
+pub use sync::orchestrator::{Resolver, SyncOptions};
+pub use sync::push::Outcome;
+pub use sync::resolve::Resolution;
+pub use sync::run::SyncReport;
+pub use sync::status::{Metrics, Phase, Status, Trigger};
+pub use tandem_protocol::{User, ValidationError, ValidationReason};

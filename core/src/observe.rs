@@ -1,6 +1,10 @@
-//! Observation: query observers and change listeners, called on one notification thread per
-//! engine after every commit. Callbacks never run inside a write, so an observer may write to the
-//! engine itself without deadlocking, and a slow observer never holds up a writer.
+//! Observation: one registry and one notification thread per client deliver every kind of
+//! observer: query and record observers, change listeners, and watched values (the sync status
+//! and the auth state, kept as `tokio::sync::watch` values by their owners). Each observer gets
+//! the current value first, then changes. Callbacks run on the notification thread only, never
+//! inside a write or while an engine lock is held, so an observer may write to the engine itself
+//! without deadlocking, and a slow observer never holds up a writer. Every subscription ends when
+//! its [`SubscriptionHandle`] is cancelled or dropped.
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,8 +13,12 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
 use crate::query::CompiledQuery;
 use crate::records::RecordRow;
+use crate::runtime::runtime;
 use crate::store::{lock, CurrentStore};
 
 /// Receives the current results of an observed query.
@@ -23,6 +31,8 @@ enum Event {
     /// The store behind the engine changed (another account): everything may differ.
     Switched(BTreeSet<String>),
     Subscribed(u64),
+    /// The value watched by subscription `id` changed.
+    Watched(u64),
     Stop,
 }
 
@@ -32,17 +42,59 @@ struct QuerySubscription {
     callback: QueryCallback,
 }
 
+/// A watched value and the callback it goes to.
+trait WatchedValue: Send + Sync {
+    /// Delivers the current value: always when `first`, otherwise only if it changed since the
+    /// last delivery. The value is cloned out before the callback runs, so no lock is held.
+    fn deliver(&self, first: bool);
+}
+
+struct Watched<T> {
+    receiver: Mutex<watch::Receiver<T>>,
+    callback: Box<dyn Fn(T) + Send + Sync>,
+}
+
+impl<T: Clone + Send + Sync> WatchedValue for Watched<T> {
+    fn deliver(&self, first: bool) {
+        let value = {
+            let mut receiver = lock(&self.receiver);
+            if !first && !receiver.has_changed().unwrap_or(false) {
+                return;
+            }
+            let value = receiver.borrow_and_update().clone();
+            value
+        };
+        (self.callback)(value);
+    }
+}
+
 #[derive(Default)]
 struct Registry {
     next_id: AtomicU64,
     queries: Mutex<HashMap<u64, Arc<QuerySubscription>>>,
     listeners: Mutex<HashMap<u64, Arc<ChangeCallback>>>,
+    watched: Mutex<HashMap<u64, Arc<dyn WatchedValue>>>,
+    /// The tasks that wake the thread when a watched value changes.
+    wakers: Mutex<HashMap<u64, AbortHandle>>,
 }
 
 impl Registry {
     fn remove(&self, id: u64) {
         lock(&self.queries).remove(&id);
         lock(&self.listeners).remove(&id);
+        lock(&self.watched).remove(&id);
+        if let Some(waker) = lock(&self.wakers).remove(&id) {
+            waker.abort();
+        }
+    }
+
+    fn clear(&self) {
+        lock(&self.queries).clear();
+        lock(&self.listeners).clear();
+        lock(&self.watched).clear();
+        for (_, waker) in lock(&self.wakers).drain() {
+            waker.abort();
+        }
     }
 }
 
@@ -122,6 +174,33 @@ impl Notifier {
         self.handle(id)
     }
 
+    /// Calls `callback` with the watched value now and after every change, until the handle is
+    /// dropped. Changes in quick succession may be delivered as the newest value only.
+    pub fn watch<T: Clone + Send + Sync + 'static>(
+        &self,
+        receiver: watch::Receiver<T>,
+        callback: Box<dyn Fn(T) + Send + Sync>,
+    ) -> SubscriptionHandle {
+        let id = self.next_id();
+        let mut changes = receiver.clone();
+        let watched = Watched {
+            receiver: Mutex::new(receiver),
+            callback,
+        };
+        lock(&self.registry.watched).insert(id, Arc::new(watched));
+        let events = lock(&self.events).clone();
+        let waker = runtime().spawn(async move {
+            while changes.changed().await.is_ok() {
+                if events.send(Event::Watched(id)).is_err() {
+                    break;
+                }
+            }
+        });
+        lock(&self.registry.wakers).insert(id, waker.abort_handle());
+        self.send(Event::Subscribed(id));
+        self.handle(id)
+    }
+
     /// Calls `callback` with the changed collections after every commit.
     pub fn listen(&self, callback: ChangeCallback) -> SubscriptionHandle {
         let id = self.next_id();
@@ -138,12 +217,13 @@ impl Notifier {
                 let _ = thread.join();
             }
         }
-        lock(&self.registry.queries).clear();
-        lock(&self.registry.listeners).clear();
+        self.registry.clear();
     }
 
     fn has_subscribers(&self) -> bool {
-        !lock(&self.registry.queries).is_empty() || !lock(&self.registry.listeners).is_empty()
+        !lock(&self.registry.queries).is_empty()
+            || !lock(&self.registry.listeners).is_empty()
+            || !lock(&self.registry.watched).is_empty()
     }
 
     fn send(&self, event: Event) {
@@ -169,6 +249,7 @@ fn run(store: &CurrentStore, registry: &Registry, events: &Receiver<Event>) {
         // evaluated once for the whole burst.
         let mut changed = BTreeSet::new();
         let mut fresh = BTreeSet::new();
+        let mut watched = BTreeSet::new();
         let mut stop = false;
         let mut everything = false;
         for event in std::iter::once(first).chain(events.try_iter()) {
@@ -183,6 +264,9 @@ fn run(store: &CurrentStore, registry: &Registry, events: &Receiver<Event>) {
                 }
                 Event::Subscribed(id) => {
                     fresh.insert(id);
+                }
+                Event::Watched(id) => {
+                    watched.insert(id);
                 }
                 Event::Stop => stop = true,
             }
@@ -204,6 +288,18 @@ fn run(store: &CurrentStore, registry: &Registry, events: &Receiver<Event>) {
             if let Ok(rows) = store.read(|conn| subscription.query.rows(conn)) {
                 let _ = catch_unwind(AssertUnwindSafe(|| (subscription.callback)(rows)));
             }
+        }
+        let due: Vec<(u64, Arc<dyn WatchedValue>)> = lock(&registry.watched)
+            .iter()
+            .filter(|(id, _)| fresh.contains(id) || watched.contains(id))
+            .map(|(id, w)| (*id, Arc::clone(w)))
+            .collect();
+        for (id, value) in due {
+            if !lock(&registry.watched).contains_key(&id) {
+                continue; // cancelled by an earlier callback of this round
+            }
+            let first = fresh.contains(&id);
+            let _ = catch_unwind(AssertUnwindSafe(|| value.deliver(first)));
         }
     }
 }

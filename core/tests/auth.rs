@@ -1,32 +1,24 @@
 //! The auth session against the real `tandem-server` binary (no mock of the server).
 //!
-//! The auth module is internal to the crate (the exported API wraps it), so this test crate
-//! compiles the same source files in: `runtime`, `http` and `auth` depend on nothing else in the
-//! crate. Each test starts its own server on a fresh SQLite database.
+//! Uses the public `tandem_core::auth` and `tandem_core::http` API. Each test starts its own
+//! server on a fresh SQLite database.
 //!
 //! Run: `cargo test -p tandem-core --test auth`.
 
-#[allow(dead_code, unused_imports)]
-#[path = "../src/auth/mod.rs"]
-mod auth;
-#[allow(dead_code)]
-#[path = "../src/http.rs"]
-mod http;
-#[allow(dead_code)]
-#[path = "../src/runtime.rs"]
-mod runtime;
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use auth::{
+use tandem_core::auth::{
     secret_namespace, AccessToken, AuthError, AuthSession, AuthState, KeyringStore,
     MemorySecretStore, SecretStore,
 };
-use http::{HttpClient, HttpConfig, HttpError};
+
 use serde_json::Value;
 use support::{email, TestServer};
+use tandem_core::http::{HttpClient, HttpConfig, HttpError};
+use tandem_core::runtime;
 use tandem_protocol::clock::{Clock, SystemClock};
 
 const PASSWORD: &str = "correct horse battery";
@@ -114,11 +106,18 @@ fn raw_refresh(server: &TestServer, refresh_token: &str) -> Result<Value, HttpEr
     ))
 }
 
-fn record_states(session: &AuthSession) -> (Arc<Mutex<Vec<AuthState>>>, auth::AuthSubscription) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    let handle = session.subscribe(Box::new(move |state| sink.lock().unwrap().push(state)));
-    (seen, handle)
+/// Records the auth state's changes from now on: each call returns the states seen so far. Every
+/// step of these tests makes at most one change, so polling the watched value after each step
+/// sees every state.
+fn record_states(session: &AuthSession) -> impl FnMut() -> Vec<AuthState> {
+    let mut states = session.watch_state();
+    let mut seen = Vec::new();
+    move || {
+        if states.has_changed().unwrap_or(false) {
+            seen.push(states.borrow_and_update().clone());
+        }
+        seen.clone()
+    }
 }
 
 #[test]
@@ -130,17 +129,14 @@ fn sign_up_signs_in_and_reports_the_user() {
         block_on(f.session.access_token()),
         Err(AuthError::NotSignedIn)
     ));
-    let (seen, _handle) = record_states(&f.session);
+    let mut seen = record_states(&f.session);
 
     let address = email();
     let user = block_on(f.session.sign_up(&address, PASSWORD)).unwrap();
     assert_eq!(user.email, address);
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
     assert_eq!(f.session.current_user(), Some(user.clone()));
-    assert_eq!(
-        *seen.lock().unwrap(),
-        vec![AuthState::SignedIn(user.clone())]
-    );
+    assert_eq!(seen(), vec![AuthState::SignedIn(user.clone())]);
 
     let token = block_on(f.session.access_token()).unwrap();
     assert_eq!(whoami(&server, &token).unwrap(), user.id);
@@ -341,7 +337,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
     let f = fixture(&server);
     let address = email();
     let user = block_on(f.session.sign_up(&address, PASSWORD)).unwrap();
-    let (seen, _handle) = record_states(&f.session);
+    let mut seen = record_states(&f.session);
 
     // A second process sharing this sign-in (same stored tokens) signs out: the server revokes
     // the sign-in's refresh tokens.
@@ -364,10 +360,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
         Some(user.clone()),
         "the user is kept for their pending data"
     );
-    assert_eq!(
-        *seen.lock().unwrap(),
-        vec![AuthState::SessionExpired(user.clone())]
-    );
+    assert_eq!(seen(), vec![AuthState::SessionExpired(user.clone())]);
     assert_eq!(
         block_on(f.session.access_token()),
         Err(AuthError::SessionExpired)
@@ -385,10 +378,7 @@ fn a_revoked_refresh_token_expires_the_session_and_keeps_the_user() {
     let again = block_on(f.session.sign_in(&address, PASSWORD)).unwrap();
     assert_eq!(again.id, user.id);
     assert_eq!(f.session.state(), AuthState::SignedIn(user.clone()));
-    assert_eq!(
-        seen.lock().unwrap().last(),
-        Some(&AuthState::SignedIn(user))
-    );
+    assert_eq!(seen().last(), Some(&AuthState::SignedIn(user)));
 }
 
 #[test]
@@ -397,13 +387,13 @@ fn sign_out_revokes_on_the_server_and_deletes_the_secrets() {
     let f = fixture(&server);
     let user = block_on(f.session.sign_up(&email(), PASSWORD)).unwrap();
     let refresh_token = f.stored_refresh_token();
-    let (seen, handle) = record_states(&f.session);
+    let mut seen = record_states(&f.session);
 
     block_on(f.session.sign_out()).unwrap();
     assert_eq!(f.session.state(), AuthState::SignedOut);
     assert_eq!(f.session.current_user(), None);
     assert!(f.stored().is_none(), "the secrets are deleted");
-    assert_eq!(*seen.lock().unwrap(), vec![AuthState::SignedOut]);
+    assert_eq!(seen(), vec![AuthState::SignedOut]);
     let refused = raw_refresh(&server, &refresh_token).unwrap_err();
     assert_eq!(
         refused.code(),
@@ -412,10 +402,11 @@ fn sign_out_revokes_on_the_server_and_deletes_the_secrets() {
     );
     assert_eq!(f.reopen(&server).state(), AuthState::SignedOut);
 
-    // A cancelled subscription hears nothing more; signing out twice is fine.
-    drop(handle);
+    // A dropped watch hears nothing more; signing out twice is fine.
+    let heard = seen();
+    drop(seen);
     block_on(f.session.sign_in(&user.email, PASSWORD)).unwrap();
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(heard.len(), 1);
     block_on(f.session.sign_out()).unwrap();
     block_on(f.session.sign_out()).unwrap();
 }
@@ -494,7 +485,7 @@ fn the_keyring_store_keeps_the_session_across_a_restart() {
 /// read, linked or removed. The test thread then first joins a fresh session keyring — what
 /// `pam_keyinit` does at every login, or `keyctl session -` in a shell — and says so; the store
 /// itself is used unchanged.
-fn usable_keyring() -> Result<KeyringStore, auth::SecretStoreError> {
+fn usable_keyring() -> Result<KeyringStore, tandem_core::auth::SecretStoreError> {
     #[cfg(target_os = "linux")]
     ensure_session_keyring();
     let store = KeyringStore::new()?;
@@ -539,14 +530,14 @@ fn ensure_session_keyring() {
 }
 
 /// Writes, reads back and deletes a probe entry.
-fn probe(store: &KeyringStore) -> Result<(), auth::SecretStoreError> {
+fn probe(store: &KeyringStore) -> Result<(), tandem_core::auth::SecretStoreError> {
     let key = format!("tandem.probe.{}", std::process::id());
     store.set(&key, "probe")?;
     let read = store.get(&key)?;
     store.delete(&key)?;
     match read.as_deref() {
         Some("probe") => Ok(()),
-        _ => Err(auth::SecretStoreError::Failed(
+        _ => Err(tandem_core::auth::SecretStoreError::Failed(
             "the probe did not read back".into(),
         )),
     }

@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    tandem::fuzzing::server_answer(data);
+    tandem_core::fuzzing::server_answer(data);
 });

@@ -16,6 +16,6 @@ fn schema() -> &'static Schema {
 
 fuzz_target!(|data: &[u8]| {
     let schema = schema();
-    let (collection, body) = tandem::fuzzing::split_collection(schema, data);
-    tandem::fuzzing::document(schema, collection, body);
+    let (collection, body) = tandem_core::fuzzing::split_collection(schema, data);
+    tandem_core::fuzzing::document(schema, collection, body);
 });

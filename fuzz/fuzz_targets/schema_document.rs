@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    tandem::fuzzing::schema_document(data);
+    tandem_core::fuzzing::schema_document(data);
 });

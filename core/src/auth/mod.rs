@@ -1,15 +1,12 @@
 //! Auth: the session of a data directory against a GoTrue-compatible auth server
 //! (`docs/protocol.md`, or Supabase Auth).
 //!
-//! - [`AuthSession`]: sign-up, sign-in, sign-out, the auth state and its observers, and access
+//! - [`AuthSession`]: sign-up, sign-in, sign-out, the auth state as a watched value, and access
 //!   tokens refreshed before they expire (single-flight), restored from the secret store at open.
 //! - [`SecretStore`]: where tokens live; [`KeyringStore`] is the platform keyring.
 //! - [`AuthError`]: one typed error for both error body shapes.
 //!
 //! Tokens and passwords never reach logs, errors, `Debug` output or the database.
-
-// Parts of this module are used only once the FFI and sync layers are wired in.
-#![allow(dead_code, unused_imports)]
 
 mod client;
 mod error;
@@ -21,14 +18,14 @@ use std::sync::{Mutex, MutexGuard};
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use client::session_from_value;
-pub(crate) use error::AuthError;
-pub(crate) use secret_store::{
+pub use error::AuthError;
+pub use secret_store::{
     secret_namespace, KeyringStore, MemorySecretStore, SecretStore, SecretStoreError,
 };
-pub(crate) use session::{AuthSession, AuthState, AuthStateCallback, AuthSubscription};
+pub use session::{AuthSession, AuthState};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use tokens::unix_now as tokens_unix_now;
-pub(crate) use tokens::AccessToken;
+pub use tokens::AccessToken;
 
 /// Locks `mutex`, recovering from poisoning: every critical section here leaves the data whole
 /// (single assignments), so a panic elsewhere must not wedge auth forever.

@@ -25,12 +25,11 @@
 //! apps or two data directories on one machine never read each other's tokens.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Why the secret store failed. Messages never contain a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SecretStoreError {
+pub enum SecretStoreError {
     /// There is no secure store on this platform, or it cannot be reached (locked, refused).
     #[error("no secure store available: {0}")]
     Unavailable(String),
@@ -41,7 +40,7 @@ pub(crate) enum SecretStoreError {
 
 /// A store of string secrets by key. Implementations must be safe to call from any thread;
 /// calls are short and may block briefly (a keychain round trip).
-pub(crate) trait SecretStore: Send + Sync {
+pub trait SecretStore: Send + Sync {
     /// The secret under `key`, or `None` when there is none.
     fn get(&self, key: &str) -> Result<Option<String>, SecretStoreError>;
     /// Stores `value` under `key`, replacing what was there.
@@ -54,12 +53,12 @@ pub(crate) trait SecretStore: Send + Sync {
 /// installation id (the `client-id` file inside it). Not the directory's path: an iOS app's
 /// container path changes across app updates, and the session must survive those; two
 /// directories still never share a namespace.
-pub(crate) fn secret_namespace(installation_id: &str) -> String {
+pub fn secret_namespace(installation_id: &str) -> String {
     format!("tandem.{installation_id}")
 }
 
 /// The platform keyring (see the module documentation for what that is on each platform).
-pub(crate) struct KeyringStore {
+pub struct KeyringStore {
     store: Arc<keyring_core::CredentialStore>,
     service: String,
 }
@@ -174,7 +173,7 @@ impl SecretStore for KeyringStore {
 /// An in-memory store: **not secure and not persistent** beyond the value itself. For tests,
 /// and for platforms without a keyring where the app accepts that sessions end with the process.
 #[derive(Default)]
-pub(crate) struct MemorySecretStore {
+pub struct MemorySecretStore {
     values: Mutex<std::collections::HashMap<String, String>>,
 }
 

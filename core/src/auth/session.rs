@@ -1,16 +1,17 @@
 //! The auth session of one data directory: who is signed in, their tokens (kept in the secret
-//! store, restored at open), refreshing, and observers of the auth state.
+//! store, restored at open), refreshing, and the auth state as a watched value
+//! ([`AuthSession::watch_state`]; the client's notification thread delivers it to observers).
 //!
 //! Every change of the session (sign-in, sign-up, refresh, expiry, sign-out) runs behind one
 //! async gate, so a refresh finishing late can never overwrite a newer sign-in, and concurrent
 //! callers needing a fresh token share a single refresh: whoever gets the gate second sees the
 //! token already changed and takes the new one.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
 
 use tandem_protocol::clock::{Clock, SystemClock};
 use tandem_protocol::User;
@@ -24,7 +25,7 @@ use crate::http::HttpClient;
 
 /// Who is signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum AuthState {
+pub enum AuthState {
     /// Nobody.
     SignedOut,
     /// `User` is signed in and has a live session.
@@ -33,9 +34,6 @@ pub(crate) enum AuthState {
     /// up once the same user signs in again.
     SessionExpired(User),
 }
-
-/// Receives the new auth state after every change.
-pub(crate) type AuthStateCallback = Box<dyn Fn(AuthState) + Send + Sync>;
 
 /// The session as held in memory.
 enum Current {
@@ -62,36 +60,8 @@ impl Current {
     }
 }
 
-#[derive(Default)]
-struct Registry {
-    next_id: AtomicU64,
-    callbacks: Mutex<HashMap<u64, Arc<AuthStateCallback>>>,
-}
-
-/// Ends an auth-state subscription when cancelled or dropped. Once `cancel` returns no new
-/// delivery starts; one already running finishes.
-pub(crate) struct AuthSubscription {
-    registry: Weak<Registry>,
-    id: u64,
-}
-
-impl AuthSubscription {
-    /// Stops deliveries to this subscription's callback.
-    pub fn cancel(&self) {
-        if let Some(registry) = self.registry.upgrade() {
-            lock(&registry.callbacks).remove(&self.id);
-        }
-    }
-}
-
-impl Drop for AuthSubscription {
-    fn drop(&mut self) {
-        self.cancel();
-    }
-}
-
 /// The auth session of one data directory.
-pub(crate) struct AuthSession {
+pub struct AuthSession {
     client: AuthClient,
     store: Arc<dyn SecretStore>,
     /// The secret store key of this directory's session record.
@@ -99,9 +69,8 @@ pub(crate) struct AuthSession {
     current: Mutex<Current>,
     /// Serialises every change of the session (see the module documentation).
     gate: tokio::sync::Mutex<()>,
-    registry: Arc<Registry>,
-    /// The state last delivered to observers; held while delivering, so they see changes in order.
-    delivered: Mutex<AuthState>,
+    /// The published auth state: changed after every change of `current`, only when it differs.
+    published: watch::Sender<AuthState>,
     refreshes: AtomicU64,
     /// Where "now" comes from when judging token expiry.
     clock: Arc<dyn Clock>,
@@ -155,8 +124,7 @@ impl AuthSession {
             key,
             current: Mutex::new(current),
             gate: tokio::sync::Mutex::new(()),
-            registry: Arc::new(Registry::default()),
-            delivered: Mutex::new(state),
+            published: watch::Sender::new(state),
             refreshes: AtomicU64::new(0),
             clock,
         })
@@ -175,16 +143,9 @@ impl AuthSession {
         }
     }
 
-    /// Calls `callback` with the new state after every change (not with the current one: read
-    /// [`state`](Self::state) for that). Callbacks run on the thread that made the change, one
-    /// at a time and in order; they should return quickly and must not block on this session.
-    pub fn subscribe(&self, callback: AuthStateCallback) -> AuthSubscription {
-        let id = self.registry.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.registry.callbacks).insert(id, Arc::new(callback));
-        AuthSubscription {
-            registry: Arc::downgrade(&self.registry),
-            id,
-        }
+    /// The auth state as a watched value: its current value, then every change.
+    pub fn watch_state(&self) -> watch::Receiver<AuthState> {
+        self.published.subscribe()
     }
 
     /// How many refresh-token exchanges succeeded since open (for metrics and tests).
@@ -320,19 +281,16 @@ impl AuthSession {
             .map_err(AuthError::from)
     }
 
-    /// Tells observers the current state if it differs from the one they last heard.
+    /// Publishes the current state if it differs from the one published last.
+    /// The state is read inside the watch's lock, so concurrent publishes cannot reorder.
     fn publish(&self) {
-        let mut delivered = lock(&self.delivered);
-        let state = self.state();
-        if *delivered == state {
-            return;
-        }
-        *delivered = state.clone();
-        let callbacks: Vec<Arc<AuthStateCallback>> =
-            lock(&self.registry.callbacks).values().cloned().collect();
-        for callback in callbacks {
-            // A callback that panics (or a foreign one that throws) must not stop the others.
-            let _ = catch_unwind(AssertUnwindSafe(|| callback(state.clone())));
-        }
+        self.published.send_if_modified(|published| {
+            let state = self.state();
+            if *published == state {
+                return false;
+            }
+            *published = state;
+            true
+        });
     }
 }

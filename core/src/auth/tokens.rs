@@ -10,7 +10,7 @@ use tandem_protocol::User;
 /// An access token (a JWT), sent as `Authorization: Bearer …`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub(crate) struct AccessToken(String);
+pub struct AccessToken(String);
 
 impl AccessToken {
     pub(crate) fn new(token: String) -> Self {

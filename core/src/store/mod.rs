@@ -17,8 +17,6 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use crate::error::{Error, Result};
 use checkpoint::{Checkpointer, CHECKPOINT_PAGES};
 
-pub use migrations::LATEST as STORE_VERSION;
-
 /// Pragmas every connection gets. Public so the benchmark floor runs raw SQLite with exactly these
 /// (the floor also turns automatic checkpoints off, as the engine moves them to a background thread).
 pub const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
@@ -170,10 +168,6 @@ fn read_in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
 pub struct CurrentStore(RwLock<Option<Arc<Store>>>);
 
 impl CurrentStore {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self(RwLock::new(Some(store)))
-    }
-
     pub fn get(&self) -> Option<Arc<Store>> {
         self.0
             .read()

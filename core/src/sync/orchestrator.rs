@@ -3,15 +3,14 @@
 //! realtime pokes from the server's event stream, and retries with exponential backoff and full
 //! jitter. Runs never overlap: a trigger during a run schedules exactly one more run after it.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::api::SyncApi;
@@ -61,7 +60,6 @@ impl Default for SyncOptions {
 
 /// The app's conflict resolver: `None` leaves the conflict to `resolve` later.
 pub type Resolver = Arc<dyn Fn(&ConflictRow) -> Option<Resolution> + Send + Sync>;
-pub type StatusCallback = Box<dyn Fn(Status) + Send + Sync>;
 
 /// The engine sync works on: replaced when the signed-in account changes.
 pub type EngineSlot = RwLock<Arc<Engine>>;
@@ -82,35 +80,14 @@ pub struct Syncer {
     options: SyncOptions,
     lock_dir: PathBuf,
     resolver: Option<Resolver>,
-    status: Mutex<Status>,
+    /// The sync status: the only copy of it (the client's notification thread delivers it).
+    status: watch::Sender<Status>,
     metrics: Mutex<Metrics>,
     schedule: Mutex<Schedule>,
     run_gate: tokio::sync::Mutex<()>,
     wake: Notify,
     background: Mutex<Vec<JoinHandle<()>>>,
-    listeners: Mutex<HashMap<u64, Arc<StatusCallback>>>,
-    next_listener: AtomicU64,
     counts_scheduled: AtomicBool,
-}
-
-/// Ends a status subscription when cancelled or dropped.
-pub struct StatusSubscription {
-    syncer: std::sync::Weak<Syncer>,
-    id: u64,
-}
-
-impl StatusSubscription {
-    pub fn cancel(&self) {
-        if let Some(syncer) = self.syncer.upgrade() {
-            lock(&syncer.listeners).remove(&self.id);
-        }
-    }
-}
-
-impl Drop for StatusSubscription {
-    fn drop(&mut self) {
-        self.cancel();
-    }
 }
 
 impl Syncer {
@@ -129,46 +106,40 @@ impl Syncer {
             options,
             lock_dir,
             resolver,
-            status: Mutex::new(Status::default()),
+            status: watch::Sender::new(Status::default()),
             metrics: Mutex::new(Metrics::default()),
             schedule: Mutex::new(Schedule::default()),
             run_gate: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             background: Mutex::new(Vec::new()),
-            listeners: Mutex::new(HashMap::new()),
-            next_listener: AtomicU64::new(0),
             counts_scheduled: AtomicBool::new(false),
         });
         let initial = syncer.idle_phase();
-        lock(&syncer.status).phase = initial;
+        syncer.status.send_modify(|status| status.phase = initial);
         // Right from the start, not after a first refresh: a sync indicator (or `tandem status`)
         // shows the counts and the last sync of the previous session at once.
         if let Ok(stored) = stored_status(&syncer.engine()) {
-            stored.apply(&mut lock(&syncer.status));
+            syncer.status.send_modify(|status| stored.apply(status));
         }
         if initial == Phase::Idle {
             if let Ok(Some(failure)) = syncer.engine().store().read(StoredFailure::load) {
-                failure.apply(&mut lock(&syncer.status));
+                syncer.status.send_modify(|status| failure.apply(status));
             }
         }
         syncer
     }
 
     pub fn status(&self) -> Status {
-        lock(&self.status).clone()
+        self.status.borrow().clone()
+    }
+
+    /// The sync status as a watched value: its current value, then every change.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
     }
 
     pub fn metrics(&self) -> Metrics {
         lock(&self.metrics).clone()
-    }
-
-    pub fn subscribe(self: &Arc<Self>, callback: StatusCallback) -> StatusSubscription {
-        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
-        lock(&self.listeners).insert(id, Arc::new(callback));
-        StatusSubscription {
-            syncer: Arc::downgrade(self),
-            id,
-        }
     }
 
     /// One run now (waiting for a running one to finish first).
@@ -261,12 +232,11 @@ impl Syncer {
     /// The signed-in account (or its session) changed.
     pub fn account_changed(self: &Arc<Self>) {
         let phase = self.idle_phase();
-        {
-            let mut status = lock(&self.status);
+        self.change_status(|status| {
             status.phase = phase;
             status.last_error = None;
             status.last_synced_at = None;
-        }
+        });
         lock(&self.schedule).backoff_attempt = 0;
         self.refresh_counts_soon();
         if self.is_started() {
@@ -472,14 +442,13 @@ impl Syncer {
     async fn finish_ok(&self) {
         lock(&self.schedule).backoff_attempt = 0;
         let now = now_ms();
-        {
-            let mut status = lock(&self.status);
+        self.change_status(|status| {
             status.phase = Phase::Idle;
             status.last_error = None;
             status.last_synced_at = Some(now);
             status.pulled = 0;
             status.remaining = 0;
-        }
+        });
         // Kept in the account's store, so the next session's status starts with it.
         let engine = self.engine();
         let _ =
@@ -496,14 +465,12 @@ impl Syncer {
             SyncError::Busy => Phase::Idle,
             _ => Phase::Error,
         };
-        {
-            let mut status = lock(&self.status);
+        self.change_status(|status| {
             status.phase = phase;
             status.last_error = (error != &SyncError::Busy).then(|| error.to_string());
             status.pulled = 0;
             status.remaining = 0;
-        }
-        self.notify();
+        });
         // Kept like the last success, so a new process (`tandem status`, an app's next launch)
         // shows that the last run failed and why instead of a blank `idle`.
         if let Some(failure) = StoredFailure::of(phase, error) {
@@ -522,27 +489,21 @@ impl Syncer {
         self.change_status(|status| status.realtime = connected);
     }
 
-    /// Applies `change`; listeners hear of it only when something actually changed.
+    /// Applies `change`; observers hear of it only when something actually changed.
     fn change_status(&self, change: impl FnOnce(&mut Status)) {
-        let changed = {
-            let mut status = lock(&self.status);
+        self.status.send_if_modified(|status| {
             let before = status.clone();
-            change(&mut status);
+            change(status);
             *status != before
-        };
-        if changed {
-            self.notify();
-        }
+        });
     }
 
     fn set_progress(&self, pulled: u64, remaining: u64) {
-        {
-            let mut status = lock(&self.status);
+        self.change_status(|status| {
             status.phase = Phase::Pulling;
             status.pulled = pulled;
             status.remaining = remaining;
-        }
-        self.notify();
+        });
     }
 
     fn refresh_counts_soon(self: &Arc<Self>) {
@@ -566,21 +527,12 @@ impl Syncer {
         let engine = self.engine();
         let stored = tokio::task::spawn_blocking(move || stored_status(&engine)).await;
         if let Ok(Ok(stored)) = stored {
-            stored.apply(&mut lock(&self.status));
-            self.notify();
+            self.change_status(|status| stored.apply(status));
         }
     }
 
     fn engine(&self) -> Arc<Engine> {
         Arc::clone(&*self.engines.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn notify(&self) {
-        let status = self.status();
-        let listeners: Vec<Arc<StatusCallback>> = lock(&self.listeners).values().cloned().collect();
-        for listener in listeners {
-            let _ = catch_unwind(AssertUnwindSafe(|| listener(status.clone())));
-        }
     }
 
     fn count_trigger(&self, trigger: Trigger) {

@@ -51,7 +51,7 @@ extension Tandem {
     /// Only the newest status is buffered: a slow consumer skips intermediate ones (pull progress
     /// can change many times a second) and always sees the current one.
     public func syncStatusStream() throws -> AsyncStream<SyncStatus> {
-        try currentThenChangesStream(bufferingPolicy: .bufferingNewest(1), current: syncStatus) { yield in
+        try subscriptionStream(bufferingPolicy: .bufferingNewest(1)) { yield in
             try observeSyncStatus(listener: StreamSyncStatusListener(yield))
         }
     }
@@ -60,17 +60,18 @@ extension Tandem {
     /// session). Ends like `observeAsStream`; throws `TandemError.InvalidArgument` at once when
     /// no server is configured.
     ///
-    /// Nothing is dropped: changes are rare and each one matters (a sign-in followed at once by a
-    /// sign-out must show both).
+    /// Nothing the engine delivers is dropped (unbounded buffer).
     public func authStateStream() throws -> AsyncStream<AuthState> {
-        try currentThenChangesStream(bufferingPolicy: .unbounded, current: authState) { yield in
+        try subscriptionStream(bufferingPolicy: .unbounded) { yield in
             try observeAuthState(listener: StreamAuthStateListener(yield))
         }
     }
 }
 
 /// The one way every Tandem observation becomes an `AsyncStream`: `register` installs a callback
-/// (the `yield` it is given) with the engine and returns the `Subscription` that ends it.
+/// (the `yield` it is given) with the engine and returns the `Subscription` that ends it. Every
+/// observation delivers its current value first (Tandem's notification thread does that), so the
+/// stream's first element is the current value without any snapshot logic here.
 ///
 /// Callbacks run on Tandem's threads; `yield` never blocks them, the buffering policy decides what
 /// happens when the consumer is behind, and a value yielded after the stream ended is dropped.
@@ -92,60 +93,6 @@ func subscriptionStream<Element: Sendable>(
         subscription.cancel()
     }
     return stream
-}
-
-/// `subscriptionStream` for listeners that only report changes (sync status, auth state): yields
-/// `current()` first, then what the listener reports.
-///
-/// The listener is registered before `current()` is read, so no change can fall between the two.
-/// A lock orders the snapshot against deliveries: a delivery that arrives before the snapshot was
-/// yielded is dropped, because the snapshot was read after it and is at least as new, so the first
-/// element is always the snapshot and never older than one already yielded.
-func currentThenChangesStream<Element: Sendable>(
-    bufferingPolicy: AsyncStream<Element>.Continuation.BufferingPolicy,
-    current: () throws -> Element,
-    register: (@escaping @Sendable (Element) -> Void) throws -> Subscription
-) throws -> AsyncStream<Element> {
-    try subscriptionStream(bufferingPolicy: bufferingPolicy) { yield in
-        let gate = SnapshotGate()
-        let subscription = try register { value in gate.deliver { yield(value) } }
-        do {
-            try gate.sendSnapshot {
-                let snapshot = try current()
-                yield(snapshot)
-            }
-        } catch {
-            // subscriptionStream never sees this subscription, so end it here.
-            subscription.cancel()
-            throw error
-        }
-        return subscription
-    }
-}
-
-/// Drops deliveries until the snapshot was sent, and keeps the two from interleaving.
-final class SnapshotGate: @unchecked Sendable {
-    // @unchecked: `snapshotSent` is only read or written while `lock` is held.
-    private let lock = NSLock()
-    private var snapshotSent = false
-
-    /// Runs `send` if the snapshot went out already; otherwise the value is older than the
-    /// snapshot still to come and is dropped.
-    func deliver(_ send: () -> Void) {
-        lock.lock()
-        defer { lock.unlock() }
-        if snapshotSent {
-            send()
-        }
-    }
-
-    /// Runs `send` (which reads and yields the snapshot) with deliveries held back.
-    func sendSnapshot(_ send: () throws -> Void) rethrows {
-        lock.lock()
-        defer { lock.unlock() }
-        try send()
-        snapshotSent = true
-    }
 }
 
 /// Counts the stream observers that Rust still holds, so tests can check that ending a stream

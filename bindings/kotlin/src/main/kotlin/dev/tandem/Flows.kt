@@ -69,7 +69,7 @@ public fun Tandem.changesAsFlow(): Flow<List<String>> =
  * [TandemException.InvalidArgument].
  */
 public fun Tandem.syncStatusAsFlow(): Flow<SyncStatus> =
-    currentThenChanges(current = ::syncStatus) { emit ->
+    subscriptionFlow<SyncStatus> { emit ->
         observeSyncStatus(object : SyncStatusListener {
             override fun onSyncStatus(status: SyncStatus) = emit(status)
         })
@@ -81,11 +81,10 @@ public fun Tandem.syncStatusAsFlow(): Flow<SyncStatus> =
  * [Subscription]. Without a configured server the collector gets
  * [TandemException.InvalidArgument].
  *
- * Not conflated: changes are rare and each one matters (a sign-in followed at once by a
- * sign-out must show both), so every state is kept in an unbounded buffer.
+ * Not conflated: every state the engine delivers is kept in an unbounded buffer.
  */
 public fun Tandem.authStateAsFlow(): Flow<AuthState> =
-    currentThenChanges(current = ::authState) { emit ->
+    subscriptionFlow<AuthState> { emit ->
         observeAuthState(object : AuthStateListener {
             override fun onAuthState(state: AuthState) = emit(state)
         })
@@ -93,9 +92,11 @@ public fun Tandem.authStateAsFlow(): Flow<AuthState> =
 
 /**
  * The one way every Tandem observation becomes a Flow: [register] installs a callback (the `emit`
- * it is given) with the engine and returns the [Subscription] that ends it.
+ * it is given) with the engine and returns the [Subscription] that ends it. Every observation
+ * delivers its current value first (Tandem's notification thread does that), so the flow's first
+ * element is the current value without any snapshot logic here.
  *
- * The callback runs on one of Tandem's threads and must not block it, hence `trySend`: the
+ * The callback runs on Tandem's notification thread and must not block it, hence `trySend`: the
  * operator applied after this (conflate or an unlimited buffer) fuses into the channel and decides
  * what happens when the collector is behind. A value sent after the flow closed is dropped.
  */
@@ -108,32 +109,4 @@ internal fun <T> subscriptionFlow(register: (emit: (T) -> Unit) -> Subscription)
             subscription.cancel()
             subscription.close()
         }
-    }
-
-/**
- * [subscriptionFlow] for listeners that only report changes (sync status, auth state): emits
- * [current] first, then what the listener reports.
- *
- * The listener is registered before [current] is read, so no change can fall between the two.
- * A lock orders the snapshot against deliveries: a delivery that arrives before the snapshot was
- * emitted is dropped, because the snapshot was read after it and is at least as new, so the
- * first element is always the snapshot and never older than one already emitted.
- */
-internal fun <T> currentThenChanges(current: () -> T, register: (emit: (T) -> Unit) -> Subscription): Flow<T> =
-    subscriptionFlow { emit ->
-        val lock = Any()
-        var snapshotSent = false
-        val subscription = register { value -> synchronized(lock) { if (snapshotSent) emit(value) } }
-        try {
-            synchronized(lock) {
-                emit(current())
-                snapshotSent = true
-            }
-        } catch (e: Throwable) {
-            // subscriptionFlow never sees this subscription, so end it here.
-            subscription.cancel()
-            subscription.close()
-            throw e
-        }
-        subscription
     }

@@ -190,6 +190,52 @@ class SyncTest {
     }
 
     @Test
+    fun `raw query, status and auth observers each get the current value first`() = runBlocking {
+        // A fresh device: signed out, so the first status says so (not a default "idle").
+        val fresh = device("fresh")
+        val freshStatus = Channel<SyncStatus>(Channel.UNLIMITED)
+        val freshAuth = Channel<AuthState>(Channel.UNLIMITED)
+        fresh.observeSyncStatus(object : SyncStatusListener {
+            override fun onSyncStatus(status: SyncStatus) { freshStatus.trySend(status) }
+        }).use {
+            fresh.observeAuthState(object : AuthStateListener {
+                override fun onAuthState(state: AuthState) { freshAuth.trySend(state) }
+            }).use {
+                assertEquals(SyncPhase.SIGNED_OUT, withTimeout(10_000) { freshStatus.receive() }.phase)
+                assertEquals(AuthState.SignedOut, withTimeout(10_000) { freshAuth.receive() })
+            }
+        }
+
+        // A signed-in device with a synced record: nothing changes while the observers register.
+        val a = device("a")
+        val user = a.signUp(email(), PASSWORD)
+        a.put("plans", "p", """{"name": "P"}""")
+        a.syncNow()
+        val current = a.syncStatus()
+        val results = Channel<List<Record>>(Channel.UNLIMITED)
+        val statuses = Channel<SyncStatus>(Channel.UNLIMITED)
+        val states = Channel<AuthState>(Channel.UNLIMITED)
+        val subscriptions = listOf(
+            a.observe("plans", Query(), object : QueryObserver {
+                override fun onResults(records: List<Record>) { results.trySend(records) }
+            }),
+            a.observeSyncStatus(object : SyncStatusListener {
+                override fun onSyncStatus(status: SyncStatus) { statuses.trySend(status) }
+            }),
+            a.observeAuthState(object : AuthStateListener {
+                override fun onAuthState(state: AuthState) { states.trySend(state) }
+            }),
+        )
+        try {
+            assertEquals(listOf("p"), withTimeout(10_000) { results.receive() }.map { it.id })
+            assertEquals(current, withTimeout(10_000) { statuses.receive() })
+            assertEquals(AuthState.SignedIn(user), withTimeout(10_000) { states.receive() })
+        } finally {
+            subscriptions.forEach(Subscription::close)
+        }
+    }
+
+    @Test
     fun `without a server the status flow fails with InvalidArgument`() = runBlocking {
         openTandem(dir.resolve("local")).use { local ->
             val error = runCatching { local.syncStatusAsFlow().first() }.exceptionOrNull()

@@ -1,9 +1,8 @@
 //! The public error: a small, stable set of cases that Swift, Kotlin and Python code can match on,
 //! mapped from the engine's internal error.
 
-use crate::auth::AuthError;
-use crate::error::Error;
-use crate::sync::error::SyncError;
+use tandem_core::auth::AuthError;
+use tandem_core::{Error, SyncError};
 
 /// Every failure the Tandem API reports. Messages name collections, fields and ids, never
 /// document contents, tokens or passwords.

@@ -2,15 +2,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::auth::AuthState as EngineAuthState;
-use crate::outbox::OutboxEntry as EngineOutboxEntry;
-use crate::sync::conflict::{
-    ConflictPolicy as EnginePolicy, ConflictReason as EngineReason, ConflictRow,
+use tandem_core::auth::AuthState as EngineAuthState;
+use tandem_core::{
+    ConflictPolicy as EnginePolicy, ConflictReason as EngineReason, ConflictRow, Metrics,
+    OutboxEntry as EngineOutboxEntry, Phase, Resolution as EngineResolution, Status, SyncOptions,
+    SyncReport as EngineReport,
 };
-use crate::sync::orchestrator::SyncOptions;
-use crate::sync::resolve::Resolution as EngineResolution;
-use crate::sync::run::SyncReport as EngineReport;
-use crate::sync::status::{Metrics, Phase, Status};
 
 use super::error::TandemError;
 use super::types::{parse_json, time, ChangeKind};
@@ -339,7 +336,7 @@ impl From<EngineReport> for SyncReport {
                 .outcomes
                 .into_iter()
                 .map(|o| {
-                    use crate::sync::push::Outcome;
+                    use tandem_core::Outcome;
                     let (kind, reason) = match o.outcome {
                         Outcome::Applied => (OutcomeKind::Applied, None),
                         Outcome::Duplicate => (OutcomeKind::Duplicate, None),

@@ -432,23 +432,6 @@ fn bad_queries_are_invalid_arguments() {
 }
 
 #[test]
-fn an_indexed_query_uses_its_index() {
-    let (_dir, t) = open();
-    seed_days(&t);
-    let engine = t.engine().unwrap();
-    let q = tandem::query::Query {
-        filters: vec![tandem::query::Filter {
-            field: s("planId"),
-            op: tandem::query::FilterOp::Eq,
-            value: json!("a"),
-        }],
-        ..Default::default()
-    };
-    let plan = engine.explain("plan_days", &q).unwrap();
-    assert!(plan.contains("USING INDEX tdx_plan_days_"), "{plan}");
-}
-
-#[test]
 fn opening_the_same_directory_twice_is_refused_until_shutdown() {
     let (dir, t) = open();
     t.put(s("plans"), Some(s("p")), s(r#"{"name": "kept"}"#))

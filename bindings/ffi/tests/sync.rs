@@ -20,7 +20,7 @@ use tandem::{
 };
 use tempfile::TempDir;
 
-const SCHEMA: &str = include_str!("../../schemas/sample.json");
+const SCHEMA: &str = include_str!("../../../schemas/sample.json");
 const PASSWORD: &str = "correct horse battery staple";
 
 fn block<F: Future>(future: F) -> F::Output {

@@ -11,12 +11,11 @@ use std::sync::Arc;
 use super::error::TandemError;
 use super::foreign::{ConflictResolver, SecureStore};
 use super::sync_types::SyncConfig;
-use crate::engine::WriteOp as EngineWriteOp;
-use crate::outbox::{EntryState, OpKind, OutboxEntry as EngineOutboxEntry};
-use crate::query::{
-    Filter as EngineFilter, FilterOp as EngineFilterOp, Order, Query as EngineQuery,
+use tandem_core::{
+    EntryState, Filter as EngineFilter, FilterOp as EngineFilterOp, OpKind, Order,
+    OutboxEntry as EngineOutboxEntry, Query as EngineQuery, RecordRow,
+    RecordState as EngineRecordState, WriteOp as EngineWriteOp,
 };
-use crate::records::{RecordRow, RecordState as EngineRecordState};
 
 /// How `Tandem.open` finds its data, schema and server. Only `data_dir` and `schema_json` are
 /// required; without `server_url` the store is local-only.

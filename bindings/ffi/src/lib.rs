@@ -1,7 +1,12 @@
-//! The exported API: a thin layer over [`Client`] and its engine that converts types, maps errors
-//! and keeps panics from crossing into Swift, Kotlin or Python. No engine logic lives here.
-//! `session.rs` holds the auth and sync half of `Tandem`.
+//! Tandem's exported API (UniFFI): a thin layer over [`tandem_core::Client`] that converts types,
+//! maps errors and keeps panics from crossing into Swift, Kotlin or Python. No engine logic lives
+//! here. `session.rs` holds the auth and sync half of `Tandem`.
+//!
+//! This is the only crate built as a `cdylib`/`staticlib` (`libtandem`); Rust programs may use
+//! its `Tandem` too (the CLI, the bench, the convergence kit), or `tandem_core` directly.
 
+#[cfg(any(target_os = "android", test))]
+mod android;
 mod error;
 mod foreign;
 mod session;
@@ -11,7 +16,7 @@ mod types;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use error::{AuthFailure, SyncFailure, TandemError};
@@ -29,48 +34,27 @@ pub use types::{
     TandemConfig, WriteOp,
 };
 
-use crate::client::{Client, ClientConfig};
-use crate::engine::{Engine, WriteOp as EngineWriteOp};
-use crate::error::Error;
-use crate::http::HttpConfig;
-use crate::query::Query as EngineQuery;
-use crate::runtime::runtime;
-use crate::sync::orchestrator::SyncOptions;
+use tandem_core::http::HttpConfig;
+use tandem_core::runtime::runtime;
+use tandem_core::{
+    Client, ClientConfig, Error, Query as EngineQuery, RecordRow, SubscriptionHandle, SyncOptions,
+    WriteOp as EngineWriteOp,
+};
 
-/// Something a `Subscription` can end.
-pub(crate) trait Cancel: Send + Sync {
-    fn cancel(&self);
-}
+/// The runtime `Tandem`'s async functions run on, for Rust callers that block on them.
+pub use tandem_core::runtime;
 
-impl Cancel for crate::observe::SubscriptionHandle {
-    fn cancel(&self) {
-        crate::observe::SubscriptionHandle::cancel(self);
-    }
-}
-
-impl Cancel for crate::auth::AuthSubscription {
-    fn cancel(&self) {
-        crate::auth::AuthSubscription::cancel(self);
-    }
-}
-
-impl Cancel for crate::sync::orchestrator::StatusSubscription {
-    fn cancel(&self) {
-        crate::sync::orchestrator::StatusSubscription::cancel(self);
-    }
-}
+uniffi::setup_scaffolding!("tandem");
 
 /// A running observation or listener. `cancel()` ends it; so does dropping the last reference.
 #[derive(uniffi::Object)]
 pub struct Subscription {
-    handle: Box<dyn Cancel>,
+    handle: SubscriptionHandle,
 }
 
 impl Subscription {
-    pub(crate) fn new(handle: impl Cancel + 'static) -> Arc<Self> {
-        Arc::new(Self {
-            handle: Box::new(handle),
-        })
+    pub(crate) fn new(handle: SubscriptionHandle) -> Arc<Self> {
+        Arc::new(Self { handle })
     }
 }
 
@@ -116,7 +100,7 @@ impl Tandem {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(client) = client {
-            client.engine().store().mark_closing();
+            client.close();
         }
     }
 
@@ -159,7 +143,7 @@ impl Tandem {
 
     /// The record, or nothing when it does not exist or was deleted.
     pub fn get(&self, collection: String, id: String) -> Result<Option<Record>, TandemError> {
-        self.call(|client| Ok(client.engine().get(&collection, &id)?.map(Record::from)))
+        self.call(|client| Ok(client.get(&collection, &id)?.map(Record::from)))
     }
 
     /// The records of `collection` matching `query`.
@@ -167,7 +151,6 @@ impl Tandem {
         let query = EngineQuery::try_from(query)?;
         self.call(|client| {
             Ok(client
-                .engine()
                 .query(&collection, &query)?
                 .into_iter()
                 .map(Record::from)
@@ -178,7 +161,7 @@ impl Tandem {
     /// How many records of `collection` match `query` (its limit and offset are ignored).
     pub fn count(&self, collection: String, query: Query) -> Result<u64, TandemError> {
         let query = EngineQuery::try_from(query)?;
-        self.call(|client| client.engine().count(&collection, &query))
+        self.call(|client| client.count(&collection, &query))
     }
 
     /// Applies puts, patches and deletes in one transaction: all or nothing. Returns the written
@@ -202,10 +185,10 @@ impl Tandem {
     ) -> Result<Arc<Subscription>, TandemError> {
         let query = EngineQuery::try_from(query)?;
         self.call(|client| {
-            let callback = Box::new(move |rows: Vec<crate::records::RecordRow>| {
+            let callback = Box::new(move |rows: Vec<RecordRow>| {
                 observer.on_results(rows.into_iter().map(Record::from).collect());
             });
-            Ok(Subscription::new(client.engine().observe(
+            Ok(Subscription::new(client.observe(
                 &collection,
                 &query,
                 callback,
@@ -224,19 +207,9 @@ impl Tandem {
         observer: Arc<dyn RecordObserver>,
     ) -> Result<Arc<Subscription>, TandemError> {
         self.call(|client| {
-            let last: Mutex<Option<Option<Record>>> = Mutex::new(None);
-            let callback = Box::new(move |rows: Vec<crate::records::RecordRow>| {
-                let record = rows.into_iter().next().map(Record::from);
-                {
-                    let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-                    if last.as_ref() == Some(&record) {
-                        return;
-                    }
-                    *last = Some(record.clone());
-                }
-                observer.on_record(record);
-            });
-            Ok(Subscription::new(client.engine().observe_record(
+            let callback =
+                Box::new(move |row: Option<RecordRow>| observer.on_record(row.map(Record::from)));
+            Ok(Subscription::new(client.observe_record(
                 &collection,
                 &id,
                 callback,
@@ -250,23 +223,21 @@ impl Tandem {
         listener: Arc<dyn ChangeListener>,
     ) -> Result<Arc<Subscription>, TandemError> {
         self.call(|client| {
-            let handle = client
-                .engine()
-                .listen(Box::new(move |collections| listener.on_change(collections)));
+            let handle =
+                client.listen(Box::new(move |collections| listener.on_change(collections)));
             Ok(Subscription::new(handle))
         })
     }
 
     /// How many local changes wait for the server.
     pub fn pending_count(&self) -> Result<u64, TandemError> {
-        self.call(|client| client.engine().pending_count())
+        self.call(|client| client.pending_count())
     }
 
     /// The outbox in sending order, for debugging screens.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, TandemError> {
         self.call(|client| {
             Ok(client
-                .engine()
                 .outbox()?
                 .into_iter()
                 .map(OutboxEntry::from)
@@ -284,11 +255,6 @@ impl Drop for Tandem {
 }
 
 impl Tandem {
-    /// The current account's engine, for Rust callers (tests, benchmarks, the CLI).
-    pub fn engine(&self) -> Result<Arc<Engine>, TandemError> {
-        Ok(self.client()?.engine())
-    }
-
     fn client(&self) -> Result<Arc<Client>, TandemError> {
         self.client
             .read()

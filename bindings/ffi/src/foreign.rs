@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use super::sync_types::{AuthState, Conflict, Resolution, SyncStatus};
 use super::types::Record;
-use crate::auth::{SecretStore, SecretStoreError};
-use crate::sync::conflict::ConflictRow;
-use crate::sync::orchestrator::Resolver;
-use crate::sync::resolve::Resolution as EngineResolution;
+use tandem_core::auth::{SecretStore, SecretStoreError};
+use tandem_core::{ConflictRow, Resolution as EngineResolution, Resolver};
 
 /// Receives the results of an observed query: once right after `observe`, then after every
 /// commit that touches the collection (local writes and synced changes). Called on Tandem's
@@ -32,13 +30,15 @@ pub trait ChangeListener: Send + Sync {
     fn on_change(&self, collections: Vec<String>);
 }
 
-/// Receives every change of the auth state.
+/// Receives the auth state: the current one first, then every change. Called on Tandem's
+/// notification thread.
 #[uniffi::export(with_foreign)]
 pub trait AuthStateListener: Send + Sync {
     fn on_auth_state(&self, state: AuthState);
 }
 
-/// Receives the sync status on every change.
+/// Receives the sync status: the current one first, then every change. Called on Tandem's
+/// notification thread.
 #[uniffi::export(with_foreign)]
 pub trait SyncStatusListener: Send + Sync {
     fn on_sync_status(&self, status: SyncStatus);

@@ -11,10 +11,7 @@ use super::sync_types::{
 };
 use super::types::Record;
 use super::{Subscription, Tandem};
-use crate::error::Error;
-use crate::outbox;
-use crate::sync::resolve::{self, Resolution as EngineResolution};
-use crate::sync::status::Trigger;
+use tandem_core::Resolution as EngineResolution;
 
 #[uniffi::export]
 impl Tandem {
@@ -49,14 +46,15 @@ impl Tandem {
         self.call(|client| Ok(client.auth_state().into()))
     }
 
-    /// Tells `listener` about every change of the auth state (sign-in, sign-out, expiry).
+    /// Tells `listener` the auth state right away, then every change (sign-in, sign-out, expiry),
+    /// on Tandem's notification thread.
     pub fn observe_auth_state(
         &self,
         listener: Arc<dyn AuthStateListener>,
     ) -> Result<Arc<Subscription>, TandemError> {
         self.call(|client| {
             let handle = client
-                .subscribe_auth(Box::new(move |state| listener.on_auth_state(state.into())))?;
+                .observe_auth_state(Box::new(move |state| listener.on_auth_state(state.into())))?;
             Ok(Subscription::new(handle))
         })
     }
@@ -64,25 +62,16 @@ impl Tandem {
     /// Runs one sync now (push, then pull) and reports what it did. Runs never overlap: this
     /// waits for a running one first.
     pub async fn sync_now(&self) -> Result<SyncReport, TandemError> {
-        self.on_runtime(|client| async move {
-            let syncer = Arc::clone(client.syncer()?);
-            Ok(syncer
-                .sync_now(Trigger::Manual)
-                .await
-                .map_err(Error::from)?
-                .into())
-        })
-        .await
+        self.on_runtime(|client| async move { Ok(client.sync_now().await?.into()) })
+            .await
     }
 
     /// One run bounded by `deadline_ms`, for iOS `BGTaskScheduler` and Android WorkManager.
     pub async fn sync_once(&self, deadline_ms: u64) -> Result<SyncReport, TandemError> {
         self.on_runtime(|client| async move {
-            let syncer = Arc::clone(client.syncer()?);
-            Ok(syncer
+            Ok(client
                 .sync_once(Duration::from_millis(deadline_ms))
-                .await
-                .map_err(Error::from)?
+                .await?
                 .into())
         })
         .await
@@ -91,63 +80,53 @@ impl Tandem {
     /// Starts background sync: debounced runs after local writes, a periodic run, realtime pokes
     /// from the server, retries with backoff.
     pub fn start_sync(&self) -> Result<(), TandemError> {
-        self.call(|client| {
-            client.syncer()?.start();
-            Ok(())
-        })
+        self.call(|client| client.start_sync())
     }
 
     /// Stops background sync (a run under way finishes).
     pub fn stop_sync(&self) -> Result<(), TandemError> {
-        self.call(|client| {
-            client.syncer()?.stop();
-            Ok(())
-        })
+        self.call(|client| client.stop_sync())
     }
 
     /// The app came to the foreground: sync now (when started).
     pub fn notify_foreground(&self) -> Result<(), TandemError> {
-        self.call(|client| {
-            client.syncer()?.trigger(Trigger::Foreground);
-            Ok(())
-        })
+        self.call(|client| client.notify_foreground())
     }
 
     /// Connectivity changed; going online retries at once.
     pub fn notify_connectivity(&self, online: bool) -> Result<(), TandemError> {
-        self.call(|client| {
-            client.syncer()?.connectivity(online);
-            Ok(())
-        })
+        self.call(|client| client.notify_connectivity(online))
     }
 
     /// The sync status now.
     pub fn sync_status(&self) -> Result<SyncStatus, TandemError> {
-        self.call(|client| Ok(client.syncer()?.status().into()))
+        self.call(|client| Ok(client.sync_status()?.into()))
     }
 
-    /// Tells `listener` the sync status on every change.
+    /// Tells `listener` the sync status right away, then after every change, on Tandem's
+    /// notification thread. Changes in quick succession may arrive as the newest status only.
     pub fn observe_sync_status(
         &self,
         listener: Arc<dyn SyncStatusListener>,
     ) -> Result<Arc<Subscription>, TandemError> {
         self.call(|client| {
-            let handle = client.syncer()?.subscribe(Box::new(move |status| {
+            let handle = client.observe_sync_status(Box::new(move |status| {
                 listener.on_sync_status(status.into())
-            }));
+            }))?;
             Ok(Subscription::new(handle))
         })
     }
 
     /// Counters for diagnostics screens.
     pub fn sync_metrics(&self) -> Result<SyncMetrics, TandemError> {
-        self.call(|client| Ok(client.syncer()?.metrics().into()))
+        self.call(|client| Ok(client.sync_metrics()?.into()))
     }
 
     /// Conflicts waiting for the app, oldest first.
     pub fn conflicts(&self) -> Result<Vec<Conflict>, TandemError> {
         self.call(|client| {
-            Ok(resolve::conflicts(&client.engine())?
+            Ok(client
+                .conflicts()?
                 .into_iter()
                 .map(Conflict::from)
                 .collect())
@@ -164,11 +143,9 @@ impl Tandem {
     ) -> Result<Option<Record>, TandemError> {
         let resolution = EngineResolution::try_from(resolution)?;
         self.call(|client| {
-            let row = resolve::resolve(&client.engine(), &collection, &id, resolution)?;
-            if let Ok(syncer) = client.syncer() {
-                syncer.local_write();
-            }
-            Ok(row.map(Record::from))
+            Ok(client
+                .resolve(&collection, &id, resolution)?
+                .map(Record::from))
         })
     }
 
@@ -176,9 +153,7 @@ impl Tandem {
     pub fn rejected(&self) -> Result<Vec<RejectedChange>, TandemError> {
         self.call(|client| {
             Ok(client
-                .engine()
-                .store()
-                .read(outbox::rejected)?
+                .rejected()?
                 .into_iter()
                 .map(RejectedChange::from)
                 .collect())
@@ -188,12 +163,6 @@ impl Tandem {
     /// Drops a dead letter: the record goes back to the server's state (or disappears when the
     /// server never had it). Editing the record instead makes a fresh change.
     pub fn discard_rejected(&self, op_id: String) -> Result<(), TandemError> {
-        self.call(|client| {
-            resolve::discard_rejected(&client.engine(), &op_id)?;
-            if let Ok(syncer) = client.syncer() {
-                syncer.local_write();
-            }
-            Ok(())
-        })
+        self.call(|client| client.discard_rejected(&op_id))
     }
 }

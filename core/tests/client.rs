@@ -1,0 +1,77 @@
+//! `tandem_core::Client` used directly, as an embedding Rust app would. The exported API's tests
+//! live in `bindings/ffi/tests`.
+
+use serde_json::json;
+use tandem_core::{Client, ClientConfig, Filter, FilterOp, Query, SyncOptions, WriteOp};
+use tempfile::TempDir;
+
+const SCHEMA: &str = r#"{"version": 1, "collections": {
+  "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
+                       "notes": {"type": "string"}, "archived": {"type": "boolean"},
+                       "rating": {"type": "number"}, "meta": {"type": "object"}}},
+  "plan_days": {"parent": {"collection": "plans", "field": "planId"},
+                "fields": {"planId": {"type": "string", "required": true},
+                           "dayIndex": {"type": "integer", "required": true},
+                           "exerciseIds": {"type": "array"}},
+                "indexes": [["planId", "dayIndex"]]}}}"#;
+
+fn open(dir: &TempDir) -> Client {
+    Client::open(ClientConfig {
+        data_dir: dir.path().to_path_buf(),
+        schema_json: SCHEMA.to_string(),
+        server: None,
+        sync: SyncOptions::default(),
+        secret_store: None,
+        resolver: None,
+    })
+    .unwrap()
+}
+
+fn put(collection: &str, id: &str, doc: serde_json::Value) -> WriteOp {
+    WriteOp::Put {
+        collection: collection.into(),
+        id: Some(id.into()),
+        doc,
+    }
+}
+
+fn seed_days(client: &Client) {
+    client
+        .write(vec![
+            put(
+                "plans",
+                "a",
+                json!({"name": "A", "rating": 4.5, "archived": true}),
+            ),
+            put("plans", "b", json!({"name": "B", "rating": 3})),
+            put("plans", "c", json!({"name": "C"})),
+        ])
+        .unwrap();
+    let ops = (0..6)
+        .map(|i| {
+            put(
+                "plan_days",
+                &format!("d{i}"),
+                json!({"planId": if i % 2 == 0 { "a" } else { "b" }, "dayIndex": i}),
+            )
+        })
+        .collect();
+    client.write(ops).unwrap();
+}
+
+#[test]
+fn an_indexed_query_uses_its_index() {
+    let dir = TempDir::new().unwrap();
+    let client = open(&dir);
+    seed_days(&client);
+    let q = Query {
+        filters: vec![Filter {
+            field: "planId".into(),
+            op: FilterOp::Eq,
+            value: json!("a"),
+        }],
+        ..Default::default()
+    };
+    let plan = client.explain("plan_days", &q).unwrap();
+    assert!(plan.contains("USING INDEX tdx_plan_days_"), "{plan}");
+}
