@@ -203,6 +203,8 @@ pub struct Stats {
     pub restarts: u64,
     pub kills: u64,
     pub full_repulls: u64,
+    /// Children refused `invalid_parent` that the final round discarded.
+    pub dead_letters_discarded: u64,
     pub faults: BTreeMap<&'static str, u64>,
 }
 
@@ -215,6 +217,7 @@ impl Stats {
         self.restarts += other.restarts;
         self.kills += other.kills;
         self.full_repulls += other.full_repulls;
+        self.dead_letters_discarded += other.dead_letters_discarded;
         for (kind, n) in &other.faults {
             *self.faults.entry(kind).or_default() += n;
         }
@@ -587,6 +590,18 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
                 if c.local_document.is_none() {
                     supersede.push((ops.len(), "delete", Some((c.collection, c.id))));
                 }
+                moved = true;
+            }
+            // A child the server refused for a parent deleted there is a dead letter the app
+            // settles; here it takes the server's word (the write stays counted: only a delete
+            // of its parent in the run excuses its absence).
+            for dead in d.t.rejected().map_err(|e| format!("rejected: {e}"))? {
+                if dead.reason != "invalid_parent" {
+                    continue; // the kit writes only valid documents: the oracle must see this
+                }
+                d.t.discard_rejected(dead.op_id.clone())
+                    .map_err(|e| format!("discarding on device {n}: {e}"))?;
+                stats.dead_letters_discarded += 1;
                 moved = true;
             }
             // A sync on a connection the restarted server closed fails like any network

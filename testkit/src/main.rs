@@ -91,6 +91,10 @@ fn print_stats(stats: &Stats, seeds: u64, elapsed: Duration) {
         "server restarts: {}, device kills: {}, full re-pulls: {}",
         stats.restarts, stats.kills, stats.full_repulls
     );
+    println!(
+        "dead letters (invalid_parent) discarded at the end: {}",
+        stats.dead_letters_discarded
+    );
     let faults: Vec<String> = stats
         .faults
         .iter()

@@ -648,6 +648,27 @@ fn an_expired_cursor_re_pulls_everything_and_keeps_pending_changes() {
 }
 
 #[test]
+fn a_re_pull_replaces_a_record_created_again_after_its_tombstone_was_purged() {
+    let server = TestServer::builder().purging().in_process().start();
+    let (a, b) = pair(&server);
+    a.put("plans", "p", json!({"name": "first"}));
+    a.sync();
+    b.sync();
+    a.delete("plans", "p");
+    a.sync();
+    server.advance(Duration::from_millis(2500)); // the tombstone is purged
+    a.put("plans", "p", json!({"name": "second"})); // version 1 again, as the first one was
+    a.sync();
+    assert_eq!(
+        a.record("plans", "p").version,
+        b.record("plans", "p").version
+    );
+    assert!(b.sync().full_repull);
+    assert_eq!(b.doc("plans", "p"), Some(json!({"name": "second"})));
+    assert_eq!(a.snapshot(), b.snapshot());
+}
+
+#[test]
 fn a_change_the_server_rejects_goes_to_dead_letters_and_the_queue_goes_on() {
     let strict = TempDir::new().unwrap();
     let schema_path = strict.path().join("schema.json");

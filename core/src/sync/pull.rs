@@ -60,11 +60,12 @@ pub fn apply_page(
     mut seen: Option<&mut HashSet<(String, String)>>,
 ) -> Result<PullTally> {
     let mut tally = PullTally::default();
+    let full = seen.is_some();
     for change in changes {
         if let Some(seen) = seen.as_deref_mut() {
             seen.insert((change.entity.clone(), change.entity_id.clone()));
         }
-        apply_change(tx, schema, change, policy, now, &mut tally)?;
+        apply_change(tx, schema, change, full, policy, now, &mut tally)?;
     }
     meta_set(tx, CURSOR_KEY, next_cursor)?;
     Ok(tally)
@@ -74,6 +75,7 @@ fn apply_change(
     tx: &Transaction<'_>,
     schema: &Schema,
     change: &Change,
+    full: bool,
     policy: ConflictPolicy,
     now: i64,
     tally: &mut PullTally,
@@ -121,8 +123,8 @@ fn apply_change(
         }
         return Ok(());
     };
-    if row.server_version >= change.version {
-        tally.skipped += 1; // an echo of our own push, or older than what we hold
+    if already_held(&row, &server, full) {
+        tally.skipped += 1;
         return Ok(());
     }
     tally.applied += 1;
@@ -150,6 +152,18 @@ fn apply_change(
         tally.parked.push((collection.to_string(), id.to_string()));
     }
     Ok(())
+}
+
+/// Whether `row` already holds the server state a pulled change brings: an echo of our own push,
+/// or older than what we hold. A full re-pull delivers the server's current state, which is the
+/// truth whatever its version: a record deleted there, its tombstone purged and then created
+/// again starts over at version 1, and may meet the version its old incarnation had here.
+fn already_held(row: &RecordRow, server: &ServerState, full: bool) -> bool {
+    if full {
+        row.server_version == server.version && row.server_doc == server.doc
+    } else {
+        row.server_version >= server.version
+    }
 }
 
 /// A pulled document as stored: compact JSON, serialised straight from the parsed map.
