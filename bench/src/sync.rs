@@ -387,10 +387,12 @@ pub fn serve_child(db: &str) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut config = tandem_server::Config::default();
-        config.addr = "127.0.0.1:0".parse().expect("addr");
-        config.db = db.to_string();
-        config.jwt_secret = Some(uuid::Uuid::now_v7().simple().to_string());
+        let config = tandem_server::Config {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            db: db.to_string(),
+            jwt_secret: Some(uuid::Uuid::now_v7().simple().to_string()),
+            ..tandem_server::Config::default()
+        };
         let handle = tandem_server::run(config).await.expect("server");
         println!("listening on {}", handle.url());
         tokio::task::spawn_blocking(|| {

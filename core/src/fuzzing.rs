@@ -107,6 +107,16 @@ fn event_stream(body: &[u8]) {
     }
 }
 
+/// How the `document_validation` target reads its input: the first byte picks one of `schema`'s
+/// collections (in name order), the rest is the document.
+pub fn split_collection<'a, 'b>(schema: &'a Schema, bytes: &'b [u8]) -> (&'a str, &'b [u8]) {
+    let names: Vec<&str> = schema.collections.keys().map(String::as_str).collect();
+    match bytes.split_first() {
+        Some((b, rest)) if !names.is_empty() => (names[usize::from(*b) % names.len()], rest),
+        _ => ("", bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) on stable, so a crash found
@@ -144,15 +154,5 @@ mod tests {
     fn sample_schema() -> tandem_protocol::Schema {
         let text = include_str!("../../schemas/sample.json");
         tandem_protocol::Schema::from_json(text).unwrap()
-    }
-}
-
-/// How the `document_validation` target reads its input: the first byte picks one of `schema`'s
-/// collections (in name order), the rest is the document.
-pub fn split_collection<'a, 'b>(schema: &'a Schema, bytes: &'b [u8]) -> (&'a str, &'b [u8]) {
-    let names: Vec<&str> = schema.collections.keys().map(String::as_str).collect();
-    match bytes.split_first() {
-        Some((b, rest)) if !names.is_empty() => (names[usize::from(*b) % names.len()], rest),
-        _ => ("", bytes),
     }
 }

@@ -37,9 +37,6 @@
 //! or a body that cannot be read or decoded. Bearer tokens and the API key travel in headers
 //! marked sensitive; no error, `Debug` output or log line carries them or a body's values.
 
-// Parts of this module are used only once the sync layer is wired in.
-#![allow(dead_code)]
-
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -441,11 +441,7 @@ fn pull_inserts_updates_skips_echoes_and_deletes() {
     d.pull(vec![change("plans", "a", 4, None)]);
     assert_eq!(d.doc("plans", "a"), None);
     assert_eq!(
-        d.engine
-            .store()
-            .read(|c| pull::cursor(c))
-            .unwrap()
-            .as_deref(),
+        d.engine.store().read(pull::cursor).unwrap().as_deref(),
         Some("c1")
     );
 }

@@ -5,8 +5,6 @@
 //!
 //! Run: `cargo test -p tandem-core --test auth`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +14,10 @@ use tandem_core::auth::{
 };
 
 use serde_json::Value;
-use support::{email, TestServer};
 use tandem_core::http::{HttpClient, HttpConfig, HttpError};
 use tandem_core::runtime;
 use tandem_protocol::clock::{Clock, SystemClock};
+use tandem_testkit::server::{email, TestServer};
 
 const PASSWORD: &str = "correct horse battery";
 

@@ -1,7 +1,7 @@
 //! Many writers push while an incremental puller follows with cursors: the puller's final view
 //! must equal a full pull (no change skipped), on SQLite and PostgreSQL.
 
-mod common;
+use tandem_testkit::server_suite as common;
 
 use tandem_testkit::on_both_backends;
 

@@ -1,7 +1,7 @@
 //! The conformance suite: every rule of sync protocol v1, against the real server binary over
 //! HTTP, on SQLite and (with `TANDEM_TEST_POSTGRES_URL`) on PostgreSQL.
 
-mod common;
+use tandem_testkit::server_suite as common;
 
 use tandem_testkit::on_both_backends;
 

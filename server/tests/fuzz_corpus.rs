@@ -3,7 +3,7 @@
 //! that once made a handler fail stays fixed: every body gets an answer other than 500 (the
 //! harness asserts it) and a success answer is JSON.
 
-mod common;
+use tandem_testkit::server_suite as common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Hostile clients: what a probe of the server found it could be pushed over or around with
 //! (issue 11's server items), each tried against the real server binary.
 
-mod common;
+use tandem_testkit::server_suite as common;
 
 use tandem_testkit::on_both_backends;
 

@@ -2,7 +2,7 @@
 //! as `x-request-id`), and never a token, password, email or document field, even at `trace`
 //! with every library's events on (PostgreSQL's driver included).
 
-mod common;
+use tandem_testkit::server_suite as common;
 
 use std::time::Duration;
 

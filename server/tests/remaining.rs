@@ -3,7 +3,7 @@
 //! and cascades, after tombstones are purged, and after the counts are rebuilt for a database
 //! from before they existed.
 
-mod common;
+use tandem_testkit::server_suite as common;
 
 use tandem_testkit::on_both_backends;
 

@@ -1,7 +1,7 @@
 //! Two server instances sharing one PostgreSQL database: tokens, pokes and idempotency work
 //! across them. Runs only when `TANDEM_TEST_POSTGRES_URL` is set.
 
-mod common;
+use tandem_testkit::server_suite as common;
 
 use common::{op, upsert, Backend, TestDb, TestServer};
 use serde_json::json;

@@ -4,6 +4,23 @@
 /// test server uses.
 pub const TEST_SCHEMA: &str = include_str!("../../schemas/test.json");
 
+/// A local-only engine configuration in `dir` with `schema`.
+pub fn config(dir: &tempfile::TempDir, schema: &str) -> tandem::TandemConfig {
+    tandem::TandemConfig::local(dir.path().to_string_lossy(), schema)
+}
+
+/// A local-only engine on the test schema in a fresh temp directory (kept alive by the first).
+pub fn open() -> (tempfile::TempDir, std::sync::Arc<tandem::Tandem>) {
+    let dir = tempfile::TempDir::new().expect("a temp dir");
+    let tandem = tandem::Tandem::open(config(&dir, TEST_SCHEMA)).expect("opening the engine");
+    (dir, tandem)
+}
+
+/// A record's document as JSON.
+pub fn doc(record: &tandem::Record) -> serde_json::Value {
+    serde_json::from_str(&record.document).expect("a stored document is JSON")
+}
+
 /// A fresh email address.
 pub fn email() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,6 +5,7 @@
 //! - [`protocol`]: a thin client of the sync protocol for the server suites;
 //! - [`fixtures`]: the one test schema (`schemas/test.json`) and fresh emails;
 //! - [`proxy`]: the fault-injecting proxy;
+//! - [`server_suite`]: the server, database and protocol pieces the server's suites use;
 //! - [`converge`]: randomized multi-device convergence runs with an oracle and a shrinker.
 
 pub mod converge;
@@ -13,6 +14,13 @@ pub mod fixtures;
 pub mod protocol;
 pub mod proxy;
 pub mod server;
+
+/// Everything the server's suites use, under one path.
+pub mod server_suite {
+    pub use crate::db::{Backend, TestDb};
+    pub use crate::protocol::*;
+    pub use crate::server::{TestServer, SECRET};
+}
 
 pub use fixtures::TEST_SCHEMA;
 pub use server::{TestServer, TestServerBuilder};

@@ -168,15 +168,14 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<State>) {
                 );
                 return;
             }
-            Some(Fault::Duplicate) => {
+            Some(Fault::Duplicate)
                 if server
                     .write_all(request.head.as_bytes())
                     .and_then(|()| server.write_all(&request.body))
                     .is_err()
-                    || read_message(&mut server_reader).is_none()
-                {
-                    return;
-                }
+                    || read_message(&mut server_reader).is_none() =>
+            {
+                return;
             }
             _ => {}
         }

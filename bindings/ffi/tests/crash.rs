@@ -2,14 +2,12 @@
 //! pass `PRAGMA integrity_check`, and every write must be whole (records and outbox entries of
 //! one batch all there) or absent.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::SCHEMA;
 use tandem::{Tandem, TandemConfig, WriteOp};
+use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
 
 const CHILD_DIR: &str = "TANDEM_CRASH_CHILD_DIR";
 const CHILD_RUN: &str = "TANDEM_CRASH_CHILD_RUN";

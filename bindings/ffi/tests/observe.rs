@@ -1,16 +1,14 @@
 //! Observed queries and change listeners.
 
-mod common;
-
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::open;
 use tandem::{
     ChangeListener, Filter, FilterOp, Query, QueryObserver, Record, RecordObserver, Tandem,
     TandemError,
 };
+use tandem_testkit::fixtures::open;
 
 const WAIT: Duration = Duration::from_secs(5);
 

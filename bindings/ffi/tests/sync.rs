@@ -2,8 +2,6 @@
 //! under each policy, deletes and cascades, lost answers, restarts, token expiry and revocation,
 //! accounts, cursor expiry, dead letters, the kill switches, malformed answers and realtime.
 
-mod support;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::mpsc::{channel, Sender};
@@ -11,16 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::proxy::{Fault, Proxy};
-use support::{email, TestServer};
 use tandem::{
     AuthFailure, AuthState, ConflictPolicy, ConflictReason, ConflictResolver, Query, QueryObserver,
     Record, RecordState, Resolution, SecureStore, SecureStoreError, SyncFailure, SyncPhase,
     SyncReport, Tandem, TandemConfig, TandemError,
 };
+use tandem_testkit::proxy::{Fault, Proxy};
+use tandem_testkit::server::{email, TestServer};
 use tempfile::TempDir;
 
-const SCHEMA: &str = include_str!("../../../schemas/sample.json");
+use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
 const PASSWORD: &str = "correct horse battery staple";
 
 fn block<F: Future>(future: F) -> F::Output {

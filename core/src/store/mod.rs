@@ -67,7 +67,7 @@ impl Store {
             _checkpointer: checkpointer,
             claim,
         };
-        store.write(|tx| migrations::migrate(tx))?;
+        store.write(migrations::migrate)?;
         let first_reader = store.open_reader()?;
         store
             .readers

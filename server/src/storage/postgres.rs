@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -149,7 +150,8 @@ const INSERT_OPS: &str = "INSERT INTO ops (user_id, op_id, version, created_at)
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    config: tokio_postgres::Config,
+    /// Shared: the LISTEN task connects with it, and a store is cloned per request.
+    config: Arc<tokio_postgres::Config>,
 }
 
 impl PostgresStore {
@@ -171,7 +173,10 @@ impl PostgresStore {
         let tx = client.transaction().await?;
         tx.batch_execute(MIGRATION).await?;
         tx.commit().await?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+        })
     }
 
     /// Forwards every change notification (from any instance) to `on_change(user_id, seq)` until
