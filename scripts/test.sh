@@ -29,12 +29,27 @@ apt_install() {
 
 ensure_tools() {
   have cargo || { echo "missing: cargo (install Rust from https://rustup.rs)" >&2; exit 1; }
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   have python3 || apt_install python3 python3-pip
   python3 -c 'import pytest' 2>/dev/null || python3 -m pip install --quiet pytest \
     || apt_install python3-pytest
   have shellcheck || apt_install shellcheck
   have mvn || apt_install maven
   have java || apt_install default-jdk-headless
+}
+
+# The workspace's declared `rust-version`, checked with that toolchain (installed through rustup
+# when missing; a machine without rustup says so and skips the check).
+msrv="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)"
+check_msrv() {
+  if ! have rustup; then
+    echo "rustup is missing: the rust-version check needs it (skipped)"
+    return
+  fi
+  rustup run "$msrv" rustc --version >/dev/null 2>&1 \
+    || rustup toolchain install "$msrv" --profile minimal
+  CARGO_TARGET_DIR="$CARGO_TARGET_DIR/msrv" cargo "+$msrv" check --workspace --all-targets
 }
 
 # A throwaway PostgreSQL cluster (scripts/postgres.sh installs Debian's package when missing) for
@@ -57,6 +72,12 @@ shellcheck scripts/*.sh .ci/run
 
 step "build"
 cargo build --workspace --all-targets
+
+step "lint: clippy (every warning is an error)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "rust-version: the workspace builds with the declared minimum ($msrv)"
+check_msrv
 
 step "PostgreSQL (throwaway cluster)"
 start_postgres
