@@ -9,6 +9,7 @@
 mod android;
 mod error;
 mod foreign;
+mod logging;
 mod session;
 mod sync_types;
 mod types;
@@ -24,6 +25,7 @@ pub use foreign::{
     AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,
     SecureStore, SecureStoreError, SyncStatusListener,
 };
+pub use logging::{clear_log_sink, dropped_log_lines, set_log_sink, LogLevel, LogSink};
 pub use sync_types::{
     AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind, ParkedConflict, PushOutcome,
     RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase, SyncReport, SyncStatus,
