@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use error::{AuthFailure, SyncFailure, TandemError};
+pub use error::{AuthFailure, SyncFailure, TandemError, ValidationReason};
 pub use foreign::{
     AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,
     SecureStore, SecureStoreError, SyncStatusListener,

@@ -9,8 +9,9 @@ use tandem_core::{
     SyncReport as EngineReport,
 };
 
-use super::error::TandemError;
+use super::error::{TandemError, ValidationReason};
 use super::types::{parse_json, time, ChangeKind};
+use tandem_core::defaults;
 
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -266,8 +267,11 @@ pub struct RejectedChange {
     pub collection: String,
     pub id: String,
     pub kind: ChangeKind,
-    /// The server's reason (`invalid_payload`, `invalid_parent`, `too_large`, `unknown_entity`).
-    pub reason: String,
+    /// Why the server refused it.
+    pub reason: ValidationReason,
+    /// The server's code for it (`invalid_payload`, `invalid_parent`, `too_large`,
+    /// `unknown_entity`, or one this version does not know).
+    pub reason_code: String,
     pub document: Option<String>,
     pub created_at: SystemTime,
 }
@@ -419,7 +423,8 @@ impl From<EngineOutboxEntry> for RejectedChange {
             collection: e.collection,
             id: e.entity_id,
             kind: e.op.into(),
-            reason: e.last_error.unwrap_or_default(),
+            reason: ValidationReason::from_code(e.last_error.as_deref().unwrap_or_default()),
+            reason_code: e.last_error.unwrap_or_default(),
             document: e.doc,
             created_at: time(e.created_at),
         }

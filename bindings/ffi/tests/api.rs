@@ -4,7 +4,9 @@ mod common;
 
 use common::{config, doc, open, SCHEMA};
 use serde_json::json;
-use tandem::{Filter, FilterOp, OrderBy, Query, RecordState, Tandem, TandemError, WriteOp};
+use tandem::{
+    Filter, FilterOp, OrderBy, Query, RecordState, Tandem, TandemError, ValidationReason, WriteOp,
+};
 use tempfile::TempDir;
 
 fn s(v: &str) -> String {
@@ -110,8 +112,12 @@ fn validation(
             collection,
             field,
             reason,
+            reason_code,
             detail,
-        }) => (collection, field, reason, detail),
+        }) => {
+            assert_eq!(reason, ValidationReason::from_code(&reason_code));
+            (collection, field, reason_code, detail)
+        }
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -157,6 +163,14 @@ fn validation_errors_name_the_place() {
         format!(r#"{{"name": "x", "notes": "{big}"}}"#),
     ));
     assert_eq!(reason, "too_large");
+    let typed = t.put(s("plans"), None, s("{}"));
+    assert!(matches!(
+        typed,
+        Err(TandemError::Validation {
+            reason: ValidationReason::InvalidPayload,
+            ..
+        })
+    ));
     assert_eq!(t.pending_count().unwrap(), 0, "nothing was written");
 }
 
@@ -564,3 +578,4 @@ fn outbox_lists_entries_for_debugging() {
         Some(r#"{"planId":"p","dayIndex":1}"#)
     );
 }
+
