@@ -27,9 +27,9 @@ pub use foreign::{
 };
 pub use logging::{clear_log_sink, dropped_log_lines, set_log_sink, LogLevel, LogSink};
 pub use sync_types::{
-    AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind, ParkedConflict, PushOutcome,
-    RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase, SyncReport, SyncStatus,
-    TriggerCount, User,
+    default_sync_config, AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind,
+    ParkedConflict, PushOutcome, RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase,
+    SyncReport, SyncStatus, TriggerCount, User,
 };
 pub use types::{
     ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,

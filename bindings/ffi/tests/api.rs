@@ -579,3 +579,31 @@ fn outbox_lists_entries_for_debugging() {
     );
 }
 
+#[test]
+fn the_exported_sync_defaults_are_the_cores() {
+    use tandem_core::defaults;
+    let config = tandem::default_sync_config();
+    assert_eq!(config.push_batch_size as usize, defaults::PUSH_BATCH_SIZE);
+    assert_eq!(config.pull_page_size, defaults::PULL_PAGE_SIZE);
+    assert_eq!(config.debounce_ms as u128, defaults::DEBOUNCE.as_millis());
+    assert_eq!(
+        config.periodic_interval_secs,
+        defaults::PERIODIC_INTERVAL.as_secs()
+    );
+    assert_eq!(config.realtime, defaults::REALTIME);
+    assert_eq!(config.enabled, defaults::SYNC_ENABLED);
+    assert_eq!(config.conflict_policy, None);
+    assert_eq!(
+        config.request_timeout_ms as u128,
+        defaults::REQUEST_TIMEOUT.as_millis()
+    );
+    // The core's own configuration starts from the same values.
+    let options = tandem_core::SyncOptions::default();
+    assert_eq!(options.push_batch_size, defaults::PUSH_BATCH_SIZE);
+    assert_eq!(options.pull_page_size, defaults::PULL_PAGE_SIZE);
+    assert_eq!(options.debounce, defaults::DEBOUNCE);
+    assert_eq!(options.periodic_interval, defaults::PERIODIC_INTERVAL);
+    let http = tandem_core::http::HttpConfig::new("https://example.com");
+    assert_eq!(http.request_timeout, defaults::REQUEST_TIMEOUT);
+    assert_eq!(http.connect_timeout, defaults::CONNECT_TIMEOUT);
+}

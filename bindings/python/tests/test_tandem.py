@@ -62,6 +62,10 @@ def test_batch_query_and_count(engine):
     assert engine.count("plan_days", Query()) == 0, "delete cascades to the plan's days"
 
 
+def test_the_generated_sync_config_defaults_are_the_engines():
+    assert tandem.SyncConfig() == tandem.default_sync_config()
+
+
 def test_errors_arrive_as_exceptions_with_fields(engine):
     with pytest.raises(TandemError.Validation) as caught:
         engine.put("plans", None, json.dumps({"notes": "no name"}))

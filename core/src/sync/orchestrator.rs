@@ -26,12 +26,12 @@ use crate::outbox;
 use crate::runtime::runtime;
 use crate::store::{lock, meta_delete, meta_get, meta_set};
 
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_CAP: Duration = Duration::from_secs(60);
+use crate::defaults::{self, BACKOFF_BASE, BACKOFF_CAP};
+
 /// Status counts are refreshed at most this often after local writes.
 const COUNTS_THROTTLE: Duration = Duration::from_millis(50);
 
-/// How sync behaves; every field has a sensible default.
+/// How sync behaves; the defaults are [`crate::defaults`].
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub push_batch_size: usize,
@@ -47,13 +47,13 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         Self {
-            push_batch_size: 200,
-            pull_page_size: 500,
-            debounce: Duration::from_millis(300),
-            periodic_interval: Duration::from_secs(15 * 60),
-            realtime: true,
+            push_batch_size: defaults::PUSH_BATCH_SIZE,
+            pull_page_size: defaults::PULL_PAGE_SIZE,
+            debounce: defaults::DEBOUNCE,
+            periodic_interval: defaults::PERIODIC_INTERVAL,
+            realtime: defaults::REALTIME,
             policy: ConflictPolicy::Merge,
-            enabled: true,
+            enabled: defaults::SYNC_ENABLED,
         }
     }
 }

@@ -55,6 +55,10 @@ final class TandemTests: XCTestCase {
         XCTAssertEqual(try tandem.count(collection: "plan_days", query: Query()), 0, "delete cascades to the plan's days")
     }
 
+    func testTheGeneratedSyncConfigDefaultsAreTheEngines() {
+        XCTAssertEqual(SyncConfig(), defaultSyncConfig())
+    }
+
     func testErrorsAreTypedWithTheirFields() throws {
         XCTAssertThrowsError(try tandem.put(collection: "plans", id: nil, json: #"{"notes": "no name"}"#)) { error in
             guard let error = error as? TandemError, case let .Validation(collection, field, reason, reasonCode, detail) = error else {

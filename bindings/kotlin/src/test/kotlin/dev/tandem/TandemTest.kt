@@ -68,6 +68,11 @@ class TandemTest {
     }
 
     @Test
+    fun `the generated SyncConfig defaults are the engine's`() {
+        assertEquals(defaultSyncConfig(), SyncConfig())
+    }
+
+    @Test
     fun `errors arrive as typed exceptions with their fields`() {
         val missingName = assertFailsWith<TandemException.Validation> {
             tandem.put("plans", null, """{"notes": "no name"}""")
