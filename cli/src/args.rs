@@ -80,12 +80,14 @@ pub enum Command {
     /// Runs one sync (push, then pull) and prints what it did (`--json`: the counts, whether it
     /// pulled everything again, the conflicts it left to you and what became of each pushed change)
     Sync {
-        /// Mutations per push request [default: 200]
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-        push_batch: Option<u32>,
-        /// Changes per pull page [default: 500; the server caps it]
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-        pull_page: Option<u32>,
+        /// Mutations per push request
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+              default_value_t = tandem::default_sync_config().push_batch_size)]
+        push_batch: u32,
+        /// Changes per pull page (the server caps it)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+              default_value_t = tandem::default_sync_config().pull_page_size)]
+        pull_page: u32,
     },
     /// The device's sync status: account, pending changes, conflicts, rejected changes
     Status,

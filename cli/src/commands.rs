@@ -42,12 +42,8 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
         pull_page,
     } = &command
     {
-        if let Some(n) = push_batch {
-            sync.push_batch_size = *n;
-        }
-        if let Some(n) = pull_page {
-            sync.pull_page_size = *n;
-        }
+        sync.push_batch_size = *push_batch;
+        sync.pull_page_size = *pull_page;
     }
     let device = Device::open(global, sync)?;
     let tandem = &device.tandem;

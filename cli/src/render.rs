@@ -235,7 +235,7 @@ pub fn rejected_json(change: &RejectedChange) -> Value {
         "collection": change.collection,
         "id": change.id,
         "kind": kind(change.kind),
-        "reason": change.reason,
+        "reason": change.reason_code,
         "doc": optional_document(change.document.as_deref()),
         "createdAt": timestamp(change.created_at),
     })
@@ -248,7 +248,7 @@ pub fn rejected_line(change: &RejectedChange) -> String {
         kind(change.kind),
         change.collection,
         change.id,
-        change.reason
+        change.reason_code
     )
 }
 

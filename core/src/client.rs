@@ -377,6 +377,11 @@ impl Client {
         }
         let adopt_guest =
             user.is_some() && is_guest(&current) && !any_user_database(&self.data_dir)?;
+        tracing::info!(
+            user_id = user.map(|u| u.id.as_str()).unwrap_or("guest"),
+            adopt_guest,
+            "switching account database"
+        );
         let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
         let guest_path = current.store().path().to_path_buf();
         let next = tokio::task::spawn_blocking(move || -> Result<Engine> {

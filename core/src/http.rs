@@ -72,8 +72,9 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    /// A configuration for `server_url` with default timeouts (30 s per request, 10 s to
-    /// connect) and no overrides.
+    /// A configuration for `server_url` with the default timeouts
+    /// ([`crate::defaults::REQUEST_TIMEOUT`], [`crate::defaults::CONNECT_TIMEOUT`]) and no
+    /// overrides.
     pub fn new(server_url: impl Into<String>) -> Self {
         Self {
             server_url: server_url.into(),
@@ -81,8 +82,8 @@ impl HttpConfig {
             sync_url: None,
             api_key: None,
             allow_insecure_http: false,
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
+            request_timeout: crate::defaults::REQUEST_TIMEOUT,
+            connect_timeout: crate::defaults::CONNECT_TIMEOUT,
         }
     }
 }

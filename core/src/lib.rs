@@ -4,6 +4,8 @@
 //! observer, conflict, dead-letter, auth and sync call. The UniFFI-exported API (crate
 //! `tandem-ffi`, `bindings/ffi`) is a thin layer over it; Rust programs can use it directly.
 //!
+//! [`defaults`] holds every sync and HTTP default.
+//!
 //! Layers, from the bottom (all private but the types re-exported here):
 //! - `store`: the SQLite file (one writer, pooled readers, migrations);
 //! - `schema`: the app schema installed into the store (evolution checks, expression indexes);
@@ -19,6 +21,7 @@
 pub mod auth;
 mod client;
 mod crash;
+pub mod defaults;
 mod engine;
 #[cfg(test)]
 mod engine_tests;

@@ -285,8 +285,17 @@ fn run(store: &CurrentStore, registry: &Registry, events: &Receiver<Event>) {
             }
             // A failed read leaves the observer with its previous results; the next commit retries.
             let Some(store) = store.get() else { continue };
-            if let Ok(rows) = store.read(|conn| subscription.query.rows(conn)) {
-                let _ = catch_unwind(AssertUnwindSafe(|| (subscription.callback)(rows)));
+            match store.read(|conn| subscription.query.rows(conn)) {
+                Ok(rows) => {
+                    if catch_unwind(AssertUnwindSafe(|| (subscription.callback)(rows))).is_err() {
+                        tracing::error!(collection = %subscription.collection, "a query observer panicked");
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    collection = %subscription.collection,
+                    error = %e,
+                    "re-running an observed query failed; the observer keeps its previous results"
+                ),
             }
         }
         let due: Vec<(u64, Arc<dyn WatchedValue>)> = lock(&registry.watched)
@@ -299,7 +308,9 @@ fn run(store: &CurrentStore, registry: &Registry, events: &Receiver<Event>) {
                 continue; // cancelled by an earlier callback of this round
             }
             let first = fresh.contains(&id);
-            let _ = catch_unwind(AssertUnwindSafe(|| value.deliver(first)));
+            if catch_unwind(AssertUnwindSafe(|| value.deliver(first))).is_err() {
+                tracing::error!("a status or auth observer panicked");
+            }
         }
     }
 }
@@ -315,6 +326,8 @@ fn tell_listeners(registry: &Registry, collections: &BTreeSet<String>) {
     let names: Vec<String> = collections.iter().cloned().collect();
     for listener in listeners {
         // A foreign callback that throws must not end the thread for every other observer.
-        let _ = catch_unwind(AssertUnwindSafe(|| listener(names.clone())));
+        if catch_unwind(AssertUnwindSafe(|| listener(names.clone()))).is_err() {
+            tracing::error!("a change listener panicked");
+        }
     }
 }

@@ -136,14 +136,14 @@ final class SyncPresentationTests: XCTestCase {
 
     func testRefusedChangesCarryTheirReasonInWords() {
         let change = RejectedChange(
-            opId: "op1", collection: "plan_days", id: "d", kind: .upsert, reason: "invalid_parent",
+            opId: "op1", collection: "plan_days", id: "d", kind: .upsert, reason: .invalidParent, reasonCode: "invalid_parent",
             document: #"{"planId":"gone","dayIndex":0,"title":"Upper"}"#, createdAt: Date()
         )
         let item = ConflictPresentation.rejectedItem(for: change) { _, _ in nil }
         XCTAssertEqual(item.id, "op1")
         XCTAssertEqual(item.title, "Day “Upper”")
         XCTAssertEqual(item.kind, "Change")
-        XCTAssertEqual(item.reason, ErrorText.rejectionReason("invalid_parent"))
+        XCTAssertEqual(item.reason, ErrorText.rejectionReason(.invalidParent, code: "invalid_parent"))
     }
 
     func testEngineErrorsBecomeSentences() {

@@ -3,6 +3,7 @@
 
 use tandem_core::auth::AuthError;
 use tandem_core::{Error, SyncError};
+use tandem_protocol::RejectionCode;
 
 /// Every failure the Tandem API reports. Messages name collections, fields and ids, never
 /// document contents, tokens or passwords.
@@ -12,14 +13,15 @@ pub enum TandemError {
     #[error("invalid argument: {detail}")]
     InvalidArgument { detail: String },
 
-    /// A document breaks the schema. `reason` is the protocol's code (`invalid_payload`,
-    /// `invalid_parent`, `too_large`, `unknown_entity`); `field` is empty when the whole
-    /// document is at fault.
+    /// A document breaks the schema. `reason` says why (`reason_code` is the protocol's code
+    /// for it: `invalid_payload`, `invalid_parent`, `too_large`, `unknown_entity`); `field` is
+    /// empty when the whole document is at fault.
     #[error("{detail}")]
     Validation {
         collection: String,
         field: Option<String>,
-        reason: String,
+        reason: ValidationReason,
+        reason_code: String,
         detail: String,
     },
 
@@ -63,6 +65,42 @@ pub enum TandemError {
     /// A bug in Tandem; please report it.
     #[error("internal error: {detail}")]
     Internal { detail: String },
+}
+
+/// Why a document or a change was refused: the protocol's rejection codes. `Other` is a code
+/// this version does not know (a newer server's); `reason_code` next to it keeps the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum ValidationReason {
+    /// The document does not match its collection's schema (unknown or missing field, wrong
+    /// type, too long, not an object).
+    InvalidPayload,
+    /// A child whose parent does not exist (or was deleted).
+    InvalidParent,
+    /// The document is over the size limit.
+    TooLarge,
+    /// The collection is not in the schema.
+    UnknownEntity,
+    /// A code this version does not know.
+    Other,
+}
+
+impl ValidationReason {
+    /// The reason for a protocol code (`invalid_parent`, …), `Other` for an unknown one.
+    pub fn from_code(code: &str) -> Self {
+        RejectionCode::from(code).into()
+    }
+}
+
+impl From<RejectionCode> for ValidationReason {
+    fn from(code: RejectionCode) -> Self {
+        match code {
+            RejectionCode::InvalidPayload => Self::InvalidPayload,
+            RejectionCode::InvalidParent => Self::InvalidParent,
+            RejectionCode::TooLarge => Self::TooLarge,
+            RejectionCode::UnknownEntity => Self::UnknownEntity,
+            RejectionCode::Other(_) => Self::Other,
+        }
+    }
 }
 
 /// Why an auth operation failed.
@@ -110,7 +148,8 @@ impl From<Error> for TandemError {
             Error::Validation(v) => Self::Validation {
                 collection: v.collection.clone(),
                 field: v.field.clone(),
-                reason: v.reason.code().to_string(),
+                reason: v.reason.rejection_code().into(),
+                reason_code: v.reason.code().to_string(),
                 detail,
             },
             Error::NotFound { collection, id } => Self::NotFound { collection, id },

@@ -9,6 +9,7 @@
 mod android;
 mod error;
 mod foreign;
+mod logging;
 mod session;
 mod sync_types;
 mod types;
@@ -19,15 +20,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use error::{AuthFailure, SyncFailure, TandemError};
+pub use error::{AuthFailure, SyncFailure, TandemError, ValidationReason};
 pub use foreign::{
     AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,
     SecureStore, SecureStoreError, SyncStatusListener,
 };
+pub use logging::{clear_log_sink, dropped_log_lines, set_log_sink, LogLevel, LogSink};
 pub use sync_types::{
-    AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind, ParkedConflict, PushOutcome,
-    RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase, SyncReport, SyncStatus,
-    TriggerCount, User,
+    default_sync_config, AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind,
+    ParkedConflict, PushOutcome, RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase,
+    SyncReport, SyncStatus, TriggerCount, User,
 };
 pub use types::{
     ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,

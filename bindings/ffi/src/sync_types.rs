@@ -9,8 +9,9 @@ use tandem_core::{
     SyncReport as EngineReport,
 };
 
-use super::error::TandemError;
+use super::error::{TandemError, ValidationReason};
 use super::types::{parse_json, time, ChangeKind};
+use tandem_core::defaults;
 
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -64,20 +65,29 @@ pub struct SyncConfig {
     pub request_timeout_ms: u64,
 }
 
+/// The defaults of `tandem_core::defaults`. The `#[uniffi(default = …)]` literals above must be
+/// the same: UniFFI takes literals only, so each binding's tests compare its generated
+/// `SyncConfig()` with `defaultSyncConfig()`.
 impl Default for SyncConfig {
     fn default() -> Self {
-        let options = SyncOptions::default();
         Self {
-            push_batch_size: options.push_batch_size as u32,
-            pull_page_size: options.pull_page_size,
-            debounce_ms: options.debounce.as_millis() as u64,
-            periodic_interval_secs: options.periodic_interval.as_secs(),
-            realtime: options.realtime,
+            push_batch_size: defaults::PUSH_BATCH_SIZE as u32,
+            pull_page_size: defaults::PULL_PAGE_SIZE,
+            debounce_ms: defaults::DEBOUNCE.as_millis() as u64,
+            periodic_interval_secs: defaults::PERIODIC_INTERVAL.as_secs(),
+            realtime: defaults::REALTIME,
             conflict_policy: None,
-            enabled: options.enabled,
-            request_timeout_ms: 30_000,
+            enabled: defaults::SYNC_ENABLED,
+            request_timeout_ms: defaults::REQUEST_TIMEOUT.as_millis() as u64,
         }
     }
+}
+
+/// The sync configuration's defaults as the engine defines them (`SyncConfig()` in Swift,
+/// Kotlin and Python has the same values).
+#[uniffi::export]
+pub fn default_sync_config() -> SyncConfig {
+    SyncConfig::default()
 }
 
 impl From<&SyncConfig> for SyncOptions {
@@ -266,8 +276,11 @@ pub struct RejectedChange {
     pub collection: String,
     pub id: String,
     pub kind: ChangeKind,
-    /// The server's reason (`invalid_payload`, `invalid_parent`, `too_large`, `unknown_entity`).
-    pub reason: String,
+    /// Why the server refused it.
+    pub reason: ValidationReason,
+    /// The server's code for it (`invalid_payload`, `invalid_parent`, `too_large`,
+    /// `unknown_entity`, or one this version does not know).
+    pub reason_code: String,
     pub document: Option<String>,
     pub created_at: SystemTime,
 }
@@ -419,7 +432,8 @@ impl From<EngineOutboxEntry> for RejectedChange {
             collection: e.collection,
             id: e.entity_id,
             kind: e.op.into(),
-            reason: e.last_error.unwrap_or_default(),
+            reason: ValidationReason::from_code(e.last_error.as_deref().unwrap_or_default()),
+            reason_code: e.last_error.unwrap_or_default(),
             document: e.doc,
             created_at: time(e.created_at),
         }

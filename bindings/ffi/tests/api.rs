@@ -1,7 +1,9 @@
 //! The public API end to end: writes, validation, queries, errors, lifecycle.
 
 use serde_json::json;
-use tandem::{Filter, FilterOp, OrderBy, Query, RecordState, Tandem, TandemError, WriteOp};
+use tandem::{
+    Filter, FilterOp, OrderBy, Query, RecordState, Tandem, TandemError, ValidationReason, WriteOp,
+};
 use tandem_testkit::fixtures::{config, doc, open, TEST_SCHEMA as SCHEMA};
 use tempfile::TempDir;
 
@@ -108,8 +110,12 @@ fn validation(
             collection,
             field,
             reason,
+            reason_code,
             detail,
-        }) => (collection, field, reason, detail),
+        }) => {
+            assert_eq!(reason, ValidationReason::from_code(&reason_code));
+            (collection, field, reason_code, detail)
+        }
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -155,6 +161,14 @@ fn validation_errors_name_the_place() {
         format!(r#"{{"name": "x", "notes": "{big}"}}"#),
     ));
     assert_eq!(reason, "too_large");
+    let typed = t.put(s("plans"), None, s("{}"));
+    assert!(matches!(
+        typed,
+        Err(TandemError::Validation {
+            reason: ValidationReason::InvalidPayload,
+            ..
+        })
+    ));
     assert_eq!(t.pending_count().unwrap(), 0, "nothing was written");
 }
 
@@ -560,4 +574,33 @@ fn outbox_lists_entries_for_debugging() {
         entries[1].document.as_deref(),
         Some(r#"{"planId":"p","dayIndex":1}"#)
     );
+}
+
+#[test]
+fn the_exported_sync_defaults_are_the_cores() {
+    use tandem_core::defaults;
+    let config = tandem::default_sync_config();
+    assert_eq!(config.push_batch_size as usize, defaults::PUSH_BATCH_SIZE);
+    assert_eq!(config.pull_page_size, defaults::PULL_PAGE_SIZE);
+    assert_eq!(config.debounce_ms as u128, defaults::DEBOUNCE.as_millis());
+    assert_eq!(
+        config.periodic_interval_secs,
+        defaults::PERIODIC_INTERVAL.as_secs()
+    );
+    assert_eq!(config.realtime, defaults::REALTIME);
+    assert_eq!(config.enabled, defaults::SYNC_ENABLED);
+    assert_eq!(config.conflict_policy, None);
+    assert_eq!(
+        config.request_timeout_ms as u128,
+        defaults::REQUEST_TIMEOUT.as_millis()
+    );
+    // The core's own configuration starts from the same values.
+    let options = tandem_core::SyncOptions::default();
+    assert_eq!(options.push_batch_size, defaults::PUSH_BATCH_SIZE);
+    assert_eq!(options.pull_page_size, defaults::PULL_PAGE_SIZE);
+    assert_eq!(options.debounce, defaults::DEBOUNCE);
+    assert_eq!(options.periodic_interval, defaults::PERIODIC_INTERVAL);
+    let http = tandem_core::http::HttpConfig::new("https://example.com");
+    assert_eq!(http.request_timeout, defaults::REQUEST_TIMEOUT);
+    assert_eq!(http.connect_timeout, defaults::CONNECT_TIMEOUT);
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tandem::{
     AuthFailure, AuthState, ConflictPolicy, ConflictReason, ConflictResolver, Query, QueryObserver,
     Record, RecordState, Resolution, SecureStore, SecureStoreError, SyncFailure, SyncPhase,
-    SyncReport, Tandem, TandemConfig, TandemError,
+    SyncReport, Tandem, TandemConfig, TandemError, ValidationReason,
 };
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
@@ -378,9 +378,10 @@ fn a_cascaded_delete_meeting_a_concurrent_child_insert_orphans_nothing() {
     );
     let dead = b.t.rejected().unwrap();
     assert_eq!(
-        (dead[0].id.as_str(), dead[0].reason.as_str()),
+        (dead[0].id.as_str(), dead[0].reason_code.as_str()),
         ("d1", "invalid_parent")
     );
+    assert_eq!(dead[0].reason, ValidationReason::InvalidParent);
     for d in [&a, &b] {
         assert_eq!(d.doc("plans", "p"), None);
         assert_eq!(d.doc("plan_days", "d0"), None);

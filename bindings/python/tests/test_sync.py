@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -108,3 +109,38 @@ def test_sync_errors_are_exceptions_with_fields(tmp_path, server):
 
     asyncio.run(story())
     d.shutdown()
+
+
+class Lines(tandem.LogSink):
+    """Collects the engine's log lines (called on Tandem's log thread)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def log(self, level, target, message):
+        self.lines.append((level, target, message))
+
+
+def test_the_log_sink_sees_a_sync_run(tmp_path, server):
+    lines = Lines()
+    tandem.set_log_sink(lines, tandem.LogLevel.DEBUG)
+    try:
+        email = f"py-{uuid.uuid4().hex}@example.com"
+        a = device(tmp_path, server, "a")
+
+        async def story():
+            await a.sign_up(email, PASSWORD)
+            a.put("plans", "p", json.dumps({"name": "Python-log-plan-5521"}))
+            await a.sync_now()
+
+        asyncio.run(story())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("sync run finished" in m for _, _, m in lines.lines):
+            time.sleep(0.02)
+        runs = [(level, target) for level, target, m in lines.lines if "sync run finished" in m]
+        assert runs and runs[0] == (tandem.LogLevel.INFO, "tandem_core::sync::orchestrator")
+        assert not any(email in m or PASSWORD in m or "Python-log-plan-5521" in m for _, _, m in lines.lines)
+        assert tandem.dropped_log_lines() >= 0
+        a.shutdown()
+    finally:
+        tandem.clear_log_sink()

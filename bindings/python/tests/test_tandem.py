@@ -62,16 +62,21 @@ def test_batch_query_and_count(engine):
     assert engine.count("plan_days", Query()) == 0, "delete cascades to the plan's days"
 
 
+def test_the_generated_sync_config_defaults_are_the_engines():
+    assert tandem.SyncConfig() == tandem.default_sync_config()
+
+
 def test_errors_arrive_as_exceptions_with_fields(engine):
     with pytest.raises(TandemError.Validation) as caught:
         engine.put("plans", None, json.dumps({"notes": "no name"}))
     err = caught.value
-    assert (err.collection, err.field, err.reason) == ("plans", "name", "invalid_payload")
+    assert (err.collection, err.field, err.reason) == ("plans", "name", tandem.ValidationReason.INVALID_PAYLOAD)
+    assert err.reason_code == "invalid_payload"
     assert err.detail == "plans.name: required"
 
     with pytest.raises(TandemError.Validation) as caught:
         engine.put("plan_days", None, json.dumps({"planId": "123", "dayIndex": 0}))
-    assert caught.value.reason == "invalid_parent"
+    assert caught.value.reason == tandem.ValidationReason.INVALID_PARENT
     assert caught.value.detail == "plan_days.planId: parent plans/123 does not exist"
 
     with pytest.raises(TandemError.NotFound) as caught:

@@ -174,6 +174,10 @@ impl AuthSession {
         let _gate = self.gate.lock().await;
         self.revoke_on_server().await;
         let deleted = self.store.delete(&self.key);
+        if let Err(e) = &deleted {
+            tracing::warn!(error = %e, "sign-out: deleting the stored session failed");
+        }
+        tracing::info!("signed out");
         *lock(&self.current) = Current::SignedOut;
         self.publish();
         deleted.map_err(AuthError::from)
@@ -226,7 +230,11 @@ impl AuthSession {
     /// Makes `session` the current one: stored first, so a keyring failure leaves the previous
     /// state untouched instead of a session that would not survive a restart.
     fn adopt(&self, session: SignedInSession) -> Result<User, AuthError> {
-        self.persist(&session.user, Some(&session.tokens))?;
+        if let Err(e) = self.persist(&session.user, Some(&session.tokens)) {
+            tracing::warn!(error = %e, "storing the new session failed; the previous state stays");
+            return Err(e);
+        }
+        tracing::info!(user_id = %session.user.id, "signed in");
         let user = session.user.clone();
         *lock(&self.current) = Current::SignedIn(session);
         self.publish();
@@ -238,6 +246,12 @@ impl AuthSession {
     fn store_refreshed(&self, session: SignedInSession) -> Result<AccessToken, AuthError> {
         let access = session.tokens.access_token.clone();
         let stored = self.persist(&session.user, Some(&session.tokens));
+        match &stored {
+            Ok(()) => tracing::debug!(user_id = %session.user.id, "access token refreshed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "storing refreshed tokens failed; they last until the process ends")
+            }
+        }
         *lock(&self.current) = Current::SignedIn(session);
         self.publish();
         stored.map(|()| access)
@@ -249,8 +263,11 @@ impl AuthSession {
             Current::SignedIn(session) => session.user.clone(),
             _ => return,
         };
+        tracing::info!(user_id = %user.id, "the session expired: its refresh token was refused");
         // If this write fails, the dead tokens are found dead again after a restart.
-        let _ = self.persist(&user, None);
+        if let Err(e) = self.persist(&user, None) {
+            tracing::warn!(error = %e, "storing the expired session failed");
+        }
         *lock(&self.current) = Current::Expired(user);
         self.publish();
     }
@@ -264,10 +281,20 @@ impl AuthSession {
         if tokens.expired(self.clock.now_secs()) {
             match self.client.refresh(&tokens.refresh_token).await {
                 Ok(Ok(session)) => tokens = session.tokens,
-                _ => return, // a refused refresh token is revoked already; offline, nothing to do
+                // A refused refresh token is revoked already; offline, nothing to do.
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "sign-out: refreshing before logout failed");
+                    return;
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "sign-out: refreshing before logout failed");
+                    return;
+                }
             }
         }
-        let _ = self.client.logout(&tokens.access_token).await;
+        if let Err(e) = self.client.logout(&tokens.access_token).await {
+            tracing::info!(error = %e, "sign-out: the server did not revoke the session");
+        }
     }
 
     fn persist(&self, user: &User, tokens: Option<&Tokens>) -> Result<(), AuthError> {

@@ -73,7 +73,7 @@ impl fmt::Debug for Tokens {
 }
 
 /// The usual margin before `expires_at` at which the access token is refreshed.
-const REFRESH_MARGIN_SECS: u64 = 60;
+const REFRESH_MARGIN_SECS: u64 = crate::defaults::REFRESH_MARGIN.as_secs();
 
 impl Tokens {
     /// Whether the access token should be refreshed before use: within 60 s of its expiry, or

@@ -26,12 +26,12 @@ use crate::outbox;
 use crate::runtime::runtime;
 use crate::store::{lock, meta_delete, meta_get, meta_set};
 
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-const BACKOFF_CAP: Duration = Duration::from_secs(60);
+use crate::defaults::{self, BACKOFF_BASE, BACKOFF_CAP};
+
 /// Status counts are refreshed at most this often after local writes.
 const COUNTS_THROTTLE: Duration = Duration::from_millis(50);
 
-/// How sync behaves; every field has a sensible default.
+/// How sync behaves; the defaults are [`crate::defaults`].
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub push_batch_size: usize,
@@ -47,13 +47,13 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         Self {
-            push_batch_size: 200,
-            pull_page_size: 500,
-            debounce: Duration::from_millis(300),
-            periodic_interval: Duration::from_secs(15 * 60),
-            realtime: true,
+            push_batch_size: defaults::PUSH_BATCH_SIZE,
+            pull_page_size: defaults::PULL_PAGE_SIZE,
+            debounce: defaults::DEBOUNCE,
+            periodic_interval: defaults::PERIODIC_INTERVAL,
+            realtime: defaults::REALTIME,
             policy: ConflictPolicy::Merge,
-            enabled: true,
+            enabled: defaults::SYNC_ENABLED,
         }
     }
 }
@@ -118,12 +118,15 @@ impl Syncer {
         syncer.status.send_modify(|status| status.phase = initial);
         // Right from the start, not after a first refresh: a sync indicator (or `tandem status`)
         // shows the counts and the last sync of the previous session at once.
-        if let Ok(stored) = stored_status(&syncer.engine()) {
-            syncer.status.send_modify(|status| stored.apply(status));
+        match stored_status(&syncer.engine()) {
+            Ok(stored) => syncer.status.send_modify(|status| stored.apply(status)),
+            Err(e) => tracing::warn!(error = %e, "reading the stored sync status failed"),
         }
         if initial == Phase::Idle {
-            if let Ok(Some(failure)) = syncer.engine().store().read(StoredFailure::load) {
-                syncer.status.send_modify(|status| failure.apply(status));
+            match syncer.engine().store().read(StoredFailure::load) {
+                Ok(Some(failure)) => syncer.status.send_modify(|status| failure.apply(status)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the stored sync failure failed"),
             }
         }
         syncer
@@ -154,6 +157,10 @@ impl Syncer {
         match tokio::time::timeout(deadline, self.sync_now(Trigger::Manual)).await {
             Ok(result) => result,
             Err(_) => {
+                tracing::info!(
+                    deadline_ms = deadline.as_millis() as u64,
+                    "sync run cut off by its deadline"
+                );
                 // Entries left in flight are sent again next time with the same op ids.
                 self.finish_failed(&SyncError::DeadlineExceeded).await;
                 Err(SyncError::DeadlineExceeded)
@@ -173,6 +180,7 @@ impl Syncer {
         if !background.is_empty() {
             return;
         }
+        tracing::debug!(realtime = self.options.realtime, "background sync started");
         background.push(runtime().spawn(Arc::clone(self).trigger_loop()));
         if self.options.realtime {
             background.push(runtime().spawn(Arc::clone(self).event_loop()));
@@ -181,6 +189,7 @@ impl Syncer {
 
     /// Stops background sync; a run under way finishes.
     pub fn stop(&self) {
+        tracing::debug!("background sync stopped");
         for task in lock(&self.background).drain(..) {
             task.abort();
         }
@@ -232,6 +241,7 @@ impl Syncer {
     /// The signed-in account (or its session) changed.
     pub fn account_changed(self: &Arc<Self>) {
         let phase = self.idle_phase();
+        tracing::debug!(phase = ?phase, "sync follows the account change");
         self.change_status(|status| {
             status.phase = phase;
             status.last_error = None;
@@ -250,6 +260,7 @@ impl Syncer {
     /// The session expired (a refresh was refused): show it at once; runs stop by themselves
     /// until someone signs in.
     pub fn session_expired(&self) {
+        tracing::info!("sync stops: the session expired");
         self.set_phase(Phase::SignedOut);
     }
 
@@ -309,7 +320,13 @@ impl Syncer {
             schedule.backoff_attempt = schedule.backoff_attempt.saturating_add(1);
             let jittered = full_jitter(schedule.backoff_attempt);
             let asked = Duration::from_secs(error.retry_after_secs().unwrap_or(0));
-            schedule.not_before = Some(Instant::now() + jittered.max(asked));
+            let delay = jittered.max(asked);
+            schedule.not_before = Some(Instant::now() + delay);
+            tracing::debug!(
+                attempt = schedule.backoff_attempt,
+                delay_ms = delay.as_millis() as u64,
+                "sync retry scheduled"
+            );
         }
         self.trigger_retry();
     }
@@ -327,20 +344,37 @@ impl Syncer {
                 match self.api.events().await {
                     Ok(response) => {
                         attempt = 0;
+                        tracing::info!("realtime stream connected");
                         // The server subscribed before answering; a run now catches up with
                         // anything committed while the stream was down.
                         self.set_realtime(true);
                         self.trigger(Trigger::Realtime);
                         let mut events =
                             eventsource_stream::Eventsource::eventsource(response.bytes_stream());
-                        while let Some(Ok(event)) = events.next().await {
-                            if event.event == tandem_protocol::POKE_EVENT {
-                                self.trigger(Trigger::Realtime);
+                        loop {
+                            match events.next().await {
+                                Some(Ok(event)) => {
+                                    if event.event == tandem_protocol::POKE_EVENT {
+                                        tracing::trace!("realtime poke");
+                                        self.trigger(Trigger::Realtime);
+                                    }
+                                }
+                                Some(Err(e)) => {
+                                    tracing::info!(error = %e, "realtime stream read failed");
+                                    break;
+                                }
+                                None => {
+                                    tracing::info!("realtime stream ended");
+                                    break;
+                                }
                             }
                         }
                         self.set_realtime(false);
                     }
-                    Err(_) => attempt = attempt.saturating_add(1),
+                    Err(e) => {
+                        attempt = attempt.saturating_add(1);
+                        tracing::info!(attempt, error = %e, "realtime stream connect failed");
+                    }
                 }
             } else {
                 attempt = attempt.saturating_add(1);
@@ -352,7 +386,36 @@ impl Syncer {
     /// One run with status, metrics and the resolver around it. Callers hold the run gate.
     async fn run_and_record(self: &Arc<Self>) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
+        tracing::debug!("sync run started");
         let result = self.run_guarded().await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(report) => tracing::info!(
+                pushed = report.pushed,
+                applied = report.applied,
+                duplicates = report.duplicates,
+                conflicts = report.conflicts,
+                rejected = report.rejected,
+                pulled = report.pulled,
+                parked = report.parked.len(),
+                full_repull = report.full_repull,
+                bytes_sent = report.bytes_sent,
+                bytes_received = report.bytes_received,
+                duration_ms,
+                "sync run finished"
+            ),
+            // Expected states, not failures: nobody signed in, sync disabled, another process.
+            Err(
+                e @ (SyncError::NotSignedIn
+                | SyncError::SessionExpired
+                | SyncError::Disabled
+                | SyncError::Busy),
+            ) => tracing::debug!(error = %e, duration_ms, "sync run skipped"),
+            Err(e @ SyncError::Offline(_)) => {
+                tracing::info!(error = %e, duration_ms, "sync run failed: offline")
+            }
+            Err(e) => tracing::warn!(error = %e, duration_ms, "sync run failed"),
+        }
         {
             let mut metrics = lock(&self.metrics);
             metrics.runs += 1;
@@ -420,18 +483,45 @@ impl Syncer {
             let (engine, resolver) = (Arc::clone(engine), Arc::clone(resolver));
             let (collection, id) = (collection.clone(), id.clone());
             let outcome = tokio::task::spawn_blocking(move || -> bool {
-                let Ok(Some(open)) = engine.store().read(|c| conflict::get(c, &collection, &id))
-                else {
-                    return false;
+                let open = match engine.store().read(|c| conflict::get(c, &collection, &id)) {
+                    Ok(Some(open)) => open,
+                    Ok(None) => return false,
+                    Err(e) => {
+                        tracing::warn!(%collection, %id, error = %e, "reading a conflict for the resolver failed");
+                        return false;
+                    }
                 };
                 // The resolver is the app's code; a failure there leaves the conflict to the app.
-                let Ok(Some(answer)) = catch_unwind(AssertUnwindSafe(|| resolver(&open))) else {
-                    return false;
+                let answer = match catch_unwind(AssertUnwindSafe(|| resolver(&open))) {
+                    Ok(Some(answer)) => answer,
+                    Ok(None) => {
+                        tracing::debug!(%collection, %id, "the resolver left the conflict to the app");
+                        return false;
+                    }
+                    Err(_) => {
+                        tracing::error!(%collection, %id, "the conflict resolver panicked; the conflict stays open");
+                        return false;
+                    }
                 };
-                resolve::resolve(&engine, &collection, &id, answer).is_ok()
+                match resolve::resolve(&engine, &collection, &id, answer) {
+                    Ok(_) => {
+                        tracing::debug!(%collection, %id, "conflict resolved by the resolver");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(%collection, %id, error = %e, "applying the resolver's answer failed");
+                        false
+                    }
+                }
             })
             .await;
-            resolved_any |= outcome.unwrap_or(false);
+            resolved_any |= match outcome {
+                Ok(resolved) => resolved,
+                Err(e) => {
+                    tracing::error!(error = %e, "the resolver task failed");
+                    false
+                }
+            };
         }
         if resolved_any {
             lock(&self.schedule).pending = true;
@@ -451,9 +541,10 @@ impl Syncer {
         });
         // Kept in the account's store, so the next session's status starts with it.
         let engine = self.engine();
-        let _ =
+        let saved =
             tokio::task::spawn_blocking(move || engine.store().write(|tx| save_last_sync(tx, now)))
                 .await;
+        log_store_task(saved, "storing the last sync time failed");
         self.refresh_counts().await;
     }
 
@@ -475,9 +566,10 @@ impl Syncer {
         // shows that the last run failed and why instead of a blank `idle`.
         if let Some(failure) = StoredFailure::of(phase, error) {
             let engine = self.engine();
-            let _ =
+            let saved =
                 tokio::task::spawn_blocking(move || engine.store().write(|tx| failure.save(tx)))
                     .await;
+            log_store_task(saved, "storing the last sync failure failed");
         }
     }
 
@@ -526,8 +618,10 @@ impl Syncer {
     async fn refresh_counts(&self) {
         let engine = self.engine();
         let stored = tokio::task::spawn_blocking(move || stored_status(&engine)).await;
-        if let Ok(Ok(stored)) = stored {
-            self.change_status(|status| stored.apply(status));
+        match stored {
+            Ok(Ok(stored)) => self.change_status(|status| stored.apply(status)),
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading the sync counts failed"),
+            Err(e) => tracing::warn!(error = %e, "the sync counts task failed"),
         }
     }
 
@@ -537,6 +631,18 @@ impl Syncer {
 
     fn count_trigger(&self, trigger: Trigger) {
         *lock(&self.metrics).triggers.entry(trigger).or_insert(0) += 1;
+    }
+}
+
+/// Logs a failed store write that sync carries on without (once, at warn).
+fn log_store_task(
+    result: Result<crate::error::Result<()>, tokio::task::JoinError>,
+    what: &'static str,
+) {
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "{what}"),
+        Err(e) => tracing::warn!(error = %e, "{what}"),
     }
 }
 

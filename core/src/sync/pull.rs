@@ -148,6 +148,7 @@ fn apply_change(
         .clone()
         .or_else(|| row.server_doc.clone());
     if settle(tx, schema, policy, &row, &server, base.as_deref(), now)? {
+        tracing::info!(collection, id, "pull conflict left to the app");
         tally.conflicts += 1;
         tally.parked.push((collection.to_string(), id.to_string()));
     }

@@ -126,6 +126,7 @@ pub fn apply_results(
                 };
                 tally.conflicts += 1;
                 if settle_conflict(tx, schema, entry, &server, policy, now)? {
+                    tracing::info!(collection = %entry.collection, id = %entry.entity_id, "push conflict left to the app");
                     tally
                         .parked
                         .push((entry.collection.clone(), entry.entity_id.clone()));
@@ -138,11 +139,13 @@ pub fn apply_results(
                 if result.reason.as_deref() == Some("invalid_parent")
                     && parent_unsettled(tx, schema, entry)? =>
             {
+                tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "push waits for its parent");
                 outbox::send_after_the_rest(tx, &entry.collection, &entry.entity_id)?;
                 Outcome::WaitsForParent
             }
             ResultStatus::Rejected => {
                 let reason = result.reason.as_deref().unwrap_or("rejected");
+                tracing::warn!(collection = %entry.collection, id = %entry.entity_id, op_id = %entry.op_id, reason, "change rejected by the server");
                 outbox::reject(tx, entry.seq, reason, now)?;
                 if let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? {
                     row.state = RecordState::Rejected;

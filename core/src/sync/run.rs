@@ -77,6 +77,9 @@ pub async fn run(
         }
     }
     if from_scratch {
+        tracing::info!(
+            "pulling everything again (cursor expired or an earlier re-pull unfinished)"
+        );
         report.full_repull = true;
         pull_all(engine, api, settings, &mut report, on_pull_progress, true).await?;
     }

@@ -12,6 +12,8 @@ final class AppDelegate: NSObject, UIApplicationDelegate {
         _ application: UIApplication,
         didFinishLaunchingWithOptions launchOptions: [UIApplication.LaunchOptionsKey: Any]? = nil
     ) -> Bool {
+        // First, so that what the engine does from its first call on shows in the log.
+        EngineLog.install()
         let model = AppModel.shared
         model.start()
         BackgroundSync.register(model: model)

@@ -82,7 +82,7 @@ enum ConflictPresentation {
         RejectedItem(
             change: change,
             title: title(collection: change.collection, id: change.id, document: object(change.document), names: names),
-            reason: ErrorText.rejectionReason(change.reason)
+            reason: ErrorText.rejectionReason(change.reason, code: change.reasonCode)
         )
     }
 

@@ -13,7 +13,7 @@ enum ErrorText {
         switch error {
         case let .InvalidArgument(detail):
             return "Invalid input: \(detail)"
-        case let .Validation(_, field, _, detail):
+        case let .Validation(_, field, _, _, detail):
             if let field, !field.isEmpty {
                 return "“\(field)” is not valid: \(detail)"
             }
@@ -94,21 +94,19 @@ enum ErrorText {
         return " Try again in \(seconds) s."
     }
 
-    /// The protocol's reason codes for a refused change, in words.
-    static func rejectionReason(_ code: String) -> String {
-        switch code {
-        case "invalid_payload":
+    /// Why the server refused a change, in words; `code` names a reason this app does not know.
+    static func rejectionReason(_ reason: ValidationReason, code: String) -> String {
+        switch reason {
+        case .invalidPayload:
             return "The server found the document invalid."
-        case "invalid_parent":
+        case .invalidParent:
             return "Its parent does not exist on the server (it may have been deleted)."
-        case "too_large":
+        case .tooLarge:
             return "The document is too large."
-        case "unknown_entity":
+        case .unknownEntity:
             return "The server does not know this collection."
-        case "":
-            return "The server refused the change."
-        default:
-            return "The server refused the change (\(code))."
+        case .other:
+            return code.isEmpty ? "The server refused the change." : "The server refused the change (\(code))."
         }
     }
 }

@@ -55,6 +55,7 @@ fn the_sample_app_parses_and_has_its_modules() {
         "app/src/main/kotlin/dev/tandem/sample/SampleApplication.kt",
         "app/src/main/kotlin/dev/tandem/sample/SyncWorker.kt",
         "app/src/main/kotlin/dev/tandem/sample/MainActivity.kt",
+        "app/src/main/kotlin/dev/tandem/sample/EngineLog.kt",
         "state/src/main/kotlin/dev/tandem/sample/state/TandemHost.kt",
     ] {
         assert!(

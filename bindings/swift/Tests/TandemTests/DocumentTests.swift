@@ -62,11 +62,11 @@ final class DocumentTests: XCTestCase {
 
     func testAnInvalidDocumentIsRefusedByTheSchema() throws {
         XCTAssertThrowsError(try tandem.put(collection: "plan_days", document: PlanDay(planId: "nope", dayIndex: 1))) { error in
-            guard let error = error as? TandemError, case let .Validation(_, field, reason, _) = error else {
+            guard let error = error as? TandemError, case let .Validation(_, field, reason, _, _) = error else {
                 return XCTFail("expected Validation, got \(error)")
             }
             XCTAssertEqual(field, "planId")
-            XCTAssertEqual(reason, "invalid_parent")
+            XCTAssertEqual(reason, .invalidParent)
         }
     }
 }

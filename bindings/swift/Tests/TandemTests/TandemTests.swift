@@ -55,21 +55,26 @@ final class TandemTests: XCTestCase {
         XCTAssertEqual(try tandem.count(collection: "plan_days", query: Query()), 0, "delete cascades to the plan's days")
     }
 
+    func testTheGeneratedSyncConfigDefaultsAreTheEngines() {
+        XCTAssertEqual(SyncConfig(), defaultSyncConfig())
+    }
+
     func testErrorsAreTypedWithTheirFields() throws {
         XCTAssertThrowsError(try tandem.put(collection: "plans", id: nil, json: #"{"notes": "no name"}"#)) { error in
-            guard let error = error as? TandemError, case let .Validation(collection, field, reason, detail) = error else {
+            guard let error = error as? TandemError, case let .Validation(collection, field, reason, reasonCode, detail) = error else {
                 return XCTFail("expected Validation, got \(error)")
             }
             XCTAssertEqual(collection, "plans")
             XCTAssertEqual(field, "name")
-            XCTAssertEqual(reason, "invalid_payload")
+            XCTAssertEqual(reason, .invalidPayload)
+            XCTAssertEqual(reasonCode, "invalid_payload")
             XCTAssertEqual(detail, "plans.name: required")
         }
         XCTAssertThrowsError(try tandem.put(collection: "plan_days", id: nil, json: #"{"planId": "123", "dayIndex": 0}"#)) { error in
-            guard let error = error as? TandemError, case let .Validation(_, _, reason, detail) = error else {
+            guard let error = error as? TandemError, case let .Validation(_, _, reason, _, detail) = error else {
                 return XCTFail("expected Validation, got \(error)")
             }
-            XCTAssertEqual(reason, "invalid_parent")
+            XCTAssertEqual(reason, .invalidParent)
             XCTAssertEqual(detail, "plan_days.planId: parent plans/123 does not exist")
         }
         XCTAssertThrowsError(try tandem.delete(collection: "plans", id: "nope")) { error in

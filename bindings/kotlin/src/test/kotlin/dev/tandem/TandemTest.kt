@@ -68,17 +68,23 @@ class TandemTest {
     }
 
     @Test
+    fun `the generated SyncConfig defaults are the engine's`() {
+        assertEquals(defaultSyncConfig(), SyncConfig())
+    }
+
+    @Test
     fun `errors arrive as typed exceptions with their fields`() {
         val missingName = assertFailsWith<TandemException.Validation> {
             tandem.put("plans", null, """{"notes": "no name"}""")
         }
-        assertEquals(listOf("plans", "name", "invalid_payload"), listOf(missingName.collection, missingName.field, missingName.reason))
+        assertEquals(listOf<Any?>("plans", "name", ValidationReason.INVALID_PAYLOAD), listOf(missingName.collection, missingName.field, missingName.reason))
+        assertEquals("invalid_payload", missingName.reasonCode)
         assertEquals("plans.name: required", missingName.detail)
 
         val orphan = assertFailsWith<TandemException.Validation> {
             tandem.put("plan_days", null, """{"planId": "123", "dayIndex": 0}""")
         }
-        assertEquals("planId" to "invalid_parent", orphan.field to orphan.reason)
+        assertEquals("planId" to ValidationReason.INVALID_PARENT, orphan.field to orphan.reason)
         assertEquals("plan_days.planId: parent plans/123 does not exist", orphan.detail)
 
         val notFound = assertFailsWith<TandemException.NotFound> { tandem.delete("plans", "nope") }

@@ -25,6 +25,8 @@ class SampleApplication : Application() {
 
     override fun onCreate() {
         super.onCreate()
+        // First, so that what the engine does from its first call on shows in logcat.
+        EngineLog.install(debug = BuildConfig.DEBUG)
         // Before the first Tandem.open with a server: the TLS verifier gets Android's trust
         // store, the default secure store the Android Keystore (tokens never touch the database).
         TandemAndroid.initialize(this)

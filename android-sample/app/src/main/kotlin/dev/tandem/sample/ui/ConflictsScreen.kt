@@ -109,7 +109,7 @@ private fun RejectedCard(rejected: RejectedItem, onDiscard: () -> Unit) {
             val what = if (rejected.kind == ChangeKind.DELETE) "Delete of" else "Change to"
             Text("$what ${kindName(rejected.collection).lowercase()} ${rejected.title}", style = MaterialTheme.typography.titleSmall)
             Text(rejected.reasonText, style = MaterialTheme.typography.bodySmall)
-            Text("Server reason: ${rejected.reason}", style = MaterialTheme.typography.labelSmall)
+            Text("Server reason: ${rejected.reasonCode}", style = MaterialTheme.typography.labelSmall)
             OutlinedButton(onClick = onDiscard) { Text("Discard change") }
         }
     }

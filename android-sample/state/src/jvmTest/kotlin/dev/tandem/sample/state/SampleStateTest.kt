@@ -5,6 +5,7 @@ import dev.tandem.ConflictReason
 import dev.tandem.RecordState
 import dev.tandem.SyncFailure
 import dev.tandem.TandemException
+import dev.tandem.ValidationReason
 import dev.tandem.TandemServer
 import java.nio.file.Path
 import kotlin.test.assertEquals
@@ -337,7 +338,7 @@ class SampleStateTest {
         val center = tablet.conflicts
         val rejected = center.state.await("the refused day") { it.rejected.isNotEmpty() }.rejected.single()
         assertEquals(Collections.PLAN_DAYS to day.id, rejected.collection to rejected.id)
-        assertEquals("invalid_parent", rejected.reason)
+        assertEquals(ValidationReason.INVALID_PARENT, rejected.reason)
         assertEquals("What it belonged to was deleted on another device.", rejected.reasonText)
         assertEquals("Monday", rejected.title)
         assertEquals(1L, tablet.indicator.state.await("counted") { it.rejected == 1L }.rejected)
@@ -420,6 +421,6 @@ class SampleStateTest {
         assertEquals("Wrong email or password.", Messages.of(TandemException.Auth(AuthFailure.INVALID_CREDENTIALS, "x", null)))
         assertEquals("Too many attempts. Try again in 30 s.", Messages.of(TandemException.Auth(AuthFailure.RATE_LIMITED, "x", 30UL)))
         assertTrue(Messages.of(TandemException.Sync(SyncFailure.OFFLINE, "x", null)).startsWith("Offline"))
-        assertEquals("name: too long", Messages.of(TandemException.Validation("plans", "name", "invalid_payload", "too long")))
+        assertEquals("name: too long", Messages.of(TandemException.Validation("plans", "name", ValidationReason.INVALID_PAYLOAD, "invalid_payload", "too long")))
     }
 }

@@ -6,6 +6,7 @@ import dev.tandem.ConflictReason
 import dev.tandem.RejectedChange
 import dev.tandem.Resolution
 import dev.tandem.Tandem
+import dev.tandem.ValidationReason
 import dev.tandem.changesAsFlow
 import dev.tandem.syncStatusAsFlow
 import java.time.Instant
@@ -55,7 +56,9 @@ data class RejectedItem(
     val id: String,
     val title: String,
     val kind: ChangeKind,
-    val reason: String,
+    val reason: ValidationReason,
+    /** The server's code for [reason] (also for one this app does not know). */
+    val reasonCode: String,
     val reasonText: String,
     val createdAt: Instant,
 )
@@ -156,7 +159,8 @@ class ConflictCenterStateHolder(
             title = Documents.displayName(change.document) ?: change.id,
             kind = change.kind,
             reason = change.reason,
-            reasonText = Messages.rejection(change.reason),
+            reasonCode = change.reasonCode,
+            reasonText = Messages.rejection(change.reason, change.reasonCode),
             createdAt = change.createdAt,
         )
     }

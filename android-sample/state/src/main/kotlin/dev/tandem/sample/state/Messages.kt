@@ -3,6 +3,7 @@ package dev.tandem.sample.state
 import dev.tandem.AuthFailure
 import dev.tandem.SyncFailure
 import dev.tandem.TandemException
+import dev.tandem.ValidationReason
 
 /**
  * What to tell the user about a failure. The engine's errors are typed (a sealed class, then a
@@ -44,12 +45,12 @@ object Messages {
         else -> error.message ?: error.toString()
     }
 
-    /** The server's reason for refusing a change, in words. */
-    fun rejection(reason: String): String = when (reason) {
-        "invalid_payload" -> "The server found the data invalid."
-        "invalid_parent" -> "What it belonged to was deleted on another device."
-        "too_large" -> "It is too large for the server."
-        "unknown_entity" -> "The server does not know this kind of record."
-        else -> "Refused by the server ($reason)."
+    /** The server's reason for refusing a change, in words; [code] names one this app does not know. */
+    fun rejection(reason: ValidationReason, code: String): String = when (reason) {
+        ValidationReason.INVALID_PAYLOAD -> "The server found the data invalid."
+        ValidationReason.INVALID_PARENT -> "What it belonged to was deleted on another device."
+        ValidationReason.TOO_LARGE -> "It is too large for the server."
+        ValidationReason.UNKNOWN_ENTITY -> "The server does not know this kind of record."
+        ValidationReason.OTHER -> "Refused by the server ($code)."
     }
 }
