@@ -454,8 +454,10 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
     // indexes of the events that may supersede it.
     let mut written: HashMap<(String, String), usize> = HashMap::new();
     let mut supersede: Vec<Supersede> = Vec::new();
+    let trace = Trace::from_env();
     for (i, op) in ops.iter().enumerate() {
         stats.ops += 1;
+        trace.op(i, op, &devices);
         match op {
             Op::PutPlan { dev, plan, name } => {
                 let id = plan_id(*dev, *plan);
@@ -525,7 +527,9 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
             }
             Op::Sync { dev } => {
                 stats.syncs += 1;
-                if let Ok(report) = block(devices[*dev].t.sync_now()) {
+                let result = block(devices[*dev].t.sync_now());
+                trace.sync(*dev, &result);
+                if let Ok(report) = result {
                     count(&mut stats, &report);
                 }
             }
@@ -580,6 +584,7 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
         }
     }
 
+    trace.op(ops.len(), &"(the final rounds)", &devices);
     // Faults stop; every device syncs (resolving what is open as its own) until nothing moves.
     proxy.set_chaos(None);
     let mut quiet = false;
@@ -600,7 +605,7 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
             // settles; here it takes the server's word (the write stays counted: only a delete
             // of its parent in the run excuses its absence).
             for dead in d.t.rejected().map_err(|e| format!("rejected: {e}"))? {
-                if dead.reason != "invalid_parent" {
+                if dead.reason != tandem::ValidationReason::InvalidParent {
                     continue; // the kit writes only valid documents: the oracle must see this
                 }
                 d.t.discard_rejected(dead.op_id.clone())
@@ -610,7 +615,9 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
             }
             // A sync on a connection the restarted server closed fails like any network
             // error; the device syncs again next round.
-            match block(d.t.sync_now()) {
+            let result = block(d.t.sync_now());
+            trace.sync(n, &result);
+            match result {
                 Ok(report) => {
                     count(&mut stats, &report);
                     if report.pushed + report.pulled + report.conflicts > 0 {
@@ -707,6 +714,45 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
         }
     }
     Ok(stats)
+}
+
+/// `TANDEM_KIT_TRACE=<collection>/<id>`: prints, before every op, what each device holds of that
+/// record, and every sync's outcome, to standard error (for reading a failing seed).
+struct Trace(Option<(String, String)>);
+
+impl Trace {
+    fn from_env() -> Trace {
+        let wanted = std::env::var("TANDEM_KIT_TRACE").ok();
+        Trace(wanted.and_then(|w| {
+            let (collection, id) = w.split_once('/')?;
+            Some((collection.to_string(), id.to_string()))
+        }))
+    }
+
+    fn op(&self, i: usize, op: &dyn fmt::Display, devices: &[Device]) {
+        let Some((collection, id)) = &self.0 else {
+            return;
+        };
+        let held: Vec<String> = devices
+            .iter()
+            .enumerate()
+            .map(|(n, d)| format!("d{n}: {}", local_account(&d.t, collection, id)))
+            .collect();
+        eprintln!("{i}: {op}\n    {}", held.join("\n    "));
+    }
+
+    fn sync(&self, dev: usize, result: &Result<SyncReport, tandem::TandemError>) {
+        if self.0.is_none() {
+            return;
+        }
+        match result {
+            Ok(r) => eprintln!(
+                "    sync d{dev}: pushed {} pulled {} conflicts {} full_repull {}",
+                r.pushed, r.pulled, r.conflicts, r.full_repull
+            ),
+            Err(e) => eprintln!("    sync d{dev}: {e}"),
+        }
+    }
 }
 
 /// Syncs a fresh device, retrying network errors a few times.

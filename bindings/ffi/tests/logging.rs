@@ -2,22 +2,20 @@
 //! two syncs, a conflict left to the app, a rejection, sign-out) reaches the sink, including its
 //! sync runs, and no line holds the password, the email, a token or a field value.
 
-mod support;
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{email, TestServer};
 use tandem::{
     set_log_sink, ConflictPolicy, LogLevel, LogSink, SecureStore, SecureStoreError, Tandem,
     TandemConfig,
 };
+use tandem_testkit::server::{email, TestServer};
 use tempfile::TempDir;
 
-const SCHEMA: &str = include_str!("../../../schemas/test.json");
+use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
 const PASSWORD: &str = "logging-secret-Pa55word-7731";
 
 fn block<F: Future>(future: F) -> F::Output {
