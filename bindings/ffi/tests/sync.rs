@@ -1226,6 +1226,28 @@ fn a_full_re_pull_cut_off_is_finished_with_its_sweep_by_a_later_sync() {
 }
 
 #[test]
+fn a_first_pull_removes_what_the_device_pushed_and_the_server_deleted_since() {
+    let server = TestServer::builder().purging().in_process().start();
+    let proxy = Proxy::start(server.url());
+    let a = device(proxy.url());
+    let b = device(server.url());
+    let account = email();
+    a.sign_up(&account);
+    b.sign_in(&account);
+    a.put("plans", "gone", json!({"name": "g"}));
+    proxy.fail_next("/sync/v1/pull", Fault::DropRequest); // pushed, never pulled
+    assert_eq!(sync_failure(a.try_sync()), SyncFailure::Offline);
+    assert_eq!(a.record("plans", "gone").state, RecordState::Synced);
+    b.sync();
+    b.delete("plans", "gone");
+    b.sync();
+    server.advance(Duration::from_millis(2500)); // the tombstone is purged
+    a.sync();
+    assert_eq!(a.doc("plans", "gone"), None, "the first pull swept it");
+    assert_eq!(a.snapshot(), b.snapshot());
+}
+
+#[test]
 fn a_connection_cut_mid_body_is_offline_and_retried() {
     let server = TestServer::start();
     let proxy = Proxy::start(server.url());

@@ -69,18 +69,27 @@ pub async fn run(
     let started = Instant::now();
     let mut report = SyncReport::default();
     push_all(engine, api, settings, &mut report).await?;
-    let mut from_scratch = blocking(engine, |e| e.store().read(pull::repull_owed)).await?;
-    if !from_scratch {
+    let (mut repull, first_pull) = blocking(engine, |e| {
+        e.store()
+            .read(|c| Ok((pull::repull_owed(c)?, pull::cursor(c)?.is_none())))
+    })
+    .await?;
+    if !repull && !first_pull {
         match pull_all(engine, api, settings, &mut report, on_pull_progress, false).await {
-            Err(SyncError::CursorExpired) => from_scratch = true,
+            Err(SyncError::CursorExpired) => repull = true,
             other => other?,
         }
     }
-    if from_scratch {
+    if repull {
         tracing::info!(
             "pulling everything again (cursor expired or an earlier re-pull unfinished)"
         );
         report.full_repull = true;
+    }
+    // A pull without a cursor is a pull of everything, swept like a re-pull: a device that pushed
+    // before it ever pulled holds records the server may since have deleted, their tombstones
+    // purged, and only the sweep can tell.
+    if repull || first_pull {
         pull_all(engine, api, settings, &mut report, on_pull_progress, true).await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -150,8 +159,8 @@ async fn push_all(
     }
 }
 
-/// Pulls every page from the stored cursor; `from_scratch` pulls everything again (after
-/// `cursor_expired`) and then removes local synced records the server no longer has.
+/// Pulls every page from the stored cursor; `from_scratch` pulls everything (a first pull, or
+/// again after `cursor_expired`) and then removes local synced records the server no longer has.
 async fn pull_all(
     engine: &Arc<Engine>,
     api: &SyncApi,
