@@ -565,6 +565,26 @@ fn full_re_pull_sweeps_records_the_server_no_longer_has() {
 }
 
 #[test]
+fn a_full_re_pull_replaces_a_record_held_at_the_same_version_with_other_content() {
+    // A server from before versions outlived purges could hand a record created again the
+    // version its old incarnation had here; an incremental pull takes that for an echo, a full
+    // re-pull compares the content.
+    let d = device(ConflictPolicy::Merge);
+    d.pull(vec![change("plans", "p", 1, Some(json!({"name": "old"})))]);
+    let same = change("plans", "p", 1, Some(json!({"name": "new"})));
+    assert_eq!(d.pull(vec![same.clone()]).skipped, 1);
+    let mut seen = std::collections::HashSet::new();
+    let schema = d.engine.schema().clone();
+    let tally = d
+        .engine
+        .store()
+        .write(|tx| pull::apply_page(tx, &schema, &[same], "c2", d.policy, 0, Some(&mut seen)))
+        .unwrap();
+    assert_eq!((tally.applied, tally.skipped), (1, 0));
+    assert_eq!(d.doc("plans", "p"), Some(json!({"name": "new"})));
+}
+
+#[test]
 fn mutations_carry_the_protocol_fields() {
     let d = device(ConflictPolicy::Merge);
     d.put("plans", "a", json!({"name": "a"}));

@@ -94,6 +94,7 @@ pub fn plan_push(
     known_ops: HashMap<String, i64>,
     records: HashMap<RecordKey, StoredRecord>,
     current_seq: i64,
+    purged_seq: i64,
 ) -> PushPlan {
     let mut batch = Batch {
         schema,
@@ -111,10 +112,20 @@ pub fn plan_push(
             })
             .collect(),
         seq: current_seq,
+        first_version: first_version(purged_seq),
         applied_ops: Vec::new(),
     };
     let results = mutations.into_iter().map(|m| batch.judge(m)).collect();
     batch.into_plan(results)
+}
+
+/// The version a record new to the server starts at: 1, or above every version a purged
+/// tombstone of the user had. Versions only grow with the user's sequence, so `purged_seq + 1`
+/// is beyond them all, and a client still holding a version of a purged incarnation of the same
+/// id never matches the new record's: its change meets a conflict instead of landing on content
+/// it never saw.
+fn first_version(purged_seq: i64) -> i64 {
+    purged_seq.max(0) + 1
 }
 
 struct Slot {
@@ -128,6 +139,8 @@ struct Batch<'a> {
     known_ops: HashMap<String, i64>,
     records: HashMap<RecordKey, Slot>,
     seq: i64,
+    /// The version a record new to the server starts at.
+    first_version: i64,
     applied_ops: Vec<(String, i64)>,
 }
 
@@ -194,7 +207,7 @@ impl Batch<'_> {
         };
         let existing = self.records.get(&key).map(|s| &s.record);
         let new_version = match (base_version, existing) {
-            (None, None) => 1,
+            (None, None) => self.first_version,
             (None, Some(r)) if r.deleted => return conflict_with(op_id, ConflictCode::Deleted, r),
             (None, Some(r)) => return conflict_with(op_id, ConflictCode::AlreadyExists, r),
             (Some(_), None) => {
@@ -363,7 +376,7 @@ mod tests {
             m("o4", "plans", "p", Some(1), None),
             m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
         ];
-        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10);
+        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0);
         let statuses: Vec<_> = plan
             .results
             .iter()

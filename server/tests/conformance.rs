@@ -35,6 +35,7 @@ on_both_backends!(
     data_survives_restart,
     purged_tombstones_expire_cursors,
     full_pulls_complete_after_a_purge,
+    a_record_created_again_after_a_purge_never_reuses_a_version,
 );
 
 fn jwt_payload(token: &str) -> Value {
@@ -1568,4 +1569,64 @@ fn ids_of(pages: &[Value]) -> Vec<String> {
     changes
         .map(|c| c["entityId"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Once a tombstone is purged, a record created again under its id must not start at a version
+/// its old incarnation had: a client still holding that version would otherwise write over the
+/// new record as if it had seen it.
+async fn a_record_created_again_after_a_purge_never_reuses_a_version(db: TestDb) {
+    let server = TestServer::builder().db(&db).purging().in_process().start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    c.push_ok(
+        &t,
+        vec![upsert(&op(), "plans", "p", None, json!({"name": "old"}))],
+    )
+    .await;
+    c.push_ok(&t, vec![delete(&op(), "plans", "p", Some(1))])
+        .await;
+    let mut purged = false;
+    for _ in 0..50 {
+        server.advance(Duration::from_millis(200));
+        let (changes, _) = c.pull_all(&t, None).await;
+        if changes.is_empty() {
+            purged = true;
+            break;
+        }
+    }
+    assert!(purged, "the tombstone was never purged");
+    let created = c
+        .push_ok(
+            &t,
+            vec![upsert(&op(), "plans", "p", None, json!({"name": "new"}))],
+        )
+        .await;
+    let version = created[0]["version"].as_i64().unwrap();
+    assert!(
+        version > 2,
+        "version {version} may be one the old incarnation had"
+    );
+    let stale = c
+        .push_ok(
+            &t,
+            vec![upsert(
+                &op(),
+                "plans",
+                "p",
+                Some(1),
+                json!({"name": "stale"}),
+            )],
+        )
+        .await;
+    assert_eq!(
+        stale[0]["status"], "conflict",
+        "a base from the old incarnation"
+    );
+    let fresh = c
+        .push_ok(
+            &t,
+            vec![upsert(&op(), "plans", "q", None, json!({"name": "q"}))],
+        )
+        .await;
+    assert_eq!(fresh[0]["status"], "applied");
 }

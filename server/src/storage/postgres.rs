@@ -336,7 +336,7 @@ impl PostgresStore {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let lock = tx
-            .prepare_cached("SELECT change_seq FROM users WHERE id = $1 FOR UPDATE")
+            .prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = $1 FOR UPDATE")
             .await?;
         let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&job.user_id];
         // Pipelined with the lock: the server runs the loads only once the lock is granted, and in
@@ -350,13 +350,20 @@ impl PostgresStore {
             load_push_state(&tx, &job),
         )?;
         let Some(row) = row else { return Ok(None) };
-        let current_seq: i64 = row.get(0);
+        let (current_seq, purged_seq): (i64, i64) = (row.get(0), row.get(1));
         let LoadedState {
             known_ops,
             records,
             stored_seqs,
         } = loaded;
-        let plan = push::plan_push(&job.schema, job.mutations, known_ops, records, current_seq);
+        let plan = push::plan_push(
+            &job.schema,
+            job.mutations,
+            known_ops,
+            records,
+            current_seq,
+            purged_seq,
+        );
         if plan.writes.is_empty() && plan.applied_ops.is_empty() {
             return Ok(Some(PushOutcome {
                 results: plan.results,

@@ -287,11 +287,11 @@ impl SqliteStore {
     pub async fn push(&self, job: PushJob) -> Result<Option<PushOutcome>, StorageError> {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current_seq: Option<i64> = tx
-                .prepare_cached("SELECT change_seq FROM users WHERE id = ?1")?
-                .query_row([&job.user_id], |r| r.get(0))
+            let seqs: Option<(i64, i64)> = tx
+                .prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = ?1")?
+                .query_row([&job.user_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let Some(current_seq) = current_seq else {
+            let Some((current_seq, purged_seq)) = seqs else {
                 return Ok(None);
             };
             let LoadedState {
@@ -299,7 +299,14 @@ impl SqliteStore {
                 records,
                 stored_seqs,
             } = load_push_state(&tx, &job)?;
-            let plan = push::plan_push(&job.schema, job.mutations, known_ops, records, current_seq);
+            let plan = push::plan_push(
+                &job.schema,
+                job.mutations,
+                known_ops,
+                records,
+                current_seq,
+                purged_seq,
+            );
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
                 return Ok(Some(PushOutcome {
                     results: plan.results,
