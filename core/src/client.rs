@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use tandem_protocol::clock::{Clock, SystemClock};
 use tandem_protocol::{is_valid_id, Schema, User};
 
 use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, KeyringStore, SecretStore};
@@ -60,6 +61,14 @@ pub struct Client {
 
 impl Client {
     pub fn open(config: ClientConfig) -> Result<Self> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`open`](Self::open), with the auth session judging token expiry by `clock`. For tests
+    /// only: they share one `ManualClock` with an in-process server and move it instead of
+    /// sleeping. Apps use `open` (the system clock).
+    #[doc(hidden)]
+    pub fn open_with_clock(config: ClientConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         let schema = Schema::from_json(&config.schema_json)?;
         files::create_private_dir(&config.data_dir)?;
         files::create_private_dir(&config.data_dir.join(USERS_DIR))?;
@@ -74,8 +83,12 @@ impl Client {
                     Some(store) => store,
                     None => Arc::new(KeyringStore::new().map_err(AuthError::from)?),
                 };
-                let session =
-                    AuthSession::open(http.clone(), store, &secret_namespace(&installation_id))?;
+                let session = AuthSession::open_with_clock(
+                    http.clone(),
+                    store,
+                    &secret_namespace(&installation_id),
+                    clock,
+                )?;
                 (
                     Some(Arc::new(session)),
                     Some((http, server.request_timeout)),

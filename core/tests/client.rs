@@ -5,15 +5,7 @@ use serde_json::json;
 use tandem_core::{Client, ClientConfig, Filter, FilterOp, Query, SyncOptions, WriteOp};
 use tempfile::TempDir;
 
-const SCHEMA: &str = r#"{"version": 1, "collections": {
-  "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
-                       "notes": {"type": "string"}, "archived": {"type": "boolean"},
-                       "rating": {"type": "number"}, "meta": {"type": "object"}}},
-  "plan_days": {"parent": {"collection": "plans", "field": "planId"},
-                "fields": {"planId": {"type": "string", "required": true},
-                           "dayIndex": {"type": "integer", "required": true},
-                           "exerciseIds": {"type": "array"}},
-                "indexes": [["planId", "dayIndex"]]}}}"#;
+use tandem_testkit::TEST_SCHEMA as SCHEMA;
 
 fn open(dir: &TempDir) -> Client {
     Client::open(ClientConfig {

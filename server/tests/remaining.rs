@@ -144,11 +144,11 @@ async fn assert_first_pages_exact(c: &common::Client, t: &str, total: usize) {
 
 /// Waits until `old_cursor` (from before the tombstones) answers 410: the purge has run.
 async fn wait_for_purge(c: &common::Client, t: &str, old_cursor: &str) {
-    for _ in 0..100 {
+    for _ in 0..400 {
         if c.pull(t, Some(old_cursor), Some(1)).await.status.as_u16() == 410 {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("tombstones were never purged");
 }
@@ -157,12 +157,12 @@ async fn wait_for_purge(c: &common::Client, t: &str, old_cursor: &str) {
 /// connections may take a moment to let go of the database.
 async fn drop_seq_blocks(db: &TestDb) {
     let mut last_error = String::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         match try_drop_seq_blocks(db).await {
             Ok(()) => return,
             Err(e) => last_error = e,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("cannot drop seq_blocks: {last_error}");
 }

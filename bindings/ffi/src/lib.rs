@@ -42,6 +42,7 @@ use tandem_core::{
     Client, ClientConfig, Error, Query as EngineQuery, RecordRow, SubscriptionHandle, SyncOptions,
     WriteOp as EngineWriteOp,
 };
+use tandem_protocol::clock::{Clock, SystemClock};
 
 /// The runtime `Tandem`'s async functions run on, for Rust callers that block on them.
 pub use tandem_core::runtime;
@@ -83,12 +84,7 @@ impl Tandem {
     /// has the directory open, and `InvalidArgument` for a bad server URL.
     #[uniffi::constructor]
     pub fn open(config: TandemConfig) -> Result<Arc<Self>, TandemError> {
-        guard(|| {
-            let client = Client::open(client_config(config))?;
-            Ok(Arc::new(Self {
-                client: RwLock::new(Some(Arc::new(client))),
-            }))
-        })
+        Self::open_with_clock(config, Arc::new(SystemClock))
     }
 
     /// Closes the store and stops sync and observers. Later calls fail with `Closed`. The same
@@ -294,6 +290,25 @@ impl Tandem {
             .ok_or_else(|| TandemError::Internal {
                 detail: "a put wrote no record".into(),
             })
+    }
+}
+
+/// Rust only, not exported: the foreign languages never see a clock.
+impl Tandem {
+    /// [`open`](Self::open), with the auth session judging token expiry by `clock`. For tests
+    /// only: they share one `ManualClock` with an in-process server and move it instead of
+    /// sleeping. Apps use `open` (the system clock).
+    #[doc(hidden)]
+    pub fn open_with_clock(
+        config: TandemConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, TandemError> {
+        guard(|| {
+            let client = Client::open_with_clock(client_config(config), clock)?;
+            Ok(Arc::new(Self {
+                client: RwLock::new(Some(Arc::new(client))),
+            }))
+        })
     }
 }
 

@@ -1,6 +1,7 @@
-//! Engines syncing through the real `tandem-server` binary: convergence, merges and conflicts
-//! under each policy, deletes and cascades, lost answers, restarts, token expiry and revocation,
-//! accounts, cursor expiry, dead letters, the kill switches, malformed answers and realtime.
+//! Engines syncing through the real `tandem-server` binary (in process, on a manual clock the
+//! devices share, for token expiry): convergence, merges and conflicts under each policy, deletes
+//! and cascades, lost answers, restarts, token expiry and revocation, accounts, cursor expiry,
+//! dead letters, the kill switches, malformed answers and realtime.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +17,7 @@ use tandem::{
 };
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
+use tandem_testkit::ManualClock;
 use tempfile::TempDir;
 
 use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
@@ -60,17 +62,48 @@ fn device_with(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Device {
     Device { dir, secrets, t }
 }
 
+/// A device judging token expiry by `clock`, the one its in-process server runs on: the test
+/// moves the clock instead of sleeping.
+fn device_on_clock(url: &str, clock: &ManualClock) -> Device {
+    let dir = TempDir::new().unwrap();
+    let secrets = Arc::new(Secrets::default());
+    let config = config(&dir, url, &secrets, |_| {});
+    let t = Tandem::open_with_clock(config, Arc::new(clock.clone())).unwrap();
+    Device { dir, secrets, t }
+}
+
 fn open(
     dir: &TempDir,
     url: &str,
     secrets: &Arc<Secrets>,
     adjust: impl FnOnce(&mut TandemConfig),
 ) -> Arc<Tandem> {
+    Tandem::open(config(dir, url, secrets, adjust)).unwrap()
+}
+
+fn config(
+    dir: &TempDir,
+    url: &str,
+    secrets: &Arc<Secrets>,
+    adjust: impl FnOnce(&mut TandemConfig),
+) -> TandemConfig {
     let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
     config.sync.realtime = false;
     config.secure_store = Some(Arc::clone(secrets) as Arc<dyn SecureStore>);
     adjust(&mut config);
-    Tandem::open(config).unwrap()
+    config
+}
+
+/// An in-process server issuing access tokens that live 2 s, on a manual clock.
+fn short_token_server() -> TestServer {
+    TestServer::builder()
+        .args(&["--access-token-ttl", "2"])
+        .in_process()
+        .start()
+}
+
+fn clock_of(server: &TestServer) -> &ManualClock {
+    server.clock().expect("an in-process server")
 }
 
 impl Device {
@@ -475,12 +508,12 @@ fn a_server_restart_mid_session_loses_nothing() {
 
 #[test]
 fn an_access_token_expiring_mid_session_is_refreshed() {
-    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
-    let d = device(server.url());
+    let server = short_token_server();
+    let d = device_on_clock(server.url(), clock_of(&server));
     d.sign_up(&email());
     d.put("plans", "p", json!({"name": "x"}));
     d.sync();
-    std::thread::sleep(Duration::from_millis(2500));
+    server.advance(Duration::from_millis(2500));
     d.put("plans", "q", json!({"name": "y"}));
     let report = d.sync();
     assert_eq!(report.applied, 1);
@@ -491,13 +524,13 @@ fn an_access_token_expiring_mid_session_is_refreshed() {
 /// within the server's reuse grace, gets a working session.
 #[test]
 fn a_lost_refresh_answer_does_not_sign_the_device_out() {
-    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
+    let server = short_token_server();
     let proxy = Proxy::start(server.url());
-    let d = device(proxy.url());
+    let d = device_on_clock(proxy.url(), clock_of(&server));
     d.sign_up(&email());
     d.put("plans", "p", json!({"name": "x"}));
     d.sync();
-    std::thread::sleep(Duration::from_millis(2100)); // the access token expires
+    server.advance(Duration::from_millis(2100)); // the access token expires
     proxy.fail_next("grant_type=refresh_token", Fault::DropResponse);
     d.put("plans", "q", json!({"name": "y"}));
     if let Err(e) = d.try_sync() {
@@ -514,8 +547,8 @@ fn a_lost_refresh_answer_does_not_sign_the_device_out() {
 
 #[test]
 fn a_revoked_session_expires_and_keeps_pending_changes() {
-    let server = TestServer::start_with(&["--access-token-ttl", "2"]);
-    let d = device(server.url());
+    let server = short_token_server();
+    let d = device_on_clock(server.url(), clock_of(&server));
     let account = email();
     d.sign_up(&account);
     d.put("plans", "p", json!({"name": "pending"}));
@@ -526,7 +559,7 @@ fn a_revoked_session_expires_and_keeps_pending_changes() {
         find_string(&session, "access_token").expect("the stored session holds the access token");
     let logout = reqwest_blocking_logout(server.url(), &access);
     assert_eq!(logout, 204);
-    std::thread::sleep(Duration::from_millis(2500)); // the access token expires too
+    server.advance(Duration::from_millis(2500)); // the access token expires too
     let failure = sync_failure(d.try_sync());
     assert_eq!(failure, SyncFailure::SessionExpired);
     assert!(matches!(

@@ -13,7 +13,9 @@ import tandem
 from tandem import ConflictReason, Query, Resolution, SyncFailure, Tandem, TandemConfig, TandemError
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-SCHEMA = (ROOT / "schemas" / "sample.json").read_text()
+# The one test schema (the Rust, Kotlin and Swift tests load it too); the server loads the same file.
+SCHEMA_FILE = ROOT / "schemas" / "test.json"
+SCHEMA = SCHEMA_FILE.read_text()
 PASSWORD = "correct horse battery staple"
 
 
@@ -30,7 +32,8 @@ def server(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     env["TANDEM_JWT_SECRET"] = "python-binding-tests-secret-0123456789"
     process = subprocess.Popen(
-        [server_binary(), "--addr", "127.0.0.1:0", "--db", f"sqlite://{tmp_path / 'server.db'}"],
+        [server_binary(), "--addr", "127.0.0.1:0", "--db", f"sqlite://{tmp_path / 'server.db'}",
+         "--schema", str(SCHEMA_FILE)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
     )
     line = process.stdout.readline()

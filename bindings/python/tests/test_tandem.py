@@ -1,5 +1,6 @@
 """The engine driven through the generated Python bindings, as a foreign app would drive it."""
 import json
+import pathlib
 import queue
 import threading
 
@@ -8,18 +9,8 @@ import pytest
 import tandem
 from tandem import Filter, FilterOp, OrderBy, Query, RecordState, Tandem, TandemConfig, TandemError, WriteOp
 
-SCHEMA = json.dumps({
-    "version": 1,
-    "collections": {
-        "plans": {"fields": {"name": {"type": "string", "required": True, "maxLength": 200},
-                             "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
-        "plan_days": {"parent": {"collection": "plans", "field": "planId"},
-                      "fields": {"planId": {"type": "string", "required": True},
-                                 "dayIndex": {"type": "integer", "required": True},
-                                 "exerciseIds": {"type": "array"}},
-                      "indexes": [["planId", "dayIndex"]]},
-    },
-})
+# The one test schema (the Rust, Kotlin and Swift tests load it too): plans and their days, a cascade.
+SCHEMA = (pathlib.Path(__file__).resolve().parents[3] / "schemas" / "test.json").read_text()
 
 
 @pytest.fixture

@@ -5,21 +5,25 @@ import Foundation
 import XCTest
 @testable import Tandem
 
-/// The schema of the Python and Kotlin tests: plans and their days, a cascade.
-let schema = #"""
-{
-  "version": 1,
-  "collections": {
-    "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
-                         "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
-    "plan_days": {"parent": {"collection": "plans", "field": "planId"},
-                  "fields": {"planId": {"type": "string", "required": true},
-                             "dayIndex": {"type": "integer", "required": true},
-                             "exerciseIds": {"type": "array"}},
-                  "indexes": [["planId", "dayIndex"]]}
-  }
-}
-"""#
+/// `schemas/test.json` at the repository's root, found from this file's path
+/// (`bindings/swift/Tests/TandemTests/Fixtures.swift`).
+let schemaURL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent()  // TandemTests
+    .deletingLastPathComponent()  // Tests
+    .deletingLastPathComponent()  // swift
+    .deletingLastPathComponent()  // bindings
+    .appendingPathComponent("schemas")
+    .appendingPathComponent("test.json")
+
+/// The one test schema (the Rust, Kotlin and Python tests load it too): plans and their days, a
+/// cascade.
+let schema: String = {
+    do {
+        return try String(contentsOf: schemaURL, encoding: .utf8)
+    } catch {
+        fatalError("cannot read the test schema at \(schemaURL.path): \(error)")
+    }
+}()
 
 extension XCTestCase {
     /// A fresh directory, removed when the test ends.

@@ -20,8 +20,6 @@ final class TandemServer: @unchecked Sendable {
     init() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-server-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let schemaFile = dir.appendingPathComponent("schema.json")
-        try schema.write(to: schemaFile, atomically: true, encoding: .utf8)
         // Output goes to a file rather than a pipe: nobody has to keep draining a pipe (a full one
         // would stall the server), and the file is what a failure message shows.
         let log = dir.appendingPathComponent("server.log")
@@ -32,7 +30,7 @@ final class TandemServer: @unchecked Sendable {
         process.executableURL = try TandemServer.binary()
         process.arguments = [
             "--addr", "127.0.0.1:0", "--db", "sqlite://\(dir.appendingPathComponent("server.db").path)",
-            "--schema", schemaFile.path,
+            "--schema", schemaURL.path,
         ]
         // The server reads its whole configuration from TANDEM_* too: none may leak in from the
         // developer's shell.

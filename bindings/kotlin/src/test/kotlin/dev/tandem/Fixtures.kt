@@ -4,19 +4,17 @@ import java.io.File
 import java.nio.file.Path
 import kotlin.test.fail
 
-/** The schema of the Python tests (bindings/python/tests): plans and their days, a cascade. */
-const val SCHEMA = """{
-  "version": 1,
-  "collections": {
-    "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
-                         "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
-    "plan_days": {"parent": {"collection": "plans", "field": "planId"},
-                  "fields": {"planId": {"type": "string", "required": true},
-                             "dayIndex": {"type": "integer", "required": true},
-                             "exerciseIds": {"type": "array"}},
-                  "indexes": [["planId", "dayIndex"]]}
-  }
-}"""
+/**
+ * The one test schema, `schemas/test.json` (the Rust, Python and Swift tests load it too): plans
+ * and their days, a cascade. Its path is `-Dtandem.test.schema` (set by the pom), else resolved
+ * from this module's directory, where Maven runs the tests. Read on first use, so the Android
+ * sample's state tests, which use this test-jar with their own schema, never need it.
+ */
+val SCHEMA: String by lazy {
+    val file = File(System.getProperty("tandem.test.schema") ?: "../../schemas/test.json")
+    check(file.isFile) { "the test schema is not at ${file.absolutePath}" }
+    file.readText()
+}
 
 fun openTandem(dir: Path, schema: String = SCHEMA): Tandem =
     Tandem.open(TandemConfig(dataDir = dir.toString(), schemaJson = schema))
