@@ -535,8 +535,9 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
             }
             Op::Resolve { dev, kind } => {
                 let t = &devices[*dev].t;
-                let conflicts = t.conflicts().map_err(|e| format!("conflicts: {e}"))?;
-                for c in conflicts {
+                let mut tried = BTreeSet::new();
+                // One at a time: settling a parent's conflict can settle its children's too.
+                while let Some(c) = next_open_conflict(t, &mut tried)? {
                     let resolution = match kind {
                         ResolveKind::KeepMine => Resolution::KeepMine,
                         ResolveKind::KeepServer => Resolution::KeepServer,
@@ -592,7 +593,8 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
     for _round in 0..12 {
         let mut moved = false;
         for (n, d) in devices.iter().enumerate() {
-            for c in d.t.conflicts().map_err(|e| format!("conflicts: {e}"))? {
+            let mut tried = BTreeSet::new();
+            while let Some(c) = next_open_conflict(&d.t, &mut tried)? {
                 d.t.resolve(c.collection.clone(), c.id.clone(), Resolution::KeepMine)
                     .map_err(|e| format!("final resolve on device {n}: {e}"))?;
                 stats.conflicts_resolved += 1;
@@ -753,6 +755,17 @@ impl Trace {
             Err(e) => eprintln!("    sync d{dev}: {e}"),
         }
     }
+}
+
+/// The first conflict still open on `t` that was not tried yet (marked tried now).
+fn next_open_conflict(
+    t: &Tandem,
+    tried: &mut BTreeSet<(String, String)>,
+) -> Result<Option<tandem::Conflict>, String> {
+    let open = t.conflicts().map_err(|e| format!("conflicts: {e}"))?;
+    Ok(open
+        .into_iter()
+        .find(|c| tried.insert((c.collection.clone(), c.id.clone()))))
 }
 
 /// Syncs a fresh device, retrying network errors a few times.
