@@ -11,12 +11,8 @@ use crate::records::{RecordRow, RecordState};
 use crate::sync::conflict::{self, ConflictPolicy, ConflictReason};
 use crate::sync::{pull, push};
 
-const SCHEMA: &str = r#"{"version": 1, "collections": {
-  "plans": {"fields": {"name": {"type": "string", "required": true},
-                       "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
-  "plan_days": {"parent": {"collection": "plans", "field": "planId"},
-                "fields": {"planId": {"type": "string", "required": true},
-                           "dayIndex": {"type": "integer", "required": true}}}}}"#;
+/// The one test schema (`schemas/test.json`).
+const SCHEMA: &str = include_str!("../../schemas/test.json");
 
 struct Device {
     _dir: TempDir,

@@ -28,15 +28,9 @@ use tempfile::TempDir;
 use crate::proxy::{Chaos, Proxy};
 use crate::server::{email, TestServer};
 
-/// The schema of the runs: plans and their days (a cascade parent), as in the sample app.
-pub const SCHEMA: &str = r#"{"version": 1, "collections": {
-  "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
-                       "notes": {"type": "string"}, "archived": {"type": "boolean"}}},
-  "plan_days": {"parent": {"collection": "plans", "field": "planId"},
-                "fields": {"planId": {"type": "string", "required": true},
-                           "dayIndex": {"type": "integer", "required": true},
-                           "title": {"type": "string"}},
-                "indexes": [["planId", "dayIndex"]]}}}"#;
+/// The schema of the runs: the one test schema, whose plans and days (a cascade parent and its
+/// children) the ops write, as in the sample app.
+pub use crate::fixtures::TEST_SCHEMA as SCHEMA;
 
 const PASSWORD: &str = "correct horse battery staple";
 /// Devices 0..3 belong to account A, device 3 to account B.
