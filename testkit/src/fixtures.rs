@@ -21,6 +21,35 @@ pub fn doc(record: &tandem::Record) -> serde_json::Value {
     serde_json::from_str(&record.document).expect("a stored document is JSON")
 }
 
+/// An in-memory secure store (not secure: for tests) whose contents the test can read.
+#[derive(Default)]
+pub struct MemorySecrets(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl MemorySecrets {
+    /// Every value stored now.
+    pub fn values(&self) -> Vec<String> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl tandem::SecureStore for MemorySecrets {
+    fn get(&self, key: String) -> Result<Option<String>, tandem::SecureStoreError> {
+        Ok(self.lock().get(&key).cloned())
+    }
+    fn set(&self, key: String, value: String) -> Result<(), tandem::SecureStoreError> {
+        self.lock().insert(key, value);
+        Ok(())
+    }
+    fn delete(&self, key: String) -> Result<(), tandem::SecureStoreError> {
+        self.lock().remove(&key);
+        Ok(())
+    }
+}
+
 /// A fresh email address.
 pub fn email() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,16 +2,13 @@
 //! two syncs, a conflict left to the app, a rejection, sign-out) reaches the sink, including its
 //! sync runs, and no line holds the password, the email, a token or a field value.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tandem::{
-    set_log_sink, ConflictPolicy, LogLevel, LogSink, SecureStore, SecureStoreError, Tandem,
-    TandemConfig,
-};
+use tandem::{set_log_sink, ConflictPolicy, LogLevel, LogSink, SecureStore, Tandem, TandemConfig};
+use tandem_testkit::fixtures::MemorySecrets;
 use tandem_testkit::server::{email, TestServer};
 use tempfile::TempDir;
 
@@ -57,42 +54,25 @@ impl LogSink for Panicking {
     }
 }
 
-#[derive(Default)]
-struct Secrets(Mutex<HashMap<String, String>>);
+type Secrets = MemorySecrets;
 
-impl SecureStore for Secrets {
-    fn get(&self, key: String) -> Result<Option<String>, SecureStoreError> {
-        Ok(self.0.lock().unwrap().get(&key).cloned())
-    }
-    fn set(&self, key: String, value: String) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().insert(key, value);
-        Ok(())
-    }
-    fn delete(&self, key: String) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().remove(&key);
-        Ok(())
-    }
-}
-
-impl Secrets {
-    /// Every token value ever stored (the stored session's `*token*` strings).
-    fn tokens(&self) -> Vec<String> {
-        fn collect(value: &Value, key: &str, into: &mut Vec<String>) {
-            match value {
-                Value::String(s) if key.to_lowercase().contains("token") => into.push(s.clone()),
-                Value::Object(map) => map.iter().for_each(|(k, v)| collect(v, k, into)),
-                Value::Array(items) => items.iter().for_each(|v| collect(v, key, into)),
-                _ => {}
-            }
+/// Every token value `secrets` holds (the stored session's `*token*` strings).
+fn tokens(secrets: &MemorySecrets) -> Vec<String> {
+    fn collect(value: &Value, key: &str, into: &mut Vec<String>) {
+        match value {
+            Value::String(s) if key.to_lowercase().contains("token") => into.push(s.clone()),
+            Value::Object(map) => map.iter().for_each(|(k, v)| collect(v, k, into)),
+            Value::Array(items) => items.iter().for_each(|v| collect(v, key, into)),
+            _ => {}
         }
-        let mut tokens = Vec::new();
-        for stored in self.0.lock().unwrap().values() {
-            if let Ok(value) = serde_json::from_str::<Value>(stored) {
-                collect(&value, "", &mut tokens);
-            }
-        }
-        tokens
     }
+    let mut tokens = Vec::new();
+    for stored in secrets.values() {
+        if let Ok(value) = serde_json::from_str::<Value>(&stored) {
+            collect(&value, "", &mut tokens);
+        }
+    }
+    tokens
 }
 
 fn open(dir: &TempDir, url: &str, secrets: &Arc<Secrets>, policy: ConflictPolicy) -> Arc<Tandem> {
@@ -182,9 +162,12 @@ fn a_session_at_trace_reaches_the_sink_without_secrets() {
         "the test needs its rejection"
     );
 
-    let mut tokens = secrets_a.tokens();
-    tokens.extend(secrets_b.tokens());
-    assert!(tokens.len() >= 4, "both devices' access and refresh tokens");
+    let mut all_tokens = tokens(&secrets_a);
+    all_tokens.extend(tokens(&secrets_b));
+    assert!(
+        all_tokens.len() >= 4,
+        "both devices' access and refresh tokens"
+    );
     block(a.sign_out(false)).unwrap();
 
     assert!(
@@ -203,7 +186,7 @@ fn a_session_at_trace_reaches_the_sink_without_secrets() {
 
     let all = lines.all();
     let mut secrets: Vec<String> = vec![PASSWORD.into(), account.clone()];
-    secrets.extend(tokens);
+    secrets.extend(all_tokens);
     secrets.extend(values.iter().map(|v| v.to_string()));
     // Field values also as they would look partly quoted or escaped.
     secrets.extend(

@@ -3,7 +3,6 @@
 //! and cascades, lost answers, restarts, token expiry and revocation, accounts, cursor expiry,
 //! dead letters, the kill switches, malformed answers and realtime.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
@@ -12,9 +11,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tandem::{
     AuthFailure, AuthState, ConflictPolicy, ConflictReason, ConflictResolver, Query, QueryObserver,
-    Record, RecordState, Resolution, SecureStore, SecureStoreError, SyncFailure, SyncPhase,
-    SyncReport, Tandem, TandemConfig, TandemError, ValidationReason,
+    Record, RecordState, Resolution, SecureStore, SyncFailure, SyncPhase, SyncReport, Tandem,
+    TandemConfig, TandemError, ValidationReason,
 };
+use tandem_testkit::fixtures::MemorySecrets;
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
 use tandem_testkit::ManualClock;
@@ -27,23 +27,7 @@ fn block<F: Future>(future: F) -> F::Output {
     tandem::runtime::runtime().block_on(future)
 }
 
-/// An in-memory secure store (not secure: for tests), readable by the test.
-#[derive(Default)]
-struct Secrets(Mutex<HashMap<String, String>>);
-
-impl SecureStore for Secrets {
-    fn get(&self, key: String) -> Result<Option<String>, SecureStoreError> {
-        Ok(self.0.lock().unwrap().get(&key).cloned())
-    }
-    fn set(&self, key: String, value: String) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().insert(key, value);
-        Ok(())
-    }
-    fn delete(&self, key: String) -> Result<(), SecureStoreError> {
-        self.0.lock().unwrap().remove(&key);
-        Ok(())
-    }
-}
+type Secrets = MemorySecrets;
 
 struct Device {
     dir: TempDir,
@@ -553,8 +537,7 @@ fn a_revoked_session_expires_and_keeps_pending_changes() {
     d.sign_up(&account);
     d.put("plans", "p", json!({"name": "pending"}));
     // Revoke this sign-in's refresh tokens on the server, as a logout elsewhere would.
-    let session: Value =
-        serde_json::from_str(d.secrets.0.lock().unwrap().values().next().unwrap()).unwrap();
+    let session: Value = serde_json::from_str(&d.secrets.values()[0]).unwrap();
     let access =
         find_string(&session, "access_token").expect("the stored session holds the access token");
     let logout = reqwest_blocking_logout(server.url(), &access);
@@ -647,7 +630,7 @@ fn guest_data_is_adopted_by_the_first_sign_in_and_accounts_never_mix() {
         files_after < files_before,
         "wiping deletes the user's database"
     );
-    assert!(d.secrets.0.lock().unwrap().is_empty(), "and its secrets");
+    assert!(d.secrets.values().is_empty(), "and its secrets");
     d.sign_in(&first);
     assert!(d.doc("plans", "guest").is_none(), "wiped locally…");
     d.sync();
