@@ -212,14 +212,23 @@ fn follow_server_in_conflict(
     }
 }
 
-/// Records that are synced (shown, or hidden under a parent deleted here) and have nothing
-/// pending: after a full re-pull, those the server did not deliver no longer exist there.
+/// The records a sweep may remove: synced (shown, or hidden under a parent deleted here), with
+/// nothing pending.
+const SWEEPABLE: &str = "FROM records r WHERE state = 'synced' AND doc IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.collection = r.collection AND o.entity_id = r.id)";
+
+/// Whether any record is [`SWEEPABLE`].
+pub fn any_synced(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT EXISTS (SELECT 1 {SWEEPABLE})"))?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Records that are synced and have nothing pending: after a full pull, those the server did
+/// not deliver no longer exist there.
 pub fn synced_records(conn: &Connection) -> Result<Vec<(String, String)>> {
     let rows = conn
-        .prepare(
-            "SELECT collection, id FROM records r WHERE state = 'synced' AND doc IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.collection = r.collection AND o.entity_id = r.id)",
-        )?
+        .prepare(&format!("SELECT collection, id {SWEEPABLE}"))?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)

@@ -69,12 +69,14 @@ pub async fn run(
     let started = Instant::now();
     let mut report = SyncReport::default();
     push_all(engine, api, settings, &mut report).await?;
-    let (mut repull, first_pull) = blocking(engine, |e| {
-        e.store()
-            .read(|c| Ok((pull::repull_owed(c)?, pull::cursor(c)?.is_none())))
+    let (mut repull, first_pull_to_sweep) = blocking(engine, |e| {
+        e.store().read(|c| {
+            let first_pull = pull::cursor(c)?.is_none();
+            Ok((pull::repull_owed(c)?, first_pull && pull::any_synced(c)?))
+        })
     })
     .await?;
-    if !repull && !first_pull {
+    if !repull && !first_pull_to_sweep {
         match pull_all(engine, api, settings, &mut report, on_pull_progress, false).await {
             Err(SyncError::CursorExpired) => repull = true,
             other => other?,
@@ -86,10 +88,11 @@ pub async fn run(
         );
         report.full_repull = true;
     }
-    // A pull without a cursor is a pull of everything, swept like a re-pull: a device that pushed
-    // before it ever pulled holds records the server may since have deleted, their tombstones
-    // purged, and only the sweep can tell.
-    if repull || first_pull {
+    // A first pull (no cursor yet) by a device that already holds synced records is swept like a
+    // re-pull: it pushed them before it ever pulled, and the server may since have deleted them,
+    // their tombstones purged, which only the sweep can tell. Any other first pull resumes from
+    // its last applied page when cut off.
+    if repull || first_pull_to_sweep {
         pull_all(engine, api, settings, &mut report, on_pull_progress, true).await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
