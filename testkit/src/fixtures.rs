@@ -4,6 +4,17 @@
 /// test server uses.
 pub const TEST_SCHEMA: &str = include_str!("../../schemas/test.json");
 
+/// The test schema with exercise notes limited to 5 characters: a server started with it
+/// ([`TestServer::with_schema`](crate::server::TestServer::with_schema)) rejects what the
+/// devices accept.
+pub fn strict_notes_schema() -> String {
+    TEST_SCHEMA.replacen(
+        r#""notes": {"type": "string"}"#,
+        r#""notes": {"type": "string", "maxLength": 5}"#,
+        1,
+    )
+}
+
 /// A local-only engine configuration in `dir` with `schema`.
 pub fn config(dir: &tempfile::TempDir, schema: &str) -> tandem::TandemConfig {
     tandem::TandemConfig::local(dir.path().to_string_lossy(), schema)

@@ -54,9 +54,16 @@ pub struct TestServerBuilder {
     clock: Option<ManualClock>,
     capture_logs: bool,
     log_filter: Option<String>,
+    schema: Option<String>,
 }
 
 impl TestServerBuilder {
+    /// Serves the schema document `schema` instead of `schemas/test.json`.
+    pub fn schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.to_string());
+        self
+    }
+
     /// Runs on `db` (the test keeps it alive) instead of a fresh SQLite file.
     pub fn db(mut self, db: &TestDb) -> Self {
         self.db = Some(db.url.clone());
@@ -121,7 +128,12 @@ impl TestServerBuilder {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("s.db").display()));
         let mut args = self.args;
-        if !args.iter().any(|a| a == "--schema") {
+        if let Some(schema) = &self.schema {
+            let path = dir.path().join("schema.json");
+            std::fs::write(&path, schema).expect("writing the server's schema");
+            args.push("--schema".into());
+            args.push(path.display().to_string());
+        } else if !args.iter().any(|a| a == "--schema") {
             args.push("--schema".into());
             args.push(test_schema_path().display().to_string());
         }
@@ -184,6 +196,11 @@ impl TestServer {
     /// The binary with `extra` flags (e.g. `["--access-token-ttl", "2"]`).
     pub fn start_with(extra: &[&str]) -> TestServer {
         Self::builder().args(extra).start()
+    }
+
+    /// The binary with the schema document `schema` on a fresh SQLite database.
+    pub fn with_schema(schema: &str) -> TestServer {
+        Self::builder().schema(schema).start()
     }
 
     /// The binary on the database `db` (a `sqlite://` or `postgres://` URL).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tandem::{set_log_sink, ConflictPolicy, LogLevel, LogSink, SecureStore, Tandem, TandemConfig};
-use tandem_testkit::fixtures::MemorySecrets;
+use tandem_testkit::fixtures::{strict_notes_schema, MemorySecrets};
 use tandem_testkit::server::{email, TestServer};
 use tempfile::TempDir;
 
@@ -86,18 +86,7 @@ fn open(dir: &TempDir, url: &str, secrets: &Arc<Secrets>, policy: ConflictPolicy
 #[test]
 fn a_session_at_trace_reaches_the_sink_without_secrets() {
     // A server stricter than the devices: exercise notes of more than 5 characters are rejected.
-    let strict = TempDir::new().unwrap();
-    let schema_path = strict.path().join("schema.json");
-    std::fs::write(
-        &schema_path,
-        SCHEMA.replacen(
-            r#""notes": {"type": "string"}"#,
-            r#""notes": {"type": "string", "maxLength": 5}"#,
-            1,
-        ),
-    )
-    .unwrap();
-    let server = TestServer::start_with(&["--schema", schema_path.to_str().unwrap()]);
+    let server = TestServer::with_schema(&strict_notes_schema());
     let lines = Arc::new(Lines::default());
     set_log_sink(Arc::clone(&lines) as Arc<dyn LogSink>, LogLevel::Trace);
 

@@ -14,7 +14,7 @@ use tandem::{
     Record, RecordState, Resolution, SecureStore, SyncFailure, SyncPhase, SyncReport, Tandem,
     TandemConfig, TandemError, ValidationReason,
 };
-use tandem_testkit::fixtures::MemorySecrets;
+use tandem_testkit::fixtures::{strict_notes_schema, MemorySecrets};
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
 use tandem_testkit::ManualClock;
@@ -685,18 +685,7 @@ fn a_re_pull_replaces_a_record_created_again_after_its_tombstone_was_purged() {
 
 #[test]
 fn a_change_the_server_rejects_goes_to_dead_letters_and_the_queue_goes_on() {
-    let strict = TempDir::new().unwrap();
-    let schema_path = strict.path().join("schema.json");
-    std::fs::write(
-        &schema_path,
-        SCHEMA.replacen(
-            r#""notes": {"type": "string"}"#,
-            r#""notes": {"type": "string", "maxLength": 5}"#,
-            1,
-        ),
-    )
-    .unwrap();
-    let server = TestServer::start_with(&["--schema", schema_path.to_str().unwrap()]);
+    let server = TestServer::with_schema(&strict_notes_schema());
     let d = device(server.url());
     d.sign_up(&email());
     d.put(
@@ -1374,7 +1363,6 @@ fn a_child_waiting_for_a_parent_whose_delete_is_accepted_goes_with_it() {
 
 #[test]
 fn a_grandchild_waits_with_its_parent_and_the_push_ends() {
-    let dir = TempDir::new().unwrap();
     let schema = SCHEMA.replacen(
         r#""plan_days": {"#,
         r#""sets": {
@@ -1384,9 +1372,7 @@ fn a_grandchild_waits_with_its_parent_and_the_push_ends() {
     "plan_days": {"#,
         1,
     );
-    let schema_path = dir.path().join("schema.json");
-    std::fs::write(&schema_path, &schema).unwrap();
-    let server = TestServer::start_with(&["--schema", schema_path.to_str().unwrap()]);
+    let server = TestServer::with_schema(&schema);
     let account = email();
     let with_sets = |config: &mut TandemConfig| config.schema_json = schema.clone();
     let a = device_with(server.url(), with_sets);
