@@ -91,6 +91,7 @@ fn outcome_json(o: &PushOutcome) -> Value {
         OutcomeKind::ConflictParked => "conflictParked",
         OutcomeKind::Rejected => "rejected",
         OutcomeKind::WaitsForParent => "waitsForParent",
+        OutcomeKind::WaitsForGroup => "waitsForGroup",
     };
     json!({
         "opId": o.op_id,

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Transaction;
 use serde_json::Value;
 use tandem_protocol::{
-    check_size, is_valid_id, Collection, Schema, ValidationError, ValidationReason,
+    check_size, is_valid_id, Collection, Schema, ValidationError, ValidationReason, MAX_GROUP_SIZE,
 };
 use uuid::Uuid;
 
@@ -95,8 +95,19 @@ impl Engine {
 
     /// Applies `ops` in one transaction: all of them or, on the first error, none. Returns the
     /// written record of every put and patch, in order.
+    ///
+    /// A batch of two ops or more is one atomic group on the wire too: its outbox entries carry
+    /// one group id, travel in one push, and the server applies all of them or none (see the
+    /// outbox's group rules). A group holds at most [`MAX_GROUP_SIZE`] changes (the ops' own and
+    /// those their deletes record below them); a larger batch is refused with
+    /// [`Error::InvalidArgument`], nothing written. A write of one op has no group.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
+        if ops.len() > MAX_GROUP_SIZE {
+            return Err(group_too_large(ops.len()));
+        }
         let now = now_ms();
+        let group = (ops.len() > 1).then(|| Uuid::now_v7().to_string());
+        let _scope = group.clone().map(outbox::GroupScope::enter);
         let (written, changed) = self.store.write(|tx| {
             let mut batch = Batch {
                 tx,
@@ -108,6 +119,12 @@ impl Engine {
             for op in ops {
                 if let Some(row) = batch.apply(op)? {
                     written.push(row);
+                }
+            }
+            if let Some(group) = &group {
+                let size = outbox::group_size(tx, group)?;
+                if size > MAX_GROUP_SIZE as u64 {
+                    return Err(group_too_large(size as usize));
                 }
             }
             Ok((written, batch.changed))
@@ -351,6 +368,13 @@ fn with_descendants(schema: &Schema, mut collections: BTreeSet<String>) -> BTree
         }
     }
     collections
+}
+
+fn group_too_large(changes: usize) -> Error {
+    Error::InvalidArgument(format!(
+        "a write batch is one atomic group of at most {MAX_GROUP_SIZE} changes; this one has \
+         {changes} (split it into several writes)"
+    ))
 }
 
 fn check_id(id: &str) -> Result<()> {

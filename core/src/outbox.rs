@@ -3,6 +3,9 @@
 //! hundred times offline is sent once; entries leave in commit order, so a parent created before
 //! its child reaches the server first.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+
 use rusqlite::{Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
@@ -63,6 +66,157 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The atomic group (one `write` batch of several ops) the entry belongs to.
+    pub group_id: Option<String>,
+}
+
+// ---- Atomic groups ----
+//
+// Every entry one `write` batch of several ops records carries the batch's group id; a write of
+// one op records entries without a group. The rules that keep a group whole:
+// - coalescing: a write without a group folds into a pending entry whatever its group (a later
+//   edit of a grouped record travels with its group, which then carries the newer document); a
+//   write of another group never folds into it but adds an entry of its own, sent after it, so
+//   two batches never merge and neither can be half sent;
+// - push: a group goes in one push batch, all of its unsent entries together (`take_batch`);
+// - failure: when one member meets a conflict or a rejection, the server applies none; the
+//   others are answered `aborted` and wait, pending, while the failing member's conflict is open
+//   (`group_holds`) or its rejection is a dead letter; once settled (its new entry joins the
+//   group) or discarded, the group goes again.
+
+thread_local! {
+    /// The group of the `write` running on this thread, if it is a batch.
+    static WRITE_GROUP: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// While alive, every entry recorded on this thread joins `group` (see [`GroupScope::enter`]).
+pub struct GroupScope(());
+
+impl GroupScope {
+    /// Starts a group: the entries recorded on this thread until the scope drops belong to it.
+    pub fn enter(group: String) -> Self {
+        WRITE_GROUP.with(|g| *g.borrow_mut() = Some(group));
+        Self(())
+    }
+}
+
+impl Drop for GroupScope {
+    fn drop(&mut self) {
+        WRITE_GROUP.with(|g| *g.borrow_mut() = None);
+    }
+}
+
+/// The group the entries recorded now join.
+pub fn current_group() -> Option<String> {
+    WRITE_GROUP.with(|g| g.borrow().clone())
+}
+
+/// Whether a write in the current group may fold into an entry of `entry_group`.
+fn may_coalesce(entry_group: Option<&str>) -> bool {
+    WRITE_GROUP.with(|g| match g.borrow().as_deref() {
+        None => true,
+        Some(current) => entry_group == Some(current),
+    })
+}
+
+/// How many unsent entries `group` has.
+pub fn group_size(conn: &Connection, group: &str) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM outbox WHERE group_id = ?1 AND state IN ('pending', 'inflight')",
+        )?
+        .query_row([group], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// The unsent entries of `group`, oldest first.
+pub fn group_members(conn: &Connection, group: &str) -> Result<Vec<OutboxEntry>> {
+    let entries = conn
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE group_id = ?1
+             AND state IN ('pending', 'inflight') ORDER BY seq"
+        ))?
+        .query_map([group], entry_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(entries)
+}
+
+/// Whether `group` is held back: one of its members is a dead letter, or a member's conflict
+/// is open.
+pub fn group_held(conn: &Connection, group: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE group_id = ?1 AND state = 'rejected')
+                 OR EXISTS (SELECT 1 FROM group_holds h JOIN conflicts c
+                            ON c.collection = h.collection AND c.id = h.entity_id
+                            WHERE h.group_id = ?1)",
+        )?
+        .query_row([group], |r| r.get(0))?)
+}
+
+/// The group of the record's unsent change (else the group its open conflict holds), if any.
+pub fn group_of_record(conn: &Connection, collection: &str, id: &str) -> Result<Option<String>> {
+    let from_entry: Option<String> = conn
+        .prepare_cached(
+            "SELECT group_id FROM outbox WHERE collection = ?1 AND entity_id = ?2
+             AND state IN ('pending', 'inflight') AND group_id IS NOT NULL ORDER BY seq LIMIT 1",
+        )?
+        .query_row([collection, id], |r| r.get(0))
+        .optional()?;
+    if from_entry.is_some() {
+        return Ok(from_entry);
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT group_id FROM group_holds WHERE collection = ?1 AND entity_id = ?2",
+        )?
+        .query_row([collection, id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Notes that the record's conflict, about to open, holds `group` back.
+pub fn hold_group(tx: &Transaction<'_>, collection: &str, id: &str, group: &str) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO group_holds (collection, entity_id, group_id) VALUES (?1, ?2, ?3)",
+    )?
+    .execute([collection, id, group])?;
+    Ok(())
+}
+
+/// Forgets what the record's conflict held back (it was settled or dropped).
+pub fn release_hold(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM group_holds WHERE collection = ?1 AND entity_id = ?2")?
+        .execute([collection, id])?;
+    Ok(())
+}
+
+/// Puts the record's unsent entries into `group` (a settled member going again with its group).
+pub fn join_group(tx: &Transaction<'_>, collection: &str, id: &str, group: &str) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE outbox SET group_id = ?3 WHERE collection = ?1 AND entity_id = ?2
+         AND state IN ('pending', 'inflight')",
+    )?
+    .execute([collection, id, group])?;
+    Ok(())
+}
+
+/// Makes an entry the server did not apply (its group failed) pending again.
+pub fn requeue(tx: &Transaction<'_>, seq: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE outbox SET state = 'pending' WHERE seq = ?1")?
+        .execute([seq])?;
+    Ok(())
+}
+
+/// Moves the group's unsent entries, in their order, behind every other entry, pending again.
+pub fn send_group_after_the_rest(tx: &Transaction<'_>, group: &str) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET seq = (SELECT max(seq) FROM outbox) + 1, state = 'pending'
+         WHERE seq = ?1",
+    )?;
+    for entry in group_members(tx, group)? {
+        stmt.execute([entry.seq])?;
+    }
+    Ok(())
 }
 
 /// What the caller should do with a record after its delete was recorded.
@@ -79,6 +233,7 @@ struct Head {
     seq: i64,
     state: EntryState,
     base_version: Option<i64>,
+    group_id: Option<String>,
 }
 
 /// Records an upsert of `doc` for the record `before` describes (`None`: a new record).
@@ -103,7 +258,7 @@ pub fn record_upsert(
             Some((pc, pid)) => has_unsent_entry_after(tx, pc, pid, head.seq)?,
             None => false,
         };
-        if head.state == EntryState::Pending && !blocked {
+        if head.state == EntryState::Pending && !blocked && may_coalesce(head.group_id.as_deref()) {
             // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
             tx.prepare_cached(
                 "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2 WHERE seq = ?3",
@@ -131,6 +286,11 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
                 } else {
                     AfterDelete::Forget
                 });
+            }
+            if !may_coalesce(head.group_id.as_deref()) {
+                // A pending change of another group: this batch's delete comes after it.
+                insert(tx, collection, id, OpKind::Delete, Some(before), None, now)?;
+                return Ok(AfterDelete::KeepTombstone);
             }
             // upsert+delete becomes a delete with the oldest base.
             tx.prepare_cached(
@@ -186,6 +346,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         last_error: row.get(10)?,
         created_at: row.get(11)?,
         updated_at: row.get(12)?,
+        group_id: row.get(13)?,
     })
 }
 
@@ -208,15 +369,20 @@ fn parse_state(s: &str) -> Option<EntryState> {
 
 fn head(conn: &Connection, collection: &str, id: &str) -> Result<Option<Head>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, state, base_version FROM outbox
+        "SELECT seq, state, base_version, group_id FROM outbox
          WHERE collection = ?1 AND entity_id = ?2 ORDER BY seq DESC LIMIT 1",
     )?;
     let head = stmt
         .query_row([collection, id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+            ))
         })
         .optional()?;
-    let Some((seq, state, base_version)) = head else {
+    let Some((seq, state, base_version, group_id)) = head else {
         return Ok(None);
     };
     Ok(Some(Head {
@@ -224,6 +390,7 @@ fn head(conn: &Connection, collection: &str, id: &str) -> Result<Option<Head>> {
         state: parse_state(&state)
             .ok_or_else(|| Error::Corrupt(format!("unknown outbox state {state:?}")))?,
         base_version,
+        group_id,
     }))
 }
 
@@ -269,8 +436,8 @@ fn insert(
     let mut op_id = Uuid::encode_buffer();
     let op_id: &str = Uuid::now_v7().hyphenated().encode_lower(&mut op_id);
     tx.prepare_cached(
-        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at, group_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
     )?
     .execute(rusqlite::params![
         op_id,
@@ -281,6 +448,7 @@ fn insert(
         base_doc,
         doc,
         now,
+        current_group(),
     ])?;
     Ok(())
 }
@@ -289,13 +457,18 @@ fn insert(
 
 const ENTRY_COLUMNS: &str =
     "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
-                             last_error, created_at, updated_at";
+                             last_error, created_at, updated_at, group_id";
 
 /// The next entries to push, in commit order: those in flight from an interrupted push first (they
 /// are sent again with the same op id, which the server answers `duplicate` if it had applied
 /// them), then pending ones, marked in flight. The batch stops before a second entry of a record
 /// already in it: that entry's base is only known once the first one is answered. A pending
 /// entry that `waits` says must wait stays pending, and so do the later entries of its record.
+///
+/// A group goes whole: at its first entry, all of its unsent entries join the batch together (or,
+/// when they do not fit after what is already in it, the batch ends there; a group larger than
+/// `limit` goes alone). A group waits whole, with the later entries of its records, while it is
+/// held (a member's open conflict or dead letter), or while one of its members waits.
 pub fn take_batch(
     tx: &Transaction<'_>,
     limit: usize,
@@ -305,13 +478,58 @@ pub fn take_batch(
         "SELECT {ENTRY_COLUMNS} FROM outbox WHERE state IN ('pending', 'inflight') ORDER BY seq"
     ))?;
     let mut rows = stmt.query([])?;
-    let mut in_batch = std::collections::HashSet::new();
-    let mut waiting = std::collections::HashSet::new();
+    let mut in_batch = HashSet::new();
+    let mut waiting = HashSet::new();
+    let mut taken_groups = HashSet::new();
+    let mut held_groups = HashSet::new();
     let mut batch = Vec::with_capacity(limit.min(256));
+    // The last seq read in order that is in the batch: a group reaches beyond it.
+    let mut frontier = i64::MIN;
     while batch.len() < limit {
         let Some(row) = rows.next()? else { break };
         let mut entry = entry_from_row(row)?;
         let key = (entry.collection.clone(), entry.entity_id.clone());
+        if let Some(group) = entry.group_id.clone() {
+            if taken_groups.contains(&group) {
+                frontier = entry.seq;
+                continue;
+            }
+            if held_groups.contains(&group) {
+                waiting.insert(key);
+                continue;
+            }
+            let members = group_members(tx, &group)?;
+            let keys: Vec<(String, String)> = members
+                .iter()
+                .map(|m| (m.collection.clone(), m.entity_id.clone()))
+                .collect();
+            let mut held = group_held(tx, &group)? || keys.iter().any(|k| waiting.contains(k));
+            for member in &members {
+                if held {
+                    break;
+                }
+                held = member.state == EntryState::Pending && waits(member)?;
+            }
+            if held {
+                tracing::debug!(group = %group, "group waits");
+                held_groups.insert(group);
+                waiting.extend(keys);
+                continue;
+            }
+            let fits = batch.is_empty() || batch.len() + members.len() <= limit;
+            if !fits || keys.iter().any(|k| in_batch.contains(k)) {
+                break;
+            }
+            for mut member in members {
+                in_batch.insert((member.collection.clone(), member.entity_id.clone()));
+                member.state = EntryState::Inflight;
+                member.attempts += 1;
+                batch.push(member);
+            }
+            taken_groups.insert(group);
+            frontier = entry.seq;
+            continue;
+        }
         if waiting.contains(&key) {
             continue;
         }
@@ -325,17 +543,22 @@ pub fn take_batch(
         in_batch.insert(key);
         entry.state = EntryState::Inflight;
         entry.attempts += 1;
+        frontier = entry.seq;
         batch.push(entry);
     }
     drop(rows);
-    mark_inflight(tx, &batch, waiting.is_empty())?;
+    let last = batch.iter().map(|e| e.seq).max().unwrap_or(i64::MIN);
+    mark_inflight(tx, &batch, waiting.is_empty() && last <= frontier)?;
     Ok(batch)
 }
 
 /// Marks the taken `batch` in flight; when nothing was left waiting between its entries it is
 /// exactly the unsent entries from its first seq to its last, and one statement does it.
 fn mark_inflight(tx: &Transaction<'_>, batch: &[OutboxEntry], contiguous: bool) -> Result<()> {
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+    let (Some(first), Some(last)) = (
+        batch.iter().map(|e| e.seq).min(),
+        batch.iter().map(|e| e.seq).max(),
+    ) else {
         return Ok(());
     };
     if contiguous {
@@ -343,7 +566,7 @@ fn mark_inflight(tx: &Transaction<'_>, batch: &[OutboxEntry], contiguous: bool) 
             "UPDATE outbox SET state = 'inflight', attempts = attempts + 1
              WHERE state IN ('pending', 'inflight') AND seq BETWEEN ?1 AND ?2",
         )?
-        .execute([first.seq, last.seq])?;
+        .execute([first, last])?;
         return Ok(());
     }
     let mut stmt = tx.prepare_cached(

@@ -179,6 +179,15 @@ string_codes! {
     }
 }
 
+string_codes! {
+    /// The `reason` of an `aborted` push result: why a group member was not applied.
+    pub enum AbortCode {
+        /// Another member of its group (named by `failedOpId`) met a conflict or a rejection, so
+        /// no member of the group was applied. Send the group again once that member is settled.
+        GroupFailed => "group_failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +211,7 @@ mod tests {
             ConflictCode::Other("nope".into())
         );
         assert!(RejectionCode::TooLarge == "too_large");
+        assert_eq!(AbortCode::GroupFailed.as_str(), "group_failed");
+        assert_eq!(AbortCode::from("group_failed"), AbortCode::GroupFailed);
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::codes::{ConflictCode, ErrorCode, RejectionCode};
+use crate::codes::{AbortCode, ConflictCode, ErrorCode, RejectionCode};
 
 /// Default page size of a pull when `limit` is not given.
 pub const DEFAULT_PULL_LIMIT: u32 = 500;
@@ -13,6 +13,9 @@ pub const DEFAULT_PULL_LIMIT: u32 = 500;
 pub const MAX_PULL_LIMIT: u32 = 1000;
 /// Server default for the number of mutations one push may carry.
 pub const DEFAULT_MAX_BATCH: usize = 500;
+/// Most changes one group (one `write` batch) may hold: a group travels in one push, so it can be
+/// no larger than the server's default push limit. The engine refuses a larger `write`.
+pub const MAX_GROUP_SIZE: usize = DEFAULT_MAX_BATCH;
 /// Name of the SSE event that tells a client to pull.
 pub const POKE_EVENT: &str = "poke";
 
@@ -104,6 +107,45 @@ pub struct Mutation {
     pub payload: Option<Map<String, Value>>,
     /// When the client made the change, RFC 3339.
     pub client_time: String,
+    /// The atomic group (one local `write` batch) the change belongs to: the server applies
+    /// every mutation of a push carrying the same `groupId` in one transaction, or none of them.
+    /// A group's mutations are contiguous in the push. Absent: the change stands alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+}
+
+/// The groups of a push, as index ranges into its mutations: each run of mutations carrying the
+/// same `groupId`, in order. Mutations without a group are in no range. A group must be one run
+/// (its mutations contiguous), its id a valid id (see [`crate::is_valid_id`]) and its size at most
+/// [`MAX_GROUP_SIZE`]; otherwise the error names the first offending mutation's index and why.
+pub fn group_spans(mutations: &[Mutation]) -> Result<Vec<std::ops::Range<usize>>, (usize, String)> {
+    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut i = 0;
+    while i < mutations.len() {
+        let Some(group) = mutations[i].group_id.as_deref() else {
+            i += 1;
+            continue;
+        };
+        if !crate::is_valid_id(group) {
+            return Err((i, "groupId must be a valid id".into()));
+        }
+        if !seen.insert(group) {
+            return Err((i, "a group's mutations must be contiguous".into()));
+        }
+        let start = i;
+        while i < mutations.len() && mutations[i].group_id.as_deref() == Some(group) {
+            i += 1;
+        }
+        if i - start > MAX_GROUP_SIZE {
+            return Err((
+                start,
+                format!("a group holds at most {MAX_GROUP_SIZE} mutations"),
+            ));
+        }
+        spans.push(start..i);
+    }
+    Ok(spans)
 }
 
 /// Body of `POST /sync/v1/push`.
@@ -128,6 +170,10 @@ pub enum ResultStatus {
     Duplicate,
     Conflict,
     Rejected,
+    /// Not applied because another member of its group met a conflict or a rejection (reason
+    /// [`AbortCode::GroupFailed`], the failing member in `failedOpId`). Sent only for mutations
+    /// that carry a `groupId`.
+    Aborted,
 }
 
 /// One entry of [`PushResponse::results`].
@@ -157,6 +203,10 @@ pub struct MutationResult {
         skip_serializing_if = "Option::is_none"
     )]
     pub server_doc: Option<Option<Map<String, Value>>>,
+    /// Aborted results only: the opId of the group member whose conflict or rejection kept the
+    /// group from applying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_op_id: Option<String>,
 }
 
 impl MutationResult {
@@ -199,6 +249,31 @@ impl MutationResult {
         }
     }
 
+    /// An `aborted` result: not applied because group member `failed_op_id` failed.
+    pub fn aborted(op_id: &str, failed_op_id: &str) -> Self {
+        Self {
+            failed_op_id: Some(failed_op_id.to_string()),
+            ..Self::bare(
+                op_id,
+                ResultStatus::Aborted,
+                None,
+                Some(AbortCode::GroupFailed.as_str()),
+            )
+        }
+    }
+
+    /// Whether the result keeps its group from applying (a conflict or a rejection).
+    pub fn fails_group(&self) -> bool {
+        matches!(self.status, ResultStatus::Conflict | ResultStatus::Rejected)
+    }
+
+    /// The reason of an `aborted` result, typed.
+    pub fn abort_code(&self) -> Option<AbortCode> {
+        (self.status == ResultStatus::Aborted)
+            .then(|| self.reason.as_deref().map(AbortCode::from))
+            .flatten()
+    }
+
     /// The reason of a `conflict` result, typed.
     pub fn conflict_code(&self) -> Option<ConflictCode> {
         (self.status == ResultStatus::Conflict)
@@ -221,6 +296,7 @@ impl MutationResult {
             reason: reason.map(str::to_string),
             server_version: None,
             server_doc: None,
+            failed_op_id: None,
         }
     }
 }
@@ -257,6 +333,11 @@ pub struct Change {
     pub doc: Option<Map<String, Value>>,
     /// RFC 3339 UTC.
     pub updated_at: String,
+    /// The group whose push last wrote the record, when it was one. A page never ends inside a
+    /// group: the server extends it to the group's last change, so a client that applies each
+    /// page in one transaction shows a group all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
 }
 
 /// Answer to a pull.
@@ -295,6 +376,71 @@ mod tests {
         let back = serde_json::to_value(&m).unwrap();
         assert_eq!(back["entityId"], "p1");
         assert_eq!(back["baseVersion"], Value::Null);
+    }
+
+    fn grouped(op: &str, group: Option<&str>) -> Mutation {
+        Mutation {
+            op_id: op.into(),
+            entity: "plans".into(),
+            entity_id: op.into(),
+            kind: MutationType::Delete,
+            base_version: Some(1),
+            payload: None,
+            client_time: "2025-01-01T00:00:00Z".into(),
+            group_id: group.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn group_id_is_optional_on_the_wire() {
+        let m = grouped("o1", None);
+        let v = serde_json::to_value(&m).unwrap();
+        assert!(v.get("groupId").is_none());
+        let g = serde_json::to_value(grouped("o1", Some("g1"))).unwrap();
+        assert_eq!(g["groupId"], "g1");
+        let back: Mutation = serde_json::from_value(g).unwrap();
+        assert_eq!(back.group_id.as_deref(), Some("g1"));
+    }
+
+    #[test]
+    fn groups_are_contiguous_runs() {
+        let push = vec![
+            grouped("a", None),
+            grouped("b", Some("g")),
+            grouped("c", Some("g")),
+            grouped("d", None),
+            grouped("e", Some("h")),
+        ];
+        assert_eq!(group_spans(&push).unwrap(), vec![1..3, 4..5]);
+        let split = vec![
+            grouped("a", Some("g")),
+            grouped("b", None),
+            grouped("c", Some("g")),
+        ];
+        assert_eq!(group_spans(&split).unwrap_err().0, 2);
+        assert_eq!(
+            group_spans(&[grouped("a", Some("bad id"))]).unwrap_err().0,
+            0
+        );
+        let huge: Vec<_> = (0..=MAX_GROUP_SIZE)
+            .map(|i| grouped(&format!("o{i}"), Some("g")))
+            .collect();
+        assert!(group_spans(&huge).is_err());
+        assert!(group_spans(&huge[1..]).is_ok());
+    }
+
+    #[test]
+    fn aborted_results_name_the_failed_member() {
+        let r = MutationResult::aborted("o2", "o1");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            json!({"opId": "o2", "status": "aborted", "reason": "group_failed", "failedOpId": "o1"})
+        );
+        let back: MutationResult = serde_json::from_value(v).unwrap();
+        assert_eq!(back.abort_code(), Some(AbortCode::GroupFailed));
+        assert!(!back.fails_group());
+        assert!(MutationResult::rejected("o1", RejectionCode::InvalidPayload).fails_group());
     }
 
     #[test]

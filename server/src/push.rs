@@ -32,6 +32,9 @@ pub struct StoredRecord {
 pub struct RecordWrite {
     pub record: StoredRecord,
     pub seq: i64,
+    /// The group that wrote it and the sequence number of that group's last change: a pull page
+    /// that ends at this record extends to that number, so it never ends inside the group.
+    pub group: Option<(String, i64)>,
 }
 
 /// The outcome of judging a batch: the answers, and what to write.
@@ -96,6 +99,7 @@ pub fn plan_push(
     current_seq: i64,
     purged_seq: i64,
 ) -> PushPlan {
+    let spans = tandem_protocol::group_spans(&mutations).unwrap_or_default();
     let mut batch = Batch {
         schema,
         known_ops,
@@ -107,6 +111,7 @@ pub fn plan_push(
                     Slot {
                         record: r,
                         changed_at: None,
+                        group: None,
                     },
                 )
             })
@@ -114,8 +119,24 @@ pub fn plan_push(
         seq: current_seq,
         first_version: first_version(purged_seq),
         applied_ops: Vec::new(),
+        undo: None,
+        group_ends: HashMap::new(),
     };
-    let results = mutations.into_iter().map(|m| batch.judge(m)).collect();
+    let mut results = Vec::with_capacity(mutations.len());
+    let mut spans = spans.into_iter().peekable();
+    let mut mutations = mutations.into_iter().enumerate().peekable();
+    while let Some((i, m)) = mutations.next() {
+        match spans.next_if(|span| span.start == i) {
+            None => results.push(batch.judge(m)),
+            Some(span) => {
+                let mut members = vec![m];
+                while let Some((_, m)) = mutations.next_if(|(j, _)| span.contains(j)) {
+                    members.push(m);
+                }
+                results.extend(batch.judge_group(members));
+            }
+        }
+    }
     batch.into_plan(results)
 }
 
@@ -128,10 +149,22 @@ fn first_version(purged_seq: i64) -> i64 {
     purged_seq.max(0) + 1
 }
 
+#[derive(Clone)]
 struct Slot {
     record: StoredRecord,
     /// The sequence number of the batch's last change to this record, if it changed.
     changed_at: Option<i64>,
+    /// The group of that change, if any.
+    group: Option<String>,
+}
+
+/// What a group being judged changed, to take back if one of its members fails.
+struct Undo {
+    group: String,
+    /// Each slot the group replaced, as it was before (`None`: there was none), oldest first.
+    slots: Vec<(RecordKey, Option<Slot>)>,
+    seq: i64,
+    applied_ops: usize,
 }
 
 struct Batch<'a> {
@@ -142,9 +175,70 @@ struct Batch<'a> {
     /// The version a record new to the server starts at.
     first_version: i64,
     applied_ops: Vec<(String, i64)>,
+    /// Set while a group is judged.
+    undo: Option<Undo>,
+    /// The last sequence number of each group applied by this batch.
+    group_ends: HashMap<String, i64>,
 }
 
 impl Batch<'_> {
+    /// Judges a group: every member applies, or (at the first that meets a conflict or a
+    /// rejection) none does. Then the failing member keeps its answer, the members after it are
+    /// not judged, and every other member is answered `aborted`, naming the failing one. Members
+    /// applied before (retries) stay `duplicate`: a group is applied whole or not at all, so a
+    /// retried group is all duplicates.
+    fn judge_group(&mut self, members: Vec<Mutation>) -> Vec<MutationResult> {
+        let group = members[0].group_id.clone().unwrap_or_default();
+        self.undo = Some(Undo {
+            group: group.clone(),
+            slots: Vec::new(),
+            seq: self.seq,
+            applied_ops: self.applied_ops.len(),
+        });
+        let op_ids: Vec<String> = members.iter().map(|m| m.op_id.clone()).collect();
+        let mut results = Vec::with_capacity(members.len());
+        let mut failed = None;
+        for m in members {
+            let result = self.judge(m);
+            let fails = result.fails_group();
+            results.push(result);
+            if fails {
+                failed = Some(results.len() - 1);
+                break;
+            }
+        }
+        let undo = self.undo.take().expect("set above");
+        let Some(failed) = failed else {
+            if self.seq > undo.seq {
+                self.group_ends.insert(group, self.seq);
+            }
+            return results;
+        };
+        // Take the group's changes back, newest first.
+        for (key, before) in undo.slots.into_iter().rev() {
+            match before {
+                Some(slot) => self.records.insert(key, slot),
+                None => self.records.remove(&key),
+            };
+        }
+        self.seq = undo.seq;
+        for (op_id, _) in self.applied_ops.drain(undo.applied_ops..) {
+            self.known_ops.remove(&op_id);
+        }
+        let failed_op = op_ids[failed].clone();
+        tracing::debug!(group = %group, failed_op = %failed_op, "group not applied");
+        op_ids
+            .iter()
+            .enumerate()
+            .map(|(i, op_id)| match results.get(i) {
+                Some(r) if i == failed || r.status == tandem_protocol::ResultStatus::Duplicate => {
+                    r.clone()
+                }
+                _ => MutationResult::aborted(op_id, &failed_op),
+            })
+            .collect()
+    }
+
     fn judge(&mut self, m: Mutation) -> MutationResult {
         if let Some(&version) = self.known_ops.get(&m.op_id) {
             return MutationResult::duplicate(&m.op_id, version);
@@ -289,9 +383,14 @@ impl Batch<'_> {
         self.seq += 1;
         let slot = Slot {
             changed_at: Some(self.seq),
+            group: self.undo.as_ref().map(|u| u.group.clone()),
             record,
         };
-        self.records.insert(slot.record.key.clone(), slot);
+        let key = slot.record.key.clone();
+        let before = self.records.insert(key.clone(), slot);
+        if let Some(undo) = &mut self.undo {
+            undo.slots.push((key, before));
+        }
     }
 
     fn is_live(&self, key: &RecordKey) -> bool {
@@ -299,13 +398,18 @@ impl Batch<'_> {
     }
 
     fn into_plan(self, results: Vec<MutationResult>) -> PushPlan {
+        let group_ends = self.group_ends;
         let mut writes: Vec<RecordWrite> = self
             .records
             .into_values()
             .filter_map(|s| {
+                let group = s
+                    .group
+                    .and_then(|g| group_ends.get(&g).map(|&end| (g, end)));
                 s.changed_at.map(|seq| RecordWrite {
                     record: s.record,
                     seq,
+                    group,
                 })
             })
             .collect();
@@ -351,7 +455,118 @@ mod tests {
             base_version: base,
             payload: payload.map(|p| p.as_object().unwrap().clone()),
             client_time: "2025-01-01T00:00:00Z".into(),
+            group_id: None,
         }
+    }
+
+    fn g(group: &str, mut m: Mutation) -> Mutation {
+        m.group_id = Some(group.into());
+        m
+    }
+
+    #[test]
+    fn a_group_applies_whole_or_not_at_all() {
+        let s = schema();
+        let batch = vec![
+            m("o0", "plans", "solo", None, Some(json!({"name": "S"}))),
+            g(
+                "g1",
+                m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
+            ),
+            g(
+                "g1",
+                m(
+                    "o2",
+                    "plan_days",
+                    "d",
+                    None,
+                    Some(json!({"planId": "p", "dayIndex": 0})),
+                ),
+            ),
+            g(
+                "g1",
+                m(
+                    "o3",
+                    "plan_days",
+                    "x",
+                    None,
+                    Some(json!({"planId": "nope", "dayIndex": 0})),
+                ),
+            ),
+            g(
+                "g1",
+                m("o4", "plans", "q", None, Some(json!({"name": "Q"}))),
+            ),
+            g(
+                "g2",
+                m("o5", "plans", "r", None, Some(json!({"name": "R"}))),
+            ),
+            g(
+                "g2",
+                m("o6", "plans", "t", None, Some(json!({"name": "T"}))),
+            ),
+        ];
+        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0);
+        let statuses: Vec<_> = plan
+            .results
+            .iter()
+            .map(|r| (r.status, r.reason.clone(), r.failed_op_id.clone()))
+            .collect();
+        let aborted = |_: ()| {
+            (
+                ResultStatus::Aborted,
+                Some("group_failed".to_string()),
+                Some("o3".to_string()),
+            )
+        };
+        assert_eq!(
+            statuses,
+            vec![
+                (ResultStatus::Applied, None, None),
+                aborted(()),
+                aborted(()),
+                (ResultStatus::Rejected, Some("invalid_parent".into()), None),
+                aborted(()),
+                (ResultStatus::Applied, None, None),
+                (ResultStatus::Applied, None, None),
+            ]
+        );
+        // Only the lone change and the second group were written, at consecutive numbers.
+        let written: Vec<_> = plan
+            .writes
+            .iter()
+            .map(|w| (w.record.key.1.as_str(), w.seq, w.group.clone()))
+            .collect();
+        assert_eq!(
+            written,
+            vec![
+                ("solo", 11, None),
+                ("r", 12, Some(("g2".to_string(), 13))),
+                ("t", 13, Some(("g2".to_string(), 13))),
+            ]
+        );
+        assert_eq!(plan.last_seq, 13);
+        let ops: Vec<_> = plan.applied_ops.iter().map(|(o, _)| o.as_str()).collect();
+        assert_eq!(ops, vec!["o0", "o5", "o6"]);
+    }
+
+    #[test]
+    fn a_retried_group_is_all_duplicates() {
+        let s = schema();
+        let group = || {
+            vec![
+                g("g", m("o1", "plans", "p", None, Some(json!({"name": "P"})))),
+                g("g", m("o2", "plans", "q", None, Some(json!({"name": "Q"})))),
+            ]
+        };
+        let first = plan_push(&s, group(), HashMap::new(), HashMap::new(), 0, 0);
+        let known: HashMap<_, _> = first.applied_ops.into_iter().collect();
+        let again = plan_push(&s, group(), known, HashMap::new(), 2, 0);
+        assert!(again
+            .results
+            .iter()
+            .all(|r| r.status == ResultStatus::Duplicate));
+        assert!(again.writes.is_empty());
     }
 
     #[test]

@@ -194,7 +194,8 @@ pub struct PushOutcome {
     pub collection: String,
     pub id: String,
     pub kind: OutcomeKind,
-    /// The server's reason, for `Rejected`.
+    /// The server's reason, for `Rejected`; for `WaitsForGroup`, the op id of the group member
+    /// whose conflict or rejection kept the group from applying.
     pub reason: Option<String>,
 }
 
@@ -210,6 +211,11 @@ pub enum OutcomeKind {
     Rejected,
     /// Refused for a parent whose own change has not landed yet; sent again after it.
     WaitsForParent,
+    /// Not applied because another change of its `write` batch (an atomic group; its op id in
+    /// `reason`) met a conflict or a rejection: nothing of the batch was applied. It waits and
+    /// goes again with the batch once that change is settled (its conflict resolved, or its dead
+    /// letter discarded).
+    WaitsForGroup,
 }
 
 /// How often a run was asked for, by reason (`local_write`, `foreground`, `connectivity`,
@@ -357,6 +363,9 @@ impl From<EngineReport> for SyncReport {
                         Outcome::ConflictParked => (OutcomeKind::ConflictParked, None),
                         Outcome::Rejected(reason) => (OutcomeKind::Rejected, Some(reason)),
                         Outcome::WaitsForParent => (OutcomeKind::WaitsForParent, None),
+                        Outcome::WaitsForGroup(failed) => {
+                            (OutcomeKind::WaitsForGroup, Some(failed))
+                        }
                     };
                     PushOutcome {
                         op_id: o.op_id,

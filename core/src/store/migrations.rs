@@ -61,6 +61,18 @@ const MIGRATIONS: &[&str] = &[
     // here). Almost always empty, so asking whether there are any is one probe of this index, and
     // a pull skips looking for hidden children when there are none.
     "CREATE INDEX records_hidden ON records(collection, id) WHERE deleted = 1 AND doc IS NOT NULL;",
+    // v4: atomic groups. Every outbox entry of one `write` batch carries the batch's group (NULL
+    // for a write of one op); `group_holds` names the group a record's open conflict holds back
+    // (the conflict row is replaced as it moves, so the link lives beside it).
+    "ALTER TABLE outbox ADD COLUMN group_id TEXT;
+     CREATE INDEX outbox_by_group ON outbox(group_id, seq) WHERE group_id IS NOT NULL;
+     CREATE TABLE group_holds (
+        collection TEXT NOT NULL,
+        entity_id  TEXT NOT NULL,
+        group_id   TEXT NOT NULL,
+        PRIMARY KEY (collection, entity_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX group_holds_by_group ON group_holds(group_id);",
 ];
 
 /// The newest store version this engine writes.

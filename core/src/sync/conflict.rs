@@ -273,7 +273,7 @@ pub fn count(conn: &Connection) -> Result<u64> {
 pub fn remove(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM conflicts WHERE collection = ?1 AND id = ?2")?
         .execute([collection, id])?;
-    Ok(())
+    crate::outbox::release_hold(tx, collection, id)
 }
 
 #[cfg(test)]

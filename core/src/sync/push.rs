@@ -52,6 +52,10 @@ pub enum Outcome {
     /// Refused for a parent whose own change has not landed yet (its put met a conflict, or is
     /// still to be sent): the change waits, unsent, behind it instead of becoming a dead letter.
     WaitsForParent,
+    /// Not applied because another member of its group (the op id here) met a conflict or a
+    /// rejection: the change waits, pending, and goes again with its group once that member is
+    /// settled.
+    WaitsForGroup(String),
 }
 
 /// The mutation that sends `entry`.
@@ -85,6 +89,7 @@ pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
         base_version: entry.base_version,
         payload,
         client_time: super::rfc3339(entry.created_at),
+        group_id: entry.group_id.clone(),
     })
 }
 
@@ -140,8 +145,18 @@ pub fn apply_results(
                     && parent_unsettled(tx, schema, entry)? =>
             {
                 tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "push waits for its parent");
-                outbox::send_after_the_rest(tx, &entry.collection, &entry.entity_id)?;
+                match &entry.group_id {
+                    // The whole group waits behind the parent, in its order.
+                    Some(group) => outbox::send_group_after_the_rest(tx, group)?,
+                    None => outbox::send_after_the_rest(tx, &entry.collection, &entry.entity_id)?,
+                }
                 Outcome::WaitsForParent
+            }
+            ResultStatus::Aborted => {
+                let failed = result.failed_op_id.clone().unwrap_or_default();
+                tracing::debug!(collection = %entry.collection, id = %entry.entity_id, failed_op = %failed, "group member not applied; waits for its group");
+                outbox::requeue(tx, entry.seq)?;
+                Outcome::WaitsForGroup(failed)
             }
             ResultStatus::Rejected => {
                 let reason = result.reason.as_deref().unwrap_or("rejected");

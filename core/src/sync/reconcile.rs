@@ -258,6 +258,8 @@ pub fn rebase_local(
     desired: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    // A member of a group stays in it: its new change goes again with the rest of the group.
+    let group = outbox::group_of_record(tx, &row.collection, &row.id)?;
     drop_local_change(tx, &row.collection, &row.id)?;
     let rebased = RecordRow {
         doc: desired.map(str::to_string),
@@ -269,9 +271,13 @@ pub fn rebase_local(
     records::save(tx, &rebased)?;
     match desired {
         Some(doc) => {
-            outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)
+            outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)?
         }
-        None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop),
+        None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop)?,
+    }
+    match group {
+        Some(group) => outbox::join_group(tx, &row.collection, &row.id, &group),
+        None => Ok(()),
     }
 }
 
@@ -294,6 +300,10 @@ fn park(
     fields: Vec<String>,
     now: i64,
 ) -> Result<()> {
+    // A group member's conflict holds its group back until it is settled.
+    if let Some(group) = outbox::group_of_record(tx, &row.collection, &row.id)? {
+        outbox::hold_group(tx, &row.collection, &row.id, &group)?;
+    }
     outbox::drop_unsent(tx, &row.collection, &row.id)?;
     conflict::park(
         tx,

@@ -147,10 +147,17 @@ async fn push_all(
         report.conflicts += tally.conflicts;
         report.rejected += tally.rejected;
         report.parked.extend(tally.parked);
+        // A group member answered `aborted` waits with its group, which waits for its parent
+        // when that is why the group failed.
         let waits: Vec<String> = tally
             .outcomes
             .iter()
-            .filter(|o| o.outcome == push::Outcome::WaitsForParent)
+            .filter(|o| {
+                matches!(
+                    o.outcome,
+                    push::Outcome::WaitsForParent | push::Outcome::WaitsForGroup(_)
+                )
+            })
             .map(|o| o.op_id.clone())
             .collect();
         let stuck = waits.len() == tally.outcomes.len() && waits.iter().all(|w| waited.contains(w));

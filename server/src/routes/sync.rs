@@ -6,8 +6,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tandem_protocol::{
-    is_valid_id, MutationType, PullRequest, PushRequest, PushResponse, DEFAULT_PULL_LIMIT,
-    MAX_ID_LEN, MAX_PULL_LIMIT,
+    group_spans, is_valid_id, MutationType, PullRequest, PushRequest, PushResponse,
+    DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
 };
 
 use super::{AuthUser, JsonBody, SharedState};
@@ -69,6 +69,9 @@ fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiEr
         if m.kind == MutationType::Upsert && m.payload.is_none() {
             return bad("payload is required for an upsert");
         }
+    }
+    if let Err((i, why)) = group_spans(&request.mutations) {
+        return Err(ApiError::invalid_request(format!("mutations[{i}].{why}")));
     }
     Ok(())
 }
@@ -161,6 +164,8 @@ struct ChangeOut {
     deleted: bool,
     doc: Option<Box<RawValue>>,
     updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<String>,
 }
 
 fn change_out(row: ChangeRow) -> Result<ChangeOut, ApiError> {
@@ -175,5 +180,6 @@ fn change_out(row: ChangeRow) -> Result<ChangeOut, ApiError> {
         deleted: row.deleted,
         doc,
         updated_at: rfc3339_from_ms(row.updated_at_ms),
+        group_id: row.group_id,
     })
 }

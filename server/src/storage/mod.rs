@@ -90,6 +90,16 @@ pub struct ChangeRow {
     pub doc: Option<String>,
     pub seq: i64,
     pub updated_at_ms: i64,
+    /// The group whose push last wrote the record, and that group's last sequence number.
+    pub group_id: Option<String>,
+    pub group_end: Option<i64>,
+}
+
+/// Where a page of `changes` must end so that it does not end inside a group: the last change's
+/// group end when that is beyond it (the page is then extended to it), else `None`.
+pub fn group_tail(changes: &[ChangeRow]) -> Option<i64> {
+    let last = changes.last()?;
+    last.group_end.filter(|&end| end > last.seq)
 }
 
 /// One page of a pull, read from one snapshot.

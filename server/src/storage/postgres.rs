@@ -15,8 +15,8 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    block_deltas, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage, PushJob,
-    PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
+    block_deltas, group_tail, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage,
+    PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 
@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS ops (
     PRIMARY KEY (user_id, op_id)
 );
 CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
+-- Atomic groups: the group that last wrote each record and that group's last seq, for pull pages.
+ALTER TABLE records ADD COLUMN IF NOT EXISTS group_id TEXT COLLATE \"C\";
+ALTER TABLE records ADD COLUMN IF NOT EXISTS group_end BIGINT;
 DO $$
 BEGIN
     IF to_regclass('seq_blocks') IS NULL THEN
@@ -118,24 +121,33 @@ const SELECT_LIVE_CHILDREN: &str =
 // third more per row. Only pushes holding the user's lock write the user's records, so a record
 // found missing stays missing until commit.
 const INSERT_RECORDS: &str = "INSERT INTO records
-     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
-     SELECT $1, e, i, v, d, doc, pe, pi, s, $10
-     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[])
-       AS w(e, i, v, d, doc, pe, pi, s)";
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
+      group_id, group_end)
+     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, g, ge
+     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[],
+                 $11::text[], $12::int8[])
+       AS w(e, i, v, d, doc, pe, pi, s, g, ge)";
 const UPSERT_RECORDS: &str = "INSERT INTO records
-     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
-     SELECT $1, e, i, v, d, doc, pe, pi, s, $10
-     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[])
-       AS w(e, i, v, d, doc, pe, pi, s)
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
+      group_id, group_end)
+     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, g, ge
+     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[],
+                 $11::text[], $12::int8[])
+       AS w(e, i, v, d, doc, pe, pi, s, g, ge)
      ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
        deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
-       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at";
+       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at,
+       group_id = excluded.group_id, group_end = excluded.group_end";
 const ADD_BLOCK_DELTAS: &str = "INSERT INTO seq_blocks (user_id, block, live)
      SELECT $1, b, d FROM UNNEST($2::int8[], $3::int8[]) AS x(b, d)
      ON CONFLICT (user_id, block) DO UPDATE SET live = seq_blocks.live + excluded.live";
 const SELECT_PAGE: &str =
-    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
+    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end FROM records
      WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+/// The rest of the group a page ends in: the rows after $2 up to the group's last seq $3.
+const SELECT_GROUP_TAIL: &str =
+    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end FROM records
+     WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq";
 /// The user's rows after sequence number $2: those in $2's own block by index, then the later
 /// blocks' counts ($3 = first seq of the next block, $4 = that block).
 const ROWS_AFTER: &str =
@@ -417,11 +429,17 @@ impl PostgresStore {
             tx.query(&page, &page_params),
             tx.query_one(&rows_after, &count_params),
         )?;
-        tx.commit().await?;
         let Some(seq_row) = seq_row else {
             return Ok(None);
         };
-        let changes: Vec<ChangeRow> = rows.iter().map(change_from_row).collect();
+        let mut changes: Vec<ChangeRow> = rows.iter().map(change_from_row).collect();
+        // A page never ends inside a group: it runs on to the group's last change.
+        if let (Some(end), Some(last)) = (group_tail(&changes), changes.last().map(|c| c.seq)) {
+            let tail = tx.prepare_cached(SELECT_GROUP_TAIL).await?;
+            let tail_rows = tx.query(&tail, &[&user_id, &last, &end]).await?;
+            changes.extend(tail_rows.iter().map(change_from_row));
+        }
+        tx.commit().await?;
         let remaining = remaining_after_page(count.get(0), changes.len(), limit);
         Ok(Some(PullPage {
             changes,
@@ -500,6 +518,8 @@ struct WriteColumns<'a> {
     parent_entity: Vec<Option<&'a str>>,
     parent_id: Vec<Option<&'a str>>,
     seq: Vec<i64>,
+    group_id: Vec<Option<&'a str>>,
+    group_end: Vec<Option<i64>>,
 }
 
 impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
@@ -516,6 +536,8 @@ impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
                 .push(r.parent.as_ref().map(|p| p.0.as_str()));
             c.parent_id.push(r.parent.as_ref().map(|p| p.1.as_str()));
             c.seq.push(w.seq);
+            c.group_id.push(w.group.as_ref().map(|g| g.0.as_str()));
+            c.group_end.push(w.group.as_ref().map(|g| g.1));
         }
         c
     }
@@ -533,7 +555,7 @@ impl WriteColumns<'_> {
         if self.entity.is_empty() {
             return Ok(());
         }
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
             &user_id,
             &self.entity,
             &self.entity_id,
@@ -544,6 +566,8 @@ impl WriteColumns<'_> {
             &self.parent_id,
             &self.seq,
             &now_ms,
+            &self.group_id,
+            &self.group_end,
         ];
         tx.execute(statement, &params).await?;
         Ok(())
@@ -754,5 +778,7 @@ fn change_from_row(r: &tokio_postgres::Row) -> ChangeRow {
         doc: r.get(4),
         seq: r.get(5),
         updated_at_ms: r.get(6),
+        group_id: r.get(7),
+        group_end: r.get(8),
     }
 }

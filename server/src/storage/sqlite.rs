@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    block_deltas, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage, PushJob,
-    PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
+    block_deltas, group_tail, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage,
+    PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 
@@ -88,11 +88,15 @@ const ROWS_AFTER: &str =
     "SELECT (SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2 AND seq < ?3)
      + (SELECT coalesce(sum(live), 0) FROM seq_blocks WHERE user_id = ?1 AND block >= ?4)";
 const UPSERT_RECORD: &str = "INSERT INTO records
-     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
+      group_id, group_end)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
      ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
        deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
-       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at";
+       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at,
+       group_id = excluded.group_id, group_end = excluded.group_end";
+const PAGE_COLUMNS: &str =
+    "entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end";
 
 /// The SQLite backend.
 #[derive(Clone)]
@@ -341,23 +345,24 @@ impl SqliteStore {
             let Some((user_seq, purged_seq)) = seqs else {
                 return Ok(None);
             };
-            let changes = tx
-                .prepare_cached(
-                    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
-                     WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                )?
-                .query_map(params![user_id, after_seq, limit], |r| {
-                    Ok(ChangeRow {
-                        entity: r.get(0)?,
-                        entity_id: r.get(1)?,
-                        version: r.get(2)?,
-                        deleted: r.get(3)?,
-                        doc: r.get(4)?,
-                        seq: r.get(5)?,
-                        updated_at_ms: r.get(6)?,
-                    })
-                })?
+            let mut changes = tx
+                .prepare_cached(&format!(
+                    "SELECT {PAGE_COLUMNS} FROM records
+                     WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                ))?
+                .query_map(params![user_id, after_seq, limit], change_row)?
                 .collect::<Result<Vec<_>, _>>()?;
+            // A page never ends inside a group: it runs on to the group's last change.
+            if let (Some(end), Some(last)) = (group_tail(&changes), changes.last().map(|c| c.seq)) {
+                let tail = tx
+                    .prepare_cached(&format!(
+                        "SELECT {PAGE_COLUMNS} FROM records
+                         WHERE user_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq"
+                    ))?
+                    .query_map(params![user_id, last, end], change_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                changes.extend(tail);
+            }
             // Only a full page can leave changes behind; a short one needs no count.
             let rows_after = if changes.len() == limit as usize {
                 rows_after(&tx, &user_id, after_seq)?
@@ -419,6 +424,18 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     conn.execute_batch(MIGRATION)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Atomic groups came later: the group that last wrote each record, for pull pages.
+    let has_groups: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'group_id'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_groups == 0 {
+        tx.execute_batch(
+            "ALTER TABLE records ADD COLUMN group_id TEXT;
+             ALTER TABLE records ADD COLUMN group_end INTEGER;",
+        )?;
+    }
     let has_blocks: i64 = tx.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'seq_blocks'",
         [],
@@ -474,6 +491,7 @@ fn write_plan(
     for w in &plan.writes {
         let r = &w.record;
         let (parent_entity, parent_id) = r.parent.clone().unzip();
+        let (group_id, group_end) = w.group.clone().unzip();
         upsert.execute(params![
             user_id,
             r.key.0,
@@ -484,7 +502,9 @@ fn write_plan(
             parent_entity,
             parent_id,
             w.seq,
-            now_ms
+            now_ms,
+            group_id,
+            group_end
         ])?;
     }
     let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
@@ -501,6 +521,20 @@ fn write_plan(
     conn.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
         .execute(params![user_id, plan.last_seq])?;
     Ok(())
+}
+
+fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
+    Ok(ChangeRow {
+        entity: r.get(0)?,
+        entity_id: r.get(1)?,
+        version: r.get(2)?,
+        deleted: r.get(3)?,
+        doc: r.get(4)?,
+        seq: r.get(5)?,
+        updated_at_ms: r.get(6)?,
+        group_id: r.get(7)?,
+        group_end: r.get(8)?,
+    })
 }
 
 fn open_connection(path: &str) -> Result<Connection, StorageError> {
