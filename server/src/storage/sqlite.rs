@@ -352,6 +352,7 @@ impl SqliteStore {
                 ))?
                 .query_map(params![user_id, after_seq, limit], change_row)?
                 .collect::<Result<Vec<_>, _>>()?;
+            let full = changes.len() == limit as usize;
             // A page never ends inside a group: it runs on to the group's last change.
             if let (Some(end), Some(last)) = (group_tail(&changes), changes.last().map(|c| c.seq)) {
                 let tail = tx
@@ -364,7 +365,7 @@ impl SqliteStore {
                 changes.extend(tail);
             }
             // Only a full page can leave changes behind; a short one needs no count.
-            let rows_after = if changes.len() == limit as usize {
+            let rows_after = if full {
                 rows_after(&tx, &user_id, after_seq)?
             } else {
                 0

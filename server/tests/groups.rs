@@ -1,0 +1,341 @@
+//! Atomic groups (`groupId`): a group's mutations apply in one transaction or not at all, every
+//! member is answered, a retried group is all duplicates, and a pull page never ends inside a
+//! group. Against the real server binary, on SQLite and (with `TANDEM_TEST_POSTGRES_URL`) on
+//! PostgreSQL.
+
+use tandem_testkit::on_both_backends;
+use tandem_testkit::server_suite as common;
+
+use common::{delete, upsert, TestDb, TestServer};
+use serde_json::{json, Value};
+
+on_both_backends!(
+    a_rejected_member_applies_nothing_and_every_member_is_answered,
+    a_conflicting_member_applies_nothing,
+    a_group_is_pulled_in_one_page,
+    a_retried_group_is_all_duplicates,
+    a_cascade_travels_with_its_group,
+    malformed_groups_are_refused,
+);
+
+fn grouped(group: &str, mut m: Value) -> Value {
+    m["groupId"] = json!(group);
+    m
+}
+
+fn statuses(results: &[Value]) -> Vec<(String, Option<String>, Option<String>)> {
+    results
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["reason"].as_str().map(str::to_string),
+                r["failedOpId"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn s(
+    status: &str,
+    reason: Option<&str>,
+    failed: Option<&str>,
+) -> (String, Option<String>, Option<String>) {
+    (
+        status.to_string(),
+        reason.map(str::to_string),
+        failed.map(str::to_string),
+    )
+}
+
+fn ids(changes: &[Value]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| c["entityId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    let results = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("solo", "plans", "solo", None, json!({"name": "Alone"})),
+                grouped("g1", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+                grouped(
+                    "g1",
+                    upsert(
+                        "b",
+                        "plan_days",
+                        "d",
+                        None,
+                        json!({"planId": "p", "dayIndex": 0}),
+                    ),
+                ),
+                // No name: refused by the schema.
+                grouped(
+                    "g1",
+                    upsert("c", "plans", "bad", None, json!({"notes": "x"})),
+                ),
+                grouped("g1", upsert("d", "plans", "q", None, json!({"name": "Q"}))),
+            ],
+        )
+        .await;
+    assert_eq!(
+        statuses(&results),
+        vec![
+            s("applied", None, None),
+            s("aborted", Some("group_failed"), Some("c")),
+            s("aborted", Some("group_failed"), Some("c")),
+            s("rejected", Some("invalid_payload"), None),
+            s("aborted", Some("group_failed"), Some("c")),
+        ]
+    );
+    assert!(results[1].get("version").is_none());
+    let (changes, cursor) = c.pull_all(&t, None).await;
+    assert_eq!(ids(&changes), vec!["solo"], "only the lone change applied");
+    // The same group, its bad member fixed, applies whole (aborted op ids were never applied).
+    let results = c
+        .push_ok(
+            &t,
+            vec![
+                grouped("g1", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+                grouped(
+                    "g1",
+                    upsert(
+                        "b",
+                        "plan_days",
+                        "d",
+                        None,
+                        json!({"planId": "p", "dayIndex": 0}),
+                    ),
+                ),
+                grouped(
+                    "g1",
+                    upsert("c2", "plans", "bad", None, json!({"name": "ok"})),
+                ),
+                grouped("g1", upsert("d", "plans", "q", None, json!({"name": "Q"}))),
+            ],
+        )
+        .await;
+    assert!(
+        results.iter().all(|r| r["status"] == "applied"),
+        "{results:?}"
+    );
+    let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
+    assert_eq!(ids(&changes), vec!["p", "d", "bad", "q"]);
+    assert!(changes.iter().all(|c| c["groupId"] == "g1"));
+}
+
+async fn a_conflicting_member_applies_nothing(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    c.push_ok(
+        &t,
+        vec![upsert("o1", "plans", "p", None, json!({"name": "v1"}))],
+    )
+    .await;
+    let (_, cursor) = c.pull_all(&t, None).await;
+    let results = c
+        .push_ok(
+            &t,
+            vec![
+                grouped("g", upsert("a", "plans", "new", None, json!({"name": "N"}))),
+                // Version 5 is not the record's: a conflict, with the server's state.
+                grouped(
+                    "g",
+                    upsert("b", "plans", "p", Some(5), json!({"name": "v2"})),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(
+        statuses(&results),
+        vec![
+            s("aborted", Some("group_failed"), Some("b")),
+            s("conflict", Some("version_mismatch"), None),
+        ]
+    );
+    assert_eq!(results[1]["serverVersion"], 1);
+    assert_eq!(results[1]["serverDoc"], json!({"name": "v1"}));
+    let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
+    assert!(
+        changes.is_empty(),
+        "nothing of the group applied: {changes:?}"
+    );
+}
+
+async fn a_group_is_pulled_in_one_page(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    let mut push = vec![upsert("solo", "plans", "solo", None, json!({"name": "S"}))];
+    for i in 0..6 {
+        push.push(grouped(
+            "g",
+            upsert(
+                &format!("o{i}"),
+                "plans",
+                &format!("m{i}"),
+                None,
+                json!({"name": "M"}),
+            ),
+        ));
+    }
+    push.push(upsert(
+        "after",
+        "plans",
+        "after",
+        None,
+        json!({"name": "A"}),
+    ));
+    c.push_ok(&t, push).await;
+
+    // Pages of 2: the second row starts the group, so the page runs on to its end.
+    let (pages, _) = c.pull_pages(&t, None, 2).await;
+    let page_ids: Vec<Vec<String>> = pages
+        .iter()
+        .map(|p| ids(p["changes"].as_array().unwrap()))
+        .collect();
+    assert_eq!(
+        page_ids,
+        vec![
+            vec!["solo", "m0", "m1", "m2", "m3", "m4", "m5"],
+            vec!["after"],
+        ]
+    );
+    assert_eq!(pages[0]["hasMore"], true);
+    assert_eq!(pages[0]["remaining"], 1);
+    let first = pages[0]["changes"].as_array().unwrap();
+    assert!(first[0].get("groupId").is_none());
+    assert!(first[1..].iter().all(|c| c["groupId"] == "g"));
+
+    // Pages of 1: the lone change, then the whole group, then the last change.
+    let (pages, _) = c.pull_pages(&t, None, 1).await;
+    let sizes: Vec<usize> = pages
+        .iter()
+        .map(|p| p["changes"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![1, 6, 1]);
+
+    // A member edited since has moved on (its latest state is later); the page still holds the
+    // rest of the group whole and ends where the group did.
+    c.push_ok(
+        &t,
+        vec![upsert(
+            "e",
+            "plans",
+            "m3",
+            Some(1),
+            json!({"name": "edited"}),
+        )],
+    )
+    .await;
+    let (pages, _) = c.pull_pages(&t, None, 2).await;
+    let page_ids: Vec<Vec<String>> = pages
+        .iter()
+        .map(|p| ids(p["changes"].as_array().unwrap()))
+        .collect();
+    assert_eq!(
+        page_ids,
+        vec![
+            vec!["solo", "m0", "m1", "m2", "m4", "m5"],
+            vec!["after", "m3"],
+        ]
+    );
+}
+
+async fn a_retried_group_is_all_duplicates(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    let group = vec![
+        grouped("g", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+        grouped(
+            "g",
+            upsert(
+                "b",
+                "plan_days",
+                "d",
+                None,
+                json!({"planId": "p", "dayIndex": 1}),
+            ),
+        ),
+        grouped("g", upsert("c", "plans", "q", None, json!({"name": "Q"}))),
+    ];
+    let first = c.push_ok(&t, group.clone()).await;
+    assert!(first.iter().all(|r| r["status"] == "applied"));
+    let (_, cursor) = c.pull_all(&t, None).await;
+    // The answer was lost: the client sends the same group again.
+    let again = c.push_ok(&t, group).await;
+    assert_eq!(
+        again,
+        vec![
+            json!({"opId": "a", "status": "duplicate", "version": 1}),
+            json!({"opId": "b", "status": "duplicate", "version": 1}),
+            json!({"opId": "c", "status": "duplicate", "version": 1}),
+        ]
+    );
+    let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
+    assert!(changes.is_empty(), "a retry applied twice: {changes:?}");
+}
+
+async fn a_cascade_travels_with_its_group(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    let mut setup = vec![upsert("p", "plans", "p", None, json!({"name": "P"}))];
+    for i in 0..4 {
+        setup.push(upsert(
+            &format!("d{i}"),
+            "plan_days",
+            &format!("d{i}"),
+            None,
+            json!({"planId": "p", "dayIndex": i}),
+        ));
+    }
+    c.push_ok(&t, setup).await;
+    let (_, cursor) = c.pull_all(&t, None).await;
+    let results = c
+        .push_ok(
+            &t,
+            vec![
+                grouped("g", delete("x", "plans", "p", Some(1))),
+                grouped("g", upsert("y", "plans", "q", None, json!({"name": "Q"}))),
+            ],
+        )
+        .await;
+    assert!(results.iter().all(|r| r["status"] == "applied"));
+    // The plan's tombstone, its four days' (the server's cascade) and the new plan: one page.
+    let (pages, _) = c.pull_pages(&t, Some(&cursor), 1).await;
+    assert_eq!(pages.len(), 1);
+    let changes = pages[0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 6);
+    assert!(changes.iter().all(|c| c["groupId"] == "g"));
+    assert_eq!(pages[0]["hasMore"], false);
+}
+
+async fn malformed_groups_are_refused(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    let split = vec![
+        grouped("g", upsert("a", "plans", "a", None, json!({"name": "A"}))),
+        upsert("b", "plans", "b", None, json!({"name": "B"})),
+        grouped("g", upsert("c", "plans", "c", None, json!({"name": "C"}))),
+    ];
+    c.push(&t, split).await.assert_error(400, "invalid_request");
+    let bad_id = vec![grouped(
+        "not a valid id",
+        upsert("a", "plans", "a", None, json!({"name": "A"})),
+    )];
+    c.push(&t, bad_id)
+        .await
+        .assert_error(400, "invalid_request");
+    let (changes, _) = c.pull_all(&t, None).await;
+    assert!(changes.is_empty());
+}
