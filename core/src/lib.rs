@@ -29,6 +29,8 @@ mod error;
 /// Entry points for the fuzz targets (`fuzz/`); see `docs/fuzzing.md`.
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+#[cfg(test)]
+mod group_tests;
 pub mod http;
 mod observe;
 mod outbox;

@@ -253,6 +253,7 @@ pub fn record_upsert(
         Some(_) => head(tx, collection, id)?,
         None => None,
     };
+    let group = group_for_new_entry(head.as_ref());
     if let Some(head) = head {
         let blocked = match depends_on {
             Some((pc, pid)) => has_unsent_entry_after(tx, pc, pid, head.seq)?,
@@ -267,13 +268,33 @@ pub fn record_upsert(
             return Ok(());
         }
     }
-    insert(tx, collection, id, OpKind::Upsert, before, Some(doc), now)
+    insert(
+        tx,
+        collection,
+        id,
+        OpKind::Upsert,
+        before,
+        Some(doc),
+        group,
+        now,
+    )
+}
+
+/// The group a new entry joins: the running batch's; else, for a lone write after a dead letter
+/// of a group, that group (the correction takes the dead letter's place once it is discarded).
+fn group_for_new_entry(head: Option<&Head>) -> Option<String> {
+    current_group().or_else(|| {
+        head.filter(|h| h.state == EntryState::Rejected)
+            .and_then(|h| h.group_id.clone())
+    })
 }
 
 /// Records the delete of `before` (a live record).
 pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Result<AfterDelete> {
     let (collection, id) = (before.collection.as_str(), before.id.as_str());
-    match head(tx, collection, id)? {
+    let head = head(tx, collection, id)?;
+    let group = group_for_new_entry(head.as_ref());
+    match head {
         Some(head) if head.state == EntryState::Pending => {
             let never_sent = head.base_version.is_none()
                 && before.server_version == 0
@@ -289,7 +310,16 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
             }
             if !may_coalesce(head.group_id.as_deref()) {
                 // A pending change of another group: this batch's delete comes after it.
-                insert(tx, collection, id, OpKind::Delete, Some(before), None, now)?;
+                insert(
+                    tx,
+                    collection,
+                    id,
+                    OpKind::Delete,
+                    Some(before),
+                    None,
+                    group,
+                    now,
+                )?;
                 return Ok(AfterDelete::KeepTombstone);
             }
             // upsert+delete becomes a delete with the oldest base.
@@ -298,7 +328,16 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
             )?
             .execute(rusqlite::params![now, head.seq])?;
         }
-        _ => insert(tx, collection, id, OpKind::Delete, Some(before), None, now)?,
+        _ => insert(
+            tx,
+            collection,
+            id,
+            OpKind::Delete,
+            Some(before),
+            None,
+            group,
+            now,
+        )?,
     }
     Ok(AfterDelete::KeepTombstone)
 }
@@ -422,6 +461,7 @@ pub fn has_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool
         .query_row([collection, id], |r| r.get(0))?)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn insert(
     tx: &Transaction<'_>,
     collection: &str,
@@ -429,6 +469,7 @@ fn insert(
     op: OpKind,
     before: Option<&RecordRow>,
     doc: Option<&str>,
+    group: Option<String>,
     now: i64,
 ) -> Result<()> {
     let base_version = before.map(|r| r.server_version).filter(|v| *v > 0);
@@ -448,7 +489,7 @@ fn insert(
         base_doc,
         doc,
         now,
-        current_group(),
+        group,
     ])?;
     Ok(())
 }

@@ -72,7 +72,9 @@ pub fn conflicts(engine: &Engine) -> Result<Vec<ConflictRow>> {
 }
 
 /// Drops the dead letter `op_id`. The record goes back to the server's state (or disappears when
-/// the server never had it), unless newer local changes of it wait to be sent.
+/// the server never had it), unless newer local changes of it wait to be sent. A dead letter of
+/// an atomic group held the rest of the group back: they go now, with the record's newer change
+/// (if any) in the dead letter's place.
 pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
     let schema = engine.schema();
     let now = now_ms();
@@ -85,6 +87,11 @@ pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
             return Ok(entry.collection);
         };
         if !outbox::unsent_for_record(tx, collection, id)?.is_empty() {
+            // The dead letter held its group back; the record's newer change (a correction
+            // written since) takes its place in the group.
+            if let Some(group) = &entry.group_id {
+                outbox::join_group(tx, collection, id, group)?;
+            }
             if row.state == RecordState::Rejected {
                 records::save(
                     tx,

@@ -1,0 +1,407 @@
+//! Atomic groups on the client: what a `write` batch records, how coalescing keeps groups whole,
+//! how push batches take them, and what a failed group does, with the server's answers written
+//! by hand.
+
+use serde_json::{json, Value};
+use tandem_protocol::{ConflictCode, MutationResult, RejectionCode, MAX_GROUP_SIZE};
+use tempfile::TempDir;
+
+use crate::engine::{now_ms, Engine, WriteOp};
+use crate::error::Error;
+use crate::outbox::{self, EntryState, OutboxEntry};
+use crate::sync::conflict::ConflictPolicy;
+use crate::sync::push::{self, Outcome};
+use crate::sync::resolve::{self, Resolution};
+
+const SCHEMA: &str = include_str!("../../schemas/test.json");
+
+struct Device {
+    _dir: TempDir,
+    engine: Engine,
+    policy: ConflictPolicy,
+}
+
+fn device(policy: ConflictPolicy) -> Device {
+    let dir = TempDir::new().unwrap();
+    let engine = Engine::open(dir.path(), SCHEMA).unwrap();
+    Device {
+        _dir: dir,
+        engine,
+        policy,
+    }
+}
+
+fn put(collection: &str, id: &str, doc: Value) -> WriteOp {
+    WriteOp::Put {
+        collection: collection.into(),
+        id: Some(id.into()),
+        doc,
+    }
+}
+
+impl Device {
+    fn write(&self, ops: Vec<WriteOp>) {
+        self.engine.write(ops).unwrap();
+    }
+
+    fn take(&self, limit: usize) -> Vec<OutboxEntry> {
+        self.engine
+            .store()
+            .write(|tx| outbox::take_batch(tx, limit, |_| Ok(false)))
+            .unwrap()
+    }
+
+    /// Takes a batch and answers it with `answer(entry)`.
+    fn push(
+        &self,
+        limit: usize,
+        answer: impl Fn(&OutboxEntry) -> MutationResult,
+    ) -> (Vec<OutboxEntry>, push::PushTally) {
+        let batch = self.take(limit);
+        let results: Vec<MutationResult> = batch.iter().map(&answer).collect();
+        let schema = self.engine.schema().clone();
+        let tally = self
+            .engine
+            .store()
+            .write(|tx| push::apply_results(tx, &schema, &batch, &results, self.policy, now_ms()))
+            .unwrap();
+        (batch, tally)
+    }
+
+    fn entries(&self) -> Vec<OutboxEntry> {
+        self.engine.outbox().unwrap()
+    }
+
+    fn ids(batch: &[OutboxEntry]) -> Vec<&str> {
+        batch.iter().map(|e| e.entity_id.as_str()).collect()
+    }
+}
+
+/// Answers `failing` with a rejection and every other entry `aborted`, as the server does.
+fn reject_one<'a>(
+    failing: &'a str,
+    batch_op: &'a str,
+) -> impl Fn(&OutboxEntry) -> MutationResult + 'a {
+    move |e| {
+        if e.entity_id == failing {
+            MutationResult::rejected(&e.op_id, RejectionCode::InvalidPayload)
+        } else {
+            MutationResult::aborted(&e.op_id, batch_op)
+        }
+    }
+}
+
+#[test]
+fn a_batch_is_one_group_and_a_single_write_has_none() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![
+        put("plans", "a", json!({"name": "a"})),
+        put("plans", "b", json!({"name": "b"})),
+        put("plan_days", "d", json!({"planId": "a", "dayIndex": 0})),
+    ]);
+    d.write(vec![put("plans", "solo", json!({"name": "s"}))]);
+    let entries = d.entries();
+    let group = entries[0].group_id.clone().expect("a batch has a group");
+    assert!(entries[..3]
+        .iter()
+        .all(|e| e.group_id.as_deref() == Some(&group)));
+    assert_eq!(entries[3].group_id, None);
+    // On the wire too.
+    let m = push::to_mutation(&entries[1]).unwrap();
+    assert_eq!(m.group_id.as_deref(), Some(group.as_str()));
+    assert_eq!(push::to_mutation(&entries[3]).unwrap().group_id, None);
+}
+
+#[test]
+fn a_batch_larger_than_a_group_is_refused_and_writes_nothing() {
+    let d = device(ConflictPolicy::Merge);
+    let ops: Vec<WriteOp> = (0..=MAX_GROUP_SIZE)
+        .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
+        .collect();
+    let err = d.engine.write(ops).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    assert!(d.entries().is_empty());
+    // The largest group is accepted.
+    let ops: Vec<WriteOp> = (0..MAX_GROUP_SIZE)
+        .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
+        .collect();
+    d.write(ops);
+    assert_eq!(d.entries().len(), MAX_GROUP_SIZE);
+}
+
+#[test]
+fn a_later_edit_folds_into_its_group_and_a_later_batch_never_merges_with_it() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![
+        put("plans", "a", json!({"name": "a"})),
+        put("plans", "b", json!({"name": "b"})),
+    ]);
+    let first = d.entries();
+    // A lone edit of a grouped record: same entry, same group, the newer document.
+    d.write(vec![put("plans", "a", json!({"name": "a2"}))]);
+    let after = d.entries();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0].op_id, first[0].op_id);
+    assert_eq!(after[0].group_id, first[0].group_id);
+    assert_eq!(after[0].doc.as_deref(), Some(r#"{"name":"a2"}"#));
+    // Another batch touching `b` and `c`: an entry of its own for `b`, in its own group.
+    d.write(vec![
+        put("plans", "b", json!({"name": "b2"})),
+        put("plans", "c", json!({"name": "c"})),
+    ]);
+    let entries = d.entries();
+    assert_eq!(entries.len(), 4);
+    let (g1, g2) = (entries[0].group_id.clone(), entries[2].group_id.clone());
+    assert_ne!(g1, g2);
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.entity_id.as_str(), e.group_id == g1))
+            .collect::<Vec<_>>(),
+        vec![("a", true), ("b", true), ("b", false), ("c", false)]
+    );
+    // The first group goes alone (the second holds another entry of `b`), then the second.
+    let (batch, _) = d.push(100, |e| MutationResult::applied(&e.op_id, 1));
+    assert_eq!(Device::ids(&batch), ["a", "b"]);
+    let batch = d.take(100);
+    assert_eq!(Device::ids(&batch), ["b", "c"]);
+    assert_eq!(
+        batch[0].base_version,
+        Some(1),
+        "rebased on the first group's answer"
+    );
+}
+
+#[test]
+fn a_delete_in_another_batch_does_not_fold_into_a_grouped_change() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![
+        put("plans", "a", json!({"name": "a"})),
+        put("plans", "b", json!({"name": "b"})),
+    ]);
+    d.push(100, |e| MutationResult::applied(&e.op_id, 1));
+    d.write(vec![
+        put("plans", "a", json!({"name": "a2"})),
+        put("plans", "b", json!({"name": "b2"})),
+    ]);
+    d.write(vec![
+        WriteOp::Delete {
+            collection: "plans".into(),
+            id: "a".into(),
+        },
+        put("plans", "c", json!({"name": "c"})),
+    ]);
+    let entries = d.entries();
+    let kinds: Vec<(&str, bool)> = entries
+        .iter()
+        .map(|e| (e.entity_id.as_str(), e.doc.is_none()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![("a", false), ("b", false), ("a", true), ("c", false)]
+    );
+    assert_ne!(entries[0].group_id, entries[2].group_id);
+}
+
+#[test]
+fn a_push_batch_never_splits_a_group() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![put("plans", "solo", json!({"name": "s"}))]);
+    d.write(vec![
+        put("plans", "a", json!({"name": "a"})),
+        put("plans", "b", json!({"name": "b"})),
+        put("plans", "c", json!({"name": "c"})),
+    ]);
+    d.write(vec![put("plans", "last", json!({"name": "l"}))]);
+    // Two fit: the lone change, then the group does not fit behind it.
+    let (batch, _) = d.push(2, |e| MutationResult::applied(&e.op_id, 1));
+    assert_eq!(Device::ids(&batch), ["solo"]);
+    // A group larger than the limit goes whole, alone.
+    let (batch, _) = d.push(2, |e| MutationResult::applied(&e.op_id, 1));
+    assert_eq!(Device::ids(&batch), ["a", "b", "c"]);
+    let (batch, _) = d.push(2, |e| MutationResult::applied(&e.op_id, 1));
+    assert_eq!(Device::ids(&batch), ["last"]);
+    assert!(d.entries().is_empty());
+}
+
+#[test]
+fn a_lost_answer_sends_the_same_group_again() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![
+        put("plans", "a", json!({"name": "a"})),
+        put("plans", "b", json!({"name": "b"})),
+    ]);
+    let first = d.take(100);
+    // No answer: the next batch is the same group, same op ids, and a later edit waits.
+    d.write(vec![put("plans", "a", json!({"name": "a2"}))]);
+    let again = d.take(1);
+    assert_eq!(
+        again.iter().map(|e| &e.op_id).collect::<Vec<_>>(),
+        first.iter().map(|e| &e.op_id).collect::<Vec<_>>()
+    );
+    assert!(again.iter().all(|e| e.group_id == first[0].group_id));
+}
+
+#[test]
+fn a_rejected_member_holds_its_group_until_discarded() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![
+        put("plans", "a", json!({"name": "a"})),
+        put("plans", "bad", json!({"name": "b"})),
+        put("plans", "c", json!({"name": "c"})),
+    ]);
+    d.write(vec![put("plans", "other", json!({"name": "o"}))]);
+    let ops = d.entries();
+    let bad_op = ops[1].op_id.clone();
+    let (_, tally) = d.push(100, |e| match e.entity_id.as_str() {
+        "other" => MutationResult::applied(&e.op_id, 1),
+        _ => reject_one("bad", &bad_op)(e),
+    });
+    let outcomes: Vec<(&str, Outcome)> = tally
+        .outcomes
+        .iter()
+        .map(|o| (o.id.as_str(), o.outcome.clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("a", Outcome::WaitsForGroup(bad_op.clone())),
+            ("bad", Outcome::Rejected("invalid_payload".into())),
+            ("c", Outcome::WaitsForGroup(bad_op.clone())),
+            ("other", Outcome::Applied),
+        ]
+    );
+    assert_eq!(tally.rejected, 1);
+    // The rest of the group is neither lost nor a dead letter: pending, held back.
+    let states: Vec<(String, EntryState)> = d
+        .entries()
+        .into_iter()
+        .map(|e| (e.entity_id, e.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("a".into(), EntryState::Pending),
+            ("bad".into(), EntryState::Rejected),
+            ("c".into(), EntryState::Pending),
+        ]
+    );
+    assert!(d.take(100).is_empty(), "held while the dead letter stays");
+    // The user corrects the record, then discards the dead letter: the correction takes its
+    // place and the group goes whole.
+    d.write(vec![put("plans", "bad", json!({"name": "fixed"}))]);
+    assert!(d.take(100).is_empty());
+    resolve::discard_rejected(&d.engine, &bad_op).unwrap();
+    let batch = d.take(100);
+    assert_eq!(Device::ids(&batch), ["a", "c", "bad"]);
+    assert!(batch.iter().all(|e| e.group_id == batch[0].group_id));
+}
+
+#[test]
+fn a_parked_conflict_holds_its_group_until_resolved() {
+    let d = device(ConflictPolicy::Manual);
+    d.write(vec![put("plans", "p", json!({"name": "v1"}))]);
+    d.push(100, |e| MutationResult::applied(&e.op_id, 1));
+    d.write(vec![
+        put("plans", "p", json!({"name": "mine"})),
+        put("plans", "q", json!({"name": "q"})),
+    ]);
+    let p_op = d.entries()[0].op_id.clone();
+    let (_, tally) = d.push(100, |e| {
+        if e.entity_id == "p" {
+            let server = json!({"name": "theirs"}).as_object().unwrap().clone();
+            MutationResult::conflict(
+                &e.op_id,
+                ConflictCode::VersionMismatch,
+                Some(2),
+                Some(server),
+            )
+        } else {
+            MutationResult::aborted(&e.op_id, &p_op)
+        }
+    });
+    assert_eq!(tally.parked, vec![("plans".into(), "p".into())]);
+    assert_eq!(
+        tally.outcomes[1].outcome,
+        Outcome::WaitsForGroup(p_op.clone())
+    );
+    assert!(d.take(100).is_empty(), "q waits for p's conflict");
+    // A lone edit of q meanwhile stays in the group.
+    d.write(vec![put("plans", "q", json!({"name": "q2"}))]);
+    assert!(d.take(100).is_empty());
+    resolve::resolve(&d.engine, "plans", "p", Resolution::KeepMine).unwrap();
+    let batch = d.take(100);
+    assert_eq!(Device::ids(&batch), ["q", "p"]);
+    assert_eq!(batch[0].group_id, batch[1].group_id);
+    assert_eq!(batch[1].base_version, Some(2));
+    assert_eq!(batch[0].doc.as_deref(), Some(r#"{"name":"q2"}"#));
+}
+
+#[test]
+fn a_conflict_the_policy_settles_goes_again_with_its_group() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![put("plans", "p", json!({"name": "v1"}))]);
+    d.push(100, |e| MutationResult::applied(&e.op_id, 1));
+    d.write(vec![
+        put("plans", "p", json!({"name": "v1", "notes": "mine"})),
+        put("plans", "q", json!({"name": "q"})),
+    ]);
+    let p_op = d.entries()[0].op_id.clone();
+    d.push(100, |e| {
+        if e.entity_id == "p" {
+            let server = json!({"name": "renamed"}).as_object().unwrap().clone();
+            MutationResult::conflict(
+                &e.op_id,
+                ConflictCode::VersionMismatch,
+                Some(2),
+                Some(server),
+            )
+        } else {
+            MutationResult::aborted(&e.op_id, &p_op)
+        }
+    });
+    // Merged cleanly and rebased: the whole group goes again at once.
+    let batch = d.take(100);
+    assert_eq!(Device::ids(&batch), ["q", "p"]);
+    assert_eq!(batch[0].group_id, batch[1].group_id);
+    assert_eq!(
+        batch[1].doc.as_deref(),
+        Some(r#"{"name":"renamed","notes":"mine"}"#)
+    );
+}
+
+#[test]
+fn a_member_refused_for_its_parent_takes_its_group_behind_the_parent() {
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![put("plans", "p", json!({"name": "p"}))]);
+    let _inflight = d.take(100); // p's creation is in flight, unanswered
+    d.write(vec![
+        put("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
+        put("plans", "q", json!({"name": "q"})),
+    ]);
+    d.write(vec![put("plans", "z", json!({"name": "z"}))]);
+    let d_op = d.entries()[1].op_id.clone();
+    let schema = d.engine.schema().clone();
+    // The server has not seen p: d is refused for its parent, q aborted.
+    let batch: Vec<OutboxEntry> = d
+        .entries()
+        .into_iter()
+        .filter(|e| e.entity_id == "d" || e.entity_id == "q")
+        .collect();
+    let results = vec![
+        MutationResult::rejected(&batch[0].op_id, RejectionCode::InvalidParent),
+        MutationResult::aborted(&batch[1].op_id, &d_op),
+    ];
+    let tally = d
+        .engine
+        .store()
+        .write(|tx| push::apply_results(tx, &schema, &batch, &results, d.policy, now_ms()))
+        .unwrap();
+    assert_eq!(tally.outcomes[0].outcome, Outcome::WaitsForParent);
+    let order: Vec<String> = d.entries().into_iter().map(|e| e.entity_id).collect();
+    assert_eq!(
+        order,
+        ["p", "z", "d", "q"],
+        "the group moved whole, in order"
+    );
+}
