@@ -27,9 +27,9 @@ pub use foreign::{
 };
 pub use logging::{clear_log_sink, dropped_log_lines, set_log_sink, LogLevel, LogSink};
 pub use sync_types::{
-    default_sync_config, AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind,
-    ParkedConflict, PushOutcome, RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase,
-    SyncReport, SyncStatus, TriggerCount, User,
+    default_sync_config, max_write_batch, AuthState, Conflict, ConflictPolicy, ConflictReason,
+    OutcomeKind, ParkedConflict, PushOutcome, RejectedChange, Resolution, SyncConfig, SyncMetrics,
+    SyncPhase, SyncReport, SyncStatus, TriggerCount, User,
 };
 pub use types::{
     ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,
@@ -164,6 +164,13 @@ impl Tandem {
 
     /// Applies puts, patches and deletes in one transaction: all or nothing. Returns the written
     /// record of each put and patch, in order.
+    ///
+    /// A batch of two ops or more is also one atomic group on the wire: it is pushed in one
+    /// request and the server applies all of it or none, so other devices see the whole batch or
+    /// nothing of it. If one of its changes meets a conflict or is rejected, the others are not
+    /// applied either: they wait (sync outcome `WaitsForGroup`) and go again with it once that
+    /// conflict is resolved or that dead letter discarded. At most `max_write_batch()` changes
+    /// (500) per batch; a larger one is refused with `InvalidArgument`.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Record>, TandemError> {
         let ops = ops
             .into_iter()

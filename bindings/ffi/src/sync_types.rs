@@ -90,6 +90,13 @@ pub fn default_sync_config() -> SyncConfig {
     SyncConfig::default()
 }
 
+/// The most changes one `write` batch may make: a batch is one atomic group on the wire (all of
+/// it reaches other devices, or none), and a larger one is refused with `InvalidArgument`.
+#[uniffi::export]
+pub fn max_write_batch() -> u32 {
+    tandem_protocol::MAX_GROUP_SIZE as u32
+}
+
 impl From<&SyncConfig> for SyncOptions {
     fn from(c: &SyncConfig) -> Self {
         Self {

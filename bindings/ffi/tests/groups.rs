@@ -1,0 +1,294 @@
+//! Atomic groups end to end: devices syncing through the real `tandem-server` binary. A `write`
+//! batch is seen whole or not at all on another device (observed page by page), survives a lost
+//! push answer without a double apply, and a member that conflicts or is rejected holds the rest
+//! of its batch back until it is settled.
+
+use std::future::Future;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tandem::{
+    OutcomeKind, Query, QueryObserver, Record, RecordState, Resolution, SecureStore, SyncFailure,
+    SyncReport, Tandem, TandemConfig, TandemError, WriteOp,
+};
+use tandem_testkit::fixtures::{strict_notes_schema, MemorySecrets, TEST_SCHEMA};
+use tandem_testkit::proxy::{Fault, Proxy};
+use tandem_testkit::server::{email, TestServer};
+use tempfile::TempDir;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn block<F: Future>(future: F) -> F::Output {
+    tandem::runtime::runtime().block_on(future)
+}
+
+struct Device {
+    _dir: TempDir,
+    t: Arc<Tandem>,
+}
+
+fn device_with(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Device {
+    let dir = TempDir::new().unwrap();
+    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), TEST_SCHEMA, url);
+    config.sync.realtime = false;
+    config.secure_store = Some(Arc::new(MemorySecrets::default()) as Arc<dyn SecureStore>);
+    adjust(&mut config);
+    let t = Tandem::open(config).unwrap();
+    Device { _dir: dir, t }
+}
+
+fn device(url: &str) -> Device {
+    device_with(url, |_| {})
+}
+
+impl Device {
+    fn sign_up(&self, email: &str) {
+        block(self.t.sign_up(email.into(), PASSWORD.into())).unwrap();
+    }
+
+    fn sign_in(&self, email: &str) {
+        block(self.t.sign_in(email.into(), PASSWORD.into())).unwrap();
+    }
+
+    fn sync(&self) -> SyncReport {
+        block(self.t.sync_now()).unwrap()
+    }
+
+    fn try_sync(&self) -> Result<SyncReport, TandemError> {
+        block(self.t.sync_now())
+    }
+
+    fn write(&self, ops: Vec<WriteOp>) {
+        self.t.write(ops).unwrap();
+    }
+
+    fn put(&self, collection: &str, id: &str, doc: Value) {
+        self.t
+            .put(collection.into(), Some(id.into()), doc.to_string())
+            .unwrap();
+    }
+
+    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
+        self.t
+            .get(collection.into(), id.into())
+            .unwrap()
+            .map(|r| serde_json::from_str(&r.document).unwrap())
+    }
+
+    fn record(&self, collection: &str, id: &str) -> Record {
+        self.t.get(collection.into(), id.into()).unwrap().unwrap()
+    }
+
+    fn count(&self, collection: &str) -> u64 {
+        self.t.count(collection.into(), Query::default()).unwrap()
+    }
+}
+
+fn put(collection: &str, id: &str, doc: Value) -> WriteOp {
+    WriteOp::Put {
+        collection: collection.into(),
+        id: Some(id.into()),
+        json: doc.to_string(),
+    }
+}
+
+/// A server and `n` devices signed in to one new account.
+fn devices(url: &str, n: usize, adjust: impl Fn(&mut TandemConfig)) -> Vec<Device> {
+    let account = email();
+    let all: Vec<Device> = (0..n).map(|_| device_with(url, &adjust)).collect();
+    all[0].sign_up(&account);
+    for d in &all[1..] {
+        d.sign_in(&account);
+    }
+    all
+}
+
+/// Records how many records each observer call saw.
+struct Counts(Mutex<Sender<usize>>);
+
+impl QueryObserver for Counts {
+    fn on_results(&self, records: Vec<Record>) {
+        let _ = self.0.lock().unwrap().send(records.len());
+    }
+}
+
+fn counts(rx: &Receiver<usize>) -> Vec<usize> {
+    let mut seen = Vec::new();
+    while let Ok(n) = rx.recv_timeout(Duration::from_millis(300)) {
+        seen.push(n);
+    }
+    seen
+}
+
+#[test]
+fn a_batch_is_seen_all_or_nothing_on_another_device() {
+    let server = TestServer::start();
+    // The reader pulls pages of 3: each batch of 20 spans many pages' worth of changes.
+    let ds = devices(server.url(), 2, |c| c.sync.pull_page_size = 3);
+    let (a, b) = (&ds[0], &ds[1]);
+    a.put("plans", "solo", json!({"name": "alone"}));
+    for batch in 0..2 {
+        let ops = (0..20)
+            .map(|i| put("plans", &format!("b{batch}-{i}"), json!({"name": "x"})))
+            .collect();
+        a.write(ops);
+    }
+    a.sync();
+    let (tx, rx) = channel();
+    let _sub =
+        b.t.observe(
+            "plans".into(),
+            Query::default(),
+            Arc::new(Counts(Mutex::new(tx))),
+        )
+        .unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 0);
+    let report = b.sync();
+    assert_eq!(report.pulled, 41);
+    assert_eq!(b.count("plans"), 41);
+    let seen = counts(&rx);
+    assert!(!seen.is_empty());
+    for n in &seen {
+        assert!(
+            [0, 1, 20, 21, 40, 41].contains(n),
+            "an observer saw part of a batch: {seen:?}"
+        );
+    }
+    assert_eq!(seen.last(), Some(&41));
+}
+
+#[test]
+fn a_lost_push_answer_in_the_middle_of_a_group_applies_it_once() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.url());
+    let account = email();
+    let a = device_with(proxy.url(), |c| c.sync.push_batch_size = 2);
+    a.sign_up(&account);
+    let b = device(server.url());
+    b.sign_in(&account);
+    a.put("plans", "before", json!({"name": "first"}));
+    a.write(vec![
+        put("plans", "p", json!({"name": "P"})),
+        put("plan_days", "d1", json!({"planId": "p", "dayIndex": 1})),
+        put("plan_days", "d2", json!({"planId": "p", "dayIndex": 2})),
+    ]);
+    a.put("plans", "after", json!({"name": "last"}));
+    // The first push (the lone change) passes; the answer to the group's push is lost.
+    proxy.fail_next("/sync/v1/push", Fault::Pass);
+    proxy.fail_next("/sync/v1/push", Fault::DropResponse);
+    match a.try_sync() {
+        Err(TandemError::Sync { kind, .. }) => assert_eq!(kind, SyncFailure::Offline),
+        other => panic!("expected the lost answer to fail the run, got {other:?}"),
+    }
+    assert_eq!(
+        a.t.pending_count().unwrap(),
+        4,
+        "the group and what follows wait"
+    );
+    let report = a.sync();
+    assert_eq!(report.duplicates, 3, "the whole group was recognised");
+    assert_eq!(report.applied, 1);
+    for id in ["p", "d1", "d2"] {
+        let collection = if id == "p" { "plans" } else { "plan_days" };
+        assert_eq!(a.record(collection, id).version, 1, "{id} applied once");
+    }
+    b.sync();
+    assert_eq!(b.count("plan_days"), 2);
+    assert_eq!(b.record("plans", "p").version, 1);
+    assert_eq!(b.doc("plans", "after"), Some(json!({"name": "last"})));
+}
+
+#[test]
+fn a_conflicting_member_holds_its_batch_back_until_resolved() {
+    let server = TestServer::start();
+    let ds = devices(server.url(), 3, |_| {});
+    let (a, b, c) = (&ds[0], &ds[1], &ds[2]);
+    a.put("plans", "p", json!({"name": "v1"}));
+    a.sync();
+    b.sync();
+    c.sync();
+    // b renames p; a, not knowing, renames it too and adds a day in the same batch.
+    b.put("plans", "p", json!({"name": "b's name"}));
+    b.sync();
+    a.write(vec![
+        put("plans", "p", json!({"name": "a's name"})),
+        put(
+            "plan_days",
+            "d",
+            json!({"planId": "p", "dayIndex": 0, "title": "new"}),
+        ),
+    ]);
+    let report = a.sync();
+    assert_eq!(report.parked.len(), 1, "both renamed p: left to the app");
+    let waiting: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.kind == OutcomeKind::WaitsForGroup)
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].id, "d");
+    assert!(waiting[0].reason.is_some(), "names the member that failed");
+    assert_eq!(a.record("plan_days", "d").state, RecordState::Pending);
+    assert!(a.t.rejected().unwrap().is_empty(), "nothing dead-lettered");
+    // Another sync sends nothing of the batch while the conflict is open.
+    assert_eq!(a.sync().pushed, 0);
+    c.sync();
+    assert_eq!(c.doc("plan_days", "d"), None, "nothing of the batch landed");
+    assert_eq!(c.doc("plans", "p"), Some(json!({"name": "b's name"})));
+    // Resolved: the batch goes whole.
+    a.t.resolve("plans".into(), "p".into(), Resolution::KeepMine)
+        .unwrap();
+    let report = a.sync();
+    assert_eq!(report.applied, 2);
+    c.sync();
+    assert_eq!(c.doc("plans", "p"), Some(json!({"name": "a's name"})));
+    assert_eq!(
+        c.doc("plan_days", "d"),
+        Some(json!({"planId": "p", "dayIndex": 0, "title": "new"}))
+    );
+}
+
+#[test]
+fn a_rejected_member_keeps_its_batch_off_other_devices() {
+    let server = TestServer::with_schema(&strict_notes_schema());
+    let ds = devices(server.url(), 2, |_| {});
+    let (a, b) = (&ds[0], &ds[1]);
+    a.write(vec![
+        put("exercises", "good", json!({"name": "Row"})),
+        put(
+            "exercises",
+            "bad",
+            json!({"name": "Squat", "notes": "far too long for the server"}),
+        ),
+    ]);
+    let report = a.sync();
+    assert_eq!((report.rejected, report.applied), (1, 0));
+    assert_eq!(a.record("exercises", "bad").state, RecordState::Rejected);
+    assert_eq!(a.record("exercises", "good").state, RecordState::Pending);
+    b.sync();
+    assert_eq!(b.count("exercises"), 0, "all or nothing: nothing");
+    // Discarding the dead letter lets the rest of the batch go.
+    let dead = a.t.rejected().unwrap();
+    assert_eq!(dead.len(), 1);
+    a.t.discard_rejected(dead[0].op_id.clone()).unwrap();
+    assert_eq!(a.sync().applied, 1);
+    b.sync();
+    assert_eq!(b.doc("exercises", "good"), Some(json!({"name": "Row"})));
+    assert_eq!(b.doc("exercises", "bad"), None);
+}
+
+#[test]
+fn a_batch_larger_than_a_group_is_refused() {
+    let server = TestServer::start();
+    let d = device(server.url());
+    let ops: Vec<WriteOp> = (0..=tandem::max_write_batch())
+        .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
+        .collect();
+    assert!(matches!(
+        d.t.write(ops),
+        Err(TandemError::InvalidArgument { .. })
+    ));
+    assert_eq!(d.count("plans"), 0);
+}
