@@ -499,7 +499,9 @@ fn adopt(engine: &Engine, guest: &Path) -> Result<()> {
             "INSERT INTO main.records SELECT * FROM guest.records;
              INSERT INTO main.outbox SELECT * FROM guest.outbox;
              INSERT INTO main.conflicts SELECT * FROM guest.conflicts;
-             DELETE FROM guest.records; DELETE FROM guest.outbox; DELETE FROM guest.conflicts;",
+             INSERT INTO main.group_holds SELECT * FROM guest.group_holds;
+             DELETE FROM guest.records; DELETE FROM guest.outbox; DELETE FROM guest.conflicts;
+             DELETE FROM guest.group_holds;",
         )?)
     })
 }

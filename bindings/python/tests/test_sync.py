@@ -99,6 +99,43 @@ def test_two_devices_converge_and_a_conflict_is_resolved(tmp_path, server):
     b.shutdown()
 
 
+def test_a_batch_with_a_conflicting_member_reaches_the_other_device_all_or_nothing(tmp_path, server):
+    email = f"py-{uuid.uuid4().hex}@example.com"
+    a, b = device(tmp_path, server, "a"), device(tmp_path, server, "b")
+
+    async def story():
+        await a.sign_up(email, PASSWORD)
+        await b.sign_in(email, PASSWORD)
+        a.put("plans", "p", json.dumps({"name": "v1"}))
+        await a.sync_now()
+        await b.sync_now()
+        b.patch("plans", "p", json.dumps({"name": "B"}))
+        await b.sync_now()
+        # One write batch: one atomic group on the wire. Its rename of p meets b's rename.
+        a.write([
+            tandem.WriteOp.PATCH(collection="plans", id="p", patch_json=json.dumps({"name": "A"})),
+            tandem.WriteOp.PUT(collection="plan_days", id="d",
+                               json=json.dumps({"planId": "p", "dayIndex": 0})),
+        ])
+        report = await a.sync_now()
+        assert [c.id for c in report.parked] == ["p"]
+        [waiting] = [o for o in report.outcomes if o.kind == tandem.OutcomeKind.WAITS_FOR_GROUP]
+        assert waiting.id == "d" and waiting.reason
+        assert a.rejected() == []
+        await b.sync_now()
+        assert b.get("plan_days", "d") is None, "nothing of the batch reached b"
+        a.resolve("plans", "p", Resolution.KEEP_MINE())
+        await a.sync_now()
+        await b.sync_now()
+        assert json.loads(b.get("plans", "p").document) == {"name": "A"}
+        assert b.get("plan_days", "d") is not None, "the whole batch, once resolved"
+        assert tandem.max_write_batch() == 500
+
+    asyncio.run(story())
+    a.shutdown()
+    b.shutdown()
+
+
 def test_sync_errors_are_exceptions_with_fields(tmp_path, server):
     d = device(tmp_path, server, "d")
 

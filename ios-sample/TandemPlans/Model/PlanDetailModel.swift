@@ -146,7 +146,8 @@ final class PlanDetailModel {
         }
     }
 
-    /// Reorders days (List's onMove) and writes the new indexes in one transaction.
+    /// Reorders days (List's onMove) and writes the new indexes in one `write`: one transaction
+    /// here and one atomic group on the wire, so other devices see the whole move or none of it.
     func moveDays(from source: IndexSet, to destination: Int) {
         do {
             let reindexed = try reindexDays(Reorder.moved(days, from: source, to: destination))

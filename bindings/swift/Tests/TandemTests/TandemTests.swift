@@ -41,6 +41,8 @@ final class TandemTests: XCTestCase {
             ops.append(.put(collection: "plan_days", id: "d\(day)", json: #"{"planId": "p", "dayIndex": \#(day)}"#))
         }
         XCTAssertEqual(try tandem.write(ops: ops).count, 6)
+        // A batch is one atomic group on the wire, bounded in size.
+        XCTAssertEqual(maxWriteBatch(), 500)
 
         let byPlan = Query(
             filters: [Filter(field: "planId", op: .eq, valueJson: #""p""#)],

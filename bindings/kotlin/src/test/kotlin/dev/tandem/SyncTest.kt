@@ -96,6 +96,43 @@ class SyncTest {
     }
 
     @Test
+    fun `a write batch with a conflicting member reaches the other device all or nothing`() = runBlocking {
+        val email = email()
+        val a = device("a")
+        val b = device("b")
+        a.signUp(email, PASSWORD)
+        b.signIn(email, PASSWORD)
+        a.put("plans", "p", """{"name": "v1"}""")
+        a.syncNow()
+        b.syncNow()
+        b.patch("plans", "p", """{"name": "B"}""")
+        b.syncNow()
+
+        // One batch is one atomic group on the wire; its rename of p meets b's rename.
+        a.write(
+            listOf(
+                WriteOp.Patch("plans", "p", """{"name": "A"}"""),
+                WriteOp.Put("plan_days", "d", """{"planId": "p", "dayIndex": 0}"""),
+            ),
+        )
+        val report = a.syncNow()
+        assertEquals(listOf("p"), report.parked.map { it.id })
+        val waiting = report.outcomes.single { it.kind == OutcomeKind.WAITS_FOR_GROUP }
+        assertEquals("d", waiting.id)
+        assertNotNull(waiting.reason, "names the member that failed")
+        assertEquals(emptyList(), a.rejected())
+        b.syncNow()
+        assertNull(b.get("plan_days", "d"), "nothing of the batch reached b")
+
+        a.resolve("plans", "p", Resolution.KeepMine)
+        a.syncNow()
+        b.syncNow()
+        assertEquals("""{"name":"A"}""", b.get("plans", "p")?.document)
+        assertNotNull(b.get("plan_days", "d"), "the whole batch, once resolved")
+        assertEquals(500U, maxWriteBatch())
+    }
+
+    @Test
     fun `auth and sync failures are typed exceptions with their kind`() = runBlocking {
         val d = device("d")
         val notSignedIn = assertFailsWith<TandemException.Sync> { d.syncNow() }

@@ -107,7 +107,8 @@ class PlanRepository(private val host: TandemHost, private val io: CoroutineDisp
 
     /**
      * Moves a day one place up or down by swapping day indexes with its neighbour, both in one
-     * transaction so no other device ever sees two days with the same index.
+     * `write`: one local transaction and one atomic group on the wire, so no other device ever
+     * sees two days with the same index (it receives both changes or neither).
      */
     suspend fun swapDays(first: PlanDay, second: PlanDay) = withContext(io) {
         host.engine.write(
