@@ -146,6 +146,7 @@ impl Client {
 
     /// Applies puts, patches and deletes in one transaction (all or nothing) through the current
     /// engine and tells the syncer. Returns the written record of each put and patch, in order.
+    /// A batch of several ops is one atomic group on the wire too (see [`Engine::write`]).
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
         let rows = self.engine().write(ops)?;
         self.tell_syncer();

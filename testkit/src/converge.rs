@@ -78,6 +78,13 @@ pub enum Op {
         dev: usize,
         day: usize,
     },
+    /// One `write` batch (an atomic group on the wire): a day and a new name for its plan.
+    Batch {
+        dev: usize,
+        day: usize,
+        index: i64,
+        name: String,
+    },
     Sync {
         dev: usize,
     },
@@ -131,10 +138,16 @@ pub fn generate(seed: u64, count: usize) -> Vec<Op> {
             rng.random_range(0..DEVICES - 1)
         };
         let op = match rng.random_range(0..100) {
-            0..=17 => Op::PutPlan {
+            0..=11 => Op::PutPlan {
                 dev,
                 plan: rng.random_range(0..PLANS),
                 name: format!("plan {n}"),
+            },
+            12..=17 => Op::Batch {
+                dev,
+                day: rng.random_range(0..DAYS),
+                index: rng.random_range(0..7),
+                name: format!("batch {n}"),
             },
             18..=31 => Op::PutDay {
                 dev,
@@ -505,6 +518,31 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
                     )
                     .is_ok()
                 {
+                    written.insert(("plan_days".into(), id), i);
+                }
+            }
+            Op::Batch {
+                dev,
+                day,
+                index,
+                name,
+            } => {
+                let plan = plan_id(*dev, plan_of(*day));
+                let id = day_id(*dev, *day);
+                let ops = vec![
+                    tandem::WriteOp::Put {
+                        collection: "plans".into(),
+                        id: Some(plan.clone()),
+                        json: json!({ "name": name }).to_string(),
+                    },
+                    tandem::WriteOp::Put {
+                        collection: "plan_days".into(),
+                        id: Some(id.clone()),
+                        json: json!({"planId": plan, "dayIndex": index}).to_string(),
+                    },
+                ];
+                if devices[*dev].t.write(ops).is_ok() {
+                    written.insert(("plans".into(), plan), i);
                     written.insert(("plan_days".into(), id), i);
                 }
             }
