@@ -293,7 +293,11 @@ fn a_rejected_member_holds_its_group_until_discarded() {
     assert!(d.take(100).is_empty());
     resolve::discard_rejected(&d.engine, &bad_op).unwrap();
     let batch = d.take(100);
-    assert_eq!(Device::ids(&batch), ["a", "c", "bad"]);
+    assert_eq!(
+        Device::ids(&batch),
+        ["a", "bad", "c"],
+        "in the dead letter's place"
+    );
     assert!(batch.iter().all(|e| e.group_id == batch[0].group_id));
 }
 
@@ -331,10 +335,10 @@ fn a_parked_conflict_holds_its_group_until_resolved() {
     assert!(d.take(100).is_empty());
     resolve::resolve(&d.engine, "plans", "p", Resolution::KeepMine).unwrap();
     let batch = d.take(100);
-    assert_eq!(Device::ids(&batch), ["q", "p"]);
+    assert_eq!(Device::ids(&batch), ["p", "q"], "p back in its place");
     assert_eq!(batch[0].group_id, batch[1].group_id);
-    assert_eq!(batch[1].base_version, Some(2));
-    assert_eq!(batch[0].doc.as_deref(), Some(r#"{"name":"q2"}"#));
+    assert_eq!(batch[0].base_version, Some(2));
+    assert_eq!(batch[1].doc.as_deref(), Some(r#"{"name":"q2"}"#));
 }
 
 #[test]
@@ -360,12 +364,12 @@ fn a_conflict_the_policy_settles_goes_again_with_its_group() {
             MutationResult::aborted(&e.op_id, &p_op)
         }
     });
-    // Merged cleanly and rebased: the whole group goes again at once.
+    // Merged cleanly and rebased: the whole group goes again at once, p in its place.
     let batch = d.take(100);
-    assert_eq!(Device::ids(&batch), ["q", "p"]);
+    assert_eq!(Device::ids(&batch), ["p", "q"]);
     assert_eq!(batch[0].group_id, batch[1].group_id);
     assert_eq!(
-        batch[1].doc.as_deref(),
+        batch[0].doc.as_deref(),
         Some(r#"{"name":"renamed","notes":"mine"}"#)
     );
 }
@@ -404,4 +408,32 @@ fn a_member_refused_for_its_parent_takes_its_group_behind_the_parent() {
         ["p", "z", "d", "q"],
         "the group moved whole, in order"
     );
+}
+
+#[test]
+fn a_settled_parent_goes_again_before_its_children() {
+    // A batch creates a plan and a day under it; the plan's id meets a deleted record on the
+    // server. Kept, the plan must still reach the server before its day, in the same group.
+    let d = device(ConflictPolicy::Merge);
+    d.write(vec![
+        put("plans", "p", json!({"name": "mine"})),
+        put("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
+    ]);
+    d.write(vec![put("plans", "other", json!({"name": "o"}))]);
+    let p_op = d.entries()[0].op_id.clone();
+    let (_, tally) = d.push(100, |e| match e.entity_id.as_str() {
+        "p" => MutationResult::conflict(&e.op_id, ConflictCode::Deleted, Some(2), None),
+        "d" => MutationResult::aborted(&e.op_id, &p_op),
+        _ => MutationResult::applied(&e.op_id, 1),
+    });
+    assert_eq!(tally.parked, vec![("plans".into(), "p".into())]);
+    assert!(
+        d.take(100).is_empty(),
+        "the day waits for its plan's conflict"
+    );
+    resolve::resolve(&d.engine, "plans", "p", Resolution::KeepMine).unwrap();
+    let batch = d.take(100);
+    assert_eq!(Device::ids(&batch), ["p", "d"]);
+    assert_eq!(batch[0].base_version, Some(2));
+    assert_eq!(batch[0].group_id, batch[1].group_id);
 }

@@ -154,32 +154,61 @@ pub fn group_held(conn: &Connection, group: &str) -> Result<bool> {
         .query_row([group], |r| r.get(0))?)
 }
 
-/// The group of the record's unsent change (else the group its open conflict holds), if any.
-pub fn group_of_record(conn: &Connection, collection: &str, id: &str) -> Result<Option<String>> {
-    let from_entry: Option<String> = conn
+/// A record's place in a group: the group, and the outbox position of the record's change in
+/// it. A batch's changes are in an order the server accepts (a parent created before its
+/// children), so a member that is settled and sent again goes back to its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPlace {
+    pub group: String,
+    pub seq: i64,
+}
+
+/// The group place of the record's unsent change (else the one its open conflict holds), if any.
+pub fn group_of_record(
+    conn: &Connection,
+    collection: &str,
+    id: &str,
+) -> Result<Option<GroupPlace>> {
+    let from_entry = conn
         .prepare_cached(
-            "SELECT group_id FROM outbox WHERE collection = ?1 AND entity_id = ?2
+            "SELECT group_id, seq FROM outbox WHERE collection = ?1 AND entity_id = ?2
              AND state IN ('pending', 'inflight') AND group_id IS NOT NULL ORDER BY seq LIMIT 1",
         )?
-        .query_row([collection, id], |r| r.get(0))
+        .query_row([collection, id], |r| {
+            Ok(GroupPlace {
+                group: r.get(0)?,
+                seq: r.get(1)?,
+            })
+        })
         .optional()?;
     if from_entry.is_some() {
         return Ok(from_entry);
     }
     Ok(conn
         .prepare_cached(
-            "SELECT group_id FROM group_holds WHERE collection = ?1 AND entity_id = ?2",
+            "SELECT group_id, seq FROM group_holds WHERE collection = ?1 AND entity_id = ?2",
         )?
-        .query_row([collection, id], |r| r.get(0))
+        .query_row([collection, id], |r| {
+            Ok(GroupPlace {
+                group: r.get(0)?,
+                seq: r.get(1)?,
+            })
+        })
         .optional()?)
 }
 
-/// Notes that the record's conflict, about to open, holds `group` back.
-pub fn hold_group(tx: &Transaction<'_>, collection: &str, id: &str, group: &str) -> Result<()> {
+/// Notes that the record's conflict, about to open, holds back the group of `place`.
+pub fn hold_group(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    place: &GroupPlace,
+) -> Result<()> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO group_holds (collection, entity_id, group_id) VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO group_holds (collection, entity_id, group_id, seq)
+         VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute([collection, id, group])?;
+    .execute(rusqlite::params![collection, id, place.group, place.seq])?;
     Ok(())
 }
 
@@ -190,13 +219,28 @@ pub fn release_hold(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<
     Ok(())
 }
 
-/// Puts the record's unsent entries into `group` (a settled member going again with its group).
-pub fn join_group(tx: &Transaction<'_>, collection: &str, id: &str, group: &str) -> Result<()> {
+/// Puts the record's (one) unsent change back into its group at its place: in the group, and at
+/// position `place.seq` when that is free (it is, unless the freed position was the last and a
+/// later entry took it; then the change stays last, after every member anyway).
+pub fn join_group(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    place: &GroupPlace,
+) -> Result<()> {
     tx.prepare_cached(
         "UPDATE outbox SET group_id = ?3 WHERE collection = ?1 AND entity_id = ?2
          AND state IN ('pending', 'inflight')",
     )?
-    .execute([collection, id, group])?;
+    .execute(rusqlite::params![collection, id, place.group])?;
+    let unsent = unsent_for_record(tx, collection, id)?;
+    if let [entry] = unsent.as_slice() {
+        tx.prepare_cached(
+            "UPDATE outbox SET seq = ?2 WHERE seq = ?1
+             AND NOT EXISTS (SELECT 1 FROM outbox WHERE seq = ?2)",
+        )?
+        .execute([entry.seq, place.seq])?;
+    }
     Ok(())
 }
 

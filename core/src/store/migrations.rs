@@ -70,6 +70,7 @@ const MIGRATIONS: &[&str] = &[
         collection TEXT NOT NULL,
         entity_id  TEXT NOT NULL,
         group_id   TEXT NOT NULL,
+        seq        INTEGER NOT NULL, -- the parked entry's place in the outbox, to go back to
         PRIMARY KEY (collection, entity_id)
      ) WITHOUT ROWID;
      CREATE INDEX group_holds_by_group ON group_holds(group_id);",

@@ -276,7 +276,7 @@ pub fn rebase_local(
         None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop)?,
     }
     match group {
-        Some(group) => outbox::join_group(tx, &row.collection, &row.id, &group),
+        Some(place) => outbox::join_group(tx, &row.collection, &row.id, &place),
         None => Ok(()),
     }
 }
@@ -301,8 +301,8 @@ fn park(
     now: i64,
 ) -> Result<()> {
     // A group member's conflict holds its group back until it is settled.
-    if let Some(group) = outbox::group_of_record(tx, &row.collection, &row.id)? {
-        outbox::hold_group(tx, &row.collection, &row.id, &group)?;
+    if let Some(place) = outbox::group_of_record(tx, &row.collection, &row.id)? {
+        outbox::hold_group(tx, &row.collection, &row.id, &place)?;
     }
     outbox::drop_unsent(tx, &row.collection, &row.id)?;
     conflict::park(

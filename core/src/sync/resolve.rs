@@ -90,7 +90,11 @@ pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
             // The dead letter held its group back; the record's newer change (a correction
             // written since) takes its place in the group.
             if let Some(group) = &entry.group_id {
-                outbox::join_group(tx, collection, id, group)?;
+                let place = outbox::GroupPlace {
+                    group: group.clone(),
+                    seq: entry.seq,
+                };
+                outbox::join_group(tx, collection, id, &place)?;
             }
             if row.state == RecordState::Rejected {
                 records::save(
