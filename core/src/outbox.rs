@@ -82,7 +82,8 @@ pub struct OutboxEntry {
 // - failure: when one member meets a conflict or a rejection, the server applies none; the
 //   others are answered `aborted` and wait, pending, while the failing member's conflict is open
 //   (`group_holds`) or its rejection is a dead letter; once settled (its new entry joins the
-//   group) or discarded, the group goes again.
+//   group, back in its place, so a kept parent still goes before its children) or discarded
+//   (a correction written since takes the dead letter's place), the group goes again.
 
 thread_local! {
     /// The group of the `write` running on this thread, if it is a batch.
