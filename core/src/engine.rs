@@ -107,7 +107,9 @@ impl Engine {
         }
         let now = now_ms();
         let group = (ops.len() > 1).then(|| Uuid::now_v7().to_string());
-        let _scope = group.clone().map(outbox::GroupScope::enter);
+        let _scope = group
+            .clone()
+            .map(|g| outbox::GroupScope::enter(g, ops.len()));
         let (written, changed) = self.store.write(|tx| {
             let mut batch = Batch {
                 tx,

@@ -130,50 +130,46 @@ fn a_batch_larger_than_a_group_is_refused_and_writes_nothing() {
 }
 
 #[test]
-fn a_later_edit_folds_into_its_group_and_a_later_batch_never_merges_with_it() {
+fn a_later_edit_folds_into_its_group_and_a_later_batch_merges_with_it() {
     let d = device(ConflictPolicy::Merge);
     d.write(vec![
         put("plans", "a", json!({"name": "a"})),
         put("plans", "b", json!({"name": "b"})),
     ]);
+    d.write(vec![put("plans", "solo", json!({"name": "s"}))]);
     let first = d.entries();
     // A lone edit of a grouped record: same entry, same group, the newer document.
     d.write(vec![put("plans", "a", json!({"name": "a2"}))]);
     let after = d.entries();
-    assert_eq!(after.len(), 2);
+    assert_eq!(after.len(), 3);
     assert_eq!(after[0].op_id, first[0].op_id);
     assert_eq!(after[0].group_id, first[0].group_id);
     assert_eq!(after[0].doc.as_deref(), Some(r#"{"name":"a2"}"#));
-    // Another batch touching `b` and `c`: an entry of its own for `b`, in its own group.
+    // Another batch touching `b` and `c`: `b`'s entry now carries both batches' change, so the
+    // two batches become one group (each stays whole); the lone change stays alone.
     d.write(vec![
         put("plans", "b", json!({"name": "b2"})),
         put("plans", "c", json!({"name": "c"})),
     ]);
     let entries = d.entries();
-    assert_eq!(entries.len(), 4);
-    let (g1, g2) = (entries[0].group_id.clone(), entries[2].group_id.clone());
-    assert_ne!(g1, g2);
-    assert_eq!(
-        entries
-            .iter()
-            .map(|e| (e.entity_id.as_str(), e.group_id == g1))
-            .collect::<Vec<_>>(),
-        vec![("a", true), ("b", true), ("b", false), ("c", false)]
+    let ids: Vec<&str> = entries.iter().map(|e| e.entity_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "solo", "c"], "one entry per record");
+    let merged = entries[0].group_id.clone();
+    assert!(merged.is_some());
+    assert_ne!(
+        merged, first[0].group_id,
+        "the earlier group joined the later batch's"
     );
-    // The first group goes alone (the second holds another entry of `b`), then the second.
-    let (batch, _) = d.push(100, |e| MutationResult::applied(&e.op_id, 1));
-    assert_eq!(Device::ids(&batch), ["a", "b"]);
-    let batch = d.take(100);
-    assert_eq!(Device::ids(&batch), ["b", "c"]);
-    assert_eq!(
-        batch[0].base_version,
-        Some(1),
-        "rebased on the first group's answer"
-    );
+    assert_eq!(entries[1].group_id, merged);
+    assert_eq!(entries[3].group_id, merged);
+    assert_eq!(entries[2].group_id, None);
+    // The merged group goes whole, in its order, the lone change where it stood.
+    let batch = d.take(2);
+    assert_eq!(Device::ids(&batch), ["a", "b", "c"]);
 }
 
 #[test]
-fn a_delete_in_another_batch_does_not_fold_into_a_grouped_change() {
+fn a_delete_in_another_batch_folds_into_a_grouped_change_and_merges_the_groups() {
     let d = device(ConflictPolicy::Merge);
     d.write(vec![
         put("plans", "a", json!({"name": "a"})),
@@ -196,11 +192,33 @@ fn a_delete_in_another_batch_does_not_fold_into_a_grouped_change() {
         .iter()
         .map(|e| (e.entity_id.as_str(), e.doc.is_none()))
         .collect();
-    assert_eq!(
-        kinds,
-        vec![("a", false), ("b", false), ("a", true), ("c", false)]
-    );
-    assert_ne!(entries[0].group_id, entries[2].group_id);
+    assert_eq!(kinds, vec![("a", true), ("b", false), ("c", false)]);
+    assert!(entries.iter().all(|e| e.group_id == entries[0].group_id));
+}
+
+#[test]
+fn a_merge_beyond_the_largest_group_adds_an_entry_instead() {
+    let d = device(ConflictPolicy::Merge);
+    let ops: Vec<WriteOp> = (0..MAX_GROUP_SIZE - 1)
+        .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
+        .collect();
+    d.write(ops);
+    d.write(vec![
+        put("plans", "p0", json!({"name": "again"})),
+        put("plans", "new", json!({"name": "n"})),
+    ]);
+    let entries = d.entries();
+    assert_eq!(entries.len(), MAX_GROUP_SIZE + 1, "p0 has a second entry");
+    let big = entries[0].group_id.clone();
+    let small = entries[MAX_GROUP_SIZE].group_id.clone();
+    assert_ne!(big, small);
+    assert_eq!(entries[MAX_GROUP_SIZE - 1].entity_id, "p0");
+    assert_eq!(entries[MAX_GROUP_SIZE - 1].group_id, small);
+    // The large group goes first, alone; the batch after it once p0's first change is answered.
+    let (batch, _) = d.push(1000, |e| MutationResult::applied(&e.op_id, 1));
+    assert_eq!(batch.len(), MAX_GROUP_SIZE - 1);
+    let batch = d.take(1000);
+    assert_eq!(Device::ids(&batch), ["p0", "new"]);
 }
 
 #[test]

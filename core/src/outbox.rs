@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
+use tandem_protocol::MAX_GROUP_SIZE;
+
 use crate::error::{Error, Result};
 use crate::records::RecordRow;
 
@@ -75,9 +77,12 @@ pub struct OutboxEntry {
 // Every entry one `write` batch of several ops records carries the batch's group id; a write of
 // one op records entries without a group. The rules that keep a group whole:
 // - coalescing: a write without a group folds into a pending entry whatever its group (a later
-//   edit of a grouped record travels with its group, which then carries the newer document); a
-//   write of another group never folds into it but adds an entry of its own, sent after it, so
-//   two batches never merge and neither can be half sent;
+//   edit of a grouped record travels with its group, which then carries the newer document). A
+//   batch that folds into a pending entry of another group merges that group into its own: the
+//   entry now carries both batches' change of the record, so only sending the two together keeps
+//   each whole (and a record still has one entry to send, as without groups). A merge that would
+//   make a group larger than `MAX_GROUP_SIZE` does not happen: the batch's change gets an entry
+//   of its own instead, sent after the other group's;
 // - push: a group goes in one push batch, all of its unsent entries together (`take_batch`);
 // - failure: when one member meets a conflict or a rejection, the server applies none; the
 //   others are answered `aborted` and wait, pending, while the failing member's conflict is open
@@ -87,16 +92,17 @@ pub struct OutboxEntry {
 
 thread_local! {
     /// The group of the `write` running on this thread, if it is a batch.
-    static WRITE_GROUP: RefCell<Option<String>> = const { RefCell::new(None) };
+    static WRITE_GROUP: RefCell<Option<(String, usize)>> = const { RefCell::new(None) };
 }
 
 /// While alive, every entry recorded on this thread joins `group` (see [`GroupScope::enter`]).
 pub struct GroupScope(());
 
 impl GroupScope {
-    /// Starts a group: the entries recorded on this thread until the scope drops belong to it.
-    pub fn enter(group: String) -> Self {
-        WRITE_GROUP.with(|g| *g.borrow_mut() = Some(group));
+    /// Starts a group of a batch of `ops` ops: the entries recorded on this thread until the
+    /// scope drops belong to it.
+    pub fn enter(group: String, ops: usize) -> Self {
+        WRITE_GROUP.with(|g| *g.borrow_mut() = Some((group, ops)));
         Self(())
     }
 }
@@ -109,15 +115,34 @@ impl Drop for GroupScope {
 
 /// The group the entries recorded now join.
 pub fn current_group() -> Option<String> {
-    WRITE_GROUP.with(|g| g.borrow().clone())
+    WRITE_GROUP.with(|g| g.borrow().as_ref().map(|(group, _)| group.clone()))
 }
 
-/// Whether a write in the current group may fold into an entry of `entry_group`.
-fn may_coalesce(entry_group: Option<&str>) -> bool {
-    WRITE_GROUP.with(|g| match g.borrow().as_deref() {
-        None => true,
-        Some(current) => entry_group == Some(current),
-    })
+/// Whether the running write may fold into the pending entry `head`; when it may and the entry
+/// is of another group (or of none), that group is merged into the running batch's.
+fn fold_into(tx: &Transaction<'_>, head: &Head) -> Result<bool> {
+    let Some((current, ops)) = WRITE_GROUP.with(|g| g.borrow().clone()) else {
+        return Ok(true);
+    };
+    match head.group_id.as_deref() {
+        Some(g) if g == current => Ok(true),
+        None => {
+            tx.prepare_cached("UPDATE outbox SET group_id = ?2 WHERE seq = ?1")?
+                .execute(rusqlite::params![head.seq, current])?;
+            Ok(true)
+        }
+        Some(other) => {
+            let merged = group_size(tx, other)? + group_size(tx, &current)? + ops as u64;
+            if merged > MAX_GROUP_SIZE as u64 {
+                return Ok(false);
+            }
+            tx.prepare_cached("UPDATE outbox SET group_id = ?2 WHERE group_id = ?1")?
+                .execute([other, current.as_str()])?;
+            tx.prepare_cached("UPDATE group_holds SET group_id = ?2 WHERE group_id = ?1")?
+                .execute([other, current.as_str()])?;
+            Ok(true)
+        }
+    }
 }
 
 /// How many unsent entries `group` has.
@@ -304,7 +329,7 @@ pub fn record_upsert(
             Some((pc, pid)) => has_unsent_entry_after(tx, pc, pid, head.seq)?,
             None => false,
         };
-        if head.state == EntryState::Pending && !blocked && may_coalesce(head.group_id.as_deref()) {
+        if head.state == EntryState::Pending && !blocked && fold_into(tx, &head)? {
             // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
             tx.prepare_cached(
                 "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2 WHERE seq = ?3",
@@ -353,8 +378,9 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
                     AfterDelete::Forget
                 });
             }
-            if !may_coalesce(head.group_id.as_deref()) {
-                // A pending change of another group: this batch's delete comes after it.
+            if !fold_into(tx, &head)? {
+                // A pending change of a group too large to merge with: this batch's delete
+                // comes after it.
                 insert(
                     tx,
                     collection,
