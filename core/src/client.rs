@@ -25,6 +25,7 @@ use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
 use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
 use crate::sync::resolve::{self, Resolution};
+use crate::sync::revert::{self, Reverted};
 use crate::sync::run::SyncReport;
 use crate::sync::status::{Metrics, Status, Trigger};
 
@@ -146,9 +147,13 @@ impl Client {
 
     /// Applies puts, patches and deletes in one transaction (all or nothing) through the current
     /// engine and tells the syncer. Returns the written record of each put and patch, in order.
+    /// A batch that changes nothing (puts and patches that leave their documents as they are)
+    /// writes nothing and does not wake the syncer.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
-        let rows = self.engine().write(ops)?;
-        self.tell_syncer();
+        let (rows, changed) = self.engine().write_reporting(ops)?;
+        if changed {
+            self.tell_syncer();
+        }
         Ok(rows)
     }
 
@@ -249,6 +254,19 @@ impl Client {
         resolve::discard_rejected(&self.engine(), op_id)?;
         self.tell_syncer();
         Ok(())
+    }
+
+    /// Drops the record's unsent changes (its outbox entries, dead letters included, and any open
+    /// conflict) and restores the server's state, in one transaction; observers are told. A
+    /// record the server never had disappears, with what was created below it. Returns the
+    /// record afterwards (`None` when it does not show) and whether anything changed (a record
+    /// already at the server's state is left alone). `NotFound` when the store has no such record.
+    pub fn revert(&self, collection: &str, id: &str) -> Result<Reverted> {
+        let reverted = revert::revert(&self.engine(), collection, id)?;
+        if reverted.changed {
+            self.tell_syncer();
+        }
+        Ok(reverted)
     }
 
     /// Refreshes the sync status's counts and, when started, schedules a debounced run.

@@ -95,7 +95,15 @@ impl Engine {
 
     /// Applies `ops` in one transaction: all of them or, on the first error, none. Returns the
     /// written record of every put and patch, in order.
+    #[cfg(test)]
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
+        Ok(self.write_reporting(ops)?.0)
+    }
+
+    /// [`write`](Self::write), also saying whether anything changed: a put or patch that leaves
+    /// its record's document as it was (a no-op save) writes nothing, and a batch of only such
+    /// writes changes nothing, tells no observer and gives the syncer nothing to send.
+    pub fn write_reporting(&self, ops: Vec<WriteOp>) -> Result<(Vec<RecordRow>, bool)> {
         let now = now_ms();
         let (written, changed) = self.store.write(|tx| {
             let mut batch = Batch {
@@ -112,8 +120,9 @@ impl Engine {
             }
             Ok((written, batch.changed))
         })?;
+        let any = !changed.is_empty();
         self.notifier.committed(changed);
-        Ok(written)
+        Ok((written, any))
     }
 
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
@@ -231,6 +240,10 @@ impl Batch<'_, '_> {
         } else {
             let before = records::load(self.tx, collection, id)?
                 .ok_or_else(|| Error::Corrupt(format!("{collection}/{id} vanished mid-write")))?;
+            if is_unchanged(&before, &doc, row.doc.as_deref().unwrap_or_default())? {
+                // A no-op save: no outbox entry, no new `updatedAt`, nothing for observers.
+                return Ok(before);
+            }
             if let Some(open) = self.open_conflict(&before)? {
                 self.touch(collection);
                 return reconcile::write_in_conflict(
@@ -380,6 +393,21 @@ pub(crate) fn stored_form(
     let json = doc.to_string();
     check_size(collection, json.len())?;
     Ok((doc, json))
+}
+
+/// Whether a put of `doc` (stored text `json`) would leave the live record `before` as it is.
+/// Only for records that are synced or merely pending: a write to a conflicted record settles or
+/// moves its conflict, and one to a rejected record queues a new attempt, so those always write.
+fn is_unchanged(before: &RecordRow, doc: &Value, json: &str) -> Result<bool> {
+    if before.deleted || !matches!(before.state, RecordState::Synced | RecordState::Pending) {
+        return Ok(false);
+    }
+    let Some(stored) = before.doc.as_deref() else {
+        return Ok(false);
+    };
+    // The stored text is usually the same canonical serialisation; a pulled document may be
+    // spelled differently, so unequal texts are compared as values.
+    Ok(stored == json || parse_stored(Some(stored))? == *doc)
 }
 
 fn parse_stored(doc: Option<&str>) -> Result<Value> {

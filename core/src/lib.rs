@@ -30,6 +30,8 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod http;
+#[cfg(test)]
+mod noop_revert_tests;
 mod observe;
 mod outbox;
 mod query;
@@ -54,6 +56,7 @@ pub use sync::error::SyncError;
 pub use sync::orchestrator::{Resolver, SyncOptions};
 pub use sync::push::Outcome;
 pub use sync::resolve::Resolution;
+pub use sync::revert::Reverted;
 pub use sync::run::SyncReport;
 pub use sync::status::{Metrics, Phase, Status, Trigger};
 pub use tandem_protocol::{User, ValidationError, ValidationReason};

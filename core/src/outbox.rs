@@ -399,6 +399,14 @@ pub fn drop_unsent(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<(
     Ok(())
 }
 
+/// Drops every entry of a record, dead letters included (the record goes back to the server's
+/// state: `revert`).
+pub fn drop_all(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM outbox WHERE collection = ?1 AND entity_id = ?2")?
+        .execute([collection, id])?;
+    Ok(())
+}
+
 /// Drops the record's pending entries, keeping those in flight (their answers settle them).
 pub fn drop_pending(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
     tx.prepare_cached(

@@ -213,6 +213,12 @@ impl Batch<'_> {
             (Some(_), None) => {
                 return MutationResult::conflict(op_id, ConflictCode::NotFound, None, None)
             }
+            (Some(n), Some(r)) if r.version == n && same_doc(r, &doc) => {
+                // A no-op: the document is already what the change asks for. Applied at the
+                // current version (the op id is remembered, so a replay is a `duplicate`), with
+                // no new version, no change-log entry and no poke.
+                return MutationResult::applied(op_id, n);
+            }
             (Some(n), Some(r)) if r.version == n => n + 1,
             (Some(_), Some(r)) => return conflict_with(op_id, ConflictCode::VersionMismatch, r),
         };
@@ -317,6 +323,16 @@ impl Batch<'_> {
             last_seq: self.seq,
         }
     }
+}
+
+/// Whether the live record `r` holds exactly `doc` (compared as JSON values, so key order and
+/// spelling do not matter).
+fn same_doc(r: &StoredRecord, doc: &Value) -> bool {
+    !r.deleted
+        && r.doc
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+            .is_some_and(|stored| stored == *doc)
 }
 
 fn conflict_with(op_id: &str, reason: ConflictCode, record: &StoredRecord) -> MutationResult {

@@ -33,7 +33,7 @@ pub use sync_types::{
 };
 pub use types::{
     ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,
-    TandemConfig, WriteOp,
+    Reverted, TandemConfig, WriteOp,
 };
 
 use tandem_core::http::HttpConfig;
@@ -102,7 +102,9 @@ impl Tandem {
         }
     }
 
-    /// Creates or replaces a whole document; generates a UUID v7 id when `id` is absent.
+    /// Creates or replaces a whole document; generates a UUID v7 id when `id` is absent. A put
+    /// that leaves a synced or pending record's document as it is (a no-op save) writes
+    /// nothing: no outbox entry, no new `updated_at`, no observer call, no sync.
     pub fn put(
         &self,
         collection: String,
@@ -116,7 +118,8 @@ impl Tandem {
         })
     }
 
-    /// Applies an RFC 7386 JSON merge patch (`null` removes a field) to an existing record.
+    /// Applies an RFC 7386 JSON merge patch (`null` removes a field) to an existing record. A
+    /// patch that changes nothing writes nothing, like a no-op `put`.
     pub fn patch(
         &self,
         collection: String,

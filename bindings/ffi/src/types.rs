@@ -227,6 +227,25 @@ pub(crate) fn time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+/// What `revert` did.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Reverted {
+    /// The record afterwards; nothing when it does not show (the server never had it or deleted
+    /// it, or it is hidden under a parent deleted here).
+    pub record: Option<Record>,
+    /// Whether anything changed: false when the record had no unsent change.
+    pub changed: bool,
+}
+
+impl From<tandem_core::Reverted> for Reverted {
+    fn from(reverted: tandem_core::Reverted) -> Self {
+        Self {
+            record: reverted.record.map(Record::from),
+            changed: reverted.changed,
+        }
+    }
+}
+
 impl From<RecordRow> for Record {
     fn from(row: RecordRow) -> Self {
         Self {

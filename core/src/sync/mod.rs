@@ -13,6 +13,7 @@ pub mod pull;
 pub mod push;
 pub mod reconcile;
 pub mod resolve;
+pub mod revert;
 pub mod run;
 pub mod status;
 
