@@ -111,6 +111,22 @@ fn wait_for(seen: &Receiver<Vec<(String, u64)>>, want: &[(&str, u64)]) {
     }
 }
 
+/// Waits until `device` has been quiet (no new run, no new trigger) for a while: the runs the
+/// first put caused are over.
+fn settle(device: &Device) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = device.t.sync_metrics().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = device.t.sync_metrics().unwrap();
+        if now.runs == last.runs && now.triggers == last.triggers {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the device never settled");
+        last = now;
+    }
+}
+
 fn wait_until_realtime(device: &Tandem) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !device.sync_status().unwrap().realtime {
@@ -146,6 +162,8 @@ fn an_identical_save_bumps_no_version_and_wakes_no_other_device() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let before = a.record("plans", "p").unwrap();
+    settle(&b);
+    while seen.try_recv().is_ok() {} // deliveries of the runs just settled
     let (a_writes, b_pokes, b_runs) = (
         a.trigger_count("local_write"),
         b.trigger_count("realtime"),
