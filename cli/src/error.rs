@@ -99,7 +99,7 @@ fn auth_code(kind: AuthFailure) -> &'static str {
     }
 }
 
-fn sync_code(kind: SyncFailure) -> &'static str {
+pub(crate) fn sync_code(kind: SyncFailure) -> &'static str {
     match kind {
         SyncFailure::Offline => "offline",
         SyncFailure::Paused => "sync_paused",

@@ -137,6 +137,26 @@ pub fn status_json(status: &SyncStatus) -> Value {
         "pulled": status.pulled,
         "remaining": status.remaining,
         "realtime": status.realtime,
+        "lastRun": last_run_json(status),
+    })
+}
+
+/// How the last run went, kept across processes: `{"at", "outcome": "ok"|"failed", "error":
+/// {"code", "message"}|null}`, or null before any run.
+fn last_run_json(status: &SyncStatus) -> Value {
+    let Some(at) = status.last_run_at else {
+        return Value::Null;
+    };
+    let error = status.last_failure.map(|kind| {
+        json!({
+            "code": crate::error::sync_code(kind),
+            "message": status.last_error,
+        })
+    });
+    json!({
+        "at": timestamp(at),
+        "outcome": if error.is_some() { "failed" } else { "ok" },
+        "error": error,
     })
 }
 
@@ -158,8 +178,15 @@ pub fn status_line(status: &SyncStatus) -> String {
     if let Some(at) = status.last_synced_at {
         line += &format!(" · last sync {}", timestamp(at));
     }
-    if let Some(error) = &status.last_error {
-        line += &format!(" · error: {error}");
+    match (&status.last_error, status.last_failure) {
+        (Some(error), Some(kind)) => {
+            line += &format!(" · error ({}): {error}", crate::error::sync_code(kind));
+        }
+        (Some(error), None) => line += &format!(" · error: {error}"),
+        (None, _) => {}
+    }
+    if let (Some(_), Some(at)) = (status.last_failure, status.last_run_at) {
+        line += &format!(" · last run failed {}", timestamp(at));
     }
     line
 }

@@ -619,6 +619,7 @@ fn two_devices_sync_through_the_server() {
             "conflictPolicy",
             "conflicts",
             "lastError",
+            "lastRun",
             "lastSyncedAt",
             "pending",
             "phase",
@@ -1262,4 +1263,58 @@ fn the_conflict_policy_is_kept_in_the_data_directory_and_shown_by_status() {
     )
     .unwrap();
     assert_eq!(tablet.error(&["status"], 1), "invalid_config");
+}
+
+#[test]
+fn status_in_a_new_process_shows_how_the_last_sync_went() {
+    let mut server = Server::start();
+    let phone = Device::new(&server);
+    phone.signup(&email());
+    phone.put_plan("p1", "Legs");
+    assert_eq!(
+        phone.json(&["status"])["lastRun"],
+        Value::Null,
+        "no run yet"
+    );
+    phone.json(&["sync"]);
+    let ok = phone.json(&["status"]);
+    assert_eq!(ok["lastRun"]["outcome"], "ok");
+    assert_eq!(ok["lastRun"]["error"], Value::Null);
+    assert_eq!(ok["lastRun"]["at"], ok["lastSyncedAt"]);
+
+    // A failed sync in one process; `status` in the next shows it, typed, and no secret.
+    phone.put_plan("p2", "Arms");
+    server.stop();
+    assert_eq!(phone.error(&["sync"], 1), "offline");
+    let failed = phone.json(&["status"]);
+    assert_eq!(failed["phase"], "offline");
+    assert_eq!(failed["lastRun"]["outcome"], "failed");
+    assert_eq!(failed["lastRun"]["error"]["code"], "offline");
+    let message = failed["lastRun"]["error"]["message"].as_str().unwrap();
+    assert_eq!(Some(message), failed["lastError"].as_str());
+    assert!(failed["lastRun"]["at"].as_str().unwrap() >= ok["lastRun"]["at"].as_str().unwrap());
+    assert_eq!(
+        failed["lastSyncedAt"], ok["lastSyncedAt"],
+        "the last success stays"
+    );
+    let text = String::from_utf8(phone.run(&["status"]).stdout).unwrap();
+    assert!(text.contains("error (offline): "), "{text}");
+    assert!(text.contains("last run failed"), "{text}");
+    let credentials = std::fs::read_to_string(phone.data_dir().join("credentials.json")).unwrap();
+    let tokens: Value = serde_json::from_str(&credentials).unwrap();
+    let secrets: Vec<String> = tokens
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        .filter(|v| v.len() > 40)
+        .collect();
+    assert!(!secrets.is_empty(), "the session's tokens are in the file");
+    for secret in secrets.iter().chain([&PASSWORD.to_string()]) {
+        assert!(
+            !failed.to_string().contains(secret.as_str()),
+            "a secret in status"
+        );
+        assert!(!text.contains(secret.as_str()), "a secret in status");
+    }
 }

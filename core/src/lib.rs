@@ -58,5 +58,5 @@ pub use sync::push::Outcome;
 pub use sync::resolve::Resolution;
 pub use sync::revert::Reverted;
 pub use sync::run::SyncReport;
-pub use sync::status::{Metrics, Phase, Status, Trigger};
+pub use sync::status::{FailureKind, Metrics, Phase, Status, Trigger};
 pub use tandem_protocol::{User, ValidationError, ValidationReason};

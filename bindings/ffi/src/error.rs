@@ -218,3 +218,21 @@ impl From<SyncError> for TandemError {
         }
     }
 }
+
+impl From<tandem_core::FailureKind> for SyncFailure {
+    fn from(kind: tandem_core::FailureKind) -> Self {
+        use tandem_core::FailureKind as K;
+        match kind {
+            K::Offline => Self::Offline,
+            K::Paused => Self::Paused,
+            K::RateLimited => Self::RateLimited,
+            K::SessionExpired => Self::SessionExpired,
+            K::NotSignedIn => Self::NotSignedIn,
+            K::Disabled => Self::Disabled,
+            K::Busy => Self::Busy,
+            K::DeadlineExceeded => Self::DeadlineExceeded,
+            K::Server => Self::Server,
+            K::Local => Self::Local,
+        }
+    }
+}

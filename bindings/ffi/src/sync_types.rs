@@ -9,7 +9,7 @@ use tandem_core::{
     SyncReport as EngineReport,
 };
 
-use super::error::{TandemError, ValidationReason};
+use super::error::{SyncFailure, TandemError, ValidationReason};
 use super::types::{parse_json, time, ChangeKind};
 use tandem_core::defaults;
 
@@ -159,6 +159,11 @@ pub struct SyncStatus {
     /// Connected to the server's event stream (background sync with `realtime` on): changes
     /// from other devices arrive within moments instead of at the next periodic run.
     pub realtime: bool,
+    /// When the last run ended, successful or not; kept across restarts with its outcome, so an
+    /// app (or `tandem status`) shows at open how the last sync went.
+    pub last_run_at: Option<SystemTime>,
+    /// Why the last run failed, typed (`last_error` says it in words); nothing after a success.
+    pub last_failure: Option<SyncFailure>,
 }
 
 /// What one run did.
@@ -325,6 +330,8 @@ impl From<Status> for SyncStatus {
             pulled: s.pulled,
             remaining: s.remaining,
             realtime: s.realtime,
+            last_run_at: s.last_run_at.map(time),
+            last_failure: s.last_failure.map(SyncFailure::from),
         }
     }
 }

@@ -114,6 +114,24 @@ def test_sync_errors_are_exceptions_with_fields(tmp_path, server):
     d.shutdown()
 
 
+def test_the_status_says_when_the_last_run_ended_and_why_it_failed(tmp_path, server):
+    d = device(tmp_path, server, "d")
+
+    async def story():
+        assert d.sync_status().last_run_at is None
+        with pytest.raises(TandemError.Sync):
+            await d.sync_now()
+        assert d.sync_status().last_failure == SyncFailure.NOT_SIGNED_IN
+        await d.sign_up(f"py-{uuid.uuid4().hex}@example.com", PASSWORD)
+        await d.sync_now()
+        status = d.sync_status()
+        assert status.last_failure is None and status.last_error is None
+        assert status.last_run_at == status.last_synced_at
+
+    asyncio.run(story())
+    d.shutdown()
+
+
 class Lines(tandem.LogSink):
     """Collects the engine's log lines (called on Tandem's log thread)."""
 

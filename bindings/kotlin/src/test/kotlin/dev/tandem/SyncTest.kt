@@ -123,6 +123,20 @@ class SyncTest {
     }
 
     @Test
+    fun `the status says when the last run ended and why it failed, typed`() = runBlocking {
+        val d = device("d")
+        assertNull(d.syncStatus().lastRunAt)
+        assertFailsWith<TandemException.Sync> { d.syncNow() }
+        assertEquals(SyncFailure.NOT_SIGNED_IN, d.syncStatus().lastFailure)
+        d.signUp(email(), PASSWORD)
+        d.syncNow()
+        val status = d.syncStatus()
+        assertNull(status.lastFailure)
+        assertNull(status.lastError)
+        assertEquals(status.lastSyncedAt, status.lastRunAt)
+    }
+
+    @Test
     fun `syncStatusAsFlow starts with the current status and sees pending go to 0 after a sync`() = runBlocking {
         val a = device("a")
         a.signUp(email(), PASSWORD)
