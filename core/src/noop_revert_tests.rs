@@ -411,3 +411,46 @@ fn revert_tells_observers_and_refuses_unknown_records() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn the_answer_to_a_change_reverted_in_flight_changes_nothing_and_the_pull_brings_it() {
+    for answer in ["applied", "conflict", "rejected"] {
+        let d = device(ConflictPolicy::ClientWins);
+        d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+        d.push_applied(1);
+        d.write(vec![patch("plans", "p", json!({"name": "B"}))]);
+        let batch = d.take(); // in flight
+        assert!(revert(&d.engine, "plans", "p").unwrap().changed);
+        let results: Vec<MutationResult> = batch
+            .iter()
+            .map(|e| match answer {
+                "applied" => MutationResult::applied(&e.op_id, 2),
+                "conflict" => MutationResult::conflict(
+                    &e.op_id,
+                    "version_mismatch",
+                    Some(2),
+                    json!({"name": "C"}).as_object().cloned(),
+                ),
+                _ => MutationResult::rejected(
+                    &e.op_id,
+                    tandem_protocol::RejectionCode::InvalidPayload,
+                ),
+            })
+            .collect();
+        let schema = d.engine.schema().clone();
+        d.engine
+            .store()
+            .write(|tx| push::apply_results(tx, &schema, &batch, &results, d.policy, now_ms()))
+            .unwrap();
+        let row = d.row("plans", "p").unwrap();
+        assert_eq!(
+            (row.doc.as_deref(), row.server_version, row.state),
+            (Some(r#"{"name":"A"}"#), 1, RecordState::Synced),
+            "{answer}"
+        );
+        assert!(d.outbox().is_empty(), "{answer}");
+        // Had it landed, the server's new version arrives with the pull.
+        d.pull(vec![change("plans", "p", 2, Some(json!({"name": "B"})))]);
+        assert_eq!(d.doc("plans", "p"), Some(json!({"name": "B"})), "{answer}");
+    }
+}

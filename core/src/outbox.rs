@@ -368,6 +368,13 @@ pub fn send_after_the_rest(tx: &Transaction<'_>, collection: &str, id: &str) -> 
     Ok(())
 }
 
+/// Whether the entry `seq` is still in the outbox (a `revert` drops entries in flight too).
+pub fn exists(conn: &Connection, seq: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE seq = ?1)")?
+        .query_row([seq], |r| r.get(0))?)
+}
+
 pub fn remove(tx: &Transaction<'_>, seq: i64) -> Result<()> {
     tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
         .execute([seq])?;

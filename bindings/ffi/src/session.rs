@@ -170,8 +170,8 @@ impl Tandem {
     /// letters and any open conflict — and restores the server's state, in one transaction;
     /// observers are told. A record the server never had disappears, with what was created
     /// below it; one the server deleted goes; a record deleted here comes back with the records
-    /// the delete took along. Other records' changes stay. A change already sent whose answer was
-    /// lost may still have landed: the next sync then brings it back. Returns the record
+    /// the delete took along. Other records' changes stay. A change already sent (in flight, or
+    /// its answer lost) may still land: the next sync then brings it back. Returns the record
     /// afterwards and whether anything changed (a record already at the server's state is left
     /// alone). Fails with `NotFound` when the store has no such record (live or deleted),
     /// `InvalidArgument` for a bad id and `Validation` (`unknown_entity`) for an undeclared

@@ -101,6 +101,12 @@ pub fn apply_results(
     check_answers_match(batch, results)?;
     let mut tally = PushTally::default();
     for (entry, result) in batch.iter().zip(results) {
+        if !outbox::exists(tx, entry.seq)? {
+            // Reverted while in flight: its answer changes nothing here. Had it landed, the pull
+            // brings the server's new state like any other device's change.
+            tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "answer to a reverted change ignored");
+            continue;
+        }
         let outcome = match result.status {
             ResultStatus::Applied | ResultStatus::Duplicate => {
                 let version = result.version.ok_or_else(|| {

@@ -27,8 +27,9 @@ pub struct Reverted {
 /// - a record the server never had disappears, and so does everything created below it here
 ///   (a child another device synced under a different parent goes back to the server's state).
 ///
-/// Other records' changes stay as they are. A change already sent whose answer was lost may still
-/// have landed on the server: the next pull then brings it back.
+/// Other records' changes stay as they are. A change already sent (in flight, or its answer
+/// lost) may still land on the server: its answer, if it comes, is ignored, and the next pull
+/// brings the server's new state like any other device's change.
 pub fn revert(engine: &Engine, collection: &str, id: &str) -> Result<Reverted> {
     schema::declared(engine.schema(), collection)?;
     if !tandem_protocol::is_valid_id(id) {
