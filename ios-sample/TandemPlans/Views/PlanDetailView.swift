@@ -138,6 +138,13 @@ struct PlanDetailView: View {
                     Label("Archive", systemImage: "archivebox")
                 }
             }
+            if model.plan?.recordState == .pending {
+                Button {
+                    model.revertChanges()
+                } label: {
+                    Label("Undo Unsynced Changes", systemImage: "arrow.uturn.backward")
+                }
+            }
             Button(role: .destructive) {
                 isConfirmingDelete = true
             } label: {

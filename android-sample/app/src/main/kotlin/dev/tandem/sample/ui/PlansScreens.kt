@@ -173,6 +173,11 @@ fun PlanDetailScreen(
                             TextButton(onClick = { viewModel.act { setArchived(!plan.archived) } }) {
                                 Text(if (plan.archived) "Unarchive" else "Archive")
                             }
+                            if (plan.state == RecordState.PENDING) {
+                                TextButton(onClick = { viewModel.act { revertChanges() } }) {
+                                    Text("Undo unsynced changes")
+                                }
+                            }
                         }
                     }
                 }
