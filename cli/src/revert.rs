@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::json;
-use tandem::{OutboxState, Tandem};
+use tandem::Tandem;
 
 use crate::commands::Reply;
 use crate::error::CliError;
@@ -29,7 +29,7 @@ pub fn run(tandem: &Tandem, collection: String, id: String, yes: bool) -> Result
             render::record_line(record)
         ),
         (None, true) => format!(
-            "reverted {collection}/{id}: the server has no such record, so it is gone here too"
+            "reverted {collection}/{id}: at the server's state it does not show (never synced, deleted, or under a parent deleted here)"
         ),
     };
     Ok(Reply::new(
@@ -44,12 +44,6 @@ fn unsent_of(tandem: &Tandem, collection: &str, id: &str) -> Result<usize, CliEr
         .outbox()?
         .iter()
         .filter(|e| e.collection == collection && e.id == id)
-        .filter(|e| {
-            matches!(
-                e.state,
-                OutboxState::Pending | OutboxState::Inflight | OutboxState::Rejected
-            )
-        })
         .count())
 }
 
