@@ -3,8 +3,14 @@
 //!
 //! A line is `{"op": "put"|"patch"|"delete", "collection": …, "id": …, "doc": …}`: `put` takes a
 //! whole document and an optional id, `patch` an id and a merge patch as `doc`, `delete` an id and
-//! no `doc`. Blank lines are skipped. Every line is checked before anything is written; the first
-//! bad one fails the command with its line number, and nothing is written.
+//! no `doc`. Blank lines are skipped. Every line is checked before anything is written (its shape,
+//! its document against the schema, and, played in order against the store, that the records it
+//! patches, deletes or names as a parent exist at that point); the first bad one fails the
+//! command with its line number, and nothing is written. What only the engine finds (a child of
+//! a record the batch deleted by cascade, say) fails the batch the same way, with the line where
+//! the error names one.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 use tandem::{Tandem, TandemError, WriteOp};
@@ -18,12 +24,15 @@ use crate::render;
 struct Line {
     number: usize,
     op: WriteOp,
+    /// The line's document (a put's) or patch, parsed.
+    doc: Option<Value>,
 }
 
 pub fn run(tandem: &Tandem, schema_text: &str, text: &str) -> Result<Reply, CliError> {
     let schema =
         Schema::from_json(schema_text).map_err(|e| CliError::new("schema", e.to_string()))?;
     let lines = parse(&schema, text)?;
+    preflight(tandem, &schema, &lines)?;
     let ops: Vec<WriteOp> = lines.iter().map(|l| l.op.clone()).collect();
     let written = tandem.write(ops).map_err(|e| {
         let line = failing_line(&e, &lines);
@@ -70,13 +79,13 @@ fn parse(schema: &Schema, text: &str) -> Result<Vec<Line>, CliError> {
         if raw.trim().is_empty() {
             continue;
         }
-        let op = parse_line(schema, raw).map_err(|e| e.at_line(number))?;
-        lines.push(Line { number, op });
+        let (op, doc) = parse_line(schema, raw).map_err(|e| e.at_line(number))?;
+        lines.push(Line { number, op, doc });
     }
     Ok(lines)
 }
 
-fn parse_line(schema: &Schema, raw: &str) -> Result<WriteOp, CliError> {
+fn parse_line(schema: &Schema, raw: &str) -> Result<(WriteOp, Option<Value>), CliError> {
     let bad = |message: String| CliError::new("invalid_line", message);
     let value: Value = serde_json::from_str(raw).map_err(|e| bad(format!("not JSON ({e})")))?;
     let Value::Object(mut map) = value else {
@@ -115,32 +124,94 @@ fn parse_line(schema: &Schema, raw: &str) -> Result<WriteOp, CliError> {
             declared
                 .validate_document(&collection, &doc)
                 .map_err(|e| CliError::new("validation", e.to_string()))?;
-            Ok(WriteOp::Put {
-                collection,
-                id,
-                json: text,
-            })
+            Ok((
+                WriteOp::Put {
+                    collection,
+                    id,
+                    json: text,
+                },
+                Some(doc),
+            ))
         }
         "patch" => {
             let id = need_id(id)?;
             let patch = need_object(doc)?;
-            Ok(WriteOp::Patch {
-                collection,
-                id,
-                patch_json: patch.to_string(),
-            })
+            Ok((
+                WriteOp::Patch {
+                    collection,
+                    id,
+                    patch_json: patch.to_string(),
+                },
+                Some(patch),
+            ))
         }
         "delete" => {
             let id = need_id(id)?;
             if doc.is_some() {
                 return Err(bad("\"delete\" takes no \"doc\"".into()));
             }
-            Ok(WriteOp::Delete { collection, id })
+            Ok((WriteOp::Delete { collection, id }, None))
         }
         other => Err(bad(format!(
             "unknown op \"{other}\" (put, patch or delete)"
         ))),
     }
+}
+
+/// Plays the batch against what the store holds, so that a line naming a record that will not
+/// be there (a patch or delete of a missing record, a parent that does not exist) is named by its
+/// number before anything is written. The engine's own checks stay the authority; this only finds
+/// the line.
+fn preflight(tandem: &Tandem, schema: &Schema, lines: &[Line]) -> Result<(), CliError> {
+    let mut alive: HashMap<(String, String), bool> = HashMap::new();
+    let is_alive = |key: (String, String), alive: &HashMap<_, _>| -> Result<bool, CliError> {
+        Ok(match alive.get(&key) {
+            Some(live) => *live,
+            None => tandem.get(key.0, key.1)?.is_some(),
+        })
+    };
+    for line in lines {
+        let at = |e: CliError| e.at_line(line.number);
+        let (collection, id) = match &line.op {
+            WriteOp::Put { collection, id, .. } => (collection, id.clone()),
+            WriteOp::Patch { collection, id, .. } | WriteOp::Delete { collection, id } => {
+                (collection, Some(id.clone()))
+            }
+        };
+        if let (WriteOp::Patch { .. } | WriteOp::Delete { .. }, Some(id)) = (&line.op, &id) {
+            if !is_alive((collection.clone(), id.clone()), &alive)? {
+                return Err(at(CliError::new(
+                    "not_found",
+                    format!("{collection}/{id} does not exist"),
+                )));
+            }
+        }
+        let declared = schema.collection(collection);
+        let parent = match (declared, &line.doc) {
+            (Some(declared), Some(Value::Object(doc))) => declared
+                .parent
+                .as_ref()
+                .zip(declared.parent_id(doc))
+                .map(|(p, parent_id)| (p, parent_id.to_string())),
+            _ => None,
+        };
+        if let Some((parent, parent_id)) = parent {
+            if !is_alive((parent.collection.clone(), parent_id.clone()), &alive)? {
+                return Err(at(CliError::new(
+                    "validation",
+                    format!(
+                        "{collection}.{}: parent {}/{parent_id} does not exist",
+                        parent.field, parent.collection
+                    ),
+                )));
+            }
+        }
+        if let Some(id) = id {
+            let live = !matches!(line.op, WriteOp::Delete { .. });
+            alive.insert((collection.clone(), id), live);
+        }
+    }
+    Ok(())
 }
 
 /// Removes `key` from the line; a string or absent (`null` counts as absent).

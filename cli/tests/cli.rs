@@ -1172,6 +1172,11 @@ fn write_applies_a_batch_of_json_lines_all_or_nothing() {
             2,
             "not_found",
         ),
+        (
+            r#"{"op": "put", "collection": "plan_days", "id": "x", "doc": {"planId": "nope", "dayIndex": 0}}"#,
+            2,
+            "validation",
+        ),
     ];
     for (bad, line, code) in bad_batches {
         let text = format!(
@@ -1189,6 +1194,32 @@ fn write_applies_a_batch_of_json_lines_all_or_nothing() {
             .as_str()
             .unwrap()
             .starts_with(&format!("line {line}: ")));
+    }
+    // The line that fails after earlier lines of the batch: a day under a plan the batch
+    // deleted, a patch of a record it deleted.
+    for (bad, code) in [
+        (
+            r#"{"op": "put", "collection": "plan_days", "id": "x", "doc": {"planId": "fresh", "dayIndex": 0}}"#,
+            "validation",
+        ),
+        (
+            r#"{"op": "patch", "collection": "plans", "id": "fresh", "doc": {"notes": "n"}}"#,
+            "not_found",
+        ),
+    ] {
+        let text = [
+            r#"{"op": "put", "collection": "plans", "id": "fresh", "doc": {"name": "F"}}"#,
+            r#"{"op": "put", "collection": "plan_days", "id": "fd", "doc": {"planId": "fresh", "dayIndex": 0}}"#,
+            r#"{"op": "delete", "collection": "plans", "id": "fresh"}"#,
+            bad,
+        ]
+        .join("\n");
+        let mut command = phone.command(&["--json", "write", "-"]);
+        let output = run_with_stdin(command.stdin(Stdio::piped()), &text);
+        assert_eq!(output.status.code(), Some(1), "{bad}: {output:?}");
+        let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+        assert_eq!(error["error"]["code"], code, "{bad}: {error}");
+        assert_eq!(error["error"]["line"], 4, "{bad}: {error}");
     }
     assert_eq!(
         phone.json(&["outbox"]),
