@@ -14,5 +14,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use codes::{ConflictCode, ErrorCode, RejectionCode};
 pub use document::{check_size, ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
 pub use ids::{is_valid_collection_name, is_valid_field_name, is_valid_id, MAX_ID_LEN};
-pub use schema::{Collection, Field, FieldType, ParentRef, Schema, SchemaError};
+pub use schema::{
+    Collection, Field, FieldRef, FieldType, OnDelete, ParentRef, Referrer, Schema, SchemaError,
+};
 pub use wire::*;
