@@ -34,6 +34,9 @@ mod observe;
 mod outbox;
 mod query;
 mod records;
+mod refs;
+#[cfg(test)]
+mod refs_tests;
 pub mod runtime;
 mod schema;
 mod store;

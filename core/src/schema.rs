@@ -107,8 +107,9 @@ fn seed_planner_stats(tx: &Transaction<'_>, indexes: &[IndexDef]) -> Result<()> 
     Ok(())
 }
 
-/// The declared indexes, plus one on the parent field when no declared index starts with it, so
-/// cascading deletes and parent checks find children without a scan.
+/// The declared indexes, plus one on the parent field and one on each `ref` field when no
+/// declared index starts with it, and one per unique constraint not covered by an index, so
+/// cascading deletes, delete rules, parent checks and unique checks never scan.
 fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
     let mut columns: Vec<Vec<String>> = Vec::with_capacity(collection.indexes.len() + 1);
     for index in &collection.indexes {
@@ -120,6 +121,20 @@ fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
     if let Some(parent) = &collection.parent {
         if !columns.iter().any(|c| c.first() == Some(&parent.field)) {
             columns.push(vec![parent.field.clone()]);
+        }
+    }
+    // Delete rules find referrers by their ref field; unique checks find a key's holder.
+    for (field, _) in collection.refs() {
+        if !columns
+            .iter()
+            .any(|c| c.first().map(String::as_str) == Some(field))
+        {
+            columns.push(vec![field.to_string()]);
+        }
+    }
+    for unique in &collection.unique {
+        if !columns.iter().any(|c| c.starts_with(unique)) {
+            columns.push(unique.clone());
         }
     }
     columns

@@ -136,8 +136,10 @@ pub fn apply_results(
                 }
             }
             ResultStatus::Rejected
-                if result.reason.as_deref() == Some("invalid_parent")
-                    && parent_unsettled(tx, schema, entry)? =>
+                if (result.reason.as_deref() == Some("invalid_parent")
+                    && parent_unsettled(tx, schema, entry)?)
+                    || (result.reason.as_deref() == Some("invalid_reference")
+                        && reference_unsettled(tx, schema, entry)?) =>
             {
                 tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "push waits for its parent");
                 outbox::send_after_the_rest(tx, &entry.collection, &entry.entity_id)?;
@@ -184,6 +186,24 @@ fn parent_unsettled(tx: &Transaction<'_>, schema: &Schema, entry: &OutboxEntry) 
     };
     Ok(conflict::get(tx, &collection, &id)?.is_some()
         || !outbox::unsent_for_record(tx, &collection, &id)?.is_empty())
+}
+
+/// Whether a record `entry`'s `ref` fields name has a change of its own that has not landed
+/// (the server refused the reference for a record it does not have yet).
+fn reference_unsettled(tx: &Transaction<'_>, schema: &Schema, entry: &OutboxEntry) -> Result<bool> {
+    let (Some(declared), Some(doc)) = (schema.collection(&entry.collection), entry.doc.as_deref())
+    else {
+        return Ok(false);
+    };
+    let doc = parse_object(doc)?;
+    for (_, collection, id) in declared.ref_targets(&doc) {
+        if conflict::get(tx, collection, id)?.is_some()
+            || !outbox::unsent_for_record(tx, collection, id)?.is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether the pending `entry` waits for a conflict of one of its ancestors: until the user

@@ -103,8 +103,15 @@ pub fn adopt_server(
     match &server.doc {
         Some(doc) => show_server_doc(tx, schema, row, doc, server.version, now),
         None => {
+            let removed = crate::refs::going_with(tx, schema, collection, id)?;
             remove_descendants(tx, schema, collection, id)?;
-            forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)
+            forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)?;
+            if removed.is_empty() {
+                return Ok(());
+            }
+            // Local referrers the server's own rules could not reach (changes not sent yet).
+            crate::refs::Deletion::new(tx, schema, now, crate::refs::Mode::Pulled)
+                .after_removal(&removed)
         }
     }
 }
