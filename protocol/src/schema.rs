@@ -57,7 +57,7 @@ pub struct FieldRef {
 }
 
 /// What deleting a referenced record does to the records that reference it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum OnDelete {
     /// The referrers are deleted too (and what they take with them).
     #[serde(rename = "cascade")]
