@@ -242,6 +242,10 @@ pub enum ConflictReason {
     LocalDeleteServerEdit,
     /// The policy is `Manual`, or the resolver left it to the app.
     Manual,
+    /// Another record (`existing_id`) holds this record's unique key on the server. Resolve with
+    /// `KeepServer` (keep the existing one, drop mine), `KeepMine` (delete the existing one, then
+    /// send mine) or `Merged` with another key (keep both).
+    UniqueViolation,
 }
 
 /// A conflict waiting for `resolve`. Documents are JSON; `None` means deleted (or, for the base,
@@ -256,6 +260,8 @@ pub struct Conflict {
     pub server_document: Option<String>,
     pub base_document: Option<String>,
     pub server_version: u64,
+    /// `UniqueViolation` only: the id (same collection) of the record holding the key.
+    pub existing_id: Option<String>,
 }
 
 /// The app's answer to a conflict.
@@ -403,7 +409,9 @@ impl From<ConflictRow> for Conflict {
                 EngineReason::LocalEditServerDelete => ConflictReason::LocalEditServerDelete,
                 EngineReason::LocalDeleteServerEdit => ConflictReason::LocalDeleteServerEdit,
                 EngineReason::Manual => ConflictReason::Manual,
+                EngineReason::UniqueViolation => ConflictReason::UniqueViolation,
             },
+            existing_id: c.existing_id,
             fields: c.fields,
             local_document: c.local_doc,
             server_document: c.server_doc,

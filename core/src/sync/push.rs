@@ -115,6 +115,40 @@ pub fn apply_results(
                     Outcome::Duplicate
                 }
             }
+            ResultStatus::Conflict
+                if result.reason.as_deref() == Some("unique_violation")
+                    && result.existing_id.is_some() =>
+            {
+                let server = ServerState {
+                    version: result.server_version.flatten().unwrap_or(0),
+                    doc: result
+                        .server_doc
+                        .clone()
+                        .flatten()
+                        .map(|d| Value::Object(d).to_string()),
+                };
+                tally.conflicts += 1;
+                match records::load(tx, &entry.collection, &entry.entity_id)? {
+                    Some(row) => {
+                        let existing = result.existing_id.as_deref().unwrap_or_default();
+                        reconcile::park_unique(
+                            tx,
+                            schema,
+                            &row,
+                            &server,
+                            entry.base_doc.as_deref(),
+                            existing,
+                            now,
+                        )?;
+                        tracing::info!(collection = %entry.collection, id = %entry.entity_id, existing_id = existing, "unique key held by another record; left to the app");
+                        tally
+                            .parked
+                            .push((entry.collection.clone(), entry.entity_id.clone()));
+                    }
+                    None => outbox::remove(tx, entry.seq)?,
+                }
+                Outcome::ConflictParked
+            }
             ResultStatus::Conflict => {
                 let server = ServerState {
                     version: result.server_version.flatten().unwrap_or(0),
