@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashSet};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
-use tandem_protocol::{Collection, OnDelete, Schema, ValidationError, ValidationReason};
+use tandem_protocol::{AddedRule, Collection, OnDelete, Schema, ValidationError, ValidationReason};
 
 use crate::error::{Error, Result};
 use crate::outbox;
@@ -354,4 +354,124 @@ fn with_children(schema: &Schema, collection: &str) -> Vec<String> {
         i += 1;
     }
     out
+}
+
+/// Stored data that breaks a reference or unique constraint: possible only when the schema
+/// added the rule to a collection that already held records (see `Schema::added_rules_since`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleViolation {
+    pub collection: String,
+    pub id: String,
+    pub kind: ViolationKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViolationKind {
+    /// `field` names `target_collection/target_id`, which does not exist here.
+    DanglingReference {
+        field: String,
+        target_collection: String,
+        target_id: String,
+    },
+    /// The record's values of `fields` are those of `other_id` (the first holder by id).
+    DuplicateKey {
+        fields: Vec<String>,
+        other_id: String,
+    },
+}
+
+/// Every stored record that breaks `rules`, in rule order then id order. A one-off scan per rule
+/// (it runs at `open` after a schema change, and when the app asks), never on a write.
+pub fn violations(conn: &Connection, rules: &[AddedRule]) -> Result<Vec<RuleViolation>> {
+    let mut found = Vec::new();
+    for rule in rules {
+        match rule {
+            AddedRule::Reference {
+                collection,
+                field,
+                target,
+            } => {
+                let expr = |alias: &str| format!("json_extract({alias}.doc, '$.{field}')");
+                let sql = format!(
+                    "SELECT r.id, {v} FROM records r
+                     WHERE r.collection = '{collection}' AND r.deleted = 0 AND {v} IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM records t WHERE t.collection = '{target}'
+                                       AND t.id = {v} AND t.deleted = 0)
+                     ORDER BY r.id",
+                    v = expr("r")
+                );
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, rusqlite::types::Value>(1)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (id, value) = row?;
+                    let rusqlite::types::Value::Text(target_id) = value else {
+                        continue; // not a string: the document would not validate anyway
+                    };
+                    found.push(RuleViolation {
+                        collection: collection.clone(),
+                        id,
+                        kind: ViolationKind::DanglingReference {
+                            field: field.clone(),
+                            target_collection: target.clone(),
+                            target_id,
+                        },
+                    });
+                }
+            }
+            AddedRule::Unique { collection, fields } => {
+                let same: Vec<String> = fields
+                    .iter()
+                    .map(|f| format!("json_extract(o.doc, '$.{f}') = json_extract(r.doc, '$.{f}')"))
+                    .collect();
+                let sql = format!(
+                    "SELECT r.id, min(o.id) FROM records r JOIN records o
+                       ON o.collection = '{collection}' AND o.deleted = 0 AND o.id < r.id
+                      AND {}
+                     WHERE r.collection = '{collection}' AND r.deleted = 0
+                     GROUP BY r.id ORDER BY r.id",
+                    same.join(" AND ")
+                );
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for row in rows {
+                    let (id, other_id) = row?;
+                    found.push(RuleViolation {
+                        collection: collection.clone(),
+                        id,
+                        kind: ViolationKind::DuplicateKey {
+                            fields: fields.clone(),
+                            other_id,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Every reference and unique constraint `schema` declares, as rules to check stored data by.
+pub fn all_rules(schema: &Schema) -> Vec<AddedRule> {
+    let mut rules = Vec::new();
+    for (name, collection) in &schema.collections {
+        for (field, r) in collection.refs() {
+            rules.push(AddedRule::Reference {
+                collection: name.clone(),
+                field: field.to_string(),
+                target: r.collection.clone(),
+            });
+        }
+        for fields in &collection.unique {
+            rules.push(AddedRule::Unique {
+                collection: name.clone(),
+                fields: fields.clone(),
+            });
+        }
+    }
+    rules
 }

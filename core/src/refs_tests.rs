@@ -352,3 +352,97 @@ fn rule_lookups_use_indexes() {
     let q = Query::default();
     assert!(f.engine.explain("files", &q).is_ok());
 }
+
+#[test]
+fn rules_added_to_a_collection_with_data_are_checked_at_open_and_reported() {
+    let dir = TempDir::new().unwrap();
+    let before = r#"{"version": 1, "collections": {
+      "projects": {"fields": {"name": {"type": "string"}}},
+      "files": {"fields": {"projectId": {"type": "string"}, "path": {"type": "string"}}}}}"#;
+    {
+        let engine = Engine::open(dir.path(), before).unwrap();
+        let put = |id: &str, doc: Value| {
+            engine
+                .write(vec![WriteOp::Put {
+                    collection: "files".into(),
+                    id: Some(id.into()),
+                    doc,
+                }])
+                .unwrap();
+        };
+        engine
+            .write(vec![WriteOp::Put {
+                collection: "projects".into(),
+                id: Some("p".into()),
+                doc: json!({"name": "P"}),
+            }])
+            .unwrap();
+        put("a", json!({"projectId": "p", "path": "/a"}));
+        put("b", json!({"projectId": "p", "path": "/a"}));
+        put("c", json!({"projectId": "gone", "path": "/c"}));
+        put("d", json!({"path": "/d"}));
+    }
+    let after = r#"{"version": 2, "collections": {
+      "projects": {"fields": {"name": {"type": "string"}}},
+      "files": {"fields": {"projectId": {"type": "string", "ref": {"collection": "projects", "onDelete": "cascade"}},
+                           "path": {"type": "string"}},
+                "unique": [["projectId", "path"]]}}}"#;
+    // the schema is accepted: nothing stored is lost, what breaks the new rules is reported
+    let engine = Engine::open(dir.path(), after).unwrap();
+    let rules = crate::refs::all_rules(engine.schema());
+    let found = engine
+        .store()
+        .read(|conn| crate::refs::violations(conn, &rules))
+        .unwrap();
+    assert_eq!(
+        found,
+        vec![
+            crate::refs::RuleViolation {
+                collection: "files".into(),
+                id: "c".into(),
+                kind: crate::refs::ViolationKind::DanglingReference {
+                    field: "projectId".into(),
+                    target_collection: "projects".into(),
+                    target_id: "gone".into(),
+                },
+            },
+            crate::refs::RuleViolation {
+                collection: "files".into(),
+                id: "b".into(),
+                kind: crate::refs::ViolationKind::DuplicateKey {
+                    fields: vec!["projectId".into(), "path".into()],
+                    other_id: "a".into(),
+                },
+            },
+        ]
+    );
+    assert_eq!(engine.get("files", "b").unwrap().unwrap().id, "b");
+    // new writes are checked
+    let e = engine
+        .write(vec![WriteOp::Put {
+            collection: "files".into(),
+            id: Some("e".into()),
+            doc: json!({"projectId": "p", "path": "/a"}),
+        }])
+        .unwrap_err();
+    assert!(e.to_string().contains("unique"), "{e}");
+    // fixing the data empties the report
+    engine
+        .write(vec![
+            WriteOp::Delete {
+                collection: "files".into(),
+                id: "c".into(),
+            },
+            WriteOp::Patch {
+                collection: "files".into(),
+                id: "b".into(),
+                patch: json!({"path": "/b"}),
+            },
+        ])
+        .unwrap();
+    let found = engine
+        .store()
+        .read(|conn| crate::refs::violations(conn, &rules))
+        .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}

@@ -33,9 +33,30 @@ pub fn install(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
         schema
             .check_evolution_from(&previous)
             .map_err(Error::SchemaChange)?;
+        report_added_rules(tx, schema, &previous)?;
     }
     meta_set(tx, SCHEMA_KEY, &schema.to_json())?;
     sync_indexes(tx, schema)
+}
+
+/// References and unique constraints new to collections that already held data are checked
+/// against it once, here: what breaks them is kept (nothing stored is lost) and reported in the
+/// log; the app reads the list with `schema_violations()`. New writes are checked from now on.
+fn report_added_rules(tx: &Transaction<'_>, schema: &Schema, previous: &Schema) -> Result<()> {
+    let added = schema.added_rules_since(previous);
+    if added.is_empty() {
+        return Ok(());
+    }
+    let broken = crate::refs::violations(tx, &added)?;
+    if !broken.is_empty() {
+        let collections: BTreeSet<&str> = broken.iter().map(|v| v.collection.as_str()).collect();
+        tracing::warn!(
+            records = broken.len(),
+            collections = ?collections,
+            "stored records break references or unique constraints the new schema adds; see schema_violations()"
+        );
+    }
+    Ok(())
 }
 
 /// The SQL expression for a document field. Queries must spell it exactly like this for SQLite

@@ -447,3 +447,51 @@ impl From<EngineOutboxEntry> for RejectedChange {
         }
     }
 }
+
+/// A stored record that breaks a reference or unique constraint the schema added after it was
+/// written (see `Tandem::schema_violations`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SchemaViolation {
+    pub collection: String,
+    pub id: String,
+    pub kind: SchemaViolationKind,
+}
+
+/// What a [`SchemaViolation`] breaks.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SchemaViolationKind {
+    /// `field` names `target_collection/target_id`, which does not exist.
+    DanglingReference {
+        field: String,
+        target_collection: String,
+        target_id: String,
+    },
+    /// The record's values of `fields` are those of `other_id`.
+    DuplicateKey {
+        fields: Vec<String>,
+        other_id: String,
+    },
+}
+
+impl From<tandem_core::RuleViolation> for SchemaViolation {
+    fn from(v: tandem_core::RuleViolation) -> Self {
+        Self {
+            collection: v.collection,
+            id: v.id,
+            kind: match v.kind {
+                tandem_core::ViolationKind::DanglingReference {
+                    field,
+                    target_collection,
+                    target_id,
+                } => SchemaViolationKind::DanglingReference {
+                    field,
+                    target_collection,
+                    target_id,
+                },
+                tandem_core::ViolationKind::DuplicateKey { fields, other_id } => {
+                    SchemaViolationKind::DuplicateKey { fields, other_id }
+                }
+            },
+        }
+    }
+}
