@@ -128,6 +128,35 @@ pub fn keys_with_referrers<'a>(
         .collect()
 }
 
+/// What the tables of references and unique keys index under `schema`: every collection's `ref`
+/// fields with their targets and its unique constraints. When it differs from what a database
+/// was indexed for, the tables are rebuilt from the stored records (see `Storage::index_rules`).
+pub fn rules_fingerprint(schema: &Schema) -> String {
+    let rules: Vec<Value> = schema
+        .collections
+        .iter()
+        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .map(|(name, c)| {
+            let refs: Vec<Value> = c
+                .refs()
+                .map(|(f, r)| Value::from(vec![f.to_string(), r.collection.clone()]))
+                .collect();
+            serde_json::json!({"collection": name, "refs": refs, "unique": c.unique})
+        })
+        .collect();
+    Value::from(rules).to_string()
+}
+
+/// The collections whose records the tables of references and unique keys index.
+pub fn indexed_collections(schema: &Schema) -> Vec<String> {
+    schema
+        .collections
+        .iter()
+        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// One row of the table of references: (entity, entityId, field, target entity, target id).
 pub type RefRow = (String, String, String, String, String);
 /// One row of the table of unique keys: (entity, entityId, constraint name, key).

@@ -5,7 +5,7 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{delete, upsert, TestDb, TestServer};
+use common::{delete, upsert, TestDb, TestServer, SECRET};
 use serde_json::{json, Value};
 
 on_both_backends!(
@@ -13,6 +13,7 @@ on_both_backends!(
     delete_rules_cascade_set_null_and_restrict,
     referrer_created_while_the_target_is_deleted_ends_visibly,
     unique_keys_meet_as_conflicts_within_one_account_only,
+    rules_added_to_a_schema_cover_records_stored_before,
 );
 
 fn statuses(results: &[Value]) -> Vec<(String, Option<String>)> {
@@ -460,4 +461,64 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
         )
         .await;
     assert_eq!(statuses(&r), vec![applied(), applied()]);
+}
+
+async fn rules_added_to_a_schema_cover_records_stored_before(db: TestDb) {
+    let before = r#"{"version": 1, "collections": {
+      "projects": {"fields": {"name": {"type": "string"}}},
+      "files": {"fields": {"projectId": {"type": "string"}, "path": {"type": "string"}}}}}"#;
+    let after = r#"{"version": 2, "collections": {
+      "projects": {"fields": {"name": {"type": "string"}}},
+      "files": {"fields": {"projectId": {"type": "string", "ref": {"collection": "projects", "onDelete": "cascade"}},
+                           "path": {"type": "string"}},
+                "unique": [["projectId", "path"]]}}}"#;
+    let env: &[(&str, &str)] = &[("TANDEM_JWT_SECRET", SECRET)];
+    let server = TestServer::builder()
+        .db(&db)
+        .env(env)
+        .schema(before)
+        .start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    let r = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("a1", "projects", "p", None, json!({"name": "P"})),
+                upsert(
+                    "a2",
+                    "files",
+                    "f",
+                    None,
+                    json!({"projectId": "p", "path": "/a"}),
+                ),
+            ],
+        )
+        .await;
+    assert!(r.iter().all(|x| x["status"] == "applied"), "{r:?}");
+    server.shutdown();
+
+    // The new rules reach the records stored before them: the old file holds its key, and the
+    // project's delete takes it along.
+    let server = TestServer::builder().db(&db).env(env).schema(after).start();
+    let c = server.client();
+    let r = c
+        .push_ok(
+            &t,
+            vec![upsert(
+                "b1",
+                "files",
+                "g",
+                None,
+                json!({"projectId": "p", "path": "/a"}),
+            )],
+        )
+        .await;
+    assert_eq!(r[0]["reason"], "unique_violation");
+    assert_eq!(r[0]["existingId"], "f");
+    let r = c
+        .push_ok(&t, vec![delete("b2", "projects", "p", Some(1))])
+        .await;
+    assert_eq!(statuses(&r), vec![applied()]);
+    assert_eq!(state_of(&c, &t, "files", "f").await.unwrap().1, Value::Null);
 }

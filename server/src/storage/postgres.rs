@@ -747,6 +747,71 @@ async fn load_push_state(
     Ok(loaded)
 }
 
+impl PostgresStore {
+    /// See `Storage::index_rules`. Under an advisory lock, so instances starting together
+    /// rebuild once.
+    pub async fn index_rules(&self, schema: &tandem_protocol::Schema) -> Result<(), StorageError> {
+        let fingerprint = push::rules_fingerprint(schema);
+        let collections = push::indexed_collections(schema);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(7283746502)", &[])
+            .await?;
+        let indexed: Option<String> = tx
+            .query_opt("SELECT value FROM meta WHERE key = 'rules_indexed'", &[])
+            .await?
+            .map(|r| r.get(0));
+        if indexed.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(());
+        }
+        tx.execute("DELETE FROM record_refs", &[]).await?;
+        tx.execute("DELETE FROM record_uniques", &[]).await?;
+        let rows = tx
+            .query(
+                "SELECT user_id, entity, entity_id, doc FROM records
+                 WHERE entity = ANY($1) AND NOT deleted ORDER BY user_id",
+                &[&collections],
+            )
+            .await?;
+        let mut by_user: std::collections::BTreeMap<String, Vec<push::RecordWrite>> =
+            std::collections::BTreeMap::new();
+        for r in &rows {
+            by_user
+                .entry(r.get(0))
+                .or_default()
+                .push(push::RecordWrite {
+                    record: StoredRecord {
+                        key: (r.get(1), r.get(2)),
+                        version: 0,
+                        deleted: false,
+                        doc: r.get(3),
+                        parent: None,
+                    },
+                    seq: 0,
+                });
+        }
+        for (user_id, writes) in by_user {
+            let plan = PushPlan {
+                writes,
+                ..PushPlan::default()
+            };
+            write_index_rows(&tx, schema, &user_id, &plan).await?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('rules_indexed', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&fingerprint],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            records = rows.len(),
+            "indexed references and unique keys for the schema's rules"
+        );
+        Ok(())
+    }
+}
+
 /// Brings the tables of references and unique keys in line with the batch's writes.
 async fn write_index_rows(
     tx: &deadpool_postgres::Transaction<'_>,

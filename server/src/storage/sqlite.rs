@@ -365,6 +365,72 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn index_rules(&self, schema: &Schema) -> Result<(), StorageError> {
+        let fingerprint = push::rules_fingerprint(schema);
+        let collections = push::indexed_collections(schema);
+        let schema = schema.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let indexed: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'rules_indexed'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if indexed.as_deref() == Some(fingerprint.as_str()) {
+                return Ok(());
+            }
+            tx.execute("DELETE FROM record_refs", [])?;
+            tx.execute("DELETE FROM record_uniques", [])?;
+            let mut select = tx.prepare(
+                "SELECT user_id, entity_id, doc FROM records WHERE entity = ?1 AND deleted = 0",
+            )?;
+            let mut count = 0usize;
+            for entity in &collections {
+                let rows = select.query_map([entity], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (user_id, id, doc) = row?;
+                    let write = push::RecordWrite {
+                        record: StoredRecord {
+                            key: (entity.clone(), id),
+                            version: 0,
+                            deleted: false,
+                            doc,
+                            parent: None,
+                        },
+                        seq: 0,
+                    };
+                    let plan = PushPlan {
+                        writes: vec![write],
+                        ..PushPlan::default()
+                    };
+                    write_index_rows(&tx, &schema, &user_id, &plan)?;
+                    count += 1;
+                }
+            }
+            drop(select);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('rules_indexed', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&fingerprint],
+            )?;
+            tx.commit()?;
+            tracing::info!(
+                records = count,
+                "indexed references and unique keys for the schema's rules"
+            );
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn pull(
         &self,
         user_id: &str,
