@@ -16,7 +16,13 @@ const SCHEMA: &str = r#"{"version": 1, "collections": {
                 "fields": {"planId": {"type": "string", "required": true},
                            "dayIndex": {"type": "integer", "required": true},
                            "exerciseIds": {"type": "array"}},
-                "indexes": [["planId", "dayIndex"]]}}}"#;
+                "indexes": [["planId", "dayIndex"]]},
+  "projects": {"fields": {"name": {"type": "string", "required": true}}},
+  "files": {"fields": {"projectId": {"type": "string", "required": true,
+                                     "ref": {"collection": "projects", "onDelete": "cascade"}},
+                       "path": {"type": "string", "required": true},
+                       "notes": {"type": "string"}, "archived": {"type": "boolean"}},
+            "unique": [["projectId", "path"]]}}}"#;
 
 /// Sizes of one run.
 struct Sizes {
@@ -56,6 +62,9 @@ pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
     let mut results = Vec::new();
     if wanted("put_single") {
         results.extend(put_single(sizes));
+    }
+    if wanted("put_single_ref_unique") {
+        results.push(put_single_ref_unique(sizes));
     }
     if wanted("write_batch") {
         results.push(write_batch(sizes));
@@ -130,6 +139,55 @@ fn put_single(sizes: &Sizes) -> Vec<Measurement> {
     vec![Measurement::new("put_single", median(&mut engine_us), "us")
         .floor(median(&mut floor_us))
         .target(Target::RatioAtMost(3.0))]
+}
+
+/// `put_single` into a collection with a reference (checked on every write) and a unique
+/// constraint (probed on every write), against `put_single` into one with neither, alternating
+/// rounds; the target is at most 15% more.
+fn put_single_ref_unique(sizes: &Sizes) -> Measurement {
+    let dir = TempDir::new().expect("temp dir");
+    let engine = open_engine(&dir);
+    engine
+        .put(
+            "projects".into(),
+            Some("p".into()),
+            r#"{"name": "P"}"#.into(),
+        )
+        .expect("put the project");
+    let (mut with_rules_us, mut plain_us) = (Vec::new(), Vec::new());
+    for round in 0..sizes.put_rounds {
+        let plans: Vec<(String, String)> = (0..sizes.puts_per_round)
+            .map(|i| (format!("r{round}-{i}"), plan_json(i)))
+            .collect();
+        let files: Vec<(String, String)> = (0..sizes.puts_per_round)
+            .map(|i| (format!("r{round}-{i}"), file_json(round, i)))
+            .collect();
+        let (plain, ()) = time(|| {
+            for (id, doc) in &plans {
+                engine
+                    .put("plans".into(), Some(id.clone()), doc.clone())
+                    .expect("put");
+            }
+        });
+        let (spent, ()) = time(|| {
+            for (id, doc) in &files {
+                engine
+                    .put("files".into(), Some(id.clone()), doc.clone())
+                    .expect("put");
+            }
+        });
+        plain_us.push(micros(plain) / plans.len() as f64);
+        with_rules_us.push(micros(spent) / files.len() as f64);
+    }
+    Measurement::new("put_single_ref_unique", median(&mut with_rules_us), "us")
+        .floor(median(&mut plain_us))
+        .target(Target::RatioAtMost(1.15))
+}
+
+fn file_json(round: usize, i: usize) -> String {
+    format!(
+        r#"{{"projectId": "p", "path": "/r{round}/file-{i}.txt", "notes": "Warm up for ten minutes, then three rounds of the main lifts with long rests in between; finish with mobility.", "archived": false}}"#
+    )
 }
 
 /// 10,000 puts in one `write`, against 10,000 raw INSERTs in one transaction; fresh files each round.

@@ -261,6 +261,7 @@ pub struct Conflict {
     pub base_document: Option<String>,
     pub server_version: u64,
     /// `UniqueViolation` only: the id (same collection) of the record holding the key.
+    #[uniffi(default)]
     pub existing_id: Option<String>,
 }
 
