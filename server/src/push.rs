@@ -434,8 +434,8 @@ impl Batch<'_> {
             return conflict_with(op_id, ConflictCode::VersionMismatch, existing);
         }
         if self.has_refs {
-            if let Err(refused) = self.apply_reference_rules(op_id, &key) {
-                return refused;
+            if let Err(refused) = self.apply_reference_rules(&key) {
+                return MutationResult::rejected(op_id, refused);
             }
         }
         let version = self.tombstone(&key);
@@ -449,11 +449,7 @@ impl Batch<'_> {
     /// version each); then the cascaded referrers are deleted, each with what lies below it,
     /// before `root` itself (which the caller deletes), so a puller meets referrers' changes
     /// before the delete that caused them.
-    fn apply_reference_rules(
-        &mut self,
-        op_id: &str,
-        root: &RecordKey,
-    ) -> Result<(), MutationResult> {
+    fn apply_reference_rules(&mut self, root: &RecordKey) -> Result<(), RejectionCode> {
         let mut roots = vec![root.clone()];
         let mut going: HashSet<RecordKey> = HashSet::new();
         let mut i = 0;
@@ -494,7 +490,7 @@ impl Batch<'_> {
             .iter()
             .any(|(_, _, rule)| *rule == OnDelete::Restrict)
         {
-            return Err(MutationResult::rejected(op_id, RejectionCode::Restricted));
+            return Err(RejectionCode::Restricted);
         }
         outside.sort();
         outside.dedup();
