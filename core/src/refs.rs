@@ -31,7 +31,13 @@ pub fn check_refs(
         if target == collection && target_id == id {
             continue;
         }
-        match records::load_live(conn, target, target_id)? {
+        let server_version: Option<i64> = conn
+            .prepare_cached(
+                "SELECT server_version FROM records WHERE collection = ?1 AND id = ?2 AND deleted = 0",
+            )?
+            .query_row([target, target_id], |r| r.get(0))
+            .optional()?;
+        match server_version {
             None => {
                 return Err(ValidationError::new(
                     collection,
@@ -43,7 +49,7 @@ pub fn check_refs(
                 )
                 .into())
             }
-            Some(row) if row.server_version == 0 => unsent.push((row.collection, row.id)),
+            Some(0) => unsent.push((target.to_string(), target_id.to_string())),
             Some(_) => {}
         }
     }

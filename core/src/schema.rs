@@ -144,18 +144,20 @@ fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
             columns.push(vec![parent.field.clone()]);
         }
     }
-    // Delete rules find referrers by their ref field; unique checks find a key's holder.
+    // Unique checks find a key's holder; delete rules find referrers by their ref field. A
+    // unique constraint's index that starts with a ref field serves both (every index costs
+    // each write of the collection its expressions).
+    for unique in &collection.unique {
+        if !columns.iter().any(|c| c.starts_with(unique)) {
+            columns.push(unique.clone());
+        }
+    }
     for (field, _) in collection.refs() {
         if !columns
             .iter()
             .any(|c| c.first().map(String::as_str) == Some(field))
         {
             columns.push(vec![field.to_string()]);
-        }
-    }
-    for unique in &collection.unique {
-        if !columns.iter().any(|c| c.starts_with(unique)) {
-            columns.push(unique.clone());
         }
     }
     columns
