@@ -85,3 +85,36 @@ def test_a_unique_violation_names_the_existing_record_and_is_resolved(tmp_path, 
     finally:
         a.shutdown()
         b.shutdown()
+
+
+def test_rules_added_to_stored_data_are_reported(tmp_path):
+    before = json.dumps({"version": 1, "collections": {
+        "projects": {"fields": {"name": {"type": "string"}}},
+        "files": {"fields": {"projectId": {"type": "string"}, "path": {"type": "string"}}}}})
+    after = json.dumps({"version": 2, "collections": {
+        "projects": {"fields": {"name": {"type": "string"}}},
+        "files": {"fields": {"projectId": {"type": "string",
+                                           "ref": {"collection": "projects", "onDelete": "cascade"}},
+                             "path": {"type": "string"}},
+                  "unique": [["projectId", "path"]]}}})
+    t = Tandem.open(TandemConfig(data_dir=str(tmp_path), schema_json=before))
+    put(t, "projects", "p", {"name": "P"})
+    put(t, "files", "a", {"projectId": "p", "path": "/a"})
+    put(t, "files", "b", {"projectId": "p", "path": "/a"})
+    put(t, "files", "c", {"projectId": "gone", "path": "/c"})
+    assert t.schema_violations() == []
+    t.shutdown()
+
+    t = Tandem.open(TandemConfig(data_dir=str(tmp_path), schema_json=after))
+    try:
+        found = t.schema_violations()
+        assert [(v.collection, v.id) for v in found] == [("files", "c"), ("files", "b")]
+        assert found[0].kind == tandem.SchemaViolationKind.DANGLING_REFERENCE(
+            field="projectId", target_collection="projects", target_id="gone")
+        assert found[1].kind == tandem.SchemaViolationKind.DUPLICATE_KEY(
+            fields=["projectId", "path"], other_id="a")
+        t.patch("files", "b", json.dumps({"path": "/b"}))
+        t.delete("files", "c")
+        assert t.schema_violations() == []
+    finally:
+        t.shutdown()
