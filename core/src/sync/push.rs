@@ -249,6 +249,9 @@ pub fn waits_for_ancestor(
     schema: &Schema,
     entry: &OutboxEntry,
 ) -> Result<bool> {
+    if refers_to_a_conflict(tx, schema, entry)? {
+        return Ok(true);
+    }
     let mut parent = parent_named(schema, &entry.collection, entry.doc.as_deref());
     // A schema's parent links form a tree, so the walk ends; the bound guards a corrupt store.
     for _ in 0..MAX_DEPTH {
@@ -264,6 +267,29 @@ pub fn waits_for_ancestor(
             &collection,
             row.as_ref().and_then(|r| r.doc.as_deref()),
         );
+    }
+    Ok(false)
+}
+
+/// Whether a record the pending `entry` refers to (`ref` fields) has an open conflict: until the
+/// user settles it the server may not have that record, and the change would be refused.
+fn refers_to_a_conflict(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    entry: &OutboxEntry,
+) -> Result<bool> {
+    let (Some(declared), Some(doc)) = (schema.collection(&entry.collection), entry.doc.as_deref())
+    else {
+        return Ok(false);
+    };
+    if declared.refs().next().is_none() {
+        return Ok(false);
+    }
+    let doc = parse_object(doc)?;
+    for (_, collection, id) in declared.ref_targets(&doc) {
+        if conflict::get(tx, collection, id)?.is_some() {
+            return Ok(true);
+        }
     }
     Ok(false)
 }
