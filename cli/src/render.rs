@@ -197,11 +197,12 @@ fn reason(reason: ConflictReason) -> &'static str {
         ConflictReason::LocalEditServerDelete => "local_edit_server_delete",
         ConflictReason::LocalDeleteServerEdit => "local_delete_server_edit",
         ConflictReason::Manual => "manual",
+        ConflictReason::UniqueViolation => "unique_violation",
     }
 }
 
 pub fn conflict_json(conflict: &Conflict) -> Value {
-    json!({
+    let mut value = json!({
         "collection": conflict.collection,
         "id": conflict.id,
         "reason": reason(conflict.reason),
@@ -210,7 +211,12 @@ pub fn conflict_json(conflict: &Conflict) -> Value {
         "server": optional_document(conflict.server_document.as_deref()),
         "base": optional_document(conflict.base_document.as_deref()),
         "serverVersion": conflict.server_version,
-    })
+    });
+    // Only a unique_violation conflict names the record holding the key.
+    if let Some(existing) = &conflict.existing_id {
+        value["existingId"] = json!(existing);
+    }
+    value
 }
 
 /// The conflict's header, then one line per contested field with both sides.
@@ -224,6 +230,9 @@ pub fn conflict_lines(conflict: &Conflict) -> String {
         reason(conflict.reason),
         conflict.server_version
     );
+    if let Some(existing) = &conflict.existing_id {
+        text += &format!("\n  key held by: {}/{existing}", conflict.collection);
+    }
     if local.is_null() || server.is_null() {
         let side = |v: &Value| {
             if v.is_null() {
@@ -347,6 +356,7 @@ mod tests {
             server_document: Some(r#"{"name":"Theirs","notes":"n"}"#.into()),
             base_document: Some(r#"{"name":"Base"}"#.into()),
             server_version: 3,
+            existing_id: None,
         };
         assert_eq!(
             conflict_lines(&conflict),

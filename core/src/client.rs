@@ -244,6 +244,16 @@ impl Client {
         Ok(row)
     }
 
+    /// Stored records that break a reference or unique constraint of the schema (possible only
+    /// after a schema added one to a collection that already held data), for the app to fix.
+    pub fn schema_violations(&self) -> Result<Vec<crate::RuleViolation>> {
+        let engine = self.engine();
+        let rules = crate::refs::all_rules(engine.schema());
+        engine
+            .store()
+            .read(|conn| crate::refs::violations(conn, &rules))
+    }
+
     /// Changes the server refused (dead letters), oldest first.
     pub fn rejected(&self) -> Result<Vec<OutboxEntry>> {
         self.engine().store().read(outbox::rejected)

@@ -19,6 +19,7 @@ use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle
 use crate::outbox::{self, OutboxEntry};
 use crate::query::{CompiledQuery, Query};
 use crate::records::{self, RecordRow, RecordState};
+use crate::refs;
 use crate::schema;
 use crate::store::Store;
 use crate::sync::conflict::{self, ConflictRow};
@@ -49,6 +50,7 @@ pub enum WriteOp {
 pub struct Engine {
     store: Arc<Store>,
     schema: Schema,
+    has_refs: bool,
     notifier: Arc<Notifier>,
 }
 
@@ -70,8 +72,13 @@ impl Engine {
     pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
         let store = Arc::new(Store::open(path)?);
         store.write(|tx| schema::install(tx, &schema))?;
+        let has_refs = schema
+            .collections
+            .values()
+            .any(|c| c.refs().next().is_some());
         Ok(Self {
             store,
+            has_refs,
             schema,
             notifier,
         })
@@ -109,6 +116,7 @@ impl Engine {
             let mut batch = Batch {
                 tx,
                 schema: &self.schema,
+                has_refs: self.has_refs,
                 now,
                 changed: BTreeSet::new(),
             };
@@ -192,6 +200,8 @@ impl Engine {
 struct Batch<'a, 'tx> {
     tx: &'a Transaction<'tx>,
     schema: &'a Schema,
+    /// Whether any collection declares a `ref` (then deletes look for referrers below them).
+    has_refs: bool,
     now: i64,
     changed: BTreeSet<String>,
 }
@@ -223,7 +233,18 @@ impl Batch<'_, '_> {
         let declared = self.collection(collection)?;
         check_id(id)?;
         let (doc, json) = stored_form(declared, collection, doc)?;
-        let depends_on = self.check_parent(declared, collection, &doc)?;
+        let mut depends_on: Vec<(String, String)> = self
+            .check_parent(declared, collection, &doc)?
+            .into_iter()
+            .collect();
+        if let Value::Object(map) = &doc {
+            if declared.refs().next().is_some() {
+                depends_on.extend(refs::check_refs(self.tx, declared, collection, id, map)?);
+            }
+            if !declared.unique.is_empty() {
+                refs::check_unique(self.tx, declared, collection, id, map)?;
+            }
+        }
         let mut row = RecordRow {
             collection: collection.to_string(),
             id: id.to_string(),
@@ -261,15 +282,18 @@ impl Batch<'_, '_> {
             records::save(self.tx, &row)?;
             Some(before)
         };
-        let depends_on = depends_on.as_ref().map(|(c, i)| (c.as_str(), i.as_str()));
+        let depends_on: Vec<(&str, &str)> = depends_on
+            .iter()
+            .map(|(c, i)| (c.as_str(), i.as_str()))
+            .collect();
         let doc_json = row.doc.as_deref().unwrap_or_default();
-        outbox::record_upsert(
+        outbox::record_upsert_behind(
             self.tx,
             collection,
             id,
             before.as_ref(),
             doc_json,
-            depends_on,
+            &depends_on,
             self.now,
         )?;
         self.touch(collection);
@@ -294,8 +318,16 @@ impl Batch<'_, '_> {
         self.collection(collection)?;
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
-        reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
-        reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
+        if self.schema.referrers_of(collection).next().is_some() || self.has_refs {
+            // References into it (or into what lies below it): their rules first, one unit.
+            let mut deletion =
+                refs::Deletion::new(self.tx, self.schema, self.now, refs::Mode::Local);
+            deletion.delete(&target)?;
+            self.changed.extend(deletion.changed);
+        } else {
+            reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
+            reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
+        }
         // Settling a conflict by the delete may remove what lay below without the cascade seeing
         // it: observers of every collection below are told.
         let family = with_descendants(self.schema, [collection.to_string()].into());
@@ -360,6 +392,14 @@ fn with_descendants(schema: &Schema, mut collections: BTreeSet<String>) -> BTree
         for (child, _) in schema.children_of(&parent) {
             if collections.insert(child.to_string()) {
                 stack.push(child.to_string());
+            }
+        }
+        // A delete there may cascade to, or clear a field of, the records referring to it.
+        for referrer in schema.referrers_of(&parent) {
+            if referrer.on_delete != tandem_protocol::OnDelete::Restrict
+                && collections.insert(referrer.collection.to_string())
+            {
+                stack.push(referrer.collection.to_string());
             }
         }
     }

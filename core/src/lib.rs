@@ -36,6 +36,9 @@ mod observe;
 mod outbox;
 mod query;
 mod records;
+mod refs;
+#[cfg(test)]
+mod refs_tests;
 pub mod runtime;
 mod schema;
 mod store;
@@ -50,6 +53,7 @@ pub use observe::SubscriptionHandle;
 pub use outbox::{EntryState, OpKind, OutboxEntry};
 pub use query::{Filter, FilterOp, Order, Query};
 pub use records::{RecordRow, RecordState};
+pub use refs::{RuleViolation, ViolationKind};
 pub use store::CONNECTION_PRAGMAS;
 pub use sync::conflict::{ConflictPolicy, ConflictReason, ConflictRow};
 pub use sync::error::SyncError;

@@ -93,16 +93,33 @@ pub fn record_upsert(
     depends_on: Option<(&str, &str)>,
     now: i64,
 ) -> Result<()> {
+    record_upsert_behind(tx, collection, id, before, doc, depends_on.as_slice(), now)
+}
+
+/// [`record_upsert`] behind several records the server has not seen yet: its parent and the
+/// records its `ref` fields name, whose own entries it must not move ahead of.
+pub fn record_upsert_behind(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    before: Option<&RecordRow>,
+    doc: &str,
+    depends_on: &[(&str, &str)],
+    now: i64,
+) -> Result<()> {
     // A record without a row has no entries (rows are forgotten only once none are left).
     let head = match before {
         Some(_) => head(tx, collection, id)?,
         None => None,
     };
     if let Some(head) = head {
-        let blocked = match depends_on {
-            Some((pc, pid)) => has_unsent_entry_after(tx, pc, pid, head.seq)?,
-            None => false,
-        };
+        let mut blocked = false;
+        for (pc, pid) in depends_on {
+            if has_unsent_entry_after(tx, pc, pid, head.seq)? {
+                blocked = true;
+                break;
+            }
+        }
         if head.state == EntryState::Pending && !blocked {
             // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
             tx.prepare_cached(

@@ -157,6 +157,10 @@ pub struct MutationResult {
         skip_serializing_if = "Option::is_none"
     )]
     pub server_doc: Option<Option<Map<String, Value>>>,
+    /// `unique_violation` conflicts only: the id of the live record (same collection) that holds
+    /// the unique key the mutation's document asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
 }
 
 impl MutationResult {
@@ -221,6 +225,26 @@ impl MutationResult {
             reason: reason.map(str::to_string),
             server_version: None,
             server_doc: None,
+            existing_id: None,
+        }
+    }
+
+    /// A `unique_violation` conflict: the record's own state on the server (`None`: it has none)
+    /// and the id of the record holding the key.
+    pub fn unique_violation(
+        op_id: &str,
+        server_version: Option<i64>,
+        server_doc: Option<Map<String, Value>>,
+        existing_id: &str,
+    ) -> Self {
+        Self {
+            existing_id: Some(existing_id.to_string()),
+            ..Self::conflict(
+                op_id,
+                ConflictCode::UniqueViolation,
+                server_version,
+                server_doc,
+            )
         }
     }
 }

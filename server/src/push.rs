@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 use tandem_protocol::{
     check_size, is_valid_id, Collection, ConflictCode, Mutation, MutationResult, MutationType,
-    RejectionCode, Schema,
+    OnDelete, RejectionCode, Schema,
 };
 
 /// A record's identity within one user: (entity, entityId).
@@ -58,17 +58,156 @@ pub fn keys_to_load(schema: &Schema, mutations: &[Mutation]) -> Vec<RecordKey> {
         if seen.insert(key.clone()) {
             keys.push(key);
         }
-        let (Some(parent), Some(payload)) = (&collection.parent, &m.payload) else {
+        let Some(payload) = &m.payload else {
             continue;
         };
-        if let Some(parent_id) = collection.parent_id(payload).filter(|id| is_valid_id(id)) {
+        if let (Some(parent), Some(parent_id)) = (
+            &collection.parent,
+            collection.parent_id(payload).filter(|id| is_valid_id(id)),
+        ) {
             let key = (parent.collection.clone(), parent_id.to_string());
+            if seen.insert(key.clone()) {
+                keys.push(key);
+            }
+        }
+        for (_, target, target_id) in collection.ref_targets(payload) {
+            if !is_valid_id(target_id) || schema.collection(target).is_none() {
+                continue;
+            }
+            let key = (target.to_string(), target_id.to_string());
             if seen.insert(key.clone()) {
                 keys.push(key);
             }
         }
     }
     keys
+}
+
+/// The name a unique constraint is stored under: its fields, comma-separated.
+pub fn constraint_name(fields: &[String]) -> String {
+    fields.join(",")
+}
+
+/// The unique keys a batch's upserts ask for, as (entity, constraint name, key): the storage
+/// loads the live records holding them (through its table of unique keys) with the batch.
+pub fn unique_probes(schema: &Schema, mutations: &[Mutation]) -> Vec<(String, String, String)> {
+    let mut probes = Vec::new();
+    for m in mutations {
+        let (Some(collection), Some(payload)) = (schema.collection(&m.entity), &m.payload) else {
+            continue;
+        };
+        for fields in &collection.unique {
+            if let Some(key) = Collection::unique_key(fields, payload) {
+                let probe = (m.entity.clone(), constraint_name(fields), key);
+                if !probes.contains(&probe) {
+                    probes.push(probe);
+                }
+            }
+        }
+    }
+    probes
+}
+
+/// Whether a loaded referrer (a record of `entity` found through its `field`) is deleted with
+/// what it refers to, so that what lies below it and refers to it must be loaded too.
+pub fn cascades(schema: &Schema, entity: &str, field: &str) -> bool {
+    schema
+        .collection(entity)
+        .and_then(|c| c.fields.get(field))
+        .and_then(|f| f.reference.as_ref())
+        .is_some_and(|r| r.on_delete == OnDelete::Cascade)
+}
+
+/// Of `keys`, those whose collection other collections refer to (load their referrers too).
+pub fn keys_with_referrers<'a>(
+    schema: &Schema,
+    keys: impl Iterator<Item = &'a RecordKey>,
+) -> Vec<RecordKey> {
+    keys.filter(|(entity, _)| schema.referrers_of(entity).next().is_some())
+        .cloned()
+        .collect()
+}
+
+/// What the tables of references and unique keys index under `schema`: every collection's `ref`
+/// fields with their targets and its unique constraints. When it differs from what a database
+/// was indexed for, the tables are rebuilt from the stored records (see `Storage::index_rules`).
+pub fn rules_fingerprint(schema: &Schema) -> String {
+    let rules: Vec<Value> = schema
+        .collections
+        .iter()
+        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .map(|(name, c)| {
+            let refs: Vec<Value> = c
+                .refs()
+                .map(|(f, r)| Value::from(vec![f.to_string(), r.collection.clone()]))
+                .collect();
+            serde_json::json!({"collection": name, "refs": refs, "unique": c.unique})
+        })
+        .collect();
+    Value::from(rules).to_string()
+}
+
+/// The collections whose records the tables of references and unique keys index.
+pub fn indexed_collections(schema: &Schema) -> Vec<String> {
+    schema
+        .collections
+        .iter()
+        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// One row of the table of references: (entity, entityId, field, target entity, target id).
+pub type RefRow = (String, String, String, String, String);
+/// One row of the table of unique keys: (entity, entityId, constraint name, key).
+pub type UniqueRow = (String, String, String, String);
+
+/// What the tables of references and unique keys must hold after `writes`: the records whose
+/// rows are replaced (every written record of a collection with refs or unique constraints) and
+/// the rows of those that are live.
+pub fn index_rows(
+    schema: &Schema,
+    writes: &[RecordWrite],
+) -> (Vec<RecordKey>, Vec<RefRow>, Vec<UniqueRow>) {
+    let mut cleared = Vec::new();
+    let mut refs = Vec::new();
+    let mut uniques = Vec::new();
+    for w in writes {
+        let r = &w.record;
+        let Some(collection) = schema.collection(&r.key.0) else {
+            continue;
+        };
+        if collection.unique.is_empty() && collection.refs().next().is_none() {
+            continue;
+        }
+        cleared.push(r.key.clone());
+        let Some(doc) = r.doc.as_deref().filter(|_| !r.deleted) else {
+            continue;
+        };
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(doc) else {
+            continue;
+        };
+        for (field, target, target_id) in collection.ref_targets(&map) {
+            refs.push((
+                r.key.0.clone(),
+                r.key.1.clone(),
+                field.to_string(),
+                target.to_string(),
+                target_id.to_string(),
+            ));
+        }
+        for fields in &collection.unique {
+            if let Some(key) = Collection::unique_key(fields, &map) {
+                uniques.push((
+                    r.key.0.clone(),
+                    r.key.1.clone(),
+                    constraint_name(fields),
+                    key,
+                ));
+            }
+        }
+    }
+    (cleared, refs, uniques)
 }
 
 /// Whether the batch can cascade, so that live descendants of its records must be loaded too.
@@ -96,8 +235,20 @@ pub fn plan_push(
     current_seq: i64,
     purged_seq: i64,
 ) -> PushPlan {
+    let has_refs = schema
+        .collections
+        .values()
+        .any(|c| c.refs().next().is_some());
+    let mut uniques = HashMap::new();
+    for r in records.values().filter(|r| !r.deleted) {
+        for (i, key) in unique_keys_of(schema, r) {
+            uniques.insert((r.key.0.clone(), i, key), r.key.1.clone());
+        }
+    }
     let mut batch = Batch {
         schema,
+        has_refs,
+        uniques,
         known_ops,
         records: records
             .into_iter()
@@ -134,8 +285,32 @@ struct Slot {
     changed_at: Option<i64>,
 }
 
+/// The unique keys a live record holds: (constraint index, key).
+fn unique_keys_of(schema: &Schema, record: &StoredRecord) -> Vec<(usize, String)> {
+    let Some(collection) = schema.collection(&record.key.0) else {
+        return Vec::new();
+    };
+    if collection.unique.is_empty() || record.deleted {
+        return Vec::new();
+    }
+    let Some(Ok(Value::Object(map))) = record.doc.as_deref().map(serde_json::from_str::<Value>)
+    else {
+        return Vec::new();
+    };
+    collection
+        .unique
+        .iter()
+        .enumerate()
+        .filter_map(|(i, fields)| Collection::unique_key(fields, &map).map(|k| (i, k)))
+        .collect()
+}
+
 struct Batch<'a> {
     schema: &'a Schema,
+    /// Whether any collection declares a `ref` (then deletes apply reference rules).
+    has_refs: bool,
+    /// The live holder of every unique key among the loaded records: (entity, constraint, key).
+    uniques: HashMap<(String, usize, String), String>,
     known_ops: HashMap<String, i64>,
     records: HashMap<RecordKey, Slot>,
     seq: i64,
@@ -205,6 +380,12 @@ impl Batch<'_> {
             }
             _ => None,
         };
+        for (_, target, target_id) in collection.ref_targets(map) {
+            let target_key = (target.to_string(), target_id.to_string());
+            if target_key != key && !self.is_live(&target_key) {
+                return MutationResult::rejected(op_id, RejectionCode::InvalidReference);
+            }
+        }
         let existing = self.records.get(&key).map(|s| &s.record);
         let new_version = match (base_version, existing) {
             (None, None) => self.first_version,
@@ -222,6 +403,21 @@ impl Batch<'_> {
             (Some(n), Some(r)) if r.version == n => n + 1,
             (Some(_), Some(r)) => return conflict_with(op_id, ConflictCode::VersionMismatch, r),
         };
+        for (i, fields) in collection.unique.iter().enumerate() {
+            let Some(unique_key) = Collection::unique_key(fields, map) else {
+                continue;
+            };
+            match self.uniques.get(&(key.0.clone(), i, unique_key)) {
+                Some(holder) if *holder != key.1 => {
+                    let (version, doc) = match existing {
+                        Some(r) => (Some(r.version), live_doc(r)),
+                        None => (None, None),
+                    };
+                    return MutationResult::unique_violation(op_id, version, doc, holder);
+                }
+                _ => {}
+            }
+        }
         let record = StoredRecord {
             key,
             version: new_version,
@@ -243,9 +439,138 @@ impl Batch<'_> {
         if base_version != Some(existing.version) {
             return conflict_with(op_id, ConflictCode::VersionMismatch, existing);
         }
+        if self.has_refs {
+            if let Err(refused) = self.apply_reference_rules(&key) {
+                return MutationResult::rejected(op_id, refused);
+            }
+        }
         let version = self.tombstone(&key);
         self.cascade_from(key);
         MutationResult::applied(op_id, version)
+    }
+
+    /// The reference rules of a delete of `root`: everything going with it (descendants, and
+    /// `cascade` referrers transitively) is found first; a live `restrict` referrer outside it
+    /// refuses the delete (nothing changes); `setNull` referrers outside it lose the field (a new
+    /// version each); then the cascaded referrers are deleted, each with what lies below it,
+    /// before `root` itself (which the caller deletes), so a puller meets referrers' changes
+    /// before the delete that caused them.
+    fn apply_reference_rules(&mut self, root: &RecordKey) -> Result<(), RejectionCode> {
+        let mut roots = vec![root.clone()];
+        let mut going: HashSet<RecordKey> = HashSet::new();
+        let mut i = 0;
+        while i < roots.len() {
+            let mut family = vec![roots[i].clone()];
+            let mut j = 0;
+            while j < family.len() {
+                let parent = family[j].clone();
+                family.extend(self.live_children(&parent));
+                j += 1;
+            }
+            for key in &family {
+                going.insert(key.clone());
+            }
+            for key in &family {
+                for (referrer, _, rule) in self.live_referrers(key) {
+                    if rule == OnDelete::Cascade
+                        && !going.contains(&referrer)
+                        && !roots.contains(&referrer)
+                    {
+                        roots.push(referrer);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let mut outside: Vec<(RecordKey, String, OnDelete)> = Vec::new();
+        let mut going_sorted: Vec<&RecordKey> = going.iter().collect();
+        going_sorted.sort();
+        for key in going_sorted {
+            for (referrer, field, rule) in self.live_referrers(key) {
+                if rule != OnDelete::Cascade && !going.contains(&referrer) {
+                    outside.push((referrer, field, rule));
+                }
+            }
+        }
+        if outside
+            .iter()
+            .any(|(_, _, rule)| *rule == OnDelete::Restrict)
+        {
+            return Err(RejectionCode::Restricted);
+        }
+        outside.sort();
+        outside.dedup();
+        for (referrer, field, _) in outside {
+            self.set_null(&referrer, &field);
+        }
+        for key in roots.iter().skip(1).rev() {
+            if self.is_live(key) {
+                self.tombstone(key);
+                self.cascade_from(key.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The live records whose parent is `parent`.
+    fn live_children(&self, parent: &RecordKey) -> Vec<RecordKey> {
+        if self.schema.children_of(&parent.0).next().is_none() {
+            return Vec::new();
+        }
+        let mut children: Vec<RecordKey> = self
+            .records
+            .values()
+            .map(|s| &s.record)
+            .filter(|r| !r.deleted && r.parent.as_ref() == Some(parent))
+            .map(|r| r.key.clone())
+            .collect();
+        children.sort();
+        children
+    }
+
+    /// The live loaded records referring to `target`, with the field and its rule.
+    fn live_referrers(&self, target: &RecordKey) -> Vec<(RecordKey, String, OnDelete)> {
+        let mut found = Vec::new();
+        for referrer in self.schema.referrers_of(&target.0) {
+            for slot in self.records.values() {
+                let r = &slot.record;
+                if r.deleted || r.key.0 != referrer.collection || r.key == *target {
+                    continue;
+                }
+                if doc_field(r, referrer.field).as_deref() == Some(target.1.as_str()) {
+                    found.push((
+                        r.key.clone(),
+                        referrer.field.to_string(),
+                        referrer.on_delete,
+                    ));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Removes `field` from the live record `key` (a new version).
+    fn set_null(&mut self, key: &RecordKey, field: &str) {
+        let Some(slot) = self.records.get(key) else {
+            return;
+        };
+        let r = &slot.record;
+        let Some(Ok(Value::Object(mut map))) = r.doc.as_deref().map(serde_json::from_str::<Value>)
+        else {
+            return;
+        };
+        if map.remove(field).is_none() {
+            return;
+        }
+        let record = StoredRecord {
+            key: key.clone(),
+            version: r.version + 1,
+            deleted: false,
+            doc: Some(Value::Object(map).to_string()),
+            parent: r.parent.clone(),
+        };
+        self.put(record);
     }
 
     /// Deletes every live record whose parent chain leads to `root`.
@@ -292,6 +617,21 @@ impl Batch<'_> {
     }
 
     fn put(&mut self, record: StoredRecord) {
+        if self
+            .schema
+            .collection(&record.key.0)
+            .is_some_and(|c| !c.unique.is_empty())
+        {
+            if let Some(old) = self.records.get(&record.key) {
+                for (i, key) in unique_keys_of(self.schema, &old.record) {
+                    self.uniques.remove(&(record.key.0.clone(), i, key));
+                }
+            }
+            for (i, key) in unique_keys_of(self.schema, &record) {
+                self.uniques
+                    .insert((record.key.0.clone(), i, key), record.key.1.clone());
+            }
+        }
         self.seq += 1;
         let slot = Slot {
             changed_at: Some(self.seq),
@@ -328,11 +668,22 @@ impl Batch<'_> {
 /// Whether the live record `r` holds exactly `doc` (compared as JSON values, so key order and
 /// spelling do not matter).
 fn same_doc(r: &StoredRecord, doc: &Value) -> bool {
-    !r.deleted
-        && r.doc
-            .as_deref()
-            .and_then(|d| serde_json::from_str::<Value>(d).ok())
-            .is_some_and(|stored| stored == *doc)
+    live_doc(r).is_some_and(|stored| matches!(doc, Value::Object(d) if *d == stored))
+}
+
+/// The live document of a stored record, as a map.
+fn live_doc(record: &StoredRecord) -> Option<Map<String, Value>> {
+    record
+        .doc
+        .as_deref()
+        .filter(|_| !record.deleted)
+        .and_then(|d| serde_json::from_str(d).ok())
+}
+
+/// The string a stored document holds in `field`.
+fn doc_field(record: &StoredRecord, field: &str) -> Option<String> {
+    let doc: Map<String, Value> = serde_json::from_str(record.doc.as_deref()?).ok()?;
+    doc.get(field).and_then(Value::as_str).map(str::to_string)
 }
 
 fn conflict_with(op_id: &str, reason: ConflictCode, record: &StoredRecord) -> MutationResult {

@@ -28,8 +28,8 @@ pub use foreign::{
 pub use logging::{clear_log_sink, dropped_log_lines, set_log_sink, LogLevel, LogSink};
 pub use sync_types::{
     default_sync_config, AuthState, Conflict, ConflictPolicy, ConflictReason, OutcomeKind,
-    ParkedConflict, PushOutcome, RejectedChange, Resolution, SyncConfig, SyncMetrics, SyncPhase,
-    SyncReport, SyncStatus, TriggerCount, User,
+    ParkedConflict, PushOutcome, RejectedChange, Resolution, SchemaViolation, SchemaViolationKind,
+    SyncConfig, SyncMetrics, SyncPhase, SyncReport, SyncStatus, TriggerCount, User,
 };
 pub use types::{
     ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::error::TandemError;
 use super::foreign::{AuthStateListener, SyncStatusListener};
 use super::sync_types::{
-    AuthState, Conflict, RejectedChange, Resolution, SyncMetrics, SyncReport, SyncStatus, User,
+    AuthState, Conflict, RejectedChange, Resolution, SchemaViolation, SyncMetrics, SyncReport,
+    SyncStatus, User,
 };
 use super::types::{Record, Reverted};
 use super::{Subscription, Tandem};
@@ -146,6 +147,19 @@ impl Tandem {
             Ok(client
                 .resolve(&collection, &id, resolution)?
                 .map(Record::from))
+        })
+    }
+
+    /// Stored records that break a reference or unique constraint of the schema: possible only
+    /// after a schema added one to a collection that already held data (`open` accepts such a
+    /// schema, logs a warning, and checks every new write). Empty once the app fixed them.
+    pub fn schema_violations(&self) -> Result<Vec<SchemaViolation>, TandemError> {
+        self.call(|client| {
+            Ok(client
+                .schema_violations()?
+                .into_iter()
+                .map(SchemaViolation::from)
+                .collect())
         })
     }
 

@@ -247,6 +247,10 @@ pub enum ConflictReason {
     LocalDeleteServerEdit,
     /// The policy is `Manual`, or the resolver left it to the app.
     Manual,
+    /// Another record (`existing_id`) holds this record's unique key on the server. Resolve with
+    /// `KeepServer` (keep the existing one, drop mine), `KeepMine` (delete the existing one, then
+    /// send mine) or `Merged` with another key (keep both).
+    UniqueViolation,
 }
 
 /// A conflict waiting for `resolve`. Documents are JSON; `None` means deleted (or, for the base,
@@ -261,6 +265,9 @@ pub struct Conflict {
     pub server_document: Option<String>,
     pub base_document: Option<String>,
     pub server_version: u64,
+    /// `UniqueViolation` only: the id (same collection) of the record holding the key.
+    #[uniffi(default)]
+    pub existing_id: Option<String>,
 }
 
 /// The app's answer to a conflict.
@@ -410,7 +417,9 @@ impl From<ConflictRow> for Conflict {
                 EngineReason::LocalEditServerDelete => ConflictReason::LocalEditServerDelete,
                 EngineReason::LocalDeleteServerEdit => ConflictReason::LocalDeleteServerEdit,
                 EngineReason::Manual => ConflictReason::Manual,
+                EngineReason::UniqueViolation => ConflictReason::UniqueViolation,
             },
+            existing_id: c.existing_id,
             fields: c.fields,
             local_document: c.local_doc,
             server_document: c.server_doc,
@@ -443,6 +452,54 @@ impl From<EngineOutboxEntry> for RejectedChange {
             reason_code: e.last_error.unwrap_or_default(),
             document: e.doc,
             created_at: time(e.created_at),
+        }
+    }
+}
+
+/// A stored record that breaks a reference or unique constraint the schema added after it was
+/// written (see `Tandem::schema_violations`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SchemaViolation {
+    pub collection: String,
+    pub id: String,
+    pub kind: SchemaViolationKind,
+}
+
+/// What a [`SchemaViolation`] breaks.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SchemaViolationKind {
+    /// `field` names `target_collection/target_id`, which does not exist.
+    DanglingReference {
+        field: String,
+        target_collection: String,
+        target_id: String,
+    },
+    /// The record's values of `fields` are those of `other_id`.
+    DuplicateKey {
+        fields: Vec<String>,
+        other_id: String,
+    },
+}
+
+impl From<tandem_core::RuleViolation> for SchemaViolation {
+    fn from(v: tandem_core::RuleViolation) -> Self {
+        Self {
+            collection: v.collection,
+            id: v.id,
+            kind: match v.kind {
+                tandem_core::ViolationKind::DanglingReference {
+                    field,
+                    target_collection,
+                    target_id,
+                } => SchemaViolationKind::DanglingReference {
+                    field,
+                    target_collection,
+                    target_id,
+                },
+                tandem_core::ViolationKind::DuplicateKey { fields, other_id } => {
+                    SchemaViolationKind::DuplicateKey { fields, other_id }
+                }
+            },
         }
     }
 }

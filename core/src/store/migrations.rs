@@ -61,6 +61,8 @@ const MIGRATIONS: &[&str] = &[
     // here). Almost always empty, so asking whether there are any is one probe of this index, and
     // a pull skips looking for hidden children when there are none.
     "CREATE INDEX records_hidden ON records(collection, id) WHERE deleted = 1 AND doc IS NOT NULL;",
+    // v4: a unique_violation conflict names the record holding the key on the server.
+    "ALTER TABLE conflicts ADD COLUMN existing_id TEXT;",
 ];
 
 /// The newest store version this engine writes.

@@ -121,6 +121,40 @@ pub fn apply_results(
                     Outcome::Duplicate
                 }
             }
+            ResultStatus::Conflict
+                if result.reason.as_deref() == Some("unique_violation")
+                    && result.existing_id.is_some() =>
+            {
+                let server = ServerState {
+                    version: result.server_version.flatten().unwrap_or(0),
+                    doc: result
+                        .server_doc
+                        .clone()
+                        .flatten()
+                        .map(|d| Value::Object(d).to_string()),
+                };
+                tally.conflicts += 1;
+                match records::load(tx, &entry.collection, &entry.entity_id)? {
+                    Some(row) => {
+                        let existing = result.existing_id.as_deref().unwrap_or_default();
+                        reconcile::park_unique(
+                            tx,
+                            schema,
+                            &row,
+                            &server,
+                            entry.base_doc.as_deref(),
+                            existing,
+                            now,
+                        )?;
+                        tracing::info!(collection = %entry.collection, id = %entry.entity_id, existing_id = existing, "unique key held by another record; left to the app");
+                        tally
+                            .parked
+                            .push((entry.collection.clone(), entry.entity_id.clone()));
+                    }
+                    None => outbox::remove(tx, entry.seq)?,
+                }
+                Outcome::ConflictParked
+            }
             ResultStatus::Conflict => {
                 let server = ServerState {
                     version: result.server_version.flatten().unwrap_or(0),
@@ -142,8 +176,10 @@ pub fn apply_results(
                 }
             }
             ResultStatus::Rejected
-                if result.reason.as_deref() == Some("invalid_parent")
-                    && parent_unsettled(tx, schema, entry)? =>
+                if (result.reason.as_deref() == Some("invalid_parent")
+                    && parent_unsettled(tx, schema, entry)?)
+                    || (result.reason.as_deref() == Some("invalid_reference")
+                        && reference_unsettled(tx, schema, entry)?) =>
             {
                 tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "push waits for its parent");
                 outbox::send_after_the_rest(tx, &entry.collection, &entry.entity_id)?;
@@ -192,6 +228,24 @@ fn parent_unsettled(tx: &Transaction<'_>, schema: &Schema, entry: &OutboxEntry) 
         || !outbox::unsent_for_record(tx, &collection, &id)?.is_empty())
 }
 
+/// Whether a record `entry`'s `ref` fields name has a change of its own that has not landed
+/// (the server refused the reference for a record it does not have yet).
+fn reference_unsettled(tx: &Transaction<'_>, schema: &Schema, entry: &OutboxEntry) -> Result<bool> {
+    let (Some(declared), Some(doc)) = (schema.collection(&entry.collection), entry.doc.as_deref())
+    else {
+        return Ok(false);
+    };
+    let doc = parse_object(doc)?;
+    for (_, collection, id) in declared.ref_targets(&doc) {
+        if conflict::get(tx, collection, id)?.is_some()
+            || !outbox::unsent_for_record(tx, collection, id)?.is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Whether the pending `entry` waits for a conflict of one of its ancestors: until the user
 /// settles it, the server may not have that ancestor (its put met the server's delete), and the
 /// change would be refused. Keeping the ancestor sends it afterwards; taking the server's delete
@@ -201,6 +255,9 @@ pub fn waits_for_ancestor(
     schema: &Schema,
     entry: &OutboxEntry,
 ) -> Result<bool> {
+    if refers_to_a_conflict(tx, schema, entry)? {
+        return Ok(true);
+    }
     let mut parent = parent_named(schema, &entry.collection, entry.doc.as_deref());
     // A schema's parent links form a tree, so the walk ends; the bound guards a corrupt store.
     for _ in 0..MAX_DEPTH {
@@ -216,6 +273,29 @@ pub fn waits_for_ancestor(
             &collection,
             row.as_ref().and_then(|r| r.doc.as_deref()),
         );
+    }
+    Ok(false)
+}
+
+/// Whether a record the pending `entry` refers to (`ref` fields) has an open conflict: until the
+/// user settles it the server may not have that record, and the change would be refused.
+fn refers_to_a_conflict(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    entry: &OutboxEntry,
+) -> Result<bool> {
+    let (Some(declared), Some(doc)) = (schema.collection(&entry.collection), entry.doc.as_deref())
+    else {
+        return Ok(false);
+    };
+    if declared.refs().next().is_none() {
+        return Ok(false);
+    }
+    let doc = parse_object(doc)?;
+    for (_, collection, id) in declared.ref_targets(&doc) {
+        if conflict::get(tx, collection, id)?.is_some() {
+            return Ok(true);
+        }
     }
     Ok(false)
 }

@@ -103,8 +103,15 @@ pub fn adopt_server(
     match &server.doc {
         Some(doc) => show_server_doc(tx, schema, row, doc, server.version, now),
         None => {
+            let removed = crate::refs::going_with(tx, schema, collection, id)?;
             remove_descendants(tx, schema, collection, id)?;
-            forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)
+            forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)?;
+            if removed.is_empty() {
+                return Ok(());
+            }
+            // Local referrers the server's own rules could not reach (changes not sent yet).
+            crate::refs::Deletion::new(tx, schema, now, crate::refs::Mode::Pulled)
+                .after_removal(&removed)
         }
     }
 }
@@ -307,6 +314,7 @@ fn park(
             server_version: server.version,
             base_doc: base.map(str::to_string),
             created_at: now,
+            existing_id: None,
         },
     )?;
     records::save(
@@ -317,6 +325,46 @@ fn park(
             ..with_server_side(row.clone(), server)
         },
     )
+}
+
+/// Parks a `unique_violation` answer: the record's local change waits in a conflict naming the
+/// record that holds the key on the server (`existing_id`) and the constraint fields the local
+/// document holds a key of, whatever the policy (only the app can choose which record keeps it).
+pub fn park_unique(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    row: &RecordRow,
+    server: &ServerState,
+    base: Option<&str>,
+    existing_id: &str,
+    now: i64,
+) -> Result<()> {
+    let mut fields: Vec<String> = Vec::new();
+    if let (Some(declared), Some(doc)) = (schema.collection(&row.collection), row.doc.as_deref()) {
+        let doc = parse_object(doc)?;
+        for constraint in &declared.unique {
+            if tandem_protocol::Collection::unique_key(constraint, &doc).is_some() {
+                for f in constraint {
+                    if !fields.contains(f) {
+                        fields.push(f.clone());
+                    }
+                }
+            }
+        }
+    }
+    park(
+        tx,
+        row,
+        server,
+        base,
+        ConflictReason::UniqueViolation,
+        fields,
+        now,
+    )?;
+    let mut open = conflict::get(tx, &row.collection, &row.id)?
+        .ok_or_else(|| crate::error::Error::Corrupt("a parked conflict vanished".into()))?;
+    open.existing_id = Some(existing_id.to_string());
+    conflict::park(tx, &open)
 }
 
 /// Removes, locally only, every record below `collection/id`, which the server deleted (and with

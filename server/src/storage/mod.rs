@@ -202,6 +202,17 @@ impl Storage {
         }
     }
 
+    /// Makes the tables of references and unique keys cover every live record under `schema`'s
+    /// rules: when the rules differ from those the database was last indexed for (a schema that
+    /// added a `ref` or a `unique` constraint to a collection with data), the tables are rebuilt
+    /// from the stored records, once, at start-up.
+    pub async fn index_rules(&self, schema: &Schema) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.index_rules(schema).await,
+            Self::Postgres(p) => p.index_rules(schema).await,
+        }
+    }
+
     /// Whether change notifications come back from the database (PostgreSQL LISTEN/NOTIFY) rather
     /// than from this process.
     pub fn notifies_changes(&self) -> bool {

@@ -13,6 +13,7 @@ use super::{
     PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
+use tandem_protocol::Schema;
 
 const READERS: usize = 4;
 
@@ -65,7 +66,40 @@ CREATE TABLE IF NOT EXISTS ops (
     PRIMARY KEY (user_id, op_id)
 );
 CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
+-- References and unique keys of live records (collections with `ref` fields or `unique`
+-- constraints), maintained with every write: a delete finds its referrers and an upsert the
+-- holder of its key by one index probe each.
+CREATE TABLE IF NOT EXISTS record_refs (
+    user_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    target_entity TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id, field)
+);
+CREATE INDEX IF NOT EXISTS record_refs_by_target ON record_refs (user_id, target_entity, target_id);
+CREATE TABLE IF NOT EXISTS record_uniques (
+    user_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id, fields)
+);
+CREATE INDEX IF NOT EXISTS record_uniques_by_key ON record_uniques (user_id, entity, fields, key);
 ";
+
+const SELECT_LIVE_REFERRERS: &str =
+    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq, x.field
+     FROM record_refs x JOIN records r
+       ON r.user_id = x.user_id AND r.entity = x.entity AND r.entity_id = x.entity_id
+     WHERE x.user_id = ?1 AND x.target_entity = ?2 AND x.target_id = ?3 AND r.deleted = 0";
+const SELECT_UNIQUE_HOLDERS: &str =
+    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq
+     FROM record_uniques u JOIN records r
+       ON r.user_id = u.user_id AND r.entity = u.entity AND r.entity_id = u.entity_id
+     WHERE u.user_id = ?1 AND u.entity = ?2 AND u.fields = ?3 AND u.key = ?4 AND r.deleted = 0";
 
 const CREATE_SEQ_BLOCKS: &str = "CREATE TABLE seq_blocks (
     user_id TEXT NOT NULL,
@@ -313,13 +347,86 @@ impl SqliteStore {
                     new_seq: None,
                 }));
             }
-            write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms)?;
+            write_plan(
+                &tx,
+                &job.schema,
+                &job.user_id,
+                &plan,
+                &stored_seqs,
+                job.now_ms,
+            )?;
             tx.commit()?;
             let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
             Ok(Some(PushOutcome {
                 results: plan.results,
                 new_seq,
             }))
+        })
+        .await
+    }
+
+    pub async fn index_rules(&self, schema: &Schema) -> Result<(), StorageError> {
+        let fingerprint = push::rules_fingerprint(schema);
+        let collections = push::indexed_collections(schema);
+        let schema = schema.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let indexed: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'rules_indexed'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if indexed.as_deref() == Some(fingerprint.as_str()) {
+                return Ok(());
+            }
+            tx.execute("DELETE FROM record_refs", [])?;
+            tx.execute("DELETE FROM record_uniques", [])?;
+            let mut select = tx.prepare(
+                "SELECT user_id, entity_id, doc FROM records WHERE entity = ?1 AND deleted = 0",
+            )?;
+            let mut count = 0usize;
+            for entity in &collections {
+                let rows = select.query_map([entity], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (user_id, id, doc) = row?;
+                    let write = push::RecordWrite {
+                        record: StoredRecord {
+                            key: (entity.clone(), id),
+                            version: 0,
+                            deleted: false,
+                            doc,
+                            parent: None,
+                        },
+                        seq: 0,
+                    };
+                    let plan = PushPlan {
+                        writes: vec![write],
+                        ..PushPlan::default()
+                    };
+                    write_index_rows(&tx, &schema, &user_id, &plan)?;
+                    count += 1;
+                }
+            }
+            drop(select);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('rules_indexed', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&fingerprint],
+            )?;
+            tx.commit()?;
+            tracing::info!(
+                records = count,
+                "indexed references and unique keys for the schema's rules"
+            );
+            Ok(())
         })
         .await
     }
@@ -465,11 +572,13 @@ fn rows_after(conn: &Connection, user_id: &str, after_seq: i64) -> Result<i64, S
 /// Writes a judged batch: records, block counts, op ids and the user's sequence.
 fn write_plan(
     conn: &Connection,
+    schema: &Schema,
     user_id: &str,
     plan: &PushPlan,
     stored_seqs: &HashMap<RecordKey, i64>,
     now_ms: i64,
 ) -> Result<(), StorageError> {
+    write_index_rows(conn, schema, user_id, plan)?;
     let mut upsert = conn.prepare_cached(UPSERT_RECORD)?;
     for w in &plan.writes {
         let r = &w.record;
@@ -500,6 +609,43 @@ fn write_plan(
     }
     conn.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
         .execute(params![user_id, plan.last_seq])?;
+    Ok(())
+}
+
+/// Brings the tables of references and unique keys in line with the batch's writes.
+fn write_index_rows(
+    conn: &Connection,
+    schema: &Schema,
+    user_id: &str,
+    plan: &PushPlan,
+) -> Result<(), StorageError> {
+    let (cleared, refs, uniques) = push::index_rows(schema, &plan.writes);
+    if cleared.is_empty() {
+        return Ok(());
+    }
+    let mut clear_refs = conn.prepare_cached(
+        "DELETE FROM record_refs WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3",
+    )?;
+    let mut clear_uniques = conn.prepare_cached(
+        "DELETE FROM record_uniques WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3",
+    )?;
+    for (entity, id) in &cleared {
+        clear_refs.execute(params![user_id, entity, id])?;
+        clear_uniques.execute(params![user_id, entity, id])?;
+    }
+    let mut insert_ref = conn.prepare_cached(
+        "INSERT INTO record_refs (user_id, entity, entity_id, field, target_entity, target_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (entity, id, field, target, target_id) in &refs {
+        insert_ref.execute(params![user_id, entity, id, field, target, target_id])?;
+    }
+    let mut insert_unique = conn.prepare_cached(
+        "INSERT INTO record_uniques (user_id, entity, entity_id, fields, key) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (entity, id, fields, key) in &uniques {
+        insert_unique.execute(params![user_id, entity, id, fields, key])?;
+    }
     Ok(())
 }
 
@@ -573,10 +719,34 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
             loaded.add(record, seq);
         }
     }
+    let probes = push::unique_probes(&job.schema, &job.mutations);
+    if !probes.is_empty() {
+        let mut select = conn.prepare_cached(SELECT_UNIQUE_HOLDERS)?;
+        for (entity, fields, key) in &probes {
+            let rows = select.query_map(params![job.user_id, entity, fields, key], |r| {
+                Ok((live_record_of(r)?, r.get(6)?))
+            })?;
+            for row in rows {
+                let (record, seq) = row?;
+                loaded.add(record, seq);
+            }
+        }
+    }
     if push::has_deletes(&job.mutations) {
         load_live_descendants(conn, job, &keys, &mut loaded)?;
     }
     Ok(loaded)
+}
+
+/// A live record from the first seven columns of [`SELECT_LIVE_REFERRERS`] and friends.
+fn live_record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        key: (r.get(0)?, r.get(1)?),
+        version: r.get(2)?,
+        deleted: false,
+        doc: r.get(3)?,
+        parent: parent_of(r.get(4)?, r.get(5)?),
+    })
 }
 
 fn load_known_ops(conn: &Connection, job: &PushJob) -> Result<HashMap<String, i64>, StorageError> {
@@ -602,9 +772,32 @@ fn load_live_descendants(
     loaded: &mut LoadedState,
 ) -> Result<(), StorageError> {
     let mut frontier = push::keys_with_children(&job.schema, keys.iter());
+    let mut referred = push::keys_with_referrers(&job.schema, keys.iter());
+    let mut expanded: std::collections::HashSet<RecordKey> = keys.iter().cloned().collect();
     let mut select = conn.prepare_cached(SELECT_LIVE_CHILDREN)?;
-    while !frontier.is_empty() {
+    let mut select_referrers = conn.prepare_cached(SELECT_LIVE_REFERRERS)?;
+    while !frontier.is_empty() || !referred.is_empty() {
         let mut found = Vec::new();
+        // Referrers are loaded to apply their rule; only `cascade` ones go on to their own
+        // descendants and referrers.
+        for target in &referred {
+            let rows =
+                select_referrers.query_map(params![job.user_id, target.0, target.1], |r| {
+                    Ok((
+                        live_record_of(r)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, String>(7)?,
+                    ))
+                })?;
+            for row in rows {
+                let (record, seq, field) = row?;
+                let key = record.key.clone();
+                loaded.add(record, seq);
+                if push::cascades(&job.schema, &key.0, &field) && expanded.insert(key.clone()) {
+                    found.push(key);
+                }
+            }
+        }
         for parent in &frontier {
             let rows = select.query_map(params![job.user_id, parent.0, parent.1], |r| {
                 let record = StoredRecord {
@@ -618,10 +811,15 @@ fn load_live_descendants(
             })?;
             for row in rows {
                 let (record, seq) = row?;
-                found.extend(loaded.add(record, seq));
+                let key = record.key.clone();
+                loaded.add(record, seq);
+                if expanded.insert(key.clone()) {
+                    found.push(key);
+                }
             }
         }
         frontier = push::keys_with_children(&job.schema, found.iter());
+        referred = push::keys_with_referrers(&job.schema, found.iter());
     }
     Ok(())
 }
