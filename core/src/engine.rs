@@ -14,6 +14,7 @@ use tandem_protocol::{
 };
 use uuid::Uuid;
 
+use crate::edit_time::{self, EditClock};
 use crate::error::{Error, Result};
 use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle};
 use crate::outbox::{self, OutboxEntry};
@@ -50,6 +51,7 @@ pub struct Engine {
     store: Arc<Store>,
     schema: Schema,
     notifier: Arc<Notifier>,
+    edit_clock: EditClock,
 }
 
 impl Engine {
@@ -70,11 +72,27 @@ impl Engine {
     pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
         let store = Arc::new(Store::open(path)?);
         store.write(|tx| schema::install(tx, &schema))?;
+        let edit_clock = store.read(EditClock::load)?;
         Ok(Self {
             store,
             schema,
             notifier,
+            edit_clock,
         })
+    }
+
+    /// This engine with its edit times read from `clock` and made by device `node` (its client
+    /// id). Without it, the system clock and the node `local`.
+    pub fn with_edit_clock(self, clock: Arc<dyn tandem_protocol::Clock>, node: &str) -> Self {
+        Self {
+            edit_clock: self.edit_clock.with(clock, node),
+            ..self
+        }
+    }
+
+    /// The edit clock, for sync to show it the server's times.
+    pub(crate) fn edit_clock(&self) -> &EditClock {
+        &self.edit_clock
     }
 
     /// The store, for sync and account management.
@@ -101,6 +119,7 @@ impl Engine {
             let mut batch = Batch {
                 tx,
                 schema: &self.schema,
+                clock: &self.edit_clock,
                 now,
                 changed: BTreeSet::new(),
             };
@@ -183,6 +202,7 @@ impl Engine {
 struct Batch<'a, 'tx> {
     tx: &'a Transaction<'tx>,
     schema: &'a Schema,
+    clock: &'a EditClock,
     now: i64,
     changed: BTreeSet<String>,
 }
@@ -215,6 +235,10 @@ impl Batch<'_, '_> {
         check_id(id)?;
         let (doc, json) = stored_form(declared, collection, doc)?;
         let depends_on = self.check_parent(declared, collection, &doc)?;
+        let at = self.clock.tick(self.tx)?;
+        let empty = serde_json::Map::new();
+        let new_map = doc.as_object().unwrap_or(&empty);
+        let at_text = at.encode();
         let mut row = RecordRow {
             collection: collection.to_string(),
             id: id.to_string(),
@@ -225,22 +249,44 @@ impl Batch<'_, '_> {
             state: RecordState::Pending,
             created_at: self.now,
             updated_at: self.now,
+            edited_at: Some(at_text.clone()),
+            field_times: edit_time::times_text(&edit_time::after_edit(
+                None,
+                Default::default(),
+                new_map,
+                &at,
+            )),
         };
         let before = if records::insert_new(self.tx, &row)? {
             None
         } else {
             let before = records::load(self.tx, collection, id)?
                 .ok_or_else(|| Error::Corrupt(format!("{collection}/{id} vanished mid-write")))?;
+            if !before.deleted {
+                let old = parse_stored(before.doc.as_deref())?;
+                row.field_times = edit_time::times_text(&edit_time::after_edit(
+                    old.as_object(),
+                    edit_time::parse_times(before.field_times.as_deref()),
+                    new_map,
+                    &at,
+                ));
+            }
             if let Some(open) = self.open_conflict(&before)? {
                 self.touch(collection);
-                return reconcile::write_in_conflict(
+                let written = reconcile::write_in_conflict(
                     self.tx,
                     self.schema,
                     &before,
                     &open,
                     row.doc.as_deref(),
                     self.now,
-                );
+                )?;
+                self.stamp(collection, id, &at_text, row.field_times.as_deref())?;
+                return Ok(RecordRow {
+                    edited_at: row.edited_at,
+                    field_times: row.field_times,
+                    ..written
+                });
             }
             row.server_doc.clone_from(&before.server_doc);
             row.server_version = before.server_version;
@@ -259,8 +305,21 @@ impl Batch<'_, '_> {
             depends_on,
             self.now,
         )?;
+        outbox::stamp_times(
+            self.tx,
+            collection,
+            id,
+            &at_text,
+            row.field_times.as_deref(),
+        )?;
         self.touch(collection);
         Ok(row)
+    }
+
+    /// Gives the record and its newest pending outbox entry the times of the edit just made.
+    fn stamp(&self, collection: &str, id: &str, at: &str, field_times: Option<&str>) -> Result<()> {
+        records::set_times(self.tx, collection, id, Some(at), field_times)?;
+        outbox::stamp_times(self.tx, collection, id, at, field_times)
     }
 
     fn patch(&mut self, collection: &str, id: &str, patch: &Value) -> Result<RecordRow> {
@@ -281,7 +340,9 @@ impl Batch<'_, '_> {
         self.collection(collection)?;
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
+        let at = self.clock.tick(self.tx)?.encode();
         reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
+        self.stamp(collection, id, &at, None)?;
         reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
         // Settling a conflict by the delete may remove what lay below without the cascade seeing
         // it: observers of every collection below are told.

@@ -63,6 +63,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The edit time (HLC text) of the latest edit the entry sends (`editedAt`).
+    pub edited_at: Option<String>,
+    /// The edit time of each field of `doc` (`fieldEditedAt`), a JSON object of HLC texts.
+    pub field_times: Option<String>,
 }
 
 /// What the caller should do with a record after its delete was recorded.
@@ -186,6 +190,8 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         last_error: row.get(10)?,
         created_at: row.get(11)?,
         updated_at: row.get(12)?,
+        edited_at: row.get(13)?,
+        field_times: row.get(14)?,
     })
 }
 
@@ -289,7 +295,26 @@ fn insert(
 
 const ENTRY_COLUMNS: &str =
     "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
-                             last_error, created_at, updated_at";
+                             last_error, created_at, updated_at, edited_at, field_times";
+
+/// Stamps the edit times of the record's newest entry when it is still pending (after
+/// [`record_upsert`] or [`record_delete`] wrote it): the time of the latest edit it sends, and the
+/// time of each field of its document.
+pub fn stamp_times(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    edited_at: &str,
+    field_times: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE outbox SET edited_at = ?3, field_times = ?4
+         WHERE seq = (SELECT max(seq) FROM outbox WHERE collection = ?1 AND entity_id = ?2)
+           AND state = 'pending'",
+    )?
+    .execute(rusqlite::params![collection, id, edited_at, field_times])?;
+    Ok(())
+}
 
 /// The next entries to push, in commit order: those in flight from an interrupted push first (they
 /// are sent again with the same op id, which the server answers `duplicate` if it had applied

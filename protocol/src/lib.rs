@@ -11,7 +11,7 @@ mod ids;
 mod schema;
 mod wire;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use codes::{ConflictCode, ErrorCode, RejectionCode};
 pub use document::{check_size, ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
 pub use hlc::{FieldTimes, Hlc, HlcGenerator, HlcParseError, MAX_CLOCK_SKEW_MS};

@@ -61,6 +61,12 @@ const MIGRATIONS: &[&str] = &[
     // here). Almost always empty, so asking whether there are any is one probe of this index, and
     // a pull skips looking for hidden children when there are none.
     "CREATE INDEX records_hidden ON records(collection, id) WHERE deleted = 1 AND doc IS NOT NULL;",
+    // v4: edit times (hybrid logical clock texts, see `tandem_protocol::hlc`): of the user's last
+    // change of each record and of each of its fields, and what each outbox entry sends.
+    "ALTER TABLE records ADD COLUMN edited_at TEXT;   -- HLC of the last edit (of the delete, when deleted)
+     ALTER TABLE records ADD COLUMN field_times TEXT; -- JSON object: field -> HLC of its last edit
+     ALTER TABLE outbox ADD COLUMN edited_at TEXT;
+     ALTER TABLE outbox ADD COLUMN field_times TEXT;",
 ];
 
 /// The newest store version this engine writes.

@@ -75,10 +75,10 @@ const CREATE_SEQ_BLOCKS: &str = "CREATE TABLE seq_blocks (
 )";
 
 const SELECT_RECORD: &str =
-    "SELECT version, deleted, doc, parent_entity, parent_id, seq FROM records
+    "SELECT version, deleted, doc, parent_entity, parent_id, seq, edited_at, field_edited_at FROM records
      WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3";
 const SELECT_LIVE_CHILDREN: &str =
-    "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq
+    "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq, edited_at, field_edited_at
      FROM records WHERE user_id = ?1 AND parent_entity = ?2 AND parent_id = ?3 AND deleted = 0";
 const ADD_BLOCK_DELTA: &str = "INSERT INTO seq_blocks (user_id, block, live) VALUES (?1, ?2, ?3)
      ON CONFLICT (user_id, block) DO UPDATE SET live = live + excluded.live";
@@ -88,11 +88,16 @@ const ROWS_AFTER: &str =
     "SELECT (SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2 AND seq < ?3)
      + (SELECT coalesce(sum(live), 0) FROM seq_blocks WHERE user_id = ?1 AND block >= ?4)";
 const UPSERT_RECORD: &str = "INSERT INTO records
-     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
+      edited_at, field_edited_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
      ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
        deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
-       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at";
+       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at,
+       edited_at = excluded.edited_at, field_edited_at = excluded.field_edited_at";
+/// Edit times (HLC text, and a JSON object of them per field) came after the first release.
+const ADD_EDIT_TIMES: &str = "ALTER TABLE records ADD COLUMN edited_at TEXT;
+     ALTER TABLE records ADD COLUMN field_edited_at TEXT;";
 
 /// The SQLite backend.
 #[derive(Clone)]
@@ -306,6 +311,10 @@ impl SqliteStore {
                 records,
                 current_seq,
                 purged_seq,
+                &push::EditStamp {
+                    now_ms: job.now_ms,
+                    client_id: job.client_id.clone(),
+                },
             );
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
                 return Ok(Some(PushOutcome {
@@ -343,7 +352,8 @@ impl SqliteStore {
             };
             let changes = tx
                 .prepare_cached(
-                    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
+                    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, edited_at,
+                     field_edited_at FROM records
                      WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                 )?
                 .query_map(params![user_id, after_seq, limit], |r| {
@@ -355,6 +365,8 @@ impl SqliteStore {
                         doc: r.get(4)?,
                         seq: r.get(5)?,
                         updated_at_ms: r.get(6)?,
+                        edited_at: r.get(7)?,
+                        field_edited_at: r.get(8)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -431,6 +443,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
             [SEQ_BLOCK],
         )?;
     }
+    let has_edit_times: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'edited_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_edit_times == 0 {
+        tx.execute_batch(ADD_EDIT_TIMES)?;
+    }
     tx.commit()?;
     Ok(())
 }
@@ -484,7 +504,9 @@ fn write_plan(
             parent_entity,
             parent_id,
             w.seq,
-            now_ms
+            now_ms,
+            r.edited_at.as_ref().map(ToString::to_string),
+            r.field_times_json(),
         ])?;
     }
     let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
@@ -565,8 +587,21 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
                     deleted: r.get(1)?,
                     doc: r.get(2)?,
                     parent: parent_of(r.get(3)?, r.get(4)?),
+                    edited_at: None,
+                    field_times: Default::default(),
                 };
-                Ok((record, r.get(5)?))
+                let (edited_at, field_times) = push::stored_times(
+                    r.get::<_, Option<String>>(6)?.as_deref(),
+                    r.get::<_, Option<String>>(7)?.as_deref(),
+                );
+                Ok((
+                    StoredRecord {
+                        edited_at,
+                        field_times,
+                        ..record
+                    },
+                    r.get(5)?,
+                ))
             })
             .optional()?;
         if let Some((record, seq)) = found {
@@ -613,8 +648,21 @@ fn load_live_descendants(
                     deleted: false,
                     doc: r.get(3)?,
                     parent: parent_of(r.get(4)?, r.get(5)?),
+                    edited_at: None,
+                    field_times: Default::default(),
                 };
-                Ok((record, r.get(6)?))
+                let (edited_at, field_times) = push::stored_times(
+                    r.get::<_, Option<String>>(7)?.as_deref(),
+                    r.get::<_, Option<String>>(8)?.as_deref(),
+                );
+                Ok((
+                    StoredRecord {
+                        edited_at,
+                        field_times,
+                        ..record
+                    },
+                    r.get(6)?,
+                ))
             })?;
             for row in rows {
                 let (record, seq) = row?;
