@@ -215,7 +215,7 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(json, "\"001733535600000-00007-device-7\"");
         assert_eq!(serde_json::from_str::<Hlc>(&json).unwrap(), t);
-        let mut times = vec![
+        let mut times = [
             Hlc::new(NOW + 1, 0, "a"),
             Hlc::new(NOW, 10, "a"),
             Hlc::new(NOW, 2, "b"),

@@ -114,6 +114,7 @@ pub struct Record {
     /// When the user last edited it, on whichever device (the wall-clock part of its edit time,
     /// a hybrid logical clock kept within a bounded skew of the server's clock); `None` for
     /// records from before edit times were kept.
+    #[uniffi(default)]
     pub edited_at: Option<SystemTime>,
 }
 

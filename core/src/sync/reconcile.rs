@@ -343,9 +343,21 @@ pub fn rebase_local(
     records::save(tx, &rebased)?;
     match desired {
         Some(doc) => {
-            outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)
+            outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)?
         }
-        None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop),
+        None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop)?,
+    }
+    // The change sent again carries the user's edit times (last-write-wins replaces them with
+    // each field's winning time).
+    match &rebased.edited_at {
+        Some(at) => outbox::stamp_times(
+            tx,
+            &row.collection,
+            &row.id,
+            at,
+            rebased.field_times.as_deref().filter(|_| desired.is_some()),
+        ),
+        None => Ok(()),
     }
 }
 
