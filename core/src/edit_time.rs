@@ -48,12 +48,16 @@ impl EditClock {
         }
     }
 
-    /// The next edit time, persisted in `conn`'s transaction.
-    pub fn tick(&self, conn: &Connection) -> Result<Hlc> {
-        let mut state = lock(&self.state);
-        let t = state.tick(self.clock.now_ms(), &self.node);
-        meta_set(conn, STATE_KEY, &state.to_text())?;
-        Ok(t)
+    /// The next edit time. The caller persists the clock ([`save`](Self::save)) in the same
+    /// transaction before it commits (once per transaction, however many ticks it took).
+    pub fn tick(&self) -> Hlc {
+        lock(&self.state).tick(self.clock.now_ms(), &self.node)
+    }
+
+    /// Persists the clock's state in `conn`'s transaction.
+    pub fn save(&self, conn: &Connection) -> Result<()> {
+        let text = lock(&self.state).to_text();
+        meta_set(conn, STATE_KEY, &text)
     }
 
     /// Sees the server's time (`server`, from a push or pull answer) and edit times pulled from

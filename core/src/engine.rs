@@ -129,6 +129,8 @@ impl Engine {
                     written.push(row);
                 }
             }
+            // Once for the whole transaction: the clock's state after its last tick.
+            self.edit_clock.save(tx)?;
             Ok((written, batch.changed))
         })?;
         self.notifier.committed(changed);
@@ -235,7 +237,7 @@ impl Batch<'_, '_> {
         check_id(id)?;
         let (doc, json) = stored_form(declared, collection, doc)?;
         let depends_on = self.check_parent(declared, collection, &doc)?;
-        let at = self.clock.tick(self.tx)?;
+        let at = self.clock.tick();
         let empty = serde_json::Map::new();
         let new_map = doc.as_object().unwrap_or(&empty);
         let at_text = at.encode();
@@ -340,7 +342,7 @@ impl Batch<'_, '_> {
         self.collection(collection)?;
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
-        let at = self.clock.tick(self.tx)?.encode();
+        let at = self.clock.tick().encode();
         reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
         self.stamp(collection, id, &at, None)?;
         reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
