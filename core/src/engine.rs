@@ -298,7 +298,7 @@ impl Batch<'_, '_> {
         };
         let depends_on = depends_on.as_ref().map(|(c, i)| (c.as_str(), i.as_str()));
         let doc_json = row.doc.as_deref().unwrap_or_default();
-        outbox::record_upsert(
+        outbox::record_upsert_timed(
             self.tx,
             collection,
             id,
@@ -306,13 +306,10 @@ impl Batch<'_, '_> {
             doc_json,
             depends_on,
             self.now,
-        )?;
-        outbox::stamp_times(
-            self.tx,
-            collection,
-            id,
-            &at_text,
-            row.field_times.as_deref(),
+            Some(outbox::EntryTimes {
+                edited_at: &at_text,
+                field_times: row.field_times.as_deref(),
+            }),
         )?;
         self.touch(collection);
         Ok(row)
