@@ -94,6 +94,24 @@ pub fn times_text(times: &FieldTimes) -> Option<String> {
     (!times.is_empty()).then(|| serde_json::to_string(times).unwrap_or_else(|_| "{}".into()))
 }
 
+/// The stored field times of a new document whose every field (`keys`) was set at `at` (an HLC
+/// text): written directly, since field names and HLC texts need no JSON escaping (the hot path
+/// of every create).
+pub fn all_at<'a>(keys: impl Iterator<Item = &'a String>, at: &str) -> Option<String> {
+    let mut text = String::from("{");
+    for key in keys {
+        if text.len() > 1 {
+            text.push(',');
+        }
+        text.push('"');
+        text.push_str(key);
+        text.push_str("\":\"");
+        text.push_str(at);
+        text.push('"');
+    }
+    (text.len() > 1).then(|| text + "}")
+}
+
 /// The field times after a local write of `new` over `old` (`None`: a new or deleted record)
 /// at `at`: every field whose value changes (set, changed or removed) takes `at`; the others
 /// keep their times. Edits coalesced into one outbox entry so keep each field's own time.
@@ -154,6 +172,12 @@ mod tests {
         assert_eq!(second["y"], t2, "a removal is an edit too");
         assert_eq!(second["z"], t2);
         let text = times_text(&second).unwrap();
+        let fresh = all_at(doc(json!({"x": 1, "y": 2})).keys(), &t1.encode()).unwrap();
+        assert_eq!(
+            parse_times(Some(&fresh)),
+            after_edit(None, FieldTimes::new(), &doc(json!({"x": 1, "y": 2})), &t1)
+        );
+        assert_eq!(all_at(doc(json!({})).keys(), &t1.encode()), None);
         assert_eq!(parse_times(Some(&text)), second);
         let (at, fields) = clamp_texts(Some(&t2.encode()), Some(&text), 1_500);
         assert_eq!(at.unwrap(), Hlc::new(1_500, 0, "a").encode());

@@ -252,12 +252,7 @@ impl Batch<'_, '_> {
             created_at: self.now,
             updated_at: self.now,
             edited_at: Some(at_text.clone()),
-            field_times: edit_time::times_text(&edit_time::after_edit(
-                None,
-                Default::default(),
-                new_map,
-                &at,
-            )),
+            field_times: edit_time::all_at(new_map.keys(), &at_text),
         };
         let before = if records::insert_new(self.tx, &row)? {
             None
