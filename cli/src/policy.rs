@@ -10,6 +10,7 @@ pub const POLICIES: &[(&str, ConflictPolicy)] = &[
     ("server-wins", ConflictPolicy::ServerWins),
     ("client-wins", ConflictPolicy::ClientWins),
     ("manual", ConflictPolicy::Manual),
+    ("last-write-wins", ConflictPolicy::LastWriteWins),
 ];
 
 /// The policy when none was ever chosen: the engine's default.

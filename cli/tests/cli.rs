@@ -1297,6 +1297,33 @@ fn the_conflict_policy_is_kept_in_the_data_directory_and_shown_by_status() {
 }
 
 #[test]
+fn last_write_wins_settles_a_conflict_by_the_later_edit_with_no_one_asked() {
+    let server = Server::start();
+    let (phone, tablet, _) = two_devices(&server);
+    phone.put_plan("p1", "Legs");
+    phone.json(&["sync"]);
+    tablet.json(&["sync"]);
+    let status = tablet.json(&["--conflict-policy", "last-write-wins", "status"]);
+    assert_eq!(status["conflictPolicy"], "last-write-wins");
+
+    // The phone's edit is made first, the tablet's later: the later one wins on both devices,
+    // whichever reaches the server first.
+    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
+    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+    phone.json(&["sync"]);
+    let report = tablet.json(&["sync"]);
+    assert_eq!(report["parked"], json!([]));
+    assert_eq!(tablet.json(&["conflicts"]), json!([]));
+    phone.json(&["sync"]);
+    for device in [&phone, &tablet] {
+        assert_eq!(
+            device.json(&["get", "plans", "p1"])["doc"]["name"],
+            "Tablet legs"
+        );
+    }
+}
+
+#[test]
 fn status_in_a_new_process_shows_how_the_last_sync_went() {
     let mut server = Server::start();
     let phone = Device::new(&server);

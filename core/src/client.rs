@@ -48,6 +48,9 @@ pub struct ClientConfig {
 
 pub struct Client {
     data_dir: PathBuf,
+    /// What every engine's edit times read (the wall clock) and name (this installation).
+    edit_clock: Arc<dyn Clock>,
+    installation_id: String,
     schema: Schema,
     notifier: Arc<Notifier>,
     current_store: Arc<CurrentStore>,
@@ -70,6 +73,17 @@ impl Client {
     /// sleeping. Apps use `open` (the system clock).
     #[doc(hidden)]
     pub fn open_with_clock(config: ClientConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::open_with_clocks(config, Arc::clone(&clock), clock)
+    }
+
+    /// [`open`](Self::open), with the auth session judging token expiry by `clock` and edit times
+    /// read from `edit_clock` (a device whose clock is skewed). For tests only.
+    #[doc(hidden)]
+    pub fn open_with_clocks(
+        config: ClientConfig,
+        clock: Arc<dyn Clock>,
+        edit_clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         let schema = Schema::from_json(&config.schema_json)?;
         files::create_private_dir(&config.data_dir)?;
         files::create_private_dir(&config.data_dir.join(USERS_DIR))?;
@@ -102,12 +116,13 @@ impl Client {
             &db_path(&data_dir, &state)?,
             schema.clone(),
             Arc::clone(&notifier),
-        )?;
+        )?
+        .with_edit_clock(Arc::clone(&edit_clock), &installation_id);
         current_store.set(Some(engine.store()));
         let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
         let syncer = match (&auth, http) {
             (Some(auth), Some((http, timeout))) => {
-                let api = SyncApi::new(http, Arc::clone(auth), installation_id, timeout);
+                let api = SyncApi::new(http, Arc::clone(auth), installation_id.clone(), timeout);
                 let lock_dir = data_dir.join(USERS_DIR);
                 Some(Syncer::new(
                     Arc::clone(&engines),
@@ -123,6 +138,8 @@ impl Client {
         let expiry_watch = watch_session(auth.as_ref(), syncer.as_ref());
         Ok(Self {
             data_dir,
+            edit_clock,
+            installation_id,
             schema,
             notifier,
             current_store,
@@ -424,9 +441,11 @@ impl Client {
             "switching account database"
         );
         let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
+        let (edit_clock, node) = (Arc::clone(&self.edit_clock), self.installation_id.clone());
         let guest_path = current.store().path().to_path_buf();
         let next = tokio::task::spawn_blocking(move || -> Result<Engine> {
-            let engine = Engine::open_file(&target, schema, notifier)?;
+            let engine =
+                Engine::open_file(&target, schema, notifier)?.with_edit_clock(edit_clock, &node);
             if adopt_guest {
                 adopt(&engine, &guest_path)?;
             }

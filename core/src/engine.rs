@@ -14,6 +14,7 @@ use tandem_protocol::{
 };
 use uuid::Uuid;
 
+use crate::edit_time::{self, EditClock};
 use crate::error::{Error, Result};
 use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle};
 use crate::outbox::{self, OutboxEntry};
@@ -52,6 +53,7 @@ pub struct Engine {
     schema: Schema,
     has_refs: bool,
     notifier: Arc<Notifier>,
+    edit_clock: EditClock,
 }
 
 impl Engine {
@@ -76,12 +78,28 @@ impl Engine {
             .collections
             .values()
             .any(|c| c.refs().next().is_some());
+        let edit_clock = store.read(EditClock::load)?;
         Ok(Self {
             store,
             has_refs,
             schema,
             notifier,
+            edit_clock,
         })
+    }
+
+    /// This engine with its edit times read from `clock` and made by device `node` (its client
+    /// id). Without it, the system clock and the node `local`.
+    pub fn with_edit_clock(self, clock: Arc<dyn tandem_protocol::Clock>, node: &str) -> Self {
+        Self {
+            edit_clock: self.edit_clock.with(clock, node),
+            ..self
+        }
+    }
+
+    /// The edit clock, for sync to show it the server's times.
+    pub(crate) fn edit_clock(&self) -> &EditClock {
+        &self.edit_clock
     }
 
     /// The store, for sync and account management.
@@ -117,6 +135,7 @@ impl Engine {
                 tx,
                 schema: &self.schema,
                 has_refs: self.has_refs,
+                clock: &self.edit_clock,
                 now,
                 changed: BTreeSet::new(),
             };
@@ -126,6 +145,8 @@ impl Engine {
                     written.push(row);
                 }
             }
+            // Once for the whole transaction: the clock's state after its last tick.
+            self.edit_clock.save(tx)?;
             Ok((written, batch.changed))
         })?;
         let any = !changed.is_empty();
@@ -202,6 +223,7 @@ struct Batch<'a, 'tx> {
     schema: &'a Schema,
     /// Whether any collection declares a `ref` (then deletes look for referrers below them).
     has_refs: bool,
+    clock: &'a EditClock,
     now: i64,
     changed: BTreeSet<String>,
 }
@@ -245,6 +267,10 @@ impl Batch<'_, '_> {
                 refs::check_unique(self.tx, declared, collection, id, map)?;
             }
         }
+        let at = self.clock.tick();
+        let empty = serde_json::Map::new();
+        let new_map = doc.as_object().unwrap_or(&empty);
+        let at_text = at.encode();
         let mut row = RecordRow {
             collection: collection.to_string(),
             id: id.to_string(),
@@ -255,6 +281,8 @@ impl Batch<'_, '_> {
             state: RecordState::Pending,
             created_at: self.now,
             updated_at: self.now,
+            edited_at: Some(at_text.clone()),
+            field_times: edit_time::all_at(new_map.keys(), &at_text),
         };
         let before = if records::insert_new(self.tx, &row)? {
             None
@@ -265,16 +293,31 @@ impl Batch<'_, '_> {
                 // A no-op save: no outbox entry, no new `updatedAt`, nothing for observers.
                 return Ok(before);
             }
+            if !before.deleted {
+                let old = parse_stored(before.doc.as_deref())?;
+                row.field_times = edit_time::times_text(&edit_time::after_edit(
+                    old.as_object(),
+                    edit_time::parse_times(before.field_times.as_deref()),
+                    new_map,
+                    &at,
+                ));
+            }
             if let Some(open) = self.open_conflict(&before)? {
                 self.touch(collection);
-                return reconcile::write_in_conflict(
+                let written = reconcile::write_in_conflict(
                     self.tx,
                     self.schema,
                     &before,
                     &open,
                     row.doc.as_deref(),
                     self.now,
-                );
+                )?;
+                self.stamp(collection, id, &at_text, row.field_times.as_deref())?;
+                return Ok(RecordRow {
+                    edited_at: row.edited_at,
+                    field_times: row.field_times,
+                    ..written
+                });
             }
             row.server_doc.clone_from(&before.server_doc);
             row.server_version = before.server_version;
@@ -287,7 +330,7 @@ impl Batch<'_, '_> {
             .map(|(c, i)| (c.as_str(), i.as_str()))
             .collect();
         let doc_json = row.doc.as_deref().unwrap_or_default();
-        outbox::record_upsert_behind(
+        outbox::record_upsert_timed(
             self.tx,
             collection,
             id,
@@ -295,9 +338,19 @@ impl Batch<'_, '_> {
             doc_json,
             &depends_on,
             self.now,
+            Some(outbox::EntryTimes {
+                edited_at: &at_text,
+                field_times: row.field_times.as_deref(),
+            }),
         )?;
         self.touch(collection);
         Ok(row)
+    }
+
+    /// Gives the record and its newest pending outbox entry the times of the edit just made.
+    fn stamp(&self, collection: &str, id: &str, at: &str, field_times: Option<&str>) -> Result<()> {
+        records::set_times(self.tx, collection, id, Some(at), field_times)?;
+        outbox::stamp_times(self.tx, collection, id, at, field_times)
     }
 
     fn patch(&mut self, collection: &str, id: &str, patch: &Value) -> Result<RecordRow> {
@@ -318,6 +371,7 @@ impl Batch<'_, '_> {
         self.collection(collection)?;
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
+        let at = self.clock.tick().encode();
         if self.schema.referrers_of(collection).next().is_some() || self.has_refs {
             // References into it (or into what lies below it): their rules first, one unit.
             let mut deletion =
@@ -328,6 +382,7 @@ impl Batch<'_, '_> {
             reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
             reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
         }
+        self.stamp(collection, id, &at, None)?;
         // Settling a conflict by the delete may remove what lay below without the cascade seeing
         // it: observers of every collection below are told.
         let family = with_descendants(self.schema, [collection.to_string()].into());

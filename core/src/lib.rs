@@ -22,6 +22,7 @@ pub mod auth;
 mod client;
 mod crash;
 pub mod defaults;
+mod edit_time;
 mod engine;
 #[cfg(test)]
 mod engine_tests;
@@ -30,6 +31,8 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod http;
+#[cfg(test)]
+mod lww_tests;
 #[cfg(test)]
 mod noop_revert_tests;
 mod observe;

@@ -123,6 +123,8 @@ fn change(entity: &str, id: &str, version: i64, doc: Option<Value>) -> Change {
         deleted: doc.is_none(),
         doc: doc.map(|d| d.as_object().unwrap().clone()),
         updated_at: "2026-01-01T00:00:00Z".into(),
+        edited_at: None,
+        field_edited_at: None,
     }
 }
 

@@ -63,6 +63,10 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The edit time (HLC text) of the latest edit the entry sends (`editedAt`).
+    pub edited_at: Option<String>,
+    /// The edit time of each field of `doc` (`fieldEditedAt`), a JSON object of HLC texts.
+    pub field_times: Option<String>,
 }
 
 /// What the caller should do with a record after its delete was recorded.
@@ -93,12 +97,31 @@ pub fn record_upsert(
     depends_on: Option<(&str, &str)>,
     now: i64,
 ) -> Result<()> {
-    record_upsert_behind(tx, collection, id, before, doc, depends_on.as_slice(), now)
+    record_upsert_timed(
+        tx,
+        collection,
+        id,
+        before,
+        doc,
+        depends_on.as_slice(),
+        now,
+        None,
+    )
 }
 
-/// [`record_upsert`] behind several records the server has not seen yet: its parent and the
+/// The edit times an entry sends: of the latest edit (`editedAt`) and of each field of its
+/// document (`fieldEditedAt`, a JSON object of HLC texts).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryTimes<'a> {
+    pub edited_at: &'a str,
+    pub field_times: Option<&'a str>,
+}
+
+/// [`record_upsert`] of an edit made at `times` (written with the entry, new or coalesced, in the
+/// same statement), behind several records the server has not seen yet: its parent and the
 /// records its `ref` fields name, whose own entries it must not move ahead of.
-pub fn record_upsert_behind(
+#[allow(clippy::too_many_arguments)]
+pub fn record_upsert_timed(
     tx: &Transaction<'_>,
     collection: &str,
     id: &str,
@@ -106,7 +129,10 @@ pub fn record_upsert_behind(
     doc: &str,
     depends_on: &[(&str, &str)],
     now: i64,
+    times: Option<EntryTimes<'_>>,
 ) -> Result<()> {
+    let (edited_at, field_times) =
+        times.map_or((None, None), |t| (Some(t.edited_at), t.field_times));
     // A record without a row has no entries (rows are forgotten only once none are left).
     let head = match before {
         Some(_) => head(tx, collection, id)?,
@@ -123,13 +149,31 @@ pub fn record_upsert_behind(
         if head.state == EntryState::Pending && !blocked {
             // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
             tx.prepare_cached(
-                "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2 WHERE seq = ?3",
+                "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2,
+                   edited_at = coalesce(?4, edited_at),
+                   field_times = CASE WHEN ?4 IS NULL THEN field_times ELSE ?5 END
+                 WHERE seq = ?3",
             )?
-            .execute(rusqlite::params![doc, now, head.seq])?;
+            .execute(rusqlite::params![
+                doc,
+                now,
+                head.seq,
+                edited_at,
+                field_times
+            ])?;
             return Ok(());
         }
     }
-    insert(tx, collection, id, OpKind::Upsert, before, Some(doc), now)
+    insert_timed(
+        tx,
+        collection,
+        id,
+        OpKind::Upsert,
+        before,
+        Some(doc),
+        now,
+        times,
+    )
 }
 
 /// Records the delete of `before` (a live record).
@@ -203,6 +247,8 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         last_error: row.get(10)?,
         created_at: row.get(11)?,
         updated_at: row.get(12)?,
+        edited_at: row.get(13)?,
+        field_times: row.get(14)?,
     })
 }
 
@@ -281,13 +327,30 @@ fn insert(
     doc: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    insert_timed(tx, collection, id, op, before, doc, now, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_timed(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    op: OpKind,
+    before: Option<&RecordRow>,
+    doc: Option<&str>,
+    now: i64,
+    times: Option<EntryTimes<'_>>,
+) -> Result<()> {
+    let (edited_at, field_times) =
+        times.map_or((None, None), |t| (Some(t.edited_at), t.field_times));
     let base_version = before.map(|r| r.server_version).filter(|v| *v > 0);
     let base_doc = before.and_then(|r| r.server_doc.as_deref());
     let mut op_id = Uuid::encode_buffer();
     let op_id: &str = Uuid::now_v7().hyphenated().encode_lower(&mut op_id);
     tx.prepare_cached(
-        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at,
+                             edited_at, field_times)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
     )?
     .execute(rusqlite::params![
         op_id,
@@ -298,6 +361,8 @@ fn insert(
         base_doc,
         doc,
         now,
+        edited_at,
+        field_times,
     ])?;
     Ok(())
 }
@@ -306,7 +371,27 @@ fn insert(
 
 const ENTRY_COLUMNS: &str =
     "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
-                             last_error, created_at, updated_at";
+                             last_error, created_at, updated_at, edited_at, field_times";
+
+/// Stamps the edit times of the record's newest entry when it is still pending (after
+/// [`record_upsert`] or [`record_delete`] wrote it): the time of the latest edit it sends, and the
+/// time of each field of its document.
+pub fn stamp_times(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    edited_at: &str,
+    field_times: Option<&str>,
+) -> Result<()> {
+    let Some(head) = head(tx, collection, id)? else {
+        return Ok(());
+    };
+    if head.state == EntryState::Pending {
+        tx.prepare_cached("UPDATE outbox SET edited_at = ?2, field_times = ?3 WHERE seq = ?1")?
+            .execute(rusqlite::params![head.seq, edited_at, field_times])?;
+    }
+    Ok(())
+}
 
 /// The next entries to push, in commit order: those in flight from an interrupted push first (they
 /// are sent again with the same op id, which the server answers `duplicate` if it had applied

@@ -266,10 +266,7 @@ fn a_pulled_delete_applies_the_rules_to_unsent_referrers() {
                 tx,
                 f.engine.schema(),
                 &row,
-                &ServerState {
-                    version: 2,
-                    doc: None,
-                },
+                &ServerState::untimed(2, None),
                 1,
             )
         })

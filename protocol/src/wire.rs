@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::codes::{ConflictCode, ErrorCode, RejectionCode};
+use crate::hlc::{FieldTimes, Hlc};
 
 /// Default page size of a pull when `limit` is not given.
 pub const DEFAULT_PULL_LIMIT: u32 = 500;
@@ -104,6 +105,14 @@ pub struct Mutation {
     pub payload: Option<Map<String, Value>>,
     /// When the client made the change, RFC 3339.
     pub client_time: String,
+    /// The edit time (HLC) of the user's change; the server keeps it per field. Optional: a
+    /// change without one is stamped with the server's time at arrival.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Hlc>,
+    /// Upserts: the edit time of each field the change sets or removes, where it differs from
+    /// `editedAt` (edits coalesced offline keep each field's own time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_edited_at: Option<FieldTimes>,
 }
 
 /// Body of `POST /sync/v1/push`.
@@ -116,8 +125,12 @@ pub struct PushRequest {
 
 /// Answer to a push: one result per mutation, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PushResponse {
     pub results: Vec<MutationResult>,
+    /// The server's clock when it answered (an HLC of node `server`), for the client's edit clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<Hlc>,
 }
 
 /// What became of one mutation.
@@ -161,6 +174,12 @@ pub struct MutationResult {
     /// the unique key the mutation's document asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing_id: Option<String>,
+    /// Conflicts only: the edit time of the record's last change (of its delete, when deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_edited_at: Option<Hlc>,
+    /// Conflicts only: the edit time of each field of the server's document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_field_edited_at: Option<FieldTimes>,
 }
 
 impl MutationResult {
@@ -225,6 +244,8 @@ impl MutationResult {
             reason: reason.map(str::to_string),
             server_version: None,
             server_doc: None,
+            server_edited_at: None,
+            server_field_edited_at: None,
             existing_id: None,
         }
     }
@@ -281,6 +302,12 @@ pub struct Change {
     pub doc: Option<Map<String, Value>>,
     /// RFC 3339 UTC.
     pub updated_at: String,
+    /// The edit time of the record's last change (of its delete, when deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Hlc>,
+    /// The edit time of each field of `doc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_edited_at: Option<FieldTimes>,
 }
 
 /// Answer to a pull.
@@ -293,6 +320,9 @@ pub struct PullResponse {
     pub has_more: bool,
     /// Changes still to fetch after this page.
     pub remaining: u64,
+    /// The server's clock when it answered (an HLC of node `server`), for the client's edit clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<Hlc>,
 }
 
 /// The `data` of an SSE `poke` event.

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tandem_protocol::{
-    check_size, is_valid_id, Collection, ConflictCode, Mutation, MutationResult, MutationType,
-    OnDelete, RejectionCode, Schema,
+    check_size, is_valid_id, Collection, ConflictCode, FieldTimes, Hlc, Mutation, MutationResult,
+    MutationType, OnDelete, RejectionCode, Schema, MAX_CLOCK_SKEW_MS,
 };
 
 /// A record's identity within one user: (entity, entityId).
@@ -25,6 +25,55 @@ pub struct StoredRecord {
     pub doc: Option<String>,
     /// The parent record the document names, for cascading deletes.
     pub parent: Option<RecordKey>,
+    /// The edit time of the record's last change (of its delete, when deleted); `None` for
+    /// records written before edit times were kept.
+    pub edited_at: Option<Hlc>,
+    /// The edit time of each field of the document (and of fields removed since); empty when
+    /// deleted.
+    pub field_times: FieldTimes,
+}
+
+impl StoredRecord {
+    /// The stored form of `field_times`: a JSON object, `None` when there are none.
+    pub fn field_times_json(&self) -> Option<String> {
+        (!self.field_times.is_empty())
+            .then(|| serde_json::to_string(&self.field_times).expect("times always serialize"))
+    }
+}
+
+/// Edit times as stored (`edited_at`, `field_edited_at` columns); unreadable ones count as
+/// unknown rather than failing the push.
+pub fn stored_times(edited_at: Option<&str>, fields: Option<&str>) -> (Option<Hlc>, FieldTimes) {
+    (
+        edited_at.and_then(|t| t.parse().ok()),
+        fields
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or_default(),
+    )
+}
+
+/// What a batch stamps edit times with: the server's clock, and the pushing client (the node of
+/// the times it stamps for changes that carry none).
+#[derive(Debug, Clone)]
+pub struct EditStamp {
+    pub now_ms: i64,
+    pub client_id: String,
+}
+
+impl EditStamp {
+    /// The latest edit time the server accepts now: its clock + [`MAX_CLOCK_SKEW_MS`].
+    pub fn limit_ms(&self) -> i64 {
+        self.now_ms.saturating_add(MAX_CLOCK_SKEW_MS)
+    }
+
+    /// The edit time of a change: its own, clamped to the bound, or the server's clock when it
+    /// carries none.
+    pub fn edit_time(&self, given: Option<&Hlc>) -> Hlc {
+        match given {
+            Some(t) => t.clamped(self.limit_ms()),
+            None => Hlc::new(self.now_ms, 0, self.client_id.clone()),
+        }
+    }
 }
 
 /// A record's new state to write, stamped with the change sequence number it got.
@@ -234,6 +283,7 @@ pub fn plan_push(
     records: HashMap<RecordKey, StoredRecord>,
     current_seq: i64,
     purged_seq: i64,
+    stamp: &EditStamp,
 ) -> PushPlan {
     let has_refs = schema
         .collections
@@ -249,6 +299,7 @@ pub fn plan_push(
         schema,
         has_refs,
         uniques,
+        stamp,
         known_ops,
         records: records
             .into_iter()
@@ -311,6 +362,7 @@ struct Batch<'a> {
     has_refs: bool,
     /// The live holder of every unique key among the loaded records: (entity, constraint, key).
     uniques: HashMap<(String, usize, String), String>,
+    stamp: &'a EditStamp,
     known_ops: HashMap<String, i64>,
     records: HashMap<RecordKey, Slot>,
     seq: i64,
@@ -328,16 +380,29 @@ impl Batch<'_> {
         let Some(collection) = schema.collection(&m.entity) else {
             return MutationResult::rejected(&m.op_id, RejectionCode::UnknownEntity);
         };
-        let result = match m.kind {
+        let edited_at = self.stamp.edit_time(m.edited_at.as_ref());
+        let knows_times = m.edited_at.is_some();
+        let mut result = match m.kind {
             MutationType::Upsert => self.upsert(
                 &m.op_id,
                 collection,
                 (m.entity, m.entity_id),
                 m.base_version,
                 m.payload,
+                Edit {
+                    at: edited_at,
+                    fields: m.field_edited_at.unwrap_or_default(),
+                },
             ),
-            MutationType::Delete => self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version),
+            MutationType::Delete => {
+                self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version, edited_at)
+            }
         };
+        if !knows_times {
+            // A client from before edit times gets the answers it always got.
+            result.server_edited_at = None;
+            result.server_field_edited_at = None;
+        }
         if let Some(version) = result
             .version
             .filter(|_| result.status == tandem_protocol::ResultStatus::Applied)
@@ -355,6 +420,7 @@ impl Batch<'_> {
         key: RecordKey,
         base_version: Option<i64>,
         payload: Option<Map<String, Value>>,
+        edit: Edit,
     ) -> MutationResult {
         // The request's shape check guarantees a payload on upserts.
         let doc = Value::Object(payload.unwrap_or_default());
@@ -418,18 +484,27 @@ impl Batch<'_> {
                 _ => {}
             }
         }
+        let field_times = field_times_after(existing, map, &edit, self.stamp);
         let record = StoredRecord {
             key,
             version: new_version,
             deleted: false,
             doc: Some(text),
             parent,
+            edited_at: Some(edit.at),
+            field_times,
         };
         self.put(record);
         MutationResult::applied(op_id, new_version)
     }
 
-    fn delete(&mut self, op_id: &str, key: RecordKey, base_version: Option<i64>) -> MutationResult {
+    fn delete(
+        &mut self,
+        op_id: &str,
+        key: RecordKey,
+        base_version: Option<i64>,
+        edited_at: Hlc,
+    ) -> MutationResult {
         let Some(existing) = self.records.get(&key).map(|s| &s.record) else {
             return MutationResult::conflict(op_id, ConflictCode::NotFound, None, None);
         };
@@ -440,12 +515,12 @@ impl Batch<'_> {
             return conflict_with(op_id, ConflictCode::VersionMismatch, existing);
         }
         if self.has_refs {
-            if let Err(refused) = self.apply_reference_rules(&key) {
+            if let Err(refused) = self.apply_reference_rules(&key, &edited_at) {
                 return MutationResult::rejected(op_id, refused);
             }
         }
-        let version = self.tombstone(&key);
-        self.cascade_from(key);
+        let version = self.tombstone(&key, &edited_at);
+        self.cascade_from(key, &edited_at);
         MutationResult::applied(op_id, version)
     }
 
@@ -455,7 +530,11 @@ impl Batch<'_> {
     /// version each); then the cascaded referrers are deleted, each with what lies below it,
     /// before `root` itself (which the caller deletes), so a puller meets referrers' changes
     /// before the delete that caused them.
-    fn apply_reference_rules(&mut self, root: &RecordKey) -> Result<(), RejectionCode> {
+    fn apply_reference_rules(
+        &mut self,
+        root: &RecordKey,
+        edited_at: &Hlc,
+    ) -> Result<(), RejectionCode> {
         let mut roots = vec![root.clone()];
         let mut going: HashSet<RecordKey> = HashSet::new();
         let mut i = 0;
@@ -501,12 +580,12 @@ impl Batch<'_> {
         outside.sort();
         outside.dedup();
         for (referrer, field, _) in outside {
-            self.set_null(&referrer, &field);
+            self.set_null(&referrer, &field, edited_at);
         }
         for key in roots.iter().skip(1).rev() {
             if self.is_live(key) {
-                self.tombstone(key);
-                self.cascade_from(key.clone());
+                self.tombstone(key, edited_at);
+                self.cascade_from(key.clone(), edited_at);
             }
         }
         Ok(())
@@ -550,8 +629,8 @@ impl Batch<'_> {
         found
     }
 
-    /// Removes `field` from the live record `key` (a new version).
-    fn set_null(&mut self, key: &RecordKey, field: &str) {
+    /// Removes `field` from the live record `key` (a new version), at the delete's edit time.
+    fn set_null(&mut self, key: &RecordKey, field: &str, edited_at: &Hlc) {
         let Some(slot) = self.records.get(key) else {
             return;
         };
@@ -563,18 +642,22 @@ impl Batch<'_> {
         if map.remove(field).is_none() {
             return;
         }
+        let mut field_times = r.field_times.clone();
+        field_times.insert(field.to_string(), edited_at.clone());
         let record = StoredRecord {
             key: key.clone(),
             version: r.version + 1,
             deleted: false,
             doc: Some(Value::Object(map).to_string()),
             parent: r.parent.clone(),
+            edited_at: Some(edited_at.clone()),
+            field_times,
         };
         self.put(record);
     }
 
-    /// Deletes every live record whose parent chain leads to `root`.
-    fn cascade_from(&mut self, root: RecordKey) {
+    /// Deletes every live record whose parent chain leads to `root`, at the delete's edit time.
+    fn cascade_from(&mut self, root: RecordKey, edited_at: &Hlc) {
         let mut pending = vec![root];
         while let Some(parent) = pending.pop() {
             let child_collections: Vec<&str> =
@@ -592,14 +675,14 @@ impl Batch<'_> {
                 .collect();
             children.sort(); // deterministic sequence numbers
             for child in children {
-                self.tombstone(&child);
+                self.tombstone(&child, edited_at);
                 pending.push(child);
             }
         }
     }
 
     /// Marks a live record deleted with the next version; returns that version.
-    fn tombstone(&mut self, key: &RecordKey) -> i64 {
+    fn tombstone(&mut self, key: &RecordKey, edited_at: &Hlc) -> i64 {
         let slot = self
             .records
             .get(key)
@@ -610,6 +693,8 @@ impl Batch<'_> {
             deleted: true,
             doc: None,
             parent: slot.record.parent.clone(),
+            edited_at: Some(edited_at.clone()),
+            field_times: FieldTimes::new(),
         };
         let version = record.version;
         self.put(record);
@@ -692,7 +777,50 @@ fn conflict_with(op_id: &str, reason: ConflictCode, record: &StoredRecord) -> Mu
         .as_deref()
         .filter(|_| !record.deleted)
         .and_then(|d| serde_json::from_str(d).ok());
-    MutationResult::conflict(op_id, reason, Some(record.version), doc)
+    MutationResult {
+        server_edited_at: record.edited_at.clone(),
+        server_field_edited_at: Some(record.field_times.clone()),
+        ..MutationResult::conflict(op_id, reason, Some(record.version), doc)
+    }
+}
+
+/// The edit time of one upsert, and of each field it sets or removes where that differs.
+struct Edit {
+    at: Hlc,
+    fields: FieldTimes,
+}
+
+/// The field times of a document after an upsert of `new` over `existing`: a field whose value
+/// changes (set, changed or removed) takes the change's time for it (its own, or the change's
+/// `editedAt`), clamped; a field that keeps its value keeps its time. A record created, or
+/// brought back from a delete, starts from no times.
+fn field_times_after(
+    existing: Option<&StoredRecord>,
+    new: &Map<String, Value>,
+    edit: &Edit,
+    stamp: &EditStamp,
+) -> FieldTimes {
+    let live = existing.filter(|r| !r.deleted);
+    let old: Map<String, Value> = live
+        .and_then(|r| r.doc.as_deref())
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let mut times = live.map(|r| r.field_times.clone()).unwrap_or_default();
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        if old.get(key) != new.get(key) {
+            let at = edit
+                .fields
+                .get(key)
+                .map_or_else(|| edit.at.clone(), |t| t.clamped(stamp.limit_ms()));
+            times.insert(key.clone(), at);
+        } else if !times.contains_key(key) {
+            if let Some(t) = edit.fields.get(key) {
+                times.insert(key.clone(), t.clamped(stamp.limit_ms()));
+            }
+        }
+    }
+    times
 }
 
 #[cfg(test)]
@@ -718,6 +846,8 @@ mod tests {
             base_version: base,
             payload: payload.map(|p| p.as_object().unwrap().clone()),
             client_time: "2025-01-01T00:00:00Z".into(),
+            edited_at: None,
+            field_edited_at: None,
         }
     }
 
@@ -743,7 +873,11 @@ mod tests {
             m("o4", "plans", "p", Some(1), None),
             m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
         ];
-        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0);
+        let stamp = EditStamp {
+            now_ms: 1_000,
+            client_id: "c".into(),
+        };
+        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0, &stamp);
         let statuses: Vec<_> = plan
             .results
             .iter()

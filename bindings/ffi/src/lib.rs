@@ -313,6 +313,22 @@ impl Tandem {
             }))
         })
     }
+
+    /// [`open_with_clock`](Self::open_with_clock), with edit times read from `edit_clock`: a
+    /// device whose wall clock is skewed from the server's. For tests only.
+    #[doc(hidden)]
+    pub fn open_with_clocks(
+        config: TandemConfig,
+        clock: Arc<dyn Clock>,
+        edit_clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, TandemError> {
+        guard(|| {
+            let client = Client::open_with_clocks(client_config(config), clock, edit_clock)?;
+            Ok(Arc::new(Self {
+                client: RwLock::new(Some(Arc::new(client))),
+            }))
+        })
+    }
 }
 
 fn client_config(config: TandemConfig) -> ClientConfig {

@@ -117,6 +117,10 @@ pub enum ConflictPolicy {
     ClientWins,
     /// Every conflict goes to the app.
     Manual,
+    /// Per field, the later edit wins (by each change's edit time; ties by device), an edit
+    /// against a delete by the delete's time; nothing goes to the app, and every device ends
+    /// with the same document.
+    LastWriteWins,
 }
 
 impl From<ConflictPolicy> for EnginePolicy {
@@ -126,6 +130,7 @@ impl From<ConflictPolicy> for EnginePolicy {
             ConflictPolicy::ServerWins => Self::ServerWins,
             ConflictPolicy::ClientWins => Self::ClientWins,
             ConflictPolicy::Manual => Self::Manual,
+            ConflictPolicy::LastWriteWins => Self::LastWriteWins,
         }
     }
 }

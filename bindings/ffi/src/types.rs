@@ -107,8 +107,15 @@ pub struct Record {
     /// The server version the record is based on; 0 when the server has never seen it.
     pub version: u64,
     pub state: RecordState,
+    /// When the local store first wrote the record.
     pub created_at: SystemTime,
+    /// When the local store last wrote the record (a pull too).
     pub updated_at: SystemTime,
+    /// When the user last edited it, on whichever device (the wall-clock part of its edit time,
+    /// a hybrid logical clock kept within a bounded skew of the server's clock); `None` for
+    /// records from before edit times were kept.
+    #[uniffi(default)]
+    pub edited_at: Option<SystemTime>,
 }
 
 /// Where a record stands relative to the server.
@@ -249,6 +256,7 @@ impl From<tandem_core::Reverted> for Reverted {
 impl From<RecordRow> for Record {
     fn from(row: RecordRow) -> Self {
         Self {
+            edited_at: row.edited_at_ms().map(time),
             collection: row.collection,
             id: row.id,
             document: row.doc.unwrap_or_else(|| "null".to_string()),

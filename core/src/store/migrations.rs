@@ -63,6 +63,12 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX records_hidden ON records(collection, id) WHERE deleted = 1 AND doc IS NOT NULL;",
     // v4: a unique_violation conflict names the record holding the key on the server.
     "ALTER TABLE conflicts ADD COLUMN existing_id TEXT;",
+    // v5: edit times (hybrid logical clock texts, see `tandem_protocol::hlc`): of the user's last
+    // change of each record and of each of its fields, and what each outbox entry sends.
+    "ALTER TABLE records ADD COLUMN edited_at TEXT;   -- HLC of the last edit (of the delete, when deleted)
+     ALTER TABLE records ADD COLUMN field_times TEXT; -- JSON object: field -> HLC of its last edit
+     ALTER TABLE outbox ADD COLUMN edited_at TEXT;
+     ALTER TABLE outbox ADD COLUMN field_times TEXT;",
 ];
 
 /// The newest store version this engine writes.

@@ -19,6 +19,9 @@ pub enum ConflictPolicy {
     ClientWins,
     /// Every conflict goes to the app.
     Manual,
+    /// Per field, the later edit wins (by edit time, a hybrid logical clock; ties by device),
+    /// an edit against a delete by the delete's time; nothing goes to the app. See `lww`.
+    LastWriteWins,
 }
 
 /// Why a conflict went to the app.
@@ -90,6 +93,9 @@ pub fn decide(
             fields: Vec::new(),
         },
         ConflictPolicy::Merge => merge_decision(base, local, server),
+        // `reconcile::settle` decides these by the edit times, which this has not got: without
+        // them the server's side wins every tie.
+        ConflictPolicy::LastWriteWins => Decision::AdoptServer,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod api;
 pub mod conflict;
 pub mod error;
 pub mod lock;
+pub mod lww;
 pub mod merge;
 pub mod orchestrator;
 pub mod pull;

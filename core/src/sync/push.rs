@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::Transaction;
 use serde_json::Value;
-use tandem_protocol::{Mutation, MutationResult, MutationType, ResultStatus, Schema};
+use tandem_protocol::{Mutation, MutationResult, MutationType, PushResponse, ResultStatus, Schema};
 
 use super::conflict::{self, ConflictPolicy};
 use super::merge::parse_object;
@@ -85,7 +85,58 @@ pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
         base_version: entry.base_version,
         payload,
         client_time: super::rfc3339(entry.created_at),
+        edited_at: entry.edited_at.as_deref().and_then(|t| t.parse().ok()),
+        field_edited_at: Some(crate::edit_time::parse_times(entry.field_times.as_deref()))
+            .filter(|t| !t.is_empty()),
     })
+}
+
+/// After a push answer: the edit clock sees the server's time and the edit times of conflicting
+/// server states, and each record whose change landed has its edit times cut to what the server
+/// kept of them (no later than the server's time + the skew bound, as it clamped them).
+pub fn note_edit_times(
+    tx: &Transaction<'_>,
+    clock: &crate::edit_time::EditClock,
+    batch: &[OutboxEntry],
+    answer: &PushResponse,
+) -> Result<()> {
+    let seen = answer
+        .results
+        .iter()
+        .flat_map(|r| r.server_edited_at.iter());
+    clock.observe(tx, answer.server_time.as_ref(), seen)?;
+    let Some(server_time) = &answer.server_time else {
+        return Ok(());
+    };
+    let limit = server_time
+        .ms
+        .saturating_add(tandem_protocol::MAX_CLOCK_SKEW_MS);
+    for (entry, result) in batch.iter().zip(&answer.results) {
+        if !matches!(
+            result.status,
+            ResultStatus::Applied | ResultStatus::Duplicate
+        ) {
+            continue;
+        }
+        let Some(row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
+            continue;
+        };
+        let (at, fields) = crate::edit_time::clamp_texts(
+            row.edited_at.as_deref(),
+            row.field_times.as_deref(),
+            limit,
+        );
+        if at != row.edited_at || fields != row.field_times {
+            records::set_times(
+                tx,
+                &row.collection,
+                &row.id,
+                at.as_deref(),
+                fields.as_deref(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies the server's `results` for `batch` (same order, one each). A malformed answer changes
@@ -125,14 +176,7 @@ pub fn apply_results(
                 if result.reason.as_deref() == Some("unique_violation")
                     && result.existing_id.is_some() =>
             {
-                let server = ServerState {
-                    version: result.server_version.flatten().unwrap_or(0),
-                    doc: result
-                        .server_doc
-                        .clone()
-                        .flatten()
-                        .map(|d| Value::Object(d).to_string()),
-                };
+                let server = server_state(result);
                 tally.conflicts += 1;
                 match records::load(tx, &entry.collection, &entry.entity_id)? {
                     Some(row) => {
@@ -156,14 +200,7 @@ pub fn apply_results(
                 Outcome::ConflictParked
             }
             ResultStatus::Conflict => {
-                let server = ServerState {
-                    version: result.server_version.flatten().unwrap_or(0),
-                    doc: result
-                        .server_doc
-                        .clone()
-                        .flatten()
-                        .map(|d| Value::Object(d).to_string()),
-                };
+                let server = server_state(result);
                 tally.conflicts += 1;
                 if settle_conflict(tx, schema, entry, &server, policy, now)? {
                     tracing::info!(collection = %entry.collection, id = %entry.entity_id, "push conflict left to the app");
@@ -383,4 +420,21 @@ fn settle_conflict(
         entry.base_doc.as_deref(),
         now,
     )
+}
+
+/// The server's state of a record as a conflict answer carries it.
+fn server_state(result: &MutationResult) -> ServerState {
+    ServerState {
+        version: result.server_version.flatten().unwrap_or(0),
+        doc: result
+            .server_doc
+            .clone()
+            .flatten()
+            .map(|d| Value::Object(d).to_string()),
+        edited_at: result.server_edited_at.as_ref().map(|t| t.encode()),
+        field_times: result
+            .server_field_edited_at
+            .as_ref()
+            .and_then(crate::edit_time::times_text),
+    }
 }

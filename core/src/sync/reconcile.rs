@@ -7,6 +7,7 @@ use rusqlite::Transaction;
 use tandem_protocol::Schema;
 
 use super::conflict::{self, ConflictPolicy, ConflictReason, ConflictRow, Decision};
+use super::lww;
 use super::merge::{parse_doc, parse_object, Doc};
 use crate::error::Result;
 use crate::outbox::{self, AfterDelete};
@@ -19,14 +20,25 @@ pub struct ServerState {
     pub version: i64,
     /// `None` when deleted or missing.
     pub doc: Option<String>,
+    /// The edit time (HLC text) of the server's last change of it; `None` when unknown.
+    pub edited_at: Option<String>,
+    /// The edit time of each field of `doc` (a JSON object of HLC texts); `None` when unknown.
+    pub field_times: Option<String>,
 }
 
 impl ServerState {
-    /// The server side an open conflict holds.
+    /// The server side an open conflict holds (its edit times are not kept).
     pub fn of(open: &ConflictRow) -> Self {
+        Self::untimed(open.server_version, open.server_doc.clone())
+    }
+
+    /// A server side whose edit times are not known.
+    pub fn untimed(version: i64, doc: Option<String>) -> Self {
         Self {
-            version: open.server_version,
-            doc: open.server_doc.clone(),
+            version,
+            doc,
+            edited_at: None,
+            field_times: None,
         }
     }
 }
@@ -57,6 +69,19 @@ pub fn settle(
     } else {
         parse_doc(row.doc.as_deref())?
     };
+    if policy == ConflictPolicy::LastWriteWins {
+        let server_doc = parse_doc(server.doc.as_deref())?;
+        return settle_by_edit_time(
+            tx,
+            schema,
+            row,
+            server,
+            local.as_ref(),
+            server_doc.as_ref(),
+            now,
+        )
+        .map(|()| false);
+    }
     let decision = conflict::decide(
         policy,
         parse_doc(base)?.as_ref(),
@@ -66,6 +91,49 @@ pub fn settle(
     let parked = matches!(decision, Decision::Park { .. });
     apply_decision(tx, schema, decision, row, server, base, now)?;
     Ok(parked)
+}
+
+/// Settles by [`lww`]: per field, the later edit wins; the record ends as the server has it, or
+/// rebased on it with the winning local fields and their own edit times.
+fn settle_by_edit_time(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    row: &RecordRow,
+    server: &ServerState,
+    local: Option<&Doc>,
+    server_doc: Option<&Doc>,
+    now: i64,
+) -> Result<()> {
+    let mine = lww::Side::of(local, row.edited_at.as_deref(), row.field_times.as_deref());
+    let theirs = lww::Side::of(
+        server_doc,
+        server.edited_at.as_deref(),
+        server.field_times.as_deref(),
+    );
+    match lww::resolve(&mine, &theirs) {
+        lww::Outcome::Server => adopt_server(tx, schema, row, server, now),
+        lww::Outcome::Rebase {
+            doc,
+            edited_at,
+            field_times,
+        } => {
+            let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
+            rebase_local(tx, row, server, doc.as_deref(), now)?;
+            let at = edited_at.map(|t| t.encode());
+            let fields = crate::edit_time::times_text(&field_times);
+            records::set_times(
+                tx,
+                &row.collection,
+                &row.id,
+                at.as_deref(),
+                fields.as_deref(),
+            )?;
+            if let Some(at) = &at {
+                outbox::stamp_times(tx, &row.collection, &row.id, at, fields.as_deref())?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Applies a conflict decision to `row`, whose local change met `server`. `base` is the server
@@ -100,6 +168,12 @@ pub fn adopt_server(
 ) -> Result<()> {
     let (collection, id) = (row.collection.as_str(), row.id.as_str());
     drop_local_change(tx, collection, id)?;
+    // The record takes the server's edit times with its state.
+    let row = &RecordRow {
+        edited_at: server.edited_at.clone(),
+        field_times: server.field_times.clone(),
+        ..row.clone()
+    };
     match &server.doc {
         Some(doc) => show_server_doc(tx, schema, row, doc, server.version, now),
         None => {
@@ -276,9 +350,21 @@ pub fn rebase_local(
     records::save(tx, &rebased)?;
     match desired {
         Some(doc) => {
-            outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)
+            outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)?
         }
-        None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop),
+        None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop)?,
+    }
+    // The change sent again carries the user's edit times (last-write-wins replaces them with
+    // each field's winning time).
+    match &rebased.edited_at {
+        Some(at) => outbox::stamp_times(
+            tx,
+            &row.collection,
+            &row.id,
+            at,
+            rebased.field_times.as_deref().filter(|_| desired.is_some()),
+        ),
+        None => Ok(()),
     }
 }
 

@@ -135,10 +135,7 @@ pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
             }
             return Ok(entry.collection);
         }
-        let server = ServerState {
-            version: row.server_version,
-            doc: row.server_doc.clone(),
-        };
+        let server = ServerState::untimed(row.server_version, row.server_doc.clone());
         reconcile::adopt_server(tx, schema, &row, &server, now)?;
         Ok(entry.collection)
     })?;

@@ -58,10 +58,7 @@ pub fn revert(engine: &Engine, collection: &str, id: &str) -> Result<Reverted> {
             reconcile::remove_descendants(tx, schema, collection, id)?;
             records::remove(tx, collection, id)?;
         } else {
-            let server = ServerState {
-                version: row.server_version,
-                doc: row.server_doc.clone(),
-            };
+            let server = ServerState::untimed(row.server_version, row.server_doc.clone());
             reconcile::adopt_server(tx, schema, &row, &server, now)?;
         }
         Ok(Reverted {

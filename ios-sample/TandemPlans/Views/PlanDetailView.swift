@@ -71,6 +71,11 @@ struct PlanDetailView: View {
                     if let notes = plan.notes, !notes.isEmpty {
                         Text(notes)
                     }
+                    if let edited = EditedAgo.text(plan.editedAt) {
+                        Text(edited)
+                            .font(.footnote)
+                            .foregroundStyle(.secondary)
+                    }
                     if plan.isArchived {
                         Label("Archived", systemImage: "archivebox")
                             .foregroundStyle(.secondary)

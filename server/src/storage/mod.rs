@@ -90,6 +90,10 @@ pub struct ChangeRow {
     pub doc: Option<String>,
     pub seq: i64,
     pub updated_at_ms: i64,
+    /// The edit time (HLC text) of the record's last change.
+    pub edited_at: Option<String>,
+    /// The edit time of each field, a JSON object as stored.
+    pub field_edited_at: Option<String>,
 }
 
 /// One page of a pull, read from one snapshot.
@@ -129,6 +133,8 @@ pub struct PushJob {
     pub mutations: Vec<Mutation>,
     pub schema: Arc<Schema>,
     pub now_ms: i64,
+    /// The pushing client: the node of the edit times stamped for changes that carry none.
+    pub client_id: String,
 }
 
 /// The storage backend chosen by `--db`.

@@ -117,6 +117,9 @@ BEGIN
             SELECT user_id, seq / 1024, count(*) FROM records GROUP BY 1, 2;
     END IF;
 END $$;
+-- Edit times (HLC text, and a JSON object of them per field) came after the first release.
+ALTER TABLE records ADD COLUMN IF NOT EXISTS edited_at TEXT COLLATE \"C\";
+ALTER TABLE records ADD COLUMN IF NOT EXISTS field_edited_at TEXT;
 ";
 
 // Each key is looked up through a LATERAL subquery with LIMIT 1 (or OFFSET 0 for children), which
@@ -124,18 +127,21 @@ END $$;
 // a hash join would scan all of the user's rows on every push. These stay one index probe per key.
 const SELECT_OPS: &str = "SELECT o.op_id, o.version FROM UNNEST($2::text[]) AS k(op_id)
      CROSS JOIN LATERAL (SELECT op_id, version FROM ops WHERE user_id = $1 AND op_id = k.op_id LIMIT 1) o";
-const SELECT_RECORDS: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq
+const SELECT_RECORDS: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at
      FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
      CROSS JOIN LATERAL (SELECT * FROM records
                          WHERE user_id = $1 AND entity = k.entity AND entity_id = k.entity_id LIMIT 1) r";
 const SELECT_LIVE_CHILDREN: &str =
-    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq
+    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at
      FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
      CROSS JOIN LATERAL (SELECT * FROM records
                          WHERE user_id = $1 AND parent_entity = k.entity AND parent_id = k.entity_id
                            AND NOT deleted OFFSET 0) r";
 const SELECT_LIVE_REFERRERS: &str =
-    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq, x.field
+    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at, x.field
      FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
      CROSS JOIN LATERAL (SELECT * FROM record_refs
                          WHERE user_id = $1 AND target_entity = k.entity AND target_id = k.entity_id
@@ -143,7 +149,8 @@ const SELECT_LIVE_REFERRERS: &str =
      JOIN records r ON r.user_id = x.user_id AND r.entity = x.entity AND r.entity_id = x.entity_id
      WHERE NOT r.deleted";
 const SELECT_UNIQUE_HOLDERS: &str =
-    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq
+    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at
      FROM UNNEST($2::text[], $3::text[], $4::text[]) AS k(entity, fields, key)
      CROSS JOIN LATERAL (SELECT * FROM record_uniques
                          WHERE user_id = $1 AND entity = k.entity AND fields = k.fields AND key = k.key
@@ -165,24 +172,29 @@ const INSERT_UNIQUES: &str = "INSERT INTO record_uniques (user_id, entity, entit
 // third more per row. Only pushes holding the user's lock write the user's records, so a record
 // found missing stays missing until commit.
 const INSERT_RECORDS: &str = "INSERT INTO records
-     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
-     SELECT $1, e, i, v, d, doc, pe, pi, s, $10
-     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[])
-       AS w(e, i, v, d, doc, pe, pi, s)";
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
+      edited_at, field_edited_at)
+     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, ea, fea
+     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[],
+                 $11::text[], $12::text[])
+       AS w(e, i, v, d, doc, pe, pi, s, ea, fea)";
 const UPSERT_RECORDS: &str = "INSERT INTO records
-     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
-     SELECT $1, e, i, v, d, doc, pe, pi, s, $10
-     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[])
-       AS w(e, i, v, d, doc, pe, pi, s)
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
+      edited_at, field_edited_at)
+     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, ea, fea
+     FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[],
+                 $11::text[], $12::text[])
+       AS w(e, i, v, d, doc, pe, pi, s, ea, fea)
      ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
        deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
-       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at";
+       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at,
+       edited_at = excluded.edited_at, field_edited_at = excluded.field_edited_at";
 const ADD_BLOCK_DELTAS: &str = "INSERT INTO seq_blocks (user_id, block, live)
      SELECT $1, b, d FROM UNNEST($2::int8[], $3::int8[]) AS x(b, d)
      ON CONFLICT (user_id, block) DO UPDATE SET live = seq_blocks.live + excluded.live";
 const SELECT_PAGE: &str =
-    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
-     WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, edited_at, field_edited_at
+     FROM records WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 /// The user's rows after sequence number $2: those in $2's own block by index, then the later
 /// blocks' counts ($3 = first seq of the next block, $4 = that block).
 const ROWS_AFTER: &str =
@@ -410,6 +422,10 @@ impl PostgresStore {
             records,
             current_seq,
             purged_seq,
+            &push::EditStamp {
+                now_ms: job.now_ms,
+                client_id: job.client_id.clone(),
+            },
         );
         if plan.writes.is_empty() && plan.applied_ops.is_empty() {
             return Ok(Some(PushOutcome {
@@ -548,6 +564,8 @@ struct WriteColumns<'a> {
     parent_entity: Vec<Option<&'a str>>,
     parent_id: Vec<Option<&'a str>>,
     seq: Vec<i64>,
+    edited_at: Vec<Option<String>>,
+    field_edited_at: Vec<Option<String>>,
 }
 
 impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
@@ -564,6 +582,9 @@ impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
                 .push(r.parent.as_ref().map(|p| p.0.as_str()));
             c.parent_id.push(r.parent.as_ref().map(|p| p.1.as_str()));
             c.seq.push(w.seq);
+            c.edited_at
+                .push(r.edited_at.as_ref().map(ToString::to_string));
+            c.field_edited_at.push(r.field_times_json());
         }
         c
     }
@@ -581,7 +602,7 @@ impl WriteColumns<'_> {
         if self.entity.is_empty() {
             return Ok(());
         }
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
             &user_id,
             &self.entity,
             &self.entity_id,
@@ -592,6 +613,8 @@ impl WriteColumns<'_> {
             &self.parent_id,
             &self.seq,
             &now_ms,
+            &self.edited_at,
+            &self.field_edited_at,
         ];
         tx.execute(statement, &params).await?;
         Ok(())
@@ -719,7 +742,7 @@ async fn load_push_state(
                     .query(&select_referrers, &[&job.user_id, &entities, &ids])
                     .await?;
                 for row in &rows {
-                    let field: String = row.get(8);
+                    let field: String = row.get(10);
                     let key: RecordKey = (row.get(0), row.get(1));
                     add_loaded_record(&mut loaded, row);
                     if push::cascades(&job.schema, &key.0, &field) && expanded.insert(key.clone()) {
@@ -786,6 +809,8 @@ impl PostgresStore {
                         deleted: false,
                         doc: r.get(3),
                         parent: None,
+                        edited_at: None,
+                        field_times: Default::default(),
                     },
                     seq: 0,
                 });
@@ -858,8 +883,11 @@ async fn write_index_rows(
     Ok(())
 }
 
-/// Adds a row of [`SELECT_RECORDS`] or [`SELECT_LIVE_CHILDREN`]; returns its key when it was new.
+/// Adds a row of [`SELECT_RECORDS`], [`SELECT_LIVE_CHILDREN`], [`SELECT_LIVE_REFERRERS`] or
+/// [`SELECT_UNIQUE_HOLDERS`] (their first ten columns); returns its key when it was new.
 fn add_loaded_record(loaded: &mut LoadedState, r: &tokio_postgres::Row) -> Option<RecordKey> {
+    let (edited_at, field_times) =
+        push::stored_times(r.get::<_, Option<&str>>(8), r.get::<_, Option<&str>>(9));
     let record = StoredRecord {
         key: (r.get(0), r.get(1)),
         version: r.get(2),
@@ -868,6 +896,8 @@ fn add_loaded_record(loaded: &mut LoadedState, r: &tokio_postgres::Row) -> Optio
         parent: r
             .get::<_, Option<String>>(5)
             .zip(r.get::<_, Option<String>>(6)),
+        edited_at,
+        field_times,
     };
     loaded.add(record, r.get(7))
 }
@@ -954,5 +984,7 @@ fn change_from_row(r: &tokio_postgres::Row) -> ChangeRow {
         doc: r.get(4),
         seq: r.get(5),
         updated_at_ms: r.get(6),
+        edited_at: r.get(7),
+        field_edited_at: r.get(8),
     }
 }

@@ -91,12 +91,14 @@ CREATE INDEX IF NOT EXISTS record_uniques_by_key ON record_uniques (user_id, ent
 ";
 
 const SELECT_LIVE_REFERRERS: &str =
-    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq, x.field
+    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq,
+            r.edited_at, r.field_edited_at, x.field
      FROM record_refs x JOIN records r
        ON r.user_id = x.user_id AND r.entity = x.entity AND r.entity_id = x.entity_id
      WHERE x.user_id = ?1 AND x.target_entity = ?2 AND x.target_id = ?3 AND r.deleted = 0";
 const SELECT_UNIQUE_HOLDERS: &str =
-    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq
+    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq,
+            r.edited_at, r.field_edited_at
      FROM record_uniques u JOIN records r
        ON r.user_id = u.user_id AND r.entity = u.entity AND r.entity_id = u.entity_id
      WHERE u.user_id = ?1 AND u.entity = ?2 AND u.fields = ?3 AND u.key = ?4 AND r.deleted = 0";
@@ -109,10 +111,10 @@ const CREATE_SEQ_BLOCKS: &str = "CREATE TABLE seq_blocks (
 )";
 
 const SELECT_RECORD: &str =
-    "SELECT version, deleted, doc, parent_entity, parent_id, seq FROM records
+    "SELECT version, deleted, doc, parent_entity, parent_id, seq, edited_at, field_edited_at FROM records
      WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3";
 const SELECT_LIVE_CHILDREN: &str =
-    "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq
+    "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq, edited_at, field_edited_at
      FROM records WHERE user_id = ?1 AND parent_entity = ?2 AND parent_id = ?3 AND deleted = 0";
 const ADD_BLOCK_DELTA: &str = "INSERT INTO seq_blocks (user_id, block, live) VALUES (?1, ?2, ?3)
      ON CONFLICT (user_id, block) DO UPDATE SET live = live + excluded.live";
@@ -122,11 +124,16 @@ const ROWS_AFTER: &str =
     "SELECT (SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2 AND seq < ?3)
      + (SELECT coalesce(sum(live), 0) FROM seq_blocks WHERE user_id = ?1 AND block >= ?4)";
 const UPSERT_RECORD: &str = "INSERT INTO records
-     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+     (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
+      edited_at, field_edited_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
      ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
        deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
-       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at";
+       parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at,
+       edited_at = excluded.edited_at, field_edited_at = excluded.field_edited_at";
+/// Edit times (HLC text, and a JSON object of them per field) came after the first release.
+const ADD_EDIT_TIMES: &str = "ALTER TABLE records ADD COLUMN edited_at TEXT;
+     ALTER TABLE records ADD COLUMN field_edited_at TEXT;";
 
 /// The SQLite backend.
 #[derive(Clone)]
@@ -340,6 +347,10 @@ impl SqliteStore {
                 records,
                 current_seq,
                 purged_seq,
+                &push::EditStamp {
+                    now_ms: job.now_ms,
+                    client_id: job.client_id.clone(),
+                },
             );
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
                 return Ok(Some(PushOutcome {
@@ -404,6 +415,8 @@ impl SqliteStore {
                             deleted: false,
                             doc,
                             parent: None,
+                            edited_at: None,
+                            field_times: Default::default(),
                         },
                         seq: 0,
                     };
@@ -450,7 +463,8 @@ impl SqliteStore {
             };
             let changes = tx
                 .prepare_cached(
-                    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at FROM records
+                    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, edited_at,
+                     field_edited_at FROM records
                      WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
                 )?
                 .query_map(params![user_id, after_seq, limit], |r| {
@@ -462,6 +476,8 @@ impl SqliteStore {
                         doc: r.get(4)?,
                         seq: r.get(5)?,
                         updated_at_ms: r.get(6)?,
+                        edited_at: r.get(7)?,
+                        field_edited_at: r.get(8)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -538,6 +554,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
             [SEQ_BLOCK],
         )?;
     }
+    let has_edit_times: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'edited_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_edit_times == 0 {
+        tx.execute_batch(ADD_EDIT_TIMES)?;
+    }
     tx.commit()?;
     Ok(())
 }
@@ -593,7 +617,9 @@ fn write_plan(
             parent_entity,
             parent_id,
             w.seq,
-            now_ms
+            now_ms,
+            r.edited_at.as_ref().map(ToString::to_string),
+            r.field_times_json(),
         ])?;
     }
     let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
@@ -711,8 +737,21 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
                     deleted: r.get(1)?,
                     doc: r.get(2)?,
                     parent: parent_of(r.get(3)?, r.get(4)?),
+                    edited_at: None,
+                    field_times: Default::default(),
                 };
-                Ok((record, r.get(5)?))
+                let (edited_at, field_times) = push::stored_times(
+                    r.get::<_, Option<String>>(6)?.as_deref(),
+                    r.get::<_, Option<String>>(7)?.as_deref(),
+                );
+                Ok((
+                    StoredRecord {
+                        edited_at,
+                        field_times,
+                        ..record
+                    },
+                    r.get(5)?,
+                ))
             })
             .optional()?;
         if let Some((record, seq)) = found {
@@ -738,14 +777,21 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
     Ok(loaded)
 }
 
-/// A live record from the first seven columns of [`SELECT_LIVE_REFERRERS`] and friends.
+/// A live record from the columns [`SELECT_LIVE_CHILDREN`], [`SELECT_LIVE_REFERRERS`] and
+/// [`SELECT_UNIQUE_HOLDERS`] share (the sequence number, column 6, is read by the caller).
 fn live_record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    let (edited_at, field_times) = push::stored_times(
+        r.get::<_, Option<String>>(7)?.as_deref(),
+        r.get::<_, Option<String>>(8)?.as_deref(),
+    );
     Ok(StoredRecord {
         key: (r.get(0)?, r.get(1)?),
         version: r.get(2)?,
         deleted: false,
         doc: r.get(3)?,
         parent: parent_of(r.get(4)?, r.get(5)?),
+        edited_at,
+        field_times,
     })
 }
 
@@ -786,7 +832,7 @@ fn load_live_descendants(
                     Ok((
                         live_record_of(r)?,
                         r.get::<_, i64>(6)?,
-                        r.get::<_, String>(7)?,
+                        r.get::<_, String>(9)?,
                     ))
                 })?;
             for row in rows {
@@ -800,14 +846,7 @@ fn load_live_descendants(
         }
         for parent in &frontier {
             let rows = select.query_map(params![job.user_id, parent.0, parent.1], |r| {
-                let record = StoredRecord {
-                    key: (r.get(0)?, r.get(1)?),
-                    version: r.get(2)?,
-                    deleted: false,
-                    doc: r.get(3)?,
-                    parent: parent_of(r.get(4)?, r.get(5)?),
-                };
-                Ok((record, r.get(6)?))
+                Ok((live_record_of(r)?, r.get(6)?))
             })?;
             for row in rows {
                 let (record, seq) = row?;
