@@ -32,6 +32,11 @@ pub struct Global {
     #[arg(long, env = "TANDEM_SCHEMA", global = true, value_name = "FILE")]
     pub schema: Option<PathBuf>,
 
+    /// How sync settles conflicts on this device; kept in the data directory for later
+    /// commands [default: the one chosen last, else merge]
+    #[arg(long, global = true, value_name = "POLICY", value_parser = crate::policy::names())]
+    pub conflict_policy: Option<String>,
+
     /// Machine-readable output: one JSON value on stdout (`watch`: one per line); errors as
     /// {"error":{"code","message"}} on stderr
     #[arg(long, global = true)]
@@ -56,8 +61,9 @@ pub enum Command {
     /// Creates or replaces a record with a whole JSON document
     Put {
         collection: String,
-        /// The document, e.g. '{"name":"Legs"}'
-        #[arg(value_name = "JSON")]
+        /// The document, e.g. '{"name":"Legs"}'; `-` reads it from standard input, `@FILE` from
+        /// a file (for documents over the 128 KiB a command-line argument may be)
+        #[arg(value_name = "JSON|-|@FILE")]
         document: String,
         /// The record's id [default: a new UUID v7]
         #[arg(long)]
@@ -67,9 +73,17 @@ pub enum Command {
     Patch {
         collection: String,
         id: String,
-        /// The fields to change, e.g. '{"notes":"Warm up first"}'
-        #[arg(value_name = "JSON")]
+        /// The fields to change, e.g. '{"notes":"Warm up first"}'; `-` reads them from standard
+        /// input, `@FILE` from a file
+        #[arg(value_name = "JSON|-|@FILE")]
         patch: String,
+    },
+    /// Applies a batch of JSON lines, {"op":"put"|"patch"|"delete","collection","id","doc"},
+    /// in one transaction: all of them or, if any line is bad, none
+    Write {
+        /// The file of JSON lines; `-` reads standard input
+        #[arg(value_name = "FILE|-")]
+        file: String,
     },
     /// Deletes a record and its children
     Delete { collection: String, id: String },
@@ -106,6 +120,15 @@ pub enum Command {
     Discard {
         /// The change's op id, as `tandem rejected` prints it
         op_id: String,
+    },
+    /// Drops a record's unsent changes (and refused ones, and its open conflict) and restores
+    /// the server's state; a record the server never had disappears. Asks first on a terminal
+    Revert {
+        collection: String,
+        id: String,
+        /// Do not ask (required when standard input is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Local changes waiting for the server, in sending order
     Outbox,

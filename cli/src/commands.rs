@@ -7,7 +7,7 @@ use tokio::runtime::Runtime;
 use crate::args::{Choice, Command, Credentials, Global, ListArgs};
 use crate::device::{one_shot_sync, Device};
 use crate::error::CliError;
-use crate::{password, render};
+use crate::{batch, input, password, render};
 
 /// What a command prints: `json` with `--json`, else `text` (nothing when empty).
 pub struct Reply {
@@ -16,7 +16,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(json: Value, text: impl Into<String>) -> Self {
+    pub(crate) fn new(json: Value, text: impl Into<String>) -> Self {
         Self {
             json,
             text: text.into(),
@@ -70,12 +70,16 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             collection,
             document,
             id,
-        } => record(tandem.put(collection, id, document)?),
+        } => record(tandem.put(collection, id, input::document(&document)?)?),
         Command::Patch {
             collection,
             id,
             patch,
-        } => record(tandem.patch(collection, id, patch)?),
+        } => record(tandem.patch(collection, id, input::document(&patch)?)?),
+        Command::Write { file } => {
+            let text = input::file_text(&file)?;
+            batch::run(tandem, &device.schema_text, &text)
+        }
         Command::Delete { collection, id } => {
             tandem.delete(collection.clone(), id.clone())?;
             Ok(Reply::new(
@@ -144,6 +148,11 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
                 format!("discarded {op_id}"),
             ))
         }
+        Command::Revert {
+            collection,
+            id,
+            yes,
+        } => crate::revert::run(tandem, collection, id, yes),
         Command::Outbox => Ok(Reply::list(
             &tandem.outbox()?,
             render::outbox_json,
@@ -245,12 +254,17 @@ fn status(device: &Device) -> Result<Reply, CliError> {
     let mut json = render::status_json(&status);
     json["user"] = user.as_ref().map_or(Value::Null, render::user_json);
     json["server"] = json!(device.server);
+    json["conflictPolicy"] = json!(device.conflict_policy);
     let account = user.map_or_else(
         || "not signed in".to_string(),
         |u| format!("{} at {}", u.email, device.server),
     );
     Ok(Reply::new(
         json,
-        format!("{account}\n{}", render::status_line(&status)),
+        format!(
+            "{account}\n{}\nconflict policy: {}",
+            render::status_line(&status),
+            device.conflict_policy
+        ),
     ))
 }

@@ -11,12 +11,15 @@ use tandem::{SyncConfig, Tandem, TandemConfig};
 use crate::args::Global;
 use crate::credentials::FileSecureStore;
 use crate::error::CliError;
+use crate::policy;
 
 /// The server when neither `--server` nor an earlier login names one: `tandem-server`'s default.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8787";
 
-/// Remembers, per data directory, the server the device signed in to.
+/// Remembers, per data directory, the server the device signed in to and the conflict policy.
 const SETTINGS_FILE: &str = "cli.json";
+/// The settings key of the conflict policy.
+const POLICY_KEY: &str = "conflictPolicy";
 
 /// An open device.
 pub struct Device {
@@ -24,6 +27,10 @@ pub struct Device {
     pub server: String,
     pub data_dir: PathBuf,
     schema: Value,
+    /// The schema document as given (for checks the CLI makes before writing).
+    pub schema_text: String,
+    /// The conflict policy's command-line name.
+    pub conflict_policy: String,
 }
 
 impl Device {
@@ -38,7 +45,26 @@ impl Device {
             Some(url) => url.clone(),
             None => remembered_server(&data_dir).unwrap_or_else(|| DEFAULT_SERVER.to_string()),
         };
-        Self::open_at(data_dir, schema_text, server, sync)
+        let policy = match &global.conflict_policy {
+            Some(name) => name.clone(),
+            None => remembered(&data_dir, POLICY_KEY).unwrap_or_else(|| policy::DEFAULT.into()),
+        };
+        let mut sync = sync;
+        sync.conflict_policy = Some(policy::by_name(&policy).ok_or_else(|| {
+            CliError::new(
+                "invalid_config",
+                format!(
+                    "{} names an unknown conflict policy `{policy}`; pass --conflict-policy",
+                    data_dir.join(SETTINGS_FILE).display()
+                ),
+            )
+        })?);
+        let mut device = Self::open_at(data_dir, schema_text, server, sync)?;
+        if global.conflict_policy.is_some() {
+            device.remember(POLICY_KEY, &policy)?;
+        }
+        device.conflict_policy = policy;
+        Ok(device)
     }
 
     /// Opens a device in `data_dir` syncing with `server`.
@@ -61,7 +87,7 @@ impl Device {
             .map_err(|e| CliError::new("schema", format!("the schema is not JSON: {e}")))?;
         let mut config = TandemConfig::with_server(
             data_dir.to_string_lossy().into_owned(),
-            schema_text,
+            schema_text.clone(),
             server.clone(),
         );
         config.sync = sync;
@@ -72,6 +98,8 @@ impl Device {
             server,
             data_dir,
             schema,
+            schema_text,
+            conflict_policy: policy::DEFAULT.into(),
         })
     }
 
@@ -85,9 +113,20 @@ impl Device {
 
     /// Makes the server the default for later commands on this data directory.
     pub fn remember_server(&self) -> Result<(), CliError> {
-        let settings = serde_json::json!({ "server": self.server });
+        self.remember("server", &self.server)
+    }
+
+    /// Keeps `key` in the data directory's settings, next to what is there already.
+    fn remember(&self, key: &str, value: &str) -> Result<(), CliError> {
+        let path = self.data_dir.join(SETTINGS_FILE);
+        let mut settings = fs::read(&path)
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        settings[key] = value.into();
         fs::write(
-            self.data_dir.join(SETTINGS_FILE),
+            path,
             serde_json::to_vec_pretty(&settings).expect("JSON values always serialise"),
         )?;
         Ok(())
@@ -128,7 +167,12 @@ pub fn read_schema(path: Option<&Path>) -> Result<String, CliError> {
 }
 
 fn remembered_server(data_dir: &Path) -> Option<String> {
+    remembered(data_dir, "server")
+}
+
+/// A setting kept in the data directory's settings file.
+fn remembered(data_dir: &Path, key: &str) -> Option<String> {
     let text = fs::read(data_dir.join(SETTINGS_FILE)).ok()?;
     let settings: Value = serde_json::from_slice(&text).ok()?;
-    settings["server"].as_str().map(str::to_string)
+    settings[key].as_str().map(str::to_string)
 }

@@ -12,6 +12,8 @@ pub struct CliError {
     pub message: String,
     /// The command line itself is at fault (exit status 2).
     pub usage: bool,
+    /// The line of a `write` batch at fault.
+    pub line: Option<usize>,
 }
 
 impl CliError {
@@ -20,6 +22,16 @@ impl CliError {
             code,
             message: message.into(),
             usage: false,
+            line: None,
+        }
+    }
+
+    /// The error as the fault of line `number` of a batch.
+    pub fn at_line(self, number: usize) -> Self {
+        Self {
+            message: format!("line {number}: {}", self.message),
+            line: Some(number),
+            ..self
         }
     }
 
@@ -40,7 +52,11 @@ impl CliError {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "error": { "code": self.code, "message": self.message } })
+        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
+        if let Some(line) = self.line {
+            error["line"] = line.into();
+        }
+        serde_json::json!({ "error": error })
     }
 }
 
@@ -83,7 +99,7 @@ fn auth_code(kind: AuthFailure) -> &'static str {
     }
 }
 
-fn sync_code(kind: SyncFailure) -> &'static str {
+pub(crate) fn sync_code(kind: SyncFailure) -> &'static str {
     match kind {
         SyncFailure::Offline => "offline",
         SyncFailure::Paused => "sync_paused",

@@ -4,13 +4,17 @@
 //! (unknown options, a malformed argument, no way to read a password).
 
 mod args;
+mod batch;
 mod commands;
 mod credentials;
 mod demo;
 mod device;
 mod error;
+mod input;
 mod password;
+mod policy;
 mod render;
+mod revert;
 mod watch;
 
 use std::io::Write;

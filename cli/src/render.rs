@@ -138,6 +138,26 @@ pub fn status_json(status: &SyncStatus) -> Value {
         "pulled": status.pulled,
         "remaining": status.remaining,
         "realtime": status.realtime,
+        "lastRun": last_run_json(status),
+    })
+}
+
+/// How the last run went, kept across processes: `{"at", "outcome": "ok"|"failed", "error":
+/// {"code", "message"}|null}`, or null before any run.
+fn last_run_json(status: &SyncStatus) -> Value {
+    let Some(at) = status.last_run_at else {
+        return Value::Null;
+    };
+    let error = status.last_failure.map(|kind| {
+        json!({
+            "code": crate::error::sync_code(kind),
+            "message": status.last_error,
+        })
+    });
+    json!({
+        "at": timestamp(at),
+        "outcome": if error.is_some() { "failed" } else { "ok" },
+        "error": error,
     })
 }
 
@@ -159,8 +179,15 @@ pub fn status_line(status: &SyncStatus) -> String {
     if let Some(at) = status.last_synced_at {
         line += &format!(" · last sync {}", timestamp(at));
     }
-    if let Some(error) = &status.last_error {
-        line += &format!(" · error: {error}");
+    match (&status.last_error, status.last_failure) {
+        (Some(error), Some(kind)) => {
+            line += &format!(" · error ({}): {error}", crate::error::sync_code(kind));
+        }
+        (Some(error), None) => line += &format!(" · error: {error}"),
+        (None, _) => {}
+    }
+    if let (Some(_), Some(at)) = (status.last_failure, status.last_run_at) {
+        line += &format!(" · last run failed {}", timestamp(at));
     }
     line
 }
@@ -171,11 +198,12 @@ fn reason(reason: ConflictReason) -> &'static str {
         ConflictReason::LocalEditServerDelete => "local_edit_server_delete",
         ConflictReason::LocalDeleteServerEdit => "local_delete_server_edit",
         ConflictReason::Manual => "manual",
+        ConflictReason::UniqueViolation => "unique_violation",
     }
 }
 
 pub fn conflict_json(conflict: &Conflict) -> Value {
-    json!({
+    let mut value = json!({
         "collection": conflict.collection,
         "id": conflict.id,
         "reason": reason(conflict.reason),
@@ -184,7 +212,12 @@ pub fn conflict_json(conflict: &Conflict) -> Value {
         "server": optional_document(conflict.server_document.as_deref()),
         "base": optional_document(conflict.base_document.as_deref()),
         "serverVersion": conflict.server_version,
-    })
+    });
+    // Only a unique_violation conflict names the record holding the key.
+    if let Some(existing) = &conflict.existing_id {
+        value["existingId"] = json!(existing);
+    }
+    value
 }
 
 /// The conflict's header, then one line per contested field with both sides.
@@ -198,6 +231,9 @@ pub fn conflict_lines(conflict: &Conflict) -> String {
         reason(conflict.reason),
         conflict.server_version
     );
+    if let Some(existing) = &conflict.existing_id {
+        text += &format!("\n  key held by: {}/{existing}", conflict.collection);
+    }
     if local.is_null() || server.is_null() {
         let side = |v: &Value| {
             if v.is_null() {
@@ -321,6 +357,7 @@ mod tests {
             server_document: Some(r#"{"name":"Theirs","notes":"n"}"#.into()),
             base_document: Some(r#"{"name":"Base"}"#.into()),
             server_version: 3,
+            existing_id: None,
         };
         assert_eq!(
             conflict_lines(&conflict),

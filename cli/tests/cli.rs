@@ -616,8 +616,10 @@ fn two_devices_sync_through_the_server() {
     assert_eq!(
         keys(&status),
         [
+            "conflictPolicy",
             "conflicts",
             "lastError",
+            "lastRun",
             "lastSyncedAt",
             "pending",
             "phase",
@@ -961,4 +963,416 @@ fn the_demo_tells_its_story_and_exits_0_in_well_under_a_minute() {
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("8. Realtime"), "{text}");
     assert!(text.contains("Done in "), "{text}");
+}
+
+#[test]
+fn revert_drops_a_records_unsent_change_after_confirmation() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+    phone.signup(&email());
+    phone.put_plan("p1", "Legs");
+    phone.json(&["sync"]);
+    phone.json(&["patch", "plans", "p1", r#"{"name": "Arms"}"#]);
+
+    // Not a terminal and no --yes: a usage error, and nothing changes.
+    assert_eq!(phone.error(&["revert", "plans", "p1"], 2), "usage");
+    assert_eq!(phone.json(&["get", "plans", "p1"])["doc"]["name"], "Arms");
+
+    // On a terminal it asks: anything but yes keeps the change; yes reverts.
+    if has_script() {
+        assert!(!phone
+            .revert_on_terminal("plans", "p1", "n\n")
+            .status
+            .success());
+        assert_eq!(phone.json(&["get", "plans", "p1"])["doc"]["name"], "Arms");
+        let asked = phone.revert_on_terminal("plans", "p1", "y\n");
+        assert!(asked.status.success(), "{asked:?}");
+        assert!(String::from_utf8_lossy(&asked.stdout).contains("[y/N]"));
+    } else {
+        eprintln!("skipped the terminal part: no `script` (util-linux) here");
+        phone.json(&["revert", "plans", "p1", "--yes"]);
+    }
+    let record = phone.json(&["get", "plans", "p1"]);
+    assert_eq!(
+        (record["doc"].clone(), record["state"].as_str()),
+        (json!({ "name": "Legs" }), Some("synced"))
+    );
+
+    // --yes: no question. A record the server never had disappears.
+    phone.put_plan("p2", "New");
+    let reverted = phone.json(&["revert", "plans", "p2", "--yes"]);
+    assert_eq!(reverted, json!({ "reverted": true, "record": null }));
+    assert_eq!(phone.error(&["get", "plans", "p2"], 1), "not_found");
+    assert_eq!(phone.json(&["outbox"]), json!([]));
+    // Nothing left to revert: nothing to confirm either, and nothing changes.
+    let again = phone.json(&["revert", "plans", "p1"]);
+    assert_eq!(again["reverted"], false);
+    assert_eq!(again["record"]["doc"], json!({ "name": "Legs" }));
+    assert_eq!(
+        phone.error(&["revert", "plans", "nope", "--yes"], 1),
+        "not_found"
+    );
+    let report = phone.json(&["sync"]);
+    assert_eq!(
+        report["pushed"], 0,
+        "the server never heard of the dropped changes"
+    );
+}
+
+/// Whether util-linux's `script` (a pseudo-terminal for a command) is here.
+fn has_script() -> bool {
+    Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl Device {
+    /// `tandem revert COLLECTION ID` with a terminal as standard input (through `script`), typing
+    /// `answer` at the question. Its output is the terminal's (the question and the reply).
+    fn revert_on_terminal(&self, collection: &str, id: &str, answer: &str) -> Output {
+        let line = format!(
+            "{} --data-dir {} --server {} revert {collection} {id}",
+            env!("CARGO_BIN_EXE_tandem"),
+            self.data_dir().display(),
+            self.server
+        );
+        let mut command = Command::new("script");
+        command
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::piped());
+        run_with_stdin(&mut command, answer)
+    }
+}
+
+#[test]
+fn documents_come_inline_from_stdin_or_from_a_file_up_to_the_document_limit() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+    // 200 KiB: over the 128 KiB Linux allows one argument, under the 256 KiB a document may be.
+    let notes = "n".repeat(200 * 1024);
+    let big = json!({ "name": "Big", "notes": notes }).to_string();
+    let mut command = phone.command(&["--json", "put", "plans", "-", "--id", "big"]);
+    let output = run_with_stdin(command.stdin(Stdio::piped()), &big);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout_json(&output)["doc"]["notes"].as_str().unwrap().len(),
+        200 * 1024
+    );
+
+    let file = phone.data_dir().join("patch.json");
+    std::fs::write(&file, json!({ "notes": "short" }).to_string()).unwrap();
+    let at_file = format!("@{}", file.display());
+    let patched = phone.json(&["patch", "plans", "big", &at_file]);
+    assert_eq!(patched["doc"], json!({ "name": "Big", "notes": "short" }));
+    let mut command = phone.command(&["--json", "patch", "plans", "big", "-"]);
+    let output = run_with_stdin(command.stdin(Stdio::piped()), r#"{"archived": true}"#);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout_json(&output)["doc"]["archived"], true);
+    // A put's whole document from a file; a document the schema refuses is refused as inline.
+    let doc_file = phone.data_dir().join("plan.json");
+    std::fs::write(&doc_file, r#"{"name": "From a file"}"#).unwrap();
+    let put = phone.json(&[
+        "put",
+        "plans",
+        &format!("@{}", doc_file.display()),
+        "--id",
+        "from-file",
+    ]);
+    assert_eq!(put["doc"], json!({ "name": "From a file" }));
+    assert_eq!(phone.error(&["put", "plans", &at_file], 1), "validation");
+
+    assert_eq!(phone.error(&["put", "plans", "@/no/such/file"], 1), "io");
+    assert_eq!(
+        phone.error(&["put", "plans", "@"], 2),
+        "usage",
+        "`@` without a file name"
+    );
+}
+
+#[test]
+fn write_applies_a_batch_of_json_lines_all_or_nothing() {
+    let server = Server::start();
+    let phone = Device::new(&server);
+    phone.put_plan("old", "Old");
+    let batch = [
+        r#"{"op": "put", "collection": "plans", "id": "legs", "doc": {"name": "Legs"}}"#,
+        "",
+        r#"{"op": "put", "collection": "plan_days", "id": "d1", "doc": {"planId": "legs", "dayIndex": 1}}"#,
+        r#"{"op": "patch", "collection": "plans", "id": "legs", "doc": {"notes": "Slow"}}"#,
+        r#"{"op": "delete", "collection": "plans", "id": "old"}"#,
+    ]
+    .join("\n");
+    let file = phone.data_dir().join("batch.jsonl");
+    std::fs::write(&file, &batch).unwrap();
+    let done = phone.json(&["write", file.to_str().unwrap()]);
+    let written: Vec<&str> = done["written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(written, ["legs", "d1", "legs"]);
+    assert_eq!(
+        done["deleted"],
+        json!([{ "collection": "plans", "id": "old" }])
+    );
+    assert_eq!(
+        phone.json(&["get", "plans", "legs"])["doc"],
+        json!({ "name": "Legs", "notes": "Slow" })
+    );
+    assert_eq!(phone.error(&["get", "plans", "old"], 1), "not_found");
+
+    // From standard input too.
+    let mut command = phone.command(&["--json", "write", "-"]);
+    let line = r#"{"op": "put", "collection": "exercises", "id": "e1", "doc": {"name": "Squat"}}"#;
+    let output = run_with_stdin(command.stdin(Stdio::piped()), line);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        phone.json(&["get", "exercises", "e1"])["doc"]["name"],
+        "Squat"
+    );
+
+    // A bad line anywhere: its line number and a typed code, and nothing of the batch written.
+    let before = phone.json(&["outbox"]);
+    let bad_batches = [
+        ("not json", 2, "invalid_line"),
+        (
+            r#"{"op": "upsert", "collection": "plans", "id": "x", "doc": {}}"#,
+            2,
+            "invalid_line",
+        ),
+        (
+            r#"{"op": "patch", "collection": "plans", "doc": {"name": "n"}}"#,
+            2,
+            "invalid_line",
+        ),
+        (
+            r#"{"op": "delete", "collection": "plans", "id": "legs", "doc": {}}"#,
+            2,
+            "invalid_line",
+        ),
+        (
+            r#"{"op": "put", "collection": "plans", "id": "x", "doc": {}, "extra": 1}"#,
+            2,
+            "invalid_line",
+        ),
+        (
+            r#"{"op": "put", "collection": "plans", "id": "x", "doc": {"colour": "red"}}"#,
+            2,
+            "validation",
+        ),
+        (
+            r#"{"op": "put", "collection": "nope", "id": "x", "doc": {}}"#,
+            2,
+            "validation",
+        ),
+        (
+            r#"{"op": "patch", "collection": "plans", "id": "missing", "doc": {"name": "n"}}"#,
+            2,
+            "not_found",
+        ),
+        (
+            r#"{"op": "put", "collection": "plan_days", "id": "x", "doc": {"planId": "nope", "dayIndex": 0}}"#,
+            2,
+            "validation",
+        ),
+    ];
+    for (bad, line, code) in bad_batches {
+        let text = format!(
+            "{}\n{bad}\n{}",
+            r#"{"op": "put", "collection": "plans", "id": "fresh", "doc": {"name": "F"}}"#,
+            r#"{"op": "delete", "collection": "plans", "id": "legs"}"#
+        );
+        let mut command = phone.command(&["--json", "write", "-"]);
+        let output = run_with_stdin(command.stdin(Stdio::piped()), &text);
+        assert_eq!(output.status.code(), Some(1), "{bad}: {output:?}");
+        let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+        assert_eq!(error["error"]["code"], code, "{bad}: {error}");
+        assert_eq!(error["error"]["line"], line, "{bad}: {error}");
+        assert!(error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("line {line}: ")));
+    }
+    // The line that fails after earlier lines of the batch: a day under a plan the batch
+    // deleted, a patch of a record it deleted.
+    for (bad, code) in [
+        (
+            r#"{"op": "put", "collection": "plan_days", "id": "x", "doc": {"planId": "fresh", "dayIndex": 0}}"#,
+            "validation",
+        ),
+        (
+            r#"{"op": "patch", "collection": "plans", "id": "fresh", "doc": {"notes": "n"}}"#,
+            "not_found",
+        ),
+    ] {
+        let text = [
+            r#"{"op": "put", "collection": "plans", "id": "fresh", "doc": {"name": "F"}}"#,
+            r#"{"op": "put", "collection": "plan_days", "id": "fd", "doc": {"planId": "fresh", "dayIndex": 0}}"#,
+            r#"{"op": "delete", "collection": "plans", "id": "fresh"}"#,
+            bad,
+        ]
+        .join("\n");
+        let mut command = phone.command(&["--json", "write", "-"]);
+        let output = run_with_stdin(command.stdin(Stdio::piped()), &text);
+        assert_eq!(output.status.code(), Some(1), "{bad}: {output:?}");
+        let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+        assert_eq!(error["error"]["code"], code, "{bad}: {error}");
+        assert_eq!(error["error"]["line"], 4, "{bad}: {error}");
+    }
+    assert_eq!(
+        phone.json(&["outbox"]),
+        before,
+        "nothing of a bad batch was written"
+    );
+    assert_eq!(phone.error(&["get", "plans", "fresh"], 1), "not_found");
+    assert_eq!(phone.json(&["get", "plans", "legs"])["doc"]["name"], "Legs");
+    assert_eq!(phone.error(&["write", "/no/such/file"], 1), "io");
+}
+
+#[test]
+fn the_conflict_policy_is_kept_in_the_data_directory_and_shown_by_status() {
+    let server = Server::start();
+    let (phone, tablet, _) = two_devices(&server);
+    assert_eq!(tablet.json(&["status"])["conflictPolicy"], "merge");
+
+    // Chosen once, kept by every later command on the directory (the login's server too).
+    let status = tablet.json(&["--conflict-policy", "server-wins", "status"]);
+    assert_eq!(status["conflictPolicy"], "server-wins");
+    assert_eq!(tablet.json(&["status"])["conflictPolicy"], "server-wins");
+    let settings: Value =
+        serde_json::from_slice(&std::fs::read(tablet.data_dir().join("cli.json")).unwrap())
+            .unwrap();
+    assert_eq!(settings["conflictPolicy"], "server-wins");
+    assert_eq!(settings["server"], tablet.server.as_str());
+    let text = String::from_utf8(tablet.run(&["status"]).stdout).unwrap();
+    assert!(text.contains("conflict policy: server-wins"), "{text}");
+
+    // And sync follows it: the same field changed on both sides goes the server's way, no
+    // conflict left to settle.
+    phone.put_plan("p1", "Legs");
+    phone.json(&["sync"]);
+    tablet.json(&["sync"]);
+    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
+    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+    phone.json(&["sync"]);
+    let report = tablet.json(&["sync"]);
+    assert_eq!(report["parked"], json!([]));
+    assert_eq!(tablet.json(&["conflicts"]), json!([]));
+    assert_eq!(
+        tablet.json(&["get", "plans", "p1"])["doc"]["name"],
+        "Phone legs"
+    );
+
+    // manual leaves every conflict to the user; client-wins sends the local change again.
+    tablet.json(&[
+        "--conflict-policy",
+        "manual",
+        "patch",
+        "plans",
+        "p1",
+        r#"{"notes":"t"}"#,
+    ]);
+    phone.json(&["patch", "plans", "p1", r#"{"archived":true}"#]);
+    phone.json(&["sync"]);
+    assert_eq!(
+        tablet.json(&["sync"])["parked"].as_array().unwrap().len(),
+        1
+    );
+    tablet.json(&["resolve", "plans", "p1", "keep-mine"]);
+    tablet.json(&["--conflict-policy", "client-wins", "sync"]);
+    assert_eq!(tablet.json(&["status"])["conflictPolicy"], "client-wins");
+
+    assert_eq!(
+        tablet.error(&["--conflict-policy", "newest", "status"], 2),
+        "usage"
+    );
+    std::fs::write(
+        tablet.data_dir().join("cli.json"),
+        r#"{"conflictPolicy": "bogus"}"#,
+    )
+    .unwrap();
+    assert_eq!(tablet.error(&["status"], 1), "invalid_config");
+}
+
+#[test]
+fn last_write_wins_settles_a_conflict_by_the_later_edit_with_no_one_asked() {
+    let server = Server::start();
+    let (phone, tablet, _) = two_devices(&server);
+    phone.put_plan("p1", "Legs");
+    phone.json(&["sync"]);
+    tablet.json(&["sync"]);
+    let status = tablet.json(&["--conflict-policy", "last-write-wins", "status"]);
+    assert_eq!(status["conflictPolicy"], "last-write-wins");
+
+    // The phone's edit is made first, the tablet's later: the later one wins on both devices,
+    // whichever reaches the server first.
+    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
+    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+    phone.json(&["sync"]);
+    let report = tablet.json(&["sync"]);
+    assert_eq!(report["parked"], json!([]));
+    assert_eq!(tablet.json(&["conflicts"]), json!([]));
+    phone.json(&["sync"]);
+    for device in [&phone, &tablet] {
+        assert_eq!(
+            device.json(&["get", "plans", "p1"])["doc"]["name"],
+            "Tablet legs"
+        );
+    }
+}
+
+#[test]
+fn status_in_a_new_process_shows_how_the_last_sync_went() {
+    let mut server = Server::start();
+    let phone = Device::new(&server);
+    phone.signup(&email());
+    phone.put_plan("p1", "Legs");
+    assert_eq!(
+        phone.json(&["status"])["lastRun"],
+        Value::Null,
+        "no run yet"
+    );
+    phone.json(&["sync"]);
+    let ok = phone.json(&["status"]);
+    assert_eq!(ok["lastRun"]["outcome"], "ok");
+    assert_eq!(ok["lastRun"]["error"], Value::Null);
+    assert_eq!(ok["lastRun"]["at"], ok["lastSyncedAt"]);
+
+    // A failed sync in one process; `status` in the next shows it, typed, and no secret.
+    phone.put_plan("p2", "Arms");
+    server.stop();
+    assert_eq!(phone.error(&["sync"], 1), "offline");
+    let failed = phone.json(&["status"]);
+    assert_eq!(failed["phase"], "offline");
+    assert_eq!(failed["lastRun"]["outcome"], "failed");
+    assert_eq!(failed["lastRun"]["error"]["code"], "offline");
+    let message = failed["lastRun"]["error"]["message"].as_str().unwrap();
+    assert_eq!(Some(message), failed["lastError"].as_str());
+    assert!(failed["lastRun"]["at"].as_str().unwrap() >= ok["lastRun"]["at"].as_str().unwrap());
+    assert_eq!(
+        failed["lastSyncedAt"], ok["lastSyncedAt"],
+        "the last success stays"
+    );
+    let text = String::from_utf8(phone.run(&["status"]).stdout).unwrap();
+    assert!(text.contains("error (offline): "), "{text}");
+    assert!(text.contains("last run failed"), "{text}");
+    let credentials = std::fs::read_to_string(phone.data_dir().join("credentials.json")).unwrap();
+    let tokens: Value = serde_json::from_str(&credentials).unwrap();
+    let secrets: Vec<String> = tokens
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+        .filter(|v| v.len() > 40)
+        .collect();
+    assert!(!secrets.is_empty(), "the session's tokens are in the file");
+    for secret in secrets.iter().chain([&PASSWORD.to_string()]) {
+        assert!(
+            !failed.to_string().contains(secret.as_str()),
+            "a secret in status"
+        );
+        assert!(!text.contains(secret.as_str()), "a secret in status");
+    }
 }

@@ -25,6 +25,7 @@ use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
 use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
 use crate::sync::resolve::{self, Resolution};
+use crate::sync::revert::{self, Reverted};
 use crate::sync::run::SyncReport;
 use crate::sync::status::{Metrics, Status, Trigger};
 
@@ -47,6 +48,9 @@ pub struct ClientConfig {
 
 pub struct Client {
     data_dir: PathBuf,
+    /// What every engine's edit times read (the wall clock) and name (this installation).
+    edit_clock: Arc<dyn Clock>,
+    installation_id: String,
     schema: Schema,
     notifier: Arc<Notifier>,
     current_store: Arc<CurrentStore>,
@@ -69,6 +73,17 @@ impl Client {
     /// sleeping. Apps use `open` (the system clock).
     #[doc(hidden)]
     pub fn open_with_clock(config: ClientConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::open_with_clocks(config, Arc::clone(&clock), clock)
+    }
+
+    /// [`open`](Self::open), with the auth session judging token expiry by `clock` and edit times
+    /// read from `edit_clock` (a device whose clock is skewed). For tests only.
+    #[doc(hidden)]
+    pub fn open_with_clocks(
+        config: ClientConfig,
+        clock: Arc<dyn Clock>,
+        edit_clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         let schema = Schema::from_json(&config.schema_json)?;
         files::create_private_dir(&config.data_dir)?;
         files::create_private_dir(&config.data_dir.join(USERS_DIR))?;
@@ -101,12 +116,13 @@ impl Client {
             &db_path(&data_dir, &state)?,
             schema.clone(),
             Arc::clone(&notifier),
-        )?;
+        )?
+        .with_edit_clock(Arc::clone(&edit_clock), &installation_id);
         current_store.set(Some(engine.store()));
         let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
         let syncer = match (&auth, http) {
             (Some(auth), Some((http, timeout))) => {
-                let api = SyncApi::new(http, Arc::clone(auth), installation_id, timeout);
+                let api = SyncApi::new(http, Arc::clone(auth), installation_id.clone(), timeout);
                 let lock_dir = data_dir.join(USERS_DIR);
                 Some(Syncer::new(
                     Arc::clone(&engines),
@@ -122,6 +138,8 @@ impl Client {
         let expiry_watch = watch_session(auth.as_ref(), syncer.as_ref());
         Ok(Self {
             data_dir,
+            edit_clock,
+            installation_id,
             schema,
             notifier,
             current_store,
@@ -146,10 +164,14 @@ impl Client {
 
     /// Applies puts, patches and deletes in one transaction (all or nothing) through the current
     /// engine and tells the syncer. Returns the written record of each put and patch, in order.
+    /// A batch that changes nothing (puts and patches that leave their documents as they are)
+    /// writes nothing and does not wake the syncer.
     /// A batch of several ops is one atomic group on the wire too (see [`Engine::write`]).
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
-        let rows = self.engine().write(ops)?;
-        self.tell_syncer();
+        let (rows, changed) = self.engine().write_reporting(ops)?;
+        if changed {
+            self.tell_syncer();
+        }
         Ok(rows)
     }
 
@@ -240,6 +262,16 @@ impl Client {
         Ok(row)
     }
 
+    /// Stored records that break a reference or unique constraint of the schema (possible only
+    /// after a schema added one to a collection that already held data), for the app to fix.
+    pub fn schema_violations(&self) -> Result<Vec<crate::RuleViolation>> {
+        let engine = self.engine();
+        let rules = crate::refs::all_rules(engine.schema());
+        engine
+            .store()
+            .read(|conn| crate::refs::violations(conn, &rules))
+    }
+
     /// Changes the server refused (dead letters), oldest first.
     pub fn rejected(&self) -> Result<Vec<OutboxEntry>> {
         self.engine().store().read(outbox::rejected)
@@ -250,6 +282,19 @@ impl Client {
         resolve::discard_rejected(&self.engine(), op_id)?;
         self.tell_syncer();
         Ok(())
+    }
+
+    /// Drops the record's unsent changes (its outbox entries, dead letters included, and any open
+    /// conflict) and restores the server's state, in one transaction; observers are told. A
+    /// record the server never had disappears, with what was created below it. Returns the
+    /// record afterwards (`None` when it does not show) and whether anything changed (a record
+    /// already at the server's state is left alone). `NotFound` when the store has no such record.
+    pub fn revert(&self, collection: &str, id: &str) -> Result<Reverted> {
+        let reverted = revert::revert(&self.engine(), collection, id)?;
+        if reverted.changed {
+            self.tell_syncer();
+        }
+        Ok(reverted)
     }
 
     /// Refreshes the sync status's counts and, when started, schedules a debounced run.
@@ -397,9 +442,11 @@ impl Client {
             "switching account database"
         );
         let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
+        let (edit_clock, node) = (Arc::clone(&self.edit_clock), self.installation_id.clone());
         let guest_path = current.store().path().to_path_buf();
         let next = tokio::task::spawn_blocking(move || -> Result<Engine> {
-            let engine = Engine::open_file(&target, schema, notifier)?;
+            let engine =
+                Engine::open_file(&target, schema, notifier)?.with_edit_clock(edit_clock, &node);
             if adopt_guest {
                 adopt(&engine, &guest_path)?;
             }

@@ -14,11 +14,13 @@ use tandem_protocol::{
 };
 use uuid::Uuid;
 
+use crate::edit_time::{self, EditClock};
 use crate::error::{Error, Result};
 use crate::observe::{ChangeCallback, Notifier, QueryCallback, SubscriptionHandle};
 use crate::outbox::{self, OutboxEntry};
 use crate::query::{CompiledQuery, Query};
 use crate::records::{self, RecordRow, RecordState};
+use crate::refs;
 use crate::schema;
 use crate::store::Store;
 use crate::sync::conflict::{self, ConflictRow};
@@ -49,7 +51,9 @@ pub enum WriteOp {
 pub struct Engine {
     store: Arc<Store>,
     schema: Schema,
+    has_refs: bool,
     notifier: Arc<Notifier>,
+    edit_clock: EditClock,
 }
 
 impl Engine {
@@ -70,11 +74,32 @@ impl Engine {
     pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
         let store = Arc::new(Store::open(path)?);
         store.write(|tx| schema::install(tx, &schema))?;
+        let has_refs = schema
+            .collections
+            .values()
+            .any(|c| c.refs().next().is_some());
+        let edit_clock = store.read(EditClock::load)?;
         Ok(Self {
             store,
+            has_refs,
             schema,
             notifier,
+            edit_clock,
         })
+    }
+
+    /// This engine with its edit times read from `clock` and made by device `node` (its client
+    /// id). Without it, the system clock and the node `local`.
+    pub fn with_edit_clock(self, clock: Arc<dyn tandem_protocol::Clock>, node: &str) -> Self {
+        Self {
+            edit_clock: self.edit_clock.with(clock, node),
+            ..self
+        }
+    }
+
+    /// The edit clock, for sync to show it the server's times.
+    pub(crate) fn edit_clock(&self) -> &EditClock {
+        &self.edit_clock
     }
 
     /// The store, for sync and account management.
@@ -95,13 +120,21 @@ impl Engine {
 
     /// Applies `ops` in one transaction: all of them or, on the first error, none. Returns the
     /// written record of every put and patch, in order.
+    #[cfg(test)]
+    pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
+        Ok(self.write_reporting(ops)?.0)
+    }
+
+    /// [`write`](Self::write), also saying whether anything changed: a put or patch that leaves
+    /// its record's document as it was (a no-op save) writes nothing, and a batch of only such
+    /// writes changes nothing, tells no observer and gives the syncer nothing to send.
     ///
     /// A batch of two ops or more is one atomic group on the wire too: its outbox entries carry
     /// one group id, travel in one push, and the server applies all of them or none (see the
     /// outbox's group rules). A group holds at most [`MAX_GROUP_SIZE`] changes (the ops' own and
     /// those their deletes record below them); a larger batch is refused with
     /// [`Error::InvalidArgument`], nothing written. A write of one op has no group.
-    pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<RecordRow>> {
+    pub fn write_reporting(&self, ops: Vec<WriteOp>) -> Result<(Vec<RecordRow>, bool)> {
         if ops.len() > MAX_GROUP_SIZE {
             return Err(group_too_large(ops.len()));
         }
@@ -114,6 +147,8 @@ impl Engine {
             let mut batch = Batch {
                 tx,
                 schema: &self.schema,
+                has_refs: self.has_refs,
+                clock: &self.edit_clock,
                 now,
                 changed: BTreeSet::new(),
             };
@@ -129,10 +164,13 @@ impl Engine {
                     return Err(group_too_large(size as usize));
                 }
             }
+            // Once for the whole transaction: the clock's state after its last tick.
+            self.edit_clock.save(tx)?;
             Ok((written, batch.changed))
         })?;
+        let any = !changed.is_empty();
         self.notifier.committed(changed);
-        Ok(written)
+        Ok((written, any))
     }
 
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
@@ -202,6 +240,9 @@ impl Engine {
 struct Batch<'a, 'tx> {
     tx: &'a Transaction<'tx>,
     schema: &'a Schema,
+    /// Whether any collection declares a `ref` (then deletes look for referrers below them).
+    has_refs: bool,
+    clock: &'a EditClock,
     now: i64,
     changed: BTreeSet<String>,
 }
@@ -233,7 +274,22 @@ impl Batch<'_, '_> {
         let declared = self.collection(collection)?;
         check_id(id)?;
         let (doc, json) = stored_form(declared, collection, doc)?;
-        let depends_on = self.check_parent(declared, collection, &doc)?;
+        let mut depends_on: Vec<(String, String)> = self
+            .check_parent(declared, collection, &doc)?
+            .into_iter()
+            .collect();
+        if let Value::Object(map) = &doc {
+            if declared.refs().next().is_some() {
+                depends_on.extend(refs::check_refs(self.tx, declared, collection, id, map)?);
+            }
+            if !declared.unique.is_empty() {
+                refs::check_unique(self.tx, declared, collection, id, map)?;
+            }
+        }
+        let at = self.clock.tick();
+        let empty = serde_json::Map::new();
+        let new_map = doc.as_object().unwrap_or(&empty);
+        let at_text = at.encode();
         let mut row = RecordRow {
             collection: collection.to_string(),
             id: id.to_string(),
@@ -244,22 +300,43 @@ impl Batch<'_, '_> {
             state: RecordState::Pending,
             created_at: self.now,
             updated_at: self.now,
+            edited_at: Some(at_text.clone()),
+            field_times: edit_time::all_at(new_map.keys(), &at_text),
         };
         let before = if records::insert_new(self.tx, &row)? {
             None
         } else {
             let before = records::load(self.tx, collection, id)?
                 .ok_or_else(|| Error::Corrupt(format!("{collection}/{id} vanished mid-write")))?;
+            if is_unchanged(&before, &doc, row.doc.as_deref().unwrap_or_default())? {
+                // A no-op save: no outbox entry, no new `updatedAt`, nothing for observers.
+                return Ok(before);
+            }
+            if !before.deleted {
+                let old = parse_stored(before.doc.as_deref())?;
+                row.field_times = edit_time::times_text(&edit_time::after_edit(
+                    old.as_object(),
+                    edit_time::parse_times(before.field_times.as_deref()),
+                    new_map,
+                    &at,
+                ));
+            }
             if let Some(open) = self.open_conflict(&before)? {
                 self.touch(collection);
-                return reconcile::write_in_conflict(
+                let written = reconcile::write_in_conflict(
                     self.tx,
                     self.schema,
                     &before,
                     &open,
                     row.doc.as_deref(),
                     self.now,
-                );
+                )?;
+                self.stamp(collection, id, &at_text, row.field_times.as_deref())?;
+                return Ok(RecordRow {
+                    edited_at: row.edited_at,
+                    field_times: row.field_times,
+                    ..written
+                });
             }
             row.server_doc.clone_from(&before.server_doc);
             row.server_version = before.server_version;
@@ -267,19 +344,32 @@ impl Batch<'_, '_> {
             records::save(self.tx, &row)?;
             Some(before)
         };
-        let depends_on = depends_on.as_ref().map(|(c, i)| (c.as_str(), i.as_str()));
+        let depends_on: Vec<(&str, &str)> = depends_on
+            .iter()
+            .map(|(c, i)| (c.as_str(), i.as_str()))
+            .collect();
         let doc_json = row.doc.as_deref().unwrap_or_default();
-        outbox::record_upsert(
+        outbox::record_upsert_timed(
             self.tx,
             collection,
             id,
             before.as_ref(),
             doc_json,
-            depends_on,
+            &depends_on,
             self.now,
+            Some(outbox::EntryTimes {
+                edited_at: &at_text,
+                field_times: row.field_times.as_deref(),
+            }),
         )?;
         self.touch(collection);
         Ok(row)
+    }
+
+    /// Gives the record and its newest pending outbox entry the times of the edit just made.
+    fn stamp(&self, collection: &str, id: &str, at: &str, field_times: Option<&str>) -> Result<()> {
+        records::set_times(self.tx, collection, id, Some(at), field_times)?;
+        outbox::stamp_times(self.tx, collection, id, at, field_times)
     }
 
     fn patch(&mut self, collection: &str, id: &str, patch: &Value) -> Result<RecordRow> {
@@ -300,8 +390,18 @@ impl Batch<'_, '_> {
         self.collection(collection)?;
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
-        reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
-        reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
+        let at = self.clock.tick().encode();
+        if self.schema.referrers_of(collection).next().is_some() || self.has_refs {
+            // References into it (or into what lies below it): their rules first, one unit.
+            let mut deletion =
+                refs::Deletion::new(self.tx, self.schema, self.now, refs::Mode::Local);
+            deletion.delete(&target)?;
+            self.changed.extend(deletion.changed);
+        } else {
+            reconcile::delete_own(self.tx, self.schema, &target, self.now)?;
+            reconcile::cascade_local_delete(self.tx, self.schema, collection, id, self.now)?;
+        }
+        self.stamp(collection, id, &at, None)?;
         // Settling a conflict by the delete may remove what lay below without the cascade seeing
         // it: observers of every collection below are told.
         let family = with_descendants(self.schema, [collection.to_string()].into());
@@ -368,6 +468,14 @@ fn with_descendants(schema: &Schema, mut collections: BTreeSet<String>) -> BTree
                 stack.push(child.to_string());
             }
         }
+        // A delete there may cascade to, or clear a field of, the records referring to it.
+        for referrer in schema.referrers_of(&parent) {
+            if referrer.on_delete != tandem_protocol::OnDelete::Restrict
+                && collections.insert(referrer.collection.to_string())
+            {
+                stack.push(referrer.collection.to_string());
+            }
+        }
     }
     collections
 }
@@ -406,6 +514,21 @@ pub(crate) fn stored_form(
     let json = doc.to_string();
     check_size(collection, json.len())?;
     Ok((doc, json))
+}
+
+/// Whether a put of `doc` (stored text `json`) would leave the live record `before` as it is.
+/// Only for records that are synced or merely pending: a write to a conflicted record settles or
+/// moves its conflict, and one to a rejected record queues a new attempt, so those always write.
+fn is_unchanged(before: &RecordRow, doc: &Value, json: &str) -> Result<bool> {
+    if before.deleted || !matches!(before.state, RecordState::Synced | RecordState::Pending) {
+        return Ok(false);
+    }
+    let Some(stored) = before.doc.as_deref() else {
+        return Ok(false);
+    };
+    // The stored text is usually the same canonical serialisation; a pulled document may be
+    // spelled differently, so unequal texts are compared as values.
+    Ok(stored == json || parse_stored(Some(stored))? == *doc)
 }
 
 fn parse_stored(doc: Option<&str>) -> Result<Value> {

@@ -22,6 +22,7 @@ pub mod auth;
 mod client;
 mod crash;
 pub mod defaults;
+mod edit_time;
 mod engine;
 #[cfg(test)]
 mod engine_tests;
@@ -32,10 +33,17 @@ pub mod fuzzing;
 #[cfg(test)]
 mod group_tests;
 pub mod http;
+#[cfg(test)]
+mod lww_tests;
+#[cfg(test)]
+mod noop_revert_tests;
 mod observe;
 mod outbox;
 mod query;
 mod records;
+mod refs;
+#[cfg(test)]
+mod refs_tests;
 pub mod runtime;
 mod schema;
 mod store;
@@ -50,12 +58,14 @@ pub use observe::SubscriptionHandle;
 pub use outbox::{EntryState, OpKind, OutboxEntry};
 pub use query::{Filter, FilterOp, Order, Query};
 pub use records::{RecordRow, RecordState};
+pub use refs::{RuleViolation, ViolationKind};
 pub use store::CONNECTION_PRAGMAS;
 pub use sync::conflict::{ConflictPolicy, ConflictReason, ConflictRow};
 pub use sync::error::SyncError;
 pub use sync::orchestrator::{Resolver, SyncOptions};
 pub use sync::push::Outcome;
 pub use sync::resolve::Resolution;
+pub use sync::revert::Reverted;
 pub use sync::run::SyncReport;
-pub use sync::status::{Metrics, Phase, Status, Trigger};
+pub use sync::status::{FailureKind, Metrics, Phase, Status, Trigger};
 pub use tandem_protocol::{User, ValidationError, ValidationReason};

@@ -70,6 +70,10 @@ pub struct OutboxEntry {
     pub updated_at: i64,
     /// The atomic group (one `write` batch of several ops) the entry belongs to.
     pub group_id: Option<String>,
+    /// The edit time (HLC text) of the latest edit the entry sends (`editedAt`).
+    pub edited_at: Option<String>,
+    /// The edit time of each field of `doc` (`fieldEditedAt`), a JSON object of HLC texts.
+    pub field_times: Option<String>,
 }
 
 // ---- Atomic groups ----
@@ -318,6 +322,42 @@ pub fn record_upsert(
     depends_on: Option<(&str, &str)>,
     now: i64,
 ) -> Result<()> {
+    record_upsert_timed(
+        tx,
+        collection,
+        id,
+        before,
+        doc,
+        depends_on.as_slice(),
+        now,
+        None,
+    )
+}
+
+/// The edit times an entry sends: of the latest edit (`editedAt`) and of each field of its
+/// document (`fieldEditedAt`, a JSON object of HLC texts).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryTimes<'a> {
+    pub edited_at: &'a str,
+    pub field_times: Option<&'a str>,
+}
+
+/// [`record_upsert`] of an edit made at `times` (written with the entry, new or coalesced, in the
+/// same statement), behind several records the server has not seen yet: its parent and the
+/// records its `ref` fields name, whose own entries it must not move ahead of.
+#[allow(clippy::too_many_arguments)]
+pub fn record_upsert_timed(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    before: Option<&RecordRow>,
+    doc: &str,
+    depends_on: &[(&str, &str)],
+    now: i64,
+    times: Option<EntryTimes<'_>>,
+) -> Result<()> {
+    let (edited_at, field_times) =
+        times.map_or((None, None), |t| (Some(t.edited_at), t.field_times));
     // A record without a row has no entries (rows are forgotten only once none are left).
     let head = match before {
         Some(_) => head(tx, collection, id)?,
@@ -325,20 +365,32 @@ pub fn record_upsert(
     };
     let group = group_for_new_entry(head.as_ref());
     if let Some(head) = head {
-        let blocked = match depends_on {
-            Some((pc, pid)) => has_unsent_entry_after(tx, pc, pid, head.seq)?,
-            None => false,
-        };
+        let mut blocked = false;
+        for (pc, pid) in depends_on {
+            if has_unsent_entry_after(tx, pc, pid, head.seq)? {
+                blocked = true;
+                break;
+            }
+        }
         if head.state == EntryState::Pending && !blocked && fold_into(tx, &head)? {
             // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
             tx.prepare_cached(
-                "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2 WHERE seq = ?3",
+                "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2,
+                   edited_at = coalesce(?4, edited_at),
+                   field_times = CASE WHEN ?4 IS NULL THEN field_times ELSE ?5 END
+                 WHERE seq = ?3",
             )?
-            .execute(rusqlite::params![doc, now, head.seq])?;
+            .execute(rusqlite::params![
+                doc,
+                now,
+                head.seq,
+                edited_at,
+                field_times
+            ])?;
             return Ok(());
         }
     }
-    insert(
+    insert_timed(
         tx,
         collection,
         id,
@@ -347,6 +399,7 @@ pub fn record_upsert(
         Some(doc),
         group,
         now,
+        times,
     )
 }
 
@@ -457,6 +510,8 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         created_at: row.get(11)?,
         updated_at: row.get(12)?,
         group_id: row.get(13)?,
+        edited_at: row.get(14)?,
+        field_times: row.get(15)?,
     })
 }
 
@@ -543,13 +598,31 @@ fn insert(
     group: Option<String>,
     now: i64,
 ) -> Result<()> {
+    insert_timed(tx, collection, id, op, before, doc, group, now, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_timed(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    op: OpKind,
+    before: Option<&RecordRow>,
+    doc: Option<&str>,
+    group: Option<String>,
+    now: i64,
+    times: Option<EntryTimes<'_>>,
+) -> Result<()> {
+    let (edited_at, field_times) =
+        times.map_or((None, None), |t| (Some(t.edited_at), t.field_times));
     let base_version = before.map(|r| r.server_version).filter(|v| *v > 0);
     let base_doc = before.and_then(|r| r.server_doc.as_deref());
     let mut op_id = Uuid::encode_buffer();
     let op_id: &str = Uuid::now_v7().hyphenated().encode_lower(&mut op_id);
     tx.prepare_cached(
-        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at, group_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at,
+                             group_id, edited_at, field_times)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
     )?
     .execute(rusqlite::params![
         op_id,
@@ -561,6 +634,8 @@ fn insert(
         doc,
         now,
         group,
+        edited_at,
+        field_times,
     ])?;
     Ok(())
 }
@@ -569,7 +644,27 @@ fn insert(
 
 const ENTRY_COLUMNS: &str =
     "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
-                             last_error, created_at, updated_at, group_id";
+                             last_error, created_at, updated_at, group_id, edited_at, field_times";
+
+/// Stamps the edit times of the record's newest entry when it is still pending (after
+/// [`record_upsert`] or [`record_delete`] wrote it): the time of the latest edit it sends, and the
+/// time of each field of its document.
+pub fn stamp_times(
+    tx: &Transaction<'_>,
+    collection: &str,
+    id: &str,
+    edited_at: &str,
+    field_times: Option<&str>,
+) -> Result<()> {
+    let Some(head) = head(tx, collection, id)? else {
+        return Ok(());
+    };
+    if head.state == EntryState::Pending {
+        tx.prepare_cached("UPDATE outbox SET edited_at = ?2, field_times = ?3 WHERE seq = ?1")?
+            .execute(rusqlite::params![head.seq, edited_at, field_times])?;
+    }
+    Ok(())
+}
 
 /// The next entries to push, in commit order: those in flight from an interrupted push first (they
 /// are sent again with the same op id, which the server answers `duplicate` if it had applied
@@ -703,6 +798,13 @@ pub fn send_after_the_rest(tx: &Transaction<'_>, collection: &str, id: &str) -> 
     Ok(())
 }
 
+/// Whether the entry `seq` is still in the outbox (a `revert` drops entries in flight too).
+pub fn exists(conn: &Connection, seq: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE seq = ?1)")?
+        .query_row([seq], |r| r.get(0))?)
+}
+
 pub fn remove(tx: &Transaction<'_>, seq: i64) -> Result<()> {
     tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
         .execute([seq])?;
@@ -731,6 +833,14 @@ pub fn drop_unsent(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<(
         "DELETE FROM outbox WHERE collection = ?1 AND entity_id = ?2 AND state IN ('pending', 'inflight')",
     )?
     .execute([collection, id])?;
+    Ok(())
+}
+
+/// Drops every entry of a record, dead letters included (the record goes back to the server's
+/// state: `revert`).
+pub fn drop_all(tx: &Transaction<'_>, collection: &str, id: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM outbox WHERE collection = ?1 AND entity_id = ?2")?
+        .execute([collection, id])?;
     Ok(())
 }
 

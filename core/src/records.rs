@@ -52,13 +52,28 @@ pub struct RecordRow {
     pub state: RecordState,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The edit time (HLC text, see `tandem_protocol::hlc`) of the user's last change of the
+    /// record as it shows (of its delete, when deleted); `None` before edit times were kept.
+    pub edited_at: Option<String>,
+    /// The edit time of each field of `doc`, a JSON object of HLC texts.
+    pub field_times: Option<String>,
+}
+
+impl RecordRow {
+    /// The user's last edit, unix milliseconds (the wall-clock part of `edited_at`).
+    pub fn edited_at_ms(&self) -> Option<i64> {
+        self.edited_at
+            .as_deref()
+            .and_then(|t| t.parse::<tandem_protocol::Hlc>().ok())
+            .map(|t| t.ms)
+    }
 }
 
 /// The column list every `SELECT` of whole rows uses, in [`from_row`]'s order. A macro so that
 /// statements built from it stay `&'static str` (no formatting on the hot path).
 macro_rules! columns {
     () => {
-        "collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at"
+        "collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at, edited_at, field_times"
     };
 }
 pub const COLUMNS: &str = columns!();
@@ -77,6 +92,8 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
         })?,
         created_at: row.get(7)?,
         updated_at: row.get(8)?,
+        edited_at: row.get(9)?,
+        field_times: row.get(10)?,
     })
 }
 
@@ -98,8 +115,8 @@ pub fn load_live(conn: &Connection, collection: &str, id: &str) -> Result<Option
 /// The INSERT of a whole row, parameters in [`execute_with_row`]'s order.
 macro_rules! insert_row {
     () => {
-        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at, edited_at, field_times)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     };
 }
 /// Inserts the row unless one with its key exists; returns whether it did. Lets a write to a new
@@ -122,7 +139,8 @@ pub fn save(conn: &Connection, row: &RecordRow) -> Result<()> {
             " ON CONFLICT (collection, id) DO UPDATE SET
                doc = excluded.doc, server_doc = excluded.server_doc,
                server_version = excluded.server_version, deleted = excluded.deleted,
-               state = excluded.state, updated_at = excluded.updated_at"
+               state = excluded.state, updated_at = excluded.updated_at,
+               edited_at = excluded.edited_at, field_times = excluded.field_times"
         ),
         row,
     )?;
@@ -140,7 +158,24 @@ fn execute_with_row(conn: &Connection, sql: &'static str, row: &RecordRow) -> Re
         row.state.as_str(),
         row.created_at,
         row.updated_at,
+        row.edited_at,
+        row.field_times,
     ])?)
+}
+
+/// Sets the edit times of `collection/id`, if it has a row.
+pub fn set_times(
+    conn: &Connection,
+    collection: &str,
+    id: &str,
+    edited_at: Option<&str>,
+    field_times: Option<&str>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE records SET edited_at = ?3, field_times = ?4 WHERE collection = ?1 AND id = ?2",
+    )?
+    .execute(rusqlite::params![collection, id, edited_at, field_times])?;
+    Ok(())
 }
 
 /// Forgets the row entirely (a record the server never saw and nothing will be sent for).

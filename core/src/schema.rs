@@ -33,9 +33,30 @@ pub fn install(tx: &Transaction<'_>, schema: &Schema) -> Result<()> {
         schema
             .check_evolution_from(&previous)
             .map_err(Error::SchemaChange)?;
+        report_added_rules(tx, schema, &previous)?;
     }
     meta_set(tx, SCHEMA_KEY, &schema.to_json())?;
     sync_indexes(tx, schema)
+}
+
+/// References and unique constraints new to collections that already held data are checked
+/// against it once, here: what breaks them is kept (nothing stored is lost) and reported in the
+/// log; the app reads the list with `schema_violations()`. New writes are checked from now on.
+fn report_added_rules(tx: &Transaction<'_>, schema: &Schema, previous: &Schema) -> Result<()> {
+    let added = schema.added_rules_since(previous);
+    if added.is_empty() {
+        return Ok(());
+    }
+    let broken = crate::refs::violations(tx, &added)?;
+    if !broken.is_empty() {
+        let collections: BTreeSet<&str> = broken.iter().map(|v| v.collection.as_str()).collect();
+        tracing::warn!(
+            records = broken.len(),
+            collections = ?collections,
+            "stored records break references or unique constraints the new schema adds; see schema_violations()"
+        );
+    }
+    Ok(())
 }
 
 /// The SQL expression for a document field. Queries must spell it exactly like this for SQLite
@@ -107,8 +128,9 @@ fn seed_planner_stats(tx: &Transaction<'_>, indexes: &[IndexDef]) -> Result<()> 
     Ok(())
 }
 
-/// The declared indexes, plus one on the parent field when no declared index starts with it, so
-/// cascading deletes and parent checks find children without a scan.
+/// The declared indexes, plus one on the parent field and one on each `ref` field when no
+/// declared index starts with it, and one per unique constraint not covered by an index, so
+/// cascading deletes, delete rules, parent checks and unique checks never scan.
 fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
     let mut columns: Vec<Vec<String>> = Vec::with_capacity(collection.indexes.len() + 1);
     for index in &collection.indexes {
@@ -120,6 +142,22 @@ fn index_columns(collection: &Collection) -> Vec<Vec<String>> {
     if let Some(parent) = &collection.parent {
         if !columns.iter().any(|c| c.first() == Some(&parent.field)) {
             columns.push(vec![parent.field.clone()]);
+        }
+    }
+    // Unique checks find a key's holder; delete rules find referrers by their ref field. A
+    // unique constraint's index that starts with a ref field serves both (every index costs
+    // each write of the collection its expressions).
+    for unique in &collection.unique {
+        if !columns.iter().any(|c| c.starts_with(unique)) {
+            columns.push(unique.clone());
+        }
+    }
+    for (field, _) in collection.refs() {
+        if !columns
+            .iter()
+            .any(|c| c.first().map(String::as_str) == Some(field))
+        {
+            columns.push(vec![field.to_string()]);
         }
     }
     columns

@@ -43,6 +43,8 @@ fn change(entity: &str, id: &str, version: i64, doc: Option<Value>) -> Change {
         doc: doc.map(obj),
         updated_at: "2026-01-01T00:00:00Z".into(),
         group_id: None,
+        edited_at: None,
+        field_edited_at: None,
     }
 }
 

@@ -57,7 +57,8 @@ final class SyncPresentationTests: XCTestCase {
     private func status(_ phase: SyncPhase, pending: UInt64 = 0, lastError: String? = nil) -> SyncStatus {
         SyncStatus(
             phase: phase, pending: pending, conflicts: 1, rejected: 2, lastSyncedAt: nil,
-            lastError: lastError, pulled: 0, remaining: 0, realtime: false
+            lastError: lastError, pulled: 0, remaining: 0, realtime: false,
+            lastRunAt: nil, lastFailure: nil
         )
     }
 

@@ -84,6 +84,27 @@ impl Clock for ManualClock {
     }
 }
 
+/// Another clock shifted by a fixed offset: a device whose wall clock runs ahead (positive) or
+/// behind (negative) of the one a test moves.
+#[derive(Debug, Clone)]
+pub struct OffsetClock {
+    inner: Arc<dyn Clock>,
+    offset_ms: i64,
+}
+
+impl OffsetClock {
+    /// `inner` shifted by `offset_ms`.
+    pub fn new(inner: Arc<dyn Clock>, offset_ms: i64) -> Self {
+        Self { inner, offset_ms }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        self.inner.now_ms().saturating_add(self.offset_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +118,8 @@ mod tests {
         assert_eq!(other.now_ms(), 1_700_000_002_500);
         other.set_ms(5);
         assert_eq!(clock.now_ms(), 5);
+        let ahead = OffsetClock::new(Arc::new(clock.clone()), 1_000);
+        assert_eq!(ahead.now_ms(), 1_005);
         assert!(SystemClock.now_ms() > 1_700_000_000_000);
     }
 }

@@ -162,6 +162,10 @@ string_codes! {
         InvalidParent => "invalid_parent",
         /// The document is over the size limit.
         TooLarge => "too_large",
+        /// A `ref` field names a record that does not exist (or is deleted).
+        InvalidReference => "invalid_reference",
+        /// A delete refused because live records refer to it through a `restrict` reference.
+        Restricted => "restricted",
     }
 }
 
@@ -176,6 +180,9 @@ string_codes! {
         VersionMismatch => "version_mismatch",
         /// `baseVersion: n` (or a delete) for a record that does not exist.
         NotFound => "not_found",
+        /// The document's values of a unique constraint are held by another live record, named
+        /// by the result's `existingId`.
+        UniqueViolation => "unique_violation",
     }
 }
 

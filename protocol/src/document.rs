@@ -7,7 +7,10 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::codes::RejectionCode;
-use crate::schema::{Collection, FieldType};
+use crate::schema::{Collection, FieldRef, FieldType};
+
+/// The conflict code of a unique violation, which is also a local write's validation code.
+const UNIQUE_VIOLATION: &str = "unique_violation";
 
 /// Largest document accepted, measured as compact JSON (the server answers `too_large` above it).
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -41,6 +44,22 @@ pub enum ValidationReason {
         parent_collection: String,
         parent_id: String,
     },
+    /// A `ref` field names a record that does not exist (or is deleted).
+    RefMissing {
+        ref_collection: String,
+        ref_id: String,
+    },
+    /// A delete refused by a `restrict` reference: `referrer_collection/referrer_id` refers to
+    /// the record through the error's field.
+    Restricted {
+        referrer_collection: String,
+        referrer_id: String,
+    },
+    /// The document's values of a unique constraint's fields are those of `existing_id`.
+    UniqueViolation {
+        fields: Vec<String>,
+        existing_id: String,
+    },
 }
 
 impl ValidationReason {
@@ -50,6 +69,11 @@ impl ValidationReason {
             Self::UnknownCollection => RejectionCode::UnknownEntity,
             Self::TooLarge { .. } => RejectionCode::TooLarge,
             Self::ParentMissing { .. } => RejectionCode::InvalidParent,
+            Self::RefMissing { .. } => RejectionCode::InvalidReference,
+            Self::Restricted { .. } => RejectionCode::Restricted,
+            // On the wire a unique violation is a conflict (`unique_violation`), never a
+            // rejection; a local write that breaks one is refused with this reason.
+            Self::UniqueViolation { .. } => RejectionCode::Other(UNIQUE_VIOLATION.to_string()),
             Self::NotAnObject
             | Self::UnknownField
             | Self::Required
@@ -60,9 +84,13 @@ impl ValidationReason {
 
     /// [`rejection_code`](Self::rejection_code) as its wire string.
     pub fn code(&self) -> &'static str {
-        self.rejection_code()
-            .known_str()
-            .expect("every validation reason maps to a known code")
+        match self {
+            Self::UniqueViolation { .. } => UNIQUE_VIOLATION,
+            _ => self
+                .rejection_code()
+                .known_str()
+                .expect("every validation reason maps to a known code"),
+        }
     }
 }
 
@@ -87,6 +115,25 @@ impl fmt::Display for ValidationReason {
             } => {
                 write!(f, "parent {parent_collection}/{parent_id} does not exist")
             }
+            Self::RefMissing {
+                ref_collection,
+                ref_id,
+            } => write!(f, "referenced {ref_collection}/{ref_id} does not exist"),
+            Self::Restricted {
+                referrer_collection,
+                referrer_id,
+            } => write!(
+                f,
+                "cannot delete: {referrer_collection}/{referrer_id} refers to it (onDelete: restrict)"
+            ),
+            Self::UniqueViolation {
+                fields,
+                existing_id,
+            } => write!(
+                f,
+                "unique ({}) is already held by {existing_id}",
+                fields.join(", ")
+            ),
         }
     }
 }
@@ -154,6 +201,39 @@ impl Collection {
             }
         }
         Ok(())
+    }
+
+    /// The declared `ref` fields, in field order.
+    pub fn refs(&self) -> impl Iterator<Item = (&str, &FieldRef)> {
+        self.fields
+            .iter()
+            .filter_map(|(name, f)| f.reference.as_ref().map(|r| (name.as_str(), r)))
+    }
+
+    /// The records a document refers to through its `ref` fields: (field, collection, id), for
+    /// every ref field that holds a string.
+    pub fn ref_targets<'a>(
+        &'a self,
+        doc: &'a Map<String, Value>,
+    ) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> {
+        self.refs().filter_map(move |(field, r)| {
+            doc.get(field)
+                .and_then(Value::as_str)
+                .map(|id| (field, r.collection.as_str(), id))
+        })
+    }
+
+    /// The key a document holds under the unique constraint `fields`: the values as one compact
+    /// JSON array, or `None` when any of them is absent (or null), which exempts the document.
+    pub fn unique_key(fields: &[String], doc: &Map<String, Value>) -> Option<String> {
+        let mut values = Vec::with_capacity(fields.len());
+        for field in fields {
+            match doc.get(field) {
+                None | Some(Value::Null) => return None,
+                Some(v) => values.push(v),
+            }
+        }
+        Some(serde_json::to_string(&values).expect("JSON values always serialize"))
     }
 
     /// The parent id a document names, when the collection has a parent and the field is set.

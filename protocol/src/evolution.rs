@@ -1,6 +1,11 @@
 //! Which schema changes a store that already holds data can accept. Growth is fine (new
 //! collections, new optional fields, new or dropped indexes, changed `maxLength`); anything that
 //! would make stored records unreadable or invalid is refused, naming the place.
+//!
+//! References and unique constraints may be added to (or changed on, or dropped from) existing
+//! collections: the schema stays usable, but stored data may already break a new rule. Those are
+//! listed by [`Schema::added_rules_since`] so the store checks its data at `open` and reports
+//! what breaks them (new writes are checked from then on; nothing stored is changed or lost).
 
 use crate::schema::{Schema, SchemaError};
 
@@ -52,6 +57,58 @@ impl Schema {
             }
         }
         Ok(())
+    }
+}
+
+/// A rule that a newer schema adds to an existing collection, which stored data may break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddedRule {
+    /// `collection.field` refers (newly, or to another collection than before) to `target`.
+    Reference {
+        collection: String,
+        field: String,
+        target: String,
+    },
+    /// `collection` gained the unique constraint `fields`.
+    Unique {
+        collection: String,
+        fields: Vec<String>,
+    },
+}
+
+impl Schema {
+    /// The references and unique constraints `self` declares on collections `old` already had,
+    /// that `old` did not declare (a reference counts as new when its target collection changed).
+    pub fn added_rules_since(&self, old: &Schema) -> Vec<AddedRule> {
+        let mut added = Vec::new();
+        for (name, collection) in &self.collections {
+            let Some(before) = old.collections.get(name) else {
+                continue; // a new collection holds no stored records
+            };
+            for (field, r) in collection.refs() {
+                let had = before
+                    .fields
+                    .get(field)
+                    .and_then(|f| f.reference.as_ref())
+                    .is_some_and(|b| b.collection == r.collection);
+                if !had {
+                    added.push(AddedRule::Reference {
+                        collection: name.clone(),
+                        field: field.to_string(),
+                        target: r.collection.clone(),
+                    });
+                }
+            }
+            for fields in &collection.unique {
+                if !before.unique.contains(fields) {
+                    added.push(AddedRule::Unique {
+                        collection: name.clone(),
+                        fields: fields.clone(),
+                    });
+                }
+            }
+        }
+        added
     }
 }
 
@@ -117,5 +174,60 @@ mod tests {
         assert!(evolve(BASE, r#"{"a":{"fields":{"x":{"type":"string","required":true},"y":{"type":"integer"},"n":{"type":"string","required":true}}}}"#)
             .unwrap_err()
             .starts_with("collections.a.fields.n: is new and required"));
+    }
+
+    #[test]
+    fn references_and_unique_constraints_may_be_added_and_are_listed() {
+        use super::AddedRule;
+        let old = r#"{"t":{"fields":{"n":{"type":"string"}}},
+                      "a":{"fields":{"x":{"type":"string","required":true},"y":{"type":"integer"}}}}"#;
+        let new = r#"{"t":{"fields":{"n":{"type":"string"}}},
+                      "u":{"fields":{}},
+                      "a":{"fields":{"x":{"type":"string","required":true,"ref":{"collection":"t","onDelete":"restrict"}},
+                                     "y":{"type":"integer"}},
+                           "unique":[["x","y"]]},
+                      "b":{"fields":{"r":{"type":"string","ref":{"collection":"t","onDelete":"cascade"}}},"unique":[["r"]]}}"#;
+        evolve(old, new).unwrap();
+        assert_eq!(
+            schema(new).added_rules_since(&schema(old)),
+            vec![
+                AddedRule::Reference {
+                    collection: "a".into(),
+                    field: "x".into(),
+                    target: "t".into()
+                },
+                AddedRule::Unique {
+                    collection: "a".into(),
+                    fields: vec!["x".into(), "y".into()]
+                },
+            ],
+            "collection b is new: nothing stored can break its rules"
+        );
+        // the same rules again add nothing; a changed delete rule adds nothing; a new target does
+        assert!(schema(new).added_rules_since(&schema(new)).is_empty());
+        let other_rule = new.replace(r#""onDelete":"restrict""#, r#""onDelete":"cascade""#);
+        assert!(schema(&other_rule)
+            .added_rules_since(&schema(new))
+            .is_empty());
+        let other_target = new.replace(
+            r#""ref":{"collection":"t","onDelete":"restrict"}"#,
+            r#""ref":{"collection":"u","onDelete":"restrict"}"#,
+        );
+        assert_eq!(
+            schema(&other_target).added_rules_since(&schema(new)).len(),
+            1
+        );
+        // dropping them is fine too
+        let dropped = r#"{"t":{"fields":{"n":{"type":"string"}}},"u":{"fields":{}},
+                      "a":{"fields":{"x":{"type":"string","required":true},"y":{"type":"integer"}}},
+                      "b":{"fields":{"r":{"type":"string"}}}}"#;
+        evolve(new, dropped).unwrap();
+        // a ref field's type still cannot change
+        assert!(evolve(
+            new,
+            &new.replace(r#""y":{"type":"integer"}"#, r#""y":{"type":"string"}"#)
+        )
+        .unwrap_err()
+        .starts_with("collections.a.fields.y.type: changed"));
     }
 }

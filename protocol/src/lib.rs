@@ -5,14 +5,19 @@
 pub mod clock;
 mod codes;
 mod document;
-mod evolution;
+pub mod evolution;
+pub mod hlc;
 mod ids;
 mod schema;
 mod wire;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use codes::{AbortCode, ConflictCode, ErrorCode, RejectionCode};
 pub use document::{check_size, ValidationError, ValidationReason, MAX_DOCUMENT_BYTES};
+pub use evolution::AddedRule;
+pub use hlc::{FieldTimes, Hlc, HlcGenerator, HlcParseError, MAX_CLOCK_SKEW_MS};
 pub use ids::{is_valid_collection_name, is_valid_field_name, is_valid_id, MAX_ID_LEN};
-pub use schema::{Collection, Field, FieldType, ParentRef, Schema, SchemaError};
+pub use schema::{
+    Collection, Field, FieldRef, FieldType, OnDelete, ParentRef, Referrer, Schema, SchemaError,
+};
 pub use wire::*;

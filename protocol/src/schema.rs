@@ -27,6 +27,10 @@ pub struct Collection {
     pub parent: Option<ParentRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<Vec<String>>,
+    /// Unique constraints: each a list of declared scalar fields whose values together identify
+    /// at most one live record. A record missing any of the fields (or holding null) is exempt.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unique: Vec<Vec<String>>,
 }
 
 /// A declared field.
@@ -38,6 +42,60 @@ pub struct Field {
     pub required: bool,
     #[serde(rename = "maxLength", skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u64>,
+    /// `ref`: the field holds the id of a record of another (or the same) collection.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<FieldRef>,
+}
+
+/// A field's `ref`: the collection its value names a record of, and what a delete of that
+/// record does to the referrer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldRef {
+    pub collection: String,
+    #[serde(rename = "onDelete")]
+    pub on_delete: OnDelete,
+}
+
+/// What deleting a referenced record does to the records that reference it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum OnDelete {
+    /// The referrers are deleted too (and what they take with them).
+    #[serde(rename = "cascade")]
+    Cascade,
+    /// The referring field is removed from the referrers (each gets a new version).
+    #[serde(rename = "setNull")]
+    SetNull,
+    /// The delete is refused while a live referrer exists.
+    #[serde(rename = "restrict")]
+    Restrict,
+}
+
+impl OnDelete {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "cascade" => Self::Cascade,
+            "setNull" => Self::SetNull,
+            "restrict" => Self::Restrict,
+            _ => return None,
+        })
+    }
+
+    /// The name used in the schema document.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cascade => "cascade",
+            Self::SetNull => "setNull",
+            Self::Restrict => "restrict",
+        }
+    }
+}
+
+/// One reference into a collection: the referring collection, its field and the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Referrer<'a> {
+    pub collection: &'a str,
+    pub field: &'a str,
+    pub on_delete: OnDelete,
 }
 
 /// The JSON type a field holds.
@@ -154,6 +212,7 @@ impl Schema {
             collections,
         };
         schema.check_parents()?;
+        schema.check_refs()?;
         Ok(schema)
     }
 
@@ -175,6 +234,50 @@ impl Schema {
                 Some(p) if p.collection == name => Some((child.as_str(), p.field.as_str())),
                 _ => None,
             })
+    }
+
+    /// Every `ref` field naming `name`, in (collection, field) order.
+    pub fn referrers_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Referrer<'a>> {
+        self.collections.iter().flat_map(move |(collection, c)| {
+            c.fields
+                .iter()
+                .filter_map(move |(field, f)| match &f.reference {
+                    Some(r) if r.collection == name => Some(Referrer {
+                        collection,
+                        field,
+                        on_delete: r.on_delete,
+                    }),
+                    _ => None,
+                })
+        })
+    }
+
+    /// Whether any collection declares a `ref` or a unique constraint.
+    pub fn has_refs_or_uniques(&self) -> bool {
+        self.collections
+            .values()
+            .any(|c| !c.unique.is_empty() || c.refs().next().is_some())
+    }
+
+    fn check_refs(&self) -> Result<(), SchemaError> {
+        for (name, collection) in &self.collections {
+            for (field, r) in collection.refs() {
+                let path = format!("collections.{name}.fields.{field}.ref");
+                if !self.collections.contains_key(&r.collection) {
+                    return Err(err(
+                        format!("{path}.collection"),
+                        format!("collection \"{}\" is not declared", r.collection),
+                    ));
+                }
+                if collection.parent.as_ref().is_some_and(|p| p.field == field) {
+                    return Err(err(
+                        path,
+                        "is the collection's parent field, which already cascades",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_parents(&self) -> Result<(), SchemaError> {
@@ -235,7 +338,7 @@ impl Schema {
 
 fn parse_collection(value: &Value, path: &str) -> Result<Collection, SchemaError> {
     let obj = as_object(value, path)?;
-    reject_unknown_keys(obj, path, &["fields", "parent", "indexes"])?;
+    reject_unknown_keys(obj, path, &["fields", "parent", "indexes", "unique"])?;
     let fields_path = format!("{path}.fields");
     let fields_value = obj
         .get("fields")
@@ -259,16 +362,49 @@ fn parse_collection(value: &Value, path: &str) -> Result<Collection, SchemaError
         None | Some(Value::Null) => Vec::new(),
         Some(v) => parse_indexes(v, &format!("{path}.indexes"), &fields)?,
     };
+    let unique = match obj.get("unique") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => parse_unique(v, &format!("{path}.unique"), &fields)?,
+    };
     Ok(Collection {
         fields,
         parent,
         indexes,
+        unique,
     })
+}
+
+fn parse_unique(
+    value: &Value,
+    path: &str,
+    fields: &BTreeMap<String, Field>,
+) -> Result<Vec<Vec<String>>, SchemaError> {
+    let constraints = parse_indexes(value, path, fields)?;
+    for (i, columns) in constraints.iter().enumerate() {
+        for (j, name) in columns.iter().enumerate() {
+            let kind = fields[name].kind;
+            if matches!(kind, FieldType::Array | FieldType::Object) {
+                return Err(err(
+                    format!("{path}[{i}][{j}]"),
+                    format!("field \"{name}\" is of type {kind}; unique fields must be scalars"),
+                ));
+            }
+        }
+        if columns
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            != columns.len()
+        {
+            return Err(err(format!("{path}[{i}]"), "names a field twice"));
+        }
+    }
+    Ok(constraints)
 }
 
 fn parse_field(value: &Value, path: &str) -> Result<Field, SchemaError> {
     let obj = as_object(value, path)?;
-    reject_unknown_keys(obj, path, &["type", "required", "maxLength"])?;
+    reject_unknown_keys(obj, path, &["type", "required", "maxLength", "ref"])?;
     let type_path = format!("{path}.type");
     let kind = match obj.get("type") {
         None => return Err(err(type_path, "missing")),
@@ -305,10 +441,52 @@ fn parse_field(value: &Value, path: &str) -> Result<Field, SchemaError> {
             Some(n)
         }
     };
+    let reference = match obj.get("ref") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let ref_path = format!("{path}.ref");
+            if kind != FieldType::String {
+                return Err(err(ref_path, "applies to string fields only"));
+            }
+            let r = parse_ref(v, &ref_path)?;
+            if r.on_delete == OnDelete::SetNull && required {
+                return Err(err(
+                    format!("{ref_path}.onDelete"),
+                    "setNull needs a field that is not required",
+                ));
+            }
+            Some(r)
+        }
+    };
     Ok(Field {
         kind,
         required,
         max_length,
+        reference,
+    })
+}
+
+fn parse_ref(value: &Value, path: &str) -> Result<FieldRef, SchemaError> {
+    let obj = as_object(value, path)?;
+    reject_unknown_keys(obj, path, &["collection", "onDelete"])?;
+    let collection = match obj.get("collection") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(err(format!("{path}.collection"), "must be a string")),
+        None => return Err(err(format!("{path}.collection"), "missing")),
+    };
+    let on_delete = match obj.get("onDelete") {
+        Some(Value::String(s)) => OnDelete::parse(s).ok_or_else(|| {
+            err(
+                format!("{path}.onDelete"),
+                format!("unknown rule \"{s}\" (expected cascade, setNull or restrict)"),
+            )
+        })?,
+        Some(_) => return Err(err(format!("{path}.onDelete"), "must be a string")),
+        None => return Err(err(format!("{path}.onDelete"), "missing")),
+    };
+    Ok(FieldRef {
+        collection,
+        on_delete,
     })
 }
 
@@ -545,6 +723,134 @@ mod tests {
             e,
             "collections.a.fields.n.maxLength: applies to string fields only"
         );
+    }
+
+    const REFS: &str = r#"{"version":1,"collections":{
+        "projects": {"fields": {"name": {"type": "string"}}},
+        "day_types": {"fields": {"name": {"type": "string"}}},
+        "plan_days": {"fields": {"dayTypeId": {"type": "string", "ref": {"collection": "day_types", "onDelete": "setNull"}}}},
+        "links": {"fields": {"a": {"type": "string", "required": true, "ref": {"collection": "projects", "onDelete": "cascade"}},
+                             "b": {"type": "string", "required": true, "ref": {"collection": "day_types", "onDelete": "cascade"}}}},
+        "files": {"fields": {"projectId": {"type": "string", "required": true, "ref": {"collection": "projects", "onDelete": "restrict"}},
+                             "path": {"type": "string", "required": true}, "size": {"type": "integer"}},
+                  "unique": [["projectId", "path"]]}}}"#;
+
+    #[test]
+    fn parses_refs_and_unique_constraints() {
+        let s = Schema::from_json(REFS).unwrap();
+        let files = s.collection("files").unwrap();
+        assert_eq!(
+            files.unique,
+            vec![vec!["projectId".to_string(), "path".to_string()]]
+        );
+        let r = files.fields["projectId"].reference.as_ref().unwrap();
+        assert_eq!(
+            (r.collection.as_str(), r.on_delete),
+            ("projects", OnDelete::Restrict)
+        );
+        let into_projects: Vec<_> = s
+            .referrers_of("projects")
+            .map(|r| (r.collection, r.field, r.on_delete))
+            .collect();
+        assert_eq!(
+            into_projects,
+            vec![
+                ("files", "projectId", OnDelete::Restrict),
+                ("links", "a", OnDelete::Cascade)
+            ]
+        );
+        assert_eq!(s.referrers_of("day_types").count(), 2);
+        assert!(s.has_refs_or_uniques());
+        assert!(!Schema::from_json(SAMPLE).unwrap().has_refs_or_uniques());
+        // canonical JSON keeps `ref`, `onDelete` and `unique`, and round-trips
+        let json = s.to_json();
+        assert!(
+            json.contains(r#""ref":{"collection":"day_types","onDelete":"setNull"}"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""unique":[["projectId","path"]]"#),
+            "{json}"
+        );
+        assert_eq!(Schema::from_json(&json).unwrap(), s);
+        // a schema without them serializes as before
+        assert!(!Schema::from_json(SAMPLE)
+            .unwrap()
+            .to_json()
+            .contains("unique"));
+    }
+
+    #[test]
+    fn ref_errors_name_the_place() {
+        let one = |field: &str| {
+            error_of(&format!(
+                r#"{{"version":1,"collections":{{"t":{{"fields":{{}}}},"a":{{"fields":{{"x":{field}}}}}}}}}"#
+            ))
+        };
+        assert_eq!(
+            one(r#"{"type":"integer","ref":{"collection":"t","onDelete":"cascade"}}"#),
+            "collections.a.fields.x.ref: applies to string fields only"
+        );
+        assert_eq!(
+            one(
+                r#"{"type":"string","required":true,"ref":{"collection":"t","onDelete":"setNull"}}"#
+            ),
+            "collections.a.fields.x.ref.onDelete: setNull needs a field that is not required"
+        );
+        assert_eq!(
+            one(r#"{"type":"string","ref":{"collection":"nope","onDelete":"cascade"}}"#),
+            "collections.a.fields.x.ref.collection: collection \"nope\" is not declared"
+        );
+        assert!(
+            one(r#"{"type":"string","ref":{"collection":"t","onDelete":"explode"}}"#)
+                .starts_with("collections.a.fields.x.ref.onDelete: unknown rule \"explode\"")
+        );
+        assert_eq!(
+            one(r#"{"type":"string","ref":{"collection":"t"}}"#),
+            "collections.a.fields.x.ref.onDelete: missing"
+        );
+        assert!(
+            one(r#"{"type":"string","ref":{"collection":"t","onDelete":"cascade","x":1}}"#)
+                .starts_with("collections.a.fields.x.ref.x: unknown key")
+        );
+        assert_eq!(
+            error_of(
+                r#"{"version":1,"collections":{"t":{"fields":{}},
+                    "a":{"parent":{"collection":"t","field":"p"},
+                         "fields":{"p":{"type":"string","ref":{"collection":"t","onDelete":"cascade"}}}}}}"#
+            ),
+            "collections.a.fields.p.ref: is the collection's parent field, which already cascades"
+        );
+    }
+
+    #[test]
+    fn unique_errors_name_the_place() {
+        let one = |unique: &str| {
+            error_of(&format!(
+                r#"{{"version":1,"collections":{{"a":{{"fields":{{"x":{{"type":"string"}},"o":{{"type":"object"}}}},"unique":{unique}}}}}}}"#
+            ))
+        };
+        assert_eq!(
+            one(r#"[["nope"]]"#),
+            "collections.a.unique[0][0]: field \"nope\" is not declared"
+        );
+        assert_eq!(
+            one(r#"[["x","o"]]"#),
+            "collections.a.unique[0][1]: field \"o\" is of type object; unique fields must be scalars"
+        );
+        assert_eq!(
+            one(r#"[["x","x"]]"#),
+            "collections.a.unique[0]: names a field twice"
+        );
+        assert_eq!(
+            one(r#"[[]]"#),
+            "collections.a.unique[0]: must name at least one field"
+        );
+        assert_eq!(
+            one(r#"[["x"],["x"]]"#),
+            "collections.a.unique[1]: repeats an index declared before it"
+        );
+        assert!(one(r#""x""#).starts_with("collections.a.unique: must be an array"));
     }
 
     #[test]

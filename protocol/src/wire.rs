@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::codes::{AbortCode, ConflictCode, ErrorCode, RejectionCode};
+use crate::hlc::{FieldTimes, Hlc};
 
 /// Default page size of a pull when `limit` is not given.
 pub const DEFAULT_PULL_LIMIT: u32 = 500;
@@ -112,6 +113,14 @@ pub struct Mutation {
     /// A group's mutations are contiguous in the push. Absent: the change stands alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
+    /// The edit time (HLC) of the user's change; the server keeps it per field. Optional: a
+    /// change without one is stamped with the server's time at arrival.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Hlc>,
+    /// Upserts: the edit time of each field the change sets or removes, where it differs from
+    /// `editedAt` (edits coalesced offline keep each field's own time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_edited_at: Option<FieldTimes>,
 }
 
 /// The groups of a push, as index ranges into its mutations: each run of mutations carrying the
@@ -158,8 +167,12 @@ pub struct PushRequest {
 
 /// Answer to a push: one result per mutation, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PushResponse {
     pub results: Vec<MutationResult>,
+    /// The server's clock when it answered (an HLC of node `server`), for the client's edit clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<Hlc>,
 }
 
 /// What became of one mutation.
@@ -207,6 +220,16 @@ pub struct MutationResult {
     /// group from applying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_op_id: Option<String>,
+    /// `unique_violation` conflicts only: the id of the live record (same collection) that holds
+    /// the unique key the mutation's document asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
+    /// Conflicts only: the edit time of the record's last change (of its delete, when deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_edited_at: Option<Hlc>,
+    /// Conflicts only: the edit time of each field of the server's document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_field_edited_at: Option<FieldTimes>,
 }
 
 impl MutationResult {
@@ -296,7 +319,29 @@ impl MutationResult {
             reason: reason.map(str::to_string),
             server_version: None,
             server_doc: None,
+            server_edited_at: None,
+            server_field_edited_at: None,
+            existing_id: None,
             failed_op_id: None,
+        }
+    }
+
+    /// A `unique_violation` conflict: the record's own state on the server (`None`: it has none)
+    /// and the id of the record holding the key.
+    pub fn unique_violation(
+        op_id: &str,
+        server_version: Option<i64>,
+        server_doc: Option<Map<String, Value>>,
+        existing_id: &str,
+    ) -> Self {
+        Self {
+            existing_id: Some(existing_id.to_string()),
+            ..Self::conflict(
+                op_id,
+                ConflictCode::UniqueViolation,
+                server_version,
+                server_doc,
+            )
         }
     }
 }
@@ -338,6 +383,12 @@ pub struct Change {
     /// page in one transaction shows a group all at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
+    /// The edit time of the record's last change (of its delete, when deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Hlc>,
+    /// The edit time of each field of `doc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_edited_at: Option<FieldTimes>,
 }
 
 /// Answer to a pull.
@@ -350,6 +401,9 @@ pub struct PullResponse {
     pub has_more: bool,
     /// Changes still to fetch after this page.
     pub remaining: u64,
+    /// The server's clock when it answered (an HLC of node `server`), for the client's edit clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<Hlc>,
 }
 
 /// The `data` of an SSE `poke` event.
@@ -388,6 +442,8 @@ mod tests {
             payload: None,
             client_time: "2025-01-01T00:00:00Z".into(),
             group_id: group.map(str::to_string),
+            edited_at: None,
+            field_edited_at: None,
         }
     }
 

@@ -102,6 +102,10 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
     let storage = Storage::open(&config.db)
         .await
         .with_context(|| "cannot open the database")?;
+    storage
+        .index_rules(&schema)
+        .await
+        .with_context(|| "cannot index the schema's references and unique keys")?;
     let secret = secret::resolve(&config, &storage).await?;
     let shutdown = CancellationToken::new();
     let hub = ChangeHub::new();

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tandem_protocol::{
-    check_size, is_valid_id, Collection, ConflictCode, Mutation, MutationResult, MutationType,
-    RejectionCode, Schema,
+    check_size, is_valid_id, Collection, ConflictCode, FieldTimes, Hlc, Mutation, MutationResult,
+    MutationType, OnDelete, RejectionCode, Schema, MAX_CLOCK_SKEW_MS,
 };
 
 /// A record's identity within one user: (entity, entityId).
@@ -25,6 +25,55 @@ pub struct StoredRecord {
     pub doc: Option<String>,
     /// The parent record the document names, for cascading deletes.
     pub parent: Option<RecordKey>,
+    /// The edit time of the record's last change (of its delete, when deleted); `None` for
+    /// records written before edit times were kept.
+    pub edited_at: Option<Hlc>,
+    /// The edit time of each field of the document (and of fields removed since); empty when
+    /// deleted.
+    pub field_times: FieldTimes,
+}
+
+impl StoredRecord {
+    /// The stored form of `field_times`: a JSON object, `None` when there are none.
+    pub fn field_times_json(&self) -> Option<String> {
+        (!self.field_times.is_empty())
+            .then(|| serde_json::to_string(&self.field_times).expect("times always serialize"))
+    }
+}
+
+/// Edit times as stored (`edited_at`, `field_edited_at` columns); unreadable ones count as
+/// unknown rather than failing the push.
+pub fn stored_times(edited_at: Option<&str>, fields: Option<&str>) -> (Option<Hlc>, FieldTimes) {
+    (
+        edited_at.and_then(|t| t.parse().ok()),
+        fields
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or_default(),
+    )
+}
+
+/// What a batch stamps edit times with: the server's clock, and the pushing client (the node of
+/// the times it stamps for changes that carry none).
+#[derive(Debug, Clone)]
+pub struct EditStamp {
+    pub now_ms: i64,
+    pub client_id: String,
+}
+
+impl EditStamp {
+    /// The latest edit time the server accepts now: its clock + [`MAX_CLOCK_SKEW_MS`].
+    pub fn limit_ms(&self) -> i64 {
+        self.now_ms.saturating_add(MAX_CLOCK_SKEW_MS)
+    }
+
+    /// The edit time of a change: its own, clamped to the bound, or the server's clock when it
+    /// carries none.
+    pub fn edit_time(&self, given: Option<&Hlc>) -> Hlc {
+        match given {
+            Some(t) => t.clamped(self.limit_ms()),
+            None => Hlc::new(self.now_ms, 0, self.client_id.clone()),
+        }
+    }
 }
 
 /// A record's new state to write, stamped with the change sequence number it got.
@@ -61,17 +110,156 @@ pub fn keys_to_load(schema: &Schema, mutations: &[Mutation]) -> Vec<RecordKey> {
         if seen.insert(key.clone()) {
             keys.push(key);
         }
-        let (Some(parent), Some(payload)) = (&collection.parent, &m.payload) else {
+        let Some(payload) = &m.payload else {
             continue;
         };
-        if let Some(parent_id) = collection.parent_id(payload).filter(|id| is_valid_id(id)) {
+        if let (Some(parent), Some(parent_id)) = (
+            &collection.parent,
+            collection.parent_id(payload).filter(|id| is_valid_id(id)),
+        ) {
             let key = (parent.collection.clone(), parent_id.to_string());
+            if seen.insert(key.clone()) {
+                keys.push(key);
+            }
+        }
+        for (_, target, target_id) in collection.ref_targets(payload) {
+            if !is_valid_id(target_id) || schema.collection(target).is_none() {
+                continue;
+            }
+            let key = (target.to_string(), target_id.to_string());
             if seen.insert(key.clone()) {
                 keys.push(key);
             }
         }
     }
     keys
+}
+
+/// The name a unique constraint is stored under: its fields, comma-separated.
+pub fn constraint_name(fields: &[String]) -> String {
+    fields.join(",")
+}
+
+/// The unique keys a batch's upserts ask for, as (entity, constraint name, key): the storage
+/// loads the live records holding them (through its table of unique keys) with the batch.
+pub fn unique_probes(schema: &Schema, mutations: &[Mutation]) -> Vec<(String, String, String)> {
+    let mut probes = Vec::new();
+    for m in mutations {
+        let (Some(collection), Some(payload)) = (schema.collection(&m.entity), &m.payload) else {
+            continue;
+        };
+        for fields in &collection.unique {
+            if let Some(key) = Collection::unique_key(fields, payload) {
+                let probe = (m.entity.clone(), constraint_name(fields), key);
+                if !probes.contains(&probe) {
+                    probes.push(probe);
+                }
+            }
+        }
+    }
+    probes
+}
+
+/// Whether a loaded referrer (a record of `entity` found through its `field`) is deleted with
+/// what it refers to, so that what lies below it and refers to it must be loaded too.
+pub fn cascades(schema: &Schema, entity: &str, field: &str) -> bool {
+    schema
+        .collection(entity)
+        .and_then(|c| c.fields.get(field))
+        .and_then(|f| f.reference.as_ref())
+        .is_some_and(|r| r.on_delete == OnDelete::Cascade)
+}
+
+/// Of `keys`, those whose collection other collections refer to (load their referrers too).
+pub fn keys_with_referrers<'a>(
+    schema: &Schema,
+    keys: impl Iterator<Item = &'a RecordKey>,
+) -> Vec<RecordKey> {
+    keys.filter(|(entity, _)| schema.referrers_of(entity).next().is_some())
+        .cloned()
+        .collect()
+}
+
+/// What the tables of references and unique keys index under `schema`: every collection's `ref`
+/// fields with their targets and its unique constraints. When it differs from what a database
+/// was indexed for, the tables are rebuilt from the stored records (see `Storage::index_rules`).
+pub fn rules_fingerprint(schema: &Schema) -> String {
+    let rules: Vec<Value> = schema
+        .collections
+        .iter()
+        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .map(|(name, c)| {
+            let refs: Vec<Value> = c
+                .refs()
+                .map(|(f, r)| Value::from(vec![f.to_string(), r.collection.clone()]))
+                .collect();
+            serde_json::json!({"collection": name, "refs": refs, "unique": c.unique})
+        })
+        .collect();
+    Value::from(rules).to_string()
+}
+
+/// The collections whose records the tables of references and unique keys index.
+pub fn indexed_collections(schema: &Schema) -> Vec<String> {
+    schema
+        .collections
+        .iter()
+        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// One row of the table of references: (entity, entityId, field, target entity, target id).
+pub type RefRow = (String, String, String, String, String);
+/// One row of the table of unique keys: (entity, entityId, constraint name, key).
+pub type UniqueRow = (String, String, String, String);
+
+/// What the tables of references and unique keys must hold after `writes`: the records whose
+/// rows are replaced (every written record of a collection with refs or unique constraints) and
+/// the rows of those that are live.
+pub fn index_rows(
+    schema: &Schema,
+    writes: &[RecordWrite],
+) -> (Vec<RecordKey>, Vec<RefRow>, Vec<UniqueRow>) {
+    let mut cleared = Vec::new();
+    let mut refs = Vec::new();
+    let mut uniques = Vec::new();
+    for w in writes {
+        let r = &w.record;
+        let Some(collection) = schema.collection(&r.key.0) else {
+            continue;
+        };
+        if collection.unique.is_empty() && collection.refs().next().is_none() {
+            continue;
+        }
+        cleared.push(r.key.clone());
+        let Some(doc) = r.doc.as_deref().filter(|_| !r.deleted) else {
+            continue;
+        };
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(doc) else {
+            continue;
+        };
+        for (field, target, target_id) in collection.ref_targets(&map) {
+            refs.push((
+                r.key.0.clone(),
+                r.key.1.clone(),
+                field.to_string(),
+                target.to_string(),
+                target_id.to_string(),
+            ));
+        }
+        for fields in &collection.unique {
+            if let Some(key) = Collection::unique_key(fields, &map) {
+                uniques.push((
+                    r.key.0.clone(),
+                    r.key.1.clone(),
+                    constraint_name(fields),
+                    key,
+                ));
+            }
+        }
+    }
+    (cleared, refs, uniques)
 }
 
 /// Whether the batch can cascade, so that live descendants of its records must be loaded too.
@@ -98,10 +286,24 @@ pub fn plan_push(
     records: HashMap<RecordKey, StoredRecord>,
     current_seq: i64,
     purged_seq: i64,
+    stamp: &EditStamp,
 ) -> PushPlan {
     let spans = tandem_protocol::group_spans(&mutations).unwrap_or_default();
+    let has_refs = schema
+        .collections
+        .values()
+        .any(|c| c.refs().next().is_some());
+    let mut uniques = HashMap::new();
+    for r in records.values().filter(|r| !r.deleted) {
+        for (i, key) in unique_keys_of(schema, r) {
+            uniques.insert((r.key.0.clone(), i, key), r.key.1.clone());
+        }
+    }
     let mut batch = Batch {
         schema,
+        has_refs,
+        uniques,
+        stamp,
         known_ops,
         records: records
             .into_iter()
@@ -167,8 +369,33 @@ struct Undo {
     applied_ops: usize,
 }
 
+/// The unique keys a live record holds: (constraint index, key).
+fn unique_keys_of(schema: &Schema, record: &StoredRecord) -> Vec<(usize, String)> {
+    let Some(collection) = schema.collection(&record.key.0) else {
+        return Vec::new();
+    };
+    if collection.unique.is_empty() || record.deleted {
+        return Vec::new();
+    }
+    let Some(Ok(Value::Object(map))) = record.doc.as_deref().map(serde_json::from_str::<Value>)
+    else {
+        return Vec::new();
+    };
+    collection
+        .unique
+        .iter()
+        .enumerate()
+        .filter_map(|(i, fields)| Collection::unique_key(fields, &map).map(|k| (i, k)))
+        .collect()
+}
+
 struct Batch<'a> {
     schema: &'a Schema,
+    /// Whether any collection declares a `ref` (then deletes apply reference rules).
+    has_refs: bool,
+    /// The live holder of every unique key among the loaded records: (entity, constraint, key).
+    uniques: HashMap<(String, usize, String), String>,
+    stamp: &'a EditStamp,
     known_ops: HashMap<String, i64>,
     records: HashMap<RecordKey, Slot>,
     seq: i64,
@@ -214,12 +441,22 @@ impl Batch<'_> {
             }
             return results;
         };
-        // Take the group's changes back, newest first.
+        // Take the group's changes back, newest first: each slot (its record's document,
+        // version and edit times, and what the reference rules changed, since cascades and
+        // setNull go through `put` too) and the unique keys its change took or freed.
         for (key, before) in undo.slots.into_iter().rev() {
-            match before {
-                Some(slot) => self.records.insert(key, slot),
-                None => self.records.remove(&key),
+            let after = match before {
+                Some(slot) => {
+                    let old = slot.record.clone();
+                    self.records
+                        .insert(key, slot)
+                        .map(|s| (s.record, Some(old)))
+                }
+                None => self.records.remove(&key).map(|s| (s.record, None)),
             };
+            if let Some((undone, restored)) = after {
+                self.undo_unique_keys(&undone, restored.as_ref());
+            }
         }
         self.seq = undo.seq;
         for (op_id, _) in self.applied_ops.drain(undo.applied_ops..) {
@@ -247,16 +484,29 @@ impl Batch<'_> {
         let Some(collection) = schema.collection(&m.entity) else {
             return MutationResult::rejected(&m.op_id, RejectionCode::UnknownEntity);
         };
-        let result = match m.kind {
+        let edited_at = self.stamp.edit_time(m.edited_at.as_ref());
+        let knows_times = m.edited_at.is_some();
+        let mut result = match m.kind {
             MutationType::Upsert => self.upsert(
                 &m.op_id,
                 collection,
                 (m.entity, m.entity_id),
                 m.base_version,
                 m.payload,
+                Edit {
+                    at: edited_at,
+                    fields: m.field_edited_at.unwrap_or_default(),
+                },
             ),
-            MutationType::Delete => self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version),
+            MutationType::Delete => {
+                self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version, edited_at)
+            }
         };
+        if !knows_times {
+            // A client from before edit times gets the answers it always got.
+            result.server_edited_at = None;
+            result.server_field_edited_at = None;
+        }
         if let Some(version) = result
             .version
             .filter(|_| result.status == tandem_protocol::ResultStatus::Applied)
@@ -274,6 +524,7 @@ impl Batch<'_> {
         key: RecordKey,
         base_version: Option<i64>,
         payload: Option<Map<String, Value>>,
+        edit: Edit,
     ) -> MutationResult {
         // The request's shape check guarantees a payload on upserts.
         let doc = Value::Object(payload.unwrap_or_default());
@@ -299,6 +550,12 @@ impl Batch<'_> {
             }
             _ => None,
         };
+        for (_, target, target_id) in collection.ref_targets(map) {
+            let target_key = (target.to_string(), target_id.to_string());
+            if target_key != key && !self.is_live(&target_key) {
+                return MutationResult::rejected(op_id, RejectionCode::InvalidReference);
+            }
+        }
         let existing = self.records.get(&key).map(|s| &s.record);
         let new_version = match (base_version, existing) {
             (None, None) => self.first_version,
@@ -307,21 +564,51 @@ impl Batch<'_> {
             (Some(_), None) => {
                 return MutationResult::conflict(op_id, ConflictCode::NotFound, None, None)
             }
+            (Some(n), Some(r)) if r.version == n && same_doc(r, &doc) => {
+                // A no-op: the document is already what the change asks for. Applied at the
+                // current version (the op id is remembered, so a replay is a `duplicate`), with
+                // no new version, no change-log entry and no poke.
+                return MutationResult::applied(op_id, n);
+            }
             (Some(n), Some(r)) if r.version == n => n + 1,
             (Some(_), Some(r)) => return conflict_with(op_id, ConflictCode::VersionMismatch, r),
         };
+        for (i, fields) in collection.unique.iter().enumerate() {
+            let Some(unique_key) = Collection::unique_key(fields, map) else {
+                continue;
+            };
+            match self.uniques.get(&(key.0.clone(), i, unique_key)) {
+                Some(holder) if *holder != key.1 => {
+                    let (version, doc) = match existing {
+                        Some(r) => (Some(r.version), live_doc(r)),
+                        None => (None, None),
+                    };
+                    return MutationResult::unique_violation(op_id, version, doc, holder);
+                }
+                _ => {}
+            }
+        }
+        let field_times = field_times_after(existing, map, &edit, self.stamp);
         let record = StoredRecord {
             key,
             version: new_version,
             deleted: false,
             doc: Some(text),
             parent,
+            edited_at: Some(edit.at),
+            field_times,
         };
         self.put(record);
         MutationResult::applied(op_id, new_version)
     }
 
-    fn delete(&mut self, op_id: &str, key: RecordKey, base_version: Option<i64>) -> MutationResult {
+    fn delete(
+        &mut self,
+        op_id: &str,
+        key: RecordKey,
+        base_version: Option<i64>,
+        edited_at: Hlc,
+    ) -> MutationResult {
         let Some(existing) = self.records.get(&key).map(|s| &s.record) else {
             return MutationResult::conflict(op_id, ConflictCode::NotFound, None, None);
         };
@@ -331,13 +618,150 @@ impl Batch<'_> {
         if base_version != Some(existing.version) {
             return conflict_with(op_id, ConflictCode::VersionMismatch, existing);
         }
-        let version = self.tombstone(&key);
-        self.cascade_from(key);
+        if self.has_refs {
+            if let Err(refused) = self.apply_reference_rules(&key, &edited_at) {
+                return MutationResult::rejected(op_id, refused);
+            }
+        }
+        let version = self.tombstone(&key, &edited_at);
+        self.cascade_from(key, &edited_at);
         MutationResult::applied(op_id, version)
     }
 
-    /// Deletes every live record whose parent chain leads to `root`.
-    fn cascade_from(&mut self, root: RecordKey) {
+    /// The reference rules of a delete of `root`: everything going with it (descendants, and
+    /// `cascade` referrers transitively) is found first; a live `restrict` referrer outside it
+    /// refuses the delete (nothing changes); `setNull` referrers outside it lose the field (a new
+    /// version each); then the cascaded referrers are deleted, each with what lies below it,
+    /// before `root` itself (which the caller deletes), so a puller meets referrers' changes
+    /// before the delete that caused them.
+    fn apply_reference_rules(
+        &mut self,
+        root: &RecordKey,
+        edited_at: &Hlc,
+    ) -> Result<(), RejectionCode> {
+        let mut roots = vec![root.clone()];
+        let mut going: HashSet<RecordKey> = HashSet::new();
+        let mut i = 0;
+        while i < roots.len() {
+            let mut family = vec![roots[i].clone()];
+            let mut j = 0;
+            while j < family.len() {
+                let parent = family[j].clone();
+                family.extend(self.live_children(&parent));
+                j += 1;
+            }
+            for key in &family {
+                going.insert(key.clone());
+            }
+            for key in &family {
+                for (referrer, _, rule) in self.live_referrers(key) {
+                    if rule == OnDelete::Cascade
+                        && !going.contains(&referrer)
+                        && !roots.contains(&referrer)
+                    {
+                        roots.push(referrer);
+                    }
+                }
+            }
+            i += 1;
+        }
+        let mut outside: Vec<(RecordKey, String, OnDelete)> = Vec::new();
+        let mut going_sorted: Vec<&RecordKey> = going.iter().collect();
+        going_sorted.sort();
+        for key in going_sorted {
+            for (referrer, field, rule) in self.live_referrers(key) {
+                if rule != OnDelete::Cascade && !going.contains(&referrer) {
+                    outside.push((referrer, field, rule));
+                }
+            }
+        }
+        if outside
+            .iter()
+            .any(|(_, _, rule)| *rule == OnDelete::Restrict)
+        {
+            return Err(RejectionCode::Restricted);
+        }
+        outside.sort();
+        outside.dedup();
+        for (referrer, field, _) in outside {
+            self.set_null(&referrer, &field, edited_at);
+        }
+        for key in roots.iter().skip(1).rev() {
+            if self.is_live(key) {
+                self.tombstone(key, edited_at);
+                self.cascade_from(key.clone(), edited_at);
+            }
+        }
+        Ok(())
+    }
+
+    /// The live records whose parent is `parent`.
+    fn live_children(&self, parent: &RecordKey) -> Vec<RecordKey> {
+        if self.schema.children_of(&parent.0).next().is_none() {
+            return Vec::new();
+        }
+        let mut children: Vec<RecordKey> = self
+            .records
+            .values()
+            .map(|s| &s.record)
+            .filter(|r| !r.deleted && r.parent.as_ref() == Some(parent))
+            .map(|r| r.key.clone())
+            .collect();
+        children.sort();
+        children
+    }
+
+    /// The live loaded records referring to `target`, with the field and its rule.
+    fn live_referrers(&self, target: &RecordKey) -> Vec<(RecordKey, String, OnDelete)> {
+        let mut found = Vec::new();
+        for referrer in self.schema.referrers_of(&target.0) {
+            for slot in self.records.values() {
+                let r = &slot.record;
+                if r.deleted || r.key.0 != referrer.collection || r.key == *target {
+                    continue;
+                }
+                if doc_field(r, referrer.field).as_deref() == Some(target.1.as_str()) {
+                    found.push((
+                        r.key.clone(),
+                        referrer.field.to_string(),
+                        referrer.on_delete,
+                    ));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Removes `field` from the live record `key` (a new version), at the delete's edit time.
+    fn set_null(&mut self, key: &RecordKey, field: &str, edited_at: &Hlc) {
+        let Some(slot) = self.records.get(key) else {
+            return;
+        };
+        let r = &slot.record;
+        let Some(Ok(Value::Object(mut map))) = r.doc.as_deref().map(serde_json::from_str::<Value>)
+        else {
+            return;
+        };
+        if map.remove(field).is_none() {
+            return;
+        }
+        let mut field_times = r.field_times.clone();
+        field_times.insert(field.to_string(), edited_at.clone());
+        let record = StoredRecord {
+            key: key.clone(),
+            version: r.version + 1,
+            deleted: false,
+            doc: Some(Value::Object(map).to_string()),
+            parent: r.parent.clone(),
+            edited_at: Some(edited_at.clone()),
+            field_times,
+        };
+        self.put(record);
+    }
+
+    /// Deletes every live record whose parent chain leads to `root`, at the delete's edit time.
+    fn cascade_from(&mut self, root: RecordKey, edited_at: &Hlc) {
         let mut pending = vec![root];
         while let Some(parent) = pending.pop() {
             let child_collections: Vec<&str> =
@@ -355,14 +779,14 @@ impl Batch<'_> {
                 .collect();
             children.sort(); // deterministic sequence numbers
             for child in children {
-                self.tombstone(&child);
+                self.tombstone(&child, edited_at);
                 pending.push(child);
             }
         }
     }
 
     /// Marks a live record deleted with the next version; returns that version.
-    fn tombstone(&mut self, key: &RecordKey) -> i64 {
+    fn tombstone(&mut self, key: &RecordKey, edited_at: &Hlc) -> i64 {
         let slot = self
             .records
             .get(key)
@@ -373,6 +797,8 @@ impl Batch<'_> {
             deleted: true,
             doc: None,
             parent: slot.record.parent.clone(),
+            edited_at: Some(edited_at.clone()),
+            field_times: FieldTimes::new(),
         };
         let version = record.version;
         self.put(record);
@@ -380,6 +806,21 @@ impl Batch<'_> {
     }
 
     fn put(&mut self, record: StoredRecord) {
+        if self
+            .schema
+            .collection(&record.key.0)
+            .is_some_and(|c| !c.unique.is_empty())
+        {
+            if let Some(old) = self.records.get(&record.key) {
+                for (i, key) in unique_keys_of(self.schema, &old.record) {
+                    self.uniques.remove(&(record.key.0.clone(), i, key));
+                }
+            }
+            for (i, key) in unique_keys_of(self.schema, &record) {
+                self.uniques
+                    .insert((record.key.0.clone(), i, key), record.key.1.clone());
+            }
+        }
         self.seq += 1;
         let slot = Slot {
             changed_at: Some(self.seq),
@@ -390,6 +831,30 @@ impl Batch<'_> {
         let before = self.records.insert(key.clone(), slot);
         if let Some(undo) = &mut self.undo {
             undo.slots.push((key, before));
+        }
+    }
+
+    /// Reverses what [`put`](Self::put) did to the unique keys when it replaced `restored`
+    /// (`None`: there was no record) with `undone`.
+    fn undo_unique_keys(&mut self, undone: &StoredRecord, restored: Option<&StoredRecord>) {
+        if self
+            .schema
+            .collection(&undone.key.0)
+            .is_none_or(|c| c.unique.is_empty())
+        {
+            return;
+        }
+        for (i, key) in unique_keys_of(self.schema, undone) {
+            let entry = (undone.key.0.clone(), i, key);
+            if self.uniques.get(&entry) == Some(&undone.key.1) {
+                self.uniques.remove(&entry);
+            }
+        }
+        if let Some(old) = restored {
+            for (i, key) in unique_keys_of(self.schema, old) {
+                self.uniques
+                    .insert((old.key.0.clone(), i, key), old.key.1.clone());
+            }
         }
     }
 
@@ -423,13 +888,77 @@ impl Batch<'_> {
     }
 }
 
+/// Whether the live record `r` holds exactly `doc` (compared as JSON values, so key order and
+/// spelling do not matter).
+fn same_doc(r: &StoredRecord, doc: &Value) -> bool {
+    live_doc(r).is_some_and(|stored| matches!(doc, Value::Object(d) if *d == stored))
+}
+
+/// The live document of a stored record, as a map.
+fn live_doc(record: &StoredRecord) -> Option<Map<String, Value>> {
+    record
+        .doc
+        .as_deref()
+        .filter(|_| !record.deleted)
+        .and_then(|d| serde_json::from_str(d).ok())
+}
+
+/// The string a stored document holds in `field`.
+fn doc_field(record: &StoredRecord, field: &str) -> Option<String> {
+    let doc: Map<String, Value> = serde_json::from_str(record.doc.as_deref()?).ok()?;
+    doc.get(field).and_then(Value::as_str).map(str::to_string)
+}
+
 fn conflict_with(op_id: &str, reason: ConflictCode, record: &StoredRecord) -> MutationResult {
     let doc = record
         .doc
         .as_deref()
         .filter(|_| !record.deleted)
         .and_then(|d| serde_json::from_str(d).ok());
-    MutationResult::conflict(op_id, reason, Some(record.version), doc)
+    MutationResult {
+        server_edited_at: record.edited_at.clone(),
+        server_field_edited_at: Some(record.field_times.clone()),
+        ..MutationResult::conflict(op_id, reason, Some(record.version), doc)
+    }
+}
+
+/// The edit time of one upsert, and of each field it sets or removes where that differs.
+struct Edit {
+    at: Hlc,
+    fields: FieldTimes,
+}
+
+/// The field times of a document after an upsert of `new` over `existing`: a field whose value
+/// changes (set, changed or removed) takes the change's time for it (its own, or the change's
+/// `editedAt`), clamped; a field that keeps its value keeps its time. A record created, or
+/// brought back from a delete, starts from no times.
+fn field_times_after(
+    existing: Option<&StoredRecord>,
+    new: &Map<String, Value>,
+    edit: &Edit,
+    stamp: &EditStamp,
+) -> FieldTimes {
+    let live = existing.filter(|r| !r.deleted);
+    let old: Map<String, Value> = live
+        .and_then(|r| r.doc.as_deref())
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let mut times = live.map(|r| r.field_times.clone()).unwrap_or_default();
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        if old.get(key) != new.get(key) {
+            let at = edit
+                .fields
+                .get(key)
+                .map_or_else(|| edit.at.clone(), |t| t.clamped(stamp.limit_ms()));
+            times.insert(key.clone(), at);
+        } else if !times.contains_key(key) {
+            if let Some(t) = edit.fields.get(key) {
+                times.insert(key.clone(), t.clamped(stamp.limit_ms()));
+            }
+        }
+    }
+    times
 }
 
 #[cfg(test)]
@@ -456,6 +985,15 @@ mod tests {
             payload: payload.map(|p| p.as_object().unwrap().clone()),
             client_time: "2025-01-01T00:00:00Z".into(),
             group_id: None,
+            edited_at: None,
+            field_edited_at: None,
+        }
+    }
+
+    fn stamp() -> EditStamp {
+        EditStamp {
+            now_ms: 1_000,
+            client_id: "c".into(),
         }
     }
 
@@ -506,7 +1044,7 @@ mod tests {
                 m("o6", "plans", "t", None, Some(json!({"name": "T"}))),
             ),
         ];
-        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0);
+        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0, &stamp());
         let statuses: Vec<_> = plan
             .results
             .iter()
@@ -559,9 +1097,9 @@ mod tests {
                 g("g", m("o2", "plans", "q", None, Some(json!({"name": "Q"})))),
             ]
         };
-        let first = plan_push(&s, group(), HashMap::new(), HashMap::new(), 0, 0);
+        let first = plan_push(&s, group(), HashMap::new(), HashMap::new(), 0, 0, &stamp());
         let known: HashMap<_, _> = first.applied_ops.into_iter().collect();
-        let again = plan_push(&s, group(), known, HashMap::new(), 2, 0);
+        let again = plan_push(&s, group(), known, HashMap::new(), 2, 0, &stamp());
         assert!(again
             .results
             .iter()
@@ -591,7 +1129,11 @@ mod tests {
             m("o4", "plans", "p", Some(1), None),
             m("o1", "plans", "p", None, Some(json!({"name": "P"}))),
         ];
-        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0);
+        let stamp = EditStamp {
+            now_ms: 1_000,
+            client_id: "c".into(),
+        };
+        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0, &stamp);
         let statuses: Vec<_> = plan
             .results
             .iter()

@@ -16,6 +16,7 @@ on_both_backends!(
     a_retried_group_is_all_duplicates,
     a_cascade_travels_with_its_group,
     malformed_groups_are_refused,
+    a_member_breaking_a_reference_or_unique_key_fails_its_group,
 );
 
 fn grouped(group: &str, mut m: Value) -> Value {
@@ -338,4 +339,181 @@ async fn malformed_groups_are_refused(db: TestDb) {
         .assert_error(400, "invalid_request");
     let (changes, _) = c.pull_all(&t, None).await;
     assert!(changes.is_empty());
+}
+
+/// Groups with the other rules of issue 13: a member meeting `unique_violation`, `invalid_reference`
+/// or `restricted` fails its group like any conflict or rejection, and what the group's earlier
+/// members changed in the batch (a setNull of a referrer, a delete, a unique key taken, edit
+/// times) is taken back, so the lone changes after it see the state before it. A no-op upsert in
+/// a group is `applied` at the current version.
+async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let (t, _) = c.new_user().await;
+    let setup = c
+        .push_ok(
+            &t,
+            vec![
+                upsert("s1", "projects", "pr", None, json!({"name": "P"})),
+                upsert(
+                    "s2",
+                    "files",
+                    "f1",
+                    None,
+                    json!({"projectId": "pr", "path": "a.txt"}),
+                ),
+                upsert("s3", "day_types", "dt", None, json!({"name": "D"})),
+                upsert(
+                    "s4",
+                    "schedule_days",
+                    "sd",
+                    None,
+                    json!({"title": "Mon", "dayTypeId": "dt"}),
+                ),
+            ],
+        )
+        .await;
+    assert!(setup.iter().all(|r| r["status"] == "applied"), "{setup:?}");
+    let (before, cursor) = c.pull_all(&t, None).await;
+
+    let mut edited = upsert(
+        "g1b",
+        "schedule_days",
+        "sd",
+        Some(1),
+        json!({"title": "Tue", "dayTypeId": "dt"}),
+    );
+    edited["editedAt"] = json!("001733535600000-00000-dev");
+    let results = c
+        .push_ok(
+            &t,
+            vec![
+                // Deleting dt removes sd's dayTypeId (setNull: a new version of sd), f2 takes
+                // the key b.txt, then f3 asks for a.txt, which f1 holds: the group fails.
+                grouped("g1", delete("g1a", "day_types", "dt", Some(1))),
+                grouped(
+                    "g1",
+                    upsert(
+                        "g1c",
+                        "files",
+                        "f2",
+                        None,
+                        json!({"projectId": "pr", "path": "b.txt"}),
+                    ),
+                ),
+                grouped(
+                    "g1",
+                    upsert(
+                        "g1d",
+                        "files",
+                        "f3",
+                        None,
+                        json!({"projectId": "pr", "path": "a.txt"}),
+                    ),
+                ),
+                // Lone changes after the failed group see the state before it: dt still live,
+                // b.txt still free, sd still at version 1.
+                upsert(
+                    "l1",
+                    "files",
+                    "f4",
+                    None,
+                    json!({"projectId": "pr", "path": "b.txt"}),
+                ),
+                upsert(
+                    "l2",
+                    "schedule_days",
+                    "sd2",
+                    None,
+                    json!({"dayTypeId": "dt"}),
+                ),
+                edited,
+            ],
+        )
+        .await;
+    assert_eq!(
+        statuses(&results),
+        vec![
+            s("aborted", Some("group_failed"), Some("g1d")),
+            s("aborted", Some("group_failed"), Some("g1d")),
+            s("conflict", Some("unique_violation"), None),
+            s("applied", None, None),
+            s("applied", None, None),
+            s("applied", None, None),
+        ]
+    );
+    assert_eq!(results[2]["existingId"], "f1");
+    assert_eq!(
+        results[5]["version"], 2,
+        "sd was not changed by the failed group"
+    );
+    let (changes, cursor) = c.pull_all(&t, Some(&cursor)).await;
+    assert_eq!(ids(&changes), vec!["f4", "sd2", "sd"]);
+    assert_eq!(
+        changes[2]["doc"],
+        json!({"title": "Tue", "dayTypeId": "dt"})
+    );
+    assert_eq!(changes[2]["editedAt"], "001733535600000-00000-dev");
+    assert!(changes.iter().all(|c| c.get("groupId").is_none()));
+    assert_eq!(before.len(), 4);
+
+    // invalid_reference and restricted fail their groups too; a no-op member is applied.
+    let results = c
+        .push_ok(
+            &t,
+            vec![
+                grouped(
+                    "g2",
+                    upsert("g2a", "day_types", "dt2", None, json!({"name": "E"})),
+                ),
+                grouped(
+                    "g2",
+                    upsert(
+                        "g2b",
+                        "schedule_days",
+                        "sd3",
+                        None,
+                        json!({"dayTypeId": "missing"}),
+                    ),
+                ),
+                grouped(
+                    "g3",
+                    upsert("g3a", "projects", "pr", Some(1), json!({"name": "P"})),
+                ),
+                grouped("g3", delete("g3b", "projects", "pr", Some(1))),
+                grouped(
+                    "g4",
+                    upsert("g4a", "projects", "pr", Some(1), json!({"name": "P"})),
+                ),
+                grouped(
+                    "g4",
+                    upsert(
+                        "g4b",
+                        "files",
+                        "f5",
+                        None,
+                        json!({"projectId": "pr", "path": "c.txt"}),
+                    ),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(
+        statuses(&results),
+        vec![
+            s("aborted", Some("group_failed"), Some("g2b")),
+            s("rejected", Some("invalid_reference"), None),
+            s("aborted", Some("group_failed"), Some("g3b")),
+            s("rejected", Some("restricted"), None),
+            s("applied", None, None),
+            s("applied", None, None),
+        ]
+    );
+    assert_eq!(
+        results[4]["version"], 1,
+        "a no-op upsert gets no new version"
+    );
+    let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
+    assert_eq!(ids(&changes), vec!["f5"], "only g4's new file is a change");
+    assert_eq!(changes[0]["groupId"], "g4");
 }

@@ -14,8 +14,9 @@ pub enum TandemError {
     InvalidArgument { detail: String },
 
     /// A document breaks the schema. `reason` says why (`reason_code` is the protocol's code
-    /// for it: `invalid_payload`, `invalid_parent`, `too_large`, `unknown_entity`); `field` is
-    /// empty when the whole document is at fault.
+    /// for it: `invalid_payload`, `invalid_parent`, `invalid_reference`, `restricted`,
+    /// `unique_violation`, `too_large`, `unknown_entity`); `field` is empty when the whole
+    /// document is at fault.
     #[error("{detail}")]
     Validation {
         collection: String,
@@ -80,6 +81,14 @@ pub enum ValidationReason {
     TooLarge,
     /// The collection is not in the schema.
     UnknownEntity,
+    /// A `ref` field names a record that does not exist (or was deleted); `field` names it.
+    InvalidReference,
+    /// A delete refused because a record refers to this one through a `restrict` reference;
+    /// `field` is the referring field, `detail` names the referrer.
+    Restricted,
+    /// A write whose unique key another record holds; `detail` names the constraint's fields and
+    /// that record.
+    UniqueViolation,
     /// A code this version does not know.
     Other,
 }
@@ -87,6 +96,9 @@ pub enum ValidationReason {
 impl ValidationReason {
     /// The reason for a protocol code (`invalid_parent`, …), `Other` for an unknown one.
     pub fn from_code(code: &str) -> Self {
+        if code == tandem_protocol::ConflictCode::UniqueViolation.as_str() {
+            return Self::UniqueViolation;
+        }
         RejectionCode::from(code).into()
     }
 }
@@ -98,6 +110,8 @@ impl From<RejectionCode> for ValidationReason {
             RejectionCode::InvalidParent => Self::InvalidParent,
             RejectionCode::TooLarge => Self::TooLarge,
             RejectionCode::UnknownEntity => Self::UnknownEntity,
+            RejectionCode::InvalidReference => Self::InvalidReference,
+            RejectionCode::Restricted => Self::Restricted,
             RejectionCode::Other(_) => Self::Other,
         }
     }
@@ -148,7 +162,7 @@ impl From<Error> for TandemError {
             Error::Validation(v) => Self::Validation {
                 collection: v.collection.clone(),
                 field: v.field.clone(),
-                reason: v.reason.rejection_code().into(),
+                reason: ValidationReason::from_code(v.reason.code()),
                 reason_code: v.reason.code().to_string(),
                 detail,
             },
@@ -215,6 +229,24 @@ impl From<SyncError> for TandemError {
             kind,
             detail,
             retry_after_secs,
+        }
+    }
+}
+
+impl From<tandem_core::FailureKind> for SyncFailure {
+    fn from(kind: tandem_core::FailureKind) -> Self {
+        use tandem_core::FailureKind as K;
+        match kind {
+            K::Offline => Self::Offline,
+            K::Paused => Self::Paused,
+            K::RateLimited => Self::RateLimited,
+            K::SessionExpired => Self::SessionExpired,
+            K::NotSignedIn => Self::NotSignedIn,
+            K::Disabled => Self::Disabled,
+            K::Busy => Self::Busy,
+            K::DeadlineExceeded => Self::DeadlineExceeded,
+            K::Server => Self::Server,
+            K::Local => Self::Local,
         }
     }
 }

@@ -28,12 +28,13 @@ pub use foreign::{
 pub use logging::{clear_log_sink, dropped_log_lines, set_log_sink, LogLevel, LogSink};
 pub use sync_types::{
     default_sync_config, max_write_batch, AuthState, Conflict, ConflictPolicy, ConflictReason,
-    OutcomeKind, ParkedConflict, PushOutcome, RejectedChange, Resolution, SyncConfig, SyncMetrics,
-    SyncPhase, SyncReport, SyncStatus, TriggerCount, User,
+    OutcomeKind, ParkedConflict, PushOutcome, RejectedChange, Resolution, SchemaViolation,
+    SchemaViolationKind, SyncConfig, SyncMetrics, SyncPhase, SyncReport, SyncStatus, TriggerCount,
+    User,
 };
 pub use types::{
     ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,
-    TandemConfig, WriteOp,
+    Reverted, TandemConfig, WriteOp,
 };
 
 use tandem_core::http::HttpConfig;
@@ -102,7 +103,9 @@ impl Tandem {
         }
     }
 
-    /// Creates or replaces a whole document; generates a UUID v7 id when `id` is absent.
+    /// Creates or replaces a whole document; generates a UUID v7 id when `id` is absent. A put
+    /// that leaves a synced or pending record's document as it is (a no-op save) writes
+    /// nothing: no outbox entry, no new `updated_at`, no observer call, no sync.
     pub fn put(
         &self,
         collection: String,
@@ -116,7 +119,8 @@ impl Tandem {
         })
     }
 
-    /// Applies an RFC 7386 JSON merge patch (`null` removes a field) to an existing record.
+    /// Applies an RFC 7386 JSON merge patch (`null` removes a field) to an existing record. A
+    /// patch that changes nothing writes nothing, like a no-op `put`.
     pub fn patch(
         &self,
         collection: String,
@@ -312,6 +316,22 @@ impl Tandem {
     ) -> Result<Arc<Self>, TandemError> {
         guard(|| {
             let client = Client::open_with_clock(client_config(config), clock)?;
+            Ok(Arc::new(Self {
+                client: RwLock::new(Some(Arc::new(client))),
+            }))
+        })
+    }
+
+    /// [`open_with_clock`](Self::open_with_clock), with edit times read from `edit_clock`: a
+    /// device whose wall clock is skewed from the server's. For tests only.
+    #[doc(hidden)]
+    pub fn open_with_clocks(
+        config: TandemConfig,
+        clock: Arc<dyn Clock>,
+        edit_clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, TandemError> {
+        guard(|| {
+            let client = Client::open_with_clocks(client_config(config), clock, edit_clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
             }))

@@ -7,9 +7,10 @@ use std::time::Duration;
 use super::error::TandemError;
 use super::foreign::{AuthStateListener, SyncStatusListener};
 use super::sync_types::{
-    AuthState, Conflict, RejectedChange, Resolution, SyncMetrics, SyncReport, SyncStatus, User,
+    AuthState, Conflict, RejectedChange, Resolution, SchemaViolation, SyncMetrics, SyncReport,
+    SyncStatus, User,
 };
-use super::types::Record;
+use super::types::{Record, Reverted};
 use super::{Subscription, Tandem};
 use tandem_core::Resolution as EngineResolution;
 
@@ -149,6 +150,19 @@ impl Tandem {
         })
     }
 
+    /// Stored records that break a reference or unique constraint of the schema: possible only
+    /// after a schema added one to a collection that already held data (`open` accepts such a
+    /// schema, logs a warning, and checks every new write). Empty once the app fixed them.
+    pub fn schema_violations(&self) -> Result<Vec<SchemaViolation>, TandemError> {
+        self.call(|client| {
+            Ok(client
+                .schema_violations()?
+                .into_iter()
+                .map(SchemaViolation::from)
+                .collect())
+        })
+    }
+
     /// Changes the server refused (dead letters), oldest first.
     pub fn rejected(&self) -> Result<Vec<RejectedChange>, TandemError> {
         self.call(|client| {
@@ -164,5 +178,19 @@ impl Tandem {
     /// server never had it). Editing the record instead makes a fresh change.
     pub fn discard_rejected(&self, op_id: String) -> Result<(), TandemError> {
         self.call(|client| client.discard_rejected(&op_id))
+    }
+
+    /// Drops the record's unsent changes — its pending and in-flight outbox entries, its dead
+    /// letters and any open conflict — and restores the server's state, in one transaction;
+    /// observers are told. A record the server never had disappears, with what was created
+    /// below it; one the server deleted goes; a record deleted here comes back with the records
+    /// the delete took along. Other records' changes stay. A change already sent (in flight, or
+    /// its answer lost) may still land: the next sync then brings it back. Returns the record
+    /// afterwards and whether anything changed (a record already at the server's state is left
+    /// alone). Fails with `NotFound` when the store has no such record (live or deleted),
+    /// `InvalidArgument` for a bad id and `Validation` (`unknown_entity`) for an undeclared
+    /// collection.
+    pub fn revert(&self, collection: String, id: String) -> Result<Reverted, TandemError> {
+        self.call(|client| Ok(client.revert(&collection, &id)?.into()))
     }
 }

@@ -9,7 +9,7 @@ use tandem_core::{
     SyncReport as EngineReport,
 };
 
-use super::error::{TandemError, ValidationReason};
+use super::error::{SyncFailure, TandemError, ValidationReason};
 use super::types::{parse_json, time, ChangeKind};
 use tandem_core::defaults;
 
@@ -124,6 +124,10 @@ pub enum ConflictPolicy {
     ClientWins,
     /// Every conflict goes to the app.
     Manual,
+    /// Per field, the later edit wins (by each change's edit time; ties by device), an edit
+    /// against a delete by the delete's time; nothing goes to the app, and every device ends
+    /// with the same document.
+    LastWriteWins,
 }
 
 impl From<ConflictPolicy> for EnginePolicy {
@@ -133,6 +137,7 @@ impl From<ConflictPolicy> for EnginePolicy {
             ConflictPolicy::ServerWins => Self::ServerWins,
             ConflictPolicy::ClientWins => Self::ClientWins,
             ConflictPolicy::Manual => Self::Manual,
+            ConflictPolicy::LastWriteWins => Self::LastWriteWins,
         }
     }
 }
@@ -166,6 +171,11 @@ pub struct SyncStatus {
     /// Connected to the server's event stream (background sync with `realtime` on): changes
     /// from other devices arrive within moments instead of at the next periodic run.
     pub realtime: bool,
+    /// When the last run ended, successful or not; kept across restarts with its outcome, so an
+    /// app (or `tandem status`) shows at open how the last sync went.
+    pub last_run_at: Option<SystemTime>,
+    /// Why the last run failed, typed (`last_error` says it in words); nothing after a success.
+    pub last_failure: Option<SyncFailure>,
 }
 
 /// What one run did.
@@ -255,6 +265,10 @@ pub enum ConflictReason {
     LocalDeleteServerEdit,
     /// The policy is `Manual`, or the resolver left it to the app.
     Manual,
+    /// Another record (`existing_id`) holds this record's unique key on the server. Resolve with
+    /// `KeepServer` (keep the existing one, drop mine), `KeepMine` (delete the existing one, then
+    /// send mine) or `Merged` with another key (keep both).
+    UniqueViolation,
 }
 
 /// A conflict waiting for `resolve`. Documents are JSON; `None` means deleted (or, for the base,
@@ -269,6 +283,9 @@ pub struct Conflict {
     pub server_document: Option<String>,
     pub base_document: Option<String>,
     pub server_version: u64,
+    /// `UniqueViolation` only: the id (same collection) of the record holding the key.
+    #[uniffi(default)]
+    pub existing_id: Option<String>,
 }
 
 /// The app's answer to a conflict.
@@ -338,6 +355,8 @@ impl From<Status> for SyncStatus {
             pulled: s.pulled,
             remaining: s.remaining,
             realtime: s.realtime,
+            last_run_at: s.last_run_at.map(time),
+            last_failure: s.last_failure.map(SyncFailure::from),
         }
     }
 }
@@ -419,7 +438,9 @@ impl From<ConflictRow> for Conflict {
                 EngineReason::LocalEditServerDelete => ConflictReason::LocalEditServerDelete,
                 EngineReason::LocalDeleteServerEdit => ConflictReason::LocalDeleteServerEdit,
                 EngineReason::Manual => ConflictReason::Manual,
+                EngineReason::UniqueViolation => ConflictReason::UniqueViolation,
             },
+            existing_id: c.existing_id,
             fields: c.fields,
             local_document: c.local_doc,
             server_document: c.server_doc,
@@ -452,6 +473,54 @@ impl From<EngineOutboxEntry> for RejectedChange {
             reason_code: e.last_error.unwrap_or_default(),
             document: e.doc,
             created_at: time(e.created_at),
+        }
+    }
+}
+
+/// A stored record that breaks a reference or unique constraint the schema added after it was
+/// written (see `Tandem::schema_violations`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SchemaViolation {
+    pub collection: String,
+    pub id: String,
+    pub kind: SchemaViolationKind,
+}
+
+/// What a [`SchemaViolation`] breaks.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SchemaViolationKind {
+    /// `field` names `target_collection/target_id`, which does not exist.
+    DanglingReference {
+        field: String,
+        target_collection: String,
+        target_id: String,
+    },
+    /// The record's values of `fields` are those of `other_id`.
+    DuplicateKey {
+        fields: Vec<String>,
+        other_id: String,
+    },
+}
+
+impl From<tandem_core::RuleViolation> for SchemaViolation {
+    fn from(v: tandem_core::RuleViolation) -> Self {
+        Self {
+            collection: v.collection,
+            id: v.id,
+            kind: match v.kind {
+                tandem_core::ViolationKind::DanglingReference {
+                    field,
+                    target_collection,
+                    target_id,
+                } => SchemaViolationKind::DanglingReference {
+                    field,
+                    target_collection,
+                    target_id,
+                },
+                tandem_core::ViolationKind::DuplicateKey { fields, other_id } => {
+                    SchemaViolationKind::DuplicateKey { fields, other_id }
+                }
+            },
         }
     }
 }

@@ -107,8 +107,15 @@ pub struct Record {
     /// The server version the record is based on; 0 when the server has never seen it.
     pub version: u64,
     pub state: RecordState,
+    /// When the local store first wrote the record.
     pub created_at: SystemTime,
+    /// When the local store last wrote the record (a pull too).
     pub updated_at: SystemTime,
+    /// When the user last edited it, on whichever device (the wall-clock part of its edit time,
+    /// a hybrid logical clock kept within a bounded skew of the server's clock); `None` for
+    /// records from before edit times were kept.
+    #[uniffi(default)]
+    pub edited_at: Option<SystemTime>,
 }
 
 /// Where a record stands relative to the server.
@@ -227,9 +234,29 @@ pub(crate) fn time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+/// What `revert` did.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Reverted {
+    /// The record afterwards; nothing when it does not show (the server never had it or deleted
+    /// it, or it is hidden under a parent deleted here).
+    pub record: Option<Record>,
+    /// Whether anything changed: false when the record had no unsent change.
+    pub changed: bool,
+}
+
+impl From<tandem_core::Reverted> for Reverted {
+    fn from(reverted: tandem_core::Reverted) -> Self {
+        Self {
+            record: reverted.record.map(Record::from),
+            changed: reverted.changed,
+        }
+    }
+}
+
 impl From<RecordRow> for Record {
     fn from(row: RecordRow) -> Self {
         Self {
+            edited_at: row.edited_at_ms().map(time),
             collection: row.collection,
             id: row.id,
             document: row.doc.unwrap_or_else(|| "null".to_string()),

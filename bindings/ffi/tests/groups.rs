@@ -305,3 +305,46 @@ fn a_batch_larger_than_a_group_is_refused() {
     ));
     assert_eq!(d.count("plans"), 0);
 }
+
+#[test]
+fn a_batch_member_meeting_a_unique_key_goes_after_the_holder_it_replaces() {
+    let server = TestServer::start();
+    let ds = devices(server.url(), 2, |_| {});
+    let (a, b) = (&ds[0], &ds[1]);
+    a.put("projects", "p", json!({"name": "P"}));
+    a.sync();
+    b.sync();
+    // a takes the key /k; b, not knowing, takes it too in a batch with another file.
+    a.put("files", "a1", json!({"projectId": "p", "path": "/k"}));
+    a.sync();
+    b.write(vec![
+        put("files", "b1", json!({"projectId": "p", "path": "/k"})),
+        put("files", "b2", json!({"projectId": "p", "path": "/other"})),
+    ]);
+    let report = b.sync();
+    assert_eq!(report.parked.len(), 1, "{report:?}");
+    assert!(report
+        .outcomes
+        .iter()
+        .any(|o| o.kind == OutcomeKind::WaitsForGroup && o.id == "b2"));
+    a.sync();
+    assert_eq!(a.doc("files", "b2"), None, "nothing of the batch landed");
+    // Keep mine: the holder's delete is queued, and the batch goes after it (before it, the
+    // server would still find the key held and fail the batch again).
+    b.t.resolve("files".into(), "b1".into(), Resolution::KeepMine)
+        .unwrap();
+    b.sync();
+    assert!(b.t.conflicts().unwrap().is_empty(), "settled for good");
+    assert_eq!(b.record("files", "b1").state, RecordState::Synced);
+    assert_eq!(b.record("files", "b2").state, RecordState::Synced);
+    a.sync();
+    assert_eq!(a.doc("files", "a1"), None);
+    assert_eq!(
+        a.doc("files", "b1"),
+        Some(json!({"projectId": "p", "path": "/k"}))
+    );
+    assert_eq!(
+        a.doc("files", "b2"),
+        Some(json!({"projectId": "p", "path": "/other"}))
+    );
+}

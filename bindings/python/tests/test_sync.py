@@ -59,10 +59,11 @@ class Secrets(tandem.SecureStore):
         self.values.pop(key, None)
 
 
-def device(tmp_path, url, name):
+def device(tmp_path, url, name, policy=None):
     config = TandemConfig(data_dir=str(tmp_path / name), schema_json=SCHEMA, server_url=url,
                           secure_store=Secrets())
     config.sync.realtime = False
+    config.sync.conflict_policy = policy
     return Tandem.open(config)
 
 
@@ -136,6 +137,41 @@ def test_a_batch_with_a_conflicting_member_reaches_the_other_device_all_or_nothi
     b.shutdown()
 
 
+def test_last_write_wins_by_edit_time_and_edited_at(tmp_path, server):
+    email = f"py-{uuid.uuid4().hex}@example.com"
+    lww = tandem.ConflictPolicy.LAST_WRITE_WINS
+    a, b = device(tmp_path, server, "a", lww), device(tmp_path, server, "b", lww)
+
+    async def story():
+        await a.sign_up(email, PASSWORD)
+        await b.sign_in(email, PASSWORD)
+        before = time.time() - 1
+        a.put("plans", "p", json.dumps({"name": "Plan", "notes": "n"}))
+        await a.sync_now()
+        await b.sync_now()
+        edited = b.get("plans", "p").edited_at
+        assert edited is not None, "a pulled record shows when it was edited"
+        assert before <= edited.timestamp() <= time.time() + 61
+
+        # A edits both fields, then B the name, later: B's name and A's notes win, no conflict.
+        a.patch("plans", "p", json.dumps({"name": "A", "notes": "A's notes"}))
+        time.sleep(0.02)
+        b.patch("plans", "p", json.dumps({"name": "B"}))
+        await a.sync_now()
+        report = await b.sync_now()
+        assert report.conflicts == 1 and report.parked == []
+        await a.sync_now()
+        expected = {"name": "B", "notes": "A's notes"}
+        assert json.loads(a.get("plans", "p").document) == expected
+        assert json.loads(b.get("plans", "p").document) == expected
+        assert b.conflicts() == []
+        assert a.get("plans", "p").edited_at == b.get("plans", "p").edited_at
+
+    asyncio.run(story())
+    a.shutdown()
+    b.shutdown()
+
+
 def test_sync_errors_are_exceptions_with_fields(tmp_path, server):
     d = device(tmp_path, server, "d")
 
@@ -146,6 +182,24 @@ def test_sync_errors_are_exceptions_with_fields(tmp_path, server):
         with pytest.raises(TandemError.Auth) as caught:
             await d.sign_in(f"nobody-{uuid.uuid4().hex}@example.com", PASSWORD)
         assert caught.value.kind == tandem.AuthFailure.INVALID_CREDENTIALS
+
+    asyncio.run(story())
+    d.shutdown()
+
+
+def test_the_status_says_when_the_last_run_ended_and_why_it_failed(tmp_path, server):
+    d = device(tmp_path, server, "d")
+
+    async def story():
+        assert d.sync_status().last_run_at is None
+        with pytest.raises(TandemError.Sync):
+            await d.sync_now()
+        assert d.sync_status().last_failure == SyncFailure.NOT_SIGNED_IN
+        await d.sign_up(f"py-{uuid.uuid4().hex}@example.com", PASSWORD)
+        await d.sync_now()
+        status = d.sync_status()
+        assert status.last_failure is None and status.last_error is None
+        assert status.last_run_at == status.last_synced_at
 
     asyncio.run(story())
     d.shutdown()

@@ -157,3 +157,22 @@ def test_change_listener_and_writes_from_another_thread(engine):
     engine.put("plans", "u", json.dumps({"name": "U"}))
     with pytest.raises(queue.Empty):
         listener.results.get(timeout=0.3)
+
+
+def test_an_identical_save_writes_nothing_and_revert_drops_unsent_changes(engine):
+    plan = engine.put("plans", "p", json.dumps({"name": "P", "notes": "n"}))
+    entries = engine.outbox()
+    same = engine.put("plans", "p", json.dumps({"notes": "n", "name": "P"}))
+    assert same.updated_at == plan.updated_at, "a no-op save rewrites nothing"
+    assert engine.patch("plans", "p", json.dumps({"name": "P"})) == same
+    assert engine.outbox() == entries
+
+    engine.put("plan_days", "d", json.dumps({"planId": "p", "dayIndex": 0}))
+    reverted = engine.revert("plans", "p")
+    assert (reverted.record, reverted.changed) == (None, True), "never synced: it disappears"
+    assert engine.get("plan_days", "d") is None, "with what was created below it"
+    assert engine.pending_count() == 0
+    with pytest.raises(TandemError.NotFound):
+        engine.revert("plans", "p")
+    with pytest.raises(TandemError.InvalidArgument):
+        engine.revert("plans", "bad id")

@@ -61,7 +61,15 @@ const MIGRATIONS: &[&str] = &[
     // here). Almost always empty, so asking whether there are any is one probe of this index, and
     // a pull skips looking for hidden children when there are none.
     "CREATE INDEX records_hidden ON records(collection, id) WHERE deleted = 1 AND doc IS NOT NULL;",
-    // v4: atomic groups. Every outbox entry of one `write` batch carries the batch's group (NULL
+    // v4: a unique_violation conflict names the record holding the key on the server.
+    "ALTER TABLE conflicts ADD COLUMN existing_id TEXT;",
+    // v5: edit times (hybrid logical clock texts, see `tandem_protocol::hlc`): of the user's last
+    // change of each record and of each of its fields, and what each outbox entry sends.
+    "ALTER TABLE records ADD COLUMN edited_at TEXT;   -- HLC of the last edit (of the delete, when deleted)
+     ALTER TABLE records ADD COLUMN field_times TEXT; -- JSON object: field -> HLC of its last edit
+     ALTER TABLE outbox ADD COLUMN edited_at TEXT;
+     ALTER TABLE outbox ADD COLUMN field_times TEXT;",
+    // v6: atomic groups. Every outbox entry of one `write` batch carries the batch's group (NULL
     // for a write of one op); `group_holds` names the group a record's open conflict holds back
     // (the conflict row is replaced as it moves, so the link lives beside it).
     "ALTER TABLE outbox ADD COLUMN group_id TEXT;

@@ -19,6 +19,9 @@ pub enum ConflictPolicy {
     ClientWins,
     /// Every conflict goes to the app.
     Manual,
+    /// Per field, the later edit wins (by edit time, a hybrid logical clock; ties by device),
+    /// an edit against a delete by the delete's time; nothing goes to the app. See `lww`.
+    LastWriteWins,
 }
 
 /// Why a conflict went to the app.
@@ -32,6 +35,10 @@ pub enum ConflictReason {
     LocalDeleteServerEdit,
     /// The policy is `Manual` (or a resolver left it to the app).
     Manual,
+    /// The server holds the record's unique key in another record (`existing_id`): keep the
+    /// existing one (`KeepServer` drops mine), keep mine (`KeepMine` deletes the existing one,
+    /// then sends mine) or keep both (`Merged` with another key). Every policy leaves it here.
+    UniqueViolation,
 }
 
 impl ConflictReason {
@@ -41,6 +48,7 @@ impl ConflictReason {
             Self::LocalEditServerDelete => "local_edit_server_delete",
             Self::LocalDeleteServerEdit => "local_delete_server_edit",
             Self::Manual => "manual",
+            Self::UniqueViolation => "unique_violation",
         }
     }
 
@@ -50,6 +58,7 @@ impl ConflictReason {
             "local_edit_server_delete" => Self::LocalEditServerDelete,
             "local_delete_server_edit" => Self::LocalDeleteServerEdit,
             "manual" => Self::Manual,
+            "unique_violation" => Self::UniqueViolation,
             other => return Err(Error::Corrupt(format!("unknown conflict reason {other:?}"))),
         })
     }
@@ -84,6 +93,9 @@ pub fn decide(
             fields: Vec::new(),
         },
         ConflictPolicy::Merge => merge_decision(base, local, server),
+        // `reconcile::settle` decides these by the edit times, which this has not got: without
+        // them the server's side wins every tie.
+        ConflictPolicy::LastWriteWins => Decision::AdoptServer,
     }
 }
 
@@ -123,6 +135,8 @@ pub struct ConflictRow {
     pub server_version: i64,
     pub base_doc: Option<String>,
     pub created_at: i64,
+    /// `UniqueViolation` only: the record holding the key on the server.
+    pub existing_id: Option<String>,
 }
 
 impl ConflictRow {
@@ -164,7 +178,10 @@ impl ConflictRow {
             (Some(_), None) => (ConflictReason::LocalEditServerDelete, Vec::new()),
             (None, _) => (ConflictReason::LocalDeleteServerEdit, Vec::new()),
         };
-        let (reason, fields) = if self.reason == ConflictReason::Manual {
+        let (reason, fields) = if matches!(
+            self.reason,
+            ConflictReason::Manual | ConflictReason::UniqueViolation
+        ) {
             (ConflictReason::Manual, self.fields.clone())
         } else {
             (reason, fields)
@@ -200,7 +217,7 @@ impl ConflictRow {
 }
 
 const COLUMNS: &str =
-    "collection, id, reason, fields, local_doc, server_doc, server_version, base_doc, created_at";
+    "collection, id, reason, fields, local_doc, server_doc, server_version, base_doc, created_at, existing_id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConflictRow> {
     let reason: String = row.get(2)?;
@@ -220,6 +237,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ConflictRow> {
         server_version: row.get(6)?,
         base_doc: row.get(7)?,
         created_at: row.get(8)?,
+        existing_id: row.get(9)?,
     })
 }
 
@@ -228,7 +246,7 @@ pub fn park(tx: &Transaction<'_>, conflict: &ConflictRow) -> Result<()> {
     let fields =
         serde_json::to_string(&conflict.fields).map_err(|e| Error::Corrupt(e.to_string()))?;
     tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO conflicts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        "INSERT OR REPLACE INTO conflicts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?
     .execute(rusqlite::params![
         conflict.collection,
@@ -240,6 +258,7 @@ pub fn park(tx: &Transaction<'_>, conflict: &ConflictRow) -> Result<()> {
         conflict.server_version,
         conflict.base_doc,
         conflict.created_at,
+        conflict.existing_id,
     ])?;
     Ok(())
 }

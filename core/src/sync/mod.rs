@@ -7,12 +7,14 @@ pub mod api;
 pub mod conflict;
 pub mod error;
 pub mod lock;
+pub mod lww;
 pub mod merge;
 pub mod orchestrator;
 pub mod pull;
 pub mod push;
 pub mod reconcile;
 pub mod resolve;
+pub mod revert;
 pub mod run;
 pub mod status;
 

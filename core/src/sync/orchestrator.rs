@@ -19,7 +19,7 @@ use super::error::SyncError;
 use super::lock::ProcessLock;
 use super::resolve::{self, Resolution};
 use super::run::{self, RunSettings, SyncReport};
-use super::status::{Metrics, Phase, Status, Trigger};
+use super::status::{FailureKind, Metrics, Phase, Status, Trigger};
 use crate::auth::{AuthSession, AuthState};
 use crate::engine::{now_ms, Engine};
 use crate::outbox;
@@ -121,6 +121,10 @@ impl Syncer {
         match stored_status(&syncer.engine()) {
             Ok(stored) => syncer.status.send_modify(|status| stored.apply(status)),
             Err(e) => tracing::warn!(error = %e, "reading the stored sync status failed"),
+        }
+        match syncer.engine().store().read(load_last_run) {
+            Ok(at) => syncer.status.send_modify(|status| status.last_run_at = at),
+            Err(e) => tracing::warn!(error = %e, "reading the last sync run failed"),
         }
         if initial == Phase::Idle {
             match syncer.engine().store().read(StoredFailure::load) {
@@ -246,6 +250,8 @@ impl Syncer {
             status.phase = phase;
             status.last_error = None;
             status.last_synced_at = None;
+            status.last_run_at = None;
+            status.last_failure = None;
         });
         lock(&self.schedule).backoff_attempt = 0;
         self.refresh_counts_soon();
@@ -536,6 +542,8 @@ impl Syncer {
             status.phase = Phase::Idle;
             status.last_error = None;
             status.last_synced_at = Some(now);
+            status.last_run_at = Some(now);
+            status.last_failure = None;
             status.pulled = 0;
             status.remaining = 0;
         });
@@ -556,15 +564,20 @@ impl Syncer {
             SyncError::Busy => Phase::Idle,
             _ => Phase::Error,
         };
+        let now = now_ms();
         self.change_status(|status| {
             status.phase = phase;
             status.last_error = (error != &SyncError::Busy).then(|| error.to_string());
+            if error != &SyncError::Busy {
+                status.last_failure = Some(FailureKind::of(error));
+                status.last_run_at = Some(now);
+            }
             status.pulled = 0;
             status.remaining = 0;
         });
         // Kept like the last success, so a new process (`tandem status`, an app's next launch)
         // shows that the last run failed and why instead of a blank `idle`.
-        if let Some(failure) = StoredFailure::of(phase, error) {
+        if let Some(failure) = StoredFailure::of(phase, error, now) {
             let engine = self.engine();
             let saved =
                 tokio::task::spawn_blocking(move || engine.store().write(|tx| failure.save(tx)))
@@ -680,7 +693,23 @@ fn stored_status(engine: &Engine) -> crate::error::Result<StoredStatus> {
 /// A success also clears the failure kept before it.
 fn save_last_sync(tx: &rusqlite::Transaction<'_>, at_ms: i64) -> crate::error::Result<()> {
     meta_set(tx, LAST_SYNC_KEY, &at_ms.to_string())?;
+    meta_set(tx, LAST_RUN_KEY, &at_ms.to_string())?;
+    meta_delete(tx, LAST_FAILURE_KIND_KEY)?;
     meta_delete(tx, LAST_FAILURE_KEY)
+}
+
+/// Where the end of the last run (successful or kept as failed) is kept.
+const LAST_RUN_KEY: &str = "last_sync_run_at";
+/// Where the kind of the kept failure is, next to its phase and text.
+const LAST_FAILURE_KIND_KEY: &str = "last_sync_failure_kind";
+
+/// When the last kept run ended: stores from before the key existed have only the last success.
+fn load_last_run(conn: &rusqlite::Connection) -> crate::error::Result<Option<i64>> {
+    let at = match meta_get(conn, LAST_RUN_KEY)? {
+        Some(at) => Some(at),
+        None => meta_get(conn, LAST_SYNC_KEY)?,
+    };
+    Ok(at.and_then(|ms| ms.parse().ok()))
 }
 
 /// Where the outcome of a failed last run is kept: `<phase> <error text>`.
@@ -692,13 +721,18 @@ const LAST_FAILURE_KEY: &str = "last_sync_failure";
 struct StoredFailure {
     phase: Phase,
     error: String,
+    /// `None` when read from a store written before kinds were kept.
+    kind: Option<FailureKind>,
+    at_ms: i64,
 }
 
 impl StoredFailure {
-    fn of(phase: Phase, error: &SyncError) -> Option<Self> {
+    fn of(phase: Phase, error: &SyncError, at_ms: i64) -> Option<Self> {
         matches!(phase, Phase::Offline | Phase::Error).then(|| Self {
             phase,
             error: error.to_string(),
+            kind: Some(FailureKind::of(error)),
+            at_ms,
         })
     }
 
@@ -708,27 +742,38 @@ impl StoredFailure {
         } else {
             "error"
         };
+        if let Some(kind) = self.kind {
+            meta_set(tx, LAST_FAILURE_KIND_KEY, kind.code())?;
+        }
+        meta_set(tx, LAST_RUN_KEY, &self.at_ms.to_string())?;
         meta_set(tx, LAST_FAILURE_KEY, &format!("{phase} {}", self.error))
     }
 
     fn load(conn: &rusqlite::Connection) -> crate::error::Result<Option<Self>> {
-        Ok(meta_get(conn, LAST_FAILURE_KEY)?.and_then(|text| {
-            let (phase, error) = text.split_once(' ')?;
-            let phase = match phase {
-                "offline" => Phase::Offline,
-                "error" => Phase::Error,
-                _ => return None,
-            };
-            Some(Self {
-                phase,
-                error: error.to_string(),
-            })
+        let Some(text) = meta_get(conn, LAST_FAILURE_KEY)? else {
+            return Ok(None);
+        };
+        let Some((phase, error)) = text.split_once(' ') else {
+            return Ok(None);
+        };
+        let phase = match phase {
+            "offline" => Phase::Offline,
+            "error" => Phase::Error,
+            _ => return Ok(None),
+        };
+        let kind = meta_get(conn, LAST_FAILURE_KIND_KEY)?;
+        Ok(Some(Self {
+            phase,
+            error: error.to_string(),
+            kind: kind.as_deref().and_then(FailureKind::parse),
+            at_ms: 0,
         }))
     }
 
     fn apply(self, status: &mut Status) {
         status.phase = self.phase;
         status.last_error = Some(self.error);
+        status.last_failure = self.kind;
     }
 }
 

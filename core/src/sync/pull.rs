@@ -101,6 +101,11 @@ fn apply_change(
             }
             (_, true) => None,
         },
+        edited_at: change.edited_at.as_ref().map(|t| t.encode()),
+        field_times: change
+            .field_edited_at
+            .as_ref()
+            .and_then(crate::edit_time::times_text),
     };
     let (collection, id) = (change.entity.as_str(), change.entity_id.as_str());
     let Some(row) = records::load(tx, collection, id)? else {
@@ -111,7 +116,11 @@ fn apply_change(
             let shown = parent_shown(tx, schema, collection, map)?;
             records::save(
                 tx,
-                &synced_row(collection, id, doc, server.version, !shown, now),
+                &RecordRow {
+                    edited_at: server.edited_at,
+                    field_times: server.field_times,
+                    ..synced_row(collection, id, doc, server.version, !shown, now)
+                },
             )?;
             if shown {
                 reveal_descendants(tx, schema, collection, id)?;
@@ -190,6 +199,8 @@ fn synced_row(
         state: RecordState::Synced,
         created_at: now,
         updated_at: now,
+        edited_at: None,
+        field_times: None,
     }
 }
 
@@ -256,10 +267,7 @@ pub fn sweep_missing(
             tx,
             schema,
             &row,
-            &ServerState {
-                version: row.server_version,
-                doc: None,
-            },
+            &ServerState::untimed(row.server_version, None),
             now,
         )?;
         changed.insert(key.0.clone());

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::Transaction;
 use serde_json::Value;
-use tandem_protocol::{Mutation, MutationResult, MutationType, ResultStatus, Schema};
+use tandem_protocol::{Mutation, MutationResult, MutationType, PushResponse, ResultStatus, Schema};
 
 use super::conflict::{self, ConflictPolicy};
 use super::merge::parse_object;
@@ -90,7 +90,58 @@ pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
         payload,
         client_time: super::rfc3339(entry.created_at),
         group_id: entry.group_id.clone(),
+        edited_at: entry.edited_at.as_deref().and_then(|t| t.parse().ok()),
+        field_edited_at: Some(crate::edit_time::parse_times(entry.field_times.as_deref()))
+            .filter(|t| !t.is_empty()),
     })
+}
+
+/// After a push answer: the edit clock sees the server's time and the edit times of conflicting
+/// server states, and each record whose change landed has its edit times cut to what the server
+/// kept of them (no later than the server's time + the skew bound, as it clamped them).
+pub fn note_edit_times(
+    tx: &Transaction<'_>,
+    clock: &crate::edit_time::EditClock,
+    batch: &[OutboxEntry],
+    answer: &PushResponse,
+) -> Result<()> {
+    let seen = answer
+        .results
+        .iter()
+        .flat_map(|r| r.server_edited_at.iter());
+    clock.observe(tx, answer.server_time.as_ref(), seen)?;
+    let Some(server_time) = &answer.server_time else {
+        return Ok(());
+    };
+    let limit = server_time
+        .ms
+        .saturating_add(tandem_protocol::MAX_CLOCK_SKEW_MS);
+    for (entry, result) in batch.iter().zip(&answer.results) {
+        if !matches!(
+            result.status,
+            ResultStatus::Applied | ResultStatus::Duplicate
+        ) {
+            continue;
+        }
+        let Some(row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
+            continue;
+        };
+        let (at, fields) = crate::edit_time::clamp_texts(
+            row.edited_at.as_deref(),
+            row.field_times.as_deref(),
+            limit,
+        );
+        if at != row.edited_at || fields != row.field_times {
+            records::set_times(
+                tx,
+                &row.collection,
+                &row.id,
+                at.as_deref(),
+                fields.as_deref(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies the server's `results` for `batch` (same order, one each). A malformed answer changes
@@ -106,6 +157,12 @@ pub fn apply_results(
     check_answers_match(batch, results)?;
     let mut tally = PushTally::default();
     for (entry, result) in batch.iter().zip(results) {
+        if !outbox::exists(tx, entry.seq)? {
+            // Reverted while in flight: its answer changes nothing here. Had it landed, the pull
+            // brings the server's new state like any other device's change.
+            tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "answer to a reverted change ignored");
+            continue;
+        }
         let outcome = match result.status {
             ResultStatus::Applied | ResultStatus::Duplicate => {
                 let version = result.version.ok_or_else(|| {
@@ -120,15 +177,35 @@ pub fn apply_results(
                     Outcome::Duplicate
                 }
             }
+            ResultStatus::Conflict
+                if result.reason.as_deref() == Some("unique_violation")
+                    && result.existing_id.is_some() =>
+            {
+                let server = server_state(result);
+                tally.conflicts += 1;
+                match records::load(tx, &entry.collection, &entry.entity_id)? {
+                    Some(row) => {
+                        let existing = result.existing_id.as_deref().unwrap_or_default();
+                        reconcile::park_unique(
+                            tx,
+                            schema,
+                            &row,
+                            &server,
+                            entry.base_doc.as_deref(),
+                            existing,
+                            now,
+                        )?;
+                        tracing::info!(collection = %entry.collection, id = %entry.entity_id, existing_id = existing, "unique key held by another record; left to the app");
+                        tally
+                            .parked
+                            .push((entry.collection.clone(), entry.entity_id.clone()));
+                    }
+                    None => outbox::remove(tx, entry.seq)?,
+                }
+                Outcome::ConflictParked
+            }
             ResultStatus::Conflict => {
-                let server = ServerState {
-                    version: result.server_version.flatten().unwrap_or(0),
-                    doc: result
-                        .server_doc
-                        .clone()
-                        .flatten()
-                        .map(|d| Value::Object(d).to_string()),
-                };
+                let server = server_state(result);
                 tally.conflicts += 1;
                 if settle_conflict(tx, schema, entry, &server, policy, now)? {
                     tracing::info!(collection = %entry.collection, id = %entry.entity_id, "push conflict left to the app");
@@ -141,8 +218,10 @@ pub fn apply_results(
                 }
             }
             ResultStatus::Rejected
-                if result.reason.as_deref() == Some("invalid_parent")
-                    && parent_unsettled(tx, schema, entry)? =>
+                if (result.reason.as_deref() == Some("invalid_parent")
+                    && parent_unsettled(tx, schema, entry)?)
+                    || (result.reason.as_deref() == Some("invalid_reference")
+                        && reference_unsettled(tx, schema, entry)?) =>
             {
                 tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "push waits for its parent");
                 match &entry.group_id {
@@ -201,6 +280,24 @@ fn parent_unsettled(tx: &Transaction<'_>, schema: &Schema, entry: &OutboxEntry) 
         || !outbox::unsent_for_record(tx, &collection, &id)?.is_empty())
 }
 
+/// Whether a record `entry`'s `ref` fields name has a change of its own that has not landed
+/// (the server refused the reference for a record it does not have yet).
+fn reference_unsettled(tx: &Transaction<'_>, schema: &Schema, entry: &OutboxEntry) -> Result<bool> {
+    let (Some(declared), Some(doc)) = (schema.collection(&entry.collection), entry.doc.as_deref())
+    else {
+        return Ok(false);
+    };
+    let doc = parse_object(doc)?;
+    for (_, collection, id) in declared.ref_targets(&doc) {
+        if conflict::get(tx, collection, id)?.is_some()
+            || !outbox::unsent_for_record(tx, collection, id)?.is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Whether the pending `entry` waits for a conflict of one of its ancestors: until the user
 /// settles it, the server may not have that ancestor (its put met the server's delete), and the
 /// change would be refused. Keeping the ancestor sends it afterwards; taking the server's delete
@@ -210,6 +307,9 @@ pub fn waits_for_ancestor(
     schema: &Schema,
     entry: &OutboxEntry,
 ) -> Result<bool> {
+    if refers_to_a_conflict(tx, schema, entry)? {
+        return Ok(true);
+    }
     let mut parent = parent_named(schema, &entry.collection, entry.doc.as_deref());
     // A schema's parent links form a tree, so the walk ends; the bound guards a corrupt store.
     for _ in 0..MAX_DEPTH {
@@ -225,6 +325,29 @@ pub fn waits_for_ancestor(
             &collection,
             row.as_ref().and_then(|r| r.doc.as_deref()),
         );
+    }
+    Ok(false)
+}
+
+/// Whether a record the pending `entry` refers to (`ref` fields) has an open conflict: until the
+/// user settles it the server may not have that record, and the change would be refused.
+fn refers_to_a_conflict(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    entry: &OutboxEntry,
+) -> Result<bool> {
+    let (Some(declared), Some(doc)) = (schema.collection(&entry.collection), entry.doc.as_deref())
+    else {
+        return Ok(false);
+    };
+    if declared.refs().next().is_none() {
+        return Ok(false);
+    }
+    let doc = parse_object(doc)?;
+    for (_, collection, id) in declared.ref_targets(&doc) {
+        if conflict::get(tx, collection, id)?.is_some() {
+            return Ok(true);
+        }
     }
     Ok(false)
 }
@@ -312,4 +435,21 @@ fn settle_conflict(
         entry.base_doc.as_deref(),
         now,
     )
+}
+
+/// The server's state of a record as a conflict answer carries it.
+fn server_state(result: &MutationResult) -> ServerState {
+    ServerState {
+        version: result.server_version.flatten().unwrap_or(0),
+        doc: result
+            .server_doc
+            .clone()
+            .flatten()
+            .map(|d| Value::Object(d).to_string()),
+        edited_at: result.server_edited_at.as_ref().map(|t| t.encode()),
+        field_times: result
+            .server_field_edited_at
+            .as_ref()
+            .and_then(crate::edit_time::times_text),
+    }
 }

@@ -7,6 +7,7 @@ use rusqlite::Transaction;
 use tandem_protocol::Schema;
 
 use super::conflict::{self, ConflictPolicy, ConflictReason, ConflictRow, Decision};
+use super::lww;
 use super::merge::{parse_doc, parse_object, Doc};
 use crate::error::Result;
 use crate::outbox::{self, AfterDelete};
@@ -19,14 +20,25 @@ pub struct ServerState {
     pub version: i64,
     /// `None` when deleted or missing.
     pub doc: Option<String>,
+    /// The edit time (HLC text) of the server's last change of it; `None` when unknown.
+    pub edited_at: Option<String>,
+    /// The edit time of each field of `doc` (a JSON object of HLC texts); `None` when unknown.
+    pub field_times: Option<String>,
 }
 
 impl ServerState {
-    /// The server side an open conflict holds.
+    /// The server side an open conflict holds (its edit times are not kept).
     pub fn of(open: &ConflictRow) -> Self {
+        Self::untimed(open.server_version, open.server_doc.clone())
+    }
+
+    /// A server side whose edit times are not known.
+    pub fn untimed(version: i64, doc: Option<String>) -> Self {
         Self {
-            version: open.server_version,
-            doc: open.server_doc.clone(),
+            version,
+            doc,
+            edited_at: None,
+            field_times: None,
         }
     }
 }
@@ -57,6 +69,19 @@ pub fn settle(
     } else {
         parse_doc(row.doc.as_deref())?
     };
+    if policy == ConflictPolicy::LastWriteWins {
+        let server_doc = parse_doc(server.doc.as_deref())?;
+        return settle_by_edit_time(
+            tx,
+            schema,
+            row,
+            server,
+            local.as_ref(),
+            server_doc.as_ref(),
+            now,
+        )
+        .map(|()| false);
+    }
     let decision = conflict::decide(
         policy,
         parse_doc(base)?.as_ref(),
@@ -66,6 +91,49 @@ pub fn settle(
     let parked = matches!(decision, Decision::Park { .. });
     apply_decision(tx, schema, decision, row, server, base, now)?;
     Ok(parked)
+}
+
+/// Settles by [`lww`]: per field, the later edit wins; the record ends as the server has it, or
+/// rebased on it with the winning local fields and their own edit times.
+fn settle_by_edit_time(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    row: &RecordRow,
+    server: &ServerState,
+    local: Option<&Doc>,
+    server_doc: Option<&Doc>,
+    now: i64,
+) -> Result<()> {
+    let mine = lww::Side::of(local, row.edited_at.as_deref(), row.field_times.as_deref());
+    let theirs = lww::Side::of(
+        server_doc,
+        server.edited_at.as_deref(),
+        server.field_times.as_deref(),
+    );
+    match lww::resolve(&mine, &theirs) {
+        lww::Outcome::Server => adopt_server(tx, schema, row, server, now),
+        lww::Outcome::Rebase {
+            doc,
+            edited_at,
+            field_times,
+        } => {
+            let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
+            rebase_local(tx, row, server, doc.as_deref(), now)?;
+            let at = edited_at.map(|t| t.encode());
+            let fields = crate::edit_time::times_text(&field_times);
+            records::set_times(
+                tx,
+                &row.collection,
+                &row.id,
+                at.as_deref(),
+                fields.as_deref(),
+            )?;
+            if let Some(at) = &at {
+                outbox::stamp_times(tx, &row.collection, &row.id, at, fields.as_deref())?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Applies a conflict decision to `row`, whose local change met `server`. `base` is the server
@@ -100,11 +168,24 @@ pub fn adopt_server(
 ) -> Result<()> {
     let (collection, id) = (row.collection.as_str(), row.id.as_str());
     drop_local_change(tx, collection, id)?;
+    // The record takes the server's edit times with its state.
+    let row = &RecordRow {
+        edited_at: server.edited_at.clone(),
+        field_times: server.field_times.clone(),
+        ..row.clone()
+    };
     match &server.doc {
         Some(doc) => show_server_doc(tx, schema, row, doc, server.version, now),
         None => {
+            let removed = crate::refs::going_with(tx, schema, collection, id)?;
             remove_descendants(tx, schema, collection, id)?;
-            forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)
+            forget_or_tombstone(tx, collection, id, Some(row.clone()), server.version, now)?;
+            if removed.is_empty() {
+                return Ok(());
+            }
+            // Local referrers the server's own rules could not reach (changes not sent yet).
+            crate::refs::Deletion::new(tx, schema, now, crate::refs::Mode::Pulled)
+                .after_removal(&removed)
         }
     }
 }
@@ -275,6 +356,17 @@ pub fn rebase_local(
         }
         None => outbox::record_delete(tx, &rebased_for_delete(&rebased), now).map(drop)?,
     }
+    // The change sent again carries the user's edit times (last-write-wins replaces them with
+    // each field's winning time).
+    if let Some(at) = &rebased.edited_at {
+        outbox::stamp_times(
+            tx,
+            &row.collection,
+            &row.id,
+            at,
+            rebased.field_times.as_deref().filter(|_| desired.is_some()),
+        )?;
+    }
     match group {
         Some(place) => outbox::join_group(tx, &row.collection, &row.id, &place),
         None => Ok(()),
@@ -317,6 +409,7 @@ fn park(
             server_version: server.version,
             base_doc: base.map(str::to_string),
             created_at: now,
+            existing_id: None,
         },
     )?;
     records::save(
@@ -327,6 +420,46 @@ fn park(
             ..with_server_side(row.clone(), server)
         },
     )
+}
+
+/// Parks a `unique_violation` answer: the record's local change waits in a conflict naming the
+/// record that holds the key on the server (`existing_id`) and the constraint fields the local
+/// document holds a key of, whatever the policy (only the app can choose which record keeps it).
+pub fn park_unique(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    row: &RecordRow,
+    server: &ServerState,
+    base: Option<&str>,
+    existing_id: &str,
+    now: i64,
+) -> Result<()> {
+    let mut fields: Vec<String> = Vec::new();
+    if let (Some(declared), Some(doc)) = (schema.collection(&row.collection), row.doc.as_deref()) {
+        let doc = parse_object(doc)?;
+        for constraint in &declared.unique {
+            if tandem_protocol::Collection::unique_key(constraint, &doc).is_some() {
+                for f in constraint {
+                    if !fields.contains(f) {
+                        fields.push(f.clone());
+                    }
+                }
+            }
+        }
+    }
+    park(
+        tx,
+        row,
+        server,
+        base,
+        ConflictReason::UniqueViolation,
+        fields,
+        now,
+    )?;
+    let mut open = conflict::get(tx, &row.collection, &row.id)?
+        .ok_or_else(|| crate::error::Error::Corrupt("a parked conflict vanished".into()))?;
+    open.existing_id = Some(existing_id.to_string());
+    conflict::park(tx, &open)
 }
 
 /// Removes, locally only, every record below `collection/id`, which the server deleted (and with

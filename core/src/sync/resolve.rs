@@ -3,13 +3,14 @@
 
 use serde_json::Value;
 
-use super::conflict::{self, ConflictRow};
+use super::conflict::{self, ConflictReason, ConflictRow};
 use super::merge::Side;
 use super::reconcile::{self, ServerState};
 use crate::engine::{now_ms, stored_form, Engine};
 use crate::error::{Error, Result};
 use crate::outbox;
 use crate::records::{self, RecordRow, RecordState};
+use crate::refs;
 use crate::schema;
 
 /// The app's answer to a conflict. Keep-mine and keep-server settle only what both sides
@@ -39,21 +40,69 @@ pub fn resolve(
         _ => None,
     };
     let now = now_ms();
+    let mut changed: std::collections::BTreeSet<String> = [collection.to_string()].into();
     let row = engine.store().write(|tx| {
         let open = conflict::get(tx, collection, id)?.ok_or_else(|| no_conflict(collection, id))?;
         let row =
             records::load(tx, collection, id)?.ok_or_else(|| Error::not_found(collection, id))?;
         let server = ServerState::of(&open);
+        if open.reason == ConflictReason::UniqueViolation && resolution == Resolution::KeepMine {
+            // Keep mine: the record holding the key goes first (its delete is queued before
+            // mine, with its own reference rules), then mine is sent.
+            changed.extend(delete_holder(tx, engine, &open, now)?);
+        }
+        let resolution_keeps_mine = resolution == Resolution::KeepMine;
         let desired = match resolution {
             Resolution::KeepServer => open.settled(Side::Server)?,
             Resolution::KeepMine => open.settled(Side::Local)?,
             Resolution::Merged(_) => merged,
         };
+        if let (Resolution::Merged(_), Some(doc)) = (&resolution, desired.as_deref()) {
+            // A merged document is a new write: its references and unique keys are checked
+            // (keeping both sides of a unique violation means giving mine another key).
+            let declared = schema::declared(schema, collection)?;
+            if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(doc) {
+                refs::check_refs(tx, declared, collection, id, &map)?;
+                refs::check_unique(tx, declared, collection, id, &map)?;
+            }
+        }
+        let holder_first = open.reason == ConflictReason::UniqueViolation && resolution_keeps_mine;
         reconcile::settle_to(tx, schema, &row, &server, desired.as_deref(), now)?;
+        if holder_first {
+            // A member of an atomic group goes back into its group, whose place is before the
+            // holder's delete just queued: the group goes after it, or the server would meet the
+            // key still held and fail the group again.
+            if let Some(place) = outbox::group_of_record(tx, collection, id)? {
+                outbox::send_group_after_the_rest(tx, &place.group)?;
+            }
+        }
         records::load_live(tx, collection, id)
     })?;
-    engine.committed([collection.to_string()].into());
+    engine.committed(changed);
     Ok(row)
+}
+
+/// Deletes, locally and with its own outbox entry, the record that holds the key of a
+/// `UniqueViolation` conflict. It must have been pulled: its version is the delete's base.
+fn delete_holder(
+    tx: &rusqlite::Transaction<'_>,
+    engine: &Engine,
+    open: &ConflictRow,
+    now: i64,
+) -> Result<std::collections::BTreeSet<String>> {
+    let existing_id = open
+        .existing_id
+        .as_deref()
+        .ok_or_else(|| Error::Corrupt("a unique_violation conflict without existing_id".into()))?;
+    let Some(existing) = records::load_live(tx, &open.collection, existing_id)? else {
+        return Err(Error::invalid(format!(
+            "{}/{existing_id}, which holds the key, is not on this device yet: sync, then resolve again",
+            open.collection
+        )));
+    };
+    let mut deletion = refs::Deletion::new(tx, engine.schema(), now, refs::Mode::Local);
+    deletion.delete(&existing)?;
+    Ok(deletion.changed)
 }
 
 fn no_conflict(collection: &str, id: &str) -> Error {
@@ -107,10 +156,7 @@ pub fn discard_rejected(engine: &Engine, op_id: &str) -> Result<()> {
             }
             return Ok(entry.collection);
         }
-        let server = ServerState {
-            version: row.server_version,
-            doc: row.server_doc.clone(),
-        };
+        let server = ServerState::untimed(row.server_version, row.server_doc.clone());
         reconcile::adopt_server(tx, schema, &row, &server, now)?;
         Ok(entry.collection)
     })?;

@@ -135,7 +135,10 @@ async fn push_all(
         let tally = blocking(engine, move |e| {
             let schema = e.schema();
             let tally = e.store().write(|tx| {
-                push::apply_results(tx, schema, &batch, &answer.results, policy, now_ms())
+                let tally =
+                    push::apply_results(tx, schema, &batch, &answer.results, policy, now_ms())?;
+                push::note_edit_times(tx, e.edit_clock(), &batch, &answer)?;
+                Ok(tally)
             })?;
             e.committed(tally.changed.clone());
             Ok(tally)
@@ -208,6 +211,7 @@ async fn pull_all(
             cursor: next,
             has_more,
             remaining,
+            server_time,
         } = page;
         let policy = settings.policy;
         let mut seen_page = seen.take();
@@ -215,6 +219,9 @@ async fn pull_all(
         let apply = blocking(engine, move |e| {
             let schema = e.schema();
             let tally = e.store().write(|tx| {
+                let seen_times = changes.iter().filter_map(|c| c.edited_at.as_ref());
+                e.edit_clock()
+                    .observe(tx, server_time.as_ref(), seen_times)?;
                 pull::apply_page(
                     tx,
                     schema,

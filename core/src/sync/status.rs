@@ -32,6 +32,79 @@ pub struct Status {
     pub remaining: u64,
     /// Connected to the server's event stream: other devices' changes arrive within moments.
     pub realtime: bool,
+    /// Unix milliseconds of the end of the last run, successful or not (a busy lock is no run).
+    /// Kept in the store with the last success, so a new session starts with it.
+    pub last_run_at: Option<i64>,
+    /// Why the last run failed, typed (`last_error` says it in words); `None` after a success.
+    pub last_failure: Option<FailureKind>,
+}
+
+/// Why a sync run failed, as a stable kind an app (or `tandem status`) can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Offline,
+    Paused,
+    RateLimited,
+    SessionExpired,
+    NotSignedIn,
+    Disabled,
+    Busy,
+    DeadlineExceeded,
+    /// The server failed or answered something unusable (an expired cursor included).
+    Server,
+    /// The local store failed.
+    Local,
+}
+
+impl FailureKind {
+    pub fn of(error: &crate::sync::error::SyncError) -> Self {
+        use crate::sync::error::SyncError;
+        match error {
+            SyncError::Offline(_) => Self::Offline,
+            SyncError::Paused { .. } => Self::Paused,
+            SyncError::RateLimited { .. } => Self::RateLimited,
+            SyncError::SessionExpired => Self::SessionExpired,
+            SyncError::NotSignedIn => Self::NotSignedIn,
+            SyncError::Disabled => Self::Disabled,
+            SyncError::Busy => Self::Busy,
+            SyncError::DeadlineExceeded => Self::DeadlineExceeded,
+            SyncError::CursorExpired | SyncError::Server { .. } => Self::Server,
+            SyncError::Local(_) => Self::Local,
+        }
+    }
+
+    /// The stable name it is stored (and shown) by.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Offline => "offline",
+            Self::Paused => "paused",
+            Self::RateLimited => "rate_limited",
+            Self::SessionExpired => "session_expired",
+            Self::NotSignedIn => "not_signed_in",
+            Self::Disabled => "disabled",
+            Self::Busy => "busy",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Server => "server",
+            Self::Local => "local",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            Self::Offline,
+            Self::Paused,
+            Self::RateLimited,
+            Self::SessionExpired,
+            Self::NotSignedIn,
+            Self::Disabled,
+            Self::Busy,
+            Self::DeadlineExceeded,
+            Self::Server,
+            Self::Local,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
+    }
 }
 
 impl Default for Status {
@@ -46,6 +119,8 @@ impl Default for Status {
             pulled: 0,
             remaining: 0,
             realtime: false,
+            last_run_at: None,
+            last_failure: None,
         }
     }
 }

@@ -14,6 +14,10 @@ struct ConflictItem: Identifiable, Equatable {
     let rows: [FieldComparison]
     var localDeleted: Bool { conflict.localDocument == nil }
     var serverDeleted: Bool { conflict.serverDocument == nil }
+    /// A unique-key conflict: Keep Mine replaces the record holding the key (`existingId`), Keep
+    /// Server drops this one, Keep Both sends this one with another key.
+    var isUniqueViolation: Bool { conflict.reason == .uniqueViolation }
+    var existingId: String? { conflict.existingId }
 }
 
 /// One field of a conflicted record on both sides.
@@ -97,6 +101,11 @@ enum ConflictPresentation {
             return "Deleted here, edited on the server."
         case .manual:
             return "Waiting for your decision."
+        case .uniqueViolation:
+            let labels = fields.map(label).joined(separator: ", ")
+            return labels.isEmpty
+                ? "Another record already has the same key."
+                : "Another record already has the same \(labels)."
         }
     }
 

@@ -20,6 +20,8 @@ protocol TandemDocument: Codable, Identifiable, Hashable {
     static var collection: String { get }
     var id: String { get set }
     var recordState: RecordState { get set }
+    /// When the user last edited the record, on any device (the record's `editedAt`).
+    var editedAt: Date? { get set }
 }
 
 extension TandemDocument {
@@ -28,6 +30,7 @@ extension TandemDocument {
         self = try record.decode(Self.self)
         id = record.id
         recordState = record.state
+        editedAt = record.editedAt
     }
 }
 
@@ -37,6 +40,7 @@ struct Exercise: TandemDocument {
 
     var id = ""
     var recordState: RecordState = .pending
+    var editedAt: Date?
     var name: String
     var category: String?
     var notes: String?
@@ -58,6 +62,7 @@ struct Plan: TandemDocument {
 
     var id = ""
     var recordState: RecordState = .pending
+    var editedAt: Date?
     var name: String
     var notes: String?
     /// Optional in the schema: a plan written by another client may not have it.
@@ -76,6 +81,7 @@ struct PlanDay: TandemDocument {
 
     var id = ""
     var recordState: RecordState = .pending
+    var editedAt: Date?
     /// The parent plan (the schema's parent field).
     var planId: String
     /// Position within the plan; the app keeps these dense (0, 1, 2, …).

@@ -105,6 +105,12 @@ enum ErrorText {
             return "The document is too large."
         case .unknownEntity:
             return "The server does not know this collection."
+        case .invalidReference:
+            return "A record it refers to does not exist on the server (it may have been deleted)."
+        case .restricted:
+            return "Other records still refer to it, so it cannot be deleted."
+        case .uniqueViolation:
+            return "Another record already uses the same key."
         case .other:
             return code.isEmpty ? "The server refused the change." : "The server refused the change (\(code))."
         }

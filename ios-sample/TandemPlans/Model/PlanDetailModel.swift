@@ -160,6 +160,16 @@ final class PlanDetailModel {
         }
     }
 
+    /// Undoes the plan's edits that have not reached the server yet: the server's version comes
+    /// back (a plan never synced goes away, with its days).
+    func revertChanges() {
+        do {
+            _ = try tandem.revert(collection: Plan.collection, id: planId)
+        } catch {
+            errorMessage = ErrorText.describe(error)
+        }
+    }
+
     /// Deletes the plan. Its days go with it: the engine cascades through the schema's parent
     /// (here at once, on the server with the plan's delete), so the app deletes only the plan.
     func deletePlan() {

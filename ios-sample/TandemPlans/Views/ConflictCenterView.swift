@@ -172,12 +172,17 @@ struct ConflictDetailView: View {
 
     private func choices(_ item: ConflictItem) -> some View {
         VStack(spacing: 10) {
+            if let existing = item.existingId {
+                Text("The key is held by \(existing) on the server.")
+                    .font(.footnote)
+                    .foregroundStyle(.secondary)
+            }
             Button {
                 if model.resolve(item, keepMine: true) {
                     dismiss()
                 }
             } label: {
-                Text(item.localDeleted ? "Keep Mine (Delete It)" : "Keep Mine")
+                Text(item.isUniqueViolation ? "Keep Mine (Replace Theirs)" : item.localDeleted ? "Keep Mine (Delete It)" : "Keep Mine")
                     .frame(maxWidth: .infinity)
             }
             .buttonStyle(.borderedProminent)
@@ -186,7 +191,7 @@ struct ConflictDetailView: View {
                     dismiss()
                 }
             } label: {
-                Text(item.serverDeleted ? "Keep Server (Delete It)" : "Keep Server")
+                Text(item.isUniqueViolation ? "Keep Theirs (Drop Mine)" : item.serverDeleted ? "Keep Server (Delete It)" : "Keep Server")
                     .frame(maxWidth: .infinity)
             }
             .buttonStyle(.bordered)

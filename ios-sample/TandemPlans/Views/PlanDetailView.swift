@@ -71,6 +71,11 @@ struct PlanDetailView: View {
                     if let notes = plan.notes, !notes.isEmpty {
                         Text(notes)
                     }
+                    if let edited = EditedAgo.text(plan.editedAt) {
+                        Text(edited)
+                            .font(.footnote)
+                            .foregroundStyle(.secondary)
+                    }
                     if plan.isArchived {
                         Label("Archived", systemImage: "archivebox")
                             .foregroundStyle(.secondary)
@@ -136,6 +141,13 @@ struct PlanDetailView: View {
                     Label("Unarchive", systemImage: "archivebox")
                 } else {
                     Label("Archive", systemImage: "archivebox")
+                }
+            }
+            if model.plan?.recordState == .pending {
+                Button {
+                    model.revertChanges()
+                } label: {
+                    Label("Undo Unsynced Changes", systemImage: "arrow.uturn.backward")
                 }
             }
             Button(role: .destructive) {

@@ -138,10 +138,11 @@ struct PlansListView: View {
     private func summary(of plan: Plan) -> String {
         let count = store.dayCount(of: plan)
         let days = count == 1 ? "1 day" : "\(count) days"
+        let edited = EditedAgo.text(plan.editedAt).map { " · \($0)" } ?? ""
         if let notes = plan.notes, !notes.isEmpty {
-            return "\(days) · \(notes)"
+            return "\(days) · \(notes)\(edited)"
         }
-        return days
+        return days + edited
     }
 
     private func deleteMessage(for plan: Plan) -> String {

@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tandem_protocol::{
-    group_spans, is_valid_id, MutationType, PullRequest, PushRequest, PushResponse,
+    group_spans, is_valid_id, Hlc, MutationType, PullRequest, PushRequest, PushResponse,
     DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
 };
 
@@ -24,11 +24,17 @@ pub async fn push(
 ) -> Result<Json<PushResponse>, ApiError> {
     check_push_shape(&request, state.max_batch)?;
     let count = request.mutations.len();
+    // Clients from before edit times get the answer they always got.
+    let knows_times = request.mutations.iter().any(|m| m.edited_at.is_some());
+    // One reading of the clock: edit times are clamped by it, and the answer shows it, so the
+    // client cuts its own copies of them exactly as the server did.
+    let now_ms = state.clock.now_ms();
     let job = PushJob {
         user_id: user.user_id.clone(),
         mutations: request.mutations,
         schema: state.schema.clone(),
-        now_ms: state.clock.now_ms(),
+        now_ms,
+        client_id: request.client_id,
     };
     let outcome = state
         .storage
@@ -44,6 +50,7 @@ pub async fn push(
     tracing::info!(user_id = %user.user_id, mutations = count, "push");
     Ok(Json(PushResponse {
         results: outcome.results,
+        server_time: knows_times.then(|| server_time(now_ms)),
     }))
 }
 
@@ -74,6 +81,11 @@ fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiEr
         return Err(ApiError::invalid_request(format!("mutations[{i}].{why}")));
     }
     Ok(())
+}
+
+/// The server's clock as an edit time, for the client's hybrid logical clock.
+fn server_time(now_ms: i64) -> Hlc {
+    Hlc::new(now_ms, 0, tandem_protocol::hlc::SERVER_NODE)
 }
 
 /// The id rule of `is_valid_id`, as an error text about `field`.
@@ -131,6 +143,7 @@ pub async fn pull(
         cursor: state.cursors.encode(&user.user_id, next),
         has_more,
         remaining: page.remaining,
+        server_time: server_time(state.clock.now_ms()),
     }))
 }
 
@@ -153,6 +166,7 @@ pub struct PullOut {
     cursor: String,
     has_more: bool,
     remaining: u64,
+    server_time: Hlc,
 }
 
 #[derive(Serialize)]
@@ -166,6 +180,10 @@ struct ChangeOut {
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     group_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field_edited_at: Option<Box<RawValue>>,
 }
 
 fn change_out(row: ChangeRow) -> Result<ChangeOut, ApiError> {
@@ -173,7 +191,13 @@ fn change_out(row: ChangeRow) -> Result<ChangeOut, ApiError> {
         Some(text) => Some(RawValue::from_string(text).map_err(|e| ApiError::internal(&e))?),
         None => None,
     };
+    let field_edited_at = match row.field_edited_at.filter(|_| !row.deleted) {
+        Some(text) => Some(RawValue::from_string(text).map_err(|e| ApiError::internal(&e))?),
+        None => None,
+    };
     Ok(ChangeOut {
+        field_edited_at,
+        edited_at: row.edited_at,
         entity: row.entity,
         entity_id: row.entity_id,
         version: row.version,

@@ -93,6 +93,10 @@ pub struct ChangeRow {
     /// The group whose push last wrote the record, and that group's last sequence number.
     pub group_id: Option<String>,
     pub group_end: Option<i64>,
+    /// The edit time (HLC text) of the record's last change.
+    pub edited_at: Option<String>,
+    /// The edit time of each field, a JSON object as stored.
+    pub field_edited_at: Option<String>,
 }
 
 /// Where a page of `changes` must end so that it does not end inside a group: the last change's
@@ -139,6 +143,8 @@ pub struct PushJob {
     pub mutations: Vec<Mutation>,
     pub schema: Arc<Schema>,
     pub now_ms: i64,
+    /// The pushing client: the node of the edit times stamped for changes that carry none.
+    pub client_id: String,
 }
 
 /// The storage backend chosen by `--db`.
@@ -209,6 +215,17 @@ impl Storage {
             Err(StorageError::Other(
                 "--db must start with sqlite:// or postgres://".into(),
             ))
+        }
+    }
+
+    /// Makes the tables of references and unique keys cover every live record under `schema`'s
+    /// rules: when the rules differ from those the database was last indexed for (a schema that
+    /// added a `ref` or a `unique` constraint to a collection with data), the tables are rebuilt
+    /// from the stored records, once, at start-up.
+    pub async fn index_rules(&self, schema: &Schema) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.index_rules(schema).await,
+            Self::Postgres(p) => p.index_rules(schema).await,
         }
     }
 

@@ -85,6 +85,27 @@ CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
 -- Atomic groups: the group that last wrote each record and that group's last seq, for pull pages.
 ALTER TABLE records ADD COLUMN IF NOT EXISTS group_id TEXT COLLATE \"C\";
 ALTER TABLE records ADD COLUMN IF NOT EXISTS group_end BIGINT;
+-- References and unique keys of live records (collections with `ref` fields or `unique`
+-- constraints), maintained with every write (see the SQLite backend).
+CREATE TABLE IF NOT EXISTS record_refs (
+    user_id TEXT COLLATE \"C\" NOT NULL,
+    entity TEXT COLLATE \"C\" NOT NULL,
+    entity_id TEXT COLLATE \"C\" NOT NULL,
+    field TEXT COLLATE \"C\" NOT NULL,
+    target_entity TEXT COLLATE \"C\" NOT NULL,
+    target_id TEXT COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id, field)
+);
+CREATE INDEX IF NOT EXISTS record_refs_by_target ON record_refs (user_id, target_entity, target_id);
+CREATE TABLE IF NOT EXISTS record_uniques (
+    user_id TEXT COLLATE \"C\" NOT NULL,
+    entity TEXT COLLATE \"C\" NOT NULL,
+    entity_id TEXT COLLATE \"C\" NOT NULL,
+    fields TEXT COLLATE \"C\" NOT NULL,
+    key TEXT COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id, fields)
+);
+CREATE INDEX IF NOT EXISTS record_uniques_by_key ON record_uniques (user_id, entity, fields, key);
 DO $$
 BEGIN
     IF to_regclass('seq_blocks') IS NULL THEN
@@ -99,6 +120,9 @@ BEGIN
             SELECT user_id, seq / 1024, count(*) FROM records GROUP BY 1, 2;
     END IF;
 END $$;
+-- Edit times (HLC text, and a JSON object of them per field) came after the first release.
+ALTER TABLE records ADD COLUMN IF NOT EXISTS edited_at TEXT COLLATE \"C\";
+ALTER TABLE records ADD COLUMN IF NOT EXISTS field_edited_at TEXT;
 ";
 
 // Each key is looked up through a LATERAL subquery with LIMIT 1 (or OFFSET 0 for children), which
@@ -106,48 +130,79 @@ END $$;
 // a hash join would scan all of the user's rows on every push. These stay one index probe per key.
 const SELECT_OPS: &str = "SELECT o.op_id, o.version FROM UNNEST($2::text[]) AS k(op_id)
      CROSS JOIN LATERAL (SELECT op_id, version FROM ops WHERE user_id = $1 AND op_id = k.op_id LIMIT 1) o";
-const SELECT_RECORDS: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq
+const SELECT_RECORDS: &str = "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at
      FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
      CROSS JOIN LATERAL (SELECT * FROM records
                          WHERE user_id = $1 AND entity = k.entity AND entity_id = k.entity_id LIMIT 1) r";
 const SELECT_LIVE_CHILDREN: &str =
-    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq
+    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at
      FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
      CROSS JOIN LATERAL (SELECT * FROM records
                          WHERE user_id = $1 AND parent_entity = k.entity AND parent_id = k.entity_id
                            AND NOT deleted OFFSET 0) r";
+const SELECT_LIVE_REFERRERS: &str =
+    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at, x.field
+     FROM UNNEST($2::text[], $3::text[]) AS k(entity, entity_id)
+     CROSS JOIN LATERAL (SELECT * FROM record_refs
+                         WHERE user_id = $1 AND target_entity = k.entity AND target_id = k.entity_id
+                         OFFSET 0) x
+     JOIN records r ON r.user_id = x.user_id AND r.entity = x.entity AND r.entity_id = x.entity_id
+     WHERE NOT r.deleted";
+const SELECT_UNIQUE_HOLDERS: &str =
+    "SELECT r.entity, r.entity_id, r.version, r.deleted, r.doc, r.parent_entity, r.parent_id, r.seq,
+       r.edited_at, r.field_edited_at
+     FROM UNNEST($2::text[], $3::text[], $4::text[]) AS k(entity, fields, key)
+     CROSS JOIN LATERAL (SELECT * FROM record_uniques
+                         WHERE user_id = $1 AND entity = k.entity AND fields = k.fields AND key = k.key
+                         OFFSET 0) u
+     JOIN records r ON r.user_id = u.user_id AND r.entity = u.entity AND r.entity_id = u.entity_id
+     WHERE NOT r.deleted";
+const CLEAR_REFS: &str = "DELETE FROM record_refs x USING UNNEST($2::text[], $3::text[]) AS k(e, i)
+     WHERE x.user_id = $1 AND x.entity = k.e AND x.entity_id = k.i";
+const CLEAR_UNIQUES: &str =
+    "DELETE FROM record_uniques x USING UNNEST($2::text[], $3::text[]) AS k(e, i)
+     WHERE x.user_id = $1 AND x.entity = k.e AND x.entity_id = k.i";
+const INSERT_REFS: &str = "INSERT INTO record_refs (user_id, entity, entity_id, field, target_entity, target_id)
+     SELECT $1, e, i, f, te, ti FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+       AS w(e, i, f, te, ti)";
+const INSERT_UNIQUES: &str = "INSERT INTO record_uniques (user_id, entity, entity_id, fields, key)
+     SELECT $1, e, i, f, k FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) AS w(e, i, f, k)";
 // A push knows, under the user's lock, which of its records exist: new ones go in with a plain
 // INSERT and only existing ones through ON CONFLICT, whose speculative insertion costs about a
 // third more per row. Only pushes holding the user's lock write the user's records, so a record
 // found missing stays missing until commit.
 const INSERT_RECORDS: &str = "INSERT INTO records
      (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
-      group_id, group_end)
-     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, g, ge
+      group_id, group_end, edited_at, field_edited_at)
+     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, g, ge, ea, fea
      FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[],
-                 $11::text[], $12::int8[])
-       AS w(e, i, v, d, doc, pe, pi, s, g, ge)";
+                 $11::text[], $12::int8[], $13::text[], $14::text[])
+       AS w(e, i, v, d, doc, pe, pi, s, g, ge, ea, fea)";
 const UPSERT_RECORDS: &str = "INSERT INTO records
      (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
-      group_id, group_end)
-     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, g, ge
+      group_id, group_end, edited_at, field_edited_at)
+     SELECT $1, e, i, v, d, doc, pe, pi, s, $10, g, ge, ea, fea
      FROM UNNEST($2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[], $8::text[], $9::int8[],
-                 $11::text[], $12::int8[])
-       AS w(e, i, v, d, doc, pe, pi, s, g, ge)
+                 $11::text[], $12::int8[], $13::text[], $14::text[])
+       AS w(e, i, v, d, doc, pe, pi, s, g, ge, ea, fea)
      ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
        deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
        parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at,
-       group_id = excluded.group_id, group_end = excluded.group_end";
+       group_id = excluded.group_id, group_end = excluded.group_end,
+       edited_at = excluded.edited_at, field_edited_at = excluded.field_edited_at";
 const ADD_BLOCK_DELTAS: &str = "INSERT INTO seq_blocks (user_id, block, live)
      SELECT $1, b, d FROM UNNEST($2::int8[], $3::int8[]) AS x(b, d)
      ON CONFLICT (user_id, block) DO UPDATE SET live = seq_blocks.live + excluded.live";
 const SELECT_PAGE: &str =
-    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end FROM records
-     WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end, edited_at,
+     field_edited_at FROM records WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 /// The rest of the group a page ends in: the rows after $2 up to the group's last seq $3.
 const SELECT_GROUP_TAIL: &str =
-    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end FROM records
-     WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq";
+    "SELECT entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end, edited_at,
+     field_edited_at FROM records WHERE user_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq";
 /// The user's rows after sequence number $2: those in $2's own block by index, then the later
 /// blocks' counts ($3 = first seq of the next block, $4 = that block).
 const ROWS_AFTER: &str =
@@ -375,6 +430,10 @@ impl PostgresStore {
             records,
             current_seq,
             purged_seq,
+            &push::EditStamp {
+                now_ms: job.now_ms,
+                client_id: job.client_id.clone(),
+            },
         );
         if plan.writes.is_empty() && plan.applied_ops.is_empty() {
             return Ok(Some(PushOutcome {
@@ -382,6 +441,7 @@ impl PostgresStore {
                 new_seq: None,
             }));
         }
+        write_index_rows(&tx, &job.schema, &job.user_id, &plan).await?;
         write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms).await?;
         tx.commit().await?;
         let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
@@ -520,6 +580,8 @@ struct WriteColumns<'a> {
     seq: Vec<i64>,
     group_id: Vec<Option<&'a str>>,
     group_end: Vec<Option<i64>>,
+    edited_at: Vec<Option<String>>,
+    field_edited_at: Vec<Option<String>>,
 }
 
 impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
@@ -538,6 +600,9 @@ impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
             c.seq.push(w.seq);
             c.group_id.push(w.group.as_ref().map(|g| g.0.as_str()));
             c.group_end.push(w.group.as_ref().map(|g| g.1));
+            c.edited_at
+                .push(r.edited_at.as_ref().map(ToString::to_string));
+            c.field_edited_at.push(r.field_times_json());
         }
         c
     }
@@ -555,7 +620,7 @@ impl WriteColumns<'_> {
         if self.entity.is_empty() {
             return Ok(());
         }
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
             &user_id,
             &self.entity,
             &self.entity_id,
@@ -568,6 +633,8 @@ impl WriteColumns<'_> {
             &now_ms,
             &self.group_id,
             &self.group_end,
+            &self.edited_at,
+            &self.field_edited_at,
         ];
         tx.execute(statement, &params).await?;
         Ok(())
@@ -664,26 +731,184 @@ async fn load_push_state(
     for row in &record_rows {
         add_loaded_record(&mut loaded, row);
     }
+    let probes = push::unique_probes(&job.schema, &job.mutations);
+    if !probes.is_empty() {
+        let select_holders = client.prepare_cached(SELECT_UNIQUE_HOLDERS).await?;
+        let entities: Vec<&str> = probes.iter().map(|p| p.0.as_str()).collect();
+        let fields: Vec<&str> = probes.iter().map(|p| p.1.as_str()).collect();
+        let unique_keys: Vec<&str> = probes.iter().map(|p| p.2.as_str()).collect();
+        let rows = client
+            .query(
+                &select_holders,
+                &[&job.user_id, &entities, &fields, &unique_keys],
+            )
+            .await?;
+        for row in &rows {
+            add_loaded_record(&mut loaded, row);
+        }
+    }
     if push::has_deletes(&job.mutations) {
         let select_children = client.prepare_cached(SELECT_LIVE_CHILDREN).await?;
+        let select_referrers = client.prepare_cached(SELECT_LIVE_REFERRERS).await?;
         let mut frontier = push::keys_with_children(&job.schema, keys.iter());
-        while !frontier.is_empty() {
-            let (entities, ids) = key_columns(&frontier);
-            let rows = client
-                .query(&select_children, &[&job.user_id, &entities, &ids])
-                .await?;
-            let found: Vec<RecordKey> = rows
-                .iter()
-                .filter_map(|row| add_loaded_record(&mut loaded, row))
-                .collect();
+        let mut referred = push::keys_with_referrers(&job.schema, keys.iter());
+        let mut expanded: std::collections::HashSet<RecordKey> = keys.iter().cloned().collect();
+        while !frontier.is_empty() || !referred.is_empty() {
+            let mut found: Vec<RecordKey> = Vec::new();
+            if !referred.is_empty() {
+                // Referrers are loaded to apply their rule; only `cascade` ones go on.
+                let (entities, ids) = key_columns(&referred);
+                let rows = client
+                    .query(&select_referrers, &[&job.user_id, &entities, &ids])
+                    .await?;
+                for row in &rows {
+                    let field: String = row.get(10);
+                    let key: RecordKey = (row.get(0), row.get(1));
+                    add_loaded_record(&mut loaded, row);
+                    if push::cascades(&job.schema, &key.0, &field) && expanded.insert(key.clone()) {
+                        found.push(key);
+                    }
+                }
+            }
+            if !frontier.is_empty() {
+                let (entities, ids) = key_columns(&frontier);
+                let rows = client
+                    .query(&select_children, &[&job.user_id, &entities, &ids])
+                    .await?;
+                for row in &rows {
+                    let key: RecordKey = (row.get(0), row.get(1));
+                    add_loaded_record(&mut loaded, row);
+                    if expanded.insert(key.clone()) {
+                        found.push(key);
+                    }
+                }
+            }
             frontier = push::keys_with_children(&job.schema, found.iter());
+            referred = push::keys_with_referrers(&job.schema, found.iter());
         }
     }
     Ok(loaded)
 }
 
-/// Adds a row of [`SELECT_RECORDS`] or [`SELECT_LIVE_CHILDREN`]; returns its key when it was new.
+impl PostgresStore {
+    /// See `Storage::index_rules`. Under an advisory lock, so instances starting together
+    /// rebuild once.
+    pub async fn index_rules(&self, schema: &tandem_protocol::Schema) -> Result<(), StorageError> {
+        let fingerprint = push::rules_fingerprint(schema);
+        let collections = push::indexed_collections(schema);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(7283746502)", &[])
+            .await?;
+        let indexed: Option<String> = tx
+            .query_opt("SELECT value FROM meta WHERE key = 'rules_indexed'", &[])
+            .await?
+            .map(|r| r.get(0));
+        if indexed.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(());
+        }
+        tx.execute("DELETE FROM record_refs", &[]).await?;
+        tx.execute("DELETE FROM record_uniques", &[]).await?;
+        let rows = tx
+            .query(
+                "SELECT user_id, entity, entity_id, doc FROM records
+                 WHERE entity = ANY($1) AND NOT deleted ORDER BY user_id",
+                &[&collections],
+            )
+            .await?;
+        let mut by_user: std::collections::BTreeMap<String, Vec<push::RecordWrite>> =
+            std::collections::BTreeMap::new();
+        for r in &rows {
+            by_user
+                .entry(r.get(0))
+                .or_default()
+                .push(push::RecordWrite {
+                    record: StoredRecord {
+                        key: (r.get(1), r.get(2)),
+                        version: 0,
+                        deleted: false,
+                        doc: r.get(3),
+                        parent: None,
+                        edited_at: None,
+                        field_times: Default::default(),
+                    },
+                    seq: 0,
+                    group: None,
+                });
+        }
+        for (user_id, writes) in by_user {
+            let plan = PushPlan {
+                writes,
+                ..PushPlan::default()
+            };
+            write_index_rows(&tx, schema, &user_id, &plan).await?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('rules_indexed', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&fingerprint],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            records = rows.len(),
+            "indexed references and unique keys for the schema's rules"
+        );
+        Ok(())
+    }
+}
+
+/// Brings the tables of references and unique keys in line with the batch's writes.
+async fn write_index_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &tandem_protocol::Schema,
+    user_id: &str,
+    plan: &PushPlan,
+) -> Result<(), StorageError> {
+    let (cleared, refs, uniques) = push::index_rows(schema, &plan.writes);
+    if cleared.is_empty() {
+        return Ok(());
+    }
+    let (entities, ids) = key_columns(&cleared);
+    let clear_refs = tx.prepare_cached(CLEAR_REFS).await?;
+    let clear_uniques = tx.prepare_cached(CLEAR_UNIQUES).await?;
+    tx.execute(&clear_refs, &[&user_id, &entities, &ids])
+        .await?;
+    tx.execute(&clear_uniques, &[&user_id, &entities, &ids])
+        .await?;
+    if !refs.is_empty() {
+        let insert = tx.prepare_cached(INSERT_REFS).await?;
+        let column = |i: usize| -> Vec<&str> {
+            refs.iter()
+                .map(|r| match i {
+                    0 => r.0.as_str(),
+                    1 => r.1.as_str(),
+                    2 => r.2.as_str(),
+                    3 => r.3.as_str(),
+                    _ => r.4.as_str(),
+                })
+                .collect()
+        };
+        let (e, i, f, te, ti) = (column(0), column(1), column(2), column(3), column(4));
+        tx.execute(&insert, &[&user_id, &e, &i, &f, &te, &ti])
+            .await?;
+    }
+    if !uniques.is_empty() {
+        let insert = tx.prepare_cached(INSERT_UNIQUES).await?;
+        let e: Vec<&str> = uniques.iter().map(|u| u.0.as_str()).collect();
+        let i: Vec<&str> = uniques.iter().map(|u| u.1.as_str()).collect();
+        let f: Vec<&str> = uniques.iter().map(|u| u.2.as_str()).collect();
+        let k: Vec<&str> = uniques.iter().map(|u| u.3.as_str()).collect();
+        tx.execute(&insert, &[&user_id, &e, &i, &f, &k]).await?;
+    }
+    Ok(())
+}
+
+/// Adds a row of [`SELECT_RECORDS`], [`SELECT_LIVE_CHILDREN`], [`SELECT_LIVE_REFERRERS`] or
+/// [`SELECT_UNIQUE_HOLDERS`] (their first ten columns); returns its key when it was new.
 fn add_loaded_record(loaded: &mut LoadedState, r: &tokio_postgres::Row) -> Option<RecordKey> {
+    let (edited_at, field_times) =
+        push::stored_times(r.get::<_, Option<&str>>(8), r.get::<_, Option<&str>>(9));
     let record = StoredRecord {
         key: (r.get(0), r.get(1)),
         version: r.get(2),
@@ -692,6 +917,8 @@ fn add_loaded_record(loaded: &mut LoadedState, r: &tokio_postgres::Row) -> Optio
         parent: r
             .get::<_, Option<String>>(5)
             .zip(r.get::<_, Option<String>>(6)),
+        edited_at,
+        field_times,
     };
     loaded.add(record, r.get(7))
 }
@@ -780,5 +1007,7 @@ fn change_from_row(r: &tokio_postgres::Row) -> ChangeRow {
         updated_at_ms: r.get(6),
         group_id: r.get(7),
         group_end: r.get(8),
+        edited_at: r.get(9),
+        field_edited_at: r.get(10),
     }
 }

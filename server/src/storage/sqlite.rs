@@ -13,6 +13,7 @@ use super::{
     PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
+use tandem_protocol::Schema;
 
 const READERS: usize = 4;
 
@@ -65,7 +66,42 @@ CREATE TABLE IF NOT EXISTS ops (
     PRIMARY KEY (user_id, op_id)
 );
 CREATE INDEX IF NOT EXISTS ops_by_age ON ops (created_at);
+-- References and unique keys of live records (collections with `ref` fields or `unique`
+-- constraints), maintained with every write: a delete finds its referrers and an upsert the
+-- holder of its key by one index probe each.
+CREATE TABLE IF NOT EXISTS record_refs (
+    user_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    target_entity TEXT NOT NULL,
+    target_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id, field)
+);
+CREATE INDEX IF NOT EXISTS record_refs_by_target ON record_refs (user_id, target_entity, target_id);
+CREATE TABLE IF NOT EXISTS record_uniques (
+    user_id TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (user_id, entity, entity_id, fields)
+);
+CREATE INDEX IF NOT EXISTS record_uniques_by_key ON record_uniques (user_id, entity, fields, key);
 ";
+
+const SELECT_LIVE_REFERRERS: &str =
+    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq,
+            r.edited_at, r.field_edited_at, x.field
+     FROM record_refs x JOIN records r
+       ON r.user_id = x.user_id AND r.entity = x.entity AND r.entity_id = x.entity_id
+     WHERE x.user_id = ?1 AND x.target_entity = ?2 AND x.target_id = ?3 AND r.deleted = 0";
+const SELECT_UNIQUE_HOLDERS: &str =
+    "SELECT r.entity, r.entity_id, r.version, r.doc, r.parent_entity, r.parent_id, r.seq,
+            r.edited_at, r.field_edited_at
+     FROM record_uniques u JOIN records r
+       ON r.user_id = u.user_id AND r.entity = u.entity AND r.entity_id = u.entity_id
+     WHERE u.user_id = ?1 AND u.entity = ?2 AND u.fields = ?3 AND u.key = ?4 AND r.deleted = 0";
 
 const CREATE_SEQ_BLOCKS: &str = "CREATE TABLE seq_blocks (
     user_id TEXT NOT NULL,
@@ -75,10 +111,10 @@ const CREATE_SEQ_BLOCKS: &str = "CREATE TABLE seq_blocks (
 )";
 
 const SELECT_RECORD: &str =
-    "SELECT version, deleted, doc, parent_entity, parent_id, seq FROM records
+    "SELECT version, deleted, doc, parent_entity, parent_id, seq, edited_at, field_edited_at FROM records
      WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3";
 const SELECT_LIVE_CHILDREN: &str =
-    "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq
+    "SELECT entity, entity_id, version, doc, parent_entity, parent_id, seq, edited_at, field_edited_at
      FROM records WHERE user_id = ?1 AND parent_entity = ?2 AND parent_id = ?3 AND deleted = 0";
 const ADD_BLOCK_DELTA: &str = "INSERT INTO seq_blocks (user_id, block, live) VALUES (?1, ?2, ?3)
      ON CONFLICT (user_id, block) DO UPDATE SET live = live + excluded.live";
@@ -89,14 +125,19 @@ const ROWS_AFTER: &str =
      + (SELECT coalesce(sum(live), 0) FROM seq_blocks WHERE user_id = ?1 AND block >= ?4)";
 const UPSERT_RECORD: &str = "INSERT INTO records
      (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
-      group_id, group_end)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+      group_id, group_end, edited_at, field_edited_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
      ON CONFLICT (user_id, entity, entity_id) DO UPDATE SET version = excluded.version,
        deleted = excluded.deleted, doc = excluded.doc, parent_entity = excluded.parent_entity,
        parent_id = excluded.parent_id, seq = excluded.seq, updated_at = excluded.updated_at,
-       group_id = excluded.group_id, group_end = excluded.group_end";
+       group_id = excluded.group_id, group_end = excluded.group_end,
+       edited_at = excluded.edited_at, field_edited_at = excluded.field_edited_at";
 const PAGE_COLUMNS: &str =
-    "entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end";
+    "entity, entity_id, version, deleted, doc, seq, updated_at, group_id, group_end,
+     edited_at, field_edited_at";
+/// Edit times (HLC text, and a JSON object of them per field) came after the first release.
+const ADD_EDIT_TIMES: &str = "ALTER TABLE records ADD COLUMN edited_at TEXT;
+     ALTER TABLE records ADD COLUMN field_edited_at TEXT;";
 
 /// The SQLite backend.
 #[derive(Clone)]
@@ -310,6 +351,10 @@ impl SqliteStore {
                 records,
                 current_seq,
                 purged_seq,
+                &push::EditStamp {
+                    now_ms: job.now_ms,
+                    client_id: job.client_id.clone(),
+                },
             );
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
                 return Ok(Some(PushOutcome {
@@ -317,13 +362,89 @@ impl SqliteStore {
                     new_seq: None,
                 }));
             }
-            write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms)?;
+            write_plan(
+                &tx,
+                &job.schema,
+                &job.user_id,
+                &plan,
+                &stored_seqs,
+                job.now_ms,
+            )?;
             tx.commit()?;
             let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
             Ok(Some(PushOutcome {
                 results: plan.results,
                 new_seq,
             }))
+        })
+        .await
+    }
+
+    pub async fn index_rules(&self, schema: &Schema) -> Result<(), StorageError> {
+        let fingerprint = push::rules_fingerprint(schema);
+        let collections = push::indexed_collections(schema);
+        let schema = schema.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let indexed: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'rules_indexed'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if indexed.as_deref() == Some(fingerprint.as_str()) {
+                return Ok(());
+            }
+            tx.execute("DELETE FROM record_refs", [])?;
+            tx.execute("DELETE FROM record_uniques", [])?;
+            let mut select = tx.prepare(
+                "SELECT user_id, entity_id, doc FROM records WHERE entity = ?1 AND deleted = 0",
+            )?;
+            let mut count = 0usize;
+            for entity in &collections {
+                let rows = select.query_map([entity], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (user_id, id, doc) = row?;
+                    let write = push::RecordWrite {
+                        record: StoredRecord {
+                            key: (entity.clone(), id),
+                            version: 0,
+                            deleted: false,
+                            doc,
+                            parent: None,
+                            edited_at: None,
+                            field_times: Default::default(),
+                        },
+                        seq: 0,
+                        group: None,
+                    };
+                    let plan = PushPlan {
+                        writes: vec![write],
+                        ..PushPlan::default()
+                    };
+                    write_index_rows(&tx, &schema, &user_id, &plan)?;
+                    count += 1;
+                }
+            }
+            drop(select);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('rules_indexed', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&fingerprint],
+            )?;
+            tx.commit()?;
+            tracing::info!(
+                records = count,
+                "indexed references and unique keys for the schema's rules"
+            );
+            Ok(())
         })
         .await
     }
@@ -449,6 +570,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
             [SEQ_BLOCK],
         )?;
     }
+    let has_edit_times: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'edited_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_edit_times == 0 {
+        tx.execute_batch(ADD_EDIT_TIMES)?;
+    }
     tx.commit()?;
     Ok(())
 }
@@ -483,11 +612,13 @@ fn rows_after(conn: &Connection, user_id: &str, after_seq: i64) -> Result<i64, S
 /// Writes a judged batch: records, block counts, op ids and the user's sequence.
 fn write_plan(
     conn: &Connection,
+    schema: &Schema,
     user_id: &str,
     plan: &PushPlan,
     stored_seqs: &HashMap<RecordKey, i64>,
     now_ms: i64,
 ) -> Result<(), StorageError> {
+    write_index_rows(conn, schema, user_id, plan)?;
     let mut upsert = conn.prepare_cached(UPSERT_RECORD)?;
     for w in &plan.writes {
         let r = &w.record;
@@ -505,7 +636,9 @@ fn write_plan(
             w.seq,
             now_ms,
             group_id,
-            group_end
+            group_end,
+            r.edited_at.as_ref().map(ToString::to_string),
+            r.field_times_json(),
         ])?;
     }
     let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
@@ -535,7 +668,46 @@ fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
         updated_at_ms: r.get(6)?,
         group_id: r.get(7)?,
         group_end: r.get(8)?,
+        edited_at: r.get(9)?,
+        field_edited_at: r.get(10)?,
     })
+}
+
+/// Brings the tables of references and unique keys in line with the batch's writes.
+fn write_index_rows(
+    conn: &Connection,
+    schema: &Schema,
+    user_id: &str,
+    plan: &PushPlan,
+) -> Result<(), StorageError> {
+    let (cleared, refs, uniques) = push::index_rows(schema, &plan.writes);
+    if cleared.is_empty() {
+        return Ok(());
+    }
+    let mut clear_refs = conn.prepare_cached(
+        "DELETE FROM record_refs WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3",
+    )?;
+    let mut clear_uniques = conn.prepare_cached(
+        "DELETE FROM record_uniques WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3",
+    )?;
+    for (entity, id) in &cleared {
+        clear_refs.execute(params![user_id, entity, id])?;
+        clear_uniques.execute(params![user_id, entity, id])?;
+    }
+    let mut insert_ref = conn.prepare_cached(
+        "INSERT INTO record_refs (user_id, entity, entity_id, field, target_entity, target_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (entity, id, field, target, target_id) in &refs {
+        insert_ref.execute(params![user_id, entity, id, field, target, target_id])?;
+    }
+    let mut insert_unique = conn.prepare_cached(
+        "INSERT INTO record_uniques (user_id, entity, entity_id, fields, key) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (entity, id, fields, key) in &uniques {
+        insert_unique.execute(params![user_id, entity, id, fields, key])?;
+    }
+    Ok(())
 }
 
 fn open_connection(path: &str) -> Result<Connection, StorageError> {
@@ -600,18 +772,62 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
                     deleted: r.get(1)?,
                     doc: r.get(2)?,
                     parent: parent_of(r.get(3)?, r.get(4)?),
+                    edited_at: None,
+                    field_times: Default::default(),
                 };
-                Ok((record, r.get(5)?))
+                let (edited_at, field_times) = push::stored_times(
+                    r.get::<_, Option<String>>(6)?.as_deref(),
+                    r.get::<_, Option<String>>(7)?.as_deref(),
+                );
+                Ok((
+                    StoredRecord {
+                        edited_at,
+                        field_times,
+                        ..record
+                    },
+                    r.get(5)?,
+                ))
             })
             .optional()?;
         if let Some((record, seq)) = found {
             loaded.add(record, seq);
         }
     }
+    let probes = push::unique_probes(&job.schema, &job.mutations);
+    if !probes.is_empty() {
+        let mut select = conn.prepare_cached(SELECT_UNIQUE_HOLDERS)?;
+        for (entity, fields, key) in &probes {
+            let rows = select.query_map(params![job.user_id, entity, fields, key], |r| {
+                Ok((live_record_of(r)?, r.get(6)?))
+            })?;
+            for row in rows {
+                let (record, seq) = row?;
+                loaded.add(record, seq);
+            }
+        }
+    }
     if push::has_deletes(&job.mutations) {
         load_live_descendants(conn, job, &keys, &mut loaded)?;
     }
     Ok(loaded)
+}
+
+/// A live record from the columns [`SELECT_LIVE_CHILDREN`], [`SELECT_LIVE_REFERRERS`] and
+/// [`SELECT_UNIQUE_HOLDERS`] share (the sequence number, column 6, is read by the caller).
+fn live_record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    let (edited_at, field_times) = push::stored_times(
+        r.get::<_, Option<String>>(7)?.as_deref(),
+        r.get::<_, Option<String>>(8)?.as_deref(),
+    );
+    Ok(StoredRecord {
+        key: (r.get(0)?, r.get(1)?),
+        version: r.get(2)?,
+        deleted: false,
+        doc: r.get(3)?,
+        parent: parent_of(r.get(4)?, r.get(5)?),
+        edited_at,
+        field_times,
+    })
 }
 
 fn load_known_ops(conn: &Connection, job: &PushJob) -> Result<HashMap<String, i64>, StorageError> {
@@ -637,26 +853,47 @@ fn load_live_descendants(
     loaded: &mut LoadedState,
 ) -> Result<(), StorageError> {
     let mut frontier = push::keys_with_children(&job.schema, keys.iter());
+    let mut referred = push::keys_with_referrers(&job.schema, keys.iter());
+    let mut expanded: std::collections::HashSet<RecordKey> = keys.iter().cloned().collect();
     let mut select = conn.prepare_cached(SELECT_LIVE_CHILDREN)?;
-    while !frontier.is_empty() {
+    let mut select_referrers = conn.prepare_cached(SELECT_LIVE_REFERRERS)?;
+    while !frontier.is_empty() || !referred.is_empty() {
         let mut found = Vec::new();
+        // Referrers are loaded to apply their rule; only `cascade` ones go on to their own
+        // descendants and referrers.
+        for target in &referred {
+            let rows =
+                select_referrers.query_map(params![job.user_id, target.0, target.1], |r| {
+                    Ok((
+                        live_record_of(r)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, String>(9)?,
+                    ))
+                })?;
+            for row in rows {
+                let (record, seq, field) = row?;
+                let key = record.key.clone();
+                loaded.add(record, seq);
+                if push::cascades(&job.schema, &key.0, &field) && expanded.insert(key.clone()) {
+                    found.push(key);
+                }
+            }
+        }
         for parent in &frontier {
             let rows = select.query_map(params![job.user_id, parent.0, parent.1], |r| {
-                let record = StoredRecord {
-                    key: (r.get(0)?, r.get(1)?),
-                    version: r.get(2)?,
-                    deleted: false,
-                    doc: r.get(3)?,
-                    parent: parent_of(r.get(4)?, r.get(5)?),
-                };
-                Ok((record, r.get(6)?))
+                Ok((live_record_of(r)?, r.get(6)?))
             })?;
             for row in rows {
                 let (record, seq) = row?;
-                found.extend(loaded.add(record, seq));
+                let key = record.key.clone();
+                loaded.add(record, seq);
+                if expanded.insert(key.clone()) {
+                    found.push(key);
+                }
             }
         }
         frontier = push::keys_with_children(&job.schema, found.iter());
+        referred = push::keys_with_referrers(&job.schema, found.iter());
     }
     Ok(())
 }

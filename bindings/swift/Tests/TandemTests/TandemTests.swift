@@ -33,6 +33,9 @@ final class TandemTests: XCTestCase {
         XCTAssertEqual(entries.map(\.id), [plan.id])
         XCTAssertEqual(entries.map(\.kind), [.upsert])
         XCTAssertLessThanOrEqual(plan.createdAt, plan.updatedAt)
+        // When the user edited it (the edit time), beside the store's own times.
+        let edited = try XCTUnwrap(plan.editedAt)
+        XCTAssertLessThan(abs(edited.timeIntervalSince(plan.createdAt)), 60)
     }
 
     func testBatchWriteQueryAndCount() throws {

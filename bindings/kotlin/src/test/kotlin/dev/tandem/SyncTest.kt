@@ -133,6 +133,37 @@ class SyncTest {
     }
 
     @Test
+    fun `last write wins settles the same field by edit time and records show when they were edited`() = runBlocking {
+        val email = email()
+        val a = server.device(dir.resolve("lww-a"), policy = ConflictPolicy.LAST_WRITE_WINS).also(devices::add)
+        val b = server.device(dir.resolve("lww-b"), policy = ConflictPolicy.LAST_WRITE_WINS).also(devices::add)
+        a.signUp(email, PASSWORD)
+        b.signIn(email, PASSWORD)
+        val before = java.time.Instant.now().minusSeconds(1)
+        a.put("plans", "p", """{"name": "Plan", "notes": "n"}""")
+        a.syncNow()
+        b.syncNow()
+        val pulled = assertNotNull(b.get("plans", "p"))
+        val edited = assertNotNull(pulled.editedAt, "a pulled record shows when it was edited")
+        assertTrue(!edited.isBefore(before) && !edited.isAfter(java.time.Instant.now().plusSeconds(61)))
+
+        // A edits both fields, then B edits the name later: B's name and A's notes win.
+        a.patch("plans", "p", """{"name": "A", "notes": "A's notes"}""")
+        Thread.sleep(20)
+        b.patch("plans", "p", """{"name": "B"}""")
+        a.syncNow()
+        val report = b.syncNow()
+        assertEquals(1UL, report.conflicts)
+        assertTrue(report.parked.isEmpty(), "nothing goes to the app")
+        a.syncNow()
+        val expected = """{"name":"B","notes":"A's notes"}"""
+        assertEquals(expected, assertNotNull(a.get("plans", "p")).document)
+        assertEquals(expected, assertNotNull(b.get("plans", "p")).document)
+        assertTrue(b.conflicts().isEmpty())
+        assertEquals(a.get("plans", "p")?.editedAt, b.get("plans", "p")?.editedAt)
+    }
+
+    @Test
     fun `auth and sync failures are typed exceptions with their kind`() = runBlocking {
         val d = device("d")
         val notSignedIn = assertFailsWith<TandemException.Sync> { d.syncNow() }
@@ -157,6 +188,20 @@ class SyncTest {
             else -> "other: $error"
         }
         assertEquals("taken", described)
+    }
+
+    @Test
+    fun `the status says when the last run ended and why it failed, typed`() = runBlocking {
+        val d = device("d")
+        assertNull(d.syncStatus().lastRunAt)
+        assertFailsWith<TandemException.Sync> { d.syncNow() }
+        assertEquals(SyncFailure.NOT_SIGNED_IN, d.syncStatus().lastFailure)
+        d.signUp(email(), PASSWORD)
+        d.syncNow()
+        val status = d.syncStatus()
+        assertNull(status.lastFailure)
+        assertNull(status.lastError)
+        assertEquals(status.lastSyncedAt, status.lastRunAt)
     }
 
     @Test

@@ -85,13 +85,17 @@ class TandemServer(private val schema: String? = SCHEMA) : BeforeAllCallback, Af
      * [InMemorySecureStore] (never the machine's keyring); realtime pokes are off so that only
      * the tests' explicit `syncNow` calls move data, which keeps every assertion deterministic.
      */
-    fun device(dataDir: Path, secureStore: SecureStore = InMemorySecureStore()): Tandem =
+    fun device(
+        dataDir: Path,
+        secureStore: SecureStore = InMemorySecureStore(),
+        policy: ConflictPolicy? = null,
+    ): Tandem =
         Tandem.open(
             TandemConfig(
                 dataDir = dataDir.toString(),
                 schemaJson = schema ?: error("device() needs the schema's text; pass it to TandemServer"),
                 serverUrl = url,
-                sync = SyncConfig(realtime = false),
+                sync = SyncConfig(realtime = false, conflictPolicy = policy),
                 secureStore = secureStore,
             ),
         )

@@ -48,6 +48,25 @@ class TandemTest {
     }
 
     @Test
+    fun `an identical save writes nothing and revert drops unsent changes`() {
+        val plan = tandem.put("plans", "p", """{"name": "P", "notes": "n"}""")
+        val entries = tandem.outbox()
+        val same = tandem.put("plans", "p", """{"notes": "n", "name": "P"}""")
+        assertEquals(plan.updatedAt, same.updatedAt, "a no-op save rewrites nothing")
+        assertEquals(same, tandem.patch("plans", "p", """{"name": "P"}"""))
+        assertEquals(entries, tandem.outbox())
+
+        tandem.put("plan_days", "d", """{"planId": "p", "dayIndex": 0}""")
+        val reverted = tandem.revert("plans", "p")
+        assertTrue(reverted.changed)
+        assertNull(reverted.record, "never synced: it disappears")
+        assertNull(tandem.get("plan_days", "d"), "with what was created below it")
+        assertEquals(0UL, tandem.pendingCount())
+        assertFailsWith<TandemException.NotFound> { tandem.revert("plans", "p") }
+        assertFailsWith<TandemException.InvalidArgument> { tandem.revert("plans", "bad id") }
+    }
+
+    @Test
     fun `batch write, query and count`() {
         val ops = listOf<WriteOp>(WriteOp.Put("plans", "p", """{"name": "P"}""")) +
             (0 until 5).map { WriteOp.Put("plan_days", "d$it", """{"planId": "p", "dayIndex": $it}""") }

@@ -76,6 +76,9 @@ private fun ConflictCard(conflict: ConflictItem, onKeepMine: () -> Unit, onKeepS
         Column(Modifier.padding(12.dp), verticalArrangement = Arrangement.spacedBy(6.dp)) {
             Text("${kindName(conflict.collection)}: ${conflict.title}", style = MaterialTheme.typography.titleSmall)
             Text(conflict.reasonText, style = MaterialTheme.typography.bodySmall)
+            conflict.existingId?.let { existing ->
+                Text("Key held by: $existing", style = MaterialTheme.typography.bodySmall)
+            }
             Row(Modifier.fillMaxWidth()) {
                 Text("Field", Modifier.weight(1f), style = MaterialTheme.typography.labelMedium)
                 Text(if (conflict.mineDeleted) "Mine (deleted)" else "Mine", Modifier.weight(1.5f), style = MaterialTheme.typography.labelMedium)
@@ -83,8 +86,9 @@ private fun ConflictCard(conflict: ConflictItem, onKeepMine: () -> Unit, onKeepS
             }
             conflict.fields.forEach { FieldRow(it) }
             Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
-                Button(onClick = onKeepMine) { Text("Keep mine") }
-                OutlinedButton(onClick = onKeepServer) { Text("Keep server") }
+                // For a unique key, Keep mine replaces the record holding it; Keep server drops mine.
+                Button(onClick = onKeepMine) { Text(if (conflict.isUniqueViolation) "Replace theirs" else "Keep mine") }
+                OutlinedButton(onClick = onKeepServer) { Text(if (conflict.isUniqueViolation) "Keep theirs" else "Keep server") }
             }
         }
     }

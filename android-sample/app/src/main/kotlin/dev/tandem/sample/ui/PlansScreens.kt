@@ -42,6 +42,7 @@ import dev.tandem.sample.PlanDetailViewModel
 import dev.tandem.sample.PlansViewModel
 import dev.tandem.sample.SampleViewModels
 import dev.tandem.sample.state.DayRow
+import dev.tandem.sample.state.EditedAgo
 import dev.tandem.sample.state.Plan
 
 /**
@@ -86,7 +87,12 @@ fun PlansScreen(onOpen: (String) -> Unit, viewModel: PlansViewModel = viewModel(
                     headlineContent = { Text(plan.name) },
                     supportingContent = {
                         val notes = plan.notes.takeIf { it.isNotBlank() }
-                        val parts = listOfNotNull(notes, "archived".takeIf { plan.archived }, stateNote(plan.state))
+                        val parts = listOfNotNull(
+                            notes,
+                            "archived".takeIf { plan.archived },
+                            stateNote(plan.state),
+                            EditedAgo.format(plan.editedAt),
+                        )
                         if (parts.isNotEmpty()) Text(parts.joinToString(" · "), maxLines = 2)
                     },
                     trailingContent = {
@@ -165,6 +171,7 @@ fun PlanDetailScreen(
                 item {
                     Column(Modifier.padding(horizontal = 16.dp)) {
                         if (plan.notes.isNotBlank()) Text(plan.notes, style = MaterialTheme.typography.bodyMedium)
+                        EditedAgo.format(plan.editedAt)?.let { Text(it, style = MaterialTheme.typography.labelMedium) }
                         Row(verticalAlignment = Alignment.CenterVertically) {
                             Text(
                                 if (plan.archived) "Archived" else "Active",
@@ -172,6 +179,11 @@ fun PlanDetailScreen(
                             )
                             TextButton(onClick = { viewModel.act { setArchived(!plan.archived) } }) {
                                 Text(if (plan.archived) "Unarchive" else "Archive")
+                            }
+                            if (plan.state == RecordState.PENDING) {
+                                TextButton(onClick = { viewModel.act { revertChanges() } }) {
+                                    Text("Undo unsynced changes")
+                                }
                             }
                         }
                     }

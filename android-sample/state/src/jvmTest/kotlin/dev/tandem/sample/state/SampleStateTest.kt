@@ -117,6 +117,24 @@ class SampleStateTest {
     }
 
     @Test
+    fun `undoing a plan's unsynced changes brings the server's version back`() = runBlocking<Unit> {
+        val phone = device("phone").apply { enter(newEmail(), SignInMode.SIGN_UP) }
+        val plan = assertNotNull(phone.plansList.create("Full body"))
+        phone.sync()
+        val detail = phone.planDetail(plan.id)
+        assertTrue(detail.update("Upper body", "heavy"))
+        detail.state.await("the edit, pending") { it.plan?.name == "Upper body" && it.plan.state == RecordState.PENDING }
+        assertTrue(detail.revertChanges())
+        detail.state.await("the server's version") { it.plan?.name == "Full body" && it.plan.state == RecordState.SYNCED }
+        assertEquals(0UL, phone.graph.host.engine.pendingCount())
+
+        val draft = assertNotNull(phone.plansList.create("Draft"))
+        val draftDetail = phone.planDetail(draft.id)
+        assertTrue(draftDetail.revertChanges())
+        draftDetail.state.await("a plan never synced goes away") { it.gone }
+    }
+
+    @Test
     fun `deleting a plan deletes its days here and, after sync, on the other device`() = runBlocking<Unit> {
         val email = newEmail()
         val phone = device("phone").apply { enter(email, SignInMode.SIGN_UP) }

@@ -47,7 +47,15 @@ data class ConflictItem(
     val mineDeleted: Boolean,
     /** Another device deleted it (Keep Server deletes it here). */
     val serverDeleted: Boolean,
-)
+    /**
+     * A unique-key conflict: the record that holds the key on the server. Keep Mine replaces it
+     * (deletes it, then sends this one), Keep Server drops this one, [keepBoth] gives this one
+     * another key.
+     */
+    val existingId: String? = null,
+) {
+    val isUniqueViolation: Boolean get() = reason == ConflictReason.UNIQUE_VIOLATION
+}
 
 /** A change the server refused, with the reason in words. */
 data class RejectedItem(
@@ -90,6 +98,13 @@ class ConflictCenterStateHolder(
 
     /** Takes the server's version and drops this device's change. */
     suspend fun keepServer(item: ConflictItem) = settle(item, Resolution.KeepServer)
+
+    /**
+     * A unique-key conflict kept on both sides: this device's record is sent again with
+     * [documentJson], which must hold another key (the engine checks it like any write).
+     */
+    suspend fun keepBoth(item: ConflictItem, documentJson: String) =
+        settle(item, Resolution.Merged(documentJson))
 
     /**
      * Drops a refused change: the record goes back to the server's version (or away, if the
@@ -142,7 +157,11 @@ class ConflictCenterStateHolder(
                     ConflictReason.LOCAL_EDIT_SERVER_DELETE -> "Edited here, deleted on another device"
                     ConflictReason.LOCAL_DELETE_SERVER_EDIT -> "Deleted here, edited on another device"
                     ConflictReason.MANUAL -> "Needs your decision"
+                    ConflictReason.UNIQUE_VIOLATION ->
+                        "Another device created ${conflict.existingId ?: "a record"} with the same " +
+                            conflict.fields.joinToString(" and ").ifEmpty { "key" }
                 },
+                existingId = conflict.existingId,
                 fields = ordered.map { field ->
                     FieldComparison(field, mine[field], server[field], whole || field in conflict.fields)
                 },

@@ -51,6 +51,9 @@ object Messages {
         ValidationReason.INVALID_PARENT -> "What it belonged to was deleted on another device."
         ValidationReason.TOO_LARGE -> "It is too large for the server."
         ValidationReason.UNKNOWN_ENTITY -> "The server does not know this kind of record."
+        ValidationReason.INVALID_REFERENCE -> "A record it refers to was deleted on another device."
+        ValidationReason.RESTRICTED -> "Other records still refer to it, so it cannot be deleted."
+        ValidationReason.UNIQUE_VIOLATION -> "Another record already uses the same key."
         ValidationReason.OTHER -> "Refused by the server ($code)."
     }
 }

@@ -40,6 +40,8 @@ data class Plan(
     val archived: Boolean,
     val state: RecordState,
     val updatedAt: Instant,
+    /** When the user last edited the plan, on any device; see [EditedAgo]. */
+    val editedAt: Instant? = null,
 )
 
 /**
@@ -80,6 +82,7 @@ object Documents {
             archived = (doc["archived"] as? JsonPrimitive)?.booleanOrNull ?: false,
             state = record.state,
             updatedAt = record.updatedAt,
+            editedAt = record.editedAt,
         )
     }
 

@@ -84,6 +84,12 @@ class PlanDetailStateHolder(
     /** Deletes the plan; its days go with it. */
     suspend fun delete() = attempt { plans.deletePlan(planId) } != null
 
+    /**
+     * Undoes this plan's edits that have not reached the server yet (shown while the plan is
+     * pending): the server's version comes back; a plan never synced goes away.
+     */
+    suspend fun revertChanges() = attempt { plans.revertPlan(planId) } != null
+
     /** Adds a day at the end; returns it (to open the editor), or null with [message] set. */
     suspend fun addDay(title: String): PlanDay? = attempt { plans.addDay(planId, title) }
 

@@ -63,6 +63,12 @@ class PlanRepository(private val host: TandemHost, private val io: CoroutineDisp
     /** Deletes the plan; the engine deletes its days with it (the schema's parent link). */
     suspend fun deletePlan(id: String) = withContext(io) { host.engine.delete(Collections.PLANS, id) }
 
+    /**
+     * Drops the plan's changes not synced yet and shows the server's version again (a plan the
+     * server never had goes away, with its days). Returns whether anything changed.
+     */
+    suspend fun revertPlan(id: String): Boolean = withContext(io) { host.engine.revert(Collections.PLANS, id).changed }
+
     /** Adds a day after the plan's last one. */
     suspend fun addDay(planId: String, title: String): PlanDay = withContext(io) {
         val last = host.engine.query(
