@@ -129,11 +129,6 @@ async fn an_identical_upsert_pokes_no_one(db: TestDb) {
     let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
-    c.push_ok(
-        &t,
-        vec![upsert(&op(), "plans", "p", None, json!({"name": "A"}))],
-    )
-    .await;
     let response = c
         .http
         .get(c.url("/sync/v1/events"))
@@ -144,6 +139,15 @@ async fn an_identical_upsert_pokes_no_one(db: TestDb) {
     assert_eq!(response.status().as_u16(), 200);
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
+    c.push_ok(
+        &t,
+        vec![upsert(&op(), "plans", "p", None, json!({"name": "A"}))],
+    )
+    .await;
+    // The creation's own poke is taken first: on PostgreSQL it travels through LISTEN/NOTIFY and
+    // may reach the stream after the pushes below have been answered.
+    let (_, created) = c.pull_all(&t, None).await;
+    assert_eq!(common::next_poke(&mut stream, &mut buffer).await, created);
     let r = c
         .push_ok(
             &t,
