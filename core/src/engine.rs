@@ -132,14 +132,15 @@ impl Engine {
     /// A batch of two ops or more is one atomic group on the wire too: its outbox entries carry
     /// one group id, travel in one push, and the server applies all of them or none (see the
     /// outbox's group rules). A group holds at most [`MAX_GROUP_SIZE`] changes (the ops' own and
-    /// those their deletes record below them); a larger batch is refused with
-    /// [`Error::InvalidArgument`], nothing written. A write of one op has no group.
+    /// those their deletes record below them); a group that grows past it through its deletes is
+    /// refused with [`Error::InvalidArgument`], nothing written. A write of one op has no group,
+    /// and neither has a bulk write of more than [`MAX_GROUP_SIZE`] ops (an import, a first
+    /// load): it is atomic here, and its changes go to the server as separate changes.
     pub fn write_reporting(&self, ops: Vec<WriteOp>) -> Result<(Vec<RecordRow>, bool)> {
-        if ops.len() > MAX_GROUP_SIZE {
-            return Err(group_too_large(ops.len()));
-        }
         let now = now_ms();
-        let group = (ops.len() > 1).then(|| Uuid::now_v7().to_string());
+        let group = (2..=MAX_GROUP_SIZE)
+            .contains(&ops.len())
+            .then(|| Uuid::now_v7().to_string());
         let _scope = group
             .clone()
             .map(|g| outbox::GroupScope::enter(g, ops.len()));
@@ -482,8 +483,8 @@ fn with_descendants(schema: &Schema, mut collections: BTreeSet<String>) -> BTree
 
 fn group_too_large(changes: usize) -> Error {
     Error::InvalidArgument(format!(
-        "a write batch is one atomic group of at most {MAX_GROUP_SIZE} changes; this one has \
-         {changes} (split it into several writes)"
+        "a write batch is one atomic group of at most {MAX_GROUP_SIZE} changes; with what its \
+         deletes remove below them this one has {changes} (split it into several writes)"
     ))
 }
 

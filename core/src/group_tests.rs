@@ -7,7 +7,6 @@ use tandem_protocol::{ConflictCode, MutationResult, RejectionCode, MAX_GROUP_SIZ
 use tempfile::TempDir;
 
 use crate::engine::{now_ms, Engine, WriteOp};
-use crate::error::Error;
 use crate::outbox::{self, EntryState, OutboxEntry};
 use crate::sync::conflict::ConflictPolicy;
 use crate::sync::push::{self, Outcome};
@@ -113,20 +112,29 @@ fn a_batch_is_one_group_and_a_single_write_has_none() {
 }
 
 #[test]
-fn a_batch_larger_than_a_group_is_refused_and_writes_nothing() {
+fn a_batch_larger_than_a_group_is_a_bulk_write_without_a_group() {
     let d = device(ConflictPolicy::Merge);
-    let ops: Vec<WriteOp> = (0..=MAX_GROUP_SIZE)
-        .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
-        .collect();
-    let err = d.engine.write(ops).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
-    assert!(d.entries().is_empty());
-    // The largest group is accepted.
+    // The largest group.
     let ops: Vec<WriteOp> = (0..MAX_GROUP_SIZE)
         .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
         .collect();
     d.write(ops);
-    assert_eq!(d.entries().len(), MAX_GROUP_SIZE);
+    let entries = d.entries();
+    assert_eq!(entries.len(), MAX_GROUP_SIZE);
+    assert!(entries[0].group_id.is_some());
+    assert!(entries.iter().all(|e| e.group_id == entries[0].group_id));
+    // One more op: written whole, its changes sent as separate changes.
+    let ops: Vec<WriteOp> = (0..=MAX_GROUP_SIZE)
+        .map(|i| put("exercises", &format!("e{i}"), json!({"name": "x"})))
+        .collect();
+    d.write(ops);
+    let bulk: Vec<_> = d
+        .entries()
+        .into_iter()
+        .filter(|e| e.collection == "exercises")
+        .collect();
+    assert_eq!(bulk.len(), MAX_GROUP_SIZE + 1);
+    assert!(bulk.iter().all(|e| e.group_id.is_none()));
 }
 
 #[test]

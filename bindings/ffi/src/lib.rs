@@ -173,8 +173,9 @@ impl Tandem {
     /// request and the server applies all of it or none, so other devices see the whole batch or
     /// nothing of it. If one of its changes meets a conflict or is rejected, the others are not
     /// applied either: they wait (sync outcome `WaitsForGroup`) and go again with it once that
-    /// conflict is resolved or that dead letter discarded. At most `max_write_batch()` changes
-    /// (500) per batch; a larger one is refused with `InvalidArgument`.
+    /// conflict is resolved or that dead letter discarded. A group holds at most
+    /// `max_write_batch()` changes (500); a larger batch is a bulk write (an import, a first
+    /// load): atomic on the device, its changes sent as separate changes.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Record>, TandemError> {
         let ops = ops
             .into_iter()

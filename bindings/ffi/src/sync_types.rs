@@ -90,8 +90,9 @@ pub fn default_sync_config() -> SyncConfig {
     SyncConfig::default()
 }
 
-/// The most changes one `write` batch may make: a batch is one atomic group on the wire (all of
-/// it reaches other devices, or none), and a larger one is refused with `InvalidArgument`.
+/// The most changes one `write` batch may make and still be one atomic group on the wire (all of
+/// it reaches other devices, or none). A larger batch is a bulk write: atomic on the device, its
+/// changes sent as separate changes.
 #[uniffi::export]
 pub fn max_write_batch() -> u32 {
     tandem_protocol::MAX_GROUP_SIZE as u32

@@ -293,17 +293,20 @@ fn a_rejected_member_keeps_its_batch_off_other_devices() {
 }
 
 #[test]
-fn a_batch_larger_than_a_group_is_refused() {
+fn a_batch_larger_than_a_group_is_a_bulk_write_that_still_syncs() {
     let server = TestServer::start();
-    let d = device(server.url());
+    let ds = devices(server.url(), 2, |_| {});
+    let (a, b) = (&ds[0], &ds[1]);
     let ops: Vec<WriteOp> = (0..=tandem::max_write_batch())
         .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
         .collect();
-    assert!(matches!(
-        d.t.write(ops),
-        Err(TandemError::InvalidArgument { .. })
-    ));
-    assert_eq!(d.count("plans"), 0);
+    a.t.write(ops).unwrap();
+    let all = tandem::max_write_batch() as u64 + 1;
+    assert_eq!(a.count("plans"), all);
+    a.sync();
+    assert_eq!(a.t.pending_count().unwrap(), 0);
+    b.sync();
+    assert_eq!(b.count("plans"), all);
 }
 
 #[test]
