@@ -66,7 +66,11 @@ pub fn run(quick: bool, only: Option<&str>) -> Result<Vec<Measurement>, String> 
     let root = repo_root();
     let target_dir = target_dir();
     let mut results = Vec::new();
-    if wanted("cdylib_size") {
+    // The mobile profile's whole-program LTO build took most of test.sh's smoke run (about 40 s
+    // of a fresh clone's), for a size figure `--quick` says means nothing.
+    if wanted("cdylib_size") && quick {
+        eprintln!("ffi: cdylib_size skipped under --quick (it needs the optimised mobile build)");
+    } else if wanted("cdylib_size") {
         results.push(cdylib_size(&root, &target_dir)?);
     }
     let (kotlin, python) = (wanted("ffi_get_kotlin"), wanted("ffi_get_python"));

@@ -2,7 +2,8 @@
 //! object. Suites: `local` (the store), `sync` (engines syncing through a local server), `server`
 //! (the sync server over HTTP, on SQLite and PostgreSQL), `ffi` (library size and the cost of a
 //! call from Kotlin and Python). `--quick` shrinks every size for a smoke run in tests (its
-//! figures mean nothing); `--only NAME` runs just the measurements named so.
+//! figures mean nothing; `cdylib_size`, which needs an optimised build, is skipped); `--only NAME`
+//! runs just the measurements named so.
 
 mod ffi;
 mod local;
