@@ -141,16 +141,21 @@ fn upsert_then_delete_becomes_a_delete_on_the_oldest_base() {
 }
 
 #[test]
-fn delete_then_upsert_becomes_an_upsert_on_the_same_base() {
+fn delete_then_upsert_sends_the_delete_first() {
     let f = fixture();
     f.put("plans", "p", json!({"name": "x"}));
     f.mark_synced("plans", "p", 2);
     f.delete("plans", "p");
-    f.put("plans", "p", json!({"name": "back"}));
+    f.put("plans", "p", json!({"name": "b"}));
+    f.put("plans", "p", json!({"name": "back"})); // folds into the new upsert
     let entries = f.outbox();
+    // The upsert is rebased on the delete's version once the delete is answered.
     assert_eq!(
         summary(&entries),
-        vec![("p".into(), OpKind::Upsert, Some(2))]
+        vec![
+            ("p".into(), OpKind::Delete, Some(2)),
+            ("p".into(), OpKind::Upsert, Some(2))
+        ]
     );
     let record = f.engine.get("plans", "p").unwrap().unwrap();
     assert_eq!(record.doc.as_deref(), Some(r#"{"name":"back"}"#));

@@ -305,6 +305,7 @@ pub enum AfterDelete {
 /// The newest entry of a record, as far as coalescing needs it.
 struct Head {
     seq: i64,
+    op: OpKind,
     state: EntryState,
     base_version: Option<i64>,
     group_id: Option<String>,
@@ -372,10 +373,16 @@ pub fn record_upsert_timed(
                 break;
             }
         }
-        if head.state == EntryState::Pending && !blocked && fold_into(tx, &head)? {
-            // upsert+upsert keeps the oldest base; delete+upsert becomes an upsert on the same base.
+        // upsert+upsert keeps the oldest base. A pending delete is never folded into: the
+        // server must delete (taking what lies below with it, as this device already hid it)
+        // before the record is created again; folded, the delete would never reach it.
+        if head.state == EntryState::Pending
+            && head.op == OpKind::Upsert
+            && !blocked
+            && fold_into(tx, &head)?
+        {
             tx.prepare_cached(
-                "UPDATE outbox SET op = 'upsert', doc = ?1, updated_at = ?2,
+                "UPDATE outbox SET doc = ?1, updated_at = ?2,
                    edited_at = coalesce(?4, edited_at),
                    field_times = CASE WHEN ?4 IS NULL THEN field_times ELSE ?5 END
                  WHERE seq = ?3",
@@ -534,7 +541,7 @@ fn parse_state(s: &str) -> Option<EntryState> {
 
 fn head(conn: &Connection, collection: &str, id: &str) -> Result<Option<Head>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, state, base_version, group_id FROM outbox
+        "SELECT seq, op, state, base_version, group_id FROM outbox
          WHERE collection = ?1 AND entity_id = ?2 ORDER BY seq DESC LIMIT 1",
     )?;
     let head = stmt
@@ -542,16 +549,18 @@ fn head(conn: &Connection, collection: &str, id: &str) -> Result<Option<Head>> {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                r.get(2)?,
+                r.get::<_, String>(2)?,
                 r.get(3)?,
+                r.get(4)?,
             ))
         })
         .optional()?;
-    let Some((seq, state, base_version, group_id)) = head else {
+    let Some((seq, op, state, base_version, group_id)) = head else {
         return Ok(None);
     };
     Ok(Some(Head {
         seq,
+        op: parse_op(&op).ok_or_else(|| Error::Corrupt(format!("unknown outbox op {op:?}")))?,
         state: parse_state(&state)
             .ok_or_else(|| Error::Corrupt(format!("unknown outbox state {state:?}")))?,
         base_version,

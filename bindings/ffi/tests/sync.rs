@@ -413,6 +413,30 @@ fn a_cascaded_delete_meeting_a_concurrent_child_insert_orphans_nothing() {
     assert_eq!(a.snapshot(), b.snapshot());
 }
 
+/// Seed 121 of the convergence kit: a parent deleted and created again before a sync. Folded
+/// into one upsert, the delete never reached the server, which kept the children the deleting
+/// device had hidden: the devices disagreed for ever.
+#[test]
+fn a_parent_deleted_and_created_again_offline_takes_its_children_with_the_delete() {
+    let server = TestServer::start();
+    let (a, b) = pair(&server);
+    a.put("plans", "p", json!({"name": "Plan"}));
+    a.put("plan_days", "d0", json!({"planId": "p", "dayIndex": 0}));
+    a.sync();
+    b.sync();
+    a.delete("plans", "p");
+    a.put("plans", "p", json!({"name": "Again"}));
+    assert_eq!(a.doc("plan_days", "d0"), None, "hidden with the delete");
+    a.sync();
+    b.sync();
+    for d in [&a, &b] {
+        assert_eq!(d.doc("plans", "p"), Some(json!({"name": "Again"})));
+        assert_eq!(d.doc("plan_days", "d0"), None, "deleted with the plan");
+    }
+    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(a.pending() + b.pending(), 0);
+}
+
 #[test]
 fn a_lost_push_response_causes_no_duplicate() {
     let server = TestServer::start();
