@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The first build of a command may compile the workspace in release mode on a small machine.
+# The first build of a command may compile the whole workspace on a small machine.
 BUILD_TIMEOUT = 45 * 60
 DEV_DB = [
     "tandem-server.db",

@@ -11,6 +11,9 @@ cd "$root"
 # Outside the clone, so a fresh clone on the same machine reuses earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tandem/target}"
 export CARGO_TERM_COLOR=never
+# A fresh clone (CI) builds the workspace's own crates from scratch at a new path, so incremental
+# state would only be written, never reused: it cost build time and gigabytes of the cache.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
