@@ -158,7 +158,7 @@ fn ffi_get(
         .map_err(|e| format!("copy {file} from bindings/generated/python: {e}"))?;
     }
     let classpath = if kotlin {
-        Some(build_kotlin(root)?)
+        Some(build_kotlin(root, target_dir)?)
     } else {
         None
     };
@@ -220,7 +220,7 @@ fn ffi_get(
 /// Builds the Kotlin harness with the generated bindings and returns its runtime classpath.
 /// Maven (and the Kotlin compiler on ~7,000 generated lines) takes most of a minute here, so the
 /// build is skipped when its inputs are the same as last time: `--quick` stays quick.
-fn build_kotlin(root: &Path) -> Result<String, String> {
+fn build_kotlin(root: &Path, target_dir: &Path) -> Result<String, String> {
     let module = root.join("bench/ffi/kotlin");
     let out = module.join("target");
     let inputs = [
@@ -234,14 +234,14 @@ fn build_kotlin(root: &Path) -> Result<String, String> {
             .map_err(|e| format!("{}: {e}", input.display()))?
             .hash(&mut hasher);
     }
-    let stamp = format!("{:016x}", hasher.finish());
-    let stamp_file = out.join("ffi-bench.stamp");
-    let jar = out.join("tandem-ffi-bench-0.1.0.jar");
-    let deps_file = out.join("classpath.txt");
-    let fresh = std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp)
-        && jar.exists()
-        && deps_file.exists();
-    if !fresh {
+    // Kept by the hash of its inputs beside cargo's builds, outside the checkout: a fresh clone
+    // of unchanged sources (test.sh's smoke run in CI) skips the 20 s Maven build.
+    let cache = target_dir
+        .join("ffi-bench-kotlin")
+        .join(format!("{:016x}", hasher.finish()));
+    let jar = cache.join("harness.jar");
+    let deps_file = cache.join("classpath.txt");
+    if !(jar.exists() && deps_file.exists()) {
         step(
             "mvn package (Kotlin harness + generated bindings)",
             Command::new("mvn")
@@ -249,8 +249,16 @@ fn build_kotlin(root: &Path) -> Result<String, String> {
                 .arg(module.join("pom.xml"))
                 .arg("package"),
         )?;
-        std::fs::write(&stamp_file, &stamp)
-            .map_err(|e| format!("{}: {e}", stamp_file.display()))?;
+        // Copied then renamed, so an interrupted copy never passes for a built harness.
+        let cached = |from: &str, to: &Path| {
+            let partial = to.with_extension("partial");
+            std::fs::create_dir_all(&cache)
+                .and_then(|()| std::fs::copy(out.join(from), &partial))
+                .and_then(|_| std::fs::rename(&partial, to))
+                .map_err(|e| format!("{from} into {}: {e}", cache.display()))
+        };
+        cached("classpath.txt", &deps_file)?;
+        cached("tandem-ffi-bench-0.1.0.jar", &jar)?;
     }
     let deps =
         std::fs::read_to_string(&deps_file).map_err(|e| format!("{}: {e}", deps_file.display()))?;
