@@ -18,6 +18,26 @@ struct ConflictItem: Identifiable, Equatable {
     /// Server drops this one, Keep Both sends this one with another key.
     var isUniqueViolation: Bool { conflict.reason == .uniqueViolation }
     var existingId: String? { conflict.existingId }
+
+    /// The field Keep Both asks a new value for: the key's last field that holds text here
+    /// (`path` of `(projectId, path)`: the leading fields usually name what the record belongs
+    /// to). Nil when Keep Both is not offered (not a unique conflict, or deleted here).
+    var keepBothField: String? {
+        guard isUniqueViolation, let mine = ConflictPresentation.object(conflict.localDocument) else {
+            return nil
+        }
+        return conflict.fields.last { mine[$0] is String } ?? conflict.fields.last
+    }
+
+    /// What the Keep Both field starts with: this device's value and " (2)", e.g. "/a (2)".
+    var keepBothSuggestion: String {
+        guard let field = keepBothField,
+              let value = ConflictPresentation.object(conflict.localDocument)?[field]
+        else {
+            return ""
+        }
+        return (value as? String).map { "\($0) (2)" } ?? "\(value)"
+    }
 }
 
 /// One field of a conflicted record on both sides.
@@ -44,6 +64,34 @@ struct RejectedItem: Identifiable, Equatable {
 /// Builds what the conflict center shows from the engine's `Conflict` and `RejectedChange`
 /// values; pure functions, so they are tested without an engine.
 enum ConflictPresentation {
+    /// This device's document with `value` as `field` (a number stays a number when `value` reads
+    /// as one): what Keep Both sends. A blank value, or the one the other record holds, is refused
+    /// with a sentence instead of a second conflict.
+    static func keepBothDocument(_ item: ConflictItem, field: String, value: String) throws -> String {
+        let text = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else {
+            throw FormProblem(message: "Enter a new \(label(field)) to keep both.")
+        }
+        guard var document = object(item.conflict.localDocument) else {
+            throw FormProblem(message: "This record was deleted here; there is nothing to keep twice.")
+        }
+        let old = document[field]
+        let taken = (old as? String) ?? (old as? NSNumber).map { "\($0)" }
+        if taken == text {
+            throw FormProblem(message: "Another record already has this \(label(field)); enter a different one.")
+        }
+        if let number = old as? NSNumber, CFGetTypeID(number) != CFBooleanGetTypeID(), let whole = Int64(text) {
+            document[field] = whole
+        } else if let number = old as? NSNumber, CFGetTypeID(number) != CFBooleanGetTypeID(), let real = Double(text) {
+            document[field] = real
+        } else {
+            document[field] = text
+        }
+        // Sorted for a stable text; slashes as they are ("/a", not "\/a": a path is a common key).
+        let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// The name of a referenced record (a plan for `planId`, exercises for `exerciseIds`).
     typealias NameLookup = (_ collection: String, _ id: String) -> String?
 
@@ -259,6 +307,23 @@ final class ConflictCenterModel {
                 id: item.conflict.id,
                 resolution: keepMine ? .keepMine : .keepServer
             )
+            reload()
+            return true
+        } catch {
+            errorMessage = ErrorText.describe(error)
+            reload()
+            return false
+        }
+    }
+
+    /// Keeps both records of a unique-key conflict: this device's goes up again with `value` as
+    /// its key field `field` (see `ConflictItem.keepBothField`); the one holding the old key
+    /// stays. Returns whether it worked; a blank or unchanged value sets `errorMessage`.
+    @discardableResult
+    func keepBoth(_ item: ConflictItem, field: String, value: String) -> Bool {
+        do {
+            let json = try ConflictPresentation.keepBothDocument(item, field: field, value: value)
+            _ = try tandem.resolve(collection: item.conflict.collection, id: item.conflict.id, resolution: .merged(json: json))
             reload()
             return true
         } catch {

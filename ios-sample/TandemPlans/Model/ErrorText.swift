@@ -87,6 +87,35 @@ enum ErrorText {
         }
     }
 
+    /// Why the last sync run failed, for the sync indicator: from the engine's persisted, typed
+    /// `SyncStatus.lastFailure`, so it reads the same after a relaunch. `detail` (the status's
+    /// `lastError`) is added for the failures whose kind alone says too little.
+    static func lastRunFailure(_ kind: SyncFailure, detail: String?) -> String {
+        let suffix = detail.map { " (\($0))" } ?? ""
+        switch kind {
+        case .offline:
+            return "The server could not be reached."
+        case .paused:
+            return "The server paused sync."
+        case .rateLimited:
+            return "The server asked to slow down."
+        case .sessionExpired:
+            return "The session expired; sign in again."
+        case .notSignedIn:
+            return "Nobody was signed in."
+        case .disabled:
+            return "Sync is disabled."
+        case .busy:
+            return "Another process was syncing this account."
+        case .deadlineExceeded:
+            return "It ran out of time; it continues next time."
+        case .server:
+            return "The server failed\(suffix)."
+        case .local:
+            return "The local database failed\(suffix)."
+        }
+    }
+
     private static func retryHint(_ seconds: UInt64?) -> String {
         guard let seconds else {
             return ""

@@ -79,12 +79,28 @@ final class SyncIndicatorModel {
     /// Local changes waiting for the server.
     var pending: UInt64 { status?.pending ?? 0 }
     var lastSyncedAt: Date? { status?.lastSyncedAt }
+    /// When the last run ended, worked or not. The engine keeps it with its outcome in the store,
+    /// so it is right at launch after a sync that failed before the app was closed.
+    var lastRunAt: Date? { status?.lastRunAt }
+    /// Why the last run failed, typed; nil after a run that worked (or before any).
+    var lastFailure: SyncFailure? { status?.lastFailure }
+    /// Why the last run failed, in words ("The server could not be reached."); nil when it worked.
+    var lastFailureText: String? { Self.lastFailureText(for: status) }
     /// Connected to the server's event stream: other devices' changes arrive within moments.
     var isRealtime: Bool { status?.realtime ?? false }
     /// "3 pending", or nil when nothing waits.
     var pendingText: String? { pending > 0 ? "\(pending) pending" : nil }
     /// Conflicts and refused changes waiting for the user (the Sync tab's badge).
     var attentionCount: Int { Int((status?.conflicts ?? 0) + (status?.rejected ?? 0)) }
+
+    /// Why the status's last run failed, in words, from its typed `lastFailure` (the engine's
+    /// `lastError` is added where the type alone says too little); nil when it worked.
+    static func lastFailureText(for status: SyncStatus?) -> String? {
+        guard let status, let failure = status.lastFailure else {
+            return nil
+        }
+        return ErrorText.lastRunFailure(failure, detail: status.lastError)
+    }
 
     /// The display for a status; a pure function so the mapping is tested without an engine.
     static func display(for status: SyncStatus?, syncEnabled: Bool, sessionExpired: Bool, syncingNow: Bool) -> Display {
@@ -107,7 +123,7 @@ final class SyncIndicatorModel {
         case .paused:
             return .paused
         case .error:
-            return .error(status.lastError ?? "The last sync failed.")
+            return .error(lastFailureText(for: status) ?? status.lastError ?? "The last sync failed.")
         case .idle:
             return syncEnabled ? .synced : .off
         }

@@ -98,11 +98,14 @@ struct ConflictCenterView: View {
     }
 }
 
-/// One conflict: both versions side by side, field by field, and the two ways to settle it.
+/// One conflict: both versions side by side, field by field, and the ways to settle it (for a
+/// unique key also Keep Both, with a field for this record's new key).
 struct ConflictDetailView: View {
     let model: ConflictCenterModel
     let itemId: String
     @Environment(\.dismiss) private var dismiss
+    /// Keep Both's new value of the key's field; starts as the suggestion ("/a (2)").
+    @State private var newKey: String?
 
     var body: some View {
         if let item = model.conflict(withId: itemId) {
@@ -195,10 +198,38 @@ struct ConflictDetailView: View {
                     .frame(maxWidth: .infinity)
             }
             .buttonStyle(.bordered)
+            if let field = item.keepBothField {
+                keepBoth(item, field: field)
+            }
             Text("Either way the record is settled at once; the choice reaches other devices with the next sync.")
                 .font(.footnote)
                 .foregroundStyle(.secondary)
         }
         .controlSize(.large)
+    }
+
+    /// Keep Both: this record stays too, under the key typed here.
+    private func keepBoth(_ item: ConflictItem, field: String) -> some View {
+        let label = ConflictPresentation.label(field)
+        let text = Binding(get: { newKey ?? item.keepBothSuggestion }, set: { newKey = $0 })
+        return VStack(alignment: .leading, spacing: 6) {
+            Text("Or keep both, this one with a new \(label):")
+                .font(.footnote)
+                .foregroundStyle(.secondary)
+            TextField("New \(label)", text: text)
+                .textFieldStyle(.roundedBorder)
+                .textInputAutocapitalization(.never)
+                .autocorrectionDisabled()
+            Button {
+                if model.keepBoth(item, field: field, value: text.wrappedValue) {
+                    dismiss()
+                }
+            } label: {
+                Text("Keep Both")
+                    .frame(maxWidth: .infinity)
+            }
+            .buttonStyle(.bordered)
+            .disabled(text.wrappedValue.trimmingCharacters(in: .whitespaces).isEmpty)
+        }
     }
 }

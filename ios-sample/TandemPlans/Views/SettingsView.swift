@@ -38,6 +38,13 @@ struct SettingsView: View {
                 if let last = model.app.syncIndicator.lastSyncedAt {
                     LabeledContent("Last sync", value: last.formatted(date: .abbreviated, time: .standard))
                 }
+                // The last run's outcome, kept by the engine across launches.
+                if let failure = model.app.syncIndicator.lastFailureText, let at = model.app.syncIndicator.lastRunAt {
+                    LabeledContent("Last run failed", value: at.formatted(date: .abbreviated, time: .standard))
+                    Text(failure)
+                        .font(.footnote)
+                        .foregroundStyle(.red)
+                }
             } header: {
                 Text("Sync")
             } footer: {

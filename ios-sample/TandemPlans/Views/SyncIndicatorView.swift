@@ -1,4 +1,5 @@
-// The sync indicator: synced / syncing / offline / error, pending changes, last sync; tap to sync.
+// The sync indicator: synced / syncing / offline / error, pending changes, last sync or the last
+// run's failure; tap to sync.
 
 import SwiftUI
 
@@ -61,6 +62,12 @@ struct SyncIndicatorView: View {
             Text(notice)
         } else if let message = display.errorMessage {
             Text(message)
+        } else if let failure = model.lastFailureText, let at = model.lastRunAt {
+            // The last run failed (maybe before this launch: the engine keeps its outcome), e.g.
+            // "Failed 5 minutes ago: The server could not be reached."
+            TimelineView(.everyMinute) { _ in
+                Text("Failed " + at.formatted(.relative(presentation: .named)) + ": " + failure)
+            }
         } else if let last = model.lastSyncedAt {
             // Re-rendered every minute so "2 minutes ago" stays true.
             TimelineView(.everyMinute) { _ in

@@ -15,6 +15,9 @@ import androidx.compose.material3.OutlinedButton
 import androidx.compose.material3.Text
 import androidx.compose.runtime.Composable
 import androidx.compose.runtime.getValue
+import androidx.compose.runtime.mutableStateOf
+import androidx.compose.runtime.remember
+import androidx.compose.runtime.setValue
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.text.font.FontWeight
 import androidx.compose.ui.unit.dp
@@ -30,7 +33,9 @@ import dev.tandem.sample.state.RejectedItem
 
 /**
  * The conflict center: each conflict with this device's and the server's values side by side,
- * settled with Keep Mine or Keep Server (the list updates at once, no restart); below, changes
+ * settled with Keep Mine or Keep Server (the list updates at once, no restart). Two records
+ * created with the same unique key are settled with Replace theirs, Keep theirs, or Keep both
+ * (a form asks mine's new value of the key's field). Below, changes
  * the server refused, with the reason, to discard.
  */
 @Composable
@@ -52,6 +57,7 @@ fun ConflictsScreen(viewModel: ConflictsViewModel = viewModel(factory = SampleVi
                     conflict,
                     onKeepMine = { viewModel.act { keepMine(conflict) } },
                     onKeepServer = { viewModel.act { keepServer(conflict) } },
+                    onKeepBoth = { field, value -> viewModel.act { keepBoth(conflict, field, value) } },
                 )
             }
             item { SectionTitle("Refused by the server (${state.rejected.size})") }
@@ -71,7 +77,27 @@ private fun SectionTitle(text: String) {
 }
 
 @Composable
-private fun ConflictCard(conflict: ConflictItem, onKeepMine: () -> Unit, onKeepServer: () -> Unit) {
+private fun ConflictCard(
+    conflict: ConflictItem,
+    onKeepMine: () -> Unit,
+    onKeepServer: () -> Unit,
+    onKeepBoth: (field: String, value: String) -> Unit,
+) {
+    var keepingBoth by remember { mutableStateOf(false) }
+    val keyField = conflict.keepBothField
+    if (keepingBoth && keyField != null) {
+        // Keep both: mine stays under a new key; the user types the new value of the key's field.
+        FormDialog(
+            title = "Keep both",
+            fields = listOf(FormField("New $keyField", conflict.keepBothSuggestion.orEmpty(), required = true)),
+            confirmLabel = "Keep both",
+            onDismiss = { keepingBoth = false },
+            onConfirm = { values ->
+                keepingBoth = false
+                onKeepBoth(keyField, values.single())
+            },
+        )
+    }
     Card(Modifier.fillMaxWidth().padding(horizontal = 16.dp)) {
         Column(Modifier.padding(12.dp), verticalArrangement = Arrangement.spacedBy(6.dp)) {
             Text("${kindName(conflict.collection)}: ${conflict.title}", style = MaterialTheme.typography.titleSmall)
@@ -89,6 +115,10 @@ private fun ConflictCard(conflict: ConflictItem, onKeepMine: () -> Unit, onKeepS
                 // For a unique key, Keep mine replaces the record holding it; Keep server drops mine.
                 Button(onClick = onKeepMine) { Text(if (conflict.isUniqueViolation) "Replace theirs" else "Keep mine") }
                 OutlinedButton(onClick = onKeepServer) { Text(if (conflict.isUniqueViolation) "Keep theirs" else "Keep server") }
+            }
+            // ... or both, mine under another key (its own row: three buttons overflow a phone).
+            if (keyField != null) {
+                OutlinedButton(onClick = { keepingBoth = true }) { Text("Keep both…") }
             }
         }
     }

@@ -56,12 +56,19 @@ fun SyncIndicatorChip() {
     )
 }
 
-/** The indicator's words; the pending count is always shown when something waits. */
+/**
+ * The indicator's words; the pending count is always shown when something waits. After a failed
+ * run (also one from an earlier launch: the engine keeps its outcome) a waiting change says so.
+ */
 fun syncLabel(state: SyncIndicator): String {
     val pending = if (state.pending > 0) " · ${state.pending} pending" else ""
     return when (state.kind) {
         SyncKind.SYNCED -> state.lastSyncedAt?.let { "Synced ${relative(it.toEpochMilli())}" } ?: "Synced"
-        SyncKind.PENDING -> if (state.autoSync) "Waiting$pending" else "Auto-sync off$pending"
+        SyncKind.PENDING -> when {
+            state.lastRunFailed -> "Last sync failed$pending"
+            state.autoSync -> "Waiting$pending"
+            else -> "Auto-sync off$pending"
+        }
         SyncKind.SYNCING -> if (state.remaining > 0) "Syncing ${state.pulled}/${state.pulled + state.remaining}" else "Syncing…"
         SyncKind.OFFLINE -> "Offline$pending"
         SyncKind.ERROR -> "Sync error$pending"
@@ -81,15 +88,23 @@ private fun color(kind: SyncKind): Color = when (kind) {
     SyncKind.SIGNED_OUT -> Color(0xFF616161)
 }
 
-/** The details behind the chip, for the settings screen: last sync, last error, realtime. */
+/** The details behind the chip, for the settings screen: last sync, the last run's outcome, realtime. */
 @Composable
 fun SyncDetails(state: SyncIndicator) {
     Row(horizontalArrangement = Arrangement.spacedBy(8.dp), verticalAlignment = Alignment.CenterVertically) {
         Box(Modifier.size(10.dp).background(color(state.kind), CircleShape))
         Text(syncLabel(state), style = MaterialTheme.typography.bodyMedium)
     }
-    state.lastSyncedAt?.let { Text("Last sync: ${relative(it.toEpochMilli())}", style = MaterialTheme.typography.bodySmall) }
-    state.lastError?.let { Text("Last error: $it", style = MaterialTheme.typography.bodySmall, color = MaterialTheme.colorScheme.error) }
+    state.lastSyncedAt?.let { Text("Last successful sync: ${relative(it.toEpochMilli())}", style = MaterialTheme.typography.bodySmall) }
+    // How the last run went, failed ones with their typed reason: kept by the engine across
+    // launches, so this is right at open after a sync that failed before the app was closed.
+    state.lastRunText()?.let { text ->
+        Text(
+            text,
+            style = MaterialTheme.typography.bodySmall,
+            color = if (state.lastRunFailed) MaterialTheme.colorScheme.error else MaterialTheme.colorScheme.onSurface,
+        )
+    }
     Text(
         if (state.realtime) "Live updates: connected" else "Live updates: not connected",
         style = MaterialTheme.typography.bodySmall,

@@ -24,6 +24,9 @@ import kotlinx.coroutines.flow.merge
 import kotlinx.coroutines.flow.onStart
 import kotlinx.coroutines.flow.stateIn
 import kotlinx.coroutines.withContext
+import kotlinx.serialization.json.JsonObject
+import kotlinx.serialization.json.JsonPrimitive
+import kotlinx.serialization.json.contentOrNull
 
 /** One field of a conflicted record, both sides next to each other. Null means "not set". */
 data class FieldComparison(
@@ -53,8 +56,44 @@ data class ConflictItem(
      * another key.
      */
     val existingId: String? = null,
+    /** This device's document as it waits to go up (null when this device deleted the record). */
+    val mineDocument: String? = null,
+    /** A unique-key conflict: the fields of the key both records hold (empty otherwise). */
+    val keyFields: List<String> = emptyList(),
 ) {
     val isUniqueViolation: Boolean get() = reason == ConflictReason.UNIQUE_VIOLATION
+
+    /**
+     * The field "keep both" asks a new value for: the key's last field that holds text here
+     * (`path` of `(projectId, path)`: the leading fields usually name what the record belongs
+     * to); null when keep both is not offered (not a unique conflict, or mine was deleted).
+     */
+    val keepBothField: String?
+        get() {
+            if (!isUniqueViolation || mineDocument == null) return null
+            val doc = Documents.parse(mineDocument)
+            return keyFields.lastOrNull { (doc[it] as? JsonPrimitive)?.isString == true } ?: keyFields.lastOrNull()
+        }
+
+    /** What the keep-both field starts with: this device's value and " (2)", e.g. "/a (2)". */
+    val keepBothSuggestion: String?
+        get() = keepBothField?.let { field -> Documents.displayFields(mineDocument)[field]?.let { "$it (2)" } ?: "" }
+
+    /**
+     * This device's document with [value] as [field] (a number stays a number when [value] reads
+     * as one): what keep both sends. Refuses a blank value and the one the other record holds,
+     * so the user gets a word instead of a second conflict.
+     */
+    fun keepBothDocument(field: String, value: String): String {
+        val doc = Documents.parse(mineDocument)
+        val text = value.trim()
+        require(text.isNotEmpty()) { "Enter a new $field to keep both." }
+        val old = doc[field] as? JsonPrimitive
+        require(old?.contentOrNull != text) { "Another record already has this $field; enter a different one." }
+        val number = if (old != null && !old.isString) text.toLongOrNull() ?: text.toDoubleOrNull() else null
+        val element = number?.let { JsonPrimitive(it) } ?: JsonPrimitive(text)
+        return JsonObject(doc + (field to element)).toString()
+    }
 }
 
 /** A change the server refused, with the reason in words. */
@@ -105,6 +144,16 @@ class ConflictCenterStateHolder(
      */
     suspend fun keepBoth(item: ConflictItem, documentJson: String) =
         settle(item, Resolution.Merged(documentJson))
+
+    /**
+     * Keep both, as the conflict center's form does it: this device's record gets [value] as
+     * its key field [field] (see [ConflictItem.keepBothField]) and goes up with the next sync;
+     * the record holding the old key stays. A blank or unchanged value fails with [message].
+     */
+    suspend fun keepBoth(item: ConflictItem, field: String, value: String): Boolean {
+        val document = attempt { item.keepBothDocument(field, value) } ?: return false
+        return keepBoth(item, document)
+    }
 
     /**
      * Drops a refused change: the record goes back to the server's version (or away, if the
@@ -162,6 +211,8 @@ class ConflictCenterStateHolder(
                             conflict.fields.joinToString(" and ").ifEmpty { "key" }
                 },
                 existingId = conflict.existingId,
+                mineDocument = conflict.localDocument,
+                keyFields = if (conflict.reason == ConflictReason.UNIQUE_VIOLATION) conflict.fields else emptyList(),
                 fields = ordered.map { field ->
                     FieldComparison(field, mine[field], server[field], whole || field in conflict.fields)
                 },

@@ -11,14 +11,21 @@ object EditedAgo {
     /** The label for [editedAt] seen at [now]; `null` when the record has no edit time. */
     fun format(editedAt: Instant?, now: Instant = Instant.now()): String? {
         editedAt ?: return null
+        return "edited ${Ago.format(editedAt, now)}"
+    }
+}
+
+/** "just now", "2 min ago", "3 h ago", "yesterday", "4 days ago": how long before [now] [at] was. */
+object Ago {
+    fun format(at: Instant, now: Instant = Instant.now()): String {
         // A device's clock may run a little behind the editing one's: never "in the future".
-        val ago = Duration.between(editedAt, now).coerceAtLeast(Duration.ZERO)
+        val ago = Duration.between(at, now).coerceAtLeast(Duration.ZERO)
         return when {
-            ago < Duration.ofMinutes(1) -> "edited just now"
-            ago < Duration.ofHours(1) -> "edited ${ago.toMinutes()} min ago"
-            ago < Duration.ofDays(1) -> "edited ${ago.toHours()} h ago"
-            ago < Duration.ofDays(2) -> "edited yesterday"
-            else -> "edited ${ago.toDays()} days ago"
+            ago < Duration.ofMinutes(1) -> "just now"
+            ago < Duration.ofHours(1) -> "${ago.toMinutes()} min ago"
+            ago < Duration.ofDays(1) -> "${ago.toHours()} h ago"
+            ago < Duration.ofDays(2) -> "yesterday"
+            else -> "${ago.toDays()} days ago"
         }
     }
 }

@@ -45,6 +45,24 @@ object Messages {
         else -> error.message ?: error.toString()
     }
 
+    /**
+     * Why the last run failed, for the sync indicator's details: from the engine's persisted,
+     * typed `lastFailure`; [detail] (the engine's `lastError`) is added where the type alone says
+     * too little (a server or store failure).
+     */
+    fun lastRunFailure(kind: SyncFailure, detail: String?): String = when (kind) {
+        SyncFailure.OFFLINE -> "the server could not be reached."
+        SyncFailure.PAUSED -> "the server paused sync."
+        SyncFailure.RATE_LIMITED -> "the server asked to slow down."
+        SyncFailure.SESSION_EXPIRED -> "the session ended; sign in again."
+        SyncFailure.NOT_SIGNED_IN -> "nobody was signed in."
+        SyncFailure.DISABLED -> "sync is disabled."
+        SyncFailure.BUSY -> "another process was syncing this account."
+        SyncFailure.DEADLINE_EXCEEDED -> "it ran out of time; it continues next time."
+        SyncFailure.SERVER -> "the server failed" + (detail?.let { " ($it)." } ?: ".")
+        SyncFailure.LOCAL -> "the local store failed" + (detail?.let { " ($it)." } ?: ".")
+    }
+
     /** The server's reason for refusing a change, in words; [code] names one this app does not know. */
     fun rejection(reason: ValidationReason, code: String): String = when (reason) {
         ValidationReason.INVALID_PAYLOAD -> "The server found the data invalid."

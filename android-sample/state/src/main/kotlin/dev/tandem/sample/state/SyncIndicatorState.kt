@@ -1,5 +1,6 @@
 package dev.tandem.sample.state
 
+import dev.tandem.SyncFailure
 import dev.tandem.SyncPhase
 import dev.tandem.SyncStatus
 import dev.tandem.syncStatusAsFlow
@@ -52,9 +53,30 @@ data class SyncIndicator(
     val autoSync: Boolean = true,
     /** A tap's sync is running. */
     val manualSyncRunning: Boolean = false,
+    /**
+     * When the last run ended, worked or not. The engine keeps it with its outcome in the store,
+     * so it is right at launch after a sync that failed in an earlier session.
+     */
+    val lastRunAt: Instant? = null,
+    /** Why the last run failed, typed; null when it worked (or none ran yet). */
+    val lastFailure: SyncFailure? = null,
 ) {
     /** Conflicts or rejected changes wait for the user (a badge on the conflict center). */
     val needsAttention: Boolean get() = conflicts > 0 || rejected > 0
+
+    /** The last run ended in a failure (shown even when a later state, e.g. pending, is calmer). */
+    val lastRunFailed: Boolean get() = lastFailure != null
+
+    /**
+     * How the last run went, in words, for the indicator's details: "Last sync failed 3 min ago:
+     * the server could not be reached." or "Last sync worked 3 min ago"; null before any run.
+     */
+    fun lastRunText(now: Instant = Instant.now()): String? {
+        val at = lastRunAt ?: return null
+        val ago = Ago.format(at, now)
+        val failure = lastFailure ?: return "Last sync worked $ago"
+        return "Last sync failed $ago: ${Messages.lastRunFailure(failure, lastError)}"
+    }
 
     companion object {
         /** The indicator for an engine status. */
@@ -76,6 +98,8 @@ data class SyncIndicator(
             remaining = status.remaining.toLong(),
             realtime = status.realtime,
             autoSync = autoSync,
+            lastRunAt = status.lastRunAt,
+            lastFailure = status.lastFailure,
         )
     }
 }
