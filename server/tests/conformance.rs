@@ -1255,20 +1255,11 @@ async fn sse_pokes(db: TestDb) {
     c.get("/sync/v1/events", None)
         .await
         .assert_error(401, "unauthorized");
-    let response = c
-        .http
-        .get(c.url("/sync/v1/events"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert!(response.headers()["content-type"]
+    let mut events = c.events(&alice).await;
+    assert!(events.headers["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
     // Bob's change does not poke Alice; Alice's does, with her latest cursor.
     c.push_ok(
         &bob,
@@ -1280,7 +1271,7 @@ async fn sse_pokes(db: TestDb) {
         vec![upsert(&op(), "plans", "a", None, json!({"name": "A"}))],
     )
     .await;
-    let cursor = common::next_poke(&mut stream, &mut buffer).await;
+    let cursor = events.next_poke().await;
     let (_, latest) = c.pull_all(&alice, None).await;
     assert_eq!(cursor, latest);
     let after = c
@@ -1294,7 +1285,7 @@ async fn sse_pokes(db: TestDb) {
         vec![upsert(&op(), "plans", "a", Some(1), json!({"name": "A2"}))],
     )
     .await;
-    let cursor2 = common::next_poke(&mut stream, &mut buffer).await;
+    let cursor2 = events.next_poke().await;
     let page = c
         .pull(&alice, Some(&cursor), None)
         .await

@@ -6,8 +6,8 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{delete, upsert, TestDb, TestServer};
-use serde_json::{json, Value};
+use common::{delete, entity_ids, group_statuses, grouped, upsert, TestDb, TestServer};
+use serde_json::json;
 
 on_both_backends!(
     a_rejected_member_applies_nothing_and_every_member_is_answered,
@@ -19,24 +19,6 @@ on_both_backends!(
     a_member_breaking_a_reference_or_unique_key_fails_its_group,
 );
 
-fn grouped(group: &str, mut m: Value) -> Value {
-    m["groupId"] = json!(group);
-    m
-}
-
-fn statuses(results: &[Value]) -> Vec<(String, Option<String>, Option<String>)> {
-    results
-        .iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap().to_string(),
-                r["reason"].as_str().map(str::to_string),
-                r["failedOpId"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
-}
-
 fn s(
     status: &str,
     reason: Option<&str>,
@@ -47,13 +29,6 @@ fn s(
         reason.map(str::to_string),
         failed.map(str::to_string),
     )
-}
-
-fn ids(changes: &[Value]) -> Vec<String> {
-    changes
-        .iter()
-        .map(|c| c["entityId"].as_str().unwrap().to_string())
-        .collect()
 }
 
 async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: TestDb) {
@@ -86,7 +61,7 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("applied", None, None),
             s("aborted", Some("group_failed"), Some("c")),
@@ -97,7 +72,11 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
     );
     assert!(results[1].get("version").is_none());
     let (changes, cursor) = c.pull_all(&t, None).await;
-    assert_eq!(ids(&changes), vec!["solo"], "only the lone change applied");
+    assert_eq!(
+        entity_ids(&changes),
+        vec!["solo"],
+        "only the lone change applied"
+    );
     // The same group, its bad member fixed, applies whole (aborted op ids were never applied).
     let results = c
         .push_ok(
@@ -127,7 +106,7 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
         "{results:?}"
     );
     let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
-    assert_eq!(ids(&changes), vec!["p", "d", "bad", "q"]);
+    assert_eq!(entity_ids(&changes), vec!["p", "d", "bad", "q"]);
     assert!(changes.iter().all(|c| c["groupId"] == "g1"));
 }
 
@@ -155,7 +134,7 @@ async fn a_conflicting_member_applies_nothing(db: TestDb) {
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("aborted", Some("group_failed"), Some("b")),
             s("conflict", Some("version_mismatch"), None),
@@ -200,7 +179,7 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
     let (pages, _) = c.pull_pages(&t, None, 2).await;
     let page_ids: Vec<Vec<String>> = pages
         .iter()
-        .map(|p| ids(p["changes"].as_array().unwrap()))
+        .map(|p| entity_ids(p["changes"].as_array().unwrap()))
         .collect();
     assert_eq!(
         page_ids,
@@ -239,7 +218,7 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
     let (pages, _) = c.pull_pages(&t, None, 2).await;
     let page_ids: Vec<Vec<String>> = pages
         .iter()
-        .map(|p| ids(p["changes"].as_array().unwrap()))
+        .map(|p| entity_ids(p["changes"].as_array().unwrap()))
         .collect();
     assert_eq!(
         page_ids,
@@ -432,7 +411,7 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("aborted", Some("group_failed"), Some("g1d")),
             s("aborted", Some("group_failed"), Some("g1d")),
@@ -448,7 +427,7 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         "sd was not changed by the failed group"
     );
     let (changes, cursor) = c.pull_all(&t, Some(&cursor)).await;
-    assert_eq!(ids(&changes), vec!["f4", "sd2", "sd"]);
+    assert_eq!(entity_ids(&changes), vec!["f4", "sd2", "sd"]);
     assert_eq!(
         changes[2]["doc"],
         json!({"title": "Tue", "dayTypeId": "dt"})
@@ -499,7 +478,7 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("aborted", Some("group_failed"), Some("g2b")),
             s("rejected", Some("invalid_reference"), None),
@@ -514,6 +493,10 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         "a no-op upsert gets no new version"
     );
     let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
-    assert_eq!(ids(&changes), vec!["f5"], "only g4's new file is a change");
+    assert_eq!(
+        entity_ids(&changes),
+        vec!["f5"],
+        "only g4's new file is a change"
+    );
     assert_eq!(changes[0]["groupId"], "g4");
 }

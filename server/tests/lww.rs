@@ -42,11 +42,7 @@ fn server_on(db: &TestDb) -> (TestServer, ManualClock) {
 }
 
 async fn change_of(c: &common::Client, token: &str, id: &str) -> Value {
-    let (changes, _) = c.pull_all(token, None).await;
-    changes
-        .into_iter()
-        .find(|ch| ch["entityId"] == id)
-        .expect("pulled")
+    c.change_of(token, "plans", id).await.expect("pulled")
 }
 
 async fn field_times_are_stored_per_field_and_pulled(db: TestDb) {

@@ -129,16 +129,7 @@ async fn an_identical_upsert_pokes_no_one(db: TestDb) {
     let server = TestServer::builder().db(&db).start();
     let c = server.client();
     let (t, _) = c.new_user().await;
-    let response = c
-        .http
-        .get(c.url("/sync/v1/events"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut events = c.events(&t).await;
     c.push_ok(
         &t,
         vec![upsert(&op(), "plans", "p", None, json!({"name": "A"}))],
@@ -147,7 +138,7 @@ async fn an_identical_upsert_pokes_no_one(db: TestDb) {
     // The creation's own poke is taken first: on PostgreSQL it travels through LISTEN/NOTIFY and
     // may reach the stream after the pushes below have been answered.
     let (_, created) = c.pull_all(&t, None).await;
-    assert_eq!(common::next_poke(&mut stream, &mut buffer).await, created);
+    assert_eq!(events.next_poke().await, created);
     let r = c
         .push_ok(
             &t,
@@ -162,6 +153,6 @@ async fn an_identical_upsert_pokes_no_one(db: TestDb) {
     )
     .await;
     let (_, latest) = c.pull_all(&t, None).await;
-    let first = common::next_poke(&mut stream, &mut buffer).await;
+    let first = events.next_poke().await;
     assert_eq!(first, latest, "the no-op poked");
 }

@@ -5,7 +5,7 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{delete, upsert, TestDb, TestServer, SECRET};
+use common::{delete, statuses, upsert, TestDb, TestServer, SECRET};
 use serde_json::{json, Value};
 
 on_both_backends!(
@@ -15,18 +15,6 @@ on_both_backends!(
     unique_keys_meet_as_conflicts_within_one_account_only,
     rules_added_to_a_schema_cover_records_stored_before,
 );
-
-fn statuses(results: &[Value]) -> Vec<(String, Option<String>)> {
-    results
-        .iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap().to_string(),
-                r["reason"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
-}
 
 fn applied() -> (String, Option<String>) {
     ("applied".into(), None)
@@ -38,9 +26,8 @@ fn rejected(reason: &str) -> (String, Option<String>) {
 
 /// The server's current state of `entity/id` (version, document), from a full pull.
 async fn state_of(c: &common::Client, token: &str, entity: &str, id: &str) -> Option<(i64, Value)> {
-    let (all, _) = c.pull_all(token, None).await;
-    all.iter()
-        .find(|x| x["entity"] == entity && x["entityId"] == id)
+    c.change_of(token, entity, id)
+        .await
         .map(|x| (x["version"].as_i64().unwrap(), x["doc"].clone()))
 }
 
