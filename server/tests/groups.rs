@@ -32,9 +32,7 @@ fn s(
 }
 
 async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let results = c
         .push_ok(
             &t,
@@ -111,9 +109,7 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
 }
 
 async fn a_conflicting_member_applies_nothing(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     c.push_ok(
         &t,
         vec![upsert("o1", "plans", "p", None, json!({"name": "v1"}))],
@@ -150,9 +146,7 @@ async fn a_conflicting_member_applies_nothing(db: TestDb) {
 }
 
 async fn a_group_is_pulled_in_one_page(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let mut push = vec![upsert("solo", "plans", "solo", None, json!({"name": "S"}))];
     for i in 0..6 {
         push.push(grouped(
@@ -230,9 +224,7 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
 }
 
 async fn a_retried_group_is_all_duplicates(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let group = vec![
         grouped("g", upsert("a", "plans", "p", None, json!({"name": "P"}))),
         grouped(
@@ -265,9 +257,7 @@ async fn a_retried_group_is_all_duplicates(db: TestDb) {
 }
 
 async fn a_cascade_travels_with_its_group(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let mut setup = vec![upsert("p", "plans", "p", None, json!({"name": "P"}))];
     for i in 0..4 {
         setup.push(upsert(
@@ -300,9 +290,7 @@ async fn a_cascade_travels_with_its_group(db: TestDb) {
 }
 
 async fn malformed_groups_are_refused(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let split = vec![
         grouped("g", upsert("a", "plans", "a", None, json!({"name": "A"}))),
         upsert("b", "plans", "b", None, json!({"name": "B"})),
@@ -326,9 +314,7 @@ async fn malformed_groups_are_refused(db: TestDb) {
 /// times) is taken back, so the lone changes after it see the state before it. A no-op upsert in
 /// a group is `applied` at the current version.
 async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let setup = c
         .push_ok(
             &t,

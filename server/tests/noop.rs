@@ -17,9 +17,7 @@ on_both_backends!(
 );
 
 async fn an_identical_upsert_keeps_the_version_and_logs_nothing(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let doc = json!({"name": "A", "notes": "n", "meta": {"x": 1, "y": [1, 2]}});
     let r = c
         .push_ok(&t, vec![upsert("o1", "plans", "p", None, doc.clone())])
@@ -64,9 +62,7 @@ async fn an_identical_upsert_keeps_the_version_and_logs_nothing(db: TestDb) {
 }
 
 async fn an_identical_upsert_within_one_batch_is_a_no_op(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
@@ -100,9 +96,7 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
     // The rule needs the base to be the current version: a change based on an older one is a
     // version mismatch as before (the client's merge finds nothing to send). A create of a record
     // that exists, a deleted record and a record the server never had are judged as before too.
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     c.push_ok(
         &t,
         vec![
@@ -126,9 +120,7 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
 }
 
 async fn an_identical_upsert_pokes_no_one(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let mut events = c.events(&t).await;
     c.push_ok(
         &t,

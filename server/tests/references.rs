@@ -32,9 +32,7 @@ async fn state_of(c: &common::Client, token: &str, entity: &str, id: &str) -> Op
 }
 
 async fn a_reference_to_a_missing_or_deleted_record_is_rejected(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
@@ -92,9 +90,7 @@ async fn a_reference_to_a_missing_or_deleted_record_is_rejected(db: TestDb) {
 }
 
 async fn delete_rules_cascade_set_null_and_restrict(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
@@ -202,9 +198,7 @@ async fn delete_rules_cascade_set_null_and_restrict(db: TestDb) {
 }
 
 async fn referrer_created_while_the_target_is_deleted_ends_visibly(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
