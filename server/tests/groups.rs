@@ -6,7 +6,7 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{delete, entity_ids, group_statuses, grouped, upsert, TestDb, TestServer};
+use common::{create, delete, entity_ids, group_statuses, grouped, upsert, TestDb, TestServer};
 use serde_json::json;
 
 on_both_backends!(
@@ -37,24 +37,15 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
         .push_ok(
             &t,
             vec![
-                upsert("solo", "plans", "solo", None, json!({"name": "Alone"})),
-                grouped("g1", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+                create("solo", "plans", "solo", json!({"name": "Alone"})),
+                grouped("g1", create("a", "plans", "p", json!({"name": "P"}))),
                 grouped(
                     "g1",
-                    upsert(
-                        "b",
-                        "plan_days",
-                        "d",
-                        None,
-                        json!({"planId": "p", "dayIndex": 0}),
-                    ),
+                    create("b", "plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
                 ),
                 // No name: refused by the schema.
-                grouped(
-                    "g1",
-                    upsert("c", "plans", "bad", None, json!({"notes": "x"})),
-                ),
-                grouped("g1", upsert("d", "plans", "q", None, json!({"name": "Q"}))),
+                grouped("g1", create("c", "plans", "bad", json!({"notes": "x"}))),
+                grouped("g1", create("d", "plans", "q", json!({"name": "Q"}))),
             ],
         )
         .await;
@@ -80,22 +71,13 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
         .push_ok(
             &t,
             vec![
-                grouped("g1", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+                grouped("g1", create("a", "plans", "p", json!({"name": "P"}))),
                 grouped(
                     "g1",
-                    upsert(
-                        "b",
-                        "plan_days",
-                        "d",
-                        None,
-                        json!({"planId": "p", "dayIndex": 0}),
-                    ),
+                    create("b", "plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
                 ),
-                grouped(
-                    "g1",
-                    upsert("c2", "plans", "bad", None, json!({"name": "ok"})),
-                ),
-                grouped("g1", upsert("d", "plans", "q", None, json!({"name": "Q"}))),
+                grouped("g1", create("c2", "plans", "bad", json!({"name": "ok"}))),
+                grouped("g1", create("d", "plans", "q", json!({"name": "Q"}))),
             ],
         )
         .await;
@@ -110,17 +92,14 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
 
 async fn a_conflicting_member_applies_nothing(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;
-    c.push_ok(
-        &t,
-        vec![upsert("o1", "plans", "p", None, json!({"name": "v1"}))],
-    )
-    .await;
+    c.push_ok(&t, vec![create("o1", "plans", "p", json!({"name": "v1"}))])
+        .await;
     let (_, cursor) = c.pull_all(&t, None).await;
     let results = c
         .push_ok(
             &t,
             vec![
-                grouped("g", upsert("a", "plans", "new", None, json!({"name": "N"}))),
+                grouped("g", create("a", "plans", "new", json!({"name": "N"}))),
                 // Version 5 is not the record's: a conflict, with the server's state.
                 grouped(
                     "g",
@@ -147,7 +126,7 @@ async fn a_conflicting_member_applies_nothing(db: TestDb) {
 
 async fn a_group_is_pulled_in_one_page(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;
-    let mut push = vec![upsert("solo", "plans", "solo", None, json!({"name": "S"}))];
+    let mut push = vec![create("solo", "plans", "solo", json!({"name": "S"}))];
     for i in 0..6 {
         push.push(grouped(
             "g",
@@ -160,13 +139,7 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
             ),
         ));
     }
-    push.push(upsert(
-        "after",
-        "plans",
-        "after",
-        None,
-        json!({"name": "A"}),
-    ));
+    push.push(create("after", "plans", "after", json!({"name": "A"})));
     c.push_ok(&t, push).await;
 
     // Pages of 2: the second row starts the group, so the page runs on to its end.
@@ -226,18 +199,12 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
 async fn a_retried_group_is_all_duplicates(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;
     let group = vec![
-        grouped("g", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+        grouped("g", create("a", "plans", "p", json!({"name": "P"}))),
         grouped(
             "g",
-            upsert(
-                "b",
-                "plan_days",
-                "d",
-                None,
-                json!({"planId": "p", "dayIndex": 1}),
-            ),
+            create("b", "plan_days", "d", json!({"planId": "p", "dayIndex": 1})),
         ),
-        grouped("g", upsert("c", "plans", "q", None, json!({"name": "Q"}))),
+        grouped("g", create("c", "plans", "q", json!({"name": "Q"}))),
     ];
     let first = c.push_ok(&t, group.clone()).await;
     assert!(first.iter().all(|r| r["status"] == "applied"));
@@ -258,7 +225,7 @@ async fn a_retried_group_is_all_duplicates(db: TestDb) {
 
 async fn a_cascade_travels_with_its_group(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;
-    let mut setup = vec![upsert("p", "plans", "p", None, json!({"name": "P"}))];
+    let mut setup = vec![create("p", "plans", "p", json!({"name": "P"}))];
     for i in 0..4 {
         setup.push(upsert(
             &format!("d{i}"),
@@ -275,7 +242,7 @@ async fn a_cascade_travels_with_its_group(db: TestDb) {
             &t,
             vec![
                 grouped("g", delete("x", "plans", "p", Some(1))),
-                grouped("g", upsert("y", "plans", "q", None, json!({"name": "Q"}))),
+                grouped("g", create("y", "plans", "q", json!({"name": "Q"}))),
             ],
         )
         .await;
@@ -292,14 +259,14 @@ async fn a_cascade_travels_with_its_group(db: TestDb) {
 async fn malformed_groups_are_refused(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;
     let split = vec![
-        grouped("g", upsert("a", "plans", "a", None, json!({"name": "A"}))),
-        upsert("b", "plans", "b", None, json!({"name": "B"})),
-        grouped("g", upsert("c", "plans", "c", None, json!({"name": "C"}))),
+        grouped("g", create("a", "plans", "a", json!({"name": "A"}))),
+        create("b", "plans", "b", json!({"name": "B"})),
+        grouped("g", create("c", "plans", "c", json!({"name": "C"}))),
     ];
     c.push(&t, split).await.assert_error(400, "invalid_request");
     let bad_id = vec![grouped(
         "not a valid id",
-        upsert("a", "plans", "a", None, json!({"name": "A"})),
+        create("a", "plans", "a", json!({"name": "A"})),
     )];
     c.push(&t, bad_id)
         .await
@@ -319,20 +286,18 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         .push_ok(
             &t,
             vec![
-                upsert("s1", "projects", "pr", None, json!({"name": "P"})),
-                upsert(
+                create("s1", "projects", "pr", json!({"name": "P"})),
+                create(
                     "s2",
                     "files",
                     "f1",
-                    None,
                     json!({"projectId": "pr", "path": "a.txt"}),
                 ),
-                upsert("s3", "day_types", "dt", None, json!({"name": "D"})),
-                upsert(
+                create("s3", "day_types", "dt", json!({"name": "D"})),
+                create(
                     "s4",
                     "schedule_days",
                     "sd",
-                    None,
                     json!({"title": "Mon", "dayTypeId": "dt"}),
                 ),
             ],
@@ -358,40 +323,31 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
                 grouped("g1", delete("g1a", "day_types", "dt", Some(1))),
                 grouped(
                     "g1",
-                    upsert(
+                    create(
                         "g1c",
                         "files",
                         "f2",
-                        None,
                         json!({"projectId": "pr", "path": "b.txt"}),
                     ),
                 ),
                 grouped(
                     "g1",
-                    upsert(
+                    create(
                         "g1d",
                         "files",
                         "f3",
-                        None,
                         json!({"projectId": "pr", "path": "a.txt"}),
                     ),
                 ),
                 // Lone changes after the failed group see the state before it: dt still live,
                 // b.txt still free, sd still at version 1.
-                upsert(
+                create(
                     "l1",
                     "files",
                     "f4",
-                    None,
                     json!({"projectId": "pr", "path": "b.txt"}),
                 ),
-                upsert(
-                    "l2",
-                    "schedule_days",
-                    "sd2",
-                    None,
-                    json!({"dayTypeId": "dt"}),
-                ),
+                create("l2", "schedule_days", "sd2", json!({"dayTypeId": "dt"})),
                 edited,
             ],
         )
@@ -429,15 +385,14 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
             vec![
                 grouped(
                     "g2",
-                    upsert("g2a", "day_types", "dt2", None, json!({"name": "E"})),
+                    create("g2a", "day_types", "dt2", json!({"name": "E"})),
                 ),
                 grouped(
                     "g2",
-                    upsert(
+                    create(
                         "g2b",
                         "schedule_days",
                         "sd3",
-                        None,
                         json!({"dayTypeId": "missing"}),
                     ),
                 ),
@@ -452,11 +407,10 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
                 ),
                 grouped(
                     "g4",
-                    upsert(
+                    create(
                         "g4b",
                         "files",
                         "f5",
-                        None,
                         json!({"projectId": "pr", "path": "c.txt"}),
                     ),
                 ),

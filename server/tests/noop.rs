@@ -6,7 +6,7 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{op, upsert, TestDb, TestServer};
+use common::{create, op, upsert, TestDb, TestServer};
 use serde_json::json;
 
 on_both_backends!(
@@ -20,7 +20,7 @@ async fn an_identical_upsert_keeps_the_version_and_logs_nothing(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;
     let doc = json!({"name": "A", "notes": "n", "meta": {"x": 1, "y": [1, 2]}});
     let r = c
-        .push_ok(&t, vec![upsert("o1", "plans", "p", None, doc.clone())])
+        .push_ok(&t, vec![create("o1", "plans", "p", doc.clone())])
         .await;
     assert_eq!(r[0]["version"], 1);
     let (_, cursor) = c.pull_all(&t, None).await;
@@ -67,7 +67,7 @@ async fn an_identical_upsert_within_one_batch_is_a_no_op(db: TestDb) {
         .push_ok(
             &t,
             vec![
-                upsert("b1", "plans", "p", None, json!({"name": "A"})),
+                create("b1", "plans", "p", json!({"name": "A"})),
                 upsert("b2", "plans", "p", Some(1), json!({"name": "A"})),
                 upsert("b3", "plans", "p", Some(1), json!({"name": "C"})),
                 upsert("b4", "plans", "p", Some(2), json!({"name": "C"})),
@@ -100,7 +100,7 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
     c.push_ok(
         &t,
         vec![
-            upsert("s1", "plans", "p", None, json!({"name": "A"})),
+            create("s1", "plans", "p", json!({"name": "A"})),
             upsert("s2", "plans", "p", Some(1), json!({"name": "B"})),
         ],
     )
@@ -110,7 +110,7 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
             &t,
             vec![
                 upsert("s3", "plans", "p", Some(1), json!({"name": "B"})),
-                upsert("s4", "plans", "p", None, json!({"name": "B"})),
+                create("s4", "plans", "p", json!({"name": "B"})),
             ],
         )
         .await;
@@ -122,11 +122,8 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
 async fn an_identical_upsert_pokes_no_one(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;
     let mut events = c.events(&t).await;
-    c.push_ok(
-        &t,
-        vec![upsert(&op(), "plans", "p", None, json!({"name": "A"}))],
-    )
-    .await;
+    c.push_ok(&t, vec![create(&op(), "plans", "p", json!({"name": "A"}))])
+        .await;
     // The creation's own poke is taken first: on PostgreSQL it travels through LISTEN/NOTIFY and
     // may reach the stream after the pushes below have been answered.
     let (_, created) = c.pull_all(&t, None).await;
@@ -139,11 +136,8 @@ async fn an_identical_upsert_pokes_no_one(db: TestDb) {
         .await;
     assert_eq!(r[0]["version"], 1);
     // Then a real change: the first poke the stream sees is that one's.
-    c.push_ok(
-        &t,
-        vec![upsert(&op(), "plans", "q", None, json!({"name": "Q"}))],
-    )
-    .await;
+    c.push_ok(&t, vec![create(&op(), "plans", "q", json!({"name": "Q"}))])
+        .await;
     let (_, latest) = c.pull_all(&t, None).await;
     let first = events.next_poke().await;
     assert_eq!(first, latest, "the no-op poked");

@@ -241,6 +241,11 @@ pub fn upsert(op: &str, entity: &str, id: &str, base: Option<i64>, payload: Valu
            "payload": payload, "clientTime": "2025-01-01T00:00:00Z"})
 }
 
+/// An upsert creating `entity/id` (no base version).
+pub fn create(op: &str, entity: &str, id: &str, payload: Value) -> Value {
+    upsert(op, entity, id, None, payload)
+}
+
 /// A delete mutation.
 pub fn delete(op: &str, entity: &str, id: &str, base: Option<i64>) -> Value {
     json!({"opId": op, "entity": entity, "entityId": id, "type": "delete", "baseVersion": base,
