@@ -2,7 +2,7 @@
 //! how push batches take them, and what a failed group does, with the server's answers written
 //! by hand.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tandem_protocol::{ConflictCode, MutationResult, RejectionCode, MAX_GROUP_SIZE};
 
 use crate::engine::{now_ms, WriteOp};
@@ -10,7 +10,7 @@ use crate::outbox::{EntryState, OutboxEntry};
 use crate::sync::conflict::ConflictPolicy;
 use crate::sync::push::{self, Outcome};
 use crate::sync::resolve::{self, Resolution};
-use crate::test_device::{device, entity_ids, put_op};
+use crate::test_device::{device, entity_ids, obj, put_op};
 
 /// Answers `failing` with a rejection and every other entry `aborted`, as the server does.
 fn reject_one<'a>(
@@ -20,6 +20,28 @@ fn reject_one<'a>(
     move |e| {
         if e.entity_id == failing {
             MutationResult::rejected(&e.op_id, RejectionCode::InvalidPayload)
+        } else {
+            MutationResult::aborted(&e.op_id, batch_op)
+        }
+    }
+}
+
+/// Answers `failing` with a version mismatch (the server at version 2 with `server_doc`) and
+/// every other entry `aborted`, as the server does.
+fn conflict_one<'a>(
+    failing: &'a str,
+    server_doc: Value,
+    batch_op: &'a str,
+) -> impl Fn(&OutboxEntry) -> MutationResult + 'a {
+    let server_doc = obj(server_doc);
+    move |e| {
+        if e.entity_id == failing {
+            MutationResult::conflict(
+                &e.op_id,
+                ConflictCode::VersionMismatch,
+                Some(2),
+                Some(server_doc.clone()),
+            )
         } else {
             MutationResult::aborted(&e.op_id, batch_op)
         }
@@ -119,7 +141,7 @@ fn a_delete_in_another_batch_folds_into_a_grouped_change_and_merges_the_groups()
         put_op("plans", "a", json!({"name": "a"})),
         put_op("plans", "b", json!({"name": "b"})),
     ]);
-    d.push_up_to(100, |e| MutationResult::applied(&e.op_id, 1));
+    d.push(|e| MutationResult::applied(&e.op_id, 1));
     d.write(vec![
         put_op("plans", "a", json!({"name": "a2"})),
         put_op("plans", "b", json!({"name": "b2"})),
@@ -193,7 +215,7 @@ fn a_lost_answer_sends_the_same_group_again() {
         put_op("plans", "a", json!({"name": "a"})),
         put_op("plans", "b", json!({"name": "b"})),
     ]);
-    let first = d.take_up_to(100);
+    let first = d.take();
     // No answer: the next batch is the same group, same op ids, and a later edit waits.
     d.write(vec![put_op("plans", "a", json!({"name": "a2"}))]);
     let again = d.take_up_to(1);
@@ -215,7 +237,7 @@ fn a_rejected_member_holds_its_group_until_discarded() {
     d.write(vec![put_op("plans", "other", json!({"name": "o"}))]);
     let ops = d.outbox();
     let bad_op = ops[1].op_id.clone();
-    let (_, tally) = d.push_up_to(100, |e| match e.entity_id.as_str() {
+    let tally = d.push(|e| match e.entity_id.as_str() {
         "other" => MutationResult::applied(&e.op_id, 1),
         _ => reject_one("bad", &bad_op)(e),
     });
@@ -248,16 +270,13 @@ fn a_rejected_member_holds_its_group_until_discarded() {
             ("c".into(), EntryState::Pending),
         ]
     );
-    assert!(
-        d.take_up_to(100).is_empty(),
-        "held while the dead letter stays"
-    );
+    assert!(d.take().is_empty(), "held while the dead letter stays");
     // The user corrects the record, then discards the dead letter: the correction takes its
     // place and the group goes whole.
     d.write(vec![put_op("plans", "bad", json!({"name": "fixed"}))]);
-    assert!(d.take_up_to(100).is_empty());
+    assert!(d.take().is_empty());
     resolve::discard_rejected(&d.engine, &bad_op).unwrap();
-    let batch = d.take_up_to(100);
+    let batch = d.take();
     assert_eq!(
         entity_ids(&batch),
         ["a", "bad", "c"],
@@ -270,36 +289,24 @@ fn a_rejected_member_holds_its_group_until_discarded() {
 fn a_parked_conflict_holds_its_group_until_resolved() {
     let d = device(ConflictPolicy::Manual);
     d.write(vec![put_op("plans", "p", json!({"name": "v1"}))]);
-    d.push_up_to(100, |e| MutationResult::applied(&e.op_id, 1));
+    d.push(|e| MutationResult::applied(&e.op_id, 1));
     d.write(vec![
         put_op("plans", "p", json!({"name": "mine"})),
         put_op("plans", "q", json!({"name": "q"})),
     ]);
     let p_op = d.outbox()[0].op_id.clone();
-    let (_, tally) = d.push_up_to(100, |e| {
-        if e.entity_id == "p" {
-            let server = json!({"name": "theirs"}).as_object().unwrap().clone();
-            MutationResult::conflict(
-                &e.op_id,
-                ConflictCode::VersionMismatch,
-                Some(2),
-                Some(server),
-            )
-        } else {
-            MutationResult::aborted(&e.op_id, &p_op)
-        }
-    });
+    let tally = d.push(conflict_one("p", json!({"name": "theirs"}), &p_op));
     assert_eq!(tally.parked, vec![("plans".into(), "p".into())]);
     assert_eq!(
         tally.outcomes[1].outcome,
         Outcome::WaitsForGroup(p_op.clone())
     );
-    assert!(d.take_up_to(100).is_empty(), "q waits for p's conflict");
+    assert!(d.take().is_empty(), "q waits for p's conflict");
     // A lone edit of q meanwhile stays in the group.
     d.write(vec![put_op("plans", "q", json!({"name": "q2"}))]);
-    assert!(d.take_up_to(100).is_empty());
+    assert!(d.take().is_empty());
     resolve::resolve(&d.engine, "plans", "p", Resolution::KeepMine).unwrap();
-    let batch = d.take_up_to(100);
+    let batch = d.take();
     assert_eq!(entity_ids(&batch), ["p", "q"], "p back in its place");
     assert_eq!(batch[0].group_id, batch[1].group_id);
     assert_eq!(batch[0].base_version, Some(2));
@@ -310,27 +317,15 @@ fn a_parked_conflict_holds_its_group_until_resolved() {
 fn a_conflict_the_policy_settles_goes_again_with_its_group() {
     let d = device(ConflictPolicy::Merge);
     d.write(vec![put_op("plans", "p", json!({"name": "v1"}))]);
-    d.push_up_to(100, |e| MutationResult::applied(&e.op_id, 1));
+    d.push(|e| MutationResult::applied(&e.op_id, 1));
     d.write(vec![
         put_op("plans", "p", json!({"name": "v1", "notes": "mine"})),
         put_op("plans", "q", json!({"name": "q"})),
     ]);
     let p_op = d.outbox()[0].op_id.clone();
-    d.push_up_to(100, |e| {
-        if e.entity_id == "p" {
-            let server = json!({"name": "renamed"}).as_object().unwrap().clone();
-            MutationResult::conflict(
-                &e.op_id,
-                ConflictCode::VersionMismatch,
-                Some(2),
-                Some(server),
-            )
-        } else {
-            MutationResult::aborted(&e.op_id, &p_op)
-        }
-    });
+    d.push(conflict_one("p", json!({"name": "renamed"}), &p_op));
     // Merged cleanly and rebased: the whole group goes again at once, p in its place.
-    let batch = d.take_up_to(100);
+    let batch = d.take();
     assert_eq!(entity_ids(&batch), ["p", "q"]);
     assert_eq!(batch[0].group_id, batch[1].group_id);
     assert_eq!(
@@ -343,7 +338,7 @@ fn a_conflict_the_policy_settles_goes_again_with_its_group() {
 fn a_member_refused_for_its_parent_takes_its_group_behind_the_parent() {
     let d = device(ConflictPolicy::Merge);
     d.write(vec![put_op("plans", "p", json!({"name": "p"}))]);
-    let _inflight = d.take_up_to(100); // p's creation is in flight, unanswered
+    let _inflight = d.take(); // p's creation is in flight, unanswered
     d.write(vec![
         put_op("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
         put_op("plans", "q", json!({"name": "q"})),
@@ -386,18 +381,15 @@ fn a_settled_parent_goes_again_before_its_children() {
     ]);
     d.write(vec![put_op("plans", "other", json!({"name": "o"}))]);
     let p_op = d.outbox()[0].op_id.clone();
-    let (_, tally) = d.push_up_to(100, |e| match e.entity_id.as_str() {
+    let tally = d.push(|e| match e.entity_id.as_str() {
         "p" => MutationResult::conflict(&e.op_id, ConflictCode::Deleted, Some(2), None),
         "d" => MutationResult::aborted(&e.op_id, &p_op),
         _ => MutationResult::applied(&e.op_id, 1),
     });
     assert_eq!(tally.parked, vec![("plans".into(), "p".into())]);
-    assert!(
-        d.take_up_to(100).is_empty(),
-        "the day waits for its plan's conflict"
-    );
+    assert!(d.take().is_empty(), "the day waits for its plan's conflict");
     resolve::resolve(&d.engine, "plans", "p", Resolution::KeepMine).unwrap();
-    let batch = d.take_up_to(100);
+    let batch = d.take();
     assert_eq!(entity_ids(&batch), ["p", "d"]);
     assert_eq!(batch[0].base_version, Some(2));
     assert_eq!(batch[0].group_id, batch[1].group_id);

@@ -8,7 +8,7 @@ use crate::outbox::{self, EntryState, OpKind, OutboxEntry};
 use crate::records::RecordState;
 use crate::sync::conflict::{self, ConflictPolicy, ConflictReason};
 use crate::sync::{pull, push};
-use crate::test_device::{change, device, obj};
+use crate::test_device::{change, device, entity_ids, obj};
 
 #[test]
 fn take_batch_marks_in_flight_and_stops_at_a_second_entry_of_a_record() {
@@ -19,7 +19,7 @@ fn take_batch_marks_in_flight_and_stops_at_a_second_entry_of_a_record() {
     d.put("plans", "a", json!({"name": "a2"})); // in flight: a new entry
     d.put("plans", "b", json!({"name": "b"}));
     let batch = d.take();
-    let ids: Vec<&str> = batch.iter().map(|e| e.entity_id.as_str()).collect();
+    let ids = entity_ids(&batch);
     assert_eq!(
         ids,
         ["a"],
@@ -44,16 +44,9 @@ fn take_batch_leaves_a_waiting_record_pending_and_takes_what_follows() {
         .store()
         .write(|tx| outbox::take_batch(tx, 100, |e| Ok(e.entity_id == "held")))
         .unwrap();
-    let ids: Vec<&str> = batch.iter().map(|e| e.entity_id.as_str()).collect();
+    let ids = entity_ids(&batch);
     assert_eq!(ids, ["a", "b"]);
-    let states: Vec<(String, EntryState)> = d
-        .engine
-        .store()
-        .read(outbox::list)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.entity_id, e.state))
-        .collect();
+    let states: Vec<(String, EntryState)> = d.entry_states();
     assert!(states.contains(&("held".into(), EntryState::Pending)));
     assert!(!states.contains(&("held".into(), EntryState::Inflight)));
 }
@@ -69,14 +62,7 @@ fn send_after_the_rest_moves_a_records_entries_behind_the_others_in_order() {
         .store()
         .write(|tx| outbox::send_after_the_rest(tx, "plans", "a"))
         .unwrap();
-    let order: Vec<(String, EntryState)> = d
-        .engine
-        .store()
-        .read(outbox::list)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.entity_id, e.state))
-        .collect();
+    let order: Vec<(String, EntryState)> = d.entry_states();
     assert_eq!(
         order,
         [

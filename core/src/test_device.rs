@@ -197,6 +197,17 @@ impl Device {
         self.engine.outbox().unwrap()
     }
 
+    /// Every outbox entry's record id and state, in the outbox's order.
+    pub(crate) fn entry_states(&self) -> Vec<(String, EntryState)> {
+        self.engine
+            .store()
+            .read(outbox::list)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.entity_id, e.state))
+            .collect()
+    }
+
     /// The outbox entries still to send (dead letters left out).
     pub(crate) fn unsent(&self) -> Vec<OutboxEntry> {
         self.outbox()
