@@ -161,6 +161,21 @@ fn two_devices(server: &Server) -> (Device, Device, String) {
     (phone, tablet, email)
 }
 
+/// [`two_devices`], both holding plan `p1` ("Legs"), synced.
+fn two_devices_holding_a_plan(server: &Server) -> (Device, Device) {
+    let (phone, tablet, _) = two_devices(server);
+    phone.put_plan("p1", "Legs");
+    phone.json(&["sync"]);
+    tablet.json(&["sync"]);
+    (phone, tablet)
+}
+
+/// The phone renames plan `p1` "Phone legs", then the tablet "Tablet legs"; neither syncs.
+fn rename_the_plan_on_both(phone: &Device, tablet: &Device) {
+    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
+    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+}
+
 fn tandem() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
     for var in [
@@ -735,13 +750,9 @@ fn sync_fails_offline_and_keeps_the_changes() {
 #[test]
 fn conflicts_are_listed_and_resolved() {
     let server = Server::start();
-    let (phone, tablet, _) = two_devices(&server);
-    phone.put_plan("p1", "Legs");
-    phone.json(&["sync"]);
-    tablet.json(&["sync"]);
+    let (phone, tablet) = two_devices_holding_a_plan(&server);
 
-    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
-    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+    rename_the_plan_on_both(&phone, &tablet);
     phone.json(&["sync"]);
     assert_eq!(tablet.json(&["sync"])["conflicts"], 1);
 
@@ -1254,8 +1265,7 @@ fn the_conflict_policy_is_kept_in_the_data_directory_and_shown_by_status() {
     phone.put_plan("p1", "Legs");
     phone.json(&["sync"]);
     tablet.json(&["sync"]);
-    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
-    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+    rename_the_plan_on_both(&phone, &tablet);
     phone.json(&["sync"]);
     let report = tablet.json(&["sync"]);
     assert_eq!(report["parked"], json!([]));
@@ -1299,17 +1309,13 @@ fn the_conflict_policy_is_kept_in_the_data_directory_and_shown_by_status() {
 #[test]
 fn last_write_wins_settles_a_conflict_by_the_later_edit_with_no_one_asked() {
     let server = Server::start();
-    let (phone, tablet, _) = two_devices(&server);
-    phone.put_plan("p1", "Legs");
-    phone.json(&["sync"]);
-    tablet.json(&["sync"]);
+    let (phone, tablet) = two_devices_holding_a_plan(&server);
     let status = tablet.json(&["--conflict-policy", "last-write-wins", "status"]);
     assert_eq!(status["conflictPolicy"], "last-write-wins");
 
     // The phone's edit is made first, the tablet's later: the later one wins on both devices,
     // whichever reaches the server first.
-    phone.json(&["patch", "plans", "p1", r#"{"name":"Phone legs"}"#]);
-    tablet.json(&["patch", "plans", "p1", r#"{"name":"Tablet legs"}"#]);
+    rename_the_plan_on_both(&phone, &tablet);
     phone.json(&["sync"]);
     let report = tablet.json(&["sync"]);
     assert_eq!(report["parked"], json!([]));

@@ -50,6 +50,8 @@ mod store;
 mod sync;
 #[cfg(test)]
 mod sync_tests;
+#[cfg(test)]
+mod test_device;
 
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;

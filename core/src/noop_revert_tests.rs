@@ -5,164 +5,58 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use tandem_protocol::{Change, MutationResult};
-use tempfile::TempDir;
+use serde_json::json;
+use tandem_protocol::MutationResult;
 
-use crate::engine::{now_ms, Engine, WriteOp};
+use crate::engine::now_ms;
 use crate::error::Error;
-use crate::outbox::{self, EntryState, OpKind, OutboxEntry};
-use crate::records::{RecordRow, RecordState};
+use crate::outbox::{EntryState, OpKind};
+use crate::records::RecordState;
 use crate::sync::conflict::{self, ConflictPolicy};
+use crate::sync::push;
 use crate::sync::revert::revert;
-use crate::sync::{pull, push};
-
-const SCHEMA: &str = include_str!("../../schemas/test.json");
-
-struct Device {
-    _dir: TempDir,
-    engine: Engine,
-    policy: ConflictPolicy,
-}
-
-fn device(policy: ConflictPolicy) -> Device {
-    let dir = TempDir::new().unwrap();
-    let engine = Engine::open(dir.path(), SCHEMA).unwrap();
-    Device {
-        _dir: dir,
-        engine,
-        policy,
-    }
-}
-
-fn put(collection: &str, id: &str, doc: Value) -> WriteOp {
-    WriteOp::Put {
-        collection: collection.into(),
-        id: Some(id.into()),
-        doc,
-    }
-}
-
-fn patch(collection: &str, id: &str, patch: Value) -> WriteOp {
-    WriteOp::Patch {
-        collection: collection.into(),
-        id: id.into(),
-        patch,
-    }
-}
-
-fn delete(collection: &str, id: &str) -> WriteOp {
-    WriteOp::Delete {
-        collection: collection.into(),
-        id: id.into(),
-    }
-}
-
-impl Device {
-    /// Writes `ops`; returns whether anything changed.
-    fn write(&self, ops: Vec<WriteOp>) -> bool {
-        self.engine.write_reporting(ops).unwrap().1
-    }
-
-    /// Pushes everything pending, answered `applied` at `version`.
-    fn push_applied(&self, version: i64) {
-        self.push(|e| MutationResult::applied(&e.op_id, version));
-    }
-
-    fn push(&self, answer: impl Fn(&OutboxEntry) -> MutationResult) {
-        let schema = self.engine.schema().clone();
-        self.engine
-            .store()
-            .write(|tx| {
-                let batch = outbox::take_batch(tx, 100, |_| Ok(false))?;
-                let results: Vec<MutationResult> = batch.iter().map(&answer).collect();
-                push::apply_results(tx, &schema, &batch, &results, self.policy, now_ms())
-            })
-            .unwrap();
-    }
-
-    fn take(&self) -> Vec<OutboxEntry> {
-        self.engine
-            .store()
-            .write(|tx| outbox::take_batch(tx, 100, |_| Ok(false)))
-            .unwrap()
-    }
-
-    fn pull(&self, changes: Vec<Change>) {
-        let schema = self.engine.schema().clone();
-        self.engine
-            .store()
-            .write(|tx| pull::apply_page(tx, &schema, &changes, "c1", self.policy, now_ms(), None))
-            .unwrap();
-    }
-
-    fn row(&self, collection: &str, id: &str) -> Option<RecordRow> {
-        self.engine
-            .store()
-            .read(|c| crate::records::load(c, collection, id))
-            .unwrap()
-    }
-
-    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.engine
-            .get(collection, id)
-            .unwrap()
-            .map(|r| serde_json::from_str(r.doc.as_deref().unwrap()).unwrap())
-    }
-
-    fn outbox(&self) -> Vec<OutboxEntry> {
-        self.engine.outbox().unwrap()
-    }
-}
-
-fn change(entity: &str, id: &str, version: i64, doc: Option<Value>) -> Change {
-    Change {
-        entity: entity.into(),
-        entity_id: id.into(),
-        version,
-        deleted: doc.is_none(),
-        doc: doc.map(|d| d.as_object().unwrap().clone()),
-        updated_at: "2026-01-01T00:00:00Z".into(),
-        group_id: None,
-        edited_at: None,
-        field_edited_at: None,
-    }
-}
-
-// ---- No-op saves ----
+use crate::test_device::{change, delete_op, device, patch_op, put_op};
 
 #[test]
 fn an_identical_put_of_a_synced_record_writes_nothing() {
     let d = device(ConflictPolicy::Merge);
-    assert!(d.write(vec![put("plans", "p", json!({"name": "A", "notes": "n"}))]));
+    assert!(d.write_changed(vec![put_op(
+        "plans",
+        "p",
+        json!({"name": "A", "notes": "n"})
+    )]));
     d.push_applied(1);
     let before = d.row("plans", "p").unwrap();
     std::thread::sleep(Duration::from_millis(5)); // a write would get a later updatedAt
-    assert!(!d.write(vec![put("plans", "p", json!({"notes": "n", "name": "A"}))]));
-    assert!(!d.write(vec![put(
+    assert!(!d.write_changed(vec![put_op(
+        "plans",
+        "p",
+        json!({"notes": "n", "name": "A"})
+    )]));
+    assert!(!d.write_changed(vec![put_op(
         "plans",
         "p",
         json!({"name": "A", "notes": "n", "rating": null})
     )]));
-    assert!(!d.write(vec![patch("plans", "p", json!({"name": "A"}))]));
-    assert!(!d.write(vec![patch("plans", "p", json!({}))]));
-    assert!(!d.write(vec![patch("plans", "p", json!({"archived": null}))]));
+    assert!(!d.write_changed(vec![patch_op("plans", "p", json!({"name": "A"}))]));
+    assert!(!d.write_changed(vec![patch_op("plans", "p", json!({}))]));
+    assert!(!d.write_changed(vec![patch_op("plans", "p", json!({"archived": null}))]));
     assert_eq!(d.row("plans", "p").unwrap(), before, "nothing changed");
     assert!(d.outbox().is_empty(), "no outbox entry");
     assert_eq!(d.engine.pending_count().unwrap(), 0);
     // A change is still a change.
-    assert!(d.write(vec![patch("plans", "p", json!({"notes": "m"}))]));
+    assert!(d.write_changed(vec![patch_op("plans", "p", json!({"notes": "m"}))]));
     assert_eq!(d.outbox().len(), 1);
 }
 
 #[test]
 fn an_identical_put_returns_the_record_as_it_stands() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     d.push_applied(4);
     let (rows, changed) = d
         .engine
-        .write_reporting(vec![put("plans", "p", json!({"name": "A"}))])
+        .write_reporting(vec![put_op("plans", "p", json!({"name": "A"}))])
         .unwrap();
     assert!(!changed);
     assert_eq!(rows, vec![d.row("plans", "p").unwrap()]);
@@ -173,16 +67,16 @@ fn an_identical_put_returns_the_record_as_it_stands() {
 #[test]
 fn an_identical_save_of_a_pending_record_leaves_its_entry_untouched() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     let entry = d.outbox();
     let row = d.row("plans", "p").unwrap();
     std::thread::sleep(Duration::from_millis(5));
-    assert!(!d.write(vec![put("plans", "p", json!({"name": "A"}))]));
+    assert!(!d.write_changed(vec![put_op("plans", "p", json!({"name": "A"}))]));
     assert_eq!(d.outbox(), entry);
     assert_eq!(d.row("plans", "p").unwrap(), row);
     // Also while the entry is in flight: no second entry behind it.
     d.take();
-    assert!(!d.write(vec![patch("plans", "p", json!({"name": "A"}))]));
+    assert!(!d.write_changed(vec![patch_op("plans", "p", json!({"name": "A"}))]));
     assert_eq!(d.outbox().len(), 1);
 }
 
@@ -195,31 +89,31 @@ fn a_pulled_document_compares_by_value_not_by_spelling() {
         3,
         Some(json!({"notes": "n", "name": "A", "meta": {"b": 1, "a": [1, 2]}})),
     )]);
-    assert!(!d.write(vec![put(
+    assert!(!d.write_changed(vec![put_op(
         "plans",
         "p",
         json!({"name": "A", "meta": {"a": [1, 2], "b": 1}, "notes": "n"})
     )]));
     assert!(d.outbox().is_empty());
     // A change inside a nested object is a change.
-    assert!(d.write(vec![patch("plans", "p", json!({"meta": {"b": 1.5}}))]));
+    assert!(d.write_changed(vec![patch_op("plans", "p", json!({"meta": {"b": 1.5}}))]));
 }
 
 #[test]
 fn a_batch_of_only_identical_saves_tells_no_observer() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
-    d.write(vec![put("exercises", "e", json!({"name": "Squat"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("exercises", "e", json!({"name": "Squat"}))]);
     let (tx, rx) = mpsc::channel();
     let _listening = d.engine.listen(Box::new(move |collections| {
         tx.send(collections).unwrap();
     }));
-    assert!(!d.write(vec![
-        put("plans", "p", json!({"name": "A"})),
-        patch("exercises", "e", json!({"name": "Squat"})),
+    assert!(!d.write_changed(vec![
+        put_op("plans", "p", json!({"name": "A"})),
+        patch_op("exercises", "e", json!({"name": "Squat"})),
     ]));
     // A real write afterwards: the first notification the listener gets is that one.
-    assert!(d.write(vec![patch("exercises", "e", json!({"name": "Lunge"}))]));
+    assert!(d.write_changed(vec![patch_op("exercises", "e", json!({"name": "Lunge"}))]));
     let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(first, vec!["exercises".to_string()]);
     assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
@@ -228,13 +122,13 @@ fn a_batch_of_only_identical_saves_tells_no_observer() {
 #[test]
 fn a_mixed_batch_writes_only_what_changes() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     d.push_applied(1);
     let (rows, changed) = d
         .engine
         .write_reporting(vec![
-            put("plans", "p", json!({"name": "A"})),
-            put("plans", "q", json!({"name": "B"})),
+            put_op("plans", "p", json!({"name": "A"})),
+            put_op("plans", "q", json!({"name": "B"})),
         ])
         .unwrap();
     assert!(changed);
@@ -246,19 +140,19 @@ fn a_mixed_batch_writes_only_what_changes() {
 #[test]
 fn an_identical_save_still_writes_a_deleted_or_rejected_record() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     d.push_applied(1);
-    d.write(vec![delete("plans", "p")]);
+    d.write(vec![delete_op("plans", "p")]);
     assert!(
-        d.write(vec![put("plans", "p", json!({"name": "A"}))]),
+        d.write_changed(vec![put_op("plans", "p", json!({"name": "A"}))]),
         "bringing a deleted record back is a change"
     );
     // A rejected change: saving the document again queues a new attempt.
     let r = device(ConflictPolicy::Merge);
-    r.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    r.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     r.push(|e| MutationResult::rejected(&e.op_id, tandem_protocol::RejectionCode::InvalidPayload));
     assert_eq!(r.row("plans", "p").unwrap().state, RecordState::Rejected);
-    assert!(r.write(vec![put("plans", "p", json!({"name": "A"}))]));
+    assert!(r.write_changed(vec![put_op("plans", "p", json!({"name": "A"}))]));
 }
 
 // ---- Revert ----
@@ -266,15 +160,15 @@ fn an_identical_save_still_writes_a_deleted_or_rejected_record() {
 #[test]
 fn revert_restores_the_server_document_and_drops_the_unsent_change() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     d.push_applied(2);
-    d.write(vec![patch(
+    d.write(vec![patch_op(
         "plans",
         "p",
         json!({"name": "B", "notes": "x"}),
     )]);
     d.take(); // in flight, then edited again: two entries
-    d.write(vec![patch("plans", "p", json!({"notes": "y"}))]);
+    d.write(vec![patch_op("plans", "p", json!({"notes": "y"}))]);
     assert_eq!(d.outbox().len(), 2);
     let reverted = revert(&d.engine, "plans", "p").unwrap();
     assert!(reverted.changed);
@@ -293,9 +187,9 @@ fn revert_restores_the_server_document_and_drops_the_unsent_change() {
 fn revert_of_a_record_never_synced_removes_it_and_what_was_created_below_it() {
     let d = device(ConflictPolicy::Merge);
     d.write(vec![
-        put("plans", "p", json!({"name": "A"})),
-        put("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
-        put("plans", "other", json!({"name": "kept"})),
+        put_op("plans", "p", json!({"name": "A"})),
+        put_op("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
+        put_op("plans", "other", json!({"name": "kept"})),
     ]);
     let reverted = revert(&d.engine, "plans", "p").unwrap();
     assert!(reverted.changed);
@@ -310,11 +204,11 @@ fn revert_of_a_record_never_synced_removes_it_and_what_was_created_below_it() {
 fn revert_of_a_local_delete_brings_the_record_and_its_children_back() {
     let d = device(ConflictPolicy::Merge);
     d.write(vec![
-        put("plans", "p", json!({"name": "A"})),
-        put("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
+        put_op("plans", "p", json!({"name": "A"})),
+        put_op("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
     ]);
     d.push_applied(1);
-    d.write(vec![delete("plans", "p")]);
+    d.write(vec![delete_op("plans", "p")]);
     assert_eq!(d.doc("plan_days", "d"), None);
     let reverted = revert(&d.engine, "plans", "p").unwrap();
     assert!(reverted.changed);
@@ -331,12 +225,12 @@ fn revert_of_a_local_delete_brings_the_record_and_its_children_back() {
 fn revert_of_a_child_under_a_parent_deleted_here_keeps_it_hidden() {
     let d = device(ConflictPolicy::Merge);
     d.write(vec![
-        put("plans", "p", json!({"name": "A"})),
-        put("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
+        put_op("plans", "p", json!({"name": "A"})),
+        put_op("plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
     ]);
     d.push_applied(1);
-    d.write(vec![patch("plan_days", "d", json!({"title": "t"}))]);
-    d.write(vec![delete("plans", "p")]);
+    d.write(vec![patch_op("plan_days", "d", json!({"title": "t"}))]);
+    d.write(vec![delete_op("plans", "p")]);
     // The cascade hid the child and dropped its edit: nothing to revert of it.
     assert!(!revert(&d.engine, "plan_days", "d").unwrap().changed);
     assert_eq!(d.doc("plan_days", "d"), None);
@@ -351,9 +245,9 @@ fn revert_of_a_child_under_a_parent_deleted_here_keeps_it_hidden() {
 #[test]
 fn revert_drops_a_dead_letter_and_an_open_conflict() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     d.push_applied(1);
-    d.write(vec![patch("plans", "p", json!({"notes": "bad"}))]);
+    d.write(vec![patch_op("plans", "p", json!({"notes": "bad"}))]);
     d.push(|e| MutationResult::rejected(&e.op_id, tandem_protocol::RejectionCode::InvalidPayload));
     assert_eq!(d.outbox()[0].state, EntryState::Rejected);
     assert!(revert(&d.engine, "plans", "p").unwrap().changed);
@@ -362,9 +256,9 @@ fn revert_drops_a_dead_letter_and_an_open_conflict() {
     assert_eq!(d.row("plans", "p").unwrap().state, RecordState::Synced);
 
     let m = device(ConflictPolicy::Manual);
-    m.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    m.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     m.push_applied(1);
-    m.write(vec![patch("plans", "p", json!({"name": "mine"}))]);
+    m.write(vec![patch_op("plans", "p", json!({"name": "mine"}))]);
     m.pull(vec![change(
         "plans",
         "p",
@@ -382,9 +276,9 @@ fn revert_drops_a_dead_letter_and_an_open_conflict() {
 #[test]
 fn revert_of_a_record_the_server_deleted_removes_it() {
     let d = device(ConflictPolicy::Manual);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     d.push_applied(1);
-    d.write(vec![patch("plans", "p", json!({"name": "mine"}))]);
+    d.write(vec![patch_op("plans", "p", json!({"name": "mine"}))]);
     d.pull(vec![change("plans", "p", 2, None)]);
     assert!(revert(&d.engine, "plans", "p").unwrap().changed);
     assert_eq!(d.doc("plans", "p"), None);
@@ -395,7 +289,7 @@ fn revert_of_a_record_the_server_deleted_removes_it() {
 #[test]
 fn revert_tells_observers_and_refuses_unknown_records() {
     let d = device(ConflictPolicy::Merge);
-    d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+    d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
     let (tx, rx) = mpsc::channel();
     let _listening = d.engine.listen(Box::new(move |collections| {
         tx.send(collections).unwrap();
@@ -419,9 +313,9 @@ fn revert_tells_observers_and_refuses_unknown_records() {
 fn the_answer_to_a_change_reverted_in_flight_changes_nothing_and_the_pull_brings_it() {
     for answer in ["applied", "conflict", "rejected"] {
         let d = device(ConflictPolicy::ClientWins);
-        d.write(vec![put("plans", "p", json!({"name": "A"}))]);
+        d.write(vec![put_op("plans", "p", json!({"name": "A"}))]);
         d.push_applied(1);
-        d.write(vec![patch("plans", "p", json!({"name": "B"}))]);
+        d.write(vec![patch_op("plans", "p", json!({"name": "B"}))]);
         let batch = d.take(); // in flight
         assert!(revert(&d.engine, "plans", "p").unwrap().changed);
         let results: Vec<MutationResult> = batch

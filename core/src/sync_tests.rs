@@ -2,139 +2,13 @@
 //! every rule of reconciliation without a network.
 
 use serde_json::{json, Value};
-use tandem_protocol::{Change, MutationResult};
-use tempfile::TempDir;
+use tandem_protocol::MutationResult;
 
-use crate::engine::{now_ms, Engine, WriteOp};
 use crate::outbox::{self, EntryState, OpKind, OutboxEntry};
-use crate::records::{RecordRow, RecordState};
+use crate::records::RecordState;
 use crate::sync::conflict::{self, ConflictPolicy, ConflictReason};
 use crate::sync::{pull, push};
-
-/// The one test schema (`schemas/test.json`).
-const SCHEMA: &str = include_str!("../../schemas/test.json");
-
-struct Device {
-    _dir: TempDir,
-    engine: Engine,
-    policy: ConflictPolicy,
-}
-
-fn device(policy: ConflictPolicy) -> Device {
-    let dir = TempDir::new().unwrap();
-    let engine = Engine::open(dir.path(), SCHEMA).unwrap();
-    Device {
-        _dir: dir,
-        engine,
-        policy,
-    }
-}
-
-fn obj(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().unwrap().clone()
-}
-
-fn change(entity: &str, id: &str, version: i64, doc: Option<Value>) -> Change {
-    Change {
-        entity: entity.into(),
-        entity_id: id.into(),
-        version,
-        deleted: doc.is_none(),
-        doc: doc.map(obj),
-        updated_at: "2026-01-01T00:00:00Z".into(),
-        group_id: None,
-        edited_at: None,
-        field_edited_at: None,
-    }
-}
-
-impl Device {
-    fn put(&self, collection: &str, id: &str, doc: Value) {
-        self.engine
-            .write(vec![WriteOp::Put {
-                collection: collection.into(),
-                id: Some(id.into()),
-                doc,
-            }])
-            .unwrap();
-    }
-
-    fn delete(&self, collection: &str, id: &str) {
-        self.engine
-            .write(vec![WriteOp::Delete {
-                collection: collection.into(),
-                id: id.into(),
-            }])
-            .unwrap();
-    }
-
-    fn take(&self) -> Vec<OutboxEntry> {
-        self.engine
-            .store()
-            .write(|tx| outbox::take_batch(tx, 100, |_| Ok(false)))
-            .unwrap()
-    }
-
-    /// Pushes what is pending and answers with `answer(entry)`.
-    fn push(&self, answer: impl Fn(&OutboxEntry) -> MutationResult) -> push::PushTally {
-        let batch = self.take();
-        let results: Vec<MutationResult> = batch.iter().map(&answer).collect();
-        let schema = self.engine.schema().clone();
-        self.engine
-            .store()
-            .write(|tx| push::apply_results(tx, &schema, &batch, &results, self.policy, now_ms()))
-            .unwrap()
-    }
-
-    /// Pushes everything as applied, each record at `version`.
-    fn push_applied(&self, version: i64) {
-        self.push(|e| MutationResult::applied(&e.op_id, version));
-    }
-
-    fn pull(&self, changes: Vec<Change>) -> pull::PullTally {
-        let schema = self.engine.schema().clone();
-        self.engine
-            .store()
-            .write(|tx| pull::apply_page(tx, &schema, &changes, "c1", self.policy, now_ms(), None))
-            .unwrap()
-    }
-
-    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.engine
-            .get(collection, id)
-            .unwrap()
-            .map(|r| serde_json::from_str(r.doc.as_deref().unwrap()).unwrap())
-    }
-
-    /// The stored row, deleted or not.
-    fn row(&self, collection: &str, id: &str) -> Option<RecordRow> {
-        self.engine
-            .store()
-            .read(|c| crate::records::load(c, collection, id))
-            .unwrap()
-    }
-
-    fn state(&self, collection: &str, id: &str) -> RecordState {
-        self.row(collection, id).unwrap().state
-    }
-
-    fn version(&self, collection: &str, id: &str) -> i64 {
-        self.row(collection, id).unwrap().server_version
-    }
-
-    fn unsent(&self) -> Vec<OutboxEntry> {
-        self.engine
-            .outbox()
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.state != EntryState::Rejected)
-            .collect()
-    }
-
-    fn conflicts(&self) -> Vec<conflict::ConflictRow> {
-        self.engine.store().read(conflict::list).unwrap()
-    }
-}
+use crate::test_device::{change, device, entity_ids, obj};
 
 #[test]
 fn take_batch_marks_in_flight_and_stops_at_a_second_entry_of_a_record() {
@@ -145,7 +19,7 @@ fn take_batch_marks_in_flight_and_stops_at_a_second_entry_of_a_record() {
     d.put("plans", "a", json!({"name": "a2"})); // in flight: a new entry
     d.put("plans", "b", json!({"name": "b"}));
     let batch = d.take();
-    let ids: Vec<&str> = batch.iter().map(|e| e.entity_id.as_str()).collect();
+    let ids = entity_ids(&batch);
     assert_eq!(
         ids,
         ["a"],
@@ -170,16 +44,9 @@ fn take_batch_leaves_a_waiting_record_pending_and_takes_what_follows() {
         .store()
         .write(|tx| outbox::take_batch(tx, 100, |e| Ok(e.entity_id == "held")))
         .unwrap();
-    let ids: Vec<&str> = batch.iter().map(|e| e.entity_id.as_str()).collect();
+    let ids = entity_ids(&batch);
     assert_eq!(ids, ["a", "b"]);
-    let states: Vec<(String, EntryState)> = d
-        .engine
-        .store()
-        .read(outbox::list)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.entity_id, e.state))
-        .collect();
+    let states: Vec<(String, EntryState)> = d.entry_states();
     assert!(states.contains(&("held".into(), EntryState::Pending)));
     assert!(!states.contains(&("held".into(), EntryState::Inflight)));
 }
@@ -195,14 +62,7 @@ fn send_after_the_rest_moves_a_records_entries_behind_the_others_in_order() {
         .store()
         .write(|tx| outbox::send_after_the_rest(tx, "plans", "a"))
         .unwrap();
-    let order: Vec<(String, EntryState)> = d
-        .engine
-        .store()
-        .read(outbox::list)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.entity_id, e.state))
-        .collect();
+    let order: Vec<(String, EntryState)> = d.entry_states();
     assert_eq!(
         order,
         [

@@ -429,9 +429,7 @@ async fn failed_sign_ins_are_rate_limited(db: TestDb) {
 }
 
 async fn versions_and_conflicts(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
@@ -561,9 +559,7 @@ async fn versions_and_conflicts(db: TestDb) {
 }
 
 async fn idempotent_replay(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let batch = vec![
         upsert("a1", "plans", "p1", None, json!({"name": "A"})),
         upsert("a2", "plans", "p1", Some(1), json!({"name": "B"})),
@@ -645,9 +641,7 @@ async fn idempotent_replay(db: TestDb) {
 }
 
 async fn schema_validation(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let big = "x".repeat(300 * 1024);
     let r = c
         .push_ok(
@@ -780,9 +774,7 @@ async fn schema_validation(db: TestDb) {
 }
 
 async fn deletes_cascade(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
@@ -1050,9 +1042,7 @@ async fn pagination_and_cursors(db: TestDb) {
 }
 
 async fn malformed_input_answers_4xx(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let good = upsert("m0", "plans", "p", None, json!({"name": "A"}));
     let with = |key: &str, value: Value| {
         let mut m = good.clone();
@@ -1255,20 +1245,11 @@ async fn sse_pokes(db: TestDb) {
     c.get("/sync/v1/events", None)
         .await
         .assert_error(401, "unauthorized");
-    let response = c
-        .http
-        .get(c.url("/sync/v1/events"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert!(response.headers()["content-type"]
+    let mut events = c.events(&alice).await;
+    assert!(events.headers["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
     // Bob's change does not poke Alice; Alice's does, with her latest cursor.
     c.push_ok(
         &bob,
@@ -1280,7 +1261,7 @@ async fn sse_pokes(db: TestDb) {
         vec![upsert(&op(), "plans", "a", None, json!({"name": "A"}))],
     )
     .await;
-    let cursor = common::next_poke(&mut stream, &mut buffer).await;
+    let cursor = events.next_poke().await;
     let (_, latest) = c.pull_all(&alice, None).await;
     assert_eq!(cursor, latest);
     let after = c
@@ -1294,7 +1275,7 @@ async fn sse_pokes(db: TestDb) {
         vec![upsert(&op(), "plans", "a", Some(1), json!({"name": "A2"}))],
     )
     .await;
-    let cursor2 = common::next_poke(&mut stream, &mut buffer).await;
+    let cursor2 = events.next_poke().await;
     let page = c
         .pull(&alice, Some(&cursor), None)
         .await

@@ -6,8 +6,8 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{delete, upsert, TestDb, TestServer};
-use serde_json::{json, Value};
+use common::{create, delete, entity_ids, group_statuses, grouped, upsert, TestDb, TestServer};
+use serde_json::json;
 
 on_both_backends!(
     a_rejected_member_applies_nothing_and_every_member_is_answered,
@@ -18,24 +18,6 @@ on_both_backends!(
     malformed_groups_are_refused,
     a_member_breaking_a_reference_or_unique_key_fails_its_group,
 );
-
-fn grouped(group: &str, mut m: Value) -> Value {
-    m["groupId"] = json!(group);
-    m
-}
-
-fn statuses(results: &[Value]) -> Vec<(String, Option<String>, Option<String>)> {
-    results
-        .iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap().to_string(),
-                r["reason"].as_str().map(str::to_string),
-                r["failedOpId"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
-}
 
 fn s(
     status: &str,
@@ -49,44 +31,26 @@ fn s(
     )
 }
 
-fn ids(changes: &[Value]) -> Vec<String> {
-    changes
-        .iter()
-        .map(|c| c["entityId"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let results = c
         .push_ok(
             &t,
             vec![
-                upsert("solo", "plans", "solo", None, json!({"name": "Alone"})),
-                grouped("g1", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+                create("solo", "plans", "solo", json!({"name": "Alone"})),
+                grouped("g1", create("a", "plans", "p", json!({"name": "P"}))),
                 grouped(
                     "g1",
-                    upsert(
-                        "b",
-                        "plan_days",
-                        "d",
-                        None,
-                        json!({"planId": "p", "dayIndex": 0}),
-                    ),
+                    create("b", "plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
                 ),
                 // No name: refused by the schema.
-                grouped(
-                    "g1",
-                    upsert("c", "plans", "bad", None, json!({"notes": "x"})),
-                ),
-                grouped("g1", upsert("d", "plans", "q", None, json!({"name": "Q"}))),
+                grouped("g1", create("c", "plans", "bad", json!({"notes": "x"}))),
+                grouped("g1", create("d", "plans", "q", json!({"name": "Q"}))),
             ],
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("applied", None, None),
             s("aborted", Some("group_failed"), Some("c")),
@@ -97,28 +61,23 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
     );
     assert!(results[1].get("version").is_none());
     let (changes, cursor) = c.pull_all(&t, None).await;
-    assert_eq!(ids(&changes), vec!["solo"], "only the lone change applied");
+    assert_eq!(
+        entity_ids(&changes),
+        vec!["solo"],
+        "only the lone change applied"
+    );
     // The same group, its bad member fixed, applies whole (aborted op ids were never applied).
     let results = c
         .push_ok(
             &t,
             vec![
-                grouped("g1", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+                grouped("g1", create("a", "plans", "p", json!({"name": "P"}))),
                 grouped(
                     "g1",
-                    upsert(
-                        "b",
-                        "plan_days",
-                        "d",
-                        None,
-                        json!({"planId": "p", "dayIndex": 0}),
-                    ),
+                    create("b", "plan_days", "d", json!({"planId": "p", "dayIndex": 0})),
                 ),
-                grouped(
-                    "g1",
-                    upsert("c2", "plans", "bad", None, json!({"name": "ok"})),
-                ),
-                grouped("g1", upsert("d", "plans", "q", None, json!({"name": "Q"}))),
+                grouped("g1", create("c2", "plans", "bad", json!({"name": "ok"}))),
+                grouped("g1", create("d", "plans", "q", json!({"name": "Q"}))),
             ],
         )
         .await;
@@ -127,25 +86,20 @@ async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: Test
         "{results:?}"
     );
     let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
-    assert_eq!(ids(&changes), vec!["p", "d", "bad", "q"]);
+    assert_eq!(entity_ids(&changes), vec!["p", "d", "bad", "q"]);
     assert!(changes.iter().all(|c| c["groupId"] == "g1"));
 }
 
 async fn a_conflicting_member_applies_nothing(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
-    c.push_ok(
-        &t,
-        vec![upsert("o1", "plans", "p", None, json!({"name": "v1"}))],
-    )
-    .await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
+    c.push_ok(&t, vec![create("o1", "plans", "p", json!({"name": "v1"}))])
+        .await;
     let (_, cursor) = c.pull_all(&t, None).await;
     let results = c
         .push_ok(
             &t,
             vec![
-                grouped("g", upsert("a", "plans", "new", None, json!({"name": "N"}))),
+                grouped("g", create("a", "plans", "new", json!({"name": "N"}))),
                 // Version 5 is not the record's: a conflict, with the server's state.
                 grouped(
                     "g",
@@ -155,7 +109,7 @@ async fn a_conflicting_member_applies_nothing(db: TestDb) {
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("aborted", Some("group_failed"), Some("b")),
             s("conflict", Some("version_mismatch"), None),
@@ -171,10 +125,8 @@ async fn a_conflicting_member_applies_nothing(db: TestDb) {
 }
 
 async fn a_group_is_pulled_in_one_page(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
-    let mut push = vec![upsert("solo", "plans", "solo", None, json!({"name": "S"}))];
+    let (_server, c, t) = TestServer::with_user(&db).await;
+    let mut push = vec![create("solo", "plans", "solo", json!({"name": "S"}))];
     for i in 0..6 {
         push.push(grouped(
             "g",
@@ -187,20 +139,14 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
             ),
         ));
     }
-    push.push(upsert(
-        "after",
-        "plans",
-        "after",
-        None,
-        json!({"name": "A"}),
-    ));
+    push.push(create("after", "plans", "after", json!({"name": "A"})));
     c.push_ok(&t, push).await;
 
     // Pages of 2: the second row starts the group, so the page runs on to its end.
     let (pages, _) = c.pull_pages(&t, None, 2).await;
     let page_ids: Vec<Vec<String>> = pages
         .iter()
-        .map(|p| ids(p["changes"].as_array().unwrap()))
+        .map(|p| entity_ids(p["changes"].as_array().unwrap()))
         .collect();
     assert_eq!(
         page_ids,
@@ -239,7 +185,7 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
     let (pages, _) = c.pull_pages(&t, None, 2).await;
     let page_ids: Vec<Vec<String>> = pages
         .iter()
-        .map(|p| ids(p["changes"].as_array().unwrap()))
+        .map(|p| entity_ids(p["changes"].as_array().unwrap()))
         .collect();
     assert_eq!(
         page_ids,
@@ -251,22 +197,14 @@ async fn a_group_is_pulled_in_one_page(db: TestDb) {
 }
 
 async fn a_retried_group_is_all_duplicates(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let group = vec![
-        grouped("g", upsert("a", "plans", "p", None, json!({"name": "P"}))),
+        grouped("g", create("a", "plans", "p", json!({"name": "P"}))),
         grouped(
             "g",
-            upsert(
-                "b",
-                "plan_days",
-                "d",
-                None,
-                json!({"planId": "p", "dayIndex": 1}),
-            ),
+            create("b", "plan_days", "d", json!({"planId": "p", "dayIndex": 1})),
         ),
-        grouped("g", upsert("c", "plans", "q", None, json!({"name": "Q"}))),
+        grouped("g", create("c", "plans", "q", json!({"name": "Q"}))),
     ];
     let first = c.push_ok(&t, group.clone()).await;
     assert!(first.iter().all(|r| r["status"] == "applied"));
@@ -286,10 +224,8 @@ async fn a_retried_group_is_all_duplicates(db: TestDb) {
 }
 
 async fn a_cascade_travels_with_its_group(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
-    let mut setup = vec![upsert("p", "plans", "p", None, json!({"name": "P"}))];
+    let (_server, c, t) = TestServer::with_user(&db).await;
+    let mut setup = vec![create("p", "plans", "p", json!({"name": "P"}))];
     for i in 0..4 {
         setup.push(upsert(
             &format!("d{i}"),
@@ -306,7 +242,7 @@ async fn a_cascade_travels_with_its_group(db: TestDb) {
             &t,
             vec![
                 grouped("g", delete("x", "plans", "p", Some(1))),
-                grouped("g", upsert("y", "plans", "q", None, json!({"name": "Q"}))),
+                grouped("g", create("y", "plans", "q", json!({"name": "Q"}))),
             ],
         )
         .await;
@@ -321,18 +257,16 @@ async fn a_cascade_travels_with_its_group(db: TestDb) {
 }
 
 async fn malformed_groups_are_refused(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let split = vec![
-        grouped("g", upsert("a", "plans", "a", None, json!({"name": "A"}))),
-        upsert("b", "plans", "b", None, json!({"name": "B"})),
-        grouped("g", upsert("c", "plans", "c", None, json!({"name": "C"}))),
+        grouped("g", create("a", "plans", "a", json!({"name": "A"}))),
+        create("b", "plans", "b", json!({"name": "B"})),
+        grouped("g", create("c", "plans", "c", json!({"name": "C"}))),
     ];
     c.push(&t, split).await.assert_error(400, "invalid_request");
     let bad_id = vec![grouped(
         "not a valid id",
-        upsert("a", "plans", "a", None, json!({"name": "A"})),
+        create("a", "plans", "a", json!({"name": "A"})),
     )];
     c.push(&t, bad_id)
         .await
@@ -347,27 +281,23 @@ async fn malformed_groups_are_refused(db: TestDb) {
 /// times) is taken back, so the lone changes after it see the state before it. A no-op upsert in
 /// a group is `applied` at the current version.
 async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let setup = c
         .push_ok(
             &t,
             vec![
-                upsert("s1", "projects", "pr", None, json!({"name": "P"})),
-                upsert(
+                create("s1", "projects", "pr", json!({"name": "P"})),
+                create(
                     "s2",
                     "files",
                     "f1",
-                    None,
                     json!({"projectId": "pr", "path": "a.txt"}),
                 ),
-                upsert("s3", "day_types", "dt", None, json!({"name": "D"})),
-                upsert(
+                create("s3", "day_types", "dt", json!({"name": "D"})),
+                create(
                     "s4",
                     "schedule_days",
                     "sd",
-                    None,
                     json!({"title": "Mon", "dayTypeId": "dt"}),
                 ),
             ],
@@ -393,46 +323,37 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
                 grouped("g1", delete("g1a", "day_types", "dt", Some(1))),
                 grouped(
                     "g1",
-                    upsert(
+                    create(
                         "g1c",
                         "files",
                         "f2",
-                        None,
                         json!({"projectId": "pr", "path": "b.txt"}),
                     ),
                 ),
                 grouped(
                     "g1",
-                    upsert(
+                    create(
                         "g1d",
                         "files",
                         "f3",
-                        None,
                         json!({"projectId": "pr", "path": "a.txt"}),
                     ),
                 ),
                 // Lone changes after the failed group see the state before it: dt still live,
                 // b.txt still free, sd still at version 1.
-                upsert(
+                create(
                     "l1",
                     "files",
                     "f4",
-                    None,
                     json!({"projectId": "pr", "path": "b.txt"}),
                 ),
-                upsert(
-                    "l2",
-                    "schedule_days",
-                    "sd2",
-                    None,
-                    json!({"dayTypeId": "dt"}),
-                ),
+                create("l2", "schedule_days", "sd2", json!({"dayTypeId": "dt"})),
                 edited,
             ],
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("aborted", Some("group_failed"), Some("g1d")),
             s("aborted", Some("group_failed"), Some("g1d")),
@@ -448,7 +369,7 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         "sd was not changed by the failed group"
     );
     let (changes, cursor) = c.pull_all(&t, Some(&cursor)).await;
-    assert_eq!(ids(&changes), vec!["f4", "sd2", "sd"]);
+    assert_eq!(entity_ids(&changes), vec!["f4", "sd2", "sd"]);
     assert_eq!(
         changes[2]["doc"],
         json!({"title": "Tue", "dayTypeId": "dt"})
@@ -464,15 +385,14 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
             vec![
                 grouped(
                     "g2",
-                    upsert("g2a", "day_types", "dt2", None, json!({"name": "E"})),
+                    create("g2a", "day_types", "dt2", json!({"name": "E"})),
                 ),
                 grouped(
                     "g2",
-                    upsert(
+                    create(
                         "g2b",
                         "schedule_days",
                         "sd3",
-                        None,
                         json!({"dayTypeId": "missing"}),
                     ),
                 ),
@@ -487,11 +407,10 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
                 ),
                 grouped(
                     "g4",
-                    upsert(
+                    create(
                         "g4b",
                         "files",
                         "f5",
-                        None,
                         json!({"projectId": "pr", "path": "c.txt"}),
                     ),
                 ),
@@ -499,7 +418,7 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         )
         .await;
     assert_eq!(
-        statuses(&results),
+        group_statuses(&results),
         vec![
             s("aborted", Some("group_failed"), Some("g2b")),
             s("rejected", Some("invalid_reference"), None),
@@ -514,6 +433,10 @@ async fn a_member_breaking_a_reference_or_unique_key_fails_its_group(db: TestDb)
         "a no-op upsert gets no new version"
     );
     let (changes, _) = c.pull_all(&t, Some(&cursor)).await;
-    assert_eq!(ids(&changes), vec!["f5"], "only g4's new file is a change");
+    assert_eq!(
+        entity_ids(&changes),
+        vec!["f5"],
+        "only g4's new file is a change"
+    );
     assert_eq!(changes[0]["groupId"], "g4");
 }

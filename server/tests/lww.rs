@@ -7,7 +7,7 @@ use tandem_testkit::server_suite as common;
 
 use tandem_testkit::{on_both_backends, ManualClock};
 
-use common::{delete, upsert, TestDb, TestServer};
+use common::{create, delete, upsert, TestDb, TestServer};
 use serde_json::{json, Value};
 use tandem_protocol::{Hlc, MAX_CLOCK_SKEW_MS};
 
@@ -42,11 +42,7 @@ fn server_on(db: &TestDb) -> (TestServer, ManualClock) {
 }
 
 async fn change_of(c: &common::Client, token: &str, id: &str) -> Value {
-    let (changes, _) = c.pull_all(token, None).await;
-    changes
-        .into_iter()
-        .find(|ch| ch["entityId"] == id)
-        .expect("pulled")
+    c.change_of(token, "plans", id).await.expect("pulled")
 }
 
 async fn field_times_are_stored_per_field_and_pulled(db: TestDb) {
@@ -181,7 +177,7 @@ async fn conflicts_carry_the_server_times(db: TestDb) {
     let plain = c
         .push(
             &tok,
-            vec![upsert("o4", "plans", "p2", None, json!({"name": "D"}))],
+            vec![create("o4", "plans", "p2", json!({"name": "D"}))],
         )
         .await;
     assert!(plain.assert_ok().get("serverTime").is_none());
@@ -259,7 +255,7 @@ async fn changes_without_edit_times_are_stamped_by_the_server(db: TestDb) {
     let (tok, _) = c.new_user().await;
     c.push_ok(
         &tok,
-        vec![upsert("o1", "plans", "p1", None, json!({"name": "A"}))],
+        vec![create("o1", "plans", "p1", json!({"name": "A"}))],
     )
     .await;
     let ch = change_of(&c, &tok, "p1").await;
@@ -277,13 +273,13 @@ async fn malformed_edit_times_refuse_the_request(db: TestDb) {
         json!(5),
         json!("001733535600000-00000-"),
     ] {
-        let mut m = upsert("o1", "plans", "p1", None, json!({"name": "A"}));
+        let mut m = create("o1", "plans", "p1", json!({"name": "A"}));
         m["editedAt"] = bad;
         c.push(&tok, vec![m])
             .await
             .assert_error(400, "invalid_request");
     }
-    let mut m = upsert("o1", "plans", "p1", None, json!({"name": "A"}));
+    let mut m = create("o1", "plans", "p1", json!({"name": "A"}));
     m["editedAt"] = json!(t(NOW, 0, "a"));
     m["fieldEditedAt"] = json!({"name": "nope"});
     c.push(&tok, vec![m])

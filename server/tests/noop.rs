@@ -6,7 +6,7 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{op, upsert, TestDb, TestServer};
+use common::{create, op, upsert, TestDb, TestServer};
 use serde_json::json;
 
 on_both_backends!(
@@ -17,12 +17,10 @@ on_both_backends!(
 );
 
 async fn an_identical_upsert_keeps_the_version_and_logs_nothing(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let doc = json!({"name": "A", "notes": "n", "meta": {"x": 1, "y": [1, 2]}});
     let r = c
-        .push_ok(&t, vec![upsert("o1", "plans", "p", None, doc.clone())])
+        .push_ok(&t, vec![create("o1", "plans", "p", doc.clone())])
         .await;
     assert_eq!(r[0]["version"], 1);
     let (_, cursor) = c.pull_all(&t, None).await;
@@ -64,14 +62,12 @@ async fn an_identical_upsert_keeps_the_version_and_logs_nothing(db: TestDb) {
 }
 
 async fn an_identical_upsert_within_one_batch_is_a_no_op(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
             vec![
-                upsert("b1", "plans", "p", None, json!({"name": "A"})),
+                create("b1", "plans", "p", json!({"name": "A"})),
                 upsert("b2", "plans", "p", Some(1), json!({"name": "A"})),
                 upsert("b3", "plans", "p", Some(1), json!({"name": "C"})),
                 upsert("b4", "plans", "p", Some(2), json!({"name": "C"})),
@@ -100,13 +96,11 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
     // The rule needs the base to be the current version: a change based on an older one is a
     // version mismatch as before (the client's merge finds nothing to send). A create of a record
     // that exists, a deleted record and a record the server never had are judged as before too.
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     c.push_ok(
         &t,
         vec![
-            upsert("s1", "plans", "p", None, json!({"name": "A"})),
+            create("s1", "plans", "p", json!({"name": "A"})),
             upsert("s2", "plans", "p", Some(1), json!({"name": "B"})),
         ],
     )
@@ -116,7 +110,7 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
             &t,
             vec![
                 upsert("s3", "plans", "p", Some(1), json!({"name": "B"})),
-                upsert("s4", "plans", "p", None, json!({"name": "B"})),
+                create("s4", "plans", "p", json!({"name": "B"})),
             ],
         )
         .await;
@@ -126,28 +120,14 @@ async fn a_stale_identical_upsert_still_conflicts(db: TestDb) {
 }
 
 async fn an_identical_upsert_pokes_no_one(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
-    let response = c
-        .http
-        .get(c.url("/sync/v1/events"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
-    c.push_ok(
-        &t,
-        vec![upsert(&op(), "plans", "p", None, json!({"name": "A"}))],
-    )
-    .await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
+    let mut events = c.events(&t).await;
+    c.push_ok(&t, vec![create(&op(), "plans", "p", json!({"name": "A"}))])
+        .await;
     // The creation's own poke is taken first: on PostgreSQL it travels through LISTEN/NOTIFY and
     // may reach the stream after the pushes below have been answered.
     let (_, created) = c.pull_all(&t, None).await;
-    assert_eq!(common::next_poke(&mut stream, &mut buffer).await, created);
+    assert_eq!(events.next_poke().await, created);
     let r = c
         .push_ok(
             &t,
@@ -156,12 +136,9 @@ async fn an_identical_upsert_pokes_no_one(db: TestDb) {
         .await;
     assert_eq!(r[0]["version"], 1);
     // Then a real change: the first poke the stream sees is that one's.
-    c.push_ok(
-        &t,
-        vec![upsert(&op(), "plans", "q", None, json!({"name": "Q"}))],
-    )
-    .await;
+    c.push_ok(&t, vec![create(&op(), "plans", "q", json!({"name": "Q"}))])
+        .await;
     let (_, latest) = c.pull_all(&t, None).await;
-    let first = common::next_poke(&mut stream, &mut buffer).await;
+    let first = events.next_poke().await;
     assert_eq!(first, latest, "the no-op poked");
 }

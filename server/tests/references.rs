@@ -5,7 +5,7 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{delete, upsert, TestDb, TestServer, SECRET};
+use common::{create, delete, statuses, upsert, TestDb, TestServer, SECRET};
 use serde_json::{json, Value};
 
 on_both_backends!(
@@ -15,18 +15,6 @@ on_both_backends!(
     unique_keys_meet_as_conflicts_within_one_account_only,
     rules_added_to_a_schema_cover_records_stored_before,
 );
-
-fn statuses(results: &[Value]) -> Vec<(String, Option<String>)> {
-    results
-        .iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap().to_string(),
-                r["reason"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
-}
 
 fn applied() -> (String, Option<String>) {
     ("applied".into(), None)
@@ -38,52 +26,30 @@ fn rejected(reason: &str) -> (String, Option<String>) {
 
 /// The server's current state of `entity/id` (version, document), from a full pull.
 async fn state_of(c: &common::Client, token: &str, entity: &str, id: &str) -> Option<(i64, Value)> {
-    let (all, _) = c.pull_all(token, None).await;
-    all.iter()
-        .find(|x| x["entity"] == entity && x["entityId"] == id)
+    c.change_of(token, entity, id)
+        .await
         .map(|x| (x["version"].as_i64().unwrap(), x["doc"].clone()))
 }
 
 async fn a_reference_to_a_missing_or_deleted_record_is_rejected(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
             vec![
-                upsert(
-                    "o1",
-                    "schedule_days",
-                    "s1",
-                    None,
-                    json!({"dayTypeId": "nope"}),
-                ),
+                create("o1", "schedule_days", "s1", json!({"dayTypeId": "nope"})),
                 // created earlier in the same batch: fine
-                upsert("o2", "day_types", "dt", None, json!({"name": "Push"})),
-                upsert(
-                    "o3",
-                    "schedule_days",
-                    "s2",
-                    None,
-                    json!({"dayTypeId": "dt"}),
-                ),
-                upsert("o4", "day_types", "gone", None, json!({"name": "Gone"})),
+                create("o2", "day_types", "dt", json!({"name": "Push"})),
+                create("o3", "schedule_days", "s2", json!({"dayTypeId": "dt"})),
+                create("o4", "day_types", "gone", json!({"name": "Gone"})),
                 delete("o5", "day_types", "gone", Some(1)),
-                upsert(
-                    "o6",
-                    "schedule_days",
-                    "s3",
-                    None,
-                    json!({"dayTypeId": "gone"}),
-                ),
+                create("o6", "schedule_days", "s3", json!({"dayTypeId": "gone"})),
                 // no reference at all is fine for an optional field
-                upsert("o7", "schedule_days", "s4", None, json!({"title": "free"})),
-                upsert(
+                create("o7", "schedule_days", "s4", json!({"title": "free"})),
+                create(
                     "o8",
                     "project_day_types",
                     "j",
-                    None,
                     json!({"projectId": "x", "dayTypeId": "dt"}),
                 ),
             ],
@@ -105,36 +71,26 @@ async fn a_reference_to_a_missing_or_deleted_record_is_rejected(db: TestDb) {
 }
 
 async fn delete_rules_cascade_set_null_and_restrict(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
             vec![
-                upsert("a1", "day_types", "dt", None, json!({"name": "Push"})),
-                upsert("a2", "projects", "p", None, json!({"name": "P"})),
-                upsert(
+                create("a1", "day_types", "dt", json!({"name": "Push"})),
+                create("a2", "projects", "p", json!({"name": "P"})),
+                create(
                     "a3",
                     "schedule_days",
                     "mon",
-                    None,
                     json!({"title": "Mon", "dayTypeId": "dt"}),
                 ),
-                upsert(
+                create(
                     "a4",
                     "project_day_types",
                     "j",
-                    None,
                     json!({"projectId": "p", "dayTypeId": "dt"}),
                 ),
-                upsert(
-                    "a5",
-                    "files",
-                    "f",
-                    None,
-                    json!({"projectId": "p", "path": "/a"}),
-                ),
+                create("a5", "files", "f", json!({"projectId": "p", "path": "/a"})),
             ],
         )
         .await;
@@ -192,13 +148,12 @@ async fn delete_rules_cascade_set_null_and_restrict(db: TestDb) {
         .push_ok(
             &t,
             vec![
-                upsert("c1", "projects", "q", None, json!({"name": "Q"})),
-                upsert("c2", "day_types", "dt2", None, json!({"name": "Pull"})),
-                upsert(
+                create("c1", "projects", "q", json!({"name": "Q"})),
+                create("c2", "day_types", "dt2", json!({"name": "Pull"})),
+                create(
                     "c3",
                     "project_day_types",
                     "j2",
-                    None,
                     json!({"projectId": "q", "dayTypeId": "dt2"}),
                 ),
                 delete("c4", "projects", "q", Some(1)),
@@ -215,15 +170,13 @@ async fn delete_rules_cascade_set_null_and_restrict(db: TestDb) {
 }
 
 async fn referrer_created_while_the_target_is_deleted_ends_visibly(db: TestDb) {
-    let server = TestServer::builder().db(&db).start();
-    let c = server.client();
-    let (t, _) = c.new_user().await;
+    let (_server, c, t) = TestServer::with_user(&db).await;
     let r = c
         .push_ok(
             &t,
             vec![
-                upsert("a1", "day_types", "dt", None, json!({"name": "Push"})),
-                upsert("a2", "projects", "p", None, json!({"name": "P"})),
+                create("a1", "day_types", "dt", json!({"name": "Push"})),
+                create("a2", "projects", "p", json!({"name": "P"})),
             ],
         )
         .await;
@@ -237,12 +190,11 @@ async fn referrer_created_while_the_target_is_deleted_ends_visibly(db: TestDb) {
         .push_ok(
             &t,
             vec![
-                upsert("c1", "schedule_days", "s", None, json!({"dayTypeId": "dt"})),
-                upsert(
+                create("c1", "schedule_days", "s", json!({"dayTypeId": "dt"})),
+                create(
                     "c2",
                     "project_day_types",
                     "j",
-                    None,
                     json!({"projectId": "p", "dayTypeId": "dt"}),
                 ),
             ],
@@ -258,28 +210,15 @@ async fn referrer_created_while_the_target_is_deleted_ends_visibly(db: TestDb) {
         .push_ok(
             &t,
             vec![
-                upsert("d1", "day_types", "dt2", None, json!({"name": "Pull"})),
-                upsert(
-                    "d2",
-                    "schedule_days",
-                    "s2",
-                    None,
-                    json!({"dayTypeId": "dt2"}),
-                ),
-                upsert(
+                create("d1", "day_types", "dt2", json!({"name": "Pull"})),
+                create("d2", "schedule_days", "s2", json!({"dayTypeId": "dt2"})),
+                create(
                     "d3",
                     "project_day_types",
                     "j2",
-                    None,
                     json!({"projectId": "p", "dayTypeId": "dt2"}),
                 ),
-                upsert(
-                    "d4",
-                    "files",
-                    "f",
-                    None,
-                    json!({"projectId": "p", "path": "/x"}),
-                ),
+                create("d4", "files", "f", json!({"projectId": "p", "path": "/x"})),
             ],
         )
         .await;
@@ -311,10 +250,7 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
     let (bob, _) = c.new_user().await;
     for t in [&alice, &bob] {
         let r = c
-            .push_ok(
-                t,
-                vec![upsert("p", "projects", "p", None, json!({"name": "P"}))],
-            )
+            .push_ok(t, vec![create("p", "projects", "p", json!({"name": "P"}))])
             .await;
         assert_eq!(statuses(&r), vec![applied()]);
     }
@@ -322,11 +258,10 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
     let r = c
         .push_ok(
             &alice,
-            vec![upsert(
+            vec![create(
                 "a1",
                 "files",
                 "phone",
-                None,
                 json!({"projectId": "p", "path": "/a"}),
             )],
         )
@@ -336,19 +271,17 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
         .push_ok(
             &alice,
             vec![
-                upsert(
+                create(
                     "a2",
                     "files",
                     "laptop",
-                    None,
                     json!({"projectId": "p", "path": "/a", "size": 2}),
                 ),
                 // another key, and the same key in another project, are fine
-                upsert(
+                create(
                     "a3",
                     "files",
                     "other",
-                    None,
                     json!({"projectId": "p", "path": "/b"}),
                 ),
             ],
@@ -364,11 +297,10 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
     let r = c
         .push_ok(
             &bob,
-            vec![upsert(
+            vec![create(
                 "b1",
                 "files",
                 "laptop",
-                None,
                 json!({"projectId": "p", "path": "/a"}),
             )],
         )
@@ -380,20 +312,8 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
         .push_ok(
             &alice,
             vec![
-                upsert(
-                    "a4",
-                    "files",
-                    "x1",
-                    None,
-                    json!({"projectId": "p", "path": "/c"}),
-                ),
-                upsert(
-                    "a5",
-                    "files",
-                    "x2",
-                    None,
-                    json!({"projectId": "p", "path": "/c"}),
-                ),
+                create("a4", "files", "x1", json!({"projectId": "p", "path": "/c"})),
+                create("a5", "files", "x2", json!({"projectId": "p", "path": "/c"})),
             ],
         )
         .await;
@@ -427,11 +347,10 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
             &alice,
             vec![
                 delete("a7", "files", "phone", Some(1)),
-                upsert(
+                create(
                     "a8",
                     "files",
                     "laptop",
-                    None,
                     json!({"projectId": "p", "path": "/a", "size": 2}),
                 ),
             ],
@@ -450,13 +369,7 @@ async fn unique_keys_meet_as_conflicts_within_one_account_only(db: TestDb) {
                     Some(1),
                     json!({"projectId": "p", "path": "/z"}),
                 ),
-                upsert(
-                    "a10",
-                    "files",
-                    "y",
-                    None,
-                    json!({"projectId": "p", "path": "/a"}),
-                ),
+                create("a10", "files", "y", json!({"projectId": "p", "path": "/a"})),
             ],
         )
         .await;
@@ -484,14 +397,8 @@ async fn rules_added_to_a_schema_cover_records_stored_before(db: TestDb) {
         .push_ok(
             &t,
             vec![
-                upsert("a1", "projects", "p", None, json!({"name": "P"})),
-                upsert(
-                    "a2",
-                    "files",
-                    "f",
-                    None,
-                    json!({"projectId": "p", "path": "/a"}),
-                ),
+                create("a1", "projects", "p", json!({"name": "P"})),
+                create("a2", "files", "f", json!({"projectId": "p", "path": "/a"})),
             ],
         )
         .await;
@@ -505,11 +412,10 @@ async fn rules_added_to_a_schema_cover_records_stored_before(db: TestDb) {
     let r = c
         .push_ok(
             &t,
-            vec![upsert(
+            vec![create(
                 "b1",
                 "files",
                 "g",
-                None,
                 json!({"projectId": "p", "path": "/a"}),
             )],
         )

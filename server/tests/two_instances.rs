@@ -20,16 +20,7 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
     cb.get("/auth/v1/user", Some(&token)).await.assert_ok();
 
     // A push to A pokes an SSE client of B.
-    let response = cb
-        .http
-        .get(cb.url("/sync/v1/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let mut stream = response.bytes_stream();
-    let mut buffer = String::new();
+    let mut events = cb.events(&token).await;
     let applied = ca
         .push_ok(
             &token,
@@ -40,7 +31,7 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
         applied[0],
         json!({"opId": "op-1", "status": "applied", "version": 1})
     );
-    let poke_cursor = common::next_poke(&mut stream, &mut buffer).await;
+    let poke_cursor = events.next_poke().await;
     // Cursors work on either instance.
     let (changes, cursor) = cb.pull_all(&token, None).await;
     assert_eq!(changes.len(), 1);

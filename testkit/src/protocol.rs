@@ -1,7 +1,10 @@
 //! A thin client of the sync protocol for the server suites: JSON in, [`Reply`] out, plus the
 //! mutation builders and an SSE poke reader.
 
+use std::pin::Pin;
 use std::time::Duration;
+
+use futures_util::Stream;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -196,6 +199,31 @@ impl Client {
         panic!("pull did not end");
     }
 
+    /// The latest change of `entity/id` in a full pull, if the server has one.
+    pub async fn change_of(&self, token: &str, entity: &str, id: &str) -> Option<Value> {
+        let (changes, _) = self.pull_all(token, None).await;
+        changes
+            .into_iter()
+            .find(|c| c["entity"] == entity && c["entityId"] == id)
+    }
+
+    /// Opens the event stream of `token`'s account, asserting 200.
+    pub async fn events(&self, token: &str) -> Events {
+        let response = self
+            .http
+            .get(self.url("/sync/v1/events"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request failed");
+        assert_eq!(response.status().as_u16(), 200);
+        Events {
+            headers: response.headers().clone(),
+            stream: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
     /// Pulls every page from `cursor`; returns the changes and the final cursor.
     pub async fn pull_all(&self, token: &str, cursor: Option<&str>) -> (Vec<Value>, String) {
         let (pages, cursor) = self.pull_pages(token, cursor, 1000).await;
@@ -213,10 +241,51 @@ pub fn upsert(op: &str, entity: &str, id: &str, base: Option<i64>, payload: Valu
            "payload": payload, "clientTime": "2025-01-01T00:00:00Z"})
 }
 
+/// An upsert creating `entity/id` (no base version).
+pub fn create(op: &str, entity: &str, id: &str, payload: Value) -> Value {
+    upsert(op, entity, id, None, payload)
+}
+
 /// A delete mutation.
 pub fn delete(op: &str, entity: &str, id: &str, base: Option<i64>) -> Value {
     json!({"opId": op, "entity": entity, "entityId": id, "type": "delete", "baseVersion": base,
            "clientTime": "2025-01-01T00:00:00Z"})
+}
+
+/// `m` as a member of atomic group `group`.
+pub fn grouped(group: &str, mut m: Value) -> Value {
+    m["groupId"] = json!(group);
+    m
+}
+
+/// Each push result's status and reason (`None` when it has none).
+pub fn statuses(results: &[Value]) -> Vec<(String, Option<String>)> {
+    results
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["reason"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// Each push result's status, reason and `failedOpId` (an aborted group member's).
+pub fn group_statuses(results: &[Value]) -> Vec<(String, Option<String>, Option<String>)> {
+    results
+        .iter()
+        .zip(statuses(results))
+        .map(|(r, (status, reason))| (status, reason, r["failedOpId"].as_str().map(str::to_string)))
+        .collect()
+}
+
+/// The record ids of pulled `changes`, in order.
+pub fn entity_ids(changes: &[Value]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| c["entityId"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A fresh op id.
@@ -251,5 +320,19 @@ pub async fn next_poke(
         .expect("stream ended")
         .unwrap();
         buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+/// An open event stream (`/sync/v1/events`), read poke by poke.
+pub struct Events {
+    pub headers: reqwest::header::HeaderMap,
+    stream: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Events {
+    /// Reads frames until a `poke` arrives (10 s at most); returns its cursor.
+    pub async fn next_poke(&mut self) -> String {
+        next_poke(&mut self.stream, &mut self.buffer).await
     }
 }

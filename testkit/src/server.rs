@@ -218,6 +218,15 @@ impl TestServer {
         &self.spec.db
     }
 
+    /// A server on `db` (the usual options), a client of it and a new user's access token: the
+    /// first three lines of most server tests.
+    pub async fn with_user(db: &TestDb) -> (TestServer, Client, String) {
+        let server = TestServer::builder().db(db).start();
+        let c = server.client();
+        let (token, _) = c.new_user().await;
+        (server, c, token)
+    }
+
     /// A protocol client of this server.
     pub fn client(&self) -> Client {
         Client::new(&self.url)

@@ -3,107 +3,22 @@
 //! push answer without a double apply, and a member that conflicts or is rejected holds the rest
 //! of its batch back until it is settled.
 
-use std::future::Future;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tandem::{
-    OutcomeKind, Query, QueryObserver, Record, RecordState, Resolution, SecureStore, SyncFailure,
-    SyncReport, Tandem, TandemConfig, TandemError, WriteOp,
+    OutcomeKind, Query, QueryObserver, Record, RecordState, Resolution, SyncFailure, TandemError,
+    WriteOp,
 };
-use tandem_testkit::fixtures::{strict_notes_schema, MemorySecrets, TEST_SCHEMA};
+use tandem_testkit::fixtures::strict_notes_schema;
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
-use tempfile::TempDir;
 
-const PASSWORD: &str = "correct horse battery staple";
+mod common;
 
-fn block<F: Future>(future: F) -> F::Output {
-    tandem::runtime::runtime().block_on(future)
-}
-
-struct Device {
-    _dir: TempDir,
-    t: Arc<Tandem>,
-}
-
-fn device_with(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Device {
-    let dir = TempDir::new().unwrap();
-    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), TEST_SCHEMA, url);
-    config.sync.realtime = false;
-    config.secure_store = Some(Arc::new(MemorySecrets::default()) as Arc<dyn SecureStore>);
-    adjust(&mut config);
-    let t = Tandem::open(config).unwrap();
-    Device { _dir: dir, t }
-}
-
-fn device(url: &str) -> Device {
-    device_with(url, |_| {})
-}
-
-impl Device {
-    fn sign_up(&self, email: &str) {
-        block(self.t.sign_up(email.into(), PASSWORD.into())).unwrap();
-    }
-
-    fn sign_in(&self, email: &str) {
-        block(self.t.sign_in(email.into(), PASSWORD.into())).unwrap();
-    }
-
-    fn sync(&self) -> SyncReport {
-        block(self.t.sync_now()).unwrap()
-    }
-
-    fn try_sync(&self) -> Result<SyncReport, TandemError> {
-        block(self.t.sync_now())
-    }
-
-    fn write(&self, ops: Vec<WriteOp>) {
-        self.t.write(ops).unwrap();
-    }
-
-    fn put(&self, collection: &str, id: &str, doc: Value) {
-        self.t
-            .put(collection.into(), Some(id.into()), doc.to_string())
-            .unwrap();
-    }
-
-    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.t
-            .get(collection.into(), id.into())
-            .unwrap()
-            .map(|r| serde_json::from_str(&r.document).unwrap())
-    }
-
-    fn record(&self, collection: &str, id: &str) -> Record {
-        self.t.get(collection.into(), id.into()).unwrap().unwrap()
-    }
-
-    fn count(&self, collection: &str) -> u64 {
-        self.t.count(collection.into(), Query::default()).unwrap()
-    }
-}
-
-fn put(collection: &str, id: &str, doc: Value) -> WriteOp {
-    WriteOp::Put {
-        collection: collection.into(),
-        id: Some(id.into()),
-        json: doc.to_string(),
-    }
-}
-
-/// A server and `n` devices signed in to one new account.
-fn devices(url: &str, n: usize, adjust: impl Fn(&mut TandemConfig)) -> Vec<Device> {
-    let account = email();
-    let all: Vec<Device> = (0..n).map(|_| device_with(url, &adjust)).collect();
-    all[0].sign_up(&account);
-    for d in &all[1..] {
-        d.sign_in(&account);
-    }
-    all
-}
+use common::{device, device_with, devices_with, put_op};
 
 /// Records how many records each observer call saw.
 struct Counts(Mutex<Sender<usize>>);
@@ -135,7 +50,7 @@ fn a_batch_is_seen_all_or_nothing_on_another_device() {
     a.put("plans", "solo", json!({"name": "alone"}));
     for batch in 0..2 {
         let ops = (0..20)
-            .map(|i| put("plans", &format!("b{batch}-{i}"), json!({"name": "x"})))
+            .map(|i| put_op("plans", &format!("b{batch}-{i}"), json!({"name": "x"})))
             .collect();
         a.write(ops);
     }
@@ -183,9 +98,9 @@ fn a_lost_push_answer_in_the_middle_of_a_group_applies_it_once() {
     b.sign_in(&account);
     a.put("plans", "before", json!({"name": "first"}));
     a.write(vec![
-        put("plans", "p", json!({"name": "P"})),
-        put("plan_days", "d1", json!({"planId": "p", "dayIndex": 1})),
-        put("plan_days", "d2", json!({"planId": "p", "dayIndex": 2})),
+        put_op("plans", "p", json!({"name": "P"})),
+        put_op("plan_days", "d1", json!({"planId": "p", "dayIndex": 1})),
+        put_op("plan_days", "d2", json!({"planId": "p", "dayIndex": 2})),
     ]);
     a.put("plans", "after", json!({"name": "last"}));
     // The first push (the lone change) passes; the answer to the group's push is lost.
@@ -216,7 +131,7 @@ fn a_lost_push_answer_in_the_middle_of_a_group_applies_it_once() {
 #[test]
 fn a_conflicting_member_holds_its_batch_back_until_resolved() {
     let server = TestServer::start();
-    let ds = devices(server.url(), 3, |_| {});
+    let ds = devices_with(server.url(), 3, |_| {});
     let (a, b, c) = (&ds[0], &ds[1], &ds[2]);
     a.put("plans", "p", json!({"name": "v1"}));
     a.sync();
@@ -226,8 +141,8 @@ fn a_conflicting_member_holds_its_batch_back_until_resolved() {
     b.put("plans", "p", json!({"name": "b's name"}));
     b.sync();
     a.write(vec![
-        put("plans", "p", json!({"name": "a's name"})),
-        put(
+        put_op("plans", "p", json!({"name": "a's name"})),
+        put_op(
             "plan_days",
             "d",
             json!({"planId": "p", "dayIndex": 0, "title": "new"}),
@@ -266,11 +181,11 @@ fn a_conflicting_member_holds_its_batch_back_until_resolved() {
 #[test]
 fn a_rejected_member_keeps_its_batch_off_other_devices() {
     let server = TestServer::with_schema(&strict_notes_schema());
-    let ds = devices(server.url(), 2, |_| {});
+    let ds = devices_with(server.url(), 2, |_| {});
     let (a, b) = (&ds[0], &ds[1]);
     a.write(vec![
-        put("exercises", "good", json!({"name": "Row"})),
-        put(
+        put_op("exercises", "good", json!({"name": "Row"})),
+        put_op(
             "exercises",
             "bad",
             json!({"name": "Squat", "notes": "far too long for the server"}),
@@ -295,10 +210,10 @@ fn a_rejected_member_keeps_its_batch_off_other_devices() {
 #[test]
 fn a_batch_larger_than_a_group_is_a_bulk_write_that_still_syncs() {
     let server = TestServer::start();
-    let ds = devices(server.url(), 2, |_| {});
+    let ds = devices_with(server.url(), 2, |_| {});
     let (a, b) = (&ds[0], &ds[1]);
     let ops: Vec<WriteOp> = (0..=tandem::max_write_batch())
-        .map(|i| put("plans", &format!("p{i}"), json!({"name": "x"})))
+        .map(|i| put_op("plans", &format!("p{i}"), json!({"name": "x"})))
         .collect();
     a.t.write(ops).unwrap();
     let all = tandem::max_write_batch() as u64 + 1;
@@ -312,7 +227,7 @@ fn a_batch_larger_than_a_group_is_a_bulk_write_that_still_syncs() {
 #[test]
 fn a_batch_member_meeting_a_unique_key_goes_after_the_holder_it_replaces() {
     let server = TestServer::start();
-    let ds = devices(server.url(), 2, |_| {});
+    let ds = devices_with(server.url(), 2, |_| {});
     let (a, b) = (&ds[0], &ds[1]);
     a.put("projects", "p", json!({"name": "P"}));
     a.sync();
@@ -321,8 +236,8 @@ fn a_batch_member_meeting_a_unique_key_goes_after_the_holder_it_replaces() {
     a.put("files", "a1", json!({"projectId": "p", "path": "/k"}));
     a.sync();
     b.write(vec![
-        put("files", "b1", json!({"projectId": "p", "path": "/k"})),
-        put("files", "b2", json!({"projectId": "p", "path": "/other"})),
+        put_op("files", "b1", json!({"projectId": "p", "path": "/k"})),
+        put_op("files", "b2", json!({"projectId": "p", "path": "/other"})),
     ]);
     let report = b.sync();
     assert_eq!(report.parked.len(), 1, "{report:?}");

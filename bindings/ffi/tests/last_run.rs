@@ -3,29 +3,21 @@
 
 use std::sync::Arc;
 
-use tandem::{SecureStore, SyncFailure, SyncPhase, Tandem, TandemConfig, TandemError};
-use tandem_testkit::fixtures::{MemorySecrets, TEST_SCHEMA as SCHEMA};
+use tandem::{SyncFailure, SyncPhase, TandemError};
 use tandem_testkit::server::{email, TestServer};
 use tempfile::TempDir;
 
-fn block<F: std::future::Future>(future: F) -> F::Output {
-    tandem::runtime::runtime().block_on(future)
-}
+mod common;
 
-fn open(dir: &TempDir, url: &str, secrets: &Arc<MemorySecrets>) -> Arc<Tandem> {
-    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
-    config.sync.realtime = false;
-    config.secure_store = Some(Arc::clone(secrets) as Arc<dyn SecureStore>);
-    Tandem::open(config).unwrap()
-}
+use common::{block, open, Secrets, PASSWORD};
 
 #[test]
 fn a_failed_run_is_shown_typed_by_the_next_session_and_a_success_clears_it() {
     let mut server = TestServer::start();
-    let (dir, secrets) = (TempDir::new().unwrap(), Arc::new(MemorySecrets::default()));
-    let t = open(&dir, server.url(), &secrets);
+    let (dir, secrets) = (TempDir::new().unwrap(), Arc::new(Secrets::default()));
+    let t = open(&dir, server.url(), &secrets, |_| {});
     assert_eq!(t.sync_status().unwrap().last_run_at, None);
-    block(t.sign_up(email(), "correct horse battery staple".into())).unwrap();
+    block(t.sign_up(email(), PASSWORD.into())).unwrap();
     t.put(
         "plans".into(),
         Some("p".into()),
@@ -58,7 +50,7 @@ fn a_failed_run_is_shown_typed_by_the_next_session_and_a_success_clears_it() {
     t.shutdown();
 
     // The next session starts with it.
-    let t = open(&dir, server.url(), &secrets);
+    let t = open(&dir, server.url(), &secrets, |_| {});
     let reopened = t.sync_status().unwrap();
     assert_eq!(reopened.phase, SyncPhase::Offline);
     assert_eq!(reopened.last_failure, Some(SyncFailure::Offline));
@@ -79,7 +71,7 @@ fn a_failed_run_is_shown_typed_by_the_next_session_and_a_success_clears_it() {
         (None, None)
     );
     t.shutdown();
-    let t = open(&dir, server.url(), &secrets);
+    let t = open(&dir, server.url(), &secrets, |_| {});
     let next = t.sync_status().unwrap();
     assert_eq!(next.phase, SyncPhase::Idle);
     assert_eq!(next.last_failure, None);

@@ -3,44 +3,33 @@
 //! the document whose every field holds its latest edit; a device days ahead does not win every
 //! conflict; an edit against a delete goes by the delete's time; records expose `edited_at`.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tandem::{ConflictPolicy, Query, SecureStore, SyncReport, Tandem, TandemConfig};
+use tandem::{ConflictPolicy, Query, Tandem};
 use tandem_protocol::{OffsetClock, MAX_CLOCK_SKEW_MS};
-use tandem_testkit::fixtures::MemorySecrets;
-use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
-use tandem_testkit::server::{email, TestServer};
+use tandem_testkit::server::TestServer;
 use tandem_testkit::ManualClock;
-use tempfile::TempDir;
 
-const PASSWORD: &str = "correct horse battery staple";
 const MINUTE: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 
-fn block<F: Future>(future: F) -> F::Output {
-    tandem::runtime::runtime().block_on(future)
-}
+mod common;
 
-struct Device {
-    _dir: TempDir,
-    t: Arc<Tandem>,
-}
+use common::{device_opened_by, one_account, Device};
 
 /// A device whose wall clock is `skew_ms` off the server's (tokens still judged by the server's
-/// clock, so only edit times see the skew).
+/// clock, so only edit times see the skew), settling conflicts by last write wins.
 fn device(server: &TestServer, clock: &ManualClock, skew_ms: i64) -> Device {
-    let dir = TempDir::new().unwrap();
-    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, server.url());
-    config.sync.realtime = false;
-    config.sync.conflict_policy = Some(ConflictPolicy::LastWriteWins);
-    config.secure_store = Some(Arc::new(MemorySecrets::default()) as Arc<dyn SecureStore>);
-    let edit_clock = OffsetClock::new(Arc::new(clock.clone()), skew_ms);
-    let t =
-        Tandem::open_with_clocks(config, Arc::new(clock.clone()), Arc::new(edit_clock)).unwrap();
-    Device { _dir: dir, t }
+    device_opened_by(
+        server.url(),
+        |config| config.sync.conflict_policy = Some(ConflictPolicy::LastWriteWins),
+        |config| {
+            let edit_clock = OffsetClock::new(Arc::new(clock.clone()), skew_ms);
+            Tandem::open_with_clocks(config, Arc::new(clock.clone()), Arc::new(edit_clock)).unwrap()
+        },
+    )
 }
 
 fn server_at(clock: &ManualClock) -> TestServer {
@@ -49,46 +38,14 @@ fn server_at(clock: &ManualClock) -> TestServer {
 
 /// Devices with these skews, signed in to one new account.
 fn devices(server: &TestServer, clock: &ManualClock, skews: &[i64]) -> Vec<Device> {
-    let account = email();
     let all: Vec<Device> = skews.iter().map(|s| device(server, clock, *s)).collect();
-    block(all[0].t.sign_up(account.clone(), PASSWORD.into())).unwrap();
-    for d in &all[1..] {
-        block(d.t.sign_in(account.clone(), PASSWORD.into())).unwrap();
-    }
+    one_account(&all);
     all
 }
 
 impl Device {
-    fn sync(&self) -> SyncReport {
-        block(self.t.sync_now()).unwrap()
-    }
-
-    fn put(&self, id: &str, doc: Value) {
-        self.t
-            .put("plans".into(), Some(id.into()), doc.to_string())
-            .unwrap();
-    }
-
-    fn patch(&self, id: &str, patch: Value) {
-        self.t
-            .patch("plans".into(), id.into(), patch.to_string())
-            .unwrap();
-    }
-
-    fn delete(&self, id: &str) {
-        self.t.delete("plans".into(), id.into()).unwrap();
-    }
-
-    fn doc(&self, id: &str) -> Option<Value> {
-        self.t
-            .get("plans".into(), id.into())
-            .unwrap()
-            .map(|r| serde_json::from_str(&r.document).unwrap())
-    }
-
     fn edited_at_ms(&self, id: &str) -> i64 {
-        let record = self.t.get("plans".into(), id.into()).unwrap().unwrap();
-        let at = record.edited_at.expect("an edit time");
+        let at = self.record("plans", id).edited_at.expect("an edit time");
         at.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
     }
 
@@ -125,20 +82,21 @@ fn offline_edits_on_skewed_devices_converge_to_the_latest_edit_of_each_field() {
     let all = devices(&server, &clock, &[-2 * MINUTE, 30_000, 0]);
     let [a, b, c] = [&all[0], &all[1], &all[2]];
     a.put(
+        "plans",
         "p",
         json!({"name": "Plan", "notes": "first", "archived": false}),
     );
     sync_all(&[a, b, c]);
-    assert_eq!(b.doc("p"), a.doc("p"));
+    assert_eq!(b.doc("plans", "p"), a.doc("plans", "p"));
 
     // Offline: A (behind, so its edit counts as made when it last saw the server) renames;
     // B edits the notes; C renames and archives, later than A's edit.
     advance(&clock, 10_000);
-    a.patch("p", json!({"name": "A's name"}));
+    a.patch("plans", "p", json!({"name": "A's name"}));
     advance(&clock, 10_000);
-    b.patch("p", json!({"notes": "B's notes"}));
+    b.patch("plans", "p", json!({"notes": "B's notes"}));
     advance(&clock, 10_000);
-    c.patch("p", json!({"name": "C's name", "archived": true}));
+    c.patch("plans", "p", json!({"name": "C's name", "archived": true}));
     // Different devices, different fields and the same field: in any order, the same result.
     for d in [b, a, c] {
         d.sync();
@@ -146,7 +104,7 @@ fn offline_edits_on_skewed_devices_converge_to_the_latest_edit_of_each_field() {
     sync_all(&[c, a, b]);
     let expected = json!({"name": "C's name", "notes": "B's notes", "archived": true});
     for d in [a, b, c] {
-        assert_eq!(d.doc("p"), Some(expected.clone()));
+        assert_eq!(d.doc("plans", "p"), Some(expected.clone()));
         assert!(d.t.conflicts().unwrap().is_empty());
     }
     assert_eq!(a.plans(), b.plans());
@@ -154,18 +112,18 @@ fn offline_edits_on_skewed_devices_converge_to_the_latest_edit_of_each_field() {
 
     // A has seen the server's time now: its next edit, a minute on, beats C's.
     advance(&clock, MINUTE);
-    a.patch("p", json!({"name": "A again"}));
+    a.patch("plans", "p", json!({"name": "A again"}));
     // A's wall clock reads a minute before C's edit; its edit time is after it all the same.
     assert!(
         a.edited_at_ms("p") >= start + 30_000,
         "caught up with the server's time"
     );
     advance(&clock, 1_000);
-    b.patch("p", json!({"archived": false}));
+    b.patch("plans", "p", json!({"archived": false}));
     sync_all(&[b, a, c]);
     let expected = json!({"name": "A again", "notes": "B's notes", "archived": false});
     for d in [a, b, c] {
-        assert_eq!(d.doc("p"), Some(expected.clone()));
+        assert_eq!(d.doc("plans", "p"), Some(expected.clone()));
     }
     // Every device shows the same edit time: the latest edit, B's.
     assert_eq!(a.edited_at_ms("p"), c.edited_at_ms("p"));
@@ -177,7 +135,7 @@ fn a_device_days_ahead_does_not_win_forever() {
     let server = server_at(&clock);
     let all = devices(&server, &clock, &[3 * DAY, 0]);
     let [fast, honest] = [&all[0], &all[1]];
-    fast.put("p", json!({"name": "Plan", "notes": "n"}));
+    fast.put("plans", "p", json!({"name": "Plan", "notes": "n"}));
     sync_all(&[fast, honest]);
     // The fast device's time was clamped to the server's clock + the bound.
     let start = 1_800_000_000_000;
@@ -186,26 +144,26 @@ fn a_device_days_ahead_does_not_win_forever() {
 
     // Both edit the name offline; the honest edit is made two minutes later (in real time) and
     // wins, whichever device syncs first.
-    fast.patch("p", json!({"name": "fast"}));
+    fast.patch("plans", "p", json!({"name": "fast"}));
     advance(&clock, 2 * MINUTE);
-    honest.patch("p", json!({"name": "honest"}));
+    honest.patch("plans", "p", json!({"name": "honest"}));
     sync_all(&[fast, honest]);
-    assert_eq!(fast.doc("p").unwrap()["name"], "honest");
-    assert_eq!(honest.doc("p").unwrap()["name"], "honest");
+    assert_eq!(fast.doc("plans", "p").unwrap()["name"], "honest");
+    assert_eq!(honest.doc("plans", "p").unwrap()["name"], "honest");
 
     // The other way round: the fast device edits later (in real time) and wins too.
     advance(&clock, MINUTE);
-    honest.patch("p", json!({"notes": "honest notes"}));
+    honest.patch("plans", "p", json!({"notes": "honest notes"}));
     advance(&clock, 2 * MINUTE);
-    fast.patch("p", json!({"notes": "fast notes"}));
+    fast.patch("plans", "p", json!({"notes": "fast notes"}));
     let fast_edit = fast.edited_at_ms("p");
     assert!(
         fast_edit < start + 3 * DAY,
         "the fast device corrected its clock after seeing the server's"
     );
     sync_all(&[honest, fast]);
-    assert_eq!(honest.doc("p"), fast.doc("p"));
-    assert_eq!(fast.doc("p").unwrap()["notes"], "fast notes");
+    assert_eq!(honest.doc("plans", "p"), fast.doc("plans", "p"));
+    assert_eq!(fast.doc("plans", "p").unwrap()["notes"], "fast notes");
 }
 
 #[test]
@@ -214,22 +172,22 @@ fn an_edit_against_a_delete_goes_by_the_delete_time() {
     let server = server_at(&clock);
     let all = devices(&server, &clock, &[0, 5_000]);
     let [a, b] = [&all[0], &all[1]];
-    a.put("p", json!({"name": "Plan"}));
-    a.put("q", json!({"name": "Other"}));
+    a.put("plans", "p", json!({"name": "Plan"}));
+    a.put("plans", "q", json!({"name": "Other"}));
     sync_all(&[a, b]);
 
     // p: deleted on A, edited on B afterwards: the edit brings it back everywhere.
     // q: edited on B, deleted on A afterwards: it stays deleted everywhere.
-    a.delete("p");
+    a.delete("plans", "p");
     advance(&clock, 1_000);
-    b.patch("p", json!({"name": "kept"}));
-    b.patch("q", json!({"name": "edited"}));
+    b.patch("plans", "p", json!({"name": "kept"}));
+    b.patch("plans", "q", json!({"name": "edited"}));
     advance(&clock, 10_000);
-    a.delete("q");
+    a.delete("plans", "q");
     sync_all(&[a, b]);
     for d in [a, b] {
-        assert_eq!(d.doc("p"), Some(json!({"name": "kept"})));
-        assert_eq!(d.doc("q"), None);
+        assert_eq!(d.doc("plans", "p"), Some(json!({"name": "kept"})));
+        assert_eq!(d.doc("plans", "q"), None);
         assert!(d.t.conflicts().unwrap().is_empty());
     }
 }

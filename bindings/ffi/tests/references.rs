@@ -3,71 +3,15 @@
 //! (`day_types` ← `schedule_days` by setNull, `project_day_types` joining `projects` and
 //! `day_types` by cascade, `files` unique per (projectId, path) and held by `projects` by restrict).
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
-use tandem::{
-    ConflictReason, Query, Resolution, SecureStore, Tandem, TandemConfig, TandemError,
-    ValidationReason,
-};
-use tandem_testkit::fixtures::{MemorySecrets, TEST_SCHEMA as SCHEMA};
-use tandem_testkit::server::{email, TestServer};
-use tempfile::TempDir;
+use tandem::{ConflictReason, Query, Resolution, TandemError, ValidationReason};
+use tandem_testkit::server::TestServer;
 
-const PASSWORD: &str = "correct horse battery staple";
+mod common;
 
-struct Device {
-    _dir: TempDir,
-    t: Arc<Tandem>,
-}
-
-fn block<F: std::future::Future>(future: F) -> F::Output {
-    tandem::runtime::runtime().block_on(future)
-}
-
-fn device(url: &str) -> Device {
-    let dir = TempDir::new().unwrap();
-    let secrets = Arc::new(MemorySecrets::default());
-    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
-    config.sync.realtime = false;
-    config.secure_store = Some(secrets as Arc<dyn SecureStore>);
-    let t = Tandem::open(config).unwrap();
-    Device { _dir: dir, t }
-}
-
-/// `n` devices signed in to one new account.
-fn devices(server: &TestServer, n: usize) -> Vec<Device> {
-    let account = email();
-    let all: Vec<Device> = (0..n).map(|_| device(server.url())).collect();
-    block(all[0].t.sign_up(account.clone(), PASSWORD.into())).unwrap();
-    for d in &all[1..] {
-        block(d.t.sign_in(account.clone(), PASSWORD.into())).unwrap();
-    }
-    all
-}
+use common::{devices, Device};
 
 impl Device {
-    fn sync(&self) {
-        block(self.t.sync_now()).unwrap();
-    }
-
-    fn put(&self, collection: &str, id: &str, doc: Value) {
-        self.t
-            .put(collection.into(), Some(id.into()), doc.to_string())
-            .unwrap();
-    }
-
-    fn delete(&self, collection: &str, id: &str) {
-        self.t.delete(collection.into(), id.into()).unwrap();
-    }
-
-    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.t
-            .get(collection.into(), id.into())
-            .unwrap()
-            .map(|r| serde_json::from_str(&r.document).unwrap())
-    }
-
     fn ids(&self, collection: &str) -> Vec<String> {
         let mut ids: Vec<String> = self
             .t

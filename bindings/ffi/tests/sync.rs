@@ -3,7 +3,6 @@
 //! and cascades, lost answers, restarts, token expiry and revocation, accounts, cursor expiry,
 //! dead letters, the kill switches, malformed answers and realtime.
 
-use std::future::Future;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,68 +13,27 @@ use tandem::{
     Record, RecordState, Resolution, SecureStore, SyncFailure, SyncPhase, SyncReport, Tandem,
     TandemConfig, TandemError, ValidationReason,
 };
-use tandem_testkit::fixtures::{strict_notes_schema, MemorySecrets};
+use tandem_testkit::fixtures::strict_notes_schema;
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
 use tandem_testkit::ManualClock;
 use tempfile::TempDir;
 
+mod common;
+
+use common::{
+    block, device, device_opened_by, device_with, open, pair, pair_with, Device, Secrets, PASSWORD,
+};
 use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
-const PASSWORD: &str = "correct horse battery staple";
-
-fn block<F: Future>(future: F) -> F::Output {
-    tandem::runtime::runtime().block_on(future)
-}
-
-type Secrets = MemorySecrets;
-
-struct Device {
-    dir: TempDir,
-    secrets: Arc<Secrets>,
-    t: Arc<Tandem>,
-}
-
-fn device(url: &str) -> Device {
-    device_with(url, |_| {})
-}
-
-fn device_with(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Device {
-    let dir = TempDir::new().unwrap();
-    let secrets = Arc::new(Secrets::default());
-    let t = open(&dir, url, &secrets, adjust);
-    Device { dir, secrets, t }
-}
 
 /// A device judging token expiry by `clock`, the one its in-process server runs on: the test
 /// moves the clock instead of sleeping.
 fn device_on_clock(url: &str, clock: &ManualClock) -> Device {
-    let dir = TempDir::new().unwrap();
-    let secrets = Arc::new(Secrets::default());
-    let config = config(&dir, url, &secrets, |_| {});
-    let t = Tandem::open_with_clock(config, Arc::new(clock.clone())).unwrap();
-    Device { dir, secrets, t }
-}
-
-fn open(
-    dir: &TempDir,
-    url: &str,
-    secrets: &Arc<Secrets>,
-    adjust: impl FnOnce(&mut TandemConfig),
-) -> Arc<Tandem> {
-    Tandem::open(config(dir, url, secrets, adjust)).unwrap()
-}
-
-fn config(
-    dir: &TempDir,
-    url: &str,
-    secrets: &Arc<Secrets>,
-    adjust: impl FnOnce(&mut TandemConfig),
-) -> TandemConfig {
-    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
-    config.sync.realtime = false;
-    config.secure_store = Some(Arc::clone(secrets) as Arc<dyn SecureStore>);
-    adjust(&mut config);
-    config
+    device_opened_by(
+        url,
+        |_| {},
+        |config| Tandem::open_with_clock(config, Arc::new(clock.clone())).unwrap(),
+    )
 }
 
 /// An in-process server issuing access tokens that live 2 s, on a manual clock.
@@ -91,49 +49,6 @@ fn clock_of(server: &TestServer) -> &ManualClock {
 }
 
 impl Device {
-    fn sign_up(&self, email: &str) {
-        block(self.t.sign_up(email.into(), PASSWORD.into())).unwrap();
-    }
-
-    fn sign_in(&self, email: &str) {
-        block(self.t.sign_in(email.into(), PASSWORD.into())).unwrap();
-    }
-
-    fn sync(&self) -> SyncReport {
-        block(self.t.sync_now()).unwrap()
-    }
-
-    fn try_sync(&self) -> Result<SyncReport, TandemError> {
-        block(self.t.sync_now())
-    }
-
-    fn put(&self, collection: &str, id: &str, doc: Value) {
-        self.t
-            .put(collection.into(), Some(id.into()), doc.to_string())
-            .unwrap();
-    }
-
-    fn patch(&self, collection: &str, id: &str, patch: Value) {
-        self.t
-            .patch(collection.into(), id.into(), patch.to_string())
-            .unwrap();
-    }
-
-    fn delete(&self, collection: &str, id: &str) {
-        self.t.delete(collection.into(), id.into()).unwrap();
-    }
-
-    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.t
-            .get(collection.into(), id.into())
-            .unwrap()
-            .map(|r| serde_json::from_str(&r.document).unwrap())
-    }
-
-    fn record(&self, collection: &str, id: &str) -> Record {
-        self.t.get(collection.into(), id.into()).unwrap().unwrap()
-    }
-
     /// Every live record as (collection, id, document).
     fn snapshot(&self) -> Vec<(String, String, Value)> {
         let mut all = Vec::new();
@@ -148,24 +63,6 @@ impl Device {
         }
         all
     }
-
-    fn pending(&self) -> u64 {
-        self.t.pending_count().unwrap()
-    }
-}
-
-/// A server and two devices signed in to one new account.
-fn pair(server: &TestServer) -> (Device, Device) {
-    pair_with(server, |_| {})
-}
-
-fn pair_with(server: &TestServer, adjust: impl Fn(&mut TandemConfig)) -> (Device, Device) {
-    let account = email();
-    let a = device_with(server.url(), &adjust);
-    let b = device_with(server.url(), &adjust);
-    a.sign_up(&account);
-    b.sign_in(&account);
-    (a, b)
 }
 
 fn sync_failure(result: Result<SyncReport, TandemError>) -> SyncFailure {

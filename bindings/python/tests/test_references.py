@@ -2,20 +2,12 @@
 unique_violation conflict between two devices resolved through the conflict API."""
 import asyncio
 import json
-import uuid
 
 import pytest
 
 import tandem
 from tandem import ConflictReason, Query, Resolution, Tandem, TandemConfig, TandemError
-from test_sync import PASSWORD, SCHEMA, device, server  # noqa: F401 (the server fixture)
-
-
-@pytest.fixture
-def engine(tmp_path):
-    t = Tandem.open(TandemConfig(data_dir=str(tmp_path), schema_json=SCHEMA))
-    yield t
-    t.shutdown()
+from tandem_fixtures import device, one_account
 
 
 def put(t, collection, id, doc):
@@ -53,12 +45,10 @@ def test_reference_and_unique_errors_are_typed(engine):
 
 
 def test_a_unique_violation_names_the_existing_record_and_is_resolved(tmp_path, server):  # noqa: F811
-    email = f"py-{uuid.uuid4().hex}@example.com"
     a, b = device(tmp_path, server, "a"), device(tmp_path, server, "b")
 
     async def story():
-        await a.sign_up(email, PASSWORD)
-        await b.sign_in(email, PASSWORD)
+        await one_account(a, b)
         put(a, "projects", "p", {"name": "P"})
         await a.sync_now()
         await b.sync_now()

@@ -1,74 +1,18 @@
 """Two engines syncing through the real tandem-server binary, driven from Python (async API)."""
 import asyncio
 import json
-import os
-import pathlib
-import subprocess
 import time
 import uuid
 
 import pytest
 
 import tandem
-from tandem import ConflictReason, Query, Resolution, SyncFailure, Tandem, TandemConfig, TandemError
-
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-# The one test schema (the Rust, Kotlin and Swift tests load it too); the server loads the same file.
-SCHEMA_FILE = ROOT / "schemas" / "test.json"
-SCHEMA = SCHEMA_FILE.read_text()
-PASSWORD = "correct horse battery staple"
-
-
-def server_binary():
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", pathlib.Path.home() / ".cache" / "tandem" / "target"))
-    binary = target / "debug" / "tandem-server"
-    if not binary.exists():
-        subprocess.run(["cargo", "build", "-p", "tandem-server"], cwd=ROOT, check=True)
-    return binary
-
-
-@pytest.fixture
-def server(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
-    env["TANDEM_JWT_SECRET"] = "python-binding-tests-secret-0123456789"
-    process = subprocess.Popen(
-        [server_binary(), "--addr", "127.0.0.1:0", "--db", f"sqlite://{tmp_path / 'server.db'}",
-         "--schema", str(SCHEMA_FILE)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
-    )
-    line = process.stdout.readline()
-    assert line.startswith("listening on "), line
-    yield line.removeprefix("listening on ").strip()
-    process.kill()
-    process.wait()
-
-
-class Secrets(tandem.SecureStore):
-    """An in-memory secure store (not secure: for tests)."""
-
-    def __init__(self):
-        self.values = {}
-
-    def get(self, key):
-        return self.values.get(key)
-
-    def set(self, key, value):
-        self.values[key] = value
-
-    def delete(self, key):
-        self.values.pop(key, None)
-
-
-def device(tmp_path, url, name, policy=None):
-    config = TandemConfig(data_dir=str(tmp_path / name), schema_json=SCHEMA, server_url=url,
-                          secure_store=Secrets())
-    config.sync.realtime = False
-    config.sync.conflict_policy = policy
-    return Tandem.open(config)
+from tandem import ConflictReason, Query, Resolution, SyncFailure, TandemError
+from tandem_fixtures import PASSWORD, device, new_email, one_account
 
 
 def test_two_devices_converge_and_a_conflict_is_resolved(tmp_path, server):
-    email = f"py-{uuid.uuid4().hex}@example.com"
+    email = new_email()
     a, b = device(tmp_path, server, "a"), device(tmp_path, server, "b")
 
     async def story():
@@ -101,12 +45,10 @@ def test_two_devices_converge_and_a_conflict_is_resolved(tmp_path, server):
 
 
 def test_a_batch_with_a_conflicting_member_reaches_the_other_device_all_or_nothing(tmp_path, server):
-    email = f"py-{uuid.uuid4().hex}@example.com"
     a, b = device(tmp_path, server, "a"), device(tmp_path, server, "b")
 
     async def story():
-        await a.sign_up(email, PASSWORD)
-        await b.sign_in(email, PASSWORD)
+        await one_account(a, b)
         a.put("plans", "p", json.dumps({"name": "v1"}))
         await a.sync_now()
         await b.sync_now()
@@ -138,13 +80,11 @@ def test_a_batch_with_a_conflicting_member_reaches_the_other_device_all_or_nothi
 
 
 def test_last_write_wins_by_edit_time_and_edited_at(tmp_path, server):
-    email = f"py-{uuid.uuid4().hex}@example.com"
     lww = tandem.ConflictPolicy.LAST_WRITE_WINS
     a, b = device(tmp_path, server, "a", lww), device(tmp_path, server, "b", lww)
 
     async def story():
-        await a.sign_up(email, PASSWORD)
-        await b.sign_in(email, PASSWORD)
+        await one_account(a, b)
         before = time.time() - 1
         a.put("plans", "p", json.dumps({"name": "Plan", "notes": "n"}))
         await a.sync_now()
@@ -195,7 +135,7 @@ def test_the_status_says_when_the_last_run_ended_and_why_it_failed(tmp_path, ser
         with pytest.raises(TandemError.Sync):
             await d.sync_now()
         assert d.sync_status().last_failure == SyncFailure.NOT_SIGNED_IN
-        await d.sign_up(f"py-{uuid.uuid4().hex}@example.com", PASSWORD)
+        await d.sign_up(new_email(), PASSWORD)
         await d.sync_now()
         status = d.sync_status()
         assert status.last_failure is None and status.last_error is None
@@ -219,7 +159,7 @@ def test_the_log_sink_sees_a_sync_run(tmp_path, server):
     lines = Lines()
     tandem.set_log_sink(lines, tandem.LogLevel.DEBUG)
     try:
-        email = f"py-{uuid.uuid4().hex}@example.com"
+        email = new_email()
         a = device(tmp_path, server, "a")
 
         async def story():

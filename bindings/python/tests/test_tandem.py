@@ -1,6 +1,5 @@
 """The engine driven through the generated Python bindings, as a foreign app would drive it."""
 import json
-import pathlib
 import queue
 import threading
 
@@ -8,17 +7,7 @@ import pytest
 
 import tandem
 from tandem import Filter, FilterOp, OrderBy, Query, RecordState, Tandem, TandemConfig, TandemError, WriteOp
-
-# The one test schema (the Rust, Kotlin and Swift tests load it too): plans and their days, a cascade.
-SCHEMA = (pathlib.Path(__file__).resolve().parents[3] / "schemas" / "test.json").read_text()
-
-
-@pytest.fixture
-def engine(tmp_path):
-    t = Tandem.open(TandemConfig(data_dir=str(tmp_path), schema_json=SCHEMA))
-    yield t
-    t.shutdown()
-
+from tandem_fixtures import SCHEMA
 
 def doc(record):
     return json.loads(record.document)

@@ -1,7 +1,6 @@
 package dev.tandem
 
 import java.nio.file.Path
-import java.util.UUID
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.test.assertEquals
 import kotlin.test.assertTrue
@@ -36,7 +35,7 @@ class LoggingTest {
         val sink = Lines()
         setLogSink(sink, LogLevel.DEBUG)
         try {
-            val email = "kt-${UUID.randomUUID()}@example.com"
+            val email = newEmail()
             val password = "kotlin-log-secret-4471"
             server.device(dir.resolve("a")).use { device ->
                 device.signUp(email, password)

@@ -1,46 +1,29 @@
 package dev.tandem
 
-import java.nio.file.Path
-import java.util.UUID
 import kotlin.test.assertContains
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertNull
 import kotlinx.coroutines.runBlocking
-import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.extension.RegisterExtension
-import org.junit.jupiter.api.io.TempDir
 
 /**
  * References and unique constraints through the generated Kotlin: the typed errors of a local
  * write or delete, and a unique_violation between two devices, named and resolved.
  */
 @Timeout(120)
-class ReferencesTest {
+class ReferencesTest : ServerTest(server) {
     companion object {
         @JvmField
         @RegisterExtension
         val server = TandemServer()
-
-        const val PASSWORD = "correct horse battery staple"
     }
-
-    @TempDir
-    lateinit var dir: Path
-    private val devices = mutableListOf<Tandem>()
-
-    @AfterEach
-    fun closeDevices() {
-        devices.forEach(Tandem::close)
-    }
-
-    private fun device(name: String): Tandem = server.device(dir.resolve(name)).also(devices::add)
 
     @Test
     fun `references, restrict and unique keys fail with typed validation errors`() {
-        val t = openTandem(dir.resolve("local")).also(devices::add)
+        val t = localDevice("local")
         val missing = assertFailsWith<TandemException.Validation> {
             t.put("schedule_days", "d", """{"dayTypeId": "nope"}""")
         }
@@ -71,11 +54,9 @@ class ReferencesTest {
 
     @Test
     fun `a unique violation names the existing record and keep-mine replaces it`() = runBlocking {
-        val email = "kt-${UUID.randomUUID()}@example.com"
         val a = device("a")
         val b = device("b")
-        a.signUp(email, PASSWORD)
-        b.signIn(email, PASSWORD)
+        oneAccount(a, b)
         a.put("projects", "p", """{"name": "P"}""")
         a.syncNow()
         b.syncNow()

@@ -1,6 +1,5 @@
 package dev.tandem
 
-import java.nio.file.Path
 import java.util.UUID
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -18,11 +17,9 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
-import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.Timeout
 import org.junit.jupiter.api.extension.RegisterExtension
-import org.junit.jupiter.api.io.TempDir
 
 /**
  * Auth and sync through the generated suspend functions, against a real `tandem-server` started
@@ -30,31 +27,16 @@ import org.junit.jupiter.api.io.TempDir
  * and Tandem's threads, which a virtual clock (runTest) would skip past.
  */
 @Timeout(120)
-class SyncTest {
+class SyncTest : ServerTest(server) {
     companion object {
         @JvmField
         @RegisterExtension
         val server = TandemServer()
-
-        const val PASSWORD = "correct horse battery staple"
     }
-
-    @TempDir
-    lateinit var dir: Path
-    private val devices = mutableListOf<Tandem>()
-
-    @AfterEach
-    fun closeDevices() {
-        devices.forEach(Tandem::close)
-    }
-
-    private fun device(name: String): Tandem = server.device(dir.resolve(name)).also(devices::add)
-
-    private fun email(): String = "kt-${UUID.randomUUID()}@example.com"
 
     @Test
     fun `two devices converge through the server and a conflict is resolved`() = runBlocking {
-        val email = email()
+        val email = newEmail()
         val a = device("a")
         val b = device("b")
         assertEquals(email, a.signUp(email, PASSWORD).email)
@@ -97,11 +79,9 @@ class SyncTest {
 
     @Test
     fun `a write batch with a conflicting member reaches the other device all or nothing`() = runBlocking {
-        val email = email()
         val a = device("a")
         val b = device("b")
-        a.signUp(email, PASSWORD)
-        b.signIn(email, PASSWORD)
+        oneAccount(a, b)
         a.put("plans", "p", """{"name": "v1"}""")
         a.syncNow()
         b.syncNow()
@@ -134,11 +114,9 @@ class SyncTest {
 
     @Test
     fun `last write wins settles the same field by edit time and records show when they were edited`() = runBlocking {
-        val email = email()
-        val a = server.device(dir.resolve("lww-a"), policy = ConflictPolicy.LAST_WRITE_WINS).also(devices::add)
-        val b = server.device(dir.resolve("lww-b"), policy = ConflictPolicy.LAST_WRITE_WINS).also(devices::add)
-        a.signUp(email, PASSWORD)
-        b.signIn(email, PASSWORD)
+        val a = device("lww-a", ConflictPolicy.LAST_WRITE_WINS)
+        val b = device("lww-b", ConflictPolicy.LAST_WRITE_WINS)
+        oneAccount(a, b)
         val before = java.time.Instant.now().minusSeconds(1)
         a.put("plans", "p", """{"name": "Plan", "notes": "n"}""")
         a.syncNow()
@@ -174,7 +152,7 @@ class SyncTest {
         assertEquals(AuthFailure.INVALID_CREDENTIALS, unknown.kind)
         assertTrue(PASSWORD !in unknown.detail, "messages never carry the password")
 
-        val email = email()
+        val email = newEmail()
         d.signUp(email, PASSWORD)
         d.signOut(wipeLocalData = true)
         assertEquals(AuthFailure.INVALID_CREDENTIALS, assertFailsWith<TandemException.Auth> { d.signIn(email, "wrong $PASSWORD") }.kind)
@@ -196,7 +174,7 @@ class SyncTest {
         assertNull(d.syncStatus().lastRunAt)
         assertFailsWith<TandemException.Sync> { d.syncNow() }
         assertEquals(SyncFailure.NOT_SIGNED_IN, d.syncStatus().lastFailure)
-        d.signUp(email(), PASSWORD)
+        d.signUp(newEmail(), PASSWORD)
         d.syncNow()
         val status = d.syncStatus()
         assertNull(status.lastFailure)
@@ -207,7 +185,7 @@ class SyncTest {
     @Test
     fun `syncStatusAsFlow starts with the current status and sees pending go to 0 after a sync`() = runBlocking {
         val a = device("a")
-        a.signUp(email(), PASSWORD)
+        a.signUp(newEmail(), PASSWORD)
         val statuses = collectInto(a.syncStatusAsFlow())
         try {
             val first = statuses.await("the current status") { true }
@@ -231,7 +209,7 @@ class SyncTest {
         val states = collectInto(a.authStateAsFlow())
         try {
             assertEquals(AuthState.SignedOut, states.await("the current state") { true })
-            val email = email()
+            val email = newEmail()
             val user = a.signUp(email, PASSWORD)
             val signedIn = states.await("signed in") { true }
             assertEquals(AuthState.SignedIn(user), signedIn)
@@ -246,7 +224,7 @@ class SyncTest {
     @Test
     fun `cancelling the collection cancels the status and auth subscriptions`() = runBlocking {
         val a = device("a")
-        a.signUp(email(), PASSWORD)
+        a.signUp(newEmail(), PASSWORD)
         val before = liveCallbacks()
         val statuses = collectInto(a.syncStatusAsFlow())
         val states = collectInto(a.authStateAsFlow())
@@ -290,7 +268,7 @@ class SyncTest {
 
         // A signed-in device with a synced record: nothing changes while the observers register.
         val a = device("a")
-        val user = a.signUp(email(), PASSWORD)
+        val user = a.signUp(newEmail(), PASSWORD)
         a.put("plans", "p", """{"name": "P"}""")
         a.syncNow()
         val current = a.syncStatus()
