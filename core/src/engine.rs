@@ -144,7 +144,7 @@ impl Engine {
         let _scope = group
             .clone()
             .map(|g| outbox::GroupScope::enter(g, ops.len()));
-        let (written, changed) = self.store.write(|tx| {
+        let result = self.store.write(|tx| {
             let mut batch = Batch {
                 tx,
                 schema: &self.schema,
@@ -168,7 +168,9 @@ impl Engine {
             // Once for the whole transaction: the clock's state after its last tick.
             self.edit_clock.save(tx)?;
             Ok((written, batch.changed))
-        })?;
+        });
+        // A failed transaction may have rolled back the clock's saved copy.
+        let (written, changed) = result.inspect_err(|_| self.edit_clock.unsaved())?;
         let any = !changed.is_empty();
         self.notifier.committed(changed);
         Ok((written, any))
@@ -302,7 +304,8 @@ impl Batch<'_, '_> {
             created_at: self.now,
             updated_at: self.now,
             edited_at: Some(at_text.clone()),
-            field_times: edit_time::all_at(new_map.keys(), &at_text),
+            // A fresh document stores no field times: each field reads as `edited_at`.
+            field_times: None,
         };
         let before = if records::insert_new(self.tx, &row)? {
             None
@@ -317,6 +320,7 @@ impl Batch<'_, '_> {
                 let old = parse_stored(before.doc.as_deref())?;
                 row.field_times = edit_time::times_text(&edit_time::after_edit(
                     old.as_object(),
+                    before.edited_at.as_deref(),
                     edit_time::parse_times(before.field_times.as_deref()),
                     new_map,
                     &at,

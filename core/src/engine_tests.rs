@@ -370,3 +370,26 @@ fn reads_do_not_wait_for_a_running_write() {
     let after = f.engine.get("plans", "p").unwrap().unwrap();
     assert_eq!(after.doc.as_deref(), Some(r#"{"name":"during"}"#));
 }
+
+#[test]
+fn a_burst_of_one_record_writes_writes_the_edit_clock_once() {
+    let f = fixture();
+    let clock = || {
+        f.engine
+            .store()
+            .read(|c| crate::store::meta_get(c, "edit_clock"))
+            .unwrap()
+    };
+    f.put("plans", "a", json!({"name": "A"}));
+    let saved = clock().expect("the clock is saved with the first write");
+    for i in 0..20 {
+        f.put("plans", &format!("b{i}"), json!({"name": "B"}));
+    }
+    // Within the second the first save reserved, no write saves it again.
+    assert_eq!(clock().unwrap(), saved);
+    let (ms, rest) = saved.split_once(':').unwrap();
+    let ms: i64 = ms.parse().unwrap();
+    assert_eq!(rest, "0:0");
+    let last = f.engine.get("plans", "b19").unwrap().unwrap();
+    assert!(last.edited_at_ms().unwrap() < ms, "{saved}");
+}

@@ -151,8 +151,20 @@ impl Device {
         (!row.deleted).then(|| serde_json::from_str(row.doc.as_deref().unwrap()).unwrap())
     }
 
+    /// The record's field times as the merge reads them (stored sparse: a field of the document
+    /// without a time of its own reads as the record's `edited_at`).
     fn times(&self, id: &str) -> FieldTimes {
-        parse_times(self.row(id).field_times.as_deref())
+        let row = self.row(id);
+        let doc: Option<serde_json::Map<String, Value>> = row
+            .doc
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok());
+        let at: Option<Hlc> = row.edited_at.as_deref().and_then(|t| t.parse().ok());
+        crate::edit_time::effective(
+            doc.as_ref(),
+            at.as_ref(),
+            parse_times(row.field_times.as_deref()),
+        )
     }
 
     fn unsent(&self) -> Vec<OutboxEntry> {
@@ -472,4 +484,39 @@ fn a_device_days_ahead_is_clamped_and_corrected() {
     );
     assert_eq!(d.doc("p").unwrap(), json!({"name": "H"}));
     assert!(d.unsent().is_empty());
+}
+
+#[test]
+fn field_times_are_stored_and_sent_only_where_they_differ_from_the_edit_time() {
+    let d = device("dev-a", 0);
+    d.put("p", json!({"name": "A", "notes": "n"}));
+    // A fresh put: no field times in the record or its outbox entry; each field reads as editedAt.
+    assert_eq!(d.row("p").field_times, None);
+    assert_eq!(d.unsent()[0].field_times, None);
+    let t1: Hlc = d.row("p").edited_at.unwrap().parse().unwrap();
+    assert_eq!(d.times("p"), times(&[("name", &t1), ("notes", &t1)]));
+    let m = push::to_mutation(&d.unsent()[0]).unwrap();
+    assert_eq!(m.edited_at.as_ref(), Some(&t1));
+    assert!(m.field_edited_at.is_none());
+    // An edit of one field: only the field it left keeps a time of its own; a removed field's
+    // time stays explicit (it is not in the document to read as editedAt).
+    d.clock.advance(std::time::Duration::from_millis(50));
+    d.put("p", json!({"name": "B"}));
+    let t2: Hlc = d.row("p").edited_at.unwrap().parse().unwrap();
+    let stored = parse_times(d.row("p").field_times.as_deref());
+    assert_eq!(stored, times(&[("notes", &t2)]));
+    assert_eq!(d.times("p"), times(&[("name", &t2), ("notes", &t2)]));
+    d.clock.advance(std::time::Duration::from_millis(50));
+    d.patch("p", json!({"notes": "back"}));
+    let t3: Hlc = d.row("p").edited_at.unwrap().parse().unwrap();
+    assert_eq!(
+        parse_times(d.row("p").field_times.as_deref()),
+        times(&[("name", &t2)])
+    );
+    let entries = d.unsent();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].field_times, d.row("p").field_times);
+    let m = push::to_mutation(&entries[0]).unwrap();
+    assert_eq!(m.edited_at.as_ref(), Some(&t3));
+    assert_eq!(m.field_edited_at.unwrap(), times(&[("name", &t2)]));
 }

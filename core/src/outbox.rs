@@ -72,7 +72,8 @@ pub struct OutboxEntry {
     pub group_id: Option<String>,
     /// The edit time (HLC text) of the latest edit the entry sends (`editedAt`).
     pub edited_at: Option<String>,
-    /// The edit time of each field of `doc` (`fieldEditedAt`), a JSON object of HLC texts.
+    /// The edit times of the fields of `doc` that differ from `edited_at`, and of removed fields
+    /// (`fieldEditedAt`), a JSON object of HLC texts; `None` when there are none (a fresh put).
     pub field_times: Option<String>,
 }
 
@@ -336,7 +337,7 @@ pub fn record_upsert(
 }
 
 /// The edit times an entry sends: of the latest edit (`editedAt`) and of each field of its
-/// document (`fieldEditedAt`, a JSON object of HLC texts).
+/// document whose time differs from it (`fieldEditedAt`, a JSON object of HLC texts).
 #[derive(Debug, Clone, Copy)]
 pub struct EntryTimes<'a> {
     pub edited_at: &'a str,

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tandem_protocol::{FieldTimes, Hlc};
 
 use super::merge::Doc;
-use crate::edit_time::parse_times;
+use crate::edit_time::{effective, parse_times};
 
 /// One side of a conflict: its document (`None`: deleted) and edit times.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +30,16 @@ pub struct Side<'a> {
 }
 
 impl<'a> Side<'a> {
-    /// A side from stored texts (unreadable times count as unknown).
+    /// A side from stored texts (unreadable times count as unknown). Stored field times are
+    /// sparse: a field of the document without a time of its own was edited at `edited_at`
+    /// (`edit_time::effective`), as the server reads a mutation's `fieldEditedAt`.
     pub fn of(doc: Option<&'a Doc>, edited_at: Option<&str>, fields: Option<&str>) -> Self {
+        let edited_at: Option<Hlc> = edited_at.and_then(|t| t.parse().ok());
+        let fields = effective(doc, edited_at.as_ref(), parse_times(fields));
         Self {
             doc,
-            edited_at: edited_at.and_then(|t| t.parse().ok()),
-            fields: parse_times(fields),
+            edited_at,
+            fields,
         }
     }
 
