@@ -124,7 +124,7 @@ fn settle_by_edit_time(
             field_times,
         } => {
             let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
-            rebase_local(tx, row, server, doc.as_deref(), now)?;
+            rebase_local(tx, schema, row, server, doc.as_deref(), now)?;
             let at = edited_at.map(|t| t.encode());
             let fields = crate::edit_time::times_text(&field_times);
             records::set_times(
@@ -157,7 +157,7 @@ fn apply_decision(
         Decision::AdoptServer => adopt_server(tx, schema, row, server, now),
         Decision::Rebase(doc) => {
             let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
-            rebase_local(tx, row, server, doc.as_deref(), now)
+            rebase_local(tx, schema, row, server, doc.as_deref(), now)
         }
         Decision::Park { reason, fields } => park(tx, row, server, base, reason, fields, now),
     }
@@ -335,7 +335,7 @@ pub fn settle_to(
     if desired_doc == server_doc {
         return adopt_server(tx, schema, row, server, now);
     }
-    rebase_local(tx, row, server, desired, now)?;
+    rebase_local(tx, schema, row, server, desired, now)?;
     let (Some(desired_doc), Some(server_doc)) = (desired_doc, server_doc) else {
         return Ok(());
     };
@@ -402,9 +402,12 @@ fn settled_times(
     (at, times)
 }
 
-/// Replaces the record's local change with `desired` (`None`: a delete), based on `server`.
+/// Replaces the record's local change with `desired` (`None`: a delete), based on `server`. A
+/// live `desired` drops any delete of the record still unsent (it was deleted and created again
+/// here): the server's cascade will not take what that delete hid below it, which shows again.
 pub fn rebase_local(
     tx: &Transaction<'_>,
+    schema: &Schema,
     row: &RecordRow,
     server: &ServerState,
     desired: Option<&str>,
@@ -421,6 +424,11 @@ pub fn rebase_local(
         ..with_server_side(row.clone(), server)
     };
     records::save(tx, &rebased)?;
+    if let Some(doc) = desired {
+        if parent_shown(tx, schema, &row.collection, &parse_object(doc)?)? {
+            reveal_descendants(tx, schema, &row.collection, &row.id)?;
+        }
+    }
     match desired {
         Some(doc) => {
             outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)?

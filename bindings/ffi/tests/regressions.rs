@@ -1,0 +1,167 @@
+//! Regressions the convergence kit's soaks found (docs/testing.md), each shrunk to the few steps
+//! that diverge, against the real `tandem-server` binary.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tandem::{Query, Resolution, SecureStore, SyncReport, Tandem, TandemConfig};
+use tandem_testkit::fixtures::MemorySecrets;
+use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
+use tandem_testkit::server::{email, TestServer};
+use tempfile::TempDir;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn block<F: Future>(future: F) -> F::Output {
+    tandem::runtime::runtime().block_on(future)
+}
+
+struct Device {
+    _dir: TempDir,
+    t: Arc<Tandem>,
+}
+
+fn device(url: &str) -> Device {
+    let dir = TempDir::new().unwrap();
+    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
+    config.sync.realtime = false;
+    config.secure_store = Some(Arc::new(MemorySecrets::default()) as Arc<dyn SecureStore>);
+    let t = Tandem::open(config).unwrap();
+    Device { _dir: dir, t }
+}
+
+/// Two devices signed in to one new account.
+fn pair(server: &TestServer) -> (Device, Device) {
+    let account = email();
+    let (a, b) = (device(server.url()), device(server.url()));
+    block(a.t.sign_up(account.clone(), PASSWORD.into())).unwrap();
+    block(b.t.sign_in(account, PASSWORD.into())).unwrap();
+    (a, b)
+}
+
+impl Device {
+    fn sync(&self) -> SyncReport {
+        block(self.t.sync_now()).unwrap()
+    }
+
+    fn put(&self, collection: &str, id: &str, doc: Value) {
+        self.t
+            .put(collection.into(), Some(id.into()), doc.to_string())
+            .unwrap();
+    }
+
+    fn patch(&self, collection: &str, id: &str, patch: Value) {
+        self.t
+            .patch(collection.into(), id.into(), patch.to_string())
+            .unwrap();
+    }
+
+    fn delete(&self, collection: &str, id: &str) {
+        self.t.delete(collection.into(), id.into()).unwrap();
+    }
+
+    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
+        self.t
+            .get(collection.into(), id.into())
+            .unwrap()
+            .map(|r| serde_json::from_str(&r.document).unwrap())
+    }
+
+    /// Every live record as (collection, id, document).
+    fn snapshot(&self) -> Vec<(String, String, Value)> {
+        let mut all = Vec::new();
+        for collection in ["plans", "plan_days"] {
+            for r in self.t.query(collection.into(), Query::default()).unwrap() {
+                all.push((
+                    r.collection,
+                    r.id,
+                    serde_json::from_str(&r.document).unwrap(),
+                ));
+            }
+        }
+        all
+    }
+
+    fn pending(&self) -> u64 {
+        self.t.pending_count().unwrap()
+    }
+}
+
+/// A and B share plan `p` with day `d`; A deletes `p` and creates it again offline (the day
+/// hides with the delete) while B edits `p`. Returns the server and both devices, B's edit sent.
+fn deleted_and_created_again_against(b_edit: Value) -> (TestServer, Device, Device) {
+    let server = TestServer::start();
+    let (a, b) = pair(&server);
+    a.put("plans", "p", json!({"name": "Plan", "notes": "n"}));
+    a.put("plan_days", "d", json!({"planId": "p", "dayIndex": 0}));
+    a.sync();
+    b.sync();
+    b.patch("plans", "p", b_edit);
+    b.sync();
+    a.delete("plans", "p");
+    a.put("plans", "p", json!({"name": "Again", "notes": "n"}));
+    assert_eq!(a.doc("plan_days", "d"), None, "hidden with the delete");
+    (server, a, b)
+}
+
+/// Seed 5 (and, on a purging server, seed 303): the delete of a parent deleted and created again
+/// offline met another device's edit, so it never landed: the server kept the parent's day, but
+/// the deleting device kept it hidden (nothing showed it again when the parent's change was
+/// rebased instead of deleted), for ever.
+#[test]
+fn a_parent_whose_delete_never_lands_shows_its_children_again() {
+    // B's edit merges cleanly with A's: A's change goes again as an edit, at once.
+    let (_server, a, b) = deleted_and_created_again_against(json!({"notes": "B's notes"}));
+    a.sync();
+    b.sync();
+    let day = json!({"planId": "p", "dayIndex": 0});
+    for d in [&a, &b] {
+        assert_eq!(
+            d.doc("plans", "p"),
+            Some(json!({"name": "Again", "notes": "B's notes"}))
+        );
+        assert_eq!(d.doc("plan_days", "d"), Some(day.clone()), "never deleted");
+    }
+    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(a.pending() + b.pending(), 0);
+}
+
+#[test]
+fn a_parent_whose_delete_meets_a_conflict_kept_mine_shows_its_children_again() {
+    // Both renamed: the app keeps A's; the delete is dropped with the conflict.
+    let (_server, a, b) = deleted_and_created_again_against(json!({"name": "B's name"}));
+    let report = a.sync();
+    assert_eq!(report.parked.len(), 1, "both renamed: the app decides");
+    a.t.resolve("plans".into(), "p".into(), Resolution::KeepMine)
+        .unwrap();
+    assert_eq!(
+        a.doc("plan_days", "d"),
+        Some(json!({"planId": "p", "dayIndex": 0})),
+        "the delete is gone: so is the day's hiding"
+    );
+    a.sync();
+    b.sync();
+    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(a.pending() + b.pending(), 0);
+}
+
+#[test]
+fn a_parent_whose_delete_meets_a_conflict_kept_server_shows_its_children_again() {
+    let (_server, a, b) = deleted_and_created_again_against(json!({"name": "B's name"}));
+    a.sync();
+    a.t.resolve("plans".into(), "p".into(), Resolution::KeepServer)
+        .unwrap();
+    assert_eq!(
+        a.doc("plans", "p"),
+        Some(json!({"name": "B's name", "notes": "n"}))
+    );
+    assert_eq!(
+        a.doc("plan_days", "d"),
+        Some(json!({"planId": "p", "dayIndex": 0}))
+    );
+    a.sync();
+    b.sync();
+    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(a.pending() + b.pending(), 0);
+}
