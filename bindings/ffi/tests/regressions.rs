@@ -213,3 +213,53 @@ fn a_change_in_flight_when_its_parent_was_deleted_goes_with_the_parent() {
     assert_eq!(a.snapshot(), b.snapshot());
     assert!(a.snapshot().is_empty());
 }
+
+/// The same with records the server has: the day, hidden with the document of its change in
+/// flight, keeps the server's once that change comes back not applied, so when the plan's delete
+/// does not land either (the app keeps the server's side) the day shows as the server has it.
+#[test]
+fn a_hidden_change_that_never_landed_shows_the_servers_document_again() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.url());
+    let account = email();
+    let (a, b) = (device(proxy.url()), device(server.url()));
+    block(a.t.sign_up(account.clone(), PASSWORD.into())).unwrap();
+    block(b.t.sign_in(account, PASSWORD.into())).unwrap();
+    a.put("plans", "p", json!({"name": "Plan"}));
+    a.put("plan_days", "d", json!({"planId": "p", "dayIndex": 0}));
+    a.sync();
+    b.sync();
+    b.patch("plans", "p", json!({"name": "B's name"}));
+    b.sync();
+
+    a.t.write(vec![
+        WriteOp::Patch {
+            collection: "plans".into(),
+            id: "p".into(),
+            patch_json: json!({"name": "A's name"}).to_string(),
+        },
+        WriteOp::Patch {
+            collection: "plan_days".into(),
+            id: "d".into(),
+            patch_json: json!({"title": "A's title"}).to_string(),
+        },
+    ])
+    .unwrap();
+    proxy.fail_next("/sync/v1/push", Fault::DropResponse);
+    assert!(block(a.t.sync_now()).is_err(), "the answer is lost");
+    a.delete("plans", "p");
+
+    let report = a.sync();
+    assert_eq!(report.parked.len(), 1, "A's delete meets B's rename");
+    a.t.resolve("plans".into(), "p".into(), Resolution::KeepServer)
+        .unwrap();
+    assert_eq!(
+        a.doc("plan_days", "d"),
+        Some(json!({"planId": "p", "dayIndex": 0})),
+        "the server's day: A's title never landed"
+    );
+    a.sync();
+    b.sync();
+    assert_eq!(a.pending() + b.pending(), 0);
+    assert_eq!(a.snapshot(), b.snapshot());
+}

@@ -12,7 +12,7 @@ use super::merge::parse_object;
 use super::reconcile::{self, ServerState};
 use crate::error::{Error, Result};
 use crate::outbox::{self, OpKind, OutboxEntry};
-use crate::records::{self, RecordState};
+use crate::records::{self, RecordRow, RecordState};
 
 /// What one batch's answers did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -266,7 +266,8 @@ pub fn apply_results(
 /// applied (its group aborted, or it waits for its parent): the record hid with the delete
 /// (`reconcile::cascade_local_delete`), which dropped its pending changes and kept this one only
 /// for its answer, so it goes now too. Sent again, it would follow the parent's delete into its
-/// group and fail it for ever (seed 48). A record the server never had goes with it.
+/// group and fail it for ever (seed 48). A record the server never had goes with it; one it has
+/// stays hidden with the server's document.
 fn drop_if_hidden(tx: &Transaction<'_>, entry: &OutboxEntry) -> Result<()> {
     let (collection, id) = (entry.collection.as_str(), entry.entity_id.as_str());
     let Some(row) = records::load(tx, collection, id)? else {
@@ -281,10 +282,19 @@ fn drop_if_hidden(tx: &Transaction<'_>, entry: &OutboxEntry) -> Result<()> {
         "a change of a record hidden since it left dropped"
     );
     outbox::drop_pending(tx, collection, id)?;
-    if row.server_version == 0 && !outbox::has_entries(tx, collection, id)? {
-        records::remove(tx, collection, id)?;
+    match row.server_doc.clone() {
+        // It hid with the document of the change in flight, which never landed: it keeps the
+        // server's, to show again with its parent if the parent's delete does not land either.
+        Some(doc) if row.server_version > 0 => records::save(
+            tx,
+            &RecordRow {
+                doc: Some(doc),
+                ..row
+            },
+        ),
+        _ if !outbox::has_entries(tx, collection, id)? => records::remove(tx, collection, id),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The parent (collection, id) an upsert's document names, if its collection has one.
