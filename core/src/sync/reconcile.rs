@@ -368,8 +368,8 @@ pub fn settle_to(
 
 /// The edit times of `desired`, a document settled between the local side of `row` and
 /// `server`: a field set (or removed) as the server has it, where the local side had it
-/// otherwise, takes the server's time for it; every other field keeps the local one; the record's time is the latest
-/// of the local edit and the server times taken.
+/// otherwise, takes the server's time for it; every other field keeps the local one. The
+/// record's time is the latest of the local edit and the server times taken.
 fn settled_times(
     row: &RecordRow,
     server: &ServerState,
