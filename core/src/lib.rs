@@ -20,6 +20,8 @@
 
 pub mod auth;
 mod client;
+#[cfg(test)]
+mod conflict_times_tests;
 mod crash;
 pub mod defaults;
 mod edit_time;

@@ -651,6 +651,7 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
             // error; the device syncs again next round.
             let result = block(d.t.sync_now());
             trace.sync(n, &result);
+            trace.unsettled(n, &d.t);
             match result {
                 Ok(report) => {
                     count(&mut stats, &report);
@@ -785,6 +786,32 @@ impl Trace {
                 r.pushed, r.pulled, r.conflicts, r.full_repull
             ),
             Err(e) => eprintln!("    sync d{dev}: {e}"),
+        }
+    }
+    /// In the final rounds (which sync every device until nothing moves): everything a device
+    /// still has to settle after its sync, every record of it, so a round that never ends shows
+    /// what goes round.
+    fn unsettled(&self, dev: usize, t: &Tandem) {
+        if self.0.is_none() {
+            return;
+        }
+        for e in t.outbox().unwrap_or_default() {
+            eprintln!(
+                "      d{dev} outbox: {}/{} {:?} {:?} base {:?}, attempts {}",
+                e.collection, e.id, e.kind, e.state, e.base_version, e.attempts
+            );
+        }
+        for r in t.rejected().unwrap_or_default() {
+            eprintln!(
+                "      d{dev} dead letter: {}/{} {:?}",
+                r.collection, r.id, r.reason
+            );
+        }
+        for c in t.conflicts().unwrap_or_default() {
+            eprintln!(
+                "      d{dev} conflict: {}/{} {:?}",
+                c.collection, c.id, c.reason
+            );
         }
     }
 }

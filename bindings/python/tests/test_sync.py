@@ -112,6 +112,34 @@ def test_last_write_wins_by_edit_time_and_edited_at(tmp_path, server):
     b.shutdown()
 
 
+def test_keeping_the_servers_side_of_a_conflict_shows_the_servers_edit_time(tmp_path, server):
+    email = f"py-{uuid.uuid4().hex}@example.com"
+    a, b = device(tmp_path, server, "a"), device(tmp_path, server, "b")
+
+    async def story():
+        await a.sign_up(email, PASSWORD)
+        await b.sign_in(email, PASSWORD)
+        a.put("plans", "p", json.dumps({"name": "Plan"}))
+        await a.sync_now()
+        await b.sync_now()
+        # Both rename offline; A's reaches the server first, B's is left to the app.
+        a.patch("plans", "p", json.dumps({"name": "A"}))
+        time.sleep(0.02)
+        b.patch("plans", "p", json.dumps({"name": "B"}))
+        await a.sync_now()
+        report = await b.sync_now()
+        assert [c.id for c in report.parked] == ["p"]
+        b.resolve("plans", "p", Resolution.KEEP_SERVER())
+        record = b.get("plans", "p")
+        assert json.loads(record.document) == {"name": "A"}
+        assert record.edited_at is not None, "the server's edit time, at once"
+        assert record.edited_at == a.get("plans", "p").edited_at
+
+    asyncio.run(story())
+    a.shutdown()
+    b.shutdown()
+
+
 def test_sync_errors_are_exceptions_with_fields(tmp_path, server):
     d = device(tmp_path, server, "d")
 

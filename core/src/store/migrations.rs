@@ -82,6 +82,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (collection, entity_id)
      ) WITHOUT ROWID;
      CREATE INDEX group_holds_by_group ON group_holds(group_id);",
+    // v7: a conflict keeps the server side's edit times (`serverEditedAt`, `serverFieldEditedAt`
+    // of the push answer or the pulled change), so a record settled on the server's side takes
+    // them instead of having no edit time until its next change.
+    "ALTER TABLE conflicts ADD COLUMN server_edited_at TEXT;    -- HLC text; NULL: unknown
+     ALTER TABLE conflicts ADD COLUMN server_field_times TEXT; -- JSON object: field -> HLC",
 ];
 
 /// The newest store version this engine writes.

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction};
 
 use super::merge::{merge_preferring, parse_doc, three_way, Doc, Merge, Side};
+use super::reconcile::ServerState;
 use crate::error::{Error, Result};
 
 /// How conflicts are settled. `Merge` is the default.
@@ -137,6 +138,10 @@ pub struct ConflictRow {
     pub created_at: i64,
     /// `UniqueViolation` only: the record holding the key on the server.
     pub existing_id: Option<String>,
+    /// The edit time (HLC text) of the server side's last change; `None` when unknown.
+    pub server_edited_at: Option<String>,
+    /// The edit time of each field of `server_doc` (a JSON object of HLC texts).
+    pub server_field_times: Option<String>,
 }
 
 impl ConflictRow {
@@ -150,10 +155,15 @@ impl ConflictRow {
         )
     }
 
-    /// This conflict after the server's side moved on (a later pull); `None` when the two sides
-    /// no longer differ.
-    pub fn with_server(&self, server: Option<&str>, version: i64) -> Result<Option<ConflictRow>> {
-        self.with_sides(self.local_doc.clone(), server.map(str::to_string), version)
+    /// This conflict after the server's side moved on (a later pull), with that side's edit
+    /// times; `None` when the two sides no longer differ.
+    pub fn with_server(&self, server: &ServerState) -> Result<Option<ConflictRow>> {
+        let moved = self.with_sides(self.local_doc.clone(), server.doc.clone(), server.version)?;
+        Ok(moved.map(|moved| ConflictRow {
+            server_edited_at: server.edited_at.clone(),
+            server_field_times: server.field_times.clone(),
+            ..moved
+        }))
     }
 
     /// The reason and contested fields follow the sides; a `Manual` conflict stays manual.
@@ -217,7 +227,8 @@ impl ConflictRow {
 }
 
 const COLUMNS: &str =
-    "collection, id, reason, fields, local_doc, server_doc, server_version, base_doc, created_at, existing_id";
+    "collection, id, reason, fields, local_doc, server_doc, server_version, base_doc, \
+     created_at, existing_id, server_edited_at, server_field_times";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ConflictRow> {
     let reason: String = row.get(2)?;
@@ -238,6 +249,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ConflictRow> {
         base_doc: row.get(7)?,
         created_at: row.get(8)?,
         existing_id: row.get(9)?,
+        server_edited_at: row.get(10)?,
+        server_field_times: row.get(11)?,
     })
 }
 
@@ -246,7 +259,7 @@ pub fn park(tx: &Transaction<'_>, conflict: &ConflictRow) -> Result<()> {
     let fields =
         serde_json::to_string(&conflict.fields).map_err(|e| Error::Corrupt(e.to_string()))?;
     tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO conflicts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT OR REPLACE INTO conflicts ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     ))?
     .execute(rusqlite::params![
         conflict.collection,
@@ -259,6 +272,8 @@ pub fn park(tx: &Transaction<'_>, conflict: &ConflictRow) -> Result<()> {
         conflict.base_doc,
         conflict.created_at,
         conflict.existing_id,
+        conflict.server_edited_at,
+        conflict.server_field_times,
     ])?;
     Ok(())
 }

@@ -214,7 +214,7 @@ fn follow_server_in_conflict(
     server: &ServerState,
     now: i64,
 ) -> Result<()> {
-    match open.with_server(server.doc.as_deref(), server.version)? {
+    match open.with_server(server)? {
         Some(moved) => {
             conflict::park(tx, &moved)?;
             records::save(tx, &with_server_side(row, server))

@@ -12,7 +12,7 @@ use super::merge::parse_object;
 use super::reconcile::{self, ServerState};
 use crate::error::{Error, Result};
 use crate::outbox::{self, OpKind, OutboxEntry};
-use crate::records::{self, RecordState};
+use crate::records::{self, RecordRow, RecordState};
 
 /// What one batch's answers did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -229,12 +229,14 @@ pub fn apply_results(
                     Some(group) => outbox::send_group_after_the_rest(tx, group)?,
                     None => outbox::send_after_the_rest(tx, &entry.collection, &entry.entity_id)?,
                 }
+                drop_if_hidden(tx, entry)?;
                 Outcome::WaitsForParent
             }
             ResultStatus::Aborted => {
                 let failed = result.failed_op_id.clone().unwrap_or_default();
                 tracing::debug!(collection = %entry.collection, id = %entry.entity_id, failed_op = %failed, "group member not applied; waits for its group");
                 outbox::requeue(tx, entry.seq)?;
+                drop_if_hidden(tx, entry)?;
                 Outcome::WaitsForGroup(failed)
             }
             ResultStatus::Rejected => {
@@ -258,6 +260,41 @@ pub fn apply_results(
         tally.changed.insert(entry.collection.clone());
     }
     Ok(tally)
+}
+
+/// A change that was in flight when the user deleted its record's parent here came back not
+/// applied (its group aborted, or it waits for its parent): the record hid with the delete
+/// (`reconcile::cascade_local_delete`), which dropped its pending changes and kept this one only
+/// for its answer, so it goes now too. Sent again, it would follow the parent's delete into its
+/// group and fail it for ever (seed 48). A record the server never had goes with it; one it has
+/// stays hidden with the server's document.
+fn drop_if_hidden(tx: &Transaction<'_>, entry: &OutboxEntry) -> Result<()> {
+    let (collection, id) = (entry.collection.as_str(), entry.entity_id.as_str());
+    let Some(row) = records::load(tx, collection, id)? else {
+        return Ok(());
+    };
+    if !(row.deleted && row.doc.is_some()) {
+        return Ok(());
+    }
+    tracing::debug!(
+        collection,
+        id,
+        "a change of a record hidden since it left dropped"
+    );
+    outbox::drop_pending(tx, collection, id)?;
+    match row.server_doc.clone() {
+        // It hid with the document of the change in flight, which never landed: it keeps the
+        // server's, to show again with its parent if the parent's delete does not land either.
+        Some(doc) if row.server_version > 0 => records::save(
+            tx,
+            &RecordRow {
+                doc: Some(doc),
+                ..row
+            },
+        ),
+        _ if !outbox::has_entries(tx, collection, id)? => records::remove(tx, collection, id),
+        _ => Ok(()),
+    }
 }
 
 /// The parent (collection, id) an upsert's document names, if its collection has one.

@@ -27,9 +27,15 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// The server side an open conflict holds (its edit times are not kept).
+    /// The server side an open conflict holds, with its edit times (`None` for conflicts parked
+    /// before the store kept them, or when the server sent none).
     pub fn of(open: &ConflictRow) -> Self {
-        Self::untimed(open.server_version, open.server_doc.clone())
+        Self {
+            version: open.server_version,
+            doc: open.server_doc.clone(),
+            edited_at: open.server_edited_at.clone(),
+            field_times: open.server_field_times.clone(),
+        }
     }
 
     /// A server side whose edit times are not known.
@@ -118,7 +124,7 @@ fn settle_by_edit_time(
             field_times,
         } => {
             let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
-            rebase_local(tx, row, server, doc.as_deref(), now)?;
+            rebase_local(tx, schema, row, server, doc.as_deref(), now)?;
             let at = edited_at.map(|t| t.encode());
             let fields = crate::edit_time::times_text(&field_times);
             records::set_times(
@@ -151,7 +157,7 @@ fn apply_decision(
         Decision::AdoptServer => adopt_server(tx, schema, row, server, now),
         Decision::Rebase(doc) => {
             let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
-            rebase_local(tx, row, server, doc.as_deref(), now)
+            rebase_local(tx, schema, row, server, doc.as_deref(), now)
         }
         Decision::Park { reason, fields } => park(tx, row, server, base, reason, fields, now),
     }
@@ -324,16 +330,84 @@ pub fn settle_to(
     desired: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    if parse_doc(desired)? == parse_doc(server.doc.as_deref())? {
-        adopt_server(tx, schema, row, server, now)
-    } else {
-        rebase_local(tx, row, server, desired, now)
+    let desired_doc = parse_doc(desired)?;
+    let server_doc = parse_doc(server.doc.as_deref())?;
+    if desired_doc == server_doc {
+        return adopt_server(tx, schema, row, server, now);
     }
+    rebase_local(tx, schema, row, server, desired, now)?;
+    let (Some(desired_doc), Some(server_doc)) = (desired_doc, server_doc) else {
+        return Ok(());
+    };
+    if server.field_times.is_none() {
+        return Ok(());
+    }
+    // The fields the settled document takes from the server's side keep the server's times.
+    let local_doc = if row.deleted {
+        None
+    } else {
+        parse_doc(row.doc.as_deref())?
+    };
+    let (at, fields) = settled_times(row, server, &desired_doc, &server_doc, local_doc.as_ref());
+    let (at, fields) = (
+        at.map(|t| t.encode()),
+        crate::edit_time::times_text(&fields),
+    );
+    records::set_times(
+        tx,
+        &row.collection,
+        &row.id,
+        at.as_deref(),
+        fields.as_deref(),
+    )?;
+    if let Some(at) = &at {
+        outbox::stamp_times(tx, &row.collection, &row.id, at, fields.as_deref())?;
+    }
+    Ok(())
 }
 
-/// Replaces the record's local change with `desired` (`None`: a delete), based on `server`.
+/// The edit times of `desired`, a document settled between the local side of `row` and
+/// `server`: a field set (or removed) as the server has it, where the local side had it
+/// otherwise, takes the server's time for it; every other field keeps the local one. The
+/// record's time is the latest of the local edit and the server times taken.
+fn settled_times(
+    row: &RecordRow,
+    server: &ServerState,
+    desired: &Doc,
+    server_doc: &Doc,
+    local: Option<&Doc>,
+) -> (Option<tandem_protocol::Hlc>, tandem_protocol::FieldTimes) {
+    let mut times = crate::edit_time::parse_times(row.field_times.as_deref());
+    let theirs = crate::edit_time::parse_times(server.field_times.as_deref());
+    let mut at: Option<tandem_protocol::Hlc> =
+        row.edited_at.as_deref().and_then(|t| t.parse().ok());
+    let empty = Doc::new();
+    let local = local.unwrap_or(&empty);
+    let fields: std::collections::BTreeSet<&String> = desired
+        .keys()
+        .chain(server_doc.keys())
+        .chain(local.keys())
+        .collect();
+    for field in fields {
+        // Set or removed as the server has it, where the local side had it otherwise.
+        let value = desired.get(field);
+        let from_server = server_doc.get(field) == value && local.get(field) != value;
+        if let (true, Some(time)) = (from_server, theirs.get(field)) {
+            times.insert(field.clone(), time.clone());
+            if at.as_ref().is_none_or(|a| a < time) {
+                at = Some(time.clone());
+            }
+        }
+    }
+    (at, times)
+}
+
+/// Replaces the record's local change with `desired` (`None`: a delete), based on `server`. A
+/// live `desired` drops any delete of the record still unsent (it was deleted and created again
+/// here): the server's cascade will not take what that delete hid below it, which shows again.
 pub fn rebase_local(
     tx: &Transaction<'_>,
+    schema: &Schema,
     row: &RecordRow,
     server: &ServerState,
     desired: Option<&str>,
@@ -350,6 +424,11 @@ pub fn rebase_local(
         ..with_server_side(row.clone(), server)
     };
     records::save(tx, &rebased)?;
+    if let Some(doc) = desired {
+        if parent_shown(tx, schema, &row.collection, &parse_object(doc)?)? {
+            reveal_descendants(tx, schema, &row.collection, &row.id)?;
+        }
+    }
     match desired {
         Some(doc) => {
             outbox::record_upsert(tx, &row.collection, &row.id, Some(&rebased), doc, None, now)?
@@ -410,6 +489,8 @@ fn park(
             base_doc: base.map(str::to_string),
             created_at: now,
             existing_id: None,
+            server_edited_at: server.edited_at.clone(),
+            server_field_times: server.field_times.clone(),
         },
     )?;
     records::save(

@@ -142,6 +142,29 @@ class SyncTest : ServerTest(server) {
     }
 
     @Test
+    fun `keeping the server's side of a conflict shows the server's edit time`() = runBlocking {
+        val email = email()
+        val a = device("keep-server-a")
+        val b = device("keep-server-b")
+        a.signUp(email, PASSWORD)
+        b.signIn(email, PASSWORD)
+        a.put("plans", "p", """{"name": "Plan"}""")
+        a.syncNow()
+        b.syncNow()
+        // Both rename offline; A's reaches the server first, B's is left to the app.
+        a.patch("plans", "p", """{"name": "A"}""")
+        Thread.sleep(20)
+        b.patch("plans", "p", """{"name": "B"}""")
+        a.syncNow()
+        assertEquals(listOf("p"), b.syncNow().parked.map { it.id })
+        b.resolve("plans", "p", Resolution.KeepServer)
+        val record = assertNotNull(b.get("plans", "p"))
+        assertEquals("""{"name":"A"}""", record.document)
+        assertNotNull(record.editedAt, "the server's edit time, at once")
+        assertEquals(a.get("plans", "p")?.editedAt, record.editedAt)
+    }
+
+    @Test
     fun `auth and sync failures are typed exceptions with their kind`() = runBlocking {
         val d = device("d")
         val notSignedIn = assertFailsWith<TandemException.Sync> { d.syncNow() }
