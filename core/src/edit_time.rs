@@ -28,8 +28,10 @@ pub struct EditClock {
 
 /// How far ahead of the last issued time a local write persists the clock (see
 /// [`EditClock::save`]): a burst of writes within it writes the clock once, not once per
-/// transaction; a restart within it issues times at most this much after the wall clock.
-pub const SAVE_LEASE_MS: i64 = 1_000;
+/// transaction; a restart within it issues times at most this much after the wall clock. Short:
+/// with a one-second lease, two edits a second apart made in processes opened one after the
+/// other (the CLI) came out in the wrong order under last-write-wins.
+pub const SAVE_LEASE_MS: i64 = 10;
 
 /// The generator and the `(ms, counter)` below which the store's copy keeps every time issued:
 /// a tick under it needs no write. `None` when unknown (a write transaction failed).
@@ -81,7 +83,7 @@ impl EditClock {
 
     /// Persists the clock in `conn`'s transaction, unless the store's copy is already after every
     /// time issued. It writes a state [`SAVE_LEASE_MS`] ahead of the last time issued, so the
-    /// writes of the next second need no write of their own: a clock write is a whole page in
+    /// writes of the next 10 ms need no write of their own: a clock write is a whole page in
     /// the WAL, about a sixth of what a one-record transaction writes. Reopened, the clock goes
     /// on from that state: its times stay after every time issued before, at the price of
     /// running up to the lease ahead of the wall clock when the store reopens within it.
@@ -298,8 +300,9 @@ mod tests {
         // Within the lease: no write (the copy is marked to see that it stays).
         meta_set(&conn, STATE_KEY, "marker").unwrap();
         let mut issued = vec![first];
+        let step = SAVE_LEASE_MS / 4;
         for _ in 0..3 {
-            wall.advance(std::time::Duration::from_millis(100));
+            wall.advance(std::time::Duration::from_millis(step as u64));
             issued.push(clock.tick());
             clock.save(&conn).unwrap();
         }
@@ -314,7 +317,7 @@ mod tests {
         wall.advance(std::time::Duration::from_millis(SAVE_LEASE_MS as u64));
         clock.tick();
         clock.save(&conn).unwrap();
-        let later = NOW + 300 + SAVE_LEASE_MS * 2;
+        let later = NOW + 3 * step + SAVE_LEASE_MS * 2;
         assert_eq!(saved().unwrap(), format!("{later}:0:0"));
         meta_set(&conn, STATE_KEY, "marker").unwrap();
         clock.unsaved();
