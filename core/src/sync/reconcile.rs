@@ -125,19 +125,7 @@ fn settle_by_edit_time(
         } => {
             let doc = doc.map(|d| serde_json::Value::Object(d).to_string());
             rebase_local(tx, schema, row, server, doc.as_deref(), now)?;
-            let at = edited_at.map(|t| t.encode());
-            let fields = crate::edit_time::times_text(&field_times);
-            records::set_times(
-                tx,
-                &row.collection,
-                &row.id,
-                at.as_deref(),
-                fields.as_deref(),
-            )?;
-            if let Some(at) = &at {
-                outbox::stamp_times(tx, &row.collection, &row.id, at, fields.as_deref())?;
-            }
-            Ok(())
+            set_edit_times(tx, row, edited_at, &field_times)
         }
     }
 }
@@ -349,10 +337,18 @@ pub fn settle_to(
         parse_doc(row.doc.as_deref())?
     };
     let (at, fields) = settled_times(row, server, &desired_doc, &server_doc, local_doc.as_ref());
-    let (at, fields) = (
-        at.map(|t| t.encode()),
-        crate::edit_time::times_text(&fields),
-    );
+    set_edit_times(tx, row, at, &fields)
+}
+
+/// Gives `row` the edit times of its settled document, and its pending change the same ones.
+fn set_edit_times(
+    tx: &Transaction<'_>,
+    row: &RecordRow,
+    at: Option<tandem_protocol::Hlc>,
+    fields: &tandem_protocol::FieldTimes,
+) -> Result<()> {
+    let at = at.map(|t| t.encode());
+    let fields = crate::edit_time::times_text(fields);
     records::set_times(
         tx,
         &row.collection,
@@ -377,10 +373,21 @@ fn settled_times(
     server_doc: &Doc,
     local: Option<&Doc>,
 ) -> (Option<tandem_protocol::Hlc>, tandem_protocol::FieldTimes) {
-    let mut times = crate::edit_time::parse_times(row.field_times.as_deref());
-    let theirs = crate::edit_time::parse_times(server.field_times.as_deref());
     let mut at: Option<tandem_protocol::Hlc> =
         row.edited_at.as_deref().and_then(|t| t.parse().ok());
+    let server_at: Option<tandem_protocol::Hlc> =
+        server.edited_at.as_deref().and_then(|t| t.parse().ok());
+    // Both sides' times are stored sparse: a field without one has its record's edit time.
+    let mut times = crate::edit_time::effective(
+        local,
+        at.as_ref(),
+        crate::edit_time::parse_times(row.field_times.as_deref()),
+    );
+    let theirs = crate::edit_time::effective(
+        Some(server_doc),
+        server_at.as_ref(),
+        crate::edit_time::parse_times(server.field_times.as_deref()),
+    );
     let empty = Doc::new();
     let local = local.unwrap_or(&empty);
     let fields: std::collections::BTreeSet<&String> = desired
