@@ -143,11 +143,9 @@ class SyncTest : ServerTest(server) {
 
     @Test
     fun `keeping the server's side of a conflict shows the server's edit time`() = runBlocking {
-        val email = email()
         val a = device("keep-server-a")
         val b = device("keep-server-b")
-        a.signUp(email, PASSWORD)
-        b.signIn(email, PASSWORD)
+        oneAccount(a, b)
         a.put("plans", "p", """{"name": "Plan"}""")
         a.syncNow()
         b.syncNow()
