@@ -1,92 +1,28 @@
 //! Regressions the convergence kit's soaks found (docs/testing.md), each shrunk to the few steps
 //! that diverge, against the real `tandem-server` binary.
 
-use std::future::Future;
-use std::sync::Arc;
-
 use serde_json::{json, Value};
-use tandem::{Query, Resolution, SecureStore, SyncReport, Tandem, TandemConfig, WriteOp};
-use tandem_testkit::fixtures::MemorySecrets;
-use tandem_testkit::fixtures::TEST_SCHEMA as SCHEMA;
+use tandem::{Query, Resolution, WriteOp};
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
-use tempfile::TempDir;
 
-const PASSWORD: &str = "correct horse battery staple";
+mod common;
 
-fn block<F: Future>(future: F) -> F::Output {
-    tandem::runtime::runtime().block_on(future)
-}
+use common::{block, device, pair, Device};
 
-struct Device {
-    _dir: TempDir,
-    t: Arc<Tandem>,
-}
-
-fn device(url: &str) -> Device {
-    let dir = TempDir::new().unwrap();
-    let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
-    config.sync.realtime = false;
-    config.secure_store = Some(Arc::new(MemorySecrets::default()) as Arc<dyn SecureStore>);
-    let t = Tandem::open(config).unwrap();
-    Device { _dir: dir, t }
-}
-
-/// Two devices signed in to one new account.
-fn pair(server: &TestServer) -> (Device, Device) {
-    let account = email();
-    let (a, b) = (device(server.url()), device(server.url()));
-    block(a.t.sign_up(account.clone(), PASSWORD.into())).unwrap();
-    block(b.t.sign_in(account, PASSWORD.into())).unwrap();
-    (a, b)
-}
-
-impl Device {
-    fn sync(&self) -> SyncReport {
-        block(self.t.sync_now()).unwrap()
-    }
-
-    fn put(&self, collection: &str, id: &str, doc: Value) {
-        self.t
-            .put(collection.into(), Some(id.into()), doc.to_string())
-            .unwrap();
-    }
-
-    fn patch(&self, collection: &str, id: &str, patch: Value) {
-        self.t
-            .patch(collection.into(), id.into(), patch.to_string())
-            .unwrap();
-    }
-
-    fn delete(&self, collection: &str, id: &str) {
-        self.t.delete(collection.into(), id.into()).unwrap();
-    }
-
-    fn doc(&self, collection: &str, id: &str) -> Option<Value> {
-        self.t
-            .get(collection.into(), id.into())
-            .unwrap()
-            .map(|r| serde_json::from_str(&r.document).unwrap())
-    }
-
-    /// Every live record as (collection, id, document).
-    fn snapshot(&self) -> Vec<(String, String, Value)> {
-        let mut all = Vec::new();
-        for collection in ["plans", "plan_days"] {
-            for r in self.t.query(collection.into(), Query::default()).unwrap() {
-                all.push((
-                    r.collection,
-                    r.id,
-                    serde_json::from_str(&r.document).unwrap(),
-                ));
-            }
+/// Every live plan and day of `d` as (collection, id, document).
+fn snapshot(d: &Device) -> Vec<(String, String, Value)> {
+    let mut all = Vec::new();
+    for collection in ["plans", "plan_days"] {
+        for r in d.t.query(collection.into(), Query::default()).unwrap() {
+            all.push((
+                r.collection,
+                r.id,
+                serde_json::from_str(&r.document).unwrap(),
+            ));
         }
-        all
     }
-
-    fn pending(&self) -> u64 {
-        self.t.pending_count().unwrap()
-    }
+    all
 }
 
 /// A and B share plan `p` with day `d`; A deletes `p` and creates it again offline (the day
@@ -124,7 +60,7 @@ fn a_parent_whose_delete_never_lands_shows_its_children_again() {
         );
         assert_eq!(d.doc("plan_days", "d"), Some(day.clone()), "never deleted");
     }
-    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(snapshot(&a), snapshot(&b));
     assert_eq!(a.pending() + b.pending(), 0);
 }
 
@@ -143,7 +79,7 @@ fn a_parent_whose_delete_meets_a_conflict_kept_mine_shows_its_children_again() {
     );
     a.sync();
     b.sync();
-    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(snapshot(&a), snapshot(&b));
     assert_eq!(a.pending() + b.pending(), 0);
 }
 
@@ -163,7 +99,7 @@ fn a_parent_whose_delete_meets_a_conflict_kept_server_shows_its_children_again()
     );
     a.sync();
     b.sync();
-    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(snapshot(&a), snapshot(&b));
     assert_eq!(a.pending() + b.pending(), 0);
 }
 
@@ -177,8 +113,8 @@ fn a_change_in_flight_when_its_parent_was_deleted_goes_with_the_parent() {
     let proxy = Proxy::start(server.url());
     let account = email();
     let (a, b) = (device(proxy.url()), device(server.url()));
-    block(a.t.sign_up(account.clone(), PASSWORD.into())).unwrap();
-    block(b.t.sign_in(account, PASSWORD.into())).unwrap();
+    a.sign_up(&account);
+    b.sign_in(&account);
     b.put("plans", "p", json!({"name": "B's plan"}));
     b.sync();
 
@@ -210,8 +146,8 @@ fn a_change_in_flight_when_its_parent_was_deleted_goes_with_the_parent() {
     assert!(a.t.rejected().unwrap().is_empty(), "and nothing refused");
     b.sync();
     assert_eq!(a.doc("plans", "p"), None, "A's delete kept");
-    assert_eq!(a.snapshot(), b.snapshot());
-    assert!(a.snapshot().is_empty());
+    assert_eq!(snapshot(&a), snapshot(&b));
+    assert!(snapshot(&a).is_empty());
 }
 
 /// The same with records the server has: the day, hidden with the document of its change in
@@ -223,8 +159,8 @@ fn a_hidden_change_that_never_landed_shows_the_servers_document_again() {
     let proxy = Proxy::start(server.url());
     let account = email();
     let (a, b) = (device(proxy.url()), device(server.url()));
-    block(a.t.sign_up(account.clone(), PASSWORD.into())).unwrap();
-    block(b.t.sign_in(account, PASSWORD.into())).unwrap();
+    a.sign_up(&account);
+    b.sign_in(&account);
     a.put("plans", "p", json!({"name": "Plan"}));
     a.put("plan_days", "d", json!({"planId": "p", "dayIndex": 0}));
     a.sync();
@@ -261,5 +197,5 @@ fn a_hidden_change_that_never_landed_shows_the_servers_document_again() {
     a.sync();
     b.sync();
     assert_eq!(a.pending() + b.pending(), 0);
-    assert_eq!(a.snapshot(), b.snapshot());
+    assert_eq!(snapshot(&a), snapshot(&b));
 }
