@@ -41,13 +41,6 @@ struct State {
     saved_above: Option<(i64, u32)>,
 }
 
-/// `(last_ms, last_counter)` of a generator, from its text form.
-fn position(generator: &HlcGenerator) -> Option<(i64, u32)> {
-    let text = generator.to_text();
-    let mut parts = text.split(':');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
 impl EditClock {
     /// The clock of the store `conn` belongs to, on the system clock.
     pub fn load(conn: &Connection) -> Result<Self> {
@@ -59,7 +52,7 @@ impl EditClock {
             node: LOCAL_NODE.to_string(),
             state: Mutex::new(State {
                 generator: state,
-                saved_above: position(&state),
+                saved_above: Some(state.last()),
             }),
         })
     }
@@ -89,16 +82,13 @@ impl EditClock {
     /// running up to the lease ahead of the wall clock when the store reopens within it.
     pub fn save(&self, conn: &Connection) -> Result<()> {
         let mut state = lock(&self.state);
-        let Some(last) = position(&state.generator) else {
-            return meta_set(conn, STATE_KEY, &state.generator.to_text());
-        };
+        let last = state.generator.last();
         if state.saved_above.is_some_and(|above| last < above) {
             return Ok(());
         }
-        let lease = last.0.saturating_add(SAVE_LEASE_MS);
-        let text = format!("{lease}:0:{}", state.generator.ahead_ms());
-        meta_set(conn, STATE_KEY, &text)?;
-        state.saved_above = Some((lease, 0));
+        let leased = state.generator.past(last.0.saturating_add(SAVE_LEASE_MS));
+        meta_set(conn, STATE_KEY, &leased.to_text())?;
+        state.saved_above = Some(leased.last());
         Ok(())
     }
 
@@ -130,7 +120,7 @@ impl EditClock {
             meta_set(conn, STATE_KEY, &state.generator.to_text())?;
             // The store's copy is the state itself now: the next tick, after it, saves again
             // (also when this transaction rolls back to an older copy).
-            state.saved_above = position(&state.generator);
+            state.saved_above = Some(state.generator.last());
         }
         Ok(())
     }

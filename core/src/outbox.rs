@@ -425,52 +425,39 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
     let (collection, id) = (before.collection.as_str(), before.id.as_str());
     let head = head(tx, collection, id)?;
     let group = group_for_new_entry(head.as_ref());
-    match head {
-        Some(head) if head.state == EntryState::Pending => {
-            let never_sent = head.base_version.is_none()
-                && before.server_version == 0
-                && unsent_entries(tx, collection, id)? == 1;
-            if never_sent {
-                // create (+ updates) + delete of a record the server never saw: nothing to send.
-                remove(tx, head.seq)?;
-                return Ok(if has_entries(tx, collection, id)? {
-                    AfterDelete::KeepTombstone
-                } else {
-                    AfterDelete::Forget
-                });
-            }
-            if !fold_into(tx, &head)? {
-                // A pending change of a group too large to merge with: this batch's delete
-                // comes after it.
-                insert(
-                    tx,
-                    collection,
-                    id,
-                    OpKind::Delete,
-                    Some(before),
-                    None,
-                    group,
-                    now,
-                )?;
-                return Ok(AfterDelete::KeepTombstone);
-            }
+    if let Some(head) = head.filter(|h| h.state == EntryState::Pending) {
+        let never_sent = head.base_version.is_none()
+            && before.server_version == 0
+            && unsent_entries(tx, collection, id)? == 1;
+        if never_sent {
+            // create (+ updates) + delete of a record the server never saw: nothing to send.
+            remove(tx, head.seq)?;
+            return Ok(if has_entries(tx, collection, id)? {
+                AfterDelete::KeepTombstone
+            } else {
+                AfterDelete::Forget
+            });
+        }
+        if fold_into(tx, &head)? {
             // upsert+delete becomes a delete with the oldest base.
             tx.prepare_cached(
                 "UPDATE outbox SET op = 'delete', doc = NULL, updated_at = ?1 WHERE seq = ?2",
             )?
             .execute(rusqlite::params![now, head.seq])?;
+            return Ok(AfterDelete::KeepTombstone);
         }
-        _ => insert(
-            tx,
-            collection,
-            id,
-            OpKind::Delete,
-            Some(before),
-            None,
-            group,
-            now,
-        )?,
+        // A pending change of a group too large to merge with: this batch's delete comes after it.
     }
+    insert(
+        tx,
+        collection,
+        id,
+        OpKind::Delete,
+        Some(before),
+        None,
+        group,
+        now,
+    )?;
     Ok(AfterDelete::KeepTombstone)
 }
 

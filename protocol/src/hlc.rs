@@ -184,6 +184,20 @@ impl HlcGenerator {
         self.ahead_ms
     }
 
+    /// `(ms, counter)` of the last time issued or seen.
+    pub fn last(&self) -> (i64, u32) {
+        (self.last_ms, self.last_counter)
+    }
+
+    /// This state moved on to `ms` (counter 0): every time it issues is after `ms`.
+    pub fn past(&self, ms: i64) -> Self {
+        Self {
+            last_ms: ms,
+            last_counter: 0,
+            ..*self
+        }
+    }
+
     /// The state as text, to persist: `LAST_MS:LAST_COUNTER:AHEAD_MS`.
     pub fn to_text(&self) -> String {
         format!("{}:{}:{}", self.last_ms, self.last_counter, self.ahead_ms)
