@@ -54,12 +54,12 @@ fn effective_times(row: &RecordRow) -> FieldTimes {
         .doc
         .as_deref()
         .and_then(|d| serde_json::from_str(d).ok());
-    let at: Option<Hlc> = row.edited_at.as_deref().and_then(|t| t.parse().ok());
-    crate::edit_time::effective(
+    crate::sync::lww::Side::of(
         doc.as_ref(),
-        at.as_ref(),
-        parse_times(row.field_times.as_deref()),
+        row.edited_at.as_deref(),
+        row.field_times.as_deref(),
     )
+    .fields
 }
 
 fn times(pairs: &[(&str, &Hlc)]) -> FieldTimes {

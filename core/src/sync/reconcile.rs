@@ -373,21 +373,15 @@ fn settled_times(
     server_doc: &Doc,
     local: Option<&Doc>,
 ) -> (Option<tandem_protocol::Hlc>, tandem_protocol::FieldTimes) {
-    let mut at: Option<tandem_protocol::Hlc> =
-        row.edited_at.as_deref().and_then(|t| t.parse().ok());
-    let server_at: Option<tandem_protocol::Hlc> =
-        server.edited_at.as_deref().and_then(|t| t.parse().ok());
-    // Both sides' times are stored sparse: a field without one has its record's edit time.
-    let mut times = crate::edit_time::effective(
-        local,
-        at.as_ref(),
-        crate::edit_time::parse_times(row.field_times.as_deref()),
-    );
-    let theirs = crate::edit_time::effective(
+    // Both sides' times are stored sparse: read as the merge reads them.
+    let mine = lww::Side::of(local, row.edited_at.as_deref(), row.field_times.as_deref());
+    let theirs = lww::Side::of(
         Some(server_doc),
-        server_at.as_ref(),
-        crate::edit_time::parse_times(server.field_times.as_deref()),
-    );
+        server.edited_at.as_deref(),
+        server.field_times.as_deref(),
+    )
+    .fields;
+    let (mut at, mut times) = (mine.edited_at, mine.fields);
     let empty = Doc::new();
     let local = local.unwrap_or(&empty);
     let fields: std::collections::BTreeSet<&String> = desired
