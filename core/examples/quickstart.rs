@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             collection: "plans".into(),
             id: None,
             doc: json!({"name": "Strength A", "notes": "3x5"}),
+            space_id: None,
         }])?
         .remove(0);
     println!(
@@ -68,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             collection: "plan_days".into(),
             id: None,
             doc: json!({"planId": plan.id, "dayIndex": i, "title": format!("Day {}", i + 1)}),
+            space_id: None,
         })
         .collect();
     client.write(days)?;
@@ -84,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         collection: "plan_days".into(),
         id: None,
         doc: json!({"planId": "nope", "dayIndex": 0}),
+        space_id: None,
     }]) {
         Err(e) => println!("refused as expected: {e}"),
         Ok(_) => return Err("an orphan day was accepted".into()),

@@ -23,12 +23,16 @@ use crate::runtime::runtime;
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
+use crate::sync::error::SyncError;
 use crate::sync::orchestrator::{EngineSlot, Resolver, SyncOptions, Syncer};
 use crate::sync::resolve::{self, Resolution};
 use crate::sync::revert::{self, Reverted};
 use crate::sync::run::SyncReport;
+use crate::sync::spaces::{self, Invitation, Member, SentInvitation, Space, SpaceRole};
 use crate::sync::status::{Metrics, Status, Trigger};
 
+/// How many times `create_space` sends its request again after a network failure.
+const CREATE_RETRIES: u64 = 2;
 const USERS_DIR: &str = "users";
 const CLIENT_ID_FILE: &str = "client-id";
 /// How long an account switch waits for calls still using the previous database to finish.
@@ -57,6 +61,8 @@ pub struct Client {
     engines: Arc<EngineSlot>,
     auth: Option<Arc<AuthSession>>,
     syncer: Option<Arc<Syncer>>,
+    /// The sync routes for the space calls (the syncer has its own for runs).
+    api: Option<Arc<SyncApi>>,
     /// Serialises account switches.
     switching: tokio::sync::Mutex<()>,
     /// Tells the syncer when the session expires.
@@ -120,6 +126,15 @@ impl Client {
         .with_edit_clock(Arc::clone(&edit_clock), &installation_id);
         current_store.set(Some(engine.store()));
         let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
+        let space_api = match (&auth, &http) {
+            (Some(auth), Some((http, timeout))) => Some(Arc::new(SyncApi::new(
+                http.clone(),
+                Arc::clone(auth),
+                installation_id.clone(),
+                *timeout,
+            ))),
+            _ => None,
+        };
         let syncer = match (&auth, http) {
             (Some(auth), Some((http, timeout))) => {
                 let api = SyncApi::new(http, Arc::clone(auth), installation_id.clone(), timeout);
@@ -146,6 +161,7 @@ impl Client {
             engines,
             auth,
             syncer,
+            api: space_api,
             switching: tokio::sync::Mutex::new(()),
             expiry_watch,
         })
@@ -314,6 +330,250 @@ impl Client {
         self.auth
             .as_ref()
             .ok_or_else(|| Error::invalid("no server is configured"))
+    }
+
+    fn api(&self) -> Result<&Arc<SyncApi>> {
+        self.api
+            .as_ref()
+            .ok_or_else(|| Error::invalid("no server is configured"))
+    }
+
+    // ---- Spaces (docs/design/spaces.md §9): online calls, each applied here at once. ----
+
+    /// Creates a space named `name` with the user as its owner. The call carries a request id
+    /// of its own: when the answer is lost to the network it is sent again with the same id, and
+    /// the server answers with the space it created the first time instead of a second one.
+    pub async fn create_space(&self, name: &str) -> Result<Space> {
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let api = self.api()?;
+        let mut attempt = 0;
+        let space = loop {
+            match api.create_space(name, &request_id).await {
+                Err(Error::Sync(SyncError::Offline(why))) if attempt < CREATE_RETRIES => {
+                    attempt += 1;
+                    tracing::info!(attempt, error = %why, "create_space failed on the network; sending it again with the same request id");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                other => break other?,
+            }
+        };
+        self.space_changed(&space, true)?;
+        Ok(space)
+    }
+
+    /// Renames a space (owner).
+    pub async fn rename_space(&self, space_id: &str, name: &str) -> Result<Space> {
+        check_space_id(space_id)?;
+        let space = self.api()?.rename_space(space_id, name).await?;
+        self.space_changed(&space, false)?;
+        Ok(space)
+    }
+
+    /// Deletes a space for every member (owner). Its records leave this device at once, except
+    /// those with unsent changes, which stay as `forbidden` dead letters.
+    pub async fn delete_space(&self, space_id: &str) -> Result<()> {
+        check_space_id(space_id)?;
+        self.api()?.delete_space(space_id).await?;
+        self.drop_space_here(space_id)
+    }
+
+    /// The user's spaces as the last sync or space call saw them (offline too).
+    pub fn spaces(&self) -> Result<Vec<Space>> {
+        self.engine().store().read(spaces::spaces)
+    }
+
+    /// Calls `callback` with the user's spaces now and after every change of them.
+    pub fn observe_spaces(
+        &self,
+        callback: Box<dyn Fn(Vec<Space>) + Send + Sync>,
+    ) -> SubscriptionHandle {
+        self.notifier
+            .observe_stored(crate::observe::SPACES, spaces::spaces, callback)
+    }
+
+    /// Invites `email` to a space with `role` (owner). Inviting again renews the invitation
+    /// with the new role; an email without an account sees it once it signs up.
+    pub async fn invite(
+        &self,
+        space_id: &str,
+        email: &str,
+        role: SpaceRole,
+    ) -> Result<SentInvitation> {
+        check_space_id(space_id)?;
+        self.api()?.invite(space_id, email, role).await
+    }
+
+    /// The invitations waiting for the user's answer, as the last sync saw them (offline too).
+    pub fn invitations(&self) -> Result<Vec<Invitation>> {
+        self.engine().store().read(spaces::invitations)
+    }
+
+    /// Calls `callback` with the pending invitations now and after every change of them.
+    pub fn observe_invitations(
+        &self,
+        callback: Box<dyn Fn(Vec<Invitation>) + Send + Sync>,
+    ) -> SubscriptionHandle {
+        self.notifier
+            .observe_stored(crate::observe::INVITATIONS, spaces::invitations, callback)
+    }
+
+    /// Accepts an invitation: the space is the user's at once, and a sync brings its records.
+    pub async fn accept(&self, invitation_id: &str) -> Result<Space> {
+        check_space_id(invitation_id)?;
+        let space = self.api()?.accept(invitation_id).await?;
+        let engine = self.engine();
+        engine.store().write(|tx| {
+            spaces::remove_invitation(tx, invitation_id)?;
+            spaces::save_space(tx, &space)
+        })?;
+        engine.committed(
+            [
+                crate::observe::SPACES.to_string(),
+                crate::observe::INVITATIONS.to_string(),
+            ]
+            .into(),
+        );
+        self.request_sync();
+        Ok(space)
+    }
+
+    /// Declines an invitation.
+    pub async fn decline(&self, invitation_id: &str) -> Result<()> {
+        check_space_id(invitation_id)?;
+        self.api()?.decline(invitation_id).await?;
+        let engine = self.engine();
+        if engine
+            .store()
+            .write(|tx| spaces::remove_invitation(tx, invitation_id))?
+        {
+            engine.committed([crate::observe::INVITATIONS.to_string()].into());
+        }
+        Ok(())
+    }
+
+    /// The members of a space (any member; online).
+    pub async fn members(&self, space_id: &str) -> Result<Vec<Member>> {
+        check_space_id(space_id)?;
+        self.api()?.members(space_id).await
+    }
+
+    /// Changes a member's role (owner). A space always keeps an owner (`LastOwner`).
+    pub async fn set_role(&self, space_id: &str, user_id: &str, role: SpaceRole) -> Result<Member> {
+        check_space_id(space_id)?;
+        check_space_id(user_id)?;
+        let member = self.api()?.set_role(space_id, user_id, role).await?;
+        if self.is_me(user_id) {
+            self.set_own_role(space_id, role)?;
+        }
+        Ok(member)
+    }
+
+    /// Removes a member (owner); removing oneself is [`leave`](Self::leave).
+    pub async fn remove_member(&self, space_id: &str, user_id: &str) -> Result<()> {
+        check_space_id(space_id)?;
+        check_space_id(user_id)?;
+        self.api()?.remove_member(space_id, user_id).await?;
+        if self.is_me(user_id) {
+            self.drop_space_here(space_id)?;
+        }
+        Ok(())
+    }
+
+    /// Leaves a space (the last owner cannot: `LastOwner`). Its records leave this device at
+    /// once, except those with unsent changes, which stay as `forbidden` dead letters.
+    pub async fn leave(&self, space_id: &str) -> Result<()> {
+        check_space_id(space_id)?;
+        let me = self
+            .auth()?
+            .current_user()
+            .ok_or(Error::Sync(SyncError::NotSignedIn))?;
+        self.api()?.remove_member(space_id, &me.id).await?;
+        self.drop_space_here(space_id)
+    }
+
+    /// Reads the user's spaces and invitations from the server now (a pull does the same when
+    /// they changed) and applies them here: a space no longer listed is dropped.
+    pub async fn refresh_spaces(&self) -> Result<Vec<Space>> {
+        let account = self.api()?.account().await?;
+        let engine = self.engine();
+        let changed = engine.store().write(|tx| {
+            let change = spaces::replace_account(
+                tx,
+                account.account_seq,
+                &account.spaces,
+                &account.invitations,
+            )?;
+            let mut changed = std::collections::BTreeSet::new();
+            if change.spaces_changed || !change.removed.is_empty() {
+                changed.insert(crate::observe::SPACES.to_string());
+            }
+            if change.invitations_changed {
+                changed.insert(crate::observe::INVITATIONS.to_string());
+            }
+            for space in &change.removed {
+                let dropped =
+                    spaces::drop_space(tx, engine.schema(), space, crate::engine::now_ms())?;
+                changed.extend(dropped.changed);
+            }
+            Ok(changed)
+        })?;
+        engine.committed(changed);
+        Ok(account.spaces)
+    }
+
+    fn is_me(&self, user_id: &str) -> bool {
+        self.auth
+            .as_ref()
+            .and_then(|a| a.current_user())
+            .is_some_and(|u| u.id == user_id)
+    }
+
+    /// Stores a space a call created, accepted or renamed, tells `$spaces` observers and, for a
+    /// new one, asks for a sync (its stream starts from the beginning).
+    fn space_changed(&self, space: &Space, new: bool) -> Result<()> {
+        let engine = self.engine();
+        if engine.store().write(|tx| spaces::save_space(tx, space))? {
+            engine.committed([crate::observe::SPACES.to_string()].into());
+        }
+        if new {
+            self.request_sync();
+        }
+        Ok(())
+    }
+
+    fn set_own_role(&self, space_id: &str, role: SpaceRole) -> Result<()> {
+        let engine = self.engine();
+        let changed = engine.store().write(|tx| {
+            Ok(tx
+                .prepare_cached("UPDATE spaces SET role = ?2 WHERE id = ?1 AND role <> ?2")?
+                .execute([space_id, role.as_str()])?
+                > 0)
+        })?;
+        if changed {
+            engine.committed([crate::observe::SPACES.to_string()].into());
+        }
+        Ok(())
+    }
+
+    fn drop_space_here(&self, space_id: &str) -> Result<()> {
+        let engine = self.engine();
+        let dropped = engine.store().write(|tx| {
+            spaces::drop_space(tx, engine.schema(), space_id, crate::engine::now_ms())
+        })?;
+        let mut changed = dropped.changed;
+        changed.insert(crate::observe::SPACES.to_string());
+        engine.committed(changed);
+        self.tell_syncer();
+        Ok(())
+    }
+
+    /// Asks the syncer for a run when background sync is on.
+    fn request_sync(&self) {
+        if let Some(syncer) = &self.syncer {
+            if syncer.is_started() {
+                syncer.trigger(Trigger::Manual);
+            }
+        }
     }
 
     /// Runs one sync now (push, then pull); waits for a running one first.
@@ -537,6 +797,17 @@ fn any_user_database(data_dir: &Path) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// Space, user and invitation ids in paths follow the id rule.
+fn check_space_id(id: &str) -> Result<()> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "ids are 1 to 128 characters from [A-Za-z0-9_.:-]",
+        ))
+    }
 }
 
 /// Moves the guest data into the first account's (new, empty) database in one transaction, so

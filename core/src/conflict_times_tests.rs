@@ -76,6 +76,7 @@ impl Device {
                 collection: "plans".into(),
                 id: Some(id.into()),
                 doc,
+                space_id: None,
             }])
             .unwrap();
     }

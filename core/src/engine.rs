@@ -25,6 +25,8 @@ use crate::schema;
 use crate::store::Store;
 use crate::sync::conflict::{self, ConflictRow};
 use crate::sync::reconcile;
+use crate::sync::spaces;
+use tandem_protocol::Scope;
 
 /// The database file inside the data directory for data written while signed out.
 pub const GUEST_DB: &str = "guest.db";
@@ -32,11 +34,15 @@ pub const GUEST_DB: &str = "guest.db";
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    /// Creates or replaces a whole document; a missing id is generated (UUID v7).
+    /// Creates or replaces a whole document; a missing id is generated (UUID v7). `space_id`
+    /// names the space of a new record of a `space`-scoped collection (an existing record, or a
+    /// child, is in its own or its parent's space, which a given `space_id` must match); it must
+    /// be `None` for other collections.
     Put {
         collection: String,
         id: Option<String>,
         doc: Value,
+        space_id: Option<String>,
     },
     /// Applies an RFC 7386 JSON merge patch to an existing record.
     Patch {
@@ -52,6 +58,8 @@ pub struct Engine {
     store: Arc<Store>,
     schema: Schema,
     has_refs: bool,
+    /// Whether any collection is `space`- or `public`-scoped: then sync pulls per stream.
+    uses_streams: bool,
     notifier: Arc<Notifier>,
     edit_clock: EditClock,
 }
@@ -79,9 +87,11 @@ impl Engine {
             .values()
             .any(|c| c.refs().next().is_some());
         let edit_clock = store.read(EditClock::load)?;
+        let uses_streams = schema.collections.values().any(|c| c.scope != Scope::User);
         Ok(Self {
             store,
             has_refs,
+            uses_streams,
             schema,
             notifier,
             edit_clock,
@@ -100,6 +110,12 @@ impl Engine {
     /// The edit clock, for sync to show it the server's times.
     pub(crate) fn edit_clock(&self) -> &EditClock {
         &self.edit_clock
+    }
+
+    /// Whether sync pulls per stream (the schema has `space` or `public` collections). A schema
+    /// of user collections only keeps the single-stream pull, answered by every server version.
+    pub(crate) fn uses_streams(&self) -> bool {
+        self.uses_streams
     }
 
     /// The store, for sync and account management.
@@ -159,10 +175,13 @@ impl Engine {
                     written.push(row);
                 }
             }
-            if let Some(group) = &group {
-                let size = outbox::group_size(tx, group)?;
-                if size > MAX_GROUP_SIZE as u64 {
-                    return Err(group_too_large(size as usize));
+            if group.is_some() {
+                // One group per stream the batch wrote (see the outbox's stream rule).
+                for group in outbox::current_groups() {
+                    let size = outbox::group_size(tx, &group)?;
+                    if size > MAX_GROUP_SIZE as u64 {
+                        return Err(group_too_large(size as usize));
+                    }
                 }
             }
             // Once for the whole transaction: the clock's state after its last tick.
@@ -257,12 +276,14 @@ impl Batch<'_, '_> {
                 collection,
                 id,
                 doc,
+                space_id,
             } => {
                 let id = match id {
                     Some(id) => id,
                     None => Uuid::now_v7().to_string(),
                 };
-                self.put(&collection, &id, doc).map(Some)
+                self.put(&collection, &id, doc, space_id.as_deref())
+                    .map(Some)
             }
             WriteOp::Patch {
                 collection,
@@ -273,20 +294,38 @@ impl Batch<'_, '_> {
         }
     }
 
-    fn put(&mut self, collection: &str, id: &str, doc: Value) -> Result<RecordRow> {
+    fn put(
+        &mut self,
+        collection: &str,
+        id: &str,
+        doc: Value,
+        space: Option<&str>,
+    ) -> Result<RecordRow> {
         let declared = self.collection(collection)?;
         check_id(id)?;
         let (doc, json) = stored_form(declared, collection, doc)?;
+        // User-scoped collections (today's every collection) decide this without a query.
+        let space_id = match declared.scope {
+            Scope::User if space.is_none() => None,
+            Scope::User => {
+                return Err(space_mismatch(collection, "a user collection has no space"))
+            }
+            Scope::Public => return Err(read_only(collection)),
+            Scope::Space => Some(self.space_of_put(declared, collection, id, &doc, space)?),
+        };
+        let space_id = space_id.as_deref();
         let mut depends_on: Vec<(String, String)> = self
-            .check_parent(declared, collection, &doc)?
+            .check_parent(declared, collection, &doc, space_id)?
             .into_iter()
             .collect();
         if let Value::Object(map) = &doc {
             if declared.refs().next().is_some() {
-                depends_on.extend(refs::check_refs(self.tx, declared, collection, id, map)?);
+                depends_on.extend(refs::check_refs(
+                    self.tx, declared, collection, id, map, space_id,
+                )?);
             }
             if !declared.unique.is_empty() {
-                refs::check_unique(self.tx, declared, collection, id, map)?;
+                refs::check_unique(self.tx, declared, collection, id, map, space_id)?;
             }
         }
         let at = self.clock.tick();
@@ -306,6 +345,7 @@ impl Batch<'_, '_> {
             edited_at: Some(at_text.clone()),
             // A fresh document stores no field times: each field reads as `edited_at`.
             field_times: None,
+            space_id: space_id.map(str::to_string),
         };
         let before = if records::insert_new(self.tx, &row)? {
             None
@@ -366,6 +406,7 @@ impl Batch<'_, '_> {
                 edited_at: &at_text,
                 field_times: row.field_times.as_deref(),
             }),
+            space_id,
         )?;
         self.touch(collection);
         Ok(row)
@@ -386,15 +427,23 @@ impl Batch<'_, '_> {
             .ok_or_else(|| Error::not_found(collection, id))?;
         let mut doc = parse_stored(before.doc.as_deref())?;
         json_patch::merge(&mut doc, patch);
-        self.put(collection, id, doc)
+        let space = before.space_id.clone();
+        self.put(collection, id, doc, space.as_deref())
     }
 
     /// Deletes the record with an outbox entry of its own; what lies below it goes with it (see
     /// `reconcile::cascade_local_delete` for which of them get entries of their own).
     fn delete(&mut self, collection: &str, id: &str) -> Result<()> {
-        self.collection(collection)?;
+        let declared = self.collection(collection)?;
+        if declared.scope == Scope::Public {
+            return Err(read_only(collection));
+        }
         let target = records::load_live(self.tx, collection, id)?
             .ok_or_else(|| Error::not_found(collection, id))?;
+        if let Some(space) = target.space_id.as_deref() {
+            // What lies below it is in its space: one check covers the cascade.
+            self.check_role(collection, space)?;
+        }
         let at = self.clock.tick().encode();
         if self.schema.referrers_of(collection).next().is_some() || self.has_refs {
             // References into it (or into what lies below it): their rules first, one unit.
@@ -429,6 +478,7 @@ impl Batch<'_, '_> {
         declared: &Collection,
         collection: &str,
         doc: &Value,
+        space: Option<&str>,
     ) -> Result<Option<(String, String)>> {
         let (Some(parent), Value::Object(map)) = (&declared.parent, doc) else {
             return Ok(None);
@@ -446,8 +496,70 @@ impl Batch<'_, '_> {
                 },
             )
             .into()),
+            // A parent in another space (only a pull of a colliding id can place one there) is
+            // not this record's parent: the server looks it up in the record's own stream.
+            Some(row) if row.space_id.as_deref() != space => Err(space_mismatch(
+                collection,
+                "the parent is in another space; a child is in its parent's space",
+            )),
             Some(row) if row.server_version == 0 => Ok(Some((row.collection, row.id))),
             Some(_) => Ok(None),
+        }
+    }
+
+    /// The space a put of a `space`-scoped record goes to: an existing record's own; else a
+    /// child's parent's; else the given one. A given `space` that differs, or none where one is
+    /// needed, is a `SpaceMismatch`; the space must be known here with a role that may write.
+    fn space_of_put(
+        &self,
+        declared: &Collection,
+        collection: &str,
+        id: &str,
+        doc: &Value,
+        given: Option<&str>,
+    ) -> Result<String> {
+        let held = match records::load(self.tx, collection, id)? {
+            Some(row) => row.space_id,
+            None => match (&declared.parent, doc) {
+                (Some(parent), Value::Object(map)) => match declared.parent_id(map) {
+                    Some(parent_id) => records::load_live(self.tx, &parent.collection, parent_id)?
+                        .and_then(|p| p.space_id),
+                    None => None,
+                },
+                _ => None,
+            },
+        };
+        let space = match (held, given) {
+            (Some(held), Some(given)) if held != given => {
+                return Err(space_mismatch(
+                    collection,
+                    "the record (or its parent) is in another space; a record never moves between spaces",
+                ))
+            }
+            (Some(held), _) => held,
+            (None, Some(given)) => given.to_string(),
+            (None, None) => {
+                return Err(space_mismatch(
+                    collection,
+                    "a record of a space collection needs the id of its space",
+                ))
+            }
+        };
+        self.check_role(collection, &space)?;
+        Ok(space)
+    }
+
+    /// Refuses a write to `space` unless it is known here with a role that may write (owner or
+    /// editor): the engine refuses what the server would, before anything is written.
+    fn check_role(&self, collection: &str, space: &str) -> Result<()> {
+        match spaces::role(self.tx, space)? {
+            None => {
+                Err(ValidationError::new(collection, None, ValidationReason::UnknownSpace).into())
+            }
+            Some(role) if !role.can_write() => {
+                Err(ValidationError::new(collection, None, ValidationReason::Forbidden).into())
+            }
+            Some(_) => Ok(()),
         }
     }
 
@@ -483,6 +595,15 @@ fn with_descendants(schema: &Schema, mut collections: BTreeSet<String>) -> BTree
         }
     }
     collections
+}
+
+fn space_mismatch(collection: &str, why: &str) -> Error {
+    tracing::debug!(collection, why, "space write refused");
+    ValidationError::new(collection, None, ValidationReason::SpaceMismatch).into()
+}
+
+fn read_only(collection: &str) -> Error {
+    ValidationError::new(collection, None, ValidationReason::ReadOnly).into()
 }
 
 fn group_too_large(changes: usize) -> Error {

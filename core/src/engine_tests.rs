@@ -36,6 +36,7 @@ impl Fixture {
                 collection: collection.into(),
                 id: Some(id.into()),
                 doc,
+                space_id: None,
             }])
             .unwrap();
     }
@@ -283,6 +284,7 @@ fn a_failed_batch_changes_nothing() {
             collection: "plans".into(),
             id: Some("new".into()),
             doc: json!({"name": "a"}),
+            space_id: None,
         },
         WriteOp::Delete {
             collection: "plans".into(),
@@ -292,6 +294,7 @@ fn a_failed_batch_changes_nothing() {
             collection: "plans".into(),
             id: Some("bad".into()),
             doc: json!({"nme": "typo"}),
+            space_id: None,
         },
     ]);
     assert!(result.is_err());

@@ -51,6 +51,46 @@ pub enum Error {
 
     #[error(transparent)]
     Sync(#[from] crate::sync::error::SyncError),
+
+    /// A space call the server refused (docs/design/spaces.md §6). Network failures of space
+    /// calls are `Sync` (`Offline`, ...), a missing session `Auth`.
+    #[error("space: {message}")]
+    Space {
+        kind: SpaceErrorKind,
+        message: String,
+    },
+}
+
+/// Why the server refused a space call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpaceErrorKind {
+    /// No such space or invitation, or the user is not a member (the two look the same).
+    NotFound,
+    /// The user's role does not allow the call (owner only).
+    Forbidden,
+    /// The call would leave the space without an owner.
+    LastOwner,
+    /// The invited email is a member already.
+    AlreadyMember,
+    /// A server limit (spaces per user, members per space, pending invitations).
+    LimitReached,
+    /// The space name is empty or longer than 200 characters.
+    InvalidName,
+}
+
+impl SpaceErrorKind {
+    /// The kind of a refused space call's error code, if it is one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "not_found" => Self::NotFound,
+            "forbidden" => Self::Forbidden,
+            "last_owner" => Self::LastOwner,
+            "already_member" => Self::AlreadyMember,
+            "limit_reached" => Self::LimitReached,
+            "validation_failed" | "invalid_name" => Self::InvalidName,
+            _ => return None,
+        })
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -48,6 +48,8 @@ mod refs;
 mod refs_tests;
 pub mod runtime;
 mod schema;
+#[cfg(test)]
+mod spaces_tests;
 mod store;
 mod sync;
 #[cfg(test)]
@@ -57,7 +59,7 @@ mod test_device;
 
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;
-pub use error::{Error, Result};
+pub use error::{Error, Result, SpaceErrorKind};
 pub use observe::SubscriptionHandle;
 pub use outbox::{EntryState, OpKind, OutboxEntry};
 pub use query::{Filter, FilterOp, Order, Query};
@@ -71,5 +73,6 @@ pub use sync::push::Outcome;
 pub use sync::resolve::Resolution;
 pub use sync::revert::Reverted;
 pub use sync::run::SyncReport;
+pub use sync::spaces::{Invitation, Member, SentInvitation, Space, SpaceRole};
 pub use sync::status::{FailureKind, Metrics, Phase, Status, Trigger};
 pub use tandem_protocol::{User, ValidationError, ValidationReason};

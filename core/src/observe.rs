@@ -36,6 +36,19 @@ enum Event {
     Stop,
 }
 
+/// Reserved change names (entity names cannot start with `$`): a commit that changed the user's
+/// spaces or pending invitations names them, and their observers read the table again.
+pub const SPACES: &str = "$spaces";
+pub const INVITATIONS: &str = "$invitations";
+
+/// An observer of a value read from the store (the spaces, the invitations), keyed by its
+/// reserved change name.
+struct StoredSubscription {
+    name: String,
+    /// Reads the value (in one read snapshot) and then hands it to the callback.
+    deliver: Box<dyn Fn(&crate::store::Store) -> crate::error::Result<()> + Send + Sync>,
+}
+
 struct QuerySubscription {
     collection: String,
     query: CompiledQuery,
@@ -74,6 +87,7 @@ struct Registry {
     queries: Mutex<HashMap<u64, Arc<QuerySubscription>>>,
     listeners: Mutex<HashMap<u64, Arc<ChangeCallback>>>,
     watched: Mutex<HashMap<u64, Arc<dyn WatchedValue>>>,
+    stored: Mutex<HashMap<u64, Arc<StoredSubscription>>>,
     /// The tasks that wake the thread when a watched value changes.
     wakers: Mutex<HashMap<u64, AbortHandle>>,
 }
@@ -83,6 +97,7 @@ impl Registry {
         lock(&self.queries).remove(&id);
         lock(&self.listeners).remove(&id);
         lock(&self.watched).remove(&id);
+        lock(&self.stored).remove(&id);
         if let Some(waker) = lock(&self.wakers).remove(&id) {
             waker.abort();
         }
@@ -92,6 +107,7 @@ impl Registry {
         lock(&self.queries).clear();
         lock(&self.listeners).clear();
         lock(&self.watched).clear();
+        lock(&self.stored).clear();
         for (_, waker) in lock(&self.wakers).drain() {
             waker.abort();
         }
@@ -174,6 +190,29 @@ impl Notifier {
         self.handle(id)
     }
 
+    /// Calls `callback` with the value `read` gets from the store now and after every commit that
+    /// names `name` (a reserved change name: [`SPACES`], [`INVITATIONS`]), on the notification
+    /// thread like every observer.
+    pub fn observe_stored<T: 'static>(
+        &self,
+        name: &str,
+        read: fn(&rusqlite::Connection) -> crate::error::Result<T>,
+        callback: Box<dyn Fn(T) + Send + Sync>,
+    ) -> SubscriptionHandle {
+        let id = self.next_id();
+        let subscription = StoredSubscription {
+            name: name.to_string(),
+            deliver: Box::new(move |store| {
+                let value = store.read(read)?;
+                callback(value);
+                Ok(())
+            }),
+        };
+        lock(&self.registry.stored).insert(id, Arc::new(subscription));
+        self.send(Event::Subscribed(id));
+        self.handle(id)
+    }
+
     /// Calls `callback` with the watched value now and after every change, until the handle is
     /// dropped. Changes in quick succession may be delivered as the newest value only.
     pub fn watch<T: Clone + Send + Sync + 'static>(
@@ -224,6 +263,7 @@ impl Notifier {
         !lock(&self.registry.queries).is_empty()
             || !lock(&self.registry.listeners).is_empty()
             || !lock(&self.registry.watched).is_empty()
+            || !lock(&self.registry.stored).is_empty()
     }
 
     fn send(&self, event: Event) {
@@ -298,6 +338,24 @@ fn run(store: &CurrentStore, registry: &Registry, events: &Receiver<Event>) {
                 ),
             }
         }
+        let due: Vec<(u64, Arc<StoredSubscription>)> = lock(&registry.stored)
+            .iter()
+            .filter(|(id, s)| everything || fresh.contains(id) || changed.contains(&s.name))
+            .map(|(id, s)| (*id, Arc::clone(s)))
+            .collect();
+        for (id, subscription) in due {
+            if !lock(&registry.stored).contains_key(&id) {
+                continue; // cancelled by an earlier callback of this round
+            }
+            let Some(store) = store.get() else { continue };
+            match catch_unwind(AssertUnwindSafe(|| (subscription.deliver)(&store))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(name = %subscription.name, error = %e, "reading an observed value failed")
+                }
+                Err(_) => tracing::error!(name = %subscription.name, "an observer panicked"),
+            }
+        }
         let due: Vec<(u64, Arc<dyn WatchedValue>)> = lock(&registry.watched)
             .iter()
             .filter(|(id, _)| fresh.contains(id) || watched.contains(id))
@@ -323,7 +381,15 @@ impl Drop for Notifier {
 
 fn tell_listeners(registry: &Registry, collections: &BTreeSet<String>) {
     let listeners: Vec<Arc<ChangeCallback>> = lock(&registry.listeners).values().cloned().collect();
-    let names: Vec<String> = collections.iter().cloned().collect();
+    // Reserved names (`$spaces`, ...) are for their own observers; listeners hear collections.
+    let names: Vec<String> = collections
+        .iter()
+        .filter(|c| !c.starts_with('$'))
+        .cloned()
+        .collect();
+    if names.is_empty() {
+        return;
+    }
     for listener in listeners {
         // A foreign callback that throws must not end the thread for every other observer.
         if catch_unwind(AssertUnwindSafe(|| listener(names.clone()))).is_err() {

@@ -75,6 +75,8 @@ pub struct OutboxEntry {
     /// The edit times of the fields of `doc` that differ from `edited_at`, and of removed fields
     /// (`fieldEditedAt`), a JSON object of HLC texts; `None` when there are none (a fresh put).
     pub field_times: Option<String>,
+    /// The space the change is sent to (the mutation's `space`); `None` for user records.
+    pub space_id: Option<String>,
 }
 
 // ---- Atomic groups ----
@@ -94,10 +96,34 @@ pub struct OutboxEntry {
 //   (`group_holds`) or its rejection is a dead letter; once settled (its new entry joins the
 //   group, back in its place, so a kept parent still goes before its children) or discarded
 //   (a correction written since takes the dead letter's place), the group goes again.
+// - streams: a group stays in one stream (the server refuses one spanning two). A batch that
+//   writes the user's records and those of a space, or of two spaces, is atomic here and goes as
+//   one group per stream: the first stream it writes takes the batch's group id, the next ones
+//   `<group id>.2`, `<group id>.3`, ... Coalescing never crosses streams: a record has one space.
+
+/// The `write` running on this thread, when it is a batch: its group id, its op count and the
+/// streams (spaces; `None` for the user's own) its entries went to so far, in order.
+#[derive(Clone)]
+struct WriteGroup {
+    base: String,
+    ops: usize,
+    streams: Vec<Option<String>>,
+}
+
+impl WriteGroup {
+    /// The group id of the stream at `index` of `streams`.
+    fn id_at(&self, index: usize) -> String {
+        if index == 0 {
+            self.base.clone()
+        } else {
+            format!("{}.{}", self.base, index + 1)
+        }
+    }
+}
 
 thread_local! {
     /// The group of the `write` running on this thread, if it is a batch.
-    static WRITE_GROUP: RefCell<Option<(String, usize)>> = const { RefCell::new(None) };
+    static WRITE_GROUP: RefCell<Option<WriteGroup>> = const { RefCell::new(None) };
 }
 
 /// While alive, every entry recorded on this thread joins `group` (see [`GroupScope::enter`]).
@@ -107,7 +133,13 @@ impl GroupScope {
     /// Starts a group of a batch of `ops` ops: the entries recorded on this thread until the
     /// scope drops belong to it.
     pub fn enter(group: String, ops: usize) -> Self {
-        WRITE_GROUP.with(|g| *g.borrow_mut() = Some((group, ops)));
+        WRITE_GROUP.with(|g| {
+            *g.borrow_mut() = Some(WriteGroup {
+                base: group,
+                ops,
+                streams: Vec::new(),
+            });
+        });
         Self(())
     }
 }
@@ -118,15 +150,39 @@ impl Drop for GroupScope {
     }
 }
 
-/// The group the entries recorded now join.
-pub fn current_group() -> Option<String> {
-    WRITE_GROUP.with(|g| g.borrow().as_ref().map(|(group, _)| group.clone()))
+/// The group the entries of stream `space` recorded now join (see the stream rule above).
+pub fn current_group(space: Option<&str>) -> Option<String> {
+    WRITE_GROUP.with(|g| {
+        let mut g = g.borrow_mut();
+        let group = g.as_mut()?;
+        let index = match group.streams.iter().position(|s| s.as_deref() == space) {
+            Some(index) => index,
+            None => {
+                group.streams.push(space.map(str::to_string));
+                group.streams.len() - 1
+            }
+        };
+        Some(group.id_at(index))
+    })
 }
 
-/// Whether the running write may fold into the pending entry `head`; when it may and the entry
-/// is of another group (or of none), that group is merged into the running batch's.
-fn fold_into(tx: &Transaction<'_>, head: &Head) -> Result<bool> {
-    let Some((current, ops)) = WRITE_GROUP.with(|g| g.borrow().clone()) else {
+/// The groups the running write's entries joined so far (one per stream written).
+pub fn current_groups() -> Vec<String> {
+    WRITE_GROUP.with(|g| {
+        g.borrow().as_ref().map_or_else(Vec::new, |group| {
+            (0..group.streams.len()).map(|i| group.id_at(i)).collect()
+        })
+    })
+}
+
+/// Whether the running write may fold into the pending entry `head` (of a record of stream
+/// `space`); when it may and the entry is of another group (or of none), that group is merged
+/// into the running batch's group of that stream.
+fn fold_into(tx: &Transaction<'_>, head: &Head, space: Option<&str>) -> Result<bool> {
+    let Some(ops) = WRITE_GROUP.with(|g| g.borrow().as_ref().map(|g| g.ops)) else {
+        return Ok(true);
+    };
+    let Some(current) = current_group(space) else {
         return Ok(true);
     };
     match head.group_id.as_deref() {
@@ -333,6 +389,7 @@ pub fn record_upsert(
         depends_on.as_slice(),
         now,
         None,
+        None,
     )
 }
 
@@ -346,7 +403,8 @@ pub struct EntryTimes<'a> {
 
 /// [`record_upsert`] of an edit made at `times` (written with the entry, new or coalesced, in the
 /// same statement), behind several records the server has not seen yet: its parent and the
-/// records its `ref` fields name, whose own entries it must not move ahead of.
+/// records its `ref` fields name, whose own entries it must not move ahead of. `new_space` is
+/// the space of a new record (`before` is `None`); an existing record's is its own.
 #[allow(clippy::too_many_arguments)]
 pub fn record_upsert_timed(
     tx: &Transaction<'_>,
@@ -357,6 +415,7 @@ pub fn record_upsert_timed(
     depends_on: &[(&str, &str)],
     now: i64,
     times: Option<EntryTimes<'_>>,
+    new_space: Option<&str>,
 ) -> Result<()> {
     let (edited_at, field_times) =
         times.map_or((None, None), |t| (Some(t.edited_at), t.field_times));
@@ -365,7 +424,8 @@ pub fn record_upsert_timed(
         Some(_) => head(tx, collection, id)?,
         None => None,
     };
-    let group = group_for_new_entry(head.as_ref());
+    let space = before.map_or(new_space, |r| r.space_id.as_deref());
+    let group = group_for_new_entry(head.as_ref(), space);
     if let Some(head) = head {
         let mut blocked = false;
         for (pc, pid) in depends_on {
@@ -380,7 +440,7 @@ pub fn record_upsert_timed(
         if head.state == EntryState::Pending
             && head.op == OpKind::Upsert
             && !blocked
-            && fold_into(tx, &head)?
+            && fold_into(tx, &head, space)?
         {
             tx.prepare_cached(
                 "UPDATE outbox SET doc = ?1, updated_at = ?2,
@@ -403,7 +463,7 @@ pub fn record_upsert_timed(
         collection,
         id,
         OpKind::Upsert,
-        before,
+        (before, space),
         Some(doc),
         group,
         now,
@@ -413,8 +473,8 @@ pub fn record_upsert_timed(
 
 /// The group a new entry joins: the running batch's; else, for a lone write after a dead letter
 /// of a group, that group (the correction takes the dead letter's place once it is discarded).
-fn group_for_new_entry(head: Option<&Head>) -> Option<String> {
-    current_group().or_else(|| {
+fn group_for_new_entry(head: Option<&Head>, space: Option<&str>) -> Option<String> {
+    current_group(space).or_else(|| {
         head.filter(|h| h.state == EntryState::Rejected)
             .and_then(|h| h.group_id.clone())
     })
@@ -424,7 +484,8 @@ fn group_for_new_entry(head: Option<&Head>) -> Option<String> {
 pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Result<AfterDelete> {
     let (collection, id) = (before.collection.as_str(), before.id.as_str());
     let head = head(tx, collection, id)?;
-    let group = group_for_new_entry(head.as_ref());
+    let space = before.space_id.as_deref();
+    let group = group_for_new_entry(head.as_ref(), space);
     if let Some(head) = head.filter(|h| h.state == EntryState::Pending) {
         let never_sent = head.base_version.is_none()
             && before.server_version == 0
@@ -438,7 +499,7 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
                 AfterDelete::Forget
             });
         }
-        if fold_into(tx, &head)? {
+        if fold_into(tx, &head, space)? {
             // upsert+delete becomes a delete with the oldest base.
             tx.prepare_cached(
                 "UPDATE outbox SET op = 'delete', doc = NULL, updated_at = ?1 WHERE seq = ?2",
@@ -448,15 +509,16 @@ pub fn record_delete(tx: &Transaction<'_>, before: &RecordRow, now: i64) -> Resu
         }
         // A pending change of a group too large to merge with: this batch's delete comes after it.
     }
-    insert(
+    insert_timed(
         tx,
         collection,
         id,
         OpKind::Delete,
-        Some(before),
+        (Some(before), space),
         None,
         group,
         now,
+        None,
     )?;
     Ok(AfterDelete::KeepTombstone)
 }
@@ -507,6 +569,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
         group_id: row.get(13)?,
         edited_at: row.get(14)?,
         field_times: row.get(15)?,
+        space_id: row.get(16)?,
     })
 }
 
@@ -585,26 +648,12 @@ pub fn has_entries(conn: &Connection, collection: &str, id: &str) -> Result<bool
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert(
-    tx: &Transaction<'_>,
-    collection: &str,
-    id: &str,
-    op: OpKind,
-    before: Option<&RecordRow>,
-    doc: Option<&str>,
-    group: Option<String>,
-    now: i64,
-) -> Result<()> {
-    insert_timed(tx, collection, id, op, before, doc, group, now, None)
-}
-
-#[allow(clippy::too_many_arguments)]
 fn insert_timed(
     tx: &Transaction<'_>,
     collection: &str,
     id: &str,
     op: OpKind,
-    before: Option<&RecordRow>,
+    (before, space): (Option<&RecordRow>, Option<&str>),
     doc: Option<&str>,
     group: Option<String>,
     now: i64,
@@ -618,8 +667,8 @@ fn insert_timed(
     let op_id: &str = Uuid::now_v7().hyphenated().encode_lower(&mut op_id);
     tx.prepare_cached(
         "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at,
-                             group_id, edited_at, field_times)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)",
+                             group_id, edited_at, field_times, space_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(rusqlite::params![
         op_id,
@@ -633,6 +682,7 @@ fn insert_timed(
         group,
         edited_at,
         field_times,
+        space,
     ])?;
     Ok(())
 }
@@ -641,7 +691,7 @@ fn insert_timed(
 
 const ENTRY_COLUMNS: &str =
     "seq, op_id, collection, entity_id, op, base_version, base_doc, doc, attempts, state,
-                             last_error, created_at, updated_at, group_id, edited_at, field_times";
+                             last_error, created_at, updated_at, group_id, edited_at, field_times, space_id";
 
 /// Stamps the edit times of the record's newest entry when it is still pending (after
 /// [`record_upsert`] or [`record_delete`] wrote it): the time of the latest edit it sends, and the
@@ -870,6 +920,44 @@ pub fn rebase(
          WHERE seq = ?1",
     )?
     .execute(rusqlite::params![seq, base_version, base_doc, op.as_str(), doc, now])?;
+    Ok(())
+}
+
+/// Records a dead letter for `row` directly (a change that can no longer be sent, such as an open
+/// conflict's local side when the user lost access to its space): an upsert of `doc`, or a delete
+/// when `None`, refused with `reason`.
+pub fn record_rejected(
+    tx: &Transaction<'_>,
+    row: &RecordRow,
+    doc: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    let op = if doc.is_some() {
+        OpKind::Upsert
+    } else {
+        OpKind::Delete
+    };
+    let op_id = Uuid::now_v7().to_string();
+    tx.prepare_cached(
+        "INSERT INTO outbox (op_id, collection, entity_id, op, base_version, base_doc, doc, created_at, updated_at,
+                             state, last_error, edited_at, field_times, space_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'rejected', ?9, ?10, ?11, ?12)",
+    )?
+    .execute(rusqlite::params![
+        op_id,
+        row.collection,
+        row.id,
+        op.as_str(),
+        Some(row.server_version).filter(|v| *v > 0),
+        row.server_doc,
+        doc,
+        now,
+        reason,
+        row.edited_at,
+        row.field_times,
+        row.space_id,
+    ])?;
     Ok(())
 }
 

@@ -42,6 +42,9 @@ pub struct Query {
     pub order: Vec<Order>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
+    /// Only the records of this space (`records_by_space`); `None` reads every space's records
+    /// of a space collection (and is the only value that matches user and public records).
+    pub space_id: Option<String>,
 }
 
 /// A checked query, ready to run any number of times (observers re-run it after every commit).
@@ -60,6 +63,10 @@ impl CompiledQuery {
             "deleted = 0".to_string(),
         ];
         let mut params = Vec::new();
+        if let Some(space) = &query.space_id {
+            params.push(SqlValue::Text(space.clone()));
+            conditions.push("space_id = ?".to_string());
+        }
         for filter in &query.filters {
             let kind = field_type(declared, collection, &filter.field)?;
             conditions.push(condition(collection, kind, filter, &mut params)?);

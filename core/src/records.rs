@@ -59,6 +59,9 @@ pub struct RecordRow {
     /// fields, a JSON object of HLC texts (`None`: none); a field of `doc` without one was edited
     /// at `edited_at` (`edit_time::effective`).
     pub field_times: Option<String>,
+    /// The space the record belongs to (a `space`-scoped collection); `None` for user and public
+    /// records. Fixed when the record is created: a record never moves between spaces.
+    pub space_id: Option<String>,
 }
 
 impl RecordRow {
@@ -79,7 +82,7 @@ impl RecordRow {
 /// statements built from it stay `&'static str` (no formatting on the hot path).
 macro_rules! columns {
     () => {
-        "collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at, edited_at, field_times"
+        "collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at, edited_at, field_times, space_id"
     };
 }
 pub const COLUMNS: &str = columns!();
@@ -100,6 +103,7 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
         updated_at: row.get(8)?,
         edited_at: row.get(9)?,
         field_times: row.get(10)?,
+        space_id: row.get(11)?,
     })
 }
 
@@ -121,8 +125,8 @@ pub fn load_live(conn: &Connection, collection: &str, id: &str) -> Result<Option
 /// The INSERT of a whole row, parameters in [`execute_with_row`]'s order.
 macro_rules! insert_row {
     () => {
-        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at, edited_at, field_times)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO records (collection, id, doc, server_doc, server_version, deleted, state, created_at, updated_at, edited_at, field_times, space_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     };
 }
 /// Inserts the row unless one with its key exists; returns whether it did. Lets a write to a new
@@ -166,6 +170,7 @@ fn execute_with_row(conn: &Connection, sql: &'static str, row: &RecordRow) -> Re
         row.updated_at,
         row.edited_at,
         row.field_times,
+        row.space_id,
     ])?)
 }
 

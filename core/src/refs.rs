@@ -17,14 +17,17 @@ use crate::schema::field_expr;
 use crate::sync::conflict;
 use crate::sync::reconcile;
 
-/// Checks that every record `doc` refers to exists here (a record may refer to itself). Returns
-/// those the server has not seen yet: the write's outbox entry must stay behind theirs.
+/// Checks that every record `doc` refers to exists here, in the writing record's space `space`
+/// (`None`: user or public records; a reference never crosses streams, as on the server). A
+/// record may refer to itself. Returns those the server has not seen yet: the write's outbox
+/// entry must stay behind theirs.
 pub fn check_refs(
     conn: &Connection,
     declared: &Collection,
     collection: &str,
     id: &str,
     doc: &Map<String, Value>,
+    space: Option<&str>,
 ) -> Result<Vec<(String, String)>> {
     let mut unsent = Vec::new();
     for (field, target, target_id) in declared.ref_targets(doc) {
@@ -33,9 +36,10 @@ pub fn check_refs(
         }
         let server_version: Option<i64> = conn
             .prepare_cached(
-                "SELECT server_version FROM records WHERE collection = ?1 AND id = ?2 AND deleted = 0",
+                "SELECT server_version FROM records WHERE collection = ?1 AND id = ?2 AND deleted = 0
+                 AND space_id IS ?3",
             )?
-            .query_row([target, target_id], |r| r.get(0))
+            .query_row(rusqlite::params![target, target_id, space], |r| r.get(0))
             .optional()?;
         match server_version {
             None => {
@@ -56,16 +60,18 @@ pub fn check_refs(
     Ok(unsent)
 }
 
-/// Refuses `doc` when another live record of `collection` holds one of its unique keys.
+/// Refuses `doc` when another live record of `collection` in the same stream (space `space`)
+/// holds one of its unique keys: unique constraints hold per stream, as on the server.
 pub fn check_unique(
     conn: &Connection,
     declared: &Collection,
     collection: &str,
     id: &str,
     doc: &Map<String, Value>,
+    space: Option<&str>,
 ) -> Result<()> {
     for fields in &declared.unique {
-        if let Some(existing_id) = unique_holder(conn, collection, fields, id, doc)? {
+        if let Some(existing_id) = unique_holder(conn, collection, fields, id, doc, space)? {
             return Err(ValidationError::new(
                 collection,
                 None,
@@ -88,9 +94,11 @@ pub fn unique_holder(
     fields: &[String],
     id: &str,
     doc: &Map<String, Value>,
+    space: Option<&str>,
 ) -> Result<Option<String>> {
-    let mut params: Vec<SqlValue> = Vec::with_capacity(fields.len() + 1);
+    let mut params: Vec<SqlValue> = Vec::with_capacity(fields.len() + 2);
     params.push(SqlValue::Text(id.to_string()));
+    params.push(space.map_or(SqlValue::Null, |s| SqlValue::Text(s.to_string())));
     let mut conditions = String::new();
     for field in fields {
         let value = match doc.get(field) {
@@ -111,7 +119,7 @@ pub fn unique_holder(
     // The collection is inlined so SQLite matches the partial index the schema module created.
     let sql = format!(
         "SELECT id FROM records WHERE collection = '{collection}'{conditions}
-         AND deleted = 0 AND id <> ?1 LIMIT 1"
+         AND deleted = 0 AND id <> ?1 AND space_id IS ?2 LIMIT 1"
     );
     Ok(conn
         .prepare_cached(&sql)?

@@ -46,6 +46,7 @@ impl Fixture {
                 collection: collection.into(),
                 id: Some(id.into()),
                 doc,
+                space_id: None,
             }])
             .map(drop)
     }
@@ -364,6 +365,7 @@ fn rules_added_to_a_collection_with_data_are_checked_at_open_and_reported() {
                     collection: "files".into(),
                     id: Some(id.into()),
                     doc,
+                    space_id: None,
                 }])
                 .unwrap();
         };
@@ -372,6 +374,7 @@ fn rules_added_to_a_collection_with_data_are_checked_at_open_and_reported() {
                 collection: "projects".into(),
                 id: Some("p".into()),
                 doc: json!({"name": "P"}),
+                space_id: None,
             }])
             .unwrap();
         put("a", json!({"projectId": "p", "path": "/a"}));
@@ -420,6 +423,7 @@ fn rules_added_to_a_collection_with_data_are_checked_at_open_and_reported() {
             collection: "files".into(),
             id: Some("e".into()),
             doc: json!({"projectId": "p", "path": "/a"}),
+            space_id: None,
         }])
         .unwrap_err();
     assert!(e.to_string().contains("unique"), "{e}");

@@ -50,6 +50,7 @@ pub(crate) fn put_op(collection: &str, id: &str, doc: Value) -> WriteOp {
         collection: collection.into(),
         id: Some(id.into()),
         doc,
+        space_id: None,
     }
 }
 

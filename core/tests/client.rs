@@ -24,6 +24,7 @@ fn put(collection: &str, id: &str, doc: serde_json::Value) -> WriteOp {
         collection: collection.into(),
         id: Some(id.into()),
         doc,
+        space_id: None,
     }
 }
 

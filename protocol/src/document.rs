@@ -11,6 +11,11 @@ use crate::schema::{Collection, FieldRef, FieldType};
 
 /// The conflict code of a unique violation, which is also a local write's validation code.
 const UNIQUE_VIOLATION: &str = "unique_violation";
+/// The codes of the engine's local space refusals (docs/design/spaces.md §9); the server never
+/// sends them (a write it refuses for the space is `forbidden`).
+const READ_ONLY: &str = "read_only";
+const SPACE_MISMATCH: &str = "space_mismatch";
+const UNKNOWN_SPACE: &str = "unknown_space";
 
 /// Largest document accepted, measured as compact JSON (the server answers `too_large` above it).
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -60,6 +65,16 @@ pub enum ValidationReason {
         fields: Vec<String>,
         existing_id: String,
     },
+    /// A local write to a `public` collection: only the server's admin writes them.
+    ReadOnly,
+    /// A write to a space where the user's role may not write (a viewer); the server's
+    /// rejection `forbidden` (also: removed from the space) reads the same.
+    Forbidden,
+    /// A write naming the wrong space: a space for a user collection, none for a new record of a
+    /// space collection, or one other than the record's own or its parent's.
+    SpaceMismatch,
+    /// A write to a space this device does not know (not a member, or not synced yet).
+    UnknownSpace,
 }
 
 impl ValidationReason {
@@ -74,6 +89,11 @@ impl ValidationReason {
             // On the wire a unique violation is a conflict (`unique_violation`), never a
             // rejection; a local write that breaks one is refused with this reason.
             Self::UniqueViolation { .. } => RejectionCode::Other(UNIQUE_VIOLATION.to_string()),
+            Self::Forbidden => RejectionCode::Forbidden,
+            // Local refusals only: no server rejects a mutation with them.
+            Self::ReadOnly => RejectionCode::Other(READ_ONLY.to_string()),
+            Self::SpaceMismatch => RejectionCode::Other(SPACE_MISMATCH.to_string()),
+            Self::UnknownSpace => RejectionCode::Other(UNKNOWN_SPACE.to_string()),
             Self::NotAnObject
             | Self::UnknownField
             | Self::Required
@@ -86,6 +106,9 @@ impl ValidationReason {
     pub fn code(&self) -> &'static str {
         match self {
             Self::UniqueViolation { .. } => UNIQUE_VIOLATION,
+            Self::ReadOnly => READ_ONLY,
+            Self::SpaceMismatch => SPACE_MISMATCH,
+            Self::UnknownSpace => UNKNOWN_SPACE,
             _ => self
                 .rejection_code()
                 .known_str()
@@ -134,6 +157,12 @@ impl fmt::Display for ValidationReason {
                 "unique ({}) is already held by {existing_id}",
                 fields.join(", ")
             ),
+            Self::ReadOnly => f.write_str("public collections are read-only on devices"),
+            Self::Forbidden => f.write_str("your role in this space does not allow writing"),
+            Self::SpaceMismatch => f.write_str(
+                "wrong space: a user record has none, a new space record needs one, and a                  record stays in its own (or its parent's) space",
+            ),
+            Self::UnknownSpace => f.write_str("not a space of this account (sync, or accept the invitation, first)"),
         }
     }
 }

@@ -181,6 +181,13 @@ impl From<Error> for TandemError {
             },
             Error::Auth(e) => e.into(),
             Error::Sync(e) => e.into(),
+            // The exported `TandemError::Space` is the FFI slice's (S5); until then a refused
+            // space call reads as a server refusal, its detail naming the kind.
+            Error::Space { .. } => Self::Sync {
+                kind: SyncFailure::Server,
+                detail,
+                retry_after_secs: None,
+            },
         }
     }
 }

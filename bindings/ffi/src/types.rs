@@ -345,6 +345,7 @@ impl TryFrom<Query> for EngineQuery {
             order,
             limit: q.limit,
             offset: q.offset,
+            space_id: None,
         })
     }
 }
@@ -362,6 +363,7 @@ impl TryFrom<WriteOp> for EngineWriteOp {
                 doc: parse_json("the document", &json)?,
                 collection,
                 id,
+                space_id: None,
             },
             WriteOp::Patch {
                 collection,

@@ -87,6 +87,30 @@ const MIGRATIONS: &[&str] = &[
     // them instead of having no edit time until its next change.
     "ALTER TABLE conflicts ADD COLUMN server_edited_at TEXT;    -- HLC text; NULL: unknown
      ALTER TABLE conflicts ADD COLUMN server_field_times TEXT; -- JSON object: field -> HLC",
+    // v8: spaces (docs/design/spaces.md §9). A record's space (NULL: user or public scope) and
+    // the space an outbox entry is sent to; the user's spaces and pending invitations as the last
+    // pull or space call saw them; one cursor per stream, the user stream's taken over from
+    // `meta` with its owed re-pull, so an upgraded device continues where it was.
+    "ALTER TABLE records ADD COLUMN space_id TEXT;
+     ALTER TABLE outbox  ADD COLUMN space_id TEXT;
+     CREATE INDEX records_by_space ON records(space_id, collection) WHERE space_id IS NOT NULL;
+     CREATE TABLE spaces (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+        member_count INTEGER NOT NULL, created_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE invitations (
+        id TEXT PRIMARY KEY, space_id TEXT NOT NULL, space_name TEXT NOT NULL, role TEXT NOT NULL,
+        invited_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE stream_cursors (
+        stream      TEXT PRIMARY KEY,          -- 'user' | 'public' | 'space:<id>'
+        cursor      TEXT,                      -- NULL: from the beginning
+        repull_owed INTEGER NOT NULL DEFAULT 0
+     ) WITHOUT ROWID;
+     INSERT INTO stream_cursors (stream, cursor, repull_owed)
+        SELECT 'user', (SELECT value FROM meta WHERE key = 'sync_cursor'),
+               EXISTS (SELECT 1 FROM meta WHERE key = 'full_repull_owed');
+     DELETE FROM meta WHERE key IN ('sync_cursor', 'full_repull_owed');",
 ];
 
 /// The newest store version this engine writes.
@@ -99,6 +123,16 @@ pub fn refuse_newer(version: i64) -> Result<()> {
             found: version,
             supported: LATEST,
         });
+    }
+    Ok(())
+}
+
+/// Brings the store to `version` (an older layout, for migration tests) inside `tx`.
+#[cfg(test)]
+pub fn migrate_to(tx: &Transaction<'_>, version: usize) -> Result<()> {
+    for (from, sql) in MIGRATIONS.iter().enumerate().take(version) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1)?;
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ pub mod files;
 mod migrations;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use migrations::migrate;
+#[cfg(test)]
+pub(crate) use migrations::migrate_to;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

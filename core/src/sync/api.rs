@@ -1,6 +1,7 @@
 //! The sync routes over HTTP: push, pull and the events stream, with the bearer token from the
 //! auth session. A 401 `token_expired` triggers one refresh and one retry.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +10,18 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tandem_protocol::{Mutation, PullRequest, PullResponse, PushRequest, PushResponse};
+use serde_json::Value;
+use tandem_protocol::{
+    CreateSpaceRequest, Hlc, InviteRequest, MembersOut, Mutation, PullRequest, PullResponse,
+    PushRequest, PushResponse, RenameSpaceRequest, Role, SetRoleRequest, StreamKey,
+    StreamPullRequest, StreamPullResponse, StreamStatus,
+};
 
 use super::error::SyncError;
+use super::pull::{AccountSection, StreamPage, StreamState};
+use super::spaces::{Member, SentInvitation, Space};
 use crate::auth::{AccessToken, AuthSession};
+use crate::error::{Error, SpaceErrorKind};
 use crate::http::{decode_json, network_error, HttpClient, HttpError};
 
 /// What one exchange moved over the wire, for metrics.
@@ -70,6 +79,156 @@ impl SyncApi {
         .await
     }
 
+    /// One page of the multi-stream pull: `streams` maps every stream this device pulls to its
+    /// cursor (`None`: from the beginning), `account_seq` is the account section last applied.
+    pub async fn pull_streams(
+        &self,
+        streams: BTreeMap<String, Option<String>>,
+        account_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<(StreamPage, Option<Hlc>, Traffic), SyncError> {
+        let mut keys = BTreeMap::new();
+        for (stream, cursor) in streams {
+            match StreamKey::parse(&stream) {
+                Some(key) => {
+                    keys.insert(key, cursor);
+                }
+                None => {
+                    tracing::warn!(stream = %stream, "a stored stream key is malformed; not sent")
+                }
+            }
+        }
+        let request = StreamPullRequest {
+            streams: keys,
+            account_seq,
+            limit: Some(i64::from(limit)),
+        };
+        let (answer, traffic): (StreamPullResponse, Traffic) = self.post("/pull", &request).await?;
+        let StreamPullResponse {
+            changes,
+            streams,
+            has_more,
+            remaining,
+            account,
+            server_time,
+        } = answer;
+        let mut states = Vec::with_capacity(streams.len());
+        for (key, entry) in streams {
+            let state = match (entry.status, entry.cursor) {
+                (StreamStatus::Ok, Some(cursor)) => StreamState::Ok(cursor),
+                (StreamStatus::Ok, None) => {
+                    return Err(SyncError::from(Error::Protocol(format!(
+                        "stream {key} is ok without a cursor"
+                    ))))
+                }
+                (StreamStatus::Gone, _) => StreamState::Gone,
+                (StreamStatus::Expired, _) => StreamState::Expired,
+            };
+            states.push((key.as_wire(), state));
+        }
+        let account = account
+            .map(AccountSection::from_wire)
+            .transpose()
+            .map_err(SyncError::from)?;
+        let page = StreamPage {
+            changes,
+            streams: states,
+            account,
+            has_more,
+            remaining,
+        };
+        Ok((page, server_time, traffic))
+    }
+
+    // ---- Space calls (docs/design/spaces.md §6) ----
+
+    pub async fn create_space(&self, name: &str, request_id: &str) -> Result<Space, Error> {
+        let body = json_body(&CreateSpaceRequest {
+            name: name.to_string(),
+            request_id: request_id.to_string(),
+        })?;
+        Space::from_wire(
+            self.space_call_json(Method::POST, "/spaces", Some(body))
+                .await?,
+        )
+    }
+
+    pub async fn rename_space(&self, space_id: &str, name: &str) -> Result<Space, Error> {
+        let body = json_body(&RenameSpaceRequest {
+            name: name.to_string(),
+        })?;
+        let path = format!("/spaces/{space_id}");
+        Space::from_wire(
+            self.space_call_json(Method::PATCH, &path, Some(body))
+                .await?,
+        )
+    }
+
+    pub async fn delete_space(&self, space_id: &str) -> Result<(), Error> {
+        let path = format!("/spaces/{space_id}");
+        self.space_call::<Value>(Method::DELETE, &path, None)
+            .await
+            .map(drop)
+    }
+
+    pub async fn members(&self, space_id: &str) -> Result<Vec<Member>, Error> {
+        let path = format!("/spaces/{space_id}/members");
+        let out: MembersOut = self.space_call_json(Method::GET, &path, None).await?;
+        out.members.into_iter().map(Member::from_wire).collect()
+    }
+
+    pub async fn set_role(
+        &self,
+        space_id: &str,
+        user_id: &str,
+        role: Role,
+    ) -> Result<Member, Error> {
+        let body = json_body(&SetRoleRequest { role })?;
+        let path = format!("/spaces/{space_id}/members/{user_id}");
+        Member::from_wire(self.space_call_json(Method::PUT, &path, Some(body)).await?)
+    }
+
+    pub async fn remove_member(&self, space_id: &str, user_id: &str) -> Result<(), Error> {
+        let path = format!("/spaces/{space_id}/members/{user_id}");
+        self.space_call::<Value>(Method::DELETE, &path, None)
+            .await
+            .map(drop)
+    }
+
+    pub async fn invite(
+        &self,
+        space_id: &str,
+        email: &str,
+        role: Role,
+    ) -> Result<SentInvitation, Error> {
+        let body = json_body(&InviteRequest {
+            email: email.to_string(),
+            role,
+        })?;
+        let path = format!("/spaces/{space_id}/invitations");
+        SentInvitation::from_wire(
+            self.space_call_json(Method::POST, &path, Some(body))
+                .await?,
+        )
+    }
+
+    pub async fn accept(&self, invitation_id: &str) -> Result<Space, Error> {
+        let path = format!("/invitations/{invitation_id}/accept");
+        Space::from_wire(self.space_call_json(Method::POST, &path, None).await?)
+    }
+
+    pub async fn decline(&self, invitation_id: &str) -> Result<(), Error> {
+        let path = format!("/invitations/{invitation_id}/decline");
+        self.space_call::<Value>(Method::POST, &path, None)
+            .await
+            .map(drop)
+    }
+
+    /// The user's spaces and pending invitations (`GET /sync/v1/account`).
+    pub async fn account(&self) -> Result<AccountSection, Error> {
+        AccountSection::from_wire(self.space_call_json(Method::GET, "/account", None).await?)
+    }
+
     /// Opens the server-sent events stream (no overall timeout: it stays open).
     pub async fn events(&self) -> Result<reqwest::Response, SyncError> {
         let url = self.http.sync_url("/events");
@@ -119,6 +278,67 @@ impl SyncApi {
         .await
     }
 
+    /// One space call (`/sync/v1/spaces...`, `/invitations...`, `/account`): `body` as JSON
+    /// (none for GET and DELETE), the answer decoded when the status has one (`204` has none).
+    /// A refusal the caller can act on (`403`, `404`, `409`, `422` with a space code) is an
+    /// [`Error::Space`]; the network and the session fail as sync does.
+    async fn space_call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<T>, Error> {
+        let url = self.http.sync_url(path);
+        let answer = self
+            .authorized(|token| {
+                let mut request = self
+                    .http
+                    .request(method.clone(), &url, Some(token.as_str()))
+                    .timeout(self.timeout);
+                if let Some(bytes) = &body {
+                    request = request
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(bytes.clone());
+                }
+                async move {
+                    match self.http.exchange(request).await {
+                        Ok((status, bytes)) if status.as_u16() == 204 || bytes.is_empty() => {
+                            Ok(Ok(None))
+                        }
+                        Ok((status, bytes)) => Ok(Ok(Some(decode_json(status, &bytes)?))),
+                        Err(e) => match space_refusal(&e) {
+                            Some(refused) => Ok(Err(refused)),
+                            None => Err(e),
+                        },
+                    }
+                }
+            })
+            .await;
+        match answer {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(refused)) => {
+                tracing::info!(path = %redact_path(path), error = %refused, "space call refused");
+                Err(refused)
+            }
+            Err(e) => {
+                tracing::warn!(path = %redact_path(path), error = %e, "space call failed");
+                Err(Error::Sync(e))
+            }
+        }
+    }
+
+    /// [`space_call`](Self::space_call) for an answer that must have a body.
+    async fn space_call_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, Error> {
+        self.space_call(method, path, body).await?.ok_or_else(|| {
+            Error::Protocol(format!("the answer to {} had no body", redact_path(path)))
+        })
+    }
+
     /// Runs `call` with a valid access token; on `token_expired`, refreshes once and retries.
     async fn authorized<T, F, Fut>(&self, call: F) -> Result<T, SyncError>
     where
@@ -134,4 +354,47 @@ impl SyncApi {
             other => Ok(other?),
         }
     }
+}
+
+/// The refusal of a space call, when the server's answer is one (`403`, `404`, `409`, `422`
+/// carrying a code of a space error).
+fn space_refusal(e: &HttpError) -> Option<Error> {
+    let status = e.status()?;
+    if !matches!(status, 403 | 404 | 409 | 422) {
+        return None;
+    }
+    let kind = match e.code().and_then(SpaceErrorKind::from_code) {
+        Some(kind) => kind,
+        // A 404 without a code is still "no such space, or not a member".
+        None if status == 404 => SpaceErrorKind::NotFound,
+        None => return None,
+    };
+    Some(Error::Space {
+        kind,
+        message: e.to_string(),
+    })
+}
+
+/// A space call's path for the log: its kind, without ids (an invitation id is a capability).
+fn redact_path(path: &str) -> String {
+    path.split('/')
+        .map(|part| {
+            if part.is_empty()
+                || matches!(
+                    part,
+                    "spaces" | "members" | "invitations" | "accept" | "decline" | "account"
+                )
+            {
+                part
+            } else {
+                "…"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The body of a request, as JSON.
+fn json_body<B: Serialize>(body: &B) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(body).map_err(|e| Error::Protocol(format!("encoding a request: {e}")))
 }

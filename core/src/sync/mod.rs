@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod resolve;
 pub mod revert;
 pub mod run;
+pub mod spaces;
 pub mod status;
 
 use time::format_description::well_known::Rfc3339;

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{Connection, Transaction};
 use serde_json::Value;
-use tandem_protocol::{is_valid_id, Change, Schema};
+use tandem_protocol::{is_valid_id, Change, Schema, Scope};
 
 use super::conflict::{self, ConflictPolicy};
 use super::reconcile::{
@@ -14,9 +14,17 @@ use super::reconcile::{
 use crate::error::{Error, Result};
 use crate::outbox::{self, EntryState};
 use crate::records::{self, RecordRow, RecordState};
-use crate::store::{meta_delete, meta_get, meta_set};
+use rusqlite::OptionalExtension;
 
-const CURSOR_KEY: &str = "sync_cursor";
+/// The user's own stream in `stream_cursors` (and on the wire).
+pub const USER_STREAM: &str = "user";
+/// The public collections' stream.
+pub const PUBLIC_STREAM: &str = "public";
+
+/// The stream key of space `space_id` (`space:<id>`).
+pub fn space_stream(space_id: &str) -> String {
+    format!("space:{space_id}")
+}
 
 /// What one page did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -26,27 +34,94 @@ pub struct PullTally {
     pub conflicts: u64,
     pub parked: Vec<(String, String)>,
     pub changed: BTreeSet<String>,
+    /// Pulled records skipped because this device holds their id in another stream.
+    pub space_collisions: u64,
 }
 
-/// The cursor of the last applied page; `None` before the first pull.
+/// One row of `stream_cursors`: a stream this device pulls, where it is and whether a re-pull
+/// of it (and its sweep) is owed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCursor {
+    pub stream: String,
+    /// `None`: from the beginning.
+    pub cursor: Option<String>,
+    /// Set from the moment the server answers `expired` (`cursor_expired` for the user stream
+    /// in the single-stream form) until the stream's re-pull and its sweep complete: a re-pull
+    /// cut off part way must start again, sweep included, however many runs that takes, or
+    /// records deleted on the server while this device was away would stay for ever.
+    pub repull_owed: bool,
+}
+
+/// The cursor of the last applied page of the user stream; `None` before the first pull.
 pub fn cursor(conn: &Connection) -> Result<Option<String>> {
-    meta_get(conn, CURSOR_KEY)
+    stream_cursor(conn, USER_STREAM)
 }
 
-/// Set from the moment the server answers `cursor_expired` until a full re-pull and its sweep
-/// complete: a re-pull cut off part way must start again, sweep included, however many runs that
-/// takes, or records deleted on the server while this device was away would stay for ever.
-const REPULL_OWED_KEY: &str = "full_repull_owed";
+/// The cursor of `stream`; `None` before its first pull.
+pub fn stream_cursor(conn: &Connection, stream: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT cursor FROM stream_cursors WHERE stream = ?1")?
+        .query_row([stream], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
 
-/// Whether a full re-pull (and its sweep) is owed.
+/// Every stream this device pulls, in key order.
+pub fn stream_cursors(conn: &Connection) -> Result<Vec<StreamCursor>> {
+    let rows = conn
+        .prepare_cached("SELECT stream, cursor, repull_owed FROM stream_cursors ORDER BY stream")?
+        .query_map([], |r| {
+            Ok(StreamCursor {
+                stream: r.get(0)?,
+                cursor: r.get(1)?,
+                repull_owed: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Stores the cursor of `stream`, keeping whether a re-pull of it is owed.
+pub fn set_stream_cursor(tx: &Connection, stream: &str, cursor: &str) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO stream_cursors (stream, cursor) VALUES (?1, ?2)
+         ON CONFLICT (stream) DO UPDATE SET cursor = excluded.cursor",
+    )?
+    .execute([stream, cursor])?;
+    Ok(())
+}
+
+/// Whether a full re-pull of the user stream (and its sweep) is owed.
 pub fn repull_owed(conn: &Connection) -> Result<bool> {
-    Ok(meta_get(conn, REPULL_OWED_KEY)?.is_some())
+    Ok(conn
+        .prepare_cached("SELECT repull_owed FROM stream_cursors WHERE stream = ?1")?
+        .query_row([USER_STREAM], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
-/// Starts a full re-pull: the cursor is forgotten and the re-pull owed, in one transaction.
+/// Starts a full re-pull of the user stream: its cursor is forgotten and the re-pull owed, in
+/// one transaction.
 pub fn begin_repull(tx: &Transaction<'_>) -> Result<()> {
-    meta_delete(tx, CURSOR_KEY)?;
-    meta_set(tx, REPULL_OWED_KEY, "1")
+    begin_stream_repull(tx, USER_STREAM)
+}
+
+/// Starts a re-pull of `stream` (its cursor expired): the cursor is forgotten and the re-pull
+/// owed; the stream's sweep runs once a pull reaches its end.
+pub fn begin_stream_repull(tx: &Connection, stream: &str) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO stream_cursors (stream, cursor, repull_owed) VALUES (?1, NULL, 1)
+         ON CONFLICT (stream) DO UPDATE SET cursor = NULL, repull_owed = 1",
+    )?
+    .execute([stream])?;
+    Ok(())
+}
+
+/// The re-pull of `stream` is done (its sweep ran).
+pub fn end_stream_repull(tx: &Connection, stream: &str) -> Result<()> {
+    tx.prepare_cached("UPDATE stream_cursors SET repull_owed = 0 WHERE stream = ?1")?
+        .execute([stream])?;
+    Ok(())
 }
 
 /// Applies one page and stores its cursor. `seen` collects the records a full re-pull delivered.
@@ -67,7 +142,7 @@ pub fn apply_page(
         }
         apply_change(tx, schema, change, full, policy, now, &mut tally)?;
     }
-    meta_set(tx, CURSOR_KEY, next_cursor)?;
+    set_stream_cursor(tx, USER_STREAM, next_cursor)?;
     Ok(tally)
 }
 
@@ -108,6 +183,7 @@ fn apply_change(
             .and_then(crate::edit_time::times_text),
     };
     let (collection, id) = (change.entity.as_str(), change.entity_id.as_str());
+    let space = change.space.as_deref();
     let Some(row) = records::load(tx, collection, id)? else {
         // New here (the bulk of a first sync): no row means no outbox entry and no conflict.
         if let (Some(doc), Some(map)) = (server.doc, &change.doc) {
@@ -119,6 +195,7 @@ fn apply_change(
                 &RecordRow {
                     edited_at: server.edited_at,
                     field_times: server.field_times,
+                    space_id: space.map(str::to_string),
                     ..synced_row(collection, id, doc, server.version, !shown, now)
                 },
             )?;
@@ -132,6 +209,19 @@ fn apply_change(
         }
         return Ok(());
     };
+    if row.space_id.as_deref() != space {
+        // The same id in two streams: only a member choosing it on purpose gets there. The
+        // record this device holds stays; the other is skipped (never its content in the log).
+        tracing::warn!(
+            collection,
+            held_space = row.space_id.as_deref().unwrap_or("-"),
+            pulled_space = space.unwrap_or("-"),
+            "a pulled record's id is held here in another stream; skipped"
+        );
+        tally.skipped += 1;
+        tally.space_collisions += 1;
+        return Ok(());
+    }
     if already_held(&row, &server, full) {
         tally.skipped += 1;
         return Ok(());
@@ -201,6 +291,7 @@ fn synced_row(
         updated_at: now,
         edited_at: None,
         field_times: None,
+        space_id: None,
     }
 }
 
@@ -245,6 +336,62 @@ pub fn synced_records(conn: &Connection) -> Result<Vec<(String, String)>> {
     Ok(rows)
 }
 
+/// The stream a record of `collection` in space `space` belongs to (`user`, `public` or
+/// `space:<id>`).
+pub fn stream_of(schema: &Schema, collection: &str, space: Option<&str>) -> String {
+    match (space, schema.collection(collection).map(|c| c.scope)) {
+        (Some(space), _) => space_stream(space),
+        (None, Some(Scope::Public)) => PUBLIC_STREAM.to_string(),
+        (None, _) => USER_STREAM.to_string(),
+    }
+}
+
+/// The [`SWEEPABLE`] records of one stream: what its re-pull must deliver again, or they are
+/// gone on the server. Runs only when a stream's cursor expired (or on a first pull that finds
+/// synced records), so reading every sweepable row and keeping the stream's is fine.
+pub fn stream_records(
+    conn: &Connection,
+    schema: &Schema,
+    stream: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT collection, id, space_id {SWEEPABLE} ORDER BY collection, id"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (collection, id, space) = row?;
+        if stream_of(schema, &collection, space.as_deref()) == stream {
+            out.push((collection, id));
+        }
+    }
+    Ok(out)
+}
+
+/// The sweep of one stream after its re-pull reached the end: its synced records the re-pull
+/// did not deliver are removed (with their local descendants), and the re-pull is settled.
+pub fn sweep_stream(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    stream: &str,
+    candidates: &[(String, String)],
+    seen: &HashSet<(String, String)>,
+    now: i64,
+) -> Result<BTreeSet<String>> {
+    let changed = sweep_missing(tx, schema, candidates, seen, now)?;
+    if stream != USER_STREAM {
+        // `sweep_missing` settles the user stream's flag; another stream's is its own.
+        end_stream_repull(tx, stream)?;
+    }
+    Ok(changed)
+}
+
 /// Removes the synced records a full re-pull did not deliver (and their local descendants), and
 /// with that settles the re-pull owed.
 pub fn sweep_missing(
@@ -254,7 +401,7 @@ pub fn sweep_missing(
     seen: &HashSet<(String, String)>,
     now: i64,
 ) -> Result<BTreeSet<String>> {
-    meta_delete(tx, REPULL_OWED_KEY)?;
+    end_stream_repull(tx, USER_STREAM)?;
     let mut changed = BTreeSet::new();
     for key in candidates.iter().filter(|k| !seen.contains(*k)) {
         let Some(row) = records::load(tx, &key.0, &key.1)? else {
@@ -273,4 +420,145 @@ pub fn sweep_missing(
         changed.insert(key.0.clone());
     }
     Ok(changed)
+}
+
+// ---- Streams (docs/design/spaces.md §2, §9): one cursor per stream, per-stream expiry. ----
+
+/// What the server says about one stream in a pull page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamState {
+    /// Read up to here: store the cursor.
+    Ok(String),
+    /// The user may no longer read it (removed, left, space deleted): drop it.
+    Gone,
+    /// Its cursor fell behind the purge: pull it again from the start, then sweep it.
+    Expired,
+}
+
+/// The account section of a pull page: the user's spaces and pending invitations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSection {
+    pub account_seq: i64,
+    pub spaces: Vec<super::spaces::Space>,
+    pub invitations: Vec<super::spaces::Invitation>,
+}
+
+/// One page of a multi-stream pull, as the engine applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamPage {
+    pub changes: Vec<Change>,
+    pub streams: Vec<(String, StreamState)>,
+    pub account: Option<AccountSection>,
+    pub has_more: bool,
+    pub remaining: u64,
+}
+
+/// A stream being pulled again from the start: what it held before (synced records) and what
+/// the re-pull delivered so far; once it reaches the end the difference is swept.
+#[derive(Debug, Default, Clone)]
+pub struct Repull {
+    pub candidates: Vec<(String, String)>,
+    pub seen: HashSet<(String, String)>,
+}
+
+/// What one multi-stream page did beyond [`PullTally`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct StreamTally {
+    pub tally: PullTally,
+    /// Streams whose cursor expired in this page (their re-pull starts now).
+    pub expired: Vec<String>,
+    /// Spaces dropped (gone, or no longer in the account section).
+    pub dropped: Vec<String>,
+}
+
+/// Applies one multi-stream page in the caller's transaction: the changes, each stream's new
+/// position (`ok` stores the cursor, `expired` starts that stream's re-pull, `gone` drops the
+/// space), then the account section (a space no longer listed is dropped as for `gone`).
+/// `repulls` holds the streams being pulled again, and gains those expiring now.
+pub fn apply_stream_page(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    page: &StreamPage,
+    policy: ConflictPolicy,
+    now: i64,
+    repulls: &mut std::collections::HashMap<String, Repull>,
+) -> Result<StreamTally> {
+    let mut out = StreamTally::default();
+    for change in &page.changes {
+        let stream = stream_of(schema, &change.entity, change.space.as_deref());
+        let full = match repulls.get_mut(&stream) {
+            Some(repull) => {
+                repull
+                    .seen
+                    .insert((change.entity.clone(), change.entity_id.clone()));
+                true
+            }
+            None => false,
+        };
+        apply_change(tx, schema, change, full, policy, now, &mut out.tally)?;
+    }
+    for (stream, state) in &page.streams {
+        match state {
+            StreamState::Ok(cursor) => set_stream_cursor(tx, stream, cursor)?,
+            StreamState::Expired => {
+                tracing::info!(stream = %stream, "stream cursor expired; pulling it again");
+                begin_stream_repull(tx, stream)?;
+                let candidates = stream_records(tx, schema, stream)?;
+                repulls.insert(
+                    stream.clone(),
+                    Repull {
+                        candidates,
+                        seen: HashSet::new(),
+                    },
+                );
+                out.expired.push(stream.clone());
+            }
+            StreamState::Gone => match stream.strip_prefix("space:") {
+                Some(space) => {
+                    drop_one(tx, schema, space, now, &mut out)?;
+                    repulls.remove(stream);
+                }
+                None => {
+                    tracing::warn!(stream = %stream, "the server answered gone for a stream that cannot go; ignored")
+                }
+            },
+        }
+    }
+    if let Some(account) = &page.account {
+        let change = super::spaces::replace_account(
+            tx,
+            account.account_seq,
+            &account.spaces,
+            &account.invitations,
+        )?;
+        if change.spaces_changed {
+            out.tally.changed.insert(crate::observe::SPACES.to_string());
+        }
+        if change.invitations_changed {
+            out.tally
+                .changed
+                .insert(crate::observe::INVITATIONS.to_string());
+        }
+        for space in change.removed {
+            if !out.dropped.contains(&space) {
+                repulls.remove(&space_stream(&space));
+                drop_one(tx, schema, &space, now, &mut out)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn drop_one(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    space: &str,
+    now: i64,
+    out: &mut StreamTally,
+) -> Result<()> {
+    let dropped = super::spaces::drop_space(tx, schema, space, now)?;
+    out.tally.changed.extend(dropped.changed);
+    out.tally.changed.insert(crate::observe::SPACES.to_string());
+    out.dropped.push(space.to_string());
+    Ok(())
 }

@@ -62,8 +62,9 @@ pub fn resolve(
             // (keeping both sides of a unique violation means giving mine another key).
             let declared = schema::declared(schema, collection)?;
             if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(doc) {
-                refs::check_refs(tx, declared, collection, id, &map)?;
-                refs::check_unique(tx, declared, collection, id, &map)?;
+                let space = row.space_id.as_deref();
+                refs::check_refs(tx, declared, collection, id, &map, space)?;
+                refs::check_unique(tx, declared, collection, id, &map, space)?;
             }
         }
         let holder_first = open.reason == ConflictReason::UniqueViolation && resolution_keeps_mine;

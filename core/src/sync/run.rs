@@ -1,7 +1,7 @@
 //! One sync run: push the outbox in batches, then pull every page. Store work runs on tokio's
 //! blocking pool so the runtime's two worker threads only ever wait on the network.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use super::api::{SyncApi, Traffic};
 use super::conflict::{self, ConflictPolicy};
 use super::error::SyncError;
 use super::push::PushOutcome;
-use super::{pull, push};
+use super::{pull, push, spaces};
 use crate::crash::{self, Point};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
@@ -47,6 +47,8 @@ pub struct SyncReport {
     pub full_repull: bool,
     /// What became of each pushed mutation, in the order sent.
     pub outcomes: Vec<PushOutcome>,
+    /// Pulled records skipped because this device holds their id in another space.
+    pub space_collisions: u64,
 }
 
 impl SyncReport {
@@ -69,6 +71,11 @@ pub async fn run(
     let started = Instant::now();
     let mut report = SyncReport::default();
     push_all(engine, api, settings, &mut report).await?;
+    if engine.uses_streams() {
+        pull_streams(engine, api, settings, &mut report, on_pull_progress).await?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
     let (mut repull, first_pull_to_sweep) = blocking(engine, |e| {
         e.store().read(|c| {
             let first_pull = pull::cursor(c)?.is_none();
@@ -266,6 +273,159 @@ async fn pull_all(
             let changed = e
                 .store()
                 .write(|tx| pull::sweep_missing(tx, schema, &candidates, &seen, now_ms()))?;
+            e.committed(changed);
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// The multi-stream pull (a schema with `space` or `public` collections; docs/design/spaces.md
+/// §9): every stream's cursor and the account's sequence go in each request; each page is
+/// applied in one transaction with the streams' new positions. A stream whose cursor expired
+/// (now, or in an earlier run that did not finish its re-pull) is pulled from the start and then
+/// swept alone; the others continue where they were.
+async fn pull_streams(
+    engine: &Arc<Engine>,
+    api: &SyncApi,
+    settings: RunSettings,
+    report: &mut SyncReport,
+    on_progress: Progress<'_>,
+) -> Result<(), SyncError> {
+    let (mut cursors, account_seq, repulls) = blocking(engine, |e| {
+        let schema = e.schema();
+        e.store().write(|tx| {
+            let mut cursors = BTreeMap::new();
+            let mut repulls = HashMap::new();
+            for row in pull::stream_cursors(tx)? {
+                // A re-pull owed starts again from the beginning (its sweep needs every record
+                // delivered by one re-pull), and so does a first pull of a stream of which this
+                // device already holds synced records (pushed before it ever pulled).
+                let candidates = if row.repull_owed || row.cursor.is_none() {
+                    pull::stream_records(tx, schema, &row.stream)?
+                } else {
+                    Vec::new()
+                };
+                if row.repull_owed || (row.cursor.is_none() && !candidates.is_empty()) {
+                    pull::begin_stream_repull(tx, &row.stream)?;
+                    repulls.insert(
+                        row.stream.clone(),
+                        pull::Repull {
+                            candidates,
+                            seen: HashSet::new(),
+                        },
+                    );
+                    cursors.insert(row.stream, None);
+                } else {
+                    cursors.insert(row.stream, row.cursor);
+                }
+            }
+            Ok((cursors, spaces::account_seq(tx)?, repulls))
+        })
+    })
+    .await?;
+    if !repulls.is_empty() {
+        tracing::info!(
+            streams = repulls.len(),
+            "pulling streams again (cursor expired or an earlier re-pull unfinished)"
+        );
+        report.full_repull = true;
+        crash::reached(Point::RepullStarted);
+    }
+    let mut repulls = Some(repulls);
+    let mut account_seq = account_seq;
+    let mut received = 0;
+    let limit = settings.pull_page_size;
+    let mut fetched = api
+        .pull_streams(cursors.clone(), account_seq, limit)
+        .await?;
+    loop {
+        let (page, server_time, traffic) = fetched;
+        crash::reached(Point::PullFetched);
+        report.count(traffic);
+        received += page.changes.len() as u64;
+        let (has_more, remaining) = (page.has_more, page.remaining);
+        // The next request's positions, known before this page is written: prefetching it
+        // overlaps the server's work with the local write.
+        for (stream, state) in &page.streams {
+            match state {
+                pull::StreamState::Ok(cursor) => {
+                    cursors.insert(stream.clone(), Some(cursor.clone()));
+                }
+                pull::StreamState::Expired => {
+                    cursors.insert(stream.clone(), None);
+                    report.full_repull = true;
+                }
+                pull::StreamState::Gone => {
+                    cursors.remove(stream);
+                }
+            }
+        }
+        if let Some(account) = &page.account {
+            account_seq = Some(account.account_seq);
+            let listed: HashSet<String> = account
+                .spaces
+                .iter()
+                .map(|s| pull::space_stream(&s.id))
+                .collect();
+            cursors.retain(|stream, _| !stream.starts_with("space:") || listed.contains(stream));
+        }
+        let policy = settings.policy;
+        let mut page_repulls = repulls.take();
+        let apply = blocking(engine, move |e| {
+            let schema = e.schema();
+            let mut taken = page_repulls.take().unwrap_or_default();
+            let tally = e.store().write(|tx| {
+                let seen_times = page.changes.iter().filter_map(|c| c.edited_at.as_ref());
+                e.edit_clock()
+                    .observe(tx, server_time.as_ref(), seen_times)?;
+                pull::apply_stream_page(tx, schema, &page, policy, now_ms(), &mut taken)
+            })?;
+            e.committed(tally.tally.changed.clone());
+            Ok((tally, taken))
+        });
+        let (applied, prefetched) = if has_more {
+            let (applied, prefetched) =
+                tokio::join!(apply, api.pull_streams(cursors.clone(), account_seq, limit));
+            (applied?, Some(prefetched))
+        } else {
+            (apply.await?, None)
+        };
+        let (tally, returned) = applied;
+        if has_more {
+            crash::reached(Point::PullBetweenPages);
+        }
+        repulls = Some(returned);
+        report.pulled += tally.tally.applied + tally.tally.skipped;
+        report.conflicts += tally.tally.conflicts;
+        report.space_collisions += tally.tally.space_collisions;
+        report.parked.extend(tally.tally.parked);
+        on_progress(received, if has_more { remaining } else { 0 });
+        match prefetched {
+            Some(page) => fetched = page?,
+            None => break,
+        }
+    }
+    let repulls = repulls.unwrap_or_default();
+    if !repulls.is_empty() {
+        crash::reached(Point::RepullBeforeSweep);
+        blocking(engine, move |e| {
+            let schema = e.schema();
+            let changed = e.store().write(|tx| {
+                let mut changed = std::collections::BTreeSet::new();
+                for (stream, repull) in &repulls {
+                    changed.extend(pull::sweep_stream(
+                        tx,
+                        schema,
+                        stream,
+                        &repull.candidates,
+                        &repull.seen,
+                        now_ms(),
+                    )?);
+                }
+                Ok(changed)
+            })?;
             e.committed(changed);
             Ok(())
         })
