@@ -432,6 +432,7 @@ impl Syncer {
                     metrics.changes_pulled += report.pulled;
                     metrics.bytes_sent += report.bytes_sent;
                     metrics.bytes_received += report.bytes_received;
+                    metrics.space_collisions += report.space_collisions;
                 }
                 Err(_) => metrics.failures += 1,
             }

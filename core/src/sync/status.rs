@@ -162,4 +162,7 @@ pub struct Metrics {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub last_run_duration_ms: u64,
+    /// Pulled records skipped because this device holds their id in another space (a member
+    /// chose an id another space uses; see docs/design/spaces.md §9).
+    pub space_collisions: u64,
 }
