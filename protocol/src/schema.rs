@@ -1106,4 +1106,30 @@ mod tests {
             "collections.a.scope: must be a string"
         );
     }
+
+    #[test]
+    fn the_repository_schemas_declare_their_scopes() {
+        let test = Schema::from_json(include_str!("../../schemas/test.json")).unwrap();
+        for (name, scope) in [
+            ("plans", Scope::User),
+            ("team_projects", Scope::Space),
+            ("team_tasks", Scope::Space),
+            ("team_tags", Scope::Space),
+            ("catalog", Scope::Public),
+            ("catalog_items", Scope::Public),
+        ] {
+            assert_eq!(test.scope_of(name), Some(scope), "test.json {name}");
+        }
+        let sample = Schema::from_json(include_str!("../../schemas/sample.json")).unwrap();
+        for (name, scope) in [
+            ("exercises", Scope::User),
+            ("plans", Scope::User),
+            ("plan_days", Scope::User),
+            ("shared_plans", Scope::Space),
+            ("shared_plan_days", Scope::Space),
+            ("catalog_exercises", Scope::Public),
+        ] {
+            assert_eq!(sample.scope_of(name), Some(scope), "sample.json {name}");
+        }
+    }
 }
