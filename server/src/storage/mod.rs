@@ -12,8 +12,20 @@
 //!   [`SEQ_BLOCK`] sequence numbers, kept exact in the transaction that changes `records`. It makes
 //!   a pull's `remaining` cost one partial block plus one small row per later block, where a
 //!   `count(*)` of everything after the cursor walked every remaining row on every page;
-//! - `ops`: applied opIds for idempotency;
-//! - `meta`: the generated JWT secret.
+//! - `ops`: applied opIds for idempotency (keyed by the *pushing* user, whatever stream it wrote);
+//! - `meta`: the generated JWT secret;
+//! - `streams`: the change sequence and purge state of every stream that is not a user's own
+//!   (`public`, `space:<id>`), advanced only under that row's lock as `users.change_seq` is;
+//!   `deleted_at` marks a deleted space whose records the purge task removes in the background;
+//! - `spaces`, `members` (`members_by_user` for a user's spaces), `invitations`, and
+//!   `user_epochs` (bumped when a user's spaces, roles or invitations change).
+//!
+//! The `user_id` column of `records`, `seq_blocks`, `record_refs` and `record_uniques` holds the
+//! *stream key*: a user id for the user's own records, `space:<id>` or `public`. A user id is a
+//! UUID (no `:`), so the kinds never collide. Lock order (deadlock freedom on PostgreSQL): a push
+//! locks the pusher's `users` row, then the `streams` rows it writes `ORDER BY id`; membership
+//! changes lock the `streams` row, then `user_epochs` rows `ORDER BY user_id`; the purge locks
+//! users, commits, then `streams` rows in id order. Nothing locks `users` after `streams`.
 
 mod postgres;
 mod sqlite;
@@ -145,6 +157,132 @@ pub struct PushJob {
     pub now_ms: i64,
     /// The pushing client: the node of the edit times stamped for changes that carry none.
     pub client_id: String,
+}
+
+/// A member's role in a space (stored as text in `members.role` and `invitations.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Owner,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    /// Whether the role may push upserts and deletes to the space's stream.
+    pub fn can_write(self) -> bool {
+        matches!(self, Self::Owner | Self::Editor)
+    }
+
+    /// Whether the role may rename, delete, invite, change roles and remove others.
+    pub fn can_manage(self) -> bool {
+        self == Self::Owner
+    }
+
+    /// The stored (and wire) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Editor => "editor",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    /// The role a stored or wire text names; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "owner" => Some(Self::Owner),
+            "editor" => Some(Self::Editor),
+            "viewer" => Some(Self::Viewer),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = StorageError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text).ok_or_else(|| StorageError::Other(format!("unknown role {text:?}")))
+    }
+}
+
+/// A space as one of its members sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceRow {
+    pub id: String,
+    pub name: String,
+    /// The role of the member it is read for.
+    pub role: Role,
+    pub member_count: i64,
+    pub created_at_ms: i64,
+}
+
+/// A member of a space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub email: String,
+    pub role: Role,
+    pub joined_at_ms: i64,
+}
+
+/// A pending invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub id: String,
+    pub space_id: String,
+    pub space_name: String,
+    /// The invitee's email (trimmed, lower-cased): shown to the space's owners, never in logs.
+    pub email: String,
+    pub role: Role,
+    pub invited_by_email: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// What a membership call came to. "Not a member" is always `NotFound`, like a space that does
+/// not exist: a non-member learns nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpaceOutcome<T> {
+    Done(T),
+    NotFound,
+    /// A member whose role does not allow the call.
+    Forbidden,
+    /// The call would leave the space without an owner.
+    LastOwner,
+    AlreadyMember,
+    /// A limit (spaces per user, members per space, pending invitations per space).
+    Limit,
+}
+
+/// A user's spaces and pending invitations, with the `user_epochs` sequence they were read at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    pub account_seq: i64,
+    pub spaces: Vec<SpaceRow>,
+    pub invitations: Vec<InvitationRow>,
+}
+
+/// One write of the admin interface to a public collection: `doc: None` deletes.
+#[derive(Debug, Clone)]
+pub struct AdminWrite {
+    pub collection: String,
+    pub id: String,
+    pub doc: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What one admin write did: the record's version after it, and whether it changed anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminResult {
+    pub id: String,
+    pub version: i64,
+    pub changed: bool,
 }
 
 /// The storage backend chosen by `--db`.

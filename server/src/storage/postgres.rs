@@ -123,6 +123,47 @@ END $$;
 -- Edit times (HLC text, and a JSON object of them per field) came after the first release.
 ALTER TABLE records ADD COLUMN IF NOT EXISTS edited_at TEXT COLLATE \"C\";
 ALTER TABLE records ADD COLUMN IF NOT EXISTS field_edited_at TEXT;
+-- Spaces and public collections (docs/design/spaces.md section 4). One row per non-user stream:
+-- its change sequence and purge state (a user's own stream keeps them in `users`).
+CREATE TABLE IF NOT EXISTS streams (
+    id TEXT COLLATE \"C\" PRIMARY KEY,
+    change_seq BIGINT NOT NULL DEFAULT 0,
+    purged_seq BIGINT NOT NULL DEFAULT 0,
+    deleted_at BIGINT
+);
+INSERT INTO streams (id) VALUES ('public') ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS spaces (
+    id TEXT COLLATE \"C\" PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_by TEXT COLLATE \"C\" NOT NULL,
+    created_at BIGINT NOT NULL,
+    request_id TEXT COLLATE \"C\" NOT NULL,
+    UNIQUE (created_by, request_id)
+);
+CREATE TABLE IF NOT EXISTS members (
+    space_id TEXT COLLATE \"C\" NOT NULL,
+    user_id TEXT COLLATE \"C\" NOT NULL,
+    role TEXT COLLATE \"C\" NOT NULL,
+    joined_at BIGINT NOT NULL,
+    PRIMARY KEY (space_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, space_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    id TEXT COLLATE \"C\" PRIMARY KEY,
+    space_id TEXT COLLATE \"C\" NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT COLLATE \"C\" NOT NULL,
+    invited_by TEXT COLLATE \"C\" NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    UNIQUE (space_id, email)
+);
+CREATE INDEX IF NOT EXISTS invitations_by_email ON invitations (email);
+-- Bumped whenever the user's spaces, roles or pending invitations change; never locked by pushes.
+CREATE TABLE IF NOT EXISTS user_epochs (
+    user_id TEXT COLLATE \"C\" PRIMARY KEY,
+    account_seq BIGINT NOT NULL DEFAULT 0
+);
 ";
 
 // Each key is looked up through a LATERAL subquery with LIMIT 1 (or OFFSET 0 for children), which

@@ -88,6 +88,47 @@ CREATE TABLE IF NOT EXISTS record_uniques (
     PRIMARY KEY (user_id, entity, entity_id, fields)
 );
 CREATE INDEX IF NOT EXISTS record_uniques_by_key ON record_uniques (user_id, entity, fields, key);
+-- Spaces and public collections (docs/design/spaces.md section 4). One row per non-user stream:
+-- its change sequence and purge state (a user's own stream keeps them in `users`).
+CREATE TABLE IF NOT EXISTS streams (
+    id TEXT PRIMARY KEY,
+    change_seq INTEGER NOT NULL DEFAULT 0,
+    purged_seq INTEGER NOT NULL DEFAULT 0,
+    deleted_at INTEGER
+);
+INSERT OR IGNORE INTO streams (id) VALUES ('public');
+CREATE TABLE IF NOT EXISTS spaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    UNIQUE (created_by, request_id)
+);
+CREATE TABLE IF NOT EXISTS members (
+    space_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (space_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, space_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    id TEXT PRIMARY KEY,
+    space_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    invited_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    UNIQUE (space_id, email)
+);
+CREATE INDEX IF NOT EXISTS invitations_by_email ON invitations (email);
+-- Bumped whenever the user's spaces, roles or pending invitations change; never locked by pushes.
+CREATE TABLE IF NOT EXISTS user_epochs (
+    user_id TEXT PRIMARY KEY,
+    account_seq INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 const SELECT_LIVE_REFERRERS: &str =
