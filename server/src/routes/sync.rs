@@ -6,8 +6,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tandem_protocol::{
-    group_spans, is_valid_id, Hlc, MutationType, PullRequest, PushRequest, PushResponse,
-    DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
+    group_spans, is_valid_id, Hlc, MutationType, PullRequest, PushRequest, PushResponse, Scope,
+    StreamKey, DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
 };
 
 use super::{AuthUser, JsonBody, SharedState};
@@ -23,6 +23,7 @@ pub async fn push(
     JsonBody(request): JsonBody<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiError> {
     check_push_shape(&request, state.max_batch)?;
+    check_push_streams(&request, &state.schema)?;
     let count = request.mutations.len();
     // Clients from before edit times get the answer they always got.
     let knows_times = request.mutations.iter().any(|m| m.edited_at.is_some());
@@ -41,10 +42,13 @@ pub async fn push(
         .push(job)
         .await?
         .ok_or_else(ApiError::account_gone)?;
-    if let Some(seq) = outcome.new_seq {
-        // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
-        if !state.storage.notifies_changes() {
+    // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
+    if !state.storage.notifies_changes() {
+        if let Some(seq) = outcome.new_seq {
             state.hub.publish(&user.user_id, seq);
+        }
+        for (stream, seq) in &outcome.stream_seqs {
+            state.hub.publish(stream, *seq);
         }
     }
     tracing::info!(user_id = %user.user_id, mutations = count, "push");
@@ -79,6 +83,56 @@ fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiEr
     }
     if let Err((i, why)) = group_spans(&request.mutations) {
         return Err(ApiError::invalid_request(format!("mutations[{i}].{why}")));
+    }
+    Ok(())
+}
+
+/// Which stream each mutation writes, from its collection's scope and its `space`: a space
+/// collection needs a `space`, no other takes one, and a group stays in one stream. A mutation
+/// of a collection the schema does not know is judged per mutation (`unknown_entity`); its stream
+/// for the group rule is its `space`'s, or the user's.
+fn check_push_streams(
+    request: &PushRequest,
+    schema: &tandem_protocol::Schema,
+) -> Result<(), ApiError> {
+    let mut streams = Vec::with_capacity(request.mutations.len());
+    for (i, m) in request.mutations.iter().enumerate() {
+        let bad = |what: String| Err(ApiError::invalid_request(format!("mutations[{i}].{what}")));
+        if let Some(space) = m.space.as_deref() {
+            if !is_valid_id(space) {
+                return bad(id_rule("space"));
+            }
+        }
+        let stream = match schema.scope_of(&m.entity) {
+            None => match &m.space {
+                Some(space) => StreamKey::Space(space.clone()),
+                None => StreamKey::User,
+            },
+            Some(scope) => match StreamKey::for_scope(scope, m.space.as_deref()) {
+                Some(stream) => stream,
+                None if scope == Scope::Space => {
+                    return bad(format!(
+                        "space is required: {} is a space collection",
+                        m.entity
+                    ))
+                }
+                None => {
+                    return bad(format!(
+                        "space is only for space collections: {} is not one",
+                        m.entity
+                    ))
+                }
+            },
+        };
+        streams.push(stream);
+    }
+    // `check_push_shape` checked the groups' shape already.
+    for span in group_spans(&request.mutations).unwrap_or_default() {
+        if let Some(i) = span.clone().find(|&i| streams[i] != streams[span.start]) {
+            return Err(ApiError::invalid_request(format!(
+                "mutations[{i}].groupId: a group's mutations must all be in one stream (the same space, or none)"
+            )));
+        }
     }
     Ok(())
 }
