@@ -1007,4 +1007,129 @@ mod tests {
         )
         .starts_with("collections.a.fields.x.requird: unknown key"));
     }
+
+    const SCOPED: &str = r#"{"version": 1,
+     "collections": {
+       "plans":            {"fields": {"name": {"type": "string"}}},
+       "shared_plan_days": {"parent": {"collection": "shared_plans", "field": "planId"},
+                            "fields": {"planId": {"type": "string", "required": true}}},
+       "shared_plans":     {"scope": "space", "fields": {"name": {"type": "string", "required": true}}},
+       "day_notes":        {"parent": {"collection": "shared_plan_days", "field": "dayId"},
+                            "fields": {"dayId": {"type": "string"},
+                                       "plan": {"type": "string", "ref": {"collection": "shared_plans", "onDelete": "cascade"}}}},
+       "catalog":          {"scope": "public", "fields": {"name": {"type": "string"}}},
+       "catalog_items":    {"scope": "public", "parent": {"collection": "catalog", "field": "c"},
+                            "fields": {"c": {"type": "string"}}}}}"#;
+
+    #[test]
+    fn scopes_parse_and_children_inherit_them() {
+        let schema = Schema::from_json(SCOPED).unwrap();
+        assert_eq!(schema.scope_of("plans"), Some(Scope::User));
+        assert_eq!(schema.scope_of("shared_plans"), Some(Scope::Space));
+        // declared before its parent, and a grandchild: both inherit
+        assert_eq!(schema.scope_of("shared_plan_days"), Some(Scope::Space));
+        assert_eq!(schema.scope_of("day_notes"), Some(Scope::Space));
+        assert_eq!(schema.scope_of("catalog"), Some(Scope::Public));
+        assert_eq!(schema.scope_of("catalog_items"), Some(Scope::Public));
+        assert_eq!(schema.scope_of("nope"), None);
+        // the canonical form names non-default scopes only, and parses back to the same schema
+        let json = schema.to_json();
+        assert!(json.contains(r#""scope":"space""#));
+        assert!(!json.contains(r#""scope":"user""#));
+        assert_eq!(
+            Schema::from_json(&format!(
+                r#"{{"version":1,"collections":{}}}"#,
+                serde_json::to_value(&schema).unwrap()["collections"]
+            ))
+            .unwrap(),
+            schema
+        );
+        // a schema without scopes serializes exactly as before scopes existed
+        let plain = Schema::from_json(SAMPLE).unwrap();
+        assert!(!plain.to_json().contains("scope"));
+        assert!(plain.collections.values().all(|c| c.scope == Scope::User));
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.name()), Some(scope));
+        }
+    }
+
+    #[test]
+    fn a_child_declaring_another_scope_than_its_parent_is_refused() {
+        let e = error_of(&SCOPED.replace(
+            r#""shared_plan_days": {"parent""#,
+            r#""shared_plan_days": {"scope": "user", "parent""#,
+        ));
+        assert_eq!(
+            e,
+            r#"collections.shared_plan_days.scope: "user" differs from its parent shared_plans ("space"); a child has its parent's scope"#
+        );
+        // a user-scoped parent (the default) and a space child
+        let e = error_of(
+            r#"{"version":1,"collections":{"a":{"fields":{}},
+                "b":{"scope":"public","parent":{"collection":"a","field":"aId"},"fields":{"aId":{"type":"string"}}}}}"#,
+        );
+        assert_eq!(
+            e,
+            r#"collections.b.scope: "public" differs from its parent a ("user"); a child has its parent's scope"#
+        );
+    }
+
+    #[test]
+    fn a_reference_stays_within_one_scope() {
+        let e = error_of(
+            r#"{"version":1,"collections":{"plans":{"fields":{}},
+                "x":{"scope":"space","fields":{"y":{"type":"string","ref":{"collection":"plans","onDelete":"setNull"}}}}}}"#,
+        );
+        assert_eq!(
+            e,
+            r#"collections.x.fields.y.ref: plans is "user"-scoped, x is "space"-scoped; a reference stays within one scope"#
+        );
+        // into public from a space is refused too (a plain string field instead)
+        let e = error_of(&SCOPED.replace(
+            r#""collection": "shared_plans", "onDelete""#,
+            r#""collection": "catalog", "onDelete""#,
+        ));
+        assert_eq!(
+            e,
+            r#"collections.day_notes.fields.plan.ref: catalog is "public"-scoped, day_notes is "space"-scoped; a reference stays within one scope"#
+        );
+    }
+
+    #[test]
+    fn a_bad_scope_names_its_place() {
+        assert_eq!(
+            error_of(r#"{"version":1,"collections":{"a":{"scope":"team","fields":{}}}}"#),
+            r#"collections.a.scope: unknown scope "team" (expected user, space or public)"#
+        );
+        assert_eq!(
+            error_of(r#"{"version":1,"collections":{"a":{"scope":1,"fields":{}}}}"#),
+            "collections.a.scope: must be a string"
+        );
+    }
+
+    #[test]
+    fn the_repository_schemas_declare_their_scopes() {
+        let test = Schema::from_json(include_str!("../../schemas/test.json")).unwrap();
+        for (name, scope) in [
+            ("plans", Scope::User),
+            ("team_projects", Scope::Space),
+            ("team_tasks", Scope::Space),
+            ("team_tags", Scope::Space),
+            ("catalog", Scope::Public),
+            ("catalog_items", Scope::Public),
+        ] {
+            assert_eq!(test.scope_of(name), Some(scope), "test.json {name}");
+        }
+        let sample = Schema::from_json(include_str!("../../schemas/sample.json")).unwrap();
+        for (name, scope) in [
+            ("exercises", Scope::User),
+            ("plans", Scope::User),
+            ("plan_days", Scope::User),
+            ("shared_plans", Scope::Space),
+            ("shared_plan_days", Scope::Space),
+            ("catalog_exercises", Scope::Public),
+        ] {
+            assert_eq!(sample.scope_of(name), Some(scope), "sample.json {name}");
+        }
+    }
 }

@@ -1012,4 +1012,247 @@ mod tests {
             json!({"opId": "o2", "status": "applied", "version": 3})
         );
     }
+
+    #[test]
+    fn stream_keys_parse_print_and_order_as_a_page() {
+        for text in [
+            "user",
+            "public",
+            "space:0195c3a0-7a8b-7c3d-9e0f-a1b2c3d4e5f6",
+        ] {
+            let key = StreamKey::parse(text).unwrap();
+            assert_eq!(key.as_wire(), text);
+            assert_eq!(key.to_string(), text);
+            assert_eq!(serde_json::to_value(&key).unwrap(), json!(text));
+        }
+        for bad in [
+            "",
+            "User",
+            "space:",
+            "space:has space",
+            "public:1",
+            "0195c3a0-7a8b",
+        ] {
+            assert_eq!(StreamKey::parse(bad), None, "{bad}");
+            assert!(serde_json::from_value::<StreamKey>(json!(bad)).is_err());
+        }
+        let user = "0195c3a0-0000-7000-8000-000000000001";
+        assert_eq!(StreamKey::User.db_key(user), user);
+        assert_eq!(StreamKey::Public.db_key(user), "public");
+        assert_eq!(StreamKey::Space("s1".into()).db_key(user), "space:s1");
+        assert_eq!(StreamKey::from_db_key(user, user), Some(StreamKey::User));
+        assert_eq!(
+            StreamKey::from_db_key("space:s1", user),
+            Some(StreamKey::Space("s1".into()))
+        );
+        assert_eq!(
+            StreamKey::from_db_key("public", user),
+            Some(StreamKey::Public)
+        );
+        assert_eq!(StreamKey::from_db_key("other-user", user), None);
+        assert_eq!(StreamKey::from_db_key("user", user), None);
+        let mut keys = vec![
+            StreamKey::Space("b".into()),
+            StreamKey::Public,
+            StreamKey::Space("a".into()),
+            StreamKey::User,
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                StreamKey::User,
+                StreamKey::Public,
+                StreamKey::Space("a".into()),
+                StreamKey::Space("b".into())
+            ]
+        );
+        use crate::Scope;
+        assert_eq!(
+            StreamKey::for_scope(Scope::User, None),
+            Some(StreamKey::User)
+        );
+        assert_eq!(
+            StreamKey::for_scope(Scope::Public, None),
+            Some(StreamKey::Public)
+        );
+        assert_eq!(
+            StreamKey::for_scope(Scope::Space, Some("s")),
+            Some(StreamKey::Space("s".into()))
+        );
+        assert_eq!(StreamKey::for_scope(Scope::Space, None), None);
+        assert_eq!(StreamKey::for_scope(Scope::User, Some("s")), None);
+        assert_eq!(StreamKey::for_scope(Scope::Public, Some("s")), None);
+    }
+
+    #[test]
+    fn space_is_optional_on_mutations_and_changes() {
+        let mut m = grouped("o1", None);
+        assert!(serde_json::to_value(&m).unwrap().get("space").is_none());
+        m.space = Some("s1".into());
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["space"], "s1");
+        assert_eq!(serde_json::from_value::<Mutation>(v).unwrap(), m);
+        let c: Change = serde_json::from_value(json!({
+            "entity": "shared_plans", "entityId": "p1", "space": "s1", "version": 4,
+            "deleted": false, "doc": {"name": "Legs"}, "updatedAt": "2025-03-01T12:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(c.space.as_deref(), Some("s1"));
+        let plain = Change { space: None, ..c };
+        assert!(serde_json::to_value(&plain).unwrap().get("space").is_none());
+    }
+
+    #[test]
+    fn pull_bodies_come_in_two_forms() {
+        let old = PullForm::from_value(json!({"cursor": "c2.1.0.x", "limit": 10})).unwrap();
+        assert_eq!(
+            old,
+            PullForm::Cursor(PullRequest {
+                cursor: Some("c2.1.0.x".into()),
+                limit: Some(10)
+            })
+        );
+        assert_eq!(
+            PullForm::from_value(json!({})).unwrap(),
+            PullForm::Cursor(PullRequest::default())
+        );
+        let new = PullForm::from_value(json!({
+            "streams": {"user": "c2.41.0.k", "public": "c3.7.0.X", "space:s1": null},
+            "accountSeq": 12, "limit": 500
+        }))
+        .unwrap();
+        let PullForm::Streams(request) = new else {
+            panic!("stream form")
+        };
+        assert_eq!(request.account_seq, Some(12));
+        assert_eq!(request.limit, Some(500));
+        assert_eq!(
+            request.streams.into_iter().collect::<Vec<_>>(),
+            vec![
+                (StreamKey::User, Some("c2.41.0.k".to_string())),
+                (StreamKey::Public, Some("c3.7.0.X".to_string())),
+                (StreamKey::Space("s1".into()), None),
+            ]
+        );
+        assert!(PullForm::from_value(json!({"cursor": null, "streams": {}})).is_err());
+        assert!(PullForm::from_value(json!({"streams": {"team": null}})).is_err());
+        assert!(PullForm::from_value(json!({"streams": []})).is_err());
+        assert!(PullForm::from_value(json!([])).is_err());
+    }
+
+    #[test]
+    fn stream_pull_answers_in_protocol_names() {
+        let answer = StreamPullResponse {
+            changes: vec![],
+            streams: [
+                (StreamKey::Space("s2".into()), StreamEntry::gone()),
+                (StreamKey::Space("s1".into()), StreamEntry::ok("c3.121.0.Z")),
+                (StreamKey::Public, StreamEntry::expired()),
+            ]
+            .into_iter()
+            .collect(),
+            has_more: false,
+            remaining: 0,
+            account: Some(AccountOut {
+                account_seq: 13,
+                spaces: vec![SpaceOut {
+                    id: "s1".into(),
+                    name: "Family".into(),
+                    role: Role::Editor,
+                    member_count: 3,
+                    created_at: "2025-03-01T12:00:00Z".into(),
+                }],
+                invitations: vec![InvitationOut {
+                    id: "i1".into(),
+                    space_id: "s3".into(),
+                    space_name: "Coach".into(),
+                    role: Role::Viewer,
+                    invited_by: "coach@example.com".into(),
+                    created_at: "2025-03-01T12:00:00Z".into(),
+                    expires_at: "2025-03-15T12:00:00Z".into(),
+                }],
+            }),
+            server_time: None,
+        };
+        let v = serde_json::to_value(&answer).unwrap();
+        assert_eq!(
+            v,
+            json!({"changes": [],
+                   "streams": {"space:s1": {"status": "ok", "cursor": "c3.121.0.Z"},
+                               "space:s2": {"status": "gone"},
+                               "public": {"status": "expired"}},
+                   "hasMore": false, "remaining": 0,
+                   "account": {"accountSeq": 13,
+                               "spaces": [{"id": "s1", "name": "Family", "role": "editor",
+                                           "memberCount": 3, "createdAt": "2025-03-01T12:00:00Z"}],
+                               "invitations": [{"id": "i1", "spaceId": "s3", "spaceName": "Coach",
+                                                "role": "viewer", "invitedBy": "coach@example.com",
+                                                "createdAt": "2025-03-01T12:00:00Z",
+                                                "expiresAt": "2025-03-15T12:00:00Z"}]}})
+        );
+        assert_eq!(
+            serde_json::from_value::<StreamPullResponse>(v).unwrap(),
+            answer
+        );
+    }
+
+    #[test]
+    fn space_requests_roles_and_pokes() {
+        let create: CreateSpaceRequest =
+            serde_json::from_value(json!({"name": "Family", "requestId": "r1"})).unwrap();
+        assert_eq!(create.request_id, "r1");
+        let invite: InviteRequest =
+            serde_json::from_value(json!({"email": "a@b.c", "role": "viewer"})).unwrap();
+        assert_eq!(invite.role, Role::Viewer);
+        assert!(serde_json::from_value::<SetRoleRequest>(json!({"role": "admin"})).is_err());
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert!(Role::Owner.can_manage() && Role::Owner.can_write());
+        assert!(!Role::Editor.can_manage() && Role::Editor.can_write());
+        assert!(!Role::Viewer.can_manage() && !Role::Viewer.can_write());
+        assert!(is_valid_space_name("é") && is_valid_space_name(&"é".repeat(200)));
+        assert!(!is_valid_space_name("") && !is_valid_space_name(&"é".repeat(201)));
+        assert_eq!(
+            serde_json::to_value(Poke::user("c2.1.0.x")).unwrap(),
+            json!({"cursor": "c2.1.0.x"})
+        );
+        let space_poke = Poke {
+            stream: Some(StreamKey::Space("s1".into())),
+            ..Poke::user("c")
+        };
+        assert_eq!(
+            serde_json::to_value(&space_poke).unwrap(),
+            json!({"cursor": "c", "stream": "space:s1"})
+        );
+        let account: Poke =
+            serde_json::from_value(json!({"cursor": "c", "account": true})).unwrap();
+        assert!(account.account && account.stream.is_none());
+    }
+
+    #[test]
+    fn admin_writes_need_a_doc_or_an_explicit_null() {
+        let request: AdminWriteRequest = serde_json::from_value(json!({"writes": [
+            {"collection": "catalog", "id": "c1", "doc": {"name": "Squat"}},
+            {"collection": "catalog", "id": "c2", "doc": null}]}))
+        .unwrap();
+        assert!(request.writes[0].doc.is_some());
+        assert!(request.writes[1].doc.is_none());
+        assert!(
+            serde_json::from_value::<AdminWrite>(json!({"collection": "catalog", "id": "c3"}))
+                .is_err()
+        );
+        assert_eq!(
+            serde_json::to_value(AdminWriteResponse {
+                results: vec![AdminResult {
+                    id: "c1".into(),
+                    version: 2,
+                    changed: true
+                }]
+            })
+            .unwrap(),
+            json!({"results": [{"id": "c1", "version": 2, "changed": true}]})
+        );
+    }
 }

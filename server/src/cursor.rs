@@ -3,11 +3,17 @@
 //! user's) is told apart from a real one. The format `c2.<seq>.<purged>.<mac>` is opaque to
 //! clients; `c1.<seq>.<mac>` cursors, issued before the purge state was recorded, still decode
 //! (with a recorded purge state of 0, which expires them exactly as before).
+//!
+//! Cursors of the stream form of a pull (one per stream: `user`, `public`, `space:<id>`) are
+//! `c3.<seq>.<purged>.<mac>`, the MAC over `c3:<user id>:<stream wire name>:<seq>:<purged>`: the
+//! stream is in the MAC, not in the text, so a cursor moved to another stream key, another user
+//! or another server fails to decode. `c2`/`c1` cursors stay valid for the `user` key only.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tandem_protocol::StreamKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -55,8 +61,43 @@ impl CursorCodec {
         )
     }
 
-    /// What a cursor issued to `user_id` says, or `None` when it was not issued to them.
+    /// The cursor for `cursor` of stream `stream` as pulled by `user_id` (format v3).
+    #[allow(dead_code)] // until the stream form of a pull (routes/sync.rs) calls it
+    pub fn encode_stream(&self, user_id: &str, stream: &StreamKey, cursor: Cursor) -> String {
+        let Cursor { seq, purged_seq } = cursor;
+        format!(
+            "c3.{seq}.{purged_seq}.{}",
+            self.mac(
+                &[
+                    user_id,
+                    &stream.as_wire(),
+                    &seq.to_string(),
+                    &purged_seq.to_string()
+                ],
+                V3
+            )
+        )
+    }
+
+    /// What a cursor issued to `user_id` for `stream` says, or `None` when it was not: a `c3`
+    /// cursor of another stream, user or server, or a `c2`/`c1` cursor for any stream but `user`.
+    #[allow(dead_code)] // until the stream form of a pull (routes/sync.rs) calls it
+    pub fn decode_stream(&self, user_id: &str, stream: &StreamKey, cursor: &str) -> Option<Cursor> {
+        if let Some(rest) = cursor.strip_prefix("c3.") {
+            return self.decode_v3(user_id, stream, rest);
+        }
+        match stream {
+            StreamKey::User => self.decode(user_id, cursor),
+            StreamKey::Public | StreamKey::Space(_) => None,
+        }
+    }
+
+    /// What a cursor issued to `user_id` says, or `None` when it was not issued to them. A `c3`
+    /// cursor of the `user` stream (a client going back to the cursor form) decodes too.
     pub fn decode(&self, user_id: &str, cursor: &str) -> Option<Cursor> {
+        if let Some(rest) = cursor.strip_prefix("c3.") {
+            return self.decode_v3(user_id, &StreamKey::User, rest);
+        }
         if let Some(rest) = cursor.strip_prefix("c2.") {
             return self.decode_v2(user_id, rest);
         }
@@ -81,6 +122,26 @@ impl CursorCodec {
         Some(Cursor { seq, purged_seq })
     }
 
+    fn decode_v3(&self, user_id: &str, stream: &StreamKey, rest: &str) -> Option<Cursor> {
+        let mut parts = rest.split('.');
+        let (seq, purged, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let (seq, purged_seq) = (parse_number(seq)?, parse_number(purged)?);
+        self.verify(
+            &[
+                user_id,
+                &stream.as_wire(),
+                &seq.to_string(),
+                &purged_seq.to_string(),
+            ],
+            V3,
+            mac,
+        )?;
+        Some(Cursor { seq, purged_seq })
+    }
+
     fn verify(&self, fields: &[&str], version: &[u8], mac: &str) -> Option<()> {
         let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
         self.hmac(fields, version)
@@ -94,9 +155,9 @@ impl CursorCodec {
         URL_SAFE_NO_PAD.encode(&full[..MAC_BYTES])
     }
 
-    /// The MAC input is the fields joined by `:`; v2 also mixes in its version, so that no v2
-    /// cursor's MAC can ever pass as a v1 one (or back) whatever the fields hold. v1 mixes in
-    /// nothing: cursors already handed out must keep verifying.
+    /// The MAC input is the fields joined by `:`; v2 and v3 also mix in their version first, so
+    /// that no cursor's MAC can ever pass as another version's whatever the fields hold. v1 mixes
+    /// in nothing: cursors already handed out must keep verifying.
     fn hmac(&self, fields: &[&str], version: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(version);
@@ -107,6 +168,7 @@ impl CursorCodec {
 
 const V1: &[u8] = b"";
 const V2: &[u8] = b"c2:";
+const V3: &[u8] = b"c3:";
 
 /// A non-negative number in its one canonical spelling (no sign, no leading zeros), so that one
 /// cursor has exactly one text.
@@ -164,6 +226,85 @@ mod tests {
         // A v2 MAC never passes as v1 (nor the reverse).
         let v2_mac = codec.mac(&["u1", "42"], V2);
         assert_eq!(codec.decode("u1", &format!("c1.42.{v2_mac}")), None);
+    }
+
+    #[test]
+    fn v3_round_trips_per_stream_and_refuses_other_keys_users_and_secrets() {
+        let codec = CursorCodec::new(b"secret");
+        let streams = [
+            StreamKey::User,
+            StreamKey::Public,
+            StreamKey::Space("s1".into()),
+            StreamKey::Space("s2".into()),
+        ];
+        for stream in &streams {
+            let c = codec.encode_stream("u1", stream, AT_42);
+            assert!(c.starts_with("c3.42.7."), "{c}");
+            assert_eq!(codec.decode_stream("u1", stream, &c), Some(AT_42));
+            for other in streams.iter().filter(|o| *o != stream) {
+                assert_eq!(
+                    codec.decode_stream("u1", other, &c),
+                    None,
+                    "{stream} as {other}"
+                );
+            }
+            assert_eq!(codec.decode_stream("u2", stream, &c), None);
+            assert_eq!(
+                CursorCodec::new(b"other").decode_stream("u1", stream, &c),
+                None
+            );
+            assert_eq!(
+                codec.decode_stream("u1", stream, &c.replace(".42.", ".43.")),
+                None
+            );
+            assert_eq!(
+                codec.decode_stream("u1", stream, &c.replace(".7.", ".07.")),
+                None
+            );
+            assert_eq!(codec.decode_stream("u1", stream, &format!("{c}.x")), None);
+            assert_eq!(codec.decode_stream("u1", stream, &c[..c.len() - 2]), None);
+            // A v3 MAC never passes as a v2 one.
+            assert_eq!(codec.decode("u1", &c.replacen("c3.", "c2.", 1)), None);
+        }
+        // The MAC input is exactly `c3:<user>:<stream>:<seq>:<purged>` (for other servers).
+        let mut expected =
+            HmacSha256::new_from_slice(b"tandem-cursor-v1:secret").expect("any key length");
+        expected.update(b"c3:u1:space:s1:42:7");
+        let full = expected.finalize().into_bytes();
+        assert_eq!(
+            codec.encode_stream("u1", &StreamKey::Space("s1".into()), AT_42),
+            format!("c3.42.7.{}", URL_SAFE_NO_PAD.encode(&full[..MAC_BYTES]))
+        );
+        // A user-stream v3 cursor also serves the cursor form of a pull.
+        let user = codec.encode_stream("u1", &StreamKey::User, AT_42);
+        assert_eq!(codec.decode("u1", &user), Some(AT_42));
+        let space = codec.encode_stream("u1", &StreamKey::Space("s1".into()), AT_42);
+        assert_eq!(codec.decode("u1", &space), None);
+    }
+
+    #[test]
+    fn c2_and_c1_cursors_hold_for_the_user_stream_only() {
+        let codec = CursorCodec::new(b"secret");
+        let v2 = codec.encode("u1", AT_42);
+        let v1 = format!("c1.42.{}", codec.mac(&["u1", "42"], V1));
+        for old in [&v2, &v1] {
+            assert!(codec.decode_stream("u1", &StreamKey::User, old).is_some());
+            assert_eq!(codec.decode_stream("u2", &StreamKey::User, old), None);
+            assert_eq!(codec.decode_stream("u1", &StreamKey::Public, old), None);
+            assert_eq!(
+                codec.decode_stream("u1", &StreamKey::Space("s1".into()), old),
+                None
+            );
+        }
+        assert_eq!(
+            codec.decode_stream("u1", &StreamKey::User, &v2),
+            Some(AT_42)
+        );
+        assert_eq!(codec.decode_stream("u1", &StreamKey::User, "garbage"), None);
+        assert_eq!(
+            codec.decode_stream("u1", &StreamKey::Public, "garbage"),
+            None
+        );
     }
 
     #[test]
