@@ -182,6 +182,7 @@ fn change(id: &str, version: i64, doc: Value, at: &Hlc, fields: FieldTimes) -> C
         group_id: None,
         edited_at: Some(at.clone()),
         field_edited_at: Some(fields),
+        space: None,
     }
 }
 

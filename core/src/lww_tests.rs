@@ -201,6 +201,7 @@ fn change(id: &str, version: i64, doc: Option<Value>, at: Hlc, fields: FieldTime
         group_id: None,
         edited_at: Some(at),
         field_edited_at: Some(fields),
+        space: None,
     }
 }
 

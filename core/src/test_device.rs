@@ -87,6 +87,7 @@ pub(crate) fn change(entity: &str, id: &str, version: i64, doc: Option<Value>) -
         group_id: None,
         edited_at: None,
         field_edited_at: None,
+        space: None,
     }
 }
 

@@ -120,12 +120,21 @@ string_codes! {
         Unauthorized => "unauthorized",
         /// 401: a well-signed access token whose `exp` has passed.
         TokenExpired => "token_expired",
-        /// 404: unknown route.
+        /// 403: a space member whose role does not allow the management call.
+        Forbidden => "forbidden",
+        /// 404: unknown route; an unknown space or invitation, or a space the caller is not a
+        /// member of (the two answer alike, so a non-member learns nothing).
         NotFound => "not_found",
         /// 405: known route, wrong method.
         MethodNotAllowed => "method_not_allowed",
         /// 408: the body did not arrive in time.
         RequestTimeout => "request_timeout",
+        /// 409: the call would leave a space without an owner.
+        LastOwner => "last_owner",
+        /// 409: inviting someone who is already a member of the space.
+        AlreadyMember => "already_member",
+        /// 409: a server limit on spaces per user, members per space or pending invitations.
+        LimitReached => "limit_reached",
         /// 410: the pull cursor predates purged tombstones.
         CursorExpired => "cursor_expired",
         /// 413: body over the server's limit.
@@ -166,6 +175,9 @@ string_codes! {
         InvalidReference => "invalid_reference",
         /// A delete refused because live records refer to it through a `restrict` reference.
         Restricted => "restricted",
+        /// The pusher may not write the record's stream: a viewer, a non-member, a removed member,
+        /// a deleted space, or a public collection (written only by the admin API).
+        Forbidden => "forbidden",
     }
 }
 

@@ -2,6 +2,9 @@
 //! collections, new optional fields, new or dropped indexes, changed `maxLength`); anything that
 //! would make stored records unreadable or invalid is refused, naming the place.
 //!
+//! A collection's `scope` can never change: its records live in another stream (the user's, a
+//! space's, the public one) and stored data cannot follow. New collections may have any scope.
+//!
 //! References and unique constraints may be added to (or changed on, or dropped from) existing
 //! collections: the schema stays usable, but stored data may already break a new rule. Those are
 //! listed by [`Schema::added_rules_since`] so the store checks its data at `open` and reports
@@ -21,6 +24,15 @@ impl Schema {
                 return Err(refuse(
                     format!("{path}.parent"),
                     "changed; a collection's parent cannot change",
+                ));
+            }
+            if new_collection.scope != old_collection.scope {
+                return Err(refuse(
+                    format!("{path}.scope"),
+                    &format!(
+                        "changed from \"{}\" to \"{}\"; stored data cannot follow",
+                        old_collection.scope, new_collection.scope
+                    ),
                 ));
             }
             for (field, old_field) in &old_collection.fields {
@@ -229,5 +241,40 @@ mod tests {
         )
         .unwrap_err()
         .starts_with("collections.a.fields.y.type: changed"));
+    }
+
+    #[test]
+    fn a_scope_change_is_refused_and_new_collections_take_any_scope() {
+        let user = r#"{"plans":{"fields":{"name":{"type":"string"}}}}"#;
+        let space = r#"{"plans":{"scope":"space","fields":{"name":{"type":"string"}}}}"#;
+        assert_eq!(
+            evolve(user, space).unwrap_err(),
+            r#"collections.plans.scope: changed from "user" to "space"; stored data cannot follow"#
+        );
+        assert_eq!(
+            evolve(space, &space.replace("space", "public")).unwrap_err(),
+            r#"collections.plans.scope: changed from "space" to "public"; stored data cannot follow"#
+        );
+        // declaring the default explicitly is no change
+        evolve(
+            user,
+            &user.replace("{\"fields\"", "{\"scope\":\"user\",\"fields\""),
+        )
+        .unwrap();
+        // a child's inherited scope is its parent's: declaring it changes nothing either
+        let family = r#"{"p":{"scope":"space","fields":{}},
+                         "c":{"parent":{"collection":"p","field":"pId"},"fields":{"pId":{"type":"string"}}}}"#;
+        evolve(
+            family,
+            &family.replace(r#""c":{"parent""#, r#""c":{"scope":"space","parent""#),
+        )
+        .unwrap();
+        // new collections may have any scope
+        evolve(
+            user,
+            r#"{"plans":{"fields":{"name":{"type":"string"}}},
+                "s":{"scope":"space","fields":{}},"pub":{"scope":"public","fields":{}}}"#,
+        )
+        .unwrap();
     }
 }

@@ -19,5 +19,6 @@ pub use hlc::{FieldTimes, Hlc, HlcGenerator, HlcParseError, MAX_CLOCK_SKEW_MS};
 pub use ids::{is_valid_collection_name, is_valid_field_name, is_valid_id, MAX_ID_LEN};
 pub use schema::{
     Collection, Field, FieldRef, FieldType, OnDelete, ParentRef, Referrer, Schema, SchemaError,
+    Scope,
 };
 pub use wire::*;

@@ -31,6 +31,59 @@ pub struct Collection {
     /// at most one live record. A record missing any of the fields (or holding null) is exempt.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unique: Vec<Vec<String>>,
+    /// Whose records these are: the user's own (the default), a space's, or everyone's. Resolved
+    /// at parse time: a child without a `scope` of its own has its parent's.
+    #[serde(skip_serializing_if = "Scope::is_user")]
+    pub scope: Scope,
+}
+
+/// Which stream a collection's records live in (see `docs/protocol.md`, "Spaces and public
+/// collections"). Fixed for the life of the collection: evolution refuses a change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Each user's own records (the stream `user`).
+    #[default]
+    User,
+    /// Records of one space, shared by its members; every mutation names its `space`.
+    Space,
+    /// One set of records every signed-in user reads; written only through the admin API.
+    Public,
+}
+
+impl Scope {
+    /// Every scope, in declaration order.
+    pub const ALL: [Scope; 3] = [Scope::User, Scope::Space, Scope::Public];
+
+    /// The scope named `name` in a schema document (`user`, `space`, `public`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "user" => Self::User,
+            "space" => Self::Space,
+            "public" => Self::Public,
+            _ => return None,
+        })
+    }
+
+    /// The name used in the schema document.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Space => "space",
+            Self::Public => "public",
+        }
+    }
+
+    /// Whether this is the default scope, `user`.
+    pub fn is_user(&self) -> bool {
+        *self == Self::User
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A declared field.
@@ -197,6 +250,7 @@ impl Schema {
             .get("collections")
             .ok_or_else(|| err("collections", "missing"))?;
         let mut collections = BTreeMap::new();
+        let mut declared_scopes = BTreeMap::new();
         for (name, value) in as_object(collections_value, "collections")? {
             let path = format!("collections.{name}");
             if !is_valid_collection_name(name) {
@@ -205,15 +259,73 @@ impl Schema {
                     "collection names must match ^[a-z][a-z0-9_]{0,62}$",
                 ));
             }
-            collections.insert(name.clone(), parse_collection(value, &path)?);
+            let (collection, scope) = parse_collection(value, &path)?;
+            if let Some(scope) = scope {
+                declared_scopes.insert(name.clone(), scope);
+            }
+            collections.insert(name.clone(), collection);
         }
-        let schema = Schema {
+        let mut schema = Schema {
             version,
             collections,
         };
         schema.check_parents()?;
+        schema.resolve_scopes(&declared_scopes)?;
         schema.check_refs()?;
         Ok(schema)
+    }
+
+    /// The scope of collection `name`; `None` when it is not declared.
+    pub fn scope_of(&self, name: &str) -> Option<Scope> {
+        self.collections.get(name).map(|c| c.scope)
+    }
+
+    /// Gives every collection its scope: the declared one, else its parent's (root collections
+    /// without one are `user`). A child declaring a scope other than its parent's is refused.
+    /// Runs after [`Schema::check_parents`], so every parent exists and no chain cycles.
+    fn resolve_scopes(&mut self, declared: &BTreeMap<String, Scope>) -> Result<(), SchemaError> {
+        let mut resolved: BTreeMap<String, Scope> = BTreeMap::new();
+        for name in self.collections.keys() {
+            self.resolve_scope(name, declared, &mut resolved)?;
+        }
+        for (name, scope) in resolved {
+            if let Some(c) = self.collections.get_mut(&name) {
+                c.scope = scope;
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_scope(
+        &self,
+        name: &str,
+        declared: &BTreeMap<String, Scope>,
+        resolved: &mut BTreeMap<String, Scope>,
+    ) -> Result<Scope, SchemaError> {
+        if let Some(&scope) = resolved.get(name) {
+            return Ok(scope);
+        }
+        let own = declared.get(name).copied();
+        let scope = match &self.collections[name].parent {
+            None => own.unwrap_or_default(),
+            Some(parent) => {
+                let inherited = self.resolve_scope(&parent.collection, declared, resolved)?;
+                match own {
+                    Some(own) if own != inherited => {
+                        return Err(err(
+                            format!("collections.{name}.scope"),
+                            format!(
+                                "\"{own}\" differs from its parent {} (\"{inherited}\"); a child has its parent's scope",
+                                parent.collection
+                            ),
+                        ))
+                    }
+                    _ => inherited,
+                }
+            }
+        };
+        resolved.insert(name.to_string(), scope);
+        Ok(scope)
     }
 
     /// The canonical JSON form (sorted keys), used to store and compare schemas.
@@ -273,6 +385,16 @@ impl Schema {
                     return Err(err(
                         path,
                         "is the collection's parent field, which already cascades",
+                    ));
+                }
+                let target = self.collections[&r.collection].scope;
+                if target != collection.scope {
+                    return Err(err(
+                        path,
+                        format!(
+                            "{} is \"{target}\"-scoped, {name} is \"{}\"-scoped; a reference stays within one scope",
+                            r.collection, collection.scope
+                        ),
                     ));
                 }
             }
@@ -336,9 +458,25 @@ impl Schema {
     }
 }
 
-fn parse_collection(value: &Value, path: &str) -> Result<Collection, SchemaError> {
+/// Parses one collection; the second value is the `scope` it declares, if any (resolved against
+/// its parent later, by [`Schema::resolve_scopes`]).
+fn parse_collection(value: &Value, path: &str) -> Result<(Collection, Option<Scope>), SchemaError> {
     let obj = as_object(value, path)?;
-    reject_unknown_keys(obj, path, &["fields", "parent", "indexes", "unique"])?;
+    reject_unknown_keys(
+        obj,
+        path,
+        &["fields", "parent", "indexes", "unique", "scope"],
+    )?;
+    let scope = match obj.get("scope") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Scope::parse(s).ok_or_else(|| {
+            err(
+                format!("{path}.scope"),
+                format!("unknown scope \"{s}\" (expected user, space or public)"),
+            )
+        })?),
+        Some(_) => return Err(err(format!("{path}.scope"), "must be a string")),
+    };
     let fields_path = format!("{path}.fields");
     let fields_value = obj
         .get("fields")
@@ -366,12 +504,16 @@ fn parse_collection(value: &Value, path: &str) -> Result<Collection, SchemaError
         None | Some(Value::Null) => Vec::new(),
         Some(v) => parse_unique(v, &format!("{path}.unique"), &fields)?,
     };
-    Ok(Collection {
-        fields,
-        parent,
-        indexes,
-        unique,
-    })
+    Ok((
+        Collection {
+            fields,
+            parent,
+            indexes,
+            unique,
+            scope: Scope::User,
+        },
+        scope,
+    ))
 }
 
 fn parse_unique(
@@ -864,5 +1006,104 @@ mod tests {
             r#"{"version":1,"collections":{"a":{"fields":{"x":{"type":"string","requird":true}}}}}"#
         )
         .starts_with("collections.a.fields.x.requird: unknown key"));
+    }
+
+    const SCOPED: &str = r#"{"version": 1,
+     "collections": {
+       "plans":            {"fields": {"name": {"type": "string"}}},
+       "shared_plan_days": {"parent": {"collection": "shared_plans", "field": "planId"},
+                            "fields": {"planId": {"type": "string", "required": true}}},
+       "shared_plans":     {"scope": "space", "fields": {"name": {"type": "string", "required": true}}},
+       "day_notes":        {"parent": {"collection": "shared_plan_days", "field": "dayId"},
+                            "fields": {"dayId": {"type": "string"},
+                                       "plan": {"type": "string", "ref": {"collection": "shared_plans", "onDelete": "cascade"}}}},
+       "catalog":          {"scope": "public", "fields": {"name": {"type": "string"}}},
+       "catalog_items":    {"scope": "public", "parent": {"collection": "catalog", "field": "c"},
+                            "fields": {"c": {"type": "string"}}}}}"#;
+
+    #[test]
+    fn scopes_parse_and_children_inherit_them() {
+        let schema = Schema::from_json(SCOPED).unwrap();
+        assert_eq!(schema.scope_of("plans"), Some(Scope::User));
+        assert_eq!(schema.scope_of("shared_plans"), Some(Scope::Space));
+        // declared before its parent, and a grandchild: both inherit
+        assert_eq!(schema.scope_of("shared_plan_days"), Some(Scope::Space));
+        assert_eq!(schema.scope_of("day_notes"), Some(Scope::Space));
+        assert_eq!(schema.scope_of("catalog"), Some(Scope::Public));
+        assert_eq!(schema.scope_of("catalog_items"), Some(Scope::Public));
+        assert_eq!(schema.scope_of("nope"), None);
+        // the canonical form names non-default scopes only, and parses back to the same schema
+        let json = schema.to_json();
+        assert!(json.contains(r#""scope":"space""#));
+        assert!(!json.contains(r#""scope":"user""#));
+        assert_eq!(
+            Schema::from_json(&format!(
+                r#"{{"version":1,"collections":{}}}"#,
+                serde_json::to_value(&schema).unwrap()["collections"]
+            ))
+            .unwrap(),
+            schema
+        );
+        // a schema without scopes serializes exactly as before scopes existed
+        let plain = Schema::from_json(SAMPLE).unwrap();
+        assert!(!plain.to_json().contains("scope"));
+        assert!(plain.collections.values().all(|c| c.scope == Scope::User));
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.name()), Some(scope));
+        }
+    }
+
+    #[test]
+    fn a_child_declaring_another_scope_than_its_parent_is_refused() {
+        let e = error_of(&SCOPED.replace(
+            r#""shared_plan_days": {"parent""#,
+            r#""shared_plan_days": {"scope": "user", "parent""#,
+        ));
+        assert_eq!(
+            e,
+            r#"collections.shared_plan_days.scope: "user" differs from its parent shared_plans ("space"); a child has its parent's scope"#
+        );
+        // a user-scoped parent (the default) and a space child
+        let e = error_of(
+            r#"{"version":1,"collections":{"a":{"fields":{}},
+                "b":{"scope":"public","parent":{"collection":"a","field":"aId"},"fields":{"aId":{"type":"string"}}}}}"#,
+        );
+        assert_eq!(
+            e,
+            r#"collections.b.scope: "public" differs from its parent a ("user"); a child has its parent's scope"#
+        );
+    }
+
+    #[test]
+    fn a_reference_stays_within_one_scope() {
+        let e = error_of(
+            r#"{"version":1,"collections":{"plans":{"fields":{}},
+                "x":{"scope":"space","fields":{"y":{"type":"string","ref":{"collection":"plans","onDelete":"setNull"}}}}}}"#,
+        );
+        assert_eq!(
+            e,
+            r#"collections.x.fields.y.ref: plans is "user"-scoped, x is "space"-scoped; a reference stays within one scope"#
+        );
+        // into public from a space is refused too (a plain string field instead)
+        let e = error_of(&SCOPED.replace(
+            r#""collection": "shared_plans", "onDelete""#,
+            r#""collection": "catalog", "onDelete""#,
+        ));
+        assert_eq!(
+            e,
+            r#"collections.day_notes.fields.plan.ref: catalog is "public"-scoped, day_notes is "space"-scoped; a reference stays within one scope"#
+        );
+    }
+
+    #[test]
+    fn a_bad_scope_names_its_place() {
+        assert_eq!(
+            error_of(r#"{"version":1,"collections":{"a":{"scope":"team","fields":{}}}}"#),
+            r#"collections.a.scope: unknown scope "team" (expected user, space or public)"#
+        );
+        assert_eq!(
+            error_of(r#"{"version":1,"collections":{"a":{"scope":1,"fields":{}}}}"#),
+            "collections.a.scope: must be a string"
+        );
     }
 }

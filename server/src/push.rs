@@ -987,6 +987,7 @@ mod tests {
             group_id: None,
             edited_at: None,
             field_edited_at: None,
+            space: None,
         }
     }
 

@@ -112,7 +112,8 @@ impl From<RejectionCode> for ValidationReason {
             RejectionCode::UnknownEntity => Self::UnknownEntity,
             RejectionCode::InvalidReference => Self::InvalidReference,
             RejectionCode::Restricted => Self::Restricted,
-            RejectionCode::Other(_) => Self::Other,
+            // Until the exported API gains `Forbidden` (slice S5), the nearest is `Other`.
+            RejectionCode::Forbidden | RejectionCode::Other(_) => Self::Other,
         }
     }
 }

@@ -93,6 +93,7 @@ pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
         edited_at: entry.edited_at.as_deref().and_then(|t| t.parse().ok()),
         field_edited_at: Some(crate::edit_time::parse_times(entry.field_times.as_deref()))
             .filter(|t| !t.is_empty()),
+        space: None,
     })
 }
 

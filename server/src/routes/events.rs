@@ -63,9 +63,7 @@ pub async fn events(
 fn poke_event(state: &SharedState, user_id: &str, seq: i64) -> Event {
     // The latest sequence is at or past every purge, so the recorded purge state changes nothing
     // for this cursor (see `Cursor::expired`); 0 needs no read.
-    let poke = Poke {
-        cursor: state.cursors.encode(user_id, Cursor { seq, purged_seq: 0 }),
-    };
+    let poke = Poke::user(state.cursors.encode(user_id, Cursor { seq, purged_seq: 0 }));
     Event::default()
         .event(POKE_EVENT)
         .json_data(poke)
