@@ -19,6 +19,7 @@ mod push;
 mod routes;
 mod secret;
 mod serve;
+pub mod spaces;
 pub mod storage;
 
 use std::net::SocketAddr;

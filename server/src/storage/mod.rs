@@ -28,6 +28,8 @@
 //! users, commits, then `streams` rows in id order. Nothing locks `users` after `streams`.
 
 mod postgres;
+mod spaces_postgres;
+mod spaces_sqlite;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};

@@ -260,7 +260,7 @@ const INSERT_OPS: &str = "INSERT INTO ops (user_id, op_id, version, created_at)
 /// The PostgreSQL backend.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool,
+    pub(super) pool: Pool,
     /// Shared: the LISTEN task connects with it, and a store is cloned per request.
     config: Arc<tokio_postgres::Config>,
 }
