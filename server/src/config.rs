@@ -22,11 +22,16 @@ pub struct Config {
     pub addr: SocketAddr,
 
     /// Database: `sqlite://PATH` or `postgres://…`.
-    #[arg(long, env = "TANDEM_DB", default_value = "sqlite://tandem-server.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "TANDEM_DB",
+        default_value = "sqlite://tandem-server.db"
+    )]
     pub db: String,
 
     /// Schema document; the sample schema shipped in the repo when absent.
-    #[arg(long, env = "TANDEM_SCHEMA")]
+    #[arg(long, global = true, env = "TANDEM_SCHEMA")]
     pub schema: Option<PathBuf>,
 
     /// HS256 secret for access tokens (and cursors), at least 16 bytes. Give it in the
@@ -107,6 +112,29 @@ pub struct Config {
     #[arg(long, env = "TANDEM_SYNC_PAUSED")]
     pub sync_paused: bool,
 
+    /// A file holding the admin token (surrounding whitespace ignored, at least 32 bytes) that
+    /// `/admin/v1` routes (writes to public collections) require. The token can also come from
+    /// the environment variable `TANDEM_ADMIN_TOKEN`; never from a flag's value, which shows in
+    /// every process list. Without either, `/admin/v1` answers 404.
+    #[arg(long, env = "TANDEM_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// The admin token itself, read from `TANDEM_ADMIN_TOKEN` only (there is no flag).
+    #[arg(skip = std::env::var("TANDEM_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()))]
+    pub admin_token: Option<String>,
+
+    /// Spaces one user may belong to; creating or accepting beyond answers 409 `limit_reached`.
+    #[arg(long, env = "TANDEM_MAX_SPACES_PER_USER", default_value_t = 1000)]
+    pub max_spaces_per_user: i64,
+
+    /// Members one space may have; accepting an invitation beyond answers 409 `limit_reached`.
+    #[arg(long, env = "TANDEM_MAX_SPACE_MEMBERS", default_value_t = 10_000)]
+    pub max_space_members: i64,
+
+    /// Pending invitations one space may have; inviting beyond answers 409 `limit_reached`.
+    #[arg(long, env = "TANDEM_MAX_INVITATIONS_PER_SPACE", default_value_t = 1000)]
+    pub max_invitations_per_space: i64,
+
     /// Log lines on stderr: `text` (human-readable) or `json` (one object per line). Levels
     /// come from `RUST_LOG` (default `info`).
     #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -147,12 +175,51 @@ impl Default for Config {
             tombstone_retention_days: 30,
             purge_interval_secs: 3600,
             sync_paused: false,
+            admin_token_file: None,
+            admin_token: None,
+            max_spaces_per_user: 1000,
+            max_space_members: 10_000,
+            max_invitations_per_space: 1000,
             log_format: LogFormat::Text,
         }
     }
 }
 
+/// Shortest admin token accepted, in bytes.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
 impl Config {
+    /// The admin token: `TANDEM_ADMIN_TOKEN`, else the `--admin-token-file`'s content; `None`
+    /// when neither is given. Shorter than [`MIN_ADMIN_TOKEN_LEN`] bytes is an error (the
+    /// server refuses to start).
+    pub fn admin_token(&self) -> anyhow::Result<Option<String>> {
+        let (token, source) = if let Some(token) = &self.admin_token {
+            (token.trim().to_string(), "TANDEM_ADMIN_TOKEN")
+        } else if let Some(path) = &self.admin_token_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read --admin-token-file {}: {e}", path.display())
+            })?;
+            (text.trim().to_string(), "--admin-token-file")
+        } else {
+            return Ok(None);
+        };
+        if token.len() < MIN_ADMIN_TOKEN_LEN {
+            anyhow::bail!(
+                "the admin token from {source} must have at least {MIN_ADMIN_TOKEN_LEN} bytes"
+            );
+        }
+        Ok(Some(token))
+    }
+
+    /// The limits on spaces, members and invitations.
+    pub fn space_limits(&self) -> crate::spaces::SpaceLimits {
+        crate::spaces::SpaceLimits {
+            spaces_per_user: self.max_spaces_per_user.max(1),
+            members_per_space: self.max_space_members.max(1),
+            invitations_per_space: self.max_invitations_per_space.max(1),
+        }
+    }
+
     /// The schema document's text: the file given, or the shipped sample.
     pub fn schema_text(&self) -> anyhow::Result<String> {
         match &self.schema {

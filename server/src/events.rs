@@ -1,15 +1,38 @@
 //! Change notices inside one server instance: pushes (SQLite) or the PostgreSQL LISTEN connection
-//! publish `(user, seq)`; every SSE stream of that user turns it into a `poke`.
+//! publish `(stream, seq)`; every SSE stream that reads that stream turns it into a `poke`.
 
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-/// One user's change sequence reached `seq`.
-#[derive(Debug, Clone)]
+/// One stream's change sequence reached `seq`. `stream` is the stream's database key: a user id
+/// for a user's own records, `space:<id>` for a space, `public` for the public collections.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeNotice {
-    pub user_id: Arc<str>,
+    pub stream: Arc<str>,
     pub seq: i64,
+}
+
+impl ChangeNotice {
+    /// The PostgreSQL NOTIFY payload of a change of `stream`: `<user id>:<seq>` (as before
+    /// spaces), `space:<id>:<seq>` or `public:<seq>`. One is sent per stream a push writes, inside
+    /// the push's transaction, so every instance hears it on commit.
+    pub fn payload(stream: &str, seq: i64) -> String {
+        format!("{stream}:{seq}")
+    }
+
+    /// The notice a NOTIFY payload carries; `None` for any other payload (the sequence is the
+    /// text after the last `:`, the stream everything before it).
+    pub fn parse(payload: &str) -> Option<Self> {
+        let (stream, seq) = payload.rsplit_once(':')?;
+        if stream.is_empty() {
+            return None;
+        }
+        Some(Self {
+            stream: stream.into(),
+            seq: seq.parse().ok()?,
+        })
+    }
 }
 
 /// Fan-out of change notices to SSE streams. Slow streams may miss notices (the broadcast
@@ -26,16 +49,17 @@ impl ChangeHub {
         }
     }
 
-    /// Tells every stream of `user_id` that its data changed up to `seq`.
-    pub fn publish(&self, user_id: &str, seq: i64) {
+    /// Tells every event stream reading `stream` (a stream's database key) that it changed up
+    /// to `seq`.
+    pub fn publish(&self, stream: &str, seq: i64) {
         // No subscribers is not an error: nobody is listening right now.
         let _ = self.sender.send(ChangeNotice {
-            user_id: user_id.into(),
+            stream: stream.into(),
             seq,
         });
     }
 
-    /// A receiver of all notices; streams filter for their user.
+    /// A receiver of all notices; event streams filter for the streams their user reads.
     pub fn subscribe(&self) -> broadcast::Receiver<ChangeNotice> {
         self.sender.subscribe()
     }
@@ -98,6 +122,27 @@ impl Drop for StreamSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notice_payloads_round_trip() {
+        let user = "0195c3d2-7a1e-7000-8000-000000000001";
+        for stream in [user, "space:0195c3d2-7a1e-7000-8000-0000000000aa", "public"] {
+            let payload = ChangeNotice::payload(stream, 42);
+            let notice = ChangeNotice::parse(&payload).unwrap();
+            assert_eq!((&*notice.stream, notice.seq), (stream, 42));
+        }
+        assert_eq!(
+            ChangeNotice::parse(&format!("{user}:7"))
+                .unwrap()
+                .stream
+                .as_ref(),
+            user
+        );
+        assert!(ChangeNotice::parse("public:x").is_none());
+        assert!(ChangeNotice::parse(":1").is_none());
+        assert!(ChangeNotice::parse("account:someone").is_none());
+        assert!(ChangeNotice::parse("nothing").is_none());
+    }
 
     #[test]
     fn slots_are_capped_per_user_and_given_back_on_drop() {

@@ -19,6 +19,7 @@ mod push;
 mod routes;
 mod secret;
 mod serve;
+pub mod spaces;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -226,6 +227,10 @@ impl Purger {
             .await?;
         if purged > 0 {
             tracing::info!(tombstones = purged, "purged old tombstones");
+        }
+        let space_rows = self.storage.purge_deleted_spaces().await?;
+        if space_rows > 0 {
+            tracing::info!(rows = space_rows, "purged records of deleted spaces");
         }
         Ok(purged)
     }

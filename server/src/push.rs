@@ -9,11 +9,35 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 use tandem_protocol::{
     check_size, is_valid_id, Collection, ConflictCode, FieldTimes, Hlc, Mutation, MutationResult,
-    MutationType, OnDelete, RejectionCode, Schema, MAX_CLOCK_SKEW_MS,
+    MutationType, OnDelete, RejectionCode, Schema, Scope, MAX_CLOCK_SKEW_MS,
 };
 
-/// A record's identity within one user: (entity, entityId).
-pub type RecordKey = (String, String);
+use crate::storage::Role;
+
+/// A record's identity: its stream (the database key: the user's id, `space:<id>` or `public`),
+/// entity and entityId. Parents and reference targets are looked up in the child's own stream, so
+/// a record never points into another stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordKey {
+    pub stream: String,
+    pub entity: String,
+    pub id: String,
+}
+
+impl RecordKey {
+    pub fn new(stream: &str, entity: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            stream: stream.to_string(),
+            entity: entity.into(),
+            id: id.into(),
+        }
+    }
+
+    /// The record `entity`/`id` in this key's stream.
+    pub fn sibling(&self, entity: impl Into<String>, id: impl Into<String>) -> Self {
+        Self::new(&self.stream, entity, id)
+    }
+}
 
 /// A record as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,17 +120,118 @@ pub struct PushPlan {
     pub applied_ops: Vec<(String, i64)>,
     /// The user's change sequence after the batch.
     pub last_seq: i64,
+    /// The change sequence after the batch of every other stream it wrote, by stream key, in
+    /// stream order.
+    pub stream_seqs: Vec<(String, i64)>,
 }
 
-/// The records a batch needs loaded: each mutation's target and each parent a payload names.
-pub fn keys_to_load(schema: &Schema, mutations: &[Mutation]) -> Vec<RecordKey> {
+impl PushPlan {
+    /// The writes of each stream, in stream order (`writes` is sorted by stream, then sequence).
+    pub fn writes_by_stream(&self) -> Vec<(&str, &[RecordWrite])> {
+        let mut out: Vec<(&str, &[RecordWrite])> = Vec::new();
+        let mut start = 0;
+        for i in 1..=self.writes.len() {
+            if i == self.writes.len()
+                || self.writes[i].record.key.stream != self.writes[start].record.key.stream
+            {
+                out.push((
+                    &self.writes[start].record.key.stream,
+                    &self.writes[start..i],
+                ));
+                start = i;
+            }
+        }
+        out
+    }
+}
+
+/// The streams a batch may write, as the storage read them under their locks: the pusher's own,
+/// the sequence and purge state of each stream locked, and the pusher's role in each space the
+/// batch names (only live spaces the pusher is a member of have a role).
+#[derive(Debug, Clone, Default)]
+pub struct PushStreams {
+    /// The pusher's own stream key: their user id.
+    pub user: String,
+    /// `(change_seq, purged_seq)` of each stream locked, by stream key (the user's included).
+    pub seqs: HashMap<String, (i64, i64)>,
+    /// The pusher's role, by stream key (`space:<id>`).
+    pub roles: HashMap<String, Role>,
+}
+
+impl PushStreams {
+    /// Only the pusher's own stream (a batch naming no space).
+    pub fn user_only(user: &str, change_seq: i64, purged_seq: i64) -> Self {
+        Self {
+            user: user.to_string(),
+            seqs: HashMap::from([(user.to_string(), (change_seq, purged_seq))]),
+            roles: HashMap::new(),
+        }
+    }
+
+    /// Whether the pusher may write `stream`: their own, or a space where their role writes.
+    /// Never `public` (admin writes only).
+    pub fn may_write(&self, stream: &str) -> bool {
+        stream == self.user || self.roles.get(stream).is_some_and(|r| r.can_write())
+    }
+}
+
+/// The stream key of a space.
+pub fn space_stream(space_id: &str) -> String {
+    format!("space:{space_id}")
+}
+
+/// The space a stream key names, if it names one.
+pub fn space_of_stream(stream: &str) -> Option<&str> {
+    stream.strip_prefix("space:")
+}
+
+/// The stream (database key) a mutation writes: its space's, the public stream for a public
+/// collection, or else the pusher's own (`user`). The request's shape check has already refused
+/// a `space` on a collection that is not space-scoped and a space collection without one.
+pub fn stream_of(schema: &Schema, user: &str, m: &Mutation) -> String {
+    if let Some(space) = &m.space {
+        return space_stream(space);
+    }
+    match schema.collection(&m.entity).map(|c| c.scope) {
+        Some(Scope::Public) => PUBLIC_STREAM.to_string(),
+        _ => user.to_string(),
+    }
+}
+
+/// The stream key (and wire name) of the public collections.
+pub const PUBLIC_STREAM: &str = "public";
+
+/// The space streams a batch names, sorted (the order their rows are locked in).
+pub fn named_spaces(mutations: &[Mutation]) -> Vec<String> {
+    let mut spaces: Vec<String> = mutations
+        .iter()
+        .filter_map(|m| m.space.as_deref().map(space_stream))
+        .collect();
+    spaces.sort();
+    spaces.dedup();
+    spaces
+}
+
+/// The records a batch needs loaded: each mutation's target and each parent and reference
+/// target its payload names, in the mutation's own stream; only for streams `load` accepts (the
+/// storage passes the streams the pusher may write, so nothing of any other stream is read).
+pub fn keys_to_load(
+    schema: &Schema,
+    user: &str,
+    mutations: &[Mutation],
+    load: impl Fn(&str) -> bool,
+) -> Vec<RecordKey> {
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     for m in mutations {
         let Some(collection) = schema.collection(&m.entity) else {
             continue;
         };
-        let key = (m.entity.clone(), m.entity_id.clone());
+        let stream = stream_of(schema, user, m);
+        if !load(&stream) {
+            continue;
+        }
+        let key = RecordKey::new(&stream, &m.entity, &m.entity_id);
         if seen.insert(key.clone()) {
             keys.push(key);
         }
@@ -117,7 +242,7 @@ pub fn keys_to_load(schema: &Schema, mutations: &[Mutation]) -> Vec<RecordKey> {
             &collection.parent,
             collection.parent_id(payload).filter(|id| is_valid_id(id)),
         ) {
-            let key = (parent.collection.clone(), parent_id.to_string());
+            let key = RecordKey::new(&stream, &parent.collection, parent_id);
             if seen.insert(key.clone()) {
                 keys.push(key);
             }
@@ -126,7 +251,7 @@ pub fn keys_to_load(schema: &Schema, mutations: &[Mutation]) -> Vec<RecordKey> {
             if !is_valid_id(target_id) || schema.collection(target).is_none() {
                 continue;
             }
-            let key = (target.to_string(), target_id.to_string());
+            let key = RecordKey::new(&stream, target, target_id);
             if seen.insert(key.clone()) {
                 keys.push(key);
             }
@@ -140,17 +265,37 @@ pub fn constraint_name(fields: &[String]) -> String {
     fields.join(",")
 }
 
-/// The unique keys a batch's upserts ask for, as (entity, constraint name, key): the storage
-/// loads the live records holding them (through its table of unique keys) with the batch.
-pub fn unique_probes(schema: &Schema, mutations: &[Mutation]) -> Vec<(String, String, String)> {
+/// One unique key a batch asks for: (stream, entity, constraint name, key).
+pub type UniqueProbe = (String, String, String, String);
+
+/// The unique keys a batch's upserts ask for, in streams `load` accepts: the storage loads the
+/// live records holding them (through its table of unique keys) with the batch.
+pub fn unique_probes(
+    schema: &Schema,
+    user: &str,
+    mutations: &[Mutation],
+    load: impl Fn(&str) -> bool,
+) -> Vec<UniqueProbe> {
     let mut probes = Vec::new();
     for m in mutations {
         let (Some(collection), Some(payload)) = (schema.collection(&m.entity), &m.payload) else {
             continue;
         };
+        if collection.unique.is_empty() {
+            continue;
+        }
+        let stream = stream_of(schema, user, m);
+        if !load(&stream) {
+            continue;
+        }
         for fields in &collection.unique {
             if let Some(key) = Collection::unique_key(fields, payload) {
-                let probe = (m.entity.clone(), constraint_name(fields), key);
+                let probe = (
+                    stream.clone(),
+                    m.entity.clone(),
+                    constraint_name(fields),
+                    key,
+                );
                 if !probes.contains(&probe) {
                     probes.push(probe);
                 }
@@ -158,6 +303,15 @@ pub fn unique_probes(schema: &Schema, mutations: &[Mutation]) -> Vec<(String, St
         }
     }
     probes
+}
+
+/// Keys grouped by stream, in stream order (each storage statement reads one stream).
+pub fn by_stream(keys: &[RecordKey]) -> std::collections::BTreeMap<&str, Vec<&RecordKey>> {
+    let mut grouped: std::collections::BTreeMap<&str, Vec<&RecordKey>> = Default::default();
+    for key in keys {
+        grouped.entry(key.stream.as_str()).or_default().push(key);
+    }
+    grouped
 }
 
 /// Whether a loaded referrer (a record of `entity` found through its `field`) is deleted with
@@ -175,7 +329,7 @@ pub fn keys_with_referrers<'a>(
     schema: &Schema,
     keys: impl Iterator<Item = &'a RecordKey>,
 ) -> Vec<RecordKey> {
-    keys.filter(|(entity, _)| schema.referrers_of(entity).next().is_some())
+    keys.filter(|k| schema.referrers_of(&k.entity).next().is_some())
         .cloned()
         .collect()
 }
@@ -226,7 +380,7 @@ pub fn index_rows(
     let mut uniques = Vec::new();
     for w in writes {
         let r = &w.record;
-        let Some(collection) = schema.collection(&r.key.0) else {
+        let Some(collection) = schema.collection(&r.key.entity) else {
             continue;
         };
         if collection.unique.is_empty() && collection.refs().next().is_none() {
@@ -241,8 +395,8 @@ pub fn index_rows(
         };
         for (field, target, target_id) in collection.ref_targets(&map) {
             refs.push((
-                r.key.0.clone(),
-                r.key.1.clone(),
+                r.key.entity.clone(),
+                r.key.id.clone(),
                 field.to_string(),
                 target.to_string(),
                 target_id.to_string(),
@@ -251,8 +405,8 @@ pub fn index_rows(
         for fields in &collection.unique {
             if let Some(key) = Collection::unique_key(fields, &map) {
                 uniques.push((
-                    r.key.0.clone(),
-                    r.key.1.clone(),
+                    r.key.entity.clone(),
+                    r.key.id.clone(),
                     constraint_name(fields),
                     key,
                 ));
@@ -272,20 +426,20 @@ pub fn keys_with_children<'a>(
     schema: &Schema,
     keys: impl Iterator<Item = &'a RecordKey>,
 ) -> Vec<RecordKey> {
-    keys.filter(|(entity, _)| schema.children_of(entity).next().is_some())
+    keys.filter(|k| schema.children_of(&k.entity).next().is_some())
         .cloned()
         .collect()
 }
 
 /// Applies `mutations` in order to `records` (everything [`keys_to_load`] named, plus live
-/// descendants when the batch deletes). `known_ops` maps opIds applied earlier to their version.
+/// descendants when the batch deletes). `known_ops` maps opIds applied earlier to their version;
+/// `streams` says which streams the pusher may write and where their sequences stand.
 pub fn plan_push(
     schema: &Schema,
     mutations: Vec<Mutation>,
     known_ops: HashMap<String, i64>,
     records: HashMap<RecordKey, StoredRecord>,
-    current_seq: i64,
-    purged_seq: i64,
+    streams: &PushStreams,
     stamp: &EditStamp,
 ) -> PushPlan {
     let spans = tandem_protocol::group_spans(&mutations).unwrap_or_default();
@@ -296,11 +450,12 @@ pub fn plan_push(
     let mut uniques = HashMap::new();
     for r in records.values().filter(|r| !r.deleted) {
         for (i, key) in unique_keys_of(schema, r) {
-            uniques.insert((r.key.0.clone(), i, key), r.key.1.clone());
+            uniques.insert(unique_slot(&r.key, i, key), r.key.id.clone());
         }
     }
     let mut batch = Batch {
         schema,
+        streams,
         has_refs,
         uniques,
         stamp,
@@ -318,8 +473,11 @@ pub fn plan_push(
                 )
             })
             .collect(),
-        seq: current_seq,
-        first_version: first_version(purged_seq),
+        seqs: streams
+            .seqs
+            .iter()
+            .map(|(stream, &(seq, _))| (stream.clone(), seq))
+            .collect(),
         applied_ops: Vec::new(),
         undo: None,
         group_ends: HashMap::new(),
@@ -351,6 +509,18 @@ fn first_version(purged_seq: i64) -> i64 {
     purged_seq.max(0) + 1
 }
 
+/// Where the live holder of a unique key is kept while judging: (stream, entity, constraint, key).
+type UniqueSlot = (String, String, usize, String);
+
+fn unique_slot(record: &RecordKey, constraint: usize, key: String) -> UniqueSlot {
+    (
+        record.stream.clone(),
+        record.entity.clone(),
+        constraint,
+        key,
+    )
+}
+
 #[derive(Clone)]
 struct Slot {
     record: StoredRecord,
@@ -365,13 +535,13 @@ struct Undo {
     group: String,
     /// Each slot the group replaced, as it was before (`None`: there was none), oldest first.
     slots: Vec<(RecordKey, Option<Slot>)>,
-    seq: i64,
+    seqs: HashMap<String, i64>,
     applied_ops: usize,
 }
 
 /// The unique keys a live record holds: (constraint index, key).
 fn unique_keys_of(schema: &Schema, record: &StoredRecord) -> Vec<(usize, String)> {
-    let Some(collection) = schema.collection(&record.key.0) else {
+    let Some(collection) = schema.collection(&record.key.entity) else {
         return Vec::new();
     };
     if collection.unique.is_empty() || record.deleted {
@@ -391,16 +561,16 @@ fn unique_keys_of(schema: &Schema, record: &StoredRecord) -> Vec<(usize, String)
 
 struct Batch<'a> {
     schema: &'a Schema,
+    streams: &'a PushStreams,
     /// Whether any collection declares a `ref` (then deletes apply reference rules).
     has_refs: bool,
-    /// The live holder of every unique key among the loaded records: (entity, constraint, key).
-    uniques: HashMap<(String, usize, String), String>,
+    /// The live holder of every unique key among the loaded records.
+    uniques: HashMap<UniqueSlot, String>,
     stamp: &'a EditStamp,
     known_ops: HashMap<String, i64>,
     records: HashMap<RecordKey, Slot>,
-    seq: i64,
-    /// The version a record new to the server starts at.
-    first_version: i64,
+    /// Each stream's change sequence as the batch advances it.
+    seqs: HashMap<String, i64>,
     applied_ops: Vec<(String, i64)>,
     /// Set while a group is judged.
     undo: Option<Undo>,
@@ -419,7 +589,7 @@ impl Batch<'_> {
         self.undo = Some(Undo {
             group: group.clone(),
             slots: Vec::new(),
-            seq: self.seq,
+            seqs: self.seqs.clone(),
             applied_ops: self.applied_ops.len(),
         });
         let op_ids: Vec<String> = members.iter().map(|m| m.op_id.clone()).collect();
@@ -436,8 +606,15 @@ impl Batch<'_> {
         }
         let undo = self.undo.take().expect("set above");
         let Some(failed) = failed else {
-            if self.seq > undo.seq {
-                self.group_ends.insert(group, self.seq);
+            // A group stays in one stream (the shape check refuses one spanning two): its end is
+            // that stream's sequence now, if the group wrote anything.
+            if let Some(end) = self
+                .seqs
+                .iter()
+                .find(|(stream, seq)| undo.seqs.get(*stream) != Some(*seq))
+                .map(|(_, &seq)| seq)
+            {
+                self.group_ends.insert(group, end);
             }
             return results;
         };
@@ -458,7 +635,7 @@ impl Batch<'_> {
                 self.undo_unique_keys(&undone, restored.as_ref());
             }
         }
-        self.seq = undo.seq;
+        self.seqs = undo.seqs;
         for (op_id, _) in self.applied_ops.drain(undo.applied_ops..) {
             self.known_ops.remove(&op_id);
         }
@@ -484,13 +661,24 @@ impl Batch<'_> {
         let Some(collection) = schema.collection(&m.entity) else {
             return MutationResult::rejected(&m.op_id, RejectionCode::UnknownEntity);
         };
+        let stream = stream_of(schema, &self.streams.user, &m);
+        let may_write = self.streams.may_write(&stream);
         let edited_at = self.stamp.edit_time(m.edited_at.as_ref());
         let knows_times = m.edited_at.is_some();
+        let key = RecordKey {
+            stream,
+            entity: m.entity,
+            id: m.entity_id,
+        };
         let mut result = match m.kind {
+            // Judged in this order: the document's own validity (the same in every stream),
+            // then the role, and only then anything read from the stream, so a forbidden
+            // change never loads or compares a record of a stream the pusher may not write.
             MutationType::Upsert => self.upsert(
                 &m.op_id,
                 collection,
-                (m.entity, m.entity_id),
+                key,
+                may_write,
                 m.base_version,
                 m.payload,
                 Edit {
@@ -498,9 +686,8 @@ impl Batch<'_> {
                     fields: m.field_edited_at.unwrap_or_default(),
                 },
             ),
-            MutationType::Delete => {
-                self.delete(&m.op_id, (m.entity, m.entity_id), m.base_version, edited_at)
-            }
+            MutationType::Delete if !may_write => forbidden(&m.op_id, &self.streams.user, &key),
+            MutationType::Delete => self.delete(&m.op_id, key, m.base_version, edited_at),
         };
         if !knows_times {
             // A client from before edit times gets the answers it always got.
@@ -522,6 +709,7 @@ impl Batch<'_> {
         op_id: &str,
         collection: &Collection,
         key: RecordKey,
+        may_write: bool,
         base_version: Option<i64>,
         payload: Option<Map<String, Value>>,
         edit: Edit,
@@ -530,19 +718,22 @@ impl Batch<'_> {
         let doc = Value::Object(payload.unwrap_or_default());
         // The document is serialized once, to store it, and its length checked from that text
         // (`validate_document` would serialize it a second time just to count the bytes).
-        if let Err(e) = collection.validate_fields(&key.0, &doc) {
+        if let Err(e) = collection.validate_fields(&key.entity, &doc) {
             return MutationResult::rejected(op_id, e.reason.rejection_code());
         }
         let text = serde_json::to_string(&doc).expect("a JSON value always serializes");
-        if let Err(e) = check_size(&key.0, text.len()) {
+        if let Err(e) = check_size(&key.entity, text.len()) {
             return MutationResult::rejected(op_id, e.reason.rejection_code());
+        }
+        if !may_write {
+            return forbidden(op_id, &self.streams.user, &key);
         }
         let Value::Object(map) = &doc else {
             unreachable!("built as an object")
         };
         let parent = match (&collection.parent, collection.parent_id(map)) {
             (Some(p), Some(id)) => {
-                let parent_key = (p.collection.clone(), id.to_string());
+                let parent_key = key.sibling(&p.collection, id);
                 if !self.is_live(&parent_key) {
                     return MutationResult::rejected(op_id, RejectionCode::InvalidParent);
                 }
@@ -551,14 +742,14 @@ impl Batch<'_> {
             _ => None,
         };
         for (_, target, target_id) in collection.ref_targets(map) {
-            let target_key = (target.to_string(), target_id.to_string());
+            let target_key = key.sibling(target, target_id);
             if target_key != key && !self.is_live(&target_key) {
                 return MutationResult::rejected(op_id, RejectionCode::InvalidReference);
             }
         }
         let existing = self.records.get(&key).map(|s| &s.record);
         let new_version = match (base_version, existing) {
-            (None, None) => self.first_version,
+            (None, None) => self.first_version(&key.stream),
             (None, Some(r)) if r.deleted => return conflict_with(op_id, ConflictCode::Deleted, r),
             (None, Some(r)) => return conflict_with(op_id, ConflictCode::AlreadyExists, r),
             (Some(_), None) => {
@@ -577,8 +768,8 @@ impl Batch<'_> {
             let Some(unique_key) = Collection::unique_key(fields, map) else {
                 continue;
             };
-            match self.uniques.get(&(key.0.clone(), i, unique_key)) {
-                Some(holder) if *holder != key.1 => {
+            match self.uniques.get(&unique_slot(&key, i, unique_key)) {
+                Some(holder) if *holder != key.id => {
                     let (version, doc) = match existing {
                         Some(r) => (Some(r.version), live_doc(r)),
                         None => (None, None),
@@ -697,7 +888,7 @@ impl Batch<'_> {
 
     /// The live records whose parent is `parent`.
     fn live_children(&self, parent: &RecordKey) -> Vec<RecordKey> {
-        if self.schema.children_of(&parent.0).next().is_none() {
+        if self.schema.children_of(&parent.entity).next().is_none() {
             return Vec::new();
         }
         let mut children: Vec<RecordKey> = self
@@ -714,13 +905,13 @@ impl Batch<'_> {
     /// The live loaded records referring to `target`, with the field and its rule.
     fn live_referrers(&self, target: &RecordKey) -> Vec<(RecordKey, String, OnDelete)> {
         let mut found = Vec::new();
-        for referrer in self.schema.referrers_of(&target.0) {
+        for referrer in self.schema.referrers_of(&target.entity) {
             for slot in self.records.values() {
                 let r = &slot.record;
-                if r.deleted || r.key.0 != referrer.collection || r.key == *target {
+                if r.deleted || r.key.entity != referrer.collection || r.key == *target {
                     continue;
                 }
-                if doc_field(r, referrer.field).as_deref() == Some(target.1.as_str()) {
+                if doc_field(r, referrer.field).as_deref() == Some(target.id.as_str()) {
                     found.push((
                         r.key.clone(),
                         referrer.field.to_string(),
@@ -764,8 +955,11 @@ impl Batch<'_> {
     fn cascade_from(&mut self, root: RecordKey, edited_at: &Hlc) {
         let mut pending = vec![root];
         while let Some(parent) = pending.pop() {
-            let child_collections: Vec<&str> =
-                self.schema.children_of(&parent.0).map(|(c, _)| c).collect();
+            let child_collections: Vec<&str> = self
+                .schema
+                .children_of(&parent.entity)
+                .map(|(c, _)| c)
+                .collect();
             if child_collections.is_empty() {
                 continue;
             }
@@ -774,7 +968,7 @@ impl Batch<'_> {
                 .values()
                 .map(|s| &s.record)
                 .filter(|r| !r.deleted && r.parent.as_ref() == Some(&parent))
-                .filter(|r| child_collections.contains(&r.key.0.as_str()))
+                .filter(|r| child_collections.contains(&r.key.entity.as_str()))
                 .map(|r| r.key.clone())
                 .collect();
             children.sort(); // deterministic sequence numbers
@@ -808,22 +1002,24 @@ impl Batch<'_> {
     fn put(&mut self, record: StoredRecord) {
         if self
             .schema
-            .collection(&record.key.0)
+            .collection(&record.key.entity)
             .is_some_and(|c| !c.unique.is_empty())
         {
             if let Some(old) = self.records.get(&record.key) {
                 for (i, key) in unique_keys_of(self.schema, &old.record) {
-                    self.uniques.remove(&(record.key.0.clone(), i, key));
+                    self.uniques.remove(&unique_slot(&record.key, i, key));
                 }
             }
             for (i, key) in unique_keys_of(self.schema, &record) {
                 self.uniques
-                    .insert((record.key.0.clone(), i, key), record.key.1.clone());
+                    .insert(unique_slot(&record.key, i, key), record.key.id.clone());
             }
         }
-        self.seq += 1;
+        // Every stream the batch may write was locked and its sequence read (`PushStreams`).
+        let seq = self.seqs.entry(record.key.stream.clone()).or_default();
+        *seq += 1;
         let slot = Slot {
-            changed_at: Some(self.seq),
+            changed_at: Some(*seq),
             group: self.undo.as_ref().map(|u| u.group.clone()),
             record,
         };
@@ -839,23 +1035,33 @@ impl Batch<'_> {
     fn undo_unique_keys(&mut self, undone: &StoredRecord, restored: Option<&StoredRecord>) {
         if self
             .schema
-            .collection(&undone.key.0)
+            .collection(&undone.key.entity)
             .is_none_or(|c| c.unique.is_empty())
         {
             return;
         }
         for (i, key) in unique_keys_of(self.schema, undone) {
-            let entry = (undone.key.0.clone(), i, key);
-            if self.uniques.get(&entry) == Some(&undone.key.1) {
+            let entry = unique_slot(&undone.key, i, key);
+            if self.uniques.get(&entry) == Some(&undone.key.id) {
                 self.uniques.remove(&entry);
             }
         }
         if let Some(old) = restored {
             for (i, key) in unique_keys_of(self.schema, old) {
                 self.uniques
-                    .insert((old.key.0.clone(), i, key), old.key.1.clone());
+                    .insert(unique_slot(&old.key, i, key), old.key.id.clone());
             }
         }
+    }
+
+    /// The version a record new to `stream` starts at (see [`first_version`]).
+    fn first_version(&self, stream: &str) -> i64 {
+        first_version(
+            self.streams
+                .seqs
+                .get(stream)
+                .map_or(0, |&(_, purged)| purged),
+        )
     }
 
     fn is_live(&self, key: &RecordKey) -> bool {
@@ -878,14 +1084,37 @@ impl Batch<'_> {
                 })
             })
             .collect();
-        writes.sort_by_key(|w| w.seq);
+        writes.sort_by(|a, b| (&a.record.key.stream, a.seq).cmp(&(&b.record.key.stream, b.seq)));
+        let user = &self.streams.user;
+        let last_seq = self.seqs.get(user).copied().unwrap_or_default();
+        let mut stream_seqs: Vec<(String, i64)> = self
+            .seqs
+            .into_iter()
+            .filter(|(stream, seq)| {
+                stream != user && self.streams.seqs.get(stream).map(|s| s.0) != Some(*seq)
+            })
+            .collect();
+        stream_seqs.sort();
         PushPlan {
             results,
             writes,
             applied_ops: self.applied_ops,
-            last_seq: self.seq,
+            last_seq,
+            stream_seqs,
         }
     }
+}
+
+/// The answer to a change of a stream the pusher may not write: the same whether the record
+/// exists or not, and whatever the space (a non-member learns nothing).
+fn forbidden(op_id: &str, user: &str, key: &RecordKey) -> MutationResult {
+    tracing::info!(
+        user_id = %user,
+        stream = %key.stream,
+        code = "forbidden",
+        "push refused: the pusher may not write this stream"
+    );
+    MutationResult::rejected(op_id, RejectionCode::Forbidden)
 }
 
 /// Whether the live record `r` holds exactly `doc` (compared as JSON values, so key order and
@@ -1045,7 +1274,14 @@ mod tests {
                 m("o6", "plans", "t", None, Some(json!({"name": "T"}))),
             ),
         ];
-        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0, &stamp());
+        let plan = plan_push(
+            &s,
+            batch,
+            HashMap::new(),
+            HashMap::new(),
+            &PushStreams::user_only("u", 10, 0),
+            &stamp(),
+        );
         let statuses: Vec<_> = plan
             .results
             .iter()
@@ -1074,7 +1310,7 @@ mod tests {
         let written: Vec<_> = plan
             .writes
             .iter()
-            .map(|w| (w.record.key.1.as_str(), w.seq, w.group.clone()))
+            .map(|w| (w.record.key.id.as_str(), w.seq, w.group.clone()))
             .collect();
         assert_eq!(
             written,
@@ -1098,9 +1334,23 @@ mod tests {
                 g("g", m("o2", "plans", "q", None, Some(json!({"name": "Q"})))),
             ]
         };
-        let first = plan_push(&s, group(), HashMap::new(), HashMap::new(), 0, 0, &stamp());
+        let first = plan_push(
+            &s,
+            group(),
+            HashMap::new(),
+            HashMap::new(),
+            &PushStreams::user_only("u", 0, 0),
+            &stamp(),
+        );
         let known: HashMap<_, _> = first.applied_ops.into_iter().collect();
-        let again = plan_push(&s, group(), known, HashMap::new(), 2, 0, &stamp());
+        let again = plan_push(
+            &s,
+            group(),
+            known,
+            HashMap::new(),
+            &PushStreams::user_only("u", 2, 0),
+            &stamp(),
+        );
         assert!(again
             .results
             .iter()
@@ -1134,7 +1384,14 @@ mod tests {
             now_ms: 1_000,
             client_id: "c".into(),
         };
-        let plan = plan_push(&s, batch, HashMap::new(), HashMap::new(), 10, 0, &stamp);
+        let plan = plan_push(
+            &s,
+            batch,
+            HashMap::new(),
+            HashMap::new(),
+            &PushStreams::user_only("u", 10, 0),
+            &stamp,
+        );
         let statuses: Vec<_> = plan
             .results
             .iter()
@@ -1151,7 +1408,7 @@ mod tests {
             ]
         );
         assert_eq!(plan.last_seq, 14);
-        let day = plan.writes.iter().find(|w| w.record.key.1 == "d").unwrap();
+        let day = plan.writes.iter().find(|w| w.record.key.id == "d").unwrap();
         assert!(day.record.deleted);
         assert_eq!(day.record.version, 2);
         assert_eq!(plan.applied_ops.len(), 3);

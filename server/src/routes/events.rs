@@ -39,7 +39,7 @@ pub async fn events(
         let user_id = user_id.clone();
         async move {
             let seq = match notice {
-                Ok(n) if *n.user_id == *user_id => n.seq,
+                Ok(n) if *n.stream == *user_id => n.seq,
                 Ok(_) => return None,
                 // Missed notices: poke with the latest sequence rather than risk missing ours.
                 Err(BroadcastStreamRecvError::Lagged(_)) => {

@@ -5,8 +5,12 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
+
+use axum::response::{IntoResponse, Response};
 use tandem_protocol::{
-    group_spans, is_valid_id, Hlc, MutationType, PullRequest, PushRequest, PushResponse,
+    group_spans, is_valid_id, AccountOut, Hlc, InvitationOut, MutationType, PullForm, PullRequest,
+    PushRequest, PushResponse, Scope, SpaceOut, StreamEntry, StreamKey, StreamPullRequest,
     DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
 };
 
@@ -14,7 +18,9 @@ use super::{AuthUser, JsonBody, SharedState};
 use crate::clock::{is_rfc3339, rfc3339_from_ms};
 use crate::cursor::Cursor;
 use crate::error::ApiError;
-use crate::storage::{ChangeRow, PushJob};
+use crate::storage::{
+    Account, ChangeRow, InvitationRow, MultiPull, PullJob, PushJob, SpaceRow, StreamStatus,
+};
 
 /// `POST /sync/v1/push`.
 pub async fn push(
@@ -23,6 +29,7 @@ pub async fn push(
     JsonBody(request): JsonBody<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiError> {
     check_push_shape(&request, state.max_batch)?;
+    check_push_streams(&request, &state.schema)?;
     let count = request.mutations.len();
     // Clients from before edit times get the answer they always got.
     let knows_times = request.mutations.iter().any(|m| m.edited_at.is_some());
@@ -41,10 +48,13 @@ pub async fn push(
         .push(job)
         .await?
         .ok_or_else(ApiError::account_gone)?;
-    if let Some(seq) = outcome.new_seq {
-        // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
-        if !state.storage.notifies_changes() {
+    // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
+    if !state.storage.notifies_changes() {
+        if let Some(seq) = outcome.new_seq {
             state.hub.publish(&user.user_id, seq);
+        }
+        for (stream, seq) in &outcome.stream_seqs {
+            state.hub.publish(stream, *seq);
         }
     }
     tracing::info!(user_id = %user.user_id, mutations = count, "push");
@@ -83,6 +93,56 @@ fn check_push_shape(request: &PushRequest, max_batch: usize) -> Result<(), ApiEr
     Ok(())
 }
 
+/// Which stream each mutation writes, from its collection's scope and its `space`: a space
+/// collection needs a `space`, no other takes one, and a group stays in one stream. A mutation
+/// of a collection the schema does not know is judged per mutation (`unknown_entity`); its stream
+/// for the group rule is its `space`'s, or the user's.
+fn check_push_streams(
+    request: &PushRequest,
+    schema: &tandem_protocol::Schema,
+) -> Result<(), ApiError> {
+    let mut streams = Vec::with_capacity(request.mutations.len());
+    for (i, m) in request.mutations.iter().enumerate() {
+        let bad = |what: String| Err(ApiError::invalid_request(format!("mutations[{i}].{what}")));
+        if let Some(space) = m.space.as_deref() {
+            if !is_valid_id(space) {
+                return bad(id_rule("space"));
+            }
+        }
+        let stream = match schema.scope_of(&m.entity) {
+            None => match &m.space {
+                Some(space) => StreamKey::Space(space.clone()),
+                None => StreamKey::User,
+            },
+            Some(scope) => match StreamKey::for_scope(scope, m.space.as_deref()) {
+                Some(stream) => stream,
+                None if scope == Scope::Space => {
+                    return bad(format!(
+                        "space is required: {} is a space collection",
+                        m.entity
+                    ))
+                }
+                None => {
+                    return bad(format!(
+                        "space is only for space collections: {} is not one",
+                        m.entity
+                    ))
+                }
+            },
+        };
+        streams.push(stream);
+    }
+    // `check_push_shape` checked the groups' shape already.
+    for span in group_spans(&request.mutations).unwrap_or_default() {
+        if let Some(i) = span.clone().find(|&i| streams[i] != streams[span.start]) {
+            return Err(ApiError::invalid_request(format!(
+                "mutations[{i}].groupId: a group's mutations must all be in one stream (the same space, or none)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The server's clock as an edit time, for the client's hybrid logical clock.
 fn server_time(now_ms: i64) -> Hlc {
     Hlc::new(now_ms, 0, tandem_protocol::hlc::SERVER_NODE)
@@ -93,11 +153,29 @@ fn id_rule(field: &str) -> String {
     format!("{field} must be 1..{MAX_ID_LEN} characters of [A-Za-z0-9_.:-]")
 }
 
-/// `POST /sync/v1/pull`.
+/// `POST /sync/v1/pull`: the cursor form (`{"cursor", "limit"}`, the user's own stream, answered
+/// as before spaces) or the stream form (`{"streams", "accountSeq", "limit"}`, every stream the
+/// user may read).
 pub async fn pull(
     State(state): State<SharedState>,
     user: AuthUser,
-    JsonBody(request): JsonBody<PullRequest>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let form = PullForm::from_value(body)
+        .map_err(|e| ApiError::invalid_request(format!("malformed request body: {e}")))?;
+    match form {
+        PullForm::Cursor(request) => Ok(pull_cursor(&state, &user, request).await?.into_response()),
+        PullForm::Streams(request) => {
+            Ok(pull_streams(&state, &user, request).await?.into_response())
+        }
+    }
+}
+
+/// The cursor form: the user's own stream, exactly as before spaces.
+async fn pull_cursor(
+    state: &SharedState,
+    user: &AuthUser,
+    request: PullRequest,
 ) -> Result<Json<PullOut>, ApiError> {
     let limit = page_limit(request.limit)?;
     let cursor = match &request.cursor {
@@ -147,6 +225,142 @@ pub async fn pull(
     }))
 }
 
+/// The stream form: a page of every stream the user may read (docs/protocol.md, "Spaces and
+/// public collections"). Cursors are checked first (a cursor not issued to this user for that
+/// stream fails the request, whatever the stream); then, in the page's snapshot, a named stream
+/// the user may not read is `gone`, one a purge passed `expired` (that stream only).
+async fn pull_streams(
+    state: &SharedState,
+    user: &AuthUser,
+    request: StreamPullRequest,
+) -> Result<Json<StreamPullOut>, ApiError> {
+    let limit = page_limit(request.limit)?;
+    let mut named = HashMap::with_capacity(request.streams.len());
+    for (stream, text) in &request.streams {
+        let cursor = match text {
+            None => None,
+            Some(text) => Some(
+                state
+                    .cursors
+                    .decode_stream(&user.user_id, stream, text)
+                    .ok_or_else(|| {
+                        ApiError::invalid_request(format!(
+                            "the cursor of {stream} was not issued to this user for this stream by this server"
+                        ))
+                    })?,
+            ),
+        };
+        named.insert(stream.as_wire(), cursor);
+    }
+    let now_ms = state.clock.now_ms();
+    let job = PullJob {
+        user_id: user.user_id.clone(),
+        named,
+        account_seq: request.account_seq,
+        limit,
+        now_ms,
+    };
+    let page = match state
+        .storage
+        .pull_streams(job)
+        .await?
+        .ok_or_else(ApiError::account_gone)?
+    {
+        MultiPull::Page(page) => page,
+        MultiPull::AheadOfHead(stream) => {
+            return Err(ApiError::invalid_request(format!(
+                "the cursor of {stream} is ahead of that stream's changes"
+            )))
+        }
+    };
+    let mut streams = BTreeMap::new();
+    for (wire, status) in page.streams {
+        let Some(key) = StreamKey::parse(&wire) else {
+            continue;
+        };
+        let entry = match status {
+            StreamStatus::Ok(cursor) => {
+                StreamEntry::ok(state.cursors.encode_stream(&user.user_id, &key, cursor))
+            }
+            StreamStatus::Gone => {
+                tracing::info!(user_id = %user.user_id, stream = %wire, code = "gone", "pull: stream not readable");
+                StreamEntry::gone()
+            }
+            StreamStatus::Expired => StreamEntry::expired(),
+        };
+        streams.insert(key, entry);
+    }
+    let changes = page
+        .changes
+        .into_iter()
+        .map(|(wire, row)| {
+            let space = wire
+                .strip_prefix(tandem_protocol::SPACE_STREAM_PREFIX)
+                .map(str::to_string);
+            change_out(row).map(|c| ChangeOut { space, ..c })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(StreamPullOut {
+        changes,
+        streams,
+        has_more: page.has_more,
+        remaining: page.remaining,
+        account: page.account.map(account_out),
+        server_time: server_time(now_ms),
+    }))
+}
+
+/// The wire form of a space as its member sees it.
+pub(crate) fn space_out(row: SpaceRow) -> SpaceOut {
+    SpaceOut {
+        id: row.id,
+        name: row.name,
+        role: row.role.into(),
+        member_count: row.member_count,
+        created_at: rfc3339_from_ms(row.created_at_ms),
+    }
+}
+
+/// The wire form of a pending invitation as its invitee sees it.
+pub(crate) fn invitation_out(row: InvitationRow) -> InvitationOut {
+    InvitationOut {
+        id: row.id,
+        space_id: row.space_id,
+        space_name: row.space_name,
+        role: row.role.into(),
+        invited_by: row.invited_by_email,
+        created_at: rfc3339_from_ms(row.created_at_ms),
+        expires_at: rfc3339_from_ms(row.expires_at_ms),
+    }
+}
+
+/// The wire form of the account section (and of `GET /sync/v1/account`).
+pub(crate) fn account_out(account: Account) -> AccountOut {
+    AccountOut {
+        account_seq: account.account_seq,
+        spaces: account.spaces.into_iter().map(space_out).collect(),
+        invitations: account
+            .invitations
+            .into_iter()
+            .map(invitation_out)
+            .collect(),
+    }
+}
+
+/// A stream-form pull answer that embeds stored documents as they are (the wire shape is
+/// `tandem_protocol::StreamPullResponse`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamPullOut {
+    changes: Vec<ChangeOut>,
+    streams: BTreeMap<StreamKey, StreamEntry>,
+    has_more: bool,
+    remaining: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<AccountOut>,
+    server_time: Hlc,
+}
+
 fn page_limit(limit: Option<i64>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_PULL_LIMIT),
@@ -174,6 +388,9 @@ pub struct PullOut {
 struct ChangeOut {
     entity: String,
     entity_id: String,
+    /// Space records only: the space they belong to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    space: Option<String>,
     version: i64,
     deleted: bool,
     doc: Option<Box<RawValue>>,
@@ -200,6 +417,7 @@ fn change_out(row: ChangeRow) -> Result<ChangeOut, ApiError> {
         edited_at: row.edited_at,
         entity: row.entity,
         entity_id: row.entity_id,
+        space: None,
         version: row.version,
         deleted: row.deleted,
         doc,

@@ -12,10 +12,24 @@
 //!   [`SEQ_BLOCK`] sequence numbers, kept exact in the transaction that changes `records`. It makes
 //!   a pull's `remaining` cost one partial block plus one small row per later block, where a
 //!   `count(*)` of everything after the cursor walked every remaining row on every page;
-//! - `ops`: applied opIds for idempotency;
-//! - `meta`: the generated JWT secret.
+//! - `ops`: applied opIds for idempotency (keyed by the *pushing* user, whatever stream it wrote);
+//! - `meta`: the generated JWT secret;
+//! - `streams`: the change sequence and purge state of every stream that is not a user's own
+//!   (`public`, `space:<id>`), advanced only under that row's lock as `users.change_seq` is;
+//!   `deleted_at` marks a deleted space whose records the purge task removes in the background;
+//! - `spaces`, `members` (`members_by_user` for a user's spaces), `invitations`, and
+//!   `user_epochs` (bumped when a user's spaces, roles or invitations change).
+//!
+//! The `user_id` column of `records`, `seq_blocks`, `record_refs` and `record_uniques` holds the
+//! *stream key*: a user id for the user's own records, `space:<id>` or `public`. A user id is a
+//! UUID (no `:`), so the kinds never collide. Lock order (deadlock freedom on PostgreSQL): a push
+//! locks the pusher's `users` row, then the `streams` rows it writes `ORDER BY id`; membership
+//! changes lock the `streams` row, then `user_epochs` rows `ORDER BY user_id`; the purge locks
+//! users, commits, then `streams` rows in id order. Nothing locks `users` after `streams`.
 
 mod postgres;
+mod spaces_postgres;
+mod spaces_sqlite;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +40,7 @@ use tandem_protocol::{Mutation, MutationResult, Schema};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::cursor::Cursor;
 use crate::push::{RecordKey, RecordWrite, StoredRecord};
 
 /// A storage failure: the server's fault, never the client's.
@@ -129,12 +144,168 @@ pub fn remaining_after_page(rows_after_cursor: i64, page_len: usize, limit: u32)
     (rows_after_cursor.max(0) as u64).saturating_sub(page_len as u64)
 }
 
+/// A pull of every stream the user may read (the `{"streams": …}` form): the streams the request
+/// names, by wire name (`user`, `public`, `space:<id>`), each with its decoded cursor (`None`:
+/// from the beginning).
+#[derive(Debug, Clone)]
+pub struct PullJob {
+    pub user_id: String,
+    pub named: HashMap<String, Option<Cursor>>,
+    /// The client's `accountSeq`: the account section is read when it differs.
+    pub account_seq: Option<i64>,
+    pub limit: u32,
+    /// For the expiry of invitations in the account section.
+    pub now_ms: i64,
+}
+
+/// Where one stream stands in the page: moved to a new position, gone (the user may no longer
+/// read it, or it never existed), or expired (a purge passed its cursor: pull it from the start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamStatus {
+    Ok(Cursor),
+    Gone,
+    Expired,
+}
+
+/// One page of a multi-stream pull, read from one snapshot.
+#[derive(Debug)]
+pub struct MultiPullPage {
+    /// Each change with the wire name of its stream, in page order.
+    pub changes: Vec<(String, ChangeRow)>,
+    /// An entry for every stream whose position moved and every gone or expired stream.
+    pub streams: Vec<(String, StreamStatus)>,
+    /// Rows still to fetch over every readable stream (an expired one counts from its start).
+    pub remaining: u64,
+    /// Whether the client should pull again at once (rows remain, or a stream expired).
+    pub has_more: bool,
+    /// Present when the request's `accountSeq` differs from the user's.
+    pub account: Option<Account>,
+}
+
+/// What a multi-stream pull came to.
+#[derive(Debug)]
+pub enum MultiPull {
+    Page(MultiPullPage),
+    /// The cursor of this (readable) stream is ahead of the stream's head: not issued for this
+    /// stream's present (a refused request, as the single-stream form answers it).
+    AheadOfHead(String),
+}
+
+/// A stream the user may read, as the page's snapshot has it.
+#[derive(Debug, Clone)]
+pub struct Readable {
+    /// `user`, `public` or `space:<id>`.
+    pub wire: String,
+    /// The key of its rows (`records.user_id`): the user's id, `public` or `space:<id>`.
+    pub db: String,
+    pub head: i64,
+    pub purged_seq: i64,
+}
+
+/// One stream to read in a page: from `from` (exclusive), up to `head`.
+#[derive(Debug, Clone)]
+pub struct StreamRead {
+    pub stream: Readable,
+    pub from: i64,
+    /// Pulled from the beginning (the request gave no cursor): its position is reported even
+    /// when nothing is read, so the client holds a cursor from then on.
+    pub bootstrap: bool,
+}
+
+/// The readable streams in page order: streams the request gave a cursor (incremental) first,
+/// then those pulled from the beginning, each group in the order `user`, `public`, spaces by id
+/// (the order of `readable`); plus the statuses known before reading (named streams the user may
+/// not read are `gone`, before their position is looked at; cursors a purge passed, `expired`).
+pub fn plan_pull(
+    readable: &[Readable],
+    named: &HashMap<String, Option<Cursor>>,
+) -> Result<(Vec<StreamRead>, Vec<(String, StreamStatus)>), String> {
+    let mut statuses: Vec<(String, StreamStatus)> = named
+        .keys()
+        .filter(|wire| !readable.iter().any(|r| &r.wire == *wire))
+        .map(|wire| (wire.clone(), StreamStatus::Gone))
+        .collect();
+    statuses.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut incremental = Vec::new();
+    let mut bootstraps = Vec::new();
+    for r in readable {
+        match named.get(&r.wire).copied().flatten() {
+            Some(cursor) if cursor.seq > r.head => return Err(r.wire.clone()),
+            Some(cursor) if cursor.expired(r.purged_seq) => {
+                statuses.push((r.wire.clone(), StreamStatus::Expired));
+            }
+            Some(cursor) => incremental.push(StreamRead {
+                stream: r.clone(),
+                from: cursor.seq,
+                bootstrap: false,
+            }),
+            None => bootstraps.push(StreamRead {
+                stream: r.clone(),
+                from: 0,
+                bootstrap: true,
+            }),
+        }
+    }
+    incremental.extend(bootstraps);
+    Ok((incremental, statuses))
+}
+
+/// What reading one stream in a page came to: its rows (extended to the end of a group), and
+/// its next position when it moved (`None`: not reached, or nothing new).
+pub fn stream_read_result(
+    read: &StreamRead,
+    rows: &[ChangeRow],
+    quota: usize,
+) -> (Option<StreamStatus>, bool) {
+    let head = read.stream.head;
+    // Read to its end: fewer rows than asked, or the last one is the head.
+    let finished = rows.len() < quota || rows.last().is_some_and(|r| r.seq >= head);
+    let seq = if finished {
+        head.max(read.from)
+    } else {
+        rows.last().map_or(read.from, |r| r.seq)
+    };
+    let moved = seq != read.from || read.bootstrap;
+    let status = moved.then_some(StreamStatus::Ok(Cursor {
+        seq,
+        purged_seq: read.stream.purged_seq,
+    }));
+    (status, finished)
+}
+
 /// What a push did.
 #[derive(Debug)]
 pub struct PushOutcome {
     pub results: Vec<MutationResult>,
-    /// The user's change sequence after the push, when it changed anything.
+    /// The user's change sequence after the push, when it changed anything of the user's stream.
     pub new_seq: Option<i64>,
+    /// The change sequence after the push of every other stream (`space:<id>`) it changed.
+    pub stream_seqs: Vec<(String, i64)>,
+}
+
+impl PushOutcome {
+    /// What a push that changed nothing answers.
+    pub fn unchanged(results: Vec<MutationResult>) -> Self {
+        Self {
+            results,
+            new_seq: None,
+            stream_seqs: Vec::new(),
+        }
+    }
+
+    /// What a push that wrote `plan` answers.
+    pub(crate) fn written(plan: crate::push::PushPlan, user: &str) -> Self {
+        let new_seq = plan
+            .writes
+            .iter()
+            .any(|w| w.record.key.stream == user)
+            .then_some(plan.last_seq);
+        Self {
+            results: plan.results,
+            new_seq,
+            stream_seqs: plan.stream_seqs,
+        }
+    }
 }
 
 /// Inputs of a push that both backends need.
@@ -145,6 +316,152 @@ pub struct PushJob {
     pub now_ms: i64,
     /// The pushing client: the node of the edit times stamped for changes that carry none.
     pub client_id: String,
+}
+
+/// A member's role in a space (stored as text in `members.role` and `invitations.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Owner,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    /// Whether the role may push upserts and deletes to the space's stream.
+    pub fn can_write(self) -> bool {
+        matches!(self, Self::Owner | Self::Editor)
+    }
+
+    /// Whether the role may rename, delete, invite, change roles and remove others.
+    pub fn can_manage(self) -> bool {
+        self == Self::Owner
+    }
+
+    /// The stored (and wire) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Editor => "editor",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    /// The role a stored or wire text names; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "owner" => Some(Self::Owner),
+            "editor" => Some(Self::Editor),
+            "viewer" => Some(Self::Viewer),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Role> for tandem_protocol::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Owner => Self::Owner,
+            Role::Editor => Self::Editor,
+            Role::Viewer => Self::Viewer,
+        }
+    }
+}
+
+impl From<tandem_protocol::Role> for Role {
+    fn from(role: tandem_protocol::Role) -> Self {
+        match role {
+            tandem_protocol::Role::Owner => Self::Owner,
+            tandem_protocol::Role::Editor => Self::Editor,
+            tandem_protocol::Role::Viewer => Self::Viewer,
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = StorageError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text).ok_or_else(|| StorageError::Other(format!("unknown role {text:?}")))
+    }
+}
+
+/// A space as one of its members sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceRow {
+    pub id: String,
+    pub name: String,
+    /// The role of the member it is read for.
+    pub role: Role,
+    pub member_count: i64,
+    pub created_at_ms: i64,
+}
+
+/// A member of a space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub email: String,
+    pub role: Role,
+    pub joined_at_ms: i64,
+}
+
+/// A pending invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRow {
+    pub id: String,
+    pub space_id: String,
+    pub space_name: String,
+    /// The invitee's email (trimmed, lower-cased): shown to the space's owners, never in logs.
+    pub email: String,
+    pub role: Role,
+    pub invited_by_email: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// What a membership call came to. "Not a member" is always `NotFound`, like a space that does
+/// not exist: a non-member learns nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpaceOutcome<T> {
+    Done(T),
+    NotFound,
+    /// A member whose role does not allow the call.
+    Forbidden,
+    /// The call would leave the space without an owner.
+    LastOwner,
+    AlreadyMember,
+    /// A limit (spaces per user, members per space, pending invitations per space).
+    Limit,
+}
+
+/// A user's spaces and pending invitations, with the `user_epochs` sequence they were read at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    pub account_seq: i64,
+    pub spaces: Vec<SpaceRow>,
+    pub invitations: Vec<InvitationRow>,
+}
+
+/// One write of the admin interface to a public collection: `doc: None` deletes.
+#[derive(Debug, Clone)]
+pub struct AdminWrite {
+    pub collection: String,
+    pub id: String,
+    pub doc: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What one admin write did: the record's version after it, and whether it changed anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminResult {
+    pub id: String,
+    pub version: i64,
+    pub changed: bool,
 }
 
 /// The storage backend chosen by `--db`.
@@ -350,6 +667,34 @@ impl Storage {
         }
     }
 
+    /// A page of every stream the user may read (the `{"streams": …}` pull form); `None` when
+    /// the user does not exist.
+    pub async fn pull_streams(&self, job: PullJob) -> Result<Option<MultiPull>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.pull_streams(job).await,
+            Self::Postgres(s) => s.pull_streams(job).await,
+        }
+    }
+
+    /// The user's spaces and pending invitations (expired ones left out), with their
+    /// `user_epochs` sequence, read in one snapshot.
+    pub async fn account(&self, user_id: &str, now_ms: i64) -> Result<Account, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.account(user_id, now_ms).await,
+            Self::Postgres(s) => s.account(user_id, now_ms).await,
+        }
+    }
+
+    /// The database keys of the streams the user may read (their id, `public`, `space:<id>` of
+    /// each live space they are a member of): what `events::ChangeNotice::stream` names, for
+    /// event streams. Empty when the user does not exist.
+    pub async fn readable_streams(&self, user_id: &str) -> Result<Vec<String>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.readable_streams(user_id).await,
+            Self::Postgres(s) => s.readable_streams(user_id).await,
+        }
+    }
+
     /// The user's current change sequence (0 for a user with no changes or no row).
     pub async fn latest_seq(&self, user_id: &str) -> Result<i64, StorageError> {
         match self {
@@ -358,8 +703,9 @@ impl Storage {
         }
     }
 
-    /// Deletes tombstones last changed before `tombstones_before_ms` (raising each user's
-    /// `purged_seq`) and op ids older than `ops_before_ms`. Returns the tombstones purged.
+    /// Deletes tombstones last changed before `tombstones_before_ms` (raising the `purged_seq`
+    /// of each user and each stream that had one) and op ids older than `ops_before_ms`. Returns
+    /// the tombstones purged.
     pub async fn purge(
         &self,
         tombstones_before_ms: i64,
@@ -368,6 +714,15 @@ impl Storage {
         match self {
             Self::Sqlite(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
             Self::Postgres(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
+        }
+    }
+
+    /// Deletes the records of deleted spaces in the background (10,000 rows per transaction),
+    /// then their stream rows. Returns the rows deleted.
+    pub async fn purge_deleted_spaces(&self) -> Result<u64, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.purge_deleted_spaces().await,
+            Self::Postgres(s) => s.purge_deleted_spaces().await,
         }
     }
 }

@@ -15,15 +15,24 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    block_deltas, group_tail, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage,
-    PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
+    block_deltas, group_tail, plan_pull, remaining_after_page, seq_block, stream_read_result,
+    Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage, PullJob, PullPage,
+    PushJob, PushOutcome, Readable, RefreshOutcome, Role, SpaceRow, StorageError, StreamStatus,
+    UserRow, SEQ_BLOCK,
 };
+use crate::events::ChangeNotice;
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 
-/// The NOTIFY channel; payload `<user id>:<seq>`.
+/// The NOTIFY channel; payloads as `events::ChangeNotice::payload` writes them.
 pub const CHANGES_CHANNEL: &str = "tandem_changes";
 
 const POOL_SIZE: usize = 16;
+
+/// Stream rows locked per purge transaction.
+const STREAM_PURGE_BATCH: i64 = 1000;
+
+/// Rows of a deleted space deleted per transaction.
+pub const DELETED_SPACE_BATCH: i64 = 10_000;
 
 /// Any instance may start first; the advisory lock keeps concurrent migrations from colliding.
 ///
@@ -123,6 +132,47 @@ END $$;
 -- Edit times (HLC text, and a JSON object of them per field) came after the first release.
 ALTER TABLE records ADD COLUMN IF NOT EXISTS edited_at TEXT COLLATE \"C\";
 ALTER TABLE records ADD COLUMN IF NOT EXISTS field_edited_at TEXT;
+-- Spaces and public collections (docs/design/spaces.md section 4). One row per non-user stream:
+-- its change sequence and purge state (a user's own stream keeps them in `users`).
+CREATE TABLE IF NOT EXISTS streams (
+    id TEXT COLLATE \"C\" PRIMARY KEY,
+    change_seq BIGINT NOT NULL DEFAULT 0,
+    purged_seq BIGINT NOT NULL DEFAULT 0,
+    deleted_at BIGINT
+);
+INSERT INTO streams (id) VALUES ('public') ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS spaces (
+    id TEXT COLLATE \"C\" PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_by TEXT COLLATE \"C\" NOT NULL,
+    created_at BIGINT NOT NULL,
+    request_id TEXT COLLATE \"C\" NOT NULL,
+    UNIQUE (created_by, request_id)
+);
+CREATE TABLE IF NOT EXISTS members (
+    space_id TEXT COLLATE \"C\" NOT NULL,
+    user_id TEXT COLLATE \"C\" NOT NULL,
+    role TEXT COLLATE \"C\" NOT NULL,
+    joined_at BIGINT NOT NULL,
+    PRIMARY KEY (space_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, space_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    id TEXT COLLATE \"C\" PRIMARY KEY,
+    space_id TEXT COLLATE \"C\" NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT COLLATE \"C\" NOT NULL,
+    invited_by TEXT COLLATE \"C\" NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    UNIQUE (space_id, email)
+);
+CREATE INDEX IF NOT EXISTS invitations_by_email ON invitations (email);
+-- Bumped whenever the user's spaces, roles or pending invitations change; never locked by pushes.
+CREATE TABLE IF NOT EXISTS user_epochs (
+    user_id TEXT COLLATE \"C\" PRIMARY KEY,
+    account_seq BIGINT NOT NULL DEFAULT 0
+);
 ";
 
 // Each key is looked up through a LATERAL subquery with LIMIT 1 (or OFFSET 0 for children), which
@@ -216,7 +266,7 @@ const INSERT_OPS: &str = "INSERT INTO ops (user_id, op_id, version, created_at)
 /// The PostgreSQL backend.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool,
+    pub(super) pool: Pool,
     /// Shared: the LISTEN task connects with it, and a store is cloned per request.
     config: Arc<tokio_postgres::Config>,
 }
@@ -246,7 +296,7 @@ impl PostgresStore {
         })
     }
 
-    /// Forwards every change notification (from any instance) to `on_change(user_id, seq)` until
+    /// Forwards every change notification (from any instance) to `on_change(stream, seq)` until
     /// `cancel` fires, reconnecting after failures.
     pub fn spawn_change_listener(
         &self,
@@ -408,16 +458,33 @@ impl PostgresStore {
         let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&job.user_id];
         // Pipelined with the lock: the server runs the loads only once the lock is granted, and in
         // READ COMMITTED each of them then sees every push of this user committed before.
-        let (row, loaded) = futures_util::try_join!(
+        // The user's own stream is loaded here; spaces (below) only for batches that name one.
+        let user = job.user_id.as_str();
+        let own_stream = |stream: &str| stream == user;
+        let (row, mut loaded) = futures_util::try_join!(
             async {
                 tx.query_opt(&lock, &lock_params)
                     .await
                     .map_err(StorageError::from)
             },
-            load_push_state(&tx, &job),
+            load_push_state(&tx, &job, &own_stream, true),
         )?;
         let Some(row) = row else { return Ok(None) };
         let (current_seq, purged_seq): (i64, i64) = (row.get(0), row.get(1));
+        let mut streams = push::PushStreams::user_only(user, current_seq, purged_seq);
+        let spaces = push::named_spaces(&job.mutations);
+        if !spaces.is_empty() {
+            // Lock order: the user's row (above), then the spaces' stream rows in id order; the
+            // role is read under those locks (membership changes take the same stream lock), and
+            // only streams the pusher may write are loaded.
+            lock_space_streams(&tx, user, &spaces, &mut streams).await?;
+            let writable = |stream: &str| stream != user && streams.may_write(stream);
+            let in_spaces = load_push_state(&tx, &job, &writable, false).await?;
+            for (key, record) in in_spaces.records {
+                let seq = in_spaces.stored_seqs[&key];
+                loaded.add(record, seq);
+            }
+        }
         let LoadedState {
             known_ops,
             records,
@@ -428,27 +495,21 @@ impl PostgresStore {
             job.mutations,
             known_ops,
             records,
-            current_seq,
-            purged_seq,
+            &streams,
             &push::EditStamp {
                 now_ms: job.now_ms,
                 client_id: job.client_id.clone(),
             },
         );
         if plan.writes.is_empty() && plan.applied_ops.is_empty() {
-            return Ok(Some(PushOutcome {
-                results: plan.results,
-                new_seq: None,
-            }));
+            return Ok(Some(PushOutcome::unchanged(plan.results)));
         }
-        write_index_rows(&tx, &job.schema, &job.user_id, &plan).await?;
+        for (stream, writes) in plan.writes_by_stream() {
+            write_index_rows(&tx, &job.schema, stream, writes).await?;
+        }
         write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms).await?;
         tx.commit().await?;
-        let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
-        Ok(Some(PushOutcome {
-            results: plan.results,
-            new_seq,
-        }))
+        Ok(Some(PushOutcome::written(plan, &job.user_id)))
     }
 
     pub async fn pull(
@@ -509,6 +570,119 @@ impl PostgresStore {
         }))
     }
 
+    pub async fn pull_streams(&self, job: PullJob) -> Result<Option<MultiPull>, StorageError> {
+        let mut client = self.pool.get().await?;
+        // Repeatable read: the readable streams, their heads, the rows, the counts and the
+        // account section share one snapshot.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        // See `pull`: pages must cost O(limit) whatever the statistics say.
+        tx.batch_execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+            .await?;
+        let Some(readable) = readable_in(&tx, &job.user_id).await? else {
+            return Ok(None);
+        };
+        let (reads, mut statuses) = match plan_pull(&readable, &job.named) {
+            Ok(planned) => planned,
+            Err(stream) => return Ok(Some(MultiPull::AheadOfHead(stream))),
+        };
+        let page = tx.prepare_cached(SELECT_PAGE).await?;
+        let tail = tx.prepare_cached(SELECT_GROUP_TAIL).await?;
+        let mut changes = Vec::new();
+        let mut quota = job.limit as usize;
+        // Streams whose rows after a position are still to count: (stream key, position).
+        let mut to_count: Vec<(String, i64)> = Vec::new();
+        for read in &reads {
+            let db = &read.stream.db;
+            if read.stream.head <= read.from {
+                if let (Some(status), _) = stream_read_result(read, &[], 1) {
+                    statuses.push((read.stream.wire.clone(), status));
+                }
+                continue;
+            }
+            if quota == 0 {
+                to_count.push((db.clone(), read.from));
+                continue;
+            }
+            let asked = quota;
+            let rows = tx.query(&page, &[db, &read.from, &(asked as i64)]).await?;
+            let mut rows: Vec<ChangeRow> = rows.iter().map(change_from_row).collect();
+            // A page never ends inside a group: it runs on to the group's last change.
+            if let (Some(end), Some(last)) = (group_tail(&rows), rows.last().map(|c| c.seq)) {
+                let more = tx.query(&tail, &[db, &last, &end]).await?;
+                rows.extend(more.iter().map(change_from_row));
+            }
+            quota = quota.saturating_sub(rows.len());
+            let (status, finished) = stream_read_result(read, &rows, asked);
+            if let Some(status) = status {
+                statuses.push((read.stream.wire.clone(), status));
+            }
+            if !finished {
+                to_count.push((db.clone(), rows.last().map_or(read.from, |r| r.seq)));
+            }
+            changes.extend(rows.into_iter().map(|r| (read.stream.wire.clone(), r)));
+        }
+        let mut expired = false;
+        for (wire, status) in &statuses {
+            if *status == StreamStatus::Expired {
+                expired = true;
+                if let Some(r) = readable.iter().find(|r| &r.wire == wire) {
+                    to_count.push((r.db.clone(), 0));
+                }
+            }
+        }
+        let rows_after = tx.prepare_cached(ROWS_AFTER).await?;
+        let snapshot = &tx;
+        let counts = futures_util::future::try_join_all(to_count.iter().map(|(db, after)| {
+            let next_block = seq_block(*after) + 1;
+            let (start, rows_after, tx) = (next_block * SEQ_BLOCK, &rows_after, snapshot);
+            async move {
+                let row = tx
+                    .query_one(rows_after, &[db, after, &start, &next_block])
+                    .await?;
+                Ok::<i64, tokio_postgres::Error>(row.get(0))
+            }
+        }))
+        .await?;
+        let remaining = counts.iter().sum::<i64>().max(0) as u64;
+        let account = account_if_changed(&tx, &job).await?;
+        tx.commit().await?;
+        Ok(Some(MultiPull::Page(MultiPullPage {
+            changes,
+            streams: statuses,
+            remaining,
+            has_more: remaining > 0 || expired,
+            account,
+        })))
+    }
+
+    pub async fn account(&self, user_id: &str, now_ms: i64) -> Result<Account, StorageError> {
+        let mut client = self.pool.get().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let account = read_account(&tx, user_id, now_ms).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    pub async fn readable_streams(&self, user_id: &str) -> Result<Vec<String>, StorageError> {
+        let client = self.pool.get().await?;
+        Ok(readable_in(&client, user_id)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.db)
+            .collect())
+    }
+
     pub async fn latest_seq(&self, user_id: &str) -> Result<i64, StorageError> {
         let client = self.pool.get().await?;
         let row = client
@@ -563,7 +737,113 @@ impl PostgresStore {
         tx.execute("DELETE FROM ops WHERE created_at < $1", &[&ops_before_ms])
             .await?;
         tx.commit().await?;
-        Ok(purged as u64)
+        // Then the other streams, in separate transactions: purge never holds a user lock and a
+        // stream lock at once, so it cannot deadlock with a push (user, then streams).
+        let streams = self.purge_streams(tombstones_before_ms).await?;
+        Ok(purged as u64 + streams)
+    }
+
+    /// Raises `purged_seq` of every live stream (public, spaces) holding tombstones older than
+    /// `tombstones_before_ms` and deletes them, locking the streams in batches of
+    /// [`STREAM_PURGE_BATCH`] rows `ORDER BY id`, one transaction per batch.
+    async fn purge_streams(&self, tombstones_before_ms: i64) -> Result<u64, StorageError> {
+        let mut client = self.pool.get().await?;
+        let mut after = String::new();
+        let mut total = 0i64;
+        loop {
+            let tx = client.transaction().await?;
+            let rows = tx
+                .query(
+                    "SELECT id FROM streams WHERE id > $1 AND deleted_at IS NULL
+                       AND id IN (SELECT DISTINCT user_id FROM records
+                                  WHERE deleted AND updated_at < $2)
+                     ORDER BY id LIMIT $3 FOR UPDATE",
+                    &[&after, &tombstones_before_ms, &STREAM_PURGE_BATCH],
+                )
+                .await?;
+            let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let Some(last) = ids.last().cloned() else {
+                return Ok(total as u64);
+            };
+            tx.execute(
+                "WITH doomed AS (
+                     SELECT user_id, max(seq) AS seq FROM records
+                     WHERE user_id = ANY($1) AND deleted AND updated_at < $2 GROUP BY user_id)
+                 UPDATE streams s SET purged_seq = GREATEST(s.purged_seq, d.seq)
+                 FROM doomed d WHERE s.id = d.user_id",
+                &[&ids, &tombstones_before_ms],
+            )
+            .await?;
+            let purged: i64 = tx
+                .query_one(
+                    "WITH gone AS (
+                         DELETE FROM records r USING streams s
+                         WHERE s.id = r.user_id AND s.id = ANY($1) AND r.deleted
+                           AND r.updated_at < $2 AND r.seq <= s.purged_seq
+                         RETURNING r.user_id, r.seq),
+                     per_block AS (SELECT user_id, seq / $3 AS block, count(*) AS n FROM gone GROUP BY 1, 2),
+                     counted AS (
+                         UPDATE seq_blocks b SET live = b.live - p.n FROM per_block p
+                         WHERE b.user_id = p.user_id AND b.block = p.block RETURNING 1)
+                     SELECT count(*) FROM gone",
+                    &[&ids, &tombstones_before_ms, &SEQ_BLOCK],
+                )
+                .await?
+                .get(0);
+            tx.execute(
+                "DELETE FROM seq_blocks WHERE user_id = ANY($1) AND live = 0",
+                &[&ids],
+            )
+            .await?;
+            tx.commit().await?;
+            total += purged;
+            if (ids.len() as i64) < STREAM_PURGE_BATCH {
+                return Ok(total as u64);
+            }
+            after = last;
+        }
+    }
+
+    /// Deletes the records of deleted spaces, [`DELETED_SPACE_BATCH`] rows per transaction (each
+    /// under the space's stream lock), then each space's stream row. Returns the rows deleted.
+    pub async fn purge_deleted_spaces(&self) -> Result<u64, StorageError> {
+        let mut client = self.pool.get().await?;
+        let mut total = 0u64;
+        loop {
+            let tx = client.transaction().await?;
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT id FROM streams WHERE deleted_at IS NOT NULL ORDER BY id LIMIT 1
+                     FOR UPDATE SKIP LOCKED",
+                    &[],
+                )
+                .await?
+            else {
+                return Ok(total);
+            };
+            let stream: String = row.get(0);
+            let mut deleted = 0u64;
+            for table in ["records", "record_refs", "record_uniques"] {
+                deleted += tx
+                    .execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE ctid IN
+                             (SELECT ctid FROM {table} WHERE user_id = $1 LIMIT $2)"
+                        ),
+                        &[&stream, &DELETED_SPACE_BATCH],
+                    )
+                    .await?;
+            }
+            if deleted == 0 {
+                tx.execute("DELETE FROM seq_blocks WHERE user_id = $1", &[&stream])
+                    .await?;
+                tx.execute("DELETE FROM streams WHERE id = $1", &[&stream])
+                    .await?;
+                tracing::info!(stream = %stream, "purged a deleted space");
+            }
+            tx.commit().await?;
+            total += deleted;
+        }
     }
 }
 
@@ -589,14 +869,14 @@ impl<'a> From<Vec<&'a push::RecordWrite>> for WriteColumns<'a> {
         let mut c = WriteColumns::default();
         for w in writes {
             let r = &w.record;
-            c.entity.push(&r.key.0);
-            c.entity_id.push(&r.key.1);
+            c.entity.push(&r.key.entity);
+            c.entity_id.push(&r.key.id);
             c.version.push(r.version);
             c.deleted.push(r.deleted);
             c.doc.push(r.doc.as_deref());
             c.parent_entity
-                .push(r.parent.as_ref().map(|p| p.0.as_str()));
-            c.parent_id.push(r.parent.as_ref().map(|p| p.1.as_str()));
+                .push(r.parent.as_ref().map(|p| p.entity.as_str()));
+            c.parent_id.push(r.parent.as_ref().map(|p| p.id.as_str()));
             c.seq.push(w.seq);
             c.group_id.push(w.group.as_ref().map(|g| g.0.as_str()));
             c.group_end.push(w.group.as_ref().map(|g| g.1));
@@ -656,8 +936,8 @@ async fn listen_once(
             result = &mut listen, if !listening => { result?; listening = true; }
             message = messages.next() => match message {
                 Some(Ok(AsyncMessage::Notification(n))) => {
-                    if let Some((user_id, seq)) = parse_notification(n.payload()) {
-                        on_change(user_id, seq);
+                    if let Some(notice) = ChangeNotice::parse(n.payload()) {
+                        on_change(&notice.stream, notice.seq);
                     }
                 }
                 Some(Ok(_)) => {}
@@ -668,9 +948,153 @@ async fn listen_once(
     }
 }
 
-fn parse_notification(payload: &str) -> Option<(&str, i64)> {
-    let (user_id, seq) = payload.rsplit_once(':')?;
-    Some((user_id, seq.parse().ok()?))
+/// The streams `user_id` may read, in page order (`user`, `public`, spaces by id) with their
+/// heads and purge states; `None` when the user does not exist. One round trip.
+async fn readable_in(
+    client: &impl GenericClient,
+    user_id: &str,
+) -> Result<Option<Vec<Readable>>, StorageError> {
+    let user = client
+        .prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = $1")
+        .await?;
+    let streams = client
+        .prepare_cached(
+            "(SELECT id, change_seq, purged_seq FROM streams WHERE id = 'public')
+             UNION ALL
+             (SELECT s.id, s.change_seq, s.purged_seq FROM members m
+                 JOIN streams s ON s.id = 'space:' || m.space_id
+                 WHERE m.user_id = $1 AND s.deleted_at IS NULL ORDER BY m.space_id)",
+        )
+        .await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&user_id];
+    let (user_row, stream_rows) = futures_util::try_join!(
+        client.query_opt(&user, &params),
+        client.query(&streams, &params),
+    )?;
+    let Some(user_row) = user_row else {
+        return Ok(None);
+    };
+    let mut readable = vec![Readable {
+        wire: "user".into(),
+        db: user_id.to_string(),
+        head: user_row.get(0),
+        purged_seq: user_row.get(1),
+    }];
+    readable.extend(stream_rows.iter().map(|r| Readable {
+        wire: r.get(0),
+        db: r.get(0),
+        head: r.get(1),
+        purged_seq: r.get(2),
+    }));
+    Ok(Some(readable))
+}
+
+/// The account section, when the client's `accountSeq` differs from the user's.
+async fn account_if_changed(
+    client: &impl GenericClient,
+    job: &PullJob,
+) -> Result<Option<Account>, StorageError> {
+    let seq = account_seq(client, &job.user_id).await?;
+    if job.account_seq == Some(seq) {
+        return Ok(None);
+    }
+    read_account(client, &job.user_id, job.now_ms)
+        .await
+        .map(Some)
+}
+
+async fn account_seq(client: &impl GenericClient, user_id: &str) -> Result<i64, StorageError> {
+    let select = client
+        .prepare_cached("SELECT account_seq FROM user_epochs WHERE user_id = $1")
+        .await?;
+    Ok(client
+        .query_opt(&select, &[&user_id])
+        .await?
+        .map_or(0, |r| r.get(0)))
+}
+
+/// The user's spaces (live ones they are a member of) and pending invitations (to their
+/// account's email, not expired at `now_ms`), with the account sequence. Run it in one snapshot.
+async fn read_account(
+    client: &impl GenericClient,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<Account, StorageError> {
+    let spaces = client
+        .prepare_cached(
+            "SELECT sp.id, sp.name, m.role,
+                    (SELECT count(*) FROM members c WHERE c.space_id = sp.id), sp.created_at
+             FROM members m JOIN spaces sp ON sp.id = m.space_id
+             JOIN streams s ON s.id = 'space:' || m.space_id
+             WHERE m.user_id = $1 AND s.deleted_at IS NULL ORDER BY sp.id",
+        )
+        .await?;
+    let invitations = client
+        .prepare_cached(
+            "SELECT i.id, i.space_id, sp.name, i.email, i.role, coalesce(u.email, ''),
+                    i.created_at, i.expires_at
+             FROM users me JOIN invitations i ON i.email = me.email
+             JOIN spaces sp ON sp.id = i.space_id
+             LEFT JOIN users u ON u.id = i.invited_by
+             WHERE me.id = $1 AND i.expires_at > $2 ORDER BY i.created_at, i.id",
+        )
+        .await?;
+    let (account_seq, space_rows, invitation_rows) = futures_util::try_join!(
+        account_seq(client, user_id),
+        async {
+            client
+                .query(&spaces, &[&user_id])
+                .await
+                .map_err(StorageError::from)
+        },
+        async {
+            client
+                .query(&invitations, &[&user_id, &now_ms])
+                .await
+                .map_err(StorageError::from)
+        },
+    )?;
+    let spaces = space_rows
+        .iter()
+        .map(|r| {
+            Ok(SpaceRow {
+                id: r.get(0),
+                name: r.get(1),
+                role: role_of(r.get(2))?,
+                member_count: r.get(3),
+                created_at_ms: r.get(4),
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let invitations = invitation_rows
+        .iter()
+        .map(invitation_of)
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(Account {
+        account_seq,
+        spaces,
+        invitations,
+    })
+}
+
+/// A stored role; an unknown text is a storage failure, never a silent role.
+pub(crate) fn role_of(text: &str) -> Result<Role, StorageError> {
+    Role::parse(text).ok_or_else(|| StorageError::Other(format!("unknown stored role {text:?}")))
+}
+
+/// An invitation from the columns id, space_id, space name, email, role, inviter's email,
+/// created_at, expires_at.
+pub(crate) fn invitation_of(r: &tokio_postgres::Row) -> Result<InvitationRow, StorageError> {
+    Ok(InvitationRow {
+        id: r.get(0),
+        space_id: r.get(1),
+        space_name: r.get(2),
+        email: r.get(3),
+        role: role_of(r.get(4))?,
+        invited_by_email: r.get(5),
+        created_at_ms: r.get(6),
+        expires_at_ms: r.get(7),
+    })
 }
 
 async fn user_where(
@@ -705,89 +1129,170 @@ async fn insert_refresh_token(
     Ok(())
 }
 
-/// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
-/// when it deletes, their live descendants level by level (one statement per level).
+/// Locks the stream rows of `spaces` (stream keys, sorted) in id order and reads each one's
+/// sequence and purge state and the pusher's role in each live space they are a member of.
+async fn lock_space_streams(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: &str,
+    spaces: &[String],
+    streams: &mut push::PushStreams,
+) -> Result<(), StorageError> {
+    let lock = tx
+        .prepare_cached(
+            "SELECT id, change_seq, purged_seq FROM streams WHERE id = ANY($1)
+             ORDER BY id FOR UPDATE",
+        )
+        .await?;
+    let roles = tx
+        .prepare_cached(
+            "SELECT s.id, m.role FROM members m JOIN streams s ON s.id = 'space:' || m.space_id
+             WHERE m.user_id = $1 AND m.space_id = ANY($2) AND s.deleted_at IS NULL",
+        )
+        .await?;
+    let space_ids: Vec<&str> = spaces
+        .iter()
+        .filter_map(|s| push::space_of_stream(s))
+        .collect();
+    // Pipelined: the server runs the roles read once the locks are granted.
+    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&spaces];
+    let role_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user_id, &space_ids];
+    let (locked, role_rows) = futures_util::try_join!(
+        tx.query(&lock, &lock_params),
+        tx.query(&roles, &role_params),
+    )?;
+    for row in &locked {
+        streams.seqs.insert(row.get(0), (row.get(1), row.get(2)));
+    }
+    for row in &role_rows {
+        if let Some(role) = super::Role::parse(row.get(1)) {
+            streams.roles.insert(row.get(0), role);
+        }
+    }
+    Ok(())
+}
+
+/// Loads what [`push::plan_push`] judges against: known opIds (when `with_ops`), the records the
+/// batch names in the streams `load` accepts and, when it deletes, their live descendants level by
+/// level (one statement per level and stream).
 async fn load_push_state(
     client: &impl GenericClient,
     job: &PushJob,
+    load: &(dyn Fn(&str) -> bool + Sync),
+    with_ops: bool,
 ) -> Result<LoadedState, StorageError> {
-    let select_ops = client.prepare_cached(SELECT_OPS).await?;
-    let select_records = client.prepare_cached(SELECT_RECORDS).await?;
-    let op_ids: Vec<&str> = job.mutations.iter().map(|m| m.op_id.as_str()).collect();
-    let keys = push::keys_to_load(&job.schema, &job.mutations);
-    let (entities, ids) = key_columns(&keys);
-    let op_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&job.user_id, &op_ids];
-    let record_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-        [&job.user_id, &entities, &ids];
-    let (op_rows, record_rows) = futures_util::try_join!(
-        client.query(&select_ops, &op_params),
-        client.query(&select_records, &record_params),
-    )?;
+    let keys = push::keys_to_load(&job.schema, &job.user_id, &job.mutations, load);
     let mut loaded = LoadedState {
-        known_ops: op_rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
-        records: HashMap::with_capacity(record_rows.len()),
-        stored_seqs: HashMap::with_capacity(record_rows.len()),
+        known_ops: HashMap::new(),
+        records: HashMap::with_capacity(keys.len()),
+        stored_seqs: HashMap::with_capacity(keys.len()),
     };
-    for row in &record_rows {
-        add_loaded_record(&mut loaded, row);
+    let select_records = client.prepare_cached(SELECT_RECORDS).await?;
+    let grouped = push::by_stream(&keys);
+    if with_ops {
+        let select_ops = client.prepare_cached(SELECT_OPS).await?;
+        let op_ids: Vec<&str> = job.mutations.iter().map(|m| m.op_id.as_str()).collect();
+        let op_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&job.user_id, &op_ids];
+        // The user-only batch (nearly every push): ops and records in one round trip.
+        let user_keys = grouped.get(job.user_id.as_str());
+        let (entities, ids) = key_columns(user_keys.map_or(&[][..], |k| k.as_slice()));
+        let record_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&job.user_id, &entities, &ids];
+        let (op_rows, record_rows) = futures_util::try_join!(
+            client.query(&select_ops, &op_params),
+            client.query(&select_records, &record_params),
+        )?;
+        loaded.known_ops = op_rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        for row in &record_rows {
+            add_loaded_record(&mut loaded, &job.user_id, row);
+        }
     }
-    let probes = push::unique_probes(&job.schema, &job.mutations);
-    if !probes.is_empty() {
-        let select_holders = client.prepare_cached(SELECT_UNIQUE_HOLDERS).await?;
-        let entities: Vec<&str> = probes.iter().map(|p| p.0.as_str()).collect();
-        let fields: Vec<&str> = probes.iter().map(|p| p.1.as_str()).collect();
-        let unique_keys: Vec<&str> = probes.iter().map(|p| p.2.as_str()).collect();
+    for (stream, stream_keys) in &grouped {
+        if with_ops && *stream == job.user_id {
+            continue;
+        }
+        let (entities, ids) = key_columns(stream_keys);
         let rows = client
-            .query(
-                &select_holders,
-                &[&job.user_id, &entities, &fields, &unique_keys],
-            )
+            .query(&select_records, &[stream, &entities, &ids])
             .await?;
         for row in &rows {
-            add_loaded_record(&mut loaded, row);
+            add_loaded_record(&mut loaded, stream, row);
+        }
+    }
+    let probes = push::unique_probes(&job.schema, &job.user_id, &job.mutations, load);
+    if !probes.is_empty() {
+        let select_holders = client.prepare_cached(SELECT_UNIQUE_HOLDERS).await?;
+        let mut streams: Vec<&str> = probes.iter().map(|p| p.0.as_str()).collect();
+        streams.dedup();
+        for stream in streams {
+            let of_stream = probes.iter().filter(|p| p.0 == stream);
+            let entities: Vec<&str> = of_stream.clone().map(|p| p.1.as_str()).collect();
+            let fields: Vec<&str> = of_stream.clone().map(|p| p.2.as_str()).collect();
+            let unique_keys: Vec<&str> = of_stream.map(|p| p.3.as_str()).collect();
+            let rows = client
+                .query(
+                    &select_holders,
+                    &[&stream, &entities, &fields, &unique_keys],
+                )
+                .await?;
+            for row in &rows {
+                add_loaded_record(&mut loaded, stream, row);
+            }
         }
     }
     if push::has_deletes(&job.mutations) {
-        let select_children = client.prepare_cached(SELECT_LIVE_CHILDREN).await?;
-        let select_referrers = client.prepare_cached(SELECT_LIVE_REFERRERS).await?;
-        let mut frontier = push::keys_with_children(&job.schema, keys.iter());
-        let mut referred = push::keys_with_referrers(&job.schema, keys.iter());
-        let mut expanded: std::collections::HashSet<RecordKey> = keys.iter().cloned().collect();
-        while !frontier.is_empty() || !referred.is_empty() {
-            let mut found: Vec<RecordKey> = Vec::new();
-            if !referred.is_empty() {
-                // Referrers are loaded to apply their rule; only `cascade` ones go on.
-                let (entities, ids) = key_columns(&referred);
-                let rows = client
-                    .query(&select_referrers, &[&job.user_id, &entities, &ids])
-                    .await?;
-                for row in &rows {
-                    let field: String = row.get(10);
-                    let key: RecordKey = (row.get(0), row.get(1));
-                    add_loaded_record(&mut loaded, row);
-                    if push::cascades(&job.schema, &key.0, &field) && expanded.insert(key.clone()) {
-                        found.push(key);
-                    }
-                }
-            }
-            if !frontier.is_empty() {
-                let (entities, ids) = key_columns(&frontier);
-                let rows = client
-                    .query(&select_children, &[&job.user_id, &entities, &ids])
-                    .await?;
-                for row in &rows {
-                    let key: RecordKey = (row.get(0), row.get(1));
-                    add_loaded_record(&mut loaded, row);
-                    if expanded.insert(key.clone()) {
-                        found.push(key);
-                    }
-                }
-            }
-            frontier = push::keys_with_children(&job.schema, found.iter());
-            referred = push::keys_with_referrers(&job.schema, found.iter());
-        }
+        load_live_descendants(client, job, &keys, &mut loaded).await?;
     }
     Ok(loaded)
+}
+
+/// Adds the live descendants of `keys`, level by level, to what a push deleting them judges
+/// against (each in its key's own stream).
+async fn load_live_descendants(
+    client: &impl GenericClient,
+    job: &PushJob,
+    keys: &[RecordKey],
+    loaded: &mut LoadedState,
+) -> Result<(), StorageError> {
+    let select_children = client.prepare_cached(SELECT_LIVE_CHILDREN).await?;
+    let select_referrers = client.prepare_cached(SELECT_LIVE_REFERRERS).await?;
+    let mut frontier = push::keys_with_children(&job.schema, keys.iter());
+    let mut referred = push::keys_with_referrers(&job.schema, keys.iter());
+    let mut expanded: std::collections::HashSet<RecordKey> = keys.iter().cloned().collect();
+    while !frontier.is_empty() || !referred.is_empty() {
+        let mut found: Vec<RecordKey> = Vec::new();
+        // Referrers are loaded to apply their rule; only `cascade` ones go on.
+        for (stream, targets) in push::by_stream(&referred) {
+            let (entities, ids) = key_columns(&targets);
+            let rows = client
+                .query(&select_referrers, &[&stream, &entities, &ids])
+                .await?;
+            for row in &rows {
+                let field: String = row.get(10);
+                let key = RecordKey::new(stream, row.get::<_, String>(0), row.get::<_, String>(1));
+                add_loaded_record(loaded, stream, row);
+                if push::cascades(&job.schema, &key.entity, &field) && expanded.insert(key.clone())
+                {
+                    found.push(key);
+                }
+            }
+        }
+        for (stream, parents) in push::by_stream(&frontier) {
+            let (entities, ids) = key_columns(&parents);
+            let rows = client
+                .query(&select_children, &[&stream, &entities, &ids])
+                .await?;
+            for row in &rows {
+                let key = RecordKey::new(stream, row.get::<_, String>(0), row.get::<_, String>(1));
+                add_loaded_record(loaded, stream, row);
+                if expanded.insert(key.clone()) {
+                    found.push(key);
+                }
+            }
+        }
+        frontier = push::keys_with_children(&job.schema, found.iter());
+        referred = push::keys_with_referrers(&job.schema, found.iter());
+    }
+    Ok(())
 }
 
 impl PostgresStore {
@@ -824,7 +1329,7 @@ impl PostgresStore {
                 .or_default()
                 .push(push::RecordWrite {
                     record: StoredRecord {
-                        key: (r.get(1), r.get(2)),
+                        key: RecordKey::new(r.get(0), r.get::<_, String>(1), r.get::<_, String>(2)),
                         version: 0,
                         deleted: false,
                         doc: r.get(3),
@@ -837,11 +1342,7 @@ impl PostgresStore {
                 });
         }
         for (user_id, writes) in by_user {
-            let plan = PushPlan {
-                writes,
-                ..PushPlan::default()
-            };
-            write_index_rows(&tx, schema, &user_id, &plan).await?;
+            write_index_rows(&tx, schema, &user_id, &writes).await?;
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('rules_indexed', $1)
@@ -863,12 +1364,13 @@ async fn write_index_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     schema: &tandem_protocol::Schema,
     user_id: &str,
-    plan: &PushPlan,
+    writes: &[push::RecordWrite],
 ) -> Result<(), StorageError> {
-    let (cleared, refs, uniques) = push::index_rows(schema, &plan.writes);
+    let (cleared, refs, uniques) = push::index_rows(schema, writes);
     if cleared.is_empty() {
         return Ok(());
     }
+    let cleared: Vec<&RecordKey> = cleared.iter().collect();
     let (entities, ids) = key_columns(&cleared);
     let clear_refs = tx.prepare_cached(CLEAR_REFS).await?;
     let clear_uniques = tx.prepare_cached(CLEAR_UNIQUES).await?;
@@ -906,17 +1408,22 @@ async fn write_index_rows(
 
 /// Adds a row of [`SELECT_RECORDS`], [`SELECT_LIVE_CHILDREN`], [`SELECT_LIVE_REFERRERS`] or
 /// [`SELECT_UNIQUE_HOLDERS`] (their first ten columns); returns its key when it was new.
-fn add_loaded_record(loaded: &mut LoadedState, r: &tokio_postgres::Row) -> Option<RecordKey> {
+fn add_loaded_record(
+    loaded: &mut LoadedState,
+    stream: &str,
+    r: &tokio_postgres::Row,
+) -> Option<RecordKey> {
     let (edited_at, field_times) =
         push::stored_times(r.get::<_, Option<&str>>(8), r.get::<_, Option<&str>>(9));
     let record = StoredRecord {
-        key: (r.get(0), r.get(1)),
+        key: RecordKey::new(stream, r.get::<_, String>(0), r.get::<_, String>(1)),
         version: r.get(2),
         deleted: r.get(3),
         doc: r.get(4),
         parent: r
             .get::<_, Option<String>>(5)
-            .zip(r.get::<_, Option<String>>(6)),
+            .zip(r.get::<_, Option<String>>(6))
+            .map(|(e, i)| RecordKey::new(stream, e, i)),
         edited_at,
         field_times,
     };
@@ -942,58 +1449,98 @@ async fn write_plan(
         .await?;
     let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
 
-    let (replacing, new): (Vec<&push::RecordWrite>, Vec<&push::RecordWrite>) = plan
-        .writes
-        .iter()
-        .partition(|w| stored_seqs.contains_key(&w.record.key));
-    let (new, replacing) = (WriteColumns::from(new), WriteColumns::from(replacing));
-    let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
+    let set_stream_seq = tx
+        .prepare_cached("UPDATE streams SET change_seq = $2 WHERE id = $1")
+        .await?;
+
+    type Step<'f> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send + 'f>>;
+    let by_stream = plan.writes_by_stream();
+    let mut columns = Vec::with_capacity(by_stream.len());
+    let mut payloads = Vec::with_capacity(by_stream.len());
+    for (stream, writes) in &by_stream {
+        let (replacing, new): (Vec<&push::RecordWrite>, Vec<&push::RecordWrite>) = writes
+            .iter()
+            .partition(|w| stored_seqs.contains_key(&w.record.key));
+        let (blocks, deltas) = block_deltas(writes, stored_seqs);
+        columns.push((
+            *stream,
+            WriteColumns::from(new),
+            WriteColumns::from(replacing),
+            blocks,
+            deltas,
+        ));
+        // One notice per stream written (see `events::ChangeNotice`).
+        let seq = if *stream == user_id {
+            plan.last_seq
+        } else {
+            plan.stream_seqs
+                .iter()
+                .find(|(s, _)| s == stream)
+                .map_or(0, |(_, seq)| *seq)
+        };
+        payloads.push(ChangeNotice::payload(stream, seq));
+    }
     let (op_ids, op_versions): (Vec<&str>, Vec<i64>) = plan
         .applied_ops
         .iter()
         .map(|(o, v)| (o.as_str(), *v))
         .unzip();
-    let payload = format!("{user_id}:{}", plan.last_seq);
-    let insert_records = new.write(tx, &insert, user_id, now_ms);
-    let update_records = replacing.write(tx, &upsert, user_id, now_ms);
-    let write_blocks = async {
+    // Every statement goes out at once, pipelined on the transaction's connection.
+    let mut steps: Vec<Step<'_>> = Vec::new();
+    for (stream, new, replacing, blocks, deltas) in &columns {
+        let (insert, upsert, add_blocks) = (&insert, &upsert, &add_blocks);
+        steps.push(Box::pin(async move {
+            new.write(tx, insert, stream, now_ms).await?;
+            Ok(())
+        }));
+        steps.push(Box::pin(async move {
+            replacing.write(tx, upsert, stream, now_ms).await?;
+            Ok(())
+        }));
         if !blocks.is_empty() {
-            tx.execute(&add_blocks, &[&user_id, &blocks, &deltas])
-                .await?;
+            steps.push(Box::pin(async move {
+                tx.execute(add_blocks, &[stream, blocks, deltas]).await?;
+                Ok(())
+            }));
         }
-        Ok(())
-    };
-    let write_ops = async {
-        if !op_ids.is_empty() {
-            tx.execute(&insert_ops, &[&user_id, &op_ids, &op_versions, &now_ms])
+    }
+    if !op_ids.is_empty() {
+        let (insert_ops, op_ids, op_versions) = (&insert_ops, &op_ids, &op_versions);
+        steps.push(Box::pin(async move {
+            tx.execute(insert_ops, &[&user_id, op_ids, op_versions, &now_ms])
                 .await?;
-        }
-        Ok(())
-    };
+            Ok(())
+        }));
+    }
     let seq_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&user_id, &plan.last_seq];
-    let write_seq = async {
-        tx.execute(&set_seq, &seq_params).await?;
+    let set_seq = &set_seq;
+    steps.push(Box::pin(async move {
+        tx.execute(set_seq, &seq_params).await?;
         Ok(())
-    };
-    let send_poke = async {
-        if !plan.writes.is_empty() {
-            tx.query(&notify, &[&CHANGES_CHANNEL, &payload]).await?;
-        }
-        Ok(())
-    };
-    futures_util::try_join!(
-        insert_records,
-        update_records,
-        write_blocks,
-        write_ops,
-        write_seq,
-        send_poke
-    )?;
+    }));
+    for (stream, seq) in &plan.stream_seqs {
+        let set_stream_seq = &set_stream_seq;
+        steps.push(Box::pin(async move {
+            tx.execute(set_stream_seq, &[stream, seq]).await?;
+            Ok(())
+        }));
+    }
+    for payload in &payloads {
+        let notify = &notify;
+        steps.push(Box::pin(async move {
+            tx.query(notify, &[&CHANGES_CHANNEL, payload]).await?;
+            Ok(())
+        }));
+    }
+    futures_util::future::try_join_all(steps).await?;
     Ok(())
 }
 
-fn key_columns(keys: &[RecordKey]) -> (Vec<&str>, Vec<&str>) {
-    keys.iter().map(|(e, i)| (e.as_str(), i.as_str())).unzip()
+fn key_columns<'a>(keys: &[&'a RecordKey]) -> (Vec<&'a str>, Vec<&'a str>) {
+    keys.iter()
+        .map(|k| (k.entity.as_str(), k.id.as_str()))
+        .unzip()
 }
 
 fn change_from_row(r: &tokio_postgres::Row) -> ChangeRow {

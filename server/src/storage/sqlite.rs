@@ -9,13 +9,18 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    block_deltas, group_tail, remaining_after_page, seq_block, ChangeRow, LoadedState, PullPage,
-    PushJob, PushOutcome, RefreshOutcome, StorageError, UserRow, SEQ_BLOCK,
+    block_deltas, group_tail, plan_pull, remaining_after_page, seq_block, stream_read_result,
+    Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage, PullJob, PullPage,
+    PushJob, PushOutcome, Readable, RefreshOutcome, Role, SpaceRow, StorageError, StreamStatus,
+    UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 use tandem_protocol::Schema;
 
 const READERS: usize = 4;
+
+/// Rows of a deleted space deleted per transaction.
+pub const DELETED_SPACE_BATCH: i64 = 10_000;
 
 const MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,6 +93,47 @@ CREATE TABLE IF NOT EXISTS record_uniques (
     PRIMARY KEY (user_id, entity, entity_id, fields)
 );
 CREATE INDEX IF NOT EXISTS record_uniques_by_key ON record_uniques (user_id, entity, fields, key);
+-- Spaces and public collections (docs/design/spaces.md section 4). One row per non-user stream:
+-- its change sequence and purge state (a user's own stream keeps them in `users`).
+CREATE TABLE IF NOT EXISTS streams (
+    id TEXT PRIMARY KEY,
+    change_seq INTEGER NOT NULL DEFAULT 0,
+    purged_seq INTEGER NOT NULL DEFAULT 0,
+    deleted_at INTEGER
+);
+INSERT OR IGNORE INTO streams (id) VALUES ('public');
+CREATE TABLE IF NOT EXISTS spaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    UNIQUE (created_by, request_id)
+);
+CREATE TABLE IF NOT EXISTS members (
+    space_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (space_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, space_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    id TEXT PRIMARY KEY,
+    space_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    invited_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    UNIQUE (space_id, email)
+);
+CREATE INDEX IF NOT EXISTS invitations_by_email ON invitations (email);
+-- Bumped whenever the user's spaces, roles or pending invitations change; never locked by pushes.
+CREATE TABLE IF NOT EXISTS user_epochs (
+    user_id TEXT PRIMARY KEY,
+    account_seq INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 const SELECT_LIVE_REFERRERS: &str =
@@ -166,7 +212,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer connection on the blocking pool.
-    async fn write<T: Send + 'static>(
+    pub(super) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
@@ -179,7 +225,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a reader connection on the blocking pool.
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
@@ -339,28 +385,31 @@ impl SqliteStore {
             let Some((current_seq, purged_seq)) = seqs else {
                 return Ok(None);
             };
+            let mut streams = push::PushStreams::user_only(&job.user_id, current_seq, purged_seq);
+            // Spaces cost only batches that name one. The writer is the lock of every stream
+            // (one writer at a time), so the roles read here hold until commit.
+            let spaces = push::named_spaces(&job.mutations);
+            if !spaces.is_empty() {
+                read_space_streams(&tx, &job.user_id, &spaces, &mut streams)?;
+            }
             let LoadedState {
                 known_ops,
                 records,
                 stored_seqs,
-            } = load_push_state(&tx, &job)?;
+            } = load_push_state(&tx, &job, &streams)?;
             let plan = push::plan_push(
                 &job.schema,
                 job.mutations,
                 known_ops,
                 records,
-                current_seq,
-                purged_seq,
+                &streams,
                 &push::EditStamp {
                     now_ms: job.now_ms,
                     client_id: job.client_id.clone(),
                 },
             );
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
-                return Ok(Some(PushOutcome {
-                    results: plan.results,
-                    new_seq: None,
-                }));
+                return Ok(Some(PushOutcome::unchanged(plan.results)));
             }
             write_plan(
                 &tx,
@@ -371,11 +420,7 @@ impl SqliteStore {
                 job.now_ms,
             )?;
             tx.commit()?;
-            let new_seq = (!plan.writes.is_empty()).then_some(plan.last_seq);
-            Ok(Some(PushOutcome {
-                results: plan.results,
-                new_seq,
-            }))
+            Ok(Some(PushOutcome::written(plan, &job.user_id)))
         })
         .await
     }
@@ -414,7 +459,7 @@ impl SqliteStore {
                     let (user_id, id, doc) = row?;
                     let write = push::RecordWrite {
                         record: StoredRecord {
-                            key: (entity.clone(), id),
+                            key: RecordKey::new(&user_id, entity.clone(), id),
                             version: 0,
                             deleted: false,
                             doc,
@@ -425,11 +470,7 @@ impl SqliteStore {
                         seq: 0,
                         group: None,
                     };
-                    let plan = PushPlan {
-                        writes: vec![write],
-                        ..PushPlan::default()
-                    };
-                    write_index_rows(&tx, &schema, &user_id, &plan)?;
+                    write_index_rows(&tx, &schema, &user_id, &[write])?;
                     count += 1;
                 }
             }
@@ -502,6 +543,107 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn pull_streams(&self, job: PullJob) -> Result<Option<MultiPull>, StorageError> {
+        self.read(move |conn| {
+            // One read transaction: the readable streams, their heads, the rows, the counts and
+            // the account section share a snapshot.
+            let tx = conn.transaction()?;
+            let Some(readable) = readable_in(&tx, &job.user_id)? else {
+                return Ok(None);
+            };
+            let (reads, mut statuses) = match plan_pull(&readable, &job.named) {
+                Ok(planned) => planned,
+                Err(stream) => return Ok(Some(MultiPull::AheadOfHead(stream))),
+            };
+            let mut changes = Vec::new();
+            let mut quota = job.limit as usize;
+            let mut remaining: i64 = 0;
+            let mut page = tx.prepare_cached(&format!(
+                "SELECT {PAGE_COLUMNS} FROM records
+                 WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?;
+            let mut tail = tx.prepare_cached(&format!(
+                "SELECT {PAGE_COLUMNS} FROM records
+                 WHERE user_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq"
+            ))?;
+            for read in &reads {
+                let db = &read.stream.db;
+                if read.stream.head <= read.from {
+                    if let (Some(status), _) = stream_read_result(read, &[], 1) {
+                        statuses.push((read.stream.wire.clone(), status));
+                    }
+                    continue;
+                }
+                if quota == 0 {
+                    remaining += rows_after(&tx, db, read.from)?;
+                    continue;
+                }
+                let mut rows = page
+                    .query_map(params![db, read.from, quota as i64], change_row)?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let asked = quota;
+                // A page never ends inside a group: it runs on to the group's last change.
+                if let (Some(end), Some(last)) = (group_tail(&rows), rows.last().map(|c| c.seq)) {
+                    let more = tail
+                        .query_map(params![db, last, end], change_row)?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    rows.extend(more);
+                }
+                quota = quota.saturating_sub(rows.len());
+                let (status, finished) = stream_read_result(read, &rows, asked);
+                if let Some(status) = status {
+                    statuses.push((read.stream.wire.clone(), status));
+                }
+                if !finished {
+                    let last = rows.last().map_or(read.from, |r| r.seq);
+                    remaining += rows_after(&tx, db, last)?;
+                }
+                changes.extend(rows.into_iter().map(|r| (read.stream.wire.clone(), r)));
+            }
+            let mut expired = false;
+            for (wire, status) in &statuses {
+                if *status == StreamStatus::Expired {
+                    expired = true;
+                    if let Some(r) = readable.iter().find(|r| &r.wire == wire) {
+                        remaining += rows_after(&tx, &r.db, 0)?;
+                    }
+                }
+            }
+            let account = account_if_changed(&tx, &job)?;
+            let remaining = remaining.max(0) as u64;
+            Ok(Some(MultiPull::Page(MultiPullPage {
+                changes,
+                streams: statuses,
+                remaining,
+                has_more: remaining > 0 || expired,
+                account,
+            })))
+        })
+        .await
+    }
+
+    pub async fn account(&self, user_id: &str, now_ms: i64) -> Result<Account, StorageError> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| {
+            let tx = conn.transaction()?;
+            read_account(&tx, &user_id, now_ms)
+        })
+        .await
+    }
+
+    pub async fn readable_streams(&self, user_id: &str) -> Result<Vec<String>, StorageError> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| {
+            let tx = conn.transaction()?;
+            Ok(readable_in(&tx, &user_id)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.db)
+                .collect())
+        })
+        .await
+    }
+
     pub async fn latest_seq(&self, user_id: &str) -> Result<i64, StorageError> {
         let user_id = user_id.to_string();
         self.read(move |conn| {
@@ -527,6 +669,14 @@ impl SqliteStore {
                  WHERE id IN (SELECT user_id FROM records WHERE deleted = 1 AND updated_at < ?1)",
                 [tombstones_before_ms],
             )?;
+            // Streams (public, spaces) raise their own purge state: an expired cursor expires
+            // its stream only.
+            tx.execute(
+                "UPDATE streams SET purged_seq = max(purged_seq, (SELECT max(seq) FROM records r
+                     WHERE r.user_id = streams.id AND r.deleted = 1 AND r.updated_at < ?1))
+                 WHERE id IN (SELECT user_id FROM records WHERE deleted = 1 AND updated_at < ?1)",
+                [tombstones_before_ms],
+            )?;
             uncount_doomed_tombstones(&tx, tombstones_before_ms)?;
             let purged = tx.execute(
                 "DELETE FROM records WHERE deleted = 1 AND updated_at < ?1",
@@ -538,6 +688,52 @@ impl SqliteStore {
             Ok(purged as u64)
         })
         .await
+    }
+}
+
+impl SqliteStore {
+    /// Deletes the records of deleted spaces, [`DELETED_SPACE_BATCH`] rows per transaction (so
+    /// the writer is never held long), then each space's stream row. Returns the rows deleted.
+    pub async fn purge_deleted_spaces(&self) -> Result<u64, StorageError> {
+        let mut total = 0u64;
+        loop {
+            let (deleted, more) = self
+                .write(|conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let stream: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM streams WHERE deleted_at IS NOT NULL ORDER BY id LIMIT 1",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    let Some(stream) = stream else {
+                        return Ok((0, false));
+                    };
+                    let mut deleted = 0usize;
+                    for table in ["records", "record_refs", "record_uniques"] {
+                        deleted += tx.execute(
+                            &format!(
+                                "DELETE FROM {table} WHERE rowid IN
+                                 (SELECT rowid FROM {table} WHERE user_id = ?1 LIMIT ?2)"
+                            ),
+                            params![stream, DELETED_SPACE_BATCH],
+                        )?;
+                    }
+                    if deleted == 0 {
+                        tx.execute("DELETE FROM seq_blocks WHERE user_id = ?1", [&stream])?;
+                        tx.execute("DELETE FROM streams WHERE id = ?1", [&stream])?;
+                        tracing::info!(stream = %stream, "purged a deleted space");
+                    }
+                    tx.commit()?;
+                    Ok((deleted as u64, true))
+                })
+                .await?;
+            total += deleted;
+            if !more {
+                return Ok(total);
+            }
+        }
     }
 }
 
@@ -582,6 +778,128 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// The streams `user_id` may read, in page order (`user`, `public`, spaces by id) with their
+/// heads and purge states; `None` when the user does not exist.
+fn readable_in(conn: &Connection, user_id: &str) -> Result<Option<Vec<Readable>>, StorageError> {
+    let seqs: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT change_seq, purged_seq FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((head, purged_seq)) = seqs else {
+        return Ok(None);
+    };
+    let mut readable = vec![Readable {
+        wire: "user".into(),
+        db: user_id.to_string(),
+        head,
+        purged_seq,
+    }];
+    let mut streams = conn.prepare_cached(
+        "SELECT id, change_seq, purged_seq FROM streams WHERE id = 'public'
+         UNION ALL
+         SELECT * FROM (SELECT s.id, s.change_seq, s.purged_seq FROM members m
+             JOIN streams s ON s.id = 'space:' || m.space_id
+             WHERE m.user_id = ?1 AND s.deleted_at IS NULL ORDER BY m.space_id)",
+    )?;
+    let rows = streams.query_map([user_id], |r| {
+        let id: String = r.get(0)?;
+        Ok(Readable {
+            wire: id.clone(),
+            db: id,
+            head: r.get(1)?,
+            purged_seq: r.get(2)?,
+        })
+    })?;
+    for row in rows {
+        readable.push(row?);
+    }
+    Ok(Some(readable))
+}
+
+/// The account section, when the client's `accountSeq` differs from the user's.
+fn account_if_changed(conn: &Connection, job: &PullJob) -> Result<Option<Account>, StorageError> {
+    let seq = account_seq(conn, &job.user_id)?;
+    if job.account_seq == Some(seq) {
+        return Ok(None);
+    }
+    read_account(conn, &job.user_id, job.now_ms).map(Some)
+}
+
+fn account_seq(conn: &Connection, user_id: &str) -> Result<i64, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT account_seq FROM user_epochs WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// The user's spaces (live ones they are a member of) and pending invitations (to their
+/// account's email, not expired at `now_ms`), with the account sequence, in one snapshot.
+fn read_account(conn: &Connection, user_id: &str, now_ms: i64) -> Result<Account, StorageError> {
+    let account_seq = account_seq(conn, user_id)?;
+    let spaces = conn
+        .prepare_cached(
+            "SELECT sp.id, sp.name, m.role,
+                    (SELECT count(*) FROM members c WHERE c.space_id = sp.id), sp.created_at
+             FROM members m JOIN spaces sp ON sp.id = m.space_id
+             JOIN streams s ON s.id = 'space:' || m.space_id
+             WHERE m.user_id = ?1 AND s.deleted_at IS NULL ORDER BY sp.id",
+        )?
+        .query_map([user_id], |r| {
+            Ok(SpaceRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                role: role_column(r, 2)?,
+                member_count: r.get(3)?,
+                created_at_ms: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let invitations = conn
+        .prepare_cached(
+            "SELECT i.id, i.space_id, sp.name, i.email, i.role, coalesce(u.email, ''),
+                    i.created_at, i.expires_at
+             FROM users me JOIN invitations i ON i.email = me.email
+             JOIN spaces sp ON sp.id = i.space_id
+             LEFT JOIN users u ON u.id = i.invited_by
+             WHERE me.id = ?1 AND i.expires_at > ?2 ORDER BY i.created_at, i.id",
+        )?
+        .query_map(params![user_id, now_ms], invitation_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Account {
+        account_seq,
+        spaces,
+        invitations,
+    })
+}
+
+/// A role stored in column `i`; an unknown text is a storage failure, never a silent role.
+pub(crate) fn role_column(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Role> {
+    let text: String = r.get(i)?;
+    Role::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown role {text:?}").into(),
+        )
+    })
+}
+
+/// An invitation from the columns id, space_id, space name, email, role, inviter's email,
+/// created_at, expires_at.
+pub(crate) fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRow> {
+    Ok(InvitationRow {
+        id: r.get(0)?,
+        space_id: r.get(1)?,
+        space_name: r.get(2)?,
+        email: r.get(3)?,
+        role: role_column(r, 4)?,
+        invited_by_email: r.get(5)?,
+        created_at_ms: r.get(6)?,
+        expires_at_ms: r.get(7)?,
+    })
+}
+
 /// Takes the tombstones about to be purged out of their blocks' counts.
 fn uncount_doomed_tombstones(
     conn: &Connection,
@@ -618,16 +936,51 @@ fn write_plan(
     stored_seqs: &HashMap<RecordKey, i64>,
     now_ms: i64,
 ) -> Result<(), StorageError> {
-    write_index_rows(conn, schema, user_id, plan)?;
     let mut upsert = conn.prepare_cached(UPSERT_RECORD)?;
-    for w in &plan.writes {
+    let mut add_block = conn.prepare_cached(ADD_BLOCK_DELTA)?;
+    for (stream, writes) in plan.writes_by_stream() {
+        write_index_rows(conn, schema, stream, writes)?;
+        for w in writes {
+            upsert_write(&mut upsert, stream, w, now_ms)?;
+        }
+        let (blocks, deltas) = block_deltas(writes, stored_seqs);
+        for (block, delta) in blocks.iter().zip(&deltas) {
+            add_block.execute(params![stream, block, delta])?;
+        }
+    }
+    let mut insert_op = conn.prepare_cached(
+        "INSERT INTO ops (user_id, op_id, version, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    )?;
+    for (op_id, version) in &plan.applied_ops {
+        insert_op.execute(params![user_id, op_id, version, now_ms])?;
+    }
+    conn.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
+        .execute(params![user_id, plan.last_seq])?;
+    if !plan.stream_seqs.is_empty() {
+        let mut set_seq =
+            conn.prepare_cached("UPDATE streams SET change_seq = ?2 WHERE id = ?1")?;
+        for (stream, seq) in &plan.stream_seqs {
+            set_seq.execute(params![stream, seq])?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one record's new state into `stream`.
+fn upsert_write(
+    upsert: &mut rusqlite::CachedStatement<'_>,
+    stream: &str,
+    w: &push::RecordWrite,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    {
         let r = &w.record;
-        let (parent_entity, parent_id) = r.parent.clone().unzip();
+        let (parent_entity, parent_id) = r.parent.clone().map(|p| (p.entity, p.id)).unzip();
         let (group_id, group_end) = w.group.clone().unzip();
         upsert.execute(params![
-            user_id,
-            r.key.0,
-            r.key.1,
+            stream,
+            r.key.entity,
+            r.key.id,
             r.version,
             r.deleted,
             r.doc,
@@ -641,19 +994,40 @@ fn write_plan(
             r.field_times_json(),
         ])?;
     }
-    let (blocks, deltas) = block_deltas(&plan.writes, stored_seqs);
-    let mut add_block = conn.prepare_cached(ADD_BLOCK_DELTA)?;
-    for (block, delta) in blocks.iter().zip(&deltas) {
-        add_block.execute(params![user_id, block, delta])?;
-    }
-    let mut insert_op = conn.prepare_cached(
-        "INSERT INTO ops (user_id, op_id, version, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    Ok(())
+}
+
+/// Reads, for a batch naming `spaces` (stream keys, sorted), each existing stream's sequence and
+/// purge state and the pusher's role in each live space they are a member of.
+fn read_space_streams(
+    conn: &Connection,
+    user_id: &str,
+    spaces: &[String],
+    streams: &mut push::PushStreams,
+) -> Result<(), StorageError> {
+    let mut seqs =
+        conn.prepare_cached("SELECT change_seq, purged_seq FROM streams WHERE id = ?1")?;
+    let mut role = conn.prepare_cached(
+        "SELECT m.role FROM members m JOIN streams s ON s.id = ?1
+         WHERE m.space_id = ?2 AND m.user_id = ?3 AND s.deleted_at IS NULL",
     )?;
-    for (op_id, version) in &plan.applied_ops {
-        insert_op.execute(params![user_id, op_id, version, now_ms])?;
+    for stream in spaces {
+        let Some(space_id) = push::space_of_stream(stream) else {
+            continue;
+        };
+        if let Some(seq) = seqs
+            .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        {
+            streams.seqs.insert(stream.clone(), seq);
+        }
+        let found: Option<String> = role
+            .query_row(params![stream, space_id, user_id], |r| r.get(0))
+            .optional()?;
+        if let Some(found) = found.as_deref().and_then(super::Role::parse) {
+            streams.roles.insert(stream.clone(), found);
+        }
     }
-    conn.prepare_cached("UPDATE users SET change_seq = ?2 WHERE id = ?1")?
-        .execute(params![user_id, plan.last_seq])?;
     Ok(())
 }
 
@@ -678,9 +1052,9 @@ fn write_index_rows(
     conn: &Connection,
     schema: &Schema,
     user_id: &str,
-    plan: &PushPlan,
+    writes: &[push::RecordWrite],
 ) -> Result<(), StorageError> {
-    let (cleared, refs, uniques) = push::index_rows(schema, &plan.writes);
+    let (cleared, refs, uniques) = push::index_rows(schema, writes);
     if cleared.is_empty() {
         return Ok(());
     }
@@ -690,9 +1064,9 @@ fn write_index_rows(
     let mut clear_uniques = conn.prepare_cached(
         "DELETE FROM record_uniques WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3",
     )?;
-    for (entity, id) in &cleared {
-        clear_refs.execute(params![user_id, entity, id])?;
-        clear_uniques.execute(params![user_id, entity, id])?;
+    for key in &cleared {
+        clear_refs.execute(params![user_id, key.entity, key.id])?;
+        clear_uniques.execute(params![user_id, key.entity, key.id])?;
     }
     let mut insert_ref = conn.prepare_cached(
         "INSERT INTO record_refs (user_id, entity, entity_id, field, target_entity, target_id)
@@ -754,51 +1128,49 @@ fn insert_refresh_token(
 }
 
 /// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
-/// when it deletes, their live descendants level by level.
-fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, StorageError> {
+/// when it deletes, their live descendants level by level; of streams the pusher may write only.
+fn load_push_state(
+    conn: &Connection,
+    job: &PushJob,
+    streams: &push::PushStreams,
+) -> Result<LoadedState, StorageError> {
     let mut loaded = LoadedState {
         known_ops: load_known_ops(conn, job)?,
         records: HashMap::new(),
         stored_seqs: HashMap::new(),
     };
-    let keys = push::keys_to_load(&job.schema, &job.mutations);
+    let writable = |stream: &str| streams.may_write(stream);
+    let keys = push::keys_to_load(&job.schema, &job.user_id, &job.mutations, writable);
     let mut select = conn.prepare_cached(SELECT_RECORD)?;
     for key in &keys {
         let found = select
-            .query_row(params![job.user_id, key.0, key.1], |r| {
+            .query_row(params![key.stream, key.entity, key.id], |r| {
+                let (edited_at, field_times) = push::stored_times(
+                    r.get::<_, Option<String>>(6)?.as_deref(),
+                    r.get::<_, Option<String>>(7)?.as_deref(),
+                );
                 let record = StoredRecord {
                     key: key.clone(),
                     version: r.get(0)?,
                     deleted: r.get(1)?,
                     doc: r.get(2)?,
-                    parent: parent_of(r.get(3)?, r.get(4)?),
-                    edited_at: None,
-                    field_times: Default::default(),
+                    parent: parent_of(&key.stream, r.get(3)?, r.get(4)?),
+                    edited_at,
+                    field_times,
                 };
-                let (edited_at, field_times) = push::stored_times(
-                    r.get::<_, Option<String>>(6)?.as_deref(),
-                    r.get::<_, Option<String>>(7)?.as_deref(),
-                );
-                Ok((
-                    StoredRecord {
-                        edited_at,
-                        field_times,
-                        ..record
-                    },
-                    r.get(5)?,
-                ))
+                Ok((record, r.get(5)?))
             })
             .optional()?;
         if let Some((record, seq)) = found {
             loaded.add(record, seq);
         }
     }
-    let probes = push::unique_probes(&job.schema, &job.mutations);
+    let probes = push::unique_probes(&job.schema, &job.user_id, &job.mutations, writable);
     if !probes.is_empty() {
         let mut select = conn.prepare_cached(SELECT_UNIQUE_HOLDERS)?;
-        for (entity, fields, key) in &probes {
-            let rows = select.query_map(params![job.user_id, entity, fields, key], |r| {
-                Ok((live_record_of(r)?, r.get(6)?))
+        for (stream, entity, fields, key) in &probes {
+            let rows = select.query_map(params![stream, entity, fields, key], |r| {
+                Ok((live_record_of(stream, r)?, r.get(6)?))
             })?;
             for row in rows {
                 let (record, seq) = row?;
@@ -812,19 +1184,19 @@ fn load_push_state(conn: &Connection, job: &PushJob) -> Result<LoadedState, Stor
     Ok(loaded)
 }
 
-/// A live record from the columns [`SELECT_LIVE_CHILDREN`], [`SELECT_LIVE_REFERRERS`] and
-/// [`SELECT_UNIQUE_HOLDERS`] share (the sequence number, column 6, is read by the caller).
-fn live_record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+/// A live record of `stream` from the columns [`SELECT_LIVE_CHILDREN`], [`SELECT_LIVE_REFERRERS`]
+/// and [`SELECT_UNIQUE_HOLDERS`] share (the sequence number, column 6, is read by the caller).
+fn live_record_of(stream: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
     let (edited_at, field_times) = push::stored_times(
         r.get::<_, Option<String>>(7)?.as_deref(),
         r.get::<_, Option<String>>(8)?.as_deref(),
     );
     Ok(StoredRecord {
-        key: (r.get(0)?, r.get(1)?),
+        key: RecordKey::new(stream, r.get::<_, String>(0)?, r.get::<_, String>(1)?),
         version: r.get(2)?,
         deleted: false,
         doc: r.get(3)?,
-        parent: parent_of(r.get(4)?, r.get(5)?),
+        parent: parent_of(stream, r.get(4)?, r.get(5)?),
         edited_at,
         field_times,
     })
@@ -845,7 +1217,8 @@ fn load_known_ops(conn: &Connection, job: &PushJob) -> Result<HashMap<String, i6
     Ok(known_ops)
 }
 
-/// Adds the live descendants of `keys`, level by level, to what a push deleting them judges against.
+/// Adds the live descendants of `keys`, level by level, to what a push deleting them judges
+/// against (each in its key's own stream).
 fn load_live_descendants(
     conn: &Connection,
     job: &PushJob,
@@ -862,26 +1235,29 @@ fn load_live_descendants(
         // Referrers are loaded to apply their rule; only `cascade` ones go on to their own
         // descendants and referrers.
         for target in &referred {
-            let rows =
-                select_referrers.query_map(params![job.user_id, target.0, target.1], |r| {
+            let rows = select_referrers.query_map(
+                params![target.stream, target.entity, target.id],
+                |r| {
                     Ok((
-                        live_record_of(r)?,
+                        live_record_of(&target.stream, r)?,
                         r.get::<_, i64>(6)?,
                         r.get::<_, String>(9)?,
                     ))
-                })?;
+                },
+            )?;
             for row in rows {
                 let (record, seq, field) = row?;
                 let key = record.key.clone();
                 loaded.add(record, seq);
-                if push::cascades(&job.schema, &key.0, &field) && expanded.insert(key.clone()) {
+                if push::cascades(&job.schema, &key.entity, &field) && expanded.insert(key.clone())
+                {
                     found.push(key);
                 }
             }
         }
         for parent in &frontier {
-            let rows = select.query_map(params![job.user_id, parent.0, parent.1], |r| {
-                Ok((live_record_of(r)?, r.get(6)?))
+            let rows = select.query_map(params![parent.stream, parent.entity, parent.id], |r| {
+                Ok((live_record_of(&parent.stream, r)?, r.get(6)?))
             })?;
             for row in rows {
                 let (record, seq) = row?;
@@ -898,6 +1274,6 @@ fn load_live_descendants(
     Ok(())
 }
 
-fn parent_of(entity: Option<String>, id: Option<String>) -> Option<RecordKey> {
-    entity.zip(id)
+fn parent_of(stream: &str, entity: Option<String>, id: Option<String>) -> Option<RecordKey> {
+    entity.zip(id).map(|(e, i)| RecordKey::new(stream, e, i))
 }

@@ -1,0 +1,278 @@
+//! What the membership primitives of both backends share: the limits, the ids they generate, the
+//! invitation lifetime and the space-name rule. The primitives themselves are further `impl`
+//! blocks of the backends (`storage/spaces_sqlite.rs`, `storage/spaces_postgres.rs`); each locks
+//! as docs/design/spaces.md §4 says and reads the caller's membership in the same transaction.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+
+use crate::storage::{
+    InvitationRow, MemberRow, Role, SpaceOutcome, SpaceRow, Storage, StorageError,
+};
+
+/// How long an invitation stays valid: 14 days from its (last) sending.
+pub const INVITATION_TTL_MS: i64 = 14 * 24 * 3600 * 1000;
+
+/// Longest space name, in code points.
+pub const MAX_SPACE_NAME_CHARS: usize = 200;
+
+/// The op user of admin writes and imports (`ops.user_id`; never a user id, which is a UUID).
+pub const ADMIN_OP_USER: &str = "admin";
+
+/// The limits of docs/design/spaces.md §5 (`--max-spaces-per-user`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceLimits {
+    /// Memberships per user (create and accept check it).
+    pub spaces_per_user: i64,
+    /// Members per space (accept checks it).
+    pub members_per_space: i64,
+    /// Pending invitations per space (invite checks it).
+    pub invitations_per_space: i64,
+}
+
+impl Default for SpaceLimits {
+    fn default() -> Self {
+        Self {
+            spaces_per_user: 1000,
+            members_per_space: 10_000,
+            invitations_per_space: 1000,
+        }
+    }
+}
+
+/// A new space id: a UUID v7 (time-ordered, so spaces list in creation order by id).
+pub fn new_space_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A new invitation id: 128 random bits, URL-safe base64 (22 characters, within the id rule).
+pub fn new_invitation_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The stream key of space `space_id` in the database (`records.user_id`, `streams.id`).
+pub fn space_stream(space_id: &str) -> String {
+    format!("space:{space_id}")
+}
+
+/// A space name as stored (trimmed), or why it is refused: 1..200 code points after trimming,
+/// no control characters.
+pub fn check_space_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err("name must not be empty".into());
+    }
+    if chars > MAX_SPACE_NAME_CHARS {
+        return Err(format!(
+            "name must have at most {MAX_SPACE_NAME_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name must not contain control characters".into());
+    }
+    Ok(name.to_string())
+}
+
+/// `SpaceOutcome::Done` of a call that changed accounts, with the users concerned: their
+/// `user_epochs` rose in the same transaction, and they are to be poked `{"account": true}`.
+pub type Changed<T> = SpaceOutcome<(T, Vec<String>)>;
+
+/// The membership primitives of both backends (docs/design/spaces.md §4). Each locks as the lock
+/// order says and reads the caller's membership in the transaction that acts; "not a member" is
+/// `NotFound`, checked before anything about the target member or invitation.
+impl Storage {
+    /// Creates a space owned by `user_id`; the same `request_id` again answers the same space
+    /// (`false`: not created now).
+    pub async fn create_space(
+        &self,
+        user_id: &str,
+        name: &str,
+        request_id: &str,
+        now_ms: i64,
+        limits: SpaceLimits,
+    ) -> Result<SpaceOutcome<(SpaceRow, bool)>, StorageError> {
+        match self {
+            Self::Sqlite(s) => {
+                s.create_space(user_id, name, request_id, now_ms, limits)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.create_space(user_id, name, request_id, now_ms, limits)
+                    .await
+            }
+        }
+    }
+
+    /// Renames a space (owner); every member's account changes.
+    pub async fn rename_space(
+        &self,
+        user_id: &str,
+        space_id: &str,
+        name: &str,
+    ) -> Result<Changed<SpaceRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.rename_space(user_id, space_id, name).await,
+            Self::Postgres(s) => s.rename_space(user_id, space_id, name).await,
+        }
+    }
+
+    /// Deletes a space (owner): `streams.deleted_at` is set, members, invitations and the space
+    /// row go; the records are purged later in the background.
+    pub async fn delete_space(
+        &self,
+        user_id: &str,
+        space_id: &str,
+        now_ms: i64,
+    ) -> Result<Changed<()>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.delete_space(user_id, space_id, now_ms).await,
+            Self::Postgres(s) => s.delete_space(user_id, space_id, now_ms).await,
+        }
+    }
+
+    /// The members of a space (any member may list them).
+    pub async fn members(
+        &self,
+        user_id: &str,
+        space_id: &str,
+    ) -> Result<SpaceOutcome<Vec<MemberRow>>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.members(user_id, space_id).await,
+            Self::Postgres(s) => s.members(user_id, space_id).await,
+        }
+    }
+
+    /// Changes a member's role (owner); the last owner cannot be demoted.
+    pub async fn set_role(
+        &self,
+        user_id: &str,
+        space_id: &str,
+        member_id: &str,
+        role: Role,
+    ) -> Result<Changed<MemberRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.set_role(user_id, space_id, member_id, role).await,
+            Self::Postgres(s) => s.set_role(user_id, space_id, member_id, role).await,
+        }
+    }
+
+    /// Removes a member (owner), or leaves (`member_id == user_id`, anyone but the last owner).
+    pub async fn remove_member(
+        &self,
+        user_id: &str,
+        space_id: &str,
+        member_id: &str,
+    ) -> Result<Changed<()>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.remove_member(user_id, space_id, member_id).await,
+            Self::Postgres(s) => s.remove_member(user_id, space_id, member_id).await,
+        }
+    }
+
+    /// Invites `email` (trimmed, lower-cased) with `role` (owner); again: role and expiry renewed.
+    pub async fn invite(
+        &self,
+        user_id: &str,
+        space_id: &str,
+        email: &str,
+        role: Role,
+        now_ms: i64,
+        limits: SpaceLimits,
+    ) -> Result<Changed<InvitationRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => {
+                s.invite(user_id, space_id, email, role, now_ms, limits)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.invite(user_id, space_id, email, role, now_ms, limits)
+                    .await
+            }
+        }
+    }
+
+    /// The space's pending invitations (owner).
+    pub async fn space_invitations(
+        &self,
+        user_id: &str,
+        space_id: &str,
+        now_ms: i64,
+    ) -> Result<SpaceOutcome<Vec<InvitationRow>>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.space_invitations(user_id, space_id, now_ms).await,
+            Self::Postgres(s) => s.space_invitations(user_id, space_id, now_ms).await,
+        }
+    }
+
+    /// Revokes a pending invitation (owner).
+    pub async fn revoke_invitation(
+        &self,
+        user_id: &str,
+        space_id: &str,
+        invitation_id: &str,
+    ) -> Result<Changed<()>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.revoke_invitation(user_id, space_id, invitation_id).await,
+            Self::Postgres(s) => s.revoke_invitation(user_id, space_id, invitation_id).await,
+        }
+    }
+
+    /// Accepts an invitation addressed to the caller's account email; a retry answers the space.
+    pub async fn accept_invitation(
+        &self,
+        user_id: &str,
+        invitation_id: &str,
+        now_ms: i64,
+        limits: SpaceLimits,
+    ) -> Result<Changed<SpaceRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => {
+                s.accept_invitation(user_id, invitation_id, now_ms, limits)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.accept_invitation(user_id, invitation_id, now_ms, limits)
+                    .await
+            }
+        }
+    }
+
+    /// Declines an invitation addressed to the caller's account email.
+    pub async fn decline_invitation(
+        &self,
+        user_id: &str,
+        invitation_id: &str,
+        now_ms: i64,
+    ) -> Result<Changed<()>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.decline_invitation(user_id, invitation_id, now_ms).await,
+            Self::Postgres(s) => s.decline_invitation(user_id, invitation_id, now_ms).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(check_space_name("  Family ").unwrap(), "Family");
+        assert!(check_space_name("   ").is_err());
+        assert!(check_space_name(&"é".repeat(200)).is_ok());
+        assert!(check_space_name(&"é".repeat(201)).is_err());
+        assert!(check_space_name("a\nb").is_err());
+    }
+
+    #[test]
+    fn invitation_ids_follow_the_id_rule() {
+        let id = new_invitation_id();
+        assert_eq!(id.len(), 22);
+        assert!(tandem_protocol::is_valid_id(&id));
+        assert_ne!(id, new_invitation_id());
+    }
+}
