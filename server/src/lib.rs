@@ -232,6 +232,10 @@ impl Purger {
         if purged > 0 {
             tracing::info!(tombstones = purged, "purged old tombstones");
         }
+        let space_rows = self.storage.purge_deleted_spaces().await?;
+        if space_rows > 0 {
+            tracing::info!(rows = space_rows, "purged records of deleted spaces");
+        }
         Ok(purged)
     }
 }

@@ -5,16 +5,22 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
+
+use axum::response::{IntoResponse, Response};
 use tandem_protocol::{
-    group_spans, is_valid_id, Hlc, MutationType, PullRequest, PushRequest, PushResponse, Scope,
-    StreamKey, DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
+    group_spans, is_valid_id, AccountOut, Hlc, InvitationOut, MutationType, PullForm, PullRequest,
+    PushRequest, PushResponse, Scope, SpaceOut, StreamEntry, StreamKey, StreamPullRequest,
+    DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
 };
 
 use super::{AuthUser, JsonBody, SharedState};
 use crate::clock::{is_rfc3339, rfc3339_from_ms};
 use crate::cursor::Cursor;
 use crate::error::ApiError;
-use crate::storage::{ChangeRow, PushJob};
+use crate::storage::{
+    Account, ChangeRow, InvitationRow, MultiPull, PullJob, PushJob, SpaceRow, StreamStatus,
+};
 
 /// `POST /sync/v1/push`.
 pub async fn push(
@@ -147,11 +153,29 @@ fn id_rule(field: &str) -> String {
     format!("{field} must be 1..{MAX_ID_LEN} characters of [A-Za-z0-9_.:-]")
 }
 
-/// `POST /sync/v1/pull`.
+/// `POST /sync/v1/pull`: the cursor form (`{"cursor", "limit"}`, the user's own stream, answered
+/// as before spaces) or the stream form (`{"streams", "accountSeq", "limit"}`, every stream the
+/// user may read).
 pub async fn pull(
     State(state): State<SharedState>,
     user: AuthUser,
-    JsonBody(request): JsonBody<PullRequest>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let form = PullForm::from_value(body)
+        .map_err(|e| ApiError::invalid_request(format!("malformed request body: {e}")))?;
+    match form {
+        PullForm::Cursor(request) => Ok(pull_cursor(&state, &user, request).await?.into_response()),
+        PullForm::Streams(request) => {
+            Ok(pull_streams(&state, &user, request).await?.into_response())
+        }
+    }
+}
+
+/// The cursor form: the user's own stream, exactly as before spaces.
+async fn pull_cursor(
+    state: &SharedState,
+    user: &AuthUser,
+    request: PullRequest,
 ) -> Result<Json<PullOut>, ApiError> {
     let limit = page_limit(request.limit)?;
     let cursor = match &request.cursor {
@@ -201,6 +225,142 @@ pub async fn pull(
     }))
 }
 
+/// The stream form: a page of every stream the user may read (docs/protocol.md, "Spaces and
+/// public collections"). Cursors are checked first (a cursor not issued to this user for that
+/// stream fails the request, whatever the stream); then, in the page's snapshot, a named stream
+/// the user may not read is `gone`, one a purge passed `expired` (that stream only).
+async fn pull_streams(
+    state: &SharedState,
+    user: &AuthUser,
+    request: StreamPullRequest,
+) -> Result<Json<StreamPullOut>, ApiError> {
+    let limit = page_limit(request.limit)?;
+    let mut named = HashMap::with_capacity(request.streams.len());
+    for (stream, text) in &request.streams {
+        let cursor = match text {
+            None => None,
+            Some(text) => Some(
+                state
+                    .cursors
+                    .decode_stream(&user.user_id, stream, text)
+                    .ok_or_else(|| {
+                        ApiError::invalid_request(format!(
+                            "the cursor of {stream} was not issued to this user for this stream by this server"
+                        ))
+                    })?,
+            ),
+        };
+        named.insert(stream.as_wire(), cursor);
+    }
+    let now_ms = state.clock.now_ms();
+    let job = PullJob {
+        user_id: user.user_id.clone(),
+        named,
+        account_seq: request.account_seq,
+        limit,
+        now_ms,
+    };
+    let page = match state
+        .storage
+        .pull_streams(job)
+        .await?
+        .ok_or_else(ApiError::account_gone)?
+    {
+        MultiPull::Page(page) => page,
+        MultiPull::AheadOfHead(stream) => {
+            return Err(ApiError::invalid_request(format!(
+                "the cursor of {stream} is ahead of that stream's changes"
+            )))
+        }
+    };
+    let mut streams = BTreeMap::new();
+    for (wire, status) in page.streams {
+        let Some(key) = StreamKey::parse(&wire) else {
+            continue;
+        };
+        let entry = match status {
+            StreamStatus::Ok(cursor) => {
+                StreamEntry::ok(state.cursors.encode_stream(&user.user_id, &key, cursor))
+            }
+            StreamStatus::Gone => {
+                tracing::info!(user_id = %user.user_id, stream = %wire, code = "gone", "pull: stream not readable");
+                StreamEntry::gone()
+            }
+            StreamStatus::Expired => StreamEntry::expired(),
+        };
+        streams.insert(key, entry);
+    }
+    let changes = page
+        .changes
+        .into_iter()
+        .map(|(wire, row)| {
+            let space = wire
+                .strip_prefix(tandem_protocol::SPACE_STREAM_PREFIX)
+                .map(str::to_string);
+            change_out(row).map(|c| ChangeOut { space, ..c })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(StreamPullOut {
+        changes,
+        streams,
+        has_more: page.has_more,
+        remaining: page.remaining,
+        account: page.account.map(account_out),
+        server_time: server_time(now_ms),
+    }))
+}
+
+/// The wire form of a space as its member sees it.
+pub(crate) fn space_out(row: SpaceRow) -> SpaceOut {
+    SpaceOut {
+        id: row.id,
+        name: row.name,
+        role: row.role.into(),
+        member_count: row.member_count,
+        created_at: rfc3339_from_ms(row.created_at_ms),
+    }
+}
+
+/// The wire form of a pending invitation as its invitee sees it.
+pub(crate) fn invitation_out(row: InvitationRow) -> InvitationOut {
+    InvitationOut {
+        id: row.id,
+        space_id: row.space_id,
+        space_name: row.space_name,
+        role: row.role.into(),
+        invited_by: row.invited_by_email,
+        created_at: rfc3339_from_ms(row.created_at_ms),
+        expires_at: rfc3339_from_ms(row.expires_at_ms),
+    }
+}
+
+/// The wire form of the account section (and of `GET /sync/v1/account`).
+pub(crate) fn account_out(account: Account) -> AccountOut {
+    AccountOut {
+        account_seq: account.account_seq,
+        spaces: account.spaces.into_iter().map(space_out).collect(),
+        invitations: account
+            .invitations
+            .into_iter()
+            .map(invitation_out)
+            .collect(),
+    }
+}
+
+/// A stream-form pull answer that embeds stored documents as they are (the wire shape is
+/// `tandem_protocol::StreamPullResponse`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamPullOut {
+    changes: Vec<ChangeOut>,
+    streams: BTreeMap<StreamKey, StreamEntry>,
+    has_more: bool,
+    remaining: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<AccountOut>,
+    server_time: Hlc,
+}
+
 fn page_limit(limit: Option<i64>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_PULL_LIMIT),
@@ -228,6 +388,9 @@ pub struct PullOut {
 struct ChangeOut {
     entity: String,
     entity_id: String,
+    /// Space records only: the space they belong to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    space: Option<String>,
     version: i64,
     deleted: bool,
     doc: Option<Box<RawValue>>,
@@ -254,6 +417,7 @@ fn change_out(row: ChangeRow) -> Result<ChangeOut, ApiError> {
         edited_at: row.edited_at,
         entity: row.entity,
         entity_id: row.entity_id,
+        space: None,
         version: row.version,
         deleted: row.deleted,
         doc,

@@ -703,8 +703,9 @@ impl Storage {
         }
     }
 
-    /// Deletes tombstones last changed before `tombstones_before_ms` (raising each user's
-    /// `purged_seq`) and op ids older than `ops_before_ms`. Returns the tombstones purged.
+    /// Deletes tombstones last changed before `tombstones_before_ms` (raising the `purged_seq`
+    /// of each user and each stream that had one) and op ids older than `ops_before_ms`. Returns
+    /// the tombstones purged.
     pub async fn purge(
         &self,
         tombstones_before_ms: i64,
@@ -713,6 +714,15 @@ impl Storage {
         match self {
             Self::Sqlite(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
             Self::Postgres(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
+        }
+    }
+
+    /// Deletes the records of deleted spaces in the background (10,000 rows per transaction),
+    /// then their stream rows. Returns the rows deleted.
+    pub async fn purge_deleted_spaces(&self) -> Result<u64, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.purge_deleted_spaces().await,
+            Self::Postgres(s) => s.purge_deleted_spaces().await,
         }
     }
 }

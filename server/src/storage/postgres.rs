@@ -28,6 +28,12 @@ pub const CHANGES_CHANNEL: &str = "tandem_changes";
 
 const POOL_SIZE: usize = 16;
 
+/// Stream rows locked per purge transaction.
+const STREAM_PURGE_BATCH: i64 = 1000;
+
+/// Rows of a deleted space deleted per transaction.
+pub const DELETED_SPACE_BATCH: i64 = 10_000;
+
 /// Any instance may start first; the advisory lock keeps concurrent migrations from colliding.
 ///
 /// The ids of the hot tables (`records`, `ops`, `seq_blocks`) are `COLLATE "C"`: they are ASCII by
@@ -731,7 +737,113 @@ impl PostgresStore {
         tx.execute("DELETE FROM ops WHERE created_at < $1", &[&ops_before_ms])
             .await?;
         tx.commit().await?;
-        Ok(purged as u64)
+        // Then the other streams, in separate transactions: purge never holds a user lock and a
+        // stream lock at once, so it cannot deadlock with a push (user, then streams).
+        let streams = self.purge_streams(tombstones_before_ms).await?;
+        Ok(purged as u64 + streams)
+    }
+
+    /// Raises `purged_seq` of every live stream (public, spaces) holding tombstones older than
+    /// `tombstones_before_ms` and deletes them, locking the streams in batches of
+    /// [`STREAM_PURGE_BATCH`] rows `ORDER BY id`, one transaction per batch.
+    async fn purge_streams(&self, tombstones_before_ms: i64) -> Result<u64, StorageError> {
+        let mut client = self.pool.get().await?;
+        let mut after = String::new();
+        let mut total = 0i64;
+        loop {
+            let tx = client.transaction().await?;
+            let rows = tx
+                .query(
+                    "SELECT id FROM streams WHERE id > $1 AND deleted_at IS NULL
+                       AND id IN (SELECT DISTINCT user_id FROM records
+                                  WHERE deleted AND updated_at < $2)
+                     ORDER BY id LIMIT $3 FOR UPDATE",
+                    &[&after, &tombstones_before_ms, &STREAM_PURGE_BATCH],
+                )
+                .await?;
+            let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let Some(last) = ids.last().cloned() else {
+                return Ok(total as u64);
+            };
+            tx.execute(
+                "WITH doomed AS (
+                     SELECT user_id, max(seq) AS seq FROM records
+                     WHERE user_id = ANY($1) AND deleted AND updated_at < $2 GROUP BY user_id)
+                 UPDATE streams s SET purged_seq = GREATEST(s.purged_seq, d.seq)
+                 FROM doomed d WHERE s.id = d.user_id",
+                &[&ids, &tombstones_before_ms],
+            )
+            .await?;
+            let purged: i64 = tx
+                .query_one(
+                    "WITH gone AS (
+                         DELETE FROM records r USING streams s
+                         WHERE s.id = r.user_id AND s.id = ANY($1) AND r.deleted
+                           AND r.updated_at < $2 AND r.seq <= s.purged_seq
+                         RETURNING r.user_id, r.seq),
+                     per_block AS (SELECT user_id, seq / $3 AS block, count(*) AS n FROM gone GROUP BY 1, 2),
+                     counted AS (
+                         UPDATE seq_blocks b SET live = b.live - p.n FROM per_block p
+                         WHERE b.user_id = p.user_id AND b.block = p.block RETURNING 1)
+                     SELECT count(*) FROM gone",
+                    &[&ids, &tombstones_before_ms, &SEQ_BLOCK],
+                )
+                .await?
+                .get(0);
+            tx.execute(
+                "DELETE FROM seq_blocks WHERE user_id = ANY($1) AND live = 0",
+                &[&ids],
+            )
+            .await?;
+            tx.commit().await?;
+            total += purged;
+            if (ids.len() as i64) < STREAM_PURGE_BATCH {
+                return Ok(total as u64);
+            }
+            after = last;
+        }
+    }
+
+    /// Deletes the records of deleted spaces, [`DELETED_SPACE_BATCH`] rows per transaction (each
+    /// under the space's stream lock), then each space's stream row. Returns the rows deleted.
+    pub async fn purge_deleted_spaces(&self) -> Result<u64, StorageError> {
+        let mut client = self.pool.get().await?;
+        let mut total = 0u64;
+        loop {
+            let tx = client.transaction().await?;
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT id FROM streams WHERE deleted_at IS NOT NULL ORDER BY id LIMIT 1
+                     FOR UPDATE SKIP LOCKED",
+                    &[],
+                )
+                .await?
+            else {
+                return Ok(total);
+            };
+            let stream: String = row.get(0);
+            let mut deleted = 0u64;
+            for table in ["records", "record_refs", "record_uniques"] {
+                deleted += tx
+                    .execute(
+                        &format!(
+                            "DELETE FROM {table} WHERE ctid IN
+                             (SELECT ctid FROM {table} WHERE user_id = $1 LIMIT $2)"
+                        ),
+                        &[&stream, &DELETED_SPACE_BATCH],
+                    )
+                    .await?;
+            }
+            if deleted == 0 {
+                tx.execute("DELETE FROM seq_blocks WHERE user_id = $1", &[&stream])
+                    .await?;
+                tx.execute("DELETE FROM streams WHERE id = $1", &[&stream])
+                    .await?;
+                tracing::info!(stream = %stream, "purged a deleted space");
+            }
+            tx.commit().await?;
+            total += deleted;
+        }
     }
 }
 

@@ -19,6 +19,9 @@ use tandem_protocol::Schema;
 
 const READERS: usize = 4;
 
+/// Rows of a deleted space deleted per transaction.
+pub const DELETED_SPACE_BATCH: i64 = 10_000;
+
 const MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -666,6 +669,14 @@ impl SqliteStore {
                  WHERE id IN (SELECT user_id FROM records WHERE deleted = 1 AND updated_at < ?1)",
                 [tombstones_before_ms],
             )?;
+            // Streams (public, spaces) raise their own purge state: an expired cursor expires
+            // its stream only.
+            tx.execute(
+                "UPDATE streams SET purged_seq = max(purged_seq, (SELECT max(seq) FROM records r
+                     WHERE r.user_id = streams.id AND r.deleted = 1 AND r.updated_at < ?1))
+                 WHERE id IN (SELECT user_id FROM records WHERE deleted = 1 AND updated_at < ?1)",
+                [tombstones_before_ms],
+            )?;
             uncount_doomed_tombstones(&tx, tombstones_before_ms)?;
             let purged = tx.execute(
                 "DELETE FROM records WHERE deleted = 1 AND updated_at < ?1",
@@ -677,6 +688,52 @@ impl SqliteStore {
             Ok(purged as u64)
         })
         .await
+    }
+}
+
+impl SqliteStore {
+    /// Deletes the records of deleted spaces, [`DELETED_SPACE_BATCH`] rows per transaction (so
+    /// the writer is never held long), then each space's stream row. Returns the rows deleted.
+    pub async fn purge_deleted_spaces(&self) -> Result<u64, StorageError> {
+        let mut total = 0u64;
+        loop {
+            let (deleted, more) = self
+                .write(|conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let stream: Option<String> = tx
+                        .query_row(
+                            "SELECT id FROM streams WHERE deleted_at IS NOT NULL ORDER BY id LIMIT 1",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    let Some(stream) = stream else {
+                        return Ok((0, false));
+                    };
+                    let mut deleted = 0usize;
+                    for table in ["records", "record_refs", "record_uniques"] {
+                        deleted += tx.execute(
+                            &format!(
+                                "DELETE FROM {table} WHERE rowid IN
+                                 (SELECT rowid FROM {table} WHERE user_id = ?1 LIMIT ?2)"
+                            ),
+                            params![stream, DELETED_SPACE_BATCH],
+                        )?;
+                    }
+                    if deleted == 0 {
+                        tx.execute("DELETE FROM seq_blocks WHERE user_id = ?1", [&stream])?;
+                        tx.execute("DELETE FROM streams WHERE id = ?1", [&stream])?;
+                        tracing::info!(stream = %stream, "purged a deleted space");
+                    }
+                    tx.commit()?;
+                    Ok((deleted as u64, true))
+                })
+                .await?;
+            total += deleted;
+            if !more {
+                return Ok(total);
+            }
+        }
     }
 }
 
