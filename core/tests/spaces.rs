@@ -128,11 +128,21 @@ fn a_space_shared_by_an_owner_an_editor_and_a_viewer() {
     // A writes a project and a task in the space; the task inherits the project's space.
     a.write(vec![
         put("team_projects", "p1", json!({"name": "Launch"}), Some(s)),
-        put("team_tasks", "t1", json!({"projectId": "p1", "title": "Plan"}), None),
+        put(
+            "team_tasks",
+            "t1",
+            json!({"projectId": "p1", "title": "Plan"}),
+            None,
+        ),
     ])
     .unwrap();
     assert_eq!(
-        a.client.get("team_tasks", "t1").unwrap().unwrap().space_id.as_deref(),
+        a.client
+            .get("team_tasks", "t1")
+            .unwrap()
+            .unwrap()
+            .space_id
+            .as_deref(),
         Some(s)
     );
     // Writes outside the rules never reach the outbox.
@@ -141,7 +151,12 @@ fn a_space_shared_by_an_owner_an_editor_and_a_viewer() {
         ValidationReason::SpaceMismatch
     );
     assert_eq!(
-        a.refused(vec![put("team_projects", "p2", json!({"name": "x"}), Some("nope"))]),
+        a.refused(vec![put(
+            "team_projects",
+            "p2",
+            json!({"name": "x"}),
+            Some("nope")
+        )]),
         ValidationReason::UnknownSpace
     );
     assert_eq!(
@@ -152,12 +167,18 @@ fn a_space_shared_by_an_owner_an_editor_and_a_viewer() {
 
     b.sync();
     c.sync();
-    assert_eq!(b.doc("team_tasks", "t1"), Some(json!({"projectId": "p1", "title": "Plan"})));
+    assert_eq!(
+        b.doc("team_tasks", "t1"),
+        Some(json!({"projectId": "p1", "title": "Plan"}))
+    );
     let only_team = Query {
         space_id: Some(s.to_string()),
         ..Query::default()
     };
-    assert_eq!(c.client.query("team_projects", &only_team).unwrap().len(), 1);
+    assert_eq!(
+        c.client.query("team_projects", &only_team).unwrap().len(),
+        1
+    );
 
     // The editor's change flows back; the viewer's is refused locally.
     b.write(vec![WriteOp::Patch {
@@ -213,11 +234,19 @@ fn a_space_shared_by_an_owner_an_editor_and_a_viewer() {
     // The viewer leaves: its copy of the space goes at once.
     block_on(c.client.leave(s)).unwrap();
     assert!(c.client.spaces().unwrap().is_empty());
-    assert!(c.client.query("team_projects", &Query::default()).unwrap().is_empty());
+    assert!(c
+        .client
+        .query("team_projects", &Query::default())
+        .unwrap()
+        .is_empty());
 
     // The owner deletes the space; A's records of it go.
     block_on(a.client.delete_space(s)).unwrap();
-    assert!(a.client.query("team_tasks", &Query::default()).unwrap().is_empty());
+    assert!(a
+        .client
+        .query("team_tasks", &Query::default())
+        .unwrap()
+        .is_empty());
     a.sync();
     let names = seen.lock().unwrap().clone();
     assert_eq!(names.first(), Some(&Vec::<String>::new()), "{names:?}");
@@ -242,7 +271,10 @@ fn create_space_retried_after_a_lost_answer_returns_the_same_space() {
     block_on(client.sign_up(&email(), PASSWORD)).unwrap();
     // The server creates the space, the answer is lost; the retry with the same request id
     // gets that space back.
-    proxy.fail_next("/sync/v1/spaces", tandem_testkit::proxy::Fault::DropResponse);
+    proxy.fail_next(
+        "/sync/v1/spaces",
+        tandem_testkit::proxy::Fault::DropResponse,
+    );
     let space = block_on(client.create_space("Once")).unwrap();
     let listed = block_on(client.refresh_spaces()).unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
