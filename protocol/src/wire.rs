@@ -636,7 +636,7 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// Longest space name, in Unicode code points (names are 1..=200 after trimming nothing).
+/// Longest space name, in Unicode code points (a name is taken as given: 1..=200 of them).
 pub const MAX_SPACE_NAME_CHARS: usize = 200;
 
 /// Whether `name` is a valid space name: 1..=200 code points.
