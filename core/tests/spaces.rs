@@ -280,3 +280,56 @@ fn create_space_retried_after_a_lost_answer_returns_the_same_space() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].id, space.id);
 }
+
+#[test]
+fn public_collections_arrive_by_pull_and_stay_read_only() {
+    const ADMIN: &str = "admin-token-for-core-tests-0123456789";
+    let server = TestServer::builder()
+        .env(&[
+            ("TANDEM_JWT_SECRET", tandem_testkit::server::SECRET),
+            ("TANDEM_ADMIN_TOKEN", ADMIN),
+        ])
+        .start();
+    let admin = server.client();
+    let write = |writes: Value| {
+        block_on(admin.admin_write(Some(ADMIN), writes)).assert_ok();
+    };
+    write(json!([
+        {"collection": "catalog", "id": "c1", "doc": {"name": "Squat"}},
+        {"collection": "catalog_items", "id": "i1", "doc": {"catalogId": "c1", "label": "Bar"}},
+    ]));
+    let d = device(&server);
+    d.sync();
+    assert_eq!(d.doc("catalog", "c1"), Some(json!({"name": "Squat"})));
+    assert_eq!(d.doc("catalog_items", "i1").unwrap()["label"], "Bar");
+    assert_eq!(
+        d.client.get("catalog", "c1").unwrap().unwrap().space_id,
+        None
+    );
+    assert_eq!(
+        d.refused(vec![WriteOp::Patch {
+            collection: "catalog".into(),
+            id: "c1".into(),
+            patch: json!({"name": "mine"}),
+        }]),
+        ValidationReason::ReadOnly
+    );
+    assert_eq!(
+        d.refused(vec![put(
+            "catalog_items",
+            "i2",
+            json!({"catalogId": "c1", "label": "x"}),
+            None
+        )]),
+        ValidationReason::ReadOnly
+    );
+    // The admin's later changes reach the device with its next pull; a delete cascades.
+    write(json!([{"collection": "catalog", "id": "c1", "doc": {"name": "Front squat"}}]));
+    d.sync();
+    assert_eq!(d.doc("catalog", "c1"), Some(json!({"name": "Front squat"})));
+    write(json!([{"collection": "catalog", "id": "c1", "doc": null}]));
+    d.sync();
+    assert_eq!(d.doc("catalog", "c1"), None);
+    assert_eq!(d.doc("catalog_items", "i1"), None);
+    assert_eq!(d.client.pending_count().unwrap(), 0);
+}
