@@ -24,6 +24,18 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     runtime::runtime().block_on(future)
 }
 
+/// Observers are called on the notification thread: waits (up to 5 s) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 struct Device {
     client: Client,
     email: String,
@@ -248,6 +260,9 @@ fn a_space_shared_by_an_owner_an_editor_and_a_viewer() {
         .unwrap()
         .is_empty());
     a.sync();
+    eventually("the spaces observer saw the space go", || {
+        seen.lock().unwrap().last() == Some(&Vec::new())
+    });
     let names = seen.lock().unwrap().clone();
     assert_eq!(names.first(), Some(&Vec::<String>::new()), "{names:?}");
     assert!(names.contains(&vec!["Team".to_string()]), "{names:?}");
@@ -332,4 +347,57 @@ fn public_collections_arrive_by_pull_and_stay_read_only() {
     assert_eq!(d.doc("catalog", "c1"), None);
     assert_eq!(d.doc("catalog_items", "i1"), None);
     assert_eq!(d.client.pending_count().unwrap(), 0);
+}
+
+#[test]
+fn a_role_lowered_while_offline_turns_the_edit_into_a_dead_letter() {
+    let server = TestServer::start();
+    let (a, b) = (device(&server), device(&server));
+    let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let _invitations = b
+        .client
+        .observe_invitations(Box::new(move |list| sink.lock().unwrap().push(list.len())));
+    let space = block_on(a.client.create_space("Plans")).unwrap();
+    let s = space.id.as_str();
+    block_on(a.client.invite(s, &b.email, SpaceRole::Editor)).unwrap();
+    b.sync();
+    b.accept_invitation_to(s);
+    a.write(vec![put(
+        "team_projects",
+        "p",
+        json!({"name": "P"}),
+        Some(s),
+    )])
+    .unwrap();
+    a.sync();
+    b.sync();
+
+    // B edits as an editor while offline; A makes B a viewer meanwhile.
+    b.write(vec![WriteOp::Patch {
+        collection: "team_projects".into(),
+        id: "p".into(),
+        patch: json!({"name": "B's"}),
+    }])
+    .unwrap();
+    let member = block_on(a.client.set_role(s, &b.user_id, SpaceRole::Viewer)).unwrap();
+    assert_eq!(member.role, SpaceRole::Viewer);
+    b.sync();
+    // The server refused the edit; B's pull brought the new role; the space stays.
+    let letters = b.client.rejected().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].last_error.as_deref(), Some("forbidden"));
+    assert_eq!(b.client.spaces().unwrap()[0].role, SpaceRole::Viewer);
+    assert_eq!(a.doc("team_projects", "p"), Some(json!({"name": "P"})));
+    // Discarding it goes back to the server's state (B still reads the space).
+    b.client.discard_rejected(&letters[0].op_id).unwrap();
+    assert_eq!(b.doc("team_projects", "p"), Some(json!({"name": "P"})));
+    // The invitations observer saw the invitation come and go.
+    eventually("the invitations observer saw the invitation go", || {
+        seen.lock().unwrap().len() >= 3 && seen.lock().unwrap().last() == Some(&0)
+    });
+    let counts = seen.lock().unwrap().clone();
+    assert_eq!(counts.first(), Some(&0), "{counts:?}");
+    assert!(counts.contains(&1), "{counts:?}");
+    assert_eq!(counts.last(), Some(&0), "{counts:?}");
 }
