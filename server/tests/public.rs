@@ -39,6 +39,9 @@ async fn admin_routes_need_the_admin_token(db: TestDb) {
         c.admin_write(Some(ADMIN), writes.clone())
             .await
             .assert_error(404, "not_found");
+        c.get("/admin/v1/public/write", Some(ADMIN))
+            .await
+            .assert_error(404, "not_found");
     }
     let server = with_admin(&db);
     let c = server.client();
