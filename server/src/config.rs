@@ -229,3 +229,28 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_tokens_come_from_the_environment_or_a_file_and_are_long() {
+        let mut config = Config::default();
+        assert!(config.admin_token().unwrap().is_none());
+        config.admin_token = Some("short".into());
+        assert!(config.admin_token().is_err());
+        config.admin_token = Some(format!(" {} ", "k".repeat(32)));
+        assert_eq!(config.admin_token().unwrap(), Some("k".repeat(32)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-token");
+        std::fs::write(&path, format!("{}\n", "f".repeat(40))).unwrap();
+        config.admin_token = None;
+        config.admin_token_file = Some(path.clone());
+        assert_eq!(config.admin_token().unwrap(), Some("f".repeat(40)));
+        std::fs::write(&path, "too short\n").unwrap();
+        assert!(config.admin_token().is_err());
+        config.admin_token_file = Some(dir.path().join("missing"));
+        assert!(config.admin_token().is_err());
+    }
+}

@@ -5,6 +5,8 @@ use tandem_testkit::fixtures::three_users_two_spaces;
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
+use std::time::Duration;
+
 use common::{create, in_space, op, statuses, TestDb, TestServer};
 use serde_json::json;
 
@@ -16,6 +18,7 @@ on_both_backends!(
     deleting_is_for_owners,
     pushes_by_role,
     names_and_ids_are_checked,
+    space_pushes_poke_members_only,
 );
 
 async fn members_list_for_every_member_only(db: TestDb) {
@@ -330,4 +333,51 @@ async fn names_and_ids_are_checked(db: TestDb) {
     c.create_space_reply("not-a-token", "x")
         .await
         .assert_error(401, "unauthorized");
+}
+
+/// A push to a space pokes its members' event streams with the space's stream, and nobody
+/// else's; a member who joins while connected is poked about the space from then on, and one
+/// removed is not.
+async fn space_pushes_poke_members_only(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let f = three_users_two_spaces(&c).await;
+    let d = c.user().await;
+    let (mut b_events, mut c_events, mut d_events) = (
+        c.events(&f.b.token).await,
+        c.events(&f.c.token).await,
+        c.events(&d.token).await,
+    );
+    let stream = format!("space:{}", f.s1);
+    let push = |id: &str| {
+        in_space(
+            &f.s1,
+            create(&op(), "team_projects", id, json!({"name": "P"})),
+        )
+    };
+    c.push_ok(&f.a.token, vec![push("p1")]).await;
+    assert_eq!(b_events.next_poke_data().await["stream"], stream.as_str());
+    assert_eq!(c_events.next_poke_data().await["stream"], stream.as_str());
+    assert!(d_events
+        .poke_within(Duration::from_millis(300))
+        .await
+        .is_none());
+    // D joins: an account poke, then the space's pokes.
+    c.join(&f.a, &f.s1, &d, "viewer").await;
+    assert_eq!(d_events.next_poke_data().await["account"], true);
+    assert_eq!(d_events.next_poke_data().await["account"], true);
+    c.push_ok(&f.a.token, vec![push("p2")]).await;
+    assert_eq!(d_events.next_poke_data().await["stream"], stream.as_str());
+    // C is removed: an account poke, then nothing of the space.
+    let _ = c_events.next_poke_data().await;
+    c.remove_member(&f.a.token, &f.s1, &f.c.id).await;
+    assert_eq!(c_events.next_poke_data().await["account"], true);
+    c.push_ok(&f.a.token, vec![push("p3")]).await;
+    assert!(c_events
+        .poke_within(Duration::from_millis(300))
+        .await
+        .is_none());
+    // Pokes keep the user-stream cursor.
+    let poke = b_events.next_poke_data().await;
+    assert!(poke["cursor"].as_str().unwrap().starts_with('c'), "{poke}");
 }

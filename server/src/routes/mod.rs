@@ -104,6 +104,11 @@ pub fn router(state: SharedState) -> Router {
             state.clone(),
             refuse_when_paused,
         ));
+    // Without an admin token the admin routes do not exist: every method answers 404.
+    let mut admin_routes = Router::new();
+    if state.admin_token.is_some() {
+        admin_routes = admin_routes.route("/admin/v1/public/write", post(admin::public_write));
+    }
     Router::new()
         .route("/healthz", get(health))
         .route("/auth/v1/signup", post(auth::signup))
@@ -111,7 +116,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/auth/v1/logout", post(auth::logout))
         .route("/auth/v1/user", get(auth::user))
         .merge(sync_routes)
-        .route("/admin/v1/public/write", post(admin::public_write))
+        .merge(admin_routes)
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .route_layer(middleware::from_fn(note_route))
