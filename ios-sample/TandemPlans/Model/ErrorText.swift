@@ -32,8 +32,27 @@ enum ErrorText {
             return describe(kind, detail: detail, retryAfterSecs: retryAfterSecs)
         case let .Sync(kind, detail, retryAfterSecs):
             return describe(kind, detail: detail, retryAfterSecs: retryAfterSecs)
+        case let .Space(kind, _):
+            return describe(kind)
         case let .Internal(detail):
             return "Something went wrong inside Tandem: \(detail)"
+        }
+    }
+
+    private static func describe(_ kind: SpaceErrorKind) -> String {
+        switch kind {
+        case .notFound:
+            return "This shared space or invitation no longer exists."
+        case .forbidden:
+            return "Only an owner of the space can do that."
+        case .lastOwner:
+            return "A space needs an owner: make someone else owner first."
+        case .alreadyMember:
+            return "That person is a member already."
+        case .limitReached:
+            return "A limit of the server was reached."
+        case .invalidName:
+            return "Give the space a name of 1 to 200 characters."
         }
     }
 
@@ -140,6 +159,14 @@ enum ErrorText {
             return "Other records still refer to it, so it cannot be deleted."
         case .uniqueViolation:
             return "Another record already uses the same key."
+        case .readOnly:
+            return "This is read-only: only the server's administrator changes it."
+        case .forbidden:
+            return "You can no longer change this shared item (your role or membership changed)."
+        case .spaceMismatch:
+            return "This item belongs to another shared space."
+        case .unknownSpace:
+            return "This shared space is not on this device (yet)."
         case .other:
             return code.isEmpty ? "The server refused the change." : "The server refused the change (\(code))."
         }

@@ -1,6 +1,7 @@
 package dev.tandem.sample.state
 
 import dev.tandem.AuthFailure
+import dev.tandem.SpaceErrorKind
 import dev.tandem.SyncFailure
 import dev.tandem.TandemException
 import dev.tandem.ValidationReason
@@ -41,6 +42,14 @@ object Messages {
         is TandemException.InvalidArgument -> error.detail
         is TandemException.NotFound -> "It was deleted in the meantime."
         is TandemException.Closed -> "The app is switching servers; try again."
+        is TandemException.Space -> when (error.kind) {
+            SpaceErrorKind.NOT_FOUND -> "This shared space or invitation no longer exists."
+            SpaceErrorKind.FORBIDDEN -> "Only an owner of the space can do that."
+            SpaceErrorKind.LAST_OWNER -> "A space needs an owner: make someone else owner first."
+            SpaceErrorKind.ALREADY_MEMBER -> "That person is a member already."
+            SpaceErrorKind.LIMIT_REACHED -> "A limit of the server was reached."
+            SpaceErrorKind.INVALID_NAME -> "Give the space a name of 1 to 200 characters."
+        }
         is TandemException -> error.message ?: error.toString()
         else -> error.message ?: error.toString()
     }
@@ -72,6 +81,10 @@ object Messages {
         ValidationReason.INVALID_REFERENCE -> "A record it refers to was deleted on another device."
         ValidationReason.RESTRICTED -> "Other records still refer to it, so it cannot be deleted."
         ValidationReason.UNIQUE_VIOLATION -> "Another record already uses the same key."
+        ValidationReason.READ_ONLY -> "This is read-only: only the server's administrator changes it."
+        ValidationReason.FORBIDDEN -> "You can no longer change this shared item (your role or membership changed)."
+        ValidationReason.SPACE_MISMATCH -> "This item belongs to another shared space."
+        ValidationReason.UNKNOWN_SPACE -> "This shared space is not on this device (yet)."
         ValidationReason.OTHER -> "Refused by the server ($code)."
     }
 }
