@@ -68,7 +68,7 @@ pub enum Command {
         /// The record's id [default: a new UUID v7]
         #[arg(long)]
         id: Option<String>,
-        /// The space of a new record of a space collection (`tandem space list` shows the ids)
+        /// The space of a new record of a space collection: its id, or the name of one of your spaces
         #[arg(long, value_name = "SPACE")]
         space: Option<String>,
     },
@@ -162,9 +162,14 @@ pub enum SpaceCommand {
     /// Your spaces and your role in each, as of the last sync
     List,
     /// Renames a space (owner)
-    Rename { space: String, name: String },
+    Rename {
+        /// The space: its id, or the name of one of your spaces
+        space: String,
+        name: String,
+    },
     /// Invites an email to a space (owner); inviting again changes the role
     Invite {
+        /// The space: its id, or the name of one of your spaces
         space: String,
         email: String,
         #[arg(long, value_enum, default_value_t = RoleArg::Editor)]
@@ -177,9 +182,13 @@ pub enum SpaceCommand {
     /// Declines an invitation
     Decline { invitation: String },
     /// The members of a space and their roles
-    Members { space: String },
+    Members {
+        /// The space: its id, or the name of one of your spaces
+        space: String,
+    },
     /// Changes a member's role (owner)
     Role {
+        /// The space: its id, or the name of one of your spaces
         space: String,
         /// A user id, or the email of a member
         member: String,
@@ -188,14 +197,19 @@ pub enum SpaceCommand {
     },
     /// Removes a member from a space (owner)
     Remove {
+        /// The space: its id, or the name of one of your spaces
         space: String,
         /// A user id, or the email of a member
         member: String,
     },
     /// Leaves a space; its records leave this device (unsent changes stay as refused ones)
-    Leave { space: String },
+    Leave {
+        /// The space: its id, or the name of one of your spaces
+        space: String,
+    },
     /// Deletes a space for every member (owner). Asks first on a terminal
     Delete {
+        /// The space: its id, or the name of one of your spaces
         space: String,
         /// Do not ask (required when standard input is not a terminal)
         #[arg(long, short = 'y')]
@@ -232,7 +246,7 @@ pub struct ListArgs {
     /// At most N records
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
-    /// Only the records of this space
+    /// Only the records of this space (its id, or the name of one of your spaces)
     #[arg(long, value_name = "SPACE")]
     pub space: Option<String>,
 }

@@ -77,7 +77,12 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             document,
             id,
             space: Some(space),
-        } => record(tandem.put_in_space(space, collection, id, input::document(&document)?)?),
+        } => record(tandem.put_in_space(
+            crate::spaces::space_id(tandem, &space)?,
+            collection,
+            id,
+            input::document(&document)?,
+        )?),
         Command::Patch {
             collection,
             id,
@@ -246,7 +251,10 @@ fn list(device: &Device, args: ListArgs) -> Result<Reply, CliError> {
             .collect(),
         limit: args.limit,
         offset: None,
-        space_id: args.space,
+        space_id: args
+            .space
+            .map(|space| crate::spaces::space_id(&device.tandem, &space))
+            .transpose()?,
     };
     let records = device.tandem.query(args.collection, query)?;
     Ok(Reply::list(

@@ -30,6 +30,7 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
         }
         SpaceCommand::List => Ok(list(&tandem.spaces()?, space_json, space_line)),
         SpaceCommand::Rename { space, name } => {
+            let space = space_id(tandem, &space)?;
             let space = rt.block_on(tandem.rename_space(space, name))?;
             Ok(Reply::new(
                 space_json(&space),
@@ -37,6 +38,7 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
             ))
         }
         SpaceCommand::Invite { space, email, role } => {
+            let space = space_id(tandem, &space)?;
             let sent = rt.block_on(tandem.invite(space.clone(), email, role.into()))?;
             let mut json = sent_json(&sent);
             json["spaceId"] = json!(space);
@@ -74,7 +76,7 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
             ))
         }
         SpaceCommand::Members { space } => Ok(list(
-            &rt.block_on(tandem.members(space))?,
+            &rt.block_on(tandem.members(space_id(tandem, &space)?))?,
             member_json,
             member_line,
         )),
@@ -83,6 +85,7 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
             member,
             role,
         } => {
+            let space = space_id(tandem, &space)?;
             let user_id = member_id(rt, tandem, &space, &member)?;
             let member = rt.block_on(tandem.set_role(space, user_id, role.into()))?;
             Ok(Reply::new(
@@ -91,6 +94,7 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
             ))
         }
         SpaceCommand::Remove { space, member } => {
+            let space = space_id(tandem, &space)?;
             let user_id = member_id(rt, tandem, &space, &member)?;
             rt.block_on(tandem.remove_member(space.clone(), user_id.clone()))?;
             Ok(Reply::new(
@@ -99,6 +103,7 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
             ))
         }
         SpaceCommand::Leave { space } => {
+            let space = space_id(tandem, &space)?;
             rt.block_on(tandem.leave(space.clone()))?;
             Ok(Reply::new(
                 json!({ "left": space }),
@@ -106,6 +111,7 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
             ))
         }
         SpaceCommand::Delete { space, yes } => {
+            let space = space_id(tandem, &space)?;
             if !yes {
                 confirm(tandem, &space)?;
             }
@@ -115,6 +121,25 @@ pub fn run(rt: &Runtime, tandem: &Tandem, command: SpaceCommand) -> Result<Reply
                 format!("deleted {space} for every member{}", kept_note(tandem)?),
             ))
         }
+    }
+}
+
+/// The id of the space `given` names: one of your spaces' ids, or else the name of exactly one of
+/// them (as this device last saw them); anything else goes to the server as an id, which answers
+/// `not_found` for a space you are not a member of.
+pub fn space_id(tandem: &Tandem, given: &str) -> Result<String, CliError> {
+    let spaces = tandem.spaces()?;
+    if spaces.iter().any(|s| s.id == given) {
+        return Ok(given.to_string());
+    }
+    let named: Vec<&Space> = spaces.iter().filter(|s| s.name == given).collect();
+    match named.as_slice() {
+        [] => Ok(given.to_string()),
+        [one] => Ok(one.id.clone()),
+        many => Err(CliError::usage(format!(
+            "{} of your spaces are named {given:?}: name one by its id (tandem space list)",
+            many.len()
+        ))),
     }
 }
 

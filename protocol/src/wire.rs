@@ -444,6 +444,20 @@ impl Poke {
 
 /// Prefix of a space's stream key: `space:<space id>`.
 pub const SPACE_STREAM_PREFIX: &str = "space:";
+/// The wire name of the user's own stream.
+pub const USER_STREAM: &str = "user";
+/// The wire name and database key of the public collections' stream.
+pub const PUBLIC_STREAM: &str = "public";
+
+/// The wire name and database key of space `space_id`'s stream: `space:<space id>`.
+pub fn space_stream(space_id: &str) -> String {
+    format!("{SPACE_STREAM_PREFIX}{space_id}")
+}
+
+/// The space a stream key names, if it names one.
+pub fn space_of_stream(stream: &str) -> Option<&str> {
+    stream.strip_prefix(SPACE_STREAM_PREFIX)
+}
 
 /// A stream: the change sequence a record belongs to. Its wire name is the key of a pull's
 /// `streams` map; its database key is what the server stores in `records.user_id` & co.
@@ -464,10 +478,10 @@ impl StreamKey {
     /// anything else.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
-            "user" => Some(Self::User),
-            "public" => Some(Self::Public),
+            USER_STREAM => Some(Self::User),
+            PUBLIC_STREAM => Some(Self::Public),
             _ => {
-                let id = text.strip_prefix(SPACE_STREAM_PREFIX)?;
+                let id = space_of_stream(text)?;
                 crate::is_valid_id(id).then(|| Self::Space(id.to_string()))
             }
         }
@@ -476,9 +490,9 @@ impl StreamKey {
     /// The wire name: `user`, `public` or `space:<id>`.
     pub fn as_wire(&self) -> String {
         match self {
-            Self::User => "user".to_string(),
-            Self::Public => "public".to_string(),
-            Self::Space(id) => format!("{SPACE_STREAM_PREFIX}{id}"),
+            Self::User => USER_STREAM.to_string(),
+            Self::Public => PUBLIC_STREAM.to_string(),
+            Self::Space(id) => space_stream(id),
         }
     }
 

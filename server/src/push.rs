@@ -175,15 +175,7 @@ impl PushStreams {
     }
 }
 
-/// The stream key of a space.
-pub fn space_stream(space_id: &str) -> String {
-    format!("space:{space_id}")
-}
-
-/// The space a stream key names, if it names one.
-pub fn space_of_stream(stream: &str) -> Option<&str> {
-    stream.strip_prefix("space:")
-}
+pub use tandem_protocol::{space_of_stream, space_stream, PUBLIC_STREAM};
 
 /// The stream (database key) a mutation writes: its space's, the public stream for a public
 /// collection, or else the pusher's own (`user`). The request's shape check has already refused
@@ -197,9 +189,6 @@ pub fn stream_of(schema: &Schema, user: &str, m: &Mutation) -> String {
         _ => user.to_string(),
     }
 }
-
-/// The stream key (and wire name) of the public collections.
-pub const PUBLIC_STREAM: &str = "public";
 
 /// The space streams a batch names, sorted (the order their rows are locked in).
 pub fn named_spaces(mutations: &[Mutation]) -> Vec<String> {

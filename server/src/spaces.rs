@@ -54,10 +54,7 @@ pub fn new_invitation_id() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The stream key of space `space_id` in the database (`records.user_id`, `streams.id`).
-pub fn space_stream(space_id: &str) -> String {
-    format!("space:{space_id}")
-}
+pub use tandem_protocol::space_stream;
 
 /// A space name as stored (trimmed), or why it is refused: 1..200 code points after trimming,
 /// no control characters.

@@ -16,15 +16,8 @@ use crate::outbox::{self, EntryState};
 use crate::records::{self, RecordRow, RecordState};
 use rusqlite::OptionalExtension;
 
-/// The user's own stream in `stream_cursors` (and on the wire).
-pub const USER_STREAM: &str = "user";
-/// The public collections' stream.
-pub const PUBLIC_STREAM: &str = "public";
-
-/// The stream key of space `space_id` (`space:<id>`).
-pub fn space_stream(space_id: &str) -> String {
-    format!("space:{space_id}")
-}
+/// Stream keys in `stream_cursors` are the wire names.
+pub use tandem_protocol::{space_stream, PUBLIC_STREAM, USER_STREAM};
 
 /// What one page did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -530,7 +523,7 @@ pub fn apply_stream_page(
                 );
                 out.expired.push(stream.clone());
             }
-            StreamState::Gone => match stream.strip_prefix("space:") {
+            StreamState::Gone => match tandem_protocol::space_of_stream(stream) {
                 Some(space) => {
                     drop_one(tx, schema, space, now, &mut out)?;
                     repulls.remove(stream);

@@ -188,7 +188,7 @@ pub fn replace_account(
     let listed: BTreeSet<&str> = new_spaces.iter().map(|s| s.id.as_str()).collect();
     let mut held: BTreeSet<String> = before.iter().map(|s| s.id.clone()).collect();
     for cursor in stream_cursors(tx)? {
-        if let Some(id) = cursor.stream.strip_prefix("space:") {
+        if let Some(id) = tandem_protocol::space_of_stream(&cursor.stream) {
             held.insert(id.to_string());
         }
     }

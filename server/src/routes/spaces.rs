@@ -132,7 +132,7 @@ pub async fn set_role(
             &user.user_id,
             &space_id,
             &member_id,
-            storage_role(body.role),
+            body.role,
         )
         .await?;
     let (member, notify) = done(outcome, &user, Some(&space_id), "set role")?;
@@ -178,7 +178,7 @@ pub async fn invite(
             &user.user_id,
             &space_id,
             &email,
-            storage_role(body.role),
+            body.role,
             state.clock.now_ms(),
             state.space_limits,
         )
@@ -300,21 +300,11 @@ fn id_rule(field: &str) -> String {
     format!("{field} must be 1..{MAX_ID_LEN} characters of [A-Za-z0-9_.:-]")
 }
 
-/// The wire role of a stored one.
-pub fn wire_role(role: Role) -> tandem_protocol::Role {
-    tandem_protocol::Role::parse(role.as_str()).unwrap_or(tandem_protocol::Role::Viewer)
-}
-
-/// The stored role of a wire one.
-fn storage_role(role: tandem_protocol::Role) -> Role {
-    Role::parse(role.as_str()).unwrap_or(Role::Viewer)
-}
-
 pub fn space_out(row: SpaceRow) -> SpaceOut {
     SpaceOut {
         id: row.id,
         name: row.name,
-        role: wire_role(row.role),
+        role: row.role,
         member_count: row.member_count,
         created_at: rfc3339_from_ms(row.created_at_ms),
     }
@@ -324,7 +314,7 @@ fn member_out(row: MemberRow) -> MemberOut {
     MemberOut {
         user_id: row.user_id,
         email: row.email,
-        role: wire_role(row.role),
+        role: row.role,
         joined_at: rfc3339_from_ms(row.joined_at_ms),
     }
 }
@@ -334,7 +324,7 @@ pub fn invitation_out(row: InvitationRow) -> InvitationOut {
         id: row.id,
         space_id: row.space_id,
         space_name: row.space_name,
-        role: wire_role(row.role),
+        role: row.role,
         invited_by: row.invited_by_email,
         created_at: rfc3339_from_ms(row.created_at_ms),
         expires_at: rfc3339_from_ms(row.expires_at_ms),
@@ -345,7 +335,7 @@ fn sent_invitation_out(row: InvitationRow) -> SentInvitationOut {
     SentInvitationOut {
         id: row.id,
         email: row.email,
-        role: wire_role(row.role),
+        role: row.role,
         created_at: rfc3339_from_ms(row.created_at_ms),
         expires_at: rfc3339_from_ms(row.expires_at_ms),
     }

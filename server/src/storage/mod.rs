@@ -322,76 +322,11 @@ pub struct PushJob {
 }
 
 /// A member's role in a space (stored as text in `members.role` and `invitations.role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Owner,
-    Editor,
-    Viewer,
-}
+pub use tandem_protocol::Role;
 
-impl Role {
-    /// Whether the role may push upserts and deletes to the space's stream.
-    pub fn can_write(self) -> bool {
-        matches!(self, Self::Owner | Self::Editor)
-    }
-
-    /// Whether the role may rename, delete, invite, change roles and remove others.
-    pub fn can_manage(self) -> bool {
-        self == Self::Owner
-    }
-
-    /// The stored (and wire) spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Editor => "editor",
-            Self::Viewer => "viewer",
-        }
-    }
-
-    /// The role a stored or wire text names; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "owner" => Some(Self::Owner),
-            "editor" => Some(Self::Editor),
-            "viewer" => Some(Self::Viewer),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<Role> for tandem_protocol::Role {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Owner => Self::Owner,
-            Role::Editor => Self::Editor,
-            Role::Viewer => Self::Viewer,
-        }
-    }
-}
-
-impl From<tandem_protocol::Role> for Role {
-    fn from(role: tandem_protocol::Role) -> Self {
-        match role {
-            tandem_protocol::Role::Owner => Self::Owner,
-            tandem_protocol::Role::Editor => Self::Editor,
-            tandem_protocol::Role::Viewer => Self::Viewer,
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = StorageError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text).ok_or_else(|| StorageError::Other(format!("unknown role {text:?}")))
-    }
+/// A stored role; an unknown text is a storage failure, never a silent role.
+pub(crate) fn stored_role(text: &str) -> Result<Role, StorageError> {
+    Role::parse(text).ok_or_else(|| StorageError::Other(format!("unknown stored role {text:?}")))
 }
 
 /// A space as one of its members sees it.

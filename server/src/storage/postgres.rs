@@ -1056,7 +1056,7 @@ async fn read_account(
             Ok(SpaceRow {
                 id: r.get(0),
                 name: r.get(1),
-                role: role_of(r.get(2))?,
+                role: super::stored_role(r.get(2))?,
                 member_count: r.get(3),
                 created_at_ms: r.get(4),
             })
@@ -1073,11 +1073,6 @@ async fn read_account(
     })
 }
 
-/// A stored role; an unknown text is a storage failure, never a silent role.
-pub(crate) fn role_of(text: &str) -> Result<Role, StorageError> {
-    Role::parse(text).ok_or_else(|| StorageError::Other(format!("unknown stored role {text:?}")))
-}
-
 /// An invitation from the columns id, space_id, space name, email, role, inviter's email,
 /// created_at, expires_at.
 pub(crate) fn invitation_of(r: &tokio_postgres::Row) -> Result<InvitationRow, StorageError> {
@@ -1086,7 +1081,7 @@ pub(crate) fn invitation_of(r: &tokio_postgres::Row) -> Result<InvitationRow, St
         space_id: r.get(1),
         space_name: r.get(2),
         email: r.get(3),
-        role: role_of(r.get(4))?,
+        role: super::stored_role(r.get(4))?,
         invited_by_email: r.get(5),
         created_at_ms: r.get(6),
         expires_at_ms: r.get(7),

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use super::postgres::{load_push_state, write_index_rows, write_plan, CHANGES_CHANNEL};
 use super::{AdminWrite, PushJob};
-use super::{InvitationRow, MemberRow, PostgresStore, Role, SpaceOutcome, SpaceRow, StorageError};
+use super::{
+    stored_role, InvitationRow, MemberRow, PostgresStore, Role, SpaceOutcome, SpaceRow, StorageError,
+};
 use crate::push::PUBLIC_STREAM;
 use crate::spaces::{admin, AdminOutcome, ADMIN_OP_USER};
 use crate::spaces::{
@@ -187,7 +189,7 @@ impl PostgresStore {
                 Ok(MemberRow {
                     user_id: r.get(0),
                     email: r.get(1),
-                    role: r.get::<_, &str>(2).parse()?,
+                    role: stored_role(r.get(2))?,
                     joined_at_ms: r.get(3),
                 })
             })
@@ -513,7 +515,7 @@ async fn role_of(
         )
         .await?;
     let row = client.query_opt(&statement, &[&space_id, &user_id]).await?;
-    row.map(|r| r.get::<_, &str>(0).parse()).transpose()
+    row.map(|r| stored_role(r.get(0))).transpose()
 }
 
 async fn space_of_member(
@@ -528,7 +530,7 @@ async fn space_of_member(
         Ok(SpaceRow {
             id: r.get(0),
             name: r.get(1),
-            role: r.get::<_, &str>(2).parse()?,
+            role: stored_role(r.get(2))?,
             created_at_ms: r.get(3),
             member_count: r.get(4),
         })
@@ -579,20 +581,7 @@ async fn invitations_where(
     let rows = client
         .query(&format!("{SELECT_INVITATIONS} WHERE {condition}"), values)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(InvitationRow {
-                id: r.get(0),
-                space_id: r.get(1),
-                space_name: r.get(2),
-                email: r.get(3),
-                role: r.get::<_, &str>(4).parse()?,
-                invited_by_email: r.get(5),
-                created_at_ms: r.get(6),
-                expires_at_ms: r.get(7),
-            })
-        })
-        .collect()
+    rows.iter().map(super::postgres::invitation_of).collect()
 }
 
 /// See the SQLite backend's `own_invitation`.
@@ -611,7 +600,7 @@ async fn own_invitation(
             &[&invitation_id, &user_id, &now_ms],
         )
         .await?;
-    row.map(|r| Ok((r.get(0), r.get::<_, &str>(1).parse()?)))
+    row.map(|r| Ok((r.get(0), stored_role(r.get(1))?)))
         .transpose()
 }
 

@@ -9,16 +9,13 @@ use std::sync::Arc;
 
 use super::sqlite::{load_push_state, write_plan};
 use super::{
-    AdminWrite, InvitationRow, MemberRow, PushJob, Role, SpaceOutcome, SpaceRow, SqliteStore,
-    StorageError,
+    stored_role, AdminWrite, InvitationRow, MemberRow, PushJob, Role, SpaceOutcome, SpaceRow,
+    SqliteStore, StorageError,
 };
-use crate::spaces::{admin, AdminOutcome, ADMIN_OP_USER};
 use crate::spaces::{
-    new_invitation_id, new_space_id, space_stream, SpaceLimits, INVITATION_TTL_MS,
+    admin, new_invitation_id, new_space_id, space_stream, AdminOutcome, Changed, SpaceLimits,
+    ADMIN_OP_USER, INVITATION_TTL_MS,
 };
-
-/// `SpaceOutcome::Done` of a changing call, with the users whose account changed (to poke).
-use crate::spaces::Changed;
 
 const SPACE_OF_MEMBER: &str = "SELECT s.id, s.name, m.role, s.created_at,
         (SELECT count(*) FROM members c WHERE c.space_id = s.id)
@@ -181,7 +178,7 @@ impl SqliteStore {
                     Ok(MemberRow {
                         user_id,
                         email,
-                        role: role.parse()?,
+                        role: stored_role(&role)?,
                         joined_at_ms,
                     })
                 })
@@ -487,7 +484,7 @@ fn role_of(conn: &Connection, space_id: &str, user_id: &str) -> Result<Option<Ro
         )?
         .query_row(params![space_id, user_id], |r| r.get(0))
         .optional()?;
-    role.map(|r| r.parse()).transpose()
+    role.map(|r| stored_role(&r)).transpose()
 }
 
 fn space_of_member(
@@ -511,7 +508,7 @@ fn space_of_member(
         Ok(SpaceRow {
             id,
             name,
-            role: role.parse()?,
+            role: stored_role(&role)?,
             member_count,
             created_at_ms,
         })
@@ -562,23 +559,9 @@ fn invitations_where(
     values: impl rusqlite::Params,
 ) -> Result<Vec<InvitationRow>, StorageError> {
     conn.prepare(&format!("{SELECT_INVITATIONS} WHERE {condition}"))?
-        .query_map(values, invitation_row)?
-        .map(|row| row?)
-        .collect()
-}
-
-fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<InvitationRow, StorageError>> {
-    let role: String = r.get(4)?;
-    Ok(role.parse().map(|role| InvitationRow {
-        id: r.get_unwrap(0),
-        space_id: r.get_unwrap(1),
-        space_name: r.get_unwrap(2),
-        email: r.get_unwrap(3),
-        role,
-        invited_by_email: r.get_unwrap(5),
-        created_at_ms: r.get_unwrap(6),
-        expires_at_ms: r.get_unwrap(7),
-    }))
+        .query_map(values, super::sqlite::invitation_row)?
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
 }
 
 /// The space and role of invitation `invitation_id` when it is addressed to the caller's account
@@ -600,7 +583,7 @@ fn own_invitation(
         )
         .optional()?;
     found
-        .map(|(space, role)| Ok((space, role.parse()?)))
+        .map(|(space, role)| Ok((space, stored_role(&role)?)))
         .transpose()
 }
 
