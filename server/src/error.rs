@@ -208,6 +208,48 @@ impl ApiError {
         }
     }
 
+    /// A space or invitation the caller cannot see: unknown, or the caller is not a member (the
+    /// same answer either way, so a non-member learns nothing).
+    pub fn space_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such space or invitation",
+        )
+    }
+
+    /// A member whose role does not allow the management call.
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "your role in this space does not allow this",
+        )
+    }
+
+    /// The call would leave the space without an owner.
+    pub fn last_owner() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            ErrorCode::LastOwner,
+            "a space keeps at least one owner: make another member owner first, or delete the space",
+        )
+    }
+
+    /// Inviting someone who is a member already.
+    pub fn already_member() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            ErrorCode::AlreadyMember,
+            "this account is a member of the space already",
+        )
+    }
+
+    /// A limit on spaces per user, members per space or pending invitations per space.
+    pub fn limit_reached(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, ErrorCode::LimitReached, description)
+    }
+
     /// The server itself failed. The cause goes to the log (never a secret or a document: the
     /// causes are storage and task failures), not to the client.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {

@@ -1,5 +1,11 @@
 //! Change notices inside one server instance: pushes (SQLite) or the PostgreSQL LISTEN connection
-//! publish `(stream, seq)`; every SSE stream that reads that stream turns it into a `poke`.
+//! publish them; every SSE stream whose user may read the stream turns one into a `poke`.
+//!
+//! Two kinds: a stream's change sequence moved (`ChangeNotice`: the stream's database key, a
+//! user id or `space:<id>` or `public`, and its sequence), or a user's spaces, roles or pending
+//! invitations changed (`AccountNotice`). On PostgreSQL both travel as NOTIFY payloads on channel
+//! `tandem_changes`: `<user id>:<seq>`, `space:<id>:<seq>`, `public:<seq>`, `account:<user id>`
+//! (see [`parse_payload`]).
 
 use std::sync::Arc;
 
@@ -35,11 +41,37 @@ impl ChangeNotice {
     }
 }
 
-/// Fan-out of change notices to SSE streams. Slow streams may miss notices (the broadcast
-/// channel drops the oldest); they then get a poke for a later one, which is all a poke promises.
+/// A user's spaces, roles or pending invitations changed.
+#[derive(Debug, Clone)]
+pub struct AccountNotice {
+    pub user_id: Arc<str>,
+}
+
+/// What goes through the hub.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Change(ChangeNotice),
+    Account(AccountNotice),
+}
+
+/// The notice a NOTIFY payload names, by prefix: `account:<user id>`, `space:<id>:<seq>`,
+/// `public:<seq>`, or `<user id>:<seq>` ([`ChangeNotice::parse`]). `None` for anything else.
+pub fn parse_payload(payload: &str) -> Option<Notice> {
+    if let Some(user_id) = payload.strip_prefix("account:") {
+        return (!user_id.is_empty()).then(|| {
+            Notice::Account(AccountNotice {
+                user_id: user_id.into(),
+            })
+        });
+    }
+    ChangeNotice::parse(payload).map(Notice::Change)
+}
+
+/// Fan-out of notices to SSE streams. Slow streams may miss notices (the broadcast channel drops
+/// the oldest); they then poke anyway and reload what they know, which is all a poke promises.
 #[derive(Clone)]
 pub struct ChangeHub {
-    sender: broadcast::Sender<ChangeNotice>,
+    sender: broadcast::Sender<Notice>,
 }
 
 impl ChangeHub {
@@ -49,18 +81,34 @@ impl ChangeHub {
         }
     }
 
-    /// Tells every event stream reading `stream` (a stream's database key) that it changed up
-    /// to `seq`.
+    /// Tells every stream that may read `stream` (a database key) that it changed up to `seq`.
     pub fn publish(&self, stream: &str, seq: i64) {
         // No subscribers is not an error: nobody is listening right now.
-        let _ = self.sender.send(ChangeNotice {
+        let _ = self.sender.send(Notice::Change(ChangeNotice {
             stream: stream.into(),
             seq,
-        });
+        }));
     }
 
-    /// A receiver of all notices; event streams filter for the streams their user reads.
-    pub fn subscribe(&self) -> broadcast::Receiver<ChangeNotice> {
+    /// Tells every stream of `user_id` that its spaces, roles or invitations changed.
+    pub fn publish_account(&self, user_id: &str) {
+        let _ = self.sender.send(Notice::Account(AccountNotice {
+            user_id: user_id.into(),
+        }));
+    }
+
+    /// Publishes what a NOTIFY payload names (ignored when it names nothing known).
+    pub fn publish_payload(&self, payload: &str) {
+        match parse_payload(payload) {
+            Some(notice) => {
+                let _ = self.sender.send(notice);
+            }
+            None => tracing::warn!("ignored a change notification of unknown form"),
+        }
+    }
+
+    /// A receiver of all notices; streams filter for theirs.
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.sender.subscribe()
     }
 }
@@ -124,24 +172,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn notice_payloads_round_trip() {
-        let user = "0195c3d2-7a1e-7000-8000-000000000001";
-        for stream in [user, "space:0195c3d2-7a1e-7000-8000-0000000000aa", "public"] {
-            let payload = ChangeNotice::payload(stream, 42);
-            let notice = ChangeNotice::parse(&payload).unwrap();
-            assert_eq!((&*notice.stream, notice.seq), (stream, 42));
-        }
+    fn payloads_parse_by_prefix() {
+        let change = |p: &str| match parse_payload(p) {
+            Some(Notice::Change(c)) => Some((c.stream.to_string(), c.seq)),
+            _ => None,
+        };
         assert_eq!(
-            ChangeNotice::parse(&format!("{user}:7"))
-                .unwrap()
-                .stream
-                .as_ref(),
-            user
+            change("0195c3a0-0000-7000-8000-000000000000:42"),
+            Some(("0195c3a0-0000-7000-8000-000000000000".into(), 42))
         );
-        assert!(ChangeNotice::parse("public:x").is_none());
-        assert!(ChangeNotice::parse(":1").is_none());
-        assert!(ChangeNotice::parse("account:someone").is_none());
-        assert!(ChangeNotice::parse("nothing").is_none());
+        assert_eq!(change("space:0195ff:7"), Some(("space:0195ff".into(), 7)));
+        assert_eq!(change("public:3"), Some(("public".into(), 3)));
+        assert!(matches!(
+            parse_payload("account:u1"),
+            Some(Notice::Account(a)) if &*a.user_id == "u1"
+        ));
+        assert!(parse_payload("account:").is_none());
+        assert!(parse_payload("nonsense").is_none());
+        assert!(parse_payload(":5").is_none());
+        assert!(parse_payload("u:x").is_none());
     }
 
     #[test]

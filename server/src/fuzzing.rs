@@ -25,6 +25,6 @@ pub async fn router(config: &Config) -> anyhow::Result<axum::Router> {
         ChangeHub::new(),
         CancellationToken::new(),
         std::sync::Arc::new(crate::SystemClock),
-    );
+    )?;
     Ok(crate::routes::router(state))
 }

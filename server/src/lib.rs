@@ -13,6 +13,7 @@ mod error;
 mod events;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod import;
 mod jwt;
 pub mod logging;
 mod push;
@@ -113,7 +114,7 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
     if let Storage::Postgres(pg) = &storage {
         let hub = hub.clone();
         pg.spawn_change_listener(
-            move |user_id, seq| hub.publish(user_id, seq),
+            move |payload| hub.publish_payload(payload),
             shutdown.clone(),
         );
     }
@@ -125,7 +126,7 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         hub,
         shutdown.clone(),
         clock.clone(),
-    );
+    )?;
     let purger = Purger {
         storage,
         retention_ms: i64::from(config.tombstone_retention_days) * 24 * 3600 * 1000,
@@ -158,7 +159,7 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
     })
 }
 
-/// What every request handler shares, for `config`.
+/// What every request handler shares, for `config` (an admin token too short is an error).
 fn app_state(
     config: &Config,
     storage: Storage,
@@ -167,11 +168,12 @@ fn app_state(
     hub: ChangeHub,
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
-) -> Arc<AppState> {
+) -> anyhow::Result<Arc<AppState>> {
+    let admin_token = config.admin_token()?;
     let hash_concurrency = config
         .hash_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    Arc::new(AppState {
+    Ok(Arc::new(AppState {
         storage,
         schema: Arc::new(schema),
         jwt: JwtKeys::new(secret.as_bytes(), config.access_token_ttl),
@@ -190,7 +192,9 @@ fn app_state(
         sync_paused: config.sync_paused,
         shutdown,
         clock,
-    })
+        space_limits: config.space_limits(),
+        admin_token,
+    }))
 }
 
 /// Purges tombstones older than the retention and op ids older than `OP_RETENTION_MS`.

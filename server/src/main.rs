@@ -1,15 +1,70 @@
 //! `tandem-server`: parses flags, logs to stderr (text or JSON, `--log-format`), prints `listening on http://HOST:PORT` on stdout
 //! once ready, and shuts down gracefully on Ctrl-C or SIGTERM.
+//!
+//! `tandem-server import COLLECTION FILE.jsonl [--prune]` loads a public collection instead
+//! (same `--db`, `--schema` and environment), prints a summary and exits.
 
 use std::io::Write;
+use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tandem_server::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tandem-server",
+    version,
+    about = "Tandem's reference sync server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the sync protocol (the default).
+    Serve,
+    /// Load a public collection from a JSON Lines file: one `{"id": …, "doc": {…} | null}` per
+    /// line. The whole file is validated first; nothing is written when a line is bad.
+    Import {
+        /// The public collection to write.
+        collection: String,
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// Also delete the collection's public records the file does not name.
+        #[arg(long)]
+        prune: bool,
+    },
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = Config::parse();
+    let cli = Cli::parse();
+    let config = cli.config;
     tandem_server::logging::init(config.log_format);
+    if let Some(Command::Import {
+        collection,
+        file,
+        prune,
+    }) = cli.command
+    {
+        return match tandem_server::import::run(&config, &collection, &file, prune).await {
+            Ok(summary) => {
+                println!(
+                    "{}",
+                    serde_json::to_string(&summary).expect("a summary serializes")
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("import failed: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let handle = match tandem_server::run(config).await {
         Ok(handle) => handle,
         Err(e) => {

@@ -88,3 +88,40 @@ async fn two_instances_share_pokes_idempotency_and_sessions() {
     cb.refresh(&from_a).await.assert_ok();
     ca.refresh(refresh).await.assert_error(400, "invalid_grant");
 }
+
+/// A push to a space on instance A pokes the members' event streams on B with the space's
+/// stream, and a role change on A pokes the member on B with `{"account": true}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn space_pokes_cross_instances() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        eprintln!("skipped: TANDEM_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let a = TestServer::builder().db(&db).start();
+    let b = TestServer::builder().db(&db).start();
+    let (ca, cb) = (a.client(), b.client());
+    let f = tandem_testkit::fixtures::three_users_two_spaces(&ca).await;
+    let mut b_events = cb.events(&f.b.token).await;
+    let mut c_events = cb.events(&f.c.token).await;
+    ca.push_ok(
+        &f.a.token,
+        vec![common::in_space(
+            &f.s1,
+            upsert("op-s1", "team_projects", "p1", None, json!({"name": "P"})),
+        )],
+    )
+    .await;
+    let stream = format!("space:{}", f.s1);
+    assert_eq!(b_events.next_poke_data().await["stream"], stream.as_str());
+    assert_eq!(c_events.next_poke_data().await["stream"], stream.as_str());
+    ca.set_role(&f.a.token, &f.s1, &f.c.id, "editor")
+        .await
+        .assert_ok();
+    let poke = c_events.next_poke_data().await;
+    assert_eq!(poke["account"], true, "{poke}");
+    // B's role did not change: its stream is not poked about accounts.
+    assert!(b_events
+        .poke_within(std::time::Duration::from_millis(500))
+        .await
+        .is_none());
+}

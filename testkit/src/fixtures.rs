@@ -74,3 +74,34 @@ pub fn email() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Three users and two spaces on a server, for the space suites: in `s1` (created by A) A is
+/// owner, B editor and C viewer; in `s2` (created by B) B is owner and A viewer.
+pub struct ThreeUsersTwoSpaces {
+    pub a: crate::protocol::User,
+    pub b: crate::protocol::User,
+    pub c: crate::protocol::User,
+    pub s1: String,
+    pub s2: String,
+}
+
+/// Sets up [`ThreeUsersTwoSpaces`] through `client`'s HTTP API.
+pub async fn three_users_two_spaces(client: &crate::protocol::Client) -> ThreeUsersTwoSpaces {
+    let (a, b, c) = (
+        client.user().await,
+        client.user().await,
+        client.user().await,
+    );
+    let s1 = client.create_space(&a.token, "S1").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client.join(&a, &s1, &b, "editor").await;
+    client.join(&a, &s1, &c, "viewer").await;
+    let s2 = client.create_space(&b.token, "S2").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client.join(&b, &s2, &a, "viewer").await;
+    ThreeUsersTwoSpaces { a, b, c, s1, s2 }
+}

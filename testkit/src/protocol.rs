@@ -235,6 +235,217 @@ impl Client {
     }
 }
 
+/// A signed-up user of the space suites: its token, email and id.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub token: String,
+    pub email: String,
+    pub id: String,
+}
+
+impl Client {
+    /// Sends `method path` with a JSON body (when given) and a bearer token.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// Signs up a new random user; returns its token, email and id.
+    pub async fn user(&self) -> User {
+        let email = format!("user-{}@example.com", uuid::Uuid::now_v7().simple());
+        self.user_with_email(&email).await
+    }
+
+    /// Signs up `email`; returns its token, email and id.
+    pub async fn user_with_email(&self, email: &str) -> User {
+        let session = self.signup(email, "password123").await.assert_ok().clone();
+        User {
+            token: session["access_token"].as_str().unwrap().to_string(),
+            email: email.to_string(),
+            id: session["user"]["id"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A stream-form pull: `streams` maps stream names to cursors (or null).
+    pub async fn pull_streams(
+        &self,
+        token: &str,
+        streams: Value,
+        account_seq: Option<i64>,
+        limit: Option<i64>,
+    ) -> Reply {
+        let mut body = json!({"streams": streams});
+        if let Some(seq) = account_seq {
+            body["accountSeq"] = json!(seq);
+        }
+        if let Some(limit) = limit {
+            body["limit"] = json!(limit);
+        }
+        self.post("/sync/v1/pull", Some(token), &body).await
+    }
+
+    /// `POST /sync/v1/spaces` with a fresh request id.
+    pub async fn create_space_reply(&self, token: &str, name: &str) -> Reply {
+        self.post(
+            "/sync/v1/spaces",
+            Some(token),
+            &json!({"name": name, "requestId": op()}),
+        )
+        .await
+    }
+
+    /// Creates a space, asserting 201; returns the space's JSON.
+    pub async fn create_space(&self, token: &str, name: &str) -> Value {
+        let reply = self.create_space_reply(token, name).await;
+        assert_eq!(reply.status.as_u16(), 201, "body: {}", reply.body);
+        reply.body
+    }
+
+    /// `GET /sync/v1/account`, asserting 200.
+    pub async fn account(&self, token: &str) -> Value {
+        self.get("/sync/v1/account", Some(token))
+            .await
+            .assert_ok()
+            .clone()
+    }
+
+    /// `PATCH /sync/v1/spaces/{space}`.
+    pub async fn rename_space(&self, token: &str, space: &str, name: &str) -> Reply {
+        self.request(
+            reqwest::Method::PATCH,
+            &format!("/sync/v1/spaces/{space}"),
+            Some(token),
+            Some(&json!({"name": name})),
+        )
+        .await
+    }
+
+    /// `DELETE /sync/v1/spaces/{space}`.
+    pub async fn delete_space(&self, token: &str, space: &str) -> Reply {
+        self.request(
+            reqwest::Method::DELETE,
+            &format!("/sync/v1/spaces/{space}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /sync/v1/spaces/{space}/members`.
+    pub async fn members(&self, token: &str, space: &str) -> Reply {
+        self.get(&format!("/sync/v1/spaces/{space}/members"), Some(token))
+            .await
+    }
+
+    /// `PUT /sync/v1/spaces/{space}/members/{member}`.
+    pub async fn set_role(&self, token: &str, space: &str, member: &str, role: &str) -> Reply {
+        self.request(
+            reqwest::Method::PUT,
+            &format!("/sync/v1/spaces/{space}/members/{member}"),
+            Some(token),
+            Some(&json!({"role": role})),
+        )
+        .await
+    }
+
+    /// `DELETE /sync/v1/spaces/{space}/members/{member}` (own id: leave).
+    pub async fn remove_member(&self, token: &str, space: &str, member: &str) -> Reply {
+        self.request(
+            reqwest::Method::DELETE,
+            &format!("/sync/v1/spaces/{space}/members/{member}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /sync/v1/spaces/{space}/invitations`.
+    pub async fn invite(&self, token: &str, space: &str, email: &str, role: &str) -> Reply {
+        self.post(
+            &format!("/sync/v1/spaces/{space}/invitations"),
+            Some(token),
+            &json!({"email": email, "role": role}),
+        )
+        .await
+    }
+
+    /// Invites, asserting 201; returns the invitation's id.
+    pub async fn invite_ok(&self, token: &str, space: &str, email: &str, role: &str) -> String {
+        let reply = self.invite(token, space, email, role).await;
+        assert_eq!(reply.status.as_u16(), 201, "body: {}", reply.body);
+        reply.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// `GET /sync/v1/spaces/{space}/invitations`.
+    pub async fn space_invitations(&self, token: &str, space: &str) -> Reply {
+        self.get(&format!("/sync/v1/spaces/{space}/invitations"), Some(token))
+            .await
+    }
+
+    /// `DELETE /sync/v1/spaces/{space}/invitations/{invitation}`.
+    pub async fn revoke(&self, token: &str, space: &str, invitation: &str) -> Reply {
+        self.request(
+            reqwest::Method::DELETE,
+            &format!("/sync/v1/spaces/{space}/invitations/{invitation}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /sync/v1/invitations/{invitation}/accept`.
+    pub async fn accept(&self, token: &str, invitation: &str) -> Reply {
+        self.post(
+            &format!("/sync/v1/invitations/{invitation}/accept"),
+            Some(token),
+            &json!({}),
+        )
+        .await
+    }
+
+    /// `POST /sync/v1/invitations/{invitation}/decline`.
+    pub async fn decline(&self, token: &str, invitation: &str) -> Reply {
+        self.post(
+            &format!("/sync/v1/invitations/{invitation}/decline"),
+            Some(token),
+            &json!({}),
+        )
+        .await
+    }
+
+    /// Invites `member` into `space` with `role` and accepts as them, asserting both.
+    pub async fn join(&self, owner: &User, space: &str, member: &User, role: &str) {
+        let invitation = self
+            .invite_ok(&owner.token, space, &member.email, role)
+            .await;
+        self.accept(&member.token, &invitation).await.assert_ok();
+    }
+
+    /// `POST /admin/v1/public/write` with `token` as the bearer.
+    pub async fn admin_write(&self, token: Option<&str>, writes: Value) -> Reply {
+        self.post("/admin/v1/public/write", token, &json!({"writes": writes}))
+            .await
+    }
+}
+
+/// `m` written into space `space` (its `"space"` member).
+pub fn in_space(space: &str, mut m: Value) -> Value {
+    m["space"] = json!(space);
+    m
+}
+
 /// An upsert mutation.
 pub fn upsert(op: &str, entity: &str, id: &str, base: Option<i64>, payload: Value) -> Value {
     json!({"opId": op, "entity": entity, "entityId": id, "type": "upsert", "baseVersion": base,
@@ -298,6 +509,17 @@ pub async fn next_poke(
     stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
     buffer: &mut String,
 ) -> String {
+    next_poke_data(stream, buffer).await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Reads SSE frames until a `poke` arrives; returns its whole data.
+pub async fn next_poke_data(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buffer: &mut String,
+) -> Value {
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();
@@ -306,8 +528,7 @@ pub async fn next_poke(
                     .lines()
                     .find_map(|l| l.strip_prefix("data: "))
                     .expect("poke without data");
-                let poke: Value = serde_json::from_str(data).unwrap();
-                return poke["cursor"].as_str().unwrap().to_string();
+                return serde_json::from_str(data).unwrap();
             }
             continue;
         }
@@ -334,5 +555,18 @@ impl Events {
     /// Reads frames until a `poke` arrives (10 s at most); returns its cursor.
     pub async fn next_poke(&mut self) -> String {
         next_poke(&mut self.stream, &mut self.buffer).await
+    }
+
+    /// Reads frames until a `poke` arrives (10 s at most); returns its data
+    /// (`{"cursor", "stream"?, "account"?}`).
+    pub async fn next_poke_data(&mut self) -> Value {
+        next_poke_data(&mut self.stream, &mut self.buffer).await
+    }
+
+    /// Whether a `poke` arrives within `within`.
+    pub async fn poke_within(&mut self, within: Duration) -> Option<Value> {
+        tokio::time::timeout(within, self.next_poke_data())
+            .await
+            .ok()
     }
 }

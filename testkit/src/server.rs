@@ -405,8 +405,14 @@ impl InProcess {
             argv.push("--jwt-secret".into());
             argv.push(secret);
         }
-        let config = tandem_server::Config::try_parse_from(&argv)
+        let mut config = tandem_server::Config::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("bad test server flags {argv:?}: {e}"));
+        // The admin token is read from the environment only; in process, from the spec's.
+        config.admin_token = spec
+            .env
+            .iter()
+            .find(|(k, _)| k == "TANDEM_ADMIN_TOKEN")
+            .map(|(_, v)| v.clone());
         let (commands, receive) = mpsc::channel();
         let (ready, started) = mpsc::channel();
         let thread = std::thread::spawn(move || {

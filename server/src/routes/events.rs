@@ -1,19 +1,29 @@
 //! `GET /sync/v1/events`: a server-sent event stream that pokes the client to pull after any
-//! change to its user's data commits, on whichever instance.
+//! change to a stream its user may read (its own records, the public collections, each space it
+//! belongs to) commits, on whichever instance, and when its spaces, roles or invitations change.
+//!
+//! Each connection loads its user's readable streams once it has subscribed (so nothing committed
+//! after the answer starts is missed), keeps their database keys in a set, and judges each notice
+//! by one hash lookup: no query per poke. An account notice for its user reloads the set, then
+//! pokes `{"account": true}`. Every poke carries `cursor`, the latest user-stream cursor the
+//! connection knows (read when it opens, then taken from the user's own notices).
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
-use tandem_protocol::{Poke, POKE_EVENT};
+use tandem_protocol::{Poke, StreamKey, POKE_EVENT};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{AuthUser, SharedState, KEEP_ALIVE};
 use crate::cursor::Cursor;
 use crate::error::ApiError;
+use crate::events::Notice;
+use crate::storage::StorageError;
 
 /// The event stream of the authenticated user; ends when the server shuts down. A token of an
 /// account that no longer exists is refused, and so is a stream past the per-user cap.
@@ -28,27 +38,29 @@ pub async fn events(
         .stream_slots
         .take(&user.user_id)
         .ok_or_else(ApiError::too_many_streams)?;
-    // Subscribe before answering, so no change committed after the response starts is missed.
+    // Subscribe before reading what the user may see, so no change committed after the response
+    // starts is missed.
     let notices = BroadcastStream::new(state.hub.subscribe());
-    // Shared, so that judging each notice of any user costs this stream no allocation.
     let user_id: Arc<str> = user.user_id.into();
+    let mut connection = Connection {
+        state: state.clone(),
+        user_id,
+        streams: HashSet::new(),
+        user_seq: 0,
+    };
+    connection.reload().await?;
     let greeting = stream::once(async { Ok(Event::default().comment("connected")) });
-    let stream_state = state.clone();
-    let pokes = notices.filter_map(move |notice| {
-        let state = stream_state.clone();
-        let user_id = user_id.clone();
-        async move {
-            let seq = match notice {
-                Ok(n) if *n.stream == *user_id => n.seq,
-                Ok(_) => return None,
-                // Missed notices: poke with the latest sequence rather than risk missing ours.
-                Err(BroadcastStreamRecvError::Lagged(_)) => {
-                    state.storage.latest_seq(&user_id).await.ok()?
+    let pokes = stream::unfold(
+        (notices, connection),
+        |(mut notices, mut connection)| async move {
+            loop {
+                let notice = notices.next().await?;
+                if let Some(event) = connection.judge(notice).await {
+                    return Some((Ok(event), (notices, connection)));
                 }
-            };
-            Some(Ok(poke_event(&state, &user_id, seq)))
-        }
-    });
+            }
+        },
+    );
     let stream = greeting
         .chain(pokes)
         .take_until(state.shutdown.clone().cancelled_owned())
@@ -60,12 +72,83 @@ pub async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
-fn poke_event(state: &SharedState, user_id: &str, seq: i64) -> Event {
-    // The latest sequence is at or past every purge, so the recorded purge state changes nothing
-    // for this cursor (see `Cursor::expired`); 0 needs no read.
-    let poke = Poke::user(state.cursors.encode(user_id, Cursor { seq, purged_seq: 0 }));
-    Event::default()
-        .event(POKE_EVENT)
-        .json_data(poke)
-        .expect("a poke always serializes")
+/// What one event stream knows about its user.
+struct Connection {
+    state: SharedState,
+    user_id: Arc<str>,
+    /// Database keys of the streams other than the user's own it may read (`public`,
+    /// `space:<id>` of each space it belongs to).
+    streams: HashSet<String>,
+    /// The latest sequence of the user's own stream this connection knows.
+    user_seq: i64,
+}
+
+impl Connection {
+    /// Reads the user's readable streams and own sequence again.
+    async fn reload(&mut self) -> Result<(), StorageError> {
+        let readable = self.state.storage.readable_streams(&self.user_id).await?;
+        self.streams = readable
+            .into_iter()
+            .filter(|key| **key != *self.user_id)
+            .collect();
+        self.user_seq = self
+            .state
+            .storage
+            .latest_seq(&self.user_id)
+            .await?
+            .max(self.user_seq);
+        Ok(())
+    }
+
+    /// The poke a notice earns this connection, if any.
+    async fn judge(&mut self, notice: Result<Notice, BroadcastStreamRecvError>) -> Option<Event> {
+        match notice {
+            Ok(Notice::Change(change)) => {
+                if *change.stream == *self.user_id {
+                    self.user_seq = self.user_seq.max(change.seq);
+                    Some(self.poke(None, false))
+                } else if self.streams.contains(&*change.stream) {
+                    let stream = StreamKey::from_db_key(&change.stream, &self.user_id);
+                    Some(self.poke(stream, false))
+                } else {
+                    None
+                }
+            }
+            Ok(Notice::Account(account)) if *account.user_id == *self.user_id => {
+                if let Err(e) = self.reload().await {
+                    tracing::warn!(error = %e, user_id = %self.user_id, "event stream could not reload its streams");
+                }
+                Some(self.poke(None, true))
+            }
+            Ok(Notice::Account(_)) => None,
+            // Missed notices, perhaps ours: reload what the user may read, and poke rather than
+            // risk missing a change or an account change.
+            Err(BroadcastStreamRecvError::Lagged(_)) => {
+                if let Err(e) = self.reload().await {
+                    tracing::warn!(error = %e, user_id = %self.user_id, "event stream could not reload its streams");
+                }
+                Some(self.poke(None, true))
+            }
+        }
+    }
+
+    fn poke(&self, stream: Option<StreamKey>, account: bool) -> Event {
+        // The latest sequence is at or past every purge, so the recorded purge state changes
+        // nothing for this cursor (see `Cursor::expired`); 0 needs no read.
+        let poke = Poke {
+            cursor: self.state.cursors.encode(
+                &self.user_id,
+                Cursor {
+                    seq: self.user_seq,
+                    purged_seq: 0,
+                },
+            ),
+            stream,
+            account,
+        };
+        Event::default()
+            .event(POKE_EVENT)
+            .json_data(poke)
+            .expect("a poke always serializes")
+    }
 }

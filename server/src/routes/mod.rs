@@ -1,8 +1,10 @@
 //! The HTTP surface: the router, the shared state, and the extractors every route uses (a JSON
 //! body with the protocol's 400/413/415 answers, and the bearer token of sync routes).
 
+pub mod admin;
 pub mod auth;
 pub mod events;
+pub mod spaces;
 pub mod sync;
 
 use std::sync::{Arc, Mutex};
@@ -15,7 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use tandem_protocol::ErrorCode;
@@ -57,6 +59,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Where "now" comes from (the system clock, or a test's manual one).
     pub clock: Arc<dyn Clock>,
+    /// The limits on spaces, members and invitations.
+    pub space_limits: crate::spaces::SpaceLimits,
+    /// The token of `/admin/v1` routes; `None`: they answer 404.
+    pub admin_token: Option<String>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -67,6 +73,33 @@ pub fn router(state: SharedState) -> Router {
         .route("/sync/v1/push", post(sync::push))
         .route("/sync/v1/pull", post(sync::pull))
         .route("/sync/v1/events", get(events::events))
+        .route("/sync/v1/account", get(spaces::account))
+        .route("/sync/v1/spaces", post(spaces::create))
+        .route(
+            "/sync/v1/spaces/{id}",
+            axum::routing::patch(spaces::rename).delete(spaces::delete),
+        )
+        .route("/sync/v1/spaces/{id}/members", get(spaces::members))
+        .route(
+            "/sync/v1/spaces/{id}/members/{user_id}",
+            put(spaces::set_role).delete(spaces::remove_member),
+        )
+        .route(
+            "/sync/v1/spaces/{id}/invitations",
+            post(spaces::invite).get(spaces::invitations),
+        )
+        .route(
+            "/sync/v1/spaces/{id}/invitations/{invitation_id}",
+            axum::routing::delete(spaces::revoke),
+        )
+        .route(
+            "/sync/v1/invitations/{invitation_id}/accept",
+            post(spaces::accept),
+        )
+        .route(
+            "/sync/v1/invitations/{invitation_id}/decline",
+            post(spaces::decline),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             refuse_when_paused,
@@ -78,6 +111,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/auth/v1/logout", post(auth::logout))
         .route("/auth/v1/user", get(auth::user))
         .merge(sync_routes)
+        .route("/admin/v1/public/write", post(admin::public_write))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .route_layer(middleware::from_fn(note_route))

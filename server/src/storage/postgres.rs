@@ -296,11 +296,11 @@ impl PostgresStore {
         })
     }
 
-    /// Forwards every change notification (from any instance) to `on_change(stream, seq)` until
-    /// `cancel` fires, reconnecting after failures.
+    /// Forwards every change notification's payload (from any instance) to `on_change` until
+    /// `cancel` fires, reconnecting after failures (`crate::events::parse_payload` reads them).
     pub fn spawn_change_listener(
         &self,
-        on_change: impl Fn(&str, i64) + Send + Sync + 'static,
+        on_change: impl Fn(&str) + Send + Sync + 'static,
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let config = self.config.clone();
@@ -923,7 +923,7 @@ impl WriteColumns<'_> {
 
 async fn listen_once(
     config: &tokio_postgres::Config,
-    on_change: &(impl Fn(&str, i64) + Send + Sync),
+    on_change: &(impl Fn(&str) + Send + Sync),
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -935,11 +935,7 @@ async fn listen_once(
         tokio::select! {
             result = &mut listen, if !listening => { result?; listening = true; }
             message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    if let Some(notice) = ChangeNotice::parse(n.payload()) {
-                        on_change(&notice.stream, notice.seq);
-                    }
-                }
+                Some(Ok(AsyncMessage::Notification(n))) => on_change(n.payload()),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
@@ -1174,7 +1170,7 @@ async fn lock_space_streams(
 /// Loads what [`push::plan_push`] judges against: known opIds (when `with_ops`), the records the
 /// batch names in the streams `load` accepts and, when it deletes, their live descendants level by
 /// level (one statement per level and stream).
-async fn load_push_state(
+pub(super) async fn load_push_state(
     client: &impl GenericClient,
     job: &PushJob,
     load: &(dyn Fn(&str) -> bool + Sync),
@@ -1360,7 +1356,7 @@ impl PostgresStore {
 }
 
 /// Brings the tables of references and unique keys in line with the batch's writes.
-async fn write_index_rows(
+pub(super) async fn write_index_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     schema: &tandem_protocol::Schema,
     user_id: &str,
@@ -1433,7 +1429,7 @@ fn add_loaded_record(
 /// Writes a judged batch: records, block counts, op ids, the user's sequence and the poke, as
 /// multi-row statements pipelined on the transaction's connection (they go out together and run
 /// in order on the server).
-async fn write_plan(
+pub(super) async fn write_plan(
     tx: &deadpool_postgres::Transaction<'_>,
     user_id: &str,
     plan: &PushPlan,

@@ -7,8 +7,13 @@
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::ToSql;
 
-use super::postgres::CHANGES_CHANNEL;
+use std::sync::Arc;
+
+use super::postgres::{load_push_state, write_index_rows, write_plan, CHANGES_CHANNEL};
+use super::{AdminWrite, PushJob};
 use super::{InvitationRow, MemberRow, PostgresStore, Role, SpaceOutcome, SpaceRow, StorageError};
+use crate::push::PUBLIC_STREAM;
+use crate::spaces::{admin, AdminOutcome, ADMIN_OP_USER};
 use crate::spaces::{
     new_invitation_id, new_space_id, space_stream, SpaceLimits, INVITATION_TTL_MS,
 };
@@ -647,4 +652,62 @@ pub(super) async fn notify_accounts(
         )
         .await?;
     Ok(())
+}
+
+impl PostgresStore {
+    /// See `Storage::admin_write`: one transaction under the `public` stream's row lock, one
+    /// NOTIFY `public:<seq>` when anything changed.
+    pub async fn admin_write(
+        &self,
+        schema: &tandem_protocol::Schema,
+        writes: Vec<AdminWrite>,
+        now_ms: i64,
+    ) -> Result<AdminOutcome, StorageError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "SELECT change_seq, purged_seq FROM streams WHERE id = 'public' FOR UPDATE",
+                &[],
+            )
+            .await?;
+        let streams = admin::streams(row.get(0), row.get(1));
+        let schema = Arc::new(schema.clone());
+        let probe = PushJob {
+            user_id: ADMIN_OP_USER.to_string(),
+            mutations: admin::probe(&writes),
+            schema: schema.clone(),
+            now_ms,
+            client_id: ADMIN_OP_USER.to_string(),
+        };
+        let public = |stream: &str| stream == PUBLIC_STREAM;
+        let loaded = load_push_state(&tx, &probe, &public, false).await?;
+        let (plan, results) = match admin::plan(&schema, &writes, loaded.records, &streams, now_ms)
+        {
+            Ok(planned) => planned,
+            Err(why) => return Ok(Err(why)),
+        };
+        let new_seq = admin::new_seq(&plan);
+        if new_seq.is_some() {
+            for (stream, writes) in plan.writes_by_stream() {
+                write_index_rows(&tx, &schema, stream, writes).await?;
+            }
+            write_plan(&tx, ADMIN_OP_USER, &plan, &loaded.stored_seqs, now_ms).await?;
+            tx.commit().await?;
+        }
+        Ok(Ok((results, new_seq)))
+    }
+
+    /// The ids of the live public records of `collection`.
+    pub async fn public_ids(&self, collection: &str) -> Result<Vec<String>, StorageError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT entity_id FROM records
+                 WHERE user_id = 'public' AND entity = $1 AND NOT deleted ORDER BY entity_id",
+                &[&collection],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
 }

@@ -5,7 +5,14 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::{InvitationRow, MemberRow, Role, SpaceOutcome, SpaceRow, SqliteStore, StorageError};
+use std::sync::Arc;
+
+use super::sqlite::{load_push_state, write_plan};
+use super::{
+    AdminWrite, InvitationRow, MemberRow, PushJob, Role, SpaceOutcome, SpaceRow, SqliteStore,
+    StorageError,
+};
+use crate::spaces::{admin, AdminOutcome, ADMIN_OP_USER};
 use crate::spaces::{
     new_invitation_id, new_space_id, space_stream, SpaceLimits, INVITATION_TTL_MS,
 };
@@ -611,4 +618,67 @@ pub(super) fn bump_epochs(conn: &Connection, user_ids: &[String]) -> Result<(), 
         bump.execute([user_id])?;
     }
     Ok(())
+}
+
+impl SqliteStore {
+    /// See `Storage::admin_write`: one transaction (the writer is the `public` stream's lock).
+    pub async fn admin_write(
+        &self,
+        schema: &tandem_protocol::Schema,
+        writes: Vec<AdminWrite>,
+        now_ms: i64,
+    ) -> Result<AdminOutcome, StorageError> {
+        let schema = Arc::new(schema.clone());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (seq, purged): (i64, i64) = tx.query_row(
+                "SELECT change_seq, purged_seq FROM streams WHERE id = 'public'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let streams = admin::streams(seq, purged);
+            let probe = PushJob {
+                user_id: ADMIN_OP_USER.to_string(),
+                mutations: admin::probe(&writes),
+                schema: schema.clone(),
+                now_ms,
+                client_id: ADMIN_OP_USER.to_string(),
+            };
+            let loaded = load_push_state(&tx, &probe, &streams)?;
+            let (plan, results) =
+                match admin::plan(&schema, &writes, loaded.records, &streams, now_ms) {
+                    Ok(planned) => planned,
+                    Err(why) => return Ok(Err(why)),
+                };
+            let new_seq = admin::new_seq(&plan);
+            if new_seq.is_some() {
+                write_plan(
+                    &tx,
+                    &schema,
+                    ADMIN_OP_USER,
+                    &plan,
+                    &loaded.stored_seqs,
+                    now_ms,
+                )?;
+                tx.commit()?;
+            }
+            Ok(Ok((results, new_seq)))
+        })
+        .await
+    }
+
+    /// The ids of the live public records of `collection`.
+    pub async fn public_ids(&self, collection: &str) -> Result<Vec<String>, StorageError> {
+        let collection = collection.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare(
+                    "SELECT entity_id FROM records
+                     WHERE user_id = 'public' AND entity = ?1 AND deleted = 0 ORDER BY entity_id",
+                )?
+                .query_map([&collection], |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
 }

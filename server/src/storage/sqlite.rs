@@ -928,7 +928,7 @@ fn rows_after(conn: &Connection, user_id: &str, after_seq: i64) -> Result<i64, S
 }
 
 /// Writes a judged batch: records, block counts, op ids and the user's sequence.
-fn write_plan(
+pub(super) fn write_plan(
     conn: &Connection,
     schema: &Schema,
     user_id: &str,
@@ -1129,7 +1129,7 @@ fn insert_refresh_token(
 
 /// Loads what [`push::plan_push`] judges against: known opIds, the records the batch names and,
 /// when it deletes, their live descendants level by level; of streams the pusher may write only.
-fn load_push_state(
+pub(super) fn load_push_state(
     conn: &Connection,
     job: &PushJob,
     streams: &push::PushStreams,
