@@ -13,6 +13,10 @@ enum ErrorText {
         switch error {
         case let .InvalidArgument(detail):
             return "Invalid input: \(detail)"
+        case .Validation(.readOnly, _, _, _, _):
+            return "The exercise catalog comes from the server and cannot be changed here."
+        case .Validation(.forbidden, _, _, _, _):
+            return "View only: you can see this plan but not change it."
         case let .Validation(_, field, _, _, detail):
             if let field, !field.isEmpty {
                 return "“\(field)” is not valid: \(detail)"
@@ -34,6 +38,25 @@ enum ErrorText {
             return describe(kind, detail: detail, retryAfterSecs: retryAfterSecs)
         case let .Internal(detail):
             return "Something went wrong inside Tandem: \(detail)"
+        case let .Space(kind, _):
+            return describe(kind)
+        }
+    }
+
+    private static func describe(_ kind: SpaceErrorKind) -> String {
+        switch kind {
+        case .notFound:
+            return "That shared plan or invitation is gone."
+        case .forbidden:
+            return "Only the plan's owners can do that."
+        case .lastOwner:
+            return "A shared plan needs an owner: make someone else owner first."
+        case .alreadyMember:
+            return "They are already a member."
+        case .limitReached:
+            return "The server's limit is reached."
+        case .invalidName:
+            return "Choose a name of 1 to 200 characters."
         }
     }
 
@@ -140,6 +163,14 @@ enum ErrorText {
             return "Other records still refer to it, so it cannot be deleted."
         case .uniqueViolation:
             return "Another record already uses the same key."
+        case .readOnly:
+            return "The server's catalog cannot be changed here."
+        case .forbidden:
+            return "You can no longer change this shared plan (view only, or removed)."
+        case .spaceMismatch:
+            return "It belongs to another shared plan."
+        case .unknownSpace:
+            return "That shared plan is not on this device."
         case .other:
             return code.isEmpty ? "The server refused the change." : "The server refused the change (\(code))."
         }

@@ -14,7 +14,7 @@ data class DayEditorState(
     val day: PlanDay? = null,
     /** The day's exercises in order, names resolved from the catalog. */
     val entries: List<DayEntry> = emptyList(),
-    /** The whole catalog, to pick from. */
+    /** Everything to pick from: the public catalog and the user's own exercises, by name. */
     val catalog: List<Exercise> = emptyList(),
     val loaded: Boolean = false,
 ) {
@@ -31,14 +31,18 @@ data class DayEditorState(
  * taps never work from a list an earlier tap already changed.
  */
 class DayEditorStateHolder(
-    private val planId: String,
+    private val ref: PlanRef,
     private val dayId: String,
     private val plans: PlanRepository,
     exercises: ExerciseRepository,
     scope: CoroutineScope,
 ) : StateHolder(scope) {
+    /** A day of a personal plan. */
+    constructor(planId: String, dayId: String, plans: PlanRepository, exercises: ExerciseRepository, scope: CoroutineScope) :
+        this(PlanRef.personal(planId), dayId, plans, exercises, scope)
+
     val state: StateFlow<DayEditorState> =
-        combine(plans.day(planId, dayId), exercises.exercises()) { day, catalog ->
+        combine(plans.day(ref, dayId), exercises.all()) { day, catalog ->
             val byId = catalog.associateBy { it.id }
             DayEditorState(
                 day = day,
@@ -51,7 +55,7 @@ class DayEditorStateHolder(
             )
         }.stateIn(scope, SharingStarted.Eagerly, DayEditorState())
 
-    suspend fun rename(title: String) = attempt { plans.renameDay(dayId, title) } != null
+    suspend fun rename(title: String) = attempt { plans.renameDay(ref, dayId, title) } != null
 
     /** Appends an exercise (the same one may appear twice, e.g. a superset done again). */
     suspend fun add(exerciseId: String) = edit { it + exerciseId }
@@ -73,5 +77,5 @@ class DayEditorStateHolder(
 
     suspend fun moveDown(position: Int) = move(position, position + 1)
 
-    private suspend fun edit(change: (List<String>) -> List<String>) = attempt { plans.editExercises(dayId, change) } != null
+    private suspend fun edit(change: (List<String>) -> List<String>) = attempt { plans.editExercises(ref, dayId, change) } != null
 }
