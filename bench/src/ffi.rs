@@ -337,6 +337,7 @@ fn rust_get(schema_json: &str, sizes: &Sizes) -> Vec<f64> {
             collection: "plans".into(),
             id: Some(id.clone()),
             json: plan_json(i),
+            space_id: None,
         })
         .collect();
     tandem.write(ops).expect("write the records");

@@ -222,6 +222,7 @@ fn write_batch(sizes: &Sizes) -> Measurement {
                 collection: "plans".into(),
                 id: Some(id),
                 json,
+                space_id: None,
             })
             .collect();
         let (spent, written) = time(|| engine.write(ops).expect("write"));
@@ -296,6 +297,7 @@ fn populate(engine: &Tandem, sizes: &Sizes) {
             collection: "plans".into(),
             id: Some(format!("p{p}")),
             json: plan_json(p),
+            space_id: None,
         })
         .collect();
     for chunk in plans.chunks(10_000) {
@@ -307,6 +309,7 @@ fn populate(engine: &Tandem, sizes: &Sizes) {
                 collection: "plan_days".into(),
                 id: Some(format!("d{p}-{d}")),
                 json: format!(r#"{{"planId": "p{p}", "dayIndex": {d}, "exerciseIds": ["squat", "bench", "row"]}}"#),
+                space_id: None,
             })
         })
         .collect();

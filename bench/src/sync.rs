@@ -136,6 +136,7 @@ fn seed(url: &str, account: &str, count: usize) {
                 collection: "plans".into(),
                 id: Some(format!("p{i}")),
                 json: plan_json(*i),
+                space_id: None,
             })
             .collect();
         seeder.t.write(ops).expect("seed");
@@ -236,6 +237,7 @@ fn push(server: &BenchServer, sizes: &Sizes) -> Measurement {
             collection: "plans".into(),
             id: Some(format!("q{i}")),
             json: plan_json(i),
+            space_id: None,
         })
         .collect();
     device.t.write(ops).expect("pending changes");

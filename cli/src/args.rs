@@ -68,6 +68,9 @@ pub enum Command {
         /// The record's id [default: a new UUID v7]
         #[arg(long)]
         id: Option<String>,
+        /// The space of a new record of a space collection (`tandem space list` shows the ids)
+        #[arg(long, value_name = "SPACE")]
+        space: Option<String>,
     },
     /// Changes fields of a record with a JSON merge patch (RFC 7386; null removes a field)
     Patch {
@@ -78,8 +81,9 @@ pub enum Command {
         #[arg(value_name = "JSON|-|@FILE")]
         patch: String,
     },
-    /// Applies a batch of JSON lines, {"op":"put"|"patch"|"delete","collection","id","doc"},
-    /// in one transaction: all of them or, if any line is bad, none
+    /// Applies a batch of JSON lines, {"op":"put"|"patch"|"delete","collection","id","doc"}
+    /// (a put into a space adds "space"), in one transaction: all of them or, if any line is
+    /// bad, none
     Write {
         /// The file of JSON lines; `-` reads standard input
         #[arg(value_name = "FILE|-")]
@@ -103,7 +107,8 @@ pub enum Command {
               default_value_t = tandem::default_sync_config().pull_page_size)]
         pull_page: u32,
     },
-    /// The device's sync status: account, pending changes, conflicts, rejected changes
+    /// The device's sync status: account, pending changes, conflicts, rejected changes, spaces
+    /// and invitations waiting
     Status,
     /// Conflicts waiting for a decision, with both sides of each field
     Conflicts,
@@ -132,15 +137,78 @@ pub enum Command {
     },
     /// Local changes waiting for the server, in sending order
     Outbox,
-    /// Syncs in the background (realtime on) and prints status changes and changed records as
-    /// they happen, until interrupted
+    /// Syncs in the background (realtime on) and prints status changes, changed records and
+    /// changes of your spaces and invitations as they happen, until interrupted
     Watch,
+    /// Shared spaces: create, invite, accept, members and roles, leave, delete
+    #[command(subcommand)]
+    Space(SpaceCommand),
     /// Two devices of one account through a scripted story, on a server started in this process
     Demo {
         /// Keep the server running afterwards (for the sample apps), until interrupted
         #[arg(long)]
         keep: bool,
     },
+}
+
+/// `tandem space …`: every call but `list` and `invitations` needs the server.
+#[derive(Debug, Subcommand)]
+pub enum SpaceCommand {
+    /// Creates a space with you as its owner and prints it
+    Create {
+        /// 1 to 200 characters
+        name: String,
+    },
+    /// Your spaces and your role in each, as of the last sync
+    List,
+    /// Renames a space (owner)
+    Rename { space: String, name: String },
+    /// Invites an email to a space (owner); inviting again changes the role
+    Invite {
+        space: String,
+        email: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Editor)]
+        role: RoleArg,
+    },
+    /// Invitations waiting for your answer, as of the last sync
+    Invitations,
+    /// Accepts an invitation; the next sync brings the space's records
+    Accept { invitation: String },
+    /// Declines an invitation
+    Decline { invitation: String },
+    /// The members of a space and their roles
+    Members { space: String },
+    /// Changes a member's role (owner)
+    Role {
+        space: String,
+        /// A user id, or the email of a member
+        member: String,
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
+    /// Removes a member from a space (owner)
+    Remove {
+        space: String,
+        /// A user id, or the email of a member
+        member: String,
+    },
+    /// Leaves a space; its records leave this device (unsent changes stay as refused ones)
+    Leave { space: String },
+    /// Deletes a space for every member (owner). Asks first on a terminal
+    Delete {
+        space: String,
+        /// Do not ask (required when standard input is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// A role in a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Owner,
+    Editor,
+    Viewer,
 }
 
 /// How `signup` and `login` get the account.
@@ -164,6 +232,9 @@ pub struct ListArgs {
     /// At most N records
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+    /// Only the records of this space
+    #[arg(long, value_name = "SPACE")]
+    pub space: Option<String>,
 }
 
 /// Which side of a conflict wins.

@@ -95,10 +95,16 @@ fn parse_line(schema: &Schema, raw: &str) -> Result<(WriteOp, Option<Value>), Cl
     let collection =
         take_string(&mut map, "collection")?.ok_or_else(|| bad("no \"collection\"".into()))?;
     let id = take_string(&mut map, "id")?;
+    let space = take_string(&mut map, "space")?;
     let doc = map.remove("doc");
     if let Some(key) = map.keys().next() {
         return Err(bad(format!(
-            "unknown key \"{key}\" (a line has op, collection, id and doc)"
+            "unknown key \"{key}\" (a line has op, collection, id, doc and, for a put into a space, space)"
+        )));
+    }
+    if space.is_some() && op != "put" {
+        return Err(bad(format!(
+            "\"{op}\" takes no \"space\" (a record stays in its space; only a put of a new one names it)"
         )));
     }
     let Some(declared) = schema.collection(&collection) else {
@@ -129,6 +135,7 @@ fn parse_line(schema: &Schema, raw: &str) -> Result<(WriteOp, Option<Value>), Cl
                     collection,
                     id,
                     json: text,
+                    space_id: space,
                 },
                 Some(doc),
             ))

@@ -70,7 +70,14 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             collection,
             document,
             id,
+            space: None,
         } => record(tandem.put(collection, id, input::document(&document)?)?),
+        Command::Put {
+            collection,
+            document,
+            id,
+            space: Some(space),
+        } => record(tandem.put_in_space(space, collection, id, input::document(&document)?)?),
         Command::Patch {
             collection,
             id,
@@ -158,6 +165,7 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             render::outbox_json,
             render::outbox_line,
         )),
+        Command::Space(command) => crate::spaces::run(rt, tandem, command),
         Command::Watch | Command::Demo { .. } => Err(CliError::new(
             "internal",
             "watch and demo are not one-shot commands",
@@ -238,6 +246,7 @@ fn list(device: &Device, args: ListArgs) -> Result<Reply, CliError> {
             .collect(),
         limit: args.limit,
         offset: None,
+        space_id: args.space,
     };
     let records = device.tandem.query(args.collection, query)?;
     Ok(Reply::list(
@@ -255,16 +264,24 @@ fn status(device: &Device) -> Result<Reply, CliError> {
     json["user"] = user.as_ref().map_or(Value::Null, render::user_json);
     json["server"] = json!(device.server);
     json["conflictPolicy"] = json!(device.conflict_policy);
+    let spaces = tandem.spaces()?.len();
+    let invitations = tandem.invitations()?.len();
+    json["spaces"] = json!(spaces);
+    json["invitations"] = json!(invitations);
     let account = user.map_or_else(
         || "not signed in".to_string(),
         |u| format!("{} at {}", u.email, device.server),
     );
-    Ok(Reply::new(
-        json,
-        format!(
-            "{account}\n{}\nconflict policy: {}",
-            render::status_line(&status),
-            device.conflict_policy
-        ),
-    ))
+    let mut text = format!(
+        "{account}\n{}\nconflict policy: {}",
+        render::status_line(&status),
+        device.conflict_policy
+    );
+    if spaces > 0 || invitations > 0 {
+        text += &format!("\nspaces: {spaces}, invitations waiting: {invitations}");
+        if invitations > 0 {
+            text += " (tandem space invitations)";
+        }
+    }
+    Ok(Reply::new(json, text))
 }

@@ -269,6 +269,7 @@ impl Ids {
             collection: collection.into(),
             id: Some(id.into()),
             json: doc.to_string(),
+            space_id: None,
         };
         let [bench, press, dips] = &self.exercises;
         vec![
@@ -380,6 +381,7 @@ fn days_query(ids: &Ids) -> Query {
         }],
         limit: None,
         offset: None,
+        space_id: None,
     }
 }
 

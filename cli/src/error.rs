@@ -72,6 +72,7 @@ impl From<TandemError> for CliError {
             TandemError::Closed => "closed",
             TandemError::Auth { kind, .. } => auth_code(*kind),
             TandemError::Sync { kind, .. } => sync_code(*kind),
+            TandemError::Space { kind, .. } => kind.code(),
             TandemError::Internal { .. } => "internal",
         };
         Self::new(code, error.to_string())

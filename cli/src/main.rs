@@ -15,6 +15,7 @@ mod password;
 mod policy;
 mod render;
 mod revert;
+mod spaces;
 mod watch;
 
 use std::io::Write;

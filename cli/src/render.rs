@@ -37,21 +37,31 @@ pub fn record_state(state: RecordState) -> &'static str {
     }
 }
 
+/// A record; `space` only for a record of a space.
 pub fn record_json(record: &Record) -> Value {
-    json!({
+    let mut json = json!({
         "collection": record.collection,
         "id": record.id,
         "doc": document(&record.document),
         "version": record.version,
         "state": record_state(record.state),
         "updatedAt": timestamp(record.updated_at),
-    })
+    });
+    if let Some(space) = &record.space_id {
+        json["space"] = json!(space);
+    }
+    json
 }
 
-/// `plans/0193…  v2 pending  {"name":"Legs"}`
+/// `plans/0193…  v2 pending  {"name":"Legs"}` (`  [space 0195…]` before the document for a
+/// record of a space)
 pub fn record_line(record: &Record) -> String {
+    let space = record
+        .space_id
+        .as_ref()
+        .map_or_else(String::new, |s| format!("  [space {s}]"));
     format!(
-        "{}/{}  v{} {}  {}",
+        "{}/{}  v{} {}{space}  {}",
         record.collection,
         record.id,
         record.version,
@@ -267,7 +277,7 @@ fn kind(kind: ChangeKind) -> &'static str {
 }
 
 pub fn rejected_json(change: &RejectedChange) -> Value {
-    json!({
+    let mut json = json!({
         "opId": change.op_id,
         "collection": change.collection,
         "id": change.id,
@@ -275,7 +285,11 @@ pub fn rejected_json(change: &RejectedChange) -> Value {
         "reason": change.reason_code,
         "doc": optional_document(change.document.as_deref()),
         "createdAt": timestamp(change.created_at),
-    })
+    });
+    if let Some(space) = &change.space_id {
+        json["space"] = json!(space);
+    }
+    json
 }
 
 pub fn rejected_line(change: &RejectedChange) -> String {

@@ -1,12 +1,15 @@
-//! `tandem watch`: background sync with realtime on, printing status changes and changed records
-//! as they happen until Ctrl-C (or SIGTERM).
+//! `tandem watch`: background sync with realtime on, printing status changes, changed records and
+//! changes of the user's spaces and invitations as they happen until Ctrl-C (or SIGTERM).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tandem::{Query, QueryObserver, Record, SyncConfig, SyncPhase, SyncStatus, SyncStatusListener};
+use tandem::{
+    Invitation, InvitationsObserver, Query, QueryObserver, Record, Space, SpacesObserver,
+    SyncConfig, SyncPhase, SyncStatus, SyncStatusListener,
+};
 use tokio::runtime::Runtime;
 
 use crate::args::Global;
@@ -33,6 +36,16 @@ pub fn run(rt: &Runtime, global: &Global) -> Result<(), CliError> {
             }),
         )?);
     }
+    let _spaces = device.tandem.observe_spaces(Arc::new(SpacesPrinter {
+        out,
+        seen: Mutex::new(None),
+    }))?;
+    let _invitations = device
+        .tandem
+        .observe_invitations(Arc::new(InvitationsPrinter {
+            out,
+            seen: Mutex::new(None),
+        }))?;
     device.tandem.start_sync()?;
     if !global.json {
         let who = device
@@ -143,5 +156,101 @@ impl CollectionPrinter {
             }),
             format!("{mark} {}", render::record_line(record)),
         );
+    }
+}
+
+/// Prints spaces joined, changed (renamed, another role) and gone (left, removed, deleted)
+/// between two deliveries; the first delivery is the starting point.
+struct SpacesPrinter {
+    out: Printer,
+    seen: Mutex<Option<HashMap<String, Space>>>,
+}
+
+impl SpacesObserver for SpacesPrinter {
+    fn on_spaces(&self, spaces: Vec<Space>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(before) = seen.as_ref() {
+            for space in &spaces {
+                let change = match before.get(&space.id) {
+                    None => ("added", '+'),
+                    Some(old) if old != space => ("changed", '~'),
+                    Some(_) => continue,
+                };
+                self.out.emit(
+                    json!({
+                        "event": "space", "change": change.0,
+                        "space": crate::spaces::space_json(space),
+                    }),
+                    format!("{} space {}", change.1, crate::spaces::space_line(space)),
+                );
+            }
+            let ids: HashSet<&str> = spaces.iter().map(|s| s.id.as_str()).collect();
+            let mut gone: Vec<&Space> = before
+                .values()
+                .filter(|s| !ids.contains(s.id.as_str()))
+                .collect();
+            gone.sort_by(|a, b| a.id.cmp(&b.id));
+            for space in gone {
+                self.out.emit(
+                    json!({
+                        "event": "space", "change": "removed",
+                        "space": crate::spaces::space_json(space),
+                    }),
+                    format!("- space {}", crate::spaces::space_line(space)),
+                );
+            }
+        }
+        *seen = Some(spaces.into_iter().map(|s| (s.id.clone(), s)).collect());
+    }
+}
+
+/// Prints invitations that arrive and those that go (accepted, declined, revoked, expired).
+struct InvitationsPrinter {
+    out: Printer,
+    seen: Mutex<Option<HashMap<String, Invitation>>>,
+}
+
+impl InvitationsObserver for InvitationsPrinter {
+    fn on_invitations(&self, invitations: Vec<Invitation>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(before) = seen.as_ref() {
+            for invitation in &invitations {
+                let change = match before.get(&invitation.id) {
+                    None => ("added", '+'),
+                    Some(old) if old != invitation => ("changed", '~'),
+                    Some(_) => continue,
+                };
+                self.out.emit(
+                    json!({
+                        "event": "invitation", "change": change.0,
+                        "invitation": crate::spaces::invitation_json(invitation),
+                    }),
+                    format!(
+                        "{} invitation {}",
+                        change.1,
+                        crate::spaces::invitation_line(invitation)
+                    ),
+                );
+            }
+            let ids: HashSet<&str> = invitations.iter().map(|i| i.id.as_str()).collect();
+            let mut gone: Vec<&Invitation> = before
+                .values()
+                .filter(|i| !ids.contains(i.id.as_str()))
+                .collect();
+            gone.sort_by(|a, b| a.id.cmp(&b.id));
+            for invitation in gone {
+                self.out.emit(
+                    json!({
+                        "event": "invitation", "change": "removed",
+                        "invitation": crate::spaces::invitation_json(invitation),
+                    }),
+                    format!(
+                        "- invitation {}",
+                        crate::spaces::invitation_line(invitation)
+                    ),
+                );
+            }
+        }
+        *seen = Some(invitations.into_iter().map(|i| (i.id.clone(), i)).collect());
     }
 }

@@ -41,12 +41,15 @@ enum Event {
 pub const SPACES: &str = "$spaces";
 pub const INVITATIONS: &str = "$invitations";
 
+/// Reads an observed value from the store and hands it to its callback.
+type StoredDelivery = Box<dyn Fn(&crate::store::Store) -> crate::error::Result<()> + Send + Sync>;
+
 /// An observer of a value read from the store (the spaces, the invitations), keyed by its
 /// reserved change name.
 struct StoredSubscription {
     name: String,
     /// Reads the value (in one read snapshot) and then hands it to the callback.
-    deliver: Box<dyn Fn(&crate::store::Store) -> crate::error::Result<()> + Send + Sync>,
+    deliver: StoredDelivery,
 }
 
 struct QuerySubscription {

@@ -674,18 +674,21 @@ impl Batch<'_> {
             // Judged in this order: the document's own validity (the same in every stream),
             // then the role, and only then anything read from the stream, so a forbidden
             // change never loads or compares a record of a stream the pusher may not write.
-            MutationType::Upsert => self.upsert(
-                &m.op_id,
-                collection,
-                key,
-                may_write,
-                m.base_version,
-                m.payload,
-                Edit {
-                    at: edited_at,
-                    fields: m.field_edited_at.unwrap_or_default(),
-                },
-            ),
+            MutationType::Upsert => match checked_document(collection, &key, m.payload) {
+                Err(refused) => MutationResult::rejected(&m.op_id, refused),
+                Ok(_) if !may_write => forbidden(&m.op_id, &self.streams.user, &key),
+                Ok(checked) => self.upsert(
+                    &m.op_id,
+                    collection,
+                    key,
+                    m.base_version,
+                    checked,
+                    Edit {
+                        at: edited_at,
+                        fields: m.field_edited_at.unwrap_or_default(),
+                    },
+                ),
+            },
             MutationType::Delete if !may_write => forbidden(&m.op_id, &self.streams.user, &key),
             MutationType::Delete => self.delete(&m.op_id, key, m.base_version, edited_at),
         };
@@ -709,25 +712,10 @@ impl Batch<'_> {
         op_id: &str,
         collection: &Collection,
         key: RecordKey,
-        may_write: bool,
         base_version: Option<i64>,
-        payload: Option<Map<String, Value>>,
+        (doc, text): (Value, String),
         edit: Edit,
     ) -> MutationResult {
-        // The request's shape check guarantees a payload on upserts.
-        let doc = Value::Object(payload.unwrap_or_default());
-        // The document is serialized once, to store it, and its length checked from that text
-        // (`validate_document` would serialize it a second time just to count the bytes).
-        if let Err(e) = collection.validate_fields(&key.entity, &doc) {
-            return MutationResult::rejected(op_id, e.reason.rejection_code());
-        }
-        let text = serde_json::to_string(&doc).expect("a JSON value always serializes");
-        if let Err(e) = check_size(&key.entity, text.len()) {
-            return MutationResult::rejected(op_id, e.reason.rejection_code());
-        }
-        if !may_write {
-            return forbidden(op_id, &self.streams.user, &key);
-        }
         let Value::Object(map) = &doc else {
             unreachable!("built as an object")
         };
@@ -1103,6 +1091,27 @@ impl Batch<'_> {
             stream_seqs,
         }
     }
+}
+
+/// An upsert's document checked against its collection (fields, then size), with its stored text:
+/// the same in every stream, so judged before the role.
+fn checked_document(
+    collection: &Collection,
+    key: &RecordKey,
+    payload: Option<Map<String, Value>>,
+) -> Result<(Value, String), RejectionCode> {
+    // The request's shape check guarantees a payload on upserts.
+    let doc = Value::Object(payload.unwrap_or_default());
+    // The document is serialized once, to store it, and its length checked from that text
+    // (`validate_document` would serialize it a second time just to count the bytes).
+    if let Err(e) = collection.validate_fields(&key.entity, &doc) {
+        return Err(e.reason.rejection_code());
+    }
+    let text = serde_json::to_string(&doc).expect("a JSON value always serializes");
+    if let Err(e) = check_size(&key.entity, text.len()) {
+        return Err(e.reason.rejection_code());
+    }
+    Ok((doc, text))
 }
 
 /// The answer to a change of a stream the pusher may not write: the same whether the record

@@ -311,12 +311,14 @@ mod tests {
 /// version (no conflicts), a document equal to the stored one is a no-op, and a delete of what
 /// is not there changes nothing.
 pub(crate) mod admin {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
 
     use tandem_protocol::{Mutation, MutationType, ResultStatus, Schema};
 
     use super::ADMIN_OP_USER;
-    use crate::push::{self, PushPlan, PushStreams, RecordKey, StoredRecord, PUBLIC_STREAM};
+    use crate::push::{
+        self, PushPlan, PushStreams, RecordKey, RecordWrite, StoredRecord, PUBLIC_STREAM,
+    };
     use crate::storage::{AdminResult, AdminWrite, Role};
 
     /// The streams an admin batch writes: `public` only, at its locked sequence.
@@ -358,77 +360,127 @@ pub(crate) mod admin {
     }
 
     /// Judges `writes` against the `loaded` records: the plan to write and each write's result,
-    /// or why the batch is refused (`writes[i]: …`).
+    /// or why the batch is refused (`writes[i]: …`). Writes apply in order: a batch naming one
+    /// record twice is judged in rounds (each round names a record once), each round against
+    /// what the rounds before it left, and the plan writes each record's final state.
     pub fn plan(
         schema: &Schema,
         writes: &[AdminWrite],
-        loaded: HashMap<RecordKey, StoredRecord>,
+        mut loaded: HashMap<RecordKey, StoredRecord>,
         streams: &PushStreams,
         now_ms: i64,
     ) -> Result<(PushPlan, Vec<AdminResult>), String> {
-        let mut mutations = Vec::new();
-        // Per write: the index of its mutation, or the result of a write that changes nothing.
-        let mut slots: Vec<Result<usize, AdminResult>> = Vec::with_capacity(writes.len());
-        let mut before: Vec<Option<i64>> = Vec::with_capacity(writes.len());
-        for w in writes {
-            let key = RecordKey::new(PUBLIC_STREAM, &w.collection, &w.id);
-            let stored = loaded.get(&key);
-            before.push(stored.filter(|r| !r.deleted).map(|r| r.version));
-            match (&w.doc, stored) {
-                (None, None) => slots.push(Err(AdminResult {
-                    id: w.id.clone(),
-                    version: 0,
-                    changed: false,
-                })),
-                (None, Some(r)) if r.deleted => slots.push(Err(AdminResult {
-                    id: w.id.clone(),
-                    version: r.version,
-                    changed: false,
-                })),
-                (_, stored) => {
-                    slots.push(Ok(mutations.len()));
-                    mutations.push(mutation(w, stored.map(|r| r.version)));
+        let mut streams = streams.clone();
+        let mut results: Vec<Option<AdminResult>> = vec![None; writes.len()];
+        let mut final_writes: HashMap<RecordKey, RecordWrite> = HashMap::new();
+        let mut applied_ops = Vec::new();
+        let mut public_seq = None;
+        let mut remaining: Vec<usize> = (0..writes.len()).collect();
+        while !remaining.is_empty() {
+            let mut seen = HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) = remaining.iter().partition(|&&i| {
+                seen.insert(RecordKey::new(
+                    PUBLIC_STREAM,
+                    &writes[i].collection,
+                    &writes[i].id,
+                ))
+            });
+            remaining = later;
+            let plan = judge_round(
+                schema,
+                writes,
+                &round,
+                &loaded,
+                &streams,
+                now_ms,
+                &mut results,
+            )?;
+            if let Some(seq) = new_seq(&plan) {
+                public_seq = Some(seq);
+                if let Some(s) = streams.seqs.get_mut(PUBLIC_STREAM) {
+                    s.0 = seq;
                 }
             }
+            for w in plan.writes {
+                loaded.insert(w.record.key.clone(), w.record.clone());
+                final_writes.insert(w.record.key.clone(), w);
+            }
+            applied_ops.extend(plan.applied_ops);
+        }
+        let mut writes_out: Vec<RecordWrite> = final_writes.into_values().collect();
+        writes_out.sort_by_key(|w| w.seq);
+        let plan = PushPlan {
+            results: Vec::new(),
+            writes: writes_out,
+            applied_ops,
+            last_seq: 0,
+            stream_seqs: public_seq
+                .map(|seq| vec![(PUBLIC_STREAM.to_string(), seq)])
+                .unwrap_or_default(),
+        };
+        Ok((plan, results.into_iter().flatten().collect()))
+    }
+
+    /// Judges the writes `round` (each naming a different record) and fills in their results.
+    fn judge_round(
+        schema: &Schema,
+        writes: &[AdminWrite],
+        round: &[usize],
+        loaded: &HashMap<RecordKey, StoredRecord>,
+        streams: &PushStreams,
+        now_ms: i64,
+        results: &mut [Option<AdminResult>],
+    ) -> Result<PushPlan, String> {
+        let mut mutations = Vec::new();
+        // Per write of the round: its index, its version before, and its mutation's index
+        // (`None`: a delete of what is not there, which changes nothing).
+        let mut judged: Vec<(usize, Option<i64>, Option<usize>)> = Vec::new();
+        for &i in round {
+            let w = &writes[i];
+            let stored = loaded.get(&RecordKey::new(PUBLIC_STREAM, &w.collection, &w.id));
+            let live = stored.filter(|r| !r.deleted).map(|r| r.version);
+            if w.doc.is_none() && live.is_none() {
+                results[i] = Some(AdminResult {
+                    id: w.id.clone(),
+                    version: stored.map_or(0, |r| r.version),
+                    changed: false,
+                });
+                continue;
+            }
+            judged.push((i, live, Some(mutations.len())));
+            mutations.push(mutation(w, stored.map(|r| r.version)));
         }
         let plan = push::plan_push(
             schema,
             mutations,
             HashMap::new(),
-            loaded,
+            loaded.clone(),
             streams,
             &push::EditStamp {
                 now_ms,
                 client_id: ADMIN_OP_USER.to_string(),
             },
         );
-        let mut results = Vec::with_capacity(writes.len());
-        for (i, slot) in slots.into_iter().enumerate() {
-            let m = match slot {
-                Err(fixed) => {
-                    results.push(fixed);
-                    continue;
-                }
-                Ok(m) => &plan.results[m],
+        for (i, before, m) in judged {
+            let Some(m) = m.map(|m| &plan.results[m]) else {
+                continue;
             };
             if m.status != ResultStatus::Applied {
+                let status = serde_json::to_value(m.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 let reason = m.reason.clone().unwrap_or_default();
-                return Err(format!(
-                    "writes[{i}]: {} {reason}",
-                    serde_json::to_value(m.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                ));
+                return Err(format!("writes[{i}]: {status} {reason}"));
             }
             let version = m.version.unwrap_or_default();
-            results.push(AdminResult {
+            results[i] = Some(AdminResult {
                 id: writes[i].id.clone(),
                 version,
-                changed: before[i] != Some(version) || writes[i].doc.is_none(),
+                changed: before != Some(version) || writes[i].doc.is_none(),
             });
         }
-        Ok((plan, results))
+        Ok(plan)
     }
 
     /// The new `public` sequence a plan leaves, if it wrote anything.

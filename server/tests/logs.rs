@@ -12,7 +12,8 @@ use tandem_testkit::on_both_backends;
 
 on_both_backends!(
     logs_at_trace_hold_no_secrets,
-    json_request_lines_carry_the_request_id
+    json_request_lines_carry_the_request_id,
+    space_refusals_log_ids_and_codes_only,
 );
 
 /// Waits until the captured logs contain `needle` (the stderr reader runs on its own thread).
@@ -118,4 +119,41 @@ async fn json_request_lines_carry_the_request_id(db: TestDb) {
     for l in logs.lines() {
         assert!(serde_json::from_str::<Value>(l).is_ok(), "not JSON: {l}");
     }
+}
+
+/// Space calls log the user id, the space id and the code of a refusal; never the invitee's
+/// email, the space's name or a document, even at `trace`.
+async fn space_refusals_log_ids_and_codes_only(db: TestDb) {
+    let server = TestServer::builder()
+        .db(&db)
+        .log_filter("trace")
+        .capture_logs()
+        .start();
+    let c = server.client();
+    let marker = uuid::Uuid::now_v7().simple().to_string();
+    let name = format!("space-name-{marker}");
+    let invitee = format!("invitee-{marker}@example.com");
+    let (owner, outsider) = (c.user().await, c.user().await);
+    let space = c.create_space(&owner.token, &name).await;
+    let space_id = space["id"].as_str().unwrap();
+    c.invite_ok(&owner.token, space_id, &invitee, "viewer")
+        .await;
+    c.rename_space(&owner.token, space_id, &format!("{name}-2"))
+        .await
+        .assert_ok();
+    c.invite(&outsider.token, space_id, &invitee, "owner")
+        .await
+        .assert_error(404, "not_found");
+    let logs = logs_with(&server, "space call refused");
+    let refusal = logs
+        .lines()
+        .find(|l| l.contains("space call refused"))
+        .unwrap();
+    assert!(refusal.contains(&outsider.id), "{refusal}");
+    assert!(refusal.contains(space_id), "{refusal}");
+    assert!(refusal.contains("not_found"), "{refusal}");
+    assert!(
+        !logs.contains(&marker),
+        "a name or email leaked into the logs:\n{logs}"
+    );
 }

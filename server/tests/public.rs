@@ -106,6 +106,45 @@ async fn admin_writes_are_authoritative_and_validated(db: TestDb) {
         )
         .await;
     assert_eq!(deleted.assert_ok()["results"][0]["changed"], false);
+    // Writes apply in order: a later write of the same record sees the earlier one.
+    let twice = c
+        .admin_write(
+            Some(ADMIN),
+            json!([{"collection": "catalog", "id": "c5", "doc": {"name": "One"}},
+                   {"collection": "catalog", "id": "c5", "doc": {"name": "Two"}},
+                   {"collection": "catalog", "id": "c5", "doc": null}]),
+        )
+        .await;
+    let twice = twice.assert_ok()["results"].as_array().unwrap().clone();
+    assert!(twice.iter().all(|r| r["changed"] == true), "{twice:?}");
+    let versions: Vec<i64> = twice
+        .iter()
+        .map(|r| r["version"].as_i64().unwrap())
+        .collect();
+    assert!(
+        versions[0] < versions[1] && versions[1] < versions[2],
+        "{versions:?}"
+    );
+    // A child needs its public parent; deleting the parent takes its children.
+    c.admin_write(
+        Some(ADMIN),
+        json!([{"collection": "catalog_items", "id": "i1", "doc": {"catalogId": "nope", "label": "x"}}]),
+    )
+    .await
+    .assert_error(422, "validation_failed");
+    c.admin_write(
+        Some(ADMIN),
+        json!([{"collection": "catalog", "id": "c6", "doc": {"name": "Parent"}},
+               {"collection": "catalog_items", "id": "i1", "doc": {"catalogId": "c6", "label": "x"}}]),
+    )
+    .await
+    .assert_ok();
+    c.admin_write(
+        Some(ADMIN),
+        json!([{"collection": "catalog", "id": "c6", "doc": null}]),
+    )
+    .await
+    .assert_ok();
     // One bad write refuses the whole request, naming it.
     let bad = c
         .admin_write(

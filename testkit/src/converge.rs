@@ -534,11 +534,13 @@ pub fn run(seed: u64, ops: &[Op], setup: &Setup) -> Result<Stats, String> {
                         collection: "plans".into(),
                         id: Some(plan.clone()),
                         json: json!({ "name": name }).to_string(),
+                        space_id: None,
                     },
                     tandem::WriteOp::Put {
                         collection: "plan_days".into(),
                         id: Some(id.clone()),
                         json: json!({"planId": plan, "dayIndex": index}).to_string(),
+                        space_id: None,
                     },
                 ];
                 if devices[*dev].t.write(ops).is_ok() {

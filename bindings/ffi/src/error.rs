@@ -2,7 +2,7 @@
 //! mapped from the engine's internal error.
 
 use tandem_core::auth::AuthError;
-use tandem_core::{Error, SyncError};
+use tandem_core::{Error, SpaceErrorKind as EngineSpaceErrorKind, SyncError};
 use tandem_protocol::RejectionCode;
 
 /// Every failure the Tandem API reports. Messages name collections, fields and ids, never
@@ -15,7 +15,8 @@ pub enum TandemError {
 
     /// A document breaks the schema. `reason` says why (`reason_code` is the protocol's code
     /// for it: `invalid_payload`, `invalid_parent`, `invalid_reference`, `restricted`,
-    /// `unique_violation`, `too_large`, `unknown_entity`); `field` is empty when the whole
+    /// `unique_violation`, `too_large`, `unknown_entity`, and for spaces `read_only`,
+    /// `forbidden`, `space_mismatch`, `unknown_space`); `field` is empty when the whole
     /// document is at fault.
     #[error("{detail}")]
     Validation {
@@ -63,6 +64,15 @@ pub enum TandemError {
         retry_after_secs: Option<u64>,
     },
 
+    /// The server refused a space call (`create_space`, `invite`, `accept`, `set_role`, …);
+    /// `kind` says why. A space call that cannot reach the server fails with `Sync` (`Offline`),
+    /// one without a session with `Auth` (`NotSignedIn`).
+    #[error("space: {message}")]
+    Space {
+        kind: SpaceErrorKind,
+        message: String,
+    },
+
     /// A bug in Tandem; please report it.
     #[error("internal error: {detail}")]
     Internal { detail: String },
@@ -89,6 +99,16 @@ pub enum ValidationReason {
     /// A write whose unique key another record holds; `detail` names the constraint's fields and
     /// that record.
     UniqueViolation,
+    /// A local write to a `public` collection: only the server's administrator writes those.
+    ReadOnly,
+    /// A write to a space where the user's role does not allow it (a viewer); also the server's
+    /// refusal of a change to a space the user was removed from (a dead letter).
+    Forbidden,
+    /// A write naming the wrong space: a space for a user or public collection, none for a new
+    /// record of a space collection, or one other than the record's own or its parent's.
+    SpaceMismatch,
+    /// A write to a space this device does not know (not a member, or not synced yet).
+    UnknownSpace,
     /// A code this version does not know.
     Other,
 }
@@ -96,10 +116,17 @@ pub enum ValidationReason {
 impl ValidationReason {
     /// The reason for a protocol code (`invalid_parent`, …), `Other` for an unknown one.
     pub fn from_code(code: &str) -> Self {
-        if code == tandem_protocol::ConflictCode::UniqueViolation.as_str() {
-            return Self::UniqueViolation;
+        use tandem_core::ValidationReason as R;
+        match code {
+            c if c == tandem_protocol::ConflictCode::UniqueViolation.as_str() => {
+                Self::UniqueViolation
+            }
+            // The local-only codes (no server rejects a mutation with them).
+            c if c == R::ReadOnly.code() => Self::ReadOnly,
+            c if c == R::SpaceMismatch.code() => Self::SpaceMismatch,
+            c if c == R::UnknownSpace.code() => Self::UnknownSpace,
+            _ => RejectionCode::from(code).into(),
         }
-        RejectionCode::from(code).into()
     }
 }
 
@@ -112,8 +139,52 @@ impl From<RejectionCode> for ValidationReason {
             RejectionCode::UnknownEntity => Self::UnknownEntity,
             RejectionCode::InvalidReference => Self::InvalidReference,
             RejectionCode::Restricted => Self::Restricted,
-            // Until the exported API gains `Forbidden` (slice S5), the nearest is `Other`.
-            RejectionCode::Forbidden | RejectionCode::Other(_) => Self::Other,
+            RejectionCode::Forbidden => Self::Forbidden,
+            RejectionCode::Other(_) => Self::Other,
+        }
+    }
+}
+
+/// Why the server refused a space call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum SpaceErrorKind {
+    /// No such space or invitation, or the user is not a member: the two look the same.
+    NotFound,
+    /// The user's role does not allow the call (owners manage a space).
+    Forbidden,
+    /// The call would leave the space without an owner.
+    LastOwner,
+    /// The invited email belongs to a member already.
+    AlreadyMember,
+    /// A server limit: spaces per user, members per space, pending invitations.
+    LimitReached,
+    /// The space name is empty or longer than 200 characters.
+    InvalidName,
+}
+
+impl SpaceErrorKind {
+    /// The error code the server and the CLI use for it (`not_found`, `forbidden`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
+            Self::LastOwner => "last_owner",
+            Self::AlreadyMember => "already_member",
+            Self::LimitReached => "limit_reached",
+            Self::InvalidName => "invalid_name",
+        }
+    }
+}
+
+impl From<EngineSpaceErrorKind> for SpaceErrorKind {
+    fn from(kind: EngineSpaceErrorKind) -> Self {
+        match kind {
+            EngineSpaceErrorKind::NotFound => Self::NotFound,
+            EngineSpaceErrorKind::Forbidden => Self::Forbidden,
+            EngineSpaceErrorKind::LastOwner => Self::LastOwner,
+            EngineSpaceErrorKind::AlreadyMember => Self::AlreadyMember,
+            EngineSpaceErrorKind::LimitReached => Self::LimitReached,
+            EngineSpaceErrorKind::InvalidName => Self::InvalidName,
         }
     }
 }
@@ -181,12 +252,9 @@ impl From<Error> for TandemError {
             },
             Error::Auth(e) => e.into(),
             Error::Sync(e) => e.into(),
-            // The exported `TandemError::Space` is the FFI slice's (S5); until then a refused
-            // space call reads as a server refusal, its detail naming the kind.
-            Error::Space { .. } => Self::Sync {
-                kind: SyncFailure::Server,
-                detail,
-                retry_after_secs: None,
+            Error::Space { kind, message } => Self::Space {
+                kind: kind.into(),
+                message,
             },
         }
     }

@@ -11,6 +11,7 @@ mod error;
 mod foreign;
 mod logging;
 mod session;
+mod spaces;
 mod sync_types;
 mod types;
 
@@ -20,12 +21,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use error::{AuthFailure, SyncFailure, TandemError, ValidationReason};
+pub use error::{AuthFailure, SpaceErrorKind, SyncFailure, TandemError, ValidationReason};
 pub use foreign::{
     AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,
     SecureStore, SecureStoreError, SyncStatusListener,
 };
 pub use logging::{clear_log_sink, dropped_log_lines, set_log_sink, LogLevel, LogSink};
+pub use spaces::{InvitationsObserver, SpacesObserver};
 pub use sync_types::{
     default_sync_config, max_write_batch, AuthState, Conflict, ConflictPolicy, ConflictReason,
     OutcomeKind, ParkedConflict, PushOutcome, RejectedChange, Resolution, SchemaViolation,
@@ -33,8 +35,8 @@ pub use sync_types::{
     User,
 };
 pub use types::{
-    ChangeKind, Filter, FilterOp, OrderBy, OutboxEntry, OutboxState, Query, Record, RecordState,
-    Reverted, TandemConfig, WriteOp,
+    ChangeKind, Filter, FilterOp, Invitation, Member, OrderBy, OutboxEntry, OutboxState, Query,
+    Record, RecordState, Reverted, SentInvitation, Space, SpaceRole, TandemConfig, WriteOp,
 };
 
 use tandem_core::http::HttpConfig;
@@ -116,6 +118,7 @@ impl Tandem {
             collection,
             id,
             json,
+            space_id: None,
         })
     }
 

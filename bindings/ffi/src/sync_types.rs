@@ -314,6 +314,10 @@ pub struct RejectedChange {
     pub reason_code: String,
     pub document: Option<String>,
     pub created_at: SystemTime,
+    /// The space of the change's record; `None` for the user's own records. A change of a space
+    /// the user was removed from is refused `Forbidden` and keeps its space here.
+    #[uniffi(default)]
+    pub space_id: Option<String>,
 }
 
 impl From<tandem_protocol::User> for User {
@@ -474,6 +478,7 @@ impl From<EngineOutboxEntry> for RejectedChange {
             reason_code: e.last_error.unwrap_or_default(),
             document: e.doc,
             created_at: time(e.created_at),
+            space_id: e.space_id,
         }
     }
 }

@@ -116,6 +116,10 @@ pub struct Record {
     /// records from before edit times were kept.
     #[uniffi(default)]
     pub edited_at: Option<SystemTime>,
+    /// The space the record belongs to (a `space`-scoped collection); `None` for the user's own
+    /// records and public ones. A record never moves between spaces.
+    #[uniffi(default)]
+    pub space_id: Option<String>,
 }
 
 /// Where a record stands relative to the server.
@@ -143,6 +147,9 @@ pub struct Query {
     pub limit: Option<u64>,
     #[uniffi(default)]
     pub offset: Option<u64>,
+    /// Only the records of this space (a `space`-scoped collection); `None` reads every space's.
+    #[uniffi(default)]
+    pub space_id: Option<String>,
 }
 
 /// `field <op> value`, with the value as JSON (`"\"abc\""`, `"3"`, `"true"`, `"null"`; for
@@ -176,11 +183,16 @@ pub struct OrderBy {
 /// One write of an atomic batch (`Tandem.write`).
 #[derive(Debug, Clone, uniffi::Enum)]
 pub enum WriteOp {
-    /// Creates or replaces a whole document; `id` is generated when absent.
+    /// Creates or replaces a whole document; `id` is generated when absent. `space_id` names
+    /// the space of a new record of a `space`-scoped collection (an existing record, or a child,
+    /// stays in its own or its parent's space, which a given `space_id` must match); it is
+    /// `None` for the user's own and public collections.
     Put {
         collection: String,
         id: Option<String>,
         json: String,
+        #[uniffi(default)]
+        space_id: Option<String>,
     },
     /// Applies an RFC 7386 JSON merge patch to an existing record.
     Patch {
@@ -264,6 +276,7 @@ impl From<RecordRow> for Record {
             state: row.state.into(),
             created_at: time(row.created_at),
             updated_at: time(row.updated_at),
+            space_id: row.space_id,
         }
     }
 }
@@ -345,7 +358,7 @@ impl TryFrom<Query> for EngineQuery {
             order,
             limit: q.limit,
             offset: q.offset,
-            space_id: None,
+            space_id: q.space_id,
         })
     }
 }
@@ -359,11 +372,12 @@ impl TryFrom<WriteOp> for EngineWriteOp {
                 collection,
                 id,
                 json,
+                space_id,
             } => Self::Put {
                 doc: parse_json("the document", &json)?,
                 collection,
                 id,
-                space_id: None,
+                space_id,
             },
             WriteOp::Patch {
                 collection,
@@ -376,5 +390,129 @@ impl TryFrom<WriteOp> for EngineWriteOp {
             },
             WriteOp::Delete { collection, id } => Self::Delete { collection, id },
         })
+    }
+}
+
+/// A member's role in a space: owners manage it (rename, invite, roles, remove, delete),
+/// editors write its records, viewers read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum SpaceRole {
+    Owner,
+    Editor,
+    Viewer,
+}
+
+impl From<tandem_core::SpaceRole> for SpaceRole {
+    fn from(role: tandem_core::SpaceRole) -> Self {
+        match role {
+            tandem_core::SpaceRole::Owner => Self::Owner,
+            tandem_core::SpaceRole::Editor => Self::Editor,
+            tandem_core::SpaceRole::Viewer => Self::Viewer,
+        }
+    }
+}
+
+impl From<SpaceRole> for tandem_core::SpaceRole {
+    fn from(role: SpaceRole) -> Self {
+        match role {
+            SpaceRole::Owner => Self::Owner,
+            SpaceRole::Editor => Self::Editor,
+            SpaceRole::Viewer => Self::Viewer,
+        }
+    }
+}
+
+/// A space the user is a member of, with the user's role in it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Space {
+    pub id: String,
+    pub name: String,
+    /// The user's role.
+    pub role: SpaceRole,
+    pub member_count: u32,
+    pub created_at: SystemTime,
+}
+
+impl From<tandem_core::Space> for Space {
+    fn from(s: tandem_core::Space) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            role: s.role.into(),
+            member_count: u32::try_from(s.member_count.max(0)).unwrap_or(u32::MAX),
+            created_at: time(s.created_at_ms),
+        }
+    }
+}
+
+/// A member of a space (`Tandem.members`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub role: SpaceRole,
+    pub joined_at: SystemTime,
+}
+
+impl From<tandem_core::Member> for Member {
+    fn from(m: tandem_core::Member) -> Self {
+        Self {
+            user_id: m.user_id,
+            email: m.email,
+            role: m.role.into(),
+            joined_at: time(m.joined_at_ms),
+        }
+    }
+}
+
+/// An invitation to a space waiting for the user's answer (`accept` or `decline`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Invitation {
+    pub id: String,
+    pub space_id: String,
+    pub space_name: String,
+    /// The role the user gets on accepting.
+    pub role: SpaceRole,
+    /// The inviter's email.
+    pub invited_by: String,
+    pub created_at: SystemTime,
+    pub expires_at: SystemTime,
+}
+
+impl From<tandem_core::Invitation> for Invitation {
+    fn from(i: tandem_core::Invitation) -> Self {
+        Self {
+            id: i.id,
+            space_id: i.space_id,
+            space_name: i.space_name,
+            role: i.role.into(),
+            invited_by: i.invited_by,
+            created_at: time(i.created_at_ms),
+            expires_at: time(i.expires_at_ms),
+        }
+    }
+}
+
+/// An invitation the user sent (`Tandem.invite`): pending until the invitee accepts, declines
+/// or it expires.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SentInvitation {
+    pub id: String,
+    /// The invitee's email, trimmed and lower-cased.
+    pub email: String,
+    pub role: SpaceRole,
+    pub created_at: SystemTime,
+    pub expires_at: SystemTime,
+}
+
+impl From<tandem_core::SentInvitation> for SentInvitation {
+    fn from(i: tandem_core::SentInvitation) -> Self {
+        Self {
+            id: i.id,
+            email: i.email,
+            role: i.role.into(),
+            created_at: time(i.created_at_ms),
+            expires_at: time(i.expires_at_ms),
+        }
     }
 }

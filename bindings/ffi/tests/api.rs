@@ -226,11 +226,13 @@ fn batch_write_is_all_or_nothing() {
                 collection: s("plans"),
                 id: Some(s("p")),
                 json: s(r#"{"name": "x"}"#),
+                space_id: None,
             },
             WriteOp::Put {
                 collection: s("plan_days"),
                 id: Some(s("d")),
                 json: s(r#"{"planId": "p", "dayIndex": 0}"#),
+                space_id: None,
             },
             WriteOp::Patch {
                 collection: s("plans"),
@@ -247,6 +249,7 @@ fn batch_write_is_all_or_nothing() {
             collection: s("plans"),
             id: Some(s("q")),
             json: s(r#"{"name": "y"}"#),
+            space_id: None,
         },
         WriteOp::Delete {
             collection: s("plans"),
@@ -267,11 +270,13 @@ fn batch_write_is_all_or_nothing() {
             collection: s("plans"),
             id: Some(s("r")),
             json: s(r#"{"name": "z"}"#),
+            space_id: None,
         },
         WriteOp::Put {
             collection: s("plans"),
             id: None,
             json: s("{"),
+            space_id: None,
         },
     ]);
     assert!(matches!(bad_json, Err(TandemError::InvalidArgument { .. })));
@@ -294,6 +299,7 @@ fn seed_days(t: &Tandem) {
             collection: s("plan_days"),
             id: Some(format!("d{i}")),
             json: json!({"planId": if i % 2 == 0 { "a" } else { "b" }, "dayIndex": i}).to_string(),
+            space_id: None,
         })
         .collect();
     t.write(ops).unwrap();

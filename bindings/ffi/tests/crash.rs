@@ -28,12 +28,14 @@ fn crash_child_writer() {
                 collection: "plans".into(),
                 id: Some(format!("{k}-{i}")),
                 json: format!(r#"{{"name": "batch {k}", "notes": "{}"}}"#, "n".repeat(200)),
+                space_id: None,
             })
             .collect();
         ops.push(WriteOp::Put {
             collection: "plan_days".into(),
             id: Some(format!("{k}-d")),
             json: format!(r#"{{"planId": "{k}-0", "dayIndex": {j}}}"#),
+            space_id: None,
         });
         if j > 0 {
             let previous = format!("{run}x{}", j - 1);

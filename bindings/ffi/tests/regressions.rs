@@ -124,11 +124,13 @@ fn a_change_in_flight_when_its_parent_was_deleted_goes_with_the_parent() {
             collection: "plans".into(),
             id: Some("p".into()),
             json: json!({"name": "A's plan"}).to_string(),
+            space_id: None,
         },
         WriteOp::Put {
             collection: "plan_days".into(),
             id: Some("d".into()),
             json: json!({"planId": "p", "dayIndex": 0}).to_string(),
+            space_id: None,
         },
     ])
     .unwrap();

@@ -155,9 +155,21 @@ fn apply_change(
     now: i64,
     tally: &mut PullTally,
 ) -> Result<()> {
-    if schema.collection(&change.entity).is_none() {
+    let Some(declared) = schema.collection(&change.entity) else {
         tally.skipped += 1; // a collection this app version does not know yet
         return Ok(());
+    };
+    // A space record names its space; no other record does.
+    let space_ok = match (declared.scope, change.space.as_deref()) {
+        (Scope::Space, Some(space)) => is_valid_id(space),
+        (Scope::Space, None) => false,
+        (_, space) => space.is_none(),
+    };
+    if !space_ok {
+        return Err(Error::Protocol(format!(
+            "a pulled change of {} has a space that does not fit its scope",
+            change.entity
+        )));
     }
     if !is_valid_id(&change.entity_id) || change.version < 1 {
         return Err(Error::Protocol(format!(
@@ -485,8 +497,13 @@ pub fn apply_stream_page(
 ) -> Result<StreamTally> {
     let mut out = StreamTally::default();
     for change in &page.changes {
-        let stream = stream_of(schema, &change.entity, change.space.as_deref());
-        let full = match repulls.get_mut(&stream) {
+        // Which stream a change is of matters only while one is being pulled again.
+        let repull = if repulls.is_empty() {
+            None
+        } else {
+            repulls.get_mut(&stream_of(schema, &change.entity, change.space.as_deref()))
+        };
+        let full = match repull {
             Some(repull) => {
                 repull
                     .seen

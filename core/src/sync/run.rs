@@ -345,7 +345,14 @@ async fn pull_streams(
         crash::reached(Point::PullFetched);
         report.count(traffic);
         received += page.changes.len() as u64;
-        let (has_more, remaining) = (page.has_more, page.remaining);
+        // A stream that expired is read again from its beginning by the next request, whatever
+        // `hasMore` says: sweeping it before its re-pull would remove its records.
+        let has_more = page.has_more
+            || page
+                .streams
+                .iter()
+                .any(|(_, state)| *state == pull::StreamState::Expired);
+        let remaining = page.remaining;
         // The next request's positions, known before this page is written: prefetching it
         // overlaps the server's work with the local write.
         for (stream, state) in &page.streams {

@@ -9,18 +9,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::response::{IntoResponse, Response};
 use tandem_protocol::{
-    group_spans, is_valid_id, AccountOut, Hlc, InvitationOut, MutationType, PullForm, PullRequest,
-    PushRequest, PushResponse, Scope, SpaceOut, StreamEntry, StreamKey, StreamPullRequest,
-    DEFAULT_PULL_LIMIT, MAX_ID_LEN, MAX_PULL_LIMIT,
+    group_spans, is_valid_id, AccountOut, Hlc, MutationType, PullForm, PullRequest, PushRequest,
+    PushResponse, Scope, StreamEntry, StreamKey, StreamPullRequest, DEFAULT_PULL_LIMIT, MAX_ID_LEN,
+    MAX_PULL_LIMIT,
 };
 
 use super::{AuthUser, JsonBody, SharedState};
 use crate::clock::{is_rfc3339, rfc3339_from_ms};
 use crate::cursor::Cursor;
 use crate::error::ApiError;
-use crate::storage::{
-    Account, ChangeRow, InvitationRow, MultiPull, PullJob, PushJob, SpaceRow, StreamStatus,
-};
+use crate::storage::{ChangeRow, MultiPull, PullJob, PushJob, StreamStatus};
 
 /// `POST /sync/v1/push`.
 pub async fn push(
@@ -305,46 +303,9 @@ async fn pull_streams(
         streams,
         has_more: page.has_more,
         remaining: page.remaining,
-        account: page.account.map(account_out),
+        account: page.account.map(super::spaces::account_out),
         server_time: server_time(now_ms),
     }))
-}
-
-/// The wire form of a space as its member sees it.
-pub(crate) fn space_out(row: SpaceRow) -> SpaceOut {
-    SpaceOut {
-        id: row.id,
-        name: row.name,
-        role: row.role.into(),
-        member_count: row.member_count,
-        created_at: rfc3339_from_ms(row.created_at_ms),
-    }
-}
-
-/// The wire form of a pending invitation as its invitee sees it.
-pub(crate) fn invitation_out(row: InvitationRow) -> InvitationOut {
-    InvitationOut {
-        id: row.id,
-        space_id: row.space_id,
-        space_name: row.space_name,
-        role: row.role.into(),
-        invited_by: row.invited_by_email,
-        created_at: rfc3339_from_ms(row.created_at_ms),
-        expires_at: rfc3339_from_ms(row.expires_at_ms),
-    }
-}
-
-/// The wire form of the account section (and of `GET /sync/v1/account`).
-pub(crate) fn account_out(account: Account) -> AccountOut {
-    AccountOut {
-        account_seq: account.account_seq,
-        spaces: account.spaces.into_iter().map(space_out).collect(),
-        invitations: account
-            .invitations
-            .into_iter()
-            .map(invitation_out)
-            .collect(),
-    }
 }
 
 /// A stream-form pull answer that embeds stored documents as they are (the wire shape is

@@ -212,6 +212,9 @@ pub struct StreamRead {
     pub bootstrap: bool,
 }
 
+/// The streams to read in page order, and the statuses known before reading.
+pub type PlannedPull = (Vec<StreamRead>, Vec<(String, StreamStatus)>);
+
 /// The readable streams in page order: streams the request gave a cursor (incremental) first,
 /// then those pulled from the beginning, each group in the order `user`, `public`, spaces by id
 /// (the order of `readable`); plus the statuses known before reading (named streams the user may
@@ -219,7 +222,7 @@ pub struct StreamRead {
 pub fn plan_pull(
     readable: &[Readable],
     named: &HashMap<String, Option<Cursor>>,
-) -> Result<(Vec<StreamRead>, Vec<(String, StreamStatus)>), String> {
+) -> Result<PlannedPull, String> {
     let mut statuses: Vec<(String, StreamStatus)> = named
         .keys()
         .filter(|wire| !readable.iter().any(|r| &r.wire == *wire))

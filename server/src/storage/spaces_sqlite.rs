@@ -286,7 +286,6 @@ impl SqliteStore {
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn invite(
         &self,
         user_id: &str,

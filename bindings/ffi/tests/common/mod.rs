@@ -121,6 +121,7 @@ pub fn put_op(collection: &str, id: &str, doc: Value) -> WriteOp {
         collection: collection.into(),
         id: Some(id.into()),
         json: doc.to_string(),
+        space_id: None,
     }
 }
 
