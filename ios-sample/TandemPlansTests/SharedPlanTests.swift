@@ -24,7 +24,7 @@ final class SharedPlanTests: XCTestCase {
             id: "i1", spaceId: "s1", spaceName: "Legs", role: .viewer, invitedBy: "coach@example.com",
             createdAt: Date(), expiresAt: Date().addingTimeInterval(14 * 86_400)
         )
-        XCTAssertEqual(invitation.bannerText, "coach@example.com invited you to 'Legs' as viewer")
+        XCTAssertEqual(invitation.bannerText, "coach@example.com invited you to ‘Legs’ as viewer")
     }
 
     func testASharedRowCountsTheOtherMembers() {

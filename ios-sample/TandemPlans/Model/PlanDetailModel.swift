@@ -76,7 +76,7 @@ final class PlanDetailModel {
 
     private func observeSpace() async {
         do {
-            for await spaces in try tandem.spacesStream() {
+            for await spaces in try SpaceUpdates.spaces(tandem) {
                 space = spaces.first { $0.id == ref.spaceId }
             }
         } catch {

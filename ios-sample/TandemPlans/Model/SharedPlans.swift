@@ -43,9 +43,51 @@ extension SpaceRole {
 }
 
 extension Invitation {
-    /// "coach@… invited you to 'Legs' as viewer".
+    /// "coach@… invited you to ‘Legs’ as viewer".
     var bannerText: String {
-        "\(invitedBy) invited you to '\(spaceName)' as \(role.label)"
+        "\(invitedBy) invited you to ‘\(spaceName)’ as \(role.label)"
+    }
+}
+
+/// The user's spaces and invitations as `AsyncStream`s: the current list first, then one per
+/// change, newest only; the engine observation ends with the stream (as `observeAsStream`).
+enum SpaceUpdates {
+    static func spaces(_ tandem: Tandem) throws -> AsyncStream<[Space]> {
+        let (stream, continuation) = AsyncStream.makeStream(of: [Space].self, bufferingPolicy: .bufferingNewest(1))
+        let subscription = try tandem.observeSpaces(observer: SpacesRelay { continuation.yield($0) })
+        continuation.onTermination = { _ in subscription.cancel() }
+        return stream
+    }
+
+    static func invitations(_ tandem: Tandem) throws -> AsyncStream<[Invitation]> {
+        let (stream, continuation) = AsyncStream.makeStream(of: [Invitation].self, bufferingPolicy: .bufferingNewest(1))
+        let subscription = try tandem.observeInvitations(observer: InvitationsRelay { continuation.yield($0) })
+        continuation.onTermination = { _ in subscription.cancel() }
+        return stream
+    }
+}
+
+private final class SpacesRelay: SpacesObserver {
+    private let deliver: @Sendable ([Space]) -> Void
+
+    init(_ deliver: @escaping @Sendable ([Space]) -> Void) {
+        self.deliver = deliver
+    }
+
+    func onSpaces(spaces: [Space]) {
+        deliver(spaces)
+    }
+}
+
+private final class InvitationsRelay: InvitationsObserver {
+    private let deliver: @Sendable ([Invitation]) -> Void
+
+    init(_ deliver: @escaping @Sendable ([Invitation]) -> Void) {
+        self.deliver = deliver
+    }
+
+    func onInvitations(invitations: [Invitation]) {
+        deliver(invitations)
     }
 }
 
@@ -89,7 +131,7 @@ final class SpacesModel {
 
     private func observeSpaces() async {
         do {
-            for await spaces in try tandem.spacesStream() {
+            for await spaces in try SpaceUpdates.spaces(tandem) {
                 self.spaces = spaces
                 rebuildRows()
             }
@@ -100,7 +142,7 @@ final class SpacesModel {
 
     private func observeInvitations() async {
         do {
-            for await invitations in try tandem.invitationsStream() {
+            for await invitations in try SpaceUpdates.invitations(tandem) {
                 self.invitations = invitations
             }
         } catch {
@@ -199,7 +241,7 @@ final class ShareSheetModel {
                 return false
             }
             let trimmed = email.trimmingCharacters(in: .whitespacesAndNewlines)
-            try await tandem.invite(spaceId: spaceId, email: trimmed, role: role)
+            _ = try await tandem.invite(spaceId: spaceId, email: trimmed, role: role)
             await refresh()
             return true
         } catch {

@@ -68,7 +68,7 @@ class ShareSheetViewModel(graph: SampleGraph, handle: SavedStateHandle) :
 /** Both ids come from the navigation route (`plan/{planId}/day/{dayId}`, `?space=` when shared). */
 class DayEditorViewModel(graph: SampleGraph, handle: SavedStateHandle) :
     HolderViewModel<DayEditorStateHolder>({
-        DayEditorStateHolder(handle.planRef(), checkNotNull(handle.get<String>("dayId")), graph.plans, graph.exercises, it)
+        DayEditorStateHolder(handle.planRef(), checkNotNull(handle.get<String>("dayId")), graph.plans, graph.exercises, it, graph.spaces)
     })
 
 class CatalogViewModel(graph: SampleGraph) :

@@ -47,8 +47,12 @@ fun ShareSheet(
     var email by remember { mutableStateOf("") }
     var role by remember { mutableStateOf(SpaceRole.EDITOR) }
 
+    val close = {
+        onDismiss()
+        onMoved(state.plan)
+    }
     AlertDialog(
-        onDismissRequest = { onDismiss(); onMoved(state.plan) },
+        onDismissRequest = close,
         title = { Text("Share") },
         text = {
             Column(verticalArrangement = Arrangement.spacedBy(8.dp)) {
@@ -87,7 +91,7 @@ fun ShareSheet(
                 }
             }
         },
-        confirmButton = { TextButton(onClick = { onDismiss(); onMoved(state.plan) }) { Text("Done") } },
+        confirmButton = { TextButton(onClick = close) { Text("Done") } },
     )
 }
 

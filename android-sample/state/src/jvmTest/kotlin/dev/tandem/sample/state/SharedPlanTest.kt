@@ -55,7 +55,7 @@ class SharedPlanTest {
             .invitations.single()
         assertEquals(planName, invitation.spaceName)
         assertEquals(role, invitation.role)
-        assertTrue(invitation.bannerText().endsWith("invited you to '$planName' as ${role.label()}"))
+        assertTrue(invitation.bannerText().endsWith("invited you to ‘$planName’ as ${role.label()}"))
         assertTrue(device.plansList.accept(invitation), device.plansList.message.value)
         device.sync()
         device.plansList.state.await("${device.name}'s shared plan") { state ->

@@ -26,13 +26,13 @@ data class CatalogState(
 class CatalogStateHolder(private val exercises: ExerciseRepository, scope: CoroutineScope) : StateHolder(scope) {
     private val category = MutableStateFlow<String?>(null)
 
-    val state: StateFlow<CatalogState> = combine(exercises.exercises(), exercises.catalog(), category) { all, public, chosen ->
-        val categories = (all + public).map { it.category }.filter { it.isNotBlank() }.distinct().sorted()
+    val state: StateFlow<CatalogState> = combine(exercises.exercises(), exercises.catalog(), category) { all, fromServer, chosen ->
+        val categories = (all + fromServer).map { it.category }.filter { it.isNotBlank() }.distinct().sorted()
         // A category that no exercise has any more (renamed elsewhere) stops filtering.
         val active = chosen?.takeIf { it in categories }
         CatalogState(
             exercises = if (active == null) all else all.filter { it.category == active },
-            catalog = if (active == null) public else public.filter { it.category == active },
+            catalog = if (active == null) fromServer else fromServer.filter { it.category == active },
             categories = categories,
             category = active,
             loaded = true,

@@ -1,9 +1,11 @@
 package dev.tandem.sample.state
 
+import dev.tandem.SpaceRole
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.flow.SharingStarted
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.flowOf
 import kotlinx.coroutines.flow.stateIn
 
 /** One exercise in a day, at [position] (0-based) of its order. */
@@ -17,6 +19,8 @@ data class DayEditorState(
     /** Everything to pick from: the public catalog and the user's own exercises, by name. */
     val catalog: List<Exercise> = emptyList(),
     val loaded: Boolean = false,
+    /** A day of a plan the user only views: no editing controls. */
+    val viewOnly: Boolean = false,
 ) {
     /** The day was there and is gone (its plan deleted here or on another device). */
     val gone: Boolean get() = loaded && day == null
@@ -36,13 +40,19 @@ class DayEditorStateHolder(
     private val plans: PlanRepository,
     exercises: ExerciseRepository,
     scope: CoroutineScope,
+    /** For a shared plan's day: the user's role (a viewer's day is view-only). */
+    spaces: SpacesRepository? = null,
 ) : StateHolder(scope) {
     /** A day of a personal plan. */
     constructor(planId: String, dayId: String, plans: PlanRepository, exercises: ExerciseRepository, scope: CoroutineScope) :
         this(PlanRef.personal(planId), dayId, plans, exercises, scope)
 
     val state: StateFlow<DayEditorState> =
-        combine(plans.day(ref, dayId), exercises.all()) { day, catalog ->
+        combine(
+            plans.day(ref, dayId),
+            exercises.all(),
+            ref.spaceId?.let { id -> spaces?.space(id) } ?: flowOf(null),
+        ) { day, catalog, space ->
             val byId = catalog.associateBy { it.id }
             DayEditorState(
                 day = day,
@@ -52,6 +62,7 @@ class DayEditorStateHolder(
                 } ?: emptyList(),
                 catalog = catalog,
                 loaded = true,
+                viewOnly = space?.role == SpaceRole.VIEWER,
             )
         }.stateIn(scope, SharingStarted.Eagerly, DayEditorState())
 

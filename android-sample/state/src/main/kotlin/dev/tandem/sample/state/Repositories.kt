@@ -148,7 +148,7 @@ class ExerciseRepository(private val host: TandemHost, private val io: Coroutine
 
     /** Everything a day can pick from: the catalog's and the user's own, by name. */
     fun all(): Flow<List<Exercise>> =
-        combine(catalog(), exercises()) { public, own -> (public + own).sortedBy { it.name.lowercase() } }
+        combine(catalog(), exercises()) { fromServer, own -> (fromServer + own).sortedBy { it.name.lowercase() } }
 
     private fun exercisesOf(collection: String): Flow<List<Exercise>> =
         host.live { it.observeAsFlow(collection, Query(orderBy = listOf(OrderBy("name")))) }

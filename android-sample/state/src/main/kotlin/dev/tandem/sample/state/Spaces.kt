@@ -1,14 +1,16 @@
 package dev.tandem.sample.state
 
 import dev.tandem.Invitation
+import dev.tandem.InvitationsObserver
 import dev.tandem.Member
 import dev.tandem.Query
 import dev.tandem.Space
 import dev.tandem.SpaceRole
+import dev.tandem.SpacesObserver
+import dev.tandem.Subscription
+import dev.tandem.Tandem
 import dev.tandem.TandemException
 import dev.tandem.WriteOp
-import dev.tandem.invitationsAsFlow
-import dev.tandem.spacesAsFlow
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
@@ -16,8 +18,11 @@ import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.SharingStarted
 import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.conflate
 import kotlinx.coroutines.flow.distinctUntilChanged
 import kotlinx.coroutines.flow.launchIn
 import kotlinx.coroutines.flow.map
@@ -34,10 +39,16 @@ import kotlinx.coroutines.withContext
  */
 class SpacesRepository(private val host: TandemHost, private val io: CoroutineDispatcher = Dispatchers.IO) {
     /** The spaces the user belongs to, with their role in each. */
-    fun spaces(): Flow<List<Space>> = host.live { it.spacesAsFlow() }
+    fun spaces(): Flow<List<Space>> = host.live { engine ->
+        observed { emit -> engine.observeSpaces(object : SpacesObserver { override fun onSpaces(spaces: List<Space>) = emit(spaces) }) }
+    }
 
     /** Invitations waiting for the user's answer. */
-    fun invitations(): Flow<List<Invitation>> = host.live { it.invitationsAsFlow() }
+    fun invitations(): Flow<List<Invitation>> = host.live { engine ->
+        observed { emit ->
+            engine.observeInvitations(object : InvitationsObserver { override fun onInvitations(invitations: List<Invitation>) = emit(invitations) })
+        }
+    }
 
     /** One space, or null when the user is not (or no longer) a member. */
     fun space(id: String): Flow<Space?> = spaces().map { all -> all.firstOrNull { it.id == id } }.distinctUntilChanged()
@@ -91,6 +102,19 @@ class SpacesRepository(private val host: TandemHost, private val io: CoroutineDi
     suspend fun leave(spaceId: String) = host.engine.leave(spaceId)
 }
 
+/**
+ * An engine observation as a conflated cold flow (the current value first, then one per change),
+ * cancelled and released when the collector stops: the same shape as the bindings' `observeAsFlow`.
+ */
+private fun <T> observed(register: (emit: (T) -> Unit) -> Subscription): Flow<T> =
+    callbackFlow {
+        val subscription = register { value -> trySend(value) }
+        awaitClose {
+            subscription.cancel()
+            subscription.close()
+        }
+    }.conflate()
+
 /** A shared plan on the plans list, with where the user stands in its space. */
 data class SharedPlanRow(val plan: Plan, val space: Space?) {
     val role: SpaceRole? get() = space?.role
@@ -110,7 +134,7 @@ fun SpaceRole.label(): String = when (this) {
 }
 
 /** The invitations banner's line for one invitation. */
-fun Invitation.bannerText(): String = "$invitedBy invited you to '$spaceName' as ${role.label()}"
+fun Invitation.bannerText(): String = invitedBy + " invited you to ‘" + spaceName + "’ as " + role.label()
 
 /** The share sheet of one plan. */
 data class ShareSheetState(
