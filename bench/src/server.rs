@@ -233,6 +233,9 @@ async fn measure_on(
     Ok(results)
 }
 
+/// Sign-ups sent at once while building the space of `space_push_200_members`.
+const SIGN_UP_WAVE: usize = 8;
+
 /// Medians of `space_push_200_members`.
 struct SpacePushFigures {
     /// An editor's push of one change to the space, until its answer.
@@ -250,18 +253,22 @@ struct SpacePushFigures {
 async fn space_push(base: &str, sizes: &Sizes) -> anyhow::Result<SpacePushFigures> {
     let owner = Client::sign_up(base, "space-owner@bench.example").await?;
     let space = owner.create_space("Bench team").await?;
-    // Sign-ups hash passwords (argon2): several at once keep both cores busy.
-    let mut signing = tokio::task::JoinSet::new();
-    for i in 1..sizes.space_members {
-        let base = base.to_string();
-        signing.spawn(async move {
-            let client = Client::sign_up(&base, &format!("member{i}@bench.example")).await?;
-            anyhow::Ok((i, client))
-        });
-    }
+    // Sign-ups hash passwords (argon2): a few at once keep both cores busy without filling the
+    // server's hashing queue (beyond it the server answers 503).
     let mut members = Vec::with_capacity(sizes.space_members);
-    while let Some(joined) = signing.join_next().await {
-        members.push(joined??);
+    let numbers: Vec<usize> = (1..sizes.space_members).collect();
+    for wave in numbers.chunks(SIGN_UP_WAVE) {
+        let mut signing = tokio::task::JoinSet::new();
+        for &i in wave {
+            let base = base.to_string();
+            signing.spawn(async move {
+                let client = Client::sign_up(&base, &format!("member{i}@bench.example")).await?;
+                anyhow::Ok((i, client))
+            });
+        }
+        while let Some(joined) = signing.join_next().await {
+            members.push(joined??);
+        }
     }
     members.sort_by_key(|(i, _)| *i);
     let mut members: Vec<Client> = members.into_iter().map(|(_, c)| c).collect();
