@@ -180,7 +180,7 @@ class ExerciseRepository(private val host: TandemHost, private val io: Coroutine
         val writable = engine.spaces().filter { it.role != SpaceRole.VIEWER }.map { it.id }.toSet()
         val personal = engine.query(Collections.PLAN_DAYS, Query()).map { Collections.PLAN_DAYS to it }
         val shared = engine.query(Collections.SHARED_PLAN_DAYS, Query())
-            .filter { it.spaceId in writable }
+            .filter { record -> record.spaceId?.let { it in writable } == true }
             .map { Collections.SHARED_PLAN_DAYS to it }
         val edits = (personal + shared)
             .map { (collection, record) -> collection to Documents.planDay(record) }

@@ -179,7 +179,7 @@ class ShareSheetStateHolder(
     suspend fun refresh(): Boolean {
         val spaceId = _state.value.plan.spaceId ?: return true
         val members = attempt { spaces.members(spaceId) } ?: return false
-        _state.value = _state.value.copy(members = members.sortedWith(compareBy({ it.role.ordinal }, { it.email })))
+        _state.value = _state.value.copy(members = members.sortedWith(compareBy<Member>({ it.role.ordinal }, { it.email })))
         return true
     }
 
