@@ -633,6 +633,7 @@ fn two_devices_sync_through_the_server() {
         [
             "conflictPolicy",
             "conflicts",
+            "invitations",
             "lastError",
             "lastRun",
             "lastSyncedAt",
@@ -643,6 +644,7 @@ fn two_devices_sync_through_the_server() {
             "rejected",
             "remaining",
             "server",
+            "spaces",
             "user"
         ]
     );

@@ -66,11 +66,12 @@ pub enum TandemError {
 
     /// The server refused a space call (`create_space`, `invite`, `accept`, `set_role`, …);
     /// `kind` says why. A space call that cannot reach the server fails with `Sync` (`Offline`),
-    /// one without a session with `Auth` (`NotSignedIn`).
-    #[error("space: {message}")]
+    /// one without a session with `Auth` (`NotSignedIn`). (The text is `detail`, as in every
+    /// other case: a field named `message` would clash with Kotlin's `Throwable.message`.)
+    #[error("space: {detail}")]
     Space {
         kind: SpaceErrorKind,
-        message: String,
+        detail: String,
     },
 
     /// A bug in Tandem; please report it.
@@ -254,7 +255,7 @@ impl From<Error> for TandemError {
             Error::Sync(e) => e.into(),
             Error::Space { kind, message } => Self::Space {
                 kind: kind.into(),
-                message,
+                detail: message,
             },
         }
     }

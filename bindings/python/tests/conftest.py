@@ -16,7 +16,7 @@ if not (GENERATED / "tandem.py").exists():
 sys.path.insert(0, str(GENERATED))
 
 from tandem import Tandem, TandemConfig  # noqa: E402 (after the path is set)
-from tandem_fixtures import ROOT, SCHEMA, SCHEMA_FILE  # noqa: E402
+from tandem_fixtures import ADMIN_TOKEN, ROOT, SCHEMA, SCHEMA_FILE  # noqa: E402
 
 
 def server_binary():
@@ -32,6 +32,7 @@ def server(tmp_path):
     """A tandem-server on a SQLite database in `tmp_path`; its URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     env["TANDEM_JWT_SECRET"] = "python-binding-tests-secret-0123456789"
+    env["TANDEM_ADMIN_TOKEN"] = ADMIN_TOKEN  # public collections (tandem_fixtures.admin_write)
     process = subprocess.Popen(
         [server_binary(), "--addr", "127.0.0.1:0", "--db", f"sqlite://{tmp_path / 'server.db'}",
          "--schema", str(SCHEMA_FILE)],

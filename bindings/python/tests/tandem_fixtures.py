@@ -1,6 +1,8 @@
 """What the binding tests share: the test schema, an in-memory secure store, devices against a
 server and one-account sign-up. The pytest fixtures (`server`, `engine`) are in conftest.py."""
+import json
 import pathlib
+import urllib.request
 import uuid
 
 import tandem
@@ -11,6 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 SCHEMA_FILE = ROOT / "schemas" / "test.json"
 SCHEMA = SCHEMA_FILE.read_text()
 PASSWORD = "correct horse battery staple"
+# The `server` fixture's admin token, for writing public collections.
+ADMIN_TOKEN = "python-binding-tests-admin-0123456789abcdef"
 
 
 def new_email():
@@ -49,3 +53,15 @@ async def one_account(a, b):
     await a.sign_up(email, PASSWORD)
     await b.sign_in(email, PASSWORD)
     return email
+
+
+def admin_write(url, writes):
+    """Writes public records as the server's administrator (`POST /admin/v1/public/write`);
+    `writes` is a list of {"collection", "id", "doc"}. Returns the answer's results."""
+    request = urllib.request.Request(
+        f"{url}/admin/v1/public/write", data=json.dumps({"writes": writes}).encode(),
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["results"]

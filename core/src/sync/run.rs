@@ -293,12 +293,16 @@ async fn pull_streams(
     report: &mut SyncReport,
     on_progress: Progress<'_>,
 ) -> Result<(), SyncError> {
-    let (mut cursors, account_seq, repulls) = blocking(engine, |e| {
+    let (mut cursors, account_seq, repulls, owed) = blocking(engine, |e| {
         let schema = e.schema();
         e.store().write(|tx| {
             let mut cursors = BTreeMap::new();
             let mut repulls = HashMap::new();
+            // Whether a stream owes a re-pull (an expired cursor, an unfinished re-pull): that is
+            // a full re-pull to report; a first pull swept like one is not (as without streams).
+            let mut owed = false;
             for row in pull::stream_cursors(tx)? {
+                owed |= row.repull_owed;
                 // A re-pull owed starts again from the beginning (its sweep needs every record
                 // delivered by one re-pull), and so does a first pull of a stream of which this
                 // device already holds synced records (pushed before it ever pulled).
@@ -321,16 +325,16 @@ async fn pull_streams(
                     cursors.insert(row.stream, row.cursor);
                 }
             }
-            Ok((cursors, spaces::account_seq(tx)?, repulls))
+            Ok((cursors, spaces::account_seq(tx)?, repulls, owed))
         })
     })
     .await?;
     if !repulls.is_empty() {
         tracing::info!(
             streams = repulls.len(),
-            "pulling streams again (cursor expired or an earlier re-pull unfinished)"
+            "pulling streams again (cursor expired, an earlier re-pull unfinished, or a first pull to sweep)"
         );
-        report.full_repull = true;
+        report.full_repull = owed;
         crash::reached(Point::RepullStarted);
     }
     let mut repulls = Some(repulls);

@@ -66,6 +66,25 @@ extension Tandem {
             try observeAuthState(listener: StreamAuthStateListener(yield))
         }
     }
+
+    /// The user's spaces: the current list first (as the last sync or space call left it, offline
+    /// too), then the list after every change (a space created, joined, renamed, left, deleted, or
+    /// the user's role or removal coming in with a sync). For a spaces screen. Ends (and cancels
+    /// the underlying `Subscription`) like `observeAsStream`, and keeps only the newest list.
+    public func spacesStream() throws -> AsyncStream<[Space]> {
+        try subscriptionStream(bufferingPolicy: .bufferingNewest(1)) { yield in
+            try observeSpaces(observer: StreamSpacesObserver(yield))
+        }
+    }
+
+    /// The invitations waiting for the user's answer: the current list first, then the list after
+    /// every change (one arriving with a sync, one accepted or declined). For an invitations
+    /// banner. Ends like `observeAsStream` and keeps only the newest list.
+    public func invitationsStream() throws -> AsyncStream<[Invitation]> {
+        try subscriptionStream(bufferingPolicy: .bufferingNewest(1)) { yield in
+            try observeInvitations(observer: StreamInvitationsObserver(yield))
+        }
+    }
 }
 
 /// The one way every Tandem observation becomes an `AsyncStream`: `register` installs a callback
@@ -202,5 +221,41 @@ final class StreamAuthStateListener: AuthStateListener {
 
     func onAuthState(state: AuthState) {
         yield(state)
+    }
+}
+
+/// Forwards the user's spaces to a stream.
+final class StreamSpacesObserver: SpacesObserver {
+    private let yield: @Sendable ([Space]) -> Void
+
+    init(_ yield: @escaping @Sendable ([Space]) -> Void) {
+        self.yield = yield
+        StreamObservers.add(1)
+    }
+
+    deinit {
+        StreamObservers.add(-1)
+    }
+
+    func onSpaces(spaces: [Space]) {
+        yield(spaces)
+    }
+}
+
+/// Forwards pending invitations to a stream.
+final class StreamInvitationsObserver: InvitationsObserver {
+    private let yield: @Sendable ([Invitation]) -> Void
+
+    init(_ yield: @escaping @Sendable ([Invitation]) -> Void) {
+        self.yield = yield
+        StreamObservers.add(1)
+    }
+
+    deinit {
+        StreamObservers.add(-1)
+    }
+
+    func onInvitations(invitations: [Invitation]) {
+        yield(invitations)
     }
 }

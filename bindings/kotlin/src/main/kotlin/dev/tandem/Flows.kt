@@ -91,6 +91,33 @@ public fun Tandem.authStateAsFlow(): Flow<AuthState> =
     }.buffer(Channel.UNLIMITED)
 
 /**
+ * The user's spaces as a cold [Flow]: the current list first (as the last sync or space call left
+ * it, offline too), then the list after every change: a space created, joined, renamed, left,
+ * deleted, or the user's role or removal coming in with a sync. For a spaces screen.
+ *
+ * Conflated, like [observeAsFlow]: a slow collector always sees the newest list. Stopping the
+ * collection cancels and releases the underlying [Subscription].
+ */
+public fun Tandem.spacesAsFlow(): Flow<List<Space>> =
+    subscriptionFlow<List<Space>> { emit ->
+        observeSpaces(object : SpacesObserver {
+            override fun onSpaces(spaces: List<Space>) = emit(spaces)
+        })
+    }.conflate()
+
+/**
+ * The invitations waiting for the user's answer as a cold [Flow]: the current list first, then
+ * the list after every change (one arriving with a sync, one accepted or declined). For an
+ * invitations banner. Conflated, like [spacesAsFlow].
+ */
+public fun Tandem.invitationsAsFlow(): Flow<List<Invitation>> =
+    subscriptionFlow<List<Invitation>> { emit ->
+        observeInvitations(object : InvitationsObserver {
+            override fun onInvitations(invitations: List<Invitation>) = emit(invitations)
+        })
+    }.conflate()
+
+/**
  * The one way every Tandem observation becomes a Flow: [register] installs a callback (the `emit`
  * it is given) with the engine and returns the [Subscription] that ends it. Every observation
  * delivers its current value first (Tandem's notification thread does that), so the flow's first

@@ -27,7 +27,11 @@ import org.junit.jupiter.api.extension.ExtensionContext
  * `cargo build -p tandem-server`, as the Python tests do. The bindings publish this fixture in
  * their test-jar; the Android sample's state tests use it too.
  */
-class TandemServer(private val schema: String? = SCHEMA) : BeforeAllCallback, AfterAllCallback {
+class TandemServer(
+    private val schema: String? = SCHEMA,
+    /** The server's admin token (`TANDEM_ADMIN_TOKEN`, 32 bytes or more), for public collections. */
+    val adminToken: String? = null,
+) : BeforeAllCallback, AfterAllCallback {
     /** The server's base URL (`http://127.0.0.1:PORT`), known once the class's tests start. */
     lateinit var url: String
         private set
@@ -76,6 +80,7 @@ class TandemServer(private val schema: String? = SCHEMA) : BeforeAllCallback, Af
         // developer's shell. The JWT secret is fixed so that sessions outlive a restart.
         builder.environment().keys.removeIf { it.startsWith("TANDEM_") }
         builder.environment()["TANDEM_JWT_SECRET"] = "kotlin-binding-tests-secret-0123456789"
+        if (adminToken != null) builder.environment()["TANDEM_ADMIN_TOKEN"] = adminToken
         val started = builder.start().also { process = it }
         return awaitUrl(started, log)
     }
@@ -99,6 +104,22 @@ class TandemServer(private val schema: String? = SCHEMA) : BeforeAllCallback, Af
                 secureStore = secureStore,
             ),
         )
+
+    /**
+     * Writes public records as the server's administrator (`POST /admin/v1/public/write`);
+     * [writesJson] is the JSON array of `{"collection", "id", "doc"}`. Needs [adminToken].
+     */
+    fun adminWrite(writesJson: String) {
+        val token = adminToken ?: error("adminWrite needs the server's adminToken")
+        val request = java.net.http.HttpRequest.newBuilder(java.net.URI.create("$url/admin/v1/public/write"))
+            .header("Authorization", "Bearer $token")
+            .header("Content-Type", "application/json")
+            .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"writes\": $writesJson}"))
+            .build()
+        val response = java.net.http.HttpClient.newHttpClient()
+            .send(request, java.net.http.HttpResponse.BodyHandlers.ofString())
+        check(response.statusCode() == 200) { "admin write failed: ${response.statusCode()} ${response.body()}" }
+    }
 
     private fun awaitUrl(process: Process, log: File): String {
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
