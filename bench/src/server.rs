@@ -33,6 +33,14 @@ struct Sizes {
     /// Timed pushes per client in the concurrent test (after one untimed warm-up push each).
     pushes_per_client: usize,
     concurrent_batch: usize,
+    /// `space_push_200_members`: members of the space (the owner included), each with an open
+    /// event stream, and timed pushes (each followed by its one-user counterpart).
+    space_members: usize,
+    space_push_rounds: usize,
+    /// `pull_100_spaces_ratio`: spaces of the one member, records in each, full pulls of each kind.
+    pull_spaces: usize,
+    records_per_space: usize,
+    spaces_pull_rounds: usize,
 }
 
 /// 10 rounds × 20 batches × 500 = the 100k records the pull test pages through.
@@ -45,6 +53,11 @@ const FULL: Sizes = Sizes {
     clients: 32,
     pushes_per_client: 25,
     concurrent_batch: 50,
+    space_members: 200,
+    space_push_rounds: 15,
+    pull_spaces: 100,
+    records_per_space: 1000,
+    spaces_pull_rounds: 3,
 };
 
 const QUICK: Sizes = Sizes {
@@ -56,11 +69,20 @@ const QUICK: Sizes = Sizes {
     clients: 32,
     pushes_per_client: 2,
     concurrent_batch: 50,
+    space_members: 8,
+    space_push_rounds: 2,
+    pull_spaces: 4,
+    records_per_space: 250,
+    spaces_pull_rounds: 1,
 };
 
 const SQLITE_PUSH_TARGET: f64 = 20_000.0;
 const POSTGRES_PUSH_TARGET: f64 = 10_000.0;
 const PULL_TARGET: f64 = 100_000.0;
+/// The time until every member's stream was poked, against one user's own poke (design §12).
+const POKE_ALL_RATIO_TARGET: f64 = 2.0;
+/// Own-collection pull rate over the rate for the same records spread over 100 spaces.
+const SPACES_PULL_RATIO_TARGET: f64 = 1.5;
 
 /// The secret of the server under test (given, so no secret is generated and stored).
 const SECRET: &str = "tandem-bench-secret-0123456789abcdef";
@@ -88,7 +110,13 @@ impl Backend {
     }
 }
 
-const GROUPS: [&str; 3] = ["push_throughput", "pull_throughput", "push_p99_32_clients"];
+const GROUPS: [&str; 5] = [
+    "push_throughput",
+    "pull_throughput",
+    "push_p99_32_clients",
+    "space_push_200_members",
+    "pull_100_spaces_ratio",
+];
 
 /// Runs the suite; `only` keeps the results whose full name (`<name>_<backend>`) contains it.
 pub fn run(quick: bool, only: Option<&str>) -> anyhow::Result<Vec<Measurement>> {
@@ -174,7 +202,198 @@ async fn measure_on(
         let p99 = push_p99_concurrent(base, sizes).await?;
         results.push(Measurement::new(name("push_p99_32_clients"), p99, "ms"));
     }
+    if wanted.contains(&"space_push_200_members") {
+        let figures = space_push(base, sizes).await?;
+        results.push(Measurement::new(
+            name("space_push_200_members"),
+            figures.push_ms,
+            "ms",
+        ));
+        // The floor is a one-user poke (own collection, one stream) measured in the same rounds.
+        results.push(
+            Measurement::new(
+                name("space_push_200_members_poke_all"),
+                figures.poke_all_ms,
+                "ms",
+            )
+            .floor(figures.one_user_poke_ms)
+            .target(Target::RatioAtMost(POKE_ALL_RATIO_TARGET)),
+        );
+    }
+    if wanted.contains(&"pull_100_spaces_ratio") {
+        let (own, spaces) = pull_spaces_ratio(base, sizes).await?;
+        // A rate: the ratio is own records/s over spaces records/s (1.0 = spaces cost nothing).
+        results.push(
+            Measurement::new(name("pull_100_spaces_ratio"), spaces, "records/s")
+                .floor(own)
+                .inverse_ratio()
+                .target(Target::RatioAtMost(SPACES_PULL_RATIO_TARGET)),
+        );
+    }
     Ok(results)
+}
+
+/// Sign-ups sent at once while building the space of `space_push_200_members`.
+const SIGN_UP_WAVE: usize = 8;
+
+/// Medians of `space_push_200_members`.
+struct SpacePushFigures {
+    /// An editor's push of one change to the space, until its answer.
+    push_ms: f64,
+    /// From the start of that push until the last of the members' streams got its poke.
+    poke_all_ms: f64,
+    /// From the start of a one-change push to a user's own collection until that user's one
+    /// stream got its poke, in the same rounds (with the members' streams open).
+    one_user_poke_ms: f64,
+}
+
+/// A space of `space_members` members (owner, one editor, viewers), each with an open event
+/// stream; `space_push_rounds` times: one user's push to its own collection until its poke, then
+/// the editor's push of one change to the space until every member's stream was poked.
+async fn space_push(base: &str, sizes: &Sizes) -> anyhow::Result<SpacePushFigures> {
+    let owner = Client::sign_up(base, "space-owner@bench.example").await?;
+    let space = owner.create_space("Bench team").await?;
+    // Sign-ups hash passwords (argon2): a few at once keep both cores busy without filling the
+    // server's hashing queue (beyond it the server answers 503).
+    let mut members = Vec::with_capacity(sizes.space_members);
+    let numbers: Vec<usize> = (1..sizes.space_members).collect();
+    for wave in numbers.chunks(SIGN_UP_WAVE) {
+        let mut signing = tokio::task::JoinSet::new();
+        for &i in wave {
+            let base = base.to_string();
+            signing.spawn(async move {
+                let client = Client::sign_up(&base, &format!("member{i}@bench.example")).await?;
+                anyhow::Ok((i, client))
+            });
+        }
+        while let Some(joined) = signing.join_next().await {
+            members.push(joined??);
+        }
+    }
+    members.sort_by_key(|(i, _)| *i);
+    let mut members: Vec<Client> = members.into_iter().map(|(_, c)| c).collect();
+    for (i, member) in members.iter().enumerate() {
+        let role = if i == 0 { "editor" } else { "viewer" };
+        let invitation = owner.invite(&space, &member.email, role).await?;
+        member.accept(&invitation).await?;
+    }
+    members.insert(0, owner);
+    let solo = Client::sign_up(base, "solo@bench.example").await?;
+
+    let (pokes_tx, mut pokes) = tokio::sync::mpsc::unbounded_channel();
+    let mut listeners = Vec::with_capacity(members.len() + 1);
+    for (i, member) in members.iter().enumerate() {
+        listeners.push(member.listen(i, pokes_tx.clone()).await?);
+    }
+    let solo_index = members.len();
+    listeners.push(solo.listen(solo_index, pokes_tx.clone()).await?);
+    drop(pokes_tx);
+    let editor = &members[1];
+    let space_stream = format!("space:{space}");
+
+    let mut push_ms = Vec::new();
+    let mut poke_all_ms = Vec::new();
+    let mut one_user_ms = Vec::new();
+    for round in 0..sizes.space_push_rounds {
+        while pokes.try_recv().is_ok() {}
+        // One user, own collection, one stream.
+        let body = push_body(&format!("solo{round}"), 1, "plans", None);
+        let start = Instant::now();
+        solo.push_all_applied(body, 1).await?;
+        loop {
+            let poke = next_poke(&mut pokes).await?;
+            if poke.listener == solo_index && poke.stream.is_none() {
+                one_user_ms.push(millis(poke.at - start));
+                break;
+            }
+        }
+        while pokes.try_recv().is_ok() {}
+        // The editor's change to the space, until every member's stream has had its poke.
+        let body = push_body(&format!("team{round}"), 1, "shared_plans", Some(&space));
+        let start = Instant::now();
+        editor.push_all_applied(body, 1).await?;
+        push_ms.push(millis(start.elapsed()));
+        let mut poked = vec![false; members.len()];
+        let mut left = members.len();
+        let mut last = start;
+        while left > 0 {
+            let poke = next_poke(&mut pokes).await?;
+            if poke.listener < members.len()
+                && poke.stream.as_deref() == Some(space_stream.as_str())
+                && !poked[poke.listener]
+            {
+                poked[poke.listener] = true;
+                left -= 1;
+                last = last.max(poke.at);
+            }
+        }
+        poke_all_ms.push(millis(last - start));
+    }
+    for listener in listeners {
+        listener.abort();
+    }
+    Ok(SpacePushFigures {
+        push_ms: median(&mut push_ms),
+        poke_all_ms: median(&mut poke_all_ms),
+        one_user_poke_ms: median(&mut one_user_ms),
+    })
+}
+
+/// A poke one of the listeners read: whose stream, when, and for which stream (`None`: the
+/// user's own).
+struct Poked {
+    listener: usize,
+    at: Instant,
+    stream: Option<String>,
+}
+
+async fn next_poke(
+    pokes: &mut tokio::sync::mpsc::UnboundedReceiver<Poked>,
+) -> anyhow::Result<Poked> {
+    tokio::time::timeout(Duration::from_secs(30), pokes.recv())
+        .await
+        .context("no poke within 30 s")?
+        .context("every event stream ended")
+}
+
+/// The same `spaces × records_per_space` records, once in one user's own `plans` and once as
+/// `shared_plans` spread over `spaces` spaces of another user; full pulls of each in the stream
+/// form with pages of `pull_limit`, alternating; returns the median records/s of each (own,
+/// spaces).
+async fn pull_spaces_ratio(base: &str, sizes: &Sizes) -> anyhow::Result<(f64, f64)> {
+    let total = sizes.pull_spaces * sizes.records_per_space;
+    let own = Client::sign_up(base, "own-records@bench.example").await?;
+    let member = Client::sign_up(base, "in-100-spaces@bench.example").await?;
+    let batch = 500;
+    for s in 0..sizes.pull_spaces {
+        let space = member.create_space(&format!("Space {s}")).await?;
+        let mut written = 0;
+        while written < sizes.records_per_space {
+            let count = batch.min(sizes.records_per_space - written);
+            let prefix = format!("s{s}w{written}");
+            own.push_all_applied(push_body(&prefix, count, "plans", None), count)
+                .await?;
+            member
+                .push_all_applied(
+                    push_body(&prefix, count, "shared_plans", Some(&space)),
+                    count,
+                )
+                .await?;
+            written += count;
+        }
+    }
+    let mut own_rates = Vec::with_capacity(sizes.spaces_pull_rounds);
+    let mut space_rates = Vec::with_capacity(sizes.spaces_pull_rounds);
+    for _ in 0..sizes.spaces_pull_rounds {
+        for (client, rates) in [(&own, &mut own_rates), (&member, &mut space_rates)] {
+            let start = Instant::now();
+            let pulled = client.pull_all_streams(sizes.pull_limit).await?;
+            let spent = start.elapsed();
+            ensure!(pulled == total, "pulled {pulled} records, pushed {total}");
+            rates.push(total as f64 / spent.as_secs_f64());
+        }
+    }
+    Ok((median(&mut own_rates), median(&mut space_rates)))
 }
 
 async fn start_server(db_url: &str) -> anyhow::Result<ServerHandle> {
@@ -199,7 +418,7 @@ async fn push_throughput(client: &Client, sizes: &Sizes) -> anyhow::Result<f64> 
         // Bodies are built before the clock starts: the load generator should cost the server as
         // little CPU as it can.
         let bodies: Vec<Vec<u8>> = (0..sizes.batches_per_round)
-            .map(|b| push_body(&format!("r{round}b{b}"), sizes.batch))
+            .map(|b| push_body(&format!("r{round}b{b}"), sizes.batch, "plans", None))
             .collect();
         let start = Instant::now();
         for body in bodies {
@@ -259,7 +478,7 @@ async fn client_pushes(
     batch: usize,
 ) -> anyhow::Result<Vec<f64>> {
     let bodies: Vec<Vec<u8>> = (0..=pushes)
-        .map(|p| push_body(&format!("c{p}"), batch))
+        .map(|p| push_body(&format!("c{p}"), batch, "plans", None))
         .collect();
     let mut bodies = bodies.into_iter();
     client
@@ -275,13 +494,14 @@ async fn client_pushes(
     Ok(latencies)
 }
 
-/// A push of `count` new `plans` records with ids unique under `prefix`.
-fn push_body(prefix: &str, count: usize) -> Vec<u8> {
+/// A push of `count` new records of `entity` (`plans` or `shared_plans`, the same fields) with
+/// ids unique under `prefix`, in `space` when given.
+fn push_body(prefix: &str, count: usize, entity: &str, space: Option<&str>) -> Vec<u8> {
     let mutations: Vec<Value> = (0..count)
         .map(|i| {
-            json!({
+            let mut mutation = json!({
                 "opId": format!("op-{prefix}-{i}"),
-                "entity": "plans",
+                "entity": entity,
                 "entityId": format!("plan-{prefix}-{i}"),
                 "type": "upsert",
                 "baseVersion": null,
@@ -289,7 +509,11 @@ fn push_body(prefix: &str, count: usize) -> Vec<u8> {
                             "notes": "Warm up for ten minutes, then three rounds of the main lifts with long rests in between.",
                             "archived": false},
                 "clientTime": "2025-01-01T00:00:00Z",
-            })
+            });
+            if let Some(space) = space {
+                mutation["space"] = json!(space);
+            }
+            mutation
         })
         .collect();
     serde_json::to_vec(&json!({"clientId": "bench-client", "mutations": mutations})).expect("JSON")
@@ -300,6 +524,7 @@ struct Client {
     http: reqwest::Client,
     base: String,
     auth: String,
+    email: String,
 }
 
 #[derive(Deserialize)]
@@ -320,6 +545,28 @@ struct PullAnswer {
     changes: Vec<Box<RawValue>>,
     cursor: String,
     has_more: bool,
+}
+
+/// A stream-form pull page (only what a client needs to page on).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamPullAnswer {
+    changes: Vec<Box<RawValue>>,
+    streams: std::collections::BTreeMap<String, StreamEntryAnswer>,
+    has_more: bool,
+    account: Option<AccountSeqAnswer>,
+}
+
+#[derive(Deserialize)]
+struct StreamEntryAnswer {
+    status: String,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountSeqAnswer {
+    account_seq: i64,
 }
 
 impl Client {
@@ -343,7 +590,133 @@ impl Client {
             http,
             base: base.to_string(),
             auth: format!("Bearer {token}"),
+            email: email.to_string(),
         })
+    }
+
+    /// Creates a space (the caller its owner); returns its id.
+    async fn create_space(&self, name: &str) -> anyhow::Result<String> {
+        let body = serde_json::to_vec(
+            &json!({"name": name, "requestId": uuid::Uuid::now_v7().to_string()}),
+        )?;
+        let space: Value = self.post_json("/sync/v1/spaces", body).await?;
+        Ok(space["id"].as_str().context("no space id")?.to_string())
+    }
+
+    /// Invites `email` into `space` with `role`; returns the invitation's id.
+    async fn invite(&self, space: &str, email: &str, role: &str) -> anyhow::Result<String> {
+        let body = serde_json::to_vec(&json!({"email": email, "role": role}))?;
+        let invitation: Value = self
+            .post_json(&format!("/sync/v1/spaces/{space}/invitations"), body)
+            .await?;
+        Ok(invitation["id"]
+            .as_str()
+            .context("no invitation id")?
+            .to_string())
+    }
+
+    async fn accept(&self, invitation: &str) -> anyhow::Result<()> {
+        let _: Value = self
+            .post_json(
+                &format!("/sync/v1/invitations/{invitation}/accept"),
+                b"{}".to_vec(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Opens this user's event stream and, once the server has said `connected` (it subscribes
+    /// to notices and loads the user's streams before that), reads it in a task that sends each
+    /// poke, with the time it arrived, to `pokes`.
+    async fn listen(
+        &self,
+        listener: usize,
+        pokes: tokio::sync::mpsc::UnboundedSender<Poked>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let mut response = self
+            .http
+            .get(format!("{}/sync/v1/events", self.base))
+            .header("authorization", &self.auth)
+            .timeout(Duration::from_secs(24 * 3600))
+            .send()
+            .await?
+            .error_for_status()
+            .context("event stream")?;
+        let mut buffer = String::new();
+        while !buffer.contains("connected") {
+            let chunk = response
+                .chunk()
+                .await?
+                .context("the event stream ended before it was connected")?;
+            buffer.push_str(std::str::from_utf8(&chunk)?);
+        }
+        buffer.clear();
+        Ok(tokio::spawn(async move {
+            while let Ok(Some(chunk)) = response.chunk().await {
+                let at = Instant::now();
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    if !frame.lines().any(|l| l == "event: poke") {
+                        continue;
+                    }
+                    let data: Value = frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix("data: "))
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or(Value::Null);
+                    let stream = data["stream"].as_str().map(str::to_string);
+                    if pokes
+                        .send(Poked {
+                            listener,
+                            at,
+                            stream,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Pulls in the stream form, from no cursors at all, until `hasMore` is false, keeping each
+    /// stream's cursor as a client does; returns how many changes came.
+    async fn pull_all_streams(&self, limit: usize) -> anyhow::Result<usize> {
+        let mut cursors: std::collections::BTreeMap<String, Option<String>> = Default::default();
+        let mut account_seq: Option<i64> = None;
+        let mut pulled = 0;
+        for _ in 0..10_000_000 {
+            let mut body = json!({"streams": cursors, "limit": limit});
+            if let Some(seq) = account_seq {
+                body["accountSeq"] = json!(seq);
+            }
+            let page: StreamPullAnswer = self
+                .post_json("/sync/v1/pull", serde_json::to_vec(&body)?)
+                .await?;
+            pulled += page.changes.len();
+            for (stream, entry) in page.streams {
+                match entry.status.as_str() {
+                    "ok" => {
+                        cursors.insert(stream, entry.cursor);
+                    }
+                    "expired" => {
+                        cursors.insert(stream, None);
+                    }
+                    _ => {
+                        cursors.remove(&stream);
+                    }
+                }
+            }
+            if let Some(account) = page.account {
+                account_seq = Some(account.account_seq);
+            }
+            if !page.has_more {
+                return Ok(pulled);
+            }
+        }
+        anyhow::bail!("pull did not end")
     }
 
     /// Pushes `body` and checks that all `expected` mutations were applied.

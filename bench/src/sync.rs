@@ -29,6 +29,10 @@ struct Sizes {
     push: usize,
     noop_runs: usize,
     realtime_rounds: usize,
+    /// `join_space_100k`: the space joined, and what the user holds already (half in their own
+    /// collection, half in another space).
+    join_space: usize,
+    join_others: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -36,12 +40,16 @@ const FULL: Sizes = Sizes {
     push: 10_000,
     noop_runs: 200,
     realtime_rounds: 30,
+    join_space: 100_000,
+    join_others: 10_000,
 };
 const QUICK: Sizes = Sizes {
     bootstrap: 2_000,
     push: 500,
     noop_runs: 10,
     realtime_rounds: 3,
+    join_space: 2_000,
+    join_others: 400,
 };
 
 pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
@@ -60,6 +68,9 @@ pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
     }
     if wanted("realtime_propagation") {
         results.push(realtime(&server, sizes));
+    }
+    if wanted("join_space_100k") {
+        results.push(join_space(&server, sizes));
     }
     results
 }
@@ -174,6 +185,174 @@ fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
             .target(Target::RatioAtMost(5.0)),
         Measurement::new("bootstrap_100k_rss", rss, "MB").target(Target::AtMost(150.0)),
     ]
+}
+
+/// A user already holding `join_others` records (half in their own `plans`, half in another
+/// space) accepts an invitation to a space of `join_space` records; records/s from the accept
+/// until `sync_now` has caught up, against the bootstrap floor (raw SQLite inserting the same
+/// documents in one transaction). The run must pull exactly the space's records: the other
+/// streams keep their cursors, so none of their rows comes again.
+fn join_space(server: &BenchServer, sizes: &Sizes) -> Measurement {
+    let http = Http::new(&server.url);
+    let owner = http.sign_up(&email("join-owner"));
+    let user_email = email("joiner");
+    let user = http.sign_up(&user_email);
+    // Seeded over HTTP; the measured device signs in afterwards, accepts with the exported API
+    // (`Tandem.accept`) and catches up with one `sync_now`.
+    let mine = sizes.join_others / 2;
+    let theirs = sizes.join_others - mine;
+    let other_space = http.create_space(&user, "Other");
+    http.push_new(&user, "plans", None, "own", mine);
+    http.push_new(&user, "shared_plans", Some(&other_space), "other", theirs);
+    let big = http.create_space(&owner, "Big");
+    http.push_new(&owner, "shared_plans", Some(&big), "big", sizes.join_space);
+    let invitation = http.invite(&owner, &big, &user_email, "viewer");
+
+    let device = Device::sign_in(&server.url, &user_email, |c| c.sync.pull_page_size = 1000);
+    let first = block(device.t.sync_now()).expect("first sync");
+    assert_eq!(
+        first.pulled as usize, sizes.join_others,
+        "the user's own records and the other space's arrived"
+    );
+    let floor_secs = floor_insert(sizes.join_space);
+
+    let started = Instant::now();
+    block(device.t.accept(invitation)).expect("accept");
+    let report = block(device.t.sync_now()).expect("catch up");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(!report.full_repull, "joining re-pulled everything");
+    assert_eq!(
+        report.pulled as usize, sizes.join_space,
+        "only the joined space's records came (no row of the other streams again)"
+    );
+    let shared = device
+        .t
+        .count("shared_plans".into(), Query::default())
+        .expect("count");
+    assert_eq!(shared as usize, theirs + sizes.join_space);
+    let per_sec = |secs: f64| sizes.join_space as f64 / secs;
+    Measurement::new("join_space_100k", per_sec(secs), "records/s")
+        .floor(per_sec(floor_secs))
+        .inverse_ratio()
+        .target(Target::RatioAtMost(5.0))
+}
+
+/// A user of the bench server over plain HTTP: seeding spaces and records without a device (and
+/// its local store) per seeding account.
+struct HttpUser {
+    auth: String,
+}
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    fn new(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: base.to_string(),
+        }
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        user: Option<&HttpUser>,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        block(async {
+            let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+            if let Some(user) = user {
+                request = request.header("authorization", &user.auth);
+            }
+            let response = request.send().await.expect("request");
+            let status = response.status();
+            let text = response.text().await.expect("answer");
+            assert!(status.is_success(), "{path} answered {status}: {text}");
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        })
+    }
+
+    fn sign_up(&self, email: &str) -> HttpUser {
+        let session = self.post(
+            "/auth/v1/signup",
+            None,
+            serde_json::json!({"email": email, "password": PASSWORD}),
+        );
+        HttpUser {
+            auth: format!(
+                "Bearer {}",
+                session["access_token"].as_str().expect("access token")
+            ),
+        }
+    }
+
+    fn create_space(&self, user: &HttpUser, name: &str) -> String {
+        let space = self.post(
+            "/sync/v1/spaces",
+            Some(user),
+            serde_json::json!({"name": name, "requestId": uuid::Uuid::now_v7().to_string()}),
+        );
+        space["id"].as_str().expect("space id").to_string()
+    }
+
+    fn invite(&self, user: &HttpUser, space: &str, email: &str, role: &str) -> String {
+        let invitation = self.post(
+            &format!("/sync/v1/spaces/{space}/invitations"),
+            Some(user),
+            serde_json::json!({"email": email, "role": role}),
+        );
+        invitation["id"]
+            .as_str()
+            .expect("invitation id")
+            .to_string()
+    }
+
+    /// Pushes `count` new records of `collection` (the documents of `plan_json`), in batches of
+    /// 500, all applied.
+    fn push_new(
+        &self,
+        user: &HttpUser,
+        collection: &str,
+        space: Option<&str>,
+        tag: &str,
+        count: usize,
+    ) {
+        for start in (0..count).step_by(500) {
+            let mutations: Vec<serde_json::Value> = (start..count.min(start + 500))
+                .map(|i| {
+                    let mut m = serde_json::json!({
+                        "opId": format!("op-{tag}-{i}"),
+                        "entity": collection,
+                        "entityId": format!("{tag}{i}"),
+                        "type": "upsert",
+                        "baseVersion": null,
+                        "payload": serde_json::from_str::<serde_json::Value>(&plan_json(i)).expect("JSON"),
+                        "clientTime": "2025-01-01T00:00:00Z",
+                    });
+                    if let Some(space) = space {
+                        m["space"] = serde_json::json!(space);
+                    }
+                    m
+                })
+                .collect();
+            let sent = mutations.len();
+            let answer = self.post(
+                "/sync/v1/push",
+                Some(user),
+                serde_json::json!({"clientId": format!("bench-{tag}"), "mutations": mutations}),
+            );
+            let applied = answer["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .filter(|r| r["status"] == "applied")
+                .count();
+            assert_eq!(applied, sent, "every seeded record applied");
+        }
+    }
 }
 
 fn floor_insert(count: usize) -> f64 {

@@ -206,6 +206,18 @@ pub fn run(rt: &Runtime, keep: bool, json: bool) -> Result<(), CliError> {
     );
     drop((phone, tablet));
 
+    if keep {
+        let step = story.begin("Seed the public exercise catalog for the sample apps");
+        let summary = rt.block_on(seed_catalog(&db, addr))?;
+        story.end(
+            step,
+            vec![format!(
+                "{} exercises in catalog_exercises (as `tandem-server import catalog_exercises schemas/sample-catalog.jsonl` does)",
+                summary.created + summary.updated + summary.unchanged
+            )],
+        );
+    }
+
     story.finish(&url, &email, keep);
     if keep {
         rt.block_on(crate::interrupted());
@@ -233,6 +245,28 @@ async fn start_server(db: &Path, addr: SocketAddr) -> Result<ServerHandle, CliEr
     tandem_server::run(config)
         .await
         .map_err(|e| CliError::new("server", format!("cannot start the demo server: {e:#}")))
+}
+
+/// The sample apps' public exercise catalog, the file `tandem-server import` takes.
+const SAMPLE_CATALOG: &str = include_str!("../../schemas/sample-catalog.jsonl");
+
+/// Imports [`SAMPLE_CATALOG`] into the running demo server's database, in this process, through
+/// the server's own import (validated whole, then written under the `public` stream's lock; the
+/// server's clients see it at their next pull).
+async fn seed_catalog(
+    db: &Path,
+    addr: SocketAddr,
+) -> Result<tandem_server::import::ImportSummary, CliError> {
+    let file = db.with_file_name("sample-catalog.jsonl");
+    std::fs::write(&file, SAMPLE_CATALOG)?;
+    let config = Config {
+        addr,
+        db: format!("sqlite://{}", db.display()),
+        ..Config::default()
+    };
+    tandem_server::import::run(&config, "catalog_exercises", &file, false)
+        .await
+        .map_err(|e| CliError::new("server", format!("cannot seed the catalog: {e:#}")))
 }
 
 fn expect(holds: bool, what: &str) -> Result<(), CliError> {

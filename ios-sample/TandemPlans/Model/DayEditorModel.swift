@@ -35,7 +35,11 @@ final class DayEditorModel {
 
     private let tandem: Tandem
 
-    init(tandem: Tandem, dayId: String) {
+    /// `plan_days`, or `shared_plan_days` for a day of a shared plan.
+    let collection: String
+
+    init(tandem: Tandem, dayId: String, collection: String = PlanDay.collection) {
+        self.collection = collection
         self.tandem = tandem
         self.dayId = dayId
     }
@@ -64,7 +68,7 @@ final class DayEditorModel {
 
     private func followDay() async {
         do {
-            try await followRecord(tandem, collection: PlanDay.collection, id: dayId) { record in
+            try await followRecord(tandem, collection: collection, id: dayId) { record in
                 self.apply(record)
             }
         } catch {
@@ -140,7 +144,7 @@ final class DayEditorModel {
     @discardableResult
     func createExercise(_ form: ExerciseForm) throws -> Exercise {
         guard let day else {
-            throw TandemError.NotFound(collection: PlanDay.collection, id: dayId)
+            throw TandemError.NotFound(collection: collection, id: dayId)
         }
         try form.validate()
         // The id is chosen here so the day can refer to it in the same batch (the engine makes
@@ -151,7 +155,7 @@ final class DayEditorModel {
         let create = try WriteOp.put(collection: Exercise.collection, id: exercise.id, document: exercise)
         var ops = [create]
         if let patch = try MergePatch.between(day, changed) {
-            ops.append(.patch(collection: PlanDay.collection, id: dayId, patchJson: patch))
+            ops.append(.patch(collection: collection, id: dayId, patchJson: patch))
         }
         _ = try tandem.write(ops: ops)
         self.day = changed
@@ -175,7 +179,7 @@ final class DayEditorModel {
                 return
             }
             day = new
-            _ = try tandem.patch(collection: PlanDay.collection, id: dayId, patchJson: patch)
+            _ = try tandem.patch(collection: collection, id: dayId, patchJson: patch)
         } catch {
             day = old
             errorMessage = ErrorText.describe(error)

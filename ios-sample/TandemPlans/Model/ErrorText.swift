@@ -13,6 +13,10 @@ enum ErrorText {
         switch error {
         case let .InvalidArgument(detail):
             return "Invalid input: \(detail)"
+        case .Validation(.readOnly, _, _, _, _):
+            return "The exercise catalog comes from the server and cannot be changed here."
+        case .Validation(.forbidden, _, _, _, _):
+            return "View only: you can see this plan but not change it."
         case let .Validation(_, field, _, _, detail):
             if let field, !field.isEmpty {
                 return "“\(field)” is not valid: \(detail)"
@@ -32,27 +36,27 @@ enum ErrorText {
             return describe(kind, detail: detail, retryAfterSecs: retryAfterSecs)
         case let .Sync(kind, detail, retryAfterSecs):
             return describe(kind, detail: detail, retryAfterSecs: retryAfterSecs)
-        case let .Space(kind, _):
-            return describe(kind)
         case let .Internal(detail):
             return "Something went wrong inside Tandem: \(detail)"
+        case let .Space(kind, _):
+            return describe(kind)
         }
     }
 
     private static func describe(_ kind: SpaceErrorKind) -> String {
         switch kind {
         case .notFound:
-            return "This shared space or invitation no longer exists."
+            return "That shared plan or invitation is gone."
         case .forbidden:
-            return "Only an owner of the space can do that."
+            return "Only the plan's owners can do that."
         case .lastOwner:
-            return "A space needs an owner: make someone else owner first."
+            return "A shared plan needs an owner: make someone else owner first."
         case .alreadyMember:
-            return "That person is a member already."
+            return "They are already a member."
         case .limitReached:
-            return "A limit of the server was reached."
+            return "The server's limit is reached."
         case .invalidName:
-            return "Give the space a name of 1 to 200 characters."
+            return "Choose a name of 1 to 200 characters."
         }
     }
 
@@ -160,13 +164,13 @@ enum ErrorText {
         case .uniqueViolation:
             return "Another record already uses the same key."
         case .readOnly:
-            return "This is read-only: only the server's administrator changes it."
+            return "The server's catalog cannot be changed here."
         case .forbidden:
-            return "You can no longer change this shared item (your role or membership changed)."
+            return "You can no longer change this shared plan (view only, or removed)."
         case .spaceMismatch:
-            return "This item belongs to another shared space."
+            return "It belongs to another shared plan."
         case .unknownSpace:
-            return "This shared space is not on this device (yet)."
+            return "That shared plan is not on this device."
         case .other:
             return code.isEmpty ? "The server refused the change." : "The server refused the change (\(code))."
         }

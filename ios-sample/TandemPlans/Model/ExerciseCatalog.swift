@@ -15,8 +15,11 @@ final class ExerciseCatalog {
         let exercises: [Exercise]
     }
 
-    /// Every exercise, sorted by name.
+    /// The user's own exercises, sorted by name (editable).
     private(set) var exercises: [Exercise] = []
+    /// The public catalog the server seeds (`catalog_exercises`), sorted by name: read-only,
+    /// the engine refuses a local write there (`ValidationReason.readOnly`).
+    private(set) var catalog: [Exercise] = []
     /// How many plan days use each exercise, by exercise id.
     private(set) var usage: [String: Int] = [:]
     private(set) var skipped = 0
@@ -59,6 +62,7 @@ final class ExerciseCatalog {
     func run() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.observeExercises() }
+            group.addTask { await self.observeCatalog() }
             group.addTask { await self.observeUsage() }
         }
     }
@@ -73,6 +77,24 @@ final class ExerciseCatalog {
             }
         } catch {
             errorMessage = ErrorText.describe(error)
+        }
+    }
+
+    private func observeCatalog() async {
+        do {
+            for await records in try tandem.observeAsStream(collection: CollectionName.catalogExercises) {
+                catalog = DisplayOrder.byName(DocumentDecoding.decode(records, as: Exercise.self).items) { $0.name }
+            }
+        } catch {
+            errorMessage = ErrorText.describe(error)
+        }
+    }
+
+    /// The catalog's exercises matching the search.
+    var matchingCatalog: [Exercise] {
+        let query = searchText.trimmingCharacters(in: .whitespacesAndNewlines)
+        return query.isEmpty ? catalog : catalog.filter { exercise in
+            [exercise.name, exercise.category ?? "", exercise.notes ?? ""].contains { $0.localizedCaseInsensitiveContains(query) }
         }
     }
 

@@ -9,11 +9,17 @@ import Tandem
 @MainActor
 @Observable
 final class PlanDetailModel {
-    let planId: String
+    /// The plan: personal (`plans`) or shared (`shared_plans`, in a space).
+    let ref: PlanRef
+    var planId: String { ref.id }
+    /// A shared plan's space (the user's role, the member count); nil for a personal plan.
+    private(set) var space: Space?
     private(set) var plan: Plan?
     /// The plan's days, by `dayIndex`.
     private(set) var days: [PlanDay] = []
     private(set) var exercises: [String: Exercise] = [:]
+    /// The public catalog's exercises (days may list those too).
+    private(set) var catalogExercises: [String: Exercise] = [:]
     private(set) var isLoaded = false
     /// The plan is gone: deleted here or on another device (then synced).
     private(set) var isDeleted = false
@@ -25,13 +31,24 @@ final class PlanDetailModel {
 
     init(tandem: Tandem, planId: String) {
         self.tandem = tandem
-        self.planId = planId
+        ref = .personal(planId)
     }
+
+    init(tandem: Tandem, plan: PlanRef) {
+        self.tandem = tandem
+        ref = plan
+    }
+
+    /// A viewer sees the plan without editing controls ("View only").
+    var isViewOnly: Bool { space?.role == .viewer }
+
+    /// The other members of a shared plan's space: "Shared with N".
+    var sharedWith: Int { max(Int(space?.memberCount ?? 1) - 1, 0) }
 
     /// Exercise names of a day, in the day's order; unknown ids (deleted or not yet synced
     /// exercises) are left out.
     func exerciseSummary(of day: PlanDay) -> String {
-        let names = (day.exerciseIds ?? []).compactMap { exercises[$0]?.name }
+        let names = (day.exerciseIds ?? []).compactMap { (exercises[$0] ?? catalogExercises[$0])?.name }
         return names.isEmpty ? "No exercises" : names.joined(separator: ", ")
     }
 
@@ -40,12 +57,52 @@ final class PlanDetailModel {
             group.addTask { await self.followPlan() }
             group.addTask { await self.observeDays() }
             group.addTask { await self.observeExercises() }
+            group.addTask { await self.observeCatalog() }
+            if self.ref.isShared {
+                group.addTask { await self.observeSpace() }
+            }
+        }
+    }
+
+    private func observeCatalog() async {
+        do {
+            try await followExerciseNames(tandem, collection: CollectionName.catalogExercises) { exercises in
+                self.catalogExercises = exercises
+            }
+        } catch {
+            errorMessage = ErrorText.describe(error)
+        }
+    }
+
+    private func observeSpace() async {
+        do {
+            for await spaces in try SpaceUpdates.spaces(tandem) {
+                space = spaces.first { $0.id == ref.spaceId }
+            }
+        } catch {
+            errorMessage = ErrorText.describe(error)
+        }
+    }
+
+    /// Leaves a shared plan's space: the plan leaves this device (unsent edits stay visible as
+    /// refused). Returns whether it worked.
+    @discardableResult
+    func leave() async -> Bool {
+        guard let spaceId = ref.spaceId else {
+            return false
+        }
+        do {
+            try await tandem.leave(spaceId: spaceId)
+            return true
+        } catch {
+            errorMessage = ErrorText.describe(error)
+            return false
         }
     }
 
     private func followPlan() async {
         do {
-            try await followRecord(tandem, collection: Plan.collection, id: planId) { record in
+            try await followRecord(tandem, collection: ref.collection, id: planId) { record in
                 self.apply(record)
             }
         } catch {
@@ -70,7 +127,7 @@ final class PlanDetailModel {
         do {
             let ofThisPlan = try Filter(field: "planId", op: .eq, value: planId)
             let query = Query(filters: [ofThisPlan], orderBy: [OrderBy(field: "dayIndex")])
-            for await records in try tandem.observeAsStream(collection: PlanDay.collection, query: query) {
+            for await records in try tandem.observeAsStream(collection: ref.daysCollection, query: query) {
                 days = DocumentDecoding.decode(records, as: PlanDay.self).items
             }
         } catch {
@@ -91,11 +148,11 @@ final class PlanDetailModel {
     /// Saves the edit sheet's fields, sending only what changed; throws for the sheet to show.
     func save(_ form: PlanForm) throws {
         guard let plan else {
-            throw TandemError.NotFound(collection: Plan.collection, id: planId)
+            throw TandemError.NotFound(collection: ref.collection, id: planId)
         }
         try form.validate()
         if let patch = try MergePatch.between(plan, form.applied(to: plan)) {
-            _ = try tandem.patch(collection: Plan.collection, id: planId, patchJson: patch)
+            _ = try tandem.patch(collection: ref.collection, id: planId, patchJson: patch)
         }
     }
 
@@ -107,7 +164,7 @@ final class PlanDetailModel {
         changed.archived = archived
         do {
             if let patch = try MergePatch.between(plan, changed) {
-                _ = try tandem.patch(collection: Plan.collection, id: planId, patchJson: patch)
+                _ = try tandem.patch(collection: ref.collection, id: planId, patchJson: patch)
             }
         } catch {
             errorMessage = ErrorText.describe(error)
@@ -120,7 +177,7 @@ final class PlanDetailModel {
         let next = (days.map(\.dayIndex).max() ?? -1) + 1
         do {
             let record = try tandem.put(
-                collection: PlanDay.collection,
+                collection: ref.daysCollection,
                 document: PlanDay(planId: planId, dayIndex: next, exerciseIds: [])
             )
             return try PlanDay(record: record)
@@ -135,8 +192,8 @@ final class PlanDetailModel {
         let doomed = offsets.filter { $0 < days.count }.map { days[$0] }
         let remaining = days.enumerated().filter { !offsets.contains($0.offset) }.map(\.element)
         do {
-            let reindexed = try reindexDays(remaining)
-            let deletes = doomed.map { WriteOp.delete(collection: PlanDay.collection, id: $0.id) }
+            let reindexed = try reindexDays(remaining, in: ref.daysCollection)
+            let deletes = doomed.map { WriteOp.delete(collection: ref.daysCollection, id: $0.id) }
             // Shown at once: SwiftUI's List expects the rows gone when onDelete returns; the
             // observer then delivers the same state.
             days = reindexed.days
@@ -150,7 +207,7 @@ final class PlanDetailModel {
     /// here and one atomic group on the wire, so other devices see the whole move or none of it.
     func moveDays(from source: IndexSet, to destination: Int) {
         do {
-            let reindexed = try reindexDays(Reorder.moved(days, from: source, to: destination))
+            let reindexed = try reindexDays(Reorder.moved(days, from: source, to: destination), in: ref.daysCollection)
             days = reindexed.days
             if !reindexed.ops.isEmpty {
                 _ = try tandem.write(ops: reindexed.ops)
@@ -164,7 +221,7 @@ final class PlanDetailModel {
     /// back (a plan never synced goes away, with its days).
     func revertChanges() {
         do {
-            _ = try tandem.revert(collection: Plan.collection, id: planId)
+            _ = try tandem.revert(collection: ref.collection, id: planId)
         } catch {
             errorMessage = ErrorText.describe(error)
         }
@@ -174,7 +231,7 @@ final class PlanDetailModel {
     /// (here at once, on the server with the plan's delete), so the app deletes only the plan.
     func deletePlan() {
         do {
-            try tandem.delete(collection: Plan.collection, id: planId)
+            try tandem.delete(collection: ref.collection, id: planId)
         } catch {
             errorMessage = ErrorText.describe(error)
         }

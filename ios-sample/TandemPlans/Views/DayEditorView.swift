@@ -9,8 +9,8 @@ struct DayEditorView: View {
     @State private var isPicking = false
     @FocusState private var titleFocused: Bool
 
-    init(tandem: Tandem, dayId: String) {
-        _model = State(initialValue: DayEditorModel(tandem: tandem, dayId: dayId))
+    init(tandem: Tandem, dayId: String, collection: String = PlanDay.collection) {
+        _model = State(initialValue: DayEditorModel(tandem: tandem, dayId: dayId, collection: collection))
     }
 
     var body: some View {

@@ -28,6 +28,23 @@ struct ExerciseCatalogView: View {
 
     var body: some View {
         List {
+            // The public catalog the server seeds: read-only (no edit, no swipe to delete).
+            if !catalog.matchingCatalog.isEmpty {
+                Section {
+                    ForEach(catalog.matchingCatalog) { exercise in
+                        VStack(alignment: .leading, spacing: 2) {
+                            Text(exercise.name)
+                            Text([exercise.category, exercise.notes].compactMap { $0 }.joined(separator: " · "))
+                                .font(.footnote)
+                                .foregroundStyle(.secondary)
+                        }
+                    }
+                } header: {
+                    Text("Catalog")
+                } footer: {
+                    Text("From the server, for everyone. Your own exercises are below.")
+                }
+            }
             ForEach(catalog.groups) { group in
                 Section(group.category) {
                     ForEach(group.exercises) { exercise in
@@ -42,7 +59,7 @@ struct ExerciseCatalogView: View {
             }
         }
         .overlay {
-            if catalog.isLoaded, catalog.exercises.isEmpty {
+            if catalog.isLoaded, catalog.exercises.isEmpty, catalog.catalog.isEmpty {
                 ContentUnavailableView {
                     Label("No Exercises", systemImage: "dumbbell")
                 } description: {

@@ -1,4 +1,5 @@
-// A plan with its days: reorder, add and delete days; edit, archive or delete the plan.
+// A plan with its days: reorder, add and delete days; edit, archive or delete the plan; share
+// it, see who it is shared with, leave it. A viewer sees it "View only", without editing controls.
 
 import SwiftUI
 import Tandem
@@ -8,10 +9,18 @@ struct PlanDetailView: View {
     @State private var model: PlanDetailModel
     @State private var isEditing = false
     @State private var isConfirmingDelete = false
+    @State private var isSharing = false
+    @State private var isConfirmingLeave = false
     @Environment(\.dismiss) private var dismiss
+    private let tandem: Tandem
 
     init(tandem: Tandem, planId: String) {
-        _model = State(initialValue: PlanDetailModel(tandem: tandem, planId: planId))
+        self.init(tandem: tandem, plan: .personal(planId))
+    }
+
+    init(tandem: Tandem, plan: PlanRef) {
+        self.tandem = tandem
+        _model = State(initialValue: PlanDetailModel(tandem: tandem, plan: plan))
     }
 
     var body: some View {
@@ -20,8 +29,10 @@ struct PlanDetailView: View {
             .navigationBarTitleDisplayMode(.inline)
             .toolbar {
                 if model.plan != nil {
-                    ToolbarItem(placement: .topBarTrailing) {
-                        EditButton()
+                    if !model.isViewOnly {
+                        ToolbarItem(placement: .topBarTrailing) {
+                            EditButton()
+                        }
                     }
                     ToolbarItem(placement: .topBarTrailing) {
                         actionsMenu
@@ -34,6 +45,25 @@ struct PlanDetailView: View {
                         try model.save(form)
                     }
                 }
+            }
+            .sheet(isPresented: $isSharing) {
+                ShareSheetView(tandem: tandem, plan: model.ref) { moved in
+                    // Sharing moved a personal plan into a space: it is under "Shared" now.
+                    if moved != model.ref {
+                        dismiss()
+                    }
+                }
+            }
+            .confirmationDialog("Leave this plan?", isPresented: $isConfirmingLeave, titleVisibility: .visible) {
+                Button("Leave", role: .destructive) {
+                    Task {
+                        if await model.leave() {
+                            dismiss()
+                        }
+                    }
+                }
+            } message: {
+                Text("The plan leaves this device. To see it again, an owner has to invite you again.")
             }
             .confirmationDialog("Delete this plan?", isPresented: $isConfirmingDelete, titleVisibility: .visible) {
                 Button("Delete Plan", role: .destructive) {
@@ -68,6 +98,14 @@ struct PlanDetailView: View {
         } else if let plan = model.plan {
             List {
                 Section {
+                    if let space = model.space {
+                        Label(
+                            "Shared with \(model.sharedWith) · you: \(space.role.label)" + (model.isViewOnly ? " · View only" : ""),
+                            systemImage: model.isViewOnly ? "eye" : "person.2"
+                        )
+                        .font(.footnote)
+                        .foregroundStyle(.secondary)
+                    }
                     if let notes = plan.notes, !notes.isEmpty {
                         Text(notes)
                     }
@@ -91,7 +129,7 @@ struct PlanDetailView: View {
                 }
                 Section {
                     ForEach(Array(model.days.enumerated()), id: \.element.id) { position, day in
-                        NavigationLink(value: DayRoute(dayId: day.id)) {
+                        NavigationLink(value: DayRoute(dayId: day.id, collection: model.ref.daysCollection)) {
                             VStack(alignment: .leading, spacing: 3) {
                                 HStack {
                                     Text(day.displayTitle(position: position))
@@ -105,21 +143,25 @@ struct PlanDetailView: View {
                             }
                         }
                     }
-                    .onMove { source, destination in
+                    .onMove(perform: model.isViewOnly ? nil : { source, destination in
                         model.moveDays(from: source, to: destination)
-                    }
-                    .onDelete { offsets in
+                    })
+                    .onDelete(perform: model.isViewOnly ? nil : { offsets in
                         model.deleteDays(at: offsets)
-                    }
-                    Button {
-                        model.addDay()
-                    } label: {
-                        Label("Add Day", systemImage: "plus.circle")
+                    })
+                    if !model.isViewOnly {
+                        Button {
+                            model.addDay()
+                        } label: {
+                            Label("Add Day", systemImage: "plus.circle")
+                        }
                     }
                 } header: {
                     Text("Days")
                 } footer: {
-                    Text("Drag to reorder in Edit mode; swipe to delete a day.")
+                    Text(model.isViewOnly
+                        ? "View only: you can see this plan but not change it."
+                        : "Drag to reorder in Edit mode; swipe to delete a day.")
                 }
             }
         } else {
@@ -130,17 +172,24 @@ struct PlanDetailView: View {
     private var actionsMenu: some View {
         Menu {
             Button {
-                isEditing = true
+                isSharing = true
             } label: {
-                Label("Edit Name and Notes", systemImage: "pencil")
+                Label("Share", systemImage: "person.crop.circle.badge.plus")
             }
-            Button {
-                model.setArchived(!(model.plan?.isArchived ?? false))
-            } label: {
-                if model.plan?.isArchived == true {
-                    Label("Unarchive", systemImage: "archivebox")
-                } else {
-                    Label("Archive", systemImage: "archivebox")
+            if !model.isViewOnly {
+                Button {
+                    isEditing = true
+                } label: {
+                    Label("Edit Name and Notes", systemImage: "pencil")
+                }
+                Button {
+                    model.setArchived(!(model.plan?.isArchived ?? false))
+                } label: {
+                    if model.plan?.isArchived == true {
+                        Label("Unarchive", systemImage: "archivebox")
+                    } else {
+                        Label("Archive", systemImage: "archivebox")
+                    }
                 }
             }
             if model.plan?.recordState == .pending {
@@ -150,10 +199,19 @@ struct PlanDetailView: View {
                     Label("Undo Unsynced Changes", systemImage: "arrow.uturn.backward")
                 }
             }
-            Button(role: .destructive) {
-                isConfirmingDelete = true
-            } label: {
-                Label("Delete Plan", systemImage: "trash")
+            if model.ref.isShared {
+                Button(role: .destructive) {
+                    isConfirmingLeave = true
+                } label: {
+                    Label("Leave", systemImage: "rectangle.portrait.and.arrow.right")
+                }
+            }
+            if !model.isViewOnly {
+                Button(role: .destructive) {
+                    isConfirmingDelete = true
+                } label: {
+                    Label("Delete Plan", systemImage: "trash")
+                }
             }
         } label: {
             Label("Actions", systemImage: "ellipsis.circle")

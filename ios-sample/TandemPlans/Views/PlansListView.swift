@@ -3,14 +3,18 @@
 import SwiftUI
 import Tandem
 
-/// A plan to show (navigation value).
+/// A plan to show (navigation value): personal, or shared (with its space).
 struct PlanRoute: Hashable {
     let planId: String
+    var spaceId: String?
+
+    var ref: PlanRef { PlanRef(id: planId, spaceId: spaceId) }
 }
 
-/// A day to edit (navigation value).
+/// A day to edit (navigation value), in `plan_days` or `shared_plan_days`.
 struct DayRoute: Hashable {
     let dayId: String
+    var collection: String = PlanDay.collection
 }
 
 /// The list of plans. It observes the store, so plans created, edited or deleted on another
@@ -18,19 +22,36 @@ struct DayRoute: Hashable {
 struct PlansListView: View {
     private let tandem: Tandem
     @State private var store: PlansStore
+    @State private var spaces: SpacesModel
     @State private var isCreating = false
     @State private var planToDelete: Plan?
 
     init(tandem: Tandem) {
         self.tandem = tandem
         _store = State(initialValue: PlansStore(tandem: tandem))
+        _spaces = State(initialValue: SpacesModel(tandem: tandem))
     }
 
     var body: some View {
         List {
-            Section {
+            if !spaces.invitations.isEmpty {
+                Section {
+                    ForEach(spaces.invitations, id: \.id) { invitation in
+                        invitationBanner(invitation)
+                    }
+                }
+            }
+            Section(spaces.sharedPlans.isEmpty ? "" : "My plans") {
                 ForEach(store.activePlans) { plan in
                     planRow(plan)
+                }
+            }
+            let shared = spaces.sharedPlans.filter { store.showArchived || !$0.plan.isArchived }
+            if !shared.isEmpty {
+                Section("Shared") {
+                    ForEach(shared) { row in
+                        sharedRow(row)
+                    }
                 }
             }
             if store.showArchived, !store.archivedPlans.isEmpty {
@@ -49,7 +70,8 @@ struct PlansListView: View {
             }
         }
         .overlay {
-            if store.isLoaded, store.activePlans.isEmpty, !(store.showArchived && !store.archivedPlans.isEmpty) {
+            if store.isLoaded, store.activePlans.isEmpty, spaces.sharedPlans.isEmpty, spaces.invitations.isEmpty,
+               !(store.showArchived && !store.archivedPlans.isEmpty) {
                 ContentUnavailableView {
                     Label("No Plans", systemImage: "list.bullet.clipboard")
                 } description: {
@@ -61,10 +83,10 @@ struct PlansListView: View {
         }
         .navigationTitle("Plans")
         .navigationDestination(for: PlanRoute.self) { route in
-            PlanDetailView(tandem: tandem, planId: route.planId)
+            PlanDetailView(tandem: tandem, plan: route.ref)
         }
         .navigationDestination(for: DayRoute.self) { route in
-            DayEditorView(tandem: tandem, dayId: route.dayId)
+            DayEditorView(tandem: tandem, dayId: route.dayId, collection: route.collection)
         }
         .toolbar {
             ToolbarItem(placement: .topBarLeading) {
@@ -100,9 +122,62 @@ struct PlansListView: View {
             Text(deleteMessage(for: plan))
         }
         .errorAlert($store.errorMessage)
+        .errorAlert($spaces.errorMessage)
         .task {
             await store.run()
         }
+        .task {
+            await spaces.run()
+        }
+    }
+
+    /// "coach@… invited you to 'Legs' as viewer — Accept / Decline".
+    private func invitationBanner(_ invitation: Invitation) -> some View {
+        VStack(alignment: .leading, spacing: 6) {
+            Text(invitation.bannerText)
+                .font(.subheadline)
+            HStack {
+                Button("Decline", role: .destructive) {
+                    Task { await spaces.decline(invitation) }
+                }
+                Spacer()
+                Button("Accept") {
+                    Task { await spaces.accept(invitation) }
+                }
+                .buttonStyle(.borderedProminent)
+            }
+            .buttonStyle(.borderless)
+        }
+        .padding(.vertical, 4)
+    }
+
+    private func sharedRow(_ row: SharedPlanRow) -> some View {
+        NavigationLink(value: PlanRoute(planId: row.plan.id, spaceId: row.ref.spaceId)) {
+            VStack(alignment: .leading, spacing: 3) {
+                HStack {
+                    Text(row.plan.name)
+                        .font(.headline)
+                    RecordStateBadge(state: row.plan.recordState)
+                }
+                Text(sharedSummary(of: row))
+                    .font(.subheadline)
+                    .foregroundStyle(.secondary)
+                    .lineLimit(2)
+            }
+            .padding(.vertical, 2)
+        }
+    }
+
+    private func sharedSummary(of row: SharedPlanRow) -> String {
+        var parts: [String] = []
+        if let role = row.role {
+            parts.append("you: \(role.label)")
+        }
+        parts.append("shared with \(row.sharedWith)")
+        if let edited = EditedAgo.text(row.plan.editedAt) {
+            parts.append(edited)
+        }
+        return parts.joined(separator: " · ")
     }
 
     private func planRow(_ plan: Plan) -> some View {

@@ -13,6 +13,8 @@ import dev.tandem.sample.state.CatalogStateHolder
 import dev.tandem.sample.state.ConflictCenterStateHolder
 import dev.tandem.sample.state.DayEditorStateHolder
 import dev.tandem.sample.state.PlanDetailStateHolder
+import dev.tandem.sample.state.PlanRef
+import dev.tandem.sample.state.ShareSheetStateHolder
 import dev.tandem.sample.state.PlansListStateHolder
 import dev.tandem.sample.state.SampleGraph
 import dev.tandem.sample.state.SessionStateHolder
@@ -46,18 +48,27 @@ class SyncIndicatorViewModel(graph: SampleGraph) :
     HolderViewModel<SyncIndicatorStateHolder>({ SyncIndicatorStateHolder(graph.host, graph.settings, it) })
 
 class PlansViewModel(graph: SampleGraph) :
-    HolderViewModel<PlansListStateHolder>({ PlansListStateHolder(graph.plans, it) })
+    HolderViewModel<PlansListStateHolder>({ PlansListStateHolder(graph.plans, it, graph.spaces) })
 
-/** The plan's id comes from the navigation route (`plan/{planId}`). */
+/** The plan from the navigation route: `plan/{planId}`, with `?space={spaceId}` for a shared one. */
+private fun SavedStateHandle.planRef(): PlanRef {
+    val id = checkNotNull(get<String>("planId"))
+    return get<String>("space")?.let { PlanRef.shared(id, it) } ?: PlanRef.personal(id)
+}
+
 class PlanDetailViewModel(graph: SampleGraph, handle: SavedStateHandle) :
     HolderViewModel<PlanDetailStateHolder>({
-        PlanDetailStateHolder(checkNotNull(handle.get<String>("planId")), graph.plans, graph.exercises, it)
+        PlanDetailStateHolder(handle.planRef(), graph.plans, graph.exercises, it, graph.spaces)
     })
 
-/** Both ids come from the navigation route (`plan/{planId}/day/{dayId}`). */
+/** The share sheet of the plan in the route (the detail screen's). */
+class ShareSheetViewModel(graph: SampleGraph, handle: SavedStateHandle) :
+    HolderViewModel<ShareSheetStateHolder>({ ShareSheetStateHolder(handle.planRef(), graph.spaces, it) })
+
+/** Both ids come from the navigation route (`plan/{planId}/day/{dayId}`, `?space=` when shared). */
 class DayEditorViewModel(graph: SampleGraph, handle: SavedStateHandle) :
     HolderViewModel<DayEditorStateHolder>({
-        DayEditorStateHolder(checkNotNull(handle.get<String>("planId")), checkNotNull(handle.get<String>("dayId")), graph.plans, graph.exercises, it)
+        DayEditorStateHolder(handle.planRef(), checkNotNull(handle.get<String>("dayId")), graph.plans, graph.exercises, it, graph.spaces)
     })
 
 class CatalogViewModel(graph: SampleGraph) :
@@ -75,6 +86,7 @@ val SampleViewModels: ViewModelProvider.Factory = viewModelFactory {
     initializer { SyncIndicatorViewModel(graph()) }
     initializer { PlansViewModel(graph()) }
     initializer { PlanDetailViewModel(graph(), createSavedStateHandle()) }
+    initializer { ShareSheetViewModel(graph(), createSavedStateHandle()) }
     initializer { DayEditorViewModel(graph(), createSavedStateHandle()) }
     initializer { CatalogViewModel(graph()) }
     initializer { ConflictsViewModel(graph()) }

@@ -18,6 +18,7 @@ import androidx.compose.material3.HorizontalDivider
 import androidx.compose.material3.Icon
 import androidx.compose.material3.IconButton
 import androidx.compose.material3.ListItem
+import androidx.compose.material3.MaterialTheme
 import androidx.compose.material3.Text
 import androidx.compose.runtime.Composable
 import androidx.compose.runtime.getValue
@@ -71,8 +72,26 @@ fun CatalogScreen(viewModel: CatalogViewModel = viewModel(factory = SampleViewMo
                     }
                 }
             }
+            // The public catalog, seeded by the server: read-only (no edit, no delete).
+            if (state.catalog.isNotEmpty()) {
+                item { CatalogSection("Catalog") }
+                items(state.catalog, key = { "catalog-${it.id}" }) { exercise ->
+                    ListItem(
+                        headlineContent = { Text(exercise.name) },
+                        supportingContent = {
+                            val parts = listOfNotNull(
+                                exercise.category.takeIf { it.isNotBlank() },
+                                exercise.notes.takeIf { it.isNotBlank() },
+                            )
+                            if (parts.isNotEmpty()) Text(parts.joinToString(" · "), maxLines = 2)
+                        },
+                    )
+                    HorizontalDivider()
+                }
+                item { CatalogSection("My exercises") }
+            }
             if (state.loaded && state.exercises.isEmpty()) {
-                item { EmptyHint("No exercises yet. Add the ones your plans use.") }
+                item { EmptyHint("No exercises of your own yet. Add the ones your plans use.") }
             }
             items(state.exercises, key = { it.id }) { exercise ->
                 ListItem(
@@ -118,6 +137,11 @@ fun CatalogScreen(viewModel: CatalogViewModel = viewModel(factory = SampleViewMo
             viewModel.act { delete(exercise.id) }
         }
     }
+}
+
+@Composable
+private fun CatalogSection(text: String) {
+    Text(text, style = MaterialTheme.typography.titleSmall, modifier = Modifier.padding(start = 16.dp, top = 12.dp, bottom = 4.dp))
 }
 
 @Composable

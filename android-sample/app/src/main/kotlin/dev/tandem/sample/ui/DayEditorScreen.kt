@@ -57,17 +57,22 @@ fun DayEditorScreen(onBack: () -> Unit, viewModel: DayEditorViewModel = viewMode
         onMessageShown = viewModel.holder::dismissMessage,
         onBack = onBack,
         actions = {
-            IconButton(onClick = { renaming = true }, enabled = day != null) { Icon(Icons.Default.Edit, "Rename day") }
+            IconButton(onClick = { renaming = true }, enabled = day != null && !state.viewOnly) { Icon(Icons.Default.Edit, "Rename day") }
         },
         floatingActionButton = {
-            ExtendedFloatingActionButton(
-                onClick = { picking = true },
-                icon = { Icon(Icons.Default.Add, null) },
-                text = { Text("Add exercise") },
-            )
+            if (!state.viewOnly) {
+                ExtendedFloatingActionButton(
+                    onClick = { picking = true },
+                    icon = { Icon(Icons.Default.Add, null) },
+                    text = { Text("Add exercise") },
+                )
+            }
         },
     ) { padding ->
         LazyColumn(Modifier.fillMaxSize().padding(padding)) {
+            if (state.viewOnly) {
+                item { EmptyHint("View only: you can see this plan but not change it.") }
+            }
             if (state.loaded && state.entries.isEmpty()) {
                 item { EmptyHint("No exercises in this day. Add some from the catalog.") }
             }
@@ -77,7 +82,7 @@ fun DayEditorScreen(onBack: () -> Unit, viewModel: DayEditorViewModel = viewMode
                     headlineContent = { Text(entry.name) },
                     supportingContent = { if (entry.category.isNotBlank()) Text(entry.category) },
                     trailingContent = {
-                        Row {
+                        if (!state.viewOnly) Row {
                             IconButton(onClick = { viewModel.act { moveUp(i) } }, enabled = i > 0) {
                                 Icon(Icons.Default.KeyboardArrowUp, "Move ${entry.name} up")
                             }

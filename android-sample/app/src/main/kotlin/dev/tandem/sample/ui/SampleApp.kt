@@ -42,20 +42,24 @@ import androidx.navigation.compose.rememberNavController
 import androidx.navigation.navArgument
 import dev.tandem.sample.SessionViewModel
 import dev.tandem.sample.SyncIndicatorViewModel
+import dev.tandem.sample.state.PlanRef
 import dev.tandem.sample.state.Session
 
 /** Navigation routes. Plan and day ids travel in the route, so a ViewModel reads them back. */
 object Routes {
     const val PLANS = "plans"
-    const val PLAN = "plan/{planId}"
-    const val DAY = "plan/{planId}/day/{dayId}"
+    /** `space` is set for a shared plan (the space it lives in), absent for a personal one. */
+    const val PLAN = "plan/{planId}?space={space}"
+    const val DAY = "plan/{planId}/day/{dayId}?space={space}"
     const val EXERCISES = "exercises"
     const val CONFLICTS = "conflicts"
     const val SETTINGS = "settings"
 
-    fun plan(id: String) = "plan/$id"
+    fun plan(plan: PlanRef) = "plan/${plan.id}" + spaceQuery(plan)
 
-    fun day(planId: String, dayId: String) = "plan/$planId/day/$dayId"
+    fun day(plan: PlanRef, dayId: String) = "plan/${plan.id}/day/$dayId" + spaceQuery(plan)
+
+    private fun spaceQuery(plan: PlanRef) = plan.spaceId?.let { "?space=$it" } ?: ""
 }
 
 /**
@@ -115,10 +119,15 @@ private fun MainNavigation() {
     ) { padding ->
         NavHost(nav, startDestination = Routes.PLANS, modifier = Modifier.padding(bottom = padding.calculateBottomPadding())) {
             composable(Routes.PLANS) { PlansScreen(onOpen = { nav.navigate(Routes.plan(it)) }) }
-            composable(Routes.PLAN, arguments = listOf(navArgument("planId") { type = NavType.StringType })) {
+            composable(Routes.PLAN, arguments = listOf(navArgument("planId") { type = NavType.StringType }, spaceArgument)) {
                 PlanDetailScreen(
                     onBack = { nav.popBackStack() },
-                    onOpenDay = { planId, dayId -> nav.navigate(Routes.day(planId, dayId)) },
+                    onOpenDay = { plan, dayId -> nav.navigate(Routes.day(plan, dayId)) },
+                    // Sharing moves a personal plan into a space: show it where it is now.
+                    onMoved = { plan ->
+                        nav.popBackStack()
+                        nav.navigate(Routes.plan(plan))
+                    },
                 )
             }
             composable(
@@ -126,6 +135,7 @@ private fun MainNavigation() {
                 arguments = listOf(
                     navArgument("planId") { type = NavType.StringType },
                     navArgument("dayId") { type = NavType.StringType },
+                    spaceArgument,
                 ),
             ) {
                 DayEditorScreen(onBack = { nav.popBackStack() })
@@ -135,6 +145,13 @@ private fun MainNavigation() {
             composable(Routes.SETTINGS) { SettingsScreen() }
         }
     }
+}
+
+/** The optional `space` of the plan routes (null for a personal plan). */
+private val spaceArgument = navArgument("space") {
+    type = NavType.StringType
+    nullable = true
+    defaultValue = null
 }
 
 /** Top-level tabs keep one copy each on the back stack and remember their state. */

@@ -49,7 +49,7 @@ class Device(
     )
     val session = SessionStateHolder(graph.host, graph.settings, scope)
     val indicator by lazy { SyncIndicatorStateHolder(graph.host, graph.settings, scope) }
-    val plansList by lazy { PlansListStateHolder(graph.plans, scope) }
+    val plansList by lazy { PlansListStateHolder(graph.plans, scope, graph.spaces) }
     val catalog by lazy { CatalogStateHolder(graph.exercises, scope) }
     val conflicts by lazy { ConflictCenterStateHolder(graph.host, scope) }
     val settings by lazy { SettingsStateHolder(graph.host, graph.settings, scope) }
@@ -57,6 +57,12 @@ class Device(
     fun planDetail(planId: String) = PlanDetailStateHolder(planId, graph.plans, graph.exercises, scope)
 
     fun dayEditor(planId: String, dayId: String) = DayEditorStateHolder(planId, dayId, graph.plans, graph.exercises, scope)
+
+    fun planDetail(plan: PlanRef) = PlanDetailStateHolder(plan, graph.plans, graph.exercises, scope, graph.spaces)
+
+    fun dayEditor(plan: PlanRef, dayId: String) = DayEditorStateHolder(plan, dayId, graph.plans, graph.exercises, scope)
+
+    fun shareSheet(plan: PlanRef) = ShareSheetStateHolder(plan, graph.spaces, scope)
 
     /** Signs up (or in) through the sign-in form, as the screen would. */
     suspend fun enter(email: String, mode: SignInMode, password: String = PASSWORD) {

@@ -1,9 +1,11 @@
 package dev.tandem.sample.state
 
+import dev.tandem.SpaceRole
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.flow.SharingStarted
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.flowOf
 import kotlinx.coroutines.flow.stateIn
 
 /** One exercise in a day, at [position] (0-based) of its order. */
@@ -14,9 +16,11 @@ data class DayEditorState(
     val day: PlanDay? = null,
     /** The day's exercises in order, names resolved from the catalog. */
     val entries: List<DayEntry> = emptyList(),
-    /** The whole catalog, to pick from. */
+    /** Everything to pick from: the public catalog and the user's own exercises, by name. */
     val catalog: List<Exercise> = emptyList(),
     val loaded: Boolean = false,
+    /** A day of a plan the user only views: no editing controls. */
+    val viewOnly: Boolean = false,
 ) {
     /** The day was there and is gone (its plan deleted here or on another device). */
     val gone: Boolean get() = loaded && day == null
@@ -31,14 +35,24 @@ data class DayEditorState(
  * taps never work from a list an earlier tap already changed.
  */
 class DayEditorStateHolder(
-    private val planId: String,
+    private val ref: PlanRef,
     private val dayId: String,
     private val plans: PlanRepository,
     exercises: ExerciseRepository,
     scope: CoroutineScope,
+    /** For a shared plan's day: the user's role (a viewer's day is view-only). */
+    spaces: SpacesRepository? = null,
 ) : StateHolder(scope) {
+    /** A day of a personal plan. */
+    constructor(planId: String, dayId: String, plans: PlanRepository, exercises: ExerciseRepository, scope: CoroutineScope) :
+        this(PlanRef.personal(planId), dayId, plans, exercises, scope)
+
     val state: StateFlow<DayEditorState> =
-        combine(plans.day(planId, dayId), exercises.exercises()) { day, catalog ->
+        combine(
+            plans.day(ref, dayId),
+            exercises.all(),
+            ref.spaceId?.let { id -> spaces?.space(id) } ?: flowOf(null),
+        ) { day, catalog, space ->
             val byId = catalog.associateBy { it.id }
             DayEditorState(
                 day = day,
@@ -48,10 +62,11 @@ class DayEditorStateHolder(
                 } ?: emptyList(),
                 catalog = catalog,
                 loaded = true,
+                viewOnly = space?.role == SpaceRole.VIEWER,
             )
         }.stateIn(scope, SharingStarted.Eagerly, DayEditorState())
 
-    suspend fun rename(title: String) = attempt { plans.renameDay(dayId, title) } != null
+    suspend fun rename(title: String) = attempt { plans.renameDay(ref, dayId, title) } != null
 
     /** Appends an exercise (the same one may appear twice, e.g. a superset done again). */
     suspend fun add(exerciseId: String) = edit { it + exerciseId }
@@ -73,5 +88,5 @@ class DayEditorStateHolder(
 
     suspend fun moveDown(position: Int) = move(position, position + 1)
 
-    private suspend fun edit(change: (List<String>) -> List<String>) = attempt { plans.editExercises(dayId, change) } != null
+    private suspend fun edit(change: (List<String>) -> List<String>) = attempt { plans.editExercises(ref, dayId, change) } != null
 }

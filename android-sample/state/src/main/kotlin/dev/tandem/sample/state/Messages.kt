@@ -38,18 +38,22 @@ object Messages {
             SyncFailure.SERVER -> "The server failed: ${error.detail}"
             SyncFailure.LOCAL -> "The local store failed: ${error.detail}"
         }
-        is TandemException.Validation -> error.field?.let { "$it: ${error.detail}" } ?: error.detail
+        is TandemException.Validation -> when (error.reason) {
+            ValidationReason.READ_ONLY -> "The exercise catalog comes from the server and cannot be changed here."
+            ValidationReason.FORBIDDEN -> "View only: you can see this plan but not change it."
+            else -> error.field?.let { "$it: ${error.detail}" } ?: error.detail
+        }
+        is TandemException.Space -> when (error.kind) {
+            SpaceErrorKind.NOT_FOUND -> "That shared plan or invitation is gone."
+            SpaceErrorKind.FORBIDDEN -> "Only the plan's owners can do that."
+            SpaceErrorKind.LAST_OWNER -> "A shared plan needs an owner: make someone else owner first."
+            SpaceErrorKind.ALREADY_MEMBER -> "They are already a member."
+            SpaceErrorKind.LIMIT_REACHED -> "The server's limit is reached."
+            SpaceErrorKind.INVALID_NAME -> "Choose a name of 1 to 200 characters."
+        }
         is TandemException.InvalidArgument -> error.detail
         is TandemException.NotFound -> "It was deleted in the meantime."
         is TandemException.Closed -> "The app is switching servers; try again."
-        is TandemException.Space -> when (error.kind) {
-            SpaceErrorKind.NOT_FOUND -> "This shared space or invitation no longer exists."
-            SpaceErrorKind.FORBIDDEN -> "Only an owner of the space can do that."
-            SpaceErrorKind.LAST_OWNER -> "A space needs an owner: make someone else owner first."
-            SpaceErrorKind.ALREADY_MEMBER -> "That person is a member already."
-            SpaceErrorKind.LIMIT_REACHED -> "A limit of the server was reached."
-            SpaceErrorKind.INVALID_NAME -> "Give the space a name of 1 to 200 characters."
-        }
         is TandemException -> error.message ?: error.toString()
         else -> error.message ?: error.toString()
     }
@@ -81,10 +85,10 @@ object Messages {
         ValidationReason.INVALID_REFERENCE -> "A record it refers to was deleted on another device."
         ValidationReason.RESTRICTED -> "Other records still refer to it, so it cannot be deleted."
         ValidationReason.UNIQUE_VIOLATION -> "Another record already uses the same key."
-        ValidationReason.READ_ONLY -> "This is read-only: only the server's administrator changes it."
-        ValidationReason.FORBIDDEN -> "You can no longer change this shared item (your role or membership changed)."
-        ValidationReason.SPACE_MISMATCH -> "This item belongs to another shared space."
-        ValidationReason.UNKNOWN_SPACE -> "This shared space is not on this device (yet)."
+        ValidationReason.READ_ONLY -> "The server's catalog cannot be changed here."
+        ValidationReason.FORBIDDEN -> "You can no longer change this shared plan (view only, or removed)."
+        ValidationReason.SPACE_MISMATCH -> "It belongs to another shared plan."
+        ValidationReason.UNKNOWN_SPACE -> "That shared plan is not on this device."
         ValidationReason.OTHER -> "Refused by the server ($code)."
     }
 }

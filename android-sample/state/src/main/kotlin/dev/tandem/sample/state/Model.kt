@@ -18,18 +18,50 @@ import kotlinx.serialization.json.Json
 
 /** The collection names of `schemas/sample.json`, the schema the app and the server share. */
 object Collections {
+    /** The user's own exercises. */
     const val EXERCISES = "exercises"
     const val PLANS = "plans"
     const val PLAN_DAYS = "plan_days"
+
+    /** Plans in a space (`"scope": "space"`): shared with the space's members. */
+    const val SHARED_PLANS = "shared_plans"
+
+    /** Their days (a child collection, so in the same space as their plan). */
+    const val SHARED_PLAN_DAYS = "shared_plan_days"
+
+    /** The public exercise catalog (`"scope": "public"`): seeded by the server, read-only here. */
+    const val CATALOG_EXERCISES = "catalog_exercises"
 }
 
-/** An exercise of the catalog (`exercises`). Days refer to exercises by id. */
+/**
+ * Which plan: a personal one (`plans` and its `plan_days`) or one in a space (`shared_plans` and
+ * its `shared_plan_days`, with the space's id). Every plan screen works on either pair.
+ */
+data class PlanRef(val collection: String, val id: String, val spaceId: String? = null) {
+    val shared: Boolean get() = collection == Collections.SHARED_PLANS
+
+    /** The collection of this plan's days. */
+    val daysCollection: String get() = if (shared) Collections.SHARED_PLAN_DAYS else Collections.PLAN_DAYS
+
+    companion object {
+        fun personal(id: String) = PlanRef(Collections.PLANS, id)
+
+        fun shared(id: String, spaceId: String) = PlanRef(Collections.SHARED_PLANS, id, spaceId)
+    }
+}
+
+/**
+ * An exercise: the user's own (`exercises`, editable) or the public catalog's
+ * (`catalog_exercises`, [readOnly]). Days refer to exercises by id, from either.
+ */
 data class Exercise(
     val id: String,
     val name: String,
     val category: String,
     val notes: String,
     val state: RecordState,
+    /** From the public catalog: the server's, never edited or deleted here. */
+    val readOnly: Boolean = false,
 )
 
 /** A training plan (`plans`); archived plans are hidden from the list unless asked for. */
@@ -42,7 +74,11 @@ data class Plan(
     val updatedAt: Instant,
     /** When the user last edited the plan, on any device; see [EditedAgo]. */
     val editedAt: Instant? = null,
-)
+    /** The space of a shared plan (`shared_plans`); null for a personal one. */
+    val spaceId: String? = null,
+) {
+    val ref: PlanRef get() = spaceId?.let { PlanRef.shared(id, it) } ?: PlanRef.personal(id)
+}
 
 /**
  * One day of a plan (`plan_days`, a child of `plans` through `planId`, so deleting the plan
@@ -70,7 +106,14 @@ object Documents {
 
     fun exercise(record: Record): Exercise {
         val doc = parse(record.document)
-        return Exercise(record.id, doc.string("name"), doc.string("category"), doc.string("notes"), record.state)
+        return Exercise(
+            record.id,
+            doc.string("name"),
+            doc.string("category"),
+            doc.string("notes"),
+            record.state,
+            readOnly = record.collection == Collections.CATALOG_EXERCISES,
+        )
     }
 
     fun plan(record: Record): Plan {
@@ -83,6 +126,7 @@ object Documents {
             state = record.state,
             updatedAt = record.updatedAt,
             editedAt = record.editedAt,
+            spaceId = record.spaceId,
         )
     }
 

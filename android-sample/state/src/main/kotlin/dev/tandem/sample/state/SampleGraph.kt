@@ -21,6 +21,7 @@ class SampleGraph(
     val host = TandemHost(options, settings)
     val plans = PlanRepository(host)
     val exercises = ExerciseRepository(host)
+    val spaces = SpacesRepository(host)
     val platform = PlatformSync(host, settings)
 
     /** Shuts the engine down (stops sync and observers). */
