@@ -380,7 +380,9 @@ async fn pull_streams(
                 .iter()
                 .map(|s| pull::space_stream(&s.id))
                 .collect();
-            cursors.retain(|stream, _| tandem_protocol::space_of_stream(stream).is_none() || listed.contains(stream));
+            cursors.retain(|stream, _| {
+                tandem_protocol::space_of_stream(stream).is_none() || listed.contains(stream)
+            });
         }
         let policy = settings.policy;
         let mut page_repulls = repulls.take();

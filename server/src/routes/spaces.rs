@@ -20,7 +20,7 @@ use crate::auth::{is_plausible_email, normalize_email};
 use crate::clock::rfc3339_from_ms;
 use crate::error::ApiError;
 use crate::spaces::check_space_name;
-use crate::storage::{Account, InvitationRow, MemberRow, Role, SpaceOutcome, SpaceRow};
+use crate::storage::{Account, InvitationRow, MemberRow, SpaceOutcome, SpaceRow};
 
 /// `POST /sync/v1/spaces`: `201` with the new space, `200` with the same space for a
 /// `requestId` seen before.
@@ -128,12 +128,7 @@ pub async fn set_role(
     check_path_id(&member_id, "user id")?;
     let outcome = state
         .storage
-        .set_role(
-            &user.user_id,
-            &space_id,
-            &member_id,
-            body.role,
-        )
+        .set_role(&user.user_id, &space_id, &member_id, body.role)
         .await?;
     let (member, notify) = done(outcome, &user, Some(&space_id), "set role")?;
     poke_accounts(&state, &notify);

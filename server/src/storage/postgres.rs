@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use super::{
     block_deltas, group_tail, plan_pull, remaining_after_page, seq_block, stream_read_result,
     Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage, PullJob, PullPage,
-    PushJob, PushOutcome, Readable, RefreshOutcome, Role, SpaceRow, StorageError, StreamStatus,
-    UserRow, SEQ_BLOCK,
+    PushJob, PushOutcome, Readable, RefreshOutcome, SpaceRow, StorageError, StreamStatus, UserRow,
+    SEQ_BLOCK,
 };
 use crate::events::ChangeNotice;
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};

@@ -10,10 +10,11 @@ use tokio_postgres::types::ToSql;
 use std::sync::Arc;
 
 use super::postgres::{load_push_state, write_index_rows, write_plan, CHANGES_CHANNEL};
-use super::{AdminWrite, PushJob};
 use super::{
-    stored_role, InvitationRow, MemberRow, PostgresStore, Role, SpaceOutcome, SpaceRow, StorageError,
+    stored_role, InvitationRow, MemberRow, PostgresStore, Role, SpaceOutcome, SpaceRow,
+    StorageError,
 };
+use super::{AdminWrite, PushJob};
 use crate::push::PUBLIC_STREAM;
 use crate::spaces::{admin, AdminOutcome, ADMIN_OP_USER};
 use crate::spaces::{
