@@ -376,7 +376,13 @@ fn reads_do_not_wait_for_a_running_write() {
 
 #[test]
 fn a_burst_of_one_record_writes_writes_the_edit_clock_once() {
-    let f = fixture();
+    // A stopped wall clock: the burst falls within the lease however slow the machine is.
+    let dir = TempDir::new().unwrap();
+    let wall = std::sync::Arc::new(tandem_protocol::ManualClock::at_ms(1_796_627_044_000));
+    let engine = Engine::open(dir.path(), SCHEMA)
+        .unwrap()
+        .with_edit_clock(wall, "device-a");
+    let f = Fixture { _dir: dir, engine };
     let clock = || {
         f.engine
             .store()
@@ -388,7 +394,7 @@ fn a_burst_of_one_record_writes_writes_the_edit_clock_once() {
     for i in 0..20 {
         f.put("plans", &format!("b{i}"), json!({"name": "B"}));
     }
-    // Within the second the first save reserved, no write saves it again.
+    // Within the lease the first save reserved, no write saves it again.
     assert_eq!(clock().unwrap(), saved);
     let (ms, rest) = saved.split_once(':').unwrap();
     let ms: i64 = ms.parse().unwrap();
