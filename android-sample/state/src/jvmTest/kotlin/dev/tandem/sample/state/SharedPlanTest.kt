@@ -64,7 +64,7 @@ class SharedPlanTest {
     }
 
     @Test
-    fun `an owner shares a plan with an editor and a viewer; edits flow, a viewer cannot edit, removal drops it`() = runBlocking<Unit> {
+    fun `an owner shares a plan with an editor and a viewer, edits flow, a viewer cannot edit, removal drops it`() = runBlocking<Unit> {
         val (owner, _) = signedUp("owner")
         val (editor, editorEmail) = signedUp("editor")
         val (viewer, viewerEmail) = signedUp("viewer")
@@ -129,7 +129,7 @@ class SharedPlanTest {
     }
 
     @Test
-    fun `an editor leaves a shared plan; the public catalog is read-only`() = runBlocking<Unit> {
+    fun `an editor leaves a shared plan and the public catalog is read-only`() = runBlocking<Unit> {
         val (owner, _) = signedUp("owner")
         val (editor, editorEmail) = signedUp("editor")
         val plan = assertNotNull(owner.plansList.create("Push", ""))
