@@ -20,6 +20,7 @@ on_both_backends!(
     joining_a_large_space_pulls_only_it_after_incremental_changes,
     account_section_only_when_its_seq_differs,
     cursor_form_answers_as_before,
+    remaining_is_exact_over_many_streams,
 );
 
 fn now_ms() -> i64 {
@@ -655,4 +656,90 @@ async fn rows_of(db: &TestDb, stream: &str) -> i64 {
         .await
         .unwrap()
         .get(0)
+}
+
+/// `remaining` over several streams, counted in one statement (streams not reached from the
+/// beginning by their block counts alone, others from their position), is exact on every page:
+/// from no cursors, then incrementally, with streams spanning more than one `seq_blocks` block.
+async fn remaining_is_exact_over_many_streams(db: TestDb) {
+    let server = TestServer::builder().db(&db).in_process().start();
+    let storage = Storage::open(&db.url).await.unwrap();
+    let c = server.client();
+    let a = user(&c, &storage).await;
+    let mut spaces = Vec::new();
+    for (k, size) in [1500usize, 300, 1100].into_iter().enumerate() {
+        let s = create_space(&storage, &a, &format!("S{k}")).await;
+        for chunk in (0..size).step_by(500) {
+            let batch = (chunk..size.min(chunk + 500))
+                .map(|i| project(&format!("s{k}p{i}"), &s, "P"))
+                .collect();
+            c.push_ok(&a.token, batch).await;
+        }
+        spaces.push(s);
+    }
+    // A tombstone is a change to deliver like any other.
+    c.push_ok(
+        &a.token,
+        vec![in_space(
+            delete(&op(), "team_projects", "s2p7", Some(1)),
+            &spaces[2],
+        )],
+    )
+    .await;
+    let own = (0..10)
+        .map(|i| {
+            upsert(
+                &op(),
+                "plans",
+                &format!("own{i}"),
+                None,
+                json!({"name": "O"}),
+            )
+        })
+        .collect();
+    c.push_ok(&a.token, own).await;
+
+    async fn check_pages(c: &Client, token: &str, cursors: &mut Value, total: usize) {
+        let mut delivered = 0;
+        loop {
+            let page = pull(c, token, cursors, None, 170).await;
+            delivered += page["changes"].as_array().unwrap().len();
+            for (key, entry) in page["streams"].as_object().unwrap() {
+                assert_eq!(entry["status"], "ok");
+                cursors[key] = entry["cursor"].clone();
+            }
+            assert_eq!(
+                page["remaining"],
+                json!(total - delivered),
+                "after {delivered}"
+            );
+            if !page["hasMore"].as_bool().unwrap() {
+                break;
+            }
+        }
+        assert_eq!(delivered, total);
+    }
+    let mut cursors = json!({});
+    // 1500 + 300 + 1100 records (one of them now a tombstone) and 10 of the user's own.
+    check_pages(&c, &a.token, &mut cursors, 2910).await;
+
+    // Incremental: new changes in the first and last space and the user's own stream.
+    for (k, s) in [(0usize, &spaces[0]), (2, &spaces[2])] {
+        let batch = (0..400)
+            .map(|i| project(&format!("s{k}n{i}"), s, "N"))
+            .collect();
+        c.push_ok(&a.token, batch).await;
+    }
+    c.push_ok(
+        &a.token,
+        vec![upsert(
+            &op(),
+            "plans",
+            "own0",
+            Some(1),
+            json!({"name": "O2"}),
+        )],
+    )
+    .await;
+    check_pages(&c, &a.token, &mut cursors, 801).await;
 }

@@ -442,6 +442,18 @@ pub fn seq_block(seq: i64) -> i64 {
     seq.div_euclid(SEQ_BLOCK)
 }
 
+/// Where counting a stream's rows after `after_seq` splits (the stream form's `remaining`): the
+/// rows in `(after_seq, start)` are counted by index, the blocks from `next_block` on by their
+/// `seq_blocks` counts. Returns `(start, next_block)`. Sequence numbers start at 1, so from the
+/// beginning (0) the block counts alone are exact and no index entry is read.
+pub fn count_split(after_seq: i64) -> (i64, i64) {
+    if after_seq <= 0 {
+        return (0, 0);
+    }
+    let next_block = seq_block(after_seq) + 1;
+    (next_block * SEQ_BLOCK, next_block)
+}
+
 /// How a push changes the live row count of each block: +1 where each written row lands, -1 where
 /// the row it replaces was. Returns (block, delta) pairs without zero deltas, sorted by block so
 /// that concurrent transactions lock block rows in one order.

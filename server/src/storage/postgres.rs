@@ -15,10 +15,10 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    block_deltas, group_tail, plan_pull, remaining_after_page, seq_block, stream_read_result,
-    Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage, PullJob, PullPage,
-    PushJob, PushOutcome, Readable, RefreshOutcome, SpaceRow, StorageError, StreamStatus, UserRow,
-    SEQ_BLOCK,
+    block_deltas, count_split, group_tail, plan_pull, remaining_after_page, seq_block,
+    stream_read_result, Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage,
+    PullJob, PullPage, PushJob, PushOutcome, Readable, RefreshOutcome, SpaceRow, StorageError,
+    StreamStatus, UserRow, SEQ_BLOCK,
 };
 use crate::events::ChangeNotice;
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
@@ -262,6 +262,14 @@ const ROWS_AFTER: &str =
 // only pushes holding it add the user's ops, so none of them can exist.
 const INSERT_OPS: &str = "INSERT INTO ops (user_id, op_id, version, created_at)
      SELECT $1, o, v, $4 FROM UNNEST($2::text[], $3::int8[]) AS x(o, v)";
+
+/// [`ROWS_AFTER`] of several streams, summed: $1 the streams, $2 their positions, $3 and $4 the
+/// first seq and block counted from `seq_blocks` (`count_split`).
+const STREAMS_ROWS_AFTER: &str = "SELECT coalesce(sum(
+         (SELECT count(*) FROM records r WHERE r.user_id = q.id AND r.seq > q.after AND r.seq < q.start)
+         + (SELECT coalesce(sum(b.live), 0) FROM seq_blocks b WHERE b.user_id = q.id AND b.block >= q.block)
+     ), 0)::int8
+     FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[]) AS q(id, after, start, block)";
 
 /// The PostgreSQL backend.
 #[derive(Clone)]
@@ -635,20 +643,7 @@ impl PostgresStore {
                 }
             }
         }
-        let rows_after = tx.prepare_cached(ROWS_AFTER).await?;
-        let snapshot = &tx;
-        let counts = futures_util::future::try_join_all(to_count.iter().map(|(db, after)| {
-            let next_block = seq_block(*after) + 1;
-            let (start, rows_after, tx) = (next_block * SEQ_BLOCK, &rows_after, snapshot);
-            async move {
-                let row = tx
-                    .query_one(rows_after, &[db, after, &start, &next_block])
-                    .await?;
-                Ok::<i64, tokio_postgres::Error>(row.get(0))
-            }
-        }))
-        .await?;
-        let remaining = counts.iter().sum::<i64>().max(0) as u64;
+        let remaining = streams_rows_after(&tx, &to_count).await?.max(0) as u64;
         let account = account_if_changed(&tx, &job).await?;
         tx.commit().await?;
         Ok(Some(MultiPull::Page(MultiPullPage {
@@ -1118,6 +1113,34 @@ async fn insert_refresh_token(
         )
         .await?;
     Ok(())
+}
+
+/// How many rows the streams have after their positions, summed, in one statement (a member of
+/// many spaces has up to one count per space on every page): per stream the rows of its
+/// position's own block by index, then the later blocks' counts ([`count_split`]).
+async fn streams_rows_after(
+    tx: &deadpool_postgres::Transaction<'_>,
+    to_count: &[(String, i64)],
+) -> Result<i64, StorageError> {
+    if to_count.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(to_count.len());
+    let mut afters = Vec::with_capacity(to_count.len());
+    let mut starts = Vec::with_capacity(to_count.len());
+    let mut blocks = Vec::with_capacity(to_count.len());
+    for (db, after) in to_count {
+        let (start, block) = count_split(*after);
+        ids.push(db.as_str());
+        afters.push(*after);
+        starts.push(start);
+        blocks.push(block);
+    }
+    let statement = tx.prepare_cached(STREAMS_ROWS_AFTER).await?;
+    let row = tx
+        .query_one(&statement, &[&ids, &afters, &starts, &blocks])
+        .await?;
+    Ok(row.get(0))
 }
 
 /// Locks the stream rows of `spaces` (stream keys, sorted) in id order and reads each one's

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    block_deltas, group_tail, plan_pull, remaining_after_page, seq_block, stream_read_result,
-    Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage, PullJob, PullPage,
-    PushJob, PushOutcome, Readable, RefreshOutcome, Role, SpaceRow, StorageError, StreamStatus,
-    UserRow, SEQ_BLOCK,
+    block_deltas, count_split, group_tail, plan_pull, remaining_after_page, seq_block,
+    stream_read_result, Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage,
+    PullJob, PullPage, PushJob, PushOutcome, Readable, RefreshOutcome, Role, SpaceRow,
+    StorageError, StreamStatus, UserRow, SEQ_BLOCK,
 };
 use crate::push::{self, PushPlan, RecordKey, StoredRecord};
 use tandem_protocol::Schema;
@@ -169,6 +169,14 @@ const ADD_BLOCK_DELTA: &str = "INSERT INTO seq_blocks (user_id, block, live) VAL
 const ROWS_AFTER: &str =
     "SELECT (SELECT count(*) FROM records WHERE user_id = ?1 AND seq > ?2 AND seq < ?3)
      + (SELECT coalesce(sum(live), 0) FROM seq_blocks WHERE user_id = ?1 AND block >= ?4)";
+/// [`ROWS_AFTER`] of several streams, summed: ?1 a JSON array of `[stream, after, start, block]`.
+const STREAMS_ROWS_AFTER: &str = "WITH q(id, after, start, block) AS (
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?1))
+     SELECT coalesce(sum(
+         (SELECT count(*) FROM records r WHERE r.user_id = q.id AND r.seq > q.after AND r.seq < q.start)
+         + (SELECT coalesce(sum(b.live), 0) FROM seq_blocks b WHERE b.user_id = q.id AND b.block >= q.block)
+     ), 0) FROM q";
 const UPSERT_RECORD: &str = "INSERT INTO records
      (user_id, entity, entity_id, version, deleted, doc, parent_entity, parent_id, seq, updated_at,
       group_id, group_end, edited_at, field_edited_at)
@@ -557,7 +565,8 @@ impl SqliteStore {
             };
             let mut changes = Vec::new();
             let mut quota = job.limit as usize;
-            let mut remaining: i64 = 0;
+            // Streams whose rows after a position are still to count: (stream key, position).
+            let mut to_count: Vec<(String, i64)> = Vec::new();
             let mut page = tx.prepare_cached(&format!(
                 "SELECT {PAGE_COLUMNS} FROM records
                  WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
@@ -575,7 +584,7 @@ impl SqliteStore {
                     continue;
                 }
                 if quota == 0 {
-                    remaining += rows_after(&tx, db, read.from)?;
+                    to_count.push((db.clone(), read.from));
                     continue;
                 }
                 let mut rows = page
@@ -595,8 +604,7 @@ impl SqliteStore {
                     statuses.push((read.stream.wire.clone(), status));
                 }
                 if !finished {
-                    let last = rows.last().map_or(read.from, |r| r.seq);
-                    remaining += rows_after(&tx, db, last)?;
+                    to_count.push((db.clone(), rows.last().map_or(read.from, |r| r.seq)));
                 }
                 changes.extend(rows.into_iter().map(|r| (read.stream.wire.clone(), r)));
             }
@@ -605,12 +613,12 @@ impl SqliteStore {
                 if *status == StreamStatus::Expired {
                     expired = true;
                     if let Some(r) = readable.iter().find(|r| &r.wire == wire) {
-                        remaining += rows_after(&tx, &r.db, 0)?;
+                        to_count.push((r.db.clone(), 0));
                     }
                 }
             }
+            let remaining = streams_rows_after(&tx, &to_count)?.max(0) as u64;
             let account = account_if_changed(&tx, &job)?;
-            let remaining = remaining.max(0) as u64;
             Ok(Some(MultiPull::Page(MultiPullPage {
                 changes,
                 streams: statuses,
@@ -925,6 +933,27 @@ fn rows_after(conn: &Connection, user_id: &str, after_seq: i64) -> Result<i64, S
         params![user_id, after_seq, next_block * SEQ_BLOCK, next_block],
         |r| r.get(0),
     )?)
+}
+
+/// How many rows the streams have after their positions, summed, in one statement (a member of
+/// many spaces has up to one count per space on every page): per stream the rows of its
+/// position's own block by index, then the later blocks' counts ([`count_split`]).
+fn streams_rows_after(conn: &Connection, to_count: &[(String, i64)]) -> Result<i64, StorageError> {
+    if to_count.is_empty() {
+        return Ok(0);
+    }
+    let positions: Vec<serde_json::Value> = to_count
+        .iter()
+        .map(|(db, after)| {
+            let (start, next_block) = count_split(*after);
+            serde_json::json!([db, after, start, next_block])
+        })
+        .collect();
+    Ok(conn
+        .prepare_cached(STREAMS_ROWS_AFTER)?
+        .query_row([serde_json::Value::Array(positions).to_string()], |r| {
+            r.get(0)
+        })?)
 }
 
 /// Writes a judged batch: records, block counts, op ids and the user's sequence.
