@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use tandem_protocol::{Poke, StreamKey};
 use tokio::sync::broadcast;
 
 /// One stream's change sequence reached `seq`. `stream` is the stream's database key: a user id
@@ -17,9 +18,24 @@ use tokio::sync::broadcast;
 pub struct ChangeNotice {
     pub stream: Arc<str>,
     pub seq: i64,
+    /// The end of the JSON data of a poke about this stream, after its `cursor` (see
+    /// [`poke_tail`]): `,"stream":"space:<id>"}` or `,"stream":"public"}`, or `}` for a user
+    /// stream. Made once per notice and shared by every connection it pokes, so fanning a space's
+    /// change out to its members' streams serialises nothing per connection.
+    pub poke_tail: Arc<str>,
 }
 
 impl ChangeNotice {
+    /// The notice that `stream` (a database key) changed up to `seq`.
+    pub fn new(stream: &str, seq: i64) -> Self {
+        let key = StreamKey::parse(stream).filter(|key| *key != StreamKey::User);
+        Self {
+            stream: stream.into(),
+            seq,
+            poke_tail: poke_tail(key, false).into(),
+        }
+    }
+
     /// The PostgreSQL NOTIFY payload of a change of `stream`: `<user id>:<seq>` (as before
     /// spaces), `space:<id>:<seq>` or `public:<seq>`. One is sent per stream a push writes, inside
     /// the push's transaction, so every instance hears it on commit.
@@ -34,12 +50,34 @@ impl ChangeNotice {
         if stream.is_empty() {
             return None;
         }
-        Some(Self {
-            stream: stream.into(),
-            seq: seq.parse().ok()?,
-        })
+        Some(Self::new(stream, seq.parse().ok()?))
     }
 }
+
+/// A poke's JSON data is `{"cursor":"…"` followed by what this returns: `,"stream":"…"}`,
+/// `,"account":true}` or `}`, exactly as `serde_json` writes [`Poke`] (it is cut from that
+/// output, so the two cannot differ). An event stream keeps the head ([`poke_head`]) of its
+/// user's cursor and joins it to the tail of each notice, so a poke costs no signing and no
+/// serialising per connection (docs/protocol.md, "Events": the wire stays the same).
+pub fn poke_tail(stream: Option<StreamKey>, account: bool) -> String {
+    let json = serde_json::to_string(&Poke {
+        cursor: String::new(),
+        stream,
+        account,
+    })
+    .expect("a poke always serializes");
+    json[EMPTY_CURSOR_HEAD.len()..].to_string()
+}
+
+/// The start of a poke's JSON data up to the end of `cursor`'s value: `{"cursor":"c2.…"`.
+pub fn poke_head(cursor: &str) -> String {
+    let mut json = serde_json::to_string(&Poke::user(cursor)).expect("a poke always serializes");
+    json.pop(); // the closing `}`: the tail's
+    json
+}
+
+/// What [`poke_head`] gives for an empty cursor.
+const EMPTY_CURSOR_HEAD: &str = r#"{"cursor":"""#;
 
 /// A user's spaces, roles or pending invitations changed.
 #[derive(Debug, Clone)]
@@ -84,10 +122,9 @@ impl ChangeHub {
     /// Tells every stream that may read `stream` (a database key) that it changed up to `seq`.
     pub fn publish(&self, stream: &str, seq: i64) {
         // No subscribers is not an error: nobody is listening right now.
-        let _ = self.sender.send(Notice::Change(ChangeNotice {
-            stream: stream.into(),
-            seq,
-        }));
+        let _ = self
+            .sender
+            .send(Notice::Change(ChangeNotice::new(stream, seq)));
     }
 
     /// Tells every stream of `user_id` that its spaces, roles or invitations changed.
@@ -191,6 +228,45 @@ mod tests {
         assert!(parse_payload("nonsense").is_none());
         assert!(parse_payload(":5").is_none());
         assert!(parse_payload("u:x").is_none());
+    }
+
+    #[test]
+    fn pokes_joined_from_head_and_tail_are_what_serde_writes() {
+        let cursor = "c2.44.0.Xo1h0Zt2bE6y1nq7cJgP2w";
+        let space = "space:0195c3a0-0000-7000-8000-000000000000";
+        let cases = [
+            (None, false, "0195c3a0-0000-7000-8000-000000000001"),
+            (StreamKey::parse(space), false, space),
+            (Some(StreamKey::Public), false, "public"),
+        ];
+        for (stream, account, key) in cases {
+            let expected = serde_json::to_string(&Poke {
+                cursor: cursor.into(),
+                stream: stream.clone(),
+                account,
+            })
+            .unwrap();
+            assert_eq!(poke_head(cursor) + &poke_tail(stream, account), expected);
+            assert_eq!(
+                poke_head(cursor) + &ChangeNotice::new(key, 7).poke_tail,
+                expected
+            );
+        }
+        let account = serde_json::to_string(&Poke {
+            cursor: cursor.into(),
+            stream: None,
+            account: true,
+        })
+        .unwrap();
+        assert_eq!(poke_head(cursor) + &poke_tail(None, true), account);
+        assert_eq!(
+            account,
+            format!(r#"{{"cursor":"{cursor}","account":true}}"#)
+        );
+        assert_eq!(
+            poke_head(cursor) + &ChangeNotice::new(space, 7).poke_tail,
+            format!(r#"{{"cursor":"{cursor}","stream":"{space}"}}"#)
+        );
     }
 
     #[test]

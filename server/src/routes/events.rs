@@ -7,6 +7,12 @@
 //! by one hash lookup: no query per poke. An account notice for its user reloads the set, then
 //! pokes `{"account": true}`. Every poke carries `cursor`, the latest user-stream cursor the
 //! connection knows (read when it opens, then taken from the user's own notices).
+//!
+//! A poke is cheap per connection, since one notice may poke hundreds of them (every member of a
+//! space connected here): the connection signs its cursor only when its user's sequence moves and
+//! keeps it as the head of the poke's JSON; each notice carries the rest, made once for all
+//! connections (`ChangeNotice::poke_tail`). A poke is those two strings joined, no signing and
+//! no serialising.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -15,14 +21,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
-use tandem_protocol::{Poke, StreamKey, POKE_EVENT};
+use tandem_protocol::POKE_EVENT;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{AuthUser, SharedState, KEEP_ALIVE};
 use crate::cursor::Cursor;
 use crate::error::ApiError;
-use crate::events::Notice;
+use crate::events::{poke_head, poke_tail, Notice};
 use crate::storage::StorageError;
 
 /// The event stream of the authenticated user; ends when the server shuts down. A token of an
@@ -47,6 +53,7 @@ pub async fn events(
         user_id,
         streams: HashSet::new(),
         user_seq: 0,
+        head: String::new(),
     };
     connection.reload().await?;
     let greeting = stream::once(async { Ok(Event::default().comment("connected")) });
@@ -81,7 +88,13 @@ struct Connection {
     streams: HashSet<String>,
     /// The latest sequence of the user's own stream this connection knows.
     user_seq: i64,
+    /// `{"cursor":"<the user-stream cursor at user_seq>"`: every poke's data starts with it.
+    head: String,
 }
+
+/// The end of an account poke's data (after its cursor).
+static ACCOUNT_TAIL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| poke_tail(None, true));
 
 impl Connection {
     /// Reads the user's readable streams and own sequence again.
@@ -91,13 +104,28 @@ impl Connection {
             .into_iter()
             .filter(|key| **key != *self.user_id)
             .collect();
-        self.user_seq = self
-            .state
-            .storage
-            .latest_seq(&self.user_id)
-            .await?
-            .max(self.user_seq);
+        let seq = self.state.storage.latest_seq(&self.user_id).await?;
+        self.learn_user_seq(seq);
         Ok(())
+    }
+
+    /// Moves the user's sequence to `seq` if that is later, signing the cursor pokes carry only
+    /// then (and once at the start).
+    fn learn_user_seq(&mut self, seq: i64) {
+        if seq <= self.user_seq && !self.head.is_empty() {
+            return;
+        }
+        self.user_seq = self.user_seq.max(seq);
+        // The latest sequence is at or past every purge, so the recorded purge state changes
+        // nothing for this cursor (see `Cursor::expired`); 0 needs no read.
+        let cursor = self.state.cursors.encode(
+            &self.user_id,
+            Cursor {
+                seq: self.user_seq,
+                purged_seq: 0,
+            },
+        );
+        self.head = poke_head(&cursor);
     }
 
     /// The poke a notice earns this connection, if any.
@@ -105,11 +133,10 @@ impl Connection {
         match notice {
             Ok(Notice::Change(change)) => {
                 if *change.stream == *self.user_id {
-                    self.user_seq = self.user_seq.max(change.seq);
-                    Some(self.poke(None, false))
+                    self.learn_user_seq(change.seq);
+                    Some(self.poke(&change.poke_tail))
                 } else if self.streams.contains(&*change.stream) {
-                    let stream = StreamKey::from_db_key(&change.stream, &self.user_id);
-                    Some(self.poke(stream, false))
+                    Some(self.poke(&change.poke_tail))
                 } else {
                     None
                 }
@@ -118,7 +145,7 @@ impl Connection {
                 if let Err(e) = self.reload().await {
                     tracing::warn!(error = %e, user_id = %self.user_id, "event stream could not reload its streams");
                 }
-                Some(self.poke(None, true))
+                Some(self.poke(&ACCOUNT_TAIL))
             }
             Ok(Notice::Account(_)) => None,
             // Missed notices, perhaps ours: reload what the user may read, and poke rather than
@@ -127,28 +154,18 @@ impl Connection {
                 if let Err(e) = self.reload().await {
                     tracing::warn!(error = %e, user_id = %self.user_id, "event stream could not reload its streams");
                 }
-                Some(self.poke(None, true))
+                Some(self.poke(&ACCOUNT_TAIL))
             }
         }
     }
 
-    fn poke(&self, stream: Option<StreamKey>, account: bool) -> Event {
-        // The latest sequence is at or past every purge, so the recorded purge state changes
-        // nothing for this cursor (see `Cursor::expired`); 0 needs no read.
-        let poke = Poke {
-            cursor: self.state.cursors.encode(
-                &self.user_id,
-                Cursor {
-                    seq: self.user_seq,
-                    purged_seq: 0,
-                },
-            ),
-            stream,
-            account,
-        };
-        Event::default()
-            .event(POKE_EVENT)
-            .json_data(poke)
-            .expect("a poke always serializes")
+    /// The poke whose data is this connection's head joined to `tail` (a notice's, or the
+    /// account tail): `{"cursor":"…"}`, `{"cursor":"…","stream":"…"}` or
+    /// `{"cursor":"…","account":true}`, byte for byte what serialising a `Poke` gives.
+    fn poke(&self, tail: &str) -> Event {
+        let mut data = String::with_capacity(self.head.len() + tail.len());
+        data.push_str(&self.head);
+        data.push_str(tail);
+        Event::default().event(POKE_EVENT).data(data)
     }
 }
