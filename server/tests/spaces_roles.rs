@@ -362,14 +362,16 @@ async fn space_pushes_poke_members_only(db: TestDb) {
         .poke_within(Duration::from_millis(300))
         .await
         .is_none());
-    // D joins: an account poke, then the space's pokes.
+    // D joins: an account poke (the invitation, then the membership), then the space's pokes;
+    // the members get an account poke too (the member count they see changed).
     c.join(&f.a, &f.s1, &d, "viewer").await;
     assert_eq!(d_events.next_poke_data().await["account"], true);
     assert_eq!(d_events.next_poke_data().await["account"], true);
+    assert_eq!(c_events.next_poke_data().await["account"], true);
     c.push_ok(&f.a.token, vec![push("p2")]).await;
     assert_eq!(d_events.next_poke_data().await["stream"], stream.as_str());
     // C is removed: an account poke, then nothing of the space.
-    let _ = c_events.next_poke_data().await;
+    assert_eq!(c_events.next_poke_data().await["stream"], stream.as_str());
     c.remove_member(&f.a.token, &f.s1, &f.c.id).await;
     assert_eq!(c_events.next_poke_data().await["account"], true);
     c.push_ok(&f.a.token, vec![push("p3")]).await;

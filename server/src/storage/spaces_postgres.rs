@@ -266,7 +266,9 @@ impl PostgresStore {
             &[&space_id, &member_id],
         )
         .await?;
-        let notify = vec![member_id.to_string()];
+        // Every member's account shows the member count; the one who left loses the space.
+        let mut notify = member_ids(&tx, space_id).await?;
+        notify.push(member_id.to_string());
         bump_epochs(&tx, &notify).await?;
         notify_accounts(&tx, &notify).await?;
         tx.commit().await?;
@@ -413,8 +415,6 @@ impl PostgresStore {
         else {
             return Ok(SpaceOutcome::NotFound);
         };
-        let notify = vec![user_id.to_string()];
-        bump_epochs(&tx, &notify).await?;
         if role_of(&tx, &space_id, user_id).await?.is_none() {
             if membership_count(&tx, user_id).await? >= limits.spaces_per_user {
                 return Ok(SpaceOutcome::Limit);
@@ -437,6 +437,9 @@ impl PostgresStore {
         }
         tx.execute("DELETE FROM invitations WHERE id = $1", &[&invitation_id])
             .await?;
+        // Every member's account shows the member count, the newcomer's the space.
+        let notify = member_ids(&tx, &space_id).await?;
+        bump_epochs(&tx, &notify).await?;
         notify_accounts(&tx, &notify).await?;
         let space = space_of_member(&tx, &space_id, user_id)
             .await?

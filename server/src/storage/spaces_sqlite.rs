@@ -275,7 +275,9 @@ impl SqliteStore {
                 "DELETE FROM members WHERE space_id = ?1 AND user_id = ?2",
                 params![space_id, member_id],
             )?;
-            let notify = vec![member_id];
+            // Every member's account shows the member count; the one who left loses the space.
+            let mut notify = member_ids(&tx, &space_id)?;
+            notify.push(member_id);
             bump_epochs(&tx, &notify)?;
             tx.commit()?;
             Ok(SpaceOutcome::Done(((), notify)))
@@ -427,7 +429,8 @@ impl SqliteStore {
                 )?;
             }
             tx.execute("DELETE FROM invitations WHERE id = ?1", [&invitation_id])?;
-            let notify = vec![user_id.clone()];
+            // Every member's account shows the member count, the newcomer's the space.
+            let notify = member_ids(&tx, &space_id)?;
             bump_epochs(&tx, &notify)?;
             let space = space_of_member(&tx, &space_id, &user_id)?
                 .ok_or_else(|| StorageError::Other("joined space vanished".into()))?;
