@@ -1,10 +1,29 @@
-//! Where a document comes from: inline (`'{"name":"Legs"}'`), standard input (`-`) or a file
-//! (`@FILE`). Linux caps one command-line argument at 128 KiB, below the 256 KiB a document may
-//! be, so large documents come from stdin or a file.
+//! What the user gives: a document, inline (`'{"name":"Legs"}'`), from standard input (`-`) or a
+//! file (`@FILE`) — Linux caps one command-line argument at 128 KiB, below the 256 KiB a document
+//! may be, so large documents come from stdin or a file —, and the yes of a destructive command.
 
-use std::io::Read;
+use std::io::{BufRead, IsTerminal, Read, Write};
 
 use crate::error::CliError;
+
+/// Asks `question` (`[y/N]`) on the terminal; anything but yes fails `cancelled` with
+/// `refused`. Without a terminal it fails as a usage error: `what` needs a yes, or `--yes`.
+pub fn confirm(what: &str, question: &str, refused: &str) -> Result<(), CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(format!(
+            "{what}: confirm on a terminal, or pass --yes"
+        )));
+    }
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::new("cancelled", refused)),
+    }
+}
 
 /// The JSON text `arg` names.
 pub fn document(arg: &str) -> Result<String, CliError> {

@@ -1,13 +1,12 @@
 //! `tandem revert COLLECTION ID`: drops a record's unsent changes and restores the server's
 //! state. It throws work away, so it asks first on a terminal; elsewhere `--yes` says so.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use serde_json::json;
 use tandem::Tandem;
 
 use crate::commands::Reply;
 use crate::error::CliError;
+use crate::input;
 use crate::render;
 
 pub fn run(tandem: &Tandem, collection: String, id: String, yes: bool) -> Result<Reply, CliError> {
@@ -48,26 +47,16 @@ fn unsent_of(tandem: &Tandem, collection: &str, id: &str) -> Result<usize, CliEr
 }
 
 fn confirm(collection: &str, id: &str, changes: usize, conflicted: bool) -> Result<(), CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage(format!(
-            "revert drops the unsent changes of {collection}/{id}: confirm on a terminal, or pass --yes"
-        )));
-    }
-    let mut err = std::io::stderr().lock();
     let conflict = if conflicted {
         " and its open conflict"
     } else {
         ""
     };
-    write!(
-        err,
-        "Drop {changes} unsent change(s){conflict} of {collection}/{id} and restore the server's state? [y/N] "
-    )?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    match answer.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Ok(()),
-        _ => Err(CliError::new("cancelled", "nothing reverted")),
-    }
+    input::confirm(
+        &format!("revert drops the unsent changes of {collection}/{id}"),
+        &format!(
+            "Drop {changes} unsent change(s){conflict} of {collection}/{id} and restore the server's state?"
+        ),
+        "nothing reverted",
+    )
 }

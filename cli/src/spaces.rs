@@ -8,8 +8,6 @@
 //! the server's code (`not_found`, `forbidden`, `last_owner`, `already_member`, `limit_reached`,
 //! `invalid_name`).
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use serde_json::{json, Value};
 use tandem::{Invitation, Member, SentInvitation, Space, SpaceRole, Tandem};
 use tokio::runtime::Runtime;
@@ -181,11 +179,6 @@ fn kept_note(tandem: &Tandem) -> Result<String, CliError> {
 }
 
 fn confirm(tandem: &Tandem, space: &str) -> Result<(), CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage(format!(
-            "delete removes {space} and its records for every member: confirm on a terminal, or pass --yes"
-        )));
-    }
     let name = tandem
         .spaces()?
         .into_iter()
@@ -194,18 +187,11 @@ fn confirm(tandem: &Tandem, space: &str) -> Result<(), CliError> {
             || space.to_string(),
             |s| format!("\"{}\" ({space})", s.name),
         );
-    let mut err = std::io::stderr().lock();
-    write!(
-        err,
-        "Delete the space {name} and its records for every member? [y/N] "
-    )?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    match answer.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Ok(()),
-        _ => Err(CliError::new("cancelled", "nothing deleted")),
-    }
+    crate::input::confirm(
+        &format!("delete removes {space} and its records for every member"),
+        &format!("Delete the space {name} and its records for every member?"),
+        "nothing deleted",
+    )
 }
 
 impl From<RoleArg> for SpaceRole {

@@ -2,146 +2,40 @@
 //! real server (`tandem_server::run` in this process, the sample schema's `shared_plans`), the
 //! `--json` shapes of spaces, members and invitations, and the error codes of refused calls.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "correct horse battery staple";
+mod common;
+use common::*;
+
 /// A space id no one has.
 const NO_SPACE: &str = "0195c3aa-0000-7000-8000-000000000000";
 
-struct Server {
-    url: String,
-    handle: Option<tandem_server::ServerHandle>,
-    rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let config = tandem_server::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            db: format!("sqlite://{}", dir.path().join("server.db").display()),
-            ..tandem_server::Config::default()
-        };
-        let handle = rt.block_on(tandem_server::run(config)).unwrap();
-        Self {
-            url: handle.url(),
-            handle: Some(handle),
-            rt,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.rt.block_on(handle.shutdown()).unwrap();
-        }
-    }
-}
-
-fn email(who: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "cli-spaces-{who}-{}-{}@example.com",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// One data directory against the server, signed up to an account of its own.
-struct Device {
-    dir: tempfile::TempDir,
-    server: String,
+/// A device signed up to an account of its own.
+struct Member {
+    device: Device,
     email: String,
 }
 
+impl Member {
+    fn signed_up(server: &Server) -> Self {
+        let device = Device::new(server);
+        let email = email();
+        device.signup(&email);
+        Self { device, email }
+    }
+}
+
+impl std::ops::Deref for Member {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        &self.device
+    }
+}
+
 impl Device {
-    fn signed_up(server: &Server, who: &str) -> Self {
-        let device = Self {
-            dir: tempfile::tempdir().unwrap(),
-            server: server.url.clone(),
-            email: email(who),
-        };
-        let mut command = device.command(&["--json", "signup", &device.email]);
-        command.env("TANDEM_PASSWORD", PASSWORD);
-        let output = command.output().unwrap();
-        assert!(output.status.success(), "{output:?}");
-        device
-    }
-
-    fn data_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
-        for var in [
-            "TANDEM_DATA_DIR",
-            "TANDEM_SERVER",
-            "TANDEM_SCHEMA",
-            "TANDEM_PASSWORD",
-        ] {
-            command.env_remove(var);
-        }
-        command
-            .stdin(Stdio::null())
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(["--server", &self.server])
-            .args(args);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("running tandem")
-    }
-
-    /// `--json ARGS`, which must succeed: its JSON value.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run(&all);
-        assert!(
-            output.status.success(),
-            "tandem {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}): {}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        })
-    }
-
-    /// `--json ARGS`, which must fail with exit status `status`: the error's code.
-    fn error(&self, args: &[&str], status: i32) -> String {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run(&all);
-        assert_eq!(
-            output.status.code(),
-            Some(status),
-            "tandem {args:?}: {output:?}"
-        );
-        assert!(output.stdout.is_empty(), "errors print nothing on stdout");
-        let error: Value = serde_json::from_slice(&output.stderr).unwrap();
-        assert!(error["error"]["message"].as_str().is_some(), "{error}");
-        error["error"]["code"].as_str().unwrap().to_string()
-    }
-
     /// The text output of ARGS, which must succeed.
     fn text(&self, args: &[&str]) -> String {
         let output = self.run(args);
@@ -149,33 +43,14 @@ impl Device {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// `--json write -` with `lines` on standard input.
     fn write(&self, lines: &str) -> Output {
-        let mut child = self
-            .command(&["--json", "write", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(lines.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            self.command(&["--json", "write", "-"])
+                .stdin(Stdio::piped()),
+            lines,
+        )
     }
-}
-
-fn keys(value: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = value
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
 }
 
 fn ids(records: &Value) -> Vec<&str> {
@@ -192,9 +67,9 @@ fn ids(records: &Value) -> Vec<&str> {
 #[test]
 fn space_commands_end_to_end() {
     let server = Server::start();
-    let owner = Device::signed_up(&server, "owner");
-    let editor = Device::signed_up(&server, "editor");
-    let viewer = Device::signed_up(&server, "viewer");
+    let owner = Member::signed_up(&server);
+    let editor = Member::signed_up(&server);
+    let viewer = Member::signed_up(&server);
 
     // Create: the space as the API has it.
     let space = owner.json(&["space", "create", "Legs"]);
@@ -396,7 +271,7 @@ fn space_commands_end_to_end() {
 #[test]
 fn space_calls_offline_and_signed_out() {
     let server = Server::start();
-    let device = Device::signed_up(&server, "solo");
+    let device = Member::signed_up(&server);
     let url = server.url.clone();
     drop(server);
     assert_eq!(device.error(&["space", "create", "Solo"], 1), "offline");
@@ -407,7 +282,6 @@ fn space_calls_offline_and_signed_out() {
     let guest = Device {
         dir: tempfile::tempdir().unwrap(),
         server: url,
-        email: String::new(),
     };
     assert_eq!(
         guest.error(&["space", "create", "Solo"], 1),
