@@ -62,7 +62,8 @@ def readme_commands(text):
 def kind(command):
     if re.match(r"scripts/test\.sh\b", command):
         return "self"
-    if re.match(r"cargo run (-q )?-p tandem-server\b", command):
+    # The dev server is the bare command; `cargo run -p tandem-server -- import …` runs to its end.
+    if re.match(r"cargo run (-q )?-p tandem-server\s*(#|$)", command):
         return "server"
     if re.search(r"\bdemo --keep\b", command):
         return "keep"
