@@ -266,6 +266,50 @@ fn space_commands_end_to_end() {
     assert_eq!(owner.json(&["space", "list"]), json!([]));
     assert_eq!(owner.json(&["list", "shared_plans"]), json!([]));
     assert_eq!(owner.error(&["space", "members", &id], 1), "not_found");
+
+    // A second space, the editor's, with the former owner as its viewer: roles are per space
+    // (and a space may be named by its name).
+    let coach = editor.json(&["space", "create", "Coach"]);
+    let coach_id = coach["id"].as_str().unwrap().to_string();
+    editor.json(&["space", "invite", "Coach", &owner.email, "--role", "viewer"]);
+    owner.json(&["sync"]);
+    let invitation = owner.json(&["space", "invitations"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        owner.json(&["space", "accept", &invitation])["role"],
+        "viewer"
+    );
+    editor.json(&[
+        "put",
+        "shared_plans",
+        r#"{"name":"Intervals"}"#,
+        "--id",
+        "c1",
+        "--space",
+        "Coach",
+    ]);
+    editor.json(&["sync"]);
+    owner.json(&["sync"]);
+    assert_eq!(
+        ids(&owner.json(&["list", "shared_plans", "--space", &coach_id])),
+        ["c1"]
+    );
+    assert_eq!(
+        owner.error(
+            &[
+                "put",
+                "shared_plans",
+                r#"{"name":"No"}"#,
+                "--space",
+                "Coach"
+            ],
+            1
+        ),
+        "validation",
+        "the owner of the first space is a viewer of the second"
+    );
 }
 
 #[test]

@@ -36,7 +36,7 @@ class SpacesTest : ServerTest(server) {
 
     @Test
     fun `an owner shares a space with an editor and a viewer`() = runBlocking {
-        val (owner, _) = signedUp("owner")
+        val (owner, ownerEmail) = signedUp("owner")
         val (editor, editorEmail) = signedUp("editor")
         val (viewer, viewerEmail) = signedUp("viewer")
 
@@ -83,11 +83,27 @@ class SpacesTest : ServerTest(server) {
         val lastOwner = assertFailsWith<TandemException.Space> { owner.leave(space.id) }
         assertEquals(SpaceErrorKind.LAST_OWNER, lastOwner.kind)
 
+        // A second space, the editor's, with the owner as its viewer: roles are per space.
+        val coach = editor.createSpace("Coach")
+        editor.invite(coach.id, ownerEmail, SpaceRole.VIEWER)
+        owner.syncNow()
+        assertEquals(SpaceRole.VIEWER, owner.accept(owner.invitations().single().id).role)
+        editor.putInSpace(coach.id, "team_projects", "c1", """{"name": "Intervals"}""")
+        editor.syncNow()
+        owner.syncNow()
+        assertEquals(coach.id, owner.get("team_projects", "c1")!!.spaceId)
+        assertEquals(listOf("p1"), ids(owner.query("team_projects", Query(spaceId = space.id))))
+        val ownerRefused = assertFailsWith<TandemException.Validation> {
+            owner.putInSpace(coach.id, "team_projects", null, """{"name": "No"}""")
+        }
+        assertEquals(ValidationReason.FORBIDDEN, ownerRefused.reason)
+
         // Removed while offline with an unsent edit: the edit stays as a dead letter, the rest goes.
         editor.patch("team_projects", "p1", """{"name": "Garden (editor)"}""")
         owner.removeMember(space.id, editor.currentUser()!!.id)
         editor.syncNow()
-        assertTrue(withTimeout(10_000) { editor.spacesAsFlow().first { it.isEmpty() } }.isEmpty())
+        val left = withTimeout(10_000) { editor.spacesAsFlow().first { spaces -> spaces.none { it.id == space.id } } }
+        assertEquals(listOf(coach.id), left.map { it.id })
         val kept = editor.rejected().single()
         assertEquals(ValidationReason.FORBIDDEN to space.id, kept.reason to kept.spaceId)
         assertEquals(RecordState.REJECTED, editor.get("team_projects", "p1")!!.state)
