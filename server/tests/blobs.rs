@@ -22,6 +22,8 @@ on_backends_and_blob_stores!(
     cut_mid_chunk_keeps_the_offset,
     restart_mid_upload_resumes,
     holders_read_within_the_grace_period,
+    racing_chunks_one_lands,
+    two_instances_share_an_upload,
 );
 
 async fn user(storage: &Storage, email: &str) -> String {
@@ -695,6 +697,73 @@ async fn holders_read_within_the_grace_period(db: TestDb, store: TestBlobStore) 
         true
     );
     assert_eq!(c.download(&token, &hash, &[]).await.status, 200);
+}
+
+/// Two devices sending the same chunk at once: one lands, the other is told the new offset; the
+/// blob is whole.
+async fn racing_chunks_one_lands(db: TestDb, store: TestBlobStore) {
+    let server = server(&db, &store, &[]);
+    let c = server.client();
+    let (token, _) = c.new_user().await;
+    let data = bytes_of(CHUNK_BYTES + 512, 15);
+    let hash = sha256_hex(&data);
+    let size = data.len() as u64;
+    c.open_upload(&token, &hash, size, "video/mp4")
+        .await
+        .assert_ok();
+    let (one, two) = tokio::join!(
+        c.send_chunk(&token, &hash, 0, data[..CHUNK_BYTES].to_vec()),
+        c.send_chunk(&token, &hash, 0, data[..CHUNK_BYTES].to_vec()),
+    );
+    let mut statuses = [one.status.as_u16(), two.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", one.body, two.body);
+    let loser = if one.status == 409 { &one } else { &two };
+    assert_eq!(loser.body["offset"], CHUNK_BYTES as u64);
+    let done = c
+        .send_chunk(
+            &token,
+            &hash,
+            CHUNK_BYTES as u64,
+            data[CHUNK_BYTES..].to_vec(),
+        )
+        .await;
+    assert_eq!(done.assert_ok()["complete"], true);
+    assert!(c.download(&token, &hash, &[]).await.bytes == data);
+}
+
+/// Two instances on one PostgreSQL database and one blob store: an upload begun on one goes on
+/// and ends on the other (which checks the hash by reading the staged bytes).
+async fn two_instances_share_an_upload(db: TestDb, store: TestBlobStore) {
+    if db.backend == Backend::Sqlite {
+        return; // SQLite is one server's database.
+    }
+    let one = server(&db, &store, &[]);
+    let two = server(&db, &store, &[]);
+    let (c1, c2) = (one.client(), two.client());
+    let (token, _) = c1.new_user().await;
+    let data = bytes_of(CHUNK_BYTES + 700, 16);
+    let hash = sha256_hex(&data);
+    let size = data.len() as u64;
+    c1.open_upload(&token, &hash, size, "video/mp4")
+        .await
+        .assert_ok();
+    c1.send_chunk(&token, &hash, 0, data[..CHUNK_BYTES].to_vec())
+        .await
+        .assert_ok();
+    let reopened = c2.open_upload(&token, &hash, size, "video/mp4").await;
+    assert_eq!(reopened.assert_ok()["offset"], CHUNK_BYTES as u64);
+    let done = c2
+        .send_chunk(
+            &token,
+            &hash,
+            CHUNK_BYTES as u64,
+            data[CHUNK_BYTES..].to_vec(),
+        )
+        .await;
+    assert_eq!(done.assert_ok()["complete"], true);
+    assert!(c1.download(&token, &hash, &[]).await.bytes == data);
+    assert!(c2.download(&token, &hash, &[]).await.bytes == data);
 }
 
 /// Without `--blob-store`, a SQLite server keeps blobs in `<database file>.blobs/`.
