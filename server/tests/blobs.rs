@@ -463,6 +463,19 @@ async fn refusals_and_limits(db: TestDb, store: TestBlobStore) {
         )
         .await;
     reply.assert_error(415, "unsupported_media_type");
+    // No Upload-Offset, or not a number: 400.
+    for offset in [None, Some("-1"), Some("x")] {
+        let mut request = c
+            .http
+            .patch(c.url(&format!("/sync/v1/blobs/uploads/{hash}")))
+            .bearer_auth(&token)
+            .header("content-type", "application/offset+octet-stream")
+            .body("x");
+        if let Some(offset) = offset {
+            request = request.header("upload-offset", offset);
+        }
+        c.send(request).await.assert_error(400, "invalid_request");
+    }
     // No token: 401.
     c.post(
         "/sync/v1/blobs/uploads",
