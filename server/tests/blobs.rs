@@ -795,3 +795,43 @@ async fn blobs_live_next_to_a_sqlite_database_by_default() {
     );
     assert_eq!(std::fs::read(&path).unwrap(), data);
 }
+
+/// Refusals and failures of uploads and downloads are logged with the user id and the hash's
+/// first 12 hex digits, never the token or the whole hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_log_user_and_hash_prefix_only() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--attachment-max-bytes", "100"])
+        .capture_logs()
+        .start();
+    let c = server.client();
+    let (token, session) = c.new_user().await;
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    let data = bytes_of(50, 17);
+    let hash = sha256_hex(&data);
+    c.open_upload(&token, &hash, 101, "image/png")
+        .await
+        .assert_error(413, "attachment_too_large");
+    c.open_upload(&token, &hash, 50, "image/png")
+        .await
+        .assert_ok();
+    c.send_chunk(&token, &hash, 0, bytes_of(50, 18))
+        .await
+        .assert_error(422, "hash_mismatch");
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = server.logs();
+        if logs.contains("do not hash to its hash") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logs.contains("attachment too large"), "{logs}");
+    assert!(logs.contains("do not hash to its hash"), "{logs}");
+    assert!(logs.contains(&hash[..12]), "{logs}");
+    assert!(!logs.contains(&hash), "a whole hash in the logs:\n{logs}");
+    assert!(!logs.contains(&token), "a token in the logs");
+    assert!(logs.contains(&user_id), "{logs}");
+}
