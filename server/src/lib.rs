@@ -133,7 +133,7 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         retention_ms: i64::from(config.tombstone_retention_days) * 24 * 3600 * 1000,
         grace_ms: i64::try_from(config.attachment_grace_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),
-        blob_objects: None,
+        blob_objects: BlobObjects::of(&state.uploads.store),
         clock,
     };
     purger.spawn(
@@ -226,9 +226,8 @@ struct Purger {
     retention_ms: i64,
     /// The attachment grace period: a blob held more recently is in use.
     grace_ms: i64,
-    /// What deletes blobs' objects and aborts abandoned uploads in the blob store; `None`:
-    /// blobs are not collected.
-    blob_objects: Option<BlobObjects>,
+    /// What deletes blobs' objects and aborts abandoned uploads in the blob store.
+    blob_objects: BlobObjects,
     clock: Arc<dyn Clock>,
 }
 
@@ -247,6 +246,44 @@ type AbortUpload = Arc<
         + Send
         + Sync,
 >;
+
+impl BlobObjects {
+    /// The collection's hooks into `store`: a blob is `blobs/<hash>`; an upload, a multipart
+    /// upload staged under `uploads/<user>/<hash>`.
+    fn of(store: &blobs::BlobStore) -> Self {
+        let deleting = store.clone();
+        let aborting = store.clone();
+        Self {
+            delete: Arc::new(move |hash: String| {
+                let store = deleting.clone();
+                Box::pin(async move {
+                    match store.delete(&store.blob_key(&hash)).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(
+                                hash = blobs::hash_prefix(&hash),
+                                error = %e,
+                                "cannot delete an unreferenced blob's object; the next purge retries"
+                            );
+                            false
+                        }
+                    }
+                })
+            }),
+            abort: Arc::new(move |user: String, hash: String, multipart_id: String| {
+                let store = aborting.clone();
+                Box::pin(async move {
+                    let key = store.staging_key(&user, &hash);
+                    match store.abort_multipart(&key, &multipart_id).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                    store.delete(&key).await.map_err(|e| e.to_string())
+                })
+            }),
+        }
+    }
+}
 
 impl Purger {
     /// Purges at start and then every `interval`, until `shutdown`.
@@ -286,9 +323,7 @@ impl Purger {
     /// The blob part of a purge: after the records (a space's or a tombstone's rows going may
     /// leave blobs unreferenced).
     async fn collect_blobs(&self, now: i64) -> anyhow::Result<()> {
-        let Some(objects) = &self.blob_objects else {
-            return Ok(());
-        };
+        let objects = &self.blob_objects;
         let delete = objects.delete.clone();
         let gc = self
             .storage
@@ -323,7 +358,7 @@ impl Purger {
             {
                 tracing::warn!(
                     user_id = %upload.user_id,
-                    hash = %&upload.hash[..upload.hash.len().min(12)],
+                    hash = blobs::hash_prefix(&upload.hash),
                     error = %e,
                     "cannot abort an abandoned upload; the next purge retries"
                 );

@@ -493,14 +493,16 @@ async fn abandoned_uploads_go_after_the_retention(db: TestDb) {
     let server = server_on(&db, store.path());
     let c = server.client();
     let user = c.user().await;
-    // A first chunk of 5 MiB of a larger file, then nothing.
-    let bytes = vec![7u8; 5 * 1024 * 1024 + 10];
+    // A first chunk (exactly chunkBytes) of a larger file, then nothing.
+    let chunk = 8 * 1024 * 1024;
+    let bytes = vec![7u8; chunk + 10];
     let hash = sha256_hex(&bytes);
     let open_body = json!({"hash": hash, "size": bytes.len(), "contentType": "video/mp4"});
-    c.post("/sync/v1/blobs/uploads", Some(&user.token), &open_body)
-        .await
-        .assert_ok();
-    let first = 5 * 1024 * 1024;
+    let open = c
+        .post("/sync/v1/blobs/uploads", Some(&user.token), &open_body)
+        .await;
+    assert_eq!(open.assert_ok()["chunkBytes"], chunk as u64);
+    let first = chunk;
     patch(&c, &user.token, &hash, 0, &bytes[..first])
         .await
         .assert_ok();
