@@ -157,7 +157,7 @@ pub async fn check_attachments(
         Some((n, field, hash)) => {
             tracing::info!(
                 line = n,
-                hash = %&hash[..hash.len().min(12)],
+                hash = crate::blobs::hash_prefix(hash),
                 code = "attachment_missing",
                 "import refused: an attachment the server does not hold"
             );

@@ -844,6 +844,17 @@ impl Batch<'_> {
             }
         }
         let existing = self.records.get(&key).map(|s| &s.record);
+        // Validation (rule 3) ends with the attachments, before the version checks.
+        if let Some(hash) = self.missing_attachment(&key, map, existing) {
+            tracing::info!(
+                user_id = %self.streams.user,
+                stream = %key.stream,
+                hash = crate::blobs::hash_prefix(&hash),
+                code = "attachment_missing",
+                "push refused: an attachment names a blob the pusher may not read"
+            );
+            return MutationResult::rejected(op_id, RejectionCode::AttachmentMissing);
+        }
         let new_version = match (base_version, existing) {
             (None, None) => self.first_version(&key.stream),
             (None, Some(r)) if r.deleted => return conflict_with(op_id, ConflictCode::Deleted, r),
@@ -860,16 +871,6 @@ impl Batch<'_> {
             (Some(n), Some(r)) if r.version == n => n + 1,
             (Some(_), Some(r)) => return conflict_with(op_id, ConflictCode::VersionMismatch, r),
         };
-        if let Some(hash) = self.missing_attachment(&key, map, existing) {
-            tracing::info!(
-                user_id = %self.streams.user,
-                stream = %key.stream,
-                hash = %&hash[..hash.len().min(12)],
-                code = "attachment_missing",
-                "push refused: an attachment names a blob the pusher may not read"
-            );
-            return MutationResult::rejected(op_id, RejectionCode::AttachmentMissing);
-        }
         for (i, fields) in collection.unique.iter().enumerate() {
             let Some(unique_key) = Collection::unique_key(fields, map) else {
                 continue;
