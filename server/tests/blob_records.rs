@@ -7,12 +7,12 @@
 //! deletes a blob orphaned longer than the tombstone retention (object and row), keeps one
 //! referenced again, and drops abandoned uploads.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tandem_testkit::on_both_backends;
+use tandem_testkit::blobs::TestBlobStore;
+use tandem_testkit::on_backends_and_blob_stores;
 use tandem_testkit::server::test_schema_path;
 use tandem_testkit::server_suite as common;
 
@@ -21,7 +21,7 @@ use common::{create, delete, in_space, statuses, upsert, Client, TestDb, TestSer
 const ADMIN: &str = "admin-token-for-tests-0123456789abcdef";
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-on_both_backends!(
+on_backends_and_blob_stores!(
     a_push_names_blobs_the_pusher_may_read,
     space_members_read_blobs_their_space_references,
     an_edit_of_another_field_never_checks_the_blob_again,
@@ -33,12 +33,11 @@ on_both_backends!(
 );
 
 /// An in-process server (manual clock) with the admin token, its blobs in `store`.
-fn server_on(db: &TestDb, store: &Path) -> TestServer {
-    let url = format!("file://{}", store.display());
+fn server_on(db: &TestDb, store: &TestBlobStore) -> TestServer {
     TestServer::builder()
         .db(db)
         .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
-        .args(&["--blob-store", &url])
+        .blob_store(store)
         .in_process()
         .start()
 }
@@ -115,9 +114,8 @@ fn status_of(results: &[Value]) -> Vec<(String, Option<String>)> {
     statuses(results)
 }
 
-async fn a_push_names_blobs_the_pusher_may_read(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn a_push_names_blobs_the_pusher_may_read(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let (a, b) = (c.user().await, c.user().await);
     let bytes = b"a photo of a climb".to_vec();
@@ -210,9 +208,8 @@ async fn relogin(c: &Client, user: &common::User) -> String {
         .to_string()
 }
 
-async fn space_members_read_blobs_their_space_references(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn space_members_read_blobs_their_space_references(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let (owner, editor, viewer, outsider) = (
         c.user().await,
@@ -283,9 +280,8 @@ async fn space_members_read_blobs_their_space_references(db: TestDb) {
     assert_eq!(status_of(&results), vec![("applied".into(), None)]);
 }
 
-async fn an_edit_of_another_field_never_checks_the_blob_again(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn an_edit_of_another_field_never_checks_the_blob_again(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let (owner, editor) = (c.user().await, c.user().await);
     let space = c.create_space(&owner.token, "climbs").await["id"]
@@ -317,9 +313,8 @@ async fn an_edit_of_another_field_never_checks_the_blob_again(db: TestDb) {
     assert_eq!(status_of(&results), vec![("applied".into(), None)]);
 }
 
-async fn public_blobs_come_from_the_admin(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn public_blobs_come_from_the_admin(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let (a, b) = (c.user().await, c.user().await);
     let bytes = b"squat form, side view".to_vec();
@@ -367,9 +362,8 @@ async fn public_blobs_come_from_the_admin(db: TestDb) {
     assert_eq!(status_of(&results), vec![("applied".into(), None)]);
 }
 
-async fn import_refuses_a_blob_the_server_does_not_hold(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn import_refuses_a_blob_the_server_does_not_hold(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let user = c.user().await;
     let bytes = b"deadlift, front".to_vec();
@@ -412,14 +406,19 @@ async fn import_refuses_a_blob_the_server_does_not_hold(db: TestDb) {
     assert_eq!(download(&c, &user.token, &hash).await, (200, bytes.clone()));
 }
 
-/// Whether the store holds the complete blob `hash` (`blobs/<hash>` under the store's root).
-fn stored(store: &Path, hash: &str) -> bool {
-    store.join("blobs").join(hash).exists()
+/// Whether the store holds the complete blob `hash` (`blobs/<hash>`), asked of the store itself.
+async fn stored(store: &TestBlobStore, hash: &str) -> bool {
+    let config = tandem_server::Config {
+        blob_store: Some(store.url.clone()),
+        blob_store_options: store.env.clone(),
+        ..Default::default()
+    };
+    let blobs = tandem_server::blobs::BlobStore::from_config(&config).unwrap();
+    blobs.size(&blobs.blob_key(hash)).await.unwrap().is_some()
 }
 
-async fn unreferenced_blobs_go_after_the_retention(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn unreferenced_blobs_go_after_the_retention(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let user = c.user().await;
     let bytes = b"a photo deleted later".to_vec();
@@ -434,17 +433,17 @@ async fn unreferenced_blobs_go_after_the_retention(db: TestDb) {
         )],
     )
     .await;
-    assert!(stored(store.path(), &hash));
+    assert!(stored(&store, &hash).await);
     c.push_ok(&user.token, vec![delete("o2", "photos", "p", Some(1))])
         .await;
     // Past the grace period the blob is unreferenced and unheld: marked, not yet deleted.
     server.advance(2 * DAY);
     server.purge_now();
-    assert!(stored(store.path(), &hash));
+    assert!(stored(&store, &hash).await);
     // Marked longer than the retention (30 days): object and row go.
     server.advance(31 * DAY);
     server.purge_now();
-    assert!(!stored(store.path(), &hash), "the object is still there");
+    assert!(!stored(&store, &hash).await, "the object is still there");
     let token = relogin(&c, &user).await;
     assert_eq!(download(&c, &token, &hash).await.0, 404);
     // The row went too: opening the upload again starts from nothing.
@@ -459,9 +458,8 @@ async fn unreferenced_blobs_go_after_the_retention(db: TestDb) {
     assert_eq!(open.body["offset"], 0);
 }
 
-async fn a_blob_referenced_again_survives(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn a_blob_referenced_again_survives(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let user = c.user().await;
     let bytes = b"a photo used twice".to_vec();
@@ -483,14 +481,13 @@ async fn a_blob_referenced_again_survives(db: TestDb) {
     server.purge_now(); // unmarked
     server.advance(31 * DAY);
     server.purge_now();
-    assert!(stored(store.path(), &hash));
+    assert!(stored(&store, &hash).await);
     let token = relogin(&c, &user).await;
     assert_eq!(download(&c, &token, &hash).await, (200, bytes));
 }
 
-async fn abandoned_uploads_go_after_the_retention(db: TestDb) {
-    let store = tempfile::tempdir().unwrap();
-    let server = server_on(&db, store.path());
+async fn abandoned_uploads_go_after_the_retention(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
     let c = server.client();
     let user = c.user().await;
     // A first chunk (exactly chunkBytes) of a larger file, then nothing.
