@@ -29,6 +29,7 @@ on_backends_and_blob_stores!(
     import_refuses_a_blob_the_server_does_not_hold,
     unreferenced_blobs_go_after_the_retention,
     a_blob_referenced_again_survives,
+    a_deleted_spaces_blobs_go_too,
     abandoned_uploads_go_after_the_retention,
 );
 
@@ -484,6 +485,42 @@ async fn a_blob_referenced_again_survives(db: TestDb, store: TestBlobStore) {
     assert!(stored(&store, &hash).await);
     let token = relogin(&c, &user).await;
     assert_eq!(download(&c, &token, &hash).await, (200, bytes));
+}
+
+async fn a_deleted_spaces_blobs_go_too(db: TestDb, store: TestBlobStore) {
+    let server = server_on(&db, &store);
+    let c = server.client();
+    let (owner, member) = (c.user().await, c.user().await);
+    let space = c.create_space(&owner.token, "trip").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.join(&owner, &space, &member, "viewer").await;
+    let bytes = b"a photo of the trip".to_vec();
+    let hash = upload(&c, &owner.token, &bytes).await;
+    c.push_ok(
+        &owner.token,
+        vec![in_space(
+            &space,
+            create(
+                "o1",
+                "shared_files",
+                "f",
+                json!({"blob": attachment(&hash, bytes.len())}),
+            ),
+        )],
+    )
+    .await;
+    assert_eq!(download(&c, &member.token, &hash).await.0, 200);
+    assert_eq!(c.delete_space(&owner.token, &space).await.status, 204);
+    // The space's records (and what they name) go with the purge; then the blob is an orphan.
+    assert_eq!(download(&c, &member.token, &hash).await.0, 404);
+    server.advance(2 * DAY);
+    server.purge_now();
+    assert!(stored(&store, &hash).await, "kept until the retention");
+    server.advance(31 * DAY);
+    server.purge_now();
+    assert!(!stored(&store, &hash).await, "the object is still there");
 }
 
 async fn abandoned_uploads_go_after_the_retention(db: TestDb, store: TestBlobStore) {
