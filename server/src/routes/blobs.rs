@@ -32,7 +32,7 @@ fn error(status: StatusCode, code: ErrorCode, description: impl Into<String>) ->
 }
 
 /// The answer to a refused or failed upload call.
-fn upload_error(e: UploadError) -> Response {
+pub(super) fn upload_error(e: UploadError) -> Response {
     match e {
         UploadError::Invalid(d) => ApiError::invalid_request(d).into_response(),
         UploadError::TooLarge { max } => error(
