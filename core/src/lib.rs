@@ -15,9 +15,11 @@
 //!   records, change listeners, and the watched sync status and auth state);
 //! - `engine`: the local operations, each one transaction;
 //! - [`auth`] and [`http`]: the session against the auth server and the HTTP client;
+//! - `attachments`: the files of attachment fields (their directory, table, upload phase);
 //! - `sync`: push, pull, conflicts and the orchestrator that decides when runs happen;
 //! - `client`: the data directory: the current account's engine, the session, the syncer.
 
+mod attachments;
 pub mod auth;
 mod client;
 #[cfg(test)]
@@ -57,6 +59,7 @@ mod sync_tests;
 #[cfg(test)]
 mod test_device;
 
+pub use attachments::{AttachmentFailure, AttachmentState};
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;
 pub use error::{Error, Result, SpaceErrorKind};

@@ -12,6 +12,7 @@ use super::conflict::{self, ConflictPolicy};
 use super::error::SyncError;
 use super::push::PushOutcome;
 use super::{pull, push, spaces};
+use crate::attachments;
 use crate::crash::{self, Point};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
@@ -49,6 +50,12 @@ pub struct SyncReport {
     pub outcomes: Vec<PushOutcome>,
     /// Pulled records skipped because this device holds their id in another space.
     pub space_collisions: u64,
+    /// Attachments the upload phase finished (uploaded, or found held by the server already).
+    pub attachments_uploaded: u64,
+    /// Attachment bytes sent in upload chunks (not counted in `bytes_sent`).
+    pub attachment_bytes_sent: u64,
+    /// Attachment bytes downloaded by the run (eager prefetch; not counted in `bytes_received`).
+    pub attachment_bytes_received: u64,
 }
 
 impl SyncReport {
@@ -61,15 +68,22 @@ impl SyncReport {
 /// Progress of a pull: changes received so far and still to come.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
-/// Pushes, then pulls, until both are done.
+/// Progress of an attachment transfer: `(hash, bytes of it done, its size, attachment bytes moved
+/// by this run so far)`, called as each chunk is acknowledged.
+pub type TransferProgress<'a> = &'a (dyn Fn(&str, u64, u64, u64) + Send + Sync);
+
+/// Uploads the attachments unsent changes name, pushes, then pulls, until all are done.
 pub async fn run(
     engine: &Arc<Engine>,
     api: &SyncApi,
     settings: RunSettings,
     on_pull_progress: Progress<'_>,
+    on_transfer: TransferProgress<'_>,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let mut report = SyncReport::default();
+    // Before the push: a change goes up only once the server holds its attachments.
+    attachments::upload::run(engine, api, &mut report, on_transfer).await?;
     push_all(engine, api, settings, &mut report).await?;
     if engine.uses_streams() {
         pull_streams(engine, api, settings, &mut report, on_pull_progress).await?;
@@ -121,8 +135,11 @@ async fn push_all(
             let schema = e.schema();
             e.store().write(|tx| {
                 let any_conflict = conflict::count(tx)? > 0;
+                // A change naming an attachment not uploaded yet waits (with its group).
+                let uploads = attachments::UploadGate::load(tx)?;
                 outbox::take_batch(tx, limit, |entry| {
-                    Ok(any_conflict && push::waits_for_ancestor(tx, schema, entry)?)
+                    Ok(uploads.waits(schema, entry)
+                        || (any_conflict && push::waits_for_ancestor(tx, schema, entry)?))
                 })
             })
         })
@@ -448,7 +465,7 @@ async fn pull_streams(
 }
 
 /// Runs store work on the blocking pool.
-async fn blocking<T, F>(engine: &Arc<Engine>, work: F) -> Result<T, SyncError>
+pub(crate) async fn blocking<T, F>(engine: &Arc<Engine>, work: F) -> Result<T, SyncError>
 where
     T: Send + 'static,
     F: FnOnce(&Engine) -> Result<T> + Send + 'static,
