@@ -281,10 +281,14 @@ impl Client {
                 })
             };
         };
-        let fetched = download::fetch(&engine, api, &wanted, self.attachment_cache_bytes).await?;
-        if let (Some(syncer), true) = (&self.syncer, fetched.received > 0) {
-            syncer.count_attachment_download(fetched.received);
-        }
+        let syncer = self.syncer.as_ref();
+        let count = |bytes: u64| {
+            if let Some(syncer) = syncer {
+                syncer.count_attachment_download(bytes);
+            }
+        };
+        let fetched =
+            download::fetch(&engine, api, &wanted, self.attachment_cache_bytes, &count).await?;
         Ok(fetched.path)
     }
 

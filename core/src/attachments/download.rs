@@ -102,6 +102,9 @@ pub struct Fetched {
     pub received: u64,
 }
 
+/// Told the size of every chunk received, as it arrives (a download that fails later counts too).
+pub type Counter<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
 /// The path of the whole, verified file of `wanted`, downloading it first when it is not on
 /// disk; the cache is then brought within `cache_limit` (never evicting this file).
 pub async fn fetch(
@@ -109,6 +112,7 @@ pub async fn fetch(
     api: &SyncApi,
     wanted: &Wanted,
     cache_limit: u64,
+    count: Counter<'_>,
 ) -> Result<Fetched> {
     check_blob_hash(&wanted.hash)?;
     let dir = dir(engine);
@@ -131,7 +135,7 @@ pub async fn fetch(
         engine: Arc::clone(engine),
         hash: wanted.hash.clone(),
     };
-    let received = match download(engine, api, wanted, &dir).await {
+    let received = match download(engine, api, wanted, &dir, count).await {
         Err(Error::Attachment {
             kind: AttachmentErrorKind::Corrupt,
             detail,
@@ -228,7 +232,13 @@ pub(crate) fn mark_on_disk(
 
 /// Downloads into `<hash>.part` from its length on, verifies, renames into place. Returns the
 /// bytes received over the network.
-async fn download(engine: &Arc<Engine>, api: &SyncApi, wanted: &Wanted, dir: &Path) -> Result<u64> {
+async fn download(
+    engine: &Arc<Engine>,
+    api: &SyncApi,
+    wanted: &Wanted,
+    dir: &Path,
+    count: Counter<'_>,
+) -> Result<u64> {
     let hash = wanted.hash.as_str();
     let size = wanted.size;
     let part = dir.join(format!("{hash}.part"));
@@ -315,6 +325,7 @@ async fn download(engine: &Arc<Engine>, api: &SyncApi, wanted: &Wanted, dir: &Pa
             file.write_all(&chunk).await.map_err(|e| io(hash, e))?;
             offset += chunk.len() as u64;
             received += chunk.len() as u64;
+            count(chunk.len() as u64);
             progress.downloading(hash, offset, size);
         }
         flush(&mut file, hash).await?;
@@ -471,14 +482,17 @@ pub async fn after_run(
     if let Err(e) = blocking(move || super::cache::collect(&collector)).await {
         tracing::warn!(error = %e, "collecting unreferenced attachments failed");
     }
-    let mut received = 0;
+    let received = std::sync::atomic::AtomicU64::new(0);
+    let count = |n: u64| {
+        received.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    };
     let mut seen = std::collections::HashSet::new();
     for wanted in eager {
         if !seen.insert(wanted.hash.clone()) {
             continue;
         }
-        match fetch(engine, api, &wanted, cache_limit).await {
-            Ok(fetched) => received += fetched.received,
+        match fetch(engine, api, &wanted, cache_limit, &count).await {
+            Ok(_) => {}
             Err(Error::Sync(SyncError::Offline(why))) => {
                 tracing::info!(hash = %short(&wanted.hash), error = %why, "eager attachment prefetch stopped: offline");
                 break;
@@ -488,5 +502,5 @@ pub async fn after_run(
             }
         }
     }
-    received
+    received.into_inner()
 }
