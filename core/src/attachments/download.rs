@@ -49,7 +49,7 @@ pub fn check_blob_hash(hash: &str) -> Result<()> {
 /// The account's attachment directory, next to its database: `guest.attachments/`,
 /// `users/<id>.attachments/`.
 pub fn dir(engine: &Engine) -> PathBuf {
-    engine.store().path().with_extension("attachments")
+    engine.files().dir().to_path_buf()
 }
 
 /// What [`fetch`] needs of an attachment reference.
@@ -336,7 +336,7 @@ async fn download(
             )));
         }
     }
-    let digest = hex(&hasher.finalize());
+    let digest = super::files::hex(&hasher.finalize());
     if digest != hash {
         remove_part(&part).await;
         return Err(corrupt(
@@ -422,14 +422,6 @@ pub(crate) fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// The download lock of one file (the same path from every engine of the process).
 fn hash_lock(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>> =
@@ -471,26 +463,29 @@ where
 /// After a sync run: collects the files nothing references any more, then prefetches `eager`
 /// (attachments of pulled records of `"download": "eager"` collections, each within its
 /// collection's `eagerMaxBytes`) that are not on disk. Failures are logged and never fail the
-/// run. Returns the bytes received.
+/// run. `moved` hears `(hash, size, bytes received so far by the prefetch)` as chunks arrive.
+/// Returns the bytes received.
 pub async fn after_run(
     engine: &Arc<Engine>,
     api: &SyncApi,
     eager: Vec<Wanted>,
     cache_limit: u64,
+    moved: &(dyn Fn(&str, u64, u64) + Send + Sync),
 ) -> u64 {
     let collector = Arc::clone(engine);
     if let Err(e) = blocking(move || super::cache::collect(&collector)).await {
         tracing::warn!(error = %e, "collecting unreferenced attachments failed");
     }
     let received = std::sync::atomic::AtomicU64::new(0);
-    let count = |n: u64| {
-        received.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    };
     let mut seen = std::collections::HashSet::new();
     for wanted in eager {
         if !seen.insert(wanted.hash.clone()) {
             continue;
         }
+        let count = |n: u64| {
+            let total = received.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            moved(&wanted.hash, wanted.size, total);
+        };
         match fetch(engine, api, &wanted, cache_limit, &count).await {
             Ok(_) => {}
             Err(Error::Sync(SyncError::Offline(why))) => {
