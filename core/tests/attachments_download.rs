@@ -43,8 +43,8 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// A TCP proxy in front of the server: copies both ways, the server's side in 16 KiB pieces
-/// with `delay_ms` between them, counting the bytes it sends to the client.
+/// A TCP proxy in front of the server: copies both ways in 16 KiB pieces with `delay_ms` before
+/// each, counting the bytes it sends to the client.
 struct SlowProxy {
     url: String,
     down: Arc<AtomicU64>,
@@ -65,8 +65,22 @@ impl SlowProxy {
                 };
                 let (mut c_read, mut s_write) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = Arc::clone(&l);
                 std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let mut buffer = vec![0; 16 * 1024];
+                    loop {
+                        let n = match c_read.read(&mut buffer) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let delay = up.load(Ordering::Relaxed);
+                        if delay > 0 {
+                            std::thread::sleep(Duration::from_millis(delay));
+                        }
+                        if s_write.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
                     let _ = s_write.shutdown(std::net::Shutdown::Write);
                 });
                 let (mut s_read, mut c_write) = (server, client);
@@ -504,4 +518,72 @@ fn eager_collections_prefetch_after_a_pull() {
     );
     // A later run with nothing new pulled fetches nothing.
     assert_eq!(b.sync().attachment_bytes_received, 0);
+}
+
+#[test]
+fn an_attached_file_is_observed_from_local_to_uploaded_and_opens_elsewhere() {
+    let server = TestServer::start();
+    let proxy = SlowProxy::start(server.url());
+    let who = account(&server);
+    let a = device(&proxy.url, &who, 500_000_000);
+    a.put("photos", "p1", json!({"caption": "climb"}));
+    // Over the collection's eagerMaxBytes: the other device fetches it on demand.
+    let data = bytes(2_000_000, 30);
+    let row = block_on(a.client.attach_bytes(
+        "photos",
+        "p1",
+        "image",
+        data.clone(),
+        "image/jpeg",
+        Some("climb.jpg"),
+    ))
+    .unwrap();
+    let doc: Value = serde_json::from_str(row.doc.as_deref().unwrap()).unwrap();
+    let reference = AttachmentRef::from_value(&doc["image"]).unwrap();
+    assert_eq!(a.state(&reference.hash), AttachmentState::Local);
+
+    let seen: Arc<Mutex<Vec<AttachmentState>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let _watch = a
+        .client
+        .observe_attachment(
+            &reference.hash,
+            Box::new(move |state| sink.lock().unwrap().push(state)),
+        )
+        .unwrap();
+    eventually("the current state first", || {
+        !seen.lock().unwrap().is_empty()
+    });
+    proxy.slow(5);
+    a.sync();
+    proxy.slow(0);
+    assert_eq!(a.state(&reference.hash), AttachmentState::Uploaded);
+    eventually("the observer hears the upload end", || {
+        seen.lock().unwrap().last() == Some(&AttachmentState::Uploaded)
+    });
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0], AttachmentState::Local, "{seen:?}");
+        assert!(
+            seen.iter().any(|s| matches!(
+                s,
+                AttachmentState::Uploading {
+                    total: 2_000_000,
+                    ..
+                }
+            )),
+            "{seen:?}"
+        );
+    }
+    // The uploading device has the file already: no download.
+    let path = a.fetch(&reference).unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), data);
+    assert_eq!(a.received(), 0);
+
+    let b = device(&proxy.url, &who, 500_000_000);
+    assert_eq!(b.sync().attachment_bytes_received, 0, "on demand");
+    assert_eq!(b.state(&reference.hash), AttachmentState::Remote);
+    let path = b.fetch(&reference).unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), data);
+    assert_eq!(b.state(&reference.hash), AttachmentState::Uploaded);
 }
