@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use tandem_protocol::clock::{Clock, SystemClock};
 use tandem_protocol::{is_valid_id, AttachmentRef, Schema, User};
 
-use crate::attachments::{self, Files, Imported};
+use crate::attachments::cache;
+use crate::attachments::download::{self, check_blob_hash};
+use crate::attachments::{self, progress, AttachmentState, Files, Imported};
 use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, KeyringStore, SecretStore};
 use crate::engine::{Engine, WriteOp, GUEST_DB};
 use crate::error::{Error, Result};
@@ -69,6 +71,10 @@ pub struct ClientConfig {
     /// Where tokens live; the platform keyring when `None`.
     pub secret_store: Option<Arc<dyn SecretStore>>,
     pub resolver: Option<Resolver>,
+    /// Bytes of attachment files kept on disk ([`crate::defaults::ATTACHMENT_CACHE_BYTES`]):
+    /// after a download, the least recently used files beyond it are deleted (they download
+    /// again on demand), never one not uploaded yet or named by an unsent change.
+    pub attachment_cache_bytes: u64,
 }
 
 pub struct Client {
@@ -88,6 +94,8 @@ pub struct Client {
     switching: tokio::sync::Mutex<()>,
     /// Tells the syncer when the session expires.
     expiry_watch: Option<tokio::task::JoinHandle<()>>,
+    /// The attachment cache's limit in bytes.
+    attachment_cache_bytes: u64,
 }
 
 impl Client {
@@ -145,6 +153,7 @@ impl Client {
             Arc::clone(&notifier),
         )?
         .with_edit_clock(Arc::clone(&edit_clock), &installation_id);
+        collect_attachments(&engine);
         current_store.set(Some(engine.store()));
         let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
         let space_api = match (&auth, &http) {
@@ -167,6 +176,7 @@ impl Client {
                     config.sync,
                     lock_dir,
                     config.resolver,
+                    config.attachment_cache_bytes,
                 ))
             }
             _ => None,
@@ -185,6 +195,7 @@ impl Client {
             api: space_api,
             switching: tokio::sync::Mutex::new(()),
             expiry_watch,
+            attachment_cache_bytes: config.attachment_cache_bytes,
         })
     }
 
@@ -318,6 +329,8 @@ impl Client {
         .await
         .map_err(|e| Error::Io(std::io::Error::other(format!("the write task failed: {e}"))))??;
         tracing::debug!(%collection, %id, field, size = reference.size, "attachment attached");
+        // The attachment's state observers read its new row.
+        engine.committed([crate::observe::ATTACHMENTS.to_string()].into());
         if changed {
             self.tell_syncer();
         }
@@ -378,6 +391,87 @@ impl Client {
             callback(record);
         });
         self.engine().observe_record(collection, id, deliver)
+    }
+
+    /// The path of the attachment's whole, verified file, downloading it first when it is not on
+    /// disk (resuming a partial download; one download per file at a time). Async, and
+    /// cancellable by dropping the future: the partial file stays for the next call. A file on
+    /// disk is marked used, for the cache's least-recently-used order; after a download the
+    /// cache is brought within `attachment_cache_bytes`. `Attachment { NotFound }` when the
+    /// server has no such file or the user may not read it, `Attachment { Corrupt }` when the
+    /// bytes do not match the hash (the next call downloads again from the start), `Sync(Offline)`
+    /// without a network.
+    pub async fn attachment(&self, reference: &tandem_protocol::AttachmentRef) -> Result<PathBuf> {
+        let wanted = download::Wanted::from(reference);
+        let engine = self.engine();
+        let Some(api) = &self.api else {
+            // Local-only: the file is here or nowhere.
+            let path = download::dir(&engine).join(&wanted.hash);
+            download::check_blob_hash(&wanted.hash)?;
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::Attachment {
+                    kind: crate::AttachmentErrorKind::NotFound,
+                    detail: "no server is configured and the file is not on this device".into(),
+                })
+            };
+        };
+        let syncer = self.syncer.as_ref();
+        let count = |bytes: u64| {
+            if let Some(syncer) = syncer {
+                syncer.count_attachment_download(bytes);
+            }
+        };
+        let fetched =
+            download::fetch(&engine, api, &wanted, self.attachment_cache_bytes, &count).await?;
+        Ok(fetched.path)
+    }
+
+    /// The state of the attachment `hash` (64 lowercase hex): a transfer under way, else what
+    /// this account's attachment table says (`Remote` for a hash it does not know).
+    pub fn attachment_state(&self, hash: &str) -> Result<AttachmentState> {
+        check_blob_hash(hash)?;
+        let engine = self.engine();
+        engine
+            .store()
+            .read(|c| progress::state(c, engine.attachment_progress(), hash))
+    }
+
+    /// Calls `callback` with the state of attachment `hash` now and each time it changes
+    /// (uploads and downloads report their progress at most ten times a second), on the
+    /// notification thread, until the handle is dropped. Follows account switches.
+    pub fn observe_attachment(
+        &self,
+        hash: &str,
+        callback: Box<dyn Fn(AttachmentState) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        check_blob_hash(hash)?;
+        let hash = hash.to_string();
+        // Weak: the registry must not keep the engines (and so itself) alive.
+        let engines = Arc::downgrade(&self.engines);
+        let last: std::sync::Mutex<Option<AttachmentState>> = std::sync::Mutex::new(None);
+        let deliver = Box::new(move |_: &crate::store::Store| -> Result<()> {
+            let Some(engines) = engines.upgrade() else {
+                return Ok(());
+            };
+            let engine = Arc::clone(&*engines.read().unwrap_or_else(|e| e.into_inner()));
+            let state = engine
+                .store()
+                .read(|c| progress::state(c, engine.attachment_progress(), &hash))?;
+            {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_ref() == Some(&state) {
+                    return Ok(());
+                }
+                *last = Some(state.clone());
+            }
+            callback(state);
+            Ok(())
+        });
+        Ok(self
+            .notifier
+            .observe_named(crate::observe::ATTACHMENTS, deliver))
     }
 
     /// Calls `callback` with the collections every commit changed.
@@ -852,6 +946,7 @@ impl Client {
                     tracing::warn!(error = %e, "moving the guest attachments failed");
                 }
             }
+            collect_attachments(&engine);
             Ok(engine)
         })
         .await
@@ -877,6 +972,14 @@ impl Client {
         if let Some(syncer) = &self.syncer {
             syncer.account_changed();
         }
+    }
+}
+
+/// Deletes the attachment rows and files nothing references (at open and on an account switch;
+/// sync runs do it after each run). A failure is logged: the next run tries again.
+fn collect_attachments(engine: &Engine) {
+    if let Err(e) = cache::collect(engine) {
+        tracing::warn!(error = %e, "collecting unreferenced attachments failed");
     }
 }
 

@@ -59,10 +59,11 @@ mod sync_tests;
 #[cfg(test)]
 mod test_device;
 
+pub use attachments::progress::Transfer;
 pub use attachments::{AttachmentFailure, AttachmentState};
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;
-pub use error::{Error, Result, SpaceErrorKind};
+pub use error::{AttachmentErrorKind, Error, Result, SpaceErrorKind};
 pub use observe::SubscriptionHandle;
 pub use outbox::{EntryState, OpKind, OutboxEntry};
 pub use query::{Filter, FilterOp, Order, Query};
@@ -78,4 +79,4 @@ pub use sync::revert::Reverted;
 pub use sync::run::SyncReport;
 pub use sync::spaces::{Invitation, Member, SentInvitation, Space, SpaceRole};
 pub use sync::status::{FailureKind, Metrics, Phase, Status, Trigger};
-pub use tandem_protocol::{User, ValidationError, ValidationReason};
+pub use tandem_protocol::{AttachmentRef, User, ValidationError, ValidationReason};

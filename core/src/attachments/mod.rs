@@ -24,7 +24,10 @@
 // S5's slice), which uses what the upload side does not; until it is merged some of it is unused.
 #![allow(dead_code)]
 
+pub mod cache;
+pub mod download;
 pub mod files;
+pub mod progress;
 pub mod upload;
 
 use std::collections::{BTreeSet, HashSet};
