@@ -74,6 +74,18 @@ fn same_account(url: &str, of: &Device) -> Device {
     }
 }
 
+/// Waits (up to 5 s) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -149,11 +161,11 @@ fn attach_then_sync_uploads_the_blob_and_a_second_device_sends_nothing() {
         reference,
         json!({"hash": hash, "size": 300_000, "contentType": "image/jpeg", "name": "summit.jpg"})
     );
-    let status = a.client.sync_status().unwrap();
-    assert_eq!(
-        (status.attachments_pending, status.attachment_bytes_pending),
-        (1, 300_000)
-    );
+    // The counts follow local writes (refreshed moments after, like `pending`).
+    eventually("one attachment pending", || {
+        let status = a.client.sync_status().unwrap();
+        (status.attachments_pending, status.attachment_bytes_pending) == (1, 300_000)
+    });
     let report = a.sync();
     assert_eq!(report.attachments_uploaded, 1);
     assert_eq!(report.attachment_bytes_sent, 300_000);
