@@ -134,6 +134,20 @@ pub struct Collected {
 /// Deletes the rows and files of hashes nothing references any more, and leftover partial and
 /// temporary files. Files with a transfer under way are left alone.
 pub fn collect(engine: &Engine) -> Result<Collected> {
+    // A schema without attachment fields has nothing to collect (unless an earlier one left
+    // rows): no scan of the records.
+    if !engine.schema().has_attachments() {
+        let any = engine.store().read(|c| {
+            Ok(
+                c.query_row("SELECT EXISTS (SELECT 1 FROM attachments)", [], |r| {
+                    r.get::<_, bool>(0)
+                })?,
+            )
+        })?;
+        if !any {
+            return Ok(Collected::default());
+        }
+    }
     let dir = dir(engine);
     let active: HashSet<String> = engine.attachment_progress().active().into_iter().collect();
     let mut collected = Collected::default();

@@ -204,7 +204,7 @@ async fn use_on_disk(
         if changed {
             engine.committed([ATTACHMENTS.to_string()].into());
         }
-        Ok(exists.then(|| Fetched { path, received: 0 }))
+        Ok(exists.then_some(Fetched { path, received: 0 }))
     })
     .await
 }
