@@ -380,3 +380,24 @@ fn bytes_that_do_not_hash_to_the_reference_are_refused_twice_then_dead_lettered(
     assert_eq!(rejected[0].last_error.as_deref(), Some("hash_mismatch"));
     assert_eq!(download(server.url(), &a.email, &hash).0, 404);
 }
+
+#[test]
+fn an_upload_over_the_users_quota_becomes_a_dead_letter() {
+    let server = TestServer::builder()
+        .schema(SCHEMA)
+        .args(&["--attachment-quota-bytes", "10000"])
+        .start();
+    let a = device(server.url());
+    a.put("albums", "first", json!({"title": "Fits"}));
+    a.put("albums", "second", json!({"title": "Does not"}));
+    a.attach("first", &bytes_of(8000, 1));
+    let report = a.sync();
+    assert_eq!(report.attachments_uploaded, 1);
+    a.attach("second", &bytes_of(8000, 2));
+    let report = a.sync();
+    assert_eq!((report.attachments_uploaded, report.rejected), (0, 1));
+    let rejected = a.client.rejected().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].entity_id, "second");
+    assert_eq!(rejected[0].last_error.as_deref(), Some("quota_exceeded"));
+}
