@@ -194,10 +194,12 @@ async fn upload_one(
                 }
             };
             let before = offset;
+            // Answered: the body went over the wire (a refused chunk's too, which the server
+            // reads and drops), so it counts whatever the answer.
+            report.attachment_bytes_sent += len;
+            *run_bytes += len;
             match answer {
                 UploadAnswer::Status(status) => {
-                    report.attachment_bytes_sent += len;
-                    *run_bytes += len;
                     offset = status.offset.min(row.size);
                     on_transfer(&row.hash, offset, row.size, *run_bytes);
                     crash::reached(Point::UploadChunkSent);
