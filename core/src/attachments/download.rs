@@ -94,14 +94,6 @@ pub(crate) fn eager_refs(
     wanted
 }
 
-/// A file [`fetch`] made available.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub path: PathBuf,
-    /// Bytes this call received over the network (0 when the file was on disk).
-    pub received: u64,
-}
-
 /// Told the size of every chunk received, as it arrives (a download that fails later counts too).
 pub type Counter<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -113,7 +105,7 @@ pub async fn fetch(
     wanted: &Wanted,
     cache_limit: u64,
     count: Counter<'_>,
-) -> Result<Fetched> {
+) -> Result<PathBuf> {
     check_blob_hash(&wanted.hash)?;
     let dir = dir(engine);
     let path = dir.join(&wanted.hash);
@@ -163,15 +155,15 @@ pub async fn fetch(
     {
         tracing::warn!(error = %e, "evicting attachments after a download failed");
     }
-    Ok(Fetched { path, received })
+    Ok(path)
 }
 
-/// The file when it is on disk (its last use touched); `None` when it must be downloaded.
+/// The file's path when it is on disk (its last use touched); `None` when it must be downloaded.
 async fn use_on_disk(
     engine: &Arc<Engine>,
     wanted: &Wanted,
     path: &Path,
-) -> Result<Option<Fetched>> {
+) -> Result<Option<PathBuf>> {
     let (engine, wanted, path) = (Arc::clone(engine), wanted.clone(), path.to_path_buf());
     blocking(move || {
         let exists = path.is_file();
@@ -204,7 +196,7 @@ async fn use_on_disk(
         if changed {
             engine.committed([ATTACHMENTS.to_string()].into());
         }
-        Ok(exists.then_some(Fetched { path, received: 0 }))
+        Ok(exists.then_some(path))
     })
     .await
 }
