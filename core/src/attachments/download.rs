@@ -18,6 +18,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
+use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -171,7 +172,7 @@ async fn use_on_disk(
             let on_disk: Option<bool> = tx
                 .prepare_cached("SELECT on_disk FROM attachments WHERE hash = ?1")?
                 .query_row([&wanted.hash], |r| r.get(0))
-                .ok();
+                .optional()?;
             match (exists, on_disk) {
                 (true, Some(true)) => {
                     tx.prepare_cached("UPDATE attachments SET last_used_ms = ?2 WHERE hash = ?1")?
@@ -244,13 +245,14 @@ async fn download(
         let mut response = match api.download_blob(hash, offset).await {
             Ok(response) => response,
             Err(SyncError::Server { status: 404, .. }) => {
+                tracing::info!(hash = %short(hash), "attachment download refused: no such blob, or not readable");
                 return Err(Error::Attachment {
                     kind: AttachmentErrorKind::NotFound,
                     detail: format!(
                         "the server has no attachment {} this user may read",
                         short(hash)
                     ),
-                })
+                });
             }
             // The server's blob is shorter than the partial file: it cannot be this file.
             Err(SyncError::Server { status: 416, .. }) => {
