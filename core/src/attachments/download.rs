@@ -413,7 +413,10 @@ fn io(hash: &str, e: std::io::Error) -> Error {
 
 /// A hash's first 12 hex digits, for logs and messages.
 pub(crate) fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+    // By characters: a stray file's name in the directory need not be ASCII.
+    hash.char_indices()
+        .nth(12)
+        .map_or(hash, |(end, _)| &hash[..end])
 }
 
 /// The download lock of one file (the same path from every engine of the process).
