@@ -378,8 +378,16 @@ fn a_cancelled_download_keeps_its_part_for_the_next_call() {
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!((400_000..2_000_000).contains(&kept), "{kept}");
     assert_eq!(b.state(&reference.hash), AttachmentState::Remote);
+    // Two callers at once: one download (the second waits and finds the file), from the part.
     let before = b.received();
-    let path = b.fetch(&reference).unwrap();
+    let (first, second) = block_on(async {
+        tokio::join!(
+            b.client.attachment(&reference),
+            b.client.attachment(&reference)
+        )
+    });
+    let path = first.unwrap();
+    assert_eq!(second.unwrap(), path);
     assert_eq!(std::fs::read(&path).unwrap(), data);
     assert_eq!(b.received() - before, 2_000_000 - kept);
     assert!(!part.exists());

@@ -357,6 +357,13 @@ mod tests {
     }
 
     #[test]
+    fn names_are_shortened_by_characters() {
+        assert_eq!(short(&"a".repeat(64)), "a".repeat(12));
+        assert_eq!(short("é".repeat(20).as_str()), "é".repeat(12));
+        assert_eq!(short("abc"), "abc");
+    }
+
+    #[test]
     fn least_recently_used_go_first_until_the_total_fits() {
         let files = [
             file("a", 40, true),

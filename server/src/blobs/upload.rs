@@ -554,7 +554,13 @@ impl Uploads {
                 size = row.size,
                 "upload discarded: its bytes do not hash to its hash"
             );
-            self.store.delete(&source).await?;
+            if source == staging {
+                self.store.delete(&source).await?;
+            } else {
+                // `blobs/<hash>` itself does not hash to its name: never delete another's blob
+                // on an upload's say-so, but say it loudly.
+                tracing::error!(hash = prefix, "a stored blob does not hash to its name");
+            }
             self.discard(row).await;
             return Err(UploadError::HashMismatch);
         }
