@@ -62,6 +62,8 @@ pub struct Engine {
     uses_streams: bool,
     notifier: Arc<Notifier>,
     edit_clock: EditClock,
+    /// Attachment transfers under way (in memory only).
+    attachment_progress: crate::attachments::progress::Progress,
 }
 
 impl Engine {
@@ -88,7 +90,9 @@ impl Engine {
             .any(|c| c.refs().next().is_some());
         let edit_clock = store.read(EditClock::load)?;
         let uses_streams = schema.collections.values().any(|c| c.scope != Scope::User);
+        let attachment_progress = crate::attachments::progress::Progress::new(&notifier);
         Ok(Self {
+            attachment_progress,
             store,
             has_refs,
             uses_streams,
@@ -116,6 +120,16 @@ impl Engine {
     /// of user collections only keeps the single-stream pull, answered by every server version.
     pub(crate) fn uses_streams(&self) -> bool {
         self.uses_streams
+    }
+
+    /// The attachment transfers under way, for their progress.
+    pub(crate) fn attachment_progress(&self) -> &crate::attachments::progress::Progress {
+        &self.attachment_progress
+    }
+
+    /// The account's attachments directory (next to its database).
+    pub(crate) fn files(&self) -> crate::attachments::Files {
+        crate::attachments::Files::of_store(self.store.path())
     }
 
     /// The store, for sync and account management.
@@ -153,6 +167,17 @@ impl Engine {
     /// and neither has a bulk write of more than [`MAX_GROUP_SIZE`] ops (an import, a first
     /// load): it is atomic here, and its changes go to the server as separate changes.
     pub fn write_reporting(&self, ops: Vec<WriteOp>) -> Result<(Vec<RecordRow>, bool)> {
+        self.write_reporting_with(ops, |_| Ok(()))
+    }
+
+    /// [`write_reporting`](Self::write_reporting), with `extra` run in the same transaction
+    /// after the ops succeeded (an attach's `attachments` row): it commits with them or, on an
+    /// error of either, nothing does.
+    pub fn write_reporting_with(
+        &self,
+        ops: Vec<WriteOp>,
+        extra: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<(Vec<RecordRow>, bool)> {
         let now = now_ms();
         let group = (2..=MAX_GROUP_SIZE)
             .contains(&ops.len())
@@ -184,6 +209,7 @@ impl Engine {
                     }
                 }
             }
+            extra(tx)?;
             // Once for the whole transaction: the clock's state after its last tick.
             self.edit_clock.save(tx)?;
             Ok((written, batch.changed))

@@ -15,9 +15,11 @@
 //!   records, change listeners, and the watched sync status and auth state);
 //! - `engine`: the local operations, each one transaction;
 //! - [`auth`] and [`http`]: the session against the auth server and the HTTP client;
+//! - `attachments`: the files of attachment fields (their directory, table, upload phase);
 //! - `sync`: push, pull, conflicts and the orchestrator that decides when runs happen;
 //! - `client`: the data directory: the current account's engine, the session, the syncer.
 
+mod attachments;
 pub mod auth;
 mod client;
 #[cfg(test)]
@@ -57,9 +59,11 @@ mod sync_tests;
 #[cfg(test)]
 mod test_device;
 
+pub use attachments::progress::Transfer;
+pub use attachments::{AttachmentFailure, AttachmentState};
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;
-pub use error::{Error, Result, SpaceErrorKind};
+pub use error::{AttachmentErrorKind, Error, Result, SpaceErrorKind};
 pub use observe::SubscriptionHandle;
 pub use outbox::{EntryState, OpKind, OutboxEntry};
 pub use query::{Filter, FilterOp, Order, Query};
@@ -75,4 +79,4 @@ pub use sync::revert::Reverted;
 pub use sync::run::SyncReport;
 pub use sync::spaces::{Invitation, Member, SentInvitation, Space, SpaceRole};
 pub use sync::status::{FailureKind, Metrics, Phase, Status, Trigger};
-pub use tandem_protocol::{User, ValidationError, ValidationReason};
+pub use tandem_protocol::{AttachmentRef, User, ValidationError, ValidationReason};

@@ -33,6 +33,9 @@ pub enum Fault {
     Unavailable(u64),
     /// Forward the request twice; answer with the second answer.
     Duplicate,
+    /// Forward the request head and only the first this many bytes of its body, then close both
+    /// connections (a connection dropped mid-upload: the server sees the body end early).
+    CutRequestBody(usize),
 }
 
 impl Fault {
@@ -47,6 +50,7 @@ impl Fault {
             Fault::Delay(_) => "delay",
             Fault::Unavailable(_) => "unavailable_503",
             Fault::Duplicate => "duplicate",
+            Fault::CutRequestBody(_) => "cut_request_body",
         }
     }
 }
@@ -168,6 +172,15 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<State>) {
                 );
                 return;
             }
+            Some(Fault::CutRequestBody(bytes)) => {
+                let cut = bytes.min(request.body.len());
+                let _ = server
+                    .write_all(request.head.as_bytes())
+                    .and_then(|()| server.write_all(&request.body[..cut]))
+                    .and_then(|()| server.flush());
+                let _ = server.shutdown(std::net::Shutdown::Both);
+                return;
+            }
             Some(Fault::Duplicate)
                 if server
                     .write_all(request.head.as_bytes())
@@ -199,7 +212,7 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<State>) {
                 )
                 .as_bytes(),
             ),
-            Some(Fault::DropRequest | Fault::Unavailable(_)) => return,
+            Some(Fault::DropRequest | Fault::Unavailable(_) | Fault::CutRequestBody(_)) => return,
             Some(Fault::Truncate) => {
                 let _ = client.write_all(answer.head.as_bytes());
                 let _ = client.write_all(&answer.body[..answer.body.len() / 2]);
