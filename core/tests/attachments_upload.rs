@@ -181,6 +181,10 @@ fn attach_then_sync_uploads_the_blob_and_a_second_device_sends_nothing() {
         (0, 0)
     );
     assert_eq!(status.attachment_bytes_transferred, 0, "only during a run");
+    assert_eq!(
+        a.client.sync_metrics().unwrap().attachment_bytes_sent,
+        300_000
+    );
 
     // A second device of the same account attaches the same file to another record: the server
     // holds it for this user already, so no byte is sent.
