@@ -405,3 +405,19 @@ fn an_upload_over_the_users_quota_becomes_a_dead_letter() {
     assert_eq!(rejected[0].entity_id, "second");
     assert_eq!(rejected[0].last_error.as_deref(), Some("quota_exceeded"));
 }
+
+#[test]
+fn an_empty_file_uploads_in_one_empty_chunk() {
+    let server = TestServer::builder().schema(SCHEMA).start();
+    let a = device(server.url());
+    a.put("albums", "empty", json!({"title": "Nothing"}));
+    a.attach("empty", b"");
+    let report = a.sync();
+    assert_eq!(
+        (report.attachments_uploaded, report.attachment_bytes_sent),
+        (1, 0)
+    );
+    assert_eq!(report.applied, 1);
+    let hash = hex(&Sha256::digest(b""));
+    assert_eq!(download(server.url(), &a.email, &hash), (200, Vec::new()));
+}

@@ -241,7 +241,9 @@ async fn upload_one(
                     Err(refusal) => return Err(unexpected("chunk", &refusal)),
                 },
             }
-            if offset <= before && len > 0 {
+            // An answer that did not complete the upload must move it on (an empty file's one
+            // empty chunk completes it at once).
+            if offset <= before {
                 stalls += 1;
                 if stalls >= STALLS {
                     return Err(SyncError::Server {
