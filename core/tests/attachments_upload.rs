@@ -181,6 +181,10 @@ fn attach_then_sync_uploads_the_blob_and_a_second_device_sends_nothing() {
         (0, 0)
     );
     assert_eq!(status.attachment_bytes_transferred, 0, "only during a run");
+    assert_eq!(
+        a.client.sync_metrics().unwrap().attachment_bytes_sent,
+        300_000
+    );
 
     // A second device of the same account attaches the same file to another record: the server
     // holds it for this user already, so no byte is sent.
@@ -400,4 +404,20 @@ fn an_upload_over_the_users_quota_becomes_a_dead_letter() {
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].entity_id, "second");
     assert_eq!(rejected[0].last_error.as_deref(), Some("quota_exceeded"));
+}
+
+#[test]
+fn an_empty_file_uploads_in_one_empty_chunk() {
+    let server = TestServer::builder().schema(SCHEMA).start();
+    let a = device(server.url());
+    a.put("albums", "empty", json!({"title": "Nothing"}));
+    a.attach("empty", b"");
+    let report = a.sync();
+    assert_eq!(
+        (report.attachments_uploaded, report.attachment_bytes_sent),
+        (1, 0)
+    );
+    assert_eq!(report.applied, 1);
+    let hash = hex(&Sha256::digest(b""));
+    assert_eq!(download(server.url(), &a.email, &hash), (200, Vec::new()));
 }
