@@ -181,7 +181,9 @@ async fn try_drop_seq_blocks(db: &TestDb) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let connection = tokio::spawn(connection);
             let dropped = client
-                .batch_execute("DROP TABLE seq_blocks")
+                // A database of a version before seq_blocks has no migration fingerprint
+                // either (the fingerprint would skip the DDL that recreates the table).
+                .batch_execute("DROP TABLE seq_blocks; DELETE FROM meta WHERE key = 'migration'")
                 .await
                 .map_err(|e| format!("{e:?}"));
             drop(client);

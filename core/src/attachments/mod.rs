@@ -321,7 +321,7 @@ pub fn upload_work(conn: &Connection, schema: &Schema) -> Result<Vec<AttachmentR
         .into_iter()
         .filter(|r| !r.uploaded && r.failure_code.is_none() && named.contains(&r.hash))
         .collect();
-    work.sort_by_key(|r| r.last_used_ms);
+    work.sort_by(|a, b| (a.last_used_ms, &a.hash).cmp(&(b.last_used_ms, &b.hash)));
     Ok(work)
 }
 

@@ -286,6 +286,48 @@ pub struct PostgresStore {
     blob_grace_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
+/// Brings the tables up to date, unless the database already holds this version's tables.
+///
+/// The DDL is idempotent, but running it against a database in use is not harmless: `CREATE
+/// INDEX` takes a share lock on `records` that a later `ALTER TABLE` of the same text upgrades
+/// to an exclusive one, which deadlocks with a running instance's transaction that read
+/// `records` and then writes it (a purge, a push). So an instance (or a test) opening a database
+/// another instance already migrated runs no DDL at all: the migration's fingerprint is kept in
+/// `meta` and compared under the advisory lock.
+async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageError> {
+    use sha2::Digest;
+    tx.execute("SELECT pg_advisory_xact_lock(7283746501)", &[])
+        .await?;
+    let fingerprint = {
+        let mut hash = sha2::Sha256::new();
+        hash.update(MIGRATION);
+        hash.update(super::blobs_postgres::MIGRATION);
+        format!("{:x}", hash.finalize())
+    };
+    let has_meta: bool = tx
+        .query_one("SELECT to_regclass('meta') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if has_meta {
+        let applied: Option<String> = tx
+            .query_opt("SELECT value FROM meta WHERE key = 'migration'", &[])
+            .await?
+            .map(|r| r.get(0));
+        if applied.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(());
+        }
+    }
+    tx.batch_execute(MIGRATION).await?;
+    tx.batch_execute(super::blobs_postgres::MIGRATION).await?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('migration', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&fingerprint],
+    )
+    .await?;
+    Ok(())
+}
+
 impl PostgresStore {
     /// Connects to `url` and brings the tables up to date.
     pub async fn open(url: &str) -> Result<Self, StorageError> {
@@ -303,8 +345,7 @@ impl PostgresStore {
             .map_err(|e| StorageError::Other(format!("postgres pool: {e}")))?;
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
-        tx.batch_execute(MIGRATION).await?;
-        tx.batch_execute(super::blobs_postgres::MIGRATION).await?;
+        migrate(&tx).await?;
         tx.commit().await?;
         Ok(Self {
             pool,
