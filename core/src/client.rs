@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use tandem_protocol::clock::{Clock, SystemClock};
 use tandem_protocol::{is_valid_id, Schema, User};
 
+use crate::attachments::download::check_blob_hash;
+use crate::attachments::{progress, AttachmentState};
 use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, KeyringStore, SecretStore};
 use crate::engine::{Engine, WriteOp, GUEST_DB};
 use crate::error::{Error, Result};
@@ -243,6 +245,52 @@ impl Client {
             callback(record);
         });
         self.engine().observe_record(collection, id, deliver)
+    }
+
+    /// The state of the attachment `hash` (64 lowercase hex): a transfer under way, else what
+    /// this account's attachment table says (`Remote` for a hash it does not know).
+    pub fn attachment_state(&self, hash: &str) -> Result<AttachmentState> {
+        check_blob_hash(hash)?;
+        let engine = self.engine();
+        engine
+            .store()
+            .read(|c| progress::state(c, engine.attachment_progress(), hash))
+    }
+
+    /// Calls `callback` with the state of attachment `hash` now and each time it changes
+    /// (uploads and downloads report their progress at most ten times a second), on the
+    /// notification thread, until the handle is dropped. Follows account switches.
+    pub fn observe_attachment(
+        &self,
+        hash: &str,
+        callback: Box<dyn Fn(AttachmentState) + Send + Sync>,
+    ) -> Result<SubscriptionHandle> {
+        check_blob_hash(hash)?;
+        let hash = hash.to_string();
+        // Weak: the registry must not keep the engines (and so itself) alive.
+        let engines = Arc::downgrade(&self.engines);
+        let last: std::sync::Mutex<Option<AttachmentState>> = std::sync::Mutex::new(None);
+        let deliver = Box::new(move |_: &crate::store::Store| -> Result<()> {
+            let Some(engines) = engines.upgrade() else {
+                return Ok(());
+            };
+            let engine = Arc::clone(&*engines.read().unwrap_or_else(|e| e.into_inner()));
+            let state = engine
+                .store()
+                .read(|c| progress::state(c, engine.attachment_progress(), &hash))?;
+            {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_ref() == Some(&state) {
+                    return Ok(());
+                }
+                *last = Some(state.clone());
+            }
+            callback(state);
+            Ok(())
+        });
+        Ok(self
+            .notifier
+            .observe_named(crate::observe::ATTACHMENTS, deliver))
     }
 
     /// Calls `callback` with the collections every commit changed.

@@ -62,6 +62,8 @@ pub struct Engine {
     uses_streams: bool,
     notifier: Arc<Notifier>,
     edit_clock: EditClock,
+    /// Attachment transfers under way (in memory only).
+    attachment_progress: crate::attachments::progress::Progress,
 }
 
 impl Engine {
@@ -88,7 +90,9 @@ impl Engine {
             .any(|c| c.refs().next().is_some());
         let edit_clock = store.read(EditClock::load)?;
         let uses_streams = schema.collections.values().any(|c| c.scope != Scope::User);
+        let attachment_progress = crate::attachments::progress::Progress::new(&notifier);
         Ok(Self {
+            attachment_progress,
             store,
             has_refs,
             uses_streams,
@@ -116,6 +120,11 @@ impl Engine {
     /// of user collections only keeps the single-stream pull, answered by every server version.
     pub(crate) fn uses_streams(&self) -> bool {
         self.uses_streams
+    }
+
+    /// The attachment transfers under way, for their progress.
+    pub(crate) fn attachment_progress(&self) -> &crate::attachments::progress::Progress {
+        &self.attachment_progress
     }
 
     /// The store, for sync and account management.

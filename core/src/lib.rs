@@ -18,6 +18,7 @@
 //! - `sync`: push, pull, conflicts and the orchestrator that decides when runs happen;
 //! - `client`: the data directory: the current account's engine, the session, the syncer.
 
+mod attachments;
 pub mod auth;
 mod client;
 #[cfg(test)]
@@ -57,6 +58,8 @@ mod sync_tests;
 #[cfg(test)]
 mod test_device;
 
+pub use attachments::progress::Transfer;
+pub use attachments::{AttachmentFailure, AttachmentState};
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;
 pub use error::{Error, Result, SpaceErrorKind};

@@ -40,9 +40,13 @@ enum Event {
 /// spaces or pending invitations names them, and their observers read the table again.
 pub const SPACES: &str = "$spaces";
 pub const INVITATIONS: &str = "$invitations";
+/// Reserved change name of attachment states: a commit that changed the attachments table, or a
+/// transfer's progress (`attachments::progress`), names it, and attachment observers read again.
+pub const ATTACHMENTS: &str = "$attachments";
 
 /// Reads an observed value from the store and hands it to its callback.
-type StoredDelivery = Box<dyn Fn(&crate::store::Store) -> crate::error::Result<()> + Send + Sync>;
+pub type StoredDelivery =
+    Box<dyn Fn(&crate::store::Store) -> crate::error::Result<()> + Send + Sync>;
 
 /// An observer of a value read from the store (the spaces, the invitations), keyed by its
 /// reserved change name.
@@ -202,14 +206,24 @@ impl Notifier {
         read: fn(&rusqlite::Connection) -> crate::error::Result<T>,
         callback: Box<dyn Fn(T) + Send + Sync>,
     ) -> SubscriptionHandle {
-        let id = self.next_id();
-        let subscription = StoredSubscription {
-            name: name.to_string(),
-            deliver: Box::new(move |store| {
+        self.observe_named(
+            name,
+            Box::new(move |store| {
                 let value = store.read(read)?;
                 callback(value);
                 Ok(())
             }),
+        )
+    }
+
+    /// Calls `deliver` with the current store now and after every commit that names `name` (a
+    /// reserved change name); `deliver` reads what it observes and calls its callback (or not,
+    /// when the value did not change). On the notification thread like every observer.
+    pub fn observe_named(&self, name: &str, deliver: StoredDelivery) -> SubscriptionHandle {
+        let id = self.next_id();
+        let subscription = StoredSubscription {
+            name: name.to_string(),
+            deliver,
         };
         lock(&self.registry.stored).insert(id, Arc::new(subscription));
         self.send(Event::Subscribed(id));

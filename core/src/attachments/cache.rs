@@ -1,0 +1,1 @@
+//! Cache limit and collection (filled in below).
