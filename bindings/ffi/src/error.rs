@@ -74,6 +74,15 @@ pub enum TandemError {
         detail: String,
     },
 
+    /// An attachment's file could not be given (`attachment()`): `kind` says why. An upload
+    /// that fails for good is not an error of a call: it shows as `AttachmentState.Failed` and
+    /// as `rejected()` entries of the changes naming it.
+    #[error("attachment: {detail}")]
+    Attachment {
+        kind: super::attachments::AttachmentErrorKind,
+        detail: String,
+    },
+
     /// A bug in Tandem; please report it.
     #[error("internal error: {detail}")]
     Internal { detail: String },

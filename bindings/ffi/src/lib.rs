@@ -7,6 +7,7 @@
 
 #[cfg(any(target_os = "android", test))]
 mod android;
+mod attachments;
 mod error;
 mod foreign;
 mod logging;
@@ -21,6 +22,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use attachments::{
+    AttachmentErrorKind, AttachmentFailure, AttachmentObserver, AttachmentRef, AttachmentState,
+};
 pub use error::{AuthFailure, SpaceErrorKind, SyncFailure, TandemError, ValidationReason};
 pub use foreign::{
     AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,

@@ -1,0 +1,144 @@
+//! The attachments half of `Tandem` (docs/design/attachments.md §6): files beside records. A
+//! record's attachment field holds an [`AttachmentRef`] (hash, size, content type, name); the
+//! bytes live in the engine's content-addressed directory and on the server, uploaded by the
+//! sync run before the change that names them and downloaded on demand.
+//!
+//! A thin layer over `tandem_core::Client`'s attachment calls, like every other part of the
+//! exported API: conversions, error mapping, panics caught (`guard`, `on_runtime`).
+
+use std::sync::Arc;
+
+use tandem_core::{AttachmentFailure as EngineFailure, AttachmentState as EngineState};
+
+use super::error::TandemError;
+use super::{Subscription, Tandem};
+
+/// What an attachment field holds: the file's SHA-256 (64 lowercase hex digits, its name on the
+/// server and in the device's cache), its size in bytes, its content type (`image/jpeg`) and,
+/// optionally, the name it was attached under. The same JSON object sits in the record's
+/// document (`{"hash", "size", "contentType", "name"?}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, uniffi::Record)]
+pub struct AttachmentRef {
+    /// SHA-256 of the bytes, 64 lowercase hex digits.
+    pub hash: String,
+    /// Bytes.
+    pub size: u64,
+    /// `type/subtype`, as given when attached (or guessed from the file name).
+    pub content_type: String,
+    /// The file name it was attached under (display only), when there is one.
+    #[uniffi(default)]
+    pub name: Option<String>,
+}
+
+/// Where one attachment is, for a progress bar or a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum AttachmentState {
+    /// On this device only; the next sync uploads it (before the change that names it).
+    Local,
+    /// Being uploaded: `sent` of `total` bytes are on the server.
+    Uploading { sent: u64, total: u64 },
+    /// On this device and on the server.
+    Uploaded,
+    /// On the server only: never downloaded here, or evicted from the cache. `attachment()`
+    /// downloads it.
+    Remote,
+    /// Being downloaded: `received` of `total` bytes are here.
+    Downloading { received: u64, total: u64 },
+    /// The upload failed for good; the changes naming it are in `rejected()` with the same
+    /// reason. `detail` says it in words (the server's limit, for `TooLarge`).
+    Failed {
+        reason: AttachmentFailure,
+        detail: String,
+    },
+}
+
+/// Why an upload failed for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum AttachmentFailure {
+    /// Over the server's per-file limit (`attachment_too_large`).
+    TooLarge,
+    /// Over the user's storage quota on the server (`quota_exceeded`).
+    QuotaExceeded,
+    /// The server twice computed another hash than the reference's (`hash_mismatch`): the local
+    /// file changed or is damaged.
+    HashMismatch,
+    /// The local file is gone (deleted from the device's attachment directory).
+    FileMissing,
+    /// Any other permanent refusal.
+    Other,
+}
+
+/// Why `attachment()` could not give a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum AttachmentErrorKind {
+    /// The server has no such file, or the user may not read it (the two look the same): the
+    /// record naming it was deleted, or belongs to someone else.
+    NotFound,
+    /// The downloaded bytes do not hash to the reference's hash; nothing was kept.
+    Corrupt,
+    /// Reading or writing the local file failed (disk full, permissions).
+    Io,
+}
+
+/// Receives the state of one attachment: the current state right after `observe_attachment`,
+/// then each change (progress at most ten times a second). Called on Tandem's notification
+/// thread; hand it to your UI thread.
+#[uniffi::export(with_foreign)]
+pub trait AttachmentObserver: Send + Sync {
+    fn on_state(&self, state: AttachmentState);
+}
+
+impl From<EngineFailure> for AttachmentFailure {
+    fn from(failure: EngineFailure) -> Self {
+        match failure {
+            EngineFailure::TooLarge => Self::TooLarge,
+            EngineFailure::QuotaExceeded => Self::QuotaExceeded,
+            EngineFailure::HashMismatch => Self::HashMismatch,
+            EngineFailure::FileMissing => Self::FileMissing,
+            EngineFailure::Other => Self::Other,
+        }
+    }
+}
+
+impl From<EngineState> for AttachmentState {
+    fn from(state: EngineState) -> Self {
+        match state {
+            EngineState::Local => Self::Local,
+            EngineState::Uploading { sent, total } => Self::Uploading { sent, total },
+            EngineState::Uploaded => Self::Uploaded,
+            EngineState::Remote => Self::Remote,
+            EngineState::Downloading { received, total } => Self::Downloading { received, total },
+            EngineState::Failed { reason, detail } => Self::Failed {
+                reason: reason.into(),
+                detail,
+            },
+        }
+    }
+}
+
+#[uniffi::export]
+impl Tandem {
+    /// The state of the attachment with this hash: a transfer under way, else what this account
+    /// knows of it (`Remote` for a hash it has never seen). Fails `InvalidArgument` for a hash
+    /// that is not 64 lowercase hex digits.
+    pub fn attachment_state(&self, hash: String) -> Result<AttachmentState, TandemError> {
+        self.call(|client| Ok(client.attachment_state(&hash)?.into()))
+    }
+
+    /// Tells `observer` the state of the attachment `hash` right away, then each time it changes
+    /// (upload and download progress included), until the subscription is cancelled or
+    /// dropped. Follows account switches.
+    pub fn observe_attachment(
+        &self,
+        hash: String,
+        observer: Arc<dyn AttachmentObserver>,
+    ) -> Result<Arc<Subscription>, TandemError> {
+        self.call(|client| {
+            let handle = client.observe_attachment(
+                &hash,
+                Box::new(move |state| observer.on_state(state.into())),
+            )?;
+            Ok(Subscription::new(handle))
+        })
+    }
+}
