@@ -122,6 +122,8 @@ string_codes! {
         TokenExpired => "token_expired",
         /// 403: a space member whose role does not allow the management call.
         Forbidden => "forbidden",
+        /// 403: an upload that would take the user's stored attachment bytes over their quota.
+        QuotaExceeded => "quota_exceeded",
         /// 404: unknown route; an unknown space or invitation, or a space the caller is not a
         /// member of (the two answer alike, so a non-member learns nothing).
         NotFound => "not_found",
@@ -135,18 +137,27 @@ string_codes! {
         AlreadyMember => "already_member",
         /// 409: a server limit on spaces per user, members per space or pending invitations.
         LimitReached => "limit_reached",
+        /// 409: an upload chunk's `Upload-Offset` is not the server's offset, which the body's
+        /// `offset` names; the client continues from there.
+        OffsetMismatch => "offset_mismatch",
         /// 410: the pull cursor predates purged tombstones.
         CursorExpired => "cursor_expired",
         /// 413: body over the server's limit.
         PayloadTooLarge => "payload_too_large",
+        /// 413: an attachment over the server's per-file limit (named in `error_description`).
+        AttachmentTooLarge => "attachment_too_large",
         /// 415: a JSON route called with another content type.
         UnsupportedMediaType => "unsupported_media_type",
+        /// 416: a download `Range` that starts at or past the blob's end.
+        RangeNotSatisfiable => "range_not_satisfiable",
         /// 422: sign-up with an email that has an account.
         UserAlreadyExists => "user_already_exists",
         /// 422: password too short.
         WeakPassword => "weak_password",
         /// 422: email not of the form `local@domain`, or too long.
         ValidationFailed => "validation_failed",
+        /// 422: an uploaded blob whose bytes do not hash to its name; the upload is discarded.
+        HashMismatch => "hash_mismatch",
         /// 429: too many attempts; `Retry-After` set.
         RateLimited => "rate_limited",
         /// 431: request head over the server's limit.
@@ -178,6 +189,9 @@ string_codes! {
         /// The pusher may not write the record's stream: a viewer, a non-member, a removed member,
         /// a deleted space, or a public collection (written only by the admin API).
         Forbidden => "forbidden",
+        /// An attachment names a blob the server does not hold complete, or that the pusher may
+        /// not read (they did not upload it and no record they can read references it).
+        AttachmentMissing => "attachment_missing",
     }
 }
 
@@ -222,9 +236,9 @@ mod tests {
         assert_eq!(ErrorCode::TokenExpired.as_str(), "token_expired");
         assert_eq!(RejectionCode::InvalidParent.as_str(), "invalid_parent");
         assert_eq!(ConflictCode::VersionMismatch.as_str(), "version_mismatch");
-        let newer: ErrorCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
-        assert_eq!(newer, ErrorCode::Other("quota_exceeded".into()));
-        assert_eq!(serde_json::to_string(&newer).unwrap(), "\"quota_exceeded\"");
+        let newer: ErrorCode = serde_json::from_str("\"disk_on_fire\"").unwrap();
+        assert_eq!(newer, ErrorCode::Other("disk_on_fire".into()));
+        assert_eq!(serde_json::to_string(&newer).unwrap(), "\"disk_on_fire\"");
         assert_eq!(
             ConflictCode::from("nope"),
             ConflictCode::Other("nope".into())
@@ -232,5 +246,28 @@ mod tests {
         assert!(RejectionCode::TooLarge == "too_large");
         assert_eq!(AbortCode::GroupFailed.as_str(), "group_failed");
         assert_eq!(AbortCode::from("group_failed"), AbortCode::GroupFailed);
+    }
+
+    #[test]
+    fn attachment_codes() {
+        for (code, text) in [
+            (ErrorCode::AttachmentTooLarge, "attachment_too_large"),
+            (ErrorCode::QuotaExceeded, "quota_exceeded"),
+            (ErrorCode::OffsetMismatch, "offset_mismatch"),
+            (ErrorCode::HashMismatch, "hash_mismatch"),
+            (ErrorCode::RangeNotSatisfiable, "range_not_satisfiable"),
+        ] {
+            assert_eq!(code.as_str(), text);
+            assert_eq!(ErrorCode::from(text), code);
+            assert!(ErrorCode::KNOWN.contains(&code));
+        }
+        assert_eq!(
+            RejectionCode::from("attachment_missing"),
+            RejectionCode::AttachmentMissing
+        );
+        assert_eq!(
+            RejectionCode::AttachmentMissing.known_str(),
+            Some("attachment_missing")
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::attachment::{AttachmentProblem, AttachmentRef};
 use crate::codes::RejectionCode;
 use crate::schema::{Collection, FieldRef, FieldType};
 
@@ -75,6 +76,13 @@ pub enum ValidationReason {
     SpaceMismatch,
     /// A write to a space this device does not know (not a member, or not synced yet).
     UnknownSpace,
+    /// An attachment field's value is an object but not a valid reference (`invalid_payload`).
+    InvalidAttachment {
+        problem: AttachmentProblem,
+    },
+    /// An attachment field names a blob the server does not hold complete, or the pusher may
+    /// not read (`attachment_missing`).
+    AttachmentMissing,
 }
 
 impl ValidationReason {
@@ -90,6 +98,7 @@ impl ValidationReason {
             // rejection; a local write that breaks one is refused with this reason.
             Self::UniqueViolation { .. } => RejectionCode::Other(UNIQUE_VIOLATION.to_string()),
             Self::Forbidden => RejectionCode::Forbidden,
+            Self::AttachmentMissing => RejectionCode::AttachmentMissing,
             // Local refusals only: no server rejects a mutation with them.
             Self::ReadOnly => RejectionCode::Other(READ_ONLY.to_string()),
             Self::SpaceMismatch => RejectionCode::Other(SPACE_MISMATCH.to_string()),
@@ -98,7 +107,8 @@ impl ValidationReason {
             | Self::UnknownField
             | Self::Required
             | Self::WrongType { .. }
-            | Self::TooLong { .. } => RejectionCode::InvalidPayload,
+            | Self::TooLong { .. }
+            | Self::InvalidAttachment { .. } => RejectionCode::InvalidPayload,
         }
     }
 
@@ -163,6 +173,10 @@ impl fmt::Display for ValidationReason {
                 "wrong space: a user record has none, a new space record needs one, and a                  record stays in its own (or its parent's) space",
             ),
             Self::UnknownSpace => f.write_str("not a space of this account (sync, or accept the invitation, first)"),
+            Self::InvalidAttachment { problem } => write!(f, "{problem}"),
+            Self::AttachmentMissing => f.write_str(
+                "the attachment is not uploaded, or not readable by this account",
+            ),
         }
     }
 }
@@ -217,6 +231,11 @@ impl Collection {
                         expected: field.kind,
                     },
                 );
+            }
+            if field.kind == FieldType::Attachment {
+                if let Err(problem) = AttachmentRef::parse(value) {
+                    return fail(Some(key), ValidationReason::InvalidAttachment { problem });
+                }
             }
             if let (Some(max), Value::String(s)) = (field.max_length, value) {
                 if s.chars().count() as u64 > max {
@@ -291,7 +310,7 @@ fn type_matches(kind: FieldType, value: &Value) -> bool {
         FieldType::Number => value.is_number(),
         FieldType::Boolean => value.is_boolean(),
         FieldType::Array => value.is_array(),
-        FieldType::Object => value.is_object(),
+        FieldType::Object | FieldType::Attachment => value.is_object(),
     }
 }
 
@@ -394,6 +413,104 @@ mod tests {
     fn errors_never_quote_values() {
         let e = check("plans", json!({"name": 12345678})).unwrap_err();
         assert!(!e.contains("12345678"));
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn check_attached(collection: &str, doc: Value) -> Result<(), ValidationError> {
+        let s = Schema::from_json(
+            r#"{"version":1,"collections":{
+                "files":  {"fields": {"blob": {"type": "attachment", "required": true},
+                                      "title": {"type": "string"}}},
+                "photos": {"fields": {"image": {"type": "attachment"}}}}}"#,
+        )
+        .unwrap();
+        s.collection(collection)
+            .unwrap()
+            .validate_document(collection, &doc)
+    }
+
+    #[test]
+    fn attachment_values() {
+        let good = json!({"hash": HASH, "size": 5, "contentType": "image/png", "name": "x.png"});
+        check_attached("files", json!({"blob": good, "title": "t"})).unwrap();
+        check_attached(
+            "files",
+            json!({"blob": {"hash": HASH, "size": 0, "contentType": "a/b"}}),
+        )
+        .unwrap();
+        check_attached("photos", json!({"image": null})).unwrap();
+        check_attached("photos", json!({})).unwrap();
+        // required
+        assert_eq!(
+            check_attached("files", json!({"blob": null}))
+                .unwrap_err()
+                .to_string(),
+            "files.blob: required"
+        );
+        // not an object: the wrong type
+        let e = check_attached("photos", json!({"image": HASH})).unwrap_err();
+        assert_eq!(
+            e.reason,
+            ValidationReason::WrongType {
+                expected: FieldType::Attachment
+            }
+        );
+        assert_eq!(e.to_string(), "photos.image: must be of type attachment");
+        assert_eq!(e.reason.code(), "invalid_payload");
+        // an object breaking a rule: the rule, the field, never the value
+        let bad = |image: Value| check_attached("photos", json!({ "image": image })).unwrap_err();
+        for (image, problem) in [
+            (
+                json!({"hash": HASH, "size": 1, "contentType": "a/b", "extra": 1}),
+                AttachmentProblem::UnknownKey,
+            ),
+            (
+                json!({"hash": HASH.to_uppercase(), "size": 1, "contentType": "a/b"}),
+                AttachmentProblem::BadHash,
+            ),
+            (
+                json!({"size": 1, "contentType": "a/b"}),
+                AttachmentProblem::BadHash,
+            ),
+            (
+                json!({"hash": HASH, "size": -1, "contentType": "a/b"}),
+                AttachmentProblem::BadSize,
+            ),
+            (
+                json!({"hash": HASH, "size": 9_007_199_254_740_993_u64, "contentType": "a/b"}),
+                AttachmentProblem::BadSize,
+            ),
+            (
+                json!({"hash": HASH, "size": 1, "contentType": "image jpeg"}),
+                AttachmentProblem::BadContentType,
+            ),
+            (
+                json!({"hash": HASH, "size": 1, "contentType": "a/b", "name": "../etc/passwd"}),
+                AttachmentProblem::BadName,
+            ),
+        ] {
+            let e = bad(image);
+            assert_eq!(e.field.as_deref(), Some("image"));
+            assert_eq!(e.reason, ValidationReason::InvalidAttachment { problem });
+            assert_eq!(e.reason.code(), "invalid_payload");
+            assert_eq!(e.reason.rejection_code(), RejectionCode::InvalidPayload);
+            let text = e.to_string();
+            assert!(text.starts_with("photos.image: attachment"), "{text}");
+            assert!(!text.contains(HASH) && !text.contains("passwd"), "{text}");
+        }
+    }
+
+    #[test]
+    fn attachment_missing_is_its_own_rejection() {
+        assert_eq!(
+            ValidationReason::AttachmentMissing.rejection_code(),
+            RejectionCode::AttachmentMissing
+        );
+        assert_eq!(
+            ValidationReason::AttachmentMissing.code(),
+            "attachment_missing"
+        );
     }
 
     #[test]

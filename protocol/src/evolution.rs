@@ -244,6 +244,72 @@ mod tests {
     }
 
     #[test]
+    fn attachments_evolve_like_other_fields() {
+        let old = r#"{"a":{"fields":{"s":{"type":"string"},"o":{"type":"object"},
+                                   "f":{"type":"attachment"}}}}"#;
+        // adding an optional attachment field, or a collection with one, is growth
+        evolve(
+            old,
+            r#"{"a":{"fields":{"s":{"type":"string"},"o":{"type":"object"},
+                               "f":{"type":"attachment"},"g":{"type":"attachment"}}},
+                "b":{"fields":{"x":{"type":"attachment","required":true}}}}"#,
+        )
+        .unwrap();
+        // a new required one is not (stored records lack it)
+        assert!(evolve(
+            old,
+            r#"{"a":{"fields":{"s":{"type":"string"},"o":{"type":"object"},
+                               "f":{"type":"attachment"},"g":{"type":"attachment","required":true}}}}"#,
+        )
+        .unwrap_err()
+        .starts_with("collections.a.fields.g: is new and required"));
+        // to or from attachment is a type change, even from object (the values' shape differs)
+        assert_eq!(
+            evolve(
+                old,
+                r#"{"a":{"fields":{"s":{"type":"attachment"},"o":{"type":"object"},"f":{"type":"attachment"}}}}"#
+            )
+            .unwrap_err(),
+            "collections.a.fields.s.type: changed from string to attachment; a field's type cannot change"
+        );
+        assert_eq!(
+            evolve(
+                old,
+                r#"{"a":{"fields":{"s":{"type":"string"},"o":{"type":"attachment"},"f":{"type":"attachment"}}}}"#
+            )
+            .unwrap_err(),
+            "collections.a.fields.o.type: changed from object to attachment; a field's type cannot change"
+        );
+        assert_eq!(
+            evolve(
+                old,
+                r#"{"a":{"fields":{"s":{"type":"string"},"o":{"type":"object"},"f":{"type":"object"}}}}"#
+            )
+            .unwrap_err(),
+            "collections.a.fields.f.type: changed from attachment to object; a field's type cannot change"
+        );
+        // the attachments option may be added, changed and dropped
+        let eager = r#"{"a":{"fields":{"s":{"type":"string"},"o":{"type":"object"},
+                                     "f":{"type":"attachment"}},
+                            "attachments":{"download":"eager","eagerMaxBytes":5}}}"#;
+        evolve(old, eager).unwrap();
+        evolve(
+            eager,
+            &eager.replace(r#""eagerMaxBytes":5"#, r#""eagerMaxBytes":9"#),
+        )
+        .unwrap();
+        evolve(
+            eager,
+            &eager.replace(
+                r#""download":"eager","eagerMaxBytes":5"#,
+                r#""download":"onDemand""#,
+            ),
+        )
+        .unwrap();
+        evolve(eager, old).unwrap();
+    }
+
+    #[test]
     fn a_scope_change_is_refused_and_new_collections_take_any_scope() {
         let user = r#"{"plans":{"fields":{"name":{"type":"string"}}}}"#;
         let space = r#"{"plans":{"scope":"space","fields":{"name":{"type":"string"}}}}"#;

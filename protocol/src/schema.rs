@@ -35,6 +35,78 @@ pub struct Collection {
     /// at parse time: a child without a `scope` of its own has its parent's.
     #[serde(skip_serializing_if = "Scope::is_user")]
     pub scope: Scope,
+    /// `attachments`: how devices fetch the collection's attachments. Declared only on a
+    /// collection with an attachment field; `None` means the default (on demand). The server
+    /// ignores it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<AttachmentOptions>,
+}
+
+/// A collection's `attachments` option: `{"download": "onDemand" | "eager", "eagerMaxBytes": n}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentOptions {
+    pub download: DownloadPolicy,
+    /// `eager` only: the largest attachment a device prefetches after a pull (bytes); larger
+    /// ones are fetched on demand. 0 with `onDemand` (nothing is prefetched).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub eager_max_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl AttachmentOptions {
+    /// `eagerMaxBytes` when `eager` does not name it: 10 MB.
+    pub const DEFAULT_EAGER_MAX_BYTES: u64 = 10_000_000;
+
+    /// Fetch on demand only (the default).
+    pub const ON_DEMAND: Self = Self {
+        download: DownloadPolicy::OnDemand,
+        eager_max_bytes: 0,
+    };
+
+    /// Whether a device prefetches an attachment of `size` bytes after pulling its record.
+    pub fn prefetches(&self, size: u64) -> bool {
+        self.download == DownloadPolicy::Eager && size <= self.eager_max_bytes
+    }
+}
+
+impl Default for AttachmentOptions {
+    fn default() -> Self {
+        Self::ON_DEMAND
+    }
+}
+
+/// When a device downloads a collection's attachments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum DownloadPolicy {
+    /// When the app asks for the file (the default).
+    #[default]
+    #[serde(rename = "onDemand")]
+    OnDemand,
+    /// After every pull that brings a record naming it, up to `eagerMaxBytes` per file.
+    #[serde(rename = "eager")]
+    Eager,
+}
+
+impl DownloadPolicy {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "onDemand" => Self::OnDemand,
+            "eager" => Self::Eager,
+            _ => return None,
+        })
+    }
+
+    /// The name used in the schema document.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OnDemand => "onDemand",
+            Self::Eager => "eager",
+        }
+    }
 }
 
 /// Which stream a collection's records live in (see `docs/protocol.md`, "Spaces and public
@@ -161,6 +233,9 @@ pub enum FieldType {
     Boolean,
     Array,
     Object,
+    /// A reference to a blob stored beside the documents: an object `{hash, size, contentType,
+    /// name?}` ([`crate::AttachmentRef`]).
+    Attachment,
 }
 
 /// `parent`: the collection a record belongs to and the string field holding the parent's id.
@@ -205,6 +280,7 @@ impl FieldType {
             "boolean" => Self::Boolean,
             "array" => Self::Array,
             "object" => Self::Object,
+            "attachment" => Self::Attachment,
             _ => return None,
         })
     }
@@ -218,6 +294,7 @@ impl FieldType {
             Self::Boolean => "boolean",
             Self::Array => "array",
             Self::Object => "object",
+            Self::Attachment => "attachment",
         }
     }
 }
@@ -465,7 +542,14 @@ fn parse_collection(value: &Value, path: &str) -> Result<(Collection, Option<Sco
     reject_unknown_keys(
         obj,
         path,
-        &["fields", "parent", "indexes", "unique", "scope"],
+        &[
+            "fields",
+            "parent",
+            "indexes",
+            "unique",
+            "scope",
+            "attachments",
+        ],
     )?;
     let scope = match obj.get("scope") {
         None | Some(Value::Null) => None,
@@ -504,6 +588,19 @@ fn parse_collection(value: &Value, path: &str) -> Result<(Collection, Option<Sco
         None | Some(Value::Null) => Vec::new(),
         Some(v) => parse_unique(v, &format!("{path}.unique"), &fields)?,
     };
+    let attachments = match obj.get("attachments") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let options_path = format!("{path}.attachments");
+            if !fields.values().any(|f| f.kind == FieldType::Attachment) {
+                return Err(err(
+                    options_path,
+                    "applies to collections with an attachment field only",
+                ));
+            }
+            Some(parse_attachment_options(v, &options_path)?)
+        }
+    };
     Ok((
         Collection {
             fields,
@@ -511,6 +608,7 @@ fn parse_collection(value: &Value, path: &str) -> Result<(Collection, Option<Sco
             indexes,
             unique,
             scope: Scope::User,
+            attachments,
         },
         scope,
     ))
@@ -554,7 +652,7 @@ fn parse_field(value: &Value, path: &str) -> Result<Field, SchemaError> {
             err(
                 &type_path,
                 format!(
-                    "unknown type \"{s}\" (expected string, integer, number, boolean, array or object)"
+                    "unknown type \"{s}\" (expected string, integer, number, boolean, array, object or attachment)"
                 ),
             )
         })?,
@@ -605,6 +703,39 @@ fn parse_field(value: &Value, path: &str) -> Result<Field, SchemaError> {
         required,
         max_length,
         reference,
+    })
+}
+
+fn parse_attachment_options(value: &Value, path: &str) -> Result<AttachmentOptions, SchemaError> {
+    let obj = as_object(value, path)?;
+    reject_unknown_keys(obj, path, &["download", "eagerMaxBytes"])?;
+    let download = match obj.get("download") {
+        None | Some(Value::Null) => DownloadPolicy::OnDemand,
+        Some(Value::String(s)) => DownloadPolicy::parse(s).ok_or_else(|| {
+            err(
+                format!("{path}.download"),
+                format!("unknown policy \"{s}\" (expected onDemand or eager)"),
+            )
+        })?,
+        Some(_) => return Err(err(format!("{path}.download"), "must be a string")),
+    };
+    let max_path = format!("{path}.eagerMaxBytes");
+    let eager_max_bytes = match (download, obj.get("eagerMaxBytes")) {
+        (DownloadPolicy::OnDemand, None | Some(Value::Null)) => 0,
+        (DownloadPolicy::OnDemand, Some(_)) => {
+            return Err(err(max_path, "applies to \"download\": \"eager\" only"))
+        }
+        (DownloadPolicy::Eager, None | Some(Value::Null)) => {
+            AttachmentOptions::DEFAULT_EAGER_MAX_BYTES
+        }
+        (DownloadPolicy::Eager, Some(v)) => match v.as_u64() {
+            Some(n) if n > 0 => n,
+            _ => return Err(err(max_path, "must be a positive integer")),
+        },
+    };
+    Ok(AttachmentOptions {
+        download,
+        eager_max_bytes,
     })
 }
 
@@ -670,11 +801,22 @@ fn parse_indexes(
             let Value::String(name) = name else {
                 return Err(err(format!("{index_path}[{j}]"), "must be a field name"));
             };
-            if !fields.contains_key(name) {
-                return Err(err(
-                    format!("{index_path}[{j}]"),
-                    format!("field \"{name}\" is not declared"),
-                ));
+            match fields.get(name) {
+                None => {
+                    return Err(err(
+                        format!("{index_path}[{j}]"),
+                        format!("field \"{name}\" is not declared"),
+                    ))
+                }
+                Some(f) if f.kind == FieldType::Attachment => {
+                    return Err(err(
+                        format!("{index_path}[{j}]"),
+                        format!(
+                            "field \"{name}\" is of type attachment; attachments cannot be indexed or unique"
+                        ),
+                    ))
+                }
+                Some(_) => {}
             }
             columns.push(name.clone());
         }
@@ -1107,6 +1249,182 @@ mod tests {
         );
     }
 
+    const ATTACHED: &str = r#"{"version":1,"collections":{
+        "files":  {"fields": {"blob": {"type": "attachment", "required": true},
+                              "title": {"type": "string"}}},
+        "photos": {"fields": {"image": {"type": "attachment"}, "caption": {"type": "string"}},
+                   "attachments": {"download": "eager", "eagerMaxBytes": 1000000}},
+        "notes":  {"fields": {"text": {"type": "string"}}}}}"#;
+
+    #[test]
+    fn attachment_fields_and_options_parse() {
+        let s = Schema::from_json(ATTACHED).unwrap();
+        let files = s.collection("files").unwrap();
+        assert_eq!(files.fields["blob"].kind, FieldType::Attachment);
+        assert!(files.fields["blob"].required);
+        assert_eq!(files.attachments, None);
+        assert_eq!(files.attachment_options(), AttachmentOptions::ON_DEMAND);
+        assert!(!files.attachment_options().prefetches(0));
+        let photos = s.collection("photos").unwrap();
+        let eager = AttachmentOptions {
+            download: DownloadPolicy::Eager,
+            eager_max_bytes: 1_000_000,
+        };
+        assert_eq!(photos.attachments, Some(eager));
+        assert!(eager.prefetches(1_000_000));
+        assert!(!eager.prefetches(1_000_001));
+        assert_eq!(s.attachment_fields("files").collect::<Vec<_>>(), ["blob"]);
+        assert_eq!(s.attachment_fields("photos").collect::<Vec<_>>(), ["image"]);
+        assert_eq!(s.attachment_fields("notes").count(), 0);
+        assert_eq!(s.attachment_fields("nope").count(), 0);
+        assert!(s.has_attachments());
+        assert!(!Schema::from_json(SAMPLE).unwrap().has_attachments());
+        // canonical JSON names the type and the option, and round-trips
+        let json = s.to_json();
+        assert!(
+            json.contains(r#""blob":{"type":"attachment","required":true}"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""attachments":{"download":"eager","eagerMaxBytes":1000000}"#),
+            "{json}"
+        );
+        assert_eq!(Schema::from_json(&json).unwrap(), s);
+        // eager without a limit takes the default; onDemand serializes without one
+        let s = Schema::from_json(&ATTACHED.replace(r#", "eagerMaxBytes": 1000000"#, "")).unwrap();
+        assert_eq!(
+            s.collection("photos")
+                .unwrap()
+                .attachments
+                .unwrap()
+                .eager_max_bytes,
+            AttachmentOptions::DEFAULT_EAGER_MAX_BYTES
+        );
+        assert_eq!(Schema::from_json(&s.to_json()).unwrap(), s);
+        let s = Schema::from_json(&ATTACHED.replace(
+            r#"{"download": "eager", "eagerMaxBytes": 1000000}"#,
+            r#"{"download": "onDemand"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            s.collection("photos").unwrap().attachments,
+            Some(AttachmentOptions::ON_DEMAND)
+        );
+        assert!(s
+            .to_json()
+            .contains(r#""attachments":{"download":"onDemand"}"#));
+        assert_eq!(Schema::from_json(&s.to_json()).unwrap(), s);
+        // a schema without attachments serializes as before
+        assert!(!Schema::from_json(SAMPLE)
+            .unwrap()
+            .to_json()
+            .contains("attachment"));
+    }
+
+    #[test]
+    fn attachment_refs_of_a_document() {
+        let s = Schema::from_json(ATTACHED).unwrap();
+        let hash = "0".repeat(64);
+        let doc = serde_json::json!({
+            "blob": {"hash": hash, "size": 3, "contentType": "text/plain", "name": "a.txt"},
+            "title": "t"});
+        let refs = s.attachment_refs("files", &doc);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].0, "blob");
+        assert_eq!(refs[0].1.hash, hash);
+        assert_eq!(refs[0].1.name.as_deref(), Some("a.txt"));
+        // null, absent and malformed values hold no reference
+        assert!(s
+            .attachment_refs("photos", &serde_json::json!({"image": null}))
+            .is_empty());
+        assert!(s
+            .attachment_refs("photos", &serde_json::json!({}))
+            .is_empty());
+        assert!(s
+            .attachment_refs("photos", &serde_json::json!({"image": {"hash": "x"}}))
+            .is_empty());
+        assert!(s.attachment_refs("nope", &doc).is_empty());
+        assert!(s
+            .attachment_refs("files", &serde_json::json!([1]))
+            .is_empty());
+    }
+
+    #[test]
+    fn attachment_schema_errors_name_the_place() {
+        let one = |collection: &str| {
+            error_of(&format!(
+                r#"{{"version":1,"collections":{{"t":{{"fields":{{}}}},"a":{collection}}}}}"#
+            ))
+        };
+        assert_eq!(
+            one(r#"{"fields":{"f":{"type":"attachment","maxLength":3}}}"#),
+            "collections.a.fields.f.maxLength: applies to string fields only"
+        );
+        assert_eq!(
+            one(
+                r#"{"fields":{"f":{"type":"attachment","ref":{"collection":"t","onDelete":"cascade"}}}}"#
+            ),
+            "collections.a.fields.f.ref: applies to string fields only"
+        );
+        assert_eq!(
+            one(r#"{"fields":{"f":{"type":"attachment"}},"indexes":[["f"]]}"#),
+            r#"collections.a.indexes[0][0]: field "f" is of type attachment; attachments cannot be indexed or unique"#
+        );
+        assert_eq!(
+            one(
+                r#"{"fields":{"f":{"type":"attachment"},"s":{"type":"string"}},"unique":[["s","f"]]}"#
+            ),
+            r#"collections.a.unique[0][1]: field "f" is of type attachment; attachments cannot be indexed or unique"#
+        );
+        assert_eq!(
+            one(r#"{"fields":{"s":{"type":"string"}},"attachments":{"download":"eager"}}"#),
+            "collections.a.attachments: applies to collections with an attachment field only"
+        );
+        let with_option = |option: &str| {
+            one(&format!(
+                r#"{{"fields":{{"f":{{"type":"attachment"}}}},"attachments":{option}}}"#
+            ))
+        };
+        assert_eq!(
+            with_option(r#"{"download":"sometimes"}"#),
+            r#"collections.a.attachments.download: unknown policy "sometimes" (expected onDemand or eager)"#
+        );
+        assert_eq!(
+            with_option(r#"{"download":1}"#),
+            "collections.a.attachments.download: must be a string"
+        );
+        assert_eq!(
+            with_option(r#"{"download":"onDemand","eagerMaxBytes":5}"#),
+            r#"collections.a.attachments.eagerMaxBytes: applies to "download": "eager" only"#
+        );
+        assert_eq!(
+            with_option(r#"{"eagerMaxBytes":5}"#),
+            r#"collections.a.attachments.eagerMaxBytes: applies to "download": "eager" only"#
+        );
+        for bad in ["0", "-1", "1.5", r#""5""#] {
+            assert_eq!(
+                with_option(&format!(r#"{{"download":"eager","eagerMaxBytes":{bad}}}"#)),
+                "collections.a.attachments.eagerMaxBytes: must be a positive integer"
+            );
+        }
+        assert!(with_option(r#"{"download":"eager","prefetch":true}"#)
+            .starts_with("collections.a.attachments.prefetch: unknown key"));
+        assert_eq!(
+            with_option("true"),
+            "collections.a.attachments: must be a JSON object"
+        );
+        // an attachment field is no parent field
+        assert_eq!(
+            error_of(
+                r#"{"version":1,"collections":{"t":{"fields":{}},
+                    "a":{"parent":{"collection":"t","field":"p"},"fields":{"p":{"type":"attachment"}}}}}"#
+            ),
+            r#"collections.a.parent.field: field "p" must be of type string, not attachment"#
+        );
+        // the error for an unknown type lists attachment
+        assert!(one(r#"{"fields":{"f":{"type":"file"}}}"#).contains("object or attachment"));
+    }
+
     #[test]
     fn the_repository_schemas_declare_their_scopes() {
         let test = Schema::from_json(include_str!("../../schemas/test.json")).unwrap();
@@ -1131,5 +1449,45 @@ mod tests {
         ] {
             assert_eq!(sample.scope_of(name), Some(scope), "sample.json {name}");
         }
+    }
+
+    #[test]
+    fn the_repository_schemas_declare_attachments() {
+        let test = Schema::from_json(include_str!("../../schemas/test.json")).unwrap();
+        for (name, field, scope) in [
+            ("attached_files", "blob", Scope::User),
+            ("photos", "image", Scope::User),
+            ("shared_files", "blob", Scope::Space),
+            ("catalog_media", "image", Scope::Public),
+        ] {
+            assert_eq!(
+                test.attachment_fields(name).collect::<Vec<_>>(),
+                [field],
+                "test.json {name}"
+            );
+            assert_eq!(test.scope_of(name), Some(scope), "test.json {name}");
+        }
+        assert!(test.collection("attached_files").unwrap().fields["blob"].required);
+        assert!(test
+            .collection("photos")
+            .unwrap()
+            .attachment_options()
+            .prefetches(1_000_000));
+        let sample = Schema::from_json(include_str!("../../schemas/sample.json")).unwrap();
+        for name in ["plan_days", "shared_plan_days"] {
+            assert_eq!(
+                sample.attachment_fields(name).collect::<Vec<_>>(),
+                ["photo"],
+                "sample.json {name}"
+            );
+        }
+        assert_eq!(
+            sample
+                .collection("plan_days")
+                .unwrap()
+                .attachment_options()
+                .download,
+            DownloadPolicy::Eager
+        );
     }
 }

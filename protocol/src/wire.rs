@@ -913,6 +913,54 @@ pub struct AdminResult {
     pub changed: bool,
 }
 
+/// Header of an upload chunk (`PATCH /sync/v1/blobs/uploads/{hash}`): the offset of the chunk's
+/// first byte, which must be the server's offset (tus 1.0).
+pub const UPLOAD_OFFSET: &str = "Upload-Offset";
+/// `Content-Type` of an upload chunk's body.
+pub const OFFSET_STREAM_CONTENT_TYPE: &str = "application/offset+octet-stream";
+/// The reference server's `chunkBytes`: the largest chunk it takes (8 MiB).
+pub const DEFAULT_CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+/// The smallest chunk but the last a server may ask for (S3's smallest multipart part, 5 MiB):
+/// every chunk but the last is exactly `chunkBytes` long, and `chunkBytes` is at least this.
+pub const MIN_CHUNK_BYTES: u64 = 5 * 1024 * 1024;
+
+/// Body of `POST /sync/v1/blobs/uploads`: open (or reopen) the caller's upload of a blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenUploadRequest {
+    /// SHA-256 of the whole file, 64 lowercase hex digits.
+    pub hash: String,
+    /// The whole file's length in bytes.
+    pub size: u64,
+    /// The blob's MIME type, `type/subtype`.
+    pub content_type: String,
+}
+
+/// Answer to opening an upload and to each chunk: how far the server is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadStatus {
+    pub hash: String,
+    /// Bytes the server holds durably; the next chunk starts here.
+    pub offset: u64,
+    /// The server holds the whole blob (verified) and the caller may read it: nothing more to
+    /// send (`offset` is then the size).
+    pub complete: bool,
+    /// The largest chunk the server takes; every chunk but the last is exactly this long.
+    /// Present in the answer to an open that is not `complete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_bytes: Option<u64>,
+}
+
+/// Body of `409 offset_mismatch`: the error body with the server's offset, from which the client
+/// continues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetMismatchBody {
+    pub error: ErrorCode,
+    pub error_description: String,
+    pub offset: u64,
+}
+
 /// A field that must be present but may be `null`.
 fn nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -926,6 +974,60 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn upload_bodies_use_the_protocol_names() {
+        let open = OpenUploadRequest {
+            hash: "ab".repeat(32),
+            size: 104_857_600,
+            content_type: "video/mp4".into(),
+        };
+        let json = serde_json::to_value(&open).unwrap();
+        assert_eq!(
+            json,
+            json!({"hash": "ab".repeat(32), "size": 104_857_600, "contentType": "video/mp4"})
+        );
+        assert_eq!(
+            serde_json::from_value::<OpenUploadRequest>(json).unwrap(),
+            open
+        );
+        let opened = UploadStatus {
+            hash: "ab".repeat(32),
+            offset: 16_777_216,
+            complete: false,
+            chunk_bytes: Some(DEFAULT_CHUNK_BYTES),
+        };
+        assert_eq!(
+            serde_json::to_value(&opened).unwrap(),
+            json!({"hash": "ab".repeat(32), "offset": 16_777_216, "complete": false, "chunkBytes": 8_388_608})
+        );
+        // a chunk's answer has no chunkBytes
+        let chunk: UploadStatus =
+            serde_json::from_value(json!({"hash": "ab".repeat(32), "offset": 5, "complete": true}))
+                .unwrap();
+        assert_eq!(chunk.chunk_bytes, None);
+        assert!(!serde_json::to_string(&chunk)
+            .unwrap()
+            .contains("chunkBytes"));
+        let mismatch: OffsetMismatchBody = serde_json::from_value(
+            json!({"error": "offset_mismatch", "error_description": "x", "offset": 7}),
+        )
+        .unwrap();
+        assert_eq!(mismatch.error, ErrorCode::OffsetMismatch);
+        assert_eq!(mismatch.offset, 7);
+        // and it reads as a plain error body too
+        let plain: ErrorBody = serde_json::from_value(
+            json!({"error": "offset_mismatch", "error_description": "x", "offset": 7}),
+        )
+        .unwrap();
+        assert_eq!(plain.error, ErrorCode::OffsetMismatch);
+        assert_eq!(UPLOAD_OFFSET, "Upload-Offset");
+        assert_eq!(
+            OFFSET_STREAM_CONTENT_TYPE,
+            "application/offset+octet-stream"
+        );
+        assert!(MIN_CHUNK_BYTES <= DEFAULT_CHUNK_BYTES);
+    }
 
     #[test]
     fn mutation_round_trips_in_protocol_names() {

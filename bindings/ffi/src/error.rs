@@ -150,7 +150,8 @@ impl From<RejectionCode> for ValidationReason {
             RejectionCode::InvalidReference => Self::InvalidReference,
             RejectionCode::Restricted => Self::Restricted,
             RejectionCode::Forbidden => Self::Forbidden,
-            RejectionCode::Other(_) => Self::Other,
+            // Until the exported API has its own reason for it (the attachments surface).
+            RejectionCode::AttachmentMissing | RejectionCode::Other(_) => Self::Other,
         }
     }
 }
