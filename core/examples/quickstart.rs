@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sync: SyncOptions::default(),
         secret_store: None,
         resolver: None,
+        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
     })?;
     println!("opened a Tandem store in {}", data_dir.display());
 

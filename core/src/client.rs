@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use tandem_protocol::clock::{Clock, SystemClock};
 use tandem_protocol::{is_valid_id, Schema, User};
 
-use crate::attachments::download::check_blob_hash;
+use crate::attachments::cache;
+use crate::attachments::download::{self, check_blob_hash};
 use crate::attachments::{progress, AttachmentState};
 use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, KeyringStore, SecretStore};
 use crate::engine::{Engine, WriteOp, GUEST_DB};
@@ -50,6 +51,10 @@ pub struct ClientConfig {
     /// Where tokens live; the platform keyring when `None`.
     pub secret_store: Option<Arc<dyn SecretStore>>,
     pub resolver: Option<Resolver>,
+    /// Bytes of attachment files kept on disk ([`crate::defaults::ATTACHMENT_CACHE_BYTES`]):
+    /// after a download, the least recently used files beyond it are deleted (they download
+    /// again on demand), never one not uploaded yet or named by an unsent change.
+    pub attachment_cache_bytes: u64,
 }
 
 pub struct Client {
@@ -69,6 +74,8 @@ pub struct Client {
     switching: tokio::sync::Mutex<()>,
     /// Tells the syncer when the session expires.
     expiry_watch: Option<tokio::task::JoinHandle<()>>,
+    /// The attachment cache's limit in bytes.
+    attachment_cache_bytes: u64,
 }
 
 impl Client {
@@ -126,6 +133,7 @@ impl Client {
             Arc::clone(&notifier),
         )?
         .with_edit_clock(Arc::clone(&edit_clock), &installation_id);
+        collect_attachments(&engine);
         current_store.set(Some(engine.store()));
         let engines: Arc<EngineSlot> = Arc::new(RwLock::new(Arc::new(engine)));
         let space_api = match (&auth, &http) {
@@ -148,6 +156,7 @@ impl Client {
                     config.sync,
                     lock_dir,
                     config.resolver,
+                    config.attachment_cache_bytes,
                 ))
             }
             _ => None,
@@ -166,6 +175,7 @@ impl Client {
             api: space_api,
             switching: tokio::sync::Mutex::new(()),
             expiry_watch,
+            attachment_cache_bytes: config.attachment_cache_bytes,
         })
     }
 
@@ -245,6 +255,36 @@ impl Client {
             callback(record);
         });
         self.engine().observe_record(collection, id, deliver)
+    }
+
+    /// The path of the attachment's whole, verified file, downloading it first when it is not on
+    /// disk (resuming a partial download; one download per file at a time). Async, and
+    /// cancellable by dropping the future: the partial file stays for the next call. A file on
+    /// disk is marked used, for the cache's least-recently-used order; after a download the
+    /// cache is brought within `attachment_cache_bytes`. `Attachment { NotFound }` when the
+    /// server has no such file or the user may not read it, `Attachment { Corrupt }` when the
+    /// bytes do not match the hash (the next call downloads again from the start), `Sync(Offline)`
+    /// without a network.
+    pub async fn attachment_file(&self, wanted: &download::Wanted) -> Result<PathBuf> {
+        let engine = self.engine();
+        let Some(api) = &self.api else {
+            // Local-only: the file is here or nowhere.
+            let path = download::dir(&engine).join(&wanted.hash);
+            download::check_blob_hash(&wanted.hash)?;
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::Attachment {
+                    kind: crate::AttachmentErrorKind::NotFound,
+                    detail: "no server is configured and the file is not on this device".into(),
+                })
+            };
+        };
+        let fetched = download::fetch(&engine, api, wanted, self.attachment_cache_bytes).await?;
+        if let (Some(syncer), true) = (&self.syncer, fetched.received > 0) {
+            syncer.count_attachment_download(fetched.received);
+        }
+        Ok(fetched.path)
     }
 
     /// The state of the attachment `hash` (64 lowercase hex): a transfer under way, else what
@@ -758,6 +798,7 @@ impl Client {
             if adopt_guest {
                 adopt(&engine, &guest_path)?;
             }
+            collect_attachments(&engine);
             Ok(engine)
         })
         .await
@@ -783,6 +824,14 @@ impl Client {
         if let Some(syncer) = &self.syncer {
             syncer.account_changed();
         }
+    }
+}
+
+/// Deletes the attachment rows and files nothing references (at open and on an account switch;
+/// sync runs do it after each run). A failure is logged: the next run tries again.
+fn collect_attachments(engine: &Engine) {
+    if let Err(e) = cache::collect(engine) {
+        tracing::warn!(error = %e, "collecting unreferenced attachments failed");
     }
 }
 

@@ -35,5 +35,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest establishing a connection (TCP and TLS) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bytes of downloaded attachments kept on disk (`ClientConfig::attachment_cache_bytes`); files
+/// not uploaded yet or named by unsent changes are kept beyond it.
+pub const ATTACHMENT_CACHE_BYTES: u64 = 500_000_000;
+
 /// An access token is refreshed this long before it expires (half its lifetime for shorter ones).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);

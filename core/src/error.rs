@@ -59,6 +59,26 @@ pub enum Error {
         kind: SpaceErrorKind,
         message: String,
     },
+
+    /// An attachment could not be had (docs/design/attachments.md §5). Network failures of a
+    /// download are `Sync` (`Offline`, ...), a missing session `Auth`.
+    #[error("attachment: {detail}")]
+    Attachment {
+        kind: AttachmentErrorKind,
+        detail: String,
+    },
+}
+
+/// Why an attachment could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentErrorKind {
+    /// The server has no such blob, or the user may not read it (the two look the same).
+    NotFound,
+    /// The downloaded bytes do not hash to the reference's hash (the partial file was deleted;
+    /// the next call downloads it again from the start).
+    Corrupt,
+    /// The local file could not be written or read.
+    Io,
 }
 
 /// Why the server refused a space call.

@@ -62,7 +62,7 @@ pub use attachments::progress::Transfer;
 pub use attachments::{AttachmentFailure, AttachmentState};
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;
-pub use error::{Error, Result, SpaceErrorKind};
+pub use error::{AttachmentErrorKind, Error, Result, SpaceErrorKind};
 pub use observe::SubscriptionHandle;
 pub use outbox::{EntryState, OpKind, OutboxEntry};
 pub use query::{Filter, FilterOp, Order, Query};

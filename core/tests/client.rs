@@ -15,6 +15,7 @@ fn open(dir: &TempDir) -> Client {
         sync: SyncOptions::default(),
         secret_store: None,
         resolver: None,
+        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
     })
     .unwrap()
 }

@@ -52,6 +52,7 @@ fn device(server: &TestServer) -> Device {
         sync: SyncOptions::default(),
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
+        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
     })
     .unwrap();
     let address = email();
@@ -281,6 +282,7 @@ fn create_space_retried_after_a_lost_answer_returns_the_same_space() {
         sync: SyncOptions::default(),
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
+        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
     })
     .unwrap();
     block_on(client.sign_up(&email(), PASSWORD)).unwrap();

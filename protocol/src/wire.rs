@@ -1026,7 +1026,7 @@ mod tests {
             OFFSET_STREAM_CONTENT_TYPE,
             "application/offset+octet-stream"
         );
-        assert!(MIN_CHUNK_BYTES <= DEFAULT_CHUNK_BYTES);
+        const { assert!(MIN_CHUNK_BYTES <= DEFAULT_CHUNK_BYTES) };
     }
 
     #[test]

@@ -281,6 +281,8 @@ impl From<Error> for TandemError {
                 kind: kind.into(),
                 detail: message,
             },
+            // Until slice S6's `TandemError::Attachment { kind, detail }` maps it.
+            Error::Attachment { .. } => Self::Storage { detail },
         }
     }
 }

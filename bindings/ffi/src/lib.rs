@@ -366,6 +366,8 @@ fn client_config(config: TandemConfig) -> ClientConfig {
             .secure_store
             .map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
         resolver: config.conflict_resolver.map(foreign::resolver),
+        // Slice S6 replaces it with `TandemConfig.attachmentCacheBytes`.
+        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
     }
 }
 

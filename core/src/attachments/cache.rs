@@ -1,1 +1,269 @@
-//! Cache limit and collection (filled in below).
+//! The attachment cache (docs/design/attachments.md §5 "Download, cache, collection").
+//!
+//! - [`evict`]: after a download or a prefetch, files are deleted least recently used first
+//!   until the total on disk fits the limit (`ClientConfig::attachment_cache_bytes`), never a
+//!   pinned one: not uploaded yet, or named by an unsent change or an open conflict (the server
+//!   may not have it, or the user may need it to settle the change). Evicting keeps the row: the
+//!   attachment is `Remote` and downloads again on demand.
+//! - [`collect`]: after every sync run and at open, the rows and files of hashes nothing names
+//!   (no record's document or server copy, no outbox entry, no conflict) go, and so do partial
+//!   downloads of such hashes and stale temporary files. So deleting a record removes its file
+//!   once the delete is synced (a revert before then still finds it).
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::download::{dir, short};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::observe::ATTACHMENTS;
+
+/// A file in `tmp/` older than this belongs to no attach under way (the copy of a 100 MB file
+/// takes seconds): it is left over from a crash.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// What [`evict`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Evicted {
+    pub files: u64,
+    pub bytes: u64,
+    /// The bytes on disk afterwards (over the limit only when pinned files alone pass it).
+    pub remaining: u64,
+}
+
+/// One file on disk, as eviction sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Cached {
+    pub hash: String,
+    pub size: u64,
+    pub uploaded: bool,
+}
+
+/// Which of `files` (least recently used first) to delete so that the total fits `limit`,
+/// skipping the pinned ones, `keep` and anything not uploaded.
+pub(crate) fn choose(
+    files: &[Cached],
+    limit: u64,
+    pinned: &HashSet<String>,
+    keep: Option<&str>,
+) -> (Vec<String>, u64) {
+    let mut total: u64 = files.iter().map(|f| f.size).sum();
+    let mut chosen = Vec::new();
+    for file in files {
+        if total <= limit {
+            break;
+        }
+        if !file.uploaded || pinned.contains(&file.hash) || keep == Some(file.hash.as_str()) {
+            continue;
+        }
+        total -= file.size;
+        chosen.push(file.hash.clone());
+    }
+    (chosen, total)
+}
+
+/// Brings the files on disk within `limit` bytes, least recently used first, never a pinned
+/// file nor `keep` (the file just downloaded).
+pub fn evict(engine: &Engine, limit: u64, keep: Option<&str>) -> Result<Evicted> {
+    let dir = dir(engine);
+    let evicted = engine.store().write(|tx| {
+        let files = tx
+            .prepare_cached(
+                "SELECT hash, size, uploaded FROM attachments WHERE on_disk = 1
+                 ORDER BY last_used_ms, hash",
+            )?
+            .query_map([], |r| {
+                Ok(Cached {
+                    hash: r.get(0)?,
+                    size: r.get::<_, i64>(1)?.max(0) as u64,
+                    uploaded: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        if total <= limit {
+            return Ok(Evicted {
+                remaining: total,
+                ..Evicted::default()
+            });
+        }
+        let pinned = super::pinned(tx)?;
+        let (chosen, remaining) = choose(&files, limit, &pinned, keep);
+        let mut evicted = Evicted {
+            remaining,
+            ..Evicted::default()
+        };
+        for hash in &chosen {
+            remove(&dir.join(hash))?;
+            tx.prepare_cached("UPDATE attachments SET on_disk = 0 WHERE hash = ?1")?
+                .execute([hash])?;
+            evicted.files += 1;
+            evicted.bytes += files.iter().find(|f| &f.hash == hash).map_or(0, |f| f.size);
+        }
+        Ok(evicted)
+    })?;
+    if evicted.files > 0 {
+        tracing::debug!(
+            files = evicted.files,
+            bytes = evicted.bytes,
+            remaining = evicted.remaining,
+            limit,
+            "attachments evicted from the cache"
+        );
+        engine.committed(BTreeSet::from([ATTACHMENTS.to_string()]));
+    }
+    if evicted.remaining > limit {
+        tracing::info!(
+            remaining = evicted.remaining,
+            limit,
+            "the attachment cache stays over its limit: the rest is pinned (unsent or not uploaded)"
+        );
+    }
+    Ok(evicted)
+}
+
+/// What [`collect`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collected {
+    pub rows: u64,
+    pub files: u64,
+}
+
+/// Deletes the rows and files of hashes nothing references any more, and leftover partial and
+/// temporary files. Files with a transfer under way are left alone.
+pub fn collect(engine: &Engine) -> Result<Collected> {
+    let dir = dir(engine);
+    let active: HashSet<String> = engine.attachment_progress().active().into_iter().collect();
+    let mut collected = Collected::default();
+    let referenced = engine.store().write(|tx| {
+        let referenced = super::referenced(tx)?;
+        let known = tx
+            .prepare_cached("SELECT hash FROM attachments")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for hash in known {
+            if referenced.contains(&hash) || active.contains(&hash) {
+                continue;
+            }
+            remove(&dir.join(&hash))?;
+            remove(&dir.join(format!("{hash}.part")))?;
+            tx.prepare_cached("DELETE FROM attachments WHERE hash = ?1")?
+                .execute([&hash])?;
+            collected.rows += 1;
+        }
+        Ok(referenced)
+    })?;
+    // Files no row accounts for: partial downloads of hashes nothing names, complete files left by
+    // a crash between a rename and its row, temporary files of an attach that never finished.
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name == "tmp" {
+                    collected.files += remove_stale(&entry.path())?;
+                    continue;
+                }
+                let hash = name.strip_suffix(".part").unwrap_or(name);
+                if referenced.contains(hash) || active.contains(hash) {
+                    continue;
+                }
+                if entry.file_type()?.is_file() {
+                    remove(&entry.path())?;
+                    collected.files += 1;
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    if collected.rows > 0 || collected.files > 0 {
+        tracing::debug!(
+            rows = collected.rows,
+            files = collected.files,
+            "unreferenced attachments collected"
+        );
+    }
+    if collected.rows > 0 {
+        engine.committed(BTreeSet::from([ATTACHMENTS.to_string()]));
+    }
+    Ok(collected)
+}
+
+/// Deletes the files of `tmp` older than [`STALE_TMP`].
+fn remove_stale(tmp: &Path) -> Result<u64> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(tmp)? {
+        let entry = entry?;
+        let modified = entry.metadata()?.modified()?;
+        let age = SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default();
+        if age > STALE_TMP && entry.file_type()?.is_file() {
+            remove(&entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Deletes a file; one already gone is fine.
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = %path.file_name().and_then(|n| n.to_str()).map(short).unwrap_or(""), error = %e, "deleting an attachment file failed");
+            Err(e.into())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(hash: &str, size: u64, uploaded: bool) -> Cached {
+        Cached {
+            hash: hash.to_string(),
+            size,
+            uploaded,
+        }
+    }
+
+    #[test]
+    fn least_recently_used_go_first_until_the_total_fits() {
+        let files = [
+            file("a", 40, true),
+            file("b", 30, true),
+            file("c", 50, true),
+        ];
+        let (chosen, remaining) = choose(&files, 80, &HashSet::new(), None);
+        assert_eq!(chosen, ["a"]);
+        assert_eq!(remaining, 80);
+        let (chosen, remaining) = choose(&files, 79, &HashSet::new(), None);
+        assert_eq!(chosen, ["a", "b"]);
+        assert_eq!(remaining, 50);
+        let (chosen, _) = choose(&files, 120, &HashSet::new(), None);
+        assert!(chosen.is_empty());
+    }
+
+    #[test]
+    fn pinned_unuploaded_and_kept_files_stay() {
+        let files = [
+            file("pinned", 40, true),
+            file("local", 40, false),
+            file("kept", 40, true),
+            file("old", 40, true),
+            file("new", 40, true),
+        ];
+        let pinned = HashSet::from(["pinned".to_string()]);
+        let (chosen, remaining) = choose(&files, 0, &pinned, Some("kept"));
+        assert_eq!(chosen, ["old", "new"]);
+        assert_eq!(
+            remaining, 120,
+            "the pinned, local and kept files are over the limit"
+        );
+    }
+}

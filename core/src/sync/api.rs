@@ -229,6 +229,42 @@ impl SyncApi {
         AccountSection::from_wire(self.space_call_json(Method::GET, "/account", None).await?)
     }
 
+    // ---- Attachments (docs/protocol.md "Attachments") ----
+
+    /// The longest one exchange may take; a download's bound on each read of its body.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `GET /sync/v1/blobs/{hash}`, from byte `offset` on (`Range: bytes=<offset>-` when it is
+    /// not 0). Returns the response with its body unread (`200`: the whole blob, `206`: from
+    /// `offset`), for the caller to stream to a file; no overall timeout (a large file takes
+    /// long), so the caller bounds each read. An error status is the usual [`SyncError`] (`404`
+    /// and `416` as `Server` with their status).
+    pub async fn download_blob(
+        &self,
+        hash: &str,
+        offset: u64,
+    ) -> Result<reqwest::Response, SyncError> {
+        let url = self.http.sync_url(&format!("/blobs/{hash}"));
+        self.authorized(|token| {
+            let mut request = self.http.request(Method::GET, &url, Some(token.as_str()));
+            if offset > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+            }
+            async move {
+                let response = request.send().await.map_err(network_error)?;
+                if response.status().is_success() {
+                    return Ok(response);
+                }
+                let (status, headers) = (response.status(), response.headers().clone());
+                let body = response.bytes().await.unwrap_or_default();
+                Err(crate::http::status_error(status, &headers, &body))
+            }
+        })
+        .await
+    }
+
     /// Opens the server-sent events stream (no overall timeout: it stays open).
     pub async fn events(&self) -> Result<reqwest::Response, SyncError> {
         let url = self.http.sync_url("/events");

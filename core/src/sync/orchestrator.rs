@@ -80,6 +80,8 @@ pub struct Syncer {
     options: SyncOptions,
     lock_dir: PathBuf,
     resolver: Option<Resolver>,
+    /// The attachment cache's limit, for eviction after a run's prefetch.
+    attachment_cache_bytes: u64,
     /// The sync status: the only copy of it (the client's notification thread delivers it).
     status: watch::Sender<Status>,
     metrics: Mutex<Metrics>,
@@ -98,6 +100,7 @@ impl Syncer {
         options: SyncOptions,
         lock_dir: PathBuf,
         resolver: Option<Resolver>,
+        attachment_cache_bytes: u64,
     ) -> Arc<Self> {
         let syncer = Arc::new(Self {
             engines,
@@ -106,6 +109,7 @@ impl Syncer {
             options,
             lock_dir,
             resolver,
+            attachment_cache_bytes,
             status: watch::Sender::new(Status::default()),
             metrics: Mutex::new(Metrics::default()),
             schedule: Mutex::new(Schedule::default()),
@@ -147,6 +151,11 @@ impl Syncer {
 
     pub fn metrics(&self) -> Metrics {
         lock(&self.metrics).clone()
+    }
+
+    /// Counts the bytes of an attachment download outside a run (`Client::attachment`).
+    pub fn count_attachment_download(&self, bytes: u64) {
+        lock(&self.metrics).attachment_bytes_received += bytes;
     }
 
     /// One run now (waiting for a running one to finish first).
@@ -433,6 +442,7 @@ impl Syncer {
                     metrics.bytes_sent += report.bytes_sent;
                     metrics.bytes_received += report.bytes_received;
                     metrics.space_collisions += report.space_collisions;
+                    metrics.attachment_bytes_received += report.attachment_bytes_received;
                 }
                 Err(_) => metrics.failures += 1,
             }
@@ -469,6 +479,7 @@ impl Syncer {
             } else {
                 self.options.policy
             },
+            attachment_cache_bytes: self.attachment_cache_bytes,
         };
         let progress = |pulled: u64, remaining: u64| self.set_progress(pulled, remaining);
         let report = run::run(&engine, &self.api, settings, &progress).await?;

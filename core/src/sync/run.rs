@@ -12,6 +12,7 @@ use super::conflict::{self, ConflictPolicy};
 use super::error::SyncError;
 use super::push::PushOutcome;
 use super::{pull, push, spaces};
+use crate::attachments::download;
 use crate::crash::{self, Point};
 use crate::engine::{now_ms, Engine};
 use crate::error::Result;
@@ -23,6 +24,8 @@ pub struct RunSettings {
     pub push_batch_size: usize,
     pub pull_page_size: u32,
     pub policy: ConflictPolicy,
+    /// The attachment cache's limit (eviction after a prefetch).
+    pub attachment_cache_bytes: u64,
 }
 
 /// What a run did.
@@ -49,6 +52,10 @@ pub struct SyncReport {
     pub outcomes: Vec<PushOutcome>,
     /// Pulled records skipped because this device holds their id in another space.
     pub space_collisions: u64,
+    /// Attachment bytes downloaded by this run's eager prefetch.
+    pub attachment_bytes_received: u64,
+    /// Attachments of pulled records of `"download": "eager"` collections, for the prefetch.
+    pub(crate) eager: Vec<download::Wanted>,
 }
 
 impl SyncReport {
@@ -61,8 +68,24 @@ impl SyncReport {
 /// Progress of a pull: changes received so far and still to come.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
-/// Pushes, then pulls, until both are done.
+/// Pushes, then pulls, until both are done; then the attachments: the eager prefetch of what
+/// the pull brought, and the collection of files nothing references any more.
 pub async fn run(
+    engine: &Arc<Engine>,
+    api: &SyncApi,
+    settings: RunSettings,
+    on_pull_progress: Progress<'_>,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let mut report = push_and_pull(engine, api, settings, on_pull_progress).await?;
+    let eager = std::mem::take(&mut report.eager);
+    report.attachment_bytes_received +=
+        download::after_run(engine, api, eager, settings.attachment_cache_bytes).await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+async fn push_and_pull(
     engine: &Arc<Engine>,
     api: &SyncApi,
     settings: RunSettings,

@@ -165,4 +165,6 @@ pub struct Metrics {
     /// Pulled records skipped because this device holds their id in another space (a member
     /// chose an id another space uses; see docs/design/spaces.md §9).
     pub space_collisions: u64,
+    /// Attachment bytes downloaded (on demand and by eager prefetch).
+    pub attachment_bytes_received: u64,
 }
