@@ -88,6 +88,17 @@ pub trait AttachmentObserver: Send + Sync {
     fn on_state(&self, state: AttachmentState);
 }
 
+impl From<tandem_core::AttachmentErrorKind> for AttachmentErrorKind {
+    fn from(kind: tandem_core::AttachmentErrorKind) -> Self {
+        use tandem_core::AttachmentErrorKind as K;
+        match kind {
+            K::NotFound => Self::NotFound,
+            K::Corrupt => Self::Corrupt,
+            K::Io => Self::Io,
+        }
+    }
+}
+
 impl From<EngineFailure> for AttachmentFailure {
     fn from(failure: EngineFailure) -> Self {
         match failure {

@@ -281,8 +281,10 @@ impl From<Error> for TandemError {
                 kind: kind.into(),
                 detail: message,
             },
-            // Until slice S6's `TandemError::Attachment { kind, detail }` maps it.
-            Error::Attachment { .. } => Self::Storage { detail },
+            Error::Attachment { kind, detail } => Self::Attachment {
+                kind: kind.into(),
+                detail,
+            },
         }
     }
 }

@@ -366,8 +366,7 @@ fn client_config(config: TandemConfig) -> ClientConfig {
             .secure_store
             .map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
         resolver: config.conflict_resolver.map(foreign::resolver),
-        // Slice S6 replaces it with `TandemConfig.attachmentCacheBytes`.
-        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
+        attachment_cache_bytes: config.attachment_cache_bytes,
     }
 }
 

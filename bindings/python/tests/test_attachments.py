@@ -112,3 +112,9 @@ def test_attach_bytes_another_account_and_bad_input(tmp_path, server):
     asyncio.run(story())
     a.shutdown()
     other.shutdown()
+
+
+def test_the_cache_limit_defaults_to_the_engines(tmp_path):
+    # The exported default (a literal in the UniFFI record) is the engine's 500 MB.
+    config = tandem.TandemConfig(data_dir=str(tmp_path), schema_json="{}")
+    assert config.attachment_cache_bytes == 500_000_000
