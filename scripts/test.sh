@@ -37,6 +37,8 @@ ensure_tools() {
   have python3 || apt_install python3 python3-pip
   python3 -c 'import pytest' 2>/dev/null || python3 -m pip install --quiet pytest \
     || apt_install python3-pytest
+  # moto's S3 server, for the attachment tests on an S3 blob store (scripts/s3.sh).
+  have moto_server || python3 -m pip install --quiet 'moto[server]'
   have shellcheck || apt_install shellcheck
   have mvn || apt_install maven
   have java || apt_install default-jdk-headless
@@ -60,8 +62,24 @@ check_msrv() {
 start_postgres() {
   TANDEM_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
   export TANDEM_TEST_POSTGRES_URL
-  trap 'scripts/postgres.sh stop "$TANDEM_TEST_POSTGRES_URL" >/dev/null 2>&1 || true' EXIT
 }
+
+# A throwaway S3 server (moto's, on loopback, bucket `tandem-test`) for the attachment tests on an
+# S3 blob store; stopped however this script ends, like the PostgreSQL cluster.
+start_s3() {
+  TANDEM_TEST_S3_URL="$(scripts/s3.sh start)"
+  export TANDEM_TEST_S3_URL
+}
+
+stop_services() {
+  if [[ -n "${TANDEM_TEST_POSTGRES_URL:-}" ]]; then
+    scripts/postgres.sh stop "$TANDEM_TEST_POSTGRES_URL" >/dev/null 2>&1 || true
+  fi
+  if [[ -n "${TANDEM_TEST_S3_URL:-}" ]]; then
+    scripts/s3.sh stop "$TANDEM_TEST_S3_URL" >/dev/null 2>&1 || true
+  fi
+}
+trap stop_services EXIT
 
 step "tools"
 ensure_tools
@@ -82,9 +100,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "rust-version: the workspace builds with the declared minimum ($msrv)"
 check_msrv
 
-step "PostgreSQL (throwaway cluster)"
+step "PostgreSQL (throwaway cluster) and S3 (moto)"
 start_postgres
 echo "$TANDEM_TEST_POSTGRES_URL"
+start_s3
+echo "$TANDEM_TEST_S3_URL"
 
 step "rust tests (server conformance on SQLite and PostgreSQL, engine, sync end to end)"
 cargo test --workspace --no-fail-fast

@@ -135,6 +135,33 @@ pub struct Config {
     #[arg(long, env = "TANDEM_MAX_INVITATIONS_PER_SPACE", default_value_t = 1000)]
     pub max_invitations_per_space: i64,
 
+    /// Where attachment bytes are kept: `file:///PATH` (a directory), or `s3://BUCKET/PREFIX`
+    /// for any S3-compatible store, configured by the usual `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` and `AWS_ENDPOINT_URL` (MinIO, R2, …;
+    /// `AWS_ALLOW_HTTP=true` is accepted for a loopback endpoint only). Absent: the directory
+    /// `<database file>.blobs/` next to a SQLite database, `./tandem-blobs/` with PostgreSQL.
+    #[arg(long, env = "TANDEM_BLOB_STORE")]
+    pub blob_store: Option<String>,
+
+    /// Largest attachment, in bytes; opening a larger upload answers 413 `attachment_too_large`.
+    #[arg(long, env = "TANDEM_ATTACHMENT_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub attachment_max_bytes: u64,
+
+    /// Bytes of attachments one user may hold (what they uploaded or claimed, until the blobs
+    /// are collected); beyond it an upload answers 403 `quota_exceeded`.
+    #[arg(long, env = "TANDEM_ATTACHMENT_QUOTA_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub attachment_quota_bytes: u64,
+
+    /// Seconds an uploader may read an attachment that no record names yet (so a photo can be
+    /// shown before its record is pushed).
+    #[arg(long, env = "TANDEM_ATTACHMENT_GRACE_SECS", default_value_t = 86_400)]
+    pub attachment_grace_secs: u64,
+
+    /// `AWS_*` settings of an `s3://` blob store given by the embedding program (tests) rather
+    /// than the environment; they win over the environment's.
+    #[arg(skip)]
+    pub blob_store_options: Vec<(String, String)>,
+
     /// Log lines on stderr: `text` (human-readable) or `json` (one object per line). Levels
     /// come from `RUST_LOG` (default `info`).
     #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -180,6 +207,11 @@ impl Default for Config {
             max_spaces_per_user: 1000,
             max_space_members: 10_000,
             max_invitations_per_space: 1000,
+            blob_store: None,
+            attachment_max_bytes: 100 * 1024 * 1024,
+            attachment_quota_bytes: 10 * 1024 * 1024 * 1024,
+            attachment_grace_secs: 86_400,
+            blob_store_options: Vec::new(),
             log_format: LogFormat::Text,
         }
     }

@@ -6,6 +6,7 @@
 //! does the same on a [`Clock`] of the caller's (tests pass a [`ManualClock`] and move it).
 
 mod auth;
+pub mod blobs;
 mod clock;
 pub mod config;
 mod cursor;
@@ -173,6 +174,21 @@ fn app_state(
     let hash_concurrency = config
         .hash_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let blob_store = blobs::BlobStore::from_config(config)?;
+    tracing::info!(store = %blob_store.description, "attachments kept in the blob store");
+    storage.set_blob_grace_ms(
+        i64::try_from(config.attachment_grace_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+    );
+    let uploads = Arc::new(blobs::Uploads::new(
+        blob_store,
+        storage.clone(),
+        clock.clone(),
+        blobs::Limits {
+            max_bytes: config.attachment_max_bytes,
+            quota_bytes: config.attachment_quota_bytes,
+            chunk_bytes: blobs::CHUNK_BYTES,
+        },
+    ));
     Ok(Arc::new(AppState {
         storage,
         schema: Arc::new(schema),
@@ -194,6 +210,7 @@ fn app_state(
         clock,
         space_limits: config.space_limits(),
         admin_token,
+        uploads,
     }))
 }
 

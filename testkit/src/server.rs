@@ -55,9 +55,18 @@ pub struct TestServerBuilder {
     capture_logs: bool,
     log_filter: Option<String>,
     schema: Option<String>,
+    blob_env: Vec<(String, String)>,
 }
 
 impl TestServerBuilder {
+    /// Keeps attachments in `store` (`--blob-store` and, for S3, its `AWS_*` settings).
+    pub fn blob_store(mut self, store: &crate::blobs::TestBlobStore) -> Self {
+        self.args.push("--blob-store".into());
+        self.args.push(store.url.clone());
+        self.blob_env = store.env.clone();
+        self
+    }
+
     /// Serves the schema document `schema` instead of `schemas/test.json`.
     pub fn schema(mut self, schema: &str) -> Self {
         self.schema = Some(schema.to_string());
@@ -151,6 +160,7 @@ impl TestServerBuilder {
                 clock: self.clock,
                 capture_logs: self.capture_logs.then_some(logs),
                 log_filter: self.log_filter,
+                blob_env: self.blob_env,
             },
             _dir: dir,
         };
@@ -167,6 +177,8 @@ struct Spec {
     clock: Option<ManualClock>,
     capture_logs: Option<Arc<Mutex<Vec<u8>>>>,
     log_filter: Option<String>,
+    /// The `AWS_*` settings of an S3 blob store.
+    blob_env: Vec<(String, String)>,
 }
 
 enum Running {
@@ -342,11 +354,14 @@ fn spawn(spec: &Spec, addr: &str) -> (Child, String) {
     command
         .args(["--addr", addr, "--db", &spec.db])
         .args(&spec.args);
-    // Only the variables given here: a developer's TANDEM_* settings must not leak in.
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TANDEM_")) {
+    // Only the variables given here: a developer's TANDEM_* (and AWS_*) settings must not leak in.
+    for (key, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("TANDEM_") || k.starts_with("AWS_"))
+    {
         command.env_remove(key);
     }
     command.envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    command.envs(spec.blob_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if let Some(filter) = &spec.log_filter {
         command.env("RUST_LOG", filter);
     }
@@ -413,6 +428,7 @@ impl InProcess {
             .iter()
             .find(|(k, _)| k == "TANDEM_ADMIN_TOKEN")
             .map(|(_, v)| v.clone());
+        config.blob_store_options = spec.blob_env.clone();
         let (commands, receive) = mpsc::channel();
         let (ready, started) = mpsc::channel();
         let thread = std::thread::spawn(move || {

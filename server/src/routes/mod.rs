@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod blobs;
 pub mod events;
 pub mod spaces;
 pub mod sync;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub space_limits: crate::spaces::SpaceLimits,
     /// The token of `/admin/v1` routes; `None`: they answer 404.
     pub admin_token: Option<String>,
+    /// Attachment uploads, and the blob store they and downloads use.
+    pub uploads: Arc<crate::blobs::Uploads>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -74,6 +77,13 @@ pub fn router(state: SharedState) -> Router {
         .route("/sync/v1/pull", post(sync::pull))
         .route("/sync/v1/events", get(events::events))
         .route("/sync/v1/account", get(spaces::account))
+        // Chunks are read by their route (at most `chunkBytes`), not by `JsonBody`'s limit.
+        .route("/sync/v1/blobs/uploads", post(blobs::open))
+        .route(
+            "/sync/v1/blobs/uploads/{hash}",
+            axum::routing::patch(blobs::chunk),
+        )
+        .route("/sync/v1/blobs/{hash}", get(blobs::download))
         .route("/sync/v1/spaces", post(spaces::create))
         .route(
             "/sync/v1/spaces/{id}",
@@ -240,7 +250,7 @@ impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
     }
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 

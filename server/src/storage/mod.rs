@@ -27,6 +27,8 @@
 //! changes lock the `streams` row, then `user_epochs` rows `ORDER BY user_id`; the purge locks
 //! users, commits, then `streams` rows in id order. Nothing locks `users` after `streams`.
 
+mod blobs_postgres;
+mod blobs_sqlite;
 mod postgres;
 mod spaces_postgres;
 mod spaces_sqlite;
@@ -402,6 +404,40 @@ pub struct AdminResult {
     pub changed: bool,
 }
 
+/// A complete blob (`blobs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRow {
+    pub hash: String,
+    pub size: i64,
+    pub content_type: String,
+    pub created_at_ms: i64,
+}
+
+/// An upload in progress (`blob_uploads`): the user's upload of one hash, its multipart upload in
+/// the blob store, the bytes durably received, and the store's id of each part so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRow {
+    pub user_id: String,
+    pub hash: String,
+    pub size: i64,
+    pub content_type: String,
+    pub multipart_id: String,
+    pub offset: i64,
+    pub parts: Vec<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// `blob_uploads.parts` (a JSON array of part ids) as stored.
+pub(crate) fn parse_parts(text: &str) -> Result<Vec<String>, StorageError> {
+    serde_json::from_str(text)
+        .map_err(|e| StorageError::Other(format!("unreadable blob_uploads.parts: {e}")))
+}
+
+/// How long a holder may read a blob it uploaded (or claimed) with no record naming it, by
+/// default: 24 hours (`--attachment-grace-secs`).
+pub const DEFAULT_BLOB_GRACE_MS: i64 = 24 * 3600 * 1000;
+
 /// The storage backend chosen by `--db`.
 #[derive(Clone)]
 pub enum Storage {
@@ -673,6 +709,151 @@ impl Storage {
         match self {
             Self::Sqlite(s) => s.purge_deleted_spaces().await,
             Self::Postgres(s) => s.purge_deleted_spaces().await,
+        }
+    }
+
+    /// Sets how long a `blob_holders` row lets its user read the blob (default
+    /// [`DEFAULT_BLOB_GRACE_MS`]); shared by every clone of this storage.
+    pub fn set_blob_grace_ms(&self, grace_ms: i64) {
+        match self {
+            Self::Sqlite(s) => s.set_blob_grace_ms(grace_ms),
+            Self::Postgres(s) => s.set_blob_grace_ms(grace_ms),
+        }
+    }
+
+    /// The complete blob `hash`, if the server has it.
+    pub async fn blob(&self, hash: &str) -> Result<Option<BlobRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.blob(hash).await,
+            Self::Postgres(s) => s.blob(hash).await,
+        }
+    }
+
+    /// Whether `user_id` may read blob `hash`: it is complete on the server, and a live record of
+    /// a stream the user may read (their own, `public`, a live space they are a member of) names
+    /// it, or the user holds it (uploaded or claimed it) within the grace period before `now_ms`.
+    pub async fn may_read_blob(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.may_read_blob(user_id, hash, now_ms).await,
+            Self::Postgres(s) => s.may_read_blob(user_id, hash, now_ms).await,
+        }
+    }
+
+    /// Writes or refreshes the user's `blob_holders` row of `hash` (held at `now_ms`).
+    pub async fn hold_blob(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.hold_blob(user_id, hash, now_ms).await,
+            Self::Postgres(s) => s.hold_blob(user_id, hash, now_ms).await,
+        }
+    }
+
+    /// The bytes the user holds (their quota's use): the size of every blob of their
+    /// `blob_holders` rows but `except_hash`'s.
+    pub async fn held_bytes(&self, user_id: &str, except_hash: &str) -> Result<i64, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.held_bytes(user_id, except_hash).await,
+            Self::Postgres(s) => s.held_bytes(user_id, except_hash).await,
+        }
+    }
+
+    /// The user's upload of `hash` in progress.
+    pub async fn upload(
+        &self,
+        user_id: &str,
+        hash: &str,
+    ) -> Result<Option<UploadRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.upload(user_id, hash).await,
+            Self::Postgres(s) => s.upload(user_id, hash).await,
+        }
+    }
+
+    /// Opens (or restarts, replacing the row) the user's upload of `row.hash`.
+    pub async fn put_upload(&self, row: UploadRow) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.put_upload(row).await,
+            Self::Postgres(s) => s.put_upload(row).await,
+        }
+    }
+
+    /// Moves the upload from `from_offset` to `to_offset` with the part ids `parts`, guarded by
+    /// the old offset and the multipart id: `false` (nothing changed) when another chunk, a
+    /// restart or a completion got there first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn advance_upload(
+        &self,
+        user_id: &str,
+        hash: &str,
+        multipart_id: &str,
+        from_offset: i64,
+        to_offset: i64,
+        parts: &[String],
+        now_ms: i64,
+    ) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => {
+                s.advance_upload(
+                    user_id,
+                    hash,
+                    multipart_id,
+                    from_offset,
+                    to_offset,
+                    parts,
+                    now_ms,
+                )
+                .await
+            }
+            Self::Postgres(s) => {
+                s.advance_upload(
+                    user_id,
+                    hash,
+                    multipart_id,
+                    from_offset,
+                    to_offset,
+                    parts,
+                    now_ms,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Deletes the user's upload of `hash` when it is still multipart upload `multipart_id`.
+    pub async fn delete_upload(
+        &self,
+        user_id: &str,
+        hash: &str,
+        multipart_id: &str,
+    ) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.delete_upload(user_id, hash, multipart_id).await,
+            Self::Postgres(s) => s.delete_upload(user_id, hash, multipart_id).await,
+        }
+    }
+
+    /// Records a blob stored at `blobs/<hash>` in one transaction: its `blobs` row (an existing
+    /// one is kept, and unmarked as orphaned), and for an upload of `holder` that user's
+    /// `blob_holders` row (held now), its upload row deleted. `holder: None`: an admin upload,
+    /// held by no one.
+    pub async fn complete_blob(
+        &self,
+        holder: Option<&str>,
+        blob: BlobRow,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.complete_blob(holder, blob, now_ms).await,
+            Self::Postgres(s) => s.complete_blob(holder, blob, now_ms).await,
         }
     }
 }

@@ -277,6 +277,8 @@ pub struct PostgresStore {
     pub(super) pool: Pool,
     /// Shared: the LISTEN task connects with it, and a store is cloned per request.
     config: Arc<tokio_postgres::Config>,
+    /// How long a `blob_holders` row lets its user read the blob (`--attachment-grace-secs`).
+    blob_grace_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl PostgresStore {
@@ -297,11 +299,24 @@ impl PostgresStore {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
         tx.batch_execute(MIGRATION).await?;
+        tx.batch_execute(super::blobs_postgres::MIGRATION).await?;
         tx.commit().await?;
         Ok(Self {
             pool,
             config: Arc::new(config),
+            blob_grace_ms: Arc::new(super::DEFAULT_BLOB_GRACE_MS.into()),
         })
+    }
+
+    /// How long a `blob_holders` row lets its user read the blob.
+    pub fn blob_grace_ms(&self) -> i64 {
+        self.blob_grace_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_blob_grace_ms(&self, grace_ms: i64) {
+        self.blob_grace_ms
+            .store(grace_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Forwards every change notification's payload (from any instance) to `on_change` until

@@ -198,6 +198,8 @@ const ADD_EDIT_TIMES: &str = "ALTER TABLE records ADD COLUMN edited_at TEXT;
 pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: deadpool::unmanaged::Pool<Connection>,
+    /// How long a `blob_holders` row lets its user read the blob (`--attachment-grace-secs`).
+    blob_grace_ms: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl SqliteStore {
@@ -216,7 +218,19 @@ impl SqliteStore {
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             readers: deadpool::unmanaged::Pool::from(readers),
+            blob_grace_ms: Arc::new(super::DEFAULT_BLOB_GRACE_MS.into()),
         })
+    }
+
+    /// How long a `blob_holders` row lets its user read the blob.
+    pub fn blob_grace_ms(&self) -> i64 {
+        self.blob_grace_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_blob_grace_ms(&self, grace_ms: i64) {
+        self.blob_grace_ms
+            .store(grace_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs `f` on the writer connection on the blocking pool.
@@ -749,6 +763,7 @@ impl SqliteStore {
 /// it is created and filled from the records already there, in one transaction.
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     conn.execute_batch(MIGRATION)?;
+    conn.execute_batch(super::blobs_sqlite::MIGRATION)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Atomic groups came later: the group that last wrote each record, for pull pages.
     let has_groups: i64 = tx.query_row(

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# A throwaway S3 server (moto's, from PyPI) for the attachment tests, on loopback.
+#
+#   scripts/s3.sh start        # prints http://127.0.0.1:PORT on stdout (bucket `tandem-test` made)
+#   scripts/s3.sh stop URL     # stops that server and deletes its files
+#   scripts/s3.sh stop         # stops every server this script started
+#
+# Installs `moto[server]` with pip when `moto_server` is missing. The tests take the URL from
+# TANDEM_TEST_S3_URL and use the bucket `tandem-test` with any credentials (moto checks none).
+set -euo pipefail
+
+readonly PREFIX="${TMPDIR:-/tmp}/tandem-s3."
+readonly BUCKET="tandem-test"
+
+log() { echo "s3.sh: $*" >&2; }
+
+ensure_installed() {
+  if command -v moto_server >/dev/null 2>&1; then
+    return
+  fi
+  log "installing moto[server] from PyPI"
+  python3 -m pip install --quiet 'moto[server]' >&2 \
+    || python3 -m pip install --quiet --break-system-packages 'moto[server]' >&2
+  hash -r
+  command -v moto_server >/dev/null 2>&1 || { log "moto_server is still missing"; exit 1; }
+}
+
+port_is_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if port_is_free "$port"; then
+      echo "$port"
+      return
+    fi
+  done
+  log "no free port found"
+  exit 1
+}
+
+start() {
+  ensure_installed
+  local dir port url
+  dir=$(mktemp -d "${PREFIX}XXXXXX")
+  port=$(free_port)
+  echo "$port" >"$dir/port"
+  # setsid: its own process group, so `stop` ends it and nothing else.
+  setsid moto_server -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  url="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do
+    if curl -sf -o /dev/null "$url/moto-api/"; then
+      break
+    fi
+    sleep 0.2
+  done
+  # moto takes unsigned requests: a plain PUT creates the bucket.
+  curl -sf -X PUT -o /dev/null "$url/$BUCKET" \
+    || { cat "$dir/server.log" >&2; stop_dir "$dir"; log "moto did not start"; exit 1; }
+  log "moto in $dir"
+  echo "$url"
+}
+
+stop_dir() {
+  local dir=$1 pid
+  if [[ -f "$dir/pid" ]]; then
+    pid=$(cat "$dir/pid")
+    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+  fi
+  rm -rf -- "$dir"
+}
+
+stop() {
+  local url=${1:-} port dir
+  if [[ -n "$url" ]]; then
+    port=$(sed -E 's#^[a-z]+://[^:/]*:([0-9]+).*#\1#' <<<"$url")
+    for dir in "$PREFIX"*; do
+      if [[ -f "$dir/port" && "$(cat "$dir/port")" == "$port" ]]; then
+        stop_dir "$dir"
+        return
+      fi
+    done
+    log "no server of this script listens on port $port"
+    exit 1
+  fi
+  for dir in "$PREFIX"*; do
+    if [[ -d "$dir" ]]; then
+      stop_dir "$dir"
+    fi
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop "${2:-}" ;;
+  *)
+    echo "usage: $0 start | stop [URL]" >&2
+    exit 2
+    ;;
+esac
