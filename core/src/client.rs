@@ -265,7 +265,8 @@ impl Client {
     /// server has no such file or the user may not read it, `Attachment { Corrupt }` when the
     /// bytes do not match the hash (the next call downloads again from the start), `Sync(Offline)`
     /// without a network.
-    pub async fn attachment_file(&self, wanted: &download::Wanted) -> Result<PathBuf> {
+    pub async fn attachment(&self, reference: &tandem_protocol::AttachmentRef) -> Result<PathBuf> {
+        let wanted = download::Wanted::from(reference);
         let engine = self.engine();
         let Some(api) = &self.api else {
             // Local-only: the file is here or nowhere.
@@ -280,7 +281,7 @@ impl Client {
                 })
             };
         };
-        let fetched = download::fetch(&engine, api, wanted, self.attachment_cache_bytes).await?;
+        let fetched = download::fetch(&engine, api, &wanted, self.attachment_cache_bytes).await?;
         if let (Some(syncer), true) = (&self.syncer, fetched.received > 0) {
             syncer.count_attachment_download(fetched.received);
         }

@@ -78,4 +78,4 @@ pub use sync::revert::Reverted;
 pub use sync::run::SyncReport;
 pub use sync::spaces::{Invitation, Member, SentInvitation, Space, SpaceRole};
 pub use sync::status::{FailureKind, Metrics, Phase, Status, Trigger};
-pub use tandem_protocol::{User, ValidationError, ValidationReason};
+pub use tandem_protocol::{AttachmentRef, User, ValidationError, ValidationReason};

@@ -37,7 +37,7 @@ const WRITE_BUFFER: usize = 256 * 1024;
 /// Refuses anything but 64 lowercase hex digits (a SHA-256), which is also what makes a hash safe
 /// as a file name.
 pub fn check_blob_hash(hash: &str) -> Result<()> {
-    if hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if tandem_protocol::is_valid_blob_hash(hash) {
         Ok(())
     } else {
         Err(Error::invalid(
@@ -60,7 +60,7 @@ pub struct Wanted {
     pub content_type: String,
 }
 
-/* S1: impl From<&tandem_protocol::AttachmentRef> for Wanted {
+impl From<&tandem_protocol::AttachmentRef> for Wanted {
     fn from(r: &tandem_protocol::AttachmentRef) -> Self {
         Self {
             hash: r.hash.clone(),
@@ -68,7 +68,31 @@ pub struct Wanted {
             content_type: r.content_type.clone(),
         }
     }
-} */
+}
+
+/// The attachments of pulled `changes` that their collection prefetches (`"download": "eager"`,
+/// at most `eagerMaxBytes`).
+pub(crate) fn eager_refs(
+    schema: &tandem_protocol::Schema,
+    changes: &[tandem_protocol::Change],
+) -> Vec<Wanted> {
+    let mut wanted = Vec::new();
+    for change in changes {
+        let (Some(doc), Some(collection)) = (&change.doc, schema.collection(&change.entity)) else {
+            continue;
+        };
+        let options = collection.attachment_options();
+        if options.download != tandem_protocol::DownloadPolicy::Eager {
+            continue;
+        }
+        for (_, reference) in collection.attachment_refs(doc) {
+            if options.prefetches(reference.size) {
+                wanted.push(Wanted::from(&reference));
+            }
+        }
+    }
+    wanted
+}
 
 /// A file [`fetch`] made available.
 #[derive(Debug, Clone)]

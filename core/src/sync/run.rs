@@ -236,6 +236,9 @@ async fn pull_all(
         crash::reached(Point::PullFetched);
         report.count(traffic);
         received += page.changes.len() as u64;
+        report
+            .eager
+            .extend(download::eager_refs(engine.schema(), &page.changes));
         let PullResponse {
             changes,
             cursor: next,
@@ -371,6 +374,9 @@ async fn pull_streams(
         let (page, server_time, traffic) = fetched;
         crash::reached(Point::PullFetched);
         report.count(traffic);
+        report
+            .eager
+            .extend(download::eager_refs(engine.schema(), &page.changes));
         received += page.changes.len() as u64;
         // A stream that expired is read again from its beginning by the next request, whatever
         // `hasMore` says: sweeping it before its re-pull would remove its records.
