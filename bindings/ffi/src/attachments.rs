@@ -127,8 +127,71 @@ impl From<EngineState> for AttachmentState {
     }
 }
 
+impl From<tandem_protocol::AttachmentRef> for AttachmentRef {
+    fn from(r: tandem_protocol::AttachmentRef) -> Self {
+        Self {
+            hash: r.hash,
+            size: r.size,
+            content_type: r.content_type,
+            name: r.name,
+        }
+    }
+}
+
+impl From<AttachmentRef> for tandem_protocol::AttachmentRef {
+    fn from(r: AttachmentRef) -> Self {
+        Self {
+            hash: r.hash,
+            size: r.size,
+            content_type: r.content_type,
+            name: r.name,
+        }
+    }
+}
+
 #[uniffi::export]
 impl Tandem {
+    /// The path of the attachment's file on this device: whole and verified (its bytes hash to
+    /// `reference.hash`), downloaded first when it is not here (resuming a partial download;
+    /// its progress shows in `observe_attachment`). Async; cancelling the call keeps what was
+    /// downloaded for the next one. A file the app reads from the path must not be changed or
+    /// deleted: the engine owns it (and may evict it from its cache later; ask again then).
+    /// Fails `Attachment { NotFound }` when the server has no such file or the user may not read
+    /// it, `Attachment { Corrupt }` when the bytes do not match the hash, `Attachment { Io }`
+    /// for a local disk failure, `Sync { Offline }` without a network.
+    pub async fn attachment(&self, reference: AttachmentRef) -> Result<String, TandemError> {
+        self.on_runtime(|client| async move {
+            let path = client.attachment(&reference.into()).await?;
+            Ok(path.to_string_lossy().into_owned())
+        })
+        .await
+    }
+
+    /// The attachment in `field` of the record `collection/id`, or nothing while the field is
+    /// empty. Reads the local record (offline too). Fails `NotFound` for a record that does not
+    /// exist, `Validation` (`InvalidPayload`, naming the field) when `field` is not an attachment
+    /// field of `collection`.
+    pub fn attachment_ref(
+        &self,
+        collection: String,
+        id: String,
+        field: String,
+    ) -> Result<Option<AttachmentRef>, TandemError> {
+        self.check_attachment_field(&collection, &field)?;
+        let record = self.call(|client| client.get(&collection, &id))?;
+        let Some(doc) = record.and_then(|r| r.doc) else {
+            return Err(TandemError::NotFound { collection, id });
+        };
+        let document: serde_json::Value =
+            serde_json::from_str(&doc).map_err(|e| TandemError::Internal {
+                detail: format!("a stored document is not JSON: {e}"),
+            })?;
+        Ok(document
+            .get(&field)
+            .and_then(tandem_protocol::AttachmentRef::from_value)
+            .map(AttachmentRef::from))
+    }
+
     /// The state of the attachment with this hash: a transfer under way, else what this account
     /// knows of it (`Remote` for a hash it has never seen). Fails `InvalidArgument` for a hash
     /// that is not 64 lowercase hex digits.
@@ -150,6 +213,40 @@ impl Tandem {
                 Box::new(move |state| observer.on_state(state.into())),
             )?;
             Ok(Subscription::new(handle))
+        })
+    }
+}
+
+impl Tandem {
+    /// `Validation` (`InvalidPayload`, naming the field) unless `field` is an attachment field
+    /// of `collection`; `Validation` (`UnknownEntity`) for a collection the schema lacks.
+    pub(crate) fn check_attachment_field(
+        &self,
+        collection: &str,
+        field: &str,
+    ) -> Result<(), TandemError> {
+        if !self.schema.collections.contains_key(collection) {
+            return Err(TandemError::Validation {
+                collection: collection.to_string(),
+                field: None,
+                reason: super::ValidationReason::UnknownEntity,
+                reason_code: "unknown_entity".into(),
+                detail: format!("{collection} is not a collection of the schema"),
+            });
+        }
+        if self
+            .schema
+            .attachment_fields(collection)
+            .any(|f| f == field)
+        {
+            return Ok(());
+        }
+        Err(TandemError::Validation {
+            collection: collection.to_string(),
+            field: Some(field.to_string()),
+            reason: super::ValidationReason::InvalidPayload,
+            reason_code: "invalid_payload".into(),
+            detail: format!("{field} is not an attachment field of {collection}"),
         })
     }
 }

@@ -81,6 +81,9 @@ impl Subscription {
 #[derive(uniffi::Object)]
 pub struct Tandem {
     client: RwLock<Option<Arc<Client>>>,
+    /// The schema the store was opened with, for the calls that ask what a field is (the
+    /// attachment calls).
+    schema: tandem_protocol::Schema,
 }
 
 #[uniffi::export]
@@ -323,9 +326,15 @@ impl Tandem {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, TandemError> {
         guard(|| {
+            let schema = tandem_protocol::Schema::from_json(&config.schema_json).map_err(|e| {
+                TandemError::Schema {
+                    detail: e.to_string(),
+                }
+            })?;
             let client = Client::open_with_clock(client_config(config), clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
+                schema,
             }))
         })
     }
@@ -339,9 +348,15 @@ impl Tandem {
         edit_clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, TandemError> {
         guard(|| {
+            let schema = tandem_protocol::Schema::from_json(&config.schema_json).map_err(|e| {
+                TandemError::Schema {
+                    detail: e.to_string(),
+                }
+            })?;
             let client = Client::open_with_clocks(client_config(config), clock, edit_clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
+                schema,
             }))
         })
     }
