@@ -9,11 +9,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tandem_protocol::clock::{Clock, SystemClock};
-use tandem_protocol::{is_valid_id, Schema, User};
+use tandem_protocol::{is_valid_id, AttachmentRef, Schema, User};
 
 use crate::attachments::cache;
 use crate::attachments::download::{self, check_blob_hash};
-use crate::attachments::{progress, AttachmentState};
+use crate::attachments::{self, progress, AttachmentState, Files, Imported};
 use crate::auth::{secret_namespace, AuthError, AuthSession, AuthState, KeyringStore, SecretStore};
 use crate::engine::{Engine, WriteOp, GUEST_DB};
 use crate::error::{Error, Result};
@@ -33,6 +33,26 @@ use crate::sync::revert::{self, Reverted};
 use crate::sync::run::SyncReport;
 use crate::sync::spaces::{self, Invitation, Member, SentInvitation, Space, SpaceRole};
 use crate::sync::status::{Metrics, Status, Trigger};
+
+/// An attachment's content type when none is given and the file name's extension tells none.
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// The longest `name` of an attachment reference (characters).
+const MAX_ATTACHMENT_NAME: usize = 255;
+
+/// A file name as an attachment reference's default `name`: path separators and control
+/// characters become `_` (the reference's rules refuse them), at most 255 characters.
+fn file_name_for_ref(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .take(MAX_ATTACHMENT_NAME)
+        .collect()
+}
 
 /// How many times `create_space` sends its request again after a network failure.
 const CREATE_RETRIES: u64 = 2;
@@ -203,6 +223,122 @@ impl Client {
         Ok(rows)
     }
 
+    /// Attaches the file at `path` to the attachment field `field` of record `collection/id`:
+    /// the file is copied into the account's attachments directory while it is hashed (on the
+    /// blocking pool; the app's file is never moved or changed and may be deleted at once), then
+    /// one write transaction stores the attachment's row and patches `field` to the reference
+    /// (with its outbox entry, through the normal write path). The next sync run uploads the
+    /// file before it pushes the change.
+    ///
+    /// `content_type` defaults from the file name's extension (else
+    /// `application/octet-stream`), `name` to the file name. The record must exist
+    /// ([`Error::NotFound`]) and `field` must be an attachment field of its collection
+    /// ([`Error::Validation`], exported as `InvalidPayload`).
+    pub async fn attach_file(
+        &self,
+        collection: &str,
+        id: &str,
+        field: &str,
+        path: &Path,
+        content_type: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<RecordRow> {
+        let content_type = match content_type {
+            Some(given) => given.to_string(),
+            None => mime_guess::from_path(path)
+                .first_raw()
+                .unwrap_or(DEFAULT_CONTENT_TYPE)
+                .to_string(),
+        };
+        let name = match name {
+            Some(given) => Some(given.to_string()),
+            None => path
+                .file_name()
+                .map(|n| file_name_for_ref(&n.to_string_lossy())),
+        };
+        let source = path.to_path_buf();
+        self.attach(collection, id, field, content_type, name, move |files| {
+            files.import_file(&source)
+        })
+        .await
+    }
+
+    /// [`attach_file`](Self::attach_file) for bytes in memory (small data: a thumbnail, a note).
+    pub async fn attach_bytes(
+        &self,
+        collection: &str,
+        id: &str,
+        field: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        name: Option<&str>,
+    ) -> Result<RecordRow> {
+        let (content_type, name) = (content_type.to_string(), name.map(str::to_string));
+        self.attach(collection, id, field, content_type, name, move |files| {
+            files.import_bytes(&bytes)
+        })
+        .await
+    }
+
+    async fn attach(
+        &self,
+        collection: &str,
+        id: &str,
+        field: &str,
+        content_type: String,
+        name: Option<String>,
+        import: impl FnOnce(&Files) -> std::io::Result<Imported> + Send + 'static,
+    ) -> Result<RecordRow> {
+        let engine = self.engine();
+        // Refused before any copying: a missing record or a field of another type.
+        engine
+            .store()
+            .read(|c| attachments::check_target(c, engine.schema(), collection, id, field))?;
+        let files = engine.files();
+        let imported = tokio::task::spawn_blocking(move || import(&files))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(format!("the copy task failed: {e}"))))?
+            .inspect_err(|e| tracing::warn!(%collection, %id, field, error = %e, "copying an attachment in failed"))?;
+        let reference = AttachmentRef {
+            hash: imported.hash.clone(),
+            size: imported.size,
+            content_type: content_type.clone(),
+            name,
+        };
+        let value = serde_json::to_value(&reference)
+            .map_err(|e| Error::invalid(format!("encoding the reference: {e}")))?;
+        let mut patch = serde_json::Map::new();
+        patch.insert(field.to_string(), value);
+        let op = WriteOp::Patch {
+            collection: collection.to_string(),
+            id: id.to_string(),
+            patch: serde_json::Value::Object(patch),
+        };
+        let writer = Arc::clone(&engine);
+        let (rows, changed) = tokio::task::spawn_blocking(move || {
+            writer.write_reporting_with(vec![op], |tx| {
+                attachments::insert_local(
+                    tx,
+                    &imported.hash,
+                    imported.size,
+                    &content_type,
+                    crate::engine::now_ms(),
+                )
+            })
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(format!("the write task failed: {e}"))))??;
+        tracing::debug!(%collection, %id, field, size = reference.size, "attachment attached");
+        // The attachment's state observers read its new row.
+        engine.committed([crate::observe::ATTACHMENTS.to_string()].into());
+        if changed {
+            self.tell_syncer();
+        }
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(collection, id))
+    }
+
     /// The record, or `None` when it does not exist or was deleted.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<RecordRow>> {
         self.engine().get(collection, id)
@@ -281,10 +417,14 @@ impl Client {
                 })
             };
         };
-        let fetched = download::fetch(&engine, api, &wanted, self.attachment_cache_bytes).await?;
-        if let (Some(syncer), true) = (&self.syncer, fetched.received > 0) {
-            syncer.count_attachment_download(fetched.received);
-        }
+        let syncer = self.syncer.as_ref();
+        let count = |bytes: u64| {
+            if let Some(syncer) = syncer {
+                syncer.count_attachment_download(bytes);
+            }
+        };
+        let fetched =
+            download::fetch(&engine, api, &wanted, self.attachment_cache_bytes, &count).await?;
         Ok(fetched.path)
     }
 
@@ -763,7 +903,9 @@ impl Client {
         let previous = self.switch_to(None).await?;
         if let (true, Some(user), Some(previous)) = (wipe_local_data, user, previous) {
             wait_until_unused(previous).await;
-            delete_database(&db_path(&self.data_dir, &AuthState::SignedIn(user))?)?;
+            let path = db_path(&self.data_dir, &AuthState::SignedIn(user))?;
+            delete_database(&path)?;
+            Files::of_store(&path).delete_all()?;
         }
         Ok(())
     }
@@ -798,6 +940,11 @@ impl Client {
                 Engine::open_file(&target, schema, notifier)?.with_edit_clock(edit_clock, &node);
             if adopt_guest {
                 adopt(&engine, &guest_path)?;
+                // The rows moved with the guest data; their files follow (a rename each).
+                let (guest, mine) = (Files::of_store(&guest_path), engine.files());
+                if let Err(e) = mine.adopt_from(&guest) {
+                    tracing::warn!(error = %e, "moving the guest attachments failed");
+                }
             }
             collect_attachments(&engine);
             Ok(engine)
@@ -917,8 +1064,9 @@ fn adopt(engine: &Engine, guest: &Path) -> Result<()> {
              INSERT INTO main.outbox SELECT * FROM guest.outbox;
              INSERT INTO main.conflicts SELECT * FROM guest.conflicts;
              INSERT INTO main.group_holds SELECT * FROM guest.group_holds;
+             INSERT OR IGNORE INTO main.attachments SELECT * FROM guest.attachments;
              DELETE FROM guest.records; DELETE FROM guest.outbox; DELETE FROM guest.conflicts;
-             DELETE FROM guest.group_holds;",
+             DELETE FROM guest.group_holds; DELETE FROM guest.attachments;",
         )?)
     })
 }

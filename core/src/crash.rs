@@ -28,16 +28,20 @@ pub enum Point {
     /// Every page of a full re-pull is applied; the sweep of records the server no longer has has
     /// not run.
     RepullBeforeSweep,
+    /// The server acknowledged a chunk of an attachment upload; the next chunk is not sent yet
+    /// (the upload is not marked done locally).
+    UploadChunkSent,
 }
 
 impl Point {
-    pub const ALL: [Point; 6] = [
+    pub const ALL: [Point; 7] = [
         Point::PushAnswered,
         Point::PushApplied,
         Point::PullFetched,
         Point::PullBetweenPages,
         Point::RepullStarted,
         Point::RepullBeforeSweep,
+        Point::UploadChunkSent,
     ];
 
     /// The name `TANDEM_CRASH_POINT` takes for this point.
@@ -49,6 +53,7 @@ impl Point {
             Point::PullBetweenPages => "pull_between_pages",
             Point::RepullStarted => "repull_started",
             Point::RepullBeforeSweep => "repull_before_sweep",
+            Point::UploadChunkSent => "upload_chunk_sent",
         }
     }
 

@@ -127,6 +127,11 @@ impl Engine {
         &self.attachment_progress
     }
 
+    /// The account's attachments directory (next to its database).
+    pub(crate) fn files(&self) -> crate::attachments::Files {
+        crate::attachments::Files::of_store(self.store.path())
+    }
+
     /// The store, for sync and account management.
     pub(crate) fn store(&self) -> Arc<Store> {
         Arc::clone(&self.store)
@@ -162,6 +167,17 @@ impl Engine {
     /// and neither has a bulk write of more than [`MAX_GROUP_SIZE`] ops (an import, a first
     /// load): it is atomic here, and its changes go to the server as separate changes.
     pub fn write_reporting(&self, ops: Vec<WriteOp>) -> Result<(Vec<RecordRow>, bool)> {
+        self.write_reporting_with(ops, |_| Ok(()))
+    }
+
+    /// [`write_reporting`](Self::write_reporting), with `extra` run in the same transaction
+    /// after the ops succeeded (an attach's `attachments` row): it commits with them or, on an
+    /// error of either, nothing does.
+    pub fn write_reporting_with(
+        &self,
+        ops: Vec<WriteOp>,
+        extra: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<(Vec<RecordRow>, bool)> {
         let now = now_ms();
         let group = (2..=MAX_GROUP_SIZE)
             .contains(&ops.len())
@@ -193,6 +209,7 @@ impl Engine {
                     }
                 }
             }
+            extra(tx)?;
             // Once for the whole transaction: the clock's state after its last tick.
             self.edit_clock.save(tx)?;
             Ok((written, batch.changed))

@@ -15,6 +15,7 @@
 //!   records, change listeners, and the watched sync status and auth state);
 //! - `engine`: the local operations, each one transaction;
 //! - [`auth`] and [`http`]: the session against the auth server and the HTTP client;
+//! - `attachments`: the files of attachment fields (their directory, table, upload phase);
 //! - `sync`: push, pull, conflicts and the orchestrator that decides when runs happen;
 //! - `client`: the data directory: the current account's engine, the session, the syncer.
 

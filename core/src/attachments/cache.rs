@@ -11,6 +11,7 @@
 //!   once the delete is synced (a revert before then still finds it).
 
 use std::collections::{BTreeSet, HashSet};
+
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -45,7 +46,7 @@ pub(crate) struct Cached {
 pub(crate) fn choose(
     files: &[Cached],
     limit: u64,
-    pinned: &HashSet<String>,
+    pinned: &BTreeSet<String>,
     keep: Option<&str>,
 ) -> (Vec<String>, u64) {
     let mut total: u64 = files.iter().map(|f| f.size).sum();
@@ -88,7 +89,7 @@ pub fn evict(engine: &Engine, limit: u64, keep: Option<&str>) -> Result<Evicted>
                 ..Evicted::default()
             });
         }
-        let pinned = super::pinned(tx)?;
+        let pinned = super::pinned(tx, engine.schema())?;
         let (chosen, remaining) = choose(&files, limit, &pinned, keep);
         let mut evicted = Evicted {
             remaining,
@@ -137,7 +138,7 @@ pub fn collect(engine: &Engine) -> Result<Collected> {
     let active: HashSet<String> = engine.attachment_progress().active().into_iter().collect();
     let mut collected = Collected::default();
     let referenced = engine.store().write(|tx| {
-        let referenced = super::referenced(tx)?;
+        let referenced = super::referenced(tx, engine.schema())?;
         let known = tx
             .prepare_cached("SELECT hash FROM attachments")?
             .query_map([], |r| r.get::<_, String>(0))?
@@ -239,13 +240,13 @@ mod tests {
             file("b", 30, true),
             file("c", 50, true),
         ];
-        let (chosen, remaining) = choose(&files, 80, &HashSet::new(), None);
+        let (chosen, remaining) = choose(&files, 80, &BTreeSet::new(), None);
         assert_eq!(chosen, ["a"]);
         assert_eq!(remaining, 80);
-        let (chosen, remaining) = choose(&files, 79, &HashSet::new(), None);
+        let (chosen, remaining) = choose(&files, 79, &BTreeSet::new(), None);
         assert_eq!(chosen, ["a", "b"]);
         assert_eq!(remaining, 50);
-        let (chosen, _) = choose(&files, 120, &HashSet::new(), None);
+        let (chosen, _) = choose(&files, 120, &BTreeSet::new(), None);
         assert!(chosen.is_empty());
     }
 
@@ -258,7 +259,7 @@ mod tests {
             file("old", 40, true),
             file("new", 40, true),
         ];
-        let pinned = HashSet::from(["pinned".to_string()]);
+        let pinned = BTreeSet::from(["pinned".to_string()]);
         let (chosen, remaining) = choose(&files, 0, &pinned, Some("kept"));
         assert_eq!(chosen, ["old", "new"]);
         assert_eq!(

@@ -49,7 +49,7 @@ pub fn check_blob_hash(hash: &str) -> Result<()> {
 /// The account's attachment directory, next to its database: `guest.attachments/`,
 /// `users/<id>.attachments/`.
 pub fn dir(engine: &Engine) -> PathBuf {
-    engine.store().path().with_extension("attachments")
+    engine.files().dir().to_path_buf()
 }
 
 /// What [`fetch`] needs of an attachment reference.
@@ -102,6 +102,9 @@ pub struct Fetched {
     pub received: u64,
 }
 
+/// Told the size of every chunk received, as it arrives (a download that fails later counts too).
+pub type Counter<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
 /// The path of the whole, verified file of `wanted`, downloading it first when it is not on
 /// disk; the cache is then brought within `cache_limit` (never evicting this file).
 pub async fn fetch(
@@ -109,6 +112,7 @@ pub async fn fetch(
     api: &SyncApi,
     wanted: &Wanted,
     cache_limit: u64,
+    count: Counter<'_>,
 ) -> Result<Fetched> {
     check_blob_hash(&wanted.hash)?;
     let dir = dir(engine);
@@ -131,7 +135,7 @@ pub async fn fetch(
         engine: Arc::clone(engine),
         hash: wanted.hash.clone(),
     };
-    let received = match download(engine, api, wanted, &dir).await {
+    let received = match download(engine, api, wanted, &dir, count).await {
         Err(Error::Attachment {
             kind: AttachmentErrorKind::Corrupt,
             detail,
@@ -228,7 +232,13 @@ pub(crate) fn mark_on_disk(
 
 /// Downloads into `<hash>.part` from its length on, verifies, renames into place. Returns the
 /// bytes received over the network.
-async fn download(engine: &Arc<Engine>, api: &SyncApi, wanted: &Wanted, dir: &Path) -> Result<u64> {
+async fn download(
+    engine: &Arc<Engine>,
+    api: &SyncApi,
+    wanted: &Wanted,
+    dir: &Path,
+    count: Counter<'_>,
+) -> Result<u64> {
     let hash = wanted.hash.as_str();
     let size = wanted.size;
     let part = dir.join(format!("{hash}.part"));
@@ -315,6 +325,7 @@ async fn download(engine: &Arc<Engine>, api: &SyncApi, wanted: &Wanted, dir: &Pa
             file.write_all(&chunk).await.map_err(|e| io(hash, e))?;
             offset += chunk.len() as u64;
             received += chunk.len() as u64;
+            count(chunk.len() as u64);
             progress.downloading(hash, offset, size);
         }
         flush(&mut file, hash).await?;
@@ -325,7 +336,7 @@ async fn download(engine: &Arc<Engine>, api: &SyncApi, wanted: &Wanted, dir: &Pa
             )));
         }
     }
-    let digest = hex(&hasher.finalize());
+    let digest = super::files::hex(&hasher.finalize());
     if digest != hash {
         remove_part(&part).await;
         return Err(corrupt(
@@ -411,14 +422,6 @@ pub(crate) fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// The download lock of one file (the same path from every engine of the process).
 fn hash_lock(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>> =
@@ -460,25 +463,31 @@ where
 /// After a sync run: collects the files nothing references any more, then prefetches `eager`
 /// (attachments of pulled records of `"download": "eager"` collections, each within its
 /// collection's `eagerMaxBytes`) that are not on disk. Failures are logged and never fail the
-/// run. Returns the bytes received.
+/// run. `moved` hears `(hash, size, bytes received so far by the prefetch)` as chunks arrive.
+/// Returns the bytes received.
 pub async fn after_run(
     engine: &Arc<Engine>,
     api: &SyncApi,
     eager: Vec<Wanted>,
     cache_limit: u64,
+    moved: &(dyn Fn(&str, u64, u64) + Send + Sync),
 ) -> u64 {
     let collector = Arc::clone(engine);
     if let Err(e) = blocking(move || super::cache::collect(&collector)).await {
         tracing::warn!(error = %e, "collecting unreferenced attachments failed");
     }
-    let mut received = 0;
+    let received = std::sync::atomic::AtomicU64::new(0);
     let mut seen = std::collections::HashSet::new();
     for wanted in eager {
         if !seen.insert(wanted.hash.clone()) {
             continue;
         }
-        match fetch(engine, api, &wanted, cache_limit).await {
-            Ok(fetched) => received += fetched.received,
+        let count = |n: u64| {
+            let total = received.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            moved(&wanted.hash, wanted.size, total);
+        };
+        match fetch(engine, api, &wanted, cache_limit, &count).await {
+            Ok(_) => {}
             Err(Error::Sync(SyncError::Offline(why))) => {
                 tracing::info!(hash = %short(&wanted.hash), error = %why, "eager attachment prefetch stopped: offline");
                 break;
@@ -488,5 +497,5 @@ pub async fn after_run(
             }
         }
     }
-    received
+    received.into_inner()
 }

@@ -13,9 +13,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
-use super::{AttachmentFailure, AttachmentState};
+use super::AttachmentState;
 use crate::error::Result;
 use crate::observe::{Notifier, ATTACHMENTS};
 use crate::runtime::runtime;
@@ -155,30 +155,7 @@ pub fn state(conn: &Connection, progress: &Progress, hash: &str) -> Result<Attac
         }
         None => {}
     }
-    let row = conn
-        .prepare_cached(
-            "SELECT on_disk, uploaded, failure_code, failure_detail FROM attachments
-             WHERE hash = ?1",
-        )?
-        .query_row([hash], |r| {
-            Ok((
-                r.get::<_, bool>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })
-        .optional()?;
-    Ok(match row {
-        None => AttachmentState::Remote,
-        Some((_, _, Some(code), detail)) => AttachmentState::Failed {
-            reason: AttachmentFailure::from_code(&code),
-            detail: detail.unwrap_or(code),
-        },
-        Some((true, false, None, _)) => AttachmentState::Local,
-        Some((true, true, None, _)) => AttachmentState::Uploaded,
-        Some((false, _, None, _)) => AttachmentState::Remote,
-    })
+    Ok(super::get(conn, hash)?.map_or(AttachmentState::Remote, |row| row.state()))
 }
 
 #[cfg(test)]

@@ -111,6 +111,20 @@ const MIGRATIONS: &[&str] = &[
         SELECT 'user', (SELECT value FROM meta WHERE key = 'sync_cursor'),
                EXISTS (SELECT 1 FROM meta WHERE key = 'full_repull_owed');
      DELETE FROM meta WHERE key IN ('sync_cursor', 'full_repull_owed');",
+    // v9: attachments (docs/design/attachments.md §5). One row per blob this account knows: its
+    // file is in the account's attachments directory (`on_disk`), the server holds it for us
+    // (`uploaded`: an upload completed, the open answered `complete`, or it came in a pulled
+    // record), when it was last used (the cache's LRU) and a permanent upload failure.
+    "CREATE TABLE attachments (
+        hash           TEXT PRIMARY KEY,             -- 64 lowercase hex, SHA-256 of the bytes
+        size           INTEGER NOT NULL,
+        content_type   TEXT    NOT NULL,
+        on_disk        INTEGER NOT NULL DEFAULT 0,
+        uploaded       INTEGER NOT NULL DEFAULT 0,
+        last_used_ms   INTEGER NOT NULL,
+        failure_code   TEXT,                         -- attachment_too_large | quota_exceeded | hash_mismatch | file_missing
+        failure_detail TEXT
+     ) WITHOUT ROWID;",
 ];
 
 /// The newest store version this engine writes.

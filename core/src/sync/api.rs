@@ -6,7 +6,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
+use std::path::Path;
+
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,6 +17,9 @@ use tandem_protocol::{
     CreateSpaceRequest, Hlc, InviteRequest, MembersOut, Mutation, PullRequest, PullResponse,
     PushRequest, PushResponse, RenameSpaceRequest, Role, SetRoleRequest, StreamKey,
     StreamPullRequest, StreamPullResponse, StreamStatus,
+};
+use tandem_protocol::{
+    ErrorCode, OpenUploadRequest, UploadStatus, OFFSET_STREAM_CONTENT_TYPE, UPLOAD_OFFSET,
 };
 
 use super::error::SyncError;
@@ -265,6 +270,65 @@ impl SyncApi {
         .await
     }
 
+    // ---- Attachment uploads (docs/protocol.md "Attachments") ----
+
+    /// Opens (or reopens) the user's upload of a blob: `POST /sync/v1/blobs/uploads`. The answer
+    /// says the offset the server holds, or `complete` when it holds the blob for this user.
+    pub async fn open_upload(
+        &self,
+        request: &OpenUploadRequest,
+    ) -> Result<(UploadAnswer, Traffic), SyncError> {
+        let bytes = serde_json::to_vec(request)
+            .map_err(|e| SyncError::Local(format!("encoding a request: {e}")))?;
+        let url = self.http.sync_url("/blobs/uploads");
+        self.authorized(|token| {
+            let request = self
+                .http
+                .request(Method::POST, &url, Some(token.as_str()))
+                .timeout(self.timeout)
+                .header(CONTENT_TYPE, "application/json")
+                .body(bytes.clone());
+            let sent = bytes.len() as u64;
+            async move { upload_exchange(request, sent).await }
+        })
+        .await
+    }
+
+    /// Sends `len` bytes of the file at `path` from `offset` as one chunk of the upload of
+    /// `hash`: `PATCH /sync/v1/blobs/uploads/{hash}` with `Upload-Offset`. The body is streamed
+    /// from the file (64 KiB at a time), never read into memory whole. The inner `Err` is the
+    /// local file failing (gone, unreadable).
+    pub async fn send_chunk(
+        &self,
+        hash: &str,
+        path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<std::io::Result<(UploadAnswer, Traffic)>, SyncError> {
+        let url = self.http.sync_url(&format!("/blobs/uploads/{hash}"));
+        // A chunk is up to 8 MiB: the usual request timeout would cut it on a slow network, so
+        // the chunk gets at least `CHUNK_TIMEOUT`.
+        let timeout = self.timeout.max(CHUNK_TIMEOUT);
+        self.authorized(|token| {
+            let body = chunk_body(path, offset, len);
+            let request = self
+                .http
+                .request(Method::PATCH, &url, Some(token.as_str()))
+                .timeout(timeout)
+                .header(UPLOAD_OFFSET, offset.to_string())
+                .header(CONTENT_TYPE, OFFSET_STREAM_CONTENT_TYPE)
+                .header(CONTENT_LENGTH, len.to_string());
+            async move {
+                let body = match body {
+                    Ok(body) => body,
+                    Err(e) => return Ok(Err(e)),
+                };
+                upload_exchange(request.body(body), len).await.map(Ok)
+            }
+        })
+        .await
+    }
+
     /// Opens the server-sent events stream (no overall timeout: it stays open).
     pub async fn events(&self) -> Result<reqwest::Response, SyncError> {
         let url = self.http.sync_url("/events");
@@ -390,6 +454,86 @@ impl SyncApi {
             other => Ok(other?),
         }
     }
+}
+
+/// The least time a chunk upload may take before it is given up (see [`SyncApi::send_chunk`]).
+const CHUNK_TIMEOUT: Duration = Duration::from_secs(300);
+/// The read buffer of a streamed chunk body.
+const CHUNK_READ_BUFFER: usize = 64 * 1024;
+
+/// The server's answer to an upload call: where the upload stands, or a refusal the upload phase
+/// acts on. Other failures (network, 5xx, session) are the call's `SyncError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadAnswer {
+    Status(UploadStatus),
+    Refused(UploadRefusal),
+}
+
+/// Upload refusals with a meaning of their own (docs/protocol.md "Attachments").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadRefusal {
+    /// 413 `attachment_too_large`: over the server's per-file limit (its description says it).
+    TooLarge(String),
+    /// 403 `quota_exceeded`.
+    QuotaExceeded(String),
+    /// 422 `hash_mismatch`: the bytes did not hash to the hash; the server discarded them.
+    HashMismatch(String),
+    /// 409 `offset_mismatch`: the server holds this offset; continue from it.
+    OffsetMismatch(u64),
+    /// 404: no open upload of that hash (it was never opened, or expired).
+    NotFound,
+}
+
+/// A chunk's body: `len` bytes of the file at `path` from `offset`, streamed.
+fn chunk_body(path: &Path, offset: u64, len: u64) -> std::io::Result<reqwest::Body> {
+    use std::io::{Seek, SeekFrom};
+    use tokio::io::AsyncReadExt;
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let reader = tokio::fs::File::from_std(file).take(len);
+    Ok(reqwest::Body::wrap_stream(
+        tokio_util::io::ReaderStream::with_capacity(reader, CHUNK_READ_BUFFER),
+    ))
+}
+
+/// Sends an upload call and sorts its answer (see [`UploadAnswer`]).
+async fn upload_exchange(
+    request: reqwest::RequestBuilder,
+    sent: u64,
+) -> Result<(UploadAnswer, Traffic), HttpError> {
+    let response = request.send().await.map_err(network_error)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.map_err(network_error)?;
+    let traffic = Traffic {
+        sent,
+        received: bytes.len() as u64,
+    };
+    if status.is_success() {
+        return Ok((UploadAnswer::Status(decode_json(status, &bytes)?), traffic));
+    }
+    let error = crate::http::status_error(status, &headers, &bytes);
+    let description = match &error {
+        HttpError::Status { description, .. } => description.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let refusal = match (status.as_u16(), error.error_code()) {
+        (_, Some(ErrorCode::AttachmentTooLarge)) => UploadRefusal::TooLarge(description),
+        (_, Some(ErrorCode::QuotaExceeded)) => UploadRefusal::QuotaExceeded(description),
+        (_, Some(ErrorCode::HashMismatch)) => UploadRefusal::HashMismatch(description),
+        (409, Some(ErrorCode::OffsetMismatch)) => {
+            let offset = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("offset").and_then(Value::as_u64));
+            match offset {
+                Some(offset) => UploadRefusal::OffsetMismatch(offset),
+                None => return Err(error),
+            }
+        }
+        (404, _) => UploadRefusal::NotFound,
+        _ => return Err(error),
+    };
+    Ok((UploadAnswer::Refused(refusal), traffic))
 }
 
 /// The refusal of a space call, when the server's answer is one (`403`, `404`, `409`, `422`

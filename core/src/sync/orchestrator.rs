@@ -20,6 +20,7 @@ use super::lock::ProcessLock;
 use super::resolve::{self, Resolution};
 use super::run::{self, RunSettings, SyncReport};
 use super::status::{FailureKind, Metrics, Phase, Status, Trigger};
+use crate::attachments;
 use crate::auth::{AuthSession, AuthState};
 use crate::engine::{now_ms, Engine};
 use crate::outbox;
@@ -482,7 +483,10 @@ impl Syncer {
             attachment_cache_bytes: self.attachment_cache_bytes,
         };
         let progress = |pulled: u64, remaining: u64| self.set_progress(pulled, remaining);
-        let report = run::run(&engine, &self.api, settings, &progress).await?;
+        let transfer = |_hash: &str, _done: u64, _total: u64, run_bytes: u64| {
+            self.change_status(|status| status.attachment_bytes_transferred = run_bytes);
+        };
+        let report = run::run(&engine, &self.api, settings, &progress, &transfer).await?;
         if let Some(resolver) = &self.resolver {
             self.apply_resolver(&engine, resolver, &report.parked).await;
         }
@@ -558,6 +562,7 @@ impl Syncer {
             status.last_failure = None;
             status.pulled = 0;
             status.remaining = 0;
+            status.attachment_bytes_transferred = 0;
         });
         // Kept in the account's store, so the next session's status starts with it.
         let engine = self.engine();
@@ -586,6 +591,7 @@ impl Syncer {
             }
             status.pulled = 0;
             status.remaining = 0;
+            status.attachment_bytes_transferred = 0;
         });
         // Kept like the last success, so a new process (`tandem status`, an app's next launch)
         // shows that the last run failed and why instead of a blank `idle`.
@@ -680,6 +686,8 @@ struct StoredStatus {
     conflicts: u64,
     rejected: u64,
     last_synced_at: Option<i64>,
+    /// Attachments to upload, and their bytes.
+    attachments: (u64, u64),
 }
 
 impl StoredStatus {
@@ -688,16 +696,19 @@ impl StoredStatus {
         status.conflicts = self.conflicts;
         status.rejected = self.rejected;
         status.last_synced_at = self.last_synced_at;
+        (status.attachments_pending, status.attachment_bytes_pending) = self.attachments;
     }
 }
 
 fn stored_status(engine: &Engine) -> crate::error::Result<StoredStatus> {
+    let schema = engine.schema();
     engine.store().read(|c| {
         Ok(StoredStatus {
             pending: outbox::unsent_count(c)?,
             conflicts: conflict::count(c)?,
             rejected: outbox::rejected_count(c)?,
             last_synced_at: meta_get(c, LAST_SYNC_KEY)?.and_then(|ms| ms.parse().ok()),
+            attachments: attachments::pending_totals(c, schema)?,
         })
     })
 }

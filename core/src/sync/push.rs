@@ -243,11 +243,7 @@ pub fn apply_results(
             ResultStatus::Rejected => {
                 let reason = result.reason.as_deref().unwrap_or("rejected");
                 tracing::warn!(collection = %entry.collection, id = %entry.entity_id, op_id = %entry.op_id, reason, "change rejected by the server");
-                outbox::reject(tx, entry.seq, reason, now)?;
-                if let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? {
-                    row.state = RecordState::Rejected;
-                    records::save(tx, &row)?;
-                }
+                dead_letter(tx, entry, reason, now)?;
                 tally.rejected += 1;
                 Outcome::Rejected(reason.to_string())
             }
@@ -269,6 +265,22 @@ pub fn apply_results(
 /// for its answer, so it goes now too. Sent again, it would follow the parent's delete into its
 /// group and fail it for ever (seed 48). A record the server never had goes with it; one it has
 /// stays hidden with the server's document.
+/// Makes `entry` a dead letter with `reason` and its record `rejected`: what a server rejection
+/// does, and what a permanent attachment upload failure does to the changes naming it.
+pub fn dead_letter(
+    tx: &Transaction<'_>,
+    entry: &OutboxEntry,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    outbox::reject(tx, entry.seq, reason, now)?;
+    if let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? {
+        row.state = RecordState::Rejected;
+        records::save(tx, &row)?;
+    }
+    Ok(())
+}
+
 fn drop_if_hidden(tx: &Transaction<'_>, entry: &OutboxEntry) -> Result<()> {
     let (collection, id) = (entry.collection.as_str(), entry.entity_id.as_str());
     let Some(row) = records::load(tx, collection, id)? else {

@@ -12,6 +12,7 @@ use super::conflict::{self, ConflictPolicy};
 use super::error::SyncError;
 use super::push::PushOutcome;
 use super::{pull, push, spaces};
+use crate::attachments;
 use crate::attachments::download;
 use crate::crash::{self, Point};
 use crate::engine::{now_ms, Engine};
@@ -52,7 +53,11 @@ pub struct SyncReport {
     pub outcomes: Vec<PushOutcome>,
     /// Pulled records skipped because this device holds their id in another space.
     pub space_collisions: u64,
-    /// Attachment bytes downloaded by this run's eager prefetch.
+    /// Attachments the upload phase finished (uploaded, or found held by the server already).
+    pub attachments_uploaded: u64,
+    /// Attachment bytes sent in upload chunks (not counted in `bytes_sent`).
+    pub attachment_bytes_sent: u64,
+    /// Attachment bytes downloaded by the run (eager prefetch; not counted in `bytes_received`).
     pub attachment_bytes_received: u64,
     /// Attachments of pulled records of `"download": "eager"` collections, for the prefetch.
     pub(crate) eager: Vec<download::Wanted>,
@@ -68,19 +73,27 @@ impl SyncReport {
 /// Progress of a pull: changes received so far and still to come.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
-/// Pushes, then pulls, until both are done; then the attachments: the eager prefetch of what
-/// the pull brought, and the collection of files nothing references any more.
+/// Progress of an attachment transfer: `(hash, bytes of it done, its size, attachment bytes moved
+/// by this run so far)`, called as each chunk is acknowledged.
+pub type TransferProgress<'a> = &'a (dyn Fn(&str, u64, u64, u64) + Send + Sync);
+
+/// Uploads the attachments unsent changes name, pushes, then pulls, until all are done; then
+/// the attachments again: the files nothing references any more are collected, and the eager
+/// prefetch fetches what the pull brought.
 pub async fn run(
     engine: &Arc<Engine>,
     api: &SyncApi,
     settings: RunSettings,
     on_pull_progress: Progress<'_>,
+    on_transfer: TransferProgress<'_>,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
-    let mut report = push_and_pull(engine, api, settings, on_pull_progress).await?;
+    let mut report = push_and_pull(engine, api, settings, on_pull_progress, on_transfer).await?;
     let eager = std::mem::take(&mut report.eager);
+    let sent = report.attachment_bytes_sent;
+    let moved = |hash: &str, size: u64, received: u64| on_transfer(hash, 0, size, sent + received);
     report.attachment_bytes_received +=
-        download::after_run(engine, api, eager, settings.attachment_cache_bytes).await;
+        download::after_run(engine, api, eager, settings.attachment_cache_bytes, &moved).await;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -90,9 +103,35 @@ async fn push_and_pull(
     api: &SyncApi,
     settings: RunSettings,
     on_pull_progress: Progress<'_>,
+    on_transfer: TransferProgress<'_>,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let mut report = SyncReport::default();
+    // Before the push: a change goes up only once the server holds its attachments.
+    // Each chunk's progress goes to the attachment's state observers too; the phase uploads one
+    // attachment after the other, so when another one reports, the one before is settled
+    // (uploaded or failed, committed) and its state is the table's again.
+    let progress = engine.attachment_progress();
+    let current: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let uploading = |hash: &str, done: u64, total: u64, moved: u64| {
+        let previous = {
+            let mut current = crate::store::lock(&current);
+            match current.as_deref() {
+                Some(h) if h == hash => None,
+                _ => current.replace(hash.to_string()),
+            }
+        };
+        if let Some(previous) = previous {
+            progress.finished(&previous);
+        }
+        progress.uploading(hash, done, total);
+        on_transfer(hash, done, total, moved);
+    };
+    let uploaded = attachments::upload::run(engine, api, &mut report, &uploading).await;
+    if let Some(last) = crate::store::lock(&current).take() {
+        progress.finished(&last);
+    }
+    uploaded?;
     push_all(engine, api, settings, &mut report).await?;
     if engine.uses_streams() {
         pull_streams(engine, api, settings, &mut report, on_pull_progress).await?;
@@ -144,8 +183,11 @@ async fn push_all(
             let schema = e.schema();
             e.store().write(|tx| {
                 let any_conflict = conflict::count(tx)? > 0;
+                // A change naming an attachment not uploaded yet waits (with its group).
+                let uploads = attachments::UploadGate::load(tx)?;
                 outbox::take_batch(tx, limit, |entry| {
-                    Ok(any_conflict && push::waits_for_ancestor(tx, schema, entry)?)
+                    Ok(uploads.waits(schema, entry)
+                        || (any_conflict && push::waits_for_ancestor(tx, schema, entry)?))
                 })
             })
         })
@@ -477,7 +519,7 @@ async fn pull_streams(
 }
 
 /// Runs store work on the blocking pool.
-async fn blocking<T, F>(engine: &Arc<Engine>, work: F) -> Result<T, SyncError>
+pub(crate) async fn blocking<T, F>(engine: &Arc<Engine>, work: F) -> Result<T, SyncError>
 where
     T: Send + 'static,
     F: FnOnce(&Engine) -> Result<T> + Send + 'static,

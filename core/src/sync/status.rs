@@ -37,6 +37,12 @@ pub struct Status {
     pub last_run_at: Option<i64>,
     /// Why the last run failed, typed (`last_error` says it in words); `None` after a success.
     pub last_failure: Option<FailureKind>,
+    /// Attachments named by unsent changes and not uploaded yet (failed ones not counted), and
+    /// their bytes; kept up to date like `pending`.
+    pub attachments_pending: u64,
+    pub attachment_bytes_pending: u64,
+    /// During a run: attachment bytes sent and received so far (0 between runs).
+    pub attachment_bytes_transferred: u64,
 }
 
 /// Why a sync run failed, as a stable kind an app (or `tandem status`) can act on.
@@ -121,6 +127,9 @@ impl Default for Status {
             realtime: false,
             last_run_at: None,
             last_failure: None,
+            attachments_pending: 0,
+            attachment_bytes_pending: 0,
+            attachment_bytes_transferred: 0,
         }
     }
 }

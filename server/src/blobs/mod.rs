@@ -12,7 +12,7 @@ pub use upload::{Limits, Status, UploadError, Uploads, CHUNK_BYTES};
 /// The first 12 hex digits of a hash, as logs name a blob (whole hashes are not secrets, but a
 /// prefix is enough to find it and keeps lines short). Anything else is shown as `-`.
 pub fn hash_prefix(hash: &str) -> &str {
-    if hash.len() >= 12 && hash.is_char_boundary(12) && upload::is_blob_hash(hash) {
+    if hash.len() >= 12 && hash.is_char_boundary(12) && tandem_protocol::is_valid_blob_hash(hash) {
         &hash[..12]
     } else {
         "-"

@@ -28,11 +28,11 @@ use super::hash_prefix;
 use super::store::{BlobStore, StoreError};
 use crate::clock::Clock;
 use crate::storage::{BlobRow, Storage, StorageError, UploadRow};
+use tandem_protocol::{is_valid_blob_hash, is_valid_content_type};
 
-/// The largest chunk the server takes (`chunkBytes`).
-pub const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
-/// The smallest chunk that does not end an upload (S3's smallest multipart part).
-pub const MIN_CHUNK_BYTES: u64 = 5 * 1024 * 1024;
+/// The largest chunk the server takes (`chunkBytes`): every chunk but the last is exactly this
+/// long (at least S3's smallest multipart part, and equal parts suit R2 too).
+pub const CHUNK_BYTES: u64 = tandem_protocol::DEFAULT_CHUNK_BYTES;
 /// The largest size a reference may declare (JSON's exact integers).
 pub const MAX_DECLARED_SIZE: u64 = 1 << 53;
 /// The SHA-256 of no bytes: the one hash an empty upload may have.
@@ -106,21 +106,6 @@ pub struct Uploads {
     slots: Mutex<HashMap<(String, String), Slot>>,
 }
 
-/// Whether `text` is a blob hash: 64 lowercase hex digits.
-pub fn is_blob_hash(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Whether `text` is a content type as references carry it: 1–255 characters, `type/subtype`
-/// (one `/`), no spaces or control characters.
-pub fn is_content_type(text: &str) -> bool {
-    (1..=255).contains(&text.chars().count())
-        && text.matches('/').count() == 1
-        && !text.starts_with('/')
-        && !text.ends_with('/')
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 impl Uploads {
     pub fn new(store: BlobStore, storage: Storage, clock: Arc<dyn Clock>, limits: Limits) -> Self {
         Self {
@@ -161,7 +146,7 @@ impl Uploads {
         content_type: &str,
     ) -> Result<Status, UploadError> {
         let prefix = hash_prefix(hash);
-        if !is_blob_hash(hash) {
+        if !is_valid_blob_hash(hash) {
             return Err(UploadError::Invalid(
                 "hash must be 64 lowercase hex digits (SHA-256)".into(),
             ));
@@ -171,7 +156,7 @@ impl Uploads {
                 "size must be at most {MAX_DECLARED_SIZE}"
             )));
         }
-        if !is_content_type(content_type) {
+        if !is_valid_content_type(content_type) {
             return Err(UploadError::Invalid(
                 "contentType must be type/subtype: 1-255 characters, no spaces".into(),
             ));
@@ -304,7 +289,7 @@ impl Uploads {
         body: Body,
         read_timeout: Duration,
     ) -> Result<Status, UploadError> {
-        if !is_blob_hash(hash) {
+        if !is_valid_blob_hash(hash) {
             return Err(self
                 .refuse(body, declared, read_timeout, UploadError::NotFound)
                 .await);
@@ -354,7 +339,8 @@ impl Uploads {
                 )
                 .await);
         }
-        let short = |len: u64| len < remaining && len < MIN_CHUNK_BYTES;
+        // Every chunk but the last is exactly `chunkBytes` long.
+        let short = |len: u64| len < remaining && len != self.limits.chunk_bytes;
         if declared.is_some_and(|n| n > 0 && short(n)) {
             return Err(self
                 .refuse(body, declared, read_timeout, short_chunk())
@@ -604,9 +590,9 @@ impl Uploads {
 }
 
 fn short_chunk() -> UploadError {
-    UploadError::Invalid(format!(
-        "a chunk that does not end the upload must have at least {MIN_CHUNK_BYTES} bytes"
-    ))
+    UploadError::Invalid(
+        "a chunk that does not end the upload must be exactly chunkBytes long".into(),
+    )
 }
 
 fn blob_row(hash: &str, size: i64, content_type: &str) -> BlobRow {

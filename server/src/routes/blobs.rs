@@ -12,42 +12,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
-use tandem_protocol::ErrorCode;
+use tandem_protocol::{
+    ErrorCode, OpenUploadRequest, UploadStatus, OFFSET_STREAM_CONTENT_TYPE, UPLOAD_OFFSET,
+};
 
 use super::{AuthUser, JsonBody, SharedState};
 use crate::blobs::{hash_prefix, UploadError};
 use crate::error::ApiError;
 
-/// The header of a chunk's offset.
-pub const UPLOAD_OFFSET: &str = "Upload-Offset";
-/// The content type of a chunk's body.
-pub const OFFSET_STREAM_CONTENT_TYPE: &str = "application/offset+octet-stream";
-
-/// `POST /sync/v1/blobs/uploads`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OpenUploadRequest {
-    pub hash: String,
-    pub size: u64,
-    pub content_type: String,
-}
-
-/// Where an upload stands.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UploadStatus {
-    pub hash: String,
-    pub offset: u64,
-    pub complete: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chunk_bytes: Option<u64>,
-}
-
-fn error(status: StatusCode, code: &str, description: impl Into<String>) -> ApiError {
+fn error(status: StatusCode, code: ErrorCode, description: impl Into<String>) -> ApiError {
     ApiError {
         status,
-        code: ErrorCode::from(code),
+        code,
         description: description.into(),
         retry_after: None,
     }
@@ -59,24 +35,24 @@ fn upload_error(e: UploadError) -> Response {
         UploadError::Invalid(d) => ApiError::invalid_request(d).into_response(),
         UploadError::TooLarge { max } => error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "attachment_too_large",
+            ErrorCode::AttachmentTooLarge,
             format!("an attachment may have at most {max} bytes"),
         )
         .into_response(),
         UploadError::QuotaExceeded { quota } => error(
             StatusCode::FORBIDDEN,
-            "quota_exceeded",
+            ErrorCode::QuotaExceeded,
             format!("the account's attachments may take at most {quota} bytes"),
         )
         .into_response(),
         UploadError::NotFound => error(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no upload of this hash is open: open it first",
         )
         .into_response(),
         UploadError::OffsetMismatch { offset } => {
-            let code = ErrorCode::from("offset_mismatch");
+            let code = ErrorCode::OffsetMismatch;
             let body = serde_json::json!({
                 "error": code.as_str(),
                 "error_description": format!("the upload is at offset {offset}: continue from there"),
@@ -92,13 +68,13 @@ fn upload_error(e: UploadError) -> Response {
         }
         UploadError::ChunkTooLarge { max } => error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("this chunk may have at most {max} bytes"),
         )
         .into_response(),
         UploadError::HashMismatch => error(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "hash_mismatch",
+            ErrorCode::HashMismatch,
             "the uploaded bytes do not hash to the upload's hash; the upload was discarded",
         )
         .into_response(),
@@ -130,7 +106,7 @@ pub async fn open(
             hash: request.hash,
             offset: status.offset,
             complete: status.complete,
-            chunk_bytes: Some(uploads.limits.chunk_bytes),
+            chunk_bytes: (!status.complete).then_some(uploads.limits.chunk_bytes),
         })
         .into_response(),
         Err(e) => upload_error(e),
@@ -190,7 +166,7 @@ pub async fn chunk(
 
 /// The one answer for a blob that does not exist and one the user may not read.
 fn blob_not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "no such blob").into_response()
+    error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such blob").into_response()
 }
 
 /// `Range: bytes=N-` or `bytes=N-M` (one range), as the first and last byte wanted; `None` for
@@ -222,7 +198,7 @@ pub async fn download(
     Path(hash): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !crate::blobs::upload::is_blob_hash(&hash) {
+    if !tandem_protocol::is_valid_blob_hash(&hash) {
         return blob_not_found();
     }
     let now = state.clock.now_ms();
@@ -267,7 +243,7 @@ pub async fn download(
         Some((first, _)) if first >= size => {
             let mut response = error(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
+                ErrorCode::RangeNotSatisfiable,
                 format!("the blob has {size} bytes"),
             )
             .into_response();

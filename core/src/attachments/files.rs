@@ -1,0 +1,304 @@
+//! The attachments directory of one account, next to its database: `guest.attachments/` beside
+//! `guest.db`, `users/<id>.attachments/` beside `users/<id>.db` (0700; files 0600).
+//!
+//! - `<hash>`: a complete file whose bytes hash to `hash` (SHA-256, 64 lowercase hex). Only ever
+//!   created by a rename, so a file under its hash's name is whole and verified.
+//! - `<hash>.part`: a partial download (`download.rs`), resumed with `Range`.
+//! - `tmp/`: files being attached, copied and hashed here before their rename to `<hash>`.
+//!
+//! The directory is created on first use (an account that never attaches has none).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::store::files::{create_private_dir, open_private};
+
+/// The copy buffer: 64 KiB, so importing a file of any size holds this much of it in memory.
+const BUFFER: usize = 64 * 1024;
+const TMP_DIR: &str = "tmp";
+/// The directory name's suffix after the database file's stem.
+const DIR_SUFFIX: &str = "attachments";
+
+/// What an import stored: the bytes' hash and their length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub hash: String,
+    pub size: u64,
+}
+
+/// One account's attachments directory.
+#[derive(Debug, Clone)]
+pub struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    /// The directory of the account whose database is `db_path` (`<dir>/<stem>.attachments`).
+    /// Nothing is created yet.
+    pub fn of_store(db_path: &Path) -> Self {
+        let stem = db_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent = db_path.parent().unwrap_or(Path::new("."));
+        Self {
+            dir: parent.join(format!("{stem}.{DIR_SUFFIX}")),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of the complete file of `hash` (which may not exist).
+    pub fn path(&self, hash: &str) -> PathBuf {
+        self.dir.join(hash)
+    }
+
+    /// The path of the partial download of `hash`.
+    pub fn part_path(&self, hash: &str) -> PathBuf {
+        self.dir.join(format!("{hash}.part"))
+    }
+
+    /// Whether the complete file of `hash` is here.
+    pub fn has(&self, hash: &str) -> bool {
+        self.path(hash).is_file()
+    }
+
+    /// Creates the directory (and `tmp/`) owner-only when missing.
+    pub fn ensure(&self) -> io::Result<()> {
+        create_private_dir(&self.dir)?;
+        create_private_dir(&self.dir.join(TMP_DIR))
+    }
+
+    /// Copies the file at `source` in, hashing while copying (64 KiB at a time, never the whole
+    /// file in memory): into `tmp/`, fsynced, then renamed to `<hash>`. The source is only read.
+    pub fn import_file(&self, source: &Path) -> io::Result<Imported> {
+        let mut input = File::open(source)?;
+        self.import_reader(&mut input)
+    }
+
+    /// Stores `bytes` like [`import_file`](Self::import_file).
+    pub fn import_bytes(&self, bytes: &[u8]) -> io::Result<Imported> {
+        self.import_reader(&mut io::Cursor::new(bytes))
+    }
+
+    fn import_reader(&self, input: &mut dyn Read) -> io::Result<Imported> {
+        self.ensure()?;
+        let tmp = self
+            .dir
+            .join(TMP_DIR)
+            .join(uuid::Uuid::now_v7().to_string());
+        let result = copy_hashing(input, &tmp).and_then(|imported| {
+            let target = self.path(&imported.hash);
+            // A file already under this name has these very bytes (its name is their hash).
+            if target.is_file() {
+                std::fs::remove_file(&tmp)?;
+            } else {
+                std::fs::rename(&tmp, &target)?;
+                sync_dir(&self.dir);
+            }
+            Ok(imported)
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Removes the file of `hash` and its partial download, if there.
+    pub fn remove(&self, hash: &str) -> io::Result<()> {
+        for path in [self.path(hash), self.part_path(hash)] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the whole directory (sign-out with wipe).
+    pub fn delete_all(&self) -> io::Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves every complete file of `other` into this directory (guest adoption), keeping a file
+    /// already here. Partial downloads and `tmp/` are left behind (they are only caches).
+    pub fn adopt_from(&self, other: &Files) -> io::Result<u64> {
+        let entries = match std::fs::read_dir(&other.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        self.ensure()?;
+        let mut moved = 0;
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !is_hash_name(name) || !entry.file_type()?.is_file() {
+                continue;
+            }
+            let target = self.path(name);
+            if target.exists() {
+                std::fs::remove_file(entry.path())?;
+            } else {
+                std::fs::rename(entry.path(), &target)?;
+                moved += 1;
+            }
+        }
+        Ok(moved)
+    }
+}
+
+/// Copies `input` into a new owner-only file at `to`, hashing it, and fsyncs it.
+fn copy_hashing(input: &mut dyn Read, to: &Path) -> io::Result<Imported> {
+    let mut out = open_private(to, OpenOptions::new().write(true).create_new(true))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; BUFFER];
+    let mut size = 0u64;
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        out.write_all(&buffer[..n])?;
+        size += n as u64;
+    }
+    out.sync_all()?;
+    Ok(Imported {
+        hash: hex(&hasher.finalize()),
+        size,
+    })
+}
+
+/// The SHA-256 of the file at `path`, streamed (for verifying a download or a stored file).
+pub fn hash_file(path: &Path) -> io::Result<Imported> {
+    let mut input = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; BUFFER];
+    let mut size = 0u64;
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok(Imported {
+        hash: hex(&hasher.finalize()),
+        size,
+    })
+}
+
+/// Lowercase hex, as hashes are spelled on the wire.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+/// Whether `name` is a blob hash (64 lowercase hex), i.e. a complete file's name.
+fn is_hash_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Makes a rename in `dir` durable (best effort: not every platform can fsync a directory).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_hashes_while_copying_and_names_the_file_by_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::of_store(&dir.path().join("users").join("u1.db"));
+        assert!(files.dir().ends_with("users/u1.attachments"));
+        let imported = files.import_bytes(b"abc").unwrap();
+        assert_eq!(
+            imported.hash,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(imported.size, 3);
+        assert_eq!(std::fs::read(files.path(&imported.hash)).unwrap(), b"abc");
+        // The same bytes again: one file, and tmp/ is left empty.
+        let source = dir.path().join("photo.jpg");
+        std::fs::write(&source, b"abc").unwrap();
+        assert_eq!(files.import_file(&source).unwrap(), imported);
+        assert_eq!(
+            std::fs::read_dir(files.dir().join(TMP_DIR))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(source.exists(), "the app's file is never moved");
+        assert_eq!(hash_file(&files.path(&imported.hash)).unwrap(), imported);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(files.dir()), 0o700);
+            assert_eq!(mode(&files.path(&imported.hash)), 0o600);
+        }
+    }
+
+    #[test]
+    fn a_large_file_streams_through_in_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::of_store(&dir.path().join("guest.db"));
+        let bytes: Vec<u8> = (0..(3 * BUFFER + 17)).map(|i| (i % 251) as u8).collect();
+        let imported = files.import_bytes(&bytes).unwrap();
+        assert_eq!(imported.size, bytes.len() as u64);
+        assert_eq!(imported.hash, hex(&Sha256::digest(&bytes)));
+        assert!(files.dir().ends_with("guest.attachments"));
+    }
+
+    #[test]
+    fn a_missing_source_fails_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::of_store(&dir.path().join("guest.db"));
+        let err = files.import_file(&dir.path().join("nope")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn adoption_moves_complete_files_and_wipe_deletes_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let guest = Files::of_store(&dir.path().join("guest.db"));
+        let user = Files::of_store(&dir.path().join("users").join("u.db"));
+        let a = guest.import_bytes(b"one").unwrap();
+        let b = guest.import_bytes(b"two").unwrap();
+        user.import_bytes(b"two").unwrap();
+        std::fs::write(guest.part_path("x"), b"partial").unwrap();
+        assert_eq!(user.adopt_from(&guest).unwrap(), 1);
+        assert!(user.has(&a.hash) && user.has(&b.hash));
+        assert!(!guest.has(&a.hash) && !guest.has(&b.hash));
+        user.delete_all().unwrap();
+        assert!(!user.dir().exists());
+        user.delete_all().unwrap();
+    }
+}
