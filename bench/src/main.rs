@@ -69,7 +69,10 @@ fn main() -> ExitCode {
         }
         // Child processes of the sync suite: the server, and the client whose memory is measured.
         Some("__serve") => {
-            sync::serve_child(args.get(1).map_or("", String::as_str));
+            sync::serve_child(
+                args.get(1).map_or("", String::as_str),
+                args.get(2).and_then(|n| n.parse().ok()),
+            );
             ExitCode::SUCCESS
         }
         Some("__bootstrap") => {

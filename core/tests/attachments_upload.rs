@@ -46,6 +46,7 @@ fn open(url: &str) -> (Client, TempDir) {
         sync: SyncOptions::default(),
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
+        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
     })
     .unwrap();
     (client, dir)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tandem_core::{AttachmentFailure as EngineFailure, AttachmentState as EngineState};
 
 use super::error::TandemError;
+use super::types::Record;
 use super::{Subscription, Tandem};
 
 /// What an attachment field holds: the file's SHA-256 (64 lowercase hex digits, its name on the
@@ -121,7 +122,7 @@ impl From<EngineState> for AttachmentState {
             EngineState::Downloading { received, total } => Self::Downloading { received, total },
             EngineState::Failed { reason, detail } => Self::Failed {
                 reason: reason.into(),
-                detail,
+                detail: detail.unwrap_or_default(),
             },
         }
     }
@@ -151,6 +152,69 @@ impl From<AttachmentRef> for tandem_protocol::AttachmentRef {
 
 #[uniffi::export]
 impl Tandem {
+    /// Attaches the file at `path` to `field` (an attachment field) of the existing record
+    /// `collection/id`: copies it into the account's attachment directory while hashing it (on
+    /// a background thread), then sets the field to its reference in one local write, offline
+    /// like any other (validation, outbox, observers). The next sync uploads the file before it
+    /// pushes the change. The file at `path` is never moved or changed; the app may delete it
+    /// at once. `content_type` defaults from the file name's extension (else
+    /// `application/octet-stream`), `name` to the file's name. Returns the written record.
+    /// Fails `NotFound` for a missing record, `Validation` when `field` is not an attachment
+    /// field, `Storage` when the file cannot be read.
+    pub async fn attach_file(
+        &self,
+        collection: String,
+        id: String,
+        field: String,
+        path: String,
+        content_type: Option<String>,
+        name: Option<String>,
+    ) -> Result<Record, TandemError> {
+        self.check_attachment_field(&collection, &field)?;
+        self.on_runtime(|client| async move {
+            let row = client
+                .attach_file(
+                    &collection,
+                    &id,
+                    &field,
+                    std::path::Path::new(&path),
+                    content_type.as_deref(),
+                    name.as_deref(),
+                )
+                .await?;
+            Ok(Record::from(row))
+        })
+        .await
+    }
+
+    /// `attach_file` for bytes the app holds in memory (a photo from the picker): the same
+    /// copy, reference and write, with the content type given.
+    pub async fn attach_bytes(
+        &self,
+        collection: String,
+        id: String,
+        field: String,
+        bytes: Vec<u8>,
+        content_type: String,
+        name: Option<String>,
+    ) -> Result<Record, TandemError> {
+        self.check_attachment_field(&collection, &field)?;
+        self.on_runtime(|client| async move {
+            let row = client
+                .attach_bytes(
+                    &collection,
+                    &id,
+                    &field,
+                    bytes,
+                    &content_type,
+                    name.as_deref(),
+                )
+                .await?;
+            Ok(Record::from(row))
+        })
+        .await
+    }
+
     /// The path of the attachment's file on this device: whole and verified (its bytes hash to
     /// `reference.hash`), downloaded first when it is not here (resuming a partial download;
     /// its progress shows in `observe_attachment`). Async; cancelling the call keeps what was
