@@ -59,6 +59,7 @@ pub async fn run(
         .index_rules(&schema)
         .await
         .context("cannot index the schema's references and unique keys")?;
+    check_attachments(&storage, &schema, collection, &text).await?;
     apply(&storage, &schema, collection, writes, prune, now_ms()).await
 }
 
@@ -128,6 +129,65 @@ pub async fn apply(
         "import done"
     );
     Ok(summary)
+}
+
+/// Refuses the file when a line's document names an attachment the server does not hold
+/// (`line N: attachment_missing …`, the first such line): an import never writes a reference
+/// nobody could download. Upload the files first (`PUT /admin/v1/blobs/{hash}`). Run on lines
+/// [`parse_lines`] accepted.
+pub async fn check_attachments(
+    storage: &Storage,
+    schema: &Schema,
+    collection: &str,
+    text: &str,
+) -> anyhow::Result<()> {
+    let named = attachment_lines(schema, collection, text);
+    if named.is_empty() {
+        return Ok(());
+    }
+    let mut hashes: Vec<String> = named.iter().map(|(_, _, hash)| hash.clone()).collect();
+    hashes.sort();
+    hashes.dedup();
+    let held = storage
+        .complete_blobs(hashes)
+        .await
+        .context("cannot look up the attachments")?;
+    match named.iter().find(|(_, _, hash)| !held.contains(hash)) {
+        None => Ok(()),
+        Some((n, field, hash)) => {
+            tracing::info!(
+                line = n,
+                hash = crate::blobs::hash_prefix(hash),
+                code = "attachment_missing",
+                "import refused: an attachment the server does not hold"
+            );
+            anyhow::bail!(
+                "line {n}: attachment_missing: {field} names blob {hash}, which the server does \
+                 not hold (upload it first with PUT /admin/v1/blobs/{hash})"
+            )
+        }
+    }
+}
+
+/// The attachments the lines' documents name: (line number, field, hash), in line order.
+pub fn attachment_lines(
+    schema: &Schema,
+    collection: &str,
+    text: &str,
+) -> Vec<(usize, String, String)> {
+    if !crate::push::has_attachments(schema, collection) {
+        return Vec::new();
+    }
+    let mut named = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Ok(Line { doc: Some(doc), .. }) = serde_json::from_str::<Line>(line) else {
+            continue;
+        };
+        for (field, hash) in crate::push::attachment_hashes_in(schema, collection, &doc) {
+            named.push((i + 1, field, hash));
+        }
+    }
+    named
 }
 
 /// Parses and validates every line; the first bad one fails with `line N: …` (1-based). Blank

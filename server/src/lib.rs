@@ -131,6 +131,9 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
     let purger = Purger {
         storage,
         retention_ms: i64::from(config.tombstone_retention_days) * 24 * 3600 * 1000,
+        grace_ms: i64::try_from(config.attachment_grace_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        blob_objects: BlobObjects::of(&state.uploads.store),
         clock,
     };
     purger.spawn(
@@ -214,12 +217,72 @@ fn app_state(
     }))
 }
 
-/// Purges tombstones older than the retention and op ids older than `OP_RETENTION_MS`.
+/// Purges tombstones older than the retention and op ids older than `OP_RETENTION_MS`, and
+/// collects blobs no record references (deleted once orphaned longer than the retention) and
+/// uploads abandoned longer than the retention.
 #[derive(Clone)]
 struct Purger {
     storage: Storage,
     retention_ms: i64,
+    /// The attachment grace period: a blob held more recently is in use.
+    grace_ms: i64,
+    /// What deletes blobs' objects and aborts abandoned uploads in the blob store.
+    blob_objects: BlobObjects,
     clock: Arc<dyn Clock>,
+}
+
+/// The blob store's side of a collection.
+#[derive(Clone)]
+struct BlobObjects {
+    delete: storage::DeleteObject,
+    /// Aborts an upload's multipart upload (user, hash, multipart id); `Err` is logged and
+    /// retried by the next purge.
+    abort: AbortUpload,
+}
+
+/// Aborts an upload's multipart upload in the blob store: (user, hash, multipart id).
+type AbortUpload = Arc<
+    dyn Fn(String, String, String) -> futures_util::future::BoxFuture<'static, Result<(), String>>
+        + Send
+        + Sync,
+>;
+
+impl BlobObjects {
+    /// The collection's hooks into `store`: a blob is `blobs/<hash>`; an upload, a multipart
+    /// upload staged under `uploads/<user>/<hash>`.
+    fn of(store: &blobs::BlobStore) -> Self {
+        let deleting = store.clone();
+        let aborting = store.clone();
+        Self {
+            delete: Arc::new(move |hash: String| {
+                let store = deleting.clone();
+                Box::pin(async move {
+                    match store.delete(&store.blob_key(&hash)).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(
+                                hash = blobs::hash_prefix(&hash),
+                                error = %e,
+                                "cannot delete an unreferenced blob's object; the next purge retries"
+                            );
+                            false
+                        }
+                    }
+                })
+            }),
+            abort: Arc::new(move |user: String, hash: String, multipart_id: String| {
+                let store = aborting.clone();
+                Box::pin(async move {
+                    let key = store.staging_key(&user, &hash);
+                    match store.abort_multipart(&key, &multipart_id).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(e.to_string()),
+                    }
+                    store.delete(&key).await.map_err(|e| e.to_string())
+                })
+            }),
+        }
+    }
 }
 
 impl Purger {
@@ -253,6 +316,61 @@ impl Purger {
         if space_rows > 0 {
             tracing::info!(rows = space_rows, "purged records of deleted spaces");
         }
+        self.collect_blobs(now).await?;
         Ok(purged)
+    }
+
+    /// The blob part of a purge: after the records (a space's or a tombstone's rows going may
+    /// leave blobs unreferenced).
+    async fn collect_blobs(&self, now: i64) -> anyhow::Result<()> {
+        let objects = &self.blob_objects;
+        let delete = objects.delete.clone();
+        let gc = self
+            .storage
+            .collect_blobs(
+                now,
+                now.saturating_sub(self.grace_ms),
+                now.saturating_sub(self.retention_ms),
+                delete,
+            )
+            .await?;
+        if gc != storage::BlobGc::default() {
+            tracing::info!(
+                marked = gc.marked,
+                revived = gc.revived,
+                deleted = gc.deleted,
+                failed = gc.failed,
+                "collected unreferenced blobs"
+            );
+        }
+        let mut aborted = 0u64;
+        for upload in self
+            .storage
+            .abandoned_uploads(now.saturating_sub(self.retention_ms))
+            .await?
+        {
+            if let Err(e) = (objects.abort)(
+                upload.user_id.clone(),
+                upload.hash.clone(),
+                upload.multipart_id.clone(),
+            )
+            .await
+            {
+                tracing::warn!(
+                    user_id = %upload.user_id,
+                    hash = blobs::hash_prefix(&upload.hash),
+                    error = %e,
+                    "cannot abort an abandoned upload; the next purge retries"
+                );
+                continue;
+            }
+            if self.storage.forget_abandoned_upload(upload).await? {
+                aborted += 1;
+            }
+        }
+        if aborted > 0 {
+            tracing::info!(uploads = aborted, "deleted abandoned uploads");
+        }
+        Ok(())
     }
 }

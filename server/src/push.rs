@@ -156,6 +156,11 @@ pub struct PushStreams {
     pub seqs: HashMap<String, (i64, i64)>,
     /// The pusher's role, by stream key (`space:<id>`).
     pub roles: HashMap<String, Role>,
+    /// The blobs the batch's new attachment references may name: of [`new_attachment_hashes`],
+    /// those the pusher may read (complete on the server, and referenced by a record of a stream
+    /// they can read or held by them within the grace period), as the storage read them inside
+    /// the push transaction. Empty when the batch names no new attachment.
+    pub readable_blobs: HashSet<String>,
 }
 
 impl PushStreams {
@@ -165,6 +170,7 @@ impl PushStreams {
             user: user.to_string(),
             seqs: HashMap::from([(user.to_string(), (change_seq, purged_seq))]),
             roles: HashMap::new(),
+            readable_blobs: HashSet::new(),
         }
     }
 
@@ -323,32 +329,124 @@ pub fn keys_with_referrers<'a>(
         .collect()
 }
 
-/// What the tables of references and unique keys index under `schema`: every collection's `ref`
-/// fields with their targets and its unique constraints. When it differs from what a database
-/// was indexed for, the tables are rebuilt from the stored records (see `Storage::index_rules`).
+/// Whether a collection has attachment fields (its records get `record_blobs` rows).
+pub fn has_attachments(schema: &Schema, entity: &str) -> bool {
+    schema.attachment_fields(entity).next().is_some()
+}
+
+/// Whether any collection of the schema has an attachment field: without one, pushes never
+/// look at attachments.
+pub fn schema_has_attachments(schema: &Schema) -> bool {
+    schema.has_attachments()
+}
+
+/// The `(field, hash)` of each attachment a document names.
+pub fn attachment_hashes_in(
+    schema: &Schema,
+    entity: &str,
+    doc: &Map<String, Value>,
+) -> Vec<(String, String)> {
+    schema.collection(entity).map_or_else(Vec::new, |c| {
+        c.attachment_refs(doc)
+            .into_iter()
+            .map(|(field, r)| (field.to_string(), r.hash))
+            .collect()
+    })
+}
+
+/// Whether a collection's records are indexed in the tables of references, unique keys or
+/// blobs.
+fn is_indexed(schema: &Schema, name: &str, c: &Collection) -> bool {
+    !c.unique.is_empty() || c.refs().next().is_some() || has_attachments(schema, name)
+}
+
+/// What the tables of references, unique keys and blobs index under `schema`: every
+/// collection's `ref` fields with their targets, its unique constraints and its attachment
+/// fields. When it differs from what a database was indexed for, the tables are rebuilt from
+/// the stored records (see `Storage::index_rules`). A collection without attachment fields
+/// leaves its entry as it was before attachments existed, so upgrading rebuilds nothing.
 pub fn rules_fingerprint(schema: &Schema) -> String {
     let rules: Vec<Value> = schema
         .collections
         .iter()
-        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .filter(|(name, c)| is_indexed(schema, name, c))
         .map(|(name, c)| {
             let refs: Vec<Value> = c
                 .refs()
                 .map(|(f, r)| Value::from(vec![f.to_string(), r.collection.clone()]))
                 .collect();
-            serde_json::json!({"collection": name, "refs": refs, "unique": c.unique})
+            let mut rule =
+                serde_json::json!({"collection": name, "refs": refs, "unique": c.unique});
+            let blobs: Vec<&str> = schema.attachment_fields(name).collect();
+            if !blobs.is_empty() {
+                rule["attachments"] = Value::from(blobs);
+            }
+            rule
         })
         .collect();
     Value::from(rules).to_string()
 }
 
-/// The collections whose records the tables of references and unique keys index.
+/// The collections whose records the tables of references, unique keys and blobs index.
 pub fn indexed_collections(schema: &Schema) -> Vec<String> {
     schema
         .collections
         .iter()
-        .filter(|(_, c)| !c.unique.is_empty() || c.refs().next().is_some())
+        .filter(|(name, c)| is_indexed(schema, name, c))
         .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// The blob hashes a batch's upserts (in streams `load` accepts) name that the records as
+/// loaded do not: the ones whose access the storage must check inside the push transaction
+/// (sorted, deduplicated). A hash a loaded live record names is readable by the pusher anyway
+/// (a record of a stream they may write references it), so it is left out, and an edit of
+/// another field of a record with an attachment costs no query. Empty, without looking at any
+/// document, when the schema has no attachment field.
+pub fn new_attachment_hashes(
+    schema: &Schema,
+    user: &str,
+    mutations: &[Mutation],
+    records: &HashMap<RecordKey, StoredRecord>,
+    load: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut hashes = Vec::new();
+    let mut known: Option<HashSet<String>> = None;
+    for m in mutations {
+        let Some(payload) = m
+            .payload
+            .as_ref()
+            .filter(|_| m.kind == MutationType::Upsert)
+        else {
+            continue;
+        };
+        if !has_attachments(schema, &m.entity) || !load(&stream_of(schema, user, m)) {
+            continue;
+        }
+        let known = known.get_or_insert_with(|| loaded_hashes(schema, records));
+        for (_, hash) in attachment_hashes_in(schema, &m.entity, payload) {
+            if !known.contains(&hash) {
+                hashes.push(hash);
+            }
+        }
+    }
+    hashes.sort();
+    hashes.dedup();
+    hashes
+}
+
+/// The hashes the loaded live records name (each readable by the pusher, see
+/// [`new_attachment_hashes`]).
+pub fn loaded_hashes(
+    schema: &Schema,
+    records: &HashMap<RecordKey, StoredRecord>,
+) -> HashSet<String> {
+    records
+        .values()
+        .filter(|r| has_attachments(schema, &r.key.entity))
+        .filter_map(|r| live_doc(r).map(|doc| (r, doc)))
+        .flat_map(|(r, doc)| attachment_hashes_in(schema, &r.key.entity, &doc))
+        .map(|(_, hash)| hash)
         .collect()
 }
 
@@ -356,26 +454,34 @@ pub fn indexed_collections(schema: &Schema) -> Vec<String> {
 pub type RefRow = (String, String, String, String, String);
 /// One row of the table of unique keys: (entity, entityId, constraint name, key).
 pub type UniqueRow = (String, String, String, String);
+/// One row of the table of blobs records name (`record_blobs`): (entity, entityId, field, hash).
+pub type BlobRow = (String, String, String, String);
 
-/// What the tables of references and unique keys must hold after `writes`: the records whose
-/// rows are replaced (every written record of a collection with refs or unique constraints) and
-/// the rows of those that are live.
-pub fn index_rows(
-    schema: &Schema,
-    writes: &[RecordWrite],
-) -> (Vec<RecordKey>, Vec<RefRow>, Vec<UniqueRow>) {
-    let mut cleared = Vec::new();
-    let mut refs = Vec::new();
-    let mut uniques = Vec::new();
+/// What the tables of references, unique keys and blobs must hold after `writes`.
+#[derive(Debug, Default)]
+pub struct IndexRows {
+    /// The records whose rows are replaced: every written record of a collection with refs,
+    /// unique constraints or attachment fields.
+    pub cleared: Vec<RecordKey>,
+    pub refs: Vec<RefRow>,
+    pub uniques: Vec<UniqueRow>,
+    /// The attachments of the live written records (tombstones name none).
+    pub blobs: Vec<BlobRow>,
+}
+
+/// The rows of the tables of references, unique keys and blobs after `writes`: the records whose
+/// rows are replaced and the rows of those that are live.
+pub fn index_rows(schema: &Schema, writes: &[RecordWrite]) -> IndexRows {
+    let mut rows = IndexRows::default();
     for w in writes {
         let r = &w.record;
         let Some(collection) = schema.collection(&r.key.entity) else {
             continue;
         };
-        if collection.unique.is_empty() && collection.refs().next().is_none() {
+        if !is_indexed(schema, &r.key.entity, collection) {
             continue;
         }
-        cleared.push(r.key.clone());
+        rows.cleared.push(r.key.clone());
         let Some(doc) = r.doc.as_deref().filter(|_| !r.deleted) else {
             continue;
         };
@@ -383,7 +489,7 @@ pub fn index_rows(
             continue;
         };
         for (field, target, target_id) in collection.ref_targets(&map) {
-            refs.push((
+            rows.refs.push((
                 r.key.entity.clone(),
                 r.key.id.clone(),
                 field.to_string(),
@@ -393,7 +499,7 @@ pub fn index_rows(
         }
         for fields in &collection.unique {
             if let Some(key) = Collection::unique_key(fields, &map) {
-                uniques.push((
+                rows.uniques.push((
                     r.key.entity.clone(),
                     r.key.id.clone(),
                     constraint_name(fields),
@@ -401,8 +507,12 @@ pub fn index_rows(
                 ));
             }
         }
+        for (field, hash) in attachment_hashes_in(schema, &r.key.entity, &map) {
+            rows.blobs
+                .push((r.key.entity.clone(), r.key.id.clone(), field, hash));
+        }
     }
-    (cleared, refs, uniques)
+    rows
 }
 
 /// Whether the batch can cascade, so that live descendants of its records must be loaded too.
@@ -442,9 +552,15 @@ pub fn plan_push(
             uniques.insert(unique_slot(&r.key, i, key), r.key.id.clone());
         }
     }
+    let loaded_blobs = if schema_has_attachments(schema) {
+        loaded_hashes(schema, &records)
+    } else {
+        HashSet::new()
+    };
     let mut batch = Batch {
         schema,
         streams,
+        loaded_blobs,
         has_refs,
         uniques,
         stamp,
@@ -551,6 +667,9 @@ fn unique_keys_of(schema: &Schema, record: &StoredRecord) -> Vec<(usize, String)
 struct Batch<'a> {
     schema: &'a Schema,
     streams: &'a PushStreams,
+    /// The blobs the loaded live records name: readable by the pusher (a record of a stream
+    /// they may write references each), so never looked up (see [`new_attachment_hashes`]).
+    loaded_blobs: HashSet<String>,
     /// Whether any collection declares a `ref` (then deletes apply reference rules).
     has_refs: bool,
     /// The live holder of every unique key among the loaded records.
@@ -725,6 +844,17 @@ impl Batch<'_> {
             }
         }
         let existing = self.records.get(&key).map(|s| &s.record);
+        // Validation (rule 3) ends with the attachments, before the version checks.
+        if let Some(hash) = self.missing_attachment(&key, map, existing) {
+            tracing::info!(
+                user_id = %self.streams.user,
+                stream = %key.stream,
+                hash = crate::blobs::hash_prefix(&hash),
+                code = "attachment_missing",
+                "push refused: an attachment names a blob the pusher may not read"
+            );
+            return MutationResult::rejected(op_id, RejectionCode::AttachmentMissing);
+        }
         let new_version = match (base_version, existing) {
             (None, None) => self.first_version(&key.stream),
             (None, Some(r)) if r.deleted => return conflict_with(op_id, ConflictCode::Deleted, r),
@@ -1029,6 +1159,39 @@ impl Batch<'_> {
                     .insert(unique_slot(&old.key, i, key), old.key.id.clone());
             }
         }
+    }
+
+    /// The first blob an upsert's document `doc` names that the record's current document does
+    /// not and the pusher may not read (see [`PushStreams::readable_blobs`]). References the
+    /// record already holds are not checked again: an editor's edit of another field never trips
+    /// over a blob another member uploaded.
+    fn missing_attachment(
+        &self,
+        key: &RecordKey,
+        doc: &Map<String, Value>,
+        existing: Option<&StoredRecord>,
+    ) -> Option<String> {
+        if !has_attachments(self.schema, &key.entity) {
+            return None;
+        }
+        let named = attachment_hashes_in(self.schema, &key.entity, doc);
+        if named.is_empty() {
+            return None;
+        }
+        let held: HashSet<String> = existing
+            .and_then(live_doc)
+            .map(|old| {
+                attachment_hashes_in(self.schema, &key.entity, &old)
+                    .into_iter()
+                    .map(|(_, hash)| hash)
+                    .collect()
+            })
+            .unwrap_or_default();
+        named.into_iter().map(|(_, hash)| hash).find(|hash| {
+            !held.contains(hash)
+                && !self.loaded_blobs.contains(hash)
+                && !self.streams.readable_blobs.contains(hash)
+        })
     }
 
     /// The version a record new to `stream` starts at (see [`first_version`]).
@@ -1410,5 +1573,84 @@ mod tests {
         assert!(day.record.deleted);
         assert_eq!(day.record.version, 2);
         assert_eq!(plan.applied_ops.len(), 3);
+    }
+
+    fn stored(key: RecordKey, version: i64, doc: Value) -> StoredRecord {
+        StoredRecord {
+            key,
+            version,
+            deleted: false,
+            doc: Some(doc.to_string()),
+            parent: None,
+            edited_at: None,
+            field_times: FieldTimes::new(),
+        }
+    }
+
+    #[test]
+    fn new_attachments_must_be_readable_and_held_ones_are_not_checked_again() {
+        let s = schema();
+        let hash = |c: char| c.to_string().repeat(64);
+        let photo = |c: char| json!({"hash": hash(c), "size": 3, "contentType": "image/jpeg"});
+        let day = |p: Value| json!({"planId": "p", "dayIndex": 0, "photo": p});
+        let plan = RecordKey::new("u", "plans", "p");
+        let kept = RecordKey::new("u", "plan_days", "kept");
+        let records = HashMap::from([
+            (plan.clone(), stored(plan.clone(), 1, json!({"name": "P"}))),
+            (kept.clone(), stored(kept.clone(), 1, day(photo('a')))),
+        ]);
+        let batch = vec![
+            // b: readable; c: not; a: the loaded record holds it (and may be named anew).
+            m("o1", "plan_days", "d1", None, Some(day(photo('b')))),
+            m("o2", "plan_days", "d2", None, Some(day(photo('c')))),
+            m("o3", "plan_days", "d3", None, Some(day(photo('a')))),
+            // The record that holds `a` drops it, then takes it back: still applied.
+            m("o4", "plan_days", "kept", Some(1), Some(day(Value::Null))),
+            m("o5", "plan_days", "kept", Some(2), Some(day(photo('a')))),
+            // A group with a missing blob fails whole.
+            g("g", m("o6", "plans", "q", None, Some(json!({"name": "Q"})))),
+            g("g", m("o7", "plan_days", "d4", None, Some(day(photo('c'))))),
+        ];
+        let mut streams = PushStreams::user_only("u", 10, 0);
+        let mutations: Vec<Mutation> = batch.clone();
+        assert_eq!(
+            new_attachment_hashes(&s, "u", &mutations, &records, |st| st == "u"),
+            vec![hash('b'), hash('c')]
+        );
+        streams.readable_blobs = HashSet::from([hash('b')]);
+        let plan = plan_push(&s, batch, HashMap::new(), records, &streams, &stamp());
+        let statuses: Vec<_> = plan
+            .results
+            .iter()
+            .map(|r| (r.status, r.reason.clone()))
+            .collect();
+        let missing = (
+            ResultStatus::Rejected,
+            Some("attachment_missing".to_string()),
+        );
+        assert_eq!(
+            statuses,
+            vec![
+                (ResultStatus::Applied, None),
+                missing.clone(),
+                (ResultStatus::Applied, None),
+                (ResultStatus::Applied, None),
+                (ResultStatus::Applied, None),
+                (ResultStatus::Aborted, Some("group_failed".to_string())),
+                missing,
+            ]
+        );
+        // The live written records' attachments are what record_blobs holds.
+        let rows = index_rows(&s, &plan.writes);
+        let mut blobs: Vec<_> = rows
+            .blobs
+            .iter()
+            .map(|b| (b.1.as_str(), b.3.clone()))
+            .collect();
+        blobs.sort();
+        assert_eq!(
+            blobs,
+            vec![("d1", hash('b')), ("d3", hash('a')), ("kept", hash('a'))]
+        );
     }
 }

@@ -327,6 +327,9 @@ pub(crate) mod admin {
                 (PUBLIC_STREAM.to_string(), (change_seq, purged_seq)),
             ]),
             roles: HashMap::from([(PUBLIC_STREAM.to_string(), Role::Owner)]),
+            // Filled by the storage: every complete blob the writes name (the admin may name
+            // any blob the server holds; only references make it readable).
+            readable_blobs: HashSet::new(),
         }
     }
 

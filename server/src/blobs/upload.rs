@@ -295,8 +295,8 @@ impl Uploads {
                 .await);
         }
         let prefix = hash_prefix(hash);
-        let slot = self.slot(user_id, hash);
-        let mut progress = slot.lock().await;
+        // The checks and the body's arrival need no lock (a client on a dead connection must
+        // not hold up its own retry); the offset is checked again under the lock below.
         let Some(row) = self.storage.upload(user_id, hash).await? else {
             return Err(self
                 .refuse(body, declared, read_timeout, UploadError::NotFound)
@@ -346,7 +346,8 @@ impl Uploads {
                 .refuse(body, declared, read_timeout, short_chunk())
                 .await);
         }
-        let bytes = match tokio::time::timeout(read_timeout, read_chunk(body, max)).await {
+        let bytes = match tokio::time::timeout(read_timeout, read_chunk(body, max, declared)).await
+        {
             Err(_) => {
                 tracing::info!(
                     user_id,
@@ -369,6 +370,28 @@ impl Uploads {
             }
             Ok(Ok(bytes)) => bytes,
         };
+        let slot = self.slot(user_id, hash);
+        let mut progress = slot.lock().await;
+        let Some(row) = self
+            .storage
+            .upload(user_id, hash)
+            .await?
+            .filter(|now| now.multipart_id == row.multipart_id)
+        else {
+            return Err(UploadError::NotFound);
+        };
+        if row.offset as u64 != at {
+            tracing::info!(
+                user_id,
+                hash = prefix,
+                offset,
+                server_offset = row.offset,
+                "chunk lost a race with another"
+            );
+            return Err(UploadError::OffsetMismatch {
+                offset: row.offset as u64,
+            });
+        }
         let len = bytes.len() as u64;
         if len == 0 && remaining > 0 {
             return Ok(Status {
@@ -531,7 +554,13 @@ impl Uploads {
                 size = row.size,
                 "upload discarded: its bytes do not hash to its hash"
             );
-            self.store.delete(&source).await?;
+            if source == staging {
+                self.store.delete(&source).await?;
+            } else {
+                // `blobs/<hash>` itself does not hash to its name: never delete another's blob
+                // on an upload's say-so, but say it loudly.
+                tracing::error!(hash = prefix, "a stored blob does not hash to its name");
+            }
             self.discard(row).await;
             return Err(UploadError::HashMismatch);
         }
@@ -610,9 +639,9 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Reads the whole body, at most `max` bytes (more: `ChunkTooLarge`); a body that ends early
 /// or breaks is `Incomplete`.
-async fn read_chunk(body: Body, max: u64) -> Result<Bytes, UploadError> {
+async fn read_chunk(body: Body, max: u64, declared: Option<u64>) -> Result<Bytes, UploadError> {
     let mut body = body;
-    let mut buffer = BytesMut::new();
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(max) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| UploadError::Incomplete)?;
         if let Ok(data) = frame.into_data() {

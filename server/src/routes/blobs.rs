@@ -11,6 +11,8 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use tandem_protocol::{
     ErrorCode, OpenUploadRequest, UploadStatus, OFFSET_STREAM_CONTENT_TYPE, UPLOAD_OFFSET,
@@ -30,7 +32,7 @@ fn error(status: StatusCode, code: ErrorCode, description: impl Into<String>) ->
 }
 
 /// The answer to a refused or failed upload call.
-fn upload_error(e: UploadError) -> Response {
+pub(super) fn upload_error(e: UploadError) -> Response {
     match e {
         UploadError::Invalid(d) => ApiError::invalid_request(d).into_response(),
         UploadError::TooLarge { max } => error(
@@ -149,7 +151,7 @@ pub async fn chunk(
             offset,
             declared,
             request.into_body(),
-            state.body_read_timeout,
+            chunk_read_timeout(state.body_read_timeout, state.uploads.limits.chunk_bytes),
         )
         .await;
     match result {
@@ -162,6 +164,13 @@ pub async fn chunk(
         .into_response(),
         Err(e) => upload_error(e),
     }
+}
+
+/// How long a chunk's body may take to arrive: `--body-read-timeout-secs`, but at least the time
+/// of a whole chunk at 64 KiB/s (128 s for 8 MiB), so a phone on a slow link is not cut off in
+/// the middle of every chunk.
+fn chunk_read_timeout(body_read_timeout: Duration, chunk_bytes: u64) -> Duration {
+    body_read_timeout.max(Duration::from_secs(chunk_bytes / (64 * 1024)))
 }
 
 /// The one answer for a blob that does not exist and one the user may not read.
@@ -260,6 +269,14 @@ pub async fn download(
     let key = state.uploads.store.blob_key(&hash);
     let stream = match state.uploads.store.read_from(&key, first).await {
         Ok(stream) => stream,
+        Err(object_store::Error::NotFound { .. }) => {
+            // Deleted by the purge between the row's read and now.
+            tracing::warn!(
+                hash = hash_prefix(&hash),
+                "download of a blob whose bytes are gone"
+            );
+            return blob_not_found();
+        }
         Err(e) => {
             return ApiError::internal(&format!(
                 "blob store: cannot read blob {}: {e}",

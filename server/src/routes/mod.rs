@@ -117,7 +117,9 @@ pub fn router(state: SharedState) -> Router {
     // Without an admin token the admin routes do not exist: every method answers 404.
     let mut admin_routes = Router::new();
     if state.admin_token.is_some() {
-        admin_routes = admin_routes.route("/admin/v1/public/write", post(admin::public_write));
+        admin_routes = admin_routes
+            .route("/admin/v1/public/write", post(admin::public_write))
+            .route("/admin/v1/blobs/{hash}", put(admin::put_blob));
     }
     Router::new()
         .route("/healthz", get(health))

@@ -20,16 +20,20 @@
 //! - `spaces`, `members` (`members_by_user` for a user's spaces), `invitations`, and
 //!   `user_epochs` (bumped when a user's spaces, roles or invitations change).
 //!
-//! The `user_id` column of `records`, `seq_blocks`, `record_refs` and `record_uniques` holds the
-//! *stream key*: a user id for the user's own records, `space:<id>` or `public`. A user id is a
-//! UUID (no `:`), so the kinds never collide. Lock order (deadlock freedom on PostgreSQL): a push
-//! locks the pusher's `users` row, then the `streams` rows it writes `ORDER BY id`; membership
-//! changes lock the `streams` row, then `user_epochs` rows `ORDER BY user_id`; the purge locks
-//! users, commits, then `streams` rows in id order. Nothing locks `users` after `streams`.
+//! The `user_id` column of `records`, `seq_blocks`, `record_refs`, `record_uniques` and
+//! `record_blobs` holds the *stream key*: a user id for the user's own records, `space:<id>` or
+//! `public`. A user id is a UUID (no `:`), so the kinds never collide. Lock order (deadlock
+//! freedom on PostgreSQL): a push locks the pusher's `users` row, then the `streams` rows it
+//! writes `ORDER BY id`, then (`FOR SHARE`) the `blobs` rows its new attachments name;
+//! membership changes lock the `streams` row, then `user_epochs` rows `ORDER BY user_id`; the
+//! purge locks users, commits, then `streams` rows in id order, and its blob collection locks
+//! `blobs` rows only. Nothing locks `users` after `streams`, nor either after `blobs`.
 
 mod blobs_postgres;
 mod blobs_sqlite;
 mod postgres;
+mod record_blobs_postgres;
+mod record_blobs_sqlite;
 mod spaces_postgres;
 mod spaces_sqlite;
 mod sqlite;
@@ -321,6 +325,37 @@ pub struct PushJob {
     pub now_ms: i64,
     /// The pushing client: the node of the edit times stamped for changes that carry none.
     pub client_id: String,
+}
+
+/// Blobs the purge's collection handles per transaction.
+pub const BLOB_GC_BATCH: i64 = 100;
+
+/// Deletes a blob's object from the blob store; `false` when that failed (logged by the
+/// caller's function; the row stays, and the next purge tries again). A missing object counts
+/// as deleted.
+pub type DeleteObject =
+    Arc<dyn Fn(String) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
+
+/// What one collection of unreferenced blobs did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BlobGc {
+    /// Blobs found unreferenced (and unheld within the grace period) and marked orphaned.
+    pub marked: u64,
+    /// Orphaned blobs referenced or held again, unmarked.
+    pub revived: u64,
+    /// Blobs orphaned longer than the retention, deleted (object, row and holders).
+    pub deleted: u64,
+    /// Of those, blobs whose object could not be deleted (kept for the next purge).
+    pub failed: u64,
+}
+
+/// An upload nobody has sent a chunk to since before the retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbandonedUpload {
+    pub user_id: String,
+    pub hash: String,
+    pub multipart_id: String,
+    pub updated_at_ms: i64,
 }
 
 /// A member's role in a space (stored as text in `members.role` and `invitations.role`).
@@ -700,6 +735,63 @@ impl Storage {
         match self {
             Self::Sqlite(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
             Self::Postgres(s) => s.purge(tombstones_before_ms, ops_before_ms).await,
+        }
+    }
+
+    /// Of `hashes`, the blobs the server holds complete.
+    pub async fn complete_blobs(
+        &self,
+        hashes: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.complete_blobs(hashes).await,
+            Self::Postgres(s) => s.complete_blobs(hashes).await,
+        }
+    }
+
+    /// The purge's collection of blobs: marks blobs no live record references and nobody holds
+    /// since `held_after_ms` as orphaned (at `now_ms`), unmarks orphans referenced or held again,
+    /// and deletes blobs orphaned before `orphaned_before_ms` that are still unused: the object
+    /// through `delete` first, then (only when that worked) the row and its holders.
+    pub async fn collect_blobs(
+        &self,
+        now_ms: i64,
+        held_after_ms: i64,
+        orphaned_before_ms: i64,
+        delete: DeleteObject,
+    ) -> Result<BlobGc, StorageError> {
+        match self {
+            Self::Sqlite(s) => {
+                s.collect_blobs(now_ms, held_after_ms, orphaned_before_ms, delete)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.collect_blobs(now_ms, held_after_ms, orphaned_before_ms, delete)
+                    .await
+            }
+        }
+    }
+
+    /// Uploads last advanced before `updated_before_ms` (at most [`BLOB_GC_BATCH`], oldest
+    /// first): the purge aborts their multipart uploads and deletes them.
+    pub async fn abandoned_uploads(
+        &self,
+        updated_before_ms: i64,
+    ) -> Result<Vec<AbandonedUpload>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.abandoned_uploads(updated_before_ms).await,
+            Self::Postgres(s) => s.abandoned_uploads(updated_before_ms).await,
+        }
+    }
+
+    /// Deletes an abandoned upload's row, unless a chunk advanced it since it was read.
+    pub async fn forget_abandoned_upload(
+        &self,
+        upload: AbandonedUpload,
+    ) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.forget_abandoned_upload(upload).await,
+            Self::Postgres(s) => s.forget_abandoned_upload(upload).await,
         }
     }
 

@@ -218,6 +218,11 @@ const CLEAR_UNIQUES: &str =
 const INSERT_REFS: &str = "INSERT INTO record_refs (user_id, entity, entity_id, field, target_entity, target_id)
      SELECT $1, e, i, f, te, ti FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
        AS w(e, i, f, te, ti)";
+const CLEAR_BLOBS: &str =
+    "DELETE FROM record_blobs x USING UNNEST($2::text[], $3::text[]) AS k(e, i)
+     WHERE x.user_id = $1 AND x.entity = k.e AND x.entity_id = k.i";
+const INSERT_BLOBS: &str = "INSERT INTO record_blobs (user_id, entity, entity_id, field, hash)
+     SELECT $1, e, i, f, h FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) AS w(e, i, f, h)";
 const INSERT_UNIQUES: &str = "INSERT INTO record_uniques (user_id, entity, entity_id, fields, key)
      SELECT $1, e, i, f, k FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) AS w(e, i, f, k)";
 // A push knows, under the user's lock, which of its records exist: new ones go in with a plain
@@ -513,6 +518,20 @@ impl PostgresStore {
             records,
             stored_seqs,
         } = loaded;
+        // Costs nothing unless the batch names attachments the records do not already hold.
+        let hashes =
+            push::new_attachment_hashes(&job.schema, user, &job.mutations, &records, |stream| {
+                streams.may_write(stream)
+            });
+        if !hashes.is_empty() {
+            streams.readable_blobs = super::record_blobs_postgres::readable_blobs(
+                &tx,
+                user,
+                &hashes,
+                job.now_ms - self.blob_grace_ms(),
+            )
+            .await?;
+        }
         let plan = push::plan_push(
             &job.schema,
             job.mutations,
@@ -833,7 +852,7 @@ impl PostgresStore {
             };
             let stream: String = row.get(0);
             let mut deleted = 0u64;
-            for table in ["records", "record_refs", "record_uniques"] {
+            for table in ["records", "record_refs", "record_uniques", "record_blobs"] {
                 deleted += tx
                     .execute(
                         &format!(
@@ -1343,6 +1362,7 @@ impl PostgresStore {
         }
         tx.execute("DELETE FROM record_refs", &[]).await?;
         tx.execute("DELETE FROM record_uniques", &[]).await?;
+        tx.execute("DELETE FROM record_blobs", &[]).await?;
         let rows = tx
             .query(
                 "SELECT user_id, entity, entity_id, doc FROM records
@@ -1388,16 +1408,38 @@ impl PostgresStore {
     }
 }
 
-/// Brings the tables of references and unique keys in line with the batch's writes.
+/// Brings the tables of references, unique keys and blobs in line with the batch's writes.
 pub(super) async fn write_index_rows(
     tx: &deadpool_postgres::Transaction<'_>,
     schema: &tandem_protocol::Schema,
     user_id: &str,
     writes: &[push::RecordWrite],
 ) -> Result<(), StorageError> {
-    let (cleared, refs, uniques) = push::index_rows(schema, writes);
+    let push::IndexRows {
+        cleared,
+        refs,
+        uniques,
+        blobs,
+    } = push::index_rows(schema, writes);
     if cleared.is_empty() {
         return Ok(());
+    }
+    let with_blobs: Vec<&RecordKey> = cleared
+        .iter()
+        .filter(|k| push::has_attachments(schema, &k.entity))
+        .collect();
+    if !with_blobs.is_empty() {
+        let (entities, ids) = key_columns(&with_blobs);
+        let clear = tx.prepare_cached(CLEAR_BLOBS).await?;
+        tx.execute(&clear, &[&user_id, &entities, &ids]).await?;
+    }
+    if !blobs.is_empty() {
+        let insert = tx.prepare_cached(INSERT_BLOBS).await?;
+        let e: Vec<&str> = blobs.iter().map(|b| b.0.as_str()).collect();
+        let i: Vec<&str> = blobs.iter().map(|b| b.1.as_str()).collect();
+        let f: Vec<&str> = blobs.iter().map(|b| b.2.as_str()).collect();
+        let h: Vec<&str> = blobs.iter().map(|b| b.3.as_str()).collect();
+        tx.execute(&insert, &[&user_id, &e, &i, &f, &h]).await?;
     }
     let cleared: Vec<&RecordKey> = cleared.iter().collect();
     let (entities, ids) = key_columns(&cleared);

@@ -664,7 +664,7 @@ impl PostgresStore {
                 &[],
             )
             .await?;
-        let streams = admin::streams(row.get(0), row.get(1));
+        let mut streams = admin::streams(row.get(0), row.get(1));
         let schema = Arc::new(schema.clone());
         let probe = PushJob {
             user_id: ADMIN_OP_USER.to_string(),
@@ -675,6 +675,14 @@ impl PostgresStore {
         };
         let public = |stream: &str| stream == PUBLIC_STREAM;
         let loaded = load_push_state(&tx, &probe, &public, false).await?;
+        let hashes = crate::push::new_attachment_hashes(
+            &schema,
+            ADMIN_OP_USER,
+            &probe.mutations,
+            &loaded.records,
+            public,
+        );
+        streams.readable_blobs = super::record_blobs_postgres::complete_blobs(&tx, &hashes).await?;
         let (plan, results) = match admin::plan(&schema, &writes, loaded.records, &streams, now_ms)
         {
             Ok(planned) => planned,

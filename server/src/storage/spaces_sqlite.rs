@@ -621,7 +621,7 @@ impl SqliteStore {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let streams = admin::streams(seq, purged);
+            let mut streams = admin::streams(seq, purged);
             let probe = PushJob {
                 user_id: ADMIN_OP_USER.to_string(),
                 mutations: admin::probe(&writes),
@@ -630,6 +630,14 @@ impl SqliteStore {
                 client_id: ADMIN_OP_USER.to_string(),
             };
             let loaded = load_push_state(&tx, &probe, &streams)?;
+            let hashes = crate::push::new_attachment_hashes(
+                &schema,
+                ADMIN_OP_USER,
+                &probe.mutations,
+                &loaded.records,
+                |stream| stream == crate::push::PUBLIC_STREAM,
+            );
+            streams.readable_blobs = super::record_blobs_sqlite::complete_blobs(&tx, &hashes)?;
             let (plan, results) =
                 match admin::plan(&schema, &writes, loaded.records, &streams, now_ms) {
                     Ok(planned) => planned,

@@ -398,6 +398,7 @@ impl SqliteStore {
     }
 
     pub async fn push(&self, job: PushJob) -> Result<Option<PushOutcome>, StorageError> {
+        let grace_ms = self.blob_grace_ms();
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let seqs: Option<(i64, i64)> = tx
@@ -419,6 +420,22 @@ impl SqliteStore {
                 records,
                 stored_seqs,
             } = load_push_state(&tx, &job, &streams)?;
+            // Costs nothing unless the batch names attachments the records do not already hold.
+            let hashes = push::new_attachment_hashes(
+                &job.schema,
+                &job.user_id,
+                &job.mutations,
+                &records,
+                |stream| streams.may_write(stream),
+            );
+            if !hashes.is_empty() {
+                streams.readable_blobs = super::record_blobs_sqlite::readable_blobs(
+                    &tx,
+                    &job.user_id,
+                    &hashes,
+                    job.now_ms - grace_ms,
+                )?;
+            }
             let plan = push::plan_push(
                 &job.schema,
                 job.mutations,
@@ -465,6 +482,7 @@ impl SqliteStore {
             }
             tx.execute("DELETE FROM record_refs", [])?;
             tx.execute("DELETE FROM record_uniques", [])?;
+            tx.execute("DELETE FROM record_blobs", [])?;
             let mut select = tx.prepare(
                 "SELECT user_id, entity_id, doc FROM records WHERE entity = ?1 AND deleted = 0",
             )?;
@@ -733,7 +751,7 @@ impl SqliteStore {
                         return Ok((0, false));
                     };
                     let mut deleted = 0usize;
-                    for table in ["records", "record_refs", "record_uniques"] {
+                    for table in ["records", "record_refs", "record_uniques", "record_blobs"] {
                         deleted += tx.execute(
                             &format!(
                                 "DELETE FROM {table} WHERE rowid IN
@@ -1091,15 +1109,15 @@ fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
     })
 }
 
-/// Brings the tables of references and unique keys in line with the batch's writes.
-fn write_index_rows(
+/// Brings the tables of references, unique keys and blobs in line with the batch's writes.
+pub(super) fn write_index_rows(
     conn: &Connection,
     schema: &Schema,
     user_id: &str,
     writes: &[push::RecordWrite],
 ) -> Result<(), StorageError> {
-    let (cleared, refs, uniques) = push::index_rows(schema, writes);
-    if cleared.is_empty() {
+    let rows = push::index_rows(schema, writes);
+    if rows.cleared.is_empty() {
         return Ok(());
     }
     let mut clear_refs = conn.prepare_cached(
@@ -1108,22 +1126,37 @@ fn write_index_rows(
     let mut clear_uniques = conn.prepare_cached(
         "DELETE FROM record_uniques WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3",
     )?;
-    for key in &cleared {
+    for key in &rows.cleared {
         clear_refs.execute(params![user_id, key.entity, key.id])?;
         clear_uniques.execute(params![user_id, key.entity, key.id])?;
+        if push::has_attachments(schema, &key.entity) {
+            conn.prepare_cached(
+                "DELETE FROM record_blobs WHERE user_id = ?1 AND entity = ?2 AND entity_id = ?3",
+            )?
+            .execute(params![user_id, key.entity, key.id])?;
+        }
     }
     let mut insert_ref = conn.prepare_cached(
         "INSERT INTO record_refs (user_id, entity, entity_id, field, target_entity, target_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for (entity, id, field, target, target_id) in &refs {
+    for (entity, id, field, target, target_id) in &rows.refs {
         insert_ref.execute(params![user_id, entity, id, field, target, target_id])?;
     }
     let mut insert_unique = conn.prepare_cached(
         "INSERT INTO record_uniques (user_id, entity, entity_id, fields, key) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (entity, id, fields, key) in &uniques {
+    for (entity, id, fields, key) in &rows.uniques {
         insert_unique.execute(params![user_id, entity, id, fields, key])?;
+    }
+    if !rows.blobs.is_empty() {
+        let mut insert_blob = conn.prepare_cached(
+            "INSERT INTO record_blobs (user_id, entity, entity_id, field, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (entity, id, field, hash) in &rows.blobs {
+            insert_blob.execute(params![user_id, entity, id, field, hash])?;
+        }
     }
     Ok(())
 }
