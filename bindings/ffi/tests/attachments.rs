@@ -444,18 +444,31 @@ fn a_deleted_record_takes_its_file_and_after_retention_the_blob(store: TestBlobS
     a.t.delete("photos".into(), "p2".into()).unwrap();
     a.sync();
 
-    // Past the grace and the tombstone retention, two purges (mark, then delete) remove it: the
-    // same bytes attached again go up whole.
+    // Past the grace and the tombstone retention, two purges (mark, then delete) remove the
+    // blob from the store itself.
+    assert!(stored(&store, &reference.hash), "the blob is on the server");
     for _ in 0..2 {
         server.advance(Duration::from_secs(31 * 86_400));
         server.purge_now();
     }
+    assert!(
+        !stored(&store, &reference.hash),
+        "the blob outlived its retention"
+    );
+    // The same bytes attached again go up whole.
     proxy.reset_body_bytes();
     a.attach_photo("p3", &data);
     a.sync();
-    assert_eq!(
-        proxy.body_bytes(CHUNKS),
-        data.len() as u64,
-        "the blob was still on the server"
-    );
+    assert_eq!(proxy.body_bytes(CHUNKS), data.len() as u64);
+}
+
+/// Whether the blob store holds the complete blob `hash`, asked of the store itself.
+fn stored(store: &TestBlobStore, hash: &str) -> bool {
+    let config = tandem_server::Config {
+        blob_store: Some(store.url.clone()),
+        blob_store_options: store.env.clone(),
+        ..Default::default()
+    };
+    let blobs = tandem_server::blobs::BlobStore::from_config(&config).unwrap();
+    block(async { blobs.size(&blobs.blob_key(hash)).await.unwrap().is_some() })
 }
