@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -53,6 +54,10 @@ def test_a_file_attached_on_one_device_opens_on_another(tmp_path, server):
 
         states = States()
         subscription = a.observe_attachment(digest, states)
+        # The first state (delivered on the engine's thread) is the one before the sync.
+        deadline = time.monotonic() + 10
+        while not states.seen() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         report = await a.sync_now()
         assert report.applied == 1
         assert a.attachment_state(digest) == AttachmentState.UPLOADED()

@@ -9,9 +9,11 @@ import kotlin.test.assertFailsWith
 import kotlin.test.assertIs
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
+import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.onEach
 import kotlinx.coroutines.flow.takeWhile
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
@@ -40,7 +42,7 @@ class AttachmentsTest : ServerTest(server) {
         MessageDigest.getInstance("SHA-256").digest(bytes).joinToString("") { "%02x".format(it) }
 
     @Test
-    fun `a photo attached on one device opens on another, its upload observed`() = runBlocking {
+    fun `a photo attached on one device opens on another, its upload observed`() = runBlocking<Unit> {
         val a = device("a")
         val b = device("b")
         oneAccount(a, b)
@@ -54,10 +56,13 @@ class AttachmentsTest : ServerTest(server) {
         source.delete() // the engine keeps its own copy
         assertEquals(AttachmentState.Local, a.attachmentState(hash))
 
-        // The flow starts with the current state and follows the upload to its end.
+        // The flow starts with the current state and follows the upload to its end. The sync
+        // starts once the flow has its first element, so that element is the state before it.
+        val started = CompletableDeferred<Unit>()
         val states = async(Dispatchers.Default) {
-            a.attachmentStateFlow(hash).takeWhile { it != AttachmentState.Uploaded }.toList()
+            a.attachmentStateFlow(hash).onEach { started.complete(Unit) }.takeWhile { it != AttachmentState.Uploaded }.toList()
         }
+        withTimeout(10_000) { started.await() }
         assertEquals(1UL, a.syncNow().applied)
         val seen = withTimeout(30_000) { states.await() }
         assertEquals(AttachmentState.Local, seen.first())
@@ -75,7 +80,7 @@ class AttachmentsTest : ServerTest(server) {
     }
 
     @Test
-    fun `another account cannot download, and bad input is a typed error`() = runBlocking {
+    fun `another account cannot download, and bad input is a typed error`() = runBlocking<Unit> {
         val a = device("a")
         val other = device("other")
         a.signUp(newEmail(), PASSWORD)
