@@ -57,10 +57,13 @@ class DayPhotoTest {
         // Over the sample schema's eager prefetch limit (5 MB): the tablet downloads on demand.
         val bytes = Random(15).nextBytes(6_000_000)
         assertTrue(photo.attach(bytes, "image/jpeg", "squat.jpg"), photo.message.value)
-        val waiting = photo.state.await("the attached photo") { it.photo != null && it.transfer == AttachmentState.Local }
+        // The phone shows its own copy before any sync.
+        val waiting = photo.state.await("the attached photo") {
+            it.photo != null && it.transfer == AttachmentState.Local && it.file != null
+        }
         assertEquals("Waiting to upload", waiting.caption)
         assertEquals(6_000_000UL, waiting.photo!!.size)
-        assertNotNull(waiting.file, "the phone shows its own copy at once")
+        assertContentEquals(bytes, File(waiting.file!!).readBytes())
 
         phone.sync()
         photo.state.await("the upload's end") { it.transfer == AttachmentState.Uploaded }
