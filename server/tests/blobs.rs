@@ -22,6 +22,8 @@ on_backends_and_blob_stores!(
     cut_mid_chunk_keeps_the_offset,
     restart_mid_upload_resumes,
     holders_read_within_the_grace_period,
+    racing_chunks_one_lands,
+    two_instances_share_an_upload,
 );
 
 async fn user(storage: &Storage, email: &str) -> String {
@@ -461,6 +463,19 @@ async fn refusals_and_limits(db: TestDb, store: TestBlobStore) {
         )
         .await;
     reply.assert_error(415, "unsupported_media_type");
+    // No Upload-Offset, or not a number: 400.
+    for offset in [None, Some("-1"), Some("x")] {
+        let mut request = c
+            .http
+            .patch(c.url(&format!("/sync/v1/blobs/uploads/{hash}")))
+            .bearer_auth(&token)
+            .header("content-type", "application/offset+octet-stream")
+            .body("x");
+        if let Some(offset) = offset {
+            request = request.header("upload-offset", offset);
+        }
+        c.send(request).await.assert_error(400, "invalid_request");
+    }
     // No token: 401.
     c.post(
         "/sync/v1/blobs/uploads",
@@ -697,6 +712,73 @@ async fn holders_read_within_the_grace_period(db: TestDb, store: TestBlobStore) 
     assert_eq!(c.download(&token, &hash, &[]).await.status, 200);
 }
 
+/// Two devices sending the same chunk at once: one lands, the other is told the new offset; the
+/// blob is whole.
+async fn racing_chunks_one_lands(db: TestDb, store: TestBlobStore) {
+    let server = server(&db, &store, &[]);
+    let c = server.client();
+    let (token, _) = c.new_user().await;
+    let data = bytes_of(CHUNK_BYTES + 512, 15);
+    let hash = sha256_hex(&data);
+    let size = data.len() as u64;
+    c.open_upload(&token, &hash, size, "video/mp4")
+        .await
+        .assert_ok();
+    let (one, two) = tokio::join!(
+        c.send_chunk(&token, &hash, 0, data[..CHUNK_BYTES].to_vec()),
+        c.send_chunk(&token, &hash, 0, data[..CHUNK_BYTES].to_vec()),
+    );
+    let mut statuses = [one.status.as_u16(), two.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", one.body, two.body);
+    let loser = if one.status == 409 { &one } else { &two };
+    assert_eq!(loser.body["offset"], CHUNK_BYTES as u64);
+    let done = c
+        .send_chunk(
+            &token,
+            &hash,
+            CHUNK_BYTES as u64,
+            data[CHUNK_BYTES..].to_vec(),
+        )
+        .await;
+    assert_eq!(done.assert_ok()["complete"], true);
+    assert!(c.download(&token, &hash, &[]).await.bytes == data);
+}
+
+/// Two instances on one PostgreSQL database and one blob store: an upload begun on one goes on
+/// and ends on the other (which checks the hash by reading the staged bytes).
+async fn two_instances_share_an_upload(db: TestDb, store: TestBlobStore) {
+    if db.backend == Backend::Sqlite {
+        return; // SQLite is one server's database.
+    }
+    let one = server(&db, &store, &[]);
+    let two = server(&db, &store, &[]);
+    let (c1, c2) = (one.client(), two.client());
+    let (token, _) = c1.new_user().await;
+    let data = bytes_of(CHUNK_BYTES + 700, 16);
+    let hash = sha256_hex(&data);
+    let size = data.len() as u64;
+    c1.open_upload(&token, &hash, size, "video/mp4")
+        .await
+        .assert_ok();
+    c1.send_chunk(&token, &hash, 0, data[..CHUNK_BYTES].to_vec())
+        .await
+        .assert_ok();
+    let reopened = c2.open_upload(&token, &hash, size, "video/mp4").await;
+    assert_eq!(reopened.assert_ok()["offset"], CHUNK_BYTES as u64);
+    let done = c2
+        .send_chunk(
+            &token,
+            &hash,
+            CHUNK_BYTES as u64,
+            data[CHUNK_BYTES..].to_vec(),
+        )
+        .await;
+    assert_eq!(done.assert_ok()["complete"], true);
+    assert!(c1.download(&token, &hash, &[]).await.bytes == data);
+    assert!(c2.download(&token, &hash, &[]).await.bytes == data);
+}
+
 /// Without `--blob-store`, a SQLite server keeps blobs in `<database file>.blobs/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_live_next_to_a_sqlite_database_by_default() {
@@ -712,4 +794,44 @@ async fn blobs_live_next_to_a_sqlite_database_by_default() {
         sha256_hex(&data)
     );
     assert_eq!(std::fs::read(&path).unwrap(), data);
+}
+
+/// Refusals and failures of uploads and downloads are logged with the user id and the hash's
+/// first 12 hex digits, never the token or the whole hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_log_user_and_hash_prefix_only() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--attachment-max-bytes", "100"])
+        .capture_logs()
+        .start();
+    let c = server.client();
+    let (token, session) = c.new_user().await;
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    let data = bytes_of(50, 17);
+    let hash = sha256_hex(&data);
+    c.open_upload(&token, &hash, 101, "image/png")
+        .await
+        .assert_error(413, "attachment_too_large");
+    c.open_upload(&token, &hash, 50, "image/png")
+        .await
+        .assert_ok();
+    c.send_chunk(&token, &hash, 0, bytes_of(50, 18))
+        .await
+        .assert_error(422, "hash_mismatch");
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = server.logs();
+        if logs.contains("do not hash to its hash") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logs.contains("attachment too large"), "{logs}");
+    assert!(logs.contains("do not hash to its hash"), "{logs}");
+    assert!(logs.contains(&hash[..12]), "{logs}");
+    assert!(!logs.contains(&hash), "a whole hash in the logs:\n{logs}");
+    assert!(!logs.contains(&token), "a token in the logs");
+    assert!(logs.contains(&user_id), "{logs}");
 }

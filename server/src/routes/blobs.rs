@@ -325,3 +325,40 @@ pub async fn download(
     common(&mut response);
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(value: &str) -> Option<(u64, Option<u64>)> {
+        let mut headers = HeaderMap::new();
+        headers.insert(RANGE, HeaderValue::from_str(value).unwrap());
+        parse_range(&headers)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=100-"), Some((100, None)));
+        assert_eq!(range("bytes=0-9"), Some((0, Some(9))));
+        assert_eq!(range(" bytes=5-5 "), Some((5, Some(5))));
+        // Forms the server ignores (answered with the whole blob).
+        assert_eq!(range("bytes=9-0"), None);
+        assert_eq!(range("bytes=-100"), None);
+        assert_eq!(range("bytes=0-1,5-6"), None);
+        assert_eq!(range("items=0-1"), None);
+        assert_eq!(parse_range(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn slow_links_get_time_for_a_chunk() {
+        let eight_mib = 8 * 1024 * 1024;
+        assert_eq!(
+            chunk_read_timeout(Duration::from_secs(30), eight_mib),
+            Duration::from_secs(128)
+        );
+        assert_eq!(
+            chunk_read_timeout(Duration::from_secs(600), eight_mib),
+            Duration::from_secs(600)
+        );
+    }
+}
