@@ -255,7 +255,8 @@ async fn store_blob(
 }
 
 /// Reads `body` into parts of exactly `chunkBytes` (the last shorter), each stored as it fills;
-/// more than `max` bytes is `TooLarge`. Each part must arrive within the body read timeout.
+/// more than `max` bytes is `TooLarge`. Each part must arrive within a chunk's read timeout (the
+/// body read timeout, at least a chunk at 64 KiB/s).
 /// Returns the size, the SHA-256 (hex) and the part ids.
 async fn stream_parts(
     state: &SharedState,
@@ -271,7 +272,8 @@ async fn stream_parts(
     let mut buffer = BytesMut::new();
     let mut parts = Vec::new();
     let mut size = 0u64;
-    let mut deadline = tokio::time::Instant::now() + state.body_read_timeout;
+    let part_timeout = super::blobs::chunk_read_timeout(state.body_read_timeout, chunk as u64);
+    let mut deadline = tokio::time::Instant::now() + part_timeout;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(UploadError::Timeout),
@@ -294,7 +296,7 @@ async fn stream_parts(
                     .put_part(staging, &multipart_id.to_string(), parts.len(), part)
                     .await?,
             );
-            deadline = tokio::time::Instant::now() + state.body_read_timeout;
+            deadline = tokio::time::Instant::now() + part_timeout;
         }
     }
     if !buffer.is_empty() {

@@ -169,7 +169,7 @@ pub async fn chunk(
 /// How long a chunk's body may take to arrive: `--body-read-timeout-secs`, but at least the time
 /// of a whole chunk at 64 KiB/s (128 s for 8 MiB), so a phone on a slow link is not cut off in
 /// the middle of every chunk.
-fn chunk_read_timeout(body_read_timeout: Duration, chunk_bytes: u64) -> Duration {
+pub(super) fn chunk_read_timeout(body_read_timeout: Duration, chunk_bytes: u64) -> Duration {
     body_read_timeout.max(Duration::from_secs(chunk_bytes / (64 * 1024)))
 }
 

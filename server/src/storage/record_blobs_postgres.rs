@@ -32,6 +32,10 @@ const READABLE_BLOBS: &str = "SELECT b.hash FROM blobs b
 const IN_USE: &str = "(EXISTS (SELECT 1 FROM record_blobs x WHERE x.hash = b.hash)
      OR EXISTS (SELECT 1 FROM blob_holders h WHERE h.hash = b.hash AND h.held_at >= $1))";
 
+/// Whether someone is uploading blob `b` again (an upload's completion would record it): checked
+/// only for the few blobs about to be deleted.
+const UPLOADING: &str = "EXISTS (SELECT 1 FROM blob_uploads u WHERE u.hash = b.hash)";
+
 /// Of `hashes`, the blobs `user_id` may name in a push (see [`READABLE_BLOBS`]).
 pub(super) async fn readable_blobs(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -133,7 +137,9 @@ impl PostgresStore {
             // A new statement sees every reference committed before the lock was granted.
             let doomed: Vec<String> = tx
                 .query(
-                    &format!("SELECT hash FROM blobs b WHERE hash = ANY($2) AND NOT {IN_USE}"),
+                    &format!(
+                        "SELECT hash FROM blobs b WHERE hash = ANY($2) AND NOT {IN_USE} AND NOT {UPLOADING}"
+                    ),
                     &[&held_after_ms, &locked],
                 )
                 .await?

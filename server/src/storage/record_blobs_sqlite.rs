@@ -27,6 +27,10 @@ const READABLE_BLOBS: &str = "SELECT b.hash FROM blobs b
 const IN_USE: &str = "(EXISTS (SELECT 1 FROM record_blobs x WHERE x.hash = b.hash)
      OR EXISTS (SELECT 1 FROM blob_holders h WHERE h.hash = b.hash AND h.held_at >= ?1))";
 
+/// Whether someone is uploading blob `b` again (an upload's completion would record it): checked
+/// only for the few blobs about to be deleted.
+const UPLOADING: &str = "EXISTS (SELECT 1 FROM blob_uploads u WHERE u.hash = b.hash)";
+
 /// Of `hashes`, the blobs `user_id` may name in a push (see [`READABLE_BLOBS`]).
 pub(super) fn readable_blobs(
     conn: &Connection,
@@ -118,7 +122,7 @@ impl SqliteStore {
                     let doomed: Vec<String> = tx
                         .prepare_cached(&format!(
                             "SELECT hash FROM blobs b
-                             WHERE orphaned_at < ?2 AND hash > ?3 AND NOT {IN_USE}
+                             WHERE orphaned_at < ?2 AND hash > ?3 AND NOT {IN_USE} AND NOT {UPLOADING}
                              ORDER BY hash LIMIT ?4"
                         ))?
                         .query_map(
