@@ -423,9 +423,7 @@ impl Client {
                 syncer.count_attachment_download(bytes);
             }
         };
-        let fetched =
-            download::fetch(&engine, api, &wanted, self.attachment_cache_bytes, &count).await?;
-        Ok(fetched.path)
+        download::fetch(&engine, api, &wanted, self.attachment_cache_bytes, &count).await
     }
 
     /// The state of the attachment `hash` (64 lowercase hex): a transfer under way, else what

@@ -378,8 +378,16 @@ fn a_cancelled_download_keeps_its_part_for_the_next_call() {
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!((400_000..2_000_000).contains(&kept), "{kept}");
     assert_eq!(b.state(&reference.hash), AttachmentState::Remote);
+    // Two callers at once: one download (the second waits and finds the file), from the part.
     let before = b.received();
-    let path = b.fetch(&reference).unwrap();
+    let (first, second) = block_on(async {
+        tokio::join!(
+            b.client.attachment(&reference),
+            b.client.attachment(&reference)
+        )
+    });
+    let path = first.unwrap();
+    assert_eq!(second.unwrap(), path);
     assert_eq!(std::fs::read(&path).unwrap(), data);
     assert_eq!(b.received() - before, 2_000_000 - kept);
     assert!(!part.exists());
@@ -417,12 +425,29 @@ fn the_cache_keeps_its_limit_and_its_pins_and_deletes_follow_records() {
             patch: json!({"title": "edited"}),
         }])
         .unwrap();
+    // A file attached here and not uploaded yet is pinned too.
+    b.put("photos", "local", json!({"caption": "not sent"}));
+    let local = block_on(b.client.attach_bytes(
+        "photos",
+        "local",
+        "image",
+        bytes(400_000, 40),
+        "image/jpeg",
+        None,
+    ))
+    .unwrap();
+    let local_doc: Value = serde_json::from_str(local.doc.as_deref().unwrap()).unwrap();
+    let local_hash = local_doc["image"]["hash"].as_str().unwrap().to_string();
+    assert_eq!(b.state(&local_hash), AttachmentState::Local);
     std::thread::sleep(Duration::from_millis(5));
     b.fetch(&files[2].1).unwrap();
-    // Over the limit: the least recently used file that is not pinned (f1) went.
+    // Over the limit: the least recently used file that is not pinned (f1) went; the pinned
+    // ones keep the cache over its limit.
     assert!(on_disk(0), "pinned by an unsent change");
     assert!(!on_disk(1), "least recently used");
     assert!(on_disk(2), "just downloaded");
+    assert!(b.files().join(&local_hash).exists(), "not uploaded");
+    assert_eq!(b.state(&local_hash), AttachmentState::Local);
     assert_eq!(b.state(&files[1].1.hash), AttachmentState::Remote);
     assert_eq!(b.state(&files[0].1.hash), AttachmentState::Uploaded);
 

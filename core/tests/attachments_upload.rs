@@ -2,7 +2,8 @@
 //! binary: attach then sync puts the blob on the server (readable by its owner); a second device
 //! of the same account with the same file sends no bytes; an upload cut mid-chunk by the network
 //! resumes from the server's offset; a file over the server's limit becomes a dead letter while
-//! the other changes still go.
+//! the other changes still go; bytes that do not hash to the reference are refused twice and
+//! dead-lettered; guest attachments move to the first account and a wiping sign-out deletes them.
 //!
 //! Run: `cargo test -p tandem-core --test attachments_upload`.
 
@@ -71,6 +72,18 @@ fn same_account(url: &str, of: &Device) -> Device {
         client,
         email: of.email.clone(),
         dir,
+    }
+}
+
+/// Waits (up to 5 s) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
@@ -149,11 +162,11 @@ fn attach_then_sync_uploads_the_blob_and_a_second_device_sends_nothing() {
         reference,
         json!({"hash": hash, "size": 300_000, "contentType": "image/jpeg", "name": "summit.jpg"})
     );
-    let status = a.client.sync_status().unwrap();
-    assert_eq!(
-        (status.attachments_pending, status.attachment_bytes_pending),
-        (1, 300_000)
-    );
+    // The counts follow local writes (refreshed moments after, like `pending`).
+    eventually("one attachment pending", || {
+        let status = a.client.sync_status().unwrap();
+        (status.attachments_pending, status.attachment_bytes_pending) == (1, 300_000)
+    });
     let report = a.sync();
     assert_eq!(report.attachments_uploaded, 1);
     assert_eq!(report.attachment_bytes_sent, 300_000);
@@ -168,6 +181,10 @@ fn attach_then_sync_uploads_the_blob_and_a_second_device_sends_nothing() {
         (0, 0)
     );
     assert_eq!(status.attachment_bytes_transferred, 0, "only during a run");
+    assert_eq!(
+        a.client.sync_metrics().unwrap().attachment_bytes_sent,
+        300_000
+    );
 
     // A second device of the same account attaches the same file to another record: the server
     // holds it for this user already, so no byte is sent.
@@ -291,4 +308,116 @@ fn a_file_over_the_servers_limit_becomes_a_dead_letter_and_the_rest_goes() {
     let album = b.client.get("albums", "big").unwrap().unwrap();
     let doc: Value = serde_json::from_str(album.doc.as_deref().unwrap()).unwrap();
     assert!(doc.get("cover").is_none());
+}
+
+#[test]
+fn guest_attachments_move_to_the_first_account_and_a_wiping_sign_out_deletes_them() {
+    let server = TestServer::builder().schema(SCHEMA).start();
+    let (client, dir) = open(server.url());
+    client
+        .write(vec![WriteOp::Put {
+            collection: "albums".into(),
+            id: Some("offline".into()),
+            doc: json!({"title": "Taken offline"}),
+            space_id: None,
+        }])
+        .unwrap();
+    let photo = bytes_of(70_000, 9);
+    let hash = hex(&Sha256::digest(&photo));
+    block_on(client.attach_bytes(
+        "albums",
+        "offline",
+        "cover",
+        photo.clone(),
+        "image/png",
+        Some("offline.png"),
+    ))
+    .unwrap();
+    let guest_file = dir.path().join("guest.attachments").join(&hash);
+    assert_eq!(std::fs::read(&guest_file).unwrap(), photo);
+    // The first sign-in adopts the guest data: the row and the file move with it.
+    let address = email();
+    let user = block_on(client.sign_up(&address, PASSWORD)).unwrap();
+    let user_dir = dir
+        .path()
+        .join("users")
+        .join(format!("{}.attachments", user.id));
+    assert!(!guest_file.exists());
+    assert_eq!(std::fs::read(user_dir.join(&hash)).unwrap(), photo);
+    let report = block_on(client.sync_now()).unwrap();
+    assert_eq!(
+        (report.attachments_uploaded, report.attachment_bytes_sent),
+        (1, 70_000)
+    );
+    assert_eq!(report.applied, 1);
+    assert_eq!(download(server.url(), &address, &hash), (200, photo));
+    // Signing out with wipe deletes the account's files with its database.
+    block_on(client.sign_out(true)).unwrap();
+    assert!(!user_dir.exists());
+}
+
+#[test]
+fn bytes_that_do_not_hash_to_the_reference_are_refused_twice_then_dead_lettered() {
+    let server = TestServer::builder().schema(SCHEMA).start();
+    let a = device(server.url());
+    a.put("albums", "rot", json!({"title": "Bit rot"}));
+    let photo = bytes_of(20_000, 5);
+    let hash = hex(&Sha256::digest(&photo));
+    a.attach("rot", &photo);
+    // The stored copy changes under the engine (same length, other bytes).
+    let users = a.dir.path().join("users");
+    let stored = std::fs::read_dir(&users)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "attachments"))
+        .unwrap()
+        .join(&hash);
+    std::fs::write(&stored, bytes_of(20_000, 6)).unwrap();
+    let report = a.sync();
+    assert_eq!(report.attachments_uploaded, 0);
+    assert_eq!(
+        report.attachment_bytes_sent, 40_000,
+        "sent twice, refused twice"
+    );
+    let rejected = a.client.rejected().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].last_error.as_deref(), Some("hash_mismatch"));
+    assert_eq!(download(server.url(), &a.email, &hash).0, 404);
+}
+
+#[test]
+fn an_upload_over_the_users_quota_becomes_a_dead_letter() {
+    let server = TestServer::builder()
+        .schema(SCHEMA)
+        .args(&["--attachment-quota-bytes", "10000"])
+        .start();
+    let a = device(server.url());
+    a.put("albums", "first", json!({"title": "Fits"}));
+    a.put("albums", "second", json!({"title": "Does not"}));
+    a.attach("first", &bytes_of(8000, 1));
+    let report = a.sync();
+    assert_eq!(report.attachments_uploaded, 1);
+    a.attach("second", &bytes_of(8000, 2));
+    let report = a.sync();
+    assert_eq!((report.attachments_uploaded, report.rejected), (0, 1));
+    let rejected = a.client.rejected().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].entity_id, "second");
+    assert_eq!(rejected[0].last_error.as_deref(), Some("quota_exceeded"));
+}
+
+#[test]
+fn an_empty_file_uploads_in_one_empty_chunk() {
+    let server = TestServer::builder().schema(SCHEMA).start();
+    let a = device(server.url());
+    a.put("albums", "empty", json!({"title": "Nothing"}));
+    a.attach("empty", b"");
+    let report = a.sync();
+    assert_eq!(
+        (report.attachments_uploaded, report.attachment_bytes_sent),
+        (1, 0)
+    );
+    assert_eq!(report.applied, 1);
+    let hash = hex(&Sha256::digest(b""));
+    assert_eq!(download(server.url(), &a.email, &hash), (200, Vec::new()));
 }

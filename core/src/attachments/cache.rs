@@ -134,6 +134,20 @@ pub struct Collected {
 /// Deletes the rows and files of hashes nothing references any more, and leftover partial and
 /// temporary files. Files with a transfer under way are left alone.
 pub fn collect(engine: &Engine) -> Result<Collected> {
+    // A schema without attachment fields has nothing to collect (unless an earlier one left
+    // rows): no scan of the records.
+    if !engine.schema().has_attachments() {
+        let any = engine.store().read(|c| {
+            Ok(
+                c.query_row("SELECT EXISTS (SELECT 1 FROM attachments)", [], |r| {
+                    r.get::<_, bool>(0)
+                })?,
+            )
+        })?;
+        if !any {
+            return Ok(Collected::default());
+        }
+    }
     let dir = dir(engine);
     let active: HashSet<String> = engine.attachment_progress().active().into_iter().collect();
     let mut collected = Collected::default();
@@ -224,6 +238,115 @@ fn remove(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{now_ms, WriteOp};
+    use serde_json::json;
+
+    const SCHEMA: &str = r#"{"version": 1, "collections": {
+      "albums": {"fields": {"title": {"type": "string"}, "cover": {"type": "attachment"}}}
+    }}"#;
+
+    fn hash_of(n: u8) -> String {
+        format!("{n:02x}").repeat(32)
+    }
+
+    /// A file of `n` on disk with its row (uploaded, last used at `used`).
+    fn cached(engine: &Engine, n: u8, size: usize, used: i64) {
+        let files = engine.files();
+        files.ensure().unwrap();
+        std::fs::write(files.path(&hash_of(n)), vec![n; size]).unwrap();
+        engine
+            .store()
+            .write(|tx| {
+                let wanted = super::super::download::Wanted {
+                    hash: hash_of(n),
+                    size: size as u64,
+                    content_type: "image/jpeg".into(),
+                };
+                super::super::download::mark_on_disk(tx, &wanted, used)
+            })
+            .unwrap();
+    }
+
+    fn album(id: &str, n: u8) -> WriteOp {
+        WriteOp::Put {
+            collection: "albums".into(),
+            id: Some(id.into()),
+            doc: json!({"cover": {"hash": hash_of(n), "size": 10, "contentType": "image/jpeg"}}),
+            space_id: None,
+        }
+    }
+
+    #[test]
+    fn eviction_spares_pins_and_keeps_rows_and_collection_follows_references() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let engine = Engine::open(dir.path(), SCHEMA).unwrap();
+        // Three records name 1, 2 and 3; 4 is named by nothing.
+        engine
+            .write(vec![album("a", 1), album("b", 2), album("c", 3)])
+            .unwrap();
+        let now = now_ms();
+        for (n, used) in [(1, now - 40), (2, now - 30), (3, now - 20), (4, now - 10)] {
+            cached(&engine, n, 100, used);
+        }
+        // 1, 2 and 3 have unsent changes (the puts): all pinned but 4.
+        let evicted = evict(&engine, 150, None).unwrap();
+        assert_eq!((evicted.files, evicted.remaining), (1, 300));
+        assert!(!engine.files().has(&hash_of(4)));
+        // Once sent, the least recently used go first, and a row stays (remote).
+        engine
+            .store()
+            .write(|tx| Ok(tx.execute_batch("DELETE FROM outbox")?))
+            .unwrap();
+        let evicted = evict(&engine, 150, Some(&hash_of(1))).unwrap();
+        assert_eq!((evicted.files, evicted.remaining), (2, 100));
+        assert!(engine.files().has(&hash_of(1)), "kept");
+        assert!(!engine.files().has(&hash_of(2)) && !engine.files().has(&hash_of(3)));
+        let row = engine
+            .store()
+            .read(|c| super::super::get(c, &hash_of(2)))
+            .unwrap()
+            .unwrap();
+        assert!(!row.on_disk && row.uploaded);
+
+        // Collection: 4's row goes (nothing names it), and so do stray files and parts.
+        let files = engine.files();
+        std::fs::write(files.path(&hash_of(9)), b"stray").unwrap();
+        std::fs::write(files.part_path(&hash_of(8)), b"part").unwrap();
+        std::fs::write(files.part_path(&hash_of(2)), b"part of a named one").unwrap();
+        let collected = collect(&engine).unwrap();
+        assert_eq!(collected.rows, 1);
+        assert!(engine
+            .store()
+            .read(|c| super::super::get(c, &hash_of(4)))
+            .unwrap()
+            .is_none());
+        assert!(!files.path(&hash_of(9)).exists() && !files.part_path(&hash_of(8)).exists());
+        assert!(
+            files.part_path(&hash_of(2)).exists(),
+            "a named hash keeps its partial download"
+        );
+        assert!(files.has(&hash_of(1)));
+        // A record deleted (and its delete sent) lets its file go.
+        engine
+            .write(vec![WriteOp::Delete {
+                collection: "albums".into(),
+                id: "a".into(),
+            }])
+            .unwrap();
+        engine
+            .store()
+            .write(|tx| {
+                Ok(tx.execute_batch("DELETE FROM outbox; DELETE FROM records WHERE id = 'a'")?)
+            })
+            .unwrap();
+        collect(&engine).unwrap();
+        assert!(!files.has(&hash_of(1)));
+        assert!(engine
+            .store()
+            .read(|c| super::super::get(c, &hash_of(1)))
+            .unwrap()
+            .is_none());
+    }
 
     fn file(hash: &str, size: u64, uploaded: bool) -> Cached {
         Cached {
@@ -231,6 +354,13 @@ mod tests {
             size,
             uploaded,
         }
+    }
+
+    #[test]
+    fn names_are_shortened_by_characters() {
+        assert_eq!(short(&"a".repeat(64)), "a".repeat(12));
+        assert_eq!(short("é".repeat(20).as_str()), "é".repeat(12));
+        assert_eq!(short("abc"), "abc");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
+use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -94,14 +95,6 @@ pub(crate) fn eager_refs(
     wanted
 }
 
-/// A file [`fetch`] made available.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub path: PathBuf,
-    /// Bytes this call received over the network (0 when the file was on disk).
-    pub received: u64,
-}
-
 /// Told the size of every chunk received, as it arrives (a download that fails later counts too).
 pub type Counter<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
@@ -113,7 +106,7 @@ pub async fn fetch(
     wanted: &Wanted,
     cache_limit: u64,
     count: Counter<'_>,
-) -> Result<Fetched> {
+) -> Result<PathBuf> {
     check_blob_hash(&wanted.hash)?;
     let dir = dir(engine);
     let path = dir.join(&wanted.hash);
@@ -163,15 +156,15 @@ pub async fn fetch(
     {
         tracing::warn!(error = %e, "evicting attachments after a download failed");
     }
-    Ok(Fetched { path, received })
+    Ok(path)
 }
 
-/// The file when it is on disk (its last use touched); `None` when it must be downloaded.
+/// The file's path when it is on disk (its last use touched); `None` when it must be downloaded.
 async fn use_on_disk(
     engine: &Arc<Engine>,
     wanted: &Wanted,
     path: &Path,
-) -> Result<Option<Fetched>> {
+) -> Result<Option<PathBuf>> {
     let (engine, wanted, path) = (Arc::clone(engine), wanted.clone(), path.to_path_buf());
     blocking(move || {
         let exists = path.is_file();
@@ -179,7 +172,7 @@ async fn use_on_disk(
             let on_disk: Option<bool> = tx
                 .prepare_cached("SELECT on_disk FROM attachments WHERE hash = ?1")?
                 .query_row([&wanted.hash], |r| r.get(0))
-                .ok();
+                .optional()?;
             match (exists, on_disk) {
                 (true, Some(true)) => {
                     tx.prepare_cached("UPDATE attachments SET last_used_ms = ?2 WHERE hash = ?1")?
@@ -204,7 +197,7 @@ async fn use_on_disk(
         if changed {
             engine.committed([ATTACHMENTS.to_string()].into());
         }
-        Ok(exists.then(|| Fetched { path, received: 0 }))
+        Ok(exists.then_some(path))
     })
     .await
 }
@@ -252,13 +245,14 @@ async fn download(
         let mut response = match api.download_blob(hash, offset).await {
             Ok(response) => response,
             Err(SyncError::Server { status: 404, .. }) => {
+                tracing::info!(hash = %short(hash), "attachment download refused: no such blob, or not readable");
                 return Err(Error::Attachment {
                     kind: AttachmentErrorKind::NotFound,
                     detail: format!(
                         "the server has no attachment {} this user may read",
                         short(hash)
                     ),
-                })
+                });
             }
             // The server's blob is shorter than the partial file: it cannot be this file.
             Err(SyncError::Server { status: 416, .. }) => {
@@ -419,7 +413,10 @@ fn io(hash: &str, e: std::io::Error) -> Error {
 
 /// A hash's first 12 hex digits, for logs and messages.
 pub(crate) fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+    // By characters: a stray file's name in the directory need not be ASCII.
+    hash.char_indices()
+        .nth(12)
+        .map_or(hash, |(end, _)| &hash[..end])
 }
 
 /// The download lock of one file (the same path from every engine of the process).

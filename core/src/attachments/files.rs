@@ -58,12 +58,15 @@ impl Files {
         self.dir.join(hash)
     }
 
-    /// The path of the partial download of `hash`.
+    /// The path of the partial download of `hash` (the download side names it itself; tests
+    /// use this).
+    #[cfg(test)]
     pub fn part_path(&self, hash: &str) -> PathBuf {
         self.dir.join(format!("{hash}.part"))
     }
 
     /// Whether the complete file of `hash` is here.
+    #[cfg(test)]
     pub fn has(&self, hash: &str) -> bool {
         self.path(hash).is_file()
     }
@@ -107,17 +110,6 @@ impl Files {
             let _ = std::fs::remove_file(&tmp);
         }
         result
-    }
-
-    /// Removes the file of `hash` and its partial download, if there.
-    pub fn remove(&self, hash: &str) -> io::Result<()> {
-        for path in [self.path(hash), self.part_path(hash)] {
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(())
     }
 
     /// Deletes the whole directory (sign-out with wipe).
@@ -181,8 +173,9 @@ fn copy_hashing(input: &mut dyn Read, to: &Path) -> io::Result<Imported> {
     })
 }
 
-/// The SHA-256 of the file at `path`, streamed (for verifying a download or a stored file).
-pub fn hash_file(path: &Path) -> io::Result<Imported> {
+/// The SHA-256 of the file at `path`, streamed.
+#[cfg(test)]
+fn hash_file(path: &Path) -> io::Result<Imported> {
     let mut input = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; BUFFER];
@@ -293,10 +286,11 @@ mod tests {
         let a = guest.import_bytes(b"one").unwrap();
         let b = guest.import_bytes(b"two").unwrap();
         user.import_bytes(b"two").unwrap();
-        std::fs::write(guest.part_path("x"), b"partial").unwrap();
+        std::fs::write(guest.dir().join("x.part"), b"partial").unwrap();
         assert_eq!(user.adopt_from(&guest).unwrap(), 1);
-        assert!(user.has(&a.hash) && user.has(&b.hash));
-        assert!(!guest.has(&a.hash) && !guest.has(&b.hash));
+        let has = |f: &Files, h: &str| f.path(h).is_file();
+        assert!(has(&user, &a.hash) && has(&user, &b.hash));
+        assert!(!has(&guest, &a.hash) && !has(&guest, &b.hash));
         user.delete_all().unwrap();
         assert!(!user.dir().exists());
         user.delete_all().unwrap();

@@ -20,10 +20,6 @@
 //! ([`UploadGate`]). All of them read the schema's attachment fields with `json_extract` over the
 //! stored documents, so they need no index of their own.
 
-// The table and file API is shared with the download side (download, cache, progress: helper
-// S5's slice), which uses what the upload side does not; until it is merged some of it is unused.
-#![allow(dead_code)]
-
 pub mod cache;
 pub mod download;
 pub mod files;
@@ -197,24 +193,6 @@ pub fn insert_local(
     Ok(())
 }
 
-/// Records a blob the server holds that came in a pulled record (not on disk). A row already
-/// there keeps its file, and learns that the server holds it.
-pub fn insert_remote(
-    tx: &Transaction<'_>,
-    hash: &str,
-    size: u64,
-    content_type: &str,
-    now_ms: i64,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO attachments (hash, size, content_type, on_disk, uploaded, last_used_ms)
-         VALUES (?1, ?2, ?3, 0, 1, ?4)
-         ON CONFLICT (hash) DO UPDATE SET uploaded = 1, failure_code = NULL, failure_detail = NULL",
-    )?
-    .execute(params![hash, size as i64, content_type, now_ms])?;
-    Ok(())
-}
-
 /// The server holds the blob for us now.
 pub fn mark_uploaded(tx: &Transaction<'_>, hash: &str) -> Result<()> {
     tx.prepare_cached(
@@ -237,27 +215,6 @@ pub fn mark_failed(
         "UPDATE attachments SET failure_code = ?2, failure_detail = ?3 WHERE hash = ?1",
     )?
     .execute(params![hash, failure.code(), detail])?;
-    Ok(())
-}
-
-/// Whether the complete file is on disk (a download finished: `true`; evicted: `false`).
-pub fn set_on_disk(tx: &Transaction<'_>, hash: &str, on_disk: bool) -> Result<()> {
-    tx.prepare_cached("UPDATE attachments SET on_disk = ?2 WHERE hash = ?1")?
-        .execute(params![hash, on_disk])?;
-    Ok(())
-}
-
-/// Marks the attachment used now (the cache keeps recently used files longest).
-pub fn touch(tx: &Transaction<'_>, hash: &str, now_ms: i64) -> Result<()> {
-    tx.prepare_cached("UPDATE attachments SET last_used_ms = ?2 WHERE hash = ?1")?
-        .execute(params![hash, now_ms])?;
-    Ok(())
-}
-
-/// Forgets the row (its file is the caller's to remove).
-pub fn delete(tx: &Transaction<'_>, hash: &str) -> Result<()> {
-    tx.prepare_cached("DELETE FROM attachments WHERE hash = ?1")?
-        .execute([hash])?;
     Ok(())
 }
 

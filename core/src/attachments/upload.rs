@@ -77,7 +77,10 @@ pub async fn run(
             Done::Uploaded => {
                 let hash = row.hash.clone();
                 blocking(engine, move |e| {
-                    e.store().write(|tx| super::mark_uploaded(tx, &hash))
+                    e.store().write(|tx| super::mark_uploaded(tx, &hash))?;
+                    // The attachment's state observers read the row again.
+                    e.committed([crate::observe::ATTACHMENTS.to_string()].into());
+                    Ok(())
                 })
                 .await?;
                 report.attachments_uploaded += 1;
@@ -116,6 +119,8 @@ async fn fail(
         let (changed, dead) = e.store().write(|tx| {
             super::fail_upload(tx, schema, &hash, failure, detail.as_deref(), now_ms())
         })?;
+        let mut changed = changed;
+        changed.insert(crate::observe::ATTACHMENTS.to_string());
         e.committed(changed);
         Ok(dead)
     })
@@ -194,10 +199,12 @@ async fn upload_one(
                 }
             };
             let before = offset;
+            // Answered: the body went over the wire (a refused chunk's too, which the server
+            // reads and drops), so it counts whatever the answer.
+            report.attachment_bytes_sent += len;
+            *run_bytes += len;
             match answer {
                 UploadAnswer::Status(status) => {
-                    report.attachment_bytes_sent += len;
-                    *run_bytes += len;
                     offset = status.offset.min(row.size);
                     on_transfer(&row.hash, offset, row.size, *run_bytes);
                     crash::reached(Point::UploadChunkSent);
@@ -234,7 +241,9 @@ async fn upload_one(
                     Err(refusal) => return Err(unexpected("chunk", &refusal)),
                 },
             }
-            if offset <= before && len > 0 {
+            // An answer that did not complete the upload must move it on (an empty file's one
+            // empty chunk completes it at once).
+            if offset <= before {
                 stalls += 1;
                 if stalls >= STALLS {
                     return Err(SyncError::Server {

@@ -417,6 +417,9 @@ impl Syncer {
                 full_repull = report.full_repull,
                 bytes_sent = report.bytes_sent,
                 bytes_received = report.bytes_received,
+                attachments_uploaded = report.attachments_uploaded,
+                attachment_bytes_sent = report.attachment_bytes_sent,
+                attachment_bytes_received = report.attachment_bytes_received,
                 duration_ms,
                 "sync run finished"
             ),
@@ -444,6 +447,7 @@ impl Syncer {
                     metrics.bytes_received += report.bytes_received;
                     metrics.space_collisions += report.space_collisions;
                     metrics.attachment_bytes_received += report.attachment_bytes_received;
+                    metrics.attachment_bytes_sent += report.attachment_bytes_sent;
                 }
                 Err(_) => metrics.failures += 1,
             }

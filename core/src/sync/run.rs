@@ -55,7 +55,8 @@ pub struct SyncReport {
     pub space_collisions: u64,
     /// Attachments the upload phase finished (uploaded, or found held by the server already).
     pub attachments_uploaded: u64,
-    /// Attachment bytes sent in upload chunks (not counted in `bytes_sent`).
+    /// Attachment bytes sent in upload chunks the server answered, refused ones included (not
+    /// counted in `bytes_sent`).
     pub attachment_bytes_sent: u64,
     /// Attachment bytes downloaded by the run (eager prefetch; not counted in `bytes_received`).
     pub attachment_bytes_received: u64,

@@ -176,4 +176,6 @@ pub struct Metrics {
     pub space_collisions: u64,
     /// Attachment bytes downloaded (on demand and by eager prefetch).
     pub attachment_bytes_received: u64,
+    /// Attachment bytes sent by the upload phases of successful runs.
+    pub attachment_bytes_sent: u64,
 }
