@@ -80,7 +80,7 @@ pub fn attachment(
     // Progress on a terminal only: a script reading stderr gets nothing but errors.
     let progress = std::io::stderr()
         .is_terminal()
-        .then(|| tandem.observe_attachment(reference.hash.clone(), Arc::new(Progress::default())))
+        .then(|| tandem.observe_attachment(reference.hash.clone(), Arc::new(Progress)))
         .transpose()?;
     let cached = rt.block_on(tandem.attachment(reference.clone()));
     if let Some(subscription) = progress {
@@ -170,17 +170,12 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// Prints download progress on one line of standard error.
-#[derive(Default)]
 struct Progress;
 
 impl AttachmentObserver for Progress {
     fn on_state(&self, state: AttachmentState) {
         if let AttachmentState::Downloading { received, total } = state {
-            let percent = if total == 0 {
-                100
-            } else {
-                received * 100 / total
-            };
+            let percent = (received * 100).checked_div(total).unwrap_or(100);
             eprint!(
                 "\r\x1b[Kdownloading {} / {} ({percent}%)",
                 bytes(received),

@@ -86,6 +86,7 @@ pub enum AttachmentErrorKind {
 /// thread; hand it to your UI thread.
 #[uniffi::export(with_foreign)]
 pub trait AttachmentObserver: Send + Sync {
+    /// The attachment's state now (the first call) or after a change.
     fn on_state(&self, state: AttachmentState);
 }
 
