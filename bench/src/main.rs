@@ -1,10 +1,12 @@
 //! `tandem-bench <suite> [--quick] [--only NAME]`: runs a benchmark suite and prints one JSON
 //! object. Suites: `local` (the store), `sync` (engines syncing through a local server), `server`
 //! (the sync server over HTTP, on SQLite and PostgreSQL), `ffi` (library size and the cost of a
-//! call from Kotlin and Python). `--quick` shrinks every size for a smoke run in tests (its
+//! call from Kotlin and Python), `attachments` (files up and down through engine and server, against
+//! plain HTTP, and the memory it takes). `--quick` shrinks every size for a smoke run in tests (its
 //! figures mean nothing; `cdylib_size`, which needs an optimised build, is skipped); `--only NAME`
 //! runs just the measurements named so.
 
+mod attachments;
 mod ffi;
 mod local;
 mod report;
@@ -37,6 +39,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("attachments") => match attachments::run(quick, only) {
+            Ok(results) => {
+                report::print("attachments", &results);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("attachments suite failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some("local") => {
             report::print("local", &local::run(quick, only));
             ExitCode::SUCCESS
@@ -57,7 +69,10 @@ fn main() -> ExitCode {
         }
         // Child processes of the sync suite: the server, and the client whose memory is measured.
         Some("__serve") => {
-            sync::serve_child(args.get(1).map_or("", String::as_str));
+            sync::serve_child(
+                args.get(1).map_or("", String::as_str),
+                args.get(2).and_then(|n| n.parse().ok()),
+            );
             ExitCode::SUCCESS
         }
         Some("__bootstrap") => {
@@ -70,7 +85,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: tandem-bench local|sync|server|ffi [--quick] [--only NAME]");
+            eprintln!(
+                "usage: tandem-bench local|sync|server|ffi|attachments [--quick] [--only NAME]"
+            );
             ExitCode::from(2)
         }
     }

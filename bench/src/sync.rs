@@ -93,18 +93,18 @@ impl SecureStore for Secrets {
     }
 }
 
-fn block<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block<F: std::future::Future>(future: F) -> F::Output {
     tandem_core::runtime::runtime().block_on(future)
 }
 
 /// A device: an engine in its own directory, signed in (or up) to `email`.
-struct Device {
+pub(crate) struct Device {
     _dir: TempDir,
-    t: Arc<Tandem>,
+    pub(crate) t: Arc<Tandem>,
 }
 
 impl Device {
-    fn new(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
+    pub(crate) fn new(url: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let mut config = TandemConfig::with_server(dir.path().to_string_lossy(), SCHEMA, url);
         config.sync.realtime = false;
@@ -114,20 +114,20 @@ impl Device {
         Self { _dir: dir, t }
     }
 
-    fn sign_up(url: &str, email: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
+    pub(crate) fn sign_up(url: &str, email: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
         let device = Self::new(url, adjust);
         block(device.t.sign_up(email.into(), PASSWORD.into())).expect("sign up");
         device
     }
 
-    fn sign_in(url: &str, email: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
+    pub(crate) fn sign_in(url: &str, email: &str, adjust: impl FnOnce(&mut TandemConfig)) -> Self {
         let device = Self::new(url, adjust);
         block(device.t.sign_in(email.into(), PASSWORD.into())).expect("sign in");
         device
     }
 }
 
-fn email(tag: &str) -> String {
+pub(crate) fn email(tag: &str) -> String {
     format!("bench-{tag}-{}@example.com", uuid::Uuid::now_v7().simple())
 }
 
@@ -519,19 +519,27 @@ fn realtime(server: &BenchServer, sizes: &Sizes) -> Measurement {
         .target(Target::AtMost(100.0))
 }
 
-/// A `tandem-server` on a temporary SQLite database in a child process.
-struct BenchServer {
+/// A `tandem-server` on a temporary SQLite database (attachments in a directory beside it) in a
+/// child process.
+pub struct BenchServer {
     child: Child,
-    url: String,
+    pub url: String,
     _dir: TempDir,
 }
 
 impl BenchServer {
-    fn start() -> Self {
+    pub fn start() -> Self {
+        Self::start_with_attachment_limit(None)
+    }
+
+    /// [`start`](Self::start) with the server's largest attachment set to `max_bytes`.
+    pub fn start_with_attachment_limit(max_bytes: Option<u64>) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let db = format!("sqlite://{}", dir.path().join("server.db").display());
+        let mut args = vec!["__serve".to_string(), db];
+        args.extend(max_bytes.map(|n| n.to_string()));
         let mut child = Command::new(std::env::current_exe().expect("own path"))
-            .args(["__serve", &db])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -552,6 +560,13 @@ impl BenchServer {
     }
 }
 
+impl BenchServer {
+    /// The server process's id, for its memory figures.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for BenchServer {
     fn drop(&mut self) {
         let _ = self.child.stdin.take().map(|mut s| s.flush());
@@ -561,7 +576,7 @@ impl Drop for BenchServer {
 }
 
 /// The child side of `BenchServer`: serves until the parent goes away (stdin closes).
-pub fn serve_child(db: &str) {
+pub fn serve_child(db: &str, attachment_max_bytes: Option<u64>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -573,6 +588,10 @@ pub fn serve_child(db: &str) {
             db: db.to_string(),
             jwt_secret: Some(uuid::Uuid::now_v7().simple().to_string()),
             ..tandem_server::Config::default()
+        };
+        let config = tandem_server::Config {
+            attachment_max_bytes: attachment_max_bytes.unwrap_or(config.attachment_max_bytes),
+            ..config
         };
         let handle = tandem_server::run(config).await.expect("server");
         println!("listening on {}", handle.url());

@@ -140,6 +140,34 @@ pub enum Command {
     /// Syncs in the background (realtime on) and prints status changes, changed records and
     /// changes of your spaces and invitations as they happen, until interrupted
     Watch,
+    /// Attaches a file to a record's attachment field and prints the record; the file is copied
+    /// into the device and goes up with the next sync (before the change that names it)
+    Attach {
+        collection: String,
+        id: String,
+        /// An attachment field of the collection
+        field: String,
+        /// The file (never moved or changed)
+        file: PathBuf,
+        /// Its content type [default: from the file name's extension, else
+        /// application/octet-stream]
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
+        /// The name kept with it [default: the file's name]
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Writes the file of a record's attachment field to --out, downloading it first when it is
+    /// not on the device (progress on standard error on a terminal)
+    Attachment {
+        collection: String,
+        id: String,
+        /// An attachment field of the collection
+        field: String,
+        /// Where to write the file (`-`: standard output)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Shared spaces: create, invite, accept, members and roles, leave, delete
     #[command(subcommand)]
     Space(SpaceCommand),
@@ -310,6 +338,59 @@ mod tests {
         assert_eq!(parse_order("name:asc").unwrap(), ("name".into(), false));
         assert!(parse_order("name:down").is_err());
         assert!(parse_order(":desc").is_err());
+    }
+
+    #[test]
+    fn attach_and_attachment_take_their_options() {
+        let cli = Cli::try_parse_from([
+            "tandem",
+            "attach",
+            "plan_days",
+            "d1",
+            "photo",
+            "climb.jpg",
+            "--content-type",
+            "image/jpeg",
+            "--name",
+            "Climb",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Attach {
+                collection,
+                id,
+                field,
+                file,
+                content_type,
+                name,
+            } => {
+                assert_eq!(
+                    (collection.as_str(), id.as_str(), field.as_str()),
+                    ("plan_days", "d1", "photo")
+                );
+                assert_eq!(file, PathBuf::from("climb.jpg"));
+                assert_eq!(content_type.as_deref(), Some("image/jpeg"));
+                assert_eq!(name.as_deref(), Some("Climb"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "tandem",
+            "attachment",
+            "plan_days",
+            "d1",
+            "photo",
+            "--out",
+            "x.jpg",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Attachment { ref out, .. } if out == &PathBuf::from("x.jpg"))
+        );
+        assert!(
+            Cli::try_parse_from(["tandem", "attachment", "plan_days", "d1", "photo"]).is_err(),
+            "--out is required"
+        );
     }
 
     #[test]

@@ -171,6 +171,40 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             render::outbox_line,
         )),
         Command::Space(command) => crate::spaces::run(rt, tandem, command),
+        Command::Attach {
+            collection,
+            id,
+            field,
+            file,
+            content_type,
+            name,
+        } => crate::attachments::attach(
+            rt,
+            tandem,
+            crate::attachments::Target {
+                collection,
+                id,
+                field,
+            },
+            &file,
+            content_type,
+            name,
+        ),
+        Command::Attachment {
+            collection,
+            id,
+            field,
+            out,
+        } => crate::attachments::attachment(
+            rt,
+            tandem,
+            crate::attachments::Target {
+                collection,
+                id,
+                field,
+            },
+            &out,
+        ),
         Command::Watch | Command::Demo { .. } => Err(CliError::new(
             "internal",
             "watch and demo are not one-shot commands",
@@ -276,6 +310,8 @@ fn status(device: &Device) -> Result<Reply, CliError> {
     let invitations = tandem.invitations()?.len();
     json["spaces"] = json!(spaces);
     json["invitations"] = json!(invitations);
+    let failed = crate::attachments::failed_uploads(tandem)?;
+    json["attachments"] = crate::attachments::status_json(&status, failed);
     let account = user.map_or_else(
         || "not signed in".to_string(),
         |u| format!("{} at {}", u.email, device.server),
@@ -285,6 +321,16 @@ fn status(device: &Device) -> Result<Reply, CliError> {
         render::status_line(&status),
         device.conflict_policy
     );
+    if status.attachments_pending > 0 || failed > 0 {
+        text += &format!(
+            "\nattachments: {} to upload ({}), {failed} refused",
+            status.attachments_pending,
+            crate::attachments::bytes(status.attachment_bytes_pending)
+        );
+        if failed > 0 {
+            text += " (tandem rejected)";
+        }
+    }
     if spaces > 0 || invitations > 0 {
         text += &format!("\nspaces: {spaces}, invitations waiting: {invitations}");
         if invitations > 0 {

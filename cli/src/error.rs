@@ -73,6 +73,11 @@ impl From<TandemError> for CliError {
             TandemError::Auth { kind, .. } => auth_code(*kind),
             TandemError::Sync { kind, .. } => sync_code(*kind),
             TandemError::Space { kind, .. } => kind.code(),
+            TandemError::Attachment { kind, .. } => match kind {
+                tandem::AttachmentErrorKind::NotFound => "attachment_not_found",
+                tandem::AttachmentErrorKind::Corrupt => "attachment_corrupt",
+                tandem::AttachmentErrorKind::Io => "attachment_io",
+            },
             TandemError::Internal { .. } => "internal",
         };
         Self::new(code, error.to_string())

@@ -4,6 +4,7 @@
 //! (unknown options, a malformed argument, no way to read a password).
 
 mod args;
+mod attachments;
 mod batch;
 mod commands;
 mod credentials;

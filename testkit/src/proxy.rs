@@ -1,6 +1,11 @@
 //! A small HTTP/1.1 proxy for the sync tests: forwards requests to the real server and, on
 //! command, loses or corrupts the answer to the next push or pull. Bodies are framed by
-//! `Content-Length` (the server always sends one for JSON).
+//! `Content-Length` (the server always sends one for JSON), or by chunked transfer coding for a
+//! request that uses it (forwarded as it came).
+//!
+//! It counts the body bytes it forwarded per request path ([`Proxy::body_bytes`]), so an
+//! attachment test can assert how much of a file went over the wire, and
+//! [`Fault::CutRequestBody`] cuts an upload chunk mid-body.
 //!
 //! Besides the scripted faults of [`Proxy::fail_next`], [`Proxy::set_chaos`] makes it pick a
 //! fault for every sync request from a seeded generator ([`Chaos`]), counting them by kind.
@@ -33,9 +38,9 @@ pub enum Fault {
     Unavailable(u64),
     /// Forward the request twice; answer with the second answer.
     Duplicate,
-    /// Forward the request head and only the first this many bytes of its body, then close both
-    /// connections (a connection dropped mid-upload: the server sees the body end early).
-    CutRequestBody(usize),
+    /// Forward the request's head and only the first this-many bytes of its body, then close
+    /// both connections (a connection lost mid-upload: the server never sees the whole body).
+    CutRequestBody(u64),
 }
 
 impl Fault {
@@ -90,6 +95,8 @@ struct State {
     scripted: Vec<(String, Fault)>,
     chaos: Option<Chaos>,
     counts: BTreeMap<&'static str, u64>,
+    /// Request body bytes forwarded to the server, per request path (query included).
+    body_bytes: BTreeMap<String, u64>,
 }
 
 pub struct Proxy {
@@ -118,7 +125,9 @@ impl Proxy {
         &self.url
     }
 
-    /// Applies `fault` to the next request whose path ends with `route` (e.g. `/sync/v1/push`).
+    /// Applies `fault` to the next request whose path ends with `route` (e.g. `/sync/v1/push`),
+    /// or, when `route` ends with `/`, whose path starts with it (e.g. `/sync/v1/blobs/uploads/`:
+    /// every chunk `PATCH` of any upload, but not the `POST` that opens one).
     pub fn fail_next(&self, route: &str, fault: Fault) {
         self.faults
             .lock()
@@ -136,6 +145,34 @@ impl Proxy {
     pub fn fault_counts(&self) -> BTreeMap<&'static str, u64> {
         self.faults.lock().unwrap().counts.clone()
     }
+
+    /// The request body bytes forwarded to the server so far (a cut body counts what went
+    /// through, a duplicated request twice) by requests whose path starts with `prefix`
+    /// (e.g. `/sync/v1/blobs/uploads/` for the chunks of every upload).
+    pub fn body_bytes(&self, prefix: &str) -> u64 {
+        self.faults
+            .lock()
+            .unwrap()
+            .body_bytes
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .map(|(_, bytes)| bytes)
+            .sum()
+    }
+
+    /// Forgets the counted body bytes (before the step a test measures).
+    pub fn reset_body_bytes(&self) {
+        self.faults.lock().unwrap().body_bytes.clear();
+    }
+}
+
+fn count_body(faults: &Mutex<State>, path: &str, bytes: usize) {
+    *faults
+        .lock()
+        .unwrap()
+        .body_bytes
+        .entry(path.to_string())
+        .or_default() += bytes as u64;
 }
 
 struct Message {
@@ -160,6 +197,20 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<State>) {
         let fault = take_fault(faults, &path);
         match fault {
             Some(Fault::DropRequest) => return,
+            Some(Fault::CutRequestBody(keep)) => {
+                let keep = request
+                    .body
+                    .len()
+                    .min(usize::try_from(keep).unwrap_or(usize::MAX));
+                let _ = server
+                    .write_all(request.head.as_bytes())
+                    .and_then(|()| server.write_all(&request.body[..keep]))
+                    .and_then(|()| server.flush());
+                count_body(faults, &path, keep);
+                let _ = server.shutdown(std::net::Shutdown::Both);
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                return;
+            }
             Some(Fault::Delay(ms)) => std::thread::sleep(Duration::from_millis(ms)),
             Some(Fault::Unavailable(secs)) => {
                 let body = r#"{"error":"unavailable"}"#;
@@ -172,15 +223,6 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<State>) {
                 );
                 return;
             }
-            Some(Fault::CutRequestBody(bytes)) => {
-                let cut = bytes.min(request.body.len());
-                let _ = server
-                    .write_all(request.head.as_bytes())
-                    .and_then(|()| server.write_all(&request.body[..cut]))
-                    .and_then(|()| server.flush());
-                let _ = server.shutdown(std::net::Shutdown::Both);
-                return;
-            }
             Some(Fault::Duplicate)
                 if server
                     .write_all(request.head.as_bytes())
@@ -190,8 +232,10 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<State>) {
             {
                 return;
             }
+            Some(Fault::Duplicate) => count_body(faults, &path, request.body.len()),
             _ => {}
         }
+        count_body(faults, &path, request.body.len());
         if server
             .write_all(request.head.as_bytes())
             .and_then(|()| server.write_all(&request.body))
@@ -227,11 +271,9 @@ fn serve(client: TcpStream, upstream: &str, faults: &Mutex<State>) {
 
 fn take_fault(faults: &Mutex<State>, path: &str) -> Option<Fault> {
     let mut state = faults.lock().unwrap();
-    let fault = match state
-        .scripted
-        .iter()
-        .position(|(route, _)| path.ends_with(route.as_str()))
-    {
+    let fault = match state.scripted.iter().position(|(route, _)| {
+        path.ends_with(route.as_str()) || (route.ends_with('/') && path.starts_with(route.as_str()))
+    }) {
         Some(index) => state.scripted.remove(index).1,
         None if path.contains("/sync/") => state.chaos.as_mut()?.pick(),
         None => return None,
@@ -255,6 +297,13 @@ fn read_message(reader: &mut BufReader<TcpStream>) -> Option<Message> {
             break;
         }
     }
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if chunked {
+        return read_chunked(reader, head);
+    }
     let length = head
         .lines()
         .find_map(|l| {
@@ -267,4 +316,129 @@ fn read_message(reader: &mut BufReader<TcpStream>) -> Option<Message> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some(Message { head, body })
+}
+
+/// Reads a chunked body as it came (sizes, data, trailers), so it is forwarded unchanged; the
+/// counted body is the whole coded body.
+fn read_chunked(reader: &mut BufReader<TcpStream>, head: String) -> Option<Message> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        body.extend_from_slice(line.as_bytes());
+        let size = usize::from_str_radix(line.trim().split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            loop {
+                let mut trailer = String::new();
+                if reader.read_line(&mut trailer).ok()? == 0 {
+                    return None;
+                }
+                body.extend_from_slice(trailer.as_bytes());
+                if trailer == "\r\n" {
+                    return Some(Message { head, body });
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size + 2, 0);
+        reader.read_exact(&mut body[start..]).ok()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{channel, Receiver};
+
+    /// An upstream that answers each whole request with its body length, and reports every
+    /// request it read (or `None` when a connection ended mid-message).
+    fn upstream() -> (String, Receiver<Option<(String, usize)>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let Some(message) = read_message(&mut reader) else {
+                            let _ = tx.send(None);
+                            return;
+                        };
+                        let line = message.head.lines().next().unwrap_or("").to_string();
+                        let _ = tx.send(Some((line, message.body.len())));
+                        let body = message.body.len().to_string();
+                        let _ = writer.write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    fn send(url: &str, method: &str, path: &str, body: &[u8]) -> Option<String> {
+        let mut stream = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+        stream
+            .write_all(
+                format!(
+                    "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        stream.write_all(body).unwrap();
+        read_message(&mut BufReader::new(stream)).map(|m| String::from_utf8(m.body).unwrap())
+    }
+
+    #[test]
+    fn cuts_a_chunk_mid_body_and_counts_body_bytes_per_prefix() {
+        let (upstream, seen) = upstream();
+        let proxy = Proxy::start(&upstream);
+        let chunk = vec![7u8; 1000];
+        // The POST that opens an upload is not a chunk route; a PATCH under uploads/ is.
+        proxy.fail_next("/sync/v1/blobs/uploads/", Fault::CutRequestBody(300));
+        assert_eq!(
+            send(proxy.url(), "POST", "/sync/v1/blobs/uploads", b"{}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            send(proxy.url(), "PATCH", "/sync/v1/blobs/uploads/abc", &chunk),
+            None
+        );
+        assert_eq!(
+            send(proxy.url(), "PATCH", "/sync/v1/blobs/uploads/abc", &chunk).as_deref(),
+            Some("1000")
+        );
+        // The server read whole only the POST and the second PATCH: the cut chunk never arrived.
+        std::thread::sleep(Duration::from_millis(100));
+        let whole: Vec<(String, usize)> = std::iter::from_fn(|| seen.try_recv().ok())
+            .flatten()
+            .collect();
+        assert_eq!(
+            whole,
+            [
+                ("POST /sync/v1/blobs/uploads HTTP/1.1".to_string(), 2),
+                (
+                    "PATCH /sync/v1/blobs/uploads/abc HTTP/1.1".to_string(),
+                    1000
+                )
+            ]
+        );
+        assert_eq!(proxy.body_bytes("/sync/v1/blobs/uploads/"), 1300);
+        assert_eq!(proxy.body_bytes("/sync/v1/blobs/"), 1302);
+        assert_eq!(proxy.fault_counts().get("cut_request_body"), Some(&1));
+        proxy.reset_body_bytes();
+        assert_eq!(proxy.body_bytes("/"), 0);
+    }
 }

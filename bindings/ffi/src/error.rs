@@ -74,6 +74,15 @@ pub enum TandemError {
         detail: String,
     },
 
+    /// An attachment's file could not be given (`attachment()`): `kind` says why. An upload
+    /// that fails for good is not an error of a call: it shows as `AttachmentState.Failed` and
+    /// as `rejected()` entries of the changes naming it.
+    #[error("attachment: {detail}")]
+    Attachment {
+        kind: super::attachments::AttachmentErrorKind,
+        detail: String,
+    },
+
     /// A bug in Tandem; please report it.
     #[error("internal error: {detail}")]
     Internal { detail: String },
@@ -110,6 +119,15 @@ pub enum ValidationReason {
     SpaceMismatch,
     /// A write to a space this device does not know (not a member, or not synced yet).
     UnknownSpace,
+    /// The server refused a change naming an attachment the user may not read or that was never
+    /// uploaded (`attachment_missing`): a reference copied from elsewhere.
+    AttachmentMissing,
+    /// A change whose attachment is over the server's per-file limit (`attachment_too_large`):
+    /// its upload was refused, so the change became a dead letter.
+    AttachmentTooLarge,
+    /// A change whose attachment would take the user over their storage quota on the server
+    /// (`quota_exceeded`): a dead letter like `AttachmentTooLarge`.
+    QuotaExceeded,
     /// A code this version does not know.
     Other,
 }
@@ -126,6 +144,11 @@ impl ValidationReason {
             c if c == R::ReadOnly.code() => Self::ReadOnly,
             c if c == R::SpaceMismatch.code() => Self::SpaceMismatch,
             c if c == R::UnknownSpace.code() => Self::UnknownSpace,
+            // Upload refusals that make a change a dead letter (the server's error codes).
+            c if c == tandem_protocol::ErrorCode::AttachmentTooLarge.as_str() => {
+                Self::AttachmentTooLarge
+            }
+            c if c == tandem_protocol::ErrorCode::QuotaExceeded.as_str() => Self::QuotaExceeded,
             _ => RejectionCode::from(code).into(),
         }
     }
@@ -141,8 +164,8 @@ impl From<RejectionCode> for ValidationReason {
             RejectionCode::InvalidReference => Self::InvalidReference,
             RejectionCode::Restricted => Self::Restricted,
             RejectionCode::Forbidden => Self::Forbidden,
-            // Until the exported API has its own reason for it (the attachments surface).
-            RejectionCode::AttachmentMissing | RejectionCode::Other(_) => Self::Other,
+            RejectionCode::AttachmentMissing => Self::AttachmentMissing,
+            RejectionCode::Other(_) => Self::Other,
         }
     }
 }
@@ -258,8 +281,10 @@ impl From<Error> for TandemError {
                 kind: kind.into(),
                 detail: message,
             },
-            // Until slice S6's `TandemError::Attachment { kind, detail }` maps it.
-            Error::Attachment { .. } => Self::Storage { detail },
+            Error::Attachment { kind, detail } => Self::Attachment {
+                kind: kind.into(),
+                detail,
+            },
         }
     }
 }

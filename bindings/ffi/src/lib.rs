@@ -7,6 +7,7 @@
 
 #[cfg(any(target_os = "android", test))]
 mod android;
+mod attachments;
 mod error;
 mod foreign;
 mod logging;
@@ -21,6 +22,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+pub use attachments::{
+    AttachmentErrorKind, AttachmentFailure, AttachmentObserver, AttachmentRef, AttachmentState,
+};
 pub use error::{AuthFailure, SpaceErrorKind, SyncFailure, TandemError, ValidationReason};
 pub use foreign::{
     AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,
@@ -77,6 +81,9 @@ impl Subscription {
 #[derive(uniffi::Object)]
 pub struct Tandem {
     client: RwLock<Option<Arc<Client>>>,
+    /// The schema the store was opened with, for the calls that ask what a field is (the
+    /// attachment calls).
+    schema: tandem_protocol::Schema,
 }
 
 #[uniffi::export]
@@ -319,9 +326,15 @@ impl Tandem {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, TandemError> {
         guard(|| {
+            let schema = tandem_protocol::Schema::from_json(&config.schema_json).map_err(|e| {
+                TandemError::Schema {
+                    detail: e.to_string(),
+                }
+            })?;
             let client = Client::open_with_clock(client_config(config), clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
+                schema,
             }))
         })
     }
@@ -335,9 +348,15 @@ impl Tandem {
         edit_clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, TandemError> {
         guard(|| {
+            let schema = tandem_protocol::Schema::from_json(&config.schema_json).map_err(|e| {
+                TandemError::Schema {
+                    detail: e.to_string(),
+                }
+            })?;
             let client = Client::open_with_clocks(client_config(config), clock, edit_clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
+                schema,
             }))
         })
     }
@@ -362,8 +381,7 @@ fn client_config(config: TandemConfig) -> ClientConfig {
             .secure_store
             .map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
         resolver: config.conflict_resolver.map(foreign::resolver),
-        // Slice S6 replaces it with `TandemConfig.attachmentCacheBytes`.
-        attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
+        attachment_cache_bytes: config.attachment_cache_bytes,
     }
 }
 

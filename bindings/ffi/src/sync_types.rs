@@ -177,6 +177,16 @@ pub struct SyncStatus {
     pub last_run_at: Option<SystemTime>,
     /// Why the last run failed, typed (`last_error` says it in words); nothing after a success.
     pub last_failure: Option<SyncFailure>,
+    /// Attachments named by unsent changes and not uploaded yet (the next run uploads them
+    /// before it pushes those changes).
+    #[uniffi(default)]
+    pub attachments_pending: u64,
+    /// Their bytes.
+    #[uniffi(default)]
+    pub attachment_bytes_pending: u64,
+    /// During a run: attachment bytes sent and received so far (0 between runs).
+    #[uniffi(default)]
+    pub attachment_bytes_transferred: u64,
 }
 
 /// What one run did.
@@ -196,6 +206,15 @@ pub struct SyncReport {
     pub parked: Vec<ParkedConflict>,
     /// What became of each pushed mutation, in the order sent.
     pub outcomes: Vec<PushOutcome>,
+    /// Attachments the run's upload phase finished (uploaded, or already held by the server).
+    #[uniffi(default)]
+    pub attachments_uploaded: u64,
+    /// Attachment bytes the run sent in upload chunks.
+    #[uniffi(default)]
+    pub attachment_bytes_sent: u64,
+    /// Attachment bytes the run downloaded (eager prefetch).
+    #[uniffi(default)]
+    pub attachment_bytes_received: u64,
 }
 
 /// A record whose conflict a run left to the app.
@@ -362,6 +381,9 @@ impl From<Status> for SyncStatus {
             realtime: s.realtime,
             last_run_at: s.last_run_at.map(time),
             last_failure: s.last_failure.map(SyncFailure::from),
+            attachments_pending: s.attachments_pending,
+            attachment_bytes_pending: s.attachment_bytes_pending,
+            attachment_bytes_transferred: s.attachment_bytes_transferred,
         }
     }
 }
@@ -377,6 +399,9 @@ impl From<EngineReport> for SyncReport {
             pulled: r.pulled,
             duration_ms: r.duration_ms,
             full_repull: r.full_repull,
+            attachments_uploaded: r.attachments_uploaded,
+            attachment_bytes_sent: r.attachment_bytes_sent,
+            attachment_bytes_received: r.attachment_bytes_received,
             parked: r
                 .parked
                 .into_iter()

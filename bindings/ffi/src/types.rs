@@ -51,7 +51,16 @@ pub struct TandemConfig {
     /// Decides conflicts as they happen, instead of the policy.
     #[uniffi(default)]
     pub conflict_resolver: Option<Arc<dyn ConflictResolver>>,
+    /// How many bytes of downloaded attachments the device keeps (per account): past it, the
+    /// least recently used files are removed (they stay on the server; `attachment()` fetches
+    /// them again). Files not yet uploaded, or named by unsent changes, are never removed.
+    #[uniffi(default = 500000000)]
+    pub attachment_cache_bytes: u64,
 }
+
+/// `TandemConfig::attachment_cache_bytes` by default: the engine's 500 MB (the
+/// `#[uniffi(default)]` above repeats it as a literal; a test checks the two agree).
+pub const DEFAULT_ATTACHMENT_CACHE_BYTES: u64 = tandem_core::defaults::ATTACHMENT_CACHE_BYTES;
 
 impl TandemConfig {
     /// A local-only store (no server) in `data_dir`.
@@ -67,6 +76,7 @@ impl TandemConfig {
             sync: SyncConfig::default(),
             secure_store: None,
             conflict_resolver: None,
+            attachment_cache_bytes: DEFAULT_ATTACHMENT_CACHE_BYTES,
         }
     }
 
@@ -93,6 +103,7 @@ impl std::fmt::Debug for TandemConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("sync", &self.sync)
+            .field("attachment_cache_bytes", &self.attachment_cache_bytes)
             .finish_non_exhaustive()
     }
 }

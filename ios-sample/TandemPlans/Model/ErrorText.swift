@@ -40,6 +40,15 @@ enum ErrorText {
             return "Something went wrong inside Tandem: \(detail)"
         case let .Space(kind, _):
             return describe(kind)
+        case let .Attachment(kind, _):
+            switch kind {
+            case .notFound:
+                return "This photo is no longer on the server."
+            case .corrupt:
+                return "The photo arrived damaged; try again."
+            case .io:
+                return "The photo could not be saved on this device (is it full?)."
+            }
         }
     }
 
@@ -171,6 +180,12 @@ enum ErrorText {
             return "It belongs to another shared plan."
         case .unknownSpace:
             return "That shared plan is not on this device."
+        case .attachmentMissing:
+            return "Its photo is not on the server."
+        case .attachmentTooLarge:
+            return "Its photo is too large for the server."
+        case .quotaExceeded:
+            return "Your storage on the server is full."
         case .other:
             return code.isEmpty ? "The server refused the change." : "The server refused the change (\(code))."
         }

@@ -8,8 +8,10 @@ struct DayEditorView: View {
     @State private var model: DayEditorModel
     @State private var isPicking = false
     @FocusState private var titleFocused: Bool
+    private let tandem: Tandem
 
     init(tandem: Tandem, dayId: String, collection: String = PlanDay.collection) {
+        self.tandem = tandem
         _model = State(initialValue: DayEditorModel(tandem: tandem, dayId: dayId, collection: collection))
     }
 
@@ -65,6 +67,7 @@ struct DayEditorView: View {
                         .submitLabel(.done)
                         .onSubmit { titleFocused = false }
                 }
+                DayPhotoSection(tandem: tandem, dayId: model.dayId, collection: model.collection)
                 Section {
                     ForEach(model.entries) { entry in
                         VStack(alignment: .leading, spacing: 2) {

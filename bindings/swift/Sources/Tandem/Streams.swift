@@ -85,6 +85,17 @@ extension Tandem {
             try observeInvitations(observer: StreamInvitationsObserver(yield))
         }
     }
+
+    /// The state of one attachment, for a progress bar or a placeholder: the current state first
+    /// (`.local`, `.uploaded`, `.remote` …), then every change, upload and download progress
+    /// included (at most ten a second). Follows account switches. Ends (and cancels the
+    /// underlying `Subscription`) like `observeAsStream` and keeps only the newest state; a hash
+    /// that is not 64 lowercase hex digits throws `TandemError.InvalidArgument` here.
+    public func attachmentStateStream(hash: String) throws -> AsyncStream<AttachmentState> {
+        try subscriptionStream(bufferingPolicy: .bufferingNewest(1)) { yield in
+            try observeAttachment(hash: hash, observer: StreamAttachmentObserver(yield))
+        }
+    }
 }
 
 /// The one way every Tandem observation becomes an `AsyncStream`: `register` installs a callback
@@ -257,5 +268,23 @@ final class StreamInvitationsObserver: InvitationsObserver {
 
     func onInvitations(invitations: [Invitation]) {
         yield(invitations)
+    }
+}
+
+/// Forwards the states of one attachment to a stream.
+final class StreamAttachmentObserver: AttachmentObserver {
+    private let yield: @Sendable (AttachmentState) -> Void
+
+    init(_ yield: @escaping @Sendable (AttachmentState) -> Void) {
+        self.yield = yield
+        StreamObservers.add(1)
+    }
+
+    deinit {
+        StreamObservers.add(-1)
+    }
+
+    func onState(state: AttachmentState) {
+        yield(state)
     }
 }

@@ -118,6 +118,21 @@ public fun Tandem.invitationsAsFlow(): Flow<List<Invitation>> =
     }.conflate()
 
 /**
+ * The state of one attachment as a cold [Flow], for a progress bar or a placeholder: the current
+ * state first ([AttachmentState.Local], [AttachmentState.Uploaded], [AttachmentState.Remote] …),
+ * then every change, upload and download progress included (at most ten a second). Follows
+ * account switches. Conflated: a slow collector sees the newest state. Stopping the collection
+ * cancels and releases the underlying [Subscription]; a hash that is not 64 lowercase hex digits
+ * fails the collector with [TandemException.InvalidArgument].
+ */
+public fun Tandem.attachmentStateFlow(hash: String): Flow<AttachmentState> =
+    subscriptionFlow<AttachmentState> { emit ->
+        observeAttachment(hash, object : AttachmentObserver {
+            override fun onState(state: AttachmentState) = emit(state)
+        })
+    }.conflate()
+
+/**
  * The one way every Tandem observation becomes a Flow: [register] installs a callback (the `emit`
  * it is given) with the engine and returns the [Subscription] that ends it. Every observation
  * delivers its current value first (Tandem's notification thread does that), so the flow's first

@@ -12,6 +12,7 @@ import androidx.lifecycle.viewmodel.viewModelFactory
 import dev.tandem.sample.state.CatalogStateHolder
 import dev.tandem.sample.state.ConflictCenterStateHolder
 import dev.tandem.sample.state.DayEditorStateHolder
+import dev.tandem.sample.state.DayPhotoStateHolder
 import dev.tandem.sample.state.PlanDetailStateHolder
 import dev.tandem.sample.state.PlanRef
 import dev.tandem.sample.state.ShareSheetStateHolder
@@ -71,6 +72,12 @@ class DayEditorViewModel(graph: SampleGraph, handle: SavedStateHandle) :
         DayEditorStateHolder(handle.planRef(), checkNotNull(handle.get<String>("dayId")), graph.plans, graph.exercises, it, graph.spaces)
     })
 
+/** The photo of the day in the route (the day editor's). */
+class DayPhotoViewModel(graph: SampleGraph, handle: SavedStateHandle) :
+    HolderViewModel<DayPhotoStateHolder>({
+        DayPhotoStateHolder(handle.planRef(), checkNotNull(handle.get<String>("dayId")), graph.host, it)
+    })
+
 class CatalogViewModel(graph: SampleGraph) :
     HolderViewModel<CatalogStateHolder>({ CatalogStateHolder(graph.exercises, it) })
 
@@ -88,6 +95,7 @@ val SampleViewModels: ViewModelProvider.Factory = viewModelFactory {
     initializer { PlanDetailViewModel(graph(), createSavedStateHandle()) }
     initializer { ShareSheetViewModel(graph(), createSavedStateHandle()) }
     initializer { DayEditorViewModel(graph(), createSavedStateHandle()) }
+    initializer { DayPhotoViewModel(graph(), createSavedStateHandle()) }
     initializer { CatalogViewModel(graph()) }
     initializer { ConflictsViewModel(graph()) }
     initializer { SettingsViewModel(graph()) }

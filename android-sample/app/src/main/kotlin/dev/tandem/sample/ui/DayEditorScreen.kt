@@ -33,6 +33,7 @@ import androidx.compose.ui.unit.dp
 import androidx.lifecycle.compose.collectAsStateWithLifecycle
 import androidx.lifecycle.viewmodel.compose.viewModel
 import dev.tandem.sample.DayEditorViewModel
+import dev.tandem.sample.DayPhotoViewModel
 import dev.tandem.sample.SampleViewModels
 import dev.tandem.sample.state.Exercise
 
@@ -41,7 +42,11 @@ import dev.tandem.sample.state.Exercise
  * move them up or down, remove them; every change is saved at once.
  */
 @Composable
-fun DayEditorScreen(onBack: () -> Unit, viewModel: DayEditorViewModel = viewModel(factory = SampleViewModels)) {
+fun DayEditorScreen(
+    onBack: () -> Unit,
+    viewModel: DayEditorViewModel = viewModel(factory = SampleViewModels),
+    photoViewModel: DayPhotoViewModel = viewModel(factory = SampleViewModels),
+) {
     val state by viewModel.holder.state.collectAsStateWithLifecycle()
     val message by viewModel.holder.message.collectAsStateWithLifecycle()
     var picking by remember { mutableStateOf(false) }
@@ -73,6 +78,7 @@ fun DayEditorScreen(onBack: () -> Unit, viewModel: DayEditorViewModel = viewMode
             if (state.viewOnly) {
                 item { EmptyHint("View only: you can see this plan but not change it.") }
             }
+            item { DayPhoto(photoViewModel, editable = !state.viewOnly) }
             if (state.loaded && state.entries.isEmpty()) {
                 item { EmptyHint("No exercises in this day. Add some from the catalog.") }
             }

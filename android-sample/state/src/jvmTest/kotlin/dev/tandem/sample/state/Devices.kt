@@ -64,6 +64,8 @@ class Device(
 
     fun shareSheet(plan: PlanRef) = ShareSheetStateHolder(plan, graph.spaces, scope)
 
+    fun dayPhoto(plan: PlanRef, dayId: String) = DayPhotoStateHolder(plan, dayId, graph.host, scope)
+
     /** Signs up (or in) through the sign-in form, as the screen would. */
     suspend fun enter(email: String, mode: SignInMode, password: String = PASSWORD) {
         session.setMode(mode)

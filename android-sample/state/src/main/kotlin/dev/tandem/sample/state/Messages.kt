@@ -89,6 +89,9 @@ object Messages {
         ValidationReason.FORBIDDEN -> "You can no longer change this shared plan (view only, or removed)."
         ValidationReason.SPACE_MISMATCH -> "It belongs to another shared plan."
         ValidationReason.UNKNOWN_SPACE -> "That shared plan is not on this device."
+        ValidationReason.ATTACHMENT_MISSING -> "Its photo is not on the server."
+        ValidationReason.ATTACHMENT_TOO_LARGE -> "Its photo is too large for the server."
+        ValidationReason.QUOTA_EXCEEDED -> "Your storage on the server is full."
         ValidationReason.OTHER -> "Refused by the server ($code)."
     }
 }
