@@ -438,6 +438,7 @@ fn two_devices_sync_through_the_server() {
     assert_eq!(
         keys(&status),
         [
+            "attachments",
             "conflictPolicy",
             "conflicts",
             "invitations",
