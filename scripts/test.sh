@@ -132,6 +132,7 @@ cargo run -p tandem-bench -- local --quick >/dev/null
 cargo run -p tandem-bench -- sync --quick >/dev/null
 TANDEM_BENCH_POSTGRES_URL="$TANDEM_TEST_POSTGRES_URL" cargo run -p tandem-bench -- server --quick >/dev/null
 cargo run -p tandem-bench -- ffi --quick >/dev/null
+cargo run -p tandem-bench -- attachments --quick >/dev/null
 
 echo
 echo "all tests passed"
