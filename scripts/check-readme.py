@@ -13,7 +13,8 @@ the background, checked, interrupted with SIGINT and must then exit 0:
 
 The commands get a sandbox: the platform data directory (the CLI's default `--data-dir`) points
 into a temporary directory, TANDEM_PASSWORD answers the password prompt, and the dev server's
-`./tandem-server.db` is moved aside beforehand and put back afterwards.
+`./tandem-server.db` (with its secret and its blob directory) is moved aside beforehand and
+put back afterwards.
 """
 
 import json
@@ -37,6 +38,7 @@ DEV_DB = [
     "tandem-server.db-wal",
     "tandem-server.db-shm",
     "tandem-server.db.jwt-secret",
+    "tandem-server.db.blobs",
 ]
 
 
@@ -194,7 +196,10 @@ def main():
         if server is not None:
             os.killpg(server.process.pid, signal.SIGKILL)
         for name in DEV_DB:
-            (ROOT / name).unlink(missing_ok=True)
+            if (ROOT / name).is_dir():
+                shutil.rmtree(ROOT / name)
+            else:
+                (ROOT / name).unlink(missing_ok=True)
             if (aside / name).exists():
                 shutil.move(aside / name, ROOT / name)
         shutil.rmtree(sandbox, ignore_errors=True)
