@@ -296,7 +296,7 @@ impl SyncApi {
 
     /// Sends `len` bytes of the file at `path` from `offset` as one chunk of the upload of
     /// `hash`: `PATCH /sync/v1/blobs/uploads/{hash}` with `Upload-Offset`. The body is streamed
-    /// from the file (64 KiB at a time), never read into memory whole. The inner `Err` is the
+    /// from the file (256 KiB at a time), never read into memory whole. The inner `Err` is the
     /// local file failing (gone, unreadable).
     pub async fn send_chunk(
         &self,
@@ -459,7 +459,7 @@ impl SyncApi {
 /// The least time a chunk upload may take before it is given up (see [`SyncApi::send_chunk`]).
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(300);
 /// The read buffer of a streamed chunk body.
-const CHUNK_READ_BUFFER: usize = 64 * 1024;
+const CHUNK_READ_BUFFER: usize = 256 * 1024;
 
 /// The server's answer to an upload call: where the upload stands, or a refusal the upload phase
 /// acts on. Other failures (network, 5xx, session) are the call's `SyncError`.

@@ -410,17 +410,33 @@ impl Uploads {
             _ if at == 0 => Some(Sha256::new()),
             _ => None,
         };
-        let hasher = hasher.map(|mut h| {
-            h.update(&bytes);
-            h
-        });
         let mut parts = row.parts.clone();
-        if len > 0 {
+        let hasher = if len == 0 {
+            hasher
+        } else {
+            // The chunk is hashed on the blocking pool while the store writes and syncs it, not
+            // before (the runtime's thread is not held for the hash either).
+            let hashed = {
+                let bytes = bytes.clone();
+                tokio::task::spawn_blocking(move || {
+                    hasher.map(|mut h| {
+                        h.update(&bytes);
+                        h
+                    })
+                })
+            };
             let key = self.store.staging_key(user_id, hash);
-            let part = self
+            let stored = self
                 .store
-                .put_part(&key, &row.multipart_id, parts.len(), bytes)
-                .await?;
+                .put_part(&key, &row.multipart_id, parts.len(), bytes);
+            let (part, hasher) = tokio::join!(stored, hashed);
+            let part = part?;
+            let hasher = hasher.map_err(|e| {
+                UploadError::Store(StoreError::Generic {
+                    store: "upload",
+                    source: format!("chunk hasher failed: {e}").into(),
+                })
+            })?;
             parts.push(part);
             let now = self.clock.now_ms();
             let advanced = self
@@ -452,7 +468,8 @@ impl Uploads {
                 *progress = None;
                 return Err(UploadError::OffsetMismatch { offset: now_at });
             }
-        }
+            hasher
+        };
         *progress = hasher.map(|hasher| Progress {
             multipart_id: row.multipart_id.clone(),
             offset: at + len,
