@@ -216,15 +216,9 @@ async fn upload_rows(db: TestDb) {
     storage.put_upload(row.clone()).await.unwrap();
     assert_eq!(storage.upload(&c, &hash).await.unwrap(), Some(row.clone()));
     let parts = vec!["p0".to_string()];
-    assert!(storage
-        .advance_upload(&c, &hash, "m1", 0, 5, &parts, 2)
-        .await
-        .unwrap());
+    assert!(storage.advance_upload(&row, 5, &parts, 2).await.unwrap());
     // A second chunk from the same offset (a race, or a retry) does not land.
-    assert!(!storage
-        .advance_upload(&c, &hash, "m1", 0, 5, &parts, 3)
-        .await
-        .unwrap());
+    assert!(!storage.advance_upload(&row, 5, &parts, 3).await.unwrap());
     let now = storage.upload(&c, &hash).await.unwrap().unwrap();
     assert_eq!(
         (now.offset, now.parts.clone(), now.updated_at_ms),
@@ -238,10 +232,7 @@ async fn upload_rows(db: TestDb) {
     };
     storage.put_upload(restarted.clone()).await.unwrap();
     assert_eq!(storage.upload(&c, &hash).await.unwrap(), Some(restarted));
-    assert!(!storage
-        .advance_upload(&c, &hash, "m1", 0, 5, &[], 4)
-        .await
-        .unwrap());
+    assert!(!storage.advance_upload(&row, 5, &[], 4).await.unwrap());
     assert!(!storage.delete_upload(&c, &hash, "m1").await.unwrap());
     assert!(storage.delete_upload(&c, &hash, "m2").await.unwrap());
     assert_eq!(storage.upload(&c, &hash).await.unwrap(), None);

@@ -666,22 +666,8 @@ mod tests {
             .complete_multipart(&key, &id, &[p0, p1])
             .await
             .unwrap();
-        let bytes: Vec<Bytes> = store
-            .read_from(&key, 0)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(bytes.concat(), b"hello world");
-        let tail: Vec<Bytes> = store
-            .read_from(&key, 6)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(tail.concat(), b"world");
+        assert_eq!(read_all(&store, &key, 0).await, b"hello world");
+        assert_eq!(read_all(&store, &key, 6).await, b"world");
         // The parts are gone; completing again finds nothing.
         assert!(store.complete_multipart(&key, &id, &[]).await.is_err());
         store.rename(&key, &store.blob_key("h1")).await.unwrap();
@@ -700,6 +686,18 @@ mod tests {
             .is_err());
         store.delete(&store.blob_key("h1")).await.unwrap();
         store.delete(&store.blob_key("h1")).await.unwrap();
+    }
+
+    /// The object's bytes from `from` on.
+    async fn read_all(store: &BlobStore, key: &Path, from: u64) -> Vec<u8> {
+        let chunks: Vec<Bytes> = store
+            .read_from(key, from)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        chunks.concat()
     }
 
     #[tokio::test]
@@ -728,22 +726,8 @@ mod tests {
             .complete_multipart(&key, &id, &[p0, p1])
             .await
             .unwrap();
-        let bytes: Vec<Bytes> = store
-            .read_from(&key, 0)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(bytes.concat(), b"hello world");
-        let tail: Vec<Bytes> = store
-            .read_from(&key, 6)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(tail.concat(), b"world");
+        assert_eq!(read_all(&store, &key, 0).await, b"hello world");
+        assert_eq!(read_all(&store, &key, 6).await, b"world");
         assert!(store.complete_multipart(&key, &id, &[]).await.is_err());
     }
 }

@@ -441,15 +441,7 @@ impl Uploads {
             let now = self.clock.now_ms();
             let advanced = self
                 .storage
-                .advance_upload(
-                    user_id,
-                    hash,
-                    &row.multipart_id,
-                    row.offset,
-                    (at + len) as i64,
-                    &parts,
-                    now,
-                )
+                .advance_upload(&row, (at + len) as i64, &parts, now)
                 .await?;
             if !advanced {
                 // Another instance took a chunk, restarted or finished the upload meanwhile.

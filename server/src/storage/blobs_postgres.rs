@@ -159,8 +159,7 @@ impl PostgresStore {
     }
 
     pub async fn put_upload(&self, row: UploadRow) -> Result<(), StorageError> {
-        let parts =
-            serde_json::to_string(&row.parts).map_err(|e| StorageError::Other(e.to_string()))?;
+        let parts = super::encode_parts(&row.parts)?;
         let client = self.pool.get().await?;
         client
             .execute(
@@ -188,28 +187,24 @@ impl PostgresStore {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn advance_upload(
         &self,
-        user_id: &str,
-        hash: &str,
-        multipart_id: &str,
-        from_offset: i64,
+        upload: &UploadRow,
         to_offset: i64,
         parts: &[String],
         now_ms: i64,
     ) -> Result<bool, StorageError> {
-        let parts = serde_json::to_string(parts).map_err(|e| StorageError::Other(e.to_string()))?;
+        let parts = super::encode_parts(parts)?;
         let client = self.pool.get().await?;
         let changed = client
             .execute(
                 "UPDATE blob_uploads SET \"offset\" = $5, parts = $6, updated_at = $7
                  WHERE user_id = $1 AND hash = $2 AND multipart_id = $3 AND \"offset\" = $4",
                 &[
-                    &user_id,
-                    &hash,
-                    &multipart_id,
-                    &from_offset,
+                    &upload.user_id,
+                    &upload.hash,
+                    &upload.multipart_id,
+                    &upload.offset,
                     &to_offset,
                     &parts,
                     &now_ms,

@@ -178,8 +178,7 @@ impl SqliteStore {
 
     pub async fn put_upload(&self, row: UploadRow) -> Result<(), StorageError> {
         self.write(move |conn| {
-            let parts = serde_json::to_string(&row.parts)
-                .map_err(|e| StorageError::Other(e.to_string()))?;
+            let parts = super::encode_parts(&row.parts)?;
             conn.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO blob_uploads ({UPLOAD_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -200,23 +199,20 @@ impl SqliteStore {
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn advance_upload(
         &self,
-        user_id: &str,
-        hash: &str,
-        multipart_id: &str,
-        from_offset: i64,
+        upload: &UploadRow,
         to_offset: i64,
         parts: &[String],
         now_ms: i64,
     ) -> Result<bool, StorageError> {
-        let (user_id, hash, multipart_id) = (
-            user_id.to_string(),
-            hash.to_string(),
-            multipart_id.to_string(),
+        let (user_id, hash, multipart_id, from_offset) = (
+            upload.user_id.clone(),
+            upload.hash.clone(),
+            upload.multipart_id.clone(),
+            upload.offset,
         );
-        let parts = serde_json::to_string(parts).map_err(|e| StorageError::Other(e.to_string()))?;
+        let parts = super::encode_parts(parts)?;
         self.write(move |conn| {
             let changed = conn
                 .prepare_cached(

@@ -463,6 +463,11 @@ pub struct UploadRow {
     pub updated_at_ms: i64,
 }
 
+/// `blob_uploads.parts` as stored: a JSON array of part ids.
+pub(crate) fn encode_parts(parts: &[String]) -> Result<String, StorageError> {
+    serde_json::to_string(parts).map_err(|e| StorageError::Other(e.to_string()))
+}
+
 /// `blob_uploads.parts` (a JSON array of part ids) as stored.
 pub(crate) fn parse_parts(text: &str) -> Result<Vec<String>, StorageError> {
     serde_json::from_str(text)
@@ -878,45 +883,19 @@ impl Storage {
         }
     }
 
-    /// Moves the upload from `from_offset` to `to_offset` with the part ids `parts`, guarded by
-    /// the old offset and the multipart id: `false` (nothing changed) when another chunk, a
-    /// restart or a completion got there first.
-    #[allow(clippy::too_many_arguments)]
+    /// Moves `upload` (as read: its multipart id and offset) to `to_offset` with the part ids
+    /// `parts`, guarded by the old offset and the multipart id: `false` (nothing changed) when
+    /// another chunk, a restart or a completion got there first.
     pub async fn advance_upload(
         &self,
-        user_id: &str,
-        hash: &str,
-        multipart_id: &str,
-        from_offset: i64,
+        upload: &UploadRow,
         to_offset: i64,
         parts: &[String],
         now_ms: i64,
     ) -> Result<bool, StorageError> {
         match self {
-            Self::Sqlite(s) => {
-                s.advance_upload(
-                    user_id,
-                    hash,
-                    multipart_id,
-                    from_offset,
-                    to_offset,
-                    parts,
-                    now_ms,
-                )
-                .await
-            }
-            Self::Postgres(s) => {
-                s.advance_upload(
-                    user_id,
-                    hash,
-                    multipart_id,
-                    from_offset,
-                    to_offset,
-                    parts,
-                    now_ms,
-                )
-                .await
-            }
+            Self::Sqlite(s) => s.advance_upload(upload, to_offset, parts, now_ms).await,
+            Self::Postgres(s) => s.advance_upload(upload, to_offset, parts, now_ms).await,
         }
     }
 
