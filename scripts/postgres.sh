@@ -48,23 +48,6 @@ as_db_user() {
   fi
 }
 
-port_is_free() {
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if port_is_free "$port"; then
-      echo "$port"
-      return
-    fi
-  done
-  log "no free port found"
-  exit 1
-}
-
 start() {
   ensure_installed
   local bin dir port
@@ -95,31 +78,6 @@ stop_dir() {
   rm -rf -- "$dir"
 }
 
-stop() {
-  local url=${1:-} port dir
-  if [[ -n "$url" ]]; then
-    port=$(sed -E 's#^[a-z]+://[^@/]*@?[^:/]*:([0-9]+).*#\1#' <<<"$url")
-    for dir in "$PREFIX"*; do
-      if [[ -f "$dir/port" && "$(cat "$dir/port")" == "$port" ]]; then
-        stop_dir "$dir"
-        return
-      fi
-    done
-    log "no cluster of this script listens on port $port"
-    exit 1
-  fi
-  for dir in "$PREFIX"*; do
-    if [[ -d "$dir" ]]; then
-      stop_dir "$dir"
-    fi
-  done
-}
-
-case "${1:-}" in
-  start) start ;;
-  stop) stop "${2:-}" ;;
-  *)
-    echo "usage: $0 start | stop [URL]" >&2
-    exit 2
-    ;;
-esac
+# shellcheck source-path=SCRIPTDIR source=lib/throwaway.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/throwaway.sh"
+throwaway_main "$@"

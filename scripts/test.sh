@@ -89,7 +89,7 @@ python3 --version
 step "lint: rustfmt, shellcheck"
 cargo fmt --all -- --check
 cargo fmt --manifest-path tools/parse-check/Cargo.toml -- --check
-shellcheck scripts/*.sh .ci/run
+shellcheck -x scripts/*.sh scripts/lib/*.sh .ci/run
 
 step "build"
 cargo build --workspace --all-targets
