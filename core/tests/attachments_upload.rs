@@ -10,12 +10,12 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tandem_core::auth::MemorySecretStore;
 use tandem_core::http::HttpConfig;
 use tandem_core::{
     runtime, Client, ClientConfig, Error, Query, RecordState, SyncOptions, SyncReport, WriteOp,
 };
+use tandem_testkit::blobs::sha256_hex;
 use tandem_testkit::proxy::{Fault, Proxy};
 use tandem_testkit::server::{email, TestServer};
 use tempfile::TempDir;
@@ -87,10 +87,6 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn bytes_of(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u64 * 31 + seed as u64) as u8)
@@ -157,7 +153,7 @@ fn attach_then_sync_uploads_the_blob_and_a_second_device_sends_nothing() {
     a.put("albums", "summit", json!({"title": "Summit"}));
     let photo = bytes_of(300_000, 1);
     let reference = a.attach("summit", &photo);
-    let hash = hex(&Sha256::digest(&photo));
+    let hash = sha256_hex(&photo);
     assert_eq!(
         reference,
         json!({"hash": hash, "size": 300_000, "contentType": "image/jpeg", "name": "summit.jpg"})
@@ -247,7 +243,7 @@ fn an_upload_cut_mid_chunk_resumes_from_the_servers_offset() {
     // Two chunks: 8 MiB and 4 MiB.
     let size = CHUNK + CHUNK / 2;
     let video = bytes_of(size, 7);
-    let hash = hex(&Sha256::digest(&video));
+    let hash = sha256_hex(&video);
     a.attach("video", &video);
     let route = format!("/sync/v1/blobs/uploads/{hash}");
     // The first chunk goes through; the second is cut after 1 MiB of its body.
@@ -323,7 +319,7 @@ fn guest_attachments_move_to_the_first_account_and_a_wiping_sign_out_deletes_the
         }])
         .unwrap();
     let photo = bytes_of(70_000, 9);
-    let hash = hex(&Sha256::digest(&photo));
+    let hash = sha256_hex(&photo);
     block_on(client.attach_bytes(
         "albums",
         "offline",
@@ -362,7 +358,7 @@ fn bytes_that_do_not_hash_to_the_reference_are_refused_twice_then_dead_lettered(
     let a = device(server.url());
     a.put("albums", "rot", json!({"title": "Bit rot"}));
     let photo = bytes_of(20_000, 5);
-    let hash = hex(&Sha256::digest(&photo));
+    let hash = sha256_hex(&photo);
     a.attach("rot", &photo);
     // The stored copy changes under the engine (same length, other bytes).
     let users = a.dir.path().join("users");
@@ -418,6 +414,6 @@ fn an_empty_file_uploads_in_one_empty_chunk() {
         (1, 0)
     );
     assert_eq!(report.applied, 1);
-    let hash = hex(&Sha256::digest(b""));
+    let hash = sha256_hex(b"");
     assert_eq!(download(server.url(), &a.email, &hash), (200, Vec::new()));
 }

@@ -10,8 +10,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use tandem_testkit::blobs::TestBlobStore;
+use tandem_testkit::blobs::{sha256_hex, TestBlobStore};
 use tandem_testkit::on_backends_and_blob_stores;
 use tandem_testkit::server::test_schema_path;
 use tandem_testkit::server_suite as common;
@@ -41,13 +40,6 @@ fn server_on(db: &TestDb, store: &TestBlobStore) -> TestServer {
         .blob_store(store)
         .in_process()
         .start()
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Uploads `bytes` as `token`'s (open, then one chunk unless the open answers `complete`).

@@ -330,7 +330,7 @@ async fn download(
             )));
         }
     }
-    let digest = super::files::hex(&hasher.finalize());
+    let digest = format!("{:x}", hasher.finalize());
     if digest != hash {
         remove_part(&part).await;
         return Err(corrupt(

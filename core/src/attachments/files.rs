@@ -168,7 +168,7 @@ fn copy_hashing(input: &mut dyn Read, to: &Path) -> io::Result<Imported> {
     }
     out.sync_all()?;
     Ok(Imported {
-        hash: hex(&hasher.finalize()),
+        hash: format!("{:x}", hasher.finalize()),
         size,
     })
 }
@@ -191,20 +191,9 @@ fn hash_file(path: &Path) -> io::Result<Imported> {
         size += n as u64;
     }
     Ok(Imported {
-        hash: hex(&hasher.finalize()),
+        hash: format!("{:x}", hasher.finalize()),
         size,
     })
-}
-
-/// Lowercase hex, as hashes are spelled on the wire.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
 }
 
 /// Whether `name` is a blob hash (64 lowercase hex), i.e. a complete file's name.
@@ -266,7 +255,7 @@ mod tests {
         let bytes: Vec<u8> = (0..(3 * BUFFER + 17)).map(|i| (i % 251) as u8).collect();
         let imported = files.import_bytes(&bytes).unwrap();
         assert_eq!(imported.size, bytes.len() as u64);
-        assert_eq!(imported.hash, hex(&Sha256::digest(&bytes)));
+        assert_eq!(imported.hash, format!("{:x}", Sha256::digest(&bytes)));
         assert!(files.dir().ends_with("guest.attachments"));
     }
 

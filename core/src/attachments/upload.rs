@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use tandem_protocol::{OpenUploadRequest, DEFAULT_CHUNK_BYTES};
 
+use super::download::short;
 use super::{AttachmentFailure, AttachmentRow, Files};
 use crate::crash::{self, Point};
 use crate::engine::{now_ms, Engine};
@@ -284,9 +285,4 @@ fn unexpected(call: &str, refusal: &UploadRefusal) -> SyncError {
         },
         detail: format!("unexpected answer to an upload {call}: {refusal:?}"),
     }
-}
-
-/// A hash as logs show it: its first 12 hex digits.
-fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
 }

@@ -549,7 +549,7 @@ impl Uploads {
                     && p.offset == row.size as u64
                     && source == staging =>
             {
-                hex(&p.hasher.finalize())
+                format!("{:x}", p.hasher.finalize())
             }
             _ => {
                 tracing::debug!(user_id, hash = prefix, "hashing the staged upload again");
@@ -623,7 +623,7 @@ impl Uploads {
         while let Some(chunk) = stream.next().await {
             hasher.update(&chunk?);
         }
-        Ok(hex(&hasher.finalize()))
+        Ok(format!("{:x}", hasher.finalize()))
     }
 }
 
@@ -640,10 +640,6 @@ fn blob_row(hash: &str, size: i64, content_type: &str) -> BlobRow {
         content_type: content_type.to_string(),
         created_at_ms: 0,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads the whole body, at most `max` bytes (more: `ChunkTooLarge`); a body that ends early

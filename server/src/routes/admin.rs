@@ -311,11 +311,7 @@ async fn stream_parts(
                 .await?,
         );
     }
-    let digest = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = format!("{:x}", hasher.finalize());
     Ok((size, digest, parts))
 }
 
