@@ -115,12 +115,11 @@ pub fn router(state: SharedState) -> Router {
             refuse_when_paused,
         ));
     // Without an admin token the admin routes do not exist: every method answers 404.
-    let mut admin_routes = Router::new();
-    if state.admin_token.is_some() {
-        admin_routes = admin_routes
-            .route("/admin/v1/public/write", post(admin::public_write))
-            .route("/admin/v1/blobs/{hash}", put(admin::put_blob));
-    }
+    let admin_routes = if state.admin_token.is_some() {
+        admin::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/healthz", get(health))
         .route("/auth/v1/signup", post(auth::signup))
