@@ -9,7 +9,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 use sha2::{Digest, Sha256};
 
@@ -18,12 +18,19 @@ use crate::error::ApiError;
 
 mod blobs;
 mod public;
+mod users;
 
 /// The `/admin/v1` routes, registered only when an admin token is configured.
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/admin/v1/public/write", post(public::public_write))
         .route("/admin/v1/blobs/{hash}", put(blobs::put_blob))
+        .route("/admin/v1/users", get(users::list))
+        .route(
+            "/admin/v1/users/{id}",
+            get(users::detail).delete(users::delete),
+        )
+        .route("/admin/v1/rejections", get(users::rejections))
 }
 
 /// A request that presented the admin token.
