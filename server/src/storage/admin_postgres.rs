@@ -178,7 +178,7 @@ impl PostgresStore {
         let update = client
             .prepare_cached(
                 "UPDATE users SET last_pull_at = $2 WHERE id = $1
-                 AND (last_pull_at IS NULL OR last_pull_at <= $2 - $3)",
+                 AND (last_pull_at IS NULL OR last_pull_at <= $2::bigint - $3::bigint)",
             )
             .await?;
         client
