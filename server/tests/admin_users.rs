@@ -239,6 +239,12 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
         ],
     )
     .await;
+    // A pause of A shows in the summary, and goes with A.
+    c.post("/admin/v1/pause", Some(ADMIN), &json!({"user": a.id}))
+        .await
+        .assert_ok();
+    let detail = admin_get(&c, &format!("/admin/v1/users/{}", a.id)).await;
+    assert_eq!(detail["user"]["paused"], true);
     let mut b_events = c.events(&b.token).await;
     let mut viewer_events = c.events(&viewer.token).await;
 
@@ -289,6 +295,11 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
     c.pull(&a.token, None, None)
         .await
         .assert_error(401, "unauthorized");
+    c.create_space_reply(&a.token, "Ghost")
+        .await
+        .assert_error(401, "unauthorized");
+    let pauses = admin_get(&c, "/admin/v1/pauses").await;
+    assert_eq!(pauses["pauses"], json!([]), "{pauses}");
     let refreshed = c.refresh(session["refresh_token"].as_str().unwrap()).await;
     assert!(refreshed.status.as_u16() >= 400, "{:?}", refreshed.body);
     assert!(c.sign_in(&a.email, "password123").await.status.as_u16() >= 400);
@@ -321,6 +332,7 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
         ("streams", "id", space3.as_str()),
         ("spaces", "id", s3.as_str()),
         ("user_epochs", "user_id", a.id.as_str()),
+        ("pauses", "scope", a.id.as_str()),
     ] {
         assert_eq!(rows(&db, table, column, key).await, 0, "{table}.{column}");
     }

@@ -123,6 +123,11 @@ pub async fn delete(
             state.hub.publish_account(member);
         }
     }
+    // A pause of the user went with them: this instance's cache forgets it now (others on the
+    // PostgreSQL notice).
+    if let Err(e) = state.control.reload().await {
+        tracing::warn!(error = %e, "cannot reload the pauses after deleting a user; the backstop will");
+    }
     for upload in &deleted.uploads {
         state.uploads.discard(upload).await;
     }
@@ -205,10 +210,9 @@ fn summary(state: &SharedState, u: UserSummaryRow) -> UserSummary {
     }
 }
 
-/// Whether a pause of this user (not the global one) is in force.
-// TODO(slice A): read A's PauseSet once i16-a lands.
-fn user_paused(_state: &SharedState, _user_id: &str) -> bool {
-    false
+/// Whether a pause of this user (not the global one) is in force, from this instance's cache.
+fn user_paused(state: &SharedState, user_id: &str) -> bool {
+    state.pauses.user_paused(user_id)
 }
 
 /// `limit`: absent → `default`; else an integer in 1..=`max` (`400 invalid_request` otherwise).
