@@ -366,7 +366,10 @@ impl Purger {
         if space_rows > 0 {
             tracing::info!(rows = space_rows, "purged records of deleted spaces");
         }
-        let rejections = self.storage.trim_rejections().await?;
+        let rejections = self
+            .storage
+            .trim_rejections(storage::MAX_REJECTIONS)
+            .await?;
         if rejections > 0 {
             tracing::info!(rejections, "trimmed the oldest rejections");
         }

@@ -178,11 +178,11 @@ impl Storage {
         }
     }
 
-    /// Keeps the newest [`MAX_REJECTIONS`] rejections; returns how many went.
-    pub async fn trim_rejections(&self) -> Result<u64, StorageError> {
+    /// Keeps the newest `keep` rejections (the purge: [`MAX_REJECTIONS`]); returns how many went.
+    pub async fn trim_rejections(&self, keep: i64) -> Result<u64, StorageError> {
         match self {
-            Self::Sqlite(s) => s.trim_rejections(MAX_REJECTIONS).await,
-            Self::Postgres(s) => s.trim_rejections(MAX_REJECTIONS).await,
+            Self::Sqlite(s) => s.trim_rejections(keep).await,
+            Self::Postgres(s) => s.trim_rejections(keep).await,
         }
     }
 
