@@ -11,6 +11,7 @@ use tandem_testkit::server_suite as common;
 
 use common::{create, delete, op, statuses, Client, TestDb, TestServer, SECRET};
 use serde_json::{json, Value};
+use tandem_testkit::blobs::sha256_hex;
 
 const ADMIN: &str = "admin-token-for-tests-0123456789abcdef";
 
@@ -240,6 +241,13 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
         ],
     )
     .await;
+    // A file A uploaded (held), and one A is still uploading.
+    let held = c.upload(&a.token, b"a photo", "image/jpeg").await;
+    assert_eq!(held.assert_ok()["complete"], true);
+    let partial = sha256_hex(b"a long video, not sent yet");
+    let open = c.open_upload(&a.token, &partial, 27, "video/mp4").await;
+    assert_eq!(open.assert_ok()["complete"], false);
+    assert_eq!(rows(&db, "blob_uploads", "user_id", &a.id).await, 1);
     // A pause of A shows in the summary, and goes with A.
     c.post("/admin/v1/pause", Some(ADMIN), &json!({"user": a.id}))
         .await
@@ -334,6 +342,8 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
         ("spaces", "id", s3.as_str()),
         ("user_epochs", "user_id", a.id.as_str()),
         ("pauses", "scope", a.id.as_str()),
+        ("blob_holders", "user_id", a.id.as_str()),
+        ("blob_uploads", "user_id", a.id.as_str()),
     ] {
         assert_eq!(rows(&db, table, column, key).await, 0, "{table}.{column}");
     }
