@@ -9,7 +9,9 @@ use tandem_testkit::fixtures::three_users_two_spaces;
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{create, delete, op, statuses, Client, TestDb, TestServer, SECRET};
+use common::{
+    create, delete, op, statuses, BlobStoreKind, Client, TestBlobStore, TestDb, TestServer, SECRET,
+};
 use serde_json::{json, Value};
 use tandem_testkit::blobs::sha256_hex;
 
@@ -215,7 +217,13 @@ async fn detail_counts_records_per_collection(db: TestDb) {
 }
 
 async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestDb) {
-    let server = with_admin(&db);
+    let store = TestBlobStore::new(BlobStoreKind::Filesystem).unwrap();
+    let server = TestServer::builder()
+        .db(&db)
+        .blob_store(&store)
+        .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
+        .in_process()
+        .start();
     let c = server.client();
     // A owns S1 (B editor, then C viewer) and is a viewer of B's S2; A also owns S3 alone.
     let f = three_users_two_spaces(&c).await;
