@@ -25,6 +25,7 @@ on_both_backends!(
     rejections_are_listed_with_their_reasons,
     rejections_are_trimmed_to_the_newest,
     parameters_are_validated,
+    deleting_a_user_is_audited_without_the_email,
 );
 
 fn with_admin(db: &TestDb) -> TestServer {
@@ -502,4 +503,64 @@ async fn parameters_are_validated(db: TestDb) {
     c.get(&format!("/admin/v1/users/{}", user.id), Some(&user.token))
         .await
         .assert_error(401, "unauthorized");
+}
+
+async fn deleting_a_user_is_audited_without_the_email(db: TestDb) {
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--log-format", "json"])
+        .log_filter("info")
+        .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
+        .capture_logs()
+        .start();
+    let c = server.client();
+    let user = c.user().await;
+    c.push_ok(
+        &user.token,
+        vec![create(&op(), "exercises", "e1", json!({"name": "Squat"}))],
+    )
+    .await;
+    let mut expected = Vec::new();
+    for (id, status, outcome) in [
+        (user.id.as_str(), 200, "done"),
+        ("00000000-0000-7000-8000-000000000000", 404, "refused"),
+    ] {
+        let reply = c
+            .request(
+                reqwest::Method::DELETE,
+                &format!("/admin/v1/users/{id}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), status, "{}", reply.body);
+        let request_id = reply.headers["x-request-id"].to_str().unwrap().to_string();
+        expected.push((request_id, id, outcome));
+    }
+    let last = expected.last().unwrap().0.clone();
+    let mut logs = server.logs();
+    for _ in 0..100 {
+        if logs.contains(last.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        logs = server.logs();
+    }
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "tandem_server::admin")
+        .collect();
+    for (request_id, subject, outcome) in expected {
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == request_id.as_str())
+            .unwrap_or_else(|| panic!("no audit line for {request_id}:\n{logs}"));
+        assert_eq!(line["action"], "delete_user", "{line}");
+        assert_eq!(line["subject"], subject, "{line}");
+        assert_eq!(line["outcome"], outcome, "{line}");
+        assert_eq!(line["level"], "INFO", "{line}");
+    }
+    assert!(!logs.contains(&user.email), "an email in the logs");
+    assert!(!logs.contains(ADMIN), "the admin token in the logs");
 }
