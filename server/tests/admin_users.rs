@@ -208,6 +208,9 @@ async fn detail_counts_records_per_collection(db: TestDb) {
     for s in sessions {
         assert!(s["id"].is_string() && s["createdAt"].is_string() && s["lastUsedAt"].is_string());
     }
+    // A user may be named by email too.
+    let by_email = admin_get(&c, &format!("/admin/v1/users/{}", a.email)).await;
+    assert_eq!(by_email["user"], detail["user"]);
     // The list shows the same summary.
     let page = admin_get(&c, &format!("/admin/v1/users?query={}", a.id)).await;
     assert_eq!(page["users"][0], detail["user"]);
@@ -521,21 +524,29 @@ async fn deleting_a_user_is_audited_without_the_email(db: TestDb) {
     )
     .await;
     let mut expected = Vec::new();
-    for (id, status, outcome) in [
-        (user.id.as_str(), 200, "done"),
-        ("00000000-0000-7000-8000-000000000000", 404, "refused"),
+    // Named by email (the audit line names the id), then an id nobody has, then an unknown email.
+    let upper = user.email.to_uppercase();
+    for (named, subject, status, outcome) in [
+        (upper.as_str(), user.id.as_str(), 200, "done"),
+        (
+            "00000000-0000-7000-8000-000000000000",
+            "00000000-0000-7000-8000-000000000000",
+            404,
+            "refused",
+        ),
+        ("nobody@example.com", "-", 404, "refused"),
     ] {
         let reply = c
             .request(
                 reqwest::Method::DELETE,
-                &format!("/admin/v1/users/{id}"),
+                &format!("/admin/v1/users/{named}"),
                 Some(ADMIN),
                 None,
             )
             .await;
         assert_eq!(reply.status.as_u16(), status, "{}", reply.body);
         let request_id = reply.headers["x-request-id"].to_str().unwrap().to_string();
-        expected.push((request_id, id, outcome));
+        expected.push((request_id, subject, outcome));
     }
     let last = expected.last().unwrap().0.clone();
     let mut logs = server.logs();
@@ -562,5 +573,7 @@ async fn deleting_a_user_is_audited_without_the_email(db: TestDb) {
         assert_eq!(line["level"], "INFO", "{line}");
     }
     assert!(!logs.contains(&user.email), "an email in the logs");
+    assert!(!logs.contains(&upper), "an email in the logs");
+    assert!(!logs.contains("nobody@example.com"), "an email in the logs");
     assert!(!logs.contains(ADMIN), "the admin token in the logs");
 }

@@ -55,16 +55,14 @@ pub async fn list(
 pub async fn detail(
     State(state): State<SharedState>,
     _admin: Admin,
-    Path(user_id): Path<String>,
+    Path(user): Path<String>,
 ) -> Result<Json<UserDetailOut>, ApiError> {
-    if !is_valid_id(&user_id) {
-        return Err(ApiError::not_found());
-    }
+    let user_id = user_id_of(&state, &user).await?;
     let detail = state
         .storage
         .user_detail(&user_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ApiError::unknown_user)?;
     let live_streams = state.stream_slots.of(&user_id) as u64;
     Ok(Json(UserDetailOut {
         user: summary(&state, detail.user),
@@ -97,25 +95,37 @@ pub async fn detail(
 pub async fn delete(
     State(state): State<SharedState>,
     admin: Admin,
-    Path(user_id): Path<String>,
+    Path(user): Path<String>,
 ) -> Result<Json<DeletedUserOut>, ApiError> {
-    let outcome = if is_valid_id(&user_id) {
-        state
-            .storage
-            .delete_user(&user_id, state.clock.now_ms())
-            .await?
-    } else {
-        None
-    };
-    let Some(deleted) = outcome else {
+    let refused = |subject: &str| {
         audit(
             &admin,
             "delete_user",
-            &user_id,
+            subject,
             Outcome::Refused,
             "not_found",
         );
-        return Err(ApiError::not_found());
+        ApiError::unknown_user()
+    };
+    // The subject of the audit line is an id, never an email.
+    let user_id = match user_id_of(&state, &user).await {
+        Ok(id) => id,
+        Err(e) if e.code == tandem_protocol::ErrorCode::NotFound => {
+            let subject = if user.contains('@') {
+                "-"
+            } else {
+                user.as_str()
+            };
+            return Err(refused(subject));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(deleted) = state
+        .storage
+        .delete_user(&user_id, state.clock.now_ms())
+        .await?
+    else {
+        return Err(refused(&user_id));
     };
     // PostgreSQL sent the account notices inside the transaction; SQLite has one process.
     if !state.storage.notifies_changes() {
@@ -157,7 +167,7 @@ pub struct RejectionsQuery {
 }
 
 /// `GET /admin/v1/rejections?user=&limit=`: newest first; `user` is an id or an email (an
-/// unknown email answers `404 not_found`).
+/// unknown email answers `404 not_found`, an id nobody has an empty list).
 pub async fn rejections(
     State(state): State<SharedState>,
     _admin: Admin,
@@ -169,15 +179,8 @@ pub async fn rejections(
         MAX_REJECTIONS_PAGE,
     )?;
     let user = match text_param("user", q.user.as_deref())? {
-        Some(email) if email.contains('@') => Some(
-            state
-                .storage
-                .user_by_email(&normalize_email(&email))
-                .await?
-                .ok_or_else(ApiError::not_found)?
-                .id,
-        ),
-        other => other,
+        Some(user) => Some(user_id_of(&state, &user).await?),
+        None => None,
     };
     let rows = state.storage.rejections(user.as_deref(), limit).await?;
     Ok(Json(RejectionsOut {
@@ -195,6 +198,24 @@ pub async fn rejections(
             })
             .collect(),
     }))
+}
+
+/// The id of the user a path or parameter names: an id as it is (a user id is never an email),
+/// an email (with `@`) looked up as sign-in compares it. `404 not_found` for an unknown email
+/// or a malformed id; an unknown id is the caller's to find out.
+async fn user_id_of(state: &SharedState, user: &str) -> Result<String, ApiError> {
+    if !user.contains('@') {
+        return if is_valid_id(user) {
+            Ok(user.to_string())
+        } else {
+            Err(ApiError::unknown_user())
+        };
+    }
+    state
+        .storage
+        .resolve_user(user)
+        .await?
+        .ok_or_else(ApiError::unknown_user)
 }
 
 fn summary(state: &SharedState, u: UserSummaryRow) -> UserSummary {
