@@ -485,6 +485,7 @@ async fn parameters_are_validated(db: TestDb) {
         "/admin/v1/rejections?limit=0",
         "/admin/v1/rejections?limit=501",
         "/admin/v1/rejections?limit=1.5",
+        "/admin/v1/users?limit=1&limit=2",
     ] {
         let reply = c.get(path, Some(ADMIN)).await;
         reply.assert_error(400, "invalid_request");

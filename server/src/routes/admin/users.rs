@@ -3,6 +3,7 @@
 //! `DELETE /admin/v1/users/{id}` (the user and everything of theirs; their spaces pass on or
 //! go) and `GET /admin/v1/rejections` (recent rejected changes with their codes).
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -35,8 +36,9 @@ pub struct UsersQuery {
 pub async fn list(
     State(state): State<SharedState>,
     _admin: Admin,
-    Query(q): Query<UsersQuery>,
+    q: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Result<Json<UsersPage>, ApiError> {
+    let Query(q) = q.map_err(malformed_query)?;
     let limit = limit_param(q.limit.as_deref(), DEFAULT_USERS_PAGE, MAX_USERS_PAGE)?;
     let query = text_param("query", q.query.as_deref())?.map(|s| normalize_email(&s));
     let after = text_param("after", q.after.as_deref())?;
@@ -171,8 +173,9 @@ pub struct RejectionsQuery {
 pub async fn rejections(
     State(state): State<SharedState>,
     _admin: Admin,
-    Query(q): Query<RejectionsQuery>,
+    q: Result<Query<RejectionsQuery>, QueryRejection>,
 ) -> Result<Json<RejectionsOut>, ApiError> {
+    let Query(q) = q.map_err(malformed_query)?;
     let limit = limit_param(
         q.limit.as_deref(),
         DEFAULT_REJECTIONS_PAGE,
@@ -234,6 +237,12 @@ fn summary(state: &SharedState, u: UserSummaryRow) -> UserSummary {
 /// Whether a pause of this user (not the global one) is in force, from this instance's cache.
 fn user_paused(state: &SharedState, user_id: &str) -> bool {
     state.pauses.user_paused(user_id)
+}
+
+/// A query string that does not parse (a parameter given twice, bad percent-encoding): `400
+/// invalid_request`, JSON like every error.
+fn malformed_query(e: QueryRejection) -> ApiError {
+    ApiError::invalid_request(format!("malformed query: {}", e.body_text()))
 }
 
 /// `limit`: absent → `default`; else an integer in 1..=`max` (`400 invalid_request` otherwise).
