@@ -8,6 +8,7 @@ use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
 use common::{create, op, Client, Reply, TestDb, TestServer, SECRET};
+use tandem_testkit::ManualClock;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -22,6 +23,7 @@ on_both_backends!(
     revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in,
     the_overview_counts_users_streams_and_traffic,
     admin_actions_are_audited_without_secrets,
+    revocations_within_one_second_of_a_stopped_clock,
 );
 
 /// Every admin route: method, path (with a placeholder user id where it takes one), JSON body.
@@ -568,4 +570,36 @@ async fn admin_actions_are_audited_without_secrets(db: TestDb) {
     assert!(!logs.contains(ADMIN), "the admin token in the logs");
     assert!(!logs.contains(&user.email), "an email in the logs");
     assert!(!logs.contains("nobody@example.com"), "an email in the logs");
+}
+
+/// Access tokens carry their issue time in whole seconds: on a clock that does not move, a
+/// token of the revocation's own second is refused, a sign-in right after it works, and a
+/// second revocation in that same second refuses that sign-in's token too.
+async fn revocations_within_one_second_of_a_stopped_clock(db: TestDb) {
+    let server = TestServer::builder()
+        .db(&db)
+        .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
+        .clock(ManualClock::at_ms(1_700_000_000_000))
+        .start();
+    let c = server.client();
+    let user = c.user().await;
+    let revoke = |c: Client, id: String| async move {
+        admin(&c, Method::POST, &format!("/admin/v1/users/{id}/revoke"), None)
+            .await
+            .assert_ok()
+            .clone()
+    };
+    let mut old = user.token.clone();
+    for round in 0..3 {
+        c.pull(&old, None, None).await.assert_ok();
+        revoke(c.clone(), user.id.clone()).await;
+        c.pull(&old, None, None)
+            .await
+            .assert_error(401, "unauthorized");
+        let fresh = c.sign_in(&user.email, "password123").await;
+        let fresh = fresh.assert_ok()["access_token"].as_str().unwrap().to_string();
+        c.pull(&fresh, None, None).await.assert_ok();
+        assert_ne!(fresh, old, "round {round}");
+        old = fresh;
+    }
 }
