@@ -8,9 +8,9 @@ use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
 use common::{create, op, Client, Reply, TestDb, TestServer, SECRET};
-use tandem_testkit::ManualClock;
 use reqwest::Method;
 use serde_json::{json, Value};
+use tandem_testkit::ManualClock;
 
 const ADMIN: &str = "admin-token-for-tests-0123456789abcdef";
 
@@ -584,10 +584,15 @@ async fn revocations_within_one_second_of_a_stopped_clock(db: TestDb) {
     let c = server.client();
     let user = c.user().await;
     let revoke = |c: Client, id: String| async move {
-        admin(&c, Method::POST, &format!("/admin/v1/users/{id}/revoke"), None)
-            .await
-            .assert_ok()
-            .clone()
+        admin(
+            &c,
+            Method::POST,
+            &format!("/admin/v1/users/{id}/revoke"),
+            None,
+        )
+        .await
+        .assert_ok()
+        .clone()
     };
     let mut old = user.token.clone();
     for round in 0..3 {
@@ -597,7 +602,10 @@ async fn revocations_within_one_second_of_a_stopped_clock(db: TestDb) {
             .await
             .assert_error(401, "unauthorized");
         let fresh = c.sign_in(&user.email, "password123").await;
-        let fresh = fresh.assert_ok()["access_token"].as_str().unwrap().to_string();
+        let fresh = fresh.assert_ok()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         c.pull(&fresh, None, None).await.assert_ok();
         assert_ne!(fresh, old, "round {round}");
         old = fresh;
