@@ -260,6 +260,8 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
     let open = c.open_upload(&a.token, &partial, 27, "video/mp4").await;
     assert_eq!(open.assert_ok()["complete"], false);
     assert_eq!(rows(&db, "blob_uploads", "user_id", &a.id).await, 1);
+    // A's own event stream, opened before A is paused.
+    let mut a_events = c.events(&a.token).await;
     // A pause of A shows in the summary, and goes with A.
     c.post("/admin/v1/pause", Some(ADMIN), &json!({"user": a.id}))
         .await
@@ -285,8 +287,9 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
     );
     assert_eq!(answer["spacesDeleted"], json!([s3]));
 
-    // The members' accounts see it: poked, B now owns S1, S1 has two members.
-    for events in [&mut b_events, &mut viewer_events] {
+    // The members' accounts see it: poked, B now owns S1, S1 has two members. A's own stream
+    // is poked too (its pull then learns the account is gone).
+    for events in [&mut a_events, &mut b_events, &mut viewer_events] {
         assert_eq!(events.next_poke_data().await["account"], true);
     }
     let account = c.account(&b.token).await;

@@ -129,9 +129,10 @@ pub async fn delete(
     else {
         return Err(refused(&user_id));
     };
-    // PostgreSQL sent the account notices inside the transaction; SQLite has one process.
+    // PostgreSQL sent the account notices inside the transaction; SQLite has one process. The
+    // deleted user's own event streams are poked too: their next pull answers `401`.
     if !state.storage.notifies_changes() {
-        for member in &deleted.concerned {
+        for member in deleted.concerned.iter().chain([&user_id]) {
             state.hub.publish_account(member);
         }
     }
