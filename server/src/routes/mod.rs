@@ -44,6 +44,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     pub hub: ChangeHub,
     pub stream_slots: Arc<StreamSlots>,
+    /// Users whose last pull this instance recorded within the minute (`users.last_pull_at`).
+    pub pull_notes: crate::storage::PullNotes,
     pub sign_in_limit: AttemptLimit,
     pub sign_up_limit: AttemptLimit,
     pub hashing: HashPool,
@@ -55,7 +57,14 @@ pub struct AppState {
     /// How long a request body may take to arrive in full.
     pub body_read_timeout: Duration,
     pub max_batch: usize,
-    pub sync_paused: bool,
+    /// The pauses in force (the kill switch), cached from the `pauses` table.
+    pub pauses: Arc<crate::control::PauseSet>,
+    /// The pauses and revocations, and what keeps them current.
+    pub control: Arc<crate::control::ControlPlane>,
+    /// Pushes and pulls per minute of this instance (the admin overview).
+    pub traffic: crate::traffic::Traffic,
+    /// This instance's id (the admin overview; a new one per start).
+    pub instance_id: String,
     /// Fires on shutdown so that open SSE streams end and graceful shutdown can finish.
     pub shutdown: CancellationToken,
     /// Where "now" comes from (the system clock, or a test's manual one).
@@ -164,6 +173,9 @@ async fn log_request(mut request: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let notes = Notes::default();
     request.extensions_mut().insert(notes.clone());
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let span = tracing::info_span!("request", id = %request_id);
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -199,6 +211,11 @@ async fn log_request(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// The request's id (as in its log line and `x-request-id`), for handlers that log it by name
+/// (the admin audit lines).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 /// Records the matched route (`/sync/v1/push`, not the raw path) for the request log line.
 async fn note_route(request: Request, next: Next) -> Response {
     if let (Some(path), Some(notes)) = (
@@ -215,14 +232,29 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// The kill switch: sync routes answer 503 while auth keeps working.
+/// The kill switch: sync routes answer 503 `sync_paused` (with the pause's `Retry-After`) while
+/// auth keeps working, before anything reads the body. The global pause needs no token; while
+/// any user has a pause of their own, the bearer token is checked here (by [`AuthUser`], which
+/// the handler then reuses; a request it refuses goes on to be refused by its handler) and a
+/// paused user's request is answered 503. Nothing is queried: the pauses are cached (`control.rs`).
 async fn refuse_when_paused(
     State(state): State<SharedState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if state.sync_paused {
-        return ApiError::sync_paused().into_response();
+    if let Some(pause) = state.pauses.global() {
+        return ApiError::sync_paused_for(pause.retry_after_secs).into_response();
+    }
+    if state.pauses.any_user_paused() {
+        let (mut parts, body) = request.into_parts();
+        if let Ok(user) = AuthUser::from_request_parts(&mut parts, &state).await {
+            if let Some(pause) = state.pauses.for_user(&user.user_id) {
+                return ApiError::sync_paused_for(pause.retry_after_secs).into_response();
+            }
+            // The handler's `AuthUser` takes it from here instead of verifying the token again.
+            parts.extensions.insert(user);
+        }
+        return next.run(Request::from_parts(parts, body)).await;
     }
     next.run(request).await
 }
@@ -291,38 +323,53 @@ impl FromRequestParts<SharedState> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        if let Some(name) = &state.client_ip_header {
-            let forwarded = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .next_back()
-                .and_then(|ip| ip.trim().parse().ok());
-            return forwarded.map(ClientAddr).ok_or_else(|| {
-                ApiError::invalid_request(format!("missing or malformed {name} header"))
-            });
-        }
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip())
-            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        Ok(ClientAddr(peer))
+        client_addr(parts, state).map(ClientAddr)
     }
 }
 
+/// [`ClientAddr`]'s rule, for extractors that need the address too.
+pub(crate) fn client_addr(
+    parts: &Parts,
+    state: &SharedState,
+) -> Result<std::net::IpAddr, ApiError> {
+    if let Some(name) = &state.client_ip_header {
+        let forwarded = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|ip| ip.trim().parse().ok());
+        return forwarded.ok_or_else(|| {
+            ApiError::invalid_request(format!("missing or malformed {name} header"))
+        });
+    }
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    Ok(peer)
+}
+
 /// The user of a sync or account route, from `Authorization: Bearer <access token>`.
+#[derive(Clone)]
 pub struct AuthUser {
     pub user_id: String,
     pub session_id: String,
+    /// The token's `iat` (seconds): an event stream ends once a revocation refuses it.
+    pub issued_at: i64,
 }
 
 impl FromRequestParts<SharedState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        // Already checked by `refuse_when_paused` (while a user has a pause of their own).
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
+        }
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized("missing Authorization: Bearer <access token>")
         })?;
@@ -336,12 +383,18 @@ impl FromRequestParts<SharedState> for AuthUser {
                 ApiError::unauthorized("the Authorization header must be Bearer <access token>")
             })?;
         let claims = state.jwt.verify(token, state.clock.now_secs())?;
+        // An operator revoked the user's sessions after this token was issued (a cached check).
+        if state.control.revocations.refuses(&claims.sub, claims.iat) {
+            tracing::info!("access token issued before its user's revocation");
+            return Err(ApiError::unauthorized("the access token was revoked"));
+        }
         if let Some(notes) = parts.extensions.get::<Notes>() {
             notes.with(|n| n.user_id = Some(claims.sub.clone()));
         }
         Ok(AuthUser {
             user_id: claims.sub,
             session_id: claims.session_id,
+            issued_at: claims.iat,
         })
     }
 }
