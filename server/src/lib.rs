@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod import;
 mod jwt;
 pub mod logging;
+mod metrics;
 mod push;
 mod routes;
 mod secret;
@@ -50,6 +51,8 @@ const OP_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 pub struct ServerHandle {
     /// The address it listens on (the real port when port 0 was asked).
     pub addr: SocketAddr,
+    /// The address of the `--metrics-addr` listener, when one was asked for.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     purger: Purger,
@@ -144,23 +147,61 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
-    let app = routes::router(state);
-    let stop = shutdown.clone();
     let limits = serve::ConnectionLimits {
         max_connections: config.max_connections,
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
         max_header_bytes: config.max_header_bytes,
     };
+    let metrics_addr = match config.metrics_addr {
+        Some(at) => Some(serve_metrics(at, state.clone(), &limits, shutdown.clone()).await?),
+        None => None,
+    };
+    let app = routes::router(state);
+    let stop = shutdown.clone();
     let task = tokio::spawn(serve::serve(listener, app, limits, stop));
     if config.sync_paused {
         tracing::warn!("sync is paused (--sync-paused): sync routes answer 503");
     }
     Ok(ServerHandle {
         addr,
+        metrics_addr,
         shutdown,
         task,
         purger,
     })
+}
+
+/// Serves `GET /metrics` without a token on its own listener at `at` (`--metrics-addr`), until
+/// `shutdown`; returns the address it listens on. Its failures are logged: they do not stop the
+/// API.
+async fn serve_metrics(
+    at: SocketAddr,
+    state: Arc<AppState>,
+    limits: &serve::ConnectionLimits,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("cannot listen on --metrics-addr {at}"))?;
+    let addr = listener.local_addr()?;
+    if addr.ip().is_loopback() {
+        tracing::info!(%addr, "serving /metrics without a token on the metrics address");
+    } else {
+        tracing::warn!(
+            %addr,
+            "serving /metrics without a token off loopback: keep this address on a private network"
+        );
+    }
+    let limits = serve::ConnectionLimits {
+        max_connections: 16,
+        ..*limits
+    };
+    tokio::spawn(async move {
+        if let Err(e) = serve::serve(listener, metrics::router(state), limits, shutdown).await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
+    Ok(addr)
 }
 
 /// What every request handler shares, for `config` (an admin token too short is an error).
@@ -214,6 +255,7 @@ fn app_state(
         space_limits: config.space_limits(),
         admin_token,
         uploads,
+        metrics: metrics::Metrics::new(),
     }))
 }
 

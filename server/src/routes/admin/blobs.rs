@@ -35,6 +35,9 @@ pub async fn put_blob(
     match store_blob(&state, &hash, &content_type, declared, request.into_body()).await {
         Ok(size) => {
             tracing::info!(hash = hash_prefix(&hash), size, "admin stored a blob");
+            state
+                .metrics
+                .attachment_bytes(crate::metrics::Direction::Up, size);
             Json(UploadStatus {
                 hash,
                 offset: size,
