@@ -26,6 +26,7 @@ pub async fn push(
     user: AuthUser,
     JsonBody(request): JsonBody<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiError> {
+    state.traffic.push(state.clock.now_ms());
     check_push_shape(&request, state.max_batch)?;
     check_push_streams(&request, &state.schema)?;
     let count = request.mutations.len();
@@ -164,14 +165,22 @@ pub async fn pull(
     user: AuthUser,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    state.traffic.pull(state.clock.now_ms());
     let form = PullForm::from_value(body)
         .map_err(|e| ApiError::invalid_request(format!("malformed request body: {e}")))?;
-    match form {
-        PullForm::Cursor(request) => Ok(pull_cursor(&state, &user, request).await?.into_response()),
-        PullForm::Streams(request) => {
-            Ok(pull_streams(&state, &user, request).await?.into_response())
-        }
+    let answer = match form {
+        PullForm::Cursor(request) => pull_cursor(&state, &user, request).await?.into_response(),
+        PullForm::Streams(request) => pull_streams(&state, &user, request).await?.into_response(),
+    };
+    // The operator's "last pull" (at most one write a minute per user); never fails the pull.
+    if let Err(e) = state
+        .storage
+        .note_pull(&user.user_id, state.clock.now_ms())
+        .await
+    {
+        tracing::warn!(user_id = %user.user_id, error = %e, "cannot record the pull time");
     }
+    Ok(answer)
 }
 
 /// The cursor form: the user's own stream, exactly as before spaces.
