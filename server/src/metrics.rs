@@ -1,6 +1,7 @@
 //! `/metrics`: the server's figures for Prometheus, registered once with `prometheus-client` (the
 //! Prometheus project's Rust crate). Routes and storage call the small methods of [`Metrics`];
-//! what is cheaper to read than to track (the database pool, the pauses) is read when scraped.
+//! what is already kept elsewhere is read when scraped, without a query (the open event streams
+//! from `StreamSlots`, the database pool's status, the pauses from `control.rs`'s `PauseSet`).
 //!
 //! Labels are bounded: a route is the matched axum path template, never a raw path or an id
 //! (`unmatched` for requests no route took), a method one of the standard ones (`other` beyond),
@@ -321,12 +322,6 @@ impl Metrics {
         }
     }
 
-    /// One more event stream open; it counts until the guard is dropped.
-    pub fn stream_opened(&self) -> OpenStream {
-        self.event_streams.inc();
-        OpenStream(self.event_streams.clone())
-    }
-
     /// Attachment bytes that went `direction`.
     pub fn attachment_bytes(&self, direction: Direction, bytes: u64) {
         let direction = match direction {
@@ -338,9 +333,17 @@ impl Metrics {
             .inc_by(bytes);
     }
 
-    /// The figures read at scrape time: the database pool and the pauses (`global`: everyone's
-    /// sync paused; `users`: users paused on their own).
-    pub fn observe_state(&self, pool: PoolStatus, global_pause: bool, paused_users: usize) {
+    /// The figures read at scrape time: the event streams open, the database pool and the pauses
+    /// (`global_pause`: everyone's sync paused; `paused_users`: users paused on their own).
+    pub fn observe_state(
+        &self,
+        event_streams: usize,
+        pool: PoolStatus,
+        global_pause: bool,
+        paused_users: usize,
+    ) {
+        self.event_streams
+            .set(i64::try_from(event_streams).unwrap_or(i64::MAX));
         for (state, value) in [
             ("in_use", pool.in_use),
             ("idle", pool.idle),
@@ -402,11 +405,15 @@ pub async fn scrape_open(State(state): State<SharedState>, headers: HeaderMap) -
     scrape(&state, &headers)
 }
 
-/// Reads what is read at scrape time, then renders every metric.
+/// Reads what is read at scrape time (this instance's caches: no query), then renders every
+/// metric.
 fn scrape(state: &SharedState, headers: &HeaderMap) -> Response {
-    state
-        .metrics
-        .observe_state(state.storage.pool_status(), state.sync_paused, 0);
+    state.metrics.observe_state(
+        state.stream_slots.total(),
+        state.storage.pool_status(),
+        state.pauses.global().is_some(),
+        state.pauses.paused_users(),
+    );
     state.metrics.render(headers)
 }
 
@@ -416,15 +423,6 @@ pub fn router(state: SharedState) -> axum::Router {
         .route("/metrics", axum::routing::get(scrape_open))
         .fallback(|| async { ApiError::not_found() })
         .with_state(state)
-}
-
-/// An open event stream's place in `tandem_event_streams`.
-pub struct OpenStream(Gauge);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// `template` with each `{name}` (or `{*name}`) parameter spelled `:name` (`*name`).

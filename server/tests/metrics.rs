@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;
-use tandem_testkit::blobs::sha256_hex;
+use tandem_testkit::blobs::{sha256_hex, BlobStoreKind, TestBlobStore};
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite::{create, delete, upsert, Client, TestDb, TestServer, SECRET};
 
@@ -37,15 +37,20 @@ on_both_backends!(
     every_name_is_there_and_parses,
     figures_move_when_a_device_syncs,
     conflicts_and_rejections_count_by_reason,
+    pauses_show_in_the_gauges,
     the_metrics_address_serves_without_a_token,
 );
 
-fn with_admin(db: &TestDb, args: &[&str]) -> TestServer {
-    TestServer::builder()
+/// A server on `db` with the admin token and a blob store of its own (kept alive with it).
+fn with_admin(db: &TestDb, args: &[&str]) -> (TestServer, TestBlobStore) {
+    let blobs = TestBlobStore::new(BlobStoreKind::Filesystem).unwrap();
+    let server = TestServer::builder()
         .db(db)
+        .blob_store(&blobs)
         .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
         .args(args)
-        .start()
+        .start();
+    (server, blobs)
 }
 
 /// `GET url/metrics` with `token`, parsed; asserts 200 and the Prometheus text content type.
@@ -94,13 +99,14 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 async fn metrics_need_the_admin_token(db: TestDb) {
     {
         // No admin token, no metrics address: there is no /metrics.
-        let server = TestServer::builder().db(&db).start();
+        let blobs = TestBlobStore::new(BlobStoreKind::Filesystem).unwrap();
+        let server = TestServer::builder().db(&db).blob_store(&blobs).start();
         let c = server.client();
         c.get("/metrics", Some(ADMIN))
             .await
             .assert_error(404, "not_found");
     }
-    let server = with_admin(&db, &[]);
+    let (server, _blobs) = with_admin(&db, &[]);
     let c = server.client();
     let user = c.user().await;
     c.get("/metrics", None)
@@ -142,7 +148,7 @@ async fn metrics_need_the_admin_token(db: TestDb) {
 }
 
 async fn every_name_is_there_and_parses(db: TestDb) {
-    let server = with_admin(&db, &[]);
+    let (server, _blobs) = with_admin(&db, &[]);
     // The request families show once a request was answered (the scrape counts after it).
     server.client().get("/healthz", None).await.assert_ok();
     let scraped = scrape(server.url(), Some(ADMIN)).await;
@@ -205,7 +211,7 @@ async fn every_name_is_there_and_parses(db: TestDb) {
 }
 
 async fn figures_move_when_a_device_syncs(db: TestDb) {
-    let server = with_admin(&db, &[]);
+    let (server, _blobs) = with_admin(&db, &[]);
     let c = server.client();
     let user = c.user().await;
     let before = scrape(server.url(), Some(ADMIN)).await;
@@ -302,7 +308,7 @@ async fn figures_move_when_a_device_syncs(db: TestDb) {
 }
 
 async fn conflicts_and_rejections_count_by_reason(db: TestDb) {
-    let server = with_admin(&db, &[]);
+    let (server, _blobs) = with_admin(&db, &[]);
     let c = server.client();
     let user = c.user().await;
     c.push_ok(
@@ -357,6 +363,37 @@ async fn conflicts_and_rejections_count_by_reason(db: TestDb) {
     assert_eq!(moved("tandem_changes_applied_total", &[]), 0.0);
 }
 
+async fn pauses_show_in_the_gauges(db: TestDb) {
+    let (server, _blobs) = with_admin(&db, &[]);
+    let c = server.client();
+    let user = c.user().await;
+    let pause = |body: serde_json::Value| {
+        let c = c.clone();
+        async move {
+            c.post("/admin/v1/pause", Some(ADMIN), &body)
+                .await
+                .assert_ok()
+                .clone()
+        }
+    };
+    pause(json!({"user": user.id})).await;
+    let scraped = scrape(server.url(), Some(ADMIN)).await;
+    assert_eq!(value(&scraped, "tandem_paused_users", &[]), 1.0);
+    assert_eq!(value(&scraped, "tandem_sync_paused", &[]), 0.0);
+    pause(json!({"reason": "bad release"})).await;
+    let scraped = scrape(server.url(), Some(ADMIN)).await;
+    assert_eq!(value(&scraped, "tandem_sync_paused", &[]), 1.0);
+    // Resuming needs no restart, and the gauges follow.
+    for body in [json!({}), json!({"user": user.id})] {
+        c.post("/admin/v1/resume", Some(ADMIN), &body)
+            .await
+            .assert_ok();
+    }
+    let scraped = scrape(server.url(), Some(ADMIN)).await;
+    assert_eq!(value(&scraped, "tandem_sync_paused", &[]), 0.0);
+    assert_eq!(value(&scraped, "tandem_paused_users", &[]), 0.0);
+}
+
 async fn the_metrics_address_serves_without_a_token(db: TestDb) {
     // A free port for the metrics listener (the binary is given it on its command line).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -366,8 +403,10 @@ async fn the_metrics_address_serves_without_a_token(db: TestDb) {
         .port();
     let metrics_addr = format!("127.0.0.1:{port}");
     // No admin token: the API's listener has no /metrics, the metrics address serves it.
+    let blobs = TestBlobStore::new(BlobStoreKind::Filesystem).unwrap();
     let server = TestServer::builder()
         .db(&db)
+        .blob_store(&blobs)
         .args(&["--metrics-addr", &metrics_addr])
         .start();
     let c = server.client();

@@ -44,7 +44,6 @@ pub async fn events(
         .stream_slots
         .take(&user.user_id)
         .ok_or_else(ApiError::too_many_streams)?;
-    let counted = state.metrics.stream_opened();
     // Subscribe before reading what the user may see, so no change committed after the response
     // starts is missed.
     let notices = BroadcastStream::new(state.hub.subscribe());
@@ -72,10 +71,9 @@ pub async fn events(
     let stream = greeting
         .chain(pokes)
         .take_until(state.shutdown.clone().cancelled_owned())
-        // The slot lives as long as the stream: dropping the stream gives it back (and takes it
-        // off `tandem_event_streams`).
+        // The slot lives as long as the stream: dropping the stream gives it back.
         .map(move |event| {
-            let _ = (&slot, &counted);
+            let _ = &slot;
             event
         });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
