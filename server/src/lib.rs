@@ -287,6 +287,7 @@ fn app_state(
         cursors: CursorCodec::new(secret.as_bytes()),
         hub,
         stream_slots: StreamSlots::new(config.max_event_streams_per_user),
+        pull_notes: Default::default(),
         sign_in_limit: AttemptLimit::protocol_default(),
         sign_up_limit: AttemptLimit::sign_ups(config.sign_ups_per_hour),
         hashing: HashPool::new(hash_concurrency),
