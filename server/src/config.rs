@@ -165,8 +165,9 @@ pub struct Config {
     pub blob_store_options: Vec<(String, String)>,
 
     /// A second listener serving `GET /metrics` (Prometheus text) without a token, for a
-    /// scraper on a private network: `HOST:PORT`, or just `PORT` for loopback. Without it,
-    /// `/metrics` is served on `--addr` to the admin token only (and not at all without one).
+    /// scraper on a private network: `HOST:PORT`, or just `PORT` (or `:PORT`) for loopback.
+    /// Without it, `/metrics` is served on `--addr` to the admin token only (and not at all
+    /// without one).
     #[arg(long, env = "TANDEM_METRICS_ADDR", value_parser = parse_metrics_addr)]
     pub metrics_addr: Option<SocketAddr>,
 
@@ -226,10 +227,12 @@ impl Default for Config {
     }
 }
 
-/// `--metrics-addr`: `HOST:PORT`, or a port alone for loopback (`127.0.0.1:PORT`).
+/// `--metrics-addr`: `HOST:PORT`, or a port alone (`9090` or `:9090`) for loopback
+/// (`127.0.0.1:PORT`): without a host, nothing is served beyond this machine.
 fn parse_metrics_addr(value: &str) -> Result<SocketAddr, String> {
     let value = value.trim();
-    if let Ok(port) = value.parse::<u16>() {
+    let port = value.strip_prefix(':').unwrap_or(value);
+    if let Ok(port) = port.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     value
@@ -299,6 +302,10 @@ mod tests {
         assert_eq!(
             parse_metrics_addr("[::1]:9100").unwrap(),
             "[::1]:9100".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_metrics_addr(":9090").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 9090))
         );
         assert!(parse_metrics_addr("metrics.local").is_err());
         let config = Config::try_parse_from(["tandem-server", "--metrics-addr", "9464"]).unwrap();
