@@ -389,6 +389,7 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
         .clone();
     let second_token = second["access_token"].as_str().unwrap();
     c.pull(second_token, None, None).await.assert_ok();
+    let mut open_stream = c.events(second_token).await;
 
     let revoked = admin(
         &c,
@@ -410,6 +411,23 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
     c.refresh(second["refresh_token"].as_str().unwrap())
         .await
         .assert_error(400, "invalid_grant");
+    // A stream opened before the revocation ends at its next notice instead of poking.
+    let after_revocation = c
+        .sign_in(&user.email, "password123")
+        .await
+        .assert_ok()
+        .clone();
+    c.push_ok(
+        after_revocation["access_token"].as_str().unwrap(),
+        vec![create(&op(), "plans", "r1", json!({"name": "R"}))],
+    )
+    .await;
+    assert!(
+        open_stream
+            .ends_within(std::time::Duration::from_secs(5))
+            .await,
+        "the revoked token's event stream ended"
+    );
     // Another user is untouched.
     c.pull(&other.token, None, None).await.assert_ok();
     // A sign-in right after (within the same second) works at once, and its refresh too.
@@ -428,7 +446,7 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
     c.pull(refreshed["access_token"].as_str().unwrap(), None, None)
         .await
         .assert_ok();
-    // Revoking by id, again: nothing left but the fresh sign-in (and the refresh's same session).
+    // Revoking by id, again: the two sign-ins since (the refresh is the fresh one's session).
     let again = admin(
         &c,
         Method::POST,
@@ -436,7 +454,7 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
         None,
     )
     .await;
-    assert_eq!(again.assert_ok()["sessionsRevoked"], 1);
+    assert_eq!(again.assert_ok()["sessionsRevoked"], 2);
     c.pull(fresh_token, None, None)
         .await
         .assert_error(401, "unauthorized");

@@ -369,6 +369,8 @@ pub(crate) fn client_addr(
 pub struct AuthUser {
     pub user_id: String,
     pub session_id: String,
+    /// The token's `iat` (seconds): an event stream ends once a revocation refuses it.
+    pub issued_at: i64,
 }
 
 impl FromRequestParts<SharedState> for AuthUser {
@@ -403,6 +405,7 @@ impl FromRequestParts<SharedState> for AuthUser {
         Ok(AuthUser {
             user_id: claims.sub,
             session_id: claims.session_id,
+            issued_at: claims.iat,
         })
     }
 }
