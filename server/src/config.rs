@@ -164,6 +164,13 @@ pub struct Config {
     #[arg(skip)]
     pub blob_store_options: Vec<(String, String)>,
 
+    /// A second listener serving `GET /metrics` (Prometheus text) without a token, for a
+    /// scraper on a private network: `HOST:PORT`, or just `PORT` (or `:PORT`) for loopback.
+    /// Without it, `/metrics` is served on `--addr` to the admin token only (and not at all
+    /// without one).
+    #[arg(long, env = "TANDEM_METRICS_ADDR", value_parser = parse_metrics_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log lines on stderr: `text` (human-readable) or `json` (one object per line). Levels
     /// come from `RUST_LOG` (default `info`).
     #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -214,9 +221,23 @@ impl Default for Config {
             attachment_quota_bytes: 10 * 1024 * 1024 * 1024,
             attachment_grace_secs: 86_400,
             blob_store_options: Vec::new(),
+            metrics_addr: None,
             log_format: LogFormat::Text,
         }
     }
+}
+
+/// `--metrics-addr`: `HOST:PORT`, or a port alone (`9090` or `:9090`) for loopback
+/// (`127.0.0.1:PORT`): without a host, nothing is served beyond this machine.
+fn parse_metrics_addr(value: &str) -> Result<SocketAddr, String> {
+    let value = value.trim();
+    let port = value.strip_prefix(':').unwrap_or(value);
+    if let Ok(port) = port.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is neither HOST:PORT (e.g. 10.0.0.5:9090) nor a port"))
 }
 
 /// Shortest admin token accepted, in bytes.
@@ -267,6 +288,32 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_metrics_address_alone_is_a_loopback_port() {
+        assert_eq!(
+            parse_metrics_addr("9090").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 9090))
+        );
+        assert_eq!(
+            parse_metrics_addr("0.0.0.0:9100").unwrap(),
+            SocketAddr::from(([0, 0, 0, 0], 9100))
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:9100").unwrap(),
+            "[::1]:9100".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_metrics_addr(":9090").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 9090))
+        );
+        assert!(parse_metrics_addr("metrics.local").is_err());
+        let config = Config::try_parse_from(["tandem-server", "--metrics-addr", "9464"]).unwrap();
+        assert_eq!(
+            config.metrics_addr,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+    }
 
     #[test]
     fn admin_tokens_come_from_the_environment_or_a_file_and_are_long() {

@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod import;
 mod jwt;
 pub mod logging;
+mod metrics;
 mod push;
 mod routes;
 mod secret;
@@ -53,6 +54,8 @@ const OP_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 pub struct ServerHandle {
     /// The address it listens on (the real port when port 0 was asked).
     pub addr: SocketAddr,
+    /// The address of the `--metrics-addr` listener, when one was asked for.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     purger: Purger,
@@ -163,13 +166,17 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
     let state_pause = state.pauses.global();
-    let app = routes::router(state);
-    let stop = shutdown.clone();
     let limits = serve::ConnectionLimits {
         max_connections: config.max_connections,
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
         max_header_bytes: config.max_header_bytes,
     };
+    let metrics_addr = match config.metrics_addr {
+        Some(at) => Some(serve_metrics(at, state.clone(), &limits, shutdown.clone()).await?),
+        None => None,
+    };
+    let app = routes::router(state);
+    let stop = shutdown.clone();
     let task = tokio::spawn(serve::serve(listener, app, limits, stop));
     if let Some(pause) = state_pause {
         tracing::warn!(
@@ -179,10 +186,44 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
     }
     Ok(ServerHandle {
         addr,
+        metrics_addr,
         shutdown,
         task,
         purger,
     })
+}
+
+/// Serves `GET /metrics` without a token on its own listener at `at` (`--metrics-addr`), until
+/// `shutdown`; returns the address it listens on. Its failures are logged: they do not stop the
+/// API.
+async fn serve_metrics(
+    at: SocketAddr,
+    state: Arc<AppState>,
+    limits: &serve::ConnectionLimits,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("cannot listen on --metrics-addr {at}"))?;
+    let addr = listener.local_addr()?;
+    if addr.ip().is_loopback() {
+        tracing::info!(%addr, "serving /metrics without a token on the metrics address");
+    } else {
+        tracing::warn!(
+            %addr,
+            "serving /metrics without a token off loopback: keep this address on a private network"
+        );
+    }
+    let limits = serve::ConnectionLimits {
+        max_connections: 16,
+        ..*limits
+    };
+    tokio::spawn(async move {
+        if let Err(e) = serve::serve(listener, metrics::router(state), limits, shutdown).await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
+    Ok(addr)
 }
 
 /// `--sync-paused`: stores the global pause (reason [`SYNC_PAUSED_FLAG`]) unless one is stored
@@ -265,6 +306,7 @@ fn app_state(
         space_limits: config.space_limits(),
         admin_token,
         uploads,
+        metrics: metrics::Metrics::new(),
     }))
 }
 

@@ -21,6 +21,7 @@ use tandem_protocol::{
 use super::{AuthUser, JsonBody, SharedState};
 use crate::blobs::{hash_prefix, UploadError};
 use crate::error::ApiError;
+use crate::metrics::Direction;
 
 fn error(status: StatusCode, code: ErrorCode, description: impl Into<String>) -> ApiError {
     ApiError {
@@ -155,13 +156,17 @@ pub async fn chunk(
         )
         .await;
     match result {
-        Ok(status) => Json(UploadStatus {
-            hash,
-            offset: status.offset,
-            complete: status.complete,
-            chunk_bytes: None,
-        })
-        .into_response(),
+        Ok(status) => {
+            let received = status.offset.saturating_sub(offset);
+            state.metrics.attachment_bytes(Direction::Up, received);
+            Json(UploadStatus {
+                hash,
+                offset: status.offset,
+                complete: status.complete,
+                chunk_bytes: None,
+            })
+            .into_response()
+        }
         Err(e) => upload_error(e),
     }
 }
@@ -287,8 +292,10 @@ pub async fn download(
     };
     // Exactly `length` bytes (a bounded range stops early), logging a store failure mid-way.
     let log_hash = hash_prefix(&hash).to_string();
+    let counted = state.clone();
     let body = futures_util::stream::unfold((stream, length), move |(mut stream, left)| {
         let log_hash = log_hash.clone();
+        let state = counted.clone();
         async move {
             if left == 0 {
                 return None;
@@ -299,6 +306,9 @@ pub async fn download(
                         chunk.truncate(left as usize);
                     }
                     let left = left - chunk.len() as u64;
+                    state
+                        .metrics
+                        .attachment_bytes(Direction::Down, chunk.len() as u64);
                     Some((Ok(chunk), (stream, left)))
                 }
                 Err(e) => {

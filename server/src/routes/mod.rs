@@ -75,6 +75,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Attachment uploads, and the blob store they and downloads use.
     pub uploads: Arc<crate::blobs::Uploads>,
+    /// The figures of `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -125,7 +127,7 @@ pub fn router(state: SharedState) -> Router {
         ));
     // Without an admin token the admin routes do not exist: every method answers 404.
     let admin_routes = if state.admin_token.is_some() {
-        admin::routes()
+        admin::routes().route("/metrics", get(crate::metrics::scrape_with_admin_token))
     } else {
         Router::new()
     };
@@ -140,18 +142,18 @@ pub fn router(state: SharedState) -> Router {
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .route_layer(middleware::from_fn(note_route))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal(&"a handler panicked").into_response()
         }))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state, log_request))
 }
 
 /// What the request log line of one request learns on the way: filled in by `note_route` and
 /// the `AuthUser` extractor, read by `log_request` once the answer is ready.
 #[derive(Debug, Default)]
 struct RequestNotes {
-    route: Option<String>,
+    route: Option<MatchedPath>,
     user_id: Option<String>,
 }
 
@@ -167,8 +169,14 @@ impl Notes {
 /// One line per request: request id (also answered as `x-request-id`), method, matched route
 /// (never the raw path's query, nor any header or body), user id once authenticated, status,
 /// error code and duration. Everything the handler logs runs inside the request's span, so it
-/// carries the same id. 500s log at `error`, other 5xx at `warn`, the rest at `info`.
-async fn log_request(mut request: Request, next: Next) -> Response {
+/// carries the same id. 500s log at `error`, other 5xx at `warn`, the rest at `info`. The same
+/// route, method, status and duration go to `tandem_http_requests_total` and
+/// `tandem_http_request_duration_seconds`.
+async fn log_request(
+    State(state): State<SharedState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = std::time::Instant::now();
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let notes = Notes::default();
@@ -188,10 +196,13 @@ async fn log_request(mut request: Request, next: Next) -> Response {
         .get::<ErrorCode>()
         .map(|c| c.as_str().to_string());
     let (route, user_id) = notes.with(|n| (n.route.take(), n.user_id.take()));
-    let route = route.as_deref().unwrap_or("-");
+    let took = started.elapsed();
+    let route = route.as_ref().map(MatchedPath::as_str);
+    state.metrics.request(route, &method, status, took);
+    let route = route.unwrap_or("-");
     let user_id = user_id.as_deref().unwrap_or("-");
     let code = code.as_deref().unwrap_or("-");
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ms = took.as_secs_f64() * 1000.0;
     let ms = (ms * 10.0).round() / 10.0;
     let _entered = span.enter();
     macro_rules! line {
@@ -222,7 +233,7 @@ async fn note_route(request: Request, next: Next) -> Response {
         request.extensions().get::<MatchedPath>(),
         request.extensions().get::<Notes>(),
     ) {
-        let route = path.as_str().to_string();
+        let route = path.clone();
         notes.with(|n| n.route = Some(route));
     }
     next.run(request).await

@@ -35,6 +35,11 @@ pub async fn push(
     // One reading of the clock: edit times are clamped by it, and the answer shows it, so the
     // client cuts its own copies of them exactly as the server did.
     let now_ms = state.clock.now_ms();
+    let deletes: Vec<bool> = request
+        .mutations
+        .iter()
+        .map(|m| m.kind == MutationType::Delete)
+        .collect();
     let job = PushJob {
         user_id: user.user_id.clone(),
         mutations: request.mutations,
@@ -42,11 +47,11 @@ pub async fn push(
         now_ms,
         client_id: request.client_id,
     };
-    let outcome = state
-        .storage
-        .push(job)
-        .await?
-        .ok_or_else(ApiError::account_gone)?;
+    let started = std::time::Instant::now();
+    let outcome = state.storage.push(job).await;
+    state.metrics.push_took(started.elapsed());
+    let outcome = outcome?.ok_or_else(ApiError::account_gone)?;
+    state.metrics.push_results(&deletes, &outcome.results);
     // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
     if !state.storage.notifies_changes() {
         if let Some(seq) = outcome.new_seq {
@@ -191,11 +196,10 @@ async fn pull_cursor(
         })?),
     };
     let after_seq = cursor.map_or(0, |c| c.seq);
-    let page = state
-        .storage
-        .pull(&user.user_id, after_seq, limit)
-        .await?
-        .ok_or_else(ApiError::account_gone)?;
+    let started = std::time::Instant::now();
+    let page = state.storage.pull(&user.user_id, after_seq, limit).await;
+    state.metrics.pull_took(started.elapsed());
+    let page = page?.ok_or_else(ApiError::account_gone)?;
     if after_seq > page.user_seq {
         return Err(ApiError::invalid_request(
             "the cursor is ahead of this user's changes",
@@ -266,12 +270,10 @@ async fn pull_streams(
         limit,
         now_ms,
     };
-    let page = match state
-        .storage
-        .pull_streams(job)
-        .await?
-        .ok_or_else(ApiError::account_gone)?
-    {
+    let started = std::time::Instant::now();
+    let page = state.storage.pull_streams(job).await;
+    state.metrics.pull_took(started.elapsed());
+    let page = match page?.ok_or_else(ApiError::account_gone)? {
         MultiPull::Page(page) => page,
         MultiPull::AheadOfHead(stream) => {
             return Err(ApiError::invalid_request(format!(

@@ -498,6 +498,25 @@ pub(crate) fn parse_parts(text: &str) -> Result<Vec<String>, StorageError> {
 /// default: 24 hours (`--attachment-grace-secs`).
 pub const DEFAULT_BLOB_GRACE_MS: i64 = 24 * 3600 * 1000;
 
+/// Connections of a pool: in use, idle, and the most it opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub in_use: usize,
+    pub idle: usize,
+    pub max: usize,
+}
+
+impl PoolStatus {
+    /// From a deadpool pool's status (`size` connections open, `available` of them idle).
+    pub fn of(status: deadpool::Status) -> Self {
+        Self {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            max: status.max_size,
+        }
+    }
+}
+
 /// The storage backend chosen by `--db`.
 #[derive(Clone)]
 pub enum Storage {
@@ -929,6 +948,15 @@ impl Storage {
         match self {
             Self::Sqlite(s) => s.delete_upload(user_id, hash, multipart_id).await,
             Self::Postgres(s) => s.delete_upload(user_id, hash, multipart_id).await,
+        }
+    }
+
+    /// How the connection pool is used now (PostgreSQL's pool; SQLite's reader pool), for
+    /// `tandem_db_pool_connections`.
+    pub fn pool_status(&self) -> PoolStatus {
+        match self {
+            Self::Sqlite(s) => s.pool_status(),
+            Self::Postgres(p) => p.pool_status(),
         }
     }
 

@@ -359,6 +359,11 @@ impl PostgresStore {
         })
     }
 
+    /// The connection pool's use.
+    pub fn pool_status(&self) -> super::PoolStatus {
+        super::PoolStatus::of(self.pool.status())
+    }
+
     /// How long a `blob_holders` row lets its user read the blob.
     pub fn blob_grace_ms(&self) -> i64 {
         self.blob_grace_ms

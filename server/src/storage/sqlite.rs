@@ -234,6 +234,11 @@ impl SqliteStore {
             .store(grace_ms, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The reader pool's use (the one writer connection is not counted).
+    pub fn pool_status(&self) -> super::PoolStatus {
+        super::PoolStatus::of(self.readers.status())
+    }
+
     /// Runs `f` on the writer connection on the blocking pool.
     pub(super) async fn write<T: Send + 'static>(
         &self,

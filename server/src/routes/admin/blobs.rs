@@ -41,6 +41,9 @@ pub async fn put_blob(
                 Outcome::Done,
                 &format!("size={size}"),
             );
+            state
+                .metrics
+                .attachment_bytes(crate::metrics::Direction::Up, size);
             Json(UploadStatus {
                 hash,
                 offset: size,
