@@ -17,6 +17,7 @@
 
   let timer = null; // the overview's refresh
   let generation = 0; // bumped on each navigation, so a late answer never paints another page
+  let closeDialog = null; // cancels the open confirmation, if any (navigation does)
 
   // ---- DOM helpers: elements and text nodes only ----------------------------------------------
 
@@ -123,7 +124,7 @@
       throw new ApiFailure(0, 'offline', 'The server cannot be reached.');
     }
     if (response.status === 401) {
-      showSignIn('The server refused the token: sign in again.');
+      showSignIn('The server refused the admin token.');
       throw new SignedOut();
     }
     let data = null;
@@ -258,10 +259,13 @@
       function finish(value) {
         if (done) return;
         done = true;
+        closeDialog = null;
         dialog.close();
         dialog.remove();
         resolve(value);
       }
+      if (closeDialog) closeDialog();
+      closeDialog = () => finish(null);
       form.addEventListener('submit', (event) => {
         event.preventDefault();
         if (typed && typed.value !== mustType) return;
@@ -686,6 +690,7 @@
 
   function route() {
     stopRefresh();
+    if (closeDialog) closeDialog();
     generation += 1;
     const gen = generation;
     if (!token()) {
@@ -708,12 +713,20 @@
   }
 
   document.addEventListener('DOMContentLoaded', () => {
-    $('sign-in-form').addEventListener('submit', (event) => {
+    $('sign-in-form').addEventListener('submit', async (event) => {
       event.preventDefault();
       const value = $('token').value.trim();
       if (!value) return;
       sessionStorage.setItem(TOKEN_KEY, value);
       $('token').value = '';
+      // Checked with the smallest call there is, so a wrong token never shows a page.
+      try {
+        await api('GET', '/users?limit=1');
+      } catch (e) {
+        if (e instanceof SignedOut) return; // refused: the form says so
+        showSignIn(`The server cannot be asked: ${describe(e)}`);
+        return;
+      }
       route();
     });
     $('sign-out').addEventListener('click', () => {
