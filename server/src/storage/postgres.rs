@@ -304,6 +304,7 @@ async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageE
         hash.update(MIGRATION);
         hash.update(super::blobs_postgres::MIGRATION);
         hash.update(super::admin_postgres::MIGRATION);
+        hash.update(super::control_postgres::MIGRATION);
         format!("{:x}", hash.finalize())
     };
     let has_meta: bool = tx
@@ -322,6 +323,7 @@ async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageE
     tx.batch_execute(MIGRATION).await?;
     tx.batch_execute(super::blobs_postgres::MIGRATION).await?;
     tx.batch_execute(super::admin_postgres::MIGRATION).await?;
+    tx.batch_execute(super::control_postgres::MIGRATION).await?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('migration', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -4,7 +4,7 @@
 //! included) answers `401 unauthorized`. The token is compared in constant time.
 //!
 //! One file per concern: `public` (writes of public records), `blobs` (blobs for public
-//! records). Every route is registered in [`routes`].
+//! records), `control` (overview, pauses, revocation). Every route is registered in [`routes`].
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -17,6 +17,7 @@ use super::{RequestId, SharedState};
 use crate::error::ApiError;
 
 mod blobs;
+mod control;
 mod public;
 mod users;
 
@@ -31,6 +32,12 @@ pub fn routes() -> Router<SharedState> {
             get(users::detail).delete(users::delete),
         )
         .route("/admin/v1/rejections", get(users::rejections))
+        // control plane (A): overview, kill switch, revocation
+        .route("/admin/v1/overview", get(control::overview))
+        .route("/admin/v1/pauses", get(control::pauses))
+        .route("/admin/v1/pause", post(control::pause))
+        .route("/admin/v1/resume", post(control::resume))
+        .route("/admin/v1/users/{id}/revoke", post(control::revoke))
 }
 
 /// A request that presented the admin token: its request id and the client's address, which
