@@ -12,12 +12,14 @@ by the real `tandem` CLI.
    `tandem sync` fails with `sync_paused` and its change stays in its outbox.
 5. The kill switch goes off: the device's sync sends the change, and a second device of the
    account (`tandem login`, `sync`, `list`) sees it.
-6. No Content-Security-Policy violation was reported by the browser; a screenshot of the overview
+6. The user is paused from their own page (with a reason): the device is refused again; the
+   overview lists that pause; resumed from the page, the change written meanwhile arrives too.
+7. No Content-Security-Policy violation was reported by the browser; a screenshot of the overview
    is saved to a temporary directory, or where `--screenshot PATH` says (the README's picture:
    `--screenshot docs/admin-console.png`).
 
 Usage: scripts/console-test.py [--screenshot PATH] [--server-bin PATH] [--cli-bin PATH]
-The binaries default to $CARGO_TARGET_DIR/debug (built with cargo when missing);
+Without --server-bin and --cli-bin, `cargo build` makes sure $CARGO_TARGET_DIR/debug's are current;
 CHROMIUM and CHROMEDRIVER override /usr/bin/chromium and /usr/bin/chromedriver.
 `scripts/test.sh` runs it after building the workspace.
 """
@@ -35,7 +37,11 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -55,16 +61,17 @@ def target_dir():
 
 
 def binaries(args):
-    server = Path(args.server_bin) if args.server_bin else target_dir() / "debug" / "tandem-server"
-    cli = Path(args.cli_bin) if args.cli_bin else target_dir() / "debug" / "tandem"
-    if not (server.is_file() and cli.is_file()):
-        if args.server_bin or args.cli_bin:
-            sys.exit(f"console-test: missing binary: {server} or {cli}")
-        log("building tandem-server and tandem")
-        subprocess.run(
-            ["cargo", "build", "-p", "tandem-server", "-p", "tandem-cli"], cwd=ROOT, check=True
-        )
-    return server, cli
+    """The two binaries: as given, else built by cargo (a no-op when they are up to date, and
+    never a stale binary of an older checkout)."""
+    if args.server_bin or args.cli_bin:
+        server, cli = Path(args.server_bin or ""), Path(args.cli_bin or "")
+        if not (server.is_file() and cli.is_file()):
+            sys.exit("console-test: --server-bin and --cli-bin name the two binaries")
+        return server, cli
+    subprocess.run(
+        ["cargo", "build", "--quiet", "-p", "tandem-server", "-p", "tandem-cli"], cwd=ROOT, check=True
+    )
+    return target_dir() / "debug" / "tandem-server", target_dir() / "debug" / "tandem"
 
 
 class Server:
@@ -156,7 +163,7 @@ def browser():
         "--no-sandbox",  # root in a container has no user namespace for the sandbox
         "--disable-dev-shm-usage",
         "--disable-gpu",
-        "--window-size=1280,1000",
+        "--window-size=1280,1100",
         "--force-device-scale-factor=1",
         "--no-first-run",
         "--disable-extensions",
@@ -172,14 +179,23 @@ def browser():
 
 def wait(driver, what, condition, timeout=WAIT_SECS):
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition())
+        # A page redrawn while it is read leaves stale elements: read again at the next poll.
+        return WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(lambda d: condition())
     except Exception as e:
         raise AssertionError(f"timed out waiting for {what}") from e
 
 
 def text_of(driver, element_id):
-    found = driver.find_elements(By.ID, element_id)
-    return found[0].text if found else None
+    try:
+        found = driver.find_elements(By.ID, element_id)
+        return found[0].text if found else None
+    except StaleElementReferenceException:
+        return None
 
 
 def click(driver, element_id):
@@ -192,6 +208,30 @@ def click(driver, element_id):
         ),
     )
     button.click()
+
+
+def open_user(driver, email):
+    """The page of the user with `email`, through the users page's search."""
+    driver.find_element(By.CSS_SELECTOR, "#nav a[data-page=users]").click()
+    search = wait(driver, "the users search", lambda: driver.find_element(By.ID, "user-search"))
+    search.clear()
+    search.send_keys(email)
+    driver.find_element(By.CSS_SELECTOR, "form.search button").click()
+    wait(driver, "the search in the address", lambda: "query=" in driver.current_url)
+
+    def open_link():
+        # The list is redrawn when the search lands: a link found just before is then stale.
+        try:
+            for a in driver.find_elements(By.CSS_SELECTOR, "a.user-link"):
+                if a.text == email:
+                    a.click()
+                    return True
+        except StaleElementReferenceException:
+            pass
+        return False
+
+    wait(driver, f"{email} on the users page", open_link)
+    wait(driver, f"the page of {email}", lambda: driver.find_elements(By.ID, "user-pause"))
 
 
 def sync_state(driver):
@@ -282,17 +322,51 @@ def run(args, workdir):
             assert ids == ["arms", "legs"], f"the tablet lists {ids}"
             log("the tablet sees the plan written during the pause")
 
-            # The overview, refreshed with the pushes just made, for the screenshot.
+            # One user paused from their page, with a reason: the phone is refused again.
+            open_user(driver, email)
+            click(driver, "user-pause")
+            wait(driver, "the confirmation", lambda: driver.find_element(By.ID, "confirm").is_displayed())
+            driver.find_element(By.ID, "confirm-reason").send_keys("checking an import")
+            click(driver, "confirm-ok")
             wait(
                 driver,
-                "the chart to show the pushes",
-                lambda: (text_of(driver, "stat-pushes") or "0") not in ("0", "…"),
-                timeout=15,
+                "the user's page to offer resuming",
+                lambda: text_of(driver, "user-pause") == "Resume sync for this user",
+            )
+            phone.run("put", "plans", '{"name": "Core"}', "--id", "core")
+            paused = phone.run("sync", ok=False)
+            assert error_code(paused) == "sync_paused", f"sync of a paused user: {paused.stderr}"
+            log("paused the user from their page: the phone's sync failed with sync_paused")
+
+            # The overview, reloaded (the token stays in the tab), for the screenshot: the pushes
+            # just made, and the user's pause with its reason.
+            driver.find_element(By.CSS_SELECTOR, "#nav a[data-page=overview]").click()
+            driver.refresh()
+            wait(
+                driver,
+                "the overview with the pushes and the user's pause",
+                lambda: (text_of(driver, "stat-pushes") or "0") not in ("0", "…")
+                and "checking an import" in (text_of(driver, "pauses") or ""),
             )
             shot = Path(args.screenshot) if args.screenshot else Path(tempfile.mkdtemp()) / "admin-console.png"
             shot.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(shot))
             log(f"screenshot of the overview: {shot}")
+
+            # Resumed from their page: the change written during that pause arrives too.
+            open_user(driver, email)
+            click(driver, "user-pause")
+            wait(
+                driver,
+                "the user's page to offer pausing",
+                lambda: text_of(driver, "user-pause") == "Pause sync for this user",
+            )
+            phone.run("sync")
+            tablet.run("sync")
+            listed = json.loads(tablet.run("list", "plans").stdout)
+            ids = sorted(r.get("id") for r in listed)
+            assert ids == ["arms", "core", "legs"], f"the tablet lists {ids}"
+            log("resumed the user from their page: the tablet sees that change too")
 
             violations = [
                 entry["message"]

@@ -434,7 +434,7 @@
       const bar = svg('rect', {
         x: (left + i * step + 1).toFixed(1), y: y(v).toFixed(1),
         width: Math.max(1, step - 2).toFixed(1), height: (top + plotH - y(v)).toFixed(1),
-        class: 'bar',
+        class: 'push-bar',
       }, svg('title', {}, `${minutesAgo ? `${minutesAgo} min ago` : 'this minute'}: ${v} pushes, ${pulls[i] || 0} pulls`));
       root.appendChild(bar);
     }
@@ -442,7 +442,7 @@
     for (let i = 0; i < n; i++) {
       points.push(`${(left + i * step + step / 2).toFixed(1)},${y(pulls[i] || 0).toFixed(1)}`);
     }
-    root.appendChild(svg('polyline', { points: points.join(' '), class: 'line' }));
+    root.appendChild(svg('polyline', { points: points.join(' '), class: 'pull-line' }));
     const legend = el('div', { class: 'legend' },
       el('span', { class: 'key bar-key' }), 'pushes ',
       el('span', { class: 'key line-key' }), 'pulls');
@@ -518,28 +518,35 @@
     const status = notice();
     page.append(el('p', {}, el('a', { href: '#/users' }, '« Users')), status.node);
     let detail;
+    let pauses;
     try {
-      detail = await api('GET', `/users/${encodeURIComponent(id)}`);
+      [detail, pauses] = await Promise.all([
+        api('GET', `/users/${encodeURIComponent(id)}`),
+        api('GET', '/pauses'),
+      ]);
     } catch (e) {
       if (gen === generation) status.error(e);
       return;
     }
     if (gen !== generation) return;
     const u = detail.user || {};
+    // The user's own pause (the global one aside), with its time and reason.
+    const pause = ((pauses && pauses.pauses) || []).find((p) => p.scope === u.id);
+    const paused = Boolean(pause) || u.paused === true;
     const row = (label, value) => [el('dt', {}, label), el('dd', {}, value)];
     const collections = Object.entries(detail.collections || {}).sort(([a], [b]) => a.localeCompare(b));
     const spaces = detail.spaces || [];
     const sessions = detail.sessions || [];
 
-    const pauseButton = el('button', { type: 'button', id: 'user-pause', class: u.paused ? 'primary' : 'danger' },
-      u.paused ? 'Resume sync for this user' : 'Pause sync for this user');
+    const pauseButton = el('button', { type: 'button', id: 'user-pause', class: paused ? 'primary' : 'danger' },
+      paused ? 'Resume sync for this user' : 'Pause sync for this user');
     const revokeButton = el('button', { type: 'button', id: 'user-revoke' }, 'Revoke sessions');
     const deleteButton = el('button', { type: 'button', id: 'user-delete', class: 'danger' }, 'Delete user…');
 
     pauseButton.addEventListener('click', async () => {
       status.clear();
       try {
-        if (u.paused) {
+        if (paused) {
           await api('POST', '/resume', { user: u.id });
           status.ok('Sync resumed for this user.');
         } else {
@@ -606,13 +613,16 @@
     });
 
     page.append(
-      el('h1', {}, u.email || id, ' ', u.paused ? el('span', { class: 'pill paused' }, 'paused') : null),
+      el('h1', {}, u.email || id, ' ', paused ? el('span', { class: 'pill paused' }, 'paused') : null),
       el('section', { class: 'card' },
         el('dl', { class: 'summary' },
           row('User id', el('code', {}, u.id || id)),
           row('Signed up', when(u.createdAt)),
           row('Last push', `${ago(u.lastPushAt)}${toDate(u.lastPushAt) ? ` (${when(u.lastPushAt)})` : ''}`),
           row('Last pull', `${ago(u.lastPullAt)}${toDate(u.lastPullAt) ? ` (${when(u.lastPullAt)})` : ''}`),
+          paused && row('Sync', pause
+            ? `paused since ${when(pause.pausedAt)}${pause.reason ? `: ${pause.reason}` : ''}`
+            : 'paused'),
           row('Records', count(u.records)),
           row('Live event streams', count(detail.liveStreams !== undefined ? detail.liveStreams : u.liveStreams))),
         el('div', { class: 'actions' }, pauseButton, revokeButton, deleteButton)),
