@@ -45,7 +45,8 @@ ensure_tools() {
   # Debian's headless Chromium, its WebDriver and Selenium, for the admin console's browser test
   # (scripts/console-test.py).
   { have chromium && have chromedriver; } || apt_install chromium chromium-driver
-  python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet selenium
+  python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet selenium \
+    || apt_install python3-selenium
 }
 
 # The workspace's declared `rust-version`, checked with that toolchain (installed through rustup

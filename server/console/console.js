@@ -18,6 +18,7 @@
   let timer = null; // the overview's refresh
   let generation = 0; // bumped on each navigation, so a late answer never paints another page
   let closeDialog = null; // cancels the open confirmation, if any (navigation does)
+  let flash = null; // what the next page says first (the outcome of an action that redrew it)
 
   // ---- DOM helpers: elements and text nodes only ----------------------------------------------
 
@@ -197,6 +198,12 @@
   // A line under a heading that says what went wrong (or is empty).
   function notice() {
     const node = el('p', { class: 'notice', role: 'status', hidden: true });
+    if (flash) {
+      node.className = 'notice ok';
+      node.textContent = flash;
+      node.hidden = false;
+      flash = null;
+    }
     return {
       node,
       error(e) {
@@ -477,16 +484,21 @@
         body),
       paging);
     let answer;
+    let pauses;
     try {
-      answer = await api('GET', `/users${query({
-        query: params.get('query'), after: params.get('after'), limit: 50,
-      })}`);
+      [answer, pauses] = await Promise.all([
+        api('GET', `/users${query({
+          query: params.get('query'), after: params.get('after'), limit: 50,
+        })}`),
+        api('GET', '/pauses'),
+      ]);
     } catch (e) {
       if (gen === generation) status.error(e);
       return;
     }
     if (gen !== generation) return;
     const users = answer.users || [];
+    const pausedIds = new Set(((pauses && pauses.pauses) || []).map((p) => p.scope));
     if (!users.length) {
       body.appendChild(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No user matches.')));
     }
@@ -498,7 +510,8 @@
         timeCell(u.lastPullAt),
         el('td', { class: 'num' }, count(u.records)),
         el('td', { class: 'num' }, count(u.liveStreams)),
-        el('td', {}, u.paused ? el('span', { class: 'pill paused' }, 'paused') : 'running')));
+        el('td', {}, u.paused || pausedIds.has(u.id)
+          ? el('span', { class: 'pill paused' }, 'paused') : 'running')));
     }
     if (params.get('after')) {
       paging.appendChild(el('a', { href: `#/users${query({ query: params.get('query') })}` }, '« First page'));
@@ -548,7 +561,7 @@
       try {
         if (paused) {
           await api('POST', '/resume', { user: u.id });
-          status.ok('Sync resumed for this user.');
+          flash = 'Sync resumed for this user.';
         } else {
           const answer = await confirmDialog({
             title: `Pause sync for ${u.email}?`,
@@ -561,7 +574,7 @@
           const body = { user: u.id };
           if (answer.reason) body.reason = answer.reason;
           await api('POST', '/pause', body);
-          status.ok('Sync is paused for this user.');
+          flash = 'Sync is paused for this user.';
         }
         route();
       } catch (e) {
@@ -580,7 +593,7 @@
       if (!answer) return;
       try {
         const result = await api('POST', `/users/${encodeURIComponent(u.id)}/revoke`);
-        status.ok(`${count(result.sessionsRevoked)} session(s) revoked.`);
+        flash = `${count(result.sessionsRevoked)} session(s) revoked.`;
         if (gen === generation) route();
       } catch (e) {
         status.error(e);
