@@ -26,18 +26,19 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/admin/v1/public/write", post(public::public_write))
         .route("/admin/v1/blobs/{hash}", put(blobs::put_blob))
-        .route("/admin/v1/users", get(users::list))
-        .route(
-            "/admin/v1/users/{id}",
-            get(users::detail).delete(users::delete),
-        )
-        .route("/admin/v1/rejections", get(users::rejections))
         // control plane (A): overview, kill switch, revocation
         .route("/admin/v1/overview", get(control::overview))
         .route("/admin/v1/pauses", get(control::pauses))
         .route("/admin/v1/pause", post(control::pause))
         .route("/admin/v1/resume", post(control::resume))
         .route("/admin/v1/users/{id}/revoke", post(control::revoke))
+        // users and their data (U)
+        .route("/admin/v1/users", get(users::list))
+        .route(
+            "/admin/v1/users/{id}",
+            get(users::detail).delete(users::delete),
+        )
+        .route("/admin/v1/rejections", get(users::rejections))
 }
 
 /// A request that presented the admin token: its request id and the client's address, which
