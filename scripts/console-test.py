@@ -6,8 +6,9 @@ by the real `tandem` CLI.
 1. The server starts on a free loopback port with a temporary SQLite database and an admin token
    (given in its environment, never on the command line).
 2. A device signs up, writes a plan and syncs (the password in TANDEM_PASSWORD, never argv).
-3. In the browser: sign in with the admin token; the overview counts the user and the users page
-   lists them with their last push.
+3. In the browser: sign in with the admin token (a wrong one refused first); the overview counts
+   the users and the users page lists the device's with their last push (and an email made of
+   markup as text).
 4. The kill switch goes on (with a reason, confirmed in its dialog): the device's next
    `tandem sync` fails with `sync_paused` and its change stays in its outbox.
 5. The kill switch goes off: the device's sync sends the change, and a second device of the
@@ -251,6 +252,9 @@ def run(args, workdir):
         phone.run("put", "plans", '{"name": "Legs"}', "--id", "legs")
         phone.run("sync")
         log(f"the phone of {email} pushed a plan")
+        # An account whose email is markup: the console must show it as text.
+        markup = f"<b>mallory-{secrets.token_hex(3)}</b>@example.com"
+        Device(cli, workdir / "mallory", server.url).run("signup", markup)
 
         driver = browser()
         try:
@@ -267,8 +271,8 @@ def run(args, workdir):
             driver.find_element(By.ID, "token").send_keys(admin_token)
             driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
             wait(driver, "the overview", lambda: sync_state(driver) == "Running")
-            wait(driver, "the overview to count the user", lambda: text_of(driver, "stat-users") == "1")
-            log("signed in; the overview counts 1 user, sync running")
+            wait(driver, "the overview to count the users", lambda: text_of(driver, "stat-users") == "2")
+            log("signed in; the overview counts 2 users, sync running")
 
             # The users page lists the device's user, with a last push.
             driver.find_element(By.CSS_SELECTOR, "#nav a[data-page=users]").click()
@@ -284,6 +288,10 @@ def run(args, workdir):
             last_push = row.find_elements(By.TAG_NAME, "td")[2].text
             assert last_push != "never", f"the users page shows no push of {email}"
             log(f"the users page lists {email} (last push {last_push})")
+            shown = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a.user-link")]
+            assert markup in shown, f"the markup email is not shown as text: {shown}"
+            assert not driver.find_elements(By.CSS_SELECTOR, "#users b"), "an email became markup"
+            log("an email made of markup is shown as text")
 
             # The kill switch on: confirmed, with a reason.
             driver.find_element(By.CSS_SELECTOR, "#nav a[data-page=overview]").click()
