@@ -42,6 +42,11 @@ ensure_tools() {
   have shellcheck || apt_install shellcheck
   have mvn || apt_install maven
   have java || apt_install default-jdk-headless
+  # Debian's headless Chromium, its WebDriver and Selenium, for the admin console's browser test
+  # (scripts/console-test.py).
+  { have chromium && have chromedriver; } || apt_install chromium chromium-driver
+  python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet selenium \
+    || apt_install python3-selenium
 }
 
 # The workspace's declared `rust-version`, checked with that toolchain (installed through rustup
@@ -126,6 +131,9 @@ cargo test --manifest-path tools/parse-check/Cargo.toml
 
 step "README: every command of its sh blocks, exactly as written"
 TANDEM_README_CHECK=test.sh python3 scripts/check-readme.py
+
+step "admin console: sign in, kill switch, a device paused and resumed, in headless Chromium"
+python3 scripts/console-test.py
 
 step "benchmarks: smoke run of every suite (figures mean nothing here)"
 cargo run -p tandem-bench -- local --quick >/dev/null

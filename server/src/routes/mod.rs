@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod blobs;
+pub mod console;
 pub mod events;
 pub mod spaces;
 pub mod sync;
@@ -125,9 +126,12 @@ pub fn router(state: SharedState) -> Router {
             state.clone(),
             refuse_when_paused,
         ));
-    // Without an admin token the admin routes do not exist: every method answers 404.
+    // Without an admin token the admin routes (and the console) do not exist: every method
+    // answers 404.
     let admin_routes = if state.admin_token.is_some() {
-        admin::routes().route("/metrics", get(crate::metrics::scrape_with_admin_token))
+        admin::routes()
+            .merge(console::routes())
+            .route("/metrics", get(crate::metrics::scrape_with_admin_token))
     } else {
         Router::new()
     };
