@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, Url};
+use reqwest13::{Method, Url};
 use serde_json::{json, Value};
 use tandem_protocol::ErrorBody;
 
@@ -291,14 +291,14 @@ fn confirm_deletion(email: &str) -> Result<(), Failure> {
 
 /// The admin API at one base URL with the token.
 struct Api {
-    client: reqwest::Client,
+    client: reqwest13::Client,
     base: Url,
     token: String,
 }
 
 impl Api {
     fn new(base: Url, token: String) -> Result<Self, Failure> {
-        let client = reqwest::Client::builder()
+        let client = reqwest13::Client::builder()
             .tls_backend_preconfigured(tls_config()?)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
@@ -341,7 +341,7 @@ impl Api {
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest13::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
         let response = request
