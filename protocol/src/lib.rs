@@ -2,6 +2,7 @@
 //! validation, identifier rules, the wire types and codes, and the clock both read. Pure data and
 //! logic, no I/O, so both sides judge a document exactly the same way.
 
+mod admin_users;
 mod attachment;
 pub mod clock;
 mod codes;
@@ -12,6 +13,7 @@ mod ids;
 mod schema;
 mod wire;
 
+pub use admin_users::*;
 pub use attachment::{
     is_valid_attachment_name, is_valid_blob_hash, is_valid_content_type, AttachmentProblem,
     AttachmentRef, BLOB_HASH_LEN, MAX_ATTACHMENT_NAME_CHARS, MAX_ATTACHMENT_SIZE,

@@ -177,6 +177,12 @@ impl StreamSlots {
         })
     }
 
+    /// How many event streams `user_id` has open on this instance.
+    pub fn of(&self, user_id: &str) -> usize {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(user_id).copied().unwrap_or(0)
+    }
+
     /// A place for one more stream of `user_id`, or `None` when it has `max_per_user` open.
     pub fn take(self: &Arc<Self>, user_id: &str) -> Option<StreamSlot> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());

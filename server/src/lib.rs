@@ -317,6 +317,10 @@ impl Purger {
         if space_rows > 0 {
             tracing::info!(rows = space_rows, "purged records of deleted spaces");
         }
+        let rejections = self.storage.trim_rejections().await?;
+        if rejections > 0 {
+            tracing::info!(rejections, "trimmed the oldest rejections");
+        }
         self.collect_blobs(now).await?;
         Ok(purged)
     }

@@ -598,7 +598,7 @@ impl Uploads {
 
     /// Deletes an upload's row (if it is still this multipart upload), parts and staged object;
     /// failures of the store are logged (the purge of abandoned uploads gets them later).
-    async fn discard(&self, row: &UploadRow) {
+    pub(crate) async fn discard(&self, row: &UploadRow) {
         let (user_id, hash) = (row.user_id.as_str(), row.hash.as_str());
         let key = self.store.staging_key(user_id, hash);
         if let Err(e) = self

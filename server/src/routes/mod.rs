@@ -164,6 +164,9 @@ async fn log_request(mut request: Request, next: Next) -> Response {
     let request_id = uuid::Uuid::now_v7().simple().to_string();
     let notes = Notes::default();
     request.extensions_mut().insert(notes.clone());
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let span = tracing::info_span!("request", id = %request_id);
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -198,6 +201,11 @@ async fn log_request(mut request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// The request's id (as in its log line and `x-request-id`), for handlers that log it by name
+/// (the admin audit lines).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
 
 /// Records the matched route (`/sync/v1/push`, not the raw path) for the request log line.
 async fn note_route(request: Request, next: Next) -> Response {
@@ -291,26 +299,34 @@ impl FromRequestParts<SharedState> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
-        if let Some(name) = &state.client_ip_header {
-            let forwarded = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .next_back()
-                .and_then(|ip| ip.trim().parse().ok());
-            return forwarded.map(ClientAddr).ok_or_else(|| {
-                ApiError::invalid_request(format!("missing or malformed {name} header"))
-            });
-        }
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip())
-            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        Ok(ClientAddr(peer))
+        client_addr(parts, state).map(ClientAddr)
     }
+}
+
+/// [`ClientAddr`]'s rule, for extractors that need the address too.
+pub(crate) fn client_addr(
+    parts: &Parts,
+    state: &SharedState,
+) -> Result<std::net::IpAddr, ApiError> {
+    if let Some(name) = &state.client_ip_header {
+        let forwarded = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|ip| ip.trim().parse().ok());
+        return forwarded.ok_or_else(|| {
+            ApiError::invalid_request(format!("missing or malformed {name} header"))
+        });
+    }
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    Ok(peer)
 }
 
 /// The user of a sync or account route, from `Authorization: Bearer <access token>`.

@@ -161,12 +161,19 @@ pub async fn pull(
 ) -> Result<Response, ApiError> {
     let form = PullForm::from_value(body)
         .map_err(|e| ApiError::invalid_request(format!("malformed request body: {e}")))?;
-    match form {
-        PullForm::Cursor(request) => Ok(pull_cursor(&state, &user, request).await?.into_response()),
-        PullForm::Streams(request) => {
-            Ok(pull_streams(&state, &user, request).await?.into_response())
-        }
+    let answer = match form {
+        PullForm::Cursor(request) => pull_cursor(&state, &user, request).await?.into_response(),
+        PullForm::Streams(request) => pull_streams(&state, &user, request).await?.into_response(),
+    };
+    // The operator's "last pull" (at most one write a minute per user); never fails the pull.
+    if let Err(e) = state
+        .storage
+        .note_pull(&user.user_id, state.clock.now_ms())
+        .await
+    {
+        tracing::warn!(user_id = %user.user_id, error = %e, "cannot record the pull time");
     }
+    Ok(answer)
 }
 
 /// The cursor form: the user's own stream, exactly as before spaces.

@@ -69,7 +69,8 @@ pub(crate) async fn may_read_blob_in(
     Ok(row.get(0))
 }
 
-const UPLOAD_COLUMNS: &str = "user_id, hash, size, content_type, multipart_id, \"offset\", parts,
+pub(super) const UPLOAD_COLUMNS: &str =
+    "user_id, hash, size, content_type, multipart_id, \"offset\", parts,
      created_at, updated_at";
 
 const UPSERT_HOLDER: &str = "INSERT INTO blob_holders (hash, user_id, held_at) VALUES ($1, $2, $3)

@@ -70,10 +70,11 @@ pub(crate) fn may_read_blob_in(
         .query_row(params![hash, user_id, held_after_ms], |r| r.get(0))?)
 }
 
-const UPLOAD_COLUMNS: &str = "user_id, hash, size, content_type, multipart_id, \"offset\", parts,
+pub(super) const UPLOAD_COLUMNS: &str =
+    "user_id, hash, size, content_type, multipart_id, \"offset\", parts,
      created_at, updated_at";
 
-fn upload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(UploadRow, String)> {
+pub(super) fn upload_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(UploadRow, String)> {
     Ok((
         UploadRow {
             user_id: r.get(0)?,

@@ -29,6 +29,8 @@
 //! purge locks users, commits, then `streams` rows in id order, and its blob collection locks
 //! `blobs` rows only. Nothing locks `users` after `streams`, nor either after `blobs`.
 
+mod admin_postgres;
+mod admin_sqlite;
 mod blobs_postgres;
 mod blobs_sqlite;
 mod postgres;
@@ -37,6 +39,7 @@ mod record_blobs_sqlite;
 mod spaces_postgres;
 mod spaces_sqlite;
 mod sqlite;
+mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -45,6 +48,7 @@ use tandem_protocol::{Mutation, MutationResult, Schema};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use users::*;
 
 use crate::cursor::Cursor;
 use crate::push::{RecordKey, RecordWrite, StoredRecord};

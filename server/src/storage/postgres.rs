@@ -14,6 +14,7 @@ use futures_util::{stream, StreamExt};
 use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
 use tokio_util::sync::CancellationToken;
 
+use super::users::RejectionLabels;
 use super::{
     block_deltas, count_split, group_tail, plan_pull, remaining_after_page, seq_block,
     stream_read_result, Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage,
@@ -302,6 +303,7 @@ async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageE
         let mut hash = sha2::Sha256::new();
         hash.update(MIGRATION);
         hash.update(super::blobs_postgres::MIGRATION);
+        hash.update(super::admin_postgres::MIGRATION);
         format!("{:x}", hash.finalize())
     };
     let has_meta: bool = tx
@@ -319,6 +321,7 @@ async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageE
     }
     tx.batch_execute(MIGRATION).await?;
     tx.batch_execute(super::blobs_postgres::MIGRATION).await?;
+    tx.batch_execute(super::admin_postgres::MIGRATION).await?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('migration', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -573,6 +576,7 @@ impl PostgresStore {
             )
             .await?;
         }
+        let labels = RejectionLabels::of(&job.schema, &job.mutations);
         let plan = push::plan_push(
             &job.schema,
             job.mutations,
@@ -584,7 +588,10 @@ impl PostgresStore {
                 client_id: job.client_id.clone(),
             },
         );
+        let rejections = labels.rejections(&plan.results);
+        super::admin_postgres::note_push(&tx, user, job.now_ms, &rejections).await?;
         if plan.writes.is_empty() && plan.applied_ops.is_empty() {
+            tx.commit().await?;
             return Ok(Some(PushOutcome::unchanged(plan.results)));
         }
         for (stream, writes) in plan.writes_by_stream() {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::users::RejectionLabels;
 use super::{
     block_deltas, count_split, group_tail, plan_pull, remaining_after_page, seq_block,
     stream_read_result, Account, ChangeRow, InvitationRow, LoadedState, MultiPull, MultiPullPage,
@@ -436,6 +437,7 @@ impl SqliteStore {
                     job.now_ms - grace_ms,
                 )?;
             }
+            let labels = RejectionLabels::of(&job.schema, &job.mutations);
             let plan = push::plan_push(
                 &job.schema,
                 job.mutations,
@@ -447,7 +449,10 @@ impl SqliteStore {
                     client_id: job.client_id.clone(),
                 },
             );
+            let rejections = labels.rejections(&plan.results);
+            super::admin_sqlite::note_push(&tx, &job.user_id, job.now_ms, &rejections)?;
             if plan.writes.is_empty() && plan.applied_ops.is_empty() {
+                tx.commit()?;
                 return Ok(Some(PushOutcome::unchanged(plan.results)));
             }
             write_plan(
@@ -782,6 +787,8 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     conn.execute_batch(MIGRATION)?;
     conn.execute_batch(super::blobs_sqlite::MIGRATION)?;
+    conn.execute_batch(super::admin_sqlite::MIGRATION)?;
+    super::admin_sqlite::migrate_columns(conn)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Atomic groups came later: the group that last wrote each record, for pull pages.
     let has_groups: i64 = tx.query_row(

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tandem_protocol::{is_valid_blob_hash, is_valid_content_type, UploadStatus};
 
-use super::Admin;
+use super::{audit, Admin, Outcome};
 use crate::blobs::{hash_prefix, UploadError};
 use crate::routes::SharedState;
 use crate::storage::BlobRow;
@@ -21,7 +21,7 @@ use crate::storage::BlobRow;
 /// `PUT /admin/v1/blobs/{hash}`.
 pub async fn put_blob(
     State(state): State<SharedState>,
-    _admin: Admin,
+    admin: Admin,
     Path(hash): Path<String>,
     request: Request,
 ) -> Response {
@@ -34,7 +34,13 @@ pub async fn put_blob(
     let declared = crate::routes::declared_length(request.headers());
     match store_blob(&state, &hash, &content_type, declared, request.into_body()).await {
         Ok(size) => {
-            tracing::info!(hash = hash_prefix(&hash), size, "admin stored a blob");
+            audit(
+                &admin,
+                "blob_put",
+                hash_prefix(&hash),
+                Outcome::Done,
+                &format!("size={size}"),
+            );
             Json(UploadStatus {
                 hash,
                 offset: size,
@@ -44,7 +50,13 @@ pub async fn put_blob(
             .into_response()
         }
         Err(e) => {
-            tracing::info!(hash = hash_prefix(&hash), error = %e, "admin blob refused");
+            audit(
+                &admin,
+                "blob_put",
+                hash_prefix(&hash),
+                Outcome::Refused,
+                &e.to_string(),
+            );
             crate::routes::blobs::upload_error(e)
         }
     }

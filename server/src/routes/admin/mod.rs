@@ -9,25 +9,36 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 use sha2::{Digest, Sha256};
 
-use super::SharedState;
+use super::{RequestId, SharedState};
 use crate::error::ApiError;
 
 mod blobs;
 mod public;
+mod users;
 
 /// The `/admin/v1` routes, registered only when an admin token is configured.
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/admin/v1/public/write", post(public::public_write))
         .route("/admin/v1/blobs/{hash}", put(blobs::put_blob))
+        .route("/admin/v1/users", get(users::list))
+        .route(
+            "/admin/v1/users/{id}",
+            get(users::detail).delete(users::delete),
+        )
+        .route("/admin/v1/rejections", get(users::rejections))
 }
 
-/// A request that presented the admin token.
-pub struct Admin;
+/// A request that presented the admin token: its request id and the client's address, which
+/// every audit line ([`audit`]) carries.
+pub struct Admin {
+    pub request_id: String,
+    pub remote: Option<std::net::IpAddr>,
+}
 
 impl FromRequestParts<SharedState> for Admin {
     type Rejection = ApiError;
@@ -44,7 +55,14 @@ impl FromRequestParts<SharedState> for Admin {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
         match presented {
-            Some(token) if same_secret(token, expected) => Ok(Admin),
+            Some(token) if same_secret(token, expected) => Ok(Admin {
+                request_id: parts
+                    .extensions
+                    .get::<RequestId>()
+                    .map(|id| id.0.clone())
+                    .unwrap_or_default(),
+                remote: super::client_addr(parts, state).ok(),
+            }),
             _ => {
                 tracing::info!("admin request without the admin token");
                 Err(ApiError::unauthorized(
@@ -53,6 +71,49 @@ impl FromRequestParts<SharedState> for Admin {
             }
         }
     }
+}
+
+/// What an admin action came to, for its audit line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It changed what it was asked to change.
+    Done,
+    /// It was asked for and there was nothing to change (e.g. resuming what was not paused).
+    Unchanged,
+    /// It was refused (bad input, unknown subject) or failed.
+    Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Unchanged => "unchanged",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// The audit line of an admin action that changes something (every one of them calls it once,
+/// refused ones included): at `info`, target `tandem_server::admin`, with the action (e.g.
+/// `pause`, `revoke`, `public_write`), its subject (a user id, `*`, a blob hash prefix, a
+/// collection; never an email), the outcome, the request id and the client's address. Never
+/// the token, an email or a document; `detail` is for counts and codes only.
+pub fn audit(admin: &Admin, action: &str, subject: &str, outcome: Outcome, detail: &str) {
+    let remote = admin
+        .remote
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "-".into());
+    tracing::info!(
+        target: "tandem_server::admin",
+        action,
+        subject,
+        outcome = outcome.as_str(),
+        detail,
+        request_id = %admin.request_id,
+        remote = %remote,
+        "admin action"
+    );
 }
 
 /// Constant-time equality of two secrets (compared as digests, so lengths leak nothing either).

@@ -12,7 +12,7 @@ use tandem_protocol::{
     MAX_ID_LEN,
 };
 
-use super::Admin;
+use super::{audit, Admin, Outcome};
 use crate::error::ApiError;
 use crate::routes::{JsonBody, SharedState};
 use crate::storage::AdminWrite;
@@ -20,22 +20,30 @@ use crate::storage::AdminWrite;
 /// `POST /admin/v1/public/write`.
 pub async fn public_write(
     State(state): State<SharedState>,
-    _admin: Admin,
+    admin: Admin,
     JsonBody(request): JsonBody<AdminWriteRequest>,
 ) -> Result<Json<AdminWriteResponse>, ApiError> {
+    let refused = |e: ApiError| {
+        audit(
+            &admin,
+            "public_write",
+            "public",
+            Outcome::Refused,
+            e.code.as_str(),
+        );
+        e
+    };
     if request.writes.len() > MAX_ADMIN_WRITES {
-        return Err(ApiError::batch_too_large(MAX_ADMIN_WRITES));
+        return Err(refused(ApiError::batch_too_large(MAX_ADMIN_WRITES)));
     }
-    let writes = check_writes(&state.schema, request.writes)?;
+    let writes = check_writes(&state.schema, request.writes).map_err(refused)?;
     let count = writes.len();
     let (results, new_seq) = state
         .storage
         .admin_write(&state.schema, writes, state.clock.now_ms())
-        .await?
-        .map_err(|why| {
-            tracing::info!(code = "validation_failed", "admin write refused");
-            ApiError::validation_failed(why)
-        })?;
+        .await
+        .map_err(|e| refused(e.into()))?
+        .map_err(|why| refused(ApiError::validation_failed(why)))?;
     if let Some(seq) = new_seq {
         // PostgreSQL pokes every instance through NOTIFY after commit.
         if !state.storage.notifies_changes() {
@@ -43,7 +51,18 @@ pub async fn public_write(
         }
     }
     let changed = results.iter().filter(|r| r.changed).count();
-    tracing::info!(writes = count, changed, "admin public write");
+    let outcome = if changed > 0 {
+        Outcome::Done
+    } else {
+        Outcome::Unchanged
+    };
+    audit(
+        &admin,
+        "public_write",
+        "public",
+        outcome,
+        &format!("writes={count} changed={changed}"),
+    );
     Ok(Json(AdminWriteResponse {
         results: results
             .into_iter()

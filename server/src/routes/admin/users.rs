@@ -1,0 +1,233 @@
+//! Users and their data (docs/design/operations.md §2): `GET /admin/v1/users` (search and
+//! paging by email), `GET /admin/v1/users/{id}` (one user's counts, spaces and sessions),
+//! `DELETE /admin/v1/users/{id}` (the user and everything of theirs; their spaces pass on or
+//! go) and `GET /admin/v1/rejections` (recent rejected changes with their codes).
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use tandem_protocol::{
+    is_valid_id, DeletedUserOut, RejectionOut, RejectionsOut, TransferredSpace, UserDetailOut,
+    UserSession, UserSpace, UserSummary, UsersPage, DEFAULT_REJECTIONS_PAGE, DEFAULT_USERS_PAGE,
+    MAX_REJECTIONS_PAGE, MAX_USERS_PAGE,
+};
+
+use super::Admin;
+use crate::auth::normalize_email;
+use crate::clock::rfc3339_from_ms;
+use crate::error::ApiError;
+use crate::routes::{ClientAddr, SharedState};
+use crate::storage::UserSummaryRow;
+
+/// Longest `query` or `after` accepted (an email is at most 254 characters).
+const MAX_QUERY_CHARS: usize = 320;
+
+/// The query of `GET /admin/v1/users`; every value is read as text, so a malformed one gets
+/// the protocol's `400 invalid_request` naming it, not the framework's own answer.
+#[derive(Debug, Deserialize)]
+pub struct UsersQuery {
+    query: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /admin/v1/users?query=&limit=&after=`.
+pub async fn list(
+    State(state): State<SharedState>,
+    _admin: Admin,
+    Query(q): Query<UsersQuery>,
+) -> Result<Json<UsersPage>, ApiError> {
+    let limit = limit_param(q.limit.as_deref(), DEFAULT_USERS_PAGE, MAX_USERS_PAGE)?;
+    let query = text_param("query", q.query.as_deref())?.map(|s| normalize_email(&s));
+    let after = text_param("after", q.after.as_deref())?;
+    let (rows, more) = state
+        .storage
+        .list_users(query.as_deref(), after.as_deref(), limit)
+        .await?;
+    let next = more.then(|| rows.last().map(|u| u.email.clone())).flatten();
+    Ok(Json(UsersPage {
+        users: rows.into_iter().map(|u| summary(&state, u)).collect(),
+        next,
+    }))
+}
+
+/// `GET /admin/v1/users/{id}`.
+pub async fn detail(
+    State(state): State<SharedState>,
+    _admin: Admin,
+    Path(user_id): Path<String>,
+) -> Result<Json<UserDetailOut>, ApiError> {
+    if !is_valid_id(&user_id) {
+        return Err(ApiError::not_found());
+    }
+    let detail = state
+        .storage
+        .user_detail(&user_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let live_streams = state.stream_slots.of(&user_id) as u64;
+    Ok(Json(UserDetailOut {
+        user: summary(&state, detail.user),
+        collections: detail.collections.into_iter().collect(),
+        spaces: detail
+            .spaces
+            .into_iter()
+            .map(|s| UserSpace {
+                id: s.id,
+                name: s.name,
+                role: s.role,
+            })
+            .collect(),
+        sessions: detail
+            .sessions
+            .into_iter()
+            .map(|s| UserSession {
+                id: s.id,
+                created_at: rfc3339_from_ms(s.created_at_ms),
+                last_used_at: rfc3339_from_ms(s.last_used_at_ms),
+            })
+            .collect(),
+        live_streams,
+    }))
+}
+
+/// `DELETE /admin/v1/users/{id}`: the user's account, sign-ins, records, op ids, blob holds,
+/// uploads, pauses and rejections; their memberships (a space they were the only owner of
+/// passes to the member who joined first, a space with no other member is deleted).
+pub async fn delete(
+    State(state): State<SharedState>,
+    _admin: Admin,
+    ClientAddr(remote): ClientAddr,
+    Path(user_id): Path<String>,
+) -> Result<Json<DeletedUserOut>, ApiError> {
+    let outcome = if is_valid_id(&user_id) {
+        state
+            .storage
+            .delete_user(&user_id, state.clock.now_ms())
+            .await?
+    } else {
+        None
+    };
+    let Some(deleted) = outcome else {
+        audit("delete-user", &user_id, "not_found", remote);
+        return Err(ApiError::not_found());
+    };
+    // PostgreSQL sent the account notices inside the transaction; SQLite has one process.
+    if !state.storage.notifies_changes() {
+        for member in &deleted.concerned {
+            state.hub.publish_account(member);
+        }
+    }
+    for upload in &deleted.uploads {
+        state.uploads.discard(upload).await;
+    }
+    audit("delete-user", &user_id, "deleted", remote);
+    Ok(Json(DeletedUserOut {
+        records: deleted.records,
+        spaces_transferred: deleted
+            .spaces_transferred
+            .into_iter()
+            .map(|(id, new_owner)| TransferredSpace { id, new_owner })
+            .collect(),
+        spaces_deleted: deleted.spaces_deleted,
+    }))
+}
+
+/// The query of `GET /admin/v1/rejections`.
+#[derive(Debug, Deserialize)]
+pub struct RejectionsQuery {
+    user: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /admin/v1/rejections?user=&limit=`: newest first; `user` is an id or an email (an
+/// unknown email answers `404 not_found`).
+pub async fn rejections(
+    State(state): State<SharedState>,
+    _admin: Admin,
+    Query(q): Query<RejectionsQuery>,
+) -> Result<Json<RejectionsOut>, ApiError> {
+    let limit = limit_param(
+        q.limit.as_deref(),
+        DEFAULT_REJECTIONS_PAGE,
+        MAX_REJECTIONS_PAGE,
+    )?;
+    let user = match text_param("user", q.user.as_deref())? {
+        Some(email) if email.contains('@') => Some(
+            state
+                .storage
+                .user_by_email(&normalize_email(&email))
+                .await?
+                .ok_or_else(ApiError::not_found)?
+                .id,
+        ),
+        other => other,
+    };
+    let rows = state.storage.rejections(user.as_deref(), limit).await?;
+    Ok(Json(RejectionsOut {
+        rejections: rows
+            .into_iter()
+            .map(|r| RejectionOut {
+                at: rfc3339_from_ms(r.at_ms),
+                user_id: r.user_id,
+                email: r.email,
+                stream: r.rejection.stream,
+                collection: r.rejection.collection,
+                id: r.rejection.entity_id,
+                op_id: r.rejection.op_id,
+                reason: r.rejection.reason,
+            })
+            .collect(),
+    }))
+}
+
+fn summary(state: &SharedState, u: UserSummaryRow) -> UserSummary {
+    UserSummary {
+        paused: user_paused(state, &u.id),
+        live_streams: state.stream_slots.of(&u.id) as u64,
+        id: u.id,
+        email: u.email,
+        created_at: rfc3339_from_ms(u.created_at_ms),
+        last_push_at: u.last_push_at_ms.map(rfc3339_from_ms),
+        last_pull_at: u.last_pull_at_ms.map(rfc3339_from_ms),
+        records: u.records,
+    }
+}
+
+/// Whether a pause of this user (not the global one) is in force.
+// TODO(slice A): read A's PauseSet once i16-a lands.
+fn user_paused(_state: &SharedState, _user_id: &str) -> bool {
+    false
+}
+
+/// Logs an admin action (target `tandem_server::admin`, inside the request's span, so with its
+/// id): never the token, never an email.
+fn audit(action: &str, subject: &str, outcome: &str, remote: std::net::IpAddr) {
+    tracing::info!(target: "tandem_server::admin", action, subject, outcome, remote = %remote, "admin action");
+}
+
+/// `limit`: absent → `default`; else an integer in 1..=`max` (`400 invalid_request` otherwise).
+fn limit_param(text: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::invalid_request(format!(
+            "limit must be an integer between 1 and {max}"
+        ))),
+    }
+}
+
+/// A text parameter: trimmed, empty as absent, at most [`MAX_QUERY_CHARS`] characters.
+fn text_param(name: &str, text: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_QUERY_CHARS || text.chars().any(char::is_control) {
+        return Err(ApiError::invalid_request(format!(
+            "{name} must be at most {MAX_QUERY_CHARS} characters, without control characters"
+        )));
+    }
+    Ok(Some(text.to_string()))
+}
