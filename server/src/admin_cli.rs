@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use reqwest13::{Method, Url};
 use serde_json::{json, Value};
-use tandem_protocol::ErrorBody;
+use tandem_protocol::{ErrorBody, UserSummary, UsersPage, MAX_USERS_PAGE};
 
 use crate::Config;
 
@@ -182,7 +182,11 @@ async fn execute(args: AdminArgs, config: &Config) -> Result<(), Failure> {
         AdminCommand::Users { query, json } => {
             let users = api.users(query.as_deref()).await?;
             if json {
-                println!("{}", json!({ "users": users }));
+                let page = UsersPage { users, next: None };
+                println!(
+                    "{}",
+                    serde_json::to_string(&page).expect("a users page serializes")
+                );
             } else {
                 print!("{}", users_table(&users));
             }
@@ -371,11 +375,12 @@ impl Api {
     }
 
     /// Every user matching `query`, following the `next` cursor.
-    async fn users(&self, query: Option<&str>) -> Result<Vec<Value>, Failure> {
+    async fn users(&self, query: Option<&str>) -> Result<Vec<UserSummary>, Failure> {
+        let limit = MAX_USERS_PAGE.to_string();
         let mut users = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let mut params = vec![("limit", "200")];
+            let mut params = vec![("limit", limit.as_str())];
             if let Some(query) = query {
                 params.push(("query", query));
             }
@@ -383,13 +388,14 @@ impl Api {
                 params.push(("after", after));
             }
             let answer = self.call(Method::GET, &["users"], &params, None).await?;
-            let Some(page) = answer["users"].as_array() else {
-                return Err(Failure::Failed("the users answer has no \"users\"".into()));
-            };
-            users.extend(page.iter().cloned());
-            match answer["next"].as_str() {
-                Some(next) if !page.is_empty() && after.as_deref() != Some(next) => {
-                    after = Some(next.to_string());
+            let page: UsersPage = serde_json::from_value(answer).map_err(|e| {
+                Failure::Failed(format!("the server's users page is not understood: {e}"))
+            })?;
+            let empty = page.users.is_empty();
+            users.extend(page.users);
+            match page.next {
+                Some(next) if !empty && after.as_deref() != Some(next.as_str()) => {
+                    after = Some(next);
                 }
                 _ => return Ok(users),
             }
@@ -401,14 +407,9 @@ impl Api {
     async fn resolve(&self, who: &str) -> Result<String, Failure> {
         let found = self.users(Some(who)).await?;
         found
-            .iter()
-            .find(|u| {
-                u["id"].as_str() == Some(who)
-                    || u["email"]
-                        .as_str()
-                        .is_some_and(|e| e.eq_ignore_ascii_case(who))
-            })
-            .and_then(|u| u["id"].as_str().map(str::to_string))
+            .into_iter()
+            .find(|u| u.id == who || u.email.eq_ignore_ascii_case(who))
+            .map(|u| u.id)
             .ok_or_else(|| Failure::Refused {
                 code: "not_found".into(),
                 message: format!("no user has the email or id {who:?}"),
@@ -456,7 +457,7 @@ fn text(value: &Value) -> String {
 }
 
 /// The users as an aligned table with a header line.
-fn users_table(users: &[Value]) -> String {
+fn users_table(users: &[UserSummary]) -> String {
     const COLUMNS: [(&str, &str); 8] = [
         ("EMAIL", "email"),
         ("ID", "id"),
@@ -469,11 +470,10 @@ fn users_table(users: &[Value]) -> String {
     ];
     let rows: Vec<Vec<String>> =
         std::iter::once(COLUMNS.iter().map(|(h, _)| h.to_string()).collect())
-            .chain(
-                users
-                    .iter()
-                    .map(|u| COLUMNS.iter().map(|(_, key)| text(&u[*key])).collect()),
-            )
+            .chain(users.iter().map(|u| {
+                let u = serde_json::to_value(u).expect("a user serializes");
+                COLUMNS.iter().map(|(_, key)| text(&u[*key])).collect()
+            }))
             .collect();
     let widths: Vec<usize> = (0..COLUMNS.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
@@ -540,10 +540,16 @@ mod tests {
 
     #[test]
     fn the_users_table_aligns_and_marks_absent_times() {
-        let table = users_table(&[json!({
-            "id": "u1", "email": "a@example.com", "createdAt": "2026-01-01T00:00:00Z",
-            "records": 3, "paused": false, "liveStreams": 0
-        })]);
+        let table = users_table(&[UserSummary {
+            id: "u1".into(),
+            email: "a@example.com".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            last_push_at: None,
+            last_pull_at: Some("2026-01-02T00:00:00Z".into()),
+            records: 3,
+            paused: false,
+            live_streams: 0,
+        }]);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("EMAIL          ID"), "{table}");
         assert!(lines[1].starts_with("a@example.com  u1"), "{table}");

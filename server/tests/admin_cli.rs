@@ -73,13 +73,24 @@ fn ok(url: &str, args: &[&str]) -> String {
 fn refused(output: &Output, code: i32, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
-    assert!(stderr.contains(needle), "{needle:?} not in stderr: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{needle:?} not in stderr: {stderr}"
+    );
     assert!(!stderr.contains(ADMIN), "the token leaked: {stderr}");
 }
 
 async fn push_status(c: &Client, token: &str, id: &str) -> (u16, Option<String>) {
     let reply = c
-        .push(token, vec![create(&format!("op-{id}"), "plans", id, json!({"name": id}))])
+        .push(
+            token,
+            vec![create(
+                &format!("op-{id}"),
+                "plans",
+                id,
+                json!({"name": id}),
+            )],
+        )
         .await;
     let retry_after = reply
         .headers
@@ -114,7 +125,10 @@ async fn pause_and_resume_globally_and_for_one_user(db: TestDb) {
     assert_eq!(push_status(&c, &alice.token, "a2").await.0, 503);
     assert_eq!(push_status(&c, &bob.token, "b2").await.0, 200);
     let out = ok(server.url(), &["resume", "--user", &alice.email]);
-    assert!(out.contains(&format!("resumed sync for {}", alice.email)), "{out}");
+    assert!(
+        out.contains(&format!("resumed sync for {}", alice.email)),
+        "{out}"
+    );
     assert_eq!(push_status(&c, &alice.token, "a2").await.0, 200);
 
     refused(
@@ -132,8 +146,11 @@ async fn users_are_listed_as_a_table_or_json(db: TestDb) {
     let server = server(&db);
     let c = server.client();
     let (alice, bob) = (c.user().await, c.user().await);
-    c.push_ok(&alice.token, vec![create("op-p", "plans", "p", json!({"name": "p"}))])
-        .await;
+    c.push_ok(
+        &alice.token,
+        vec![create("op-p", "plans", "p", json!({"name": "p"}))],
+    )
+    .await;
 
     let table = ok(server.url(), &["users"]);
     let mut lines = table.lines();
@@ -201,8 +218,11 @@ async fn delete_user_asks_or_needs_yes(db: TestDb) {
     let server = server(&db);
     let c = server.client();
     let (gone, kept) = (c.user().await, c.user().await);
-    c.push_ok(&gone.token, vec![create("op-p", "plans", "p", json!({"name": "p"}))])
-        .await;
+    c.push_ok(
+        &gone.token,
+        vec![create("op-p", "plans", "p", json!({"name": "p"}))],
+    )
+    .await;
 
     // stdin is not a terminal: no prompt, a refusal, nothing deleted.
     refused(
@@ -269,7 +289,11 @@ async fn the_token_comes_from_the_environment_or_a_file_and_a_wrong_one_is_refus
     assert_eq!(push_status(&c, &user.token, "x").await.0, 200);
 
     // No token at all, or one too short to be the server's: a bad command line.
-    refused(&admin(server.url(), Token::None, &["users"]), 2, "TANDEM_ADMIN_TOKEN");
+    refused(
+        &admin(server.url(), Token::None, &["users"]),
+        2,
+        "TANDEM_ADMIN_TOKEN",
+    );
     refused(
         &admin(server.url(), Token::Env("short"), &["users"]),
         2,

@@ -81,7 +81,11 @@ fn write_while_paused(d: &Device) {
         put_op("exercises", "e3", json!({"name": "Row"})),
     ]);
     for i in 0..5 {
-        d.put("exercises", &format!("x{i}"), json!({"name": format!("Set {i}")}));
+        d.put(
+            "exercises",
+            &format!("x{i}"),
+            json!({"name": format!("Set {i}")}),
+        );
     }
 }
 
