@@ -64,6 +64,8 @@ impl Device {
                 let status = self.t.sync_status().unwrap();
                 assert_eq!(status.phase, SyncPhase::Paused);
                 assert_eq!(status.last_failure, Some(SyncFailure::Paused));
+                let said = status.last_error.unwrap_or_default();
+                assert!(said.contains("the server paused sync"), "{said}");
                 retry_after_secs
             }
             other => panic!("expected a paused run, got {other:?}"),
