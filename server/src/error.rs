@@ -85,6 +85,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
     }
 
+    /// An admin route naming a user (by id or email) that does not exist.
+    pub fn unknown_user() -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such user")
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -197,9 +202,10 @@ impl ApiError {
         }
     }
 
-    pub fn sync_paused() -> Self {
+    /// Sync is paused (globally or for this user); try again in `retry_after_secs`.
+    pub fn sync_paused_for(retry_after_secs: i64) -> Self {
         Self {
-            retry_after: Some(60),
+            retry_after: Some(u64::try_from(retry_after_secs).unwrap_or(1).max(1)),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::SyncPaused,

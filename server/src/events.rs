@@ -177,10 +177,23 @@ impl StreamSlots {
         })
     }
 
-    /// How many event streams `user_id` has open on this instance.
+    /// How many event streams are open on this instance.
+    pub fn total(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
+    }
+
+    /// How many event streams of `user_id` are open on this instance.
     pub fn of(&self, user_id: &str) -> usize {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.get(user_id).copied().unwrap_or(0)
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A place for one more stream of `user_id`, or `None` when it has `max_per_user` open.
@@ -281,8 +294,10 @@ mod tests {
         let a1 = slots.take("a").unwrap();
         let _a2 = slots.take("a").unwrap();
         assert!(slots.take("a").is_none());
-        assert!(slots.take("b").is_some());
+        let _b = slots.take("b").unwrap();
+        assert_eq!((slots.total(), slots.of("a"), slots.of("b")), (3, 2, 1));
         drop(a1);
         assert!(slots.take("a").is_some());
+        assert_eq!(slots.of("nobody"), 0);
     }
 }

@@ -10,6 +10,7 @@ mod auth;
 pub mod blobs;
 mod clock;
 pub mod config;
+pub mod control;
 mod cursor;
 mod error;
 mod events;
@@ -24,6 +25,7 @@ mod secret;
 mod serve;
 pub mod spaces;
 pub mod storage;
+pub mod traffic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +40,7 @@ pub use tandem_protocol::clock::{Clock, ManualClock, SystemClock};
 
 use crate::auth::attempt_limit::AttemptLimit;
 use crate::auth::passwords::HashPool;
+use crate::control::ControlPlane;
 use crate::cursor::CursorCodec;
 use crate::events::{ChangeHub, StreamSlots};
 use crate::jwt::JwtKeys;
@@ -113,10 +116,24 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
     let secret = secret::resolve(&config, &storage).await?;
     let shutdown = CancellationToken::new();
     let hub = ChangeHub::new();
+    let control = ControlPlane::new(storage.clone(), clock.clone(), config.access_token_ttl);
+    if config.sync_paused {
+        pause_at_start(&storage, clock.now_ms()).await?;
+    }
+    control
+        .reload()
+        .await
+        .with_context(|| "cannot read the pauses")?;
+    control.spawn(shutdown.clone());
     if let Storage::Postgres(pg) = &storage {
         let hub = hub.clone();
+        let control = control.clone();
         pg.spawn_change_listener(
-            move |payload| hub.publish_payload(payload),
+            move |payload| {
+                if !control.on_notice(payload) {
+                    hub.publish_payload(payload)
+                }
+            },
             shutdown.clone(),
         );
     }
@@ -126,6 +143,7 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         schema,
         &secret,
         hub,
+        control,
         shutdown.clone(),
         clock.clone(),
     )?;
@@ -145,6 +163,7 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
+    let state_pause = state.pauses.global();
     let app = routes::router(state);
     let stop = shutdown.clone();
     let limits = serve::ConnectionLimits {
@@ -153,8 +172,11 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         max_header_bytes: config.max_header_bytes,
     };
     let task = tokio::spawn(serve::serve(listener, app, limits, stop));
-    if config.sync_paused {
-        tracing::warn!("sync is paused (--sync-paused): sync routes answer 503");
+    if let Some(pause) = state_pause {
+        tracing::warn!(
+            reason = %pause.reason,
+            "sync is paused: sync routes answer 503 until POST /admin/v1/resume"
+        );
     }
     Ok(ServerHandle {
         addr,
@@ -164,13 +186,38 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
     })
 }
 
+/// `--sync-paused`: stores the global pause (reason [`SYNC_PAUSED_FLAG`]) unless one is stored
+/// already (an operator's pause keeps its reason), so it shows in the admin API and can be
+/// lifted at runtime. A stored pause outlives the process, as any pause does.
+async fn pause_at_start(storage: &Storage, now_ms: i64) -> anyhow::Result<()> {
+    let stored = storage.pauses().await?;
+    if stored.iter().any(|p| p.scope == control::GLOBAL) {
+        return Ok(());
+    }
+    storage
+        .put_pause(storage::PauseRow {
+            scope: control::GLOBAL.into(),
+            email: None,
+            paused_at_ms: now_ms,
+            retry_after_secs: control::DEFAULT_RETRY_AFTER_SECS,
+            reason: SYNC_PAUSED_FLAG.into(),
+        })
+        .await
+        .with_context(|| "cannot store the pause of --sync-paused")
+}
+
+/// The reason of the pause `--sync-paused` stores.
+pub const SYNC_PAUSED_FLAG: &str = "--sync-paused flag";
+
 /// What every request handler shares, for `config` (an admin token too short is an error).
+#[allow(clippy::too_many_arguments)]
 fn app_state(
     config: &Config,
     storage: Storage,
     schema: Schema,
     secret: &str,
     hub: ChangeHub,
+    control: Arc<ControlPlane>,
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<AppState>> {
@@ -209,7 +256,10 @@ fn app_state(
         max_body_bytes: config.max_body_bytes,
         body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
         max_batch: config.max_batch,
-        sync_paused: config.sync_paused,
+        pauses: control.pauses.clone(),
+        control,
+        traffic: traffic::Traffic::default(),
+        instance_id: uuid::Uuid::now_v7().simple().to_string()[..12].to_string(),
         shutdown,
         clock,
         space_limits: config.space_limits(),

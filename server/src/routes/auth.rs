@@ -203,9 +203,12 @@ fn session_body(
     session_id: &str,
     refresh_token: String,
 ) -> Session {
-    let issued = state
-        .jwt
-        .issue(&user.id, &user.email, session_id, state.clock.now_secs());
+    // After a revocation, `iat` is never in the revoked second (see `Revocations::issue_secs`).
+    let iat = state
+        .control
+        .revocations
+        .issue_secs(&user.id, state.clock.now_secs());
+    let issued = state.jwt.issue(&user.id, &user.email, session_id, iat);
     Session {
         access_token: issued.token,
         token_type: "bearer".into(),

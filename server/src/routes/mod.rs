@@ -55,7 +55,14 @@ pub struct AppState {
     /// How long a request body may take to arrive in full.
     pub body_read_timeout: Duration,
     pub max_batch: usize,
-    pub sync_paused: bool,
+    /// The pauses in force (the kill switch), cached from the `pauses` table.
+    pub pauses: Arc<crate::control::PauseSet>,
+    /// The pauses and revocations, and what keeps them current.
+    pub control: Arc<crate::control::ControlPlane>,
+    /// Pushes and pulls per minute of this instance (the admin overview).
+    pub traffic: crate::traffic::Traffic,
+    /// This instance's id (the admin overview; a new one per start).
+    pub instance_id: String,
     /// Fires on shutdown so that open SSE streams end and graceful shutdown can finish.
     pub shutdown: CancellationToken,
     /// Where "now" comes from (the system clock, or a test's manual one).
@@ -223,14 +230,27 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// The kill switch: sync routes answer 503 while auth keeps working.
+/// The kill switch: sync routes answer 503 `sync_paused` (with the pause's `Retry-After`) while
+/// auth keeps working, before anything reads the body. The global pause needs no token; while
+/// any user has a pause of their own, the bearer token is checked here too (as [`AuthUser`]
+/// does; a request it refuses goes on to be refused by its handler) and a paused user's request
+/// is answered 503. Nothing is queried: the pauses are cached (`control.rs`).
 async fn refuse_when_paused(
     State(state): State<SharedState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if state.sync_paused {
-        return ApiError::sync_paused().into_response();
+    if let Some(pause) = state.pauses.global() {
+        return ApiError::sync_paused_for(pause.retry_after_secs).into_response();
+    }
+    if state.pauses.any_user_paused() {
+        let (mut parts, body) = request.into_parts();
+        if let Ok(user) = AuthUser::from_request_parts(&mut parts, &state).await {
+            if let Some(pause) = state.pauses.for_user(&user.user_id) {
+                return ApiError::sync_paused_for(pause.retry_after_secs).into_response();
+            }
+        }
+        return next.run(Request::from_parts(parts, body)).await;
     }
     next.run(request).await
 }
@@ -352,6 +372,11 @@ impl FromRequestParts<SharedState> for AuthUser {
                 ApiError::unauthorized("the Authorization header must be Bearer <access token>")
             })?;
         let claims = state.jwt.verify(token, state.clock.now_secs())?;
+        // An operator revoked the user's sessions after this token was issued (a cached check).
+        if state.control.revocations.refuses(&claims.sub, claims.iat) {
+            tracing::info!("access token issued before its user's revocation");
+            return Err(ApiError::unauthorized("the access token was revoked"));
+        }
         if let Some(notes) = parts.extensions.get::<Notes>() {
             notes.with(|n| n.user_id = Some(claims.sub.clone()));
         }

@@ -33,6 +33,11 @@ pub async fn create(
         return Err(ApiError::invalid_request(id_rule("requestId")));
     }
     let name = check_space_name(&body.name).map_err(ApiError::validation_failed)?;
+    // An access token outlives a deleted account (`DELETE /admin/v1/users/{id}`): no space for
+    // an account that is gone. (Every other space call needs a membership, which went with it.)
+    if state.storage.user_by_id(&user.user_id).await?.is_none() {
+        return Err(ApiError::account_gone());
+    }
     let outcome = state
         .storage
         .create_space(

@@ -26,6 +26,7 @@ pub async fn push(
     user: AuthUser,
     JsonBody(request): JsonBody<PushRequest>,
 ) -> Result<Json<PushResponse>, ApiError> {
+    state.traffic.push(state.clock.now_ms());
     check_push_shape(&request, state.max_batch)?;
     check_push_streams(&request, &state.schema)?;
     let count = request.mutations.len();
@@ -159,6 +160,7 @@ pub async fn pull(
     user: AuthUser,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    state.traffic.pull(state.clock.now_ms());
     let form = PullForm::from_value(body)
         .map_err(|e| ApiError::invalid_request(format!("malformed request body: {e}")))?;
     let answer = match form {

@@ -4,6 +4,8 @@
 use deadpool_postgres::Transaction;
 use tokio_postgres::IsolationLevel;
 
+use super::control_postgres::PAUSES_NOTICE;
+use super::postgres::CHANGES_CHANNEL;
 use super::users::{
     DeletedUser, NewRejection, RejectionRow, SessionRow, UserDetail, UserSpaceRow, UserSummaryRow,
     PULL_NOTE_EVERY_MS,
@@ -178,7 +180,7 @@ impl PostgresStore {
         let update = client
             .prepare_cached(
                 "UPDATE users SET last_pull_at = $2 WHERE id = $1
-                 AND (last_pull_at IS NULL OR last_pull_at <= $2 - $3)",
+                 AND (last_pull_at IS NULL OR last_pull_at <= $2::bigint - $3::bigint)",
             )
             .await?;
         client
@@ -367,6 +369,18 @@ impl PostgresStore {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE user_id = $1"),
                 &[&user_id],
+            )
+            .await?;
+        }
+        // A pause of the user (slice A's table): every instance reloads its cache on the notice.
+        if tx
+            .execute("DELETE FROM pauses WHERE scope = $1", &[&user_id])
+            .await?
+            > 0
+        {
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&CHANGES_CHANNEL, &PAUSES_NOTICE],
             )
             .await?;
         }

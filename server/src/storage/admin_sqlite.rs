@@ -338,6 +338,8 @@ impl SqliteStore {
                     [&user_id],
                 )?;
             }
+            // A pause of the user (slice A's table; the route reloads the cache).
+            tx.execute("DELETE FROM pauses WHERE scope = ?1", [&user_id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [&user_id])?;
             // Their stream is purged as a deleted space's is: in batches, resumed after a crash.
             tx.execute(

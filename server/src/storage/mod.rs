@@ -33,6 +33,8 @@ mod admin_postgres;
 mod admin_sqlite;
 mod blobs_postgres;
 mod blobs_sqlite;
+mod control_postgres;
+mod control_sqlite;
 mod postgres;
 mod record_blobs_postgres;
 mod record_blobs_sqlite;
@@ -94,6 +96,17 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub created_at_ms: i64,
+}
+
+/// A stored pause (the kill switch): `scope` is `*` (everyone) or a user id; `email` is the
+/// user's when read back (for the admin list), ignored when written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseRow {
+    pub scope: String,
+    pub email: Option<String>,
+    pub paused_at_ms: i64,
+    pub retry_after_secs: i64,
+    pub reason: String,
 }
 
 /// What exchanging a refresh token came to.
@@ -929,6 +942,72 @@ impl Storage {
         match self {
             Self::Sqlite(s) => s.complete_blob(holder, blob, now_ms).await,
             Self::Postgres(s) => s.complete_blob(holder, blob, now_ms).await,
+        }
+    }
+    // --- control plane (pauses, revocations; control_*.rs) ---
+
+    /// Every stored pause, the global one first.
+    pub async fn pauses(&self) -> Result<Vec<PauseRow>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.pauses().await,
+            Self::Postgres(s) => s.pauses().await,
+        }
+    }
+
+    /// Inserts or replaces a pause (on PostgreSQL, every instance hears of it on commit).
+    pub async fn put_pause(&self, pause: PauseRow) -> Result<(), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.put_pause(pause).await,
+            Self::Postgres(s) => s.put_pause(pause).await,
+        }
+    }
+
+    /// Deletes the pause of `scope` (`*` or a user id); `false` when there was none.
+    pub async fn delete_pause(&self, scope: &str) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.delete_pause(scope).await,
+            Self::Postgres(s) => s.delete_pause(scope).await,
+        }
+    }
+
+    /// Revokes every sign-in of `user_id` and refuses every access token issued to it so far
+    /// (`users.tokens_valid_after`, just after `now_ms` and after every `iat` handed out since
+    /// the last revocation). Returns the sign-ins revoked and the new `tokens_valid_after`.
+    pub async fn revoke_user(
+        &self,
+        user_id: &str,
+        now_ms: i64,
+    ) -> Result<(u64, i64), StorageError> {
+        match self {
+            Self::Sqlite(s) => s.revoke_user(user_id, now_ms).await,
+            Self::Postgres(s) => s.revoke_user(user_id, now_ms).await,
+        }
+    }
+
+    /// `(user id, tokens_valid_after)` of the users revoked at or after `since_ms`.
+    pub async fn revocations_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.revocations_since(since_ms).await,
+            Self::Postgres(s) => s.revocations_since(since_ms).await,
+        }
+    }
+
+    /// The id of the user `user` names: a user id, or else an email.
+    pub async fn resolve_user(&self, user: &str) -> Result<Option<String>, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.resolve_user(user).await,
+            Self::Postgres(s) => s.resolve_user(user).await,
+        }
+    }
+
+    /// How many accounts there are.
+    pub async fn user_count(&self) -> Result<u64, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.user_count().await,
+            Self::Postgres(s) => s.user_count().await,
         }
     }
 }

@@ -303,6 +303,7 @@ async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageE
         let mut hash = sha2::Sha256::new();
         hash.update(MIGRATION);
         hash.update(super::blobs_postgres::MIGRATION);
+        hash.update(super::control_postgres::MIGRATION);
         hash.update(super::admin_postgres::MIGRATION);
         format!("{:x}", hash.finalize())
     };
@@ -321,6 +322,7 @@ async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<(), StorageE
     }
     tx.batch_execute(MIGRATION).await?;
     tx.batch_execute(super::blobs_postgres::MIGRATION).await?;
+    tx.batch_execute(super::control_postgres::MIGRATION).await?;
     tx.batch_execute(super::admin_postgres::MIGRATION).await?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('migration', $1)

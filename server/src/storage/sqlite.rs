@@ -787,6 +787,8 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     conn.execute_batch(MIGRATION)?;
     conn.execute_batch(super::blobs_sqlite::MIGRATION)?;
+    conn.execute_batch(super::control_sqlite::MIGRATION)?;
+    super::control_sqlite::migrate_columns(conn)?;
     conn.execute_batch(super::admin_sqlite::MIGRATION)?;
     super::admin_sqlite::migrate_columns(conn)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

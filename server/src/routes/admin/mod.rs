@@ -4,7 +4,7 @@
 //! included) answers `401 unauthorized`. The token is compared in constant time.
 //!
 //! One file per concern: `public` (writes of public records), `blobs` (blobs for public
-//! records). Every route is registered in [`routes`].
+//! records), `control` (overview, pauses, revocation). Every route is registered in [`routes`].
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -17,6 +17,7 @@ use super::{RequestId, SharedState};
 use crate::error::ApiError;
 
 mod blobs;
+mod control;
 mod public;
 mod users;
 
@@ -25,6 +26,13 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/admin/v1/public/write", post(public::public_write))
         .route("/admin/v1/blobs/{hash}", put(blobs::put_blob))
+        // control plane (A): overview, kill switch, revocation
+        .route("/admin/v1/overview", get(control::overview))
+        .route("/admin/v1/pauses", get(control::pauses))
+        .route("/admin/v1/pause", post(control::pause))
+        .route("/admin/v1/resume", post(control::resume))
+        .route("/admin/v1/users/{id}/revoke", post(control::revoke))
+        // users and their data (U)
         .route("/admin/v1/users", get(users::list))
         .route(
             "/admin/v1/users/{id}",

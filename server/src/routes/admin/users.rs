@@ -12,11 +12,11 @@ use tandem_protocol::{
     MAX_REJECTIONS_PAGE, MAX_USERS_PAGE,
 };
 
-use super::Admin;
+use super::{audit, Admin, Outcome};
 use crate::auth::normalize_email;
 use crate::clock::rfc3339_from_ms;
 use crate::error::ApiError;
-use crate::routes::{ClientAddr, SharedState};
+use crate::routes::SharedState;
 use crate::storage::UserSummaryRow;
 
 /// Longest `query` or `after` accepted (an email is at most 254 characters).
@@ -96,8 +96,7 @@ pub async fn detail(
 /// passes to the member who joined first, a space with no other member is deleted).
 pub async fn delete(
     State(state): State<SharedState>,
-    _admin: Admin,
-    ClientAddr(remote): ClientAddr,
+    admin: Admin,
     Path(user_id): Path<String>,
 ) -> Result<Json<DeletedUserOut>, ApiError> {
     let outcome = if is_valid_id(&user_id) {
@@ -109,7 +108,13 @@ pub async fn delete(
         None
     };
     let Some(deleted) = outcome else {
-        audit("delete-user", &user_id, "not_found", remote);
+        audit(
+            &admin,
+            "delete_user",
+            &user_id,
+            Outcome::Refused,
+            "not_found",
+        );
         return Err(ApiError::not_found());
     };
     // PostgreSQL sent the account notices inside the transaction; SQLite has one process.
@@ -118,10 +123,21 @@ pub async fn delete(
             state.hub.publish_account(member);
         }
     }
+    // A pause of the user went with them: this instance's cache forgets it now (others on the
+    // PostgreSQL notice).
+    if let Err(e) = state.control.reload().await {
+        tracing::warn!(error = %e, "cannot reload the pauses after deleting a user; the backstop will");
+    }
     for upload in &deleted.uploads {
         state.uploads.discard(upload).await;
     }
-    audit("delete-user", &user_id, "deleted", remote);
+    let detail = format!(
+        "records={} spaces_transferred={} spaces_deleted={}",
+        deleted.records,
+        deleted.spaces_transferred.len(),
+        deleted.spaces_deleted.len()
+    );
+    audit(&admin, "delete_user", &user_id, Outcome::Done, &detail);
     Ok(Json(DeletedUserOut {
         records: deleted.records,
         spaces_transferred: deleted
@@ -194,16 +210,9 @@ fn summary(state: &SharedState, u: UserSummaryRow) -> UserSummary {
     }
 }
 
-/// Whether a pause of this user (not the global one) is in force.
-// TODO(slice A): read A's PauseSet once i16-a lands.
-fn user_paused(_state: &SharedState, _user_id: &str) -> bool {
-    false
-}
-
-/// Logs an admin action (target `tandem_server::admin`, inside the request's span, so with its
-/// id): never the token, never an email.
-fn audit(action: &str, subject: &str, outcome: &str, remote: std::net::IpAddr) {
-    tracing::info!(target: "tandem_server::admin", action, subject, outcome, remote = %remote, "admin action");
+/// Whether a pause of this user (not the global one) is in force, from this instance's cache.
+fn user_paused(state: &SharedState, user_id: &str) -> bool {
+    state.pauses.user_paused(user_id)
 }
 
 /// `limit`: absent → `default`; else an integer in 1..=`max` (`400 invalid_request` otherwise).
