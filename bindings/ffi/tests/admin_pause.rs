@@ -3,10 +3,15 @@
 //! (`POST /admin/v1/pause`, `/resume`), globally and for one user. The paused device's runs
 //! fail typed (`SyncFailure::Paused`, the phase `Paused`, the server's `Retry-After`), its outbox
 //! keeps every change, and the first run after the resume lands them all; another user's
-//! devices keep syncing through a per-user pause.
+//! devices keep syncing through a per-user pause. On PostgreSQL (`TANDEM_TEST_POSTGRES_URL`),
+//! the pause and the resume go through a second instance of the server the devices do not talk
+//! to.
 
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 use tandem::{SyncFailure, SyncPhase, TandemError};
+
+use tandem_testkit::db::{Backend, TestDb};
 use tandem_testkit::server::{email, TestServer, JWT_SECRET};
 
 mod common;
@@ -17,7 +22,16 @@ const ADMIN: &str = "admin-token-for-the-pause-tests-0123456789";
 
 /// A server with the admin API on.
 fn admin_server() -> TestServer {
-    TestServer::builder()
+    admin_server_on(None)
+}
+
+/// [`admin_server`] on the database `db` (a fresh SQLite file when `None`).
+fn admin_server_on(db: Option<&TestDb>) -> TestServer {
+    let builder = match db {
+        Some(db) => TestServer::builder().db(db),
+        None => TestServer::builder(),
+    };
+    builder
         .env(&[
             ("TANDEM_JWT_SECRET", JWT_SECRET),
             ("TANDEM_ADMIN_TOKEN", ADMIN),
@@ -71,6 +85,37 @@ impl Device {
             other => panic!("expected a paused run, got {other:?}"),
         }
     }
+
+    /// Syncs until a run is paused (a pause written through another instance reaches this
+    /// device's within a second or so); nothing is pending meanwhile, so the runs change nothing.
+    fn sync_until_paused(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.try_sync() {
+                Err(TandemError::Sync {
+                    kind: SyncFailure::Paused,
+                    ..
+                }) => return,
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                other => panic!("the pause did not arrive: {other:?}"),
+            }
+        }
+    }
+
+    /// Syncs until a run succeeds (the resume reaching this device's instance); returns it.
+    fn sync_until_resumed(&self) -> tandem::SyncReport {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.try_sync() {
+                Ok(report) => return report,
+                Err(TandemError::Sync {
+                    kind: SyncFailure::Paused,
+                    ..
+                }) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                other => panic!("the resume did not arrive: {other:?}"),
+            }
+        }
+    }
 }
 
 /// Several kinds of change: puts, a patch, a delete, a batch.
@@ -94,7 +139,23 @@ fn write_while_paused(d: &Device) {
 #[test]
 fn nothing_is_lost_across_a_runtime_pause_and_resume() {
     let server = admin_server();
-    let (d1, d2) = pair(&server);
+    nothing_lost(&server, &server);
+}
+
+#[test]
+fn nothing_is_lost_when_another_instance_pauses_and_resumes() {
+    let Some(db) = block(TestDb::new(Backend::Postgres)) else {
+        eprintln!("skipped: TANDEM_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (devices, operator) = (admin_server_on(Some(&db)), admin_server_on(Some(&db)));
+    nothing_lost(&devices, &operator);
+}
+
+/// Device 1 (on `devices`) writes while `operator` (the same server, or another instance on the
+/// same database) has sync paused; after the resume every change lands, and device 2 pulls them.
+fn nothing_lost(devices: &TestServer, operator: &TestServer) {
+    let (d1, d2) = pair(devices);
     d1.put("plans", "p1", json!({"name": "before"}));
     d1.put("exercises", "e1", json!({"name": "Squat"}));
     d1.sync();
@@ -102,11 +163,12 @@ fn nothing_is_lost_across_a_runtime_pause_and_resume() {
     assert_eq!(d2.all(), d1.all());
 
     let paused = admin_post(
-        &server,
+        operator,
         "pause",
         json!({"retryAfterSecs": 30, "reason": "bad release"}),
     );
     assert_eq!(paused["pause"]["retryAfterSecs"], 30, "{paused}");
+    d1.sync_until_paused();
 
     write_while_paused(&d1);
     let pending = d1.pending();
@@ -123,9 +185,9 @@ fn nothing_is_lost_across_a_runtime_pause_and_resume() {
         "local data is untouched"
     );
 
-    let resumed = admin_post(&server, "resume", json!({}));
+    let resumed = admin_post(operator, "resume", json!({}));
     assert_eq!(resumed["resumed"], true, "{resumed}");
-    let report = d1.sync();
+    let report = d1.sync_until_resumed();
     assert_eq!(d1.pending(), 0, "{report:?}");
     assert_eq!(report.rejected, 0, "{report:?}");
     assert_eq!(report.conflicts, 0, "{report:?}");
