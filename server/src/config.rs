@@ -108,7 +108,9 @@ pub struct Config {
     #[arg(long, env = "TANDEM_PURGE_INTERVAL_SECS", default_value_t = 3600)]
     pub purge_interval_secs: u64,
 
-    /// Kill switch: sync routes answer 503 `sync_paused`; auth keeps working.
+    /// Kill switch at start: stores the global pause (reason "--sync-paused flag", unless a
+    /// global pause is stored already), so sync routes answer 503 `sync_paused` while auth keeps
+    /// working, until `POST /admin/v1/resume` lifts it (no restart needed).
     #[arg(long, env = "TANDEM_SYNC_PAUSED")]
     pub sync_paused: bool,
 

@@ -247,6 +247,7 @@ fn app_state(
         cursors: CursorCodec::new(secret.as_bytes()),
         hub,
         stream_slots: StreamSlots::new(config.max_event_streams_per_user),
+        pull_notes: Default::default(),
         sign_in_limit: AttemptLimit::protocol_default(),
         sign_up_limit: AttemptLimit::sign_ups(config.sign_ups_per_hour),
         hashing: HashPool::new(hash_concurrency),
@@ -367,7 +368,10 @@ impl Purger {
         if space_rows > 0 {
             tracing::info!(rows = space_rows, "purged records of deleted spaces");
         }
-        let rejections = self.storage.trim_rejections().await?;
+        let rejections = self
+            .storage
+            .trim_rejections(storage::MAX_REJECTIONS)
+            .await?;
         if rejections > 0 {
             tracing::info!(rejections, "trimmed the oldest rejections");
         }

@@ -20,6 +20,7 @@ on_both_backends!(
     detail_counts_records_per_collection,
     deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones,
     rejections_are_listed_with_their_reasons,
+    rejections_are_trimmed_to_the_newest,
     parameters_are_validated,
 );
 
@@ -420,6 +421,34 @@ async fn rejections_are_listed_with_their_reasons(db: TestDb) {
     c.get("/admin/v1/rejections?user=nobody@example.com", Some(ADMIN))
         .await
         .assert_error(404, "not_found");
+}
+
+async fn rejections_are_trimmed_to_the_newest(db: TestDb) {
+    let server = with_admin(&db);
+    let c = server.client();
+    let user = c.user().await;
+    let ops: Vec<String> = (0..5).map(|_| op()).collect();
+    let mutations = ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| create(o, "exercises", &format!("e{i}"), json!({})))
+        .collect();
+    let results = c.push_ok(&user.token, mutations).await;
+    assert!(statuses(&results).iter().all(|(s, _)| s == "rejected"));
+    // The purge keeps the newest (10,000 in the server; 2 here).
+    let storage = tandem_server::storage::Storage::open(&db.url)
+        .await
+        .unwrap();
+    assert_eq!(storage.trim_rejections(2).await.unwrap(), 3);
+    assert_eq!(storage.trim_rejections(2).await.unwrap(), 0);
+    let kept = admin_get(&c, "/admin/v1/rejections").await;
+    let kept: Vec<&str> = kept["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["opId"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, vec![ops[4].as_str(), ops[3].as_str()]);
 }
 
 async fn parameters_are_validated(db: TestDb) {

@@ -125,3 +125,118 @@ async fn space_pokes_cross_instances() {
         .await
         .is_none());
 }
+
+const ADMIN: &str = "admin-token-for-tests-0123456789abcdef";
+
+/// Polls `check` every 50 ms until it holds; fails after one second.
+async fn within_a_second<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: not within a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The kill switch and revocation at runtime across instances: a pause written through A is
+/// answered by B within a second (B hears the `control` notice), as are a resume, a user's
+/// pause and a revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_and_revocations_reach_the_other_instance_within_a_second() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        eprintln!("skipped: TANDEM_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let env = [
+        ("TANDEM_JWT_SECRET", common::SECRET),
+        ("TANDEM_ADMIN_TOKEN", ADMIN),
+    ];
+    let a = TestServer::builder().db(&db).env(&env).start();
+    let b = TestServer::builder().db(&db).env(&env).start();
+    let (ca, cb) = (a.client(), b.client());
+    let user = ca.user().await;
+    let other = ca.user().await;
+    // B listens: a push through A pokes B's event stream.
+    let mut events = cb.events(&other.token).await;
+    ca.push_ok(
+        &other.token,
+        vec![upsert(&op(), "plans", "p1", None, json!({"name": "A"}))],
+    )
+    .await;
+    events.next_poke().await;
+    drop(events);
+    let status = |c: &common::Client, token: &str| {
+        let (c, token) = (c.clone(), token.to_string());
+        async move { c.pull(&token, None, None).await.status.as_u16() }
+    };
+
+    // Global pause and resume.
+    ca.post(
+        "/admin/v1/pause",
+        Some(ADMIN),
+        &json!({"retryAfterSecs": 5}),
+    )
+    .await
+    .assert_ok();
+    within_a_second("the pause on B", || async {
+        status(&cb, &user.token).await == 503
+    })
+    .await;
+    let paused = cb.pull(&user.token, None, None).await;
+    paused.assert_error(503, "sync_paused");
+    assert_eq!(paused.headers["retry-after"], "5");
+    ca.post("/admin/v1/resume", Some(ADMIN), &json!({}))
+        .await
+        .assert_ok();
+    within_a_second("the resume on B", || async {
+        status(&cb, &user.token).await == 200
+    })
+    .await;
+
+    // One user's pause and resume.
+    ca.post("/admin/v1/pause", Some(ADMIN), &json!({"user": user.email}))
+        .await
+        .assert_ok();
+    within_a_second("the user's pause on B", || async {
+        status(&cb, &user.token).await == 503
+    })
+    .await;
+    cb.pull(&other.token, None, None).await.assert_ok();
+    ca.post("/admin/v1/resume", Some(ADMIN), &json!({"user": user.id}))
+        .await
+        .assert_ok();
+    within_a_second("the user's resume on B", || async {
+        status(&cb, &user.token).await == 200
+    })
+    .await;
+
+    // Revocation: B refuses the old token (no query per request: B's cache heard of it).
+    ca.post(
+        &format!("/admin/v1/users/{}/revoke", user.id),
+        Some(ADMIN),
+        &json!({}),
+    )
+    .await
+    .assert_ok();
+    within_a_second("the revocation on B", || async {
+        status(&cb, &user.token).await == 401
+    })
+    .await;
+    cb.pull(&other.token, None, None).await.assert_ok();
+    // A fresh sign-in on B works (B knows the revocation, so the new token's `iat` is after it).
+    let fresh = cb.sign_in(&user.email, "password123").await.assert_ok()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cb.pull(&fresh, None, None).await.assert_ok();
+    ca.pull(&fresh, None, None).await.assert_ok();
+}

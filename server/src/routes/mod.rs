@@ -44,6 +44,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     pub hub: ChangeHub,
     pub stream_slots: Arc<StreamSlots>,
+    /// Users whose last pull this instance recorded within the minute (`users.last_pull_at`).
+    pub pull_notes: crate::storage::PullNotes,
     pub sign_in_limit: AttemptLimit,
     pub sign_up_limit: AttemptLimit,
     pub hashing: HashPool,

@@ -168,12 +168,11 @@ pub async fn pull(
         PullForm::Streams(request) => pull_streams(&state, &user, request).await?.into_response(),
     };
     // The operator's "last pull" (at most one write a minute per user); never fails the pull.
-    if let Err(e) = state
-        .storage
-        .note_pull(&user.user_id, state.clock.now_ms())
-        .await
-    {
-        tracing::warn!(user_id = %user.user_id, error = %e, "cannot record the pull time");
+    let now_ms = state.clock.now_ms();
+    if state.pull_notes.due(&user.user_id, now_ms) {
+        if let Err(e) = state.storage.note_pull(&user.user_id, now_ms).await {
+            tracing::warn!(user_id = %user.user_id, error = %e, "cannot record the pull time");
+        }
     }
     Ok(answer)
 }

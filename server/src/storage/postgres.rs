@@ -591,15 +591,20 @@ impl PostgresStore {
             },
         );
         let rejections = labels.rejections(&plan.results);
-        super::admin_postgres::note_push(&tx, user, job.now_ms, &rejections).await?;
+        // The operator's "last push" and the rejected changes: pipelined with the writes.
+        let note = super::admin_postgres::note_push(&tx, user, job.now_ms, &rejections);
         if plan.writes.is_empty() && plan.applied_ops.is_empty() {
+            note.await?;
             tx.commit().await?;
             return Ok(Some(PushOutcome::unchanged(plan.results)));
         }
-        for (stream, writes) in plan.writes_by_stream() {
-            write_index_rows(&tx, &job.schema, stream, writes).await?;
-        }
-        write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms).await?;
+        let writes = async {
+            for (stream, writes) in plan.writes_by_stream() {
+                write_index_rows(&tx, &job.schema, stream, writes).await?;
+            }
+            write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms).await
+        };
+        futures_util::try_join!(note, writes)?;
         tx.commit().await?;
         Ok(Some(PushOutcome::written(plan, &job.user_id)))
     }

@@ -13,6 +13,37 @@ pub const MAX_REJECTIONS: i64 = 10_000;
 /// `users.last_pull_at` is written at most once per this span per user.
 pub const PULL_NOTE_EVERY_MS: i64 = 60_000;
 
+/// Which users' pulls this instance recorded within the last [`PULL_NOTE_EVERY_MS`], so that a
+/// pull costs no database write (on SQLite, no wait for the writer) in between. The database's
+/// own guard keeps it to one write a minute per user across instances.
+#[derive(Debug, Default)]
+pub struct PullNotes {
+    noted: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// Users [`PullNotes`] remembers at most; past that it forgets the stale ones, or everyone.
+const PULL_NOTES_CAP: usize = 10_000;
+
+impl PullNotes {
+    /// Whether the pull of `user_id` at `now_ms` is to be recorded (and it is taken as recorded).
+    pub fn due(&self, user_id: &str, now_ms: i64) -> bool {
+        let mut noted = self.noted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&at) = noted.get(user_id) {
+            if now_ms - at < PULL_NOTE_EVERY_MS && now_ms >= at {
+                return false;
+            }
+        }
+        if noted.len() >= PULL_NOTES_CAP {
+            noted.retain(|_, at| now_ms - *at < PULL_NOTE_EVERY_MS);
+            if noted.len() >= PULL_NOTES_CAP {
+                noted.clear();
+            }
+        }
+        noted.insert(user_id.to_string(), now_ms);
+        true
+    }
+}
+
 /// A user as the operator's list shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSummaryRow {
@@ -178,11 +209,11 @@ impl Storage {
         }
     }
 
-    /// Keeps the newest [`MAX_REJECTIONS`] rejections; returns how many went.
-    pub async fn trim_rejections(&self) -> Result<u64, StorageError> {
+    /// Keeps the newest `keep` rejections (the purge: [`MAX_REJECTIONS`]); returns how many went.
+    pub async fn trim_rejections(&self, keep: i64) -> Result<u64, StorageError> {
         match self {
-            Self::Sqlite(s) => s.trim_rejections(MAX_REJECTIONS).await,
-            Self::Postgres(s) => s.trim_rejections(MAX_REJECTIONS).await,
+            Self::Sqlite(s) => s.trim_rejections(keep).await,
+            Self::Postgres(s) => s.trim_rejections(keep).await,
         }
     }
 
@@ -205,11 +236,20 @@ impl Storage {
         let Some(deleted) = deleted else {
             return Ok(None);
         };
-        let rows = self.purge_deleted_spaces().await?;
+        // The account is gone from here on: a failure below is logged, and the periodic purge
+        // finishes the records (their stream is marked deleted), the op ids age out.
+        let rows = self.purge_deleted_spaces().await.unwrap_or_else(|e| {
+            tracing::warn!(user_id, error = %e, "deleting a deleted user's records failed; the purge will finish");
+            0
+        });
         let ops = match self {
-            Self::Sqlite(s) => s.delete_user_ops(user_id).await?,
-            Self::Postgres(s) => s.delete_user_ops(user_id).await?,
-        };
+            Self::Sqlite(s) => s.delete_user_ops(user_id).await,
+            Self::Postgres(s) => s.delete_user_ops(user_id).await,
+        }
+        .unwrap_or_else(|e| {
+            tracing::warn!(user_id, error = %e, "deleting a deleted user's op ids failed; they age out");
+            0
+        });
         tracing::info!(
             user_id,
             records = deleted.records,
