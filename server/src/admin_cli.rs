@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use reqwest13::{Method, Url};
 use serde_json::{json, Value};
-use tandem_protocol::{ErrorBody, UserSummary, UsersPage, MAX_USERS_PAGE};
+use tandem_protocol::{DeletedUserOut, ErrorBody, UserSummary, UsersPage, MAX_USERS_PAGE};
 
 use crate::Config;
 
@@ -202,21 +202,20 @@ async fn execute(args: AdminArgs, config: &Config) -> Result<(), Failure> {
             );
         }
         AdminCommand::DeleteUser { email, yes } => {
+            let id = api.resolve(&email).await?;
             if !yes {
                 confirm_deletion(&email)?;
             }
-            let id = api.resolve(&email).await?;
             let answer = api.call(Method::DELETE, &["users", &id], &[], None).await?;
-            println!("deleted {email}: {} record(s)", text(&answer["records"]));
-            for space in answer["spacesTransferred"].as_array().into_iter().flatten() {
-                println!(
-                    "  space {} passed to {}",
-                    text(&space["id"]),
-                    text(&space["newOwner"])
-                );
+            let deleted: DeletedUserOut = serde_json::from_value(answer).map_err(|e| {
+                Failure::Failed(format!("the deletion's answer is not understood: {e}"))
+            })?;
+            println!("deleted {email}: {} record(s)", deleted.records);
+            for space in &deleted.spaces_transferred {
+                println!("  space {} passed to user {}", space.id, space.new_owner);
             }
-            for space in answer["spacesDeleted"].as_array().into_iter().flatten() {
-                println!("  space {} deleted", text(space));
+            for space in &deleted.spaces_deleted {
+                println!("  space {space} deleted");
             }
         }
     }
@@ -285,7 +284,7 @@ fn confirm_deletion(email: &str) -> Result<(), Failure> {
         .lock()
         .read_line(&mut typed)
         .map_err(|e| Failure::Failed(format!("reading the confirmation: {e}")))?;
-    if typed.trim() != email {
+    if !typed.trim().eq_ignore_ascii_case(email.trim()) {
         return Err(Failure::Failed(
             "the email typed does not match; nothing deleted".into(),
         ));

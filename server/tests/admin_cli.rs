@@ -236,8 +236,12 @@ async fn delete_user_asks_or_needs_yes(db: TestDb) {
     );
     c.sign_in(&gone.email, "password123").await.assert_ok();
 
+    let solo = c.create_space(&gone.token, "solo").await;
+    let solo = solo["id"].as_str().unwrap();
+
     let out = ok(server.url(), &["delete-user", &gone.email, "--yes"]);
     assert!(out.contains("1 record(s)"), "{out}");
+    assert!(out.contains(&format!("space {solo} deleted")), "{out}");
     assert_eq!(
         c.sign_in(&gone.email, "password123").await.status.as_u16(),
         400
