@@ -21,6 +21,7 @@ on_both_backends!(
     the_sync_paused_flag_is_a_stored_pause_lifted_at_runtime,
     revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in,
     the_overview_counts_users_streams_and_traffic,
+    admin_actions_are_audited_without_secrets,
 );
 
 /// Every admin route: method, path (with a placeholder user id where it takes one), JSON body.
@@ -488,4 +489,96 @@ async fn the_overview_counts_users_streams_and_traffic(db: TestDb) {
     assert!(pushes[58].as_u64().unwrap() + pushes[59].as_u64().unwrap() == 1);
     assert!(!overview["instance"].as_str().unwrap().is_empty());
     assert!(overview["version"].is_string());
+}
+
+/// Every admin action that changes something logs one `tandem_server::admin` line with the
+/// action, the subject (a user id, never the email), the outcome, the request id and the
+/// client's address; never the admin token or an email.
+async fn admin_actions_are_audited_without_secrets(db: TestDb) {
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--log-format", "json"])
+        .log_filter("info")
+        .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
+        .capture_logs()
+        .start();
+    let c = server.client();
+    let user = c.user().await;
+    let mut expected = Vec::new();
+    for (path, body, action, subject, outcome) in [
+        (
+            "/admin/v1/pause".to_string(),
+            json!({"user": user.email}),
+            "pause",
+            user.id.as_str(),
+            "done",
+        ),
+        (
+            "/admin/v1/resume".to_string(),
+            json!({"user": user.email}),
+            "resume",
+            user.id.as_str(),
+            "done",
+        ),
+        (
+            "/admin/v1/resume".to_string(),
+            json!({}),
+            "resume",
+            "*",
+            "unchanged",
+        ),
+        (
+            "/admin/v1/pause".to_string(),
+            json!({"user": "nobody@example.com"}),
+            "pause",
+            "-",
+            "refused",
+        ),
+        (
+            format!("/admin/v1/users/{}/revoke", user.email),
+            json!({}),
+            "revoke",
+            user.id.as_str(),
+            "done",
+        ),
+        (
+            "/admin/v1/public/write".to_string(),
+            json!({"writes": [{"collection": "catalog", "id": "c1", "doc": {"name": "Squat"}}]}),
+            "public_write",
+            "public",
+            "done",
+        ),
+    ] {
+        let reply = admin(&c, Method::POST, &path, Some(body)).await;
+        let request_id = reply.headers["x-request-id"].to_str().unwrap().to_string();
+        expected.push((request_id, action, subject.to_string(), outcome));
+    }
+    let last = &expected.last().unwrap().0;
+    let mut logs = server.logs();
+    for _ in 0..100 {
+        if logs.contains(last.as_str()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        logs = server.logs();
+    }
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "tandem_server::admin")
+        .collect();
+    for (request_id, action, subject, outcome) in expected {
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == request_id.as_str())
+            .unwrap_or_else(|| panic!("no audit line for {action} {request_id}:\n{logs}"));
+        assert_eq!(line["action"], action, "{line}");
+        assert_eq!(line["subject"], subject.as_str(), "{line}");
+        assert_eq!(line["outcome"], outcome, "{line}");
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["remote"], "127.0.0.1", "{line}");
+    }
+    assert!(!logs.contains(ADMIN), "the admin token in the logs");
+    assert!(!logs.contains(&user.email), "an email in the logs");
+    assert!(!logs.contains("nobody@example.com"), "an email in the logs");
 }

@@ -196,9 +196,8 @@ pub async fn resume(
 ) -> Result<Json<Resumed>, ApiError> {
     let scope = match &request.user {
         None => GLOBAL.to_string(),
-        Some(user) => resolve(&state, user).await.map_err(|e| {
+        Some(user) => resolve(&state, user).await.inspect_err(|e| {
             audit(&admin, "resume", "-", Outcome::Refused, e.code.as_str());
-            e
         })?,
     };
     let resumed = match state.storage.delete_pause(&scope).await {
@@ -231,9 +230,8 @@ pub async fn revoke(
     admin: Admin,
     Path(user): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
-    let user_id = resolve(&state, &user).await.map_err(|e| {
+    let user_id = resolve(&state, &user).await.inspect_err(|e| {
         audit(&admin, "revoke", "-", Outcome::Refused, e.code.as_str());
-        e
     })?;
     let now_ms = state.clock.now_ms();
     let (sessions_revoked, valid_after_ms) = match state.storage.revoke_user(&user_id, now_ms).await
