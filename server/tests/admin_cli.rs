@@ -2,6 +2,7 @@
 //! (a wrong token: exit 1 `unauthorized`; an unknown email: exit 1 `not_found`; a bad command
 //! line: exit 2). The token reaches the command from the environment or a file, never argv.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -305,6 +306,62 @@ async fn the_token_comes_from_the_environment_or_a_file_and_a_wrong_one_is_refus
     );
 }
 
+/// `tandem-server admin delete-user EMAIL` on a terminal (util-linux's `script` gives it one),
+/// with `typed` typed at the prompt; `None` when `script` is not installed.
+fn delete_on_a_terminal(url: &str, email: &str, typed: &str) -> Option<Output> {
+    let line = format!(
+        "{} admin --url {url} delete-user {email}",
+        env!("CARGO_BIN_EXE_tandem-server")
+    );
+    let mut child = match Command::new("script")
+        .env_clear()
+        .env("TANDEM_ADMIN_TOKEN", ADMIN)
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("skipped the terminal prompt: no `script` ({e})");
+            return None;
+        }
+    };
+    // Typed after the prompt is up, as a person would.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{typed}").unwrap();
+    // stdin stays open until the command ends: on its end `script` would hang up the terminal.
+    let output = child.wait_with_output().unwrap();
+    drop(stdin);
+    Some(output)
+}
+
+async fn delete_user_on_a_terminal_asks_for_the_email(db: TestDb) {
+    let server = server(&db);
+    let c = server.client();
+    let user = c.user().await;
+    let Some(wrong) = delete_on_a_terminal(server.url(), &user.email, "someone@else.com") else {
+        return;
+    };
+    // `script` passes the terminal's output, the prompt included, to its stdout.
+    let said = String::from_utf8_lossy(&wrong.stdout);
+    assert_eq!(wrong.status.code(), Some(1), "{said}");
+    assert!(said.contains("Type the email to confirm"), "{said}");
+    assert!(said.contains("nothing deleted"), "{said}");
+    c.sign_in(&user.email, "password123").await.assert_ok();
+
+    let right = delete_on_a_terminal(server.url(), &user.email, &user.email).unwrap();
+    let said = String::from_utf8_lossy(&right.stdout);
+    assert!(right.status.success(), "{said}");
+    assert!(said.contains(&format!("deleted {}", user.email)), "{said}");
+    assert_eq!(
+        c.sign_in(&user.email, "password123").await.status.as_u16(),
+        400
+    );
+}
+
 #[test]
 fn bad_command_lines_exit_2() {
     for args in [
@@ -342,5 +399,6 @@ on_both_backends!(
     users_are_listed_as_a_table_or_json,
     revoke_ends_every_session,
     delete_user_asks_or_needs_yes,
+    delete_user_on_a_terminal_asks_for_the_email,
     the_token_comes_from_the_environment_or_a_file_and_a_wrong_one_is_refused,
 );
