@@ -16,7 +16,8 @@
 //! since the token must never cross a network in clear.
 //!
 //! Exit status: 0 done; 1 the server refused the call (its code and message are printed, e.g.
-//! `error: not_found: …`) or could not be reached; 2 a bad command line (clap's own usage
+//! `error: not_found: …`), could not be reached, or the email typed at `delete-user`'s prompt
+//! did not match; 2 a bad command line (clap's own usage
 //! errors, a bad URL, no token, `delete-user` without `--yes` on a stdin that is no terminal).
 
 use std::io::{BufRead, IsTerminal, Write};
