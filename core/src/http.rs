@@ -199,6 +199,18 @@ impl HttpError {
     pub fn is_token_expired(&self) -> bool {
         self.status() == Some(401) && self.error_code() == Some(ErrorCode::TokenExpired)
     }
+
+    /// Whether the access token was refused: 401 `token_expired`, or 401 `unauthorized` (a
+    /// token the server no longer takes before its `exp`: the operator revoked the user's
+    /// sessions, or the account is gone; RFC 6750's `invalid_token` covers both). One refresh
+    /// and retry is due; a refresh the server refuses ends the session.
+    pub fn is_token_refused(&self) -> bool {
+        self.status() == Some(401)
+            && matches!(
+                self.error_code(),
+                Some(ErrorCode::TokenExpired | ErrorCode::Unauthorized)
+            )
+    }
 }
 
 /// The auth and sync bases, checked and without trailing slashes.

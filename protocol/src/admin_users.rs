@@ -120,3 +120,57 @@ pub struct RejectionsOut {
     /// Newest first.
     pub rejections: Vec<RejectionOut>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_summary_leaves_out_the_times_it_does_not_have() {
+        let summary = UserSummary {
+            id: "u1".into(),
+            email: "a@example.com".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            last_push_at: None,
+            last_pull_at: Some("2026-01-02T00:00:00Z".into()),
+            records: 3,
+            paused: false,
+            live_streams: 1,
+        };
+        let value = serde_json::to_value(&summary).unwrap();
+        assert_eq!(
+            value,
+            json!({"id": "u1", "email": "a@example.com", "createdAt": "2026-01-01T00:00:00Z",
+                   "lastPullAt": "2026-01-02T00:00:00Z", "records": 3, "paused": false,
+                   "liveStreams": 1})
+        );
+        assert_eq!(
+            serde_json::from_value::<UserSummary>(value).unwrap(),
+            summary
+        );
+    }
+
+    #[test]
+    fn deleted_user_and_rejections_are_camel_case() {
+        let deleted = DeletedUserOut {
+            records: 2,
+            spaces_transferred: vec![TransferredSpace {
+                id: "s1".into(),
+                new_owner: "u2".into(),
+            }],
+            spaces_deleted: vec!["s3".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&deleted).unwrap(),
+            json!({"records": 2, "spacesTransferred": [{"id": "s1", "newOwner": "u2"}],
+                   "spacesDeleted": ["s3"]})
+        );
+        let rejection: RejectionOut = serde_json::from_value(json!({
+            "at": "2026-01-01T00:00:00Z", "userId": "u1", "stream": "user",
+            "collection": "exercises", "id": "e1", "opId": "o1", "reason": "invalid_payload"}))
+        .unwrap();
+        assert_eq!(rejection.email, None);
+        assert_eq!(rejection.op_id, "o1");
+    }
+}

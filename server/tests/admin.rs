@@ -10,6 +10,7 @@ use tandem_testkit::server_suite as common;
 use common::{create, op, Client, Reply, TestDb, TestServer, SECRET};
 use reqwest::Method;
 use serde_json::{json, Value};
+use tandem_testkit::ManualClock;
 
 const ADMIN: &str = "admin-token-for-tests-0123456789abcdef";
 
@@ -22,6 +23,7 @@ on_both_backends!(
     revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in,
     the_overview_counts_users_streams_and_traffic,
     admin_actions_are_audited_without_secrets,
+    revocations_within_one_second_of_a_stopped_clock,
 );
 
 /// Every admin route: method, path (with a placeholder user id where it takes one), JSON body.
@@ -387,6 +389,7 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
         .clone();
     let second_token = second["access_token"].as_str().unwrap();
     c.pull(second_token, None, None).await.assert_ok();
+    let mut open_stream = c.events(second_token).await;
 
     let revoked = admin(
         &c,
@@ -408,6 +411,23 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
     c.refresh(second["refresh_token"].as_str().unwrap())
         .await
         .assert_error(400, "invalid_grant");
+    // A stream opened before the revocation ends at its next notice instead of poking.
+    let after_revocation = c
+        .sign_in(&user.email, "password123")
+        .await
+        .assert_ok()
+        .clone();
+    c.push_ok(
+        after_revocation["access_token"].as_str().unwrap(),
+        vec![create(&op(), "plans", "r1", json!({"name": "R"}))],
+    )
+    .await;
+    assert!(
+        open_stream
+            .ends_within(std::time::Duration::from_secs(5))
+            .await,
+        "the revoked token's event stream ended"
+    );
     // Another user is untouched.
     c.pull(&other.token, None, None).await.assert_ok();
     // A sign-in right after (within the same second) works at once, and its refresh too.
@@ -426,7 +446,7 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
     c.pull(refreshed["access_token"].as_str().unwrap(), None, None)
         .await
         .assert_ok();
-    // Revoking by id, again: nothing left but the fresh sign-in (and the refresh's same session).
+    // Revoking by id, again: the two sign-ins since (the refresh is the fresh one's session).
     let again = admin(
         &c,
         Method::POST,
@@ -434,7 +454,7 @@ async fn revoking_refuses_old_tokens_and_refresh_but_not_a_new_sign_in(db: TestD
         None,
     )
     .await;
-    assert_eq!(again.assert_ok()["sessionsRevoked"], 1);
+    assert_eq!(again.assert_ok()["sessionsRevoked"], 2);
     c.pull(fresh_token, None, None)
         .await
         .assert_error(401, "unauthorized");
@@ -581,4 +601,44 @@ async fn admin_actions_are_audited_without_secrets(db: TestDb) {
     assert!(!logs.contains(ADMIN), "the admin token in the logs");
     assert!(!logs.contains(&user.email), "an email in the logs");
     assert!(!logs.contains("nobody@example.com"), "an email in the logs");
+}
+
+/// Access tokens carry their issue time in whole seconds: on a clock that does not move, a
+/// token of the revocation's own second is refused, a sign-in right after it works, and a
+/// second revocation in that same second refuses that sign-in's token too.
+async fn revocations_within_one_second_of_a_stopped_clock(db: TestDb) {
+    let server = TestServer::builder()
+        .db(&db)
+        .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
+        .clock(ManualClock::at_ms(1_700_000_000_000))
+        .start();
+    let c = server.client();
+    let user = c.user().await;
+    let revoke = |c: Client, id: String| async move {
+        admin(
+            &c,
+            Method::POST,
+            &format!("/admin/v1/users/{id}/revoke"),
+            None,
+        )
+        .await
+        .assert_ok()
+        .clone()
+    };
+    let mut old = user.token.clone();
+    for round in 0..3 {
+        c.pull(&old, None, None).await.assert_ok();
+        revoke(c.clone(), user.id.clone()).await;
+        c.pull(&old, None, None)
+            .await
+            .assert_error(401, "unauthorized");
+        let fresh = c.sign_in(&user.email, "password123").await;
+        let fresh = fresh.assert_ok()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.pull(&fresh, None, None).await.assert_ok();
+        assert_ne!(fresh, old, "round {round}");
+        old = fresh;
+    }
 }

@@ -9,8 +9,11 @@ use tandem_testkit::fixtures::three_users_two_spaces;
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
-use common::{create, delete, op, statuses, Client, TestDb, TestServer, SECRET};
+use common::{
+    create, delete, op, statuses, BlobStoreKind, Client, TestBlobStore, TestDb, TestServer, SECRET,
+};
 use serde_json::{json, Value};
+use tandem_testkit::blobs::sha256_hex;
 
 const ADMIN: &str = "admin-token-for-tests-0123456789abcdef";
 
@@ -22,6 +25,7 @@ on_both_backends!(
     rejections_are_listed_with_their_reasons,
     rejections_are_trimmed_to_the_newest,
     parameters_are_validated,
+    deleting_a_user_is_audited_without_the_email,
 );
 
 fn with_admin(db: &TestDb) -> TestServer {
@@ -204,6 +208,9 @@ async fn detail_counts_records_per_collection(db: TestDb) {
     for s in sessions {
         assert!(s["id"].is_string() && s["createdAt"].is_string() && s["lastUsedAt"].is_string());
     }
+    // A user may be named by email too.
+    let by_email = admin_get(&c, &format!("/admin/v1/users/{}", a.email)).await;
+    assert_eq!(by_email["user"], detail["user"]);
     // The list shows the same summary.
     let page = admin_get(&c, &format!("/admin/v1/users?query={}", a.id)).await;
     assert_eq!(page["users"][0], detail["user"]);
@@ -214,7 +221,13 @@ async fn detail_counts_records_per_collection(db: TestDb) {
 }
 
 async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestDb) {
-    let server = with_admin(&db);
+    let store = TestBlobStore::new(BlobStoreKind::Filesystem).unwrap();
+    let server = TestServer::builder()
+        .db(&db)
+        .blob_store(&store)
+        .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
+        .in_process()
+        .start();
     let c = server.client();
     // A owns S1 (B editor, then C viewer) and is a viewer of B's S2; A also owns S3 alone.
     let f = three_users_two_spaces(&c).await;
@@ -240,6 +253,15 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
         ],
     )
     .await;
+    // A file A uploaded (held), and one A is still uploading.
+    let held = c.upload(&a.token, b"a photo", "image/jpeg").await;
+    assert_eq!(held.assert_ok()["complete"], true);
+    let partial = sha256_hex(b"a long video, not sent yet");
+    let open = c.open_upload(&a.token, &partial, 27, "video/mp4").await;
+    assert_eq!(open.assert_ok()["complete"], false);
+    assert_eq!(rows(&db, "blob_uploads", "user_id", &a.id).await, 1);
+    // A's own event stream, opened before A is paused.
+    let mut a_events = c.events(&a.token).await;
     // A pause of A shows in the summary, and goes with A.
     c.post("/admin/v1/pause", Some(ADMIN), &json!({"user": a.id}))
         .await
@@ -265,8 +287,9 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
     );
     assert_eq!(answer["spacesDeleted"], json!([s3]));
 
-    // The members' accounts see it: poked, B now owns S1, S1 has two members.
-    for events in [&mut b_events, &mut viewer_events] {
+    // The members' accounts see it: poked, B now owns S1, S1 has two members. A's own stream
+    // is poked too (its pull then learns the account is gone).
+    for events in [&mut a_events, &mut b_events, &mut viewer_events] {
         assert_eq!(events.next_poke_data().await["account"], true);
     }
     let account = c.account(&b.token).await;
@@ -334,6 +357,8 @@ async fn deleting_a_user_passes_on_shared_spaces_and_deletes_solo_ones(db: TestD
         ("spaces", "id", s3.as_str()),
         ("user_epochs", "user_id", a.id.as_str()),
         ("pauses", "scope", a.id.as_str()),
+        ("blob_holders", "user_id", a.id.as_str()),
+        ("blob_uploads", "user_id", a.id.as_str()),
     ] {
         assert_eq!(rows(&db, table, column, key).await, 0, "{table}.{column}");
     }
@@ -463,6 +488,7 @@ async fn parameters_are_validated(db: TestDb) {
         "/admin/v1/rejections?limit=0",
         "/admin/v1/rejections?limit=501",
         "/admin/v1/rejections?limit=1.5",
+        "/admin/v1/users?limit=1&limit=2",
     ] {
         let reply = c.get(path, Some(ADMIN)).await;
         reply.assert_error(400, "invalid_request");
@@ -484,4 +510,74 @@ async fn parameters_are_validated(db: TestDb) {
     c.get(&format!("/admin/v1/users/{}", user.id), Some(&user.token))
         .await
         .assert_error(401, "unauthorized");
+}
+
+async fn deleting_a_user_is_audited_without_the_email(db: TestDb) {
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--log-format", "json"])
+        .log_filter("info")
+        .env(&[("TANDEM_JWT_SECRET", SECRET), ("TANDEM_ADMIN_TOKEN", ADMIN)])
+        .capture_logs()
+        .start();
+    let c = server.client();
+    let user = c.user().await;
+    c.push_ok(
+        &user.token,
+        vec![create(&op(), "exercises", "e1", json!({"name": "Squat"}))],
+    )
+    .await;
+    let mut expected = Vec::new();
+    // Named by email (the audit line names the id), then an id nobody has, then an unknown email.
+    let upper = user.email.to_uppercase();
+    for (named, subject, status, outcome) in [
+        (upper.as_str(), user.id.as_str(), 200, "done"),
+        (
+            "00000000-0000-7000-8000-000000000000",
+            "00000000-0000-7000-8000-000000000000",
+            404,
+            "refused",
+        ),
+        ("nobody@example.com", "-", 404, "refused"),
+    ] {
+        let reply = c
+            .request(
+                reqwest::Method::DELETE,
+                &format!("/admin/v1/users/{named}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status.as_u16(), status, "{}", reply.body);
+        let request_id = reply.headers["x-request-id"].to_str().unwrap().to_string();
+        expected.push((request_id, subject, outcome));
+    }
+    let last = expected.last().unwrap().0.clone();
+    let mut logs = server.logs();
+    for _ in 0..100 {
+        if logs.contains(last.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        logs = server.logs();
+    }
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "tandem_server::admin")
+        .collect();
+    for (request_id, subject, outcome) in expected {
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == request_id.as_str())
+            .unwrap_or_else(|| panic!("no audit line for {request_id}:\n{logs}"));
+        assert_eq!(line["action"], "delete_user", "{line}");
+        assert_eq!(line["subject"], subject, "{line}");
+        assert_eq!(line["outcome"], outcome, "{line}");
+        assert_eq!(line["level"], "INFO", "{line}");
+    }
+    assert!(!logs.contains(&user.email), "an email in the logs");
+    assert!(!logs.contains(&upper), "an email in the logs");
+    assert!(!logs.contains("nobody@example.com"), "an email in the logs");
+    assert!(!logs.contains(ADMIN), "the admin token in the logs");
 }

@@ -569,4 +569,25 @@ impl Events {
             .await
             .ok()
     }
+
+    /// Whether the server ends the stream within `within` with no poke before the end (other
+    /// frames, such as keep-alive comments, are skipped).
+    pub async fn ends_within(&mut self, within: Duration) -> bool {
+        let read = async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let frame: String = self.buffer.drain(..end + 2).collect();
+                    if frame.lines().any(|l| l == "event: poke") {
+                        return false;
+                    }
+                    continue;
+                }
+                match futures_util::StreamExt::next(&mut self.stream).await {
+                    None | Some(Err(_)) => return true,
+                    Some(Ok(chunk)) => self.buffer.push_str(std::str::from_utf8(&chunk).unwrap()),
+                }
+            }
+        };
+        tokio::time::timeout(within, read).await.unwrap_or(false)
+    }
 }

@@ -1,5 +1,6 @@
 //! The sync routes over HTTP: push, pull and the events stream, with the bearer token from the
-//! auth session. A 401 `token_expired` triggers one refresh and one retry.
+//! auth session. A 401 `token_expired` (or `unauthorized`: a revoked token) triggers one refresh
+//! and one retry.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -439,7 +440,9 @@ impl SyncApi {
         })
     }
 
-    /// Runs `call` with a valid access token; on `token_expired`, refreshes once and retries.
+    /// Runs `call` with a valid access token; on a refused token (`token_expired`, or
+    /// `unauthorized` as a revoked one is answered), refreshes once and retries. A refresh the
+    /// server refuses ends the session (`SessionExpired`).
     async fn authorized<T, F, Fut>(&self, call: F) -> Result<T, SyncError>
     where
         F: Fn(AccessToken) -> Fut,
@@ -447,7 +450,7 @@ impl SyncApi {
     {
         let token = self.auth.access_token().await?;
         match call(token.clone()).await {
-            Err(e) if e.is_token_expired() => {
+            Err(e) if e.is_token_refused() => {
                 let fresh = self.auth.refresh_after_expired(&token).await?;
                 Ok(call(fresh).await?)
             }

@@ -31,8 +31,10 @@ use crate::error::ApiError;
 use crate::events::{poke_head, poke_tail, Notice};
 use crate::storage::StorageError;
 
-/// The event stream of the authenticated user; ends when the server shuts down. A token of an
-/// account that no longer exists is refused, and so is a stream past the per-user cap.
+/// The event stream of the authenticated user; ends when the server shuts down, or at its next
+/// poke once an operator revoked the user's sessions after its token was issued (the revocation
+/// cache, no query). A token of an account that no longer exists is refused, and so is a stream
+/// past the per-user cap.
 pub async fn events(
     State(state): State<SharedState>,
     user: AuthUser,
@@ -51,6 +53,7 @@ pub async fn events(
     let mut connection = Connection {
         state: state.clone(),
         user_id,
+        issued_at: user.issued_at,
         streams: HashSet::new(),
         user_seq: 0,
         head: String::new(),
@@ -62,6 +65,10 @@ pub async fn events(
         |(mut notices, mut connection)| async move {
             loop {
                 let notice = notices.next().await?;
+                if connection.revoked() {
+                    tracing::info!(user_id = %connection.user_id, "event stream ended: its token was revoked");
+                    return None;
+                }
                 if let Some(event) = connection.judge(notice).await {
                     return Some((Ok(event), (notices, connection)));
                 }
@@ -83,6 +90,8 @@ pub async fn events(
 struct Connection {
     state: SharedState,
     user_id: Arc<str>,
+    /// The `iat` of the token the stream was opened with.
+    issued_at: i64,
     /// Database keys of the streams other than the user's own it may read (`public`,
     /// `space:<id>` of each space it belongs to).
     streams: HashSet<String>,
@@ -97,6 +106,14 @@ static ACCOUNT_TAIL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| poke_tail(None, true));
 
 impl Connection {
+    /// Whether the operator revoked the user's sessions since the stream's token was issued.
+    fn revoked(&self) -> bool {
+        self.state
+            .control
+            .revocations
+            .refuses(&self.user_id, self.issued_at)
+    }
+
     /// Reads the user's readable streams and own sequence again.
     async fn reload(&mut self) -> Result<(), StorageError> {
         let readable = self.state.storage.readable_streams(&self.user_id).await?;

@@ -234,9 +234,9 @@ async fn health() -> Json<serde_json::Value> {
 
 /// The kill switch: sync routes answer 503 `sync_paused` (with the pause's `Retry-After`) while
 /// auth keeps working, before anything reads the body. The global pause needs no token; while
-/// any user has a pause of their own, the bearer token is checked here too (as [`AuthUser`]
-/// does; a request it refuses goes on to be refused by its handler) and a paused user's request
-/// is answered 503. Nothing is queried: the pauses are cached (`control.rs`).
+/// any user has a pause of their own, the bearer token is checked here (by [`AuthUser`], which
+/// the handler then reuses; a request it refuses goes on to be refused by its handler) and a
+/// paused user's request is answered 503. Nothing is queried: the pauses are cached (`control.rs`).
 async fn refuse_when_paused(
     State(state): State<SharedState>,
     request: Request,
@@ -251,6 +251,8 @@ async fn refuse_when_paused(
             if let Some(pause) = state.pauses.for_user(&user.user_id) {
                 return ApiError::sync_paused_for(pause.retry_after_secs).into_response();
             }
+            // The handler's `AuthUser` takes it from here instead of verifying the token again.
+            parts.extensions.insert(user);
         }
         return next.run(Request::from_parts(parts, body)).await;
     }
@@ -352,15 +354,22 @@ pub(crate) fn client_addr(
 }
 
 /// The user of a sync or account route, from `Authorization: Bearer <access token>`.
+#[derive(Clone)]
 pub struct AuthUser {
     pub user_id: String,
     pub session_id: String,
+    /// The token's `iat` (seconds): an event stream ends once a revocation refuses it.
+    pub issued_at: i64,
 }
 
 impl FromRequestParts<SharedState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        // Already checked by `refuse_when_paused` (while a user has a pause of their own).
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
+        }
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized("missing Authorization: Bearer <access token>")
         })?;
@@ -385,6 +394,7 @@ impl FromRequestParts<SharedState> for AuthUser {
         Ok(AuthUser {
             user_id: claims.sub,
             session_id: claims.session_id,
+            issued_at: claims.iat,
         })
     }
 }

@@ -343,7 +343,11 @@ impl PostgresStore {
         out.concerned.sort();
         out.concerned.dedup();
         super::spaces_postgres::bump_epochs(&tx, &out.concerned).await?;
-        super::spaces_postgres::notify_accounts(&tx, &out.concerned).await?;
+        // The deleted user's own open event streams are poked too: their next pull learns the
+        // account is gone (`401`).
+        let mut poked = out.concerned.clone();
+        poked.push(user_id.to_string());
+        super::spaces_postgres::notify_accounts(&tx, &poked).await?;
         out.uploads = tx
             .query(
                 &format!(

@@ -16,9 +16,12 @@
 //! - `meta`: the generated JWT secret;
 //! - `streams`: the change sequence and purge state of every stream that is not a user's own
 //!   (`public`, `space:<id>`), advanced only under that row's lock as `users.change_seq` is;
-//!   `deleted_at` marks a deleted space whose records the purge task removes in the background;
+//!   `deleted_at` marks a deleted space whose records the purge task removes in the background
+//!   (and, under a user id, a deleted user's: see `users.rs`);
 //! - `spaces`, `members` (`members_by_user` for a user's spaces), `invitations`, and
 //!   `user_epochs` (bumped when a user's spaces, roles or invitations change).
+//! - `rejections` (the changes pushes refused, the newest 10,000) and `users.last_push_at`,
+//!   `users.last_pull_at`: what the operator sees of users (`users.rs`, `admin_*.rs`).
 //!
 //! The `user_id` column of `records`, `seq_blocks`, `record_refs`, `record_uniques` and
 //! `record_blobs` holds the *stream key*: a user id for the user's own records, `space:<id>` or

@@ -3,6 +3,7 @@
 //! `DELETE /admin/v1/users/{id}` (the user and everything of theirs; their spaces pass on or
 //! go) and `GET /admin/v1/rejections` (recent rejected changes with their codes).
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -35,8 +36,9 @@ pub struct UsersQuery {
 pub async fn list(
     State(state): State<SharedState>,
     _admin: Admin,
-    Query(q): Query<UsersQuery>,
+    q: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Result<Json<UsersPage>, ApiError> {
+    let Query(q) = q.map_err(malformed_query)?;
     let limit = limit_param(q.limit.as_deref(), DEFAULT_USERS_PAGE, MAX_USERS_PAGE)?;
     let query = text_param("query", q.query.as_deref())?.map(|s| normalize_email(&s));
     let after = text_param("after", q.after.as_deref())?;
@@ -55,16 +57,14 @@ pub async fn list(
 pub async fn detail(
     State(state): State<SharedState>,
     _admin: Admin,
-    Path(user_id): Path<String>,
+    Path(user): Path<String>,
 ) -> Result<Json<UserDetailOut>, ApiError> {
-    if !is_valid_id(&user_id) {
-        return Err(ApiError::not_found());
-    }
+    let user_id = user_id_of(&state, &user).await?;
     let detail = state
         .storage
         .user_detail(&user_id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
+        .ok_or_else(ApiError::unknown_user)?;
     let live_streams = state.stream_slots.of(&user_id) as u64;
     Ok(Json(UserDetailOut {
         user: summary(&state, detail.user),
@@ -97,29 +97,42 @@ pub async fn detail(
 pub async fn delete(
     State(state): State<SharedState>,
     admin: Admin,
-    Path(user_id): Path<String>,
+    Path(user): Path<String>,
 ) -> Result<Json<DeletedUserOut>, ApiError> {
-    let outcome = if is_valid_id(&user_id) {
-        state
-            .storage
-            .delete_user(&user_id, state.clock.now_ms())
-            .await?
-    } else {
-        None
-    };
-    let Some(deleted) = outcome else {
+    let refused = |subject: &str| {
         audit(
             &admin,
             "delete_user",
-            &user_id,
+            subject,
             Outcome::Refused,
             "not_found",
         );
-        return Err(ApiError::not_found());
+        ApiError::unknown_user()
     };
-    // PostgreSQL sent the account notices inside the transaction; SQLite has one process.
+    // The subject of the audit line is an id, never an email.
+    let user_id = match user_id_of(&state, &user).await {
+        Ok(id) => id,
+        Err(e) if e.code == tandem_protocol::ErrorCode::NotFound => {
+            let subject = if user.contains('@') {
+                "-"
+            } else {
+                user.as_str()
+            };
+            return Err(refused(subject));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(deleted) = state
+        .storage
+        .delete_user(&user_id, state.clock.now_ms())
+        .await?
+    else {
+        return Err(refused(&user_id));
+    };
+    // PostgreSQL sent the account notices inside the transaction; SQLite has one process. The
+    // deleted user's own event streams are poked too: their next pull answers `401`.
     if !state.storage.notifies_changes() {
-        for member in &deleted.concerned {
+        for member in deleted.concerned.iter().chain([&user_id]) {
             state.hub.publish_account(member);
         }
     }
@@ -157,27 +170,21 @@ pub struct RejectionsQuery {
 }
 
 /// `GET /admin/v1/rejections?user=&limit=`: newest first; `user` is an id or an email (an
-/// unknown email answers `404 not_found`).
+/// unknown email answers `404 not_found`, an id nobody has an empty list).
 pub async fn rejections(
     State(state): State<SharedState>,
     _admin: Admin,
-    Query(q): Query<RejectionsQuery>,
+    q: Result<Query<RejectionsQuery>, QueryRejection>,
 ) -> Result<Json<RejectionsOut>, ApiError> {
+    let Query(q) = q.map_err(malformed_query)?;
     let limit = limit_param(
         q.limit.as_deref(),
         DEFAULT_REJECTIONS_PAGE,
         MAX_REJECTIONS_PAGE,
     )?;
     let user = match text_param("user", q.user.as_deref())? {
-        Some(email) if email.contains('@') => Some(
-            state
-                .storage
-                .user_by_email(&normalize_email(&email))
-                .await?
-                .ok_or_else(ApiError::not_found)?
-                .id,
-        ),
-        other => other,
+        Some(user) => Some(user_id_of(&state, &user).await?),
+        None => None,
     };
     let rows = state.storage.rejections(user.as_deref(), limit).await?;
     Ok(Json(RejectionsOut {
@@ -197,6 +204,24 @@ pub async fn rejections(
     }))
 }
 
+/// The id of the user a path or parameter names: an id as it is (a user id is never an email),
+/// an email (with `@`) looked up as sign-in compares it. `404 not_found` for an unknown email
+/// or a malformed id; an unknown id is the caller's to find out.
+async fn user_id_of(state: &SharedState, user: &str) -> Result<String, ApiError> {
+    if !user.contains('@') {
+        return if is_valid_id(user) {
+            Ok(user.to_string())
+        } else {
+            Err(ApiError::unknown_user())
+        };
+    }
+    state
+        .storage
+        .resolve_user(user)
+        .await?
+        .ok_or_else(ApiError::unknown_user)
+}
+
 fn summary(state: &SharedState, u: UserSummaryRow) -> UserSummary {
     UserSummary {
         paused: user_paused(state, &u.id),
@@ -213,6 +238,12 @@ fn summary(state: &SharedState, u: UserSummaryRow) -> UserSummary {
 /// Whether a pause of this user (not the global one) is in force, from this instance's cache.
 fn user_paused(state: &SharedState, user_id: &str) -> bool {
     state.pauses.user_paused(user_id)
+}
+
+/// A query string that does not parse (a parameter given twice, bad percent-encoding): `400
+/// invalid_request`, JSON like every error.
+fn malformed_query(e: QueryRejection) -> ApiError {
+    ApiError::invalid_request(format!("malformed query: {}", e.body_text()))
 }
 
 /// `limit`: absent → `default`; else an integer in 1..=`max` (`400 invalid_request` otherwise).
