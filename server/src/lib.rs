@@ -5,6 +5,7 @@
 //! [`Config`] and returns a [`ServerHandle`] with the address it listens on; [`run_with_clock`]
 //! does the same on a [`Clock`] of the caller's (tests pass a [`ManualClock`] and move it).
 
+pub mod admin_cli;
 mod auth;
 pub mod blobs;
 mod clock;

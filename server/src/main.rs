@@ -3,6 +3,9 @@
 //!
 //! `tandem-server import COLLECTION FILE.jsonl [--prune]` loads a public collection instead
 //! (same `--db`, `--schema` and environment), prints a summary and exits.
+//!
+//! `tandem-server admin pause|resume|users|revoke|delete-user …` calls a running server's admin
+//! API (`tandem_server::admin_cli`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -38,6 +41,10 @@ enum Command {
         #[arg(long)]
         prune: bool,
     },
+    /// Steer a running server through its admin API: pause and resume sync, list users, revoke
+    /// sessions, delete a user. The admin token comes from `TANDEM_ADMIN_TOKEN` or
+    /// `--admin-token-file`, never from the command line.
+    Admin(tandem_server::admin_cli::AdminArgs),
 }
 
 #[tokio::main]
@@ -45,6 +52,9 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let config = cli.config;
     tandem_server::logging::init(config.log_format);
+    if let Some(Command::Admin(args)) = cli.command {
+        return tandem_server::admin_cli::run(args, &config).await;
+    }
     if let Some(Command::Import {
         collection,
         file,

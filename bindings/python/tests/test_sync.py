@@ -206,3 +206,35 @@ def test_the_log_sink_sees_a_sync_run(tmp_path, server):
         a.shutdown()
     finally:
         tandem.clear_log_sink()
+
+
+def test_an_operators_revocation_ends_the_session_and_keeps_pending_changes(tmp_path, server):
+    """`POST /admin/v1/users/{id}/revoke` (issue 16): the device's unexpired access token is
+    refused, so its next sync ends the session typed (SESSION_EXPIRED), the pending change stays,
+    and signing in again sends it."""
+    import urllib.request
+
+    from tandem_fixtures import ADMIN_TOKEN
+
+    email = new_email()
+    d = device(tmp_path, server, "d")
+
+    async def story():
+        await d.sign_up(email, PASSWORD)
+        d.put("plans", "p", json.dumps({"name": "pending"}))
+        request = urllib.request.Request(
+            f"{server}/admin/v1/users/{email}/revoke", data=b"",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, method="POST",
+        )
+        with urllib.request.urlopen(request) as response:
+            assert json.load(response) == {"sessionsRevoked": 1}
+        with pytest.raises(TandemError.Sync) as caught:
+            await d.sync_now()
+        assert caught.value.kind == SyncFailure.SESSION_EXPIRED
+        assert d.pending_count() == 1
+        await d.sign_in(email, PASSWORD)
+        await d.sync_now()
+        assert d.pending_count() == 0
+
+    asyncio.run(story())
+    d.shutdown()

@@ -291,7 +291,7 @@ fn local_file_stream(
 }
 
 /// Whether `url` (`http://HOST[:PORT]/…`) names a loopback host.
-fn is_loopback_url(url: &str) -> bool {
+pub(crate) fn is_loopback_url(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or("");
     let authority = authority.rsplit('@').next().unwrap_or(authority);
