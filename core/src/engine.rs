@@ -64,6 +64,8 @@ pub struct Engine {
     edit_clock: EditClock,
     /// Attachment transfers under way (in memory only).
     attachment_progress: crate::attachments::progress::Progress,
+    /// Seals the attachment cache (the store is encrypted; docs/design/encryption.md §3).
+    cache_key: Option<crate::attachments::sealed::CacheKey>,
 }
 
 impl Engine {
@@ -93,6 +95,7 @@ impl Engine {
         let attachment_progress = crate::attachments::progress::Progress::new(&notifier);
         Ok(Self {
             attachment_progress,
+            cache_key: None,
             store,
             has_refs,
             uses_streams,
@@ -107,6 +110,15 @@ impl Engine {
     pub fn with_edit_clock(self, clock: Arc<dyn tandem_protocol::Clock>, node: &str) -> Self {
         Self {
             edit_clock: self.edit_clock.with(clock, node),
+            ..self
+        }
+    }
+
+    /// This engine with its attachment cache sealed with `key` (derived from the database key;
+    /// `None`: plain files, as without encryption). The encrypted store's open sets it.
+    pub fn with_cache_key(self, key: Option<crate::attachments::sealed::CacheKey>) -> Self {
+        Self {
+            cache_key: key,
             ..self
         }
     }
@@ -129,7 +141,7 @@ impl Engine {
 
     /// The account's attachments directory (next to its database).
     pub(crate) fn files(&self) -> crate::attachments::Files {
-        crate::attachments::Files::of_store(self.store.path())
+        crate::attachments::Files::of_store(self.store.path()).with_key(self.cache_key.clone())
     }
 
     /// The store, for sync and account management.

@@ -448,6 +448,146 @@ pub fn resume_part(part: &Path, key: &CacheKey) -> io::Result<Option<Resumed>> {
     }))
 }
 
+/// What [`convert_cache`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Converted {
+    /// Files re-sealed, sealed or unsealed.
+    pub converted: u64,
+    /// Files already in the target form (a half-converted cache's done part).
+    pub already: u64,
+    /// Files neither key opens: left as they are (never deleted; logged).
+    pub unreadable: u64,
+}
+
+/// Brings every complete file of the attachment cache `dir` to the form `to` says (sealed with
+/// that key, or plain for `None`), from `from` (the key files are sealed with now, or `None` for
+/// plain). Each file goes through a `<hash>.converting` sibling, fsynced, and a rename over the
+/// original, so a crash leaves either form of every file; files are classified by their header
+/// (and, when both forms are sealed, by which key opens them), so a half-converted cache
+/// finishes on the next call. Leftover `.converting` files (the rename did not happen: the
+/// original is intact) and partial downloads (`.part`, in the old form) are deleted. A missing
+/// directory is an empty cache. The encrypted store's conversion calls it after its own rename
+/// (docs/design/encryption.md §4 step 5).
+pub fn convert_cache(
+    dir: &Path,
+    from: Option<&CacheKey>,
+    to: Option<&CacheKey>,
+) -> crate::error::Result<Converted> {
+    let mut done = Converted::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(done),
+        Err(e) => return Err(e.into()),
+    };
+    let mut hashes = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".converting") || name.ends_with(".part") {
+            std::fs::remove_file(entry.path())?;
+        } else if tandem_protocol::is_valid_blob_hash(name) {
+            hashes.push(name.to_string());
+        }
+    }
+    for hash in hashes {
+        let path = dir.join(&hash);
+        let short = super::download::short(&hash);
+        let sealed = is_sealed(&path)?;
+        // Which key opens the file now; `None` = it is plain.
+        let current: Option<&CacheKey> = match (sealed, to, from) {
+            (false, _, _) => None,
+            (true, Some(to), _) if SealedFile::open(&path, to).is_ok() => {
+                done.already += 1;
+                continue;
+            }
+            (true, _, Some(from)) if SealedFile::open(&path, from).is_ok() => Some(from),
+            (true, _, _) => {
+                tracing::warn!(hash = %short, "an attachment cache file opens with neither key; left as it is");
+                done.unreadable += 1;
+                continue;
+            }
+        };
+        if current.is_none() && to.is_none() {
+            done.already += 1;
+            continue;
+        }
+        let tmp = dir.join(format!("{hash}.converting"));
+        let result = convert_file(&path, &tmp, current, to);
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(hash = %short, error = %e, "converting an attachment cache file failed");
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &path)?;
+        done.converted += 1;
+    }
+    if done.converted > 0 {
+        #[cfg(unix)]
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        tracing::debug!(
+            converted = done.converted,
+            already = done.already,
+            sealed = to.is_some(),
+            "attachment cache converted"
+        );
+    }
+    Ok(done)
+}
+
+/// Writes `path`'s plaintext (read through `from`, or as it is) to `tmp` (sealed with `to`, or
+/// plain), fsynced.
+fn convert_file(
+    path: &Path,
+    tmp: &Path,
+    from: Option<&CacheKey>,
+    to: Option<&CacheKey>,
+) -> crate::error::Result<()> {
+    let out = crate::store::files::open_private(
+        tmp,
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+    )?;
+    let out = match to {
+        Some(to) => {
+            let mut sealed = SealWriter::new(io::BufWriter::new(out), to)?;
+            copy_plaintext(path, from, &mut sealed)?;
+            let (out, _, _) = sealed.finish()?;
+            out.into_inner().map_err(|e| e.into_error())?
+        }
+        None => {
+            let mut out = io::BufWriter::new(out);
+            copy_plaintext(path, from, &mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?
+        }
+    };
+    out.sync_all()?;
+    Ok(())
+}
+
+fn copy_plaintext(
+    path: &Path,
+    key: Option<&CacheKey>,
+    out: &mut dyn Write,
+) -> crate::error::Result<()> {
+    match key {
+        Some(key) => {
+            SealedFile::open(path, key)?.copy_to(out)?;
+        }
+        None => {
+            io::copy(&mut File::open(path)?, out)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,5 +871,84 @@ mod tests {
         assert!(resume_part(&part, &k).unwrap().is_none());
         std::fs::write(&part, &out).unwrap();
         assert_eq!(resume_part(&part, &key(5)).unwrap().unwrap().offset, 0);
+    }
+
+    fn hash_name(plain: &[u8]) -> String {
+        format!("{:x}", Sha256::digest(plain))
+    }
+
+    #[test]
+    fn convert_cache_seals_rekeys_and_unseals_and_finishes_a_half_done_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("guest.attachments");
+        std::fs::create_dir(&cache).unwrap();
+        let plains: Vec<Vec<u8>> = (0..6).map(|i| bytes(i * 40_000 + i)).collect();
+        for plain in &plains {
+            std::fs::write(cache.join(hash_name(plain)), plain).unwrap();
+        }
+        std::fs::write(cache.join(format!("{}.part", hash_name(&plains[0]))), b"p").unwrap();
+        std::fs::create_dir(cache.join("tmp")).unwrap();
+        let (k1, k2) = (key(1), key(2));
+        let check = |k: Option<&CacheKey>| {
+            for plain in &plains {
+                let path = cache.join(hash_name(plain));
+                match k {
+                    Some(k) => assert_eq!(unseal(&path, k).unwrap(), *plain),
+                    None => assert_eq!(std::fs::read(&path).unwrap(), *plain),
+                }
+            }
+            let names: Vec<String> = std::fs::read_dir(&cache)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.contains('.'))
+                .collect();
+            assert!(names.is_empty(), "leftovers: {names:?}");
+        };
+
+        // Turning on, interrupted after half the files (and a stray `.converting` of a third,
+        // as a crash before its rename leaves): the next call finishes.
+        for plain in &plains[..3] {
+            let path = cache.join(hash_name(plain));
+            let tmp = cache.join(format!("{}.converting", hash_name(plain)));
+            convert_file(&path, &tmp, None, Some(&k1)).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        }
+        let stray = cache.join(format!("{}.converting", hash_name(&plains[3])));
+        std::fs::write(&stray, b"half written").unwrap();
+        let done = convert_cache(&cache, None, Some(&k1)).unwrap();
+        assert_eq!((done.converted, done.already, done.unreadable), (3, 3, 0));
+        check(Some(&k1));
+        assert_eq!(convert_cache(&cache, None, Some(&k1)).unwrap().converted, 0);
+
+        // A rotation, half done by hand, then finished: files are told apart by the key.
+        for plain in &plains[..2] {
+            let path = cache.join(hash_name(plain));
+            let tmp = cache.join("x.converting");
+            convert_file(&path, &tmp, Some(&k1), Some(&k2)).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        }
+        let done = convert_cache(&cache, Some(&k1), Some(&k2)).unwrap();
+        assert_eq!((done.converted, done.already), (4, 2));
+        check(Some(&k2));
+
+        // Turning off, interrupted, then finished.
+        let path = cache.join(hash_name(&plains[5]));
+        let tmp = cache.join("y.converting");
+        convert_file(&path, &tmp, Some(&k2), None).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let done = convert_cache(&cache, Some(&k2), None).unwrap();
+        assert_eq!((done.converted, done.already), (5, 1));
+        check(None);
+
+        // A file no key opens is left alone, never deleted.
+        let odd = cache.join(hash_name(b"odd"));
+        seal_to(&odd, b"odd", &key(3));
+        let done = convert_cache(&cache, Some(&k1), Some(&k2)).unwrap();
+        assert_eq!(done.unreadable, 1);
+        assert!(odd.is_file());
+        assert_eq!(
+            convert_cache(&dir.path().join("none"), None, Some(&k1)).unwrap(),
+            Converted::default()
+        );
     }
 }

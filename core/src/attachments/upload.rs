@@ -71,7 +71,7 @@ pub async fn run(
     if work.is_empty() {
         return Ok(());
     }
-    let files = Files::of_store(engine.store().path());
+    let files = engine.files();
     let mut run_bytes = 0u64;
     for row in work {
         match upload_one(api, &files, &row, report, on_transfer, &mut run_bytes).await? {
