@@ -326,10 +326,6 @@ impl SealedFile {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The plaintext of chunk `index`, authenticated.
     fn chunk(&mut self, index: u64) -> Result<Vec<u8>, SealError> {
         let last = index + 1 == self.chunks;
