@@ -380,4 +380,48 @@ mod tests {
         assert!(!user.dir().exists());
         user.delete_all().unwrap();
     }
+
+    #[test]
+    fn with_a_key_imports_are_sealed_and_read_through_the_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = CacheKey::derive(&[5; 32]);
+        let files = Files::of_store(&dir.path().join("guest.db")).with_key(Some(key.clone()));
+        let bytes: Vec<u8> = (0..(2 * BUFFER + 9)).map(|i| (i % 253) as u8).collect();
+        let imported = files.import_bytes(&bytes).unwrap();
+        assert_eq!(imported.hash, format!("{:x}", Sha256::digest(&bytes)));
+        assert_eq!(imported.size, bytes.len() as u64);
+        let on_disk = std::fs::read(files.path(&imported.hash)).unwrap();
+        assert!(on_disk.starts_with(super::super::sealed::MAGIC));
+        assert!(!on_disk.windows(64).any(|w| w == &bytes[1000..1064]));
+        assert_eq!(
+            files.read_at(&imported.hash, BUFFER as u64 - 2, 4).unwrap(),
+            &bytes[BUFFER - 2..BUFFER + 2]
+        );
+        // The path API's copy: decrypted in `open/`, reused, gone after `empty_open`.
+        let copy = files.plaintext_path(&imported.hash).unwrap();
+        assert_eq!(copy, files.open_dir().join(&imported.hash));
+        assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+        assert_eq!(files.plaintext_path(&imported.hash).unwrap(), copy);
+        files.empty_open().unwrap();
+        assert!(!files.open_dir().exists());
+        files.empty_open().unwrap();
+        // Without the key the same directory hands out the sealed file's path, unchanged.
+        let plain = Files::of_store(&dir.path().join("guest.db"));
+        assert_eq!(
+            plain.plaintext_path(&imported.hash).unwrap(),
+            files.path(&imported.hash)
+        );
+        assert!(plain.read_at(&"0".repeat(64), 0, 1).is_err());
+        // Another key: a typed error, no copy left behind.
+        let other = Files::of_store(&dir.path().join("guest.db"))
+            .with_key(Some(CacheKey::derive(&[6; 32])));
+        assert!(matches!(
+            other.plaintext_path(&imported.hash),
+            Err(crate::error::Error::Attachment {
+                kind: crate::error::AttachmentErrorKind::Corrupt,
+                ..
+            })
+        ));
+        assert_eq!(std::fs::read_dir(other.open_dir()).unwrap().count(), 0);
+    }
 }
