@@ -208,7 +208,9 @@ impl Files {
     }
 
     /// Moves every complete file of `other` into this directory (guest adoption), keeping a file
-    /// already here. Partial downloads and `tmp/` are left behind (they are only caches).
+    /// already here. Partial downloads and `tmp/` are left behind (they are only caches). Files
+    /// are renamed when both directories share their key (or both are plain), else re-sealed
+    /// for this directory's key.
     pub fn adopt_from(&self, other: &Files) -> io::Result<u64> {
         let entries = match std::fs::read_dir(&other.dir) {
             Ok(entries) => entries,
@@ -227,8 +229,24 @@ impl Files {
             let target = self.path(name);
             if target.exists() {
                 std::fs::remove_file(entry.path())?;
-            } else {
+            } else if self.key == other.key {
                 std::fs::rename(entry.path(), &target)?;
+                moved += 1;
+            } else {
+                // Sealed with another key (each database has its own), or one side plain:
+                // re-sealed through a `.converting` sibling, then the guest's copy goes.
+                let tmp = self.dir.join(format!("{name}.converting"));
+                if let Err(e) = super::sealed::convert_file(
+                    &entry.path(),
+                    &tmp,
+                    other.key.as_ref(),
+                    self.key.as_ref(),
+                ) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(io::Error::other(e.to_string()));
+                }
+                std::fs::rename(&tmp, &target)?;
+                std::fs::remove_file(entry.path())?;
                 moved += 1;
             }
         }
@@ -423,5 +441,24 @@ mod tests {
             })
         ));
         assert_eq!(std::fs::read_dir(other.open_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn adoption_reseals_files_for_the_adopting_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2) = (CacheKey::derive(&[1; 32]), CacheKey::derive(&[2; 32]));
+        let guest = Files::of_store(&dir.path().join("guest.db")).with_key(Some(k1));
+        let user =
+            Files::of_store(&dir.path().join("users").join("u.db")).with_key(Some(k2.clone()));
+        let a = guest.import_bytes(b"guest photo").unwrap();
+        assert_eq!(user.adopt_from(&guest).unwrap(), 1);
+        assert!(!guest.path(&a.hash).exists());
+        assert_eq!(user.read_at(&a.hash, 0, 100).unwrap(), b"guest photo");
+        // A plain guest into a sealed account.
+        let plain_guest = Files::of_store(&dir.path().join("guest.db"));
+        let b = plain_guest.import_bytes(b"plain photo").unwrap();
+        assert_eq!(user.adopt_from(&plain_guest).unwrap(), 1);
+        assert_eq!(user.read_at(&b.hash, 6, 100).unwrap(), b"photo");
+        assert!(super::super::sealed::is_sealed(&user.path(&b.hash)).unwrap());
     }
 }

@@ -538,7 +538,7 @@ pub fn convert_cache(
 
 /// Writes `path`'s plaintext (read through `from`, or as it is) to `tmp` (sealed with `to`, or
 /// plain), fsynced.
-fn convert_file(
+pub(crate) fn convert_file(
     path: &Path,
     tmp: &Path,
     from: Option<&CacheKey>,
