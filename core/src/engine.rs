@@ -85,7 +85,7 @@ impl Engine {
 
     /// Opens (creating when missing) the store file `path`, telling `notifier` about commits.
     pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
-        let store = Arc::new(Store::open(path)?);
+        let store = Arc::new(Store::open(path, None)?);
         store.write(|tx| schema::install(tx, &schema))?;
         let has_refs = schema
             .collections
