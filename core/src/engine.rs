@@ -64,6 +64,9 @@ pub struct Engine {
     edit_clock: EditClock,
     /// Attachment transfers under way (in memory only).
     attachment_progress: crate::attachments::progress::Progress,
+    /// Seals the attachment cache (the store is encrypted; docs/design/encryption.md §3).
+    /// Set at open, or changed by a conversion or rekey of the store.
+    cache_key: std::sync::Mutex<Option<crate::attachments::sealed::CacheKey>>,
 }
 
 impl Engine {
@@ -93,6 +96,7 @@ impl Engine {
         let attachment_progress = crate::attachments::progress::Progress::new(&notifier);
         Ok(Self {
             attachment_progress,
+            cache_key: std::sync::Mutex::new(None),
             store,
             has_refs,
             uses_streams,
@@ -109,6 +113,14 @@ impl Engine {
             edit_clock: self.edit_clock.with(clock, node),
             ..self
         }
+    }
+
+    /// Seals (or, with `None`, stops sealing) the attachment files written from now on, with the
+    /// key derived from the database key (docs/design/encryption.md §3); the encrypted store's
+    /// open sets it. The
+    /// files already in the cache are the caller's to convert ([`crate::convert_cache`]).
+    pub fn set_cache_key(&self, key: Option<crate::attachments::sealed::CacheKey>) {
+        *crate::store::lock(&self.cache_key) = key;
     }
 
     /// The edit clock, for sync to show it the server's times.
@@ -129,7 +141,8 @@ impl Engine {
 
     /// The account's attachments directory (next to its database).
     pub(crate) fn files(&self) -> crate::attachments::Files {
-        crate::attachments::Files::of_store(self.store.path())
+        let key = crate::store::lock(&self.cache_key).clone();
+        crate::attachments::Files::of_store(self.store.path()).with_key(key)
     }
 
     /// The store, for sync and account management.
