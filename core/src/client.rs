@@ -23,6 +23,8 @@ use crate::outbox::{self, OutboxEntry};
 use crate::query::Query;
 use crate::records::RecordRow;
 use crate::runtime::runtime;
+use crate::store::convert::StoreEncryption;
+use crate::store::keys::{Encryption, Secrets};
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
@@ -75,6 +77,9 @@ pub struct ClientConfig {
     /// after a download, the least recently used files beyond it are deleted (they download
     /// again on demand), never one not uploaded yet or named by an unsent change.
     pub attachment_cache_bytes: u64,
+    /// Whether the databases are encrypted at rest (docs/design/encryption.md). Switching it
+    /// converts the current database on the next open; the keys live in `secret_store`.
+    pub encryption: Encryption,
 }
 
 pub struct Client {
@@ -96,6 +101,8 @@ pub struct Client {
     expiry_watch: Option<tokio::task::JoinHandle<()>>,
     /// The attachment cache's limit in bytes.
     attachment_cache_bytes: u64,
+    /// How every database of this directory is kept (and where its keys live).
+    encryption: StoreEncryption,
 }
 
 impl Client {
@@ -126,19 +133,33 @@ impl Client {
         let installation_id = client_id(&data_dir)?;
         let current_store = Arc::new(CurrentStore::default());
         let notifier = Arc::new(Notifier::start(Arc::clone(&current_store))?);
+        let namespace = secret_namespace(&installation_id);
+        // The secret store: the app's, else the platform's (required with a server or with
+        // encryption on; otherwise only used to decrypt a database encrypted before).
+        let secret_store: Option<Arc<dyn SecretStore>> = match config.secret_store {
+            Some(store) => Some(store),
+            None if config.server.is_some() || config.encryption == Encryption::On => {
+                Some(Arc::new(KeyringStore::new().map_err(AuthError::from)?))
+            }
+            None => KeyringStore::new()
+                .ok()
+                .map(|s| Arc::new(s) as Arc<dyn SecretStore>),
+        };
+        let encryption = StoreEncryption {
+            mode: config.encryption,
+            secrets: secret_store.as_ref().map(|store| Secrets {
+                store: Arc::clone(store),
+                namespace: namespace.clone(),
+            }),
+        };
         let (auth, http) = match &config.server {
             Some(server) => {
                 let http = HttpClient::new(server).map_err(|e| Error::invalid(e.to_string()))?;
-                let store: Arc<dyn SecretStore> = match config.secret_store {
-                    Some(store) => store,
+                let store: Arc<dyn SecretStore> = match &secret_store {
+                    Some(store) => Arc::clone(store),
                     None => Arc::new(KeyringStore::new().map_err(AuthError::from)?),
                 };
-                let session = AuthSession::open_with_clock(
-                    http.clone(),
-                    store,
-                    &secret_namespace(&installation_id),
-                    clock,
-                )?;
+                let session = AuthSession::open_with_clock(http.clone(), store, &namespace, clock)?;
                 (
                     Some(Arc::new(session)),
                     Some((http, server.request_timeout)),
@@ -147,10 +168,11 @@ impl Client {
             None => (None, None),
         };
         let state = auth.as_ref().map_or(AuthState::SignedOut, |a| a.state());
-        let engine = Engine::open_file(
+        let engine = Engine::open_file_with(
             &db_path(&data_dir, &state)?,
             schema.clone(),
             Arc::clone(&notifier),
+            &encryption,
         )?
         .with_edit_clock(Arc::clone(&edit_clock), &installation_id);
         collect_attachments(&engine);
@@ -196,6 +218,7 @@ impl Client {
             switching: tokio::sync::Mutex::new(()),
             expiry_watch,
             attachment_cache_bytes: config.attachment_cache_bytes,
+            encryption,
         })
     }
 
@@ -933,9 +956,10 @@ impl Client {
         let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
         let (edit_clock, node) = (Arc::clone(&self.edit_clock), self.installation_id.clone());
         let guest_path = current.store().path().to_path_buf();
+        let encryption = self.encryption.clone();
         let next = tokio::task::spawn_blocking(move || -> Result<Engine> {
-            let engine =
-                Engine::open_file(&target, schema, notifier)?.with_edit_clock(edit_clock, &node);
+            let engine = Engine::open_file_with(&target, schema, notifier, &encryption)?
+                .with_edit_clock(edit_clock, &node);
             if adopt_guest {
                 adopt(&engine, &guest_path)?;
                 // The rows moved with the guest data; their files follow (a rename each).

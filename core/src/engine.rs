@@ -22,6 +22,7 @@ use crate::query::{CompiledQuery, Query};
 use crate::records::{self, RecordRow, RecordState};
 use crate::refs;
 use crate::schema;
+use crate::store::convert::StoreEncryption;
 use crate::store::Store;
 use crate::sync::conflict::{self, ConflictRow};
 use crate::sync::reconcile;
@@ -81,8 +82,20 @@ impl Engine {
     }
 
     /// Opens (creating when missing) the store file `path`, telling `notifier` about commits.
+    #[cfg(test)]
     pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
-        let store = Arc::new(Store::open(path)?);
+        Self::open_file_with(path, schema, notifier, &StoreEncryption::default())
+    }
+
+    /// [`Engine::open_file`] with the store encrypted, or not, as `encryption` says (converting
+    /// the file on the way when it disagrees).
+    pub fn open_file_with(
+        path: &Path,
+        schema: Schema,
+        notifier: Arc<Notifier>,
+        encryption: &StoreEncryption,
+    ) -> Result<Self> {
+        let store = Arc::new(Store::open_with(path, encryption)?);
         store.write(|tx| schema::install(tx, &schema))?;
         let has_refs = schema
             .collections

@@ -2,7 +2,10 @@
 //! wait for a running write, so queries stay fast while a long sync transaction is open.
 
 mod checkpoint;
+pub mod convert;
+pub mod e1_shim;
 pub mod files;
+pub mod keys;
 mod migrations;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use migrations::migrate;
@@ -43,8 +46,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating when missing) the store at `path` and migrates it. A file written by a newer
     /// engine is refused before anything is written to it.
+    #[cfg(test)]
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &convert::StoreEncryption::default())
+    }
+
+    /// [`Store::open`] as `encryption` asks: recovers an interrupted conversion, converts the file
+    /// when it and the configuration disagree (see [`convert::prepare`]), then opens it keyed.
+    pub fn open_with(path: &Path, encryption: &convert::StoreEncryption) -> Result<Self> {
         let claim = DirectoryClaim::take(path)?;
+        // Before anything creates the file: a missing one is a new database.
+        let _key = convert::prepare(path, encryption)?;
         files::ensure_private_file(path)?;
         let writer = Connection::open(path)?;
         let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
