@@ -23,8 +23,8 @@ use crate::outbox::{self, OutboxEntry};
 use crate::query::Query;
 use crate::records::RecordRow;
 use crate::runtime::runtime;
-use crate::store::convert::StoreEncryption;
-use crate::store::keys::{Encryption, Secrets};
+use crate::store::convert::{self, StoreEncryption};
+use crate::store::keys::{DbKeys, Encryption, Secrets};
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
@@ -929,6 +929,88 @@ impl Client {
             Files::of_store(&path).delete_all()?;
         }
         Ok(())
+    }
+
+    /// Whether the current database is encrypted (its file, not only the configuration).
+    pub fn encryption_status(&self) -> Result<Encryption> {
+        let path = self.engine().store().path().to_path_buf();
+        Ok(match convert::file_state(&path)? {
+            convert::FileState::Encrypted => Encryption::On,
+            _ => Encryption::Off,
+        })
+    }
+
+    /// Rotates the current database's key (encryption must be on): the database is copied under
+    /// a fresh key and the old key deleted, crash-safely (docs/design/encryption.md §4). Other
+    /// calls wait while it runs (seconds for a large database); sync runs are held.
+    pub async fn rekey(&self) -> Result<()> {
+        if self.encryption.mode != Encryption::On {
+            return Err(Error::invalid("rekey needs encryption on"));
+        }
+        let secrets = self.encryption.secrets.clone().ok_or_else(|| {
+            Error::invalid("encryption needs a secret store to keep the database key in")
+        })?;
+        let _switching = self.switching.lock().await;
+        let _no_run = match &self.syncer {
+            Some(syncer) => Some(syncer.hold_runs().await),
+            None => None,
+        };
+        // While the file converts, the slot holds an engine on a scratch database, and the slot's
+        // write lock is held throughout, so no call reaches either.
+        let scratch = self.data_dir.join(USERS_DIR).join(".rekey-placeholder.db");
+        let placeholder = Engine::open_file_with(
+            &scratch,
+            self.schema.clone(),
+            Arc::clone(&self.notifier),
+            &StoreEncryption::default(),
+        )?;
+        let mut slot = self.engines.write().unwrap_or_else(|e| e.into_inner());
+        let previous = std::mem::replace(&mut *slot, Arc::new(placeholder));
+        let path = previous.store().path().to_path_buf();
+        self.current_store.set(None);
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while (Arc::strong_count(&previous) > 1 || Arc::strong_count(&previous.store()) > 2)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if Arc::strong_count(&previous) > 1 || Arc::strong_count(&previous.store()) > 2 {
+            self.current_store.set(Some(previous.store()));
+            let placeholder = std::mem::replace(&mut *slot, previous);
+            drop((slot, placeholder));
+            let _ = delete_database(&scratch);
+            return Err(Error::invalid(
+                "the database is still in use; rekey again when the app is idle",
+            ));
+        }
+        previous.store().mark_closing();
+        drop(previous);
+        let rekeyed = convert::rekey(&path, &DbKeys::new(secrets, &path));
+        if let Err(e) = &rekeyed {
+            tracing::error!(error = %e, "rekeying the database failed; it reopens as it was");
+        }
+        let reopened = Engine::open_file_with(
+            &path,
+            self.schema.clone(),
+            Arc::clone(&self.notifier),
+            &self.encryption,
+        )?
+        .with_edit_clock(Arc::clone(&self.edit_clock), &self.installation_id);
+        let reopened = Arc::new(reopened);
+        self.current_store.set(Some(reopened.store()));
+        let placeholder = std::mem::replace(&mut *slot, reopened);
+        drop((slot, placeholder));
+        if let Err(e) = delete_database(&scratch) {
+            tracing::warn!(error = %e, "deleting the rekey placeholder failed");
+        }
+        self.notifier.switched(
+            self.schema
+                .collections
+                .keys()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+        );
+        rekeyed.map(drop)
     }
 
     /// Makes `user`'s database (the guest database for `None`) the current one. Returns the
