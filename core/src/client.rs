@@ -1162,7 +1162,7 @@ fn check_space_id(id: &str) -> Result<()> {
 /// Moves the guest data into the first account's (new, empty) database in one transaction, so
 /// its pending changes are pushed to that account and the guest database is left empty.
 fn adopt(engine: &Engine, guest: &Path) -> Result<()> {
-    engine.store().write_attached(guest, "guest", |tx| {
+    engine.store().write_attached(guest, None, "guest", |tx| {
         Ok(tx.execute_batch(
             "INSERT INTO main.records SELECT * FROM guest.records;
              INSERT INTO main.outbox SELECT * FROM guest.outbox;

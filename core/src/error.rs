@@ -34,6 +34,12 @@ pub enum Error {
     #[error("this Tandem instance was shut down")]
     Closed,
 
+    /// The database is encrypted and could not be opened with the key at hand
+    /// (docs/design/encryption.md §2); the file was left untouched. The design's
+    /// `StoreError::Key`.
+    #[error("{0}; the database file was left untouched")]
+    Key(crate::store::cipher::KeyProblem),
+
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
 

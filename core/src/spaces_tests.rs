@@ -528,7 +528,7 @@ fn migration_v8_keeps_the_user_streams_cursor_and_owed_repull() {
         .unwrap();
         tx.commit().unwrap();
     }
-    let store = crate::store::Store::open(&path).unwrap();
+    let store = crate::store::Store::open(&path, None).unwrap();
     let cursors = store.read(pull::stream_cursors).unwrap();
     assert_eq!(
         cursors,
@@ -550,7 +550,7 @@ fn migration_v8_keeps_the_user_streams_cursor_and_owed_repull() {
     drop(store);
 
     // A fresh store starts with the user stream from the beginning, nothing owed.
-    let fresh = crate::store::Store::open(&dir.path().join("new.db")).unwrap();
+    let fresh = crate::store::Store::open(&dir.path().join("new.db"), None).unwrap();
     let cursors = fresh.read(pull::stream_cursors).unwrap();
     assert_eq!(cursors.len(), 1);
     assert_eq!(cursors[0].cursor, None);

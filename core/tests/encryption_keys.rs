@@ -86,7 +86,6 @@ impl SecretStore for Locked {
 }
 
 #[test]
-#[ignore = "needs the SQLite3MC build of slice E1 (i17-e1), merged next"]
 fn missing_wrong_and_unreachable_keys_are_typed_errors_that_touch_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = encrypted_with_pending(dir.path());
@@ -138,7 +137,6 @@ fn missing_wrong_and_unreachable_keys_are_typed_errors_that_touch_nothing() {
 }
 
 #[test]
-#[ignore = "needs the SQLite3MC build of slice E1 (i17-e1), merged next"]
 fn rekey_rotates_the_key_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let store = encrypted_with_pending(dir.path());
@@ -168,7 +166,6 @@ fn rekey_rotates_the_key_and_keeps_everything() {
 }
 
 #[test]
-#[ignore = "needs the SQLite3MC build of slice E1 (i17-e1), merged next"]
 fn turning_encryption_off_decrypts_and_drops_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = encrypted_with_pending(dir.path());

@@ -269,7 +269,10 @@ impl From<Error> for TandemError {
             }
             Error::AlreadyOpen(_) => Self::AlreadyOpen { detail },
             Error::Closed => Self::Closed,
-            Error::Sqlite(_) | Error::Io(_) | Error::Corrupt(_) => Self::Storage { detail },
+            // A missing, wrong or unavailable database key: the message names the problem.
+            Error::Sqlite(_) | Error::Io(_) | Error::Corrupt(_) | Error::Key(_) => {
+                Self::Storage { detail }
+            }
             Error::Protocol(_) => Self::Sync {
                 kind: SyncFailure::Server,
                 detail,

@@ -10,6 +10,7 @@ use std::thread::{self, JoinHandle};
 use rusqlite::wal::CheckpointMode;
 use rusqlite::Connection;
 
+use super::cipher::DatabaseKey;
 use super::BUSY_TIMEOUT;
 use crate::error::Result;
 
@@ -22,8 +23,9 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn start(path: &Path) -> Result<Self> {
+    pub fn start(path: &Path, key: Option<&DatabaseKey>) -> Result<Self> {
         let conn = Connection::open(path)?;
+        super::apply_key(&conn, key)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let (wake, requests) = mpsc::channel();
         let thread = thread::Builder::new()

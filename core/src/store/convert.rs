@@ -26,9 +26,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 
-use super::e1_shim::{key_connection, key_error, DatabaseKey, KeyProblem};
+use super::cipher::{key_connection, DatabaseKey, KeyProblem};
+use zeroize::Zeroizing;
+
 use super::files;
 use super::keys::{self, DbKeys, Encryption, Secrets, Slot};
 use crate::crash::{self, Point};
@@ -187,7 +189,7 @@ pub fn recover(path: &Path, keys: Option<&DbKeys>) -> Result<Option<DatabaseKey>
     };
     let plan = decide(observed).map_err(|problem| {
         tracing::error!(path = %path.display(), ?problem, "no stored key opens the database; it was left untouched");
-        key_error(problem)
+        Error::Key(problem)
     })?;
     if plan != Plan::default_for(observed) {
         tracing::info!(
@@ -199,7 +201,7 @@ pub fn recover(path: &Path, keys: Option<&DbKeys>) -> Result<Option<DatabaseKey>
     if plan.delete_converting {
         remove_converting(path)?;
     }
-    let keys_or_missing = || keys.ok_or_else(|| key_error(KeyProblem::Missing));
+    let keys_or_missing = || keys.ok_or_else(|| Error::Key(KeyProblem::Missing));
     if plan.delete_next {
         keys_or_missing()?.delete(Slot::Next)?;
     }
@@ -243,21 +245,20 @@ fn opens_with(path: &Path, key: &DatabaseKey) -> Result<bool> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    key_connection(&conn, key)?;
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-        r.get::<_, i64>(0)
-    }) {
-        Ok(_) => Ok(true),
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::NotADatabase => Ok(false),
-        Err(e) => Err(e.into()),
+    // `key_connection` reads the schema once: a key that does not open the file is `Wrong`.
+    match key_connection(&conn, key) {
+        Ok(()) => Ok(true),
+        Err(Error::Key(KeyProblem::Wrong)) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
 /// The `file:` URI of the conversion's copy with its key: SQLite3MC's URI parameters `cipher` and
-/// `key`, the key in the raw form `x'<64 hex digits>'` (no password stretching), or `key=` (empty:
-/// plaintext). Bound as a parameter, never formatted into SQL or logged.
-fn target_uri(copy: &Path, key: Option<&DatabaseKey>) -> String {
-    let mut uri = String::from("file:");
+/// `hexkey`, the key in `store::cipher`'s raw form (`raw:` and the 32 bytes, hex-encoded here, so
+/// the same bytes reach SQLite3MC as through `sqlite3_key_v2`: no password stretching), or an
+/// empty `key=` (plaintext). Bound as a parameter, never formatted into SQL or logged.
+fn target_uri(copy: &Path, key: Option<&DatabaseKey>) -> Zeroizing<String> {
+    let mut uri = Zeroizing::new(String::from("file:"));
     for byte in copy.to_string_lossy().bytes() {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
@@ -268,11 +269,10 @@ fn target_uri(copy: &Path, key: Option<&DatabaseKey>) -> String {
     }
     match key {
         Some(key) => {
-            uri.push_str("?cipher=chacha20&key=x%27");
-            for byte in key.as_bytes() {
+            uri.push_str("?cipher=chacha20&hexkey=");
+            for byte in b"raw:".iter().chain(key.as_bytes()) {
                 uri.push_str(&format!("{byte:02x}"));
             }
-            uri.push_str("%27");
         }
         None => uri.push_str("?key="),
     }
@@ -343,7 +343,7 @@ pub fn convert(
     }
     // 2. The target key is stored before any byte is encrypted with it.
     if let Some(to) = to {
-        let keys = keys.ok_or_else(|| key_error(KeyProblem::Missing))?;
+        let keys = keys.ok_or_else(|| Error::Key(KeyProblem::Missing))?;
         keys.set(Slot::Next, to)?;
     }
     crash::reached(Point::ConvertNextKeyWritten);
@@ -364,7 +364,7 @@ pub fn convert(
             false
         }),
     )?;
-    source.execute("VACUUM INTO ?1", [target_uri(&copy, to)])?;
+    source.execute("VACUUM INTO ?1", [target_uri(&copy, to).as_str()])?;
     source.progress_handler(0, None::<fn() -> bool>)?;
     drop(source);
     File::open(&copy)?.sync_all()?;
@@ -595,6 +595,120 @@ mod tests {
         assert_eq!(file_state(&path).unwrap(), Plain);
         std::fs::write(&path, [7u8; 4096]).unwrap();
         assert_eq!(file_state(&path).unwrap(), Encrypted);
+    }
+
+    fn sum(path: &Path, key: Option<&DatabaseKey>) -> Result<i64> {
+        let conn = Connection::open(path)?;
+        if let Some(key) = key {
+            key_connection(&conn, key)?;
+        }
+        Ok(conn.query_row("SELECT sum(x) FROM t", [], |r| r.get(0))?)
+    }
+
+    #[test]
+    fn conversions_between_plaintext_and_keys_keep_every_row() {
+        use crate::auth::MemorySecretStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (x);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO t SELECT i FROM n;",
+        )
+        .unwrap();
+        drop(conn);
+        let expected = 5000 * 5001 / 2;
+        let secrets = Secrets {
+            store: std::sync::Arc::new(MemorySecretStore::new()),
+            namespace: "tandem.test".into(),
+        };
+        let keys = DbKeys::new(secrets, &path);
+        let (a, b) = (keys::generate().unwrap(), keys::generate().unwrap());
+
+        convert(&path, Some(&keys), None, Some(&a)).unwrap();
+        assert_eq!(file_state(&path).unwrap(), Encrypted);
+        assert_eq!(sum(&path, Some(&a)).unwrap(), expected);
+        assert!(matches!(
+            sum(&path, Some(&b)),
+            Err(Error::Key(KeyProblem::Wrong))
+        ));
+        assert!(sum(&path, None).is_err());
+        assert_eq!(keys.get(Slot::Current).unwrap(), Some(a.clone()));
+        assert_eq!(keys.get(Slot::Next).unwrap(), None);
+        assert_eq!(recover(&path, Some(&keys)).unwrap(), Some(a.clone()));
+
+        convert(&path, Some(&keys), Some(&a), Some(&b)).unwrap();
+        assert_eq!(sum(&path, Some(&b)).unwrap(), expected);
+        assert!(matches!(
+            sum(&path, Some(&a)),
+            Err(Error::Key(KeyProblem::Wrong))
+        ));
+        assert_eq!(keys.get(Slot::Current).unwrap(), Some(b.clone()));
+
+        convert(&path, Some(&keys), Some(&b), None).unwrap();
+        assert_eq!(file_state(&path).unwrap(), Plain);
+        assert_eq!(sum(&path, None).unwrap(), expected);
+        assert_eq!(keys.get(Slot::Current).unwrap(), None);
+        assert!(!converting_path(&path).exists());
+    }
+
+    #[test]
+    fn recovery_after_the_rename_promotes_and_before_it_drops_the_copy() {
+        use crate::auth::MemorySecretStore;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (42);")
+            .unwrap();
+        let secrets = Secrets {
+            store: std::sync::Arc::new(MemorySecretStore::new()),
+            namespace: "tandem.test".into(),
+        };
+        let keys = DbKeys::new(secrets, &path);
+        let (a, b) = (keys::generate().unwrap(), keys::generate().unwrap());
+        convert(&path, Some(&keys), None, Some(&a)).unwrap();
+        // A rekey killed after its rename: the file opens only with db-key-next.
+        keys.set(Slot::Next, &b).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        key_connection(&conn, &a).unwrap();
+        let copy = converting_path(&path);
+        conn.execute("VACUUM INTO ?1", [target_uri(&copy, Some(&b)).as_str()])
+            .unwrap();
+        drop(conn);
+        std::fs::rename(&copy, &path).unwrap();
+        assert_eq!(recover(&path, Some(&keys)).unwrap(), Some(b.clone()));
+        assert_eq!(keys.get(Slot::Current).unwrap(), Some(b.clone()));
+        assert_eq!(keys.get(Slot::Next).unwrap(), None);
+        assert_eq!(sum(&path, Some(&b)).unwrap(), 42);
+        // A rekey killed during its copy: the copy goes, the next key goes, the file stays.
+        keys.set(Slot::Next, &a).unwrap();
+        std::fs::write(&copy, b"half a copy").unwrap();
+        assert_eq!(recover(&path, Some(&keys)).unwrap(), Some(b.clone()));
+        assert!(!copy.exists());
+        assert_eq!(keys.get(Slot::Next).unwrap(), None);
+        // No key opens it: a typed error, and the file and keys stay as they are.
+        let other = DbKeys::new(
+            Secrets {
+                store: std::sync::Arc::new(MemorySecretStore::new()),
+                namespace: "tandem.test".into(),
+            },
+            &path,
+        );
+        std::fs::write(&copy, b"half a copy").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        assert!(matches!(
+            recover(&path, Some(&other)),
+            Err(Error::Key(KeyProblem::Missing))
+        ));
+        other.set(Slot::Current, &a).unwrap();
+        assert!(matches!(
+            recover(&path, Some(&other)),
+            Err(Error::Key(KeyProblem::Wrong))
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert!(copy.exists());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The SQLite file: one writer connection and a small pool of readers. In WAL mode readers never
 //! wait for a running write, so queries stay fast while a long sync transaction is open.
 
+#[cfg(test)]
+mod at_rest_tests;
 mod checkpoint;
+pub mod cipher;
 pub mod convert;
-pub mod e1_shim;
 pub mod files;
 pub mod keys;
 mod migrations;
@@ -21,12 +23,18 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 use crate::error::{Error, Result};
 use checkpoint::{Checkpointer, CHECKPOINT_PAGES};
+use cipher::{DatabaseKey, KeyProblem};
 
 /// Pragmas every connection gets. Public so the benchmark floor runs raw SQLite with exactly these
 /// (the floor also turns automatic checkpoints off, as the engine moves them to a background thread).
 pub const CONNECTION_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = NORMAL;
      PRAGMA temp_store = MEMORY;
+     PRAGMA cache_size = -16000;";
+
+/// The reader connections' share of [`CONNECTION_PRAGMAS`]: the writer's page cache (point reads
+/// that hit it cost no I/O and, with encryption, no decryption) and memory for temporary tables.
+const READER_PRAGMAS: &str = "PRAGMA temp_store = MEMORY;
      PRAGMA cache_size = -16000;";
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,6 +45,8 @@ const MAX_IDLE_READERS: usize = 4;
 // writer's hook is gone), and the directory claim last.
 pub struct Store {
     path: PathBuf,
+    /// The key of an encrypted database; every connection is keyed with it before its first read.
+    key: Option<DatabaseKey>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     _checkpointer: Checkpointer,
@@ -45,25 +55,44 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating when missing) the store at `path` and migrates it. A file written by a newer
-    /// engine is refused before anything is written to it.
+    /// engine is refused before anything is written to it. With `key`, every connection is keyed
+    /// (a new file is encrypted from its first page; docs/design/encryption.md); a key that does
+    /// not open the file, or no key for an encrypted file, is [`Error::Key`] and leaves the file
+    /// untouched.
     #[cfg(test)]
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_with(path, &convert::StoreEncryption::default())
+    pub fn open(path: &Path, key: Option<&DatabaseKey>) -> Result<Self> {
+        let claim = DirectoryClaim::take(path)?;
+        Self::open_claimed(path, key, claim)
     }
 
     /// [`Store::open`] as `encryption` asks: recovers an interrupted conversion, converts the file
-    /// when it and the configuration disagree (see [`convert::prepare`]), then opens it keyed.
+    /// when it and the configuration disagree (see [`convert::prepare`]), then opens it with the
+    /// key that opens it. The directory claim is held throughout.
     pub fn open_with(path: &Path, encryption: &convert::StoreEncryption) -> Result<Self> {
         let claim = DirectoryClaim::take(path)?;
         // Before anything creates the file: a missing one is a new database.
-        let _key = convert::prepare(path, encryption)?;
+        let key = convert::prepare(path, encryption)?;
+        Self::open_claimed(path, key.as_ref(), claim)
+    }
+
+    fn open_claimed(path: &Path, key: Option<&DatabaseKey>, claim: DirectoryClaim) -> Result<Self> {
         files::ensure_private_file(path)?;
         let writer = Connection::open(path)?;
-        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        apply_key(&writer, key)?;
+        let version: i64 = writer
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| match key {
+                // Keyed and verified above: this is some other failure.
+                Some(_) => Error::Sqlite(e),
+                // An encrypted file opened without a key; a plaintext file saying NOTADB is
+                // damaged, not encrypted.
+                None if cipher::is_plaintext(path) => Error::Sqlite(e),
+                None => cipher::key_error(e, KeyProblem::Missing),
+            })?;
         migrations::refuse_newer(version)?;
         let mut writer = writer;
         configure(&writer)?;
-        let checkpointer = Checkpointer::start(path)?;
+        let checkpointer = Checkpointer::start(path, key)?;
         let wake = checkpointer.waker();
         // Replaces SQLite's automatic checkpoint (a WAL hook and autocheckpoint exclude each other).
         writer.wal_hook(Some(
@@ -76,6 +105,7 @@ impl Store {
         ))?;
         let mut store = Self {
             path: path.to_path_buf(),
+            key: key.cloned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             _checkpointer: checkpointer,
@@ -107,19 +137,41 @@ impl Store {
         in_transaction(&mut lock(&self.writer), f)
     }
 
-    /// Like [`Store::write`], with the database file `other` attached as `alias` for the length of
-    /// the transaction (SQLite cannot attach or detach inside one, so this brackets it).
+    /// Like [`Store::write`], with the database file `other` (encrypted with `other_key`, or
+    /// plaintext) attached as `alias` for the length of the transaction (SQLite cannot attach or
+    /// detach inside one, so this brackets it).
     pub fn write_attached<T>(
         &self,
         other: &Path,
+        other_key: Option<&DatabaseKey>,
         alias: &str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = lock(&self.writer);
+        let problem = if other_key.is_some() {
+            KeyProblem::Wrong
+        } else {
+            KeyProblem::Missing
+        };
+        // SQLite3MC reads the attached file's first page when a key is given (the ATTACH fails),
+        // otherwise on the first read: check here, so that a key problem is typed.
         conn.execute(
-            "ATTACH DATABASE ?1 AS ?2",
-            rusqlite::params![other.to_string_lossy(), alias],
-        )?;
+            "ATTACH DATABASE ?1 AS ?2 KEY ?3",
+            rusqlite::params![
+                other.to_string_lossy(),
+                alias,
+                &cipher::attach_key(other_key)[..]
+            ],
+        )
+        .map_err(|e| cipher::key_error(e, problem))?;
+        let schema = format!(
+            "SELECT count(*) FROM \"{}\".sqlite_schema",
+            alias.replace('"', "\"\"")
+        );
+        if let Err(e) = conn.query_row(&schema, [], |_| Ok(())) {
+            let _ = conn.execute("DETACH DATABASE ?1", [alias]);
+            return Err(cipher::key_error(e, problem));
+        }
         let result = in_transaction(&mut conn, f);
         conn.execute("DETACH DATABASE ?1", [alias])?;
         result
@@ -144,9 +196,19 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.path, flags)?;
+        apply_key(&conn, self.key.as_ref())?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch(READER_PRAGMAS)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
+    }
+}
+
+/// Keys a freshly opened connection when the store is encrypted (before anything reads it).
+pub(crate) fn apply_key(conn: &Connection, key: Option<&DatabaseKey>) -> Result<()> {
+    match key {
+        Some(key) => cipher::key_connection(conn, key),
+        None => Ok(()),
     }
 }
 
