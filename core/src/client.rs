@@ -424,7 +424,52 @@ impl Client {
     /// server has no such file or the user may not read it, `Attachment { Corrupt }` when the
     /// bytes do not match the hash (the next call downloads again from the start), `Sync(Offline)`
     /// without a network.
+    ///
+    /// With encryption on, the cache holds only sealed files, so the path is a decrypted copy in
+    /// `<db>.attachments/open/` (owner-only), made on the first call and deleted when the engine
+    /// next opens; [`read_attachment`](Self::read_attachment) reads without any copy.
     pub async fn attachment(&self, reference: &tandem_protocol::AttachmentRef) -> Result<PathBuf> {
+        self.cached_attachment(reference).await?;
+        let files = self.engine().files();
+        let hash = reference.hash.clone();
+        download::blocking(move || files.plaintext_path(&hash))
+            .await
+            .inspect_err(|e| tracing::warn!(hash = %download::short(&reference.hash), error = %e, "opening a cached attachment failed"))
+    }
+
+    /// Seals the current account's attachment cache with `key` from now on (`None`: plain
+    /// files). The encrypted store's open sets it from the database key
+    /// (docs/design/encryption.md §2–§4); files already cached are converted by
+    /// [`crate::convert_cache`], not here.
+    #[doc(hidden)]
+    pub fn set_attachment_cache_key(&self, key: Option<crate::CacheKey>) {
+        self.engine().set_cache_key(key);
+    }
+
+    /// Up to `length` bytes of the attachment's content from `offset` (fewer at its end, none
+    /// from or past it), downloading the file first like [`attachment`](Self::attachment). With
+    /// encryption on, only the 64 KiB chunks the range covers are decrypted, in memory: no
+    /// plaintext copy is written (what thumbnails and previews should use). A sealed file that
+    /// was tampered with is `Attachment { Corrupt }`.
+    pub async fn read_attachment(
+        &self,
+        reference: &tandem_protocol::AttachmentRef,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>> {
+        self.cached_attachment(reference).await?;
+        let files = self.engine().files();
+        let hash = reference.hash.clone();
+        download::blocking(move || files.read_at(&hash, offset, length))
+            .await
+            .inspect_err(|e| tracing::warn!(hash = %download::short(&reference.hash), error = %e, "reading a cached attachment failed"))
+    }
+
+    /// The attachment's file in the cache (sealed with encryption on), downloaded when needed.
+    async fn cached_attachment(
+        &self,
+        reference: &tandem_protocol::AttachmentRef,
+    ) -> Result<PathBuf> {
         let wanted = download::Wanted::from(reference);
         let engine = self.engine();
         let Some(api) = &self.api else {
@@ -1082,6 +1127,10 @@ impl Client {
 /// Deletes the attachment rows and files nothing references (at open and on an account switch;
 /// sync runs do it after each run). A failure is logged: the next run tries again.
 fn collect_attachments(engine: &Engine) {
+    // Decrypted copies handed out before (encryption on) live until the next open.
+    if let Err(e) = engine.files().empty_open() {
+        tracing::warn!(error = %e, "removing decrypted attachment copies failed");
+    }
     if let Err(e) = cache::collect(engine) {
         tracing::warn!(error = %e, "collecting unreferenced attachments failed");
     }

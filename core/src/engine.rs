@@ -65,6 +65,9 @@ pub struct Engine {
     edit_clock: EditClock,
     /// Attachment transfers under way (in memory only).
     attachment_progress: crate::attachments::progress::Progress,
+    /// Seals the attachment cache (the store is encrypted; docs/design/encryption.md §3).
+    /// Set at open, or changed by a conversion or rekey of the store.
+    cache_key: std::sync::Mutex<Option<crate::attachments::sealed::CacheKey>>,
 }
 
 impl Engine {
@@ -104,8 +107,13 @@ impl Engine {
         let edit_clock = store.read(EditClock::load)?;
         let uses_streams = schema.collections.values().any(|c| c.scope != Scope::User);
         let attachment_progress = crate::attachments::progress::Progress::new(&notifier);
+        // The attachment cache is sealed with a key derived from the database key.
+        let cache_key = store
+            .key()
+            .map(|key| crate::attachments::sealed::CacheKey::derive(key.as_bytes()));
         Ok(Self {
             attachment_progress,
+            cache_key: std::sync::Mutex::new(cache_key),
             store,
             has_refs,
             uses_streams,
@@ -122,6 +130,14 @@ impl Engine {
             edit_clock: self.edit_clock.with(clock, node),
             ..self
         }
+    }
+
+    /// Seals (or, with `None`, stops sealing) the attachment files written from now on, with the
+    /// key derived from the database key (docs/design/encryption.md §3); the encrypted store's
+    /// open sets it. The
+    /// files already in the cache are the caller's to convert ([`crate::convert_cache`]).
+    pub fn set_cache_key(&self, key: Option<crate::attachments::sealed::CacheKey>) {
+        *crate::store::lock(&self.cache_key) = key;
     }
 
     /// The edit clock, for sync to show it the server's times.
@@ -142,7 +158,8 @@ impl Engine {
 
     /// The account's attachments directory (next to its database).
     pub(crate) fn files(&self) -> crate::attachments::Files {
-        crate::attachments::Files::of_store(self.store.path())
+        let key = crate::store::lock(&self.cache_key).clone();
+        crate::attachments::Files::of_store(self.store.path()).with_key(key)
     }
 
     /// The store, for sync and account management.

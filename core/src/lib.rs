@@ -60,6 +60,7 @@ mod sync_tests;
 mod test_device;
 
 pub use attachments::progress::Transfer;
+pub use attachments::sealed::{convert_cache, CacheKey, Converted, SealError};
 pub use attachments::{AttachmentFailure, AttachmentState};
 pub use client::{Client, ClientConfig};
 pub use engine::WriteOp;

@@ -224,10 +224,34 @@ impl Tandem {
     /// Fails `Attachment { NotFound }` when the server has no such file or the user may not read
     /// it, `Attachment { Corrupt }` when the bytes do not match the hash, `Attachment { Io }`
     /// for a local disk failure, `Sync { Offline }` without a network.
+    ///
+    /// With encryption on, the cache holds only encrypted files: the path is then a decrypted
+    /// copy (in `<database>.attachments/open/`, readable by this app only), deleted when the
+    /// engine next opens. Prefer `read_attachment` where a range of bytes will do (thumbnails,
+    /// previews): it writes no plaintext copy.
     pub async fn attachment(&self, reference: AttachmentRef) -> Result<String, TandemError> {
         self.on_runtime(|client| async move {
             let path = client.attachment(&reference.into()).await?;
             Ok(path.to_string_lossy().into_owned())
+        })
+        .await
+    }
+
+    /// Up to `length` bytes of the attachment's content from byte `offset` (fewer at its end,
+    /// none from or past it), downloaded first like `attachment` when it is not on this device.
+    /// With encryption on, only the 64 KiB pieces the range covers are decrypted, in memory:
+    /// nothing is written in the clear. Fails like `attachment`; an encrypted file that was
+    /// changed on disk is `Attachment { Corrupt }`.
+    pub async fn read_attachment(
+        &self,
+        reference: AttachmentRef,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, TandemError> {
+        self.on_runtime(|client| async move {
+            Ok(client
+                .read_attachment(&reference.into(), offset, length)
+                .await?)
         })
         .await
     }

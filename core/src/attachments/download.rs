@@ -22,6 +22,7 @@ use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use super::sealed::{self, CacheKey, Sealer};
 use crate::engine::{now_ms, Engine};
 use crate::error::{AttachmentErrorKind, Error, Result};
 use crate::http::network_error;
@@ -235,11 +236,16 @@ async fn download(
     let hash = wanted.hash.as_str();
     let size = wanted.size;
     let part = dir.join(format!("{hash}.part"));
+    // With a cache key the `.part` is sealed as the bytes arrive (never in the clear on disk),
+    // and resumes after its last whole chunk.
+    let key = engine.files().key().cloned();
     let prefix = {
-        let part = part.clone();
-        blocking(move || hash_prefix(&part, size)).await?
+        let (part, key) = (part.clone(), key.clone());
+        blocking(move || start_part(&part, size, key.as_ref())).await?
     };
-    let (mut hasher, mut offset) = prefix;
+    let (mut hasher, mut offset, mut sealer) = prefix;
+    // Sealed bytes waiting to be written (a fresh file's header, then each chunk's).
+    let mut sealed = Vec::new();
     let mut received = 0u64;
     if offset < size {
         let mut response = match api.download_blob(hash, offset).await {
@@ -272,14 +278,19 @@ async fn download(
                 "the server answered another range than asked",
             ));
         }
-        if !resumed && offset > 0 {
-            // A `200` to a range request: the whole file comes again.
+        let append = resumed && offset > 0;
+        if !append {
+            // A `200` to a range request: the whole file comes again (a sealed one under a new
+            // nonce prefix).
             hasher = Sha256::new();
             offset = 0;
+            if let Some(key) = &key {
+                sealer = Some(Sealer::new(key, &mut sealed).map_err(|e| io(hash, e))?);
+            }
         }
         let mut options = tokio::fs::OpenOptions::new();
         options.create(true);
-        if resumed {
+        if append {
             options.append(true);
         } else {
             options.write(true).truncate(true);
@@ -316,7 +327,14 @@ async fn download(
                 ));
             }
             hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(|e| io(hash, e))?;
+            match &mut sealer {
+                Some(sealer) => {
+                    sealer.push(&chunk, &mut sealed).map_err(|e| io(hash, e))?;
+                    file.write_all(&sealed).await.map_err(|e| io(hash, e))?;
+                    sealed.clear();
+                }
+                None => file.write_all(&chunk).await.map_err(|e| io(hash, e))?,
+            }
             offset += chunk.len() as u64;
             received += chunk.len() as u64;
             count(chunk.len() as u64);
@@ -329,6 +347,22 @@ async fn download(
                 "the attachment's download ended early; it resumes from its partial file".into(),
             )));
         }
+    } else if let (Some(key), None) = (&key, &sealer) {
+        // Nothing to download (an empty file): a fresh sealed file of no chunk but the last.
+        remove_part(&part).await;
+        sealer = Some(Sealer::new(key, &mut sealed).map_err(|e| io(hash, e))?);
+    }
+    if let Some(sealer) = sealer {
+        // The last chunk: the file is whole now. Written before the hash check; a mismatch
+        // deletes the file anyway.
+        sealer.finish(&mut sealed).map_err(|e| io(hash, e))?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&part).await.map_err(|e| io(hash, e))?;
+        file.write_all(&sealed).await.map_err(|e| io(hash, e))?;
+        file.sync_all().await.map_err(|e| io(hash, e))?;
     }
     let digest = format!("{:x}", hasher.finalize());
     if digest != hash {
@@ -343,6 +377,38 @@ async fn download(
         .await
         .map_err(|e| io(hash, e))?;
     Ok(received)
+}
+
+/// Where the `.part` file lets a download start: the SHA-256 state over its plaintext, its
+/// length, and with a key the sealer to go on with (`None` with a key: start afresh). A part in
+/// the other form (sealed without a key, plain with one: the encryption was just turned on or
+/// off) is deleted.
+fn start_part(
+    part: &Path,
+    size: u64,
+    key: Option<&CacheKey>,
+) -> Result<(Sha256, u64, Option<Sealer>)> {
+    let sealed = match sealed::is_sealed(part) {
+        Ok(sealed) => sealed,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e.into()),
+    };
+    match key {
+        None if sealed => {
+            std::fs::remove_file(part)?;
+            Ok((Sha256::new(), 0, None))
+        }
+        None => {
+            let (hasher, offset) = hash_prefix(part, size)?;
+            Ok((hasher, offset, None))
+        }
+        Some(key) => match sealed::resume_part(part, key)? {
+            Some(resumed) if resumed.offset < size => {
+                Ok((resumed.hasher, resumed.offset, Some(resumed.sealer)))
+            }
+            _ => Ok((Sha256::new(), 0, None)),
+        },
+    }
 }
 
 /// The SHA-256 state over the `.part` file's bytes and their count (a file longer than `size`

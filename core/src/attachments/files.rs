@@ -6,6 +6,12 @@
 //! - `<hash>.part`: a partial download (`download.rs`), resumed with `Range`.
 //! - `tmp/`: files being attached, copied and hashed here before their rename to `<hash>`.
 //!
+//! - `open/`: with a cache key, the decrypted copies the path API hands out
+//!   (`Client::attachment`), emptied when the engine opens.
+//!
+//! With a cache key ([`Files::with_key`], the store encrypted) every complete file and partial
+//! download is sealed ([`super::sealed`]); without one they are the plain bytes.
+//!
 //! The directory is created on first use (an account that never attaches has none).
 
 use std::fs::{File, OpenOptions};
@@ -14,11 +20,14 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::sealed::{CacheKey, SealWriter, SealedFile};
 use crate::store::files::{create_private_dir, open_private};
 
 /// The copy buffer: 64 KiB, so importing a file of any size holds this much of it in memory.
 const BUFFER: usize = 64 * 1024;
 const TMP_DIR: &str = "tmp";
+/// Decrypted copies handed to the app by the path API (with a cache key).
+const OPEN_DIR: &str = "open";
 /// The directory name's suffix after the database file's stem.
 const DIR_SUFFIX: &str = "attachments";
 
@@ -33,6 +42,8 @@ pub struct Imported {
 #[derive(Debug, Clone)]
 pub struct Files {
     dir: PathBuf,
+    /// Seals the files when set (the store is encrypted).
+    key: Option<CacheKey>,
 }
 
 impl Files {
@@ -46,7 +57,83 @@ impl Files {
         let parent = db_path.parent().unwrap_or(Path::new("."));
         Self {
             dir: parent.join(format!("{stem}.{DIR_SUFFIX}")),
+            key: None,
         }
+    }
+
+    /// These files sealed with `key` (`None`: plain, as without encryption).
+    pub fn with_key(self, key: Option<CacheKey>) -> Self {
+        Self { key, ..self }
+    }
+
+    /// The key the files are sealed with, if any.
+    pub fn key(&self) -> Option<&CacheKey> {
+        self.key.as_ref()
+    }
+
+    /// The directory of decrypted copies (`open/`).
+    pub fn open_dir(&self) -> PathBuf {
+        self.dir.join(OPEN_DIR)
+    }
+
+    /// Deletes every decrypted copy (at open; a copy is only for the app's current use).
+    pub fn empty_open(&self) -> io::Result<()> {
+        match std::fs::remove_dir_all(self.open_dir()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The path of a plaintext copy of the complete file of `hash` for the app: the file itself
+    /// without a key; with one, a decrypted copy in `open/` (owner-only), made once (through a
+    /// temporary name and a rename, verified against the hash) and reused until the next open.
+    pub fn plaintext_path(&self, hash: &str) -> crate::error::Result<PathBuf> {
+        let Some(key) = &self.key else {
+            return Ok(self.path(hash));
+        };
+        let open = self.open_dir();
+        let target = open.join(hash);
+        if target.is_file() {
+            return Ok(target);
+        }
+        create_private_dir(&open)?;
+        let tmp = open.join(format!("{hash}.{}", uuid::Uuid::now_v7()));
+        let copied = (|| -> crate::error::Result<()> {
+            let mut sealed = SealedFile::open(&self.path(hash), key)?;
+            let mut out = open_private(&tmp, OpenOptions::new().write(true).create_new(true))?;
+            let digest = sealed.copy_to(&mut out)?;
+            if digest != hash {
+                return Err(crate::error::Error::Attachment {
+                    kind: crate::error::AttachmentErrorKind::Corrupt,
+                    detail: "a cached attachment does not match its hash".into(),
+                });
+            }
+            out.sync_all()?;
+            std::fs::rename(&tmp, &target)?;
+            Ok(())
+        })();
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        copied.map(|()| target)
+    }
+
+    /// Up to `len` plaintext bytes of the complete file of `hash` from `offset` (fewer at the
+    /// end), read through the seal without any copy when there is a key.
+    pub fn read_at(&self, hash: &str, offset: u64, len: u64) -> crate::error::Result<Vec<u8>> {
+        if let Some(key) = &self.key {
+            return Ok(SealedFile::open(&self.path(hash), key)?.read_at(offset, len)?);
+        }
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(self.path(hash))?;
+        let size = file.metadata()?.len();
+        if offset >= size || len == 0 {
+            return Ok(Vec::new());
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        let mut out = Vec::with_capacity(len.min(size - offset) as usize);
+        file.take(len).read_to_end(&mut out)?;
+        Ok(out)
     }
 
     pub fn dir(&self) -> &Path {
@@ -95,7 +182,7 @@ impl Files {
             .dir
             .join(TMP_DIR)
             .join(uuid::Uuid::now_v7().to_string());
-        let result = copy_hashing(input, &tmp).and_then(|imported| {
+        let result = copy_hashing(input, &tmp, self.key.as_ref()).and_then(|imported| {
             let target = self.path(&imported.hash);
             // A file already under this name has these very bytes (its name is their hash).
             if target.is_file() {
@@ -121,7 +208,9 @@ impl Files {
     }
 
     /// Moves every complete file of `other` into this directory (guest adoption), keeping a file
-    /// already here. Partial downloads and `tmp/` are left behind (they are only caches).
+    /// already here. Partial downloads and `tmp/` are left behind (they are only caches). Files
+    /// are renamed when both directories share their key (or both are plain), else re-sealed
+    /// for this directory's key.
     pub fn adopt_from(&self, other: &Files) -> io::Result<u64> {
         let entries = match std::fs::read_dir(&other.dir) {
             Ok(entries) => entries,
@@ -140,8 +229,24 @@ impl Files {
             let target = self.path(name);
             if target.exists() {
                 std::fs::remove_file(entry.path())?;
-            } else {
+            } else if self.key == other.key {
                 std::fs::rename(entry.path(), &target)?;
+                moved += 1;
+            } else {
+                // Sealed with another key (each database has its own), or one side plain:
+                // re-sealed through a `.converting` sibling, then the guest's copy goes.
+                let tmp = self.dir.join(format!("{name}.converting"));
+                if let Err(e) = super::sealed::convert_file(
+                    &entry.path(),
+                    &tmp,
+                    other.key.as_ref(),
+                    self.key.as_ref(),
+                ) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(io::Error::other(e.to_string()));
+                }
+                std::fs::rename(&tmp, &target)?;
+                std::fs::remove_file(entry.path())?;
                 moved += 1;
             }
         }
@@ -149,9 +254,18 @@ impl Files {
     }
 }
 
-/// Copies `input` into a new owner-only file at `to`, hashing it, and fsyncs it.
-fn copy_hashing(input: &mut dyn Read, to: &Path) -> io::Result<Imported> {
-    let mut out = open_private(to, OpenOptions::new().write(true).create_new(true))?;
+/// Copies `input` into a new owner-only file at `to` (sealed with `key` when given), hashing
+/// the plaintext, and fsyncs it.
+fn copy_hashing(input: &mut dyn Read, to: &Path, key: Option<&CacheKey>) -> io::Result<Imported> {
+    let out = open_private(to, OpenOptions::new().write(true).create_new(true))?;
+    if let Some(key) = key {
+        let mut sealed = SealWriter::new(out, key)?;
+        io::copy(input, &mut sealed)?;
+        let (out, hash, size) = sealed.finish()?;
+        out.sync_all()?;
+        return Ok(Imported { hash, size });
+    }
+    let mut out = out;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; BUFFER];
     let mut size = 0u64;
@@ -283,5 +397,68 @@ mod tests {
         user.delete_all().unwrap();
         assert!(!user.dir().exists());
         user.delete_all().unwrap();
+    }
+
+    #[test]
+    fn with_a_key_imports_are_sealed_and_read_through_the_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = CacheKey::derive(&[5; 32]);
+        let files = Files::of_store(&dir.path().join("guest.db")).with_key(Some(key.clone()));
+        let bytes: Vec<u8> = (0..(2 * BUFFER + 9)).map(|i| (i % 253) as u8).collect();
+        let imported = files.import_bytes(&bytes).unwrap();
+        assert_eq!(imported.hash, format!("{:x}", Sha256::digest(&bytes)));
+        assert_eq!(imported.size, bytes.len() as u64);
+        let on_disk = std::fs::read(files.path(&imported.hash)).unwrap();
+        assert!(on_disk.starts_with(super::super::sealed::MAGIC));
+        assert!(!on_disk.windows(64).any(|w| w == &bytes[1000..1064]));
+        assert_eq!(
+            files.read_at(&imported.hash, BUFFER as u64 - 2, 4).unwrap(),
+            &bytes[BUFFER - 2..BUFFER + 2]
+        );
+        // The path API's copy: decrypted in `open/`, reused, gone after `empty_open`.
+        let copy = files.plaintext_path(&imported.hash).unwrap();
+        assert_eq!(copy, files.open_dir().join(&imported.hash));
+        assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+        assert_eq!(files.plaintext_path(&imported.hash).unwrap(), copy);
+        files.empty_open().unwrap();
+        assert!(!files.open_dir().exists());
+        files.empty_open().unwrap();
+        // Without the key the same directory hands out the sealed file's path, unchanged.
+        let plain = Files::of_store(&dir.path().join("guest.db"));
+        assert_eq!(
+            plain.plaintext_path(&imported.hash).unwrap(),
+            files.path(&imported.hash)
+        );
+        assert!(plain.read_at(&"0".repeat(64), 0, 1).is_err());
+        // Another key: a typed error, no copy left behind.
+        let other = Files::of_store(&dir.path().join("guest.db"))
+            .with_key(Some(CacheKey::derive(&[6; 32])));
+        assert!(matches!(
+            other.plaintext_path(&imported.hash),
+            Err(crate::error::Error::Attachment {
+                kind: crate::error::AttachmentErrorKind::Corrupt,
+                ..
+            })
+        ));
+        assert_eq!(std::fs::read_dir(other.open_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn adoption_reseals_files_for_the_adopting_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2) = (CacheKey::derive(&[1; 32]), CacheKey::derive(&[2; 32]));
+        let guest = Files::of_store(&dir.path().join("guest.db")).with_key(Some(k1));
+        let user =
+            Files::of_store(&dir.path().join("users").join("u.db")).with_key(Some(k2.clone()));
+        let a = guest.import_bytes(b"guest photo").unwrap();
+        assert_eq!(user.adopt_from(&guest).unwrap(), 1);
+        assert!(!guest.path(&a.hash).exists());
+        assert_eq!(user.read_at(&a.hash, 0, 100).unwrap(), b"guest photo");
+        // A plain guest into a sealed account.
+        let plain_guest = Files::of_store(&dir.path().join("guest.db"));
+        let b = plain_guest.import_bytes(b"plain photo").unwrap();
+        assert_eq!(user.adopt_from(&plain_guest).unwrap(), 1);
+        assert_eq!(user.read_at(&b.hash, 6, 100).unwrap(), b"photo");
+        assert!(super::super::sealed::is_sealed(&user.path(&b.hash)).unwrap());
     }
 }

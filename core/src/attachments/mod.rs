@@ -24,6 +24,7 @@ pub mod cache;
 pub mod download;
 pub mod files;
 pub mod progress;
+pub mod sealed;
 pub mod upload;
 
 use std::collections::{BTreeSet, HashSet};

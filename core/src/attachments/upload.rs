@@ -71,7 +71,7 @@ pub async fn run(
     if work.is_empty() {
         return Ok(());
     }
-    let files = Files::of_store(engine.store().path());
+    let files = engine.files();
     let mut run_bytes = 0u64;
     for row in work {
         match upload_one(api, &files, &row, report, on_transfer, &mut run_bytes).await? {
@@ -140,15 +140,28 @@ async fn upload_one(
     run_bytes: &mut u64,
 ) -> Result<Done, SyncError> {
     let path = files.path(&row.hash);
-    match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_file() && meta.len() == row.size => {}
-        Ok(meta) => {
+    // The plaintext's length: the file's, or what a sealed file's layout says (its last chunk
+    // authenticated).
+    let length = match files.key() {
+        None => std::fs::metadata(&path).and_then(|meta| {
+            if meta.is_file() {
+                Ok(meta.len())
+            } else {
+                Err(std::io::Error::other("not a file"))
+            }
+        }),
+        Some(key) => super::sealed::SealedFile::open(&path, key)
+            .map(|file| file.len())
+            .map_err(|e| std::io::Error::other(e.to_string())),
+    };
+    match length {
+        Ok(length) if length == row.size => {}
+        Ok(length) => {
             return Ok(Done::Failed(
                 AttachmentFailure::FileMissing,
                 format!(
                     "the local file has {} bytes, the attachment {}",
-                    meta.len(),
-                    row.size
+                    length, row.size
                 ),
             ))
         }
@@ -189,7 +202,9 @@ async fn upload_one(
         on_transfer(&row.hash, offset, row.size, *run_bytes);
         loop {
             let len = chunk.min(row.size - offset);
-            let sent = api.send_chunk(&row.hash, &path, offset, len).await?;
+            let sent = api
+                .send_chunk(&row.hash, &path, files.key(), offset, len)
+                .await?;
             let (answer, _) = match sent {
                 Ok(answer) => answer,
                 Err(e) => {

@@ -298,16 +298,28 @@ fn remove_converting(path: &Path) -> Result<()> {
 }
 
 /// The attachment cache's part of a conversion: re-encrypts, encrypts or decrypts the files of
-/// `<db>.attachments/` from the key `from` to the key `to`, each through a `.converting` sibling
-/// and a rename, so a crash leaves every file whole under one of the two keys. Called after the
-/// database's rename and before the key is promoted or deleted, so both keys are at hand; it must
-/// be idempotent (recovery calls it again after a crash). The cache's encryption is slice E3's
-/// (`attachments::cache`): until it lands, cache files are plaintext and there is nothing to do.
+/// `<db>.attachments/` from the key `from` to the key `to` (each file's cache key derived from the
+/// database key), each through a `.converting` sibling and a rename, so a crash leaves every file
+/// whole under one of the two keys (slice E3's `attachments::sealed::convert_cache`). Called after
+/// the database's rename and before the key is promoted or deleted, so both keys are at hand; it
+/// is idempotent (recovery calls it again after a crash). Files neither key opens are left as they
+/// are and logged by it.
 pub fn convert_cache(
-    _db_path: &Path,
-    _from: Option<&DatabaseKey>,
-    _to: Option<&DatabaseKey>,
+    db_path: &Path,
+    from: Option<&DatabaseKey>,
+    to: Option<&DatabaseKey>,
 ) -> Result<()> {
+    use crate::attachments::sealed::{convert_cache, CacheKey};
+    let derive = |key: Option<&DatabaseKey>| key.map(|k| CacheKey::derive(k.as_bytes()));
+    let files = crate::attachments::Files::of_store(db_path);
+    let done = convert_cache(files.dir(), derive(from).as_ref(), derive(to).as_ref())?;
+    if done.converted > 0 || done.unreadable > 0 {
+        tracing::info!(
+            converted = done.converted,
+            unreadable = done.unreadable,
+            "converted the attachment cache"
+        );
+    }
     Ok(())
 }
 

@@ -131,6 +131,11 @@ impl Store {
         &self.path
     }
 
+    /// The key the store is encrypted with (`None`: plaintext).
+    pub(crate) fn key(&self) -> Option<&DatabaseKey> {
+        self.key.as_ref()
+    }
+
     /// Runs `f` in an immediate write transaction and commits when it returns `Ok`; an error (or a
     /// panic) rolls everything back.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {

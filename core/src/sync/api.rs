@@ -303,6 +303,7 @@ impl SyncApi {
         &self,
         hash: &str,
         path: &Path,
+        key: Option<&crate::attachments::sealed::CacheKey>,
         offset: u64,
         len: u64,
     ) -> Result<std::io::Result<(UploadAnswer, Traffic)>, SyncError> {
@@ -311,7 +312,7 @@ impl SyncApi {
         // the chunk gets at least `CHUNK_TIMEOUT`.
         let timeout = self.timeout.max(CHUNK_TIMEOUT);
         self.authorized(|token| {
-            let body = chunk_body(path, offset, len);
+            let body = chunk_body(path, key, offset, len);
             let request = self
                 .http
                 .request(Method::PATCH, &url, Some(token.as_str()))
@@ -488,8 +489,25 @@ pub enum UploadRefusal {
 }
 
 /// A chunk's body: `len` bytes of the file at `path` from `offset`, streamed.
-fn chunk_body(path: &Path, offset: u64, len: u64) -> std::io::Result<reqwest::Body> {
+///
+/// A sealed cache file (`key`, encryption on) is decrypted for the chunk: its plaintext is held
+/// in memory for the one request (at most `chunkBytes`, 8 MiB), never written to disk.
+fn chunk_body(
+    path: &Path,
+    key: Option<&crate::attachments::sealed::CacheKey>,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<reqwest::Body> {
     use std::io::{Seek, SeekFrom};
+    if let Some(key) = key {
+        let bytes = crate::attachments::sealed::SealedFile::open(path, key)
+            .and_then(|mut file| file.read_at(offset, len))
+            .map_err(|e| match e {
+                crate::attachments::sealed::SealError::Io(e) => e,
+                other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+            })?;
+        return Ok(reqwest::Body::from(bytes));
+    }
     use tokio::io::AsyncReadExt;
     let mut file = std::fs::File::open(path)?;
     file.seek(SeekFrom::Start(offset))?;
