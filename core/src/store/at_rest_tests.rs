@@ -168,8 +168,7 @@ fn write_attached_keys_the_attached_file() {
     let main = Store::open(&dir.path().join("main.db"), Some(&key(6))).unwrap();
     let wrong = main
         .write_attached(&guest_path, Some(&key(7)), "guest", |_| Ok(()))
-        .err()
-        .expect("wrong key");
+        .expect_err("wrong key");
     assert!(matches!(wrong, Error::Key(KeyProblem::Wrong)), "{wrong:?}");
     let moved = main
         .write_attached(&guest_path, Some(&key(5)), "guest", |tx| {
