@@ -15,8 +15,8 @@ use serde_json::json;
 use tandem_core::auth::MemorySecretStore;
 use tandem_core::http::HttpConfig;
 use tandem_core::{
-    runtime, AttachmentErrorKind, AttachmentRef, CacheKey, Client, ClientConfig, Error,
-    SyncOptions, WriteOp,
+    runtime, AttachmentErrorKind, AttachmentRef, CacheKey, Client, ClientConfig, DatabaseKey,
+    Error, SyncOptions, WriteOp,
 };
 use tandem_testkit::server::TestServer;
 use tandem_testkit::TEST_SCHEMA;
@@ -139,7 +139,11 @@ fn a_sealed_cache_holds_no_plaintext_and_reads_through_the_seal() {
         .unwrap();
     plain.sync();
 
-    let sealed = device(&server, &user.email, Some(CacheKey::derive(&[7; 32])));
+    let sealed = device(
+        &server,
+        &user.email,
+        Some(CacheKey::derive(&DatabaseKey::from_bytes([7; 32]))),
+    );
     sealed.sync();
     // Ranges across chunk edges, downloading first.
     for (offset, len) in [

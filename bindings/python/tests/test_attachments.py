@@ -114,6 +114,14 @@ def test_attach_bytes_another_account_and_bad_input(tmp_path, server):
         a.put("photos", "p2", json.dumps({"caption": "no image yet"}))
         assert a.attachment_ref("photos", "p2", "image") is None
 
+        # A range of the bytes without a path: across the end, and past it.
+        assert await a.read_attachment(reference, 7, 12) == data[7:19]
+        assert await a.read_attachment(reference, len(data) - 3, 100) == data[-3:]
+        assert await a.read_attachment(reference, len(data), 10) == b""
+        with pytest.raises(TandemError.Attachment) as denied:
+            await other.read_attachment(reference, 0, 10)
+        assert denied.value.kind == AttachmentErrorKind.NOT_FOUND
+
     asyncio.run(story())
     a.shutdown()
     other.shutdown()

@@ -402,7 +402,7 @@ mod tests {
     #[test]
     fn with_a_key_imports_are_sealed_and_read_through_the_seal() {
         let dir = tempfile::tempdir().unwrap();
-        let key = CacheKey::derive(&[5; 32]);
+        let key = CacheKey::derive(&crate::store::cipher::DatabaseKey::from_bytes([5; 32]));
         let files = Files::of_store(&dir.path().join("guest.db")).with_key(Some(key.clone()));
         let bytes: Vec<u8> = (0..(2 * BUFFER + 9)).map(|i| (i % 253) as u8).collect();
         let imported = files.import_bytes(&bytes).unwrap();
@@ -431,8 +431,9 @@ mod tests {
         );
         assert!(plain.read_at(&"0".repeat(64), 0, 1).is_err());
         // Another key: a typed error, no copy left behind.
-        let other = Files::of_store(&dir.path().join("guest.db"))
-            .with_key(Some(CacheKey::derive(&[6; 32])));
+        let other = Files::of_store(&dir.path().join("guest.db")).with_key(Some(CacheKey::derive(
+            &crate::store::cipher::DatabaseKey::from_bytes([6; 32]),
+        )));
         assert!(matches!(
             other.plaintext_path(&imported.hash),
             Err(crate::error::Error::Attachment {
@@ -446,7 +447,10 @@ mod tests {
     #[test]
     fn adoption_reseals_files_for_the_adopting_key() {
         let dir = tempfile::tempdir().unwrap();
-        let (k1, k2) = (CacheKey::derive(&[1; 32]), CacheKey::derive(&[2; 32]));
+        let (k1, k2) = (
+            CacheKey::derive(&crate::store::cipher::DatabaseKey::from_bytes([1; 32])),
+            CacheKey::derive(&crate::store::cipher::DatabaseKey::from_bytes([2; 32])),
+        );
         let guest = Files::of_store(&dir.path().join("guest.db")).with_key(Some(k1));
         let user =
             Files::of_store(&dir.path().join("users").join("u.db")).with_key(Some(k2.clone()));

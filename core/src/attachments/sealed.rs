@@ -46,6 +46,7 @@ use chacha20poly1305::XChaCha20Poly1305;
 use sha2::{Digest, Sha256};
 
 use crate::error::{AttachmentErrorKind, Error};
+use crate::store::cipher::DatabaseKey;
 
 /// The first bytes of every sealed file.
 pub const MAGIC: &[u8; 8] = b"TNDMENC1";
@@ -71,10 +72,9 @@ pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
     /// HKDF-SHA256 of the 32-byte database key, info `"tandem attachment cache v1"`.
-    // TODO(E1): take `&store::cipher::DatabaseKey` once slice E1 lands; the bytes are the same.
-    pub fn derive(database_key: &[u8; 32]) -> Self {
+    pub fn derive(database_key: &DatabaseKey) -> Self {
         let mut okm = [0u8; 32];
-        hkdf::Hkdf::<Sha256>::new(None, database_key)
+        hkdf::Hkdf::<Sha256>::new(None, database_key.as_bytes())
             .expand(KEY_INFO, &mut okm)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         Self(okm)
@@ -83,6 +83,12 @@ impl CacheKey {
     fn stream(&self, prefix: &[u8; NONCE_PREFIX]) -> Stream {
         let aead = XChaCha20Poly1305::new((&self.0).into());
         Stream::from_aead(aead, prefix.into())
+    }
+}
+
+impl Drop for CacheKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -589,7 +595,7 @@ mod tests {
     use super::*;
 
     fn key(n: u8) -> CacheKey {
-        CacheKey::derive(&[n; 32])
+        CacheKey::derive(&DatabaseKey::from_bytes([n; 32]))
     }
 
     /// Bytes no chunk repeats: a counter, so a swap or a shift changes the plaintext.

@@ -101,6 +101,12 @@ final class AttachmentsTests: XCTestCase {
         let path = try await b.attachment(reference: reference)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), bytes)
         XCTAssertEqual(try b.attachmentState(hash: hash), .uploaded)
+        // A range of the bytes, without a path: across a 64 KiB edge, and at the end.
+        let range = try await b.readAttachment(reference: reference, offset: 65_530, length: 30)
+        XCTAssertEqual(range, bytes.subdata(in: 65_530..<65_560))
+        let size = AttachmentsTests.size
+        let tail = try await b.readAttachment(reference: reference, offset: UInt64(size - 4), length: 100)
+        XCTAssertEqual(tail, bytes.subdata(in: (size - 4)..<size))
     }
 
     func testAnotherAccountCannotDownloadAndBadInputIsATypedError() async throws {

@@ -77,6 +77,10 @@ class AttachmentsTest : ServerTest(server) {
         val path = b.attachment(reference)
         assertContentEquals(bytes, File(path).readBytes())
         assertEquals(AttachmentState.Uploaded, b.attachmentState(hash))
+        // A range of the bytes, without a path: across a 64 KiB edge, and at the end.
+        assertContentEquals(bytes.copyOfRange(65_530, 65_560), b.readAttachment(reference, 65_530UL, 30UL))
+        assertContentEquals(bytes.copyOfRange(SIZE - 4, SIZE), b.readAttachment(reference, (SIZE - 4).toULong(), 100UL))
+        assertEquals(0, b.readAttachment(reference, SIZE.toULong(), 10UL).size)
     }
 
     @Test
