@@ -110,7 +110,7 @@ impl Engine {
         // The attachment cache is sealed with a key derived from the database key.
         let cache_key = store
             .key()
-            .map(|key| crate::attachments::sealed::CacheKey::derive(key.as_bytes()));
+            .map(crate::attachments::sealed::CacheKey::derive);
         Ok(Self {
             attachment_progress,
             cache_key: std::sync::Mutex::new(cache_key),
