@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         secret_store: None,
         resolver: None,
         attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
+        encryption: tandem_core::Encryption::Off,
     })?;
     println!("opened a Tandem store in {}", data_dir.display());
 

@@ -23,6 +23,8 @@ use crate::outbox::{self, OutboxEntry};
 use crate::query::Query;
 use crate::records::RecordRow;
 use crate::runtime::runtime;
+use crate::store::convert::{self, StoreEncryption};
+use crate::store::keys::{DbKeys, Encryption, Secrets};
 use crate::store::{files, CurrentStore};
 use crate::sync::api::SyncApi;
 use crate::sync::conflict::ConflictRow;
@@ -75,6 +77,9 @@ pub struct ClientConfig {
     /// after a download, the least recently used files beyond it are deleted (they download
     /// again on demand), never one not uploaded yet or named by an unsent change.
     pub attachment_cache_bytes: u64,
+    /// Whether the databases are encrypted at rest (docs/design/encryption.md). Switching it
+    /// converts the current database on the next open; the keys live in `secret_store`.
+    pub encryption: Encryption,
 }
 
 pub struct Client {
@@ -96,6 +101,8 @@ pub struct Client {
     expiry_watch: Option<tokio::task::JoinHandle<()>>,
     /// The attachment cache's limit in bytes.
     attachment_cache_bytes: u64,
+    /// How every database of this directory is kept (and where its keys live).
+    encryption: StoreEncryption,
 }
 
 impl Client {
@@ -126,19 +133,33 @@ impl Client {
         let installation_id = client_id(&data_dir)?;
         let current_store = Arc::new(CurrentStore::default());
         let notifier = Arc::new(Notifier::start(Arc::clone(&current_store))?);
+        let namespace = secret_namespace(&installation_id);
+        // The secret store: the app's, else the platform's (required with a server or with
+        // encryption on; otherwise only used to decrypt a database encrypted before).
+        let secret_store: Option<Arc<dyn SecretStore>> = match config.secret_store {
+            Some(store) => Some(store),
+            None if config.server.is_some() || config.encryption == Encryption::On => {
+                Some(Arc::new(KeyringStore::new().map_err(AuthError::from)?))
+            }
+            None => KeyringStore::new()
+                .ok()
+                .map(|s| Arc::new(s) as Arc<dyn SecretStore>),
+        };
+        let encryption = StoreEncryption {
+            mode: config.encryption,
+            secrets: secret_store.as_ref().map(|store| Secrets {
+                store: Arc::clone(store),
+                namespace: namespace.clone(),
+            }),
+        };
         let (auth, http) = match &config.server {
             Some(server) => {
                 let http = HttpClient::new(server).map_err(|e| Error::invalid(e.to_string()))?;
-                let store: Arc<dyn SecretStore> = match config.secret_store {
-                    Some(store) => store,
+                let store: Arc<dyn SecretStore> = match &secret_store {
+                    Some(store) => Arc::clone(store),
                     None => Arc::new(KeyringStore::new().map_err(AuthError::from)?),
                 };
-                let session = AuthSession::open_with_clock(
-                    http.clone(),
-                    store,
-                    &secret_namespace(&installation_id),
-                    clock,
-                )?;
+                let session = AuthSession::open_with_clock(http.clone(), store, &namespace, clock)?;
                 (
                     Some(Arc::new(session)),
                     Some((http, server.request_timeout)),
@@ -147,10 +168,11 @@ impl Client {
             None => (None, None),
         };
         let state = auth.as_ref().map_or(AuthState::SignedOut, |a| a.state());
-        let engine = Engine::open_file(
+        let engine = Engine::open_file_with(
             &db_path(&data_dir, &state)?,
             schema.clone(),
             Arc::clone(&notifier),
+            &encryption,
         )?
         .with_edit_clock(Arc::clone(&edit_clock), &installation_id);
         collect_attachments(&engine);
@@ -196,6 +218,7 @@ impl Client {
             switching: tokio::sync::Mutex::new(()),
             expiry_watch,
             attachment_cache_bytes: config.attachment_cache_bytes,
+            encryption,
         })
     }
 
@@ -953,6 +976,88 @@ impl Client {
         Ok(())
     }
 
+    /// Whether the current database is encrypted (its file, not only the configuration).
+    pub fn encryption_status(&self) -> Result<Encryption> {
+        let path = self.engine().store().path().to_path_buf();
+        Ok(match convert::file_state(&path)? {
+            convert::FileState::Encrypted => Encryption::On,
+            _ => Encryption::Off,
+        })
+    }
+
+    /// Rotates the current database's key (encryption must be on): the database is copied under
+    /// a fresh key and the old key deleted, crash-safely (docs/design/encryption.md §4). Other
+    /// calls wait while it runs (seconds for a large database); sync runs are held.
+    pub async fn rekey(&self) -> Result<()> {
+        if self.encryption.mode != Encryption::On {
+            return Err(Error::invalid("rekey needs encryption on"));
+        }
+        let secrets = self.encryption.secrets.clone().ok_or_else(|| {
+            Error::invalid("encryption needs a secret store to keep the database key in")
+        })?;
+        let _switching = self.switching.lock().await;
+        let _no_run = match &self.syncer {
+            Some(syncer) => Some(syncer.hold_runs().await),
+            None => None,
+        };
+        // While the file converts, the slot holds an engine on a scratch database, and the slot's
+        // write lock is held throughout, so no call reaches either.
+        let scratch = self.data_dir.join(USERS_DIR).join(".rekey-placeholder.db");
+        let placeholder = Engine::open_file_with(
+            &scratch,
+            self.schema.clone(),
+            Arc::clone(&self.notifier),
+            &StoreEncryption::default(),
+        )?;
+        let mut slot = self.engines.write().unwrap_or_else(|e| e.into_inner());
+        let previous = std::mem::replace(&mut *slot, Arc::new(placeholder));
+        let path = previous.store().path().to_path_buf();
+        self.current_store.set(None);
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while (Arc::strong_count(&previous) > 1 || Arc::strong_count(&previous.store()) > 2)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if Arc::strong_count(&previous) > 1 || Arc::strong_count(&previous.store()) > 2 {
+            self.current_store.set(Some(previous.store()));
+            let placeholder = std::mem::replace(&mut *slot, previous);
+            drop((slot, placeholder));
+            let _ = delete_database(&scratch);
+            return Err(Error::invalid(
+                "the database is still in use; rekey again when the app is idle",
+            ));
+        }
+        previous.store().mark_closing();
+        drop(previous);
+        let rekeyed = convert::rekey(&path, &DbKeys::new(secrets, &path));
+        if let Err(e) = &rekeyed {
+            tracing::error!(error = %e, "rekeying the database failed; it reopens as it was");
+        }
+        let reopened = Engine::open_file_with(
+            &path,
+            self.schema.clone(),
+            Arc::clone(&self.notifier),
+            &self.encryption,
+        )?
+        .with_edit_clock(Arc::clone(&self.edit_clock), &self.installation_id);
+        let reopened = Arc::new(reopened);
+        self.current_store.set(Some(reopened.store()));
+        let placeholder = std::mem::replace(&mut *slot, reopened);
+        drop((slot, placeholder));
+        if let Err(e) = delete_database(&scratch) {
+            tracing::warn!(error = %e, "deleting the rekey placeholder failed");
+        }
+        self.notifier.switched(
+            self.schema
+                .collections
+                .keys()
+                .cloned()
+                .collect::<BTreeSet<_>>(),
+        );
+        rekeyed.map(drop)
+    }
+
     /// Makes `user`'s database (the guest database for `None`) the current one. Returns the
     /// engine it replaced, if it did.
     async fn switch_to(&self, user: Option<&User>) -> Result<Option<Arc<Engine>>> {
@@ -978,9 +1083,10 @@ impl Client {
         let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
         let (edit_clock, node) = (Arc::clone(&self.edit_clock), self.installation_id.clone());
         let guest_path = current.store().path().to_path_buf();
+        let encryption = self.encryption.clone();
         let next = tokio::task::spawn_blocking(move || -> Result<Engine> {
-            let engine =
-                Engine::open_file(&target, schema, notifier)?.with_edit_clock(edit_clock, &node);
+            let engine = Engine::open_file_with(&target, schema, notifier, &encryption)?
+                .with_edit_clock(edit_clock, &node);
             if adopt_guest {
                 adopt(&engine, &guest_path)?;
                 // The rows moved with the guest data; their files follow (a rename each).

@@ -1,4 +1,4 @@
-//! Crash points: places in a sync run where a test can make the process die, to check that a
+//! Crash points: places in a sync run (and an encryption conversion) where a test can make the process die, to check that a
 //! device killed there recovers on its next run.
 //!
 //! A point is armed by starting the process with `TANDEM_CRASH_POINT=<name>` (one name, see
@@ -31,10 +31,22 @@ pub enum Point {
     /// The server acknowledged a chunk of an attachment upload; the next chunk is not sent yet
     /// (the upload is not marked done locally).
     UploadChunkSent,
+    /// An encryption conversion stored its target key (`db-key-next`); no copy exists yet.
+    ConvertNextKeyWritten,
+    /// A conversion copied its first pages into `<db>.converting`.
+    ConvertCopying,
+    /// The copy is whole and synced; the database is not replaced yet.
+    ConvertCopied,
+    /// The copy was renamed over the database; the cache and the keys are not converted yet.
+    ConvertRenamed,
+    /// The attachment cache is converted; the key is not promoted (or deleted) yet.
+    ConvertCacheConverted,
+    /// The conversion is complete (its key promoted or deleted).
+    ConvertPromoted,
 }
 
 impl Point {
-    pub const ALL: [Point; 7] = [
+    pub const ALL: [Point; 13] = [
         Point::PushAnswered,
         Point::PushApplied,
         Point::PullFetched,
@@ -42,6 +54,12 @@ impl Point {
         Point::RepullStarted,
         Point::RepullBeforeSweep,
         Point::UploadChunkSent,
+        Point::ConvertNextKeyWritten,
+        Point::ConvertCopying,
+        Point::ConvertCopied,
+        Point::ConvertRenamed,
+        Point::ConvertCacheConverted,
+        Point::ConvertPromoted,
     ];
 
     /// The name `TANDEM_CRASH_POINT` takes for this point.
@@ -54,6 +72,12 @@ impl Point {
             Point::RepullStarted => "repull_started",
             Point::RepullBeforeSweep => "repull_before_sweep",
             Point::UploadChunkSent => "upload_chunk_sent",
+            Point::ConvertNextKeyWritten => "convert_next_key_written",
+            Point::ConvertCopying => "convert_copying",
+            Point::ConvertCopied => "convert_copied",
+            Point::ConvertRenamed => "convert_renamed",
+            Point::ConvertCacheConverted => "convert_cache_converted",
+            Point::ConvertPromoted => "convert_promoted",
         }
     }
 

@@ -22,6 +22,7 @@ use crate::query::{CompiledQuery, Query};
 use crate::records::{self, RecordRow, RecordState};
 use crate::refs;
 use crate::schema;
+use crate::store::convert::StoreEncryption;
 use crate::store::Store;
 use crate::sync::conflict::{self, ConflictRow};
 use crate::sync::reconcile;
@@ -84,8 +85,20 @@ impl Engine {
     }
 
     /// Opens (creating when missing) the store file `path`, telling `notifier` about commits.
+    #[cfg(test)]
     pub fn open_file(path: &Path, schema: Schema, notifier: Arc<Notifier>) -> Result<Self> {
-        let store = Arc::new(Store::open(path, None)?);
+        Self::open_file_with(path, schema, notifier, &StoreEncryption::default())
+    }
+
+    /// [`Engine::open_file`] with the store encrypted, or not, as `encryption` says (converting
+    /// the file on the way when it disagrees).
+    pub fn open_file_with(
+        path: &Path,
+        schema: Schema,
+        notifier: Arc<Notifier>,
+        encryption: &StoreEncryption,
+    ) -> Result<Self> {
+        let store = Arc::new(Store::open_with(path, encryption)?);
         store.write(|tx| schema::install(tx, &schema))?;
         let has_refs = schema
             .collections
@@ -94,9 +107,13 @@ impl Engine {
         let edit_clock = store.read(EditClock::load)?;
         let uses_streams = schema.collections.values().any(|c| c.scope != Scope::User);
         let attachment_progress = crate::attachments::progress::Progress::new(&notifier);
+        // The attachment cache is sealed with a key derived from the database key.
+        let cache_key = store
+            .key()
+            .map(crate::attachments::sealed::CacheKey::derive);
         Ok(Self {
             attachment_progress,
-            cache_key: std::sync::Mutex::new(None),
+            cache_key: std::sync::Mutex::new(cache_key),
             store,
             has_refs,
             uses_streams,

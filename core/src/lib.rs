@@ -71,6 +71,7 @@ pub use query::{Filter, FilterOp, Order, Query};
 pub use records::{RecordRow, RecordState};
 pub use refs::{RuleViolation, ViolationKind};
 pub use store::cipher::{key_connection, DatabaseKey, KeyProblem};
+pub use store::keys::Encryption;
 pub use store::CONNECTION_PRAGMAS;
 pub use sync::conflict::{ConflictPolicy, ConflictReason, ConflictRow};
 pub use sync::error::SyncError;

@@ -145,6 +145,7 @@ fn device(url: &str, who: &Account, cache_bytes: u64) -> Device {
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
         attachment_cache_bytes: cache_bytes,
+        encryption: tandem_core::Encryption::Off,
     })
     .unwrap();
     block_on(client.sign_in(&who.email, PASSWORD)).unwrap();

@@ -45,6 +45,7 @@ fn device(server: &TestServer, email: &str, key: Option<CacheKey>) -> Device {
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
         attachment_cache_bytes: 500_000_000,
+        encryption: tandem_core::Encryption::Off,
     })
     .unwrap();
     block_on(client.sign_in(email, PASSWORD)).unwrap();

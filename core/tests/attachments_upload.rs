@@ -48,6 +48,7 @@ fn open(url: &str) -> (Client, TempDir) {
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
         attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
+        encryption: tandem_core::Encryption::Off,
     })
     .unwrap();
     (client, dir)

@@ -16,6 +16,7 @@ fn open(dir: &TempDir) -> Client {
         secret_store: None,
         resolver: None,
         attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
+        encryption: tandem_core::Encryption::Off,
     })
     .unwrap()
 }

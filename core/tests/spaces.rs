@@ -53,6 +53,7 @@ fn device(server: &TestServer) -> Device {
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
         attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
+        encryption: tandem_core::Encryption::Off,
     })
     .unwrap();
     let address = email();
@@ -283,6 +284,7 @@ fn create_space_retried_after_a_lost_answer_returns_the_same_space() {
         secret_store: Some(Arc::new(MemorySecretStore::new())),
         resolver: None,
         attachment_cache_bytes: tandem_core::defaults::ATTACHMENT_CACHE_BYTES,
+        encryption: tandem_core::Encryption::Off,
     })
     .unwrap();
     block_on(client.sign_up(&email(), PASSWORD)).unwrap();

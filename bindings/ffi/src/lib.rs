@@ -382,6 +382,8 @@ fn client_config(config: TandemConfig) -> ClientConfig {
             .map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
         resolver: config.conflict_resolver.map(foreign::resolver),
         attachment_cache_bytes: config.attachment_cache_bytes,
+        // The `Encryption` field of the exported config is slice E4's.
+        encryption: tandem_core::Encryption::Off,
     }
 }
 

@@ -5,7 +5,9 @@
 mod at_rest_tests;
 mod checkpoint;
 pub mod cipher;
+pub mod convert;
 pub mod files;
+pub mod keys;
 mod migrations;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use migrations::migrate;
@@ -57,8 +59,23 @@ impl Store {
     /// (a new file is encrypted from its first page; docs/design/encryption.md); a key that does
     /// not open the file, or no key for an encrypted file, is [`Error::Key`] and leaves the file
     /// untouched.
+    #[cfg(test)]
     pub fn open(path: &Path, key: Option<&DatabaseKey>) -> Result<Self> {
         let claim = DirectoryClaim::take(path)?;
+        Self::open_claimed(path, key, claim)
+    }
+
+    /// [`Store::open`] as `encryption` asks: recovers an interrupted conversion, converts the file
+    /// when it and the configuration disagree (see [`convert::prepare`]), then opens it with the
+    /// key that opens it. The directory claim is held throughout.
+    pub fn open_with(path: &Path, encryption: &convert::StoreEncryption) -> Result<Self> {
+        let claim = DirectoryClaim::take(path)?;
+        // Before anything creates the file: a missing one is a new database.
+        let key = convert::prepare(path, encryption)?;
+        Self::open_claimed(path, key.as_ref(), claim)
+    }
+
+    fn open_claimed(path: &Path, key: Option<&DatabaseKey>, claim: DirectoryClaim) -> Result<Self> {
         files::ensure_private_file(path)?;
         let writer = Connection::open(path)?;
         apply_key(&writer, key)?;
@@ -112,6 +129,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key the store is encrypted with (`None`: plaintext).
+    pub(crate) fn key(&self) -> Option<&DatabaseKey> {
+        self.key.as_ref()
     }
 
     /// Runs `f` in an immediate write transaction and commits when it returns `Ok`; an error (or a
