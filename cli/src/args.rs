@@ -58,6 +58,13 @@ pub enum Command {
     },
     /// Who is signed in, and to which server
     Whoami,
+    /// Whether this data directory is encrypted at rest; `on`/`off` turn it on or off
+    /// (remembered), `rekey` rotates the key. The key is kept in credentials.json beside the
+    /// databases, readable by you only: a copied database file alone reveals nothing
+    Encryption {
+        #[arg(value_enum)]
+        action: Option<EncryptionAction>,
+    },
     /// Creates or replaces a record with a whole JSON document
     Put {
         collection: String,
@@ -260,6 +267,21 @@ pub struct Credentials {
     /// Read the password from the first line of standard input
     #[arg(long)]
     pub password_stdin: bool,
+    /// Encrypt this data directory's databases and attachment cache at rest from now on
+    /// (remembered; see `tandem encryption`)
+    #[arg(long)]
+    pub encrypt: bool,
+}
+
+/// What `tandem encryption` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncryptionAction {
+    /// Encrypt the databases and the attachment cache (converted now, crash-safely)
+    On,
+    /// Decrypt them (converted now, crash-safely)
+    Off,
+    /// Rotate the current database's key
+    Rekey,
 }
 
 #[derive(Debug, Args)]

@@ -1,11 +1,11 @@
 //! The one-shot commands: each opens the device, does one thing and returns what to print.
 
 use serde_json::{json, Value};
-use tandem::{AuthState, Filter, FilterOp, OrderBy, Query, Resolution, TandemError};
+use tandem::{AuthState, Encryption, Filter, FilterOp, OrderBy, Query, Resolution, TandemError};
 use tokio::runtime::Runtime;
 
-use crate::args::{Choice, Command, Credentials, Global, ListArgs};
-use crate::device::{one_shot_sync, Device};
+use crate::args::{Choice, Command, Credentials, EncryptionAction, Global, ListArgs};
+use crate::device::{encryption_name, one_shot_sync, Device};
 use crate::error::CliError;
 use crate::{batch, input, password, render};
 
@@ -34,6 +34,46 @@ impl Reply {
     }
 }
 
+/// The encryption setting a command asks for (`--encrypt`, `encryption on|off`), applied as
+/// the device opens: the files are converted then.
+fn encryption_setting(command: &Command) -> Option<Encryption> {
+    match command {
+        Command::Signup(c) | Command::Login(c) if c.encrypt => Some(Encryption::On),
+        Command::Encryption {
+            action: Some(EncryptionAction::On),
+        } => Some(Encryption::On),
+        Command::Encryption {
+            action: Some(EncryptionAction::Off),
+        } => Some(Encryption::Off),
+        _ => None,
+    }
+}
+
+/// `tandem encryption [on|off|rekey]`: the setting was applied as the device opened; this
+/// reports what the files are now (and rotates the key for `rekey`).
+fn encryption(
+    rt: &Runtime,
+    device: &Device,
+    action: Option<EncryptionAction>,
+) -> Result<Reply, CliError> {
+    let tandem = &device.tandem;
+    if action == Some(EncryptionAction::Rekey) {
+        rt.block_on(tandem.rekey())?;
+    }
+    let files = encryption_name(tandem.encryption_status()?);
+    let text = match action {
+        Some(EncryptionAction::Rekey) => "the database key was rotated".to_string(),
+        _ => format!("encryption: {files}"),
+    };
+    Ok(Reply::new(
+        json!({
+            "encryption": files,
+            "rekeyed": action == Some(EncryptionAction::Rekey),
+        }),
+        text,
+    ))
+}
+
 /// Runs a one-shot command (everything but `watch` and `demo`).
 pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, CliError> {
     let mut sync = one_shot_sync();
@@ -45,7 +85,7 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
         sync.push_batch_size = *push_batch;
         sync.pull_page_size = *pull_page;
     }
-    let device = Device::open(global, sync)?;
+    let device = Device::open(global, sync, encryption_setting(&command))?;
     let tandem = &device.tandem;
     match command {
         Command::Signup(credentials) => sign_in(rt, &device, credentials, true),
@@ -66,6 +106,7 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
             ))
         }
         Command::Whoami => whoami(&device),
+        Command::Encryption { action } => encryption(rt, &device, action),
         Command::Put {
             collection,
             document,
@@ -306,6 +347,8 @@ fn status(device: &Device) -> Result<Reply, CliError> {
     json["user"] = user.as_ref().map_or(Value::Null, render::user_json);
     json["server"] = json!(device.server);
     json["conflictPolicy"] = json!(device.conflict_policy);
+    let encryption = encryption_name(tandem.encryption_status()?);
+    json["encryption"] = json!(encryption);
     let spaces = tandem.spaces()?.len();
     let invitations = tandem.invitations()?.len();
     json["spaces"] = json!(spaces);
@@ -317,7 +360,7 @@ fn status(device: &Device) -> Result<Reply, CliError> {
         |u| format!("{} at {}", u.email, device.server),
     );
     let mut text = format!(
-        "{account}\n{}\nconflict policy: {}",
+        "{account}\n{}\nconflict policy: {}\nencryption: {encryption}",
         render::status_line(&status),
         device.conflict_policy
     );

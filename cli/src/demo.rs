@@ -353,6 +353,7 @@ impl DemoDevice {
             read_schema(None)?,
             url.to_string(),
             SyncConfig::default(),
+            tandem::Encryption::Off,
         )?;
         Ok(Self { device })
     }

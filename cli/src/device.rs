@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tandem::{SyncConfig, Tandem, TandemConfig};
+use tandem::{Encryption, SyncConfig, Tandem, TandemConfig};
 
 use crate::args::Global;
 use crate::credentials::FileSecureStore;
@@ -20,6 +20,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8787";
 const SETTINGS_FILE: &str = "cli.json";
 /// The settings key of the conflict policy.
 const POLICY_KEY: &str = "conflictPolicy";
+/// The settings key of encryption at rest (`on` or `off`).
+const ENCRYPTION_KEY: &str = "encryption";
 
 /// An open device.
 pub struct Device {
@@ -34,8 +36,13 @@ pub struct Device {
 }
 
 impl Device {
-    /// Opens the device the global options describe.
-    pub fn open(global: &Global, sync: SyncConfig) -> Result<Self, CliError> {
+    /// Opens the device the global options describe, encrypted or not as `encryption` says
+    /// (remembered when given), else as the data directory was last set.
+    pub fn open(
+        global: &Global,
+        sync: SyncConfig,
+        encryption: Option<Encryption>,
+    ) -> Result<Self, CliError> {
         let data_dir = match &global.data_dir {
             Some(dir) => dir.clone(),
             None => default_data_dir()?,
@@ -59,9 +66,22 @@ impl Device {
                 ),
             )
         })?);
-        let mut device = Self::open_at(data_dir, schema_text, server, sync)?;
+        let remembered_encryption = match remembered(&data_dir, ENCRYPTION_KEY).as_deref() {
+            Some("on") => Encryption::On,
+            _ => Encryption::Off,
+        };
+        let mut device = Self::open_at(
+            data_dir,
+            schema_text,
+            server,
+            sync,
+            encryption.unwrap_or(remembered_encryption),
+        )?;
         if global.conflict_policy.is_some() {
             device.remember(POLICY_KEY, &policy)?;
+        }
+        if let Some(encryption) = encryption {
+            device.remember(ENCRYPTION_KEY, encryption_name(encryption))?;
         }
         device.conflict_policy = policy;
         Ok(device)
@@ -73,6 +93,7 @@ impl Device {
         schema_text: String,
         server: String,
         sync: SyncConfig,
+        encryption: Encryption,
     ) -> Result<Self, CliError> {
         fs::create_dir_all(&data_dir).map_err(|e| {
             CliError::new(
@@ -91,6 +112,7 @@ impl Device {
             server.clone(),
         );
         config.sync = sync;
+        config.encryption = encryption;
         config.secure_store = Some(Arc::new(FileSecureStore::in_dir(data_dir.clone())));
         let tandem = Tandem::open(config)?;
         Ok(Self {
@@ -163,6 +185,14 @@ pub fn read_schema(path: Option<&Path>) -> Result<String, CliError> {
                 format!("cannot read the schema {}: {e}", path.display()),
             )
         }),
+    }
+}
+
+/// `on` or `off`, as the settings file and the output say.
+pub fn encryption_name(encryption: Encryption) -> &'static str {
+    match encryption {
+        Encryption::On => "on",
+        Encryption::Off => "off",
     }
 }
 

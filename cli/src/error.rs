@@ -68,6 +68,11 @@ impl From<TandemError> for CliError {
             TandemError::NotFound { .. } => "not_found",
             TandemError::Schema { .. } => "schema",
             TandemError::Storage { .. } => "storage",
+            TandemError::Key { kind, .. } => match kind {
+                tandem::KeyFailure::Missing => "key_missing",
+                tandem::KeyFailure::Wrong => "key_wrong",
+                tandem::KeyFailure::Unavailable => "key_unavailable",
+            },
             TandemError::AlreadyOpen { .. } => "already_open",
             TandemError::Closed => "closed",
             TandemError::Auth { kind, .. } => auth_code(*kind),

@@ -18,7 +18,7 @@ use crate::error::CliError;
 use crate::render;
 
 pub fn run(rt: &Runtime, global: &Global) -> Result<(), CliError> {
-    let device = Device::open(global, SyncConfig::default())?;
+    let device = Device::open(global, SyncConfig::default(), None)?;
     let out = Printer { json: global.json };
     let _status = device.tandem.observe_sync_status(Arc::new(StatusPrinter {
         out,

@@ -2,7 +2,7 @@
 //! mapped from the engine's internal error.
 
 use tandem_core::auth::AuthError;
-use tandem_core::{Error, SpaceErrorKind as EngineSpaceErrorKind, SyncError};
+use tandem_core::{Error, KeyProblem, SpaceErrorKind as EngineSpaceErrorKind, SyncError};
 use tandem_protocol::RejectionCode;
 
 /// Every failure the Tandem API reports. Messages name collections, fields and ids, never
@@ -39,6 +39,13 @@ pub enum TandemError {
     /// The database or the file system failed.
     #[error("storage: {detail}")]
     Storage { detail: String },
+
+    /// The local database is encrypted and its key is missing, does not open it, or cannot be
+    /// read now; `kind` says which. Nothing is deleted or changed on this path: pending changes
+    /// wait in the file for the key's return (e.g. the user signs in again on a restored
+    /// device, or the app retries `Unavailable` once the device is unlocked).
+    #[error("database key: {detail}")]
+    Key { kind: KeyFailure, detail: String },
 
     /// The data directory is already open in this process.
     #[error("{detail}")]
@@ -86,6 +93,29 @@ pub enum TandemError {
     /// A bug in Tandem; please report it.
     #[error("internal error: {detail}")]
     Internal { detail: String },
+}
+
+/// Why an encrypted database could not be opened (`TandemError.Key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum KeyFailure {
+    /// The database is encrypted and no key for it is in the secure store (a restored backup,
+    /// a cleared keychain, or encryption turned off after its key was lost).
+    Missing,
+    /// The stored key does not open the database.
+    Wrong,
+    /// The secure store cannot be read now (e.g. before the device's first unlock); retrying
+    /// later may succeed.
+    Unavailable,
+}
+
+impl From<KeyProblem> for KeyFailure {
+    fn from(problem: KeyProblem) -> Self {
+        match problem {
+            KeyProblem::Missing => Self::Missing,
+            KeyProblem::Wrong => Self::Wrong,
+            KeyProblem::Unavailable => Self::Unavailable,
+        }
+    }
 }
 
 /// Why a document or a change was refused: the protocol's rejection codes. `Other` is a code
@@ -269,10 +299,11 @@ impl From<Error> for TandemError {
             }
             Error::AlreadyOpen(_) => Self::AlreadyOpen { detail },
             Error::Closed => Self::Closed,
-            // A missing, wrong or unavailable database key: the message names the problem.
-            Error::Sqlite(_) | Error::Io(_) | Error::Corrupt(_) | Error::Key(_) => {
-                Self::Storage { detail }
-            }
+            Error::Key(problem) => Self::Key {
+                kind: problem.into(),
+                detail,
+            },
+            Error::Sqlite(_) | Error::Io(_) | Error::Corrupt(_) => Self::Storage { detail },
             Error::Protocol(_) => Self::Sync {
                 kind: SyncFailure::Server,
                 detail,

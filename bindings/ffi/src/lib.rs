@@ -8,6 +8,7 @@
 #[cfg(any(target_os = "android", test))]
 mod android;
 mod attachments;
+mod encryption;
 mod error;
 mod foreign;
 mod logging;
@@ -25,7 +26,10 @@ use std::time::Duration;
 pub use attachments::{
     AttachmentErrorKind, AttachmentFailure, AttachmentObserver, AttachmentRef, AttachmentState,
 };
-pub use error::{AuthFailure, SpaceErrorKind, SyncFailure, TandemError, ValidationReason};
+pub use encryption::Encryption;
+pub use error::{
+    AuthFailure, KeyFailure, SpaceErrorKind, SyncFailure, TandemError, ValidationReason,
+};
 pub use foreign::{
     AuthStateListener, ChangeListener, ConflictResolver, QueryObserver, RecordObserver,
     SecureStore, SecureStoreError, SyncStatusListener,
@@ -382,8 +386,7 @@ fn client_config(config: TandemConfig) -> ClientConfig {
             .map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
         resolver: config.conflict_resolver.map(foreign::resolver),
         attachment_cache_bytes: config.attachment_cache_bytes,
-        // The `Encryption` field of the exported config is slice E4's.
-        encryption: tandem_core::Encryption::Off,
+        encryption: config.encryption.into(),
     }
 }
 

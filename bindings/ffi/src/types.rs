@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
+use super::encryption::Encryption;
 use super::error::TandemError;
 use super::foreign::{ConflictResolver, SecureStore};
 use super::sync_types::SyncConfig;
@@ -56,6 +57,10 @@ pub struct TandemConfig {
     /// them again). Files not yet uploaded, or named by unsent changes, are never removed.
     #[uniffi(default = 500000000)]
     pub attachment_cache_bytes: u64,
+    /// Whether the local databases and the attachment cache are encrypted at rest
+    /// (docs/design/encryption.md). Changing it converts the files on the next open.
+    #[uniffi(default)]
+    pub encryption: Encryption,
 }
 
 /// `TandemConfig::attachment_cache_bytes` by default: the engine's 500 MB (the
@@ -77,6 +82,7 @@ impl TandemConfig {
             secure_store: None,
             conflict_resolver: None,
             attachment_cache_bytes: DEFAULT_ATTACHMENT_CACHE_BYTES,
+            encryption: Encryption::Off,
         }
     }
 
@@ -104,6 +110,7 @@ impl std::fmt::Debug for TandemConfig {
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("sync", &self.sync)
             .field("attachment_cache_bytes", &self.attachment_cache_bytes)
+            .field("encryption", &self.encryption)
             .finish_non_exhaustive()
     }
 }
