@@ -112,7 +112,7 @@ impl Device {
             server.clone(),
         );
         config.sync = sync;
-        config.encryption = encryption;
+        config.encryption = Some(encryption);
         config.secure_store = Some(Arc::new(FileSecureStore::in_dir(data_dir.clone())));
         let tandem = Tandem::open(config)?;
         Ok(Self {

@@ -386,7 +386,7 @@ fn client_config(config: TandemConfig) -> ClientConfig {
             .map(|s| Arc::new(foreign::ForeignSecretStore(s)) as _),
         resolver: config.conflict_resolver.map(foreign::resolver),
         attachment_cache_bytes: config.attachment_cache_bytes,
-        encryption: config.encryption.into(),
+        encryption: config.encryption.unwrap_or_default().into(),
     }
 }
 

@@ -58,9 +58,10 @@ pub struct TandemConfig {
     #[uniffi(default = 500000000)]
     pub attachment_cache_bytes: u64,
     /// Whether the local databases and the attachment cache are encrypted at rest
-    /// (docs/design/encryption.md). Changing it converts the files on the next open.
+    /// (docs/design/encryption.md); `None` means `Off`. Changing it converts the files on the
+    /// next open. (An option because UniFFI's records cannot default an enum field yet.)
     #[uniffi(default)]
-    pub encryption: Encryption,
+    pub encryption: Option<Encryption>,
 }
 
 /// `TandemConfig::attachment_cache_bytes` by default: the engine's 500 MB (the
@@ -82,7 +83,7 @@ impl TandemConfig {
             secure_store: None,
             conflict_resolver: None,
             attachment_cache_bytes: DEFAULT_ATTACHMENT_CACHE_BYTES,
-            encryption: Encryption::Off,
+            encryption: None,
         }
     }
 

@@ -147,4 +147,11 @@ final class InMemorySecureStore: SecureStore, @unchecked Sendable {
         defer { lock.unlock() }
         values[key] = nil
     }
+
+    /// The names stored now.
+    func names() -> Set<String> {
+        lock.lock()
+        defer { lock.unlock() }
+        return Set(values.keys)
+    }
 }

@@ -166,4 +166,7 @@ class InMemorySecureStore : SecureStore {
     override fun delete(key: String) {
         values.remove(key)
     }
+
+    /** The names stored now. */
+    fun names(): Set<String> = values.keys.toSet()
 }
