@@ -23,6 +23,7 @@ use crate::outbox::{self, OutboxEntry};
 use crate::query::Query;
 use crate::records::RecordRow;
 use crate::runtime::runtime;
+use crate::store::cipher::DatabaseKey;
 use crate::store::convert::{self, StoreEncryption};
 use crate::store::keys::{DbKeys, Encryption, Secrets};
 use crate::store::{files, CurrentStore};
@@ -1082,16 +1083,20 @@ impl Client {
         );
         let (schema, notifier) = (self.schema.clone(), Arc::clone(&self.notifier));
         let (edit_clock, node) = (Arc::clone(&self.edit_clock), self.installation_id.clone());
+        // The guest database and cache as the open guest engine reads them (with its key, when
+        // encrypted: each database has its own).
         let guest_path = current.store().path().to_path_buf();
+        let guest_key = current.store().key().cloned();
+        let guest_files = current.files();
         let encryption = self.encryption.clone();
         let next = tokio::task::spawn_blocking(move || -> Result<Engine> {
             let engine = Engine::open_file_with(&target, schema, notifier, &encryption)?
                 .with_edit_clock(edit_clock, &node);
             if adopt_guest {
-                adopt(&engine, &guest_path)?;
-                // The rows moved with the guest data; their files follow (a rename each).
-                let (guest, mine) = (Files::of_store(&guest_path), engine.files());
-                if let Err(e) = mine.adopt_from(&guest) {
+                adopt(&engine, &guest_path, guest_key.as_ref())?;
+                // The rows moved with the guest data; their files follow (a rename each, or a
+                // re-seal under this database's key).
+                if let Err(e) = engine.files().adopt_from(&guest_files) {
                     tracing::warn!(error = %e, "moving the guest attachments failed");
                 }
             }
@@ -1210,18 +1215,20 @@ fn check_space_id(id: &str) -> Result<()> {
 
 /// Moves the guest data into the first account's (new, empty) database in one transaction, so
 /// its pending changes are pushed to that account and the guest database is left empty.
-fn adopt(engine: &Engine, guest: &Path) -> Result<()> {
-    engine.store().write_attached(guest, None, "guest", |tx| {
-        Ok(tx.execute_batch(
-            "INSERT INTO main.records SELECT * FROM guest.records;
+fn adopt(engine: &Engine, guest: &Path, guest_key: Option<&DatabaseKey>) -> Result<()> {
+    engine
+        .store()
+        .write_attached(guest, guest_key, "guest", |tx| {
+            Ok(tx.execute_batch(
+                "INSERT INTO main.records SELECT * FROM guest.records;
              INSERT INTO main.outbox SELECT * FROM guest.outbox;
              INSERT INTO main.conflicts SELECT * FROM guest.conflicts;
              INSERT INTO main.group_holds SELECT * FROM guest.group_holds;
              INSERT OR IGNORE INTO main.attachments SELECT * FROM guest.attachments;
              DELETE FROM guest.records; DELETE FROM guest.outbox; DELETE FROM guest.conflicts;
              DELETE FROM guest.group_holds; DELETE FROM guest.attachments;",
-        )?)
-    })
+            )?)
+        })
 }
 
 /// Waits until no call holds the engine any more, so its files can be deleted.
