@@ -1,9 +1,14 @@
 //! The conversion of a database between plaintext and encrypted (docs/design/encryption.md §4),
 //! killed at any point: a child process (this test binary run again, its body an ignored test)
-//! opens a 100,000-record database with the other encryption setting, which converts it; the
-//! parent kills it with SIGKILL at moments spread over the conversion's measured duration, and at
-//! each named crash point (`TANDEM_CRASH_POINT=convert_*`). After every kill an open succeeds
-//! and finds every record and every pending outbox entry (count and checksum).
+//! opens a 100,000-record database with the other encryption setting, which converts it (or
+//! opens it encrypted and rotates its key: `rekey`); the parent kills it with SIGKILL at moments
+//! spread over the operation's measured duration, and at each named crash point
+//! (`TANDEM_CRASH_POINT=convert_*`). After every kill an open succeeds and finds every record,
+//! every pending outbox entry and every attachment's bytes (count and checksum), the attachment
+//! cache being converted with the database.
+//!
+//! Plaintext to encrypted and a rotation run by default; encrypted to plaintext too with
+//! `TANDEM_KILL_BOTH_WAYS` set (the same code path as the first, in the other direction).
 
 #![cfg(unix)]
 
@@ -17,13 +22,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tandem_core::auth::{SecretStore, SecretStoreError};
+use tandem_core::runtime::runtime;
 use tandem_core::{Client, ClientConfig, Encryption, Query, SyncOptions, WriteOp};
+use tandem_protocol::AttachmentRef;
 use tandem_testkit::TEST_SCHEMA as SCHEMA;
 
 const CHILD_DIR: &str = "TANDEM_KILL_CHILD_DIR";
 const CHILD_MODE: &str = "TANDEM_KILL_CHILD_MODE";
 const RECORDS: usize = 100_000;
+/// Timed kills of the conversion the issue names (plaintext to encrypted), and of the others.
 const TIMED_KILLS: u32 = 25;
+const TIMED_KILLS_OTHERS: u32 = 10;
+/// Attachments in the database (not uploaded: local files that must survive with the records).
+const ATTACHMENTS: usize = 4;
+const ATTACHMENT_BYTES: usize = 300_000;
 const CRASH_POINTS: [&str; 6] = [
     "convert_next_key_written",
     "convert_copying",
@@ -105,9 +117,10 @@ fn open(root: &Path, encryption: Encryption) -> tandem_core::Result<Client> {
     })
 }
 
+/// The setting a round's child opens with: `on`, `off`, or `rekey` (on, then a rotation).
 fn mode(name: &str) -> Encryption {
     match name {
-        "on" => Encryption::On,
+        "on" | "rekey" => Encryption::On,
         _ => Encryption::Off,
     }
 }
@@ -119,6 +132,11 @@ fn convert_child() {
     let root = PathBuf::from(std::env::var(CHILD_DIR).expect("started by the kill test"));
     let encryption = mode(&std::env::var(CHILD_MODE).unwrap());
     let client = open(&root, encryption).expect("the child opens");
+    if std::env::var(CHILD_MODE).unwrap() == "rekey" {
+        runtime()
+            .block_on(client.rekey())
+            .expect("the child rotates the key");
+    }
     drop(client);
     println!("converted");
 }
@@ -130,6 +148,8 @@ struct Contents {
     record_sum: u64,
     pending: usize,
     pending_sum: u64,
+    attachments: usize,
+    attachment_sum: u64,
 }
 
 fn contents(client: &Client) -> Contents {
@@ -144,11 +164,25 @@ fn contents(client: &Client) -> Contents {
     for entry in &outbox {
         (&entry.op_id, &entry.entity_id, &entry.doc).hash(&mut hasher);
     }
+    let pending_sum = hasher.finish();
+    let mut hasher = DefaultHasher::new();
+    let mut attachments = 0;
+    for row in client.query("photos", &Query::default()).unwrap() {
+        let doc: serde_json::Value = serde_json::from_str(row.doc.as_deref().unwrap()).unwrap();
+        let reference: AttachmentRef = serde_json::from_value(doc["image"].clone()).unwrap();
+        let bytes = runtime()
+            .block_on(client.read_attachment(&reference, 0, reference.size))
+            .unwrap_or_else(|e| panic!("attachment {} unreadable: {e}", row.id));
+        bytes.hash(&mut hasher);
+        attachments += 1;
+    }
     Contents {
         records: rows.len(),
         record_sum,
         pending: outbox.len(),
-        pending_sum: hasher.finish(),
+        pending_sum,
+        attachments,
+        attachment_sum: hasher.finish(),
     }
 }
 
@@ -169,9 +203,27 @@ fn build_template(root: &Path, encryption: Encryption) -> Contents {
             .collect();
         client.write(ops).unwrap();
     }
+    for i in 0..ATTACHMENTS {
+        let id = format!("photo-{i}");
+        client
+            .write(vec![WriteOp::Put {
+                collection: "photos".into(),
+                id: Some(id.clone()),
+                doc: serde_json::json!({"caption": format!("photo {i}")}),
+                space_id: None,
+            }])
+            .unwrap();
+        let bytes: Vec<u8> = (0..ATTACHMENT_BYTES)
+            .map(|b| (b * (i + 7) % 251) as u8)
+            .collect();
+        runtime()
+            .block_on(client.attach_bytes("photos", &id, "image", bytes, "image/png", None))
+            .unwrap();
+    }
     let expected = contents(&client);
     assert_eq!(expected.records, RECORDS);
-    assert_eq!(expected.pending, RECORDS);
+    assert_eq!(expected.pending, RECORDS + ATTACHMENTS); // an attach folds into its put
+    assert_eq!(expected.attachments, ATTACHMENTS);
     expected
 }
 
@@ -210,9 +262,10 @@ fn child(root: &Path, to: &str, crash_point: Option<&str>) -> std::process::Chil
     command.spawn().unwrap()
 }
 
-/// Kills conversions from `from` to `to` everywhere and checks every round.
-fn kill_everywhere(work: &Path, from: &str, to: &str) {
-    let template = work.join(format!("template-{from}"));
+/// Kills conversions from `from` to `to` (`rekey`: a rotation) everywhere, `timed_kills` times
+/// spread over its duration and at every crash point, and checks every round.
+fn kill_everywhere(work: &Path, from: &str, to: &str, timed_kills: u32) {
+    let template = work.join(format!("template-{from}-{to}"));
     std::fs::create_dir_all(&template).unwrap();
     let expected = build_template(&template, mode(from));
     let round = work.join("round");
@@ -229,17 +282,17 @@ fn kill_everywhere(work: &Path, from: &str, to: &str) {
     check(&round, to, &expected, &format!("{from}->{to} unkilled"));
     eprintln!("{from}->{to}: an open that converts takes {whole:?}");
 
-    for k in 0..TIMED_KILLS {
+    for k in 0..timed_kills {
         copy_dir(&template, &round);
         let mut process = child(&round, to, None);
-        std::thread::sleep(whole * k / TIMED_KILLS);
+        std::thread::sleep(whole * k / timed_kills);
         let _ = process.kill(); // SIGKILL (it may have finished already)
         process.wait().unwrap();
         check(
             &round,
             to,
             &expected,
-            &format!("{from}->{to} kill {k}/{TIMED_KILLS}"),
+            &format!("{from}->{to} kill {k}/{timed_kills}"),
         );
     }
     for point in CRASH_POINTS {
@@ -281,8 +334,9 @@ fn check(root: &Path, to: &str, expected: &Contents, what: &str) {
 #[test]
 fn conversions_killed_at_any_point_lose_nothing() {
     let work = tempfile::tempdir().unwrap();
-    kill_everywhere(work.path(), "off", "on");
+    kill_everywhere(work.path(), "off", "on", TIMED_KILLS);
+    kill_everywhere(work.path(), "on", "rekey", TIMED_KILLS_OTHERS);
     if std::env::var("TANDEM_KILL_BOTH_WAYS").is_ok() {
-        kill_everywhere(work.path(), "on", "off");
+        kill_everywhere(work.path(), "on", "off", TIMED_KILLS_OTHERS);
     }
 }

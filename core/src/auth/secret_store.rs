@@ -3,8 +3,13 @@
 //! The default, [`KeyringStore`], uses the keyring ecosystem (`keyring-core` with one credential
 //! store per platform, as the `keyring` 4.x crate recommends for applications):
 //!
-//! - **iOS / macOS**: the Keychain (`apple-native-keyring-store`, generic passwords). Nothing to
-//!   initialise.
+//! - **iOS**: the data protection Keychain (`apple-native-keyring-store`'s `protected` store,
+//!   generic passwords), every item `kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly`: readable
+//!   by background sync once the device was unlocked after boot, and never carried to another
+//!   device by a backup (a restored backup's encrypted database then reports a missing key and
+//!   the user signs in again). Nothing to initialise.
+//! - **macOS**: the login Keychain (the same crate's `keychain` store), which unsigned
+//!   command-line tools can use too.
 //! - **Android**: `android-native-keyring-store`, values encrypted with a key held in the Android
 //!   Keystore and kept in SharedPreferences. It reaches the app's `Context` through
 //!   `ndk-context`, which the app initialises once, before the engine opens, with the JNI function
@@ -18,7 +23,10 @@
 //!   ```
 //! - **Linux**: the kernel key-retention service (keyutils, session keyring, linked to the
 //!   user's persistent keyring), which needs neither D-Bus nor a desktop session. Its keys live
-//!   in kernel memory: they survive the process, not a reboot.
+//!   in kernel memory: they survive the process, not a reboot. So a Linux program that turns
+//!   encryption at rest on supplies a store that persists (the CLI keeps its secrets in a file
+//!   of the data directory readable by its owner only), or its databases are unreadable after
+//!   a reboot (`Key { Missing }`, nothing deleted).
 //! - elsewhere: no default; the app supplies its own [`SecretStore`].
 //!
 //! Keys are namespaced by the data directory's installation id ([`secret_namespace`]) so two
@@ -85,9 +93,25 @@ impl KeyringStore {
 
     fn entry(&self, key: &str) -> Result<keyring_core::Entry, SecretStoreError> {
         self.store
-            .build(&self.service, key, None)
+            .build(&self.service, key, entry_modifiers().as_ref())
             .map_err(store_error)
     }
+}
+
+/// How new items are protected: on iOS after first unlock, this device only (tokens and
+/// database keys must be readable by background sync, and must not travel in backups).
+#[cfg(target_os = "ios")]
+fn entry_modifiers() -> Option<std::collections::HashMap<&'static str, &'static str>> {
+    Some(std::collections::HashMap::from([(
+        "access-policy",
+        "after-first-unlock-this-device-only",
+    )]))
+}
+
+/// Elsewhere the store's own default.
+#[cfg(not(target_os = "ios"))]
+fn entry_modifiers() -> Option<std::collections::HashMap<&'static str, &'static str>> {
+    None
 }
 
 #[cfg(target_os = "linux")]
@@ -96,9 +120,15 @@ fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreErr
     Ok(store)
 }
 
-#[cfg(any(target_os = "macos", target_os = "ios"))]
+#[cfg(target_os = "macos")]
 fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreError> {
     let store = apple_native_keyring_store::keychain::Store::new().map_err(store_error)?;
+    Ok(store)
+}
+
+#[cfg(target_os = "ios")]
+fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, SecretStoreError> {
+    let store = apple_native_keyring_store::protected::Store::new().map_err(store_error)?;
     Ok(store)
 }
 

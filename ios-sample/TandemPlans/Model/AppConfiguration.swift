@@ -17,9 +17,13 @@ struct AppConfiguration {
     var serverURL: String
 
     /// The engine configuration. No `secureStore` is passed, so the engine keeps tokens in the
-    /// Keychain (its platform default).
+    /// Keychain (its platform default). The plans are encrypted at rest: the database, its WAL
+    /// and the photo cache, with a key the engine generates and keeps in the Keychain as
+    /// after-first-unlock, this-device-only (background sync can read it; backups do not carry
+    /// it).
     func tandemConfig() -> TandemConfig {
         var config = TandemConfig(dataDir: dataDirectory.path, schemaJson: schemaJSON, serverUrl: serverURL)
+        config.encryption = .on
         #if DEBUG
         // Development builds may reach a dev server on another machine of the LAN over plain
         // http (e.g. http://192.168.1.20:8787 from a real device). Release builds never pass

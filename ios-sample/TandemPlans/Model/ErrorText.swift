@@ -28,6 +28,13 @@ enum ErrorText {
             return "The data on this device does not fit the app's schema: \(detail)"
         case let .Storage(detail):
             return "The local database failed: \(detail)"
+        case let .Key(kind, _):
+            switch kind {
+            case .missing, .wrong:
+                return "The key that protects this iPhone's plans is missing or does not match (restored from a backup?). Nothing was deleted."
+            case .unavailable:
+                return "Unlock your iPhone to open your plans."
+            }
         case .AlreadyOpen:
             return "The local database is still in use; try again in a moment."
         case .Closed:

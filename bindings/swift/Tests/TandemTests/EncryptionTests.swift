@@ -12,7 +12,7 @@ final class EncryptionTests: XCTestCase {
     private let field = "zanzibarSwiftField"
     private var document: String { #"{"name": "\#(value)", "meta": {"\#(field)": 1}}"# }
 
-    private func open(_ dir: URL, _ store: SecureStore, _ encryption: Encryption) throws -> Tandem {
+    private func openStore(_ dir: URL, _ store: SecureStore, _ encryption: Encryption) throws -> Tandem {
         try Tandem.open(
             config: TandemConfig(
                 dataDir: dir.appendingPathComponent("data").path, schemaJson: schema, secureStore: store,
@@ -47,7 +47,7 @@ final class EncryptionTests: XCTestCase {
     func testEncryptedFilesHoldNoDocumentTextAndPlaintextOnesDo() throws {
         let dir = try temporaryDirectory()
         let store = InMemorySecureStore()
-        let tandem = try open(dir, store, .on)
+        let tandem = try openStore(dir, store, .on)
         _ = try tandem.put(collection: "plans", id: "p1", document: document)
         XCTAssertEqual(try tandem.encryptionStatus(), .on)
         XCTAssertEqual(try filesContaining(dir, value), [])  // the WAL too: no checkpoint yet
@@ -56,7 +56,7 @@ final class EncryptionTests: XCTestCase {
         XCTAssertEqual(try filesContaining(dir, value), [])
         _ = try keyName(store)
 
-        let plain = try open(dir, store, .off)  // decrypted on this open
+        let plain = try openStore(dir, store, .off)  // decrypted on this open
         XCTAssertEqual(try plain.encryptionStatus(), .off)
         XCTAssertTrue(try XCTUnwrap(plain.get(collection: "plans", id: "p1")).document.contains(value))
         plain.shutdown()
@@ -68,25 +68,25 @@ final class EncryptionTests: XCTestCase {
     func testMissingAndWrongKeysAreTypedAndTouchNothing() throws {
         let dir = try temporaryDirectory()
         let store = InMemorySecureStore()
-        let tandem = try open(dir, store, .on)
+        let tandem = try openStore(dir, store, .on)
         _ = try tandem.put(collection: "plans", id: "p1", document: document)
         tandem.shutdown()
         let database = dir.appendingPathComponent("data").appendingPathComponent("guest.db")
         let before = try Data(contentsOf: database)
 
-        XCTAssertThrowsError(try open(dir, InMemorySecureStore(), .on)) { error in
+        XCTAssertThrowsError(try openStore(dir, InMemorySecureStore(), .on)) { error in
             guard case let TandemError.Key(kind, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(kind, .missing)
         }
         let wrongStore = InMemorySecureStore()
         try wrongStore.set(key: try keyName(store), value: Data(repeating: 9, count: 32).base64EncodedString())
-        XCTAssertThrowsError(try open(dir, wrongStore, .on)) { error in
+        XCTAssertThrowsError(try openStore(dir, wrongStore, .on)) { error in
             guard case let TandemError.Key(kind, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(kind, .wrong)
         }
         XCTAssertEqual(try Data(contentsOf: database), before, "the file is untouched")
 
-        let reopened = try open(dir, store, .on)
+        let reopened = try openStore(dir, store, .on)
         XCTAssertEqual(try reopened.pendingCount(), 1)
         reopened.shutdown()
     }
@@ -94,7 +94,7 @@ final class EncryptionTests: XCTestCase {
     func testRekeyRotatesTheKeyAndKeepsTheRecords() async throws {
         let dir = try temporaryDirectory()
         let store = InMemorySecureStore()
-        let tandem = try open(dir, store, .on)
+        let tandem = try openStore(dir, store, .on)
         _ = try tandem.put(collection: "plans", id: "p1", document: document)
         let old = try store.get(key: try keyName(store))
         try await tandem.rekey()

@@ -29,9 +29,9 @@ class EncryptionTest {
 
     private val value = "quetzalcoatl-kotlin-distinctive-4711"
     private val field = "zanzibarKotlinField"
-    private val document = """{"name": "$value", "meta": {"$field": 1}}"""
+    private val document = "{\"name\": \"" + value + "\", \"meta\": {\"" + field + "\": 1}}"
 
-    private fun open(store: SecureStore, encryption: Encryption): Tandem =
+    private fun openStore(store: SecureStore, encryption: Encryption): Tandem =
         Tandem.open(
             TandemConfig(
                 dataDir = dir.resolve("data").toString(),
@@ -42,20 +42,11 @@ class EncryptionTest {
         )
 
     /** The data directory's files (databases, WAL, shared memory) that contain [text]. */
-    private fun filesContaining(text: String): List<String> {
-        val needle = text.toByteArray()
-        return dir.resolve("data").toFile().walk().filter { it.isFile }
-            .filter { indexOf(it.readBytes(), needle) >= 0 }
+    private fun filesContaining(text: String): List<String> =
+        dir.resolve("data").toFile().walk().filter { it.isFile }
+            // ISO-8859-1 maps every byte to one char, so this finds the text's ASCII bytes.
+            .filter { String(it.readBytes(), Charsets.ISO_8859_1).contains(text) }
             .map { it.name }.toList()
-    }
-
-    private fun indexOf(haystack: ByteArray, needle: ByteArray): Int {
-        outer@ for (i in 0..haystack.size - needle.size) {
-            for (j in needle.indices) if (haystack[i + j] != needle[j]) continue@outer
-            return i
-        }
-        return -1
-    }
 
     private fun database(): File = dir.resolve("data").resolve("guest.db").toFile()
 
@@ -69,7 +60,7 @@ class EncryptionTest {
     @Test
     fun `an encrypted store keeps no document text on disk, a plaintext one does`() {
         val store = InMemorySecureStore()
-        open(store, Encryption.ON).use { tandem ->
+        openStore(store, Encryption.ON).use { tandem ->
             tandem.put("plans", "p1", document)
             assertEquals(Encryption.ON, tandem.encryptionStatus())
             // Checked while open too: the WAL holds the write until a checkpoint.
@@ -81,7 +72,7 @@ class EncryptionTest {
         keyName(store)
 
         // Turning it off decrypts the file on the next open, and the same check finds the text.
-        open(store, Encryption.OFF).use { tandem ->
+        openStore(store, Encryption.OFF).use { tandem ->
             assertEquals(Encryption.OFF, tandem.encryptionStatus())
             assertTrue(tandem.get("plans", "p1")!!.document.contains(value))
             tandem.put("plans", "p2", document)
@@ -91,7 +82,7 @@ class EncryptionTest {
         assertTrue(store.names().none { it.contains("/db-key") }, "the key is deleted once decrypted")
 
         // And on again: both records survive, encrypted.
-        open(store, Encryption.ON).use { tandem ->
+        openStore(store, Encryption.ON).use { tandem ->
             assertEquals(listOf("p1", "p2"), ids(tandem.query("plans", Query())))
         }
         assertEquals(emptyList(), filesContaining(value))
@@ -100,24 +91,24 @@ class EncryptionTest {
     @Test
     fun `a missing or wrong key is a typed error and the file is left as it was`() {
         val store = InMemorySecureStore()
-        open(store, Encryption.ON).use { it.put("plans", "p1", document) }
+        openStore(store, Encryption.ON).use { it.put("plans", "p1", document) }
         val before = sha256(database())
 
         // A restored backup: the file is here, its key is not.
-        val missing = assertFailsWith<TandemException.Key> { open(InMemorySecureStore(), Encryption.ON) }
+        val missing = assertFailsWith<TandemException.Key> { openStore(InMemorySecureStore(), Encryption.ON) }
         assertEquals(KeyFailure.MISSING, missing.kind)
         // Asking for plaintext does not help without the key: nothing is decrypted or deleted.
-        assertFailsWith<TandemException.Key> { open(InMemorySecureStore(), Encryption.OFF) }
+        assertFailsWith<TandemException.Key> { openStore(InMemorySecureStore(), Encryption.OFF) }
 
         val wrongStore = InMemorySecureStore()
         wrongStore.set(keyName(store), Base64.getEncoder().encodeToString(ByteArray(32) { 7 }))
-        val wrong = assertFailsWith<TandemException.Key> { open(wrongStore, Encryption.ON) }
+        val wrong = assertFailsWith<TandemException.Key> { openStore(wrongStore, Encryption.ON) }
         assertEquals(KeyFailure.WRONG, wrong.kind)
         assertFalse(wrong.message!!.contains(store.get(keyName(store))!!), "no key in a message")
         assertEquals(before, sha256(database()), "the file is untouched")
 
         // The right key opens it with everything in it, the pending change included.
-        open(store, Encryption.ON).use { tandem ->
+        openStore(store, Encryption.ON).use { tandem ->
             assertTrue(tandem.get("plans", "p1")!!.document.contains(value))
             assertEquals(1UL, tandem.pendingCount())
         }
@@ -134,7 +125,7 @@ class EncryptionTest {
             override fun set(key: String, value: String) { values[key] = value }
             override fun delete(key: String) { values.remove(key) }
         }
-        open(store, Encryption.ON).use { tandem ->
+        openStore(store, Encryption.ON).use { tandem ->
             tandem.put("plans", "p1", document)
             assertEquals(Encryption.ON, tandem.encryptionStatus())
             tandem.rekey()
@@ -143,14 +134,14 @@ class EncryptionTest {
         val rotated = store.values.entries.single { it.key.endsWith("/db-key/guest.db") }.value
         assertNotEquals(appKey, rotated, "the engine stored the new key through set")
         assertEquals(emptyList(), filesContaining(value))
-        open(store, Encryption.ON).use { tandem ->
+        openStore(store, Encryption.ON).use { tandem ->
             assertEquals(listOf("p1"), ids(tandem.query("plans", Query())))
         }
     }
 
     @Test
     fun `rekey with encryption off is an invalid argument`() = runBlocking {
-        open(InMemorySecureStore(), Encryption.OFF).use { tandem ->
+        openStore(InMemorySecureStore(), Encryption.OFF).use { tandem ->
             assertFailsWith<TandemException.InvalidArgument> { tandem.rekey() }
             assertEquals(Encryption.OFF, tandem.encryptionStatus())
         }

@@ -440,5 +440,6 @@ class SampleStateTest {
         assertEquals("Too many attempts. Try again in 30 s.", Messages.of(TandemException.Auth(AuthFailure.RATE_LIMITED, "x", 30UL)))
         assertTrue(Messages.of(TandemException.Sync(SyncFailure.OFFLINE, "x", null)).startsWith("Offline"))
         assertEquals("name: too long", Messages.of(TandemException.Validation("plans", "name", ValidationReason.INVALID_PAYLOAD, "invalid_payload", "too long")))
+        assertEquals("Unlock the phone to open your plans.", Messages.of(TandemException.Key(dev.tandem.KeyFailure.UNAVAILABLE, "x")))
     }
 }

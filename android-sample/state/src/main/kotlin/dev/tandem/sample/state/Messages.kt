@@ -1,6 +1,7 @@
 package dev.tandem.sample.state
 
 import dev.tandem.AuthFailure
+import dev.tandem.KeyFailure
 import dev.tandem.SpaceErrorKind
 import dev.tandem.SyncFailure
 import dev.tandem.TandemException
@@ -50,6 +51,11 @@ object Messages {
             SpaceErrorKind.ALREADY_MEMBER -> "They are already a member."
             SpaceErrorKind.LIMIT_REACHED -> "The server's limit is reached."
             SpaceErrorKind.INVALID_NAME -> "Choose a name of 1 to 200 characters."
+        }
+        is TandemException.Key -> when (error.kind) {
+            KeyFailure.MISSING, KeyFailure.WRONG ->
+                "The key that protects this phone's plans is missing or does not match (restored from a backup?). Nothing was deleted."
+            KeyFailure.UNAVAILABLE -> "Unlock the phone to open your plans."
         }
         is TandemException.InvalidArgument -> error.detail
         is TandemException.NotFound -> "It was deleted in the meantime."

@@ -1,5 +1,6 @@
 package dev.tandem.sample.state
 
+import dev.tandem.Encryption
 import dev.tandem.SecureStore
 import dev.tandem.SyncConfig
 import dev.tandem.Tandem
@@ -32,6 +33,11 @@ data class EngineOptions(
     val realtime: Boolean = true,
     /** Quiet period after a local write before a background run. */
     val debounceMs: Long = 300,
+    /**
+     * The plans on this phone are encrypted at rest (database, WAL and photo cache), with a key
+     * the engine generates and keeps in the Android Keystore-backed store (or [secureStore]).
+     */
+    val encryption: Encryption = Encryption.ON,
 )
 
 /**
@@ -109,6 +115,7 @@ class TandemHost(private val options: EngineOptions, private val settings: Setti
                 allowInsecureHttp = options.allowInsecureHttp,
                 sync = SyncConfig(realtime = options.realtime, debounceMs = options.debounceMs.toULong()),
                 secureStore = options.secureStore,
+                encryption = options.encryption,
             ),
         )
         if (settings.settings.value.syncEnabled) engine.startSync()
