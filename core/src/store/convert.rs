@@ -470,6 +470,45 @@ pub fn prepare(path: &Path, encryption: &StoreEncryption) -> Result<Option<Datab
     }
 }
 
+/// Moves the database at `path` aside when no stored key opens it (its key missing or wrong):
+/// the file, its `-wal` and `-shm` and its attachment cache are renamed with the suffix
+/// `.unreadable-<unix seconds>`, never deleted, so a later `open` starts a new database and the
+/// old one stays on disk for the day its key returns. A readable, plaintext or missing file is
+/// left alone (`None`); a secret store that cannot be read now is `Key { Unavailable }` and
+/// moves nothing. The caller holds the file's claim.
+pub fn set_aside_if_unreadable(path: &Path, keys: Option<&DbKeys>) -> Result<Option<PathBuf>> {
+    if file_state(path)? != FileState::Encrypted {
+        return Ok(None);
+    }
+    match recover(path, keys) {
+        Ok(_) => Ok(None),
+        Err(Error::Key(KeyProblem::Missing | KeyProblem::Wrong)) => set_aside(path).map(Some),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_aside(path: &Path) -> Result<PathBuf> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let suffix = format!(".unreadable-{seconds}");
+    let cache = crate::attachments::Files::of_store(path)
+        .dir()
+        .to_path_buf();
+    // The database last: a crash part-way leaves it where `open` finds it (and refuses it again).
+    for companion in [cache, sibling(path, "-wal"), sibling(path, "-shm")] {
+        match std::fs::rename(&companion, sibling(&companion, &suffix)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    let aside = sibling(path, &suffix);
+    std::fs::rename(path, &aside)?;
+    sync_dir(path)?;
+    tracing::warn!(path = %path.display(), "an encrypted database no stored key opens was set aside");
+    Ok(aside)
+}
+
 /// Rotates the key of the encrypted database at `path` (every connection closed): a conversion
 /// from the current key to a fresh one. Returns the new key.
 pub fn rekey(path: &Path, keys: &DbKeys) -> Result<DatabaseKey> {
