@@ -37,16 +37,7 @@ class RestoredBackupTest {
     @AfterEach
     fun close() = graphs.forEach(SampleGraph::close)
 
-    private fun launch(store: SecureStore): SampleGraph = SampleGraph(
-        EngineOptions(
-            dataDir = root.resolve("tandem").toString(),
-            schemaJson = SAMPLE_SCHEMA,
-            secureStore = store,
-            realtime = false,
-        ),
-        root.resolve("settings.json").toFile(),
-        AppSettings(serverUrl = server.url, syncEnabled = false),
-    ).also(graphs::add)
+    private fun launch(store: SecureStore): SampleGraph = launchApp(root, server.url, store).also(graphs::add)
 
     @Test
     fun `a backup restored on another phone starts afresh and the plans come back after sign-in`() = runBlocking<Unit> {
