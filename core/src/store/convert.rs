@@ -269,7 +269,9 @@ fn target_uri(copy: &Path, key: Option<&DatabaseKey>) -> Zeroizing<String> {
     }
     match key {
         Some(key) => {
-            uri.push_str("?cipher=chacha20&hexkey=");
+            uri.push_str("?cipher=");
+            uri.push_str(super::cipher::CIPHER);
+            uri.push_str("&hexkey=");
             for byte in b"raw:".iter().chain(key.as_bytes()) {
                 uri.push_str(&format!("{byte:02x}"));
             }

@@ -173,6 +173,14 @@ impl Store {
         } else {
             KeyProblem::Missing
         };
+        if other_key.is_some() {
+            // The cipher an ATTACH with a key uses is the connection's current one, which a
+            // plaintext main database never set.
+            let _: String =
+                conn.query_row(&format!("PRAGMA cipher = '{}'", cipher::CIPHER), [], |r| {
+                    r.get(0)
+                })?;
+        }
         // SQLite3MC reads the attached file's first page when a key is given (the ATTACH fails),
         // otherwise on the first read: check here, so that a key problem is typed.
         conn.execute(
