@@ -157,16 +157,58 @@ async fn refresh_grant(
     }
 }
 
-/// `POST /auth/v1/logout`: revokes this sign-in's refresh tokens. The access token stays valid
-/// until it expires (JWTs are stateless).
+#[derive(Deserialize)]
+pub struct LogoutQuery {
+    scope: Option<String>,
+}
+
+/// `POST /auth/v1/logout[?scope=local|global|others]`, as GoTrue's:
+/// - `local` (the default here; GoTrue's is `global`, but engines before the scope sent none and
+///   meant this device): revokes this sign-in's refresh tokens; its access token stays valid
+///   until it expires (JWTs are stateless);
+/// - `global`: revokes every sign-in of the user and refuses every access token issued to it so
+///   far (as the operator's `POST /admin/v1/users/{id}/revoke`): every device is signed out at
+///   its next request;
+/// - `others`: revokes the user's other sign-ins (their devices are signed out at their next
+///   refresh, within the access tokens' lifetime); this one stays.
+///
+/// Another scope answers 400 `validation_failed`.
 pub async fn logout(
     State(state): State<SharedState>,
+    query: Result<Query<LogoutQuery>, axum::extract::rejection::QueryRejection>,
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .storage
-        .revoke_session(&user.user_id, &user.session_id, state.clock.now_ms())
-        .await?;
+    let scope = query.ok().and_then(|Query(q)| q.scope);
+    let now_ms = state.clock.now_ms();
+    match scope.as_deref().unwrap_or("local") {
+        "local" => {
+            state
+                .storage
+                .revoke_session(&user.user_id, &user.session_id, now_ms)
+                .await?
+        }
+        "global" => {
+            let (sessions, valid_after_ms) =
+                state.storage.revoke_user(&user.user_id, now_ms).await?;
+            state
+                .control
+                .revocations
+                .insert(&user.user_id, valid_after_ms);
+            tracing::info!(user_id = %user.user_id, sessions, "signed out everywhere");
+        }
+        "others" => {
+            let sessions = state
+                .storage
+                .revoke_other_sessions(&user.user_id, &user.session_id, now_ms)
+                .await?;
+            tracing::info!(user_id = %user.user_id, sessions, "signed out the other sessions");
+        }
+        other => {
+            return Err(ApiError::validation_failed(format!(
+                "unsupported logout scope {other:?}: local, global or others"
+            )))
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
