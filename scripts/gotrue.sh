@@ -47,7 +47,7 @@ build() {
   log "building GoTrue $VERSION (the first time takes minutes)"
   # As its Makefile does: static, the version stamped in, no VCS stamp (a tarball has none).
   (cd "$work/supabase-auth-$VERSION" \
-    && CGO_ENABLED=0 GOTOOLCHAIN=local go build -buildvcs=false \
+    && CGO_ENABLED=0 go build -buildvcs=false \
       -ldflags "-X github.com/supabase/auth/internal/utilities.Version=$VERSION" \
       -o "$work/auth" .) >&2 \
     || { rm -rf -- "$work"; log "go build failed"; exit 1; }
