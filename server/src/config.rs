@@ -72,6 +72,11 @@ pub struct Config {
     )]
     pub jwt_audience: Vec<String>,
 
+    /// Shortest password a sign-up may choose, in characters (GoTrue's default, so an account
+    /// moves between the two).
+    #[arg(long, env = "TANDEM_MIN_PASSWORD_LENGTH", default_value_t = crate::auth::MIN_PASSWORD_CHARS)]
+    pub min_password_length: usize,
+
     /// Turns the server's own `/auth/v1` (sign-up, sign-in, refresh, logout, user) off: every
     /// route of it answers 404. For external auth mode, where users sign in at the issuer.
     #[arg(long, env = "TANDEM_DISABLE_OWN_AUTH")]
@@ -233,6 +238,7 @@ impl Default for Config {
             jwks_file: None,
             jwt_audience: vec![crate::jwt::AUDIENCE.to_string()],
             disable_own_auth: false,
+            min_password_length: crate::auth::MIN_PASSWORD_CHARS,
             access_token_ttl: 3600,
             refresh_reuse_grace_secs: 10,
             max_body_bytes: 4 * 1024 * 1024,

@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tandem_protocol::{ErrorBody, ErrorCode};
 
-use crate::auth::MIN_PASSWORD_CHARS;
 use crate::storage::StorageError;
 
 /// An error answer. Descriptions are written for the client and never quote secrets or documents.
@@ -139,11 +138,12 @@ impl ApiError {
         )
     }
 
-    pub fn weak_password() -> Self {
+    /// A password shorter than `min_chars` characters.
+    pub fn weak_password(min_chars: usize) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::WeakPassword,
-            format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
+            format!("the password must have at least {min_chars} characters"),
         )
     }
 

@@ -307,6 +307,7 @@ fn app_state(
         ),
         external_auth: config.external_auth(),
         own_auth: !config.disable_own_auth,
+        min_password_chars: config.min_password_length.max(1),
         cursors: CursorCodec::new(secret.as_bytes()),
         hub,
         stream_slots: StreamSlots::new(config.max_event_streams_per_user),

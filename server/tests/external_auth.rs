@@ -1,8 +1,8 @@
 //! External auth mode (docs/protocol.md, "External auth mode"): tandem-server trusts the access
 //! tokens of an external issuer (Supabase Auth / GoTrue), HS256 with the shared secret or
 //! asymmetric from a JWK set, provisions its users on first use, and can turn its own `/auth/v1`
-//! off. Also `scope` on the server's own `/auth/v1/logout`. Tokens are minted here, as the
-//! issuer would.
+//! off. Also `scope` on the server's own `/auth/v1/logout`, and its password minimum (GoTrue's 6
+//! by default, `--min-password-length`). Tokens are minted here, as the issuer would.
 
 use tandem_testkit::server_suite as common;
 
@@ -22,6 +22,7 @@ on_both_backends!(
     a_user_deleted_by_the_operator_comes_back_empty,
     own_auth_keeps_the_account_gone_answer,
     logout_scopes,
+    the_password_minimum_is_gotrues_and_configurable,
 );
 
 const ADMIN: &str = "admin-token-for-tests-0123456789abcdef";
@@ -452,4 +453,35 @@ async fn logout_scopes(db: TestDb) {
     let (f_token, _) = sign_in().await;
     c.pull(&f_token, None, None).await.assert_ok();
     drop(a_token);
+}
+
+async fn the_password_minimum_is_gotrues_and_configurable(db: TestDb) {
+    let server = TestServer::builder().db(&db).start();
+    let c = server.client();
+    let refused = c.signup(&tandem_testkit::fixtures::email(), "12345").await;
+    refused.assert_error(422, "weak_password");
+    assert_eq!(
+        refused.body["error_description"],
+        "the password must have at least 6 characters"
+    );
+    c.signup(&tandem_testkit::fixtures::email(), "123456")
+        .await
+        .assert_ok();
+    drop(server);
+    let server = TestServer::builder()
+        .db(&db)
+        .args(&["--min-password-length", "12"])
+        .start();
+    let c = server.client();
+    let refused = c
+        .signup(&tandem_testkit::fixtures::email(), "eleven-char")
+        .await;
+    refused.assert_error(422, "weak_password");
+    assert_eq!(
+        refused.body["error_description"],
+        "the password must have at least 12 characters"
+    );
+    c.signup(&tandem_testkit::fixtures::email(), "twelve-chars")
+        .await
+        .assert_ok();
 }

@@ -5,8 +5,10 @@ pub mod attempt_limit;
 pub mod passwords;
 pub mod refresh_tokens;
 
-/// Shortest password accepted, in characters.
-pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Shortest password accepted by default, in characters: GoTrue's default
+/// (`GOTRUE_PASSWORD_MIN_LENGTH`), so an account is valid on either server.
+/// `--min-password-length` changes it.
+pub const MIN_PASSWORD_CHARS: usize = 6;
 
 /// Emails are compared and stored trimmed and lower-cased, as GoTrue does.
 pub fn normalize_email(email: &str) -> String {

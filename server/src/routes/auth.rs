@@ -10,7 +10,7 @@ use tandem_protocol::{PasswordCredentials, RefreshTokenRequest, Session, User, M
 use super::{AuthUser, ClientAddr, JsonBody, SharedState};
 use crate::auth::passwords::{hash_password, verify_against_dummy, verify_password};
 use crate::auth::refresh_tokens::{hash_refresh_token, new_refresh_token};
-use crate::auth::{is_plausible_email, normalize_email, MIN_PASSWORD_CHARS};
+use crate::auth::{is_plausible_email, normalize_email};
 use crate::clock::rfc3339_from_ms;
 use crate::error::ApiError;
 use crate::storage::{RefreshOutcome, UserRow};
@@ -28,8 +28,8 @@ pub async fn signup(
             "the email must be of the form local@domain",
         ));
     }
-    if body.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ApiError::weak_password());
+    if body.password.chars().count() < state.min_password_chars {
+        return Err(ApiError::weak_password(state.min_password_chars));
     }
     state
         .sign_up_limit

@@ -46,6 +46,8 @@ pub struct AppState {
     pub external_auth: bool,
     /// Whether the server's own `/auth/v1` is served.
     pub own_auth: bool,
+    /// Shortest password a sign-up may choose, in characters.
+    pub min_password_chars: usize,
     pub cursors: CursorCodec,
     pub hub: ChangeHub,
     pub stream_slots: Arc<StreamSlots>,
