@@ -46,6 +46,24 @@ pub struct IssuedToken {
     pub expires_at: i64,
 }
 
+/// The claims of the tokens this server issues: the protocol's, and GoTrue's `aal`, `amr` and
+/// `is_anonymous` (a password sign-in, one factor; `amr`'s time is the token's issue, where
+/// GoTrue keeps the sign-in's across refreshes).
+#[derive(serde::Serialize)]
+struct IssuedClaims {
+    #[serde(flatten)]
+    claims: AccessClaims,
+    aal: &'static str,
+    amr: [Amr; 1],
+    is_anonymous: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Amr {
+    method: &'static str,
+    timestamp: i64,
+}
+
 /// The claims read from a token: lenient about what an external issuer may leave out (only `sub`,
 /// `exp` and `aud` are required; GoTrue omits `session_id` in some tokens).
 #[derive(Deserialize)]
@@ -94,14 +112,22 @@ impl JwtKeys {
         now_secs: i64,
     ) -> IssuedToken {
         let expires_at = now_secs + self.ttl_secs as i64;
-        let claims = AccessClaims {
-            sub: user_id.to_string(),
-            exp: expires_at,
-            iat: now_secs,
-            role: AUDIENCE.to_string(),
-            aud: AUDIENCE.to_string(),
-            email: email.to_string(),
-            session_id: session_id.to_string(),
+        let claims = IssuedClaims {
+            claims: AccessClaims {
+                sub: user_id.to_string(),
+                exp: expires_at,
+                iat: now_secs,
+                role: AUDIENCE.to_string(),
+                aud: AUDIENCE.to_string(),
+                email: email.to_string(),
+                session_id: session_id.to_string(),
+            },
+            aal: "aal1",
+            amr: [Amr {
+                method: "password",
+                timestamp: now_secs,
+            }],
+            is_anonymous: false,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with a byte secret cannot fail");

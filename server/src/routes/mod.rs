@@ -148,6 +148,9 @@ pub fn router(state: SharedState) -> Router {
             .route("/auth/v1/token", post(auth::token))
             .route("/auth/v1/logout", post(auth::logout))
             .route("/auth/v1/user", get(auth::user))
+            .route("/auth/v1/settings", get(auth::settings))
+            .route("/auth/v1/health", get(auth::health))
+            .route_layer(middleware::from_fn(auth::gotrue_errors))
     } else {
         Router::new()
     };
@@ -400,6 +403,7 @@ impl FromRequestParts<SharedState> for AuthUser {
         }
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized("missing Authorization: Bearer <access token>")
+                .gotrue("no_authorization")
         })?;
         let token = header
             .to_str()
