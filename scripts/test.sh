@@ -40,6 +40,9 @@ ensure_tools() {
   # moto's S3 server, for the attachment tests on an S3 blob store (scripts/s3.sh).
   have moto_server || python3 -m pip install --quiet 'moto[server]'
   have shellcheck || apt_install shellcheck
+  # Go, to build Supabase Auth (GoTrue) from vendor/gotrue for the end-to-end test (a Go older
+  # than its go.mod asks fetches the newer toolchain itself, unless GOTOOLCHAIN=local).
+  have go || apt_install golang-go
   have mvn || apt_install maven
   have java || apt_install default-jdk-headless
   # Debian's headless Chromium, its WebDriver and Selenium, for the admin console's browser test
@@ -76,7 +79,20 @@ start_s3() {
   export TANDEM_TEST_S3_URL
 }
 
+# Supabase Auth (GoTrue), built once into ~/.cache/tandem/gotrue (scripts/gotrue.sh), on its own
+# database of the throwaway cluster, with access tokens that live 5 s so the end-to-end test
+# (bindings/ffi/tests/gotrue.rs) sees them refresh.
+start_gotrue() {
+  TANDEM_TEST_GOTRUE_JWT_EXP=5
+  TANDEM_TEST_GOTRUE_URL="$(GOTRUE_JWT_EXP="$TANDEM_TEST_GOTRUE_JWT_EXP" scripts/gotrue.sh start "$TANDEM_TEST_POSTGRES_URL")"
+  TANDEM_TEST_GOTRUE_SECRET_FILE="$(scripts/gotrue.sh secret-file "$TANDEM_TEST_GOTRUE_URL")"
+  export TANDEM_TEST_GOTRUE_JWT_EXP TANDEM_TEST_GOTRUE_URL TANDEM_TEST_GOTRUE_SECRET_FILE
+}
+
 stop_services() {
+  if [[ -n "${TANDEM_TEST_GOTRUE_URL:-}" ]]; then
+    scripts/gotrue.sh stop "$TANDEM_TEST_GOTRUE_URL" >/dev/null 2>&1 || true
+  fi
   if [[ -n "${TANDEM_TEST_POSTGRES_URL:-}" ]]; then
     scripts/postgres.sh stop "$TANDEM_TEST_POSTGRES_URL" >/dev/null 2>&1 || true
   fi
@@ -110,6 +126,11 @@ start_postgres
 echo "$TANDEM_TEST_POSTGRES_URL"
 start_s3
 echo "$TANDEM_TEST_S3_URL"
+
+step "Supabase Auth (GoTrue v2.196.0 from vendor/gotrue; built once, minutes the first time)"
+scripts/gotrue.sh build
+start_gotrue
+echo "$TANDEM_TEST_GOTRUE_URL"
 
 step "rust tests (server conformance on SQLite and PostgreSQL, engine, sync end to end)"
 cargo test --workspace --no-fail-fast

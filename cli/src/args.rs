@@ -41,6 +41,10 @@ pub struct Global {
     /// {"error":{"code","message"}} on stderr
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// `--auth-url`, `--sync-url`, `--api-key-file`
+    #[command(flatten)]
+    pub endpoints: crate::endpoints::EndpointArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,11 +54,15 @@ pub enum Command {
     Signup(Credentials),
     /// Signs this device in; records written while signed out move to the account
     Login(Credentials),
-    /// Signs this device out; its data waits for the next login unless --wipe
+    /// Signs this device out (the account's other devices stay signed in); its data waits for
+    /// the next login unless --wipe
     Logout {
         /// Also delete this account's local database (pending changes included) and tokens
         #[arg(long)]
         wipe: bool,
+        /// Sign every device of the account out, this one included
+        #[arg(long)]
+        everywhere: bool,
     },
     /// Who is signed in, and to which server
     Whoami,

@@ -90,21 +90,7 @@ pub fn run(rt: &Runtime, global: &Global, command: Command) -> Result<Reply, Cli
     match command {
         Command::Signup(credentials) => sign_in(rt, &device, credentials, true),
         Command::Login(credentials) => sign_in(rt, &device, credentials, false),
-        Command::Logout { wipe } => {
-            let email = tandem.current_user()?.map(|u| u.email);
-            rt.block_on(tandem.sign_out(wipe))?;
-            let text = match (email, wipe) {
-                (Some(email), true) => format!("signed out {email}; its local data is wiped"),
-                (Some(email), false) => {
-                    format!("signed out {email}; its data waits on this device for the next login")
-                }
-                (None, _) => "not signed in".to_string(),
-            };
-            Ok(Reply::new(
-                json!({ "signedOut": true, "wiped": wipe }),
-                text,
-            ))
-        }
+        Command::Logout { wipe, everywhere } => logout(rt, &device, wipe, everywhere),
         Command::Whoami => whoami(&device),
         Command::Encryption { action } => encryption(rt, &device, action),
         Command::Put {
@@ -266,6 +252,7 @@ fn sign_in(
         rt.block_on(device.tandem.sign_in(credentials.email, password))?
     };
     device.remember_server()?;
+    crate::endpoints::remember(&device.data_dir)?;
     let verb = if sign_up { "signed up" } else { "logged in" };
     Ok(Reply::new(
         json!({ "user": render::user_json(&user), "server": device.server }),
@@ -273,6 +260,34 @@ fn sign_in(
             "{verb} as {} ({}) at {}",
             user.email, user.id, device.server
         ),
+    ))
+}
+
+/// `tandem logout [--wipe] [--everywhere]`: this device only (the account's other devices stay
+/// signed in), or with `--everywhere` every device of the account.
+fn logout(rt: &Runtime, device: &Device, wipe: bool, everywhere: bool) -> Result<Reply, CliError> {
+    let tandem = &device.tandem;
+    let email = tandem.current_user()?.map(|u| u.email);
+    if everywhere {
+        rt.block_on(tandem.sign_out_everywhere(wipe))?;
+    } else {
+        rt.block_on(tandem.sign_out(wipe))?;
+    }
+    let scope = if everywhere { " on every device" } else { "" };
+    let text = match (email, wipe) {
+        (Some(email), true) => format!("signed out {email}{scope}; its local data is wiped"),
+        (Some(email), false) => {
+            format!("signed out {email}{scope}; its data waits on this device for the next login")
+        }
+        (None, _) => "not signed in".to_string(),
+    };
+    Ok(Reply::new(
+        if everywhere {
+            json!({ "signedOut": true, "wiped": wipe, "everywhere": true })
+        } else {
+            json!({ "signedOut": true, "wiped": wipe })
+        },
+        text,
     ))
 }
 

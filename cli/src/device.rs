@@ -114,6 +114,7 @@ impl Device {
         config.sync = sync;
         config.encryption = Some(encryption);
         config.secure_store = Some(Arc::new(FileSecureStore::in_dir(data_dir.clone())));
+        crate::endpoints::apply(&mut config, &data_dir)?;
         let tandem = Tandem::open(config)?;
         Ok(Self {
             tandem,

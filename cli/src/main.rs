@@ -10,6 +10,7 @@ mod commands;
 mod credentials;
 mod demo;
 mod device;
+mod endpoints;
 mod error;
 mod input;
 mod password;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let json = cli.global.json;
+    endpoints::init(&cli.global.endpoints);
     let result = runtime().and_then(|rt| match cli.command {
         Command::Watch => watch::run(&rt, &cli.global).map(|()| None),
         Command::Demo { keep } => demo::run(&rt, keep, json).map(|()| None),

@@ -987,12 +987,31 @@ impl Client {
         Ok(user)
     }
 
-    /// Signs out and goes back to the guest data. `wipe_local_data` deletes the user's database
+    /// Signs this device out and goes back to the guest data; the user's other devices stay
+    /// signed in (`POST /logout?scope=local`). `wipe_local_data` deletes the user's database
     /// (pending changes included) and secrets; otherwise they stay for the next sign-in.
     pub async fn sign_out(&self, wipe_local_data: bool) -> Result<()> {
+        self.sign_out_scoped(wipe_local_data, crate::auth::SignOutScope::Local)
+            .await
+    }
+
+    /// [`Client::sign_out`], and every other device of the user is signed out too (`POST
+    /// /logout?scope=global`: the server revokes every sign-in of the user; the other devices
+    /// find out at their next refresh, or at once against Tandem's server, which also refuses
+    /// their access tokens). Offline, only this device is signed out.
+    pub async fn sign_out_everywhere(&self, wipe_local_data: bool) -> Result<()> {
+        self.sign_out_scoped(wipe_local_data, crate::auth::SignOutScope::Global)
+            .await
+    }
+
+    async fn sign_out_scoped(
+        &self,
+        wipe_local_data: bool,
+        scope: crate::auth::SignOutScope,
+    ) -> Result<()> {
         let auth = self.auth()?;
         let user = auth.current_user();
-        auth.sign_out().await?;
+        auth.sign_out_scoped(scope).await?;
         let previous = self.switch_to(None).await?;
         if let (true, Some(user), Some(previous)) = (wipe_local_data, user, previous) {
             wait_until_unused(previous).await;

@@ -552,3 +552,35 @@ fn gone(store: &dyn SecretStore, key: &str) -> bool {
         absent
     })
 }
+
+#[test]
+fn sign_out_is_this_device_only_and_sign_out_everywhere_is_every_device() {
+    let server = TestServer::start();
+    let address = email();
+    let phone = fixture(&server);
+    let tablet = fixture(&server);
+    let laptop = fixture(&server);
+    block_on(phone.session.sign_up(&address, PASSWORD)).unwrap();
+    block_on(tablet.session.sign_in(&address, PASSWORD)).unwrap();
+    block_on(laptop.session.sign_in(&address, PASSWORD)).unwrap();
+    let tablet_refresh = tablet.stored_refresh_token();
+
+    // The phone signs out (scope=local): the tablet's sign-in still refreshes.
+    block_on(phone.session.sign_out()).unwrap();
+    let refreshed = raw_refresh(&server, &tablet_refresh).expect("the tablet stays signed in");
+    drop(refreshed);
+
+    // The laptop signs out everywhere (scope=global): the tablet's sign-in goes too.
+    let laptop_refresh = laptop.stored_refresh_token();
+    block_on(
+        laptop
+            .session
+            .sign_out_scoped(tandem_core::auth::SignOutScope::Global),
+    )
+    .unwrap();
+    assert_eq!(laptop.session.state(), AuthState::SignedOut);
+    for token in [laptop_refresh, tablet.stored_refresh_token()] {
+        let refused = raw_refresh(&server, &token).unwrap_err();
+        assert_eq!(refused.code(), Some("invalid_grant"), "{refused}");
+    }
+}

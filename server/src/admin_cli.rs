@@ -102,7 +102,7 @@ pub enum AdminCommand {
 
 /// Why a command failed; decides the exit status.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// A bad command line or setup: exit 2.
     Usage(String),
     /// The server answered an error: exit 1 with its code and message.
@@ -419,7 +419,7 @@ impl Api {
 
 /// The rustls setup of the engine (`tandem_core::http`): ring, safe protocol versions, the
 /// platform's certificate verifier, HTTP/1.1.
-fn tls_config() -> Result<rustls::ClientConfig, Failure> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, Failure> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls_error = |e: rustls::Error| Failure::Failed(format!("setting up TLS: {e}"));

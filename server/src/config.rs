@@ -45,6 +45,43 @@ pub struct Config {
     #[arg(long, env = "TANDEM_JWT_SECRET_FILE")]
     pub jwt_secret_file: Option<PathBuf>,
 
+    /// External auth mode: trust the access tokens of an external issuer (Supabase Auth /
+    /// GoTrue) and provision each of its users on first use (`sub`, and `email` when the token
+    /// has one). HS256 tokens are checked with the JWT secret (give the issuer's:
+    /// `GOTRUE_JWT_SECRET`, a Supabase project's "JWT secret"), asymmetric ones with
+    /// `--jwks-url`/`--jwks-file`. Implied by either of those.
+    #[arg(long, env = "TANDEM_EXTERNAL_AUTH")]
+    pub external_auth: bool,
+
+    /// The issuer's JWK set, fetched at start and again for a key id it lacks (e.g.
+    /// `https://PROJECT.supabase.co/auth/v1/.well-known/jwks.json`); `https://`, or `http://`
+    /// to a loopback address. For RS256/ES256/EdDSA tokens.
+    #[arg(long, env = "TANDEM_JWKS_URL", value_parser = parse_jwks_url)]
+    pub jwks_url: Option<reqwest13::Url>,
+
+    /// The issuer's JWK set from a file (`{"keys": [...]}`), read at start.
+    #[arg(long, env = "TANDEM_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+
+    /// The audiences (`aud`) an access token may have, comma-separated.
+    #[arg(
+        long,
+        env = "TANDEM_JWT_AUDIENCE",
+        value_delimiter = ',',
+        default_value = "authenticated"
+    )]
+    pub jwt_audience: Vec<String>,
+
+    /// Shortest password a sign-up may choose, in characters (GoTrue's default, so an account
+    /// moves between the two).
+    #[arg(long, env = "TANDEM_MIN_PASSWORD_LENGTH", default_value_t = crate::auth::MIN_PASSWORD_CHARS)]
+    pub min_password_length: usize,
+
+    /// Turns the server's own `/auth/v1` (sign-up, sign-in, refresh, logout, user) off: every
+    /// route of it answers 404. For external auth mode, where users sign in at the issuer.
+    #[arg(long, env = "TANDEM_DISABLE_OWN_AUTH")]
+    pub disable_own_auth: bool,
+
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "TANDEM_ACCESS_TOKEN_TTL", default_value_t = 3600)]
     pub access_token_ttl: u64,
@@ -196,6 +233,12 @@ impl Default for Config {
             schema: None,
             jwt_secret: None,
             jwt_secret_file: None,
+            external_auth: false,
+            jwks_url: None,
+            jwks_file: None,
+            jwt_audience: vec![crate::jwt::AUDIENCE.to_string()],
+            disable_own_auth: false,
+            min_password_length: crate::auth::MIN_PASSWORD_CHARS,
             access_token_ttl: 3600,
             refresh_reuse_grace_secs: 10,
             max_body_bytes: 4 * 1024 * 1024,
@@ -240,10 +283,32 @@ fn parse_metrics_addr(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("{value:?} is neither HOST:PORT (e.g. 10.0.0.5:9090) nor a port"))
 }
 
+/// `--jwks-url`: `https://`, or `http://` to a loopback address only (keys fetched in the clear
+/// from elsewhere could be anyone's).
+fn parse_jwks_url(value: &str) -> Result<reqwest13::Url, String> {
+    let url = reqwest13::Url::parse(value.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    let host = url.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err("the JWK set URL must be https:// (http:// only to a loopback address)".into()),
+    }
+}
+
 /// Shortest admin token accepted, in bytes.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 impl Config {
+    /// Whether the server trusts an external issuer's tokens (and provisions its users).
+    pub fn external_auth(&self) -> bool {
+        self.external_auth || self.jwks_url.is_some() || self.jwks_file.is_some()
+    }
+
     /// The admin token: `TANDEM_ADMIN_TOKEN`, else the `--admin-token-file`'s content; `None`
     /// when neither is given. Shorter than [`MIN_ADMIN_TOKEN_LEN`] bytes is an error (the
     /// server refuses to start).

@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tandem_protocol::{ErrorBody, ErrorCode};
 
-use crate::auth::MIN_PASSWORD_CHARS;
 use crate::storage::StorageError;
 
 /// An error answer. Descriptions are written for the client and never quote secrets or documents.
@@ -16,6 +15,40 @@ pub struct ApiError {
     pub description: String,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// GoTrue's `error_code` for this error on `/auth/v1`, when it is not the one
+    /// [`gotrue_code`] derives from `code`.
+    pub gotrue: Option<&'static str>,
+}
+
+/// What `/auth/v1`'s error bodies add to the protocol's (GoTrue's shape, see
+/// `routes::auth::gotrue_errors`): carried on the response, for that layer.
+#[derive(Debug, Clone)]
+pub struct ErrorParts {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub description: String,
+    pub gotrue: Option<&'static str>,
+}
+
+/// GoTrue's `error_code` of an error answered with `code` (docs/protocol.md, "GoTrue
+/// compatibility"): the same name where GoTrue has one.
+pub fn gotrue_code(parts: &ErrorParts) -> &'static str {
+    if let Some(code) = parts.gotrue {
+        return code;
+    }
+    match parts.code {
+        ErrorCode::InvalidRequest | ErrorCode::UnsupportedMediaType => "bad_json",
+        ErrorCode::InvalidGrant => "invalid_credentials",
+        ErrorCode::UnsupportedGrantType | ErrorCode::ValidationFailed => "validation_failed",
+        ErrorCode::Unauthorized | ErrorCode::TokenExpired => "bad_jwt",
+        ErrorCode::UserAlreadyExists => "user_already_exists",
+        ErrorCode::WeakPassword => "weak_password",
+        ErrorCode::RateLimited => "over_request_rate_limit",
+        ErrorCode::NotFound | ErrorCode::MethodNotAllowed => "not_found",
+        ErrorCode::PayloadTooLarge => "request_too_large",
+        ErrorCode::RequestTimeout => "request_timeout",
+        _ => "unexpected_failure",
+    }
 }
 
 impl ApiError {
@@ -25,7 +58,14 @@ impl ApiError {
             code,
             description: description.into(),
             retry_after: None,
+            gotrue: None,
         }
+    }
+
+    /// This error's GoTrue `error_code` on `/auth/v1`.
+    pub fn gotrue(mut self, code: &'static str) -> Self {
+        self.gotrue = Some(code);
+        self
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -139,11 +179,12 @@ impl ApiError {
         )
     }
 
-    pub fn weak_password() -> Self {
+    /// A password shorter than `min_chars` characters.
+    pub fn weak_password(min_chars: usize) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::WeakPassword,
-            format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
+            format!("the password must have at least {min_chars} characters"),
         )
     }
 
@@ -279,6 +320,12 @@ impl From<StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let parts = ErrorParts {
+            status: self.status,
+            code: self.code.clone(),
+            description: self.description.clone(),
+            gotrue: self.gotrue,
+        };
         let body = ErrorBody {
             error: self.code.clone(),
             error_description: self.description,
@@ -299,8 +346,9 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        // For the request log line.
+        // For the request log line, and `/auth/v1`'s GoTrue-shaped body.
         response.extensions_mut().insert(self.code);
+        response.extensions_mut().insert(parts);
         response
     }
 }

@@ -17,14 +17,19 @@ pub async fn router(config: &Config) -> anyhow::Result<axum::Router> {
         .jwt_secret
         .clone()
         .ok_or_else(|| anyhow::anyhow!("the fuzzing router needs a jwt_secret"))?;
+    let clock: std::sync::Arc<dyn crate::Clock> = std::sync::Arc::new(crate::SystemClock);
+    let control =
+        crate::control::ControlPlane::new(storage.clone(), clock.clone(), config.access_token_ttl);
     let state = crate::app_state(
         config,
         storage,
         schema,
         &secret,
+        None,
         ChangeHub::new(),
+        control,
         CancellationToken::new(),
-        std::sync::Arc::new(crate::SystemClock),
+        clock,
     )?;
     Ok(crate::routes::router(state))
 }

@@ -117,6 +117,19 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         .await
         .with_context(|| "cannot index the schema's references and unique keys")?;
     let secret = secret::resolve(&config, &storage).await?;
+    let jwks = match (&config.jwks_url, &config.jwks_file) {
+        (Some(_), Some(_)) => anyhow::bail!("give --jwks-url or --jwks-file, not both"),
+        (Some(url), None) => Some(jwt::Jwks::load(jwt::JwksSource::Url(url.clone())).await?),
+        (None, Some(path)) => Some(jwt::Jwks::load(jwt::JwksSource::File(path.clone())).await?),
+        (None, None) => None,
+    };
+    if config.external_auth() {
+        tracing::info!(
+            own_auth = !config.disable_own_auth,
+            jwks = jwks.is_some(),
+            "external auth mode: the issuer's users are provisioned on first use"
+        );
+    }
     let shutdown = CancellationToken::new();
     let hub = ChangeHub::new();
     let control = ControlPlane::new(storage.clone(), clock.clone(), config.access_token_ttl);
@@ -145,6 +158,7 @@ pub async fn run_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Re
         storage.clone(),
         schema,
         &secret,
+        jwks,
         hub,
         control,
         shutdown.clone(),
@@ -257,6 +271,7 @@ fn app_state(
     storage: Storage,
     schema: Schema,
     secret: &str,
+    jwks: Option<jwt::Jwks>,
     hub: ChangeHub,
     control: Arc<ControlPlane>,
     shutdown: CancellationToken,
@@ -284,7 +299,15 @@ fn app_state(
     Ok(Arc::new(AppState {
         storage,
         schema: Arc::new(schema),
-        jwt: JwtKeys::new(secret.as_bytes(), config.access_token_ttl),
+        jwt: JwtKeys::with_issuers(
+            secret.as_bytes(),
+            config.access_token_ttl,
+            config.jwt_audience.clone(),
+            jwks,
+        ),
+        external_auth: config.external_auth(),
+        own_auth: !config.disable_own_auth,
+        min_password_chars: config.min_password_length.max(1),
         cursors: CursorCodec::new(secret.as_bytes()),
         hub,
         stream_slots: StreamSlots::new(config.max_event_streams_per_user),

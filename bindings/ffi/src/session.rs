@@ -30,11 +30,22 @@ impl Tandem {
             .await
     }
 
-    /// Signs out. With `wipe_local_data` the user's database (pending changes included) and
-    /// secrets are deleted; otherwise they wait for the next sign-in.
+    /// Signs this device out; the user's other devices stay signed in. With `wipe_local_data`
+    /// the user's database (pending changes included) and secrets are deleted; otherwise they
+    /// wait for the next sign-in.
     pub async fn sign_out(&self, wipe_local_data: bool) -> Result<(), TandemError> {
         self.on_runtime(|client| async move { Ok(client.sign_out(wipe_local_data).await?) })
             .await
+    }
+
+    /// Signs this device out and every other device of the user too (the server revokes every
+    /// sign-in of the account). Offline, only this device is signed out. `wipe_local_data` as
+    /// for `sign_out`.
+    pub async fn sign_out_everywhere(&self, wipe_local_data: bool) -> Result<(), TandemError> {
+        self.on_runtime(
+            |client| async move { Ok(client.sign_out_everywhere(wipe_local_data).await?) },
+        )
+        .await
     }
 
     /// The signed-in user (also while the session is expired), or nothing.

@@ -238,3 +238,33 @@ def test_an_operators_revocation_ends_the_session_and_keeps_pending_changes(tmp_
 
     asyncio.run(story())
     d.shutdown()
+
+
+def test_sign_out_is_this_device_only_and_sign_out_everywhere_every_device(tmp_path, server):
+    """`sign_out` revokes this device's sign-in only (`scope=local`): the other devices go on
+    syncing. `sign_out_everywhere` (`scope=global`) ends every device's session: their next sync
+    fails SESSION_EXPIRED, their pending changes stay."""
+    email = new_email()
+    phone, tablet, laptop = (device(tmp_path, server, name) for name in ("phone", "tablet", "laptop"))
+
+    async def story():
+        await phone.sign_up(email, PASSWORD)
+        await tablet.sign_in(email, PASSWORD)
+        await laptop.sign_in(email, PASSWORD)
+        await tablet.sign_out(False)
+        phone.put("plans", "p", json.dumps({"name": "after the tablet left"}))
+        await phone.sync_now()
+        await laptop.sync_now()
+        assert json.loads(laptop.get("plans", "p").document) == {"name": "after the tablet left"}
+
+        await laptop.sign_out_everywhere(False)
+        assert laptop.current_user() is None
+        phone.put("plans", "q", json.dumps({"name": "pending"}))
+        with pytest.raises(TandemError.Sync) as caught:
+            await phone.sync_now()
+        assert caught.value.kind == SyncFailure.SESSION_EXPIRED
+        assert phone.pending_count() == 1
+
+    asyncio.run(story())
+    for d in (phone, tablet, laptop):
+        d.shutdown()

@@ -136,11 +136,36 @@ impl AuthClient {
         Ok(session_from_value(answer))
     }
 
-    /// `POST /logout`: revokes the refresh tokens of the sign-in `access_token` belongs to.
-    pub async fn logout(&self, access_token: &AccessToken) -> Result<(), HttpError> {
+    /// `POST /logout?scope=…`: revokes the sign-in `access_token` belongs to (`Local`), or every
+    /// sign-in of the user (`Global`). The scope is always sent: GoTrue's default is global.
+    pub async fn logout(
+        &self,
+        access_token: &AccessToken,
+        scope: SignOutScope,
+    ) -> Result<(), HttpError> {
+        let path = format!("/logout?scope={}", scope.as_str());
         self.http
-            .post_empty(&self.http.auth_url("/logout"), Some(access_token.as_str()))
+            .post_empty(&self.http.auth_url(&path), Some(access_token.as_str()))
             .await
+    }
+}
+
+/// What a sign-out revokes on the server (`POST /logout?scope=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignOutScope {
+    /// This device's sign-in only (`scope=local`).
+    Local,
+    /// Every sign-in of the user, on every device (`scope=global`).
+    Global,
+}
+
+impl SignOutScope {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Global => "global",
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use client::session_from_value;
+pub use client::SignOutScope;
 pub use error::AuthError;
 pub use secret_store::{
     secret_namespace, KeyringStore, MemorySecretStore, SecretStore, SecretStoreError,

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tandem_protocol::clock::{Clock, SystemClock};
 use tandem_protocol::User;
 
-use crate::auth::client::AuthClient;
+use crate::auth::client::{AuthClient, SignOutScope};
 use crate::auth::error::AuthError;
 use crate::auth::lock;
 use crate::auth::secret_store::SecretStore;
@@ -167,12 +167,18 @@ impl AuthSession {
         self.adopt(session)
     }
 
-    /// Signs out: asks the server to revoke the session (best effort: offline, it is skipped),
-    /// then forgets it and deletes its secrets. The state is `SignedOut` even when deleting the
-    /// secrets fails (that failure is returned).
+    /// Signs out this device only: [`AuthSession::sign_out_scoped`] with `Local`.
     pub async fn sign_out(&self) -> Result<(), AuthError> {
+        self.sign_out_scoped(SignOutScope::Local).await
+    }
+
+    /// Signs out: asks the server to revoke the session — this device's (`Local`) or every
+    /// device's (`Global`) — (best effort: offline, it is skipped), then forgets it and deletes
+    /// its secrets. The state is `SignedOut` even when deleting the secrets fails (that failure
+    /// is returned).
+    pub async fn sign_out_scoped(&self, scope: SignOutScope) -> Result<(), AuthError> {
         let _gate = self.gate.lock().await;
-        self.revoke_on_server().await;
+        self.revoke_on_server(scope).await;
         let deleted = self.store.delete(&self.key);
         if let Err(e) = &deleted {
             tracing::warn!(error = %e, "sign-out: deleting the stored session failed");
@@ -274,7 +280,7 @@ impl AuthSession {
 
     /// Best-effort `POST /logout` so the server revokes the refresh tokens too. An expired access
     /// token is refreshed first, since logout needs a valid one.
-    async fn revoke_on_server(&self) {
+    async fn revoke_on_server(&self, scope: SignOutScope) {
         let Ok(mut tokens) = lock(&self.current).tokens().cloned() else {
             return;
         };
@@ -292,7 +298,7 @@ impl AuthSession {
                 }
             }
         }
-        if let Err(e) = self.client.logout(&tokens.access_token).await {
+        if let Err(e) = self.client.logout(&tokens.access_token, scope).await {
             tracing::info!(error = %e, "sign-out: the server did not revoke the session");
         }
     }

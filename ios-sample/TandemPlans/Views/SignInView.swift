@@ -54,7 +54,7 @@ struct SignInView: View {
                         .onSubmit(submit)
                 } footer: {
                     if model.mode == .signUp {
-                        Text("Use at least 8 characters; the server refuses shorter passwords.")
+                        Text("Use at least 6 characters (the server's default minimum); it refuses shorter passwords.")
                     }
                 }
 

@@ -1,18 +1,26 @@
-//! `/auth/v1`: sign-up, the password and refresh-token grants, logout and the current user.
-//! Shapes follow Supabase Auth (GoTrue) so a client works against either.
+//! `/auth/v1`: sign-up, the password and refresh-token grants, logout, the current user,
+//! settings and health. Shapes follow Supabase Auth (GoTrue) so a client works against either
+//! (docs/protocol.md, "GoTrue compatibility"): the session and user objects carry GoTrue's fields,
+//! and error bodies GoTrue's `code`, `error_code` and `msg` beside the protocol's `error` and
+//! `error_description`.
 
-use axum::extract::{Query, State};
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Json;
-use serde::Deserialize;
-use tandem_protocol::{PasswordCredentials, RefreshTokenRequest, Session, User, MAX_EMAIL_LEN};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tandem_protocol::{ErrorCode, PasswordCredentials, RefreshTokenRequest, MAX_EMAIL_LEN};
 
 use super::{AuthUser, ClientAddr, JsonBody, SharedState};
 use crate::auth::passwords::{hash_password, verify_against_dummy, verify_password};
 use crate::auth::refresh_tokens::{hash_refresh_token, new_refresh_token};
-use crate::auth::{is_plausible_email, normalize_email, MIN_PASSWORD_CHARS};
+use crate::auth::{is_plausible_email, normalize_email};
 use crate::clock::rfc3339_from_ms;
-use crate::error::ApiError;
+use crate::error::{gotrue_code, ApiError, ErrorParts};
 use crate::storage::{RefreshOutcome, UserRow};
 
 /// `POST /auth/v1/signup`: creates a confirmed account and signs it in.
@@ -20,7 +28,7 @@ pub async fn signup(
     State(state): State<SharedState>,
     ClientAddr(client): ClientAddr,
     JsonBody(body): JsonBody<PasswordCredentials>,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<Json<SessionOut>, ApiError> {
     let email = normalize_email(&body.email);
     check_email(&email)?;
     if !is_plausible_email(&email) {
@@ -28,8 +36,8 @@ pub async fn signup(
             "the email must be of the form local@domain",
         ));
     }
-    if body.password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ApiError::weak_password());
+    if body.password.chars().count() < state.min_password_chars {
+        return Err(ApiError::weak_password(state.min_password_chars));
     }
     state
         .sign_up_limit
@@ -64,7 +72,7 @@ pub async fn token(
     State(state): State<SharedState>,
     query: Result<Query<GrantQuery>, axum::extract::rejection::QueryRejection>,
     request: axum::extract::Request,
-) -> Result<Json<Session>, ApiError> {
+) -> Result<Json<SessionOut>, ApiError> {
     use axum::extract::FromRequest;
     let grant_type = query.ok().and_then(|Query(q)| q.grant_type);
     match grant_type.as_deref() {
@@ -85,12 +93,14 @@ pub async fn token(
 async fn password_grant(
     state: &SharedState,
     body: PasswordCredentials,
-) -> Result<Session, ApiError> {
+) -> Result<SessionOut, ApiError> {
     let email = normalize_email(&body.email);
     check_email(&email)?;
     if !is_plausible_email(&email) {
         // No account has such an email, so answering at once reveals nothing.
-        return Err(ApiError::invalid_grant("invalid email or password"));
+        return Err(
+            ApiError::invalid_grant("invalid email or password").gotrue("invalid_credentials")
+        );
     }
     state
         .sign_in_limit
@@ -119,7 +129,9 @@ async fn password_grant(
             state.sign_in_limit.release(&email);
             start_session(state, &user).await
         }
-        None => Err(ApiError::invalid_grant("invalid email or password")),
+        None => {
+            Err(ApiError::invalid_grant("invalid email or password").gotrue("invalid_credentials"))
+        }
     }
 }
 
@@ -136,7 +148,7 @@ fn check_email(email: &str) -> Result<(), ApiError> {
 async fn refresh_grant(
     state: &SharedState,
     body: RefreshTokenRequest,
-) -> Result<Session, ApiError> {
+) -> Result<SessionOut, ApiError> {
     let next_token = new_refresh_token();
     let outcome = state
         .storage
@@ -153,20 +165,63 @@ async fn refresh_grant(
         }
         RefreshOutcome::Refused => Err(ApiError::invalid_grant(
             "the refresh token is invalid, revoked or already used",
-        )),
+        )
+        .gotrue("refresh_token_not_found")),
     }
 }
 
-/// `POST /auth/v1/logout`: revokes this sign-in's refresh tokens. The access token stays valid
-/// until it expires (JWTs are stateless).
+#[derive(Deserialize)]
+pub struct LogoutQuery {
+    scope: Option<String>,
+}
+
+/// `POST /auth/v1/logout[?scope=local|global|others]`, as GoTrue's:
+/// - `local` (the default here; GoTrue's is `global`, but engines before the scope sent none and
+///   meant this device): revokes this sign-in's refresh tokens; its access token stays valid
+///   until it expires (JWTs are stateless);
+/// - `global`: revokes every sign-in of the user and refuses every access token issued to it so
+///   far (as the operator's `POST /admin/v1/users/{id}/revoke`): every device is signed out at
+///   its next request;
+/// - `others`: revokes the user's other sign-ins (their devices are signed out at their next
+///   refresh, within the access tokens' lifetime); this one stays.
+///
+/// Another scope answers 400 `validation_failed`.
 pub async fn logout(
     State(state): State<SharedState>,
+    query: Result<Query<LogoutQuery>, axum::extract::rejection::QueryRejection>,
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .storage
-        .revoke_session(&user.user_id, &user.session_id, state.clock.now_ms())
-        .await?;
+    let scope = query.ok().and_then(|Query(q)| q.scope);
+    let now_ms = state.clock.now_ms();
+    match scope.as_deref().unwrap_or("local") {
+        "local" => {
+            state
+                .storage
+                .revoke_session(&user.user_id, &user.session_id, now_ms)
+                .await?
+        }
+        "global" => {
+            let (sessions, valid_after_ms) =
+                state.storage.revoke_user(&user.user_id, now_ms).await?;
+            state
+                .control
+                .revocations
+                .insert(&user.user_id, valid_after_ms);
+            tracing::info!(user_id = %user.user_id, sessions, "signed out everywhere");
+        }
+        "others" => {
+            let sessions = state
+                .storage
+                .revoke_other_sessions(&user.user_id, &user.session_id, now_ms)
+                .await?;
+            tracing::info!(user_id = %user.user_id, sessions, "signed out the other sessions");
+        }
+        other => {
+            return Err(ApiError::validation_failed(format!(
+                "unsupported logout scope {other:?}: local, global or others"
+            )))
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,15 +229,15 @@ pub async fn logout(
 pub async fn user(
     State(state): State<SharedState>,
     user: AuthUser,
-) -> Result<Json<User>, ApiError> {
+) -> Result<Json<UserOut>, ApiError> {
     match state.storage.user_by_id(&user.user_id).await? {
         Some(row) => Ok(Json(user_body(&row))),
-        None => Err(ApiError::account_gone()),
+        None => Err(ApiError::account_gone().gotrue("user_not_found")),
     }
 }
 
 /// A new sign-in: a session row with its first refresh token, and the Session answer.
-async fn start_session(state: &SharedState, user: &UserRow) -> Result<Session, ApiError> {
+async fn start_session(state: &SharedState, user: &UserRow) -> Result<SessionOut, ApiError> {
     let session_id = uuid::Uuid::now_v7().to_string();
     let refresh_token = new_refresh_token();
     state
@@ -202,14 +257,14 @@ fn session_body(
     user: &UserRow,
     session_id: &str,
     refresh_token: String,
-) -> Session {
+) -> SessionOut {
     // After a revocation, `iat` is never in the revoked second (see `Revocations::issue_secs`).
     let iat = state
         .control
         .revocations
         .issue_secs(&user.id, state.clock.now_secs());
     let issued = state.jwt.issue(&user.id, &user.email, session_id, iat);
-    Session {
+    SessionOut {
         access_token: issued.token,
         token_type: "bearer".into(),
         expires_in: issued.expires_in,
@@ -219,10 +274,125 @@ fn session_body(
     }
 }
 
-fn user_body(user: &UserRow) -> User {
-    User {
+/// A session as GoTrue answers it (`tandem_protocol::Session`'s fields and more).
+#[derive(Serialize)]
+pub struct SessionOut {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub expires_at: i64,
+    pub refresh_token: String,
+    pub user: UserOut,
+}
+
+/// A user as GoTrue answers it: `tandem_protocol::User`'s fields (`id`, `email`, `created_at`)
+/// and those of GoTrue's user object a client reads. Accounts here are email accounts confirmed
+/// at sign-up, without metadata or other identities.
+#[derive(Serialize)]
+pub struct UserOut {
+    pub id: String,
+    pub aud: &'static str,
+    pub role: &'static str,
+    pub email: String,
+    pub email_confirmed_at: String,
+    pub phone: &'static str,
+    pub confirmed_at: String,
+    pub app_metadata: Value,
+    pub user_metadata: Value,
+    pub identities: Vec<Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub is_anonymous: bool,
+}
+
+fn user_body(user: &UserRow) -> UserOut {
+    let created_at = rfc3339_from_ms(user.created_at_ms);
+    UserOut {
         id: user.id.clone(),
+        aud: crate::jwt::AUDIENCE,
+        role: crate::jwt::AUDIENCE,
         email: user.email.clone(),
-        created_at: rfc3339_from_ms(user.created_at_ms),
+        email_confirmed_at: created_at.clone(),
+        phone: "",
+        confirmed_at: created_at.clone(),
+        app_metadata: json!({"provider": "email", "providers": ["email"]}),
+        user_metadata: json!({}),
+        identities: Vec::new(),
+        created_at: created_at.clone(),
+        updated_at: created_at,
+        is_anonymous: false,
     }
+}
+
+/// `GET /auth/v1/settings`, as GoTrue's: email sign-up on and confirmed at once, nothing else.
+pub async fn settings(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({
+        "external": {"email": true, "phone": false, "anonymous_users": false},
+        "disable_signup": false,
+        "mailer_autoconfirm": true,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+        "saml_enabled": false,
+        "password_min_length": state.min_password_chars,
+    }))
+}
+
+/// `GET /auth/v1/health`, as GoTrue's.
+pub async fn health() -> Json<Value> {
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "name": "tandem-server",
+        "description": "Tandem's own auth, answering as GoTrue (Supabase Auth) does",
+    }))
+}
+
+/// The header in which GoTrue's clients (supabase-js since 2024) ask for, and GoTrue answers
+/// with, the API version whose error bodies are `{"code": "<error code>", "message"}`.
+const API_VERSION: &str = "x-supabase-api-version";
+/// The one API version of that kind there is.
+const API_2024_01_01: &str = "2024-01-01";
+
+/// The error bodies of `/auth/v1`, beside the protocol's `error` and `error_description` (OAuth
+/// clients read those), as GoTrue's: `code` (the status), `error_code` and `msg`; or, for a
+/// request with `X-Supabase-Api-Version: 2024-01-01` or later, `code` (the error code) and
+/// `message`, with that header on the answer. A weak password adds `weak_password.reasons`.
+pub async fn gotrue_errors(request: Request, next: Next) -> Response {
+    let versioned = request
+        .headers()
+        .get(API_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() >= API_2024_01_01);
+    let response = next.run(request).await;
+    let Some(parts) = response.extensions().get::<ErrorParts>().cloned() else {
+        return response;
+    };
+    let mut body = if versioned {
+        json!({
+            "error": parts.code.as_str(),
+            "error_description": parts.description,
+            "code": gotrue_code(&parts),
+            "message": parts.description,
+        })
+    } else {
+        json!({
+            "error": parts.code.as_str(),
+            "error_description": parts.description,
+            "code": parts.status.as_u16(),
+            "error_code": gotrue_code(&parts),
+            "msg": parts.description,
+        })
+    };
+    if parts.code == ErrorCode::WeakPassword {
+        body["weak_password"] = json!({"reasons": ["length"]});
+    }
+    let bytes = serde_json::to_vec(&body).expect("JSON values always serialise");
+    let (mut head, _) = response.into_parts();
+    head.headers.remove(CONTENT_LENGTH);
+    if versioned {
+        head.headers.insert(
+            axum::http::HeaderName::from_static(API_VERSION),
+            axum::http::HeaderValue::from_static(API_2024_01_01),
+        );
+    }
+    Response::from_parts(head, Body::from(bytes))
 }

@@ -29,6 +29,7 @@ fn error(status: StatusCode, code: ErrorCode, description: impl Into<String>) ->
         code,
         description: description.into(),
         retry_after: None,
+        gotrue: None,
     }
 }
 

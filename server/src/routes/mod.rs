@@ -42,6 +42,12 @@ pub struct AppState {
     pub storage: Storage,
     pub schema: Arc<Schema>,
     pub jwt: JwtKeys,
+    /// External auth mode: the issuer's users are provisioned on first use.
+    pub external_auth: bool,
+    /// Whether the server's own `/auth/v1` is served.
+    pub own_auth: bool,
+    /// Shortest password a sign-up may choose, in characters.
+    pub min_password_chars: usize,
     pub cursors: CursorCodec,
     pub hub: ChangeHub,
     pub stream_slots: Arc<StreamSlots>,
@@ -135,12 +141,22 @@ pub fn router(state: SharedState) -> Router {
     } else {
         Router::new()
     };
+    // `--disable-own-auth`: users sign in at an external issuer; `/auth/v1` answers 404.
+    let auth_routes = if state.own_auth {
+        Router::new()
+            .route("/auth/v1/signup", post(auth::signup))
+            .route("/auth/v1/token", post(auth::token))
+            .route("/auth/v1/logout", post(auth::logout))
+            .route("/auth/v1/user", get(auth::user))
+            .route("/auth/v1/settings", get(auth::settings))
+            .route("/auth/v1/health", get(auth::health))
+            .route_layer(middleware::from_fn(auth::gotrue_errors))
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/healthz", get(health))
-        .route("/auth/v1/signup", post(auth::signup))
-        .route("/auth/v1/token", post(auth::token))
-        .route("/auth/v1/logout", post(auth::logout))
-        .route("/auth/v1/user", get(auth::user))
+        .merge(auth_routes)
         .merge(sync_routes)
         .merge(admin_routes)
         .fallback(|| async { ApiError::not_found() })
@@ -387,6 +403,7 @@ impl FromRequestParts<SharedState> for AuthUser {
         }
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized("missing Authorization: Bearer <access token>")
+                .gotrue("no_authorization")
         })?;
         let token = header
             .to_str()
@@ -397,11 +414,16 @@ impl FromRequestParts<SharedState> for AuthUser {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be Bearer <access token>")
             })?;
-        let claims = state.jwt.verify(token, state.clock.now_secs())?;
+        let claims = state.jwt.verify(token, state.clock.now_secs()).await?;
         // An operator revoked the user's sessions after this token was issued (a cached check).
         if state.control.revocations.refuses(&claims.sub, claims.iat) {
             tracing::info!("access token issued before its user's revocation");
             return Err(ApiError::unauthorized("the access token was revoked"));
+        }
+        // External auth mode: the issuer's user gets its row here, on its first request, so
+        // every route (push, pull, events, spaces, blobs) sees the same account.
+        if state.external_auth {
+            crate::auth::provision(state, &claims).await?;
         }
         if let Some(notes) = parts.extensions.get::<Notes>() {
             notes.with(|n| n.user_id = Some(claims.sub.clone()));

@@ -641,6 +641,27 @@ impl Storage {
         }
     }
 
+    /// Creates an account unless its id or email exists already; `Ok(false)` then (external
+    /// auth mode's provisioning, where two first requests of one user may race).
+    pub async fn insert_user_if_absent(&self, user: UserRow) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.insert_user_if_absent(user).await,
+            Self::Postgres(s) => s.insert_user_if_absent(user).await,
+        }
+    }
+
+    /// Sets the email of `user_id` unless another user has it; `Ok(false)` then.
+    pub async fn update_user_email(
+        &self,
+        user_id: &str,
+        email: &str,
+    ) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.update_user_email(user_id, email).await,
+            Self::Postgres(s) => s.update_user_email(user_id, email).await,
+        }
+    }
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
         match self {
             Self::Sqlite(s) => s.user_by_email(email).await,
@@ -708,6 +729,25 @@ impl Storage {
         match self {
             Self::Sqlite(s) => s.revoke_session(user_id, session_id, now_ms).await,
             Self::Postgres(s) => s.revoke_session(user_id, session_id, now_ms).await,
+        }
+    }
+
+    /// Revokes every sign-in of `user_id` but `keep_session_id`; returns how many.
+    pub async fn revoke_other_sessions(
+        &self,
+        user_id: &str,
+        keep_session_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, StorageError> {
+        match self {
+            Self::Sqlite(s) => {
+                s.revoke_other_sessions(user_id, keep_session_id, now_ms)
+                    .await
+            }
+            Self::Postgres(s) => {
+                s.revoke_other_sessions(user_id, keep_session_id, now_ms)
+                    .await
+            }
         }
     }
 

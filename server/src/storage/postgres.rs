@@ -418,6 +418,46 @@ impl PostgresStore {
         Ok(inserted == 1)
     }
 
+    pub async fn insert_user_if_absent(&self, user: UserRow) -> Result<bool, StorageError> {
+        let client = self.pool.get().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &user.id,
+                    &user.email,
+                    &user.password_hash,
+                    &user.created_at_ms,
+                ],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    pub async fn update_user_email(
+        &self,
+        user_id: &str,
+        email: &str,
+    ) -> Result<bool, StorageError> {
+        let client = self.pool.get().await?;
+        // A concurrent update to the same email fails on the unique index: taken, as here.
+        let updated = client
+            .execute(
+                "UPDATE users SET email = $2 WHERE id = $1
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE email = $2)",
+                &[&user_id, &email],
+            )
+            .await;
+        match updated {
+            Ok(n) => Ok(n == 1),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
         let client = self.pool.get().await?;
         user_where(&client, "email = $1", email).await
@@ -526,6 +566,22 @@ impl PostgresStore {
             )
             .await?;
         Ok(())
+    }
+
+    pub async fn revoke_other_sessions(
+        &self,
+        user_id: &str,
+        keep_session_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, StorageError> {
+        let client = self.pool.get().await?;
+        let revoked = client
+            .execute(
+                "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+                &[&user_id, &keep_session_id, &now_ms],
+            )
+            .await?;
+        Ok(revoked)
     }
 
     pub async fn push(&self, job: PushJob) -> Result<Option<PushOutcome>, StorageError> {

@@ -296,6 +296,35 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn insert_user_if_absent(&self, user: UserRow) -> Result<bool, StorageError> {
+        self.write(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![user.id, user.email, user.password_hash, user.created_at_ms],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    pub async fn update_user_email(
+        &self,
+        user_id: &str,
+        email: &str,
+    ) -> Result<bool, StorageError> {
+        let (user_id, email) = (user_id.to_string(), email.to_string());
+        self.write(move |conn| {
+            let updated = conn.execute(
+                "UPDATE users SET email = ?2 WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE email = ?2)",
+                params![user_id, email],
+            )?;
+            Ok(updated == 1)
+        })
+        .await
+    }
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
         let email = email.to_string();
         self.read(move |conn| user_where(conn, "email = ?1", &email))
@@ -399,6 +428,23 @@ impl SqliteStore {
                 params![session_id, user_id, now_ms],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    pub async fn revoke_other_sessions(
+        &self,
+        user_id: &str,
+        keep_session_id: &str,
+        now_ms: i64,
+    ) -> Result<u64, StorageError> {
+        let (user_id, keep) = (user_id.to_string(), keep_session_id.to_string());
+        self.write(move |conn| {
+            let revoked = conn.execute(
+                "UPDATE sessions SET revoked_at = ?3 WHERE user_id = ?1 AND id <> ?2 AND revoked_at IS NULL",
+                params![user_id, keep, now_ms],
+            )?;
+            Ok(revoked as u64)
         })
         .await
     }

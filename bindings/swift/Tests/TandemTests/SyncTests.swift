@@ -101,6 +101,36 @@ final class SyncTests: XCTestCase {
         XCTAssertEqual(try b.pendingCount(), 0)
     }
 
+    func testSignOutIsThisDeviceOnlyAndSignOutEverywhereEveryDevice() async throws {
+        let email = newEmail()
+        let phone = try device("phone")
+        let tablet = try device("tablet")
+        let laptop = try device("laptop")
+        _ = try await phone.signUp(email: email, password: SyncTests.password)
+        _ = try await tablet.signIn(email: email, password: SyncTests.password)
+        _ = try await laptop.signIn(email: email, password: SyncTests.password)
+        // The tablet signs out (scope=local): the others go on syncing.
+        try await tablet.signOut(wipeLocalData: false)
+        _ = try phone.put(collection: "plans", id: "p", json: #"{"name": "after the tablet left"}"#)
+        _ = try await phone.syncNow()
+        _ = try await laptop.syncNow()
+        XCTAssertEqual(try laptop.get(collection: "plans", id: "p")?.document, #"{"name":"after the tablet left"}"#)
+        // The laptop signs out everywhere (scope=global): the phone's session ends.
+        try await laptop.signOutEverywhere(wipeLocalData: false)
+        XCTAssertNil(try laptop.currentUser())
+        _ = try phone.put(collection: "plans", id: "q", json: #"{"name": "pending"}"#)
+        do {
+            _ = try await phone.syncNow()
+            XCTFail("the phone's session outlived sign-out everywhere")
+        } catch {
+            guard case let .Sync(kind, _, _)? = error as? TandemError else {
+                return XCTFail("got \(error)")
+            }
+            XCTAssertEqual(kind, .sessionExpired)
+        }
+        XCTAssertEqual(try phone.pendingCount(), 1)
+    }
+
     func testAuthAndSyncFailuresAreTypedErrorsWithTheirKind() async throws {
         let d = try device("d")
         do {

@@ -225,6 +225,30 @@ class SyncTest : ServerTest(server) {
     }
 
     @Test
+    fun `signOut is this device only and signOutEverywhere every device`() = runBlocking {
+        val email = newEmail()
+        val phone = device("phone")
+        val tablet = device("tablet")
+        val laptop = device("laptop")
+        phone.signUp(email, PASSWORD)
+        tablet.signIn(email, PASSWORD)
+        laptop.signIn(email, PASSWORD)
+        // The tablet signs out (scope=local): the others go on syncing.
+        tablet.signOut(wipeLocalData = false)
+        phone.put("plans", "p", """{"name": "after the tablet left"}""")
+        phone.syncNow()
+        laptop.syncNow()
+        assertEquals("""{"name":"after the tablet left"}""", laptop.get("plans", "p")?.document)
+        // The laptop signs out everywhere (scope=global): the phone's session ends.
+        laptop.signOutEverywhere(wipeLocalData = false)
+        assertNull(laptop.currentUser())
+        phone.put("plans", "q", """{"name": "pending"}""")
+        val ended = assertFailsWith<TandemException.Sync> { phone.syncNow() }
+        assertEquals(SyncFailure.SESSION_EXPIRED, ended.kind)
+        assertEquals(1UL, phone.pendingCount())
+    }
+
+    @Test
     fun `authStateAsFlow sees SignedOut, SignedIn, then SignedOut`() = runBlocking {
         val a = device("a")
         val states = collectInto(a.authStateAsFlow())

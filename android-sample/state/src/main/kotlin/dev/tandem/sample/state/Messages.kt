@@ -17,7 +17,7 @@ object Messages {
         is TandemException.Auth -> when (error.kind) {
             AuthFailure.INVALID_CREDENTIALS -> "Wrong email or password."
             AuthFailure.USER_EXISTS -> "An account with this email already exists. Sign in instead."
-            AuthFailure.WEAK_PASSWORD -> "Choose a longer password (the server asks for at least 8 characters)."
+            AuthFailure.WEAK_PASSWORD -> "Choose a longer password (the server asks for at least 6 characters by default)."
             AuthFailure.INVALID_EMAIL -> "That email address does not look right."
             AuthFailure.RATE_LIMITED -> "Too many attempts. Try again" +
                 (error.retryAfterSecs?.let { " in $it s." } ?: " later.")
