@@ -331,7 +331,7 @@ impl Tandem {
                     detail: e.to_string(),
                 }
             })?;
-            check_servers(&config)?;
+            let config = with_servers(config)?;
             let client = Client::open_with_clock(client_config(config), clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
@@ -354,7 +354,7 @@ impl Tandem {
                     detail: e.to_string(),
                 }
             })?;
-            check_servers(&config)?;
+            let config = with_servers(config)?;
             let client = Client::open_with_clocks(client_config(config), clock, edit_clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
@@ -364,28 +364,8 @@ impl Tandem {
     }
 }
 
-/// Whether `config` names its servers whole: `server_url`, or both `auth_url` and `sync_url`
-/// (e.g. Supabase Auth and a Tandem server elsewhere); an `auth_url` or `sync_url` alone would
-/// leave the other side nowhere.
-fn check_servers(config: &TandemConfig) -> Result<(), TandemError> {
-    if config.server_url.is_none() && (config.auth_url.is_some() != config.sync_url.is_some()) {
-        return Err(TandemError::InvalidArgument {
-            detail: "without server_url, give both auth_url and sync_url".into(),
-        });
-    }
-    Ok(())
-}
-
 fn client_config(config: TandemConfig) -> ClientConfig {
-    // Both overrides without `server_url`: the base is never derived from, the sync URL stands in.
-    let server_url = config.server_url.or_else(|| {
-        config
-            .auth_url
-            .is_some()
-            .then(|| config.sync_url.clone())
-            .flatten()
-    });
-    let server = server_url.map(|url| {
+    let server = config.server_url.map(|url| {
         let mut http = HttpConfig::new(url);
         http.auth_url = config.auth_url;
         http.sync_url = config.sync_url;
@@ -419,4 +399,23 @@ fn guard<T>(f: impl FnOnce() -> Result<T, TandemError>) -> Result<T, TandemError
             .unwrap_or_else(|| "panic".to_string());
         Err(TandemError::Internal { detail })
     })
+}
+
+/// `config` with its servers whole: `server_url`, or both `auth_url` and `sync_url` (e.g.
+/// Supabase Auth and a Tandem server elsewhere), when the sync URL stands in for `server_url`
+/// (nothing is derived from it then); an `auth_url` or `sync_url` alone would leave the other
+/// side nowhere, and is refused.
+fn with_servers(mut config: TandemConfig) -> Result<TandemConfig, TandemError> {
+    if config.server_url.is_none() {
+        match (&config.auth_url, &config.sync_url) {
+            (Some(_), Some(sync)) => config.server_url = Some(sync.clone()),
+            (None, None) => {}
+            _ => {
+                return Err(TandemError::InvalidArgument {
+                    detail: "without server_url, give both auth_url and sync_url".into(),
+                })
+            }
+        }
+    }
+    Ok(config)
 }
