@@ -45,9 +45,11 @@ build() {
   tar -xJf "$TARBALL" -C "$work"
   started=$(date +%s)
   log "building GoTrue $VERSION (the first time takes minutes)"
-  # As its Makefile does: static, the version stamped in, no VCS stamp (a tarball has none).
+  # As its Makefile does: static, the version stamped in, no VCS stamp (a tarball has none). A Go
+  # older than its go.mod asks for fetches the toolchain it names (GOTOOLCHAIN=auto, unless the
+  # environment says otherwise; Debian's Go defaults to local).
   (cd "$work/supabase-auth-$VERSION" \
-    && CGO_ENABLED=0 go build -buildvcs=false \
+    && CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" go build -buildvcs=false \
       -ldflags "-X github.com/supabase/auth/internal/utilities.Version=$VERSION" \
       -o "$work/auth" .) >&2 \
     || { rm -rf -- "$work"; log "go build failed"; exit 1; }

@@ -8,17 +8,10 @@ use serde_json::{json, Value};
 mod common;
 use common::*;
 
-/// `tandem` on `dir` with `args`, none of the endpoint variables inherited.
+/// `tandem` on `dir` with `args` (none of the endpoint variables inherited: `tandem()` drops
+/// them).
 fn bare(dir: &std::path::Path, args: &[&str]) -> Command {
     let mut command = tandem();
-    for var in [
-        "TANDEM_AUTH_URL",
-        "TANDEM_SYNC_URL",
-        "TANDEM_API_KEY",
-        "TANDEM_API_KEY_FILE",
-    ] {
-        command.env_remove(var);
-    }
     command.arg("--data-dir").arg(dir).args(args);
     command
 }

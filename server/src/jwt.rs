@@ -251,7 +251,16 @@ pub struct Jwks {
     source: JwksSource,
     client: Option<reqwest13::Client>,
     keys: RwLock<Vec<Key>>,
-    loaded_at: tokio::sync::Mutex<Option<Instant>>,
+    /// When the set was last fetched, and last tried; one fetch at a time.
+    fetches: tokio::sync::Mutex<Fetches>,
+}
+
+#[derive(Default)]
+struct Fetches {
+    /// The last fetch that succeeded.
+    loaded_at: Option<Instant>,
+    /// The last fetch tried, whatever came of it.
+    tried_at: Option<Instant>,
 }
 
 impl Jwks {
@@ -277,13 +286,15 @@ impl Jwks {
             source,
             client,
             keys: RwLock::new(Vec::new()),
-            loaded_at: tokio::sync::Mutex::new(None),
+            fetches: tokio::sync::Mutex::new(Fetches::default()),
         };
         match jwks.fetch().await {
             Ok(keys) => {
                 tracing::info!(keys = keys.len(), "loaded the JWK set");
                 *jwks.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-                *jwks.loaded_at.lock().await = Some(Instant::now());
+                // Not `tried_at`: the first token naming a key this set lacks fetches it again at
+                // once (a key published just after the start).
+                jwks.fetches.lock().await.loaded_at = Some(Instant::now());
             }
             Err(e) => match &jwks.source {
                 JwksSource::File(path) => {
@@ -299,15 +310,30 @@ impl Jwks {
 
     /// The keys that may have signed a token with `kid` and `alg`: the key of that id (every
     /// key when the token names none) whose algorithm, when the key states one, is `alg`. A URL's
-    /// set is fetched again first when it is old, or when no key has that id.
+    /// set is fetched again first when it is older than [`JWKS_MAX_AGE`] or has no such key, at
+    /// most once per [`JWKS_MIN_REFETCH`] (an unknown key id cannot make the server hammer the
+    /// issuer); a failed fetch keeps the keys there were.
     async fn keys_for(&self, kid: Option<&str>, alg: Algorithm) -> Vec<DecodingKey> {
         if let JwksSource::Url(_) = self.source {
-            let stale = {
-                let loaded = self.loaded_at.lock().await;
-                loaded.is_none_or(|at| at.elapsed() > JWKS_MAX_AGE)
-            };
-            if stale || self.matching(kid, alg).is_empty() {
-                self.refetch(stale).await;
+            let mut fetches = self.fetches.lock().await;
+            let stale = fetches
+                .loaded_at
+                .is_none_or(|at| at.elapsed() > JWKS_MAX_AGE);
+            let may_try = fetches
+                .tried_at
+                .is_none_or(|at| at.elapsed() >= JWKS_MIN_REFETCH);
+            if may_try && (stale || self.matching(kid, alg).is_empty()) {
+                fetches.tried_at = Some(Instant::now());
+                match self.fetch().await {
+                    Ok(keys) => {
+                        tracing::info!(keys = keys.len(), "fetched the JWK set");
+                        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+                        fetches.loaded_at = Some(Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot fetch the JWK set; keeping the keys there were")
+                    }
+                }
             }
         }
         self.matching(kid, alg)
@@ -322,32 +348,6 @@ impl Jwks {
             .filter(|k| k.alg.is_none_or(|a| a == alg))
             .map(|k| k.decoding.clone())
             .collect()
-    }
-
-    /// Fetches the set again, unless it was fetched within [`JWKS_MIN_REFETCH`] (or `force`
-    /// because it is older than [`JWKS_MAX_AGE`]). A failure keeps the keys there were.
-    async fn refetch(&self, force: bool) {
-        let mut loaded = self.loaded_at.lock().await;
-        if !force && loaded.is_some_and(|at| at.elapsed() < JWKS_MIN_REFETCH) {
-            return;
-        }
-        match self.fetch().await {
-            Ok(keys) => {
-                tracing::info!(keys = keys.len(), "fetched the JWK set");
-                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-                *loaded = Some(Instant::now());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot fetch the JWK set; keeping the keys there were");
-                // Not again at once: the next try after JWKS_MIN_REFETCH.
-                *loaded = Some(
-                    Instant::now()
-                        .checked_sub(JWKS_MAX_AGE)
-                        .and_then(|t| t.checked_add(JWKS_MIN_REFETCH))
-                        .unwrap_or_else(Instant::now),
-                );
-            }
-        }
     }
 
     async fn fetch(&self) -> anyhow::Result<Vec<Key>> {

@@ -19,6 +19,7 @@ on_both_backends!(
     the_audience_is_checked_and_configurable,
     tokens_that_name_no_user_are_refused,
     asymmetric_tokens_are_checked_against_the_jwk_set,
+    a_jwk_set_url_is_fetched_again_for_a_new_key_at_most_every_30_s,
     a_user_deleted_by_the_operator_comes_back_empty,
     own_auth_keeps_the_account_gone_answer,
     logout_scopes,
@@ -83,9 +84,42 @@ fn es256(claims: &Value, kid: Option<&str>) -> String {
 
 /// The JWK set (public key only) of [`ES256_KEY`], as a Supabase project publishes it.
 fn jwks_json() -> String {
-    let mut jwk = Jwk::from_encoding_key(&ec_key(ES256_KEY), Algorithm::ES256).unwrap();
-    jwk.common.key_id = Some(KID.into());
-    serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap()
+    jwks_of(&[(ES256_KEY, KID)])
+}
+
+/// The JWK set of `keys` (key, key id).
+fn jwks_of(keys: &[(&str, &str)]) -> String {
+    let keys = keys
+        .iter()
+        .map(|(key, kid)| {
+            let mut jwk = Jwk::from_encoding_key(&ec_key(key), Algorithm::ES256).unwrap();
+            jwk.common.key_id = Some((*kid).into());
+            jwk
+        })
+        .collect();
+    serde_json::to_string(&JwkSet { keys }).unwrap()
+}
+
+/// Serves `body` at `http://127.0.0.1:PORT/jwks.json`, counting the requests in `hits`.
+async fn serve_jwks(
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let (body, hits) = (body.clone(), hits.clone());
+            async move {
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let text = body.lock().unwrap().clone();
+                ([("content-type", "application/json")], text)
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/jwks.json")
 }
 
 fn external(db: &TestDb, extra: &[&str]) -> TestServer {
@@ -484,4 +518,39 @@ async fn the_password_minimum_is_gotrues_and_configurable(db: TestDb) {
     c.signup(&tandem_testkit::fixtures::email(), "twelve-chars")
         .await
         .assert_ok();
+}
+
+async fn a_jwk_set_url_is_fetched_again_for_a_new_key_at_most_every_30_s(db: TestDb) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let body = Arc::new(Mutex::new(jwks_of(&[(ES256_KEY, KID)])));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let url = serve_jwks(body.clone(), hits.clone()).await;
+    let server = external(&db, &["--jwks-url", &url]);
+    let c = server.client();
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched at start");
+    let claims = gotrue_claims(&new_sub(), "rotation@example.com");
+    c.pull(&es256(&claims, Some(KID)), None, None)
+        .await
+        .assert_ok();
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "a known key needs no fetch");
+    // The issuer adds a key and signs with it: the first token naming it fetches the set again.
+    *body.lock().unwrap() = jwks_of(&[(ES256_KEY, KID), (OTHER_ES256_KEY, "test-key-2")]);
+    let rotated = es256_with(OTHER_ES256_KEY, &claims, Some("test-key-2"));
+    c.pull(&rotated, None, None).await.assert_ok();
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // Unknown key ids do not make it fetch again within 30 s.
+    for kid in ["unknown-1", "unknown-2", "unknown-3"] {
+        c.pull(&es256(&claims, Some(kid)), None, None)
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // A URL that is plain http:// off loopback is refused at start.
+    let out = std::process::Command::new(tandem_testkit::server::server_binary())
+        .args(["--jwks-url", "http://issuer.example.com/jwks.json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("https://"));
 }

@@ -335,6 +335,7 @@ impl Tandem {
                     detail: e.to_string(),
                 }
             })?;
+            let config = with_servers(config)?;
             let client = Client::open_with_clock(client_config(config), clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
@@ -357,6 +358,7 @@ impl Tandem {
                     detail: e.to_string(),
                 }
             })?;
+            let config = with_servers(config)?;
             let client = Client::open_with_clocks(client_config(config), clock, edit_clock)?;
             Ok(Arc::new(Self {
                 client: RwLock::new(Some(Arc::new(client))),
@@ -400,4 +402,23 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, TandemError>) -> Result<T, 
             .unwrap_or_else(|| "panic".to_string());
         Err(TandemError::Internal { detail })
     })
+}
+
+/// `config` with its servers whole: `server_url`, or both `auth_url` and `sync_url` (e.g.
+/// Supabase Auth and a Tandem server elsewhere), when the sync URL stands in for `server_url`
+/// (nothing is derived from it then); an `auth_url` or `sync_url` alone would leave the other
+/// side nowhere, and is refused.
+fn with_servers(mut config: TandemConfig) -> Result<TandemConfig, TandemError> {
+    if config.server_url.is_none() {
+        match (&config.auth_url, &config.sync_url) {
+            (Some(_), Some(sync)) => config.server_url = Some(sync.clone()),
+            (None, None) => {}
+            _ => {
+                return Err(TandemError::InvalidArgument {
+                    detail: "without server_url, give both auth_url and sync_url".into(),
+                })
+            }
+        }
+    }
+    Ok(config)
 }

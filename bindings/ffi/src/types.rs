@@ -28,6 +28,8 @@ pub struct TandemConfig {
     pub schema_json: String,
     /// The Tandem server: auth at `{server_url}/auth/v1`, sync at `{server_url}/sync/v1`.
     /// Plain `http://` is refused for any host but loopback unless `allow_insecure_http`.
+    /// May be left out when both `auth_url` and `sync_url` are given (With Supabase); none of
+    /// the three: the engine works on this device only.
     #[uniffi(default)]
     pub server_url: Option<String>,
     /// Overrides the auth base (e.g. Supabase Auth at `https://<project>.supabase.co/auth/v1`).

@@ -41,11 +41,13 @@ fn gotrue() -> Option<(String, String, u64)> {
     Some((url, secret, exp))
 }
 
-/// A device whose auth is GoTrue and whose sync is `server`.
+/// A device whose auth is GoTrue and whose sync is `server`: the app's two lines of
+/// configuration, no `server_url`.
 fn device(gotrue_url: &str, server: &TestServer) -> Device {
     let sync_url = format!("{}/sync/v1", server.url());
     let auth_url = gotrue_url.to_string();
     device_with(server.url(), move |config| {
+        config.server_url = None;
         config.auth_url = Some(auth_url);
         config.sync_url = Some(sync_url);
     })
@@ -169,4 +171,40 @@ fn devices_signed_in_through_gotrue_sync_through_tandem_server() {
     phone.sign_in(&account);
     phone.sync();
     assert_eq!(phone.pending(), 0);
+}
+
+#[test]
+fn auth_and_sync_urls_without_a_server_url_make_a_server_and_half_of_them_is_refused() {
+    // Against tandem-server's own auth: what matters here is the configuration.
+    let server = TestServer::start();
+    let account = email();
+    let auth_url = format!("{}/auth/v1", server.url());
+    let sync_url = format!("{}/sync/v1", server.url());
+    let (a, b) = (auth_url.clone(), sync_url.clone());
+    let d = device_with(server.url(), move |config| {
+        config.server_url = None;
+        config.auth_url = Some(a);
+        config.sync_url = Some(b);
+    });
+    d.sign_up(&account);
+    d.put("plans", "p", json!({"name": "P"}));
+    d.sync();
+    assert_eq!(d.pending(), 0);
+
+    for (auth, sync) in [(Some(auth_url), None), (None, Some(sync_url))] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let secrets = std::sync::Arc::new(common::Secrets::default());
+        let config = common::config(&dir, server.url(), &secrets, |config| {
+            config.server_url = None;
+            config.auth_url = auth;
+            config.sync_url = sync;
+        });
+        match tandem::Tandem::open(config) {
+            Err(TandemError::InvalidArgument { detail }) => {
+                assert!(detail.contains("auth_url and sync_url"), "{detail}")
+            }
+            Err(other) => panic!("expected InvalidArgument, got {other:?}"),
+            Ok(_) => panic!("half a server configuration was accepted"),
+        }
+    }
 }

@@ -158,6 +158,10 @@ pub fn tandem() -> Command {
         "TANDEM_SERVER",
         "TANDEM_SCHEMA",
         "TANDEM_PASSWORD",
+        "TANDEM_AUTH_URL",
+        "TANDEM_SYNC_URL",
+        "TANDEM_API_KEY",
+        "TANDEM_API_KEY_FILE",
     ] {
         command.env_remove(var);
     }
