@@ -199,9 +199,8 @@ pub fn run(rt: &Runtime, keep: bool, json: bool) -> Result<(), CliError> {
         step,
         vec![format!(
             "the tablet's list showed it {} ms after the phone wrote it \
-             (the phone waits {} ms for more writes before it pushes)",
+             (the write starts the phone's push at once; the server pokes the tablet)",
             latency.as_millis(),
-            SyncConfig::default().debounce_ms
         )],
     );
     drop((phone, tablet));

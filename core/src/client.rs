@@ -635,7 +635,8 @@ impl Client {
         Ok(reverted)
     }
 
-    /// Refreshes the sync status's counts and, when started, schedules a debounced run.
+    /// Refreshes the sync status's counts and, when started, asks for a run (at once unless one
+    /// started within the minimum interval).
     fn tell_syncer(&self) {
         if let Some(syncer) = &self.syncer {
             syncer.local_write();
@@ -908,7 +909,7 @@ impl Client {
         Ok(self.syncer()?.sync_once(deadline).await?)
     }
 
-    /// Starts background sync: debounced runs after local writes, a periodic run, realtime pokes,
+    /// Starts background sync: runs after local writes (at once by default), a periodic run, realtime pokes,
     /// retries with backoff.
     pub fn start_sync(&self) -> Result<()> {
         self.syncer()?.start();

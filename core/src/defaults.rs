@@ -10,8 +10,9 @@ pub const PUSH_BATCH_SIZE: usize = 200;
 /// Changes per pull page (the server caps it at `tandem_protocol::MAX_PULL_LIMIT`).
 pub const PULL_PAGE_SIZE: u32 = 500;
 
-/// A local write starts a background run after this quiet period.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// The minimum interval between background runs that local writes start: a write starts a run
+/// at once when none started within it (0: always at once; writes during a run join the next).
+pub const DEBOUNCE: Duration = Duration::ZERO;
 
 /// Background runs happen at least this often.
 pub const PERIODIC_INTERVAL: Duration = Duration::from_secs(15 * 60);

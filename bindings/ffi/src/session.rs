@@ -89,7 +89,7 @@ impl Tandem {
         .await
     }
 
-    /// Starts background sync: debounced runs after local writes, a periodic run, realtime pokes
+    /// Starts background sync: runs after local writes (at once by default), a periodic run, realtime pokes
     /// from the server, retries with backoff.
     pub fn start_sync(&self) -> Result<(), TandemError> {
         self.call(|client| client.start_sync())

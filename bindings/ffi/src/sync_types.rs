@@ -45,8 +45,11 @@ pub struct SyncConfig {
     /// Changes per pull page.
     #[uniffi(default = 500)]
     pub pull_page_size: u32,
-    /// A local write starts a run after this quiet period.
-    #[uniffi(default = 300)]
+    /// The minimum interval between the runs local writes start. A write starts a run at once
+    /// when none started within it; writes made meanwhile, or while a run is under way, join
+    /// the next run. 0 (the default): every write is on the server within one round trip. Set
+    /// it to batch a burst of writes into fewer runs.
+    #[uniffi(default = 0)]
     pub debounce_ms: u64,
     /// Background runs happen at least this often.
     #[uniffi(default = 900)]

@@ -1,5 +1,5 @@
 //! When sync runs: on demand (`sync_now`, `sync_once` with a deadline) and, once started, in the
-//! background on triggers — local writes (debounced), foreground, connectivity, a periodic timer,
+//! background on triggers — local writes (at once, at most one run per minimum interval), foreground, connectivity, a periodic timer,
 //! realtime pokes from the server's event stream, and retries with exponential backoff and full
 //! jitter. Runs never overlap: a trigger during a run schedules exactly one more run after it.
 
@@ -69,9 +69,11 @@ pub type EngineSlot = RwLock<Arc<Engine>>;
 struct Schedule {
     /// A run is wanted.
     pending: bool,
-    /// Not before this (debounce, backoff).
+    /// Not before this (the minimum interval after a write, backoff).
     not_before: Option<Instant>,
     backoff_attempt: u32,
+    /// When the last run started, for the minimum interval between runs a write starts.
+    last_started: Option<Instant>,
 }
 
 pub struct Syncer {
@@ -222,8 +224,11 @@ impl Syncer {
             let mut schedule = lock(&self.schedule);
             schedule.pending = true;
             match trigger {
+                // Writes made while a run is under way join the next one (`pending`), so a
+                // burst costs one or two runs.
                 Trigger::LocalWrite => {
-                    schedule.not_before = Some(Instant::now() + self.options.debounce)
+                    schedule.not_before =
+                        after_write(&schedule, self.options.debounce, Instant::now())
                 }
                 // The user or the OS says "now": skip any backoff wait.
                 Trigger::Foreground | Trigger::Connectivity | Trigger::Manual => {
@@ -235,7 +240,8 @@ impl Syncer {
         self.wake.notify_one();
     }
 
-    /// A local write happened: refresh the counts and, when started, schedule a debounced run.
+    /// A local write happened: refresh the counts and, when started, ask for a run (at once
+    /// when none ran within the minimum interval).
     pub fn local_write(self: &Arc<Self>) {
         if self.is_started() {
             self.trigger(Trigger::LocalWrite);
@@ -303,7 +309,11 @@ impl Syncer {
                 (s.pending, s.not_before)
             };
             if pending && not_before.is_none_or(|t| now >= t) {
-                lock(&self.schedule).pending = false;
+                {
+                    let mut schedule = lock(&self.schedule);
+                    schedule.pending = false;
+                    schedule.last_started = Some(now);
+                }
                 let result = {
                     let _gate = self.run_gate.lock().await;
                     self.run_and_record().await
@@ -815,6 +825,20 @@ fn lock_file_name(engine: &Engine) -> String {
     format!("{db}.sync-lock")
 }
 
+/// When a run may start after a local write (`None`: at once): leading edge, unless the last
+/// run started less than `interval` ago (then at the interval's end; the writes in between
+/// join that run). A backoff wait after a failure stands: a user typing offline must not turn
+/// every keystroke into a failing run.
+fn after_write(schedule: &Schedule, interval: Duration, now: Instant) -> Option<Instant> {
+    if schedule.backoff_attempt > 0 {
+        return schedule.not_before;
+    }
+    schedule
+        .last_started
+        .map(|started| started + interval)
+        .filter(|earliest| *earliest > now)
+}
+
 /// Exponential backoff with full jitter: a random delay in [0, min(cap, base · 2^attempt)].
 fn full_jitter(attempt: u32) -> Duration {
     let ceiling = BACKOFF_BASE
@@ -826,6 +850,48 @@ fn full_jitter(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_starts_a_run_at_once_unless_one_started_within_the_interval() {
+        let now = Instant::now();
+        let interval = Duration::from_millis(500);
+        let idle = Schedule::default();
+        assert_eq!(
+            after_write(&idle, interval, now),
+            None,
+            "never ran: at once"
+        );
+        let long_ago = Schedule {
+            last_started: Some(now - Duration::from_secs(2)),
+            ..Schedule::default()
+        };
+        assert_eq!(after_write(&long_ago, interval, now), None, "leading edge");
+        let recent = Schedule {
+            last_started: Some(now - Duration::from_millis(100)),
+            ..Schedule::default()
+        };
+        assert_eq!(
+            after_write(&recent, interval, now),
+            Some(now + Duration::from_millis(400)),
+            "at the interval's end"
+        );
+        assert_eq!(
+            after_write(&recent, Duration::ZERO, now),
+            None,
+            "no interval: at once"
+        );
+        let backing_off = Schedule {
+            backoff_attempt: 2,
+            not_before: Some(now + Duration::from_secs(8)),
+            last_started: Some(now - Duration::from_secs(2)),
+            ..Schedule::default()
+        };
+        assert_eq!(
+            after_write(&backing_off, interval, now),
+            Some(now + Duration::from_secs(8)),
+            "a backoff wait stands"
+        );
+    }
 
     #[test]
     fn jitter_stays_under_the_cap() {

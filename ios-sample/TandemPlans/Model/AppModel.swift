@@ -133,7 +133,7 @@ final class AppModel {
         return (try? tandem.pendingCount()) ?? 0
     }
 
-    /// The sync switch: starts or stops background sync (debounced runs after writes, the
+    /// The sync switch: starts or stops background sync (a run right after writes, the
     /// periodic run, realtime pokes). Stopping lets a run under way finish.
     func setSyncEnabled(_ enabled: Bool) {
         syncEnabled = enabled

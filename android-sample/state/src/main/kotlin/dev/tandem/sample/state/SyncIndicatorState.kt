@@ -17,7 +17,7 @@ enum class SyncKind {
     /** Nothing waiting, the last run worked. */
     SYNCED,
 
-    /** Local changes wait for the next run (debounce, or automatic sync is off). */
+    /** Local changes wait for the next run (one is under way or was just made, or automatic sync is off). */
     PENDING,
 
     /** A run is pushing or pulling. */

@@ -33,8 +33,8 @@ data class EngineOptions(
     val secureStore: SecureStore? = null,
     /** Realtime pokes from the server (SSE); the tests turn it off to move data explicitly. */
     val realtime: Boolean = true,
-    /** Quiet period after a local write before a background run. */
-    val debounceMs: Long = 300,
+    /** Minimum interval between the runs local writes start (0: each write syncs at once). */
+    val debounceMs: Long = 0,
     /**
      * The plans on this phone are encrypted at rest (database, WAL and photo cache), with a key
      * the engine generates and keeps in the Android Keystore-backed store (or [secureStore]).
