@@ -2,10 +2,10 @@
 //! process (this binary with `__serve`), and the measured bootstrap client in another (`__bootstrap`),
 //! so the reported memory is the client's alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ struct Sizes {
     push: usize,
     noop_runs: usize,
     realtime_rounds: usize,
+    /// `realtime_burst_*`: puts, one every 10 ms.
+    burst_writes: usize,
     /// `join_space_100k`: the space joined, and what the user holds already (half in their own
     /// collection, half in another space).
     join_space: usize,
@@ -40,6 +42,7 @@ const FULL: Sizes = Sizes {
     push: 10_000,
     noop_runs: 200,
     realtime_rounds: 30,
+    burst_writes: 100,
     join_space: 100_000,
     join_others: 10_000,
 };
@@ -48,6 +51,7 @@ const QUICK: Sizes = Sizes {
     push: 500,
     noop_runs: 10,
     realtime_rounds: 3,
+    burst_writes: 5,
     join_space: 2_000,
     join_others: 400,
 };
@@ -68,6 +72,9 @@ pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
     }
     if wanted("realtime_propagation") {
         results.push(realtime(&server, sizes));
+    }
+    if wanted("realtime_burst_runs realtime_burst_last_ms") {
+        results.extend(burst(&server, sizes));
     }
     if wanted("join_space_100k") {
         results.push(join_space(&server, sizes));
@@ -458,8 +465,6 @@ impl QueryObserver for Seen {
     }
 }
 
-/// A put on A until B's observer sees it, both running background sync with realtime pokes. The
-/// write debounce is 0 here: with the default 300 ms it alone would dominate the figure.
 /// Waits until `device`'s event stream is connected and its catch-up run is over.
 fn wait_until_live(device: &Tandem) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -476,47 +481,114 @@ fn wait_until_live(device: &Tandem) {
     }
 }
 
+/// Two devices of a new account with the default sync configuration (realtime on), both
+/// started and live, and what B's observer of `plans` sees: (when, which ids).
+struct LivePair {
+    a: Device,
+    b: Device,
+    seen: Receiver<(Instant, Vec<String>)>,
+    _subscription: Arc<tandem::Subscription>,
+}
+
+impl LivePair {
+    fn start(server: &BenchServer, tag: &str) -> Self {
+        let account = email(tag);
+        let live = |c: &mut TandemConfig| c.sync.realtime = true;
+        let a = Device::sign_up(&server.url, &account, live);
+        let b = Device::sign_in(&server.url, &account, live);
+        a.t.start_sync().expect("start a");
+        b.t.start_sync().expect("start b");
+        let (tx, seen) = channel();
+        let subscription =
+            b.t.observe(
+                "plans".into(),
+                Query::default(),
+                Arc::new(Seen(Mutex::new(tx))),
+            )
+            .expect("observe");
+        wait_until_live(&a.t);
+        wait_until_live(&b.t);
+        while seen.try_recv().is_ok() {}
+        Self {
+            a,
+            b,
+            seen,
+            _subscription: subscription,
+        }
+    }
+
+    /// When B's observer has seen every id of `ids`.
+    fn seen_all(&self, mut ids: HashSet<String>) -> Instant {
+        let mut at = Instant::now();
+        while !ids.is_empty() {
+            let (when, seen) = self
+                .seen
+                .recv_timeout(Duration::from_secs(30))
+                .expect("b saw the puts");
+            for id in seen {
+                ids.remove(&id);
+            }
+            at = when;
+        }
+        at
+    }
+}
+
+impl Drop for LivePair {
+    fn drop(&mut self) {
+        self.a.t.stop_sync().ok();
+        self.b.t.stop_sync().ok();
+    }
+}
+
+/// A put on A until B's observer sees it, both running background sync with realtime pokes and
+/// the default configuration (a write starts A's push at once), median of 30.
 fn realtime(server: &BenchServer, sizes: &Sizes) -> Measurement {
-    let account = email("realtime");
-    let live = |c: &mut TandemConfig| {
-        c.sync.realtime = true;
-        c.sync.debounce_ms = 0;
-    };
-    let a = Device::sign_up(&server.url, &account, live);
-    let b = Device::sign_in(&server.url, &account, live);
-    a.t.start_sync().expect("start a");
-    b.t.start_sync().expect("start b");
-    let (tx, seen) = channel();
-    let _subscription =
-        b.t.observe(
-            "plans".into(),
-            Query::default(),
-            Arc::new(Seen(Mutex::new(tx))),
-        )
-        .expect("observe");
-    wait_until_live(&a.t);
-    wait_until_live(&b.t);
-    while seen.try_recv().is_ok() {}
+    let pair = LivePair::start(server, "realtime");
     let mut latencies: Vec<f64> = (0..sizes.realtime_rounds)
         .map(|i| {
             let id = format!("live{i}");
             let started = Instant::now();
-            a.t.put("plans".into(), Some(id.clone()), plan_json(i))
+            pair.a
+                .t
+                .put("plans".into(), Some(id.clone()), plan_json(i))
                 .expect("put");
-            loop {
-                let (at, ids) = seen
-                    .recv_timeout(Duration::from_secs(10))
-                    .expect("b saw the put");
-                if ids.contains(&id) {
-                    return millis(at - started);
-                }
-            }
+            millis(pair.seen_all(HashSet::from([id])) - started)
         })
         .collect();
-    a.t.stop_sync().ok();
-    b.t.stop_sync().ok();
     Measurement::new("realtime_propagation", median(&mut latencies), "ms")
-        .target(Target::AtMost(100.0))
+        .target(Target::AtMost(20.0))
+}
+
+/// 100 puts on A, one every 10 ms (a second of typing), default configuration: how many runs
+/// A's writes cost (the first write starts a run at once, writes during a run join the next;
+/// each run sends at most one push and one pull request), and how long after the last put B's
+/// observer has seen them all.
+fn burst(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
+    let pair = LivePair::start(server, "burst");
+    let runs_before = pair.a.t.sync_metrics().expect("metrics").runs;
+    let mut last_put = Instant::now();
+    for i in 0..sizes.burst_writes {
+        pair.a
+            .t
+            .put("plans".into(), Some(format!("burst{i}")), plan_json(i))
+            .expect("put");
+        last_put = Instant::now();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ids = (0..sizes.burst_writes)
+        .map(|i| format!("burst{i}"))
+        .collect();
+    let all_seen = pair.seen_all(ids);
+    let runs = pair.a.t.sync_metrics().expect("metrics").runs - runs_before;
+    vec![
+        Measurement::new("realtime_burst_runs", runs as f64, "runs"),
+        Measurement::new(
+            "realtime_burst_last_ms",
+            millis(all_seen.saturating_duration_since(last_put)),
+            "ms",
+        ),
+    ]
 }
 
 /// A `tandem-server` on a temporary SQLite database (attachments in a directory beside it) in a
