@@ -76,12 +76,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("__bootstrap") => {
-            let count = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
-            sync::bootstrap_child(
-                args.get(1).map_or("", String::as_str),
-                args.get(2).map_or("", String::as_str),
-                count,
-            );
+            sync::bootstrap_child(&args[1..]);
             ExitCode::SUCCESS
         }
         _ => {
