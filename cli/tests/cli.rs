@@ -441,6 +441,7 @@ fn two_devices_sync_through_the_server() {
             "attachments",
             "conflictPolicy",
             "conflicts",
+            "encryption",
             "invitations",
             "lastError",
             "lastRun",

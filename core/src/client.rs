@@ -135,17 +135,7 @@ impl Client {
         let current_store = Arc::new(CurrentStore::default());
         let notifier = Arc::new(Notifier::start(Arc::clone(&current_store))?);
         let namespace = secret_namespace(&installation_id);
-        // The secret store: the app's, else the platform's (required with a server or with
-        // encryption on; otherwise only used to decrypt a database encrypted before).
-        let secret_store: Option<Arc<dyn SecretStore>> = match config.secret_store {
-            Some(store) => Some(store),
-            None if config.server.is_some() || config.encryption == Encryption::On => {
-                Some(Arc::new(KeyringStore::new().map_err(AuthError::from)?))
-            }
-            None => KeyringStore::new()
-                .ok()
-                .map(|s| Arc::new(s) as Arc<dyn SecretStore>),
-        };
+        let secret_store = secret_store_of(&config)?;
         let encryption = StoreEncryption {
             mode: config.encryption,
             secrets: secret_store.as_ref().map(|store| Secrets {
@@ -221,6 +211,42 @@ impl Client {
             attachment_cache_bytes: config.attachment_cache_bytes,
             encryption,
         })
+    }
+
+    /// Moves aside every encrypted database of `config`'s data directory that no stored key
+    /// opens (a backup restored on another device: its files came back, its keys, kept this
+    /// device only, did not), so that the next [`open`](Self::open) starts afresh and the user
+    /// can sign in again. Nothing is deleted: each file, its WAL and its attachment cache are
+    /// renamed `….unreadable-<unix seconds>` and stay for the day their key returns; their
+    /// unsent changes are not sent. Readable and plaintext databases are left alone. Returns the
+    /// new paths. Call it only with no engine open on the directory (else `AlreadyOpen`); a
+    /// secret store that cannot be read yet fails `Key { Unavailable }` and moves nothing.
+    pub fn set_aside_unreadable(config: ClientConfig) -> Result<Vec<PathBuf>> {
+        if !config.data_dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let data_dir = config.data_dir.canonicalize()?;
+        let namespace = secret_namespace(&client_id(&data_dir)?);
+        let encryption = StoreEncryption {
+            mode: config.encryption,
+            secrets: secret_store_of(&config)?.map(|store| Secrets { store, namespace }),
+        };
+        let mut databases = vec![data_dir.join(GUEST_DB)];
+        if let Ok(entries) = std::fs::read_dir(data_dir.join(USERS_DIR)) {
+            for entry in entries {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "db") {
+                    databases.push(path);
+                }
+            }
+        }
+        let mut moved = Vec::new();
+        for path in databases {
+            if let Some(aside) = crate::store::Store::set_aside_if_unreadable(&path, &encryption)? {
+                moved.push(aside);
+            }
+        }
+        Ok(moved)
     }
 
     /// The engine of the current account.
@@ -1168,6 +1194,20 @@ impl Drop for Client {
             syncer.stop();
         }
     }
+}
+
+/// The secret store: the app's, else the platform's (required with a server or with encryption
+/// on; otherwise only used to decrypt a database encrypted before).
+fn secret_store_of(config: &ClientConfig) -> Result<Option<Arc<dyn SecretStore>>> {
+    Ok(match &config.secret_store {
+        Some(store) => Some(Arc::clone(store)),
+        None if config.server.is_some() || config.encryption == Encryption::On => {
+            Some(Arc::new(KeyringStore::new().map_err(AuthError::from)?))
+        }
+        None => KeyringStore::new()
+            .ok()
+            .map(|s| Arc::new(s) as Arc<dyn SecretStore>),
+    })
 }
 
 /// The database file of an account state.

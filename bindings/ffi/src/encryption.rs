@@ -3,7 +3,8 @@
 //! the keys, the conversion and its crash safety live in the engine's `store` module.
 
 use super::error::TandemError;
-use super::Tandem;
+use super::types::TandemConfig;
+use super::{client_config, guard, Tandem};
 
 /// Encryption at rest of the local store: the database, its WAL and journal, and the
 /// attachment cache.
@@ -62,4 +63,27 @@ impl Tandem {
         self.on_runtime(|client| async move { Ok(client.rekey().await?) })
             .await
     }
+}
+
+/// Moves aside every encrypted database of `config`'s data directory that no stored key opens,
+/// so that the next `Tandem.open(config)` starts afresh and the user can sign in again; returns
+/// the paths the files were moved to.
+///
+/// For the one case a key cannot come back from: a device backup restored onto another device
+/// (its files came back; its keys, kept this device only, did not), where `open` fails with
+/// `TandemError.Key` (`Missing`) every time. Ask the user first: nothing is deleted (each
+/// database, its WAL and its attachment cache are renamed `….unreadable-<unix seconds>`), but
+/// the changes in them that never reached the server are not sent. Readable and plaintext
+/// databases are left alone. Call it with no `Tandem` open on the directory (else
+/// `AlreadyOpen`); a secure store that cannot be read yet (`Key { Unavailable }`, before the
+/// first unlock) moves nothing: retry later instead.
+#[uniffi::export]
+pub fn set_aside_unreadable_data(config: TandemConfig) -> Result<Vec<String>, TandemError> {
+    guard(|| {
+        let moved = tandem_core::Client::set_aside_unreadable(client_config(config))?;
+        Ok(moved
+            .into_iter()
+            .map(|path| path.to_string_lossy().into_owned())
+            .collect())
+    })
 }

@@ -42,8 +42,9 @@ pub enum TandemError {
 
     /// The local database is encrypted and its key is missing, does not open it, or cannot be
     /// read now; `kind` says which. Nothing is deleted or changed on this path: pending changes
-    /// wait in the file for the key's return (e.g. the user signs in again on a restored
-    /// device, or the app retries `Unavailable` once the device is unlocked).
+    /// wait in the file for the key's return (the app retries `Unavailable` once the device is
+    /// unlocked; a key that cannot return, on a device restored from another's backup, is the
+    /// case for `set_aside_unreadable_data`).
     #[error("database key: {detail}")]
     Key { kind: KeyFailure, detail: String },
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use attachments::{
     AttachmentErrorKind, AttachmentFailure, AttachmentObserver, AttachmentRef, AttachmentState,
 };
-pub use encryption::Encryption;
+pub use encryption::{set_aside_unreadable_data, Encryption};
 pub use error::{
     AuthFailure, KeyFailure, SpaceErrorKind, SyncFailure, TandemError, ValidationReason,
 };
@@ -366,7 +366,7 @@ impl Tandem {
     }
 }
 
-fn client_config(config: TandemConfig) -> ClientConfig {
+pub(crate) fn client_config(config: TandemConfig) -> ClientConfig {
     let server = config.server_url.map(|url| {
         let mut http = HttpConfig::new(url);
         http.auth_url = config.auth_url;
@@ -391,7 +391,7 @@ fn client_config(config: TandemConfig) -> ClientConfig {
 }
 
 /// Turns a panic into `TandemError::Internal`, so none unwinds into foreign code.
-fn guard<T>(f: impl FnOnce() -> Result<T, TandemError>) -> Result<T, TandemError> {
+pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, TandemError>) -> Result<T, TandemError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let detail = panic
             .downcast_ref::<&str>()

@@ -50,6 +50,23 @@ fn search(root: &Path, found: &mut Findings) {
     }
 }
 
+/// Puts `photos/ph1` on `device` with an attached file of `size` bytes repeating [`MARKER`];
+/// returns the file's bytes.
+fn photo_with_marker(device: &Device, size: usize) -> Vec<u8> {
+    device.put("photos", "ph1", json!({"caption": VALUE}));
+    let file: Vec<u8> = MARKER.bytes().cycle().take(size).collect();
+    block(device.t.attach_bytes(
+        "photos".into(),
+        "ph1".into(),
+        "image".into(),
+        file.clone(),
+        "image/png".into(),
+        None,
+    ))
+    .unwrap();
+    file
+}
+
 fn search_devices(devices: &[&Device]) -> Findings {
     let mut found = Findings::new();
     for device in devices {
@@ -74,17 +91,7 @@ fn story(encryption: Encryption) -> (Findings, Findings) {
             json!({"name": format!("{VALUE} {i}"), "meta": {FIELD: i}}),
         );
     }
-    a.put("photos", "ph1", json!({"caption": VALUE}));
-    let file: Vec<u8> = MARKER.bytes().cycle().take(200_000).collect();
-    block(a.t.attach_bytes(
-        "photos".into(),
-        "ph1".into(),
-        "image".into(),
-        file.clone(),
-        "image/png".into(),
-        None,
-    ))
-    .unwrap();
+    let file = photo_with_marker(&a, 200_000);
     a.sync();
     b.sync();
     assert_eq!(b.count("plans"), 20);
@@ -129,17 +136,7 @@ fn an_encrypted_guest_database_is_adopted_at_the_first_sign_in() {
     let server = TestServer::start();
     let device = device_with(server.url(), |c| c.encryption = Some(Encryption::On));
     device.put("plans", "g1", json!({"name": VALUE}));
-    device.put("photos", "ph1", json!({"caption": "guest"}));
-    let file: Vec<u8> = MARKER.bytes().cycle().take(100_000).collect();
-    block(device.t.attach_bytes(
-        "photos".into(),
-        "ph1".into(),
-        "image".into(),
-        file.clone(),
-        "image/png".into(),
-        None,
-    ))
-    .unwrap();
+    let file = photo_with_marker(&device, 100_000);
     let pending = device.pending();
 
     device.sign_up(&email());

@@ -17,9 +17,13 @@ FIELD = "zanzibarPythonField"
 DOCUMENT = f'{{"name": "{VALUE}", "meta": {{"{FIELD}": 1}}}}'
 
 
+def config(tmp_path, store, encryption):
+    return TandemConfig(data_dir=str(tmp_path / "data"), schema_json=SCHEMA, secure_store=store,
+                        encryption=encryption)
+
+
 def open_store(tmp_path, store, encryption):
-    return Tandem.open(TandemConfig(data_dir=str(tmp_path / "data"), schema_json=SCHEMA,
-                                    secure_store=store, encryption=encryption))
+    return Tandem.open(config(tmp_path, store, encryption))
 
 
 def files_containing(tmp_path, text):
@@ -92,6 +96,24 @@ def test_rekey_rotates_the_key_and_keeps_the_records(tmp_path):
     with pytest.raises(TandemError.InvalidArgument):
         asyncio.run(engine.rekey())
     engine.shutdown()
+
+
+def test_a_backup_restored_elsewhere_is_set_aside_and_the_app_starts_afresh(tmp_path):
+    engine = open_store(tmp_path, Secrets(), Encryption.ON)
+    engine.put("plans", "p1", DOCUMENT)
+    engine.shutdown()
+    before = (tmp_path / "data" / "guest.db").read_bytes()
+    restored = Secrets()  # the files came back, the keys (this device only) did not
+    with pytest.raises(TandemError.Key):
+        open_store(tmp_path, restored, Encryption.ON)
+
+    (moved,) = tandem.set_aside_unreadable_data(config(tmp_path, restored, Encryption.ON))
+    assert "guest.db.unreadable-" in moved
+    assert open(moved, "rb").read() == before
+    engine = open_store(tmp_path, restored, Encryption.ON)
+    assert engine.count("plans", Query()) == 0
+    engine.shutdown()
+    assert tandem.set_aside_unreadable_data(config(tmp_path, restored, Encryption.ON)) == []
 
 
 def test_encryption_is_off_by_default():

@@ -269,7 +269,9 @@ fn target_uri(copy: &Path, key: Option<&DatabaseKey>) -> Zeroizing<String> {
     }
     match key {
         Some(key) => {
-            uri.push_str("?cipher=chacha20&hexkey=");
+            uri.push_str("?cipher=");
+            uri.push_str(super::cipher::CIPHER);
+            uri.push_str("&hexkey=");
             for byte in b"raw:".iter().chain(key.as_bytes()) {
                 uri.push_str(&format!("{byte:02x}"));
             }
@@ -468,6 +470,45 @@ pub fn prepare(path: &Path, encryption: &StoreEncryption) -> Result<Option<Datab
             }
         }
     }
+}
+
+/// Moves the database at `path` aside when no stored key opens it (its key missing or wrong):
+/// the file, its `-wal` and `-shm` and its attachment cache are renamed with the suffix
+/// `.unreadable-<unix seconds>`, never deleted, so a later `open` starts a new database and the
+/// old one stays on disk for the day its key returns. A readable, plaintext or missing file is
+/// left alone (`None`); a secret store that cannot be read now is `Key { Unavailable }` and
+/// moves nothing. The caller holds the file's claim.
+pub fn set_aside_if_unreadable(path: &Path, keys: Option<&DbKeys>) -> Result<Option<PathBuf>> {
+    if file_state(path)? != FileState::Encrypted {
+        return Ok(None);
+    }
+    match recover(path, keys) {
+        Ok(_) => Ok(None),
+        Err(Error::Key(KeyProblem::Missing | KeyProblem::Wrong)) => set_aside(path).map(Some),
+        Err(e) => Err(e),
+    }
+}
+
+fn set_aside(path: &Path) -> Result<PathBuf> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let suffix = format!(".unreadable-{seconds}");
+    let cache = crate::attachments::Files::of_store(path)
+        .dir()
+        .to_path_buf();
+    // The database last: a crash part-way leaves it where `open` finds it (and refuses it again).
+    for companion in [cache, sibling(path, "-wal"), sibling(path, "-shm")] {
+        match std::fs::rename(&companion, sibling(&companion, &suffix)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    let aside = sibling(path, &suffix);
+    std::fs::rename(path, &aside)?;
+    sync_dir(path)?;
+    tracing::warn!(path = %path.display(), "an encrypted database no stored key opens was set aside");
+    Ok(aside)
 }
 
 /// Rotates the key of the encrypted database at `path` (every connection closed): a conversion

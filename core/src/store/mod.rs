@@ -75,6 +75,21 @@ impl Store {
         Self::open_claimed(path, key.as_ref(), claim)
     }
 
+    /// Sets the database at `path` aside when no stored key opens it
+    /// ([`convert::set_aside_if_unreadable`]), holding its claim: `AlreadyOpen` while an engine
+    /// of this process has it open.
+    pub fn set_aside_if_unreadable(
+        path: &Path,
+        encryption: &convert::StoreEncryption,
+    ) -> Result<Option<PathBuf>> {
+        let _claim = DirectoryClaim::take(path)?;
+        let keys = encryption
+            .secrets
+            .as_ref()
+            .map(|secrets| keys::DbKeys::new(secrets.clone(), path));
+        convert::set_aside_if_unreadable(path, keys.as_ref())
+    }
+
     fn open_claimed(path: &Path, key: Option<&DatabaseKey>, claim: DirectoryClaim) -> Result<Self> {
         files::ensure_private_file(path)?;
         let writer = Connection::open(path)?;
@@ -158,6 +173,14 @@ impl Store {
         } else {
             KeyProblem::Missing
         };
+        if other_key.is_some() {
+            // The cipher an ATTACH with a key uses is the connection's current one, which a
+            // plaintext main database never set.
+            let _: String =
+                conn.query_row(&format!("PRAGMA cipher = '{}'", cipher::CIPHER), [], |r| {
+                    r.get(0)
+                })?;
+        }
         // SQLite3MC reads the attached file's first page when a key is given (the ATTACH fails),
         // otherwise on the first read: check here, so that a key problem is typed.
         conn.execute(

@@ -210,7 +210,7 @@ final class AppModel {
             schemaJSON: try schema(),
             serverURL: address
         )
-        let engine = try Tandem.open(config: configuration.tandemConfig())
+        let engine = try openOrStartAfresh(configuration.tandemConfig())
         tandem = engine
         syncIndicator.reset()
         syncIndicator.tandem = engine
@@ -223,6 +223,21 @@ final class AppModel {
             }
         }
         watch(engine)
+    }
+
+    /// Opens the engine; when the data on this iPhone was restored from another device's backup
+    /// (its files came back, its keys, kept this device only, did not: `Key(.missing)`), the
+    /// unreadable databases are set aside (renamed, not deleted) and the app starts afresh, so
+    /// the user signs in again and the server's copy comes back. A store not readable yet
+    /// (`.unavailable`, before the first unlock) is not touched: the error goes up.
+    private func openOrStartAfresh(_ config: TandemConfig) throws -> Tandem {
+        do {
+            return try Tandem.open(config: config)
+        } catch TandemError.Key(.missing, _) {
+            let moved = try setAsideUnreadableData(config: config)
+            log.notice("set aside \(moved.count) database(s) whose key is missing (restored backup)")
+            return try Tandem.open(config: config)
+        }
     }
 
     /// Follows the engine's auth state and sync status for as long as it is open.

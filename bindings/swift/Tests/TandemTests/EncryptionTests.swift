@@ -12,11 +12,14 @@ final class EncryptionTests: XCTestCase {
     private let field = "zanzibarSwiftField"
     private var document: String { #"{"name": "\#(value)", "meta": {"\#(field)": 1}}"# }
 
+    private func config(_ dir: URL, _ store: SecureStore, _ encryption: Encryption) -> TandemConfig {
+        TandemConfig(
+            dataDir: dir.appendingPathComponent("data").path, schemaJson: schema, secureStore: store,
+            encryption: encryption)
+    }
+
     private func openStore(_ dir: URL, _ store: SecureStore, _ encryption: Encryption) throws -> Tandem {
-        try Tandem.open(
-            config: TandemConfig(
-                dataDir: dir.appendingPathComponent("data").path, schemaJson: schema, secureStore: store,
-                encryption: encryption))
+        try Tandem.open(config: config(dir, store, encryption))
     }
 
     /// The names of the data directory's files that contain `text`.
@@ -102,5 +105,25 @@ final class EncryptionTests: XCTestCase {
         XCTAssertEqual(ids(try tandem.query(collection: "plans", query: Query())), ["p1"])
         tandem.shutdown()
         XCTAssertEqual(try filesContaining(dir, value), [])
+    }
+
+    func testABackupRestoredElsewhereIsSetAsideAndTheAppStartsAfresh() throws {
+        let dir = try temporaryDirectory()
+        let first = try openStore(dir, InMemorySecureStore(), .on)
+        _ = try first.put(collection: "plans", id: "p1", document: document)
+        first.shutdown()
+        let database = dir.appendingPathComponent("data").appendingPathComponent("guest.db")
+        let before = try Data(contentsOf: database)
+        let restored = InMemorySecureStore()  // the files came back, the keys did not
+        XCTAssertThrowsError(try openStore(dir, restored, .on))
+
+        let moved = try setAsideUnreadableData(config: config(dir, restored, .on))
+        XCTAssertEqual(moved.count, 1)
+        XCTAssertTrue(moved[0].contains("guest.db.unreadable-"), moved[0])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: moved[0])), before)
+        let fresh = try openStore(dir, restored, .on)
+        XCTAssertEqual(try fresh.count(collection: "plans", query: Query()), 0)
+        fresh.shutdown()
+        XCTAssertEqual(try setAsideUnreadableData(config: config(dir, restored, .on)), [])
     }
 }

@@ -31,15 +31,16 @@ class EncryptionTest {
     private val field = "zanzibarKotlinField"
     private val document = "{\"name\": \"" + value + "\", \"meta\": {\"" + field + "\": 1}}"
 
-    private fun openStore(store: SecureStore, encryption: Encryption): Tandem =
-        Tandem.open(
-            TandemConfig(
-                dataDir = dir.resolve("data").toString(),
-                schemaJson = SCHEMA,
-                secureStore = store,
-                encryption = encryption,
-            ),
+    private fun config(store: SecureStore, encryption: Encryption) =
+        TandemConfig(
+            dataDir = dir.resolve("data").toString(),
+            schemaJson = SCHEMA,
+            secureStore = store,
+            encryption = encryption,
         )
+
+    private fun openStore(store: SecureStore, encryption: Encryption): Tandem =
+        Tandem.open(config(store, encryption))
 
     /** The data directory's files (databases, WAL, shared memory) that contain [text]. */
     private fun filesContaining(text: String): List<String> =
@@ -137,6 +138,25 @@ class EncryptionTest {
         openStore(store, Encryption.ON).use { tandem ->
             assertEquals(listOf("p1"), ids(tandem.query("plans", Query())))
         }
+    }
+
+    @Test
+    fun `a backup restored on another device is set aside and the app starts afresh`() {
+        openStore(InMemorySecureStore(), Encryption.ON).use { it.put("plans", "p1", document) }
+        val before = sha256(database())
+        // The new device: the files came back, the keys (this device only) did not.
+        val restored = InMemorySecureStore()
+        assertFailsWith<TandemException.Key> { openStore(restored, Encryption.ON) }
+
+        val moved = setAsideUnreadableData(config(restored, Encryption.ON))
+        assertEquals(1, moved.size)
+        assertTrue(moved.single().contains("guest.db.unreadable-"), moved.single())
+        assertEquals(before, sha256(File(moved.single())), "set aside byte for byte, not deleted")
+        openStore(restored, Encryption.ON).use { tandem ->
+            assertEquals(0UL, tandem.count("plans", Query()))
+            tandem.put("plans", "p2", document)
+        }
+        assertEquals(emptyList(), setAsideUnreadableData(config(restored, Encryption.ON)), "readable now")
     }
 
     @Test

@@ -1,6 +1,7 @@
 package dev.tandem.sample.state
 
 import dev.tandem.InMemorySecureStore
+import dev.tandem.SecureStore
 import java.io.File
 import java.nio.file.Path
 import java.util.UUID
@@ -22,6 +23,22 @@ val SAMPLE_SCHEMA: String by lazy {
 const val PASSWORD = "correct horse battery staple"
 
 fun newEmail(): String = "sample-${UUID.randomUUID()}@example.com"
+
+/**
+ * One launch of the app on a phone whose files are under [root] and whose token store is
+ * [store]: launched again with the same store it is the same phone after a restart; with a new
+ * one, a phone the files were restored onto. Sync runs only when a test asks.
+ */
+fun launchApp(root: Path, serverUrl: String, store: SecureStore): SampleGraph = SampleGraph(
+    EngineOptions(
+        dataDir = root.resolve("tandem").toString(),
+        schemaJson = SAMPLE_SCHEMA,
+        secureStore = store,
+        realtime = false,
+    ),
+    root.resolve("settings.json").toFile(),
+    AppSettings(serverUrl = serverUrl, syncEnabled = false),
+)
 
 /**
  * One phone running the app's state layer: its own data directory, settings file and in-memory

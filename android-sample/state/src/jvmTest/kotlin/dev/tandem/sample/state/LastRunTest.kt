@@ -48,16 +48,7 @@ class LastRunTest {
     }
 
     /** One launch of the app on the phone: the same data directory and token store every time. */
-    private fun launch(store: SecureStore): SampleGraph = SampleGraph(
-        EngineOptions(
-            dataDir = root.resolve("tandem").toString(),
-            schemaJson = SAMPLE_SCHEMA,
-            secureStore = store,
-            realtime = false,
-        ),
-        root.resolve("settings.json").toFile(),
-        AppSettings(serverUrl = server.url, syncEnabled = false),
-    ).also(graphs::add)
+    private fun launch(store: SecureStore): SampleGraph = launchApp(root, server.url, store).also(graphs::add)
 
     @Test
     fun `a failed sync shows with its reason and time after the app is launched again, until a run works`() = runBlocking<Unit> {

@@ -1,11 +1,13 @@
 package dev.tandem.sample.state
 
 import dev.tandem.Encryption
+import dev.tandem.KeyFailure
 import dev.tandem.SecureStore
 import dev.tandem.SyncConfig
 import dev.tandem.Tandem
 import dev.tandem.TandemConfig
 import dev.tandem.TandemException
+import dev.tandem.setAsideUnreadableData
 import kotlinx.coroutines.ExperimentalCoroutinesApi
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
@@ -104,20 +106,34 @@ class TandemHost(private val options: EngineOptions, private val settings: Setti
         current.value.shutdown()
     }
 
+    /**
+     * Opens the engine; when the data was restored from another phone's backup (its files came
+     * back, the Keystore keys did not: `Key` with `MISSING`), the unreadable databases are set
+     * aside (renamed, not deleted) and the app starts afresh: the user signs in again and the
+     * server's copy comes back. A store not readable yet (`UNAVAILABLE`) is left alone.
+     */
+    private fun openOrStartAfresh(config: TandemConfig): Tandem =
+        try {
+            Tandem.open(config)
+        } catch (e: TandemException.Key) {
+            if (e.kind != KeyFailure.MISSING) throw e
+            setAsideUnreadableData(config)
+            Tandem.open(config)
+        }
+
     private fun openEngine(url: String): Tandem {
         // A call still running on the old, shut-down instance holds its database a moment
         // longer; open waits for it to let go.
-        val engine = Tandem.open(
-            TandemConfig(
-                dataDir = options.dataDir,
-                schemaJson = options.schemaJson,
-                serverUrl = url,
-                allowInsecureHttp = options.allowInsecureHttp,
-                sync = SyncConfig(realtime = options.realtime, debounceMs = options.debounceMs.toULong()),
-                secureStore = options.secureStore,
-                encryption = options.encryption,
-            ),
+        val config = TandemConfig(
+            dataDir = options.dataDir,
+            schemaJson = options.schemaJson,
+            serverUrl = url,
+            allowInsecureHttp = options.allowInsecureHttp,
+            sync = SyncConfig(realtime = options.realtime, debounceMs = options.debounceMs.toULong()),
+            secureStore = options.secureStore,
+            encryption = options.encryption,
         )
+        val engine = openOrStartAfresh(config)
         if (settings.settings.value.syncEnabled) engine.startSync()
         return engine
     }
