@@ -162,6 +162,11 @@ cargo run -p tandem-bench -- sync --quick >/dev/null
 TANDEM_BENCH_POSTGRES_URL="$TANDEM_TEST_POSTGRES_URL" cargo run -p tandem-bench -- server --quick >/dev/null
 cargo run -p tandem-bench -- ffi --quick >/dev/null
 cargo run -p tandem-bench -- attachments --quick >/dev/null
+# The scale suite draws its chart too: the SVG must come out non-empty.
+scale_chart_dir="$(mktemp -d)"
+cargo run -p tandem-bench -- scale --quick --chart "$scale_chart_dir/scale.svg" >/dev/null
+test -s "$scale_chart_dir/scale.svg"
+rm -r "$scale_chart_dir"
 
 echo
 echo "all tests passed"

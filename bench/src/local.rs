@@ -1,13 +1,15 @@
 //! The `local` suite: the store's write and read paths against raw SQLite with the same pragmas.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use tandem::{Filter, FilterOp, Query, Tandem, TandemConfig, WriteOp};
+use tandem::{Encryption, Filter, FilterOp, Query, Tandem, TandemConfig, WriteOp};
 use tempfile::TempDir;
 
 use crate::report::{Measurement, Target};
 use crate::stats::{median, micros, millis, percentile, time};
+use crate::sync::Secrets;
 
 const SCHEMA: &str = r#"{"version": 1, "collections": {
   "plans": {"fields": {"name": {"type": "string", "required": true, "maxLength": 200},
@@ -64,7 +66,7 @@ pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
     let sizes = if quick { &QUICK } else { &FULL };
     let wanted = |group: &str| only.is_none_or(|o| group.contains(o));
     let mut results = Vec::new();
-    if wanted("put_single") {
+    if wanted("put_single put_single_encrypted") {
         results.extend(put_single(sizes));
     }
     if wanted("put_single_ref_unique") {
@@ -73,7 +75,7 @@ pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
     if wanted("write_batch") {
         results.push(write_batch(sizes));
     }
-    if wanted("get query_indexed open_100k") {
+    if wanted("get query_indexed open_100k get_encrypted") {
         results.extend(reads_and_open(sizes));
     }
     results
@@ -85,8 +87,23 @@ fn plan_json(i: usize) -> String {
     )
 }
 
+/// Encrypted figures are compared with the same work on a plaintext store; their target (issue
+/// 17, docs/design/encryption.md §6).
+const ENCRYPTED_RATIO_TARGET: f64 = 1.3;
+
 fn open_engine(dir: &TempDir) -> Arc<Tandem> {
-    let config = TandemConfig::local(dir.path().to_string_lossy(), SCHEMA);
+    open_engine_in(dir.path(), Encryption::Off)
+}
+
+/// An engine on a store in `dir`, encrypted or not. With encryption on, the engine generates the
+/// key at the first open and keeps it in an in-memory secure store of its own (a benchmark must
+/// not depend on, or write to, the machine's keyring); the key is read once, at open.
+fn open_engine_in(dir: &Path, encryption: Encryption) -> Arc<Tandem> {
+    let mut config = TandemConfig::local(dir.to_string_lossy(), SCHEMA);
+    if matches!(encryption, Encryption::On) {
+        config.secure_store = Some(Arc::new(Secrets::default()));
+    }
+    config.encryption = Some(encryption);
     Tandem::open(config).expect("open the engine")
 }
 
@@ -112,13 +129,16 @@ fn floor_insert(conn: &Connection, id: &str, doc: &str) {
         .expect("raw insert");
 }
 
-/// One record and its outbox entry per transaction, against one raw INSERT per transaction.
-/// Rounds alternate between the two so that machine noise hits both alike.
+/// One record and its outbox entry per transaction, against one raw INSERT per transaction; and
+/// the same puts into an encrypted store (`put_single_encrypted`), against the plaintext engine.
+/// Rounds alternate between the three so that machine noise hits them alike.
 fn put_single(sizes: &Sizes) -> Vec<Measurement> {
     let dir = TempDir::new().expect("temp dir");
     let engine = open_engine(&dir);
+    let encrypted_dir = TempDir::new().expect("temp dir");
+    let encrypted = open_engine_in(encrypted_dir.path(), Encryption::On);
     let mut floor_db = open_floor(&dir);
-    let (mut engine_us, mut floor_us) = (Vec::new(), Vec::new());
+    let (mut engine_us, mut floor_us, mut encrypted_us) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..sizes.put_rounds {
         let ids: Vec<(String, String)> = (0..sizes.puts_per_round)
             .map(|i| (format!("r{round}-{i}"), plan_json(i)))
@@ -137,12 +157,28 @@ fn put_single(sizes: &Sizes) -> Vec<Measurement> {
                     .expect("put");
             }
         });
+        let (spent_encrypted, ()) = time(|| {
+            for (id, doc) in &ids {
+                encrypted
+                    .put("plans".into(), Some(id.clone()), doc.clone())
+                    .expect("put");
+            }
+        });
         floor_us.push(micros(floor) / ids.len() as f64);
         engine_us.push(micros(spent) / ids.len() as f64);
+        encrypted_us.push(micros(spent_encrypted) / ids.len() as f64);
     }
-    vec![Measurement::new("put_single", median(&mut engine_us), "us")
-        .floor(median(&mut floor_us))
-        .target(Target::RatioAtMost(3.0))]
+    encrypted.shutdown();
+    let plain = median(&mut engine_us);
+    vec![
+        Measurement::new("put_single", plain, "us")
+            .floor(median(&mut floor_us))
+            .target(Target::RatioAtMost(3.0)),
+        // The floor is the plaintext engine of the same rounds, not raw SQLite.
+        Measurement::new("put_single_encrypted", median(&mut encrypted_us), "us")
+            .floor(plain)
+            .target(Target::RatioAtMost(ENCRYPTED_RATIO_TARGET)),
+    ]
 }
 
 /// `put_single` into a collection with a reference (checked on every write) and a unique
@@ -236,25 +272,39 @@ fn write_batch(sizes: &Sizes) -> Measurement {
 }
 
 /// Fills a store with plans and their days (about 100k records), then measures point reads, an
-/// indexed query and reopening.
+/// indexed query and reopening; point reads also on an encrypted store filled alike
+/// (`get_encrypted`), each id read from both stores in turn (which goes first alternates).
 fn reads_and_open(sizes: &Sizes) -> Vec<Measurement> {
     let dir = TempDir::new().expect("temp dir");
     let engine = open_engine(&dir);
     populate(&engine, sizes);
+    let encrypted_dir = TempDir::new().expect("temp dir");
+    let encrypted = open_engine_in(encrypted_dir.path(), Encryption::On);
+    populate(&encrypted, sizes);
     let mut rng = Lcg(7);
 
-    let mut get_us: Vec<f64> = (0..sizes.samples)
-        .map(|_| {
-            let id = format!(
-                "d{}-{}",
-                rng.below(sizes.plans),
-                rng.below(sizes.days_per_plan)
-            );
-            let (spent, found) = time(|| engine.get("plan_days".into(), id).expect("get"));
-            assert!(found.is_some());
-            micros(spent)
-        })
-        .collect();
+    let get = |store: &Tandem, id: &str| {
+        let (spent, found) = time(|| store.get("plan_days".into(), id.to_string()).expect("get"));
+        assert!(found.is_some());
+        micros(spent)
+    };
+    let (mut get_us, mut encrypted_get_us) = (Vec::new(), Vec::new());
+    for i in 0..sizes.samples {
+        let id = format!(
+            "d{}-{}",
+            rng.below(sizes.plans),
+            rng.below(sizes.days_per_plan)
+        );
+        if i % 2 == 0 {
+            get_us.push(get(&engine, &id));
+            encrypted_get_us.push(get(&encrypted, &id));
+        } else {
+            encrypted_get_us.push(get(&encrypted, &id));
+            get_us.push(get(&engine, &id));
+        }
+    }
+    encrypted.shutdown();
+    drop(encrypted);
 
     let mut query_us: Vec<f64> = (0..sizes.samples / 4)
         .map(|_| {
@@ -283,8 +333,16 @@ fn reads_and_open(sizes: &Sizes) -> Vec<Measurement> {
         })
         .collect();
 
+    let get_p50 = percentile(&mut get_us, 50.0);
     vec![
-        Measurement::new("get", percentile(&mut get_us, 50.0), "us").target(Target::AtMost(20.0)),
+        Measurement::new("get", get_p50, "us").target(Target::AtMost(20.0)),
+        Measurement::new(
+            "get_encrypted",
+            percentile(&mut encrypted_get_us, 50.0),
+            "us",
+        )
+        .floor(get_p50)
+        .target(Target::RatioAtMost(ENCRYPTED_RATIO_TARGET)),
         Measurement::new("query_indexed", percentile(&mut query_us, 50.0), "us")
             .target(Target::AtMost(300.0)),
         Measurement::new("open_100k", median(&mut open_ms), "ms").target(Target::AtMost(100.0)),

@@ -2,14 +2,17 @@
 //! object. Suites: `local` (the store), `sync` (engines syncing through a local server), `server`
 //! (the sync server over HTTP, on SQLite and PostgreSQL), `ffi` (library size and the cost of a
 //! call from Kotlin and Python), `attachments` (files up and down through engine and server, against
-//! plain HTTP, and the memory it takes). `--quick` shrinks every size for a smoke run in tests (its
-//! figures mean nothing; `cdylib_size`, which needs an optimised build, is skipped); `--only NAME`
-//! runs just the measurements named so.
+//! plain HTTP, and the memory it takes), `scale` (sync, open and queries as the store and the
+//! outbox grow; `--chart PATH` writes its SVG, `--sizes N,N,…` replaces its store sizes).
+//! `--quick` shrinks every size for a smoke run in tests (its figures mean nothing;
+//! `cdylib_size`, which needs an optimised build, is skipped); `--only NAME` runs just the
+//! measurements named so.
 
 mod attachments;
 mod ffi;
 mod local;
 mod report;
+mod scale;
 mod server;
 mod stats;
 mod sync;
@@ -63,6 +66,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("scale") => {
+            let option = |name: &str| {
+                args.iter()
+                    .position(|a| a == name)
+                    .and_then(|i| args.get(i + 1))
+                    .map(String::as_str)
+            };
+            let sizes = option("--sizes").map(|list| {
+                list.split(',')
+                    .filter_map(|n| n.trim().parse().ok())
+                    .collect()
+            });
+            match scale::run(quick, only, sizes, option("--chart")) {
+                Ok(results) => {
+                    report::print("scale", &results);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("scale suite failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some("sync") => {
             report::print("sync", &sync::run(quick, only));
             ExitCode::SUCCESS
@@ -76,17 +102,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("__bootstrap") => {
-            let count = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
-            sync::bootstrap_child(
-                args.get(1).map_or("", String::as_str),
-                args.get(2).map_or("", String::as_str),
-                count,
-            );
+            sync::bootstrap_child(&args[1..]);
             ExitCode::SUCCESS
         }
         _ => {
             eprintln!(
-                "usage: tandem-bench local|sync|server|ffi|attachments [--quick] [--only NAME]"
+                "usage: tandem-bench local|sync|server|ffi|attachments|scale [--quick] [--only NAME] \
+                 [--chart PATH] [--sizes N,N,…]"
             );
             ExitCode::from(2)
         }

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tandem::{
-    Query, QueryObserver, Record, SecureStore, SecureStoreError, SyncPhase, Tandem, TandemConfig,
-    WriteOp,
+    Encryption, Query, QueryObserver, Record, SecureStore, SecureStoreError, SyncPhase, Tandem,
+    TandemConfig, WriteOp,
 };
 use tempfile::TempDir;
 
 use crate::report::{Measurement, Target};
 use crate::stats::{median, millis, percentile};
 
-const SCHEMA: &str = include_str!("../../schemas/sample.json");
+pub(crate) const SCHEMA: &str = include_str!("../../schemas/sample.json");
 /// Passed to children in the environment, never in argv.
-const PASSWORD_ENV: &str = "TANDEM_BENCH_PASSWORD";
-const PASSWORD: &str = "bench password 0123456789";
+pub(crate) const PASSWORD_ENV: &str = "TANDEM_BENCH_PASSWORD";
+pub(crate) const PASSWORD: &str = "bench password 0123456789";
 
 struct Sizes {
     bootstrap: usize,
@@ -61,7 +61,7 @@ pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
     let wanted = |group: &str| only.is_none_or(|o| group.contains(o));
     let server = BenchServer::start();
     let mut results = Vec::new();
-    if wanted("bootstrap_100k bootstrap_100k_rss") {
+    if wanted("bootstrap_100k bootstrap_100k_rss bootstrap_100k_encrypted") {
         results.extend(bootstrap(&server, sizes));
     }
     if wanted("push_10k") {
@@ -84,7 +84,7 @@ pub fn run(quick: bool, only: Option<&str>) -> Vec<Measurement> {
 
 /// An in-memory secure store: benchmarks must not touch the user's keyring.
 #[derive(Default)]
-struct Secrets(Mutex<HashMap<String, String>>);
+pub(crate) struct Secrets(Mutex<HashMap<String, String>>);
 
 impl SecureStore for Secrets {
     fn get(&self, key: String) -> Result<Option<String>, SecureStoreError> {
@@ -138,8 +138,8 @@ pub(crate) fn email(tag: &str) -> String {
     format!("bench-{tag}-{}@example.com", uuid::Uuid::now_v7().simple())
 }
 
-/// About 300 bytes of JSON, like a real plan.
-fn plan_json(i: usize) -> String {
+/// About 210 bytes of JSON (204 to 213), like a real plan.
+pub(crate) fn plan_json(i: usize) -> String {
     format!(
         r#"{{"name": "Plan {i}", "notes": "Warm up for ten minutes, then three rounds of the main lifts with long rests in between; finish with mobility work and a short walk. Keep a log of the weights.", "archived": false}}"#
     )
@@ -168,21 +168,10 @@ fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
     let account = email("bootstrap");
     seed(&server.url, &account, sizes.bootstrap);
     let floor_secs = floor_insert(sizes.bootstrap);
-    let child = Command::new(std::env::current_exe().expect("own path"))
-        .args([
-            "__bootstrap",
-            &server.url,
-            &account,
-            &sizes.bootstrap.to_string(),
-        ])
-        .env(PASSWORD_ENV, PASSWORD)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run the bootstrap client");
-    let answer: serde_json::Value =
-        serde_json::from_slice(&child.stdout).expect("the bootstrap client's JSON");
-    let secs = answer["secs"].as_f64().expect("secs");
-    let rss = answer["rss_mb"].as_f64().expect("rss");
+    let (secs, rss) = bootstrap_in_child(&server.url, &account, sizes.bootstrap, &[]);
+    // The same pull into an encrypted store, right after (its key in the child's in-memory store).
+    let (encrypted_secs, encrypted_rss) =
+        bootstrap_in_child(&server.url, &account, sizes.bootstrap, &["--encrypted"]);
     let per_sec = |secs: f64| sizes.bootstrap as f64 / secs;
     vec![
         // The ratio compares costs: floor records/s over engine records/s.
@@ -191,6 +180,12 @@ fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
             .inverse_ratio()
             .target(Target::RatioAtMost(5.0)),
         Measurement::new("bootstrap_100k_rss", rss, "MB").target(Target::AtMost(150.0)),
+        // Against the plaintext engine's rate of this run, not raw SQLite (issue 17).
+        Measurement::new("bootstrap_100k_encrypted", per_sec(encrypted_secs), "ops/s")
+            .floor(per_sec(secs))
+            .inverse_ratio()
+            .target(Target::RatioAtMost(1.3)),
+        Measurement::new("bootstrap_100k_encrypted_rss", encrypted_rss, "MB"),
     ]
 }
 
@@ -246,24 +241,24 @@ fn join_space(server: &BenchServer, sizes: &Sizes) -> Measurement {
 
 /// A user of the bench server over plain HTTP: seeding spaces and records without a device (and
 /// its local store) per seeding account.
-struct HttpUser {
+pub(crate) struct HttpUser {
     auth: String,
 }
 
-struct Http {
+pub(crate) struct Http {
     client: reqwest::Client,
     base: String,
 }
 
 impl Http {
-    fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Self {
             client: reqwest::Client::new(),
             base: base.to_string(),
         }
     }
 
-    fn post(
+    pub(crate) fn post(
         &self,
         path: &str,
         user: Option<&HttpUser>,
@@ -282,7 +277,7 @@ impl Http {
         })
     }
 
-    fn sign_up(&self, email: &str) -> HttpUser {
+    pub(crate) fn sign_up(&self, email: &str) -> HttpUser {
         let session = self.post(
             "/auth/v1/signup",
             None,
@@ -319,7 +314,7 @@ impl Http {
 
     /// Pushes `count` new records of `collection` (the documents of `plan_json`), in batches of
     /// 500, all applied.
-    fn push_new(
+    pub(crate) fn push_new(
         &self,
         user: &HttpUser,
         collection: &str,
@@ -386,27 +381,70 @@ fn floor_insert(count: usize) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+/// Runs a bootstrap client (`__bootstrap`, this binary) that signs in to `account` on an empty
+/// device and pulls everything (`count` records, counted in the collections `extra` names with
+/// `--collections`, else in `plans`); returns its seconds and its peak resident memory (MB).
+pub(crate) fn bootstrap_in_child(
+    url: &str,
+    account: &str,
+    count: usize,
+    extra: &[&str],
+) -> (f64, f64) {
+    let child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["__bootstrap", url, account, &count.to_string()])
+        .args(extra)
+        .env(PASSWORD_ENV, PASSWORD)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the bootstrap client");
+    assert!(child.status.success(), "the bootstrap client failed");
+    let answer: serde_json::Value =
+        serde_json::from_slice(&child.stdout).expect("the bootstrap client's JSON");
+    let secs = answer["secs"].as_f64().expect("secs");
+    let rss = answer["rss_mb"].as_f64().expect("rss");
+    (secs, rss)
+}
+
 /// The child side of `bootstrap`: sign in on an empty device, pull everything, report.
-pub fn bootstrap_child(url: &str, account: &str, expected: usize) {
+/// `args`: the server's URL, the account, how many records must arrive, then optionally
+/// `--collections a,b` (where they are counted; `plans` when absent) and `--encrypted` (the store
+/// encrypted, its key kept in the device's in-memory secure store).
+pub fn bootstrap_child(args: &[String]) {
+    let arg = |i: usize| args.get(i).map_or("", String::as_str);
+    let (url, account) = (arg(0), arg(1));
+    let expected: usize = arg(2).parse().expect("the record count");
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    let collections = option("--collections").unwrap_or("plans");
+    let encrypted = args.iter().any(|a| a == "--encrypted");
     let password = std::env::var(PASSWORD_ENV).expect("password in the environment");
-    let device = Device::new(url, |c| c.sync.pull_page_size = 1000);
+    let device = Device::new(url, |c| {
+        c.sync.pull_page_size = 1000;
+        if encrypted {
+            c.encryption = Some(Encryption::On);
+        }
+    });
     block(device.t.sign_in(account.into(), password)).expect("sign in");
     let started = Instant::now();
     block(device.t.sync_now()).expect("bootstrap");
     let secs = started.elapsed().as_secs_f64();
-    let count = device
-        .t
-        .count("plans".into(), Query::default())
-        .expect("count");
+    // The bootstrap's own peak, before the check below reads the store through a reader
+    // connection (whose page cache would count too).
+    let rss_mb = peak_rss_mb();
+    let count: u64 = collections
+        .split(',')
+        .map(|c| device.t.count(c.into(), Query::default()).expect("count"))
+        .sum();
     assert_eq!(count as usize, expected, "every record arrived");
-    println!(
-        "{}",
-        serde_json::json!({"secs": secs, "rss_mb": peak_rss_mb()})
-    );
+    println!("{}", serde_json::json!({"secs": secs, "rss_mb": rss_mb}));
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), in MB.
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

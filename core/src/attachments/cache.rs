@@ -134,21 +134,21 @@ pub struct Collected {
 /// Deletes the rows and files of hashes nothing references any more, and leftover partial and
 /// temporary files. Files with a transfer under way are left alone.
 pub fn collect(engine: &Engine) -> Result<Collected> {
-    // A schema without attachment fields has nothing to collect (unless an earlier one left
-    // rows): no scan of the records.
-    if !engine.schema().has_attachments() {
-        let any = engine.store().read(|c| {
-            Ok(
-                c.query_row("SELECT EXISTS (SELECT 1 FROM attachments)", [], |r| {
-                    r.get::<_, bool>(0)
-                })?,
-            )
-        })?;
-        if !any {
-            return Ok(Collected::default());
-        }
-    }
+    // Nothing to collect without a row or a file: no scan of the records (the scan reads every
+    // document, so its cost grows with the store; it ran after every sync run and at every open).
+    // A schema without attachment fields needs no look at the directory (as before); with them,
+    // any entry of the cache directory (a file, a partial download, `tmp`) means a scan.
+    let any_row = engine.store().read(|c| {
+        Ok(
+            c.query_row("SELECT EXISTS (SELECT 1 FROM attachments)", [], |r| {
+                r.get::<_, bool>(0)
+            })?,
+        )
+    })?;
     let dir = dir(engine);
+    if !any_row && (!engine.schema().has_attachments() || is_empty_or_missing(&dir)?) {
+        return Ok(Collected::default());
+    }
     let active: HashSet<String> = engine.attachment_progress().active().into_iter().collect();
     let mut collected = Collected::default();
     let referenced = engine.store().write(|tx| {
@@ -205,6 +205,15 @@ pub fn collect(engine: &Engine) -> Result<Collected> {
         engine.committed(BTreeSet::from([ATTACHMENTS.to_string()]));
     }
     Ok(collected)
+}
+
+/// Whether `dir` has no entry at all (or does not exist).
+fn is_empty_or_missing(dir: &Path) -> Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Deletes the files of `tmp` older than [`STALE_TMP`].
