@@ -8,7 +8,7 @@ use tandem::{Encryption, Filter, FilterOp, Query, Tandem, TandemConfig, WriteOp}
 use tempfile::TempDir;
 
 use crate::report::{Measurement, Target};
-use crate::stats::{median, micros, millis, percentile, time};
+use crate::stats::{median, micros, millis, percentile, time, Lcg};
 use crate::sync::Secrets;
 
 const SCHEMA: &str = r#"{"version": 1, "collections": {
@@ -373,18 +373,5 @@ fn populate(engine: &Tandem, sizes: &Sizes) {
         .collect();
     for chunk in days.chunks(10_000) {
         engine.write(chunk.to_vec()).expect("populate days");
-    }
-}
-
-/// A tiny deterministic generator: the same ids are read in every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) % n as u64) as usize
     }
 }

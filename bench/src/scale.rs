@@ -27,7 +27,7 @@ use tandem::{Filter, FilterOp, Query, Tandem, TandemConfig, WriteOp};
 use tempfile::TempDir;
 
 use crate::report::{Measurement, Target};
-use crate::stats::{median, micros, millis, percentile};
+use crate::stats::{median, micros, millis, percentile, Lcg};
 use crate::sync::{self, block, email, plan_json, BenchServer, Http, HttpUser, Secrets, SCHEMA};
 
 struct Sizes {
@@ -670,18 +670,5 @@ fn short(y: f64) -> String {
     } else {
         let text = format!("{y:.4}");
         text.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
-/// A tiny deterministic generator: the same plans are queried in every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) % n as u64) as usize
     }
 }

@@ -29,3 +29,17 @@ pub fn micros(d: Duration) -> f64 {
 pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
+
+/// A tiny deterministic generator: the same records are picked in every run.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
