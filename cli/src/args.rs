@@ -221,9 +221,16 @@ pub enum SpaceCommand {
     /// Invitations waiting for your answer, as of the last sync
     Invitations,
     /// Accepts an invitation; the next sync brings the space's records
-    Accept { invitation: String },
+    Accept {
+        // Invitation ids are random base64url, so one may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        invitation: String,
+    },
     /// Declines an invitation
-    Decline { invitation: String },
+    Decline {
+        #[arg(allow_hyphen_values = true)]
+        invitation: String,
+    },
     /// The members of a space and their roles
     Members {
         /// The space: its id, or the name of one of your spaces
@@ -345,6 +352,21 @@ fn parse_order(text: &str) -> Result<(String, bool), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invitation_id_may_start_with_a_hyphen() {
+        for command in ["accept", "decline"] {
+            let cli = Cli::try_parse_from(["tandem", "space", command, "-Ral0aftPYYAm0ZZ0EwQBA"])
+                .unwrap_or_else(|e| panic!("{command}: {e}"));
+            let Command::Space(
+                SpaceCommand::Accept { invitation } | SpaceCommand::Decline { invitation },
+            ) = cli.command
+            else {
+                panic!("{command} parsed as another command");
+            };
+            assert_eq!(invitation, "-Ral0aftPYYAm0ZZ0EwQBA");
+        }
+    }
 
     #[test]
     fn filters_take_a_json_value() {
