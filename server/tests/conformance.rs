@@ -122,10 +122,10 @@ async fn sign_up_and_sign_in(db: TestDb) {
         .assert_error(422, "weak_password");
     c.signup("not-an-email", "password123")
         .await
-        .assert_error(422, "validation_failed");
+        .assert_error(400, "validation_failed");
     c.signup("a@", "password123")
         .await
-        .assert_error(422, "validation_failed");
+        .assert_error(400, "validation_failed");
 
     let again = c
         .sign_in("ALICE@example.com", "password123")
@@ -178,10 +178,11 @@ async fn token_tampering(db: TestDb) {
         async move {
             c.get("/auth/v1/user", Some(&t))
                 .await
-                .assert_error(401, code)
+                .assert_error(403, code)
         }
     };
-    // Missing or malformed headers.
+    // Missing or malformed headers: 401 (GoTrue's `no_authorization`); a token that is refused,
+    // on `/auth/v1`: 403 (GoTrue's `bad_jwt`).
     c.get("/auth/v1/user", None)
         .await
         .assert_error(401, "unauthorized");
@@ -191,7 +192,10 @@ async fn token_tampering(db: TestDb) {
         .header("authorization", "Basic abc");
     c.send(basic).await.assert_error(401, "unauthorized");
     check("garbage".into(), "unauthorized").await;
-    check(String::new(), "unauthorized").await;
+    // An empty token is no bearer token at all (GoTrue's `no_authorization`): 401.
+    c.get("/auth/v1/user", Some(""))
+        .await
+        .assert_error(401, "unauthorized");
     // Wrong secret.
     check(
         sign(
@@ -276,6 +280,9 @@ async fn access_token_expiry(db: TestDb) {
     c.get("/auth/v1/user", Some(&token)).await.assert_ok();
     server.advance(Duration::from_millis(3200)); // past exp plus the 1 s leeway
     c.get("/auth/v1/user", Some(&token))
+        .await
+        .assert_error(403, "token_expired");
+    c.pull(&token, None, None)
         .await
         .assert_error(401, "token_expired");
     // A refresh still works and gives a fresh token.
@@ -394,8 +401,15 @@ async fn logout_revokes_refresh_tokens(db: TestDb) {
     c.refresh(session["refresh_token"].as_str().unwrap())
         .await
         .assert_error(400, "invalid_grant");
-    // JWTs are stateless: the access token works until it expires.
-    c.get("/auth/v1/user", Some(&token)).await.assert_ok();
+    // `/auth/v1` refuses the access token of the signed-out session (GoTrue's 403
+    // `session_not_found`); `/sync/v1` checks JWTs statelessly: there it works until it expires.
+    c.get("/auth/v1/user", Some(&token))
+        .await
+        .assert_error(403, "unauthorized");
+    c.send(c.http.post(c.url("/auth/v1/logout")).bearer_auth(&token))
+        .await
+        .assert_error(403, "unauthorized");
+    c.pull(&token, None, None).await.assert_ok();
     let reply = c.send(c.http.post(c.url("/auth/v1/logout"))).await;
     reply.assert_error(401, "unauthorized");
 }

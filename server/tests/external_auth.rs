@@ -461,7 +461,20 @@ async fn logout_scopes(db: TestDb) {
     // An unknown scope is refused.
     logout(d_token.clone(), "?scope=everything")
         .await
-        .assert_error(422, "validation_failed");
+        .assert_error(400, "validation_failed");
+    // A signed-out session's access token is refused by `/auth/v1` (GoTrue's 403
+    // `session_not_found`), on `GET /user` and `POST /logout`; `/sync/v1` takes it until it
+    // expires. The session that stays is accepted.
+    for token in [a_token.as_str(), b["access_token"].as_str().unwrap()] {
+        c.get("/auth/v1/user", Some(token))
+            .await
+            .assert_error(403, "unauthorized");
+        logout(token.to_string(), "?scope=local")
+            .await
+            .assert_error(403, "unauthorized");
+        c.pull(token, None, None).await.assert_ok();
+    }
+    c.get("/auth/v1/user", Some(&d_token)).await.assert_ok();
     // global: every sign-in, and every access token issued so far.
     let (e_token, e_refresh) = sign_in().await;
     assert_eq!(
@@ -483,10 +496,15 @@ async fn logout_scopes(db: TestDb) {
     c.pull(&b_token, None, None)
         .await
         .assert_error(401, "unauthorized");
+    for token in [&d_token, &e_token] {
+        c.get("/auth/v1/user", Some(token))
+            .await
+            .assert_error(403, "unauthorized");
+    }
     // A new sign-in works.
     let (f_token, _) = sign_in().await;
     c.pull(&f_token, None, None).await.assert_ok();
-    drop(a_token);
+    c.get("/auth/v1/user", Some(&f_token)).await.assert_ok();
 }
 
 async fn the_password_minimum_is_gotrues_and_configurable(db: TestDb) {

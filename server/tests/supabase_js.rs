@@ -206,9 +206,30 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// `token` with its claims edited by `edit` and a signature that is not the issuer's.
+fn forge(token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims = claims(token);
+    edit(&mut claims);
+    let mut parts = token.split('.');
+    let header = parts.next().unwrap();
+    let signature = parts.nth(1).unwrap();
+    let forged: String = signature
+        .chars()
+        .rev()
+        .collect::<String>()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "A");
+    format!(
+        "{header}.{}.{forged}",
+        engine.encode(serde_json::to_vec(&claims).unwrap())
+    )
+}
+
 /// The story, against the auth base `base` (`{server}/auth/v1`, or GoTrue's root), with or
-/// without the API version header.
-async fn story(base: &str, versioned: bool) {
+/// without the API version header; with the issuer's HS256 `secret` when known (for an expired
+/// token).
+async fn story(base: &str, versioned: bool, secret: Option<&str>) {
     let js = AuthJs {
         http: reqwest::Client::new(),
         base: base.trim_end_matches('/').to_string(),
@@ -250,10 +271,10 @@ async fn story(base: &str, versioned: bool) {
         .await;
     assert_error(&weak, Some(422), "weak_password");
     assert_eq!(weak.body["weak_password"]["reasons"], json!(["length"]));
-    // An email that is none: validation_failed (GoTrue answers 400, tandem-server 422).
+    // An email that is none: 400 validation_failed.
     assert_error(
         &js.sign_up("not-an-email", password).await,
-        None,
+        Some(400),
         "validation_failed",
     );
 
@@ -269,7 +290,28 @@ async fn story(base: &str, versioned: bool) {
     assert_eq!(user.status, 200, "{}", user.body);
     assert_user(&user.body, &email);
     assert_error(&js.user(None).await, Some(401), "no_authorization");
-    assert_error(&js.user(Some("not.a.jwt")).await, None, "bad_jwt");
+    assert_error(&js.user(Some("not.a.jwt")).await, Some(403), "bad_jwt");
+    assert_error(
+        &js.sign_out("not.a.jwt", "local").await,
+        Some(403),
+        "bad_jwt",
+    );
+    // A token whose signature is not the issuer's, and one that has expired.
+    let forged = forge(&access, |_| {});
+    assert_error(&js.user(Some(&forged)).await, Some(403), "bad_jwt");
+    assert_error(&js.sign_out(&forged, "local").await, Some(403), "bad_jwt");
+    if let Some(secret) = secret {
+        let mut expired = claims(&access);
+        expired["exp"] = json!(expired["iat"].as_i64().unwrap() - 60);
+        let expired = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &expired,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap();
+        assert_error(&js.user(Some(&expired)).await, Some(403), "bad_jwt");
+        assert_error(&js.sign_out(&expired, "local").await, Some(403), "bad_jwt");
+    }
     // refreshSession: a new session of the same sign-in; an unknown token (well-formed: GoTrue
     // answers `validation_failed` to a malformed one) is refused.
     let (refreshed, _) = assert_session(&js.refresh(&refresh).await, &email);
@@ -290,8 +332,19 @@ async fn story(base: &str, versioned: bool) {
         .unwrap();
     assert_error(&answer(bad).await, Some(400), "bad_json");
 
-    // signOut({scope: 'local'}): this sign-in only; the other one still refreshes.
+    // signOut({scope: 'local'}): this sign-in only; the other one still refreshes. The
+    // signed-out session's access token is refused: 403 session_not_found.
     assert_eq!(js.sign_out(&other_access, "local").await.status, 204);
+    assert_error(
+        &js.user(Some(&other_access)).await,
+        Some(403),
+        "session_not_found",
+    );
+    assert_error(
+        &js.sign_out(&other_access, "local").await,
+        Some(403),
+        "session_not_found",
+    );
     assert_error(
         &js.refresh(&other_refresh).await,
         Some(400),
@@ -307,11 +360,18 @@ async fn story(base: &str, versioned: bool) {
         Some(400),
         "refresh_token_not_found",
     );
+    assert_error(
+        &js.user(Some(&fourth_access)).await,
+        Some(403),
+        "session_not_found",
+    );
+    let third_user = js.user(Some(&third_access)).await;
+    assert_eq!(third_user.status, 200, "{}", third_user.body);
     let (third_access, _) = assert_session(&js.refresh(&third_refresh).await, &email);
-    // An unknown scope is refused (GoTrue 400, tandem-server 422).
+    // An unknown scope is refused.
     assert_error(
         &js.sign_out(&third_access, "bogus").await,
-        None,
+        Some(400),
         "validation_failed",
     );
     // signOut() (auth-js's default scope is global): every sign-in.
@@ -322,7 +382,14 @@ async fn story(base: &str, versioned: bool) {
         Some(400),
         "refresh_token_not_found",
     );
-    drop(fourth_access);
+    for access in [&fifth_access, &third_access] {
+        assert_error(&js.user(Some(access)).await, Some(403), "session_not_found");
+        assert_error(
+            &js.sign_out(access, "global").await,
+            Some(403),
+            "session_not_found",
+        );
+    }
 
     // getSettings and the health check.
     let settings = js.request("GET", "/settings", None, None).await;
@@ -346,8 +413,18 @@ async fn story(base: &str, versioned: bool) {
 
 async fn a_supabase_js_client_works_against_tandem_server(db: TestDb) {
     let server = TestServer::builder().db(&db).start();
-    story(&format!("{}/auth/v1", server.url()), true).await;
-    story(&format!("{}/auth/v1", server.url()), false).await;
+    story(
+        &format!("{}/auth/v1", server.url()),
+        true,
+        Some(common::SECRET),
+    )
+    .await;
+    story(
+        &format!("{}/auth/v1", server.url()),
+        false,
+        Some(common::SECRET),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,6 +433,9 @@ async fn the_same_story_passes_against_gotrue() {
         eprintln!("skipped: TANDEM_TEST_GOTRUE_URL is not set (scripts/test.sh starts GoTrue)");
         return;
     };
-    story(&url, true).await;
-    story(&url, false).await;
+    let secret = std::env::var("TANDEM_TEST_GOTRUE_SECRET_FILE")
+        .ok()
+        .map(|file| std::fs::read_to_string(file).unwrap().trim().to_string());
+    story(&url, true, secret.as_deref()).await;
+    story(&url, false, secret.as_deref()).await;
 }

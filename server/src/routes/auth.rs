@@ -32,9 +32,7 @@ pub async fn signup(
     let email = normalize_email(&body.email);
     check_email(&email)?;
     if !is_plausible_email(&email) {
-        return Err(ApiError::validation_failed(
-            "the email must be of the form local@domain",
-        ));
+        return Err(invalid_input("the email must be of the form local@domain"));
     }
     if body.password.chars().count() < state.min_password_chars {
         return Err(ApiError::weak_password(state.min_password_chars));
@@ -135,10 +133,18 @@ async fn password_grant(
     }
 }
 
+/// Input GoTrue refuses with `400 validation_failed` (an email that is none, an unknown logout
+/// scope); elsewhere the protocol's `validation_failed` is a 422.
+fn invalid_input(description: impl Into<String>) -> ApiError {
+    let mut error = ApiError::validation_failed(description);
+    error.status = StatusCode::BAD_REQUEST;
+    error
+}
+
 /// Emails longer than the protocol allows are refused before they are looked up or remembered.
 fn check_email(email: &str) -> Result<(), ApiError> {
     if email.len() > MAX_EMAIL_LEN {
-        return Err(ApiError::validation_failed(format!(
+        return Err(invalid_input(format!(
             "the email must have at most {MAX_EMAIL_LEN} bytes"
         )));
     }
@@ -177,8 +183,9 @@ pub struct LogoutQuery {
 
 /// `POST /auth/v1/logout[?scope=local|global|others]`, as GoTrue's:
 /// - `local` (the default here; GoTrue's is `global`, but engines before the scope sent none and
-///   meant this device): revokes this sign-in's refresh tokens; its access token stays valid
-///   until it expires (JWTs are stateless);
+///   meant this device): revokes this sign-in's refresh tokens; its access token is refused by
+///   `/auth/v1` at once (as GoTrue's: its session is gone) and stays valid on `/sync/v1` until it
+///   expires (JWTs are stateless there, as at any resource server of GoTrue's);
 /// - `global`: revokes every sign-in of the user and refuses every access token issued to it so
 ///   far (as the operator's `POST /admin/v1/users/{id}/revoke`): every device is signed out at
 ///   its next request;
@@ -189,7 +196,7 @@ pub struct LogoutQuery {
 pub async fn logout(
     State(state): State<SharedState>,
     query: Result<Query<LogoutQuery>, axum::extract::rejection::QueryRejection>,
-    user: AuthUser,
+    SessionUser(user): SessionUser,
 ) -> Result<StatusCode, ApiError> {
     let scope = query.ok().and_then(|Query(q)| q.scope);
     let now_ms = state.clock.now_ms();
@@ -217,7 +224,7 @@ pub async fn logout(
             tracing::info!(user_id = %user.user_id, sessions, "signed out the other sessions");
         }
         other => {
-            return Err(ApiError::validation_failed(format!(
+            return Err(invalid_input(format!(
                 "unsupported logout scope {other:?}: local, global or others"
             )))
         }
@@ -228,11 +235,58 @@ pub async fn logout(
 /// `GET /auth/v1/user`.
 pub async fn user(
     State(state): State<SharedState>,
-    user: AuthUser,
+    SessionUser(user): SessionUser,
 ) -> Result<Json<UserOut>, ApiError> {
     match state.storage.user_by_id(&user.user_id).await? {
         Some(row) => Ok(Json(user_body(&row))),
-        None => Err(ApiError::account_gone().gotrue("user_not_found")),
+        None => {
+            let mut error = ApiError::account_gone().gotrue("user_not_found");
+            error.status = StatusCode::FORBIDDEN;
+            Err(error)
+        }
+    }
+}
+
+/// The user of `GET /user` and `POST /logout`, checked as GoTrue checks its own routes' tokens
+/// (docs/protocol.md, "GoTrue compatibility"): no `Authorization: Bearer` answers `401
+/// no_authorization`; a token that is malformed, badly signed or expired `403 bad_jwt`; a token
+/// of a sign-in that is signed out (any scope), revoked by the operator or by a refresh token's
+/// late reuse `403 session_not_found`. The session lookup is these routes' own: `/sync/v1` keeps
+/// its stateless check and its `401`s.
+pub struct SessionUser(pub AuthUser);
+
+impl axum::extract::FromRequestParts<SharedState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &SharedState,
+    ) -> Result<Self, ApiError> {
+        let user = match AuthUser::from_request_parts(parts, state).await {
+            Ok(user) => user,
+            Err(mut error) if error.status == StatusCode::UNAUTHORIZED => {
+                if error.gotrue != Some("no_authorization") {
+                    error.status = StatusCode::FORBIDDEN;
+                    error.gotrue = Some(error.gotrue.unwrap_or("bad_jwt"));
+                }
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        // As GoTrue: a token without a session (an external issuer's) is not checked.
+        if !user.session_id.is_empty()
+            && !state
+                .storage
+                .session_active(&user.user_id, &user.session_id)
+                .await?
+        {
+            tracing::info!(user_id = %user.user_id, "access token of a signed-out session");
+            let mut error = ApiError::unauthorized("the session of this access token has ended")
+                .gotrue("session_not_found");
+            error.status = StatusCode::FORBIDDEN;
+            return Err(error);
+        }
+        Ok(SessionUser(user))
     }
 }
 

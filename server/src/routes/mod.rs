@@ -413,12 +413,15 @@ impl FromRequestParts<SharedState> for AuthUser {
             .map(|(_, token)| token.trim())
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be Bearer <access token>")
+                    .gotrue("no_authorization")
             })?;
         let claims = state.jwt.verify(token, state.clock.now_secs()).await?;
         // An operator revoked the user's sessions after this token was issued (a cached check).
         if state.control.revocations.refuses(&claims.sub, claims.iat) {
             tracing::info!("access token issued before its user's revocation");
-            return Err(ApiError::unauthorized("the access token was revoked"));
+            return Err(
+                ApiError::unauthorized("the access token was revoked").gotrue("session_not_found")
+            );
         }
         // External auth mode: the issuer's user gets its row here, on its first request, so
         // every route (push, pull, events, spaces, blobs) sees the same account.

@@ -676,6 +676,19 @@ impl Storage {
         }
     }
 
+    /// Whether sign-in `session_id` of `user_id` exists and is not revoked (signed out, revoked
+    /// by the operator or by a refresh token's late reuse). Read by `/auth/v1` only.
+    pub async fn session_active(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, StorageError> {
+        match self {
+            Self::Sqlite(s) => s.session_active(user_id, session_id).await,
+            Self::Postgres(s) => s.session_active(user_id, session_id).await,
+        }
+    }
+
     /// Starts a sign-in with its first refresh token (stored as `token_hash`).
     pub async fn create_session(
         &self,

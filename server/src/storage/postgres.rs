@@ -468,6 +468,22 @@ impl PostgresStore {
         user_where(&client, "id = $1", id).await
     }
 
+    /// Whether sign-in `session_id` of `user_id` exists and is not revoked.
+    pub async fn session_active(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, StorageError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                &[&session_id, &user_id],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn create_session(
         &self,
         user_id: &str,

@@ -337,6 +337,25 @@ impl SqliteStore {
             .await
     }
 
+    /// Whether sign-in `session_id` of `user_id` exists and is not revoked.
+    pub async fn session_active(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, StorageError> {
+        let (user_id, session_id) = (user_id.to_string(), session_id.to_string());
+        self.read(move |conn| {
+            let found = conn
+                .prepare_cached(
+                    "SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+                )?
+                .query_row(params![session_id, user_id], |_| Ok(()))
+                .optional()?;
+            Ok(found.is_some())
+        })
+        .await
+    }
+
     pub async fn create_session(
         &self,
         user_id: &str,
