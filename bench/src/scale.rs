@@ -223,19 +223,7 @@ fn push_docs(
                 })
             })
             .collect();
-        let sent = mutations.len();
-        let answer = http.post(
-            "/sync/v1/push",
-            Some(user),
-            json!({"clientId": client, "mutations": mutations}),
-        );
-        let applied = answer["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .filter(|r| r["status"] == "applied")
-            .count();
-        assert_eq!(applied, sent, "every seeded record applied");
+        http.push_all_applied(user, client, mutations);
     }
 }
 

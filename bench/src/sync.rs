@@ -340,20 +340,30 @@ impl Http {
                     m
                 })
                 .collect();
-            let sent = mutations.len();
-            let answer = self.post(
-                "/sync/v1/push",
-                Some(user),
-                serde_json::json!({"clientId": format!("bench-{tag}"), "mutations": mutations}),
-            );
-            let applied = answer["results"]
-                .as_array()
-                .expect("results")
-                .iter()
-                .filter(|r| r["status"] == "applied")
-                .count();
-            assert_eq!(applied, sent, "every seeded record applied");
+            self.push_all_applied(user, &format!("bench-{tag}"), mutations);
         }
+    }
+
+    /// Pushes `mutations` as `client` in one request; every one must be applied.
+    pub(crate) fn push_all_applied(
+        &self,
+        user: &HttpUser,
+        client: &str,
+        mutations: Vec<serde_json::Value>,
+    ) {
+        let sent = mutations.len();
+        let answer = self.post(
+            "/sync/v1/push",
+            Some(user),
+            serde_json::json!({"clientId": client, "mutations": mutations}),
+        );
+        let applied = answer["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["status"] == "applied")
+            .count();
+        assert_eq!(applied, sent, "every seeded record applied");
     }
 }
 

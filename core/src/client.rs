@@ -1095,13 +1095,7 @@ impl Client {
         if let Err(e) = delete_database(&scratch) {
             tracing::warn!(error = %e, "deleting the rekey placeholder failed");
         }
-        self.notifier.switched(
-            self.schema
-                .collections
-                .keys()
-                .cloned()
-                .collect::<BTreeSet<_>>(),
-        );
+        self.notify_store_replaced();
         rekeyed.map(drop)
     }
 
@@ -1157,6 +1151,14 @@ impl Client {
             &mut *self.engines.write().unwrap_or_else(|e| e.into_inner()),
             next,
         );
+        self.notify_store_replaced();
+        self.after_switch();
+        Ok(Some(previous))
+    }
+
+    /// Every observer re-reads: the current store was replaced (another account's, or the same
+    /// file reopened under a new key).
+    fn notify_store_replaced(&self) {
         self.notifier.switched(
             self.schema
                 .collections
@@ -1164,8 +1166,6 @@ impl Client {
                 .cloned()
                 .collect::<BTreeSet<_>>(),
         );
-        self.after_switch();
-        Ok(Some(previous))
     }
 
     fn after_switch(&self) {

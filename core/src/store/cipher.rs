@@ -116,16 +116,7 @@ pub fn key_connection(conn: &Connection, key: &DatabaseKey) -> Result<()> {
             "SQLite3 Multiple Ciphers refused the cipher {CIPHER} (answered {cipher})"
         )));
     }
-    let raw = key.raw_key();
-    // SAFETY: the handle is the live connection's; `raw` outlives the call, which copies it.
-    let rc = unsafe {
-        sqlite3_key_v2(
-            conn.handle(),
-            c"main".as_ptr(),
-            raw.as_ptr().cast(),
-            raw.len() as c_int,
-        )
-    };
+    let rc = set_main_key(conn, key);
     if rc != ffi::SQLITE_OK {
         // SAFETY: the handle is live; SQLite returns a static string for any code.
         let message = unsafe { CStr::from_ptr(ffi::sqlite3_errstr(rc)) };
@@ -137,6 +128,21 @@ pub fn key_connection(conn: &Connection, key: &DatabaseKey) -> Result<()> {
     }
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .map_err(|e| key_error(e, KeyProblem::Wrong))
+}
+
+/// SQLite3MC's keying call on `conn`'s main database with `key` in its raw form: the SQLite
+/// result code. Reads nothing: a wrong key shows on the first read.
+fn set_main_key(conn: &Connection, key: &DatabaseKey) -> c_int {
+    let raw = key.raw_key();
+    // SAFETY: the handle is the live connection's; `raw` outlives the call, which copies it.
+    unsafe {
+        sqlite3_key_v2(
+            conn.handle(),
+            c"main".as_ptr(),
+            raw.as_ptr().cast(),
+            raw.len() as c_int,
+        )
+    }
 }
 
 /// The value for `ATTACH DATABASE ... KEY ?`: the raw key, or an empty key for a plaintext file
@@ -213,16 +219,7 @@ mod tests {
         drop(conn);
         // The raw SQLite answer underneath is SQLITE_NOTADB.
         let conn = Connection::open(&path).unwrap();
-        let raw = key(8).raw_key();
-        // SAFETY: as in key_connection.
-        let rc = unsafe {
-            sqlite3_key_v2(
-                conn.handle(),
-                c"main".as_ptr(),
-                raw.as_ptr().cast(),
-                raw.len() as c_int,
-            )
-        };
+        let rc = set_main_key(&conn, &key(8));
         assert_eq!(rc, ffi::SQLITE_OK, "keying itself does not read");
         let err = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))

@@ -650,6 +650,20 @@ mod tests {
         assert_eq!(file_state(&path).unwrap(), Encrypted);
     }
 
+    /// A plaintext WAL database at `path` with table `t` holding 1..=5000 (sum: [`ROWS_SUM`]).
+    fn write_rows(path: &Path) {
+        Connection::open(path)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (x);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+                 INSERT INTO t SELECT i FROM n;",
+            )
+            .unwrap();
+    }
+
+    const ROWS_SUM: i64 = 5000 * 5001 / 2;
+
     fn sum(path: &Path, key: Option<&DatabaseKey>) -> Result<i64> {
         let conn = Connection::open(path)?;
         if let Some(key) = key {
@@ -663,15 +677,8 @@ mod tests {
         use crate::auth::MemorySecretStore;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; CREATE TABLE t (x);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-             INSERT INTO t SELECT i FROM n;",
-        )
-        .unwrap();
-        drop(conn);
-        let expected = 5000 * 5001 / 2;
+        write_rows(&path);
+        let expected = ROWS_SUM;
         let secrets = Secrets {
             store: std::sync::Arc::new(MemorySecretStore::new()),
             namespace: "tandem.test".into(),
@@ -786,20 +793,9 @@ mod tests {
     fn a_plain_copy_keeps_every_row_and_leaves_no_copy_behind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; CREATE TABLE t (x);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
-             INSERT INTO t SELECT i FROM n;",
-        )
-        .unwrap();
-        drop(conn);
+        write_rows(&path);
         convert(&path, None, None, None).unwrap();
         assert!(!converting_path(&path).exists());
-        let sum: i64 = Connection::open(&path)
-            .unwrap()
-            .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(sum, 5000 * 5001 / 2);
+        assert_eq!(sum(&path, None).unwrap(), ROWS_SUM);
     }
 }

@@ -49,24 +49,22 @@ pub async fn provision(
         }
         None => {
             let now_ms = state.clock.now_ms();
-            let user = crate::storage::UserRow {
+            let row = |email: String| crate::storage::UserRow {
                 id: claims.sub.clone(),
-                email: email.unwrap_or_else(|| placeholder_email(&claims.sub)),
+                email,
                 password_hash: String::new(),
                 created_at_ms: now_ms,
             };
             let placeholder = placeholder_email(&claims.sub);
-            if state.storage.insert_user_if_absent(user).await? {
+            let first = row(email.unwrap_or_else(|| placeholder.clone()));
+            if state.storage.insert_user_if_absent(first).await? {
                 tracing::info!(user_id = %claims.sub, "provisioned a user of the external issuer");
             } else if state.storage.user_by_id(&claims.sub).await?.is_none() {
                 // The email is another user's: the row gets the placeholder.
-                let user = crate::storage::UserRow {
-                    id: claims.sub.clone(),
-                    email: placeholder,
-                    password_hash: String::new(),
-                    created_at_ms: now_ms,
-                };
-                state.storage.insert_user_if_absent(user).await?;
+                state
+                    .storage
+                    .insert_user_if_absent(row(placeholder))
+                    .await?;
                 tracing::info!(user_id = %claims.sub, "provisioned a user of the external issuer (its email is another user's)");
             }
         }
