@@ -173,7 +173,7 @@ fn put_single(sizes: &Sizes) -> Vec<Measurement> {
     vec![
         Measurement::new("put_single", plain, "us")
             .floor(median(&mut floor_us))
-            .target(Target::RatioAtMost(3.0)),
+            .target(Target::RatioAtMost(2.0)),
         // The floor is the plaintext engine of the same rounds, not raw SQLite.
         Measurement::new("put_single_encrypted", median(&mut encrypted_us), "us")
             .floor(plain)
@@ -268,7 +268,7 @@ fn write_batch(sizes: &Sizes) -> Measurement {
     }
     Measurement::new("write_batch_10k", median(&mut engine_ms), "ms")
         .floor(median(&mut floor_ms))
-        .target(Target::RatioAtMost(3.0))
+        .target(Target::RatioAtMost(2.5))
 }
 
 /// Fills a store with plans and their days (about 100k records), then measures point reads, an

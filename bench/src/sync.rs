@@ -178,7 +178,7 @@ fn bootstrap(server: &BenchServer, sizes: &Sizes) -> Vec<Measurement> {
         Measurement::new("bootstrap_100k", per_sec(secs), "ops/s")
             .floor(per_sec(floor_secs))
             .inverse_ratio()
-            .target(Target::RatioAtMost(5.0)),
+            .target(Target::RatioAtMost(3.0)),
         Measurement::new("bootstrap_100k_rss", rss, "MB").target(Target::AtMost(150.0)),
         // Against the plaintext engine's rate of this run, not raw SQLite (issue 17).
         Measurement::new("bootstrap_100k_encrypted", per_sec(encrypted_secs), "ops/s")

@@ -167,6 +167,19 @@ pub fn after_edit(
     sparse(times, new, at)
 }
 
+/// The stored (sparse) text of another side's field times (a pulled change's): `None`, with
+/// nothing serialised, when every time is `at`'s for a field of `doc`, as a record created in one
+/// edit has them.
+pub fn sparse_text(times: &FieldTimes, doc: &Map<String, Value>, at: &Hlc) -> Option<String> {
+    if times
+        .iter()
+        .all(|(key, time)| time == at && doc.contains_key(key))
+    {
+        return None;
+    }
+    times_text(&sparse(times.clone(), doc, at))
+}
+
 /// The stored form of the field times of `doc` edited last at `at`: a field of the document whose
 /// time is `at` is left out (it reads as `at`, see [`effective`]); every other time is kept,
 /// among them those of removed fields (not in `doc`), which never read as `at` when left out.

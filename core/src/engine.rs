@@ -693,7 +693,9 @@ pub(crate) fn stored_form(
         map.retain(|_, v| !v.is_null());
     }
     declared.validate_fields(collection, &doc)?;
-    let json = doc.to_string();
+    // Straight into a buffer (`Value`'s `Display` goes through the formatting machinery).
+    let json = serde_json::to_string(&doc)
+        .map_err(|e| Error::invalid(format!("the document cannot be serialised: {e}")))?;
     check_size(collection, json.len())?;
     Ok((doc, json))
 }

@@ -87,13 +87,23 @@ macro_rules! columns {
 }
 pub const COLUMNS: &str = columns!();
 
+/// What `server_doc` holds when it is the record's `doc` (the usual state of a synced record):
+/// each document is stored once. Never a document's text (a document is a JSON object).
+const SERVER_DOC_IS_DOC: &str = "";
+
 pub fn from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
     let state: String = row.get(6)?;
+    let doc: Option<String> = row.get(2)?;
+    let server_doc: Option<String> = row.get(3)?;
+    let server_doc = match server_doc.as_deref() {
+        Some(SERVER_DOC_IS_DOC) => doc.clone(),
+        _ => server_doc,
+    };
     Ok(RecordRow {
         collection: row.get(0)?,
         id: row.get(1)?,
-        doc: row.get(2)?,
-        server_doc: row.get(3)?,
+        doc,
+        server_doc,
         server_version: row.get(4)?,
         deleted: row.get(5)?,
         state: RecordState::parse(&state).map_err(|e| {
@@ -158,11 +168,15 @@ pub fn save(conn: &Connection, row: &RecordRow) -> Result<()> {
 }
 
 fn execute_with_row(conn: &Connection, sql: &'static str, row: &RecordRow) -> Result<usize> {
+    let server_doc = match (&row.server_doc, &row.doc) {
+        (Some(server), Some(doc)) if server == doc => Some(SERVER_DOC_IS_DOC),
+        (server, _) => server.as_deref(),
+    };
     Ok(conn.prepare_cached(sql)?.execute(rusqlite::params![
         row.collection,
         row.id,
         row.doc,
-        row.server_doc,
+        server_doc,
         row.server_version,
         row.deleted,
         row.state.as_str(),
@@ -265,4 +279,91 @@ pub fn hidden_children(
         .query_map([parent_id], from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::store::Store;
+
+    fn synced(doc: &str, server_doc: Option<&str>) -> RecordRow {
+        RecordRow {
+            collection: "plans".into(),
+            id: "p1".into(),
+            doc: Some(doc.into()),
+            server_doc: server_doc.map(str::to_string),
+            server_version: 3,
+            deleted: false,
+            state: RecordState::Synced,
+            created_at: 1,
+            updated_at: 2,
+            edited_at: None,
+            field_times: None,
+            space_id: None,
+        }
+    }
+
+    fn stored_server_doc(store: &Store) -> Option<String> {
+        store
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT server_doc FROM records WHERE collection = 'plans' AND id = 'p1'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_server_doc_equal_to_the_doc_is_stored_once_and_read_back_whole() {
+        let dir = TempDir::new().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), None).unwrap();
+        let doc = r#"{"name":"a"}"#;
+        store.write(|tx| save(tx, &synced(doc, Some(doc)))).unwrap();
+        assert_eq!(stored_server_doc(&store).as_deref(), Some(""));
+        let row = store.read(|c| load(c, "plans", "p1")).unwrap().unwrap();
+        assert_eq!(row.server_doc.as_deref(), Some(doc));
+        assert_eq!(row.doc.as_deref(), Some(doc));
+
+        // Sides that differ, or a server side that is missing, keep their own value.
+        let theirs = r#"{"name":"b"}"#;
+        store
+            .write(|tx| save(tx, &synced(doc, Some(theirs))))
+            .unwrap();
+        assert_eq!(stored_server_doc(&store).as_deref(), Some(theirs));
+        store.write(|tx| save(tx, &synced(doc, None))).unwrap();
+        assert_eq!(stored_server_doc(&store), None);
+        let row = store.read(|c| load(c, "plans", "p1")).unwrap().unwrap();
+        assert_eq!(row.server_doc, None);
+    }
+
+    #[test]
+    fn a_store_of_the_previous_format_reads_its_copied_server_docs_unchanged() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("v9.db");
+        let doc = r#"{"name":"a"}"#;
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            crate::store::migrate_to(&tx, 9).unwrap();
+            tx.execute(
+                "INSERT INTO records (collection, id, doc, server_doc, server_version, state, created_at, updated_at)
+                 VALUES ('plans', 'p1', ?1, ?1, 3, 'synced', 1, 2)",
+                [doc],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path, None).unwrap();
+        let version: i64 = store
+            .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(version, 10);
+        let row = store.read(|c| load(c, "plans", "p1")).unwrap().unwrap();
+        assert_eq!(row.server_doc.as_deref(), Some(doc));
+        assert_eq!(stored_server_doc(&store).as_deref(), Some(doc));
+    }
 }

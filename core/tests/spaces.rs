@@ -125,6 +125,11 @@ fn a_space_shared_by_an_owner_an_editor_and_a_viewer() {
             .unwrap()
             .push(spaces.into_iter().map(|s| s.name).collect());
     }));
+    // The first call (no spaces yet) comes from the notifier's thread: the space is created once
+    // it came, or on a loaded machine the first call could already see it.
+    eventually("the spaces observer's first call", || {
+        !seen.lock().unwrap().is_empty()
+    });
     let team = block_on(a.client.create_space("Team")).unwrap();
     assert_eq!(team.role, SpaceRole::Owner);
     assert_eq!(a.client.spaces().unwrap(), vec![team.clone()]);

@@ -274,7 +274,8 @@ pub fn referenced(conn: &Connection, schema: &Schema) -> Result<BTreeSet<String>
         &fields(schema),
         &[
             ("records", "doc", ""),
-            ("records", "server_doc", ""),
+            // An empty `server_doc` is the record's `doc` (see `records`), read on the line above.
+            ("records", "server_doc", "AND server_doc <> ''"),
             ("outbox", "doc", ""),
             ("outbox", "base_doc", ""),
             ("conflicts", "local_doc", ""),

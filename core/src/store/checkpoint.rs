@@ -62,3 +62,37 @@ impl Drop for Checkpointer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tempfile::TempDir;
+
+    use crate::store::Store;
+
+    /// The next open must not index a log this one left: closed, the store's WAL is empty.
+    #[test]
+    fn a_closed_store_leaves_no_log_to_read_again() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path, None).unwrap();
+        store
+            .write(|tx| {
+                for i in 0..50 {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                        [format!("k{i}"), "x".repeat(500)],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let wal = dir.path().join("s.db-wal");
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 0,
+            "written through the log"
+        );
+        drop(store);
+        let left = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        assert_eq!(left, 0, "the log is emptied at close");
+    }
+}

@@ -125,6 +125,10 @@ const MIGRATIONS: &[&str] = &[
         failure_code   TEXT,                         -- attachment_too_large | quota_exceeded | hash_mismatch | file_missing
         failure_detail TEXT
      ) WITHOUT ROWID;",
+    // v10: a record's `server_doc` may be '' for "the same as `doc`" (see `records`), so a synced
+    // record stores its document once. No table changes; the version keeps an older engine,
+    // which would read '' as a document, from opening the store.
+    "-- the empty server_doc encoding",
 ];
 
 /// The newest store version this engine writes.

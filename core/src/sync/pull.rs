@@ -182,36 +182,55 @@ fn apply_change(
             (_, true) => None,
         },
         edited_at: change.edited_at.as_ref().map(|t| t.encode()),
-        field_times: change
-            .field_edited_at
-            .as_ref()
-            .and_then(crate::edit_time::times_text),
+        // Stored sparse, as local times are: a record created in one edit stores none.
+        field_times: change.field_edited_at.as_ref().and_then(|times| {
+            match (&change.doc, &change.edited_at) {
+                (Some(doc), Some(at)) => crate::edit_time::sparse_text(times, doc, at),
+                _ => crate::edit_time::times_text(times),
+            }
+        }),
     };
     let (collection, id) = (change.entity.as_str(), change.entity_id.as_str());
     let space = change.space.as_deref();
-    let Some(row) = records::load(tx, collection, id)? else {
-        // New here (the bulk of a first sync): no row means no outbox entry and no conflict.
-        if let (Some(doc), Some(map)) = (server.doc, &change.doc) {
-            // Hidden while its parent does not show here (deleted locally, or further on in a
-            // full pull); it shows with the parent.
+    let (server, held) = match (server.doc, &change.doc) {
+        (Some(doc), Some(map)) => {
+            // New here (the bulk of a first sync) unless the insert finds a row: one b-tree
+            // descent for a new record instead of a failed read and then the insert. No row
+            // means no outbox entry and no conflict. Hidden while its parent does not show here
+            // (deleted locally, or further on in a full pull); it shows with the parent.
             let shown = parent_shown(tx, schema, collection, map)?;
-            records::save(
-                tx,
-                &RecordRow {
-                    edited_at: server.edited_at,
-                    field_times: server.field_times,
-                    space_id: space.map(str::to_string),
-                    ..synced_row(collection, id, doc, server.version, !shown, now)
-                },
-            )?;
-            if shown {
-                reveal_descendants(tx, schema, collection, id)?;
+            let new = RecordRow {
+                edited_at: server.edited_at,
+                field_times: server.field_times,
+                space_id: space.map(str::to_string),
+                ..synced_row(collection, id, doc, server.version, !shown, now)
+            };
+            if records::insert_new(tx, &new)? {
+                if shown {
+                    reveal_descendants(tx, schema, collection, id)?;
+                }
+                tally.applied += 1;
+                if !tally.changed.contains(collection) {
+                    tally.changed.insert(collection.to_string());
+                }
+                return Ok(());
             }
-            tally.applied += 1;
-            if !tally.changed.contains(collection) {
-                tally.changed.insert(collection.to_string());
-            }
+            let server = ServerState {
+                version: server.version,
+                doc: new.server_doc,
+                edited_at: new.edited_at,
+                field_times: new.field_times,
+            };
+            (server, records::load(tx, collection, id)?)
         }
+        (doc, _) => {
+            let server = ServerState { doc, ..server };
+            let held = records::load(tx, collection, id)?;
+            (server, held)
+        }
+    };
+    // A delete of a record never held here changes nothing.
+    let Some(row) = held else {
         return Ok(());
     };
     if row.space_id.as_deref() != space {
