@@ -58,6 +58,42 @@ pub enum Outcome {
     WaitsForGroup(String),
 }
 
+/// Splits a window taken from the outbox (`outbox::take_batch`, in its order) into push batches
+/// of at most `limit` entries, each group whole: a group's members are next to each other in the
+/// window, and one that does not fit after what a batch already holds starts the next batch (a
+/// group larger than `limit` goes alone, as `take_batch` would send it).
+pub fn split_batches(window: Vec<OutboxEntry>, limit: usize) -> Vec<Vec<OutboxEntry>> {
+    let limit = limit.max(1);
+    let mut batches: Vec<Vec<OutboxEntry>> = Vec::new();
+    let mut current: Vec<OutboxEntry> = Vec::with_capacity(limit.min(window.len()));
+    let mut entries = window.into_iter().peekable();
+    while let Some(first) = entries.next() {
+        let mut unit = vec![first];
+        if let Some(group) = unit[0].group_id.clone() {
+            while let Some(next) = entries.next_if(|e| e.group_id.as_deref() == Some(&group)) {
+                unit.push(next);
+            }
+        }
+        if !current.is_empty() && current.len() + unit.len() > limit {
+            batches.push(std::mem::take(&mut current));
+        }
+        current.extend(unit);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+/// Whether every answer of a push is `applied` or `duplicate`: writing them only confirms the
+/// records they name, so the next batch of the window may leave before they are written.
+pub fn all_landed(answer: &PushResponse) -> bool {
+    answer
+        .results
+        .iter()
+        .all(|r| matches!(r.status, ResultStatus::Applied | ResultStatus::Duplicate))
+}
+
 /// The mutation that sends `entry`.
 pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
     let payload = match (&entry.op, &entry.doc) {
@@ -501,5 +537,69 @@ fn server_state(result: &MutationResult) -> ServerState {
             .server_field_edited_at
             .as_ref()
             .and_then(crate::edit_time::times_text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::EntryState;
+
+    fn entry(seq: i64, group: Option<&str>) -> OutboxEntry {
+        OutboxEntry {
+            seq,
+            op_id: format!("op{seq}"),
+            collection: "plans".into(),
+            entity_id: format!("r{seq}"),
+            op: OpKind::Delete,
+            base_version: Some(1),
+            base_doc: None,
+            doc: None,
+            attempts: 1,
+            state: EntryState::Inflight,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+            group_id: group.map(str::to_string),
+            edited_at: None,
+            field_times: None,
+            space_id: None,
+        }
+    }
+
+    fn seqs(batches: &[Vec<OutboxEntry>]) -> Vec<Vec<i64>> {
+        batches
+            .iter()
+            .map(|b| b.iter().map(|e| e.seq).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_window_splits_into_batches_in_order_with_groups_whole() {
+        let window: Vec<_> = (1..=7).map(|s| entry(s, None)).collect();
+        assert_eq!(
+            seqs(&split_batches(window, 3)),
+            [vec![1, 2, 3], vec![4, 5, 6], vec![7]]
+        );
+        // A group that does not fit after what a batch holds starts the next one; one larger
+        // than the limit goes alone.
+        let window = vec![
+            entry(1, None),
+            entry(2, Some("g")),
+            entry(3, Some("g")),
+            entry(4, Some("g")),
+            entry(5, None),
+            entry(6, Some("big")),
+            entry(7, Some("big")),
+            entry(8, Some("big")),
+            entry(9, Some("big")),
+            entry(10, None),
+        ];
+        assert_eq!(
+            seqs(&split_batches(window, 3)),
+            [vec![1], vec![2, 3, 4], vec![5], vec![6, 7, 8, 9], vec![10]]
+        );
+        assert!(split_batches(Vec::new(), 3).is_empty());
+        assert_eq!(seqs(&split_batches(vec![entry(1, None)], 0)), [vec![1]]);
     }
 }
