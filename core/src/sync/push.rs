@@ -154,35 +154,39 @@ pub fn note_edit_times(
         .ms
         .saturating_add(tandem_protocol::MAX_CLOCK_SKEW_MS);
     for (entry, result) in batch.iter().zip(&answer.results) {
-        if !matches!(
+        if matches!(
             result.status,
             ResultStatus::Applied | ResultStatus::Duplicate
         ) {
-            continue;
-        }
-        let Some(row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
-            continue;
-        };
-        let (at, fields) = crate::edit_time::clamp_texts(
-            row.edited_at.as_deref(),
-            row.field_times.as_deref(),
-            limit,
-        );
-        if at != row.edited_at || fields != row.field_times {
-            records::set_times(
-                tx,
-                &row.collection,
-                &row.id,
-                at.as_deref(),
-                fields.as_deref(),
-            )?;
+            cut_times(tx, entry, limit)?;
         }
     }
     Ok(())
 }
 
+/// Cuts the edit times of `entry`'s record to `limit` (what the server kept of them).
+fn cut_times(tx: &Transaction<'_>, entry: &OutboxEntry, limit: i64) -> Result<()> {
+    let Some(row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
+        return Ok(());
+    };
+    let (at, fields) =
+        crate::edit_time::clamp_texts(row.edited_at.as_deref(), row.field_times.as_deref(), limit);
+    if at != row.edited_at || fields != row.field_times {
+        records::set_times(
+            tx,
+            &row.collection,
+            &row.id,
+            at.as_deref(),
+            fields.as_deref(),
+        )?;
+    }
+    Ok(())
+}
+
 /// Applies the server's `results` for `batch` (same order, one each). A malformed answer changes
-/// nothing: the entries stay in flight and are sent again, which op-id idempotency makes safe.
+/// nothing: the entries stay in flight and are sent again, which op-id idempotency makes safe. The
+/// push loop runs [`apply_answer`], which does this and [`note_edit_times`] in one pass.
+#[cfg(test)]
 pub fn apply_results(
     tx: &Transaction<'_>,
     schema: &Schema,
@@ -191,13 +195,70 @@ pub fn apply_results(
     policy: ConflictPolicy,
     now: i64,
 ) -> Result<PushTally> {
+    Ok(apply_results_clamping(tx, schema, batch, results, policy, now, None)?.0)
+}
+
+/// [`apply_results`] then [`note_edit_times`], as the push loop runs them. When every answer
+/// landed (`applied`/`duplicate`), each confirmed record has its edit times cut while it is
+/// written, so it is read once, not twice; the records it could not cut that way (none in the
+/// usual case) are cut after, as [`note_edit_times`] does.
+pub fn apply_answer(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    clock: &crate::edit_time::EditClock,
+    batch: &[OutboxEntry],
+    answer: &PushResponse,
+    policy: ConflictPolicy,
+    now: i64,
+) -> Result<PushTally> {
+    let limit = answer
+        .server_time
+        .as_ref()
+        .map(|t| t.ms.saturating_add(tandem_protocol::MAX_CLOCK_SKEW_MS));
+    let clamp = limit.filter(|_| all_landed(answer));
+    let (tally, uncut) =
+        apply_results_clamping(tx, schema, batch, &answer.results, policy, now, clamp)?;
+    if clamp.is_none() {
+        return note_edit_times(tx, clock, batch, answer).map(|()| tally);
+    }
+    let seen = answer
+        .results
+        .iter()
+        .flat_map(|r| r.server_edited_at.iter());
+    clock.observe(tx, answer.server_time.as_ref(), seen)?;
+    if let Some(limit) = limit {
+        for entry in uncut.into_iter().map(|i| &batch[i]) {
+            cut_times(tx, entry, limit)?;
+        }
+    }
+    Ok(tally)
+}
+
+/// [`apply_results`]; with `clamp`, each record confirmed has its edit times cut to it as it is
+/// written. Also returns the indexes of the landed entries whose record was not cut that way.
+fn apply_results_clamping(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    batch: &[OutboxEntry],
+    results: &[MutationResult],
+    policy: ConflictPolicy,
+    now: i64,
+    clamp: Option<i64>,
+) -> Result<(PushTally, Vec<usize>)> {
     check_answers_match(batch, results)?;
     let mut tally = PushTally::default();
-    for (entry, result) in batch.iter().zip(results) {
+    let mut uncut = Vec::new();
+    for (index, (entry, result)) in batch.iter().zip(results).enumerate() {
         if !outbox::exists(tx, entry.seq)? {
             // Reverted while in flight: its answer changes nothing here. Had it landed, the pull
             // brings the server's new state like any other device's change.
             tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "answer to a reverted change ignored");
+            if matches!(
+                result.status,
+                ResultStatus::Applied | ResultStatus::Duplicate
+            ) {
+                uncut.push(index);
+            }
             continue;
         }
         let outcome = match result.status {
@@ -205,7 +266,9 @@ pub fn apply_results(
                 let version = result.version.ok_or_else(|| {
                     Error::Protocol(format!("result {} has no version", result.op_id))
                 })?;
-                confirm(tx, schema, entry, version, now)?;
+                if !confirm(tx, schema, entry, version, now, clamp)? {
+                    uncut.push(index);
+                }
                 if result.status == ResultStatus::Applied {
                     tally.applied += 1;
                     Outcome::Applied
@@ -292,7 +355,7 @@ pub fn apply_results(
         });
         tally.changed.insert(entry.collection.clone());
     }
-    Ok(tally)
+    Ok((tally, uncut))
 }
 
 /// A change that was in flight when the user deleted its record's parent here came back not
@@ -459,14 +522,17 @@ fn check_answers_match(batch: &[OutboxEntry], results: &[MutationResult]) -> Res
 }
 
 /// The server applied `entry` at `version`: the record is synced unless newer local changes wait,
-/// in which case the next of them now builds on this version.
+/// in which case the next of them now builds on this version. With `clamp`, the record's edit
+/// times are cut to it as it is written; returns whether the record is settled as to its times
+/// (cut, gone, or never there), `false` when it still needs [`cut_times`].
 fn confirm(
     tx: &Transaction<'_>,
     schema: &Schema,
     entry: &OutboxEntry,
     version: i64,
     now: i64,
-) -> Result<()> {
+    clamp: Option<i64>,
+) -> Result<bool> {
     outbox::remove(tx, entry.seq)?;
     let later = outbox::unsent_for_record(tx, &entry.collection, &entry.entity_id)?;
     if let Some(next) = later.first() {
@@ -480,23 +546,33 @@ fn confirm(
         )?;
     }
     let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
-        return Ok(());
+        return Ok(true);
     };
     let settled = later.is_empty() && row.state != RecordState::Conflicted;
     if let (true, true, Some(doc)) = (settled, row.deleted, entry.doc.as_deref()) {
         // An upsert that landed for a record hidden since it left (a parent deleted here): it
         // stays hidden while that parent is gone, and shows if the server has it elsewhere.
-        return reconcile::show_server_doc(tx, schema, &row, doc, version, now);
+        reconcile::show_server_doc(tx, schema, &row, doc, version, now)?;
+        return Ok(false);
     }
     row.server_version = version;
     row.server_doc.clone_from(&entry.doc);
     if settled && row.deleted && !outbox::has_entries(tx, &row.collection, &row.id)? {
-        return records::remove(tx, &row.collection, &row.id);
+        records::remove(tx, &row.collection, &row.id)?;
+        return Ok(true);
     }
     if settled {
         row.state = RecordState::Synced;
     }
-    records::save(tx, &row)
+    if let Some(limit) = clamp {
+        (row.edited_at, row.field_times) = crate::edit_time::clamp_texts(
+            row.edited_at.as_deref(),
+            row.field_times.as_deref(),
+            limit,
+        );
+    }
+    records::save(tx, &row)?;
+    Ok(clamp.is_some())
 }
 
 /// Settles a conflict answer by policy; returns whether it was left to the app.

@@ -247,16 +247,15 @@ async fn push_all(
                 let schema = e.schema();
                 let tally = e.store().write(|tx| {
                     outbox::untake(tx, &untake)?;
-                    let tally = push::apply_results(
+                    push::apply_answer(
                         tx,
                         schema,
+                        e.edit_clock(),
                         &batch,
-                        &response.results,
+                        &response,
                         policy,
                         now_ms(),
-                    )?;
-                    push::note_edit_times(tx, e.edit_clock(), &batch, &response)?;
-                    Ok(tally)
+                    )
                 })?;
                 e.committed(tally.changed.clone());
                 Ok(tally)
