@@ -769,6 +769,80 @@ fn realtime_pokes_carry_a_put_to_the_other_devices_observer() {
     );
 }
 
+fn realtime_triggers(device: &Tandem) -> u64 {
+    device
+        .sync_metrics()
+        .unwrap()
+        .triggers
+        .iter()
+        .find(|t| t.reason == "realtime")
+        .map_or(0, |t| t.count)
+}
+
+/// Waits until `device` holds `count` live plans.
+fn wait_for_plans(device: &Device, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = device.t.count("plans".into(), Query::default()).unwrap() as usize;
+        if held == count && device.t.pending_count().unwrap() == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{held} of {count} plans arrived without a manual sync"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_devices_own_push_does_not_wake_it_and_simultaneous_pushes_still_converge() {
+    let server = TestServer::start();
+    let (a, b) = pair_with(&server, |c| {
+        c.sync.realtime = true;
+        c.sync.debounce_ms = 0;
+    });
+    a.t.start_sync().unwrap();
+    b.t.start_sync().unwrap();
+    wait_until_realtime(&a.t);
+    wait_until_realtime(&b.t);
+    a.put("plans", "first", json!({"name": "first"}));
+    wait_for_plans(&b, 1);
+    wait_for_plans(&a, 1);
+    // The poke of a's own push names a's client: a skips it (a pull after its own push brings
+    // nothing), b runs on it. b only pulled, so nothing pokes a.
+    let before = realtime_triggers(&a.t);
+    a.put("plans", "second", json!({"name": "second"}));
+    wait_for_plans(&b, 2);
+    wait_for_plans(&a, 2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        realtime_triggers(&a.t),
+        before,
+        "a was woken by its own push"
+    );
+    // Both write at once, many times: each push's poke names its own client, so every change of
+    // the other device still wakes a device, and both end with everything.
+    let writes = 30;
+    std::thread::scope(|scope| {
+        for (device, tag) in [(&a, "a"), (&b, "b")] {
+            scope.spawn(move || {
+                for i in 0..writes {
+                    device.put("plans", &format!("{tag}{i}"), json!({"name": tag}));
+                    if i % 3 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            });
+        }
+    });
+    wait_for_plans(&a, 2 + 2 * writes);
+    wait_for_plans(&b, 2 + 2 * writes);
+    assert_eq!(a.snapshot(), b.snapshot());
+    a.t.stop_sync().unwrap();
+    b.t.stop_sync().unwrap();
+}
+
 /// Waits until `device`'s event stream is connected (the status says so).
 fn wait_until_realtime(device: &Tandem) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
