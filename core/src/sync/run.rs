@@ -286,11 +286,13 @@ async fn push_all(
                 })
                 .map(|o| o.op_id.clone())
                 .collect();
-            let stuck =
-                waits.len() == tally.outcomes.len() && waits.iter().all(|w| waited.contains(w));
+            // Only an answer that was not clean can hold nothing but waits (every entry of a
+            // clean one left the outbox), and after it nothing else is in flight.
+            let stuck = !clean
+                && waits.len() == tally.outcomes.len()
+                && waits.iter().all(|w| waited.contains(w));
             report.outcomes.extend(tally.outcomes);
             if stuck {
-                // Only after an answer that was not clean, so nothing else is in flight.
                 return Ok(());
             }
             waited.extend(waits);
