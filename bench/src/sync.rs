@@ -463,9 +463,23 @@ pub(crate) fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// `TANDEM_BENCH_PUSH_BATCH=N`: `push_10k` runs with push batches of N (the server then takes
+/// batches of up to max(N, its default)), and prints what choosing the batch size needs to stderr:
+/// the request size, the first answer's latency and the server's peak memory.
+const PUSH_BATCH_ENV: &str = "TANDEM_BENCH_PUSH_BATCH";
+
+fn push_batch_override() -> Option<usize> {
+    std::env::var(PUSH_BATCH_ENV).ok()?.parse().ok()
+}
+
 /// 10,000 pending local changes pushed in one run.
 fn push(server: &BenchServer, sizes: &Sizes) -> Measurement {
-    let device = Device::sign_up(&server.url, &email("push"), |_| {});
+    let batch = push_batch_override();
+    let device = Device::sign_up(&server.url, &email("push"), |c| {
+        if let Some(n) = batch {
+            c.sync.push_batch_size = n as u32;
+        }
+    });
     let ops = (0..sizes.push)
         .map(|i| WriteOp::Put {
             collection: "plans".into(),
@@ -479,8 +493,44 @@ fn push(server: &BenchServer, sizes: &Sizes) -> Measurement {
     let report = block(device.t.sync_now()).expect("push");
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(report.applied as usize, sizes.push);
+    if let Some(n) = batch {
+        // One batch alone: the latency of a first answer, and one request's size.
+        let one = Device::sign_up(&server.url, &email("push-one"), |c| {
+            c.sync.push_batch_size = n as u32;
+        });
+        let ops = (0..n)
+            .map(|i| WriteOp::Put {
+                collection: "plans".into(),
+                id: Some(format!("o{i}")),
+                json: plan_json(i),
+                space_id: None,
+            })
+            .collect();
+        one.t.write(ops).expect("pending changes");
+        let sent_before = one.t.sync_metrics().expect("metrics").bytes_sent;
+        let started = Instant::now();
+        block(one.t.sync_now()).expect("push");
+        let sent = one.t.sync_metrics().expect("metrics").bytes_sent - sent_before;
+        eprintln!(
+            "push batch {n}: {:.0} ops/s; one batch: {} bytes sent, {:.1} ms to sync; server peak RSS {:.1} MB",
+            sizes.push as f64 / secs,
+            sent,
+            millis(started.elapsed()),
+            server_rss_mb(server.pid()),
+        );
+    }
     Measurement::new("push_10k", sizes.push as f64 / secs, "ops/s")
-        .target(Target::AtLeast(10_000.0))
+        .target(Target::AtLeast(25_000.0))
+}
+
+/// Peak resident memory of the server process (Linux `VmHWM`), in MB.
+fn server_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// A whole run with nothing to push or pull.
@@ -711,6 +761,7 @@ pub fn serve_child(db: &str, attachment_max_bytes: Option<u64>) {
         };
         let config = tandem_server::Config {
             attachment_max_bytes: attachment_max_bytes.unwrap_or(config.attachment_max_bytes),
+            max_batch: push_batch_override().map_or(config.max_batch, |n| n.max(config.max_batch)),
             ..config
         };
         let handle = tandem_server::run(config).await.expect("server");

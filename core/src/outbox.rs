@@ -997,3 +997,17 @@ pub fn rejected_count(conn: &Connection) -> Result<u64> {
         .query_row([], |r| r.get(0))?;
     Ok(n as u64)
 }
+
+/// Gives back entries a push took (`take_batch`) but never sent: pending again, their attempt
+/// uncounted, as if never taken (the push pipeline's window after an answer that was not clean,
+/// see `sync::run`). An entry no longer in flight (reverted, answered) is left as it is.
+pub fn untake(tx: &Transaction<'_>, seqs: &[i64]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0)
+         WHERE seq = ?1 AND state = 'inflight'",
+    )?;
+    for seq in seqs {
+        stmt.execute([seq])?;
+    }
+    Ok(())
+}

@@ -425,6 +425,11 @@ pub struct Poke {
     /// `true`: the user's spaces, roles or pending invitations changed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub account: bool,
+    /// The `clientId` of the push whose commit this poke announces, in pokes to the pushing
+    /// user's own event streams only. A client that pushed it may skip the poke: its own run
+    /// pulls after its push, and every other commit pokes on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl Poke {
@@ -434,6 +439,7 @@ impl Poke {
             cursor: cursor.into(),
             stream: None,
             account: false,
+            origin: None,
         }
     }
 }
@@ -1345,6 +1351,16 @@ mod tests {
         let account: Poke =
             serde_json::from_value(json!({"cursor": "c", "account": true})).unwrap();
         assert!(account.account && account.stream.is_none());
+        let own = Poke {
+            origin: Some("device-1".into()),
+            ..Poke::user("c")
+        };
+        assert_eq!(
+            serde_json::to_value(&own).unwrap(),
+            json!({"cursor": "c", "origin": "device-1"})
+        );
+        let read: Poke = serde_json::from_value(json!({"cursor": "c"})).unwrap();
+        assert_eq!(read.origin, None);
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! publish them; every SSE stream whose user may read the stream turns one into a `poke`.
 //!
 //! Two kinds: a stream's change sequence moved (`ChangeNotice`: the stream's database key, a
-//! user id or `space:<id>` or `public`, and its sequence), or a user's spaces, roles or pending
-//! invitations changed (`AccountNotice`). On PostgreSQL both travel as NOTIFY payloads on channel
-//! `tandem_changes`: `<user id>:<seq>`, `space:<id>:<seq>`, `public:<seq>`, `account:<user id>`
-//! (see [`parse_payload`]).
+//! user id or `space:<id>` or `public`, and its sequence, and for a push the pushing user and
+//! client, its origin), or a user's spaces, roles or pending invitations changed
+//! (`AccountNotice`). On PostgreSQL both travel as NOTIFY payloads on channel `tandem_changes`:
+//! `<user id>:<seq>`, `space:<id>:<seq>`, `public:<seq>`, each followed by ` <user id> <client id>`
+//! when a push caused it, and `account:<user id>` (see [`parse_payload`]).
 
 use std::sync::Arc;
 
@@ -23,6 +24,18 @@ pub struct ChangeNotice {
     /// stream. Made once per notice and shared by every connection it pokes, so fanning a space's
     /// change out to its members' streams serialises nothing per connection.
     pub poke_tail: Arc<str>,
+    /// The push that caused it, when one did: the pusher's streams get a poke naming its client.
+    pub origin: Option<Origin>,
+}
+
+/// The push a change notice announces: who pushed, from which client, and the tail of the poke
+/// that pusher's own event streams get (the stream's tail with `"origin":"<client id>"`). Other
+/// users never see a client id of someone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub user_id: Arc<str>,
+    pub client_id: Arc<str>,
+    pub poke_tail: Arc<str>,
 }
 
 impl ChangeNotice {
@@ -33,25 +46,75 @@ impl ChangeNotice {
             stream: stream.into(),
             seq,
             poke_tail: poke_tail(key, false).into(),
+            origin: None,
+        }
+    }
+
+    /// The notice that a push of `user_id` from `client_id` moved `stream` up to `seq`.
+    pub fn pushed(stream: &str, seq: i64, user_id: &str, client_id: &str) -> Self {
+        let key = StreamKey::parse(stream).filter(|key| *key != StreamKey::User);
+        Self {
+            origin: Some(Origin {
+                user_id: user_id.into(),
+                client_id: client_id.into(),
+                poke_tail: origin_tail(key, client_id).into(),
+            }),
+            ..Self::new(stream, seq)
         }
     }
 
     /// The PostgreSQL NOTIFY payload of a change of `stream`: `<user id>:<seq>` (as before
-    /// spaces), `space:<id>:<seq>` or `public:<seq>`. One is sent per stream a push writes, inside
-    /// the push's transaction, so every instance hears it on commit.
-    pub fn payload(stream: &str, seq: i64) -> String {
-        format!("{stream}:{seq}")
+    /// spaces), `space:<id>:<seq>` or `public:<seq>`, then ` <user id> <client id>` when a push
+    /// caused it (ids never hold a space). One is sent per stream a push writes, inside the
+    /// push's transaction, so every instance hears it on commit.
+    pub fn payload(stream: &str, seq: i64, origin: Option<(&str, &str)>) -> String {
+        match origin {
+            Some((user_id, client_id)) => format!("{stream}:{seq} {user_id} {client_id}"),
+            None => format!("{stream}:{seq}"),
+        }
     }
 
     /// The notice a NOTIFY payload carries; `None` for any other payload (the sequence is the
-    /// text after the last `:`, the stream everything before it).
+    /// text after the last `:` of the first word, the stream everything before it; the origin,
+    /// when there is one, the next two words).
     pub fn parse(payload: &str) -> Option<Self> {
-        let (stream, seq) = payload.rsplit_once(':')?;
+        let mut words = payload.split(' ');
+        let (stream, seq) = words.next()?.rsplit_once(':')?;
         if stream.is_empty() {
             return None;
         }
-        Some(Self::new(stream, seq.parse().ok()?))
+        let seq = seq.parse().ok()?;
+        match (words.next(), words.next(), words.next()) {
+            (None, _, _) => Some(Self::new(stream, seq)),
+            (Some(user_id), Some(client_id), None)
+                if !user_id.is_empty() && !client_id.is_empty() =>
+            {
+                Some(Self::pushed(stream, seq, user_id, client_id))
+            }
+            _ => None,
+        }
     }
+
+    /// The end of the poke this notice gives a connection of `user_id`.
+    pub fn tail_for(&self, user_id: &str) -> &str {
+        match &self.origin {
+            Some(origin) if *origin.user_id == *user_id => &origin.poke_tail,
+            _ => &self.poke_tail,
+        }
+    }
+}
+
+/// The end of a poke about `stream` that names its origin: `,"origin":"<client id>"}` after
+/// the stream's members.
+fn origin_tail(stream: Option<StreamKey>, client_id: &str) -> String {
+    let json = serde_json::to_string(&Poke {
+        cursor: String::new(),
+        stream,
+        account: false,
+        origin: Some(client_id.to_string()),
+    })
+    .expect("a poke always serializes");
+    json[EMPTY_CURSOR_HEAD.len()..].to_string()
 }
 
 /// A poke's JSON data is `{"cursor":"…"` followed by what this returns: `,"stream":"…"}`,
@@ -64,6 +127,7 @@ pub fn poke_tail(stream: Option<StreamKey>, account: bool) -> String {
         cursor: String::new(),
         stream,
         account,
+        origin: None,
     })
     .expect("a poke always serializes");
     json[EMPTY_CURSOR_HEAD.len()..].to_string()
@@ -125,6 +189,14 @@ impl ChangeHub {
         let _ = self
             .sender
             .send(Notice::Change(ChangeNotice::new(stream, seq)));
+    }
+
+    /// Tells every stream that may read `stream` that a push of `user_id` from `client_id`
+    /// moved it up to `seq` (the pusher's own streams hear which client it was).
+    pub fn publish_push(&self, stream: &str, seq: i64, user_id: &str, client_id: &str) {
+        let _ = self.sender.send(Notice::Change(ChangeNotice::pushed(
+            stream, seq, user_id, client_id,
+        )));
     }
 
     /// Tells every stream of `user_id` that its spaces, roles or invitations changed.
@@ -250,6 +322,38 @@ mod tests {
     }
 
     #[test]
+    fn a_push_names_its_client_to_the_pusher_alone() {
+        let user = "0195c3a0-0000-7000-8000-000000000001";
+        let payload = ChangeNotice::payload("space:s1", 9, Some((user, "dev:1")));
+        assert_eq!(payload, format!("space:s1:9 {user} dev:1"));
+        let Some(Notice::Change(notice)) = parse_payload(&payload) else {
+            panic!("a push's payload parses");
+        };
+        assert_eq!((&*notice.stream, notice.seq), ("space:s1", 9));
+        assert_eq!(notice, ChangeNotice::pushed("space:s1", 9, user, "dev:1"));
+        let cursor = "c2.9.0.x";
+        assert_eq!(
+            poke_head(cursor) + notice.tail_for(user),
+            r#"{"cursor":"c2.9.0.x","stream":"space:s1","origin":"dev:1"}"#
+        );
+        // Another member of the space hears the change, not who made it.
+        assert_eq!(
+            poke_head(cursor) + notice.tail_for("someone-else"),
+            r#"{"cursor":"c2.9.0.x","stream":"space:s1"}"#
+        );
+        let own = ChangeNotice::pushed(user, 3, user, "dev-2");
+        assert_eq!(
+            poke_head(cursor) + own.tail_for(user),
+            r#"{"cursor":"c2.9.0.x","origin":"dev-2"}"#
+        );
+        // Without an origin, as before; a malformed origin is no notice at all.
+        assert_eq!(ChangeNotice::payload(user, 3, None), format!("{user}:3"));
+        assert!(parse_payload(&format!("{user}:3 {user}")).is_none());
+        assert!(parse_payload(&format!("{user}:3 {user} d e")).is_none());
+        assert!(parse_payload(&format!("{user}:3  d")).is_none());
+    }
+
+    #[test]
     fn pokes_joined_from_head_and_tail_are_what_serde_writes() {
         let cursor = "c2.44.0.Xo1h0Zt2bE6y1nq7cJgP2w";
         let space = "space:0195c3a0-0000-7000-8000-000000000000";
@@ -263,6 +367,7 @@ mod tests {
                 cursor: cursor.into(),
                 stream: stream.clone(),
                 account,
+                origin: None,
             })
             .unwrap();
             assert_eq!(poke_head(cursor) + &poke_tail(stream, account), expected);
@@ -275,6 +380,7 @@ mod tests {
             cursor: cursor.into(),
             stream: None,
             account: true,
+            origin: None,
         })
         .unwrap();
         assert_eq!(poke_head(cursor) + &poke_tail(None, true), account);

@@ -356,6 +356,88 @@ fn a_lost_push_response_causes_no_duplicate() {
     assert_eq!(b.record("plans", "p").version, 1);
 }
 
+/// Nine changes, then a group of three: with batches of 2, one pipelined window of six batches
+/// (the group goes alone, whole).
+fn nine_and_a_group(d: &Device, name: &str) {
+    for i in 0..9 {
+        d.put("plans", &format!("p{i}"), json!({"name": name}));
+    }
+    let put = |id: &str| tandem::WriteOp::Put {
+        collection: "plans".into(),
+        id: Some(id.into()),
+        json: json!({"name": name}).to_string(),
+        space_id: None,
+    };
+    d.write(vec![put("g0"), put("g1"), put("g2")]);
+}
+
+#[test]
+fn a_push_window_cut_off_mid_way_loses_nothing_and_applies_nothing_twice() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.url());
+    let (a, b) = pair(&server);
+    let lossy = device_with(proxy.url(), |c| c.sync.push_batch_size = 2);
+    lossy.sign_in(&a.t.current_user().unwrap().unwrap().email);
+    nine_and_a_group(&lossy, "once");
+    // The third batch's answer is lost while the second one's is written.
+    proxy.fail_next("/sync/v1/push", Fault::Pass);
+    proxy.fail_next("/sync/v1/push", Fault::Pass);
+    proxy.fail_next("/sync/v1/push", Fault::DropResponse);
+    assert_eq!(sync_failure(lossy.try_sync()), SyncFailure::Offline);
+    assert_eq!(
+        lossy.pending(),
+        8,
+        "the first two batches landed; nothing lost"
+    );
+    let report = lossy.sync();
+    assert_eq!(
+        (report.duplicates, report.applied),
+        (2, 6),
+        "the lost batch was recognised, the rest applied once"
+    );
+    assert_eq!(lossy.pending(), 0);
+    b.sync();
+    for id in ["p0", "p4", "p5", "p8", "g0", "g2"] {
+        assert_eq!(
+            b.record("plans", id).version,
+            1,
+            "{id} applied exactly once"
+        );
+    }
+    assert_eq!(b.t.count("plans".into(), Query::default()).unwrap(), 12);
+}
+
+#[test]
+fn a_conflict_inside_a_push_window_gives_the_rest_back_and_the_run_goes_on() {
+    let server = TestServer::start();
+    let (a, b) = pair(&server);
+    let c = device_with(server.url(), |c| c.sync.push_batch_size = 2);
+    c.sign_in(&a.t.current_user().unwrap().unwrap().email);
+    nine_and_a_group(&c, "first");
+    c.sync();
+    b.sync();
+    // Another device changes p5's notes; this one renames everything offline.
+    b.patch("plans", "p5", json!({"notes": "from b"}));
+    b.sync();
+    nine_and_a_group(&c, "second");
+    let report = c.sync();
+    // p5's conflict (the third batch) is merged by the policy and sent again in the same run;
+    // the batches after it went back to the outbox unsent and left afterwards.
+    assert_eq!(report.conflicts, 1, "{report:?}");
+    assert_eq!(report.applied, 12, "{report:?}");
+    assert_eq!(c.pending(), 0);
+    assert_eq!(
+        c.doc("plans", "p5"),
+        Some(json!({"name": "second", "notes": "from b"}))
+    );
+    b.sync();
+    assert_eq!(b.snapshot(), c.snapshot());
+    for id in ["p0", "p8", "g1"] {
+        assert_eq!(b.record("plans", id).version, 2, "{id}");
+    }
+    assert_eq!(b.record("plans", "p5").version, 3);
+}
+
 #[test]
 fn malformed_answers_give_errors_and_lose_nothing() {
     let server = TestServer::start();
@@ -767,6 +849,80 @@ fn realtime_pokes_carry_a_put_to_the_other_devices_observer() {
         !b.t.sync_status().unwrap().realtime,
         "stopping closes the stream"
     );
+}
+
+fn realtime_triggers(device: &Tandem) -> u64 {
+    device
+        .sync_metrics()
+        .unwrap()
+        .triggers
+        .iter()
+        .find(|t| t.reason == "realtime")
+        .map_or(0, |t| t.count)
+}
+
+/// Waits until `device` holds `count` live plans.
+fn wait_for_plans(device: &Device, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = device.t.count("plans".into(), Query::default()).unwrap() as usize;
+        if held == count && device.t.pending_count().unwrap() == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{held} of {count} plans arrived without a manual sync"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_devices_own_push_does_not_wake_it_and_simultaneous_pushes_still_converge() {
+    let server = TestServer::start();
+    let (a, b) = pair_with(&server, |c| {
+        c.sync.realtime = true;
+        c.sync.debounce_ms = 0;
+    });
+    a.t.start_sync().unwrap();
+    b.t.start_sync().unwrap();
+    wait_until_realtime(&a.t);
+    wait_until_realtime(&b.t);
+    a.put("plans", "first", json!({"name": "first"}));
+    wait_for_plans(&b, 1);
+    wait_for_plans(&a, 1);
+    // The poke of a's own push names a's client: a skips it (a pull after its own push brings
+    // nothing), b runs on it. b only pulled, so nothing pokes a.
+    let before = realtime_triggers(&a.t);
+    a.put("plans", "second", json!({"name": "second"}));
+    wait_for_plans(&b, 2);
+    wait_for_plans(&a, 2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        realtime_triggers(&a.t),
+        before,
+        "a was woken by its own push"
+    );
+    // Both write at once, many times: each push's poke names its own client, so every change of
+    // the other device still wakes a device, and both end with everything.
+    let writes = 30;
+    std::thread::scope(|scope| {
+        for (device, tag) in [(&a, "a"), (&b, "b")] {
+            scope.spawn(move || {
+                for i in 0..writes {
+                    device.put("plans", &format!("{tag}{i}"), json!({"name": tag}));
+                    if i % 3 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            });
+        }
+    });
+    wait_for_plans(&a, 2 + 2 * writes);
+    wait_for_plans(&b, 2 + 2 * writes);
+    assert_eq!(a.snapshot(), b.snapshot());
+    a.t.stop_sync().unwrap();
+    b.t.stop_sync().unwrap();
 }
 
 /// Waits until `device`'s event stream is connected (the status says so).

@@ -59,6 +59,11 @@ impl SyncApi {
         }
     }
 
+    /// The id this installation pushes as (`clientId`), which the pokes of its own pushes name.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     pub async fn push(
         &self,
         mutations: Vec<Mutation>,

@@ -380,7 +380,14 @@ impl Syncer {
                         loop {
                             match events.next().await {
                                 Some(Ok(event)) => {
-                                    if event.event == tandem_protocol::POKE_EVENT {
+                                    if event.event != tandem_protocol::POKE_EVENT {
+                                        continue;
+                                    }
+                                    if own_push(&event.data, self.api.client_id()) {
+                                        tracing::trace!(
+                                            "realtime poke of this device's own push skipped"
+                                        );
+                                    } else {
                                         tracing::trace!("realtime poke");
                                         self.trigger(Trigger::Realtime);
                                     }
@@ -847,9 +854,32 @@ fn full_jitter(attempt: u32) -> Duration {
     ceiling.mul_f64(rand::random::<f64>())
 }
 
+/// Whether a poke announces only a push of this device (`origin` is its `clientId`): its run
+/// pulls after pushing, so such a poke brings nothing that run does not. Any other device's
+/// commit, even one committed at the same moment, is announced by a poke of its own (the
+/// server sends one per commit, and a connection that missed notices pokes without an origin),
+/// so skipping this one loses no change. Anything unreadable counts as a poke to act on.
+fn own_push(data: &str, client_id: &str) -> bool {
+    serde_json::from_str::<tandem_protocol::Poke>(data)
+        .is_ok_and(|poke| poke.origin.as_deref() == Some(client_id) && !poke.account)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_poke_naming_this_device_as_its_origin_is_skipped() {
+        assert!(own_push(r#"{"cursor":"c","origin":"me"}"#, "me"));
+        assert!(own_push(
+            r#"{"cursor":"c","stream":"space:s","origin":"me"}"#,
+            "me"
+        ));
+        assert!(!own_push(r#"{"cursor":"c","origin":"other"}"#, "me"));
+        assert!(!own_push(r#"{"cursor":"c"}"#, "me"));
+        assert!(!own_push(r#"{"cursor":"c","account":true}"#, "me"));
+        assert!(!own_push("not json", "me"));
+    }
 
     #[test]
     fn a_write_starts_a_run_at_once_unless_one_started_within_the_interval() {

@@ -58,6 +58,42 @@ pub enum Outcome {
     WaitsForGroup(String),
 }
 
+/// Splits a window taken from the outbox (`outbox::take_batch`, in its order) into push batches
+/// of at most `limit` entries, each group whole: a group's members are next to each other in the
+/// window, and one that does not fit after what a batch already holds starts the next batch (a
+/// group larger than `limit` goes alone, as `take_batch` would send it).
+pub fn split_batches(window: Vec<OutboxEntry>, limit: usize) -> Vec<Vec<OutboxEntry>> {
+    let limit = limit.max(1);
+    let mut batches: Vec<Vec<OutboxEntry>> = Vec::new();
+    let mut current: Vec<OutboxEntry> = Vec::with_capacity(limit.min(window.len()));
+    let mut entries = window.into_iter().peekable();
+    while let Some(first) = entries.next() {
+        let mut unit = vec![first];
+        if let Some(group) = unit[0].group_id.clone() {
+            while let Some(next) = entries.next_if(|e| e.group_id.as_deref() == Some(&group)) {
+                unit.push(next);
+            }
+        }
+        if !current.is_empty() && current.len() + unit.len() > limit {
+            batches.push(std::mem::take(&mut current));
+        }
+        current.extend(unit);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+/// Whether every answer of a push is `applied` or `duplicate`: writing them only confirms the
+/// records they name, so the next batch of the window may leave before they are written.
+pub fn all_landed(answer: &PushResponse) -> bool {
+    answer
+        .results
+        .iter()
+        .all(|r| matches!(r.status, ResultStatus::Applied | ResultStatus::Duplicate))
+}
+
 /// The mutation that sends `entry`.
 pub fn to_mutation(entry: &OutboxEntry) -> Result<Mutation> {
     let payload = match (&entry.op, &entry.doc) {
@@ -118,35 +154,39 @@ pub fn note_edit_times(
         .ms
         .saturating_add(tandem_protocol::MAX_CLOCK_SKEW_MS);
     for (entry, result) in batch.iter().zip(&answer.results) {
-        if !matches!(
+        if matches!(
             result.status,
             ResultStatus::Applied | ResultStatus::Duplicate
         ) {
-            continue;
-        }
-        let Some(row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
-            continue;
-        };
-        let (at, fields) = crate::edit_time::clamp_texts(
-            row.edited_at.as_deref(),
-            row.field_times.as_deref(),
-            limit,
-        );
-        if at != row.edited_at || fields != row.field_times {
-            records::set_times(
-                tx,
-                &row.collection,
-                &row.id,
-                at.as_deref(),
-                fields.as_deref(),
-            )?;
+            cut_times(tx, entry, limit)?;
         }
     }
     Ok(())
 }
 
+/// Cuts the edit times of `entry`'s record to `limit` (what the server kept of them).
+fn cut_times(tx: &Transaction<'_>, entry: &OutboxEntry, limit: i64) -> Result<()> {
+    let Some(row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
+        return Ok(());
+    };
+    let (at, fields) =
+        crate::edit_time::clamp_texts(row.edited_at.as_deref(), row.field_times.as_deref(), limit);
+    if at != row.edited_at || fields != row.field_times {
+        records::set_times(
+            tx,
+            &row.collection,
+            &row.id,
+            at.as_deref(),
+            fields.as_deref(),
+        )?;
+    }
+    Ok(())
+}
+
 /// Applies the server's `results` for `batch` (same order, one each). A malformed answer changes
-/// nothing: the entries stay in flight and are sent again, which op-id idempotency makes safe.
+/// nothing: the entries stay in flight and are sent again, which op-id idempotency makes safe. The
+/// push loop runs [`apply_answer`], which does this and [`note_edit_times`] in one pass.
+#[cfg(test)]
 pub fn apply_results(
     tx: &Transaction<'_>,
     schema: &Schema,
@@ -155,13 +195,70 @@ pub fn apply_results(
     policy: ConflictPolicy,
     now: i64,
 ) -> Result<PushTally> {
+    Ok(apply_results_clamping(tx, schema, batch, results, policy, now, None)?.0)
+}
+
+/// [`apply_results`] then [`note_edit_times`], as the push loop runs them. When every answer
+/// landed (`applied`/`duplicate`), each confirmed record has its edit times cut while it is
+/// written, so it is read once, not twice; the records it could not cut that way (none in the
+/// usual case) are cut after, as [`note_edit_times`] does.
+pub fn apply_answer(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    clock: &crate::edit_time::EditClock,
+    batch: &[OutboxEntry],
+    answer: &PushResponse,
+    policy: ConflictPolicy,
+    now: i64,
+) -> Result<PushTally> {
+    let limit = answer
+        .server_time
+        .as_ref()
+        .map(|t| t.ms.saturating_add(tandem_protocol::MAX_CLOCK_SKEW_MS));
+    let clamp = limit.filter(|_| all_landed(answer));
+    let (tally, uncut) =
+        apply_results_clamping(tx, schema, batch, &answer.results, policy, now, clamp)?;
+    if clamp.is_none() {
+        return note_edit_times(tx, clock, batch, answer).map(|()| tally);
+    }
+    let seen = answer
+        .results
+        .iter()
+        .flat_map(|r| r.server_edited_at.iter());
+    clock.observe(tx, answer.server_time.as_ref(), seen)?;
+    if let Some(limit) = limit {
+        for entry in uncut.into_iter().map(|i| &batch[i]) {
+            cut_times(tx, entry, limit)?;
+        }
+    }
+    Ok(tally)
+}
+
+/// [`apply_results`]; with `clamp`, each record confirmed has its edit times cut to it as it is
+/// written. Also returns the indexes of the landed entries whose record was not cut that way.
+fn apply_results_clamping(
+    tx: &Transaction<'_>,
+    schema: &Schema,
+    batch: &[OutboxEntry],
+    results: &[MutationResult],
+    policy: ConflictPolicy,
+    now: i64,
+    clamp: Option<i64>,
+) -> Result<(PushTally, Vec<usize>)> {
     check_answers_match(batch, results)?;
     let mut tally = PushTally::default();
-    for (entry, result) in batch.iter().zip(results) {
+    let mut uncut = Vec::new();
+    for (index, (entry, result)) in batch.iter().zip(results).enumerate() {
         if !outbox::exists(tx, entry.seq)? {
             // Reverted while in flight: its answer changes nothing here. Had it landed, the pull
             // brings the server's new state like any other device's change.
             tracing::debug!(collection = %entry.collection, id = %entry.entity_id, "answer to a reverted change ignored");
+            if matches!(
+                result.status,
+                ResultStatus::Applied | ResultStatus::Duplicate
+            ) {
+                uncut.push(index);
+            }
             continue;
         }
         let outcome = match result.status {
@@ -169,7 +266,9 @@ pub fn apply_results(
                 let version = result.version.ok_or_else(|| {
                     Error::Protocol(format!("result {} has no version", result.op_id))
                 })?;
-                confirm(tx, schema, entry, version, now)?;
+                if !confirm(tx, schema, entry, version, now, clamp)? {
+                    uncut.push(index);
+                }
                 if result.status == ResultStatus::Applied {
                     tally.applied += 1;
                     Outcome::Applied
@@ -256,7 +355,7 @@ pub fn apply_results(
         });
         tally.changed.insert(entry.collection.clone());
     }
-    Ok(tally)
+    Ok((tally, uncut))
 }
 
 /// A change that was in flight when the user deleted its record's parent here came back not
@@ -423,14 +522,17 @@ fn check_answers_match(batch: &[OutboxEntry], results: &[MutationResult]) -> Res
 }
 
 /// The server applied `entry` at `version`: the record is synced unless newer local changes wait,
-/// in which case the next of them now builds on this version.
+/// in which case the next of them now builds on this version. With `clamp`, the record's edit
+/// times are cut to it as it is written; returns whether the record is settled as to its times
+/// (cut, gone, or never there), `false` when it still needs [`cut_times`].
 fn confirm(
     tx: &Transaction<'_>,
     schema: &Schema,
     entry: &OutboxEntry,
     version: i64,
     now: i64,
-) -> Result<()> {
+    clamp: Option<i64>,
+) -> Result<bool> {
     outbox::remove(tx, entry.seq)?;
     let later = outbox::unsent_for_record(tx, &entry.collection, &entry.entity_id)?;
     if let Some(next) = later.first() {
@@ -444,23 +546,33 @@ fn confirm(
         )?;
     }
     let Some(mut row) = records::load(tx, &entry.collection, &entry.entity_id)? else {
-        return Ok(());
+        return Ok(true);
     };
     let settled = later.is_empty() && row.state != RecordState::Conflicted;
     if let (true, true, Some(doc)) = (settled, row.deleted, entry.doc.as_deref()) {
         // An upsert that landed for a record hidden since it left (a parent deleted here): it
         // stays hidden while that parent is gone, and shows if the server has it elsewhere.
-        return reconcile::show_server_doc(tx, schema, &row, doc, version, now);
+        reconcile::show_server_doc(tx, schema, &row, doc, version, now)?;
+        return Ok(false);
     }
     row.server_version = version;
     row.server_doc.clone_from(&entry.doc);
     if settled && row.deleted && !outbox::has_entries(tx, &row.collection, &row.id)? {
-        return records::remove(tx, &row.collection, &row.id);
+        records::remove(tx, &row.collection, &row.id)?;
+        return Ok(true);
     }
     if settled {
         row.state = RecordState::Synced;
     }
-    records::save(tx, &row)
+    if let Some(limit) = clamp {
+        (row.edited_at, row.field_times) = crate::edit_time::clamp_texts(
+            row.edited_at.as_deref(),
+            row.field_times.as_deref(),
+            limit,
+        );
+    }
+    records::save(tx, &row)?;
+    Ok(clamp.is_some())
 }
 
 /// Settles a conflict answer by policy; returns whether it was left to the app.
@@ -501,5 +613,69 @@ fn server_state(result: &MutationResult) -> ServerState {
             .server_field_edited_at
             .as_ref()
             .and_then(crate::edit_time::times_text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::EntryState;
+
+    fn entry(seq: i64, group: Option<&str>) -> OutboxEntry {
+        OutboxEntry {
+            seq,
+            op_id: format!("op{seq}"),
+            collection: "plans".into(),
+            entity_id: format!("r{seq}"),
+            op: OpKind::Delete,
+            base_version: Some(1),
+            base_doc: None,
+            doc: None,
+            attempts: 1,
+            state: EntryState::Inflight,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+            group_id: group.map(str::to_string),
+            edited_at: None,
+            field_times: None,
+            space_id: None,
+        }
+    }
+
+    fn seqs(batches: &[Vec<OutboxEntry>]) -> Vec<Vec<i64>> {
+        batches
+            .iter()
+            .map(|b| b.iter().map(|e| e.seq).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_window_splits_into_batches_in_order_with_groups_whole() {
+        let window: Vec<_> = (1..=7).map(|s| entry(s, None)).collect();
+        assert_eq!(
+            seqs(&split_batches(window, 3)),
+            [vec![1, 2, 3], vec![4, 5, 6], vec![7]]
+        );
+        // A group that does not fit after what a batch holds starts the next one; one larger
+        // than the limit goes alone.
+        let window = vec![
+            entry(1, None),
+            entry(2, Some("g")),
+            entry(3, Some("g")),
+            entry(4, Some("g")),
+            entry(5, None),
+            entry(6, Some("big")),
+            entry(7, Some("big")),
+            entry(8, Some("big")),
+            entry(9, Some("big")),
+            entry(10, None),
+        ];
+        assert_eq!(
+            seqs(&split_batches(window, 3)),
+            [vec![1], vec![2, 3, 4], vec![5], vec![6, 7, 8, 9], vec![10]]
+        );
+        assert!(split_batches(Vec::new(), 3).is_empty());
+        assert_eq!(seqs(&split_batches(vec![entry(1, None)], 0)), [vec![1]]);
     }
 }

@@ -169,6 +169,32 @@ async fn push_and_pull(
     Ok(report)
 }
 
+/// How many push batches one take from the outbox holds: the window the pipeline works through
+/// (see [`push_all`]).
+pub const PUSH_WINDOW_BATCHES: usize = 8;
+
+/// Pushes the outbox, pipelined: the entries of up to [`PUSH_WINDOW_BATCHES`] batches are taken
+/// from the outbox at once (one `take_batch`, so the window holds at most one entry per record,
+/// its groups whole, in commit order), then sent one batch after the other; while the answers to
+/// one batch are written, the next batch is already on its way.
+///
+/// Why that is safe (the in-flight window):
+/// - the server has committed batch *n* before batch *n+1* leaves (it left once *n*'s answer
+///   came back), so the server sees the changes in commit order, parents and referenced records
+///   before what names them, as without the overlap;
+/// - a window holds one entry per record, and groups whole (split between batches only at their
+///   edges), so writing batch *n*'s answers never changes an entry of batch *n+1* (a confirmed
+///   change rebases only the later entries of its own record, which are not in the window);
+/// - the next batch leaves early only when every answer of the one before is `applied` or
+///   `duplicate`. Any other answer (a conflict, a rejection, a group aborted, a parent
+///   missing) is written first, and in the same transaction the batches of the window not sent
+///   yet become pending again, exactly as if they had never been taken: the policy, the cascade
+///   of a delete, the wait for a parent or a conflicted ancestor see the outbox they saw before
+///   pipelining, and the next take starts afresh;
+/// - every batch's answers are written in one transaction, so a run cut off (cancelled, shut
+///   down, crashed) leaves each batch either applied or still in flight; entries in flight,
+///   answered or not, sent or not, go again first in the next run with the same op ids, which the
+///   server answers `duplicate` when it had applied them.
 async fn push_all(
     engine: &Arc<Engine>,
     api: &SyncApi,
@@ -178,71 +204,119 @@ async fn push_all(
     // Changes refused for a parent that has not landed, in this run: once a batch holds only
     // changes that already waited, nothing they wait for can land in this run.
     let mut waited = HashSet::new();
+    let limit = settings.push_batch_size.max(1);
     loop {
-        let limit = settings.push_batch_size.max(1);
-        let batch = blocking(engine, move |e| {
+        let window_limit = limit.saturating_mul(PUSH_WINDOW_BATCHES);
+        let window = blocking(engine, move |e| {
             let schema = e.schema();
             e.store().write(|tx| {
                 let any_conflict = conflict::count(tx)? > 0;
                 // A change naming an attachment not uploaded yet waits (with its group).
                 let uploads = attachments::UploadGate::load(tx)?;
-                outbox::take_batch(tx, limit, |entry| {
+                outbox::take_batch(tx, window_limit, |entry| {
                     Ok(uploads.waits(schema, entry)
                         || (any_conflict && push::waits_for_ancestor(tx, schema, entry)?))
                 })
             })
         })
         .await?;
-        if batch.is_empty() {
+        if window.is_empty() {
             return Ok(());
         }
-        let mutations = batch
-            .iter()
-            .map(push::to_mutation)
-            .collect::<Result<Vec<_>>>()?;
-        let (answer, traffic) = api.push(mutations).await?;
-        crash::reached(Point::PushAnswered);
-        report.count(traffic);
-        report.pushed += batch.len() as u64;
-        let policy = settings.policy;
-        let tally = blocking(engine, move |e| {
-            let schema = e.schema();
-            let tally = e.store().write(|tx| {
-                let tally =
-                    push::apply_results(tx, schema, &batch, &answer.results, policy, now_ms())?;
-                push::note_edit_times(tx, e.edit_clock(), &batch, &answer)?;
+        let mut batches = push::split_batches(window, limit).into_iter();
+        let Some(mut batch) = batches.next() else {
+            return Ok(());
+        };
+        let mut answer = send_batch(api, &batch).await?;
+        loop {
+            let (response, traffic) = answer;
+            crash::reached(Point::PushAnswered);
+            report.count(traffic);
+            report.pushed += batch.len() as u64;
+            // The next batch leaves now only when this answer changes nothing but the records
+            // it confirms; otherwise the rest of the window goes back to the outbox first.
+            let clean = push::all_landed(&response);
+            let next = if clean { batches.next() } else { None };
+            let untake: Vec<i64> = if clean {
+                Vec::new()
+            } else {
+                batches.by_ref().flatten().map(|e| e.seq).collect()
+            };
+            let policy = settings.policy;
+            let apply = blocking(engine, move |e| {
+                let schema = e.schema();
+                let tally = e.store().write(|tx| {
+                    outbox::untake(tx, &untake)?;
+                    push::apply_answer(
+                        tx,
+                        schema,
+                        e.edit_clock(),
+                        &batch,
+                        &response,
+                        policy,
+                        now_ms(),
+                    )
+                })?;
+                e.committed(tally.changed.clone());
                 Ok(tally)
-            })?;
-            e.committed(tally.changed.clone());
-            Ok(tally)
-        })
-        .await?;
-        crash::reached(Point::PushApplied);
-        report.applied += tally.applied;
-        report.duplicates += tally.duplicates;
-        report.conflicts += tally.conflicts;
-        report.rejected += tally.rejected;
-        report.parked.extend(tally.parked);
-        // A group member answered `aborted` waits with its group, which waits for its parent
-        // when that is why the group failed.
-        let waits: Vec<String> = tally
-            .outcomes
-            .iter()
-            .filter(|o| {
-                matches!(
-                    o.outcome,
-                    push::Outcome::WaitsForParent | push::Outcome::WaitsForGroup(_)
-                )
-            })
-            .map(|o| o.op_id.clone())
-            .collect();
-        let stuck = waits.len() == tally.outcomes.len() && waits.iter().all(|w| waited.contains(w));
-        report.outcomes.extend(tally.outcomes);
-        if stuck {
-            return Ok(());
+            });
+            let (tally, sent) = match next {
+                Some(next) => {
+                    let (applied, sent) = tokio::join!(apply, send_batch(api, &next));
+                    (applied?, Some((next, sent)))
+                }
+                None => (apply.await?, None),
+            };
+            crash::reached(Point::PushApplied);
+            report.applied += tally.applied;
+            report.duplicates += tally.duplicates;
+            report.conflicts += tally.conflicts;
+            report.rejected += tally.rejected;
+            report.parked.extend(tally.parked);
+            // A group member answered `aborted` waits with its group, which waits for its parent
+            // when that is why the group failed.
+            let waits: Vec<String> = tally
+                .outcomes
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o.outcome,
+                        push::Outcome::WaitsForParent | push::Outcome::WaitsForGroup(_)
+                    )
+                })
+                .map(|o| o.op_id.clone())
+                .collect();
+            // Only an answer that was not clean can hold nothing but waits (every entry of a
+            // clean one left the outbox), and after it nothing else is in flight.
+            let stuck = !clean
+                && waits.len() == tally.outcomes.len()
+                && waits.iter().all(|w| waited.contains(w));
+            report.outcomes.extend(tally.outcomes);
+            if stuck {
+                return Ok(());
+            }
+            waited.extend(waits);
+            match sent {
+                Some((next, sent)) => {
+                    batch = next;
+                    answer = sent?;
+                }
+                None => break,
+            }
         }
-        waited.extend(waits);
     }
+}
+
+/// Sends one batch.
+async fn send_batch(
+    api: &SyncApi,
+    batch: &[outbox::OutboxEntry],
+) -> Result<(tandem_protocol::PushResponse, Traffic), SyncError> {
+    let mutations = batch
+        .iter()
+        .map(push::to_mutation)
+        .collect::<Result<Vec<_>>>()?;
+    api.push(mutations).await
 }
 
 /// Pulls every page from the stored cursor; `from_scratch` pulls everything (a first pull, or

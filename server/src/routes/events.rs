@@ -151,9 +151,9 @@ impl Connection {
             Ok(Notice::Change(change)) => {
                 if *change.stream == *self.user_id {
                     self.learn_user_seq(change.seq);
-                    Some(self.poke(&change.poke_tail))
+                    Some(self.poke(change.tail_for(&self.user_id)))
                 } else if self.streams.contains(&*change.stream) {
-                    Some(self.poke(&change.poke_tail))
+                    Some(self.poke(change.tail_for(&self.user_id)))
                 } else {
                     None
                 }

@@ -45,8 +45,9 @@ pub async fn push(
         mutations: request.mutations,
         schema: state.schema.clone(),
         now_ms,
-        client_id: request.client_id,
+        client_id: request.client_id.clone(),
     };
+    let client_id = request.client_id;
     let started = std::time::Instant::now();
     let outcome = state.storage.push(job).await;
     state.metrics.push_took(started.elapsed());
@@ -55,10 +56,14 @@ pub async fn push(
     // PostgreSQL pokes every instance (this one included) through NOTIFY after commit.
     if !state.storage.notifies_changes() {
         if let Some(seq) = outcome.new_seq {
-            state.hub.publish(&user.user_id, seq);
+            state
+                .hub
+                .publish_push(&user.user_id, seq, &user.user_id, &client_id);
         }
         for (stream, seq) in &outcome.stream_seqs {
-            state.hub.publish(stream, *seq);
+            state
+                .hub
+                .publish_push(stream, *seq, &user.user_id, &client_id);
         }
     }
     tracing::info!(user_id = %user.user_id, mutations = count, "push");

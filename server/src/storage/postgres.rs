@@ -679,7 +679,15 @@ impl PostgresStore {
             for (stream, writes) in plan.writes_by_stream() {
                 write_index_rows(&tx, &job.schema, stream, writes).await?;
             }
-            write_plan(&tx, &job.user_id, &plan, &stored_seqs, job.now_ms).await
+            write_plan(
+                &tx,
+                &job.user_id,
+                &plan,
+                &stored_seqs,
+                job.now_ms,
+                Some(&job.client_id),
+            )
+            .await
         };
         futures_util::try_join!(note, writes)?;
         tx.commit().await?;
@@ -1633,7 +1641,8 @@ fn add_loaded_record(
     loaded.add(record, r.get(7))
 }
 
-/// Writes a judged batch: records, block counts, op ids, the user's sequence and the poke, as
+/// Writes a judged batch: records, block counts, op ids, the user's sequence and the poke (naming
+/// the pushing client, `origin`, when a client's push wrote it), as
 /// multi-row statements pipelined on the transaction's connection (they go out together and run
 /// in order on the server).
 pub(super) async fn write_plan(
@@ -1642,6 +1651,7 @@ pub(super) async fn write_plan(
     plan: &PushPlan,
     stored_seqs: &HashMap<RecordKey, i64>,
     now_ms: i64,
+    origin: Option<&str>,
 ) -> Result<(), StorageError> {
     let insert = tx.prepare_cached(INSERT_RECORDS).await?;
     let upsert = tx.prepare_cached(UPSERT_RECORDS).await?;
@@ -1682,7 +1692,11 @@ pub(super) async fn write_plan(
                 .find(|(s, _)| s == stream)
                 .map_or(0, |(_, seq)| *seq)
         };
-        payloads.push(ChangeNotice::payload(stream, seq));
+        payloads.push(ChangeNotice::payload(
+            stream,
+            seq,
+            origin.map(|client| (user_id, client)),
+        ));
     }
     let (op_ids, op_versions): (Vec<&str>, Vec<i64>) = plan
         .applied_ops

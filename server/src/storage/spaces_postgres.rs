@@ -693,7 +693,7 @@ impl PostgresStore {
             for (stream, writes) in plan.writes_by_stream() {
                 write_index_rows(&tx, &schema, stream, writes).await?;
             }
-            write_plan(&tx, ADMIN_OP_USER, &plan, &loaded.stored_seqs, now_ms).await?;
+            write_plan(&tx, ADMIN_OP_USER, &plan, &loaded.stored_seqs, now_ms, None).await?;
             tx.commit().await?;
         }
         Ok(Ok((results, new_seq)))
