@@ -254,25 +254,27 @@ fn foreign_figures(
     // Rust before and after the foreign runs, pooled: drift in the machine's load over the run
     // then weighs on the floor as it does on the foreign figures.
     let mut rust = rust_floor(&schema_json, sizes, &all);
-    let kotlin_us = match &classpath {
-        Some(classpath) => {
+    // One process per figure: in one JVM, a figure ran after another inherits its heap, the JIT's
+    // state and JNA's cleaner backlog (the second of three figures measured up to 5x slower than
+    // in a fresh JVM on the loaded machine), so each figure starts as an app's first calls would.
+    let mut kotlin_us = Vec::new();
+    if let Some(classpath) = &classpath {
+        for figure in kotlin {
             let mut java = Command::new("java");
             java.arg(format!("-Djna.library.path={}", private.path().display()))
                 .args(["-cp", classpath, "dev.tandem.bench.GetBenchKt"])
-                .args(args(kotlin));
-            Some(harness("kotlin", &mut java, kotlin)?)
+                .args(args(std::slice::from_ref(figure)));
+            kotlin_us.extend(harness("kotlin", &mut java, std::slice::from_ref(figure))?);
         }
-        None => None,
-    };
-    let python_us = if python.is_empty() {
-        None
-    } else {
+    }
+    let mut python_us = Vec::new();
+    for figure in python {
         let mut py = Command::new("python3");
         py.env("TANDEM_PYTHON_BINDINGS", private.path())
             .arg(root.join("bench/ffi/get_bench.py"))
-            .args(args(python));
-        Some(harness("python", &mut py, python)?)
-    };
+            .args(args(std::slice::from_ref(figure)));
+        python_us.extend(harness("python", &mut py, std::slice::from_ref(figure))?);
+    }
     for (figure, more) in rust_floor(&schema_json, sizes, &all) {
         rust.iter_mut()
             .find(|(f, _)| *f == figure)
@@ -290,7 +292,7 @@ fn foreign_figures(
         .collect();
     let mut results = Vec::new();
     for (language, measured) in [("kotlin", kotlin_us), ("python", python_us)] {
-        for (figure, mut us) in measured.into_iter().flatten() {
+        for (figure, mut us) in measured {
             let floor = floors
                 .iter()
                 .find(|(f, _)| *f == figure)
