@@ -7,7 +7,8 @@ Usage: TANDEM_PYTHON_BINDINGS=DIR python3 get_bench.py \
 DIR holds the generated tandem.py and libtandem.so (the suite passes a private copy, so a
 concurrent scripts/generate-bindings.sh cannot swap the library mid-run). FIGURES is a
 comma-separated list of `get` (`plans.get(id)` on the collection handle), `get2`
-(`store.get("plans", id)`) and `query100` (the first 100 plans in id order, on the handle).
+(`store.get("plans", id)`), `query100` (the first 100 plans in id order, on the handle) and
+`getmany100` (`plans.get_many` of 100 consecutive ids, windows cycling through the ids).
 Prints one JSON line: {"harness": "python", "<figure>": [µs per call, one per loop], ...}.
 """
 import json
@@ -64,11 +65,18 @@ def main():
                     if len(query(query100)) != expected:
                         raise RuntimeError("query100 returned the wrong number of records")
 
-            runs = {"get": run_get, "get2": run_get2, "query100": run_query100}
+            def run_getmany100(n, get_many=plans.get_many):
+                for i in range(n):
+                    start = (i * 100) % records
+                    window = [ids[(start + j) % records] for j in range(100)]
+                    if any(r is None for r in get_many(window)):
+                        raise RuntimeError("get_many missed a record")
+
+            runs = {"get": run_get, "get2": run_get2, "query100": run_query100, "getmany100": run_getmany100}
             results = {"harness": "python"}
             for figure in figures:
                 run = runs[figure]
-                warm, timed = (query_warmup, query_calls) if figure == "query100" else (warmup, calls)
+                warm, timed = (query_warmup, query_calls) if figure in ("query100", "getmany100") else (warmup, calls)
                 run(warm)
                 per_call = []
                 for _ in range(loops):

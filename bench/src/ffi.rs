@@ -11,6 +11,8 @@
 //!   shows what the handle saves.
 //! - `ffi_query100_kotlin`, `ffi_query100_python`: µs per query returning 100 records (`plans`,
 //!   limit 100, in id order) on the handle, against the same query from Rust.
+//! - `ffi_getmany100_kotlin`, `ffi_getmany100_python`: µs per `get_many` of 100 ids on the handle
+//!   (windows of 100 consecutive ids, cycling), against the same call from Rust; no target.
 //!
 //! The foreign harnesses (bench/ffi/) open their own store with the same schema, documents, id
 //! order and loop sizes, and print one JSON line with µs per call for each timed loop of each
@@ -47,9 +49,9 @@ struct Sizes {
     loops: usize,
     /// Gets per timed loop.
     calls: usize,
-    /// Untimed queries of 100 records first, as `warmup` for gets.
+    /// Untimed queries (and `get_many`) of 100 records first, as `warmup` for gets.
     query_warmup: usize,
-    /// Queries per timed loop.
+    /// Queries (and `get_many` calls) per timed loop.
     query_calls: usize,
 }
 
@@ -79,16 +81,24 @@ enum Figure {
     Get2,
     /// A query of 100 records on the collection handle.
     Query100,
+    /// `get_many` of 100 ids on the collection handle.
+    GetMany100,
 }
 
 impl Figure {
-    const ALL: [Figure; 3] = [Figure::Get, Figure::Get2, Figure::Query100];
+    const ALL: [Figure; 4] = [
+        Figure::Get,
+        Figure::Get2,
+        Figure::Query100,
+        Figure::GetMany100,
+    ];
 
     fn key(self) -> &'static str {
         match self {
             Figure::Get => "get",
             Figure::Get2 => "get2",
             Figure::Query100 => "query100",
+            Figure::GetMany100 => "getmany100",
         }
     }
 
@@ -468,6 +478,16 @@ fn rust_floor(schema_json: &str, sizes: &Sizes, figures: &[Figure]) -> Vec<(Figu
                     assert_eq!(records.len(), 100.min(sizes.records));
                     std::hint::black_box(records);
                 }
+                Figure::GetMany100 => {
+                    // The i-th window of 100 ids, cycling through the records as gets do.
+                    let start = (i * 100) % sizes.records;
+                    let window: Vec<String> = (start..start + 100)
+                        .map(|j| ids[j % sizes.records].clone())
+                        .collect();
+                    let records = plans.get_many(window).expect("get_many");
+                    assert!(records.iter().all(Option::is_some));
+                    std::hint::black_box(records);
+                }
             }
         }
     };
@@ -476,7 +496,7 @@ fn rust_floor(schema_json: &str, sizes: &Sizes, figures: &[Figure]) -> Vec<(Figu
         .map(|&figure| {
             let (warmup, calls) = match figure {
                 Figure::Get | Figure::Get2 => (sizes.warmup, sizes.calls),
-                Figure::Query100 => (sizes.query_warmup, sizes.query_calls),
+                Figure::Query100 | Figure::GetMany100 => (sizes.query_warmup, sizes.query_calls),
             };
             run(figure, warmup);
             let us = (0..sizes.loops)

@@ -7,7 +7,8 @@
 // FIGURES is a comma-separated list of:
 //   get       `plans.get(id)` on the collection handle (`tandem.collection("plans")`);
 //   get2      `tandem.get("plans", id)`;
-//   query100  `plans.query(Query(limit = 100))`: the first 100 plans in id order.
+//   query100  `plans.query(Query(limit = 100))`: the first 100 plans in id order;
+//   getmany100  `plans.getMany(ids)` of 100 consecutive ids (windows cycling through the ids).
 // Prints one JSON line: {"harness": "kotlin", "<figure>": [µs per call, one per loop], ...}.
 package dev.tandem.bench
 
@@ -64,10 +65,18 @@ fun main(args: Array<String>) {
                         sink += found.last().document.length
                     }
                 },
+                "getmany100" to { n ->
+                    for (i in 0 until n) {
+                        val start = (i * 100) % records
+                        val window = List(100) { ids[(start + it) % records] }
+                        val found = plans.getMany(window)
+                        sink += (found.last() ?: error("record missing")).document.length
+                    }
+                },
             )
             val results = figures.map { figure ->
                 val run = loopsOf[figure] ?: error("unknown figure $figure")
-                val (warm, timed) = if (figure == "query100") queryWarmup to queryCalls else warmup to calls
+                val (warm, timed) = if (figure == "query100" || figure == "getmany100") queryWarmup to queryCalls else warmup to calls
                 // Long enough for the JIT to compile the call path (JNA's marshalling included).
                 run(warm)
                 val perCall = DoubleArray(loops) {
