@@ -2,11 +2,21 @@
 //!
 //! - `cdylib_size`: the host cdylib built with the workspace's `mobile` profile (the one the AAR and
 //!   XCFramework scripts ship; it strips symbols), in MB (10^6 bytes).
-//! - `ffi_get_kotlin`, `ffi_get_python`: µs per `Tandem.get` of one existing record through the
+//! - `ffi_get_kotlin`, `ffi_get_python`: µs per `get(id)` of one existing record on a collection
+//!   handle (`tandem.collection("plans")`, the call docs/bindings.md recommends) through the
 //!   generated bindings (Kotlin on the JVM through JNA, Python through ctypes), against the same
-//!   call on the same `tandem::Tandem` object made directly from Rust in this process (the floor).
-//!   The foreign harnesses (bench/ffi/) open their own store with the same schema, documents, id
-//!   order and loop sizes, and print one JSON line with µs per call for each timed loop.
+//!   call on the same exported object made directly from Rust in this process (the floor).
+//! - `ffi_get2_kotlin`, `ffi_get2_python`: the same read through `Tandem.get(collection, id)`
+//!   (two string arguments, one more crossing), against the same call from Rust; no target, it
+//!   shows what the handle saves.
+//! - `ffi_query100_kotlin`, `ffi_query100_python`: µs per query returning 100 records (`plans`,
+//!   limit 100, in id order) on the handle, against the same query from Rust.
+//! - `ffi_getmany100_kotlin`, `ffi_getmany100_python`: µs per `get_many` of 100 ids on the handle
+//!   (windows of 100 consecutive ids, cycling), against the same call from Rust; no target.
+//!
+//! The foreign harnesses (bench/ffi/) open their own store with the same schema, documents, id
+//! order and loop sizes, and print one JSON line with µs per call for each timed loop of each
+//! figure.
 //!
 //! The foreign side loads a cdylib of the same profile as this binary (release under
 //! `cargo run --release`, debug otherwise), so the ratio is the crossing alone, not an optimiser
@@ -21,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tandem::{Tandem, TandemConfig, WriteOp};
+use tandem::{Query, Tandem, TandemConfig, WriteOp};
 use tempfile::TempDir;
 
 use crate::report::{Measurement, Target};
@@ -34,10 +44,15 @@ struct Sizes {
     /// Untimed gets first: the JVM needs them to JIT-compile the call path, and every side gets
     /// the same so none starts colder.
     warmup: usize,
-    /// Timed loops per side; the figure is the median loop (the machine is shared and noisy).
+    /// Timed loops per side and figure; the figure is the median loop (the machine is shared and
+    /// noisy).
     loops: usize,
     /// Gets per timed loop.
     calls: usize,
+    /// Untimed queries (and `get_many`) of 100 records first, as `warmup` for gets.
+    query_warmup: usize,
+    /// Queries (and `get_many` calls) per timed loop.
+    query_calls: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -45,13 +60,61 @@ const FULL: Sizes = Sizes {
     warmup: 100_000,
     loops: 15,
     calls: 20_000,
+    query_warmup: 3_000,
+    query_calls: 500,
 };
 const QUICK: Sizes = Sizes {
     records: 200,
     warmup: 1_000,
     loops: 3,
     calls: 1_000,
+    query_warmup: 20,
+    query_calls: 20,
 };
+
+/// The timed figures of the foreign harnesses: the key in their JSON, and the Rust floor's loop.
+#[derive(Clone, Copy, PartialEq)]
+enum Figure {
+    /// `get(id)` on the collection handle.
+    Get,
+    /// `Tandem.get(collection, id)`.
+    Get2,
+    /// A query of 100 records on the collection handle.
+    Query100,
+    /// `get_many` of 100 ids on the collection handle.
+    GetMany100,
+}
+
+impl Figure {
+    const ALL: [Figure; 4] = [
+        Figure::Get,
+        Figure::Get2,
+        Figure::Query100,
+        Figure::GetMany100,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Figure::Get => "get",
+            Figure::Get2 => "get2",
+            Figure::Query100 => "query100",
+            Figure::GetMany100 => "getmany100",
+        }
+    }
+
+    fn name(self, language: &str) -> String {
+        format!("ffi_{}_{language}", self.key())
+    }
+
+    /// The issue's targets (Kotlin only: Python's interpreter dominates its figures).
+    fn target(self, language: &str) -> Option<Target> {
+        match (self, language) {
+            (Figure::Get, "kotlin") => Some(Target::RatioAtMost(4.0)),
+            (Figure::Query100, "kotlin") => Some(Target::RatioAtMost(1.5)),
+            _ => None,
+        }
+    }
+}
 
 const LIB: &str = if cfg!(target_os = "macos") {
     "libtandem.dylib"
@@ -73,9 +136,21 @@ pub fn run(quick: bool, only: Option<&str>) -> Result<Vec<Measurement>, String> 
     } else if wanted("cdylib_size") {
         results.push(cdylib_size(&root, &target_dir)?);
     }
-    let (kotlin, python) = (wanted("ffi_get_kotlin"), wanted("ffi_get_python"));
-    if kotlin || python {
-        results.extend(ffi_get(&root, &target_dir, sizes, kotlin, python)?);
+    let figures = |language: &str| -> Vec<Figure> {
+        Figure::ALL
+            .into_iter()
+            .filter(|f| wanted(&f.name(language)))
+            .collect()
+    };
+    let (kotlin, python) = (figures("kotlin"), figures("python"));
+    if !kotlin.is_empty() || !python.is_empty() {
+        results.extend(foreign_figures(
+            &root,
+            &target_dir,
+            sizes,
+            &kotlin,
+            &python,
+        )?);
     }
     Ok(results)
 }
@@ -126,12 +201,12 @@ fn cdylib_size(root: &Path, target_dir: &Path) -> Result<Measurement, String> {
     Ok(Measurement::new("cdylib_size", bytes as f64 / 1e6, "MB").target(Target::AtMost(6.0)))
 }
 
-fn ffi_get(
+fn foreign_figures(
     root: &Path,
     target_dir: &Path,
     sizes: &Sizes,
-    kotlin: bool,
-    python: bool,
+    kotlin: &[Figure],
+    python: &[Figure],
 ) -> Result<Vec<Measurement>, String> {
     let release = !cfg!(debug_assertions);
     let mut generate = Command::new(root.join("scripts/generate-bindings.sh"));
@@ -157,62 +232,88 @@ fn ffi_get(
         )
         .map_err(|e| format!("copy {file} from bindings/generated/python: {e}"))?;
     }
-    let classpath = if kotlin {
-        Some(build_kotlin(root, target_dir)?)
-    } else {
+    let classpath = if kotlin.is_empty() {
         None
+    } else {
+        Some(build_kotlin(root, target_dir)?)
     };
 
     let schema = root.join("schemas/sample.json");
-    let args = |s: &Sizes| {
+    let args = |figures: &[Figure]| {
+        let keys: Vec<&str> = figures.iter().map(|f| f.key()).collect();
         vec![
             schema.to_string_lossy().into_owned(),
-            s.records.to_string(),
-            s.warmup.to_string(),
-            s.loops.to_string(),
-            s.calls.to_string(),
+            sizes.records.to_string(),
+            sizes.warmup.to_string(),
+            sizes.loops.to_string(),
+            sizes.calls.to_string(),
+            sizes.query_warmup.to_string(),
+            sizes.query_calls.to_string(),
+            keys.join(","),
         ]
     };
     let schema_json =
         std::fs::read_to_string(&schema).map_err(|e| format!("{}: {e}", schema.display()))?;
+    let mut all: Vec<Figure> = kotlin.iter().chain(python).copied().collect();
+    all.dedup();
+    let all: Vec<Figure> = Figure::ALL
+        .into_iter()
+        .filter(|f| all.contains(f))
+        .collect();
 
     // Rust before and after the foreign runs, pooled: drift in the machine's load over the run
     // then weighs on the floor as it does on the foreign figures.
-    let mut rust = rust_get(&schema_json, sizes);
-    let kotlin_us = match &classpath {
-        Some(classpath) => {
+    let mut rust = rust_floor(&schema_json, sizes, &all);
+    // One process per figure: in one JVM, a figure ran after another inherits its heap, the JIT's
+    // state and JNA's cleaner backlog (the second of three figures measured up to 5x slower than
+    // in a fresh JVM on the loaded machine), so each figure starts as an app's first calls would.
+    let mut kotlin_us = Vec::new();
+    if let Some(classpath) = &classpath {
+        for figure in kotlin {
             let mut java = Command::new("java");
             java.arg(format!("-Djna.library.path={}", private.path().display()))
                 .args(["-cp", classpath, "dev.tandem.bench.GetBenchKt"])
-                .args(args(sizes));
-            Some(harness("kotlin", &mut java)?)
+                .args(args(std::slice::from_ref(figure)));
+            kotlin_us.extend(harness("kotlin", &mut java, std::slice::from_ref(figure))?);
         }
-        None => None,
-    };
-    let python_us = if python {
+    }
+    let mut python_us = Vec::new();
+    for figure in python {
         let mut py = Command::new("python3");
         py.env("TANDEM_PYTHON_BINDINGS", private.path())
             .arg(root.join("bench/ffi/get_bench.py"))
-            .args(args(sizes));
-        Some(harness("python", &mut py)?)
-    } else {
-        None
-    };
-    rust.extend(rust_get(&schema_json, sizes));
-    summary("rust", &rust);
-    let floor = median(&mut rust);
-
-    let mut results = Vec::new();
-    if let Some(mut us) = kotlin_us {
-        results.push(
-            Measurement::new("ffi_get_kotlin", median(&mut us), "us")
-                .floor(floor)
-                .target(Target::RatioAtMost(3.0)),
-        );
+            .args(args(std::slice::from_ref(figure)));
+        python_us.extend(harness("python", &mut py, std::slice::from_ref(figure))?);
     }
-    // No target for Python: the issue sets none (an interpreter's own call overhead dominates).
-    if let Some(mut us) = python_us {
-        results.push(Measurement::new("ffi_get_python", median(&mut us), "us").floor(floor));
+    for (figure, more) in rust_floor(&schema_json, sizes, &all) {
+        rust.iter_mut()
+            .find(|(f, _)| *f == figure)
+            .expect("the same figures both times")
+            .1
+            .extend(more);
+    }
+
+    let floors: Vec<(Figure, f64)> = rust
+        .iter_mut()
+        .map(|(figure, us)| {
+            summary(&format!("rust {}", figure.key()), us);
+            (*figure, median(us))
+        })
+        .collect();
+    let mut results = Vec::new();
+    for (language, measured) in [("kotlin", kotlin_us), ("python", python_us)] {
+        for (figure, mut us) in measured {
+            let floor = floors
+                .iter()
+                .find(|(f, _)| *f == figure)
+                .map(|(_, us)| *us)
+                .expect("a floor for every figure");
+            let mut m = Measurement::new(figure.name(language), median(&mut us), "us").floor(floor);
+            if let Some(target) = figure.target(language) {
+                m = m.target(target);
+            }
+            results.push(m);
+        }
     }
     Ok(results)
 }
@@ -226,6 +327,7 @@ fn build_kotlin(root: &Path, target_dir: &Path) -> Result<String, String> {
     let inputs = [
         root.join("bindings/generated/kotlin/dev/tandem/tandem.kt"),
         module.join("src/main/kotlin/dev/tandem/bench/GetBench.kt"),
+        module.join("src/main/kotlin/dev/tandem/bench/CrossingBench.kt"),
         module.join("pom.xml"),
     ];
     let mut hasher = DefaultHasher::new();
@@ -265,8 +367,13 @@ fn build_kotlin(root: &Path, target_dir: &Path) -> Result<String, String> {
     Ok(format!("{}:{}", jar.display(), deps.trim()))
 }
 
-/// Runs a foreign harness and returns its µs per call, one figure per timed loop.
-fn harness(name: &str, command: &mut Command) -> Result<Vec<f64>, String> {
+/// Runs a foreign harness and returns its µs per call, one figure per timed loop, for each of
+/// `figures`.
+fn harness(
+    name: &str,
+    command: &mut Command,
+    figures: &[Figure],
+) -> Result<Vec<(Figure, Vec<f64>)>, String> {
     eprintln!("ffi: {name} harness");
     let output = command.stderr(Stdio::inherit()).output().map_err(|e| {
         format!(
@@ -288,17 +395,25 @@ fn harness(name: &str, command: &mut Command) -> Result<Vec<f64>, String> {
         .ok_or_else(|| format!("{name} harness printed no JSON: {stdout}"))?;
     let value: Value =
         serde_json::from_str(line).map_err(|e| format!("{name} harness JSON: {e}: {line}"))?;
-    let us: Vec<f64> = value["us_per_call"]
-        .as_array()
-        .ok_or_else(|| format!("{name} harness JSON has no us_per_call: {line}"))?
+    figures
         .iter()
-        .filter_map(Value::as_f64)
-        .collect();
-    if us.is_empty() {
-        return Err(format!("{name} harness reported no loops: {line}"));
-    }
-    summary(name, &us);
-    Ok(us)
+        .map(|&figure| {
+            let us: Vec<f64> = value[figure.key()]
+                .as_array()
+                .ok_or_else(|| format!("{name} harness JSON has no {}: {line}", figure.key()))?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            if us.is_empty() {
+                return Err(format!(
+                    "{name} harness reported no loops of {}: {line}",
+                    figure.key()
+                ));
+            }
+            summary(&format!("{name} {}", figure.key()), &us);
+            Ok((figure, us))
+        })
+        .collect()
 }
 
 /// The spread of the loops, on stderr: the JSON keeps the median only.
@@ -319,10 +434,10 @@ fn plan_json(i: usize) -> String {
     )
 }
 
-/// The floor: the same `get` on the same exported object, called from Rust without crossing the
-/// FFI. It takes `String`s as the exported signature does, so building them is part of the cost
+/// The floor: the same calls on the same exported objects, made from Rust without crossing the
+/// FFI. They take `String`s as the exported signatures do, so building them is part of the cost
 /// here too (the foreign side pays for lowering its strings).
-fn rust_get(schema_json: &str, sizes: &Sizes) -> Vec<f64> {
+fn rust_floor(schema_json: &str, sizes: &Sizes, figures: &[Figure]) -> Vec<(Figure, Vec<f64>)> {
     let dir = TempDir::new().expect("temp dir");
     let tandem: Arc<Tandem> = Tandem::open(TandemConfig::local(
         dir.path().to_string_lossy(),
@@ -341,21 +456,67 @@ fn rust_get(schema_json: &str, sizes: &Sizes) -> Vec<f64> {
         })
         .collect();
     tandem.write(ops).expect("write the records");
-    let run = |n: usize| {
+    let plans = tandem
+        .clone()
+        .collection("plans".to_string())
+        .expect("the plans collection");
+    let run = |figure: Figure, n: usize| {
         for i in 0..n {
-            let id = &ids[i % sizes.records];
-            let record = tandem.get("plans".to_string(), id.clone()).expect("get");
-            // Keeps the optimiser from discarding the call's result.
-            std::hint::black_box(record.expect("record exists"));
+            match figure {
+                Figure::Get => {
+                    let record = plans.get(ids[i % sizes.records].clone()).expect("get");
+                    // Keeps the optimiser from discarding the call's result.
+                    std::hint::black_box(record.expect("record exists"));
+                }
+                Figure::Get2 => {
+                    let id = ids[i % sizes.records].clone();
+                    let record = tandem.get("plans".to_string(), id).expect("get");
+                    std::hint::black_box(record.expect("record exists"));
+                }
+                Figure::Query100 => {
+                    let records = plans.query(query100()).expect("query");
+                    assert_eq!(records.len(), 100.min(sizes.records));
+                    std::hint::black_box(records);
+                }
+                Figure::GetMany100 => {
+                    // The i-th window of 100 ids, cycling through the records as gets do.
+                    let start = (i * 100) % sizes.records;
+                    let window: Vec<String> = (start..start + 100)
+                        .map(|j| ids[j % sizes.records].clone())
+                        .collect();
+                    let records = plans.get_many(window).expect("get_many");
+                    assert!(records.iter().all(Option::is_some));
+                    std::hint::black_box(records);
+                }
+            }
         }
     };
-    run(sizes.warmup);
-    let per_call = (0..sizes.loops)
-        .map(|_| {
-            let (spent, ()) = time(|| run(sizes.calls));
-            micros(spent) / sizes.calls as f64
+    let per_call = figures
+        .iter()
+        .map(|&figure| {
+            let (warmup, calls) = match figure {
+                Figure::Get | Figure::Get2 => (sizes.warmup, sizes.calls),
+                Figure::Query100 | Figure::GetMany100 => (sizes.query_warmup, sizes.query_calls),
+            };
+            run(figure, warmup);
+            let us = (0..sizes.loops)
+                .map(|_| {
+                    let (spent, ()) = time(|| run(figure, calls));
+                    micros(spent) / calls as f64
+                })
+                .collect();
+            (figure, us)
         })
         .collect();
+    drop(plans);
     tandem.shutdown();
     per_call
+}
+
+/// Must match the query of GetBench.kt and get_bench.py: the first 100 `plans` in id order.
+fn query100() -> Query {
+    Query {
+        limit: Some(100),
+        ..Query::default()
+    }
 }

@@ -8,6 +8,7 @@
 #[cfg(any(target_os = "android", test))]
 mod android;
 mod attachments;
+mod collection;
 mod encryption;
 mod error;
 mod foreign;
@@ -26,6 +27,7 @@ use std::time::Duration;
 pub use attachments::{
     AttachmentErrorKind, AttachmentFailure, AttachmentObserver, AttachmentRef, AttachmentState,
 };
+pub use collection::TandemCollection;
 pub use encryption::{set_aside_unreadable_data, Encryption};
 pub use error::{
     AuthFailure, KeyFailure, SpaceErrorKind, SyncFailure, TandemError, ValidationReason,

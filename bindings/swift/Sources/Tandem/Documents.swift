@@ -57,6 +57,20 @@ extension Tandem {
     }
 }
 
+extension TandemCollection {
+    /// The record's document decoded as `T`, or nil when the record does not exist.
+    public func get<T: Decodable>(_ type: T.Type, id: String, decoder: JSONDecoder = JSONDecoder()) throws -> T? {
+        try get(id: id)?.decode(T.self, using: decoder)
+    }
+
+    /// The documents of the records matching `query`, decoded as `T`.
+    public func query<T: Decodable>(
+        _ type: T.Type, query: Query = Query(), decoder: JSONDecoder = JSONDecoder()
+    ) throws -> [T] {
+        try self.query(query: query).map { try $0.decode(T.self, using: decoder) }
+    }
+}
+
 extension WriteOp {
     /// A put of `document` (encoded as JSON) for `Tandem.write`.
     public static func put<T: Encodable>(
