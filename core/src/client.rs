@@ -394,6 +394,12 @@ impl Client {
         self.engine().get(collection, id)
     }
 
+    /// The records of `collection` with these ids, in order (`None` where [`get`](Self::get)
+    /// finds none), read in one snapshot.
+    pub fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Option<RecordRow>>> {
+        self.engine().get_many(collection, ids)
+    }
+
     /// The records of `collection` matching `query`.
     pub fn query(&self, collection: &str, query: &Query) -> Result<Vec<RecordRow>> {
         self.engine().query(collection, query)

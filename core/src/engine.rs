@@ -257,6 +257,16 @@ impl Engine {
             .read(|conn| records::load_live(conn, collection, id))
     }
 
+    /// [`get`](Self::get) of each id, in one read of the store (one connection, one snapshot).
+    pub fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<Option<RecordRow>>> {
+        schema::declared(&self.schema, collection)?;
+        self.store.read(|conn| {
+            ids.iter()
+                .map(|id| records::load_live(conn, collection, id))
+                .collect()
+        })
+    }
+
     pub fn compile(&self, collection: &str, query: &Query) -> Result<CompiledQuery> {
         CompiledQuery::compile(&self.schema, collection, query)
     }

@@ -54,9 +54,11 @@ impl Tandem {
         ids: Vec<String>,
     ) -> Result<Vec<Option<Record>>, TandemError> {
         self.call(|client| {
-            ids.iter()
-                .map(|id| Ok(client.get(&collection, id)?.map(Record::from)))
-                .collect()
+            Ok(client
+                .get_many(&collection, &ids)?
+                .into_iter()
+                .map(|row| row.map(Record::from))
+                .collect())
         })
     }
 }
