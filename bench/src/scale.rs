@@ -28,7 +28,9 @@ use tempfile::TempDir;
 
 use crate::report::{Measurement, Target};
 use crate::stats::{median, micros, millis, percentile, Lcg};
-use crate::sync::{self, block, email, plan_json, BenchServer, Http, HttpUser, Secrets, SCHEMA};
+use crate::sync::{
+    self, block, email, plan_json, plan_puts, BenchServer, Http, HttpUser, Secrets, SCHEMA,
+};
 
 struct Sizes {
     /// Records in the store, one series point each (ascending).
@@ -436,14 +438,7 @@ fn outbox_series(
         let (_, report) = store.sync();
         assert_eq!(report.pulled as usize, sizes.outbox_store);
         // Written without syncing: the device is offline, as far as the server knows.
-        let ops: Vec<WriteOp> = (0..pending)
-            .map(|i| WriteOp::Put {
-                collection: "plans".into(),
-                id: Some(format!("o{i}")),
-                json: plan_json(i),
-                space_id: None,
-            })
-            .collect();
+        let ops = plan_puts("o", 0..pending);
         for chunk in ops.chunks(10_000) {
             store.t().write(chunk.to_vec()).expect("pending changes");
         }

@@ -145,18 +145,22 @@ pub(crate) fn plan_json(i: usize) -> String {
     )
 }
 
+/// Puts of plans `<prefix>0`, `<prefix>1`, … for the ids in `range`, documents by [`plan_json`].
+pub(crate) fn plan_puts(prefix: &str, range: std::ops::Range<usize>) -> Vec<WriteOp> {
+    range
+        .map(|i| WriteOp::Put {
+            collection: "plans".into(),
+            id: Some(format!("{prefix}{i}")),
+            json: plan_json(i),
+            space_id: None,
+        })
+        .collect()
+}
+
 fn seed(url: &str, account: &str, count: usize) {
     let seeder = Device::sign_up(url, account, |c| c.sync.push_batch_size = 500);
-    for chunk in (0..count).collect::<Vec<_>>().chunks(10_000) {
-        let ops = chunk
-            .iter()
-            .map(|i| WriteOp::Put {
-                collection: "plans".into(),
-                id: Some(format!("p{i}")),
-                json: plan_json(*i),
-                space_id: None,
-            })
-            .collect();
+    for start in (0..count).step_by(10_000) {
+        let ops = plan_puts("p", start..count.min(start + 10_000));
         seeder.t.write(ops).expect("seed");
     }
     block(seeder.t.sync_now()).expect("seed push");
@@ -480,14 +484,7 @@ fn push(server: &BenchServer, sizes: &Sizes) -> Measurement {
             c.sync.push_batch_size = n as u32;
         }
     });
-    let ops = (0..sizes.push)
-        .map(|i| WriteOp::Put {
-            collection: "plans".into(),
-            id: Some(format!("q{i}")),
-            json: plan_json(i),
-            space_id: None,
-        })
-        .collect();
+    let ops = plan_puts("q", 0..sizes.push);
     device.t.write(ops).expect("pending changes");
     let started = Instant::now();
     let report = block(device.t.sync_now()).expect("push");
@@ -498,14 +495,7 @@ fn push(server: &BenchServer, sizes: &Sizes) -> Measurement {
         let one = Device::sign_up(&server.url, &email("push-one"), |c| {
             c.sync.push_batch_size = n as u32;
         });
-        let ops = (0..n)
-            .map(|i| WriteOp::Put {
-                collection: "plans".into(),
-                id: Some(format!("o{i}")),
-                json: plan_json(i),
-                space_id: None,
-            })
-            .collect();
+        let ops = plan_puts("o", 0..n);
         one.t.write(ops).expect("pending changes");
         let sent_before = one.t.sync_metrics().expect("metrics").bytes_sent;
         let started = Instant::now();

@@ -6,6 +6,7 @@
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
+use common::group_status as s;
 use common::{create, delete, entity_ids, group_statuses, grouped, upsert, TestDb, TestServer};
 use serde_json::json;
 
@@ -18,18 +19,6 @@ on_both_backends!(
     malformed_groups_are_refused,
     a_member_breaking_a_reference_or_unique_key_fails_its_group,
 );
-
-fn s(
-    status: &str,
-    reason: Option<&str>,
-    failed: Option<&str>,
-) -> (String, Option<String>, Option<String>) {
-    (
-        status.to_string(),
-        reason.map(str::to_string),
-        failed.map(str::to_string),
-    )
-}
 
 async fn a_rejected_member_applies_nothing_and_every_member_is_answered(db: TestDb) {
     let (_server, c, t) = TestServer::with_user(&db).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tandem_testkit::on_both_backends;
 use tandem_testkit::server_suite as common;
 
+use common::group_status as s;
 use common::{create, delete, entity_ids, group_statuses, grouped, upsert, TestDb, TestServer};
 use serde_json::{json, Value};
 
@@ -17,18 +18,6 @@ on_both_backends!(
     a_retried_mixed_batch_is_answered_the_same_and_writes_nothing,
     pokes_name_the_pushing_client_to_its_own_user_alone,
 );
-
-fn s(
-    status: &str,
-    reason: Option<&str>,
-    failed: Option<&str>,
-) -> (String, Option<String>, Option<String>) {
-    (
-        status.to_string(),
-        reason.map(str::to_string),
-        failed.map(str::to_string),
-    )
-}
 
 /// Records `held` (version 1) and `gone` (deleted at version 2) exist; the batch then holds, in
 /// this order: a create, a duplicate of an op applied before, a stale update (conflict), a child

@@ -491,6 +491,19 @@ pub fn group_statuses(results: &[Value]) -> Vec<(String, Option<String>, Option<
         .collect()
 }
 
+/// One expected entry of [`group_statuses`]: status, reason, failed op id.
+pub fn group_status(
+    status: &str,
+    reason: Option<&str>,
+    failed: Option<&str>,
+) -> (String, Option<String>, Option<String>) {
+    (
+        status.to_string(),
+        reason.map(str::to_string),
+        failed.map(str::to_string),
+    )
+}
+
 /// The record ids of pulled `changes`, in order.
 pub fn entity_ids(changes: &[Value]) -> Vec<String> {
     changes
