@@ -23,7 +23,7 @@ use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
-use checkpoint::{Checkpointer, CHECKPOINT_PAGES};
+use checkpoint::Checkpointer;
 use cipher::{DatabaseKey, KeyProblem};
 
 /// Pragmas every connection gets. Public so the benchmark floor runs raw SQLite with exactly these
@@ -109,13 +109,11 @@ impl Store {
         let mut writer = writer;
         configure(&writer)?;
         let checkpointer = Checkpointer::start(path, key)?;
-        let wake = checkpointer.waker();
+        let mut log_watch = checkpointer.log_watch();
         // Replaces SQLite's automatic checkpoint (a WAL hook and autocheckpoint exclude each other).
         writer.wal_hook(Some(
-            move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-                if pages >= CHECKPOINT_PAGES {
-                    let _ = wake.send(());
-                }
+            move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+                log_watch.after_commit(wal, pages);
                 Ok(())
             },
         ))?;
@@ -307,13 +305,9 @@ pub fn meta_delete(conn: &Connection, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// A poisoned lock only means another call panicked; SQLite rolled its transaction back when the
-/// guard unwound, so the connection is still good to use.
-/// Leaves no log behind: SQLite removes the WAL at close only when the last connection to
-/// close has the log open, and the checkpointer's connection (closed last) has not when it never
-/// ran. A log left behind is indexed again by the next open's first read, which grew `open` with
-/// the store (182–409 ms at a million records). A truncating checkpoint here copies what the
-/// log holds (at most about [`CHECKPOINT_PAGES`] pages) and empties it.
+/// Leaves no log behind: a log left behind is indexed again by the next open's first read, which
+/// grew `open` with the store (182–409 ms at a million records). A truncating checkpoint here
+/// copies what the log holds (what the background has not copied yet) and empties it.
 impl Drop for Store {
     fn drop(&mut self) {
         let writer = self.writer.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -323,6 +317,8 @@ impl Drop for Store {
     }
 }
 
+/// A poisoned lock only means another call panicked; SQLite rolled its transaction back when the
+/// guard unwound, so the connection is still good to use.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
