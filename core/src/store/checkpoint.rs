@@ -117,7 +117,8 @@ fn run(conn: &Connection, requests: &Receiver<()>) {
     while requests.recv().is_ok() {
         // One checkpoint covers every request queued so far.
         while requests.try_recv().is_ok() {}
-        // A busy or failed checkpoint is simply retried after the next commit that asks.
+        // A busy or failed pass is retried at the next wake (the log grew by another
+        // CHECKPOINT_PAGES) or by the writer's own copy past LOG_LIMIT_PAGES.
         match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok((-1, _)) => tracing::warn!("WAL checkpoint found no log; it grows until close"),
             Ok(_) => {}
