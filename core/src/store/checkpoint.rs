@@ -152,17 +152,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("s.db");
         let store = Store::open(&path, None).unwrap();
-        store
-            .write(|tx| {
-                for i in 0..50 {
-                    tx.execute(
-                        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                        [format!("k{i}"), "x".repeat(500)],
-                    )?;
-                }
-                Ok(())
-            })
-            .unwrap();
+        insert_values(&store, 0, 50, 500);
         let wal = dir.path().join("s.db-wal");
         assert!(
             std::fs::metadata(&wal).unwrap().len() > 0,
